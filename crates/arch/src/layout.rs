@@ -1,0 +1,118 @@
+//! Every guest-physical address microvm uses, in one place.
+//!
+//! Low memory holds the boot structures the VMM writes before the first
+//! KVM_RUN; the kernel is loaded at 1 MiB; RAM that does not fit below the
+//! 32-bit MMIO gap continues at 4 GiB.
+
+/// Start of the GDT written for the boot vCPU (PVH and 64-bit entry both use it).
+pub const BOOT_GDT_START: u64 = 0x500;
+/// Number of 8-byte GDT entries: null, code64, code32, data, tss.
+pub const BOOT_GDT_ENTRIES: usize = 5;
+/// Empty IDT right after the GDT, so an early fault triple-faults instead of
+/// jumping through garbage.
+pub const BOOT_IDT_START: u64 = 0x530;
+
+/// PVH `hvm_start_info` structure (pointed to by %ebx at PVH entry).
+pub const PVH_INFO_START: u64 = 0x6000;
+/// PVH memory map table, right after start_info.
+pub const PVH_MEMMAP_START: u64 = 0x6040;
+/// Most entries the PVH memmap table may hold before running into PVH_MODLIST_START.
+pub const PVH_MEMMAP_MAX_ENTRIES: usize = 64;
+/// PVH module list: one entry, the initrd.
+pub const PVH_MODLIST_START: u64 = 0x6800;
+
+/// Linux `boot_params` ("zero page") for the 64-bit bzImage entry.
+pub const ZERO_PAGE_START: u64 = 0x7000;
+
+/// Identity page tables for the 64-bit entry (first GiB, 2 MiB pages).
+pub const PML4_START: u64 = 0x9000;
+pub const PDPTE_START: u64 = 0xa000;
+pub const PDE_START: u64 = 0xb000;
+
+/// Initial stack pointer for the boot vCPU (grows down below the page tables).
+pub const BOOT_STACK_POINTER: u64 = 0x8ff0;
+
+/// Kernel command line.
+pub const CMDLINE_START: u64 = 0x20000;
+/// Longest command line accepted, including the terminating NUL
+/// (x86 Linux's COMMAND_LINE_SIZE).
+pub const CMDLINE_MAX_SIZE: usize = 2048;
+
+/// Extended BIOS data area: where Linux scans for the MP table. Guest RAM in
+/// the e820 map stops here; [EBDA_START, HIMEM_START) is reserved.
+pub const EBDA_START: u64 = 0x9fc00;
+/// The MP floating pointer and configuration table live at the EBDA start.
+pub const MPTABLE_START: u64 = EBDA_START;
+
+/// Kernels are loaded at 1 MiB, as the Linux boot protocol expects.
+pub const HIMEM_START: u64 = 0x10_0000;
+
+/// The 32-bit MMIO gap: no RAM between these two addresses.
+pub const MMIO_GAP_START: u64 = 0xc000_0000;
+pub const MMIO_GAP_END: u64 = 0x1_0000_0000;
+/// RAM beyond MMIO_GAP_START continues here.
+pub const HIGH_RAM_START: u64 = MMIO_GAP_END;
+
+/// Window the virtio-mmio device slots are carved from (the proposal's address).
+pub const VIRTIO_MMIO_START: u64 = 0xd000_0000;
+/// Size of one virtio-mmio slot.
+pub const VIRTIO_MMIO_SLOT_SIZE: u64 = 0x200;
+
+/// KVM's in-kernel IOAPIC and the local APIC, at their architectural addresses.
+pub const IOAPIC_START: u64 = 0xfec0_0000;
+pub const APIC_START: u64 = 0xfee0_0000;
+
+/// Three pages KVM needs for the TSS on Intel (KVM_SET_TSS_ADDR); must sit in
+/// the MMIO gap, outside RAM.
+pub const KVM_TSS_ADDRESS: u64 = 0xfffb_d000;
+
+/// Smallest guest RAM microvm accepts: room for boot structures, a kernel and
+/// its early allocations.
+pub const MIN_MEM_SIZE: u64 = 16 << 20;
+
+/// Largest guest RAM accepted: 1 TiB keeps every address within 40 bits of
+/// guest-physical space, which every KVM host CPU supports.
+pub const MAX_MEM_SIZE: u64 = 1 << 40;
+
+/// Interrupt lines (GSIs) on the in-kernel IOAPIC.
+pub const IOAPIC_NUM_PINS: u32 = 24;
+/// Legacy ISA serial COM1.
+pub const SERIAL_COM1_PORT: u16 = 0x3f8;
+/// A 16550A decodes eight consecutive ports.
+pub const SERIAL_PORT_LEN: u64 = 8;
+pub const SERIAL_COM1_IRQ: u32 = 4;
+/// i8042 keyboard controller command port: only its CPU-reset command is
+/// modelled, so the data port (0x60) is not exposed.
+pub const I8042_COMMAND_PORT: u16 = 0x64;
+/// First GSI handed to virtio-mmio devices (ISA IRQs 0..15 stay legacy).
+pub const VIRTIO_MMIO_FIRST_IRQ: u32 = 5;
+
+/// Highest vCPU count microvm supports (`-smp` range 1..=MAX_VCPUS).
+pub const MAX_VCPUS: u8 = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn low_memory_boot_structures_do_not_overlap() {
+        let mut areas = [
+            (BOOT_GDT_START, BOOT_GDT_ENTRIES as u64 * 8),
+            (BOOT_IDT_START, 8),
+            (PVH_INFO_START, PVH_MEMMAP_START - PVH_INFO_START),
+            (PVH_MEMMAP_START, PVH_MEMMAP_MAX_ENTRIES as u64 * 24),
+            (PVH_MODLIST_START, 32),
+            (ZERO_PAGE_START, 0x1000),
+            (PML4_START, 0x1000),
+            (PDPTE_START, 0x1000),
+            (PDE_START, 0x1000),
+            (CMDLINE_START, CMDLINE_MAX_SIZE as u64),
+        ];
+        areas.sort();
+        for pair in areas.windows(2) {
+            assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{:#x?} overlaps {:#x?}", pair[0], pair[1]);
+        }
+        assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
+        assert!(BOOT_STACK_POINTER < PML4_START && BOOT_STACK_POINTER > ZERO_PAGE_START + 0x1000);
+    }
+}

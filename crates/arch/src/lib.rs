@@ -1,0 +1,8 @@
+//! x86_64 guest platform: the guest-physical layout and the state a VM and
+//! its vCPUs must be given before the first instruction runs.
+
+pub mod cpuid;
+pub mod layout;
+pub mod memmap;
+pub mod mptable;
+pub mod regs;
