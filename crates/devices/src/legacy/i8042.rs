@@ -1,0 +1,54 @@
+use crate::bus::BusDevice;
+use crate::EventFdTrigger;
+use vm_superio::I8042Device;
+
+/// vm-superio numbers i8042 registers from the data port 0x60; the command
+/// port 0x64 is its offset 4.
+const COMMAND_REGISTER: u8 = 4;
+
+/// The i8042 command port alone: status reads say "ready" (0), and the CPU
+/// reset command (0xFE) fires the reset event. Nothing else of the keyboard
+/// controller is modelled, so nothing else is exposed.
+pub struct I8042Reset {
+    controller: I8042Device<EventFdTrigger>,
+}
+
+impl I8042Reset {
+    pub fn new(reset: EventFdTrigger) -> Self {
+        I8042Reset { controller: I8042Device::new(reset) }
+    }
+}
+
+impl BusDevice for I8042Reset {
+    fn read(&mut self, _offset: u64, data: &mut [u8]) {
+        let status = self.controller.read(COMMAND_REGISTER);
+        data.fill(status);
+    }
+
+    fn write(&mut self, _offset: u64, data: &[u8]) {
+        if let Some(&command) = data.first() {
+            if let Err(e) = self.controller.write(COMMAND_REGISTER, command) {
+                log::error!("i8042: cannot signal the reset: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+    #[test]
+    fn reset_command_fires_the_event_and_others_do_not() {
+        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
+        let mut dev = I8042Reset::new(EventFdTrigger::new(evt.try_clone().unwrap()));
+        dev.write(0, &[0xd1]);
+        assert!(evt.read().is_err(), "no event for another command");
+        let mut status = [0xffu8];
+        dev.read(0, &mut status);
+        assert_eq!(status, [0], "controller always ready");
+        dev.write(0, &[0xfe]);
+        assert_eq!(evt.read().unwrap(), 1);
+    }
+}

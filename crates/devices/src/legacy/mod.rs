@@ -1,0 +1,8 @@
+//! ISA devices of the legacy mode: the 16550A serial port, and the i8042
+//! command port, kept only because writing 0xFE to it is how PCs reset.
+
+mod i8042;
+mod serial;
+
+pub use i8042::I8042Reset;
+pub use serial::SerialPort;

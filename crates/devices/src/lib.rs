@@ -1,0 +1,26 @@
+//! Devices the guest can reach, and the bus that routes a vCPU's port and
+//! MMIO accesses to them.
+
+pub mod bus;
+pub mod legacy;
+
+use std::io;
+use vmm_sys_util::eventfd::EventFd;
+
+/// An interrupt line or notification raised by writing an eventfd: registered
+/// with KVM as an irqfd it injects a GSI without a trip through the VMM.
+pub struct EventFdTrigger(EventFd);
+
+impl EventFdTrigger {
+    pub fn new(evt: EventFd) -> Self {
+        EventFdTrigger(evt)
+    }
+}
+
+impl vm_superio::Trigger for EventFdTrigger {
+    type E = io::Error;
+
+    fn trigger(&self) -> io::Result<()> {
+        self.0.write(1)
+    }
+}
