@@ -1,0 +1,68 @@
+//! Start-up timing: how long from process start to the first KVM_RUN.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Times taken when the boot vCPU first enters the guest.
+#[derive(Clone, Copy, Debug)]
+pub struct FirstRun {
+    /// Wall time since `StartupClock::new` (called first thing in `main`).
+    pub wall: Duration,
+    /// CPU time of the whole process since exec (CLOCK_PROCESS_CPUTIME_ID).
+    pub cpu: Duration,
+}
+
+pub struct StartupClock {
+    start: Instant,
+    report: bool,
+    first_run: OnceLock<FirstRun>,
+}
+
+impl StartupClock {
+    pub fn new(start: Instant, report: bool) -> Self {
+        StartupClock { start, report, first_run: OnceLock::new() }
+    }
+
+    /// Called by the boot vCPU just before its first KVM_RUN.
+    pub fn mark_first_run(&self) {
+        let mark = FirstRun { wall: self.start.elapsed(), cpu: process_cpu_time() };
+        if self.first_run.set(mark).is_ok() && self.report {
+            eprintln!(
+                "microvm: first KVM_RUN after {} us wall (since main), {} us CPU (since exec)",
+                mark.wall.as_micros(),
+                mark.cpu.as_micros()
+            );
+        }
+    }
+
+    pub fn first_run(&self) -> Option<FirstRun> {
+        self.first_run.get().copied()
+    }
+}
+
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only into the timespec we pass.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_mark_is_kept() {
+        let clock = StartupClock::new(Instant::now(), false);
+        assert!(clock.first_run().is_none());
+        clock.mark_first_run();
+        let first = clock.first_run().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        clock.mark_first_run();
+        assert_eq!(clock.first_run().unwrap().wall, first.wall);
+        assert!(first.cpu > Duration::ZERO);
+    }
+}

@@ -1,0 +1,187 @@
+//! The VM builder and runner.
+
+use crate::boot::{build_cmdline, load_kernel};
+use crate::config::{SerialConfig, VmConfig};
+use crate::event_loop::{ExitWatcher, StdinForwarder};
+use crate::exit::{ExitNotifier, VmExit};
+use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
+use crate::memory::{create_guest_memory, register_memory};
+use crate::signals::StopSignals;
+use crate::startup::StartupClock;
+use crate::terminal::RawTerminal;
+use crate::vcpu::{CpuidTemplate, Vcpu, VcpuContext};
+use crate::Error;
+use arch::layout::{
+    I8042_COMMAND_PORT, MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, SERIAL_COM1_IRQ, SERIAL_COM1_PORT,
+    SERIAL_PORT_LEN,
+};
+use arch::regs::{write_boot_gdt, write_identity_page_tables, BootEntry};
+use devices::bus::{Bus, BusDevice};
+use devices::legacy::{I8042Reset, SerialPort};
+use devices::EventFdTrigger;
+use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
+use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
+use kvm_ioctls::{Cap, Kvm, VmFd};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// A fully built microVM, ready to run.
+pub struct Vmm {
+    // Field order is drop order: vCPUs and the VM go before the memory
+    // their slots point into.
+    vcpus: Vec<Vcpu>,
+    _vm: VmFd,
+    _kvm: Kvm,
+    _mem: GuestMemoryMmap,
+    pio: Arc<Bus>,
+    mmio: Arc<Bus>,
+    serial: Option<(SerialConfig, Arc<Mutex<SerialPort>>)>,
+    reset: EventFd,
+    exit: Arc<ExitNotifier>,
+    signals: StopSignals,
+    clock: Arc<StartupClock>,
+}
+
+fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { what, source }
+}
+
+fn validate(config: &VmConfig) -> Result<(), Error> {
+    if !(MIN_MEM_SIZE..=MAX_MEM_SIZE).contains(&config.mem_size) {
+        return Err(Error::Config(format!(
+            "guest memory of {} MiB is out of range ({} MiB to {} GiB)",
+            config.mem_size >> 20,
+            MIN_MEM_SIZE >> 20,
+            MAX_MEM_SIZE >> 30
+        )));
+    }
+    if !(1..=MAX_VCPUS).contains(&config.vcpu_count) {
+        return Err(Error::Config(format!("{} vCPUs is out of range (1 to {MAX_VCPUS})", config.vcpu_count)));
+    }
+    Ok(())
+}
+
+impl Vmm {
+    /// Does every piece of set-up, so that `run` only starts threads.
+    /// `start` is when the process started (for start-up timing).
+    pub fn new(config: &VmConfig, start: Instant) -> Result<Vmm, Error> {
+        validate(config)?;
+        // Before any thread exists, so that every thread inherits the mask.
+        let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
+        let kvm = open_kvm(&kvm_device_path())?;
+        let vm = create_vm(&kvm)?;
+        let mem = create_guest_memory(config.mem_size)?;
+        register_memory(&vm, &mem)?;
+        create_irqchip(&vm, config.machine.pit)?;
+
+        let exit = Arc::new(ExitNotifier::new().map_err(io_err("cannot create the exit event"))?);
+        let reset = EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create the reset event"))?;
+        let mut pio = Bus::new();
+        let i8042 = I8042Reset::new(EventFdTrigger::new(reset.try_clone().map_err(io_err("eventfd"))?));
+        add_device(&mut pio, u64::from(I8042_COMMAND_PORT), 1, "i8042", Arc::new(Mutex::new(i8042)))?;
+        let serial = match config.serial {
+            Some(backend) => {
+                let port = Arc::new(Mutex::new(create_serial(&vm, backend)?));
+                add_device(&mut pio, u64::from(SERIAL_COM1_PORT), SERIAL_PORT_LEN, "serial", port.clone())?;
+                Some((backend, port))
+            }
+            None => None,
+        };
+
+        let cmdline = build_cmdline(&config.kernel.cmdline, &[])?;
+        let entry = load_kernel(&mem, config.mem_size, &config.kernel, &cmdline)?;
+        arch::mptable::setup_mptable(&mem, config.vcpu_count)?;
+        write_boot_gdt(&mem)?;
+        if let BootEntry::Linux64 { .. } = entry {
+            write_identity_page_tables(&mem)?;
+        }
+
+        let vcpus = create_vcpus(&kvm, &vm, config.vcpu_count, entry)?;
+        let clock = Arc::new(StartupClock::new(start, config.report_start_time));
+        Ok(Vmm {
+            vcpus,
+            _vm: vm,
+            _kvm: kvm,
+            _mem: mem,
+            pio: Arc::new(pio),
+            mmio: Arc::new(Bus::new()),
+            serial,
+            reset,
+            exit,
+            signals,
+            clock,
+        })
+    }
+
+    /// Runs the guest until it ends; returns why it ended.
+    pub fn run(self) -> Result<VmExit, Error> {
+        let mut manager = EventManager::<Arc<Mutex<dyn MutEventSubscriber + Send>>>::new()
+            .map_err(|e| Error::EventLoop(format!("{e:?}")))?;
+        let _raw_terminal = match &self.serial {
+            Some((SerialConfig::Stdio, port)) => {
+                manager.add_subscriber(Arc::new(Mutex::new(StdinForwarder { serial: port.clone() })));
+                RawTerminal::enter(std::io::stdin().as_raw_fd())
+            }
+            _ => None,
+        };
+        manager.add_subscriber(Arc::new(Mutex::new(ExitWatcher {
+            exit: self.exit.clone(),
+            reset: self.reset,
+            signals: self.signals,
+        })));
+
+        let ctx = Arc::new(VcpuContext { pio: self.pio, mmio: self.mmio, exit: self.exit.clone(), clock: self.clock });
+        for vcpu in self.vcpus {
+            // Threads are detached: the process ends when the VM does, and a
+            // vCPU blocked in KVM_RUN needs no joining to be torn down.
+            vcpu.spawn(ctx.clone())?;
+        }
+        loop {
+            manager.run().map_err(|e| Error::EventLoop(format!("{e:?}")))?;
+            if let Some(reason) = self.exit.reason() {
+                let _ = std::io::stdout().flush();
+                return Ok(reason);
+            }
+        }
+    }
+}
+
+fn add_device(bus: &mut Bus, base: u64, len: u64, name: &'static str, dev: Arc<Mutex<dyn BusDevice>>) -> Result<(), Error> {
+    bus.insert(base, len, name, dev).map_err(|source| Error::Bus { name, source })
+}
+
+fn create_serial(vm: &VmFd, backend: SerialConfig) -> Result<SerialPort, Error> {
+    let irq = EventFd::new(EFD_NONBLOCK).map_err(io_err("eventfd"))?;
+    vm.register_irqfd(&irq, SERIAL_COM1_IRQ)
+        .map_err(|source| crate::kvm::KvmError::Ioctl { what: "irqfd registration for the serial port", source })?;
+    let out: Box<dyn Write + Send> = match backend {
+        SerialConfig::Stdio => Box::new(std::io::stdout()),
+        SerialConfig::Null => Box::new(std::io::sink()),
+    };
+    Ok(SerialPort::new(EventFdTrigger::new(irq), out))
+}
+
+fn create_vcpus(kvm: &Kvm, vm: &VmFd, count: u8, entry: BootEntry) -> Result<Vec<Vcpu>, Error> {
+    let supported = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(|source| crate::kvm::KvmError::Ioctl { what: "KVM_GET_SUPPORTED_CPUID", source })?;
+    let mut template = CpuidTemplate {
+        supported: supported.as_slice().to_vec(),
+        tsc_khz: None,
+        tsc_deadline: kvm.check_extension(Cap::TscDeadlineTimer),
+    };
+    let mut vcpus = Vec::with_capacity(usize::from(count));
+    for id in 0..count {
+        let vcpu = Vcpu::new(vm, id)?;
+        if id == 0 && kvm.check_extension(Cap::GetTscKhz) {
+            template.tsc_khz = vcpu.tsc_khz();
+        }
+        vcpu.configure(&template, count, (id == 0).then_some(entry))?;
+        vcpus.push(vcpu);
+    }
+    Ok(vcpus)
+}
