@@ -1,0 +1,83 @@
+//! The `-help` text. Kept next to the parser (it is a submodule of `args`);
+//! a unit test in `args.rs` checks it names every option and the limits.
+
+/// Text printed for `-h`, `-help` and `--help`.
+pub fn help_text() -> &'static str {
+    HELP
+}
+
+const HELP: &str = "\
+Usage: microvm -kernel PATH [options]
+
+A minimal KVM virtual machine monitor implementing QEMU's microvm machine
+type. The command line follows QEMU's: single-dash options (the two-dash
+spelling, e.g. --m, works too), a value is always the next argument, and
+when an option is repeated the last one wins (-M and -m merge properties).
+
+Machine:
+  -M, -machine microvm[,prop=value...]
+                 The only machine type (also the default without -M).
+                 Properties (booleans: on|off, yes|no, true|false):
+      legacy     Legacy mode: add the ISA 16550A serial port (COM1, 0x3f8,
+                 IRQ 4). Same as isa-serial=on.
+      isa-serial=on|off
+                 Legacy mode on or off. Default: on only if -serial is given.
+      pit=on|off In-kernel i8254 PIT (default on).
+      auto-kernel-cmdline=on|off
+                 Append virtio_mmio.device= entries for the virtio devices to
+                 the kernel command line (default on).
+      acpi=off|auto
+                 Accepted; microvm never has ACPI, so auto means off.
+                 acpi=on is an error.
+      rtc=off    Accepted; there is no RTC, so rtc=on is an error.
+      pic=, x-option-roms=, ioapic2=
+                 Accepted with no effect: KVM's in-kernel irqchip always has
+                 the PIC, there are no option ROMs, there is one IOAPIC.
+      accel=kvm, kernel-irqchip=on
+                 Accepted with no effect.
+  -m [size=]SIZE Guest RAM (default 128M). A plain number is MiB; suffixes
+                 B, K, M, G, T (either case), e.g. 512M, 1.5G. Range 16M..1T;
+                 rounded up to whole 4 KiB pages. No slots=/maxmem=.
+  -smp [cpus=]N[,sockets=S][,dies=D][,clusters=C][,cores=C][,threads=T][,maxcpus=N]
+                 Number of vCPUs, 1..32 (default 1). Topology keys are checked
+                 for consistency with N and otherwise ignored; maxcpus, if
+                 given, must equal N (no CPU hotplug).
+  -cpu host|max[,features...]
+                 The guest always sees the host CPU as KVM exposes it;
+                 feature flags are ignored.
+  -accel kvm, -enable-kvm
+                 KVM is always used; other accelerators are errors.
+
+Boot (there is no firmware: microvm loads the kernel itself):
+  -kernel PATH   Required. ELF vmlinux with a PVH note, or a bzImage.
+  -append STRING Kernel command line.
+  -initrd PATH   Initial ramdisk.
+
+Serial port (legacy mode only):
+  -serial stdio  Connect the 16550A to stdin/stdout. Implies legacy mode.
+  -serial none   The 16550A exists but is connected to nothing. Implies
+                 legacy mode unless isa-serial=off.
+                 Without -serial, a legacy-mode port goes to stdio, or to
+                 nothing with -nodefaults (QEMU drops its default serial).
+                 -serial stdio with isa-serial=off is an error (there is no
+                 port to connect). Other backends (pty, file:, tcp:, unix:,
+                 mon:stdio, ...) are not supported; stdio may be given once.
+  -nodefaults    See -serial.
+  -nographic, -display none
+                 Accepted: microvm has no display (other -display values are
+                 errors).
+
+Accepted for QEMU compatibility, no effect:
+  -no-user-config  There are no config files.
+  -no-reboot       A guest reset always ends microvm.
+  -name NAME       Ignored.
+
+Other:
+  --report-start-time, -report-start-time
+                 Print the time from process start to the first KVM_RUN on
+                 stderr (also with MICROVM_REPORT_START_TIME=1).
+  -h, -help, --help        Print this help and exit.
+  -version, --version      Print the version and exit.
+
+Not supported yet: -device, -drive, -netdev, -chardev, -nic, -object.
+";
