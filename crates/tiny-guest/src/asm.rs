@@ -1,0 +1,286 @@
+//! A tiny x86 encoder for 32-bit protected-mode code (the PVH entry state:
+//! flat segments, paging off, default operand size 32 bits).
+//!
+//! Only the handful of instructions the test guests need; each method appends
+//! one instruction and returns `&mut Self` so programs read top to bottom.
+//! Jumps go backwards to a [`Label`] taken with [`Asm::here`], or skip a fixed
+//! number of bytes forwards.
+
+use crate::elf::LOAD_ADDR;
+
+/// A position in the code, for backward jumps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label(usize);
+
+/// Condition codes for `jcc rel8` (0x70 + cc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cond {
+    /// ZF = 1
+    Zero = 0x4,
+    /// ZF = 0
+    NotZero = 0x5,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Asm {
+    code: Vec<u8>,
+}
+
+impl Asm {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The encoded bytes.
+    pub fn finish(&self) -> Vec<u8> {
+        self.code.clone()
+    }
+
+    /// The current position, as a jump target.
+    pub fn here(&self) -> Label {
+        Label(self.code.len())
+    }
+
+    /// Guest-physical address of a label, once the code is loaded at [`LOAD_ADDR`].
+    pub fn addr_of(&self, label: Label) -> u32 {
+        (LOAD_ADDR + label.0 as u64) as u32
+    }
+
+    /// Raw bytes (data, or an instruction this encoder does not know).
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.code.extend_from_slice(b);
+        self
+    }
+
+    fn imm16(&mut self, v: u16) -> &mut Self {
+        self.bytes(&v.to_le_bytes())
+    }
+
+    fn imm32(&mut self, v: u32) -> &mut Self {
+        self.bytes(&v.to_le_bytes())
+    }
+
+    /// `mov al, imm8`
+    pub fn mov_al(&mut self, v: u8) -> &mut Self {
+        self.bytes(&[0xb0, v])
+    }
+
+    /// `mov dx, imm16`
+    pub fn mov_dx(&mut self, v: u16) -> &mut Self {
+        self.bytes(&[0x66, 0xba]).imm16(v)
+    }
+
+    /// `mov eax, imm32`
+    pub fn mov_eax(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0xb8]).imm32(v)
+    }
+
+    /// `mov ecx, imm32`
+    pub fn mov_ecx(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0xb9]).imm32(v)
+    }
+
+    /// `mov [abs32], eax` (MMIO or RAM store)
+    pub fn store_eax(&mut self, addr: u32) -> &mut Self {
+        self.bytes(&[0xa3]).imm32(addr)
+    }
+
+    /// `mov eax, [abs32]` (MMIO or RAM load)
+    pub fn load_eax(&mut self, addr: u32) -> &mut Self {
+        self.bytes(&[0xa1]).imm32(addr)
+    }
+
+    /// `mov [abs32], al`
+    pub fn store_al(&mut self, addr: u32) -> &mut Self {
+        self.bytes(&[0xa2]).imm32(addr)
+    }
+
+    /// `mov al, [abs32]`
+    pub fn load_al(&mut self, addr: u32) -> &mut Self {
+        self.bytes(&[0xa0]).imm32(addr)
+    }
+
+    /// `out dx, al`
+    pub fn out_dx_al(&mut self) -> &mut Self {
+        self.bytes(&[0xee])
+    }
+
+    /// `out imm8, al`
+    pub fn out_al(&mut self, port: u8) -> &mut Self {
+        self.bytes(&[0xe6, port])
+    }
+
+    /// `in al, dx`
+    pub fn in_al_dx(&mut self) -> &mut Self {
+        self.bytes(&[0xec])
+    }
+
+    /// `in ax, dx`
+    pub fn in_ax_dx(&mut self) -> &mut Self {
+        self.bytes(&[0x66, 0xed])
+    }
+
+    /// `in eax, dx`
+    pub fn in_eax_dx(&mut self) -> &mut Self {
+        self.bytes(&[0xed])
+    }
+
+    /// `in al, imm8`
+    pub fn in_al(&mut self, port: u8) -> &mut Self {
+        self.bytes(&[0xe4, port])
+    }
+
+    /// `shr eax, imm8`
+    pub fn shr_eax(&mut self, n: u8) -> &mut Self {
+        self.bytes(&[0xc1, 0xe8, n])
+    }
+
+    /// `test al, imm8`
+    pub fn test_al(&mut self, v: u8) -> &mut Self {
+        self.bytes(&[0xa8, v])
+    }
+
+    /// `dec ecx`
+    pub fn dec_ecx(&mut self) -> &mut Self {
+        self.bytes(&[0x49])
+    }
+
+    /// `xor ecx, ecx`
+    pub fn xor_ecx_ecx(&mut self) -> &mut Self {
+        self.bytes(&[0x31, 0xc9])
+    }
+
+    /// `div ecx` (edx:eax / ecx)
+    pub fn div_ecx(&mut self) -> &mut Self {
+        self.bytes(&[0xf7, 0xf1])
+    }
+
+    /// `lidt [abs32]`
+    pub fn lidt(&mut self, addr: u32) -> &mut Self {
+        // 0F 01 /3, ModRM mod=00 reg=011 r/m=101: disp32 absolute.
+        self.bytes(&[0x0f, 0x01, 0x1d]).imm32(addr)
+    }
+
+    /// `int imm8`
+    pub fn int(&mut self, vector: u8) -> &mut Self {
+        self.bytes(&[0xcd, vector])
+    }
+
+    /// `int3`
+    pub fn int3(&mut self) -> &mut Self {
+        self.bytes(&[0xcc])
+    }
+
+    /// `ud2`
+    pub fn ud2(&mut self) -> &mut Self {
+        self.bytes(&[0x0f, 0x0b])
+    }
+
+    /// `cli`
+    pub fn cli(&mut self) -> &mut Self {
+        self.bytes(&[0xfa])
+    }
+
+    /// `hlt`
+    pub fn hlt(&mut self) -> &mut Self {
+        self.bytes(&[0xf4])
+    }
+
+    /// `nop`
+    pub fn nop(&mut self) -> &mut Self {
+        self.bytes(&[0x90])
+    }
+
+    /// Relative displacement from the end of a `len`-byte instruction to `target`.
+    fn rel8_to(&self, target: Label, len: usize) -> u8 {
+        let rel = target.0 as i64 - (self.code.len() + len) as i64;
+        i8::try_from(rel).unwrap_or_else(|_| panic!("jump of {rel} bytes does not fit rel8")) as u8
+    }
+
+    /// `jmp short target`
+    pub fn jmp(&mut self, target: Label) -> &mut Self {
+        let rel = self.rel8_to(target, 2);
+        self.bytes(&[0xeb, rel])
+    }
+
+    /// `jmp short $+2+n`: skip the next `n` bytes (e.g. inline data).
+    pub fn jmp_over(&mut self, n: u8) -> &mut Self {
+        assert!(n <= 127);
+        self.bytes(&[0xeb, n])
+    }
+
+    /// `jcc short target`
+    pub fn jcc(&mut self, cond: Cond, target: Label) -> &mut Self {
+        let rel = self.rel8_to(target, 2);
+        self.bytes(&[0x70 + cond as u8, rel])
+    }
+
+    /// `jmp $`: spin on this instruction forever.
+    pub fn spin(&mut self) -> &mut Self {
+        self.bytes(&[0xeb, 0xfe])
+    }
+
+    // ---- Short sequences built from the instructions above. ----
+
+    /// Write each byte of `data` to the I/O port `port` with `out dx, al`.
+    pub fn out_bytes(&mut self, port: u16, data: &[u8]) -> &mut Self {
+        self.mov_dx(port);
+        for &b in data {
+            self.mov_al(b).out_dx_al();
+        }
+        self
+    }
+
+    /// Pulse the CPU reset line through the i8042 (command 0xFE to port 0x64).
+    pub fn i8042_reset(&mut self) -> &mut Self {
+        self.mov_al(0xfe).out_al(0x64)
+    }
+
+    /// `hlt; jmp <the hlt>`: stop for good (interrupts are off at PVH entry).
+    pub fn halt_forever(&mut self) -> &mut Self {
+        let top = self.here();
+        self.hlt().jmp(top)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings() {
+        let enc = |f: fn(&mut Asm) -> &mut Asm| f(&mut Asm::new()).finish();
+        assert_eq!(enc(|a| a.mov_dx(0x3f8)), [0x66, 0xba, 0xf8, 0x03]);
+        assert_eq!(enc(|a| a.mov_al(0xfe)), [0xb0, 0xfe]);
+        assert_eq!(enc(|a| a.out_al(0x64)), [0xe6, 0x64]);
+        assert_eq!(
+            enc(|a| a.mov_eax(0x1234_5678)),
+            [0xb8, 0x78, 0x56, 0x34, 0x12]
+        );
+        assert_eq!(enc(|a| a.store_eax(0xd000_0000)), [0xa3, 0, 0, 0, 0xd0]);
+        assert_eq!(enc(|a| a.load_eax(0xd000_0000)), [0xa1, 0, 0, 0, 0xd0]);
+        assert_eq!(
+            enc(|a| a.lidt(0x0010_0002)),
+            [0x0f, 0x01, 0x1d, 0x02, 0x00, 0x10, 0x00]
+        );
+        assert_eq!(enc(|a| a.shr_eax(8)), [0xc1, 0xe8, 0x08]);
+        assert_eq!(enc(|a| a.spin()), [0xeb, 0xfe]);
+        assert_eq!(enc(|a| a.halt_forever()), [0xf4, 0xeb, 0xfd]);
+        assert_eq!(enc(|a| a.i8042_reset()), [0xb0, 0xfe, 0xe6, 0x64]);
+    }
+
+    #[test]
+    fn backward_conditional_jump() {
+        let mut a = Asm::new();
+        let top = a.here();
+        a.in_al_dx().test_al(0x20).jcc(Cond::Zero, top);
+        assert_eq!(a.finish(), [0xec, 0xa8, 0x20, 0x74, 0xfb]);
+    }
+
+    #[test]
+    fn addresses_are_relative_to_the_load_address() {
+        let mut a = Asm::new();
+        a.nop();
+        assert_eq!(a.addr_of(a.here()), 0x10_0001);
+    }
+}

@@ -1,0 +1,204 @@
+//! Tiny guest kernels for microvm's tests and benchmarks, built in Rust with
+//! no external assembler.
+//!
+//! Each guest is a few 32-bit protected-mode instructions wrapped by
+//! [`pvh_elf`] into an ELF64 file whose PVH note makes microvm enter it at
+//! 1 MiB in 32-bit mode with paging off. They only use what the project's
+//! emulated /dev/kvm runs (integer instructions, `in`/`out`, MMIO, `hlt`).
+//!
+//! Each function returns the bytes of a complete ELF file, ready to be
+//! written out and passed to `microvm -kernel`.
+
+pub mod asm;
+pub mod elf;
+
+pub use asm::{Asm, Cond, Label};
+pub use elf::{elf_without_pvh_note, pvh_elf, LOAD_ADDR};
+
+/// Data port of the legacy 16550A UART (COM1).
+pub const COM1: u16 = 0x3f8;
+
+/// An I/O port nothing in microvm decodes (between the LPT/COM ranges);
+/// reads of it should float to 0xff bytes like an empty ISA bus.
+pub const UNHANDLED_PORT: u16 = 0x2e0;
+
+/// A guest-physical address in the virtio-mmio window; unmapped when no
+/// virtio device is configured.
+pub const UNMAPPED_MMIO: u32 = 0xd000_0000;
+
+/// Writes `msg` to COM1 byte by byte, resets through the i8042, and halts
+/// forever should the reset not happen.
+pub fn serial_then_reset(msg: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, msg.as_bytes())
+        .i8042_reset()
+        .halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// Resets through the i8042 as its first instruction: the shortest possible
+/// boot, for start-time benchmarks.
+pub fn reset_at_once() -> Vec<u8> {
+    let mut a = Asm::new();
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// `jmp $` forever: for tests that stop microvm from outside.
+pub fn spin_forever() -> Vec<u8> {
+    let mut a = Asm::new();
+    a.spin();
+    pvh_elf(&a.finish())
+}
+
+/// Writes `msg` to COM1, then spins with `jmp $` forever: tests wait for
+/// `msg` to know the guest runs, then stop microvm from outside.
+pub fn serial_then_spin(msg: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, msg.as_bytes()).spin();
+    pvh_elf(&a.finish())
+}
+
+/// Writes `msg` to COM1, then halts with interrupts off: the vCPU sleeps in
+/// the kernel for good, and only a kick from the VMM gets it out of KVM_RUN.
+pub fn serial_then_halt(msg: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, msg.as_bytes()).cli().halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// Halts with interrupts off: the vCPU sleeps in the kernel for good.
+pub fn halt_forever() -> Vec<u8> {
+    let mut a = Asm::new();
+    a.cli().halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// Writes `msg` to COM1, then triple-faults: loads an IDT of limit 0, so the
+/// `ud2` that follows raises #UD that cannot be delivered, nor the #GP and
+/// #DF after it, and the CPU shuts down (KVM_EXIT_SHUTDOWN).
+pub fn serial_then_triple_fault(msg: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, msg.as_bytes());
+    // Skip over a zeroed 6-byte IDT descriptor (limit 0, base 0) kept inline.
+    a.jmp_over(6);
+    let idtr = a.here();
+    a.bytes(&[0; 6]);
+    let idtr = a.addr_of(idtr);
+    a.lidt(idtr).ud2().halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// Writes `msg` to COM1, then executes `int3`, which the project's emulated
+/// /dev/kvm cannot emulate in guest ring 0: the vCPU stops with
+/// KVM_EXIT_INTERNAL_ERROR (emulation failure).
+pub fn serial_then_emulation_failure(msg: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, msg.as_bytes()).int3().halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// Stores to and loads from `addr` (meant to be unmapped MMIO), then writes
+/// `msg` to COM1 and resets: proves the VMM survives accesses nothing handles.
+pub fn mmio_then_serial_then_reset(addr: u32, msg: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.mov_eax(0x1234_5678)
+        .store_eax(addr)
+        .mov_al(0x5a)
+        .store_al(addr + 4);
+    a.load_eax(addr).load_al(addr + 4);
+    a.out_bytes(COM1, msg.as_bytes())
+        .i8042_reset()
+        .halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// Reads I/O port `port` as a byte, a word and a dword, and writes the 7 bytes
+/// read to COM1 (least significant first), then a newline, then resets.
+/// For a port nothing decodes the output is `[0xff; 7]` then `\n`.
+pub fn port_read_echo_then_reset(port: u16) -> Vec<u8> {
+    let mut a = Asm::new();
+    // Byte.
+    a.mov_dx(port).in_al_dx().mov_dx(COM1).out_dx_al();
+    // Word.
+    a.mov_dx(port)
+        .in_ax_dx()
+        .mov_dx(COM1)
+        .out_dx_al()
+        .shr_eax(8)
+        .out_dx_al();
+    // Dword.
+    a.mov_dx(port).in_eax_dx().mov_dx(COM1);
+    for i in 0..4 {
+        if i > 0 {
+            a.shr_eax(8);
+        }
+        a.out_dx_al();
+    }
+    a.mov_al(b'\n').out_dx_al();
+    // An unhandled write too.
+    a.mov_dx(port).mov_al(0x42).out_dx_al();
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// What [`port_read_echo_then_reset`] prints when reads of the port float high.
+pub const PORT_READ_ECHO_FLOATING: &[u8] = b"\xff\xff\xff\xff\xff\xff\xff\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(elf: &[u8]) -> &[u8] {
+        &elf[elf::CODE_OFFSET..]
+    }
+
+    #[test]
+    fn serial_guest_writes_each_byte_then_resets() {
+        let elf = serial_then_reset("hi");
+        assert_eq!(
+            code_of(&elf),
+            [
+                0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
+                0xb0, b'h', 0xee, // mov al, 'h'; out dx, al
+                0xb0, b'i', 0xee, // mov al, 'i'; out dx, al
+                0xb0, 0xfe, 0xe6, 0x64, // mov al, 0xfe; out 0x64, al
+                0xf4, 0xeb, 0xfd, // hlt; jmp $-1
+            ]
+        );
+    }
+
+    #[test]
+    fn triple_fault_guest_points_lidt_at_its_inline_zero_descriptor() {
+        let elf = serial_then_triple_fault("");
+        let code = code_of(&elf);
+        // mov dx; jmp +6; 6 zero bytes; lidt [LOAD_ADDR + 6]
+        assert_eq!(&code[4..6], [0xeb, 6]);
+        assert_eq!(&code[6..12], [0; 6]);
+        assert_eq!(&code[12..15], [0x0f, 0x01, 0x1d]);
+        assert_eq!(
+            u32::from_le_bytes(code[15..19].try_into().unwrap()),
+            LOAD_ADDR as u32 + 6
+        );
+        assert_eq!(&code[19..21], [0x0f, 0x0b]);
+    }
+
+    #[test]
+    fn every_guest_is_a_pvh_elf() {
+        for elf in [
+            serial_then_reset("x"),
+            reset_at_once(),
+            spin_forever(),
+            halt_forever(),
+            serial_then_spin("x"),
+            serial_then_halt("x"),
+            serial_then_triple_fault("x"),
+            serial_then_emulation_failure("x"),
+            mmio_then_serial_then_reset(UNMAPPED_MMIO, "x"),
+            port_read_echo_then_reset(UNHANDLED_PORT),
+        ] {
+            assert_eq!(&elf[..4], b"\x7fELF");
+            assert!(elf.len() > elf::CODE_OFFSET);
+        }
+    }
+}
