@@ -90,6 +90,11 @@ pub const VIRTIO_MMIO_FIRST_IRQ: u32 = 5;
 /// Highest vCPU count microvm supports (`-smp` range 1..=MAX_VCPUS).
 pub const MAX_VCPUS: u8 = 32;
 
+// The command line must end before the MP table, and the boot stack must
+// grow down inside the free page between the zero page and the page tables.
+const _: () = assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
+const _: () = assert!(BOOT_STACK_POINTER < PML4_START && BOOT_STACK_POINTER > ZERO_PAGE_START + 0x1000);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,7 +117,5 @@ mod tests {
         for pair in areas.windows(2) {
             assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{:#x?} overlaps {:#x?}", pair[0], pair[1]);
         }
-        assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
-        assert!(BOOT_STACK_POINTER < PML4_START && BOOT_STACK_POINTER > ZERO_PAGE_START + 0x1000);
     }
 }

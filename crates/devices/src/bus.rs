@@ -119,8 +119,8 @@ mod tests {
         let mut data = [0u8; 1];
         assert!(bus.read(0x3fd, &mut data));
         assert_eq!(data, [5]);
-        assert!(bus.write(0x3f8, &[b'A']));
-        assert_eq!(dev.lock().unwrap().writes, vec![(0, vec![b'A'])]);
+        assert!(bus.write(0x3f8, b"A"));
+        assert_eq!(dev.lock().unwrap().writes, vec![(0, b"A".to_vec())]);
     }
 
     #[test]

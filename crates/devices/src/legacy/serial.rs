@@ -139,7 +139,7 @@ mod tests {
         let mut wide = [0xffu8; 4];
         port.read(LSR, &mut wide);
         assert_eq!(&wide[1..], &[0, 0, 0]);
-        port.write(u64::MAX, &[b'x']);
+        port.write(u64::MAX, b"x");
         port.write(DATA, &[]);
         assert!(out.0.lock().unwrap().is_empty());
     }
