@@ -292,6 +292,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         },
         serial,
         report_start_time: p.report_start_time,
+        devices: Vec::new(),
     })
 }
 
@@ -800,6 +801,7 @@ mod tests {
             },
             serial: Some(SerialConfig::Stdio),
             report_start_time: false,
+            devices: Vec::new(),
         };
         assert_eq!(c, Command::Run(want));
     }

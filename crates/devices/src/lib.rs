@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod legacy;
+pub mod virtio;
 
 use std::io;
 use vmm_sys_util::eventfd::EventFd;

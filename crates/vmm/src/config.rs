@@ -16,6 +16,8 @@ pub struct VmConfig {
     pub serial: Option<SerialConfig>,
     /// Report the time from process start to the first KVM_RUN on stderr.
     pub report_start_time: bool,
+    /// virtio-mmio devices, one slot each, in this order.
+    pub devices: Vec<DeviceConfig>,
 }
 
 /// Machine properties, `-M microvm,...`.
@@ -48,4 +50,74 @@ pub enum SerialConfig {
     Stdio,
     /// The UART exists (early boot code can probe it) but is connected to nothing.
     Null,
+}
+
+/// A virtio-mmio device, in command-line order (which is slot order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceConfig {
+    Block(BlockConfig),
+    Net(NetConfig),
+    Console(ConsoleConfig),
+    Rng,
+}
+
+/// `-drive id=,file=,format=raw,if=none[,readonly=on][,cache=]` + `-device virtio-blk-device,drive=`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockConfig {
+    /// The drive id; also the serial number the guest reads with GET_ID.
+    pub id: String,
+    pub path: PathBuf,
+    pub read_only: bool,
+    pub cache: CacheMode,
+}
+
+/// QEMU's `cache=` modes, as they apply to a raw file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Host page cache; guest flushes become fdatasync. QEMU's default.
+    #[default]
+    Writeback,
+    /// Like writeback, but every write is followed by fdatasync.
+    Writethrough,
+    /// O_DIRECT, flushes honoured.
+    None,
+    /// O_DIRECT and a sync after every write.
+    Directsync,
+    /// Host page cache, flushes ignored: fastest, loses data on host crash.
+    Unsafe,
+}
+
+/// `-netdev tap,id=,ifname=,script=no,downscript=no` + `-device virtio-net-device,netdev=[,mac=]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    pub id: String,
+    /// An existing (persistent) tap; `None` creates one named by the kernel from `tap%d`.
+    pub ifname: Option<String>,
+    /// Guest MAC; `None` picks a locally administered one.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// `-device virtio-serial-device` + `-device virtconsole,chardev=ID`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    pub chardev: ChardevConfig,
+}
+
+/// `-chardev BACKEND,id=ID,...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChardevConfig {
+    pub id: String,
+    pub backend: ChardevBackend,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChardevBackend {
+    Stdio,
+    /// A new pseudo-terminal; its path is printed on stderr.
+    Pty,
+    /// Output appended to a file; no input.
+    File { path: PathBuf },
+    /// A Unix socket: listen (`server`) or connect. With `wait`, the VM
+    /// does not start until a client connects.
+    Socket { path: PathBuf, server: bool, wait: bool },
 }

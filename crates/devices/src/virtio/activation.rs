@@ -1,0 +1,57 @@
+//! The hand-over of queues from the transport (vCPU thread) to the device's
+//! event handler (event loop thread).
+
+use super::{ActivateContext, ActivateError};
+use event_manager::{EventOps, EventSet, Events};
+use std::os::fd::AsRawFd;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// A device keeps one of these: `activate` stores the context and wakes the
+/// event loop through `wake`, whose handler then watches the queue events.
+/// The event loop can only change what it watches from inside its own
+/// callbacks, hence the wake-up eventfd.
+pub struct Activation {
+    wake: EventFd,
+    pub active: Option<ActivateContext>,
+}
+
+impl Activation {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Activation { wake: EventFd::new(EFD_NONBLOCK)?, active: None })
+    }
+
+    /// Called by the transport, on a vCPU thread.
+    pub fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        self.active = Some(ctx);
+        self.wake.write(1).map_err(ActivateError::Wake)
+    }
+
+    /// Drops the queues (device reset). Queue events stay watched; with no
+    /// active context their handler has nothing to do.
+    pub fn deactivate(&mut self) {
+        self.active = None;
+    }
+
+    /// For the device's `MutEventSubscriber::init`.
+    pub fn watch_wake(&self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(&self.wake, EventSet::IN)) {
+            log::error!("virtio: cannot watch the activation event: {e:?}");
+        }
+    }
+
+    pub fn is_wake_event(&self, events: &Events) -> bool {
+        events.fd() == self.wake.as_raw_fd()
+    }
+
+    /// Handles the wake-up: starts watching every queue event, each with its
+    /// queue index as the event data. Returns true if the device is active.
+    pub fn on_wake(&mut self, ops: &mut EventOps) -> bool {
+        let _ = self.wake.read();
+        let Some(ctx) = &self.active else { return false };
+        for (index, evt) in ctx.queue_events.iter().enumerate() {
+            // EEXIST after a reset and re-activation is fine: already watched.
+            let _ = ops.add(Events::with_data(evt, index as u32, EventSet::IN));
+        }
+        true
+    }
+}

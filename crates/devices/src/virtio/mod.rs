@@ -1,0 +1,128 @@
+//! virtio devices over the virtio-mmio transport (virtio 1.x, register
+//! layout version 2).
+//!
+//! A device is shared, behind one mutex, by two parties: the `MmioTransport`
+//! on the bus (vCPU threads: feature negotiation, queue set-up, config space)
+//! and the device event loop (queue notifications arriving on ioeventfds,
+//! backend fds). The transport hands the negotiated queues over in
+//! `VirtioDevice::activate`; from then on the data path never touches a vCPU
+//! thread: the guest's notify write is an ioeventfd, the device's interrupt
+//! an irqfd.
+
+mod activation;
+pub mod mmio;
+pub mod rng;
+#[cfg(test)]
+pub(crate) mod test_driver;
+
+pub use activation::Activation;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use virtio_queue::Queue;
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
+
+/// Feature bit every modern device offers and requires.
+pub const VIRTIO_F_VERSION_1: u64 = 1 << virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+
+/// The device status bits (virtio 1.x §2.1).
+pub mod status {
+    pub const ACKNOWLEDGE: u32 = 1;
+    pub const DRIVER: u32 = 2;
+    pub const DRIVER_OK: u32 = 4;
+    pub const FEATURES_OK: u32 = 8;
+    pub const DEVICE_NEEDS_RESET: u32 = 64;
+    pub const FAILED: u32 = 128;
+}
+
+/// Interrupt status bits of a virtio-mmio device.
+const INT_VRING: u32 = virtio_bindings::virtio_mmio::VIRTIO_MMIO_INT_VRING;
+const INT_CONFIG: u32 = virtio_bindings::virtio_mmio::VIRTIO_MMIO_INT_CONFIG;
+
+/// A device's interrupt line: the status bits the guest reads and acks, and
+/// the irqfd that makes KVM inject the GSI.
+pub struct Interrupt {
+    status: AtomicU32,
+    irq: EventFd,
+}
+
+impl Interrupt {
+    pub fn new(irq: EventFd) -> Self {
+        Interrupt { status: AtomicU32::new(0), irq }
+    }
+
+    /// The device put buffers in a used ring.
+    pub fn signal_used_queue(&self) {
+        self.raise(INT_VRING);
+    }
+
+    /// The device changed its configuration space or status (e.g. it needs a reset).
+    pub fn signal_config_change(&self) {
+        self.raise(INT_CONFIG);
+    }
+
+    fn raise(&self, bit: u32) {
+        self.status.fetch_or(bit, Ordering::SeqCst);
+        if let Err(e) = self.irq.write(1) {
+            log::error!("virtio: cannot inject interrupt: {e}");
+        }
+    }
+
+    pub fn status(&self) -> u32 {
+        self.status.load(Ordering::SeqCst)
+    }
+
+    pub fn ack(&self, bits: u32) {
+        self.status.fetch_and(!bits, Ordering::SeqCst);
+    }
+}
+
+/// What a device gets when the driver sets DRIVER_OK.
+pub struct ActivateContext {
+    pub mem: GuestMemoryMmap,
+    pub acked_features: u64,
+    /// One per queue, in queue-index order, already validated.
+    pub queues: Vec<Queue>,
+    /// The ioeventfds the guest's notifications arrive on, one per queue.
+    pub queue_events: Vec<EventFd>,
+    pub interrupt: std::sync::Arc<Interrupt>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActivateError {
+    #[error("{0}")]
+    Backend(String),
+    #[error("cannot wake the device event loop: {0}")]
+    Wake(std::io::Error),
+}
+
+/// A virtio device model, independent of the transport.
+pub trait VirtioDevice: Send {
+    /// VIRTIO_ID_* of the device.
+    fn device_type(&self) -> u32;
+    /// Largest size of each queue; the count is the number of queues.
+    fn queue_max_sizes(&self) -> &[u16];
+    /// Features offered (VIRTIO_F_VERSION_1 included).
+    fn features(&self) -> u64;
+    /// Reads of the device-specific configuration space. Bytes beyond it read 0.
+    fn read_config(&self, offset: u64, data: &mut [u8]);
+    /// Writes to the configuration space; most devices ignore them.
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
+    /// Takes over the queues: from now on the device serves them.
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError>;
+    /// The driver wrote 0 to the status register after activation: drop the
+    /// queues. Returns false if the device cannot be reset, in which case the
+    /// transport marks it DEVICE_NEEDS_RESET forever.
+    fn reset(&mut self) -> bool;
+}
+
+/// Copies `data.len()` bytes of `config` at `offset` into `data`, zero
+/// beyond its end: config space reads of any width at any offset are safe.
+pub fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8]) {
+    data.fill(0);
+    let Ok(start) = usize::try_from(offset) else { return };
+    if let Some(src) = config.get(start..) {
+        let n = src.len().min(data.len());
+        data[..n].copy_from_slice(&src[..n]);
+    }
+}

@@ -1,0 +1,262 @@
+//! virtio-rng: fills the guest's buffers from the host's getrandom().
+
+use super::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use event_manager::{EventOps, Events, MutEventSubscriber};
+use virtio_bindings::virtio_ids::VIRTIO_ID_RNG;
+use virtio_queue::{QueueOwnedT, QueueT};
+use vm_memory::{Bytes, GuestMemoryMmap};
+
+const QUEUE_SIZE: u16 = 256;
+/// Most bytes served per request: bounds the host buffer a guest can make
+/// us allocate with one huge descriptor.
+const MAX_REQUEST: usize = 64 << 10;
+
+pub struct Rng {
+    activation: Activation,
+    /// Set once the device stopped serving its queue (needs a reset).
+    broken: bool,
+}
+
+impl Rng {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Rng { activation: Activation::new()?, broken: false })
+    }
+
+    fn process_queue(&mut self) {
+        let Some(ctx) = self.activation.active.as_mut() else { return };
+        let mem = ctx.mem.clone();
+        let queue = &mut ctx.queues[0];
+        let mut used_any = false;
+        loop {
+            let chain = match queue.iter(&mem) {
+                Ok(mut iter) => iter.next(),
+                Err(e) => {
+                    // A corrupt avail ring: stop serving rather than guess.
+                    if !self.broken {
+                        log::warn!("virtio-rng: bad avail ring ({e}); device needs reset");
+                        self.broken = true;
+                        ctx.interrupt.signal_config_change();
+                    }
+                    return;
+                }
+            };
+            let Some(chain) = chain else { break };
+            let head = chain.head_index();
+            let written = fill_chain(&mem, chain);
+            if queue.add_used(&mem, head, written).is_err() {
+                log::warn!("virtio-rng: used ring is outside guest memory");
+                return;
+            }
+            used_any = true;
+        }
+        if used_any && queue.needs_notification(&mem).unwrap_or(true) {
+            ctx.interrupt.signal_used_queue();
+        }
+    }
+}
+
+/// Fills the device-writable descriptors of `chain`; returns bytes written.
+fn fill_chain<M>(mem: &GuestMemoryMmap, chain: virtio_queue::DescriptorChain<M>) -> u32
+where
+    M: std::ops::Deref<Target = GuestMemoryMmap>,
+{
+    let mut total = 0usize;
+    for desc in chain.writable() {
+        let len = (desc.len() as usize).min(MAX_REQUEST - total);
+        let mut buf = vec![0u8; len];
+        if getrandom(&mut buf).is_err() || mem.write_slice(&buf, desc.addr()).is_err() {
+            break;
+        }
+        total += len;
+        if total == MAX_REQUEST {
+            break;
+        }
+    }
+    total as u32
+}
+
+fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: getrandom writes at most the given length into our buffer.
+        let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += n as usize;
+    }
+    Ok(())
+}
+
+impl VirtioDevice for Rng {
+    fn device_type(&self) -> u32 {
+        VIRTIO_ID_RNG
+    }
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_SIZE]
+    }
+    fn features(&self) -> u64 {
+        VIRTIO_F_VERSION_1
+    }
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        read_config_bytes(&[], offset, data);
+    }
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        self.broken = false;
+        self.activation.activate(ctx)
+    }
+    fn reset(&mut self) -> bool {
+        self.activation.deactivate();
+        true
+    }
+}
+
+impl MutEventSubscriber for Rng {
+    fn init(&mut self, ops: &mut EventOps) {
+        self.activation.watch_wake(ops);
+    }
+
+    fn process(&mut self, events: Events, ops: &mut EventOps) {
+        if self.activation.is_wake_event(&events) {
+            if self.activation.on_wake(ops) {
+                self.process_queue();
+            }
+            return;
+        }
+        if let Some(ctx) = &self.activation.active {
+            let _ = ctx.queue_events[0].read();
+        }
+        if !self.broken {
+            self.process_queue();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::BusDevice;
+    use crate::virtio::status;
+    use crate::virtio::test_driver::TestDriver;
+
+    fn driver() -> TestDriver {
+        let (mut d, _) = TestDriver::new(Rng::new().unwrap());
+        d.activate(0, 16);
+        d
+    }
+
+    #[test]
+    fn identifies_as_rng_with_one_queue() {
+        let (mut d, _) = TestDriver::new(Rng::new().unwrap());
+        assert_eq!(d.read_reg(0x0), 0x7472_6976);
+        assert_eq!(d.read_reg(0x4), 2);
+        assert_eq!(d.read_reg(0x8), VIRTIO_ID_RNG);
+        assert_eq!(d.device_features(), VIRTIO_F_VERSION_1);
+        d.write_reg(0x30, 0);
+        assert_eq!(d.read_reg(0x34), u32::from(QUEUE_SIZE));
+        d.write_reg(0x30, 1);
+        assert_eq!(d.read_reg(0x34), 0, "no second queue");
+    }
+
+    #[test]
+    fn fills_every_writable_buffer_with_random_bytes() {
+        let mut d = driver();
+        let a = d.alloc(4096, 0);
+        let b = d.alloc(100, 0);
+        let head = d.add_chain(0, &[(a, 4096, true), (b, 100, true)]);
+        d.notify(0);
+        assert_eq!(d.used(0), vec![(u32::from(head), 4196)]);
+        assert!(d.interrupted());
+        let bytes = d.read_bytes(a, 4096);
+        assert!(bytes.iter().filter(|&&x| x == 0).count() < 100, "looks random");
+        assert_ne!(d.read_bytes(b, 100), vec![0; 100]);
+    }
+
+    #[test]
+    fn huge_requests_are_capped() {
+        let mut d = driver();
+        let a = d.alloc(1 << 20, 0);
+        d.add_chain(0, &[(a, 1 << 20, true)]);
+        d.notify(0);
+        assert_eq!(d.used(0)[0].1, MAX_REQUEST as u32);
+    }
+
+    #[test]
+    fn buffer_outside_guest_memory_completes_with_nothing_written() {
+        let mut d = driver();
+        let head = d.add_chain(0, &[(crate::virtio::test_driver::MEM_SIZE - 16, 64, true)]);
+        d.notify(0);
+        assert_eq!(d.used(0), vec![(u32::from(head), 0)]);
+        // The device keeps working afterwards.
+        let a = d.alloc(32, 0);
+        d.add_chain(0, &[(a, 32, true)]);
+        d.notify(0);
+        assert_eq!(d.used(0).len(), 1);
+    }
+
+    #[test]
+    fn read_only_buffers_are_not_written() {
+        let mut d = driver();
+        let a = d.alloc(64, 0xaa);
+        d.add_chain(0, &[(a, 64, false)]);
+        d.notify(0);
+        assert_eq!(d.used(0)[0].1, 0);
+        assert_eq!(d.read_bytes(a, 64), vec![0xaa; 64]);
+    }
+
+    #[test]
+    fn a_looping_chain_is_cut_off() {
+        let mut d = driver();
+        let a = d.alloc(8, 0);
+        // Descriptor 0 points to itself forever.
+        d.write_desc(0, 0, a, 8, crate::virtio::test_driver::VIRTQ_DESC_F_WRITE | crate::virtio::test_driver::VIRTQ_DESC_F_NEXT, 0);
+        d.publish(0, 0);
+        d.notify(0);
+        let used = d.used(0);
+        assert_eq!(used.len(), 1);
+        assert!(used[0].1 <= 8 * 16, "at most queue-size descriptors served");
+    }
+
+    #[test]
+    fn an_avail_index_that_jumps_stops_the_device_and_asks_for_reset() {
+        let mut d = driver();
+        d.set_avail_idx(0, 1000);
+        d.notify(0);
+        assert!(d.used(0).is_empty());
+        assert_ne!(d.interrupt.status() & 2, 0, "config-change interrupt");
+        // Later well-formed requests are not served either: state is unknown.
+        let a = d.alloc(8, 0);
+        d.add_chain(0, &[(a, 8, true)]);
+        d.notify(0);
+        assert!(d.used(0).is_empty());
+    }
+
+    #[test]
+    fn invalid_queue_size_is_refused_at_driver_ok() {
+        let (mut d, _) = TestDriver::new(Rng::new().unwrap());
+        d.negotiate(0);
+        d.setup_queue(0, 3); // not a power of two
+        let s = d.driver_ok();
+        assert_ne!(s & status::DEVICE_NEEDS_RESET, 0);
+    }
+
+    #[test]
+    fn unknown_features_are_refused() {
+        let (mut d, _) = TestDriver::new(Rng::new().unwrap());
+        assert_eq!(d.negotiate(1 << 20) & status::FEATURES_OK, 0);
+    }
+
+    #[test]
+    fn wrong_width_register_accesses_are_ignored() {
+        let (mut d, _) = TestDriver::new(Rng::new().unwrap());
+        let mut two = [0xffu8; 2];
+        d.transport.read(0x0, &mut two);
+        assert_eq!(two, [0, 0]);
+        d.transport.write(0x70, &[1]);
+        assert_eq!(d.status(), 0);
+    }
+}

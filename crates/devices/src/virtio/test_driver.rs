@@ -1,0 +1,231 @@
+//! A virtio driver written for tests: it programs a device through the real
+//! MMIO transport registers, lays out split virtqueues in a test guest
+//! memory, posts descriptor chains (well-formed or not), runs the device's
+//! event loop and reads the used ring back.
+
+use super::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
+use super::{status, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
+use crate::bus::BusDevice;
+use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
+use std::sync::{Arc, Mutex};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+pub const VIRTQ_DESC_F_NEXT: u16 = 1;
+pub const VIRTQ_DESC_F_WRITE: u16 = 2;
+
+/// Guest memory of every test: 16 MiB.
+pub const MEM_SIZE: u64 = 16 << 20;
+/// Queue q's rings live at QUEUE_AREA + q * 0x10000.
+const QUEUE_AREA: u64 = 0x10000;
+/// Buffers handed out by `alloc` start here.
+const BUFFER_AREA: u64 = 0x100000;
+
+struct DriverQueue {
+    size: u16,
+    desc: u64,
+    avail: u64,
+    used: u64,
+    next_desc: u16,
+    avail_idx: u16,
+    used_seen: u16,
+}
+
+pub struct TestDriver {
+    pub mem: GuestMemoryMmap,
+    pub transport: MmioTransport,
+    pub irq: EventFd,
+    pub interrupt: Arc<Interrupt>,
+    queues: Vec<DriverQueue>,
+    events: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>,
+    next_buffer: u64,
+}
+
+pub fn mem() -> GuestMemoryMmap {
+    GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_SIZE as usize)]).unwrap()
+}
+
+impl TestDriver {
+    pub fn new<D>(device: D) -> (Self, Arc<Mutex<D>>)
+    where
+        D: VirtioDevice + MutEventSubscriber + 'static,
+    {
+        let device = Arc::new(Mutex::new(device));
+        let mem = mem();
+        let irq = EventFd::new(EFD_NONBLOCK).unwrap();
+        let interrupt = Arc::new(Interrupt::new(irq.try_clone().unwrap()));
+        let nqueues = device.lock().unwrap().queue_max_sizes().len();
+        let queue_events = (0..nqueues).map(|_| EventFd::new(EFD_NONBLOCK).unwrap()).collect();
+        let transport = MmioTransport::new(device.clone(), mem.clone(), interrupt.clone(), queue_events).unwrap();
+        let mut events = EventManager::new().unwrap();
+        let subscriber: Arc<Mutex<dyn MutEventSubscriber + Send>> = device.clone();
+        events.add_subscriber(subscriber);
+        let driver =
+            TestDriver { mem, transport, irq, interrupt, queues: Vec::new(), events, next_buffer: BUFFER_AREA };
+        (driver, device)
+    }
+
+    pub fn read_reg(&mut self, offset: u64) -> u32 {
+        let mut data = [0u8; 4];
+        self.transport.read(offset, &mut data);
+        u32::from_le_bytes(data)
+    }
+
+    pub fn write_reg(&mut self, offset: u64, value: u32) {
+        self.transport.write(offset, &value.to_le_bytes());
+    }
+
+    pub fn status(&mut self) -> u32 {
+        self.read_reg(0x70)
+    }
+
+    pub fn device_features(&mut self) -> u64 {
+        self.write_reg(0x14, 0);
+        let low = self.read_reg(0x10);
+        self.write_reg(0x14, 1);
+        u64::from(self.read_reg(0x10)) << 32 | u64::from(low)
+    }
+
+    /// ACKNOWLEDGE, DRIVER, the features (VERSION_1 added), FEATURES_OK.
+    /// Returns the status read back.
+    pub fn negotiate(&mut self, features: u64) -> u32 {
+        let features = features | VIRTIO_F_VERSION_1;
+        self.write_reg(0x70, status::ACKNOWLEDGE);
+        self.write_reg(0x70, status::ACKNOWLEDGE | status::DRIVER);
+        self.write_reg(0x24, 0);
+        self.write_reg(0x20, features as u32);
+        self.write_reg(0x24, 1);
+        self.write_reg(0x20, (features >> 32) as u32);
+        self.write_reg(0x70, status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK);
+        self.status()
+    }
+
+    /// Programs queue `index` with `size` entries and marks it ready.
+    pub fn setup_queue(&mut self, index: u32, size: u16) {
+        let base = QUEUE_AREA + u64::from(index) * 0x10000;
+        let (desc, avail) = (base, base + 16 * u64::from(size));
+        let used = (avail + 6 + 2 * u64::from(size)).next_multiple_of(4);
+        self.write_reg(0x30, index);
+        self.write_reg(0x38, u32::from(size));
+        for (reg, addr) in [(0x80, desc), (0x90, avail), (0xa0, used)] {
+            self.write_reg(reg, addr as u32);
+            self.write_reg(reg + 4, (addr >> 32) as u32);
+        }
+        self.write_reg(0x44, 1);
+        let q = DriverQueue { size, desc, avail, used, next_desc: 0, avail_idx: 0, used_seen: 0 };
+        let i = index as usize;
+        if self.queues.len() <= i {
+            self.queues.resize_with(i + 1, || DriverQueue {
+                size: 0, desc: 0, avail: 0, used: 0, next_desc: 0, avail_idx: 0, used_seen: 0,
+            });
+        }
+        self.queues[i] = q;
+    }
+
+    /// Sets DRIVER_OK and lets the device's event loop pick the queues up.
+    pub fn driver_ok(&mut self) -> u32 {
+        let s = self.status();
+        self.write_reg(0x70, s | status::DRIVER_OK);
+        self.run_events();
+        self.status()
+    }
+
+    /// Negotiates `features`, sets up every queue with `size` entries, DRIVER_OK.
+    pub fn activate(&mut self, features: u64, size: u16) {
+        assert_ne!(self.negotiate(features) & status::FEATURES_OK, 0, "features refused");
+        let nqueues = self.transport.device().lock().unwrap().queue_max_sizes().len();
+        for q in 0..nqueues as u32 {
+            self.setup_queue(q, size);
+        }
+        let s = self.driver_ok();
+        assert_eq!(s & status::DEVICE_NEEDS_RESET, 0, "device refused activation");
+    }
+
+    /// Reserves `len` bytes of guest memory for a buffer, filled with `fill`.
+    pub fn alloc(&mut self, len: u32, fill: u8) -> u64 {
+        let addr = self.next_buffer;
+        self.mem.write_slice(&vec![fill; len as usize], GuestAddress(addr)).unwrap();
+        self.next_buffer = (addr + u64::from(len)).next_multiple_of(16);
+        addr
+    }
+
+    pub fn write_desc(&mut self, queue: usize, index: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        let at = GuestAddress(self.queues[queue].desc + 16 * u64::from(index));
+        let mut raw = [0u8; 16];
+        raw[..8].copy_from_slice(&addr.to_le_bytes());
+        raw[8..12].copy_from_slice(&len.to_le_bytes());
+        raw[12..14].copy_from_slice(&flags.to_le_bytes());
+        raw[14..].copy_from_slice(&next.to_le_bytes());
+        self.mem.write_slice(&raw, at).unwrap();
+    }
+
+    /// Writes a chain of (addr, len, device-writable) buffers into fresh
+    /// descriptors and publishes it. Returns the head index.
+    pub fn add_chain(&mut self, queue: usize, buffers: &[(u64, u32, bool)]) -> u16 {
+        let size = self.queues[queue].size;
+        let head = self.queues[queue].next_desc;
+        for (i, &(addr, len, writable)) in buffers.iter().enumerate() {
+            let index = (head + i as u16) % size;
+            let last = i + 1 == buffers.len();
+            let flags = if writable { VIRTQ_DESC_F_WRITE } else { 0 } | if last { 0 } else { VIRTQ_DESC_F_NEXT };
+            self.write_desc(queue, index, addr, len, flags, (index + 1) % size);
+        }
+        self.queues[queue].next_desc = (head + buffers.len() as u16) % size;
+        self.publish(queue, head);
+        head
+    }
+
+    /// Puts `head` in the next avail ring slot and bumps the avail index.
+    pub fn publish(&mut self, queue: usize, head: u16) {
+        let q = &self.queues[queue];
+        let slot = q.avail + 4 + 2 * u64::from(q.avail_idx % q.size);
+        self.mem.write_obj(head, GuestAddress(slot)).unwrap();
+        let idx = q.avail_idx.wrapping_add(1);
+        self.set_avail_idx(queue, idx);
+    }
+
+    /// Writes the avail index directly (e.g. to make it jump).
+    pub fn set_avail_idx(&mut self, queue: usize, idx: u16) {
+        self.queues[queue].avail_idx = idx;
+        self.mem.write_obj(idx, GuestAddress(self.queues[queue].avail + 2)).unwrap();
+    }
+
+    /// Notifies the queue through the transport and runs the device's
+    /// event loop until it has nothing left to do.
+    pub fn notify(&mut self, queue: u32) {
+        self.write_reg(REG_QUEUE_NOTIFY, queue);
+        self.run_events();
+    }
+
+    pub fn run_events(&mut self) {
+        while self.events.run_with_timeout(10).unwrap() > 0 {}
+    }
+
+    /// Used-ring entries (descriptor head, bytes written) added since the last call.
+    pub fn used(&mut self, queue: usize) -> Vec<(u32, u32)> {
+        let q = &self.queues[queue];
+        let idx: u16 = self.mem.read_obj(GuestAddress(q.used + 2)).unwrap();
+        let mut out = Vec::new();
+        let mut seen = q.used_seen;
+        while seen != idx {
+            let elem = q.used + 4 + 8 * u64::from(seen % q.size);
+            let id: u32 = self.mem.read_obj(GuestAddress(elem)).unwrap();
+            let len: u32 = self.mem.read_obj(GuestAddress(elem + 4)).unwrap();
+            out.push((id, len));
+            seen = seen.wrapping_add(1);
+        }
+        self.queues[queue].used_seen = seen;
+        out
+    }
+
+    pub fn read_bytes(&self, addr: u64, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        self.mem.read_slice(&mut buf, GuestAddress(addr)).unwrap();
+        buf
+    }
+
+    /// True if the device raised its interrupt since the last call.
+    pub fn interrupted(&self) -> bool {
+        self.irq.read().is_ok()
+    }
+}
