@@ -84,7 +84,11 @@ pub const SERIAL_COM1_IRQ: u32 = 4;
 /// i8042 keyboard controller command port: only its CPU-reset command is
 /// modelled, so the data port (0x60) is not exposed.
 pub const I8042_COMMAND_PORT: u16 = 0x64;
-/// First GSI handed to virtio-mmio devices (ISA IRQs 0..15 stay legacy).
+/// Number of virtio-mmio slots (QEMU's microvm has 8 too). Only slots that
+/// hold a device are mapped.
+pub const VIRTIO_MMIO_SLOTS: u32 = 8;
+/// GSI of slot 0; slot n uses VIRTIO_MMIO_FIRST_IRQ + n. Starts above COM1's
+/// IRQ 4 and ends (12) below IOAPIC_NUM_PINS.
 pub const VIRTIO_MMIO_FIRST_IRQ: u32 = 5;
 
 /// Highest vCPU count microvm supports (`-smp` range 1..=MAX_VCPUS).

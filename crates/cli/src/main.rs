@@ -45,6 +45,7 @@ fn main() -> ExitCode {
             ExitCode::from(128u8.saturating_add(sig as u8))
         }
         Ok(VmExit::VcpuError { vcpu, message }) => fail(&format!("vcpu{vcpu}: {message}")),
+        Ok(VmExit::DeviceError(message)) => fail(&message),
         Err(e) => fail(&e),
     }
 }

@@ -15,6 +15,8 @@ pub enum VmExit {
     Signal(i32),
     /// A vCPU hit something it cannot continue from.
     VcpuError { vcpu: u8, message: String },
+    /// The device side of the VMM cannot go on.
+    DeviceError(String),
 }
 
 /// The first reason reported wins; the eventfd wakes the main thread.

@@ -15,6 +15,7 @@ mod signals;
 pub mod startup;
 mod terminal;
 pub mod vcpu;
+mod virtio_devices;
 mod vm;
 
 pub use arch::layout as arch_layout;

@@ -10,6 +10,7 @@ use crate::signals::StopSignals;
 use crate::startup::StartupClock;
 use crate::terminal::RawTerminal;
 use crate::vcpu::{CpuidTemplate, Vcpu, VcpuContext};
+use crate::virtio_devices::{create_devices, DeviceEventLoop};
 use crate::Error;
 use arch::layout::{
     I8042_COMMAND_PORT, MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, SERIAL_COM1_IRQ, SERIAL_COM1_PORT,
@@ -40,6 +41,8 @@ pub struct Vmm {
     pio: Arc<Bus>,
     mmio: Arc<Bus>,
     serial: Option<(SerialConfig, Arc<Mutex<SerialPort>>)>,
+    /// Serves the virtio devices' queues and backends; `None` without devices.
+    device_loop: Option<DeviceEventLoop>,
     reset: EventFd,
     exit: Arc<ExitNotifier>,
     signals: StopSignals,
@@ -92,7 +95,16 @@ impl Vmm {
             None => None,
         };
 
-        let cmdline = build_cmdline(&config.kernel.cmdline, &[])?;
+        let mut mmio = Bus::new();
+        let (device_loop, device_entries) = if config.devices.is_empty() {
+            (None, Vec::new())
+        } else {
+            let mut event_loop = DeviceEventLoop::new().map_err(|e| Error::EventLoop(format!("{e:?}")))?;
+            let entries = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop)?;
+            (Some(event_loop), entries)
+        };
+        let auto_entries: &[String] = if config.machine.auto_kernel_cmdline { &device_entries } else { &[] };
+        let cmdline = build_cmdline(&config.kernel.cmdline, auto_entries)?;
         let entry = load_kernel(&mem, config.mem_size, &config.kernel, &cmdline)?;
         arch::mptable::setup_mptable(&mem, config.vcpu_count)?;
         write_boot_gdt(&mem)?;
@@ -108,8 +120,9 @@ impl Vmm {
             _kvm: kvm,
             _mem: mem,
             pio: Arc::new(pio),
-            mmio: Arc::new(Bus::new()),
+            mmio: Arc::new(mmio),
             serial,
+            device_loop,
             reset,
             exit,
             signals,
@@ -134,6 +147,18 @@ impl Vmm {
             signals: self.signals,
         })));
 
+        if let Some(mut device_loop) = self.device_loop {
+            let exit = self.exit.clone();
+            std::thread::Builder::new()
+                .name("virtio".into())
+                .spawn(move || loop {
+                    if let Err(e) = device_loop.run() {
+                        exit.notify(VmExit::DeviceError(format!("virtio event loop failed: {e:?}")));
+                        return;
+                    }
+                })
+                .map_err(|source| Error::Io { what: "cannot start the virtio device thread", source })?;
+        }
         let ctx = Arc::new(VcpuContext { pio: self.pio, mmio: self.mmio, exit: self.exit.clone(), clock: self.clock });
         for vcpu in self.vcpus {
             // Threads are detached: the process ends when the VM does, and a

@@ -10,7 +10,10 @@
 //! an irqfd.
 
 mod activation;
+pub mod block;
+pub mod console;
 pub mod mmio;
+pub mod net;
 pub mod rng;
 #[cfg(test)]
 pub(crate) mod test_driver;

@@ -1,0 +1,126 @@
+//! Creates the virtio-mmio devices of a `VmConfig`: one slot each (MMIO
+//! window, GSI), ioeventfds for queue notifications, an irqfd for the
+//! interrupt, the transport on the MMIO bus, and the device's handler on the
+//! device event loop. Also produces the `virtio_mmio.device=` kernel
+//! command-line entries that tell the guest where the devices are.
+
+use crate::config::DeviceConfig;
+use crate::kvm::KvmError;
+use crate::Error;
+use arch::layout::{VIRTIO_MMIO_FIRST_IRQ, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
+use devices::bus::Bus;
+use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
+use devices::virtio::rng::Rng;
+use devices::virtio::{Interrupt, VirtioDevice};
+use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
+use kvm_ioctls::{IoEventAddress, VmFd};
+use std::sync::{Arc, Mutex};
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+pub type DeviceEventLoop = EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>;
+
+/// Where one device lives in the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub addr: u64,
+    pub irq: u32,
+}
+
+pub fn slot(index: u32) -> Slot {
+    Slot {
+        addr: VIRTIO_MMIO_START + u64::from(index) * VIRTIO_MMIO_SLOT_SIZE,
+        irq: VIRTIO_MMIO_FIRST_IRQ + index,
+    }
+}
+
+/// The kernel command-line entry describing a slot (Linux's
+/// VIRTIO_MMIO_CMDLINE_DEVICES syntax: size@base:irq).
+pub fn cmdline_entry(slot: Slot) -> String {
+    format!("virtio_mmio.device={}@{:#x}:{}", VIRTIO_MMIO_SLOT_SIZE, slot.addr, slot.irq)
+}
+
+/// A device that implements both halves: the transport's model and the
+/// event loop's handler.
+trait EventDevice: VirtioDevice + MutEventSubscriber {}
+impl<T: VirtioDevice + MutEventSubscriber> EventDevice for T {}
+
+/// Builds every configured device; returns the command-line entries.
+pub fn create_devices(
+    configs: &[DeviceConfig],
+    vm: &VmFd,
+    mem: &GuestMemoryMmap,
+    mmio: &mut Bus,
+    event_loop: &mut DeviceEventLoop,
+) -> Result<Vec<String>, Error> {
+    if configs.len() > VIRTIO_MMIO_SLOTS as usize {
+        return Err(Error::Config(format!(
+            "{} virtio devices requested, but microvm has {VIRTIO_MMIO_SLOTS} virtio-mmio slots",
+            configs.len()
+        )));
+    }
+    let mut entries = Vec::with_capacity(configs.len());
+    for (index, config) in configs.iter().enumerate() {
+        let slot = slot(index as u32);
+        match config {
+            DeviceConfig::Rng => {
+                let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;
+                attach(Arc::new(Mutex::new(rng)), "virtio-rng", slot, vm, mem, mmio, event_loop)?;
+            }
+            other => {
+                return Err(Error::Config(format!("device {other:?} is not implemented yet")));
+            }
+        }
+        entries.push(cmdline_entry(slot));
+    }
+    Ok(entries)
+}
+
+fn attach<D: EventDevice + 'static>(
+    device: Arc<Mutex<D>>,
+    name: &'static str,
+    slot: Slot,
+    vm: &VmFd,
+    mem: &GuestMemoryMmap,
+    mmio: &mut Bus,
+    event_loop: &mut DeviceEventLoop,
+) -> Result<(), Error> {
+    let io = |source| Error::Io { what: "cannot create a virtio eventfd", source };
+    let irq = EventFd::new(EFD_NONBLOCK).map_err(io)?;
+    vm.register_irqfd(&irq, slot.irq)
+        .map_err(|source| KvmError::Ioctl { what: "irqfd registration", source })?;
+    let queue_count = device.lock().unwrap_or_else(|p| p.into_inner()).queue_max_sizes().len();
+    let mut queue_events = Vec::with_capacity(queue_count);
+    for queue in 0..queue_count as u32 {
+        let evt = EventFd::new(EFD_NONBLOCK).map_err(io)?;
+        let notify = IoEventAddress::Mmio(slot.addr + REG_QUEUE_NOTIFY);
+        vm.register_ioevent(&evt, &notify, queue)
+            .map_err(|source| KvmError::Ioctl { what: "ioeventfd registration", source })?;
+        queue_events.push(evt);
+    }
+    let model: Arc<Mutex<dyn VirtioDevice>> = device.clone();
+    let transport = MmioTransport::new(model, mem.clone(), Arc::new(Interrupt::new(irq)), queue_events)
+        .map_err(|e| Error::Config(format!("{name}: {e}")))?;
+    mmio.insert(slot.addr, VIRTIO_MMIO_SLOT_SIZE, name, Arc::new(Mutex::new(transport)))
+        .map_err(|source| Error::Bus { name, source })?;
+    let handler: Arc<Mutex<dyn MutEventSubscriber + Send>> = device;
+    event_loop.add_subscriber(handler);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_consecutive_windows_with_their_own_irq() {
+        assert_eq!(slot(0), Slot { addr: 0xd000_0000, irq: 5 });
+        assert_eq!(slot(7), Slot { addr: 0xd000_0e00, irq: 12 });
+        assert!(slot(VIRTIO_MMIO_SLOTS - 1).irq < arch::layout::IOAPIC_NUM_PINS);
+    }
+
+    #[test]
+    fn cmdline_entry_uses_linux_syntax() {
+        assert_eq!(cmdline_entry(slot(1)), "virtio_mmio.device=512@0xd0000200:6");
+    }
+}
