@@ -24,6 +24,8 @@ use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 pub enum BootError {
     #[error("cannot open kernel '{path}': {source}")]
     OpenKernel { path: PathBuf, source: std::io::Error },
+    #[error("kernel '{path}' is a directory, not a kernel image")]
+    KernelIsDirectory { path: PathBuf },
     #[error("kernel '{path}' is neither an ELF vmlinux nor a bzImage")]
     UnknownKernelFormat { path: PathBuf },
     #[error("kernel '{path}' is an ELF file without a PVH entry note; build it with CONFIG_PVH=y or boot its bzImage")]
@@ -107,6 +109,9 @@ pub fn load_kernel(
 ) -> Result<BootEntry> {
     let path = &kernel.path;
     let mut file = File::open(path).map_err(|source| BootError::OpenKernel { path: path.clone(), source })?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(BootError::KernelIsDirectory { path: path.clone() });
+    }
     let format = sniff_format(&mut file, path)?;
     let load_err = |source| BootError::LoadKernel { path: path.clone(), source };
     let highmem = Some(GuestAddress(HIMEM_START));

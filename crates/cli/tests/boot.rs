@@ -1,0 +1,171 @@
+//! Tiny PVH guests booted through the real `microvm` binary on the host's
+//! /dev/kvm: serial output, i8042 reset, several vCPUs, pit=off, accesses
+//! nothing handles, triple fault and emulation failure.
+
+mod common;
+
+use common::*;
+
+/// Acceptance point 1: a PVH ELF guest of a few instructions writes a string
+/// to the 16550A and resets through the i8042; microvm prints exactly that
+/// string and exits 0.
+#[test]
+fn serial_guest_prints_and_reset_exits_zero() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("serial");
+    let msg = "Hello from a tiny PVH guest!\n";
+    let kernel = dir.file("serial.elf", &tiny_guest::serial_then_reset(msg));
+    let out = run(microvm_legacy(&kernel));
+    assert_clean_exit(&out, msg.as_bytes());
+}
+
+/// The same guest with four vCPUs: the APs stay in wait-for-SIPI and must
+/// neither run the guest's code nor keep microvm alive after the reset.
+#[test]
+fn serial_guest_with_four_vcpus() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("smp4");
+    let msg = "smp 4 guest\n";
+    let kernel = dir.file("serial.elf", &tiny_guest::serial_then_reset(msg));
+    let mut cmd = microvm_legacy(&kernel);
+    cmd.args(["-smp", "4"]);
+    assert_clean_exit(&run(cmd), msg.as_bytes());
+}
+
+/// `-M microvm,legacy,pit=off`: no in-kernel PIT, the guest still runs.
+#[test]
+fn serial_guest_with_pit_off() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("pitoff");
+    let msg = "no PIT here\n";
+    let kernel = dir.file("serial.elf", &tiny_guest::serial_then_reset(msg));
+    let mut cmd = microvm();
+    cmd.args(["-M", "microvm,legacy,pit=off", "-m", "32m", "-kernel"])
+        .arg(&kernel)
+        .args(["-serial", "stdio", "-nodefaults"]);
+    assert_clean_exit(&run(cmd), msg.as_bytes());
+}
+
+/// A guest whose first instruction resets: nothing printed, status 0
+/// (the benchmark's guest).
+#[test]
+fn reset_at_once_exits_zero() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("reset");
+    let kernel = dir.file("reset.elf", &tiny_guest::reset_at_once());
+    assert_clean_exit(&run(microvm_legacy(&kernel)), b"");
+}
+
+/// A larger guest RAM and a kernel command line do not change the outcome.
+#[test]
+fn serial_guest_with_more_memory_and_append() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("append");
+    let msg = "bigger\n";
+    let kernel = dir.file("serial.elf", &tiny_guest::serial_then_reset(msg));
+    let mut cmd = microvm();
+    cmd.args(["-M", "microvm,legacy", "-m", "256m", "-smp", "2", "-kernel"])
+        .arg(&kernel)
+        .args([
+            "-append",
+            "console=ttyS0 quiet",
+            "-serial",
+            "stdio",
+            "-nodefaults",
+        ]);
+    assert_clean_exit(&run(cmd), msg.as_bytes());
+}
+
+/// Stores to and loads from an unmapped MMIO address (the virtio-mmio window,
+/// empty without devices) do not stop the VM: the guest goes on, prints and
+/// resets.
+#[test]
+fn unmapped_mmio_access_is_survived() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("mmio");
+    let msg = "after unmapped MMIO\n";
+    let kernel = dir.file(
+        "mmio.elf",
+        &tiny_guest::mmio_then_serial_then_reset(tiny_guest::UNMAPPED_MMIO, msg),
+    );
+    assert_clean_exit(&run(microvm_legacy(&kernel)), msg.as_bytes());
+}
+
+/// Reads of an I/O port nothing decodes return all-ones bytes (an empty ISA
+/// bus) at byte, word and dword width; writes to it are ignored.
+#[test]
+fn unhandled_port_reads_float_high() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("port");
+    let kernel = dir.file(
+        "port.elf",
+        &tiny_guest::port_read_echo_then_reset(tiny_guest::UNHANDLED_PORT),
+    );
+    assert_clean_exit(
+        &run(microvm_legacy(&kernel)),
+        tiny_guest::PORT_READ_ECHO_FLOATING,
+    );
+}
+
+/// A triple fault (KVM_EXIT_SHUTDOWN) ends the VM like a reset does: the
+/// output before it is printed and microvm exits 0, promptly.
+#[test]
+fn triple_fault_ends_the_vm_like_a_reset() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("triple");
+    let msg = "about to triple-fault\n";
+    let kernel = dir.file("triple.elf", &tiny_guest::serial_then_triple_fault(msg));
+    let out = run(microvm_legacy(&kernel));
+    assert_no_panic(&out);
+    assert_eq!(out.stdout, msg.as_bytes(), "\n{}", out.describe());
+    assert_eq!(out.status.code(), Some(0), "\n{}", out.describe());
+}
+
+/// A vCPU error (KVM_EXIT_INTERNAL_ERROR, emulation failure on `int3` here)
+/// ends microvm with a non-zero status and a message naming the failure, with
+/// the vCPU's register state (the faulting RIP) in the log; never a panic.
+#[test]
+fn emulation_failure_is_reported_with_registers() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("emu");
+    let msg = "emu\n";
+    let kernel = dir.file("emu.elf", &tiny_guest::serial_then_emulation_failure(msg));
+    let out = run(microvm_legacy(&kernel));
+    assert_no_panic(&out);
+    assert_eq!(out.stdout, msg.as_bytes(), "\n{}", out.describe());
+    match out.status.code() {
+        Some(0) | None => panic!("expected a non-zero exit status\n{}", out.describe()),
+        Some(_) => {}
+    }
+    let stderr = out.stderr.to_lowercase();
+    assert!(
+        stderr.contains("emulation") || stderr.contains("internal error"),
+        "stderr does not name the emulation failure\n{}",
+        out.describe()
+    );
+    // int3 sits after `mov dx` (4 bytes) and 4 × `mov al; out dx, al` (3 bytes each).
+    let rip = format!("{:x}", tiny_guest::LOAD_ADDR + 4 + 3 * msg.len() as u64);
+    assert!(
+        stderr.contains(&rip),
+        "stderr lacks the faulting RIP {rip:#}\n{}",
+        out.describe()
+    );
+}
