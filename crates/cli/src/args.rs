@@ -12,6 +12,8 @@
 //!   QEMU does);
 //! - repeated options: the last one wins; repeated `-M` and `-m` merge their
 //!   properties, later ones overriding earlier ones (QEMU's merged option lists);
+//!   the device options (`-device`, `-drive`, `-netdev`, `-chardev`,
+//!   `-object`) add one item each (see `args/devices.rs`);
 //! - in `key=value,...` lists, `,,` stands for a literal comma, and the first
 //!   element may omit its key (`-M microvm` = `-M type=microvm`,
 //!   `-smp 2` = `-smp cpus=2`, `-m 512M` = `-m size=512M`).
@@ -24,6 +26,7 @@ use std::path::PathBuf;
 use vmm::arch_layout::{MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE};
 use vmm::config::{KernelConfig, MachineConfig, SerialConfig, VmConfig};
 
+mod devices;
 #[path = "help.rs"]
 mod help;
 
@@ -58,12 +61,8 @@ pub enum ArgsError {
     #[error("option '{0}' requires an argument")]
     MissingValue(&'static str),
 
-    #[error("unexpected argument '{}': microvm takes no positional arguments (disk images are not supported yet)", .0.escape_debug())]
+    #[error("unexpected argument '{}': microvm takes no positional arguments (for a disk use -drive id=ID,file=PATH,format=raw,if=none -device virtio-blk-device,drive=ID)", .0.escape_debug())]
     UnexpectedArgument(String),
-
-    /// `-device`, `-drive`, `-netdev`, `-chardev`, ...
-    #[error("option '{0}' is not supported yet")]
-    NotSupportedYet(&'static str),
 
     #[error("no kernel given: -kernel PATH is required (microvm boots a Linux kernel directly, there is no firmware)")]
     MissingKernel,
@@ -132,12 +131,15 @@ enum Opt {
     ReportStartTime,
     Help,
     Version,
-    /// A QEMU device/backend option microvm does not implement yet.
-    NotYet,
+    Device,
+    Drive,
+    Netdev,
+    Chardev,
+    Object,
+    Nic,
 }
 
-/// (name, option, takes a value). The not-yet-supported options are refused
-/// before their value is read, so they are listed as taking none.
+/// (name, option, takes a value).
 const OPTIONS: &[(&str, Opt, bool)] = &[
     ("-M", Opt::Machine, true),
     ("-machine", Opt::Machine, true),
@@ -160,12 +162,12 @@ const OPTIONS: &[(&str, Opt, bool)] = &[
     ("-h", Opt::Help, false),
     ("-help", Opt::Help, false),
     ("-version", Opt::Version, false),
-    ("-device", Opt::NotYet, false),
-    ("-drive", Opt::NotYet, false),
-    ("-netdev", Opt::NotYet, false),
-    ("-chardev", Opt::NotYet, false),
-    ("-nic", Opt::NotYet, false),
-    ("-object", Opt::NotYet, false),
+    ("-device", Opt::Device, true),
+    ("-drive", Opt::Drive, true),
+    ("-netdev", Opt::Netdev, true),
+    ("-chardev", Opt::Chardev, true),
+    ("-object", Opt::Object, true),
+    ("-nic", Opt::Nic, true),
 ];
 
 fn lookup(arg: &str) -> Option<(&'static str, Opt, bool)> {
@@ -195,6 +197,8 @@ struct Parsed {
     serial_stdio: bool,
     nodefaults: bool,
     report_start_time: bool,
+    /// The device options, resolved in [`finish`].
+    devices: devices::Devices,
 }
 
 /// Parses the command line, without argv[0].
@@ -245,9 +249,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             // -no-reboot: a guest reset always ends the process.
             // -name: nothing is named.
             Opt::Nographic | Opt::NoUserConfig | Opt::EnableKvm | Opt::NoReboot | Opt::Name => {}
-            // Refused before looking at its value, so the message is the same
-            // with or without one.
-            Opt::NotYet => return Err(ArgsError::NotSupportedYet(name)),
+            Opt::Device => p.devices.device(&value)?,
+            Opt::Drive => p.devices.drive(&value)?,
+            Opt::Netdev => p.devices.netdev(&value)?,
+            Opt::Chardev => p.devices.chardev(&value)?,
+            Opt::Object => p.devices.object(&value)?,
+            Opt::Nic => p.devices.nic(&value)?,
         }
     }
 
@@ -268,13 +275,16 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         None
     } else if p.serial_stdio {
         Some(SerialConfig::Stdio)
-    } else if p.serial_given || p.nodefaults {
-        // `-serial none`, or `-nodefaults` dropping QEMU's default serial0.
+    } else if p.serial_given || p.nodefaults || p.devices.has_stdio_chardev() {
+        // `-serial none`, or `-nodefaults` dropping QEMU's default serial0,
+        // or a `-chardev stdio` owning stdin (the implicit serial yields to it;
+        // with an explicit `-serial stdio` it is an error, in `Devices::finish`).
         Some(SerialConfig::Null)
     } else {
         Some(SerialConfig::Stdio)
     };
 
+    let devices = p.devices.finish(p.serial_stdio)?;
     let defaults = MachineConfig::default();
     Ok(VmConfig {
         machine: MachineConfig {
@@ -292,7 +302,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         },
         serial,
         report_start_time: p.report_start_time,
-        devices: Vec::new(),
+        devices,
     })
 }
 
@@ -961,6 +971,13 @@ mod tests {
             ("-cpu", "-cpu"),
             ("-display", "-display"),
             ("-name", "-name"),
+            ("-device", "-device"),
+            ("--device", "-device"),
+            ("-drive", "-drive"),
+            ("-netdev", "-netdev"),
+            ("-chardev", "-chardev"),
+            ("-object", "-object"),
+            ("-nic", "-nic"),
         ] {
             let e = err(&[o]);
             assert_eq!(e, ArgsError::MissingValue(name), "{o}");
@@ -971,28 +988,6 @@ mod tests {
         }
         // -kernel at the very end, before anything else is known.
         assert_eq!(err_full(&["-kernel"]), ArgsError::MissingValue("-kernel"));
-    }
-
-    #[test]
-    fn device_options_are_not_supported_yet() {
-        for (o, name) in [
-            ("-device", "-device"),
-            ("-drive", "-drive"),
-            ("-netdev", "-netdev"),
-            ("-chardev", "-chardev"),
-            ("--device", "-device"),
-            ("-nic", "-nic"),
-            ("-object", "-object"),
-        ] {
-            let e = err(&[o, "virtio-blk-device,drive=test"]);
-            assert_eq!(e, ArgsError::NotSupportedYet(name));
-            assert_eq!(
-                e.to_string(),
-                format!("option '{name}' is not supported yet")
-            );
-            // Even without its value.
-            assert_eq!(err(&[o]), ArgsError::NotSupportedYet(name));
-        }
     }
 
     // ---- -M ----
@@ -1600,6 +1595,15 @@ mod tests {
             err_full(&[]),
             err(&["-m"]),
             err(&["-device", "x"]),
+            err(&["-device", "virtio-blk-device,drive=\n"]),
+            err(&["-device", "virtio-net-device,netdev=\u{1b}[2J"]),
+            err(&["-device", "virtconsole,chardev=c,bus=\r.0"]),
+            err(&["-device", "virtio-rng-device,rng=\t"]),
+            err(&["-drive", "id=d\n,file=f"]),
+            err(&["-netdev", "tap,id=n,ifname=a\nb"]),
+            err(&["-chardev", "\n,id=c"]),
+            err(&["-object", "rng-random,id=r,filename=\n"]),
+            err(&["-nic", "user\n"]),
             err(&["-M", "microvm,isa-serial=off", "-serial", "stdio"]),
             err(&["-m", "1\n"]),
             err(&["-m", "999999T"]),
@@ -1642,6 +1646,46 @@ mod tests {
             "-drive",
             "-netdev",
             "-chardev",
+            "-object",
+            "-nic",
+            "--device",
+            "virtio-blk-device,drive=d",
+            "virtio-blk-device,drive=",
+            "virtio-net-device,netdev=n",
+            "virtio-net-device,netdev=n,mac=52:54:00:12:34:56",
+            "mac=ff:ff:ff:ff:ff:f",
+            "virtio-serial-device",
+            "virtio-serial-device,id=s",
+            "virtconsole,chardev=c",
+            "virtconsole,chardev=c,bus=s.0",
+            "virtio-rng-device",
+            "virtio-rng-device,rng=r",
+            "virtio-blk-pci",
+            "virtserialport",
+            "id=d,file=f,format=raw,if=none",
+            "id=d,file=f,if=none,readonly,cache=none",
+            "id=e,file=f",
+            "format=qcow2",
+            "if=virtio",
+            "tap,id=n,script=no,downscript=no",
+            "tap,id=n,ifname=tap%d",
+            "ifname=",
+            "user,id=n",
+            "pty,id=c,server",
+            "stdio,id=c",
+            "stdio,id=c,signal=off",
+            "file,id=c,path=/tmp/x",
+            "socket,id=c,path=/s,server,nowait",
+            "socket,id=c,path=/s,wait",
+            "rng-random,id=r,filename=/dev/urandom",
+            "rng-builtin,id=r",
+            "memory-backend-ram,id=m",
+            "id=",
+            "id=1",
+            "no",
+            "noserver",
+            "drive=\u{0}",
+            "chardev=\n",
             "microvm",
             "microvm,legacy",
             "microvm,isa-serial=off",

@@ -67,6 +67,62 @@ Serial port (legacy mode only):
                  Accepted: microvm has no display (other -display values are
                  errors).
 
+Devices (virtio-mmio, one slot per -device, in command-line order):
+  Devices find their backends by id, defined before or after them. Each
+  backend serves one device (rng objects may be shared); a backend no
+  device uses is checked and ignored. Ids are a letter then letters,
+  digits, '-', '.', '_', unique per option. Booleans also have QEMU's
+  short forms: readonly = readonly=on, nowait = wait=off.
+  -drive id=ID,file=PATH[,format=raw][,if=none][,readonly=on|off][,cache=MODE]
+                 A raw disk image for virtio-blk-device. format= can only be
+                 raw (also the default: nothing is probed); if= can only be
+                 none (microvm has no IDE/SCSI/PCI bus); a drive without
+                 if=none must be used by a device. read-only= is a synonym of
+                 readonly=. cache=writeback (default), writethrough, none,
+                 directsync or unsafe. Accepted, no effect: media=disk,
+                 aio=threads|native|io_uring, discard=unmap|ignore,
+                 snapshot=off.
+  -device virtio-blk-device,drive=ID[,id=DEVID]
+                 A disk (/dev/vdX); its serial is the drive id (no serial=).
+  -netdev tap,id=ID[,ifname=NAME][,script=no][,downscript=no][,vhost=off]
+                 A tap backend. Without ifname= (or with a %d in it) the
+                 kernel creates one named tapN. microvm never runs scripts:
+                 script= and downscript= can only be no, so set the tap up
+                 beforehand. Also accepted: queues=1, vnet_hdr=on. Other
+                 -netdev types (user, bridge, socket, ...) are errors.
+  -device virtio-net-device,netdev=ID[,mac=52:54:00:12:34:56][,id=DEVID]
+                 A NIC. mac= is six hex octets (':' or '-'), unicast; without
+                 it a locally administered MAC is picked.
+  -chardev stdio,id=ID[,signal=on|off]
+                 stdin/stdout. Only one of -chardev stdio and -serial stdio
+                 may be given; an implicit legacy-mode serial port (no
+                 -serial) then goes to nothing.
+  -chardev pty,id=ID
+                 A new pseudo-terminal; its path is printed at start-up.
+                 server/wait are accepted and ignored, as in QEMU.
+  -chardev file,id=ID,path=PATH[,append=on|off]
+                 Output to a file; no input.
+  -chardev socket,id=ID,path=PATH[,server=on|off][,wait=on|off]
+                 A Unix socket, listening with server=on (then by default
+                 waiting for a client before the VM starts; wait=off does
+                 not) or connecting to PATH. No TCP (host=, port=).
+                 Other backends (null, vc, ...) are errors.
+  -device virtio-serial-device[,id=DEVID]
+  -device virtconsole,chardev=ID[,bus=DEVID.0][,name=NAME][,id=ID]
+                 A console (hvcN): each virtio-serial-device is one slot and
+                 carries exactly one virtconsole, which must come after it
+                 (it goes to the first one without a console, or the one
+                 bus= names). virtserialport is not supported.
+  -object rng-random,id=ID[,filename=/dev/urandom|/dev/random]
+  -object rng-builtin,id=ID
+                 Entropy backends for rng=; the only -object types.
+  -device virtio-rng-device[,rng=ID][,id=DEVID]
+                 An entropy source; it always draws from getrandom(2).
+  -nic none      Accepted (no NIC). Other -nic forms are errors: use -netdev
+                 with -device virtio-net-device. QEMU's PCI names
+                 (virtio-blk-pci, virtio-net, ...) are errors too: microvm
+                 has no PCI bus.
+
 Accepted for QEMU compatibility, no effect:
   -no-user-config  There are no config files.
   -no-reboot       A guest reset always ends microvm.
@@ -78,6 +134,4 @@ Other:
                  stderr (also with MICROVM_REPORT_START_TIME=1).
   -h, -help, --help        Print this help and exit.
   -version, --version      Print the version and exit.
-
-Not supported yet: -device, -drive, -netdev, -chardev, -nic, -object.
 ";
