@@ -77,11 +77,11 @@ pub enum CacheMode {
     /// Host page cache; guest flushes become fdatasync. QEMU's default.
     #[default]
     Writeback,
-    /// Like writeback, but every write is followed by fdatasync.
+    /// Every write is durable when it completes (O_DSYNC).
     Writethrough,
     /// O_DIRECT, flushes honoured.
     None,
-    /// O_DIRECT and a sync after every write.
+    /// O_DIRECT and O_DSYNC.
     Directsync,
     /// Host page cache, flushes ignored: fastest, loses data on host crash.
     Unsafe,

@@ -40,6 +40,9 @@ pub enum Error {
     Vcpu(#[from] vcpu::VcpuError),
     #[error("cannot place device {name}: {source}")]
     Bus { name: &'static str, source: devices::bus::BusError },
+    /// A device backend could not be set up; the message names the backend.
+    #[error("{0}")]
+    Device(String),
     #[error("event loop: {0}")]
     EventLoop(String),
     #[error("{what}: {source}")]

@@ -4,12 +4,14 @@
 //! device event loop. Also produces the `virtio_mmio.device=` kernel
 //! command-line entries that tell the guest where the devices are.
 
-use crate::config::DeviceConfig;
+use crate::config::{BlockConfig, CacheMode, DeviceConfig};
 use crate::kvm::KvmError;
 use crate::Error;
 use arch::layout::{VIRTIO_MMIO_FIRST_IRQ, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
+use devices::virtio::block::{self, Block, BlockOptions};
+use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
 use devices::virtio::{Interrupt, VirtioDevice};
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
@@ -63,6 +65,19 @@ pub fn create_devices(
     for (index, config) in configs.iter().enumerate() {
         let slot = slot(index as u32);
         match config {
+            DeviceConfig::Block(cfg) => {
+                let disk = Block::new(block_options(cfg)).map_err(|e| Error::Device(e.to_string()))?;
+                attach(Arc::new(Mutex::new(disk)), "virtio-blk", slot, vm, mem, mmio, event_loop)?;
+            }
+            DeviceConfig::Net(cfg) => {
+                let tap = Tap::open(cfg.ifname.as_deref()).map_err(|e| Error::Device(e.to_string()))?;
+                if cfg.ifname.is_none() {
+                    // As QEMU does: the user needs the name to configure the host side.
+                    eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
+                }
+                let net = Net::new(tap, cfg.mac).map_err(|e| Error::Device(e.to_string()))?;
+                attach(Arc::new(Mutex::new(net)), "virtio-net", slot, vm, mem, mmio, event_loop)?;
+            }
             DeviceConfig::Rng => {
                 let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;
                 attach(Arc::new(Mutex::new(rng)), "virtio-rng", slot, vm, mem, mmio, event_loop)?;
@@ -74,6 +89,21 @@ pub fn create_devices(
         entries.push(cmdline_entry(slot));
     }
     Ok(entries)
+}
+
+fn block_options(cfg: &BlockConfig) -> BlockOptions {
+    BlockOptions {
+        id: cfg.id.clone(),
+        path: cfg.path.clone(),
+        read_only: cfg.read_only,
+        cache: match cfg.cache {
+            CacheMode::Writeback => block::CacheMode::Writeback,
+            CacheMode::Writethrough => block::CacheMode::Writethrough,
+            CacheMode::None => block::CacheMode::None,
+            CacheMode::Directsync => block::CacheMode::Directsync,
+            CacheMode::Unsafe => block::CacheMode::Unsafe,
+        },
+    }
 }
 
 fn attach<D: EventDevice + 'static>(

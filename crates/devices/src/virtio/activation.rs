@@ -13,11 +13,16 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 pub struct Activation {
     wake: EventFd,
     pub active: Option<ActivateContext>,
+    /// Queue events of a reset device, kept open until the event loop has
+    /// stopped watching them: closing them first would leave epoll holding
+    /// registrations for fds the transport still signals (a spinning loop),
+    /// or for fd numbers reused by another device.
+    retired: Vec<EventFd>,
 }
 
 impl Activation {
     pub fn new() -> std::io::Result<Self> {
-        Ok(Activation { wake: EventFd::new(EFD_NONBLOCK)?, active: None })
+        Ok(Activation { wake: EventFd::new(EFD_NONBLOCK)?, active: None, retired: Vec::new() })
     }
 
     /// Called by the transport, on a vCPU thread.
@@ -26,10 +31,15 @@ impl Activation {
         self.wake.write(1).map_err(ActivateError::Wake)
     }
 
-    /// Drops the queues (device reset). Queue events stay watched; with no
-    /// active context their handler has nothing to do.
+    /// Drops the queues (device reset) and asks the event loop to stop
+    /// watching their events.
     pub fn deactivate(&mut self) {
-        self.active = None;
+        if let Some(ctx) = self.active.take() {
+            self.retired.extend(ctx.queue_events);
+            if let Err(e) = self.wake.write(1) {
+                log::error!("virtio: cannot wake the device event loop: {e}");
+            }
+        }
     }
 
     /// For the device's `MutEventSubscriber::init`.
@@ -47,9 +57,11 @@ impl Activation {
     /// queue index as the event data. Returns true if the device is active.
     pub fn on_wake(&mut self, ops: &mut EventOps) -> bool {
         let _ = self.wake.read();
+        for evt in self.retired.drain(..) {
+            let _ = ops.remove(Events::new(&evt, EventSet::IN));
+        }
         let Some(ctx) = &self.active else { return false };
         for (index, evt) in ctx.queue_events.iter().enumerate() {
-            // EEXIST after a reset and re-activation is fine: already watched.
             let _ = ops.add(Events::with_data(evt, index as u32, EventSet::IN));
         }
         true

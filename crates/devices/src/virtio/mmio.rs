@@ -139,6 +139,7 @@ impl MmioTransport {
             REG_QUEUE_NUM_MAX => self.queues.get(self.queue_sel as usize).map_or(0, |q| u32::from(q.max_size())),
             REG_QUEUE_READY => self.queues.get(self.queue_sel as usize).map_or(0, |q| u32::from(q.ready())),
             REG_INTERRUPT_STATUS => self.interrupt.status(),
+            REG_STATUS if self.interrupt.needs_reset() => self.status | status::DEVICE_NEEDS_RESET,
             REG_STATUS => self.status,
             REG_CONFIG_GENERATION => 0,
             _ => 0,
@@ -219,7 +220,7 @@ impl MmioTransport {
                 new_status &= !status::FEATURES_OK;
             }
         }
-        self.status = new_status | (self.status & status::DEVICE_NEEDS_RESET);
+        self.status = new_status;
         if added & status::DRIVER_OK != 0 && self.status & status::FEATURES_OK != 0 && !self.activated {
             self.activate();
         }
@@ -267,14 +268,13 @@ impl MmioTransport {
     }
 
     fn needs_reset(&mut self) {
-        self.status |= status::DEVICE_NEEDS_RESET;
-        self.interrupt.signal_config_change();
+        self.interrupt.signal_needs_reset();
     }
 
     fn reset(&mut self) {
         if self.activated && !lock(&self.device).reset() {
             self.complain(format!("device cannot be reset after activation"));
-            self.status = status::DEVICE_NEEDS_RESET;
+            self.interrupt.signal_needs_reset();
             return;
         }
         self.activated = false;
@@ -287,7 +287,7 @@ impl MmioTransport {
             q.reset();
         }
         self.bad_queue_size.fill(false);
-        self.interrupt.ack(u32::MAX);
+        self.interrupt.clear();
     }
 }
 

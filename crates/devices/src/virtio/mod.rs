@@ -20,7 +20,7 @@ pub(crate) mod test_driver;
 
 pub use activation::Activation;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
@@ -47,11 +47,14 @@ const INT_CONFIG: u32 = virtio_bindings::virtio_mmio::VIRTIO_MMIO_INT_CONFIG;
 pub struct Interrupt {
     status: AtomicU32,
     irq: EventFd,
+    /// Set by a device that stopped serving (e.g. a corrupt ring): the
+    /// transport then reports DEVICE_NEEDS_RESET in its status register.
+    needs_reset: AtomicBool,
 }
 
 impl Interrupt {
     pub fn new(irq: EventFd) -> Self {
-        Interrupt { status: AtomicU32::new(0), irq }
+        Interrupt { status: AtomicU32::new(0), irq, needs_reset: AtomicBool::new(false) }
     }
 
     /// The device put buffers in a used ring.
@@ -62,6 +65,16 @@ impl Interrupt {
     /// The device changed its configuration space or status (e.g. it needs a reset).
     pub fn signal_config_change(&self) {
         self.raise(INT_CONFIG);
+    }
+
+    /// The device cannot go on until the driver resets it (virtio 1.x §2.1.2).
+    pub fn signal_needs_reset(&self) {
+        self.needs_reset.store(true, Ordering::SeqCst);
+        self.signal_config_change();
+    }
+
+    pub fn needs_reset(&self) -> bool {
+        self.needs_reset.load(Ordering::SeqCst)
     }
 
     fn raise(&self, bit: u32) {
@@ -77,6 +90,12 @@ impl Interrupt {
 
     pub fn ack(&self, bits: u32) {
         self.status.fetch_and(!bits, Ordering::SeqCst);
+    }
+
+    /// Device reset: no pending interrupt, no pending reset request.
+    pub fn clear(&self) {
+        self.status.store(0, Ordering::SeqCst);
+        self.needs_reset.store(false, Ordering::SeqCst);
     }
 }
 

@@ -35,7 +35,7 @@ impl Rng {
                     if !self.broken {
                         log::warn!("virtio-rng: bad avail ring ({e}); device needs reset");
                         self.broken = true;
-                        ctx.interrupt.signal_config_change();
+                        ctx.interrupt.signal_needs_reset();
                     }
                     return;
                 }
@@ -228,11 +228,25 @@ mod tests {
         d.notify(0);
         assert!(d.used(0).is_empty());
         assert_ne!(d.interrupt.status() & 2, 0, "config-change interrupt");
+        assert_ne!(d.status() & status::DEVICE_NEEDS_RESET, 0);
         // Later well-formed requests are not served either: state is unknown.
         let a = d.alloc(8, 0);
         d.add_chain(0, &[(a, 8, true)]);
         d.notify(0);
         assert!(d.used(0).is_empty());
+    }
+
+    #[test]
+    fn notify_after_reset_does_not_spin_and_reactivation_serves_again() {
+        let mut d = driver();
+        d.write_reg(0x70, 0);
+        assert_eq!(d.status(), 0);
+        d.notify(0);
+        d.activate(0, 16);
+        let a = d.alloc(16, 0);
+        d.add_chain(0, &[(a, 16, true)]);
+        d.notify(0);
+        assert_eq!(d.used(0).len(), 1);
     }
 
     #[test]

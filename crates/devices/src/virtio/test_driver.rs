@@ -190,6 +190,14 @@ impl TestDriver {
         self.mem.write_obj(idx, GuestAddress(self.queues[queue].avail + 2)).unwrap();
     }
 
+    /// Writes the avail ring's used_event field (VIRTIO_RING_F_EVENT_IDX):
+    /// the driver wants an interrupt once the used index passes `idx`.
+    pub fn set_used_event(&mut self, queue: usize, idx: u16) {
+        let q = &self.queues[queue];
+        let at = q.avail + 4 + 2 * u64::from(q.size);
+        self.mem.write_obj(idx, GuestAddress(at)).unwrap();
+    }
+
     /// Notifies the queue through the transport and runs the device's
     /// event loop until it has nothing left to do.
     pub fn notify(&mut self, queue: u32) {
@@ -197,8 +205,15 @@ impl TestDriver {
         self.run_events();
     }
 
+    /// Panics if the loop never settles: a device that keeps an fd readable
+    /// without consuming it would spin the real event loop forever.
     pub fn run_events(&mut self) {
-        while self.events.run_with_timeout(10).unwrap() > 0 {}
+        for _ in 0..1000 {
+            if self.events.run_with_timeout(10).unwrap() == 0 {
+                return;
+            }
+        }
+        panic!("device event loop does not settle");
     }
 
     /// Used-ring entries (descriptor head, bytes written) added since the last call.
@@ -227,5 +242,27 @@ impl TestDriver {
     /// True if the device raised its interrupt since the last call.
     pub fn interrupted(&self) -> bool {
         self.irq.read().is_ok()
+    }
+
+    /// The used ring's avail_event field (VIRTIO_RING_F_EVENT_IDX): the
+    /// device wants a notification once the avail index passes it.
+    pub fn avail_event(&self, queue: usize) -> u16 {
+        let q = &self.queues[queue];
+        self.mem.read_obj(GuestAddress(q.used + 4 + 8 * u64::from(q.size))).unwrap()
+    }
+}
+
+/// Helpers added for virtio-console's tests.
+impl TestDriver {
+    /// Reserves a buffer holding `data`.
+    pub fn alloc_with(&mut self, data: &[u8]) -> u64 {
+        let addr = self.alloc(data.len() as u32, 0);
+        self.mem.write_slice(data, GuestAddress(addr)).unwrap();
+        addr
+    }
+
+    /// Writes the avail ring's flags (1: VRING_AVAIL_F_NO_INTERRUPT).
+    pub fn set_avail_flags(&mut self, queue: usize, flags: u16) {
+        self.mem.write_obj(flags, GuestAddress(self.queues[queue].avail)).unwrap();
     }
 }

@@ -1,0 +1,381 @@
+//! One virtio-blk request: its descriptor chain checked and taken apart,
+//! then carried out on the disk (virtio 1.x §5.2.6).
+//!
+//! Layout: the device-readable part holds the 16-byte header
+//! (`le32 type, le32 reserved, le64 sector`) and, for writes, discards and
+//! write-zeroes, the data; the device-writable part holds the data of reads
+//! and GET_ID, and ends with the status byte. Descriptor boundaries carry no
+//! meaning (any layout, as virtio 1.x requires), but every readable
+//! descriptor must come before every writable one.
+
+use super::disk::{Disk, IoVecs, SECTOR_SIZE};
+use super::{MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG};
+use std::ops::Deref;
+use virtio_bindings::virtio_blk::{
+    VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_FLUSH,
+    VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES,
+    VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
+};
+use virtio_queue::DescriptorChain;
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+const HEADER_SIZE: u64 = 16;
+/// Size of one discard / write-zeroes segment
+/// (`le64 sector, le32 num_sectors, le32 flags`).
+const SEGMENT_SIZE: u64 = 16;
+pub(super) const ID_BYTES: usize = virtio_bindings::virtio_blk::VIRTIO_BLK_ID_BYTES as usize;
+
+/// Kinds of guest mistakes, each logged once per device.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum GuestError {
+    ChainCut,
+    NoStatus,
+    StatusOutsideMemory,
+    ReadableAfterWritable,
+    ShortHeader,
+    OutsideMemory,
+    WrongDirection,
+    NotSectorMultiple,
+    PastEnd,
+    BadSegments,
+    ReadOnly,
+    UnknownType,
+    BadHead,
+}
+
+impl GuestError {
+    fn describe(self) -> &'static str {
+        match self {
+            GuestError::ChainCut => {
+                "a descriptor chain loops, is longer than the queue or has a bad next/indirect descriptor"
+            }
+            GuestError::NoStatus => "a request has no device-writable status byte at its end",
+            GuestError::StatusOutsideMemory => "a request's status byte is outside guest memory",
+            GuestError::ReadableAfterWritable => "a device-readable descriptor follows a device-writable one",
+            GuestError::ShortHeader => "a request header is shorter than 16 bytes",
+            GuestError::OutsideMemory => "a request buffer is outside guest memory",
+            GuestError::WrongDirection => "a request's data buffer has the wrong direction",
+            GuestError::NotSectorMultiple => "a request's data length is not a multiple of 512",
+            GuestError::PastEnd => "a request reaches past the end of the disk",
+            GuestError::BadSegments => "a discard/write-zeroes segment list is malformed",
+            GuestError::ReadOnly => "a write to a read-only disk",
+            GuestError::UnknownType => "a request of unknown type",
+            GuestError::BadHead => "a descriptor head index is outside the queue",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Desc {
+    addr: GuestAddress,
+    len: u32,
+    writable: bool,
+}
+
+/// What a request ended with: the status byte, and how many data bytes
+/// were written to the device-writable part.
+type Outcome = (u32, u32);
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut raw = [0u8; 4];
+    raw.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(raw)
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(raw)
+}
+
+/// Serves requests. Holds the disk and buffers reused from request to request.
+pub(super) struct Worker {
+    pub(super) disk: Disk,
+    pub(super) id: [u8; ID_BYTES],
+    pub(super) discard: bool,
+    pub(super) write_zeroes: bool,
+    descs: Vec<Desc>,
+    iovs: IoVecs,
+    logged: u32,
+    /// The drive id, for log lines.
+    pub(super) name: String,
+}
+
+impl Worker {
+    pub(super) fn new(disk: Disk, id: [u8; ID_BYTES], name: String) -> Worker {
+        Worker {
+            disk,
+            id,
+            discard: false,
+            write_zeroes: false,
+            descs: Vec::with_capacity(usize::from(super::QUEUE_SIZE)),
+            iovs: IoVecs(Vec::with_capacity(usize::from(super::QUEUE_SIZE))),
+            logged: 0,
+            name,
+        }
+    }
+
+    pub(super) fn complain(&mut self, kind: GuestError) {
+        let bit = 1u32 << kind as u32;
+        if self.logged & bit == 0 {
+            self.logged |= bit;
+            log::warn!("virtio-blk {}: guest error: {} (logged once)", self.name, kind.describe());
+        }
+    }
+
+    /// Serves one chain; returns the length for its used-ring entry: the
+    /// bytes written to its device-writable buffers (data and status), or 0
+    /// if the chain is too broken to carry a status.
+    pub(super) fn serve<M>(&mut self, mem: &GuestMemoryMmap, chain: DescriptorChain<M>) -> u32
+    where
+        M: Deref<Target = GuestMemoryMmap>,
+    {
+        self.descs.clear();
+        let mut cut = false;
+        for d in chain {
+            self.descs.push(Desc { addr: d.addr(), len: d.len(), writable: d.is_write_only() });
+            // The iterator stops early (loop, too long, bad index or indirect
+            // table) without saying so: the last descriptor then still has NEXT.
+            cut = d.has_next();
+        }
+        let status = match self.status_address(mem, cut) {
+            Ok(addr) => addr,
+            Err(kind) => {
+                self.complain(kind);
+                return 0;
+            }
+        };
+        let (status_byte, written) = self.execute(mem).unwrap_or_else(|kind| {
+            self.complain(kind);
+            (if matches!(kind, GuestError::UnknownType) { VIRTIO_BLK_S_UNSUPP } else { VIRTIO_BLK_S_IOERR }, 0)
+        });
+        self.iovs.0.clear();
+        if mem.write_obj(status_byte as u8, status).is_err() {
+            self.complain(GuestError::StatusOutsideMemory);
+            return 0;
+        }
+        written + 1
+    }
+
+    /// The status byte: the last byte of the last descriptor, which must be
+    /// device-writable and inside guest memory.
+    fn status_address(&self, mem: &GuestMemoryMmap, cut: bool) -> Result<GuestAddress, GuestError> {
+        if cut {
+            return Err(GuestError::ChainCut);
+        }
+        let last = self.descs.last().ok_or(GuestError::NoStatus)?;
+        if !last.writable || last.len == 0 {
+            return Err(GuestError::NoStatus);
+        }
+        let addr = last.addr.checked_add(u64::from(last.len) - 1).ok_or(GuestError::StatusOutsideMemory)?;
+        if !mem.address_in_range(addr) {
+            return Err(GuestError::StatusOutsideMemory);
+        }
+        Ok(addr)
+    }
+
+    fn execute(&mut self, mem: &GuestMemoryMmap) -> Result<Outcome, GuestError> {
+        let readable = self.descs.iter().take_while(|d| !d.writable).count();
+        if self.descs[readable..].iter().any(|d| !d.writable) {
+            return Err(GuestError::ReadableAfterWritable);
+        }
+        let sum = |ds: &[Desc]| ds.iter().map(|d| u64::from(d.len)).sum::<u64>();
+        let readable_len = sum(&self.descs[..readable]);
+        // Less the status byte (the last descriptor has at least one byte).
+        let writable_len = sum(&self.descs[readable..]) - 1;
+        if readable_len < HEADER_SIZE {
+            return Err(GuestError::ShortHeader);
+        }
+        let mut header = [0u8; HEADER_SIZE as usize];
+        self.copy_from_guest(mem, 0, &mut header)?;
+        let kind = le_u32(&header, 0);
+        let sector = le_u64(&header, 8);
+        let out_len = readable_len - HEADER_SIZE;
+        match kind {
+            VIRTIO_BLK_T_IN => {
+                if out_len != 0 {
+                    return Err(GuestError::WrongDirection);
+                }
+                let offset = self.check_range(sector, writable_len)?;
+                self.gather(mem, true, 0, writable_len)?;
+                let done = self.disk.read(&mut self.iovs.0, offset);
+                Ok(self.io_outcome(done, "read", writable_len as u32))
+            }
+            VIRTIO_BLK_T_OUT => {
+                if self.disk.read_only {
+                    return Err(GuestError::ReadOnly);
+                }
+                if writable_len != 0 {
+                    return Err(GuestError::WrongDirection);
+                }
+                let offset = self.check_range(sector, out_len)?;
+                self.gather(mem, false, HEADER_SIZE, out_len)?;
+                let done = self.disk.write(&mut self.iovs.0, offset);
+                Ok(self.io_outcome(done, "write", 0))
+            }
+            VIRTIO_BLK_T_FLUSH => {
+                let done = self.disk.flush();
+                Ok(self.io_outcome(done, "flush", 0))
+            }
+            VIRTIO_BLK_T_GET_ID => {
+                if out_len != 0 {
+                    return Err(GuestError::WrongDirection);
+                }
+                let n = writable_len.min(ID_BYTES as u64) as usize;
+                let id = self.id;
+                self.copy_to_guest(mem, &id[..n])?;
+                Ok((VIRTIO_BLK_S_OK, n as u32))
+            }
+            VIRTIO_BLK_T_DISCARD | VIRTIO_BLK_T_WRITE_ZEROES => {
+                if self.disk.read_only {
+                    return Err(GuestError::ReadOnly);
+                }
+                let discard = kind == VIRTIO_BLK_T_DISCARD;
+                if !(if discard { self.discard } else { self.write_zeroes }) {
+                    return Ok((VIRTIO_BLK_S_UNSUPP, 0));
+                }
+                if writable_len != 0 {
+                    return Err(GuestError::WrongDirection);
+                }
+                self.discard_or_zero(mem, discard, out_len)
+            }
+            _ => Err(GuestError::UnknownType),
+        }
+    }
+
+    /// Byte offset of `len` bytes at `sector`, if they are whole sectors
+    /// inside the disk.
+    fn check_range(&self, sector: u64, len: u64) -> Result<u64, GuestError> {
+        if len % SECTOR_SIZE != 0 {
+            return Err(GuestError::NotSectorMultiple);
+        }
+        let end = sector.checked_add(len / SECTOR_SIZE).ok_or(GuestError::PastEnd)?;
+        if end > self.disk.capacity {
+            return Err(GuestError::PastEnd);
+        }
+        Ok(sector * SECTOR_SIZE)
+    }
+
+    fn io_outcome(&self, done: std::io::Result<()>, what: &str, written: u32) -> Outcome {
+        match done {
+            Ok(()) => (VIRTIO_BLK_S_OK, written),
+            Err(e) => {
+                // A host-side failure (EIO, ENOSPC...): worth every line.
+                log::error!("virtio-blk {}: {what} failed: {e}", self.name);
+                (VIRTIO_BLK_S_IOERR, 0)
+            }
+        }
+    }
+
+    /// DISCARD / WRITE_ZEROES: a list of segments in the readable data.
+    fn discard_or_zero(&mut self, mem: &GuestMemoryMmap, discard: bool, len: u64) -> Result<Outcome, GuestError> {
+        let (max_seg, max_sectors) = if discard {
+            (MAX_DISCARD_SEG, MAX_DISCARD_SECTORS)
+        } else {
+            (MAX_WRITE_ZEROES_SEG, MAX_WRITE_ZEROES_SECTORS)
+        };
+        if len == 0 || len % SEGMENT_SIZE != 0 || len / SEGMENT_SIZE > u64::from(max_seg) {
+            return Err(GuestError::BadSegments);
+        }
+        for i in 0..len / SEGMENT_SIZE {
+            let mut raw = [0u8; SEGMENT_SIZE as usize];
+            self.copy_from_guest(mem, HEADER_SIZE + i * SEGMENT_SIZE, &mut raw)?;
+            let sector = le_u64(&raw, 0);
+            let sectors = le_u32(&raw, 8);
+            let flags = le_u32(&raw, 12);
+            // Unknown flags, and UNMAP on a discard, are UNSUPP (§5.2.6.2).
+            if flags & !VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP != 0 || (discard && flags != 0) {
+                return Ok((VIRTIO_BLK_S_UNSUPP, 0));
+            }
+            if sectors > max_sectors {
+                return Err(GuestError::BadSegments);
+            }
+            let bytes = u64::from(sectors) * SECTOR_SIZE;
+            let offset = self.check_range(sector, bytes)?;
+            let done = if discard {
+                self.disk.discard(offset, bytes)
+            } else {
+                self.disk.write_zeroes(offset, bytes, flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP != 0)
+            };
+            if done.is_err() {
+                return Ok(self.io_outcome(done, if discard { "discard" } else { "write-zeroes" }, 0));
+            }
+        }
+        Ok((VIRTIO_BLK_S_OK, 0))
+    }
+
+    /// The descriptors of one direction.
+    fn part(&self, writable: bool) -> &[Desc] {
+        let readable = self.descs.iter().take_while(|d| !d.writable).count();
+        if writable {
+            &self.descs[readable..]
+        } else {
+            &self.descs[..readable]
+        }
+    }
+
+    /// Fills `self.iovs` with host buffers for bytes `skip..skip + len` of
+    /// the readable or writable part of the chain.
+    fn gather(&mut self, mem: &GuestMemoryMmap, writable: bool, skip: u64, len: u64) -> Result<(), GuestError> {
+        let readable = self.descs.iter().take_while(|d| !d.writable).count();
+        let descs = if writable { &self.descs[readable..] } else { &self.descs[..readable] };
+        let iovs = &mut self.iovs.0;
+        iovs.clear();
+        for_each_range(descs, skip, len, |addr, n| {
+            for slice in GuestMemoryBackend::get_slices(mem, addr, n as usize) {
+                let slice = slice.map_err(|_| GuestError::OutsideMemory)?;
+                iovs.push(libc::iovec { iov_base: slice.ptr_guard_mut().as_ptr().cast(), iov_len: slice.len() });
+            }
+            Ok(())
+        })
+    }
+
+    /// Copies bytes `skip..` of the readable part into `buf`.
+    fn copy_from_guest(&self, mem: &GuestMemoryMmap, skip: u64, buf: &mut [u8]) -> Result<(), GuestError> {
+        let mut done = 0;
+        for_each_range(self.part(false), skip, buf.len() as u64, |addr, n| {
+            let n = n as usize;
+            mem.read_slice(&mut buf[done..done + n], addr).map_err(|_| GuestError::OutsideMemory)?;
+            done += n;
+            Ok(())
+        })
+    }
+
+    /// Copies `buf` to the start of the writable part.
+    fn copy_to_guest(&self, mem: &GuestMemoryMmap, buf: &[u8]) -> Result<(), GuestError> {
+        let mut done = 0;
+        for_each_range(self.part(true), 0, buf.len() as u64, |addr, n| {
+            let n = n as usize;
+            mem.write_slice(&buf[done..done + n], addr).map_err(|_| GuestError::OutsideMemory)?;
+            done += n;
+            Ok(())
+        })
+    }
+}
+
+/// Calls `f(address, length)` for each piece of bytes `skip..skip + len` of
+/// the concatenation of `descs`, in order. The caller made sure the range
+/// lies within them.
+fn for_each_range(
+    descs: &[Desc],
+    mut skip: u64,
+    mut len: u64,
+    mut f: impl FnMut(GuestAddress, u64) -> Result<(), GuestError>,
+) -> Result<(), GuestError> {
+    for d in descs {
+        if len == 0 {
+            break;
+        }
+        let dlen = u64::from(d.len);
+        if skip >= dlen {
+            skip -= dlen;
+            continue;
+        }
+        let n = (dlen - skip).min(len);
+        let addr = d.addr.checked_add(skip).ok_or(GuestError::OutsideMemory)?;
+        f(addr, n)?;
+        skip = 0;
+        len -= n;
+    }
+    Ok(())
+}

@@ -1,0 +1,503 @@
+//! The virtio-net device model: queues, features, configuration space, and
+//! the event handler that moves frames between the queues and the tap.
+
+use super::rx::{self, Delivery, Scratch};
+use super::tap::{Tap, VNET_HDR_LEN};
+use super::tx::{self, MAX_TX_PACKET};
+use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
+use std::os::fd::AsRawFd;
+use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
+use virtio_bindings::virtio_net as vn;
+use virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
+use virtio_queue::{QueueOwnedT, QueueT};
+use vmm_sys_util::eventfd::EventFd;
+
+pub const RX_QUEUE: usize = 0;
+pub const TX_QUEUE: usize = 1;
+const QUEUE_SIZE: u16 = 256;
+/// Tap reads: the largest GSO frame (a 64 KiB IP datagram, Ethernet and VLAN
+/// headers) plus the virtio-net header, with room to spare.
+pub const RX_BUFFER_LEN: usize = 17 * 4096;
+/// Frames read from the tap per event before other events get a turn; the
+/// tap stays readable (level-triggered), so the rest follow.
+const RX_BUDGET: usize = 256;
+/// Event data of the tap fd (queue events carry their queue index).
+const TAP_EVENT: u32 = 0x7461_7000;
+
+const fn bit(b: u32) -> u64 {
+    1 << b
+}
+pub const F_CSUM: u64 = bit(vn::VIRTIO_NET_F_CSUM);
+pub const F_GUEST_CSUM: u64 = bit(vn::VIRTIO_NET_F_GUEST_CSUM);
+pub const F_MAC: u64 = bit(vn::VIRTIO_NET_F_MAC);
+pub const F_GUEST_TSO4: u64 = bit(vn::VIRTIO_NET_F_GUEST_TSO4);
+pub const F_GUEST_TSO6: u64 = bit(vn::VIRTIO_NET_F_GUEST_TSO6);
+pub const F_GUEST_ECN: u64 = bit(vn::VIRTIO_NET_F_GUEST_ECN);
+pub const F_GUEST_UFO: u64 = bit(vn::VIRTIO_NET_F_GUEST_UFO);
+pub const F_HOST_TSO4: u64 = bit(vn::VIRTIO_NET_F_HOST_TSO4);
+pub const F_HOST_TSO6: u64 = bit(vn::VIRTIO_NET_F_HOST_TSO6);
+pub const F_HOST_ECN: u64 = bit(vn::VIRTIO_NET_F_HOST_ECN);
+pub const F_HOST_UFO: u64 = bit(vn::VIRTIO_NET_F_HOST_UFO);
+pub const F_MRG_RXBUF: u64 = bit(vn::VIRTIO_NET_F_MRG_RXBUF);
+pub const F_STATUS: u64 = bit(vn::VIRTIO_NET_F_STATUS);
+pub const F_EVENT_IDX: u64 = bit(VIRTIO_RING_F_EVENT_IDX);
+
+/// What the device offers: QEMU's tap-backed defaults minus the control
+/// queue and multiqueue. UFO only if the tap takes it (QEMU's probe).
+fn offered_features(ufo: bool) -> u64 {
+    let base = VIRTIO_F_VERSION_1
+        | F_CSUM
+        | F_GUEST_CSUM
+        | F_MAC
+        | F_GUEST_TSO4
+        | F_GUEST_TSO6
+        | F_GUEST_ECN
+        | F_HOST_TSO4
+        | F_HOST_TSO6
+        | F_HOST_ECN
+        | F_MRG_RXBUF
+        | F_STATUS
+        | F_EVENT_IDX;
+    if ufo {
+        base | F_GUEST_UFO | F_HOST_UFO
+    } else {
+        base
+    }
+}
+
+/// The tap offloads (TUN_F_*) matching what the guest can receive. The
+/// kernel only segments-offloads along with checksum offload.
+pub fn tap_offloads(acked: u64) -> libc::c_uint {
+    if acked & F_GUEST_CSUM == 0 {
+        return 0;
+    }
+    let mut flags = libc::TUN_F_CSUM;
+    if acked & F_GUEST_TSO4 != 0 {
+        flags |= libc::TUN_F_TSO4;
+    }
+    if acked & F_GUEST_TSO6 != 0 {
+        flags |= libc::TUN_F_TSO6;
+    }
+    if acked & F_GUEST_ECN != 0 && acked & (F_GUEST_TSO4 | F_GUEST_TSO6) != 0 {
+        flags |= libc::TUN_F_TSO_ECN;
+    }
+    if acked & F_GUEST_UFO != 0 {
+        flags |= libc::TUN_F_UFO;
+    }
+    flags
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error(
+        "invalid MAC address {0}: it must be a unicast address (lowest bit of the first byte clear), not all zeros"
+    )]
+    InvalidMac(String),
+    #[error("virtio-net: cannot create an eventfd: {0}")]
+    Event(std::io::Error),
+}
+
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Things logged once per device, so a misbehaving guest or a broken tap
+/// cannot flood the host log.
+#[derive(Clone, Copy)]
+enum Complaint {
+    TxMalformed = 0,
+    TxWrite,
+    RxMalformed,
+    RxTooBig,
+    RxBadFrame,
+}
+
+/// The tap fd in the event loop.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum TapWatch {
+    /// Not registered yet (before `init`).
+    Unregistered,
+    /// Registered; true if asking for readable events.
+    Reading(bool),
+    /// The tap failed or disappeared: unregistered for good.
+    Gone,
+}
+
+pub struct Net {
+    tap: Tap,
+    mac: [u8; 6],
+    features: u64,
+    activation: Activation,
+    /// Queue events of an activation that was reset, kept open until the
+    /// event loop has unregistered them: once closed, their fd numbers
+    /// could no longer be removed from epoll and might be reused.
+    retired_events: Vec<EventFd>,
+    mergeable: bool,
+    tap_watch: TapWatch,
+    /// Set when the tap cannot be read any more; the event handler then
+    /// unregisters it.
+    tap_failed: bool,
+    rx_buf: Vec<u8>,
+    /// Length of a frame read from the tap and not yet delivered: the guest
+    /// had no buffers. While it is there, the tap is not read.
+    rx_pending: Option<usize>,
+    rx_scratch: Scratch,
+    rx_broken: bool,
+    tx_buf: Vec<u8>,
+    tx_broken: bool,
+    complained: u32,
+}
+
+impl Net {
+    /// A virtio-net device on `tap`, with the given MAC address or a random
+    /// locally administered one (02:xx:xx:xx:xx:xx).
+    pub fn new(tap: Tap, mac: Option<[u8; 6]>) -> Result<Net, NetError> {
+        let mac = match mac {
+            Some(mac) if mac[0] & 1 != 0 || mac == [0; 6] => return Err(NetError::InvalidMac(format_mac(&mac))),
+            Some(mac) => mac,
+            None => random_mac(),
+        };
+        Ok(Net {
+            features: offered_features(tap.supports_ufo()),
+            tap,
+            mac,
+            activation: Activation::new().map_err(NetError::Event)?,
+            retired_events: Vec::new(),
+            mergeable: false,
+            tap_watch: TapWatch::Unregistered,
+            tap_failed: false,
+            rx_buf: vec![0; RX_BUFFER_LEN],
+            rx_pending: None,
+            rx_scratch: Scratch::default(),
+            rx_broken: false,
+            tx_buf: Vec::with_capacity(MAX_TX_PACKET),
+            tx_broken: false,
+            complained: 0,
+        })
+    }
+
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    pub fn tap_name(&self) -> &str {
+        self.tap.name()
+    }
+
+    fn process_tx(&mut self) {
+        let Net { activation, tap, tx_buf, tx_broken, complained, .. } = self;
+        let Some(ctx) = activation.active.as_mut() else { return };
+        if *tx_broken {
+            return;
+        }
+        let mem = &ctx.mem;
+        let queue = &mut ctx.queues[TX_QUEUE];
+        let mut used = false;
+        let mut failure = None;
+        let _ = queue.disable_notification(mem);
+        loop {
+            let chain = match queue.iter(mem) {
+                Ok(mut iter) => iter.next(),
+                Err(e) => {
+                    failure = Some(format!("bad TX avail ring ({e})"));
+                    break;
+                }
+            };
+            let Some(chain) = chain else {
+                // Re-enable notifications, and look again: the guest may have
+                // added a chain while they were off.
+                match queue.enable_notification(mem) {
+                    Ok(true) => {
+                        let _ = queue.disable_notification(mem);
+                        continue;
+                    }
+                    Ok(false) => break,
+                    Err(e) => {
+                        failure = Some(format!("cannot enable TX notifications ({e})"));
+                        break;
+                    }
+                }
+            };
+            let head = chain.head_index();
+            match tx::gather(mem, chain, tx_buf) {
+                Ok(()) => {
+                    if let Err(e) = tap.write(tx_buf) {
+                        if first_time(complained, Complaint::TxWrite) {
+                            log::warn!(
+                                "virtio-net {}: writing to the tap failed ({e}); frame dropped (further failures are not logged)",
+                                tap.name()
+                            );
+                        }
+                    }
+                }
+                Err(why) => {
+                    if first_time(complained, Complaint::TxMalformed) {
+                        log::warn!(
+                            "virtio-net {}: malformed TX chain ({why}); dropped (further malformed chains are not logged)",
+                            tap.name()
+                        );
+                    }
+                }
+            }
+            if let Err(e) = queue.add_used(mem, head, 0) {
+                failure = Some(format!("cannot return TX chain {head} ({e})"));
+                break;
+            }
+            used = true;
+        }
+        if used && queue.needs_notification(mem).unwrap_or(true) {
+            ctx.interrupt.signal_used_queue();
+        }
+        if let Some(why) = failure {
+            // The guest's ring is corrupt: stop serving TX until a reset.
+            log::warn!("virtio-net {}: {why}; TX stopped, the device needs a reset", tap.name());
+            *tx_broken = true;
+            ctx.interrupt.signal_needs_reset();
+        }
+    }
+
+    fn process_rx(&mut self) {
+        let Net {
+            activation, tap, mergeable, rx_buf, rx_pending, rx_scratch, rx_broken, tap_failed, complained, ..
+        } = self;
+        let Some(ctx) = activation.active.as_mut() else { return };
+        if *rx_broken {
+            return;
+        }
+        let mem = &ctx.mem;
+        let queue = &mut ctx.queues[RX_QUEUE];
+        let mut used = false;
+        let mut failure = None;
+        let mut budget = RX_BUDGET;
+        loop {
+            let len = match *rx_pending {
+                Some(len) => len,
+                None => {
+                    if budget == 0 || *tap_failed {
+                        break;
+                    }
+                    budget -= 1;
+                    match tap.read(rx_buf) {
+                        Ok(n) if n < VNET_HDR_LEN + 14 || n > rx_buf.len() => {
+                            if first_time(complained, Complaint::RxBadFrame) {
+                                log::warn!(
+                                    "virtio-net {}: the tap gave a frame of {n} bytes; dropped (further such frames are not logged)",
+                                    tap.name()
+                                );
+                            }
+                            continue;
+                        }
+                        Ok(n) => {
+                            *rx_pending = Some(n);
+                            n
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            log::error!(
+                                "virtio-net {}: reading the tap failed ({e}); the guest receives nothing more",
+                                tap.name()
+                            );
+                            *tap_failed = true;
+                            break;
+                        }
+                    }
+                }
+            };
+            let mut malformed = 0;
+            let delivery = rx::deliver(mem, queue, &mut rx_buf[..len], *mergeable, rx_scratch, &mut malformed);
+            if malformed > 0 {
+                used = true;
+                if first_time(complained, Complaint::RxMalformed) {
+                    log::warn!(
+                        "virtio-net {}: malformed RX chain (device-readable buffer, outside guest memory, looping, or \
+                         smaller than the {VNET_HDR_LEN}-byte header); returned empty (further ones are not logged)",
+                        tap.name()
+                    );
+                }
+            }
+            match delivery {
+                Delivery::Delivered(_) => {
+                    *rx_pending = None;
+                    used = true;
+                }
+                Delivery::TooBig { capacity } => {
+                    *rx_pending = None;
+                    if first_time(complained, Complaint::RxTooBig) {
+                        let how = if *mergeable { "the RX ring holds" } else { "an RX chain holds (no MRG_RXBUF)" };
+                        log::warn!(
+                            "virtio-net {}: a {len}-byte frame does not fit: {how} {capacity} bytes; dropped (further drops are not logged)",
+                            tap.name()
+                        );
+                    }
+                }
+                Delivery::NoBuffers { seen_avail } => match rx::wait_for_buffers(mem, queue, seen_avail) {
+                    Ok(true) => continue,
+                    // The frame stays pending and the tap unwatched until the
+                    // guest posts buffers and notifies.
+                    Ok(false) => break,
+                    Err(why) => {
+                        failure = Some(why);
+                        break;
+                    }
+                },
+                Delivery::Broken(why) => {
+                    failure = Some(why);
+                    break;
+                }
+            }
+        }
+        if used && queue.needs_notification(mem).unwrap_or(true) {
+            ctx.interrupt.signal_used_queue();
+        }
+        if let Some(why) = failure {
+            log::warn!("virtio-net {}: {why}; RX stopped, the device needs a reset", tap.name());
+            *rx_broken = true;
+            ctx.interrupt.signal_needs_reset();
+        }
+    }
+
+    /// Watches the tap for readable frames only while they can go somewhere.
+    fn update_tap_watch(&mut self, ops: &mut EventOps) {
+        let TapWatch::Reading(reading) = self.tap_watch else { return };
+        if self.tap_failed {
+            let _ = ops.remove(Events::new(&self.tap, EventSet::empty()));
+            self.tap_watch = TapWatch::Gone;
+            return;
+        }
+        let want = self.activation.active.is_some() && !self.rx_broken && self.rx_pending.is_none();
+        if want != reading {
+            let set = if want { EventSet::IN } else { EventSet::empty() };
+            match ops.modify(Events::with_data(&self.tap, TAP_EVENT, set)) {
+                Ok(()) => self.tap_watch = TapWatch::Reading(want),
+                Err(e) => log::error!("virtio-net {}: cannot change the tap's watch: {e:?}", self.tap.name()),
+            }
+        }
+    }
+
+    fn unregister_retired(&mut self, ops: &mut EventOps) {
+        for evt in self.retired_events.drain(..) {
+            let _ = ops.remove(Events::new(&evt, EventSet::IN));
+        }
+    }
+}
+
+fn first_time(complained: &mut u32, what: Complaint) -> bool {
+    let bit = 1u32 << what as u32;
+    let first = *complained & bit == 0;
+    *complained |= bit;
+    first
+}
+
+fn random_mac() -> [u8; 6] {
+    let mut mac = [0x02, 0, 0, 0, 0, 0];
+    // SAFETY: getrandom writes at most 5 bytes into the array's tail.
+    let n = unsafe { libc::getrandom(mac[1..].as_mut_ptr().cast(), 5, 0) };
+    if n != 5 {
+        let bytes = vmm_sys_util::rand::rand_bytes(5);
+        mac[1..].copy_from_slice(&bytes);
+    }
+    mac
+}
+
+impl VirtioDevice for Net {
+    fn device_type(&self) -> u32 {
+        VIRTIO_ID_NET
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_SIZE, QUEUE_SIZE]
+    }
+
+    fn features(&self) -> u64 {
+        self.features
+    }
+
+    /// struct virtio_net_config: mac, status, max_virtqueue_pairs.
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        let mut config = [0u8; 10];
+        config[..6].copy_from_slice(&self.mac);
+        config[6..8].copy_from_slice(&(vn::VIRTIO_NET_S_LINK_UP as u16).to_le_bytes());
+        config[8..10].copy_from_slice(&1u16.to_le_bytes());
+        read_config_bytes(&config, offset, data);
+    }
+
+    fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
+        if ctx.queues.len() != 2 || ctx.queue_events.len() != 2 {
+            return Err(ActivateError::Backend(format!("virtio-net: {} queues given, 2 needed", ctx.queues.len())));
+        }
+        let acked = ctx.acked_features;
+        let event_idx = acked & F_EVENT_IDX != 0;
+        for queue in &mut ctx.queues {
+            queue.set_event_idx(event_idx);
+        }
+        self.tap.set_offload(tap_offloads(acked)).map_err(|e| {
+            ActivateError::Backend(format!("virtio-net: cannot set the offloads of tap {}: {e}", self.tap.name()))
+        })?;
+        self.mergeable = acked & F_MRG_RXBUF != 0;
+        self.rx_pending = None;
+        self.rx_broken = false;
+        self.tx_broken = false;
+        self.activation.activate(ctx)
+    }
+
+    fn reset(&mut self) -> bool {
+        if let Some(ctx) = self.activation.active.take() {
+            self.retired_events.extend(ctx.queue_events);
+        }
+        self.activation.deactivate();
+        self.rx_pending = None;
+        self.mergeable = false;
+        if let Err(e) = self.tap.set_offload(0) {
+            log::warn!("virtio-net {}: cannot clear the tap's offloads: {e}", self.tap.name());
+        }
+        true
+    }
+}
+
+impl MutEventSubscriber for Net {
+    fn init(&mut self, ops: &mut EventOps) {
+        self.activation.watch_wake(ops);
+        // Registered from the start, reading only once the guest is there:
+        // errors and hang-ups (the interface deleted) still arrive.
+        match ops.add(Events::with_data(&self.tap, TAP_EVENT, EventSet::empty())) {
+            Ok(()) => self.tap_watch = TapWatch::Reading(false),
+            Err(e) => {
+                log::error!("virtio-net {}: cannot watch the tap: {e:?}", self.tap.name());
+                self.tap_watch = TapWatch::Gone;
+            }
+        }
+    }
+
+    fn process(&mut self, events: Events, ops: &mut EventOps) {
+        self.unregister_retired(ops);
+        if self.activation.is_wake_event(&events) {
+            if self.activation.on_wake(ops) {
+                self.process_tx();
+                self.process_rx();
+            }
+        } else if events.fd() == self.tap.as_raw_fd() {
+            if events.event_set().intersects(EventSet::ERROR | EventSet::HANG_UP) {
+                log::error!(
+                    "virtio-net {}: the tap reports an error or hang-up (interface deleted?); the guest's network is down",
+                    self.tap.name()
+                );
+                self.tap_failed = true;
+            } else {
+                self.process_rx();
+            }
+        } else {
+            let queue = events.data() as usize;
+            if let Some(evt) = self.activation.active.as_ref().and_then(|ctx| ctx.queue_events.get(queue)) {
+                let _ = evt.read();
+            }
+            match queue {
+                RX_QUEUE => self.process_rx(),
+                TX_QUEUE => self.process_tx(),
+                _ => {}
+            }
+        }
+        self.update_tap_watch(ops);
+    }
+}
