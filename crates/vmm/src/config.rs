@@ -115,7 +115,7 @@ pub enum ChardevBackend {
     Stdio,
     /// A new pseudo-terminal; its path is printed on stderr.
     Pty,
-    /// Output appended to a file; no input.
+    /// Output written to a file, truncated first as QEMU does; no input.
     File { path: PathBuf },
     /// A Unix socket: listen (`server`) or connect. With `wait`, the VM
     /// does not start until a client connects.

@@ -4,13 +4,15 @@
 //! device event loop. Also produces the `virtio_mmio.device=` kernel
 //! command-line entries that tell the guest where the devices are.
 
-use crate::config::{BlockConfig, CacheMode, DeviceConfig};
+use crate::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, DeviceConfig};
 use crate::kvm::KvmError;
 use crate::Error;
 use arch::layout::{VIRTIO_MMIO_FIRST_IRQ, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
+use devices::chardev::{self, Chardev};
 use devices::virtio::block::{self, Block, BlockOptions};
+use devices::virtio::console::Console;
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
 use devices::virtio::{Interrupt, VirtioDevice};
@@ -78,17 +80,33 @@ pub fn create_devices(
                 let net = Net::new(tap, cfg.mac).map_err(|e| Error::Device(e.to_string()))?;
                 attach(Arc::new(Mutex::new(net)), "virtio-net", slot, vm, mem, mmio, event_loop)?;
             }
+            DeviceConfig::Console(cfg) => {
+                let chardev = open_chardev(&cfg.chardev)?;
+                let console = Console::new(chardev).map_err(|e| Error::Device(e.to_string()))?;
+                attach(Arc::new(Mutex::new(console)), "virtio-console", slot, vm, mem, mmio, event_loop)?;
+            }
             DeviceConfig::Rng => {
                 let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;
                 attach(Arc::new(Mutex::new(rng)), "virtio-rng", slot, vm, mem, mmio, event_loop)?;
-            }
-            other => {
-                return Err(Error::Config(format!("device {other:?} is not implemented yet")));
             }
         }
         entries.push(cmdline_entry(slot));
     }
     Ok(entries)
+}
+
+/// Opens a chardev backend. A server socket with `wait=on` blocks here
+/// until its client connects, before any vCPU runs, as in QEMU.
+fn open_chardev(cfg: &ChardevConfig) -> Result<Chardev, Error> {
+    let backend = match &cfg.backend {
+        ChardevBackend::Stdio => chardev::ChardevBackend::Stdio,
+        ChardevBackend::Pty => chardev::ChardevBackend::Pty,
+        ChardevBackend::File { path } => chardev::ChardevBackend::File { path: path.clone(), append: false },
+        ChardevBackend::Socket { path, server, wait } => {
+            chardev::ChardevBackend::Socket { path: path.clone(), server: *server, wait: *wait }
+        }
+    };
+    Chardev::open(&cfg.id, &backend).map_err(|e| Error::Device(e.to_string()))
 }
 
 fn block_options(cfg: &BlockConfig) -> BlockOptions {

@@ -273,7 +273,7 @@ impl MmioTransport {
 
     fn reset(&mut self) {
         if self.activated && !lock(&self.device).reset() {
-            self.complain(format!("device cannot be reset after activation"));
+            self.complain("device cannot be reset after activation".into());
             self.interrupt.signal_needs_reset();
             return;
         }
