@@ -8,6 +8,7 @@ use arch::regs::{boot_fpu, boot_msrs, boot_regs, boot_sregs, configure_lapic, Bo
 use devices::bus::Bus;
 use kvm_bindings::{kvm_cpuid_entry2, CpuId, Msrs};
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -36,6 +37,23 @@ pub struct VcpuContext {
     pub mmio: Arc<Bus>,
     pub exit: Arc<ExitNotifier>,
     pub clock: Arc<StartupClock>,
+    /// Set when the VM is being torn down; a kick signal then makes KVM_RUN
+    /// return and the thread end.
+    pub stop: AtomicBool,
+}
+
+/// The signal that kicks a vCPU thread out of KVM_RUN.
+pub fn kick_signal() -> i32 {
+    vmm_sys_util::signal::SIGRTMIN()
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// Installs the (empty) handler for the kick signal: its only job is to
+/// interrupt KVM_RUN with EINTR.
+pub fn install_kick_handler() -> std::io::Result<()> {
+    vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
 }
 
 pub struct Vcpu {
@@ -105,6 +123,9 @@ impl Vcpu {
             ctx.clock.mark_first_run();
         }
         loop {
+            if ctx.stop.load(Ordering::Acquire) {
+                return;
+            }
             let outcome = match self.fd.run() {
                 Ok(VcpuExit::IoIn(port, data)) => {
                     if !ctx.pio.read(u64::from(port), data) {
@@ -142,9 +163,13 @@ impl Vcpu {
                     self.failure(message)
                 }
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+                // Teardown in progress: whatever KVM says now is not the guest's doing.
+                Err(_) if ctx.stop.load(Ordering::Acquire) => return,
                 Err(e) => self.failure(format!("KVM_RUN failed: {e}")),
             };
-            ctx.exit.notify(outcome);
+            if !ctx.stop.load(Ordering::Acquire) {
+                ctx.exit.notify(outcome);
+            }
             return;
         }
     }

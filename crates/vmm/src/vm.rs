@@ -9,7 +9,7 @@ use crate::memory::{create_guest_memory, register_memory};
 use crate::signals::StopSignals;
 use crate::startup::StartupClock;
 use crate::terminal::RawTerminal;
-use crate::vcpu::{CpuidTemplate, Vcpu, VcpuContext};
+use crate::vcpu::{install_kick_handler, kick_signal, CpuidTemplate, Vcpu, VcpuContext};
 use crate::virtio_devices::{create_devices, DeviceEventLoop};
 use crate::Error;
 use arch::layout::{
@@ -26,7 +26,10 @@ use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use vmm_sys_util::signal::Killable;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -159,19 +162,53 @@ impl Vmm {
                 })
                 .map_err(|source| Error::Io { what: "cannot start the virtio device thread", source })?;
         }
-        let ctx = Arc::new(VcpuContext { pio: self.pio, mmio: self.mmio, exit: self.exit.clone(), clock: self.clock });
+        install_kick_handler().map_err(io_err("cannot install the vCPU kick handler"))?;
+        let ctx = Arc::new(VcpuContext {
+            pio: self.pio,
+            mmio: self.mmio,
+            exit: self.exit.clone(),
+            clock: self.clock,
+            stop: AtomicBool::new(false),
+        });
+        let mut threads = Vec::with_capacity(self.vcpus.len());
         for vcpu in self.vcpus {
-            // Threads are detached: the process ends when the VM does, and a
-            // vCPU blocked in KVM_RUN needs no joining to be torn down.
-            vcpu.spawn(ctx.clone())?;
+            threads.push(vcpu.spawn(ctx.clone())?);
         }
-        loop {
-            manager.run().map_err(|e| Error::EventLoop(format!("{e:?}")))?;
-            if let Some(reason) = self.exit.reason() {
-                let _ = std::io::stdout().flush();
-                return Ok(reason);
+        let outcome = loop {
+            if let Err(e) = manager.run() {
+                break Err(Error::EventLoop(format!("{e:?}")));
             }
+            if let Some(reason) = self.exit.reason() {
+                break Ok(reason);
+            }
+        };
+        // Guest memory is unmapped when `self` is dropped: every vCPU must
+        // be out of KVM_RUN first, or it would run on a vanished mapping.
+        stop_vcpus(&ctx, threads);
+        let _ = std::io::stdout().flush();
+        outcome
+    }
+}
+
+/// How long teardown waits for vCPU threads before giving up on them.
+const VCPU_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Kicks every vCPU thread out of KVM_RUN until it ends. The kick repeats:
+/// a signal that lands just before a thread enters KVM_RUN is not seen by it.
+fn stop_vcpus(ctx: &VcpuContext, threads: Vec<JoinHandle<()>>) {
+    ctx.stop.store(true, Ordering::Release);
+    let deadline = Instant::now() + VCPU_STOP_TIMEOUT;
+    for thread in threads {
+        while !thread.is_finished() {
+            if Instant::now() > deadline {
+                // Leave it: the process is about to exit, which ends it.
+                log::warn!("a vCPU thread did not stop in time");
+                return;
+            }
+            let _ = thread.kill(kick_signal());
+            std::thread::sleep(Duration::from_micros(200));
         }
+        let _ = thread.join();
     }
 }
 
