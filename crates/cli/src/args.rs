@@ -44,6 +44,9 @@ const MEM_ALIGN: u64 = 4 << 10;
 pub enum Command {
     /// Build and run a VM.
     Run(VmConfig),
+    /// Build the VM, print the regions the guest could reach (`-M
+    /// microvm,dump-mtree`) and exit without running it.
+    DumpMtree(VmConfig),
     /// Print [`help_text`] and exit successfully.
     Help,
     /// Print the version and exit successfully.
@@ -197,6 +200,7 @@ struct Parsed {
     serial_stdio: bool,
     nodefaults: bool,
     report_start_time: bool,
+    dump_mtree: bool,
     /// The device options, resolved in [`finish`].
     devices: devices::Devices,
 }
@@ -258,7 +262,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
         }
     }
 
-    finish(p).map(Command::Run)
+    let dump_mtree = p.dump_mtree;
+    let config = finish(p)?;
+    Ok(if dump_mtree { Command::DumpMtree(config) } else { Command::Run(config) })
 }
 
 fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
@@ -416,6 +422,12 @@ fn parse_machine(option: &'static str, value: &str, p: &mut Parsed) -> Result<()
                 p.isa_serial = Some(on);
             }
             "isa-serial" => p.isa_serial = Some(need_bool(&val)?),
+            "dump-mtree" => {
+                p.dump_mtree = match &val {
+                    None => true,
+                    Some(v) => parse_bool(v).ok_or_else(|| invalid(option, &elem, BOOL_EXPECTED))?,
+                };
+            }
             "pit" => p.pit = Some(need_bool(&val)?),
             "auto-kernel-cmdline" => p.auto_kernel_cmdline = Some(need_bool(&val)?),
             "acpi" => match need(&val)?.as_str() {
@@ -1156,18 +1168,27 @@ mod tests {
     }
 
     #[test]
+    fn dump_mtree_builds_the_same_config_but_does_not_run() {
+        let line = ["-kernel", "vmlinux", "-M", "microvm,legacy,dump-mtree"];
+        let args = line.iter().map(|s| s.to_string());
+        let Ok(Command::DumpMtree(dump)) = parse(args) else { panic!("not a dump") };
+        assert_eq!(dump, run(&["-M", "microvm,legacy"]).unwrap());
+        assert!(matches!(parse(["-M", "microvm,dump-mtree=off", "-kernel", "k"].map(String::from)), Ok(Command::Run(_))));
+    }
+
+    #[test]
     fn machine_unknown_property() {
-        let e = err(&["-M", "microvm,dump-mtree"]);
+        let e = err(&["-M", "microvm,dump-tree"]);
         assert_eq!(
             e,
             ArgsError::UnknownMachineProperty {
                 option: "-M",
-                property: "dump-mtree".into()
+                property: "dump-tree".into()
             }
         );
         assert_eq!(
             e.to_string(),
-            "-M: unknown machine property 'dump-mtree' (see -help for the supported ones)"
+            "-M: unknown machine property 'dump-tree' (see -help for the supported ones)"
         );
         let e = err(&["-machine", "microvm,smm=off"]);
         assert_eq!(
@@ -1569,6 +1590,7 @@ mod tests {
             "x-option-roms",
             "auto-kernel-cmdline",
             "ioapic2",
+            "dump-mtree",
         ] {
             assert!(h.contains(prop), "help text lacks {prop}");
         }

@@ -35,6 +35,9 @@ Machine:
                  the PIC, there are no option ROMs, there is one IOAPIC.
       accel=kvm, kernel-irqchip=on
                  Accepted with no effect.
+      dump-mtree Build the VM, print every I/O port range and MMIO region
+                 the guest can reach (QEMU's `info mtree -f` layout, with
+                 the owner: kvm or microvm) and exit without running it.
   -m [size=]SIZE Guest RAM (default 128M). A plain number is MiB; suffixes
                  B, K, M, G, T (either case), e.g. 512M, 1.5G. Range 16M..1T;
                  rounded up to whole 4 KiB pages. No slots=/maxmem=.

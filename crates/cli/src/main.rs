@@ -24,6 +24,15 @@ fn main() -> ExitCode {
     };
     let mut config = match args::parse(argv) {
         Ok(Command::Run(config)) => config,
+        Ok(Command::DumpMtree(config)) => {
+            return match Vmm::new(&config, start) {
+                Ok(vmm) => {
+                    print!("{}", vmm::address_map::format_mtree(&vmm.address_map()));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            };
+        }
         Ok(Command::Help) => {
             print!("{}", args::help_text());
             return ExitCode::SUCCESS;

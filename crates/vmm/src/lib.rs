@@ -5,6 +5,7 @@
 //! the main thread into the event loop until the guest resets, a vCPU fails
 //! or a signal arrives.
 
+pub mod address_map;
 pub mod boot;
 pub mod config;
 mod event_loop;

@@ -69,7 +69,7 @@ pub fn create_devices(
         match config {
             DeviceConfig::Block(cfg) => {
                 let disk = Block::new(block_options(cfg)).map_err(|e| Error::Device(e.to_string()))?;
-                attach(Arc::new(Mutex::new(disk)), "virtio-blk", slot, vm, mem, mmio, event_loop)?;
+                attach(Arc::new(Mutex::new(disk)), "virtio-mmio (virtio-blk)", slot, vm, mem, mmio, event_loop)?;
             }
             DeviceConfig::Net(cfg) => {
                 let tap = Tap::open(cfg.ifname.as_deref()).map_err(|e| Error::Device(e.to_string()))?;
@@ -78,16 +78,16 @@ pub fn create_devices(
                     eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
                 }
                 let net = Net::new(tap, cfg.mac).map_err(|e| Error::Device(e.to_string()))?;
-                attach(Arc::new(Mutex::new(net)), "virtio-net", slot, vm, mem, mmio, event_loop)?;
+                attach(Arc::new(Mutex::new(net)), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
             }
             DeviceConfig::Console(cfg) => {
                 let chardev = open_chardev(&cfg.chardev)?;
                 let console = Console::new(chardev).map_err(|e| Error::Device(e.to_string()))?;
-                attach(Arc::new(Mutex::new(console)), "virtio-console", slot, vm, mem, mmio, event_loop)?;
+                attach(Arc::new(Mutex::new(console)), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
             }
             DeviceConfig::Rng => {
                 let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;
-                attach(Arc::new(Mutex::new(rng)), "virtio-rng", slot, vm, mem, mmio, event_loop)?;
+                attach(Arc::new(Mutex::new(rng)), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
             }
         }
         entries.push(cmdline_entry(slot));

@@ -1,5 +1,6 @@
 //! The VM builder and runner.
 
+use crate::address_map::{kvm_regions, ram_regions, Owner, Region, Space};
 use crate::boot::{build_cmdline, load_kernel};
 use crate::config::{SerialConfig, VmConfig};
 use crate::event_loop::{ExitWatcher, StdinForwarder};
@@ -50,6 +51,8 @@ pub struct Vmm {
     exit: Arc<ExitNotifier>,
     signals: StopSignals,
     clock: Arc<StartupClock>,
+    mem_size: u64,
+    pit: bool,
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -130,7 +133,20 @@ impl Vmm {
             exit,
             signals,
             clock,
+            mem_size: config.mem_size,
+            pit: config.machine.pit,
         })
+    }
+
+    /// Every region the guest can reach: RAM, KVM's in-kernel devices, and
+    /// what is really on this VM's port and MMIO buses.
+    pub fn address_map(&self) -> Vec<Region> {
+        let mut regions = ram_regions(self.mem_size);
+        regions.extend(kvm_regions(self.pit));
+        for (bus, space) in [(&self.pio, Space::Io), (&self.mmio, Space::Memory)] {
+            regions.extend(bus.ranges().map(|(base, len, name)| Region::new(space, base, len, name, Owner::Vmm)));
+        }
+        regions
     }
 
     /// Runs the guest until it ends; returns why it ended.
