@@ -24,6 +24,7 @@
 use std::path::PathBuf;
 
 use vmm::arch_layout::{MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE};
+use vmm::boot_trace::BootTraceConfig;
 use vmm::config::{KernelConfig, MachineConfig, SerialConfig, VmConfig};
 
 mod devices;
@@ -132,6 +133,8 @@ enum Opt {
     Display,
     Name,
     ReportStartTime,
+    TraceBoot,
+    TraceBootJson,
     Help,
     Version,
     Device,
@@ -162,6 +165,8 @@ const OPTIONS: &[(&str, Opt, bool)] = &[
     ("-display", Opt::Display, true),
     ("-name", Opt::Name, true),
     ("-report-start-time", Opt::ReportStartTime, false),
+    ("-trace-boot", Opt::TraceBoot, false),
+    ("-trace-boot-json", Opt::TraceBootJson, true),
     ("-h", Opt::Help, false),
     ("-help", Opt::Help, false),
     ("-version", Opt::Version, false),
@@ -200,6 +205,8 @@ struct Parsed {
     serial_stdio: bool,
     nodefaults: bool,
     report_start_time: bool,
+    trace_boot: bool,
+    trace_boot_json: Option<String>,
     dump_mtree: bool,
     /// The device options, resolved in [`finish`].
     devices: devices::Devices,
@@ -246,6 +253,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
                 }
             }
             Opt::ReportStartTime => p.report_start_time = true,
+            Opt::TraceBoot => p.trace_boot = true,
+            Opt::TraceBootJson => p.trace_boot_json = Some(non_empty_path("-trace-boot-json", value)?),
             // Accepted for QEMU compatibility, nothing to do:
             // -nographic: there is no graphics; the serial default is already stdio.
             // -no-user-config: there are no config files.
@@ -309,6 +318,8 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         serial,
         report_start_time: p.report_start_time,
         devices,
+        trace_boot: (p.trace_boot || p.trace_boot_json.is_some())
+            .then(|| BootTraceConfig { json: p.trace_boot_json.map(PathBuf::from) }),
     })
 }
 
@@ -823,6 +834,7 @@ mod tests {
             },
             serial: Some(SerialConfig::Stdio),
             report_start_time: false,
+            trace_boot: None,
             devices: Vec::new(),
         };
         assert_eq!(c, Command::Run(want));
@@ -1165,6 +1177,15 @@ mod tests {
             "-M",
             "kernel-irqchip=on",
         );
+    }
+
+    #[test]
+    fn trace_boot_options() {
+        assert_eq!(run(&[]).unwrap().trace_boot, None);
+        assert_eq!(run(&["-trace-boot"]).unwrap().trace_boot, Some(BootTraceConfig { json: None }));
+        let with_json = run(&["-trace-boot-json", "/tmp/t.json"]).unwrap().trace_boot;
+        assert_eq!(with_json, Some(BootTraceConfig { json: Some("/tmp/t.json".into()) }));
+        assert!(matches!(err(&["-trace-boot-json"]), ArgsError::MissingValue { .. }));
     }
 
     #[test]

@@ -135,6 +135,12 @@ Other:
   --report-start-time, -report-start-time
                  Print the time from process start to the first KVM_RUN on
                  stderr (also with MICROVM_REPORT_START_TIME=1).
+  -trace-boot    Boot-time breakdown on stderr when the VM ends: VMM init end
+                 (first KVM_RUN), linux_start_kernel and linux_start_user
+                 (the guest writes 6 and 7 to port 0xf4, which exists only
+                 with this option), guest exit; ms since process start.
+  -trace-boot-json FILE
+                 Same, and the figures as JSON in FILE.
   -h, -help, --help        Print this help and exit.
   -version, --version      Print the version and exit.
 ";

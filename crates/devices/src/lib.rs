@@ -2,6 +2,7 @@
 //! MMIO accesses to them.
 
 pub mod bus;
+pub mod debug_port;
 pub mod chardev;
 pub mod legacy;
 pub mod virtio;

@@ -145,6 +145,21 @@ pub fn port_read_echo_then_reset(port: u16) -> Vec<u8> {
 /// What [`port_read_echo_then_reset`] prints when reads of the port float high.
 pub const PORT_READ_ECHO_FLOATING: &[u8] = b"\xff\xff\xff\xff\xff\xff\xff\n";
 
+/// Port the boot-time trace listens on, and the codes of the qemu-boot-time
+/// method (6: Linux's start_kernel, 7: user space starts).
+pub const BOOT_TRACE_PORT: u8 = 0xf4;
+
+/// Reports the given boot-trace `codes` on port 0xf4, then resets: a guest
+/// that plays the part of a patched kernel for `-trace-boot` tests.
+pub fn boot_trace_then_reset(codes: &[u8]) -> Vec<u8> {
+    let mut a = Asm::new();
+    for &code in codes {
+        a.mov_al(code).out_al(BOOT_TRACE_PORT);
+    }
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,8 @@ pub struct VmConfig {
     pub report_start_time: bool,
     /// virtio-mmio devices, one slot each, in this order.
     pub devices: Vec<DeviceConfig>,
+    /// Boot-time breakdown (`-trace-boot`); `None` adds no port and costs nothing.
+    pub trace_boot: Option<crate::boot_trace::BootTraceConfig>,
 }
 
 /// Machine properties, `-M microvm,...`.

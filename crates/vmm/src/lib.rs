@@ -7,6 +7,7 @@
 
 pub mod address_map;
 pub mod boot;
+pub mod boot_trace;
 pub mod config;
 mod event_loop;
 pub mod exit;
@@ -44,6 +45,8 @@ pub enum Error {
     /// A device backend could not be set up; the message names the backend.
     #[error("{0}")]
     Device(String),
+    #[error("{0}")]
+    Report(String),
     #[error("event loop: {0}")]
     EventLoop(String),
     #[error("{what}: {source}")]

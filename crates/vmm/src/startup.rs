@@ -35,6 +35,15 @@ impl StartupClock {
         }
     }
 
+    /// Wall time since process start.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
     pub fn first_run(&self) -> Option<FirstRun> {
         self.first_run.get().copied()
     }

@@ -2,6 +2,8 @@
 
 use crate::address_map::{kvm_regions, ram_regions, Owner, Region, Space};
 use crate::boot::{build_cmdline, load_kernel};
+use crate::boot_trace::{BootTimes, BootTraceConfig};
+use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
 use crate::config::{SerialConfig, VmConfig};
 use crate::event_loop::{ExitWatcher, StdinForwarder};
 use crate::exit::{ExitNotifier, VmExit};
@@ -53,6 +55,7 @@ pub struct Vmm {
     clock: Arc<StartupClock>,
     mem_size: u64,
     pit: bool,
+    boot_trace: Option<(BootTraceConfig, Arc<GuestCheckpoints>)>,
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -92,6 +95,15 @@ impl Vmm {
         let mut pio = Bus::new();
         let i8042 = I8042Reset::new(EventFdTrigger::new(reset.try_clone().map_err(io_err("eventfd"))?));
         add_device(&mut pio, u64::from(I8042_COMMAND_PORT), 1, "i8042", Arc::new(Mutex::new(i8042)))?;
+        let boot_trace = match &config.trace_boot {
+            Some(trace) => {
+                let checkpoints = Arc::new(GuestCheckpoints::new(start));
+                let port = BootTracePort::new(checkpoints.clone());
+                add_device(&mut pio, u64::from(BOOT_TRACE_PORT), 1, "boot-trace", Arc::new(Mutex::new(port)))?;
+                Some((trace.clone(), checkpoints))
+            }
+            None => None,
+        };
         let serial = match config.serial {
             Some(backend) => {
                 let port = Arc::new(Mutex::new(create_serial(&vm, backend)?));
@@ -135,6 +147,7 @@ impl Vmm {
             clock,
             mem_size: config.mem_size,
             pit: config.machine.pit,
+            boot_trace,
         })
     }
 
@@ -179,6 +192,7 @@ impl Vmm {
                 .map_err(|source| Error::Io { what: "cannot start the virtio device thread", source })?;
         }
         install_kick_handler().map_err(io_err("cannot install the vCPU kick handler"))?;
+        let clock = self.clock.clone();
         let ctx = Arc::new(VcpuContext {
             pio: self.pio,
             mmio: self.mmio,
@@ -198,12 +212,26 @@ impl Vmm {
                 break Ok(reason);
             }
         };
+        let guest_exit = clock.elapsed();
         // Guest memory is unmapped when `self` is dropped: every vCPU must
         // be out of KVM_RUN first, or it would run on a vanished mapping.
         stop_vcpus(&ctx, threads);
         let _ = std::io::stdout().flush();
+        if let Some((trace, checkpoints)) = &self.boot_trace {
+            let times = BootTimes::new(clock.first_run().map(|f| f.wall), checkpoints, Some(guest_exit));
+            report_boot_times(&times, trace)?;
+        }
         outcome
     }
+}
+
+fn report_boot_times(times: &BootTimes, trace: &BootTraceConfig) -> Result<(), Error> {
+    eprint!("{}", times.table());
+    if let Some(path) = &trace.json {
+        std::fs::write(path, times.json())
+            .map_err(|e| Error::Report(format!("cannot write the boot trace to {}: {e}", path.display())))?;
+    }
+    Ok(())
 }
 
 /// How long teardown waits for vCPU threads before giving up on them.

@@ -1054,6 +1054,7 @@ mod tests {
             },
             serial: None,
             report_start_time: false,
+            trace_boot: None,
             devices: vec![
                 console("virtiocon0", ChardevBackend::Pty),
                 block("test", "test.img"),
@@ -1086,6 +1087,7 @@ mod tests {
             },
             serial: Some(SerialConfig::Stdio),
             report_start_time: false,
+            trace_boot: None,
             devices: vec![block("test", "test.img"), net("tap0", None, None)],
         };
         assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(Command::Run(want)));
