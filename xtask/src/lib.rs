@@ -1,0 +1,10 @@
+//! Library side of `cargo xtask`: guest images, the static microvm binary, the nested
+//! rig and the scenario runner. The integration tests in xtask/tests use it directly.
+
+pub mod binary;
+pub mod cpio;
+pub mod elf;
+pub mod host;
+pub mod images;
+pub mod rig;
+pub mod scenario;

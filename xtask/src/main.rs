@@ -1,0 +1,80 @@
+//! `cargo xtask <command>`: the project's chores, in Rust so they run wherever cargo does.
+
+mod bench;
+mod demo;
+
+use std::process::{Command, ExitCode};
+use xtask::host::{self, Result};
+use xtask::{binary, images::Images};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  run [--smp N] [--append CMDLINE] [--scenario NAME]
+                  boot the default guest with microvm (directly if this host's /dev/kvm
+                  can boot Linux, in the nested rig otherwise), stream its console and
+                  print how long the boot took
+  test [ARGS]     cargo test --workspace [ARGS] (unit tests, /dev/kvm tests, rig tests)
+  images          build the guest images if needed and print their paths
+  binary          build the static microvm binary and print its path
+  scenario NAME.. run xtask/scenarios/NAME.sh (one rig boot for all) and summarize
+  deps            install the Debian packages the above need (as root)
+  bench [ARGS]    start-time benchmark
+
+environment: MICROVM_CACHE_DIR (default ~/.cache/microvm), MICROVM_TEST_MODE=auto|direct|rig|skip,
+             MICROVM_BIN (use this microvm binary instead of building one)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => demo::run(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("images") => images(),
+        Some("binary") => binary::ensure_static().map(|b| println!("{}", b.display())),
+        Some("scenario") => demo::scenarios(&args[1..]),
+        Some("deps") => host::ensure_packages(),
+        Some("bench") => bench::run(&args[1..]),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown or missing command\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn images() -> Result<()> {
+    let images = Images::ensure()?;
+    images.print();
+    Ok(())
+}
+
+/// The README's test command: everything `cargo test --workspace` finds, including the
+/// rig tests in xtask/tests, after making sure the Debian packages they need are there.
+fn test(args: &[String]) -> Result<()> {
+    host::ensure_packages()?;
+    // Build the images here rather than inside the first test that needs them: the first
+    // time it is a 4-minute kernel build, whose progress and errors the test harness
+    // would hold back until that test ends.
+    if host::mode()?.is_some() {
+        Images::ensure()?.print();
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(host::repo_root())
+        .args(["test", "--workspace"])
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo test --workspace failed ({status})"))
+    }
+}

@@ -1,0 +1,87 @@
+//! Real Linux guests booted by microvm: the minimal 6.12 kernel (1 and 2 vCPUs) and
+//! Debian's stock cloud kernel (bzImage and ELF). Each test runs one scenario of
+//! xtask/scenarios, directly when this host's /dev/kvm can boot Linux, else in the nested
+//! rig (one rig boot per test); MICROVM_TEST_MODE=direct|rig|skip overrides the choice.
+//!
+//! The first test to run builds what is missing: guest images (~4 min, cached under
+//! ~/.cache/microvm) and the static microvm binary. Console output is streamed to the
+//! test's output (shown on failure, or live with --nocapture); rig logs are kept in
+//! target/xtask-logs/.
+
+use xtask::scenario::{self, Case};
+
+/// Runs a scenario; None when tests are skipped.
+fn run(name: &str) -> Option<Case> {
+    let mut live = |s: &str| eprint!("{s}");
+    match scenario::run_one(name, &mut live) {
+        Ok(Some(case)) => Some(case),
+        Ok(None) => {
+            eprintln!("{name}: skipped (MICROVM_TEST_MODE=skip)");
+            None
+        }
+        Err(e) => panic!("{name} could not run: {e}"),
+    }
+}
+
+/// The guest printed its marker with `cpus` processors, and microvm exited 0 on the
+/// guest's `reboot -f`.
+fn assert_booted(case: &Case, cpus: u32) {
+    let Some(ready) = case.ready() else {
+        let why = match case.status {
+            Some(137) => "microvm was killed by the scenario's timeout",
+            Some(0) => "microvm exited 0",
+            Some(_) => "microvm failed",
+            None => "the scenario did not finish",
+        };
+        panic!("the guest never printed MICROVM-GUEST-READY ({why})\n{}", case.report());
+    };
+    assert_eq!(ready.cpus, cpus, "the guest counted {} cpus, expected {cpus}\n{}", ready.cpus, case.report());
+    assert_eq!(case.status, Some(0), "microvm did not exit 0 after the guest rebooted\n{}", case.report());
+    eprintln!(
+        "\n{}: booted; VMM wall time {} ms, guest uptime at marker {:.2} s",
+        case.name,
+        case.ms.unwrap_or(0),
+        ready.uptime
+    );
+    // A clean boot logs nothing: any warning or error microvm printed (e.g. a vCPU
+    // failing during teardown) fails the test even though the exit status was 0.
+    let logged: Vec<&str> = case.output.lines().filter(|l| l.starts_with("microvm:")).collect();
+    assert!(logged.is_empty(), "microvm logged on a clean boot: {logged:?}\n{}", case.report());
+}
+
+#[test]
+fn minimal_kernel_boots_with_one_vcpu() {
+    if let Some(case) = run("boot-minimal-smp1") {
+        assert_booted(&case, 1);
+    }
+}
+
+#[test]
+fn minimal_kernel_boots_with_two_vcpus() {
+    if let Some(case) = run("boot-minimal-smp2") {
+        assert_booted(&case, 2);
+    }
+}
+
+#[test]
+fn debian_cloud_kernel_boots_as_bzimage() {
+    if let Some(case) = run("boot-cloud-bzimage") {
+        assert_booted(&case, 1);
+    }
+}
+
+#[test]
+fn debian_cloud_kernel_boots_as_elf_vmlinux() {
+    if let Some(case) = run("boot-cloud-elf") {
+        assert_booted(&case, 1);
+    }
+}
+
+/// QEMU's own -M microvm boots the same images in the same place: when this passes and
+/// a microvm test fails, the fault is microvm's, not the images' or the rig's.
+#[test]
+fn reference_qemu_microvm_boots_the_minimal_guest() {
+    if let Some(case) = run("qemu-microvm-minimal") {
+        assert_booted(&case, 2);
+    }
+}
