@@ -23,6 +23,7 @@
 //! takes the events so tagged. A chardev only closes an fd after removing
 //! it from the loop, so a reused fd number never meets a stale registration.
 
+use crate::terminal::RawTerminal;
 use event_manager::{EventOps, EventSet, Events};
 use std::collections::VecDeque;
 use std::ffi::{CStr, OsStr};
@@ -262,45 +263,6 @@ fn stdout_endpoint() -> Option<Endpoint> {
     Some(Endpoint { fd, mode })
 }
 
-/// A terminal put in raw mode (keys one by one, no echo; ISIG kept, so
-/// Ctrl-C still stops microvm as with QEMU's stdio). Restored on drop.
-struct RawMode {
-    fd: RawFd,
-    saved: libc::termios,
-}
-
-impl RawMode {
-    fn enter(fd: RawFd) -> Option<Self> {
-        // SAFETY: isatty only inspects the descriptor.
-        if unsafe { libc::isatty(fd) } != 1 {
-            return None;
-        }
-        // SAFETY: termios is plain data, filled in by tcgetattr.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: tcgetattr writes into `saved`.
-        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-            return None;
-        }
-        let mut raw = saved;
-        raw.c_lflag &= !(libc::ICANON | libc::ECHO | libc::IEXTEN);
-        raw.c_iflag &= !(libc::ICRNL | libc::IXON);
-        raw.c_cc[libc::VMIN] = 1;
-        raw.c_cc[libc::VTIME] = 0;
-        // SAFETY: tcsetattr reads the termios we pass.
-        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &raw) } != 0 {
-            return None;
-        }
-        Some(RawMode { fd, saved })
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        // SAFETY: restores the settings read in `enter` on the same descriptor.
-        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
-    }
-}
-
 fn io_error<'a>(id: &'a str, what: &'static str) -> impl Fn(io::Error) -> ChardevError + 'a {
     move |source| ChardevError::Io { id: id.into(), what, source }
 }
@@ -395,7 +357,7 @@ pub struct Chardev {
     registered: Vec<Watch>,
     /// A write error on a file was logged already.
     complained: bool,
-    _raw_mode: Option<RawMode>,
+    _raw_mode: Option<RawTerminal>,
 }
 
 impl Chardev {
@@ -409,7 +371,7 @@ impl Chardev {
             ChardevBackend::Stdio => {
                 dev.input = stdin_endpoint();
                 dev.output = stdout_endpoint();
-                dev._raw_mode = RawMode::enter(libc::STDIN_FILENO);
+                dev._raw_mode = RawTerminal::enter(libc::STDIN_FILENO);
             }
             ChardevBackend::File { path, append } => {
                 let file = OpenOptions::new()

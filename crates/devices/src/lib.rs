@@ -5,6 +5,7 @@ pub mod bus;
 pub mod debug_port;
 pub mod chardev;
 pub mod legacy;
+pub mod terminal;
 pub mod virtio;
 
 use std::io;

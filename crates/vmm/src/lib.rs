@@ -15,7 +15,6 @@ mod kvm;
 mod memory;
 mod signals;
 pub mod startup;
-mod terminal;
 pub mod vcpu;
 mod virtio_devices;
 mod vm;

@@ -11,7 +11,7 @@ use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
 use crate::memory::{create_guest_memory, register_memory};
 use crate::signals::StopSignals;
 use crate::startup::StartupClock;
-use crate::terminal::RawTerminal;
+use devices::terminal::RawTerminal;
 use crate::vcpu::{install_kick_handler, kick_signal, CpuidTemplate, Vcpu, VcpuContext};
 use crate::virtio_devices::{create_devices, DeviceEventLoop};
 use crate::Error;

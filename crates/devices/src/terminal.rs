@@ -1,5 +1,5 @@
-//! Puts an interactive stdin into raw-ish mode for the guest console and
-//! restores it on every way out.
+//! Puts an interactive stdin into raw-ish mode for a guest console (legacy
+//! serial or a stdio chardev) and restores it on every way out.
 
 use std::os::fd::RawFd;
 
