@@ -73,21 +73,8 @@ pub struct BlockConfig {
     pub cache: CacheMode,
 }
 
-/// QEMU's `cache=` modes, as they apply to a raw file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CacheMode {
-    /// Host page cache; guest flushes become fdatasync. QEMU's default.
-    #[default]
-    Writeback,
-    /// Every write is durable when it completes (O_DSYNC).
-    Writethrough,
-    /// O_DIRECT, flushes honoured.
-    None,
-    /// O_DIRECT and O_DSYNC.
-    Directsync,
-    /// Host page cache, flushes ignored: fastest, loses data on host crash.
-    Unsafe,
-}
+/// QEMU's `cache=` modes; the block device defines what each means.
+pub use devices::virtio::block::CacheMode;
 
 /// `-netdev tap,id=,ifname=,script=no,downscript=no` + `-device virtio-net-device,netdev=[,mac=]`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,14 +4,14 @@
 //! device event loop. Also produces the `virtio_mmio.device=` kernel
 //! command-line entries that tell the guest where the devices are.
 
-use crate::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, DeviceConfig};
+use crate::config::{BlockConfig, ChardevBackend, ChardevConfig, DeviceConfig};
 use crate::kvm::KvmError;
 use crate::Error;
 use arch::layout::{VIRTIO_MMIO_FIRST_IRQ, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::chardev::{self, Chardev};
-use devices::virtio::block::{self, Block, BlockOptions};
+use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::Console;
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
@@ -114,13 +114,7 @@ fn block_options(cfg: &BlockConfig) -> BlockOptions {
         id: cfg.id.clone(),
         path: cfg.path.clone(),
         read_only: cfg.read_only,
-        cache: match cfg.cache {
-            CacheMode::Writeback => block::CacheMode::Writeback,
-            CacheMode::Writethrough => block::CacheMode::Writethrough,
-            CacheMode::None => block::CacheMode::None,
-            CacheMode::Directsync => block::CacheMode::Directsync,
-            CacheMode::Unsafe => block::CacheMode::Unsafe,
-        },
+        cache: cfg.cache,
     }
 }
 
