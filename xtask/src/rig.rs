@@ -234,10 +234,10 @@ pub fn tail(text: &str, n: usize) -> String {
 
 /// QEMU itself inside the rig, as a reference VMM for scenarios: the binary, the shared
 /// libraries `ldd` lists, its firmware directory. ~40 MB, so only for runs that use it.
-pub fn qemu_files() -> Result<Vec<(String, PathBuf)>> {
-    let bin = PathBuf::from("/usr/bin").join(QEMU);
-    let ldd = host::output(Command::new("ldd").arg(&bin))?;
-    let mut files = vec![(bin.to_string_lossy().to_string(), bin.clone())];
+/// A dynamically linked host binary and the libraries ldd lists, each at its host path.
+pub fn binary_files(bin: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let ldd = host::output(Command::new("ldd").arg(bin))?;
+    let mut files = vec![(bin.to_string_lossy().to_string(), bin.to_path_buf())];
     for line in ldd.lines() {
         // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
         let path = line.split("=>").last().unwrap_or("").split_whitespace().next().unwrap_or("");
@@ -245,10 +245,18 @@ pub fn qemu_files() -> Result<Vec<(String, PathBuf)>> {
             files.push((path.to_string(), PathBuf::from(path)));
         }
     }
-    let share = Path::new("/usr/share/qemu");
-    for e in fs::read_dir(share).map_err(|e| format!("{}: {e}", share.display()))?.flatten() {
-        if e.path().is_file() {
-            files.push((e.path().to_string_lossy().to_string(), e.path()));
+    Ok(files)
+}
+
+pub fn qemu_files() -> Result<Vec<(String, PathBuf)>> {
+    let bin = PathBuf::from("/usr/bin").join(QEMU);
+    let mut files = binary_files(&bin)?;
+    // Debian keeps SeaBIOS (bios-256k.bin, which -M q35 needs) apart from QEMU's own files.
+    for share in [Path::new("/usr/share/qemu"), Path::new("/usr/share/seabios")] {
+        for e in fs::read_dir(share).map_err(|e| format!("{}: {e}", share.display()))?.flatten() {
+            if e.path().is_file() {
+                files.push((e.path().to_string_lossy().to_string(), e.path()));
+            }
         }
     }
     Ok(files)

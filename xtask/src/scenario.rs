@@ -11,6 +11,9 @@
 //! | CLOUD_VMLINUZ   | Debian's cloud kernel, bzImage                    |
 //! | CLOUD_VMLINUX   | the ELF extracted from it                         |
 //! | QEMU            | qemu-system-x86_64 (reference VMM)                |
+//! | GUEST_ROOTFS    | ext4 root disk of the device scenarios (copy it)  |
+//! | UNIXCAT         | stdin/stdout to a Unix socket (guest/tools)       |
+//! | DEBUGFS, E2FSCK | e2fsprogs tools, to check a disk image outside    |
 //! | SCENARIOS       | the directory of the scripts                      |
 //!
 //! In the rig, a file is packed only if some selected script mentions its variable.
@@ -21,7 +24,7 @@ use crate::host::{self, Mode, Result};
 use crate::images::Images;
 use crate::{binary, rig};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -100,7 +103,9 @@ pub fn scenarios_dir() -> PathBuf {
 /// rigs on a 2-core machine would only slow each other into timeouts.
 pub fn run(names: &[&str], extra_env: &[(&str, &str)], live: &mut dyn FnMut(&str)) -> Result<Option<Session>> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let Some((mode, reason)) = host::mode()? else { return Ok(None) };
+    let Some((mode, reason)) = host::mode()? else {
+        return Ok(None);
+    };
     let p = prepare()?;
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut scripts = Vec::new();
@@ -155,7 +160,9 @@ pub fn run(names: &[&str], extra_env: &[(&str, &str)], live: &mut dyn FnMut(&str
 
 /// Runs one scenario and returns its case; None when tests are skipped.
 pub fn run_one(name: &str, live: &mut dyn FnMut(&str)) -> Result<Option<Case>> {
-    let Some(session) = run(&[name], &[], live)? else { return Ok(None) };
+    let Some(session) = run(&[name], &[], live)? else {
+        return Ok(None);
+    };
     let case = session.cases.into_iter().find(|c| c.name == name);
     case.map(Some).ok_or_else(|| format!("scenario {name} printed no @@CASE markers"))
 }
@@ -168,13 +175,15 @@ fn env(
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
     let i = &p.images;
-    let files: [(&str, &PathBuf, &str); 6] = [
+    let files: [(&str, &PathBuf, &str); 8] = [
         ("MICROVM", &p.microvm, "/rig/bin/microvm"),
         ("GUEST_VMLINUX", &i.kernel.vmlinux, "/rig/images/vmlinux"),
         ("GUEST_BZIMAGE", &i.kernel.bzimage, "/rig/images/bzImage"),
         ("GUEST_INITRAMFS", &i.initramfs, "/rig/images/initramfs.cpio.gz"),
         ("CLOUD_VMLINUZ", &i.cloud.vmlinuz, "/rig/images/cloud-vmlinuz"),
         ("CLOUD_VMLINUX", &i.cloud.vmlinux, "/rig/images/cloud-vmlinux"),
+        ("GUEST_ROOTFS", &i.rootfs, "/rig/images/rootfs.ext4"),
+        ("UNIXCAT", &i.unixcat, "/rig/bin/unixcat"),
     ];
     let qemu = format!("/usr/bin/{}", rig::QEMU);
     let mut vars = Vec::new();
@@ -198,6 +207,18 @@ fn env(
         }
     }
     vars.push(("QEMU".into(), qemu));
+    // e2fsprogs tools that check a guest's disk from outside: same path inside the rig.
+    for (var, tool) in [("DEBUGFS", "/usr/sbin/debugfs"), ("E2FSCK", "/usr/sbin/e2fsck")] {
+        if let Some((scripts, list)) = pack.as_mut() {
+            if mentions(scripts, var) {
+                match rig::binary_files(Path::new(tool)) {
+                    Ok(f) => list.extend(f),
+                    Err(e) => eprintln!("[xtask] {tool} not packed into the rig: {e}"),
+                }
+            }
+        }
+        vars.push((var.into(), tool.into()));
+    }
     let dir = if pack.is_some() { "/rig/scenarios".into() } else { scenarios_dir().to_string_lossy().into_owned() };
     vars.push(("SCENARIOS".into(), dir));
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));

@@ -9,6 +9,7 @@ pub mod bzimage;
 pub mod cloud;
 pub mod initramfs;
 pub mod kernel;
+pub mod rootfs;
 
 use crate::host::{self, Result};
 use std::fs;
@@ -20,6 +21,10 @@ pub struct Images {
     pub kernel: kernel::MinimalKernel,
     pub initramfs: PathBuf,
     pub cloud: cloud::CloudKernel,
+    /// ext4 root disk of the virtio device scenarios.
+    pub rootfs: PathBuf,
+    /// static Unix-socket client (guest/tools/unixcat.c) for chardev scenarios
+    pub unixcat: PathBuf,
 }
 
 impl Images {
@@ -31,6 +36,8 @@ impl Images {
             kernel: kernel::ensure(&cache)?,
             initramfs: initramfs::ensure(&cache)?,
             cloud: cloud::ensure(&cache)?,
+            rootfs: rootfs::ensure(&cache)?,
+            unixcat: rootfs::ensure_unixcat(&cache)?,
         })
     }
 
@@ -41,6 +48,7 @@ impl Images {
             (format!("minimal kernel, ELF ({})", pvh(Some(k.pvh_entry))), &k.vmlinux),
             ("minimal kernel, bzImage".to_string(), &k.bzimage),
             ("guest initramfs".to_string(), &self.initramfs),
+            ("guest rootfs (ext4)".to_string(), &self.rootfs),
             ("cloud kernel, bzImage".to_string(), &c.vmlinuz),
             (format!("cloud kernel, ELF ({})", pvh(c.pvh_entry)), &c.vmlinux),
             ("cloud kernel modules".to_string(), &c.modules),
@@ -85,10 +93,14 @@ pub(crate) fn cached(
 
 /// Removes scratch directories left by earlier builds whose process is gone.
 fn remove_stale(tmp: &Path, prefix: &str) {
-    let Ok(entries) = fs::read_dir(tmp) else { return };
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        let Some(pid) = name.strip_prefix(prefix) else { continue };
+        let Some(pid) = name.strip_prefix(prefix) else {
+            continue;
+        };
         if !Path::new("/proc").join(pid).exists() {
             let _ = fs::remove_dir_all(e.path());
         }

@@ -1,0 +1,77 @@
+//! I/O benchmark of the virtio devices, microvm against QEMU's `-M microvm` in ONE rig
+//! run (scenario bench-io): the same guest measures sequential direct-I/O read and write
+//! of a 256 MiB disk and 64 MiB over TCP each way (guest/rootfs/tests/bench-io), under
+//! each VMM alternately, so drifts of the emulated machine hit both alike.
+
+use crate::host::Result;
+use crate::scenario;
+
+/// Figures as the guest names them, in table order, with their labels.
+const FIGURES: [(&str, &str); 4] = [
+    ("disk-read", "disk sequential read, 1 MiB direct"),
+    ("disk-write", "disk sequential write, 1 MiB direct"),
+    ("tcp-guest-to-host", "TCP guest → rig (64 MiB)"),
+    ("tcp-host-to-guest", "TCP rig → guest (64 MiB)"),
+];
+
+/// Runs the benchmark (`runs` guest runs per VMM) and returns a Markdown table of
+/// median MB/s, microvm and QEMU side by side, with their ratio.
+pub fn run(runs: usize) -> Result<String> {
+    let runs = runs.max(1).to_string();
+    let mut live = |s: &str| eprint!("{s}");
+    let session = scenario::run(&["bench-io"], &[("BENCH_RUNS", &runs)], &mut live)?
+        .ok_or("MICROVM_TEST_MODE=skip: no benchmark")?;
+    let case = session.cases.into_iter().find(|c| c.name == "bench-io").ok_or("bench-io printed no markers")?;
+    if case.status != Some(0) {
+        return Err(format!("bench-io failed\n{}", case.report()));
+    }
+    let samples = parse(&case.output);
+    let median = |vmm: &str, fig: &str| {
+        let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == vmm && s.1 == fig).map(|s| s.2).collect();
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    };
+    let mut table = format!(
+        "| I/O, median of {runs} (MB/s, rig clock) | microvm | QEMU -M microvm | microvm / QEMU |\n| --- | ---: | ---: | ---: |\n"
+    );
+    for (fig, label) in FIGURES {
+        let (m, q) = (median("microvm", fig), median("qemu", fig));
+        let show = |x: Option<f64>| x.map_or("–".to_string(), |x| format!("{x:.1}"));
+        let ratio = match (m, q) {
+            (Some(m), Some(q)) if q > 0.0 => format!("{:.2}", m / q),
+            _ => "–".into(),
+        };
+        table += &format!("| {label} | {} | {} | {ratio} |\n", show(m), show(q));
+    }
+    if samples.is_empty() {
+        return Err(format!("bench-io: no BENCH-IO figures\n{}", case.report()));
+    }
+    Ok(table)
+}
+
+/// (vmm, figure, MB/s) from "== bench-io vmm=V run=N" sections and "BENCH-IO fig x" lines.
+fn parse(output: &str) -> Vec<(String, String, f64)> {
+    let mut vmm = String::new();
+    let mut out = Vec::new();
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("== bench-io vmm=") {
+            vmm = rest.split_whitespace().next().unwrap_or("").to_string();
+        } else if let Some(rest) = line.split("BENCH-IO ").nth(1) {
+            let mut w = rest.split_whitespace();
+            if let (Some(fig), Some(Ok(v))) = (w.next(), w.next().map(str::parse)) {
+                out.push((vmm.clone(), fig.to_string(), v));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn figures_are_grouped_by_vmm() {
+        let text = "== bench-io vmm=microvm run=1\nBENCH-IO disk-read 120.5\n== bench-io vmm=qemu run=1\nBENCH-IO disk-read 100.0\n";
+        let s = super::parse(text);
+        assert_eq!(s, vec![("microvm".into(), "disk-read".into(), 120.5), ("qemu".into(), "disk-read".into(), 100.0)]);
+    }
+}
