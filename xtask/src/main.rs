@@ -19,7 +19,9 @@ usage: cargo xtask <command>
   binary          build the static microvm binary and print its path
   scenario NAME.. run xtask/scenarios/NAME.sh (one rig boot for all) and summarize
   deps            install the Debian packages the above need (as root)
-  bench [ARGS]    start-time benchmark
+  bench [--quick] [--runs N] [--no-io]
+                  microvm vs QEMU -M microvm: start, footprint, density, boot; writes
+                  docs/benchmarks/ and the table in README.md
 
 environment: MICROVM_CACHE_DIR (default ~/.cache/microvm), MICROVM_TEST_MODE=auto|direct|rig|skip,
              MICROVM_BIN (use this microvm binary instead of building one)";

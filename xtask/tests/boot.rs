@@ -85,3 +85,34 @@ fn reference_qemu_microvm_boots_the_minimal_guest() {
         assert_booted(&case, 2);
     }
 }
+
+/// -trace-boot: the patched minimal kernel reports all four points in order; Debian's
+/// cloud kernel (unpatched) only user start, through the initramfs's /init.
+#[test]
+fn trace_boot_reports_guest_checkpoints() {
+    let Some(case) = run("boot-trace") else {
+        return;
+    };
+    assert_eq!(case.status, Some(0), "{}", case.report());
+    // "  <point>   <ms> (+step)" or "  <point>   -  missing: ..." under "== boot-trace <kernel>".
+    let table = |kernel: &str| -> Vec<(String, Option<f64>)> {
+        let section = case.output.split(&format!("== boot-trace {kernel}\n")).nth(1).unwrap_or("");
+        let section = section.split("== boot-trace ").next().unwrap_or("");
+        let points = ["vmm_init_end", "linux_start_kernel", "linux_start_user", "guest_exit"];
+        let row = |l: &str| points.iter().find(|p| l.trim_start().starts_with(&format!("{p} ")));
+        let rows = section.lines().filter_map(|l| row(l).map(|p| (p.to_string(), l.split_whitespace().nth(1))));
+        rows.map(|(p, v)| (p, v.and_then(|v| v.parse().ok()))).collect()
+    };
+    let minimal = table("minimal");
+    assert_eq!(minimal.len(), 4, "minimal kernel: no full trace table\n{}", case.report());
+    let times: Vec<f64> = minimal.iter().filter_map(|r| r.1).collect();
+    assert_eq!(times.len(), 4, "minimal kernel: a point is missing: {minimal:?}\n{}", case.report());
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "minimal kernel: points out of order: {minimal:?}");
+    let cloud = table("cloud");
+    let has = |p: &str| cloud.iter().any(|r| r.0 == p && r.1.is_some());
+    assert_eq!(cloud.len(), 4, "cloud kernel: no full trace table\n{}", case.report());
+    assert!(has("vmm_init_end") && has("linux_start_user") && has("guest_exit"), "cloud kernel: {cloud:?}");
+    assert!(!has("linux_start_kernel"), "the unpatched cloud kernel reported start_kernel: {cloud:?}");
+    let missing = case.output.lines().any(|l| l.contains("linux_start_kernel") && l.contains("missing:"));
+    assert!(missing, "cloud kernel: no 'missing' note for linux_start_kernel\n{}", case.report());
+}

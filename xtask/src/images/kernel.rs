@@ -1,5 +1,6 @@
 //! The minimal guest kernel: Debian's linux-source-6.12, `make tinyconfig`, plus the
-//! fragment guest/kernel/microvm.config. Output: an ELF `vmlinux` with the PVH entry note
+//! fragment guest/kernel/microvm.config, with guest/kernel/boot-trace.patch applied (writes
+//! 6 and 7 to port 0xf4 at start_kernel and before init: microvm's -trace-boot). Output: an ELF `vmlinux` with the PVH entry note
 //! (what microvm boots by default, like QEMU's -M microvm) and a `bzImage` of the same
 //! build (made from the same objects, so nearly free).
 
@@ -15,7 +16,7 @@ pub const SOURCE_PKG: &str = "linux-source-6.12";
 const SOURCE_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
 const SOURCE_DIR: &str = "linux-source-6.12";
 /// Bump when the build steps below change in a way that changes the output.
-const RECIPE: &str = "kernel-1";
+const RECIPE: &str = "kernel-2";
 
 #[derive(Clone, Debug)]
 pub struct MinimalKernel {
@@ -31,15 +32,21 @@ pub fn fragment_path() -> PathBuf {
     host::repo_root().join("guest/kernel/microvm.config")
 }
 
+pub fn patch_path() -> PathBuf {
+    host::repo_root().join("guest/kernel/boot-trace.patch")
+}
+
 pub fn ensure(cache: &Path) -> Result<MinimalKernel> {
     let fragment_path = fragment_path();
     let fragment = host::read(&fragment_path)?;
+    let patch = host::read(&patch_path())?;
     let source = host::dpkg_version(SOURCE_PKG).ok_or_else(|| format!("{SOURCE_PKG} is not installed"))?;
     // The compiler is an input too: a different gcc makes a different (if equivalent) kernel.
     let gcc = host::output(Command::new("gcc").arg("--version"))?;
     let key = KeyHasher::default()
         .add("recipe", RECIPE)
         .add("fragment", &fragment)
+        .add("patch", &patch)
         .add("source", &source)
         .add("gcc", gcc.lines().next().unwrap_or(""))
         .key();
@@ -61,6 +68,11 @@ fn build(staging: &Path, out: &Path, fragment: &Path) -> Result<()> {
         "unpacking the kernel source",
     )?;
     let src = staging.join(SOURCE_DIR);
+    host::run_logged(
+        Command::new("patch").current_dir(&src).args(["-p1", "--forward", "-i"]).arg(patch_path()),
+        &log,
+        "applying guest/kernel/boot-trace.patch",
+    )?;
     let make = |args: &[&str]| {
         let mut c = Command::new("make");
         c.current_dir(&src).arg("ARCH=x86_64").args(args);

@@ -1,0 +1,149 @@
+//! `cargo xtask bench [--quick] [--runs N]`: microvm against QEMU's `-M microvm`, measured
+//! in the same run on this machine, written to docs/benchmarks/README.md (report),
+//! docs/benchmarks/chart.svg and the table in README.md's "Benchmarks" section.
+//!
+//! - start, footprint, density: tiny PVH guests on the host's /dev/kvm (local.rs);
+//! - boot: the minimal kernel and Debian's cloud kernel (also under QEMU's -M q35) in the
+//!   nested rig, or directly where /dev/kvm boots Linux (boot.rs, scenarios/bench-boot.sh);
+//! - I/O: virtio-blk and virtio-net figures (`xtask::bench_io`, its own rig boot).
+//!
+//! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
+//! `--no-io` skips the I/O rig boot (the report then says so).
+
+mod boot;
+mod local;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+use xtask::host;
+
+/// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
+const RUNS: (usize, usize) = (20, 10);
+const QUICK_RUNS: (usize, usize) = (5, 3);
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io]";
+
+pub struct Opts {
+    /// (host runs, rig boot runs)
+    runs: (usize, usize),
+    quick: bool,
+    no_io: bool,
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let opts = parse_args(args)?;
+    host::ensure_packages()?;
+    let microvm = xtask::binary::ensure_static()?;
+    let qemu = PathBuf::from("/usr/bin/qemu-system-x86_64");
+    let machine = report::Machine::probe(&qemu);
+    let (runs, boot_runs) = opts.runs;
+    let dir = host::repo_root().join("target/bench");
+    let guests = local::Guests::write(&dir)?;
+    let vmms = [local::Vmm::microvm(&microvm), local::Vmm::qemu(&qemu)];
+
+    eprintln!("[bench] start: {runs} runs per VMM (+1 warm-up)");
+    let start = local::start(&vmms, &guests, runs)?;
+    eprintln!("[bench] footprint: {} runs per VMM", runs.min(5));
+    let footprint = local::footprint(&vmms, &guests, runs.min(5))?;
+    let start_trace = local::start_trace(&vmms[0], &guests, runs)?;
+    eprintln!("[bench] density: {} VMs per VMM and concurrency", runs * 4);
+    let density = local::density(&vmms, &guests, runs * 4)?;
+    eprintln!("[bench] boot: {boot_runs} runs per VMM (one rig boot where /dev/kvm cannot boot Linux)");
+    let boot = boot::run(boot_runs);
+    if let Err(e) = &boot {
+        eprintln!("[bench] boot not measured: {e}");
+    }
+    let io = io_figures(boot_runs, opts.no_io);
+
+    let results = report::Results {
+        machine,
+        runs,
+        boot_runs,
+        vmm_lines: (vmms[0].describe(), vmms[1].describe()),
+        start,
+        start_trace,
+        footprint,
+        density,
+        boot,
+        io,
+    };
+    let out = if opts.quick { dir.join("quick") } else { host::repo_root().join("docs/benchmarks") };
+    host::mkdir(&out)?;
+    host::write(&out.join("README.md"), report::markdown(&results))?;
+    host::write(&out.join("chart.svg"), report::svg(&results))?;
+    if !opts.quick {
+        let readme = host::repo_root().join("README.md");
+        let text = String::from_utf8_lossy(&host::read(&readme)?).into_owned();
+        host::write(&readme, report::splice_readme(&text, &report::summary(&results))?)?;
+    }
+    println!("{}", report::summary(&results));
+    println!("report: {}", out.join("README.md").display());
+    Ok(())
+}
+
+/// The virtio I/O figures (xtask::bench_io, its own rig boot), unless --no-io.
+fn io_figures(runs: usize, skip: bool) -> Result<String, String> {
+    if skip {
+        return Err("not measured in this run (--no-io)".into());
+    }
+    eprintln!("[bench] I/O: {runs} runs per VMM (xtask::bench_io, one more rig boot)");
+    xtask::bench_io::run(runs)
+}
+
+fn parse_args(args: &[String]) -> Result<Opts, String> {
+    let mut opts = Opts { runs: RUNS, quick: false, no_io: false };
+    let mut it = args.iter().map(String::as_str);
+    while let Some(arg) = it.next() {
+        match arg {
+            "--quick" => {
+                opts.quick = true;
+                opts.runs = QUICK_RUNS;
+            }
+            "--no-io" => opts.no_io = true,
+            "--runs" | "-n" => {
+                let v = it.next().ok_or(format!("--runs needs a value\n{USAGE}"))?;
+                let n =
+                    v.parse().ok().filter(|&n| n > 0).ok_or(format!("--runs wants a positive integer, not '{v}'"))?;
+                opts.runs = (n, n);
+            }
+            _ => return Err(format!("unknown bench argument '{arg}'\n{USAGE}")),
+        }
+    }
+    Ok(opts)
+}
+
+/// Median (upper middle of an even count) of values; None if empty.
+pub fn median<T: Copy + PartialOrd>(values: &[T]) -> Option<T> {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v.get(v.len() / 2).copied()
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn arguments() {
+        assert_eq!(parse_args(&args(&[])).unwrap().runs, RUNS);
+        assert_eq!(parse_args(&args(&["--quick"])).unwrap().runs, QUICK_RUNS);
+        assert_eq!(parse_args(&args(&["--runs", "12"])).unwrap().runs, (12, 12));
+        assert!(parse_args(&args(&["--runs", "0"])).is_err());
+        assert!(parse_args(&args(&["start"])).is_err());
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4, 1, 3, 2]), Some(3));
+        assert_eq!(median::<u64>(&[]), None);
+    }
+}
