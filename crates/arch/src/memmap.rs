@@ -66,10 +66,7 @@ mod tests {
     #[test]
     fn ram_beyond_the_gap_moves_above_4g() {
         let ranges = guest_ram_ranges(4 * GIB);
-        assert_eq!(
-            ranges,
-            vec![(GuestAddress(0), 3 * GIB as usize), (GuestAddress(4 * GIB), GIB as usize)]
-        );
+        assert_eq!(ranges, vec![(GuestAddress(0), 3 * GIB as usize), (GuestAddress(4 * GIB), GIB as usize)]);
     }
 
     #[test]
@@ -93,11 +90,7 @@ mod tests {
     #[test]
     fn memory_map_covers_every_byte_of_ram_exactly_once() {
         for size in [16 * MIB, 512 * MIB, 3 * GIB, 3 * GIB + MIB, 8 * GIB] {
-            let ram: u64 = memory_map(size)
-                .iter()
-                .filter(|e| e.kind == E820_RAM)
-                .map(|e| e.size)
-                .sum();
+            let ram: u64 = memory_map(size).iter().filter(|e| e.kind == E820_RAM).map(|e| e.size).sum();
             // The reserved EBDA..1MiB hole is backed by RAM but not offered to the guest.
             assert_eq!(ram, size - (HIMEM_START - EBDA_START), "size {size:#x}");
             let high: Vec<_> = memory_map(size).into_iter().filter(|e| e.addr >= 4 * GIB).collect();

@@ -214,29 +214,11 @@ impl ConfigTableHeader {
 
 /// One base-table entry (MP spec 4.3).
 enum Entry {
-    Processor {
-        apic_id: u8,
-        bsp: bool,
-    },
-    Bus {
-        id: u8,
-        bus_type: [u8; 6],
-    },
-    IoApic {
-        id: u8,
-        address: u32,
-    },
-    IoInterrupt {
-        int_type: u8,
-        src_bus_irq: u8,
-        dst_ioapic: u8,
-        dst_pin: u8,
-    },
-    LocalInterrupt {
-        int_type: u8,
-        dst_lapic: u8,
-        dst_lint: u8,
-    },
+    Processor { apic_id: u8, bsp: bool },
+    Bus { id: u8, bus_type: [u8; 6] },
+    IoApic { id: u8, address: u32 },
+    IoInterrupt { int_type: u8, src_bus_irq: u8, dst_ioapic: u8, dst_pin: u8 },
+    LocalInterrupt { int_type: u8, dst_lapic: u8, dst_lint: u8 },
 }
 
 impl Entry {
@@ -263,12 +245,7 @@ impl Entry {
                 out.push(IOAPIC_FLAG_ENABLED);
                 out.extend_from_slice(&address.to_le_bytes());
             }
-            Entry::IoInterrupt {
-                int_type,
-                src_bus_irq,
-                dst_ioapic,
-                dst_pin,
-            } => {
+            Entry::IoInterrupt { int_type, src_bus_irq, dst_ioapic, dst_pin } => {
                 out.push(ENTRY_IO_INTERRUPT);
                 out.push(int_type);
                 out.extend_from_slice(&INT_FLAGS_CONFORMING.to_le_bytes());
@@ -277,11 +254,7 @@ impl Entry {
                 out.push(dst_ioapic);
                 out.push(dst_pin);
             }
-            Entry::LocalInterrupt {
-                int_type,
-                dst_lapic,
-                dst_lint,
-            } => {
+            Entry::LocalInterrupt { int_type, dst_lapic, dst_lint } => {
                 out.push(ENTRY_LOCAL_INTERRUPT);
                 out.push(int_type);
                 out.extend_from_slice(&INT_FLAGS_CONFORMING.to_le_bytes());
@@ -300,18 +273,9 @@ fn entries(num_cpus: u8) -> Vec<Entry> {
     // APIC ids 0..num_cpus belong to the local APICs; the IOAPIC comes next.
     let ioapic_id = num_cpus;
     let mut entries = Vec::with_capacity(usize::from(num_cpus) + entry_count_small());
-    entries.extend((0..num_cpus).map(|cpu| Entry::Processor {
-        apic_id: cpu,
-        bsp: cpu == 0,
-    }));
-    entries.push(Entry::Bus {
-        id: ISA_BUS_ID,
-        bus_type: BUS_TYPE_ISA,
-    });
-    entries.push(Entry::IoApic {
-        id: ioapic_id,
-        address: IOAPIC_ADDRESS,
-    });
+    entries.extend((0..num_cpus).map(|cpu| Entry::Processor { apic_id: cpu, bsp: cpu == 0 }));
+    entries.push(Entry::Bus { id: ISA_BUS_ID, bus_type: BUS_TYPE_ISA });
+    entries.push(Entry::IoApic { id: ioapic_id, address: IOAPIC_ADDRESS });
     // Identity routing, matching KVM's default GSI routing: bus IRQ n -> pin n.
     entries.extend((0..NUM_PINS).map(|pin| Entry::IoInterrupt {
         int_type: INT_TYPE_INT,
@@ -319,16 +283,8 @@ fn entries(num_cpus: u8) -> Vec<Entry> {
         dst_ioapic: ioapic_id,
         dst_pin: pin,
     }));
-    entries.push(Entry::LocalInterrupt {
-        int_type: INT_TYPE_EXTINT,
-        dst_lapic: ALL_LOCAL_APICS,
-        dst_lint: 0,
-    });
-    entries.push(Entry::LocalInterrupt {
-        int_type: INT_TYPE_NMI,
-        dst_lapic: ALL_LOCAL_APICS,
-        dst_lint: 1,
-    });
+    entries.push(Entry::LocalInterrupt { int_type: INT_TYPE_EXTINT, dst_lapic: ALL_LOCAL_APICS, dst_lint: 0 });
+    entries.push(Entry::LocalInterrupt { int_type: INT_TYPE_NMI, dst_lapic: ALL_LOCAL_APICS, dst_lint: 1 });
     entries
 }
 
@@ -337,10 +293,7 @@ fn entries(num_cpus: u8) -> Vec<Entry> {
 fn build_table(num_cpus: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(mptable_size(num_cpus));
 
-    FloatingPointer {
-        config_table: CONFIG_TABLE_ADDRESS,
-    }
-    .encode(&mut out);
+    FloatingPointer { config_table: CONFIG_TABLE_ADDRESS }.encode(&mut out);
 
     let entries = entries(num_cpus);
     let header_start = out.len();
@@ -372,14 +325,10 @@ pub fn setup_mptable<M: GuestMemory>(mem: &M, num_cpus: u8) -> Result<(), Mptabl
     let start = GuestAddress(MPTABLE_START);
     let size = mptable_size(num_cpus);
     if !mem.check_range(start, size, Permissions::Write) {
-        return Err(MptableError::NotEnoughMemory {
-            start: MPTABLE_START,
-            size,
-        });
+        return Err(MptableError::NotEnoughMemory { start: MPTABLE_START, size });
     }
 
-    mem.write_slice(&build_table(num_cpus), start)
-        .map_err(MptableError::WriteFailed)
+    mem.write_slice(&build_table(num_cpus), start).map_err(MptableError::WriteFailed)
 }
 
 #[cfg(test)]
@@ -478,15 +427,8 @@ mod tests {
 
         // Length field and entry count.
         let header = read(&mem, MPTABLE_START + 16, HEADER_SIZE);
-        assert_eq!(
-            usize::from(u16_at(&header, 4)),
-            mptable_size(num_cpus) - 16,
-            "base table length"
-        );
-        assert_eq!(
-            usize::from(u16_at(&header, 34)),
-            usize::from(num_cpus) + 1 + 1 + 24 + 2
-        );
+        assert_eq!(usize::from(u16_at(&header, 4)), mptable_size(num_cpus) - 16, "base table length");
+        assert_eq!(usize::from(u16_at(&header, 34)), usize::from(num_cpus) + 1 + 1 + 24 + 2);
 
         let p = parse(&mem);
         let n = usize::from(num_cpus);
@@ -526,10 +468,7 @@ mod tests {
         assert_eq!(p.lintsrc.len(), 2);
         // (type, dest apic, dest lint)
         let lints: Vec<(u8, u8, u8)> = p.lintsrc.iter().map(|e| (e[1], e[6], e[7])).collect();
-        assert_eq!(
-            lints,
-            vec![(INT_TYPE_EXTINT, 0xff, 0), (INT_TYPE_NMI, 0xff, 1)]
-        );
+        assert_eq!(lints, vec![(INT_TYPE_EXTINT, 0xff, 0), (INT_TYPE_NMI, 0xff, 1)]);
         for e in &p.lintsrc {
             assert_eq!(u16_at(e, 2), 0);
             assert_eq!(e[4], 0);
@@ -592,14 +531,8 @@ mod tests {
     #[test]
     fn too_many_cpus_rejected() {
         let mem = mem_1mib();
-        assert!(matches!(
-            setup_mptable(&mem, 33),
-            Err(MptableError::TooManyCpus(33))
-        ));
-        assert!(matches!(
-            setup_mptable(&mem, u8::MAX),
-            Err(MptableError::TooManyCpus(255))
-        ));
+        assert!(matches!(setup_mptable(&mem, 33), Err(MptableError::TooManyCpus(33))));
+        assert!(matches!(setup_mptable(&mem, u8::MAX), Err(MptableError::TooManyCpus(255))));
         assert_eq!(read(&mem, MPTABLE_START, 4), vec![0; 4], "nothing written");
     }
 
@@ -607,25 +540,15 @@ mod tests {
     fn memory_ending_below_table() {
         let mem = Mem::from_ranges(&[(GuestAddress(0), MPTABLE_START as usize)]).unwrap();
         let err = setup_mptable(&mem, 1).unwrap_err();
-        assert!(matches!(
-            err,
-            MptableError::NotEnoughMemory {
-                start: MPTABLE_START,
-                size: 304
-            }
-        ));
+        assert!(matches!(err, MptableError::NotEnoughMemory { start: MPTABLE_START, size: 304 }));
         assert!(err.to_string().contains("0x9fc00..0x9fd30"), "{err}");
     }
 
     #[test]
     fn memory_ending_inside_table() {
         let size = mptable_size(32);
-        let mem =
-            Mem::from_ranges(&[(GuestAddress(0), MPTABLE_START as usize + size - 1)]).unwrap();
-        assert!(matches!(
-            setup_mptable(&mem, 32),
-            Err(MptableError::NotEnoughMemory { .. })
-        ));
+        let mem = Mem::from_ranges(&[(GuestAddress(0), MPTABLE_START as usize + size - 1)]).unwrap();
+        assert!(matches!(setup_mptable(&mem, 32), Err(MptableError::NotEnoughMemory { .. })));
         // The same memory is enough for fewer CPUs.
         setup_mptable(&mem, 31).unwrap();
         assert_eq!(parse(&mem).cpus.len(), 31);
@@ -642,10 +565,7 @@ mod tests {
     #[test]
     fn no_memory_at_table() {
         let mem = Mem::from_ranges(&[(GuestAddress(0x10_0000), 1 << 20)]).unwrap();
-        assert!(matches!(
-            setup_mptable(&mem, 1),
-            Err(MptableError::NotEnoughMemory { .. })
-        ));
+        assert!(matches!(setup_mptable(&mem, 1), Err(MptableError::NotEnoughMemory { .. })));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! state every vCPU starts with.
 
 use crate::layout::{
-    BOOT_GDT_ENTRIES, BOOT_GDT_START, BOOT_IDT_START, BOOT_STACK_POINTER, PDE_START, PDPTE_START,
-    PML4_START, PVH_INFO_START, ZERO_PAGE_START,
+    BOOT_GDT_ENTRIES, BOOT_GDT_START, BOOT_IDT_START, BOOT_STACK_POINTER, PDE_START, PDPTE_START, PML4_START,
+    PVH_INFO_START, ZERO_PAGE_START,
 };
 use kvm_bindings::{kvm_fpu, kvm_lapic_state, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -86,8 +86,7 @@ fn segment(index: usize) -> kvm_segment {
 /// Writes the GDT and an empty IDT used by the entry state.
 pub fn write_boot_gdt(mem: &GuestMemoryMmap) -> Result<(), RegsError> {
     for (i, entry) in BOOT_GDT.iter().enumerate() {
-        mem.write_obj(*entry, GuestAddress(BOOT_GDT_START + (i * 8) as u64))
-            .map_err(|_| RegsError::WriteGdt)?;
+        mem.write_obj(*entry, GuestAddress(BOOT_GDT_START + (i * 8) as u64)).map_err(|_| RegsError::WriteGdt)?;
     }
     mem.write_obj(0u64, GuestAddress(BOOT_IDT_START)).map_err(|_| RegsError::WriteGdt)
 }
@@ -109,13 +108,9 @@ pub fn write_identity_page_tables(mem: &GuestMemoryMmap) -> Result<(), RegsError
 pub fn boot_sregs(mut sregs: kvm_sregs, entry: BootEntry) -> kvm_sregs {
     let (code, cr0, cr3, cr4, efer) = match entry {
         BootEntry::Pvh { .. } => (GDT_CODE32, X86_CR0_PE | X86_CR0_ET, 0, 0, 0),
-        BootEntry::Linux64 { .. } => (
-            GDT_CODE64,
-            X86_CR0_PE | X86_CR0_ET | X86_CR0_PG,
-            PML4_START,
-            X86_CR4_PAE,
-            EFER_LME | EFER_LMA,
-        ),
+        BootEntry::Linux64 { .. } => {
+            (GDT_CODE64, X86_CR0_PE | X86_CR0_ET | X86_CR0_PG, PML4_START, X86_CR4_PAE, EFER_LME | EFER_LMA)
+        }
     };
     sregs.gdt.base = BOOT_GDT_START;
     sregs.gdt.limit = (BOOT_GDT_ENTRIES * 8 - 1) as u16;
@@ -135,12 +130,9 @@ pub fn boot_sregs(mut sregs: kvm_sregs, entry: BootEntry) -> kvm_sregs {
 /// General registers for `entry`.
 pub fn boot_regs(entry: BootEntry) -> kvm_regs {
     match entry {
-        BootEntry::Pvh { entry } => kvm_regs {
-            rflags: RFLAGS_RESERVED,
-            rip: entry,
-            rbx: PVH_INFO_START,
-            ..Default::default()
-        },
+        BootEntry::Pvh { entry } => {
+            kvm_regs { rflags: RFLAGS_RESERVED, rip: entry, rbx: PVH_INFO_START, ..Default::default() }
+        }
         BootEntry::Linux64 { entry } => kvm_regs {
             rflags: RFLAGS_RESERVED,
             rip: entry,

@@ -72,23 +72,13 @@ pub enum ArgsError {
     MissingKernel,
 
     #[error("{option}: machine type '{}' is not supported; only 'microvm' is available", .machine.escape_debug())]
-    UnsupportedMachine {
-        option: &'static str,
-        machine: String,
-    },
+    UnsupportedMachine { option: &'static str, machine: String },
 
     #[error("{option}: unknown machine property '{}' (see -help for the supported ones)", .property.escape_debug())]
-    UnknownMachineProperty {
-        option: &'static str,
-        property: String,
-    },
+    UnknownMachineProperty { option: &'static str, property: String },
 
     #[error("{option}: invalid value '{}': {reason}", .value.escape_debug())]
-    InvalidValue {
-        option: &'static str,
-        value: String,
-        reason: String,
-    },
+    InvalidValue { option: &'static str, value: String, reason: String },
 
     #[error("-m: '{}' is too small; microvm needs at least {min_mib} MiB", .value.escape_debug())]
     MemoryTooSmall { value: String, min_mib: u64 },
@@ -99,18 +89,12 @@ pub enum ArgsError {
     #[error("-smp: vCPU count '{}' is out of range; microvm supports 1 to {max}", .value.escape_debug())]
     VcpusOutOfRange { value: String, max: u8 },
 
-    #[error(
-        "-serial stdio conflicts with -M isa-serial=off: there is no serial port to connect it to"
-    )]
+    #[error("-serial stdio conflicts with -M isa-serial=off: there is no serial port to connect it to")]
     SerialWithoutPort,
 }
 
 fn invalid(option: &'static str, value: &str, reason: impl Into<String>) -> ArgsError {
-    ArgsError::InvalidValue {
-        option,
-        value: value.to_owned(),
-        reason: reason.into(),
-    }
+    ArgsError::InvalidValue { option, value: value.to_owned(), reason: reason.into() }
 }
 
 /// Every option microvm knows. Names are the canonical single-dash spelling.
@@ -224,11 +208,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
         let Some((name, opt, takes_value)) = lookup(&arg) else {
             return Err(ArgsError::UnknownOption(arg));
         };
-        let value = if takes_value {
-            args.next().ok_or(ArgsError::MissingValue(name))?
-        } else {
-            String::new()
-        };
+        let value = if takes_value { args.next().ok_or(ArgsError::MissingValue(name))? } else { String::new() };
 
         match opt {
             Opt::Help => return Ok(Command::Help),
@@ -245,11 +225,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Cpu => parse_cpu(&value)?,
             Opt::Display => {
                 if value != "none" {
-                    return Err(invalid(
-                        name,
-                        &value,
-                        "only 'none' is supported (microvm has no display)",
-                    ));
+                    return Err(invalid(name, &value, "only 'none' is supported (microvm has no display)"));
                 }
             }
             Opt::ReportStartTime => p.report_start_time = true,
@@ -304,9 +280,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
     Ok(VmConfig {
         machine: MachineConfig {
             pit: p.pit.unwrap_or(defaults.pit),
-            auto_kernel_cmdline: p
-                .auto_kernel_cmdline
-                .unwrap_or(defaults.auto_kernel_cmdline),
+            auto_kernel_cmdline: p.auto_kernel_cmdline.unwrap_or(defaults.auto_kernel_cmdline),
         },
         mem_size: p.mem_size.unwrap_or(DEFAULT_MEM_SIZE),
         vcpu_count: p.vcpus.unwrap_or(1),
@@ -397,11 +371,7 @@ const BOOL_EXPECTED: &str = "expected on|off (or yes|no, true|false)";
 ///   `kernel-irqchip=on`: accepted, no effect.
 fn parse_machine(option: &'static str, value: &str, p: &mut Parsed) -> Result<(), ArgsError> {
     if value.is_empty() {
-        return Err(invalid(
-            option,
-            value,
-            "expected microvm[,property=value...]",
-        ));
+        return Err(invalid(option, value, "expected microvm[,property=value...]"));
     }
     for (key, val) in key_values(value, "type") {
         let elem = match &val {
@@ -410,8 +380,7 @@ fn parse_machine(option: &'static str, value: &str, p: &mut Parsed) -> Result<()
         };
         // Every property but `legacy` needs a value.
         let need = |val: &Option<String>| -> Result<String, ArgsError> {
-            val.clone()
-                .ok_or_else(|| invalid(option, &elem, "property needs a value (property=value)"))
+            val.clone().ok_or_else(|| invalid(option, &elem, "property needs a value (property=value)"))
         };
         let need_bool = |val: &Option<String>| -> Result<bool, ArgsError> {
             parse_bool(&need(val)?).ok_or_else(|| invalid(option, &elem, BOOL_EXPECTED))
@@ -426,9 +395,7 @@ fn parse_machine(option: &'static str, value: &str, p: &mut Parsed) -> Result<()
             "legacy" => {
                 let on = match &val {
                     None => true,
-                    Some(v) => {
-                        parse_bool(v).ok_or_else(|| invalid(option, &elem, BOOL_EXPECTED))?
-                    }
+                    Some(v) => parse_bool(v).ok_or_else(|| invalid(option, &elem, BOOL_EXPECTED))?,
                 };
                 p.isa_serial = Some(on);
             }
@@ -460,19 +427,10 @@ fn parse_machine(option: &'static str, value: &str, p: &mut Parsed) -> Result<()
             "kernel-irqchip" => {
                 let v = need(&val)?;
                 if !matches!(v.as_str(), "on" | "yes" | "true" | "y") {
-                    return Err(invalid(
-                        option,
-                        &elem,
-                        "only kernel-irqchip=on is supported",
-                    ));
+                    return Err(invalid(option, &elem, "only kernel-irqchip=on is supported"));
                 }
             }
-            _ => {
-                return Err(ArgsError::UnknownMachineProperty {
-                    option,
-                    property: key,
-                })
-            }
+            _ => return Err(ArgsError::UnknownMachineProperty { option, property: key }),
         }
     }
     Ok(())
@@ -484,11 +442,7 @@ fn check_accel_list(option: &'static str, list: &str) -> Result<(), ArgsError> {
     if list.split(':').any(|a| a == "kvm") {
         Ok(())
     } else {
-        Err(invalid(
-            option,
-            list,
-            "only the kvm accelerator is supported",
-        ))
+        Err(invalid(option, list, "only the kvm accelerator is supported"))
     }
 }
 
@@ -498,13 +452,7 @@ fn parse_accel(value: &str) -> Result<(), ArgsError> {
         match (key.as_str(), val) {
             ("accel", Some(v)) if v == "kvm" => {}
             ("accel", Some(v)) => return Err(invalid("-accel", &v, "only kvm is supported")),
-            _ => {
-                return Err(invalid(
-                    "-accel",
-                    value,
-                    "expected kvm (accelerator properties are not supported)",
-                ))
-            }
+            _ => return Err(invalid("-accel", value, "expected kvm (accelerator properties are not supported)")),
         }
     }
     if value.is_empty() {
@@ -521,11 +469,7 @@ fn parse_cpu(value: &str) -> Result<(), ArgsError> {
     if model == "host" || model == "max" {
         Ok(())
     } else {
-        Err(invalid(
-            "-cpu",
-            value,
-            "only 'host' and 'max' are supported (the guest sees the host CPU)",
-        ))
+        Err(invalid("-cpu", value, "only 'host' and 'max' are supported (the guest sees the host CPU)"))
     }
 }
 
@@ -535,28 +479,16 @@ fn parse_serial(value: &str, p: &mut Parsed) -> Result<(), ArgsError> {
         "stdio" => {
             if p.serial_stdio {
                 // QEMU: "cannot use stdio by multiple character devices".
-                return Err(invalid(
-                    "-serial",
-                    value,
-                    "given more than once; microvm has one serial port",
-                ));
+                return Err(invalid("-serial", value, "given more than once; microvm has one serial port"));
             }
             p.serial_stdio = true;
         }
         "none" => {}
         "mon:stdio" => {
-            return Err(invalid(
-                "-serial",
-                value,
-                "there is no monitor; use -serial stdio",
-            ));
+            return Err(invalid("-serial", value, "there is no monitor; use -serial stdio"));
         }
         _ => {
-            return Err(invalid(
-                "-serial",
-                value,
-                "not supported; use stdio or none",
-            ));
+            return Err(invalid("-serial", value, "not supported; use stdio or none"));
         }
     }
     p.serial_given = true;
@@ -570,51 +502,26 @@ fn parse_mem(value: &str) -> Result<u64, ArgsError> {
         match (key.as_str(), val) {
             ("size", Some(v)) => size = Some(v),
             ("slots" | "maxmem", _) => {
-                return Err(invalid(
-                    "-m",
-                    value,
-                    format!("'{key}' is not supported (no memory hotplug)"),
-                ));
+                return Err(invalid("-m", value, format!("'{key}' is not supported (no memory hotplug)")));
             }
-            _ => {
-                return Err(invalid(
-                    "-m",
-                    value,
-                    "expected [size=]SIZE, e.g. 512M or 1G",
-                ))
-            }
+            _ => return Err(invalid("-m", value, "expected [size=]SIZE, e.g. 512M or 1G")),
         }
     }
     let Some(size) = size else {
-        return Err(invalid(
-            "-m",
-            value,
-            "no size given; expected e.g. 512M or 1G",
-        ));
+        return Err(invalid("-m", value, "no size given; expected e.g. 512M or 1G"));
     };
-    let bytes = parse_size(&size).ok_or_else(|| {
-        invalid(
-            "-m",
-            &size,
-            "expected a size such as 512 (MiB), 512M, 1G; suffixes K, M, G, T",
-        )
-    })?;
+    let bytes = parse_size(&size)
+        .ok_or_else(|| invalid("-m", &size, "expected a size such as 512 (MiB), 512M, 1G; suffixes K, M, G, T"))?;
     if bytes == 0 {
         return Err(invalid("-m", &size, "guest RAM cannot be zero"));
     }
     if bytes < MIN_MEM_SIZE {
-        return Err(ArgsError::MemoryTooSmall {
-            value: size,
-            min_mib: MIN_MEM_SIZE >> 20,
-        });
+        return Err(ArgsError::MemoryTooSmall { value: size, min_mib: MIN_MEM_SIZE >> 20 });
     }
     // parse_size saturates, so anything that overflowed is too large here too.
     match bytes.checked_next_multiple_of(MEM_ALIGN) {
         Some(b) if b <= MAX_MEM_SIZE => Ok(b),
-        _ => Err(ArgsError::MemoryTooLarge {
-            value: size,
-            max_mib: MAX_MEM_SIZE >> 20,
-        }),
+        _ => Err(ArgsError::MemoryTooLarge { value: size, max_mib: MAX_MEM_SIZE >> 20 }),
     }
 }
 
@@ -649,9 +556,7 @@ fn parse_size(s: &str) -> Option<u64> {
     }
     let mut total: u128 = 0;
     for b in int.bytes() {
-        total = total
-            .saturating_mul(10)
-            .saturating_add(u128::from(b - b'0'));
+        total = total.saturating_mul(10).saturating_add(u128::from(b - b'0'));
     }
     total = total.saturating_mul(unit);
     if let Some(frac) = frac {
@@ -690,26 +595,15 @@ fn parse_smp(value: &str) -> Result<u8, ArgsError> {
 
     for (key, val) in key_values(value, "cpus") {
         let Some(val) = val else {
-            return Err(invalid(
-                "-smp",
-                value,
-                format!("'{}' needs a value (key=N)", key.escape_debug()),
-            ));
+            return Err(invalid("-smp", value, format!("'{}' needs a value (key=N)", key.escape_debug())));
         };
         let topology_index = TOPOLOGY.iter().position(|t| *t == key);
         if topology_index.is_none() && key != "cpus" && key != "maxcpus" {
-            return Err(invalid(
-                "-smp",
-                value,
-                format!("unknown key '{}'", key.escape_debug()),
-            ));
+            return Err(invalid("-smp", value, format!("unknown key '{}'", key.escape_debug())));
         }
-        let n =
-            parse_count(&val).ok_or_else(|| invalid("-smp", &val, "expected a decimal number"))?;
+        let n = parse_count(&val).ok_or_else(|| invalid("-smp", &val, "expected a decimal number"))?;
         match topology_index {
-            Some(_) if n == 0 => {
-                return Err(invalid("-smp", value, format!("{key} must be at least 1")))
-            }
+            Some(_) if n == 0 => return Err(invalid("-smp", value, format!("{key} must be at least 1"))),
             Some(i) => topology[i] = Some(n),
             None if key == "cpus" => cpus = Some((n, val)),
             None => maxcpus = Some((n, val)),
@@ -719,43 +613,25 @@ fn parse_smp(value: &str) -> Result<u8, ArgsError> {
         return Err(invalid("-smp", value, "expected a vCPU count, e.g. 2"));
     }
 
-    let given_product = topology
-        .iter()
-        .flatten()
-        .fold(1u64, |acc, n| acc.saturating_mul(*n));
+    let given_product = topology.iter().flatten().fold(1u64, |acc, n| acc.saturating_mul(*n));
     let (n, n_text) = match (cpus, &maxcpus) {
         (Some(c), _) => c,
         (None, Some(m)) => m.clone(),
         (None, None) => (given_product, given_product.to_string()),
     };
     let Some(count) = u8::try_from(n).ok().filter(|c| (1..=MAX_VCPUS).contains(c)) else {
-        return Err(ArgsError::VcpusOutOfRange {
-            value: n_text,
-            max: MAX_VCPUS,
-        });
+        return Err(ArgsError::VcpusOutOfRange { value: n_text, max: MAX_VCPUS });
     };
     if let Some((m, _)) = maxcpus {
         if m != n {
-            return Err(invalid(
-                "-smp",
-                value,
-                "maxcpus must equal the vCPU count (no CPU hotplug)",
-            ));
+            return Err(invalid("-smp", value, "maxcpus must equal the vCPU count (no CPU hotplug)"));
         }
     }
     // QEMU computes a missing socket/core/thread count; dies and clusters default to 1.
     let all_given = [0, 3, 4].iter().all(|&i| topology[i].is_some());
-    let consistent = if all_given {
-        given_product == n
-    } else {
-        n % given_product == 0
-    };
+    let consistent = if all_given { given_product == n } else { n % given_product == 0 };
     if topology.iter().any(Option::is_some) && !consistent {
-        return Err(invalid(
-            "-smp",
-            value,
-            format!("the topology does not add up to {n} vCPUs"),
-        ));
+        return Err(invalid("-smp", value, format!("the topology does not add up to {n} vCPUs")));
     }
     Ok(count)
 }
@@ -821,10 +697,7 @@ mod tests {
         ]))
         .unwrap();
         let want = VmConfig {
-            machine: MachineConfig {
-                pit: true,
-                auto_kernel_cmdline: true,
-            },
+            machine: MachineConfig { pit: true, auto_kernel_cmdline: true },
             mem_size: 512 * MIB,
             vcpu_count: 2,
             kernel: KernelConfig {
@@ -870,13 +743,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.serial, Some(SerialConfig::Stdio));
-        assert_eq!(
-            c.machine,
-            MachineConfig {
-                pit: true,
-                auto_kernel_cmdline: true
-            }
-        );
+        assert_eq!(c.machine, MachineConfig { pit: true, auto_kernel_cmdline: true });
     }
 
     #[test]
@@ -895,10 +762,7 @@ mod tests {
     #[test]
     fn empty_command_line_needs_a_kernel() {
         assert_eq!(parse(Vec::new()), Err(ArgsError::MissingKernel));
-        assert_eq!(
-            err_full(&["-m", "1G", "-append", "x"]),
-            ArgsError::MissingKernel
-        );
+        assert_eq!(err_full(&["-m", "1G", "-append", "x"]), ArgsError::MissingKernel);
     }
 
     // ---- option spelling and generic errors ----
@@ -939,37 +803,19 @@ mod tests {
             assert_eq!(parse(args(&[v])), Ok(Command::Version), "{v}");
         }
         // Wins over a missing -kernel, and ends parsing like in QEMU.
-        assert_eq!(
-            parse(args(&["-m", "1G", "-help", "-bogus"])),
-            Ok(Command::Help)
-        );
+        assert_eq!(parse(args(&["-m", "1G", "-help", "-bogus"])), Ok(Command::Help));
         // An error before it is reported first.
-        assert_eq!(
-            err_full(&["-bogus", "-help"]),
-            ArgsError::UnknownOption("-bogus".into())
-        );
+        assert_eq!(err_full(&["-bogus", "-help"]), ArgsError::UnknownOption("-bogus".into()));
         // As an option's value it is just a value.
         assert_eq!(run(&["-append", "-help"]).unwrap().kernel.cmdline, "-help");
     }
 
     #[test]
     fn unknown_options() {
-        for o in [
-            "-foo",
-            "--foo",
-            "-hda",
-            "-",
-            "--",
-            "---m",
-            "-M=microvm",
-            "-m512",
-        ] {
+        for o in ["-foo", "--foo", "-hda", "-", "--", "---m", "-M=microvm", "-m512"] {
             assert_eq!(err(&[o]), ArgsError::UnknownOption(o.into()), "{o}");
         }
-        assert_eq!(
-            err(&["-foo"]).to_string(),
-            "unknown option '-foo' (see -help)"
-        );
+        assert_eq!(err(&["-foo"]).to_string(), "unknown option '-foo' (see -help)");
     }
 
     #[test]
@@ -1005,10 +851,7 @@ mod tests {
         ] {
             let e = err(&[o]);
             assert_eq!(e, ArgsError::MissingValue(name), "{o}");
-            assert_eq!(
-                e.to_string(),
-                format!("option '{name}' requires an argument")
-            );
+            assert_eq!(e.to_string(), format!("option '{name}' requires an argument"));
         }
         // -kernel at the very end, before anything else is known.
         assert_eq!(err_full(&["-kernel"]), ArgsError::MissingValue("-kernel"));
@@ -1018,30 +861,12 @@ mod tests {
 
     #[test]
     fn machine_type() {
-        for m in [
-            "microvm",
-            "type=microvm",
-            "microvm,",
-            "type=microvm,legacy",
-            "accel=kvm",
-            "pit=off",
-        ] {
+        for m in ["microvm", "type=microvm", "microvm,", "type=microvm,legacy", "accel=kvm", "pit=off"] {
             run(&["-M", m]).unwrap_or_else(|e| panic!("{m}: {e}"));
         }
-        for m in [
-            "pc",
-            "q35",
-            "help",
-            "?",
-            "Microvm",
-            "type=pc",
-            "microvm,,legacy",
-        ] {
+        for m in ["pc", "q35", "help", "?", "Microvm", "type=pc", "microvm,,legacy"] {
             let e = err(&["-M", m]);
-            assert!(
-                matches!(e, ArgsError::UnsupportedMachine { option: "-M", .. }),
-                "{m}: {e:?}"
-            );
+            assert!(matches!(e, ArgsError::UnsupportedMachine { option: "-M", .. }), "{m}: {e:?}");
         }
         assert_eq!(
             err(&["-machine", "pc"]).to_string(),
@@ -1052,48 +877,18 @@ mod tests {
 
     #[test]
     fn machine_legacy_and_isa_serial() {
-        for m in [
-            "microvm,legacy",
-            "microvm,legacy=on",
-            "microvm,isa-serial=on",
-            "microvm,isa-serial=yes",
-        ] {
-            assert_eq!(
-                run(&["-M", m]).unwrap().serial,
-                Some(SerialConfig::Stdio),
-                "{m}"
-            );
-            assert_eq!(
-                run(&["-M", m, "-nodefaults"]).unwrap().serial,
-                Some(SerialConfig::Null),
-                "{m}"
-            );
+        for m in ["microvm,legacy", "microvm,legacy=on", "microvm,isa-serial=on", "microvm,isa-serial=yes"] {
+            assert_eq!(run(&["-M", m]).unwrap().serial, Some(SerialConfig::Stdio), "{m}");
+            assert_eq!(run(&["-M", m, "-nodefaults"]).unwrap().serial, Some(SerialConfig::Null), "{m}");
         }
-        for m in [
-            "microvm",
-            "microvm,legacy=off",
-            "microvm,isa-serial=off",
-            "microvm,isa-serial=false",
-        ] {
+        for m in ["microvm", "microvm,legacy=off", "microvm,isa-serial=off", "microvm,isa-serial=false"] {
             assert_eq!(run(&["-M", m]).unwrap().serial, None, "{m}");
         }
         // Last one wins, within one -M and across several.
+        assert_eq!(run(&["-M", "microvm,legacy,isa-serial=off"]).unwrap().serial, None);
+        assert_eq!(run(&["-M", "microvm,legacy", "-M", "isa-serial=off"]).unwrap().serial, None);
         assert_eq!(
-            run(&["-M", "microvm,legacy,isa-serial=off"])
-                .unwrap()
-                .serial,
-            None
-        );
-        assert_eq!(
-            run(&["-M", "microvm,legacy", "-M", "isa-serial=off"])
-                .unwrap()
-                .serial,
-            None
-        );
-        assert_eq!(
-            run(&["-M", "microvm,isa-serial=off", "-M", "microvm,legacy"])
-                .unwrap()
-                .serial,
+            run(&["-M", "microvm,isa-serial=off", "-M", "microvm,legacy"]).unwrap().serial,
             Some(SerialConfig::Stdio)
         );
         assert_invalid(err(&["-M", "microvm,isa-serial"]), "-M", "needs a value");
@@ -1104,38 +899,18 @@ mod tests {
     #[test]
     fn machine_pit_and_auto_kernel_cmdline() {
         let c = run(&["-M", "microvm,pit=off,auto-kernel-cmdline=off"]).unwrap();
-        assert_eq!(
-            c.machine,
-            MachineConfig {
-                pit: false,
-                auto_kernel_cmdline: false
-            }
-        );
+        assert_eq!(c.machine, MachineConfig { pit: false, auto_kernel_cmdline: false });
         let c = run(&["-M", "microvm,pit=off", "-M", "microvm,pit=on"]).unwrap();
         assert!(c.machine.pit);
         for b in ["on", "yes", "true", "y"] {
-            assert!(
-                run(&["-M", &format!("microvm,pit={b}")])
-                    .unwrap()
-                    .machine
-                    .pit
-            );
+            assert!(run(&["-M", &format!("microvm,pit={b}")]).unwrap().machine.pit);
         }
         for b in ["off", "no", "false", "n"] {
-            assert!(
-                !run(&["-M", &format!("microvm,auto-kernel-cmdline={b}")])
-                    .unwrap()
-                    .machine
-                    .auto_kernel_cmdline
-            );
+            assert!(!run(&["-M", &format!("microvm,auto-kernel-cmdline={b}")]).unwrap().machine.auto_kernel_cmdline);
         }
         assert_invalid(err(&["-M", "microvm,pit"]), "-M", "needs a value");
         assert_invalid(err(&["-M", "microvm,pit=ON"]), "-M", "on|off");
-        assert_invalid(
-            err(&["-M", "microvm,auto-kernel-cmdline=1"]),
-            "-M",
-            "on|off",
-        );
+        assert_invalid(err(&["-M", "microvm,auto-kernel-cmdline=1"]), "-M", "on|off");
     }
 
     #[test]
@@ -1144,10 +919,7 @@ mod tests {
             run(&["-M", m]).unwrap_or_else(|e| panic!("{m}: {e}"));
         }
         let e = err(&["-M", "microvm,acpi=on"]);
-        assert_eq!(
-            e.to_string(),
-            "-M: invalid value 'acpi=on': microvm has no ACPI; use acpi=off"
-        );
+        assert_eq!(e.to_string(), "-M: invalid value 'acpi=on': microvm has no ACPI; use acpi=off");
         assert_invalid(err(&["-M", "microvm,acpi=sometimes"]), "-M", "on|off|auto");
         assert_invalid(err(&["-M", "microvm,rtc=on"]), "-M", "no RTC");
         assert_invalid(err(&["-M", "microvm,rtc=bogus"]), "-M", "on|off");
@@ -1172,11 +944,7 @@ mod tests {
         }
         assert_invalid(err(&["-M", "microvm,pic=maybe"]), "-M", "on|off");
         assert_invalid(err(&["-M", "microvm,accel=tcg"]), "-M", "kvm");
-        assert_invalid(
-            err(&["-M", "microvm,kernel-irqchip=split"]),
-            "-M",
-            "kernel-irqchip=on",
-        );
+        assert_invalid(err(&["-M", "microvm,kernel-irqchip=split"]), "-M", "kernel-irqchip=on");
     }
 
     #[test]
@@ -1194,31 +962,19 @@ mod tests {
         let args = line.iter().map(|s| s.to_string());
         let Ok(Command::DumpMtree(dump)) = parse(args) else { panic!("not a dump") };
         assert_eq!(dump, run(&["-M", "microvm,legacy"]).unwrap());
-        assert!(matches!(parse(["-M", "microvm,dump-mtree=off", "-kernel", "k"].map(String::from)), Ok(Command::Run(_))));
+        assert!(matches!(
+            parse(["-M", "microvm,dump-mtree=off", "-kernel", "k"].map(String::from)),
+            Ok(Command::Run(_))
+        ));
     }
 
     #[test]
     fn machine_unknown_property() {
         let e = err(&["-M", "microvm,dump-tree"]);
-        assert_eq!(
-            e,
-            ArgsError::UnknownMachineProperty {
-                option: "-M",
-                property: "dump-tree".into()
-            }
-        );
-        assert_eq!(
-            e.to_string(),
-            "-M: unknown machine property 'dump-tree' (see -help for the supported ones)"
-        );
+        assert_eq!(e, ArgsError::UnknownMachineProperty { option: "-M", property: "dump-tree".into() });
+        assert_eq!(e.to_string(), "-M: unknown machine property 'dump-tree' (see -help for the supported ones)");
         let e = err(&["-machine", "microvm,smm=off"]);
-        assert_eq!(
-            e,
-            ArgsError::UnknownMachineProperty {
-                option: "-machine",
-                property: "smm".into()
-            }
-        );
+        assert_eq!(e, ArgsError::UnknownMachineProperty { option: "-machine", property: "smm".into() });
     }
 
     // ---- -m ----
@@ -1258,25 +1014,18 @@ mod tests {
     #[test]
     fn memory_errors() {
         for m in [
-            "", "abc", "G", "1.5", "1.G", ".5G", "1,5G", "-1G", "+1G", "1GB", "1MiB", "1X",
-            "0x100", " 512", "512 ", "１G", "1e3", "size=", "size=abc", "1G,foo=2", "1G,2G",
-            "1.5B",
+            "", "abc", "G", "1.5", "1.G", ".5G", "1,5G", "-1G", "+1G", "1GB", "1MiB", "1X", "0x100", " 512", "512 ",
+            "１G", "1e3", "size=", "size=abc", "1G,foo=2", "1G,2G", "1.5B",
         ] {
             let e = err(&["-m", m]);
-            assert!(
-                matches!(e, ArgsError::InvalidValue { option: "-m", .. }),
-                "{m:?}: {e:?}"
-            );
+            assert!(matches!(e, ArgsError::InvalidValue { option: "-m", .. }), "{m:?}: {e:?}");
         }
         for m in ["0", "0M", "0G", "size=0"] {
             assert_invalid(err(&["-m", m]), "-m", "zero");
         }
         for m in ["15", "15M", "1K", "1B", "16383K", "0.01G"] {
             let e = err(&["-m", m]);
-            assert!(
-                matches!(e, ArgsError::MemoryTooSmall { min_mib: 16, .. }),
-                "{m}: {e:?}"
-            );
+            assert!(matches!(e, ArgsError::MemoryTooSmall { min_mib: 16, .. }), "{m}: {e:?}");
         }
         for m in [
             "1025G",
@@ -1291,25 +1040,10 @@ mod tests {
             "99999999999999999999999999999999999999999999T",
         ] {
             let e = err(&["-m", m]);
-            assert!(
-                matches!(
-                    e,
-                    ArgsError::MemoryTooLarge {
-                        max_mib: 1048576,
-                        ..
-                    }
-                ),
-                "{m}: {e:?}"
-            );
+            assert!(matches!(e, ArgsError::MemoryTooLarge { max_mib: 1048576, .. }), "{m}: {e:?}");
         }
-        assert_eq!(
-            err(&["-m", "8M"]).to_string(),
-            "-m: '8M' is too small; microvm needs at least 16 MiB"
-        );
-        assert_eq!(
-            err(&["-m", "2T"]).to_string(),
-            "-m: '2T' is too large; the maximum is 1048576 MiB"
-        );
+        assert_eq!(err(&["-m", "8M"]).to_string(), "-m: '8M' is too small; microvm needs at least 16 MiB");
+        assert_eq!(err(&["-m", "2T"]).to_string(), "-m: '2T' is too large; the maximum is 1048576 MiB");
         assert_invalid(err(&["-m", "1G,slots=2,maxmem=4G"]), "-m", "hotplug");
         assert_invalid(err(&["-m", "maxmem=4G"]), "-m", "hotplug");
         assert_invalid(err(&["-m", "slots=2"]), "-m", "hotplug");
@@ -1346,25 +1080,11 @@ mod tests {
 
     #[test]
     fn smp_errors() {
-        for s in [
-            "0",
-            "33",
-            "cpus=0",
-            "1000",
-            "99999999999999999999999",
-            "sockets=64",
-            "maxcpus=33",
-        ] {
+        for s in ["0", "33", "cpus=0", "1000", "99999999999999999999999", "sockets=64", "maxcpus=33"] {
             let e = err(&["-smp", s]);
-            assert!(
-                matches!(e, ArgsError::VcpusOutOfRange { max: 32, .. }),
-                "{s}: {e:?}"
-            );
+            assert!(matches!(e, ArgsError::VcpusOutOfRange { max: 32, .. }), "{s}: {e:?}");
         }
-        assert_eq!(
-            err(&["-smp", "33"]).to_string(),
-            "-smp: vCPU count '33' is out of range; microvm supports 1 to 32"
-        );
+        assert_eq!(err(&["-smp", "33"]).to_string(), "-smp: vCPU count '33' is out of range; microvm supports 1 to 32");
         for s in [
             "",
             "two",
@@ -1383,17 +1103,10 @@ mod tests {
             ",,",
         ] {
             let e = err(&["-smp", s]);
-            assert!(
-                matches!(e, ArgsError::InvalidValue { option: "-smp", .. }),
-                "{s:?}: {e:?}"
-            );
+            assert!(matches!(e, ArgsError::InvalidValue { option: "-smp", .. }), "{s:?}: {e:?}");
         }
         assert_invalid(err(&["-smp", "2,maxcpus=4"]), "-smp", "hotplug");
-        assert_invalid(
-            err(&["-smp", "4,sockets=1,cores=2,threads=1"]),
-            "-smp",
-            "does not add up",
-        );
+        assert_invalid(err(&["-smp", "4,sockets=1,cores=2,threads=1"]), "-smp", "does not add up");
         assert_invalid(err(&["-smp", "4,sockets=3"]), "-smp", "does not add up");
         assert_invalid(err(&["-smp", "2,cores=0"]), "-smp", "at least 1");
         assert_invalid(err(&["-smp", "2,foo=x"]), "-smp", "unknown key 'foo'");
@@ -1426,10 +1139,7 @@ mod tests {
         assert_eq!(c.kernel.cmdline, "a,,b,c=d");
         assert_eq!(c.kernel.initrd, Some(PathBuf::from("x,y")));
         // A value may start with a dash.
-        assert_eq!(
-            parse(args(&["-kernel", "-m"])).map(|c| matches!(c, Command::Run(_))),
-            Ok(true)
-        );
+        assert_eq!(parse(args(&["-kernel", "-m"])).map(|c| matches!(c, Command::Run(_))), Ok(true));
         assert_invalid(err_full(&["-kernel", ""]), "-kernel", "empty path");
         assert_invalid(err(&["-initrd", ""]), "-initrd", "empty path");
     }
@@ -1438,77 +1148,28 @@ mod tests {
 
     #[test]
     fn serial_implies_legacy() {
-        assert_eq!(
-            run(&["-serial", "stdio"]).unwrap().serial,
-            Some(SerialConfig::Stdio)
-        );
-        assert_eq!(
-            run(&["-serial", "none"]).unwrap().serial,
-            Some(SerialConfig::Null)
-        );
-        assert_eq!(
-            run(&["-nodefaults", "-serial", "stdio"]).unwrap().serial,
-            Some(SerialConfig::Stdio)
-        );
-        assert_eq!(
-            run(&["-serial", "none", "-serial", "stdio"])
-                .unwrap()
-                .serial,
-            Some(SerialConfig::Stdio)
-        );
-        assert_eq!(
-            run(&["-serial", "stdio", "-serial", "none"])
-                .unwrap()
-                .serial,
-            Some(SerialConfig::Stdio)
-        );
-        assert_eq!(
-            run(&["-M", "microvm,legacy", "-serial", "none"])
-                .unwrap()
-                .serial,
-            Some(SerialConfig::Null)
-        );
+        assert_eq!(run(&["-serial", "stdio"]).unwrap().serial, Some(SerialConfig::Stdio));
+        assert_eq!(run(&["-serial", "none"]).unwrap().serial, Some(SerialConfig::Null));
+        assert_eq!(run(&["-nodefaults", "-serial", "stdio"]).unwrap().serial, Some(SerialConfig::Stdio));
+        assert_eq!(run(&["-serial", "none", "-serial", "stdio"]).unwrap().serial, Some(SerialConfig::Stdio));
+        assert_eq!(run(&["-serial", "stdio", "-serial", "none"]).unwrap().serial, Some(SerialConfig::Stdio));
+        assert_eq!(run(&["-M", "microvm,legacy", "-serial", "none"]).unwrap().serial, Some(SerialConfig::Null));
     }
 
     #[test]
     fn serial_and_isa_serial_off() {
-        assert_eq!(
-            run(&["-M", "microvm,isa-serial=off", "-serial", "none"])
-                .unwrap()
-                .serial,
-            None
-        );
-        assert_eq!(
-            err(&["-M", "microvm,isa-serial=off", "-serial", "stdio"]),
-            ArgsError::SerialWithoutPort
-        );
-        assert_eq!(
-            err(&["-serial", "stdio", "-M", "microvm,legacy=off"]),
-            ArgsError::SerialWithoutPort
-        );
+        assert_eq!(run(&["-M", "microvm,isa-serial=off", "-serial", "none"]).unwrap().serial, None);
+        assert_eq!(err(&["-M", "microvm,isa-serial=off", "-serial", "stdio"]), ArgsError::SerialWithoutPort);
+        assert_eq!(err(&["-serial", "stdio", "-M", "microvm,legacy=off"]), ArgsError::SerialWithoutPort);
     }
 
     #[test]
     fn serial_errors() {
-        for s in [
-            "pty",
-            "file:/tmp/x",
-            "tcp::4444,server",
-            "vc",
-            "null",
-            "",
-            "STDIO",
-            "chardev:c0",
-            "unix:/s",
-        ] {
+        for s in ["pty", "file:/tmp/x", "tcp::4444,server", "vc", "null", "", "STDIO", "chardev:c0", "unix:/s"] {
             assert_invalid(err(&["-serial", s]), "-serial", "not supported");
         }
         assert_invalid(err(&["-serial", "mon:stdio"]), "-serial", "no monitor");
-        assert_invalid(
-            err(&["-serial", "stdio", "-serial", "stdio"]),
-            "-serial",
-            "more than once",
-        );
+        assert_invalid(err(&["-serial", "stdio", "-serial", "stdio"]), "-serial", "more than once");
         assert_eq!(
             err(&["-serial", "pty"]).to_string(),
             "-serial: invalid value 'pty': not supported; use stdio or none"
@@ -1548,26 +1209,9 @@ mod tests {
 
     #[test]
     fn accel_cpu_display_errors() {
-        for a in [
-            "tcg",
-            "hvf",
-            "kvm:tcg",
-            "",
-            "kvm,kernel-irqchip=on",
-            "accel=tcg",
-            "KVM",
-        ] {
+        for a in ["tcg", "hvf", "kvm:tcg", "", "kvm,kernel-irqchip=on", "accel=tcg", "KVM"] {
             let e = err(&["-accel", a]);
-            assert!(
-                matches!(
-                    e,
-                    ArgsError::InvalidValue {
-                        option: "-accel",
-                        ..
-                    }
-                ),
-                "{a:?}: {e:?}"
-            );
+            assert!(matches!(e, ArgsError::InvalidValue { option: "-accel", .. }), "{a:?}: {e:?}");
         }
         for c in ["qemu64", "Skylake-Server", "", "help", ",host", "HOST"] {
             assert_invalid(err(&["-cpu", c]), "-cpu", "host");
@@ -1808,10 +1452,7 @@ mod tests {
             }
             if let Err(e) = parse(v.clone()) {
                 let s = e.to_string();
-                assert!(
-                    !s.contains(char::is_control) && !s.is_empty(),
-                    "{v:?} → {s:?}"
-                );
+                assert!(!s.contains(char::is_control) && !s.is_empty(), "{v:?} → {s:?}");
             }
         }
     }

@@ -9,7 +9,7 @@ mod logger;
 use args::Command;
 use std::process::ExitCode;
 use std::time::Instant;
-use vmm::{Vmm, VmExit};
+use vmm::{VmExit, Vmm};
 
 /// Set to 1 to print the start-up time, like `--report-start-time`.
 const REPORT_START_TIME_ENV: &str = "MICROVM_REPORT_START_TIME";

@@ -46,9 +46,11 @@ fn serial_guest_with_pit_off() {
     let msg = "no PIT here\n";
     let kernel = dir.file("serial.elf", &tiny_guest::serial_then_reset(msg));
     let mut cmd = microvm();
-    cmd.args(["-M", "microvm,legacy,pit=off", "-m", "32m", "-kernel"])
-        .arg(&kernel)
-        .args(["-serial", "stdio", "-nodefaults"]);
+    cmd.args(["-M", "microvm,legacy,pit=off", "-m", "32m", "-kernel"]).arg(&kernel).args([
+        "-serial",
+        "stdio",
+        "-nodefaults",
+    ]);
     assert_clean_exit(&run(cmd), msg.as_bytes());
 }
 
@@ -74,15 +76,13 @@ fn serial_guest_with_more_memory_and_append() {
     let msg = "bigger\n";
     let kernel = dir.file("serial.elf", &tiny_guest::serial_then_reset(msg));
     let mut cmd = microvm();
-    cmd.args(["-M", "microvm,legacy", "-m", "256m", "-smp", "2", "-kernel"])
-        .arg(&kernel)
-        .args([
-            "-append",
-            "console=ttyS0 quiet",
-            "-serial",
-            "stdio",
-            "-nodefaults",
-        ]);
+    cmd.args(["-M", "microvm,legacy", "-m", "256m", "-smp", "2", "-kernel"]).arg(&kernel).args([
+        "-append",
+        "console=ttyS0 quiet",
+        "-serial",
+        "stdio",
+        "-nodefaults",
+    ]);
     assert_clean_exit(&run(cmd), msg.as_bytes());
 }
 
@@ -96,10 +96,7 @@ fn unmapped_mmio_access_is_survived() {
     }
     let dir = TempDir::new("mmio");
     let msg = "after unmapped MMIO\n";
-    let kernel = dir.file(
-        "mmio.elf",
-        &tiny_guest::mmio_then_serial_then_reset(tiny_guest::UNMAPPED_MMIO, msg),
-    );
+    let kernel = dir.file("mmio.elf", &tiny_guest::mmio_then_serial_then_reset(tiny_guest::UNMAPPED_MMIO, msg));
     assert_clean_exit(&run(microvm_legacy(&kernel)), msg.as_bytes());
 }
 
@@ -111,14 +108,8 @@ fn unhandled_port_reads_float_high() {
         return;
     }
     let dir = TempDir::new("port");
-    let kernel = dir.file(
-        "port.elf",
-        &tiny_guest::port_read_echo_then_reset(tiny_guest::UNHANDLED_PORT),
-    );
-    assert_clean_exit(
-        &run(microvm_legacy(&kernel)),
-        tiny_guest::PORT_READ_ECHO_FLOATING,
-    );
+    let kernel = dir.file("port.elf", &tiny_guest::port_read_echo_then_reset(tiny_guest::UNHANDLED_PORT));
+    assert_clean_exit(&run(microvm_legacy(&kernel)), tiny_guest::PORT_READ_ECHO_FLOATING);
 }
 
 /// A triple fault (KVM_EXIT_SHUTDOWN) ends the VM like a reset does: the
@@ -163,9 +154,5 @@ fn emulation_failure_is_reported_with_registers() {
     );
     // int3 sits after `mov dx` (4 bytes) and 4 × `mov al; out dx, al` (3 bytes each).
     let rip = format!("{:x}", tiny_guest::LOAD_ADDR + 4 + 3 * msg.len() as u64);
-    assert!(
-        stderr.contains(&rip),
-        "stderr lacks the faulting RIP {rip:#}\n{}",
-        out.describe()
-    );
+    assert!(stderr.contains(&rip), "stderr lacks the faulting RIP {rip:#}\n{}", out.describe());
 }

@@ -11,10 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn good_kernel(dir: &TempDir) -> PathBuf {
-    dir.file(
-        "good.elf",
-        &tiny_guest::serial_then_reset("should not run\n"),
-    )
+    dir.file("good.elf", &tiny_guest::serial_then_reset("should not run\n"))
 }
 
 fn run_with(kernel: &Path, args: &[&str]) -> Output {
@@ -49,20 +46,8 @@ fn as_nobody(dir: &TempDir, kernel: &Path) -> Command {
     let node = dir.path().join("kvm");
     let c_node = std::ffi::CString::new(node.to_str().unwrap()).unwrap();
     // SAFETY: mknod reads a NUL-terminated path; the node is ours, in our temp dir.
-    let made = unsafe {
-        libc::mknod(
-            c_node.as_ptr(),
-            libc::S_IFCHR | 0o666,
-            kvm.rdev() as libc::dev_t,
-        )
-    };
-    assert_eq!(
-        made,
-        0,
-        "mknod {}: {}",
-        node.display(),
-        std::io::Error::last_os_error()
-    );
+    let made = unsafe { libc::mknod(c_node.as_ptr(), libc::S_IFCHR | 0o666, kvm.rdev() as libc::dev_t) };
+    assert_eq!(made, 0, "mknod {}: {}", node.display(), std::io::Error::last_os_error());
     std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o666)).unwrap();
     let mut cmd = legacy_args(microvm_at(&copy), kernel);
     cmd.uid(65534).gid(65534).env(KVM_DEVICE_ENV, &node);
@@ -77,10 +62,7 @@ fn missing_disk_image() {
     let dir = TempDir::new("noimage");
     let img = dir.path().join("no-such.img");
     let drive = format!("id=d0,file={},format=raw,if=none", img.display());
-    let out = run_with(
-        &good_kernel(&dir),
-        &["-drive", &drive, "-device", "virtio-blk-device,drive=d0"],
-    );
+    let out = run_with(&good_kernel(&dir), &["-drive", &drive, "-device", "virtio-blk-device,drive=d0"]);
     assert_refused(&out, &[img.to_str().unwrap()]);
 }
 
@@ -93,32 +75,18 @@ fn unreadable_disk_image() {
     let dir = TempDir::new("unreadable");
     let kernel = good_kernel(&dir);
     let img = dir.file("secret.img", &[0u8; 4096]);
-    std::fs::set_permissions(
-        &img,
-        std::fs::Permissions::from_mode(if is_root() { 0o600 } else { 0o000 }),
-    )
-    .unwrap();
-    let mut cmd = if is_root() {
-        as_nobody(&dir, &kernel)
-    } else {
-        microvm_legacy(&kernel)
-    };
+    std::fs::set_permissions(&img, std::fs::Permissions::from_mode(if is_root() { 0o600 } else { 0o000 })).unwrap();
+    let mut cmd = if is_root() { as_nobody(&dir, &kernel) } else { microvm_legacy(&kernel) };
     let drive = format!("id=d0,file={},format=raw,if=none", img.display());
     cmd.args(["-drive", &drive, "-device", "virtio-blk-device,drive=d0"]);
     let line = assert_refused(&run(cmd), &[img.to_str().unwrap()]);
-    assert!(
-        line.to_lowercase().contains("permission"),
-        "does not say permission: {line}"
-    );
+    assert!(line.to_lowercase().contains("permission"), "does not say permission: {line}");
 }
 
 #[test]
 fn device_names_a_drive_that_does_not_exist() {
     let dir = TempDir::new("nodrive");
-    let out = run_with(
-        &good_kernel(&dir),
-        &["-device", "virtio-blk-device,drive=ghost"],
-    );
+    let out = run_with(&good_kernel(&dir), &["-device", "virtio-blk-device,drive=ghost"]);
     assert_refused(&out, &["ghost"]);
 }
 
@@ -134,10 +102,7 @@ fn duplicate_drive_ids() {
 #[test]
 fn duplicate_chardev_ids() {
     let dir = TempDir::new("dupchr");
-    let out = run_with(
-        &good_kernel(&dir),
-        &["-chardev", "stdio,id=c0", "-chardev", "stdio,id=c0"],
-    );
+    let out = run_with(&good_kernel(&dir), &["-chardev", "stdio,id=c0", "-chardev", "stdio,id=c0"]);
     assert_refused(&out, &["c0"]);
 }
 
@@ -149,11 +114,7 @@ fn tap_without_permission() {
     }
     let dir = TempDir::new("tapperm");
     let kernel = good_kernel(&dir);
-    let mut cmd = if is_root() {
-        as_nobody(&dir, &kernel)
-    } else {
-        microvm_legacy(&kernel)
-    };
+    let mut cmd = if is_root() { as_nobody(&dir, &kernel) } else { microvm_legacy(&kernel) };
     cmd.args([
         "-netdev",
         "tap,id=n0,ifname=mvt-perm0,script=no,downscript=no",
@@ -161,10 +122,7 @@ fn tap_without_permission() {
         "virtio-net-device,netdev=n0",
     ]);
     let line = assert_refused(&run(cmd), &["tap", "/dev/net/tun"]);
-    assert!(
-        line.contains("CAP_NET_ADMIN"),
-        "does not say CAP_NET_ADMIN: {line}"
-    );
+    assert!(line.contains("CAP_NET_ADMIN"), "does not say CAP_NET_ADMIN: {line}");
 }
 
 /// Interface names are at most 15 bytes, with no '/' or whitespace.
@@ -174,10 +132,7 @@ fn tap_with_an_invalid_name() {
     let kernel = good_kernel(&dir);
     for name in ["this-name-is-far-too-long", "bad/name"] {
         let netdev = format!("tap,id=n0,ifname={name},script=no,downscript=no");
-        let out = run_with(
-            &kernel,
-            &["-netdev", &netdev, "-device", "virtio-net-device,netdev=n0"],
-        );
+        let out = run_with(&kernel, &["-netdev", &netdev, "-device", "virtio-net-device,netdev=n0"]);
         assert_refused(&out, &[name]);
     }
 }
@@ -191,8 +146,5 @@ fn more_devices_than_slots() {
         args.extend(["-device", "virtio-rng-device"]);
     }
     let line = assert_refused(&run_with(&good_kernel(&dir), &args), &["slot", "virtio"]);
-    assert!(
-        line.contains('8'),
-        "does not say how many slots there are: {line}"
-    );
+    assert!(line.contains('8'), "does not say how many slots there are: {line}");
 }

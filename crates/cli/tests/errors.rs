@@ -9,10 +9,7 @@ use std::path::PathBuf;
 
 /// A valid tiny guest kernel in `dir`, so only the broken piece is wrong.
 fn good_kernel(dir: &TempDir) -> PathBuf {
-    dir.file(
-        "good.elf",
-        &tiny_guest::serial_then_reset("should not run\n"),
-    )
+    dir.file("good.elf", &tiny_guest::serial_then_reset("should not run\n"))
 }
 
 /// Runs microvm with `args` in the legacy configuration around `kernel`.
@@ -23,11 +20,7 @@ fn run_with(kernel: &std::path::Path, args: &[&str]) -> Output {
 }
 
 fn assert_guest_did_not_run(out: &Output) {
-    assert!(
-        out.stdout.is_empty(),
-        "the guest ran or something printed on stdout\n{}",
-        out.describe()
-    );
+    assert!(out.stdout.is_empty(), "the guest ran or something printed on stdout\n{}", out.describe());
 }
 
 #[test]
@@ -76,10 +69,7 @@ fn elf_kernel_without_pvh_note() {
     let dir = TempDir::new("nopvh");
     let mut code = tiny_guest::Asm::new();
     code.i8042_reset().halt_forever();
-    let elf = dir.file(
-        "nopvh.elf",
-        &tiny_guest::elf_without_pvh_note(&code.finish()),
-    );
+    let elf = dir.file("nopvh.elf", &tiny_guest::elf_without_pvh_note(&code.finish()));
     let out = run(microvm_legacy(&elf));
     assert_one_line_error(&out, &[elf.to_str().unwrap()]);
     assert_guest_did_not_run(&out);
@@ -101,10 +91,7 @@ fn memory_too_small() {
     let dir = TempDir::new("mem1");
     let out = run_with(&good_kernel(&dir), &["-m", "1"]);
     let line = assert_one_line_error(&out, &["-m", "memory", "ram"]);
-    assert!(
-        line.contains('1'),
-        "the error line does not show the value 1: {line}"
-    );
+    assert!(line.contains('1'), "the error line does not show the value 1: {line}");
     assert_guest_did_not_run(&out);
 }
 
@@ -120,10 +107,7 @@ fn zero_vcpus() {
     let dir = TempDir::new("smp0");
     let out = run_with(&good_kernel(&dir), &["-smp", "0"]);
     let line = assert_one_line_error(&out, &["smp", "cpu"]);
-    assert!(
-        line.contains('0'),
-        "the error line does not show the value 0: {line}"
-    );
+    assert!(line.contains('0'), "the error line does not show the value 0: {line}");
     assert_guest_did_not_run(&out);
 }
 
@@ -132,10 +116,7 @@ fn too_many_vcpus() {
     let dir = TempDir::new("smp999");
     let out = run_with(&good_kernel(&dir), &["-smp", "999"]);
     let line = assert_one_line_error(&out, &["smp", "cpu"]);
-    assert!(
-        line.contains("999"),
-        "the error line does not show the value 999: {line}"
-    );
+    assert!(line.contains("999"), "the error line does not show the value 999: {line}");
     assert_guest_did_not_run(&out);
 }
 
@@ -158,9 +139,7 @@ fn option_missing_its_value() {
 fn unsupported_machine_type() {
     let dir = TempDir::new("machine");
     let mut cmd = microvm();
-    cmd.args(["-M", "pc", "-m", "32m", "-kernel"])
-        .arg(good_kernel(&dir))
-        .args(["-serial", "stdio", "-nodefaults"]);
+    cmd.args(["-M", "pc", "-m", "32m", "-kernel"]).arg(good_kernel(&dir)).args(["-serial", "stdio", "-nodefaults"]);
     assert_one_line_error(&run(cmd), &["pc"]);
 }
 
@@ -168,15 +147,7 @@ fn unsupported_machine_type() {
 fn no_kernel_option() {
     let out = run({
         let mut cmd = microvm();
-        cmd.args([
-            "-M",
-            "microvm,legacy",
-            "-m",
-            "32m",
-            "-serial",
-            "stdio",
-            "-nodefaults",
-        ]);
+        cmd.args(["-M", "microvm,legacy", "-m", "32m", "-serial", "stdio", "-nodefaults"]);
         cmd
     });
     assert_one_line_error(&out, &["-kernel", "kernel"]);
@@ -190,10 +161,7 @@ fn initrd_larger_than_memory() {
     }
     let dir = TempDir::new("initrd");
     let initrd = dir.path().join("huge.initrd");
-    std::fs::File::create(&initrd)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    std::fs::File::create(&initrd).unwrap().set_len(64 << 20).unwrap();
     let out = run_with(&good_kernel(&dir), &["-initrd", initrd.to_str().unwrap()]);
     assert_one_line_error(&out, &[initrd.to_str().unwrap()]);
     assert_guest_did_not_run(&out);
@@ -279,10 +247,7 @@ fn kvm_device_without_permission() {
     cmd.env(KVM_DEVICE_ENV, &device);
     let out = run(cmd);
     let line = assert_one_line_error(&out, &[device.to_str().unwrap()]);
-    assert!(
-        line.to_lowercase().contains("permission"),
-        "the error line does not say permission: {line}"
-    );
+    assert!(line.to_lowercase().contains("permission"), "the error line does not say permission: {line}");
     assert_guest_did_not_run(&out);
 }
 

@@ -54,7 +54,10 @@ fn proposal_line(dir: &TempDir, machine: &str, legacy: bool) -> Vec<String> {
     let image = dir.file("test.img", &vec![0u8; 1 << 20]);
     let mut args: Vec<String> = ["-M", machine, "-m", "512m", "-smp", "2", "-kernel"].map(String::from).to_vec();
     args.push(kernel.display().to_string());
-    args.extend(["-append", if legacy { "console=ttyS0 root=/dev/vda" } else { "console=hvc0 root=/dev/vda" }].map(String::from));
+    args.extend(
+        ["-append", if legacy { "console=ttyS0 root=/dev/vda" } else { "console=hvc0 root=/dev/vda" }]
+            .map(String::from),
+    );
     args.extend(["-nodefaults", "-no-user-config"].map(String::from));
     if !legacy {
         let console = dir.path().join("console.log");
@@ -65,8 +68,7 @@ fn proposal_line(dir: &TempDir, machine: &str, legacy: bool) -> Vec<String> {
     args.push("-drive".into());
     args.push(format!("id=test,file={},format=raw,if=none", image.display()));
     args.extend(
-        ["-device", "virtio-blk-device,drive=test", "-netdev", "tap,id=tap0,script=no,downscript=no"]
-            .map(String::from),
+        ["-device", "virtio-blk-device,drive=test", "-netdev", "tap,id=tap0,script=no,downscript=no"].map(String::from),
     );
     args.extend(["-device", "virtio-net-device,netdev=tap0"].map(String::from));
     if legacy {
@@ -83,12 +85,7 @@ fn dump(args: &[String]) -> String {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run unshare (util-linux)");
-    assert!(
-        out.status.success(),
-        "dump-mtree failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "dump-mtree failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 report")
 }
 

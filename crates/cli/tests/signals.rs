@@ -14,13 +14,7 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(5);
 /// Boots `guest` (which prints `ready` once running), waits for `ready` on
 /// stdout, sends `signal`, and checks microvm exits within EXIT_DEADLINE with
 /// status 128 + signal and no panic.
-fn signal_running_guest(
-    tag: &str,
-    guest: Vec<u8>,
-    ready: &str,
-    extra: &[&str],
-    signal: libc::c_int,
-) {
+fn signal_running_guest(tag: &str, guest: Vec<u8>, ready: &str, extra: &[&str], signal: libc::c_int) {
     let dir = TempDir::new(tag);
     let kernel = dir.file("guest.elf", &guest);
     let mut cmd = microvm_legacy(&kernel);
@@ -60,13 +54,7 @@ fn sigterm_stops_a_spinning_guest() {
         return;
     }
     let ready = "spinning\n";
-    signal_running_guest(
-        "term-spin",
-        tiny_guest::serial_then_spin(ready),
-        ready,
-        &[],
-        libc::SIGTERM,
-    );
+    signal_running_guest("term-spin", tiny_guest::serial_then_spin(ready), ready, &[], libc::SIGTERM);
 }
 
 #[test]
@@ -75,13 +63,7 @@ fn sigint_stops_a_spinning_guest() {
         return;
     }
     let ready = "spinning\n";
-    signal_running_guest(
-        "int-spin",
-        tiny_guest::serial_then_spin(ready),
-        ready,
-        &[],
-        libc::SIGINT,
-    );
+    signal_running_guest("int-spin", tiny_guest::serial_then_spin(ready), ready, &[], libc::SIGINT);
 }
 
 /// The vCPU sleeps in KVM_RUN (hlt with interrupts off): only a kick from
@@ -92,13 +74,7 @@ fn sigterm_stops_a_halted_guest() {
         return;
     }
     let ready = "halted\n";
-    signal_running_guest(
-        "term-hlt",
-        tiny_guest::serial_then_halt(ready),
-        ready,
-        &[],
-        libc::SIGTERM,
-    );
+    signal_running_guest("term-hlt", tiny_guest::serial_then_halt(ready), ready, &[], libc::SIGTERM);
 }
 
 /// Four vCPUs: the BSP spins, the three APs wait for a SIPI inside KVM_RUN;
@@ -109,13 +85,7 @@ fn sigterm_stops_a_spinning_guest_with_four_vcpus() {
         return;
     }
     let ready = "spinning on 4\n";
-    signal_running_guest(
-        "term-smp4",
-        tiny_guest::serial_then_spin(ready),
-        ready,
-        &["-smp", "4"],
-        libc::SIGTERM,
-    );
+    signal_running_guest("term-smp4", tiny_guest::serial_then_spin(ready), ready, &["-smp", "4"], libc::SIGTERM);
 }
 
 #[test]
@@ -124,11 +94,5 @@ fn sigint_stops_a_halted_guest_with_two_vcpus() {
         return;
     }
     let ready = "halted on 2\n";
-    signal_running_guest(
-        "int-hlt-smp2",
-        tiny_guest::serial_then_halt(ready),
-        ready,
-        &["-smp", "2"],
-        libc::SIGINT,
-    );
+    signal_running_guest("int-hlt-smp2", tiny_guest::serial_then_halt(ready), ready, &["-smp", "2"], libc::SIGINT);
 }

@@ -24,10 +24,8 @@ fn all_four_points_are_reported_in_increasing_order() {
     let out = run(cmd);
     assert!(out.status.success(), "{}", out.describe());
     let names = ["vmm_init_end", "linux_start_kernel", "linux_start_user", "guest_exit"];
-    let times: Vec<f64> = names
-        .iter()
-        .map(|n| point(&out.stderr, n).unwrap_or_else(|| panic!("{n} missing:\n{}", out.stderr)))
-        .collect();
+    let times: Vec<f64> =
+        names.iter().map(|n| point(&out.stderr, n).unwrap_or_else(|| panic!("{n} missing:\n{}", out.stderr))).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "not increasing: {times:?}\n{}", out.stderr);
     assert!(times[0] > 0.0);
     let text = std::fs::read_to_string(&json).expect("JSON written");

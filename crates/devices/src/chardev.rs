@@ -251,10 +251,8 @@ fn stdout_endpoint() -> Option<Endpoint> {
     if file_type.is_file() {
         return Some(Endpoint { fd: dup, mode: IoMode::Direct });
     }
-    let reopened = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open("/proc/self/fd/1");
+    let reopened =
+        OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open("/proc/self/fd/1");
     let (fd, mode) = match reopened {
         Ok(file) => (OwnedFd::from(file), IoMode::NonBlocking),
         Err(_) => (dup, IoMode::PollFirst),
@@ -842,8 +840,11 @@ fn listen(id: &str, path: &Path) -> Result<UnixListener, ChardevError> {
         if !meta.file_type().is_socket() {
             return Err(ChardevError::NotASocket { id: id.into(), path: path.to_path_buf() });
         }
-        std::fs::remove_file(path)
-            .map_err(|source| ChardevError::Listen { id: id.into(), path: path.to_path_buf(), source })?;
+        std::fs::remove_file(path).map_err(|source| ChardevError::Listen {
+            id: id.into(),
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
     UnixListener::bind(path).map_err(|source| ChardevError::Listen { id: id.into(), path: path.to_path_buf(), source })
 }

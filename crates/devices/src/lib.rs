@@ -2,8 +2,8 @@
 //! MMIO accesses to them.
 
 pub mod bus;
-pub mod debug_port;
 pub mod chardev;
+pub mod debug_port;
 pub mod legacy;
 pub mod terminal;
 pub mod virtio;

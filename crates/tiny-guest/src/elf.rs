@@ -105,11 +105,7 @@ pub fn elf_without_pvh_note(code: &[u8]) -> Vec<u8> {
 fn build(code: &[u8], with_note: bool) -> Vec<u8> {
     let phnum: u16 = if with_note { 2 } else { 1 };
     let note_offset = EHDR_SIZE + phnum as usize * PHDR_SIZE;
-    let note = if with_note {
-        pvh_note(LOAD_ADDR as u32)
-    } else {
-        Vec::new()
-    };
+    let note = if with_note { pvh_note(LOAD_ADDR as u32) } else { Vec::new() };
     assert!(note_offset + note.len() <= CODE_OFFSET);
 
     let mut out = Vec::with_capacity(CODE_OFFSET + code.len());
@@ -164,13 +160,7 @@ mod tests {
         (0..phnum)
             .map(|i| {
                 let p = phoff + i * phentsize;
-                (
-                    u32_at(elf, p),
-                    u64_at(elf, p + 8),
-                    u64_at(elf, p + 24),
-                    u64_at(elf, p + 32),
-                    u64_at(elf, p + 40),
-                )
+                (u32_at(elf, p), u64_at(elf, p + 8), u64_at(elf, p + 24), u64_at(elf, p + 32), u64_at(elf, p + 40))
             })
             .collect()
     }
@@ -204,11 +194,7 @@ mod tests {
         assert_eq!(paddr, LOAD_ADDR);
         assert_eq!(filesz, code.len() as u64);
         assert_eq!(memsz, code.len() as u64);
-        assert_eq!(
-            offset % 0x1000,
-            paddr % 0x1000,
-            "offset and address congruent modulo p_align"
-        );
+        assert_eq!(offset % 0x1000, paddr % 0x1000, "offset and address congruent modulo p_align");
         assert_eq!(&elf[offset as usize..(offset + filesz) as usize], &code[..]);
         // p_vaddr equals p_paddr.
         assert_eq!(u64_at(&elf, EHDR_SIZE + 16), LOAD_ADDR);
@@ -248,15 +234,8 @@ mod tests {
 
         let code = [0xb0, 0x41, 0xf4, 0xeb, 0xfd];
         let elf = pvh_elf(&code);
-        let mem: GuestMemoryMmap<()> =
-            GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
-        let result = Elf::load(
-            &mem,
-            None,
-            &mut Cursor::new(&elf),
-            Some(GuestAddress(LOAD_ADDR)),
-        )
-        .unwrap();
+        let mem: GuestMemoryMmap<()> = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        let result = Elf::load(&mem, None, &mut Cursor::new(&elf), Some(GuestAddress(LOAD_ADDR))).unwrap();
         assert_eq!(result.kernel_load, GuestAddress(LOAD_ADDR));
         assert_eq!(result.kernel_end, LOAD_ADDR + code.len() as u64);
         match result.pvh_boot_cap {
@@ -264,21 +243,11 @@ mod tests {
             other => panic!("no PVH entry found: {other}"),
         }
         let without = elf_without_pvh_note(&code);
-        let result = Elf::load(
-            &mem,
-            None,
-            &mut Cursor::new(&without),
-            Some(GuestAddress(LOAD_ADDR)),
-        )
-        .unwrap();
+        let result = Elf::load(&mem, None, &mut Cursor::new(&without), Some(GuestAddress(LOAD_ADDR))).unwrap();
         // With no PT_NOTE at all linux-loader leaves its default, PvhEntryIgnored.
-        assert!(!matches!(
-            result.pvh_boot_cap,
-            PvhBootCapability::PvhEntryPresent(_)
-        ));
+        assert!(!matches!(result.pvh_boot_cap, PvhBootCapability::PvhEntryPresent(_)));
         let mut loaded = [0u8; 5];
-        mem.read_slice(&mut loaded, GuestAddress(LOAD_ADDR))
-            .unwrap();
+        mem.read_slice(&mut loaded, GuestAddress(LOAD_ADDR)).unwrap();
         assert_eq!(loaded, code);
     }
 }

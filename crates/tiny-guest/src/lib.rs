@@ -30,9 +30,7 @@ pub const UNMAPPED_MMIO: u32 = 0xd000_0000;
 /// forever should the reset not happen.
 pub fn serial_then_reset(msg: &str) -> Vec<u8> {
     let mut a = Asm::new();
-    a.out_bytes(COM1, msg.as_bytes())
-        .i8042_reset()
-        .halt_forever();
+    a.out_bytes(COM1, msg.as_bytes()).i8042_reset().halt_forever();
     pvh_elf(&a.finish())
 }
 
@@ -102,14 +100,9 @@ pub fn serial_then_emulation_failure(msg: &str) -> Vec<u8> {
 /// `msg` to COM1 and resets: proves the VMM survives accesses nothing handles.
 pub fn mmio_then_serial_then_reset(addr: u32, msg: &str) -> Vec<u8> {
     let mut a = Asm::new();
-    a.mov_eax(0x1234_5678)
-        .store_eax(addr)
-        .mov_al(0x5a)
-        .store_al(addr + 4);
+    a.mov_eax(0x1234_5678).store_eax(addr).mov_al(0x5a).store_al(addr + 4);
     a.load_eax(addr).load_al(addr + 4);
-    a.out_bytes(COM1, msg.as_bytes())
-        .i8042_reset()
-        .halt_forever();
+    a.out_bytes(COM1, msg.as_bytes()).i8042_reset().halt_forever();
     pvh_elf(&a.finish())
 }
 
@@ -121,12 +114,7 @@ pub fn port_read_echo_then_reset(port: u16) -> Vec<u8> {
     // Byte.
     a.mov_dx(port).in_al_dx().mov_dx(COM1).out_dx_al();
     // Word.
-    a.mov_dx(port)
-        .in_ax_dx()
-        .mov_dx(COM1)
-        .out_dx_al()
-        .shr_eax(8)
-        .out_dx_al();
+    a.mov_dx(port).in_ax_dx().mov_dx(COM1).out_dx_al().shr_eax(8).out_dx_al();
     // Dword.
     a.mov_dx(port).in_eax_dx().mov_dx(COM1);
     for i in 0..4 {
@@ -191,10 +179,7 @@ mod tests {
         assert_eq!(&code[4..6], [0xeb, 6]);
         assert_eq!(&code[6..12], [0; 6]);
         assert_eq!(&code[12..15], [0x0f, 0x01, 0x1d]);
-        assert_eq!(
-            u32::from_le_bytes(code[15..19].try_into().unwrap()),
-            LOAD_ADDR as u32 + 6
-        );
+        assert_eq!(u32::from_le_bytes(code[15..19].try_into().unwrap()), LOAD_ADDR as u32 + 6);
         assert_eq!(&code[19..21], [0x0f, 0x0b]);
     }
 

@@ -3,8 +3,8 @@
 
 use crate::config::KernelConfig;
 use arch::layout::{
-    CMDLINE_MAX_SIZE, CMDLINE_START, HIMEM_START, PVH_INFO_START, PVH_MEMMAP_MAX_ENTRIES,
-    PVH_MEMMAP_START, PVH_MODLIST_START, ZERO_PAGE_START,
+    CMDLINE_MAX_SIZE, CMDLINE_START, HIMEM_START, PVH_INFO_START, PVH_MEMMAP_MAX_ENTRIES, PVH_MEMMAP_START,
+    PVH_MODLIST_START, ZERO_PAGE_START,
 };
 use arch::memmap::{low_ram_end, memory_map, MemoryMapEntry};
 use arch::regs::BootEntry;
@@ -121,9 +121,7 @@ pub fn load_kernel(
     };
     let kernel_end = loaded.kernel_load.raw_value() + loaded.kernel_end;
     load_cmdline(mem, GuestAddress(CMDLINE_START), cmdline).map_err(load_err)?;
-    let initrd_limit = loaded
-        .setup_header
-        .map_or(u64::MAX, |hdr| u64::from(hdr.initrd_addr_max) + 1);
+    let initrd_limit = loaded.setup_header.map_or(u64::MAX, |hdr| u64::from(hdr.initrd_addr_max) + 1);
     let initrd = match &kernel.initrd {
         Some(path) => Some(load_initrd(mem, path, kernel_end, low_ram_end(mem_size).min(initrd_limit))?),
         None => None,
@@ -172,10 +170,8 @@ fn write_pvh_start_info(mem: &GuestMemoryMmap, map: &[MemoryMapEntry], initrd: O
     if map.len() > PVH_MEMMAP_MAX_ENTRIES {
         return Err(BootError::MemoryMapTooLarge(map.len()));
     }
-    let memmap: Vec<hvm_memmap_table_entry> = map
-        .iter()
-        .map(|e| hvm_memmap_table_entry { addr: e.addr, size: e.size, type_: e.kind, reserved: 0 })
-        .collect();
+    let memmap: Vec<hvm_memmap_table_entry> =
+        map.iter().map(|e| hvm_memmap_table_entry { addr: e.addr, size: e.size, type_: e.kind, reserved: 0 }).collect();
     let start_info = hvm_start_info {
         magic: XEN_HVM_START_MAGIC,
         version: 1,
@@ -237,10 +233,7 @@ mod tests {
     #[test]
     fn cmdline_joins_user_text_and_device_entries() {
         let c = build_cmdline(" console=ttyS0 ", &["virtio_mmio.device=512@0xd0000000:5".into()]).unwrap();
-        assert_eq!(
-            c.as_cstring().unwrap().to_str().unwrap(),
-            "console=ttyS0 virtio_mmio.device=512@0xd0000000:5"
-        );
+        assert_eq!(c.as_cstring().unwrap().to_str().unwrap(), "console=ttyS0 virtio_mmio.device=512@0xd0000000:5");
     }
 
     #[test]
@@ -269,7 +262,9 @@ mod tests {
         f.set_len(40 << 20).unwrap();
         let err = load_initrd(&m, &path, 0x200000, 32 << 20).unwrap_err();
         std::fs::remove_file(&path).unwrap();
-        assert!(matches!(err, BootError::InitrdTooLarge { size, room, .. } if size == 40 << 20 && room == (32 << 20) - 0x200000));
+        assert!(
+            matches!(err, BootError::InitrdTooLarge { size, room, .. } if size == 40 << 20 && room == (32 << 20) - 0x200000)
+        );
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub struct BootTimes {
     pub guest_exit: Option<Duration>,
 }
 
-const GUEST_POINT_HINT: &str = "the guest did not write it to port 0xf4 (kernel without the boot-trace patch, or an init that does not report)";
+const GUEST_POINT_HINT: &str =
+    "the guest did not write it to port 0xf4 (kernel without the boot-trace patch, or an init that does not report)";
 
 impl BootTimes {
     pub fn new(vmm_init_end: Option<Duration>, guest: &GuestCheckpoints, guest_exit: Option<Duration>) -> Self {

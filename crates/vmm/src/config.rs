@@ -105,8 +105,14 @@ pub enum ChardevBackend {
     /// A new pseudo-terminal; its path is printed on stderr.
     Pty,
     /// Output written to a file, truncated first as QEMU does; no input.
-    File { path: PathBuf },
+    File {
+        path: PathBuf,
+    },
     /// A Unix socket: listen (`server`) or connect. With `wait`, the VM
     /// does not start until a client connects.
-    Socket { path: PathBuf, server: bool, wait: bool },
+    Socket {
+        path: PathBuf,
+        server: bool,
+        wait: bool,
+    },
 }

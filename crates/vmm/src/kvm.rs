@@ -14,7 +14,9 @@ const KVM_API_VERSION: i32 = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KvmError {
-    #[error("{path} does not exist: this host has no KVM (load kvm_intel or kvm_amd, or enable nested virtualization)")]
+    #[error(
+        "{path} does not exist: this host has no KVM (load kvm_intel or kvm_amd, or enable nested virtualization)"
+    )]
     Missing { path: PathBuf },
     #[error("no permission to open {path}: run as root or join the group that owns it (usually 'kvm')")]
     PermissionDenied { path: PathBuf },
@@ -35,8 +37,8 @@ pub fn kvm_device_path() -> PathBuf {
 }
 
 pub fn open_kvm(path: &Path) -> Result<Kvm, KvmError> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| KvmError::Missing { path: path.to_owned() })?;
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| KvmError::Missing { path: path.to_owned() })?;
     let kvm = Kvm::new_with_path(c_path).map_err(|e| match e.errno() {
         libc::ENOENT => KvmError::Missing { path: path.to_owned() },
         libc::EACCES | libc::EPERM => KvmError::PermissionDenied { path: path.to_owned() },

@@ -16,7 +16,8 @@ pub enum MemoryError {
 /// Maps guest RAM. vm-memory maps it MAP_NORESERVE | MAP_PRIVATE: host
 /// memory is only used for pages the guest touches, so a large `-m` is free.
 pub fn create_guest_memory(mem_size: u64) -> Result<GuestMemoryMmap, MemoryError> {
-    GuestMemoryMmap::from_ranges(&guest_ram_ranges(mem_size)).map_err(|source| MemoryError::Map { size: mem_size, source })
+    GuestMemoryMmap::from_ranges(&guest_ram_ranges(mem_size))
+        .map_err(|source| MemoryError::Map { size: mem_size, source })
 }
 
 pub fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), MemoryError> {

@@ -82,7 +82,8 @@ impl Vcpu {
         let id = self.id;
         let err = |what| move |source| VcpuError::Setup { id, what, source };
         let mut entries = cpuid.supported.clone();
-        let params = CpuidParams { vcpu_id: id, vcpu_count: count, tsc_khz: cpuid.tsc_khz, tsc_deadline: cpuid.tsc_deadline };
+        let params =
+            CpuidParams { vcpu_id: id, vcpu_count: count, tsc_khz: cpuid.tsc_khz, tsc_deadline: cpuid.tsc_deadline };
         patch_cpuid(&mut entries, &params);
         let cpuid = CpuId::from_entries(&entries).map_err(|_| VcpuError::Setup {
             id,

@@ -9,10 +9,10 @@ use crate::kvm::KvmError;
 use crate::Error;
 use arch::layout::{VIRTIO_MMIO_FIRST_IRQ, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
-use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::chardev::{self, Chardev};
 use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::Console;
+use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
 use devices::virtio::{Interrupt, VirtioDevice};
@@ -32,10 +32,7 @@ pub struct Slot {
 }
 
 pub fn slot(index: u32) -> Slot {
-    Slot {
-        addr: VIRTIO_MMIO_START + u64::from(index) * VIRTIO_MMIO_SLOT_SIZE,
-        irq: VIRTIO_MMIO_FIRST_IRQ + index,
-    }
+    Slot { addr: VIRTIO_MMIO_START + u64::from(index) * VIRTIO_MMIO_SLOT_SIZE, irq: VIRTIO_MMIO_FIRST_IRQ + index }
 }
 
 /// The kernel command-line entry describing a slot (Linux's
@@ -110,12 +107,7 @@ fn open_chardev(cfg: &ChardevConfig) -> Result<Chardev, Error> {
 }
 
 fn block_options(cfg: &BlockConfig) -> BlockOptions {
-    BlockOptions {
-        id: cfg.id.clone(),
-        path: cfg.path.clone(),
-        read_only: cfg.read_only,
-        cache: cfg.cache,
-    }
+    BlockOptions { id: cfg.id.clone(), path: cfg.path.clone(), read_only: cfg.read_only, cache: cfg.cache }
 }
 
 fn attach<D: EventDevice + 'static>(
@@ -129,8 +121,7 @@ fn attach<D: EventDevice + 'static>(
 ) -> Result<(), Error> {
     let io = |source| Error::Io { what: "cannot create a virtio eventfd", source };
     let irq = EventFd::new(EFD_NONBLOCK).map_err(io)?;
-    vm.register_irqfd(&irq, slot.irq)
-        .map_err(|source| KvmError::Ioctl { what: "irqfd registration", source })?;
+    vm.register_irqfd(&irq, slot.irq).map_err(|source| KvmError::Ioctl { what: "irqfd registration", source })?;
     let queue_count = device.lock().unwrap_or_else(|p| p.into_inner()).queue_max_sizes().len();
     let mut queue_events = Vec::with_capacity(queue_count);
     for queue in 0..queue_count as u32 {

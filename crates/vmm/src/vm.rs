@@ -3,7 +3,6 @@
 use crate::address_map::{kvm_regions, ram_regions, Owner, Region, Space};
 use crate::boot::{build_cmdline, load_kernel};
 use crate::boot_trace::{BootTimes, BootTraceConfig};
-use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
 use crate::config::{SerialConfig, VmConfig};
 use crate::event_loop::{ExitWatcher, StdinForwarder};
 use crate::exit::{ExitNotifier, VmExit};
@@ -11,30 +10,30 @@ use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
 use crate::memory::{create_guest_memory, register_memory};
 use crate::signals::StopSignals;
 use crate::startup::StartupClock;
-use devices::terminal::RawTerminal;
 use crate::vcpu::{install_kick_handler, kick_signal, CpuidTemplate, Vcpu, VcpuContext};
 use crate::virtio_devices::{create_devices, DeviceEventLoop};
 use crate::Error;
 use arch::layout::{
-    I8042_COMMAND_PORT, MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, SERIAL_COM1_IRQ, SERIAL_COM1_PORT,
-    SERIAL_PORT_LEN,
+    I8042_COMMAND_PORT, MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, SERIAL_COM1_IRQ, SERIAL_COM1_PORT, SERIAL_PORT_LEN,
 };
 use arch::regs::{write_boot_gdt, write_identity_page_tables, BootEntry};
 use devices::bus::{Bus, BusDevice};
+use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
 use devices::legacy::{I8042Reset, SerialPort};
+use devices::terminal::RawTerminal;
 use devices::EventFdTrigger;
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use vmm_sys_util::signal::Killable;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use vmm_sys_util::signal::Killable;
 
 /// A fully built microVM, ready to run.
 pub struct Vmm {
@@ -256,7 +255,13 @@ fn stop_vcpus(ctx: &VcpuContext, threads: Vec<JoinHandle<()>>) {
     }
 }
 
-fn add_device(bus: &mut Bus, base: u64, len: u64, name: &'static str, dev: Arc<Mutex<dyn BusDevice>>) -> Result<(), Error> {
+fn add_device(
+    bus: &mut Bus,
+    base: u64,
+    len: u64,
+    name: &'static str,
+    dev: Arc<Mutex<dyn BusDevice>>,
+) -> Result<(), Error> {
     bus.insert(base, len, name, dev).map_err(|source| Error::Bus { name, source })
 }
 

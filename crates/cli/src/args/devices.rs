@@ -33,9 +33,7 @@
 
 use std::path::PathBuf;
 
-use vmm::config::{
-    BlockConfig, CacheMode, ChardevBackend, ChardevConfig, ConsoleConfig, DeviceConfig, NetConfig,
-};
+use vmm::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, ConsoleConfig, DeviceConfig, NetConfig};
 
 use super::{invalid, parse_bool, split_list, ArgsError, BOOL_EXPECTED};
 
@@ -64,11 +62,7 @@ struct Prop {
 /// `flag` means `flag=on` and `noflag` means `flag=off`. Empty elements (a
 /// trailing comma) are skipped; a repeated key is kept, so that the last
 /// one wins when the caller walks the list in order.
-fn props(
-    option: &'static str,
-    list: &str,
-    implied: Option<&'static str>,
-) -> Result<Vec<Prop>, ArgsError> {
+fn props(option: &'static str, list: &str, implied: Option<&'static str>) -> Result<Vec<Prop>, ArgsError> {
     let mut out = Vec::new();
     for (i, elem) in split_list(list).into_iter().enumerate() {
         if elem.is_empty() {
@@ -102,11 +96,7 @@ impl Prop {
         if is_identifier(&self.value) {
             Ok(self.value.clone())
         } else {
-            Err(invalid(
-                option,
-                &self.elem,
-                "an id is a letter followed by letters, digits, '-', '.' or '_'",
-            ))
+            Err(invalid(option, &self.elem, "an id is a letter followed by letters, digits, '-', '.' or '_'"))
         }
     }
 
@@ -126,11 +116,7 @@ impl Prop {
     }
 
     fn unknown(&self, option: &'static str, what: &str, known: &str) -> ArgsError {
-        invalid(
-            option,
-            &self.elem,
-            format!("unknown property for {what} (it takes {known})"),
-        )
+        invalid(option, &self.elem, format!("unknown property for {what} (it takes {known})"))
     }
 }
 
@@ -143,11 +129,7 @@ fn is_identifier(s: &str) -> bool {
 
 /// The implied first element (`tap` in `-netdev tap,...`), last one winning.
 fn implied_value(props: &[Prop], key: &str) -> Option<String> {
-    props
-        .iter()
-        .rev()
-        .find(|p| p.key == key)
-        .map(|p| p.value.clone())
+    props.iter().rev().find(|p| p.key == key).map(|p| p.value.clone())
 }
 
 struct Drive {
@@ -227,11 +209,13 @@ impl Devices {
                 "format" if p.value == "raw" => {}
                 "format" => return Err(invalid(DRIVE, &p.elem, "only format=raw is supported")),
                 "if" if p.value == "none" => if_none = true,
-                "if" => return Err(invalid(
-                    DRIVE,
-                    &p.elem,
-                    "microvm has no other bus: use if=none with -device virtio-blk-device,drive=ID",
-                )),
+                "if" => {
+                    return Err(invalid(
+                        DRIVE,
+                        &p.elem,
+                        "microvm has no other bus: use if=none with -device virtio-blk-device,drive=ID",
+                    ))
+                }
                 "readonly" | "read-only" => read_only = p.bool(DRIVE)?,
                 "cache" => {
                     cache = match p.value.as_str() {
@@ -254,13 +238,7 @@ impl Devices {
                 // The I/O engine and discard handling are the block device's
                 // own; these are accepted for compatibility.
                 "aio" if matches!(p.value.as_str(), "threads" | "native" | "io_uring") => {}
-                "aio" => {
-                    return Err(invalid(
-                        DRIVE,
-                        &p.elem,
-                        "expected threads, native or io_uring",
-                    ))
-                }
+                "aio" => return Err(invalid(DRIVE, &p.elem, "expected threads, native or io_uring")),
                 "discard" if matches!(p.value.as_str(), "ignore" | "off" | "unmap" | "on") => {}
                 "discard" => return Err(invalid(DRIVE, &p.elem, "expected unmap or ignore")),
                 "snapshot" => {
@@ -272,11 +250,7 @@ impl Devices {
             }
         }
         let Some(id) = id else {
-            return Err(invalid(
-                DRIVE,
-                value,
-                "id= is required (-device virtio-blk-device,drive=ID refers to it)",
-            ));
+            return Err(invalid(DRIVE, value, "id= is required (-device virtio-blk-device,drive=ID refers to it)"));
         };
         let Some(path) = path else {
             return Err(invalid(DRIVE, value, "file= is required"));
@@ -284,14 +258,7 @@ impl Devices {
         if self.drives.iter().any(|d| d.id == id) {
             return Err(invalid(DRIVE, value, format!("duplicate id '{id}'")));
         }
-        self.drives.push(Drive {
-            id,
-            path,
-            read_only,
-            cache,
-            if_none,
-            value: value.to_owned(),
-        });
+        self.drives.push(Drive { id, path, read_only, cache, if_none, value: value.to_owned() });
         Ok(())
     }
 
@@ -301,18 +268,14 @@ impl Devices {
         let props = props(NETDEV, value, Some("type"))?;
         match implied_value(&props, "type").as_deref() {
             Some("tap") => {}
-            Some(_) => return Err(invalid(
-                NETDEV,
-                value,
-                "only -netdev tap is supported (no user-mode networking, bridge helper or sockets)",
-            )),
-            None => {
+            Some(_) => {
                 return Err(invalid(
                     NETDEV,
                     value,
-                    "expected tap,id=ID[,ifname=NAME],script=no,downscript=no",
+                    "only -netdev tap is supported (no user-mode networking, bridge helper or sockets)",
                 ))
             }
+            None => return Err(invalid(NETDEV, value, "expected tap,id=ID[,ifname=NAME],script=no,downscript=no")),
         }
         let mut id = None;
         let mut ifname = None;
@@ -338,9 +301,7 @@ impl Devices {
                     }
                 }
                 "queues" if p.value == "1" => {}
-                "queues" => {
-                    return Err(invalid(NETDEV, &p.elem, "multiqueue is not supported; use queues=1"))
-                }
+                "queues" => return Err(invalid(NETDEV, &p.elem, "multiqueue is not supported; use queues=1")),
                 "vnet_hdr" => {
                     if !p.bool(NETDEV)? {
                         return Err(invalid(
@@ -354,11 +315,7 @@ impl Devices {
             }
         }
         let Some(id) = id else {
-            return Err(invalid(
-                NETDEV,
-                value,
-                "id= is required (-device virtio-net-device,netdev=ID refers to it)",
-            ));
+            return Err(invalid(NETDEV, value, "id= is required (-device virtio-net-device,netdev=ID refers to it)"));
         };
         if self.netdevs.iter().any(|n| n.id == id) {
             return Err(invalid(NETDEV, value, format!("duplicate id '{id}'")));
@@ -377,11 +334,7 @@ impl Devices {
             Some("file") => "id, path, append",
             Some("socket") => "id, path, server, wait",
             Some(_) => {
-                return Err(invalid(
-                    CHARDEV,
-                    value,
-                    "only the stdio, pty, file and socket backends are supported",
-                ))
+                return Err(invalid(CHARDEV, value, "only the stdio, pty, file and socket backends are supported"))
             }
             None => {
                 return Err(invalid(
@@ -403,11 +356,7 @@ impl Devices {
                 // Off is the default; on would multiplex a monitor there is not.
                 (_, "mux") => {
                     if p.bool(CHARDEV)? {
-                        return Err(invalid(
-                            CHARDEV,
-                            &p.elem,
-                            "there is no monitor to multiplex; use mux=off",
-                        ));
+                        return Err(invalid(CHARDEV, &p.elem, "there is no monitor to multiplex; use mux=off"));
                     }
                 }
                 // QEMU lets Ctrl-C stop it (signal=on, its default) or reach the guest.
@@ -422,11 +371,7 @@ impl Devices {
                 ("socket", "server") => server = Some(p.bool(CHARDEV)?),
                 ("socket", "wait") => wait = Some((p.bool(CHARDEV)?, p)),
                 ("socket", "host" | "port") => {
-                    return Err(invalid(
-                        CHARDEV,
-                        &p.elem,
-                        "only Unix sockets are supported; use socket,path=PATH",
-                    ))
+                    return Err(invalid(CHARDEV, &p.elem, "only Unix sockets are supported; use socket,path=PATH"))
                 }
                 // QEMU ignores the socket options on other backends (the
                 // proposal's `-chardev pty,...,server`).
@@ -474,17 +419,11 @@ impl Devices {
                 return Err(invalid(
                     CHARDEV,
                     value,
-                    format!(
-                        "stdio is used twice (also by -chardev id={}); only one can own stdin",
-                        other.config.id
-                    ),
+                    format!("stdio is used twice (also by -chardev id={}); only one can own stdin", other.config.id),
                 ));
             }
         }
-        self.chardevs.push(Chardev {
-            config: ChardevConfig { id, backend },
-            value: value.to_owned(),
-        });
+        self.chardevs.push(Chardev { config: ChardevConfig { id, backend }, value: value.to_owned() });
         Ok(())
     }
 
@@ -496,13 +435,7 @@ impl Devices {
         let known = match implied_value(&props, "qom-type").as_deref() {
             Some("rng-random") => "id, filename",
             Some("rng-builtin") => "id",
-            _ => {
-                return Err(invalid(
-                    OBJECT,
-                    value,
-                    "only rng-random and rng-builtin objects are supported",
-                ))
-            }
+            _ => return Err(invalid(OBJECT, value, "only rng-random and rng-builtin objects are supported")),
         };
         let mut id = None;
         for p in &props {
@@ -549,11 +482,7 @@ impl Devices {
     pub(super) fn device(&mut self, value: &str) -> Result<(), ArgsError> {
         let props = props(DEVICE, value, Some("driver"))?;
         let Some(driver) = implied_value(&props, "driver").filter(|d| !d.is_empty()) else {
-            return Err(invalid(
-                DEVICE,
-                value,
-                "expected a device name, e.g. virtio-blk-device,drive=ID",
-            ));
+            return Err(invalid(DEVICE, value, "expected a device name, e.g. virtio-blk-device,drive=ID"));
         };
         let mut id = None;
         let mut rest = Vec::new();
@@ -582,11 +511,7 @@ impl Devices {
                     }
                 }
                 let Some(drive) = drive else {
-                    return Err(invalid(
-                        DEVICE,
-                        &value,
-                        "drive=ID is required (the id of a -drive)",
-                    ));
+                    return Err(invalid(DEVICE, &value, "drive=ID is required (the id of a -drive)"));
                 };
                 Device::Block { drive, value }
             }
@@ -601,11 +526,7 @@ impl Devices {
                     }
                 }
                 let Some(netdev) = netdev else {
-                    return Err(invalid(
-                        DEVICE,
-                        &value,
-                        "netdev=ID is required (the id of a -netdev)",
-                    ));
+                    return Err(invalid(DEVICE, &value, "netdev=ID is required (the id of a -netdev)"));
                 };
                 Device::Net { netdev, mac, value }
             }
@@ -613,11 +534,7 @@ impl Devices {
                 if let Some(p) = rest.first() {
                     return Err(p.unknown(DEVICE, "virtio-serial-device", "id"));
                 }
-                Device::Serial {
-                    id: id.clone(),
-                    value,
-                    console: None,
-                }
+                Device::Serial { id: id.clone(), value, console: None }
             }
             "virtconsole" => {
                 let mut chardev = None;
@@ -629,17 +546,11 @@ impl Devices {
                         // The port name is for multiport guests' /dev/vport*;
                         // a console port needs none. Accepted, unused.
                         "name" => {}
-                        _ => {
-                            return Err(p.unknown(DEVICE, "virtconsole", "chardev, bus, name, id"))
-                        }
+                        _ => return Err(p.unknown(DEVICE, "virtconsole", "chardev, bus, name, id")),
                     }
                 }
                 let Some(chardev) = chardev else {
-                    return Err(invalid(
-                        DEVICE,
-                        &value,
-                        "chardev=ID is required (the id of a -chardev)",
-                    ));
+                    return Err(invalid(DEVICE, &value, "chardev=ID is required (the id of a -chardev)"));
                 };
                 self.check_device_id(id, &value)?;
                 return self.attach_console(bus, Console { chardev, value });
@@ -655,11 +566,7 @@ impl Devices {
                 Device::Rng { rng, value }
             }
             "virtserialport" => {
-                return Err(invalid(
-                    DEVICE,
-                    &value,
-                    "virtserialport is not supported; use virtconsole",
-                ))
+                return Err(invalid(DEVICE, &value, "virtserialport is not supported; use virtconsole"))
             }
             other => {
                 let reason = match pci_alias(other) {
@@ -695,8 +602,7 @@ impl Devices {
         });
         let slot = match &bus {
             Some(bus) => {
-                let Some((_, slot)) =
-                    serials.find(|(id, _)| id.is_some_and(|id| bus.strip_suffix(".0") == Some(id)))
+                let Some((_, slot)) = serials.find(|(id, _)| id.is_some_and(|id| bus.strip_suffix(".0") == Some(id)))
                 else {
                     return Err(invalid(
                         DEVICE,
@@ -735,11 +641,7 @@ impl Devices {
             }
         };
         if slot.is_some() {
-            return Err(invalid(
-                DEVICE,
-                &console.value,
-                "only one virtconsole per virtio-serial-device",
-            ));
+            return Err(invalid(DEVICE, &console.value, "only one virtconsole per virtio-serial-device"));
         }
         *slot = Some(console);
         Ok(())
@@ -747,9 +649,7 @@ impl Devices {
 
     /// The `-chardev stdio`, if any.
     fn stdio_chardev(&self) -> Option<&Chardev> {
-        self.chardevs
-            .iter()
-            .find(|c| c.config.backend == ChardevBackend::Stdio)
+        self.chardevs.iter().find(|c| c.config.backend == ChardevBackend::Stdio)
     }
 
     /// A `-chardev stdio` was given (it takes stdin from the implicit serial).
@@ -768,40 +668,19 @@ impl Devices {
                 ));
             }
         }
-        let mut drives: Vec<_> = self
-            .drives
-            .into_iter()
-            .map(|d| (d.id.clone(), Some(d)))
-            .collect();
-        let mut netdevs: Vec<_> = self
-            .netdevs
-            .into_iter()
-            .map(|n| (n.id.clone(), Some(n)))
-            .collect();
-        let mut chardevs: Vec<_> = self
-            .chardevs
-            .into_iter()
-            .map(|c| (c.config.id.clone(), Some(c.config)))
-            .collect();
+        let mut drives: Vec<_> = self.drives.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
+        let mut netdevs: Vec<_> = self.netdevs.into_iter().map(|n| (n.id.clone(), Some(n))).collect();
+        let mut chardevs: Vec<_> = self.chardevs.into_iter().map(|c| (c.config.id.clone(), Some(c.config))).collect();
         let mut out = Vec::with_capacity(self.devices.len());
         for device in self.devices {
             out.push(match device {
                 Device::Block { drive, value } => {
                     let d = take(&mut drives, &drive, &value, "drive")?;
-                    DeviceConfig::Block(BlockConfig {
-                        id: d.id,
-                        path: d.path,
-                        read_only: d.read_only,
-                        cache: d.cache,
-                    })
+                    DeviceConfig::Block(BlockConfig { id: d.id, path: d.path, read_only: d.read_only, cache: d.cache })
                 }
                 Device::Net { netdev, mac, value } => {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
-                    DeviceConfig::Net(NetConfig {
-                        id: n.id,
-                        ifname: n.ifname,
-                        mac,
-                    })
+                    DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, mac })
                 }
                 Device::Serial { console, value, .. } => {
                     let Some(console) = console else {
@@ -824,11 +703,7 @@ impl Devices {
                 }
             });
         }
-        if let Some(d) = drives
-            .iter()
-            .filter_map(|(_, d)| d.as_ref())
-            .find(|d| !d.if_none)
-        {
+        if let Some(d) = drives.iter().filter_map(|(_, d)| d.as_ref()).find(|d| !d.if_none) {
             return Err(invalid(
                 DRIVE,
                 &d.value,
@@ -850,59 +725,30 @@ fn device_value(d: &Device) -> &str {
 
 /// Takes the backend named `id` (of `kind`) out of `list` for the device
 /// given as `value`, leaving `None` so that a second user is told it is taken.
-fn take<T>(
-    list: &mut [(String, Option<T>)],
-    id: &str,
-    value: &str,
-    kind: &str,
-) -> Result<T, ArgsError> {
+fn take<T>(list: &mut [(String, Option<T>)], id: &str, value: &str, kind: &str) -> Result<T, ArgsError> {
     match list.iter_mut().find(|(name, _)| name == id) {
         None => Err(not_defined(value, kind, id)),
-        Some((_, backend)) => backend.take().ok_or_else(|| {
-            invalid(
-                DEVICE,
-                value,
-                format!("{kind} '{}' is already used by another device", esc(id)),
-            )
-        }),
+        Some((_, backend)) => backend
+            .take()
+            .ok_or_else(|| invalid(DEVICE, value, format!("{kind} '{}' is already used by another device", esc(id)))),
     }
 }
 
 fn not_defined(value: &str, kind: &str, id: &str) -> ArgsError {
-    invalid(
-        DEVICE,
-        value,
-        format!(
-            "{kind} '{}' is not defined (no -{kind} with id={})",
-            esc(id),
-            esc(id)
-        ),
-    )
+    invalid(DEVICE, value, format!("{kind} '{}' is not defined (no -{kind} with id={})", esc(id), esc(id)))
 }
 
 /// QEMU's PCI (and bus-less alias) spellings of our devices.
 fn pci_alias(driver: &str) -> Option<&'static str> {
-    const OURS: [&str; 4] = [
-        "virtio-blk-device",
-        "virtio-net-device",
-        "virtio-serial-device",
-        "virtio-rng-device",
-    ];
+    const OURS: [&str; 4] = ["virtio-blk-device", "virtio-net-device", "virtio-serial-device", "virtio-rng-device"];
     let base = driver.strip_suffix("-pci").unwrap_or(driver);
-    OURS.into_iter()
-        .find(|ours| ours.strip_suffix("-device") == Some(base))
+    OURS.into_iter().find(|ours| ours.strip_suffix("-device") == Some(base))
 }
 
 /// `mac=` as QEMU spells it: six two-digit hex octets separated by `:` or
 /// `-`; it must be a unicast address the guest can use.
 fn parse_mac(p: &Prop) -> Result<[u8; 6], ArgsError> {
-    let syntax = || {
-        invalid(
-            DEVICE,
-            &p.elem,
-            "expected six hex octets such as 52:54:00:12:34:56",
-        )
-    };
+    let syntax = || invalid(DEVICE, &p.elem, "expected six hex octets such as 52:54:00:12:34:56");
     let b = p.value.as_bytes();
     if b.len() != 17 {
         return Err(syntax());
@@ -940,10 +786,7 @@ fn check_ifname(p: &Prop) -> Result<String, ArgsError> {
         "an interface name has 1 to 15 bytes"
     } else if name == "." || name == ".." {
         "not a valid interface name"
-    } else if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
-    {
+    } else if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control()) {
         "an interface name cannot contain '/', ':', spaces or control characters"
     } else {
         return Ok(name.clone());
@@ -972,9 +815,7 @@ mod tests {
     }
 
     fn devs(extra: &[&str]) -> Vec<DeviceConfig> {
-        run(extra)
-            .unwrap_or_else(|e| panic!("{extra:?}: {e}"))
-            .devices
+        run(extra).unwrap_or_else(|e| panic!("{extra:?}: {e}")).devices
     }
 
     fn err(extra: &[&str]) -> ArgsError {
@@ -1002,28 +843,15 @@ mod tests {
     }
 
     fn net(id: &str, ifname: Option<&str>, mac: Option<[u8; 6]>) -> DeviceConfig {
-        DeviceConfig::Net(NetConfig {
-            id: id.into(),
-            ifname: ifname.map(Into::into),
-            mac,
-        })
+        DeviceConfig::Net(NetConfig { id: id.into(), ifname: ifname.map(Into::into), mac })
     }
 
     fn console(id: &str, backend: ChardevBackend) -> DeviceConfig {
-        DeviceConfig::Console(ConsoleConfig {
-            chardev: ChardevConfig {
-                id: id.into(),
-                backend,
-            },
-        })
+        DeviceConfig::Console(ConsoleConfig { chardev: ChardevConfig { id: id.into(), backend } })
     }
 
     fn socket(path: &str, server: bool, wait: bool) -> ChardevBackend {
-        ChardevBackend::Socket {
-            path: path.into(),
-            server,
-            wait,
-        }
+        ChardevBackend::Socket { path: path.into(), server, wait }
     }
 
     const MIB: u64 = 1 << 20;
@@ -1037,21 +865,12 @@ mod tests {
             -device virtconsole,chardev=virtiocon0 -drive id=test,file=test.img,format=raw,if=none \
             -device virtio-blk-device,drive=test -netdev tap,id=tap0,script=no,downscript=no \
             -device virtio-net-device,netdev=tap0";
-        let argv = line
-            .split_whitespace()
-            .map(|a| a.replace("CMDLINE", "console=hvc0 root=/dev/vda"));
+        let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=hvc0 root=/dev/vda"));
         let want = VmConfig {
-            machine: MachineConfig {
-                pit: true,
-                auto_kernel_cmdline: true,
-            },
+            machine: MachineConfig { pit: true, auto_kernel_cmdline: true },
             mem_size: 512 * MIB,
             vcpu_count: 2,
-            kernel: KernelConfig {
-                path: "vmlinux".into(),
-                cmdline: "console=hvc0 root=/dev/vda".into(),
-                initrd: None,
-            },
+            kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=hvc0 root=/dev/vda".into(), initrd: None },
             serial: None,
             report_start_time: false,
             trace_boot: None,
@@ -1070,14 +889,9 @@ mod tests {
             -no-user-config -drive id=test,file=test.img,format=raw,if=none \
             -device virtio-blk-device,drive=test -netdev tap,id=tap0,script=no,downscript=no \
             -device virtio-net-device,netdev=tap0 -serial stdio";
-        let argv = line
-            .split_whitespace()
-            .map(|a| a.replace("CMDLINE", "console=ttyS0 root=/dev/vda"));
+        let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=ttyS0 root=/dev/vda"));
         let want = VmConfig {
-            machine: MachineConfig {
-                pit: true,
-                auto_kernel_cmdline: true,
-            },
+            machine: MachineConfig { pit: true, auto_kernel_cmdline: true },
             mem_size: 512 * MIB,
             vcpu_count: 2,
             kernel: KernelConfig {
@@ -1164,28 +978,11 @@ mod tests {
                 cache: CacheMode::Writeback,
             }
         );
-        for ro in [
-            "readonly",
-            "readonly=on",
-            "read-only=on",
-            "readonly=yes",
-            "readonly=off,read-only=on",
-        ] {
-            assert!(
-                drive(&format!("id=d,file=f,if=none,{ro}")).read_only,
-                "{ro}"
-            );
+        for ro in ["readonly", "readonly=on", "read-only=on", "readonly=yes", "readonly=off,read-only=on"] {
+            assert!(drive(&format!("id=d,file=f,if=none,{ro}")).read_only, "{ro}");
         }
-        for rw in [
-            "readonly=off",
-            "noreadonly",
-            "read-only=off",
-            "readonly,readonly=off",
-        ] {
-            assert!(
-                !drive(&format!("id=d,file=f,if=none,{rw}")).read_only,
-                "{rw}"
-            );
+        for rw in ["readonly=off", "noreadonly", "read-only=off", "readonly,readonly=off"] {
+            assert!(!drive(&format!("id=d,file=f,if=none,{rw}")).read_only, "{rw}");
         }
         for (c, want) in [
             ("writeback", CacheMode::Writeback),
@@ -1213,10 +1010,7 @@ mod tests {
             assert_eq!(drive(&format!("id=d,file=f,{extra}")).id, "d", "{extra}");
         }
         // QEMU's ",," escape, a trailing comma, the last value winning.
-        assert_eq!(
-            drive("id=d,file=a,,b.img,if=none,").path,
-            PathBuf::from("a,b.img")
-        );
+        assert_eq!(drive("id=d,file=a,,b.img,if=none,").path, PathBuf::from("a,b.img"));
         assert_eq!(drive("file=x,id=d,file=y").path, PathBuf::from("y"));
         // An unused if=none drive is fine (QEMU allows it).
         assert_eq!(devs(&["-drive", "id=spare,file=f,if=none"]), []);
@@ -1225,16 +1019,9 @@ mod tests {
     #[test]
     fn drive_errors() {
         let e = err(&["-drive", "id=d,file=f,format=qcow2,if=none"]);
-        assert_eq!(
-            e.to_string(),
-            "-drive: invalid value 'format=qcow2': only format=raw is supported"
-        );
+        assert_eq!(e.to_string(), "-drive: invalid value 'format=qcow2': only format=raw is supported");
         for f in ["qcow2", "vmdk", "", "RAW"] {
-            assert_invalid(
-                err(&["-drive", &format!("id=d,file=f,format={f}")]),
-                "-drive",
-                "only format=raw",
-            );
+            assert_invalid(err(&["-drive", &format!("id=d,file=f,format={f}")]), "-drive", "only format=raw");
         }
         for i in ["virtio", "ide", "scsi", "sd", "pflash", "mtd", ""] {
             assert_invalid(
@@ -1243,96 +1030,30 @@ mod tests {
                 "use if=none with -device virtio-blk-device",
             );
         }
-        assert_invalid(
-            err(&["-drive", "file=f,if=none"]),
-            "-drive",
-            "id= is required",
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,if=none"]),
-            "-drive",
-            "file= is required",
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,file=,if=none"]),
-            "-drive",
-            "empty path",
-        );
+        assert_invalid(err(&["-drive", "file=f,if=none"]), "-drive", "id= is required");
+        assert_invalid(err(&["-drive", "id=d,if=none"]), "-drive", "file= is required");
+        assert_invalid(err(&["-drive", "id=d,file=,if=none"]), "-drive", "empty path");
         assert_invalid(err(&["-drive", ""]), "-drive", "id= is required");
         for id in ["", "1d", "d d", "d/e", "é", "_d", "-d"] {
-            assert_invalid(
-                err(&["-drive", &format!("id={id},file=f")]),
-                "-drive",
-                "an id is a letter",
-            );
+            assert_invalid(err(&["-drive", &format!("id={id},file=f")]), "-drive", "an id is a letter");
         }
-        let e = err(&[
-            "-drive",
-            "id=d,file=a,if=none",
-            "-drive",
-            "id=d,file=b,if=none",
-        ]);
-        assert_eq!(
-            e.to_string(),
-            "-drive: invalid value 'id=d,file=b,if=none': duplicate id 'd'"
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,file=f,cache=sometimes"]),
-            "-drive",
-            "writeback",
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,file=f,media=cdrom"]),
-            "-drive",
-            "media=disk",
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,file=f,aio=posix"]),
-            "-drive",
-            "threads",
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,file=f,discard=maybe"]),
-            "-drive",
-            "unmap",
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,file=f,snapshot=on"]),
-            "-drive",
-            "snapshot=on",
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,file=f,snapshot"]),
-            "-drive",
-            "snapshot=on",
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,file=f,readonly=maybe"]),
-            "-drive",
-            "on|off",
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,file=f,index=1"]),
-            "-drive",
-            "unknown property",
-        );
-        assert_invalid(
-            err(&["-drive", "id=d,file=f,=x"]),
-            "-drive",
-            "empty property name",
-        );
+        let e = err(&["-drive", "id=d,file=a,if=none", "-drive", "id=d,file=b,if=none"]);
+        assert_eq!(e.to_string(), "-drive: invalid value 'id=d,file=b,if=none': duplicate id 'd'");
+        assert_invalid(err(&["-drive", "id=d,file=f,cache=sometimes"]), "-drive", "writeback");
+        assert_invalid(err(&["-drive", "id=d,file=f,media=cdrom"]), "-drive", "media=disk");
+        assert_invalid(err(&["-drive", "id=d,file=f,aio=posix"]), "-drive", "threads");
+        assert_invalid(err(&["-drive", "id=d,file=f,discard=maybe"]), "-drive", "unmap");
+        assert_invalid(err(&["-drive", "id=d,file=f,snapshot=on"]), "-drive", "snapshot=on");
+        assert_invalid(err(&["-drive", "id=d,file=f,snapshot"]), "-drive", "snapshot=on");
+        assert_invalid(err(&["-drive", "id=d,file=f,readonly=maybe"]), "-drive", "on|off");
+        assert_invalid(err(&["-drive", "id=d,file=f,index=1"]), "-drive", "unknown property");
+        assert_invalid(err(&["-drive", "id=d,file=f,=x"]), "-drive", "empty property name");
         // A bare first element is a short-form flag, not a file name.
-        assert_invalid(
-            err(&["-drive", "disk.img,id=d"]),
-            "-drive",
-            "unknown property",
-        );
+        assert_invalid(err(&["-drive", "disk.img,id=d"]), "-drive", "unknown property");
         // Without if=none QEMU would put it on IDE: it must be used.
         let e = err(&["-drive", "id=d,file=f,format=raw"]);
         assert_invalid(e.clone(), "-drive", "no device uses this drive");
-        assert!(e
-            .to_string()
-            .starts_with("-drive: invalid value 'id=d,file=f,format=raw'"));
+        assert!(e.to_string().starts_with("-drive: invalid value 'id=d,file=f,format=raw'"));
     }
 
     #[test]
@@ -1354,34 +1075,17 @@ mod tests {
             e.to_string(),
             "-device: invalid value 'virtio-blk-device,drive=d,id=second': drive 'd' is already used by another device"
         );
-        assert_invalid(
-            err(&["-device", "virtio-blk-device"]),
-            "-device",
-            "drive=ID is required",
-        );
-        assert_invalid(
-            err(&["-device", "virtio-blk-device,drive="]),
-            "-device",
-            "needs an id",
-        );
+        assert_invalid(err(&["-device", "virtio-blk-device"]), "-device", "drive=ID is required");
+        assert_invalid(err(&["-device", "virtio-blk-device,drive="]), "-device", "needs an id");
         assert_invalid(
             err(&["-device", "virtio-blk-device,drive=d,serial=abc"]),
             "-device",
             "serial= is not supported",
         );
-        assert_invalid(
-            err(&["-device", "virtio-blk-device,drive=d,num-queues=2"]),
-            "-device",
-            "unknown property",
-        );
+        assert_invalid(err(&["-device", "virtio-blk-device,drive=d,num-queues=2"]), "-device", "unknown property");
         // A drive id names -drive ids only.
         assert_invalid(
-            err(&[
-                "-netdev",
-                "tap,id=d",
-                "-device",
-                "virtio-blk-device,drive=d",
-            ]),
+            err(&["-netdev", "tap,id=d", "-device", "virtio-blk-device,drive=d"]),
             "-device",
             "drive 'd' is not defined",
         );
@@ -1399,147 +1103,56 @@ mod tests {
         };
         let dev = "virtio-net-device,netdev=n";
         assert_eq!(
-            nic(
-                "tap,id=n,ifname=vmtap0,script=no,downscript=no,vhost=off",
-                dev
-            ),
-            NetConfig {
-                id: "n".into(),
-                ifname: Some("vmtap0".into()),
-                mac: None
-            }
+            nic("tap,id=n,ifname=vmtap0,script=no,downscript=no,vhost=off", dev),
+            NetConfig { id: "n".into(), ifname: Some("vmtap0".into()), mac: None }
         );
-        for extra in [
-            "",
-            ",script=,downscript=",
-            ",queues=1",
-            ",vnet_hdr=on",
-            ",vhost=off",
-            ",novhost",
-        ] {
-            assert_eq!(
-                nic(&format!("tap,id=n{extra}"), dev).ifname,
-                None,
-                "{extra}"
-            );
+        for extra in ["", ",script=,downscript=", ",queues=1", ",vnet_hdr=on", ",vhost=off", ",novhost"] {
+            assert_eq!(nic(&format!("tap,id=n{extra}"), dev).ifname, None, "{extra}");
         }
         assert_eq!(nic("type=tap,id=n", dev).id, "n");
         assert_eq!(nic("id=n,type=tap", dev).id, "n");
-        assert_eq!(
-            nic("tap,id=n,ifname=tap%d", dev).ifname.as_deref(),
-            Some("tap%d")
-        );
-        assert_eq!(
-            nic("tap,id=n,ifname=abcdefghijklmno", dev)
-                .ifname
-                .as_deref(),
-            Some("abcdefghijklmno")
-        );
+        assert_eq!(nic("tap,id=n,ifname=tap%d", dev).ifname.as_deref(), Some("tap%d"));
+        assert_eq!(nic("tap,id=n,ifname=abcdefghijklmno", dev).ifname.as_deref(), Some("abcdefghijklmno"));
         for (mac, want) in [
             ("52:54:00:12:34:56", [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]),
             ("52-54-00-12-34-56", [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]),
             ("02:AB:cd:EF:00:ff", [0x02, 0xab, 0xcd, 0xef, 0x00, 0xff]),
             ("fe:ff:ff:ff:ff:ff", [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff]),
         ] {
-            assert_eq!(
-                nic("tap,id=n", &format!("{dev},mac={mac},id=nic0")).mac,
-                Some(want),
-                "{mac}"
-            );
+            assert_eq!(nic("tap,id=n", &format!("{dev},mac={mac},id=nic0")).mac, Some(want), "{mac}");
         }
     }
 
     #[test]
     fn netdev_errors() {
-        for t in [
-            "user",
-            "bridge",
-            "socket",
-            "vde",
-            "l2tpv3",
-            "stream",
-            "vhost-user",
-            "TAP",
-        ] {
+        for t in ["user", "bridge", "socket", "vde", "l2tpv3", "stream", "vhost-user", "TAP"] {
             let e = err(&["-netdev", &format!("{t},id=n")]);
             assert_invalid(e.clone(), "-netdev", "only -netdev tap is supported");
-            assert!(e
-                .to_string()
-                .starts_with(&format!("-netdev: invalid value '{t},id=n'")));
+            assert!(e.to_string().starts_with(&format!("-netdev: invalid value '{t},id=n'")));
         }
         assert_invalid(err(&["-netdev", "id=n"]), "-netdev", "expected tap");
         assert_invalid(err(&["-netdev", ""]), "-netdev", "expected tap");
-        for s in [
-            "script=/etc/qemu-ifup",
-            "downscript=/etc/qemu-ifdown",
-            "script=yes",
-            "downscript=on",
-        ] {
-            assert_invalid(
-                err(&["-netdev", &format!("tap,id=n,{s}")]),
-                "-netdev",
-                "never runs network scripts",
-            );
+        for s in ["script=/etc/qemu-ifup", "downscript=/etc/qemu-ifdown", "script=yes", "downscript=on"] {
+            assert_invalid(err(&["-netdev", &format!("tap,id=n,{s}")]), "-netdev", "never runs network scripts");
         }
-        assert_invalid(
-            err(&["-netdev", "tap,id=n,vhost=on"]),
-            "-netdev",
-            "vhost=off",
-        );
+        assert_invalid(err(&["-netdev", "tap,id=n,vhost=on"]), "-netdev", "vhost=off");
         assert_invalid(err(&["-netdev", "tap,id=n,vhost"]), "-netdev", "vhost=off");
         assert_invalid(err(&["-netdev", "tap,id=n,vhost=2"]), "-netdev", "on|off");
-        assert_invalid(
-            err(&["-netdev", "tap,id=n,queues=4"]),
-            "-netdev",
-            "multiqueue",
-        );
-        assert_invalid(
-            err(&["-netdev", "tap,id=n,vnet_hdr=off"]),
-            "-netdev",
-            "vnet_hdr=on",
-        );
-        assert_invalid(
-            err(&["-netdev", "tap,id=n,fd=3"]),
-            "-netdev",
-            "unknown property",
-        );
-        assert_invalid(
-            err(&["-netdev", "tap,ifname=t"]),
-            "-netdev",
-            "id= is required",
-        );
-        assert_invalid(
-            err(&["-netdev", "tap,id=0"]),
-            "-netdev",
-            "an id is a letter",
-        );
-        for name in [
-            "",
-            "abcdefghijklmnop",
-            ".",
-            "..",
-            "a/b",
-            "a:b",
-            "a b",
-            "a\tb",
-            "a\u{1b}b",
-        ] {
+        assert_invalid(err(&["-netdev", "tap,id=n,queues=4"]), "-netdev", "multiqueue");
+        assert_invalid(err(&["-netdev", "tap,id=n,vnet_hdr=off"]), "-netdev", "vnet_hdr=on");
+        assert_invalid(err(&["-netdev", "tap,id=n,fd=3"]), "-netdev", "unknown property");
+        assert_invalid(err(&["-netdev", "tap,ifname=t"]), "-netdev", "id= is required");
+        assert_invalid(err(&["-netdev", "tap,id=0"]), "-netdev", "an id is a letter");
+        for name in ["", "abcdefghijklmnop", ".", "..", "a/b", "a:b", "a b", "a\tb", "a\u{1b}b"] {
             assert!(
                 matches!(
                     err(&["-netdev", &format!("tap,id=n,ifname={name}")]),
-                    ArgsError::InvalidValue {
-                        option: "-netdev",
-                        ..
-                    }
+                    ArgsError::InvalidValue { option: "-netdev", .. }
                 ),
                 "{name:?}"
             );
         }
-        assert_invalid(
-            err(&["-netdev", "tap,id=n", "-netdev", "tap,id=n,ifname=x"]),
-            "-netdev",
-            "duplicate id 'n'",
-        );
+        assert_invalid(err(&["-netdev", "tap,id=n", "-netdev", "tap,id=n,ifname=x"]), "-netdev", "duplicate id 'n'");
         // The device side.
         let e = err(&["-device", "virtio-net-device,netdev=tap0"]);
         assert_eq!(
@@ -1558,16 +1171,8 @@ mod tests {
             "-device",
             "netdev 'n' is already used by another device",
         );
-        assert_invalid(
-            err(&["-device", "virtio-net-device"]),
-            "-device",
-            "netdev=ID is required",
-        );
-        assert_invalid(
-            err(&["-device", "virtio-net-device,netdev=n,romfile="]),
-            "-device",
-            "unknown property",
-        );
+        assert_invalid(err(&["-device", "virtio-net-device"]), "-device", "netdev=ID is required");
+        assert_invalid(err(&["-device", "virtio-net-device,netdev=n,romfile="]), "-device", "unknown property");
         for mac in [
             "52:54:00:12:34",
             "52:54:00:12:34:56:78",
@@ -1587,25 +1192,10 @@ mod tests {
                 "six hex octets",
             );
         }
-        for mac in [
-            "01:00:5e:00:00:01",
-            "ff:ff:ff:ff:ff:ff",
-            "33:33:00:00:00:01",
-        ] {
-            assert_invalid(
-                err(&["-device", &format!("virtio-net-device,netdev=n,mac={mac}")]),
-                "-device",
-                "multicast",
-            );
+        for mac in ["01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "33:33:00:00:00:01"] {
+            assert_invalid(err(&["-device", &format!("virtio-net-device,netdev=n,mac={mac}")]), "-device", "multicast");
         }
-        assert_invalid(
-            err(&[
-                "-device",
-                "virtio-net-device,netdev=n,mac=00:00:00:00:00:00",
-            ]),
-            "-device",
-            "all-zero",
-        );
+        assert_invalid(err(&["-device", "virtio-net-device,netdev=n,mac=00:00:00:00:00:00"]), "-device", "all-zero");
     }
 
     #[test]
@@ -1620,14 +1210,7 @@ mod tests {
 
     /// The chardev of `-chardev spec` on a console.
     fn chardev(spec: &str) -> ChardevBackend {
-        let d = devs(&[
-            "-chardev",
-            spec,
-            "-device",
-            "virtio-serial-device",
-            "-device",
-            "virtconsole,chardev=c",
-        ]);
+        let d = devs(&["-chardev", spec, "-device", "virtio-serial-device", "-device", "virtconsole,chardev=c"]);
         match d.as_slice() {
             [DeviceConfig::Console(c)] => {
                 assert_eq!(c.chardev.id, "c");
@@ -1641,26 +1224,16 @@ mod tests {
     fn chardev_backends() {
         assert_eq!(chardev("stdio,id=c"), ChardevBackend::Stdio);
         assert_eq!(chardev("stdio,id=c,signal=off"), ChardevBackend::Stdio);
-        assert_eq!(
-            chardev("stdio,id=c,signal=on,mux=off"),
-            ChardevBackend::Stdio
-        );
+        assert_eq!(chardev("stdio,id=c,signal=on,mux=off"), ChardevBackend::Stdio);
         assert_eq!(chardev("pty,id=c"), ChardevBackend::Pty);
         assert_eq!(chardev("pty,id=c,server"), ChardevBackend::Pty);
         assert_eq!(chardev("pty,id=c,server=on,wait=off"), ChardevBackend::Pty);
         assert_eq!(chardev("backend=pty,id=c"), ChardevBackend::Pty);
         assert_eq!(
             chardev("file,id=c,path=/tmp/console.log"),
-            ChardevBackend::File {
-                path: "/tmp/console.log".into()
-            }
+            ChardevBackend::File { path: "/tmp/console.log".into() }
         );
-        assert_eq!(
-            chardev("file,id=c,path=/tmp/a,,b,append=on"),
-            ChardevBackend::File {
-                path: "/tmp/a,b".into()
-            }
-        );
+        assert_eq!(chardev("file,id=c,path=/tmp/a,,b,append=on"), ChardevBackend::File { path: "/tmp/a,b".into() });
         for (spec, want) in [
             ("socket,id=c,path=/s", socket("/s", false, false)),
             ("socket,id=c,path=/s,server=off", socket("/s", false, false)),
@@ -1668,18 +1241,9 @@ mod tests {
             ("socket,id=c,path=/s,server", socket("/s", true, true)),
             ("socket,id=c,path=/s,server=on", socket("/s", true, true)),
             ("socket,id=c,path=/s,server,wait", socket("/s", true, true)),
-            (
-                "socket,id=c,path=/s,server,nowait",
-                socket("/s", true, false),
-            ),
-            (
-                "socket,id=c,path=/s,server=on,wait=off",
-                socket("/s", true, false),
-            ),
-            (
-                "socket,id=c,path=/s,nowait,server",
-                socket("/s", true, false),
-            ),
+            ("socket,id=c,path=/s,server,nowait", socket("/s", true, false)),
+            ("socket,id=c,path=/s,server=on,wait=off", socket("/s", true, false)),
+            ("socket,id=c,path=/s,nowait,server", socket("/s", true, false)),
         ] {
             assert_eq!(chardev(spec), want, "{spec}");
         }
@@ -1687,9 +1251,7 @@ mod tests {
 
     #[test]
     fn chardev_errors() {
-        for b in [
-            "null", "vc", "tcp", "udp", "ringbuf", "serial", "pipe", "spicevmc", "STDIO",
-        ] {
+        for b in ["null", "vc", "tcp", "udp", "ringbuf", "serial", "pipe", "spicevmc", "STDIO"] {
             assert_invalid(
                 err(&["-chardev", &format!("{b},id=c")]),
                 "-chardev",
@@ -1698,26 +1260,10 @@ mod tests {
         }
         assert_invalid(err(&["-chardev", "id=c"]), "-chardev", "expected BACKEND");
         assert_invalid(err(&["-chardev", "stdio"]), "-chardev", "id= is required");
-        assert_invalid(
-            err(&["-chardev", "pty,id=c d"]),
-            "-chardev",
-            "an id is a letter",
-        );
-        assert_invalid(
-            err(&["-chardev", "file,id=c"]),
-            "-chardev",
-            "path= is required",
-        );
-        assert_invalid(
-            err(&["-chardev", "socket,id=c,server"]),
-            "-chardev",
-            "path= is required",
-        );
-        assert_invalid(
-            err(&["-chardev", "file,id=c,path="]),
-            "-chardev",
-            "empty path",
-        );
+        assert_invalid(err(&["-chardev", "pty,id=c d"]), "-chardev", "an id is a letter");
+        assert_invalid(err(&["-chardev", "file,id=c"]), "-chardev", "path= is required");
+        assert_invalid(err(&["-chardev", "socket,id=c,server"]), "-chardev", "path= is required");
+        assert_invalid(err(&["-chardev", "file,id=c,path="]), "-chardev", "empty path");
         assert_invalid(
             err(&["-chardev", "socket,id=c,host=localhost,port=4444,server"]),
             "-chardev",
@@ -1728,58 +1274,17 @@ mod tests {
             "-chardev",
             "wait= only applies to a listening socket",
         );
-        assert_invalid(
-            err(&["-chardev", "socket,id=c,path=/s,nowait"]),
-            "-chardev",
-            "wait= only applies",
-        );
-        assert_invalid(
-            err(&["-chardev", "stdio,id=c,mux=on"]),
-            "-chardev",
-            "no monitor",
-        );
-        assert_invalid(
-            err(&["-chardev", "stdio,id=c,signal=maybe"]),
-            "-chardev",
-            "on|off",
-        );
-        assert_invalid(
-            err(&["-chardev", "pty,id=c,server=maybe"]),
-            "-chardev",
-            "on|off",
-        );
-        assert_invalid(
-            err(&["-chardev", "pty,id=c,signal=off"]),
-            "-chardev",
-            "unknown property",
-        );
-        assert_invalid(
-            err(&["-chardev", "stdio,id=c,path=/x"]),
-            "-chardev",
-            "unknown property",
-        );
-        assert_invalid(
-            err(&["-chardev", "socket,id=c,path=/s,reconnect=1"]),
-            "-chardev",
-            "unknown property",
-        );
-        assert_invalid(
-            err(&["-chardev", "file,id=c,path=/a,logfile=/b"]),
-            "-chardev",
-            "unknown property",
-        );
-        assert_invalid(
-            err(&["-chardev", "pty,id=c", "-chardev", "file,id=c,path=/x"]),
-            "-chardev",
-            "duplicate id 'c'",
-        );
+        assert_invalid(err(&["-chardev", "socket,id=c,path=/s,nowait"]), "-chardev", "wait= only applies");
+        assert_invalid(err(&["-chardev", "stdio,id=c,mux=on"]), "-chardev", "no monitor");
+        assert_invalid(err(&["-chardev", "stdio,id=c,signal=maybe"]), "-chardev", "on|off");
+        assert_invalid(err(&["-chardev", "pty,id=c,server=maybe"]), "-chardev", "on|off");
+        assert_invalid(err(&["-chardev", "pty,id=c,signal=off"]), "-chardev", "unknown property");
+        assert_invalid(err(&["-chardev", "stdio,id=c,path=/x"]), "-chardev", "unknown property");
+        assert_invalid(err(&["-chardev", "socket,id=c,path=/s,reconnect=1"]), "-chardev", "unknown property");
+        assert_invalid(err(&["-chardev", "file,id=c,path=/a,logfile=/b"]), "-chardev", "unknown property");
+        assert_invalid(err(&["-chardev", "pty,id=c", "-chardev", "file,id=c,path=/x"]), "-chardev", "duplicate id 'c'");
         // The device side.
-        let e = err(&[
-            "-device",
-            "virtio-serial-device",
-            "-device",
-            "virtconsole,chardev=virtiocon0",
-        ]);
+        let e = err(&["-device", "virtio-serial-device", "-device", "virtconsole,chardev=virtiocon0"]);
         assert_eq!(
             e.to_string(),
             "-device: invalid value 'virtconsole,chardev=virtiocon0': chardev 'virtiocon0' is not defined (no -chardev with id=virtiocon0)"
@@ -1812,14 +1317,7 @@ mod tests {
         for line in [
             &["-serial", "stdio", "-chardev", "stdio,id=c"][..],
             &["-chardev", "stdio,id=c", "-serial", "stdio"],
-            &[
-                "-M",
-                "microvm,legacy",
-                "-chardev",
-                "stdio,id=c",
-                "-serial",
-                "stdio",
-            ],
+            &["-M", "microvm,legacy", "-chardev", "stdio,id=c", "-serial", "stdio"],
         ] {
             let e = err(line);
             assert_eq!(
@@ -1855,26 +1353,14 @@ mod tests {
 
     #[test]
     fn consoles_sit_in_their_serial_devices_slots() {
-        let base = [
-            "-chardev",
-            "pty,id=c0",
-            "-chardev",
-            "file,id=c1,path=/log",
-            "-drive",
-            "id=d,file=f,if=none",
-        ];
+        let base = ["-chardev", "pty,id=c0", "-chardev", "file,id=c1,path=/log", "-drive", "id=d,file=f,if=none"];
         let with = |extra: &[&str]| {
             let mut v = base.to_vec();
             v.extend_from_slice(extra);
             devs(&v)
         };
         let c0 = console("c0", ChardevBackend::Pty);
-        let c1 = console(
-            "c1",
-            ChardevBackend::File {
-                path: "/log".into(),
-            },
-        );
+        let c1 = console("c1", ChardevBackend::File { path: "/log".into() });
         // Each virtconsole goes to the first earlier free virtio-serial-device.
         assert_eq!(
             with(&[
@@ -1912,14 +1398,7 @@ mod tests {
             "-device: invalid value 'virtconsole,chardev=c': virtconsole needs -device virtio-serial-device (given before it)"
         );
         assert_invalid(
-            err(&[
-                "-chardev",
-                "pty,id=c",
-                "-device",
-                "virtconsole,chardev=c",
-                "-device",
-                "virtio-serial-device",
-            ]),
+            err(&["-chardev", "pty,id=c", "-device", "virtconsole,chardev=c", "-device", "virtio-serial-device"]),
             "-device",
             "virtconsole needs -device virtio-serial-device",
         );
@@ -1952,49 +1431,22 @@ mod tests {
         for bus in ["t.0", "s", "s.1", "virtio-serial-bus.0", ""] {
             let v = format!("virtconsole,chardev=c0,bus={bus}");
             let e = err(&["-device", "virtio-serial-device,id=s", "-device", &v]);
-            assert!(
-                matches!(
-                    e,
-                    ArgsError::InvalidValue {
-                        option: "-device",
-                        ..
-                    }
-                ),
-                "{bus}: {e}"
-            );
+            assert!(matches!(e, ArgsError::InvalidValue { option: "-device", .. }), "{bus}: {e}");
         }
         let e = err(&["-device", "virtio-serial-device"]);
         assert_eq!(
             e.to_string(),
             "-device: invalid value 'virtio-serial-device': a virtio-serial-device needs a -device virtconsole,chardev=ID after it"
         );
+        assert_invalid(err(&["-device", "virtconsole"]), "-device", "chardev=ID is required");
+        assert_invalid(err(&["-device", "virtio-serial-device,max_ports=2"]), "-device", "unknown property");
         assert_invalid(
-            err(&["-device", "virtconsole"]),
-            "-device",
-            "chardev=ID is required",
-        );
-        assert_invalid(
-            err(&["-device", "virtio-serial-device,max_ports=2"]),
+            err(&["-device", "virtio-serial-device", "-device", "virtconsole,chardev=c,nr=1"]),
             "-device",
             "unknown property",
         );
         assert_invalid(
-            err(&[
-                "-device",
-                "virtio-serial-device",
-                "-device",
-                "virtconsole,chardev=c,nr=1",
-            ]),
-            "-device",
-            "unknown property",
-        );
-        assert_invalid(
-            err(&[
-                "-device",
-                "virtio-serial-device",
-                "-device",
-                "virtserialport,chardev=c,name=org.test",
-            ]),
+            err(&["-device", "virtio-serial-device", "-device", "virtserialport,chardev=c,name=org.test"]),
             "-device",
             "virtserialport is not supported",
         );
@@ -2016,17 +1468,10 @@ mod tests {
             ]),
             [DeviceConfig::Rng, DeviceConfig::Rng]
         );
-        for o in [
-            "rng-random,id=r",
-            "rng-random,id=r,filename=/dev/random",
-            "rng-builtin,id=r",
-            "qom-type=rng-builtin,id=r",
-        ] {
-            assert_eq!(
-                devs(&["-device", "virtio-rng-device,rng=r", "-object", o]),
-                [DeviceConfig::Rng],
-                "{o}"
-            );
+        for o in
+            ["rng-random,id=r", "rng-random,id=r,filename=/dev/random", "rng-builtin,id=r", "qom-type=rng-builtin,id=r"]
+        {
+            assert_eq!(devs(&["-device", "virtio-rng-device,rng=r", "-object", o]), [DeviceConfig::Rng], "{o}");
         }
         // An unused object is fine.
         assert_eq!(devs(&["-object", "rng-builtin,id=r"]), []);
@@ -2036,34 +1481,12 @@ mod tests {
             e.to_string(),
             "-device: invalid value 'virtio-rng-device,rng=rng0': object 'rng0' is not defined (no -object with id=rng0)"
         );
-        assert_invalid(
-            err(&["-object", "rng-random,id=r,filename=/dev/hwrng"]),
-            "-object",
-            "getrandom",
-        );
-        for o in [
-            "rng-egd,id=r,chardev=c",
-            "memory-backend-ram,id=m,size=1G",
-            "iothread,id=io",
-            "",
-            "id=r",
-        ] {
-            assert_invalid(
-                err(&["-object", o]),
-                "-object",
-                "only rng-random and rng-builtin",
-            );
+        assert_invalid(err(&["-object", "rng-random,id=r,filename=/dev/hwrng"]), "-object", "getrandom");
+        for o in ["rng-egd,id=r,chardev=c", "memory-backend-ram,id=m,size=1G", "iothread,id=io", "", "id=r"] {
+            assert_invalid(err(&["-object", o]), "-object", "only rng-random and rng-builtin");
         }
-        assert_invalid(
-            err(&["-object", "rng-builtin"]),
-            "-object",
-            "id= is required",
-        );
-        assert_invalid(
-            err(&["-object", "rng-builtin,id=r,filename=/dev/urandom"]),
-            "-object",
-            "unknown property",
-        );
+        assert_invalid(err(&["-object", "rng-builtin"]), "-object", "id= is required");
+        assert_invalid(err(&["-object", "rng-builtin,id=r,filename=/dev/urandom"]), "-object", "unknown property");
         assert_invalid(
             err(&["-object", "rng-builtin,id=r", "-object", "rng-random,id=r"]),
             "-object",
@@ -2096,14 +1519,7 @@ mod tests {
                 &format!("microvm has no PCI bus; use {ours}"),
             );
         }
-        for d in [
-            "e1000",
-            "isa-debug-exit,iobase=0xf4",
-            "help",
-            "?",
-            "virtio-gpu-device",
-            "virtio",
-        ] {
+        for d in ["e1000", "isa-debug-exit,iobase=0xf4", "help", "?", "virtio-gpu-device", "virtio"] {
             assert_invalid(err(&["-device", d]), "-device", "unknown device");
         }
         assert_eq!(
@@ -2115,18 +1531,10 @@ mod tests {
             assert_invalid(err(&["-device", d]), "-device", "expected a device name");
         }
         // The first element names the driver even with driver= later on.
-        assert_eq!(
-            devs(&["-device", "driver=virtio-rng-device"]),
-            [DeviceConfig::Rng]
-        );
+        assert_eq!(devs(&["-device", "driver=virtio-rng-device"]), [DeviceConfig::Rng]);
         // Device ids share one namespace.
         assert_invalid(
-            err(&[
-                "-device",
-                "virtio-rng-device,id=x",
-                "-device",
-                "virtio-rng-device,id=x",
-            ]),
+            err(&["-device", "virtio-rng-device,id=x", "-device", "virtio-rng-device,id=x"]),
             "-device",
             "duplicate id 'x'",
         );
@@ -2165,54 +1573,25 @@ mod tests {
                 "-device",
                 "virtio-rng-device,rng=x",
             ]),
-            [
-                block("x", "f"),
-                net("x", None, None),
-                console("x", ChardevBackend::Pty),
-                DeviceConfig::Rng,
-            ]
+            [block("x", "f"), net("x", None, None), console("x", ChardevBackend::Pty), DeviceConfig::Rng,]
         );
-        assert_invalid(
-            err(&["-device", "virtio-rng-device,id=9"]),
-            "-device",
-            "an id is a letter",
-        );
+        assert_invalid(err(&["-device", "virtio-rng-device,id=9"]), "-device", "an id is a letter");
     }
 
     #[test]
     fn first_error_wins_over_later_device_errors() {
         // A syntax error in an option is reported before a missing backend.
-        let e = err(&[
-            "-device",
-            "virtio-blk-device,drive=nope",
-            "-drive",
-            "id=d,file=f,format=qcow2",
-        ]);
+        let e = err(&["-device", "virtio-blk-device,drive=nope", "-drive", "id=d,file=f,format=qcow2"]);
         assert_invalid(e, "-drive", "format=raw");
         // And a missing kernel before any device resolution.
-        assert_eq!(
-            parse(args(&["-device", "virtio-blk-device,drive=nope"])),
-            Err(ArgsError::MissingKernel)
-        );
+        assert_eq!(parse(args(&["-device", "virtio-blk-device,drive=nope"])), Err(ArgsError::MissingKernel));
     }
 
     #[test]
     fn short_form_booleans() {
         let p = props("-x", "first,flag,noflag2,no,k=v,,k=w,", Some("implied")).unwrap();
-        let kv: Vec<(&str, &str)> = p
-            .iter()
-            .map(|p| (p.key.as_str(), p.value.as_str()))
-            .collect();
-        assert_eq!(
-            kv,
-            [
-                ("implied", "first"),
-                ("flag", "on"),
-                ("flag2", "off"),
-                ("no", "on"),
-                ("k", "v,k=w"),
-            ]
-        );
+        let kv: Vec<(&str, &str)> = p.iter().map(|p| (p.key.as_str(), p.value.as_str())).collect();
+        assert_eq!(kv, [("implied", "first"), ("flag", "on"), ("flag2", "off"), ("no", "on"), ("k", "v,k=w"),]);
         let p = props("-x", "flag", None).unwrap();
         assert_eq!((p[0].key.as_str(), p[0].value.as_str()), ("flag", "on"));
         assert!(props("-x", "", None).unwrap().is_empty());

@@ -50,8 +50,7 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("microvm-test-{tag}-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("microvm-test-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir(path)
     }
@@ -106,9 +105,7 @@ pub fn microvm_legacy(kernel: &Path) -> Command {
 
 /// Appends acceptance point 1's options, booting `kernel`, to `cmd`.
 pub fn legacy_args(mut cmd: Command, kernel: &Path) -> Command {
-    cmd.args(["-M", "microvm,legacy", "-m", "32m", "-kernel"])
-        .arg(kernel)
-        .args(["-serial", "stdio", "-nodefaults"]);
+    cmd.args(["-M", "microvm,legacy", "-m", "32m", "-kernel"]).arg(kernel).args(["-serial", "stdio", "-nodefaults"]);
     cmd
 }
 
@@ -191,14 +188,7 @@ impl Running {
         let mut child = spawn_retrying(&mut cmd);
         let (stdout_rx, stdout) = drain(child.stdout.take().unwrap());
         let (_, stderr) = drain(child.stderr.take().unwrap());
-        Running {
-            child,
-            started,
-            stdout_seen: Vec::new(),
-            stdout_rx,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-        }
+        Running { child, started, stdout_seen: Vec::new(), stdout_rx, stdout: Some(stdout), stderr: Some(stderr) }
     }
 
     /// Waits until stdout contains `needle`; false if the process closed
@@ -245,12 +235,8 @@ impl Running {
         let final_status = self.child.wait().expect("reap microvm");
         let stdout = self.stdout.take().unwrap().join().unwrap();
         let stderr = self.stderr.take().unwrap().join().unwrap();
-        let out = Output {
-            status: final_status,
-            stdout,
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            elapsed,
-        };
+        let out =
+            Output { status: final_status, stdout, stderr: String::from_utf8_lossy(&stderr).into_owned(), elapsed };
         (finished.then_some(final_status), out)
     }
 }
@@ -270,30 +256,17 @@ pub fn run(cmd: Command) -> Output {
     let running = Running::spawn(cmd);
     let started = running.started;
     let (status, out) = running.wait(RUN_TIMEOUT, started);
-    assert!(
-        status.is_some(),
-        "microvm did not exit within {RUN_TIMEOUT:?}; killed it\n{}",
-        out.describe()
-    );
+    assert!(status.is_some(), "microvm did not exit within {RUN_TIMEOUT:?}; killed it\n{}", out.describe());
     out
 }
 
 /// Text that must never reach the user on an error path.
-const PANIC_MARKERS: [&str; 4] = [
-    "panicked",
-    "RUST_BACKTRACE",
-    "stack backtrace",
-    "note: run with",
-];
+const PANIC_MARKERS: [&str; 4] = ["panicked", "RUST_BACKTRACE", "stack backtrace", "note: run with"];
 
 /// Asserts that stderr carries no panic message or backtrace.
 pub fn assert_no_panic(out: &Output) {
     for marker in PANIC_MARKERS {
-        assert!(
-            !out.stderr.contains(marker),
-            "stderr contains {marker:?}\n{}",
-            out.describe()
-        );
+        assert!(!out.stderr.contains(marker), "stderr contains {marker:?}\n{}", out.describe());
     }
 }
 
@@ -305,23 +278,11 @@ pub fn assert_one_line_error(out: &Output, culprits: &[&str]) -> String {
     match out.status.code() {
         Some(0) => panic!("microvm exited 0 on bad input\n{}", out.describe()),
         Some(_) => {}
-        None => panic!(
-            "microvm was killed by a signal instead of exiting\n{}",
-            out.describe()
-        ),
+        None => panic!("microvm was killed by a signal instead of exiting\n{}", out.describe()),
     }
     let trimmed = out.stderr.trim();
-    assert!(
-        !trimmed.is_empty(),
-        "no error message on stderr\n{}",
-        out.describe()
-    );
-    assert_eq!(
-        trimmed.lines().count(),
-        1,
-        "stderr is not exactly one line\n{}",
-        out.describe()
-    );
+    assert!(!trimmed.is_empty(), "no error message on stderr\n{}", out.describe());
+    assert_eq!(trimmed.lines().count(), 1, "stderr is not exactly one line\n{}", out.describe());
     let lower = trimmed.to_lowercase();
     assert!(
         culprits.iter().any(|c| lower.contains(&c.to_lowercase())),
@@ -335,11 +296,7 @@ pub fn assert_one_line_error(out: &Output, culprits: &[&str]) -> String {
 /// stdout exactly `expected`, and nothing on stderr.
 pub fn assert_clean_exit(out: &Output, expected: &[u8]) {
     assert_no_panic(out);
-    assert!(
-        out.status.success(),
-        "microvm did not exit 0\n{}",
-        out.describe()
-    );
+    assert!(out.status.success(), "microvm did not exit 0\n{}", out.describe());
     assert_eq!(
         out.stdout,
         expected,
@@ -347,9 +304,5 @@ pub fn assert_clean_exit(out: &Output, expected: &[u8]) {
         String::from_utf8_lossy(expected),
         out.describe()
     );
-    assert!(
-        out.stderr.trim().is_empty(),
-        "unexpected stderr output\n{}",
-        out.describe()
-    );
+    assert!(out.stderr.trim().is_empty(), "unexpected stderr output\n{}", out.describe());
 }

@@ -246,10 +246,8 @@ impl MmioTransport {
             }
         }
         // The transport keeps fresh queues for a later reset and re-activation.
-        let queues = std::mem::replace(
-            &mut self.queues,
-            sizes.iter().filter_map(|&max| Queue::new(max).ok()).collect(),
-        );
+        let queues =
+            std::mem::replace(&mut self.queues, sizes.iter().filter_map(|&max| Queue::new(max).ok()).collect());
         let ctx = ActivateContext {
             mem: self.mem.clone(),
             acked_features: self.acked_features,

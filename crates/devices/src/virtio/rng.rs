@@ -213,7 +213,14 @@ mod tests {
         let mut d = driver();
         let a = d.alloc(8, 0);
         // Descriptor 0 points to itself forever.
-        d.write_desc(0, 0, a, 8, crate::virtio::test_driver::VIRTQ_DESC_F_WRITE | crate::virtio::test_driver::VIRTQ_DESC_F_NEXT, 0);
+        d.write_desc(
+            0,
+            0,
+            a,
+            8,
+            crate::virtio::test_driver::VIRTQ_DESC_F_WRITE | crate::virtio::test_driver::VIRTQ_DESC_F_NEXT,
+            0,
+        );
         d.publish(0, 0);
         d.notify(0);
         let used = d.used(0);

@@ -116,7 +116,13 @@ impl TestDriver {
         let i = index as usize;
         if self.queues.len() <= i {
             self.queues.resize_with(i + 1, || DriverQueue {
-                size: 0, desc: 0, avail: 0, used: 0, next_desc: 0, avail_idx: 0, used_seen: 0,
+                size: 0,
+                desc: 0,
+                avail: 0,
+                used: 0,
+                next_desc: 0,
+                avail_idx: 0,
+                used_seen: 0,
             });
         }
         self.queues[i] = q;

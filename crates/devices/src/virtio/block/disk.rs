@@ -344,9 +344,7 @@ fn transfer(fd: RawFd, iovs: &mut [libc::iovec], pos: &mut Progress, write: bool
 
 fn aligned(iovs: &[libc::iovec], offset: u64, align: DirectAlign) -> bool {
     offset % align.offset == 0
-        && iovs
-            .iter()
-            .all(|iov| iov.iov_base as u64 % align.mem == 0 && iov.iov_len as u64 % align.offset == 0)
+        && iovs.iter().all(|iov| iov.iov_base as u64 % align.mem == 0 && iov.iov_len as u64 % align.offset == 0)
 }
 
 /// The O_DIRECT alignment the kernel reports for the file, or a page.
@@ -358,10 +356,7 @@ fn dio_alignment(file: &File) -> DirectAlign {
     let rc =
         unsafe { libc::statx(file.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_DIOALIGN, &mut stx) };
     if rc == 0 && stx.stx_mask & libc::STATX_DIOALIGN != 0 && stx.stx_dio_offset_align != 0 {
-        DirectAlign {
-            mem: u64::from(stx.stx_dio_mem_align.max(1)),
-            offset: u64::from(stx.stx_dio_offset_align),
-        }
+        DirectAlign { mem: u64::from(stx.stx_dio_mem_align.max(1)), offset: u64::from(stx.stx_dio_offset_align) }
     } else {
         DirectAlign { mem: DEFAULT_DIO_ALIGN, offset: DEFAULT_DIO_ALIGN }
     }

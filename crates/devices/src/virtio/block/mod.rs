@@ -126,8 +126,7 @@ impl Block {
     /// mode says), locks it and probes discard support.
     pub fn new(cfg: BlockOptions) -> Result<Block, BlockError> {
         let disk = Disk::open(&cfg)?;
-        let activation =
-            Activation::new().map_err(|source| BlockError::Event { path: cfg.path.clone(), source })?;
+        let activation = Activation::new().map_err(|source| BlockError::Event { path: cfg.path.clone(), source })?;
         let mut id = [0u8; ID_BYTES];
         let n = cfg.id.len().min(ID_BYTES);
         if cfg.id.len() > ID_BYTES {

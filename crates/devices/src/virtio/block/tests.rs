@@ -244,11 +244,7 @@ fn flush_succeeds_with_the_data_in_the_file() {
 #[test]
 fn flush_is_offered_only_with_a_volatile_cache() {
     let file = TempFile::new(&pattern(512));
-    for (cache, flush) in [
-        (CacheMode::Writeback, true),
-        (CacheMode::Unsafe, true),
-        (CacheMode::Writethrough, false),
-    ] {
+    for (cache, flush) in [(CacheMode::Writeback, true), (CacheMode::Unsafe, true), (CacheMode::Writethrough, false)] {
         let (mut d, _) = TestDriver::new(Block::new(options(&file.path, false, cache)).unwrap());
         assert_eq!(has(d.device_features(), VIRTIO_BLK_F_FLUSH), flush, "{cache:?}");
     }

@@ -540,12 +540,8 @@ fn pty_drops_output_until_opened_then_carries_both_ways() {
     assert_eq!(d.used(TX).len(), 4);
     assert_eq!(dev.lock().unwrap().chardev().dropped_output(), 4 * (64 << 10));
 
-    let mut slave = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
-        .open(&path)
-        .unwrap();
+    let mut slave =
+        OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK).open(&path).unwrap();
     assert!(wait_for(&mut d, |_| dev.lock().unwrap().chardev().is_connected()));
 
     send(&mut d, b"hello\n");
