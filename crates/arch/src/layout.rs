@@ -84,12 +84,17 @@ pub const SERIAL_COM1_IRQ: u32 = 4;
 /// i8042 keyboard controller command port: only its CPU-reset command is
 /// modelled, so the data port (0x60) is not exposed.
 pub const I8042_COMMAND_PORT: u16 = 0x64;
+/// CMOS real-time clock (`-M microvm,rtc=on` only): index port, data port after it.
+pub const RTC_PORT: u16 = 0x70;
+pub const RTC_PORT_LEN: u64 = 2;
+/// The PC's RTC interrupt line.
+pub const RTC_IRQ: u32 = 8;
 /// Number of virtio-mmio slots (QEMU's microvm has 8 too). Only slots that
 /// hold a device are mapped.
 pub const VIRTIO_MMIO_SLOTS: u32 = 8;
-/// GSI of slot 0; slot n uses VIRTIO_MMIO_FIRST_IRQ + n. Starts above COM1's
-/// IRQ 4 and ends (12) below IOAPIC_NUM_PINS.
-pub const VIRTIO_MMIO_FIRST_IRQ: u32 = 5;
+/// GSI of each slot: above COM1's IRQ 4, skipping the RTC's IRQ 8 (Linux's rtc-cmos
+/// will not share its line), all below IOAPIC_NUM_PINS.
+pub const VIRTIO_MMIO_IRQS: [u32; VIRTIO_MMIO_SLOTS as usize] = [5, 6, 7, 9, 10, 11, 12, 13];
 
 /// Highest vCPU count microvm supports (`-smp` range 1..=MAX_VCPUS).
 pub const MAX_VCPUS: u8 = 32;
@@ -97,6 +102,7 @@ pub const MAX_VCPUS: u8 = 32;
 // The command line must end before the MP table, and the boot stack must
 // grow down inside the free page between the zero page and the page tables.
 const _: () = assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
+const _: () = assert!(VIRTIO_MMIO_IRQS[VIRTIO_MMIO_SLOTS as usize - 1] < IOAPIC_NUM_PINS);
 const _: () = assert!(BOOT_STACK_POINTER < PML4_START && BOOT_STACK_POINTER > ZERO_PAGE_START + 0x1000);
 
 #[cfg(test)]

@@ -177,6 +177,7 @@ struct Parsed {
     /// `legacy` / `isa-serial=` from `-M`; `None` when not given.
     isa_serial: Option<bool>,
     pit: Option<bool>,
+    rtc: Option<bool>,
     auto_kernel_cmdline: Option<bool>,
     mem_size: Option<u64>,
     vcpus: Option<u8>,
@@ -280,6 +281,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
     Ok(VmConfig {
         machine: MachineConfig {
             pit: p.pit.unwrap_or(defaults.pit),
+            rtc: p.rtc.unwrap_or(defaults.rtc),
             auto_kernel_cmdline: p.auto_kernel_cmdline.unwrap_or(defaults.auto_kernel_cmdline),
         },
         mem_size: p.mem_size.unwrap_or(DEFAULT_MEM_SIZE),
@@ -363,7 +365,8 @@ const BOOL_EXPECTED: &str = "expected on|off (or yes|no, true|false)";
 /// - `auto-kernel-cmdline=on|off` → [`MachineConfig::auto_kernel_cmdline`].
 /// - `acpi=off|auto`: accepted (microvm never has ACPI, so `auto` means off);
 ///   `acpi=on` is an error.
-/// - `rtc=off`: accepted; `rtc=on` is an error (there is no RTC).
+/// - `rtc=on|off|auto` → [`MachineConfig::rtc`]; `auto` is off, as in QEMU's microvm
+///   under KVM.
 /// - `pic`, `x-option-roms`, `ioapic2` (booleans): accepted, no effect — KVM's
 ///   in-kernel irqchip always has the PIC, there are no option ROMs, and there
 ///   is one IOAPIC.
@@ -416,9 +419,10 @@ fn parse_machine(option: &'static str, value: &str, p: &mut Parsed) -> Result<()
                 _ => return Err(invalid(option, &elem, "expected on|off|auto")),
             },
             "rtc" => {
-                if need_bool(&val)? {
-                    return Err(invalid(option, &elem, "microvm has no RTC; use rtc=off"));
-                }
+                p.rtc = Some(match need(&val)?.as_str() {
+                    "auto" => false,
+                    v => parse_bool(v).ok_or_else(|| invalid(option, &elem, "expected on|off|auto"))?,
+                });
             }
             "pic" | "x-option-roms" | "ioapic2" => {
                 need_bool(&val)?;
@@ -697,7 +701,7 @@ mod tests {
         ]))
         .unwrap();
         let want = VmConfig {
-            machine: MachineConfig { pit: true, auto_kernel_cmdline: true },
+            machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
             mem_size: 512 * MIB,
             vcpu_count: 2,
             kernel: KernelConfig {
@@ -743,7 +747,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.serial, Some(SerialConfig::Stdio));
-        assert_eq!(c.machine, MachineConfig { pit: true, auto_kernel_cmdline: true });
+        assert_eq!(c.machine, MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false });
     }
 
     #[test]
@@ -899,7 +903,7 @@ mod tests {
     #[test]
     fn machine_pit_and_auto_kernel_cmdline() {
         let c = run(&["-M", "microvm,pit=off,auto-kernel-cmdline=off"]).unwrap();
-        assert_eq!(c.machine, MachineConfig { pit: false, auto_kernel_cmdline: false });
+        assert_eq!(c.machine, MachineConfig { pit: false, auto_kernel_cmdline: false, rtc: false });
         let c = run(&["-M", "microvm,pit=off", "-M", "microvm,pit=on"]).unwrap();
         assert!(c.machine.pit);
         for b in ["on", "yes", "true", "y"] {
@@ -915,14 +919,17 @@ mod tests {
 
     #[test]
     fn machine_acpi_rtc() {
-        for m in ["microvm,acpi=off", "microvm,acpi=auto", "microvm,rtc=off"] {
-            run(&["-M", m]).unwrap_or_else(|e| panic!("{m}: {e}"));
+        for m in ["microvm,acpi=off", "microvm,acpi=auto", "microvm,rtc=off", "microvm,rtc=auto", "microvm"] {
+            assert!(!run(&["-M", m]).unwrap_or_else(|e| panic!("{m}: {e}")).machine.rtc, "{m}");
+        }
+        for m in ["microvm,rtc=on", "microvm,rtc=off,rtc=yes", "microvm,rtc=true"] {
+            assert!(run(&["-M", m]).unwrap_or_else(|e| panic!("{m}: {e}")).machine.rtc, "{m}");
         }
         let e = err(&["-M", "microvm,acpi=on"]);
         assert_eq!(e.to_string(), "-M: invalid value 'acpi=on': microvm has no ACPI; use acpi=off");
         assert_invalid(err(&["-M", "microvm,acpi=sometimes"]), "-M", "on|off|auto");
-        assert_invalid(err(&["-M", "microvm,rtc=on"]), "-M", "no RTC");
-        assert_invalid(err(&["-M", "microvm,rtc=bogus"]), "-M", "on|off");
+        assert_invalid(err(&["-M", "microvm,rtc=bogus"]), "-M", "on|off|auto");
+        assert_invalid(err(&["-M", "microvm,rtc"]), "-M", "needs a value");
         assert_invalid(err(&["-M", "microvm,acpi"]), "-M", "needs a value");
     }
 

@@ -29,7 +29,11 @@ Machine:
       acpi=off|auto
                  Accepted; microvm never has ACPI, so auto means off.
                  acpi=on is an error.
-      rtc=off    Accepted; there is no RTC, so rtc=on is an error.
+      rtc=on|off|auto
+                 CMOS real-time clock (MC146818) on ports 0x70-0x71, IRQ 8:
+                 the guest gets rtc0, and distribution kernels skip a slow
+                 probe of absent hardware. Default off (auto = off, as in
+                 QEMU's microvm under KVM).
       pic=, x-option-roms=, ioapic2=
                  Accepted with no effect: KVM's in-kernel irqchip always has
                  the PIC, there are no option ROMs, there is one IOAPIC.

@@ -112,6 +112,38 @@ fn unhandled_port_reads_float_high() {
     assert_clean_exit(&run(microvm_legacy(&kernel)), tiny_guest::PORT_READ_ECHO_FLOATING);
 }
 
+/// `rtc=on`: the CMOS clock answers on 0x70/0x71 with its power-up registers A, B and
+/// D and the host's UTC date in BCD; without it the same reads float high.
+#[test]
+fn cmos_clock_reads_the_host_date_only_with_rtc_on() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("rtc");
+    // A, B, D, day, month, year, century.
+    let kernel =
+        dir.file("cmos.elf", &tiny_guest::cmos_read_echo_then_reset(&[0x0a, 0x0b, 0x0d, 0x07, 0x08, 0x09, 0x32]));
+    // BCD shows a date's decimal digits as hex digits: `date` prints the bytes to expect.
+    let expected = || -> Vec<u8> {
+        let out = std::process::Command::new("date").args(["-u", "+%d%m%y%C"]).output().expect("run date");
+        let digits = String::from_utf8(out.stdout).unwrap();
+        let mut bytes = vec![0x26, 0x02, 0x80];
+        bytes.extend((0..8).step_by(2).map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap()));
+        bytes.push(b'\n');
+        bytes
+    };
+    let before = expected();
+    let mut cmd = microvm_legacy(&kernel);
+    cmd.args(["-M", "microvm,rtc=on"]);
+    let out = run(cmd);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", out.describe());
+    assert!(out.stdout == before || out.stdout == expected(), "CMOS read {:02x?}, expected {before:02x?}", out.stdout);
+
+    let out = run(microvm_legacy(&kernel));
+    assert_clean_exit(&out, b"\xff\xff\xff\xff\xff\xff\xff\n");
+}
+
 /// A triple fault (KVM_EXIT_SHUTDOWN) ends the VM like a reset does: the
 /// output before it is printed and microvm exits 0, promptly.
 #[test]

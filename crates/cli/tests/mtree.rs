@@ -121,6 +121,18 @@ fn pit_off_removes_the_pit_ports() {
 }
 
 #[test]
+fn rtc_on_adds_only_the_cmos_ports() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("mtree-rtc");
+    let report = dump(&proposal_line(&dir, "microvm,rtc=on,dump-mtree", false));
+    let rtc = "  0000000000000070-0000000000000071 (prio 0, i/o): rtc [microvm]\n";
+    let i8042 = "  0000000000000064-0000000000000064 (prio 0, i/o): i8042 [microvm]\n";
+    assert_eq!(report, NORMAL_MODE.replace(i8042, &format!("{i8042}{rtc}")));
+}
+
+#[test]
 fn no_empty_slot_fw_cfg_or_rom_is_exposed() {
     for report in [NORMAL_MODE, LEGACY_MODE] {
         for absent in ["fw_cfg", "fwcfg", "rom", "vga", "bios"] {

@@ -130,6 +130,18 @@ pub fn port_read_echo_then_reset(port: u16) -> Vec<u8> {
     pvh_elf(&a.finish())
 }
 
+/// Reads each CMOS register of `regs` (index to port 0x70, data from 0x71) and writes
+/// the values to COM1, then a newline, then resets.
+pub fn cmos_read_echo_then_reset(regs: &[u8]) -> Vec<u8> {
+    let mut a = Asm::new();
+    for &reg in regs {
+        a.mov_al(reg).out_al(0x70).in_al(0x71).mov_dx(COM1).out_dx_al();
+    }
+    a.mov_al(b'\n').mov_dx(COM1).out_dx_al();
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
 /// What [`port_read_echo_then_reset`] prints when reads of the port float high.
 pub const PORT_READ_ECHO_FLOATING: &[u8] = b"\xff\xff\xff\xff\xff\xff\xff\n";
 

@@ -29,11 +29,13 @@ pub struct MachineConfig {
     pub pit: bool,
     /// Append `virtio_mmio.device=` entries (and nothing else) to the command line.
     pub auto_kernel_cmdline: bool,
+    /// CMOS real-time clock on ports 0x70-0x71, IRQ 8 (`rtc=on`; off by default).
+    pub rtc: bool,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        MachineConfig { pit: true, auto_kernel_cmdline: true }
+        MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false }
     }
 }
 

@@ -13,6 +13,7 @@ mod event_loop;
 pub mod exit;
 mod kvm;
 mod memory;
+mod rtc;
 mod signals;
 pub mod startup;
 pub mod vcpu;

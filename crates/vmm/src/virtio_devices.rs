@@ -7,7 +7,7 @@
 use crate::config::{BlockConfig, ChardevBackend, ChardevConfig, DeviceConfig};
 use crate::kvm::KvmError;
 use crate::Error;
-use arch::layout::{VIRTIO_MMIO_FIRST_IRQ, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
+use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
 use devices::chardev::{self, Chardev};
 use devices::virtio::block::{Block, BlockOptions};
@@ -32,7 +32,7 @@ pub struct Slot {
 }
 
 pub fn slot(index: u32) -> Slot {
-    Slot { addr: VIRTIO_MMIO_START + u64::from(index) * VIRTIO_MMIO_SLOT_SIZE, irq: VIRTIO_MMIO_FIRST_IRQ + index }
+    Slot { addr: VIRTIO_MMIO_START + u64::from(index) * VIRTIO_MMIO_SLOT_SIZE, irq: VIRTIO_MMIO_IRQS[index as usize] }
 }
 
 /// The kernel command-line entry describing a slot (Linux's
@@ -148,7 +148,8 @@ mod tests {
     #[test]
     fn slots_are_consecutive_windows_with_their_own_irq() {
         assert_eq!(slot(0), Slot { addr: 0xd000_0000, irq: 5 });
-        assert_eq!(slot(7), Slot { addr: 0xd000_0e00, irq: 12 });
+        assert_eq!(slot(3), Slot { addr: 0xd000_0600, irq: 9 }, "IRQ 8 is the RTC's");
+        assert_eq!(slot(7), Slot { addr: 0xd000_0e00, irq: 13 });
         assert!(slot(VIRTIO_MMIO_SLOTS - 1).irq < arch::layout::IOAPIC_NUM_PINS);
     }
 

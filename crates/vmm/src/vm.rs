@@ -8,13 +8,15 @@ use crate::event_loop::{ExitWatcher, StdinForwarder};
 use crate::exit::{ExitNotifier, VmExit};
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
 use crate::memory::{create_guest_memory, register_memory};
+use crate::rtc::{create_rtc, RtcTicker};
 use crate::signals::StopSignals;
 use crate::startup::StartupClock;
 use crate::vcpu::{install_kick_handler, kick_signal, CpuidTemplate, Vcpu, VcpuContext};
 use crate::virtio_devices::{create_devices, DeviceEventLoop};
 use crate::Error;
 use arch::layout::{
-    I8042_COMMAND_PORT, MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, SERIAL_COM1_IRQ, SERIAL_COM1_PORT, SERIAL_PORT_LEN,
+    I8042_COMMAND_PORT, MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, RTC_IRQ, RTC_PORT, RTC_PORT_LEN, SERIAL_COM1_IRQ,
+    SERIAL_COM1_PORT, SERIAL_PORT_LEN,
 };
 use arch::regs::{write_boot_gdt, write_identity_page_tables, BootEntry};
 use devices::bus::{Bus, BusDevice};
@@ -46,6 +48,8 @@ pub struct Vmm {
     pio: Arc<Bus>,
     mmio: Arc<Bus>,
     serial: Option<(SerialConfig, Arc<Mutex<SerialPort>>)>,
+    /// The CMOS clock's timer, served by the main thread's event loop (`rtc=on`).
+    rtc_ticker: Option<RtcTicker>,
     /// Serves the virtio devices' queues and backends; `None` without devices.
     device_loop: Option<DeviceEventLoop>,
     reset: EventFd,
@@ -111,6 +115,14 @@ impl Vmm {
             }
             None => None,
         };
+        let rtc_ticker = if config.machine.rtc {
+            let irq = irqfd(&vm, RTC_IRQ, "irqfd registration for the RTC")?;
+            let (rtc, ticker) = create_rtc(irq).map_err(io_err("cannot create the RTC timer"))?;
+            add_device(&mut pio, u64::from(RTC_PORT), RTC_PORT_LEN, "rtc", rtc)?;
+            Some(ticker)
+        } else {
+            None
+        };
 
         let mut mmio = Bus::new();
         let (device_loop, device_entries) = if config.devices.is_empty() {
@@ -139,6 +151,7 @@ impl Vmm {
             pio: Arc::new(pio),
             mmio: Arc::new(mmio),
             serial,
+            rtc_ticker,
             device_loop,
             reset,
             exit,
@@ -172,6 +185,9 @@ impl Vmm {
             }
             _ => None,
         };
+        if let Some(ticker) = self.rtc_ticker {
+            manager.add_subscriber(Arc::new(Mutex::new(ticker)));
+        }
         manager.add_subscriber(Arc::new(Mutex::new(ExitWatcher {
             exit: self.exit.clone(),
             reset: self.reset,
@@ -265,15 +281,20 @@ fn add_device(
     bus.insert(base, len, name, dev).map_err(|source| Error::Bus { name, source })
 }
 
-fn create_serial(vm: &VmFd, backend: SerialConfig) -> Result<SerialPort, Error> {
+/// An edge-triggered interrupt line: writing the eventfd injects `gsi` in the kernel.
+fn irqfd(vm: &VmFd, gsi: u32, what: &'static str) -> Result<EventFdTrigger, Error> {
     let irq = EventFd::new(EFD_NONBLOCK).map_err(io_err("eventfd"))?;
-    vm.register_irqfd(&irq, SERIAL_COM1_IRQ)
-        .map_err(|source| crate::kvm::KvmError::Ioctl { what: "irqfd registration for the serial port", source })?;
+    vm.register_irqfd(&irq, gsi).map_err(|source| crate::kvm::KvmError::Ioctl { what, source })?;
+    Ok(EventFdTrigger::new(irq))
+}
+
+fn create_serial(vm: &VmFd, backend: SerialConfig) -> Result<SerialPort, Error> {
+    let irq = irqfd(vm, SERIAL_COM1_IRQ, "irqfd registration for the serial port")?;
     let out: Box<dyn Write + Send> = match backend {
         SerialConfig::Stdio => Box::new(std::io::stdout()),
         SerialConfig::Null => Box::new(std::io::sink()),
     };
-    Ok(SerialPort::new(EventFdTrigger::new(irq), out))
+    Ok(SerialPort::new(irq, out))
 }
 
 fn create_vcpus(kvm: &Kvm, vm: &VmFd, count: u8, entry: BootEntry) -> Result<Vec<Vcpu>, Error> {

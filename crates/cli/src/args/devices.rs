@@ -867,7 +867,7 @@ mod tests {
             -device virtio-net-device,netdev=tap0";
         let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=hvc0 root=/dev/vda"));
         let want = VmConfig {
-            machine: MachineConfig { pit: true, auto_kernel_cmdline: true },
+            machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
             mem_size: 512 * MIB,
             vcpu_count: 2,
             kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=hvc0 root=/dev/vda".into(), initrd: None },
@@ -891,7 +891,7 @@ mod tests {
             -device virtio-net-device,netdev=tap0 -serial stdio";
         let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=ttyS0 root=/dev/vda"));
         let want = VmConfig {
-            machine: MachineConfig { pit: true, auto_kernel_cmdline: true },
+            machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
             mem_size: 512 * MIB,
             vcpu_count: 2,
             kernel: KernelConfig {
