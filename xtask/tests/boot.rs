@@ -116,3 +116,32 @@ fn trace_boot_reports_guest_checkpoints() {
     let missing = case.output.lines().any(|l| l.contains("linux_start_kernel") && l.contains("missing:"));
     assert!(missing, "cloud kernel: no 'missing' note for linux_start_kernel\n{}", case.report());
 }
+
+/// `-M microvm,rtc=on`: Debian's cloud kernel finds the CMOS clock (rtc0, from rtc_cmos),
+/// reads the host's time from it, and three update events arrive as IRQ 8
+/// (guest/initramfs/tests/rtc).
+#[test]
+fn cloud_kernel_finds_the_cmos_clock_and_its_alarm_interrupt() {
+    let Some(case) = run("boot-cloud-rtc") else {
+        return;
+    };
+    assert_booted(&case, 1);
+    let r = case.report();
+    let check = |key: &str| -> String {
+        case.output
+            .lines()
+            .filter_map(|l| l.split("RTC-CHECK ").nth(1))
+            .flat_map(str::split_whitespace)
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no RTC-CHECK {key}=\n{r}"))
+            .to_string()
+    };
+    assert!(case.output.contains("MICROVM-GUEST-RUN-EXIT status=0"), "the check script failed\n{r}");
+    assert_eq!(check("name"), "rtc_cmos", "{r}");
+    let (rtc, sys): (i64, i64) = (check("rtc").parse().unwrap(), check("sys").parse().unwrap());
+    assert!((rtc - sys).abs() <= 5, "rtc0 says {rtc}, the kernel's clock {sys}\n{r}");
+    let before: u64 = check("irqs_before").parse().unwrap_or_else(|_| panic!("no rtc0 in /proc/interrupts\n{r}"));
+    let after: u64 = check("irqs_after").parse().unwrap();
+    assert_eq!(check("uie"), "3", "{r}");
+    assert!(after >= before + 3, "IRQ 8 count {before} -> {after} for three events\n{r}");
+}

@@ -1,4 +1,5 @@
-//! The guest initramfs: busybox-static and guest/initramfs/init, as a gzip'd newc cpio.
+//! The guest initramfs: busybox-static, guest/initramfs/init and the scripts of
+//! guest/initramfs/tests/ (in /tests, for `microvm.run=`), as a gzip'd newc cpio.
 //!
 //! The same busybox userland goes into the rig's initramfs (rig.rs), so the archive
 //! skeleton lives here as `busybox_skeleton`.
@@ -19,16 +20,53 @@ pub fn init_script() -> PathBuf {
     host::repo_root().join("guest/initramfs/init")
 }
 
+/// guest/initramfs/tests/*, by name: scripts as they are, `NAME.c` as the source of a
+/// static program `NAME` (what the key hashes; `build` compiles it into `out`).
+fn test_files() -> Result<Vec<(String, Vec<u8>)>> {
+    let dir = host::repo_root().join("guest/initramfs/tests");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        files.push((entry.file_name().to_string_lossy().into_owned(), host::read(&entry.path())?));
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The file as it goes into /tests: C sources compiled (static, the guest has no libc).
+fn build(name: &str, data: &[u8], out: &Path) -> Result<(String, Vec<u8>)> {
+    let Some(program) = name.strip_suffix(".c") else {
+        return Ok((name.to_string(), data.to_vec()));
+    };
+    let src = host::repo_root().join("guest/initramfs/tests").join(name);
+    let bin = out.join(program);
+    host::output(Command::new("cc").args(["-static", "-O2", "-Wall", "-o"]).arg(&bin).arg(&src))?;
+    Ok((program.to_string(), host::read(&bin)?))
+}
+
 /// `<cache>/initramfs-<key>/initramfs.cpio.gz`
 pub fn ensure(cache: &Path) -> Result<PathBuf> {
     let init = host::read(&init_script())?;
     let busybox = host::dpkg_version("busybox-static").ok_or("busybox-static is not installed")?;
-    let key = KeyHasher::default().add("recipe", RECIPE).add("init", &init).add("busybox", &busybox).key();
+    let tests = test_files()?;
+    let libc = host::dpkg_version("libc6-dev").unwrap_or_default();
+    let mut key = KeyHasher::default();
+    key.add("recipe", RECIPE).add("init", &init).add("busybox", &busybox).add("libc6-dev", &libc);
+    for (name, data) in &tests {
+        key.add(name, data);
+    }
+    let key = key.key();
     let dir = cached(cache, "initramfs", &key, |_, out| {
         let cpio = out.join("initramfs.cpio");
         let mut archive = Cpio::new(BufWriter::new(File::create(&cpio).map_err(|e| e.to_string())?));
         busybox_skeleton(&mut archive)?;
         archive.file("init", 0o755, &init).map_err(|e| e.to_string())?;
+        archive.dir("tests").map_err(|e| e.to_string())?;
+        for (name, data) in &tests {
+            let (name, data) = build(name, data, out)?;
+            archive.file(&format!("tests/{name}"), 0o755, &data).map_err(|e| e.to_string())?;
+        }
         archive.finish().and_then(|mut w| w.flush()).map_err(|e| format!("writing {}: {e}", cpio.display()))?;
         // -n: no name or timestamp in the gzip header, so equal inputs give equal bytes.
         host::output(Command::new("gzip").args(["-9", "-n"]).arg(&cpio))?;
