@@ -1,8 +1,9 @@
 # timeout: 1500
 # `cargo xtask bench`: BENCH_RUNS rounds, 1 vCPU, 256 MiB, initramfs, `quiet`. Each round:
 # the minimal kernel with microvm and QEMU -M microvm, then Debian's cloud kernel (PCI,
-# ACPI) with those two and QEMU -M q35 (the proposal's comparison). Per boot it prints
-#   @@BENCH kernel=<minimal|cloud> vmm=<microvm|qemu|q35> run=<i> ready_us=<exec to marker> status=<s>
+# ACPI) with those two and QEMU -M q35 (the proposal's comparison), then the cloud kernel
+# again with both microvm machines given a CMOS clock (rtc=on; q35 always has one). Per boot:
+#   @@BENCH kernel=<minimal|cloud|cloud-rtc> vmm=<microvm|qemu|q35> run=<i> ready_us=<exec to marker> status=<s>
 # and after microvm's `@@BENCH-TRACE <-trace-boot-json>`. Times: "now at N nsecs" of
 # /proc/timer_list (CLOCK_MONOTONIC, read with no fork; busybox date has no %N).
 runs=${BENCH_RUNS:-10}
@@ -48,5 +49,8 @@ while [ "$i" -lt "$runs" ]; do
         boot cloud q35 $i "$QEMU" -M q35 $QV -kernel "$CLOUD_VMLINUZ" -append "$A reboot=t"
         cp /tmp/bench-status /tmp/bench-q35
     fi
+    boot cloud-rtc microvm $i "$MICROVM" -M microvm,legacy,rtc=on $MV -trace-boot-json /tmp/bench-trace.json \
+        -kernel "$CLOUD_VMLINUX" -append "$A"
+    boot cloud-rtc qemu $i "$QEMU" -M microvm,acpi=off,rtc=on $QV -kernel "$CLOUD_VMLINUX" -append "$A reboot=t"
     i=$((i + 1))
 done

@@ -150,19 +150,44 @@ pub fn start(vmms: &[Vmm; 2], g: &Guests, runs: usize) -> Result<[Start; 2], Str
     }))
 }
 
-/// Medians of microvm's own vmm_init_end and guest_exit for the start guest, ms (runs apart
-/// from the timed ones: the trace adds a port device and a file write).
-pub fn start_trace(microvm: &Vmm, g: &Guests, runs: usize) -> Result<(f64, f64), String> {
+/// microvm's own view of the start guest, from runs apart from the timed ones (the trace
+/// adds a port device and a file write), ms.
+pub struct StartTrace {
+    /// Medians of -trace-boot's vmm_init_end and guest_exit (since process start).
+    pub init: f64,
+    pub exit: f64,
+    /// Process CPU from exec to the first KVM_RUN (--report-start-time): median and best.
+    pub cpu_to_run: f64,
+    pub cpu_to_run_best: f64,
+}
+
+pub fn start_trace(microvm: &Vmm, g: &Guests, runs: usize) -> Result<StartTrace, String> {
     let json = g.exit.with_extension("trace.json");
-    let (mut init, mut exit) = (Vec::new(), Vec::new());
+    let (mut init, mut exit, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let mut c = microvm.command(&g.exit);
-        let status = c.arg("-trace-boot-json").arg(&json).stderr(Stdio::null()).status().map_err(|e| e.to_string())?;
-        let text = std::fs::read_to_string(&json).map_err(|e| format!("{}: {e} ({status})", json.display()))?;
+        let out =
+            c.arg("-trace-boot-json").arg(&json).arg("--report-start-time").output().map_err(|e| e.to_string())?;
+        let text = std::fs::read_to_string(&json).map_err(|e| format!("{}: {e} ({})", json.display(), out.status))?;
         init.extend(super::boot::json_number(&text, "vmm_init_end_ms"));
         exit.extend(super::boot::json_number(&text, "guest_exit_ms"));
+        cpu.extend(cpu_to_first_run_ms(&String::from_utf8_lossy(&out.stderr)));
     }
-    Ok((median(&init).unwrap_or(f64::NAN), median(&exit).unwrap_or(f64::NAN)))
+    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    Ok(StartTrace {
+        init: nan(median(&init)),
+        exit: nan(median(&exit)),
+        cpu_to_run: nan(median(&cpu)),
+        cpu_to_run_best: cpu.iter().copied().fold(f64::NAN, f64::min),
+    })
+}
+
+/// From "microvm: first KVM_RUN after N us wall (since main), M us CPU (since exec)".
+fn cpu_to_first_run_ms(stderr: &str) -> Option<f64> {
+    let line = stderr.lines().find(|l| l.contains("first KVM_RUN after"))?;
+    let before_cpu = line.split(" us CPU").next()?;
+    let us: f64 = before_cpu.rsplit(' ').next()?.parse().ok()?;
+    Some(us / 1e3)
 }
 
 /// Medians, MiB, of a VMM's resident memory while the halting guest idles.
@@ -267,6 +292,13 @@ pub fn density(vmms: &[Vmm; 2], g: &Guests, total: usize) -> Result<Vec<Density>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_to_first_run_is_read_from_the_report_line() {
+        let line = "microvm: first KVM_RUN after 1012 us wall (since main), 1734 us CPU (since exec)\n";
+        assert_eq!(cpu_to_first_run_ms(line), Some(1.734));
+        assert_eq!(cpu_to_first_run_ms("microvm: something else\n"), None);
+    }
 
     #[test]
     fn guest_ram_is_split_from_the_rest() {
