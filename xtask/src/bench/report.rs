@@ -196,7 +196,7 @@ pub fn markdown(r: &Results) -> String {
                 "1 vCPU, 256 MiB, the busybox initramfs, `console=ttyS0 quiet`, {place}, boots in turns \
                  (xtask/scenarios/bench-boot.sh). Kernels: the minimal 6.12 one (guest/kernel: no PCI, no ACPI, \
                  PVH ELF) and Debian's cloud kernel (PCI, ACPI; its PVH ELF on the microvm machines, its \
-                 bzImage on q35). QEMU runs `-M microvm,acpi=off,rtc=off` or `-M q35` (SeaBIOS), `reboot=t`. \
+                 bzImage on q35). QEMU runs `-M microvm,acpi=off,rtc=off` (`rtc=on` in the rtc=on row, as microvm there) or `-M q35` (SeaBIOS), `reboot=t`. \
                  exec to init marker: from just before the VMM is started to the moment the shell reading its \
                  console sees `MICROVM-GUEST-READY` (printed by /init). Failed boots: {}{}.\n\n\
                  | median exec to init marker, ms (runs) | microvm | QEMU -M microvm | QEMU -M q35 |\n| --- | ---: | ---: | ---: |\n",
