@@ -46,6 +46,11 @@ pub fn run(runs: usize) -> Result<String> {
     if samples.is_empty() {
         return Err(format!("bench-io: no BENCH-IO figures\n{}", case.report()));
     }
+    table += "\nThe same guest under both (xtask/scenarios/bench-io.sh): the minimal kernel, 1 vCPU, \
+              512 MiB, its ext4 rootfs read-only on vda, a raw 256 MiB scratch image on vdb (on the rig's \
+              tmpfs, written full afresh before each VMM's run, so no VMM pays for the first allocation of \
+              the file's pages), virtio-net on a tap (QEMU: vhost=off). Disk: `dd` with 1 MiB O_DIRECT \
+              blocks; TCP: busybox `nc` to and from the rig. Times by the guest's /proc/uptime.\n";
     Ok(table)
 }
 
