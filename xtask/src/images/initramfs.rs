@@ -4,7 +4,7 @@
 //! The same busybox userland goes into the rig's initramfs (rig.rs), so the archive
 //! skeleton lives here as `busybox_skeleton`.
 
-use super::cached;
+use super::{cached, compile_static};
 use crate::cpio::Cpio;
 use crate::elf::Elf;
 use crate::host::{self, KeyHasher, Result};
@@ -20,10 +20,14 @@ pub fn init_script() -> PathBuf {
     host::repo_root().join("guest/initramfs/init")
 }
 
+fn tests_dir() -> PathBuf {
+    host::repo_root().join("guest/initramfs/tests")
+}
+
 /// guest/initramfs/tests/*, by name: scripts as they are, `NAME.c` as the source of a
-/// static program `NAME` (what the key hashes; `build` compiles it into `out`).
+/// static program `NAME` (what the key hashes; `build` compiles it in `scratch`).
 fn test_files() -> Result<Vec<(String, Vec<u8>)>> {
-    let dir = host::repo_root().join("guest/initramfs/tests");
+    let dir = tests_dir();
     let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let mut files = Vec::new();
     for entry in entries {
@@ -35,13 +39,12 @@ fn test_files() -> Result<Vec<(String, Vec<u8>)>> {
 }
 
 /// The file as it goes into /tests: C sources compiled (static, the guest has no libc).
-fn build(name: &str, data: &[u8], out: &Path) -> Result<(String, Vec<u8>)> {
+fn build(name: &str, data: &[u8], scratch: &Path) -> Result<(String, Vec<u8>)> {
     let Some(program) = name.strip_suffix(".c") else {
         return Ok((name.to_string(), data.to_vec()));
     };
-    let src = host::repo_root().join("guest/initramfs/tests").join(name);
-    let bin = out.join(program);
-    host::output(Command::new("cc").args(["-static", "-O2", "-Wall", "-o"]).arg(&bin).arg(&src))?;
+    let bin = scratch.join(program);
+    compile_static(&tests_dir().join(name), &bin)?;
     Ok((program.to_string(), host::read(&bin)?))
 }
 
@@ -57,14 +60,14 @@ pub fn ensure(cache: &Path) -> Result<PathBuf> {
         key.add(name, data);
     }
     let key = key.key();
-    let dir = cached(cache, "initramfs", &key, |_, out| {
+    let dir = cached(cache, "initramfs", &key, |staging, out| {
         let cpio = out.join("initramfs.cpio");
         let mut archive = Cpio::new(BufWriter::new(File::create(&cpio).map_err(|e| e.to_string())?));
         busybox_skeleton(&mut archive)?;
         archive.file("init", 0o755, &init).map_err(|e| e.to_string())?;
         archive.dir("tests").map_err(|e| e.to_string())?;
         for (name, data) in &tests {
-            let (name, data) = build(name, data, out)?;
+            let (name, data) = build(name, data, staging)?;
             archive.file(&format!("tests/{name}"), 0o755, &data).map_err(|e| e.to_string())?;
         }
         archive.finish().and_then(|mut w| w.flush()).map_err(|e| format!("writing {}: {e}", cpio.display()))?;

@@ -14,6 +14,7 @@ pub mod rootfs;
 use crate::host::{self, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Everything the scenarios boot.
 #[derive(Clone, Debug)]
@@ -89,6 +90,11 @@ pub(crate) fn cached(
     }
     let _ = fs::remove_dir_all(&staging);
     Ok(dest)
+}
+
+/// Compiles one C file into a static program: neither the guests nor the rig have a libc.
+pub(crate) fn compile_static(src: &Path, bin: &Path) -> Result<()> {
+    host::output(Command::new("cc").args(["-static", "-O2", "-Wall", "-o"]).arg(bin).arg(src)).map(drop)
 }
 
 /// Removes scratch directories left by earlier builds whose process is gone.

@@ -4,7 +4,7 @@
 //! Scenarios boot it with `root=/dev/vda` and no initramfs, so the minimal kernel's
 //! built-in virtio-blk and ext4 mount it. They must copy it first: the guest writes it.
 
-use super::cached;
+use super::{cached, compile_static};
 use crate::host::{self, KeyHasher, Result};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -73,9 +73,6 @@ pub fn ensure_unixcat(cache: &Path) -> Result<PathBuf> {
     let text = host::read(&src)?;
     let libc = host::dpkg_version("libc6-dev").unwrap_or_default();
     let key = KeyHasher::default().add("source", &text).add("libc6-dev", &libc).key();
-    let dir = cached(cache, "unixcat", &key, |_, out| {
-        host::output(Command::new("cc").args(["-static", "-O2", "-Wall", "-o"]).arg(out.join("unixcat")).arg(&src))
-            .map(drop)
-    })?;
+    let dir = cached(cache, "unixcat", &key, |_, out| compile_static(&src, &out.join("unixcat")))?;
     Ok(dir.join("unixcat"))
 }
