@@ -296,6 +296,11 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         devices,
         trace_boot: (p.trace_boot || p.trace_boot_json.is_some())
             .then(|| BootTraceConfig { json: p.trace_boot_json.map(PathBuf::from) }),
+        start_paused: false,
+        name: None,
+        debug_threads: false,
+        uuid: None,
+        monitors: Vec::new(),
     })
 }
 
@@ -712,6 +717,11 @@ mod tests {
             serial: Some(SerialConfig::Stdio),
             report_start_time: false,
             trace_boot: None,
+            start_paused: false,
+            name: None,
+            debug_threads: false,
+            uuid: None,
+            monitors: Vec::new(),
             devices: Vec::new(),
         };
         assert_eq!(c, Command::Run(want));

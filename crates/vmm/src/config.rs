@@ -20,6 +20,43 @@ pub struct VmConfig {
     pub devices: Vec<DeviceConfig>,
     /// Boot-time breakdown (`-trace-boot`); `None` adds no port and costs nothing.
     pub trace_boot: Option<crate::boot_trace::BootTraceConfig>,
+    /// `-S`: build everything, then wait in `prelaunch` until a monitor sends `cont`.
+    pub start_paused: bool,
+    /// `-name NAME[,debug-threads=on]`: reported by `query-name`.
+    pub name: Option<String>,
+    /// `debug-threads=on`: vCPU threads get QEMU's names (`CPU 0/KVM`) instead of `vcpu0`.
+    pub debug_threads: bool,
+    /// `-uuid`: already validated, in canonical lower-case 8-4-4-4-12 form.
+    pub uuid: Option<String>,
+    /// QMP monitors (`-qmp`, `-mon chardev=ID,mode=control`), in command-line order.
+    pub monitors: Vec<MonitorConfig>,
+}
+
+/// One QMP monitor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonitorConfig {
+    pub socket: MonitorSocket,
+    /// `pretty=on`: replies and events are indented JSON.
+    pub pretty: bool,
+}
+
+/// Where a QMP monitor talks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MonitorSocket {
+    /// Listen on a Unix socket (`server=on`). With `wait`, set-up blocks until the first
+    /// client connects, as QEMU does.
+    UnixListen { path: PathBuf, wait: bool },
+    /// Connect to a Unix socket a client listens on (`server=off`).
+    UnixConnect { path: PathBuf },
+    /// Listen on TCP (`tcp:HOST:PORT,server=on`).
+    TcpListen { host: String, port: u16, wait: bool },
+    /// Connect to a TCP listener (`tcp:HOST:PORT,server=off`).
+    TcpConnect { host: String, port: u16 },
+    /// Standard input and output (`-qmp stdio`).
+    Stdio,
+    /// An inherited, already connected stream socket (`-chardev socket,id=ID,fd=N`), as
+    /// QEMU's Python test harness passes one.
+    Fd(i32),
 }
 
 /// Machine properties, `-M microvm,...`.

@@ -874,6 +874,11 @@ mod tests {
             serial: None,
             report_start_time: false,
             trace_boot: None,
+            start_paused: false,
+            name: None,
+            debug_threads: false,
+            uuid: None,
+            monitors: Vec::new(),
             devices: vec![
                 console("virtiocon0", ChardevBackend::Pty),
                 block("test", "test.img"),
@@ -902,6 +907,11 @@ mod tests {
             serial: Some(SerialConfig::Stdio),
             report_start_time: false,
             trace_boot: None,
+            start_paused: false,
+            name: None,
+            debug_threads: false,
+            uuid: None,
+            monitors: Vec::new(),
             devices: vec![block("test", "test.img"), net("tap0", None, None)],
         };
         assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(Command::Run(want)));
