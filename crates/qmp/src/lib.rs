@@ -1,0 +1,3 @@
+mod decoder;
+mod json_text;
+mod wire;
