@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Err(bad) => return fail(&format!("argument {bad:?} is not valid UTF-8")),
     };
     let mut config = match args::parse(argv) {
-        Ok(Command::Run(config)) => config,
+        Ok(Command::Run(launch)) => launch.vm,
         Ok(Command::DumpMtree(config)) => {
             return match Vmm::new(&config, start) {
                 Ok(vmm) => {
