@@ -274,7 +274,7 @@ fn is_bare_word_byte(byte: u8) -> bool {
 /// Bytes QEMU's lexer rejects inside a string: raw control characters and bytes that never
 /// occur in UTF-8 (other invalid UTF-8 is caught when the string is parsed).
 fn is_invalid_in_string(byte: u8) -> bool {
-    byte < 0x20 || byte >= 0xfe
+    !(0x20..0xfe).contains(&byte)
 }
 
 /// QEMU's description of a lexical error.
