@@ -167,6 +167,11 @@ pub(super) const GLOBAL_PROPS: &[PropDesc] = &[prop(
     "Accepted, no effect: the transport is always virtio 1.x (modern); true is an error.",
 )];
 
+/// What the refused disk options' users want instead.
+const USE_DRIVE: &str = "use -drive id=ID,file=PATH,format=raw,if=none -device virtio-blk-device,drive=ID";
+const NO_FIRMWARE: &str = "there is no firmware; microvm boots -kernel directly";
+const ANONYMOUS_RAM: &str = "guest RAM is anonymous memory";
+
 /// Every top-level option: the parser looks options up here, `-help` lists them.
 pub(super) const OPTIONS: &[OptDesc] = &[
     with_props(
@@ -281,7 +286,7 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         DRIVE_PROPS,
     ),
     with_kinds(
-        opt("-netdev", &[], Opt::Netdev, Some("tap,id=ID[,prop=value...]"), Section::Devices, "A network backend."),
+        opt("-netdev", &[], Opt::Netdev, Some("TYPE,id=ID[,prop=value...]"), Section::Devices, "A network backend."),
         NETDEV_KINDS,
     ),
     with_kinds(
@@ -407,17 +412,17 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         None,
         GLOBAL_PROPS,
     ),
-    refused("-hda", "use -drive id=ID,file=PATH,format=raw,if=none -device virtio-blk-device,drive=ID"),
-    refused("-hdb", "use -drive id=ID,file=PATH,format=raw,if=none -device virtio-blk-device,drive=ID"),
+    refused("-hda", USE_DRIVE),
+    refused("-hdb", USE_DRIVE),
     refused("-cdrom", "microvm has no CD-ROM; use a raw image with -drive and virtio-blk-device"),
-    refused("-bios", "there is no firmware; microvm boots -kernel directly"),
-    refused("-boot", "there is no firmware; microvm boots -kernel directly"),
+    refused("-bios", NO_FIRMWARE),
+    refused("-boot", NO_FIRMWARE),
     refused("-monitor", "the human monitor is not supported yet; use -qmp"),
     refused("-vnc", "microvm has no display"),
     refused("-usb", "microvm has no USB"),
-    refused("-snapshot", "not supported; use a copy of the image"),
-    refused("-incoming", "migration is not supported"),
-    refused("-loadvm", "snapshots are not supported"),
-    refused("-mem-path", "guest RAM is anonymous memory"),
-    refused("-mem-prealloc", "guest RAM is anonymous memory"),
+    refused("-snapshot", "use a copy of the image"),
+    refused("-incoming", "microvm has no migration"),
+    refused("-loadvm", "microvm has no snapshots"),
+    refused("-mem-path", ANONYMOUS_RAM),
+    refused("-mem-prealloc", ANONYMOUS_RAM),
 ];
