@@ -2,7 +2,7 @@
 //! QEMU's `build_dsdt_microvm` (`hw/i386/acpi-microvm.c`).
 
 use crate::machine::{GenericEventDevice, IsaDevice, MachineDescription, VirtioMmioSlot};
-use crate::{AcpiError, OEM_ID, OEM_REVISION, OEM_TABLE_ID};
+use crate::{AcpiError, OEM_ID, OEM_REVISION, OEM_TABLE_ID, TABLE_HEADER_LEN};
 use acpi_tables::aml::{
     And, Device, EISAName, Equal, Field, FieldAccessType, FieldEntry, FieldLockRule, FieldUpdateRule, If, Interrupt,
     Local, Memory32Fixed, Method, Name, Notify, OpRegion, OpRegionSpace, Package, Path, ResourceTemplate, Scope, Store,
@@ -14,8 +14,6 @@ use devices::acpi::{GED_EVENT_POWER_BUTTON, SLP_TYP_S5};
 
 /// DSDT revision 2: AML integers are 64-bit (QEMU's choice too).
 const DSDT_REVISION: u8 = 2;
-/// Size of the standard ACPI table header every table starts with.
-pub(crate) const TABLE_HEADER_LEN: u32 = 36;
 /// `Notify` value for a button press (ACPI 6.x §5.6.6, "Device Object Notification Values").
 const NOTIFY_STATUS_CHANGE: u8 = 0x80;
 /// `_STA` of COM1: present, enabled, shown in the UI, functioning (QEMU's).

@@ -28,6 +28,8 @@ use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryError, Permissions}
 pub(crate) const OEM_ID: [u8; 6] = *b"MICRVM";
 pub(crate) const OEM_TABLE_ID: [u8; 8] = *b"MICROVM ";
 pub(crate) const OEM_REVISION: u32 = 1;
+/// Size of the standard header that starts every table but the RSDP.
+pub(crate) const TABLE_HEADER_LEN: u32 = 36;
 /// Every table starts on a 16-byte boundary (the RSDP must; the rest follow suit).
 const TABLE_ALIGN: u64 = 16;
 

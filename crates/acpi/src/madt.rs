@@ -5,9 +5,8 @@
 //! table is the crate's generic `Sdt` filled with the crate's local APIC and
 //! IOAPIC entries, plus the two entry types it lacks, declared here.
 
-use crate::dsdt::TABLE_HEADER_LEN;
 use crate::machine::MachineDescription;
-use crate::{AcpiError, OEM_ID, OEM_REVISION, OEM_TABLE_ID};
+use crate::{AcpiError, OEM_ID, OEM_REVISION, OEM_TABLE_ID, TABLE_HEADER_LEN};
 use acpi_tables::madt::{EnabledStatus, IoApic, ProcessorLocalApic};
 use acpi_tables::sdt::Sdt;
 use acpi_tables::Aml;

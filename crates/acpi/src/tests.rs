@@ -35,7 +35,7 @@ fn sum(bytes: &[u8]) -> u8 {
 const RSDP_LEN: usize = 36;
 const RSDP_V1_LEN: usize = 20;
 const FADT_LEN: usize = 276;
-const MADT_HEADER: usize = 44;
+const MADT_HEADER: usize = TABLE_HEADER_LEN as usize + 8;
 const LOCAL_APIC_ENTRY: usize = 8;
 const IOAPIC_ENTRY: usize = 12;
 const OVERRIDE_ENTRY: usize = 10;
@@ -55,7 +55,7 @@ fn every_table_has_its_length_in_its_header_and_sums_to_zero() {
     assert_eq!(table(&tables, "FACP").len(), FADT_LEN);
     let madt = MADT_HEADER + 2 * LOCAL_APIC_ENTRY + IOAPIC_ENTRY + OVERRIDE_ENTRY + LOCAL_APIC_NMI_ENTRY;
     assert_eq!(table(&tables, "APIC").len(), madt);
-    assert_eq!(table(&tables, "XSDT").len(), 36 + 2 * 8, "header and two entries");
+    assert_eq!(table(&tables, "XSDT").len(), TABLE_HEADER_LEN as usize + 2 * 8, "header and two entries");
 }
 
 #[test]
