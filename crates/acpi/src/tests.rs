@@ -1,6 +1,6 @@
 //! Table lengths, checksums and placement, the RSDP field by field, what the
 //! description may not hold, and the copy into guest memory. The disassembly
-//! by a real ACPI tool is in tests/iasl.rs.
+//! by a real ACPI tool is in tests/acpica.rs.
 
 use super::*;
 use arch::layout::{ACPI_SLEEP_REGS_START, HIMEM_START};
@@ -40,7 +40,7 @@ const LOCAL_APIC_ENTRY: usize = 8;
 const IOAPIC_ENTRY: usize = 12;
 const OVERRIDE_ENTRY: usize = 10;
 const LOCAL_APIC_NMI_ENTRY: usize = 6;
-/// The reference machine's DSDT, pinned: an AML change shows here and in tests/iasl.rs.
+/// The reference machine's DSDT, pinned: an AML change shows here and in tests/acpica.rs.
 const REFERENCE_DSDT_LEN: usize = 486;
 
 #[test]
