@@ -1,7 +1,7 @@
 //! The DSDT: the devices in `\_SB` and the `_S5` sleep state, following
 //! QEMU's `build_dsdt_microvm` (`hw/i386/acpi-microvm.c`).
 
-use crate::machine::{GenericEventDevice, IsaDevice, MachineDescription, VirtioMmioSlot};
+use crate::machine::{GedLocation, IsaDevice, MachineDescription, VirtioMmioSlot};
 use crate::{AcpiError, OEM_ID, OEM_REVISION, OEM_TABLE_ID, TABLE_HEADER_LEN};
 use acpi_tables::aml::{
     And, Device, EISAName, Equal, Field, FieldAccessType, FieldEntry, FieldLockRule, FieldUpdateRule, If, Interrupt,
@@ -97,7 +97,7 @@ fn rtc_aml(rtc: &IsaDevice, sink: &mut Vec<u8>) {
 /// The GED and its `_EVT` handler: on the GED's interrupt OSPM runs `_EVT`,
 /// which reads (and so clears) the event selector and notifies the power
 /// button when its bit is set.
-fn ged_aml(ged: &GenericEventDevice, sink: &mut Vec<u8>) {
+fn ged_aml(ged: &GedLocation, sink: &mut Vec<u8>) {
     // Edge-triggered, active-high, exclusive: the device pulses its line.
     let interrupt = Interrupt::new(true, true, false, false, ged.gsi);
     let crs = ResourceTemplate::new(vec![&interrupt]);

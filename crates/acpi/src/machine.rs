@@ -29,7 +29,7 @@ pub struct MachineDescription {
     /// The CMOS clock of `rtc=on` (`PNP0B00`).
     pub rtc: Option<IsaDevice>,
     /// The Generic Event Device (`ACPI0013`) carrying the power button.
-    pub ged: GenericEventDevice,
+    pub ged: GedLocation,
     /// Base of the sleep control, sleep status and reset registers (MMIO).
     pub sleep_registers: u64,
 }
@@ -46,7 +46,7 @@ impl MachineDescription {
             virtio_slots: Vec::new(),
             com1: None,
             rtc: None,
-            ged: GenericEventDevice::microvm(),
+            ged: GedLocation::microvm(),
             sleep_registers: ACPI_SLEEP_REGS_START,
         }
     }
@@ -109,15 +109,15 @@ impl IsaDevice {
     }
 }
 
-/// The Generic Event Device: its event selector register and its line.
+/// Where the Generic Event Device is: its event selector register and its line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GenericEventDevice {
+pub struct GedLocation {
     pub base: u64,
     pub gsi: u32,
 }
 
-impl GenericEventDevice {
+impl GedLocation {
     pub fn microvm() -> Self {
-        GenericEventDevice { base: ACPI_GED_START, gsi: ACPI_GED_GSI }
+        GedLocation { base: ACPI_GED_START, gsi: ACPI_GED_GSI }
     }
 }
