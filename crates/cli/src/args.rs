@@ -36,6 +36,7 @@ mod devices;
 mod help;
 mod keyval;
 mod machine;
+mod memory;
 mod options;
 mod schema;
 
@@ -141,6 +142,8 @@ fn lookup(arg: &str) -> Option<(&'static str, &'static OptDesc)> {
 struct Parsed {
     machine: machine::MachineOptions,
     mem_size: Option<u64>,
+    /// Memory backends, `-numa`, `-mem-path`, `-mem-prealloc`.
+    memory: memory::MemoryOptions,
     vcpus: Option<u8>,
     kernel: Option<String>,
     append: Option<String>,
@@ -189,6 +192,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Refused => unreachable!("handled above"),
             Opt::Machine => machine::parse_machine(name, &value, &mut p.machine)?,
             Opt::Mem => p.mem_size = Some(machine::parse_mem(&value)?),
+            Opt::MemPath => p.memory.mem_path(non_empty_path(name, value)?),
+            Opt::MemPrealloc => p.memory.mem_prealloc(),
+            Opt::Numa => p.memory.numa(&value)?,
             Opt::Smp => p.vcpus = Some(machine::parse_smp(&value)?),
             Opt::Kernel => p.kernel = Some(non_empty_path(name, value)?),
             Opt::Initrd => p.initrd = Some(non_empty_path(name, value)?),
@@ -236,6 +242,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Drive => p.devices.backends.drive(&value)?,
             Opt::Netdev => p.devices.backends.netdev(&value)?,
             Opt::Chardev => p.devices.chardev(&value)?,
+            Opt::Object if memory::is_memory_object(&value) => p.memory.object(&value)?,
             Opt::Object => p.devices.backends.object(&value)?,
             Opt::Nic => devices::nic(&value)?,
         }
@@ -272,6 +279,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
     };
 
     let (devices, monitors) = p.devices.finish(p.serial_stdio)?;
+    let (mem_size, memory) = p.memory.resolve(p.machine.memory_backend, p.mem_size, DEFAULT_MEM_SIZE)?;
     let defaults = MachineConfig::default();
     Ok(VmConfig {
         machine: MachineConfig {
@@ -279,7 +287,8 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
             rtc: p.machine.rtc.unwrap_or(defaults.rtc),
             auto_kernel_cmdline: p.machine.auto_kernel_cmdline.unwrap_or(defaults.auto_kernel_cmdline),
         },
-        mem_size: p.mem_size.unwrap_or(DEFAULT_MEM_SIZE),
+        mem_size,
+        memory,
         vcpu_count: p.vcpus.unwrap_or(1),
         kernel: KernelConfig {
             path: PathBuf::from(kernel),

@@ -9,6 +9,8 @@ pub struct VmConfig {
     pub machine: MachineConfig,
     /// Guest RAM in bytes.
     pub mem_size: u64,
+    /// What backs guest RAM (anonymous memory by default).
+    pub memory: MemoryConfig,
     /// Number of vCPUs, 1..=arch::layout::MAX_VCPUS.
     pub vcpu_count: u8,
     pub kernel: KernelConfig,
@@ -156,4 +158,37 @@ pub enum ChardevBackend {
         server: bool,
         wait: bool,
     },
+}
+
+/// Where guest RAM lives: `-object memory-backend-*` selected by `-machine
+/// memory-backend=` or `-numa node,memdev=`, `-mem-path`, `-mem-prealloc`.
+/// The default is anonymous private memory, reserved lazily.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryConfig {
+    pub backend: MemoryBackend,
+    /// `share=on`: mapped MAP_SHARED, so that another process (a vhost-user
+    /// backend) mapping the same memfd or file sees the guest's writes.
+    pub shared: bool,
+    /// `prealloc=on` / `-mem-prealloc`: every page allocated before the guest runs.
+    pub prealloc: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum MemoryBackend {
+    /// `memory-backend-ram`, or no backend at all.
+    #[default]
+    Anonymous,
+    /// `memory-backend-memfd`; `hugepage_size`: `hugetlb=on` with that page size
+    /// (`None`: the kernel's default huge page size).
+    Memfd { hugetlb: bool, hugepage_size: Option<u64> },
+    /// `memory-backend-file,mem-path=` / `-mem-path`: a file, or a directory in
+    /// which an unnamed file is created (as QEMU does with /dev/shm or a hugetlbfs mount).
+    File { path: PathBuf },
+}
+
+impl MemoryConfig {
+    /// Whether another process can map guest RAM: a shared memfd or file.
+    pub fn is_shareable(&self) -> bool {
+        self.shared && !matches!(self.backend, MemoryBackend::Anonymous)
+    }
 }

@@ -1,23 +1,125 @@
-//! Guest RAM: anonymous, lazily-backed host mappings registered as KVM slots.
+//! Guest RAM: host mappings registered as KVM slots. By default anonymous
+//! and lazily backed; with a memory backend, a memfd or a file, mapped
+//! MAP_SHARED when another process (a vhost-user backend) must see it.
 
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{MemoryBackend, MemoryConfig};
 use arch::memmap::guest_ram_ranges;
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
-use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::mmap::MmapRegionBuilder;
+use vm_memory::{FileOffset, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     #[error("cannot map {size} bytes of guest memory: {source}")]
     Map { size: u64, source: vm_memory::mmap::FromRangesError },
+    #[error("cannot map {size} bytes of guest memory: {source}")]
+    MapBackend { size: u64, source: vm_memory::mmap::MmapRegionError },
+    #[error("cannot create the guest memory memfd{}: {source}", if *.hugetlb { " (hugetlb: are huge pages configured?)" } else { "" })]
+    Memfd { hugetlb: bool, source: std::io::Error },
+    #[error("memory backend mem-path {}: {source}", .path.display())]
+    File { path: PathBuf, source: std::io::Error },
+    #[error("cannot size guest memory to {size} bytes: {source}")]
+    Resize { size: u64, source: std::io::Error },
+    #[error("cannot preallocate {size} bytes of guest memory: {source}")]
+    Prealloc { size: u64, source: std::io::Error },
     #[error("KVM refused guest memory slot {slot}: {source}")]
     Slot { slot: u32, source: kvm_ioctls::Error },
 }
 
-/// Maps guest RAM. vm-memory maps it MAP_NORESERVE | MAP_PRIVATE: host
-/// memory is only used for pages the guest touches, so a large `-m` is free.
-pub fn create_guest_memory(mem_size: u64) -> Result<GuestMemoryMmap, MemoryError> {
-    GuestMemoryMmap::from_ranges(&guest_ram_ranges(mem_size))
-        .map_err(|source| MemoryError::Map { size: mem_size, source })
+/// Maps guest RAM as `config` says. The default maps it as vm-memory does,
+/// MAP_NORESERVE | MAP_PRIVATE anonymous memory: host memory is only used
+/// for pages the guest touches, so a large `-m` is free.
+pub fn create_guest_memory(mem_size: u64, config: &MemoryConfig) -> Result<GuestMemoryMmap, MemoryError> {
+    if *config == MemoryConfig::default() {
+        return GuestMemoryMmap::from_ranges(&guest_ram_ranges(mem_size))
+            .map_err(|source| MemoryError::Map { size: mem_size, source });
+    }
+    let file = match &config.backend {
+        MemoryBackend::Anonymous => None,
+        MemoryBackend::Memfd { hugetlb, hugepage_size } => Some(create_memfd(*hugetlb, *hugepage_size)?),
+        MemoryBackend::File { path } => Some(open_mem_path(path)?),
+    };
+    if let Some(file) = &file {
+        size_file(file, mem_size, config.prealloc)?;
+    }
+    let sharing = if config.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+    let populate = if config.prealloc { libc::MAP_POPULATE } else { 0 };
+    let mut regions = Vec::new();
+    let mut offset = 0u64;
+    for (addr, size) in guest_ram_ranges(mem_size) {
+        let builder = MmapRegionBuilder::new(size).with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE);
+        let builder = match &file {
+            Some(file) => {
+                let fd = file.try_clone().map_err(|source| MemoryError::Resize { size: mem_size, source })?;
+                builder
+                    .with_file_offset(FileOffset::new(fd, offset))
+                    .with_mmap_flags(libc::MAP_NORESERVE | sharing | populate)
+            }
+            None => builder.with_mmap_flags(libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | sharing | populate),
+        };
+        let mapping = builder.build().map_err(|source| MemoryError::MapBackend { size: mem_size, source })?;
+        let region = GuestRegionMmap::new(mapping, addr)
+            .ok_or(MemoryError::Map { size: mem_size, source: vm_memory::mmap::FromRangesError::InvalidGuestRegion })?;
+        regions.push(region);
+        offset += size as u64;
+    }
+    GuestMemoryMmap::from_regions(regions).map_err(|source| MemoryError::Map {
+        size: mem_size,
+        source: vm_memory::mmap::FromRangesError::Collection(source),
+    })
+}
+
+fn create_memfd(hugetlb: bool, hugepage_size: Option<u64>) -> Result<File, MemoryError> {
+    let mut flags = libc::MFD_CLOEXEC;
+    if hugetlb {
+        flags |= libc::MFD_HUGETLB;
+        if let Some(size) = hugepage_size {
+            // MFD_HUGE_* encode log2(page size) at MFD_HUGE_SHIFT.
+            flags |= size.trailing_zeros() << libc::MFD_HUGE_SHIFT;
+        }
+    }
+    // SAFETY: the name is a NUL-terminated literal; the result is checked.
+    let fd = unsafe { libc::memfd_create(c"microvm-ram".as_ptr(), flags) };
+    if fd < 0 {
+        return Err(MemoryError::Memfd { hugetlb, source: std::io::Error::last_os_error() });
+    }
+    // SAFETY: memfd_create returned a new descriptor nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// A directory (QEMU's -mem-path /dev/hugepages, /dev/shm) gets an unnamed
+/// file that disappears with the process; a file is used as it is.
+fn open_mem_path(path: &Path) -> Result<File, MemoryError> {
+    let err = |source| MemoryError::File { path: path.to_owned(), source };
+    if path.is_dir() {
+        OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(path).map_err(err)
+    } else {
+        OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(err)
+    }
+}
+
+/// Grows the file to the guest's RAM (never shrinks a larger one, as QEMU);
+/// with `prealloc`, allocates every block now so that a full tmpfs or a
+/// lack of huge pages is an error here rather than a SIGBUS later.
+fn size_file(file: &File, size: u64, prealloc: bool) -> Result<(), MemoryError> {
+    let current = file.metadata().map_err(|source| MemoryError::Resize { size, source })?.len();
+    if current < size {
+        file.set_len(size).map_err(|source| MemoryError::Resize { size, source })?;
+    }
+    if prealloc {
+        // SAFETY: fallocate on a descriptor we own; the result is checked.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, size as libc::off_t) };
+        if rc != 0 {
+            return Err(MemoryError::Prealloc { size, source: std::io::Error::last_os_error() });
+        }
+    }
+    Ok(())
 }
 
 pub fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), MemoryError> {
@@ -36,4 +138,66 @@ pub fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), MemoryErr
         unsafe { vm.set_user_memory_region(region) }.map_err(|source| MemoryError::Slot { slot, source })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::{Bytes, GuestAddress};
+
+    const MIB: u64 = 1 << 20;
+
+    fn shared_memfd() -> MemoryConfig {
+        MemoryConfig {
+            backend: MemoryBackend::Memfd { hugetlb: false, hugepage_size: None },
+            shared: true,
+            prealloc: false,
+        }
+    }
+
+    /// What the guest writes, another mapping of the same memfd sees: what a
+    /// vhost-user backend relies on.
+    #[test]
+    fn shared_memfd_is_visible_through_its_fd() {
+        let mem = create_guest_memory(16 * MIB, &shared_memfd()).unwrap();
+        mem.write_obj(0x1234_5678u32, GuestAddress(8 * MIB)).unwrap();
+        let region = mem.iter().next().unwrap();
+        let fd = region.file_offset().expect("a memfd region has its fd").file();
+        let mut word = [0u8; 4];
+        std::os::unix::fs::FileExt::read_exact_at(fd, &mut word, 8 * MIB).unwrap();
+        assert_eq!(u32::from_le_bytes(word), 0x1234_5678);
+        assert_eq!(fd.metadata().unwrap().len(), 16 * MIB);
+    }
+
+    #[test]
+    fn private_file_mapping_does_not_write_the_file() {
+        let dir = std::env::temp_dir();
+        let config = MemoryConfig { backend: MemoryBackend::File { path: dir }, shared: false, prealloc: true };
+        let mem = create_guest_memory(4 * MIB, &config).unwrap();
+        mem.write_obj(0xffu8, GuestAddress(MIB)).unwrap();
+        let region = mem.iter().next().unwrap();
+        let mut byte = [1u8];
+        std::os::unix::fs::FileExt::read_exact_at(region.file_offset().unwrap().file(), &mut byte, MIB).unwrap();
+        assert_eq!(byte, [0], "share=off: copy-on-write, the file keeps its zeroes");
+    }
+
+    #[test]
+    fn named_file_is_grown_to_the_guest_size() {
+        let path = std::env::temp_dir().join(format!("microvm-mem-{}", std::process::id()));
+        let config =
+            MemoryConfig { backend: MemoryBackend::File { path: path.clone() }, shared: true, prealloc: false };
+        let mem = create_guest_memory(8 * MIB, &config).unwrap();
+        mem.write_obj(7u8, GuestAddress(0)).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 8 * MIB);
+        assert_eq!(std::fs::read(&path).unwrap()[0], 7);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn missing_mem_path_directory_names_the_path() {
+        let path = PathBuf::from("/nonexistent-microvm/dir/file");
+        let config = MemoryConfig { backend: MemoryBackend::File { path }, shared: true, prealloc: false };
+        let err = create_guest_memory(4 * MIB, &config).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent-microvm/dir/file"), "{err}");
+    }
 }

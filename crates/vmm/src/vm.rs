@@ -90,7 +90,7 @@ impl Vm {
         let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
         let kvm = open_kvm(&kvm_device_path())?;
         let vm = create_vm(&kvm)?;
-        let mem = create_guest_memory(config.mem_size)?;
+        let mem = create_guest_memory(config.mem_size, &config.memory)?;
         register_memory(&vm, &mem)?;
         create_irqchip(&vm, config.machine.pit)?;
 

@@ -286,7 +286,7 @@ impl Backends {
     /// which always draws from getrandom(2), the same pool as those files.
     pub(super) fn object(&mut self, value: &str) -> Result<(), ArgsError> {
         let Ok(kind) = find_kind(OBJECT, value, "qom-type", OBJECT_KINDS)? else {
-            return Err(invalid(OBJECT, value, "only rng-random and rng-builtin objects are supported"));
+            return Err(invalid(OBJECT, value, "supported objects: rng-random, rng-builtin, memory-backend-memfd, memory-backend-file, memory-backend-ram"));
         };
         let mut id = None;
         for s in kind_settings(OBJECT, value, "qom-type", kind)? {

@@ -119,7 +119,58 @@ pub(super) const OBJECT_KINDS: &[KindDesc] = &[
         ],
     },
     KindDesc { name: "rng-builtin", help: "As rng-random.", props: &[REQUIRED_ID] },
+    KindDesc {
+        name: "memory-backend-memfd",
+        help: "Guest RAM in a memfd, which vhost-user backends (virtiofsd) can map; select it with -machine \
+               memory-backend=ID or -numa node,memdev=ID.",
+        props: &[
+            MEMORY_ID,
+            MEMORY_SIZE,
+            prop("share", Bool, Some("on"), "Map it shared (needed by vhost-user devices)."),
+            prop("hugetlb", Bool, Some("off"), "Use huge pages (they must be reserved on the host)."),
+            prop("hugetlbsize", Text("SIZE"), None, "Huge page size (e.g. 2M, 1G); default: the host's default."),
+            MEMORY_PREALLOC,
+            ignored("seal", Bool, "the memfd is never passed to anything that could resize it."),
+            MEMORY_MERGE,
+            MEMORY_DUMP,
+        ],
+    },
+    KindDesc {
+        name: "memory-backend-file",
+        help: "Guest RAM in a file; a directory (/dev/shm, a hugetlbfs mount) gets an unnamed file in it.",
+        props: &[
+            MEMORY_ID,
+            MEMORY_SIZE,
+            prop("mem-path", Text("PATH"), None, "Required: the file or directory."),
+            prop("share", Bool, Some("off"), "Map it shared (needed by vhost-user devices); off: copy-on-write."),
+            MEMORY_PREALLOC,
+            ignored("discard-data", Bool, "the file is left as the guest wrote it."),
+            MEMORY_MERGE,
+            MEMORY_DUMP,
+        ],
+    },
+    KindDesc {
+        name: "memory-backend-ram",
+        help: "Anonymous guest RAM (the default without a backend).",
+        props: &[
+            MEMORY_ID,
+            MEMORY_SIZE,
+            prop("share", Bool, Some("off"), "Map it shared (no other process can map it: there is no fd)."),
+            MEMORY_PREALLOC,
+            MEMORY_MERGE,
+            MEMORY_DUMP,
+        ],
+    },
 ];
+
+const MEMORY_ID: PropDesc =
+    PropDesc { help: "Required; -machine memory-backend=ID or -numa node,memdev=ID refers to it.", ..ID };
+const MEMORY_SIZE: PropDesc =
+    prop("size", Text("SIZE"), None, "Required; must equal -m (which it sets when -m is not given).");
+const MEMORY_PREALLOC: PropDesc =
+    prop("prealloc", Bool, Some("off"), "Allocate every page before the guest runs (as -mem-prealloc).");
+const MEMORY_MERGE: PropDesc = ignored("merge", Bool, "KSM merging is left to the host's defaults.");
+const MEMORY_DUMP: PropDesc = ignored("dump", Bool, "microvm writes no core dumps of guest memory.");
 
 const DEVICE_ID: PropDesc = PropDesc { help: "Optional device id.", ..ID };
 

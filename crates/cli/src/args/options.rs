@@ -74,6 +74,12 @@ pub(super) const MACHINE_PROPS: &[PropDesc] = &[
         "Build the VM, print every I/O port range and MMIO region the guest can reach (QEMU's `info mtree -f` \
          layout, with the owner: kvm or microvm) and exit without running it.",
     ),
+    prop(
+        "memory-backend",
+        Text("ID"),
+        None,
+        "The -object memory-backend-* guest RAM lives in (default: anonymous memory).",
+    ),
     ignored("pic", Bool, "KVM's in-kernel irqchip always has the PIC."),
     ignored("x-option-roms", Bool, "there is no firmware, so no option ROMs."),
     ignored("ioapic2", Bool, "there is one IOAPIC."),
@@ -91,6 +97,14 @@ pub(super) const MEM_PROPS: &[PropDesc] = &[
     ),
     prop("slots", Text("N"), None, "Refused: no memory hotplug."),
     prop("maxmem", Text("SIZE"), None, "Refused: no memory hotplug."),
+];
+
+/// `-numa` keys.
+pub(super) const NUMA_PROPS: &[PropDesc] = &[
+    prop("type", OneOf(&["node"]), None, "Only node, given once: microvm has one NUMA node."),
+    prop("memdev", Text("ID"), None, "The -object memory-backend-* of the node's (all guest) RAM."),
+    prop("nodeid", OneOf(&["0"]), Some("0"), "Only 0."),
+    ignored("cpus", Text("LIST"), "every vCPU is on the one node."),
 ];
 
 /// `-smp` keys.
@@ -170,7 +184,6 @@ pub(super) const GLOBAL_PROPS: &[PropDesc] = &[prop(
 /// What the refused disk options' users want instead.
 const USE_DRIVE: &str = "use -drive id=ID,file=PATH,format=raw,if=none -device virtio-blk-device,drive=ID";
 const NO_FIRMWARE: &str = "there is no firmware; microvm boots -kernel directly";
-const ANONYMOUS_RAM: &str = "guest RAM is anonymous memory";
 
 /// Every top-level option: the parser looks options up here, `-help` lists them.
 pub(super) const OPTIONS: &[OptDesc] = &[
@@ -190,6 +203,28 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         opt("-m", &[], Opt::Mem, Some("[size=]SIZE"), Section::Machine, "Guest RAM (see size=)."),
         Some("size"),
         MEM_PROPS,
+    ),
+    opt(
+        "-mem-path",
+        &[],
+        Opt::MemPath,
+        Some("PATH"),
+        Section::Machine,
+        "Guest RAM in a file in PATH (a directory such as a hugetlbfs mount) or in PATH itself; as \
+         -object memory-backend-file,mem-path=PATH.",
+    ),
+    opt("-mem-prealloc", &[], Opt::MemPrealloc, None, Section::Machine, "Allocate all guest RAM before it runs."),
+    with_props(
+        opt(
+            "-numa",
+            &[],
+            Opt::Numa,
+            Some("node,memdev=ID"),
+            Section::Machine,
+            "The one NUMA node, with its RAM in a memory backend (as -machine memory-backend=ID).",
+        ),
+        Some("type"),
+        NUMA_PROPS,
     ),
     with_props(
         opt(
@@ -423,6 +458,4 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     refused("-snapshot", "use a copy of the image"),
     refused("-incoming", "microvm has no migration"),
     refused("-loadvm", "microvm has no snapshots"),
-    refused("-mem-path", ANONYMOUS_RAM),
-    refused("-mem-prealloc", ANONYMOUS_RAM),
 ];

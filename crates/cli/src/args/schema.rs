@@ -9,6 +9,9 @@
 pub(super) enum Opt {
     Machine,
     Mem,
+    MemPath,
+    MemPrealloc,
+    Numa,
     Smp,
     Kernel,
     Append,

@@ -26,6 +26,7 @@ fn proposal_legacy_mode_without_devices() {
     let want = VmConfig {
         machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
         mem_size: 512 * MIB,
+        memory: Default::default(),
         vcpu_count: 2,
         kernel: KernelConfig {
             path: PathBuf::from("vmlinux"),

@@ -16,6 +16,7 @@ fn proposal_normal_mode() {
     let want = VmConfig {
         machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
         mem_size: 512 * MIB,
+        memory: Default::default(),
         vcpu_count: 2,
         kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=hvc0 root=/dev/vda".into(), initrd: None },
         serial: None,
@@ -41,6 +42,7 @@ fn proposal_legacy_mode() {
     let want = VmConfig {
         machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
         mem_size: 512 * MIB,
+        memory: Default::default(),
         vcpu_count: 2,
         kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=ttyS0 root=/dev/vda".into(), initrd: None },
         serial: Some(SerialConfig::Stdio),
@@ -238,8 +240,8 @@ fn rng() {
         "-device: invalid value 'virtio-rng-device,rng=rng0': object 'rng0' is not defined (no -object with id=rng0)"
     );
     assert_invalid(err(&["-object", "rng-random,id=r,filename=/dev/hwrng"]), "-object", "getrandom");
-    for o in ["rng-egd,id=r,chardev=c", "memory-backend-ram,id=m,size=1G", "iothread,id=io", "", "id=r"] {
-        assert_invalid(err(&["-object", o]), "-object", "only rng-random and rng-builtin");
+    for o in ["rng-egd,id=r,chardev=c", "iothread,id=io", "", "id=r"] {
+        assert_invalid(err(&["-object", o]), "-object", "supported objects: rng-random");
     }
     assert_invalid(err(&["-object", "rng-builtin"]), "-object", "id= is required");
     assert_invalid(err(&["-object", "rng-builtin,id=r,filename=/dev/urandom"]), "-object", "unknown property");
