@@ -102,6 +102,16 @@ pub enum DeviceConfig {
     Net(NetConfig),
     Console(ConsoleConfig),
     Rng,
+    Vsock(VsockConfig),
+}
+
+/// `-device vhost-vsock-device,guest-cid=N`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VsockConfig {
+    /// The guest's context id, 3..u32::MAX (checked by the CLI).
+    pub cid: u64,
+    /// `id=`, for the monitor.
+    pub id: Option<String>,
 }
 
 /// `-drive id=,file=,format=raw,if=none[,readonly=on][,cache=]` + `-device virtio-blk-device,drive=`.

@@ -9,6 +9,7 @@ use devices::virtio::block::Block;
 use devices::virtio::console::Console;
 use devices::virtio::net::Net;
 use devices::virtio::rng::Rng;
+use devices::virtio::vhost::vsock::VhostVsock;
 use std::sync::{Arc, Mutex};
 
 /// One device, by type.
@@ -19,6 +20,7 @@ pub enum DeviceHandle {
     Console(Arc<Mutex<Console>>),
     Rng(Arc<Mutex<Rng>>),
     Serial(Arc<Mutex<SerialPort>>),
+    Vsock(Arc<Mutex<VhostVsock>>),
 }
 
 impl DeviceHandle {
@@ -30,6 +32,7 @@ impl DeviceHandle {
             DeviceHandle::Console(_) => "virtconsole",
             DeviceHandle::Rng(_) => "virtio-rng-device",
             DeviceHandle::Serial(_) => "isa-serial",
+            DeviceHandle::Vsock(_) => "vhost-vsock-device",
         }
     }
 }

@@ -17,6 +17,7 @@ use devices::virtio::console::Console;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
+use devices::virtio::vhost::vsock::VhostVsock;
 use devices::virtio::{Interrupt, VirtioDevice};
 use event_manager::{MutEventSubscriber, SubscriberOps};
 use kvm_ioctls::{IoEventAddress, VmFd};
@@ -142,6 +143,13 @@ pub fn create_devices(
                 let rng = Arc::new(Mutex::new(rng));
                 attach(rng.clone(), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, None, slot, DeviceHandle::Rng(rng))?;
+            }
+            DeviceConfig::Vsock(cfg) => {
+                let vsock =
+                    VhostVsock::open(cfg.cid, mem).map_err(|e| Error::Device(format!("vhost-vsock-device: {e}")))?;
+                let vsock = Arc::new(Mutex::new(vsock));
+                attach(vsock.clone(), "virtio-mmio (vhost-vsock)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Vsock(vsock))?;
             }
         }
         inventory.cmdline_entries.push(cmdline_entry(slot));

@@ -220,4 +220,13 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         help: "An entropy source; it always draws from getrandom(2).",
         props: &[prop("rng", Text("ID"), None, "An -object rng-random or rng-builtin."), DEVICE_ID],
     },
+    KindDesc {
+        name: "vhost-vsock-device",
+        help: "AF_VSOCK sockets between guest and host, served by the host kernel's vhost_vsock \
+               (/dev/vhost-vsock).",
+        props: &[
+            prop("guest-cid", Text("N"), None, "Required: the guest's address, 3..4294967294, unique on the host."),
+            DEVICE_ID,
+        ],
+    },
 ];

@@ -31,7 +31,9 @@
 //! - A monitor (`-mon`, `-qmp chardev:`) takes its chardev like a device
 //!   does: a chardev serves one of them.
 
-use vmm::config::{BlockConfig, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig, MonitorSocket, NetConfig};
+use vmm::config::{
+    BlockConfig, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig, MonitorSocket, NetConfig, VsockConfig,
+};
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
@@ -65,6 +67,12 @@ enum Device {
     },
     Rng {
         rng: Option<String>,
+        value: String,
+    },
+    /// `vhost-vsock-device,guest-cid=N`.
+    Vsock {
+        cid: u64,
+        id: Option<String>,
         value: String,
     },
 }
@@ -145,13 +153,14 @@ impl Devices {
                 ("virtserialport", _) => "virtserialport is not supported; use virtconsole".to_owned(),
                 (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
                 (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
-                              virtio-serial-device with virtconsole, and virtio-rng-device"
+                              virtio-serial-device with virtconsole, virtio-rng-device and vhost-vsock-device"
                     .to_owned(),
             };
             return Err(invalid(DEVICE, value, reason));
         };
         let (mut id, mut drive, mut netdev, mut mac, mut chardev, mut bus, mut rng) =
             (None, None, None, None, None, None, None);
+        let mut guest_cid = None;
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
@@ -168,6 +177,7 @@ impl Devices {
                 "chardev" => chardev = Some(s.reference(DEVICE)?),
                 "bus" => bus = Some(s.reference(DEVICE)?),
                 "rng" => rng = Some(s.reference(DEVICE)?),
+                "guest-cid" => guest_cid = Some(parse_guest_cid(&s)?),
                 name => return Err(unhandled(DEVICE, name)),
             }
         }
@@ -194,6 +204,16 @@ impl Devices {
                 return self.attach_console(bus, Console { chardev, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
+            "vhost-vsock-device" => {
+                let Some(cid) = guest_cid else {
+                    return Err(invalid(
+                        DEVICE,
+                        &value,
+                        "guest-cid=N is required (the guest's vsock address, 3 or more)",
+                    ));
+                };
+                Device::Vsock { cid, id: id.clone(), value }
+            }
             name => return Err(unhandled(DEVICE, name)),
         };
         self.check_device_id(id, device_value(&device))?;
@@ -351,6 +371,7 @@ impl Devices {
                     }
                     DeviceConfig::Rng
                 }
+                Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
             });
         }
         if let Some(d) = drives.iter().filter_map(|(_, d)| d.as_ref()).find(|d| !d.if_none) {
@@ -401,7 +422,8 @@ fn device_value(d: &Device) -> &str {
         Device::Block { value, .. }
         | Device::Net { value, .. }
         | Device::Serial { value, .. }
-        | Device::Rng { value, .. } => value,
+        | Device::Rng { value, .. }
+        | Device::Vsock { value, .. } => value,
     }
 }
 
@@ -422,7 +444,8 @@ fn not_defined(value: &str, kind: &str, id: &str) -> ArgsError {
 
 /// QEMU's PCI (and bus-less alias) spellings of our devices.
 fn pci_alias(driver: &str) -> Option<&'static str> {
-    const OURS: [&str; 4] = ["virtio-blk-device", "virtio-net-device", "virtio-serial-device", "virtio-rng-device"];
+    const OURS: [&str; 5] =
+        ["virtio-blk-device", "virtio-net-device", "virtio-serial-device", "virtio-rng-device", "vhost-vsock-device"];
     let base = driver.strip_suffix("-pci").unwrap_or(driver);
     OURS.into_iter().find(|ours| ours.strip_suffix("-device") == Some(base))
 }
@@ -461,3 +484,12 @@ fn parse_mac(p: &Setting) -> Result<[u8; 6], ArgsError> {
 
 #[cfg(test)]
 mod tests;
+
+/// `guest-cid=`: the kernel refuses 0-2 (hypervisor, local, host) and
+/// values of 32 bits or more (U32_MAX is VMADDR_CID_ANY).
+fn parse_guest_cid(s: &Setting) -> Result<u64, ArgsError> {
+    match s.value.parse::<u64>() {
+        Ok(cid) if (3..u64::from(u32::MAX)).contains(&cid) => Ok(cid),
+        _ => Err(invalid(DEVICE, &s.text, "guest-cid must be a number from 3 to 4294967294")),
+    }
+}

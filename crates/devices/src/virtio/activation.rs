@@ -56,12 +56,20 @@ impl Activation {
     /// Handles the wake-up: starts watching every queue event, each with its
     /// queue index as the event data. Returns true if the device is active.
     pub fn on_wake(&mut self, ops: &mut EventOps) -> bool {
+        self.on_wake_watching(ops, |_| true)
+    }
+
+    /// [`Self::on_wake`] watching only the queues `watched` selects: a vhost
+    /// device leaves the events of the queues the kernel serves to the
+    /// kernel (reading them here would steal its kicks).
+    pub fn on_wake_watching(&mut self, ops: &mut EventOps, watched: impl Fn(usize) -> bool) -> bool {
         let _ = self.wake.read();
         for evt in self.retired.drain(..) {
+            // Fails, harmlessly, for the events that were never watched.
             let _ = ops.remove(Events::new(&evt, EventSet::IN));
         }
         let Some(ctx) = &self.active else { return false };
-        for (index, evt) in ctx.queue_events.iter().enumerate() {
+        for (index, evt) in ctx.queue_events.iter().enumerate().filter(|(i, _)| watched(*i)) {
             let _ = ops.add(Events::with_data(evt, index as u32, EventSet::IN));
         }
         true

@@ -17,6 +17,7 @@ pub mod net;
 pub mod rng;
 #[cfg(test)]
 pub(crate) mod test_driver;
+pub mod vhost;
 
 pub use activation::Activation;
 

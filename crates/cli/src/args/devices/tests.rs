@@ -275,7 +275,7 @@ fn device_errors() {
     assert_eq!(
         err(&["-device", "e1000"]).to_string(),
         "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, \
-         virtio-net-device, virtio-serial-device with virtconsole, and virtio-rng-device"
+         virtio-net-device, virtio-serial-device with virtconsole, virtio-rng-device and vhost-vsock-device"
     );
     for d in ["", ",", "drive=d", "driver="] {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");
@@ -355,4 +355,19 @@ fn help_text_names_the_devices() {
     ] {
         assert!(h.contains(word), "help text lacks {word}");
     }
+}
+
+#[test]
+fn vhost_vsock_device() {
+    use vmm::config::VsockConfig;
+    assert_eq!(
+        devs(&["-device", "vhost-vsock-device,guest-cid=3,id=vsock0"]),
+        [DeviceConfig::Vsock(VsockConfig { cid: 3, id: Some("vsock0".into()) })]
+    );
+    assert_eq!(devs(&["-device", "vhost-vsock-device,guest-cid=4294967294"]).len(), 1);
+    for cid in ["0", "2", "4294967295", "-1", "x", ""] {
+        assert_invalid(err(&["-device", &format!("vhost-vsock-device,guest-cid={cid}")]), "-device", "3 to 4294967294");
+    }
+    assert_invalid(err(&["-device", "vhost-vsock-device"]), "-device", "guest-cid=N is required");
+    assert_invalid(err(&["-device", "vhost-vsock-pci,guest-cid=3"]), "-device", "use vhost-vsock-device");
 }

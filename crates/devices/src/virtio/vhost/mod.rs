@@ -1,0 +1,106 @@
+//! Devices whose data path is the host kernel's vhost (vhost-vsock,
+//! vhost-net), through rust-vmm's `vhost` crate.
+//!
+//! Set-up splits by thread. Opening the vhost device, `VHOST_SET_OWNER`
+//! and the device's identity (the vsock CID, the net tap) happen when the
+//! VM is built, so that a CID in use or a missing module is a start-up
+//! error. Everything after the driver's DRIVER_OK (features, memory table,
+//! vrings, start and stop) happens on the device thread, in the handler of
+//! the activation wake-up: vhost ioctls never run on a vCPU thread.
+//!
+//! The kernel reads the guest's kicks straight from the queues' ioeventfds.
+//! Its "call" eventfds are not KVM irqfds: virtio-mmio's interrupt status
+//! register must say why the interrupt came, so the device thread relays
+//! each call into the transport's `Interrupt` (as QEMU does for vhost on
+//! virtio-mmio).
+
+pub mod vsock;
+
+use super::ActivateContext;
+use ::vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vmm_sys_util::eventfd::EventFd;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VhostError {
+    #[error("{op}: {source}")]
+    Ioctl { op: &'static str, source: ::vhost::Error },
+    #[error("queue {queue}: the {ring} ({addr:#x}, {len} bytes) is not inside one guest RAM region")]
+    RingOutsideMemory { queue: usize, ring: &'static str, addr: u64, len: u64 },
+}
+
+fn ioctl(op: &'static str) -> impl FnOnce(::vhost::Error) -> VhostError {
+    move |source| VhostError::Ioctl { op, source }
+}
+
+/// The guest's RAM as the kernel's vhost memory table describes it.
+pub fn memory_table(mem: &GuestMemoryMmap) -> Vec<VhostUserMemoryRegionInfo> {
+    mem.iter()
+        .map(|region| VhostUserMemoryRegionInfo {
+            guest_phys_addr: region.start_addr().raw_value(),
+            memory_size: region.len(),
+            userspace_addr: region.as_ptr() as u64,
+            mmap_offset: region.file_offset().map_or(0, |f| f.start()),
+            mmap_handle: region.file_offset().map_or(-1, |f| std::os::fd::AsRawFd::as_raw_fd(f.file())),
+        })
+        .collect()
+}
+
+/// The split-ring layout of `queue` (virtio 1.x §2.7), checked to lie in
+/// guest RAM: the kernel translates only each ring's start address, so a
+/// ring running off its region would have it touch whatever follows.
+pub fn vring_config(mem: &GuestMemoryMmap, index: usize, queue: &Queue) -> Result<VringConfigData, VhostError> {
+    let size = u64::from(queue.size());
+    let rings = [
+        ("descriptor table", queue.desc_table(), 16 * size),
+        ("available ring", queue.avail_ring(), 6 + 2 * size),
+        ("used ring", queue.used_ring(), 6 + 8 * size),
+    ];
+    for (ring, addr, len) in rings {
+        let inside = mem.find_region(GuestAddress(addr)).is_some_and(|r| {
+            let offset = addr - r.start_addr().raw_value();
+            offset.checked_add(len).is_some_and(|end| end <= r.len())
+        });
+        if !inside {
+            return Err(VhostError::RingOutsideMemory { queue: index, ring, addr, len });
+        }
+    }
+    Ok(VringConfigData {
+        queue_max_size: queue.max_size(),
+        queue_size: queue.size(),
+        flags: 0,
+        desc_table_addr: queue.desc_table(),
+        used_ring_addr: queue.used_ring(),
+        avail_ring_addr: queue.avail_ring(),
+        log_addr: None,
+    })
+}
+
+/// Hands queues `0..calls.len()` of `ctx` to the kernel: features, memory
+/// table, then each vring's size, addresses, first index, call and kick.
+pub fn start_vrings<B: VhostBackend>(
+    backend: &B,
+    ctx: &ActivateContext,
+    features: u64,
+    calls: &[EventFd],
+) -> Result<(), VhostError> {
+    let configs = calls
+        .iter()
+        .enumerate()
+        .map(|(i, _)| vring_config(&ctx.mem, i, &ctx.queues[i]))
+        .collect::<Result<Vec<_>, _>>()?;
+    backend.set_features(features).map_err(ioctl("VHOST_SET_FEATURES"))?;
+    backend.set_mem_table(&memory_table(&ctx.mem)).map_err(ioctl("VHOST_SET_MEM_TABLE"))?;
+    for (i, (config, call)) in configs.iter().zip(calls).enumerate() {
+        backend.set_vring_num(i, config.queue_size).map_err(ioctl("VHOST_SET_VRING_NUM"))?;
+        backend.set_vring_addr(i, config).map_err(ioctl("VHOST_SET_VRING_ADDR"))?;
+        backend.set_vring_base(i, ctx.queues[i].next_avail()).map_err(ioctl("VHOST_SET_VRING_BASE"))?;
+        backend.set_vring_call(i, call).map_err(ioctl("VHOST_SET_VRING_CALL"))?;
+        backend.set_vring_kick(i, &ctx.queue_events[i]).map_err(ioctl("VHOST_SET_VRING_KICK"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod fake;

@@ -1,0 +1,179 @@
+//! vhost-vsock: AF_VSOCK between the guest and the host, served by the
+//! host kernel's vhost_vsock module (/dev/vhost-vsock). The kernel serves
+//! the rx and tx queues; the event queue (transport resets, used only on
+//! migration) is the VMM's, and microvm never posts an event.
+
+use super::{start_vrings, VhostError};
+use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use ::vhost::vhost_kern::vsock::Vsock;
+use ::vhost::vsock::VhostVsock as VhostVsockOps;
+use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
+use std::sync::Arc;
+use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1 as VERSION_1_BIT;
+use virtio_bindings::virtio_ids::VIRTIO_ID_VSOCK;
+use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// rx, tx (the kernel's) and event (the VMM's).
+const QUEUE_SIZES: [u16; 3] = [256, 256, 128];
+const KERNEL_QUEUES: usize = 2;
+const EVENT_QUEUE: usize = 2;
+/// VIRTIO_VSOCK_F_SEQPACKET (virtio 1.2 §5.10.3).
+const VSOCK_F_SEQPACKET: u64 = 1 << 1;
+/// What the guest may negotiate, of what the kernel offers: nothing that
+/// needs the VMM's help (no IOMMU, no dirty logging).
+const OFFERABLE: u64 =
+    VIRTIO_F_VERSION_1 | 1 << VIRTIO_RING_F_EVENT_IDX | 1 << VIRTIO_RING_F_INDIRECT_DESC | VSOCK_F_SEQPACKET;
+/// Event data of the call eventfds: after the queue indices.
+const CALL_DATA: u32 = 0x100;
+
+/// The device node, for messages.
+pub const VHOST_VSOCK_PATH: &str = "/dev/vhost-vsock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum VsockError {
+    #[error("{VHOST_VSOCK_PATH} does not exist: load the vhost_vsock kernel module (modprobe vhost_vsock)")]
+    NoDevice,
+    #[error("cannot open {VHOST_VSOCK_PATH}: {0}")]
+    Open(std::io::Error),
+    #[error("guest-cid={0} is already in use by another VM on this host")]
+    CidInUse(u64),
+    #[error("guest-cid={cid}: {source}")]
+    Cid { cid: u64, source: ::vhost::Error },
+    #[error("{VHOST_VSOCK_PATH}: {op}: {source}")]
+    Setup { op: &'static str, source: ::vhost::Error },
+    #[error("cannot create an eventfd: {0}")]
+    EventFd(std::io::Error),
+}
+
+/// The kernel's vhost-vsock instance of a VM (tests use a fake).
+pub type KernelVsock = Vsock<Arc<GuestMemoryMmap>>;
+
+pub struct VhostVsock<B: VhostVsockOps + Send = KernelVsock> {
+    cid: u64,
+    backend: B,
+    /// What the guest is offered.
+    features: u64,
+    activation: Activation,
+    /// The kernel signals used buffers on these (rx, tx); see `vhost/mod.rs`.
+    calls: Vec<EventFd>,
+    running: bool,
+}
+
+impl VhostVsock<KernelVsock> {
+    /// Opens /dev/vhost-vsock and claims `cid`: on the thread building the VM.
+    pub fn open(cid: u64, mem: &GuestMemoryMmap) -> Result<Self, VsockError> {
+        let backend = Vsock::new(Arc::new(mem.clone())).map_err(|e| match e {
+            ::vhost::Error::VhostOpen(e) if e.kind() == std::io::ErrorKind::NotFound => VsockError::NoDevice,
+            ::vhost::Error::VhostOpen(e) => VsockError::Open(e),
+            other => VsockError::Setup { op: "open", source: other },
+        })?;
+        Self::new(cid, backend)
+    }
+}
+
+impl<B: VhostVsockOps + Send> VhostVsock<B> {
+    pub fn new(cid: u64, backend: B) -> Result<Self, VsockError> {
+        backend.set_owner().map_err(|source| VsockError::Setup { op: "VHOST_SET_OWNER", source })?;
+        let kernel = backend.get_features().map_err(|source| VsockError::Setup { op: "VHOST_GET_FEATURES", source })?;
+        backend.set_guest_cid(cid).map_err(|e| match e {
+            ::vhost::Error::IoctlError(io) if io.raw_os_error() == Some(libc::EADDRINUSE) => VsockError::CidInUse(cid),
+            source => VsockError::Cid { cid, source },
+        })?;
+        let calls = (0..KERNEL_QUEUES)
+            .map(|_| EventFd::new(EFD_NONBLOCK))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(VsockError::EventFd)?;
+        let activation = Activation::new().map_err(VsockError::EventFd)?;
+        Ok(VhostVsock { cid, backend, features: kernel & OFFERABLE, activation, calls, running: false })
+    }
+
+    /// On the device thread: the driver set DRIVER_OK; give the kernel the rings.
+    fn start(&mut self) -> Result<(), VhostError> {
+        let Some(ctx) = &self.activation.active else { return Ok(()) };
+        start_vrings(&self.backend, ctx, ctx.acked_features & self.features, &self.calls)?;
+        self.backend.start().map_err(|source| VhostError::Ioctl { op: "VHOST_VSOCK_SET_RUNNING", source })?;
+        self.running = true;
+        Ok(())
+    }
+
+    /// On the device thread: the driver reset the device.
+    fn stop(&mut self) {
+        if std::mem::take(&mut self.running) {
+            if let Err(e) = self.backend.stop() {
+                log::error!("vhost-vsock: cannot stop the kernel's device: {e}");
+            }
+        }
+    }
+}
+
+impl<B: VhostVsockOps + Send> VirtioDevice for VhostVsock<B> {
+    fn device_type(&self) -> u32 {
+        VIRTIO_ID_VSOCK
+    }
+    fn queue_max_sizes(&self) -> &[u16] {
+        &QUEUE_SIZES
+    }
+    fn features(&self) -> u64 {
+        self.features | VIRTIO_F_VERSION_1
+    }
+    /// `struct virtio_vsock_config { le64 guest_cid; }`
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        read_config_bytes(&self.cid.to_le_bytes(), offset, data);
+    }
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        if ctx.acked_features & VIRTIO_F_VERSION_1 == 0 {
+            return Err(ActivateError::Backend(format!(
+                "vhost-vsock: the driver did not accept feature {VERSION_1_BIT}"
+            )));
+        }
+        self.activation.activate(ctx)
+    }
+    fn reset(&mut self) -> bool {
+        // The device thread stops the kernel's device when it sees the wake-up.
+        self.activation.deactivate();
+        true
+    }
+}
+
+impl<B: VhostVsockOps + Send> MutEventSubscriber for VhostVsock<B> {
+    fn init(&mut self, ops: &mut EventOps) {
+        self.activation.watch_wake(ops);
+        for (i, call) in self.calls.iter().enumerate() {
+            if let Err(e) = ops.add(Events::with_data(call, CALL_DATA + i as u32, EventSet::IN)) {
+                log::error!("vhost-vsock: cannot watch the kernel's interrupts: {e:?}");
+            }
+        }
+    }
+
+    fn process(&mut self, events: Events, ops: &mut EventOps) {
+        if self.activation.is_wake_event(&events) {
+            self.stop();
+            if self.activation.on_wake_watching(ops, |i| i == EVENT_QUEUE) {
+                if let Err(e) = self.start() {
+                    log::error!("vhost-vsock: cannot start the kernel's device: {e}; the device needs a reset");
+                    if let Some(ctx) = &self.activation.active {
+                        ctx.interrupt.signal_needs_reset();
+                    }
+                }
+            }
+            return;
+        }
+        let data = events.data();
+        if data >= CALL_DATA {
+            if let Some(call) = self.calls.get((data - CALL_DATA) as usize) {
+                let _ = call.read();
+            }
+            if let Some(ctx) = &self.activation.active {
+                ctx.interrupt.signal_used_queue();
+            }
+        } else if let Some(ctx) = &self.activation.active {
+            // The event queue: microvm never sends events, so its buffers stay posted.
+            let _ = ctx.queue_events[EVENT_QUEUE].read();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
