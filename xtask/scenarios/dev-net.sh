@@ -3,6 +3,7 @@
 # 169.254.0.1/16 on tap mvtap0 (link-local, never routed); the guest
 # (guest/rootfs/tests/net) takes 169.254.0.2, pings, sends 64 MiB to port 5001 and
 # fetches 64 MiB from port 5002. Both ends print byte counts and md5sums.
+# NET_VHOST=on (dev-net-vhost.sh) adds vhost=on to the netdev.
 if [ ! -d /rig ] && [ -z "$DEV_NET_NS" ]; then
     DEV_NET_NS=1 exec unshare -n sh "$0" "$@"
 fi
@@ -19,7 +20,8 @@ nc -l -p 5002 -e cat "$dir/l2tx.bin" &
     -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/net" \
     -chardev stdio,id=con0 -device virtio-serial-device -device virtconsole,chardev=con0 \
     -drive id=root,file="$dir/test.img",format=raw,if=none -device virtio-blk-device,drive=root \
-    -netdev tap,id=tap0,ifname=mvtap0,script=no,downscript=no -device virtio-net-device,netdev=tap0
+    -netdev tap,id=tap0,ifname=mvtap0,script=no,downscript=no${NET_VHOST:+,vhost=$NET_VHOST} \
+    -device virtio-net-device,netdev=tap0
 status=$?
 echo "L2-RX-BYTES $(wc -c < "$dir/l2rx.bin")"
 set -- $(md5sum "$dir/l2rx.bin")

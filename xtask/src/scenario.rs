@@ -13,6 +13,7 @@
 //! | QEMU            | qemu-system-x86_64 (reference VMM)                |
 //! | GUEST_ROOTFS    | ext4 root disk of the device scenarios (copy it)  |
 //! | UNIXCAT         | stdin/stdout to a Unix socket (guest/tools)       |
+//! | VSOCKIO         | AF_VSOCK test program (guest/tools/vsockio.c)     |
 //! | DEBUGFS, E2FSCK | e2fsprogs tools, to check a disk image outside    |
 //! | SCENARIOS       | the directory of the scripts                      |
 //!
@@ -175,7 +176,7 @@ fn env(
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
     let i = &p.images;
-    let files: [(&str, &PathBuf, &str); 8] = [
+    let files: [(&str, &PathBuf, &str); 9] = [
         ("MICROVM", &p.microvm, "/rig/bin/microvm"),
         ("GUEST_VMLINUX", &i.kernel.vmlinux, "/rig/images/vmlinux"),
         ("GUEST_BZIMAGE", &i.kernel.bzimage, "/rig/images/bzImage"),
@@ -184,6 +185,7 @@ fn env(
         ("CLOUD_VMLINUX", &i.cloud.vmlinux, "/rig/images/cloud-vmlinux"),
         ("GUEST_ROOTFS", &i.rootfs, "/rig/images/rootfs.ext4"),
         ("UNIXCAT", &i.unixcat, "/rig/bin/unixcat"),
+        ("VSOCKIO", &i.vsockio, "/rig/bin/vsockio"),
     ];
     let qemu = format!("/usr/bin/{}", rig::QEMU);
     let mut vars = Vec::new();

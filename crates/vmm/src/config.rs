@@ -135,6 +135,8 @@ pub struct NetConfig {
     pub ifname: Option<String>,
     /// Guest MAC; `None` picks a locally administered one.
     pub mac: Option<[u8; 6]>,
+    /// `vhost=on`: the host kernel's vhost_net moves the frames.
+    pub vhost: bool,
 }
 
 /// `-device virtio-serial-device` + `-device virtconsole,chardev=ID`.

@@ -9,6 +9,7 @@ use devices::virtio::block::Block;
 use devices::virtio::console::Console;
 use devices::virtio::net::Net;
 use devices::virtio::rng::Rng;
+use devices::virtio::vhost::net::VhostNet;
 use devices::virtio::vhost::vsock::VhostVsock;
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +22,7 @@ pub enum DeviceHandle {
     Rng(Arc<Mutex<Rng>>),
     Serial(Arc<Mutex<SerialPort>>),
     Vsock(Arc<Mutex<VhostVsock>>),
+    VhostNet(Arc<Mutex<VhostNet>>),
 }
 
 impl DeviceHandle {
@@ -33,6 +35,7 @@ impl DeviceHandle {
             DeviceHandle::Rng(_) => "virtio-rng-device",
             DeviceHandle::Serial(_) => "isa-serial",
             DeviceHandle::Vsock(_) => "vhost-vsock-device",
+            DeviceHandle::VhostNet(_) => "virtio-net-device",
         }
     }
 }

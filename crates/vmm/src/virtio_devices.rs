@@ -17,6 +17,7 @@ use devices::virtio::console::Console;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
+use devices::virtio::vhost::net::VhostNet;
 use devices::virtio::vhost::vsock::VhostVsock;
 use devices::virtio::{Interrupt, VirtioDevice};
 use event_manager::{MutEventSubscriber, SubscriberOps};
@@ -123,6 +124,15 @@ pub fn create_devices(
                 if cfg.ifname.is_none() {
                     // As QEMU does: the user needs the name to configure the host side.
                     eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
+                }
+                if cfg.vhost {
+                    let net = VhostNet::open(tap, cfg.mac, mem)
+                        .map_err(|e| Error::Device(format!("netdev {}: vhost=on: {e}", cfg.id)))?;
+                    let net = Arc::new(Mutex::new(net));
+                    attach(net.clone(), "virtio-mmio (vhost-net)", slot, vm, mem, mmio, event_loop)?;
+                    register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::VhostNet(net))?;
+                    inventory.cmdline_entries.push(cmdline_entry(slot));
+                    continue;
                 }
                 let net = Net::new(tap, cfg.mac).map_err(|e| Error::Device(e.to_string()))?;
                 let net = Arc::new(Mutex::new(net));

@@ -16,8 +16,21 @@ use std::process::Command;
 /// MICROVM_CLOUD_META overrides it.
 const DEFAULT_META: &str = "linux-image-6.12-cloud-amd64";
 const RECIPE: &str = "cloud-1";
-/// Modules the rig loads, in load order (kvm needs irqbypass; tun for network scenarios).
-pub const RIG_MODULES: &[&str] = &["virt/lib/irqbypass", "arch/x86/kvm/kvm", "arch/x86/kvm/kvm-amd", "drivers/net/tun"];
+/// Modules the rig loads, in load order (kvm needs irqbypass; tun for network scenarios;
+/// vhost_vsock and vhost_net, with what they depend on, for the vhost devices).
+pub const RIG_MODULES: &[&str] = &[
+    "virt/lib/irqbypass",
+    "arch/x86/kvm/kvm",
+    "arch/x86/kvm/kvm-amd",
+    "drivers/net/tun",
+    "drivers/vhost/vhost_iotlb",
+    "drivers/vhost/vhost",
+    "net/vmw_vsock/vsock",
+    "net/vmw_vsock/vmw_vsock_virtio_transport_common",
+    "drivers/vhost/vhost_vsock",
+    "drivers/net/tap",
+    "drivers/vhost/vhost_net",
+];
 
 #[derive(Clone, Debug)]
 pub struct CloudKernel {
@@ -40,6 +53,14 @@ pub fn ensure(cache: &Path) -> Result<CloudKernel> {
     let vmlinux = dir.join("vmlinux");
     let data = host::read(&vmlinux)?;
     let pvh_entry = Elf::parse(&data).map_err(|e| format!("{}: {e}", vmlinux.display()))?.pvh_entry();
+    // A cache entry made before a module joined RIG_MODULES: the package's modules are
+    // all there, so decompress the newcomer instead of fetching the package again.
+    for m in RIG_MODULES {
+        let ko = dir.join("rig-modules").join(format!("{}.ko", basename(m)));
+        if !ko.exists() {
+            decompress_module(&dir.join("modules"), m, &ko)?;
+        }
+    }
     Ok(CloudKernel {
         version: format!("{pkg} {version}"),
         vmlinuz: dir.join("vmlinuz"),
@@ -49,6 +70,19 @@ pub fn ensure(cache: &Path) -> Result<CloudKernel> {
         pvh_entry,
         dir,
     })
+}
+
+/// lib/modules/<release>/kernel/`m`.ko.xz -> `ko` (busybox insmod cannot read .ko.xz),
+/// through a temporary file so that an interrupted run leaves no truncated module.
+fn decompress_module(modules: &Path, m: &str, ko: &Path) -> Result<()> {
+    let xz = modules.join("kernel").join(format!("{m}.ko.xz"));
+    let tmp = ko.with_extension("ko.part");
+    let file = fs::File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let status = Command::new("xz").arg("-dc").arg(&xz).stdout(file).status();
+    if !status.as_ref().is_ok_and(|s| s.success()) {
+        return Err(format!("xz -dc {} failed: {status:?}", xz.display()));
+    }
+    fs::rename(&tmp, ko).map_err(|e| format!("cannot rename {}: {e}", tmp.display()))
 }
 
 fn basename(path: &str) -> &str {
@@ -115,13 +149,7 @@ fn fetch(staging: &Path, out: &Path, pkg: &str) -> Result<()> {
     let rig = out.join("rig-modules");
     host::mkdir(&rig)?;
     for m in RIG_MODULES {
-        let xz = modules.join("kernel").join(format!("{m}.ko.xz"));
-        let ko = rig.join(format!("{}.ko", basename(m)));
-        let file = fs::File::create(&ko).map_err(|e| format!("cannot create {}: {e}", ko.display()))?;
-        let status = Command::new("xz").arg("-dc").arg(&xz).stdout(file).status();
-        if !status.as_ref().is_ok_and(|s| s.success()) {
-            return Err(format!("xz -dc {} failed: {status:?}", xz.display()));
-        }
+        decompress_module(&modules, m, &rig.join(format!("{}.ko", basename(m))))?;
     }
     fs::rename(&modules, out.join("modules")).map_err(|e| format!("moving modules: {e}"))?;
     host::write(&out.join("package"), format!("{pkg}\n{release}\n"))?;

@@ -26,6 +26,8 @@ pub struct Images {
     pub rootfs: PathBuf,
     /// static Unix-socket client (guest/tools/unixcat.c) for chardev scenarios
     pub unixcat: PathBuf,
+    /// static AF_VSOCK test program (guest/tools/vsockio.c), also inside the rootfs
+    pub vsockio: PathBuf,
 }
 
 impl Images {
@@ -39,6 +41,7 @@ impl Images {
             cloud: cloud::ensure(&cache)?,
             rootfs: rootfs::ensure(&cache)?,
             unixcat: rootfs::ensure_unixcat(&cache)?,
+            vsockio: rootfs::ensure_vsockio(&cache)?,
         })
     }
 

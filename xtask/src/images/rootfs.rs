@@ -11,7 +11,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const RECIPE: &str = "rootfs-1";
+const RECIPE: &str = "rootfs-2";
 /// Room for the 4 MiB the block scenario writes, and then some.
 const SIZE: &str = "32M";
 
@@ -26,8 +26,10 @@ pub fn ensure(cache: &Path) -> Result<PathBuf> {
     tests.sort();
     let busybox = host::dpkg_version("busybox-static").ok_or("busybox-static is not installed")?;
     let mke2fs = host::dpkg_version("e2fsprogs").ok_or("e2fsprogs is not installed")?;
+    let vsockio = ensure_vsockio(cache)?;
     let mut key = KeyHasher::default();
     key.add("recipe", RECIPE).add("init", &init).add("busybox", &busybox).add("e2fsprogs", &mke2fs);
+    key.add("vsockio", &host::read(&vsockio)?);
     for (name, text) in &tests {
         key.add(name, text);
     }
@@ -49,6 +51,7 @@ pub fn ensure(cache: &Path) -> Result<PathBuf> {
             fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(io)
         };
         exe(&root.join("sbin/init"), &init)?;
+        exe(&root.join("bin/vsockio"), &host::read(&vsockio)?)?;
         for (name, text) in &tests {
             exe(&root.join("tests").join(name), text)?;
         }
@@ -64,6 +67,17 @@ pub fn ensure(cache: &Path) -> Result<PathBuf> {
         Ok(())
     })?;
     Ok(dir.join("rootfs.ext4"))
+}
+
+/// `<cache>/vsockio-<key>/vsockio`: guest/tools/vsockio.c, static: both ends of the
+/// vhost-vsock scenario (in the rootfs as /bin/vsockio, in the rig as $VSOCKIO).
+pub fn ensure_vsockio(cache: &Path) -> Result<PathBuf> {
+    let src = host::repo_root().join("guest/tools/vsockio.c");
+    let text = host::read(&src)?;
+    let libc = host::dpkg_version("libc6-dev").unwrap_or_default();
+    let key = KeyHasher::default().add("source", &text).add("libc6-dev", &libc).key();
+    let dir = cached(cache, "vsockio", &key, |_, out| compile_static(&src, &out.join("vsockio")))?;
+    Ok(dir.join("vsockio"))
 }
 
 /// `<cache>/unixcat-<key>/unixcat`: guest/tools/unixcat.c, static, for scenarios that

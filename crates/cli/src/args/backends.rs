@@ -30,6 +30,8 @@ pub(super) struct Drive {
 pub(super) struct Netdev {
     pub(super) id: String,
     pub(super) ifname: Option<String>,
+    /// `vhost=on`.
+    pub(super) vhost: bool,
 }
 
 pub(super) struct Chardev {
@@ -159,6 +161,7 @@ impl Backends {
         };
         let mut id = None;
         let mut ifname = None;
+        let mut vhost = false;
         for s in kind_settings(NETDEV, value, "type", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(NETDEV)?),
@@ -174,8 +177,7 @@ impl Backends {
                         "microvm never runs network scripts; use script=no,downscript=no and set the tap up beforehand",
                     ))
                 }
-                "vhost" if s.on => return Err(invalid(NETDEV, &s.text, "vhost-net is not supported; use vhost=off")),
-                "vhost" => {}
+                "vhost" => vhost = s.on,
                 "queues" if s.value == "1" => {}
                 "queues" => return Err(invalid(NETDEV, &s.text, "multiqueue is not supported; use queues=1")),
                 "vnet_hdr" if s.on => {}
@@ -195,7 +197,7 @@ impl Backends {
         if self.netdevs.iter().any(|n| n.id == id) {
             return Err(invalid(NETDEV, value, format!("duplicate id '{id}'")));
         }
-        self.netdevs.push(Netdev { id, ifname });
+        self.netdevs.push(Netdev { id, ifname, vhost });
         Ok(())
     }
 

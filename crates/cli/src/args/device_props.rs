@@ -34,7 +34,12 @@ const TAP_PROPS: &[PropDesc] = &[
     ),
     prop("script", OneOf(&["no"]), None, "microvm never runs scripts: only no (or empty); set the tap up beforehand."),
     prop("downscript", OneOf(&["no"]), None, "As script."),
-    prop("vhost", Bool, Some("off"), "Only off (no vhost-net)."),
+    prop(
+        "vhost",
+        Bool,
+        Some("off"),
+        "on: the host kernel's vhost_net (/dev/vhost-net) moves the frames between guest memory and the tap.",
+    ),
     prop("queues", OneOf(&["1"]), Some("1"), "Only 1 (no multiqueue)."),
     prop("vnet_hdr", Bool, Some("on"), "Only on: microvm always uses the virtio-net header."),
 ];

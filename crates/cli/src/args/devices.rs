@@ -339,7 +339,7 @@ impl Devices {
                 }
                 Device::Net { netdev, mac, value } => {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
-                    DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, mac })
+                    DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, mac, vhost: n.vhost })
                 }
                 Device::Serial { console, value, .. } => {
                     let Some(console) = console else {

@@ -140,7 +140,7 @@ fn netdev_properties() {
     let dev = "virtio-net-device,netdev=n";
     assert_eq!(
         nic("tap,id=n,ifname=vmtap0,script=no,downscript=no,vhost=off", dev),
-        NetConfig { id: "n".into(), ifname: Some("vmtap0".into()), mac: None }
+        NetConfig { id: "n".into(), ifname: Some("vmtap0".into()), mac: None, vhost: false }
     );
     for extra in ["", ",script=,downscript=", ",queues=1", ",vnet_hdr=on", ",vhost=off", ",novhost"] {
         assert_eq!(nic(&format!("tap,id=n{extra}"), dev).ifname, None, "{extra}");
@@ -171,8 +171,13 @@ fn netdev_errors() {
     for s in ["script=/etc/qemu-ifup", "downscript=/etc/qemu-ifdown", "script=yes", "downscript=on"] {
         assert_invalid(err(&["-netdev", &format!("tap,id=n,{s}")]), "-netdev", "never runs network scripts");
     }
-    assert_invalid(err(&["-netdev", "tap,id=n,vhost=on"]), "-netdev", "vhost=off");
-    assert_invalid(err(&["-netdev", "tap,id=n,vhost"]), "-netdev", "vhost=off");
+    for vhost in ["vhost=on", "vhost"] {
+        let d = devs(&["-netdev", &format!("tap,id=n,ifname=t0,{vhost}"), "-device", "virtio-net-device,netdev=n"]);
+        assert_eq!(
+            d,
+            [DeviceConfig::Net(NetConfig { id: "n".into(), ifname: Some("t0".into()), mac: None, vhost: true })]
+        );
+    }
     assert_invalid(err(&["-netdev", "tap,id=n,vhost=2"]), "-netdev", "on|off");
     assert_invalid(err(&["-netdev", "tap,id=n,queues=4"]), "-netdev", "multiqueue");
     assert_invalid(err(&["-netdev", "tap,id=n,vnet_hdr=off"]), "-netdev", "vnet_hdr=on");

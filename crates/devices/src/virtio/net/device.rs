@@ -45,7 +45,7 @@ pub const F_EVENT_IDX: u64 = bit(VIRTIO_RING_F_EVENT_IDX);
 
 /// What the device offers: QEMU's tap-backed defaults minus the control
 /// queue and multiqueue. UFO only if the tap takes it (QEMU's probe).
-fn offered_features(ufo: bool) -> u64 {
+pub(crate) fn offered_features(ufo: bool) -> u64 {
     let base = VIRTIO_F_VERSION_1
         | F_CSUM
         | F_GUEST_CSUM
@@ -96,6 +96,15 @@ pub enum NetError {
     InvalidMac(String),
     #[error("virtio-net: cannot create an eventfd: {0}")]
     Event(std::io::Error),
+}
+
+/// struct virtio_net_config: mac, status (link up), max_virtqueue_pairs (1).
+pub(crate) fn config_space(mac: &[u8; 6]) -> [u8; 10] {
+    let mut config = [0u8; 10];
+    config[..6].copy_from_slice(mac);
+    config[6..8].copy_from_slice(&(vn::VIRTIO_NET_S_LINK_UP as u16).to_le_bytes());
+    config[8..10].copy_from_slice(&1u16.to_le_bytes());
+    config
 }
 
 pub fn format_mac(mac: &[u8; 6]) -> String {
@@ -390,7 +399,7 @@ fn first_time(complained: &mut u32, what: Complaint) -> bool {
     first
 }
 
-fn random_mac() -> [u8; 6] {
+pub(crate) fn random_mac() -> [u8; 6] {
     let mut mac = [0x02, 0, 0, 0, 0, 0];
     // SAFETY: getrandom writes at most 5 bytes into the array's tail.
     let n = unsafe { libc::getrandom(mac[1..].as_mut_ptr().cast(), 5, 0) };
@@ -416,11 +425,7 @@ impl VirtioDevice for Net {
 
     /// struct virtio_net_config: mac, status, max_virtqueue_pairs.
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        let mut config = [0u8; 10];
-        config[..6].copy_from_slice(&self.mac);
-        config[6..8].copy_from_slice(&(vn::VIRTIO_NET_S_LINK_UP as u16).to_le_bytes());
-        config[8..10].copy_from_slice(&1u16.to_le_bytes());
-        read_config_bytes(&config, offset, data);
+        read_config_bytes(&config_space(&self.mac), offset, data);
     }
 
     fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {

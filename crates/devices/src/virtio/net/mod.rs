@@ -15,5 +15,6 @@ mod tap;
 mod tests;
 mod tx;
 
+pub(crate) use device::{config_space, offered_features, random_mac, tap_offloads, F_MRG_RXBUF};
 pub use device::{format_mac, Net, NetError};
 pub use tap::{Tap, TapError};

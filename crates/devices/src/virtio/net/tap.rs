@@ -134,6 +134,11 @@ impl Tap {
         Ok(tap)
     }
 
+    /// The tap's file, for the kernel's vhost-net to read and write.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// The interface name (the one the kernel picked, if none was given).
     pub fn name(&self) -> &str {
         &self.name

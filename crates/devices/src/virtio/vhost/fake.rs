@@ -1,6 +1,7 @@
 //! A vhost backend that records what the device asks of it, and can be
 //! told to fail one request with an errno, as the kernel would.
 
+use ::vhost::net::VhostNet;
 use ::vhost::vsock::VhostVsock;
 use ::vhost::{Error, Result, VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use ::vhost::{VhostUserDirtyLogRegion, VhostUserMemoryRegionBase};
@@ -22,6 +23,8 @@ pub enum Request {
     VringKick(usize),
     GuestCid(u64),
     Running(bool),
+    /// VHOST_NET_SET_BACKEND: queue, whether a tap was given.
+    NetBackend(usize, bool),
 }
 
 #[derive(Clone, Default)]
@@ -104,5 +107,11 @@ impl VhostVsock for FakeVhost {
     }
     fn stop(&self) -> Result<()> {
         self.record(Request::Running(false))
+    }
+}
+
+impl VhostNet for FakeVhost {
+    fn set_backend(&self, queue: usize, fd: Option<&std::fs::File>) -> Result<()> {
+        self.record(Request::NetBackend(queue, fd.is_some()))
     }
 }

@@ -14,6 +14,7 @@
 //! each call into the transport's `Interrupt` (as QEMU does for vhost on
 //! virtio-mmio).
 
+pub mod net;
 pub mod vsock;
 
 use super::ActivateContext;

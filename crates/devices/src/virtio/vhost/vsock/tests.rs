@@ -1,7 +1,7 @@
 //! The vhost-vsock set-up paths, driven through the real MMIO transport by
 //! the test driver, against a fake kernel backend.
 
-use super::super::fake::{Request, FakeVhost};
+use super::super::fake::{FakeVhost, Request};
 use super::*;
 use crate::virtio::status;
 use crate::virtio::test_driver::{TestDriver, MEM_SIZE};
@@ -58,8 +58,10 @@ fn driver_ok_gives_the_kernel_memory_table_and_vrings() {
     fake.taken();
     driver.activate(VSOCK_F_SEQPACKET, 64);
     let host = driver.mem.iter().next().unwrap().as_ptr() as u64;
-    let mut want =
-        vec![Request::SetFeatures(VIRTIO_F_VERSION_1 | VSOCK_F_SEQPACKET), Request::SetMemTable(vec![(0, MEM_SIZE, host)])];
+    let mut want = vec![
+        Request::SetFeatures(VIRTIO_F_VERSION_1 | VSOCK_F_SEQPACKET),
+        Request::SetMemTable(vec![(0, MEM_SIZE, host)]),
+    ];
     want.extend(vring_calls(0, 64));
     want.extend(vring_calls(1, 64));
     want.push(Request::Running(true));

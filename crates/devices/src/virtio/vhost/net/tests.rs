@@ -1,0 +1,53 @@
+//! vhost-net set-up through the real MMIO transport, against a fake kernel backend.
+
+use super::super::fake::{FakeVhost, Request};
+use super::*;
+use crate::virtio::status;
+use crate::virtio::test_driver::TestDriver;
+
+/// What Linux 6.12's vhost_net offers, minus the bits microvm must never pass on.
+const KERNEL: u64 = VIRTIO_F_VERSION_1 | 1 << VIRTIO_RING_F_EVENT_IDX | F_MRG_RXBUF;
+
+fn device(fake: &FakeVhost) -> VhostNet<FakeVhost> {
+    let (tap, _peer) = Tap::socketpair_for_tests(false);
+    VhostNet::new(tap, Some([2, 0, 0, 0, 0, 1]), FakeVhost { features: KERNEL, ..fake.clone() }).unwrap()
+}
+
+#[test]
+fn kernel_features_it_lacks_are_not_offered_the_taps_are() {
+    let fake = FakeVhost::default();
+    let (mut driver, _dev) = TestDriver::new(device(&fake));
+    assert_eq!(fake.taken(), [Request::SetOwner]);
+    let offered = driver.device_features();
+    assert_eq!(offered & (1 << VIRTIO_RING_F_INDIRECT_DESC), 0, "the kernel lacks it here");
+    assert_ne!(offered & F_MRG_RXBUF, 0);
+    assert_ne!(offered & (1 << virtio_bindings::virtio_net::VIRTIO_NET_F_GUEST_CSUM), 0, "the tap's offload");
+    assert_ne!(offered & (1 << virtio_bindings::virtio_net::VIRTIO_NET_F_MAC), 0);
+    assert_eq!(driver.read_reg(0x100), 0x0000_0002, "MAC bytes 0-3 in config space");
+}
+
+#[test]
+fn driver_ok_attaches_the_tap_to_both_queues_and_reset_detaches_it() {
+    let fake = FakeVhost::default();
+    let (mut driver, _dev) = TestDriver::new(device(&fake));
+    fake.taken();
+    driver.activate(F_MRG_RXBUF | 1 << virtio_bindings::virtio_net::VIRTIO_NET_F_MAC, 128);
+    let calls = fake.taken();
+    assert_eq!(calls[0], Request::SetFeatures(VIRTIO_F_VERSION_1 | F_MRG_RXBUF), "only kernel bits reach the kernel");
+    assert!(matches!(calls[1], Request::SetMemTable(_)));
+    assert_eq!(&calls[calls.len() - 2..], [Request::NetBackend(0, true), Request::NetBackend(1, true)]);
+    assert!(calls.contains(&Request::VringNum(1, 128)));
+    driver.write_reg(0x70, 0);
+    driver.run_events();
+    assert_eq!(fake.taken(), [Request::NetBackend(0, false), Request::NetBackend(1, false)]);
+}
+
+#[test]
+fn a_refused_backend_leaves_the_device_needing_reset() {
+    let fake = FakeVhost { fail: Some(("NetBackend", libc::EBADFD)), ..Default::default() };
+    let (mut driver, _dev) = TestDriver::new(device(&fake));
+    driver.negotiate(0);
+    driver.setup_queue(0, 64);
+    driver.setup_queue(1, 64);
+    assert_ne!(driver.driver_ok() & status::DEVICE_NEEDS_RESET, 0);
+}

@@ -1,0 +1,84 @@
+//! Acceptance of the vhost devices (issue 11) with a real Linux guest in the rig, whose
+//! kernel loads vhost_vsock and vhost_net (xtask/src/images/cloud.rs, RIG_MODULES). One
+//! scenario (xtask/scenarios/*.sh) and one rig boot per test, as in devices.rs.
+
+use xtask::scenario::{self, Case};
+
+fn run(name: &str) -> Option<Case> {
+    let mut live = |s: &str| eprint!("{s}");
+    match scenario::run_one(name, &mut live) {
+        Ok(Some(case)) => Some(case),
+        Ok(None) => {
+            eprintln!("{name}: skipped (MICROVM_TEST_MODE=skip)");
+            None
+        }
+        Err(e) => panic!("{name} could not run: {e}"),
+    }
+}
+
+/// `KEY=value` from the first line starting with `prefix`.
+fn field<'a>(case: &'a Case, prefix: &str, key: &str) -> Option<&'a str> {
+    let line = case.output.lines().find_map(|l| l.trim().strip_prefix(prefix))?;
+    line.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+const MIB64: &str = "67108864";
+
+/// Acceptance 1: 64 MiB each way over AF_VSOCK with matching sums, 1000 connect/close
+/// cycles that leave both ends' descriptor counts unchanged, and a second VM with the
+/// same CID failing with one line.
+#[test]
+fn vsock_moves_64_mib_each_way_and_refuses_a_second_vm_with_the_same_cid() {
+    let Some(case) = run("dev-vsock") else { return };
+    let report = case.report();
+    for (prefix, what) in [
+        ("GUEST-VSOCK-TX", "guest sent"),
+        ("GUEST-VSOCK-RX", "guest received"),
+        ("RIG-VSOCK-TX", "rig sent"),
+        ("RIG-VSOCK-RX", "rig received"),
+    ] {
+        assert_eq!(field(&case, prefix, "bytes"), Some(MIB64), "{what}\n{report}");
+    }
+    let guest_tx = field(&case, "GUEST-VSOCK-TX", "sum");
+    assert!(guest_tx.is_some(), "{report}");
+    assert_eq!(guest_tx, field(&case, "RIG-VSOCK-RX", "sum"), "guest -> rig data differs\n{report}");
+    assert_eq!(field(&case, "RIG-VSOCK-TX", "sum"), field(&case, "GUEST-VSOCK-RX", "sum"), "rig -> guest\n{report}");
+    for side in ["GUEST-VSOCK-FDS", "RIG-VSOCK-FDS"] {
+        assert_eq!(field(&case, side, "cycles"), Some("1000"), "{side}\n{report}");
+        let before = field(&case, side, "before");
+        assert!(before.is_some_and(|n| n.parse::<i32>().is_ok_and(|n| n > 0)), "{side}\n{report}");
+        assert_eq!(before, field(&case, side, "after"), "{side}: descriptors leaked\n{report}");
+    }
+    let second = case.output.split("SECOND-VM-BEGIN").nth(1).and_then(|s| s.split("SECOND-VM-END").next());
+    let lines: Vec<&str> = second.unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 1, "the second VM printed {lines:?}\n{report}");
+    assert!(lines[0].starts_with("microvm: ") && lines[0].contains("guest-cid=42"), "{lines:?}\n{report}");
+    assert!(lines[0].contains("in use"), "{lines:?}\n{report}");
+    let status = case.output.lines().find_map(|l| l.trim().strip_prefix("SECOND-VM-STATUS "));
+    assert!(status.is_some_and(|s| s != "0"), "the second VM did not fail\n{report}");
+    assert!(case.output.contains("MICROVM-GUEST-RUN-EXIT status=0"), "{report}");
+    assert_eq!(case.status, Some(0), "the first VM did not exit 0\n{report}");
+}
+
+fn value<'a>(case: &'a Case, key: &str) -> Option<&'a str> {
+    let prefix = format!("{key} ");
+    case.output.lines().find_map(|l| l.split(&prefix).nth(1)).map(str::trim)
+}
+
+/// Acceptance 3: the devices suite's TCP test (dev-net.sh) with vhost=on.
+#[test]
+fn vhost_net_moves_64_mib_each_way_over_tcp() {
+    let Some(case) = run("dev-net-vhost") else { return };
+    let r = case.report();
+    assert!(case.output.contains("NET-PING ok"), "ping failed\n{r}");
+    let sent = value(&case, "GUEST-TX-MD5").unwrap_or_else(|| panic!("guest sent nothing\n{r}"));
+    assert_eq!(value(&case, "L2-RX-BYTES"), Some(MIB64), "guest→L2 length\n{r}");
+    assert_eq!(value(&case, "L2-RX-MD5"), Some(sent), "guest→L2 data differ\n{r}");
+    let l2 = value(&case, "L2-TX-MD5").unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(value(&case, "GUEST-RX-BYTES"), Some(MIB64), "L2→guest length\n{r}");
+    assert_eq!(value(&case, "GUEST-RX-MD5"), Some(l2), "L2→guest data differ\n{r}");
+    assert_eq!(value(&case, "MICROVM-GUEST-RUN-EXIT"), Some("status=0"), "{r}");
+    assert_eq!(case.status, Some(0), "{r}");
+    let logged: Vec<&str> = case.output.lines().filter(|l| l.starts_with("microvm:")).collect();
+    assert!(logged.is_empty(), "microvm logged: {logged:?}\n{r}");
+}
