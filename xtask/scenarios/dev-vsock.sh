@@ -25,6 +25,7 @@ cat "$dir/second.txt"
 echo "SECOND-VM-END"
 echo "SECOND-VM-STATUS $second"
 wait $rig
+echo
 echo "== rig"
 cat "$dir/rig.txt"
 wait $vmm

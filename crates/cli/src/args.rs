@@ -26,7 +26,7 @@
 use std::path::PathBuf;
 
 use vmm::boot_trace::BootTraceConfig;
-use vmm::config::{KernelConfig, MachineConfig, SerialConfig, VmConfig};
+use vmm::config::{DeviceConfig, KernelConfig, MachineConfig, SerialConfig, VmConfig};
 
 mod backends;
 mod control;
@@ -112,6 +112,9 @@ pub enum ArgsError {
 
     #[error("-smp: vCPU count '{}' is out of range; microvm supports 1 to {max}", .value.escape_debug())]
     VcpusOutOfRange { value: String, max: u8 },
+
+    #[error("vhost-user-fs-device {}: virtiofsd must be able to map guest RAM: add -object memory-backend-memfd,id=mem,size={mib}M,share=on -machine memory-backend=mem", .tag.escape_debug())]
+    FsNeedsSharedMemory { tag: String, mib: u64 },
 
     #[error("-serial stdio conflicts with -M isa-serial=off: there is no serial port to connect it to")]
     SerialWithoutPort,
@@ -280,6 +283,11 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
 
     let (devices, monitors) = p.devices.finish(p.serial_stdio)?;
     let (mem_size, memory) = p.memory.resolve(p.machine.memory_backend, p.mem_size, DEFAULT_MEM_SIZE)?;
+    if let Some(DeviceConfig::Fs(fs)) = devices.iter().find(|d| matches!(d, DeviceConfig::Fs(_))) {
+        if !memory.is_shareable() {
+            return Err(ArgsError::FsNeedsSharedMemory { tag: fs.tag.clone(), mib: mem_size >> 20 });
+        }
+    }
     let defaults = MachineConfig::default();
     Ok(VmConfig {
         machine: MachineConfig {

@@ -103,7 +103,22 @@ pub enum DeviceConfig {
     Console(ConsoleConfig),
     Rng,
     Vsock(VsockConfig),
+    Fs(FsConfig),
 }
+
+/// `-chardev socket,id=,path=` + `-device vhost-user-fs-device,chardev=,tag=`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FsConfig {
+    /// virtiofsd's socket.
+    pub socket: PathBuf,
+    /// What the guest mounts; 1..=FS_TAG_LEN bytes.
+    pub tag: String,
+    pub queue_size: u16,
+    pub id: Option<String>,
+}
+
+/// The limits of `FsConfig`, the device's.
+pub use devices::virtio::vhost::fs::{MAX_QUEUE_SIZE as FS_MAX_QUEUE_SIZE, TAG_LEN as FS_TAG_LEN};
 
 /// `-device vhost-vsock-device,guest-cid=N`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use devices::virtio::block::Block;
 use devices::virtio::console::Console;
 use devices::virtio::net::Net;
 use devices::virtio::rng::Rng;
+use devices::virtio::vhost::fs::VhostUserFs;
 use devices::virtio::vhost::net::VhostNet;
 use devices::virtio::vhost::vsock::VhostVsock;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ pub enum DeviceHandle {
     Serial(Arc<Mutex<SerialPort>>),
     Vsock(Arc<Mutex<VhostVsock>>),
     VhostNet(Arc<Mutex<VhostNet>>),
+    Fs(Arc<Mutex<VhostUserFs>>),
 }
 
 impl DeviceHandle {
@@ -36,6 +38,7 @@ impl DeviceHandle {
             DeviceHandle::Serial(_) => "isa-serial",
             DeviceHandle::Vsock(_) => "vhost-vsock-device",
             DeviceHandle::VhostNet(_) => "virtio-net-device",
+            DeviceHandle::Fs(_) => "vhost-user-fs-device",
         }
     }
 }

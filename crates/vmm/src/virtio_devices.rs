@@ -17,6 +17,7 @@ use devices::virtio::console::Console;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
+use devices::virtio::vhost::fs::VhostUserFs;
 use devices::virtio::vhost::net::VhostNet;
 use devices::virtio::vhost::vsock::VhostVsock;
 use devices::virtio::{Interrupt, VirtioDevice};
@@ -153,6 +154,13 @@ pub fn create_devices(
                 let rng = Arc::new(Mutex::new(rng));
                 attach(rng.clone(), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, None, slot, DeviceHandle::Rng(rng))?;
+            }
+            DeviceConfig::Fs(cfg) => {
+                let fs = VhostUserFs::connect(&cfg.socket, &cfg.tag, cfg.queue_size)
+                    .map_err(|e| Error::Device(format!("vhost-user-fs-device {}: {e}", cfg.tag)))?;
+                let fs = Arc::new(Mutex::new(fs));
+                attach(fs.clone(), "virtio-mmio (vhost-user-fs)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Fs(fs))?;
             }
             DeviceConfig::Vsock(cfg) => {
                 let vsock =

@@ -226,6 +226,17 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         props: &[prop("rng", Text("ID"), None, "An -object rng-random or rng-builtin."), DEVICE_ID],
     },
     KindDesc {
+        name: "vhost-user-fs-device",
+        help: "virtio-fs: a host directory shared by a vhost-user backend (virtiofsd). Guest RAM must be \
+               shared: -object memory-backend-memfd,id=mem,size=RAM,share=on -machine memory-backend=mem.",
+        props: &[
+            prop("chardev", Text("ID"), None, "Required: a -chardev socket,path= on virtiofsd's --socket-path."),
+            prop("tag", Text("TAG"), None, "Required: what the guest mounts (mount -t virtiofs TAG DIR); 1-36 bytes."),
+            prop("queue-size", Text("N"), Some("128"), "Request queue size: a power of two up to 1024."),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
         name: "vhost-vsock-device",
         help: "AF_VSOCK sockets between guest and host, served by the host kernel's vhost_vsock \
                (/dev/vhost-vsock).",

@@ -34,6 +34,7 @@
 use vmm::config::{
     BlockConfig, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig, MonitorSocket, NetConfig, VsockConfig,
 };
+use vmm::config::{ChardevBackend, FsConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN};
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
@@ -67,6 +68,14 @@ enum Device {
     },
     Rng {
         rng: Option<String>,
+        value: String,
+    },
+    /// `vhost-user-fs-device,chardev=ID,tag=TAG`.
+    Fs {
+        chardev: String,
+        tag: String,
+        queue_size: u16,
+        id: Option<String>,
         value: String,
     },
     /// `vhost-vsock-device,guest-cid=N`.
@@ -151,6 +160,7 @@ impl Devices {
         let Some(kind) = DEVICE_KINDS.iter().find(|k| k.name == driver) else {
             let reason = match (driver.as_str(), pci_alias(&driver)) {
                 ("virtserialport", _) => "virtserialport is not supported; use virtconsole".to_owned(),
+                ("virtio-9p-device" | "virtio-9p-pci", _) => super::options::USE_VIRTIO_FS.to_owned(),
                 (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
                 (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
                               virtio-serial-device with virtconsole, virtio-rng-device and vhost-vsock-device"
@@ -160,7 +170,7 @@ impl Devices {
         };
         let (mut id, mut drive, mut netdev, mut mac, mut chardev, mut bus, mut rng) =
             (None, None, None, None, None, None, None);
-        let mut guest_cid = None;
+        let (mut guest_cid, mut tag, mut queue_size) = (None, None, None);
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
@@ -178,6 +188,8 @@ impl Devices {
                 "bus" => bus = Some(s.reference(DEVICE)?),
                 "rng" => rng = Some(s.reference(DEVICE)?),
                 "guest-cid" => guest_cid = Some(parse_guest_cid(&s)?),
+                "tag" => tag = Some(parse_fs_tag(&s)?),
+                "queue-size" => queue_size = Some(parse_queue_size(&s)?),
                 name => return Err(unhandled(DEVICE, name)),
             }
         }
@@ -204,6 +216,12 @@ impl Devices {
                 return self.attach_console(bus, Console { chardev, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
+            "vhost-user-fs-device" => {
+                let (Some(chardev), Some(tag)) = (chardev, tag) else {
+                    return Err(invalid(DEVICE, &value, "chardev=ID and tag=TAG are required"));
+                };
+                Device::Fs { chardev, tag, queue_size: queue_size.unwrap_or(FS_QUEUE_SIZE), id: id.clone(), value }
+            }
             "vhost-vsock-device" => {
                 let Some(cid) = guest_cid else {
                     return Err(invalid(
@@ -371,6 +389,21 @@ impl Devices {
                     }
                     DeviceConfig::Rng
                 }
+                Device::Fs { chardev, tag, queue_size, id, value } => {
+                    let chardev = take(&mut chardevs, &chardev, &value, "chardev")?;
+                    let Backend::Plain(ChardevBackend::Socket { path, server: false, .. }) = chardev.backend else {
+                        return Err(invalid(
+                            DEVICE,
+                            &value,
+                            format!(
+                                "chardev '{}' must be a client socket, -chardev socket,id=ID,path=PATH, on \
+                                 virtiofsd's --socket-path",
+                                esc(&chardev.id)
+                            ),
+                        ));
+                    };
+                    DeviceConfig::Fs(FsConfig { socket: path, tag, queue_size, id })
+                }
                 Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
             });
         }
@@ -423,7 +456,8 @@ fn device_value(d: &Device) -> &str {
         | Device::Net { value, .. }
         | Device::Serial { value, .. }
         | Device::Rng { value, .. }
-        | Device::Vsock { value, .. } => value,
+        | Device::Vsock { value, .. }
+        | Device::Fs { value, .. } => value,
     }
 }
 
@@ -491,5 +525,25 @@ fn parse_guest_cid(s: &Setting) -> Result<u64, ArgsError> {
     match s.value.parse::<u64>() {
         Ok(cid) if (3..u64::from(u32::MAX)).contains(&cid) => Ok(cid),
         _ => Err(invalid(DEVICE, &s.text, "guest-cid must be a number from 3 to 4294967294")),
+    }
+}
+
+/// QEMU's default `queue-size=` of vhost-user-fs-device.
+const FS_QUEUE_SIZE: u16 = 128;
+
+/// `tag=`: what the guest mounts (`mount -t virtiofs TAG DIR`), at most
+/// 36 bytes (the config space's field).
+fn parse_fs_tag(s: &Setting) -> Result<String, ArgsError> {
+    if s.value.is_empty() || s.value.len() > FS_TAG_LEN {
+        return Err(invalid(DEVICE, &s.text, "a tag has 1 to 36 bytes"));
+    }
+    Ok(s.value.clone())
+}
+
+/// `queue-size=`: a power of two up to 1024, as QEMU requires.
+fn parse_queue_size(s: &Setting) -> Result<u16, ArgsError> {
+    match s.value.parse::<u16>() {
+        Ok(n) if n.is_power_of_two() && n <= FS_MAX_QUEUE_SIZE => Ok(n),
+        _ => Err(invalid(DEVICE, &s.text, "queue-size must be a power of two from 1 to 1024")),
     }
 }

@@ -183,6 +183,11 @@ pub(super) const GLOBAL_PROPS: &[PropDesc] = &[prop(
 
 /// What the refused disk options' users want instead.
 const USE_DRIVE: &str = "use -drive id=ID,file=PATH,format=raw,if=none -device virtio-blk-device,drive=ID";
+/// What 9p users want instead.
+pub(super) const USE_VIRTIO_FS: &str = "microvm has no 9p; share a directory with virtio-fs: run virtiofsd \
+     --socket-path=PATH --shared-dir=DIR, then -chardev socket,id=ID,path=PATH -device \
+     vhost-user-fs-device,chardev=ID,tag=TAG and -object memory-backend-memfd,id=mem,size=RAM,share=on \
+     -machine memory-backend=mem";
 const NO_FIRMWARE: &str = "there is no firmware; microvm boots -kernel directly";
 
 /// Every top-level option: the parser looks options up here, `-help` lists them.
@@ -447,6 +452,8 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         None,
         GLOBAL_PROPS,
     ),
+    refused("-fsdev", USE_VIRTIO_FS),
+    refused("-virtfs", USE_VIRTIO_FS),
     refused("-hda", USE_DRIVE),
     refused("-hdb", USE_DRIVE),
     refused("-cdrom", "microvm has no CD-ROM; use a raw image with -drive and virtio-blk-device"),

@@ -371,3 +371,49 @@ fn vhost_vsock_device() {
     assert_invalid(err(&["-device", "vhost-vsock-device"]), "-device", "guest-cid=N is required");
     assert_invalid(err(&["-device", "vhost-vsock-pci,guest-cid=3"]), "-device", "use vhost-vsock-device");
 }
+
+#[test]
+fn nine_p_points_to_virtio_fs() {
+    for d in ["virtio-9p-device,fsdev=fs0,mount_tag=share", "virtio-9p-pci,fsdev=f,mount_tag=t"] {
+        assert_invalid(err(&["-device", d]), "-device", "vhost-user-fs-device");
+    }
+    for opt in ["-fsdev", "-virtfs"] {
+        let e = err(&[opt, "local,id=fs0,path=/tmp,security_model=none"]);
+        assert!(matches!(e, ArgsError::RefusedOption { .. }), "{e:?}");
+        assert!(e.to_string().contains("virtiofsd"), "{e}");
+    }
+}
+
+#[test]
+fn vhost_user_fs_device() {
+    use vmm::config::FsConfig;
+    let shared = ["-object", "memory-backend-memfd,id=mem,size=128M", "-machine", "memory-backend=mem"];
+    let fs =
+        ["-chardev", "socket,id=char0,path=/tmp/vfsd.sock", "-device", "vhost-user-fs-device,chardev=char0,tag=share"];
+    let want = FsConfig { socket: "/tmp/vfsd.sock".into(), tag: "share".into(), queue_size: 128, id: None };
+    assert_eq!(devs(&[&shared[..], &fs[..]].concat()), [DeviceConfig::Fs(want)]);
+    let e = err(&fs);
+    assert!(matches!(e, ArgsError::FsNeedsSharedMemory { .. }), "{e:?}");
+    assert!(e.to_string().contains("-object memory-backend-memfd,id=mem,size=128M,share=on"), "{e}");
+    let private = ["-object", "memory-backend-memfd,id=mem,size=128M,share=off", "-machine", "memory-backend=mem"];
+    assert!(matches!(err(&[&private[..], &fs[..]].concat()), ArgsError::FsNeedsSharedMemory { .. }));
+    let dev = |d: &'static str| [&shared[..], &["-chardev", "socket,id=c,path=/s", "-device", d]].concat();
+    let d = devs(&dev("vhost-user-fs-device,chardev=c,tag=t,queue-size=1024,id=fs0"));
+    assert!(matches!(&d[..], [DeviceConfig::Fs(FsConfig { queue_size: 1024, .. })]), "{d:?}");
+    for (bad, why) in [
+        ("vhost-user-fs-device,chardev=c", "tag=TAG are required"),
+        ("vhost-user-fs-device,tag=t", "chardev=ID"),
+        ("vhost-user-fs-device,chardev=c,tag=0123456789012345678901234567890123456", "1 to 36 bytes"),
+        ("vhost-user-fs-device,chardev=c,tag=t,queue-size=100", "power of two"),
+        ("vhost-user-fs-device,chardev=c,tag=t,queue-size=2048", "power of two"),
+        ("vhost-user-fs-device,chardev=nope,tag=t", "not defined"),
+    ] {
+        assert_invalid(err(&dev(bad)), "-device", why);
+    }
+    let server = [&shared[..], &["-chardev", "socket,id=c,path=/s,server=on,wait=off"]].concat();
+    assert_invalid(
+        err(&[&server[..], &["-device", "vhost-user-fs-device,chardev=c,tag=t"]].concat()),
+        "-device",
+        "client socket",
+    );
+}

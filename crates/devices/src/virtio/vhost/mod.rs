@@ -14,6 +14,7 @@
 //! each call into the transport's `Interrupt` (as QEMU does for vhost on
 //! virtio-mmio).
 
+pub mod fs;
 pub mod net;
 pub mod vsock;
 
@@ -78,19 +79,38 @@ pub fn vring_config(mem: &GuestMemoryMmap, index: usize, queue: &Queue) -> Resul
     })
 }
 
-/// Hands queues `0..calls.len()` of `ctx` to the kernel: features, memory
+/// Which addresses the backend takes for the rings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RingAddresses {
+    /// Guest-physical (the vhost crate translates them for the kernel).
+    Guest,
+    /// microvm's own virtual addresses (vhost-user: the backend maps them
+    /// through the memory table's userspace_addr).
+    Host,
+}
+
+/// Hands queues `0..calls.len()` of `ctx` to the backend: features, memory
 /// table, then each vring's size, addresses, first index, call and kick.
 pub fn start_vrings<B: VhostBackend>(
     backend: &B,
     ctx: &ActivateContext,
     features: u64,
     calls: &[EventFd],
+    addresses: RingAddresses,
 ) -> Result<(), VhostError> {
-    let configs = calls
+    let mut configs = calls
         .iter()
         .enumerate()
         .map(|(i, _)| vring_config(&ctx.mem, i, &ctx.queues[i]))
         .collect::<Result<Vec<_>, _>>()?;
+    if addresses == RingAddresses::Host {
+        for config in &mut configs {
+            for addr in [&mut config.desc_table_addr, &mut config.avail_ring_addr, &mut config.used_ring_addr] {
+                // vring_config checked that each ring lies in one region.
+                *addr = ctx.mem.get_host_address(GuestAddress(*addr)).map_or(0, |p| p as u64);
+            }
+        }
+    }
     backend.set_features(features).map_err(ioctl("VHOST_SET_FEATURES"))?;
     backend.set_mem_table(&memory_table(&ctx.mem)).map_err(ioctl("VHOST_SET_MEM_TABLE"))?;
     for (i, (config, call)) in configs.iter().zip(calls).enumerate() {

@@ -5,7 +5,7 @@
 //! through: VHOST_NET_F_VIRTIO_NET_HDR is not asked for); the guest's
 //! offload features still set the tap's offloads.
 
-use super::{start_vrings, VhostError};
+use super::{start_vrings, RingAddresses, VhostError};
 use crate::virtio::net::{config_space, offered_features, random_mac, tap_offloads, Tap, F_MRG_RXBUF};
 use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use ::vhost::net::VhostNet as VhostNetOps;
@@ -95,7 +95,7 @@ impl<B: VhostNetOps + Send> VhostNet<B> {
     /// On the device thread: vrings, then the tap as both queues' backend.
     fn start(&mut self) -> Result<(), VhostError> {
         let Some(ctx) = &self.activation.active else { return Ok(()) };
-        start_vrings(&self.backend, ctx, ctx.acked_features & self.kernel_features, &self.calls)?;
+        start_vrings(&self.backend, ctx, ctx.acked_features & self.kernel_features, &self.calls, RingAddresses::Guest)?;
         for queue in 0..QUEUE_SIZES.len() {
             self.backend
                 .set_backend(queue, Some(self.tap.file()))

@@ -3,7 +3,7 @@
 //! the rx and tx queues; the event queue (transport resets, used only on
 //! migration) is the VMM's, and microvm never posts an event.
 
-use super::{start_vrings, VhostError};
+use super::{start_vrings, RingAddresses, VhostError};
 use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use ::vhost::vhost_kern::vsock::Vsock;
 use ::vhost::vsock::VhostVsock as VhostVsockOps;
@@ -92,7 +92,7 @@ impl<B: VhostVsockOps + Send> VhostVsock<B> {
     /// On the device thread: the driver set DRIVER_OK; give the kernel the rings.
     fn start(&mut self) -> Result<(), VhostError> {
         let Some(ctx) = &self.activation.active else { return Ok(()) };
-        start_vrings(&self.backend, ctx, ctx.acked_features & self.features, &self.calls)?;
+        start_vrings(&self.backend, ctx, ctx.acked_features & self.features, &self.calls, RingAddresses::Guest)?;
         self.backend.start().map_err(|source| VhostError::Ioctl { op: "VHOST_VSOCK_SET_RUNNING", source })?;
         self.running = true;
         Ok(())
