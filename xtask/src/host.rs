@@ -25,6 +25,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "qemu-system-x86",   // the nested rig (TCG with SVM) and the reference VMM
     "e2fsprogs",         // mke2fs for disk images in virtio-blk scenarios
     "acpica-tools",      // iasl: the acpi crate's tests disassemble the tables it builds
+    "libseccomp-dev",    // building virtiofsd (images/virtiofsd.rs), virtio-fs's backend
+    "libcap-ng-dev",     // building virtiofsd
 ];
 
 /// The workspace root (xtask lives one level below it).

@@ -14,6 +14,7 @@
 //! | GUEST_ROOTFS    | ext4 root disk of the device scenarios (copy it)  |
 //! | UNIXCAT         | stdin/stdout to a Unix socket (guest/tools)       |
 //! | VSOCKIO         | AF_VSOCK test program (guest/tools/vsockio.c)     |
+//! | VIRTIOFSD       | virtiofsd (built when a script mentions it)       |
 //! | DEBUGFS, E2FSCK | e2fsprogs tools, to check a disk image outside    |
 //! | SCENARIOS       | the directory of the scripts                      |
 //!
@@ -220,6 +221,21 @@ fn env(
             }
         }
         vars.push((var.into(), tool.into()));
+    }
+    // virtiofsd: built (once, cached) only for the scripts that use it; same path in L2.
+    if pack.as_ref().is_none_or(|(scripts, _)| mentions(scripts, "VIRTIOFSD")) {
+        match host::cache_dir().and_then(|cache| crate::images::virtiofsd::ensure(&cache)) {
+            Ok(bin) => {
+                if let Some((_, list)) = pack.as_mut() {
+                    match rig::binary_files(&bin) {
+                        Ok(f) => list.extend(f),
+                        Err(e) => eprintln!("[xtask] virtiofsd not packed into the rig: {e}"),
+                    }
+                }
+                vars.push(("VIRTIOFSD".into(), bin.to_string_lossy().into_owned()));
+            }
+            Err(e) => eprintln!("[xtask] no virtiofsd: {e}"),
+        }
     }
     let dir = if pack.is_some() { "/rig/scenarios".into() } else { scenarios_dir().to_string_lossy().into_owned() };
     vars.push(("SCENARIOS".into(), dir));

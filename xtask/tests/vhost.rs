@@ -82,3 +82,40 @@ fn vhost_net_moves_64_mib_each_way_over_tcp() {
     let logged: Vec<&str> = case.output.lines().filter(|l| l.starts_with("microvm:")).collect();
     assert!(logged.is_empty(), "microvm logged: {logged:?}\n{r}");
 }
+
+/// The section `== NAME stderr` ... `== end` of a run in dev-virtiofs.sh.
+fn stderr_of<'a>(case: &'a Case, run: &str) -> Vec<&'a str> {
+    let section = case.output.split(&format!("== {run} stderr\n")).nth(1).unwrap_or("");
+    section.split("== end").next().unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()).collect()
+}
+
+/// Acceptance 2: the guest mounts the tag, reads a host tree of 1000 files with a
+/// matching sum and writes files the host sees, on memfd and on /dev/shm file memory;
+/// virtiofsd killed mid-run: the guest gets errors, microvm logs once and exits 0.
+#[test]
+fn virtio_fs_reads_and_writes_host_files_and_survives_virtiofsd() {
+    let Some(case) = run("dev-virtiofs") else { return };
+    let r = case.report();
+    assert_eq!(value(&case, "RIG-TREE-FILES"), Some("1000"), "{r}");
+    let host_sum = value(&case, "RIG-TREE-SUM").unwrap_or_else(|| panic!("{r}"));
+    let guest_sums: Vec<&str> = case.output.lines().filter_map(|l| l.trim().strip_prefix("GUEST-TREE-SUM ")).collect();
+    assert_eq!(guest_sums, [host_sum, host_sum], "memfd and shm runs\n{r}");
+    let guest_big: Vec<&str> = case.output.lines().filter_map(|l| l.trim().strip_prefix("GUEST-BIG-MD5 ")).collect();
+    assert_eq!(guest_big.len(), 2, "{r}");
+    for (i, run) in ["memfd", "shm"].into_iter().enumerate() {
+        assert_eq!(value(&case, &format!("RUN-STATUS {run}")), Some("0"), "{run}\n{r}");
+        assert!(stderr_of(&case, run).is_empty(), "{run}: microvm logged {:?}\n{r}", stderr_of(&case, run));
+        let out = value(&case, &format!("RIG-OUT {run}")).unwrap_or_default();
+        assert_eq!(out, "files=101 g7=guest_file_7", "{run}: what the host sees\n{r}");
+        assert_eq!(value(&case, &format!("RIG-BIG-MD5 {run}")), Some(guest_big[i]), "{run}\n{r}");
+    }
+    let exits = case.output.matches("MICROVM-GUEST-RUN-EXIT status=0").count();
+    assert_eq!(exits, 3, "each guest's test ran to its end\n{r}");
+    assert!(case.output.contains("RIG-KILLED-VIRTIOFSD"), "{r}");
+    let after = value(&case, "GUEST-FS-AFTER-KILL").unwrap_or_else(|| panic!("the guest hung or died\n{r}"));
+    assert!(after.contains("I/O error") || after.contains("error"), "guest read after the kill: {after}\n{r}");
+    assert_eq!(value(&case, "RUN-STATUS kill"), Some("0"), "microvm must survive and exit 0\n{r}");
+    let logged = stderr_of(&case, "kill");
+    assert_eq!(logged.len(), 1, "microvm must log once: {logged:?}\n{r}");
+    assert!(logged[0].contains("virtiofsd") && logged[0].contains("gone"), "{logged:?}\n{r}");
+}

@@ -104,6 +104,15 @@ pub enum DeviceConfig {
     Rng,
     Vsock(VsockConfig),
     Fs(FsConfig),
+    Balloon(BalloonConfig),
+}
+
+/// `-device virtio-balloon-device[,deflate-on-oom=on][,free-page-reporting=on]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalloonConfig {
+    pub deflate_on_oom: bool,
+    pub free_page_reporting: bool,
+    pub id: Option<String>,
 }
 
 /// `-chardev socket,id=,path=` + `-device vhost-user-fs-device,chardev=,tag=`.

@@ -5,6 +5,7 @@
 
 use crate::virtio_devices::Slot;
 use devices::legacy::SerialPort;
+use devices::virtio::balloon::Balloon;
 use devices::virtio::block::Block;
 use devices::virtio::console::Console;
 use devices::virtio::net::Net;
@@ -25,6 +26,7 @@ pub enum DeviceHandle {
     Vsock(Arc<Mutex<VhostVsock>>),
     VhostNet(Arc<Mutex<VhostNet>>),
     Fs(Arc<Mutex<VhostUserFs>>),
+    Balloon(Arc<Mutex<Balloon>>),
 }
 
 impl DeviceHandle {
@@ -39,6 +41,7 @@ impl DeviceHandle {
             DeviceHandle::Vsock(_) => "vhost-vsock-device",
             DeviceHandle::VhostNet(_) => "virtio-net-device",
             DeviceHandle::Fs(_) => "vhost-user-fs-device",
+            DeviceHandle::Balloon(_) => "virtio-balloon-device",
         }
     }
 }
@@ -72,6 +75,14 @@ impl DeviceRegistry {
 
     pub fn get(&self, id: &str) -> Option<&DeviceHandle> {
         self.devices.iter().find(|d| d.id.as_deref() == Some(id)).map(|d| &d.handle)
+    }
+
+    /// The balloon, if there is one (QMP `balloon`, `query-balloon`).
+    pub fn balloon(&self) -> Option<&Arc<Mutex<Balloon>>> {
+        self.devices.iter().find_map(|d| match &d.handle {
+            DeviceHandle::Balloon(b) => Some(b),
+            _ => None,
+        })
     }
 
     /// In creation order (which is slot order for virtio devices).

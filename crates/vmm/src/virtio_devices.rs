@@ -12,6 +12,7 @@ use crate::Error;
 use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
 use devices::chardev::{self, Chardev};
+use devices::virtio::balloon::{Balloon, BalloonOptions};
 use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::Console;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
@@ -154,6 +155,17 @@ pub fn create_devices(
                 let rng = Arc::new(Mutex::new(rng));
                 attach(rng.clone(), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, None, slot, DeviceHandle::Rng(rng))?;
+            }
+            DeviceConfig::Balloon(cfg) => {
+                let options =
+                    BalloonOptions { deflate_on_oom: cfg.deflate_on_oom, free_page_reporting: cfg.free_page_reporting };
+                let ram: u64 =
+                    vm_memory::GuestMemoryBackend::iter(mem).map(|r| vm_memory::GuestMemoryRegion::len(r)).sum();
+                let balloon =
+                    Balloon::new(options, ram).map_err(|source| Error::Io { what: "virtio-balloon", source })?;
+                let balloon = Arc::new(Mutex::new(balloon));
+                attach(balloon.clone(), "virtio-mmio (virtio-balloon)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Balloon(balloon))?;
             }
             DeviceConfig::Fs(cfg) => {
                 let fs = VhostUserFs::connect(&cfg.socket, &cfg.tag, cfg.queue_size)

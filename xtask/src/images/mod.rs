@@ -10,6 +10,7 @@ pub mod cloud;
 pub mod initramfs;
 pub mod kernel;
 pub mod rootfs;
+pub mod virtiofsd;
 
 use crate::host::{self, Result};
 use std::fs;

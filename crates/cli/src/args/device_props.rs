@@ -226,6 +226,25 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         props: &[prop("rng", Text("ID"), None, "An -object rng-random or rng-builtin."), DEVICE_ID],
     },
     KindDesc {
+        name: "virtio-balloon-device",
+        help: "A memory balloon: QMP balloon asks the guest to give RAM back, query-balloon reports it.",
+        props: &[
+            prop(
+                "deflate-on-oom",
+                Bool,
+                Some("off"),
+                "The guest may take pages back from the balloon when out of memory.",
+            ),
+            prop(
+                "free-page-reporting",
+                Bool,
+                Some("off"),
+                "The guest reports free pages, which go back to the host (its RSS falls).",
+            ),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
         name: "vhost-user-fs-device",
         help: "virtio-fs: a host directory shared by a vhost-user backend (virtiofsd). Guest RAM must be \
                shared: -object memory-backend-memfd,id=mem,size=RAM,share=on -machine memory-backend=mem.",

@@ -31,10 +31,10 @@
 //! - A monitor (`-mon`, `-qmp chardev:`) takes its chardev like a device
 //!   does: a chardev serves one of them.
 
+use vmm::config::{BalloonConfig, ChardevBackend, FsConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN};
 use vmm::config::{
     BlockConfig, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig, MonitorSocket, NetConfig, VsockConfig,
 };
-use vmm::config::{ChardevBackend, FsConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN};
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
@@ -68,6 +68,11 @@ enum Device {
     },
     Rng {
         rng: Option<String>,
+        value: String,
+    },
+    /// `virtio-balloon-device[,deflate-on-oom=on][,free-page-reporting=on]`.
+    Balloon {
+        config: BalloonConfig,
         value: String,
     },
     /// `vhost-user-fs-device,chardev=ID,tag=TAG`.
@@ -163,7 +168,7 @@ impl Devices {
                 ("virtio-9p-device" | "virtio-9p-pci", _) => super::options::USE_VIRTIO_FS.to_owned(),
                 (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
                 (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
-                              virtio-serial-device with virtconsole, virtio-rng-device and vhost-vsock-device"
+                              virtio-serial-device with virtconsole, virtio-rng-device, virtio-balloon-device, vhost-vsock-device and vhost-user-fs-device"
                     .to_owned(),
             };
             return Err(invalid(DEVICE, value, reason));
@@ -171,6 +176,7 @@ impl Devices {
         let (mut id, mut drive, mut netdev, mut mac, mut chardev, mut bus, mut rng) =
             (None, None, None, None, None, None, None);
         let (mut guest_cid, mut tag, mut queue_size) = (None, None, None);
+        let (mut deflate_on_oom, mut free_page_reporting) = (false, false);
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
@@ -190,6 +196,8 @@ impl Devices {
                 "guest-cid" => guest_cid = Some(parse_guest_cid(&s)?),
                 "tag" => tag = Some(parse_fs_tag(&s)?),
                 "queue-size" => queue_size = Some(parse_queue_size(&s)?),
+                "deflate-on-oom" => deflate_on_oom = s.on,
+                "free-page-reporting" => free_page_reporting = s.on,
                 name => return Err(unhandled(DEVICE, name)),
             }
         }
@@ -216,6 +224,9 @@ impl Devices {
                 return self.attach_console(bus, Console { chardev, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
+            "virtio-balloon-device" => {
+                Device::Balloon { config: BalloonConfig { deflate_on_oom, free_page_reporting, id: id.clone() }, value }
+            }
             "vhost-user-fs-device" => {
                 let (Some(chardev), Some(tag)) = (chardev, tag) else {
                     return Err(invalid(DEVICE, &value, "chardev=ID and tag=TAG are required"));
@@ -404,6 +415,7 @@ impl Devices {
                     };
                     DeviceConfig::Fs(FsConfig { socket: path, tag, queue_size, id })
                 }
+                Device::Balloon { config, .. } => DeviceConfig::Balloon(config),
                 Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
             });
         }
@@ -457,7 +469,8 @@ fn device_value(d: &Device) -> &str {
         | Device::Serial { value, .. }
         | Device::Rng { value, .. }
         | Device::Vsock { value, .. }
-        | Device::Fs { value, .. } => value,
+        | Device::Fs { value, .. }
+        | Device::Balloon { value, .. } => value,
     }
 }
 
@@ -478,8 +491,14 @@ fn not_defined(value: &str, kind: &str, id: &str) -> ArgsError {
 
 /// QEMU's PCI (and bus-less alias) spellings of our devices.
 fn pci_alias(driver: &str) -> Option<&'static str> {
-    const OURS: [&str; 5] =
-        ["virtio-blk-device", "virtio-net-device", "virtio-serial-device", "virtio-rng-device", "vhost-vsock-device"];
+    const OURS: [&str; 6] = [
+        "virtio-blk-device",
+        "virtio-net-device",
+        "virtio-serial-device",
+        "virtio-rng-device",
+        "vhost-vsock-device",
+        "virtio-balloon-device",
+    ];
     let base = driver.strip_suffix("-pci").unwrap_or(driver);
     OURS.into_iter().find(|ours| ours.strip_suffix("-device") == Some(base))
 }

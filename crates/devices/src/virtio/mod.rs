@@ -10,6 +10,7 @@
 //! an irqfd.
 
 mod activation;
+pub mod balloon;
 pub mod block;
 pub mod console;
 pub mod mmio;

@@ -275,7 +275,7 @@ fn device_errors() {
     assert_eq!(
         err(&["-device", "e1000"]).to_string(),
         "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, \
-         virtio-net-device, virtio-serial-device with virtconsole, virtio-rng-device and vhost-vsock-device"
+         virtio-net-device, virtio-serial-device with virtconsole, virtio-rng-device, virtio-balloon-device, vhost-vsock-device and vhost-user-fs-device"
     );
     for d in ["", ",", "drive=d", "driver="] {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");
@@ -416,4 +416,23 @@ fn vhost_user_fs_device() {
         "-device",
         "client socket",
     );
+}
+
+#[test]
+fn virtio_balloon_device() {
+    use vmm::config::BalloonConfig;
+    assert_eq!(
+        devs(&["-device", "virtio-balloon-device"]),
+        [DeviceConfig::Balloon(BalloonConfig { deflate_on_oom: false, free_page_reporting: false, id: None })]
+    );
+    assert_eq!(
+        devs(&["-device", "virtio-balloon-device,deflate-on-oom=on,free-page-reporting=on,id=balloon0"]),
+        [DeviceConfig::Balloon(BalloonConfig {
+            deflate_on_oom: true,
+            free_page_reporting: true,
+            id: Some("balloon0".into())
+        })]
+    );
+    assert_invalid(err(&["-device", "virtio-balloon-pci"]), "-device", "use virtio-balloon-device");
+    assert_invalid(err(&["-device", "virtio-balloon-device,free-page-hint=on"]), "-device", "unknown property");
 }
