@@ -356,11 +356,8 @@ mod tests {
         a.out_decimal_eax(0x3f8);
         let code = a.finish();
         // One `mov ecx, 10^k` per digit but the last, most significant first.
-        let divisors: Vec<u32> = code
-            .windows(5)
-            .filter(|w| w[0] == 0xb9)
-            .map(|w| u32::from_le_bytes(w[1..5].try_into().unwrap()))
-            .collect();
+        let divisors: Vec<u32> =
+            code.windows(5).filter(|w| w[0] == 0xb9).map(|w| u32::from_le_bytes(w[1..5].try_into().unwrap())).collect();
         assert_eq!(divisors, (1..10).rev().map(|k| 10u32.pow(k)).collect::<Vec<_>>());
         // Ten `out dx, al`, each right after dx is set to the port.
         let outs = code.windows(5).filter(|w| w[..4] == [0x66, 0xba, 0xf8, 0x03] && w[4] == 0xee).count();

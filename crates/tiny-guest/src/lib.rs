@@ -245,7 +245,7 @@ mod tests {
         let elf = counter_on_serial(COUNTER_DELAY);
         let code = code_of(&elf);
         assert_eq!(&code[..3], [0x31, 0xf6, 0x46]); // xor esi, esi; top: inc esi
-        // Ends with `jmp near top`, top being offset 2.
+                                                    // Ends with `jmp near top`, top being offset 2.
         let (body, jmp) = code.split_at(code.len() - 5);
         assert_eq!(jmp[0], 0xe9);
         assert_eq!(i32::from_le_bytes(jmp[1..].try_into().unwrap()), 2 - code.len() as i32);
