@@ -24,6 +24,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "cpio",              // not used by xtask (it writes cpio itself); handy to inspect images
     "qemu-system-x86",   // the nested rig (TCG with SVM) and the reference VMM
     "e2fsprogs",         // mke2fs for disk images in virtio-blk scenarios
+    "python3-venv",      // the venv of the Python QMP tests (tests/qmp)
 ];
 
 /// The workspace root (xtask lives one level below it).
