@@ -27,6 +27,7 @@ use vmm::arch_layout::{MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE};
 use vmm::boot_trace::BootTraceConfig;
 use vmm::config::{KernelConfig, MachineConfig, SerialConfig, VmConfig};
 
+mod control;
 mod devices;
 #[path = "help.rs"]
 mod help;
@@ -44,7 +45,7 @@ const MEM_ALIGN: u64 = 4 << 10;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Build and run a VM.
-    Run(VmConfig),
+    Run(Launch),
     /// Build the VM, print the regions the guest could reach (`-M
     /// microvm,dump-mtree`) and exit without running it.
     DumpMtree(VmConfig),
@@ -52,6 +53,17 @@ pub enum Command {
     Help,
     /// Print the version and exit successfully.
     Version,
+}
+
+/// A VM to run and how the process runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    pub vm: VmConfig,
+    /// `-daemonize`: detach from the terminal once the VM is set up (QEMU's
+    /// meaning: the parent exits when start-up succeeded).
+    pub daemonize: bool,
+    /// `-pidfile PATH`: write the process id there.
+    pub pidfile: Option<PathBuf>,
 }
 
 /// A command line error. Each `Display` is one line naming the offending
@@ -116,6 +128,13 @@ enum Opt {
     NoReboot,
     Display,
     Name,
+    Uuid,
+    StartPaused,
+    Daemonize,
+    Pidfile,
+    Qmp,
+    QmpPretty,
+    Mon,
     ReportStartTime,
     TraceBoot,
     TraceBootJson,
@@ -148,6 +167,13 @@ const OPTIONS: &[(&str, Opt, bool)] = &[
     ("-no-reboot", Opt::NoReboot, false),
     ("-display", Opt::Display, true),
     ("-name", Opt::Name, true),
+    ("-uuid", Opt::Uuid, true),
+    ("-S", Opt::StartPaused, false),
+    ("-daemonize", Opt::Daemonize, false),
+    ("-pidfile", Opt::Pidfile, true),
+    ("-qmp", Opt::Qmp, true),
+    ("-qmp-pretty", Opt::QmpPretty, true),
+    ("-mon", Opt::Mon, true),
     ("-report-start-time", Opt::ReportStartTime, false),
     ("-trace-boot", Opt::TraceBoot, false),
     ("-trace-boot-json", Opt::TraceBootJson, true),
@@ -193,6 +219,12 @@ struct Parsed {
     trace_boot: bool,
     trace_boot_json: Option<String>,
     dump_mtree: bool,
+    start_paused: bool,
+    name: Option<String>,
+    debug_threads: bool,
+    uuid: Option<String>,
+    daemonize: bool,
+    pidfile: Option<String>,
     /// The device options, resolved in [`finish`].
     devices: devices::Devices,
 }
@@ -237,8 +269,19 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             // -no-user-config: there are no config files.
             // -enable-kvm: KVM is always used.
             // -no-reboot: a guest reset always ends the process.
-            // -name: nothing is named.
-            Opt::Nographic | Opt::NoUserConfig | Opt::EnableKvm | Opt::NoReboot | Opt::Name => {}
+            Opt::Nographic | Opt::NoUserConfig | Opt::EnableKvm | Opt::NoReboot => {}
+            Opt::Name => {
+                let name = control::parse_name(&value)?;
+                p.name = name.guest.or(p.name);
+                p.debug_threads = name.debug_threads.unwrap_or(p.debug_threads);
+            }
+            Opt::Uuid => p.uuid = Some(control::parse_uuid(&value)?),
+            Opt::StartPaused => p.start_paused = true,
+            Opt::Daemonize => p.daemonize = true,
+            Opt::Pidfile => p.pidfile = Some(non_empty_path(name, value)?),
+            Opt::Qmp => p.devices.monitor(control::parse_qmp(name, &value, false)?)?,
+            Opt::QmpPretty => p.devices.monitor(control::parse_qmp(name, &value, true)?)?,
+            Opt::Mon => p.devices.monitor(control::parse_mon(&value)?)?,
             Opt::Device => p.devices.device(&value)?,
             Opt::Drive => p.devices.drive(&value)?,
             Opt::Netdev => p.devices.netdev(&value)?,
@@ -249,8 +292,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
     }
 
     let dump_mtree = p.dump_mtree;
-    let config = finish(p)?;
-    Ok(if dump_mtree { Command::DumpMtree(config) } else { Command::Run(config) })
+    let daemonize = p.daemonize;
+    let pidfile = p.pidfile.clone().map(PathBuf::from);
+    let vm = finish(p)?;
+    Ok(if dump_mtree { Command::DumpMtree(vm) } else { Command::Run(Launch { vm, daemonize, pidfile }) })
 }
 
 fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
@@ -267,16 +312,16 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         None
     } else if p.serial_stdio {
         Some(SerialConfig::Stdio)
-    } else if p.serial_given || p.nodefaults || p.devices.has_stdio_chardev() {
+    } else if p.serial_given || p.nodefaults || p.devices.stdio_taken() {
         // `-serial none`, or `-nodefaults` dropping QEMU's default serial0,
-        // or a `-chardev stdio` owning stdin (the implicit serial yields to it;
+        // or a `-chardev stdio` or `-qmp stdio` owning stdin (the implicit serial yields to it;
         // with an explicit `-serial stdio` it is an error, in `Devices::finish`).
         Some(SerialConfig::Null)
     } else {
         Some(SerialConfig::Stdio)
     };
 
-    let devices = p.devices.finish(p.serial_stdio)?;
+    let (devices, monitors) = p.devices.finish(p.serial_stdio)?;
     let defaults = MachineConfig::default();
     Ok(VmConfig {
         machine: MachineConfig {
@@ -296,11 +341,11 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         devices,
         trace_boot: (p.trace_boot || p.trace_boot_json.is_some())
             .then(|| BootTraceConfig { json: p.trace_boot_json.map(PathBuf::from) }),
-        start_paused: false,
-        name: None,
-        debug_threads: false,
-        uuid: None,
-        monitors: Vec::new(),
+        start_paused: p.start_paused,
+        name: p.name,
+        debug_threads: p.debug_threads,
+        uuid: p.uuid,
+        monitors,
     })
 }
 
@@ -658,7 +703,7 @@ mod tests {
         let mut v = args(&["-kernel", "vmlinux"]);
         v.extend(args(extra));
         match parse(v)? {
-            Command::Run(c) => Ok(c),
+            Command::Run(c) => Ok(c.vm),
             other => panic!("expected Run, got {other:?}"),
         }
     }
@@ -724,7 +769,7 @@ mod tests {
             monitors: Vec::new(),
             devices: Vec::new(),
         };
-        assert_eq!(c, Command::Run(want));
+        assert_eq!(c, Command::Run(Launch { vm: want, daemonize: false, pidfile: None }));
     }
 
     #[test]
@@ -800,7 +845,7 @@ mod tests {
             "--report-start-time",
         ]))
         .unwrap();
-        let Command::Run(c) = c else { panic!() };
+        let Command::Run(Launch { vm: c, .. }) = c else { panic!() };
         assert_eq!(c.mem_size, GIB);
         assert_eq!(c.vcpu_count, 4);
         assert_eq!(c.serial, Some(SerialConfig::Null));
@@ -1147,7 +1192,7 @@ mod tests {
             "",
         ]))
         .unwrap();
-        let Command::Run(c) = c else { panic!() };
+        let Command::Run(Launch { vm: c, .. }) = c else { panic!() };
         assert_eq!(c.kernel.path, PathBuf::from("/boot/b"));
         assert_eq!(c.kernel.cmdline, "");
         assert_eq!(c.kernel.initrd, Some(PathBuf::from("/boot/i")));
@@ -1216,9 +1261,7 @@ mod tests {
             &["-cpu", "host,-arch-capabilities"],
             &["-cpu", "host,+x2apic,pmu=off"],
             &["-display", "none"],
-            &["-name", "guest0"],
             &["-name", ""],
-            &["-name", "-m"],
         ] {
             assert_eq!(run(extra).unwrap(), base, "{extra:?}");
         }

@@ -112,7 +112,8 @@ Devices (virtio-mmio, one slot per -device, in command-line order):
   -chardev socket,id=ID,path=PATH[,server=on|off][,wait=on|off]
                  A Unix socket, listening with server=on (then by default
                  waiting for a client before the VM starts; wait=off does
-                 not) or connecting to PATH. No TCP (host=, port=).
+                 not) or connecting to PATH. A console cannot use a TCP or
+                 fd= socket (see -mon).
                  Other backends (null, vc, ...) are errors.
   -device virtio-serial-device[,id=DEVID]
   -device virtconsole,chardev=ID[,bus=DEVID.0][,name=NAME][,id=ID]
@@ -130,10 +131,41 @@ Devices (virtio-mmio, one slot per -device, in command-line order):
                  (virtio-blk-pci, virtio-net, ...) are errors too: microvm
                  has no PCI bus.
 
+Management:
+  -qmp unix:PATH[,server=on|off][,wait=on|off]
+  -qmp tcp:[HOST]:PORT[,server=on|off][,wait=on|off]
+  -qmp stdio, -qmp chardev:ID
+                 A QMP monitor (may be given several times). As in QEMU, a
+                 socket connects to PATH (or HOST:PORT) unless server=on; a
+                 server waits for its first client before the VM starts
+                 unless wait=off (wait= without server=on is an error). An
+                 empty HOST is every address for a server, localhost for a
+                 client. unix:path=PATH works too; short forms: server,
+                 nowait. Other backends are errors.
+  -qmp-pretty SPEC
+                 Same, with indented JSON replies.
+  -chardev socket,id=ID,host=HOST,port=PORT[,server=on|off][,wait=on|off]
+  -chardev socket,id=ID,fd=N
+                 TCP and inherited-fd sockets (fd=N: an already connected
+                 stream socket, as QEMU's Python test harness passes); only a
+                 monitor can use them.
+  -mon [chardev=]ID,mode=control[,pretty=on|off]
+                 A QMP monitor on a -chardev (stdio or socket) that no device
+                 uses. mode=readline (QEMU's default: the human monitor) is
+                 not supported yet, so mode=control is required.
+  -S             Set the VM up, then wait with the vCPUs stopped until a
+                 monitor sends cont.
+  -name [guest=]NAME[,debug-threads=on|off][,process=NAME]
+                 The VM's name (query-name). debug-threads=on names the vCPU
+                 threads as QEMU does (CPU 0/KVM); process= is accepted with
+                 no effect.
+  -uuid UUID     The VM's UUID (query-uuid): 8-4-4-4-12 hex digits.
+  -daemonize     Detach from the terminal once the VM is set up.
+  -pidfile PATH  Write the process id to PATH.
+
 Accepted for QEMU compatibility, no effect:
   -no-user-config  There are no config files.
   -no-reboot       A guest reset always ends microvm.
-  -name NAME       Ignored.
 
 Other:
   --report-start-time, -report-start-time

@@ -3,13 +3,15 @@
 //! exit status. Every failure is reported as one line on stderr.
 
 mod args;
-
+mod daemon;
 mod logger;
+mod pidfile;
 
-use args::Command;
+use args::{Command, Launch};
+use pidfile::Pidfile;
 use std::process::ExitCode;
 use std::time::Instant;
-use vmm::{VmExit, Vmm};
+use vmm::{Vm, VmExit};
 
 /// Set to 1 to print the start-up time, like `--report-start-time`.
 const REPORT_START_TIME_ENV: &str = "MICROVM_REPORT_START_TIME";
@@ -22,10 +24,10 @@ fn main() -> ExitCode {
         Ok(argv) => argv,
         Err(bad) => return fail(&format!("argument {bad:?} is not valid UTF-8")),
     };
-    let mut config = match args::parse(argv) {
-        Ok(Command::Run(config)) => config,
+    let launch = match args::parse(argv) {
+        Ok(Command::Run(launch)) => launch,
         Ok(Command::DumpMtree(config)) => {
-            return match Vmm::new(&config, start) {
+            return match Vm::new(&config, start) {
                 Ok(vmm) => {
                     print!("{}", vmm::address_map::format_mtree(&vmm.address_map()));
                     ExitCode::SUCCESS
@@ -43,12 +45,52 @@ fn main() -> ExitCode {
         }
         Err(e) => return fail(&e),
     };
+    run(launch, start)
+}
+
+/// Builds and runs the VM of `launch`: daemonized, with a pidfile, as asked.
+fn run(launch: Launch, start: Instant) -> ExitCode {
+    let Launch { vm: mut config, daemonize, pidfile } = launch;
     if std::env::var_os(REPORT_START_TIME_ENV).is_some_and(|v| v == "1") {
         config.report_start_time = true;
     }
-    let outcome = Vmm::new(&config, start).and_then(Vmm::run);
+    // Before anything else: the fork must happen while the process has one thread.
+    let daemon = if daemonize {
+        match daemon::daemonize() {
+            Ok(daemon::Outcome::Child(daemon)) => Some(daemon),
+            Ok(daemon::Outcome::ParentExit(status)) => return ExitCode::from(status),
+            Err(e) => return fail(&e),
+        }
+    } else {
+        None
+    };
+    // Until the daemon is ready, a failure is told to the waiting parent too.
+    let setup_failed = |daemon: Option<daemon::Daemon>, error: &dyn std::fmt::Display| {
+        if let Some(daemon) = daemon {
+            daemon.failed(&format!("microvm: {error}"));
+        }
+        fail(error)
+    };
+    let mut pidfile = match pidfile.as_deref().map(Pidfile::lock).transpose() {
+        Ok(pidfile) => pidfile,
+        Err(e) => return setup_failed(daemon, &e),
+    };
+    let vm = match Vm::new(&config, start) {
+        Ok(vm) => vm,
+        Err(e) => return setup_failed(daemon, &e),
+    };
+    if let Some(Err(e)) = pidfile.as_mut().map(Pidfile::write_pid) {
+        return setup_failed(daemon, &e);
+    }
+    if let Some(daemon) = daemon {
+        if let Err(e) = daemon.ready() {
+            return fail(&e);
+        }
+    }
+    let outcome = vm.run();
+    drop(pidfile);
     match outcome {
-        Ok(VmExit::Reset | VmExit::Shutdown) => ExitCode::SUCCESS,
+        Ok(VmExit::Reset | VmExit::Shutdown | VmExit::Quit | VmExit::SystemReset) => ExitCode::SUCCESS,
         Ok(VmExit::Signal(sig)) => {
             eprintln!("microvm: terminating on signal {sig}");
             ExitCode::from(128u8.saturating_add(sig as u8))

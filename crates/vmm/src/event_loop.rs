@@ -1,8 +1,8 @@
-//! The main thread's event loop: waits for the VM to end (vCPU exit, guest
-//! reset through the i8042, stop signal) and feeds host stdin to the serial
-//! console.
+//! The main thread's event loop subscribers: the controller (VM end, monitors) and the
+//! serial console's stdin.
 
 use crate::exit::{ExitNotifier, VmExit};
+use crate::monitor::{MonitorServer, VmControl};
 use crate::signals::StopSignals;
 use devices::legacy::SerialPort;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
@@ -11,24 +11,30 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use vmm_sys_util::eventfd::EventFd;
 
-/// Watches everything that ends the VM and records the first reason in
-/// the shared `ExitNotifier`.
-pub struct ExitWatcher {
+/// The main thread's control centre: watches everything that ends the VM (the exit
+/// eventfd vCPUs and devices write, the i8042 reset, stop signals) and every monitor
+/// socket, runs monitor commands on the VM, and sends the events they cause.
+pub struct Controller {
+    pub vm: VmControl,
+    pub monitors: MonitorServer,
     pub exit: Arc<ExitNotifier>,
     pub reset: EventFd,
     pub signals: StopSignals,
+    /// Set once the VM has ended; the main loop then stops.
+    pub ended: Option<VmExit>,
 }
 
-impl MutEventSubscriber for ExitWatcher {
+impl MutEventSubscriber for Controller {
     fn init(&mut self, ops: &mut EventOps) {
         for fd in [self.exit.eventfd().as_raw_fd(), self.reset.as_raw_fd(), self.signals.as_raw_fd()] {
             if let Err(e) = ops.add(Events::new_raw(fd, EventSet::IN)) {
                 log::error!("event loop: cannot watch fd {fd}: {e:?}");
             }
         }
+        self.monitors.init(ops);
     }
 
-    fn process(&mut self, events: Events, _ops: &mut EventOps) {
+    fn process(&mut self, events: Events, ops: &mut EventOps) {
         let fd = events.fd();
         if fd == self.reset.as_raw_fd() {
             let _ = self.reset.read();
@@ -37,8 +43,21 @@ impl MutEventSubscriber for ExitWatcher {
             if let Some(sig) = self.signals.read() {
                 self.exit.notify(VmExit::Signal(sig));
             }
+        } else if fd == self.exit.eventfd().as_raw_fd() {
+            // Its reason is already stored; read it so epoll stops reporting it.
+            let _ = self.exit.eventfd().read();
+        } else if !self.monitors.process(&events, ops, &mut self.vm) {
+            log::warn!("event loop: event on unknown fd {fd}");
+            let _ = ops.remove(events);
         }
-        // The exit eventfd itself needs no handling: its reason is already stored.
+        if self.ended.is_none() {
+            if let Some(reason) = self.exit.reason() {
+                self.vm.machine.end(&reason);
+                self.ended = Some(reason);
+            }
+        }
+        let events = self.vm.machine.take_events();
+        self.monitors.broadcast(&events, ops);
     }
 }
 

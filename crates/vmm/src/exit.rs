@@ -6,13 +6,17 @@ use vmm_sys_util::eventfd::EventFd;
 /// Why the VM stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VmExit {
-    /// The guest reset the machine (i8042 reset, KVM reset event). Like QEMU
-    /// with `-no-reboot`, a reset ends the VM.
+    /// The guest reset the machine (i8042 reset, KVM reset event, triple fault). Like
+    /// QEMU with `-no-reboot`, a reset ends the VM.
     Reset,
-    /// Triple fault or guest-requested shutdown.
+    /// The guest powered off (KVM shutdown event; later: ACPI S5).
     Shutdown,
     /// The VMM was asked to stop by a signal.
     Signal(i32),
+    /// A monitor sent `quit`.
+    Quit,
+    /// A monitor sent `system_reset`; like a guest reset, it ends the VM.
+    SystemReset,
     /// A vCPU hit something it cannot continue from.
     VcpuError { vcpu: u8, message: String },
     /// The device side of the VMM cannot go on.

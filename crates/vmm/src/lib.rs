@@ -1,28 +1,33 @@
 //! Builds a microVM from a `VmConfig` and runs it until it ends.
 //!
-//! `Vmm::new` does all the set-up work (KVM objects, guest memory, devices,
-//! kernel loading, vCPU state); `Vmm::run` starts the vCPU threads and turns
-//! the main thread into the event loop until the guest resets, a vCPU fails
-//! or a signal arrives.
+//! `Vm::new` does all the set-up work (KVM objects, guest memory, devices, monitors,
+//! kernel loading, vCPU state); `Vm::run` starts the threads and turns the main thread
+//! into the event loop, where monitors pause, resume and end the VM, until the guest
+//! resets, a vCPU fails, a monitor quits or a signal arrives.
 
 pub mod address_map;
 pub mod boot;
 pub mod boot_trace;
 pub mod config;
+mod control;
+mod device_thread;
 mod event_loop;
 pub mod exit;
 mod kvm;
 mod memory;
+mod monitor;
 mod rtc;
+mod run;
 mod signals;
 pub mod startup;
+pub mod state;
 pub mod vcpu;
 mod virtio_devices;
 mod vm;
 
 pub use arch::layout as arch_layout;
 pub use exit::VmExit;
-pub use vm::Vmm;
+pub use vm::Vm;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -49,6 +54,10 @@ pub enum Error {
     Report(String),
     #[error("event loop: {0}")]
     EventLoop(String),
+    #[error(transparent)]
+    Monitor(#[from] monitor::SocketError),
+    #[error(transparent)]
+    DeviceThread(#[from] device_thread::DeviceThreadError),
     #[error("{what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
 }

@@ -4,7 +4,8 @@
 //! device event loop. Also produces the `virtio_mmio.device=` kernel
 //! command-line entries that tell the guest where the devices are.
 
-use crate::config::{BlockConfig, ChardevBackend, ChardevConfig, DeviceConfig};
+use crate::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, DeviceConfig};
+use crate::device_thread::DeviceEventLoop;
 use crate::kvm::KvmError;
 use crate::Error;
 use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
@@ -16,13 +17,11 @@ use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
 use devices::virtio::{Interrupt, VirtioDevice};
-use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
+use event_manager::{MutEventSubscriber, SubscriberOps};
 use kvm_ioctls::{IoEventAddress, VmFd};
 use std::sync::{Arc, Mutex};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
-
-pub type DeviceEventLoop = EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>;
 
 /// Where one device lives in the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,26 +45,71 @@ pub fn cmdline_entry(slot: Slot) -> String {
 trait EventDevice: VirtioDevice + MutEventSubscriber {}
 impl<T: VirtioDevice + MutEventSubscriber> EventDevice for T {}
 
-/// Builds every configured device; returns the command-line entries.
+/// What the devices are, for the kernel command line and the monitor's queries.
+#[derive(Debug, Default)]
+pub struct DeviceInventory {
+    /// `virtio_mmio.device=` entries, one per slot in use.
+    pub cmdline_entries: Vec<String>,
+    pub chardevs: Vec<ChardevInfo>,
+    pub blocks: Vec<BlockInfo>,
+}
+
+/// A chardev as `query-chardev` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChardevInfo {
+    pub label: String,
+    /// QEMU's description: `stdio`, `pty:/dev/pts/N`, `file`, `unix:PATH,server=on`.
+    pub filename: String,
+}
+
+/// A disk as `query-block` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockInfo {
+    pub id: String,
+    pub path: std::path::PathBuf,
+    pub read_only: bool,
+    pub cache: CacheMode,
+    /// Bytes, when set-up read it.
+    pub size: u64,
+}
+
+impl BlockInfo {
+    /// QEMU's `BlockdevCacheInfo` for the cache mode.
+    pub fn cache_info(&self) -> serde_json::Value {
+        let (writeback, direct, no_flush) = match self.cache {
+            CacheMode::Writeback => (true, false, false),
+            CacheMode::Writethrough => (false, false, false),
+            CacheMode::None => (true, true, false),
+            CacheMode::Directsync => (false, true, false),
+            CacheMode::Unsafe => (true, false, true),
+        };
+        serde_json::json!({ "writeback": writeback, "direct": direct, "no-flush": no_flush })
+    }
+}
+
+/// Builds every configured device; returns what they are.
 pub fn create_devices(
     configs: &[DeviceConfig],
     vm: &VmFd,
     mem: &GuestMemoryMmap,
     mmio: &mut Bus,
     event_loop: &mut DeviceEventLoop,
-) -> Result<Vec<String>, Error> {
+) -> Result<DeviceInventory, Error> {
     if configs.len() > VIRTIO_MMIO_SLOTS as usize {
         return Err(Error::Config(format!(
             "{} virtio devices requested, but microvm has {VIRTIO_MMIO_SLOTS} virtio-mmio slots",
             configs.len()
         )));
     }
-    let mut entries = Vec::with_capacity(configs.len());
+    let mut inventory = DeviceInventory::default();
     for (index, config) in configs.iter().enumerate() {
         let slot = slot(index as u32);
         match config {
             DeviceConfig::Block(cfg) => {
                 let disk = Block::new(block_options(cfg)).map_err(|e| Error::Device(e.to_string()))?;
+                let size = std::fs::metadata(&cfg.path).map_or(0, |m| m.len());
+                let (id, path) = (cfg.id.clone(), cfg.path.clone());
+                inventory.blocks.push(BlockInfo { id, path, read_only: cfg.read_only, cache: cfg.cache, size });
                 attach(Arc::new(Mutex::new(disk)), "virtio-mmio (virtio-blk)", slot, vm, mem, mmio, event_loop)?;
             }
             DeviceConfig::Net(cfg) => {
@@ -79,6 +123,8 @@ pub fn create_devices(
             }
             DeviceConfig::Console(cfg) => {
                 let chardev = open_chardev(&cfg.chardev)?;
+                let filename = chardev_filename(&cfg.chardev.backend, chardev.pty_path());
+                inventory.chardevs.push(ChardevInfo { label: cfg.chardev.id.clone(), filename });
                 let console = Console::new(chardev).map_err(|e| Error::Device(e.to_string()))?;
                 attach(Arc::new(Mutex::new(console)), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
             }
@@ -87,9 +133,21 @@ pub fn create_devices(
                 attach(Arc::new(Mutex::new(rng)), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
             }
         }
-        entries.push(cmdline_entry(slot));
+        inventory.cmdline_entries.push(cmdline_entry(slot));
     }
-    Ok(entries)
+    Ok(inventory)
+}
+
+/// QEMU's `query-chardev` filename of a backend.
+fn chardev_filename(backend: &ChardevBackend, pty: Option<&std::path::Path>) -> String {
+    match backend {
+        ChardevBackend::Stdio => "stdio".into(),
+        ChardevBackend::Pty => format!("pty:{}", pty.map(|p| p.display().to_string()).unwrap_or_default()),
+        ChardevBackend::File { .. } => "file".into(),
+        ChardevBackend::Socket { path, server, .. } => {
+            format!("unix:{}{}", path.display(), if *server { ",server=on" } else { "" })
+        }
+    }
 }
 
 /// Opens a chardev backend. A server socket with `wait=on` blocks here

@@ -1,18 +1,21 @@
-//! The VM builder and runner.
+//! The VM object: built once by [`Vm::new`] (every KVM object, guest memory, device and
+//! backend, the kernel loaded), then run by `Vm::run` (`run.rs`), which starts its threads
+//! and drives its state through the `Machine` (`control.rs`) until it ends.
 
 use crate::address_map::{kvm_regions, ram_regions, Owner, Region, Space};
 use crate::boot::{build_cmdline, load_kernel};
-use crate::boot_trace::{BootTimes, BootTraceConfig};
+use crate::boot_trace::BootTraceConfig;
 use crate::config::{SerialConfig, VmConfig};
-use crate::event_loop::{ExitWatcher, StdinForwarder};
-use crate::exit::{ExitNotifier, VmExit};
+use crate::device_thread::DeviceEventLoop;
+use crate::exit::ExitNotifier;
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
 use crate::memory::{create_guest_memory, register_memory};
+use crate::monitor::MonitorServer;
 use crate::rtc::{create_rtc, RtcTicker};
 use crate::signals::StopSignals;
 use crate::startup::StartupClock;
-use crate::vcpu::{install_kick_handler, kick_signal, CpuidTemplate, Vcpu, VcpuContext};
-use crate::virtio_devices::{create_devices, DeviceEventLoop};
+use crate::vcpu::{CpuidTemplate, Vcpu};
+use crate::virtio_devices::{create_devices, DeviceInventory};
 use crate::Error;
 use arch::layout::{
     I8042_COMMAND_PORT, MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, RTC_IRQ, RTC_PORT, RTC_PORT_LEN, SERIAL_COM1_IRQ,
@@ -22,43 +25,41 @@ use arch::regs::{write_boot_gdt, write_identity_page_tables, BootEntry};
 use devices::bus::{Bus, BusDevice};
 use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
 use devices::legacy::{I8042Reset, SerialPort};
-use devices::terminal::RawTerminal;
 use devices::EventFdTrigger;
-use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
-use vmm_sys_util::signal::Killable;
 
-/// A fully built microVM, ready to run.
-pub struct Vmm {
+/// One microVM, from set-up to teardown. Fields are filled by `new`; `run` moves the
+/// threads' parts out into their threads and the rest into the `Machine`.
+pub struct Vm {
     // Field order is drop order: vCPUs and the VM go before the memory
     // their slots point into.
-    vcpus: Vec<Vcpu>,
-    _vm: VmFd,
-    _kvm: Kvm,
-    _mem: GuestMemoryMmap,
-    pio: Arc<Bus>,
-    mmio: Arc<Bus>,
-    serial: Option<(SerialConfig, Arc<Mutex<SerialPort>>)>,
+    pub(crate) vcpus: Vec<Vcpu>,
+    pub(crate) vm_fd: VmFd,
+    pub(crate) _kvm: Kvm,
+    pub(crate) mem: GuestMemoryMmap,
+    pub(crate) pio: Arc<Bus>,
+    pub(crate) mmio: Arc<Bus>,
+    pub(crate) serial: Option<(SerialConfig, Arc<Mutex<SerialPort>>)>,
     /// The CMOS clock's timer, served by the main thread's event loop (`rtc=on`).
-    rtc_ticker: Option<RtcTicker>,
+    pub(crate) rtc_ticker: Option<RtcTicker>,
     /// Serves the virtio devices' queues and backends; `None` without devices.
-    device_loop: Option<DeviceEventLoop>,
-    reset: EventFd,
-    exit: Arc<ExitNotifier>,
-    signals: StopSignals,
-    clock: Arc<StartupClock>,
-    mem_size: u64,
-    pit: bool,
-    boot_trace: Option<(BootTraceConfig, Arc<GuestCheckpoints>)>,
+    pub(crate) device_loop: Option<DeviceEventLoop>,
+    /// What the devices are, for the monitor's queries.
+    pub(crate) inventory: DeviceInventory,
+    /// QMP monitors, listening (or connected) since set-up.
+    pub(crate) monitors: MonitorServer,
+    pub(crate) reset: EventFd,
+    pub(crate) exit: Arc<ExitNotifier>,
+    pub(crate) signals: StopSignals,
+    pub(crate) clock: Arc<StartupClock>,
+    pub(crate) config: VmConfig,
+    pub(crate) boot_trace: Option<(BootTraceConfig, Arc<GuestCheckpoints>)>,
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -80,10 +81,10 @@ fn validate(config: &VmConfig) -> Result<(), Error> {
     Ok(())
 }
 
-impl Vmm {
+impl Vm {
     /// Does every piece of set-up, so that `run` only starts threads.
     /// `start` is when the process started (for start-up timing).
-    pub fn new(config: &VmConfig, start: Instant) -> Result<Vmm, Error> {
+    pub fn new(config: &VmConfig, start: Instant) -> Result<Vm, Error> {
         validate(config)?;
         // Before any thread exists, so that every thread inherits the mask.
         let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
@@ -125,14 +126,15 @@ impl Vmm {
         };
 
         let mut mmio = Bus::new();
-        let (device_loop, device_entries) = if config.devices.is_empty() {
-            (None, Vec::new())
+        let (device_loop, inventory) = if config.devices.is_empty() {
+            (None, DeviceInventory::default())
         } else {
             let mut event_loop = DeviceEventLoop::new().map_err(|e| Error::EventLoop(format!("{e:?}")))?;
-            let entries = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop)?;
-            (Some(event_loop), entries)
+            let inventory = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop)?;
+            (Some(event_loop), inventory)
         };
-        let auto_entries: &[String] = if config.machine.auto_kernel_cmdline { &device_entries } else { &[] };
+        let device_entries = &inventory.cmdline_entries;
+        let auto_entries: &[String] = if config.machine.auto_kernel_cmdline { device_entries } else { &[] };
         let cmdline = build_cmdline(&config.kernel.cmdline, auto_entries)?;
         let entry = load_kernel(&mem, config.mem_size, &config.kernel, &cmdline)?;
         arch::mptable::setup_mptable(&mem, config.vcpu_count)?;
@@ -142,23 +144,26 @@ impl Vmm {
         }
 
         let vcpus = create_vcpus(&kvm, &vm, config.vcpu_count, entry)?;
+        // Last: a monitor with wait=on blocks here until its client connects.
+        let monitors = MonitorServer::open(&config.monitors)?;
         let clock = Arc::new(StartupClock::new(start, config.report_start_time));
-        Ok(Vmm {
+        Ok(Vm {
             vcpus,
-            _vm: vm,
+            vm_fd: vm,
             _kvm: kvm,
-            _mem: mem,
+            mem,
             pio: Arc::new(pio),
             mmio: Arc::new(mmio),
             serial,
             rtc_ticker,
             device_loop,
+            inventory,
+            monitors,
             reset,
             exit,
             signals,
             clock,
-            mem_size: config.mem_size,
-            pit: config.machine.pit,
+            config: config.clone(),
             boot_trace,
         })
     }
@@ -166,109 +171,17 @@ impl Vmm {
     /// Every region the guest can reach: RAM, KVM's in-kernel devices, and
     /// what is really on this VM's port and MMIO buses.
     pub fn address_map(&self) -> Vec<Region> {
-        let mut regions = ram_regions(self.mem_size);
-        regions.extend(kvm_regions(self.pit));
-        for (bus, space) in [(&self.pio, Space::Io), (&self.mmio, Space::Memory)] {
-            regions.extend(bus.ranges().map(|(base, len, name)| Region::new(space, base, len, name, Owner::Vmm)));
-        }
-        regions
-    }
-
-    /// Runs the guest until it ends; returns why it ended.
-    pub fn run(self) -> Result<VmExit, Error> {
-        let mut manager = EventManager::<Arc<Mutex<dyn MutEventSubscriber + Send>>>::new()
-            .map_err(|e| Error::EventLoop(format!("{e:?}")))?;
-        let _raw_terminal = match &self.serial {
-            Some((SerialConfig::Stdio, port)) => {
-                manager.add_subscriber(Arc::new(Mutex::new(StdinForwarder { serial: port.clone() })));
-                RawTerminal::enter(std::io::stdin().as_raw_fd())
-            }
-            _ => None,
-        };
-        if let Some(ticker) = self.rtc_ticker {
-            manager.add_subscriber(Arc::new(Mutex::new(ticker)));
-        }
-        manager.add_subscriber(Arc::new(Mutex::new(ExitWatcher {
-            exit: self.exit.clone(),
-            reset: self.reset,
-            signals: self.signals,
-        })));
-
-        if let Some(mut device_loop) = self.device_loop {
-            let exit = self.exit.clone();
-            std::thread::Builder::new()
-                .name("virtio".into())
-                .spawn(move || loop {
-                    if let Err(e) = device_loop.run() {
-                        exit.notify(VmExit::DeviceError(format!("virtio event loop failed: {e:?}")));
-                        return;
-                    }
-                })
-                .map_err(|source| Error::Io { what: "cannot start the virtio device thread", source })?;
-        }
-        install_kick_handler().map_err(io_err("cannot install the vCPU kick handler"))?;
-        let clock = self.clock.clone();
-        let ctx = Arc::new(VcpuContext {
-            pio: self.pio,
-            mmio: self.mmio,
-            exit: self.exit.clone(),
-            clock: self.clock,
-            stop: AtomicBool::new(false),
-        });
-        let mut threads = Vec::with_capacity(self.vcpus.len());
-        for vcpu in self.vcpus {
-            threads.push(vcpu.spawn(ctx.clone())?);
-        }
-        let outcome = loop {
-            if let Err(e) = manager.run() {
-                break Err(Error::EventLoop(format!("{e:?}")));
-            }
-            if let Some(reason) = self.exit.reason() {
-                break Ok(reason);
-            }
-        };
-        let guest_exit = clock.elapsed();
-        // Guest memory is unmapped when `self` is dropped: every vCPU must
-        // be out of KVM_RUN first, or it would run on a vanished mapping.
-        stop_vcpus(&ctx, threads);
-        let _ = std::io::stdout().flush();
-        if let Some((trace, checkpoints)) = &self.boot_trace {
-            let times = BootTimes::new(clock.first_run().map(|f| f.wall), checkpoints, Some(guest_exit));
-            report_boot_times(&times, trace)?;
-        }
-        outcome
+        address_map(self.config.mem_size, self.config.machine.pit, &self.pio, &self.mmio)
     }
 }
 
-fn report_boot_times(times: &BootTimes, trace: &BootTraceConfig) -> Result<(), Error> {
-    eprint!("{}", times.table());
-    if let Some(path) = &trace.json {
-        std::fs::write(path, times.json())
-            .map_err(|e| Error::Report(format!("cannot write the boot trace to {}: {e}", path.display())))?;
+pub(crate) fn address_map(mem_size: u64, pit: bool, pio: &Bus, mmio: &Bus) -> Vec<Region> {
+    let mut regions = ram_regions(mem_size);
+    regions.extend(kvm_regions(pit));
+    for (bus, space) in [(pio, Space::Io), (mmio, Space::Memory)] {
+        regions.extend(bus.ranges().map(|(base, len, name)| Region::new(space, base, len, name, Owner::Vmm)));
     }
-    Ok(())
-}
-
-/// How long teardown waits for vCPU threads before giving up on them.
-const VCPU_STOP_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Kicks every vCPU thread out of KVM_RUN until it ends. The kick repeats:
-/// a signal that lands just before a thread enters KVM_RUN is not seen by it.
-fn stop_vcpus(ctx: &VcpuContext, threads: Vec<JoinHandle<()>>) {
-    ctx.stop.store(true, Ordering::Release);
-    let deadline = Instant::now() + VCPU_STOP_TIMEOUT;
-    for thread in threads {
-        while !thread.is_finished() {
-            if Instant::now() > deadline {
-                // Leave it: the process is about to exit, which ends it.
-                log::warn!("a vCPU thread did not stop in time");
-                return;
-            }
-            let _ = thread.kill(kick_signal());
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        let _ = thread.join();
-    }
+    regions
 }
 
 fn add_device(

@@ -33,7 +33,10 @@
 
 use std::path::PathBuf;
 
-use vmm::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, ConsoleConfig, DeviceConfig, NetConfig};
+use vmm::config::{
+    BlockConfig, CacheMode, ChardevBackend, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig, MonitorSocket,
+    NetConfig,
+};
 
 use super::{invalid, parse_bool, split_list, ArgsError, BOOL_EXPECTED};
 
@@ -50,11 +53,11 @@ fn esc(s: &str) -> String {
 }
 
 /// One element of an option list, with QEMU's short forms expanded.
-struct Prop {
-    key: String,
-    value: String,
+pub(super) struct Prop {
+    pub(super) key: String,
+    pub(super) value: String,
     /// The element as written, shown in error messages.
-    elem: String,
+    pub(super) elem: String,
 }
 
 /// Splits `list` into properties. The first element may omit its key
@@ -62,7 +65,7 @@ struct Prop {
 /// `flag` means `flag=on` and `noflag` means `flag=off`. Empty elements (a
 /// trailing comma) are skipped; a repeated key is kept, so that the last
 /// one wins when the caller walks the list in order.
-fn props(option: &'static str, list: &str, implied: Option<&'static str>) -> Result<Vec<Prop>, ArgsError> {
+pub(super) fn props(option: &'static str, list: &str, implied: Option<&'static str>) -> Result<Vec<Prop>, ArgsError> {
     let mut out = Vec::new();
     for (i, elem) in split_list(list).into_iter().enumerate() {
         if elem.is_empty() {
@@ -87,7 +90,7 @@ fn props(option: &'static str, list: &str, implied: Option<&'static str>) -> Res
 }
 
 impl Prop {
-    fn bool(&self, option: &'static str) -> Result<bool, ArgsError> {
+    pub(super) fn bool(&self, option: &'static str) -> Result<bool, ArgsError> {
         parse_bool(&self.value).ok_or_else(|| invalid(option, &self.elem, BOOL_EXPECTED))
     }
 
@@ -101,21 +104,21 @@ impl Prop {
     }
 
     /// A reference to another option's id (`drive=`, `chardev=`, ...).
-    fn reference(&self, option: &'static str) -> Result<String, ArgsError> {
+    pub(super) fn reference(&self, option: &'static str) -> Result<String, ArgsError> {
         if self.value.is_empty() {
             return Err(invalid(option, &self.elem, "needs an id"));
         }
         Ok(self.value.clone())
     }
 
-    fn path(&self, option: &'static str) -> Result<PathBuf, ArgsError> {
+    pub(super) fn path(&self, option: &'static str) -> Result<PathBuf, ArgsError> {
         if self.value.is_empty() {
             return Err(invalid(option, &self.elem, "empty path"));
         }
         Ok(PathBuf::from(&self.value))
     }
 
-    fn unknown(&self, option: &'static str, what: &str, known: &str) -> ArgsError {
+    pub(super) fn unknown(&self, option: &'static str, what: &str, known: &str) -> ArgsError {
         invalid(option, &self.elem, format!("unknown property for {what} (it takes {known})"))
     }
 }
@@ -148,8 +151,49 @@ struct Netdev {
 }
 
 struct Chardev {
-    config: ChardevConfig,
-    value: String,
+    id: String,
+    backend: Backend,
+}
+
+/// A `-chardev` backend. Consoles take the [`ChardevBackend`]s; the sockets
+/// only a monitor can use (TCP, an inherited fd) are kept apart so that a
+/// console naming one gets a clear error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Backend {
+    Plain(ChardevBackend),
+    /// `socket,host=,port=`: the host already defaulted (see `control::tcp_host`).
+    Tcp {
+        host: String,
+        port: u16,
+        server: bool,
+        wait: bool,
+    },
+    /// `socket,fd=N`: an inherited, connected socket.
+    Fd(i32),
+}
+
+impl Backend {
+    /// What a QMP monitor on this chardev talks on.
+    fn monitor_socket(&self) -> Result<MonitorSocket, &'static str> {
+        Ok(match self {
+            Backend::Plain(ChardevBackend::Stdio) => MonitorSocket::Stdio,
+            Backend::Plain(ChardevBackend::Socket { path, server: true, wait }) => {
+                MonitorSocket::UnixListen { path: path.clone(), wait: *wait }
+            }
+            Backend::Plain(ChardevBackend::Socket { path, server: false, .. }) => {
+                MonitorSocket::UnixConnect { path: path.clone() }
+            }
+            Backend::Tcp { host, port, server: true, wait } => {
+                MonitorSocket::TcpListen { host: host.clone(), port: *port, wait: *wait }
+            }
+            Backend::Tcp { host, port, server: false, .. } => {
+                MonitorSocket::TcpConnect { host: host.clone(), port: *port }
+            }
+            Backend::Fd(fd) => MonitorSocket::Fd(*fd),
+            Backend::Plain(ChardevBackend::Pty) => return Err("a pty"),
+            Backend::Plain(ChardevBackend::File { .. }) => return Err("a file"),
+        })
+    }
 }
 
 /// A `-device` waiting for its backend to be looked up.
@@ -190,6 +234,33 @@ pub(super) struct Devices {
     rng_objects: Vec<String>,
     devices: Vec<Device>,
     device_ids: Vec<String>,
+    /// `-qmp` and `-mon`, in command-line order.
+    monitors: Vec<Monitor>,
+    /// What owns stdin, if anything (see the module docs).
+    stdio_owner: Option<StdioOwner>,
+}
+
+/// A QMP monitor whose chardev (if it names one) is looked up in `finish`.
+pub(super) struct Monitor {
+    /// `-qmp` or `-mon`, and its value, for messages.
+    pub(super) option: &'static str,
+    pub(super) value: String,
+    pub(super) target: MonitorTarget,
+    pub(super) pretty: bool,
+}
+
+pub(super) enum MonitorTarget {
+    /// `-qmp unix:...`, `tcp:...`, `stdio`.
+    Socket(MonitorSocket),
+    /// `-mon chardev=ID` or `-qmp chardev:ID`.
+    Chardev(String),
+}
+
+struct StdioOwner {
+    option: &'static str,
+    value: String,
+    /// How the error message names it: `-chardev id=a`, `-qmp stdio`.
+    name: String,
 }
 
 impl Devices {
@@ -332,7 +403,7 @@ impl Devices {
             Some("stdio") => "id, signal",
             Some("pty") => "id",
             Some("file") => "id, path, append",
-            Some("socket") => "id, path, server, wait",
+            Some("socket") => "id, path, host, port, fd, server, wait",
             Some(_) => {
                 return Err(invalid(CHARDEV, value, "only the stdio, pty, file and socket backends are supported"))
             }
@@ -347,6 +418,9 @@ impl Devices {
         let backend = backend.unwrap_or_default();
         let mut id = None;
         let mut path = None;
+        let mut host = None;
+        let mut port = None;
+        let mut fd = None;
         let mut server = None;
         let mut wait = None;
         for p in &props {
@@ -368,11 +442,11 @@ impl Devices {
                 ("file", "append") => {
                     p.bool(CHARDEV)?;
                 }
+                ("socket", "host") => host = Some(p.value.clone()),
+                ("socket", "port") => port = Some(super::control::parse_port(CHARDEV, &p.elem, &p.value)?),
+                ("socket", "fd") => fd = Some(parse_fd(p)?),
                 ("socket", "server") => server = Some(p.bool(CHARDEV)?),
-                ("socket", "wait") => wait = Some((p.bool(CHARDEV)?, p)),
-                ("socket", "host" | "port") => {
-                    return Err(invalid(CHARDEV, &p.elem, "only Unix sockets are supported; use socket,path=PATH"))
-                }
+                ("socket", "wait") => wait = Some((p.bool(CHARDEV)?, p.elem.clone())),
                 // QEMU ignores the socket options on other backends (the
                 // proposal's `-chardev pty,...,server`).
                 (_, "server" | "wait") => {
@@ -385,45 +459,46 @@ impl Devices {
             return Err(invalid(CHARDEV, value, "id= is required"));
         };
         let backend = match backend.as_str() {
-            "stdio" => ChardevBackend::Stdio,
-            "pty" => ChardevBackend::Pty,
-            _ => {
+            "stdio" => Backend::Plain(ChardevBackend::Stdio),
+            "pty" => Backend::Plain(ChardevBackend::Pty),
+            "file" => {
                 let Some(path) = path else {
                     return Err(invalid(CHARDEV, value, "path= is required"));
                 };
-                if backend == "file" {
-                    ChardevBackend::File { path }
-                } else {
-                    let server = server.unwrap_or(false);
-                    let wait = match wait {
-                        Some((_, p)) if !server => {
-                            return Err(invalid(
-                                CHARDEV,
-                                &p.elem,
-                                "wait= only applies to a listening socket (server=on)",
-                            ))
-                        }
-                        Some((w, _)) => w,
-                        // QEMU's default: a server waits for its first client.
-                        None => server,
-                    };
-                    ChardevBackend::Socket { path, server, wait }
+                Backend::Plain(ChardevBackend::File { path })
+            }
+            _ => {
+                let (server, wait) = super::control::socket_mode(CHARDEV, server, wait)?;
+                match (path, host, fd) {
+                    (Some(path), None, None) => Backend::Plain(ChardevBackend::Socket { path, server, wait }),
+                    (None, Some(host), None) => {
+                        let Some(port) = port else {
+                            return Err(invalid(CHARDEV, value, "host= needs port="));
+                        };
+                        Backend::Tcp { host: super::control::tcp_host(&host, server), port, server, wait }
+                    }
+                    (None, None, Some(fd)) if server => {
+                        return Err(invalid(
+                            CHARDEV,
+                            value,
+                            format!("fd={fd} with server=on (an inherited listening socket) is not supported; pass a connected socket"),
+                        ))
+                    }
+                    (None, None, Some(fd)) => Backend::Fd(fd),
+                    (None, None, None) => {
+                        return Err(invalid(CHARDEV, value, "path= is required (or host= and port=, or fd=)"))
+                    }
+                    _ => return Err(invalid(CHARDEV, value, "give only one of path=, host= or fd=")),
                 }
             }
         };
-        if self.chardevs.iter().any(|c| c.config.id == id) {
+        if self.chardevs.iter().any(|c| c.id == id) {
             return Err(invalid(CHARDEV, value, format!("duplicate id '{id}'")));
         }
-        if backend == ChardevBackend::Stdio {
-            if let Some(other) = self.stdio_chardev() {
-                return Err(invalid(
-                    CHARDEV,
-                    value,
-                    format!("stdio is used twice (also by -chardev id={}); only one can own stdin", other.config.id),
-                ));
-            }
+        if backend == Backend::Plain(ChardevBackend::Stdio) {
+            self.claim_stdio(CHARDEV, value, &format!("-chardev id={id}"))?;
         }
-        self.chardevs.push(Chardev { config: ChardevConfig { id, backend }, value: value.to_owned() });
+        self.chardevs.push(Chardev { id, backend });
         Ok(())
     }
 
@@ -647,30 +722,50 @@ impl Devices {
         Ok(())
     }
 
-    /// The `-chardev stdio`, if any.
-    fn stdio_chardev(&self) -> Option<&Chardev> {
-        self.chardevs.iter().find(|c| c.config.backend == ChardevBackend::Stdio)
+    /// Records that `option value` (called `name` in messages) reads stdin;
+    /// a second owner is an error.
+    fn claim_stdio(&mut self, option: &'static str, value: &str, name: &str) -> Result<(), ArgsError> {
+        if let Some(other) = &self.stdio_owner {
+            return Err(invalid(
+                option,
+                value,
+                format!("stdio is used twice (also by {}); only one can own stdin", other.name),
+            ));
+        }
+        self.stdio_owner = Some(StdioOwner { option, value: value.to_owned(), name: name.to_owned() });
+        Ok(())
     }
 
-    /// A `-chardev stdio` was given (it takes stdin from the implicit serial).
-    pub(super) fn has_stdio_chardev(&self) -> bool {
-        self.stdio_chardev().is_some()
+    /// Something other than the serial port reads stdin (a `-chardev stdio`
+    /// or `-qmp stdio`): the implicit serial port yields it.
+    pub(super) fn stdio_taken(&self) -> bool {
+        self.stdio_owner.is_some()
     }
 
-    /// Resolves every device's backend; `serial_stdio`: `-serial stdio` was given.
-    pub(super) fn finish(self, serial_stdio: bool) -> Result<Vec<DeviceConfig>, ArgsError> {
+    /// `-qmp` or `-mon`.
+    pub(super) fn monitor(&mut self, monitor: Monitor) -> Result<(), ArgsError> {
+        if let MonitorTarget::Socket(MonitorSocket::Stdio) = monitor.target {
+            self.claim_stdio(monitor.option, &monitor.value, &format!("{} stdio", monitor.option))?;
+        }
+        self.monitors.push(monitor);
+        Ok(())
+    }
+
+    /// Resolves every device's and monitor's backend; `serial_stdio`:
+    /// `-serial stdio` was given.
+    pub(super) fn finish(self, serial_stdio: bool) -> Result<(Vec<DeviceConfig>, Vec<MonitorConfig>), ArgsError> {
         if serial_stdio {
-            if let Some(c) = self.stdio_chardev() {
+            if let Some(owner) = &self.stdio_owner {
                 return Err(invalid(
-                    CHARDEV,
-                    &c.value,
+                    owner.option,
+                    &owner.value,
                     "stdio is used twice (also by -serial stdio); only one can own stdin",
                 ));
             }
         }
         let mut drives: Vec<_> = self.drives.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
         let mut netdevs: Vec<_> = self.netdevs.into_iter().map(|n| (n.id.clone(), Some(n))).collect();
-        let mut chardevs: Vec<_> = self.chardevs.into_iter().map(|c| (c.config.id.clone(), Some(c.config))).collect();
+        let mut chardevs: Vec<_> = self.chardevs.into_iter().map(|c| (c.id.clone(), Some(c))).collect();
         let mut out = Vec::with_capacity(self.devices.len());
         for device in self.devices {
             out.push(match device {
@@ -691,7 +786,18 @@ impl Devices {
                         ));
                     };
                     let chardev = take(&mut chardevs, &console.chardev, &console.value, "chardev")?;
-                    DeviceConfig::Console(ConsoleConfig { chardev })
+                    let Backend::Plain(backend) = chardev.backend else {
+                        return Err(invalid(
+                            DEVICE,
+                            &console.value,
+                            format!(
+                                "chardev '{}' is a TCP or fd socket, which only a monitor can use; \
+                                 a console takes stdio, pty, file or a Unix socket (path=)",
+                                esc(&chardev.id)
+                            ),
+                        ));
+                    };
+                    DeviceConfig::Console(ConsoleConfig { chardev: ChardevConfig { id: chardev.id, backend } })
                 }
                 Device::Rng { rng, value } => {
                     if let Some(rng) = rng {
@@ -710,7 +816,39 @@ impl Devices {
                 "no device uses this drive and microvm has no IDE bus: add if=none and -device virtio-blk-device,drive=ID",
             ));
         }
-        Ok(out)
+        let mut monitors = Vec::with_capacity(self.monitors.len());
+        for m in self.monitors {
+            let socket = match m.target {
+                MonitorTarget::Socket(socket) => socket,
+                MonitorTarget::Chardev(id) => {
+                    let chardev = match chardevs.iter_mut().find(|(name, _)| *name == id) {
+                        None => {
+                            return Err(invalid(
+                                m.option,
+                                &m.value,
+                                format!("chardev '{}' is not defined (no -chardev with id={})", esc(&id), esc(&id)),
+                            ))
+                        }
+                        Some((_, chardev)) => chardev.take().ok_or_else(|| {
+                            invalid(
+                                m.option,
+                                &m.value,
+                                format!("chardev '{}' is already used by a device or another monitor", esc(&id)),
+                            )
+                        })?,
+                    };
+                    chardev.backend.monitor_socket().map_err(|what| {
+                        invalid(
+                            m.option,
+                            &m.value,
+                            format!("chardev '{}' is {what}; a QMP monitor needs a socket or stdio chardev", esc(&id)),
+                        )
+                    })?
+                }
+            };
+            monitors.push(MonitorConfig { socket, pretty: m.pretty });
+        }
+        Ok((out, monitors))
     }
 }
 
@@ -780,6 +918,14 @@ fn parse_mac(p: &Prop) -> Result<[u8; 6], ArgsError> {
 /// `ifname=` as Linux accepts it (`dev_valid_name`): 1 to 15 bytes, not
 /// `.` or `..`, no `/`, `:` or whitespace (nor, here, control characters).
 /// A `%d` lets the kernel pick the number.
+/// `fd=N`: a descriptor number the process inherited.
+fn parse_fd(p: &Prop) -> Result<i32, ArgsError> {
+    if !p.value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(CHARDEV, &p.elem, "expected a file descriptor number"));
+    }
+    p.value.parse().map_err(|_| invalid(CHARDEV, &p.elem, "expected a file descriptor number"))
+}
+
 fn check_ifname(p: &Prop) -> Result<String, ArgsError> {
     let name = &p.value;
     let reason = if name.is_empty() || name.len() > 15 {
@@ -796,7 +942,7 @@ fn check_ifname(p: &Prop) -> Result<String, ArgsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parse, Command, DEFAULT_MEM_SIZE};
+    use super::super::{parse, Command, Launch, DEFAULT_MEM_SIZE};
     use super::*;
     use vmm::config::{KernelConfig, MachineConfig, SerialConfig, VmConfig};
 
@@ -809,7 +955,7 @@ mod tests {
         let mut v = args(&["-kernel", "vmlinux"]);
         v.extend(args(extra));
         match parse(v)? {
-            Command::Run(c) => Ok(c),
+            Command::Run(c) => Ok(c.vm),
             other => panic!("expected Run, got {other:?}"),
         }
     }
@@ -885,7 +1031,10 @@ mod tests {
                 net("tap0", None, None),
             ],
         };
-        assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(Command::Run(want)));
+        assert_eq!(
+            parse(argv.collect::<Vec<_>>()),
+            Ok(Command::Run(Launch { vm: want, daemonize: false, pidfile: None }))
+        );
     }
 
     #[test]
@@ -914,7 +1063,10 @@ mod tests {
             monitors: Vec::new(),
             devices: vec![block("test", "test.img"), net("tap0", None, None)],
         };
-        assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(Command::Run(want)));
+        assert_eq!(
+            parse(argv.collect::<Vec<_>>()),
+            Ok(Command::Run(Launch { vm: want, daemonize: false, pidfile: None }))
+        );
     }
 
     #[test]
@@ -1275,9 +1427,28 @@ mod tests {
         assert_invalid(err(&["-chardev", "socket,id=c,server"]), "-chardev", "path= is required");
         assert_invalid(err(&["-chardev", "file,id=c,path="]), "-chardev", "empty path");
         assert_invalid(
-            err(&["-chardev", "socket,id=c,host=localhost,port=4444,server"]),
-            "-chardev",
-            "only Unix sockets",
+            err(&[
+                "-chardev",
+                "socket,id=c,host=localhost,port=4444,server",
+                "-device",
+                "virtio-serial-device",
+                "-device",
+                "virtconsole,chardev=c",
+            ]),
+            "-device",
+            "only a monitor can use",
+        );
+        assert_invalid(
+            err(&[
+                "-chardev",
+                "socket,id=c,fd=3",
+                "-device",
+                "virtio-serial-device",
+                "-device",
+                "virtconsole,chardev=c",
+            ]),
+            "-device",
+            "only a monitor can use",
         );
         assert_invalid(
             err(&["-chardev", "socket,id=c,path=/s,wait=off"]),

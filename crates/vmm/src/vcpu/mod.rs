@@ -1,16 +1,15 @@
-//! One thread per vCPU: set the architectural state, then loop on KVM_RUN,
-//! handing port and MMIO exits to the buses.
+//! vCPUs: creating them and setting their boot-time architectural state (here), and the
+//! thread each one runs on, driven by commands (`thread.rs`).
 
-use crate::exit::{ExitNotifier, VmExit};
-use crate::startup::StartupClock;
+mod thread;
+
+pub use thread::{install_kick_handler, VcpuAck, VcpuCommand, VcpuContext, VcpuHandle, VcpuThreadOptions};
+
+use crate::exit::VmExit;
 use arch::cpuid::{patch_cpuid, CpuidParams};
 use arch::regs::{boot_fpu, boot_msrs, boot_regs, boot_sregs, configure_lapic, BootEntry};
-use devices::bus::Bus;
 use kvm_bindings::{kvm_cpuid_entry2, CpuId, Msrs};
-use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use kvm_ioctls::{VcpuFd, VmFd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VcpuError {
@@ -22,6 +21,8 @@ pub enum VcpuError {
     Msrs { id: u8, set: usize, total: usize },
     #[error("cannot start the thread of vCPU {id}: {source}")]
     Spawn { id: u8, source: std::io::Error },
+    #[error("vCPU {id} did not {what} within {timeout_ms} ms")]
+    NoAck { id: u8, what: &'static str, timeout_ms: u128 },
 }
 
 /// What every vCPU's CPUID derives from.
@@ -29,31 +30,6 @@ pub struct CpuidTemplate {
     pub supported: Vec<kvm_cpuid_entry2>,
     pub tsc_khz: Option<u32>,
     pub tsc_deadline: bool,
-}
-
-/// Shared by all vCPU threads.
-pub struct VcpuContext {
-    pub pio: Arc<Bus>,
-    pub mmio: Arc<Bus>,
-    pub exit: Arc<ExitNotifier>,
-    pub clock: Arc<StartupClock>,
-    /// Set when the VM is being torn down; a kick signal then makes KVM_RUN
-    /// return and the thread end.
-    pub stop: AtomicBool,
-}
-
-/// The signal that kicks a vCPU thread out of KVM_RUN.
-pub fn kick_signal() -> i32 {
-    vmm_sys_util::signal::SIGRTMIN()
-}
-
-extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
-
-/// Installs the (empty) handler for the kick signal: its only job is to
-/// interrupt KVM_RUN with EINTR.
-pub fn install_kick_handler() -> std::io::Result<()> {
-    vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
-        .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
 }
 
 pub struct Vcpu {
@@ -69,6 +45,10 @@ impl Vcpu {
     pub fn new(vm: &VmFd, id: u8) -> Result<Self, VcpuError> {
         let fd = vm.create_vcpu(u64::from(id)).map_err(|source| VcpuError::Create { id, source })?;
         Ok(Vcpu { id, fd })
+    }
+
+    pub fn id(&self) -> u8 {
+        self.id
     }
 
     /// The guest TSC frequency KVM uses, if it can tell.
@@ -109,70 +89,6 @@ impl Vcpu {
             self.fd.set_regs(&boot_regs(entry)).map_err(err("registers"))?;
         }
         Ok(())
-    }
-
-    pub fn spawn(self, ctx: Arc<VcpuContext>) -> Result<JoinHandle<()>, VcpuError> {
-        let id = self.id;
-        std::thread::Builder::new()
-            .name(format!("vcpu{id}"))
-            .spawn(move || self.run(&ctx))
-            .map_err(|source| VcpuError::Spawn { id, source })
-    }
-
-    fn run(mut self, ctx: &VcpuContext) {
-        if self.id == 0 {
-            ctx.clock.mark_first_run();
-        }
-        loop {
-            if ctx.stop.load(Ordering::Acquire) {
-                return;
-            }
-            let outcome = match self.fd.run() {
-                Ok(VcpuExit::IoIn(port, data)) => {
-                    if !ctx.pio.read(u64::from(port), data) {
-                        data.fill(UNCLAIMED_READ);
-                    }
-                    continue;
-                }
-                Ok(VcpuExit::IoOut(port, data)) => {
-                    ctx.pio.write(u64::from(port), data);
-                    continue;
-                }
-                Ok(VcpuExit::MmioRead(addr, data)) => {
-                    if !ctx.mmio.read(addr, data) {
-                        data.fill(UNCLAIMED_READ);
-                    }
-                    continue;
-                }
-                Ok(VcpuExit::MmioWrite(addr, data)) => {
-                    ctx.mmio.write(addr, data);
-                    continue;
-                }
-                Ok(VcpuExit::Intr) => continue,
-                Ok(VcpuExit::Shutdown) => VmExit::Shutdown,
-                Ok(VcpuExit::SystemEvent(kind, _)) => match kind {
-                    kvm_bindings::KVM_SYSTEM_EVENT_RESET => VmExit::Reset,
-                    kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN => VmExit::Shutdown,
-                    other => self.failure(format!("guest reported system event {other}")),
-                },
-                Ok(VcpuExit::InternalError) => self.failure("KVM internal error (instruction emulation failed)".into()),
-                Ok(VcpuExit::FailEntry(reason, cpu)) => {
-                    self.failure(format!("KVM could not enter the guest (hardware reason {reason:#x}, cpu {cpu})"))
-                }
-                Ok(other) => {
-                    let message = format!("unexpected KVM exit {other:?}");
-                    self.failure(message)
-                }
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
-                // Teardown in progress: whatever KVM says now is not the guest's doing.
-                Err(_) if ctx.stop.load(Ordering::Acquire) => return,
-                Err(e) => self.failure(format!("KVM_RUN failed: {e}")),
-            };
-            if !ctx.stop.load(Ordering::Acquire) {
-                ctx.exit.notify(outcome);
-            }
-            return;
-        }
     }
 
     /// Logs the register state (for the bug report) and builds the exit reason.

@@ -1,0 +1,238 @@
+//! The running VM as its controller sees it: the run state, the handles of every thread
+//! that runs guest work, and the events state changes produce. Every state change goes
+//! through [`Machine::change_state`], which checks it against `RunState::transition` and
+//! queues the event that announces it; the monitors send the queued events to their
+//! clients after each turn of the main loop.
+
+use crate::device_thread::{DeviceThread, DeviceThreadError};
+use crate::exit::{ExitNotifier, VmExit};
+use crate::state::{IllegalTransition, RunState, StateEvent};
+use crate::vcpu::{VcpuAck, VcpuCommand, VcpuError, VcpuHandle};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How long a thread may take to acknowledge a pause or resume. A vCPU answers as soon
+/// as it leaves KVM_RUN (microseconds); only a thread stuck in a device would take long.
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long teardown waits for each thread to end before leaving it to process exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What QMP announces; `at` is the wall-clock time of the change (QMP's timestamp).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmEvent {
+    pub kind: VmEventKind,
+    pub at: SystemTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmEventKind {
+    Stop,
+    Resume,
+    /// `guest`: the guest asked for it; `reason`: QEMU's `ShutdownCause` name.
+    Shutdown {
+        guest: bool,
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    #[error(transparent)]
+    Devices(#[from] DeviceThreadError),
+}
+
+/// QEMU's shutdown cause for each way a microVM ends: (guest-initiated, reason).
+pub fn shutdown_cause(exit: &VmExit) -> (bool, &'static str) {
+    match exit {
+        VmExit::Reset => (true, "guest-reset"),
+        VmExit::Shutdown => (true, "guest-shutdown"),
+        VmExit::Signal(_) => (false, "host-signal"),
+        VmExit::Quit => (false, "host-qmp-quit"),
+        VmExit::SystemReset => (false, "host-qmp-system-reset"),
+        VmExit::VcpuError { .. } | VmExit::DeviceError(_) => (false, "host-error"),
+    }
+}
+
+pub struct Machine {
+    state: RunState,
+    vcpus: Vec<VcpuHandle>,
+    device_thread: Option<DeviceThread>,
+    exit: Arc<ExitNotifier>,
+    events: Vec<VmEvent>,
+}
+
+impl Machine {
+    pub fn new(
+        state: RunState,
+        vcpus: Vec<VcpuHandle>,
+        device_thread: Option<DeviceThread>,
+        exit: Arc<ExitNotifier>,
+    ) -> Self {
+        Machine { state, vcpus, device_thread, exit, events: Vec::new() }
+    }
+
+    pub fn state(&self) -> RunState {
+        self.state
+    }
+
+    pub fn vcpus(&self) -> &[VcpuHandle] {
+        &self.vcpus
+    }
+
+    /// The one place the state changes. Returns whether anything is to be done.
+    fn check(&self, to: RunState) -> Result<bool, IllegalTransition> {
+        self.state.transition(to).map(|event| event.is_some())
+    }
+
+    fn change_state(&mut self, to: RunState, shutdown: Option<&VmExit>) {
+        let Ok(Some(event)) = self.state.transition(to) else { return };
+        self.state = to;
+        let kind = match (event, shutdown) {
+            (StateEvent::Stop, _) => VmEventKind::Stop,
+            (StateEvent::Resume, _) => VmEventKind::Resume,
+            (StateEvent::Shutdown, exit) => {
+                let (guest, reason) = exit.map_or((false, "host-error"), shutdown_cause);
+                VmEventKind::Shutdown { guest, reason }
+            }
+        };
+        self.events.push(VmEvent { kind, at: SystemTime::now() });
+    }
+
+    /// `stop`: every vCPU out of KVM_RUN and parked, then the device thread parked, so
+    /// no device completes a request the guest cannot see until it resumes.
+    pub fn pause(&mut self) -> Result<(), ControlError> {
+        if !self.check(RunState::Paused)? {
+            return Ok(());
+        }
+        for vcpu in &self.vcpus {
+            vcpu.send(VcpuCommand::Pause);
+        }
+        let acked = self.vcpus.iter().try_for_each(|vcpu| vcpu.wait_ack(VcpuAck::Paused, ACK_TIMEOUT));
+        let parked = acked.map_err(ControlError::from).and_then(|()| match &self.device_thread {
+            Some(devices) => devices.pause(ACK_TIMEOUT).map_err(ControlError::from),
+            None => Ok(()),
+        });
+        if let Err(e) = parked {
+            // Half paused is no state at all: let everything run again.
+            self.wake_all();
+            return Err(e);
+        }
+        self.change_state(RunState::Paused, None);
+        Ok(())
+    }
+
+    /// `cont`: the device thread first (so a vCPU's first notification is served), then
+    /// the vCPUs, from where they stopped or, in prelaunch, from the boot entry.
+    pub fn resume(&mut self) -> Result<(), ControlError> {
+        if !self.check(RunState::Running)? {
+            return Ok(());
+        }
+        if let Some(devices) = &self.device_thread {
+            devices.resume(ACK_TIMEOUT)?;
+        }
+        for vcpu in &self.vcpus {
+            vcpu.send(VcpuCommand::Resume);
+        }
+        for vcpu in &self.vcpus {
+            vcpu.wait_ack(VcpuAck::Resumed, ACK_TIMEOUT)?;
+        }
+        self.change_state(RunState::Running, None);
+        Ok(())
+    }
+
+    fn wake_all(&self) {
+        if let Some(devices) = &self.device_thread {
+            let _ = devices.resume(ACK_TIMEOUT);
+        }
+        for vcpu in &self.vcpus {
+            vcpu.send(VcpuCommand::Resume);
+        }
+    }
+
+    /// Asks for the VM to end (`quit`, `system_reset`); the main loop then ends it.
+    pub fn request_exit(&self, exit: VmExit) {
+        self.exit.notify(exit);
+    }
+
+    /// The VM has ended for `exit`: record it (SHUTDOWN). Threads stop at teardown.
+    pub fn end(&mut self, exit: &VmExit) {
+        self.change_state(RunState::Shutdown, Some(exit));
+    }
+
+    /// The events queued since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<VmEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Stops and joins every thread: vCPUs first (guest memory is unmapped after this,
+    /// so no vCPU may still be in KVM_RUN), then the device thread.
+    pub fn teardown(&mut self) {
+        for vcpu in self.vcpus.drain(..) {
+            let id = vcpu.id();
+            if !vcpu.stop(STOP_TIMEOUT) {
+                log::warn!("vCPU {id} did not stop in time");
+            }
+        }
+        if let Some(devices) = self.device_thread.take() {
+            if !devices.stop(STOP_TIMEOUT) {
+                log::warn!("the virtio device thread did not stop in time");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(state: RunState) -> Machine {
+        Machine::new(state, Vec::new(), None, Arc::new(ExitNotifier::new().unwrap()))
+    }
+
+    fn kinds(m: &mut Machine) -> Vec<VmEventKind> {
+        m.take_events().into_iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn pause_and_resume_announce_each_change_once() {
+        let mut m = machine(RunState::Prelaunch);
+        m.pause().unwrap();
+        assert_eq!(m.state(), RunState::Prelaunch, "stop before launch changes nothing, as in QEMU");
+        m.resume().unwrap();
+        m.resume().unwrap();
+        m.pause().unwrap();
+        m.pause().unwrap();
+        assert_eq!(m.state(), RunState::Paused);
+        assert_eq!(kinds(&mut m), [VmEventKind::Resume, VmEventKind::Stop]);
+    }
+
+    #[test]
+    fn shutdown_is_final_and_names_its_cause() {
+        let mut m = machine(RunState::Running);
+        m.end(&VmExit::Quit);
+        m.end(&VmExit::Reset);
+        assert!(matches!(m.resume(), Err(ControlError::Illegal(_))));
+        assert!(matches!(m.pause(), Err(ControlError::Illegal(_))));
+        assert_eq!(kinds(&mut m), [VmEventKind::Shutdown { guest: false, reason: "host-qmp-quit" }]);
+    }
+
+    #[test]
+    fn every_exit_has_a_qemu_shutdown_cause() {
+        let causes = [
+            (VmExit::Reset, (true, "guest-reset")),
+            (VmExit::Shutdown, (true, "guest-shutdown")),
+            (VmExit::Signal(15), (false, "host-signal")),
+            (VmExit::Quit, (false, "host-qmp-quit")),
+            (VmExit::SystemReset, (false, "host-qmp-system-reset")),
+            (VmExit::DeviceError("x".into()), (false, "host-error")),
+        ];
+        for (exit, cause) in causes {
+            assert_eq!(shutdown_cause(&exit), cause, "{exit:?}");
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The QMP commands microvm answers, with QEMU's argument and reply shapes (QAPI schema).
+//! Anything else gets CommandNotFound from the dispatcher, so clients fall back cleanly.
+
+use super::hmp;
+use crate::control::Machine;
+use crate::exit::VmExit;
+use crate::state::RunState;
+use crate::virtio_devices::{BlockInfo, ChardevInfo};
+use arch::layout::MAX_VCPUS;
+use qmp::{Arguments, Dispatcher, QmpError};
+use serde_json::{json, Value};
+
+/// The QEMU release whose microvm machine and QMP shapes microvm follows; reported in
+/// the greeting and `query-version` (clients gate features on it). microvm's own version
+/// is in `package`.
+pub const QEMU_VERSION: qmp::VersionTriple = qmp::VersionTriple { major: 9, minor: 2, micro: 0 };
+
+/// QMP's `target` for every CPU and for `query-target`.
+const TARGET: &str = "x86_64";
+
+/// What the commands act on and report: the machine and the facts fixed at set-up.
+pub struct VmControl {
+    pub machine: Machine,
+    pub facts: Facts,
+}
+
+/// What set-up decided, for the queries.
+pub struct Facts {
+    pub name: Option<String>,
+    pub uuid: Option<String>,
+    /// The `dump-mtree` text, for `info mtree`.
+    pub mtree: String,
+    pub chardevs: Vec<ChardevInfo>,
+    pub blocks: Vec<BlockInfo>,
+}
+
+pub fn version() -> qmp::VersionInfo {
+    qmp::VersionInfo { qemu: QEMU_VERSION, package: format!("microvm {}", env!("CARGO_PKG_VERSION")) }
+}
+
+pub fn greeting() -> qmp::Greeting {
+    qmp::Greeting { version: version() }
+}
+
+/// Every command, in `query-commands` order. Those without arguments reject any
+/// (QEMU's "Parameter 'x' is unexpected").
+const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
+    ("query-version", |_, args| args.finish().map(|()| json!(version()))),
+    ("query-status", |vm, args| args.finish().map(|()| query_status(vm.machine.state()))),
+    ("stop", |vm, args| args.finish().and_then(|()| control(vm.machine.pause()))),
+    ("cont", |vm, args| args.finish().and_then(|()| control(vm.machine.resume()))),
+    ("quit", |vm, args| args.finish().map(|()| exit(vm, VmExit::Quit))),
+    ("system_reset", |vm, args| args.finish().map(|()| exit(vm, VmExit::SystemReset))),
+    ("query-cpus-fast", |vm, args| args.finish().map(|()| query_cpus_fast(vm))),
+    ("query-name", |vm, args| {
+        args.finish().map(|()| vm.facts.name.as_ref().map_or(json!({}), |name| json!({ "name": name })))
+    }),
+    ("query-uuid", |vm, args| args.finish().map(|()| json!({ "UUID": vm.facts.uuid.as_deref().unwrap_or(NIL_UUID) }))),
+    ("query-kvm", |_, args| args.finish().map(|()| json!({ "enabled": true, "present": true }))),
+    ("query-target", |_, args| args.finish().map(|()| json!({ "arch": TARGET }))),
+    ("query-machines", |_, args| args.finish().map(|()| query_machines())),
+    ("query-chardev", |vm, args| args.finish().map(|()| query_chardev(&vm.facts.chardevs))),
+    ("query-block", |vm, args| args.finish().map(|()| query_block(&vm.facts.blocks))),
+    ("human-monitor-command", hmp::human_monitor_command),
+];
+
+/// `query-uuid` when no `-uuid` was given (QEMU's answer too).
+const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
+
+pub fn dispatcher() -> Dispatcher<VmControl> {
+    let mut dispatcher = Dispatcher::new();
+    for &(name, handler) in COMMANDS {
+        dispatcher.register(name, handler).expect("command names are unique and not built in");
+    }
+    dispatcher
+}
+
+/// Runs a command by name, as HMP does for `stop`, `cont`, `quit`.
+pub fn run(vm: &mut VmControl, name: &str) -> Result<Value, QmpError> {
+    let (_, handler) = COMMANDS.iter().find(|(n, _)| *n == name).expect("HMP names a registered command");
+    handler(vm, Arguments::new(serde_json::Map::new()))
+}
+
+fn control(result: Result<(), crate::control::ControlError>) -> Result<Value, QmpError> {
+    result.map(|()| json!({})).map_err(|e| QmpError::generic(e.to_string()))
+}
+
+fn exit(vm: &mut VmControl, why: VmExit) -> Value {
+    vm.machine.request_exit(why);
+    json!({})
+}
+
+pub fn query_status(state: RunState) -> Value {
+    json!({ "status": state.name(), "running": state == RunState::Running })
+}
+
+fn query_cpus_fast(vm: &VmControl) -> Value {
+    let cpus: Vec<Value> = vm
+        .machine
+        .vcpus()
+        .iter()
+        .map(|vcpu| {
+            let index = vcpu.id();
+            json!({
+                "cpu-index": index,
+                "qom-path": format!("/machine/unattached/device[{index}]"),
+                "thread-id": vcpu.thread_id().unwrap_or(0),
+                // One socket, one core per vCPU, as the MP table describes them.
+                "props": { "core-id": index, "thread-id": 0, "socket-id": 0 },
+                "target": TARGET,
+            })
+        })
+        .collect();
+    Value::Array(cpus)
+}
+
+fn query_machines() -> Value {
+    json!([{
+        "name": "microvm",
+        "cpu-max": MAX_VCPUS,
+        "hotpluggable-cpus": false,
+        "numa-mem-supported": false,
+        "deprecated": false,
+        "default-ram-id": "microvm.ram",
+        "acpi": false,
+    }])
+}
+
+fn query_chardev(chardevs: &[ChardevInfo]) -> Value {
+    let list: Vec<Value> =
+        chardevs.iter().map(|c| json!({ "label": c.label, "filename": c.filename, "frontend-open": true })).collect();
+    Value::Array(list)
+}
+
+fn query_block(blocks: &[BlockInfo]) -> Value {
+    let list: Vec<Value> = blocks
+        .iter()
+        .map(|b| {
+            let file = b.path.display().to_string();
+            json!({
+                "device": b.id,
+                "locked": false,
+                "removable": false,
+                "type": "unknown",
+                "inserted": {
+                    "file": file,
+                    "ro": b.read_only,
+                    "drv": "raw",
+                    "encrypted": false,
+                    "backing_file_depth": 0,
+                    "detect_zeroes": "off",
+                    "cache": b.cache_info(),
+                    "image": { "filename": file, "format": "raw", "virtual-size": b.size },
+                },
+            })
+        })
+        .collect();
+    Value::Array(list)
+}

@@ -1,0 +1,104 @@
+//! The VM's run state, as QMP's `query-status` names it, and the one place that decides
+//! which changes are legal. Every change goes through [`RunState::transition`], which also
+//! says which QMP event (if any) announces it, so no caller can change state silently.
+
+/// QEMU's `RunState` values that a microVM can be in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// Built, vCPU threads parked before their first KVM_RUN (`-S`).
+    Prelaunch,
+    /// vCPUs in KVM_RUN, the device thread serving queues.
+    Running,
+    /// Every vCPU out of KVM_RUN and parked; the device thread parked.
+    Paused,
+    /// The VM has ended; only teardown follows.
+    Shutdown,
+}
+
+/// The QMP event that announces a state change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateEvent {
+    Stop,
+    Resume,
+    Shutdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the VM cannot go from {} to {}", .from.name(), .to.name())]
+pub struct IllegalTransition {
+    pub from: RunState,
+    pub to: RunState,
+}
+
+impl RunState {
+    /// The name `query-status` reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Prelaunch => "prelaunch",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Shutdown => "shutdown",
+        }
+    }
+
+    /// Checks a change to `to`. `Ok(None)`: nothing to do (already there, or a stop
+    /// before launch, which QEMU also accepts silently); `Ok(Some(event))`: the change
+    /// is legal and announced by `event`.
+    pub fn transition(self, to: RunState) -> Result<Option<StateEvent>, IllegalTransition> {
+        use RunState::*;
+        match (self, to) {
+            (Shutdown, _) => Err(IllegalTransition { from: self, to }),
+            (_, Shutdown) => Ok(Some(StateEvent::Shutdown)),
+            (from, to) if from == to => Ok(None),
+            // QEMU's `stop` before the first `cont` leaves the VM in prelaunch.
+            (Prelaunch, Paused) => Ok(None),
+            (Prelaunch | Paused, Running) => Ok(Some(StateEvent::Resume)),
+            (Running, Paused) => Ok(Some(StateEvent::Stop)),
+            (Running | Paused, Prelaunch) => Err(IllegalTransition { from: self, to }),
+            // Every pair is listed above; this arm is never reached.
+            (_, _) => Err(IllegalTransition { from: self, to }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunState::*;
+    use super::*;
+
+    const ALL: [RunState; 4] = [Prelaunch, Running, Paused, Shutdown];
+
+    #[test]
+    fn every_transition() {
+        let ok = |e| Ok::<_, IllegalTransition>(e);
+        let bad = |from, to| Err(IllegalTransition { from, to });
+        let expected = |from: RunState, to: RunState| match (from, to) {
+            (Prelaunch, Prelaunch) => ok(None),
+            (Prelaunch, Running) => ok(Some(StateEvent::Resume)),
+            (Prelaunch, Paused) => ok(None),
+            (Prelaunch, Shutdown) => ok(Some(StateEvent::Shutdown)),
+            (Running, Prelaunch) => bad(from, to),
+            (Running, Running) => ok(None),
+            (Running, Paused) => ok(Some(StateEvent::Stop)),
+            (Running, Shutdown) => ok(Some(StateEvent::Shutdown)),
+            (Paused, Prelaunch) => bad(from, to),
+            (Paused, Running) => ok(Some(StateEvent::Resume)),
+            (Paused, Paused) => ok(None),
+            (Paused, Shutdown) => ok(Some(StateEvent::Shutdown)),
+            (Shutdown, _) => bad(from, to),
+        };
+        for from in ALL {
+            for to in ALL {
+                assert_eq!(from.transition(to), expected(from, to), "{from:?} -> {to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_qemus() {
+        let names: Vec<_> = ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["prelaunch", "running", "paused", "shutdown"]);
+        let e = Shutdown.transition(Running).unwrap_err();
+        assert_eq!(e.to_string(), "the VM cannot go from shutdown to running");
+    }
+}

@@ -1,0 +1,296 @@
+//! The thread of one vCPU. It loops on KVM_RUN, handing port and MMIO exits to the
+//! buses, and takes commands (pause, resume, stop) from the thread that owns its
+//! [`VcpuHandle`], acknowledging each.
+//!
+//! A command is a message plus a kick: the owner sends the message, then signals the
+//! thread. The signal handler sets `kvm_run.immediate_exit`, so the kick is never lost:
+//! if the signal lands while the thread is in KVM_RUN, KVM_RUN returns EINTR; if it
+//! lands just before the thread enters KVM_RUN, KVM sees `immediate_exit` and returns
+//! EINTR at once. Either way the thread then reads its messages. No kick is repeated.
+
+use super::{Vcpu, VcpuError, UNCLAIMED_READ};
+use crate::exit::{ExitNotifier, VmExit};
+use crate::startup::StartupClock;
+use devices::bus::Bus;
+use kvm_bindings::kvm_run;
+use kvm_ioctls::VcpuExit;
+use std::cell::Cell;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use vmm_sys_util::signal::Killable;
+
+/// Shared by all vCPU threads.
+pub struct VcpuContext {
+    pub pio: Arc<Bus>,
+    pub mmio: Arc<Bus>,
+    pub exit: Arc<ExitNotifier>,
+    pub clock: Arc<StartupClock>,
+}
+
+/// What the owner of a vCPU thread asks of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VcpuCommand {
+    /// Leave KVM_RUN and park until `Resume` or `Stop`; acknowledged with `Paused`.
+    Pause,
+    /// Continue (also: start, for a thread spawned parked); acknowledged with `Resumed`.
+    Resume,
+    /// End the thread; the acknowledgement is the thread's end (join it).
+    Stop,
+}
+
+/// A vCPU thread's answer to a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VcpuAck {
+    Paused,
+    Resumed,
+}
+
+/// How a vCPU thread starts.
+pub struct VcpuThreadOptions {
+    /// Thread name (`vcpu0`, or QEMU's `CPU 0/KVM` with `-name debug-threads=on`).
+    pub name: String,
+    /// Start parked, before the first KVM_RUN, until `Resume` (`-S`).
+    pub parked: bool,
+}
+
+/// The owner's side of a vCPU thread.
+pub struct VcpuHandle {
+    id: u8,
+    commands: Sender<VcpuCommand>,
+    acks: Receiver<VcpuAck>,
+    tid: Arc<OnceLock<i32>>,
+    thread: JoinHandle<()>,
+}
+
+/// The signal that kicks a vCPU thread out of KVM_RUN.
+fn kick_signal() -> i32 {
+    vmm_sys_util::signal::SIGRTMIN()
+}
+
+thread_local! {
+    /// This thread's `kvm_run` area, for the kick handler; null on other threads.
+    static KVM_RUN: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let run = KVM_RUN.with(Cell::get);
+    if !run.is_null() {
+        // SAFETY: `run` points to this thread's mapped kvm_run area: it is set by the
+        // thread itself while its VcpuFd (which owns the mapping) is alive and cleared
+        // before the VcpuFd is dropped. The handler runs on that same thread, so nothing
+        // else writes the field concurrently; the write is volatile so it is not elided.
+        unsafe { std::ptr::addr_of_mut!((*run).immediate_exit).write_volatile(1) };
+    }
+    fence(Ordering::SeqCst);
+}
+
+/// Installs the kick handler (once per process, before any vCPU thread starts).
+pub fn install_kick_handler() -> std::io::Result<()> {
+    vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+}
+
+impl Vcpu {
+    /// Starts this vCPU's thread.
+    pub fn spawn(self, ctx: Arc<VcpuContext>, options: VcpuThreadOptions) -> Result<VcpuHandle, VcpuError> {
+        let id = self.id;
+        let (commands, command_rx) = mpsc::channel();
+        let (ack_tx, acks) = mpsc::channel();
+        let tid = Arc::new(OnceLock::new());
+        let thread_tid = tid.clone();
+        let thread = std::thread::Builder::new()
+            .name(options.name)
+            .spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                let _ = thread_tid.set(unsafe { libc::gettid() });
+                self.thread_main(&ctx, &command_rx, &ack_tx, options.parked);
+            })
+            .map_err(|source| VcpuError::Spawn { id, source })?;
+        Ok(VcpuHandle { id, commands, acks, tid, thread })
+    }
+
+    fn thread_main(
+        mut self,
+        ctx: &VcpuContext,
+        commands: &Receiver<VcpuCommand>,
+        acks: &Sender<VcpuAck>,
+        parked: bool,
+    ) {
+        KVM_RUN.with(|cell| cell.set(self.fd.get_kvm_run()));
+        if !parked || wait_for_resume(commands, acks) {
+            if self.id == 0 {
+                ctx.clock.mark_first_run();
+            }
+            self.run_loop(ctx, commands, acks);
+        }
+        // The mapping goes with the VcpuFd when `self` drops: the handler must not use it.
+        KVM_RUN.with(|cell| cell.set(std::ptr::null_mut()));
+    }
+
+    /// Runs the guest until a `Stop`, or until the guest or KVM ends the VM.
+    fn run_loop(&mut self, ctx: &VcpuContext, commands: &Receiver<VcpuCommand>, acks: &Sender<VcpuAck>) {
+        loop {
+            // Messages first: a kick only says "look at your messages".
+            match commands.try_recv() {
+                Ok(VcpuCommand::Pause) => {
+                    let _ = acks.send(VcpuAck::Paused);
+                    if !wait_for_resume(commands, acks) {
+                        return;
+                    }
+                }
+                Ok(VcpuCommand::Resume) => {
+                    let _ = acks.send(VcpuAck::Resumed);
+                }
+                Ok(VcpuCommand::Stop) | Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => {}
+            }
+            if let Some(outcome) = self.run_once(ctx) {
+                ctx.exit.notify(outcome);
+                // Park: the owner stops every thread at teardown, and a Pause sent in the
+                // meantime must still be answered.
+                park_until_stopped(commands, acks);
+                return;
+            }
+        }
+    }
+
+    /// One KVM_RUN and the exit it returns; `Some` when the VM must end.
+    fn run_once(&mut self, ctx: &VcpuContext) -> Option<VmExit> {
+        let outcome = match self.fd.run() {
+            Ok(VcpuExit::IoIn(port, data)) => {
+                if !ctx.pio.read(u64::from(port), data) {
+                    data.fill(UNCLAIMED_READ);
+                }
+                return None;
+            }
+            Ok(VcpuExit::IoOut(port, data)) => {
+                ctx.pio.write(u64::from(port), data);
+                return None;
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                if !ctx.mmio.read(addr, data) {
+                    data.fill(UNCLAIMED_READ);
+                }
+                return None;
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                ctx.mmio.write(addr, data);
+                return None;
+            }
+            Ok(VcpuExit::Intr) => return None,
+            // QEMU treats a triple fault as a guest reset.
+            Ok(VcpuExit::Shutdown) => VmExit::Reset,
+            Ok(VcpuExit::SystemEvent(kind, _)) => match kind {
+                kvm_bindings::KVM_SYSTEM_EVENT_RESET => VmExit::Reset,
+                kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN => VmExit::Shutdown,
+                other => self.failure(format!("guest reported system event {other}")),
+            },
+            Ok(VcpuExit::InternalError) => self.failure("KVM internal error (instruction emulation failed)".into()),
+            Ok(VcpuExit::FailEntry(reason, cpu)) => {
+                self.failure(format!("KVM could not enter the guest (hardware reason {reason:#x}, cpu {cpu})"))
+            }
+            Ok(other) => {
+                let message = format!("unexpected KVM exit {other:?}");
+                self.failure(message)
+            }
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                // A kick: clear the flag its handler set, then read the messages.
+                self.fd.set_kvm_immediate_exit(0);
+                return None;
+            }
+            Err(e) => self.failure(format!("KVM_RUN failed: {e}")),
+        };
+        Some(outcome)
+    }
+}
+
+/// Parked: waits for `Resume` (true) or `Stop` (false). A `Pause` while parked is
+/// answered at once: the thread is already out of KVM_RUN.
+fn wait_for_resume(commands: &Receiver<VcpuCommand>, acks: &Sender<VcpuAck>) -> bool {
+    loop {
+        match commands.recv() {
+            Ok(VcpuCommand::Resume) => {
+                let _ = acks.send(VcpuAck::Resumed);
+                return true;
+            }
+            Ok(VcpuCommand::Pause) => {
+                let _ = acks.send(VcpuAck::Paused);
+            }
+            Ok(VcpuCommand::Stop) | Err(_) => return false,
+        }
+    }
+}
+
+/// After the guest ended the VM: answers pauses, ignores resumes, ends on `Stop`.
+fn park_until_stopped(commands: &Receiver<VcpuCommand>, acks: &Sender<VcpuAck>) {
+    loop {
+        match commands.recv() {
+            Ok(VcpuCommand::Pause) => {
+                let _ = acks.send(VcpuAck::Paused);
+            }
+            Ok(VcpuCommand::Resume) => {
+                let _ = acks.send(VcpuAck::Resumed);
+            }
+            Ok(VcpuCommand::Stop) | Err(_) => return,
+        }
+    }
+}
+
+impl VcpuHandle {
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+
+    /// The thread's kernel thread id (QMP `query-cpus-fast`'s `thread-id`).
+    pub fn thread_id(&self) -> Option<i32> {
+        self.tid.get().copied()
+    }
+
+    /// Sends `command` and kicks the thread out of KVM_RUN to read it.
+    pub fn send(&self, command: VcpuCommand) {
+        // A thread that already ended has nothing to be told.
+        if self.commands.send(command).is_ok() && !self.thread.is_finished() {
+            let _ = self.thread.kill(kick_signal());
+        }
+    }
+
+    /// Waits for the acknowledgement of a command sent with [`VcpuHandle::send`].
+    pub fn wait_ack(&self, expected: VcpuAck, timeout: Duration) -> Result<(), VcpuError> {
+        let what = match expected {
+            VcpuAck::Paused => "pause",
+            VcpuAck::Resumed => "resume",
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.acks.recv_timeout(left) {
+                Ok(ack) if ack == expected => return Ok(()),
+                // A stale answer to an earlier command: keep waiting for ours.
+                Ok(_) => continue,
+                // The thread has ended: it is as paused as it will ever be.
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(VcpuError::NoAck { id: self.id, what, timeout_ms: timeout.as_millis() })
+                }
+            }
+        }
+    }
+
+    /// Stops the thread and waits up to `timeout` for it to end. Returns false if it
+    /// did not (the process is about to exit, which ends it).
+    pub fn stop(self, timeout: Duration) -> bool {
+        self.send(VcpuCommand::Stop);
+        let deadline = Instant::now() + timeout;
+        while !self.thread.is_finished() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let _ = self.thread.join();
+        true
+    }
+}
