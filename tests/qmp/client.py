@@ -31,6 +31,15 @@ class Client:
         run(self.qmp.connect(address), timeout)
         return self.qmp.greeting._asdict()  # as qemu.qmp.legacy does
 
+    def listen(self, address):
+        """Listens at `address`, for a VMM whose monitor connects (server=off)."""
+        run(self.qmp.start_server(address))
+
+    def accept(self, timeout=DEADLINE):
+        """Waits for the VMM to connect to `listen`'s socket, and negotiates."""
+        run(self.qmp.accept(), timeout)
+        return self.qmp.greeting._asdict()
+
     def cmd(self, name, timeout=DEADLINE, **args):
         """The command's `return` value; an `error` reply raises qemu.qmp's ExecuteError."""
         return run(self.qmp.execute(name, args or None), timeout)

@@ -2,6 +2,7 @@
 details a client relies on (greeting, negotiation, id echo, pretty printing)."""
 
 import socket
+import time
 
 import pytest
 from qemu.qmp import ConnectError
@@ -165,3 +166,27 @@ def test_pretty_output(launch, workdir):
     for text in raw.texts:
         # Indented over several lines, four spaces a level, as QEMU prints it.
         assert "\n" in text.strip() and "\n    \"" in text, text
+
+
+def test_monitor_connecting_to_a_listening_client(launch, workdir):
+    # server=off: the VMM connects to the client, as older qemu.machine harnesses do.
+    path = workdir / "listener.sock"
+    qmp = Client()
+    qmp.listen(str(path))
+    vm = launch("-chardev", f"socket,id=mon,path={path}", "-mon", "chardev=mon,mode=control", qmp=False)
+    qmp.accept()
+    assert_works(qmp)
+    qmp.cmd("quit")
+    assert vm.wait_exit() == 0
+
+
+def test_wait_on_holds_the_guest_until_a_client_connects(launch, connect, workdir):
+    # wait=on: QEMU blocks before starting the VM until the first client connects.
+    path = workdir / "waiting.sock"
+    vm = launch("-qmp", f"unix:{path},server=on,wait=on", qmp=False)
+    wait_for_socket(path, vm)
+    time.sleep(0.3)
+    assert vm.serial.data() == b"", "the guest ran before any client connected"
+    qmp = connect(path)
+    vm.serial.wait_for(lambda d: d.count(b"\n") >= 3, what="counter output once a client connected")
+    assert qmp.cmd("query-status")["status"] == "running"
