@@ -96,6 +96,35 @@ pub const VIRTIO_MMIO_SLOTS: u32 = 8;
 /// will not share its line), all below IOAPIC_NUM_PINS.
 pub const VIRTIO_MMIO_IRQS: [u32; VIRTIO_MMIO_SLOTS as usize] = [5, 6, 7, 9, 10, 11, 12, 13];
 
+// ---------------------------------------------------------------------------
+// ACPI (`-M microvm,acpi=on`): where the tables and the hardware-reduced ACPI
+// devices live. See docs/acpi.md.
+// ---------------------------------------------------------------------------
+
+/// The ACPI tables are written into the BIOS read-only area (reserved in the
+/// memory map, backed by RAM). The RSDP comes first, on a 16-byte boundary as
+/// the spec requires, so Linux finds it by scanning 0xE0000..0xFFFFF even
+/// when the boot protocol does not pass its address.
+pub const ACPI_TABLES_START: u64 = 0xe_0000;
+/// End of the tables' area: the RSDP, DSDT, FADT, MADT and XSDT must fit below it.
+pub const ACPI_TABLES_END: u64 = HIMEM_START;
+/// The RSDP: what `hvm_start_info.rsdp_paddr` / `boot_params.acpi_rsdp_addr` point to.
+pub const ACPI_RSDP_START: u64 = ACPI_TABLES_START;
+/// Generic Event Device's event selector register (MMIO, 4 bytes), at QEMU
+/// microvm's GED_MMIO_BASE.
+pub const ACPI_GED_START: u64 = 0xfea0_0000;
+pub const ACPI_GED_LEN: u64 = 4;
+/// Sleep control, sleep status and reset registers (MMIO, one byte each), at
+/// QEMU microvm's GED_MMIO_BASE_REGS.
+pub const ACPI_SLEEP_REGS_START: u64 = 0xfea0_0200;
+pub const ACPI_SLEEP_REGS_LEN: u64 = 3;
+/// The GED's interrupt. QEMU microvm uses GSI 9, but there its virtio slots
+/// move to GSIs 16-23 with ACPI; ours stay on VIRTIO_MMIO_IRQS (9 included),
+/// which the command line and MP table already promise. 16 is the first line
+/// above the ISA range: shared with nothing, and free of the legacy-PIC
+/// routing that GSIs 0-15 carry.
+pub const ACPI_GED_GSI: u32 = 16;
+
 /// Highest vCPU count microvm supports (`-smp` range 1..=MAX_VCPUS).
 pub const MAX_VCPUS: u8 = 32;
 
@@ -103,6 +132,17 @@ pub const MAX_VCPUS: u8 = 32;
 // grow down inside the free page between the zero page and the page tables.
 const _: () = assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
 const _: () = assert!(VIRTIO_MMIO_IRQS[VIRTIO_MMIO_SLOTS as usize - 1] < IOAPIC_NUM_PINS);
+const _: () = assert!(ACPI_TABLES_START > EBDA_START && ACPI_TABLES_START % 16 == 0);
+const _: () = assert!(ACPI_GED_GSI < IOAPIC_NUM_PINS && ACPI_GED_GSI != RTC_IRQ && ACPI_GED_GSI != SERIAL_COM1_IRQ);
+// The GED shares its line with no virtio slot.
+const _: () = {
+    let mut slot = 0;
+    while slot < VIRTIO_MMIO_IRQS.len() {
+        assert!(VIRTIO_MMIO_IRQS[slot] != ACPI_GED_GSI);
+        slot += 1;
+    }
+};
+const _: () = assert!(ACPI_GED_START + ACPI_GED_LEN <= ACPI_SLEEP_REGS_START && ACPI_SLEEP_REGS_START < IOAPIC_START);
 const _: () = assert!(BOOT_STACK_POINTER < PML4_START && BOOT_STACK_POINTER > ZERO_PAGE_START + 0x1000);
 
 #[cfg(test)]

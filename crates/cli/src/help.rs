@@ -1,182 +1,282 @@
-//! The `-help` text. Kept next to the parser (it is a submodule of `args`);
-//! a unit test in `args.rs` checks it names every option and the limits.
+//! `-help` and `-OPTION help`, generated from the option descriptions
+//! (`args/options.rs`, `args/device_props.rs`), so the help cannot name an
+//! option or property the parser does not take, nor miss one it does.
+
+use vmm::arch_layout::{MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE};
+
+use super::keyval::split_list;
+use super::options::OPTIONS;
+use super::schema::{KindDesc, Opt, OptDesc, PropDesc, Props, Section, Value};
+use super::DEFAULT_MEM_SIZE;
+
+/// Column where descriptions start, and the width they wrap at.
+const TEXT_COLUMN: usize = 17;
+const WIDTH: usize = 78;
+
+const INTRO: &str = "A minimal KVM virtual machine monitor implementing QEMU's microvm machine type. The command line \
+    follows QEMU's: single-dash options (the two-dash spelling, e.g. --m, works too), a value is always the next \
+    argument, and when an option is repeated the last one wins (-M, -m and -name merge properties). In \
+    key=value lists ,, is a literal comma. -OPTION help lists an option's properties (-device DRIVER,help: one \
+    driver's).";
 
 /// Text printed for `-h`, `-help` and `--help`.
-pub fn help_text() -> &'static str {
-    HELP
+pub fn help_text() -> String {
+    let mut out = String::from("Usage: microvm -kernel PATH [options]\n\n");
+    wrap(&mut out, 0, INTRO);
+    for section in Section::ALL {
+        out.push('\n');
+        out.push_str(section.title());
+        out.push('\n');
+        for desc in OPTIONS.iter().filter(|d| d.section == section) {
+            option(&mut out, desc);
+        }
+    }
+    out
 }
 
-const HELP: &str = "\
-Usage: microvm -kernel PATH [options]
+/// The help `-OPTION help` (or `-device DRIVER,help`) asks for, if `value` asks.
+pub(super) fn option_help(desc: &OptDesc, value: &str) -> Option<String> {
+    let elems = split_list(value);
+    if !elems.iter().any(|e| e == "help" || e == "?") || !answers_help(desc) {
+        return None;
+    }
+    let mut out = String::new();
+    match &desc.props {
+        Props::Kinds(kinds) => match kinds.iter().find(|k| elems.first().is_some_and(|e| e.ends_with(k.name))) {
+            Some(k) => kind(&mut out, desc, k),
+            None => option(&mut out, desc),
+        },
+        _ => option(&mut out, desc),
+    }
+    Some(out)
+}
 
-A minimal KVM virtual machine monitor implementing QEMU's microvm machine
-type. The command line follows QEMU's: single-dash options (the two-dash
-spelling, e.g. --m, works too), a value is always the next argument, and
-when an option is repeated the last one wins (-M and -m merge properties).
+/// Options whose value is a property list or a choice answer `help`; a
+/// path or a free string (`-kernel help`, `-append help`) is just a value.
+fn answers_help(desc: &OptDesc) -> bool {
+    !matches!(desc.props, Props::None)
+        || matches!(
+            desc.opt,
+            Opt::Cpu | Opt::Accel | Opt::Serial | Opt::Display | Opt::Vga | Opt::Parallel | Opt::Net | Opt::Nic
+        )
+}
 
-Machine:
-  -M, -machine microvm[,prop=value...]
-                 The only machine type (also the default without -M).
-                 Properties (booleans: on|off, yes|no, true|false):
-      legacy     Legacy mode: add the ISA 16550A serial port (COM1, 0x3f8,
-                 IRQ 4). Same as isa-serial=on.
-      isa-serial=on|off
-                 Legacy mode on or off. Default: on only if -serial is given.
-      pit=on|off In-kernel i8254 PIT (default on).
-      auto-kernel-cmdline=on|off
-                 Append virtio_mmio.device= entries for the virtio devices to
-                 the kernel command line (default on).
-      acpi=off|auto
-                 Accepted; microvm never has ACPI, so auto means off.
-                 acpi=on is an error.
-      rtc=on|off|auto
-                 CMOS real-time clock (MC146818) on ports 0x70-0x71, IRQ 8:
-                 the guest gets rtc0, and distribution kernels skip a slow
-                 probe of absent hardware. Default off (auto = off, as in
-                 QEMU's microvm under KVM).
-      pic=, x-option-roms=, ioapic2=
-                 Accepted with no effect: KVM's in-kernel irqchip always has
-                 the PIC, there are no option ROMs, there is one IOAPIC.
-      accel=kvm, kernel-irqchip=on
-                 Accepted with no effect.
-      dump-mtree Build the VM, print every I/O port range and MMIO region
-                 the guest can reach (QEMU's `info mtree -f` layout, with
-                 the owner: kvm or microvm) and exit without running it.
-  -m [size=]SIZE Guest RAM (default 128M). A plain number is MiB; suffixes
-                 B, K, M, G, T (either case), e.g. 512M, 1.5G. Range 16M..1T;
-                 rounded up to whole 4 KiB pages. No slots=/maxmem=.
-  -smp [cpus=]N[,sockets=S][,dies=D][,clusters=C][,cores=C][,threads=T][,maxcpus=N]
-                 Number of vCPUs, 1..32 (default 1). Topology keys are checked
-                 for consistency with N and otherwise ignored; maxcpus, if
-                 given, must equal N (no CPU hotplug).
-  -cpu host|max[,features...]
-                 The guest always sees the host CPU as KVM exposes it;
-                 feature flags are ignored.
-  -accel kvm, -enable-kvm
-                 KVM is always used; other accelerators are errors.
+fn option(out: &mut String, desc: &OptDesc) {
+    let mut head = format!("  {}", desc.spellings().collect::<Vec<_>>().join(", "));
+    if let Some(arg) = desc.arg {
+        head = format!("{head} {arg}");
+    }
+    let mut text = desc.help.to_owned();
+    match (desc.opt, desc.note) {
+        (Opt::Refused, Some(instead)) => text = format!("Not supported: {instead}."),
+        (Opt::Ignored, Some(why)) => text = format!("Accepted, no effect: {why}"),
+        _ => {}
+    }
+    item(out, &head, &text);
+    match &desc.props {
+        Props::None => {}
+        Props::List { props, .. } => props.iter().for_each(|p| property(out, p)),
+        Props::Kinds(kinds) => kinds.iter().for_each(|k| kind(out, desc, k)),
+    }
+}
 
-Boot (there is no firmware: microvm loads the kernel itself):
-  -kernel PATH   Required. ELF vmlinux with a PVH note, or a bzImage.
-  -append STRING Kernel command line.
-  -initrd PATH   Initial ramdisk.
+fn kind(out: &mut String, desc: &OptDesc, kind: &KindDesc) {
+    // The required properties, then a hint at the optional ones listed below.
+    let mut head = format!("  {} {}", desc.name, kind.name);
+    for p in kind.props.iter().filter(|p| p.help.starts_with("Required")) {
+        head.push_str(&format!(",{}={}", p.name, value_text(&p.value)));
+    }
+    if kind.props.iter().any(|p| !p.help.starts_with("Required")) {
+        head.push_str("[,prop=value...]");
+    }
+    item(out, &head, kind.help);
+    kind.props.iter().for_each(|p| property(out, p));
+}
 
-Serial port (legacy mode only):
-  -serial stdio  Connect the 16550A to stdin/stdout. Implies legacy mode.
-  -serial none   The 16550A exists but is connected to nothing. Implies
-                 legacy mode unless isa-serial=off.
-                 Without -serial, a legacy-mode port goes to stdio, or to
-                 nothing with -nodefaults (QEMU drops its default serial).
-                 -serial stdio with isa-serial=off is an error (there is no
-                 port to connect). Other backends (pty, file:, tcp:, unix:,
-                 mon:stdio, ...) are not supported; stdio may be given once.
-  -nodefaults    See -serial.
-  -nographic, -display none
-                 Accepted: microvm has no display (other -display values are
-                 errors).
+fn property(out: &mut String, p: &PropDesc) {
+    let mut head = match p.value {
+        Value::Flag => format!("      {}[=on|off]", p.name),
+        ref v => format!("      {}={}", p.name, value_text(v)),
+    };
+    for alias in p.aliases {
+        head.push_str(&format!(", {alias}="));
+    }
+    let mut text = match p.no_effect {
+        Some(why) => format!("Accepted, no effect: {why}"),
+        None => p.help.to_owned(),
+    };
+    if let Some(default) = p.default {
+        text.push_str(&format!(" Default: {default}."));
+    }
+    item(out, &head, &text);
+}
 
-Devices (virtio-mmio, one slot per -device, in command-line order):
-  Devices find their backends by id, defined before or after them. Each
-  backend serves one device (rng objects may be shared); a backend no
-  device uses is checked and ignored. Ids are a letter then letters,
-  digits, '-', '.', '_', unique per option. Booleans also have QEMU's
-  short forms: readonly = readonly=on, nowait = wait=off.
-  -drive id=ID,file=PATH[,format=raw][,if=none][,readonly=on|off][,cache=MODE]
-                 A raw disk image for virtio-blk-device. format= can only be
-                 raw (also the default: nothing is probed); if= can only be
-                 none (microvm has no IDE/SCSI/PCI bus); a drive without
-                 if=none must be used by a device. read-only= is a synonym of
-                 readonly=. cache=writeback (default), writethrough, none,
-                 directsync or unsafe. Accepted, no effect: media=disk,
-                 aio=threads|native|io_uring, discard=unmap|ignore,
-                 snapshot=off.
-  -device virtio-blk-device,drive=ID[,id=DEVID]
-                 A disk (/dev/vdX); its serial is the drive id (no serial=).
-  -netdev tap,id=ID[,ifname=NAME][,script=no][,downscript=no][,vhost=off]
-                 A tap backend. Without ifname= (or with a %d in it) the
-                 kernel creates one named tapN. microvm never runs scripts:
-                 script= and downscript= can only be no, so set the tap up
-                 beforehand. Also accepted: queues=1, vnet_hdr=on. Other
-                 -netdev types (user, bridge, socket, ...) are errors.
-  -device virtio-net-device,netdev=ID[,mac=52:54:00:12:34:56][,id=DEVID]
-                 A NIC. mac= is six hex octets (':' or '-'), unicast; without
-                 it a locally administered MAC is picked.
-  -chardev stdio,id=ID[,signal=on|off]
-                 stdin/stdout. Only one of -chardev stdio and -serial stdio
-                 may be given; an implicit legacy-mode serial port (no
-                 -serial) then goes to nothing.
-  -chardev pty,id=ID
-                 A new pseudo-terminal; its path is printed at start-up.
-                 server/wait are accepted and ignored, as in QEMU.
-  -chardev file,id=ID,path=PATH[,append=on|off]
-                 Output to a file; no input.
-  -chardev socket,id=ID,path=PATH[,server=on|off][,wait=on|off]
-                 A Unix socket, listening with server=on (then by default
-                 waiting for a client before the VM starts; wait=off does
-                 not) or connecting to PATH. A console cannot use a TCP or
-                 fd= socket (see -mon).
-                 Other backends (null, vc, ...) are errors.
-  -device virtio-serial-device[,id=DEVID]
-  -device virtconsole,chardev=ID[,bus=DEVID.0][,name=NAME][,id=ID]
-                 A console (hvcN): each virtio-serial-device is one slot and
-                 carries exactly one virtconsole, which must come after it
-                 (it goes to the first one without a console, or the one
-                 bus= names). virtserialport is not supported.
-  -object rng-random,id=ID[,filename=/dev/urandom|/dev/random]
-  -object rng-builtin,id=ID
-                 Entropy backends for rng=; the only -object types.
-  -device virtio-rng-device[,rng=ID][,id=DEVID]
-                 An entropy source; it always draws from getrandom(2).
-  -nic none      Accepted (no NIC). Other -nic forms are errors: use -netdev
-                 with -device virtio-net-device. QEMU's PCI names
-                 (virtio-blk-pci, virtio-net, ...) are errors too: microvm
-                 has no PCI bus.
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Bool | Value::Flag => "on|off".to_owned(),
+        Value::Text(placeholder) => (*placeholder).to_owned(),
+        Value::OneOf(choices) => choices.join("|"),
+    }
+}
 
-Management:
-  -qmp unix:PATH[,server=on|off][,wait=on|off]
-  -qmp tcp:[HOST]:PORT[,server=on|off][,wait=on|off]
-  -qmp stdio, -qmp chardev:ID
-                 A QMP monitor (may be given several times). As in QEMU, a
-                 socket connects to PATH (or HOST:PORT) unless server=on; a
-                 server waits for its first client before the VM starts
-                 unless wait=off (wait= without server=on is an error). An
-                 empty HOST is every address for a server, localhost for a
-                 client. unix:path=PATH works too; short forms: server,
-                 nowait. Other backends are errors.
-  -qmp-pretty SPEC
-                 Same, with indented JSON replies.
-  -chardev socket,id=ID,host=HOST,port=PORT[,server=on|off][,wait=on|off]
-  -chardev socket,id=ID,fd=N
-                 TCP and inherited-fd sockets (fd=N: an already connected
-                 stream socket, as QEMU's Python test harness passes); only a
-                 monitor can use them.
-  -mon [chardev=]ID,mode=control[,pretty=on|off]
-                 A QMP monitor on a -chardev (stdio or socket) that no device
-                 uses. mode=readline (QEMU's default: the human monitor) is
-                 not supported yet, so mode=control is required.
-  -S             Set the VM up, then wait with the vCPUs stopped until a
-                 monitor sends cont.
-  -name [guest=]NAME[,debug-threads=on|off][,process=NAME]
-                 The VM's name (query-name). debug-threads=on names the vCPU
-                 threads as QEMU does (CPU 0/KVM); process= is accepted with
-                 no effect.
-  -uuid UUID     The VM's UUID (query-uuid): 8-4-4-4-12 hex digits.
-  -daemonize     Detach from the terminal once the VM is set up.
-  -pidfile PATH  Write the process id to PATH.
+/// `head`, then `text` wrapped at [`TEXT_COLUMN`] (on the same line if the
+/// head leaves room).
+fn item(out: &mut String, head: &str, text: &str) {
+    out.push_str(head);
+    if text.is_empty() {
+        out.push('\n');
+    } else if head.len() + 1 < TEXT_COLUMN {
+        out.push_str(&" ".repeat(TEXT_COLUMN - head.len()));
+        wrap_rest(out, TEXT_COLUMN, &fill(text));
+    } else {
+        out.push('\n');
+        wrap(out, TEXT_COLUMN, &fill(text));
+    }
+}
 
-Accepted for QEMU compatibility, no effect:
-  -no-user-config  There are no config files.
-  -no-reboot       A guest reset always ends microvm.
+/// The limits help texts refer to, from their constants.
+fn fill(text: &str) -> String {
+    text.replace("{DEFAULT_MEM}", &format!("{}M", DEFAULT_MEM_SIZE >> 20))
+        .replace("{MIN_MEM}", &format!("{}M", MIN_MEM_SIZE >> 20))
+        .replace("{MAX_MEM}", &format!("{}T", MAX_MEM_SIZE >> 40))
+        .replace("{MAX_VCPUS}", &MAX_VCPUS.to_string())
+}
 
-Other:
-  --report-start-time, -report-start-time
-                 Print the time from process start to the first KVM_RUN on
-                 stderr (also with MICROVM_REPORT_START_TIME=1).
-  -trace-boot    Boot-time breakdown on stderr when the VM ends: VMM init end
-                 (first KVM_RUN), linux_start_kernel and linux_start_user
-                 (the guest writes 6 and 7 to port 0xf4, which exists only
-                 with this option), guest exit; ms since process start.
-  -trace-boot-json FILE
-                 Same, and the figures as JSON in FILE.
-  -h, -help, --help        Print this help and exit.
-  -version, --version      Print the version and exit.
-";
+fn wrap(out: &mut String, indent: usize, text: &str) {
+    out.push_str(&" ".repeat(indent));
+    wrap_rest(out, indent, text);
+}
+
+/// Words of `text` from the current column (`indent`), new lines indented.
+fn wrap_rest(out: &mut String, indent: usize, text: &str) {
+    let mut column = indent;
+    let mut first = true;
+    for word in text.split_whitespace() {
+        if !first && column + 1 + word.len() > WIDTH {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            column = indent;
+            first = true;
+        }
+        if !first {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += word.len();
+        first = false;
+    }
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::schema::{KindDesc, Opt, PropDesc, Props, Value};
+    use super::super::test_util::{args, launch};
+    use super::super::{parse, Command};
+    use super::*;
+
+    /// Every property an option's description lists, with the kind it belongs to.
+    fn described(desc: &OptDesc) -> Vec<(Option<&'static KindDesc>, &'static PropDesc)> {
+        match desc.props {
+            Props::None => Vec::new(),
+            Props::List { props, .. } => props.iter().map(|p| (None, p)).collect(),
+            Props::Kinds(kinds) => kinds.iter().flat_map(|k| k.props.iter().map(move |p| (Some(k), p))).collect(),
+        }
+    }
+
+    #[test]
+    fn help_names_every_option_and_property() {
+        let h = help_text();
+        for desc in OPTIONS {
+            for spelling in desc.spellings() {
+                assert!(h.contains(spelling), "help text lacks {spelling}");
+            }
+            if let Some(note) = desc.note {
+                assert!(h.contains(note.split_whitespace().next().unwrap()), "{}: note missing", desc.name);
+            }
+            for (kind, p) in described(desc) {
+                if let Some(k) = kind {
+                    assert!(
+                        h.contains(&format!("{} {}", desc.name, k.name)),
+                        "help text lacks {} {}",
+                        desc.name,
+                        k.name
+                    );
+                }
+                assert!(h.contains(&format!("      {}", p.name)), "help text lacks {} property {}", desc.name, p.name);
+                for alias in p.aliases {
+                    assert!(h.contains(&format!("{alias}=")), "help text lacks alias {alias}");
+                }
+            }
+        }
+        assert!(!h.contains('{'), "an unfilled placeholder: {h}");
+        let wrapped = h.lines().filter(|l| l.starts_with(&" ".repeat(TEXT_COLUMN)));
+        assert!(wrapped.clone().count() > 100 && wrapped.into_iter().all(|l| l.len() <= WIDTH), "{h}");
+    }
+
+    #[test]
+    fn help_states_the_limits() {
+        let h = help_text();
+        assert!(h.contains(&format!("1..{MAX_VCPUS}")));
+        assert!(h.contains(&format!("{}M", MIN_MEM_SIZE >> 20)));
+        assert!(h.contains(&format!("{}T", MAX_MEM_SIZE >> 40)));
+        assert!(h.contains(&format!("{}M", DEFAULT_MEM_SIZE >> 20)));
+    }
+
+    #[test]
+    fn option_help_lists_the_properties() {
+        for desc in OPTIONS.iter().filter(|d| !matches!(d.props, Props::None)) {
+            for question in ["help", "?"] {
+                let Ok(Command::Help(text)) = parse(args(&[desc.name, question])) else {
+                    panic!("{} {question} is not help", desc.name)
+                };
+                for (_, p) in described(desc) {
+                    assert!(text.contains(p.name), "{} help lacks {}", desc.name, p.name);
+                }
+                assert!(!text.contains("Usage:"), "only the option's own help");
+            }
+        }
+        let Ok(Command::Help(text)) = parse(args(&["-device", "virtio-blk-device,help"])) else { panic!() };
+        assert!(text.contains("drive=ID") && !text.contains("netdev="), "{text}");
+        let Ok(Command::Help(text)) = parse(args(&["-chardev", "socket,help"])) else { panic!() };
+        assert!(text.contains("fd=N") && !text.contains("signal"), "{text}");
+        // A path or a free string is just a value.
+        assert_eq!(launch(&["-append", "help"]).unwrap().vm.kernel.cmdline, "help");
+    }
+
+    /// What a property's value might be on a command line.
+    fn sample(value: &Value) -> &'static str {
+        match value {
+            Value::Bool | Value::Flag => "off",
+            Value::OneOf(choices) => choices[0],
+            Value::Text("PATH" | "FILE") => "/p",
+            Value::Text("N" | "PORT") => "1",
+            Value::Text("SIZE") => "1G",
+            Value::Text("microvm" | "kvm") => value_text(value).leak(),
+            Value::Text(_) => "x",
+        }
+    }
+
+    /// Every described property reaches a handler that knows it (a parse may
+    /// still fail for other reasons: a missing id, an undefined backend).
+    #[test]
+    fn every_described_property_is_handled() {
+        for desc in OPTIONS {
+            for (kind, p) in described(desc) {
+                let setting = format!("{}={}", p.name, sample(&p.value));
+                let value = match (desc.opt, kind) {
+                    (Opt::Qmp | Opt::QmpPretty, Some(k)) if k.name.starts_with("unix") => format!("unix:/q,{setting}"),
+                    (Opt::Qmp | Opt::QmpPretty, Some(_)) => format!("tcp::1,{setting}"),
+                    (_, Some(k)) => format!("{},{setting}", k.name),
+                    (_, None) => setting,
+                };
+                let line = [desc.name, &value];
+                if let Err(e) = launch(&line) {
+                    assert!(!e.to_string().contains("not handled"), "{line:?}: {e}");
+                    assert!(!e.to_string().contains("unknown property"), "{line:?}: {e}");
+                }
+            }
+        }
+    }
+}

@@ -35,8 +35,8 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             };
         }
-        Ok(Command::Help) => {
-            print!("{}", args::help_text());
+        Ok(Command::Help(text)) => {
+            print!("{text}");
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {

@@ -1,6 +1,7 @@
 //! Devices the guest can reach, and the bus that routes a vCPU's port and
 //! MMIO accesses to them.
 
+pub mod acpi;
 pub mod bus;
 pub mod chardev;
 pub mod debug_port;

@@ -143,9 +143,11 @@ pub enum ChardevBackend {
     Stdio,
     /// A new pseudo-terminal; its path is printed on stderr.
     Pty,
-    /// Output written to a file, truncated first as QEMU does; no input.
+    /// Output written to a file; no input.
     File {
         path: PathBuf,
+        /// `append=on`: keep what the file holds; off (QEMU's default) truncates it first.
+        append: bool,
     },
     /// A Unix socket: listen (`server`) or connect. With `wait`, the VM
     /// does not start until a client connects.

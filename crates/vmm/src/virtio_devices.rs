@@ -156,7 +156,7 @@ fn open_chardev(cfg: &ChardevConfig) -> Result<Chardev, Error> {
     let backend = match &cfg.backend {
         ChardevBackend::Stdio => chardev::ChardevBackend::Stdio,
         ChardevBackend::Pty => chardev::ChardevBackend::Pty,
-        ChardevBackend::File { path } => chardev::ChardevBackend::File { path: path.clone(), append: false },
+        ChardevBackend::File { path, append } => chardev::ChardevBackend::File { path: path.clone(), append: *append },
         ChardevBackend::Socket { path, server, wait } => {
             chardev::ChardevBackend::Socket { path: path.clone(), server: *server, wait: *wait }
         }
@@ -214,5 +214,19 @@ mod tests {
     #[test]
     fn cmdline_entry_uses_linux_syntax() {
         assert_eq!(cmdline_entry(slot(1)), "virtio_mmio.device=512@0xd0000200:6");
+    }
+
+    /// `-chardev file,append=on` keeps the file's contents; QEMU's default truncates.
+    #[test]
+    fn file_chardev_honours_append() {
+        let path = std::env::temp_dir().join(format!("microvm-append-{}.log", std::process::id()));
+        for (append, want) in [(true, "old\n"), (false, "")] {
+            std::fs::write(&path, "old\n").unwrap();
+            let cfg = ChardevConfig { id: "f".into(), backend: ChardevBackend::File { path: path.clone(), append } };
+            let chardev = open_chardev(&cfg).unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), want, "append={append}");
+            drop(chardev);
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -13,8 +13,10 @@
 
 use vmm::config::MonitorSocket;
 
-use super::devices::{props, Monitor, MonitorTarget};
-use super::{invalid, ArgsError};
+use super::devices::{Monitor, MonitorTarget};
+use super::keyval::settings;
+use super::options::{MON_PROPS, NAME_PROPS, QMP_TCP_PROPS, QMP_UNIX_PROPS};
+use super::{invalid, unhandled, ArgsError};
 
 const MON: &str = "-mon";
 
@@ -47,12 +49,12 @@ fn parse_unix(option: &'static str, list: &str) -> Result<MonitorSocket, ArgsErr
     let mut path = None;
     let mut server = None;
     let mut wait = None;
-    for p in props(option, list, Some("path"))? {
-        match p.key.as_str() {
-            "path" => path = Some(p.path(option)?),
-            "server" => server = Some(p.bool(option)?),
-            "wait" => wait = Some((p.bool(option)?, p.elem.clone())),
-            _ => return Err(p.unknown(option, "a unix: socket", "path, server, wait")),
+    for s in settings(option, list, Some("path"), QMP_UNIX_PROPS, "a unix: socket")? {
+        match s.name() {
+            "path" => path = Some(s.path(option)?),
+            "server" => server = Some(s.on),
+            "wait" => wait = Some((s.on, s.text)),
+            name => return Err(unhandled(option, name)),
         }
     }
     let Some(path) = path else {
@@ -74,11 +76,11 @@ fn parse_tcp(option: &'static str, rest: &str) -> Result<MonitorSocket, ArgsErro
     let port = parse_port(option, rest, port_text)?;
     let mut server = None;
     let mut wait = None;
-    for p in props(option, list, None)? {
-        match p.key.as_str() {
-            "server" => server = Some(p.bool(option)?),
-            "wait" => wait = Some((p.bool(option)?, p.elem.clone())),
-            _ => return Err(p.unknown(option, "a tcp: socket", "server, wait")),
+    for s in settings(option, list, None, QMP_TCP_PROPS, "a tcp: socket")? {
+        match s.name() {
+            "server" => server = Some(s.on),
+            "wait" => wait = Some((s.on, s.text)),
+            name => return Err(unhandled(option, name)),
         }
     }
     let (server, wait) = socket_mode(option, server, wait)?;
@@ -126,18 +128,18 @@ pub(super) fn parse_mon(value: &str) -> Result<Monitor, ArgsError> {
     let mut chardev = None;
     let mut control = None;
     let mut pretty = false;
-    for p in props(MON, value, Some("chardev"))? {
-        match p.key.as_str() {
-            "chardev" => chardev = Some(p.reference(MON)?),
+    for s in settings(MON, value, Some("chardev"), MON_PROPS, MON)? {
+        match s.name() {
+            "chardev" => chardev = Some(s.reference(MON)?),
             "mode" => {
-                control = Some(match p.value.as_str() {
+                control = Some(match s.value.as_str() {
                     "control" => true,
                     "readline" => false,
-                    _ => return Err(invalid(MON, &p.elem, "unknown monitor mode; expected mode=control (QMP)")),
+                    _ => return Err(invalid(MON, &s.text, "unknown monitor mode; expected mode=control (QMP)")),
                 })
             }
-            "pretty" => pretty = p.bool(MON)?,
-            _ => return Err(p.unknown(MON, "-mon", "chardev, mode, pretty")),
+            "pretty" => pretty = s.on,
+            name => return Err(unhandled(MON, name)),
         }
     }
     let Some(chardev) = chardev else {
@@ -165,14 +167,11 @@ pub(super) struct NameOptions {
 pub(super) fn parse_name(value: &str) -> Result<NameOptions, ArgsError> {
     const NAME: &str = "-name";
     let mut out = NameOptions::default();
-    for p in props(NAME, value, Some("guest"))? {
-        match p.key.as_str() {
-            "guest" => out.guest = Some(p.value.clone()),
-            // QEMU renames its own process (prctl PR_SET_NAME); accepted, no
-            // effect: microvm's threads are what `debug-threads` names.
-            "process" => {}
-            "debug-threads" => out.debug_threads = Some(p.bool(NAME)?),
-            _ => return Err(p.unknown(NAME, "-name", "guest, process, debug-threads")),
+    for s in settings(NAME, value, Some("guest"), NAME_PROPS, NAME)? {
+        match s.name() {
+            "guest" => out.guest = Some(s.value),
+            "debug-threads" => out.debug_threads = Some(s.on),
+            name => return Err(unhandled(NAME, name)),
         }
     }
     Ok(out)

@@ -104,8 +104,9 @@ impl Vcpu {
         let thread = std::thread::Builder::new()
             .name(options.name)
             .spawn(move || {
-                // SAFETY: gettid has no preconditions.
-                let _ = thread_tid.set(unsafe { libc::gettid() });
+                // SAFETY: the gettid system call has no preconditions. The raw syscall, not
+                // libc's wrapper: the static musl build resolves that one to a null weak symbol.
+                let _ = thread_tid.set(unsafe { libc::syscall(libc::SYS_gettid) } as i32);
                 self.thread_main(&ctx, &command_rx, &ack_tx, options.parked);
             })
             .map_err(|source| VcpuError::Spawn { id, source })?;

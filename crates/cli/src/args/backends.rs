@@ -1,0 +1,354 @@
+//! The backend options `-drive`, `-netdev`, `-chardev`, `-object`: each is
+//! checked against its description (`device_props.rs`) and kept by id until
+//! the devices and monitors using it are resolved (`devices.rs`).
+
+use std::path::PathBuf;
+
+use vmm::config::{CacheMode, ChardevBackend, MonitorSocket};
+
+use super::control::{parse_port, socket_mode, tcp_host};
+use super::device_props::{CHARDEV_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
+use super::keyval::{kind_name, kind_settings, settings, Setting};
+use super::schema::KindDesc;
+use super::{invalid, unhandled, ArgsError};
+
+pub(super) const DRIVE: &str = "-drive";
+pub(super) const NETDEV: &str = "-netdev";
+pub(super) const CHARDEV: &str = "-chardev";
+pub(super) const OBJECT: &str = "-object";
+
+pub(super) struct Drive {
+    pub(super) id: String,
+    pub(super) path: PathBuf,
+    pub(super) read_only: bool,
+    pub(super) cache: CacheMode,
+    /// `if=none` was written (see `devices.rs` on unused drives).
+    pub(super) if_none: bool,
+    pub(super) value: String,
+}
+
+pub(super) struct Netdev {
+    pub(super) id: String,
+    pub(super) ifname: Option<String>,
+}
+
+pub(super) struct Chardev {
+    pub(super) id: String,
+    pub(super) backend: Backend,
+}
+
+/// A `-chardev` backend. Consoles take the [`ChardevBackend`]s; the sockets
+/// only a monitor can use (TCP, an inherited fd) are kept apart so that a
+/// console naming one gets a clear error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Backend {
+    Plain(ChardevBackend),
+    /// `socket,host=,port=`: the host already defaulted (see `control::tcp_host`).
+    Tcp {
+        host: String,
+        port: u16,
+        server: bool,
+        wait: bool,
+    },
+    /// `socket,fd=N`: an inherited, connected socket.
+    Fd(i32),
+}
+
+impl Backend {
+    /// What a QMP monitor on this chardev talks on; `Err` says what it is instead.
+    pub(super) fn monitor_socket(&self) -> Result<MonitorSocket, &'static str> {
+        Ok(match self {
+            Backend::Plain(ChardevBackend::Stdio) => MonitorSocket::Stdio,
+            Backend::Plain(ChardevBackend::Socket { path, server: true, wait }) => {
+                MonitorSocket::UnixListen { path: path.clone(), wait: *wait }
+            }
+            Backend::Plain(ChardevBackend::Socket { path, server: false, .. }) => {
+                MonitorSocket::UnixConnect { path: path.clone() }
+            }
+            Backend::Tcp { host, port, server: true, wait } => {
+                MonitorSocket::TcpListen { host: host.clone(), port: *port, wait: *wait }
+            }
+            Backend::Tcp { host, port, server: false, .. } => {
+                MonitorSocket::TcpConnect { host: host.clone(), port: *port }
+            }
+            Backend::Fd(fd) => MonitorSocket::Fd(*fd),
+            Backend::Plain(ChardevBackend::Pty) => return Err("a pty"),
+            Backend::Plain(ChardevBackend::File { .. }) => return Err("a file"),
+        })
+    }
+}
+
+/// Every backend declared, in command-line order.
+#[derive(Default)]
+pub(super) struct Backends {
+    pub(super) drives: Vec<Drive>,
+    pub(super) netdevs: Vec<Netdev>,
+    pub(super) chardevs: Vec<Chardev>,
+    /// Ids of the `-object`s (all rng backends).
+    pub(super) rng_objects: Vec<String>,
+}
+
+/// The kind `value` names among `kinds`, or `None` (with the name, if any).
+fn find_kind(
+    option: &'static str,
+    value: &str,
+    implied: &'static str,
+    kinds: &'static [KindDesc],
+) -> Result<Result<&'static KindDesc, Option<String>>, ArgsError> {
+    let name = kind_name(option, value, implied)?;
+    Ok(kinds.iter().find(|k| Some(k.name) == name.as_deref()).ok_or(name))
+}
+
+impl Backends {
+    /// `-drive id=ID,file=PATH[,format=raw][,if=none][,readonly=on|off][,cache=MODE]...`
+    pub(super) fn drive(&mut self, value: &str) -> Result<(), ArgsError> {
+        let mut id = None;
+        let mut path = None;
+        let mut read_only = false;
+        let mut cache = CacheMode::default();
+        let mut if_none = false;
+        for s in settings(DRIVE, value, None, DRIVE_PROPS, DRIVE)? {
+            match s.name() {
+                "id" => id = Some(s.id(DRIVE)?),
+                "file" => path = Some(s.path(DRIVE)?),
+                // No probing: a missing format= means raw, the only one.
+                "format" if s.value == "raw" => {}
+                "format" => return Err(invalid(DRIVE, &s.text, "only format=raw is supported")),
+                "if" if s.value == "none" => if_none = true,
+                "if" => {
+                    return Err(invalid(
+                        DRIVE,
+                        &s.text,
+                        "microvm has no other bus: use if=none with -device virtio-blk-device,drive=ID",
+                    ))
+                }
+                "readonly" => read_only = s.on,
+                "cache" => cache = parse_cache(&s)?,
+                "snapshot" if s.on => return Err(invalid(DRIVE, &s.text, "snapshot=on is not supported")),
+                "snapshot" => {}
+                name => return Err(unhandled(DRIVE, name)),
+            }
+        }
+        let Some(id) = id else {
+            return Err(invalid(DRIVE, value, "id= is required (-device virtio-blk-device,drive=ID refers to it)"));
+        };
+        let Some(path) = path else {
+            return Err(invalid(DRIVE, value, "file= is required"));
+        };
+        if self.drives.iter().any(|d| d.id == id) {
+            return Err(invalid(DRIVE, value, format!("duplicate id '{id}'")));
+        }
+        self.drives.push(Drive { id, path, read_only, cache, if_none, value: value.to_owned() });
+        Ok(())
+    }
+
+    /// `-netdev tap,id=ID[,ifname=NAME][,script=no][,downscript=no][,vhost=off]...`
+    pub(super) fn netdev(&mut self, value: &str) -> Result<(), ArgsError> {
+        let kind = match find_kind(NETDEV, value, "type", NETDEV_KINDS)? {
+            Ok(kind) => kind,
+            Err(Some(_)) => {
+                return Err(invalid(
+                    NETDEV,
+                    value,
+                    "only -netdev tap is supported (no user-mode networking, bridge helper or sockets)",
+                ))
+            }
+            Err(None) => {
+                return Err(invalid(NETDEV, value, "expected tap,id=ID[,ifname=NAME],script=no,downscript=no"))
+            }
+        };
+        let mut id = None;
+        let mut ifname = None;
+        for s in kind_settings(NETDEV, value, "type", kind)? {
+            match s.name() {
+                "id" => id = Some(s.id(NETDEV)?),
+                "ifname" => ifname = Some(check_ifname(&s)?),
+                // An empty script is QEMU's other spelling of no; without
+                // script=, QEMU would run /etc/qemu-ifup: microvm never runs
+                // scripts, so the tap must be set up beforehand either way.
+                "script" | "downscript" if matches!(s.value.as_str(), "no" | "") => {}
+                "script" | "downscript" => {
+                    return Err(invalid(
+                        NETDEV,
+                        &s.text,
+                        "microvm never runs network scripts; use script=no,downscript=no and set the tap up beforehand",
+                    ))
+                }
+                "vhost" if s.on => return Err(invalid(NETDEV, &s.text, "vhost-net is not supported; use vhost=off")),
+                "vhost" => {}
+                "queues" if s.value == "1" => {}
+                "queues" => return Err(invalid(NETDEV, &s.text, "multiqueue is not supported; use queues=1")),
+                "vnet_hdr" if s.on => {}
+                "vnet_hdr" => {
+                    return Err(invalid(
+                        NETDEV,
+                        &s.text,
+                        "microvm always uses the virtio-net header on the tap; use vnet_hdr=on",
+                    ))
+                }
+                name => return Err(unhandled(NETDEV, name)),
+            }
+        }
+        let Some(id) = id else {
+            return Err(invalid(NETDEV, value, "id= is required (-device virtio-net-device,netdev=ID refers to it)"));
+        };
+        if self.netdevs.iter().any(|n| n.id == id) {
+            return Err(invalid(NETDEV, value, format!("duplicate id '{id}'")));
+        }
+        self.netdevs.push(Netdev { id, ifname });
+        Ok(())
+    }
+
+    /// `-chardev stdio|pty|file|socket,id=ID,...`; returns the id.
+    pub(super) fn chardev(&mut self, value: &str) -> Result<&Chardev, ArgsError> {
+        let kind = match find_kind(CHARDEV, value, "backend", CHARDEV_KINDS)? {
+            Ok(kind) => kind,
+            Err(Some(_)) => {
+                return Err(invalid(CHARDEV, value, "only the stdio, pty, file and socket backends are supported"))
+            }
+            Err(None) => {
+                return Err(invalid(
+                    CHARDEV,
+                    value,
+                    "expected BACKEND,id=ID,... with BACKEND stdio, pty, file or socket",
+                ))
+            }
+        };
+        let mut id = None;
+        let (mut path, mut host, mut port, mut fd) = (None, None, None, None);
+        let (mut server, mut wait, mut append) = (None, None, false);
+        for s in kind_settings(CHARDEV, value, "backend", kind)? {
+            match s.name() {
+                "id" => id = Some(s.id(CHARDEV)?),
+                "mux" if s.on => {
+                    return Err(invalid(CHARDEV, &s.text, "there is no monitor to multiplex; use mux=off"));
+                }
+                "mux" => {}
+                "path" => path = Some(s.path(CHARDEV)?),
+                "append" => append = s.on,
+                "host" => host = Some(s.value.clone()),
+                "port" => port = Some(parse_port(CHARDEV, &s.text, &s.value)?),
+                "fd" => fd = Some(parse_fd(&s)?),
+                "server" => server = Some(s.on),
+                "wait" => wait = Some((s.on, s.text.clone())),
+                name => return Err(unhandled(CHARDEV, name)),
+            }
+        }
+        let Some(id) = id else {
+            return Err(invalid(CHARDEV, value, "id= is required"));
+        };
+        let backend = match kind.name {
+            "stdio" => Backend::Plain(ChardevBackend::Stdio),
+            "pty" => Backend::Plain(ChardevBackend::Pty),
+            "file" => {
+                let Some(path) = path else {
+                    return Err(invalid(CHARDEV, value, "path= is required"));
+                };
+                Backend::Plain(ChardevBackend::File { path, append })
+            }
+            _ => {
+                let (server, wait) = socket_mode(CHARDEV, server, wait)?;
+                match (path, host, fd) {
+                    (Some(path), None, None) => Backend::Plain(ChardevBackend::Socket { path, server, wait }),
+                    (None, Some(host), None) => {
+                        let Some(port) = port else {
+                            return Err(invalid(CHARDEV, value, "host= needs port="));
+                        };
+                        Backend::Tcp { host: tcp_host(&host, server), port, server, wait }
+                    }
+                    (None, None, Some(fd)) if server => {
+                        return Err(invalid(
+                            CHARDEV,
+                            value,
+                            format!(
+                                "fd={fd} with server=on (an inherited listening socket) is not supported; \
+                                 pass a connected socket"
+                            ),
+                        ))
+                    }
+                    (None, None, Some(fd)) => Backend::Fd(fd),
+                    (None, None, None) => {
+                        return Err(invalid(CHARDEV, value, "path= is required (or host= and port=, or fd=)"))
+                    }
+                    _ => return Err(invalid(CHARDEV, value, "give only one of path=, host= or fd=")),
+                }
+            }
+        };
+        if self.chardevs.iter().any(|c| c.id == id) {
+            return Err(invalid(CHARDEV, value, format!("duplicate id '{id}'")));
+        }
+        self.chardevs.push(Chardev { id, backend });
+        Ok(&self.chardevs[self.chardevs.len() - 1])
+    }
+
+    /// `-object rng-random,id=ID[,filename=/dev/urandom]` or
+    /// `-object rng-builtin,id=ID`: accepted as backends for virtio-rng-device,
+    /// which always draws from getrandom(2), the same pool as those files.
+    pub(super) fn object(&mut self, value: &str) -> Result<(), ArgsError> {
+        let Ok(kind) = find_kind(OBJECT, value, "qom-type", OBJECT_KINDS)? else {
+            return Err(invalid(OBJECT, value, "only rng-random and rng-builtin objects are supported"));
+        };
+        let mut id = None;
+        for s in kind_settings(OBJECT, value, "qom-type", kind)? {
+            match s.name() {
+                "id" => id = Some(s.id(OBJECT)?),
+                "filename" if matches!(s.value.as_str(), "/dev/urandom" | "/dev/random") => {}
+                "filename" => {
+                    return Err(invalid(
+                        OBJECT,
+                        &s.text,
+                        "virtio-rng always uses getrandom(2); filename= may only be /dev/urandom or /dev/random",
+                    ))
+                }
+                name => return Err(unhandled(OBJECT, name)),
+            }
+        }
+        let Some(id) = id else {
+            return Err(invalid(OBJECT, value, "id= is required"));
+        };
+        if self.rng_objects.contains(&id) {
+            return Err(invalid(OBJECT, value, format!("duplicate id '{id}'")));
+        }
+        self.rng_objects.push(id);
+        Ok(())
+    }
+}
+
+fn parse_cache(s: &Setting) -> Result<CacheMode, ArgsError> {
+    Ok(match s.value.as_str() {
+        "writeback" => CacheMode::Writeback,
+        "writethrough" => CacheMode::Writethrough,
+        "none" | "off" => CacheMode::None,
+        "directsync" => CacheMode::Directsync,
+        "unsafe" => CacheMode::Unsafe,
+        _ => return Err(invalid(DRIVE, &s.text, "expected writeback, writethrough, none, directsync or unsafe")),
+    })
+}
+
+/// `fd=N`: a descriptor number the process inherited.
+fn parse_fd(s: &Setting) -> Result<i32, ArgsError> {
+    if !s.value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(CHARDEV, &s.text, "expected a file descriptor number"));
+    }
+    s.value.parse().map_err(|_| invalid(CHARDEV, &s.text, "expected a file descriptor number"))
+}
+
+/// `ifname=` as Linux accepts it (`dev_valid_name`): 1 to 15 bytes, not
+/// `.` or `..`, no `/`, `:` or whitespace (nor, here, control characters).
+/// A `%d` lets the kernel pick the number.
+fn check_ifname(s: &Setting) -> Result<String, ArgsError> {
+    let name = &s.value;
+    let reason = if name.is_empty() || name.len() > 15 {
+        "an interface name has 1 to 15 bytes"
+    } else if name == "." || name == ".." {
+        "not a valid interface name"
+    } else if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control()) {
+        "an interface name cannot contain '/', ':', spaces or control characters"
+    } else {
+        return Ok(name.clone());
+    };
+    Err(invalid(NETDEV, &s.text, reason))
+}
+
+#[cfg(test)]
+mod tests;

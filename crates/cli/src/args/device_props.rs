@@ -1,0 +1,172 @@
+//! The properties of `-device`, `-drive`, `-netdev`, `-chardev` and
+//! `-object`: the one place each is described (see `schema.rs`).
+
+use super::schema::Value::{Bool, OneOf, Text};
+use super::schema::{ignored, prop, KindDesc, PropDesc, ID};
+
+/// `-drive` properties.
+pub(super) const DRIVE_PROPS: &[PropDesc] = &[
+    PropDesc { help: "Required; -device virtio-blk-device,drive=ID refers to it.", ..ID },
+    prop("file", Text("PATH"), None, "Required. The raw image."),
+    prop("format", OneOf(&["raw"]), Some("raw"), "Only raw (nothing is probed)."),
+    prop("if", OneOf(&["none"]), None, "Only none: microvm has no IDE/SCSI/PCI bus."),
+    PropDesc { aliases: &["read-only"], ..prop("readonly", Bool, Some("off"), "The guest cannot write.") },
+    prop(
+        "cache",
+        OneOf(&["writeback", "writethrough", "none", "directsync", "unsafe"]),
+        Some("writeback"),
+        "QEMU's cache modes (none = O_DIRECT, writethrough/directsync = flush after each write, unsafe = \
+         flushes ignored).",
+    ),
+    ignored("media", OneOf(&["disk"]), "every drive is a disk."),
+    ignored("aio", OneOf(&["threads", "native", "io_uring"]), "the I/O engine is the block device's own."),
+    ignored("discard", OneOf(&["unmap", "ignore", "on", "off"]), "discard handling is the block device's own."),
+    prop("snapshot", Bool, Some("off"), "Only off."),
+];
+
+const TAP_PROPS: &[PropDesc] = &[
+    PropDesc { help: "Required; -device virtio-net-device,netdev=ID refers to it.", ..ID },
+    prop(
+        "ifname",
+        Text("NAME"),
+        None,
+        "An existing tap; without it (or with a %d in it) the kernel creates one named tapN.",
+    ),
+    prop("script", OneOf(&["no"]), None, "microvm never runs scripts: only no (or empty); set the tap up beforehand."),
+    prop("downscript", OneOf(&["no"]), None, "As script."),
+    prop("vhost", Bool, Some("off"), "Only off (no vhost-net)."),
+    prop("queues", OneOf(&["1"]), Some("1"), "Only 1 (no multiqueue)."),
+    prop("vnet_hdr", Bool, Some("on"), "Only on: microvm always uses the virtio-net header."),
+];
+
+/// `-netdev` types.
+pub(super) const NETDEV_KINDS: &[KindDesc] = &[KindDesc {
+    name: "tap",
+    help: "A tap backend. Other types (user, bridge, socket, ...) are errors.",
+    props: TAP_PROPS,
+}];
+
+/// The `id=` of a backend that devices refer to.
+const REQUIRED_ID: PropDesc = PropDesc { help: "Required; devices refer to it.", ..ID };
+
+/// Properties every `-chardev` backend has.
+const CHARDEV_MUX: PropDesc = prop("mux", Bool, Some("off"), "Only off: there is no monitor to multiplex.");
+const CHARDEV_SOCKET_OPTS: [PropDesc; 2] = [
+    ignored("server", Bool, "QEMU ignores the socket options on other backends."),
+    ignored("wait", Bool, "QEMU ignores the socket options on other backends."),
+];
+
+/// `-chardev` backends.
+pub(super) const CHARDEV_KINDS: &[KindDesc] = &[
+    KindDesc {
+        name: "stdio",
+        help: "stdin/stdout. Only one of -chardev stdio, -qmp stdio and -serial stdio may be given.",
+        props: &[
+            REQUIRED_ID,
+            CHARDEV_MUX,
+            ignored(
+                "signal",
+                Bool,
+                "Ctrl-C always stops microvm (QEMU's default, signal=on); off does not pass it on.",
+            ),
+            CHARDEV_SOCKET_OPTS[0],
+            CHARDEV_SOCKET_OPTS[1],
+        ],
+    },
+    KindDesc {
+        name: "pty",
+        help: "A new pseudo-terminal; its path is printed at start-up.",
+        props: &[REQUIRED_ID, CHARDEV_MUX, CHARDEV_SOCKET_OPTS[0], CHARDEV_SOCKET_OPTS[1]],
+    },
+    KindDesc {
+        name: "file",
+        help: "Output to a file; no input.",
+        props: &[
+            REQUIRED_ID,
+            CHARDEV_MUX,
+            prop("path", Text("PATH"), None, "Required."),
+            prop("append", Bool, Some("off"), "Append to the file instead of truncating it first."),
+            CHARDEV_SOCKET_OPTS[0],
+            CHARDEV_SOCKET_OPTS[1],
+        ],
+    },
+    KindDesc {
+        name: "socket",
+        help: "A stream socket: exactly one of path= (Unix), host= with port= (TCP) or fd= (an inherited, \
+               connected socket, as QEMU's Python test harness passes). A console can use a Unix socket only; a \
+               -mon any of them.",
+        props: &[
+            REQUIRED_ID,
+            CHARDEV_MUX,
+            prop("path", Text("PATH"), None, "A Unix socket."),
+            prop("host", Text("HOST"), None, "A TCP host (empty: every address for a server, localhost for a client)."),
+            prop("port", Text("PORT"), None, "The TCP port, 1..65535."),
+            prop("fd", Text("N"), None, "An inherited, connected stream socket."),
+            prop("server", Bool, Some("off"), "Listen instead of connecting."),
+            prop("wait", Bool, Some("on"), "A server waits for its first client before the VM starts."),
+        ],
+    },
+];
+
+/// `-object` types.
+pub(super) const OBJECT_KINDS: &[KindDesc] = &[
+    KindDesc {
+        name: "rng-random",
+        help: "An entropy backend for virtio-rng-device (which always draws from getrandom(2), the same pool).",
+        props: &[
+            REQUIRED_ID,
+            prop("filename", OneOf(&["/dev/urandom", "/dev/random"]), Some("/dev/urandom"), "Only these."),
+        ],
+    },
+    KindDesc { name: "rng-builtin", help: "As rng-random.", props: &[REQUIRED_ID] },
+];
+
+const DEVICE_ID: PropDesc = PropDesc { help: "Optional device id.", ..ID };
+
+/// `-device` drivers.
+pub(super) const DEVICE_KINDS: &[KindDesc] = &[
+    KindDesc {
+        name: "virtio-blk-device",
+        help: "A disk (/dev/vdX); its serial is the drive id.",
+        props: &[
+            prop("drive", Text("ID"), None, "Required: the id of a -drive."),
+            prop("serial", Text("STRING"), None, "Refused: the guest reads the drive id as the disk serial."),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
+        name: "virtio-net-device",
+        help: "A NIC.",
+        props: &[
+            prop("netdev", Text("ID"), None, "Required: the id of a -netdev."),
+            prop(
+                "mac",
+                Text("52:54:00:12:34:56"),
+                None,
+                "Six hex octets (':' or '-'), unicast; without it a locally administered MAC is picked.",
+            ),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
+        name: "virtio-serial-device",
+        help: "One virtio-mmio slot carrying exactly one virtconsole, which must come after it.",
+        props: &[DEVICE_ID],
+    },
+    KindDesc {
+        name: "virtconsole",
+        help: "A console (hvcN) on the first virtio-serial-device without one, or the one bus= names. \
+               virtserialport is not supported.",
+        props: &[
+            prop("chardev", Text("ID"), None, "Required: the id of a -chardev."),
+            prop("bus", Text("DEVID.0"), None, "The virtio-serial-device (its id, then .0)."),
+            ignored("name", Text("NAME"), "a console port needs no name (it is for multiport guests' /dev/vport*)."),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
+        name: "virtio-rng-device",
+        help: "An entropy source; it always draws from getrandom(2).",
+        props: &[prop("rng", Text("ID"), None, "An -object rng-random or rng-builtin."), DEVICE_ID],
+    },
+];

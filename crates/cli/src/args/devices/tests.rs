@@ -1,0 +1,356 @@
+use super::super::test_util::*;
+use super::super::{parse, DEFAULT_MEM_SIZE};
+use super::*;
+use vmm::config::{ChardevBackend, KernelConfig, MachineConfig, SerialConfig, VmConfig};
+
+// ---- the proposal's command lines ----
+
+#[test]
+fn proposal_normal_mode() {
+    let line = "-M microvm -m 512m -smp 2 -kernel vmlinux -append CMDLINE -nodefaults \
+        -no-user-config -chardev pty,id=virtiocon0,server -device virtio-serial-device \
+        -device virtconsole,chardev=virtiocon0 -drive id=test,file=test.img,format=raw,if=none \
+        -device virtio-blk-device,drive=test -netdev tap,id=tap0,script=no,downscript=no \
+        -device virtio-net-device,netdev=tap0";
+    let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=hvc0 root=/dev/vda"));
+    let want = VmConfig {
+        machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
+        mem_size: 512 * MIB,
+        vcpu_count: 2,
+        kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=hvc0 root=/dev/vda".into(), initrd: None },
+        serial: None,
+        report_start_time: false,
+        trace_boot: None,
+        start_paused: false,
+        name: None,
+        debug_threads: false,
+        uuid: None,
+        monitors: Vec::new(),
+        devices: vec![console("virtiocon0", ChardevBackend::Pty), block("test", "test.img"), net("tap0", None, None)],
+    };
+    assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
+}
+
+#[test]
+fn proposal_legacy_mode() {
+    let line = "-M microvm,legacy -m 512m -smp 2 -kernel vmlinux -append CMDLINE -nodefaults \
+        -no-user-config -drive id=test,file=test.img,format=raw,if=none \
+        -device virtio-blk-device,drive=test -netdev tap,id=tap0,script=no,downscript=no \
+        -device virtio-net-device,netdev=tap0 -serial stdio";
+    let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=ttyS0 root=/dev/vda"));
+    let want = VmConfig {
+        machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
+        mem_size: 512 * MIB,
+        vcpu_count: 2,
+        kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=ttyS0 root=/dev/vda".into(), initrd: None },
+        serial: Some(SerialConfig::Stdio),
+        report_start_time: false,
+        trace_boot: None,
+        start_paused: false,
+        name: None,
+        debug_threads: false,
+        uuid: None,
+        monitors: Vec::new(),
+        devices: vec![block("test", "test.img"), net("tap0", None, None)],
+    };
+    assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
+}
+
+#[test]
+fn no_device_options_no_devices() {
+    let c = run(&["-nodefaults"]).unwrap();
+    assert_eq!(c.devices, []);
+    assert_eq!(c.mem_size, DEFAULT_MEM_SIZE);
+}
+
+// ---- ordering ----
+
+#[test]
+fn device_order_is_command_line_order_and_backends_may_follow() {
+    let d = devs(&[
+        "-device",
+        "virtio-rng-device",
+        "-device",
+        "virtio-net-device,netdev=n1,mac=52:54:00:00:00:01",
+        "-device",
+        "virtio-serial-device",
+        "-device",
+        "virtio-blk-device,drive=b",
+        "-device",
+        "virtconsole,chardev=c",
+        "-device",
+        "virtio-blk-device,drive=a",
+        "-device",
+        "virtio-net-device,netdev=n0",
+        "-drive",
+        "id=a,file=a.img,if=none",
+        "-drive",
+        "id=b,file=b.img,if=none",
+        "-netdev",
+        "tap,id=n0",
+        "-netdev",
+        "tap,id=n1,ifname=vm1",
+        "-chardev",
+        "stdio,id=c",
+    ]);
+    assert_eq!(
+        d,
+        [
+            DeviceConfig::Rng,
+            net("n1", Some("vm1"), Some([0x52, 0x54, 0, 0, 0, 1])),
+            // The console takes its virtio-serial-device's place.
+            console("c", ChardevBackend::Stdio),
+            block("b", "b.img"),
+            block("a", "a.img"),
+            net("n0", None, None),
+        ]
+    );
+}
+
+#[test]
+fn consoles_sit_in_their_serial_devices_slots() {
+    let base = ["-chardev", "pty,id=c0", "-chardev", "file,id=c1,path=/log", "-drive", "id=d,file=f,if=none"];
+    let with = |extra: &[&str]| {
+        let mut v = base.to_vec();
+        v.extend_from_slice(extra);
+        devs(&v)
+    };
+    let c0 = console("c0", ChardevBackend::Pty);
+    let c1 = console("c1", ChardevBackend::File { path: "/log".into(), append: false });
+    // Each virtconsole goes to the first earlier free virtio-serial-device.
+    assert_eq!(
+        with(&[
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtio-blk-device,drive=d",
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtconsole,chardev=c1",
+            "-device",
+            "virtconsole,chardev=c0",
+        ]),
+        [c1.clone(), block("d", "f"), c0.clone()]
+    );
+    // bus= picks one.
+    assert_eq!(
+        with(&[
+            "-device",
+            "virtio-serial-device,id=s0",
+            "-device",
+            "virtio-serial-device,id=s1",
+            "-device",
+            "virtconsole,chardev=c1,bus=s1.0,name=org.qemu.console.0,id=con1",
+            "-device",
+            "virtconsole,chardev=c0",
+        ]),
+        [c0.clone(), c1.clone()]
+    );
+    // Errors.
+    let e = err(&["-chardev", "pty,id=c", "-device", "virtconsole,chardev=c"]);
+    assert_eq!(
+        e.to_string(),
+        "-device: invalid value 'virtconsole,chardev=c': virtconsole needs -device virtio-serial-device (given before it)"
+    );
+    assert_invalid(
+        err(&["-chardev", "pty,id=c", "-device", "virtconsole,chardev=c", "-device", "virtio-serial-device"]),
+        "-device",
+        "virtconsole needs -device virtio-serial-device",
+    );
+    assert_invalid(
+        err(&[
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtconsole,chardev=c0",
+            "-device",
+            "virtconsole,chardev=c1",
+        ]),
+        "-device",
+        "only one virtconsole per virtio-serial-device",
+    );
+    assert_invalid(
+        err(&[
+            "-device",
+            "virtio-serial-device,id=s",
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtconsole,chardev=c0,bus=s.0",
+            "-device",
+            "virtconsole,chardev=c1,bus=s.0",
+        ]),
+        "-device",
+        "only one virtconsole per virtio-serial-device",
+    );
+    for bus in ["t.0", "s", "s.1", "virtio-serial-bus.0", ""] {
+        let v = format!("virtconsole,chardev=c0,bus={bus}");
+        let e = err(&["-device", "virtio-serial-device,id=s", "-device", &v]);
+        assert!(matches!(e, ArgsError::InvalidValue { option: "-device", .. }), "{bus}: {e}");
+    }
+    let e = err(&["-device", "virtio-serial-device"]);
+    assert_eq!(
+        e.to_string(),
+        "-device: invalid value 'virtio-serial-device': a virtio-serial-device needs a -device virtconsole,chardev=ID after it"
+    );
+    assert_invalid(err(&["-device", "virtconsole"]), "-device", "chardev=ID is required");
+    assert_invalid(err(&["-device", "virtio-serial-device,max_ports=2"]), "-device", "unknown property");
+    assert_invalid(
+        err(&["-device", "virtio-serial-device", "-device", "virtconsole,chardev=c,nr=1"]),
+        "-device",
+        "unknown property",
+    );
+    assert_invalid(
+        err(&["-device", "virtio-serial-device", "-device", "virtserialport,chardev=c,name=org.test"]),
+        "-device",
+        "virtserialport is not supported",
+    );
+}
+
+// ---- rng ----
+
+#[test]
+fn rng() {
+    assert_eq!(devs(&["-device", "virtio-rng-device"]), [DeviceConfig::Rng]);
+    assert_eq!(
+        devs(&[
+            "-object",
+            "rng-random,filename=/dev/urandom,id=rng0",
+            "-device",
+            "virtio-rng-device,rng=rng0",
+            "-device",
+            "virtio-rng-device,rng=rng0,id=second",
+        ]),
+        [DeviceConfig::Rng, DeviceConfig::Rng]
+    );
+    for o in
+        ["rng-random,id=r", "rng-random,id=r,filename=/dev/random", "rng-builtin,id=r", "qom-type=rng-builtin,id=r"]
+    {
+        assert_eq!(devs(&["-device", "virtio-rng-device,rng=r", "-object", o]), [DeviceConfig::Rng], "{o}");
+    }
+    // An unused object is fine.
+    assert_eq!(devs(&["-object", "rng-builtin,id=r"]), []);
+
+    let e = err(&["-device", "virtio-rng-device,rng=rng0"]);
+    assert_eq!(
+        e.to_string(),
+        "-device: invalid value 'virtio-rng-device,rng=rng0': object 'rng0' is not defined (no -object with id=rng0)"
+    );
+    assert_invalid(err(&["-object", "rng-random,id=r,filename=/dev/hwrng"]), "-object", "getrandom");
+    for o in ["rng-egd,id=r,chardev=c", "memory-backend-ram,id=m,size=1G", "iothread,id=io", "", "id=r"] {
+        assert_invalid(err(&["-object", o]), "-object", "only rng-random and rng-builtin");
+    }
+    assert_invalid(err(&["-object", "rng-builtin"]), "-object", "id= is required");
+    assert_invalid(err(&["-object", "rng-builtin,id=r,filename=/dev/urandom"]), "-object", "unknown property");
+    assert_invalid(err(&["-object", "rng-builtin,id=r", "-object", "rng-random,id=r"]), "-object", "duplicate id 'r'");
+    assert_invalid(err(&["-device", "virtio-rng-device,max-bytes=1024,period=1000"]), "-device", "unknown property");
+}
+
+// ---- -device in general ----
+
+#[test]
+fn device_errors() {
+    for (alias, ours) in [
+        ("virtio-blk", "virtio-blk-device"),
+        ("virtio-blk-pci", "virtio-blk-device"),
+        ("virtio-net", "virtio-net-device"),
+        ("virtio-net-pci", "virtio-net-device"),
+        ("virtio-serial", "virtio-serial-device"),
+        ("virtio-serial-pci", "virtio-serial-device"),
+        ("virtio-rng", "virtio-rng-device"),
+        ("virtio-rng-pci", "virtio-rng-device"),
+    ] {
+        assert_invalid(
+            err(&["-device", &format!("{alias},drive=d")]),
+            "-device",
+            &format!("microvm has no PCI bus; use {ours}"),
+        );
+    }
+    for d in ["e1000", "isa-debug-exit,iobase=0xf4", "virtio-gpu-device", "virtio"] {
+        assert_invalid(err(&["-device", d]), "-device", "unknown device");
+    }
+    assert_eq!(
+        err(&["-device", "e1000"]).to_string(),
+        "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, \
+         virtio-net-device, virtio-serial-device with virtconsole, and virtio-rng-device"
+    );
+    for d in ["", ",", "drive=d", "driver="] {
+        assert_invalid(err(&["-device", d]), "-device", "expected a device name");
+    }
+    // The first element names the driver even with driver= later on.
+    assert_eq!(devs(&["-device", "driver=virtio-rng-device"]), [DeviceConfig::Rng]);
+    // Device ids share one namespace.
+    assert_invalid(
+        err(&["-device", "virtio-rng-device,id=x", "-device", "virtio-rng-device,id=x"]),
+        "-device",
+        "duplicate id 'x'",
+    );
+    assert_invalid(
+        err(&["-chardev", "pty,id=c", "-device", "virtio-serial-device,id=x", "-device", "virtconsole,chardev=c,id=x"]),
+        "-device",
+        "duplicate id 'x'",
+    );
+    // Backend ids are per kind: one name may be a drive, a netdev, a
+    // chardev, an object and a device at once.
+    assert_eq!(
+        devs(&[
+            "-drive",
+            "id=x,file=f,if=none",
+            "-netdev",
+            "tap,id=x",
+            "-chardev",
+            "pty,id=x",
+            "-object",
+            "rng-builtin,id=x",
+            "-device",
+            "virtio-blk-device,drive=x,id=x",
+            "-device",
+            "virtio-net-device,netdev=x",
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtconsole,chardev=x",
+            "-device",
+            "virtio-rng-device,rng=x",
+        ]),
+        [block("x", "f"), net("x", None, None), console("x", ChardevBackend::Pty), DeviceConfig::Rng,]
+    );
+    assert_invalid(err(&["-device", "virtio-rng-device,id=9"]), "-device", "an id is a letter");
+}
+
+#[test]
+fn first_error_wins_over_later_device_errors() {
+    // A syntax error in an option is reported before a missing backend.
+    let e = err(&["-device", "virtio-blk-device,drive=nope", "-drive", "id=d,file=f,format=qcow2"]);
+    assert_invalid(e, "-drive", "format=raw");
+    // And a missing kernel before any device resolution.
+    assert_eq!(parse(args(&["-device", "virtio-blk-device,drive=nope"])), Err(ArgsError::MissingKernel));
+}
+
+#[test]
+fn help_text_names_the_devices() {
+    let h = super::super::help_text();
+    for word in [
+        "virtio-blk-device",
+        "virtio-net-device",
+        "virtio-serial-device",
+        "virtconsole",
+        "virtio-rng-device",
+        "rng-random",
+        "rng-builtin",
+        "if=none",
+        "format=raw",
+        "script=no",
+        "writethrough",
+        "directsync",
+        "unsafe",
+        "stdio,id=",
+        "pty,id=",
+        "file,id=",
+        "socket,id=",
+        "-nic none",
+    ] {
+        assert!(h.contains(word), "help text lacks {word}");
+    }
+}

@@ -1,0 +1,275 @@
+use super::super::test_util::*;
+use super::super::{parse, ArgsError, Command};
+use super::*;
+use vmm::boot_trace::BootTraceConfig;
+use vmm::config::{MachineConfig, SerialConfig};
+
+// ---- -M ----
+
+#[test]
+fn machine_type() {
+    for m in ["microvm", "type=microvm", "microvm,", "type=microvm,legacy", "accel=kvm", "pit=off"] {
+        run(&["-M", m]).unwrap_or_else(|e| panic!("{m}: {e}"));
+    }
+    for m in ["pc", "q35", "Microvm", "type=pc", "microvm,,legacy"] {
+        let e = err(&["-M", m]);
+        assert!(matches!(e, ArgsError::UnsupportedMachine { option: "-M", .. }), "{m}: {e:?}");
+    }
+    assert_eq!(
+        err(&["-machine", "pc"]).to_string(),
+        "-machine: machine type 'pc' is not supported; only 'microvm' is available"
+    );
+    assert_invalid(err(&["-M", ""]), "-M", "microvm");
+}
+
+#[test]
+fn machine_legacy_and_isa_serial() {
+    for m in ["microvm,legacy", "microvm,legacy=on", "microvm,isa-serial=on", "microvm,isa-serial=yes"] {
+        assert_eq!(run(&["-M", m]).unwrap().serial, Some(SerialConfig::Stdio), "{m}");
+        assert_eq!(run(&["-M", m, "-nodefaults"]).unwrap().serial, Some(SerialConfig::Null), "{m}");
+    }
+    for m in ["microvm", "microvm,legacy=off", "microvm,isa-serial=off", "microvm,isa-serial=false"] {
+        assert_eq!(run(&["-M", m]).unwrap().serial, None, "{m}");
+    }
+    // Last one wins, within one -M and across several.
+    assert_eq!(run(&["-M", "microvm,legacy,isa-serial=off"]).unwrap().serial, None);
+    assert_eq!(run(&["-M", "microvm,legacy", "-M", "isa-serial=off"]).unwrap().serial, None);
+    assert_eq!(
+        run(&["-M", "microvm,isa-serial=off", "-M", "microvm,legacy"]).unwrap().serial,
+        Some(SerialConfig::Stdio)
+    );
+    assert_invalid(err(&["-M", "microvm,isa-serial"]), "-M", "needs a value");
+    assert_invalid(err(&["-M", "microvm,isa-serial=maybe"]), "-M", "on|off");
+    assert_invalid(err(&["-M", "microvm,legacy=2"]), "-M", "on|off");
+}
+
+#[test]
+fn machine_pit_and_auto_kernel_cmdline() {
+    let c = run(&["-M", "microvm,pit=off,auto-kernel-cmdline=off"]).unwrap();
+    assert_eq!(c.machine, MachineConfig { pit: false, auto_kernel_cmdline: false, rtc: false });
+    let c = run(&["-M", "microvm,pit=off", "-M", "microvm,pit=on"]).unwrap();
+    assert!(c.machine.pit);
+    for b in ["on", "yes", "true", "y"] {
+        assert!(run(&["-M", &format!("microvm,pit={b}")]).unwrap().machine.pit);
+    }
+    for b in ["off", "no", "false", "n"] {
+        assert!(!run(&["-M", &format!("microvm,auto-kernel-cmdline={b}")]).unwrap().machine.auto_kernel_cmdline);
+    }
+    assert_invalid(err(&["-M", "microvm,pit"]), "-M", "needs a value");
+    assert_invalid(err(&["-M", "microvm,pit=ON"]), "-M", "on|off");
+    assert_invalid(err(&["-M", "microvm,auto-kernel-cmdline=1"]), "-M", "on|off");
+}
+
+#[test]
+fn machine_acpi_rtc() {
+    for m in ["microvm,acpi=off", "microvm,acpi=auto", "microvm,rtc=off", "microvm,rtc=auto", "microvm"] {
+        assert!(!run(&["-M", m]).unwrap_or_else(|e| panic!("{m}: {e}")).machine.rtc, "{m}");
+    }
+    for m in ["microvm,rtc=on", "microvm,rtc=off,rtc=yes", "microvm,rtc=true"] {
+        assert!(run(&["-M", m]).unwrap_or_else(|e| panic!("{m}: {e}")).machine.rtc, "{m}");
+    }
+    let e = err(&["-M", "microvm,acpi=on"]);
+    assert_eq!(e.to_string(), "-M: invalid value 'acpi=on': microvm has no ACPI; use acpi=off");
+    assert_invalid(err(&["-M", "microvm,acpi=sometimes"]), "-M", "on|off|auto");
+    assert_invalid(err(&["-M", "microvm,rtc=bogus"]), "-M", "on|off|auto");
+    assert_invalid(err(&["-M", "microvm,rtc"]), "-M", "needs a value");
+    assert_invalid(err(&["-M", "microvm,acpi"]), "-M", "needs a value");
+}
+
+#[test]
+fn machine_accepted_without_effect() {
+    let base = run(&[]).unwrap();
+    for m in [
+        "microvm,pic=on",
+        "microvm,pic=off",
+        "microvm,x-option-roms=on",
+        "microvm,x-option-roms=off",
+        "microvm,ioapic2=on",
+        "microvm,ioapic2=off",
+        "microvm,accel=kvm",
+        "microvm,accel=kvm:tcg",
+        "microvm,kernel-irqchip=on",
+    ] {
+        assert_eq!(run(&["-M", m]).unwrap(), base, "{m}");
+    }
+    assert_invalid(err(&["-M", "microvm,pic=maybe"]), "-M", "on|off");
+    assert_invalid(err(&["-M", "microvm,accel=tcg"]), "-M", "kvm");
+    assert_invalid(err(&["-M", "microvm,kernel-irqchip=split"]), "-M", "kernel-irqchip=on");
+}
+
+#[test]
+fn trace_boot_options() {
+    assert_eq!(run(&[]).unwrap().trace_boot, None);
+    assert_eq!(run(&["-trace-boot"]).unwrap().trace_boot, Some(BootTraceConfig { json: None }));
+    let with_json = run(&["-trace-boot-json", "/tmp/t.json"]).unwrap().trace_boot;
+    assert_eq!(with_json, Some(BootTraceConfig { json: Some("/tmp/t.json".into()) }));
+    assert!(matches!(err(&["-trace-boot-json"]), ArgsError::MissingValue { .. }));
+}
+
+#[test]
+fn dump_mtree_builds_the_same_config_but_does_not_run() {
+    let line = ["-kernel", "vmlinux", "-M", "microvm,legacy,dump-mtree"];
+    let args = line.iter().map(|s| s.to_string());
+    let Ok(Command::DumpMtree(dump)) = parse(args) else { panic!("not a dump") };
+    assert_eq!(dump, run(&["-M", "microvm,legacy"]).unwrap());
+    assert!(matches!(parse(["-M", "microvm,dump-mtree=off", "-kernel", "k"].map(String::from)), Ok(Command::Run(_))));
+}
+
+#[test]
+fn machine_unknown_property() {
+    let e = err(&["-M", "microvm,dump-tree"]);
+    assert_eq!(e, ArgsError::UnknownMachineProperty { option: "-M", property: "dump-tree".into() });
+    assert_eq!(e.to_string(), "-M: unknown machine property 'dump-tree' (see -help for the supported ones)");
+    let e = err(&["-machine", "microvm,smm=off"]);
+    assert_eq!(e, ArgsError::UnknownMachineProperty { option: "-machine", property: "smm".into() });
+}
+
+// ---- -m ----
+
+#[test]
+fn memory_sizes() {
+    for (m, want) in [
+        ("512m", 512 * MIB),
+        ("512M", 512 * MIB),
+        ("512", 512 * MIB),
+        ("1G", GIB),
+        ("1g", GIB),
+        ("4G", 4 * GIB),
+        ("size=512M", 512 * MIB),
+        ("16", 16 * MIB),
+        ("16384k", 16 * MIB),
+        ("16384K", 16 * MIB),
+        ("1T", 1 << 40),
+        ("1t", 1 << 40),
+        ("1024G", 1 << 40),
+        ("1.5G", 3 * GIB / 2),
+        ("0.5g", GIB / 2),
+        ("16777216B", 16 * MIB),
+        ("16777216b", 16 * MIB),
+        ("512M,", 512 * MIB),
+        ("0016", 16 * MIB),
+        // Rounded up to whole pages.
+        ("16385k", 16 * MIB + 4096),
+        ("16777217B", 16 * MIB + 4096),
+    ] {
+        assert_eq!(run(&["-m", m]).unwrap().mem_size, want, "{m}");
+    }
+    // Last one wins.
+    assert_eq!(run(&["-m", "1G", "--m", "2G"]).unwrap().mem_size, 2 * GIB);
+}
+
+#[test]
+fn memory_errors() {
+    for m in [
+        "", "abc", "G", "1.5", "1.G", ".5G", "1,5G", "-1G", "+1G", "1GB", "1MiB", "1X", "0x100", " 512", "512 ", "１G",
+        "1e3", "size=", "size=abc", "1G,foo=2", "1G,2G", "1.5B",
+    ] {
+        let e = err(&["-m", m]);
+        assert!(matches!(e, ArgsError::InvalidValue { option: "-m", .. }), "{m:?}: {e:?}");
+    }
+    for m in ["0", "0M", "0G", "size=0"] {
+        assert_invalid(err(&["-m", m]), "-m", "zero");
+    }
+    for m in ["15", "15M", "1K", "1B", "16383K", "0.01G"] {
+        let e = err(&["-m", m]);
+        assert!(matches!(e, ArgsError::MemoryTooSmall { min_mib: 16, .. }), "{m}: {e:?}");
+    }
+    for m in [
+        "1025G",
+        "2T",
+        "1P",
+        "1E",
+        "15E",
+        "16E",
+        "99999999999999999999999999",
+        "18446744073709551615B",
+        "1048577",
+        "99999999999999999999999999999999999999999999T",
+    ] {
+        let e = err(&["-m", m]);
+        assert!(matches!(e, ArgsError::MemoryTooLarge { max_mib: 1048576, .. }), "{m}: {e:?}");
+    }
+    assert_eq!(err(&["-m", "8M"]).to_string(), "-m: '8M' is too small; microvm needs at least 16 MiB");
+    assert_eq!(err(&["-m", "2T"]).to_string(), "-m: '2T' is too large; the maximum is 1048576 MiB");
+    assert_invalid(err(&["-m", "1G,slots=2,maxmem=4G"]), "-m", "hotplug");
+    assert_invalid(err(&["-m", "maxmem=4G"]), "-m", "hotplug");
+    assert_invalid(err(&["-m", "slots=2"]), "-m", "hotplug");
+    assert_eq!(
+        err(&["-m", "lots"]).to_string(),
+        "-m: invalid value 'lots': expected a size such as 512 (MiB), 512M, 1G; suffixes K, M, G, T"
+    );
+}
+
+// ---- -smp ----
+
+#[test]
+fn smp_values() {
+    for (s, want) in [
+        ("1", 1),
+        ("2", 2),
+        ("32", 32),
+        ("cpus=4", 4),
+        ("02", 2),
+        ("4,sockets=1,cores=2,threads=2", 4),
+        ("4,sockets=2,cores=2,threads=1,maxcpus=4", 4),
+        ("4,sockets=2", 4),
+        ("4,cores=4", 4),
+        ("8,sockets=2,dies=1,clusters=1,cores=2,threads=2", 8),
+        ("sockets=2,cores=2", 4),
+        ("maxcpus=3", 3),
+        ("cpus=6,maxcpus=6", 6),
+        ("2,", 2),
+    ] {
+        assert_eq!(run(&["-smp", s]).unwrap().vcpu_count, want, "{s}");
+    }
+    assert_eq!(run(&["-smp", "2", "-smp", "3"]).unwrap().vcpu_count, 3);
+}
+
+#[test]
+fn smp_errors() {
+    for s in ["0", "33", "cpus=0", "1000", "99999999999999999999999", "sockets=64", "maxcpus=33"] {
+        let e = err(&["-smp", s]);
+        assert!(matches!(e, ArgsError::VcpusOutOfRange { max: 32, .. }), "{s}: {e:?}");
+    }
+    assert_eq!(err(&["-smp", "33"]).to_string(), "-smp: vCPU count '33' is out of range; microvm supports 1 to 32");
+    for s in [
+        "",
+        "two",
+        "-1",
+        "+2",
+        "2.0",
+        "0x2",
+        " 2",
+        "cpus=",
+        "2,cores",
+        "2,foo=1",
+        "2,foo=x",
+        "2,cores=x",
+        "2,3",
+        ",",
+        ",,",
+    ] {
+        let e = err(&["-smp", s]);
+        assert!(matches!(e, ArgsError::InvalidValue { option: "-smp", .. }), "{s:?}: {e:?}");
+    }
+    assert_invalid(err(&["-smp", "2,maxcpus=4"]), "-smp", "hotplug");
+    assert_invalid(err(&["-smp", "4,sockets=1,cores=2,threads=1"]), "-smp", "does not add up");
+    assert_invalid(err(&["-smp", "4,sockets=3"]), "-smp", "does not add up");
+    assert_invalid(err(&["-smp", "2,cores=0"]), "-smp", "at least 1");
+    assert_invalid(err(&["-smp", "2,foo=x"]), "-smp", "unknown key 'foo'");
+    assert_invalid(err(&["-smp", ","]), "-smp", "expected a vCPU count");
+}
+
+#[test]
+fn parse_size_edges() {
+    assert_eq!(parse_size("1"), Some(MIB));
+    assert_eq!(parse_size("1B"), Some(1));
+    assert_eq!(parse_size("1E"), Some(1 << 60));
+    assert_eq!(parse_size("16E"), Some(u64::MAX));
+    assert_eq!(parse_size("0.000000000000000000001E"), Some(0));
+    assert_eq!(parse_size("1.0000000000000000000000000001K"), Some(1024));
+    assert_eq!(parse_size("1.B"), None);
+    assert_eq!(parse_size(""), None);
+    assert_eq!(parse_size("é"), None);
+    assert_eq!(parse_size("1é"), None);
+}

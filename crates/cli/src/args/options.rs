@@ -1,0 +1,428 @@
+//! The top-level options and the properties of the non-device ones: the
+//! one place each is described (see `schema.rs`). `{NAME}` placeholders in
+//! help texts are the limits `help.rs` fills in from their constants.
+
+use super::device_props::{CHARDEV_KINDS, DEVICE_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
+use super::schema::Value::{Bool, Flag, OneOf, Text};
+use super::schema::{ignored, prop, KindDesc, Opt, OptDesc, PropDesc, Props, Section};
+
+const fn opt(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    opt: Opt,
+    arg: Option<&'static str>,
+    section: Section,
+    help: &'static str,
+) -> OptDesc {
+    OptDesc { name, aliases, opt, arg, help, note: None, props: Props::None, section }
+}
+
+const fn with_props(d: OptDesc, implied: Option<&'static str>, props: &'static [PropDesc]) -> OptDesc {
+    OptDesc { props: Props::List { implied, props }, ..d }
+}
+
+const fn with_kinds(d: OptDesc, kinds: &'static [KindDesc]) -> OptDesc {
+    OptDesc { props: Props::Kinds(kinds), ..d }
+}
+
+/// Accepted, no effect, `why`.
+const fn no_effect(name: &'static str, arg: Option<&'static str>, why: &'static str) -> OptDesc {
+    OptDesc { note: Some(why), ..opt(name, &[], Opt::Ignored, arg, Section::NoEffect, "") }
+}
+
+/// Refused; `instead` says what to use.
+const fn refused(name: &'static str, instead: &'static str) -> OptDesc {
+    OptDesc { note: Some(instead), ..opt(name, &[], Opt::Refused, None, Section::Refused, "") }
+}
+
+/// `-M`/`-machine` properties.
+pub(super) const MACHINE_PROPS: &[PropDesc] = &[
+    prop("type", Text("microvm"), Some("microvm"), "The only machine type (also the default without -M)."),
+    prop(
+        "legacy",
+        Flag,
+        Some("off"),
+        "Legacy mode: add the ISA 16550A serial port (COM1, 0x3f8, IRQ 4). Same as isa-serial=on.",
+    ),
+    prop("isa-serial", Bool, Some("on only if -serial is given"), "Legacy mode on or off (QEMU's name)."),
+    prop("pit", Bool, Some("on"), "In-kernel i8254 PIT."),
+    prop(
+        "auto-kernel-cmdline",
+        Bool,
+        Some("on"),
+        "Append virtio_mmio.device= entries for the virtio devices to the kernel command line.",
+    ),
+    prop(
+        "rtc",
+        OneOf(&["on", "off", "auto"]),
+        Some("off"),
+        "CMOS real-time clock (MC146818) on ports 0x70-0x71, IRQ 8: the guest gets rtc0, and distribution \
+         kernels skip a slow probe of absent hardware. auto = off, as in QEMU's microvm under KVM.",
+    ),
+    prop(
+        "acpi",
+        OneOf(&["off", "auto"]),
+        Some("auto"),
+        "Accepted; microvm never has ACPI, so auto means off. acpi=on is an error.",
+    ),
+    prop("accel", Text("kvm"), Some("kvm"), "Old spelling of -accel: must name kvm (kvm:tcg is fine)."),
+    prop("kernel-irqchip", OneOf(&["on"]), Some("on"), "KVM's in-kernel irqchip; only on."),
+    prop(
+        "dump-mtree",
+        Flag,
+        Some("off"),
+        "Build the VM, print every I/O port range and MMIO region the guest can reach (QEMU's `info mtree -f` \
+         layout, with the owner: kvm or microvm) and exit without running it.",
+    ),
+    ignored("pic", Bool, "KVM's in-kernel irqchip always has the PIC."),
+    ignored("x-option-roms", Bool, "there is no firmware, so no option ROMs."),
+    ignored("ioapic2", Bool, "there is one IOAPIC."),
+    PropDesc { no_effect: Some("microvm has no USB; usb=on is an error."), ..prop("usb", Bool, Some("off"), "") },
+];
+
+/// `-m` keys.
+pub(super) const MEM_PROPS: &[PropDesc] = &[
+    prop(
+        "size",
+        Text("SIZE"),
+        Some("{DEFAULT_MEM}"),
+        "Guest RAM. A plain number is MiB; suffixes B, K, M, G, T (either case), e.g. 512M, 1.5G. \
+         Range {MIN_MEM}..{MAX_MEM}; rounded up to whole 4 KiB pages.",
+    ),
+    prop("slots", Text("N"), None, "Refused: no memory hotplug."),
+    prop("maxmem", Text("SIZE"), None, "Refused: no memory hotplug."),
+];
+
+/// `-smp` keys.
+pub(super) const SMP_PROPS: &[PropDesc] = &[
+    prop("cpus", Text("N"), Some("1"), "Number of vCPUs, 1..{MAX_VCPUS}."),
+    prop("maxcpus", Text("N"), None, "Must equal cpus (no CPU hotplug)."),
+    prop("sockets", Text("N"), None, "Topology: checked for consistency with cpus, otherwise ignored."),
+    prop("dies", Text("N"), None, "As sockets."),
+    prop("clusters", Text("N"), None, "As sockets."),
+    prop("cores", Text("N"), None, "As sockets."),
+    prop("threads", Text("N"), None, "As sockets."),
+];
+
+/// `-name` properties.
+pub(super) const NAME_PROPS: &[PropDesc] = &[
+    prop("guest", Text("NAME"), None, "The VM's name (query-name)."),
+    prop("debug-threads", Bool, Some("off"), "Name the vCPU threads as QEMU does (CPU 0/KVM)."),
+    ignored("process", Text("NAME"), "QEMU renames its own process; microvm keeps its name."),
+];
+
+/// `-mon` properties.
+pub(super) const MON_PROPS: &[PropDesc] = &[
+    prop("chardev", Text("ID"), None, "The -chardev (stdio or socket) the monitor talks on; no device may use it."),
+    prop(
+        "mode",
+        OneOf(&["control"]),
+        Some("readline"),
+        "control: QMP. readline (QEMU's default, the human monitor) is not supported yet.",
+    ),
+    prop("pretty", Bool, Some("off"), "Indented JSON replies."),
+];
+
+/// `-qmp unix:` properties.
+pub(super) const QMP_UNIX_PROPS: &[PropDesc] = &[
+    prop("path", Text("PATH"), None, "The socket (the first element, unix:PATH, is the path)."),
+    prop("server", Bool, Some("off"), "Listen on the socket instead of connecting to it."),
+    prop("wait", Bool, Some("on"), "A server waits for its first client before the VM starts (server=on only)."),
+];
+
+/// `-qmp tcp:HOST:PORT` properties.
+pub(super) const QMP_TCP_PROPS: &[PropDesc] = &[
+    prop("server", Bool, Some("off"), "Listen on HOST:PORT (empty HOST: every address) instead of connecting."),
+    prop("wait", Bool, Some("on"), "A server waits for its first client before the VM starts (server=on only)."),
+];
+
+/// The `-qmp` forms (QEMU's legacy chardev syntax), for `-help`; the parser
+/// (`control.rs`) uses the property tables directly.
+const QMP_KINDS: &[KindDesc] = &[
+    KindDesc { name: "unix:PATH", help: "A Unix socket.", props: QMP_UNIX_PROPS },
+    KindDesc { name: "tcp:[HOST]:PORT", help: "A TCP socket.", props: QMP_TCP_PROPS },
+    KindDesc { name: "stdio", help: "stdin/stdout (which then no other option may use).", props: &[] },
+    KindDesc { name: "chardev:ID", help: "The -chardev with that id (as -mon chardev=ID,mode=control).", props: &[] },
+];
+
+/// `-msg` properties.
+const MSG_PROPS: &[PropDesc] = &[
+    ignored("timestamp", Bool, "microvm's messages are single lines without timestamps."),
+    ignored("guest-name", Bool, "microvm's messages are single lines without the guest name."),
+];
+
+/// `-compat` properties.
+const COMPAT_PROPS: &[PropDesc] = &[
+    ignored("deprecated-input", OneOf(&["accept", "reject", "crash"]), "microvm's QMP has no deprecated commands."),
+    ignored("deprecated-output", OneOf(&["accept", "hide"]), "microvm's QMP has no deprecated output."),
+    ignored("unstable-input", OneOf(&["accept", "reject", "crash"]), "microvm's QMP has no unstable commands."),
+    ignored("unstable-output", OneOf(&["accept", "hide"]), "microvm's QMP has no unstable output."),
+];
+
+/// `-global` settings microvm knows (`DRIVER.PROP=VALUE`).
+pub(super) const GLOBAL_PROPS: &[PropDesc] = &[prop(
+    "virtio-mmio.force-legacy",
+    OneOf(&["false", "off"]),
+    Some("false"),
+    "Accepted, no effect: the transport is always virtio 1.x (modern); true is an error.",
+)];
+
+/// What the refused disk options' users want instead.
+const USE_DRIVE: &str = "use -drive id=ID,file=PATH,format=raw,if=none -device virtio-blk-device,drive=ID";
+const NO_FIRMWARE: &str = "there is no firmware; microvm boots -kernel directly";
+const ANONYMOUS_RAM: &str = "guest RAM is anonymous memory";
+
+/// Every top-level option: the parser looks options up here, `-help` lists them.
+pub(super) const OPTIONS: &[OptDesc] = &[
+    with_props(
+        opt(
+            "-machine",
+            &["-M"],
+            Opt::Machine,
+            Some("[type=]microvm[,prop=value...]"),
+            Section::Machine,
+            "The machine; repeated -M options merge their properties. Booleans: on|off, yes|no, true|false.",
+        ),
+        Some("type"),
+        MACHINE_PROPS,
+    ),
+    with_props(
+        opt("-m", &[], Opt::Mem, Some("[size=]SIZE"), Section::Machine, "Guest RAM (see size=)."),
+        Some("size"),
+        MEM_PROPS,
+    ),
+    with_props(
+        opt(
+            "-smp",
+            &[],
+            Opt::Smp,
+            Some("[cpus=]N[,maxcpus=N][,sockets=S][,dies=D][,clusters=C][,cores=C][,threads=T]"),
+            Section::Machine,
+            "vCPUs. Without cpus=, it is maxcpus, else the product of the topology keys (QEMU's rule).",
+        ),
+        Some("cpus"),
+        SMP_PROPS,
+    ),
+    opt(
+        "-cpu",
+        &[],
+        Opt::Cpu,
+        Some("host|max[,features...]"),
+        Section::Machine,
+        "The guest always sees the host CPU as KVM exposes it; feature flags are ignored.",
+    ),
+    opt("-accel", &[], Opt::Accel, Some("kvm"), Section::Machine, "KVM is always used; other accelerators are errors."),
+    OptDesc { note: Some("KVM is always used."), ..opt("-enable-kvm", &[], Opt::Ignored, None, Section::NoEffect, "") },
+    opt(
+        "-kernel",
+        &[],
+        Opt::Kernel,
+        Some("PATH"),
+        Section::Boot,
+        "Required. ELF vmlinux with a PVH note, or a bzImage.",
+    ),
+    opt("-append", &[], Opt::Append, Some("STRING"), Section::Boot, "Kernel command line."),
+    opt("-initrd", &[], Opt::Initrd, Some("PATH"), Section::Boot, "Initial ramdisk."),
+    opt(
+        "-serial",
+        &[],
+        Opt::Serial,
+        Some("stdio|none"),
+        Section::Serial,
+        "stdio: connect the 16550A to stdin/stdout (given once). none: the 16550A exists but is connected to \
+         nothing. Either implies legacy mode unless isa-serial=off; -serial stdio with isa-serial=off is an \
+         error (there is no port to connect). Without -serial, a legacy-mode port goes to stdio, or to nothing \
+         with -nodefaults (QEMU drops its default serial) or when -chardev stdio or -qmp stdio owns stdin. \
+         Other backends (pty, file:, tcp:, unix:, mon:stdio, ...) are not supported.",
+    ),
+    opt("-nodefaults", &[], Opt::Nodefaults, None, Section::Serial, "No default serial port (see -serial)."),
+    opt(
+        "-display",
+        &[],
+        Opt::Display,
+        Some("none"),
+        Section::Serial,
+        "Accepted: microvm has no display (other values are errors).",
+    ),
+    OptDesc {
+        note: Some("there is no graphics; the serial default is already stdio."),
+        ..opt("-nographic", &[], Opt::Ignored, None, Section::NoEffect, "")
+    },
+    opt("-vga", &[], Opt::Vga, Some("none"), Section::NoEffect, "Accepted, no effect: there is no display adapter."),
+    opt(
+        "-parallel",
+        &[],
+        Opt::Parallel,
+        Some("none"),
+        Section::NoEffect,
+        "Accepted, no effect: there is no parallel port.",
+    ),
+    opt("-net", &[], Opt::Net, Some("none"), Section::NoEffect, "Accepted, no effect: there is no default NIC."),
+    with_kinds(
+        opt(
+            "-device",
+            &[],
+            Opt::Device,
+            Some("DRIVER[,prop=value...]"),
+            Section::Devices,
+            "A virtio-mmio device. Devices find their backends by id, defined before or after them; each backend \
+             serves one device (rng objects may be shared); a backend no device uses is checked and ignored. \
+             QEMU's PCI names (virtio-blk-pci, virtio-net, ...) are errors: microvm has no PCI bus. Short-form \
+             booleans work here and in -drive, -netdev, -chardev, -object: readonly = readonly=on, \
+             nowait = wait=off.",
+        ),
+        DEVICE_KINDS,
+    ),
+    with_props(
+        opt(
+            "-drive",
+            &[],
+            Opt::Drive,
+            Some("id=ID,file=PATH[,format=raw][,if=none][,readonly=on|off][,cache=MODE]"),
+            Section::Devices,
+            "A raw disk image for virtio-blk-device; a drive without if=none must be used by a device.",
+        ),
+        None,
+        DRIVE_PROPS,
+    ),
+    with_kinds(
+        opt("-netdev", &[], Opt::Netdev, Some("TYPE,id=ID[,prop=value...]"), Section::Devices, "A network backend."),
+        NETDEV_KINDS,
+    ),
+    with_kinds(
+        opt(
+            "-chardev",
+            &[],
+            Opt::Chardev,
+            Some("BACKEND,id=ID[,prop=value...]"),
+            Section::Devices,
+            "A character backend for virtconsole or -mon. mux=on is an error (there is no monitor to multiplex).",
+        ),
+        CHARDEV_KINDS,
+    ),
+    with_kinds(
+        opt("-object", &[], Opt::Object, Some("TYPE,id=ID[,prop=value...]"), Section::Devices, "A backend object."),
+        OBJECT_KINDS,
+    ),
+    opt(
+        "-nic",
+        &[],
+        Opt::Nic,
+        Some("none"),
+        Section::Devices,
+        "Accepted (no NIC). Other -nic forms are errors: use -netdev with -device virtio-net-device.",
+    ),
+    with_kinds(
+        opt(
+            "-qmp",
+            &[],
+            Opt::Qmp,
+            Some("unix:PATH[,...] | tcp:[HOST]:PORT[,...] | stdio | chardev:ID"),
+            Section::Management,
+            "A QMP monitor (may be given several times). As in QEMU, a socket connects unless server=on, and a \
+         server waits for its first client unless wait=off. unix:path=PATH works too. Other backends are errors.",
+        ),
+        QMP_KINDS,
+    ),
+    opt("-qmp-pretty", &[], Opt::QmpPretty, Some("SPEC"), Section::Management, "As -qmp, with indented JSON replies."),
+    with_props(
+        opt(
+            "-mon",
+            &[],
+            Opt::Mon,
+            Some("[chardev=]ID,mode=control[,pretty=on|off]"),
+            Section::Management,
+            "A QMP monitor on a -chardev.",
+        ),
+        Some("chardev"),
+        MON_PROPS,
+    ),
+    opt("-S", &[], Opt::StartPaused, None, Section::Management, "Set up, then wait with the vCPUs stopped until cont."),
+    with_props(
+        opt(
+            "-name",
+            &[],
+            Opt::Name,
+            Some("[guest=]NAME[,debug-threads=on|off]"),
+            Section::Management,
+            "The VM's name.",
+        ),
+        Some("guest"),
+        NAME_PROPS,
+    ),
+    opt(
+        "-uuid",
+        &[],
+        Opt::Uuid,
+        Some("UUID"),
+        Section::Management,
+        "The VM's UUID (query-uuid): 8-4-4-4-12 hex digits.",
+    ),
+    opt(
+        "-daemonize",
+        &[],
+        Opt::Daemonize,
+        None,
+        Section::Management,
+        "Detach from the terminal once the VM is set up.",
+    ),
+    opt("-pidfile", &[], Opt::Pidfile, Some("PATH"), Section::Management, "Write the process id to PATH."),
+    opt(
+        "-report-start-time",
+        &["--report-start-time"],
+        Opt::ReportStartTime,
+        None,
+        Section::Other,
+        "Print the time from process start to the first KVM_RUN on stderr (also with \
+         MICROVM_REPORT_START_TIME=1).",
+    ),
+    opt(
+        "-trace-boot",
+        &[],
+        Opt::TraceBoot,
+        None,
+        Section::Other,
+        "Boot-time breakdown on stderr when the VM ends: VMM init end (first KVM_RUN), linux_start_kernel and \
+         linux_start_user (the guest writes 6 and 7 to port 0xf4, which exists only with this option), guest \
+         exit; ms since process start.",
+    ),
+    opt("-trace-boot-json", &[], Opt::TraceBootJson, Some("FILE"), Section::Other, "As -trace-boot, and JSON in FILE."),
+    opt(
+        "-help",
+        &["-h"],
+        Opt::Help,
+        None,
+        Section::Other,
+        "Print this help and exit; -OPTION help lists its properties.",
+    ),
+    opt("-version", &[], Opt::Version, None, Section::Other, "Print the version and exit."),
+    no_effect("-no-user-config", None, "there are no config files."),
+    no_effect("-no-reboot", None, "a guest reset always ends microvm."),
+    no_effect("-no-hpet", None, "microvm has no HPET."),
+    OptDesc {
+        props: Props::List { implied: None, props: MSG_PROPS },
+        ..no_effect("-msg", Some("timestamp=on|off"), "see its properties.")
+    },
+    OptDesc {
+        props: Props::List { implied: None, props: COMPAT_PROPS },
+        ..no_effect("-compat", Some("[deprecated-input=...][,...]"), "see its properties.")
+    },
+    with_props(
+        opt("-global", &[], Opt::Global, Some("DRIVER.PROP=VALUE"), Section::NoEffect, "Only the setting below."),
+        None,
+        GLOBAL_PROPS,
+    ),
+    refused("-hda", USE_DRIVE),
+    refused("-hdb", USE_DRIVE),
+    refused("-cdrom", "microvm has no CD-ROM; use a raw image with -drive and virtio-blk-device"),
+    refused("-bios", NO_FIRMWARE),
+    refused("-boot", NO_FIRMWARE),
+    refused("-monitor", "the human monitor is not supported yet; use -qmp"),
+    refused("-vnc", "microvm has no display"),
+    refused("-usb", "microvm has no USB"),
+    refused("-snapshot", "use a copy of the image"),
+    refused("-incoming", "microvm has no migration"),
+    refused("-loadvm", "microvm has no snapshots"),
+    refused("-mem-path", ANONYMOUS_RAM),
+    refused("-mem-prealloc", ANONYMOUS_RAM),
+];

@@ -1,0 +1,550 @@
+use super::test_util::*;
+use super::*;
+use vmm::config::{KernelConfig, MachineConfig, SerialConfig, VmConfig};
+
+// ---- whole command lines ----
+
+#[test]
+fn proposal_legacy_mode_without_devices() {
+    let c = parse(args(&[
+        "-M",
+        "microvm,legacy",
+        "-m",
+        "512m",
+        "-smp",
+        "2",
+        "-kernel",
+        "vmlinux",
+        "-append",
+        "console=ttyS0 root=/dev/vda",
+        "-nodefaults",
+        "-no-user-config",
+        "-serial",
+        "stdio",
+    ]))
+    .unwrap();
+    let want = VmConfig {
+        machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
+        mem_size: 512 * MIB,
+        vcpu_count: 2,
+        kernel: KernelConfig {
+            path: PathBuf::from("vmlinux"),
+            cmdline: "console=ttyS0 root=/dev/vda".into(),
+            initrd: None,
+        },
+        serial: Some(SerialConfig::Stdio),
+        report_start_time: false,
+        trace_boot: None,
+        start_paused: false,
+        name: None,
+        debug_threads: false,
+        uuid: None,
+        monitors: Vec::new(),
+        devices: Vec::new(),
+    };
+    assert_eq!(c, Command::Run(Launch { vm: want, daemonize: false, pidfile: None }));
+}
+
+#[test]
+fn proposal_normal_mode_without_devices() {
+    let c = run(&[
+        "-M",
+        "microvm",
+        "-m",
+        "512m",
+        "-smp",
+        "2",
+        "-append",
+        "console=hvc0 root=/dev/vda",
+        "-nodefaults",
+        "-no-user-config",
+    ])
+    .unwrap();
+    assert_eq!(c.serial, None);
+    assert_eq!(c.mem_size, 512 * MIB);
+    assert_eq!(c.vcpu_count, 2);
+    assert_eq!(c.kernel.cmdline, "console=hvc0 root=/dev/vda");
+}
+
+#[test]
+fn qemu_72_spelling_of_legacy_mode() {
+    let c = run(&[
+        "-M",
+        "microvm,isa-serial=on,pit=on,pic=off,rtc=off,acpi=off,x-option-roms=off,ioapic2=off,auto-kernel-cmdline=on",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-enable-kvm",
+        "-cpu",
+        "host,-arch-capabilities",
+        "-nographic",
+        "-no-reboot",
+    ])
+    .unwrap();
+    assert_eq!(c.serial, Some(SerialConfig::Stdio));
+    assert_eq!(c.machine, MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false });
+}
+
+#[test]
+fn defaults() {
+    let c = run(&[]).unwrap();
+    assert_eq!(c.machine, MachineConfig::default());
+    assert_eq!(c.mem_size, DEFAULT_MEM_SIZE);
+    assert_eq!(c.vcpu_count, 1);
+    assert_eq!(c.kernel.path, PathBuf::from("vmlinux"));
+    assert_eq!(c.kernel.cmdline, "");
+    assert_eq!(c.kernel.initrd, None);
+    assert_eq!(c.serial, None);
+    assert!(!c.report_start_time);
+}
+
+#[test]
+fn empty_command_line_needs_a_kernel() {
+    assert_eq!(parse(Vec::new()), Err(ArgsError::MissingKernel));
+    assert_eq!(err_full(&["-m", "1G", "-append", "x"]), ArgsError::MissingKernel);
+}
+
+// ---- option spelling and generic errors ----
+
+#[test]
+fn double_dash_spellings() {
+    let c = parse(args(&[
+        "--kernel",
+        "k",
+        "--m",
+        "1G",
+        "--smp",
+        "4",
+        "--machine",
+        "microvm,legacy",
+        "--append",
+        "a",
+        "--initrd",
+        "i",
+        "--nodefaults",
+        "--report-start-time",
+    ]))
+    .unwrap();
+    let Command::Run(Launch { vm: c, .. }) = c else { panic!() };
+    assert_eq!(c.mem_size, GIB);
+    assert_eq!(c.vcpu_count, 4);
+    assert_eq!(c.serial, Some(SerialConfig::Null));
+    assert!(c.report_start_time);
+    assert_eq!(c.kernel.initrd, Some(PathBuf::from("i")));
+}
+
+#[test]
+fn help_and_version() {
+    for h in ["-h", "-help", "--help", "--h"] {
+        assert_eq!(parse(args(&[h])), Ok(Command::Help(help_text())), "{h}");
+    }
+    for v in ["-version", "--version"] {
+        assert_eq!(parse(args(&[v])), Ok(Command::Version), "{v}");
+    }
+    // Wins over a missing -kernel, and ends parsing like in QEMU.
+    assert_eq!(parse(args(&["-m", "1G", "-help", "-bogus"])), Ok(Command::Help(help_text())));
+    // An error before it is reported first.
+    assert_eq!(err_full(&["-bogus", "-help"]), ArgsError::UnknownOption("-bogus".into()));
+    // As an option's value it is just a value.
+    assert_eq!(run(&["-append", "-help"]).unwrap().kernel.cmdline, "-help");
+}
+
+#[test]
+fn unknown_options() {
+    for o in ["-foo", "--foo", "-hdz", "-", "--", "---m", "-M=microvm", "-m512"] {
+        assert_eq!(err(&[o]), ArgsError::UnknownOption(o.into()), "{o}");
+    }
+    assert_eq!(err(&["-foo"]).to_string(), "unknown option '-foo' (see -help)");
+}
+
+#[test]
+fn positional_arguments() {
+    for a in ["disk.img", "", "microvm", "m"] {
+        assert_eq!(err(&[a]), ArgsError::UnexpectedArgument(a.into()), "{a:?}");
+    }
+}
+
+#[test]
+fn missing_values() {
+    for (o, name) in [
+        ("-M", "-M"),
+        ("-machine", "-machine"),
+        ("-m", "-m"),
+        ("--m", "-m"),
+        ("-smp", "-smp"),
+        ("-kernel", "-kernel"),
+        ("-append", "-append"),
+        ("-initrd", "-initrd"),
+        ("-serial", "-serial"),
+        ("-accel", "-accel"),
+        ("-cpu", "-cpu"),
+        ("-display", "-display"),
+        ("-name", "-name"),
+        ("-device", "-device"),
+        ("--device", "-device"),
+        ("-drive", "-drive"),
+        ("-netdev", "-netdev"),
+        ("-chardev", "-chardev"),
+        ("-object", "-object"),
+        ("-nic", "-nic"),
+    ] {
+        let e = err(&[o]);
+        assert_eq!(e, ArgsError::MissingValue(name), "{o}");
+        assert_eq!(e.to_string(), format!("option '{name}' requires an argument"));
+    }
+    // -kernel at the very end, before anything else is known.
+    assert_eq!(err_full(&["-kernel"]), ArgsError::MissingValue("-kernel"));
+}
+
+// ---- kernel, append, initrd ----
+
+#[test]
+fn kernel_append_initrd() {
+    let c = parse(args(&[
+        "-kernel",
+        "/boot/a",
+        "-append",
+        "console=ttyS0, quiet",
+        "-initrd",
+        "/boot/i",
+        "-kernel",
+        "/boot/b",
+        "-append",
+        "",
+    ]))
+    .unwrap();
+    let Command::Run(Launch { vm: c, .. }) = c else { panic!() };
+    assert_eq!(c.kernel.path, PathBuf::from("/boot/b"));
+    assert_eq!(c.kernel.cmdline, "");
+    assert_eq!(c.kernel.initrd, Some(PathBuf::from("/boot/i")));
+    // Commas are not special in paths or the command line.
+    let c = run(&["-append", "a,,b,c=d", "-initrd", "x,y"]).unwrap();
+    assert_eq!(c.kernel.cmdline, "a,,b,c=d");
+    assert_eq!(c.kernel.initrd, Some(PathBuf::from("x,y")));
+    // A value may start with a dash.
+    assert_eq!(parse(args(&["-kernel", "-m"])).map(|c| matches!(c, Command::Run(_))), Ok(true));
+    assert_invalid(err_full(&["-kernel", ""]), "-kernel", "empty path");
+    assert_invalid(err(&["-initrd", ""]), "-initrd", "empty path");
+}
+
+// ---- serial ----
+
+#[test]
+fn serial_implies_legacy() {
+    assert_eq!(run(&["-serial", "stdio"]).unwrap().serial, Some(SerialConfig::Stdio));
+    assert_eq!(run(&["-serial", "none"]).unwrap().serial, Some(SerialConfig::Null));
+    assert_eq!(run(&["-nodefaults", "-serial", "stdio"]).unwrap().serial, Some(SerialConfig::Stdio));
+    assert_eq!(run(&["-serial", "none", "-serial", "stdio"]).unwrap().serial, Some(SerialConfig::Stdio));
+    assert_eq!(run(&["-serial", "stdio", "-serial", "none"]).unwrap().serial, Some(SerialConfig::Stdio));
+    assert_eq!(run(&["-M", "microvm,legacy", "-serial", "none"]).unwrap().serial, Some(SerialConfig::Null));
+}
+
+#[test]
+fn serial_and_isa_serial_off() {
+    assert_eq!(run(&["-M", "microvm,isa-serial=off", "-serial", "none"]).unwrap().serial, None);
+    assert_eq!(err(&["-M", "microvm,isa-serial=off", "-serial", "stdio"]), ArgsError::SerialWithoutPort);
+    assert_eq!(err(&["-serial", "stdio", "-M", "microvm,legacy=off"]), ArgsError::SerialWithoutPort);
+}
+
+#[test]
+fn serial_errors() {
+    for s in ["pty", "file:/tmp/x", "tcp::4444,server", "vc", "null", "", "STDIO", "chardev:c0", "unix:/s"] {
+        assert_invalid(err(&["-serial", s]), "-serial", "not supported");
+    }
+    assert_invalid(err(&["-serial", "mon:stdio"]), "-serial", "no monitor");
+    assert_invalid(err(&["-serial", "stdio", "-serial", "stdio"]), "-serial", "more than once");
+    assert_eq!(err(&["-serial", "pty"]).to_string(), "-serial: invalid value 'pty': not supported; use stdio or none");
+}
+
+#[test]
+fn nodefaults_alone_changes_nothing_without_legacy() {
+    assert_eq!(run(&["-nodefaults"]).unwrap(), run(&[]).unwrap());
+}
+
+// ---- accepted no-op options ----
+
+#[test]
+fn accepted_options_without_effect() {
+    let base = run(&[]).unwrap();
+    for extra in [
+        &["-nographic"][..],
+        &["-nodefaults"],
+        &["-no-user-config"],
+        &["-enable-kvm"],
+        &["-no-reboot"],
+        &["-accel", "kvm"],
+        &["-accel", "accel=kvm"],
+        &["-cpu", "host"],
+        &["-cpu", "max"],
+        &["-cpu", "host,-arch-capabilities"],
+        &["-cpu", "host,+x2apic,pmu=off"],
+        &["-display", "none"],
+        &["-name", ""],
+        &["-vga", "none"],
+        &["-no-hpet"],
+        &["-parallel", "none"],
+        &["-net", "none"],
+        &["-M", "microvm,usb=off"],
+        &["-M", "microvm,x-option-roms=off"],
+        &["-msg", "timestamp=on"],
+        &["-msg", "timestamp=off,guest-name=on"],
+        &["-compat", "deprecated-input=reject,deprecated-output=hide"],
+        &["-compat", "unstable-input=crash,unstable-output=accept"],
+        &["-global", "virtio-mmio.force-legacy=false"],
+        &["-global", "virtio-mmio.force-legacy=off"],
+        &["-global", "driver=virtio-mmio,property=force-legacy,value=false"],
+    ] {
+        assert_eq!(run(extra).unwrap(), base, "{extra:?}");
+    }
+}
+
+#[test]
+fn accepted_options_check_their_values() {
+    for (line, option, reason) in [
+        (&["-vga", "std"][..], "-vga", "only none"),
+        (&["-parallel", "/dev/parport0"], "-parallel", "only none"),
+        (&["-net", "nic"], "-net", "-netdev tap"),
+        (&["-M", "microvm,usb=on"], "-M", "no USB"),
+        (&["-msg", "timestamp=maybe"], "-msg", "on|off"),
+        (&["-msg", "colour=on"], "-msg", "unknown property"),
+        (&["-compat", "deprecated-input=ignore"], "-compat", "deprecated-input=accept"),
+        (&["-global", "virtio-mmio.force-legacy=true"], "-global", "virtio 1.x only"),
+        (&["-global", "virtio-mmio.force-legacy=on"], "-global", "virtio 1.x only"),
+        (&["-global", "driver=virtio-mmio,property=force-legacy,value=on"], "-global", "virtio 1.x only"),
+        (&["-global", "virtio-mmio.force-legacy=maybe"], "-global", "on|off"),
+        (&["-global", "kvm-pit.lost_tick_policy=discard"], "-global", "unknown global property"),
+        (&["-global", "nonsense"], "-global", "DRIVER.PROP=VALUE"),
+    ] {
+        assert_invalid(err(line), option, reason);
+    }
+    assert_eq!(err(&["-vga"]), ArgsError::MissingValue("-vga"));
+}
+
+#[test]
+fn refused_options_name_the_alternative() {
+    let e = err(&["-hda", "disk.img"]);
+    assert_eq!(
+        e.to_string(),
+        "option '-hda' is not supported: use -drive id=ID,file=PATH,format=raw,if=none -device \
+         virtio-blk-device,drive=ID"
+    );
+    for o in ["-bios", "--bios", "-monitor", "-cdrom", "-snapshot", "-incoming"] {
+        let e = err(&[o, "x"]);
+        assert!(matches!(e, ArgsError::RefusedOption { .. }), "{o}: {e:?}");
+    }
+    assert!(err(&["-monitor", "stdio"]).to_string().contains("use -qmp"));
+}
+
+#[test]
+fn accel_cpu_display_errors() {
+    for a in ["tcg", "hvf", "kvm:tcg", "", "kvm,kernel-irqchip=on", "accel=tcg", "KVM"] {
+        let e = err(&["-accel", a]);
+        assert!(matches!(e, ArgsError::InvalidValue { option: "-accel", .. }), "{a:?}: {e:?}");
+    }
+    for c in ["qemu64", "Skylake-Server", "", ",host", "HOST"] {
+        assert_invalid(err(&["-cpu", c]), "-cpu", "host");
+    }
+    for d in ["gtk", "sdl", "vnc=:0", "curses", "", "none,gl=on"] {
+        assert_invalid(err(&["-display", d]), "-display", "none");
+    }
+}
+
+#[test]
+fn report_start_time() {
+    assert!(run(&["--report-start-time"]).unwrap().report_start_time);
+    assert!(run(&["-report-start-time"]).unwrap().report_start_time);
+    assert!(!run(&[]).unwrap().report_start_time);
+}
+
+// ---- helpers ----
+
+#[test]
+fn every_error_is_one_line() {
+    let samples = [
+        err(&["-foo\nbar"]),
+        err(&["bad\targ"]),
+        err(&["-m", "1\n2"]),
+        err(&["-M", "pc\r\n"]),
+        err(&["-M", "microvm,\u{1b}[2J=1"]),
+        err(&["-smp", "99\n"]),
+        err(&["-smp", "2,\nfoo=1"]),
+        err(&["-smp", "2,\rfoo"]),
+        err(&["-cpu", "\u{7}"]),
+        err(&["-serial", "\n"]),
+        err_full(&[]),
+        err(&["-m"]),
+        err(&["-device", "x"]),
+        err(&["-device", "virtio-blk-device,drive=\n"]),
+        err(&["-device", "virtio-net-device,netdev=\u{1b}[2J"]),
+        err(&["-device", "virtconsole,chardev=c,bus=\r.0"]),
+        err(&["-device", "virtio-rng-device,rng=\t"]),
+        err(&["-drive", "id=d\n,file=f"]),
+        err(&["-netdev", "tap,id=n,ifname=a\nb"]),
+        err(&["-chardev", "\n,id=c"]),
+        err(&["-object", "rng-random,id=r,filename=\n"]),
+        err(&["-nic", "user\n"]),
+        err(&["-M", "microvm,isa-serial=off", "-serial", "stdio"]),
+        err(&["-m", "1\n"]),
+        err(&["-m", "999999T"]),
+    ];
+    for e in samples {
+        let s = e.to_string();
+        assert!(!s.contains(char::is_control), "{s:?}");
+        assert!(!s.is_empty());
+    }
+}
+
+/// Throws many odd argument vectors at the parser: it must never panic,
+/// and every error must be one line without control characters.
+#[test]
+fn never_panics() {
+    const TOKENS: &[&str] = &[
+        "-M",
+        "-machine",
+        "--machine",
+        "-m",
+        "--m",
+        "-smp",
+        "-kernel",
+        "-append",
+        "-initrd",
+        "-serial",
+        "-nographic",
+        "-nodefaults",
+        "-no-user-config",
+        "-enable-kvm",
+        "-accel",
+        "-cpu",
+        "-no-reboot",
+        "-display",
+        "-name",
+        "--report-start-time",
+        "-h",
+        "-version",
+        "-device",
+        "-drive",
+        "-netdev",
+        "-chardev",
+        "-object",
+        "-nic",
+        "--device",
+        "virtio-blk-device,drive=d",
+        "virtio-blk-device,drive=",
+        "virtio-net-device,netdev=n",
+        "virtio-net-device,netdev=n,mac=52:54:00:12:34:56",
+        "mac=ff:ff:ff:ff:ff:f",
+        "virtio-serial-device",
+        "virtio-serial-device,id=s",
+        "virtconsole,chardev=c",
+        "virtconsole,chardev=c,bus=s.0",
+        "virtio-rng-device",
+        "virtio-rng-device,rng=r",
+        "virtio-blk-pci",
+        "virtserialport",
+        "id=d,file=f,format=raw,if=none",
+        "id=d,file=f,if=none,readonly,cache=none",
+        "id=e,file=f",
+        "format=qcow2",
+        "if=virtio",
+        "tap,id=n,script=no,downscript=no",
+        "tap,id=n,ifname=tap%d",
+        "ifname=",
+        "user,id=n",
+        "pty,id=c,server",
+        "stdio,id=c",
+        "stdio,id=c,signal=off",
+        "file,id=c,path=/tmp/x",
+        "socket,id=c,path=/s,server,nowait",
+        "socket,id=c,path=/s,wait",
+        "rng-random,id=r,filename=/dev/urandom",
+        "rng-builtin,id=r",
+        "memory-backend-ram,id=m",
+        "id=",
+        "id=1",
+        "no",
+        "noserver",
+        "drive=\u{0}",
+        "chardev=\n",
+        "microvm",
+        "microvm,legacy",
+        "microvm,isa-serial=off",
+        "isa-serial=on",
+        "pit=off",
+        "acpi=on",
+        "512m",
+        "1G",
+        "0",
+        "16",
+        "15",
+        "1.5G",
+        "1T",
+        "2T",
+        "18446744073709551616",
+        "99999999999999999999999999999999999999999E",
+        "0.999999999999999999999999E",
+        "size=",
+        "=",
+        ",",
+        ",,",
+        "=,=",
+        "a=b=c",
+        "2",
+        "33",
+        "cpus=2,maxcpus=2",
+        "sockets=0",
+        "4,sockets=2,cores=2,threads=1",
+        "stdio",
+        "none",
+        "pty",
+        "kvm",
+        "host",
+        "",
+        "-",
+        "--",
+        "---",
+        "é",
+        "\u{0}",
+        "\n",
+        "💥",
+        "1\u{301}G",
+        "vmlinux",
+        "1.",
+        ".",
+        "1..2G",
+        "K",
+        "kk",
+        "1KK",
+        "maxcpus=",
+        "type=",
+        "legacy=",
+        "microvm,,",
+    ];
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..50_000 {
+        let len = (next() % 8) as usize;
+        let mut v = Vec::with_capacity(len + 2);
+        if next() % 2 == 0 {
+            v.extend(args(&["-kernel", "k"]));
+        }
+        for _ in 0..len {
+            let t = TOKENS[(next() % TOKENS.len() as u64) as usize];
+            // Sometimes glue two tokens together to make new ones.
+            if next() % 5 == 0 {
+                let u = TOKENS[(next() % TOKENS.len() as u64) as usize];
+                v.push(format!("{t}{u}"));
+            } else {
+                v.push(t.to_owned());
+            }
+        }
+        if let Err(e) = parse(v.clone()) {
+            let s = e.to_string();
+            assert!(!s.contains(char::is_control) && !s.is_empty(), "{v:?} → {s:?}");
+        }
+    }
+}

@@ -1,0 +1,49 @@
+# timeout: 240
+# QMP stop/cont with a real Linux guest (xtask/tests/control.rs): the initramfs guest
+# counts on ttyS0 (/tests/count); through a QMP socket (unixcat as the client) the VM is
+# paused and resumed 20 times, then quit. Prints one PAUSE-CHECK line per pause (the last
+# count 300 ms after `stop`, and again 300 ms later), then "== qmp" (everything the
+# monitor sent) and "== console" (the guest's output).
+# A monitor that went away must not kill the script with SIGPIPE before it reports.
+trap '' PIPE
+dir=$(mktemp -d)
+"$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -initrd "$GUEST_INITRAMFS" -nodefaults \
+    -serial stdio -append "console=ttyS0 quiet panic=-1 microvm.run=/tests/count" \
+    -qmp unix:"$dir/qmp.sock",server=on,wait=off > "$dir/console.txt" 2>&1 &
+vmm=$!
+last() { grep -o 'COUNT [0-9]*' "$dir/console.txt" | tail -n 1 | cut -d' ' -f2; }
+i=0
+while [ -z "$(last)" ] && [ $i -lt 600 ] && kill -0 $vmm 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+if [ -z "$(last)" ]; then
+    echo "PAUSE-CHECK no count after $i tenths of a second"
+    kill $vmm 2>/dev/null
+    cat "$dir/console.txt"
+    exit 1
+fi
+mkfifo "$dir/in"
+"$UNIXCAT" "$dir/qmp.sock" < "$dir/in" > "$dir/qmp.txt" &
+exec 3> "$dir/in"
+echo '{"execute": "qmp_capabilities"}' >&3
+n=1
+while [ $n -le 20 ]; do
+    echo '{"execute": "stop", "id": '$n'}' >&3
+    sleep 0.3
+    paused=$(last)
+    sleep 0.3
+    echo "PAUSE-CHECK n=$n paused=$paused later=$(last)"
+    echo '{"execute": "cont"}' >&3
+    sleep 0.3
+    n=$((n + 1))
+done
+echo "PAUSE-CHECK final=$(last)"
+echo '{"execute": "quit"}' >&3
+wait $vmm
+status=$?
+exec 3>&-
+wait
+echo "== qmp"
+cat "$dir/qmp.txt"
+echo "== console"
+cat "$dir/console.txt"
+rm -rf "$dir"
+exit $status
