@@ -88,9 +88,19 @@ class RawClient:
             self.sock = address
         else:
             family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
-            self.sock = socket.socket(family, socket.SOCK_STREAM)
-            self.sock.settimeout(timeout)
-            self.sock.connect(address)
+            end = time.monotonic() + timeout
+            while True:
+                self.sock = socket.socket(family, socket.SOCK_STREAM)
+                self.sock.settimeout(timeout)
+                try:
+                    self.sock.connect(address)
+                    break
+                except ConnectionRefusedError:
+                    # Bound but not listening yet: see conftest's connect().
+                    self.sock.close()
+                    if time.monotonic() > end:
+                        raise
+                    time.sleep(0.01)
         self.sock.settimeout(timeout)
         self.buf = b""
         self.texts = []  # each JSON object's text as it came, for the pretty=on test

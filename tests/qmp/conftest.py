@@ -13,14 +13,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
+from qemu.qmp import ConnectError
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from client import Client, close_all  # noqa: E402
-from vmm import COMMON_ARGS, Vmm, wait_for_socket  # noqa: E402
+from vmm import COMMON_ARGS, DEADLINE, Vmm, wait_for_socket  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 KINDS = ["microvm", "qemu"]
@@ -98,10 +100,23 @@ def launch(kind, guests, workdir):
 
 @pytest.fixture
 def connect():
-    """connect(address) -> a negotiated qemu.qmp client, closed at teardown."""
+    """connect(address) -> a negotiated qemu.qmp client, closed at teardown.
+
+    A refused connection is retried until the deadline: the socket file appears at bind(),
+    a moment before listen(), and a monitor's backlog is short (QEMU's is 1), so a client
+    that comes at once, or right after another left, may be turned away for a moment."""
     def make(address) -> Client:
-        c = Client()
-        c.connect(str(address) if isinstance(address, Path) else address)
-        return c
+        address = str(address) if isinstance(address, Path) else address
+        end = time.monotonic() + DEADLINE
+        while True:
+            c = Client()
+            try:
+                c.connect(address)
+                return c
+            except ConnectError as e:
+                c.close()
+                if not isinstance(e.exc, (ConnectionRefusedError, BlockingIOError)) or time.monotonic() > end:
+                    raise
+            time.sleep(0.01)
     yield make
     close_all()

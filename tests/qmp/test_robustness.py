@@ -6,7 +6,7 @@ import random
 import socket
 import threading
 
-from client import Client, RawClient
+from client import RawClient
 from vmm import wait_until
 
 CYCLES = 200
@@ -47,8 +47,7 @@ def test_200_connect_disconnect_cycles_leak_nothing(launch, connect):
     for i in range(CYCLES):
         if i % 2 == 0:
             # A well-behaved client: greeting, negotiation, one command, goodbye.
-            c = Client()
-            c.connect(str(vm.qmp_path))
+            c = connect(vm.qmp_path)
             c.cmd("query-status")
             c.close()
         else:
