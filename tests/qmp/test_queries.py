@@ -134,3 +134,12 @@ def test_hmp_stop_cont_quit(vm_qmp):
     qmp.hmp("quit")
     assert qmp.event("SHUTDOWN")["data"] == {"guest": False, "reason": "host-qmp-quit"}
     assert vm.wait_exit() == 0
+
+
+def test_debug_threads_names_vcpu_threads_like_qemu(launch, connect):
+    vm = launch("-smp", "2", "-name", "named,debug-threads=on")
+    qmp = connect(vm.qmp_path)
+    assert qmp.cmd("query-name") == {"name": "named"}
+    for c in qmp.cmd("query-cpus-fast"):
+        with open(f"/proc/{vm.pid}/task/{c['thread-id']}/comm") as f:
+            assert f.read().strip() == f"CPU {c['cpu-index']}/KVM"
