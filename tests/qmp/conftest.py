@@ -71,7 +71,7 @@ class Launcher:
         self.kind, self.guests, self.workdir = kind, guests, workdir
         self.started = []
 
-    def __call__(self, *extra, guest="counter", serial="stdio", qmp=True, wait_socket=True, **popen_kw) -> Vmm:
+    def __call__(self, *extra, guest="counter", serial="stdio", qmp=True, **popen_kw) -> Vmm:
         """Starts the VMM with COMMON_ARGS, `-kernel GUEST`, `-serial SERIAL`, the `extra`
         arguments and, when `qmp`, a QMP socket `vmm.qmp_path` (waited for)."""
         args = [*COMMON_ARGS, "-serial", serial, "-kernel", str(self.guests / f"{guest}.elf"), *extra]
@@ -81,7 +81,7 @@ class Launcher:
         vm = Vmm(self.kind, binary(self.kind), args, **popen_kw)
         vm.qmp_path = qmp_path
         self.started.append(vm)
-        if qmp and wait_socket:
+        if qmp:
             wait_for_socket(qmp_path, vm)
         return vm
 
