@@ -28,6 +28,7 @@ mod vm;
 
 pub use arch::layout as arch_layout;
 pub use exit::VmExit;
+pub use monitor::version_banner;
 pub use vm::Vm;
 
 #[derive(Debug, thiserror::Error)]

@@ -49,6 +49,7 @@ impl Vm {
         let mut manager = MainLoop::new().map_err(|e| Error::EventLoop(format!("{e:?}")))?;
         let mut chardevs = inventory.chardevs;
         let mut devices = inventory.registry;
+        chardevs.extend(crate::monitor::chardev_infos(&config.monitors));
         let _raw_terminal = match &serial {
             Some((backend, port)) => {
                 let filename = if *backend == SerialConfig::Stdio { "stdio" } else { "null" };
