@@ -22,6 +22,7 @@ mod run;
 mod signals;
 pub mod startup;
 pub mod state;
+mod threads;
 pub mod vcpu;
 mod virtio_devices;
 mod vm;

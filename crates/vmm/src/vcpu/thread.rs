@@ -295,14 +295,6 @@ impl VcpuHandle {
     /// did not (the process is about to exit, which ends it).
     pub fn stop(self, timeout: Duration) -> bool {
         self.send(VcpuCommand::Stop);
-        let deadline = Instant::now() + timeout;
-        while !self.thread.is_finished() {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        let _ = self.thread.join();
-        true
+        crate::threads::join_within(self.thread, timeout)
     }
 }
