@@ -46,9 +46,10 @@ impl Vm {
             config,
             boot_trace,
         } = self;
-        let mut manager = MainLoop::new().map_err(|e| Error::EventLoop(format!("{e:?}")))?;
+        let mut manager = MainLoop::new().map_err(Error::EventLoop)?;
         let mut chardevs = inventory.chardevs;
         let mut devices = inventory.registry;
+        chardevs.extend(crate::monitor::chardev_infos(&config.monitors));
         let _raw_terminal = match &serial {
             Some((backend, port)) => {
                 let filename = if *backend == SerialConfig::Stdio { "stdio" } else { "null" };
@@ -99,7 +100,7 @@ impl Vm {
 
         let outcome = loop {
             if let Err(e) = manager.run() {
-                break Err(Error::EventLoop(format!("{e:?}")));
+                break Err(Error::EventLoop(e));
             }
             if let Some(reason) = lock(&controller).ended.clone() {
                 break Ok(reason);
@@ -129,8 +130,7 @@ fn lock(controller: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller>
 fn report_boot_times(times: &BootTimes, trace: &BootTraceConfig) -> Result<(), Error> {
     eprint!("{}", times.table());
     if let Some(path) = &trace.json {
-        std::fs::write(path, times.json())
-            .map_err(|e| Error::Report(format!("cannot write the boot trace to {}: {e}", path.display())))?;
+        std::fs::write(path, times.json()).map_err(|source| Error::Report { path: path.clone(), source })?;
     }
     Ok(())
 }

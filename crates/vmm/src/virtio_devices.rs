@@ -113,7 +113,7 @@ pub fn create_devices(
         let slot = slot(index as u32);
         match config {
             DeviceConfig::Block(cfg) => {
-                let disk = Block::new(block_options(cfg)).map_err(|e| Error::Device(e.to_string()))?;
+                let disk = Block::new(block_options(cfg))?;
                 let size = std::fs::metadata(&cfg.path).map_or(0, |m| m.len());
                 let (id, path) = (cfg.id.clone(), cfg.path.clone());
                 inventory.blocks.push(BlockInfo { id, path, read_only: cfg.read_only, cache: cfg.cache, size });
@@ -122,21 +122,21 @@ pub fn create_devices(
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Block(disk))?;
             }
             DeviceConfig::Net(cfg) => {
-                let tap = Tap::open(cfg.ifname.as_deref()).map_err(|e| Error::Device(e.to_string()))?;
+                let tap = Tap::open(cfg.ifname.as_deref())?;
                 if cfg.ifname.is_none() {
                     // As QEMU does: the user needs the name to configure the host side.
                     eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
                 }
                 if cfg.vhost {
                     let net = VhostNet::open(tap, cfg.mac, mem)
-                        .map_err(|e| Error::Device(format!("netdev {}: vhost=on: {e}", cfg.id)))?;
+                        .map_err(|source| Error::VhostNet { id: cfg.id.clone(), source })?;
                     let net = Arc::new(Mutex::new(net));
                     attach(net.clone(), "virtio-mmio (vhost-net)", slot, vm, mem, mmio, event_loop)?;
                     register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::VhostNet(net))?;
                     inventory.cmdline_entries.push(cmdline_entry(slot));
                     continue;
                 }
-                let net = Net::new(tap, cfg.mac).map_err(|e| Error::Device(e.to_string()))?;
+                let net = Net::new(tap, cfg.mac)?;
                 let net = Arc::new(Mutex::new(net));
                 attach(net.clone(), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Net(net))?;
@@ -145,7 +145,7 @@ pub fn create_devices(
                 let chardev = open_chardev(&cfg.chardev)?;
                 let filename = chardev_filename(&cfg.chardev.backend, chardev.pty_path());
                 inventory.chardevs.push(ChardevInfo { label: cfg.chardev.id.clone(), filename });
-                let console = Console::new(chardev).map_err(|e| Error::Device(e.to_string()))?;
+                let console = Console::new(chardev)?;
                 let console = Arc::new(Mutex::new(console));
                 attach(console.clone(), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, Some(&cfg.chardev.id), slot, DeviceHandle::Console(console))?;
@@ -159,8 +159,7 @@ pub fn create_devices(
             DeviceConfig::Balloon(cfg) => {
                 let options =
                     BalloonOptions { deflate_on_oom: cfg.deflate_on_oom, free_page_reporting: cfg.free_page_reporting };
-                let ram: u64 =
-                    vm_memory::GuestMemoryBackend::iter(mem).map(|r| vm_memory::GuestMemoryRegion::len(r)).sum();
+                let ram: u64 = vm_memory::GuestMemoryBackend::iter(mem).map(vm_memory::GuestMemoryRegion::len).sum();
                 let balloon =
                     Balloon::new(options, ram).map_err(|source| Error::Io { what: "virtio-balloon", source })?;
                 let balloon = Arc::new(Mutex::new(balloon));
@@ -169,14 +168,13 @@ pub fn create_devices(
             }
             DeviceConfig::Fs(cfg) => {
                 let fs = VhostUserFs::connect(&cfg.socket, &cfg.tag, cfg.queue_size)
-                    .map_err(|e| Error::Device(format!("vhost-user-fs-device {}: {e}", cfg.tag)))?;
+                    .map_err(|source| Error::Fs { tag: cfg.tag.clone(), source })?;
                 let fs = Arc::new(Mutex::new(fs));
                 attach(fs.clone(), "virtio-mmio (vhost-user-fs)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Fs(fs))?;
             }
             DeviceConfig::Vsock(cfg) => {
-                let vsock =
-                    VhostVsock::open(cfg.cid, mem).map_err(|e| Error::Device(format!("vhost-vsock-device: {e}")))?;
+                let vsock = VhostVsock::open(cfg.cid, mem)?;
                 let vsock = Arc::new(Mutex::new(vsock));
                 attach(vsock.clone(), "virtio-mmio (vhost-vsock)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Vsock(vsock))?;
@@ -188,7 +186,7 @@ pub fn create_devices(
 }
 
 fn register(inventory: &mut DeviceInventory, id: Option<&str>, slot: Slot, handle: DeviceHandle) -> Result<(), Error> {
-    inventory.registry.insert(id.map(str::to_owned), Some(slot), handle).map_err(|e| Error::Config(e.to_string()))
+    Ok(inventory.registry.insert(id.map(str::to_owned), Some(slot), handle)?)
 }
 
 /// QEMU's `query-chardev` filename of a backend.
@@ -214,7 +212,7 @@ fn open_chardev(cfg: &ChardevConfig) -> Result<Chardev, Error> {
             chardev::ChardevBackend::Socket { path: path.clone(), server: *server, wait: *wait }
         }
     };
-    Chardev::open(&cfg.id, &backend).map_err(|e| Error::Device(e.to_string()))
+    Ok(Chardev::open(&cfg.id, &backend)?)
 }
 
 fn block_options(cfg: &BlockConfig) -> BlockOptions {
@@ -244,7 +242,7 @@ fn attach<D: EventDevice + 'static>(
     }
     let model: Arc<Mutex<dyn VirtioDevice>> = device.clone();
     let transport = MmioTransport::new(model, mem.clone(), Arc::new(Interrupt::new(irq)), queue_events)
-        .map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        .map_err(|source| Error::Transport { name, source })?;
     mmio.insert(slot.addr, VIRTIO_MMIO_SLOT_SIZE, name, Arc::new(Mutex::new(transport)))
         .map_err(|source| Error::Bus { name, source })?;
     let handler: Arc<Mutex<dyn MutEventSubscriber + Send>> = device;

@@ -188,7 +188,7 @@ fn discard_pfns(mem: &GuestMemoryMmap, addr: GuestAddress, len: u32) {
 fn discard_range(mem: &GuestMemoryMmap, addr: u64, len: u64) {
     let Some(region) = mem.find_region(GuestAddress(addr)) else { return };
     let offset = addr - region.start_addr().0;
-    if len == 0 || offset.checked_add(len).is_none_or(|end| end > region.len()) {
+    if len == 0 || offset.checked_add(len).map_or(true, |end| end > region.len()) {
         return;
     }
     let Ok(host) = region.get_host_address(vm_memory::MemoryRegionAddress(offset)) else { return };
