@@ -140,3 +140,24 @@ fn no_empty_slot_fw_cfg_or_rom_is_exposed() {
         }
     }
 }
+
+/// A memfd memory backend changes where RAM lives, not what the guest sees; a
+/// balloon takes the next virtio slot and nothing else. (vhost-vsock and
+/// vhost-user-fs need the host's vhost_vsock and a virtiofsd: the rig's
+/// scenarios run them; their slots are named `virtio-mmio (vhost-vsock)` and
+/// `virtio-mmio (vhost-user-fs)`, vhost-net's `virtio-mmio (vhost-net)`.)
+#[test]
+fn memory_backend_changes_nothing_and_a_balloon_takes_one_slot() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("mtree-balloon");
+    let mut args = proposal_line(&dir, "microvm,dump-mtree,memory-backend=mem", false);
+    args.extend(
+        ["-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-device", "virtio-balloon-device"]
+            .map(String::from),
+    );
+    let net = "  00000000d0000400-00000000d00005ff (prio 0, i/o): virtio-mmio (virtio-net) [microvm]\n";
+    let balloon = "  00000000d0000600-00000000d00007ff (prio 0, i/o): virtio-mmio (virtio-balloon) [microvm]\n";
+    assert_eq!(dump(&args), NORMAL_MODE.replace(net, &format!("{net}{balloon}")));
+}
