@@ -104,6 +104,22 @@ impl VhostUserFs {
         })
     }
 
+    /// A device whose virtiofsd is already gone (tests of the EIO path).
+    #[cfg(test)]
+    fn orphan(tag: &str) -> Self {
+        VhostUserFs {
+            tag: tag.to_owned(),
+            queue_sizes: [64; QUEUES],
+            socket: PathBuf::from("/nonexistent"),
+            backend: None,
+            backend_features: VIRTIO_F_VERSION_1,
+            features: VIRTIO_F_VERSION_1,
+            activation: Activation::new().unwrap(),
+            calls: (0..QUEUES).map(|_| EventFd::new(EFD_NONBLOCK).unwrap()).collect(),
+            serving_errors: true,
+        }
+    }
+
     pub fn tag(&self) -> &str {
         &self.tag
     }
@@ -278,3 +294,6 @@ impl MutEventSubscriber for VhostUserFs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,49 @@
+//! vhost-user-fs without its virtiofsd: config space, and every FUSE request
+//! answered with EIO (forgets with nothing), malformed chains included.
+
+use super::*;
+use crate::virtio::test_driver::TestDriver;
+
+fn fuse_request(opcode: u32, unique: u64) -> Vec<u8> {
+    let mut header = vec![0u8; 40];
+    header[..4].copy_from_slice(&40u32.to_le_bytes());
+    header[4..8].copy_from_slice(&opcode.to_le_bytes());
+    header[8..16].copy_from_slice(&unique.to_le_bytes());
+    header
+}
+
+#[test]
+fn config_space_has_the_tag_and_one_request_queue() {
+    let (mut driver, _dev) = TestDriver::new(VhostUserFs::orphan("share"));
+    let tag: Vec<u8> = (0..9).flat_map(|i| driver.read_reg(0x100 + 4 * i).to_le_bytes()).collect();
+    assert_eq!(&tag[..5], b"share");
+    assert!(tag[5..36].iter().all(|b| *b == 0));
+    assert_eq!(driver.read_reg(0x100 + 36), 1, "num_request_queues");
+}
+
+#[test]
+fn requests_without_virtiofsd_get_eio() {
+    let (mut driver, _dev) = TestDriver::new(VhostUserFs::orphan("share"));
+    driver.activate(0, 64);
+    // FUSE_GETATTR (3) on the request queue: a 16-byte reply with -EIO and the same unique.
+    let request = driver.alloc_with(&fuse_request(3, 0x1234_5678_9abc));
+    let reply = driver.alloc(128, 0xff);
+    let head = driver.add_chain(1, &[(request, 40, false), (reply, 128, true)]);
+    driver.notify(1);
+    assert_eq!(driver.used(1), [(u32::from(head), 16)]);
+    let out = driver.read_bytes(reply, 16);
+    assert_eq!(u32::from_le_bytes(out[..4].try_into().unwrap()), 16);
+    assert_eq!(i32::from_le_bytes(out[4..8].try_into().unwrap()), -libc::EIO);
+    assert_eq!(u64::from_le_bytes(out[8..].try_into().unwrap()), 0x1234_5678_9abc);
+    assert!(driver.interrupted());
+
+    // FUSE_FORGET on hiprio: no reply. A chain with no room for a reply: returned empty.
+    let forget = driver.alloc_with(&fuse_request(FUSE_FORGET, 7));
+    let head = driver.add_chain(0, &[(forget, 40, false)]);
+    driver.notify(0);
+    assert_eq!(driver.used(0), [(u32::from(head), 0)]);
+    let short = driver.alloc(8, 0);
+    let head = driver.add_chain(1, &[(request, 40, false), (short, 8, true)]);
+    driver.notify(1);
+    assert_eq!(driver.used(1), [(u32::from(head), 0)]);
+}
