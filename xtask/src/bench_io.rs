@@ -55,7 +55,7 @@ pub fn run(runs: usize) -> Result<String> {
 }
 
 /// (vmm, figure, MB/s) from "== bench-io vmm=V run=N" sections and "BENCH-IO fig x" lines.
-fn parse(output: &str) -> Vec<(String, String, f64)> {
+pub fn parse(output: &str) -> Vec<(String, String, f64)> {
     let mut vmm = String::new();
     let mut out = Vec::new();
     for line in output.lines() {

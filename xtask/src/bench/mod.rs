@@ -8,7 +8,9 @@
 //! - I/O: virtio-blk and virtio-net figures (`xtask::bench_io`, its own rig boot);
 //! - QMP: round trips, stop/cont to event, the monitor's memory (qmp.rs).
 //!
-//! `--only qmp` measures that section alone and rewrites only it in the report.
+//! `--only qmp` measures that section alone and rewrites only it in the report; so does
+//! `--only vhost` (vsock, virtio-fs, vhost-net against QEMU: `xtask::bench_vhost`, its own
+//! rig boot), which the full run leaves out.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
@@ -24,7 +26,7 @@ use xtask::host;
 /// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|vhost]";
 
 pub struct Opts {
     /// (host runs, rig boot runs)
@@ -102,7 +104,9 @@ fn only_section(
 ) -> Result<(), String> {
     let text = match section {
         "qmp" => qmp::markdown(&qmp::run(vmms, guests, dir, runs), runs),
-        other => return Err(format!("--only: no section '{other}' (sections: qmp)")),
+        // Rig boots: the boot run count (a rig round takes minutes).
+        "vhost" => xtask::bench_vhost::run(runs.min(RUNS.1))?,
+        other => return Err(format!("--only: no section '{other}' (sections: qmp, vhost)")),
     };
     let path = host::repo_root().join("docs/benchmarks/README.md");
     let report = String::from_utf8_lossy(&host::read(&path)?).into_owned();

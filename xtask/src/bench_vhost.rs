@@ -1,0 +1,73 @@
+//! vhost benchmark (`cargo xtask bench --only vhost`), microvm against QEMU's
+//! `-M microvm` in ONE rig run (scenario bench-vhost): vsock stream MB/s (64 MiB each
+//! way at once), virtio-fs sequential write/read MB/s and files created per second with
+//! the same virtiofsd, and TCP MB/s with vhost-net off and on. Prints numbers, no
+//! threshold.
+
+use crate::bench_io::parse;
+use crate::host::Result;
+use crate::scenario;
+
+/// Figures as the guest names them (guest/rootfs/tests/bench-vhost), with their labels.
+const FIGURES: [(&str, &str); 6] = [
+    ("vsock-both-ways", "vsock, 64 MiB each way at once (MB/s)"),
+    ("fs-write", "virtio-fs sequential write, 64 MiB (MB/s)"),
+    ("fs-read", "virtio-fs sequential read, 64 MiB, cold (MB/s)"),
+    ("fs-create", "virtio-fs files created per second"),
+    ("tcp-guest-to-host", "TCP guest → rig, 64 MiB (MB/s)"),
+    ("tcp-host-to-guest", "TCP rig → guest, 64 MiB (MB/s)"),
+];
+const SETUPS: [&str; 4] = ["microvm-vhost-off", "microvm-vhost-on", "qemu-vhost-off", "qemu-vhost-on"];
+
+/// Runs the scenario (`runs` rounds) and returns a Markdown table of medians.
+pub fn run(runs: usize) -> Result<String> {
+    let runs = runs.max(1).to_string();
+    let mut live = |s: &str| eprint!("{s}");
+    let session = scenario::run(&["bench-vhost"], &[("BENCH_RUNS", &runs)], &mut live)?
+        .ok_or("MICROVM_TEST_MODE=skip: no benchmark")?;
+    let case = session.cases.into_iter().find(|c| c.name == "bench-vhost").ok_or("bench-vhost printed no markers")?;
+    if case.status != Some(0) {
+        return Err(format!("bench-vhost failed\n{}", case.report()));
+    }
+    let samples = parse(&case.output);
+    if samples.is_empty() {
+        return Err(format!("bench-vhost: no BENCH-IO figures\n{}", case.report()));
+    }
+    Ok(table(&samples, &runs))
+}
+
+fn table(samples: &[(String, String, f64)], runs: &str) -> String {
+    let median = |setup: &str, fig: &str| {
+        let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == setup && s.1 == fig).map(|s| s.2).collect();
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    };
+    let mut t = format!(
+        "| vhost devices, median of {runs} (rig clock) | microvm, vhost-net off | microvm, vhost-net on | \
+         QEMU, vhost-net off | QEMU, vhost-net on |\n| --- | ---: | ---: | ---: | ---: |\n"
+    );
+    for (fig, label) in FIGURES {
+        let cells: Vec<String> =
+            SETUPS.iter().map(|s| median(s, fig).map_or("–".to_string(), |x| format!("{x:.1}"))).collect();
+        t += &format!("| {label} | {} |\n", cells.join(" | "));
+    }
+    t += "\nThe same guest under both (xtask/scenarios/bench-vhost.sh): the minimal kernel, 1 vCPU, 512 MiB \
+          in a shared memfd, vhost-vsock (the rig's kernel), virtio-fs through the same virtiofsd \
+          (--cache=auto), virtio-net on a tap with vhost=off and vhost=on. vsock: the rig's vsockio; \
+          files: `dd` with 1 MiB blocks (fsync on write, caches dropped before the read); TCP: busybox \
+          `nc`. vsock and virtio-fs figures do not depend on vhost-net: the two columns of a VMM are two \
+          samples of them. Times by the guest's /proc/uptime.\n";
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn medians_per_setup_and_figure() {
+        let text = "== bench-io vmm=microvm-vhost-on run=1\nBENCH-IO fs-read 80.0\nBENCH-IO fs-create 400\n\
+                    == bench-io vmm=qemu-vhost-on run=1\nBENCH-IO fs-read 70.5\n";
+        let t = super::table(&crate::bench_io::parse(text), "1");
+        assert!(t.contains("| virtio-fs sequential read, 64 MiB, cold (MB/s) | – | 80.0 | – | 70.5 |"), "{t}");
+        assert!(t.contains("| virtio-fs files created per second | – | 400.0 | – | – |"), "{t}");
+    }
+}
