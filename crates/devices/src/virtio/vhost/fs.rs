@@ -65,6 +65,8 @@ pub struct VhostUserFs {
     calls: Vec<EventFd>,
     /// The device thread serves the queues itself (with EIO): virtiofsd is gone.
     serving_errors: bool,
+    /// virtiofsd has the rings (set at DRIVER_OK, cleared when they are stopped).
+    started: bool,
 }
 
 impl VhostUserFs {
@@ -101,6 +103,7 @@ impl VhostUserFs {
             activation: Activation::new().map_err(FsError::EventFd)?,
             calls,
             serving_errors: false,
+            started: false,
         })
     }
 
@@ -117,6 +120,7 @@ impl VhostUserFs {
             activation: Activation::new().unwrap(),
             calls: (0..QUEUES).map(|_| EventFd::new(EFD_NONBLOCK).unwrap()).collect(),
             serving_errors: true,
+            started: false,
         }
     }
 
@@ -137,11 +141,15 @@ impl VhostUserFs {
                     .map_err(|source| VhostError::Ioctl { op: "SET_VRING_ENABLE", source })?;
             }
         }
+        self.started = true;
         Ok(())
     }
 
     /// On the device thread, after a reset: the backend stops using the rings.
     fn stop(&mut self) {
+        if !std::mem::take(&mut self.started) {
+            return;
+        }
         if let Some(backend) = &mut self.backend {
             for queue in 0..QUEUES {
                 // GET_VRING_BASE stops a ring (vhost-user spec); its value is not needed.
