@@ -82,6 +82,8 @@ pub(super) struct Devices {
     device_ids: Vec<String>,
     /// `-qmp` and `-mon`, in command-line order.
     monitors: Vec<Monitor>,
+    /// `-device i8042` was given (it takes no slot, so it is not in `devices`).
+    pub(super) i8042: bool,
     /// What owns stdin, if anything (see the module docs).
     stdio_owner: Option<StdioOwner>,
 }
@@ -145,7 +147,7 @@ impl Devices {
                 ("virtserialport", _) => "virtserialport is not supported; use virtconsole".to_owned(),
                 (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
                 (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
-                              virtio-serial-device with virtconsole, and virtio-rng-device"
+                              virtio-serial-device with virtconsole, virtio-rng-device and i8042"
                     .to_owned(),
             };
             return Err(invalid(DEVICE, value, reason));
@@ -194,6 +196,14 @@ impl Devices {
                 return self.attach_console(bus, Console { chardev, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
+            "i8042" => {
+                if self.i8042 {
+                    return Err(invalid(DEVICE, &value, "there is one i8042 (ports 0x60 and 0x64 are taken)"));
+                }
+                self.check_device_id(id, &value)?;
+                self.i8042 = true;
+                return Ok(());
+            }
             name => return Err(unhandled(DEVICE, name)),
         };
         self.check_device_id(id, device_value(&device))?;
