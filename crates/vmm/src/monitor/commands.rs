@@ -1,7 +1,7 @@
 //! The QMP commands microvm answers, with QEMU's argument and reply shapes (QAPI schema).
 //! Anything else gets CommandNotFound from the dispatcher, so clients fall back cleanly.
 
-use super::hmp;
+use super::{hmp, power};
 use crate::control::Machine;
 use crate::exit::VmExit;
 use crate::state::RunState;
@@ -22,6 +22,8 @@ const TARGET: &str = "x86_64";
 pub struct VmControl {
     pub machine: Machine,
     pub facts: Facts,
+    /// The power button and keyboard (`system_powerdown`, `send-key`).
+    pub power: crate::power::PowerControl,
 }
 
 /// What set-up decided, for the queries.
@@ -62,6 +64,9 @@ const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
     ("query-chardev", |vm, args| args.finish().map(|()| query_chardev(&vm.facts.chardevs))),
     ("query-block", |vm, args| args.finish().map(|()| query_block(&vm.facts.blocks))),
     ("human-monitor-command", hmp::human_monitor_command),
+    ("system_powerdown", power::system_powerdown),
+    ("send-key", power::send_key),
+    ("input-send-event", power::input_send_event),
 ];
 
 /// `query-uuid` when no `-uuid` was given (QEMU's answer too).
