@@ -139,7 +139,8 @@ fn query_machines() -> Value {
         "numa-mem-supported": false,
         "deprecated": false,
         "default-ram-id": "microvm.ram",
-        "acpi": false,
+        // The machine type supports ACPI (acpi=on), as QEMU's microvm reports.
+        "acpi": true,
     }])
 }
 
