@@ -100,6 +100,24 @@ fn acpi_poweroff_ends_microvm_0() {
     assert_clean_exit(&run(cmd), b"bye\n");
 }
 
+#[test]
+fn acpi_reset_register_ends_microvm_as_a_guest_reset() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("power-acpi-reset");
+    let (mut vm, socket) = spawn_with_qmp(&dir, &tiny_guest::serial_then_acpi_reset("bye\n"), &["-M", "acpi=on", "-S"]);
+    let mut qmp = Qmp::connect(&socket);
+    qmp.execute("cont", json!({})).unwrap();
+    let shutdown = qmp.wait_event("SHUTDOWN");
+    assert_eq!(shutdown["data"], json!({ "guest": true, "reason": "guest-reset" }));
+    wait_ready(&mut vm, "bye\n");
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert!(status.is_some(), "microvm did not exit\n{}", out.describe());
+    assert_clean_exit(&out, b"bye\n");
+}
+
 /// Without acpi=on there is no sleep register: the same guest's write goes nowhere and
 /// it halts for good, so the VM only ends from outside.
 #[test]

@@ -177,6 +177,18 @@ pub fn serial_then_acpi_poweroff(msg: &str) -> Vec<u8> {
     pvh_elf(&a.finish())
 }
 
+/// `acpi=on`'s reset register and the value the FADT names for it.
+pub const ACPI_RESET_REGISTER: u32 = 0xfea0_0202;
+pub const ACPI_RESET_VALUE: u8 = 0x42;
+
+/// Writes `msg` to COM1, then resets through the ACPI reset register, as Linux reboots
+/// with ACPI, and halts should the reset not end the VM.
+pub fn serial_then_acpi_reset(msg: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, msg.as_bytes()).mov_al(ACPI_RESET_VALUE).store_al(ACPI_RESET_REGISTER).halt_forever();
+    pvh_elf(&a.finish())
+}
+
 /// Writes `ready` to COM1, polls the GED's event selector until the power button is
 /// pressed, writes `pressed` to COM1 and powers off (S5): the guest side of
 /// `system_powerdown` with `acpi=on`, polling instead of taking the interrupt.

@@ -295,6 +295,17 @@ mod tests {
     }
 
     #[test]
+    fn zero_page_carries_the_rsdp_only_with_acpi() {
+        let m = mem(64 << 20);
+        let map = memory_map(64 << 20);
+        for rsdp in [Some(0xe0000), None] {
+            write_zero_page(&m, setup_header::default(), &map, 16, None, rsdp).unwrap();
+            let params: boot_params = m.read_obj(GuestAddress(ZERO_PAGE_START)).unwrap();
+            assert_eq!({ params.acpi_rsdp_addr }, rsdp.unwrap_or(0));
+        }
+    }
+
+    #[test]
     fn garbage_is_neither_elf_nor_bzimage() {
         let path = std::env::temp_dir().join(format!("microvm-garbage-{}", std::process::id()));
         std::fs::write(&path, b"#!/bin/sh\necho not a kernel\n").unwrap();
