@@ -269,7 +269,7 @@ pub(super) const OPTIONS: &[OptDesc] = &[
             Opt::Device,
             Some("DRIVER[,prop=value...]"),
             Section::Devices,
-            "A virtio-mmio device. Devices find their backends by id, defined before or after them; each backend \
+            "A virtio-mmio device, or the i8042. Devices find their backends by id, defined before or after them; each backend \
              serves one device (rng objects may be shared); a backend no device uses is checked and ignored. \
              QEMU's PCI names (virtio-blk-pci, virtio-net, ...) are errors: microvm has no PCI bus. Short-form \
              booleans work here and in -drive, -netdev, -chardev, -object: readonly = readonly=on, \
