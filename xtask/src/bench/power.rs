@@ -84,7 +84,10 @@ pub fn markdown(rows: &Result<Vec<Row>, String>, runs: usize) -> String {
     s += &format!(
         "Debian's cloud kernel, 1 vCPU, 256 MiB, initramfs, one virtio-blk disk; median of {runs} runs \
          (xtask/scenarios/bench-power.sh). With `acpi=on` the guest ends with `poweroff -f` (S5); with \
-         `acpi=off` it cannot power off and ends with `reboot -f`.\n\n"
+         `acpi=off` it cannot power off and ends with `reboot -f`. No CMOS clock on either microvm \
+         machine (`rtc=off`): with `acpi=on` the FADT's NO_CMOS_RTC flag also spares the cloud kernel \
+         its rtc-cmos probe of the absent clock (see the boot section), which is part of the \
+         difference.\n\n"
     );
     match rows {
         Err(e) => s += &format!("Not measured: {}\n", e.lines().next().unwrap_or("")),
