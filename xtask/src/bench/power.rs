@@ -8,6 +8,15 @@
 use super::median;
 use xtask::scenario;
 
+/// The section's figures, and how busy the host was when they were taken (rig times grow
+/// with the load of the machine's other users).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerFigures {
+    pub rows: Vec<Row>,
+    /// `/proc/loadavg`'s first three fields at the start.
+    pub load: Option<String>,
+}
+
 /// One configuration's medians.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
@@ -22,7 +31,10 @@ pub struct Row {
     pub runs: usize,
 }
 
-pub fn run(runs: usize) -> Result<Vec<Row>, String> {
+pub fn run(runs: usize) -> Result<PowerFigures, String> {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     let runs = runs.to_string();
     let mut pending = String::new();
     let mut live = |s: &str| {
@@ -41,7 +53,7 @@ pub fn run(runs: usize) -> Result<Vec<Row>, String> {
     if rows.iter().all(|r| r.ok == 0) {
         return Err(format!("no boot reached the marker and exited 0\n{}", case.report()));
     }
-    Ok(rows)
+    Ok(PowerFigures { rows, load })
 }
 
 /// One configuration's runs: (VMM, acpi), ready ms, exit ms, runs seen.
@@ -79,19 +91,22 @@ pub fn parse(output: &str) -> Vec<Row> {
         .collect()
 }
 
-pub fn markdown(rows: &Result<Vec<Row>, String>, runs: usize) -> String {
+pub fn markdown(figures: &Result<PowerFigures, String>, runs: usize) -> String {
     let mut s = String::from("## Power and ACPI (`acpi=on`)\n\n");
     s += &format!(
         "Debian's cloud kernel, 1 vCPU, 256 MiB, initramfs, one virtio-blk disk; median of {runs} runs \
          (xtask/scenarios/bench-power.sh). With `acpi=on` the guest ends with `poweroff -f` (S5); with \
-         `acpi=off` it cannot power off and ends with `reboot -f`. No CMOS clock on either microvm \
-         machine (`rtc=off`): with `acpi=on` the FADT's NO_CMOS_RTC flag also spares the cloud kernel \
-         its rtc-cmos probe of the absent clock (see the boot section), which is part of the \
-         difference.\n\n"
+         `acpi=off` it cannot power off and ends with `reboot -f`. No CMOS clock (`rtc=off`) but in \
+         the `off,rtc=on` row: `acpi=on` also tells the kernel (FADT NO_CMOS_RTC) that there is no \
+         clock, which spares it the slow rtc-cmos probe of absent ports (see the boot section); \
+         the `off,rtc=on` row shows acpi=off without that probe.\n\n"
     );
-    match rows {
+    match figures {
         Err(e) => s += &format!("Not measured: {}\n", e.lines().next().unwrap_or("")),
-        Ok(rows) => {
+        Ok(PowerFigures { rows, load }) => {
+            if let Some(load) = load {
+                s += &format!("Host load average when the run started: {load}.\n\n");
+            }
             s += "| VMM | acpi | exec → init marker (ms) | exec → exit (ms) | runs ok |\n| --- | --- | ---: | ---: | ---: |\n";
             let f = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0}"));
             for r in rows {
@@ -120,7 +135,8 @@ mod tests {
         assert_eq!((rows[0].ready_ms, rows[0].exit_ms, rows[0].ok, rows[0].runs), (Some(5.2), Some(5.6), 2, 2));
         assert_eq!((rows[1].acpi.as_str(), rows[1].ok, rows[1].runs, rows[1].ready_ms), ("off", 1, 2, Some(4.8)));
         assert_eq!((rows[2].vmm.as_str(), rows[2].exit_ms), ("qemu", Some(7.4)));
-        let text = markdown(&Ok(rows), 2);
+        let text = markdown(&Ok(PowerFigures { rows, load: Some("1.00 2.00 3.00".into()) }), 2);
+        assert!(text.contains("load average when the run started: 1.00 2.00 3.00."), "{text}");
         assert!(text.contains("| microvm | on | 5 | 6 | 2/2 |"), "{text}");
         assert!(text.contains("| QEMU -M microvm | on | 7 | 7 | 1/1 |"), "{text}");
         assert!(markdown(&Err("rig failed\nmore".into()), 2).contains("Not measured: rig failed\n"));

@@ -58,7 +58,7 @@ pub struct Results {
     pub boot: Result<Boot, String>,
     pub io: Result<String, String>,
     pub qmp: Result<[super::qmp::QmpFigures; 2], String>,
-    pub power: Result<Vec<super::power::Row>, String>,
+    pub power: Result<super::power::PowerFigures, String>,
 }
 
 /// One row of the summary: what, unit, microvm, QEMU, and whether lower is better.
