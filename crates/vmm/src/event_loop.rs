@@ -13,8 +13,8 @@ use vmm_sys_util::eventfd::EventFd;
 
 /// The main thread's control centre: watches everything that ends the VM (the exit
 /// eventfd vCPUs and devices write, the i8042 reset, the ACPI power-off, stop signals)
-/// and every monitor
-/// socket, runs monitor commands on the VM, and sends the events they cause.
+/// and every monitor socket, runs monitor commands on the VM, and sends the events they
+/// cause.
 pub struct Controller {
     pub vm: VmControl,
     pub monitors: MonitorServer,
