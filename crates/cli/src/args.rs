@@ -165,6 +165,8 @@ struct Parsed {
     uuid: Option<String>,
     daemonize: bool,
     pidfile: Option<String>,
+    /// `-no-shutdown`.
+    no_shutdown: bool,
     /// The device options and monitors, resolved in [`finish`].
     devices: devices::Devices,
 }
@@ -248,6 +250,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Object if memory::is_memory_object(&value) => p.memory.object(&value)?,
             Opt::Object => p.devices.backends.object(&value)?,
             Opt::Nic => devices::nic(&value)?,
+            Opt::NoAcpi => p.machine.acpi = Some(false),
+            Opt::NoShutdown => p.no_shutdown = true,
         }
     }
 
@@ -281,6 +285,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         Some(SerialConfig::Stdio)
     };
 
+    let i8042 = p.devices.i8042;
     let (devices, monitors) = p.devices.finish(p.serial_stdio)?;
     let (mem_size, memory) = p.memory.resolve(p.machine.memory_backend, p.mem_size, DEFAULT_MEM_SIZE)?;
     if let Some(DeviceConfig::Fs(fs)) = devices.iter().find(|d| matches!(d, DeviceConfig::Fs(_))) {
@@ -289,11 +294,14 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         }
     }
     let defaults = MachineConfig::default();
+    let acpi = p.machine.acpi.unwrap_or(defaults.acpi);
     Ok(VmConfig {
         machine: MachineConfig {
             pit: p.machine.pit.unwrap_or(defaults.pit),
             rtc: p.machine.rtc.unwrap_or(defaults.rtc),
-            auto_kernel_cmdline: p.machine.auto_kernel_cmdline.unwrap_or(defaults.auto_kernel_cmdline),
+            // QEMU's: the DSDT describes the devices, so the entries go only if asked for.
+            auto_kernel_cmdline: p.machine.auto_kernel_cmdline.unwrap_or(defaults.auto_kernel_cmdline && !acpi),
+            acpi,
         },
         mem_size,
         memory,
@@ -313,6 +321,8 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         debug_threads: p.debug_threads,
         uuid: p.uuid,
         monitors,
+        i8042,
+        no_shutdown: p.no_shutdown,
     })
 }
 

@@ -32,6 +32,11 @@ pub struct VmConfig {
     pub uuid: Option<String>,
     /// QMP monitors (`-qmp`, `-mon chardev=ID,mode=control`), in command-line order.
     pub monitors: Vec<MonitorConfig>,
+    /// `-device i8042`: the whole keyboard controller (ports 0x60 and 0x64, IRQ 1, a PS/2
+    /// keyboard for `send-key`) instead of the reset-only command port.
+    pub i8042: bool,
+    /// `-no-shutdown`: a guest power-off stops the vCPUs instead of ending microvm.
+    pub no_shutdown: bool,
 }
 
 /// One QMP monitor.
@@ -71,13 +76,15 @@ pub struct MachineConfig {
     pub pit: bool,
     /// Append `virtio_mmio.device=` entries (and nothing else) to the command line.
     pub auto_kernel_cmdline: bool,
+    /// Hardware-reduced ACPI: tables, the GED (power button) and the sleep registers.
+    pub acpi: bool,
     /// CMOS real-time clock on ports 0x70-0x71, IRQ 8 (`rtc=on`; off by default).
     pub rtc: bool,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false }
+        MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false, acpi: false }
     }
 }
 

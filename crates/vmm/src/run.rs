@@ -40,6 +40,7 @@ impl Vm {
             inventory,
             monitors,
             reset,
+            power,
             exit,
             signals,
             clock,
@@ -71,7 +72,7 @@ impl Vm {
         let mtree = if monitors.is_empty() {
             String::new()
         } else {
-            crate::address_map::format_mtree(&address_map(config.mem_size, config.machine.pit, &pio, &mmio))
+            crate::address_map::format_mtree(&address_map(config.mem_size, config.machine.pit, &pio, &mmio, &power))
         };
 
         let device_thread = device_loop.map(|l| DeviceThread::spawn(l, exit.clone())).transpose()?;
@@ -89,10 +90,12 @@ impl Vm {
         let facts =
             Facts { name: config.name.clone(), uuid: config.uuid.clone(), mtree, chardevs, blocks: inventory.blocks };
         let controller = Arc::new(Mutex::new(Controller {
-            vm: VmControl { machine, facts, devices },
+            vm: VmControl { machine, facts, devices, power: power.control },
             monitors,
             exit,
             reset,
+            poweroff: power.poweroff,
+            no_shutdown: config.no_shutdown,
             signals,
             ended: None,
         }));

@@ -264,4 +264,11 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
             DEVICE_ID,
         ],
     },
+    KindDesc {
+        name: "i8042",
+        help: "The PS/2 keyboard controller (ports 0x60 and 0x64, IRQ 1) with a keyboard: send-key and \
+               input-send-event type on it, and system_powerdown sends Ctrl-Alt-Del to it when acpi=off. Not a \
+               virtio slot; at most one. Without it only the controller's reset command (port 0x64) exists.",
+        props: &[DEVICE_ID],
+    },
 ];

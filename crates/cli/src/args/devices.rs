@@ -104,6 +104,8 @@ pub(super) struct Devices {
     device_ids: Vec<String>,
     /// `-qmp` and `-mon`, in command-line order.
     monitors: Vec<Monitor>,
+    /// `-device i8042` was given (it takes no slot, so it is not in `devices`).
+    pub(super) i8042: bool,
     /// What owns stdin, if anything (see the module docs).
     stdio_owner: Option<StdioOwner>,
 }
@@ -168,7 +170,7 @@ impl Devices {
                 ("virtio-9p-device" | "virtio-9p-pci", _) => super::options::USE_VIRTIO_FS.to_owned(),
                 (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
                 (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
-                              virtio-serial-device with virtconsole, virtio-rng-device, virtio-balloon-device, vhost-vsock-device and vhost-user-fs-device"
+                              virtio-serial-device with virtconsole, virtio-rng-device, virtio-balloon-device, vhost-vsock-device, vhost-user-fs-device and i8042"
                     .to_owned(),
             };
             return Err(invalid(DEVICE, value, reason));
@@ -242,6 +244,14 @@ impl Devices {
                     ));
                 };
                 Device::Vsock { cid, id: id.clone(), value }
+            }
+            "i8042" => {
+                if self.i8042 {
+                    return Err(invalid(DEVICE, &value, "there is one i8042 (ports 0x60 and 0x64 are taken)"));
+                }
+                self.check_device_id(id, &value)?;
+                self.i8042 = true;
+                return Ok(());
             }
             name => return Err(unhandled(DEVICE, name)),
         };

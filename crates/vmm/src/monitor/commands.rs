@@ -1,7 +1,7 @@
 //! The QMP commands microvm answers, with QEMU's argument and reply shapes (QAPI schema).
 //! Anything else gets CommandNotFound from the dispatcher, so clients fall back cleanly.
 
-use super::hmp;
+use super::{hmp, power};
 use crate::control::Machine;
 use crate::device_registry::DeviceRegistry;
 use crate::exit::VmExit;
@@ -25,6 +25,8 @@ pub struct VmControl {
     pub facts: Facts,
     /// Every device by id, for commands that act on one.
     pub devices: DeviceRegistry,
+    /// The power button and keyboard (`system_powerdown`, `send-key`).
+    pub power: crate::power::PowerControl,
 }
 
 /// What set-up decided, for the queries.
@@ -76,6 +78,9 @@ const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
     ("human-monitor-command", hmp::human_monitor_command),
     ("balloon", balloon),
     ("query-balloon", |vm, args| args.finish().and_then(|()| query_balloon(vm))),
+    ("system_powerdown", power::system_powerdown),
+    ("send-key", power::send_key),
+    ("input-send-event", power::input_send_event),
 ];
 
 /// `query-uuid` when no `-uuid` was given (QEMU's answer too).
@@ -164,7 +169,8 @@ fn query_machines() -> Value {
         "numa-mem-supported": false,
         "deprecated": false,
         "default-ram-id": "microvm.ram",
-        "acpi": false,
+        // The machine type supports ACPI (acpi=on), as QEMU's microvm reports.
+        "acpi": true,
     }])
 }
 

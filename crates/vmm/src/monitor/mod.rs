@@ -10,6 +10,7 @@
 
 mod commands;
 mod hmp;
+mod power;
 mod sockets;
 
 pub use commands::{version_banner, Facts, VmControl};
@@ -262,6 +263,7 @@ fn to_qmp(event: &VmEvent) -> qmp::Event {
         VmEventKind::Shutdown { guest, reason } => {
             ("SHUTDOWN", Some(serde_json::json!({ "guest": guest, "reason": reason })))
         }
+        VmEventKind::Powerdown => ("POWERDOWN", None),
     };
     let since = event.at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let mut qmp_event = qmp::Event::new(name, data);
