@@ -67,3 +67,87 @@ fn vhost_net_without_the_module_names_the_device_node() {
     let line = assert_one_line_error(&run(cmd), &["/dev/vhost-net"]);
     assert!(line.contains("vhost_net") && line.contains("netdev n0"), "{line}");
 }
+
+/// A virtiofsd to talk to: MICROVM_VIRTIOFSD, or the one xtask builds into its cache
+/// (`cargo xtask images` does not build it; the virtio-fs scenario does).
+fn virtiofsd() -> Option<std::path::PathBuf> {
+    if let Some(bin) = std::env::var_os("MICROVM_VIRTIOFSD").filter(|b| !b.is_empty()) {
+        return Some(bin.into());
+    }
+    let cache = std::path::PathBuf::from(std::env::var_os("HOME")?).join(".cache/microvm");
+    std::fs::read_dir(cache).ok()?.flatten().map(|e| e.path().join("virtiofsd")).find(|p| p.is_file())
+}
+
+/// With a real virtiofsd: the handshake at start-up works; virtiofsd killed while the VM
+/// runs is logged once, the VM keeps running and quits with status 0.
+#[test]
+fn vhost_user_fs_survives_its_virtiofsd() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(virtiofsd) = virtiofsd() else {
+        eprintln!("no virtiofsd built (MICROVM_VIRTIOFSD unset, none in the cache): skipped");
+        return;
+    };
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fsdeath");
+    let share = dir.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let (socket, qmp) = (dir.path().join("vfs.sock"), dir.path().join("qmp.sock"));
+    let mut daemon = std::process::Command::new(&virtiofsd)
+        .arg(format!("--socket-path={}", socket.display()))
+        .arg(format!("--shared-dir={}", share.display()))
+        .args(["--sandbox=none", "--seccomp=none"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kernel = dir.file("spin.elf", &tiny_guest::spin_forever());
+    let mut cmd = microvm();
+    cmd.args(["-M", "microvm,memory-backend=mem", "-m", "32M", "-nodefaults", "-kernel"]).arg(&kernel).args([
+        "-object",
+        "memory-backend-memfd,id=mem,size=32M",
+        "-chardev",
+        &format!("socket,id=vfs,path={}", socket.display()),
+        "-device",
+        "vhost-user-fs-device,chardev=vfs,tag=share",
+        "-qmp",
+        &format!("unix:{},server=on,wait=off", qmp.display()),
+    ]);
+    let vm = Running::spawn(cmd);
+    let mut stream = None;
+    for _ in 0..100 {
+        stream = std::os::unix::net::UnixStream::connect(&qmp).ok();
+        if stream.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let stream = stream.expect("microvm's QMP socket");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut line = String::new();
+    for request in
+        ["", "{\"execute\":\"qmp_capabilities\"}", "{\"execute\":\"query-status\"}", "{\"execute\":\"quit\"}"]
+    {
+        if !request.is_empty() {
+            writeln!(writer, "{request}").unwrap();
+        }
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert!(status.is_some_and(|s| s.success()), "{}", out.describe());
+    let logged: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(logged.len(), 1, "{}", out.describe());
+    assert!(logged[0].contains("virtiofsd") && logged[0].contains("is gone"), "{}", out.describe());
+}
