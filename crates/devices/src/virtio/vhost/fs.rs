@@ -183,8 +183,11 @@ impl VhostUserFs {
     /// Completes every available request with EIO (forgets get no reply).
     fn fail_requests(&mut self) {
         let Some(ctx) = &mut self.activation.active else { return };
+        let event_idx = ctx.acked_features & 1 << VIRTIO_RING_F_EVENT_IDX != 0;
         let mut used_any = false;
         for queue in &mut ctx.queues {
+            // With EVENT_IDX the guest kicks only past the avail_event we publish.
+            queue.set_event_idx(event_idx);
             used_any |= fail_queue(&ctx.mem, queue);
         }
         if used_any {
@@ -194,6 +197,17 @@ impl VhostUserFs {
 }
 
 fn fail_queue(mem: &GuestMemoryMmap, queue: &mut Queue) -> bool {
+    let mut used_any = false;
+    loop {
+        used_any |= fail_available(mem, queue);
+        // Publishes avail_event (EVENT_IDX); true if more arrived meanwhile.
+        if !queue.enable_notification(mem).unwrap_or(false) {
+            return used_any;
+        }
+    }
+}
+
+fn fail_available(mem: &GuestMemoryMmap, queue: &mut Queue) -> bool {
     let mut used_any = false;
     while let Some(chain) = queue.iter(mem).ok().and_then(|mut it| it.next()) {
         let head = chain.head_index();

@@ -47,3 +47,21 @@ fn requests_without_virtiofsd_get_eio() {
     driver.notify(1);
     assert_eq!(driver.used(1), [(u32::from(head), 0)]);
 }
+
+/// With EVENT_IDX the device must publish avail_event as it goes, or the guest stops
+/// kicking after the first request it answers.
+#[test]
+fn eio_replies_keep_the_guest_kicking_with_event_idx() {
+    let (mut driver, dev) = TestDriver::new(VhostUserFs::orphan("share"));
+    let event_idx = 1 << VIRTIO_RING_F_EVENT_IDX;
+    dev.lock().unwrap().features |= event_idx;
+    driver.activate(event_idx, 64);
+    let request = driver.alloc_with(&fuse_request(3, 1));
+    for n in 1..=3u16 {
+        let reply = driver.alloc(16, 0);
+        driver.add_chain(1, &[(request, 40, false), (reply, 16, true)]);
+        driver.notify(1);
+        assert_eq!(driver.used(1).len(), 1);
+        assert_eq!(driver.avail_event(1), n, "avail_event follows the requests");
+    }
+}
