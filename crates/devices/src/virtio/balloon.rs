@@ -137,7 +137,9 @@ impl Balloon {
                     continue;
                 }
                 _ => {
-                    for desc in chain.readable() {
+                    // Linux posts the reported ranges as device-writable buffers (QEMU reads
+                    // the in_sg); a readable one is taken alike.
+                    for desc in chain {
                         discard_range(&mem, desc.addr().0, u64::from(desc.len()));
                     }
                 }

@@ -85,13 +85,14 @@ fn bogus_frame_numbers_are_ignored() {
 fn reported_free_pages_are_discarded() {
     let (mut driver, _dev) = active(OPTIONS);
     fill(&driver, PAGE, 4);
-    let head = driver.add_chain(3, &[(PAGE, (2 * PAGE_SIZE) as u32, false)]);
+    // As Linux posts them: device-writable scatter-gather entries.
+    let head = driver.add_chain(3, &[(PAGE, PAGE_SIZE as u32, true), (PAGE + PAGE_SIZE, PAGE_SIZE as u32, true)]);
     driver.notify(3);
     assert_eq!(driver.used(3), [(u32::from(head), 0)]);
     assert!(is_zero(&driver, PAGE, 2 * PAGE_SIZE));
     assert!(!is_zero(&driver, PAGE + 2 * PAGE_SIZE, 2 * PAGE_SIZE));
     fill(&driver, MEM_SIZE - PAGE_SIZE, 1);
-    driver.add_chain(3, &[(MEM_SIZE - PAGE_SIZE, (2 * PAGE_SIZE) as u32, false)]);
+    driver.add_chain(3, &[(MEM_SIZE - PAGE_SIZE, (2 * PAGE_SIZE) as u32, true)]);
     driver.notify(3);
     assert!(!is_zero(&driver, MEM_SIZE - PAGE_SIZE, PAGE_SIZE));
 }
