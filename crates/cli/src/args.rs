@@ -34,6 +34,7 @@ mod device_props;
 mod devices;
 #[path = "help.rs"]
 mod help;
+mod host;
 mod keyval;
 mod machine;
 mod options;
@@ -72,6 +73,11 @@ pub struct Launch {
     pub daemonize: bool,
     /// `-pidfile PATH`: write the process id there.
     pub pidfile: Option<PathBuf>,
+    /// `-D FILE`: the log goes there instead of stderr.
+    pub log_file: Option<PathBuf>,
+    /// What the command line asks for that has no effect, one line each, to
+    /// be logged once at start (the parser itself prints nothing).
+    pub warnings: Vec<String>,
 }
 
 /// A command line error. Each `Display` is one line naming the offending
@@ -93,6 +99,9 @@ pub enum ArgsError {
 
     #[error("no kernel given: -kernel PATH is required (microvm boots a Linux kernel directly, there is no firmware)")]
     MissingKernel,
+
+    #[error("{0} without -kernel: microvm runs no firmware, so there is nothing to boot; give -kernel PATH")]
+    FirmwareWithoutKernel(&'static str),
 
     #[error("{option}: machine type '{}' is not supported; only 'microvm' is available", .machine.escape_debug())]
     UnsupportedMachine { option: &'static str, machine: String },
@@ -159,6 +168,15 @@ struct Parsed {
     uuid: Option<String>,
     daemonize: bool,
     pidfile: Option<String>,
+    /// `-accel` names in order.
+    accels: Vec<String>,
+    cpu: host::CpuOptions,
+    /// `-bios` or `-L`, the first given.
+    firmware: Option<&'static str>,
+    rtc_localtime: bool,
+    mem_lock: bool,
+    log_file: Option<String>,
+    log_items: host::LogItems,
     /// The device options and monitors, resolved in [`finish`].
     devices: devices::Devices,
 }
@@ -195,8 +213,16 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Append => p.append = Some(value),
             Opt::Serial => machine::parse_serial(&value, &mut p)?,
             Opt::Nodefaults => p.nodefaults = true,
-            Opt::Accel => machine::parse_accel(&value)?,
-            Opt::Cpu => machine::parse_cpu(&value)?,
+            Opt::Accel => p.accels.push(host::parse_accel(&value)?),
+            Opt::Cpu => p.cpu = host::parse_cpu(&value)?,
+            Opt::Firmware => {
+                let _ = non_empty_path(name, value)?;
+                p.firmware = p.firmware.or(Some(desc.name));
+            }
+            Opt::Rtc => p.rtc_localtime = host::parse_rtc(&value)?,
+            Opt::Overcommit => p.mem_lock = host::parse_overcommit(&value)?,
+            Opt::LogFile => p.log_file = Some(non_empty_path(name, value)?),
+            Opt::LogItems => host::parse_log_items(&value, &mut p.log_items)?,
             Opt::Display => {
                 if value != "none" {
                     return Err(invalid(name, &value, "only 'none' is supported (microvm has no display)"));
@@ -244,12 +270,38 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
     let dump_mtree = p.machine.dump_mtree;
     let daemonize = p.daemonize;
     let pidfile = p.pidfile.clone().map(PathBuf::from);
+    let log_file = p.log_file.clone().map(PathBuf::from);
+    let warnings = warnings(&p);
     let vm = finish(p)?;
-    Ok(if dump_mtree { Command::DumpMtree(vm) } else { Command::Run(Launch { vm, daemonize, pidfile }) })
+    Ok(if dump_mtree {
+        Command::DumpMtree(vm)
+    } else {
+        Command::Run(Launch { vm, daemonize, pidfile, log_file, warnings })
+    })
+}
+
+/// One line for each thing asked for that has no effect.
+fn warnings(p: &Parsed) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(option) = p.firmware {
+        out.push(format!("{option}: no firmware runs; the kernel is loaded directly"));
+    }
+    out.extend(host::cpu_warning(&p.cpu.ignored));
+    if !p.log_items.ignored.is_empty() {
+        out.push(format!("-d: only guest_errors has an effect; ignored {}", p.log_items.ignored.join(", ")));
+    }
+    out
 }
 
 fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
-    let kernel = p.kernel.ok_or(ArgsError::MissingKernel)?;
+    let kernel = match (p.kernel, p.firmware) {
+        (Some(kernel), _) => kernel,
+        (None, Some(option)) => return Err(ArgsError::FirmwareWithoutKernel(option)),
+        (None, None) => return Err(ArgsError::MissingKernel),
+    };
+    if !p.accels.is_empty() {
+        host::choose_accel("-accel", &p.accels)?;
+    }
 
     // Legacy mode (the ISA 16550A exists) when asked for with `legacy` /
     // `isa-serial=on`, or implied by any -serial; `isa-serial=off` wins over
@@ -271,6 +323,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         Some(SerialConfig::Stdio)
     };
 
+    let debug_exit = p.devices.debug_exit;
     let (devices, monitors) = p.devices.finish(p.serial_stdio)?;
     let defaults = MachineConfig::default();
     Ok(VmConfig {
@@ -296,6 +349,11 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         debug_threads: p.debug_threads,
         uuid: p.uuid,
         monitors,
+        cpu: p.cpu.features,
+        rtc_localtime: p.rtc_localtime,
+        mem_lock: p.mem_lock,
+        guest_errors: p.log_items.guest_errors,
+        debug_exit,
     })
 }
 

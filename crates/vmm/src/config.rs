@@ -30,6 +30,31 @@ pub struct VmConfig {
     pub uuid: Option<String>,
     /// QMP monitors (`-qmp`, `-mon chardev=ID,mode=control`), in command-line order.
     pub monitors: Vec<MonitorConfig>,
+    /// `-cpu host,...`: feature flags applied on top of KVM's supported CPUID.
+    pub cpu: CpuFeatures,
+    /// `-rtc base=localtime`: the CMOS clock shows the host's local time, not UTC.
+    pub rtc_localtime: bool,
+    /// `-overcommit mem-lock=on`: guest RAM is locked into host memory (mlock).
+    pub mem_lock: bool,
+    /// `-d guest_errors`: guest accesses no device claims are logged (rate-limited).
+    pub guest_errors: bool,
+    /// `-device isa-debug-exit`: the port whose writes end microvm with a status.
+    pub debug_exit: Option<DebugExitConfig>,
+}
+
+pub use arch::cpu_features::CpuFeatures;
+
+/// `-device isa-debug-exit,iobase=,iosize=` (QEMU's defaults: 0x501, 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DebugExitConfig {
+    pub iobase: u16,
+    pub iosize: u8,
+}
+
+impl Default for DebugExitConfig {
+    fn default() -> Self {
+        DebugExitConfig { iobase: 0x501, iosize: 2 }
+    }
 }
 
 /// One QMP monitor.
@@ -105,11 +130,14 @@ pub enum DeviceConfig {
 /// `-drive id=,file=,format=raw,if=none[,readonly=on][,cache=]` + `-device virtio-blk-device,drive=`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockConfig {
-    /// The drive id; also the serial number the guest reads with GET_ID.
+    /// The drive id; also the serial number the guest reads with GET_ID
+    /// unless `serial` is given.
     pub id: String,
     pub path: PathBuf,
     pub read_only: bool,
     pub cache: CacheMode,
+    /// `virtio-blk-device,serial=`: what the guest reads with GET_ID.
+    pub serial: Option<String>,
 }
 
 /// QEMU's `cache=` modes; the block device defines what each means.
@@ -121,6 +149,8 @@ pub struct NetConfig {
     pub id: String,
     /// An existing (persistent) tap; `None` creates one named by the kernel from `tap%d`.
     pub ifname: Option<String>,
+    /// `-netdev tap,fd=N`: an open tap the process inherited (ifname is then `None`).
+    pub fd: Option<i32>,
     /// Guest MAC; `None` picks a locally administered one.
     pub mac: Option<[u8; 6]>,
 }
@@ -136,10 +166,21 @@ pub struct ConsoleConfig {
 pub struct ChardevConfig {
     pub id: String,
     pub backend: ChardevBackend,
+    /// `logfile=PATH[,logappend=on]`: a copy of the output goes there.
+    pub logfile: Option<LogFile>,
+}
+
+/// A chardev's output log; truncated first unless `append`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogFile {
+    pub path: PathBuf,
+    pub append: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChardevBackend {
+    /// Output discarded, no input.
+    Null,
     Stdio,
     /// A new pseudo-terminal; its path is printed on stderr.
     Pty,
@@ -153,6 +194,13 @@ pub enum ChardevBackend {
     /// does not start until a client connects.
     Socket {
         path: PathBuf,
+        server: bool,
+        wait: bool,
+    },
+    /// A TCP socket (`socket,host=H,port=P`), as `Socket` otherwise.
+    Tcp {
+        host: String,
+        port: u16,
         server: bool,
         wait: bool,
     },

@@ -25,6 +25,7 @@ pub mod vcpu;
 mod virtio_devices;
 mod vm;
 
+pub use arch::cpu_features;
 pub use arch::layout as arch_layout;
 pub use exit::VmExit;
 pub use vm::Vm;

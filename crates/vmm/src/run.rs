@@ -10,7 +10,7 @@ use crate::event_loop::{Controller, StdinForwarder};
 use crate::exit::VmExit;
 use crate::monitor::{Facts, VmControl};
 use crate::state::RunState;
-use crate::vcpu::{install_kick_handler, VcpuContext, VcpuThreadOptions};
+use crate::vcpu::{install_kick_handler, GuestErrorLog, VcpuContext, VcpuThreadOptions};
 use crate::virtio_devices::ChardevInfo;
 use crate::vm::{address_map, Vm};
 use crate::Error;
@@ -72,7 +72,8 @@ impl Vm {
 
         let device_thread = device_loop.map(|l| DeviceThread::spawn(l, exit.clone())).transpose()?;
         install_kick_handler().map_err(|source| Error::Io { what: "cannot install the vCPU kick handler", source })?;
-        let ctx = Arc::new(VcpuContext { pio, mmio, exit: exit.clone(), clock: clock.clone() });
+        let guest_errors = config.guest_errors.then(GuestErrorLog::default);
+        let ctx = Arc::new(VcpuContext { pio, mmio, exit: exit.clone(), clock: clock.clone(), guest_errors });
         let mut handles = Vec::with_capacity(vcpus.len());
         for vcpu in vcpus {
             let id = vcpu.id();

@@ -113,8 +113,12 @@ pub fn create_devices(
                 attach(Arc::new(Mutex::new(disk)), "virtio-mmio (virtio-blk)", slot, vm, mem, mmio, event_loop)?;
             }
             DeviceConfig::Net(cfg) => {
-                let tap = Tap::open(cfg.ifname.as_deref()).map_err(|e| Error::Device(e.to_string()))?;
-                if cfg.ifname.is_none() {
+                let tap = match cfg.fd {
+                    Some(fd) => Tap::from_fd(fd),
+                    None => Tap::open(cfg.ifname.as_deref()),
+                };
+                let tap = tap.map_err(|e| Error::Device(format!("netdev {}: {e}", cfg.id)))?;
+                if cfg.ifname.is_none() && cfg.fd.is_none() {
                     // As QEMU does: the user needs the name to configure the host side.
                     eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
                 }
@@ -141,31 +145,45 @@ pub fn create_devices(
 /// QEMU's `query-chardev` filename of a backend.
 fn chardev_filename(backend: &ChardevBackend, pty: Option<&std::path::Path>) -> String {
     match backend {
+        ChardevBackend::Null => "null".into(),
         ChardevBackend::Stdio => "stdio".into(),
         ChardevBackend::Pty => format!("pty:{}", pty.map(|p| p.display().to_string()).unwrap_or_default()),
         ChardevBackend::File { .. } => "file".into(),
         ChardevBackend::Socket { path, server, .. } => {
             format!("unix:{}{}", path.display(), if *server { ",server=on" } else { "" })
         }
+        ChardevBackend::Tcp { host, port, server, .. } => {
+            format!("tcp:{host}:{port}{}", if *server { ",server=on" } else { "" })
+        }
     }
 }
 
 /// Opens a chardev backend. A server socket with `wait=on` blocks here
 /// until its client connects, before any vCPU runs, as in QEMU.
-fn open_chardev(cfg: &ChardevConfig) -> Result<Chardev, Error> {
+pub(crate) fn open_chardev(cfg: &ChardevConfig) -> Result<Chardev, Error> {
     let backend = match &cfg.backend {
+        ChardevBackend::Null => chardev::ChardevBackend::Null,
         ChardevBackend::Stdio => chardev::ChardevBackend::Stdio,
         ChardevBackend::Pty => chardev::ChardevBackend::Pty,
         ChardevBackend::File { path, append } => chardev::ChardevBackend::File { path: path.clone(), append: *append },
         ChardevBackend::Socket { path, server, wait } => {
             chardev::ChardevBackend::Socket { path: path.clone(), server: *server, wait: *wait }
         }
+        ChardevBackend::Tcp { host, port, server, wait } => {
+            chardev::ChardevBackend::Tcp { host: host.clone(), port: *port, server: *server, wait: *wait }
+        }
     };
-    Chardev::open(&cfg.id, &backend).map_err(|e| Error::Device(e.to_string()))
+    let mut chardev = Chardev::open(&cfg.id, &backend).map_err(|e| Error::Device(e.to_string()))?;
+    if let Some(log) = &cfg.logfile {
+        chardev.set_logfile(&log.path, log.append).map_err(|e| Error::Device(e.to_string()))?;
+    }
+    Ok(chardev)
 }
 
 fn block_options(cfg: &BlockConfig) -> BlockOptions {
-    BlockOptions { id: cfg.id.clone(), path: cfg.path.clone(), read_only: cfg.read_only, cache: cfg.cache }
+    // GET_ID answers the serial when one is given, as QEMU's serial= does.
+    let id = cfg.serial.clone().unwrap_or_else(|| cfg.id.clone());
+    BlockOptions { id, path: cfg.path.clone(), read_only: cfg.read_only, cache: cfg.cache }
 }
 
 fn attach<D: EventDevice + 'static>(
@@ -222,7 +240,8 @@ mod tests {
         let path = std::env::temp_dir().join(format!("microvm-append-{}.log", std::process::id()));
         for (append, want) in [(true, "old\n"), (false, "")] {
             std::fs::write(&path, "old\n").unwrap();
-            let cfg = ChardevConfig { id: "f".into(), backend: ChardevBackend::File { path: path.clone(), append } };
+            let backend = ChardevBackend::File { path: path.clone(), append };
+            let cfg = ChardevConfig { id: "f".into(), backend, logfile: None };
             let chardev = open_chardev(&cfg).unwrap();
             assert_eq!(std::fs::read_to_string(&path).unwrap(), want, "append={append}");
             drop(chardev);

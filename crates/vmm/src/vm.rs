@@ -7,9 +7,9 @@ use crate::boot::{build_cmdline, load_kernel};
 use crate::boot_trace::BootTraceConfig;
 use crate::config::{SerialConfig, VmConfig};
 use crate::device_thread::DeviceEventLoop;
-use crate::exit::ExitNotifier;
+use crate::exit::{ExitNotifier, VmExit};
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
-use crate::memory::{create_guest_memory, register_memory};
+use crate::memory::{create_guest_memory, lock_guest_memory, register_memory};
 use crate::monitor::MonitorServer;
 use crate::rtc::{create_rtc, RtcTicker};
 use crate::signals::StopSignals;
@@ -24,7 +24,7 @@ use arch::layout::{
 use arch::regs::{write_boot_gdt, write_identity_page_tables, BootEntry};
 use devices::bus::{Bus, BusDevice};
 use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
-use devices::legacy::{I8042Reset, SerialPort};
+use devices::legacy::{DebugExit, I8042Reset, SerialPort};
 use devices::EventFdTrigger;
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
@@ -91,6 +91,9 @@ impl Vm {
         let kvm = open_kvm(&kvm_device_path())?;
         let vm = create_vm(&kvm)?;
         let mem = create_guest_memory(config.mem_size)?;
+        if config.mem_lock {
+            lock_guest_memory(&mem)?;
+        }
         register_memory(&vm, &mem)?;
         create_irqchip(&vm, config.machine.pit)?;
 
@@ -108,6 +111,12 @@ impl Vm {
             }
             None => None,
         };
+        if let Some(debug_exit) = config.debug_exit {
+            let notifier = exit.clone();
+            let port = DebugExit::new(Box::new(move |status| notifier.notify(VmExit::DebugExit { status })));
+            let (base, len) = (u64::from(debug_exit.iobase), u64::from(debug_exit.iosize));
+            add_device(&mut pio, base, len, "isa-debug-exit", Arc::new(Mutex::new(port)))?;
+        }
         let serial = match config.serial {
             Some(backend) => {
                 let port = Arc::new(Mutex::new(create_serial(&vm, backend)?));
@@ -118,7 +127,7 @@ impl Vm {
         };
         let rtc_ticker = if config.machine.rtc {
             let irq = irqfd(&vm, RTC_IRQ, "irqfd registration for the RTC")?;
-            let (rtc, ticker) = create_rtc(irq).map_err(io_err("cannot create the RTC timer"))?;
+            let (rtc, ticker) = create_rtc(irq, config.rtc_localtime).map_err(io_err("cannot create the RTC timer"))?;
             add_device(&mut pio, u64::from(RTC_PORT), RTC_PORT_LEN, "rtc", rtc)?;
             Some(ticker)
         } else {
@@ -143,7 +152,7 @@ impl Vm {
             write_identity_page_tables(&mem)?;
         }
 
-        let vcpus = create_vcpus(&kvm, &vm, config.vcpu_count, entry)?;
+        let vcpus = create_vcpus(&kvm, &vm, config.vcpu_count, entry, &config.cpu)?;
         // Last: a monitor with wait=on blocks here until its client connects.
         let monitors = MonitorServer::open(&config.monitors)?;
         let clock = Arc::new(StartupClock::new(start, config.report_start_time));
@@ -210,7 +219,13 @@ fn create_serial(vm: &VmFd, backend: SerialConfig) -> Result<SerialPort, Error> 
     Ok(SerialPort::new(irq, out))
 }
 
-fn create_vcpus(kvm: &Kvm, vm: &VmFd, count: u8, entry: BootEntry) -> Result<Vec<Vcpu>, Error> {
+fn create_vcpus(
+    kvm: &Kvm,
+    vm: &VmFd,
+    count: u8,
+    entry: BootEntry,
+    features: &arch::cpu_features::CpuFeatures,
+) -> Result<Vec<Vcpu>, Error> {
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|source| crate::kvm::KvmError::Ioctl { what: "KVM_GET_SUPPORTED_CPUID", source })?;
@@ -218,6 +233,7 @@ fn create_vcpus(kvm: &Kvm, vm: &VmFd, count: u8, entry: BootEntry) -> Result<Vec
         supported: supported.as_slice().to_vec(),
         tsc_khz: None,
         tsc_deadline: kvm.check_extension(Cap::TscDeadlineTimer),
+        features: features.clone(),
     };
     let mut vcpus = Vec::with_capacity(usize::from(count));
     for id in 0..count {
@@ -225,7 +241,10 @@ fn create_vcpus(kvm: &Kvm, vm: &VmFd, count: u8, entry: BootEntry) -> Result<Vec
         if id == 0 && kvm.check_extension(Cap::GetTscKhz) {
             template.tsc_khz = vcpu.tsc_khz();
         }
-        vcpu.configure(&template, count, (id == 0).then_some(entry))?;
+        let not_applied = vcpu.configure(&template, count, (id == 0).then_some(entry))?;
+        if id == 0 && !not_applied.is_empty() {
+            log::warn!("-cpu: KVM does not offer {} on this host; left off", not_applied.join(", "));
+        }
         vcpus.push(vcpu);
     }
     Ok(vcpus)

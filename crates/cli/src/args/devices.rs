@@ -31,7 +31,10 @@
 //! - A monitor (`-mon`, `-qmp chardev:`) takes its chardev like a device
 //!   does: a chardev serves one of them.
 
-use vmm::config::{BlockConfig, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig, MonitorSocket, NetConfig};
+use vmm::config::{
+    BlockConfig, ChardevBackend, ChardevConfig, ConsoleConfig, DebugExitConfig, DeviceConfig, MonitorConfig,
+    MonitorSocket, NetConfig,
+};
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
@@ -50,6 +53,7 @@ fn esc(s: &str) -> String {
 enum Device {
     Block {
         drive: String,
+        serial: Option<String>,
         value: String,
     },
     Net {
@@ -84,6 +88,8 @@ pub(super) struct Devices {
     monitors: Vec<Monitor>,
     /// What owns stdin, if anything (see the module docs).
     stdio_owner: Option<StdioOwner>,
+    /// `-device isa-debug-exit` (an ISA port, not a virtio slot).
+    pub(super) debug_exit: Option<DebugExitConfig>,
 }
 
 /// A QMP monitor whose chardev (if it names one) is looked up in `finish`.
@@ -107,6 +113,16 @@ struct StdioOwner {
     value: String,
     /// How the error message names it: `-chardev id=a`, `-qmp stdio`.
     name: String,
+}
+
+/// A number in decimal or `0x` hex (QEMU's integer properties), at most `max`.
+fn parse_number(s: &Setting, max: u64) -> Result<u64, ArgsError> {
+    let v = &s.value;
+    let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    };
+    n.filter(|n| *n <= max).ok_or_else(|| invalid(DEVICE, &s.text, format!("expected a number up to {max:#x}")))
 }
 
 /// `-nic none` (no network card; nothing to do). Other `-nic` forms
@@ -152,17 +168,19 @@ impl Devices {
         };
         let (mut id, mut drive, mut netdev, mut mac, mut chardev, mut bus, mut rng) =
             (None, None, None, None, None, None, None);
+        let (mut serial, mut iobase, mut iosize) = (None, None, None);
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
                 "drive" => drive = Some(s.reference(DEVICE)?),
-                "serial" => {
-                    return Err(invalid(
-                        DEVICE,
-                        &s.text,
-                        "serial= is not supported yet; the guest reads the drive id as the disk serial",
-                    ))
+                "serial" => serial = Some(s.value.clone()),
+                "packed" | "mq" if !s.on => {}
+                "packed" => {
+                    return Err(invalid(DEVICE, &s.text, "packed virtqueues are not supported; use packed=off"))
                 }
+                "mq" => return Err(invalid(DEVICE, &s.text, "multiqueue is not supported; use mq=off")),
+                "iobase" => iobase = Some(parse_number(&s, 0xffff)?),
+                "iosize" => iosize = Some(parse_number(&s, 8)?),
                 "netdev" => netdev = Some(s.reference(DEVICE)?),
                 "mac" => mac = Some(parse_mac(&s)?),
                 "chardev" => chardev = Some(s.reference(DEVICE)?),
@@ -177,7 +195,7 @@ impl Devices {
                 let Some(drive) = drive else {
                     return Err(invalid(DEVICE, &value, "drive=ID is required (the id of a -drive)"));
                 };
-                Device::Block { drive, value }
+                Device::Block { drive, serial, value }
             }
             "virtio-net-device" => {
                 let Some(netdev) = netdev else {
@@ -194,6 +212,23 @@ impl Devices {
                 return self.attach_console(bus, Console { chardev, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
+            "isa-debug-exit" => {
+                let defaults = DebugExitConfig::default();
+                let iosize = iosize.unwrap_or(u64::from(defaults.iosize));
+                if iosize == 0 {
+                    return Err(invalid(DEVICE, &value, "iosize must be 1 to 8"));
+                }
+                if self.debug_exit.is_some() {
+                    return Err(invalid(DEVICE, &value, "only one isa-debug-exit"));
+                }
+                self.check_device_id(id, &value)?;
+                // Both fit: parse_number capped them.
+                self.debug_exit = Some(DebugExitConfig {
+                    iobase: iobase.map_or(defaults.iobase, |b| b as u16),
+                    iosize: iosize as u8,
+                });
+                return Ok(());
+            }
             name => return Err(unhandled(DEVICE, name)),
         };
         self.check_device_id(id, device_value(&device))?;
@@ -313,13 +348,14 @@ impl Devices {
         let mut out = Vec::with_capacity(self.devices.len());
         for device in self.devices {
             out.push(match device {
-                Device::Block { drive, value } => {
+                Device::Block { drive, serial, value } => {
                     let d = take(&mut drives, &drive, &value, "drive")?;
-                    DeviceConfig::Block(BlockConfig { id: d.id, path: d.path, read_only: d.read_only, cache: d.cache })
+                    let (id, path, read_only, cache) = (d.id, d.path, d.read_only, d.cache);
+                    DeviceConfig::Block(BlockConfig { id, path, read_only, cache, serial })
                 }
                 Device::Net { netdev, mac, value } => {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
-                    DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, mac })
+                    DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, fd: n.fd, mac })
                 }
                 Device::Serial { console, value, .. } => {
                     let Some(console) = console else {
@@ -330,18 +366,23 @@ impl Devices {
                         ));
                     };
                     let chardev = take(&mut chardevs, &console.chardev, &console.value, "chardev")?;
-                    let Backend::Plain(backend) = chardev.backend else {
-                        return Err(invalid(
-                            DEVICE,
-                            &console.value,
-                            format!(
-                                "chardev '{}' is a TCP or fd socket, which only a monitor can use; \
-                                 a console takes stdio, pty, file or a Unix socket (path=)",
-                                esc(&chardev.id)
-                            ),
-                        ));
+                    let backend = match chardev.backend {
+                        Backend::Plain(backend) => backend,
+                        Backend::Tcp { host, port, server, wait } => ChardevBackend::Tcp { host, port, server, wait },
+                        Backend::Fd(_) => {
+                            return Err(invalid(
+                                DEVICE,
+                                &console.value,
+                                format!(
+                                    "chardev '{}' is an inherited fd socket, which only a monitor can use; \
+                                     a console takes null, stdio, pty, file or a Unix or TCP socket",
+                                    esc(&chardev.id)
+                                ),
+                            ))
+                        }
                     };
-                    DeviceConfig::Console(ConsoleConfig { chardev: ChardevConfig { id: chardev.id, backend } })
+                    let chardev = ChardevConfig { id: chardev.id, backend, logfile: chardev.logfile };
+                    DeviceConfig::Console(ConsoleConfig { chardev })
                 }
                 Device::Rng { rng, value } => {
                     if let Some(rng) = rng {

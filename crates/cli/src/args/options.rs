@@ -3,6 +3,7 @@
 //! help texts are the limits `help.rs` fills in from their constants.
 
 use super::device_props::{CHARDEV_KINDS, DEVICE_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
+use super::host::{CPU_PROPS, OVERCOMMIT_PROPS, RTC_PROPS};
 use super::schema::Value::{Bool, Flag, OneOf, Text};
 use super::schema::{ignored, prop, KindDesc, Opt, OptDesc, PropDesc, Props, Section};
 
@@ -65,7 +66,7 @@ pub(super) const MACHINE_PROPS: &[PropDesc] = &[
         Some("auto"),
         "Accepted; microvm never has ACPI, so auto means off. acpi=on is an error.",
     ),
-    prop("accel", Text("kvm"), Some("kvm"), "Old spelling of -accel: must name kvm (kvm:tcg is fine)."),
+    prop("accel", Text("kvm"), Some("kvm"), "Old spelling of -accel: A:B:... tried in order (see -accel)."),
     prop("kernel-irqchip", OneOf(&["on"]), Some("on"), "KVM's in-kernel irqchip; only on."),
     prop(
         "dump-mtree",
@@ -203,15 +204,28 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         Some("cpus"),
         SMP_PROPS,
     ),
-    opt(
-        "-cpu",
-        &[],
-        Opt::Cpu,
-        Some("host|max[,features...]"),
-        Section::Machine,
-        "The guest always sees the host CPU as KVM exposes it; feature flags are ignored.",
+    with_props(
+        opt(
+            "-cpu",
+            &[],
+            Opt::Cpu,
+            Some("host|max[,+FLAG|-FLAG|FLAG=on|off][,pmu=on|off][,migratable=on|off]"),
+            Section::Machine,
+            "The guest sees the host CPU as KVM exposes it, with these flags turned on (+FLAG, where KVM offers \
+             them) or off (-FLAG): {CPU_FLAGS}. Other flags and properties are accepted and named in one warning.",
+        ),
+        Some("model"),
+        CPU_PROPS,
     ),
-    opt("-accel", &[], Opt::Accel, Some("kvm"), Section::Machine, "KVM is always used; other accelerators are errors."),
+    opt(
+        "-accel",
+        &[],
+        Opt::Accel,
+        Some("kvm"),
+        Section::Machine,
+        "Accelerators are tried in the order given (repeat -accel, or -M accel=kvm:tcg) and the first usable \
+         one wins, as in QEMU. Only kvm is usable: a list without it is an error (tcg never is).",
+    ),
     OptDesc { note: Some("KVM is always used."), ..opt("-enable-kvm", &[], Opt::Ignored, None, Section::NoEffect, "") },
     opt(
         "-kernel",
@@ -222,6 +236,16 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         "Required. ELF vmlinux with a PVH note, or a bzImage.",
     ),
     opt("-append", &[], Opt::Append, Some("STRING"), Section::Boot, "Kernel command line."),
+    opt(
+        "-bios",
+        &[],
+        Opt::Firmware,
+        Some("FILE"),
+        Section::Boot,
+        "Accepted with -kernel, which is loaded directly: no firmware runs (one warning says so). Without \
+         -kernel, an error.",
+    ),
+    opt("-L", &[], Opt::Firmware, Some("DIR"), Section::Boot, "The firmware directory: as -bios."),
     opt("-initrd", &[], Opt::Initrd, Some("PATH"), Section::Boot, "Initial ramdisk."),
     opt(
         "-serial",
@@ -396,6 +420,48 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         "Print this help and exit; -OPTION help lists its properties.",
     ),
     opt("-version", &[], Opt::Version, None, Section::Other, "Print the version and exit."),
+    opt(
+        "-D",
+        &[],
+        Opt::LogFile,
+        Some("FILE"),
+        Section::Other,
+        "Write microvm's log (warnings, -d output) to FILE instead of stderr; the one-line error that ends \
+         microvm still goes to stderr.",
+    ),
+    opt(
+        "-d",
+        &[],
+        Opt::LogItems,
+        Some("ITEM[,ITEM...]"),
+        Section::Other,
+        "guest_errors: log guest accesses to ports and addresses no device claims (at most 10 lines a second). \
+         QEMU's other items ({LOG_ITEMS}) are accepted and named in one warning.",
+    ),
+    with_props(
+        opt(
+            "-rtc",
+            &[],
+            Opt::Rtc,
+            Some("[base=utc|localtime][,clock=host][,driftfix=slew]"),
+            Section::Machine,
+            "The CMOS clock's time base.",
+        ),
+        None,
+        RTC_PROPS,
+    ),
+    with_props(
+        opt(
+            "-overcommit",
+            &[],
+            Opt::Overcommit,
+            Some("[mem-lock=on|off][,cpu-pm=off]"),
+            Section::Machine,
+            "Host memory and CPU use.",
+        ),
+        None,
+        OVERCOMMIT_PROPS,
+    ),
     no_effect("-no-user-config", None, "there are no config files."),
     no_effect("-no-reboot", None, "a guest reset always ends microvm."),
     no_effect("-no-hpet", None, "microvm has no HPET."),
@@ -415,7 +481,6 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     refused("-hda", USE_DRIVE),
     refused("-hdb", USE_DRIVE),
     refused("-cdrom", "microvm has no CD-ROM; use a raw image with -drive and virtio-blk-device"),
-    refused("-bios", NO_FIRMWARE),
     refused("-boot", NO_FIRMWARE),
     refused("-monitor", "the human monitor is not supported yet; use -qmp"),
     refused("-vnc", "microvm has no display"),

@@ -17,6 +17,14 @@ pub(super) enum Opt {
     Nodefaults,
     Accel,
     Cpu,
+    /// `-bios`, `-L`: firmware, which microvm does not run.
+    Firmware,
+    Rtc,
+    Overcommit,
+    /// `-D FILE`.
+    LogFile,
+    /// `-d ITEMS`.
+    LogItems,
     Display,
     Vga,
     Parallel,

@@ -27,6 +27,11 @@ fn proposal_normal_mode() {
         uuid: None,
         monitors: Vec::new(),
         devices: vec![console("virtiocon0", ChardevBackend::Pty), block("test", "test.img"), net("tap0", None, None)],
+        cpu: Default::default(),
+        rtc_localtime: false,
+        mem_lock: false,
+        guest_errors: false,
+        debug_exit: None,
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
 }
@@ -52,6 +57,11 @@ fn proposal_legacy_mode() {
         uuid: None,
         monitors: Vec::new(),
         devices: vec![block("test", "test.img"), net("tap0", None, None)],
+        cpu: Default::default(),
+        rtc_localtime: false,
+        mem_lock: false,
+        guest_errors: false,
+        debug_exit: None,
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
 }
@@ -267,7 +277,7 @@ fn device_errors() {
             &format!("microvm has no PCI bus; use {ours}"),
         );
     }
-    for d in ["e1000", "isa-debug-exit,iobase=0xf4", "virtio-gpu-device", "virtio"] {
+    for d in ["e1000", "isa-debug-port", "virtio-gpu-device", "virtio"] {
         assert_invalid(err(&["-device", d]), "-device", "unknown device");
     }
     assert_eq!(
@@ -353,4 +363,18 @@ fn help_text_names_the_devices() {
     ] {
         assert!(h.contains(word), "help text lacks {word}");
     }
+}
+
+#[test]
+fn isa_debug_exit_is_a_port_not_a_slot() {
+    let c = run(&["-device", "isa-debug-exit"]).unwrap();
+    assert_eq!((c.debug_exit, c.devices.len()), (Some(DebugExitConfig { iobase: 0x501, iosize: 2 }), 0));
+    let c = run(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]).unwrap();
+    assert_eq!(c.debug_exit, Some(DebugExitConfig { iobase: 0xf4, iosize: 4 }));
+    assert_eq!(run(&["-device", "isa-debug-exit,iobase=244,iosize=1"]).unwrap().debug_exit.unwrap().iobase, 0xf4);
+    assert_eq!(run(&[]).unwrap().debug_exit, None, "the port exists only when asked for");
+    assert_invalid(err(&["-device", "isa-debug-exit,iobase=0x10000"]), "-device", "up to 0xffff");
+    assert_invalid(err(&["-device", "isa-debug-exit,iosize=0"]), "-device", "1 to 8");
+    assert_invalid(err(&["-device", "isa-debug-exit,iosize=9"]), "-device", "up to 0x8");
+    assert_invalid(err(&["-device", "isa-debug-exit", "-device", "isa-debug-exit"]), "-device", "only one");
 }
