@@ -163,15 +163,7 @@ impl DeviceThread {
     /// Stops the thread and joins it; false if it did not end within `timeout`.
     pub fn stop(self, timeout: Duration) -> bool {
         self.send(Command::Stop);
-        let deadline = Instant::now() + timeout;
-        while !self.thread.is_finished() {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        let _ = self.thread.join();
-        true
+        crate::threads::join_within(self.thread, timeout)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod boot;
 pub mod boot_trace;
 pub mod config;
 mod control;
+pub mod device_registry;
 mod device_thread;
 mod event_loop;
 pub mod exit;
@@ -21,6 +22,7 @@ mod run;
 mod signals;
 pub mod startup;
 pub mod state;
+mod threads;
 pub mod vcpu;
 mod virtio_devices;
 mod vm;
@@ -28,6 +30,7 @@ mod vm;
 pub use arch::cpu_features;
 pub use arch::layout as arch_layout;
 pub use exit::VmExit;
+pub use monitor::version_banner;
 pub use vm::Vm;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,13 +51,24 @@ pub enum Error {
     Vcpu(#[from] vcpu::VcpuError),
     #[error("cannot place device {name}: {source}")]
     Bus { name: &'static str, source: devices::bus::BusError },
-    /// A device backend could not be set up; the message names the backend.
-    #[error("{0}")]
-    Device(String),
-    #[error("{0}")]
-    Report(String),
+    #[error(transparent)]
+    Block(#[from] devices::virtio::block::BlockError),
+    #[error(transparent)]
+    Tap(#[from] devices::virtio::net::TapError),
+    #[error(transparent)]
+    Net(#[from] devices::virtio::net::NetError),
+    #[error(transparent)]
+    Chardev(#[from] devices::chardev::ChardevError),
+    #[error(transparent)]
+    Console(#[from] devices::virtio::console::ConsoleError),
+    #[error("{name}: {source}")]
+    Transport { name: &'static str, source: devices::virtio::mmio::TransportError },
+    #[error("cannot write the boot trace to {}: {source}", .path.display())]
+    Report { path: std::path::PathBuf, source: std::io::Error },
     #[error("event loop: {0}")]
-    EventLoop(String),
+    EventLoop(#[source] event_manager::Error),
+    #[error(transparent)]
+    DuplicateDevice(#[from] device_registry::DuplicateId),
     #[error(transparent)]
     Monitor(#[from] monitor::SocketError),
     #[error(transparent)]

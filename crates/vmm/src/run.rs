@@ -5,6 +5,7 @@
 use crate::boot_trace::{BootTimes, BootTraceConfig};
 use crate::config::SerialConfig;
 use crate::control::Machine;
+use crate::device_registry::DeviceHandle;
 use crate::device_thread::DeviceThread;
 use crate::event_loop::{Controller, StdinForwarder};
 use crate::exit::VmExit;
@@ -45,12 +46,15 @@ impl Vm {
             config,
             boot_trace,
         } = self;
-        let mut manager = MainLoop::new().map_err(|e| Error::EventLoop(format!("{e:?}")))?;
+        let mut manager = MainLoop::new().map_err(Error::EventLoop)?;
         let mut chardevs = inventory.chardevs;
+        let mut devices = inventory.registry;
+        chardevs.extend(crate::monitor::chardev_infos(&config.monitors));
         let _raw_terminal = match &serial {
             Some((backend, port)) => {
                 let filename = if *backend == SerialConfig::Stdio { "stdio" } else { "null" };
                 chardevs.insert(0, ChardevInfo { label: "serial0".into(), filename: filename.into() });
+                devices.insert(Some("serial0".into()), None, DeviceHandle::Serial(port.clone()))?;
                 if *backend == SerialConfig::Stdio {
                     manager.add_subscriber(Arc::new(Mutex::new(StdinForwarder { serial: port.clone() })));
                     RawTerminal::enter(std::io::stdin().as_raw_fd())
@@ -86,7 +90,7 @@ impl Vm {
         let facts =
             Facts { name: config.name.clone(), uuid: config.uuid.clone(), mtree, chardevs, blocks: inventory.blocks };
         let controller = Arc::new(Mutex::new(Controller {
-            vm: VmControl { machine, facts },
+            vm: VmControl { machine, facts, devices },
             monitors,
             exit,
             reset,
@@ -97,7 +101,7 @@ impl Vm {
 
         let outcome = loop {
             if let Err(e) = manager.run() {
-                break Err(Error::EventLoop(format!("{e:?}")));
+                break Err(Error::EventLoop(e));
             }
             if let Some(reason) = lock(&controller).ended.clone() {
                 break Ok(reason);
@@ -127,8 +131,7 @@ fn lock(controller: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller>
 fn report_boot_times(times: &BootTimes, trace: &BootTraceConfig) -> Result<(), Error> {
     eprint!("{}", times.table());
     if let Some(path) = &trace.json {
-        std::fs::write(path, times.json())
-            .map_err(|e| Error::Report(format!("cannot write the boot trace to {}: {e}", path.display())))?;
+        std::fs::write(path, times.json()).map_err(|source| Error::Report { path: path.clone(), source })?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! command-line entries that tell the guest where the devices are.
 
 use crate::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, DeviceConfig};
+use crate::device_registry::{DeviceHandle, DeviceRegistry};
 use crate::device_thread::DeviceEventLoop;
 use crate::kvm::KvmError;
 use crate::Error;
@@ -46,12 +47,14 @@ trait EventDevice: VirtioDevice + MutEventSubscriber {}
 impl<T: VirtioDevice + MutEventSubscriber> EventDevice for T {}
 
 /// What the devices are, for the kernel command line and the monitor's queries.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DeviceInventory {
     /// `virtio_mmio.device=` entries, one per slot in use.
     pub cmdline_entries: Vec<String>,
     pub chardevs: Vec<ChardevInfo>,
     pub blocks: Vec<BlockInfo>,
+    /// Every device by id, with its typed handle.
+    pub registry: DeviceRegistry,
 }
 
 /// A chardev as `query-chardev` reports it.
@@ -106,40 +109,52 @@ pub fn create_devices(
         let slot = slot(index as u32);
         match config {
             DeviceConfig::Block(cfg) => {
-                let disk = Block::new(block_options(cfg)).map_err(|e| Error::Device(e.to_string()))?;
+                let disk = Block::new(block_options(cfg))?;
                 let size = std::fs::metadata(&cfg.path).map_or(0, |m| m.len());
                 let (id, path) = (cfg.id.clone(), cfg.path.clone());
                 inventory.blocks.push(BlockInfo { id, path, read_only: cfg.read_only, cache: cfg.cache, size });
-                attach(Arc::new(Mutex::new(disk)), "virtio-mmio (virtio-blk)", slot, vm, mem, mmio, event_loop)?;
+                let disk = Arc::new(Mutex::new(disk));
+                attach(disk.clone(), "virtio-mmio (virtio-blk)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Block(disk))?;
             }
             DeviceConfig::Net(cfg) => {
                 let tap = match cfg.fd {
                     Some(fd) => Tap::from_fd(fd),
                     None => Tap::open(cfg.ifname.as_deref()),
                 };
-                let tap = tap.map_err(|e| Error::Device(format!("netdev {}: {e}", cfg.id)))?;
+                let tap = tap?;
                 if cfg.ifname.is_none() && cfg.fd.is_none() {
                     // As QEMU does: the user needs the name to configure the host side.
                     eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
                 }
-                let net = Net::new(tap, cfg.mac).map_err(|e| Error::Device(e.to_string()))?;
-                attach(Arc::new(Mutex::new(net)), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
+                let net = Net::new(tap, cfg.mac)?;
+                let net = Arc::new(Mutex::new(net));
+                attach(net.clone(), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Net(net))?;
             }
             DeviceConfig::Console(cfg) => {
                 let chardev = open_chardev(&cfg.chardev)?;
                 let filename = chardev_filename(&cfg.chardev.backend, chardev.pty_path());
                 inventory.chardevs.push(ChardevInfo { label: cfg.chardev.id.clone(), filename });
-                let console = Console::new(chardev).map_err(|e| Error::Device(e.to_string()))?;
-                attach(Arc::new(Mutex::new(console)), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
+                let console = Console::new(chardev)?;
+                let console = Arc::new(Mutex::new(console));
+                attach(console.clone(), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, Some(&cfg.chardev.id), slot, DeviceHandle::Console(console))?;
             }
             DeviceConfig::Rng => {
                 let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;
-                attach(Arc::new(Mutex::new(rng)), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
+                let rng = Arc::new(Mutex::new(rng));
+                attach(rng.clone(), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, None, slot, DeviceHandle::Rng(rng))?;
             }
         }
         inventory.cmdline_entries.push(cmdline_entry(slot));
     }
     Ok(inventory)
+}
+
+fn register(inventory: &mut DeviceInventory, id: Option<&str>, slot: Slot, handle: DeviceHandle) -> Result<(), Error> {
+    Ok(inventory.registry.insert(id.map(str::to_owned), Some(slot), handle)?)
 }
 
 /// QEMU's `query-chardev` filename of a backend.
@@ -173,9 +188,9 @@ pub(crate) fn open_chardev(cfg: &ChardevConfig) -> Result<Chardev, Error> {
             chardev::ChardevBackend::Tcp { host: host.clone(), port: *port, server: *server, wait: *wait }
         }
     };
-    let mut chardev = Chardev::open(&cfg.id, &backend).map_err(|e| Error::Device(e.to_string()))?;
+    let mut chardev = Chardev::open(&cfg.id, &backend)?;
     if let Some(log) = &cfg.logfile {
-        chardev.set_logfile(&log.path, log.append).map_err(|e| Error::Device(e.to_string()))?;
+        chardev.set_logfile(&log.path, log.append)?;
     }
     Ok(chardev)
 }
@@ -209,7 +224,7 @@ fn attach<D: EventDevice + 'static>(
     }
     let model: Arc<Mutex<dyn VirtioDevice>> = device.clone();
     let transport = MmioTransport::new(model, mem.clone(), Arc::new(Interrupt::new(irq)), queue_events)
-        .map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        .map_err(|source| Error::Transport { name, source })?;
     mmio.insert(slot.addr, VIRTIO_MMIO_SLOT_SIZE, name, Arc::new(Mutex::new(transport)))
         .map_err(|source| Error::Bus { name, source })?;
     let handler: Arc<Mutex<dyn MutEventSubscriber + Send>> = device;

@@ -403,6 +403,10 @@ impl Devices {
         }
         let mut monitors = Vec::with_capacity(self.monitors.len());
         for m in self.monitors {
+            let label = match &m.target {
+                MonitorTarget::Chardev(id) => Some(id.clone()),
+                MonitorTarget::Socket(_) => None,
+            };
             let socket = match m.target {
                 MonitorTarget::Socket(socket) => socket,
                 MonitorTarget::Chardev(id) => {
@@ -431,7 +435,7 @@ impl Devices {
                     })?
                 }
             };
-            monitors.push(MonitorConfig { socket, pretty: m.pretty });
+            monitors.push(MonitorConfig { socket, pretty: m.pretty, label });
         }
         Ok((out, monitors))
     }

@@ -3,6 +3,7 @@
 
 use super::hmp;
 use crate::control::Machine;
+use crate::device_registry::DeviceRegistry;
 use crate::exit::VmExit;
 use crate::state::RunState;
 use crate::virtio_devices::{BlockInfo, ChardevInfo};
@@ -22,6 +23,8 @@ const TARGET: &str = "x86_64";
 pub struct VmControl {
     pub machine: Machine,
     pub facts: Facts,
+    /// Every device by id, for commands that act on one.
+    pub devices: DeviceRegistry,
 }
 
 /// What set-up decided, for the queries.
@@ -34,8 +37,17 @@ pub struct Facts {
     pub blocks: Vec<BlockInfo>,
 }
 
+/// `package` as distributions fill QEMU's (" (Debian 1:7.2+dfsg-7)"): HMP's `info version`
+/// prints it right after the version numbers.
 pub fn version() -> qmp::VersionInfo {
-    qmp::VersionInfo { qemu: QEMU_VERSION, package: format!("microvm {}", env!("CARGO_PKG_VERSION")) }
+    qmp::VersionInfo { qemu: QEMU_VERSION, package: format!(" (microvm {})", env!("CARGO_PKG_VERSION")) }
+}
+
+/// `-version`'s first line, in QEMU's format so scripts that parse `version X.Y.Z` from it
+/// read the QEMU release microvm follows, with microvm's own version as the package.
+pub fn version_banner() -> String {
+    let v = version();
+    format!("QEMU emulator version {}.{}.{}{}", v.qemu.major, v.qemu.minor, v.qemu.micro, v.package)
 }
 
 pub fn greeting() -> qmp::Greeting {

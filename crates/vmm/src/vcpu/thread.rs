@@ -68,6 +68,9 @@ pub struct VcpuHandle {
     thread: JoinHandle<()>,
 }
 
+/// How long `thread_id` waits for a just-started thread to record its id.
+const TID_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// The signal that kicks a vCPU thread out of KVM_RUN.
 fn kick_signal() -> i32 {
     vmm_sys_util::signal::SIGRTMIN()
@@ -263,9 +266,17 @@ impl VcpuHandle {
         self.id
     }
 
-    /// The thread's kernel thread id (QMP `query-cpus-fast`'s `thread-id`).
+    /// The thread's kernel thread id (QMP `query-cpus-fast`'s `thread-id`). A thread
+    /// records it first thing; asked right after start, this waits for that (briefly).
     pub fn thread_id(&self) -> Option<i32> {
-        self.tid.get().copied()
+        let deadline = Instant::now() + TID_TIMEOUT;
+        loop {
+            match self.tid.get() {
+                Some(&tid) => return Some(tid),
+                None if Instant::now() < deadline && !self.thread.is_finished() => std::thread::yield_now(),
+                None => return None,
+            }
+        }
     }
 
     /// Sends `command` and kicks the thread out of KVM_RUN to read it.
@@ -302,14 +313,6 @@ impl VcpuHandle {
     /// did not (the process is about to exit, which ends it).
     pub fn stop(self, timeout: Duration) -> bool {
         self.send(VcpuCommand::Stop);
-        let deadline = Instant::now() + timeout;
-        while !self.thread.is_finished() {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        let _ = self.thread.join();
-        true
+        crate::threads::join_within(self.thread, timeout)
     }
 }
