@@ -570,3 +570,6 @@ impl Chardev {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
