@@ -26,7 +26,7 @@
 use std::path::PathBuf;
 
 use vmm::boot_trace::BootTraceConfig;
-use vmm::config::{KernelConfig, MachineConfig, SerialConfig, VmConfig};
+use vmm::config::{ChardevConfig, KernelConfig, MachineConfig, SerialConfig, VmConfig};
 
 mod backends;
 mod control;
@@ -39,6 +39,7 @@ mod keyval;
 mod machine;
 mod options;
 mod schema;
+mod serial;
 
 pub use help::help_text;
 use schema::{Opt, OptDesc, Props};
@@ -121,8 +122,8 @@ pub enum ArgsError {
     #[error("-smp: vCPU count '{}' is out of range; microvm supports 1 to {max}", .value.escape_debug())]
     VcpusOutOfRange { value: String, max: u8 },
 
-    #[error("-serial stdio conflicts with -M isa-serial=off: there is no serial port to connect it to")]
-    SerialWithoutPort,
+    #[error("-serial {} conflicts with -M isa-serial=off: there is no serial port to connect it to", .0.escape_debug())]
+    SerialWithoutPort(String),
 }
 
 fn invalid(option: &'static str, value: &str, reason: impl Into<String>) -> ArgsError {
@@ -154,9 +155,9 @@ struct Parsed {
     kernel: Option<String>,
     append: Option<String>,
     initrd: Option<String>,
-    /// Some `-serial` was given (`stdio` or `none`).
-    serial_given: bool,
-    /// `-serial stdio` was given.
+    /// The `-serial` of COM1, and its value as written.
+    serial: Option<(serial::SerialSpec, String)>,
+    /// `-serial stdio` was given (a second one is an error).
     serial_stdio: bool,
     nodefaults: bool,
     report_start_time: bool,
@@ -211,7 +212,21 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Kernel => p.kernel = Some(non_empty_path(name, value)?),
             Opt::Initrd => p.initrd = Some(non_empty_path(name, value)?),
             Opt::Append => p.append = Some(value),
-            Opt::Serial => machine::parse_serial(&value, &mut p)?,
+            Opt::Serial => {
+                // As QEMU: `none` adds no port, the first other -serial is COM1
+                // and a second would be COM2, which microvm does not have.
+                let spec = serial::parse_serial(&value)?;
+                match &p.serial {
+                    Some((first, _)) if *first != serial::SerialSpec::None && spec != serial::SerialSpec::None => {
+                        return Err(invalid(name, &value, "given more than once; microvm has one serial port (COM1)"));
+                    }
+                    Some(_) if spec == serial::SerialSpec::None => {}
+                    _ => {
+                        p.serial_stdio = spec == serial::SerialSpec::Stdio;
+                        p.serial = Some((spec, value));
+                    }
+                }
+            }
             Opt::Nodefaults => p.nodefaults = true,
             Opt::Accel => p.accels.push(host::parse_accel(&value)?),
             Opt::Cpu => p.cpu = host::parse_cpu(&value)?,
@@ -304,27 +319,51 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
     }
 
     // Legacy mode (the ISA 16550A exists) when asked for with `legacy` /
-    // `isa-serial=on`, or implied by any -serial; `isa-serial=off` wins over
-    // `-serial none` but contradicts `-serial stdio`.
-    let legacy = p.machine.isa_serial.unwrap_or(p.serial_given);
-    let serial = if !legacy {
-        if p.serial_stdio {
-            return Err(ArgsError::SerialWithoutPort);
+    // `isa-serial=on`, by -device isa-serial, or implied by any -serial;
+    // `isa-serial=off` wins over `-serial none` but contradicts a connected -serial.
+    let isa_device = p.devices.isa_serial.clone();
+    if let (Some((spec, _)), Some((_, value))) = (&p.serial, &isa_device) {
+        if spec.connected() {
+            return Err(invalid(
+                "-device",
+                value,
+                "microvm has one serial port (COM1): give -serial or -device isa-serial, not both",
+            ));
         }
-        None
-    } else if p.serial_stdio {
-        Some(SerialConfig::Stdio)
-    } else if p.serial_given || p.nodefaults || p.devices.stdio_taken() {
-        // `-serial none`, or `-nodefaults` dropping QEMU's default serial0,
-        // or a `-chardev stdio` or `-qmp stdio` owning stdin (the implicit serial yields to it;
-        // with an explicit `-serial stdio` it is an error, in `Devices::finish`).
-        Some(SerialConfig::Null)
-    } else {
-        Some(SerialConfig::Stdio)
+    }
+    let legacy = isa_device.is_some() || p.machine.isa_serial.unwrap_or(p.serial.is_some());
+    // A `-chardev` named by -serial chardev:ID or isa-serial,chardev=ID, resolved with the devices.
+    let serial_ref = match (&p.serial, &isa_device) {
+        (Some((serial::SerialSpec::Chardev(id), value)), _) => Some(("-serial", value.clone(), id.clone())),
+        (_, Some((Some(id), value))) => Some(("-device", value.clone(), id.clone())),
+        _ => None,
+    };
+    let serial = match &p.serial {
+        _ if !legacy => match &p.serial {
+            Some((spec, value)) if spec.connected() => return Err(ArgsError::SerialWithoutPort(value.clone())),
+            _ => None,
+        },
+        Some((serial::SerialSpec::Stdio, _)) => Some(SerialConfig::Stdio),
+        Some((serial::SerialSpec::Backend(backend), _)) => {
+            Some(SerialConfig::Chardev(ChardevConfig { id: "serial0".into(), backend: backend.clone(), logfile: None }))
+        }
+        // Filled in below from the chardev; `-serial none|null`; `-device isa-serial` without chardev.
+        Some(_) => Some(SerialConfig::Null),
+        None if isa_device.is_some() || p.nodefaults || p.devices.stdio_taken() => {
+            // `-nodefaults` dropping QEMU's default serial0, or a `-chardev stdio` or
+            // `-qmp stdio` owning stdin (the implicit serial yields to it; with an explicit
+            // `-serial stdio` it is an error, in `Devices::finish`).
+            Some(SerialConfig::Null)
+        }
+        None => Some(SerialConfig::Stdio),
     };
 
     let debug_exit = p.devices.debug_exit;
-    let (devices, monitors) = p.devices.finish(p.serial_stdio)?;
+    let (devices, monitors, serial_chardev) = p.devices.finish(p.serial_stdio, serial_ref)?;
+    let serial = match serial_chardev {
+        Some(chardev) if serial.is_some() => Some(SerialConfig::Chardev(chardev)),
+        _ => serial,
+    };
     let defaults = MachineConfig::default();
     Ok(VmConfig {
         machine: MachineConfig {

@@ -112,13 +112,15 @@ pub struct KernelConfig {
     pub initrd: Option<PathBuf>,
 }
 
-/// Backend of the legacy ISA serial port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Backend of the legacy ISA serial port (QEMU's label `serial0`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SerialConfig {
     /// Guest output to stdout, stdin to the guest.
     Stdio,
     /// The UART exists (early boot code can probe it) but is connected to nothing.
     Null,
+    /// Any other chardev: `-serial chardev:ID|file:|pty|unix:|tcp:`, `-device isa-serial,chardev=ID`.
+    Chardev(ChardevConfig),
 }
 
 /// A virtio-mmio device, in command-line order (which is slot order).

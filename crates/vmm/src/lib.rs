@@ -19,6 +19,7 @@ mod memory;
 mod monitor;
 mod rtc;
 mod run;
+mod serial;
 mod signals;
 pub mod startup;
 pub mod state;

@@ -3,23 +3,23 @@
 //! and when the VM ends every thread is stopped and joined before guest memory goes.
 
 use crate::boot_trace::{BootTimes, BootTraceConfig};
-use crate::config::SerialConfig;
 use crate::control::Machine;
 use crate::device_registry::DeviceHandle;
 use crate::device_thread::DeviceThread;
-use crate::event_loop::{Controller, StdinForwarder};
+use crate::event_loop::Controller;
 use crate::exit::VmExit;
 use crate::monitor::{Facts, VmControl};
+use crate::serial::{drain, SerialChardev};
 use crate::state::RunState;
 use crate::vcpu::{install_kick_handler, GuestErrorLog, VcpuContext, VcpuThreadOptions};
-use crate::virtio_devices::ChardevInfo;
 use crate::vm::{address_map, Vm};
 use crate::Error;
-use devices::terminal::RawTerminal;
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
+
+/// How long guest serial output may take to reach a slow peer at the end.
+const SERIAL_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 type MainLoop = EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>;
 
@@ -50,20 +50,13 @@ impl Vm {
         let mut chardevs = inventory.chardevs;
         let mut devices = inventory.registry;
         chardevs.extend(crate::monitor::chardev_infos(&config.monitors));
-        let _raw_terminal = match &serial {
-            Some((backend, port)) => {
-                let filename = if *backend == SerialConfig::Stdio { "stdio" } else { "null" };
-                chardevs.insert(0, ChardevInfo { label: "serial0".into(), filename: filename.into() });
-                devices.insert(Some("serial0".into()), None, DeviceHandle::Serial(port.clone()))?;
-                if *backend == SerialConfig::Stdio {
-                    manager.add_subscriber(Arc::new(Mutex::new(StdinForwarder { serial: port.clone() })));
-                    RawTerminal::enter(std::io::stdin().as_raw_fd())
-                } else {
-                    None
-                }
-            }
-            None => None,
-        };
+        let serial_chardev = serial.as_ref().map(SerialChardev::chardev);
+        if let Some(serial) = serial {
+            chardevs.insert(0, serial.info.clone());
+            devices.insert(Some("serial0".into()), None, DeviceHandle::Serial(serial.port.clone()))?;
+            // Its chardev (stdio in raw mode, a pty, a socket, ...) is served here.
+            manager.add_subscriber(Arc::new(Mutex::new(serial)));
+        }
         if let Some(ticker) = rtc_ticker {
             manager.add_subscriber(Arc::new(Mutex::new(ticker)));
         }
@@ -114,6 +107,9 @@ impl Vm {
             // of KVM_RUN first, or it would run on a vanished mapping.
             controller.vm.machine.teardown();
             controller.monitors.flush_before_exit();
+        }
+        if let Some(chardev) = &serial_chardev {
+            drain(chardev, SERIAL_DRAIN_TIMEOUT);
         }
         let _ = std::io::stdout().flush();
         if let Some((trace, checkpoints)) = &boot_trace {

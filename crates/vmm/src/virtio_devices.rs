@@ -158,7 +158,7 @@ fn register(inventory: &mut DeviceInventory, id: Option<&str>, slot: Slot, handl
 }
 
 /// QEMU's `query-chardev` filename of a backend.
-fn chardev_filename(backend: &ChardevBackend, pty: Option<&std::path::Path>) -> String {
+pub(crate) fn chardev_filename(backend: &ChardevBackend, pty: Option<&std::path::Path>) -> String {
     match backend {
         ChardevBackend::Null => "null".into(),
         ChardevBackend::Stdio => "stdio".into(),

@@ -12,6 +12,7 @@ use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
 use crate::memory::{create_guest_memory, lock_guest_memory, register_memory};
 use crate::monitor::MonitorServer;
 use crate::rtc::{create_rtc, RtcTicker};
+use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
 use crate::startup::StartupClock;
 use crate::vcpu::{CpuidTemplate, Vcpu};
@@ -24,11 +25,10 @@ use arch::layout::{
 use arch::regs::{write_boot_gdt, write_identity_page_tables, BootEntry};
 use devices::bus::{Bus, BusDevice};
 use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
-use devices::legacy::{DebugExit, I8042Reset, SerialPort};
+use devices::legacy::{DebugExit, I8042Reset};
 use devices::EventFdTrigger;
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use vm_memory::GuestMemoryMmap;
@@ -45,7 +45,7 @@ pub struct Vm {
     pub(crate) mem: GuestMemoryMmap,
     pub(crate) pio: Arc<Bus>,
     pub(crate) mmio: Arc<Bus>,
-    pub(crate) serial: Option<(SerialConfig, Arc<Mutex<SerialPort>>)>,
+    pub(crate) serial: Option<SerialChardev>,
     /// The CMOS clock's timer, served by the main thread's event loop (`rtc=on`).
     pub(crate) rtc_ticker: Option<RtcTicker>,
     /// Serves the virtio devices' queues and backends; `None` without devices.
@@ -117,11 +117,11 @@ impl Vm {
             let (base, len) = (u64::from(debug_exit.iobase), u64::from(debug_exit.iosize));
             add_device(&mut pio, base, len, "isa-debug-exit", Arc::new(Mutex::new(port)))?;
         }
-        let serial = match config.serial {
+        let serial = match &config.serial {
             Some(backend) => {
-                let port = Arc::new(Mutex::new(create_serial(&vm, backend)?));
-                add_device(&mut pio, u64::from(SERIAL_COM1_PORT), SERIAL_PORT_LEN, "serial", port.clone())?;
-                Some((backend, port))
+                let serial = create_serial(&vm, backend)?;
+                add_device(&mut pio, u64::from(SERIAL_COM1_PORT), SERIAL_PORT_LEN, "serial", serial.port.clone())?;
+                Some(serial)
             }
             None => None,
         };
@@ -210,13 +210,9 @@ fn irqfd(vm: &VmFd, gsi: u32, what: &'static str) -> Result<EventFdTrigger, Erro
     Ok(EventFdTrigger::new(irq))
 }
 
-fn create_serial(vm: &VmFd, backend: SerialConfig) -> Result<SerialPort, Error> {
+fn create_serial(vm: &VmFd, backend: &SerialConfig) -> Result<SerialChardev, Error> {
     let irq = irqfd(vm, SERIAL_COM1_IRQ, "irqfd registration for the serial port")?;
-    let out: Box<dyn Write + Send> = match backend {
-        SerialConfig::Stdio => Box::new(std::io::stdout()),
-        SerialConfig::Null => Box::new(std::io::sink()),
-    };
-    Ok(SerialPort::new(irq, out))
+    SerialChardev::open(backend, irq)
 }
 
 fn create_vcpus(

@@ -45,7 +45,7 @@ pub(super) fn parse_qmp(option: &'static str, value: &str, pretty: bool) -> Resu
 }
 
 /// `unix:` followed by `[path=]PATH[,server=on|off][,wait=on|off]`.
-fn parse_unix(option: &'static str, list: &str) -> Result<MonitorSocket, ArgsError> {
+pub(super) fn parse_unix(option: &'static str, list: &str) -> Result<MonitorSocket, ArgsError> {
     let mut path = None;
     let mut server = None;
     let mut wait = None;
@@ -67,7 +67,7 @@ fn parse_unix(option: &'static str, list: &str) -> Result<MonitorSocket, ArgsErr
 }
 
 /// `tcp:` followed by `[HOST]:PORT[,server=on|off][,wait=on|off]`.
-fn parse_tcp(option: &'static str, rest: &str) -> Result<MonitorSocket, ArgsError> {
+pub(super) fn parse_tcp(option: &'static str, rest: &str) -> Result<MonitorSocket, ArgsError> {
     // QEMU splits the address at the first ':' and the first ',' after it.
     let Some((host, after_host)) = rest.split_once(':') else {
         return Err(invalid(option, rest, "tcp: needs HOST:PORT, e.g. tcp:localhost:4444,server=on,wait=off"));

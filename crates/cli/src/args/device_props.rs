@@ -213,6 +213,18 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         ],
     },
     KindDesc {
+        name: "isa-serial",
+        help: "The 16550A (COM1, 0x3f8, IRQ 4; not a virtio device): turns legacy mode on. Without chardev= it is \
+               connected to nothing; with -serial as well (other than none), an error: there is one port.",
+        props: &[
+            prop("chardev", Text("ID"), None, "The -chardev it talks on."),
+            prop("index", OneOf(&["0"]), Some("0"), "Only 0 (COM1)."),
+            prop("iobase", OneOf(&["0x3f8"]), Some("0x3f8"), "Only COM1's."),
+            prop("irq", OneOf(&["4"]), Some("4"), "Only COM1's."),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
         name: "isa-debug-exit",
         help: "QEMU's test-exit port (not a virtio device): a guest write of V ends microvm with status \
                (V << 1) | 1. The port exists only when asked for.",

@@ -36,7 +36,7 @@ use vmm::config::{
     MonitorSocket, NetConfig,
 };
 
-use super::backends::{Backend, Backends, CHARDEV, DRIVE};
+use super::backends::{Backend, Backends, Chardev, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
 use super::keyval::{kind_name, kind_settings, Setting};
 use super::{invalid, unhandled, ArgsError};
@@ -90,7 +90,12 @@ pub(super) struct Devices {
     stdio_owner: Option<StdioOwner>,
     /// `-device isa-debug-exit` (an ISA port, not a virtio slot).
     pub(super) debug_exit: Option<DebugExitConfig>,
+    /// `-device isa-serial`: its `chardev=` id, if any, and the option value.
+    pub(super) isa_serial: Option<(Option<String>, String)>,
 }
+
+/// The devices, the monitors and the serial port's chardev, resolved.
+pub(super) type Resolved = (Vec<DeviceConfig>, Vec<MonitorConfig>, Option<ChardevConfig>);
 
 /// A QMP monitor whose chardev (if it names one) is looked up in `finish`.
 pub(super) struct Monitor {
@@ -179,6 +184,17 @@ impl Devices {
                     return Err(invalid(DEVICE, &s.text, "packed virtqueues are not supported; use packed=off"))
                 }
                 "mq" => return Err(invalid(DEVICE, &s.text, "multiqueue is not supported; use mq=off")),
+                // COM1's: index 0, port 0x3f8, IRQ 4.
+                "iobase" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 0x3f8 => {}
+                "irq" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 4 => {}
+                "index" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 0 => {}
+                "iobase" | "irq" | "index" if kind.name == "isa-serial" => {
+                    return Err(invalid(
+                        DEVICE,
+                        &s.text,
+                        "microvm's one serial port is COM1: index=0,iobase=0x3f8,irq=4",
+                    ))
+                }
                 "iobase" => iobase = Some(parse_number(&s, 0xffff)?),
                 "iosize" => iosize = Some(parse_number(&s, 8)?),
                 "netdev" => netdev = Some(s.reference(DEVICE)?),
@@ -212,6 +228,14 @@ impl Devices {
                 return self.attach_console(bus, Console { chardev, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
+            "isa-serial" => {
+                if self.isa_serial.is_some() {
+                    return Err(invalid(DEVICE, &value, "microvm has one serial port (COM1)"));
+                }
+                self.check_device_id(id, &value)?;
+                self.isa_serial = Some((chardev, value));
+                return Ok(());
+            }
             "isa-debug-exit" => {
                 let defaults = DebugExitConfig::default();
                 let iosize = iosize.unwrap_or(u64::from(defaults.iosize));
@@ -329,9 +353,14 @@ impl Devices {
         Ok(())
     }
 
-    /// Resolves every device's and monitor's backend; `serial_stdio`:
-    /// `-serial stdio` was given.
-    pub(super) fn finish(self, serial_stdio: bool) -> Result<(Vec<DeviceConfig>, Vec<MonitorConfig>), ArgsError> {
+    /// Resolves every device's and monitor's backend, and the chardev of the
+    /// serial port if one is named (`serial`: option, its value, the chardev
+    /// id); `serial_stdio`: `-serial stdio` was given.
+    pub(super) fn finish(
+        self,
+        serial_stdio: bool,
+        serial: Option<(&'static str, String, String)>,
+    ) -> Result<Resolved, ArgsError> {
         if serial_stdio {
             if let Some(owner) = &self.stdio_owner {
                 return Err(invalid(
@@ -345,6 +374,14 @@ impl Devices {
         let mut drives: Vec<_> = drives.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
         let mut netdevs: Vec<_> = netdevs.into_iter().map(|n| (n.id.clone(), Some(n))).collect();
         let mut chardevs: Vec<_> = chardevs.into_iter().map(|c| (c.id.clone(), Some(c))).collect();
+        // The serial port takes its chardev first, as QEMU creates serial0 before the devices.
+        let serial_chardev = match serial {
+            Some((option, value, id)) => {
+                let chardev = take(&mut chardevs, &id, &value, "chardev").map_err(|e| reword(e, option, &value))?;
+                Some(chardev_config(chardev, option, &value)?)
+            }
+            None => None,
+        };
         let mut out = Vec::with_capacity(self.devices.len());
         for device in self.devices {
             out.push(match device {
@@ -366,22 +403,7 @@ impl Devices {
                         ));
                     };
                     let chardev = take(&mut chardevs, &console.chardev, &console.value, "chardev")?;
-                    let backend = match chardev.backend {
-                        Backend::Plain(backend) => backend,
-                        Backend::Tcp { host, port, server, wait } => ChardevBackend::Tcp { host, port, server, wait },
-                        Backend::Fd(_) => {
-                            return Err(invalid(
-                                DEVICE,
-                                &console.value,
-                                format!(
-                                    "chardev '{}' is an inherited fd socket, which only a monitor can use; \
-                                     a console takes null, stdio, pty, file or a Unix or TCP socket",
-                                    esc(&chardev.id)
-                                ),
-                            ))
-                        }
-                    };
-                    let chardev = ChardevConfig { id: chardev.id, backend, logfile: chardev.logfile };
+                    let chardev = chardev_config(chardev, DEVICE, &console.value)?;
                     DeviceConfig::Console(ConsoleConfig { chardev })
                 }
                 Device::Rng { rng, value } => {
@@ -437,7 +459,7 @@ impl Devices {
             };
             monitors.push(MonitorConfig { socket, pretty: m.pretty, label });
         }
-        Ok((out, monitors))
+        Ok((out, monitors, serial_chardev))
     }
 }
 
@@ -452,6 +474,34 @@ fn device_value(d: &Device) -> &str {
 
 /// Takes the backend named `id` (of `kind`) out of `list` for the device
 /// given as `value`, leaving `None` so that a second user is told it is taken.
+/// A chardev a serial port or console uses, as the VMM takes it.
+fn chardev_config(chardev: Chardev, option: &'static str, value: &str) -> Result<ChardevConfig, ArgsError> {
+    let backend = match chardev.backend {
+        Backend::Plain(backend) => backend,
+        Backend::Tcp { host, port, server, wait } => ChardevBackend::Tcp { host, port, server, wait },
+        Backend::Fd(_) => {
+            return Err(invalid(
+                option,
+                value,
+                format!(
+                    "chardev '{}' is an inherited fd socket, which only a monitor can use; \
+                     a console or serial port takes null, stdio, pty, file or a Unix or TCP socket",
+                    esc(&chardev.id)
+                ),
+            ))
+        }
+    };
+    Ok(ChardevConfig { id: chardev.id, backend, logfile: chardev.logfile })
+}
+
+/// An error `take` made for a `-device`, told about `option` instead.
+fn reword(e: ArgsError, option: &'static str, value: &str) -> ArgsError {
+    match e {
+        ArgsError::InvalidValue { reason, .. } => invalid(option, value, reason),
+        other => other,
+    }
+}
+
 fn take<T>(list: &mut [(String, Option<T>)], id: &str, value: &str, kind: &str) -> Result<T, ArgsError> {
     match list.iter_mut().find(|(name, _)| name == id) {
         None => Err(not_defined(value, kind, id)),

@@ -6,7 +6,7 @@ use vmm::arch_layout::{MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE};
 
 use super::keyval::{check, describe, elements, parse_bool, Elem, ShortForms};
 use super::options::{GLOBAL_PROPS, MACHINE_PROPS, MEM_PROPS, SMP_PROPS};
-use super::{invalid, unhandled, ArgsError, Parsed, MEM_ALIGN};
+use super::{invalid, unhandled, ArgsError, MEM_ALIGN};
 
 /// What `-M` set; `None`: not given (the default applies).
 #[derive(Default)]
@@ -59,28 +59,6 @@ pub(super) fn parse_machine(option: &'static str, value: &str, m: &mut MachineOp
             name => return Err(unhandled(option, name)),
         }
     }
-    Ok(())
-}
-
-/// `-serial stdio|none`. See `finish` in `args.rs` for how it combines with `-M`.
-pub(super) fn parse_serial(value: &str, p: &mut Parsed) -> Result<(), ArgsError> {
-    match value {
-        "stdio" => {
-            if p.serial_stdio {
-                // QEMU: "cannot use stdio by multiple character devices".
-                return Err(invalid("-serial", value, "given more than once; microvm has one serial port"));
-            }
-            p.serial_stdio = true;
-        }
-        "none" => {}
-        "mon:stdio" => {
-            return Err(invalid("-serial", value, "there is no monitor; use -serial stdio"));
-        }
-        _ => {
-            return Err(invalid("-serial", value, "not supported; use stdio or none"));
-        }
-    }
-    p.serial_given = true;
     Ok(())
 }
 

@@ -251,13 +251,13 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         "-serial",
         &[],
         Opt::Serial,
-        Some("stdio|none"),
+        Some("stdio|null|none|pty|file:PATH|unix:PATH[,server,nowait]|tcp:[HOST]:PORT[,server,nowait]|chardev:ID"),
         Section::Serial,
-        "stdio: connect the 16550A to stdin/stdout (given once). none: the 16550A exists but is connected to \
-         nothing. Either implies legacy mode unless isa-serial=off; -serial stdio with isa-serial=off is an \
-         error (there is no port to connect). Without -serial, a legacy-mode port goes to stdio, or to nothing \
-         with -nodefaults (QEMU drops its default serial) or when -chardev stdio or -qmp stdio owns stdin. \
-         Other backends (pty, file:, tcp:, unix:, mon:stdio, ...) are not supported.",
+        "Connect the 16550A (COM1) to a chardev; any -serial implies legacy mode unless isa-serial=off, which \
+         contradicts a connected one. As in QEMU, none adds no port (so the next -serial is COM1) and a \
+         second connected -serial is an error (there is no COM2). Without -serial, a legacy-mode port goes to \
+         stdio, or to nothing with -nodefaults (QEMU drops its default serial) or when -chardev stdio or -qmp \
+         stdio owns stdin. Every backend goes through the chardev layer (stdio in raw mode).",
     ),
     opt("-nodefaults", &[], Opt::Nodefaults, None, Section::Serial, "No default serial port (see -serial)."),
     opt(
