@@ -37,6 +37,7 @@ mod help;
 mod host;
 mod keyval;
 mod machine;
+mod mux;
 mod options;
 mod schema;
 mod serial;
@@ -169,6 +170,8 @@ struct Parsed {
     uuid: Option<String>,
     daemonize: bool,
     pidfile: Option<String>,
+    /// `-echr N`.
+    echr: Option<u8>,
     /// `-accel` names in order.
     accels: Vec<String>,
     cpu: host::CpuOptions,
@@ -222,7 +225,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
                     }
                     Some(_) if spec == serial::SerialSpec::None => {}
                     _ => {
-                        p.serial_stdio = spec == serial::SerialSpec::Stdio;
+                        p.serial_stdio = matches!(spec, serial::SerialSpec::Stdio | serial::SerialSpec::MonStdio);
                         p.serial = Some((spec, value));
                     }
                 }
@@ -273,6 +276,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Qmp => p.devices.monitor(control::parse_qmp(name, &value, false)?)?,
             Opt::QmpPretty => p.devices.monitor(control::parse_qmp(name, &value, true)?)?,
             Opt::Mon => p.devices.monitor(control::parse_mon(&value)?)?,
+            Opt::Monitor => {
+                if let Some(monitor) = control::parse_monitor(&value)? {
+                    p.devices.monitor(monitor)?;
+                }
+            }
+            Opt::Echr => p.echr = Some(parse_echr(&value)?),
             Opt::Device => p.devices.device(&value)?,
             Opt::Drive => p.devices.backends.drive(&value)?,
             Opt::Netdev => p.devices.backends.netdev(&value)?,
@@ -334,9 +343,12 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
     let legacy = isa_device.is_some() || p.machine.isa_serial.unwrap_or(p.serial.is_some());
     // A `-chardev` named by -serial chardev:ID or isa-serial,chardev=ID, resolved with the devices.
     let serial_ref = match (&p.serial, &isa_device) {
-        (Some((serial::SerialSpec::Chardev(id), value)), _) => Some(("-serial", value.clone(), id.clone())),
-        (_, Some((Some(id), value))) => Some(("-device", value.clone(), id.clone())),
-        _ => None,
+        (Some((serial::SerialSpec::Chardev(id), value)), _) => {
+            devices::SerialRequest::Chardev("-serial", value.clone(), id.clone())
+        }
+        (Some((serial::SerialSpec::MonStdio, _)), _) => devices::SerialRequest::MonStdio,
+        (_, Some((Some(id), value))) => devices::SerialRequest::Chardev("-device", value.clone(), id.clone()),
+        _ => devices::SerialRequest::None,
     };
     let serial = match &p.serial {
         _ if !legacy => match &p.serial {
@@ -359,7 +371,9 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
     };
 
     let debug_exit = p.devices.debug_exit;
-    let (devices, monitors, serial_chardev) = p.devices.finish(p.serial_stdio, serial_ref)?;
+    let escape = p.echr.unwrap_or(mux::DEFAULT_ESCAPE);
+    let devices::Resolved { devices, monitors, serial: serial_chardev, muxes } =
+        p.devices.finish(p.serial_stdio, serial_ref, escape)?;
     let serial = match serial_chardev {
         Some(chardev) if serial.is_some() => Some(SerialConfig::Chardev(chardev)),
         _ => serial,
@@ -393,7 +407,17 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         mem_lock: p.mem_lock,
         guest_errors: p.log_items.guest_errors,
         debug_exit,
+        muxes,
     })
+}
+
+/// `-echr N`: a character code, decimal or `0x` hex, 0..=255.
+fn parse_echr(value: &str) -> Result<u8, ArgsError> {
+    let n = match value.strip_prefix("0x") {
+        Some(hex) => u8::from_str_radix(hex, 16).ok(),
+        None => value.parse().ok(),
+    };
+    n.ok_or_else(|| invalid("-echr", value, "expected a character code 0..255, e.g. 20 for C-t"))
 }
 
 fn non_empty_path(option: &'static str, value: String) -> Result<String, ArgsError> {

@@ -40,6 +40,20 @@ pub struct VmConfig {
     pub guest_errors: bool,
     /// `-device isa-debug-exit`: the port whose writes end microvm with a status.
     pub debug_exit: Option<DebugExitConfig>,
+    /// Mux chardevs and human monitors; front ends name them with `ChardevBackend::MuxPort`.
+    pub muxes: Vec<MuxConfig>,
+}
+
+/// A chardev shared by several front ends (`-chardev ...,mux=on`, `-serial
+/// mon:stdio`) or a human monitor's own chardev (`-monitor stdio`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MuxConfig {
+    /// The backend (never `MuxPort`).
+    pub chardev: ChardevConfig,
+    /// A human monitor (readline HMP) is one of its front ends.
+    pub monitor: bool,
+    /// The escape key (`-echr`; C-a = 1).
+    pub escape: u8,
 }
 
 pub use arch::cpu_features::CpuFeatures;
@@ -202,6 +216,8 @@ pub enum ChardevBackend {
         server: bool,
         wait: bool,
     },
+    /// A front end of `VmConfig::muxes[N]`.
+    MuxPort(usize),
     /// A TCP socket (`socket,host=H,port=P`), as `Socket` otherwise.
     Tcp {
         host: String,

@@ -2,7 +2,7 @@
 //! serial console's stdin.
 
 use crate::exit::{ExitNotifier, VmExit};
-use crate::monitor::{MonitorServer, VmControl};
+use crate::monitor::{MonitorServer, Mux, VmControl};
 use crate::signals::StopSignals;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::os::fd::AsRawFd;
@@ -15,6 +15,8 @@ use vmm_sys_util::eventfd::EventFd;
 pub struct Controller {
     pub vm: VmControl,
     pub monitors: MonitorServer,
+    /// Mux chardevs and human monitors (their commands run on `vm`).
+    pub muxes: Vec<Mux>,
     pub exit: Arc<ExitNotifier>,
     pub reset: EventFd,
     pub signals: StopSignals,
@@ -30,6 +32,9 @@ impl MutEventSubscriber for Controller {
             }
         }
         self.monitors.init(ops);
+        for mux in &mut self.muxes {
+            mux.init(ops, &mut self.vm);
+        }
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
@@ -44,6 +49,8 @@ impl MutEventSubscriber for Controller {
         } else if fd == self.exit.eventfd().as_raw_fd() {
             // Its reason is already stored; read it so epoll stops reporting it.
             let _ = self.exit.eventfd().read();
+        } else if self.muxes.iter_mut().fold(false, |ours, mux| mux.process(&events, ops, &mut self.vm) | ours) {
+            // A mux chardev's event (each mux serves only its own fds).
         } else if !self.monitors.process(&events, ops, &mut self.vm) {
             log::warn!("event loop: event on unknown fd {fd}");
             let _ = ops.remove(events);

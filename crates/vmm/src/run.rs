@@ -39,6 +39,7 @@ impl Vm {
             device_loop,
             inventory,
             monitors,
+            muxes,
             reset,
             exit,
             signals,
@@ -50,9 +51,12 @@ impl Vm {
         let mut chardevs = inventory.chardevs;
         let mut devices = inventory.registry;
         chardevs.extend(crate::monitor::chardev_infos(&config.monitors));
+        chardevs.extend(muxes.iter().map(|m| m.info.clone()));
         let serial_chardev = serial.as_ref().map(SerialChardev::chardev);
         if let Some(serial) = serial {
-            chardevs.insert(0, serial.info.clone());
+            if let Some(info) = &serial.info {
+                chardevs.insert(0, info.clone());
+            }
             devices.insert(Some("serial0".into()), None, DeviceHandle::Serial(serial.port.clone()))?;
             // Its chardev (stdio in raw mode, a pty, a socket, ...) is served here.
             manager.add_subscriber(Arc::new(Mutex::new(serial)));
@@ -61,7 +65,7 @@ impl Vm {
             manager.add_subscriber(Arc::new(Mutex::new(ticker)));
         }
         // Only monitors can ask for the map: no cost on the start path without one.
-        let mtree = if monitors.is_empty() {
+        let mtree = if monitors.is_empty() && muxes.is_empty() {
             String::new()
         } else {
             crate::address_map::format_mtree(&address_map(config.mem_size, config.machine.pit, &pio, &mmio))
@@ -85,6 +89,7 @@ impl Vm {
         let controller = Arc::new(Mutex::new(Controller {
             vm: VmControl { machine, facts, devices },
             monitors,
+            muxes,
             exit,
             reset,
             signals,
@@ -110,6 +115,9 @@ impl Vm {
         }
         if let Some(chardev) = &serial_chardev {
             drain(chardev, SERIAL_DRAIN_TIMEOUT);
+        }
+        for mux in &mut lock(&controller).muxes {
+            mux.drain(SERIAL_DRAIN_TIMEOUT);
         }
         let _ = std::io::stdout().flush();
         if let Some((trace, checkpoints)) = &boot_trace {

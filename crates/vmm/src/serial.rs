@@ -12,6 +12,7 @@
 //! FIFO (held in the port's own queue while the FIFO is full).
 
 use crate::config::{ChardevBackend, ChardevConfig, SerialConfig};
+use crate::monitor::Mux;
 use crate::virtio_devices::{chardev_filename, open_chardev, ChardevInfo};
 use crate::Error;
 use devices::chardev::Chardev;
@@ -68,17 +69,20 @@ pub struct SerialChardev {
     pub port: Arc<Mutex<SerialPort>>,
     chardev: Arc<Mutex<Chardev>>,
     kick: EventFd,
-    /// For `query-chardev`.
-    pub info: ChardevInfo,
+    /// For `query-chardev` (`None` on a mux: the mux is listed).
+    pub info: Option<ChardevInfo>,
 }
 
 impl SerialChardev {
     /// Opens the backend (a server socket with wait=on blocks here, as in
     /// QEMU) and builds the UART raising `irq`.
-    pub fn open(config: &SerialConfig, irq: EventFdTrigger) -> Result<SerialChardev, Error> {
+    pub fn open(config: &SerialConfig, irq: EventFdTrigger, muxes: &mut [Mux]) -> Result<SerialChardev, Error> {
         let cfg = serial_chardev(config);
-        let chardev = open_chardev(&cfg)?;
-        let info = ChardevInfo { label: cfg.id.clone(), filename: chardev_filename(&cfg.backend, chardev.pty_path()) };
+        let chardev = open_chardev(&cfg, muxes)?;
+        let info = (!matches!(cfg.backend, ChardevBackend::MuxPort(_))).then(|| ChardevInfo {
+            label: cfg.id.clone(),
+            filename: chardev_filename(&cfg.backend, chardev.pty_path()),
+        });
         let chardev = Arc::new(Mutex::new(chardev));
         let kick = EventFd::new(EFD_NONBLOCK).map_err(|source| Error::Io { what: "serial eventfd", source })?;
         let writer = ChardevWriter {

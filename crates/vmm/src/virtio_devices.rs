@@ -8,6 +8,7 @@ use crate::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, Devic
 use crate::device_registry::{DeviceHandle, DeviceRegistry};
 use crate::device_thread::DeviceEventLoop;
 use crate::kvm::KvmError;
+use crate::monitor::Mux;
 use crate::Error;
 use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
@@ -97,6 +98,7 @@ pub fn create_devices(
     mem: &GuestMemoryMmap,
     mmio: &mut Bus,
     event_loop: &mut DeviceEventLoop,
+    muxes: &mut [Mux],
 ) -> Result<DeviceInventory, Error> {
     if configs.len() > VIRTIO_MMIO_SLOTS as usize {
         return Err(Error::Config(format!(
@@ -133,9 +135,12 @@ pub fn create_devices(
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Net(net))?;
             }
             DeviceConfig::Console(cfg) => {
-                let chardev = open_chardev(&cfg.chardev)?;
-                let filename = chardev_filename(&cfg.chardev.backend, chardev.pty_path());
-                inventory.chardevs.push(ChardevInfo { label: cfg.chardev.id.clone(), filename });
+                let chardev = open_chardev(&cfg.chardev, muxes)?;
+                // A mux's front end is not a chardev of its own: the mux is listed.
+                if !matches!(cfg.chardev.backend, ChardevBackend::MuxPort(_)) {
+                    let filename = chardev_filename(&cfg.chardev.backend, chardev.pty_path());
+                    inventory.chardevs.push(ChardevInfo { label: cfg.chardev.id.clone(), filename });
+                }
                 let console = Console::new(chardev)?;
                 let console = Arc::new(Mutex::new(console));
                 attach(console.clone(), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
@@ -170,13 +175,19 @@ pub(crate) fn chardev_filename(backend: &ChardevBackend, pty: Option<&std::path:
         ChardevBackend::Tcp { host, port, server, .. } => {
             format!("tcp:{host}:{port}{}", if *server { ",server=on" } else { "" })
         }
+        ChardevBackend::MuxPort(_) => "mux".into(),
     }
 }
 
 /// Opens a chardev backend. A server socket with `wait=on` blocks here
 /// until its client connects, before any vCPU runs, as in QEMU.
-pub(crate) fn open_chardev(cfg: &ChardevConfig) -> Result<Chardev, Error> {
+/// A front end of a mux (`MuxPort`) is attached to its mux in `muxes`.
+pub(crate) fn open_chardev(cfg: &ChardevConfig, muxes: &mut [Mux]) -> Result<Chardev, Error> {
     let backend = match &cfg.backend {
+        ChardevBackend::MuxPort(n) => {
+            let mux = muxes.get_mut(*n).ok_or_else(|| Error::Config(format!("chardev {}: no mux {n}", cfg.id)))?;
+            return mux.attach(&cfg.id);
+        }
         ChardevBackend::Null => chardev::ChardevBackend::Null,
         ChardevBackend::Stdio => chardev::ChardevBackend::Stdio,
         ChardevBackend::Pty => chardev::ChardevBackend::Pty,
@@ -257,7 +268,7 @@ mod tests {
             std::fs::write(&path, "old\n").unwrap();
             let backend = ChardevBackend::File { path: path.clone(), append };
             let cfg = ChardevConfig { id: "f".into(), backend, logfile: None };
-            let chardev = open_chardev(&cfg).unwrap();
+            let chardev = open_chardev(&cfg, &mut []).unwrap();
             assert_eq!(std::fs::read_to_string(&path).unwrap(), want, "append={append}");
             drop(chardev);
         }

@@ -10,7 +10,7 @@ use crate::device_thread::DeviceEventLoop;
 use crate::exit::{ExitNotifier, VmExit};
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
 use crate::memory::{create_guest_memory, lock_guest_memory, register_memory};
-use crate::monitor::MonitorServer;
+use crate::monitor::{MonitorServer, Mux};
 use crate::rtc::{create_rtc, RtcTicker};
 use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
@@ -54,6 +54,8 @@ pub struct Vm {
     pub(crate) inventory: DeviceInventory,
     /// QMP monitors, listening (or connected) since set-up.
     pub(crate) monitors: MonitorServer,
+    /// Mux chardevs and human monitors, served by the controller.
+    pub(crate) muxes: Vec<Mux>,
     pub(crate) reset: EventFd,
     pub(crate) exit: Arc<ExitNotifier>,
     pub(crate) signals: StopSignals,
@@ -117,9 +119,11 @@ impl Vm {
             let (base, len) = (u64::from(debug_exit.iobase), u64::from(debug_exit.iosize));
             add_device(&mut pio, base, len, "isa-debug-exit", Arc::new(Mutex::new(port)))?;
         }
+        // Before their front ends (serial port, consoles) attach to them.
+        let mut muxes = config.muxes.iter().map(Mux::open).collect::<Result<Vec<_>, _>>()?;
         let serial = match &config.serial {
             Some(backend) => {
-                let serial = create_serial(&vm, backend)?;
+                let serial = create_serial(&vm, backend, &mut muxes)?;
                 add_device(&mut pio, u64::from(SERIAL_COM1_PORT), SERIAL_PORT_LEN, "serial", serial.port.clone())?;
                 Some(serial)
             }
@@ -139,7 +143,7 @@ impl Vm {
             (None, DeviceInventory::default())
         } else {
             let mut event_loop = DeviceEventLoop::new().map_err(Error::EventLoop)?;
-            let inventory = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop)?;
+            let inventory = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop, &mut muxes)?;
             (Some(event_loop), inventory)
         };
         let device_entries = &inventory.cmdline_entries;
@@ -168,6 +172,7 @@ impl Vm {
             device_loop,
             inventory,
             monitors,
+            muxes,
             reset,
             exit,
             signals,
@@ -210,9 +215,9 @@ fn irqfd(vm: &VmFd, gsi: u32, what: &'static str) -> Result<EventFdTrigger, Erro
     Ok(EventFdTrigger::new(irq))
 }
 
-fn create_serial(vm: &VmFd, backend: &SerialConfig) -> Result<SerialChardev, Error> {
+fn create_serial(vm: &VmFd, backend: &SerialConfig, muxes: &mut [Mux]) -> Result<SerialChardev, Error> {
     let irq = irqfd(vm, SERIAL_COM1_IRQ, "irqfd registration for the serial port")?;
-    SerialChardev::open(backend, irq)
+    SerialChardev::open(backend, irq, muxes)
 }
 
 fn create_vcpus(

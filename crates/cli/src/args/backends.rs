@@ -37,6 +37,8 @@ pub(super) struct Chardev {
     pub(super) id: String,
     pub(super) backend: Backend,
     pub(super) logfile: Option<LogFile>,
+    /// `mux=on`: shared by several front ends (see `mux.rs`).
+    pub(super) mux: bool,
 }
 
 /// A `-chardev` backend. Consoles take the [`ChardevBackend`]s; the sockets
@@ -79,6 +81,7 @@ impl Backend {
             Backend::Plain(ChardevBackend::Null) => return Err("null"),
             // Consoles get TCP as Backend::Tcp; never built as Plain.
             Backend::Plain(ChardevBackend::Tcp { .. }) => return Err("a TCP console socket"),
+            Backend::Plain(ChardevBackend::MuxPort(_)) => return Err("a mux front end"),
         })
     }
 }
@@ -247,14 +250,11 @@ impl Backends {
         let mut id = None;
         let (mut path, mut host, mut port, mut fd) = (None, None, None, None);
         let (mut server, mut wait, mut append) = (None, None, false);
-        let (mut logfile, mut logappend) = (None, false);
+        let (mut logfile, mut logappend, mut mux) = (None, false, false);
         for s in kind_settings(CHARDEV, value, "backend", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(CHARDEV)?),
-                "mux" if s.on => {
-                    return Err(invalid(CHARDEV, &s.text, "there is no monitor to multiplex; use mux=off"));
-                }
-                "mux" => {}
+                "mux" => mux = s.on,
                 "path" => path = Some(s.path(CHARDEV)?),
                 "append" => append = s.on,
                 "host" => host = Some(s.value.clone()),
@@ -312,7 +312,7 @@ impl Backends {
             return Err(invalid(CHARDEV, value, format!("duplicate id '{id}'")));
         }
         let logfile = logfile.map(|path| LogFile { path, append: logappend });
-        self.chardevs.push(Chardev { id, backend, logfile });
+        self.chardevs.push(Chardev { id, backend, logfile, mux });
         Ok(&self.chardevs[self.chardevs.len() - 1])
     }
 

@@ -63,7 +63,13 @@ pub(super) const NETDEV_KINDS: &[KindDesc] = &[KindDesc {
 const REQUIRED_ID: PropDesc = PropDesc { help: "Required; devices refer to it.", ..ID };
 
 /// Properties every `-chardev` backend has.
-const CHARDEV_MUX: PropDesc = prop("mux", Bool, Some("off"), "Only off: there is no monitor to multiplex.");
+const CHARDEV_MUX: PropDesc = prop(
+    "mux",
+    Bool,
+    Some("off"),
+    "on: shared by the serial port (-serial chardev:ID), virtconsoles and a human monitor (-mon chardev=ID); \
+     input goes to one at a time, C-a c switches (see -echr).",
+);
 const CHARDEV_LOGFILE: PropDesc = prop("logfile", Text("PATH"), None, "A copy of the output goes to this file.");
 const CHARDEV_LOGAPPEND: PropDesc =
     prop("logappend", Bool, Some("off"), "Append to the log file instead of truncating it first.");

@@ -33,12 +33,13 @@
 
 use vmm::config::{
     BlockConfig, ChardevBackend, ChardevConfig, ConsoleConfig, DebugExitConfig, DeviceConfig, MonitorConfig,
-    MonitorSocket, NetConfig,
+    MonitorSocket, MuxConfig, NetConfig,
 };
 
-use super::backends::{Backend, Backends, Chardev, CHARDEV, DRIVE};
+use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
 use super::keyval::{kind_name, kind_settings, Setting};
+use super::mux::ChardevUsers;
 use super::{invalid, unhandled, ArgsError};
 
 const DEVICE: &str = "-device";
@@ -94,16 +95,32 @@ pub(super) struct Devices {
     pub(super) isa_serial: Option<(Option<String>, String)>,
 }
 
-/// The devices, the monitors and the serial port's chardev, resolved.
-pub(super) type Resolved = (Vec<DeviceConfig>, Vec<MonitorConfig>, Option<ChardevConfig>);
+/// The devices, the monitors, the serial port's chardev and the muxes, resolved.
+pub(super) struct Resolved {
+    pub(super) devices: Vec<DeviceConfig>,
+    pub(super) monitors: Vec<MonitorConfig>,
+    pub(super) serial: Option<ChardevConfig>,
+    pub(super) muxes: Vec<MuxConfig>,
+}
+
+/// What the serial port asks of the chardevs.
+pub(super) enum SerialRequest {
+    None,
+    /// `-serial chardev:ID` or `-device isa-serial,chardev=ID`: option, value, id.
+    Chardev(&'static str, String, String),
+    /// `-serial mon:stdio`: a mux on stdio shared with a human monitor.
+    MonStdio,
+}
 
 /// A QMP monitor whose chardev (if it names one) is looked up in `finish`.
 pub(super) struct Monitor {
-    /// `-qmp` or `-mon`, and its value, for messages.
+    /// `-qmp`, `-mon` or `-monitor`, and its value, for messages.
     pub(super) option: &'static str,
     pub(super) value: String,
     pub(super) target: MonitorTarget,
     pub(super) pretty: bool,
+    /// The human monitor (readline HMP) rather than QMP.
+    pub(super) human: bool,
 }
 
 pub(super) enum MonitorTarget {
@@ -356,11 +373,7 @@ impl Devices {
     /// Resolves every device's and monitor's backend, and the chardev of the
     /// serial port if one is named (`serial`: option, its value, the chardev
     /// id); `serial_stdio`: `-serial stdio` was given.
-    pub(super) fn finish(
-        self,
-        serial_stdio: bool,
-        serial: Option<(&'static str, String, String)>,
-    ) -> Result<Resolved, ArgsError> {
+    pub(super) fn finish(self, serial_stdio: bool, serial: SerialRequest, escape: u8) -> Result<Resolved, ArgsError> {
         if serial_stdio {
             if let Some(owner) = &self.stdio_owner {
                 return Err(invalid(
@@ -373,14 +386,15 @@ impl Devices {
         let Backends { drives, netdevs, chardevs, rng_objects } = self.backends;
         let mut drives: Vec<_> = drives.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
         let mut netdevs: Vec<_> = netdevs.into_iter().map(|n| (n.id.clone(), Some(n))).collect();
-        let mut chardevs: Vec<_> = chardevs.into_iter().map(|c| (c.id.clone(), Some(c))).collect();
+        let mut chardevs = ChardevUsers::new(chardevs, escape);
         // The serial port takes its chardev first, as QEMU creates serial0 before the devices.
         let serial_chardev = match serial {
-            Some((option, value, id)) => {
-                let chardev = take(&mut chardevs, &id, &value, "chardev").map_err(|e| reword(e, option, &value))?;
-                Some(chardev_config(chardev, option, &value)?)
+            SerialRequest::Chardev(option, value, id) => Some(chardevs.front_end(&id, option, &value)?),
+            SerialRequest::MonStdio => {
+                let mux = chardevs.implicit("serial0", ChardevBackend::Stdio, true);
+                Some(ChardevConfig { id: "serial0".into(), backend: ChardevBackend::MuxPort(mux), logfile: None })
             }
-            None => None,
+            SerialRequest::None => None,
         };
         let mut out = Vec::with_capacity(self.devices.len());
         for device in self.devices {
@@ -402,8 +416,7 @@ impl Devices {
                             "a virtio-serial-device needs a -device virtconsole,chardev=ID after it",
                         ));
                     };
-                    let chardev = take(&mut chardevs, &console.chardev, &console.value, "chardev")?;
-                    let chardev = chardev_config(chardev, DEVICE, &console.value)?;
+                    let chardev = chardevs.front_end(&console.chardev, DEVICE, &console.value)?;
                     DeviceConfig::Console(ConsoleConfig { chardev })
                 }
                 Device::Rng { rng, value } => {
@@ -425,41 +438,40 @@ impl Devices {
         }
         let mut monitors = Vec::with_capacity(self.monitors.len());
         for m in self.monitors {
-            let label = match &m.target {
-                MonitorTarget::Chardev(id) => Some(id.clone()),
-                MonitorTarget::Socket(_) => None,
-            };
-            let socket = match m.target {
-                MonitorTarget::Socket(socket) => socket,
-                MonitorTarget::Chardev(id) => {
-                    let chardev = match chardevs.iter_mut().find(|(name, _)| *name == id) {
-                        None => {
-                            return Err(invalid(
-                                m.option,
-                                &m.value,
-                                format!("chardev '{}' is not defined (no -chardev with id={})", esc(&id), esc(&id)),
-                            ))
-                        }
-                        Some((_, chardev)) => chardev.take().ok_or_else(|| {
-                            invalid(
-                                m.option,
-                                &m.value,
-                                format!("chardev '{}' is already used by a device or another monitor", esc(&id)),
-                            )
-                        })?,
-                    };
-                    chardev.backend.monitor_socket().map_err(|what| {
+            let socket = match (m.target, m.human) {
+                (MonitorTarget::Chardev(id), true) => {
+                    chardevs.human_monitor(&id, m.option, &m.value)?;
+                    continue;
+                }
+                (MonitorTarget::Socket(socket), true) => {
+                    let n = chardevs.muxes.len();
+                    chardevs.implicit(&format!("compat_monitor{n}"), monitor_chardev(socket), true);
+                    continue;
+                }
+                (MonitorTarget::Socket(socket), false) => (socket, None),
+                (MonitorTarget::Chardev(id), false) => {
+                    let backend = chardevs.qmp(&id, m.option, &m.value)?;
+                    let socket = backend.monitor_socket().map_err(|what| {
                         invalid(
                             m.option,
                             &m.value,
                             format!("chardev '{}' is {what}; a QMP monitor needs a socket or stdio chardev", esc(&id)),
                         )
-                    })?
+                    })?;
+                    (socket, Some(id))
                 }
             };
-            monitors.push(MonitorConfig { socket, pretty: m.pretty, label });
+            monitors.push(MonitorConfig { socket: socket.0, pretty: m.pretty, label: socket.1 });
         }
-        Ok((out, monitors, serial_chardev))
+        Ok(Resolved { devices: out, monitors, serial: serial_chardev, muxes: chardevs.muxes })
+    }
+}
+
+/// The chardev of a human monitor given as a socket or stdio (`-monitor`).
+fn monitor_chardev(socket: MonitorSocket) -> ChardevBackend {
+    match socket {
+        MonitorSocket::Stdio => ChardevBackend::Stdio,
+        other => super::serial::socket_backend(other),
     }
 }
 
@@ -474,34 +486,6 @@ fn device_value(d: &Device) -> &str {
 
 /// Takes the backend named `id` (of `kind`) out of `list` for the device
 /// given as `value`, leaving `None` so that a second user is told it is taken.
-/// A chardev a serial port or console uses, as the VMM takes it.
-fn chardev_config(chardev: Chardev, option: &'static str, value: &str) -> Result<ChardevConfig, ArgsError> {
-    let backend = match chardev.backend {
-        Backend::Plain(backend) => backend,
-        Backend::Tcp { host, port, server, wait } => ChardevBackend::Tcp { host, port, server, wait },
-        Backend::Fd(_) => {
-            return Err(invalid(
-                option,
-                value,
-                format!(
-                    "chardev '{}' is an inherited fd socket, which only a monitor can use; \
-                     a console or serial port takes null, stdio, pty, file or a Unix or TCP socket",
-                    esc(&chardev.id)
-                ),
-            ))
-        }
-    };
-    Ok(ChardevConfig { id: chardev.id, backend, logfile: chardev.logfile })
-}
-
-/// An error `take` made for a `-device`, told about `option` instead.
-fn reword(e: ArgsError, option: &'static str, value: &str) -> ArgsError {
-    match e {
-        ArgsError::InvalidValue { reason, .. } => invalid(option, value, reason),
-        other => other,
-    }
-}
-
 fn take<T>(list: &mut [(String, Option<T>)], id: &str, value: &str, kind: &str) -> Result<T, ArgsError> {
     match list.iter_mut().find(|(name, _)| name == id) {
         None => Err(not_defined(value, kind, id)),

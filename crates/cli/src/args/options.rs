@@ -117,9 +117,10 @@ pub(super) const MON_PROPS: &[PropDesc] = &[
     prop("chardev", Text("ID"), None, "The -chardev (stdio or socket) the monitor talks on; no device may use it."),
     prop(
         "mode",
-        OneOf(&["control"]),
+        OneOf(&["readline", "control"]),
         Some("readline"),
-        "control: QMP. readline (QEMU's default, the human monitor) is not supported yet.",
+        "readline: the human monitor (help, info status|cpus|mtree|version|chardev|block|qtree, stop, cont, \
+         quit, system_reset); control: QMP.",
     ),
     prop("pretty", Bool, Some("off"), "Indented JSON replies."),
 ];
@@ -348,15 +349,34 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         ),
         QMP_KINDS,
     ),
+    opt(
+        "-monitor",
+        &[],
+        Opt::Monitor,
+        Some("stdio|unix:PATH[,...]|tcp:[HOST]:PORT[,...]|chardev:ID|none"),
+        Section::Management,
+        "A human monitor (readline, QEMU's (qemu) prompt): on stdio, a socket, or a -chardev (a mux=on one is \
+         shared with the guest's consoles: C-a c switches). -serial mon:stdio puts one on stdio with the serial \
+         port.",
+    ),
+    opt(
+        "-echr",
+        &[],
+        Opt::Echr,
+        Some("N"),
+        Section::Management,
+        "The escape key of mux chardevs, as a character code (decimal or 0x hex): default 1, C-a. C-a h lists \
+         the keys: C-a c switches front end, C-a x quits, C-a C-a sends C-a.",
+    ),
     opt("-qmp-pretty", &[], Opt::QmpPretty, Some("SPEC"), Section::Management, "As -qmp, with indented JSON replies."),
     with_props(
         opt(
             "-mon",
             &[],
             Opt::Mon,
-            Some("[chardev=]ID,mode=control[,pretty=on|off]"),
+            Some("[chardev=]ID[,mode=readline|control][,pretty=on|off]"),
             Section::Management,
-            "A QMP monitor on a -chardev.",
+            "A monitor on a -chardev: human (readline, the default) or QMP (mode=control).",
         ),
         Some("chardev"),
         MON_PROPS,
@@ -482,7 +502,6 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     refused("-hdb", USE_DRIVE),
     refused("-cdrom", "microvm has no CD-ROM; use a raw image with -drive and virtio-blk-device"),
     refused("-boot", NO_FIRMWARE),
-    refused("-monitor", "the human monitor is not supported yet; use -qmp"),
     refused("-vnc", "microvm has no display"),
     refused("-usb", "microvm has no USB"),
     refused("-snapshot", "use a copy of the image"),

@@ -37,6 +37,10 @@ pub(super) enum Opt {
     Qmp,
     QmpPretty,
     Mon,
+    /// `-monitor`: a human monitor.
+    Monitor,
+    /// `-echr N`: the mux escape key.
+    Echr,
     Global,
     ReportStartTime,
     TraceBoot,

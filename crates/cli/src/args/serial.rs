@@ -27,6 +27,8 @@ pub(super) enum SerialSpec {
     Chardev(String),
     /// `pty`, `file:`, `unix:`, `tcp:`: a chardev of its own.
     Backend(ChardevBackend),
+    /// `mon:stdio`: stdio shared with a human monitor (C-a c switches).
+    MonStdio,
 }
 
 impl SerialSpec {
@@ -43,9 +45,7 @@ pub(super) fn parse_serial(value: &str) -> Result<SerialSpec, ArgsError> {
         "none" => SerialSpec::None,
         "null" => SerialSpec::Null,
         "pty" => SerialSpec::Backend(ChardevBackend::Pty),
-        "mon:stdio" => {
-            return Err(invalid(SERIAL, value, "the human monitor is not supported yet; use -serial stdio"));
-        }
+        "mon:stdio" => SerialSpec::MonStdio,
         _ => {
             if let Some(id) = value.strip_prefix("chardev:") {
                 if id.is_empty() {
@@ -74,7 +74,7 @@ pub(super) fn parse_serial(value: &str) -> Result<SerialSpec, ArgsError> {
 }
 
 /// A `unix:`/`tcp:` socket spelled as for `-qmp`, as a chardev.
-fn socket_backend(socket: MonitorSocket) -> ChardevBackend {
+pub(super) fn socket_backend(socket: MonitorSocket) -> ChardevBackend {
     match socket {
         MonitorSocket::UnixListen { path, wait } => ChardevBackend::Socket { path, server: true, wait },
         MonitorSocket::UnixConnect { path } => ChardevBackend::Socket { path, server: false, wait: false },

@@ -10,9 +10,13 @@
 
 mod commands;
 mod hmp;
+mod mux;
+mod mux_core;
+mod readline;
 mod sockets;
 
 pub use commands::{version_banner, Facts, VmControl};
+pub use mux::Mux;
 pub use sockets::SocketError;
 
 use crate::config::{MonitorConfig, MonitorSocket};

@@ -32,6 +32,7 @@ fn proposal_normal_mode() {
         mem_lock: false,
         guest_errors: false,
         debug_exit: None,
+        muxes: Vec::new(),
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
 }
@@ -62,6 +63,7 @@ fn proposal_legacy_mode() {
         mem_lock: false,
         guest_errors: false,
         debug_exit: None,
+        muxes: Vec::new(),
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
 }
