@@ -143,7 +143,28 @@ pub enum DeviceConfig {
     Block(BlockConfig),
     Net(NetConfig),
     Console(ConsoleConfig),
+    /// A multiport virtio-serial-device (several ports, a named port or `max_ports=`).
+    SerialPorts(VirtioSerialConfig),
     Rng,
+}
+
+/// `-device virtio-serial-device[,max_ports=N]` with its `virtconsole`s and
+/// `virtserialport`s, as QEMU's multiport virtio-serial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtioSerialConfig {
+    /// What the guest reads as max_nr_ports (at least `ports.len()`).
+    pub max_ports: u32,
+    pub ports: Vec<SerialPortConfig>,
+}
+
+/// One port of a virtio-serial-device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerialPortConfig {
+    pub chardev: ChardevConfig,
+    /// `virtserialport,name=`: /dev/virtio-ports/NAME in the guest.
+    pub name: Option<String>,
+    /// A `virtconsole` (the guest's hvcN).
+    pub console: bool,
 }
 
 /// `-drive id=,file=,format=raw,if=none[,readonly=on][,cache=]` + `-device virtio-blk-device,drive=`.

@@ -7,6 +7,7 @@ use crate::virtio_devices::Slot;
 use devices::legacy::SerialPort;
 use devices::virtio::block::Block;
 use devices::virtio::console::Console;
+use devices::virtio::console::MultiportConsole;
 use devices::virtio::net::Net;
 use devices::virtio::rng::Rng;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ pub enum DeviceHandle {
     Block(Arc<Mutex<Block>>),
     Net(Arc<Mutex<Net>>),
     Console(Arc<Mutex<Console>>),
+    VirtioSerial(Arc<Mutex<MultiportConsole>>),
     Rng(Arc<Mutex<Rng>>),
     Serial(Arc<Mutex<SerialPort>>),
 }
@@ -28,6 +30,7 @@ impl DeviceHandle {
             DeviceHandle::Block(_) => "virtio-blk-device",
             DeviceHandle::Net(_) => "virtio-net-device",
             DeviceHandle::Console(_) => "virtconsole",
+            DeviceHandle::VirtioSerial(_) => "virtio-serial-device",
             DeviceHandle::Rng(_) => "virtio-rng-device",
             DeviceHandle::Serial(_) => "isa-serial",
         }

@@ -14,7 +14,7 @@ use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, V
 use devices::bus::Bus;
 use devices::chardev::{self, Chardev};
 use devices::virtio::block::{Block, BlockOptions};
-use devices::virtio::console::Console;
+use devices::virtio::console::{Console, MultiportConsole, PortBackend};
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
@@ -145,6 +145,20 @@ pub fn create_devices(
                 let console = Arc::new(Mutex::new(console));
                 attach(console.clone(), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, Some(&cfg.chardev.id), slot, DeviceHandle::Console(console))?;
+            }
+            DeviceConfig::SerialPorts(cfg) => {
+                let mut ports = Vec::with_capacity(cfg.ports.len());
+                for port in &cfg.ports {
+                    let chardev = open_chardev(&port.chardev, muxes)?;
+                    if !matches!(port.chardev.backend, ChardevBackend::MuxPort(_)) {
+                        let filename = chardev_filename(&port.chardev.backend, chardev.pty_path());
+                        inventory.chardevs.push(ChardevInfo { label: port.chardev.id.clone(), filename });
+                    }
+                    ports.push(PortBackend { chardev, name: port.name.clone(), console: port.console });
+                }
+                let serial = Arc::new(Mutex::new(MultiportConsole::new(ports, cfg.max_ports)?));
+                attach(serial.clone(), "virtio-mmio (virtio-serial)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, None, slot, DeviceHandle::VirtioSerial(serial))?;
             }
             DeviceConfig::Rng => {
                 let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;

@@ -204,17 +204,34 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
     },
     KindDesc {
         name: "virtio-serial-device",
-        help: "One virtio-mmio slot carrying exactly one virtconsole, which must come after it.",
-        props: &[DEVICE_ID],
+        help: "One virtio-mmio slot carrying the virtconsoles and virtserialports after it (a port goes to the \
+               first earlier one without ports, else the last, unless bus= says). One virtconsole alone is a \
+               one-port console; otherwise QEMU's multiport virtio-serial.",
+        props: &[prop("max_ports", Text("N"), Some("31"), "Ports the guest may see, 1..31 (multiport)."), DEVICE_ID],
     },
     KindDesc {
         name: "virtconsole",
-        help: "A console (hvcN) on the first virtio-serial-device without one, or the one bus= names. \
-               virtserialport is not supported.",
+        help: "A console port (the guest's hvcN) on a virtio-serial-device.",
         props: &[
             prop("chardev", Text("ID"), None, "Required: the id of a -chardev."),
             prop("bus", Text("DEVID.0"), None, "The virtio-serial-device (its id, then .0)."),
-            ignored("name", Text("NAME"), "a console port needs no name (it is for multiport guests' /dev/vport*)."),
+            prop(
+                "name",
+                Text("NAME"),
+                None,
+                "With other ports or max_ports= (multiport): also /dev/virtio-ports/NAME. A lone virtconsole is a \
+                 one-port console, where a name has no effect.",
+            ),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
+        name: "virtserialport",
+        help: "A plain port on a virtio-serial-device (multiport): /dev/vportNpM, and /dev/virtio-ports/NAME.",
+        props: &[
+            prop("chardev", Text("ID"), None, "Required: the id of a -chardev."),
+            prop("name", Text("NAME"), None, "The guest's /dev/virtio-ports/NAME (e.g. org.qemu.guest_agent.0)."),
+            prop("bus", Text("DEVID.0"), None, "The virtio-serial-device (its id, then .0)."),
             DEVICE_ID,
         ],
     },

@@ -17,13 +17,10 @@
 //!   that is an error rather than a silently ignored disk.
 //! - A backend used by two devices is an error (QEMU: "it's in use"), except
 //!   rng objects, which QEMU lets devices share.
-//! - `virtio-serial-device` is one virtio-mmio slot carrying exactly one
-//!   `virtconsole` (our console device has one port): a `virtconsole` goes to
-//!   the first earlier `virtio-serial-device` without one (or the one named by
-//!   `bus=ID.0`), a second one there is an error, and a `virtio-serial-device`
-//!   left without a `virtconsole` is an error too (a port-less console cannot
-//!   be represented, and dropping it would shift the slots of later devices).
-//!   `virtconsole` must come after its `virtio-serial-device`, as in QEMU.
+//! - `virtio-serial-device` is one virtio-mmio slot carrying its ports
+//!   (`virtconsole`, `virtserialport`): see `devices/ports.rs`. One
+//!   virtconsole alone is today's one-port console; more ports, a named
+//!   port or `max_ports=` make it QEMU's multiport virtio-serial.
 //! - stdin has one owner: two of `-chardev stdio`, `-qmp stdio` and
 //!   `-serial stdio` are errors. The *implicit* legacy-mode serial (no
 //!   `-serial`) yields to the other two and is connected to nothing instead
@@ -32,14 +29,16 @@
 //!   does: a chardev serves one of them.
 
 use vmm::config::{
-    BlockConfig, ChardevBackend, ChardevConfig, ConsoleConfig, DebugExitConfig, DeviceConfig, MonitorConfig,
-    MonitorSocket, MuxConfig, NetConfig,
+    BlockConfig, ChardevBackend, ChardevConfig, DebugExitConfig, DeviceConfig, MonitorConfig, MonitorSocket, MuxConfig,
+    NetConfig,
 };
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
 use super::keyval::{kind_name, kind_settings, Setting};
 use super::mux::ChardevUsers;
+
+mod ports;
 use super::{invalid, unhandled, ArgsError};
 
 const DEVICE: &str = "-device";
@@ -62,21 +61,17 @@ enum Device {
         mac: Option<[u8; 6]>,
         value: String,
     },
-    /// `virtio-serial-device`, with the `virtconsole` attached to it.
+    /// `virtio-serial-device`, with the ports attached to it.
     Serial {
         id: Option<String>,
         value: String,
-        console: Option<Console>,
+        max_ports: Option<u32>,
+        ports: Vec<ports::Port>,
     },
     Rng {
         rng: Option<String>,
         value: String,
     },
-}
-
-struct Console {
-    chardev: String,
-    value: String,
 }
 
 /// Everything the device options declared, in command-line order.
@@ -180,10 +175,9 @@ impl Devices {
         };
         let Some(kind) = DEVICE_KINDS.iter().find(|k| k.name == driver) else {
             let reason = match (driver.as_str(), pci_alias(&driver)) {
-                ("virtserialport", _) => "virtserialport is not supported; use virtconsole".to_owned(),
                 (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
                 (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
-                              virtio-serial-device with virtconsole, and virtio-rng-device"
+                              virtio-serial-device with virtconsole and virtserialport, and virtio-rng-device"
                     .to_owned(),
             };
             return Err(invalid(DEVICE, value, reason));
@@ -191,6 +185,7 @@ impl Devices {
         let (mut id, mut drive, mut netdev, mut mac, mut chardev, mut bus, mut rng) =
             (None, None, None, None, None, None, None);
         let (mut serial, mut iobase, mut iosize) = (None, None, None);
+        let (mut max_ports, mut port_name) = (None, None);
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
@@ -213,6 +208,8 @@ impl Devices {
                     ))
                 }
                 "iobase" => iobase = Some(parse_number(&s, 0xffff)?),
+                "max_ports" => max_ports = Some(ports::parse_max_ports(&s)?),
+                "name" => port_name = Some(s.value.clone()),
                 "iosize" => iosize = Some(parse_number(&s, 8)?),
                 "netdev" => netdev = Some(s.reference(DEVICE)?),
                 "mac" => mac = Some(parse_mac(&s)?),
@@ -236,13 +233,14 @@ impl Devices {
                 };
                 Device::Net { netdev, mac, value }
             }
-            "virtio-serial-device" => Device::Serial { id: id.clone(), value, console: None },
-            "virtconsole" => {
+            "virtio-serial-device" => Device::Serial { id: id.clone(), value, max_ports, ports: Vec::new() },
+            "virtconsole" | "virtserialport" => {
                 let Some(chardev) = chardev else {
                     return Err(invalid(DEVICE, &value, "chardev=ID is required (the id of a -chardev)"));
                 };
                 self.check_device_id(id, &value)?;
-                return self.attach_console(bus, Console { chardev, value });
+                let console = kind.name == "virtconsole";
+                return self.attach_port(bus, ports::Port { chardev, name: port_name, console, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
             "isa-serial" => {
@@ -284,60 +282,6 @@ impl Devices {
             }
             self.device_ids.push(id);
         }
-        Ok(())
-    }
-
-    /// Puts a virtconsole on the first earlier virtio-serial-device without
-    /// one, or on the one its `bus=ID.0` names.
-    fn attach_console(&mut self, bus: Option<String>, console: Console) -> Result<(), ArgsError> {
-        let mut serials = self.devices.iter_mut().filter_map(|d| match d {
-            Device::Serial { id, console, .. } => Some((id.as_deref(), console)),
-            _ => None,
-        });
-        let slot = match &bus {
-            Some(bus) => {
-                let Some((_, slot)) = serials.find(|(id, _)| id.is_some_and(|id| bus.strip_suffix(".0") == Some(id)))
-                else {
-                    return Err(invalid(
-                        DEVICE,
-                        &console.value,
-                        format!(
-                            "bus '{}' not found: it is the id of an earlier -device virtio-serial-device followed by .0",
-                            esc(bus)
-                        ),
-                    ));
-                };
-                slot
-            }
-            None => {
-                let mut any = false;
-                let free = serials.find(|(_, slot)| {
-                    any = true;
-                    slot.is_none()
-                });
-                match free {
-                    Some((_, slot)) => slot,
-                    None if any => {
-                        return Err(invalid(
-                            DEVICE,
-                            &console.value,
-                            "only one virtconsole per virtio-serial-device; add another -device virtio-serial-device before it",
-                        ))
-                    }
-                    None => {
-                        return Err(invalid(
-                            DEVICE,
-                            &console.value,
-                            "virtconsole needs -device virtio-serial-device (given before it)",
-                        ))
-                    }
-                }
-            }
-        };
-        if slot.is_some() {
-            return Err(invalid(DEVICE, &console.value, "only one virtconsole per virtio-serial-device"));
-        }
-        *slot = Some(console);
         Ok(())
     }
 
@@ -408,17 +352,7 @@ impl Devices {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
                     DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, fd: n.fd, mac })
                 }
-                Device::Serial { console, value, .. } => {
-                    let Some(console) = console else {
-                        return Err(invalid(
-                            DEVICE,
-                            &value,
-                            "a virtio-serial-device needs a -device virtconsole,chardev=ID after it",
-                        ));
-                    };
-                    let chardev = chardevs.front_end(&console.chardev, DEVICE, &console.value)?;
-                    DeviceConfig::Console(ConsoleConfig { chardev })
-                }
+                Device::Serial { ports, max_ports, .. } => ports::resolve(ports, max_ports, &mut chardevs)?,
                 Device::Rng { rng, value } => {
                     if let Some(rng) = rng {
                         if !rng_objects.contains(&rng) {

@@ -1,7 +1,10 @@
 use super::super::test_util::*;
 use super::super::{parse, DEFAULT_MEM_SIZE};
 use super::*;
-use vmm::config::{ChardevBackend, KernelConfig, MachineConfig, SerialConfig, VmConfig};
+use vmm::config::{
+    ChardevBackend, ChardevConfig, KernelConfig, MachineConfig, SerialConfig, SerialPortConfig, VirtioSerialConfig,
+    VmConfig,
+};
 
 // ---- the proposal's command lines ----
 
@@ -170,53 +173,30 @@ fn consoles_sit_in_their_serial_devices_slots() {
         "-device",
         "virtconsole needs -device virtio-serial-device",
     );
-    assert_invalid(
-        err(&[
+    // Two ports on one device: QEMU's multiport virtio-serial (see multiport_virtio_serial).
+    assert!(matches!(
+        with(&[
             "-device",
             "virtio-serial-device",
             "-device",
             "virtconsole,chardev=c0",
             "-device",
-            "virtconsole,chardev=c1",
-        ]),
-        "-device",
-        "only one virtconsole per virtio-serial-device",
-    );
-    assert_invalid(
-        err(&[
-            "-device",
-            "virtio-serial-device,id=s",
-            "-device",
-            "virtio-serial-device",
-            "-device",
-            "virtconsole,chardev=c0,bus=s.0",
-            "-device",
-            "virtconsole,chardev=c1,bus=s.0",
-        ]),
-        "-device",
-        "only one virtconsole per virtio-serial-device",
-    );
+            "virtconsole,chardev=c1"
+        ])
+        .as_slice(),
+        [DeviceConfig::SerialPorts(_)]
+    ));
     for bus in ["t.0", "s", "s.1", "virtio-serial-bus.0", ""] {
         let v = format!("virtconsole,chardev=c0,bus={bus}");
         let e = err(&["-device", "virtio-serial-device,id=s", "-device", &v]);
         assert!(matches!(e, ArgsError::InvalidValue { option: "-device", .. }), "{bus}: {e}");
     }
-    let e = err(&["-device", "virtio-serial-device"]);
-    assert_eq!(
-        e.to_string(),
-        "-device: invalid value 'virtio-serial-device': a virtio-serial-device needs a -device virtconsole,chardev=ID after it"
-    );
     assert_invalid(err(&["-device", "virtconsole"]), "-device", "chardev=ID is required");
-    assert_invalid(err(&["-device", "virtio-serial-device,max_ports=2"]), "-device", "unknown property");
+    assert_invalid(err(&["-device", "virtio-serial-device,ports=2"]), "-device", "unknown property");
     assert_invalid(
         err(&["-device", "virtio-serial-device", "-device", "virtconsole,chardev=c,nr=1"]),
         "-device",
         "unknown property",
-    );
-    assert_invalid(
-        err(&["-device", "virtio-serial-device", "-device", "virtserialport,chardev=c,name=org.test"]),
-        "-device",
-        "virtserialport is not supported",
     );
 }
 
@@ -285,7 +265,7 @@ fn device_errors() {
     assert_eq!(
         err(&["-device", "e1000"]).to_string(),
         "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, \
-         virtio-net-device, virtio-serial-device with virtconsole, and virtio-rng-device"
+         virtio-net-device, virtio-serial-device with virtconsole and virtserialport, and virtio-rng-device"
     );
     for d in ["", ",", "drive=d", "driver="] {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");
@@ -379,4 +359,96 @@ fn isa_debug_exit_is_a_port_not_a_slot() {
     assert_invalid(err(&["-device", "isa-debug-exit,iosize=0"]), "-device", "1 to 8");
     assert_invalid(err(&["-device", "isa-debug-exit,iosize=9"]), "-device", "up to 0x8");
     assert_invalid(err(&["-device", "isa-debug-exit", "-device", "isa-debug-exit"]), "-device", "only one");
+}
+
+#[test]
+fn multiport_virtio_serial() {
+    let chardevs = [
+        "-chardev",
+        "pty,id=c0",
+        "-chardev",
+        "null,id=c1",
+        "-chardev",
+        "socket,id=ga,path=/qga.sock,server=on,wait=off",
+    ];
+    let with = |extra: &[&str]| devs(&[&chardevs[..], extra].concat());
+    let port = |id: &str, backend: ChardevBackend, name: Option<&str>, console: bool| SerialPortConfig {
+        chardev: ChardevConfig { id: id.into(), backend, logfile: None },
+        name: name.map(Into::into),
+        console,
+    };
+    let qga = ChardevBackend::Socket { path: "/qga.sock".into(), server: true, wait: false };
+    assert_eq!(
+        with(&[
+            "-device",
+            "virtio-serial-device,max_ports=4",
+            "-device",
+            "virtconsole,chardev=c0",
+            "-device",
+            "virtconsole,chardev=c1",
+            "-device",
+            "virtserialport,chardev=ga,name=org.qemu.guest_agent.0",
+        ]),
+        [DeviceConfig::SerialPorts(VirtioSerialConfig {
+            max_ports: 4,
+            ports: vec![
+                port("c0", ChardevBackend::Pty, None, true),
+                port("c1", ChardevBackend::Null, None, true),
+                port("ga", qga.clone(), Some("org.qemu.guest_agent.0"), false),
+            ],
+        })]
+    );
+    // A lone virtserialport, or max_ports=, is multiport too; max_ports defaults to QEMU's 31.
+    assert_eq!(
+        with(&["-device", "virtio-serial-device", "-device", "virtserialport,chardev=ga,name=n"]),
+        [DeviceConfig::SerialPorts(VirtioSerialConfig {
+            max_ports: 31,
+            ports: vec![port("ga", qga, Some("n"), false)]
+        })]
+    );
+    assert!(matches!(
+        with(&["-device", "virtio-serial-device,max_ports=2", "-device", "virtconsole,chardev=c0"]).as_slice(),
+        [DeviceConfig::SerialPorts(_)]
+    ));
+    // A port-less device is allowed, as in QEMU.
+    assert!(
+        matches!(with(&["-device", "virtio-serial-device"]).as_slice(), [DeviceConfig::SerialPorts(p)] if p.ports.is_empty())
+    );
+    let e = |extra: &[&str]| err(&[&chardevs[..], extra].concat());
+    assert_invalid(e(&["-device", "virtio-serial-device,max_ports=0"]), "-device", "max_ports is 1 to 31");
+    assert_invalid(e(&["-device", "virtio-serial-device,max_ports=32"]), "-device", "max_ports is 1 to 31");
+    assert_invalid(
+        e(&[
+            "-device",
+            "virtio-serial-device,max_ports=1",
+            "-device",
+            "virtconsole,chardev=c0",
+            "-device",
+            "virtconsole,chardev=c1",
+        ]),
+        "-device",
+        "max_ports=1 already",
+    );
+    assert_invalid(
+        e(&[
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtserialport,chardev=c0,name=a",
+            "-device",
+            "virtserialport,chardev=c1,name=a",
+        ]),
+        "-device",
+        "named 'a' exists already",
+    );
+    assert_invalid(
+        e(&["-device", "virtserialport,chardev=c0"]),
+        "-device",
+        "virtserialport needs -device virtio-serial-device",
+    );
+    assert_invalid(
+        e(&["-device", "virtio-serial-device", "-device", "virtserialport,name=x"]),
+        "-device",
+        "chardev=ID is required",
+    );
 }
