@@ -172,6 +172,8 @@ struct Parsed {
     pidfile: Option<String>,
     /// `-echr N`.
     echr: Option<u8>,
+    /// `-sandbox on`: warned about (no sandbox in this build).
+    sandbox_asked: bool,
     /// `-accel` names in order.
     accels: Vec<String>,
     cpu: host::CpuOptions,
@@ -282,6 +284,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
                 }
             }
             Opt::Echr => p.echr = Some(parse_echr(&value)?),
+            Opt::Sandbox => {
+                let on = value.split(',').next().and_then(keyval::parse_bool);
+                if on.is_none() {
+                    return Err(invalid(name, &value, "expected on or off first"));
+                }
+                p.sandbox_asked = on == Some(true);
+            }
             Opt::Device => p.devices.device(&value)?,
             Opt::Drive => p.devices.backends.drive(&value)?,
             Opt::Netdev => p.devices.backends.netdev(&value)?,
@@ -295,13 +304,51 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
     let daemonize = p.daemonize;
     let pidfile = p.pidfile.clone().map(PathBuf::from);
     let log_file = p.log_file.clone().map(PathBuf::from);
-    let warnings = warnings(&p);
-    let vm = finish(p)?;
+    let mut warnings = warnings(&p);
+    let mut vm = finish(p)?;
+    if daemonize && detach_stdio(&mut vm) {
+        warnings.push(
+            "-daemonize: the daemon has no terminal, so stdio chardevs are connected to nothing (QEMU refuses \
+             stdio with -daemonize)"
+                .into(),
+        );
+    }
     Ok(if dump_mtree {
         Command::DumpMtree(vm)
     } else {
         Command::Run(Launch { vm, daemonize, pidfile, log_file, warnings })
     })
+}
+
+/// With `-daemonize`, stdin and stdout become /dev/null once the VM is set
+/// up: every chardev on stdio (serial port, console, mux) is made a null one
+/// instead of holding the caller's terminal or pipe open. True if any was.
+fn detach_stdio(vm: &mut VmConfig) -> bool {
+    use vmm::config::{ChardevBackend, DeviceConfig};
+    let mut any = false;
+    let mut detach = |backend: &mut ChardevBackend| {
+        if *backend == ChardevBackend::Stdio {
+            *backend = ChardevBackend::Null;
+            any = true;
+        }
+    };
+    match &mut vm.serial {
+        Some(SerialConfig::Stdio) => {
+            vm.serial = Some(SerialConfig::Null);
+            detach(&mut ChardevBackend::Stdio);
+        }
+        Some(SerialConfig::Chardev(c)) => detach(&mut c.backend),
+        _ => {}
+    }
+    for device in &mut vm.devices {
+        match device {
+            DeviceConfig::Console(c) => detach(&mut c.chardev.backend),
+            DeviceConfig::SerialPorts(s) => s.ports.iter_mut().for_each(|p| detach(&mut p.chardev.backend)),
+            _ => {}
+        }
+    }
+    vm.muxes.iter_mut().for_each(|m| detach(&mut m.chardev.backend));
+    any
 }
 
 /// One line for each thing asked for that has no effect.
@@ -311,6 +358,9 @@ fn warnings(p: &Parsed) -> Vec<String> {
         out.push(format!("{option}: no firmware runs; the kernel is loaded directly"));
     }
     out.extend(host::cpu_warning(&p.cpu.ignored));
+    if p.sandbox_asked {
+        out.push("-sandbox on: not in this build yet; microvm runs without its seccomp/landlock sandbox".into());
+    }
     if !p.log_items.ignored.is_empty() {
         out.push(format!("-d: only guest_errors has an effect; ignored {}", p.log_items.ignored.join(", ")));
     }

@@ -92,3 +92,30 @@ fn firmware_and_ignored_cpu_flags_are_warned_about_once() {
     cmd.args(["-bios", "qboot.rom", "-M", "microvm"]);
     assert_one_line_error(&run(cmd), &["-bios", "-kernel"]);
 }
+
+/// A multiport virtio-serial-device (31 ports: 64 queues, each with its
+/// ioeventfd) is set up by the VMM, in one slot like any device.
+#[test]
+fn multiport_virtio_serial_is_set_up_in_one_slot() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("multiport");
+    let kernel = dir.file("serial.elf", &tiny_guest::serial_then_reset("ports\n"));
+    let mut cmd = microvm_legacy(&kernel);
+    cmd.args([
+        "-chardev",
+        "null,id=c0",
+        "-chardev",
+        "null,id=ga",
+        "-device",
+        "virtio-serial-device,max_ports=31",
+        "-device",
+        "virtconsole,chardev=c0",
+        "-device",
+        "virtserialport,chardev=ga,name=org.qemu.guest_agent.0",
+        "-device",
+        "virtio-rng-device",
+    ]);
+    assert_clean_exit(&run(cmd), b"ports\n");
+}

@@ -485,6 +485,16 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     no_effect("-no-user-config", None, "there are no config files."),
     no_effect("-no-reboot", None, "a guest reset always ends microvm."),
     no_effect("-no-hpet", None, "microvm has no HPET."),
+    no_effect("-no-acpi", None, "the same as -M acpi=off, microvm's default."),
+    opt(
+        "-sandbox",
+        &[],
+        Opt::Sandbox,
+        Some("on|off[,...]"),
+        Section::NoEffect,
+        "Accepted so that command lines run, with a warning: the seccomp/landlock sandbox is not in this build \
+         yet (issue 12 brings it).",
+    ),
     OptDesc {
         props: Props::List { implied: None, props: MSG_PROPS },
         ..no_effect("-msg", Some("timestamp=on|off"), "see its properties.")

@@ -41,6 +41,8 @@ pub(super) enum Opt {
     Monitor,
     /// `-echr N`: the mux escape key.
     Echr,
+    /// `-sandbox`: accepted with a warning until the sandbox lands.
+    Sandbox,
     Global,
     ReportStartTime,
     TraceBoot,

@@ -556,3 +556,28 @@ fn never_panics() {
         }
     }
 }
+
+#[test]
+fn daemonize_connects_stdio_chardevs_to_nothing() {
+    use vmm::config::{ChardevBackend, DeviceConfig};
+    let l = launch(&[
+        "-daemonize",
+        "-device",
+        "virtio-serial-device",
+        "-device",
+        "virtconsole,chardev=con0",
+        "-chardev",
+        "stdio,id=con0",
+    ])
+    .unwrap();
+    let [DeviceConfig::Console(c)] = l.vm.devices.as_slice() else { panic!("{:?}", l.vm.devices) };
+    assert_eq!(c.chardev.backend, ChardevBackend::Null);
+    assert!(l.warnings.iter().any(|w| w.starts_with("-daemonize: the daemon has no terminal")), "{:?}", l.warnings);
+    let l = launch(&["-daemonize", "-M", "microvm,legacy", "-serial", "mon:stdio"]).unwrap();
+    assert_eq!(l.vm.muxes[0].chardev.backend, ChardevBackend::Null);
+    let l = launch(&["-daemonize", "-M", "microvm,legacy", "-serial", "stdio"]).unwrap();
+    assert_eq!(l.vm.serial, Some(SerialConfig::Null));
+    // Without -daemonize nothing changes, and no warning.
+    let l = launch(&["-M", "microvm,legacy", "-serial", "stdio"]).unwrap();
+    assert_eq!((l.vm.serial, l.warnings.len()), (Some(SerialConfig::Stdio), 0));
+}
