@@ -321,7 +321,8 @@ pub(super) const OPTIONS: &[OptDesc] = &[
             Opt::Chardev,
             Some("BACKEND,id=ID[,prop=value...]"),
             Section::Devices,
-            "A character backend for virtconsole or -mon. mux=on is an error (there is no monitor to multiplex).",
+            "A character backend for -serial chardev:ID, virtconsole, virtserialport or -mon; with mux=on \
+             several of them share it.",
         ),
         CHARDEV_KINDS,
     ),
