@@ -163,7 +163,10 @@ impl Mux {
                     self.say("\r\n");
                     let output = hmp::run_line(vm, &line);
                     self.say(&output);
-                    self.say(PROMPT);
+                    // After quit QEMU is gone: no new prompt.
+                    if !matches!(line.split_whitespace().next(), Some("quit" | "q")) {
+                        self.say(PROMPT);
+                    }
                 }
             },
             MuxAction::Quit => vm.machine.request_exit(VmExit::Quit),
