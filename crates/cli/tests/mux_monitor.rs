@@ -90,3 +90,41 @@ fn monitor_stdio_greets_at_once() {
     stdin.write_all(b"q\r").unwrap();
     ends_with_status_zero(vm);
 }
+
+/// `-monitor unix:PATH,server,nowait`: each client is greeted, and its lines run.
+#[test]
+fn monitor_on_a_unix_socket_greets_each_client() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("monitorunix");
+    let kernel = dir.file("halt.elf", &tiny_guest::serial_then_halt("up\n"));
+    let sock = dir.path().join("hmp.sock");
+    let spec = format!("unix:{},server,nowait", sock.display());
+    let (mut vm, _stdin) = start(&kernel, &["-serial", "stdio", "-monitor", &spec]);
+    assert!(vm.wait_for_stdout(b"up\n", WAIT));
+    let read_until = |s: &mut UnixStream, needle: &str| {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while !seen.contains(needle) {
+            let n = s.read(&mut buf).unwrap_or_else(|e| panic!("monitor output: {e}; saw {seen:?}"));
+            assert!(n > 0, "monitor closed; saw {seen:?}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        seen
+    };
+    for _ in 0..2 {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        read_until(&mut s, "type 'help' for more information\r\n(qemu) ");
+        s.write_all(b"info status\r\n").unwrap();
+        read_until(&mut s, "VM status: running\r\n(qemu) ");
+    }
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    read_until(&mut s, "(qemu) ");
+    s.write_all(b"quit\n").unwrap();
+    ends_with_status_zero(vm);
+}

@@ -99,6 +99,8 @@ pub struct Chardev {
     complained: bool,
     /// `logfile=`: a copy of the output.
     log: Option<File>,
+    /// Clients a server socket has accepted so far.
+    clients: u64,
     _raw_mode: Option<RawTerminal>,
 }
 
@@ -181,6 +183,7 @@ impl Chardev {
             })?;
             self.input = Some(input);
             self.output = Some(output);
+            self.clients += 1;
         }
         listener.set_nonblocking().map_err(io_error(id, "cannot make the listening socket non-blocking"))?;
         self.kind = Kind::Server { listener };
@@ -223,6 +226,7 @@ impl Chardev {
             registered: Vec::new(),
             complained: false,
             log: None,
+            clients: 0,
             _raw_mode: None,
         }
     }
@@ -248,6 +252,12 @@ impl Chardev {
             Kind::Server { .. } | Kind::Client => self.input.is_some() || self.output.is_some(),
             Kind::Plain => true,
         }
+    }
+
+    /// How many clients a server socket has accepted: a new number is a new
+    /// peer even if the last one left and this one came within one turn.
+    pub fn clients_accepted(&self) -> u64 {
+        self.clients
     }
 
     /// Output bytes dropped because nobody was there to receive them.
@@ -564,6 +574,7 @@ impl Chardev {
                 self.output = Some(output);
                 self.input_ended = false;
                 self.output_ended = false;
+                self.clients += 1;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => log::warn!("chardev '{}': cannot accept a client on {}: {e}", self.label, listener.describe()),

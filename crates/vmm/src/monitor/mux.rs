@@ -31,8 +31,10 @@ pub struct Mux {
     escape: u8,
     core: MuxCore,
     readline: Readline,
-    /// The backend had a peer at the last look (a socket client, a pty user).
+    /// The backend had a peer at the last look (a socket client, a pty user),
+    /// and which accepted client it was.
     connected: bool,
+    client: u64,
     pub info: ChardevInfo,
 }
 
@@ -56,6 +58,7 @@ impl Mux {
             core: MuxCore::new(0, cfg.monitor, cfg.escape),
             readline: Readline::default(),
             connected: false,
+            client: 0,
             info,
         })
     }
@@ -91,8 +94,11 @@ impl Mux {
 
     fn serve(&mut self, ops: &mut EventOps, vm: &mut VmControl) {
         let connected = self.backend.is_connected();
-        if connected && !self.connected {
-            // A new peer (at start, or a socket client): a monitor with the focus greets it.
+        let client = self.backend.clients_accepted();
+        if connected && (!self.connected || client != self.client) {
+            // A new peer (at start, or a socket client): a monitor with the focus greets it,
+            // with an empty line (nothing the last peer half-typed).
+            self.readline = Readline::default();
             if let Some(action) = self.core.start() {
                 self.act(action, vm);
             } else if self.core.monitor_focused() {
@@ -100,6 +106,7 @@ impl Mux {
             }
         }
         self.connected = connected;
+        self.client = client;
         let mut buf = [0u8; CHUNK];
         // Guest output, while the backend has room for it.
         for i in 0..self.guests.len() {
