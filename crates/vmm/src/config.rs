@@ -110,7 +110,17 @@ pub enum DeviceConfig {
     Net(NetConfig),
     Console(ConsoleConfig),
     Rng,
+    Balloon(BalloonConfig),
 }
+
+/// `-device virtio-balloon-device[,id=][,deflate-on-oom=on][,free-page-reporting=on]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalloonConfig {
+    pub id: Option<String>,
+    pub options: BalloonOptions,
+}
+
+pub use devices::virtio::balloon::BalloonOptions;
 
 /// `-drive id=,file=,format=raw,if=none[,readonly=on][,cache=]` + `-device virtio-blk-device,drive=`.
 #[derive(Clone, Debug, PartialEq, Eq)]

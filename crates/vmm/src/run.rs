@@ -87,8 +87,14 @@ impl Vm {
         }
         let state = if config.start_paused { RunState::Prelaunch } else { RunState::Running };
         let machine = Machine::new(state, handles, device_thread, exit.clone());
-        let facts =
-            Facts { name: config.name.clone(), uuid: config.uuid.clone(), mtree, chardevs, blocks: inventory.blocks };
+        let facts = Facts {
+            name: config.name.clone(),
+            uuid: config.uuid.clone(),
+            mtree,
+            chardevs,
+            blocks: inventory.blocks,
+            mem_size: config.mem_size,
+        };
         let controller = Arc::new(Mutex::new(Controller {
             vm: VmControl { machine, facts, devices, power: power.control },
             monitors,

@@ -31,7 +31,10 @@
 //! - A monitor (`-mon`, `-qmp chardev:`) takes its chardev like a device
 //!   does: a chardev serves one of them.
 
-use vmm::config::{BlockConfig, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig, MonitorSocket, NetConfig};
+use vmm::config::{
+    BalloonConfig, BalloonOptions, BlockConfig, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig,
+    MonitorSocket, NetConfig,
+};
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
@@ -65,6 +68,11 @@ enum Device {
     },
     Rng {
         rng: Option<String>,
+        value: String,
+    },
+    Balloon {
+        id: Option<String>,
+        options: BalloonOptions,
         value: String,
     },
 }
@@ -154,6 +162,7 @@ impl Devices {
         };
         let (mut id, mut drive, mut netdev, mut mac, mut chardev, mut bus, mut rng) =
             (None, None, None, None, None, None, None);
+        let mut balloon = BalloonOptions::default();
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
@@ -170,6 +179,8 @@ impl Devices {
                 "chardev" => chardev = Some(s.reference(DEVICE)?),
                 "bus" => bus = Some(s.reference(DEVICE)?),
                 "rng" => rng = Some(s.reference(DEVICE)?),
+                "deflate-on-oom" => balloon.deflate_on_oom = s.on,
+                "free-page-reporting" => balloon.free_page_reporting = s.on,
                 name => return Err(unhandled(DEVICE, name)),
             }
         }
@@ -196,6 +207,12 @@ impl Devices {
                 return self.attach_console(bus, Console { chardev, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
+            "virtio-balloon-device" => {
+                if self.devices.iter().any(|d| matches!(d, Device::Balloon { .. })) {
+                    return Err(invalid(DEVICE, &value, "there can be only one balloon device"));
+                }
+                Device::Balloon { id: id.clone(), options: balloon, value }
+            }
             "i8042" => {
                 if self.i8042 {
                     return Err(invalid(DEVICE, &value, "there is one i8042 (ports 0x60 and 0x64 are taken)"));
@@ -361,6 +378,7 @@ impl Devices {
                     }
                     DeviceConfig::Rng
                 }
+                Device::Balloon { id, options, .. } => DeviceConfig::Balloon(BalloonConfig { id, options }),
             });
         }
         if let Some(d) = drives.iter().filter_map(|(_, d)| d.as_ref()).find(|d| !d.if_none) {
@@ -415,7 +433,8 @@ fn device_value(d: &Device) -> &str {
         Device::Block { value, .. }
         | Device::Net { value, .. }
         | Device::Serial { value, .. }
-        | Device::Rng { value, .. } => value,
+        | Device::Rng { value, .. }
+        | Device::Balloon { value, .. } => value,
     }
 }
 

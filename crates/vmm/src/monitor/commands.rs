@@ -1,7 +1,7 @@
 //! The QMP commands microvm answers, with QEMU's argument and reply shapes (QAPI schema).
 //! Anything else gets CommandNotFound from the dispatcher, so clients fall back cleanly.
 
-use super::{hmp, power};
+use super::{balloon, hmp, power};
 use crate::control::Machine;
 use crate::device_registry::DeviceRegistry;
 use crate::exit::VmExit;
@@ -37,6 +37,8 @@ pub struct Facts {
     pub mtree: String,
     pub chardevs: Vec<ChardevInfo>,
     pub blocks: Vec<BlockInfo>,
+    /// Guest RAM in bytes (`balloon` sizes are relative to it).
+    pub mem_size: u64,
 }
 
 /// `package` as distributions fill QEMU's (" (Debian 1:7.2+dfsg-7)"): HMP's `info version`
@@ -76,6 +78,9 @@ const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
     ("query-chardev", |vm, args| args.finish().map(|()| query_chardev(&vm.facts.chardevs))),
     ("query-block", |vm, args| args.finish().map(|()| query_block(&vm.facts.blocks))),
     ("human-monitor-command", hmp::human_monitor_command),
+    ("balloon", balloon::set_target),
+    ("query-balloon", balloon::query),
+    ("qom-get", balloon::qom_get),
     ("system_powerdown", power::system_powerdown),
     ("send-key", power::send_key),
     ("input-send-event", power::input_send_event),

@@ -8,6 +8,7 @@
 //! buffer until epoll says the socket is writable, and a client whose buffer overflows
 //! (it never reads) is dropped. So no client can stall the VM or the other clients.
 
+mod balloon;
 mod commands;
 mod hmp;
 mod power;
