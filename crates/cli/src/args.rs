@@ -183,6 +183,8 @@ struct Parsed {
     mem_lock: bool,
     log_file: Option<String>,
     log_items: host::LogItems,
+    /// `-no-shutdown`.
+    no_shutdown: bool,
     /// The device options and monitors, resolved in [`finish`].
     devices: devices::Devices,
 }
@@ -297,6 +299,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Chardev => p.devices.chardev(&value)?,
             Opt::Object => p.devices.backends.object(&value)?,
             Opt::Nic => devices::nic(&value)?,
+            Opt::NoAcpi => p.machine.acpi = Some(false),
+            Opt::NoShutdown => p.no_shutdown = true,
         }
     }
 
@@ -420,6 +424,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         None => Some(SerialConfig::Stdio),
     };
 
+    let i8042 = p.devices.i8042;
     let debug_exit = p.devices.debug_exit;
     let escape = p.echr.unwrap_or(mux::DEFAULT_ESCAPE);
     let devices::Resolved { devices, monitors, serial: serial_chardev, muxes } =
@@ -429,11 +434,14 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         _ => serial,
     };
     let defaults = MachineConfig::default();
+    let acpi = p.machine.acpi.unwrap_or(defaults.acpi);
     Ok(VmConfig {
         machine: MachineConfig {
             pit: p.machine.pit.unwrap_or(defaults.pit),
             rtc: p.machine.rtc.unwrap_or(defaults.rtc),
-            auto_kernel_cmdline: p.machine.auto_kernel_cmdline.unwrap_or(defaults.auto_kernel_cmdline),
+            // QEMU's: the DSDT describes the devices, so the entries go only if asked for.
+            auto_kernel_cmdline: p.machine.auto_kernel_cmdline.unwrap_or(defaults.auto_kernel_cmdline && !acpi),
+            acpi,
         },
         mem_size: p.mem_size.unwrap_or(DEFAULT_MEM_SIZE),
         vcpu_count: p.vcpus.unwrap_or(1),
@@ -458,6 +466,8 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         guest_errors: p.log_items.guest_errors,
         debug_exit,
         muxes,
+        i8042,
+        no_shutdown: p.no_shutdown,
     })
 }
 

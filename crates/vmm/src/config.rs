@@ -42,6 +42,11 @@ pub struct VmConfig {
     pub debug_exit: Option<DebugExitConfig>,
     /// Mux chardevs and human monitors; front ends name them with `ChardevBackend::MuxPort`.
     pub muxes: Vec<MuxConfig>,
+    /// `-device i8042`: the whole keyboard controller (ports 0x60 and 0x64, IRQ 1, a PS/2
+    /// keyboard for `send-key`) instead of the reset-only command port.
+    pub i8042: bool,
+    /// `-no-shutdown`: a guest power-off stops the vCPUs instead of ending microvm.
+    pub no_shutdown: bool,
 }
 
 /// A chardev shared by several front ends (`-chardev ...,mux=on`, `-serial
@@ -108,13 +113,15 @@ pub struct MachineConfig {
     pub pit: bool,
     /// Append `virtio_mmio.device=` entries (and nothing else) to the command line.
     pub auto_kernel_cmdline: bool,
+    /// Hardware-reduced ACPI: tables, the GED (power button) and the sleep registers.
+    pub acpi: bool,
     /// CMOS real-time clock on ports 0x70-0x71, IRQ 8 (`rtc=on`; off by default).
     pub rtc: bool,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false }
+        MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false, acpi: false }
     }
 }
 
@@ -146,6 +153,7 @@ pub enum DeviceConfig {
     /// A multiport virtio-serial-device (several ports, a named port or `max_ports=`).
     SerialPorts(VirtioSerialConfig),
     Rng,
+    Balloon(BalloonConfig),
 }
 
 /// `-device virtio-serial-device[,max_ports=N]` with its `virtconsole`s and
@@ -166,6 +174,14 @@ pub struct SerialPortConfig {
     /// A `virtconsole` (the guest's hvcN).
     pub console: bool,
 }
+/// `-device virtio-balloon-device[,id=][,deflate-on-oom=on][,free-page-reporting=on]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalloonConfig {
+    pub id: Option<String>,
+    pub options: BalloonOptions,
+}
+
+pub use devices::virtio::balloon::BalloonOptions;
 
 /// `-drive id=,file=,format=raw,if=none[,readonly=on][,cache=]` + `-device virtio-blk-device,drive=`.
 #[derive(Clone, Debug, PartialEq, Eq)]

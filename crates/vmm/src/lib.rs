@@ -17,6 +17,7 @@ pub mod exit;
 mod kvm;
 mod memory;
 mod monitor;
+pub mod power;
 mod rtc;
 mod run;
 mod serial;
@@ -74,6 +75,8 @@ pub enum Error {
     Monitor(#[from] monitor::SocketError),
     #[error(transparent)]
     DeviceThread(#[from] device_thread::DeviceThreadError),
+    #[error("cannot build the ACPI tables: {0}")]
+    Acpi(#[source] acpi::AcpiError),
     #[error("{what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
 }

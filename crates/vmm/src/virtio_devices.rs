@@ -13,6 +13,7 @@ use crate::Error;
 use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
 use devices::chardev::{self, Chardev};
+use devices::virtio::balloon::Balloon;
 use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::{Console, MultiportConsole, PortBackend};
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
@@ -159,6 +160,13 @@ pub fn create_devices(
                 let serial = Arc::new(Mutex::new(MultiportConsole::new(ports, cfg.max_ports)?));
                 attach(serial.clone(), "virtio-mmio (virtio-serial)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, None, slot, DeviceHandle::VirtioSerial(serial))?;
+            }
+            DeviceConfig::Balloon(cfg) => {
+                let balloon =
+                    Balloon::new(cfg.options).map_err(|source| Error::Io { what: "virtio-balloon", source })?;
+                let balloon = Arc::new(Mutex::new(balloon));
+                attach(balloon.clone(), "virtio-mmio (virtio-balloon)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Balloon(balloon))?;
             }
             DeviceConfig::Rng => {
                 let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;

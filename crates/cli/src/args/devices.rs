@@ -29,8 +29,8 @@
 //!   does: a chardev serves one of them.
 
 use vmm::config::{
-    BlockConfig, ChardevBackend, ChardevConfig, DebugExitConfig, DeviceConfig, MonitorConfig, MonitorSocket, MuxConfig,
-    NetConfig,
+    BalloonConfig, BalloonOptions, BlockConfig, ChardevBackend, ChardevConfig, DebugExitConfig, DeviceConfig,
+    MonitorConfig, MonitorSocket, MuxConfig, NetConfig,
 };
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
@@ -72,6 +72,11 @@ enum Device {
         rng: Option<String>,
         value: String,
     },
+    Balloon {
+        id: Option<String>,
+        options: BalloonOptions,
+        value: String,
+    },
 }
 
 /// Everything the device options declared, in command-line order.
@@ -82,6 +87,8 @@ pub(super) struct Devices {
     device_ids: Vec<String>,
     /// `-qmp` and `-mon`, in command-line order.
     monitors: Vec<Monitor>,
+    /// `-device i8042` was given (it takes no slot, so it is not in `devices`).
+    pub(super) i8042: bool,
     /// What owns stdin, if anything (see the module docs).
     stdio_owner: Option<StdioOwner>,
     /// `-device isa-debug-exit` (an ISA port, not a virtio slot).
@@ -177,7 +184,8 @@ impl Devices {
             let reason = match (driver.as_str(), pci_alias(&driver)) {
                 (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
                 (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
-                              virtio-serial-device with virtconsole and virtserialport, and virtio-rng-device"
+                              virtio-serial-device with virtconsole and virtserialport, virtio-rng-device, \
+                              virtio-balloon-device, isa-serial, isa-debug-exit and i8042"
                     .to_owned(),
             };
             return Err(invalid(DEVICE, value, reason));
@@ -186,6 +194,7 @@ impl Devices {
             (None, None, None, None, None, None, None);
         let (mut serial, mut iobase, mut iosize) = (None, None, None);
         let (mut max_ports, mut port_name) = (None, None);
+        let mut balloon = BalloonOptions::default();
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
@@ -216,6 +225,8 @@ impl Devices {
                 "chardev" => chardev = Some(s.reference(DEVICE)?),
                 "bus" => bus = Some(s.reference(DEVICE)?),
                 "rng" => rng = Some(s.reference(DEVICE)?),
+                "deflate-on-oom" => balloon.deflate_on_oom = s.on,
+                "free-page-reporting" => balloon.free_page_reporting = s.on,
                 name => return Err(unhandled(DEVICE, name)),
             }
         }
@@ -266,6 +277,20 @@ impl Devices {
                     iobase: iobase.map_or(defaults.iobase, |b| b as u16),
                     iosize: iosize as u8,
                 });
+                return Ok(());
+            }
+            "virtio-balloon-device" => {
+                if self.devices.iter().any(|d| matches!(d, Device::Balloon { .. })) {
+                    return Err(invalid(DEVICE, &value, "there can be only one balloon device"));
+                }
+                Device::Balloon { id: id.clone(), options: balloon, value }
+            }
+            "i8042" => {
+                if self.i8042 {
+                    return Err(invalid(DEVICE, &value, "there is one i8042 (ports 0x60 and 0x64 are taken)"));
+                }
+                self.check_device_id(id, &value)?;
+                self.i8042 = true;
                 return Ok(());
             }
             name => return Err(unhandled(DEVICE, name)),
@@ -361,6 +386,7 @@ impl Devices {
                     }
                     DeviceConfig::Rng
                 }
+                Device::Balloon { id, options, .. } => DeviceConfig::Balloon(BalloonConfig { id, options }),
             });
         }
         if let Some(d) = drives.iter().filter_map(|(_, d)| d.as_ref()).find(|d| !d.if_none) {
@@ -414,7 +440,8 @@ fn device_value(d: &Device) -> &str {
         Device::Block { value, .. }
         | Device::Net { value, .. }
         | Device::Serial { value, .. }
-        | Device::Rng { value, .. } => value,
+        | Device::Rng { value, .. }
+        | Device::Balloon { value, .. } => value,
     }
 }
 

@@ -24,7 +24,7 @@ fn proposal_legacy_mode_without_devices() {
     ]))
     .unwrap();
     let want = VmConfig {
-        machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
+        machine: MachineConfig::default(),
         mem_size: 512 * MIB,
         vcpu_count: 2,
         kernel: KernelConfig {
@@ -40,6 +40,8 @@ fn proposal_legacy_mode_without_devices() {
         debug_threads: false,
         uuid: None,
         monitors: Vec::new(),
+        i8042: false,
+        no_shutdown: false,
         devices: Vec::new(),
         cpu: Default::default(),
         rtc_localtime: false,
@@ -91,7 +93,7 @@ fn qemu_72_spelling_of_legacy_mode() {
     ])
     .unwrap();
     assert_eq!(c.serial, Some(SerialConfig::Stdio));
-    assert_eq!(c.machine, MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false });
+    assert_eq!(c.machine, MachineConfig::default());
 }
 
 #[test]

@@ -21,7 +21,9 @@ const HELP: &[(&str, &str)] = &[
     ("help|? [cmd]", "show the help"),
     ("info [subcommand]", "show various information about the system state"),
     ("quit|q", "quit the emulator"),
+    ("sendkey keys", "send keys to the VM (e.g. 'sendkey ctrl-alt-delete'; needs -device i8042)"),
     ("stop|s", "stop emulation"),
+    ("system_powerdown", "send system power down event"),
     ("system_reset", "reset the system"),
 ];
 
@@ -74,6 +76,13 @@ pub fn run_line(vm: &mut VmControl, line: &str) -> String {
                 Err(e) => format!("Error: {}\r\n", e.desc),
             }
         }
+        (Some("system_powerdown"), None) => {
+            match super::power::system_powerdown(vm, Arguments::new(serde_json::Map::new())) {
+                Ok(_) => String::new(),
+                Err(e) => format!("Error: {}\r\n", e.desc),
+            }
+        }
+        (Some("sendkey"), Some(keys)) => super::power::hmp_sendkey(vm, keys),
         // QEMU answers an unknown command with text, not a QMP error.
         (Some(other), _) => format!("unknown command: '{other}'\r\n"),
     }
@@ -97,7 +106,7 @@ fn info_status(state: RunState) -> String {
         RunState::Running => "running",
         RunState::Paused => "paused",
         RunState::Prelaunch => "paused (prelaunch)",
-        RunState::Shutdown => "paused (shutdown)",
+        RunState::Shutdown | RunState::GuestShutdown => "paused (shutdown)",
     };
     format!("VM status: {status}\r\n")
 }

@@ -8,10 +8,12 @@
 //! buffer until epoll says the socket is writable, and a client whose buffer overflows
 //! (it never reads) is dropped. So no client can stall the VM or the other clients.
 
+mod balloon;
 mod commands;
 mod hmp;
 mod mux;
 mod mux_core;
+mod power;
 mod readline;
 mod sockets;
 
@@ -266,6 +268,7 @@ fn to_qmp(event: &VmEvent) -> qmp::Event {
         VmEventKind::Shutdown { guest, reason } => {
             ("SHUTDOWN", Some(serde_json::json!({ "guest": guest, "reason": reason })))
         }
+        VmEventKind::Powerdown => ("POWERDOWN", None),
     };
     let since = event.at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let mut qmp_event = qmp::Event::new(name, data);

@@ -17,7 +17,7 @@ fn proposal_normal_mode() {
         -device virtio-net-device,netdev=tap0";
     let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=hvc0 root=/dev/vda"));
     let want = VmConfig {
-        machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
+        machine: MachineConfig::default(),
         mem_size: 512 * MIB,
         vcpu_count: 2,
         kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=hvc0 root=/dev/vda".into(), initrd: None },
@@ -29,6 +29,8 @@ fn proposal_normal_mode() {
         debug_threads: false,
         uuid: None,
         monitors: Vec::new(),
+        i8042: false,
+        no_shutdown: false,
         devices: vec![console("virtiocon0", ChardevBackend::Pty), block("test", "test.img"), net("tap0", None, None)],
         cpu: Default::default(),
         rtc_localtime: false,
@@ -48,7 +50,7 @@ fn proposal_legacy_mode() {
         -device virtio-net-device,netdev=tap0 -serial stdio";
     let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=ttyS0 root=/dev/vda"));
     let want = VmConfig {
-        machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
+        machine: MachineConfig::default(),
         mem_size: 512 * MIB,
         vcpu_count: 2,
         kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=ttyS0 root=/dev/vda".into(), initrd: None },
@@ -60,6 +62,8 @@ fn proposal_legacy_mode() {
         debug_threads: false,
         uuid: None,
         monitors: Vec::new(),
+        i8042: false,
+        no_shutdown: false,
         devices: vec![block("test", "test.img"), net("tap0", None, None)],
         cpu: Default::default(),
         rtc_localtime: false,
@@ -265,7 +269,8 @@ fn device_errors() {
     assert_eq!(
         err(&["-device", "e1000"]).to_string(),
         "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, \
-         virtio-net-device, virtio-serial-device with virtconsole and virtserialport, and virtio-rng-device"
+         virtio-net-device, virtio-serial-device with virtconsole and virtserialport, virtio-rng-device, \
+         virtio-balloon-device, isa-serial, isa-debug-exit and i8042"
     );
     for d in ["", ",", "drive=d", "driver="] {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");
