@@ -1,8 +1,8 @@
-# timeout: 600
+# timeout: 700
 # Issue 9, acceptance 2: public QEMU microvm command lines boot real Linux (the rootfs
 # guest, /tests/devices), with only the paths replaced; then a mux on a pty is driven
 # from here: the guest's hvc0 and the human monitor share it (C-a h, C-a c, info
-# status, quit).
+# status, quit). Last, a multiport virtio-serial-device meets Linux's driver.
 dir=$(mktemp -d) && cp "$GUEST_ROOTFS" "$dir/test.img" && cp "$GUEST_ROOTFS" "$dir/boot.img" || exit 1
 cd "$dir" || exit 1
 
@@ -59,4 +59,15 @@ echo "== pty"
 tr -d '\r' < out.txt
 echo
 cat err.txt
+
+echo "== multiport virtio-serial: two virtconsoles and a named virtserialport"
+"$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
+    -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/vports" \
+    -chardev stdio,id=con0 -chardev file,id=con1,path=con1.txt -chardev file,id=port,path=port.txt \
+    -device virtio-serial-device,max_ports=4 -device virtconsole,chardev=con0 -device virtconsole,chardev=con1 \
+    -device virtserialport,chardev=port,name=org.test.port \
+    -drive id=root,file=test.img,format=raw,if=none -device virtio-blk-device,drive=root < /dev/null
+echo "PORTS-EXIT status=$?"
+echo "PORT-FILE $(cat port.txt)"
+echo "CON1-FILE $(cat con1.txt)"
 cd / && rm -rf "$dir"

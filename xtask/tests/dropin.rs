@@ -1,6 +1,7 @@
 //! Issue 9, acceptance 2: public QEMU microvm command lines boot real Linux, and a mux
 //! chardev on a pty carries the guest's hvc0 and the human monitor, driven by the
-//! scenario (xtask/scenarios/dropin-lines.sh). One rig boot.
+//! scenario (xtask/scenarios/dropin-lines.sh); a multiport virtio-serial-device meets Linux's
+//! virtio_console driver. One rig boot.
 
 use xtask::scenario::run_test_case as run;
 
@@ -33,5 +34,14 @@ fn public_lines_boot_linux_and_the_mux_monitor_answers_on_a_pty() {
     }
     let pty = case.output.split("== pty").nth(1).unwrap_or("");
     assert!(pty.contains("(qemu) quit\n") && !pty.contains("(qemu) quit\n(qemu)"), "no prompt after quit\n{pty}");
+    // Multiport: Linux's driver found the named port and the second console, and wrote through both.
+    for seen in [
+        "VPORT vport0p2 name=org.test.port",
+        "PORTS-EXIT status=0",
+        "PORT-FILE hello-org.test.port",
+        "CON1-FILE hello-hvc1",
+    ] {
+        assert!(has(seen), "no {seen:?}\n{}", case.report());
+    }
     assert_eq!(case.status, Some(0), "{}", case.report());
 }
