@@ -254,6 +254,18 @@ impl Chardev {
         }
     }
 
+    /// Whether the backend is open in QEMU's sense (it sent CHR_EVENT_OPENED
+    /// and no CLOSED since), which is what a virtserialport reports to the
+    /// guest as "host connected": a pty while someone has its slave open; a
+    /// socket while its connection is up; any other backend while it has an
+    /// input or output left (so `null` never is, as in QEMU).
+    pub fn is_open(&self) -> bool {
+        match &self.kind {
+            Kind::Pty { connected, .. } => *connected,
+            _ => (self.input.is_some() && !self.input_ended) || (self.output.is_some() && !self.output_ended),
+        }
+    }
+
     /// How many clients a server socket has accepted: a new number is a new
     /// peer even if the last one left and this one came within one turn.
     pub fn clients_accepted(&self) -> u64 {
