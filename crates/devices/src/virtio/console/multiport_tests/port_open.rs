@@ -142,3 +142,19 @@ fn malformed_or_out_of_range_open_and_close_change_nothing() {
     rig.send_control(&open0);
     assert_eq!(rig.d.used(0), [(u32::from(head0), 4)]);
 }
+
+#[test]
+fn without_multiport_input_does_not_wait_for_an_open() {
+    // A driver that does not negotiate MULTIPORT has no control queue to open
+    // ports with: port 0 takes input at once, as in QEMU.
+    let (p0, mut peer0) = port(None, true);
+    let (mut d, _dev) = TestDriver::new(MultiportConsole::new(vec![p0], 1).unwrap());
+    d.activate(0, 16);
+    let buf = d.alloc(64, 0);
+    let head = d.add_chain(0, &[(buf, 64, true)]);
+    d.notify(0);
+    peer0.write_all(b"now").unwrap();
+    d.run_events();
+    assert_eq!(d.used(0), [(u32::from(head), 3)]);
+    assert_eq!(d.read_bytes(buf, 3), b"now");
+}
