@@ -218,7 +218,7 @@ impl MultiportConsole {
         any
     }
 
-    /// Whether port `id` takes host input now: the guest has buffers, nothing
+    /// Whether `port` takes host input now: the guest has buffers, nothing
     /// read is still waiting, and (with MULTIPORT) the guest has it open.
     fn wants_input(&self, port: &Port) -> bool {
         !port.rx_starved && port.pending.is_empty() && (port.guest_open || !self.multiport)
