@@ -57,6 +57,9 @@ pub enum Command {
     /// Build the VM, print the regions the guest could reach (`-M
     /// microvm,dump-mtree`) and exit without running it.
     DumpMtree(VmConfig),
+    /// Print each thread kind the VM would run and its seccomp allowlist (`-M
+    /// microvm,dump-seccomp`) and exit without running it.
+    DumpSeccomp(VmConfig),
     /// Print this text (`-help`, or `-OPTION help`) and exit successfully.
     Help(String),
     /// Print the version and exit successfully.
@@ -159,6 +162,8 @@ struct Parsed {
     uuid: Option<String>,
     daemonize: bool,
     pidfile: Option<String>,
+    /// `-sandbox on|off`; on when not given.
+    sandbox: Option<bool>,
     /// The device options and monitors, resolved in [`finish`].
     devices: devices::Devices,
 }
@@ -228,6 +233,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Uuid => p.uuid = Some(control::parse_uuid(&value)?),
             Opt::StartPaused => p.start_paused = true,
             Opt::Daemonize => p.daemonize = true,
+            Opt::Sandbox => p.sandbox = Some(control::parse_sandbox(&value)?),
             Opt::Pidfile => p.pidfile = Some(non_empty_path(name, value)?),
             Opt::Qmp => p.devices.monitor(control::parse_qmp(name, &value, false)?)?,
             Opt::QmpPretty => p.devices.monitor(control::parse_qmp(name, &value, true)?)?,
@@ -241,11 +247,17 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
         }
     }
 
-    let dump_mtree = p.machine.dump_mtree;
+    let (dump_mtree, dump_seccomp) = (p.machine.dump_mtree, p.machine.dump_seccomp);
     let daemonize = p.daemonize;
     let pidfile = p.pidfile.clone().map(PathBuf::from);
     let vm = finish(p)?;
-    Ok(if dump_mtree { Command::DumpMtree(vm) } else { Command::Run(Launch { vm, daemonize, pidfile }) })
+    Ok(if dump_mtree {
+        Command::DumpMtree(vm)
+    } else if dump_seccomp {
+        Command::DumpSeccomp(vm)
+    } else {
+        Command::Run(Launch { vm, daemonize, pidfile })
+    })
 }
 
 fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
@@ -296,6 +308,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         debug_threads: p.debug_threads,
         uuid: p.uuid,
         monitors,
+        sandbox: p.sandbox.unwrap_or(true),
     })
 }
 

@@ -35,6 +35,10 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             };
         }
+        Ok(Command::DumpSeccomp(config)) => {
+            print!("{}", vmm::host_surface::format_seccomp(&config));
+            return ExitCode::SUCCESS;
+        }
         Ok(Command::Help(text)) => {
             print!("{text}");
             return ExitCode::SUCCESS;
@@ -53,6 +57,9 @@ fn run(launch: Launch, start: Instant) -> ExitCode {
     let Launch { vm: mut config, daemonize, pidfile } = launch;
     if std::env::var_os(REPORT_START_TIME_ENV).is_some_and(|v| v == "1") {
         config.report_start_time = true;
+    }
+    if !config.sandbox {
+        log::warn!("-sandbox off: no seccomp filter; every thread may make any system call");
     }
     // Before anything else: the fork must happen while the process has one thread.
     let daemon = if daemonize {

@@ -8,6 +8,7 @@
 
 use crate::exit::{ExitNotifier, VmExit};
 use event_manager::{EventManager, EventOps, EventSet, Events, MutEventSubscriber, SubscriberOps};
+use sandbox::{Sandbox, ThreadKind};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -100,8 +101,13 @@ impl MutEventSubscriber for Control {
 }
 
 impl DeviceThread {
-    /// Starts the thread serving `event_loop`. A failing loop ends the VM through `exit`.
-    pub fn spawn(mut event_loop: DeviceEventLoop, exit: Arc<ExitNotifier>) -> Result<Self, DeviceThreadError> {
+    /// Starts the thread serving `event_loop` under the virtio filter. A failing loop (or a
+    /// panic) ends the VM through `exit`.
+    pub fn spawn(
+        mut event_loop: DeviceEventLoop,
+        exit: Arc<ExitNotifier>,
+        sandbox: Arc<Sandbox>,
+    ) -> Result<Self, DeviceThreadError> {
         let wake = EventFd::new(EFD_NONBLOCK).map_err(DeviceThreadError::EventFd)?;
         let (commands, command_rx) = mpsc::channel();
         let (ack_tx, acks) = mpsc::channel();
@@ -113,17 +119,17 @@ impl DeviceThread {
             stop: stop.clone(),
         };
         event_loop.add_subscriber(Arc::new(Mutex::new(control)));
-        let thread = std::thread::Builder::new()
-            .name("virtio".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    if let Err(e) = event_loop.run() {
-                        exit.notify(VmExit::DeviceError(format!("virtio event loop failed: {e:?}")));
-                        return;
-                    }
+        let failed = exit.clone();
+        let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
+        let thread = sandbox::spawn("virtio".into(), ThreadKind::Virtio, sandbox, on_failure, move || {
+            while !stop.load(Ordering::Acquire) {
+                if let Err(e) = event_loop.run() {
+                    exit.notify(VmExit::DeviceError(format!("virtio event loop failed: {e:?}")));
+                    return;
                 }
-            })
-            .map_err(DeviceThreadError::Spawn)?;
+            }
+        })
+        .map_err(DeviceThreadError::Spawn)?;
         Ok(DeviceThread { commands, wake, acks, thread })
     }
 
@@ -213,7 +219,7 @@ mod tests {
         event_loop
             .add_subscriber(Arc::new(Mutex::new(Counter { evt: evt.try_clone().unwrap(), served: served.clone() })));
         let exit = Arc::new(ExitNotifier::new().unwrap());
-        let thread = DeviceThread::spawn(event_loop, exit.clone()).unwrap();
+        let thread = DeviceThread::spawn(event_loop, exit.clone(), Arc::new(Sandbox::new(false).unwrap())).unwrap();
         let second = Duration::from_secs(1);
 
         evt.write(1).unwrap();

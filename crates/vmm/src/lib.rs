@@ -13,6 +13,7 @@ mod control;
 mod device_thread;
 mod event_loop;
 pub mod exit;
+pub mod host_surface;
 mod kvm;
 mod memory;
 mod monitor;
@@ -58,6 +59,8 @@ pub enum Error {
     Monitor(#[from] monitor::SocketError),
     #[error(transparent)]
     DeviceThread(#[from] device_thread::DeviceThreadError),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::Error),
     #[error("{what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
 }

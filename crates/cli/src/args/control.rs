@@ -15,7 +15,7 @@ use vmm::config::MonitorSocket;
 
 use super::devices::{Monitor, MonitorTarget};
 use super::keyval::settings;
-use super::options::{MON_PROPS, NAME_PROPS, QMP_TCP_PROPS, QMP_UNIX_PROPS};
+use super::options::{MON_PROPS, NAME_PROPS, QMP_TCP_PROPS, QMP_UNIX_PROPS, SANDBOX_PROPS};
 use super::{invalid, unhandled, ArgsError};
 
 const MON: &str = "-mon";
@@ -175,6 +175,21 @@ pub(super) fn parse_name(value: &str) -> Result<NameOptions, ArgsError> {
         }
     }
     Ok(out)
+}
+
+/// `-sandbox on|off[,...]`: whether the seccomp filters are installed.
+pub(super) fn parse_sandbox(value: &str) -> Result<bool, ArgsError> {
+    const SANDBOX: &str = "-sandbox";
+    let mut enable = None;
+    for s in settings(SANDBOX, value, Some("enable"), SANDBOX_PROPS, SANDBOX)? {
+        match s.name() {
+            "enable" => enable = Some(s.on),
+            // Described as accepted with no effect (the table says why).
+            _ if s.desc.no_effect.is_some() => {}
+            name => return Err(unhandled(SANDBOX, name)),
+        }
+    }
+    enable.ok_or_else(|| invalid(SANDBOX, value, "expected on|off first"))
 }
 
 /// `-uuid`: 8-4-4-4-12 hex digits (either case, as QEMU accepts); returned in

@@ -26,6 +26,7 @@ pub(super) enum Opt {
     StartPaused,
     Daemonize,
     Pidfile,
+    Sandbox,
     Qmp,
     QmpPretty,
     Mon,

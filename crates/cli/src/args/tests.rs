@@ -40,6 +40,7 @@ fn proposal_legacy_mode_without_devices() {
         debug_threads: false,
         uuid: None,
         monitors: Vec::new(),
+        sandbox: true,
         devices: Vec::new(),
     };
     assert_eq!(c, Command::Run(Launch { vm: want, daemonize: false, pidfile: None }));

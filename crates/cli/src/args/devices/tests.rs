@@ -26,6 +26,7 @@ fn proposal_normal_mode() {
         debug_threads: false,
         uuid: None,
         monitors: Vec::new(),
+        sandbox: true,
         devices: vec![console("virtiocon0", ChardevBackend::Pty), block("test", "test.img"), net("tap0", None, None)],
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
@@ -51,6 +52,7 @@ fn proposal_legacy_mode() {
         debug_threads: false,
         uuid: None,
         monitors: Vec::new(),
+        sandbox: true,
         devices: vec![block("test", "test.img"), net("tap0", None, None)],
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
