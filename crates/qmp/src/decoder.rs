@@ -288,12 +288,14 @@ fn stray(byte: u8) -> String {
 
 /// QEMU's wording ("JSON parse error, ...") around serde_json's reason. serde_json's line and
 /// column are dropped: they count in the rewritten text of one value, not in the client's stream.
+/// The commonest reason is reworded as QEMU's, which the QMP spec quotes in its example.
 fn parse_error_desc(error: &serde_json::Error) -> String {
     let full = error.to_string();
     let reason = match full.rsplit_once(" at line ") {
         Some((reason, _)) => reason,
         None => &full,
     };
+    let reason = if reason == "expected value" { "expecting value" } else { reason };
     format!("JSON parse error, {reason}")
 }
 

@@ -10,6 +10,7 @@ pub mod boot;
 pub mod boot_trace;
 pub mod config;
 mod control;
+pub mod device_registry;
 mod device_thread;
 mod event_loop;
 pub mod exit;
@@ -55,6 +56,8 @@ pub enum Error {
     Report(String),
     #[error("event loop: {0}")]
     EventLoop(String),
+    #[error(transparent)]
+    DuplicateDevice(#[from] device_registry::DuplicateId),
     #[error(transparent)]
     Monitor(#[from] monitor::SocketError),
     #[error(transparent)]

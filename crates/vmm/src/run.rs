@@ -5,6 +5,7 @@
 use crate::boot_trace::BootTimes;
 use crate::config::SerialConfig;
 use crate::control::Machine;
+use crate::device_registry::DeviceHandle;
 use crate::device_thread::DeviceThread;
 use crate::event_loop::{Controller, StdinForwarder};
 use crate::exit::VmExit;
@@ -48,10 +49,12 @@ impl Vm {
         } = self;
         let mut manager = MainLoop::new().map_err(|e| Error::EventLoop(format!("{e:?}")))?;
         let mut chardevs = inventory.chardevs;
+        let mut devices = inventory.registry;
         let _raw_terminal = match &serial {
             Some((backend, port)) => {
                 let filename = if *backend == SerialConfig::Stdio { "stdio" } else { "null" };
                 chardevs.insert(0, ChardevInfo { label: "serial0".into(), filename: filename.into() });
+                devices.insert(Some("serial0".into()), None, DeviceHandle::Serial(port.clone()))?;
                 if *backend == SerialConfig::Stdio {
                     manager.add_subscriber(Arc::new(Mutex::new(StdinForwarder { serial: port.clone() })));
                     RawTerminal::enter(std::io::stdin().as_raw_fd())
@@ -102,7 +105,7 @@ impl Vm {
         let facts =
             Facts { name: config.name.clone(), uuid: config.uuid.clone(), mtree, chardevs, blocks: inventory.blocks };
         let controller = Arc::new(Mutex::new(Controller {
-            vm: VmControl { machine, facts },
+            vm: VmControl { machine, facts, devices },
             monitors,
             exit,
             reset,

@@ -5,6 +5,7 @@
 //! command-line entries that tell the guest where the devices are.
 
 use crate::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, DeviceConfig};
+use crate::device_registry::{DeviceHandle, DeviceRegistry};
 use crate::device_thread::DeviceEventLoop;
 use crate::kvm::KvmError;
 use crate::Error;
@@ -46,12 +47,14 @@ trait EventDevice: VirtioDevice + MutEventSubscriber {}
 impl<T: VirtioDevice + MutEventSubscriber> EventDevice for T {}
 
 /// What the devices are, for the kernel command line and the monitor's queries.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DeviceInventory {
     /// `virtio_mmio.device=` entries, one per slot in use.
     pub cmdline_entries: Vec<String>,
     pub chardevs: Vec<ChardevInfo>,
     pub blocks: Vec<BlockInfo>,
+    /// Every device by id, with its typed handle.
+    pub registry: DeviceRegistry,
 }
 
 /// A chardev as `query-chardev` reports it.
@@ -110,7 +113,9 @@ pub fn create_devices(
                 let size = std::fs::metadata(&cfg.path).map_or(0, |m| m.len());
                 let (id, path) = (cfg.id.clone(), cfg.path.clone());
                 inventory.blocks.push(BlockInfo { id, path, read_only: cfg.read_only, cache: cfg.cache, size });
-                attach(Arc::new(Mutex::new(disk)), "virtio-mmio (virtio-blk)", slot, vm, mem, mmio, event_loop)?;
+                let disk = Arc::new(Mutex::new(disk));
+                attach(disk.clone(), "virtio-mmio (virtio-blk)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Block(disk))?;
             }
             DeviceConfig::Net(cfg) => {
                 let tap = Tap::open(cfg.ifname.as_deref()).map_err(|e| Error::Device(e.to_string()))?;
@@ -119,23 +124,33 @@ pub fn create_devices(
                     eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
                 }
                 let net = Net::new(tap, cfg.mac).map_err(|e| Error::Device(e.to_string()))?;
-                attach(Arc::new(Mutex::new(net)), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
+                let net = Arc::new(Mutex::new(net));
+                attach(net.clone(), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Net(net))?;
             }
             DeviceConfig::Console(cfg) => {
                 let chardev = open_chardev(&cfg.chardev)?;
                 let filename = chardev_filename(&cfg.chardev.backend, chardev.pty_path());
                 inventory.chardevs.push(ChardevInfo { label: cfg.chardev.id.clone(), filename });
                 let console = Console::new(chardev).map_err(|e| Error::Device(e.to_string()))?;
-                attach(Arc::new(Mutex::new(console)), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
+                let console = Arc::new(Mutex::new(console));
+                attach(console.clone(), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, Some(&cfg.chardev.id), slot, DeviceHandle::Console(console))?;
             }
             DeviceConfig::Rng => {
                 let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;
-                attach(Arc::new(Mutex::new(rng)), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
+                let rng = Arc::new(Mutex::new(rng));
+                attach(rng.clone(), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, None, slot, DeviceHandle::Rng(rng))?;
             }
         }
         inventory.cmdline_entries.push(cmdline_entry(slot));
     }
     Ok(inventory)
+}
+
+fn register(inventory: &mut DeviceInventory, id: Option<&str>, slot: Slot, handle: DeviceHandle) -> Result<(), Error> {
+    inventory.registry.insert(id.map(str::to_owned), Some(slot), handle).map_err(|e| Error::Config(e.to_string()))
 }
 
 /// QEMU's `query-chardev` filename of a backend.

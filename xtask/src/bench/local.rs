@@ -68,7 +68,7 @@ impl Vmm {
         }
     }
 
-    fn command(&self, kernel: &Path) -> Command {
+    pub(super) fn command(&self, kernel: &Path) -> Command {
         let mut c = Command::new(&self.bin);
         c.args(self.args).arg("-kernel").arg(kernel).stdin(Stdio::null()).stdout(Stdio::null());
         c

@@ -5,13 +5,16 @@
 //! - start, footprint, density: tiny PVH guests on the host's /dev/kvm (local.rs);
 //! - boot: the minimal kernel and Debian's cloud kernel (also under QEMU's -M q35) in the
 //!   nested rig, or directly where /dev/kvm boots Linux (boot.rs, scenarios/bench-boot.sh);
-//! - I/O: virtio-blk and virtio-net figures (`xtask::bench_io`, its own rig boot).
+//! - I/O: virtio-blk and virtio-net figures (`xtask::bench_io`, its own rig boot);
+//! - QMP: round trips, stop/cont to event, the monitor's memory (qmp.rs).
 //!
+//! `--only qmp` measures that section alone and rewrites only it in the report.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
 mod boot;
 mod local;
+mod qmp;
 mod report;
 
 use std::path::PathBuf;
@@ -21,13 +24,15 @@ use xtask::host;
 /// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp]";
 
 pub struct Opts {
     /// (host runs, rig boot runs)
     runs: (usize, usize),
     quick: bool,
     no_io: bool,
+    /// Measure one section and splice it into the existing report.
+    only: Option<String>,
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -40,6 +45,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let dir = host::repo_root().join("target/bench");
     let guests = local::Guests::write(&dir)?;
     let vmms = [local::Vmm::microvm(&microvm), local::Vmm::qemu(&qemu)];
+    if let Some(section) = &opts.only {
+        return only_section(section, &vmms, &guests, &dir, runs);
+    }
 
     eprintln!("[bench] start: {runs} runs per VMM (+1 warm-up)");
     let start = local::start(&vmms, &guests, runs)?;
@@ -54,6 +62,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         eprintln!("[bench] boot not measured: {e}");
     }
     let io = io_figures(boot_runs, opts.no_io);
+    eprintln!("[bench] QMP: {runs} stop/cont pairs per VMM");
+    let qmp = qmp::run(&vmms, &guests, &dir, runs);
 
     let results = report::Results {
         machine,
@@ -66,6 +76,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         density,
         boot,
         io,
+        qmp,
     };
     let out = if opts.quick { dir.join("quick") } else { host::repo_root().join("docs/benchmarks") };
     host::mkdir(&out)?;
@@ -81,6 +92,25 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `--only SECTION`: measures one section and rewrites it in docs/benchmarks/README.md.
+fn only_section(
+    section: &str,
+    vmms: &[local::Vmm; 2],
+    guests: &local::Guests,
+    dir: &std::path::Path,
+    runs: usize,
+) -> Result<(), String> {
+    let text = match section {
+        "qmp" => qmp::markdown(&qmp::run(vmms, guests, dir, runs), runs),
+        other => return Err(format!("--only: no section '{other}' (sections: qmp)")),
+    };
+    let path = host::repo_root().join("docs/benchmarks/README.md");
+    let report = String::from_utf8_lossy(&host::read(&path)?).into_owned();
+    host::write(&path, report::splice_section(&report, section, &text))?;
+    println!("{text}");
+    Ok(())
+}
+
 /// The virtio I/O figures (xtask::bench_io, its own rig boot), unless --no-io.
 fn io_figures(runs: usize, skip: bool) -> Result<String, String> {
     if skip {
@@ -91,7 +121,7 @@ fn io_figures(runs: usize, skip: bool) -> Result<String, String> {
 }
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
-    let mut opts = Opts { runs: RUNS, quick: false, no_io: false };
+    let mut opts = Opts { runs: RUNS, quick: false, no_io: false, only: None };
     let mut it = args.iter().map(String::as_str);
     while let Some(arg) = it.next() {
         match arg {
@@ -100,6 +130,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                 opts.runs = QUICK_RUNS;
             }
             "--no-io" => opts.no_io = true,
+            "--only" => opts.only = Some(it.next().ok_or(format!("--only needs a section\n{USAGE}"))?.to_owned()),
             "--runs" | "-n" => {
                 let v = it.next().ok_or(format!("--runs needs a value\n{USAGE}"))?;
                 let n =

@@ -57,6 +57,7 @@ pub struct Results {
     pub density: Vec<Density>,
     pub boot: Result<Boot, String>,
     pub io: Result<String, String>,
+    pub qmp: Result<[super::qmp::QmpFigures; 2], String>,
 }
 
 /// One row of the summary: what, unit, microvm, QEMU, and whether lower is better.
@@ -83,6 +84,10 @@ fn rows(r: &Results) -> Vec<Row> {
         let (rm, rq) = (b.ms("cloud-rtc", "microvm"), b.ms("cloud-rtc", "qemu"));
         rows.push(("boot, cloud kernel, both rtc=on".into(), "ms", rm, rq, true));
         rows.push(("boot, cloud kernel, microvm rtc=on, QEMU column = -M q35".into(), "ms", rm, c35, true));
+    }
+    if let Ok([m, q]) = &r.qmp {
+        rows.push(("QMP: query-status round trip, p50".into(), "µs", m.round_trip_p50, q.round_trip_p50, true));
+        rows.push(("QMP: stop → STOP event".into(), "µs", m.stop_to_event, q.stop_to_event, true));
     }
     rows
 }
@@ -241,6 +246,7 @@ pub fn markdown(r: &Results) -> String {
             let _ = writeln!(s, "Not measured in this run: {e}");
         }
     }
+    s += &format!("\n{}", splice_section("", "qmp", &super::qmp::markdown(&r.qmp, r.runs)));
     s += "\n## I/O\n\n";
     match &r.io {
         Ok(text) => s += text,
@@ -290,6 +296,18 @@ const BEGIN: &str = "<!-- bench:begin (cargo xtask bench rewrites this part) -->
 const END: &str = "<!-- bench:end -->";
 
 /// README.md with the text between the bench markers replaced by `table` and a link.
+/// Replaces the report section `name` (between its markers) with `text`, or appends it
+/// with markers when the report has none yet: `bench --only NAME` rewrites just that part.
+pub fn splice_section(report: &str, name: &str, text: &str) -> String {
+    let (begin, end) = (format!("<!-- section:{name} -->"), format!("<!-- /section:{name} -->"));
+    let block = format!("{begin}\n{text}{end}\n");
+    match report.split_once(&begin).and_then(|(head, rest)| Some((head, rest.split_once(&end)?.1))) {
+        Some((head, tail)) => format!("{head}{block}{}", tail.strip_prefix('\n').unwrap_or(tail)),
+        None if report.is_empty() => block,
+        None => format!("{}\n{block}", report.trim_end_matches('\n').to_owned() + "\n"),
+    }
+}
+
 pub fn splice_readme(readme: &str, table: &str) -> Result<String, String> {
     let (head, rest) = readme.split_once(BEGIN).ok_or("README.md has no bench:begin marker")?;
     let (_, tail) = rest.split_once(END).ok_or("README.md has no bench:end marker")?;
@@ -309,6 +327,14 @@ mod tests {
         assert!(out.starts_with("a\n") && out.ends_with(&format!("{END}\nb\n")));
         assert!(out.contains("| new |") && !out.contains("old"));
         assert!(splice_readme("no markers", "x").is_err());
+    }
+
+    #[test]
+    fn sections_are_replaced_or_appended() {
+        let first = splice_section("# r\n", "qmp", "one\n");
+        assert_eq!(first, "# r\n\n<!-- section:qmp -->\none\n<!-- /section:qmp -->\n");
+        let second = splice_section(&format!("{first}tail\n"), "qmp", "two\n");
+        assert_eq!(second, "# r\n\n<!-- section:qmp -->\ntwo\n<!-- /section:qmp -->\ntail\n");
     }
 
     #[test]

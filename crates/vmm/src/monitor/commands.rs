@@ -3,6 +3,7 @@
 
 use super::hmp;
 use crate::control::Machine;
+use crate::device_registry::DeviceRegistry;
 use crate::exit::VmExit;
 use crate::state::RunState;
 use crate::virtio_devices::{BlockInfo, ChardevInfo};
@@ -22,6 +23,8 @@ const TARGET: &str = "x86_64";
 pub struct VmControl {
     pub machine: Machine,
     pub facts: Facts,
+    /// Every device by id, for commands that act on one.
+    pub devices: DeviceRegistry,
 }
 
 /// What set-up decided, for the queries.

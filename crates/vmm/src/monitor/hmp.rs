@@ -22,8 +22,9 @@ pub fn human_monitor_command(vm: &mut VmControl, mut args: Arguments) -> Result<
             format!("{}.{}.{} ({})\r\n", v.qemu.major, v.qemu.minor, v.qemu.micro, v.package)
         }
         (Some("info"), Some("mtree")) => vm.facts.mtree.replace('\n', "\r\n"),
+        (Some("info"), Some("qtree")) => info_qtree(vm),
         (Some("info"), Some(other)) => format!("info: unknown or unsupported item '{other}'\r\n"),
-        (Some("info"), None) => "info: give an item: status, cpus, version, mtree\r\n".to_owned(),
+        (Some("info"), None) => "info: give an item: status, cpus, version, mtree, qtree\r\n".to_owned(),
         (Some(name @ ("stop" | "cont" | "quit" | "c" | "q")), None) => {
             let command = match name {
                 "c" => "cont",
@@ -49,6 +50,19 @@ fn info_status(state: RunState) -> String {
         RunState::Shutdown => "paused (shutdown)",
     };
     format!("VM status: {status}\r\n")
+}
+
+/// The devices, one line each, in the shape of QEMU's `info qtree` device lines (flat:
+/// microvm has no buses to nest them under).
+fn info_qtree(vm: &VmControl) -> String {
+    vm.devices
+        .iter()
+        .map(|d| {
+            let id = d.id.as_deref().map(|id| format!(", id \"{id}\"")).unwrap_or_default();
+            let slot = d.slot.map(|s| format!("\r\n    mmio {:016x}/0000000000000200, gsi {}", s.addr, s.irq));
+            format!("  dev: {}{id}{}\r\n", d.handle.type_name(), slot.unwrap_or_default())
+        })
+        .collect()
 }
 
 fn info_cpus(vm: &VmControl) -> String {
