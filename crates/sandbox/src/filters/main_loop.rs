@@ -23,9 +23,11 @@ pub const MAIN: &[Rule] = &[
     allow!(SYS_ioctl, "TCGETS", [eq(1, libc::TCGETS as u32)]),
     allow!(SYS_ioctl, "TCSETS", [eq(1, libc::TCSETS as u32)]),
     allow!(SYS_ioctl, "TIOCGWINSZ", [eq(1, libc::TIOCGWINSZ as u32)]),
-    // Kicking vCPU threads out of KVM_RUN (pthread_kill).
+    // Kicking vCPU threads out of KVM_RUN: glibc's pthread_kill is getpid + tgkill, musl's
+    // is tkill (with every signal blocked, so a refusal there could not even be reported).
     allow!(SYS_getpid),
     allow!(SYS_tgkill),
+    allow!(SYS_tkill),
     // At exit: the pidfile and unix monitor sockets are removed, as QEMU does.
     allow!(SYS_unlink),
     allow!(SYS_unlinkat),
