@@ -34,8 +34,10 @@ struct SigsysInfo {
 }
 
 /// A line assembled without allocating (the handler may interrupt the allocator).
+const LINE_MAX: usize = 256;
+
 struct Line {
-    buf: [u8; 160],
+    buf: [u8; LINE_MAX],
     len: usize,
 }
 
@@ -59,18 +61,39 @@ impl Line {
         }
         self.push(&digits[i..]);
     }
+
+    fn push_hex(&mut self, mut n: u64) {
+        let mut digits = [0u8; 16];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b"0123456789abcdef"[(n & 0xf) as usize];
+            n >>= 4;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(b"0x");
+        self.push(&digits[i..]);
+    }
 }
 
-/// The line written for a trapped call: `microvm: seccomp: the vcpu thread made system call
-/// getpid (39), which its allowlist does not have; ending with SIGSYS`.
-fn report_line(kind: Option<ThreadKind>, nr: i64) -> Line {
-    let mut line = Line { buf: [0; 160], len: 0 };
+/// The line written for a trapped call, with its first three arguments (where the
+/// conditions look: an ioctl's request, an fcntl's command, mmap's prot):
+/// `microvm: seccomp: the vcpu thread made system call fcntl (72, 0x3, 0x406, 0x3), which its
+/// allowlist does not have; ending with SIGSYS`.
+fn report_line(kind: Option<ThreadKind>, nr: i64, args: [u64; 3]) -> Line {
+    let mut line = Line { buf: [0; LINE_MAX], len: 0 };
     line.push(b"microvm: seccomp: the ");
     line.push(kind.map_or("unfiltered", ThreadKind::name).as_bytes());
     line.push(b" thread made system call ");
     line.push(syscall_name(nr).unwrap_or("unknown").as_bytes());
     line.push(b" (");
     line.push_number(nr as u64);
+    for arg in args {
+        line.push(b", ");
+        line.push_hex(arg);
+    }
     line.push(b"), which its allowlist does not have; ending with SIGSYS\n");
     line
 }
@@ -85,13 +108,14 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, context: 
         unsafe { libc::_exit(128 + libc::SIGSYS) };
     }
     let nr = i64::from(sys.syscall);
-    let line = report_line(KIND.with(Cell::get), nr);
-    // SAFETY: writes `len` initialised bytes of our buffer to stderr.
-    let _ = unsafe { libc::write(2, line.buf.as_ptr().cast(), line.len) };
     // SAFETY: `context` is the ucontext_t the kernel passed; the argument registers are
     // read as the trapped call saw them.
     let regs = unsafe { &(*(context as *const libc::ucontext_t)).uc_mcontext.gregs };
     let arg = |r: libc::c_int| regs[r as usize];
+    let shown = [arg(libc::REG_RDI) as u64, arg(libc::REG_RSI) as u64, arg(libc::REG_RDX) as u64];
+    let line = report_line(KIND.with(Cell::get), nr, shown);
+    // SAFETY: writes `len` initialised bytes of our buffer to stderr.
+    let _ = unsafe { libc::write(2, line.buf.as_ptr().cast(), line.len) };
     // SAFETY: re-issues the call the filter just refused, with its own arguments: the
     // filter's verdict depends only on them, so it is refused again, now with SIGSYS
     // blocked, and the kernel ends the process with SIGSYS. The call never runs.
@@ -133,11 +157,11 @@ mod tests {
 
     #[test]
     fn the_line_names_the_call_and_the_thread() {
-        let line = report_line(Some(ThreadKind::Vcpu), libc::SYS_getpid);
+        let line = report_line(Some(ThreadKind::Vcpu), libc::SYS_fcntl, [3, 0x406, 0]);
         assert_eq!(
             std::str::from_utf8(&line.buf[..line.len]).unwrap(),
-            "microvm: seccomp: the vcpu thread made system call getpid (39), which its allowlist does not have; \
-             ending with SIGSYS\n"
+            "microvm: seccomp: the vcpu thread made system call fcntl (72, 0x3, 0x406, 0x0), which its allowlist \
+             does not have; ending with SIGSYS\n"
         );
     }
 }

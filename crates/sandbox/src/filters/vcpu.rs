@@ -15,6 +15,11 @@ pub const VCPU: &[Rule] = &[
     // virtio-net's activation (a status write) sets the tap's offloads to what the driver
     // acked; moving it to the device thread would delay DRIVER_OK for no narrower list there.
     allow!(SYS_ioctl, "TUNSETOFFLOAD", [eq(1, libc::TUNSETOFFLOAD as u32)]),
+    // A virtio device's activation (the guest's DRIVER_OK write) hands the device its own
+    // duplicates of the queue eventfds (OwnedFd::try_clone).
+    allow!(SYS_fcntl, "F_DUPFD_CLOEXEC", [eq(1, libc::F_DUPFD_CLOEXEC as u32)]),
+    // musl follows F_DUPFD_CLOEXEC with F_SETFD FD_CLOEXEC (for kernels that ignored it).
+    allow!(SYS_fcntl, "F_SETFD", [eq(1, libc::F_SETFD as u32)]),
     // The CMOS clock re-arms its periodic/alarm timer when the guest writes its registers.
     allow!(SYS_timerfd_settime),
     // The thread records its id for `query-cpus-fast`.

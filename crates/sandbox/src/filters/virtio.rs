@@ -32,4 +32,6 @@ pub const VIRTIO: &[Rule] = &[
     allow!(SYS_fcntl, "F_GETFL", [eq(1, libc::F_GETFL as u32)]),
     allow!(SYS_fcntl, "F_SETFL", [eq(1, libc::F_SETFL as u32)]),
     allow!(SYS_fcntl, "F_DUPFD_CLOEXEC", [eq(1, libc::F_DUPFD_CLOEXEC as u32)]),
+    // musl follows F_DUPFD_CLOEXEC with F_SETFD FD_CLOEXEC (for kernels that ignored it).
+    allow!(SYS_fcntl, "F_SETFD", [eq(1, libc::F_SETFD as u32)]),
 ];
