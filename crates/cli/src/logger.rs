@@ -1,5 +1,6 @@
 //! Log lines go to stderr as `microvm: <message>`. Warnings and errors are
-//! shown by default; `MICROVM_LOG=info|debug|trace` shows more.
+//! shown by default; `MICROVM_LOG=info|debug|trace` shows more. Lines a guest can cause
+//! are capped per device and cause (`devices::noise`).
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -11,11 +12,14 @@ impl Log for StderrLogger {
     }
 
     fn log(&self, record: &Record) {
-        if self.enabled(record.metadata()) {
-            match record.level() {
-                Level::Error | Level::Warn => eprintln!("microvm: {}", record.args()),
-                level => eprintln!("microvm: [{level}] {}", record.args()),
-            }
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        // Guest-caused lines of virtio-queue are budgeted (devices::noise).
+        let Some(note) = devices::noise::admit(record.target()) else { return };
+        match record.level() {
+            Level::Error | Level::Warn => eprintln!("microvm: {}{note}", record.args()),
+            level => eprintln!("microvm: [{level}] {}{note}", record.args()),
         }
     }
 
