@@ -167,6 +167,20 @@ pub fn run_one(name: &str, live: &mut dyn FnMut(&str)) -> Result<Option<Case>> {
     case.map(Some).ok_or_else(|| format!("scenario {name} printed no @@CASE markers"))
 }
 
+/// For the tests in xtask/tests: runs one scenario with its console streamed to the test's
+/// output; None (said on stderr) when tests are skipped; panics when it cannot run.
+pub fn run_test_case(name: &str) -> Option<Case> {
+    let mut live = |s: &str| eprint!("{s}");
+    match run_one(name, &mut live) {
+        Ok(Some(case)) => Some(case),
+        Ok(None) => {
+            eprintln!("{name}: skipped (MICROVM_TEST_MODE=skip)");
+            None
+        }
+        Err(e) => panic!("{name} could not run: {e}"),
+    }
+}
+
 /// The scenario variables. For the rig (`pack` given), the host files whose variable the
 /// scripts mention are added to the pack list and the variables point inside L2.
 fn env(

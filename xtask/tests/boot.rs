@@ -8,20 +8,9 @@
 //! test's output (shown on failure, or live with --nocapture); rig logs are kept in
 //! target/xtask-logs/.
 
-use xtask::scenario::{self, Case};
+use xtask::scenario::Case;
 
-/// Runs a scenario; None when tests are skipped.
-fn run(name: &str) -> Option<Case> {
-    let mut live = |s: &str| eprint!("{s}");
-    match scenario::run_one(name, &mut live) {
-        Ok(Some(case)) => Some(case),
-        Ok(None) => {
-            eprintln!("{name}: skipped (MICROVM_TEST_MODE=skip)");
-            None
-        }
-        Err(e) => panic!("{name} could not run: {e}"),
-    }
-}
+use xtask::scenario::run_test_case as run;
 
 /// The guest printed its marker with `cpus` processors, and microvm exited 0 on the
 /// guest's `reboot -f`.

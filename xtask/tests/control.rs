@@ -2,22 +2,12 @@
 //! counting on its console is paused and resumed 20 times over QMP, then quit. Runs
 //! directly where /dev/kvm can boot Linux, else in the nested rig, like boot.rs.
 
-use xtask::scenario::{self, Case};
+use xtask::scenario::Case;
 
 /// Pauses the scenario makes.
 const PAUSES: u64 = 20;
 
-fn run(name: &str) -> Option<Case> {
-    let mut live = |s: &str| eprint!("{s}");
-    match scenario::run_one(name, &mut live) {
-        Ok(Some(case)) => Some(case),
-        Ok(None) => {
-            eprintln!("{name}: skipped (MICROVM_TEST_MODE=skip)");
-            None
-        }
-        Err(e) => panic!("{name} could not run: {e}"),
-    }
-}
+use xtask::scenario::run_test_case as run;
 
 /// `key=value` of a PAUSE-CHECK line.
 fn field(line: &str, key: &str) -> Option<u64> {

@@ -3,19 +3,9 @@
 //! initramfs, and runs one of guest/rootfs/tests/* (`microvm.run=`). One scenario
 //! (xtask/scenarios/dev-*.sh) and one rig boot per test, as in boot.rs.
 
-use xtask::scenario::{self, Case};
+use xtask::scenario::Case;
 
-fn run(name: &str) -> Option<Case> {
-    let mut live = |s: &str| eprint!("{s}");
-    match scenario::run_one(name, &mut live) {
-        Ok(Some(case)) => Some(case),
-        Ok(None) => {
-            eprintln!("{name}: skipped (MICROVM_TEST_MODE=skip)");
-            None
-        }
-        Err(e) => panic!("{name} could not run: {e}"),
-    }
-}
+use xtask::scenario::run_test_case as run;
 
 /// The value after `KEY ` on the first line that has it.
 fn value<'a>(case: &'a Case, key: &str) -> Option<&'a str> {

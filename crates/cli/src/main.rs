@@ -44,7 +44,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("microvm {}", env!("CARGO_PKG_VERSION"));
+            // QEMU's first line (scripts parse it), then what this program is.
+            println!("{}", vmm::version_banner());
+            println!("microvm {}: a KVM VMM for QEMU's microvm machine", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
         Err(e) => return fail(&e),
@@ -71,12 +73,14 @@ fn run(launch: Launch, start: Instant) -> ExitCode {
     } else {
         None
     };
-    // Until the daemon is ready, a failure is told to the waiting parent too.
-    let setup_failed = |daemon: Option<daemon::Daemon>, error: &dyn std::fmt::Display| {
-        if let Some(daemon) = daemon {
+    // Until the daemon is ready, a failure is told to the waiting parent, which prints it
+    // (the daemon's stderr is still the parent's: printing it here too would say it twice).
+    let setup_failed = |daemon: Option<daemon::Daemon>, error: &dyn std::fmt::Display| match daemon {
+        Some(daemon) => {
             daemon.failed(&format!("microvm: {error}"));
+            ExitCode::FAILURE
         }
-        fail(error)
+        None => fail(error),
     };
     let mut pidfile = match pidfile.as_deref().map(Pidfile::lock).transpose() {
         Ok(pidfile) => pidfile,

@@ -37,10 +37,20 @@ impl Pidfile {
             .mode(0o644)
             .open(path)
             .map_err(create)?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+        // A whole-file write lock that conflicts with QEMU's lockf(F_TLOCK) and with any
+        // tool that tests the file with lockf/fcntl; an open-file-description lock, so a
+        // second open in the same process conflicts too.
+        let lock = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        // SAFETY: fcntl on a descriptor we own, with a valid flock struct.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &lock) } < 0 {
             let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
                 return Err(PidfileError::Locked { path: path.to_owned(), pid: text.trim().parse().ok() });
@@ -80,7 +90,7 @@ mod tests {
         let mut first = Pidfile::lock(&path).unwrap();
         first.write_pid().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{}\n", std::process::id()));
-        // flock locks belong to the open file description: a second open conflicts.
+        // The lock belongs to the open file description: a second open conflicts.
         let err = Pidfile::lock(&path).err().expect("second lock must fail");
         assert_eq!(
             err.to_string(),

@@ -17,7 +17,7 @@ mod syscall_names;
 use seccompiler::{BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule};
 use std::collections::BTreeMap;
 
-pub use spawn::spawn;
+pub use spawn::{spawn, ThreadStart};
 pub use syscall_names::syscall_name;
 
 /// The kinds of thread microvm runs, each with its own allowlist.

@@ -40,6 +40,9 @@ pub struct MonitorConfig {
     pub socket: MonitorSocket,
     /// `pretty=on`: replies and events are indented JSON.
     pub pretty: bool,
+    /// The chardev id of `-mon chardev=ID`; `None` for `-qmp`, which QEMU labels
+    /// `compat_monitorN` in `query-chardev`.
+    pub label: Option<String>,
 }
 
 /// Where a QMP monitor talks.

@@ -8,11 +8,11 @@
 
 use crate::exit::{ExitNotifier, VmExit};
 use event_manager::{EventManager, EventOps, EventSet, Events, MutEventSubscriber, SubscriberOps};
-use sandbox::{Sandbox, ThreadKind};
+use sandbox::{Sandbox, ThreadKind, ThreadStart};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -101,12 +101,13 @@ impl MutEventSubscriber for Control {
 }
 
 impl DeviceThread {
-    /// Starts the thread serving `event_loop` under the virtio filter. A failing loop (or a
-    /// panic) ends the VM through `exit`.
+    /// Starts the thread serving `event_loop` under the virtio filter, once every thread
+    /// has met at `start_gate`. A failing loop (or a panic) ends the VM through `exit`.
     pub fn spawn(
         mut event_loop: DeviceEventLoop,
         exit: Arc<ExitNotifier>,
         sandbox: Arc<Sandbox>,
+        start_gate: Arc<Barrier>,
     ) -> Result<Self, DeviceThreadError> {
         let wake = EventFd::new(EFD_NONBLOCK).map_err(DeviceThreadError::EventFd)?;
         let (commands, command_rx) = mpsc::channel();
@@ -121,7 +122,8 @@ impl DeviceThread {
         event_loop.add_subscriber(Arc::new(Mutex::new(control)));
         let failed = exit.clone();
         let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
-        let thread = sandbox::spawn("virtio".into(), ThreadKind::Virtio, sandbox, on_failure, move || {
+        let start = ThreadStart { name: "virtio".into(), kind: ThreadKind::Virtio, sandbox, gate: Some(start_gate) };
+        let thread = sandbox::spawn(start, on_failure, move || {
             while !stop.load(Ordering::Acquire) {
                 if let Err(e) = event_loop.run() {
                     exit.notify(VmExit::DeviceError(format!("virtio event loop failed: {e:?}")));
@@ -169,15 +171,7 @@ impl DeviceThread {
     /// Stops the thread and joins it; false if it did not end within `timeout`.
     pub fn stop(self, timeout: Duration) -> bool {
         self.send(Command::Stop);
-        let deadline = Instant::now() + timeout;
-        while !self.thread.is_finished() {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        let _ = self.thread.join();
-        true
+        crate::threads::join_within(self.thread, timeout)
     }
 }
 
@@ -219,7 +213,13 @@ mod tests {
         event_loop
             .add_subscriber(Arc::new(Mutex::new(Counter { evt: evt.try_clone().unwrap(), served: served.clone() })));
         let exit = Arc::new(ExitNotifier::new().unwrap());
-        let thread = DeviceThread::spawn(event_loop, exit.clone(), Arc::new(Sandbox::new(false).unwrap())).unwrap();
+        let thread = DeviceThread::spawn(
+            event_loop,
+            exit.clone(),
+            Arc::new(Sandbox::new(false).unwrap()),
+            Arc::new(Barrier::new(1)),
+        )
+        .unwrap();
         let second = Duration::from_secs(1);
 
         evt.write(1).unwrap();

@@ -23,12 +23,14 @@ mod run;
 mod signals;
 pub mod startup;
 pub mod state;
+mod threads;
 pub mod vcpu;
 mod virtio_devices;
 mod vm;
 
 pub use arch::layout as arch_layout;
 pub use exit::VmExit;
+pub use monitor::version_banner;
 pub use vm::Vm;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,13 +51,22 @@ pub enum Error {
     Vcpu(#[from] vcpu::VcpuError),
     #[error("cannot place device {name}: {source}")]
     Bus { name: &'static str, source: devices::bus::BusError },
-    /// A device backend could not be set up; the message names the backend.
-    #[error("{0}")]
-    Device(String),
-    #[error("{0}")]
-    Report(String),
+    #[error(transparent)]
+    Block(#[from] devices::virtio::block::BlockError),
+    #[error(transparent)]
+    Tap(#[from] devices::virtio::net::TapError),
+    #[error(transparent)]
+    Net(#[from] devices::virtio::net::NetError),
+    #[error(transparent)]
+    Chardev(#[from] devices::chardev::ChardevError),
+    #[error(transparent)]
+    Console(#[from] devices::virtio::console::ConsoleError),
+    #[error("{name}: {source}")]
+    Transport { name: &'static str, source: devices::virtio::mmio::TransportError },
+    #[error("cannot write the boot trace to {}: {source}", .path.display())]
+    Report { path: std::path::PathBuf, source: std::io::Error },
     #[error("event loop: {0}")]
-    EventLoop(String),
+    EventLoop(#[source] event_manager::Error),
     #[error(transparent)]
     DuplicateDevice(#[from] device_registry::DuplicateId),
     #[error(transparent)]

@@ -47,9 +47,10 @@ impl Vm {
             config,
             boot_trace,
         } = self;
-        let mut manager = MainLoop::new().map_err(|e| Error::EventLoop(format!("{e:?}")))?;
+        let mut manager = MainLoop::new().map_err(Error::EventLoop)?;
         let mut chardevs = inventory.chardevs;
         let mut devices = inventory.registry;
+        chardevs.extend(crate::monitor::chardev_infos(&config.monitors));
         let _raw_terminal = match &serial {
             Some((backend, port)) => {
                 let filename = if *backend == SerialConfig::Stdio { "stdio" } else { "null" };
@@ -76,16 +77,20 @@ impl Vm {
 
         // Files written at exit are opened now: the main thread's filter has no open.
         let trace_json = match boot_trace.as_ref().and_then(|(trace, _)| trace.json.as_ref()) {
-            Some(path) => Some(
-                std::fs::File::create(path)
-                    .map_err(|e| Error::Report(format!("cannot write the boot trace to {}: {e}", path.display())))?,
-            ),
+            Some(path) => Some((
+                path.clone(),
+                std::fs::File::create(path).map_err(|source| Error::Report { path: path.clone(), source })?,
+            )),
             None => None,
         };
         let sandbox = Arc::new(Sandbox::new(config.sandbox)?);
-        let device_thread = device_loop.map(|l| DeviceThread::spawn(l, exit.clone(), sandbox.clone())).transpose()?;
+        // Every thread (main, virtio, vCPUs) meets here once under its filter: no guest
+        // instruction runs, and no guest-driven work is served, before all are confined.
+        let start_gate = Arc::new(Barrier::new(vcpus.len() + 1 + usize::from(device_loop.is_some())));
+        let device_thread = device_loop
+            .map(|l| DeviceThread::spawn(l, exit.clone(), sandbox.clone(), start_gate.clone()))
+            .transpose()?;
         install_kick_handler().map_err(|source| Error::Io { what: "cannot install the vCPU kick handler", source })?;
-        let start_gate = Barrier::new(vcpus.len() + 1);
         let ctx = Arc::new(VcpuContext { pio, mmio, exit: exit.clone(), clock: clock.clone(), start_gate, sandbox });
         let mut handles = Vec::with_capacity(vcpus.len());
         for vcpu in vcpus {
@@ -116,7 +121,7 @@ impl Vm {
 
         let outcome = loop {
             if let Err(e) = manager.run() {
-                break Err(Error::EventLoop(format!("{e:?}")));
+                break Err(Error::EventLoop(e));
             }
             if let Some(reason) = lock(&controller).ended.clone() {
                 break Ok(reason);
@@ -143,11 +148,10 @@ fn lock(controller: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller>
     controller.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn report_boot_times(times: &BootTimes, json: Option<std::fs::File>) -> Result<(), Error> {
+fn report_boot_times(times: &BootTimes, json: Option<(std::path::PathBuf, std::fs::File)>) -> Result<(), Error> {
     eprint!("{}", times.table());
-    if let Some(mut file) = json {
-        file.write_all(times.json().as_bytes())
-            .map_err(|e| Error::Report(format!("cannot write the boot trace: {e}")))?;
+    if let Some((path, mut file)) = json {
+        file.write_all(times.json().as_bytes()).map_err(|source| Error::Report { path, source })?;
     }
     Ok(())
 }

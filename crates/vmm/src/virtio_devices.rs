@@ -109,7 +109,7 @@ pub fn create_devices(
         let slot = slot(index as u32);
         match config {
             DeviceConfig::Block(cfg) => {
-                let disk = Block::new(block_options(cfg)).map_err(|e| Error::Device(e.to_string()))?;
+                let disk = Block::new(block_options(cfg))?;
                 let size = std::fs::metadata(&cfg.path).map_or(0, |m| m.len());
                 let (id, path) = (cfg.id.clone(), cfg.path.clone());
                 inventory.blocks.push(BlockInfo { id, path, read_only: cfg.read_only, cache: cfg.cache, size });
@@ -118,12 +118,12 @@ pub fn create_devices(
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Block(disk))?;
             }
             DeviceConfig::Net(cfg) => {
-                let tap = Tap::open(cfg.ifname.as_deref()).map_err(|e| Error::Device(e.to_string()))?;
+                let tap = Tap::open(cfg.ifname.as_deref())?;
                 if cfg.ifname.is_none() {
                     // As QEMU does: the user needs the name to configure the host side.
                     eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
                 }
-                let net = Net::new(tap, cfg.mac).map_err(|e| Error::Device(e.to_string()))?;
+                let net = Net::new(tap, cfg.mac)?;
                 let net = Arc::new(Mutex::new(net));
                 attach(net.clone(), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Net(net))?;
@@ -132,7 +132,7 @@ pub fn create_devices(
                 let chardev = open_chardev(&cfg.chardev)?;
                 let filename = chardev_filename(&cfg.chardev.backend, chardev.pty_path());
                 inventory.chardevs.push(ChardevInfo { label: cfg.chardev.id.clone(), filename });
-                let console = Console::new(chardev).map_err(|e| Error::Device(e.to_string()))?;
+                let console = Console::new(chardev)?;
                 let console = Arc::new(Mutex::new(console));
                 attach(console.clone(), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, Some(&cfg.chardev.id), slot, DeviceHandle::Console(console))?;
@@ -150,7 +150,7 @@ pub fn create_devices(
 }
 
 fn register(inventory: &mut DeviceInventory, id: Option<&str>, slot: Slot, handle: DeviceHandle) -> Result<(), Error> {
-    inventory.registry.insert(id.map(str::to_owned), Some(slot), handle).map_err(|e| Error::Config(e.to_string()))
+    Ok(inventory.registry.insert(id.map(str::to_owned), Some(slot), handle)?)
 }
 
 /// QEMU's `query-chardev` filename of a backend.
@@ -176,7 +176,7 @@ fn open_chardev(cfg: &ChardevConfig) -> Result<Chardev, Error> {
             chardev::ChardevBackend::Socket { path: path.clone(), server: *server, wait: *wait }
         }
     };
-    Chardev::open(&cfg.id, &backend).map_err(|e| Error::Device(e.to_string()))
+    Ok(Chardev::open(&cfg.id, &backend)?)
 }
 
 fn block_options(cfg: &BlockConfig) -> BlockOptions {
@@ -206,7 +206,7 @@ fn attach<D: EventDevice + 'static>(
     }
     let model: Arc<Mutex<dyn VirtioDevice>> = device.clone();
     let transport = MmioTransport::new(model, mem.clone(), Arc::new(Interrupt::new(irq)), queue_events)
-        .map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        .map_err(|source| Error::Transport { name, source })?;
     mmio.insert(slot.addr, VIRTIO_MMIO_SLOT_SIZE, name, Arc::new(Mutex::new(transport)))
         .map_err(|source| Error::Bus { name, source })?;
     let handler: Arc<Mutex<dyn MutEventSubscriber + Send>> = device;

@@ -129,7 +129,7 @@ impl Vm {
         let (device_loop, inventory) = if config.devices.is_empty() {
             (None, DeviceInventory::default())
         } else {
-            let mut event_loop = DeviceEventLoop::new().map_err(|e| Error::EventLoop(format!("{e:?}")))?;
+            let mut event_loop = DeviceEventLoop::new().map_err(Error::EventLoop)?;
             let inventory = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop)?;
             (Some(event_loop), inventory)
         };

@@ -241,7 +241,7 @@ mod tests {
     }
 
     fn one(socket: MonitorSocket) -> Vec<MonitorConfig> {
-        vec![MonitorConfig { socket, pretty: false }]
+        vec![MonitorConfig { socket, pretty: false, label: None }]
     }
 
     fn unix_listen(path: &str, wait: bool) -> MonitorSocket {
@@ -282,9 +282,9 @@ mod tests {
         assert_eq!(
             m,
             [
-                MonitorConfig { socket: unix_listen("/a", false), pretty: false },
-                MonitorConfig { socket: listen("0.0.0.0", 1, false), pretty: true },
-                MonitorConfig { socket: MonitorSocket::Stdio, pretty: false },
+                MonitorConfig { socket: unix_listen("/a", false), pretty: false, label: None },
+                MonitorConfig { socket: listen("0.0.0.0", 1, false), pretty: true, label: None },
+                MonitorConfig { socket: MonitorSocket::Stdio, pretty: false, label: None },
             ]
         );
     }
@@ -327,7 +327,16 @@ mod tests {
 
     #[test]
     fn mon_on_a_chardev() {
-        let mon = |chardev: &str, mon: &str| monitors(&["-chardev", chardev, "-mon", mon]);
+        // A -mon is labelled with its chardev's id (query-chardev); compared without it here.
+        let mon = |chardev: &str, mon: &str| {
+            let mut m = monitors(&["-chardev", chardev, "-mon", mon]);
+            for config in &mut m {
+                let id = chardev.split(",id=").nth(1).and_then(|rest| rest.split(',').next());
+                assert_eq!(config.label.as_deref(), id, "{chardev}");
+                config.label = None;
+            }
+            m
+        };
         assert_eq!(
             mon("socket,id=m,path=/q,server=on,wait=off", "chardev=m,mode=control"),
             one(unix_listen("/q", false))
@@ -350,14 +359,17 @@ mod tests {
         assert_eq!(mon("stdio,id=m", "chardev=m,mode=control"), one(MonitorSocket::Stdio));
         assert_eq!(
             mon("socket,id=m,fd=3", "chardev=m,mode=control,pretty=on"),
-            vec![MonitorConfig { socket: MonitorSocket::Fd(3), pretty: true }]
+            vec![MonitorConfig { socket: MonitorSocket::Fd(3), pretty: true, label: None }]
         );
         assert_eq!(
             mon("socket,id=m,fd=3", "chardev=m,mode=control,pretty"),
-            vec![MonitorConfig { socket: MonitorSocket::Fd(3), pretty: true }]
+            vec![MonitorConfig { socket: MonitorSocket::Fd(3), pretty: true, label: None }]
         );
         // -qmp chardev:ID is the same thing; -mon may come before its chardev.
-        assert_eq!(monitors(&["-qmp", "chardev:m", "-chardev", "socket,id=m,fd=4"]), one(MonitorSocket::Fd(4)));
+        assert_eq!(
+            monitors(&["-qmp", "chardev:m", "-chardev", "socket,id=m,fd=4"]),
+            [MonitorConfig { socket: MonitorSocket::Fd(4), pretty: false, label: Some("m".into()) }]
+        );
         assert_eq!(monitors(&["-mon", "chardev=m,mode=control", "-chardev", "socket,id=m,fd=4"]).len(), 1);
     }
 

@@ -362,6 +362,10 @@ impl Devices {
         }
         let mut monitors = Vec::with_capacity(self.monitors.len());
         for m in self.monitors {
+            let label = match &m.target {
+                MonitorTarget::Chardev(id) => Some(id.clone()),
+                MonitorTarget::Socket(_) => None,
+            };
             let socket = match m.target {
                 MonitorTarget::Socket(socket) => socket,
                 MonitorTarget::Chardev(id) => {
@@ -390,7 +394,7 @@ impl Devices {
                     })?
                 }
             };
-            monitors.push(MonitorConfig { socket, pretty: m.pretty });
+            monitors.push(MonitorConfig { socket, pretty: m.pretty, label });
         }
         Ok((out, monitors))
     }

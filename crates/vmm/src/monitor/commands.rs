@@ -37,8 +37,17 @@ pub struct Facts {
     pub blocks: Vec<BlockInfo>,
 }
 
+/// `package` as distributions fill QEMU's (" (Debian 1:7.2+dfsg-7)"): HMP's `info version`
+/// prints it right after the version numbers.
 pub fn version() -> qmp::VersionInfo {
-    qmp::VersionInfo { qemu: QEMU_VERSION, package: format!("microvm {}", env!("CARGO_PKG_VERSION")) }
+    qmp::VersionInfo { qemu: QEMU_VERSION, package: format!(" (microvm {})", env!("CARGO_PKG_VERSION")) }
+}
+
+/// `-version`'s first line, in QEMU's format so scripts that parse `version X.Y.Z` from it
+/// read the QEMU release microvm follows, with microvm's own version as the package.
+pub fn version_banner() -> String {
+    let v = version();
+    format!("QEMU emulator version {}.{}.{}{}", v.qemu.major, v.qemu.minor, v.qemu.micro, v.package)
 }
 
 pub fn greeting() -> qmp::Greeting {

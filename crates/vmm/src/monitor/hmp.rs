@@ -19,7 +19,7 @@ pub fn human_monitor_command(vm: &mut VmControl, mut args: Arguments) -> Result<
         (Some("info"), Some("cpus")) => info_cpus(vm),
         (Some("info"), Some("version")) => {
             let v = commands::version();
-            format!("{}.{}.{} ({})\r\n", v.qemu.major, v.qemu.minor, v.qemu.micro, v.package)
+            format!("{}.{}.{}{}\r\n", v.qemu.major, v.qemu.minor, v.qemu.micro, v.package)
         }
         (Some("info"), Some("mtree")) => vm.facts.mtree.replace('\n', "\r\n"),
         (Some("info"), Some("qtree")) => info_qtree(vm),

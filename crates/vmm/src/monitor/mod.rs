@@ -12,7 +12,7 @@ mod commands;
 mod hmp;
 mod sockets;
 
-pub use commands::{Facts, VmControl};
+pub use commands::{version_banner, Facts, VmControl};
 pub use sockets::SocketError;
 
 use crate::config::{MonitorConfig, MonitorSocket};
@@ -223,6 +223,30 @@ impl Monitor {
     fn placeholder() -> Monitor {
         Monitor { listener: None, pretty: false, clients: 0 }
     }
+}
+
+/// The monitors' chardevs as `query-chardev` lists them: a `-mon` under its chardev's id,
+/// a `-qmp` as QEMU names it (`compat_monitorN`).
+pub fn chardev_infos(configs: &[MonitorConfig]) -> Vec<crate::virtio_devices::ChardevInfo> {
+    let mut unnamed = 0;
+    configs
+        .iter()
+        .map(|config| {
+            let label = config.label.clone().unwrap_or_else(|| {
+                unnamed += 1;
+                format!("compat_monitor{}", unnamed - 1)
+            });
+            let filename = match &config.socket {
+                MonitorSocket::UnixListen { path, .. } => format!("unix:{},server=on", path.display()),
+                MonitorSocket::UnixConnect { path } => format!("unix:{}", path.display()),
+                MonitorSocket::TcpListen { host, port, .. } => format!("tcp:{host}:{port},server=on"),
+                MonitorSocket::TcpConnect { host, port } => format!("tcp:{host}:{port}"),
+                MonitorSocket::Stdio => "stdio".into(),
+                MonitorSocket::Fd(fd) => format!("fd:{fd}"),
+            };
+            crate::virtio_devices::ChardevInfo { label, filename }
+        })
+        .collect()
 }
 
 fn watch(ops: &mut EventOps, fd: RawFd, set: EventSet) {

@@ -14,7 +14,7 @@ use crate::startup::StartupClock;
 use devices::bus::Bus;
 use kvm_bindings::kvm_run;
 use kvm_ioctls::VcpuExit;
-use sandbox::{Sandbox, ThreadKind};
+use sandbox::{Sandbox, ThreadKind, ThreadStart};
 use std::cell::Cell;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -31,7 +31,7 @@ pub struct VcpuContext {
     pub clock: Arc<StartupClock>,
     /// Every vCPU thread and the main thread meet here once each is under its seccomp
     /// filter, so no guest instruction runs before the whole process is confined.
-    pub start_gate: Barrier,
+    pub start_gate: Arc<Barrier>,
     pub sandbox: Arc<Sandbox>,
 }
 
@@ -69,6 +69,9 @@ pub struct VcpuHandle {
     tid: Arc<OnceLock<i32>>,
     thread: JoinHandle<()>,
 }
+
+/// How long `thread_id` waits for a just-started thread to record its id.
+const TID_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// The signal that kicks a vCPU thread out of KVM_RUN.
 fn kick_signal() -> i32 {
@@ -108,11 +111,16 @@ impl Vcpu {
         let thread_tid = tid.clone();
         let exit = ctx.exit.clone();
         let on_failure = move |message| exit.notify(VmExit::VcpuError { vcpu: id, message });
-        let thread = sandbox::spawn(options.name, ThreadKind::Vcpu, ctx.sandbox.clone(), on_failure, move || {
+        let start = ThreadStart {
+            name: options.name,
+            kind: ThreadKind::Vcpu,
+            sandbox: ctx.sandbox.clone(),
+            gate: Some(ctx.start_gate.clone()),
+        };
+        let thread = sandbox::spawn(start, on_failure, move || {
             // SAFETY: the gettid system call has no preconditions. The raw syscall, not
             // libc's wrapper: the static musl build resolves that one to a null weak symbol.
             let _ = thread_tid.set(unsafe { libc::syscall(libc::SYS_gettid) } as i32);
-            ctx.start_gate.wait();
             self.thread_main(&ctx, &command_rx, &ack_tx, options.parked);
         })
         .map_err(|source| VcpuError::Spawn { id, source })?;
@@ -251,9 +259,17 @@ impl VcpuHandle {
         self.id
     }
 
-    /// The thread's kernel thread id (QMP `query-cpus-fast`'s `thread-id`).
+    /// The thread's kernel thread id (QMP `query-cpus-fast`'s `thread-id`). A thread
+    /// records it first thing; asked right after start, this waits for that (briefly).
     pub fn thread_id(&self) -> Option<i32> {
-        self.tid.get().copied()
+        let deadline = Instant::now() + TID_TIMEOUT;
+        loop {
+            match self.tid.get() {
+                Some(&tid) => return Some(tid),
+                None if Instant::now() < deadline && !self.thread.is_finished() => std::thread::yield_now(),
+                None => return None,
+            }
+        }
     }
 
     /// Sends `command` and kicks the thread out of KVM_RUN to read it.
@@ -290,14 +306,6 @@ impl VcpuHandle {
     /// did not (the process is about to exit, which ends it).
     pub fn stop(self, timeout: Duration) -> bool {
         self.send(VcpuCommand::Stop);
-        let deadline = Instant::now() + timeout;
-        while !self.thread.is_finished() {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        let _ = self.thread.join();
-        true
+        crate::threads::join_within(self.thread, timeout)
     }
 }
