@@ -23,6 +23,7 @@
 //!   one item each;
 //! - `key=value,...` lists follow QEMU's syntax (see `keyval.rs`).
 
+use sandbox::jail::JailConfig;
 use std::path::PathBuf;
 
 use vmm::boot_trace::BootTraceConfig;
@@ -75,6 +76,8 @@ pub struct Launch {
     pub daemonize: bool,
     /// `-pidfile PATH`: write the process id there.
     pub pidfile: Option<PathBuf>,
+    /// `-run-with chroot=,user=` (`-chroot`, `-runas`): the jail entered after set-up.
+    pub jail: Option<JailConfig>,
 }
 
 /// A command line error. Each `Display` is one line naming the offending
@@ -164,6 +167,7 @@ struct Parsed {
     pidfile: Option<String>,
     /// `-sandbox on|off`; on when not given.
     sandbox: Option<bool>,
+    jail: JailConfig,
     /// The device options and monitors, resolved in [`finish`].
     devices: devices::Devices,
 }
@@ -234,6 +238,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::StartPaused => p.start_paused = true,
             Opt::Daemonize => p.daemonize = true,
             Opt::Sandbox => p.sandbox = Some(control::parse_sandbox(&value)?),
+            Opt::RunWith => control::parse_run_with(&value, &mut p.jail)?,
+            Opt::Chroot => p.jail.chroot = Some(non_empty_path(name, value)?.into()),
+            Opt::Runas => p.jail.user = Some(control::parse_runas(name, value)?),
             Opt::Pidfile => p.pidfile = Some(non_empty_path(name, value)?),
             Opt::Qmp => p.devices.monitor(control::parse_qmp(name, &value, false)?)?,
             Opt::QmpPretty => p.devices.monitor(control::parse_qmp(name, &value, true)?)?,
@@ -250,13 +257,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
     let (dump_mtree, dump_seccomp) = (p.machine.dump_mtree, p.machine.dump_seccomp);
     let daemonize = p.daemonize;
     let pidfile = p.pidfile.clone().map(PathBuf::from);
+    let jail = (p.jail != JailConfig::default()).then(|| p.jail.clone());
     let vm = finish(p)?;
     Ok(if dump_mtree {
         Command::DumpMtree(vm)
     } else if dump_seccomp {
         Command::DumpSeccomp(vm)
     } else {
-        Command::Run(Launch { vm, daemonize, pidfile })
+        Command::Run(Launch { vm, daemonize, pidfile, jail })
     })
 }
 

@@ -9,6 +9,7 @@ mod pidfile;
 
 use args::{Command, Launch};
 use pidfile::Pidfile;
+use sandbox::jail::Jail;
 use std::process::ExitCode;
 use std::time::Instant;
 use vmm::{Vm, VmExit};
@@ -56,13 +57,19 @@ fn main() -> ExitCode {
 
 /// Builds and runs the VM of `launch`: daemonized, with a pidfile, as asked.
 fn run(launch: Launch, start: Instant) -> ExitCode {
-    let Launch { vm: mut config, daemonize, pidfile } = launch;
+    let Launch { vm: mut config, daemonize, pidfile, jail } = launch;
     if std::env::var_os(REPORT_START_TIME_ENV).is_some_and(|v| v == "1") {
         config.report_start_time = true;
     }
     if !config.sandbox {
         log::warn!("-sandbox off: no seccomp filter; every thread may make any system call");
     }
+    // Names resolve while /etc is reachable; the inherited descriptors are noted before
+    // microvm opens any.
+    let jail = match jail.as_ref().map(Jail::prepare).transpose() {
+        Ok(jail) => jail,
+        Err(e) => return fail(&e),
+    };
     // Before anything else: the fork must happen while the process has one thread.
     let daemon = if daemonize {
         match daemon::daemonize() {
@@ -91,6 +98,10 @@ fn run(launch: Launch, start: Instant) -> ExitCode {
         Err(e) => return setup_failed(daemon, &e),
     };
     if let Some(Err(e)) = pidfile.as_mut().map(Pidfile::write_pid) {
+        return setup_failed(daemon, &e);
+    }
+    // Everything is open and no other thread exists yet.
+    if let Some(Err(e)) = jail.map(|j| j.enter(&vm.inherited_fds_in_use())) {
         return setup_failed(daemon, &e);
     }
     if let Some(daemon) = daemon {

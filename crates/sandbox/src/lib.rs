@@ -7,6 +7,7 @@
 //! with rust-vmm's seccompiler; [`report`] prints exactly what is compiled.
 
 pub mod filters;
+pub mod jail;
 mod kvm_ioctls;
 pub mod report;
 pub mod rules;

@@ -142,6 +142,25 @@ pub(super) const SANDBOX_PROPS: &[PropDesc] = &[
     ),
 ];
 
+/// `-run-with` properties.
+pub(super) const RUN_WITH_PROPS: &[PropDesc] = &[
+    prop(
+        "chroot",
+        Text("DIR"),
+        None,
+        "After set-up, enter a new mount namespace with DIR as its root (pivot_root; chroot where that \
+         cannot work), with no capabilities, no_new_privs, a descriptor limit, no core dumps, every inherited \
+         descriptor closed and an empty Landlock ruleset. Needs root.",
+    ),
+    prop(
+        "user",
+        Text("USER[:GROUP]"),
+        None,
+        "After set-up, run as USER (a name, or UID:GID) and its group (or GROUP), with no capabilities. Needs root.",
+    ),
+    ignored("async-teardown", Bool, "microvm's memory goes with the process; there is no teardown process."),
+];
+
 /// `-mon` properties.
 pub(super) const MON_PROPS: &[PropDesc] = &[
     prop("chardev", Text("ID"), None, "The -chardev (stdio or socket) the monitor talks on; no device may use it."),
@@ -409,6 +428,20 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         Some("enable"),
         SANDBOX_PROPS,
     ),
+    with_props(
+        opt(
+            "-run-with",
+            &[],
+            Opt::RunWith,
+            Some("[chroot=DIR][,user=USER[:GROUP]]"),
+            Section::Management,
+            "The jail: see its properties.",
+        ),
+        None,
+        RUN_WITH_PROPS,
+    ),
+    opt("-chroot", &[], Opt::Chroot, Some("DIR"), Section::Management, "Old spelling of -run-with chroot=DIR."),
+    opt("-runas", &[], Opt::Runas, Some("USER[:GROUP]"), Section::Management, "Old spelling of -run-with user=USER."),
     opt("-pidfile", &[], Opt::Pidfile, Some("PATH"), Section::Management, "Write the process id to PATH."),
     opt(
         "-report-start-time",

@@ -43,7 +43,7 @@ fn proposal_legacy_mode_without_devices() {
         sandbox: true,
         devices: Vec::new(),
     };
-    assert_eq!(c, Command::Run(Launch { vm: want, daemonize: false, pidfile: None }));
+    assert_eq!(c, Command::Run(Launch { vm: want, daemonize: false, pidfile: None, jail: None }));
 }
 
 #[test]
