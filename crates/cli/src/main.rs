@@ -2,12 +2,11 @@
 //! into a `VmConfig`, builds the VM, runs it, and turns the outcome into an
 //! exit status. Every failure is reported as one line on stderr.
 
-mod args;
 mod daemon;
 mod logger;
 mod pidfile;
 
-use args::{Command, Launch};
+use cli::args::{self, Command, Launch};
 use pidfile::Pidfile;
 use sandbox::jail::Jail;
 use std::process::ExitCode;

@@ -30,6 +30,11 @@ fn limit(pid: u32, name: &str) -> String {
     line[name.len()..].split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
+fn highest_fd(pid: u32) -> u64 {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+    fds.filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok()).max().unwrap()
+}
+
 /// What each descriptor of `pid` is (numbers left out: they depend on open order).
 fn fd_targets(pid: u32) -> Vec<String> {
     let mut targets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -84,12 +89,13 @@ fn a_jailed_microvm_runs_as_nobody_in_its_own_root_with_only_its_descriptors() {
             limit(pid, "Max core file size"),
             limit(pid, "Max open files"),
             fd_targets(pid),
+            highest_fd(pid),
         )
     });
     vm.signal(libc::SIGTERM);
     let started = vm.started;
     let (_, out) = vm.wait(Duration::from_secs(5), started);
-    let Some((uid, gid, cap_eff, cap_prm, cap_bnd, nnp, root_id, mnt_ns, core, nofile, fds)) = facts else {
+    let Some((uid, gid, cap_eff, cap_prm, cap_bnd, nnp, root_id, mnt_ns, core, nofile, fds, highest_fd)) = facts else {
         panic!("the jailed guest never ran\n{}", out.describe());
     };
     assert_eq!(uid, "65534 65534 65534 65534");
@@ -103,8 +109,12 @@ fn a_jailed_microvm_runs_as_nobody_in_its_own_root_with_only_its_descriptors() {
     assert_eq!(root_id, (jail_meta.dev(), jail_meta.ino()), "the process's root is the jail directory");
     assert_ne!(mnt_ns, std::fs::read_link("/proc/self/ns/mnt").unwrap(), "a mount namespace of its own");
     assert_eq!(core, "0 0");
-    // 17 descriptors at the jail (0..=16), plus the margin for those opened afterwards.
-    assert_eq!(nofile, format!("{0} {0}", 17 + sandbox_fd_margin()));
+    // Soft = hard = the highest descriptor at the jail + 1 + the margin for those opened
+    // afterwards: above every descriptor now, and at most the margin beyond them.
+    let (soft, hard) = nofile.split_once(' ').unwrap();
+    assert_eq!(soft, hard);
+    let limit: u64 = soft.parse().unwrap();
+    assert!(highest_fd < limit && limit <= highest_fd + 1 + sandbox_fd_margin(), "{limit} for fds up to {highest_fd}");
     let mut expected = vec!["/dev/kvm", "/dev/null"];
     // Exit and reset notifiers, irqfds, the rng's ioeventfd, the device thread's wakes.
     expected.extend(["anon_inode:[eventfd]"; 9]);

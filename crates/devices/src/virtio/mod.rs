@@ -15,8 +15,8 @@ pub mod console;
 pub mod mmio;
 pub mod net;
 pub mod rng;
-#[cfg(test)]
-pub(crate) mod test_driver;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_driver;
 
 pub use activation::Activation;
 

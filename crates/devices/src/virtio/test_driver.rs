@@ -156,6 +156,15 @@ impl TestDriver {
         self.status()
     }
 
+    /// Resets the device (status 0) and forgets the rings, zeroed as a driver's fresh
+    /// allocation would be.
+    pub fn reset(&mut self) {
+        self.write_reg(0x70, 0);
+        let zeros = vec![0u8; (BUFFER_AREA - QUEUE_AREA) as usize];
+        self.mem.write_slice(&zeros, GuestAddress(QUEUE_AREA)).unwrap();
+        self.queues.clear();
+    }
+
     /// Negotiates `features`, sets up every queue with `size` entries, DRIVER_OK.
     pub fn activate(&mut self, features: u64, size: u16) {
         assert_ne!(self.negotiate(features) & status::FEATURES_OK, 0, "features refused");
