@@ -25,6 +25,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "qemu-system-x86",   // the nested rig (TCG with SVM) and the reference VMM
     "e2fsprogs",         // mke2fs for disk images in virtio-blk scenarios
     "acpica-tools",      // iasl: the acpi crate's tests disassemble the tables it builds
+    "python3-venv",      // the venv of the Python QMP tests (tests/qmp)
 ];
 
 /// The workspace root (xtask lives one level below it).

@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod pytests;
 
 use std::process::{Command, ExitCode};
 use xtask::host::{self, Result};
@@ -14,7 +15,9 @@ usage: cargo xtask <command>
                   boot the default guest with microvm (directly if this host's /dev/kvm
                   can boot Linux, in the nested rig otherwise), stream its console and
                   print how long the boot took
-  test [ARGS]     cargo test --workspace [ARGS] (unit tests, /dev/kvm tests, rig tests)
+  test [ARGS]     cargo test --workspace [ARGS] (unit tests, /dev/kvm tests, rig tests),
+                  then the Python QMP tests (tests/qmp) against microvm and QEMU
+  pytest [ARGS]   only the Python QMP tests: python -m pytest tests/qmp [ARGS]
   images          build the guest images if needed and print their paths
   binary          build the static microvm binary and print its path
   scenario NAME.. run xtask/scenarios/NAME.sh (one rig boot for all) and summarize
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => demo::run(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("pytest") => host::ensure_packages().and_then(|()| pytests::run(&args[1..])),
         Some("images") => images(),
         Some("binary") => binary::ensure_static().map(|b| println!("{}", b.display())),
         Some("scenario") => demo::scenarios(&args[1..]),
@@ -58,7 +62,8 @@ fn images() -> Result<()> {
 }
 
 /// The README's test command: everything `cargo test --workspace` finds, including the
-/// rig tests in xtask/tests, after making sure the Debian packages they need are there.
+/// rig tests in xtask/tests, after making sure the Debian packages they need are there;
+/// then the Python QMP tests.
 fn test(args: &[String]) -> Result<()> {
     host::ensure_packages()?;
     // Build the images here rather than inside the first test that needs them: the first
@@ -74,9 +79,11 @@ fn test(args: &[String]) -> Result<()> {
         .args(args)
         .status()
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("cargo test --workspace failed ({status})"))
+    // The Python tests run even when cargo's failed: both reports are worth having.
+    let python = pytests::run(&[]);
+    match (status.success(), python) {
+        (true, python) => python,
+        (false, Ok(())) => Err(format!("cargo test --workspace failed ({status})")),
+        (false, Err(e)) => Err(format!("cargo test --workspace failed ({status}); {e}")),
     }
 }

@@ -140,6 +140,41 @@ impl Asm {
         self.bytes(&[0xa8, v])
     }
 
+    /// `xor edx, edx`
+    pub fn xor_edx_edx(&mut self) -> &mut Self {
+        self.bytes(&[0x31, 0xd2])
+    }
+
+    /// `xor esi, esi`
+    pub fn xor_esi_esi(&mut self) -> &mut Self {
+        self.bytes(&[0x31, 0xf6])
+    }
+
+    /// `inc esi`
+    pub fn inc_esi(&mut self) -> &mut Self {
+        self.bytes(&[0x46])
+    }
+
+    /// `mov eax, esi`
+    pub fn mov_eax_esi(&mut self) -> &mut Self {
+        self.bytes(&[0x89, 0xf0])
+    }
+
+    /// `mov edi, edx`
+    pub fn mov_edi_edx(&mut self) -> &mut Self {
+        self.bytes(&[0x89, 0xd7])
+    }
+
+    /// `mov eax, edi`
+    pub fn mov_eax_edi(&mut self) -> &mut Self {
+        self.bytes(&[0x89, 0xf8])
+    }
+
+    /// `add al, imm8`
+    pub fn add_al(&mut self, v: u8) -> &mut Self {
+        self.bytes(&[0x04, v])
+    }
+
     /// `dec ecx`
     pub fn dec_ecx(&mut self) -> &mut Self {
         self.bytes(&[0x49])
@@ -203,6 +238,13 @@ impl Asm {
         self.bytes(&[0xeb, rel])
     }
 
+    /// `jmp near target` (rel32): for loops longer than a short jump reaches.
+    pub fn jmp_near(&mut self, target: Label) -> &mut Self {
+        let rel = target.0 as i64 - (self.code.len() + 5) as i64;
+        let rel = i32::try_from(rel).unwrap_or_else(|_| panic!("jump of {rel} bytes does not fit rel32"));
+        self.bytes(&[0xe9]).imm32(rel as u32)
+    }
+
     /// `jmp short $+2+n`: skip the next `n` bytes (e.g. inline data).
     pub fn jmp_over(&mut self, n: u8) -> &mut Self {
         assert!(n <= 127);
@@ -236,6 +278,29 @@ impl Asm {
         self.mov_al(0xfe).out_al(0x64)
     }
 
+    /// Write `eax` to the port in `dx` as 10 decimal ASCII digits, leading zeros kept
+    /// (fixed width, so text order is numeric order). Clobbers eax, ecx, edx, edi; leaves
+    /// `dx` = `port`.
+    pub fn out_decimal_eax(&mut self, port: u16) -> &mut Self {
+        let mut divisor = 1_000_000_000u32;
+        while divisor > 1 {
+            // eax = digit, edx = the rest; `out` needs dx, so the rest waits in edi.
+            self.xor_edx_edx().mov_ecx(divisor).div_ecx().mov_edi_edx();
+            self.add_al(b'0').mov_dx(port).out_dx_al().mov_eax_edi();
+            divisor /= 10;
+        }
+        self.add_al(b'0').mov_dx(port).out_dx_al()
+    }
+
+    /// `mov ecx, n; dec ecx; jnz <the dec>`: about `n` x 2 instructions of busy waiting
+    /// (`n` = 0 would mean 2^32 turns).
+    pub fn delay(&mut self, n: u32) -> &mut Self {
+        assert!(n > 0, "delay(0) would spin 2^32 times");
+        self.mov_ecx(n);
+        let top = self.here();
+        self.dec_ecx().jcc(Cond::NotZero, top)
+    }
+
     /// `hlt; jmp <the hlt>`: stop for good (interrupts are off at PVH entry).
     pub fn halt_forever(&mut self) -> &mut Self {
         let top = self.here();
@@ -261,6 +326,42 @@ mod tests {
         assert_eq!(enc(|a| a.spin()), [0xeb, 0xfe]);
         assert_eq!(enc(|a| a.halt_forever()), [0xf4, 0xeb, 0xfd]);
         assert_eq!(enc(|a| a.i8042_reset()), [0xb0, 0xfe, 0xe6, 0x64]);
+    }
+
+    #[test]
+    fn counter_encodings() {
+        let enc = |f: fn(&mut Asm) -> &mut Asm| f(&mut Asm::new()).finish();
+        assert_eq!(enc(|a| a.xor_edx_edx()), [0x31, 0xd2]);
+        assert_eq!(enc(|a| a.xor_esi_esi()), [0x31, 0xf6]);
+        assert_eq!(enc(|a| a.inc_esi()), [0x46]);
+        assert_eq!(enc(|a| a.mov_eax_esi()), [0x89, 0xf0]);
+        assert_eq!(enc(|a| a.mov_edi_edx()), [0x89, 0xd7]);
+        assert_eq!(enc(|a| a.mov_eax_edi()), [0x89, 0xf8]);
+        assert_eq!(enc(|a| a.add_al(b'0')), [0x04, 0x30]);
+        assert_eq!(enc(|a| a.delay(5000)), [0xb9, 0x88, 0x13, 0, 0, 0x49, 0x75, 0xfd]);
+    }
+
+    #[test]
+    fn near_jump_reaches_back_past_rel8() {
+        let mut a = Asm::new();
+        let top = a.here();
+        a.bytes(&[0x90; 200]).jmp_near(top);
+        // rel32 from the end of the 5-byte jmp (offset 205) back to 0.
+        assert_eq!(&a.finish()[200..], [0xe9, 0x33, 0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn decimal_output_divides_by_each_power_of_ten() {
+        let mut a = Asm::new();
+        a.out_decimal_eax(0x3f8);
+        let code = a.finish();
+        // One `mov ecx, 10^k` per digit but the last, most significant first.
+        let divisors: Vec<u32> =
+            code.windows(5).filter(|w| w[0] == 0xb9).map(|w| u32::from_le_bytes(w[1..5].try_into().unwrap())).collect();
+        assert_eq!(divisors, (1..10).rev().map(|k| 10u32.pow(k)).collect::<Vec<_>>());
+        // Ten `out dx, al`, each right after dx is set to the port.
+        let outs = code.windows(5).filter(|w| w[..4] == [0x66, 0xba, 0xf8, 0x03] && w[4] == 0xee).count();
+        assert_eq!(outs, 10);
     }
 
     #[test]

@@ -78,13 +78,19 @@ pub fn halt_forever() -> Vec<u8> {
 pub fn serial_then_triple_fault(msg: &str) -> Vec<u8> {
     let mut a = Asm::new();
     a.out_bytes(COM1, msg.as_bytes());
+    triple_fault(&mut a);
+    pvh_elf(&a.finish())
+}
+
+/// Loads an IDT of limit 0 and executes `ud2`: the #UD, and the #GP and #DF after it,
+/// cannot be delivered, so the CPU shuts down (KVM_EXIT_SHUTDOWN).
+fn triple_fault(a: &mut Asm) {
     // Skip over a zeroed 6-byte IDT descriptor (limit 0, base 0) kept inline.
     a.jmp_over(6);
     let idtr = a.here();
     a.bytes(&[0; 6]);
     let idtr = a.addr_of(idtr);
     a.lidt(idtr).ud2().halt_forever();
-    pvh_elf(&a.finish())
 }
 
 /// Writes `msg` to COM1, then executes `int3`, which the project's emulated
@@ -104,6 +110,45 @@ pub fn mmio_then_serial_then_reset(addr: u32, msg: &str) -> Vec<u8> {
     a.load_eax(addr).load_al(addr + 4);
     a.out_bytes(COM1, msg.as_bytes()).i8042_reset().halt_forever();
     pvh_elf(&a.finish())
+}
+
+/// Busy-wait turns between two lines of [`counter_on_serial`]: about 5 ms on the
+/// emulated /dev/kvm of the project's machines (2 instructions a turn, ~2 M/s).
+pub const COUNTER_DELAY: u32 = 5_000;
+
+/// Forever: prints an increasing counter on COM1, one line of 10 decimal digits per
+/// tick (`0000000001\n`, `0000000002\n`, ...), busy-waiting `delay` turns between
+/// lines. Lets a test see whether the vCPU runs (the output grows), stops (it does not)
+/// and resumes where it was (the numbers never go back nor skip).
+pub fn counter_on_serial(delay: u32) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.xor_esi_esi();
+    let top = a.here();
+    a.inc_esi().mov_eax_esi().out_decimal_eax(COM1).mov_al(b'\n').out_dx_al();
+    a.delay(delay).jmp_near(top);
+    pvh_elf(&a.finish())
+}
+
+/// Prints `msg` on COM1, waits `delay` turns, then triple-faults like
+/// [`serial_then_triple_fault`]: a guest reset that QEMU's microvm (which has no i8042)
+/// and microvm both see, late enough for a monitor client to be connected.
+pub fn serial_then_delayed_triple_fault(msg: &str, delay: u32) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, msg.as_bytes()).delay(delay);
+    triple_fault(&mut a);
+    pvh_elf(&a.finish())
+}
+
+/// The guests `tiny-guest write DIR` writes as `DIR/NAME.elf`, for the Python QMP tests
+/// (tests/qmp), which cannot call this crate.
+pub fn qmp_test_guests() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("counter", counter_on_serial(COUNTER_DELAY)),
+        // ~100 ms of waiting: the client sees the message, then the reset.
+        ("late-triple-fault", serial_then_delayed_triple_fault("RESETTING\n", 100_000)),
+        ("i8042-reset", serial_then_reset("RESETTING\n")),
+        ("halt", serial_then_halt("HALTED\n")),
+    ]
 }
 
 /// Reads I/O port `port` as a byte, a word and a dword, and writes the 7 bytes
@@ -196,6 +241,20 @@ mod tests {
     }
 
     #[test]
+    fn counter_guest_loops_back_to_its_increment() {
+        let elf = counter_on_serial(COUNTER_DELAY);
+        let code = code_of(&elf);
+        assert_eq!(&code[..3], [0x31, 0xf6, 0x46]); // xor esi, esi; top: inc esi
+                                                    // Ends with `jmp near top`, top being offset 2.
+        let (body, jmp) = code.split_at(code.len() - 5);
+        assert_eq!(jmp[0], 0xe9);
+        assert_eq!(i32::from_le_bytes(jmp[1..].try_into().unwrap()), 2 - code.len() as i32);
+        // The delay loop, then the newline before it.
+        assert!(body.ends_with(&[0xb9, 0x88, 0x13, 0, 0, 0x49, 0x75, 0xfd]));
+        assert!(body[..body.len() - 8].ends_with(&[0xb0, b'\n', 0xee]));
+    }
+
+    #[test]
     fn every_guest_is_a_pvh_elf() {
         for elf in [
             serial_then_reset("x"),
@@ -208,6 +267,8 @@ mod tests {
             serial_then_emulation_failure("x"),
             mmio_then_serial_then_reset(UNMAPPED_MMIO, "x"),
             port_read_echo_then_reset(UNHANDLED_PORT),
+            counter_on_serial(COUNTER_DELAY),
+            serial_then_delayed_triple_fault("x", 1),
         ] {
             assert_eq!(&elf[..4], b"\x7fELF");
             assert!(elf.len() > elf::CODE_OFFSET);

@@ -1,0 +1,82 @@
+//! The Python QMP tests (tests/qmp): QEMU's own client library, `qemu.qmp`, drives microvm
+//! and QEMU's `-M microvm` alike. This module gives them a virtual environment installed
+//! from tests/qmp/requirements.txt, the tiny guests they boot, and runs pytest.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use xtask::host::{self, KeyHasher, Result};
+
+const REQUIREMENTS: &str = "tests/qmp/requirements.txt";
+/// Written last into a venv: one without it was interrupted and is made again.
+const COMPLETE: &str = ".xtask-complete";
+
+/// `python -m pytest tests/qmp [ARGS]` with MICROVM_BIN, TINY_GUESTS and QEMU set.
+pub fn run(args: &[String]) -> Result<()> {
+    let root = host::repo_root();
+    let venv = ensure_venv(&root)?;
+    let microvm = microvm_bin(&root)?;
+    let guests = root.join("target/qmp-guests");
+    host::mkdir(&guests)?;
+    for (name, elf) in tiny_guest::qmp_test_guests() {
+        host::write(&guests.join(format!("{name}.elf")), elf)?;
+    }
+    eprintln!("xtask: python QMP tests with {} and qemu-system-x86_64", microvm.display());
+    let status = Command::new(venv.join("bin/python"))
+        .current_dir(&root)
+        .args(["-m", "pytest", "tests/qmp"])
+        .args(args)
+        .env("MICROVM_BIN", &microvm)
+        .env("TINY_GUESTS", &guests)
+        .env("QEMU", "qemu-system-x86_64")
+        .status()
+        .map_err(|e| format!("cannot run pytest: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("python QMP tests failed ({status})"))
+    }
+}
+
+/// `${cache}/venv-<hash>`, keyed by the requirements and the interpreter (a venv only
+/// works with the Python that made it), created and filled on first use.
+fn ensure_venv(root: &Path) -> Result<PathBuf> {
+    let requirements = host::read(&root.join(REQUIREMENTS))?;
+    let python = host::output(Command::new("python3").arg("--version"))?;
+    let key = KeyHasher::default().add("requirements", &requirements).add("python", python.trim()).key();
+    let venv = host::cache_dir()?.join(format!("venv-{key}"));
+    if venv.join(COMPLETE).exists() {
+        return Ok(venv);
+    }
+    eprintln!("xtask: installing the QMP tests' Python packages into {}", venv.display());
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).map_err(|e| format!("cannot remove {}: {e}", venv.display()))?;
+    }
+    let log = host::logs_dir()?.join("venv.log");
+    host::run_logged(Command::new("python3").args(["-m", "venv"]).arg(&venv), &log, "python3 -m venv")?;
+    host::run_logged(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--disable-pip-version-check", "-r"])
+            .arg(root.join(REQUIREMENTS)),
+        &log,
+        "pip install",
+    )?;
+    host::write(&venv.join(COMPLETE), "")?;
+    Ok(venv)
+}
+
+/// MICROVM_BIN, or the debug binary of the workspace build (built here if needed).
+fn microvm_bin(root: &Path) -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("MICROVM_BIN").filter(|b| !b.is_empty()) {
+        return Ok(PathBuf::from(bin));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "-p", "cli"])
+        .status()
+        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build -p cli failed ({status})"));
+    }
+    Ok(root.join("target/debug/microvm"))
+}
