@@ -6,9 +6,10 @@
 //! - boot: the minimal kernel and Debian's cloud kernel (also under QEMU's -M q35) in the
 //!   nested rig, or directly where /dev/kvm boots Linux (boot.rs, scenarios/bench-boot.sh);
 //! - I/O: virtio-blk and virtio-net figures (`xtask::bench_io`, its own rig boot);
-//! - QMP: round trips, stop/cont to event, the monitor's memory (qmp.rs).
+//! - QMP: round trips, stop/cont to event, the monitor's memory (qmp.rs);
+//! - sandbox: start CPU with the seccomp filters on and off (sandbox.rs).
 //!
-//! `--only qmp` measures that section alone and rewrites only it in the report.
+//! `--only qmp` (or `sandbox`) measures that section alone and rewrites only it in the report.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
@@ -16,6 +17,7 @@ mod boot;
 mod local;
 mod qmp;
 mod report;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use xtask::host;
 /// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|sandbox]";
 
 pub struct Opts {
     /// (host runs, rig boot runs)
@@ -80,7 +82,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let out = if opts.quick { dir.join("quick") } else { host::repo_root().join("docs/benchmarks") };
     host::mkdir(&out)?;
-    host::write(&out.join("README.md"), report::markdown(&results))?;
+    eprintln!("[bench] sandbox: {runs} runs each of -sandbox on and off");
+    let mut text = report::markdown(&results);
+    match sandbox::run(&vmms[0], &guests, runs) {
+        Ok(figures) => text = report::splice_section(&text, "sandbox", &sandbox::markdown(&figures, runs)),
+        Err(e) => eprintln!("[bench] sandbox not measured: {e}"),
+    }
+    host::write(&out.join("README.md"), text)?;
     host::write(&out.join("chart.svg"), report::svg(&results))?;
     if !opts.quick {
         let readme = host::repo_root().join("README.md");
@@ -102,7 +110,8 @@ fn only_section(
 ) -> Result<(), String> {
     let text = match section {
         "qmp" => qmp::markdown(&qmp::run(vmms, guests, dir, runs), runs),
-        other => return Err(format!("--only: no section '{other}' (sections: qmp)")),
+        "sandbox" => sandbox::markdown(&sandbox::run(&vmms[0], guests, runs)?, runs),
+        other => return Err(format!("--only: no section '{other}' (sections: qmp, sandbox)")),
     };
     let path = host::repo_root().join("docs/benchmarks/README.md");
     let report = String::from_utf8_lossy(&host::read(&path)?).into_owned();
