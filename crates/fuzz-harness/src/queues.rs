@@ -43,10 +43,10 @@ pub fn virtio_mmio(data: &[u8]) {
             }
         }
         if op & 0x80 != 0 {
-            d.run_events();
+            d.run_ready();
         }
     }
-    d.run_events();
+    d.run_ready();
 }
 
 /// Chains and notifications on an activated device; `poke` lets a target add its own
@@ -72,7 +72,10 @@ fn drive(d: &mut TestDriver, queues: usize, b: &mut Bytes, mut poke: impl FnMut(
                 d.write_desc(q, index, addr, len, flags, next);
             }
             2 => d.publish(q, b.u16()),
-            3 => d.notify(q as u32),
+            3 => {
+                d.kick(q as u32);
+                d.run_ready();
+            }
             4 => d.set_avail_idx(q, b.u16()),
             5 => {
                 // Reset and activate again, as a driver reloading does.
@@ -85,7 +88,7 @@ fn drive(d: &mut TestDriver, queues: usize, b: &mut Bytes, mut poke: impl FnMut(
             }
         }
     }
-    d.run_events();
+    d.run_ready();
 }
 
 pub fn queue_rng(data: &[u8]) {
@@ -129,7 +132,7 @@ pub fn queue_net(data: &[u8]) {
         let frame = b.slice(255);
         let _ = peer.write(frame);
         while matches!(peer.read(&mut sink), Ok(n) if n > 0) {}
-        d.run_events();
+        d.run_ready();
     });
 }
 
@@ -147,6 +150,6 @@ pub fn queue_console(data: &[u8]) {
     drive(&mut d, 2, &mut b, |d, b| {
         let _ = theirs_in.write(b.slice(255));
         while matches!(theirs_out.read(&mut sink), Ok(n) if n > 0) {}
-        d.run_events();
+        d.run_ready();
     });
 }
