@@ -10,6 +10,8 @@
 //! | GUEST_INITRAMFS | busybox initramfs printing MICROVM-GUEST-READY    |
 //! | CLOUD_VMLINUZ   | Debian's cloud kernel, bzImage                    |
 //! | CLOUD_VMLINUX   | the ELF extracted from it                         |
+//! | CLOUD_INITRAMFS | GUEST_INITRAMFS + the cloud kernel's virtio-mmio, |
+//! |                 | virtio-blk/net, ACPI button, evdev modules        |
 //! | QEMU            | qemu-system-x86_64 (reference VMM)                |
 //! | GUEST_ROOTFS    | ext4 root disk of the device scenarios (copy it)  |
 //! | UNIXCAT         | stdin/stdout to a Unix socket (guest/tools)       |
@@ -189,13 +191,14 @@ fn env(
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
     let i = &p.images;
-    let files: [(&str, &PathBuf, &str); 8] = [
+    let files: [(&str, &PathBuf, &str); 9] = [
         ("MICROVM", &p.microvm, "/rig/bin/microvm"),
         ("GUEST_VMLINUX", &i.kernel.vmlinux, "/rig/images/vmlinux"),
         ("GUEST_BZIMAGE", &i.kernel.bzimage, "/rig/images/bzImage"),
         ("GUEST_INITRAMFS", &i.initramfs, "/rig/images/initramfs.cpio.gz"),
         ("CLOUD_VMLINUZ", &i.cloud.vmlinuz, "/rig/images/cloud-vmlinuz"),
         ("CLOUD_VMLINUX", &i.cloud.vmlinux, "/rig/images/cloud-vmlinux"),
+        ("CLOUD_INITRAMFS", &i.cloud_initramfs, "/rig/images/cloud-initramfs.cpio.gz"),
         ("GUEST_ROOTFS", &i.rootfs, "/rig/images/rootfs.ext4"),
         ("UNIXCAT", &i.unixcat, "/rig/bin/unixcat"),
     ];

@@ -81,9 +81,12 @@ pub const SERIAL_COM1_PORT: u16 = 0x3f8;
 /// A 16550A decodes eight consecutive ports.
 pub const SERIAL_PORT_LEN: u64 = 8;
 pub const SERIAL_COM1_IRQ: u32 = 4;
-/// i8042 keyboard controller command port: only its CPU-reset command is
-/// modelled, so the data port (0x60) is not exposed.
+/// i8042 keyboard controller command/status port. Without `-device i8042` only its
+/// CPU-reset command is modelled, and the data port is not exposed.
 pub const I8042_COMMAND_PORT: u16 = 0x64;
+/// i8042 data port and keyboard interrupt (`-device i8042`).
+pub const I8042_DATA_PORT: u16 = 0x60;
+pub const I8042_IRQ: u32 = 1;
 /// CMOS real-time clock (`-M microvm,rtc=on` only): index port, data port after it.
 pub const RTC_PORT: u16 = 0x70;
 pub const RTC_PORT_LEN: u64 = 2;

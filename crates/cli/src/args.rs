@@ -168,6 +168,8 @@ struct Parsed {
     /// `-sandbox on|off`; on when not given.
     sandbox: Option<bool>,
     jail: JailConfig,
+    /// `-no-shutdown`.
+    no_shutdown: bool,
     /// The device options and monitors, resolved in [`finish`].
     devices: devices::Devices,
 }
@@ -251,6 +253,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Chardev => p.devices.chardev(&value)?,
             Opt::Object => p.devices.backends.object(&value)?,
             Opt::Nic => devices::nic(&value)?,
+            Opt::NoAcpi => p.machine.acpi = Some(false),
+            Opt::NoShutdown => p.no_shutdown = true,
         }
     }
 
@@ -291,13 +295,17 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         Some(SerialConfig::Stdio)
     };
 
+    let i8042 = p.devices.i8042;
     let (devices, monitors) = p.devices.finish(p.serial_stdio)?;
     let defaults = MachineConfig::default();
+    let acpi = p.machine.acpi.unwrap_or(defaults.acpi);
     Ok(VmConfig {
         machine: MachineConfig {
             pit: p.machine.pit.unwrap_or(defaults.pit),
             rtc: p.machine.rtc.unwrap_or(defaults.rtc),
-            auto_kernel_cmdline: p.machine.auto_kernel_cmdline.unwrap_or(defaults.auto_kernel_cmdline),
+            // QEMU's: the DSDT describes the devices, so the entries go only if asked for.
+            auto_kernel_cmdline: p.machine.auto_kernel_cmdline.unwrap_or(defaults.auto_kernel_cmdline && !acpi),
+            acpi,
         },
         mem_size: p.mem_size.unwrap_or(DEFAULT_MEM_SIZE),
         vcpu_count: p.vcpus.unwrap_or(1),
@@ -317,6 +325,8 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         uuid: p.uuid,
         monitors,
         sandbox: p.sandbox.unwrap_or(true),
+        i8042,
+        no_shutdown: p.no_shutdown,
     })
 }
 

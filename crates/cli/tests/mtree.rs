@@ -140,3 +140,42 @@ fn no_empty_slot_fw_cfg_or_rom_is_exposed() {
         }
     }
 }
+
+/// `acpi=on` adds the GED's event selector and the sleep/reset registers (MMIO), and says
+/// where the tables sit in the RAM the memory map reserves; nothing else changes.
+#[test]
+fn acpi_on_adds_the_ged_the_sleep_registers_and_the_tables() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("mtree-acpi");
+    let report = dump(&proposal_line(&dir, "microvm,acpi=on,dump-mtree", false));
+    let expected = NORMAL_MODE
+        .replace(
+            "  0000000000000000-000000001fffffff (prio 0, ram): microvm.ram [ram]\n",
+            "  0000000000000000-000000001fffffff (prio 0, ram): microvm.ram [ram]\n  \
+             00000000000e0000-00000000000e0373 (prio 0, ram): acpi-tables [ram]\n",
+        )
+        .replace(
+            "  00000000fec00000",
+            "  00000000fea00000-00000000fea00003 (prio 0, i/o): acpi-ged-event [microvm]\n  \
+             00000000fea00200-00000000fea00202 (prio 0, i/o): acpi-ged-regs [microvm]\n  \
+             00000000fec00000",
+        );
+    assert_eq!(report, expected);
+}
+
+/// `-device i8042` adds the data port to the command port, and nothing else.
+#[test]
+fn i8042_device_adds_only_the_data_port() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("mtree-i8042");
+    let mut line = proposal_line(&dir, "microvm,dump-mtree", false);
+    line.extend(["-device", "i8042"].map(String::from));
+    let report = dump(&line);
+    let i8042 = "  0000000000000064-0000000000000064 (prio 0, i/o): i8042 [microvm]\n";
+    let data = "  0000000000000060-0000000000000060 (prio 0, i/o): i8042 [microvm]\n";
+    assert_eq!(report, NORMAL_MODE.replace(i8042, &format!("{data}{i8042}")));
+}

@@ -205,6 +205,64 @@ pub fn boot_trace_then_reset(codes: &[u8]) -> Vec<u8> {
     pvh_elf(&a.finish())
 }
 
+/// `-M microvm,acpi=on`'s sleep control register and the Generic Event Device's event
+/// selector (arch::layout's ACPI_SLEEP_REGS_START and ACPI_GED_START).
+pub const ACPI_SLEEP_CONTROL: u32 = 0xfea0_0200;
+pub const ACPI_GED_SELECTOR: u32 = 0xfea0_0000;
+/// SLP_TYP 5 (S5, the DSDT's `_S5`) with SLP_EN: what Linux writes to power off.
+pub const S5_SLP_EN: u8 = (5 << 2) | (1 << 5);
+/// The GED's power-button event bit.
+pub const GED_POWER_BUTTON: u8 = 1 << 1;
+
+/// Writes `msg` to COM1, then powers off as an ACPI guest does (S5 to the sleep
+/// control register), and halts should the power-off not end the VM.
+pub fn serial_then_acpi_poweroff(msg: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, msg.as_bytes()).mov_al(S5_SLP_EN).store_al(ACPI_SLEEP_CONTROL).halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// `acpi=on`'s reset register and the value the FADT names for it.
+pub const ACPI_RESET_REGISTER: u32 = 0xfea0_0202;
+pub const ACPI_RESET_VALUE: u8 = 0x42;
+
+/// Writes `msg` to COM1, then resets through the ACPI reset register, as Linux reboots
+/// with ACPI, and halts should the reset not end the VM.
+pub fn serial_then_acpi_reset(msg: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, msg.as_bytes()).mov_al(ACPI_RESET_VALUE).store_al(ACPI_RESET_REGISTER).halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// Writes `ready` to COM1, polls the GED's event selector until the power button is
+/// pressed, writes `pressed` to COM1 and powers off (S5): the guest side of
+/// `system_powerdown` with `acpi=on`, polling instead of taking the interrupt.
+pub fn wait_power_button_then_poweroff(ready: &str, pressed: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, ready.as_bytes());
+    let poll = a.here();
+    a.load_al(ACPI_GED_SELECTOR).test_al(GED_POWER_BUTTON).jcc(Cond::Zero, poll);
+    a.out_bytes(COM1, pressed.as_bytes()).mov_al(S5_SLP_EN).store_al(ACPI_SLEEP_CONTROL).halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// i8042 ports of `-device i8042`: data, and command/status.
+pub const I8042_DATA: u8 = 0x60;
+pub const I8042_STATUS: u8 = 0x64;
+
+/// Writes `ready` to COM1, then copies `count` bytes from the i8042's output buffer to
+/// COM1 (polling the status port's output-full bit), then resets: shows the scan codes
+/// `send-key` typed.
+pub fn echo_keyboard_bytes_then_reset(ready: &str, count: u32) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, ready.as_bytes()).mov_ecx(count);
+    let poll = a.here();
+    a.in_al(I8042_STATUS).test_al(1).jcc(Cond::Zero, poll);
+    a.in_al(I8042_DATA).mov_dx(COM1).out_dx_al().dec_ecx().jcc(Cond::NotZero, poll);
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,12 +100,14 @@ pub fn build_cmdline(user: &str, extra: &[String]) -> Result<Cmdline> {
     Ok(cmdline)
 }
 
-/// Loads everything the kernel needs and returns its entry point.
+/// Loads everything the kernel needs and returns its entry point. `rsdp`: where the ACPI
+/// tables start (`acpi=on`), handed to the kernel in its boot parameters.
 pub fn load_kernel(
     mem: &GuestMemoryMmap,
     mem_size: u64,
     kernel: &KernelConfig,
     cmdline: &Cmdline,
+    rsdp: Option<u64>,
 ) -> Result<BootEntry> {
     let path = &kernel.path;
     let mut file = File::open(path).map_err(|source| BootError::OpenKernel { path: path.clone(), source })?;
@@ -130,13 +132,13 @@ pub fn load_kernel(
     let cmdline_size = cmdline.as_cstring().map_err(BootError::Cmdline)?.as_bytes_with_nul().len();
     match (format, loaded.pvh_boot_cap) {
         (KernelFormat::Elf, PvhBootCapability::PvhEntryPresent(entry)) => {
-            write_pvh_start_info(mem, &map, initrd)?;
+            write_pvh_start_info(mem, &map, initrd, rsdp)?;
             Ok(BootEntry::Pvh { entry: entry.raw_value() })
         }
         (KernelFormat::Elf, _) => Err(BootError::NoPvhEntry { path: path.clone() }),
         (KernelFormat::BzImage, _) => {
             let hdr = loaded.setup_header.unwrap_or_default();
-            write_zero_page(mem, hdr, &map, cmdline_size, initrd)?;
+            write_zero_page(mem, hdr, &map, cmdline_size, initrd, rsdp)?;
             Ok(BootEntry::Linux64 { entry: loaded.kernel_load.raw_value() + BZIMAGE_64BIT_ENTRY_OFFSET })
         }
     }
@@ -166,7 +168,12 @@ fn load_initrd(mem: &GuestMemoryMmap, path: &Path, kernel_end: u64, limit: u64) 
     Ok(Initrd { addr, size })
 }
 
-fn write_pvh_start_info(mem: &GuestMemoryMmap, map: &[MemoryMapEntry], initrd: Option<Initrd>) -> Result<()> {
+fn write_pvh_start_info(
+    mem: &GuestMemoryMmap,
+    map: &[MemoryMapEntry],
+    initrd: Option<Initrd>,
+    rsdp: Option<u64>,
+) -> Result<()> {
     if map.len() > PVH_MEMMAP_MAX_ENTRIES {
         return Err(BootError::MemoryMapTooLarge(map.len()));
     }
@@ -180,6 +187,7 @@ fn write_pvh_start_info(mem: &GuestMemoryMmap, map: &[MemoryMapEntry], initrd: O
         cmdline_paddr: CMDLINE_START,
         memmap_paddr: PVH_MEMMAP_START,
         memmap_entries: memmap.len() as u32,
+        rsdp_paddr: rsdp.unwrap_or(0),
         ..Default::default()
     };
     let mut params = BootParams::new(&start_info, GuestAddress(PVH_INFO_START));
@@ -197,8 +205,9 @@ fn write_zero_page(
     map: &[MemoryMapEntry],
     cmdline_size: usize,
     initrd: Option<Initrd>,
+    rsdp: Option<u64>,
 ) -> Result<()> {
-    let mut params = boot_params { hdr, ..Default::default() };
+    let mut params = boot_params { hdr, acpi_rsdp_addr: rsdp.unwrap_or(0), ..Default::default() };
     params.hdr.type_of_loader = KERNEL_LOADER_OTHER;
     params.hdr.boot_flag = KERNEL_BOOT_FLAG_MAGIC;
     params.hdr.header = KERNEL_HDR_MAGIC;
@@ -271,12 +280,13 @@ mod tests {
     fn pvh_start_info_points_at_memmap_cmdline_and_initrd() {
         let m = mem(128 << 20);
         let map = memory_map(128 << 20);
-        write_pvh_start_info(&m, &map, Some(Initrd { addr: 0x700_0000, size: 0x1234 })).unwrap();
+        write_pvh_start_info(&m, &map, Some(Initrd { addr: 0x700_0000, size: 0x1234 }), Some(0xe0000)).unwrap();
         let info: hvm_start_info = m.read_obj(GuestAddress(PVH_INFO_START)).unwrap();
         assert_eq!(info.magic, XEN_HVM_START_MAGIC);
         assert_eq!((info.cmdline_paddr, info.memmap_paddr), (CMDLINE_START, PVH_MEMMAP_START));
         assert_eq!(info.memmap_entries as usize, map.len());
         assert_eq!(info.nr_modules, 1);
+        assert_eq!(info.rsdp_paddr, 0xe0000);
         let module: hvm_modlist_entry = m.read_obj(GuestAddress(info.modlist_paddr)).unwrap();
         assert_eq!((module.paddr, module.size), (0x700_0000, 0x1234));
         let last: hvm_memmap_table_entry =
@@ -285,12 +295,23 @@ mod tests {
     }
 
     #[test]
+    fn zero_page_carries_the_rsdp_only_with_acpi() {
+        let m = mem(64 << 20);
+        let map = memory_map(64 << 20);
+        for rsdp in [Some(0xe0000), None] {
+            write_zero_page(&m, setup_header::default(), &map, 16, None, rsdp).unwrap();
+            let params: boot_params = m.read_obj(GuestAddress(ZERO_PAGE_START)).unwrap();
+            assert_eq!({ params.acpi_rsdp_addr }, rsdp.unwrap_or(0));
+        }
+    }
+
+    #[test]
     fn garbage_is_neither_elf_nor_bzimage() {
         let path = std::env::temp_dir().join(format!("microvm-garbage-{}", std::process::id()));
         std::fs::write(&path, b"#!/bin/sh\necho not a kernel\n").unwrap();
         let k = KernelConfig { path: path.clone(), cmdline: String::new(), initrd: None };
         let c = build_cmdline("", &[]).unwrap();
-        let err = load_kernel(&mem(32 << 20), 32 << 20, &k, &c).unwrap_err();
+        let err = load_kernel(&mem(32 << 20), 32 << 20, &k, &c, None).unwrap_err();
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(err, BootError::UnknownKernelFormat { .. }), "{err}");
     }

@@ -32,6 +32,11 @@ pub struct VmConfig {
     pub monitors: Vec<MonitorConfig>,
     /// `-sandbox on` (the default): every thread runs under its seccomp allowlist.
     pub sandbox: bool,
+    /// `-device i8042`: the whole keyboard controller (ports 0x60 and 0x64, IRQ 1, a PS/2
+    /// keyboard for `send-key`) instead of the reset-only command port.
+    pub i8042: bool,
+    /// `-no-shutdown`: a guest power-off stops the vCPUs instead of ending microvm.
+    pub no_shutdown: bool,
 }
 
 /// One QMP monitor.
@@ -71,13 +76,15 @@ pub struct MachineConfig {
     pub pit: bool,
     /// Append `virtio_mmio.device=` entries (and nothing else) to the command line.
     pub auto_kernel_cmdline: bool,
+    /// Hardware-reduced ACPI: tables, the GED (power button) and the sleep registers.
+    pub acpi: bool,
     /// CMOS real-time clock on ports 0x70-0x71, IRQ 8 (`rtc=on`; off by default).
     pub rtc: bool,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false }
+        MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false, acpi: false }
     }
 }
 
@@ -105,7 +112,17 @@ pub enum DeviceConfig {
     Net(NetConfig),
     Console(ConsoleConfig),
     Rng,
+    Balloon(BalloonConfig),
 }
+
+/// `-device virtio-balloon-device[,id=][,deflate-on-oom=on][,free-page-reporting=on]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalloonConfig {
+    pub id: Option<String>,
+    pub options: BalloonOptions,
+}
+
+pub use devices::virtio::balloon::BalloonOptions;
 
 /// `-drive id=,file=,format=raw,if=none[,readonly=on][,cache=]` + `-device virtio-blk-device,drive=`.
 #[derive(Clone, Debug, PartialEq, Eq)]

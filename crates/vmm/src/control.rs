@@ -34,6 +34,8 @@ pub enum VmEventKind {
         guest: bool,
         reason: &'static str,
     },
+    /// `system_powerdown` was asked for (sent before the button is pressed, as QEMU).
+    Powerdown,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,9 @@ pub enum ControlError {
     Vcpu(#[from] VcpuError),
     #[error(transparent)]
     Devices(#[from] DeviceThreadError),
+    /// `cont` after a guest power-off with `-no-shutdown` (QEMU's words).
+    #[error("Resetting the Virtual Machine is required")]
+    NeedsReset,
 }
 
 /// QEMU's shutdown cause for each way a microVM ends: (guest-initiated, reason).
@@ -91,6 +96,7 @@ impl Machine {
 
     fn change_state(&mut self, to: RunState, shutdown: Option<&VmExit>) {
         let Ok(Some(event)) = self.state.transition(to) else { return };
+        let was_running = self.state == RunState::Running;
         self.state = to;
         let kind = match (event, shutdown) {
             (StateEvent::Stop, _) => VmEventKind::Stop,
@@ -99,7 +105,20 @@ impl Machine {
                 let (guest, reason) = exit.map_or((false, "host-error"), shutdown_cause);
                 VmEventKind::Shutdown { guest, reason }
             }
+            (StateEvent::GuestShutdown, _) => {
+                let (guest, reason) = shutdown_cause(&VmExit::Shutdown);
+                self.announce(VmEventKind::Shutdown { guest, reason });
+                if !was_running {
+                    return;
+                }
+                VmEventKind::Stop
+            }
         };
+        self.announce(kind);
+    }
+
+    /// Queues an event for the monitors.
+    pub fn announce(&mut self, kind: VmEventKind) {
         self.events.push(VmEvent { kind, at: SystemTime::now() });
     }
 
@@ -109,6 +128,27 @@ impl Machine {
         if !self.check(RunState::Paused)? {
             return Ok(());
         }
+        self.park()?;
+        self.change_state(RunState::Paused, None);
+        Ok(())
+    }
+
+    /// The guest powered off under `-no-shutdown`: park everything as `stop` does and
+    /// stay, in QEMU's `shutdown` state (SHUTDOWN, then STOP).
+    pub fn guest_shutdown(&mut self) -> Result<(), ControlError> {
+        if !self.check(RunState::GuestShutdown)? {
+            return Ok(());
+        }
+        if self.state == RunState::Running {
+            self.park()?;
+        }
+        self.change_state(RunState::GuestShutdown, None);
+        Ok(())
+    }
+
+    /// Every vCPU out of KVM_RUN and parked, then the device thread; on failure
+    /// everything runs again.
+    fn park(&mut self) -> Result<(), ControlError> {
         for vcpu in &self.vcpus {
             vcpu.send(VcpuCommand::Pause);
         }
@@ -122,13 +162,15 @@ impl Machine {
             self.wake_all();
             return Err(e);
         }
-        self.change_state(RunState::Paused, None);
         Ok(())
     }
 
     /// `cont`: the device thread first (so a vCPU's first notification is served), then
     /// the vCPUs, from where they stopped or, in prelaunch, from the boot entry.
     pub fn resume(&mut self) -> Result<(), ControlError> {
+        if self.state == RunState::GuestShutdown {
+            return Err(ControlError::NeedsReset);
+        }
         if !self.check(RunState::Running)? {
             return Ok(());
         }
@@ -219,6 +261,30 @@ mod tests {
         assert!(matches!(m.resume(), Err(ControlError::Illegal(_))));
         assert!(matches!(m.pause(), Err(ControlError::Illegal(_))));
         assert_eq!(kinds(&mut m), [VmEventKind::Shutdown { guest: false, reason: "host-qmp-quit" }]);
+    }
+
+    /// QEMU with -no-shutdown: SHUTDOWN then STOP, status shutdown, cont refused, quit ends it.
+    #[test]
+    fn guest_shutdown_parks_and_only_quit_ends_it() {
+        let mut m = machine(RunState::Running);
+        m.guest_shutdown().unwrap();
+        assert_eq!(m.state(), RunState::GuestShutdown);
+        assert_eq!(m.state().name(), "shutdown");
+        assert_eq!(kinds(&mut m), [VmEventKind::Shutdown { guest: true, reason: "guest-shutdown" }, VmEventKind::Stop]);
+        let e = m.resume().unwrap_err();
+        assert_eq!(e.to_string(), "Resetting the Virtual Machine is required");
+        m.pause().unwrap();
+        m.guest_shutdown().unwrap();
+        assert_eq!(kinds(&mut m), [], "stop and a second power-off change nothing");
+        m.end(&VmExit::Quit);
+        assert_eq!(kinds(&mut m), [VmEventKind::Shutdown { guest: false, reason: "host-qmp-quit" }]);
+    }
+
+    #[test]
+    fn guest_shutdown_while_paused_sends_no_second_stop() {
+        let mut m = machine(RunState::Paused);
+        m.guest_shutdown().unwrap();
+        assert_eq!(kinds(&mut m), [VmEventKind::Shutdown { guest: true, reason: "guest-shutdown" }]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use crate::virtio_devices::Slot;
 use devices::legacy::SerialPort;
+use devices::virtio::balloon::Balloon;
 use devices::virtio::block::Block;
 use devices::virtio::console::Console;
 use devices::virtio::net::Net;
@@ -19,6 +20,7 @@ pub enum DeviceHandle {
     Console(Arc<Mutex<Console>>),
     Rng(Arc<Mutex<Rng>>),
     Serial(Arc<Mutex<SerialPort>>),
+    Balloon(Arc<Mutex<Balloon>>),
 }
 
 impl DeviceHandle {
@@ -30,6 +32,7 @@ impl DeviceHandle {
             DeviceHandle::Console(_) => "virtconsole",
             DeviceHandle::Rng(_) => "virtio-rng-device",
             DeviceHandle::Serial(_) => "isa-serial",
+            DeviceHandle::Balloon(_) => "virtio-balloon-device",
         }
     }
 }
@@ -59,6 +62,14 @@ impl DeviceRegistry {
         }
         self.devices.push(RegisteredDevice { id, slot, handle });
         Ok(())
+    }
+
+    /// The balloon, if there is one (there is at most one).
+    pub fn balloon(&self) -> Option<&Arc<Mutex<Balloon>>> {
+        self.devices.iter().find_map(|d| match &d.handle {
+            DeviceHandle::Balloon(b) => Some(b),
+            _ => None,
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<&DeviceHandle> {

@@ -12,13 +12,17 @@ use std::sync::{Arc, Mutex};
 use vmm_sys_util::eventfd::EventFd;
 
 /// The main thread's control centre: watches everything that ends the VM (the exit
-/// eventfd vCPUs and devices write, the i8042 reset, stop signals) and every monitor
-/// socket, runs monitor commands on the VM, and sends the events they cause.
+/// eventfd vCPUs and devices write, the i8042 reset, the ACPI power-off, stop signals)
+/// and every monitor socket, runs monitor commands on the VM, and sends the events they
+/// cause.
 pub struct Controller {
     pub vm: VmControl,
     pub monitors: MonitorServer,
     pub exit: Arc<ExitNotifier>,
     pub reset: EventFd,
+    /// The guest entered S5 (`acpi=on`): the VM ends, or with `no_shutdown` parks.
+    pub poweroff: Option<EventFd>,
+    pub no_shutdown: bool,
     pub signals: StopSignals,
     /// Set once the VM has ended; the main loop then stops.
     pub ended: Option<VmExit>,
@@ -31,6 +35,11 @@ impl MutEventSubscriber for Controller {
                 log::error!("event loop: cannot watch fd {fd}: {e:?}");
             }
         }
+        if let Some(poweroff) = &self.poweroff {
+            if let Err(e) = ops.add(Events::new(poweroff, EventSet::IN)) {
+                log::error!("event loop: cannot watch the power-off event: {e:?}");
+            }
+        }
         self.monitors.init(ops);
     }
 
@@ -39,6 +48,13 @@ impl MutEventSubscriber for Controller {
         if fd == self.reset.as_raw_fd() {
             let _ = self.reset.read();
             self.exit.notify(VmExit::Reset);
+        } else if let Some(poweroff) = self.poweroff.as_ref().filter(|p| p.as_raw_fd() == fd) {
+            let _ = poweroff.read();
+            if !self.no_shutdown {
+                self.exit.notify(VmExit::Shutdown);
+            } else if let Err(e) = self.vm.machine.guest_shutdown() {
+                self.exit.notify(VmExit::DeviceError(format!("cannot stop after the guest powered off: {e}")));
+            }
         } else if fd == self.signals.as_raw_fd() {
             if let Some(sig) = self.signals.read() {
                 self.exit.notify(VmExit::Signal(sig));

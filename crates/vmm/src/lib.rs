@@ -18,6 +18,7 @@ pub mod host_surface;
 mod kvm;
 mod memory;
 mod monitor;
+pub mod power;
 mod rtc;
 mod run;
 mod signals;
@@ -75,6 +76,8 @@ pub enum Error {
     DeviceThread(#[from] device_thread::DeviceThreadError),
     #[error(transparent)]
     Sandbox(#[from] sandbox::Error),
+    #[error("cannot build the ACPI tables: {0}")]
+    Acpi(#[source] acpi::AcpiError),
     #[error("{what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
 }

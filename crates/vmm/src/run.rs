@@ -41,6 +41,7 @@ impl Vm {
             inventory,
             monitors,
             reset,
+            power,
             exit,
             signals,
             clock,
@@ -72,7 +73,7 @@ impl Vm {
         let mtree = if monitors.is_empty() {
             String::new()
         } else {
-            crate::address_map::format_mtree(&address_map(config.mem_size, config.machine.pit, &pio, &mmio))
+            crate::address_map::format_mtree(&address_map(config.mem_size, config.machine.pit, &pio, &mmio, &power))
         };
 
         // Files written at exit are opened now: the main thread's filter has no open.
@@ -107,13 +108,21 @@ impl Vm {
         }
         let state = if config.start_paused { RunState::Prelaunch } else { RunState::Running };
         let machine = Machine::new(state, handles, device_thread, exit.clone());
-        let facts =
-            Facts { name: config.name.clone(), uuid: config.uuid.clone(), mtree, chardevs, blocks: inventory.blocks };
+        let facts = Facts {
+            name: config.name.clone(),
+            uuid: config.uuid.clone(),
+            mtree,
+            chardevs,
+            blocks: inventory.blocks,
+            mem_size: config.mem_size,
+        };
         let controller = Arc::new(Mutex::new(Controller {
-            vm: VmControl { machine, facts, devices },
+            vm: VmControl { machine, facts, devices, power: power.control },
             monitors,
             exit,
             reset,
+            poweroff: power.poweroff,
+            no_shutdown: config.no_shutdown,
             signals,
             ended: None,
         }));

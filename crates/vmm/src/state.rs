@@ -13,6 +13,10 @@ pub enum RunState {
     Paused,
     /// The VM has ended; only teardown follows.
     Shutdown,
+    /// `-no-shutdown`: the guest powered off and its vCPUs and devices are parked; only
+    /// `quit` (or `system_reset`, a signal) ends it. QEMU's `shutdown` state, which
+    /// `cont` cannot leave.
+    GuestShutdown,
 }
 
 /// The QMP event that announces a state change.
@@ -21,6 +25,8 @@ pub enum StateEvent {
     Stop,
     Resume,
     Shutdown,
+    /// SHUTDOWN (guest-shutdown), then STOP if the vCPUs were running.
+    GuestShutdown,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +43,7 @@ impl RunState {
             RunState::Prelaunch => "prelaunch",
             RunState::Running => "running",
             RunState::Paused => "paused",
-            RunState::Shutdown => "shutdown",
+            RunState::Shutdown | RunState::GuestShutdown => "shutdown",
         }
     }
 
@@ -49,14 +55,15 @@ impl RunState {
         match (self, to) {
             (Shutdown, _) => Err(IllegalTransition { from: self, to }),
             (_, Shutdown) => Ok(Some(StateEvent::Shutdown)),
-            (from, to) if from == to => Ok(None),
+            (Prelaunch, Prelaunch) | (Running, Running) | (Paused, Paused) | (GuestShutdown, GuestShutdown) => Ok(None),
             // QEMU's `stop` before the first `cont` leaves the VM in prelaunch.
             (Prelaunch, Paused) => Ok(None),
             (Prelaunch | Paused, Running) => Ok(Some(StateEvent::Resume)),
             (Running, Paused) => Ok(Some(StateEvent::Stop)),
-            (Running | Paused, Prelaunch) => Err(IllegalTransition { from: self, to }),
-            // Every pair is listed above; this arm is never reached.
-            (_, _) => Err(IllegalTransition { from: self, to }),
+            (Running | Paused, GuestShutdown) => Ok(Some(StateEvent::GuestShutdown)),
+            // As QEMU's `stop` in the shutdown state: nothing changes.
+            (GuestShutdown, Paused) => Ok(None),
+            (Running | Paused, Prelaunch) | (GuestShutdown | Prelaunch, _) => Err(IllegalTransition { from: self, to }),
         }
     }
 }
@@ -66,7 +73,7 @@ mod tests {
     use super::RunState::*;
     use super::*;
 
-    const ALL: [RunState; 4] = [Prelaunch, Running, Paused, Shutdown];
+    const ALL: [RunState; 5] = [Prelaunch, Running, Paused, Shutdown, GuestShutdown];
 
     #[test]
     fn every_transition() {
@@ -86,6 +93,11 @@ mod tests {
             (Paused, Paused) => ok(None),
             (Paused, Shutdown) => ok(Some(StateEvent::Shutdown)),
             (Shutdown, _) => bad(from, to),
+            (Prelaunch, GuestShutdown) => bad(from, to),
+            (Running | Paused, GuestShutdown) => ok(Some(StateEvent::GuestShutdown)),
+            (GuestShutdown, Shutdown) => ok(Some(StateEvent::Shutdown)),
+            (GuestShutdown, GuestShutdown | Paused) => ok(None),
+            (GuestShutdown, Prelaunch | Running) => bad(from, to),
         };
         for from in ALL {
             for to in ALL {
@@ -97,7 +109,7 @@ mod tests {
     #[test]
     fn names_are_qemus() {
         let names: Vec<_> = ALL.iter().map(|s| s.name()).collect();
-        assert_eq!(names, ["prelaunch", "running", "paused", "shutdown"]);
+        assert_eq!(names, ["prelaunch", "running", "paused", "shutdown", "shutdown"]);
         let e = Shutdown.transition(Running).unwrap_err();
         assert_eq!(e.to_string(), "the VM cannot go from shutdown to running");
     }

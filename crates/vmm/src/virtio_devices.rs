@@ -12,6 +12,7 @@ use crate::Error;
 use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
 use devices::chardev::{self, Chardev};
+use devices::virtio::balloon::Balloon;
 use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::Console;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
@@ -136,6 +137,13 @@ pub fn create_devices(
                 let console = Arc::new(Mutex::new(console));
                 attach(console.clone(), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, Some(&cfg.chardev.id), slot, DeviceHandle::Console(console))?;
+            }
+            DeviceConfig::Balloon(cfg) => {
+                let balloon =
+                    Balloon::new(cfg.options).map_err(|source| Error::Io { what: "virtio-balloon", source })?;
+                let balloon = Arc::new(Mutex::new(balloon));
+                attach(balloon.clone(), "virtio-mmio (virtio-balloon)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Balloon(balloon))?;
             }
             DeviceConfig::Rng => {
                 let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;

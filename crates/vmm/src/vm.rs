@@ -11,6 +11,7 @@ use crate::exit::ExitNotifier;
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
 use crate::memory::{create_guest_memory, register_memory};
 use crate::monitor::MonitorServer;
+use crate::power::{create_power_devices, tables_region, write_tables, PowerDevices};
 use crate::rtc::{create_rtc, RtcTicker};
 use crate::signals::StopSignals;
 use crate::startup::StartupClock;
@@ -18,13 +19,13 @@ use crate::vcpu::{CpuidTemplate, Vcpu};
 use crate::virtio_devices::{create_devices, DeviceInventory};
 use crate::Error;
 use arch::layout::{
-    I8042_COMMAND_PORT, MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, RTC_IRQ, RTC_PORT, RTC_PORT_LEN, SERIAL_COM1_IRQ,
-    SERIAL_COM1_PORT, SERIAL_PORT_LEN,
+    MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, RTC_IRQ, RTC_PORT, RTC_PORT_LEN, SERIAL_COM1_IRQ, SERIAL_COM1_PORT,
+    SERIAL_PORT_LEN,
 };
 use arch::regs::{write_boot_gdt, write_identity_page_tables, BootEntry};
 use devices::bus::{Bus, BusDevice};
 use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
-use devices::legacy::{I8042Reset, SerialPort};
+use devices::legacy::SerialPort;
 use devices::EventFdTrigger;
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
@@ -55,6 +56,8 @@ pub struct Vm {
     /// QMP monitors, listening (or connected) since set-up.
     pub(crate) monitors: MonitorServer,
     pub(crate) reset: EventFd,
+    /// The power-off event, the power button and keyboard, the ACPI tables' place.
+    pub(crate) power: PowerDevices,
     pub(crate) exit: Arc<ExitNotifier>,
     pub(crate) signals: StopSignals,
     pub(crate) clock: Arc<StartupClock>,
@@ -106,8 +109,8 @@ impl Vm {
         let exit = Arc::new(ExitNotifier::new().map_err(io_err("cannot create the exit event"))?);
         let reset = EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create the reset event"))?;
         let mut pio = Bus::new();
-        let i8042 = I8042Reset::new(EventFdTrigger::new(reset.try_clone().map_err(io_err("eventfd"))?));
-        add_device(&mut pio, u64::from(I8042_COMMAND_PORT), 1, "i8042", Arc::new(Mutex::new(i8042)))?;
+        let mut mmio = Bus::new();
+        let mut power = create_power_devices(config, &vm, &mut pio, &mut mmio, &reset)?;
         let boot_trace = match &config.trace_boot {
             Some(trace) => {
                 let checkpoints = Arc::new(GuestCheckpoints::new(start));
@@ -134,7 +137,6 @@ impl Vm {
             None
         };
 
-        let mut mmio = Bus::new();
         let (device_loop, inventory) = if config.devices.is_empty() {
             (None, DeviceInventory::default())
         } else {
@@ -145,7 +147,11 @@ impl Vm {
         let device_entries = &inventory.cmdline_entries;
         let auto_entries: &[String] = if config.machine.auto_kernel_cmdline { device_entries } else { &[] };
         let cmdline = build_cmdline(&config.kernel.cmdline, auto_entries)?;
-        let entry = load_kernel(&mem, config.mem_size, &config.kernel, &cmdline)?;
+        if config.machine.acpi {
+            power.tables = Some(write_tables(config, &mem)?);
+        }
+        let rsdp = power.tables.map(|t| t.rsdp_address);
+        let entry = load_kernel(&mem, config.mem_size, &config.kernel, &cmdline, rsdp)?;
         arch::mptable::setup_mptable(&mem, config.vcpu_count)?;
         write_boot_gdt(&mem)?;
         if let BootEntry::Linux64 { .. } = entry {
@@ -169,6 +175,7 @@ impl Vm {
             inventory,
             monitors,
             reset,
+            power,
             exit,
             signals,
             clock,
@@ -180,12 +187,13 @@ impl Vm {
     /// Every region the guest can reach: RAM, KVM's in-kernel devices, and
     /// what is really on this VM's port and MMIO buses.
     pub fn address_map(&self) -> Vec<Region> {
-        address_map(self.config.mem_size, self.config.machine.pit, &self.pio, &self.mmio)
+        address_map(self.config.mem_size, self.config.machine.pit, &self.pio, &self.mmio, &self.power)
     }
 }
 
-pub(crate) fn address_map(mem_size: u64, pit: bool, pio: &Bus, mmio: &Bus) -> Vec<Region> {
+pub(crate) fn address_map(mem_size: u64, pit: bool, pio: &Bus, mmio: &Bus, power: &PowerDevices) -> Vec<Region> {
     let mut regions = ram_regions(mem_size);
+    regions.extend(power.tables.as_ref().map(tables_region));
     regions.extend(kvm_regions(pit));
     for (bus, space) in [(pio, Space::Io), (mmio, Space::Memory)] {
         regions.extend(bus.ranges().map(|(base, len, name)| Region::new(space, base, len, name, Owner::Vmm)));
@@ -204,7 +212,7 @@ fn add_device(
 }
 
 /// An edge-triggered interrupt line: writing the eventfd injects `gsi` in the kernel.
-fn irqfd(vm: &VmFd, gsi: u32, what: &'static str) -> Result<EventFdTrigger, Error> {
+pub(crate) fn irqfd(vm: &VmFd, gsi: u32, what: &'static str) -> Result<EventFdTrigger, Error> {
     let irq = EventFd::new(EFD_NONBLOCK).map_err(io_err("eventfd"))?;
     vm.register_irqfd(&irq, gsi).map_err(|source| crate::kvm::KvmError::Ioctl { what, source })?;
     Ok(EventFdTrigger::new(irq))

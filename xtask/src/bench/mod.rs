@@ -7,14 +7,18 @@
 //!   nested rig, or directly where /dev/kvm boots Linux (boot.rs, scenarios/bench-boot.sh);
 //! - I/O: virtio-blk and virtio-net figures (`xtask::bench_io`, its own rig boot);
 //! - QMP: round trips, stop/cont to event, the monitor's memory (qmp.rs);
-//! - sandbox: start CPU with the seccomp filters on and off (sandbox.rs).
+//! - sandbox: start CPU with the seccomp filters on and off (sandbox.rs);
+//! - power: the cloud kernel with acpi=on against acpi=off and QEMU's microvm,acpi=on, to
+//!   the init marker and to exit after poweroff (power.rs, scenarios/bench-power.sh).
 //!
-//! `--only qmp` (or `sandbox`) measures that section alone and rewrites only it in the report.
+//! `--only qmp` / `--only power` / `--only sandbox` measures that section alone and rewrites
+//! only it in the report.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
 mod boot;
 mod local;
+mod power;
 mod qmp;
 mod report;
 mod sandbox;
@@ -26,7 +30,7 @@ use xtask::host;
 /// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|sandbox]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox]";
 
 pub struct Opts {
     /// (host runs, rig boot runs)
@@ -48,7 +52,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let guests = local::Guests::write(&dir)?;
     let vmms = [local::Vmm::microvm(&microvm), local::Vmm::qemu(&qemu)];
     if let Some(section) = &opts.only {
-        return only_section(section, &vmms, &guests, &dir, runs);
+        return only_section(section, &vmms, &guests, &dir, (runs, boot_runs));
     }
 
     eprintln!("[bench] start: {runs} runs per VMM (+1 warm-up)");
@@ -66,6 +70,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let io = io_figures(boot_runs, opts.no_io);
     eprintln!("[bench] QMP: {runs} stop/cont pairs per VMM");
     let qmp = qmp::run(&vmms, &guests, &dir, runs);
+    eprintln!("[bench] power: {boot_runs} runs per configuration (one more rig boot)");
+    let power = power::run(boot_runs);
 
     let results = report::Results {
         machine,
@@ -79,6 +85,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         boot,
         io,
         qmp,
+        power,
     };
     let out = if opts.quick { dir.join("quick") } else { host::repo_root().join("docs/benchmarks") };
     host::mkdir(&out)?;
@@ -106,12 +113,14 @@ fn only_section(
     vmms: &[local::Vmm; 2],
     guests: &local::Guests,
     dir: &std::path::Path,
-    runs: usize,
+    (runs, boot_runs): (usize, usize),
 ) -> Result<(), String> {
     let text = match section {
         "qmp" => qmp::markdown(&qmp::run(vmms, guests, dir, runs), runs),
         "sandbox" => sandbox::markdown(&sandbox::run(&vmms[0], guests, runs)?, runs),
-        other => return Err(format!("--only: no section '{other}' (sections: qmp, sandbox)")),
+        // Rig boots: as few runs as the boot section takes.
+        "power" => power::markdown(&power::run(boot_runs), boot_runs),
+        other => return Err(format!("--only: no section '{other}' (sections: qmp, power, sandbox)")),
     };
     let path = host::repo_root().join("docs/benchmarks/README.md");
     let report = String::from_utf8_lossy(&host::read(&path)?).into_owned();

@@ -58,6 +58,7 @@ pub struct Results {
     pub boot: Result<Boot, String>,
     pub io: Result<String, String>,
     pub qmp: Result<[super::qmp::QmpFigures; 2], String>,
+    pub power: Result<super::power::PowerFigures, String>,
 }
 
 /// One row of the summary: what, unit, microvm, QEMU, and whether lower is better.
@@ -247,6 +248,7 @@ pub fn markdown(r: &Results) -> String {
         }
     }
     s += &format!("\n{}", splice_section("", "qmp", &super::qmp::markdown(&r.qmp, r.runs)));
+    s += &format!("\n{}", splice_section("", "power", &super::power::markdown(&r.power, r.boot_runs)));
     s += "\n## I/O\n\n";
     match &r.io {
         Ok(text) => s += text,

@@ -7,6 +7,7 @@
 
 pub mod bzimage;
 pub mod cloud;
+pub mod cloud_initramfs;
 pub mod initramfs;
 pub mod kernel;
 pub mod rootfs;
@@ -22,6 +23,9 @@ pub struct Images {
     pub kernel: kernel::MinimalKernel,
     pub initramfs: PathBuf,
     pub cloud: cloud::CloudKernel,
+    /// The guest initramfs plus the cloud kernel's virtio-mmio, virtio-blk, virtio-net,
+    /// ACPI button and evdev modules, for `acpi=on` scenarios.
+    pub cloud_initramfs: PathBuf,
     /// ext4 root disk of the virtio device scenarios.
     pub rootfs: PathBuf,
     /// static Unix-socket client (guest/tools/unixcat.c) for chardev scenarios
@@ -33,10 +37,13 @@ impl Images {
     pub fn ensure() -> Result<Images> {
         host::ensure_packages()?;
         let cache = host::cache_dir()?;
+        let initramfs = initramfs::ensure(&cache)?;
+        let cloud = cloud::ensure(&cache)?;
         Ok(Images {
             kernel: kernel::ensure(&cache)?,
-            initramfs: initramfs::ensure(&cache)?,
-            cloud: cloud::ensure(&cache)?,
+            cloud_initramfs: cloud_initramfs::ensure(&cache, &cloud, &initramfs)?,
+            initramfs,
+            cloud,
             rootfs: rootfs::ensure(&cache)?,
             unixcat: rootfs::ensure_unixcat(&cache)?,
         })
@@ -49,6 +56,7 @@ impl Images {
             (format!("minimal kernel, ELF ({})", pvh(Some(k.pvh_entry))), &k.vmlinux),
             ("minimal kernel, bzImage".to_string(), &k.bzimage),
             ("guest initramfs".to_string(), &self.initramfs),
+            ("guest initramfs + cloud kernel modules".to_string(), &self.cloud_initramfs),
             ("guest rootfs (ext4)".to_string(), &self.rootfs),
             ("cloud kernel, bzImage".to_string(), &c.vmlinuz),
             (format!("cloud kernel, ELF ({})", pvh(c.pvh_entry)), &c.vmlinux),

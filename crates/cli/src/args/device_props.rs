@@ -169,4 +169,26 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         help: "An entropy source; it always draws from getrandom(2).",
         props: &[prop("rng", Text("ID"), None, "An -object rng-random or rng-builtin."), DEVICE_ID],
     },
+    KindDesc {
+        name: "virtio-balloon-device",
+        help: "A memory balloon: QMP balloon and query-balloon; pages the guest gives up go back to the host. \
+               At most one.",
+        props: &[
+            prop("deflate-on-oom", Bool, Some("off"), "The guest may deflate the balloon when it runs out of memory."),
+            prop(
+                "free-page-reporting",
+                Bool,
+                Some("off"),
+                "The guest reports free memory (in 2 MiB and larger blocks), which goes back to the host.",
+            ),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
+        name: "i8042",
+        help: "The PS/2 keyboard controller (ports 0x60 and 0x64, IRQ 1) with a keyboard: send-key and \
+               input-send-event type on it, and system_powerdown sends Ctrl-Alt-Del to it when acpi=off. Not a \
+               virtio slot; at most one. Without it only the controller's reset command (port 0x64) exists.",
+        props: &[DEVICE_ID],
+    },
 ];

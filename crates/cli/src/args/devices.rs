@@ -31,7 +31,10 @@
 //! - A monitor (`-mon`, `-qmp chardev:`) takes its chardev like a device
 //!   does: a chardev serves one of them.
 
-use vmm::config::{BlockConfig, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig, MonitorSocket, NetConfig};
+use vmm::config::{
+    BalloonConfig, BalloonOptions, BlockConfig, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig,
+    MonitorSocket, NetConfig,
+};
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
@@ -67,6 +70,11 @@ enum Device {
         rng: Option<String>,
         value: String,
     },
+    Balloon {
+        id: Option<String>,
+        options: BalloonOptions,
+        value: String,
+    },
 }
 
 struct Console {
@@ -82,6 +90,8 @@ pub(super) struct Devices {
     device_ids: Vec<String>,
     /// `-qmp` and `-mon`, in command-line order.
     monitors: Vec<Monitor>,
+    /// `-device i8042` was given (it takes no slot, so it is not in `devices`).
+    pub(super) i8042: bool,
     /// What owns stdin, if anything (see the module docs).
     stdio_owner: Option<StdioOwner>,
 }
@@ -145,13 +155,14 @@ impl Devices {
                 ("virtserialport", _) => "virtserialport is not supported; use virtconsole".to_owned(),
                 (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
                 (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
-                              virtio-serial-device with virtconsole, and virtio-rng-device"
+                              virtio-serial-device with virtconsole, virtio-rng-device and i8042"
                     .to_owned(),
             };
             return Err(invalid(DEVICE, value, reason));
         };
         let (mut id, mut drive, mut netdev, mut mac, mut chardev, mut bus, mut rng) =
             (None, None, None, None, None, None, None);
+        let mut balloon = BalloonOptions::default();
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
@@ -168,6 +179,8 @@ impl Devices {
                 "chardev" => chardev = Some(s.reference(DEVICE)?),
                 "bus" => bus = Some(s.reference(DEVICE)?),
                 "rng" => rng = Some(s.reference(DEVICE)?),
+                "deflate-on-oom" => balloon.deflate_on_oom = s.on,
+                "free-page-reporting" => balloon.free_page_reporting = s.on,
                 name => return Err(unhandled(DEVICE, name)),
             }
         }
@@ -194,6 +207,20 @@ impl Devices {
                 return self.attach_console(bus, Console { chardev, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
+            "virtio-balloon-device" => {
+                if self.devices.iter().any(|d| matches!(d, Device::Balloon { .. })) {
+                    return Err(invalid(DEVICE, &value, "there can be only one balloon device"));
+                }
+                Device::Balloon { id: id.clone(), options: balloon, value }
+            }
+            "i8042" => {
+                if self.i8042 {
+                    return Err(invalid(DEVICE, &value, "there is one i8042 (ports 0x60 and 0x64 are taken)"));
+                }
+                self.check_device_id(id, &value)?;
+                self.i8042 = true;
+                return Ok(());
+            }
             name => return Err(unhandled(DEVICE, name)),
         };
         self.check_device_id(id, device_value(&device))?;
@@ -351,6 +378,7 @@ impl Devices {
                     }
                     DeviceConfig::Rng
                 }
+                Device::Balloon { id, options, .. } => DeviceConfig::Balloon(BalloonConfig { id, options }),
             });
         }
         if let Some(d) = drives.iter().filter_map(|(_, d)| d.as_ref()).find(|d| !d.if_none) {
@@ -405,7 +433,8 @@ fn device_value(d: &Device) -> &str {
         Device::Block { value, .. }
         | Device::Net { value, .. }
         | Device::Serial { value, .. }
-        | Device::Rng { value, .. } => value,
+        | Device::Rng { value, .. }
+        | Device::Balloon { value, .. } => value,
     }
 }
 

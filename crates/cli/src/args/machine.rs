@@ -16,6 +16,8 @@ pub(super) struct MachineOptions {
     pub(super) pit: Option<bool>,
     pub(super) rtc: Option<bool>,
     pub(super) auto_kernel_cmdline: Option<bool>,
+    /// `acpi=`; `auto` is off.
+    pub(super) acpi: Option<bool>,
     pub(super) dump_mtree: bool,
     pub(super) dump_seccomp: bool,
 }
@@ -39,13 +41,12 @@ pub(super) fn parse_machine(option: &'static str, value: &str, m: &mut MachineOp
             "dump-seccomp" => m.dump_seccomp = s.on,
             "pit" => m.pit = Some(s.on),
             "auto-kernel-cmdline" => m.auto_kernel_cmdline = Some(s.on),
-            "acpi" => match s.value.as_str() {
-                "auto" | "off" | "no" | "false" | "n" => {}
-                "on" | "yes" | "true" | "y" => {
-                    return Err(invalid(option, &s.text, "microvm has no ACPI; use acpi=off"))
-                }
-                _ => return Err(invalid(option, &s.text, "expected on|off|auto")),
-            },
+            "acpi" => {
+                m.acpi = Some(match s.value.as_str() {
+                    "auto" => false,
+                    v => parse_bool(v).ok_or_else(|| invalid(option, &s.text, "expected on|off|auto"))?,
+                });
+            }
             "rtc" => {
                 m.rtc = Some(match s.value.as_str() {
                     "auto" => false,

@@ -49,8 +49,9 @@ pub(super) const MACHINE_PROPS: &[PropDesc] = &[
     prop(
         "auto-kernel-cmdline",
         Bool,
-        Some("on"),
-        "Append virtio_mmio.device= entries for the virtio devices to the kernel command line.",
+        Some("on, off with acpi=on"),
+        "Append virtio_mmio.device= entries for the virtio devices to the kernel command line. With acpi=on the \
+         DSDT describes the devices instead; auto-kernel-cmdline=on still appends them (for kernels without ACPI).",
     ),
     prop(
         "rtc",
@@ -61,9 +62,12 @@ pub(super) const MACHINE_PROPS: &[PropDesc] = &[
     ),
     prop(
         "acpi",
-        OneOf(&["off", "auto"]),
+        OneOf(&["on", "off", "auto"]),
         Some("auto"),
-        "Accepted; microvm never has ACPI, so auto means off. acpi=on is an error.",
+        "Hardware-reduced ACPI (docs/acpi.md): RSDP, XSDT, FADT, MADT and a DSDT listing the devices, a Generic \
+         Event Device with the power button (system_powerdown) and the sleep registers (guest poweroff ends \
+         microvm). auto = off, so the default machine and its address map do not change. A kernel without ACPI \
+         finds no virtio device with acpi=on unless auto-kernel-cmdline=on.",
     ),
     prop("accel", Text("kvm"), Some("kvm"), "Old spelling of -accel: must name kvm (kvm:tcg is fine)."),
     prop("kernel-irqchip", OneOf(&["on"]), Some("on"), "KVM's in-kernel irqchip; only on."),
@@ -315,7 +319,7 @@ pub(super) const OPTIONS: &[OptDesc] = &[
             Opt::Device,
             Some("DRIVER[,prop=value...]"),
             Section::Devices,
-            "A virtio-mmio device. Devices find their backends by id, defined before or after them; each backend \
+            "A virtio-mmio device, or the i8042. Devices find their backends by id, defined before or after them; each backend \
              serves one device (rng objects may be shared); a backend no device uses is checked and ignored. \
              QEMU's PCI names (virtio-blk-pci, virtio-net, ...) are errors: microvm has no PCI bus. Short-form \
              booleans work here and in -drive, -netdev, -chardev, -object: readonly = readonly=on, \
@@ -472,6 +476,16 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         "Print this help and exit; -OPTION help lists its properties.",
     ),
     opt("-version", &[], Opt::Version, None, Section::Other, "Print the version and exit."),
+    opt("-no-acpi", &[], Opt::NoAcpi, None, Section::Machine, "Same as -M microvm,acpi=off."),
+    opt(
+        "-no-shutdown",
+        &[],
+        Opt::NoShutdown,
+        None,
+        Section::Management,
+        "When the guest powers off, stop its vCPUs and stay (QMP status shutdown, events SHUTDOWN then STOP) \
+         instead of exiting, as QEMU does; quit or a signal ends microvm.",
+    ),
     no_effect("-no-user-config", None, "there are no config files."),
     no_effect("-no-reboot", None, "a guest reset always ends microvm."),
     no_effect("-no-hpet", None, "microvm has no HPET."),

@@ -45,6 +45,8 @@ pub(super) enum Opt {
     Chardev,
     Object,
     Nic,
+    NoAcpi,
+    NoShutdown,
     /// Accepted, no effect (its description says why); a value, if it takes
     /// one, is checked against its properties.
     Ignored,

@@ -24,7 +24,7 @@ fn proposal_legacy_mode_without_devices() {
     ]))
     .unwrap();
     let want = VmConfig {
-        machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
+        machine: MachineConfig::default(),
         mem_size: 512 * MIB,
         vcpu_count: 2,
         kernel: KernelConfig {
@@ -41,6 +41,8 @@ fn proposal_legacy_mode_without_devices() {
         uuid: None,
         monitors: Vec::new(),
         sandbox: true,
+        i8042: false,
+        no_shutdown: false,
         devices: Vec::new(),
     };
     assert_eq!(c, Command::Run(Launch { vm: want, daemonize: false, pidfile: None, jail: None }));
@@ -83,7 +85,7 @@ fn qemu_72_spelling_of_legacy_mode() {
     ])
     .unwrap();
     assert_eq!(c.serial, Some(SerialConfig::Stdio));
-    assert_eq!(c.machine, MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false });
+    assert_eq!(c.machine, MachineConfig::default());
 }
 
 #[test]

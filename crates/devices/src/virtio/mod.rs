@@ -10,6 +10,7 @@
 //! an irqfd.
 
 mod activation;
+pub mod balloon;
 pub mod block;
 pub mod console;
 pub mod mmio;
@@ -137,6 +138,12 @@ pub trait VirtioDevice: Send {
     fn device_type(&self) -> u32;
     /// Largest size of each queue; the count is the number of queues.
     fn queue_max_sizes(&self) -> &[u16];
+    /// How many of those queues the driver sets up with `acked_features` (the first ones):
+    /// devices with optional queues (the balloon's statistics and reporting queues) say
+    /// fewer than all. Only these must be ready at DRIVER_OK and are handed over.
+    fn active_queues(&self, _acked_features: u64) -> usize {
+        self.queue_max_sizes().len()
+    }
     /// Features offered (VIRTIO_F_VERSION_1 included).
     fn features(&self) -> u64;
     /// Reads of the device-specific configuration space. Bytes beyond it read 0.

@@ -21,6 +21,9 @@ pub const VIRTIO: &[Rule] = &[
     allow!(SYS_fallocate),
     // virtio-rng.
     allow!(SYS_getrandom),
+    // virtio-balloon returns pages of file- or memfd-backed guest RAM (MADV_DONTNEED, for
+    // anonymous RAM, is in the common list).
+    allow!(SYS_madvise, "MADV_REMOVE", [eq(2, libc::MADV_REMOVE as u32)]),
     // Chardevs: socket peers, a server accepting its next client, polling a shared stdin,
     // a pty's reconnect timer.
     allow!(SYS_recvfrom),

@@ -1,7 +1,7 @@
 //! The QMP commands microvm answers, with QEMU's argument and reply shapes (QAPI schema).
 //! Anything else gets CommandNotFound from the dispatcher, so clients fall back cleanly.
 
-use super::hmp;
+use super::{balloon, hmp, power};
 use crate::control::Machine;
 use crate::device_registry::DeviceRegistry;
 use crate::exit::VmExit;
@@ -25,6 +25,8 @@ pub struct VmControl {
     pub facts: Facts,
     /// Every device by id, for commands that act on one.
     pub devices: DeviceRegistry,
+    /// The power button and keyboard (`system_powerdown`, `send-key`).
+    pub power: crate::power::PowerControl,
 }
 
 /// What set-up decided, for the queries.
@@ -35,6 +37,8 @@ pub struct Facts {
     pub mtree: String,
     pub chardevs: Vec<ChardevInfo>,
     pub blocks: Vec<BlockInfo>,
+    /// Guest RAM in bytes (`balloon` sizes are relative to it).
+    pub mem_size: u64,
 }
 
 /// `package` as distributions fill QEMU's (" (Debian 1:7.2+dfsg-7)"): HMP's `info version`
@@ -74,6 +78,12 @@ const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
     ("query-chardev", |vm, args| args.finish().map(|()| query_chardev(&vm.facts.chardevs))),
     ("query-block", |vm, args| args.finish().map(|()| query_block(&vm.facts.blocks))),
     ("human-monitor-command", hmp::human_monitor_command),
+    ("balloon", balloon::set_target),
+    ("query-balloon", balloon::query),
+    ("qom-get", balloon::qom_get),
+    ("system_powerdown", power::system_powerdown),
+    ("send-key", power::send_key),
+    ("input-send-event", power::input_send_event),
 ];
 
 /// `query-uuid` when no `-uuid` was given (QEMU's answer too).
@@ -134,7 +144,8 @@ fn query_machines() -> Value {
         "numa-mem-supported": false,
         "deprecated": false,
         "default-ram-id": "microvm.ram",
-        "acpi": false,
+        // The machine type supports ACPI (acpi=on), as QEMU's microvm reports.
+        "acpi": true,
     }])
 }
 

@@ -36,6 +36,13 @@ pub fn human_monitor_command(vm: &mut VmControl, mut args: Arguments) -> Result<
                 Err(e) => format!("Error: {}\r\n", e.desc),
             }
         }
+        (Some("system_powerdown"), None) => {
+            match super::power::system_powerdown(vm, Arguments::new(serde_json::Map::new())) {
+                Ok(_) => String::new(),
+                Err(e) => format!("Error: {}\r\n", e.desc),
+            }
+        }
+        (Some("sendkey"), Some(keys)) => super::power::hmp_sendkey(vm, keys),
         // QEMU answers an unknown command with text, not a QMP error.
         (Some(other), _) => format!("unknown command: '{other}'\r\n"),
     };
@@ -47,7 +54,7 @@ fn info_status(state: RunState) -> String {
         RunState::Running => "running",
         RunState::Paused => "paused",
         RunState::Prelaunch => "paused (prelaunch)",
-        RunState::Shutdown => "paused (shutdown)",
+        RunState::Shutdown | RunState::GuestShutdown => "paused (shutdown)",
     };
     format!("VM status: {status}\r\n")
 }

@@ -8,8 +8,10 @@
 //! buffer until epoll says the socket is writable, and a client whose buffer overflows
 //! (it never reads) is dropped. So no client can stall the VM or the other clients.
 
+mod balloon;
 mod commands;
 mod hmp;
+mod power;
 mod sockets;
 
 pub use commands::{version_banner, Facts, VmControl};
@@ -262,6 +264,7 @@ fn to_qmp(event: &VmEvent) -> qmp::Event {
         VmEventKind::Shutdown { guest, reason } => {
             ("SHUTDOWN", Some(serde_json::json!({ "guest": guest, "reason": reason })))
         }
+        VmEventKind::Powerdown => ("POWERDOWN", None),
     };
     let since = event.at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let mut qmp_event = qmp::Event::new(name, data);

@@ -14,7 +14,7 @@ fn proposal_normal_mode() {
         -device virtio-net-device,netdev=tap0";
     let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=hvc0 root=/dev/vda"));
     let want = VmConfig {
-        machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
+        machine: MachineConfig::default(),
         mem_size: 512 * MIB,
         vcpu_count: 2,
         kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=hvc0 root=/dev/vda".into(), initrd: None },
@@ -27,6 +27,8 @@ fn proposal_normal_mode() {
         uuid: None,
         monitors: Vec::new(),
         sandbox: true,
+        i8042: false,
+        no_shutdown: false,
         devices: vec![console("virtiocon0", ChardevBackend::Pty), block("test", "test.img"), net("tap0", None, None)],
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
@@ -40,7 +42,7 @@ fn proposal_legacy_mode() {
         -device virtio-net-device,netdev=tap0 -serial stdio";
     let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=ttyS0 root=/dev/vda"));
     let want = VmConfig {
-        machine: MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false },
+        machine: MachineConfig::default(),
         mem_size: 512 * MIB,
         vcpu_count: 2,
         kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=ttyS0 root=/dev/vda".into(), initrd: None },
@@ -53,6 +55,8 @@ fn proposal_legacy_mode() {
         uuid: None,
         monitors: Vec::new(),
         sandbox: true,
+        i8042: false,
+        no_shutdown: false,
         devices: vec![block("test", "test.img"), net("tap0", None, None)],
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
@@ -275,7 +279,7 @@ fn device_errors() {
     assert_eq!(
         err(&["-device", "e1000"]).to_string(),
         "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, \
-         virtio-net-device, virtio-serial-device with virtconsole, and virtio-rng-device"
+         virtio-net-device, virtio-serial-device with virtconsole, virtio-rng-device and i8042"
     );
     for d in ["", ",", "drive=d", "driver="] {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");

@@ -46,7 +46,7 @@ fn machine_legacy_and_isa_serial() {
 #[test]
 fn machine_pit_and_auto_kernel_cmdline() {
     let c = run(&["-M", "microvm,pit=off,auto-kernel-cmdline=off"]).unwrap();
-    assert_eq!(c.machine, MachineConfig { pit: false, auto_kernel_cmdline: false, rtc: false });
+    assert_eq!(c.machine, MachineConfig { pit: false, auto_kernel_cmdline: false, ..MachineConfig::default() });
     let c = run(&["-M", "microvm,pit=off", "-M", "microvm,pit=on"]).unwrap();
     assert!(c.machine.pit);
     for b in ["on", "yes", "true", "y"] {
@@ -68,12 +68,39 @@ fn machine_acpi_rtc() {
     for m in ["microvm,rtc=on", "microvm,rtc=off,rtc=yes", "microvm,rtc=true"] {
         assert!(run(&["-M", m]).unwrap_or_else(|e| panic!("{m}: {e}")).machine.rtc, "{m}");
     }
-    let e = err(&["-M", "microvm,acpi=on"]);
-    assert_eq!(e.to_string(), "-M: invalid value 'acpi=on': microvm has no ACPI; use acpi=off");
+    for m in ["microvm,acpi=off", "microvm,acpi=auto", "microvm", "microvm,acpi=on,acpi=no"] {
+        let c = run(&["-M", m]).unwrap_or_else(|e| panic!("{m}: {e}"));
+        assert!(!c.machine.acpi && c.machine.auto_kernel_cmdline, "{m}");
+    }
     assert_invalid(err(&["-M", "microvm,acpi=sometimes"]), "-M", "on|off|auto");
     assert_invalid(err(&["-M", "microvm,rtc=bogus"]), "-M", "on|off|auto");
     assert_invalid(err(&["-M", "microvm,rtc"]), "-M", "needs a value");
     assert_invalid(err(&["-M", "microvm,acpi"]), "-M", "needs a value");
+}
+
+/// acpi=on: the DSDT describes the devices, so the command-line entries go only when
+/// auto-kernel-cmdline=on asks for them (QEMU's rule); -no-acpi is acpi=off.
+#[test]
+fn machine_acpi_on_drops_the_cmdline_devices_unless_asked() {
+    let c = run(&["-M", "microvm,acpi=on"]).unwrap();
+    assert!(c.machine.acpi && !c.machine.auto_kernel_cmdline);
+    let c = run(&["-M", "microvm,acpi=on,auto-kernel-cmdline=on"]).unwrap();
+    assert!(c.machine.acpi && c.machine.auto_kernel_cmdline);
+    let c = run(&["-M", "microvm,auto-kernel-cmdline=on", "-M", "acpi=yes"]).unwrap();
+    assert!(c.machine.acpi && c.machine.auto_kernel_cmdline, "an explicit value survives a later -M");
+    let c = run(&["-M", "microvm,acpi=on", "-no-acpi"]).unwrap();
+    assert!(!c.machine.acpi && c.machine.auto_kernel_cmdline);
+}
+
+#[test]
+fn no_shutdown_and_i8042() {
+    let c = run(&[]).unwrap();
+    assert!(!c.no_shutdown && !c.i8042);
+    let c = run(&["-no-shutdown", "-device", "i8042,id=kbd"]).unwrap();
+    assert!(c.no_shutdown && c.i8042);
+    assert!(c.devices.is_empty(), "the i8042 takes no virtio slot");
+    assert_invalid(err(&["-device", "i8042", "-device", "i8042"]), "-device", "one i8042");
+    assert_invalid(err(&["-device", "i8042,irq=3"]), "-device", "");
 }
 
 #[test]

@@ -1,0 +1,140 @@
+use super::*;
+use crate::virtio::status;
+use crate::virtio::test_driver::{TestDriver, MEM_SIZE};
+
+/// A driver that negotiated `features` and set up the queues they bring.
+fn driver(options: BalloonOptions, features: u64) -> (TestDriver, Arc<Mutex<Balloon>>) {
+    let (mut d, balloon) = TestDriver::new(Balloon::new(options).unwrap());
+    assert_ne!(d.negotiate(features) & status::FEATURES_OK, 0);
+    let queues = balloon.lock().unwrap().active_queues(features | VIRTIO_F_VERSION_1);
+    for q in 0..queues as u32 {
+        d.setup_queue(q, 16);
+    }
+    assert_eq!(d.driver_ok() & status::DEVICE_NEEDS_RESET, 0, "activation refused");
+    (d, balloon)
+}
+
+fn pfns(list: &[u32]) -> Vec<u8> {
+    list.iter().flat_map(|p| p.to_le_bytes()).collect()
+}
+
+fn stat(tag: u16, value: u64) -> Vec<u8> {
+    [tag.to_le_bytes().as_slice(), &value.to_le_bytes()].concat()
+}
+
+#[test]
+fn identifies_as_a_balloon_offering_stats_and_the_asked_options() {
+    let (mut d, _) = TestDriver::new(Balloon::new(BalloonOptions::default()).unwrap());
+    assert_eq!(d.read_reg(0x8), VIRTIO_ID_BALLOON);
+    assert_eq!(d.device_features(), VIRTIO_F_VERSION_1 | F_STATS_VQ);
+    let all = BalloonOptions { deflate_on_oom: true, free_page_reporting: true };
+    let (mut d, _) = TestDriver::new(Balloon::new(all).unwrap());
+    assert_eq!(d.device_features(), VIRTIO_F_VERSION_1 | F_STATS_VQ | F_DEFLATE_ON_OOM | F_REPORTING);
+    d.write_reg(0x30, 3);
+    assert_eq!(d.read_reg(0x34), u32::from(QUEUE_SIZE), "a reporting queue exists");
+}
+
+#[test]
+fn a_driver_without_statistics_needs_only_two_queues() {
+    let (mut d, _) = driver(BalloonOptions::default(), 0);
+    let page = d.alloc_with(&[0xaa; 4096]);
+    let list = d.alloc_with(&pfns(&[(page / PAGE_SIZE) as u32]));
+    d.add_chain(0, &[(list, 4, false)]);
+    d.notify(0);
+    assert_eq!(d.used(0).len(), 1);
+}
+
+#[test]
+fn inflated_pages_go_back_to_the_host_and_read_as_zero() {
+    let (mut d, balloon) = driver(BalloonOptions::default(), F_STATS_VQ);
+    let pages = d.alloc(3 * 4096, 0x5a);
+    assert_eq!(pages % PAGE_SIZE, 0);
+    let first = (pages / PAGE_SIZE) as u32;
+    let list = d.alloc_with(&pfns(&[first, first + 2]));
+    d.add_chain(0, &[(list, 8, false)]);
+    d.notify(0);
+    assert_eq!(d.used(0).len(), 1);
+    assert!(d.interrupted());
+    assert_eq!(d.read_bytes(pages, 4096), vec![0; 4096], "first page returned");
+    assert_eq!(d.read_bytes(pages + 4096, 4096), vec![0x5a; 4096], "page not in the list kept");
+    assert_eq!(d.read_bytes(pages + 8192, 4096), vec![0; 4096], "third page returned");
+    assert_eq!(balloon.lock().unwrap().state().lock().unwrap().returned_bytes, 8192);
+}
+
+#[test]
+fn pfns_outside_guest_ram_and_ragged_lists_are_ignored() {
+    let (mut d, balloon) = driver(BalloonOptions::default(), F_STATS_VQ);
+    let beyond = (MEM_SIZE / PAGE_SIZE) as u32;
+    let list = d.alloc_with(&[pfns(&[beyond, u32::MAX]), vec![1, 2, 3]].concat());
+    d.add_chain(0, &[(list, 11, false)]);
+    d.notify(0);
+    assert_eq!(d.used(0).len(), 1, "the buffer still completes");
+    assert_eq!(balloon.lock().unwrap().state().lock().unwrap().returned_bytes, 0);
+    // A buffer that points outside guest memory completes too, with nothing done.
+    d.add_chain(0, &[(MEM_SIZE - 2, 64, false)]);
+    d.notify(0);
+    assert_eq!(d.used(0).len(), 1);
+}
+
+#[test]
+fn deflate_buffers_complete_without_touching_memory() {
+    let (mut d, _) = driver(BalloonOptions::default(), F_STATS_VQ);
+    let page = d.alloc(4096, 0x11);
+    let list = d.alloc_with(&pfns(&[(page / PAGE_SIZE) as u32]));
+    d.add_chain(1, &[(list, 4, false)]);
+    d.notify(1);
+    assert_eq!(d.used(1).len(), 1);
+    assert_eq!(d.read_bytes(page, 4096), vec![0x11; 4096]);
+}
+
+#[test]
+fn statistics_are_kept_and_the_buffer_held_until_asked_for_again() {
+    let (mut d, balloon) = driver(BalloonOptions::default(), F_STATS_VQ);
+    let stats = d.alloc_with(&[stat(4, 123 << 20), stat(5, 512 << 20), stat(99, 1)].concat());
+    let head = d.add_chain(2, &[(stats, 30, false)]);
+    d.notify(2);
+    let state = balloon.lock().unwrap().state();
+    assert_eq!(state.lock().unwrap().stats[4], Some(123 << 20));
+    assert_eq!(state.lock().unwrap().stats[5], Some(512 << 20));
+    assert_eq!(d.used(2), vec![], "held: returning it would ask for new statistics");
+    balloon.lock().unwrap().request_stats();
+    assert_eq!(d.used(2), vec![(u32::from(head), 0)]);
+    assert!(d.interrupted());
+}
+
+#[test]
+fn reporting_queue_follows_statistics_and_frees_the_ranges() {
+    let options = BalloonOptions { deflate_on_oom: false, free_page_reporting: true };
+    for (features, queue) in [(F_STATS_VQ | F_REPORTING, 3), (F_REPORTING, 2)] {
+        let (mut d, balloon) = driver(options, features);
+        let free = d.alloc(4 * 4096, 0x77);
+        d.add_chain(queue, &[(free, 4 * 4096, true)]);
+        d.notify(queue as u32);
+        assert_eq!(d.used(queue).len(), 1, "features {features:#x}");
+        assert_eq!(d.read_bytes(free, 4 * 4096), vec![0; 4 * 4096]);
+        assert_eq!(balloon.lock().unwrap().state().lock().unwrap().returned_bytes, 4 * 4096);
+    }
+}
+
+#[test]
+fn the_target_reaches_the_guest_with_a_config_interrupt_and_actual_comes_back() {
+    let (mut d, balloon) = driver(BalloonOptions::default(), F_STATS_VQ);
+    let _ = d.interrupted();
+    balloon.lock().unwrap().set_target(1000);
+    assert!(d.interrupted());
+    assert_eq!(d.read_reg(0x60) & 2, 2, "configuration change interrupt");
+    assert_eq!(d.read_reg(0x100), 1000, "num_pages");
+    d.write_reg(0x104, 600);
+    assert_eq!(d.read_reg(0x104), 600, "actual");
+    assert_eq!(balloon.lock().unwrap().state().lock().unwrap().actual_pages, 600);
+    d.write_reg(0x100, 5);
+    assert_eq!(d.read_reg(0x100), 1000, "num_pages is the host's");
+}
+
+#[test]
+fn a_corrupt_avail_ring_stops_the_device_until_reset() {
+    let (mut d, _) = driver(BalloonOptions::default(), F_STATS_VQ);
+    d.set_avail_idx(0, 1000);
+    d.notify(0);
+    assert_ne!(d.status() & status::DEVICE_NEEDS_RESET, 0);
+}
