@@ -84,7 +84,9 @@ pub fn kernel_loader(data: &[u8]) {
     let cmdline_text = String::from_utf8_lossy(data.split(|&b| b == b'\n').next().unwrap_or_default());
     if let Ok(cmdline) = vmm::boot::build_cmdline(&cmdline_text.chars().take(256).collect::<String>(), &[]) {
         let kernel = vmm::config::KernelConfig { path: path.clone(), cmdline: String::new(), initrd: None };
-        let _ = vmm::boot::load_kernel(&mem, mem_size, &kernel, &cmdline);
+        // With and without an ACPI RSDP address, as acpi=on and off boot.
+        let rsdp = (data.len() % 2 == 0).then_some(0xe0000);
+        let _ = vmm::boot::load_kernel(&mem, mem_size, &kernel, &cmdline, rsdp);
     }
     let _ = std::fs::remove_file(&path);
 }
