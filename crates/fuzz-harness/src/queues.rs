@@ -6,6 +6,7 @@
 use crate::bytes::Bytes;
 use devices::bus::BusDevice;
 use devices::chardev::Chardev;
+use devices::virtio::balloon::{Balloon, BalloonOptions};
 use devices::virtio::block::{Block, BlockOptions, CacheMode};
 use devices::virtio::console::Console;
 use devices::virtio::net::{Net, Tap};
@@ -132,6 +133,26 @@ pub fn queue_net(data: &[u8]) {
         let frame = b.slice(255);
         let _ = peer.write(frame);
         while matches!(peer.read(&mut sink), Ok(n) if n > 0) {}
+        d.run_ready();
+    });
+}
+
+/// Inflate, deflate, statistics and (when the input turns it on) free page reporting; the
+/// pages it returns are the test memory's own.
+pub fn queue_balloon(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let options = BalloonOptions { deflate_on_oom: b.u8() & 1 == 1, free_page_reporting: b.u8() & 1 == 1 };
+    let reporting = options.free_page_reporting;
+    let Ok(balloon) = Balloon::new(options) else { return };
+    let queues = 3 + usize::from(reporting);
+    let (mut d, device) = TestDriver::new(balloon);
+    drive(&mut d, queues, &mut b, |d, b| {
+        // The monitor moving the target (QMP balloon) and asking for fresh statistics
+        // (qom-get guest-stats).
+        let mut balloon = device.lock().unwrap();
+        balloon.set_target(b.u32());
+        balloon.request_stats();
+        drop(balloon);
         d.run_ready();
     });
 }
