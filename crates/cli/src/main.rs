@@ -56,19 +56,27 @@ fn main() -> ExitCode {
 
 /// Builds and runs the VM of `launch`: daemonized, with a pidfile, as asked.
 fn run(launch: Launch, start: Instant) -> ExitCode {
-    let Launch { vm: mut config, daemonize, pidfile, jail } = launch;
+    let Launch { vm: mut config, daemonize, pidfile, jail, log_file, warnings } = launch;
     if std::env::var_os(REPORT_START_TIME_ENV).is_some_and(|v| v == "1") {
         config.report_start_time = true;
     }
-    if !config.sandbox {
-        log::warn!("-sandbox off: no seccomp filter; every thread may make any system call");
-    }
     // Names resolve while /etc is reachable; the inherited descriptors are noted before
-    // microvm opens any.
+    // microvm opens any (the -D file included).
     let jail = match jail.as_ref().map(Jail::prepare).transpose() {
         Ok(jail) => jail,
         Err(e) => return fail(&e),
     };
+    if let Some(path) = &log_file {
+        if let Err(e) = logger::log_to_file(path) {
+            return fail(&format!("-D: cannot open {}: {e}", path.display()));
+        }
+    }
+    if !config.sandbox {
+        log::warn!("-sandbox off: no seccomp filter; every thread may make any system call");
+    }
+    for warning in &warnings {
+        log::warn!("{warning}");
+    }
     // Before anything else: the fork must happen while the process has one thread.
     let daemon = if daemonize {
         match daemon::daemonize() {
@@ -118,6 +126,8 @@ fn run(launch: Launch, start: Instant) -> ExitCode {
         }
         Ok(VmExit::VcpuError { vcpu, message }) => fail(&format!("vcpu{vcpu}: {message}")),
         Ok(VmExit::DeviceError(message)) => fail(&message),
+        // The status is what exit(2) keeps of it, as with QEMU's exit((V << 1) | 1).
+        Ok(VmExit::DebugExit { status }) => ExitCode::from(status as u8),
         Err(e) => fail(&e),
     }
 }

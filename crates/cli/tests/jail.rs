@@ -117,10 +117,11 @@ fn a_jailed_microvm_runs_as_nobody_in_its_own_root_with_only_its_descriptors() {
     assert!(highest_fd < limit && limit <= highest_fd + 1 + sandbox_fd_margin(), "{limit} for fds up to {highest_fd}");
     let mut expected = vec!["/dev/kvm", "/dev/null"];
     // Exit and reset notifiers, irqfds, the rng's ioeventfd, the device thread's wakes.
-    expected.extend(["anon_inode:[eventfd]"; 9]);
+    expected.extend(["anon_inode:[eventfd]"; 11]);
     // The main loop and the virtio thread's loop.
     expected.extend(["anon_inode:[eventpoll]"; 2]);
-    expected.extend(["anon_inode:[signalfd]", "anon_inode:kvm-vcpu:0", "anon_inode:kvm-vm", "pipe", "pipe"]);
+    // stdout and stderr, and the serial chardev's own descriptor for stdout.
+    expected.extend(["anon_inode:[signalfd]", "anon_inode:kvm-vcpu:0", "anon_inode:kvm-vm", "pipe", "pipe", "pipe"]);
     assert_eq!(fds, expected, "exactly the descriptors microvm uses (stdin, stdout, stderr and its own)");
     assert_eq!(out.status.code(), Some(128 + libc::SIGTERM), "\n{}", out.describe());
 }

@@ -8,6 +8,7 @@ use devices::legacy::SerialPort;
 use devices::virtio::balloon::Balloon;
 use devices::virtio::block::Block;
 use devices::virtio::console::Console;
+use devices::virtio::console::MultiportConsole;
 use devices::virtio::net::Net;
 use devices::virtio::rng::Rng;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ pub enum DeviceHandle {
     Block(Arc<Mutex<Block>>),
     Net(Arc<Mutex<Net>>),
     Console(Arc<Mutex<Console>>),
+    VirtioSerial(Arc<Mutex<MultiportConsole>>),
     Rng(Arc<Mutex<Rng>>),
     Serial(Arc<Mutex<SerialPort>>),
     Balloon(Arc<Mutex<Balloon>>),
@@ -30,6 +32,7 @@ impl DeviceHandle {
             DeviceHandle::Block(_) => "virtio-blk-device",
             DeviceHandle::Net(_) => "virtio-net-device",
             DeviceHandle::Console(_) => "virtconsole",
+            DeviceHandle::VirtioSerial(_) => "virtio-serial-device",
             DeviceHandle::Rng(_) => "virtio-rng-device",
             DeviceHandle::Serial(_) => "isa-serial",
             DeviceHandle::Balloon(_) => "virtio-balloon-device",

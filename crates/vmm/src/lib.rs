@@ -21,6 +21,7 @@ mod monitor;
 pub mod power;
 mod rtc;
 mod run;
+mod serial;
 mod signals;
 pub mod startup;
 pub mod state;
@@ -29,6 +30,7 @@ pub mod vcpu;
 mod virtio_devices;
 mod vm;
 
+pub use arch::cpu_features;
 pub use arch::layout as arch_layout;
 pub use exit::VmExit;
 pub use monitor::version_banner;

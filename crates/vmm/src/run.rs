@@ -3,24 +3,24 @@
 //! and when the VM ends every thread is stopped and joined before guest memory goes.
 
 use crate::boot_trace::BootTimes;
-use crate::config::SerialConfig;
 use crate::control::Machine;
 use crate::device_registry::DeviceHandle;
 use crate::device_thread::DeviceThread;
-use crate::event_loop::{Controller, StdinForwarder};
+use crate::event_loop::Controller;
 use crate::exit::VmExit;
 use crate::monitor::{Facts, VmControl};
+use crate::serial::{drain, SerialChardev};
 use crate::state::RunState;
-use crate::vcpu::{install_kick_handler, VcpuContext, VcpuThreadOptions};
-use crate::virtio_devices::ChardevInfo;
+use crate::vcpu::{install_kick_handler, GuestErrorLog, VcpuContext, VcpuThreadOptions};
 use crate::vm::{address_map, Vm};
 use crate::Error;
-use devices::terminal::RawTerminal;
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use sandbox::{Sandbox, ThreadKind};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Barrier, Mutex};
+
+/// How long guest serial output may take to reach a slow peer at the end.
+const SERIAL_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 type MainLoop = EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>;
 
@@ -40,6 +40,7 @@ impl Vm {
             device_loop,
             inventory,
             monitors,
+            muxes,
             reset,
             power,
             exit,
@@ -52,25 +53,21 @@ impl Vm {
         let mut chardevs = inventory.chardevs;
         let mut devices = inventory.registry;
         chardevs.extend(crate::monitor::chardev_infos(&config.monitors));
-        let _raw_terminal = match &serial {
-            Some((backend, port)) => {
-                let filename = if *backend == SerialConfig::Stdio { "stdio" } else { "null" };
-                chardevs.insert(0, ChardevInfo { label: "serial0".into(), filename: filename.into() });
-                devices.insert(Some("serial0".into()), None, DeviceHandle::Serial(port.clone()))?;
-                if *backend == SerialConfig::Stdio {
-                    manager.add_subscriber(Arc::new(Mutex::new(StdinForwarder { serial: port.clone() })));
-                    RawTerminal::enter(std::io::stdin().as_raw_fd())
-                } else {
-                    None
-                }
+        chardevs.extend(muxes.iter().map(|m| m.info.clone()));
+        let serial_chardev = serial.as_ref().map(SerialChardev::chardev);
+        if let Some(serial) = serial {
+            if let Some(info) = &serial.info {
+                chardevs.insert(0, info.clone());
             }
-            None => None,
-        };
+            devices.insert(Some("serial0".into()), None, DeviceHandle::Serial(serial.port.clone()))?;
+            // Its chardev (stdio in raw mode, a pty, a socket, ...) is served here.
+            manager.add_subscriber(Arc::new(Mutex::new(serial)));
+        }
         if let Some(ticker) = rtc_ticker {
             manager.add_subscriber(Arc::new(Mutex::new(ticker)));
         }
         // Only monitors can ask for the map: no cost on the start path without one.
-        let mtree = if monitors.is_empty() {
+        let mtree = if monitors.is_empty() && muxes.is_empty() {
             String::new()
         } else {
             crate::address_map::format_mtree(&address_map(config.mem_size, config.machine.pit, &pio, &mmio, &power))
@@ -92,7 +89,16 @@ impl Vm {
             .map(|l| DeviceThread::spawn(l, exit.clone(), sandbox.clone(), start_gate.clone()))
             .transpose()?;
         install_kick_handler().map_err(|source| Error::Io { what: "cannot install the vCPU kick handler", source })?;
-        let ctx = Arc::new(VcpuContext { pio, mmio, exit: exit.clone(), clock: clock.clone(), start_gate, sandbox });
+        let guest_errors = config.guest_errors.then(GuestErrorLog::default);
+        let ctx = Arc::new(VcpuContext {
+            pio,
+            mmio,
+            exit: exit.clone(),
+            clock: clock.clone(),
+            guest_errors,
+            start_gate,
+            sandbox,
+        });
         let mut handles = Vec::with_capacity(vcpus.len());
         for vcpu in vcpus {
             let id = vcpu.id();
@@ -119,6 +125,7 @@ impl Vm {
         let controller = Arc::new(Mutex::new(Controller {
             vm: VmControl { machine, facts, devices, power: power.control },
             monitors,
+            muxes,
             exit,
             reset,
             poweroff: power.poweroff,
@@ -143,6 +150,12 @@ impl Vm {
             // of KVM_RUN first, or it would run on a vanished mapping.
             controller.vm.machine.teardown();
             controller.monitors.flush_before_exit();
+        }
+        if let Some(chardev) = &serial_chardev {
+            drain(chardev, SERIAL_DRAIN_TIMEOUT);
+        }
+        for mux in &mut lock(&controller).muxes {
+            mux.drain(SERIAL_DRAIN_TIMEOUT);
         }
         let _ = std::io::stdout().flush();
         if let Some((_, checkpoints)) = &boot_trace {

@@ -42,11 +42,30 @@ pub(super) fn parse_qmp(option: &'static str, value: &str, pretty: bool) -> Resu
              or chardev:ID",
         ));
     };
-    Ok(Monitor { option, value: value.to_owned(), target, pretty })
+    Ok(Monitor { option, value: value.to_owned(), target, pretty, human: false })
+}
+
+/// `-monitor stdio|unix:...|tcp:...|chardev:ID|none`: a human monitor (QEMU's
+/// legacy chardev syntax, as for `-qmp`); `none` gives none.
+pub(super) fn parse_monitor(value: &str) -> Result<Option<Monitor>, ArgsError> {
+    const MONITOR: &str = "-monitor";
+    if value == "none" {
+        return Ok(None);
+    }
+    let monitor = parse_qmp(MONITOR, value, false).map_err(|e| match e {
+        ArgsError::InvalidValue { value, reason, .. } if reason.starts_with("unknown QMP backend") => invalid(
+            MONITOR,
+            &value,
+            "unknown monitor backend; use stdio, unix:PATH,server=on,wait=off, tcp:HOST:PORT,server=on,wait=off, \
+             chardev:ID or none",
+        ),
+        other => other,
+    })?;
+    Ok(Some(Monitor { human: true, ..monitor }))
 }
 
 /// `unix:` followed by `[path=]PATH[,server=on|off][,wait=on|off]`.
-fn parse_unix(option: &'static str, list: &str) -> Result<MonitorSocket, ArgsError> {
+pub(super) fn parse_unix(option: &'static str, list: &str) -> Result<MonitorSocket, ArgsError> {
     let mut path = None;
     let mut server = None;
     let mut wait = None;
@@ -68,7 +87,7 @@ fn parse_unix(option: &'static str, list: &str) -> Result<MonitorSocket, ArgsErr
 }
 
 /// `tcp:` followed by `[HOST]:PORT[,server=on|off][,wait=on|off]`.
-fn parse_tcp(option: &'static str, rest: &str) -> Result<MonitorSocket, ArgsError> {
+pub(super) fn parse_tcp(option: &'static str, rest: &str) -> Result<MonitorSocket, ArgsError> {
     // QEMU splits the address at the first ':' and the first ',' after it.
     let Some((host, after_host)) = rest.split_once(':') else {
         return Err(invalid(option, rest, "tcp: needs HOST:PORT, e.g. tcp:localhost:4444,server=on,wait=off"));
@@ -136,7 +155,13 @@ pub(super) fn parse_mon(value: &str) -> Result<Monitor, ArgsError> {
                 control = Some(match s.value.as_str() {
                     "control" => true,
                     "readline" => false,
-                    _ => return Err(invalid(MON, &s.text, "unknown monitor mode; expected mode=control (QMP)")),
+                    _ => {
+                        return Err(invalid(
+                            MON,
+                            &s.text,
+                            "unknown monitor mode; expected mode=readline or mode=control",
+                        ))
+                    }
                 })
             }
             "pretty" => pretty = s.on,
@@ -146,14 +171,9 @@ pub(super) fn parse_mon(value: &str) -> Result<Monitor, ArgsError> {
     let Some(chardev) = chardev else {
         return Err(invalid(MON, value, "chardev=ID is required (the id of a -chardev)"));
     };
-    if control != Some(true) {
-        return Err(invalid(
-            MON,
-            value,
-            "the human monitor (mode=readline, the default) is not supported yet; use mode=control for QMP",
-        ));
-    }
-    Ok(Monitor { option: MON, value: value.to_owned(), target: MonitorTarget::Chardev(chardev), pretty })
+    // QEMU's default mode is readline, the human monitor.
+    let human = control != Some(true);
+    Ok(Monitor { option: MON, value: value.to_owned(), target: MonitorTarget::Chardev(chardev), pretty, human })
 }
 
 /// What `-name` sets; `None` fields leave earlier `-name` values alone
@@ -402,14 +422,12 @@ mod tests {
         let sock = ["-chardev", "socket,id=m,path=/q,server=on,wait=off"];
         let with = |mon: &str| err(&[sock[0], sock[1], "-mon", mon]);
         assert_err(with("mode=control"), "-mon", "chardev=ID is required");
-        assert_err(with("chardev=m"), "-mon", "human monitor");
-        assert_err(with("chardev=m,mode=readline"), "-mon", "human monitor");
-        assert_eq!(
-            with("chardev=m,mode=readline").to_string(),
-            "-mon: invalid value 'chardev=m,mode=readline': the human monitor (mode=readline, the default) is not \
-             supported yet; use mode=control for QMP"
-        );
         assert_err(with("chardev=m,mode=qmp"), "-mon", "unknown monitor mode");
+        assert_err(
+            err(&[sock[0], sock[1], "-mon", "chardev=m", "-mon", "chardev=m,mode=control"]),
+            "-mon",
+            "already used",
+        );
         assert_err(with("chardev=m,mode=control,pretty=maybe"), "-mon", "on|off");
         assert_err(with("chardev=m,mode=control,default=on"), "-mon", "unknown property");
         assert_err(with("chardev=x,mode=control"), "-mon", "chardev 'x' is not defined");
@@ -431,7 +449,7 @@ mod tests {
                 "chardev=m,mode=control",
             ]),
             "-mon",
-            "chardev 'm' is already used by a device",
+            "chardev 'm' is already used by another device",
         );
         assert_err(err(&["-chardev", "pty,id=m", "-mon", "m,mode=control"]), "-mon", "is a pty");
         assert_err(err(&["-chardev", "file,id=m,path=/x", "-mon", "m,mode=control"]), "-mon", "is a file");

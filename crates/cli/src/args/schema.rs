@@ -17,6 +17,14 @@ pub(super) enum Opt {
     Nodefaults,
     Accel,
     Cpu,
+    /// `-bios`, `-L`: firmware, which microvm does not run.
+    Firmware,
+    Rtc,
+    Overcommit,
+    /// `-D FILE`.
+    LogFile,
+    /// `-d ITEMS`.
+    LogItems,
     Display,
     Vga,
     Parallel,
@@ -33,6 +41,10 @@ pub(super) enum Opt {
     Qmp,
     QmpPretty,
     Mon,
+    /// `-monitor`: a human monitor.
+    Monitor,
+    /// `-echr N`: the mux escape key.
+    Echr,
     Global,
     ReportStartTime,
     TraceBoot,

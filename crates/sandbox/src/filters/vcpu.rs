@@ -22,6 +22,10 @@ pub const VCPU: &[Rule] = &[
     allow!(SYS_fcntl, "F_SETFD", [eq(1, libc::F_SETFD as u32)]),
     // The CMOS clock re-arms its periodic/alarm timer when the guest writes its registers.
     allow!(SYS_timerfd_settime),
+    // The serial port's output goes to its chardev from here (the guest's OUT): a socket
+    // peer (send), or a shared stdout polled first.
+    allow!(SYS_sendto),
+    allow!(SYS_poll),
     // The thread records its id for `query-cpus-fast`.
     allow!(SYS_gettid),
 ];

@@ -32,6 +32,8 @@ pub const VIRTIO: &[Rule] = &[
     allow!(SYS_poll),
     allow!(SYS_timerfd_settime),
     allow!(SYS_ioctl, "FIONBIO", [eq(1, libc::FIONBIO as u32)]),
+    // A chardev asks how many bytes wait before reading (mux escapes, monitor input).
+    allow!(SYS_ioctl, "FIONREAD", [eq(1, libc::FIONREAD as u32)]),
     allow!(SYS_fcntl, "F_GETFL", [eq(1, libc::F_GETFL as u32)]),
     allow!(SYS_fcntl, "F_SETFL", [eq(1, libc::F_SETFL as u32)]),
     allow!(SYS_fcntl, "F_DUPFD_CLOEXEC", [eq(1, libc::F_DUPFD_CLOEXEC as u32)]),

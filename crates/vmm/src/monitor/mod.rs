@@ -11,10 +11,14 @@
 mod balloon;
 mod commands;
 mod hmp;
+mod mux;
+mod mux_core;
 mod power;
+mod readline;
 mod sockets;
 
 pub use commands::{version_banner, Facts, VmControl};
+pub use mux::Mux;
 pub use sockets::SocketError;
 
 use crate::config::{MonitorConfig, MonitorSocket};

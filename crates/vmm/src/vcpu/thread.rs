@@ -8,6 +8,7 @@
 //! lands just before the thread enters KVM_RUN, KVM sees `immediate_exit` and returns
 //! EINTR at once. Either way the thread then reads its messages. No kick is repeated.
 
+use super::guest_errors::{Access, GuestErrorLog};
 use super::{Vcpu, VcpuError, UNCLAIMED_READ};
 use crate::exit::{ExitNotifier, VmExit};
 use crate::startup::StartupClock;
@@ -33,6 +34,8 @@ pub struct VcpuContext {
     /// filter, so no guest instruction runs before the whole process is confined.
     pub start_gate: Arc<Barrier>,
     pub sandbox: Arc<Sandbox>,
+    /// `-d guest_errors`; `None`: unclaimed accesses are not logged.
+    pub guest_errors: Option<GuestErrorLog>,
 }
 
 /// What the owner of a vCPU thread asks of it.
@@ -174,25 +177,32 @@ impl Vcpu {
 
     /// One KVM_RUN and the exit it returns; `Some` when the VM must end.
     fn run_once(&mut self, ctx: &VcpuContext) -> Option<VmExit> {
+        let id = self.id;
         let outcome = match self.fd.run() {
             Ok(VcpuExit::IoIn(port, data)) => {
                 if !ctx.pio.read(u64::from(port), data) {
                     data.fill(UNCLAIMED_READ);
+                    unclaimed(ctx, id, Access::PortRead, u64::from(port), data);
                 }
                 return None;
             }
             Ok(VcpuExit::IoOut(port, data)) => {
-                ctx.pio.write(u64::from(port), data);
+                if !ctx.pio.write(u64::from(port), data) {
+                    unclaimed(ctx, id, Access::PortWrite, u64::from(port), data);
+                }
                 return None;
             }
             Ok(VcpuExit::MmioRead(addr, data)) => {
                 if !ctx.mmio.read(addr, data) {
                     data.fill(UNCLAIMED_READ);
+                    unclaimed(ctx, id, Access::MmioRead, addr, data);
                 }
                 return None;
             }
             Ok(VcpuExit::MmioWrite(addr, data)) => {
-                ctx.mmio.write(addr, data);
+                if !ctx.mmio.write(addr, data) {
+                    unclaimed(ctx, id, Access::MmioWrite, addr, data);
+                }
                 return None;
             }
             Ok(VcpuExit::Intr) => return None,
@@ -219,6 +229,14 @@ impl Vcpu {
             Err(e) => self.failure(format!("KVM_RUN failed: {e}")),
         };
         Some(outcome)
+    }
+}
+
+/// An access no device claimed: logged with `-d guest_errors`.
+#[cold]
+fn unclaimed(ctx: &VcpuContext, vcpu: u8, access: Access, addr: u64, data: &[u8]) {
+    if let Some(log) = &ctx.guest_errors {
+        log.report(vcpu, access, addr, data);
     }
 }
 

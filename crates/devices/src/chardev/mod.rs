@@ -23,19 +23,25 @@
 //! takes the events so tagged. A chardev only closes an fd after removing
 //! it from the loop, so a reused fd number never meets a stale registration.
 
+mod backend;
+mod endpoint;
+mod listener;
+mod pty;
+
 use crate::terminal::RawTerminal;
+use backend::io_error;
+pub use backend::{ChardevBackend, ChardevError};
+use endpoint::*;
 use event_manager::{EventOps, EventSet, Events};
+use listener::{tcp_addr, Listener};
 use std::collections::VecDeque;
-use std::ffi::{CStr, OsStr};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent};
 use vmm_sys_util::timerfd::TimerFd;
 
 /// Most output kept for a connected peer that is momentarily not reading.
@@ -50,270 +56,6 @@ const TAG_TIMER: u32 = EVENT_DATA_BASE + 3;
 /// How often a pty nobody has open is checked for a new user (QEMU polls too:
 /// the kernel sends no event when a pty slave is opened).
 const PTY_POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// Largest write that cannot block on a pipe that poll() reports writable.
-const PIPE_BUF: usize = 4096;
-
-/// A backend, as `-chardev` describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChardevBackend {
-    /// Output discarded, no input.
-    Null,
-    /// Output to stdout, input from stdin (put in raw mode if a terminal).
-    Stdio,
-    /// A new pseudo-terminal; its path is printed on stderr.
-    Pty,
-    /// Output to a file, truncated first unless `append` (QEMU's `append=on`);
-    /// no input.
-    File { path: PathBuf, append: bool },
-    /// A Unix socket. As `server`, listen and serve one client at a time;
-    /// with `wait`, `open` blocks until the first client connects. Otherwise
-    /// connect to `path` at start-up (no reconnection).
-    Socket { path: PathBuf, server: bool, wait: bool },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ChardevError {
-    #[error("chardev '{id}': cannot open {}: {source}", path.display())]
-    File { id: String, path: PathBuf, source: io::Error },
-    #[error("chardev '{id}': cannot create a pseudo-terminal: {source}")]
-    Pty { id: String, source: io::Error },
-    #[error("chardev '{id}': cannot listen on unix socket {}: {source}", path.display())]
-    Listen { id: String, path: PathBuf, source: io::Error },
-    #[error("chardev '{id}': {} exists and is not a socket", path.display())]
-    NotASocket { id: String, path: PathBuf },
-    #[error("chardev '{id}': waiting for a client on {} failed: {source}", path.display())]
-    Accept { id: String, path: PathBuf, source: io::Error },
-    #[error("chardev '{id}': cannot connect to unix socket {}: {source}", path.display())]
-    Connect { id: String, path: PathBuf, source: io::Error },
-    #[error("chardev '{id}': {what}: {source}")]
-    Io { id: String, what: &'static str, source: io::Error },
-}
-
-/// How I/O on an endpoint is kept from blocking.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum IoMode {
-    /// O_NONBLOCK is set on a file description only we use.
-    NonBlocking,
-    /// A socket: recv/send with MSG_DONTWAIT (and MSG_NOSIGNAL).
-    Socket,
-    /// A blocking description shared with others (our stdin, or a stdout we
-    /// could not reopen): poll before each read or write, and write at most
-    /// PIPE_BUF bytes at a time.
-    PollFirst,
-    /// A regular file or a device like /dev/null: I/O never waits for a
-    /// peer, and epoll cannot watch it.
-    Direct,
-}
-
-/// One fd of a backend.
-struct Endpoint {
-    fd: OwnedFd,
-    mode: IoMode,
-}
-
-impl Endpoint {
-    fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-
-    fn pollable(&self) -> bool {
-        self.mode != IoMode::Direct
-    }
-
-    /// A non-blocking read: Err(WouldBlock) when nothing is there.
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let fd = self.raw();
-        if self.mode == IoMode::PollFirst && poll_now(fd, libc::POLLIN)? == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        retry(|| match self.mode {
-            // SAFETY: recv writes at most buf.len() bytes into buf.
-            IoMode::Socket => unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) },
-            // SAFETY: read writes at most buf.len() bytes into buf.
-            _ => unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) },
-        })
-    }
-
-    /// A non-blocking write: Err(WouldBlock) when the peer takes nothing now.
-    fn write(&self, data: &[u8]) -> io::Result<usize> {
-        let fd = self.raw();
-        let mut data = data;
-        if self.mode == IoMode::PollFirst {
-            if poll_now(fd, libc::POLLOUT)? == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            data = &data[..data.len().min(PIPE_BUF)];
-        }
-        retry(|| match self.mode {
-            // SAFETY: send reads at most data.len() bytes from data.
-            IoMode::Socket => unsafe {
-                libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-            },
-            // SAFETY: write reads at most data.len() bytes from data.
-            _ => unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) },
-        })
-    }
-
-    /// Bytes waiting to be read (sockets, pipes, ttys); 0 if unknown.
-    fn unread(&self) -> usize {
-        let mut n: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one int.
-        if unsafe { libc::ioctl(self.raw(), libc::FIONREAD, &mut n) } != 0 {
-            return 0;
-        }
-        usize::try_from(n).unwrap_or(0)
-    }
-}
-
-/// Runs a read/write-like syscall again when a signal interrupted it.
-fn retry(mut f: impl FnMut() -> isize) -> io::Result<usize> {
-    loop {
-        let n = f();
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-/// poll() with a zero timeout; returns the revents (hang-ups and errors
-/// are always reported, whatever `events` asks).
-fn poll_now(fd: RawFd, events: libc::c_short) -> io::Result<libc::c_short> {
-    let mut pfd = libc::pollfd { fd, events, revents: 0 };
-    loop {
-        // SAFETY: polls one pollfd that we own, without waiting.
-        if unsafe { libc::poll(&mut pfd, 1, 0) } >= 0 {
-            return Ok(pfd.revents);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-/// Whether epoll can watch `fd` (it refuses regular files and the like).
-fn epoll_accepts(fd: RawFd) -> bool {
-    let Ok(epoll) = Epoll::new() else { return false };
-    epoll.ctl(ControlOperation::Add, fd, EpollEvent::new(EventSet::IN, 0)).is_ok()
-}
-
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL takes no argument.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: F_SETFL takes the flags as its argument.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// An fd handed over to us (so O_NONBLOCK may be set on it), as an endpoint.
-fn owned_endpoint(fd: OwnedFd) -> io::Result<Endpoint> {
-    let file = File::from(fd);
-    let file_type = file.metadata()?.file_type();
-    let fd = OwnedFd::from(file);
-    if file_type.is_file() || !epoll_accepts(fd.as_raw_fd()) {
-        return Ok(Endpoint { fd, mode: IoMode::Direct });
-    }
-    set_nonblocking(fd.as_raw_fd())?;
-    let mode = if file_type.is_socket() { IoMode::Socket } else { IoMode::NonBlocking };
-    Ok(Endpoint { fd, mode })
-}
-
-fn socket_endpoints(stream: UnixStream) -> io::Result<(Endpoint, Endpoint)> {
-    stream.set_nonblocking(true)?;
-    let input = OwnedFd::from(stream.try_clone()?);
-    Ok((Endpoint { fd: input, mode: IoMode::Socket }, Endpoint { fd: stream.into(), mode: IoMode::Socket }))
-}
-
-/// Stdin for input: a duplicate of fd 0, which shares its blocking file
-/// description with the shell, so it is polled before each read.
-fn stdin_endpoint() -> Option<Endpoint> {
-    let fd = io::stdin().as_fd().try_clone_to_owned().ok()?;
-    let mode = if epoll_accepts(fd.as_raw_fd()) { IoMode::PollFirst } else { IoMode::Direct };
-    Some(Endpoint { fd, mode })
-}
-
-/// Stdout for output. A terminal or pipe is reopened through /proc so that
-/// O_NONBLOCK goes on a description of our own, not on the shell's.
-fn stdout_endpoint() -> Option<Endpoint> {
-    let dup = io::stdout().as_fd().try_clone_to_owned().ok()?;
-    let file = File::from(dup);
-    let file_type = file.metadata().ok()?.file_type();
-    let dup = OwnedFd::from(file);
-    if file_type.is_socket() {
-        return Some(Endpoint { fd: dup, mode: IoMode::Socket });
-    }
-    if file_type.is_file() {
-        return Some(Endpoint { fd: dup, mode: IoMode::Direct });
-    }
-    let reopened =
-        OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open("/proc/self/fd/1");
-    let (fd, mode) = match reopened {
-        Ok(file) => (OwnedFd::from(file), IoMode::NonBlocking),
-        Err(_) => (dup, IoMode::PollFirst),
-    };
-    let mode = if epoll_accepts(fd.as_raw_fd()) { mode } else { IoMode::Direct };
-    Some(Endpoint { fd, mode })
-}
-
-fn io_error<'a>(id: &'a str, what: &'static str) -> impl Fn(io::Error) -> ChardevError + 'a {
-    move |source| ChardevError::Io { id: id.into(), what, source }
-}
-
-/// A non-blocking timer, armed: nobody has a new pty's slave open yet, so
-/// it starts out looking for a user.
-fn pty_timer() -> io::Result<TimerFd> {
-    let mut timer = TimerFd::new()?;
-    set_nonblocking(timer.as_raw_fd())?;
-    timer.reset(PTY_POLL_INTERVAL, Some(PTY_POLL_INTERVAL))?;
-    Ok(timer)
-}
-
-/// Creates a pseudo-terminal in raw mode; returns its master and the
-/// slave's path. The slave is opened once to set raw mode and closed again,
-/// which leaves the master hung up until someone opens the slave.
-fn open_pty() -> io::Result<(OwnedFd, PathBuf)> {
-    // SAFETY: posix_openpt opens a new master; we own the returned fd.
-    let fd = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a new descriptor nobody else owns.
-    let master = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: grantpt and unlockpt act on the master we just opened.
-    if unsafe { libc::grantpt(fd) } != 0 || unsafe { libc::unlockpt(fd) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut name = [0 as libc::c_char; 128];
-    // SAFETY: ptsname_r writes a NUL-terminated name of at most name.len() bytes.
-    let err = unsafe { libc::ptsname_r(fd, name.as_mut_ptr(), name.len()) };
-    if err != 0 {
-        return Err(io::Error::from_raw_os_error(err));
-    }
-    // SAFETY: ptsname_r succeeded, so `name` holds a NUL-terminated string.
-    let path = PathBuf::from(OsStr::from_bytes(unsafe { CStr::from_ptr(name.as_ptr()) }.to_bytes()));
-    let slave = OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOCTTY).open(&path)?;
-    // SAFETY: termios is plain data, filled in by tcgetattr.
-    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
-    // SAFETY: tcgetattr writes into `termios`; cfmakeraw edits it; tcsetattr reads it.
-    unsafe {
-        if libc::tcgetattr(slave.as_raw_fd(), &mut termios) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        libc::cfmakeraw(&mut termios);
-        if libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &termios) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    drop(slave);
-    set_nonblocking(master.as_raw_fd())?;
-    Ok((master, path))
-}
 
 /// What varies between backends beyond their input and output endpoints.
 enum Kind {
@@ -323,7 +65,7 @@ enum Kind {
     /// watched and `timer` polls for a new user.
     Pty { path: PathBuf, connected: bool, timer: TimerFd },
     /// A listening socket; the endpoints are the current client, if any.
-    Server { path: PathBuf, listener: UnixListener },
+    Server { listener: Listener },
     /// A connection made at start-up; once it ends, it stays ended.
     Client,
 }
@@ -355,6 +97,10 @@ pub struct Chardev {
     registered: Vec<Watch>,
     /// A write error on a file was logged already.
     complained: bool,
+    /// `logfile=`: a copy of the output.
+    log: Option<File>,
+    /// Clients a server socket has accepted so far.
+    clients: u64,
     _raw_mode: Option<RawTerminal>,
 }
 
@@ -394,26 +140,22 @@ impl Chardev {
                 dev.kind = Kind::Pty { path, connected: false, timer };
             }
             ChardevBackend::Socket { path, server: true, wait } => {
-                let listener = listen(id, path)?;
-                // From here on, a failure leaves no socket file behind.
-                let unlink = |e| {
-                    let _ = std::fs::remove_file(path);
-                    e
-                };
-                if *wait {
-                    eprintln!("microvm: waiting for connection on: disconnected:unix:{},server=on", path.display());
-                    let accepted = listener.accept().and_then(|(stream, _)| socket_endpoints(stream));
-                    let (input, output) = accepted
-                        .map_err(|source| ChardevError::Accept { id: id.into(), path: path.clone(), source })
-                        .map_err(unlink)?;
-                    dev.input = Some(input);
-                    dev.output = Some(output);
-                }
-                listener
-                    .set_nonblocking(true)
-                    .map_err(io_error(id, "cannot make the listening socket non-blocking"))
-                    .map_err(unlink)?;
-                dev.kind = Kind::Server { path: path.clone(), listener };
+                dev.serve(id, Listener::unix(id, path)?, *wait)?;
+            }
+            ChardevBackend::Tcp { host, port, server: true, wait } => {
+                dev.serve(id, Listener::tcp(id, host, *port)?, *wait)?;
+            }
+            ChardevBackend::Tcp { host, port, server: false, .. } => {
+                let addr = tcp_addr(host, *port);
+                let connected = std::net::TcpStream::connect(&addr).and_then(|s| {
+                    let _ = s.set_nodelay(true);
+                    socket_endpoints(s)
+                });
+                let (input, output) =
+                    connected.map_err(|source| ChardevError::TcpConnect { id: id.into(), addr, source })?;
+                dev.input = Some(input);
+                dev.output = Some(output);
+                dev.kind = Kind::Client;
             }
             ChardevBackend::Socket { path, server: false, .. } => {
                 let connected = UnixStream::connect(path).and_then(socket_endpoints);
@@ -425,6 +167,37 @@ impl Chardev {
             }
         }
         Ok(dev)
+    }
+
+    /// Becomes the server of `listener`; with `wait`, blocks until the
+    /// first client connects (a failure removes a Unix socket file again,
+    /// with the listener).
+    fn serve(&mut self, id: &str, listener: Listener, wait: bool) -> Result<(), ChardevError> {
+        if wait {
+            eprintln!("microvm: waiting for connection on: disconnected:{},server=on", listener.describe());
+            let accepted = listener.accept().and_then(socket_endpoints);
+            let (input, output) = accepted.map_err(|source| ChardevError::Accept {
+                id: id.into(),
+                path: listener.describe().into(),
+                source,
+            })?;
+            self.input = Some(input);
+            self.output = Some(output);
+            self.clients += 1;
+        }
+        listener.set_nonblocking().map_err(io_error(id, "cannot make the listening socket non-blocking"))?;
+        self.kind = Kind::Server { listener };
+        Ok(())
+    }
+
+    /// `logfile=PATH[,logappend=on]`: a copy of all output goes to `path`
+    /// (truncated first unless `append`), whether or not a peer takes it.
+    pub fn set_logfile(&mut self, path: &Path, append: bool) -> Result<(), ChardevError> {
+        let file = OpenOptions::new().write(true).create(true).append(append).truncate(!append).open(path);
+        let file =
+            file.map_err(|source| ChardevError::LogFile { id: self.label.clone(), path: path.into(), source })?;
+        self.log = Some(file);
+        Ok(())
     }
 
     /// A chardev over fds handed over by the caller (e.g. the two ends of
@@ -452,6 +225,8 @@ impl Chardev {
             dropped: 0,
             registered: Vec::new(),
             complained: false,
+            log: None,
+            clients: 0,
             _raw_mode: None,
         }
     }
@@ -477,6 +252,12 @@ impl Chardev {
             Kind::Server { .. } | Kind::Client => self.input.is_some() || self.output.is_some(),
             Kind::Plain => true,
         }
+    }
+
+    /// How many clients a server socket has accepted: a new number is a new
+    /// peer even if the last one left and this one came within one turn.
+    pub fn clients_accepted(&self) -> u64 {
+        self.clients
     }
 
     /// Output bytes dropped because nobody was there to receive them.
@@ -537,6 +318,18 @@ impl Chardev {
     /// rest again after the chardev's next event. With nobody to receive it,
     /// all of `data` is taken and dropped.
     pub fn write_output(&mut self, data: &[u8]) -> usize {
+        let taken = self.send_output(data);
+        if let Some(log) = &mut self.log {
+            use std::io::Write;
+            if let Err(e) = log.write_all(&data[..taken]) {
+                log::warn!("chardev '{}': cannot write its log file: {e}; logging stops", self.label);
+                self.log = None;
+            }
+        }
+        taken
+    }
+
+    fn send_output(&mut self, data: &[u8]) -> usize {
         if data.is_empty() {
             return 0;
         }
@@ -683,8 +476,8 @@ impl Chardev {
             }
         }
         match &self.kind {
-            Kind::Server { listener, .. } if self.input.is_none() && self.output.is_none() => {
-                wanted.push(Watch { fd: listener.as_raw_fd(), tag: TAG_LISTENER, events: EventSet::IN });
+            Kind::Server { listener } if self.input.is_none() && self.output.is_none() => {
+                wanted.push(Watch { fd: listener.raw(), tag: TAG_LISTENER, events: EventSet::IN });
             }
             Kind::Pty { timer, .. } => {
                 wanted.push(Watch { fd: timer.as_raw_fd(), tag: TAG_TIMER, events: EventSet::IN });
@@ -697,43 +490,6 @@ impl Chardev {
     /// Whether output can go anywhere now.
     fn output_open(&mut self) -> bool {
         self.output.is_some() && !self.output_ended && self.pty_check_connected()
-    }
-
-    /// For a pty believed unused, looks whether someone opened the slave
-    /// since. True if the pty is in use (or this is not a pty).
-    fn pty_check_connected(&mut self) -> bool {
-        let Kind::Pty { connected, timer, path } = &mut self.kind else { return true };
-        if *connected {
-            return true;
-        }
-        let Some(master) = &self.output else { return false };
-        match poll_now(master.raw(), 0) {
-            Ok(revents) if revents & libc::POLLHUP == 0 => {
-                *connected = true;
-                if let Err(e) = timer.clear() {
-                    log::warn!("chardev '{}': cannot stop the pty timer: {e}", self.label);
-                }
-                log::info!("chardev '{}': {} opened", self.label, path.display());
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The last user of the pty slave closed it: drop output until the
-    /// next one comes.
-    fn pty_hung_up(&mut self) {
-        let Kind::Pty { connected, timer, path } = &mut self.kind else { return };
-        if !*connected {
-            return;
-        }
-        *connected = false;
-        if let Err(e) = timer.reset(PTY_POLL_INTERVAL, Some(PTY_POLL_INTERVAL)) {
-            log::warn!("chardev '{}': cannot start the pty timer: {e}", self.label);
-        }
-        log::info!("chardev '{}': {} closed", self.label, path.display());
-        self.dropped += self.out_buf.len() as u64;
-        self.out_buf.clear();
     }
 
     /// The output fd reported a hang-up or error: find out whether the
@@ -799,52 +555,32 @@ impl Chardev {
         self.dropped += self.out_buf.len() as u64;
         self.out_buf.clear();
         match &self.kind {
-            Kind::Server { path, .. } => {
-                log::info!("chardev '{}': client of {} disconnected ({why})", self.label, path.display());
+            Kind::Server { listener } => {
+                log::info!("chardev '{}': client of {} disconnected ({why})", self.label, listener.describe());
             }
             _ => log::info!("chardev '{}': connection closed ({why}); further output is dropped", self.label),
         }
     }
 
     fn accept(&mut self) {
-        let Kind::Server { listener, path } = &self.kind else { return };
+        let Kind::Server { listener } = &self.kind else { return };
         if self.input.is_some() || self.output.is_some() {
             return;
         }
-        match listener.accept().and_then(|(stream, _)| socket_endpoints(stream)) {
+        match listener.accept().and_then(socket_endpoints) {
             Ok((input, output)) => {
-                log::info!("chardev '{}': client connected to {}", self.label, path.display());
+                log::info!("chardev '{}': client connected to {}", self.label, listener.describe());
                 self.input = Some(input);
                 self.output = Some(output);
                 self.input_ended = false;
                 self.output_ended = false;
+                self.clients += 1;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => log::warn!("chardev '{}': cannot accept a client on {}: {e}", self.label, path.display()),
+            Err(e) => log::warn!("chardev '{}': cannot accept a client on {}: {e}", self.label, listener.describe()),
         }
     }
 }
 
-impl Drop for Chardev {
-    fn drop(&mut self) {
-        if let Kind::Server { path, .. } = &self.kind {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// Binds a listening socket at `path`, replacing a stale socket left there
-/// (as QEMU does) but nothing else.
-fn listen(id: &str, path: &Path) -> Result<UnixListener, ChardevError> {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
-            return Err(ChardevError::NotASocket { id: id.into(), path: path.to_path_buf() });
-        }
-        std::fs::remove_file(path).map_err(|source| ChardevError::Listen {
-            id: id.into(),
-            path: path.to_path_buf(),
-            source,
-        })?;
-    }
-    UnixListener::bind(path).map_err(|source| ChardevError::Listen { id: id.into(), path: path.to_path_buf(), source })
-}
+#[cfg(test)]
+mod tests;
