@@ -23,6 +23,7 @@
 //!   one item each;
 //! - `key=value,...` lists follow QEMU's syntax (see `keyval.rs`).
 
+use sandbox::jail::JailConfig;
 use std::path::PathBuf;
 
 use vmm::boot_trace::BootTraceConfig;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Build the VM, print the regions the guest could reach (`-M
     /// microvm,dump-mtree`) and exit without running it.
     DumpMtree(VmConfig),
+    /// Print each thread kind the VM would run and its seccomp allowlist (`-M
+    /// microvm,dump-seccomp`) and exit without running it.
+    DumpSeccomp(VmConfig),
     /// Print this text (`-help`, or `-OPTION help`) and exit successfully.
     Help(String),
     /// Print the version and exit successfully.
@@ -75,6 +79,8 @@ pub struct Launch {
     pub daemonize: bool,
     /// `-pidfile PATH`: write the process id there.
     pub pidfile: Option<PathBuf>,
+    /// `-run-with chroot=,user=` (`-chroot`, `-runas`): the jail entered after set-up.
+    pub jail: Option<JailConfig>,
     /// `-D FILE`: the log goes there instead of stderr.
     pub log_file: Option<PathBuf>,
     /// What the command line asks for that has no effect, one line each, to
@@ -170,10 +176,11 @@ struct Parsed {
     uuid: Option<String>,
     daemonize: bool,
     pidfile: Option<String>,
+    /// `-sandbox on|off`; on when not given.
+    sandbox: Option<bool>,
+    jail: JailConfig,
     /// `-echr N`.
     echr: Option<u8>,
-    /// `-sandbox on`: warned about (no sandbox in this build).
-    sandbox_asked: bool,
     /// `-accel` names in order.
     accels: Vec<String>,
     cpu: host::CpuOptions,
@@ -276,6 +283,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Uuid => p.uuid = Some(control::parse_uuid(&value)?),
             Opt::StartPaused => p.start_paused = true,
             Opt::Daemonize => p.daemonize = true,
+            Opt::Sandbox => p.sandbox = Some(control::parse_sandbox(&value)?),
+            Opt::RunWith => control::parse_run_with(&value, &mut p.jail)?,
+            Opt::Chroot => p.jail.chroot = Some(non_empty_path(name, value)?.into()),
+            Opt::Runas => p.jail.user = Some(control::parse_runas(name, value)?),
             Opt::Pidfile => p.pidfile = Some(non_empty_path(name, value)?),
             Opt::Qmp => p.devices.monitor(control::parse_qmp(name, &value, false)?)?,
             Opt::QmpPretty => p.devices.monitor(control::parse_qmp(name, &value, true)?)?,
@@ -286,13 +297,6 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
                 }
             }
             Opt::Echr => p.echr = Some(parse_echr(&value)?),
-            Opt::Sandbox => {
-                let on = value.split(',').next().and_then(keyval::parse_bool);
-                if on.is_none() {
-                    return Err(invalid(name, &value, "expected on or off first"));
-                }
-                p.sandbox_asked = on == Some(true);
-            }
             Opt::Device => p.devices.device(&value)?,
             Opt::Drive => p.devices.backends.drive(&value)?,
             Opt::Netdev => p.devices.backends.netdev(&value)?,
@@ -304,9 +308,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
         }
     }
 
-    let dump_mtree = p.machine.dump_mtree;
+    let (dump_mtree, dump_seccomp) = (p.machine.dump_mtree, p.machine.dump_seccomp);
     let daemonize = p.daemonize;
     let pidfile = p.pidfile.clone().map(PathBuf::from);
+    let jail = (p.jail != JailConfig::default()).then(|| p.jail.clone());
     let log_file = p.log_file.clone().map(PathBuf::from);
     let mut warnings = warnings(&p);
     let mut vm = finish(p)?;
@@ -319,8 +324,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
     }
     Ok(if dump_mtree {
         Command::DumpMtree(vm)
+    } else if dump_seccomp {
+        Command::DumpSeccomp(vm)
     } else {
-        Command::Run(Launch { vm, daemonize, pidfile, log_file, warnings })
+        Command::Run(Launch { vm, daemonize, pidfile, jail, log_file, warnings })
     })
 }
 
@@ -362,9 +369,6 @@ fn warnings(p: &Parsed) -> Vec<String> {
         out.push(format!("{option}: no firmware runs; the kernel is loaded directly"));
     }
     out.extend(host::cpu_warning(&p.cpu.ignored));
-    if p.sandbox_asked {
-        out.push("-sandbox on: not in this build yet; microvm runs without its seccomp/landlock sandbox".into());
-    }
     if !p.log_items.ignored.is_empty() {
         out.push(format!("-d: only guest_errors has an effect; ignored {}", p.log_items.ignored.join(", ")));
     }
@@ -460,6 +464,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         debug_threads: p.debug_threads,
         uuid: p.uuid,
         monitors,
+        sandbox: p.sandbox.unwrap_or(true),
         cpu: p.cpu.features,
         rtc_localtime: p.rtc_localtime,
         mem_lock: p.mem_lock,

@@ -1,6 +1,7 @@
 //! Log lines go to stderr as `microvm: <message>`, or to the `-D` file.
 //! Warnings and errors are shown by default; `MICROVM_LOG=info|debug|trace`
-//! shows more.
+//! shows more. Lines a guest can cause are capped per device and cause
+//! (`devices::noise`).
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fs::{File, OpenOptions};
@@ -22,9 +23,11 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        // Guest-caused lines of virtio-queue are budgeted (devices::noise).
+        let Some(note) = devices::noise::admit(record.target()) else { return };
         let line = match record.level() {
-            Level::Error | Level::Warn => format!("microvm: {}\n", record.args()),
-            level => format!("microvm: [{level}] {}\n", record.args()),
+            Level::Error | Level::Warn => format!("microvm: {}{note}\n", record.args()),
+            level => format!("microvm: [{level}] {}{note}\n", record.args()),
         };
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         match file.as_mut() {

@@ -30,6 +30,8 @@ pub struct VmConfig {
     pub uuid: Option<String>,
     /// QMP monitors (`-qmp`, `-mon chardev=ID,mode=control`), in command-line order.
     pub monitors: Vec<MonitorConfig>,
+    /// `-sandbox on` (the default): every thread runs under its seccomp allowlist.
+    pub sandbox: bool,
     /// `-cpu host,...`: feature flags applied on top of KVM's supported CPUID.
     pub cpu: CpuFeatures,
     /// `-rtc base=localtime`: the CMOS clock shows the host's local time, not UTC.

@@ -14,6 +14,7 @@ pub mod device_registry;
 mod device_thread;
 mod event_loop;
 pub mod exit;
+pub mod host_surface;
 mod kvm;
 mod memory;
 mod monitor;
@@ -75,6 +76,8 @@ pub enum Error {
     Monitor(#[from] monitor::SocketError),
     #[error(transparent)]
     DeviceThread(#[from] device_thread::DeviceThreadError),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::Error),
     #[error("cannot build the ACPI tables: {0}")]
     Acpi(#[source] acpi::AcpiError),
     #[error("{what}: {source}")]

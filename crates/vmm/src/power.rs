@@ -189,6 +189,7 @@ mod tests {
             muxes: Vec::new(),
             i8042: false,
             no_shutdown: false,
+            sandbox: true,
         }
     }
 

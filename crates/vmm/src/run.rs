@@ -2,7 +2,7 @@
 //! controller: VM end, monitors; the serial console's stdin; the CMOS clock's timer),
 //! and when the VM ends every thread is stopped and joined before guest memory goes.
 
-use crate::boot_trace::{BootTimes, BootTraceConfig};
+use crate::boot_trace::BootTimes;
 use crate::control::Machine;
 use crate::device_registry::DeviceHandle;
 use crate::device_thread::DeviceThread;
@@ -15,8 +15,9 @@ use crate::vcpu::{install_kick_handler, GuestErrorLog, VcpuContext, VcpuThreadOp
 use crate::vm::{address_map, Vm};
 use crate::Error;
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
+use sandbox::{Sandbox, ThreadKind};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 
 /// How long guest serial output may take to reach a slow peer at the end.
 const SERIAL_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -72,16 +73,44 @@ impl Vm {
             crate::address_map::format_mtree(&address_map(config.mem_size, config.machine.pit, &pio, &mmio, &power))
         };
 
-        let device_thread = device_loop.map(|l| DeviceThread::spawn(l, exit.clone())).transpose()?;
+        // Files written at exit are opened now: the main thread's filter has no open.
+        let trace_json = match boot_trace.as_ref().and_then(|(trace, _)| trace.json.as_ref()) {
+            Some(path) => Some((
+                path.clone(),
+                std::fs::File::create(path).map_err(|source| Error::Report { path: path.clone(), source })?,
+            )),
+            None => None,
+        };
+        let sandbox = Arc::new(Sandbox::new(config.sandbox)?);
+        // Every thread (main, virtio, vCPUs) meets here once under its filter: no guest
+        // instruction runs, and no guest-driven work is served, before all are confined.
+        let start_gate = Arc::new(Barrier::new(vcpus.len() + 1 + usize::from(device_loop.is_some())));
+        let device_thread = device_loop
+            .map(|l| DeviceThread::spawn(l, exit.clone(), sandbox.clone(), start_gate.clone()))
+            .transpose()?;
         install_kick_handler().map_err(|source| Error::Io { what: "cannot install the vCPU kick handler", source })?;
         let guest_errors = config.guest_errors.then(GuestErrorLog::default);
-        let ctx = Arc::new(VcpuContext { pio, mmio, exit: exit.clone(), clock: clock.clone(), guest_errors });
+        let ctx = Arc::new(VcpuContext {
+            pio,
+            mmio,
+            exit: exit.clone(),
+            clock: clock.clone(),
+            guest_errors,
+            start_gate,
+            sandbox,
+        });
         let mut handles = Vec::with_capacity(vcpus.len());
         for vcpu in vcpus {
             let id = vcpu.id();
             // QEMU's thread names with debug-threads=on, so tools that look for them work.
             let name = if config.debug_threads { format!("CPU {id}/KVM") } else { format!("vcpu{id}") };
             handles.push(vcpu.spawn(ctx.clone(), VcpuThreadOptions { name, parked: config.start_paused })?);
+        }
+        // The last thread to be confined; then the vCPUs may enter the guest.
+        let confined = ctx.sandbox.enter(ThreadKind::Main);
+        ctx.start_gate.wait();
+        if let Err(e) = confined {
+            exit.notify(VmExit::DeviceError(e.to_string()));
         }
         let state = if config.start_paused { RunState::Prelaunch } else { RunState::Running };
         let machine = Machine::new(state, handles, device_thread, exit.clone());
@@ -129,9 +158,9 @@ impl Vm {
             mux.drain(SERIAL_DRAIN_TIMEOUT);
         }
         let _ = std::io::stdout().flush();
-        if let Some((trace, checkpoints)) = &boot_trace {
+        if let Some((_, checkpoints)) = &boot_trace {
             let times = BootTimes::new(clock.first_run().map(|f| f.wall), checkpoints, Some(guest_exit));
-            report_boot_times(&times, trace)?;
+            report_boot_times(&times, trace_json)?;
         }
         outcome
     }
@@ -141,10 +170,10 @@ fn lock(controller: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller>
     controller.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn report_boot_times(times: &BootTimes, trace: &BootTraceConfig) -> Result<(), Error> {
+fn report_boot_times(times: &BootTimes, json: Option<(std::path::PathBuf, std::fs::File)>) -> Result<(), Error> {
     eprint!("{}", times.table());
-    if let Some(path) = &trace.json {
-        std::fs::write(path, times.json()).map_err(|source| Error::Report { path: path.clone(), source })?;
+    if let Some((path, mut file)) = json {
+        file.write_all(times.json().as_bytes()).map_err(|source| Error::Report { path, source })?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 use crate::address_map::{kvm_regions, ram_regions, Owner, Region, Space};
 use crate::boot::{build_cmdline, load_kernel};
 use crate::boot_trace::BootTraceConfig;
-use crate::config::{SerialConfig, VmConfig};
+use crate::config::{MonitorSocket, SerialConfig, VmConfig};
 use crate::device_thread::DeviceEventLoop;
 use crate::exit::{ExitNotifier, VmExit};
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
@@ -65,6 +65,15 @@ pub struct Vm {
     pub(crate) clock: Arc<StartupClock>,
     pub(crate) config: VmConfig,
     pub(crate) boot_trace: Option<(BootTraceConfig, Arc<GuestCheckpoints>)>,
+}
+
+impl Vm {
+    /// Descriptors the VM uses that it did not open itself (a monitor's `fd=N`): the jail
+    /// must not close them with the other inherited ones.
+    pub fn inherited_fds_in_use(&self) -> Vec<i32> {
+        let monitors = self.config.monitors.iter();
+        monitors.filter_map(|m| if let MonitorSocket::Fd(fd) = m.socket { Some(fd) } else { None }).collect()
+    }
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {

@@ -15,8 +15,9 @@ use vmm::config::MonitorSocket;
 
 use super::devices::{Monitor, MonitorTarget};
 use super::keyval::settings;
-use super::options::{MON_PROPS, NAME_PROPS, QMP_TCP_PROPS, QMP_UNIX_PROPS};
+use super::options::{MON_PROPS, NAME_PROPS, QMP_TCP_PROPS, QMP_UNIX_PROPS, RUN_WITH_PROPS, SANDBOX_PROPS};
 use super::{invalid, unhandled, ArgsError};
+use sandbox::jail::JailConfig;
 
 const MON: &str = "-mon";
 
@@ -195,6 +196,44 @@ pub(super) fn parse_name(value: &str) -> Result<NameOptions, ArgsError> {
         }
     }
     Ok(out)
+}
+
+/// `-sandbox on|off[,...]`: whether the seccomp filters are installed.
+pub(super) fn parse_sandbox(value: &str) -> Result<bool, ArgsError> {
+    const SANDBOX: &str = "-sandbox";
+    let mut enable = None;
+    for s in settings(SANDBOX, value, Some("enable"), SANDBOX_PROPS, SANDBOX)? {
+        match s.name() {
+            "enable" => enable = Some(s.on),
+            // Described as accepted with no effect (the table says why).
+            _ if s.desc.no_effect.is_some() => {}
+            name => return Err(unhandled(SANDBOX, name)),
+        }
+    }
+    enable.ok_or_else(|| invalid(SANDBOX, value, "expected on|off first"))
+}
+
+/// `-run-with [chroot=DIR][,user=USER[:GROUP]]`: later settings win, as with `-chroot`.
+pub(super) fn parse_run_with(value: &str, jail: &mut JailConfig) -> Result<(), ArgsError> {
+    const RUN_WITH: &str = "-run-with";
+    for s in settings(RUN_WITH, value, None, RUN_WITH_PROPS, RUN_WITH)? {
+        match s.name() {
+            "chroot" if s.value.is_empty() => return Err(invalid(RUN_WITH, value, "empty chroot directory")),
+            "chroot" => jail.chroot = Some(s.value.into()),
+            "user" => jail.user = Some(parse_runas(RUN_WITH, s.value)?),
+            _ if s.desc.no_effect.is_some() => {}
+            name => return Err(unhandled(RUN_WITH, name)),
+        }
+    }
+    Ok(())
+}
+
+/// `USER`, `USER:GROUP` or `UID:GID`; resolved when microvm starts.
+pub(super) fn parse_runas(option: &'static str, value: String) -> Result<String, ArgsError> {
+    if value.is_empty() || value.starts_with(':') || value.ends_with(':') || value.matches(':').count() > 1 {
+        return Err(invalid(option, &value, "expected USER, USER:GROUP or UID:GID"));
+    }
+    Ok(value)
 }
 
 /// `-uuid`: 8-4-4-4-12 hex digits (either case, as QEMU accepts); returned in

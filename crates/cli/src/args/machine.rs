@@ -19,6 +19,7 @@ pub(super) struct MachineOptions {
     /// `acpi=`; `auto` is off.
     pub(super) acpi: Option<bool>,
     pub(super) dump_mtree: bool,
+    pub(super) dump_seccomp: bool,
 }
 
 /// `-M`/`-machine [type=]microvm[,prop=value...]`; repeated options merge,
@@ -37,6 +38,7 @@ pub(super) fn parse_machine(option: &'static str, value: &str, m: &mut MachineOp
             "type" => return Err(ArgsError::UnsupportedMachine { option, machine: s.value }),
             "legacy" | "isa-serial" => m.isa_serial = Some(s.on),
             "dump-mtree" => m.dump_mtree = s.on,
+            "dump-seccomp" => m.dump_seccomp = s.on,
             "pit" => m.pit = Some(s.on),
             "auto-kernel-cmdline" => m.auto_kernel_cmdline = Some(s.on),
             "acpi" => {

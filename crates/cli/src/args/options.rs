@@ -79,6 +79,13 @@ pub(super) const MACHINE_PROPS: &[PropDesc] = &[
         "Build the VM, print every I/O port range and MMIO region the guest can reach (QEMU's `info mtree -f` \
          layout, with the owner: kvm or microvm) and exit without running it.",
     ),
+    prop(
+        "dump-seccomp",
+        Flag,
+        Some("off"),
+        "Print each thread the VM would run (main, vCPUs, virtio) with the system calls its seccomp filter \
+         allows and their argument conditions, the host side of the attack surface, and exit without running it.",
+    ),
     ignored("pic", Bool, "KVM's in-kernel irqchip always has the PIC."),
     ignored("x-option-roms", Bool, "there is no firmware, so no option ROMs."),
     ignored("ioapic2", Bool, "there is one IOAPIC."),
@@ -114,6 +121,49 @@ pub(super) const NAME_PROPS: &[PropDesc] = &[
     prop("guest", Text("NAME"), None, "The VM's name (query-name)."),
     prop("debug-threads", Bool, Some("off"), "Name the vCPU threads as QEMU does (CPU 0/KVM)."),
     ignored("process", Text("NAME"), "QEMU renames its own process; microvm keeps its name."),
+];
+
+/// `-sandbox` properties. QEMU's categories open holes in its denylist; microvm's filters
+/// are allowlists that never hold those calls, so asking for them changes nothing.
+pub(super) const SANDBOX_PROPS: &[PropDesc] = &[
+    prop(
+        "enable",
+        Bool,
+        Some("on"),
+        "Each thread (main, vCPU, virtio) runs under its own seccomp allowlist from the end of set-up; a call \
+         outside it ends microvm with SIGSYS and one line naming it. off: no filter (for debugging; warns).",
+    ),
+    ignored("obsolete", OneOf(&["allow", "deny"]), "microvm's allowlists never include obsolete calls."),
+    ignored(
+        "elevateprivileges",
+        OneOf(&["allow", "deny", "children"]),
+        "microvm's allowlists never include setuid and the like.",
+    ),
+    ignored("spawn", OneOf(&["allow", "deny"]), "microvm's allowlists never include fork or exec."),
+    ignored(
+        "resourcecontrol",
+        OneOf(&["allow", "deny"]),
+        "microvm's allowlists never include scheduler or rlimit calls.",
+    ),
+];
+
+/// `-run-with` properties.
+pub(super) const RUN_WITH_PROPS: &[PropDesc] = &[
+    prop(
+        "chroot",
+        Text("DIR"),
+        None,
+        "After set-up, enter a new mount namespace with DIR as its root (pivot_root; chroot where that \
+         cannot work), with no capabilities, no_new_privs, a descriptor limit, no core dumps, every inherited \
+         descriptor closed and an empty Landlock ruleset. Needs root.",
+    ),
+    prop(
+        "user",
+        Text("USER[:GROUP]"),
+        None,
+        "After set-up, run as USER (a name, or UID:GID) and its group (or GROUP), with no capabilities. Needs root.",
+    ),
+    ignored("async-teardown", Bool, "microvm's memory goes with the process; there is no teardown process."),
 ];
 
 /// `-mon` properties.
@@ -415,6 +465,32 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         Section::Management,
         "Detach from the terminal once the VM is set up.",
     ),
+    with_props(
+        opt(
+            "-sandbox",
+            &[],
+            Opt::Sandbox,
+            Some("on|off[,obsolete=...][,elevateprivileges=...][,spawn=...][,resourcecontrol=...]"),
+            Section::Management,
+            "Per-thread seccomp filters: on by default.",
+        ),
+        Some("enable"),
+        SANDBOX_PROPS,
+    ),
+    with_props(
+        opt(
+            "-run-with",
+            &[],
+            Opt::RunWith,
+            Some("[chroot=DIR][,user=USER[:GROUP]]"),
+            Section::Management,
+            "The jail: see its properties.",
+        ),
+        None,
+        RUN_WITH_PROPS,
+    ),
+    opt("-chroot", &[], Opt::Chroot, Some("DIR"), Section::Management, "Old spelling of -run-with chroot=DIR."),
+    opt("-runas", &[], Opt::Runas, Some("USER[:GROUP]"), Section::Management, "Old spelling of -run-with user=USER."),
     opt("-pidfile", &[], Opt::Pidfile, Some("PATH"), Section::Management, "Write the process id to PATH."),
     opt(
         "-report-start-time",
@@ -500,15 +576,6 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     no_effect("-no-user-config", None, "there are no config files."),
     no_effect("-no-reboot", None, "a guest reset always ends microvm."),
     no_effect("-no-hpet", None, "microvm has no HPET."),
-    opt(
-        "-sandbox",
-        &[],
-        Opt::Sandbox,
-        Some("on|off[,...]"),
-        Section::NoEffect,
-        "Accepted so that command lines run, with a warning: the seccomp/landlock sandbox is not in this build \
-         yet (issue 12 brings it).",
-    ),
     OptDesc {
         props: Props::List { implied: None, props: MSG_PROPS },
         ..no_effect("-msg", Some("timestamp=on|off"), "see its properties.")

@@ -34,6 +34,10 @@ pub(super) enum Opt {
     StartPaused,
     Daemonize,
     Pidfile,
+    Sandbox,
+    RunWith,
+    Chroot,
+    Runas,
     Qmp,
     QmpPretty,
     Mon,
@@ -41,8 +45,6 @@ pub(super) enum Opt {
     Monitor,
     /// `-echr N`: the mux escape key.
     Echr,
-    /// `-sandbox`: accepted with a warning until the sandbox lands.
-    Sandbox,
     Global,
     ReportStartTime,
     TraceBoot,

@@ -40,7 +40,14 @@ pub(super) fn err_full(full: &[&str]) -> ArgsError {
 
 /// `vm` as a plain run (no process options).
 pub(super) fn plain_run(vm: VmConfig) -> Command {
-    Command::Run(Launch { vm, daemonize: false, pidfile: None::<PathBuf>, log_file: None, warnings: Vec::new() })
+    Command::Run(Launch {
+        vm,
+        daemonize: false,
+        pidfile: None::<PathBuf>,
+        jail: None,
+        log_file: None,
+        warnings: Vec::new(),
+    })
 }
 
 /// The error is an InvalidValue of `option` whose reason contains `reason`.

@@ -40,6 +40,7 @@ fn proposal_legacy_mode_without_devices() {
         debug_threads: false,
         uuid: None,
         monitors: Vec::new(),
+        sandbox: true,
         i8042: false,
         no_shutdown: false,
         devices: Vec::new(),
@@ -52,7 +53,14 @@ fn proposal_legacy_mode_without_devices() {
     };
     assert_eq!(
         c,
-        Command::Run(Launch { vm: want, daemonize: false, pidfile: None, log_file: None, warnings: Vec::new() })
+        Command::Run(Launch {
+            vm: want,
+            daemonize: false,
+            pidfile: None,
+            jail: None,
+            log_file: None,
+            warnings: Vec::new()
+        })
     );
 }
 

@@ -15,10 +15,11 @@ use crate::startup::StartupClock;
 use devices::bus::Bus;
 use kvm_bindings::kvm_run;
 use kvm_ioctls::VcpuExit;
+use sandbox::{Sandbox, ThreadKind, ThreadStart};
 use std::cell::Cell;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use vmm_sys_util::signal::Killable;
@@ -29,6 +30,10 @@ pub struct VcpuContext {
     pub mmio: Arc<Bus>,
     pub exit: Arc<ExitNotifier>,
     pub clock: Arc<StartupClock>,
+    /// Every vCPU thread and the main thread meet here once each is under its seccomp
+    /// filter, so no guest instruction runs before the whole process is confined.
+    pub start_gate: Arc<Barrier>,
+    pub sandbox: Arc<Sandbox>,
     /// `-d guest_errors`; `None`: unclaimed accesses are not logged.
     pub guest_errors: Option<GuestErrorLog>,
 }
@@ -107,15 +112,21 @@ impl Vcpu {
         let (ack_tx, acks) = mpsc::channel();
         let tid = Arc::new(OnceLock::new());
         let thread_tid = tid.clone();
-        let thread = std::thread::Builder::new()
-            .name(options.name)
-            .spawn(move || {
-                // SAFETY: the gettid system call has no preconditions. The raw syscall, not
-                // libc's wrapper: the static musl build resolves that one to a null weak symbol.
-                let _ = thread_tid.set(unsafe { libc::syscall(libc::SYS_gettid) } as i32);
-                self.thread_main(&ctx, &command_rx, &ack_tx, options.parked);
-            })
-            .map_err(|source| VcpuError::Spawn { id, source })?;
+        let exit = ctx.exit.clone();
+        let on_failure = move |message| exit.notify(VmExit::VcpuError { vcpu: id, message });
+        let start = ThreadStart {
+            name: options.name,
+            kind: ThreadKind::Vcpu,
+            sandbox: ctx.sandbox.clone(),
+            gate: Some(ctx.start_gate.clone()),
+        };
+        let thread = sandbox::spawn(start, on_failure, move || {
+            // SAFETY: the gettid system call has no preconditions. The raw syscall, not
+            // libc's wrapper: the static musl build resolves that one to a null weak symbol.
+            let _ = thread_tid.set(unsafe { libc::syscall(libc::SYS_gettid) } as i32);
+            self.thread_main(&ctx, &command_rx, &ack_tx, options.parked);
+        })
+        .map_err(|source| VcpuError::Spawn { id, source })?;
         Ok(VcpuHandle { id, commands, acks, tid, thread })
     }
 

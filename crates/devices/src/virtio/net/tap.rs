@@ -212,8 +212,8 @@ impl Tap {
 
     /// A stand-in for tests: one end of a non-blocking seqpacket socket pair,
     /// which keeps frame boundaries like a tap. Returns the other end.
-    #[cfg(test)]
-    pub(crate) fn socketpair_for_tests(ufo: bool) -> (Tap, std::os::fd::OwnedFd) {
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn socketpair_for_tests(ufo: bool) -> (Tap, std::os::fd::OwnedFd) {
         use std::os::fd::FromRawFd;
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: socketpair writes two fds into the array.
