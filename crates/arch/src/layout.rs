@@ -66,9 +66,10 @@ pub const APIC_START: u64 = 0xfee0_0000;
 /// the MMIO gap, outside RAM.
 pub const KVM_TSS_ADDRESS: u64 = 0xfffb_d000;
 
-/// Smallest guest RAM microvm accepts: room for boot structures, a kernel and
-/// its early allocations.
-pub const MIN_MEM_SIZE: u64 = 16 << 20;
+/// Smallest guest RAM microvm accepts: the boot structures below 1 MiB and
+/// one more MiB from HIMEM_START for the kernel. Unikernels boot in 2 MiB
+/// under QEMU; whether a given kernel fits is the kernel loader's check.
+pub const MIN_MEM_SIZE: u64 = 2 << 20;
 
 /// Largest guest RAM accepted: 1 TiB keeps every address within 40 bits of
 /// guest-physical space, which every KVM host CPU supports.
@@ -134,6 +135,7 @@ pub const MAX_VCPUS: u8 = 32;
 // The command line must end before the MP table, and the boot stack must
 // grow down inside the free page between the zero page and the page tables.
 const _: () = assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
+const _: () = assert!(MIN_MEM_SIZE > HIMEM_START);
 const _: () = assert!(VIRTIO_MMIO_IRQS[VIRTIO_MMIO_SLOTS as usize - 1] < IOAPIC_NUM_PINS);
 const _: () = assert!(ACPI_TABLES_START > EBDA_START && ACPI_TABLES_START % 16 == 0);
 const _: () = assert!(ACPI_GED_GSI < IOAPIC_NUM_PINS && ACPI_GED_GSI != RTC_IRQ && ACPI_GED_GSI != SERIAL_COM1_IRQ);

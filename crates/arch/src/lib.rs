@@ -1,6 +1,7 @@
 //! x86_64 guest platform: the guest-physical layout and the state a VM and
 //! its vCPUs must be given before the first instruction runs.
 
+pub mod cpu_features;
 pub mod cpuid;
 pub mod layout;
 pub mod memmap;

@@ -23,10 +23,11 @@
 //!   one item each;
 //! - `key=value,...` lists follow QEMU's syntax (see `keyval.rs`).
 
+use sandbox::jail::JailConfig;
 use std::path::PathBuf;
 
 use vmm::boot_trace::BootTraceConfig;
-use vmm::config::{DeviceConfig, KernelConfig, MachineConfig, SerialConfig, VmConfig};
+use vmm::config::{ChardevConfig, DeviceConfig, KernelConfig, MachineConfig, SerialConfig, VmConfig};
 
 mod backends;
 mod control;
@@ -34,11 +35,14 @@ mod device_props;
 mod devices;
 #[path = "help.rs"]
 mod help;
+mod host;
 mod keyval;
 mod machine;
 mod memory;
+mod mux;
 mod options;
 mod schema;
+mod serial;
 
 pub use help::help_text;
 use schema::{Opt, OptDesc, Props};
@@ -58,6 +62,9 @@ pub enum Command {
     /// Build the VM, print the regions the guest could reach (`-M
     /// microvm,dump-mtree`) and exit without running it.
     DumpMtree(VmConfig),
+    /// Print each thread kind the VM would run and its seccomp allowlist (`-M
+    /// microvm,dump-seccomp`) and exit without running it.
+    DumpSeccomp(VmConfig),
     /// Print this text (`-help`, or `-OPTION help`) and exit successfully.
     Help(String),
     /// Print the version and exit successfully.
@@ -73,6 +80,13 @@ pub struct Launch {
     pub daemonize: bool,
     /// `-pidfile PATH`: write the process id there.
     pub pidfile: Option<PathBuf>,
+    /// `-run-with chroot=,user=` (`-chroot`, `-runas`): the jail entered after set-up.
+    pub jail: Option<JailConfig>,
+    /// `-D FILE`: the log goes there instead of stderr.
+    pub log_file: Option<PathBuf>,
+    /// What the command line asks for that has no effect, one line each, to
+    /// be logged once at start (the parser itself prints nothing).
+    pub warnings: Vec<String>,
 }
 
 /// A command line error. Each `Display` is one line naming the offending
@@ -95,6 +109,9 @@ pub enum ArgsError {
     #[error("no kernel given: -kernel PATH is required (microvm boots a Linux kernel directly, there is no firmware)")]
     MissingKernel,
 
+    #[error("{0} without -kernel: microvm runs no firmware, so there is nothing to boot; give -kernel PATH")]
+    FirmwareWithoutKernel(&'static str),
+
     #[error("{option}: machine type '{}' is not supported; only 'microvm' is available", .machine.escape_debug())]
     UnsupportedMachine { option: &'static str, machine: String },
 
@@ -116,8 +133,8 @@ pub enum ArgsError {
     #[error("vhost-user-fs-device {}: virtiofsd must be able to map guest RAM: add -object memory-backend-memfd,id=mem,size={mib}M,share=on -machine memory-backend=mem", .tag.escape_debug())]
     FsNeedsSharedMemory { tag: String, mib: u64 },
 
-    #[error("-serial stdio conflicts with -M isa-serial=off: there is no serial port to connect it to")]
-    SerialWithoutPort,
+    #[error("-serial {} conflicts with -M isa-serial=off: there is no serial port to connect it to", .0.escape_debug())]
+    SerialWithoutPort(String),
 }
 
 fn invalid(option: &'static str, value: &str, reason: impl Into<String>) -> ArgsError {
@@ -151,9 +168,9 @@ struct Parsed {
     kernel: Option<String>,
     append: Option<String>,
     initrd: Option<String>,
-    /// Some `-serial` was given (`stdio` or `none`).
-    serial_given: bool,
-    /// `-serial stdio` was given.
+    /// The `-serial` of COM1, and its value as written.
+    serial: Option<(serial::SerialSpec, String)>,
+    /// `-serial stdio` was given (a second one is an error).
     serial_stdio: bool,
     nodefaults: bool,
     report_start_time: bool,
@@ -165,6 +182,20 @@ struct Parsed {
     uuid: Option<String>,
     daemonize: bool,
     pidfile: Option<String>,
+    /// `-sandbox on|off`; on when not given.
+    sandbox: Option<bool>,
+    jail: JailConfig,
+    /// `-echr N`.
+    echr: Option<u8>,
+    /// `-accel` names in order.
+    accels: Vec<String>,
+    cpu: host::CpuOptions,
+    /// `-bios` or `-L`, the first given.
+    firmware: Option<&'static str>,
+    rtc_localtime: bool,
+    mem_lock: bool,
+    log_file: Option<String>,
+    log_items: host::LogItems,
     /// `-no-shutdown`.
     no_shutdown: bool,
     /// The device options and monitors, resolved in [`finish`].
@@ -204,10 +235,32 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Kernel => p.kernel = Some(non_empty_path(name, value)?),
             Opt::Initrd => p.initrd = Some(non_empty_path(name, value)?),
             Opt::Append => p.append = Some(value),
-            Opt::Serial => machine::parse_serial(&value, &mut p)?,
+            Opt::Serial => {
+                // As QEMU: `none` adds no port, the first other -serial is COM1
+                // and a second would be COM2, which microvm does not have.
+                let spec = serial::parse_serial(&value)?;
+                match &p.serial {
+                    Some((first, _)) if *first != serial::SerialSpec::None && spec != serial::SerialSpec::None => {
+                        return Err(invalid(name, &value, "given more than once; microvm has one serial port (COM1)"));
+                    }
+                    Some(_) if spec == serial::SerialSpec::None => {}
+                    _ => {
+                        p.serial_stdio = matches!(spec, serial::SerialSpec::Stdio | serial::SerialSpec::MonStdio);
+                        p.serial = Some((spec, value));
+                    }
+                }
+            }
             Opt::Nodefaults => p.nodefaults = true,
-            Opt::Accel => machine::parse_accel(&value)?,
-            Opt::Cpu => machine::parse_cpu(&value)?,
+            Opt::Accel => p.accels.push(host::parse_accel(&value)?),
+            Opt::Cpu => p.cpu = host::parse_cpu(&value)?,
+            Opt::Firmware => {
+                let _ = non_empty_path(name, value)?;
+                p.firmware = p.firmware.or(Some(desc.name));
+            }
+            Opt::Rtc => p.rtc_localtime = host::parse_rtc(&value)?,
+            Opt::Overcommit => p.mem_lock = host::parse_overcommit(&value)?,
+            Opt::LogFile => p.log_file = Some(non_empty_path(name, value)?),
+            Opt::LogItems => host::parse_log_items(&value, &mut p.log_items)?,
             Opt::Display => {
                 if value != "none" {
                     return Err(invalid(name, &value, "only 'none' is supported (microvm has no display)"));
@@ -239,10 +292,20 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Uuid => p.uuid = Some(control::parse_uuid(&value)?),
             Opt::StartPaused => p.start_paused = true,
             Opt::Daemonize => p.daemonize = true,
+            Opt::Sandbox => p.sandbox = Some(control::parse_sandbox(&value)?),
+            Opt::RunWith => control::parse_run_with(&value, &mut p.jail)?,
+            Opt::Chroot => p.jail.chroot = Some(non_empty_path(name, value)?.into()),
+            Opt::Runas => p.jail.user = Some(control::parse_runas(name, value)?),
             Opt::Pidfile => p.pidfile = Some(non_empty_path(name, value)?),
             Opt::Qmp => p.devices.monitor(control::parse_qmp(name, &value, false)?)?,
             Opt::QmpPretty => p.devices.monitor(control::parse_qmp(name, &value, true)?)?,
             Opt::Mon => p.devices.monitor(control::parse_mon(&value)?)?,
+            Opt::Monitor => {
+                if let Some(monitor) = control::parse_monitor(&value)? {
+                    p.devices.monitor(monitor)?;
+                }
+            }
+            Opt::Echr => p.echr = Some(parse_echr(&value)?),
             Opt::Device => p.devices.device(&value)?,
             Opt::Drive => p.devices.backends.drive(&value)?,
             Opt::Netdev => p.devices.backends.netdev(&value)?,
@@ -255,38 +318,135 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
         }
     }
 
-    let dump_mtree = p.machine.dump_mtree;
+    let (dump_mtree, dump_seccomp) = (p.machine.dump_mtree, p.machine.dump_seccomp);
     let daemonize = p.daemonize;
     let pidfile = p.pidfile.clone().map(PathBuf::from);
-    let vm = finish(p)?;
-    Ok(if dump_mtree { Command::DumpMtree(vm) } else { Command::Run(Launch { vm, daemonize, pidfile }) })
+    let jail = (p.jail != JailConfig::default()).then(|| p.jail.clone());
+    let log_file = p.log_file.clone().map(PathBuf::from);
+    let mut warnings = warnings(&p);
+    let mut vm = finish(p)?;
+    if daemonize && detach_stdio(&mut vm) {
+        warnings.push(
+            "-daemonize: the daemon has no terminal, so stdio chardevs are connected to nothing (QEMU refuses \
+             stdio with -daemonize)"
+                .into(),
+        );
+    }
+    Ok(if dump_mtree {
+        Command::DumpMtree(vm)
+    } else if dump_seccomp {
+        Command::DumpSeccomp(vm)
+    } else {
+        Command::Run(Launch { vm, daemonize, pidfile, jail, log_file, warnings })
+    })
+}
+
+/// With `-daemonize`, stdin and stdout become /dev/null once the VM is set
+/// up: every chardev on stdio (serial port, console, mux) is made a null one
+/// instead of holding the caller's terminal or pipe open. True if any was.
+fn detach_stdio(vm: &mut VmConfig) -> bool {
+    use vmm::config::{ChardevBackend, DeviceConfig};
+    let mut any = false;
+    let mut detach = |backend: &mut ChardevBackend| {
+        if *backend == ChardevBackend::Stdio {
+            *backend = ChardevBackend::Null;
+            any = true;
+        }
+    };
+    match &mut vm.serial {
+        Some(SerialConfig::Stdio) => {
+            vm.serial = Some(SerialConfig::Null);
+            detach(&mut ChardevBackend::Stdio);
+        }
+        Some(SerialConfig::Chardev(c)) => detach(&mut c.backend),
+        _ => {}
+    }
+    for device in &mut vm.devices {
+        match device {
+            DeviceConfig::Console(c) => detach(&mut c.chardev.backend),
+            DeviceConfig::SerialPorts(s) => s.ports.iter_mut().for_each(|p| detach(&mut p.chardev.backend)),
+            _ => {}
+        }
+    }
+    vm.muxes.iter_mut().for_each(|m| detach(&mut m.chardev.backend));
+    any
+}
+
+/// One line for each thing asked for that has no effect.
+fn warnings(p: &Parsed) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(option) = p.firmware {
+        out.push(format!("{option}: no firmware runs; the kernel is loaded directly"));
+    }
+    out.extend(host::cpu_warning(&p.cpu.ignored));
+    if !p.log_items.ignored.is_empty() {
+        out.push(format!("-d: only guest_errors has an effect; ignored {}", p.log_items.ignored.join(", ")));
+    }
+    out
 }
 
 fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
-    let kernel = p.kernel.ok_or(ArgsError::MissingKernel)?;
+    let kernel = match (p.kernel, p.firmware) {
+        (Some(kernel), _) => kernel,
+        (None, Some(option)) => return Err(ArgsError::FirmwareWithoutKernel(option)),
+        (None, None) => return Err(ArgsError::MissingKernel),
+    };
+    if !p.accels.is_empty() {
+        host::choose_accel("-accel", &p.accels)?;
+    }
 
     // Legacy mode (the ISA 16550A exists) when asked for with `legacy` /
-    // `isa-serial=on`, or implied by any -serial; `isa-serial=off` wins over
-    // `-serial none` but contradicts `-serial stdio`.
-    let legacy = p.machine.isa_serial.unwrap_or(p.serial_given);
-    let serial = if !legacy {
-        if p.serial_stdio {
-            return Err(ArgsError::SerialWithoutPort);
+    // `isa-serial=on`, by -device isa-serial, or implied by any -serial;
+    // `isa-serial=off` wins over `-serial none` but contradicts a connected -serial.
+    let isa_device = p.devices.isa_serial.clone();
+    if let (Some((spec, _)), Some((_, value))) = (&p.serial, &isa_device) {
+        if spec.connected() {
+            return Err(invalid(
+                "-device",
+                value,
+                "microvm has one serial port (COM1): give -serial or -device isa-serial, not both",
+            ));
         }
-        None
-    } else if p.serial_stdio {
-        Some(SerialConfig::Stdio)
-    } else if p.serial_given || p.nodefaults || p.devices.stdio_taken() {
-        // `-serial none`, or `-nodefaults` dropping QEMU's default serial0,
-        // or a `-chardev stdio` or `-qmp stdio` owning stdin (the implicit serial yields to it;
-        // with an explicit `-serial stdio` it is an error, in `Devices::finish`).
-        Some(SerialConfig::Null)
-    } else {
-        Some(SerialConfig::Stdio)
+    }
+    let legacy = isa_device.is_some() || p.machine.isa_serial.unwrap_or(p.serial.is_some());
+    // A `-chardev` named by -serial chardev:ID or isa-serial,chardev=ID, resolved with the devices.
+    let serial_ref = match (&p.serial, &isa_device) {
+        (Some((serial::SerialSpec::Chardev(id), value)), _) => {
+            devices::SerialRequest::Chardev("-serial", value.clone(), id.clone())
+        }
+        (Some((serial::SerialSpec::MonStdio, _)), _) => devices::SerialRequest::MonStdio,
+        (_, Some((Some(id), value))) => devices::SerialRequest::Chardev("-device", value.clone(), id.clone()),
+        _ => devices::SerialRequest::None,
+    };
+    let serial = match &p.serial {
+        _ if !legacy => match &p.serial {
+            Some((spec, value)) if spec.connected() => return Err(ArgsError::SerialWithoutPort(value.clone())),
+            _ => None,
+        },
+        Some((serial::SerialSpec::Stdio, _)) => Some(SerialConfig::Stdio),
+        Some((serial::SerialSpec::Backend(backend), _)) => {
+            Some(SerialConfig::Chardev(ChardevConfig { id: "serial0".into(), backend: backend.clone(), logfile: None }))
+        }
+        // Filled in below from the chardev; `-serial none|null`; `-device isa-serial` without chardev.
+        Some(_) => Some(SerialConfig::Null),
+        None if isa_device.is_some() || p.nodefaults || p.devices.stdio_taken() => {
+            // `-nodefaults` dropping QEMU's default serial0, or a `-chardev stdio` or
+            // `-qmp stdio` owning stdin (the implicit serial yields to it; with an explicit
+            // `-serial stdio` it is an error, in `Devices::finish`).
+            Some(SerialConfig::Null)
+        }
+        None => Some(SerialConfig::Stdio),
     };
 
     let i8042 = p.devices.i8042;
-    let (devices, monitors) = p.devices.finish(p.serial_stdio)?;
+    let debug_exit = p.devices.debug_exit;
+    let escape = p.echr.unwrap_or(mux::DEFAULT_ESCAPE);
+    let devices::Resolved { devices, monitors, serial: serial_chardev, muxes } =
+        p.devices.finish(p.serial_stdio, serial_ref, escape)?;
+    let serial = match serial_chardev {
+        Some(chardev) if serial.is_some() => Some(SerialConfig::Chardev(chardev)),
+        _ => serial,
+    };
     let (mem_size, memory) = p.memory.resolve(p.machine.memory_backend, p.mem_size, DEFAULT_MEM_SIZE)?;
     if let Some(DeviceConfig::Fs(fs)) = devices.iter().find(|d| matches!(d, DeviceConfig::Fs(_))) {
         if !memory.is_shareable() {
@@ -321,9 +481,25 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         debug_threads: p.debug_threads,
         uuid: p.uuid,
         monitors,
+        sandbox: p.sandbox.unwrap_or(true),
+        cpu: p.cpu.features,
+        rtc_localtime: p.rtc_localtime,
+        mem_lock: p.mem_lock,
+        guest_errors: p.log_items.guest_errors,
+        debug_exit,
+        muxes,
         i8042,
         no_shutdown: p.no_shutdown,
     })
+}
+
+/// `-echr N`: a character code, decimal or `0x` hex, 0..=255.
+fn parse_echr(value: &str) -> Result<u8, ArgsError> {
+    let n = match value.strip_prefix("0x") {
+        Some(hex) => u8::from_str_radix(hex, 16).ok(),
+        None => value.parse().ok(),
+    };
+    n.ok_or_else(|| invalid("-echr", value, "expected a character code 0..255, e.g. 20 for C-t"))
 }
 
 fn non_empty_path(option: &'static str, value: String) -> Result<String, ArgsError> {

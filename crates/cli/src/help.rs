@@ -140,6 +140,8 @@ fn fill(text: &str) -> String {
         .replace("{MIN_MEM}", &format!("{}M", MIN_MEM_SIZE >> 20))
         .replace("{MAX_MEM}", &format!("{}T", MAX_MEM_SIZE >> 40))
         .replace("{MAX_VCPUS}", &MAX_VCPUS.to_string())
+        .replace("{CPU_FLAGS}", &super::host::cpu_flag_names())
+        .replace("{LOG_ITEMS}", &super::host::LOG_ITEMS_IGNORED.join(" "))
 }
 
 fn wrap(out: &mut String, indent: usize, text: &str) {

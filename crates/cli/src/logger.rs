@@ -1,26 +1,48 @@
-//! Log lines go to stderr as `microvm: <message>`. Warnings and errors are
-//! shown by default; `MICROVM_LOG=info|debug|trace` shows more.
+//! Log lines go to stderr as `microvm: <message>`, or to the `-D` file.
+//! Warnings and errors are shown by default; `MICROVM_LOG=info|debug|trace`
+//! shows more. Lines a guest can cause are capped per device and cause
+//! (`devices::noise`).
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
 
-struct StderrLogger;
+struct Logger {
+    /// `-D FILE`; `None`: stderr.
+    file: Mutex<Option<File>>,
+}
 
-impl Log for StderrLogger {
+impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         metadata.level() <= log::max_level()
     }
 
     fn log(&self, record: &Record) {
-        if self.enabled(record.metadata()) {
-            match record.level() {
-                Level::Error | Level::Warn => eprintln!("microvm: {}", record.args()),
-                level => eprintln!("microvm: [{level}] {}", record.args()),
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        // Guest-caused lines of virtio-queue are budgeted (devices::noise).
+        let Some(note) = devices::noise::admit(record.target()) else { return };
+        let line = match record.level() {
+            Level::Error | Level::Warn => format!("microvm: {}{note}\n", record.args()),
+            level => format!("microvm: [{level}] {}{note}\n", record.args()),
+        };
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        match file.as_mut() {
+            // One write per line: lines from several threads do not interleave.
+            Some(f) => {
+                let _ = f.write_all(line.as_bytes());
             }
+            None => eprint!("{line}"),
         }
     }
 
     fn flush(&self) {}
 }
+
+static LOGGER: Logger = Logger { file: Mutex::new(None) };
 
 pub fn init() {
     let level = match std::env::var("MICROVM_LOG").as_deref() {
@@ -30,8 +52,15 @@ pub fn init() {
         Ok("trace") => LevelFilter::Trace,
         _ => LevelFilter::Warn,
     };
-    static LOGGER: StderrLogger = StderrLogger;
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(level);
     }
+}
+
+/// `-D FILE`: from now on the log goes to `path`, truncated first as QEMU
+/// does; opened before the process daemonizes, so a relative path works.
+pub fn log_to_file(path: &Path) -> std::io::Result<()> {
+    let file = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
+    *LOGGER.file.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+    Ok(())
 }

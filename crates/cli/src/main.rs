@@ -2,13 +2,13 @@
 //! into a `VmConfig`, builds the VM, runs it, and turns the outcome into an
 //! exit status. Every failure is reported as one line on stderr.
 
-mod args;
 mod daemon;
 mod logger;
 mod pidfile;
 
-use args::{Command, Launch};
+use cli::args::{self, Command, Launch};
 use pidfile::Pidfile;
+use sandbox::jail::Jail;
 use std::process::ExitCode;
 use std::time::Instant;
 use vmm::{Vm, VmExit};
@@ -35,6 +35,10 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             };
         }
+        Ok(Command::DumpSeccomp(config)) => {
+            print!("{}", vmm::host_surface::format_seccomp(&config));
+            return ExitCode::SUCCESS;
+        }
         Ok(Command::Help(text)) => {
             print!("{text}");
             return ExitCode::SUCCESS;
@@ -52,9 +56,26 @@ fn main() -> ExitCode {
 
 /// Builds and runs the VM of `launch`: daemonized, with a pidfile, as asked.
 fn run(launch: Launch, start: Instant) -> ExitCode {
-    let Launch { vm: mut config, daemonize, pidfile } = launch;
+    let Launch { vm: mut config, daemonize, pidfile, jail, log_file, warnings } = launch;
     if std::env::var_os(REPORT_START_TIME_ENV).is_some_and(|v| v == "1") {
         config.report_start_time = true;
+    }
+    // Names resolve while /etc is reachable; the inherited descriptors are noted before
+    // microvm opens any (the -D file included).
+    let jail = match jail.as_ref().map(Jail::prepare).transpose() {
+        Ok(jail) => jail,
+        Err(e) => return fail(&e),
+    };
+    if let Some(path) = &log_file {
+        if let Err(e) = logger::log_to_file(path) {
+            return fail(&format!("-D: cannot open {}: {e}", path.display()));
+        }
+    }
+    if !config.sandbox {
+        log::warn!("-sandbox off: no seccomp filter; every thread may make any system call");
+    }
+    for warning in &warnings {
+        log::warn!("{warning}");
     }
     // Before anything else: the fork must happen while the process has one thread.
     let daemon = if daemonize {
@@ -86,6 +107,10 @@ fn run(launch: Launch, start: Instant) -> ExitCode {
     if let Some(Err(e)) = pidfile.as_mut().map(Pidfile::write_pid) {
         return setup_failed(daemon, &e);
     }
+    // Everything is open and no other thread exists yet.
+    if let Some(Err(e)) = jail.map(|j| j.enter(&vm.inherited_fds_in_use())) {
+        return setup_failed(daemon, &e);
+    }
     if let Some(daemon) = daemon {
         if let Err(e) = daemon.ready() {
             return fail(&e);
@@ -101,6 +126,8 @@ fn run(launch: Launch, start: Instant) -> ExitCode {
         }
         Ok(VmExit::VcpuError { vcpu, message }) => fail(&format!("vcpu{vcpu}: {message}")),
         Ok(VmExit::DeviceError(message)) => fail(&message),
+        // The status is what exit(2) keeps of it, as with QEMU's exit((V << 1) | 1).
+        Ok(VmExit::DebugExit { status }) => ExitCode::from(status as u8),
         Err(e) => fail(&e),
     }
 }

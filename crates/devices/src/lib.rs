@@ -6,6 +6,7 @@ pub mod bus;
 pub mod chardev;
 pub mod debug_port;
 pub mod legacy;
+pub mod noise;
 pub mod terminal;
 pub mod virtio;
 

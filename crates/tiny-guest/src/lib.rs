@@ -34,6 +34,18 @@ pub fn serial_then_reset(msg: &str) -> Vec<u8> {
     pvh_elf(&a.finish())
 }
 
+/// QEMU's default `isa-debug-exit` port.
+pub const DEBUG_EXIT_PORT: u16 = 0x501;
+
+/// Writes `msg` to COM1, then `value` (one byte) to `port` (an
+/// `isa-debug-exit`), then resets should the write not end the VM.
+pub fn serial_then_debug_exit(msg: &str, port: u16, value: u8) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.out_bytes(COM1, msg.as_bytes()).mov_dx(port).mov_al(value).out_dx_al();
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
 /// Resets through the i8042 as its first instruction: the shortest possible
 /// boot, for start-time benchmarks.
 pub fn reset_at_once() -> Vec<u8> {

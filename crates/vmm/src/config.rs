@@ -32,11 +32,52 @@ pub struct VmConfig {
     pub uuid: Option<String>,
     /// QMP monitors (`-qmp`, `-mon chardev=ID,mode=control`), in command-line order.
     pub monitors: Vec<MonitorConfig>,
+    /// `-sandbox on` (the default): every thread runs under its seccomp allowlist.
+    pub sandbox: bool,
+    /// `-cpu host,...`: feature flags applied on top of KVM's supported CPUID.
+    pub cpu: CpuFeatures,
+    /// `-rtc base=localtime`: the CMOS clock shows the host's local time, not UTC.
+    pub rtc_localtime: bool,
+    /// `-overcommit mem-lock=on`: guest RAM is locked into host memory (mlock).
+    pub mem_lock: bool,
+    /// `-d guest_errors`: guest accesses no device claims are logged (rate-limited).
+    pub guest_errors: bool,
+    /// `-device isa-debug-exit`: the port whose writes end microvm with a status.
+    pub debug_exit: Option<DebugExitConfig>,
+    /// Mux chardevs and human monitors; front ends name them with `ChardevBackend::MuxPort`.
+    pub muxes: Vec<MuxConfig>,
     /// `-device i8042`: the whole keyboard controller (ports 0x60 and 0x64, IRQ 1, a PS/2
     /// keyboard for `send-key`) instead of the reset-only command port.
     pub i8042: bool,
     /// `-no-shutdown`: a guest power-off stops the vCPUs instead of ending microvm.
     pub no_shutdown: bool,
+}
+
+/// A chardev shared by several front ends (`-chardev ...,mux=on`, `-serial
+/// mon:stdio`) or a human monitor's own chardev (`-monitor stdio`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MuxConfig {
+    /// The backend (never `MuxPort`).
+    pub chardev: ChardevConfig,
+    /// A human monitor (readline HMP) is one of its front ends.
+    pub monitor: bool,
+    /// The escape key (`-echr`; C-a = 1).
+    pub escape: u8,
+}
+
+pub use arch::cpu_features::CpuFeatures;
+
+/// `-device isa-debug-exit,iobase=,iosize=` (QEMU's defaults: 0x501, 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DebugExitConfig {
+    pub iobase: u16,
+    pub iosize: u8,
+}
+
+impl Default for DebugExitConfig {
+    fn default() -> Self {
+        DebugExitConfig { iobase: 0x501, iosize: 2 }
+    }
 }
 
 /// One QMP monitor.
@@ -96,13 +137,15 @@ pub struct KernelConfig {
     pub initrd: Option<PathBuf>,
 }
 
-/// Backend of the legacy ISA serial port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Backend of the legacy ISA serial port (QEMU's label `serial0`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SerialConfig {
     /// Guest output to stdout, stdin to the guest.
     Stdio,
     /// The UART exists (early boot code can probe it) but is connected to nothing.
     Null,
+    /// Any other chardev: `-serial chardev:ID|file:|pty|unix:|tcp:`, `-device isa-serial,chardev=ID`.
+    Chardev(ChardevConfig),
 }
 
 /// A virtio-mmio device, in command-line order (which is slot order).
@@ -111,18 +154,12 @@ pub enum DeviceConfig {
     Block(BlockConfig),
     Net(NetConfig),
     Console(ConsoleConfig),
+    /// A multiport virtio-serial-device (several ports, a named port or `max_ports=`).
+    SerialPorts(VirtioSerialConfig),
     Rng,
     Vsock(VsockConfig),
     Fs(FsConfig),
     Balloon(BalloonConfig),
-}
-
-/// `-device virtio-balloon-device[,deflate-on-oom=on][,free-page-reporting=on]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BalloonConfig {
-    pub deflate_on_oom: bool,
-    pub free_page_reporting: bool,
-    pub id: Option<String>,
 }
 
 /// `-chardev socket,id=,path=` + `-device vhost-user-fs-device,chardev=,tag=`.
@@ -148,14 +185,44 @@ pub struct VsockConfig {
     pub id: Option<String>,
 }
 
+/// `-device virtio-serial-device[,max_ports=N]` with its `virtconsole`s and
+/// `virtserialport`s, as QEMU's multiport virtio-serial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtioSerialConfig {
+    /// What the guest reads as max_nr_ports (at least `ports.len()`).
+    pub max_ports: u32,
+    pub ports: Vec<SerialPortConfig>,
+}
+
+/// One port of a virtio-serial-device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerialPortConfig {
+    pub chardev: ChardevConfig,
+    /// `virtserialport,name=`: /dev/virtio-ports/NAME in the guest.
+    pub name: Option<String>,
+    /// A `virtconsole` (the guest's hvcN).
+    pub console: bool,
+}
+/// `-device virtio-balloon-device[,id=][,deflate-on-oom=on][,free-page-reporting=on]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalloonConfig {
+    pub id: Option<String>,
+    pub options: BalloonOptions,
+}
+
+pub use devices::virtio::balloon::BalloonOptions;
+
 /// `-drive id=,file=,format=raw,if=none[,readonly=on][,cache=]` + `-device virtio-blk-device,drive=`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockConfig {
-    /// The drive id; also the serial number the guest reads with GET_ID.
+    /// The drive id; also the serial number the guest reads with GET_ID
+    /// unless `serial` is given.
     pub id: String,
     pub path: PathBuf,
     pub read_only: bool,
     pub cache: CacheMode,
+    /// `virtio-blk-device,serial=`: what the guest reads with GET_ID.
+    pub serial: Option<String>,
 }
 
 /// QEMU's `cache=` modes; the block device defines what each means.
@@ -167,6 +234,8 @@ pub struct NetConfig {
     pub id: String,
     /// An existing (persistent) tap; `None` creates one named by the kernel from `tap%d`.
     pub ifname: Option<String>,
+    /// `-netdev tap,fd=N`: an open tap the process inherited (ifname is then `None`).
+    pub fd: Option<i32>,
     /// Guest MAC; `None` picks a locally administered one.
     pub mac: Option<[u8; 6]>,
     /// `vhost=on`: the host kernel's vhost_net moves the frames.
@@ -184,10 +253,21 @@ pub struct ConsoleConfig {
 pub struct ChardevConfig {
     pub id: String,
     pub backend: ChardevBackend,
+    /// `logfile=PATH[,logappend=on]`: a copy of the output goes there.
+    pub logfile: Option<LogFile>,
+}
+
+/// A chardev's output log; truncated first unless `append`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogFile {
+    pub path: PathBuf,
+    pub append: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChardevBackend {
+    /// Output discarded, no input.
+    Null,
     Stdio,
     /// A new pseudo-terminal; its path is printed on stderr.
     Pty,
@@ -201,6 +281,15 @@ pub enum ChardevBackend {
     /// does not start until a client connects.
     Socket {
         path: PathBuf,
+        server: bool,
+        wait: bool,
+    },
+    /// A front end of `VmConfig::muxes[N]`.
+    MuxPort(usize),
+    /// A TCP socket (`socket,host=H,port=P`), as `Socket` otherwise.
+    Tcp {
+        host: String,
+        port: u16,
         server: bool,
         wait: bool,
     },

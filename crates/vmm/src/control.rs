@@ -56,6 +56,8 @@ pub fn shutdown_cause(exit: &VmExit) -> (bool, &'static str) {
     match exit {
         VmExit::Reset => (true, "guest-reset"),
         VmExit::Shutdown => (true, "guest-shutdown"),
+        // QEMU exits at once without an event; a monitor still learns why.
+        VmExit::DebugExit { .. } => (true, "guest-shutdown"),
         VmExit::Signal(_) => (false, "host-signal"),
         VmExit::Quit => (false, "host-qmp-quit"),
         VmExit::SystemReset => (false, "host-qmp-system-reset"),

@@ -8,6 +8,7 @@ use devices::legacy::SerialPort;
 use devices::virtio::balloon::Balloon;
 use devices::virtio::block::Block;
 use devices::virtio::console::Console;
+use devices::virtio::console::MultiportConsole;
 use devices::virtio::net::Net;
 use devices::virtio::rng::Rng;
 use devices::virtio::vhost::fs::VhostUserFs;
@@ -21,6 +22,7 @@ pub enum DeviceHandle {
     Block(Arc<Mutex<Block>>),
     Net(Arc<Mutex<Net>>),
     Console(Arc<Mutex<Console>>),
+    VirtioSerial(Arc<Mutex<MultiportConsole>>),
     Rng(Arc<Mutex<Rng>>),
     Serial(Arc<Mutex<SerialPort>>),
     Vsock(Arc<Mutex<VhostVsock>>),
@@ -36,6 +38,7 @@ impl DeviceHandle {
             DeviceHandle::Block(_) => "virtio-blk-device",
             DeviceHandle::Net(_) => "virtio-net-device",
             DeviceHandle::Console(_) => "virtconsole",
+            DeviceHandle::VirtioSerial(_) => "virtio-serial-device",
             DeviceHandle::Rng(_) => "virtio-rng-device",
             DeviceHandle::Serial(_) => "isa-serial",
             DeviceHandle::Vsock(_) => "vhost-vsock-device",
@@ -73,16 +76,16 @@ impl DeviceRegistry {
         Ok(())
     }
 
-    pub fn get(&self, id: &str) -> Option<&DeviceHandle> {
-        self.devices.iter().find(|d| d.id.as_deref() == Some(id)).map(|d| &d.handle)
-    }
-
-    /// The balloon, if there is one (QMP `balloon`, `query-balloon`).
+    /// The balloon, if there is one (there is at most one).
     pub fn balloon(&self) -> Option<&Arc<Mutex<Balloon>>> {
         self.devices.iter().find_map(|d| match &d.handle {
             DeviceHandle::Balloon(b) => Some(b),
             _ => None,
         })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&DeviceHandle> {
+        self.devices.iter().find(|d| d.id.as_deref() == Some(id)).map(|d| &d.handle)
     }
 
     /// In creation order (which is slot order for virtio devices).

@@ -8,10 +8,11 @@
 
 use crate::exit::{ExitNotifier, VmExit};
 use event_manager::{EventManager, EventOps, EventSet, Events, MutEventSubscriber, SubscriberOps};
+use sandbox::{Sandbox, ThreadKind, ThreadStart};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -100,8 +101,14 @@ impl MutEventSubscriber for Control {
 }
 
 impl DeviceThread {
-    /// Starts the thread serving `event_loop`. A failing loop ends the VM through `exit`.
-    pub fn spawn(mut event_loop: DeviceEventLoop, exit: Arc<ExitNotifier>) -> Result<Self, DeviceThreadError> {
+    /// Starts the thread serving `event_loop` under the virtio filter, once every thread
+    /// has met at `start_gate`. A failing loop (or a panic) ends the VM through `exit`.
+    pub fn spawn(
+        mut event_loop: DeviceEventLoop,
+        exit: Arc<ExitNotifier>,
+        sandbox: Arc<Sandbox>,
+        start_gate: Arc<Barrier>,
+    ) -> Result<Self, DeviceThreadError> {
         let wake = EventFd::new(EFD_NONBLOCK).map_err(DeviceThreadError::EventFd)?;
         let (commands, command_rx) = mpsc::channel();
         let (ack_tx, acks) = mpsc::channel();
@@ -113,17 +120,18 @@ impl DeviceThread {
             stop: stop.clone(),
         };
         event_loop.add_subscriber(Arc::new(Mutex::new(control)));
-        let thread = std::thread::Builder::new()
-            .name("virtio".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    if let Err(e) = event_loop.run() {
-                        exit.notify(VmExit::DeviceError(format!("virtio event loop failed: {e:?}")));
-                        return;
-                    }
+        let failed = exit.clone();
+        let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
+        let start = ThreadStart { name: "virtio".into(), kind: ThreadKind::Virtio, sandbox, gate: Some(start_gate) };
+        let thread = sandbox::spawn(start, on_failure, move || {
+            while !stop.load(Ordering::Acquire) {
+                if let Err(e) = event_loop.run() {
+                    exit.notify(VmExit::DeviceError(format!("virtio event loop failed: {e:?}")));
+                    return;
                 }
-            })
-            .map_err(DeviceThreadError::Spawn)?;
+            }
+        })
+        .map_err(DeviceThreadError::Spawn)?;
         Ok(DeviceThread { commands, wake, acks, thread })
     }
 
@@ -205,7 +213,13 @@ mod tests {
         event_loop
             .add_subscriber(Arc::new(Mutex::new(Counter { evt: evt.try_clone().unwrap(), served: served.clone() })));
         let exit = Arc::new(ExitNotifier::new().unwrap());
-        let thread = DeviceThread::spawn(event_loop, exit.clone()).unwrap();
+        let thread = DeviceThread::spawn(
+            event_loop,
+            exit.clone(),
+            Arc::new(Sandbox::new(false).unwrap()),
+            Arc::new(Barrier::new(1)),
+        )
+        .unwrap();
         let second = Duration::from_secs(1);
 
         evt.write(1).unwrap();

@@ -2,13 +2,11 @@
 //! serial console's stdin.
 
 use crate::exit::{ExitNotifier, VmExit};
-use crate::monitor::{MonitorServer, VmControl};
+use crate::monitor::{MonitorServer, Mux, VmControl};
 use crate::signals::StopSignals;
-use devices::legacy::SerialPort;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
-use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use vmm_sys_util::eventfd::EventFd;
 
 /// The main thread's control centre: watches everything that ends the VM (the exit
@@ -18,6 +16,8 @@ use vmm_sys_util::eventfd::EventFd;
 pub struct Controller {
     pub vm: VmControl,
     pub monitors: MonitorServer,
+    /// Mux chardevs and human monitors (their commands run on `vm`).
+    pub muxes: Vec<Mux>,
     pub exit: Arc<ExitNotifier>,
     pub reset: EventFd,
     /// The guest entered S5 (`acpi=on`): the VM ends, or with `no_shutdown` parks.
@@ -41,6 +41,9 @@ impl MutEventSubscriber for Controller {
             }
         }
         self.monitors.init(ops);
+        for mux in &mut self.muxes {
+            mux.init(ops, &mut self.vm);
+        }
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
@@ -62,6 +65,8 @@ impl MutEventSubscriber for Controller {
         } else if fd == self.exit.eventfd().as_raw_fd() {
             // Its reason is already stored; read it so epoll stops reporting it.
             let _ = self.exit.eventfd().read();
+        } else if self.muxes.iter_mut().fold(false, |ours, mux| mux.process(&events, ops, &mut self.vm) | ours) {
+            // A mux chardev's event (each mux serves only its own fds).
         } else if !self.monitors.process(&events, ops, &mut self.vm) {
             log::warn!("event loop: event on unknown fd {fd}");
             let _ = ops.remove(events);
@@ -74,49 +79,5 @@ impl MutEventSubscriber for Controller {
         }
         let events = self.vm.machine.take_events();
         self.monitors.broadcast(&events, ops);
-    }
-}
-
-/// Copies host stdin to the guest's serial port.
-pub struct StdinForwarder {
-    pub serial: Arc<Mutex<SerialPort>>,
-}
-
-impl StdinForwarder {
-    /// Stdin that epoll cannot watch (a regular file, /dev/null) is read
-    /// whole, once: it can never block.
-    pub fn read_all_now(&self) {
-        let mut input = Vec::new();
-        if let Err(e) = std::io::stdin().lock().read_to_end(&mut input) {
-            log::warn!("cannot read stdin: {e}");
-        }
-        if !input.is_empty() {
-            self.serial.lock().unwrap_or_else(|p| p.into_inner()).queue_input(&input);
-        }
-    }
-}
-
-impl MutEventSubscriber for StdinForwarder {
-    fn init(&mut self, ops: &mut EventOps) {
-        let stdin = std::io::stdin().as_raw_fd();
-        if ops.add(Events::new_raw(stdin, EventSet::IN)).is_err() {
-            self.read_all_now();
-        }
-    }
-
-    fn process(&mut self, events: Events, ops: &mut EventOps) {
-        let mut buf = [0u8; 256];
-        let fd = events.fd();
-        // SAFETY: reads into our buffer from the stdin descriptor epoll reported readable.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            // EOF or error: stop watching, or epoll would report it forever.
-            if n < 0 {
-                log::warn!("cannot read stdin: {}", std::io::Error::last_os_error());
-            }
-            let _ = ops.remove(events);
-            return;
-        }
-        self.serial.lock().unwrap_or_else(|p| p.into_inner()).queue_input(&buf[..n as usize]);
     }
 }

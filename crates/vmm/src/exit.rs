@@ -21,6 +21,9 @@ pub enum VmExit {
     VcpuError { vcpu: u8, message: String },
     /// The device side of the VMM cannot go on.
     DeviceError(String),
+    /// The guest wrote V to `-device isa-debug-exit`: the process ends with
+    /// status (V << 1) | 1, as QEMU's does.
+    DebugExit { status: u32 },
 }
 
 /// The first reason reported wins; the eventfd wakes the main thread.

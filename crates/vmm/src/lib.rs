@@ -14,12 +14,14 @@ pub mod device_registry;
 mod device_thread;
 mod event_loop;
 pub mod exit;
+pub mod host_surface;
 mod kvm;
 mod memory;
 mod monitor;
 pub mod power;
 mod rtc;
 mod run;
+mod serial;
 mod signals;
 pub mod startup;
 pub mod state;
@@ -28,6 +30,7 @@ pub mod vcpu;
 mod virtio_devices;
 mod vm;
 
+pub use arch::cpu_features;
 pub use arch::layout as arch_layout;
 pub use exit::VmExit;
 pub use monitor::version_banner;
@@ -79,6 +82,8 @@ pub enum Error {
     Monitor(#[from] monitor::SocketError),
     #[error(transparent)]
     DeviceThread(#[from] device_thread::DeviceThreadError),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::Error),
     #[error("cannot build the ACPI tables: {0}")]
     Acpi(#[source] acpi::AcpiError),
     #[error("{what}: {source}")]

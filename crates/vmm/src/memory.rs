@@ -28,6 +28,8 @@ pub enum MemoryError {
     Resize { size: u64, source: std::io::Error },
     #[error("cannot preallocate {size} bytes of guest memory: {source}")]
     Prealloc { size: u64, source: std::io::Error },
+    #[error("cannot lock {size} bytes of guest memory (-overcommit mem-lock=on): {source}; raise the locked-memory limit (ulimit -l)")]
+    Lock { size: u64, source: std::io::Error },
     #[error("KVM refused guest memory slot {slot}: {source}")]
     Slot { slot: u32, source: kvm_ioctls::Error },
 }
@@ -136,6 +138,19 @@ pub fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), MemoryErr
         // SAFETY: the host range is a live mapping owned by `mem`, which the
         // Vmm keeps alive for as long as the VM (and so the slot) exists.
         unsafe { vm.set_user_memory_region(region) }.map_err(|source| MemoryError::Slot { slot, source })?;
+    }
+    Ok(())
+}
+
+/// `-overcommit mem-lock=on`: faults in and locks every page of guest RAM, so
+/// the guest never waits for the host to page it in (QEMU locks the whole
+/// process with mlockall; guest RAM is what matters).
+pub fn lock_guest_memory(mem: &GuestMemoryMmap) -> Result<(), MemoryError> {
+    for region in mem.iter() {
+        // SAFETY: the range is a live mapping owned by `mem`; mlock only pins it.
+        if unsafe { libc::mlock(region.as_ptr().cast(), region.len() as usize) } != 0 {
+            return Err(MemoryError::Lock { size: region.len(), source: std::io::Error::last_os_error() });
+        }
     }
     Ok(())
 }

@@ -146,7 +146,7 @@ pub fn describe(config: &VmConfig) -> MachineDescription {
     let mut machine = MachineDescription::microvm(config.vcpu_count);
     machine.pit = config.machine.pit;
     machine.virtio_slots = (0..config.devices.len() as u32).filter_map(VirtioMmioSlot::microvm).collect();
-    machine.com1 = config.serial.map(|_| IsaDevice::com1());
+    machine.com1 = config.serial.as_ref().map(|_| IsaDevice::com1());
     machine.rtc = config.machine.rtc.then(IsaDevice::rtc);
     machine
 }
@@ -182,8 +182,15 @@ mod tests {
             debug_threads: false,
             uuid: None,
             monitors: Vec::new(),
+            cpu: Default::default(),
+            rtc_localtime: false,
+            mem_lock: false,
+            guest_errors: false,
+            debug_exit: None,
+            muxes: Vec::new(),
             i8042: false,
             no_shutdown: false,
+            sandbox: true,
         }
     }
 

@@ -2,7 +2,7 @@
 //! watches, armed by the device for its next update, alarm or periodic event while the
 //! guest has one enabled. The device itself is `devices::legacy::Rtc`.
 
-use devices::legacy::{host_clock, Rtc, RtcTimer};
+use devices::legacy::{host_clock, local_clock, Rtc, RtcTimer};
 use devices::EventFdTrigger;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::io;
@@ -48,11 +48,12 @@ impl RtcTimer for RtcTimerFd {
 }
 
 /// Builds the clock, raising `irq` (an irqfd on IRQ 8), and the subscriber that serves
-/// its timer.
-pub fn create_rtc(irq: EventFdTrigger) -> io::Result<(Arc<Mutex<CmosRtc>>, RtcTicker)> {
+/// its timer. `localtime`: `-rtc base=localtime` (else UTC).
+pub fn create_rtc(irq: EventFdTrigger, localtime: bool) -> io::Result<(Arc<Mutex<CmosRtc>>, RtcTicker)> {
     let timer = RtcTimerFd::new()?;
     let fd = timer.timer.as_raw_fd();
-    let rtc = Arc::new(Mutex::new(Rtc::new(host_clock(), irq, timer)));
+    let clock = if localtime { local_clock() } else { host_clock() };
+    let rtc = Arc::new(Mutex::new(Rtc::new(clock, irq, timer)));
     Ok((rtc.clone(), RtcTicker { rtc, fd }))
 }
 

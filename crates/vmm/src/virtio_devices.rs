@@ -8,13 +8,14 @@ use crate::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, Devic
 use crate::device_registry::{DeviceHandle, DeviceRegistry};
 use crate::device_thread::DeviceEventLoop;
 use crate::kvm::KvmError;
+use crate::monitor::Mux;
 use crate::Error;
 use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
 use devices::chardev::{self, Chardev};
-use devices::virtio::balloon::{Balloon, BalloonOptions};
+use devices::virtio::balloon::Balloon;
 use devices::virtio::block::{Block, BlockOptions};
-use devices::virtio::console::Console;
+use devices::virtio::console::{Console, MultiportConsole, PortBackend};
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
@@ -101,6 +102,7 @@ pub fn create_devices(
     mem: &GuestMemoryMmap,
     mmio: &mut Bus,
     event_loop: &mut DeviceEventLoop,
+    muxes: &mut [Mux],
 ) -> Result<DeviceInventory, Error> {
     if configs.len() > VIRTIO_MMIO_SLOTS as usize {
         return Err(Error::Config(format!(
@@ -122,8 +124,12 @@ pub fn create_devices(
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Block(disk))?;
             }
             DeviceConfig::Net(cfg) => {
-                let tap = Tap::open(cfg.ifname.as_deref())?;
-                if cfg.ifname.is_none() {
+                let tap = match cfg.fd {
+                    Some(fd) => Tap::from_fd(fd),
+                    None => Tap::open(cfg.ifname.as_deref()),
+                };
+                let tap = tap?;
+                if cfg.ifname.is_none() && cfg.fd.is_none() {
                     // As QEMU does: the user needs the name to configure the host side.
                     eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
                 }
@@ -142,29 +148,43 @@ pub fn create_devices(
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Net(net))?;
             }
             DeviceConfig::Console(cfg) => {
-                let chardev = open_chardev(&cfg.chardev)?;
-                let filename = chardev_filename(&cfg.chardev.backend, chardev.pty_path());
-                inventory.chardevs.push(ChardevInfo { label: cfg.chardev.id.clone(), filename });
+                let chardev = open_chardev(&cfg.chardev, muxes)?;
+                // A mux's front end is not a chardev of its own: the mux is listed.
+                if !matches!(cfg.chardev.backend, ChardevBackend::MuxPort(_)) {
+                    let filename = chardev_filename(&cfg.chardev.backend, chardev.pty_path());
+                    inventory.chardevs.push(ChardevInfo { label: cfg.chardev.id.clone(), filename });
+                }
                 let console = Console::new(chardev)?;
                 let console = Arc::new(Mutex::new(console));
                 attach(console.clone(), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, Some(&cfg.chardev.id), slot, DeviceHandle::Console(console))?;
+            }
+            DeviceConfig::SerialPorts(cfg) => {
+                let mut ports = Vec::with_capacity(cfg.ports.len());
+                for port in &cfg.ports {
+                    let chardev = open_chardev(&port.chardev, muxes)?;
+                    if !matches!(port.chardev.backend, ChardevBackend::MuxPort(_)) {
+                        let filename = chardev_filename(&port.chardev.backend, chardev.pty_path());
+                        inventory.chardevs.push(ChardevInfo { label: port.chardev.id.clone(), filename });
+                    }
+                    ports.push(PortBackend { chardev, name: port.name.clone(), console: port.console });
+                }
+                let serial = Arc::new(Mutex::new(MultiportConsole::new(ports, cfg.max_ports)?));
+                attach(serial.clone(), "virtio-mmio (virtio-serial)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, None, slot, DeviceHandle::VirtioSerial(serial))?;
+            }
+            DeviceConfig::Balloon(cfg) => {
+                let balloon =
+                    Balloon::new(cfg.options).map_err(|source| Error::Io { what: "virtio-balloon", source })?;
+                let balloon = Arc::new(Mutex::new(balloon));
+                attach(balloon.clone(), "virtio-mmio (virtio-balloon)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Balloon(balloon))?;
             }
             DeviceConfig::Rng => {
                 let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;
                 let rng = Arc::new(Mutex::new(rng));
                 attach(rng.clone(), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, None, slot, DeviceHandle::Rng(rng))?;
-            }
-            DeviceConfig::Balloon(cfg) => {
-                let options =
-                    BalloonOptions { deflate_on_oom: cfg.deflate_on_oom, free_page_reporting: cfg.free_page_reporting };
-                let ram: u64 = vm_memory::GuestMemoryBackend::iter(mem).map(vm_memory::GuestMemoryRegion::len).sum();
-                let balloon =
-                    Balloon::new(options, ram).map_err(|source| Error::Io { what: "virtio-balloon", source })?;
-                let balloon = Arc::new(Mutex::new(balloon));
-                attach(balloon.clone(), "virtio-mmio (virtio-balloon)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Balloon(balloon))?;
             }
             DeviceConfig::Fs(cfg) => {
                 let fs = VhostUserFs::connect(&cfg.socket, &cfg.tag, cfg.queue_size)
@@ -190,33 +210,53 @@ fn register(inventory: &mut DeviceInventory, id: Option<&str>, slot: Slot, handl
 }
 
 /// QEMU's `query-chardev` filename of a backend.
-fn chardev_filename(backend: &ChardevBackend, pty: Option<&std::path::Path>) -> String {
+pub(crate) fn chardev_filename(backend: &ChardevBackend, pty: Option<&std::path::Path>) -> String {
     match backend {
+        ChardevBackend::Null => "null".into(),
         ChardevBackend::Stdio => "stdio".into(),
         ChardevBackend::Pty => format!("pty:{}", pty.map(|p| p.display().to_string()).unwrap_or_default()),
         ChardevBackend::File { .. } => "file".into(),
         ChardevBackend::Socket { path, server, .. } => {
             format!("unix:{}{}", path.display(), if *server { ",server=on" } else { "" })
         }
+        ChardevBackend::Tcp { host, port, server, .. } => {
+            format!("tcp:{host}:{port}{}", if *server { ",server=on" } else { "" })
+        }
+        ChardevBackend::MuxPort(_) => "mux".into(),
     }
 }
 
 /// Opens a chardev backend. A server socket with `wait=on` blocks here
 /// until its client connects, before any vCPU runs, as in QEMU.
-fn open_chardev(cfg: &ChardevConfig) -> Result<Chardev, Error> {
+/// A front end of a mux (`MuxPort`) is attached to its mux in `muxes`.
+pub(crate) fn open_chardev(cfg: &ChardevConfig, muxes: &mut [Mux]) -> Result<Chardev, Error> {
     let backend = match &cfg.backend {
+        ChardevBackend::MuxPort(n) => {
+            let mux = muxes.get_mut(*n).ok_or_else(|| Error::Config(format!("chardev {}: no mux {n}", cfg.id)))?;
+            return mux.attach(&cfg.id);
+        }
+        ChardevBackend::Null => chardev::ChardevBackend::Null,
         ChardevBackend::Stdio => chardev::ChardevBackend::Stdio,
         ChardevBackend::Pty => chardev::ChardevBackend::Pty,
         ChardevBackend::File { path, append } => chardev::ChardevBackend::File { path: path.clone(), append: *append },
         ChardevBackend::Socket { path, server, wait } => {
             chardev::ChardevBackend::Socket { path: path.clone(), server: *server, wait: *wait }
         }
+        ChardevBackend::Tcp { host, port, server, wait } => {
+            chardev::ChardevBackend::Tcp { host: host.clone(), port: *port, server: *server, wait: *wait }
+        }
     };
-    Ok(Chardev::open(&cfg.id, &backend)?)
+    let mut chardev = Chardev::open(&cfg.id, &backend)?;
+    if let Some(log) = &cfg.logfile {
+        chardev.set_logfile(&log.path, log.append)?;
+    }
+    Ok(chardev)
 }
 
 fn block_options(cfg: &BlockConfig) -> BlockOptions {
-    BlockOptions { id: cfg.id.clone(), path: cfg.path.clone(), read_only: cfg.read_only, cache: cfg.cache }
+    // GET_ID answers the serial when one is given, as QEMU's serial= does.
+    let id = cfg.serial.clone().unwrap_or_else(|| cfg.id.clone());
+    BlockOptions { id, path: cfg.path.clone(), read_only: cfg.read_only, cache: cfg.cache }
 }
 
 fn attach<D: EventDevice + 'static>(
@@ -273,8 +313,9 @@ mod tests {
         let path = std::env::temp_dir().join(format!("microvm-append-{}.log", std::process::id()));
         for (append, want) in [(true, "old\n"), (false, "")] {
             std::fs::write(&path, "old\n").unwrap();
-            let cfg = ChardevConfig { id: "f".into(), backend: ChardevBackend::File { path: path.clone(), append } };
-            let chardev = open_chardev(&cfg).unwrap();
+            let backend = ChardevBackend::File { path: path.clone(), append };
+            let cfg = ChardevConfig { id: "f".into(), backend, logfile: None };
+            let chardev = open_chardev(&cfg, &mut []).unwrap();
             assert_eq!(std::fs::read_to_string(&path).unwrap(), want, "append={append}");
             drop(chardev);
         }

@@ -5,14 +5,15 @@
 use crate::address_map::{kvm_regions, ram_regions, Owner, Region, Space};
 use crate::boot::{build_cmdline, load_kernel};
 use crate::boot_trace::BootTraceConfig;
-use crate::config::{SerialConfig, VmConfig};
+use crate::config::{MonitorSocket, SerialConfig, VmConfig};
 use crate::device_thread::DeviceEventLoop;
-use crate::exit::ExitNotifier;
+use crate::exit::{ExitNotifier, VmExit};
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
-use crate::memory::{create_guest_memory, register_memory};
-use crate::monitor::MonitorServer;
+use crate::memory::{create_guest_memory, lock_guest_memory, register_memory};
+use crate::monitor::{MonitorServer, Mux};
 use crate::power::{create_power_devices, tables_region, write_tables, PowerDevices};
 use crate::rtc::{create_rtc, RtcTicker};
+use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
 use crate::startup::StartupClock;
 use crate::vcpu::{CpuidTemplate, Vcpu};
@@ -25,11 +26,10 @@ use arch::layout::{
 use arch::regs::{write_boot_gdt, write_identity_page_tables, BootEntry};
 use devices::bus::{Bus, BusDevice};
 use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
-use devices::legacy::SerialPort;
+use devices::legacy::DebugExit;
 use devices::EventFdTrigger;
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use vm_memory::GuestMemoryMmap;
@@ -46,7 +46,7 @@ pub struct Vm {
     pub(crate) mem: GuestMemoryMmap,
     pub(crate) pio: Arc<Bus>,
     pub(crate) mmio: Arc<Bus>,
-    pub(crate) serial: Option<(SerialConfig, Arc<Mutex<SerialPort>>)>,
+    pub(crate) serial: Option<SerialChardev>,
     /// The CMOS clock's timer, served by the main thread's event loop (`rtc=on`).
     pub(crate) rtc_ticker: Option<RtcTicker>,
     /// Serves the virtio devices' queues and backends; `None` without devices.
@@ -55,6 +55,8 @@ pub struct Vm {
     pub(crate) inventory: DeviceInventory,
     /// QMP monitors, listening (or connected) since set-up.
     pub(crate) monitors: MonitorServer,
+    /// Mux chardevs and human monitors, served by the controller.
+    pub(crate) muxes: Vec<Mux>,
     pub(crate) reset: EventFd,
     /// The power-off event, the power button and keyboard, the ACPI tables' place.
     pub(crate) power: PowerDevices,
@@ -63,6 +65,15 @@ pub struct Vm {
     pub(crate) clock: Arc<StartupClock>,
     pub(crate) config: VmConfig,
     pub(crate) boot_trace: Option<(BootTraceConfig, Arc<GuestCheckpoints>)>,
+}
+
+impl Vm {
+    /// Descriptors the VM uses that it did not open itself (a monitor's `fd=N`): the jail
+    /// must not close them with the other inherited ones.
+    pub fn inherited_fds_in_use(&self) -> Vec<i32> {
+        let monitors = self.config.monitors.iter();
+        monitors.filter_map(|m| if let MonitorSocket::Fd(fd) = m.socket { Some(fd) } else { None }).collect()
+    }
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -94,6 +105,9 @@ impl Vm {
         let kvm = open_kvm(&kvm_device_path())?;
         let vm = create_vm(&kvm)?;
         let mem = create_guest_memory(config.mem_size, &config.memory)?;
+        if config.mem_lock {
+            lock_guest_memory(&mem)?;
+        }
         register_memory(&vm, &mem)?;
         create_irqchip(&vm, config.machine.pit)?;
 
@@ -111,17 +125,25 @@ impl Vm {
             }
             None => None,
         };
-        let serial = match config.serial {
+        if let Some(debug_exit) = config.debug_exit {
+            let notifier = exit.clone();
+            let port = DebugExit::new(Box::new(move |status| notifier.notify(VmExit::DebugExit { status })));
+            let (base, len) = (u64::from(debug_exit.iobase), u64::from(debug_exit.iosize));
+            add_device(&mut pio, base, len, "isa-debug-exit", Arc::new(Mutex::new(port)))?;
+        }
+        // Before their front ends (serial port, consoles) attach to them.
+        let mut muxes = config.muxes.iter().map(Mux::open).collect::<Result<Vec<_>, _>>()?;
+        let serial = match &config.serial {
             Some(backend) => {
-                let port = Arc::new(Mutex::new(create_serial(&vm, backend)?));
-                add_device(&mut pio, u64::from(SERIAL_COM1_PORT), SERIAL_PORT_LEN, "serial", port.clone())?;
-                Some((backend, port))
+                let serial = create_serial(&vm, backend, &mut muxes)?;
+                add_device(&mut pio, u64::from(SERIAL_COM1_PORT), SERIAL_PORT_LEN, "serial", serial.port.clone())?;
+                Some(serial)
             }
             None => None,
         };
         let rtc_ticker = if config.machine.rtc {
             let irq = irqfd(&vm, RTC_IRQ, "irqfd registration for the RTC")?;
-            let (rtc, ticker) = create_rtc(irq).map_err(io_err("cannot create the RTC timer"))?;
+            let (rtc, ticker) = create_rtc(irq, config.rtc_localtime).map_err(io_err("cannot create the RTC timer"))?;
             add_device(&mut pio, u64::from(RTC_PORT), RTC_PORT_LEN, "rtc", rtc)?;
             Some(ticker)
         } else {
@@ -132,7 +154,7 @@ impl Vm {
             (None, DeviceInventory::default())
         } else {
             let mut event_loop = DeviceEventLoop::new().map_err(Error::EventLoop)?;
-            let inventory = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop)?;
+            let inventory = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop, &mut muxes)?;
             (Some(event_loop), inventory)
         };
         let device_entries = &inventory.cmdline_entries;
@@ -149,7 +171,7 @@ impl Vm {
             write_identity_page_tables(&mem)?;
         }
 
-        let vcpus = create_vcpus(&kvm, &vm, config.vcpu_count, entry)?;
+        let vcpus = create_vcpus(&kvm, &vm, config.vcpu_count, entry, &config.cpu)?;
         // Last: a monitor with wait=on blocks here until its client connects.
         let monitors = MonitorServer::open(&config.monitors)?;
         let clock = Arc::new(StartupClock::new(start, config.report_start_time));
@@ -165,6 +187,7 @@ impl Vm {
             device_loop,
             inventory,
             monitors,
+            muxes,
             reset,
             power,
             exit,
@@ -209,16 +232,18 @@ pub(crate) fn irqfd(vm: &VmFd, gsi: u32, what: &'static str) -> Result<EventFdTr
     Ok(EventFdTrigger::new(irq))
 }
 
-fn create_serial(vm: &VmFd, backend: SerialConfig) -> Result<SerialPort, Error> {
+fn create_serial(vm: &VmFd, backend: &SerialConfig, muxes: &mut [Mux]) -> Result<SerialChardev, Error> {
     let irq = irqfd(vm, SERIAL_COM1_IRQ, "irqfd registration for the serial port")?;
-    let out: Box<dyn Write + Send> = match backend {
-        SerialConfig::Stdio => Box::new(std::io::stdout()),
-        SerialConfig::Null => Box::new(std::io::sink()),
-    };
-    Ok(SerialPort::new(irq, out))
+    SerialChardev::open(backend, irq, muxes)
 }
 
-fn create_vcpus(kvm: &Kvm, vm: &VmFd, count: u8, entry: BootEntry) -> Result<Vec<Vcpu>, Error> {
+fn create_vcpus(
+    kvm: &Kvm,
+    vm: &VmFd,
+    count: u8,
+    entry: BootEntry,
+    features: &arch::cpu_features::CpuFeatures,
+) -> Result<Vec<Vcpu>, Error> {
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|source| crate::kvm::KvmError::Ioctl { what: "KVM_GET_SUPPORTED_CPUID", source })?;
@@ -226,6 +251,7 @@ fn create_vcpus(kvm: &Kvm, vm: &VmFd, count: u8, entry: BootEntry) -> Result<Vec
         supported: supported.as_slice().to_vec(),
         tsc_khz: None,
         tsc_deadline: kvm.check_extension(Cap::TscDeadlineTimer),
+        features: features.clone(),
     };
     let mut vcpus = Vec::with_capacity(usize::from(count));
     for id in 0..count {
@@ -233,7 +259,10 @@ fn create_vcpus(kvm: &Kvm, vm: &VmFd, count: u8, entry: BootEntry) -> Result<Vec
         if id == 0 && kvm.check_extension(Cap::GetTscKhz) {
             template.tsc_khz = vcpu.tsc_khz();
         }
-        vcpu.configure(&template, count, (id == 0).then_some(entry))?;
+        let not_applied = vcpu.configure(&template, count, (id == 0).then_some(entry))?;
+        if id == 0 && !not_applied.is_empty() {
+            log::warn!("-cpu: KVM does not offer {} on this host; left off", not_applied.join(", "));
+        }
         vcpus.push(vcpu);
     }
     Ok(vcpus)

@@ -105,7 +105,7 @@ fn run_once(vmm: &Vmm, kernel: &Path) -> Result<Sample, String> {
 }
 
 /// wait4(2): the exit status and the child's own rusage (std's wait gives no rusage).
-fn wait4(pid: u32) -> Result<(libc::c_int, libc::rusage), String> {
+pub(super) fn wait4(pid: u32) -> Result<(libc::c_int, libc::rusage), String> {
     let mut status = 0;
     // SAFETY: rusage is plain data, all-zero is valid; the pointers are to locals.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -183,7 +183,7 @@ pub fn start_trace(microvm: &Vmm, g: &Guests, runs: usize) -> Result<StartTrace,
 }
 
 /// From "microvm: first KVM_RUN after N us wall (since main), M us CPU (since exec)".
-fn cpu_to_first_run_ms(stderr: &str) -> Option<f64> {
+pub(super) fn cpu_to_first_run_ms(stderr: &str) -> Option<f64> {
     let line = stderr.lines().find(|l| l.contains("first KVM_RUN after"))?;
     let before_cpu = line.split(" us CPU").next()?;
     let us: f64 = before_cpu.rsplit(' ').next()?.parse().ok()?;

@@ -7,11 +7,12 @@
 //!   nested rig, or directly where /dev/kvm boots Linux (boot.rs, scenarios/bench-boot.sh);
 //! - I/O: virtio-blk and virtio-net figures (`xtask::bench_io`, its own rig boot);
 //! - QMP: round trips, stop/cont to event, the monitor's memory (qmp.rs);
+//! - sandbox: start CPU with the seccomp filters on and off (sandbox.rs);
 //! - power: the cloud kernel with acpi=on against acpi=off and QEMU's microvm,acpi=on, to
 //!   the init marker and to exit after poweroff (power.rs, scenarios/bench-power.sh).
 //!
-//! `--only qmp` / `--only power` measures that section alone and rewrites only it in the
-//! report; so does `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
+//! `--only qmp` / `--only power` / `--only sandbox` measures that section alone and rewrites
+//! only it in the report; so does `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
 //! `xtask::bench_vhost`, its own rig boot), which the full run leaves out.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
@@ -21,6 +22,7 @@ mod local;
 mod power;
 mod qmp;
 mod report;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +31,7 @@ use xtask::host;
 /// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|vhost]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|vhost]";
 
 pub struct Opts {
     /// (host runs, rig boot runs)
@@ -88,7 +90,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let out = if opts.quick { dir.join("quick") } else { host::repo_root().join("docs/benchmarks") };
     host::mkdir(&out)?;
-    host::write(&out.join("README.md"), report::markdown(&results))?;
+    eprintln!("[bench] sandbox: {runs} runs each of -sandbox on and off");
+    let mut text = report::markdown(&results);
+    match sandbox::run(&vmms[0], &guests, runs) {
+        Ok(figures) => text = report::splice_section(&text, "sandbox", &sandbox::markdown(&figures, runs)),
+        Err(e) => eprintln!("[bench] sandbox not measured: {e}"),
+    }
+    host::write(&out.join("README.md"), text)?;
     host::write(&out.join("chart.svg"), report::svg(&results))?;
     if !opts.quick {
         let readme = host::repo_root().join("README.md");
@@ -110,10 +118,11 @@ fn only_section(
 ) -> Result<(), String> {
     let text = match section {
         "qmp" => qmp::markdown(&qmp::run(vmms, guests, dir, runs), runs),
+        "sandbox" => sandbox::markdown(&sandbox::run(&vmms[0], guests, runs)?, runs),
         // Rig boots: as few runs as the boot section takes.
         "power" => power::markdown(&power::run(boot_runs), boot_runs),
         "vhost" => xtask::bench_vhost::run(boot_runs)?,
-        other => return Err(format!("--only: no section '{other}' (sections: qmp, power, vhost)")),
+        other => return Err(format!("--only: no section '{other}' (sections: qmp, power, sandbox, vhost)")),
     };
     let path = host::repo_root().join("docs/benchmarks/README.md");
     let report = String::from_utf8_lossy(&host::read(&path)?).into_owned();

@@ -99,7 +99,9 @@ pub fn markdown(figures: &Result<PowerFigures, String>, runs: usize) -> String {
          `acpi=off` it cannot power off and ends with `reboot -f`. No CMOS clock (`rtc=off`) but in \
          the `off,rtc=on` row: `acpi=on` also tells the kernel (FADT NO_CMOS_RTC) that there is no \
          clock, which spares it the slow rtc-cmos probe of absent ports (see the boot section); \
-         the `off,rtc=on` row shows acpi=off without that probe.\n\n"
+         the `off,rtc=on` row shows acpi=off without that probe. Without ACPI the cloud kernel also \
+         lacks its interrupt controller description (it is built without MP-table parsing), so it \
+         runs on the PIC alone (docs/acpi.md).\n\n"
     );
     match figures {
         Err(e) => s += &format!("Not measured: {}\n", e.lines().next().unwrap_or("")),

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use vmm::config::{CacheMode, ChardevBackend, MonitorSocket};
+use vmm::config::{CacheMode, ChardevBackend, LogFile, MonitorSocket};
 
 use super::control::{parse_port, socket_mode, tcp_host};
 use super::device_props::{CHARDEV_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
@@ -32,11 +32,15 @@ pub(super) struct Netdev {
     pub(super) ifname: Option<String>,
     /// `vhost=on`.
     pub(super) vhost: bool,
+    pub(super) fd: Option<i32>,
 }
 
 pub(super) struct Chardev {
     pub(super) id: String,
     pub(super) backend: Backend,
+    pub(super) logfile: Option<LogFile>,
+    /// `mux=on`: shared by several front ends (see `mux.rs`).
+    pub(super) mux: bool,
 }
 
 /// A `-chardev` backend. Consoles take the [`ChardevBackend`]s; the sockets
@@ -76,6 +80,10 @@ impl Backend {
             Backend::Fd(fd) => MonitorSocket::Fd(*fd),
             Backend::Plain(ChardevBackend::Pty) => return Err("a pty"),
             Backend::Plain(ChardevBackend::File { .. }) => return Err("a file"),
+            Backend::Plain(ChardevBackend::Null) => return Err("null"),
+            // Consoles get TCP as Backend::Tcp; never built as Plain.
+            Backend::Plain(ChardevBackend::Tcp { .. }) => return Err("a TCP console socket"),
+            Backend::Plain(ChardevBackend::MuxPort(_)) => return Err("a mux front end"),
         })
     }
 }
@@ -109,13 +117,27 @@ impl Backends {
         let mut read_only = false;
         let mut cache = CacheMode::default();
         let mut if_none = false;
+        let mut cdrom = false;
+        refuse_throttling(value)?;
         for s in settings(DRIVE, value, None, DRIVE_PROPS, DRIVE)? {
             match s.name() {
                 "id" => id = Some(s.id(DRIVE)?),
                 "file" => path = Some(s.path(DRIVE)?),
                 // No probing: a missing format= means raw, the only one.
                 "format" if s.value == "raw" => {}
-                "format" => return Err(invalid(DRIVE, &s.text, "only format=raw is supported")),
+                "format" => {
+                    return Err(invalid(
+                        DRIVE,
+                        &s.text,
+                        format!(
+                            "only format=raw is supported, not {}; convert the image with qemu-img convert -O raw",
+                            s.value.escape_debug()
+                        ),
+                    ))
+                }
+                "media" if s.value == "cdrom" => cdrom = true,
+                "media" if s.value == "disk" => cdrom = false,
+                "media" => return Err(invalid(DRIVE, &s.text, "expected media=disk or media=cdrom")),
                 "if" if s.value == "none" => if_none = true,
                 "if" => {
                     return Err(invalid(
@@ -140,6 +162,8 @@ impl Backends {
         if self.drives.iter().any(|d| d.id == id) {
             return Err(invalid(DRIVE, value, format!("duplicate id '{id}'")));
         }
+        // A CD-ROM is a read-only disk to the guest.
+        let read_only = read_only || cdrom;
         self.drives.push(Drive { id, path, read_only, cache, if_none, value: value.to_owned() });
         Ok(())
     }
@@ -162,9 +186,11 @@ impl Backends {
         let mut id = None;
         let mut ifname = None;
         let mut vhost = false;
+        let mut fd = None;
         for s in kind_settings(NETDEV, value, "type", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(NETDEV)?),
+                "fd" => fd = Some(parse_fd(NETDEV, &s)?),
                 "ifname" => ifname = Some(check_ifname(&s)?),
                 // An empty script is QEMU's other spelling of no; without
                 // script=, QEMU would run /etc/qemu-ifup: microvm never runs
@@ -197,7 +223,10 @@ impl Backends {
         if self.netdevs.iter().any(|n| n.id == id) {
             return Err(invalid(NETDEV, value, format!("duplicate id '{id}'")));
         }
-        self.netdevs.push(Netdev { id, ifname, vhost });
+        if fd.is_some() && ifname.is_some() {
+            return Err(invalid(NETDEV, value, "give fd= or ifname=, not both (the fd is already an interface)"));
+        }
+        self.netdevs.push(Netdev { id, ifname, fd, vhost });
         Ok(())
     }
 
@@ -206,31 +235,35 @@ impl Backends {
         let kind = match find_kind(CHARDEV, value, "backend", CHARDEV_KINDS)? {
             Ok(kind) => kind,
             Err(Some(_)) => {
-                return Err(invalid(CHARDEV, value, "only the stdio, pty, file and socket backends are supported"))
+                return Err(invalid(
+                    CHARDEV,
+                    value,
+                    "only the null, stdio, pty, file and socket backends are supported",
+                ))
             }
             Err(None) => {
                 return Err(invalid(
                     CHARDEV,
                     value,
-                    "expected BACKEND,id=ID,... with BACKEND stdio, pty, file or socket",
+                    "expected BACKEND,id=ID,... with BACKEND null, stdio, pty, file or socket",
                 ))
             }
         };
         let mut id = None;
         let (mut path, mut host, mut port, mut fd) = (None, None, None, None);
         let (mut server, mut wait, mut append) = (None, None, false);
+        let (mut logfile, mut logappend, mut mux) = (None, false, false);
         for s in kind_settings(CHARDEV, value, "backend", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(CHARDEV)?),
-                "mux" if s.on => {
-                    return Err(invalid(CHARDEV, &s.text, "there is no monitor to multiplex; use mux=off"));
-                }
-                "mux" => {}
+                "mux" => mux = s.on,
                 "path" => path = Some(s.path(CHARDEV)?),
                 "append" => append = s.on,
                 "host" => host = Some(s.value.clone()),
                 "port" => port = Some(parse_port(CHARDEV, &s.text, &s.value)?),
-                "fd" => fd = Some(parse_fd(&s)?),
+                "fd" => fd = Some(parse_fd(CHARDEV, &s)?),
+                "logfile" => logfile = Some(s.path(CHARDEV)?),
+                "logappend" => logappend = s.on,
                 "server" => server = Some(s.on),
                 "wait" => wait = Some((s.on, s.text.clone())),
                 name => return Err(unhandled(CHARDEV, name)),
@@ -241,6 +274,7 @@ impl Backends {
         };
         let backend = match kind.name {
             "stdio" => Backend::Plain(ChardevBackend::Stdio),
+            "null" => Backend::Plain(ChardevBackend::Null),
             "pty" => Backend::Plain(ChardevBackend::Pty),
             "file" => {
                 let Some(path) = path else {
@@ -279,7 +313,8 @@ impl Backends {
         if self.chardevs.iter().any(|c| c.id == id) {
             return Err(invalid(CHARDEV, value, format!("duplicate id '{id}'")));
         }
-        self.chardevs.push(Chardev { id, backend });
+        let logfile = logfile.map(|path| LogFile { path, append: logappend });
+        self.chardevs.push(Chardev { id, backend, logfile, mux });
         Ok(&self.chardevs[self.chardevs.len() - 1])
     }
 
@@ -328,11 +363,23 @@ fn parse_cache(s: &Setting) -> Result<CacheMode, ArgsError> {
 }
 
 /// `fd=N`: a descriptor number the process inherited.
-fn parse_fd(s: &Setting) -> Result<i32, ArgsError> {
+fn parse_fd(option: &'static str, s: &Setting) -> Result<i32, ArgsError> {
     if !s.value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(CHARDEV, &s.text, "expected a file descriptor number"));
+        return Err(invalid(option, &s.text, "expected a file descriptor number"));
     }
-    s.value.parse().map_err(|_| invalid(CHARDEV, &s.text, "expected a file descriptor number"))
+    s.value.parse().map_err(|_| invalid(option, &s.text, "expected a file descriptor number"))
+}
+
+/// QEMU's I/O throttling keys (`throttling.*`, and the old `bps=`, `iops=`
+/// family): one clear error naming what `-drive` takes instead.
+fn refuse_throttling(value: &str) -> Result<(), ArgsError> {
+    let throttle = super::keyval::split_list(value).into_iter().find(|e| {
+        let key = e.split('=').next().unwrap_or_default();
+        key.starts_with("throttling.") || key.starts_with("bps") || key.starts_with("iops")
+    });
+    let Some(element) = throttle else { return Ok(()) };
+    let supported: Vec<&str> = DRIVE_PROPS.iter().map(|p| p.name).collect();
+    Err(invalid(DRIVE, &element, format!("I/O throttling is not supported; -drive takes {}", supported.join(", "))))
 }
 
 /// `ifname=` as Linux accepts it (`dev_valid_name`): 1 to 15 bytes, not

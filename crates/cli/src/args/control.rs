@@ -15,8 +15,9 @@ use vmm::config::MonitorSocket;
 
 use super::devices::{Monitor, MonitorTarget};
 use super::keyval::settings;
-use super::options::{MON_PROPS, NAME_PROPS, QMP_TCP_PROPS, QMP_UNIX_PROPS};
+use super::options::{MON_PROPS, NAME_PROPS, QMP_TCP_PROPS, QMP_UNIX_PROPS, RUN_WITH_PROPS, SANDBOX_PROPS};
 use super::{invalid, unhandled, ArgsError};
+use sandbox::jail::JailConfig;
 
 const MON: &str = "-mon";
 
@@ -41,11 +42,30 @@ pub(super) fn parse_qmp(option: &'static str, value: &str, pretty: bool) -> Resu
              or chardev:ID",
         ));
     };
-    Ok(Monitor { option, value: value.to_owned(), target, pretty })
+    Ok(Monitor { option, value: value.to_owned(), target, pretty, human: false })
+}
+
+/// `-monitor stdio|unix:...|tcp:...|chardev:ID|none`: a human monitor (QEMU's
+/// legacy chardev syntax, as for `-qmp`); `none` gives none.
+pub(super) fn parse_monitor(value: &str) -> Result<Option<Monitor>, ArgsError> {
+    const MONITOR: &str = "-monitor";
+    if value == "none" {
+        return Ok(None);
+    }
+    let monitor = parse_qmp(MONITOR, value, false).map_err(|e| match e {
+        ArgsError::InvalidValue { value, reason, .. } if reason.starts_with("unknown QMP backend") => invalid(
+            MONITOR,
+            &value,
+            "unknown monitor backend; use stdio, unix:PATH,server=on,wait=off, tcp:HOST:PORT,server=on,wait=off, \
+             chardev:ID or none",
+        ),
+        other => other,
+    })?;
+    Ok(Some(Monitor { human: true, ..monitor }))
 }
 
 /// `unix:` followed by `[path=]PATH[,server=on|off][,wait=on|off]`.
-fn parse_unix(option: &'static str, list: &str) -> Result<MonitorSocket, ArgsError> {
+pub(super) fn parse_unix(option: &'static str, list: &str) -> Result<MonitorSocket, ArgsError> {
     let mut path = None;
     let mut server = None;
     let mut wait = None;
@@ -67,7 +87,7 @@ fn parse_unix(option: &'static str, list: &str) -> Result<MonitorSocket, ArgsErr
 }
 
 /// `tcp:` followed by `[HOST]:PORT[,server=on|off][,wait=on|off]`.
-fn parse_tcp(option: &'static str, rest: &str) -> Result<MonitorSocket, ArgsError> {
+pub(super) fn parse_tcp(option: &'static str, rest: &str) -> Result<MonitorSocket, ArgsError> {
     // QEMU splits the address at the first ':' and the first ',' after it.
     let Some((host, after_host)) = rest.split_once(':') else {
         return Err(invalid(option, rest, "tcp: needs HOST:PORT, e.g. tcp:localhost:4444,server=on,wait=off"));
@@ -135,7 +155,13 @@ pub(super) fn parse_mon(value: &str) -> Result<Monitor, ArgsError> {
                 control = Some(match s.value.as_str() {
                     "control" => true,
                     "readline" => false,
-                    _ => return Err(invalid(MON, &s.text, "unknown monitor mode; expected mode=control (QMP)")),
+                    _ => {
+                        return Err(invalid(
+                            MON,
+                            &s.text,
+                            "unknown monitor mode; expected mode=readline or mode=control",
+                        ))
+                    }
                 })
             }
             "pretty" => pretty = s.on,
@@ -145,14 +171,9 @@ pub(super) fn parse_mon(value: &str) -> Result<Monitor, ArgsError> {
     let Some(chardev) = chardev else {
         return Err(invalid(MON, value, "chardev=ID is required (the id of a -chardev)"));
     };
-    if control != Some(true) {
-        return Err(invalid(
-            MON,
-            value,
-            "the human monitor (mode=readline, the default) is not supported yet; use mode=control for QMP",
-        ));
-    }
-    Ok(Monitor { option: MON, value: value.to_owned(), target: MonitorTarget::Chardev(chardev), pretty })
+    // QEMU's default mode is readline, the human monitor.
+    let human = control != Some(true);
+    Ok(Monitor { option: MON, value: value.to_owned(), target: MonitorTarget::Chardev(chardev), pretty, human })
 }
 
 /// What `-name` sets; `None` fields leave earlier `-name` values alone
@@ -175,6 +196,44 @@ pub(super) fn parse_name(value: &str) -> Result<NameOptions, ArgsError> {
         }
     }
     Ok(out)
+}
+
+/// `-sandbox on|off[,...]`: whether the seccomp filters are installed.
+pub(super) fn parse_sandbox(value: &str) -> Result<bool, ArgsError> {
+    const SANDBOX: &str = "-sandbox";
+    let mut enable = None;
+    for s in settings(SANDBOX, value, Some("enable"), SANDBOX_PROPS, SANDBOX)? {
+        match s.name() {
+            "enable" => enable = Some(s.on),
+            // Described as accepted with no effect (the table says why).
+            _ if s.desc.no_effect.is_some() => {}
+            name => return Err(unhandled(SANDBOX, name)),
+        }
+    }
+    enable.ok_or_else(|| invalid(SANDBOX, value, "expected on|off first"))
+}
+
+/// `-run-with [chroot=DIR][,user=USER[:GROUP]]`: later settings win, as with `-chroot`.
+pub(super) fn parse_run_with(value: &str, jail: &mut JailConfig) -> Result<(), ArgsError> {
+    const RUN_WITH: &str = "-run-with";
+    for s in settings(RUN_WITH, value, None, RUN_WITH_PROPS, RUN_WITH)? {
+        match s.name() {
+            "chroot" if s.value.is_empty() => return Err(invalid(RUN_WITH, value, "empty chroot directory")),
+            "chroot" => jail.chroot = Some(s.value.into()),
+            "user" => jail.user = Some(parse_runas(RUN_WITH, s.value)?),
+            _ if s.desc.no_effect.is_some() => {}
+            name => return Err(unhandled(RUN_WITH, name)),
+        }
+    }
+    Ok(())
+}
+
+/// `USER`, `USER:GROUP` or `UID:GID`; resolved when microvm starts.
+pub(super) fn parse_runas(option: &'static str, value: String) -> Result<String, ArgsError> {
+    if value.is_empty() || value.starts_with(':') || value.ends_with(':') || value.matches(':').count() > 1 {
+        return Err(invalid(option, &value, "expected USER, USER:GROUP or UID:GID"));
+    }
+    Ok(value)
 }
 
 /// `-uuid`: 8-4-4-4-12 hex digits (either case, as QEMU accepts); returned in
@@ -363,14 +422,12 @@ mod tests {
         let sock = ["-chardev", "socket,id=m,path=/q,server=on,wait=off"];
         let with = |mon: &str| err(&[sock[0], sock[1], "-mon", mon]);
         assert_err(with("mode=control"), "-mon", "chardev=ID is required");
-        assert_err(with("chardev=m"), "-mon", "human monitor");
-        assert_err(with("chardev=m,mode=readline"), "-mon", "human monitor");
-        assert_eq!(
-            with("chardev=m,mode=readline").to_string(),
-            "-mon: invalid value 'chardev=m,mode=readline': the human monitor (mode=readline, the default) is not \
-             supported yet; use mode=control for QMP"
-        );
         assert_err(with("chardev=m,mode=qmp"), "-mon", "unknown monitor mode");
+        assert_err(
+            err(&[sock[0], sock[1], "-mon", "chardev=m", "-mon", "chardev=m,mode=control"]),
+            "-mon",
+            "already used",
+        );
         assert_err(with("chardev=m,mode=control,pretty=maybe"), "-mon", "on|off");
         assert_err(with("chardev=m,mode=control,default=on"), "-mon", "unknown property");
         assert_err(with("chardev=x,mode=control"), "-mon", "chardev 'x' is not defined");
@@ -392,7 +449,7 @@ mod tests {
                 "chardev=m,mode=control",
             ]),
             "-mon",
-            "chardev 'm' is already used by a device",
+            "chardev 'm' is already used by another device",
         );
         assert_err(err(&["-chardev", "pty,id=m", "-mon", "m,mode=control"]), "-mon", "is a pty");
         assert_err(err(&["-chardev", "file,id=m,path=/x", "-mon", "m,mode=control"]), "-mon", "is a file");

@@ -8,7 +8,7 @@ use super::schema::{ignored, prop, KindDesc, PropDesc, ID};
 pub(super) const DRIVE_PROPS: &[PropDesc] = &[
     PropDesc { help: "Required; -device virtio-blk-device,drive=ID refers to it.", ..ID },
     prop("file", Text("PATH"), None, "Required. The raw image."),
-    prop("format", OneOf(&["raw"]), Some("raw"), "Only raw (nothing is probed)."),
+    prop("format", OneOf(&["raw"]), Some("raw"), "Only raw (nothing is probed); qcow2 and others are errors."),
     prop("if", OneOf(&["none"]), None, "Only none: microvm has no IDE/SCSI/PCI bus."),
     PropDesc { aliases: &["read-only"], ..prop("readonly", Bool, Some("off"), "The guest cannot write.") },
     prop(
@@ -18,7 +18,13 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
         "QEMU's cache modes (none = O_DIRECT, writethrough/directsync = flush after each write, unsafe = \
          flushes ignored).",
     ),
-    ignored("media", OneOf(&["disk"]), "every drive is a disk."),
+    prop("media", OneOf(&["disk", "cdrom"]), Some("disk"), "cdrom: a read-only disk (there is no CD-ROM drive)."),
+    ignored("index", Text("N"), "disks are ordered by their -device options."),
+    ignored(
+        "detect-zeroes",
+        OneOf(&["off", "on", "unmap"]),
+        "writes of zeros are written as data, so the guest reads the same zeros either way.",
+    ),
     ignored("aio", OneOf(&["threads", "native", "io_uring"]), "the I/O engine is the block device's own."),
     ignored("discard", OneOf(&["unmap", "ignore", "on", "off"]), "discard handling is the block device's own."),
     prop("snapshot", Bool, Some("off"), "Only off."),
@@ -42,6 +48,13 @@ const TAP_PROPS: &[PropDesc] = &[
     ),
     prop("queues", OneOf(&["1"]), Some("1"), "Only 1 (no multiqueue)."),
     prop("vnet_hdr", Bool, Some("on"), "Only on: microvm always uses the virtio-net header."),
+    prop(
+        "fd",
+        Text("N"),
+        None,
+        "An open tap inherited from the caller (as libvirt and Kata pass one), opened with IFF_TAP, IFF_NO_PI \
+         and IFF_VNET_HDR; instead of ifname=.",
+    ),
 ];
 
 /// `-netdev` types.
@@ -55,7 +68,16 @@ pub(super) const NETDEV_KINDS: &[KindDesc] = &[KindDesc {
 const REQUIRED_ID: PropDesc = PropDesc { help: "Required; devices refer to it.", ..ID };
 
 /// Properties every `-chardev` backend has.
-const CHARDEV_MUX: PropDesc = prop("mux", Bool, Some("off"), "Only off: there is no monitor to multiplex.");
+const CHARDEV_MUX: PropDesc = prop(
+    "mux",
+    Bool,
+    Some("off"),
+    "on: shared by the serial port (-serial chardev:ID), virtconsoles and a human monitor (-mon chardev=ID); \
+     input goes to one at a time, C-a c switches (see -echr).",
+);
+const CHARDEV_LOGFILE: PropDesc = prop("logfile", Text("PATH"), None, "A copy of the output goes to this file.");
+const CHARDEV_LOGAPPEND: PropDesc =
+    prop("logappend", Bool, Some("off"), "Append to the log file instead of truncating it first.");
 const CHARDEV_SOCKET_OPTS: [PropDesc; 2] = [
     ignored("server", Bool, "QEMU ignores the socket options on other backends."),
     ignored("wait", Bool, "QEMU ignores the socket options on other backends."),
@@ -74,6 +96,8 @@ pub(super) const CHARDEV_KINDS: &[KindDesc] = &[
                 Bool,
                 "Ctrl-C always stops microvm (QEMU's default, signal=on); off does not pass it on.",
             ),
+            CHARDEV_LOGFILE,
+            CHARDEV_LOGAPPEND,
             CHARDEV_SOCKET_OPTS[0],
             CHARDEV_SOCKET_OPTS[1],
         ],
@@ -81,7 +105,26 @@ pub(super) const CHARDEV_KINDS: &[KindDesc] = &[
     KindDesc {
         name: "pty",
         help: "A new pseudo-terminal; its path is printed at start-up.",
-        props: &[REQUIRED_ID, CHARDEV_MUX, CHARDEV_SOCKET_OPTS[0], CHARDEV_SOCKET_OPTS[1]],
+        props: &[
+            REQUIRED_ID,
+            CHARDEV_MUX,
+            CHARDEV_LOGFILE,
+            CHARDEV_LOGAPPEND,
+            CHARDEV_SOCKET_OPTS[0],
+            CHARDEV_SOCKET_OPTS[1],
+        ],
+    },
+    KindDesc {
+        name: "null",
+        help: "Output is discarded; no input.",
+        props: &[
+            REQUIRED_ID,
+            CHARDEV_MUX,
+            CHARDEV_LOGFILE,
+            CHARDEV_LOGAPPEND,
+            CHARDEV_SOCKET_OPTS[0],
+            CHARDEV_SOCKET_OPTS[1],
+        ],
     },
     KindDesc {
         name: "file",
@@ -91,6 +134,8 @@ pub(super) const CHARDEV_KINDS: &[KindDesc] = &[
             CHARDEV_MUX,
             prop("path", Text("PATH"), None, "Required."),
             prop("append", Bool, Some("off"), "Append to the file instead of truncating it first."),
+            CHARDEV_LOGFILE,
+            CHARDEV_LOGAPPEND,
             CHARDEV_SOCKET_OPTS[0],
             CHARDEV_SOCKET_OPTS[1],
         ],
@@ -98,8 +143,8 @@ pub(super) const CHARDEV_KINDS: &[KindDesc] = &[
     KindDesc {
         name: "socket",
         help: "A stream socket: exactly one of path= (Unix), host= with port= (TCP) or fd= (an inherited, \
-               connected socket, as QEMU's Python test harness passes). A console can use a Unix socket only; a \
-               -mon any of them.",
+               connected socket, as QEMU's Python test harness passes). A console can use a Unix or TCP socket; \
+               a -mon any of them.",
         props: &[
             REQUIRED_ID,
             CHARDEV_MUX,
@@ -109,6 +154,8 @@ pub(super) const CHARDEV_KINDS: &[KindDesc] = &[
             prop("fd", Text("N"), None, "An inherited, connected stream socket."),
             prop("server", Bool, Some("off"), "Listen instead of connecting."),
             prop("wait", Bool, Some("on"), "A server waits for its first client before the VM starts."),
+            CHARDEV_LOGFILE,
+            CHARDEV_LOGAPPEND,
         ],
     },
 ];
@@ -186,7 +233,12 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         help: "A disk (/dev/vdX); its serial is the drive id.",
         props: &[
             prop("drive", Text("ID"), None, "Required: the id of a -drive."),
-            prop("serial", Text("STRING"), None, "Refused: the guest reads the drive id as the disk serial."),
+            prop(
+                "serial",
+                Text("STRING"),
+                None,
+                "What the guest reads as the disk's serial (GET_ID, first 20 bytes); without it, the drive id.",
+            ),
             DEVICE_ID,
         ],
     },
@@ -201,22 +253,63 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
                 None,
                 "Six hex octets (':' or '-'), unicast; without it a locally administered MAC is picked.",
             ),
+            prop("packed", Bool, Some("off"), "Only off: split virtqueues."),
+            prop("mq", Bool, Some("off"), "Only off: one queue pair."),
             DEVICE_ID,
         ],
     },
     KindDesc {
         name: "virtio-serial-device",
-        help: "One virtio-mmio slot carrying exactly one virtconsole, which must come after it.",
-        props: &[DEVICE_ID],
+        help: "One virtio-mmio slot carrying the virtconsoles and virtserialports after it (a port goes to the \
+               first earlier one without ports, else the last, unless bus= says). One virtconsole alone is a \
+               one-port console; otherwise QEMU's multiport virtio-serial.",
+        props: &[prop("max_ports", Text("N"), Some("31"), "Ports the guest may see, 1..31 (multiport)."), DEVICE_ID],
     },
     KindDesc {
         name: "virtconsole",
-        help: "A console (hvcN) on the first virtio-serial-device without one, or the one bus= names. \
-               virtserialport is not supported.",
+        help: "A console port (the guest's hvcN) on a virtio-serial-device.",
         props: &[
             prop("chardev", Text("ID"), None, "Required: the id of a -chardev."),
             prop("bus", Text("DEVID.0"), None, "The virtio-serial-device (its id, then .0)."),
-            ignored("name", Text("NAME"), "a console port needs no name (it is for multiport guests' /dev/vport*)."),
+            prop(
+                "name",
+                Text("NAME"),
+                None,
+                "With other ports or max_ports= (multiport): also /dev/virtio-ports/NAME. A lone virtconsole is a \
+                 one-port console, where a name has no effect.",
+            ),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
+        name: "virtserialport",
+        help: "A plain port on a virtio-serial-device (multiport): /dev/vportNpM, and /dev/virtio-ports/NAME.",
+        props: &[
+            prop("chardev", Text("ID"), None, "Required: the id of a -chardev."),
+            prop("name", Text("NAME"), None, "The guest's /dev/virtio-ports/NAME (e.g. org.qemu.guest_agent.0)."),
+            prop("bus", Text("DEVID.0"), None, "The virtio-serial-device (its id, then .0)."),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
+        name: "isa-serial",
+        help: "The 16550A (COM1, 0x3f8, IRQ 4; not a virtio device): turns legacy mode on. Without chardev= it is \
+               connected to nothing; with -serial as well (other than none), an error: there is one port.",
+        props: &[
+            prop("chardev", Text("ID"), None, "The -chardev it talks on."),
+            prop("index", OneOf(&["0"]), Some("0"), "Only 0 (COM1)."),
+            prop("iobase", OneOf(&["0x3f8"]), Some("0x3f8"), "Only COM1's."),
+            prop("irq", OneOf(&["4"]), Some("4"), "Only COM1's."),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
+        name: "isa-debug-exit",
+        help: "QEMU's test-exit port (not a virtio device): a guest write of V ends microvm with status \
+               (V << 1) | 1. The port exists only when asked for.",
+        props: &[
+            prop("iobase", Text("PORT"), Some("0x501"), "The I/O port (decimal or 0x hex)."),
+            prop("iosize", Text("N"), Some("2"), "How many ports from iobase, 1..8."),
             DEVICE_ID,
         ],
     },
@@ -227,19 +320,15 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
     },
     KindDesc {
         name: "virtio-balloon-device",
-        help: "A memory balloon: QMP balloon asks the guest to give RAM back, query-balloon reports it.",
+        help: "A memory balloon: QMP balloon and query-balloon; pages the guest gives up go back to the host. \
+               At most one.",
         props: &[
-            prop(
-                "deflate-on-oom",
-                Bool,
-                Some("off"),
-                "The guest may take pages back from the balloon when out of memory.",
-            ),
+            prop("deflate-on-oom", Bool, Some("off"), "The guest may deflate the balloon when it runs out of memory."),
             prop(
                 "free-page-reporting",
                 Bool,
                 Some("off"),
-                "The guest reports free pages, which go back to the host (its RSS falls).",
+                "The guest reports free memory (in 2 MiB and larger blocks), which goes back to the host.",
             ),
             DEVICE_ID,
         ],

@@ -17,13 +17,10 @@
 //!   that is an error rather than a silently ignored disk.
 //! - A backend used by two devices is an error (QEMU: "it's in use"), except
 //!   rng objects, which QEMU lets devices share.
-//! - `virtio-serial-device` is one virtio-mmio slot carrying exactly one
-//!   `virtconsole` (our console device has one port): a `virtconsole` goes to
-//!   the first earlier `virtio-serial-device` without one (or the one named by
-//!   `bus=ID.0`), a second one there is an error, and a `virtio-serial-device`
-//!   left without a `virtconsole` is an error too (a port-less console cannot
-//!   be represented, and dropping it would shift the slots of later devices).
-//!   `virtconsole` must come after its `virtio-serial-device`, as in QEMU.
+//! - `virtio-serial-device` is one virtio-mmio slot carrying its ports
+//!   (`virtconsole`, `virtserialport`): see `devices/ports.rs`. One
+//!   virtconsole alone is today's one-port console; more ports, a named
+//!   port or `max_ports=` make it QEMU's multiport virtio-serial.
 //! - stdin has one owner: two of `-chardev stdio`, `-qmp stdio` and
 //!   `-serial stdio` are errors. The *implicit* legacy-mode serial (no
 //!   `-serial`) yields to the other two and is connected to nothing instead
@@ -31,14 +28,18 @@
 //! - A monitor (`-mon`, `-qmp chardev:`) takes its chardev like a device
 //!   does: a chardev serves one of them.
 
-use vmm::config::{BalloonConfig, ChardevBackend, FsConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN};
 use vmm::config::{
-    BlockConfig, ChardevConfig, ConsoleConfig, DeviceConfig, MonitorConfig, MonitorSocket, NetConfig, VsockConfig,
+    BalloonConfig, BalloonOptions, BlockConfig, ChardevBackend, ChardevConfig, DebugExitConfig, DeviceConfig,
+    MonitorConfig, MonitorSocket, MuxConfig, NetConfig,
 };
+use vmm::config::{FsConfig, VsockConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN};
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
 use super::keyval::{kind_name, kind_settings, Setting};
+use super::mux::ChardevUsers;
+
+mod ports;
 use super::{invalid, unhandled, ArgsError};
 
 const DEVICE: &str = "-device";
@@ -53,6 +54,7 @@ fn esc(s: &str) -> String {
 enum Device {
     Block {
         drive: String,
+        serial: Option<String>,
         value: String,
     },
     Net {
@@ -60,19 +62,20 @@ enum Device {
         mac: Option<[u8; 6]>,
         value: String,
     },
-    /// `virtio-serial-device`, with the `virtconsole` attached to it.
+    /// `virtio-serial-device`, with the ports attached to it.
     Serial {
         id: Option<String>,
         value: String,
-        console: Option<Console>,
+        max_ports: Option<u32>,
+        ports: Vec<ports::Port>,
     },
     Rng {
         rng: Option<String>,
         value: String,
     },
-    /// `virtio-balloon-device[,deflate-on-oom=on][,free-page-reporting=on]`.
     Balloon {
-        config: BalloonConfig,
+        id: Option<String>,
+        options: BalloonOptions,
         value: String,
     },
     /// `vhost-user-fs-device,chardev=ID,tag=TAG`.
@@ -91,11 +94,6 @@ enum Device {
     },
 }
 
-struct Console {
-    chardev: String,
-    value: String,
-}
-
 /// Everything the device options declared, in command-line order.
 #[derive(Default)]
 pub(super) struct Devices {
@@ -108,15 +106,38 @@ pub(super) struct Devices {
     pub(super) i8042: bool,
     /// What owns stdin, if anything (see the module docs).
     stdio_owner: Option<StdioOwner>,
+    /// `-device isa-debug-exit` (an ISA port, not a virtio slot).
+    pub(super) debug_exit: Option<DebugExitConfig>,
+    /// `-device isa-serial`: its `chardev=` id, if any, and the option value.
+    pub(super) isa_serial: Option<(Option<String>, String)>,
+}
+
+/// The devices, the monitors, the serial port's chardev and the muxes, resolved.
+pub(super) struct Resolved {
+    pub(super) devices: Vec<DeviceConfig>,
+    pub(super) monitors: Vec<MonitorConfig>,
+    pub(super) serial: Option<ChardevConfig>,
+    pub(super) muxes: Vec<MuxConfig>,
+}
+
+/// What the serial port asks of the chardevs.
+pub(super) enum SerialRequest {
+    None,
+    /// `-serial chardev:ID` or `-device isa-serial,chardev=ID`: option, value, id.
+    Chardev(&'static str, String, String),
+    /// `-serial mon:stdio`: a mux on stdio shared with a human monitor.
+    MonStdio,
 }
 
 /// A QMP monitor whose chardev (if it names one) is looked up in `finish`.
 pub(super) struct Monitor {
-    /// `-qmp` or `-mon`, and its value, for messages.
+    /// `-qmp`, `-mon` or `-monitor`, and its value, for messages.
     pub(super) option: &'static str,
     pub(super) value: String,
     pub(super) target: MonitorTarget,
     pub(super) pretty: bool,
+    /// The human monitor (readline HMP) rather than QMP.
+    pub(super) human: bool,
 }
 
 pub(super) enum MonitorTarget {
@@ -131,6 +152,16 @@ struct StdioOwner {
     value: String,
     /// How the error message names it: `-chardev id=a`, `-qmp stdio`.
     name: String,
+}
+
+/// A number in decimal or `0x` hex (QEMU's integer properties), at most `max`.
+fn parse_number(s: &Setting, max: u64) -> Result<u64, ArgsError> {
+    let v = &s.value;
+    let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    };
+    n.filter(|n| *n <= max).ok_or_else(|| invalid(DEVICE, &s.text, format!("expected a number up to {max:#x}")))
 }
 
 /// `-nic none` (no network card; nothing to do). Other `-nic` forms
@@ -166,40 +197,57 @@ impl Devices {
         };
         let Some(kind) = DEVICE_KINDS.iter().find(|k| k.name == driver) else {
             let reason = match (driver.as_str(), pci_alias(&driver)) {
-                ("virtserialport", _) => "virtserialport is not supported; use virtconsole".to_owned(),
                 ("virtio-9p-device" | "virtio-9p-pci", _) => super::options::USE_VIRTIO_FS.to_owned(),
                 (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
                 (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
-                              virtio-serial-device with virtconsole, virtio-rng-device, virtio-balloon-device, vhost-vsock-device, vhost-user-fs-device and i8042"
+                              virtio-serial-device with virtconsole and virtserialport, virtio-rng-device, \
+                              virtio-balloon-device, vhost-vsock-device, vhost-user-fs-device, isa-serial, \
+                              isa-debug-exit and i8042"
                     .to_owned(),
             };
             return Err(invalid(DEVICE, value, reason));
         };
         let (mut id, mut drive, mut netdev, mut mac, mut chardev, mut bus, mut rng) =
             (None, None, None, None, None, None, None);
+        let (mut serial, mut iobase, mut iosize) = (None, None, None);
+        let (mut max_ports, mut port_name) = (None, None);
+        let mut balloon = BalloonOptions::default();
         let (mut guest_cid, mut tag, mut queue_size) = (None, None, None);
-        let (mut deflate_on_oom, mut free_page_reporting) = (false, false);
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
                 "drive" => drive = Some(s.reference(DEVICE)?),
-                "serial" => {
+                "serial" => serial = Some(s.value.clone()),
+                "packed" | "mq" if !s.on => {}
+                "packed" => {
+                    return Err(invalid(DEVICE, &s.text, "packed virtqueues are not supported; use packed=off"))
+                }
+                "mq" => return Err(invalid(DEVICE, &s.text, "multiqueue is not supported; use mq=off")),
+                // COM1's: index 0, port 0x3f8, IRQ 4.
+                "iobase" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 0x3f8 => {}
+                "irq" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 4 => {}
+                "index" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 0 => {}
+                "iobase" | "irq" | "index" if kind.name == "isa-serial" => {
                     return Err(invalid(
                         DEVICE,
                         &s.text,
-                        "serial= is not supported yet; the guest reads the drive id as the disk serial",
+                        "microvm's one serial port is COM1: index=0,iobase=0x3f8,irq=4",
                     ))
                 }
+                "iobase" => iobase = Some(parse_number(&s, 0xffff)?),
+                "max_ports" => max_ports = Some(ports::parse_max_ports(&s)?),
+                "name" => port_name = Some(s.value.clone()),
+                "iosize" => iosize = Some(parse_number(&s, 8)?),
                 "netdev" => netdev = Some(s.reference(DEVICE)?),
                 "mac" => mac = Some(parse_mac(&s)?),
                 "chardev" => chardev = Some(s.reference(DEVICE)?),
                 "bus" => bus = Some(s.reference(DEVICE)?),
                 "rng" => rng = Some(s.reference(DEVICE)?),
+                "deflate-on-oom" => balloon.deflate_on_oom = s.on,
+                "free-page-reporting" => balloon.free_page_reporting = s.on,
                 "guest-cid" => guest_cid = Some(parse_guest_cid(&s)?),
                 "tag" => tag = Some(parse_fs_tag(&s)?),
                 "queue-size" => queue_size = Some(parse_queue_size(&s)?),
-                "deflate-on-oom" => deflate_on_oom = s.on,
-                "free-page-reporting" => free_page_reporting = s.on,
                 name => return Err(unhandled(DEVICE, name)),
             }
         }
@@ -209,7 +257,7 @@ impl Devices {
                 let Some(drive) = drive else {
                     return Err(invalid(DEVICE, &value, "drive=ID is required (the id of a -drive)"));
                 };
-                Device::Block { drive, value }
+                Device::Block { drive, serial, value }
             }
             "virtio-net-device" => {
                 let Some(netdev) = netdev else {
@@ -217,18 +265,16 @@ impl Devices {
                 };
                 Device::Net { netdev, mac, value }
             }
-            "virtio-serial-device" => Device::Serial { id: id.clone(), value, console: None },
-            "virtconsole" => {
+            "virtio-serial-device" => Device::Serial { id: id.clone(), value, max_ports, ports: Vec::new() },
+            "virtconsole" | "virtserialport" => {
                 let Some(chardev) = chardev else {
                     return Err(invalid(DEVICE, &value, "chardev=ID is required (the id of a -chardev)"));
                 };
                 self.check_device_id(id, &value)?;
-                return self.attach_console(bus, Console { chardev, value });
+                let console = kind.name == "virtconsole";
+                return self.attach_port(bus, ports::Port { chardev, name: port_name, console, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
-            "virtio-balloon-device" => {
-                Device::Balloon { config: BalloonConfig { deflate_on_oom, free_page_reporting, id: id.clone() }, value }
-            }
             "vhost-user-fs-device" => {
                 let (Some(chardev), Some(tag)) = (chardev, tag) else {
                     return Err(invalid(DEVICE, &value, "chardev=ID and tag=TAG are required"));
@@ -244,6 +290,37 @@ impl Devices {
                     ));
                 };
                 Device::Vsock { cid, id: id.clone(), value }
+            }
+            "isa-serial" => {
+                if self.isa_serial.is_some() {
+                    return Err(invalid(DEVICE, &value, "microvm has one serial port (COM1)"));
+                }
+                self.check_device_id(id, &value)?;
+                self.isa_serial = Some((chardev, value));
+                return Ok(());
+            }
+            "isa-debug-exit" => {
+                let defaults = DebugExitConfig::default();
+                let iosize = iosize.unwrap_or(u64::from(defaults.iosize));
+                if iosize == 0 {
+                    return Err(invalid(DEVICE, &value, "iosize must be 1 to 8"));
+                }
+                if self.debug_exit.is_some() {
+                    return Err(invalid(DEVICE, &value, "only one isa-debug-exit"));
+                }
+                self.check_device_id(id, &value)?;
+                // Both fit: parse_number capped them.
+                self.debug_exit = Some(DebugExitConfig {
+                    iobase: iobase.map_or(defaults.iobase, |b| b as u16),
+                    iosize: iosize as u8,
+                });
+                return Ok(());
+            }
+            "virtio-balloon-device" => {
+                if self.devices.iter().any(|d| matches!(d, Device::Balloon { .. })) {
+                    return Err(invalid(DEVICE, &value, "there can be only one balloon device"));
+                }
+                Device::Balloon { id: id.clone(), options: balloon, value }
             }
             "i8042" => {
                 if self.i8042 {
@@ -267,60 +344,6 @@ impl Devices {
             }
             self.device_ids.push(id);
         }
-        Ok(())
-    }
-
-    /// Puts a virtconsole on the first earlier virtio-serial-device without
-    /// one, or on the one its `bus=ID.0` names.
-    fn attach_console(&mut self, bus: Option<String>, console: Console) -> Result<(), ArgsError> {
-        let mut serials = self.devices.iter_mut().filter_map(|d| match d {
-            Device::Serial { id, console, .. } => Some((id.as_deref(), console)),
-            _ => None,
-        });
-        let slot = match &bus {
-            Some(bus) => {
-                let Some((_, slot)) = serials.find(|(id, _)| id.is_some_and(|id| bus.strip_suffix(".0") == Some(id)))
-                else {
-                    return Err(invalid(
-                        DEVICE,
-                        &console.value,
-                        format!(
-                            "bus '{}' not found: it is the id of an earlier -device virtio-serial-device followed by .0",
-                            esc(bus)
-                        ),
-                    ));
-                };
-                slot
-            }
-            None => {
-                let mut any = false;
-                let free = serials.find(|(_, slot)| {
-                    any = true;
-                    slot.is_none()
-                });
-                match free {
-                    Some((_, slot)) => slot,
-                    None if any => {
-                        return Err(invalid(
-                            DEVICE,
-                            &console.value,
-                            "only one virtconsole per virtio-serial-device; add another -device virtio-serial-device before it",
-                        ))
-                    }
-                    None => {
-                        return Err(invalid(
-                            DEVICE,
-                            &console.value,
-                            "virtconsole needs -device virtio-serial-device (given before it)",
-                        ))
-                    }
-                }
-            }
-        };
-        if slot.is_some() {
-            return Err(invalid(DEVICE, &console.value, "only one virtconsole per virtio-serial-device"));
-        }
-        *slot = Some(console);
         Ok(())
     }
 
@@ -353,9 +376,10 @@ impl Devices {
         Ok(())
     }
 
-    /// Resolves every device's and monitor's backend; `serial_stdio`:
-    /// `-serial stdio` was given.
-    pub(super) fn finish(self, serial_stdio: bool) -> Result<(Vec<DeviceConfig>, Vec<MonitorConfig>), ArgsError> {
+    /// Resolves every device's and monitor's backend, and the chardev of the
+    /// serial port if one is named (`serial`: option, its value, the chardev
+    /// id); `serial_stdio`: `-serial stdio` was given.
+    pub(super) fn finish(self, serial_stdio: bool, serial: SerialRequest, escape: u8) -> Result<Resolved, ArgsError> {
         if serial_stdio {
             if let Some(owner) = &self.stdio_owner {
                 return Err(invalid(
@@ -368,40 +392,29 @@ impl Devices {
         let Backends { drives, netdevs, chardevs, rng_objects } = self.backends;
         let mut drives: Vec<_> = drives.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
         let mut netdevs: Vec<_> = netdevs.into_iter().map(|n| (n.id.clone(), Some(n))).collect();
-        let mut chardevs: Vec<_> = chardevs.into_iter().map(|c| (c.id.clone(), Some(c))).collect();
+        let mut chardevs = ChardevUsers::new(chardevs, escape);
+        // The serial port takes its chardev first, as QEMU creates serial0 before the devices.
+        let serial_chardev = match serial {
+            SerialRequest::Chardev(option, value, id) => Some(chardevs.front_end(&id, option, &value)?),
+            SerialRequest::MonStdio => {
+                let mux = chardevs.implicit("serial0", ChardevBackend::Stdio, true);
+                Some(ChardevConfig { id: "serial0".into(), backend: ChardevBackend::MuxPort(mux), logfile: None })
+            }
+            SerialRequest::None => None,
+        };
         let mut out = Vec::with_capacity(self.devices.len());
         for device in self.devices {
             out.push(match device {
-                Device::Block { drive, value } => {
+                Device::Block { drive, serial, value } => {
                     let d = take(&mut drives, &drive, &value, "drive")?;
-                    DeviceConfig::Block(BlockConfig { id: d.id, path: d.path, read_only: d.read_only, cache: d.cache })
+                    let (id, path, read_only, cache) = (d.id, d.path, d.read_only, d.cache);
+                    DeviceConfig::Block(BlockConfig { id, path, read_only, cache, serial })
                 }
                 Device::Net { netdev, mac, value } => {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
-                    DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, mac, vhost: n.vhost })
+                    DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, fd: n.fd, mac, vhost: n.vhost })
                 }
-                Device::Serial { console, value, .. } => {
-                    let Some(console) = console else {
-                        return Err(invalid(
-                            DEVICE,
-                            &value,
-                            "a virtio-serial-device needs a -device virtconsole,chardev=ID after it",
-                        ));
-                    };
-                    let chardev = take(&mut chardevs, &console.chardev, &console.value, "chardev")?;
-                    let Backend::Plain(backend) = chardev.backend else {
-                        return Err(invalid(
-                            DEVICE,
-                            &console.value,
-                            format!(
-                                "chardev '{}' is a TCP or fd socket, which only a monitor can use; \
-                                 a console takes stdio, pty, file or a Unix socket (path=)",
-                                esc(&chardev.id)
-                            ),
-                        ));
-                    };
-                    DeviceConfig::Console(ConsoleConfig { chardev: ChardevConfig { id: chardev.id, backend } })
-                }
+                Device::Serial { ports, max_ports, .. } => ports::resolve(ports, max_ports, &mut chardevs)?,
                 Device::Rng { rng, value } => {
                     if let Some(rng) = rng {
                         if !rng_objects.contains(&rng) {
@@ -411,22 +424,22 @@ impl Devices {
                     DeviceConfig::Rng
                 }
                 Device::Fs { chardev, tag, queue_size, id, value } => {
-                    let chardev = take(&mut chardevs, &chardev, &value, "chardev")?;
-                    let Backend::Plain(ChardevBackend::Socket { path, server: false, .. }) = chardev.backend else {
+                    let backend = chardevs.vhost_user(&chardev, DEVICE, &value)?;
+                    let Backend::Plain(ChardevBackend::Socket { path, server: false, .. }) = backend else {
                         return Err(invalid(
                             DEVICE,
                             &value,
                             format!(
                                 "chardev '{}' must be a client socket, -chardev socket,id=ID,path=PATH, on \
                                  virtiofsd's --socket-path",
-                                esc(&chardev.id)
+                                esc(&chardev)
                             ),
                         ));
                     };
                     DeviceConfig::Fs(FsConfig { socket: path, tag, queue_size, id })
                 }
-                Device::Balloon { config, .. } => DeviceConfig::Balloon(config),
                 Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
+                Device::Balloon { id, options, .. } => DeviceConfig::Balloon(BalloonConfig { id, options }),
             });
         }
         if let Some(d) = drives.iter().filter_map(|(_, d)| d.as_ref()).find(|d| !d.if_none) {
@@ -438,41 +451,40 @@ impl Devices {
         }
         let mut monitors = Vec::with_capacity(self.monitors.len());
         for m in self.monitors {
-            let label = match &m.target {
-                MonitorTarget::Chardev(id) => Some(id.clone()),
-                MonitorTarget::Socket(_) => None,
-            };
-            let socket = match m.target {
-                MonitorTarget::Socket(socket) => socket,
-                MonitorTarget::Chardev(id) => {
-                    let chardev = match chardevs.iter_mut().find(|(name, _)| *name == id) {
-                        None => {
-                            return Err(invalid(
-                                m.option,
-                                &m.value,
-                                format!("chardev '{}' is not defined (no -chardev with id={})", esc(&id), esc(&id)),
-                            ))
-                        }
-                        Some((_, chardev)) => chardev.take().ok_or_else(|| {
-                            invalid(
-                                m.option,
-                                &m.value,
-                                format!("chardev '{}' is already used by a device or another monitor", esc(&id)),
-                            )
-                        })?,
-                    };
-                    chardev.backend.monitor_socket().map_err(|what| {
+            let socket = match (m.target, m.human) {
+                (MonitorTarget::Chardev(id), true) => {
+                    chardevs.human_monitor(&id, m.option, &m.value)?;
+                    continue;
+                }
+                (MonitorTarget::Socket(socket), true) => {
+                    let n = chardevs.muxes.len();
+                    chardevs.implicit(&format!("compat_monitor{n}"), monitor_chardev(socket), true);
+                    continue;
+                }
+                (MonitorTarget::Socket(socket), false) => (socket, None),
+                (MonitorTarget::Chardev(id), false) => {
+                    let backend = chardevs.qmp(&id, m.option, &m.value)?;
+                    let socket = backend.monitor_socket().map_err(|what| {
                         invalid(
                             m.option,
                             &m.value,
                             format!("chardev '{}' is {what}; a QMP monitor needs a socket or stdio chardev", esc(&id)),
                         )
-                    })?
+                    })?;
+                    (socket, Some(id))
                 }
             };
-            monitors.push(MonitorConfig { socket, pretty: m.pretty, label });
+            monitors.push(MonitorConfig { socket: socket.0, pretty: m.pretty, label: socket.1 });
         }
-        Ok((out, monitors))
+        Ok(Resolved { devices: out, monitors, serial: serial_chardev, muxes: chardevs.muxes })
+    }
+}
+
+/// The chardev of a human monitor given as a socket or stdio (`-monitor`).
+fn monitor_chardev(socket: MonitorSocket) -> ChardevBackend {
+    match socket {
+        MonitorSocket::Stdio => ChardevBackend::Stdio,
+        other => super::serial::socket_backend(other),
     }
 }
 

@@ -6,7 +6,7 @@ use vmm::arch_layout::{MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE};
 
 use super::keyval::{check, describe, elements, parse_bool, Elem, ShortForms};
 use super::options::{GLOBAL_PROPS, MACHINE_PROPS, MEM_PROPS, SMP_PROPS};
-use super::{invalid, unhandled, ArgsError, Parsed, MEM_ALIGN};
+use super::{invalid, unhandled, ArgsError, MEM_ALIGN};
 
 /// What `-M` set; `None`: not given (the default applies).
 #[derive(Default)]
@@ -21,6 +21,7 @@ pub(super) struct MachineOptions {
     pub(super) dump_mtree: bool,
     /// `memory-backend=ID`: the `-object memory-backend-*` holding guest RAM.
     pub(super) memory_backend: Option<String>,
+    pub(super) dump_seccomp: bool,
 }
 
 /// `-M`/`-machine [type=]microvm[,prop=value...]`; repeated options merge,
@@ -40,6 +41,7 @@ pub(super) fn parse_machine(option: &'static str, value: &str, m: &mut MachineOp
             "legacy" | "isa-serial" => m.isa_serial = Some(s.on),
             "dump-mtree" => m.dump_mtree = s.on,
             "memory-backend" => m.memory_backend = Some(s.reference(option)?),
+            "dump-seccomp" => m.dump_seccomp = s.on,
             "pit" => m.pit = Some(s.on),
             "auto-kernel-cmdline" => m.auto_kernel_cmdline = Some(s.on),
             "acpi" => {
@@ -54,7 +56,7 @@ pub(super) fn parse_machine(option: &'static str, value: &str, m: &mut MachineOp
                     v => parse_bool(v).ok_or_else(|| invalid(option, &s.text, "expected on|off|auto"))?,
                 });
             }
-            "accel" => check_accel_list(option, &s.value)?,
+            "accel" => super::host::choose_accel(option, &s.value.split(':').map(str::to_owned).collect::<Vec<_>>())?,
             "kernel-irqchip" if parse_bool(&s.value) == Some(true) => {}
             "kernel-irqchip" => return Err(invalid(option, &s.text, "only kernel-irqchip=on is supported")),
             "usb" if s.on => return Err(invalid(option, &s.text, "microvm has no USB; use usb=off")),
@@ -63,65 +65,6 @@ pub(super) fn parse_machine(option: &'static str, value: &str, m: &mut MachineOp
             name => return Err(unhandled(option, name)),
         }
     }
-    Ok(())
-}
-
-/// `accel=` list (`kvm`, or QEMU's fallback list such as `kvm:tcg`): fine as
-/// long as KVM is in it, since microvm always uses KVM.
-fn check_accel_list(option: &'static str, list: &str) -> Result<(), ArgsError> {
-    if list.split(':').any(|a| a == "kvm") {
-        Ok(())
-    } else {
-        Err(invalid(option, list, "only the kvm accelerator is supported"))
-    }
-}
-
-/// `-accel kvm` (or `-accel accel=kvm`); no accelerator properties.
-pub(super) fn parse_accel(value: &str) -> Result<(), ArgsError> {
-    for Elem { key, value: val, .. } in elements("-accel", value, Some("accel"), ShortForms::FlagsOnly)? {
-        match (key.as_str(), val) {
-            ("accel", Some(v)) if v == "kvm" => {}
-            ("accel", Some(v)) => return Err(invalid("-accel", &v, "only kvm is supported")),
-            _ => return Err(invalid("-accel", value, "expected kvm (accelerator properties are not supported)")),
-        }
-    }
-    if value.is_empty() {
-        return Err(invalid("-accel", value, "expected kvm"));
-    }
-    Ok(())
-}
-
-/// `-cpu host` or `-cpu max`, optionally followed by QEMU feature flags
-/// (`host,-arch-capabilities`), which are ignored: the guest always gets the
-/// host CPUID as filtered by KVM.
-pub(super) fn parse_cpu(value: &str) -> Result<(), ArgsError> {
-    let model = value.split(',').next().unwrap_or_default();
-    if model == "host" || model == "max" {
-        Ok(())
-    } else {
-        Err(invalid("-cpu", value, "only 'host' and 'max' are supported (the guest sees the host CPU)"))
-    }
-}
-
-/// `-serial stdio|none`. See `finish` in `args.rs` for how it combines with `-M`.
-pub(super) fn parse_serial(value: &str, p: &mut Parsed) -> Result<(), ArgsError> {
-    match value {
-        "stdio" => {
-            if p.serial_stdio {
-                // QEMU: "cannot use stdio by multiple character devices".
-                return Err(invalid("-serial", value, "given more than once; microvm has one serial port"));
-            }
-            p.serial_stdio = true;
-        }
-        "none" => {}
-        "mon:stdio" => {
-            return Err(invalid("-serial", value, "there is no monitor; use -serial stdio"));
-        }
-        _ => {
-            return Err(invalid("-serial", value, "not supported; use stdio or none"));
-        }
-    }
-    p.serial_given = true;
     Ok(())
 }
 

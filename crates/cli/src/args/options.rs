@@ -3,6 +3,7 @@
 //! help texts are the limits `help.rs` fills in from their constants.
 
 use super::device_props::{CHARDEV_KINDS, DEVICE_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
+use super::host::{CPU_PROPS, OVERCOMMIT_PROPS, RTC_PROPS};
 use super::schema::Value::{Bool, Flag, OneOf, Text};
 use super::schema::{ignored, prop, KindDesc, Opt, OptDesc, PropDesc, Props, Section};
 
@@ -69,7 +70,7 @@ pub(super) const MACHINE_PROPS: &[PropDesc] = &[
          microvm). auto = off, so the default machine and its address map do not change. A kernel without ACPI \
          finds no virtio device with acpi=on unless auto-kernel-cmdline=on.",
     ),
-    prop("accel", Text("kvm"), Some("kvm"), "Old spelling of -accel: must name kvm (kvm:tcg is fine)."),
+    prop("accel", Text("kvm"), Some("kvm"), "Old spelling of -accel: A:B:... tried in order (see -accel)."),
     prop("kernel-irqchip", OneOf(&["on"]), Some("on"), "KVM's in-kernel irqchip; only on."),
     prop(
         "dump-mtree",
@@ -83,6 +84,13 @@ pub(super) const MACHINE_PROPS: &[PropDesc] = &[
         Text("ID"),
         None,
         "The -object memory-backend-* guest RAM lives in (default: anonymous memory).",
+    ),
+    prop(
+        "dump-seccomp",
+        Flag,
+        Some("off"),
+        "Print each thread the VM would run (main, vCPUs, virtio) with the system calls its seccomp filter \
+         allows and their argument conditions, the host side of the attack surface, and exit without running it.",
     ),
     ignored("pic", Bool, "KVM's in-kernel irqchip always has the PIC."),
     ignored("x-option-roms", Bool, "there is no firmware, so no option ROMs."),
@@ -129,14 +137,58 @@ pub(super) const NAME_PROPS: &[PropDesc] = &[
     ignored("process", Text("NAME"), "QEMU renames its own process; microvm keeps its name."),
 ];
 
+/// `-sandbox` properties. QEMU's categories open holes in its denylist; microvm's filters
+/// are allowlists that never hold those calls, so asking for them changes nothing.
+pub(super) const SANDBOX_PROPS: &[PropDesc] = &[
+    prop(
+        "enable",
+        Bool,
+        Some("on"),
+        "Each thread (main, vCPU, virtio) runs under its own seccomp allowlist from the end of set-up; a call \
+         outside it ends microvm with SIGSYS and one line naming it. off: no filter (for debugging; warns).",
+    ),
+    ignored("obsolete", OneOf(&["allow", "deny"]), "microvm's allowlists never include obsolete calls."),
+    ignored(
+        "elevateprivileges",
+        OneOf(&["allow", "deny", "children"]),
+        "microvm's allowlists never include setuid and the like.",
+    ),
+    ignored("spawn", OneOf(&["allow", "deny"]), "microvm's allowlists never include fork or exec."),
+    ignored(
+        "resourcecontrol",
+        OneOf(&["allow", "deny"]),
+        "microvm's allowlists never include scheduler or rlimit calls.",
+    ),
+];
+
+/// `-run-with` properties.
+pub(super) const RUN_WITH_PROPS: &[PropDesc] = &[
+    prop(
+        "chroot",
+        Text("DIR"),
+        None,
+        "After set-up, enter a new mount namespace with DIR as its root (pivot_root; chroot where that \
+         cannot work), with no capabilities, no_new_privs, a descriptor limit, no core dumps, every inherited \
+         descriptor closed and an empty Landlock ruleset. Needs root.",
+    ),
+    prop(
+        "user",
+        Text("USER[:GROUP]"),
+        None,
+        "After set-up, run as USER (a name, or UID:GID) and its group (or GROUP), with no capabilities. Needs root.",
+    ),
+    ignored("async-teardown", Bool, "microvm's memory goes with the process; there is no teardown process."),
+];
+
 /// `-mon` properties.
 pub(super) const MON_PROPS: &[PropDesc] = &[
     prop("chardev", Text("ID"), None, "The -chardev (stdio or socket) the monitor talks on; no device may use it."),
     prop(
         "mode",
-        OneOf(&["control"]),
+        OneOf(&["readline", "control"]),
         Some("readline"),
-        "control: QMP. readline (QEMU's default, the human monitor) is not supported yet.",
+        "readline: the human monitor (help, info status|cpus|mtree|version|chardev|block|qtree, stop, cont, \
+         quit, system_reset); control: QMP.",
     ),
     prop("pretty", Bool, Some("off"), "Indented JSON replies."),
 ];
@@ -247,15 +299,28 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         Some("cpus"),
         SMP_PROPS,
     ),
-    opt(
-        "-cpu",
-        &[],
-        Opt::Cpu,
-        Some("host|max[,features...]"),
-        Section::Machine,
-        "The guest always sees the host CPU as KVM exposes it; feature flags are ignored.",
+    with_props(
+        opt(
+            "-cpu",
+            &[],
+            Opt::Cpu,
+            Some("host|max[,+FLAG|-FLAG|FLAG=on|off][,pmu=on|off][,migratable=on|off]"),
+            Section::Machine,
+            "The guest sees the host CPU as KVM exposes it, with these flags turned on (+FLAG, where KVM offers \
+             them) or off (-FLAG): {CPU_FLAGS}. Other flags and properties are accepted and named in one warning.",
+        ),
+        Some("model"),
+        CPU_PROPS,
     ),
-    opt("-accel", &[], Opt::Accel, Some("kvm"), Section::Machine, "KVM is always used; other accelerators are errors."),
+    opt(
+        "-accel",
+        &[],
+        Opt::Accel,
+        Some("kvm"),
+        Section::Machine,
+        "Accelerators are tried in the order given (repeat -accel, or -M accel=kvm:tcg) and the first usable \
+         one wins, as in QEMU. Only kvm is usable: a list without it is an error (tcg never is).",
+    ),
     OptDesc { note: Some("KVM is always used."), ..opt("-enable-kvm", &[], Opt::Ignored, None, Section::NoEffect, "") },
     opt(
         "-kernel",
@@ -266,18 +331,28 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         "Required. ELF vmlinux with a PVH note, or a bzImage.",
     ),
     opt("-append", &[], Opt::Append, Some("STRING"), Section::Boot, "Kernel command line."),
+    opt(
+        "-bios",
+        &[],
+        Opt::Firmware,
+        Some("FILE"),
+        Section::Boot,
+        "Accepted with -kernel, which is loaded directly: no firmware runs (one warning says so). Without \
+         -kernel, an error.",
+    ),
+    opt("-L", &[], Opt::Firmware, Some("DIR"), Section::Boot, "The firmware directory: as -bios."),
     opt("-initrd", &[], Opt::Initrd, Some("PATH"), Section::Boot, "Initial ramdisk."),
     opt(
         "-serial",
         &[],
         Opt::Serial,
-        Some("stdio|none"),
+        Some("stdio|null|none|pty|file:PATH|unix:PATH[,server,nowait]|tcp:[HOST]:PORT[,server,nowait]|chardev:ID"),
         Section::Serial,
-        "stdio: connect the 16550A to stdin/stdout (given once). none: the 16550A exists but is connected to \
-         nothing. Either implies legacy mode unless isa-serial=off; -serial stdio with isa-serial=off is an \
-         error (there is no port to connect). Without -serial, a legacy-mode port goes to stdio, or to nothing \
-         with -nodefaults (QEMU drops its default serial) or when -chardev stdio or -qmp stdio owns stdin. \
-         Other backends (pty, file:, tcp:, unix:, mon:stdio, ...) are not supported.",
+        "Connect the 16550A (COM1) to a chardev; any -serial implies legacy mode unless isa-serial=off, which \
+         contradicts a connected one. As in QEMU, none adds no port (so the next -serial is COM1) and a \
+         second connected -serial is an error (there is no COM2). Without -serial, a legacy-mode port goes to \
+         stdio, or to nothing with -nodefaults (QEMU drops its default serial) or when -chardev stdio or -qmp \
+         stdio owns stdin. Every backend goes through the chardev layer (stdio in raw mode).",
     ),
     opt("-nodefaults", &[], Opt::Nodefaults, None, Section::Serial, "No default serial port (see -serial)."),
     opt(
@@ -340,7 +415,8 @@ pub(super) const OPTIONS: &[OptDesc] = &[
             Opt::Chardev,
             Some("BACKEND,id=ID[,prop=value...]"),
             Section::Devices,
-            "A character backend for virtconsole or -mon. mux=on is an error (there is no monitor to multiplex).",
+            "A character backend for -serial chardev:ID, virtconsole, virtserialport or -mon; with mux=on \
+             several of them share it.",
         ),
         CHARDEV_KINDS,
     ),
@@ -368,15 +444,34 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         ),
         QMP_KINDS,
     ),
+    opt(
+        "-monitor",
+        &[],
+        Opt::Monitor,
+        Some("stdio|unix:PATH[,...]|tcp:[HOST]:PORT[,...]|chardev:ID|none"),
+        Section::Management,
+        "A human monitor (readline, QEMU's (qemu) prompt): on stdio, a socket, or a -chardev (a mux=on one is \
+         shared with the guest's consoles: C-a c switches). -serial mon:stdio puts one on stdio with the serial \
+         port.",
+    ),
+    opt(
+        "-echr",
+        &[],
+        Opt::Echr,
+        Some("N"),
+        Section::Management,
+        "The escape key of mux chardevs, as a character code (decimal or 0x hex): default 1, C-a. C-a h lists \
+         the keys: C-a c switches front end, C-a x quits, C-a C-a sends C-a.",
+    ),
     opt("-qmp-pretty", &[], Opt::QmpPretty, Some("SPEC"), Section::Management, "As -qmp, with indented JSON replies."),
     with_props(
         opt(
             "-mon",
             &[],
             Opt::Mon,
-            Some("[chardev=]ID,mode=control[,pretty=on|off]"),
+            Some("[chardev=]ID[,mode=readline|control][,pretty=on|off]"),
             Section::Management,
-            "A QMP monitor on a -chardev.",
+            "A monitor on a -chardev: human (readline, the default) or QMP (mode=control).",
         ),
         Some("chardev"),
         MON_PROPS,
@@ -410,6 +505,32 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         Section::Management,
         "Detach from the terminal once the VM is set up.",
     ),
+    with_props(
+        opt(
+            "-sandbox",
+            &[],
+            Opt::Sandbox,
+            Some("on|off[,obsolete=...][,elevateprivileges=...][,spawn=...][,resourcecontrol=...]"),
+            Section::Management,
+            "Per-thread seccomp filters: on by default.",
+        ),
+        Some("enable"),
+        SANDBOX_PROPS,
+    ),
+    with_props(
+        opt(
+            "-run-with",
+            &[],
+            Opt::RunWith,
+            Some("[chroot=DIR][,user=USER[:GROUP]]"),
+            Section::Management,
+            "The jail: see its properties.",
+        ),
+        None,
+        RUN_WITH_PROPS,
+    ),
+    opt("-chroot", &[], Opt::Chroot, Some("DIR"), Section::Management, "Old spelling of -run-with chroot=DIR."),
+    opt("-runas", &[], Opt::Runas, Some("USER[:GROUP]"), Section::Management, "Old spelling of -run-with user=USER."),
     opt("-pidfile", &[], Opt::Pidfile, Some("PATH"), Section::Management, "Write the process id to PATH."),
     opt(
         "-report-start-time",
@@ -440,6 +561,48 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         "Print this help and exit; -OPTION help lists its properties.",
     ),
     opt("-version", &[], Opt::Version, None, Section::Other, "Print the version and exit."),
+    opt(
+        "-D",
+        &[],
+        Opt::LogFile,
+        Some("FILE"),
+        Section::Other,
+        "Write microvm's log (warnings, -d output) to FILE instead of stderr; the one-line error that ends \
+         microvm still goes to stderr.",
+    ),
+    opt(
+        "-d",
+        &[],
+        Opt::LogItems,
+        Some("ITEM[,ITEM...]"),
+        Section::Other,
+        "guest_errors: log guest accesses to ports and addresses no device claims (at most 10 lines a second). \
+         QEMU's other items ({LOG_ITEMS}) are accepted and named in one warning.",
+    ),
+    with_props(
+        opt(
+            "-rtc",
+            &[],
+            Opt::Rtc,
+            Some("[base=utc|localtime][,clock=host][,driftfix=slew]"),
+            Section::Machine,
+            "The CMOS clock's time base.",
+        ),
+        None,
+        RTC_PROPS,
+    ),
+    with_props(
+        opt(
+            "-overcommit",
+            &[],
+            Opt::Overcommit,
+            Some("[mem-lock=on|off][,cpu-pm=off]"),
+            Section::Machine,
+            "Host memory and CPU use.",
+        ),
+        None,
+        OVERCOMMIT_PROPS,
+    ),
     opt("-no-acpi", &[], Opt::NoAcpi, None, Section::Machine, "Same as -M microvm,acpi=off."),
     opt(
         "-no-shutdown",
@@ -471,9 +634,7 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     refused("-hda", USE_DRIVE),
     refused("-hdb", USE_DRIVE),
     refused("-cdrom", "microvm has no CD-ROM; use a raw image with -drive and virtio-blk-device"),
-    refused("-bios", NO_FIRMWARE),
     refused("-boot", NO_FIRMWARE),
-    refused("-monitor", "the human monitor is not supported yet; use -qmp"),
     refused("-vnc", "microvm has no display"),
     refused("-usb", "microvm has no USB"),
     refused("-snapshot", "use a copy of the image"),

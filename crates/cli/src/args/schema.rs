@@ -20,6 +20,14 @@ pub(super) enum Opt {
     Nodefaults,
     Accel,
     Cpu,
+    /// `-bios`, `-L`: firmware, which microvm does not run.
+    Firmware,
+    Rtc,
+    Overcommit,
+    /// `-D FILE`.
+    LogFile,
+    /// `-d ITEMS`.
+    LogItems,
     Display,
     Vga,
     Parallel,
@@ -29,9 +37,17 @@ pub(super) enum Opt {
     StartPaused,
     Daemonize,
     Pidfile,
+    Sandbox,
+    RunWith,
+    Chroot,
+    Runas,
     Qmp,
     QmpPretty,
     Mon,
+    /// `-monitor`: a human monitor.
+    Monitor,
+    /// `-echr N`: the mux escape key.
+    Echr,
     Global,
     ReportStartTime,
     TraceBoot,

@@ -40,7 +40,14 @@ pub(super) fn err_full(full: &[&str]) -> ArgsError {
 
 /// `vm` as a plain run (no process options).
 pub(super) fn plain_run(vm: VmConfig) -> Command {
-    Command::Run(Launch { vm, daemonize: false, pidfile: None::<PathBuf> })
+    Command::Run(Launch {
+        vm,
+        daemonize: false,
+        pidfile: None::<PathBuf>,
+        jail: None,
+        log_file: None,
+        warnings: Vec::new(),
+    })
 }
 
 /// The error is an InvalidValue of `option` whose reason contains `reason`.
@@ -59,15 +66,21 @@ pub(super) fn devs(extra: &[&str]) -> Vec<DeviceConfig> {
 }
 
 pub(super) fn block(id: &str, path: &str) -> DeviceConfig {
-    DeviceConfig::Block(BlockConfig { id: id.into(), path: path.into(), read_only: false, cache: CacheMode::Writeback })
+    DeviceConfig::Block(BlockConfig {
+        id: id.into(),
+        path: path.into(),
+        read_only: false,
+        cache: CacheMode::Writeback,
+        serial: None,
+    })
 }
 
 pub(super) fn net(id: &str, ifname: Option<&str>, mac: Option<[u8; 6]>) -> DeviceConfig {
-    DeviceConfig::Net(NetConfig { id: id.into(), ifname: ifname.map(Into::into), mac, vhost: false })
+    DeviceConfig::Net(NetConfig { id: id.into(), ifname: ifname.map(Into::into), fd: None, mac, vhost: false })
 }
 
 pub(super) fn console(id: &str, backend: ChardevBackend) -> DeviceConfig {
-    DeviceConfig::Console(ConsoleConfig { chardev: ChardevConfig { id: id.into(), backend } })
+    DeviceConfig::Console(ConsoleConfig { chardev: ChardevConfig { id: id.into(), backend, logfile: None } })
 }
 
 pub(super) fn socket(path: &str, server: bool, wait: bool) -> ChardevBackend {

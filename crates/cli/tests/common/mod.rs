@@ -73,9 +73,14 @@ impl Drop for TempDir {
     }
 }
 
-/// The `microvm` binary under test.
+/// The `microvm` binary under test: cargo's debug build (glibc), or the one
+/// `MICROVM_BIN` names (the static musl binary of `cargo xtask binary`), so the same
+/// tests check that the seccomp lists fit both C libraries.
 pub fn microvm_path() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_microvm"))
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        std::env::var_os("MICROVM_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_microvm")), PathBuf::from)
+    })
 }
 
 /// The `microvm` binary under test, with a clean environment for the things

@@ -76,6 +76,22 @@ pub fn host_clock() -> Clock {
     Box::new(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default())
 }
 
+/// The host's wall clock in its local time zone (`-rtc base=localtime`): the
+/// guest reads local time from the CMOS registers, as DOS and Windows expect.
+/// The offset is looked up at each reading, so a DST change shows.
+pub fn local_clock() -> Clock {
+    Box::new(|| {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = libc::time_t::try_from(now.as_secs()).unwrap_or(libc::time_t::MAX);
+        // SAFETY: tm is plain data that localtime_r fills in.
+        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+        // SAFETY: localtime_r reads one time_t and writes one tm, both ours.
+        let offset = if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() { 0 } else { tm.tm_gmtoff };
+        let shifted = i64::try_from(now.as_secs()).unwrap_or(i64::MAX).saturating_add(offset).max(0);
+        Duration::new(shifted as u64, now.subsec_nanos())
+    })
+}
+
 /// When the device's timer should next fire, if at all: the owner keeps a timer armed
 /// accordingly (a timerfd on the event loop) and calls [`Rtc::timer_expired`].
 pub trait RtcTimer: Send {

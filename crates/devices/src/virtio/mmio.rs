@@ -228,14 +228,15 @@ impl MmioTransport {
 
     fn activate(&mut self) {
         let sizes: Vec<u16> = self.queues.iter().map(|q| q.max_size()).collect();
+        let active = lock(&self.device).active_queues(self.acked_features).min(self.queues.len());
         let usable = |(i, q): (usize, &Queue)| q.ready() && !self.bad_queue_size[i] && q.is_valid(&self.mem);
-        if let Some(index) = self.queues.iter().enumerate().position(|iq| !usable(iq)) {
+        if let Some(index) = self.queues[..active].iter().enumerate().position(|iq| !usable(iq)) {
             self.complain(format!("queue {index} is not ready or not valid at DRIVER_OK"));
             self.needs_reset();
             return;
         }
-        let mut events = Vec::with_capacity(self.queue_events.len());
-        for evt in &self.queue_events {
+        let mut events = Vec::with_capacity(active);
+        for evt in &self.queue_events[..active] {
             match evt.try_clone() {
                 Ok(e) => events.push(e),
                 Err(e) => {
@@ -246,8 +247,9 @@ impl MmioTransport {
             }
         }
         // The transport keeps fresh queues for a later reset and re-activation.
-        let queues =
+        let mut queues =
             std::mem::replace(&mut self.queues, sizes.iter().filter_map(|&max| Queue::new(max).ok()).collect());
+        queues.truncate(active);
         let ctx = ActivateContext {
             mem: self.mem.clone(),
             acked_features: self.acked_features,

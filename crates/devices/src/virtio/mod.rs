@@ -16,8 +16,8 @@ pub mod console;
 pub mod mmio;
 pub mod net;
 pub mod rng;
-#[cfg(test)]
-pub(crate) mod test_driver;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_driver;
 pub mod vhost;
 
 pub use activation::Activation;
@@ -26,6 +26,19 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
+
+/// Most descriptor chains a device serves from one queue in one turn of the shared device
+/// thread's loop. A guest that keeps one queue full cannot hold the thread: the device
+/// re-notifies itself ([`come_back_later`]) and the other devices' ready events are served
+/// before its next batch.
+pub const CHAINS_PER_TURN: usize = 64;
+
+/// Makes the event loop call the device for `queue_event`'s queue again on its next turn.
+pub fn come_back_later(queue_event: &EventFd) {
+    if let Err(e) = queue_event.write(1) {
+        log::error!("virtio: cannot re-notify a queue left for the next turn: {e}");
+    }
+}
 
 /// Feature bit every modern device offers and requires.
 pub const VIRTIO_F_VERSION_1: u64 = 1 << virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
@@ -126,6 +139,12 @@ pub trait VirtioDevice: Send {
     fn device_type(&self) -> u32;
     /// Largest size of each queue; the count is the number of queues.
     fn queue_max_sizes(&self) -> &[u16];
+    /// How many of those queues the driver sets up with `acked_features` (the first ones):
+    /// devices with optional queues (the balloon's statistics and reporting queues) say
+    /// fewer than all. Only these must be ready at DRIVER_OK and are handed over.
+    fn active_queues(&self, _acked_features: u64) -> usize {
+        self.queue_max_sizes().len()
+    }
     /// Features offered (VIRTIO_F_VERSION_1 included).
     fn features(&self) -> u64;
     /// Reads of the device-specific configuration space. Bytes beyond it read 0.

@@ -1,6 +1,11 @@
 //! virtio-rng: fills the guest's buffers from the host's getrandom().
 
-use super::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use super::{
+    come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN,
+    VIRTIO_F_VERSION_1,
+};
+use crate::guest_warn;
+use crate::noise::LineBudget;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use virtio_bindings::virtio_ids::VIRTIO_ID_RNG;
 use virtio_queue::{QueueOwnedT, QueueT};
@@ -15,11 +20,12 @@ pub struct Rng {
     activation: Activation,
     /// Set once the device stopped serving its queue (needs a reset).
     broken: bool,
+    used_ring_lines: LineBudget,
 }
 
 impl Rng {
     pub fn new() -> std::io::Result<Self> {
-        Ok(Rng { activation: Activation::new()?, broken: false })
+        Ok(Rng { activation: Activation::new()?, broken: false, used_ring_lines: LineBudget::new() })
     }
 
     fn process_queue(&mut self) {
@@ -27,7 +33,12 @@ impl Rng {
         let mem = ctx.mem.clone();
         let queue = &mut ctx.queues[0];
         let mut used_any = false;
+        let mut served = 0;
         loop {
+            if served == CHAINS_PER_TURN {
+                come_back_later(&ctx.queue_events[0]);
+                break;
+            }
             let chain = match queue.iter(&mem) {
                 Ok(mut iter) => iter.next(),
                 Err(e) => {
@@ -44,10 +55,11 @@ impl Rng {
             let head = chain.head_index();
             let written = fill_chain(&mem, chain);
             if queue.add_used(&mem, head, written).is_err() {
-                log::warn!("virtio-rng: used ring is outside guest memory");
+                guest_warn!(self.used_ring_lines, "virtio-rng: used ring is outside guest memory");
                 return;
             }
             used_any = true;
+            served += 1;
         }
         if used_any && queue.needs_notification(&mem).unwrap_or(true) {
             ctx.interrupt.signal_used_queue();
@@ -269,6 +281,29 @@ mod tests {
     fn unknown_features_are_refused() {
         let (mut d, _) = TestDriver::new(Rng::new().unwrap());
         assert_eq!(d.negotiate(1 << 20) & status::FEATURES_OK, 0);
+    }
+
+    /// Acceptance: a guest flooding one device does not starve another on the shared thread.
+    #[test]
+    fn a_flooded_queue_is_served_in_bounded_turns_and_its_neighbour_still_served() {
+        let (mut flooded, _) = TestDriver::new(Rng::new().unwrap());
+        flooded.activate(0, QUEUE_SIZE);
+        let (mut quiet, _) = TestDriver::beside(Rng::new().unwrap(), &flooded);
+        quiet.activate(0, 16);
+        for _ in 0..QUEUE_SIZE {
+            let a = flooded.alloc(8, 0);
+            flooded.add_chain(0, &[(a, 8, true)]);
+        }
+        let a = quiet.alloc(8, 0);
+        let head = quiet.add_chain(0, &[(a, 8, true)]);
+        flooded.kick(0);
+        quiet.kick(0);
+        flooded.run_turn();
+        assert_eq!(quiet.used(0), vec![(u32::from(head), 8)], "the quiet device is served in the same turn");
+        assert_eq!(flooded.used(0).len(), CHAINS_PER_TURN, "one turn serves one batch of the flood");
+        // The rest is served in later turns without another kick from the guest.
+        flooded.run_events();
+        assert_eq!(flooded.used(0).len(), usize::from(QUEUE_SIZE) - CHAINS_PER_TURN);
     }
 
     #[test]

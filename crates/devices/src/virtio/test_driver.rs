@@ -7,6 +7,8 @@ use super::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use super::{status, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::BusDevice;
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -37,9 +39,13 @@ pub struct TestDriver {
     pub irq: EventFd,
     pub interrupt: Arc<Interrupt>,
     queues: Vec<DriverQueue>,
-    events: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>,
+    events: SharedLoop,
     next_buffer: u64,
 }
+
+/// A device event loop, shared by drivers whose devices serve on one thread (as the VMM's
+/// devices share the virtio thread).
+type SharedLoop = Rc<RefCell<EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>>>;
 
 pub fn mem() -> GuestMemoryMmap {
     GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_SIZE as usize)]).unwrap()
@@ -50,6 +56,21 @@ impl TestDriver {
     where
         D: VirtioDevice + MutEventSubscriber + 'static,
     {
+        Self::on_loop(device, Rc::new(RefCell::new(EventManager::new().unwrap())))
+    }
+
+    /// A driver for `device`, which serves on the same event loop as `other`'s device.
+    pub fn beside<D>(device: D, other: &TestDriver) -> (Self, Arc<Mutex<D>>)
+    where
+        D: VirtioDevice + MutEventSubscriber + 'static,
+    {
+        Self::on_loop(device, other.events.clone())
+    }
+
+    fn on_loop<D>(device: D, events: SharedLoop) -> (Self, Arc<Mutex<D>>)
+    where
+        D: VirtioDevice + MutEventSubscriber + 'static,
+    {
         let device = Arc::new(Mutex::new(device));
         let mem = mem();
         let irq = EventFd::new(EFD_NONBLOCK).unwrap();
@@ -57,9 +78,8 @@ impl TestDriver {
         let nqueues = device.lock().unwrap().queue_max_sizes().len();
         let queue_events = (0..nqueues).map(|_| EventFd::new(EFD_NONBLOCK).unwrap()).collect();
         let transport = MmioTransport::new(device.clone(), mem.clone(), interrupt.clone(), queue_events).unwrap();
-        let mut events = EventManager::new().unwrap();
         let subscriber: Arc<Mutex<dyn MutEventSubscriber + Send>> = device.clone();
-        events.add_subscriber(subscriber);
+        events.borrow_mut().add_subscriber(subscriber);
         let driver =
             TestDriver { mem, transport, irq, interrupt, queues: Vec::new(), events, next_buffer: BUFFER_AREA };
         (driver, device)
@@ -132,8 +152,17 @@ impl TestDriver {
     pub fn driver_ok(&mut self) -> u32 {
         let s = self.status();
         self.write_reg(0x70, s | status::DRIVER_OK);
-        self.run_events();
+        self.run_ready();
         self.status()
+    }
+
+    /// Resets the device (status 0) and forgets the rings, zeroed as a driver's fresh
+    /// allocation would be.
+    pub fn reset(&mut self) {
+        self.write_reg(0x70, 0);
+        let zeros = vec![0u8; (BUFFER_AREA - QUEUE_AREA) as usize];
+        self.mem.write_slice(&zeros, GuestAddress(QUEUE_AREA)).unwrap();
+        self.queues.clear();
     }
 
     /// Negotiates `features`, sets up every queue with `size` entries, DRIVER_OK.
@@ -211,11 +240,32 @@ impl TestDriver {
         self.run_events();
     }
 
+    /// Writes the queue's notify register without running the loop.
+    pub fn kick(&mut self, queue: u32) {
+        self.write_reg(REG_QUEUE_NOTIFY, queue);
+    }
+
+    /// One turn of the (possibly shared) event loop: every ready event served once.
+    pub fn run_turn(&mut self) {
+        self.events.borrow_mut().run_with_timeout(10).unwrap();
+    }
+
+    /// Runs the loop while events are ready, without waiting for more (every event a
+    /// test or fuzz input causes is ready at once); panics if it never settles.
+    pub fn run_ready(&mut self) {
+        for _ in 0..1000 {
+            if self.events.borrow_mut().run_with_timeout(0).unwrap() == 0 {
+                return;
+            }
+        }
+        panic!("device event loop does not settle");
+    }
+
     /// Panics if the loop never settles: a device that keeps an fd readable
     /// without consuming it would spin the real event loop forever.
     pub fn run_events(&mut self) {
         for _ in 0..1000 {
-            if self.events.run_with_timeout(10).unwrap() == 0 {
+            if self.events.borrow_mut().run_with_timeout(10).unwrap() == 0 {
                 return;
             }
         }

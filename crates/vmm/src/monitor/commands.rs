@@ -1,7 +1,7 @@
 //! The QMP commands microvm answers, with QEMU's argument and reply shapes (QAPI schema).
 //! Anything else gets CommandNotFound from the dispatcher, so clients fall back cleanly.
 
-use super::{hmp, power};
+use super::{balloon, hmp, power};
 use crate::control::Machine;
 use crate::device_registry::DeviceRegistry;
 use crate::exit::VmExit;
@@ -37,6 +37,8 @@ pub struct Facts {
     pub mtree: String,
     pub chardevs: Vec<ChardevInfo>,
     pub blocks: Vec<BlockInfo>,
+    /// Guest RAM in bytes (`balloon` sizes are relative to it).
+    pub mem_size: u64,
 }
 
 /// `package` as distributions fill QEMU's (" (Debian 1:7.2+dfsg-7)"): HMP's `info version`
@@ -76,8 +78,9 @@ const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
     ("query-chardev", |vm, args| args.finish().map(|()| query_chardev(&vm.facts.chardevs))),
     ("query-block", |vm, args| args.finish().map(|()| query_block(&vm.facts.blocks))),
     ("human-monitor-command", hmp::human_monitor_command),
-    ("balloon", balloon),
-    ("query-balloon", |vm, args| args.finish().and_then(|()| query_balloon(vm))),
+    ("balloon", balloon::set_target),
+    ("query-balloon", balloon::query),
+    ("qom-get", balloon::qom_get),
     ("system_powerdown", power::system_powerdown),
     ("send-key", power::send_key),
     ("input-send-event", power::input_send_event),
@@ -131,34 +134,6 @@ fn query_cpus_fast(vm: &VmControl) -> Value {
         })
         .collect();
     Value::Array(cpus)
-}
-
-/// QEMU's reply when there is no balloon.
-fn no_balloon() -> QmpError {
-    QmpError::new(qmp::ErrorClass::DeviceNotActive, "No balloon device has been activated")
-}
-
-/// `balloon value=BYTES`: the guest should keep BYTES of RAM (at most all of it).
-fn balloon(vm: &mut VmControl, mut args: Arguments) -> Result<Value, QmpError> {
-    let value: i64 = args.required("value")?;
-    args.finish()?;
-    let balloon = vm.devices.balloon().ok_or_else(no_balloon)?;
-    if value <= 0 {
-        return Err(QmpError::generic("Parameter 'target' expects a size"));
-    }
-    let mut balloon = balloon.lock().unwrap_or_else(|p| p.into_inner());
-    let ram = balloon.state().ram_size;
-    let keep = (value as u64).min(ram);
-    balloon.set_target(((ram - keep) / devices::virtio::balloon::PAGE_SIZE) as u32);
-    Ok(json!({}))
-}
-
-/// `query-balloon`: the RAM the guest has, as the balloon driver reports it.
-fn query_balloon(vm: &VmControl) -> Result<Value, QmpError> {
-    let balloon = vm.devices.balloon().ok_or_else(no_balloon)?;
-    let state = balloon.lock().unwrap_or_else(|p| p.into_inner()).state();
-    let given_back = u64::from(state.actual_pages()) * devices::virtio::balloon::PAGE_SIZE;
-    Ok(json!({ "actual": state.ram_size.saturating_sub(given_back) }))
 }
 
 fn query_machines() -> Value {

@@ -12,9 +12,48 @@ pub fn human_monitor_command(vm: &mut VmControl, mut args: Arguments) -> Result<
     // Which CPU `info registers` and friends would look at; none of ours needs one.
     let _cpu_index: Option<i64> = args.optional("cpu-index")?;
     args.finish()?;
+    Ok(Value::String(run_line(vm, &line)))
+}
+
+/// The commands `help` lists, as QEMU's help prints them.
+const HELP: &[(&str, &str)] = &[
+    ("cont|c", "resume emulation"),
+    ("help|? [cmd]", "show the help"),
+    ("info [subcommand]", "show various information about the system state"),
+    ("quit|q", "quit the emulator"),
+    ("sendkey keys", "send keys to the VM (e.g. 'sendkey ctrl-alt-delete'; needs -device i8042)"),
+    ("stop|s", "stop emulation"),
+    ("system_powerdown", "send system power down event"),
+    ("system_reset", "reset the system"),
+];
+
+/// `info` items, for `info` and `help info`.
+const INFO_ITEMS: &[(&str, &str)] = &[
+    ("block", "show the block devices"),
+    ("chardev", "show the character devices"),
+    ("cpus", "show infos for each CPU"),
+    ("mtree", "show memory tree"),
+    ("qtree", "show device tree"),
+    ("status", "show the current VM status (running|paused)"),
+    ("version", "show the version of QEMU"),
+];
+
+fn listing(prefix: &str, items: &[(&str, &str)]) -> String {
+    items.iter().map(|(name, what)| format!("{prefix}{name} -- {what}\r\n")).collect()
+}
+
+/// Runs one human-monitor line (from `human-monitor-command` or the readline
+/// monitor) and returns what it prints, lines ending in `\r\n`.
+pub fn run_line(vm: &mut VmControl, line: &str) -> String {
     let mut words = line.split_whitespace();
-    let output = match (words.next(), words.next()) {
+    match (words.next(), words.next()) {
         (None, _) => String::new(),
+        (Some("help" | "?"), Some("info")) => listing("info ", INFO_ITEMS),
+        (Some("help" | "?"), _) => listing("", HELP),
+        (Some("info"), Some("chardev")) => {
+            vm.facts.chardevs.iter().map(|c| format!("{}: filename={}\r\n", c.label, c.filename)).collect()
+        }
+        (Some("info"), Some("block")) => info_block(vm),
         (Some("info"), Some("status")) => info_status(vm.machine.state()),
         (Some("info"), Some("cpus")) => info_cpus(vm),
         (Some("info"), Some("version")) => {
@@ -24,11 +63,12 @@ pub fn human_monitor_command(vm: &mut VmControl, mut args: Arguments) -> Result<
         (Some("info"), Some("mtree")) => vm.facts.mtree.replace('\n', "\r\n"),
         (Some("info"), Some("qtree")) => info_qtree(vm),
         (Some("info"), Some(other)) => format!("info: unknown or unsupported item '{other}'\r\n"),
-        (Some("info"), None) => "info: give an item: status, cpus, version, mtree, qtree\r\n".to_owned(),
-        (Some(name @ ("stop" | "cont" | "quit" | "c" | "q")), None) => {
+        (Some("info"), None) => listing("info ", INFO_ITEMS),
+        (Some(name @ ("stop" | "s" | "cont" | "quit" | "c" | "q" | "system_reset")), None) => {
             let command = match name {
                 "c" => "cont",
                 "q" => "quit",
+                "s" => "stop",
                 other => other,
             };
             match commands::run(vm, command) {
@@ -45,8 +85,20 @@ pub fn human_monitor_command(vm: &mut VmControl, mut args: Arguments) -> Result<
         (Some("sendkey"), Some(keys)) => super::power::hmp_sendkey(vm, keys),
         // QEMU answers an unknown command with text, not a QMP error.
         (Some(other), _) => format!("unknown command: '{other}'\r\n"),
-    };
-    Ok(Value::String(output))
+    }
+}
+
+/// QEMU's `info block` lines: `ID: PATH (raw[, read-only])` and the cache mode.
+fn info_block(vm: &VmControl) -> String {
+    vm.facts
+        .blocks
+        .iter()
+        .map(|b| {
+            let ro = if b.read_only { ", read-only" } else { "" };
+            let cache = format!("{:?}", b.cache).to_lowercase();
+            format!("{}: {} (raw{ro})\r\n    Cache mode:       {cache}\r\n", b.id, b.path.display())
+        })
+        .collect()
 }
 
 fn info_status(state: RunState) -> String {

@@ -8,12 +8,17 @@
 //! buffer until epoll says the socket is writable, and a client whose buffer overflows
 //! (it never reads) is dropped. So no client can stall the VM or the other clients.
 
+mod balloon;
 mod commands;
 mod hmp;
+mod mux;
+mod mux_core;
 mod power;
+mod readline;
 mod sockets;
 
 pub use commands::{version_banner, Facts, VmControl};
+pub use mux::Mux;
 pub use sockets::SocketError;
 
 use crate::config::{MonitorConfig, MonitorSocket};

@@ -1,11 +1,14 @@
 //! vCPUs: creating them and setting their boot-time architectural state (here), and the
 //! thread each one runs on, driven by commands (`thread.rs`).
 
+mod guest_errors;
 mod thread;
 
+pub use guest_errors::GuestErrorLog;
 pub use thread::{install_kick_handler, VcpuAck, VcpuCommand, VcpuContext, VcpuHandle, VcpuThreadOptions};
 
 use crate::exit::VmExit;
+use arch::cpu_features::{apply_features, CpuFeatures};
 use arch::cpuid::{patch_cpuid, CpuidParams};
 use arch::regs::{boot_fpu, boot_msrs, boot_regs, boot_sregs, configure_lapic, BootEntry};
 use kvm_bindings::{kvm_cpuid_entry2, CpuId, Msrs};
@@ -30,6 +33,8 @@ pub struct CpuidTemplate {
     pub supported: Vec<kvm_cpuid_entry2>,
     pub tsc_khz: Option<u32>,
     pub tsc_deadline: bool,
+    /// `-cpu host,...` flags, applied last.
+    pub features: CpuFeatures,
 }
 
 pub struct Vcpu {
@@ -58,13 +63,20 @@ impl Vcpu {
 
     /// CPUID, MSRs, FPU and LAPIC for every vCPU; registers for the boot vCPU
     /// (`entry` is `Some` only for it: the others wait for INIT/SIPI in KVM).
-    pub fn configure(&self, cpuid: &CpuidTemplate, count: u8, entry: Option<BootEntry>) -> Result<(), VcpuError> {
+    /// Returns the `+FLAG`s of `-cpu` KVM does not offer (left off).
+    pub fn configure(
+        &self,
+        cpuid: &CpuidTemplate,
+        count: u8,
+        entry: Option<BootEntry>,
+    ) -> Result<Vec<&'static str>, VcpuError> {
         let id = self.id;
         let err = |what| move |source| VcpuError::Setup { id, what, source };
         let mut entries = cpuid.supported.clone();
         let params =
             CpuidParams { vcpu_id: id, vcpu_count: count, tsc_khz: cpuid.tsc_khz, tsc_deadline: cpuid.tsc_deadline };
         patch_cpuid(&mut entries, &params);
+        let not_applied = apply_features(&mut entries, &cpuid.features);
         let cpuid = CpuId::from_entries(&entries).map_err(|_| VcpuError::Setup {
             id,
             what: "CPUID",
@@ -88,7 +100,7 @@ impl Vcpu {
             self.fd.set_sregs(&boot_sregs(sregs, entry)).map_err(err("special registers"))?;
             self.fd.set_regs(&boot_regs(entry)).map_err(err("registers"))?;
         }
-        Ok(())
+        Ok(not_applied)
     }
 
     /// Logs the register state (for the bug report) and builds the exit reason.

@@ -8,16 +8,18 @@
 //! lands just before the thread enters KVM_RUN, KVM sees `immediate_exit` and returns
 //! EINTR at once. Either way the thread then reads its messages. No kick is repeated.
 
+use super::guest_errors::{Access, GuestErrorLog};
 use super::{Vcpu, VcpuError, UNCLAIMED_READ};
 use crate::exit::{ExitNotifier, VmExit};
 use crate::startup::StartupClock;
 use devices::bus::Bus;
 use kvm_bindings::kvm_run;
 use kvm_ioctls::VcpuExit;
+use sandbox::{Sandbox, ThreadKind, ThreadStart};
 use std::cell::Cell;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use vmm_sys_util::signal::Killable;
@@ -28,6 +30,12 @@ pub struct VcpuContext {
     pub mmio: Arc<Bus>,
     pub exit: Arc<ExitNotifier>,
     pub clock: Arc<StartupClock>,
+    /// Every vCPU thread and the main thread meet here once each is under its seccomp
+    /// filter, so no guest instruction runs before the whole process is confined.
+    pub start_gate: Arc<Barrier>,
+    pub sandbox: Arc<Sandbox>,
+    /// `-d guest_errors`; `None`: unclaimed accesses are not logged.
+    pub guest_errors: Option<GuestErrorLog>,
 }
 
 /// What the owner of a vCPU thread asks of it.
@@ -104,15 +112,21 @@ impl Vcpu {
         let (ack_tx, acks) = mpsc::channel();
         let tid = Arc::new(OnceLock::new());
         let thread_tid = tid.clone();
-        let thread = std::thread::Builder::new()
-            .name(options.name)
-            .spawn(move || {
-                // SAFETY: the gettid system call has no preconditions. The raw syscall, not
-                // libc's wrapper: the static musl build resolves that one to a null weak symbol.
-                let _ = thread_tid.set(unsafe { libc::syscall(libc::SYS_gettid) } as i32);
-                self.thread_main(&ctx, &command_rx, &ack_tx, options.parked);
-            })
-            .map_err(|source| VcpuError::Spawn { id, source })?;
+        let exit = ctx.exit.clone();
+        let on_failure = move |message| exit.notify(VmExit::VcpuError { vcpu: id, message });
+        let start = ThreadStart {
+            name: options.name,
+            kind: ThreadKind::Vcpu,
+            sandbox: ctx.sandbox.clone(),
+            gate: Some(ctx.start_gate.clone()),
+        };
+        let thread = sandbox::spawn(start, on_failure, move || {
+            // SAFETY: the gettid system call has no preconditions. The raw syscall, not
+            // libc's wrapper: the static musl build resolves that one to a null weak symbol.
+            let _ = thread_tid.set(unsafe { libc::syscall(libc::SYS_gettid) } as i32);
+            self.thread_main(&ctx, &command_rx, &ack_tx, options.parked);
+        })
+        .map_err(|source| VcpuError::Spawn { id, source })?;
         Ok(VcpuHandle { id, commands, acks, tid, thread })
     }
 
@@ -163,25 +177,32 @@ impl Vcpu {
 
     /// One KVM_RUN and the exit it returns; `Some` when the VM must end.
     fn run_once(&mut self, ctx: &VcpuContext) -> Option<VmExit> {
+        let id = self.id;
         let outcome = match self.fd.run() {
             Ok(VcpuExit::IoIn(port, data)) => {
                 if !ctx.pio.read(u64::from(port), data) {
                     data.fill(UNCLAIMED_READ);
+                    unclaimed(ctx, id, Access::PortRead, u64::from(port), data);
                 }
                 return None;
             }
             Ok(VcpuExit::IoOut(port, data)) => {
-                ctx.pio.write(u64::from(port), data);
+                if !ctx.pio.write(u64::from(port), data) {
+                    unclaimed(ctx, id, Access::PortWrite, u64::from(port), data);
+                }
                 return None;
             }
             Ok(VcpuExit::MmioRead(addr, data)) => {
                 if !ctx.mmio.read(addr, data) {
                     data.fill(UNCLAIMED_READ);
+                    unclaimed(ctx, id, Access::MmioRead, addr, data);
                 }
                 return None;
             }
             Ok(VcpuExit::MmioWrite(addr, data)) => {
-                ctx.mmio.write(addr, data);
+                if !ctx.mmio.write(addr, data) {
+                    unclaimed(ctx, id, Access::MmioWrite, addr, data);
+                }
                 return None;
             }
             Ok(VcpuExit::Intr) => return None,
@@ -208,6 +229,14 @@ impl Vcpu {
             Err(e) => self.failure(format!("KVM_RUN failed: {e}")),
         };
         Some(outcome)
+    }
+}
+
+/// An access no device claimed: logged with `-d guest_errors`.
+#[cold]
+fn unclaimed(ctx: &VcpuContext, vcpu: u8, access: Access, addr: u64, data: &[u8]) {
+    if let Some(log) = &ctx.guest_errors {
+        log.report(vcpu, access, addr, data);
     }
 }
 

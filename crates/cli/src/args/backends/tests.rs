@@ -1,7 +1,7 @@
 use super::super::test_util::*;
 use super::*;
 use std::path::PathBuf;
-use vmm::config::{BlockConfig, DeviceConfig, NetConfig, SerialConfig};
+use vmm::config::{BlockConfig, ChardevBackend, DeviceConfig, LogFile, NetConfig, SerialConfig};
 
 // ---- -drive ----
 
@@ -16,7 +16,13 @@ fn drive_properties() {
     };
     assert_eq!(
         drive("id=d,file=/images/root.img,format=raw,if=none"),
-        BlockConfig { id: "d".into(), path: "/images/root.img".into(), read_only: false, cache: CacheMode::Writeback }
+        BlockConfig {
+            id: "d".into(),
+            path: "/images/root.img".into(),
+            read_only: false,
+            cache: CacheMode::Writeback,
+            serial: None
+        }
     );
     for ro in ["readonly", "readonly=on", "read-only=on", "readonly=yes", "readonly=off,read-only=on"] {
         assert!(drive(&format!("id=d,file=f,if=none,{ro}")).read_only, "{ro}");
@@ -59,7 +65,17 @@ fn drive_properties() {
 #[test]
 fn drive_errors() {
     let e = err(&["-drive", "id=d,file=f,format=qcow2,if=none"]);
-    assert_eq!(e.to_string(), "-drive: invalid value 'format=qcow2': only format=raw is supported");
+    assert_eq!(
+        e.to_string(),
+        "-drive: invalid value 'format=qcow2': only format=raw is supported, not qcow2; convert the image with \
+         qemu-img convert -O raw"
+    );
+    // Throttling: one line naming what -drive takes.
+    for t in ["throttling.iops-total=100", "throttling.bps-read=1M", "bps=1000", "iops_rd=5"] {
+        let e = err(&["-drive", &format!("id=d,file=f,if=none,{t}")]);
+        assert_invalid(e.clone(), "-drive", "I/O throttling is not supported; -drive takes id, file, format");
+        assert!(e.to_string().contains(&format!("'{t}'")), "{e}");
+    }
     for f in ["qcow2", "vmdk", "", "RAW"] {
         assert_invalid(err(&["-drive", &format!("id=d,file=f,format={f}")]), "-drive", "only format=raw");
     }
@@ -80,13 +96,11 @@ fn drive_errors() {
     let e = err(&["-drive", "id=d,file=a,if=none", "-drive", "id=d,file=b,if=none"]);
     assert_eq!(e.to_string(), "-drive: invalid value 'id=d,file=b,if=none': duplicate id 'd'");
     assert_invalid(err(&["-drive", "id=d,file=f,cache=sometimes"]), "-drive", "writeback");
-    assert_invalid(err(&["-drive", "id=d,file=f,media=cdrom"]), "-drive", "media=disk");
     assert_invalid(err(&["-drive", "id=d,file=f,aio=posix"]), "-drive", "threads");
     assert_invalid(err(&["-drive", "id=d,file=f,discard=maybe"]), "-drive", "unmap");
     assert_invalid(err(&["-drive", "id=d,file=f,snapshot=on"]), "-drive", "snapshot=on");
     assert_invalid(err(&["-drive", "id=d,file=f,snapshot"]), "-drive", "snapshot=on");
     assert_invalid(err(&["-drive", "id=d,file=f,readonly=maybe"]), "-drive", "on|off");
-    assert_invalid(err(&["-drive", "id=d,file=f,index=1"]), "-drive", "unknown property");
     assert_invalid(err(&["-drive", "id=d,file=f,=x"]), "-drive", "empty property name");
     // A bare first element is a short-form flag, not a file name.
     assert_invalid(err(&["-drive", "disk.img,id=d"]), "-drive", "unknown property");
@@ -117,7 +131,6 @@ fn virtio_blk_device_errors() {
     );
     assert_invalid(err(&["-device", "virtio-blk-device"]), "-device", "drive=ID is required");
     assert_invalid(err(&["-device", "virtio-blk-device,drive="]), "-device", "needs an id");
-    assert_invalid(err(&["-device", "virtio-blk-device,drive=d,serial=abc"]), "-device", "serial= is not supported");
     assert_invalid(err(&["-device", "virtio-blk-device,drive=d,num-queues=2"]), "-device", "unknown property");
     // A drive id names -drive ids only.
     assert_invalid(
@@ -140,7 +153,7 @@ fn netdev_properties() {
     let dev = "virtio-net-device,netdev=n";
     assert_eq!(
         nic("tap,id=n,ifname=vmtap0,script=no,downscript=no,vhost=off", dev),
-        NetConfig { id: "n".into(), ifname: Some("vmtap0".into()), mac: None, vhost: false }
+        NetConfig { id: "n".into(), ifname: Some("vmtap0".into()), fd: None, mac: None, vhost: false }
     );
     for extra in ["", ",script=,downscript=", ",queues=1", ",vnet_hdr=on", ",vhost=off", ",novhost"] {
         assert_eq!(nic(&format!("tap,id=n{extra}"), dev).ifname, None, "{extra}");
@@ -175,13 +188,20 @@ fn netdev_errors() {
         let d = devs(&["-netdev", &format!("tap,id=n,ifname=t0,{vhost}"), "-device", "virtio-net-device,netdev=n"]);
         assert_eq!(
             d,
-            [DeviceConfig::Net(NetConfig { id: "n".into(), ifname: Some("t0".into()), mac: None, vhost: true })]
+            [DeviceConfig::Net(NetConfig {
+                id: "n".into(),
+                ifname: Some("t0".into()),
+                fd: None,
+                mac: None,
+                vhost: true
+            })]
         );
     }
     assert_invalid(err(&["-netdev", "tap,id=n,vhost=2"]), "-netdev", "on|off");
     assert_invalid(err(&["-netdev", "tap,id=n,queues=4"]), "-netdev", "multiqueue");
     assert_invalid(err(&["-netdev", "tap,id=n,vnet_hdr=off"]), "-netdev", "vnet_hdr=on");
-    assert_invalid(err(&["-netdev", "tap,id=n,fd=3"]), "-netdev", "unknown property");
+    assert_invalid(err(&["-netdev", "tap,id=n,fd=3,ifname=t"]), "-netdev", "not both");
+    assert_invalid(err(&["-netdev", "tap,id=n,fd=x"]), "-netdev", "file descriptor number");
     assert_invalid(err(&["-netdev", "tap,ifname=t"]), "-netdev", "id= is required");
     assert_invalid(err(&["-netdev", "tap,id=0"]), "-netdev", "an id is a letter");
     for name in ["", "abcdefghijklmnop", ".", "..", "a/b", "a:b", "a b", "a\tb", "a\u{1b}b"] {
@@ -288,11 +308,11 @@ fn chardev_backends() {
 
 #[test]
 fn chardev_errors() {
-    for b in ["null", "vc", "tcp", "udp", "ringbuf", "serial", "pipe", "spicevmc", "STDIO"] {
+    for b in ["vc", "tcp", "udp", "ringbuf", "serial", "pipe", "spicevmc", "STDIO"] {
         assert_invalid(
             err(&["-chardev", &format!("{b},id=c")]),
             "-chardev",
-            "only the stdio, pty, file and socket backends are supported",
+            "only the null, stdio, pty, file and socket backends are supported",
         );
     }
     assert_invalid(err(&["-chardev", "id=c"]), "-chardev", "expected BACKEND");
@@ -302,21 +322,14 @@ fn chardev_errors() {
     assert_invalid(err(&["-chardev", "socket,id=c,server"]), "-chardev", "path= is required");
     assert_invalid(err(&["-chardev", "file,id=c,path="]), "-chardev", "empty path");
     assert_invalid(
-        err(&[
-            "-chardev",
-            "socket,id=c,host=localhost,port=4444,server",
-            "-device",
-            "virtio-serial-device",
-            "-device",
-            "virtconsole,chardev=c",
-        ]),
+        err(&["-chardev", "socket,id=c,fd=3", "-device", "virtio-serial-device", "-device", "virtconsole,chardev=c"]),
         "-device",
-        "only a monitor can use",
+        "only a QMP monitor can use",
     );
     assert_invalid(
         err(&["-chardev", "socket,id=c,fd=3", "-device", "virtio-serial-device", "-device", "virtconsole,chardev=c"]),
         "-device",
-        "only a monitor can use",
+        "only a QMP monitor can use",
     );
     assert_invalid(
         err(&["-chardev", "socket,id=c,path=/s,wait=off"]),
@@ -324,13 +337,13 @@ fn chardev_errors() {
         "wait= only applies to a listening socket",
     );
     assert_invalid(err(&["-chardev", "socket,id=c,path=/s,nowait"]), "-chardev", "wait= only applies");
-    assert_invalid(err(&["-chardev", "stdio,id=c,mux=on"]), "-chardev", "no monitor");
+    assert!(run(&["-chardev", "stdio,id=c,mux=on"]).is_ok(), "an unused mux is fine");
     assert_invalid(err(&["-chardev", "stdio,id=c,signal=maybe"]), "-chardev", "on|off");
     assert_invalid(err(&["-chardev", "pty,id=c,server=maybe"]), "-chardev", "on|off");
     assert_invalid(err(&["-chardev", "pty,id=c,signal=off"]), "-chardev", "unknown property");
     assert_invalid(err(&["-chardev", "stdio,id=c,path=/x"]), "-chardev", "unknown property");
     assert_invalid(err(&["-chardev", "socket,id=c,path=/s,reconnect=1"]), "-chardev", "unknown property");
-    assert_invalid(err(&["-chardev", "file,id=c,path=/a,logfile=/b"]), "-chardev", "unknown property");
+    assert_invalid(err(&["-chardev", "file,id=c,path=/a,logfile=/b,logappend=maybe"]), "-chardev", "on|off");
     assert_invalid(err(&["-chardev", "pty,id=c", "-chardev", "file,id=c,path=/x"]), "-chardev", "duplicate id 'c'");
     // The device side.
     let e = err(&["-device", "virtio-serial-device", "-device", "virtconsole,chardev=virtiocon0"]);
@@ -398,4 +411,62 @@ fn stdio_has_one_owner() {
     assert_eq!(c.serial, Some(SerialConfig::Null));
     // Without legacy mode, nothing changes.
     assert_eq!(run(&["-chardev", "stdio,id=c"]).unwrap().serial, None);
+}
+
+#[test]
+fn drive_media_index_detect_zeroes_and_serial() {
+    let one = |drive: &str, device: &str| match devs(&["-drive", drive, "-device", device]).as_slice() {
+        [DeviceConfig::Block(b)] => b.clone(),
+        other => panic!("{other:?}"),
+    };
+    let dev = "virtio-blk-device,drive=d";
+    // The Ubuntu documentation's drive, with a raw image.
+    let b = one("file=x.img,index=0,format=raw,media=disk,if=none,id=d", dev);
+    assert_eq!((b.id.as_str(), b.read_only, b.serial), ("d", false, None));
+    // microvm.nix's boot disk: a CD-ROM is a read-only disk.
+    let b = one("id=d,format=raw,media=cdrom,file=boot.img,if=none,aio=io_uring", dev);
+    assert!(b.read_only);
+    for dz in ["on", "off", "unmap"] {
+        assert!(!one(&format!("id=d,file=f,if=none,detect-zeroes={dz}"), dev).read_only);
+    }
+    assert_invalid(err(&["-drive", "id=d,file=f,if=none,media=floppy"]), "-drive", "media=disk or media=cdrom");
+    assert_invalid(err(&["-drive", "id=d,file=f,if=none,detect-zeroes=maybe"]), "-drive", "detect-zeroes=on");
+    let b = one("id=d,file=f,if=none", "virtio-blk-device,drive=d,serial=SN-0001");
+    assert_eq!(b.serial.as_deref(), Some("SN-0001"));
+}
+
+#[test]
+fn tap_fd_and_net_queue_properties() {
+    let devs = devs(&["-netdev", "tap,id=n,fd=3", "-device", "virtio-net-device,netdev=n,packed=off,mq=off"]);
+    let [DeviceConfig::Net(n)] = devs.as_slice() else { panic!("{devs:?}") };
+    assert_eq!((n.fd, n.ifname.as_deref()), (Some(3), None));
+    let with = |props: &str| err(&["-netdev", "tap,id=n", "-device", &format!("virtio-net-device,netdev=n,{props}")]);
+    assert_invalid(with("packed=on"), "-device", "packed virtqueues are not supported; use packed=off");
+    assert_invalid(with("mq=on"), "-device", "use mq=off");
+}
+
+#[test]
+fn chardev_null_logfile_and_tcp_console() {
+    let console = |chardev: &str| match devs(&[
+        "-chardev",
+        chardev,
+        "-device",
+        "virtio-serial-device",
+        "-device",
+        "virtconsole,chardev=c",
+    ])
+    .as_slice()
+    {
+        [DeviceConfig::Console(c)] => c.chardev.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(console("null,id=c").backend, ChardevBackend::Null);
+    let c = console("stdio,id=c,logfile=/tmp/con.log,logappend=on");
+    assert_eq!(c.logfile, Some(LogFile { path: "/tmp/con.log".into(), append: true }));
+    assert_eq!(console("stdio,id=c,logfile=/tmp/con.log").logfile.map(|l| l.append), Some(false));
+    assert_eq!(
+        console("socket,id=c,host=127.0.0.1,port=4321,server=on,wait=off").backend,
+        ChardevBackend::Tcp { host: "127.0.0.1".into(), port: 4321, server: true, wait: false }
+    );
+    assert_invalid(err(&["-chardev", "null,id=c,logfile="]), "-chardev", "empty path");
 }

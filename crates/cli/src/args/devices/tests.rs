@@ -1,7 +1,10 @@
 use super::super::test_util::*;
 use super::super::{parse, DEFAULT_MEM_SIZE};
 use super::*;
-use vmm::config::{ChardevBackend, KernelConfig, MachineConfig, SerialConfig, VmConfig};
+use vmm::config::{
+    ChardevBackend, ChardevConfig, KernelConfig, MachineConfig, SerialConfig, SerialPortConfig, VirtioSerialConfig,
+    VmConfig,
+};
 
 // ---- the proposal's command lines ----
 
@@ -27,9 +30,16 @@ fn proposal_normal_mode() {
         debug_threads: false,
         uuid: None,
         monitors: Vec::new(),
+        sandbox: true,
         i8042: false,
         no_shutdown: false,
         devices: vec![console("virtiocon0", ChardevBackend::Pty), block("test", "test.img"), net("tap0", None, None)],
+        cpu: Default::default(),
+        rtc_localtime: false,
+        mem_lock: false,
+        guest_errors: false,
+        debug_exit: None,
+        muxes: Vec::new(),
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
 }
@@ -55,9 +65,16 @@ fn proposal_legacy_mode() {
         debug_threads: false,
         uuid: None,
         monitors: Vec::new(),
+        sandbox: true,
         i8042: false,
         no_shutdown: false,
         devices: vec![block("test", "test.img"), net("tap0", None, None)],
+        cpu: Default::default(),
+        rtc_localtime: false,
+        mem_lock: false,
+        guest_errors: false,
+        debug_exit: None,
+        muxes: Vec::new(),
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
 }
@@ -164,53 +181,30 @@ fn consoles_sit_in_their_serial_devices_slots() {
         "-device",
         "virtconsole needs -device virtio-serial-device",
     );
-    assert_invalid(
-        err(&[
+    // Two ports on one device: QEMU's multiport virtio-serial (see multiport_virtio_serial).
+    assert!(matches!(
+        with(&[
             "-device",
             "virtio-serial-device",
             "-device",
             "virtconsole,chardev=c0",
             "-device",
-            "virtconsole,chardev=c1",
-        ]),
-        "-device",
-        "only one virtconsole per virtio-serial-device",
-    );
-    assert_invalid(
-        err(&[
-            "-device",
-            "virtio-serial-device,id=s",
-            "-device",
-            "virtio-serial-device",
-            "-device",
-            "virtconsole,chardev=c0,bus=s.0",
-            "-device",
-            "virtconsole,chardev=c1,bus=s.0",
-        ]),
-        "-device",
-        "only one virtconsole per virtio-serial-device",
-    );
+            "virtconsole,chardev=c1"
+        ])
+        .as_slice(),
+        [DeviceConfig::SerialPorts(_)]
+    ));
     for bus in ["t.0", "s", "s.1", "virtio-serial-bus.0", ""] {
         let v = format!("virtconsole,chardev=c0,bus={bus}");
         let e = err(&["-device", "virtio-serial-device,id=s", "-device", &v]);
         assert!(matches!(e, ArgsError::InvalidValue { option: "-device", .. }), "{bus}: {e}");
     }
-    let e = err(&["-device", "virtio-serial-device"]);
-    assert_eq!(
-        e.to_string(),
-        "-device: invalid value 'virtio-serial-device': a virtio-serial-device needs a -device virtconsole,chardev=ID after it"
-    );
     assert_invalid(err(&["-device", "virtconsole"]), "-device", "chardev=ID is required");
-    assert_invalid(err(&["-device", "virtio-serial-device,max_ports=2"]), "-device", "unknown property");
+    assert_invalid(err(&["-device", "virtio-serial-device,ports=2"]), "-device", "unknown property");
     assert_invalid(
         err(&["-device", "virtio-serial-device", "-device", "virtconsole,chardev=c,nr=1"]),
         "-device",
         "unknown property",
-    );
-    assert_invalid(
-        err(&["-device", "virtio-serial-device", "-device", "virtserialport,chardev=c,name=org.test"]),
-        "-device",
-        "virtserialport is not supported",
     );
 }
 
@@ -273,13 +267,14 @@ fn device_errors() {
             &format!("microvm has no PCI bus; use {ours}"),
         );
     }
-    for d in ["e1000", "isa-debug-exit,iobase=0xf4", "virtio-gpu-device", "virtio"] {
+    for d in ["e1000", "isa-debug-port", "virtio-gpu-device", "virtio"] {
         assert_invalid(err(&["-device", d]), "-device", "unknown device");
     }
     assert_eq!(
         err(&["-device", "e1000"]).to_string(),
         "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, \
-         virtio-net-device, virtio-serial-device with virtconsole, virtio-rng-device, virtio-balloon-device, vhost-vsock-device, vhost-user-fs-device and i8042"
+         virtio-net-device, virtio-serial-device with virtconsole and virtserialport, virtio-rng-device, \
+         virtio-balloon-device, vhost-vsock-device, vhost-user-fs-device, isa-serial, isa-debug-exit and i8042"
     );
     for d in ["", ",", "drive=d", "driver="] {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");
@@ -423,20 +418,107 @@ fn vhost_user_fs_device() {
 }
 
 #[test]
-fn virtio_balloon_device() {
-    use vmm::config::BalloonConfig;
+fn isa_debug_exit_is_a_port_not_a_slot() {
+    let c = run(&["-device", "isa-debug-exit"]).unwrap();
+    assert_eq!((c.debug_exit, c.devices.len()), (Some(DebugExitConfig { iobase: 0x501, iosize: 2 }), 0));
+    let c = run(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]).unwrap();
+    assert_eq!(c.debug_exit, Some(DebugExitConfig { iobase: 0xf4, iosize: 4 }));
+    assert_eq!(run(&["-device", "isa-debug-exit,iobase=244,iosize=1"]).unwrap().debug_exit.unwrap().iobase, 0xf4);
+    assert_eq!(run(&[]).unwrap().debug_exit, None, "the port exists only when asked for");
+    assert_invalid(err(&["-device", "isa-debug-exit,iobase=0x10000"]), "-device", "up to 0xffff");
+    assert_invalid(err(&["-device", "isa-debug-exit,iosize=0"]), "-device", "1 to 8");
+    assert_invalid(err(&["-device", "isa-debug-exit,iosize=9"]), "-device", "up to 0x8");
+    assert_invalid(err(&["-device", "isa-debug-exit", "-device", "isa-debug-exit"]), "-device", "only one");
+}
+
+#[test]
+fn multiport_virtio_serial() {
+    let chardevs = [
+        "-chardev",
+        "pty,id=c0",
+        "-chardev",
+        "null,id=c1",
+        "-chardev",
+        "socket,id=ga,path=/qga.sock,server=on,wait=off",
+    ];
+    let with = |extra: &[&str]| devs(&[&chardevs[..], extra].concat());
+    let port = |id: &str, backend: ChardevBackend, name: Option<&str>, console: bool| SerialPortConfig {
+        chardev: ChardevConfig { id: id.into(), backend, logfile: None },
+        name: name.map(Into::into),
+        console,
+    };
+    let qga = ChardevBackend::Socket { path: "/qga.sock".into(), server: true, wait: false };
     assert_eq!(
-        devs(&["-device", "virtio-balloon-device"]),
-        [DeviceConfig::Balloon(BalloonConfig { deflate_on_oom: false, free_page_reporting: false, id: None })]
-    );
-    assert_eq!(
-        devs(&["-device", "virtio-balloon-device,deflate-on-oom=on,free-page-reporting=on,id=balloon0"]),
-        [DeviceConfig::Balloon(BalloonConfig {
-            deflate_on_oom: true,
-            free_page_reporting: true,
-            id: Some("balloon0".into())
+        with(&[
+            "-device",
+            "virtio-serial-device,max_ports=4",
+            "-device",
+            "virtconsole,chardev=c0",
+            "-device",
+            "virtconsole,chardev=c1",
+            "-device",
+            "virtserialport,chardev=ga,name=org.qemu.guest_agent.0",
+        ]),
+        [DeviceConfig::SerialPorts(VirtioSerialConfig {
+            max_ports: 4,
+            ports: vec![
+                port("c0", ChardevBackend::Pty, None, true),
+                port("c1", ChardevBackend::Null, None, true),
+                port("ga", qga.clone(), Some("org.qemu.guest_agent.0"), false),
+            ],
         })]
     );
-    assert_invalid(err(&["-device", "virtio-balloon-pci"]), "-device", "use virtio-balloon-device");
-    assert_invalid(err(&["-device", "virtio-balloon-device,free-page-hint=on"]), "-device", "unknown property");
+    // A lone virtserialport, or max_ports=, is multiport too; max_ports defaults to QEMU's 31.
+    assert_eq!(
+        with(&["-device", "virtio-serial-device", "-device", "virtserialport,chardev=ga,name=n"]),
+        [DeviceConfig::SerialPorts(VirtioSerialConfig {
+            max_ports: 31,
+            ports: vec![port("ga", qga, Some("n"), false)]
+        })]
+    );
+    assert!(matches!(
+        with(&["-device", "virtio-serial-device,max_ports=2", "-device", "virtconsole,chardev=c0"]).as_slice(),
+        [DeviceConfig::SerialPorts(_)]
+    ));
+    // A port-less device is allowed, as in QEMU.
+    assert!(
+        matches!(with(&["-device", "virtio-serial-device"]).as_slice(), [DeviceConfig::SerialPorts(p)] if p.ports.is_empty())
+    );
+    let e = |extra: &[&str]| err(&[&chardevs[..], extra].concat());
+    assert_invalid(e(&["-device", "virtio-serial-device,max_ports=0"]), "-device", "max_ports is 1 to 31");
+    assert_invalid(e(&["-device", "virtio-serial-device,max_ports=32"]), "-device", "max_ports is 1 to 31");
+    assert_invalid(
+        e(&[
+            "-device",
+            "virtio-serial-device,max_ports=1",
+            "-device",
+            "virtconsole,chardev=c0",
+            "-device",
+            "virtconsole,chardev=c1",
+        ]),
+        "-device",
+        "max_ports=1 already",
+    );
+    assert_invalid(
+        e(&[
+            "-device",
+            "virtio-serial-device",
+            "-device",
+            "virtserialport,chardev=c0,name=a",
+            "-device",
+            "virtserialport,chardev=c1,name=a",
+        ]),
+        "-device",
+        "named 'a' exists already",
+    );
+    assert_invalid(
+        e(&["-device", "virtserialport,chardev=c0"]),
+        "-device",
+        "virtserialport needs -device virtio-serial-device",
+    );
+    assert_invalid(
+        e(&["-device", "virtio-serial-device", "-device", "virtserialport,name=x"]),
+        "-device",
+        "chardev=ID is required",
+    );
 }

@@ -31,7 +31,10 @@ mod request;
 #[cfg(test)]
 mod tests;
 
-use super::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use super::{
+    come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN,
+    VIRTIO_F_VERSION_1,
+};
 use disk::Disk;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use request::{GuestError, Worker, ID_BYTES};
@@ -173,11 +176,12 @@ impl Block {
         }
         let Some(ctx) = self.activation.active.as_mut() else { return };
         // Borrowed, not cloned: a GuestMemoryMmap clone allocates.
-        let ActivateContext { mem, queues, interrupt, .. } = ctx;
+        let ActivateContext { mem, queues, interrupt, queue_events, .. } = ctx;
         let mem = &*mem;
         let queue = &mut queues[0];
         let mut used_any = false;
         let mut broken = None;
+        let mut served = 0;
         'batch: loop {
             // No kicks while we are draining the ring anyway.
             if let Err(e) = queue.disable_notification(mem) {
@@ -185,6 +189,11 @@ impl Block {
                 break;
             }
             loop {
+                if served == CHAINS_PER_TURN {
+                    // Kicks stay off: the device comes back for the rest on the next turn.
+                    come_back_later(&queue_events[0]);
+                    break 'batch;
+                }
                 let chain = match queue.iter(mem) {
                     Ok(mut iter) => iter.next(),
                     Err(e) => {
@@ -194,6 +203,7 @@ impl Block {
                     }
                 };
                 let Some(chain) = chain else { break };
+                served += 1;
                 let head = chain.head_index();
                 if head >= queue.size() {
                     // No used entry can name it; the driver broke its own request.

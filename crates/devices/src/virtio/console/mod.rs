@@ -20,8 +20,11 @@
 //! there is more, the device re-kicks its own queue event so that other
 //! devices get their turn in between.
 
+mod multiport;
 #[cfg(test)]
 mod tests;
+
+pub use multiport::{MultiportConsole, PortBackend};
 
 use super::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::chardev::Chardev;
@@ -31,12 +34,12 @@ use virtio_bindings::virtio_ids::VIRTIO_ID_CONSOLE;
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
 
-const QUEUE_SIZE: u16 = 128;
+pub(super) const QUEUE_SIZE: u16 = 128;
 const VRING_AVAIL_F_NO_INTERRUPT: u16 = virtio_bindings::virtio_ring::VRING_AVAIL_F_NO_INTERRUPT as u16;
 pub const RX_QUEUE: usize = 0;
 pub const TX_QUEUE: usize = 1;
 /// Bytes moved per read or write: a page, the size of Linux's buffers.
-const CHUNK: usize = 4096;
+pub(super) const CHUNK: usize = 4096;
 /// Most bytes moved in each direction per turn of the event loop.
 const BUDGET: usize = 256 << 10;
 /// cols, rows (le16), max_nr_ports, emerg_wr (le32): all unused here.
@@ -49,7 +52,7 @@ pub enum ConsoleError {
 }
 
 /// A transmit chain the chardev has not taken all of yet.
-struct TxChain {
+pub(super) struct TxChain {
     head: u16,
     /// The chain's device-readable buffers.
     segments: Vec<(GuestAddress, u32)>,
@@ -60,11 +63,11 @@ struct TxChain {
 
 /// What one pass over a queue did.
 #[derive(Default)]
-struct Progress {
+pub(super) struct Progress {
     /// Buffers were put in the used ring.
-    used: bool,
+    pub(super) used: bool,
     /// The budget ran out with work left.
-    more: bool,
+    pub(super) more: bool,
 }
 
 pub struct Console {
@@ -145,7 +148,7 @@ impl Console {
 /// used_event (EVENT_IDX) or, without it, VRING_AVAIL_F_NO_INTERRUPT, which
 /// virtio-queue does not look at (a driver that polls a queue sets it to
 /// spare itself an interrupt per completed buffer).
-fn wants_interrupt(mem: &GuestMemoryMmap, queue: &mut Queue) -> bool {
+pub(super) fn wants_interrupt(mem: &GuestMemoryMmap, queue: &mut Queue) -> bool {
     // Called in any case: it also resets virtio-queue's EVENT_IDX accounting.
     if !queue.needs_notification(mem).unwrap_or(true) {
         return false;
@@ -158,7 +161,7 @@ fn wants_interrupt(mem: &GuestMemoryMmap, queue: &mut Queue) -> bool {
 }
 
 /// Next chain of `queue`, or an error if its avail ring is corrupt.
-fn next_chain<'m>(
+pub(super) fn next_chain<'m>(
     mem: &'m GuestMemoryMmap,
     queue: &mut Queue,
 ) -> Result<Option<virtio_queue::DescriptorChain<&'m GuestMemoryMmap>>, String> {
@@ -169,7 +172,7 @@ fn next_chain<'m>(
 }
 
 /// Sends the transmitq's buffers to the chardev, resuming a half-sent chain.
-fn transmit(
+pub(super) fn transmit(
     mem: &GuestMemoryMmap,
     queue: &mut Queue,
     current: &mut Option<TxChain>,
@@ -222,7 +225,7 @@ fn transmit(
 /// Fills the receiveq's buffers with pending input, then with what the
 /// chardev has. Input read when the guest turns out to have no buffer stays
 /// in `pending`, and `starved` is set.
-fn receive(
+pub(super) fn receive(
     mem: &GuestMemoryMmap,
     queue: &mut Queue,
     pending: &mut VecDeque<u8>,

@@ -4,7 +4,10 @@
 use super::rx::{self, Delivery, Scratch};
 use super::tap::{Tap, VNET_HDR_LEN};
 use super::tx::{self, MAX_TX_PACKET};
-use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use crate::virtio::{
+    come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN,
+    VIRTIO_F_VERSION_1,
+};
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::os::fd::AsRawFd;
 use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
@@ -204,8 +207,14 @@ impl Net {
         let queue = &mut ctx.queues[TX_QUEUE];
         let mut used = false;
         let mut failure = None;
+        let mut served = 0;
         let _ = queue.disable_notification(mem);
         loop {
+            if served == CHAINS_PER_TURN {
+                // Kicks stay off: the device comes back for the rest on the next turn.
+                come_back_later(&ctx.queue_events[TX_QUEUE]);
+                break;
+            }
             let chain = match queue.iter(mem) {
                 Ok(mut iter) => iter.next(),
                 Err(e) => {
@@ -229,6 +238,7 @@ impl Net {
                 }
             };
             let head = chain.head_index();
+            served += 1;
             match tx::gather(mem, chain, tx_buf) {
                 Ok(()) => {
                     if let Err(e) = tap.write(tx_buf) {

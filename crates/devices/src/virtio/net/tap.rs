@@ -36,6 +36,10 @@ pub enum TapError {
     NotATap(String),
     #[error("cannot open {0}: the kernel's tun driver lacks virtio-net header support (IFF_VNET_HDR)")]
     NoVnetHeader(String),
+    #[error("fd {fd} is not an open tap (TUNGETIFF fails on it)")]
+    NotATapFd { fd: RawFd },
+    #[error("fd {fd} is a tun/tap without IFF_TAP, IFF_NO_PI and IFF_VNET_HDR; open the tap with all three")]
+    TapFdFlags { fd: RawFd },
     #[error("cannot open {what}: {op} failed: {source}")]
     Ioctl { what: String, op: &'static str, source: io::Error },
 }
@@ -107,8 +111,45 @@ impl Tap {
             });
         }
         let name = name_from_ifreq(&ifr);
-        let what = format!("tap {name}");
+        Tap::configure(file, name)
+    }
 
+    /// Takes over an open tap the process inherited as `fd` (`-netdev
+    /// tap,fd=N`, as libvirt and Kata pass one): it must be a tap opened
+    /// with IFF_VNET_HDR and IFF_NO_PI, as QEMU requires of such fds.
+    pub fn from_fd(fd: RawFd) -> Result<Tap, TapError> {
+        let what = format!("tap fd {fd}");
+        // SAFETY: F_GETFD only checks that the descriptor is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(TapError::Ioctl { what, op: "F_GETFD", source: io::Error::last_os_error() });
+        }
+        // SAFETY: the fd is open and was handed to this process for the tap;
+        // nothing else in the process uses it, so the File owns it from here.
+        let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let mut ifr = ifreq_with_name("");
+        // SAFETY: TUNGETIFF writes one struct ifreq, which we own.
+        if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNGETIFF, &mut ifr as *mut libc::ifreq) } < 0 {
+            return Err(TapError::NotATapFd { fd });
+        }
+        // SAFETY: TUNGETIFF filled in the flags member of the union.
+        let flags = i32::from(unsafe { ifr.ifr_ifru.ifru_flags });
+        if flags & libc::IFF_TAP == 0 || flags & libc::IFF_NO_PI == 0 || flags & libc::IFF_VNET_HDR == 0 {
+            return Err(TapError::TapFdFlags { fd });
+        }
+        // SAFETY: F_SETFD/F_GETFL/F_SETFL on a descriptor we own, with flags only.
+        let ok = unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) >= 0
+                && libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) >= 0
+        };
+        if !ok {
+            return Err(TapError::Ioctl { what, op: "fcntl", source: io::Error::last_os_error() });
+        }
+        Tap::configure(file, name_from_ifreq(&ifr))
+    }
+
+    /// The set-up every tap gets once attached: header size, byte order, offloads.
+    fn configure(file: File, name: String) -> Result<Tap, TapError> {
+        let what = format!("tap {name}");
         let hdr_len = VNET_HDR_LEN as libc::c_int;
         // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer.
         let ret = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &hdr_len as *const libc::c_int) };
@@ -176,8 +217,8 @@ impl Tap {
 
     /// A stand-in for tests: one end of a non-blocking seqpacket socket pair,
     /// which keeps frame boundaries like a tap. Returns the other end.
-    #[cfg(test)]
-    pub(crate) fn socketpair_for_tests(ufo: bool) -> (Tap, std::os::fd::OwnedFd) {
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn socketpair_for_tests(ufo: bool) -> (Tap, std::os::fd::OwnedFd) {
         use std::os::fd::FromRawFd;
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: socketpair writes two fds into the array.

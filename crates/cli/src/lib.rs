@@ -1,0 +1,4 @@
+//! The command line as a library: the `microvm` binary's parser, also reached by the fuzz
+//! harness (crates/fuzz-harness).
+
+pub mod args;

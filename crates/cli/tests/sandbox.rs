@@ -1,0 +1,147 @@
+//! The sandbox seen from outside a running microvm: with the defaults every thread (main,
+//! vCPUs, virtio) runs under a seccomp filter with no_new_privs; with `-sandbox off` none
+//! does. And the report of `-M microvm,dump-seccomp` for the proposal's two command lines.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+/// `Seccomp:` and `NoNewPrivs:` of every thread of `pid`, with the thread's name.
+fn thread_confinement(pid: u32) -> Vec<(String, String, String)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir") {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).expect("status");
+        let field = |name: &str| {
+            status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap_or_default()
+        };
+        threads.push((field("Name:"), field("Seccomp:"), field("NoNewPrivs:")));
+    }
+    threads.sort();
+    threads
+}
+
+/// The names of microvm's own threads: KVM adds a kernel worker to the process
+/// (`kvm-nx-lpage-recovery`, never in user space; it inherits the creating thread's
+/// filter all the same, and is checked with the others).
+fn our_threads(threads: &[(String, String, String)]) -> Vec<&str> {
+    threads.iter().map(|(n, _, _)| n.as_str()).filter(|n| !n.starts_with("kvm-nx-lpage")).collect()
+}
+
+/// Runs a two-vCPU guest with a virtio device (so every thread kind exists) and returns
+/// its threads' confinement once it runs.
+fn confinement_of_running_vm(tag: &str, extra: &[&str]) -> Vec<(String, String, String)> {
+    let dir = TempDir::new(tag);
+    let ready = "spinning\n";
+    let kernel = dir.file("guest.elf", &tiny_guest::serial_then_spin(ready));
+    let mut cmd = microvm_legacy(&kernel);
+    cmd.args(["-smp", "2", "-device", "virtio-rng-device"]).args(extra);
+    let mut vm = Running::spawn(cmd);
+    let booted = vm.wait_for_stdout(ready.as_bytes(), RUN_TIMEOUT);
+    let threads = thread_confinement(vm.child.id());
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (status, out) = vm.wait(Duration::from_secs(5), started);
+    assert!(booted, "the guest never ran\n{}", out.describe());
+    assert!(status.is_some(), "microvm did not end on SIGTERM\n{}", out.describe());
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM), "\n{}", out.describe());
+    threads
+}
+
+#[test]
+fn every_thread_is_filtered_by_default() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let threads = confinement_of_running_vm("seccomp-on", &[]);
+    assert_eq!(our_threads(&threads), ["microvm", "vcpu0", "vcpu1", "virtio"], "{threads:?}");
+    for (name, seccomp, nnp) in &threads {
+        assert_eq!((seccomp.as_str(), nnp.as_str()), ("2", "1"), "thread {name}: {threads:?}");
+    }
+}
+
+#[test]
+fn sandbox_off_filters_no_thread_and_warns() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let threads = confinement_of_running_vm("seccomp-off", &["-sandbox", "off"]);
+    assert_eq!(our_threads(&threads), ["microvm", "vcpu0", "vcpu1", "virtio"], "{threads:?}");
+    for (name, seccomp, nnp) in &threads {
+        assert_eq!((seccomp.as_str(), nnp.as_str()), ("0", "0"), "thread {name}: {threads:?}");
+    }
+}
+
+#[test]
+fn sandbox_off_warns_once() {
+    let out = run({
+        let mut cmd = microvm();
+        cmd.args(["-sandbox", "off,obsolete=deny", "-kernel", "/nonexistent/vmlinux"]);
+        cmd
+    });
+    assert_eq!(out.stderr.matches("-sandbox off").count(), 1, "{}", out.describe());
+}
+
+/// The proposal's command line (as in mtree.rs: normal mode with a virtio console, or
+/// legacy mode with the serial port), asking for the seccomp report. The report opens no
+/// backend, so the files need not exist.
+fn proposal_line(legacy: bool) -> Vec<&'static str> {
+    let mut args = vec!["-M", "microvm,dump-seccomp", "-m", "512m", "-smp", "2", "-kernel", "/nonexistent/vmlinux"];
+    args.extend(["-append", if legacy { "console=ttyS0 root=/dev/vda" } else { "console=hvc0 root=/dev/vda" }]);
+    args.extend(["-nodefaults", "-no-user-config"]);
+    if !legacy {
+        args.extend(["-chardev", "file,id=virtiocon0,path=/nonexistent/console.log"]);
+        args.extend(["-device", "virtio-serial-device", "-device", "virtconsole,chardev=virtiocon0"]);
+    }
+    args.extend(["-drive", "id=test,file=/nonexistent/test.img,format=raw,if=none"]);
+    args.extend(["-device", "virtio-blk-device,drive=test", "-netdev", "tap,id=tap0,script=no,downscript=no"]);
+    args.extend(["-device", "virtio-net-device,netdev=tap0"]);
+    if legacy {
+        args.extend(["-serial", "stdio"]);
+    }
+    args
+}
+
+/// The summary lines (thread kind, threads, distinct calls) of the report for `args`.
+fn report_counts(args: &[&str]) -> Vec<String> {
+    let mut cmd = microvm();
+    cmd.args(args);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", out.describe());
+    out.stdout_lossy().lines().filter(|l| !l.starts_with(' ')).map(String::from).collect()
+}
+
+/// Any change in what a thread may ask of the host shows up here as a reviewed change.
+const PROPOSAL_COUNTS: [&str; 3] = [
+    "main thread (1): 34 system calls, 6 of them with argument conditions",
+    "vcpu threads (2): 24 system calls, 6 of them with argument conditions",
+    "virtio thread (1): 39 system calls, 6 of them with argument conditions",
+];
+
+#[test]
+fn dump_seccomp_counts_for_the_normal_mode_line() {
+    assert_eq!(report_counts(&proposal_line(false)), PROPOSAL_COUNTS);
+}
+
+#[test]
+fn dump_seccomp_counts_for_the_legacy_mode_line() {
+    assert_eq!(report_counts(&proposal_line(true)), PROPOSAL_COUNTS);
+}
+
+#[test]
+fn dump_seccomp_without_devices_has_no_virtio_thread() {
+    assert_eq!(
+        report_counts(&["-kernel", "/k", "-M", "microvm,dump-seccomp"]),
+        PROPOSAL_COUNTS[..2].iter().map(|l| l.replace("threads (2)", "thread (1)")).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn sandbox_off_reports_no_filter() {
+    let out = run({
+        let mut cmd = microvm();
+        cmd.args(["-kernel", "/k", "-sandbox", "off", "-M", "microvm,dump-seccomp"]);
+        cmd
+    });
+    assert!(out.stdout_lossy().starts_with("sandbox off: no thread runs under a seccomp filter"), "{}", out.describe());
+}

@@ -1,0 +1,176 @@
+//! virtio: raw MMIO register sequences, and each device's queue processing with chains the
+//! input lays out (descriptors anywhere, any lengths and flags, any avail index), notified
+//! at the input's will, with resets in between. Backends: a temporary file (block), the
+//! socketpair stand-in for a tap (net), a socket pair as the chardev (console).
+
+use crate::bytes::Bytes;
+use devices::bus::BusDevice;
+use devices::chardev::Chardev;
+use devices::virtio::balloon::{Balloon, BalloonOptions};
+use devices::virtio::block::{Block, BlockOptions, CacheMode};
+use devices::virtio::console::Console;
+use devices::virtio::net::{Net, Tap};
+use devices::virtio::rng::Rng;
+use devices::virtio::test_driver::TestDriver;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Queue size every target activates with.
+const QUEUE_SIZE: u16 = 16;
+
+/// Raw register reads and writes of any width at any offset of one slot, with the device's
+/// event loop run now and then (a virtio-rng behind it).
+pub fn virtio_mmio(data: &[u8]) {
+    let (mut d, _) = TestDriver::new(Rng::new().expect("rng"));
+    let mut b = Bytes::new(data);
+    for _ in 0..512 {
+        if b.is_empty() {
+            break;
+        }
+        let op = b.u8();
+        let offset = u64::from(b.u16() % 0x200);
+        let width = [1, 2, 4, 8][usize::from(op >> 1) % 4];
+        match op & 1 {
+            0 => {
+                let mut buf = [0u8; 8];
+                d.transport.read(offset, &mut buf[..width]);
+            }
+            _ => {
+                let value = b.u64().to_le_bytes();
+                d.transport.write(offset, &value[..width]);
+            }
+        }
+        if op & 0x80 != 0 {
+            d.run_ready();
+        }
+    }
+    d.run_ready();
+}
+
+/// Chains and notifications on an activated device; `poke` lets a target add its own
+/// steps (a frame arriving on the tap, chardev input).
+fn drive(d: &mut TestDriver, queues: usize, b: &mut Bytes, mut poke: impl FnMut(&mut TestDriver, &mut Bytes)) {
+    // Any subset of what the device offers (a refused set is the transport's business,
+    // which virtio_mmio covers).
+    let offered = d.device_features();
+    d.activate(b.u64() & offered, QUEUE_SIZE);
+    let payload = b.slice(255);
+    let base = d.alloc_with(payload);
+    for _ in 0..256 {
+        if b.is_empty() {
+            break;
+        }
+        let q = usize::from(b.u8()) % queues;
+        match b.u8() % 8 {
+            0 | 1 => {
+                let index = b.u16() % QUEUE_SIZE;
+                let addr = if b.u8() % 4 == 0 { b.u64() } else { base + u64::from(b.u16()) };
+                let len = if b.u8() % 4 == 0 { b.u32() } else { u32::from(b.u16()) };
+                let (flags, next) = (b.u16() & 7, b.u16());
+                d.write_desc(q, index, addr, len, flags, next);
+            }
+            2 => d.publish(q, b.u16()),
+            3 => {
+                d.kick(q as u32);
+                d.run_ready();
+            }
+            4 => d.set_avail_idx(q, b.u16()),
+            5 => {
+                // Reset and activate again, as a driver reloading does.
+                d.reset();
+                d.activate(b.u64() & offered, QUEUE_SIZE);
+            }
+            6 => poke(d, b),
+            _ => {
+                let _ = d.used(q);
+            }
+        }
+    }
+    d.run_ready();
+}
+
+pub fn queue_rng(data: &[u8]) {
+    let (mut d, _) = TestDriver::new(Rng::new().expect("rng"));
+    drive(&mut d, 1, &mut Bytes::new(data), |_, _| {});
+}
+
+/// A 1 MiB image in the temp dir, made once per process.
+fn image() -> &'static PathBuf {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("microvm-fuzz-block-{}.img", std::process::id()));
+        std::fs::write(&path, vec![0u8; 1 << 20]).expect("the block target's image");
+        path
+    })
+}
+
+pub fn queue_block(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let options = BlockOptions {
+        id: "fuzz".into(),
+        path: image().clone(),
+        read_only: b.u8() & 1 == 1,
+        cache: CacheMode::Writeback,
+    };
+    let Ok(block) = Block::new(options) else { return };
+    let (mut d, _) = TestDriver::new(block);
+    drive(&mut d, 1, &mut b, |_, _| {});
+}
+
+pub fn queue_net(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let (tap, peer) = Tap::socketpair_for_tests(b.u8() & 1 == 1);
+    let Ok(net) = Net::new(tap, None) else { return };
+    let mut peer = UnixStream::from(peer);
+    let (mut d, _) = TestDriver::new(net);
+    let mut sink = vec![0u8; 70_000];
+    drive(&mut d, 2, &mut b, |d, b| {
+        // A frame from the host side (any length the input says), then whatever the
+        // guest sent is drained so the socket never fills.
+        let frame = b.slice(255);
+        let _ = peer.write(frame);
+        while matches!(peer.read(&mut sink), Ok(n) if n > 0) {}
+        d.run_ready();
+    });
+}
+
+/// Inflate, deflate, statistics and (when the input turns it on) free page reporting; the
+/// pages it returns are the test memory's own.
+pub fn queue_balloon(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let options = BalloonOptions { deflate_on_oom: b.u8() & 1 == 1, free_page_reporting: b.u8() & 1 == 1 };
+    let reporting = options.free_page_reporting;
+    let Ok(balloon) = Balloon::new(options) else { return };
+    let queues = 3 + usize::from(reporting);
+    let (mut d, device) = TestDriver::new(balloon);
+    drive(&mut d, queues, &mut b, |d, b| {
+        // The monitor moving the target (QMP balloon) and asking for fresh statistics
+        // (qom-get guest-stats).
+        let mut balloon = device.lock().unwrap();
+        balloon.set_target(b.u32());
+        balloon.request_stats();
+        drop(balloon);
+        d.run_ready();
+    });
+}
+
+pub fn queue_console(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let (ours_in, mut theirs_in) = UnixStream::pair().expect("socket pair");
+    let (ours_out, mut theirs_out) = UnixStream::pair().expect("socket pair");
+    let _ = theirs_out.set_nonblocking(true);
+    let chardev = Chardev::from_fds("fuzzcon", Some(OwnedFd::from(ours_in)), Some(OwnedFd::from(ours_out)));
+    let Ok(chardev) = chardev else { return };
+    let Ok(console) = Console::new(chardev) else { return };
+    let (mut d, _) = TestDriver::new(console);
+    let mut sink = vec![0u8; 70_000];
+    // receiveq and transmitq of port 0.
+    drive(&mut d, 2, &mut b, |d, b| {
+        let _ = theirs_in.write(b.slice(255));
+        while matches!(theirs_out.read(&mut sink), Ok(n) if n > 0) {}
+        d.run_ready();
+    });
+}

@@ -1,0 +1,31 @@
+//! A vCPU thread (`vcpuN`, `CPU N/KVM`): KVM_RUN and the port and MMIO exits it hands to
+//! the devices, which run on this thread: the serial's output, irqfd and ioeventfd-less
+//! notifications (eventfd writes, in the common list), the CMOS clock arming its timer,
+//! and a virtio device's activation.
+
+use crate::allow;
+use crate::kvm_ioctls::{KVM_GET_REGS, KVM_GET_SREGS, KVM_RUN};
+use crate::rules::{eq, Rule};
+
+pub const VCPU: &[Rule] = &[
+    allow!(SYS_ioctl, "KVM_RUN", [eq(1, KVM_RUN)]),
+    // Only when the VM fails: the registers go into the error line.
+    allow!(SYS_ioctl, "KVM_GET_REGS", [eq(1, KVM_GET_REGS)]),
+    allow!(SYS_ioctl, "KVM_GET_SREGS", [eq(1, KVM_GET_SREGS)]),
+    // virtio-net's activation (a status write) sets the tap's offloads to what the driver
+    // acked; moving it to the device thread would delay DRIVER_OK for no narrower list there.
+    allow!(SYS_ioctl, "TUNSETOFFLOAD", [eq(1, libc::TUNSETOFFLOAD as u32)]),
+    // A virtio device's activation (the guest's DRIVER_OK write) hands the device its own
+    // duplicates of the queue eventfds (OwnedFd::try_clone).
+    allow!(SYS_fcntl, "F_DUPFD_CLOEXEC", [eq(1, libc::F_DUPFD_CLOEXEC as u32)]),
+    // musl follows F_DUPFD_CLOEXEC with F_SETFD FD_CLOEXEC (for kernels that ignored it).
+    allow!(SYS_fcntl, "F_SETFD", [eq(1, libc::F_SETFD as u32)]),
+    // The CMOS clock re-arms its periodic/alarm timer when the guest writes its registers.
+    allow!(SYS_timerfd_settime),
+    // The serial port's output goes to its chardev from here (the guest's OUT): a socket
+    // peer (send), or a shared stdout polled first.
+    allow!(SYS_sendto),
+    allow!(SYS_poll),
+    // The thread records its id for `query-cpus-fast`.
+    allow!(SYS_gettid),
+];

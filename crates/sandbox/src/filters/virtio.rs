@@ -1,0 +1,58 @@
+//! The `virtio` device thread: one event loop serving every virtio device's queues and
+//! backends (block files, taps or their socket stand-in, the entropy source, chardevs).
+
+use crate::allow;
+use crate::rules::{eq, Rule};
+use crate::vhost_ioctls::*;
+
+pub const VIRTIO: &[Rule] = &[
+    // The event loop (glibc's epoll_wait, musl's epoll_pwait).
+    allow!(SYS_epoll_wait),
+    allow!(SYS_epoll_pwait),
+    allow!(SYS_epoll_ctl),
+    // eventfds, taps, chardevs.
+    allow!(SYS_read),
+    allow!(SYS_readv),
+    allow!(SYS_writev),
+    // Block: requests, flushes, discard and write-zeroes.
+    allow!(SYS_preadv),
+    allow!(SYS_pwritev),
+    allow!(SYS_fdatasync),
+    allow!(SYS_fsync),
+    allow!(SYS_fallocate),
+    // virtio-rng.
+    allow!(SYS_getrandom),
+    // virtio-balloon returns pages of file- or memfd-backed guest RAM (MADV_DONTNEED, for
+    // anonymous RAM, is in the common list).
+    allow!(SYS_madvise, "MADV_REMOVE", [eq(2, libc::MADV_REMOVE as u32)]),
+    // Chardevs: socket peers, a server accepting its next client, polling a shared stdin,
+    // a pty's reconnect timer.
+    allow!(SYS_recvfrom),
+    allow!(SYS_sendto),
+    allow!(SYS_accept4),
+    allow!(SYS_poll),
+    allow!(SYS_timerfd_settime),
+    allow!(SYS_ioctl, "FIONBIO", [eq(1, libc::FIONBIO as u32)]),
+    // A chardev asks how many bytes wait before reading (mux escapes, monitor input).
+    allow!(SYS_ioctl, "FIONREAD", [eq(1, libc::FIONREAD as u32)]),
+    allow!(SYS_fcntl, "F_GETFL", [eq(1, libc::F_GETFL as u32)]),
+    allow!(SYS_fcntl, "F_SETFL", [eq(1, libc::F_SETFL as u32)]),
+    allow!(SYS_fcntl, "F_DUPFD_CLOEXEC", [eq(1, libc::F_DUPFD_CLOEXEC as u32)]),
+    // musl follows F_DUPFD_CLOEXEC with F_SETFD FD_CLOEXEC (for kernels that ignored it).
+    allow!(SYS_fcntl, "F_SETFD", [eq(1, libc::F_SETFD as u32)]),
+    // Kernel vhost devices (vhost-vsock, -netdev tap,vhost=on): after the guest's DRIVER_OK
+    // this thread hands the kernel the features, memory table and vrings, and starts or
+    // stops it (opening, VHOST_SET_OWNER and the CID happen during set-up).
+    allow!(SYS_ioctl, "VHOST_SET_FEATURES", [eq(1, VHOST_SET_FEATURES)]),
+    allow!(SYS_ioctl, "VHOST_SET_MEM_TABLE", [eq(1, VHOST_SET_MEM_TABLE)]),
+    allow!(SYS_ioctl, "VHOST_SET_VRING_NUM", [eq(1, VHOST_SET_VRING_NUM)]),
+    allow!(SYS_ioctl, "VHOST_SET_VRING_ADDR", [eq(1, VHOST_SET_VRING_ADDR)]),
+    allow!(SYS_ioctl, "VHOST_SET_VRING_BASE", [eq(1, VHOST_SET_VRING_BASE)]),
+    allow!(SYS_ioctl, "VHOST_SET_VRING_KICK", [eq(1, VHOST_SET_VRING_KICK)]),
+    allow!(SYS_ioctl, "VHOST_SET_VRING_CALL", [eq(1, VHOST_SET_VRING_CALL)]),
+    allow!(SYS_ioctl, "VHOST_NET_SET_BACKEND", [eq(1, VHOST_NET_SET_BACKEND)]),
+    allow!(SYS_ioctl, "VHOST_VSOCK_SET_RUNNING", [eq(1, VHOST_VSOCK_SET_RUNNING)]),
+    // vhost-user (virtiofsd): the frontend's messages, with fds (memory table, eventfds).
+    allow!(SYS_sendmsg),
+    allow!(SYS_recvmsg),
+];

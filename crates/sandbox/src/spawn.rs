@@ -1,0 +1,68 @@
+//! The one way microvm starts a thread (as Cloud Hypervisor's thread helper does): the new
+//! thread enters its kind's filter before anything else, then waits at the start gate (if
+//! any) for the other threads; a filter that cannot be installed or a panic in its body is
+//! handed to the owner's `on_failure` (which ends the VM with that message) instead of
+//! vanishing with the thread.
+
+use crate::{Sandbox, ThreadKind};
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
+
+/// How a thread starts: its name, filter and the gate it meets the others at.
+pub struct ThreadStart {
+    pub name: String,
+    pub kind: ThreadKind,
+    pub sandbox: Arc<Sandbox>,
+    /// Passed (even when the filter failed, so no one waits forever) before `body` runs.
+    pub gate: Option<Arc<Barrier>>,
+}
+
+/// Starts a thread running `body` as `start` says.
+pub fn spawn<B, F>(start: ThreadStart, on_failure: F, body: B) -> std::io::Result<JoinHandle<()>>
+where
+    B: FnOnce() + Send + 'static,
+    F: FnOnce(String) + Send + 'static,
+{
+    let ThreadStart { name, kind, sandbox, gate } = start;
+    std::thread::Builder::new().name(name).spawn(move || {
+        let confined = sandbox.enter(kind);
+        if let Some(gate) = gate {
+            gate.wait();
+        }
+        if let Err(e) = confined {
+            on_failure(e.to_string());
+            return;
+        }
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(body)) {
+            on_failure(format!("the {} thread panicked: {}", kind.name(), panic_message(&*payload)));
+        }
+    })
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "(no message)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn a_panic_reaches_the_owner() {
+        let (tx, rx) = mpsc::channel();
+        let sandbox = Arc::new(Sandbox::new(false).unwrap());
+        let start = ThreadStart { name: "t".into(), kind: ThreadKind::Virtio, sandbox, gate: None };
+        let thread = spawn(start, move |m| tx.send(m).unwrap(), || panic!("boom"));
+        thread.unwrap().join().unwrap();
+        assert_eq!(rx.recv().unwrap(), "the virtio thread panicked: boom");
+    }
+}
