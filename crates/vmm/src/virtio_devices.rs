@@ -128,7 +128,7 @@ pub fn create_devices(
                 let tap = tap?;
                 if cfg.ifname.is_none() && cfg.fd.is_none() {
                     // As QEMU does: the user needs the name to configure the host side.
-                    eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
+                    log::info!(target: devices::NOTICE, "microvm: netdev {} uses tap device {}", cfg.id, tap.name());
                 }
                 let net = Net::new(tap, cfg.mac)?;
                 let net = Arc::new(Mutex::new(net));

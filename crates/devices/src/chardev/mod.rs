@@ -134,7 +134,7 @@ impl Chardev {
                 let (master, path) = open_pty().map_err(|source| ChardevError::Pty { id: id.into(), source })?;
                 let input = master.try_clone().map_err(io_error(id, "cannot duplicate the pty master"))?;
                 let timer = pty_timer().map_err(io_error(id, "cannot set up a timerfd"))?;
-                eprintln!("char device redirected to {} (label {id})", path.display());
+                log::info!(target: crate::NOTICE, "char device redirected to {} (label {id})", path.display());
                 dev.input = Some(Endpoint { fd: input, mode: IoMode::NonBlocking });
                 dev.output = Some(Endpoint { fd: master, mode: IoMode::NonBlocking });
                 dev.kind = Kind::Pty { path, connected: false, timer };
@@ -174,7 +174,11 @@ impl Chardev {
     /// with the listener).
     fn serve(&mut self, id: &str, listener: Listener, wait: bool) -> Result<(), ChardevError> {
         if wait {
-            eprintln!("microvm: waiting for connection on: disconnected:{},server=on", listener.describe());
+            log::info!(
+                target: crate::NOTICE,
+                "microvm: waiting for connection on: disconnected:{},server=on",
+                listener.describe()
+            );
             let accepted = listener.accept().and_then(socket_endpoints);
             let (input, output) = accepted.map_err(|source| ChardevError::Accept {
                 id: id.into(),
@@ -251,6 +255,18 @@ impl Chardev {
             Kind::Pty { connected, .. } => *connected,
             Kind::Server { .. } | Kind::Client => self.input.is_some() || self.output.is_some(),
             Kind::Plain => true,
+        }
+    }
+
+    /// Whether the backend is open in QEMU's sense (it sent CHR_EVENT_OPENED
+    /// and no CLOSED since), which is what a virtserialport reports to the
+    /// guest as "host connected": a pty while someone has its slave open; a
+    /// socket while its connection is up; any other backend while it has an
+    /// input or output left (so `null` never is, as in QEMU).
+    pub fn is_open(&self) -> bool {
+        match &self.kind {
+            Kind::Pty { connected, .. } => *connected,
+            _ => (self.input.is_some() && !self.input_ended) || (self.output.is_some() && !self.output_ended),
         }
     }
 

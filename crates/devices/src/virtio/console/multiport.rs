@@ -8,11 +8,28 @@
 //! carry 8-byte messages (`id: le32, event: le16, value: le16`):
 //! the driver says DEVICE_READY, the device announces each port with
 //! DEVICE_ADD; on PORT_READY the device says CONSOLE_PORT for a console,
-//! PORT_NAME (name bytes after the header) for a named port and PORT_OPEN
-//! (host side connected); the driver's PORT_OPEN tells whether the guest has
-//! the port open, which the device logs for the backend's user. Malformed
-//! control messages (short, unknown port, unknown event) are dropped with a
-//! warning and the chain completed, as QEMU does.
+//! PORT_NAME (name bytes after the header) for a named port and PORT_OPEN 1
+//! if the host side is connected. Malformed control messages (short, unknown
+//! port, unknown event) are dropped with a warning and the chain completed,
+//! as QEMU does.
+//!
+//! Open and close, as QEMU's virtio-serial-bus.c and virtio-console.c:
+//! * Host side ("host connected"): a virtconsole is always connected. A
+//!   virtserialport is connected while its chardev is open
+//!   (`Chardev::is_open`: a socket client, a pty user; never `null`); each
+//!   change after the guest readied the port is sent as PORT_OPEN 1 or 0 (a
+//!   client replaced within one turn: 0 then 1), as QEMU's CHR_EVENT_OPENED
+//!   and CLOSED do. Output to a port nobody is connected to is dropped by
+//!   the chardev, as QEMU discards it.
+//! * Guest side: the driver's PORT_OPEN opens or closes the port (Linux
+//!   opens a console itself). With MULTIPORT negotiated, host input for a
+//!   port the guest has closed is not read at all (QEMU's
+//!   `virtio_serial_guest_ready` returns 0): it waits in the backend (the
+//!   socket, the pty) and is delivered once the guest opens the port; input
+//!   already read stays with the device meanwhile. QEMU also calls
+//!   `qemu_chr_fe_set_open`, which only spice backends act on (microvm has
+//!   none), and sends the QMP event VSERPORT_CHANGE for a port with an id,
+//!   which microvm does not (yet): the change is logged instead.
 //!
 //! Data moves per port exactly as in the one-port console (`transmit`,
 //! `receive`).
@@ -59,6 +76,72 @@ struct Port {
     tx: Option<TxChain>,
     /// The guest has the port open (its last PORT_OPEN).
     guest_open: bool,
+    /// The driver sent PORT_READY: host-side changes are reported from then on.
+    ready: bool,
+    /// What the guest was (or will be, at PORT_READY) told of the host side.
+    host_open: bool,
+    /// The chardev's `clients_accepted` when `host_open` was last looked at.
+    host_clients: u64,
+}
+
+impl Port {
+    fn new(backend: PortBackend) -> Port {
+        let host_clients = backend.chardev.clients_accepted();
+        let mut port = Port {
+            backend,
+            pending: VecDeque::new(),
+            rx_starved: false,
+            tx: None,
+            guest_open: false,
+            ready: false,
+            host_open: false,
+            host_clients,
+        };
+        port.host_open = port.host_connected();
+        port
+    }
+
+    /// QEMU's `host_connected`: always for a console, else the chardev's state.
+    fn host_connected(&self) -> bool {
+        self.backend.console || self.backend.chardev.is_open()
+    }
+
+    /// The PORT_OPEN values to send the driver for changes of the host side
+    /// since the last call (none before PORT_READY, which reports the state).
+    fn host_changes(&mut self) -> Vec<u16> {
+        let open = self.host_connected();
+        let clients = self.backend.chardev.clients_accepted();
+        let mut changes = Vec::new();
+        // A new client replacing the last one is a close and an open (consoles see neither).
+        let replaced = open && self.host_open && !self.backend.console && clients != self.host_clients;
+        if open != self.host_open || replaced {
+            if self.host_open {
+                changes.push(0);
+            }
+            if open {
+                changes.push(1);
+            }
+            log::info!(
+                "virtio-serial: chardev '{}' {}",
+                self.backend.chardev.label(),
+                if open { "connected" } else { "disconnected" }
+            );
+        }
+        self.host_open = open;
+        self.host_clients = clients;
+        if self.ready {
+            changes
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn reset(&mut self) {
+        self.tx = None;
+        self.rx_starved = false;
+        self.guest_open = false;
+        self.ready = false;
+    }
 }
 
 pub struct MultiportConsole {
@@ -67,6 +150,9 @@ pub struct MultiportConsole {
     queue_sizes: Vec<u16>,
     activation: Activation,
     broken: bool,
+    /// The driver negotiated MULTIPORT, so a port's input waits for the guest
+    /// to open it.
+    multiport: bool,
     /// Control messages for the driver, waiting for control receive buffers.
     control_out: VecDeque<Vec<u8>>,
 }
@@ -97,20 +183,12 @@ impl MultiportConsole {
         let max_ports = max_ports.clamp(ports.len().max(1) as u32, MAX_PORTS);
         let queue_count = 2 * (max_ports as usize + 1);
         Ok(MultiportConsole {
-            ports: ports
-                .into_iter()
-                .map(|backend| Port {
-                    backend,
-                    pending: VecDeque::new(),
-                    rx_starved: false,
-                    tx: None,
-                    guest_open: false,
-                })
-                .collect(),
+            ports: ports.into_iter().map(Port::new).collect(),
             max_ports,
             queue_sizes: vec![QUEUE_SIZE; queue_count],
             activation: Activation::new().map_err(super::ConsoleError::Activation)?,
             broken: false,
+            multiport: false,
             control_out: VecDeque::new(),
         })
     }
@@ -118,6 +196,32 @@ impl MultiportConsole {
     /// Whether the guest has port `id` open.
     pub fn guest_open(&self, id: usize) -> bool {
         self.ports.get(id).is_some_and(|p| p.guest_open)
+    }
+
+    /// Whether the host side of port `id` is connected (as the guest was told).
+    pub fn host_open(&self, id: usize) -> bool {
+        self.ports.get(id).is_some_and(|p| p.host_open)
+    }
+
+    /// Queues PORT_OPEN messages for host-side changes; true if there were any.
+    fn report_host_changes(&mut self) -> bool {
+        if self.activation.active.is_none() || !self.multiport {
+            return false;
+        }
+        let mut any = false;
+        for (id, port) in self.ports.iter_mut().enumerate() {
+            for value in port.host_changes() {
+                self.control_out.push_back(control_message(id as u32, PORT_OPEN, value, &[]));
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// Whether `port` takes host input now: the guest has buffers, nothing
+    /// read is still waiting, and (with MULTIPORT) the guest has it open.
+    fn wants_input(&self, port: &Port) -> bool {
+        !port.rx_starved && port.pending.is_empty() && (port.guest_open || !self.multiport)
     }
 
     /// Handles one control message from the driver.
@@ -140,15 +244,20 @@ impl MultiportConsole {
                 log::warn!("virtio-serial: control event {event} for port {id}, which does not exist; dropped");
             }
             PORT_READY if value == 1 => {
-                let port = &self.ports[id as usize].backend;
-                if port.console {
+                let port = &mut self.ports[id as usize];
+                port.ready = true;
+                // Changes before now are in the state reported here.
+                port.host_changes();
+                let backend = &port.backend;
+                if backend.console {
                     self.control_out.push_back(control_message(id, CONSOLE_PORT, 1, &[]));
                 }
-                if let Some(name) = &port.name {
+                if let Some(name) = &backend.name {
                     self.control_out.push_back(control_message(id, PORT_NAME, 1, name.as_bytes()));
                 }
-                // The host side is always there: what the guest writes is taken.
-                self.control_out.push_back(control_message(id, PORT_OPEN, 1, &[]));
+                if port.host_open {
+                    self.control_out.push_back(control_message(id, PORT_OPEN, 1, &[]));
+                }
             }
             PORT_READY => log::warn!("virtio-serial: the driver failed to set up port {id}"),
             PORT_OPEN => {
@@ -233,14 +342,19 @@ impl MultiportConsole {
             Ok(i) => interrupt |= i,
             Err(e) => failure = Some(e),
         }
+        let multiport = self.multiport;
         for (id, port) in self.ports.iter_mut().enumerate() {
             let (rxq, txq) = port_queues(id);
             if txq >= queues.len() {
                 break;
             }
             let tx = transmit(&mem, &mut queues[txq], &mut port.tx, &mut port.backend.chardev);
-            let rx =
-                receive(&mem, &mut queues[rxq], &mut port.pending, &mut port.rx_starved, &mut port.backend.chardev);
+            // A port the guest has closed is not read from: its input waits in the backend.
+            let rx = if port.guest_open || !multiport {
+                receive(&mem, &mut queues[rxq], &mut port.pending, &mut port.rx_starved, &mut port.backend.chardev)
+            } else {
+                Ok(Default::default())
+            };
             for (result, q) in [(tx, txq), (rx, rxq)] {
                 match result {
                     Ok(progress) => {
@@ -293,23 +407,16 @@ impl VirtioDevice for MultiportConsole {
 
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         self.broken = false;
+        self.multiport = ctx.acked_features & F_MULTIPORT != 0;
         self.control_out.clear();
-        for port in &mut self.ports {
-            port.rx_starved = false;
-            port.tx = None;
-            port.guest_open = false;
-        }
+        self.ports.iter_mut().for_each(Port::reset);
         self.activation.activate(ctx)
     }
 
     fn reset(&mut self) -> bool {
         self.activation.deactivate();
         self.control_out.clear();
-        for port in &mut self.ports {
-            port.tx = None;
-            port.rx_starved = false;
-            port.guest_open = false;
-        }
+        self.ports.iter_mut().for_each(Port::reset);
         true
     }
 }
@@ -341,15 +448,20 @@ impl MutEventSubscriber for MultiportConsole {
                 }
             }
         }
+        self.report_host_changes();
         self.serve();
+        // Serving may have found a peer gone (end of input, a failed write).
+        if self.report_host_changes() {
+            self.serve();
+        }
         let live = self.activation.active.is_some() && !self.broken;
-        for port in &mut self.ports {
-            let want = live && !port.rx_starved && port.pending.is_empty();
-            port.backend.chardev.sync_watches(ops, want);
+        for id in 0..self.ports.len() {
+            let want = live && self.wants_input(&self.ports[id]);
+            self.ports[id].backend.chardev.sync_watches(ops, want);
         }
     }
 }
 
 #[cfg(test)]
-#[path = "multiport_tests.rs"]
+#[path = "multiport_tests/mod.rs"]
 mod tests;

@@ -1,5 +1,8 @@
 //! The multiport console through the driver-side harness: the control
-//! handshake, data on a second port, and malformed control messages.
+//! handshake, data on a second port, and malformed control messages; port
+//! open and close in `port_open`.
+
+mod port_open;
 
 use super::*;
 use crate::virtio::status;
@@ -28,19 +31,30 @@ struct Rig {
 fn rig() -> Rig {
     let (p0, peer0) = port(None, true);
     let (p1, peer1) = port(Some("org.test.0"), false);
-    let (mut d, dev) = TestDriver::new(MultiportConsole::new(vec![p0, p1], 4).unwrap());
+    rig_with(vec![p0, p1], vec![peer0, peer1])
+}
+
+/// `ports` on a device with max_ports 4, activated with MULTIPORT, control receive buffers posted.
+fn rig_with(ports: Vec<PortBackend>, peers: Vec<UnixStream>) -> Rig {
+    let (mut d, dev) = TestDriver::new(MultiportConsole::new(ports, 4).unwrap());
     d.activate(F_MULTIPORT, 16);
-    let mut rig = Rig { d, dev, peers: vec![peer0, peer1], control_rx: Vec::new() };
-    for _ in 0..8 {
-        let a = rig.d.alloc(64, 0);
-        let head = rig.d.add_chain(CONTROL_RX, &[(a, 64, true)]);
-        rig.control_rx.push((u32::from(head), a));
-    }
-    rig.d.notify(CONTROL_RX as u32);
+    let mut rig = Rig { d, dev, peers, control_rx: Vec::new() };
+    rig.post_control_buffers(8);
     rig
 }
 
 impl Rig {
+    /// Posts `n` more control receive buffers (the descriptors of older ones are reused).
+    fn post_control_buffers(&mut self, n: usize) {
+        for _ in 0..n {
+            let a = self.d.alloc(64, 0);
+            let head = self.d.add_chain(CONTROL_RX, &[(a, 64, true)]);
+            self.control_rx.retain(|&(h, _)| h != u32::from(head));
+            self.control_rx.push((u32::from(head), a));
+        }
+        self.d.notify(CONTROL_RX as u32);
+    }
+
     fn send_control(&mut self, msg: &[u8]) {
         let a = self.d.alloc_with(msg);
         self.d.add_chain(CONTROL_TX, &[(a, msg.len() as u32, false)]);
@@ -120,6 +134,8 @@ fn data_flows_on_the_second_port_both_ways() {
     let buf = rig.d.alloc(32, 0);
     let head = rig.d.add_chain(rx1, &[(buf, 32, true)]);
     rig.d.notify(rx1 as u32);
+    // Input goes to a port the guest has open.
+    rig.send_control(&control_message(1, PORT_OPEN, 1, &[]));
     rig.peers[1].write_all(b"to guest").unwrap();
     rig.d.run_events();
     assert_eq!(rig.d.used(rx1), [(u32::from(head), 8)]);
