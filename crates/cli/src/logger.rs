@@ -7,20 +7,29 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 struct Logger {
     /// `-D FILE`; `None`: stderr.
     file: Mutex<Option<File>>,
+    /// The level asked for (MICROVM_LOG); `log::max_level` is at least Info so that
+    /// notices (`devices::NOTICE`) always arrive.
+    level: AtomicUsize,
 }
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= log::max_level()
+        metadata.target() == devices::NOTICE || metadata.level() as usize <= self.level.load(Ordering::Relaxed)
     }
 
     fn log(&self, record: &Record) {
         if !self.enabled(record.metadata()) {
+            return;
+        }
+        // What QEMU prints for the user (a pty's path...): as it is, on stderr, even with -D.
+        if record.target() == devices::NOTICE {
+            eprintln!("{}", record.args());
             return;
         }
         // Guest-caused lines of virtio-queue are budgeted (devices::noise).
@@ -42,7 +51,7 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
-static LOGGER: Logger = Logger { file: Mutex::new(None) };
+static LOGGER: Logger = Logger { file: Mutex::new(None), level: AtomicUsize::new(LevelFilter::Warn as usize) };
 
 pub fn init() {
     let level = match std::env::var("MICROVM_LOG").as_deref() {
@@ -52,8 +61,9 @@ pub fn init() {
         Ok("trace") => LevelFilter::Trace,
         _ => LevelFilter::Warn,
     };
+    LOGGER.level.store(level as usize, Ordering::Relaxed);
     if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(level);
+        log::set_max_level(level.max(LevelFilter::Info));
     }
 }
 

@@ -1,6 +1,12 @@
 //! Devices the guest can reach, and the bus that routes a vCPU's port and
 //! MMIO accesses to them.
 
+/// Log target of the lines a user must see at any log level, as QEMU prints them (a pty's
+/// path, the tap a netdev created, a socket waiting for its client, -trace-boot's table).
+/// Library code never prints: it logs these with `log::info!(target: NOTICE, ...)`, and
+/// the binary prints them as they are, on stderr.
+pub const NOTICE: &str = "microvm::notice";
+
 pub mod acpi;
 pub mod bus;
 pub mod chardev;

@@ -8,7 +8,7 @@ use devices::bus::BusDevice;
 use devices::chardev::Chardev;
 use devices::virtio::balloon::{Balloon, BalloonOptions};
 use devices::virtio::block::{Block, BlockOptions, CacheMode};
-use devices::virtio::console::Console;
+use devices::virtio::console::{Console, MultiportConsole, PortBackend};
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
 use devices::virtio::test_driver::TestDriver;
@@ -153,6 +153,36 @@ pub fn queue_balloon(data: &[u8]) {
         balloon.set_target(b.u32());
         balloon.request_stats();
         drop(balloon);
+        d.run_ready();
+    });
+}
+
+/// virtio-serial with multiport: a virtconsole and a named port, each on a socket-pair
+/// chardev, and the control queues the driver speaks to open, name and close ports.
+pub fn queue_multiport(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let mut peers = Vec::new();
+    let mut ports = Vec::new();
+    for (name, console) in [(None, true), (Some("org.fuzz.port".to_string()), false)] {
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let _ = theirs.set_nonblocking(true);
+        let output = ours.try_clone().expect("clone");
+        let Ok(chardev) = Chardev::from_fds("fuzzport", Some(OwnedFd::from(ours)), Some(OwnedFd::from(output))) else {
+            return;
+        };
+        ports.push(PortBackend { chardev, name, console });
+        peers.push(theirs);
+    }
+    let Ok(console) = MultiportConsole::new(ports, 2) else { return };
+    let (mut d, _) = TestDriver::new(console);
+    let mut sink = vec![0u8; 70_000];
+    // Port 0's pair, the control pair, port 1's pair: six queues.
+    drive(&mut d, 6, &mut b, |d, b| {
+        let peer = &mut peers[usize::from(b.u8()) % 2];
+        let _ = peer.write(b.slice(255));
+        for peer in &mut peers {
+            while matches!(peer.read(&mut sink), Ok(n) if n > 0) {}
+        }
         d.run_ready();
     });
 }

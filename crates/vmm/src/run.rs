@@ -171,7 +171,7 @@ fn lock(controller: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller>
 }
 
 fn report_boot_times(times: &BootTimes, json: Option<(std::path::PathBuf, std::fs::File)>) -> Result<(), Error> {
-    eprint!("{}", times.table());
+    log::info!(target: devices::NOTICE, "{}", times.table().trim_end_matches('\n'));
     if let Some((path, mut file)) = json {
         file.write_all(times.json().as_bytes()).map_err(|source| Error::Report { path, source })?;
     }

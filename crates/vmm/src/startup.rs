@@ -27,7 +27,8 @@ impl StartupClock {
     pub fn mark_first_run(&self) {
         let mark = FirstRun { wall: self.start.elapsed(), cpu: process_cpu_time() };
         if self.first_run.set(mark).is_ok() && self.report {
-            eprintln!(
+            log::info!(
+                target: devices::NOTICE,
                 "microvm: first KVM_RUN after {} us wall (since main), {} us CPU (since exec)",
                 mark.wall.as_micros(),
                 mark.cpu.as_micros()

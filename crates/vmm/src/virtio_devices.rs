@@ -131,7 +131,7 @@ pub fn create_devices(
                 let tap = tap?;
                 if cfg.ifname.is_none() && cfg.fd.is_none() {
                     // As QEMU does: the user needs the name to configure the host side.
-                    eprintln!("microvm: netdev {} uses tap device {}", cfg.id, tap.name());
+                    log::info!(target: devices::NOTICE, "microvm: netdev {} uses tap device {}", cfg.id, tap.name());
                 }
                 if cfg.vhost {
                     let net = VhostNet::open(tap, cfg.mac, mem)

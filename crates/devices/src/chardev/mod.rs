@@ -134,7 +134,7 @@ impl Chardev {
                 let (master, path) = open_pty().map_err(|source| ChardevError::Pty { id: id.into(), source })?;
                 let input = master.try_clone().map_err(io_error(id, "cannot duplicate the pty master"))?;
                 let timer = pty_timer().map_err(io_error(id, "cannot set up a timerfd"))?;
-                eprintln!("char device redirected to {} (label {id})", path.display());
+                log::info!(target: crate::NOTICE, "char device redirected to {} (label {id})", path.display());
                 dev.input = Some(Endpoint { fd: input, mode: IoMode::NonBlocking });
                 dev.output = Some(Endpoint { fd: master, mode: IoMode::NonBlocking });
                 dev.kind = Kind::Pty { path, connected: false, timer };
@@ -174,7 +174,11 @@ impl Chardev {
     /// with the listener).
     fn serve(&mut self, id: &str, listener: Listener, wait: bool) -> Result<(), ChardevError> {
         if wait {
-            eprintln!("microvm: waiting for connection on: disconnected:{},server=on", listener.describe());
+            log::info!(
+                target: crate::NOTICE,
+                "microvm: waiting for connection on: disconnected:{},server=on",
+                listener.describe()
+            );
             let accepted = listener.accept().and_then(socket_endpoints);
             let (input, output) = accepted.map_err(|source| ChardevError::Accept {
                 id: id.into(),
