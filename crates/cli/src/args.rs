@@ -47,8 +47,8 @@ mod serial;
 pub use help::help_text;
 use schema::{Opt, OptDesc, Props};
 
-/// Guest RAM when `-m` is not given (QEMU's default).
-pub const DEFAULT_MEM_SIZE: u64 = 128 << 20;
+/// Guest RAM when `-m` is not given (QEMU's default), defined with the config.
+pub use vmm::config::DEFAULT_MEM_SIZE;
 
 /// Guest RAM is rounded up to a multiple of this (QEMU rounds to 8 KiB; the
 /// VMM needs whole pages).

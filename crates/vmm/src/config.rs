@@ -53,6 +53,41 @@ pub struct VmConfig {
     pub no_shutdown: bool,
 }
 
+/// Guest RAM when none is asked for (QEMU's default, `-m` absent).
+pub const DEFAULT_MEM_SIZE: u64 = 128 << 20;
+
+impl VmConfig {
+    /// A VM that boots `kernel` with QEMU's defaults: 128 MiB, one vCPU, no devices, no
+    /// serial port, the sandbox on. The CLI and tests change what they need from here.
+    pub fn new(kernel: KernelConfig) -> Self {
+        VmConfig {
+            machine: MachineConfig::default(),
+            mem_size: DEFAULT_MEM_SIZE,
+            memory: MemoryConfig::default(),
+            vcpu_count: 1,
+            kernel,
+            serial: None,
+            report_start_time: false,
+            devices: Vec::new(),
+            trace_boot: None,
+            start_paused: false,
+            name: None,
+            debug_threads: false,
+            uuid: None,
+            monitors: Vec::new(),
+            sandbox: true,
+            cpu: Default::default(),
+            rtc_localtime: false,
+            mem_lock: false,
+            guest_errors: false,
+            debug_exit: None,
+            muxes: Vec::new(),
+            i8042: false,
+            no_shutdown: false,
+        }
+    }
+}
+
 /// A chardev shared by several front ends (`-chardev ...,mux=on`, `-serial
 /// mon:stdio`) or a human monitor's own chardev (`-monitor stdio`).
 #[derive(Clone, Debug, PartialEq, Eq)]

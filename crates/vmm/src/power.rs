@@ -168,29 +168,12 @@ mod tests {
 
     fn config() -> VmConfig {
         VmConfig {
-            machine: Default::default(),
-            mem_size: 128 << 20,
-            memory: Default::default(),
             vcpu_count: 2,
-            kernel: crate::config::KernelConfig { path: "vmlinux".into(), cmdline: String::new(), initrd: None },
-            serial: None,
-            report_start_time: false,
-            devices: Vec::new(),
-            trace_boot: None,
-            start_paused: false,
-            name: None,
-            debug_threads: false,
-            uuid: None,
-            monitors: Vec::new(),
-            cpu: Default::default(),
-            rtc_localtime: false,
-            mem_lock: false,
-            guest_errors: false,
-            debug_exit: None,
-            muxes: Vec::new(),
-            i8042: false,
-            no_shutdown: false,
-            sandbox: true,
+            ..VmConfig::new(crate::config::KernelConfig {
+                path: "vmlinux".into(),
+                cmdline: String::new(),
+                initrd: None,
+            })
         }
     }
 

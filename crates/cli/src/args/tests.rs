@@ -24,33 +24,14 @@ fn proposal_legacy_mode_without_devices() {
     ]))
     .unwrap();
     let want = VmConfig {
-        machine: MachineConfig::default(),
         mem_size: 512 * MIB,
-        memory: Default::default(),
         vcpu_count: 2,
-        kernel: KernelConfig {
+        serial: Some(SerialConfig::Stdio),
+        ..VmConfig::new(KernelConfig {
             path: PathBuf::from("vmlinux"),
             cmdline: "console=ttyS0 root=/dev/vda".into(),
             initrd: None,
-        },
-        serial: Some(SerialConfig::Stdio),
-        report_start_time: false,
-        trace_boot: None,
-        start_paused: false,
-        name: None,
-        debug_threads: false,
-        uuid: None,
-        monitors: Vec::new(),
-        sandbox: true,
-        i8042: false,
-        no_shutdown: false,
-        devices: Vec::new(),
-        cpu: Default::default(),
-        rtc_localtime: false,
-        mem_lock: false,
-        guest_errors: false,
-        debug_exit: None,
-        muxes: Vec::new(),
+        })
     };
     assert_eq!(
         c,

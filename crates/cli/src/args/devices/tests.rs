@@ -2,8 +2,7 @@ use super::super::test_util::*;
 use super::super::{parse, DEFAULT_MEM_SIZE};
 use super::*;
 use vmm::config::{
-    ChardevBackend, ChardevConfig, KernelConfig, MachineConfig, SerialConfig, SerialPortConfig, VirtioSerialConfig,
-    VmConfig,
+    ChardevBackend, ChardevConfig, KernelConfig, SerialConfig, SerialPortConfig, VirtioSerialConfig, VmConfig,
 };
 
 // ---- the proposal's command lines ----
@@ -17,29 +16,14 @@ fn proposal_normal_mode() {
         -device virtio-net-device,netdev=tap0";
     let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=hvc0 root=/dev/vda"));
     let want = VmConfig {
-        machine: MachineConfig::default(),
         mem_size: 512 * MIB,
-        memory: Default::default(),
         vcpu_count: 2,
-        kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=hvc0 root=/dev/vda".into(), initrd: None },
-        serial: None,
-        report_start_time: false,
-        trace_boot: None,
-        start_paused: false,
-        name: None,
-        debug_threads: false,
-        uuid: None,
-        monitors: Vec::new(),
-        sandbox: true,
-        i8042: false,
-        no_shutdown: false,
         devices: vec![console("virtiocon0", ChardevBackend::Pty), block("test", "test.img"), net("tap0", None, None)],
-        cpu: Default::default(),
-        rtc_localtime: false,
-        mem_lock: false,
-        guest_errors: false,
-        debug_exit: None,
-        muxes: Vec::new(),
+        ..VmConfig::new(KernelConfig {
+            path: "vmlinux".into(),
+            cmdline: "console=hvc0 root=/dev/vda".into(),
+            initrd: None,
+        })
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
 }
@@ -52,29 +36,15 @@ fn proposal_legacy_mode() {
         -device virtio-net-device,netdev=tap0 -serial stdio";
     let argv = line.split_whitespace().map(|a| a.replace("CMDLINE", "console=ttyS0 root=/dev/vda"));
     let want = VmConfig {
-        machine: MachineConfig::default(),
         mem_size: 512 * MIB,
-        memory: Default::default(),
         vcpu_count: 2,
-        kernel: KernelConfig { path: "vmlinux".into(), cmdline: "console=ttyS0 root=/dev/vda".into(), initrd: None },
         serial: Some(SerialConfig::Stdio),
-        report_start_time: false,
-        trace_boot: None,
-        start_paused: false,
-        name: None,
-        debug_threads: false,
-        uuid: None,
-        monitors: Vec::new(),
-        sandbox: true,
-        i8042: false,
-        no_shutdown: false,
         devices: vec![block("test", "test.img"), net("tap0", None, None)],
-        cpu: Default::default(),
-        rtc_localtime: false,
-        mem_lock: false,
-        guest_errors: false,
-        debug_exit: None,
-        muxes: Vec::new(),
+        ..VmConfig::new(KernelConfig {
+            path: "vmlinux".into(),
+            cmdline: "console=ttyS0 root=/dev/vda".into(),
+            initrd: None,
+        })
     };
     assert_eq!(parse(argv.collect::<Vec<_>>()), Ok(plain_run(want)));
 }
