@@ -8,23 +8,9 @@ pub const MAIN: &[Rule] = &[
     allow!(SYS_epoll_wait),
     allow!(SYS_epoll_pwait),
     allow!(SYS_epoll_ctl),
-    // eventfds, the signalfd, the timerfd, stdin, monitor connections.
+    // eventfds, the signalfd, the timerfd, stdin, monitor connections (their socket calls
+    // are in the chardev list).
     allow!(SYS_read),
-    allow!(SYS_recvfrom),
-    allow!(SYS_sendto),
-    allow!(SYS_poll),
-    allow!(SYS_timerfd_settime),
-    // Monitors: clients connect to sockets opened at set-up.
-    allow!(SYS_accept4),
-    allow!(SYS_ioctl, "FIONBIO", [eq(1, libc::FIONBIO as u32)]),
-    // A chardev asks how many bytes wait before reading (mux escapes, monitor input).
-    allow!(SYS_ioctl, "FIONREAD", [eq(1, libc::FIONREAD as u32)]),
-    allow!(SYS_fcntl, "F_GETFL", [eq(1, libc::F_GETFL as u32)]),
-    allow!(SYS_fcntl, "F_SETFL", [eq(1, libc::F_SETFL as u32)]),
-    // A human monitor's client (or chardev socket) is split into its reading and writing
-    // halves (try_clone); musl follows F_DUPFD_CLOEXEC with F_SETFD.
-    allow!(SYS_fcntl, "F_DUPFD_CLOEXEC", [eq(1, libc::F_DUPFD_CLOEXEC as u32)]),
-    allow!(SYS_fcntl, "F_SETFD", [eq(1, libc::F_SETFD as u32)]),
     // The terminal goes back to the mode it had (stdio serial); musl's isatty asks the size.
     allow!(SYS_ioctl, "TCGETS", [eq(1, libc::TCGETS as u32)]),
     allow!(SYS_ioctl, "TCSETS", [eq(1, libc::TCSETS as u32)]),

@@ -1,6 +1,8 @@
-//! The allowlists, one file per thread kind, each added to the common list. To give a new
-//! thread its list: add a [`ThreadKind`], a file here, and a line in [`rules_of`].
+//! The allowlists, one file per thread kind, each added to the common list (and, for the
+//! threads that serve chardevs, the chardev list). To give a new thread its list: add a
+//! [`ThreadKind`], a file here, and a line in [`lists_of`].
 
+mod chardev_io;
 mod common;
 mod main_loop;
 mod vcpu;
@@ -9,18 +11,19 @@ mod virtio;
 use crate::rules::Rule;
 use crate::ThreadKind;
 
-pub use common::COMMON;
+use common::COMMON;
 
-/// The kind's own rules (without the common ones).
-pub fn own_rules(kind: ThreadKind) -> &'static [Rule] {
+/// The lists a thread of `kind` runs under.
+fn lists_of(kind: ThreadKind) -> &'static [&'static [Rule]] {
+    use chardev_io::CHARDEV_IO;
     match kind {
-        ThreadKind::Main => main_loop::MAIN,
-        ThreadKind::Vcpu => vcpu::VCPU,
-        ThreadKind::Virtio => virtio::VIRTIO,
+        ThreadKind::Main => &[COMMON, CHARDEV_IO, main_loop::MAIN],
+        ThreadKind::Vcpu => &[COMMON, vcpu::VCPU],
+        ThreadKind::Virtio => &[COMMON, CHARDEV_IO, virtio::VIRTIO],
     }
 }
 
 /// Every rule a thread of `kind` runs under.
 pub fn rules_of(kind: ThreadKind) -> impl Iterator<Item = &'static Rule> {
-    COMMON.iter().chain(own_rules(kind))
+    lists_of(kind).iter().flat_map(|list| list.iter())
 }

@@ -10,7 +10,7 @@ pub const VIRTIO: &[Rule] = &[
     allow!(SYS_epoll_wait),
     allow!(SYS_epoll_pwait),
     allow!(SYS_epoll_ctl),
-    // eventfds, taps, chardevs.
+    // eventfds, taps, chardevs (their socket calls are in the chardev list).
     allow!(SYS_read),
     allow!(SYS_readv),
     allow!(SYS_writev),
@@ -25,21 +25,6 @@ pub const VIRTIO: &[Rule] = &[
     // virtio-balloon returns pages of file- or memfd-backed guest RAM (MADV_DONTNEED, for
     // anonymous RAM, is in the common list).
     allow!(SYS_madvise, "MADV_REMOVE", [eq(2, libc::MADV_REMOVE as u32)]),
-    // Chardevs: socket peers, a server accepting its next client, polling a shared stdin,
-    // a pty's reconnect timer.
-    allow!(SYS_recvfrom),
-    allow!(SYS_sendto),
-    allow!(SYS_accept4),
-    allow!(SYS_poll),
-    allow!(SYS_timerfd_settime),
-    allow!(SYS_ioctl, "FIONBIO", [eq(1, libc::FIONBIO as u32)]),
-    // A chardev asks how many bytes wait before reading (mux escapes, monitor input).
-    allow!(SYS_ioctl, "FIONREAD", [eq(1, libc::FIONREAD as u32)]),
-    allow!(SYS_fcntl, "F_GETFL", [eq(1, libc::F_GETFL as u32)]),
-    allow!(SYS_fcntl, "F_SETFL", [eq(1, libc::F_SETFL as u32)]),
-    allow!(SYS_fcntl, "F_DUPFD_CLOEXEC", [eq(1, libc::F_DUPFD_CLOEXEC as u32)]),
-    // musl follows F_DUPFD_CLOEXEC with F_SETFD FD_CLOEXEC (for kernels that ignored it).
-    allow!(SYS_fcntl, "F_SETFD", [eq(1, libc::F_SETFD as u32)]),
     // Kernel vhost devices (vhost-vsock, -netdev tap,vhost=on): after the guest's DRIVER_OK
     // this thread hands the kernel the features, memory table and vrings, and starts or
     // stops it (opening, VHOST_SET_OWNER and the CID happen during set-up).
