@@ -9,6 +9,7 @@ if [ ! -d /rig ] && [ -z "$ACPI_NS" ]; then
     ACPI_NS=1 exec unshare -n sh "$0" "$@"
 fi
 trap '' PIPE
+. "$SCENARIOS/lib-qmp.sh"
 dir=$(mktemp -d) && cp "$GUEST_ROOTFS" "$dir/disk.img" || exit 1
 ip tuntap add dev mvtap0 mode tap 2>/dev/null || tunctl -t mvtap0 >/dev/null || exit 1
 ip link set mvtap0 up || exit 1
@@ -28,24 +29,14 @@ echo "VMM-EXIT-1 status=$status1"
 echo "== boot 2: system_powerdown with busybox acpid"
 boot /tests/acpi-powerdown -qmp unix:"$dir/qmp.sock",server=on,wait=off > "$dir/console.txt" 2>&1 &
 vmm=$!
-i=0
-while ! grep -q ACPID-READY "$dir/console.txt" && [ $i -lt 2400 ] && kill -0 $vmm 2>/dev/null; do
-    sleep 0.1; i=$((i + 1))
-done
-mkfifo "$dir/in"
-"$UNIXCAT" "$dir/qmp.sock" < "$dir/in" > "$dir/qmp.txt" &
-exec 3> "$dir/in"
-echo '{"execute": "qmp_capabilities"}' >&3
+console_wait ACPID-READY 2400
+qmp_connect "$dir/qmp.sock"
 sleep 0.5
-echo '{"execute": "system_powerdown", "id": "powerdown"}' >&3
+qmp '{"execute": "system_powerdown", "id": "powerdown"}'
 # The guest has 120 s to power off on its own.
-i=0
-while kill -0 $vmm 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
-kill -0 $vmm 2>/dev/null && { echo "POWERDOWN-TIMEOUT"; kill -9 $vmm; }
-wait $vmm
-status2=$?
-exec 3>&-
-wait
+vmm_end_within 1200 POWERDOWN
+qmp_finish
+status2=$status
 echo "VMM-EXIT-2 status=$status2"
 echo "== qmp"
 cat "$dir/qmp.txt"

@@ -5,6 +5,7 @@
 # balloon is inflated to leave the guest 256 MiB and deflated again while the guest
 # prints its MemTotal. Prints BALLOON-RSS lines (KiB), "== qmp" and "== console".
 trap '' PIPE
+. "$SCENARIOS/lib-qmp.sh"
 dir=$(mktemp -d)
 "$MICROVM" -M microvm -m 512m -smp 1 -kernel "$GUEST_VMLINUX" -initrd "$GUEST_INITRAMFS" -nodefaults \
     -serial stdio -append "console=ttyS0 quiet panic=-1 microvm.run=/tests/balloon" \
@@ -12,21 +13,14 @@ dir=$(mktemp -d)
     -qmp unix:"$dir/qmp.sock",server=on,wait=off > "$dir/console.txt" 2>&1 &
 vmm=$!
 rss() { awk '/^VmRSS/ { print $2 }' /proc/$vmm/status; }
-wait_for() {
-    i=0
-    while ! grep -q "$1" "$dir/console.txt" && [ $i -lt 1200 ] && kill -0 $vmm 2>/dev/null; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-}
 memtotal() { grep -o 'MEMTOTAL [0-9]*' "$dir/console.txt" | tail -n 1 | cut -d' ' -f2; }
 
-wait_for BALLOON-CHECK
+console_wait BALLOON-CHECK 1200
 echo "BALLOON-RSS start=$(rss)"
-wait_for BALLOON-FILLED
+console_wait BALLOON-FILLED 1200
 sleep 2
 echo "BALLOON-RSS filled=$(rss)"
-wait_for BALLOON-FREED
+console_wait BALLOON-FREED 1200
 # Free page reporting runs about 2 s after memory is freed; give it time to finish.
 low=$(rss)
 i=0
@@ -38,29 +32,23 @@ while [ $i -lt 15 ]; do
 done
 echo "BALLOON-RSS freed=$low"
 
-mkfifo "$dir/in"
-"$UNIXCAT" "$dir/qmp.sock" < "$dir/in" > "$dir/qmp.txt" &
-exec 3> "$dir/in"
-echo '{"execute": "qmp_capabilities"}' >&3
-wait_for MEMTOTAL
+qmp_connect "$dir/qmp.sock"
+console_wait MEMTOTAL 1200
 full=$(memtotal)
-echo '{"execute": "balloon", "arguments": {"value": 268435456}}' >&3
+qmp '{"execute": "balloon", "arguments": {"value": 268435456}}'
 i=0
 while [ $i -lt 30 ] && [ "$(memtotal)" -gt $((full - 200 * 1024)) ]; do sleep 1; i=$((i + 1)); done
 echo "BALLOON-MEM full=$full inflated=$(memtotal)"
-echo '{"execute": "query-balloon", "id": "inflated"}' >&3
+qmp '{"execute": "query-balloon", "id": "inflated"}'
 sleep 1
-echo '{"execute": "balloon", "arguments": {"value": 536870912}}' >&3
+qmp '{"execute": "balloon", "arguments": {"value": 536870912}}'
 i=0
 while [ $i -lt 30 ] && [ "$(memtotal)" -lt $((full - 8 * 1024)) ]; do sleep 1; i=$((i + 1)); done
 echo "BALLOON-MEM deflated=$(memtotal)"
-echo '{"execute": "query-balloon", "id": "deflated"}' >&3
+qmp '{"execute": "query-balloon", "id": "deflated"}'
 sleep 1
-echo '{"execute": "quit"}' >&3
-wait $vmm
-status=$?
-exec 3>&-
-wait
+qmp '{"execute": "quit"}'
+qmp_finish
 echo "== qmp"
 cat "$dir/qmp.txt"
 echo "== console"

@@ -6,6 +6,7 @@
 # monitor sent) and "== console" (the guest's output).
 # A monitor that went away must not kill the script with SIGPIPE before it reports.
 trap '' PIPE
+. "$SCENARIOS/lib-qmp.sh"
 dir=$(mktemp -d)
 "$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -initrd "$GUEST_INITRAMFS" -nodefaults \
     -serial stdio -append "console=ttyS0 quiet panic=-1 microvm.run=/tests/count" \
@@ -20,27 +21,21 @@ if [ -z "$(last)" ]; then
     cat "$dir/console.txt"
     exit 1
 fi
-mkfifo "$dir/in"
-"$UNIXCAT" "$dir/qmp.sock" < "$dir/in" > "$dir/qmp.txt" &
-exec 3> "$dir/in"
-echo '{"execute": "qmp_capabilities"}' >&3
+qmp_connect "$dir/qmp.sock"
 n=1
 while [ $n -le 20 ]; do
-    echo '{"execute": "stop", "id": '$n'}' >&3
+    qmp '{"execute": "stop", "id": '$n'}'
     sleep 0.3
     paused=$(last)
     sleep 0.3
     echo "PAUSE-CHECK n=$n paused=$paused later=$(last)"
-    echo '{"execute": "cont"}' >&3
+    qmp '{"execute": "cont"}'
     sleep 0.3
     n=$((n + 1))
 done
 echo "PAUSE-CHECK final=$(last)"
-echo '{"execute": "quit"}' >&3
-wait $vmm
-status=$?
-exec 3>&-
-wait
+qmp '{"execute": "quit"}'
+qmp_finish
 echo "== qmp"
 cat "$dir/qmp.txt"
 echo "== console"

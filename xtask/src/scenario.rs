@@ -20,7 +20,8 @@
 //! | DEBUGFS, E2FSCK | e2fsprogs tools, to check a disk image outside    |
 //! | SCENARIOS       | the directory of the scripts                      |
 //!
-//! In the rig, a file is packed only if some selected script mentions its variable.
+//! In the rig, a file is packed only if some selected script (or a `lib-*.sh` helper it
+//! sources) mentions its variable.
 //! `run-case.sh` frames each script's output with @@CASE-BEGIN/@@CASE-END markers that
 //! carry its exit status and duration; the first line `# timeout: N` of a script bounds it.
 
@@ -115,8 +116,9 @@ pub fn run(names: &[&str], extra_env: &[(&str, &str)], live: &mut dyn FnMut(&str
     let mut scripts = Vec::new();
     for name in names {
         let path = scenarios_dir().join(format!("{name}.sh"));
-        let text = host::read(&path)?;
-        scripts.push((name.to_string(), String::from_utf8_lossy(&text).into_owned()));
+        let text = String::from_utf8_lossy(&host::read(&path)?).into_owned();
+        let with_libs = sourced_libs(&text)?;
+        scripts.push((name.to_string(), text + &with_libs));
     }
     let timeout = |text: &str| {
         text.lines()
@@ -260,6 +262,19 @@ fn env(
     vars
 }
 
+/// The text of the helpers (`lib-*.sh`) a script sources, so that what they mention is
+/// packed too.
+fn sourced_libs(text: &str) -> Result<String> {
+    let mut libs = String::new();
+    for e in std::fs::read_dir(scenarios_dir()).map_err(|e| e.to_string())?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("lib-") && text.contains(&format!("$SCENARIOS/{name}")) {
+            libs += &String::from_utf8_lossy(&host::read(&e.path())?);
+        }
+    }
+    Ok(libs)
+}
+
 fn mentions(scripts: &str, var: &str) -> bool {
     scripts.contains(&format!("${var}")) || scripts.contains(&format!("${{{var}"))
 }
@@ -354,10 +369,18 @@ mod tests {
     }
 
     #[test]
+    fn what_a_sourced_helper_mentions_is_packed() {
+        let text = std::fs::read_to_string(scenarios_dir().join("qmp-pause.sh")).unwrap();
+        assert!(!mentions(&text, "UNIXCAT"), "qmp-pause.sh names UNIXCAT itself now: pick another script");
+        assert!(mentions(&(text.clone() + &sourced_libs(&text).unwrap()), "UNIXCAT"));
+    }
+
+    #[test]
     fn every_scenario_declares_a_timeout() {
         for e in std::fs::read_dir(scenarios_dir()).unwrap().flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if name.ends_with(".sh") && name != "run-case.sh" {
+            // run-case.sh runs the scenarios; lib-*.sh are sourced by them.
+            if name.ends_with(".sh") && name != "run-case.sh" && !name.starts_with("lib-") {
                 let text = std::fs::read_to_string(e.path()).unwrap();
                 assert!(text.lines().any(|l| l.starts_with("# timeout:")), "{name} has no '# timeout: N' line");
             }
