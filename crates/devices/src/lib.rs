@@ -11,6 +11,7 @@ pub mod acpi;
 pub mod bus;
 pub mod chardev;
 pub mod debug_port;
+pub mod guest_events;
 pub mod legacy;
 pub mod noise;
 pub mod terminal;

@@ -6,6 +6,7 @@
 use crate::bytes::Bytes;
 use devices::bus::BusDevice;
 use devices::chardev::Chardev;
+use devices::guest_events::GuestEvents;
 use devices::virtio::balloon::{Balloon, BalloonOptions};
 use devices::virtio::block::{Block, BlockOptions, CacheMode};
 use devices::virtio::console::{Console, MultiportConsole, PortBackend};
@@ -143,7 +144,10 @@ pub fn queue_balloon(data: &[u8]) {
     let mut b = Bytes::new(data);
     let options = BalloonOptions { deflate_on_oom: b.u8() & 1 == 1, free_page_reporting: b.u8() & 1 == 1 };
     let reporting = options.free_page_reporting;
-    let Ok(balloon) = Balloon::new(options) else { return };
+    let Ok(mut balloon) = Balloon::new(options) else { return };
+    // The guest's `actual` reaches the monitors' queue, as in microvm.
+    let Ok(events) = GuestEvents::new() else { return };
+    balloon.report_to(events.clone());
     let queues = 3 + usize::from(reporting);
     let (mut d, device) = TestDriver::new(balloon);
     drive(&mut d, queues, &mut b, |d, b| {
@@ -154,6 +158,7 @@ pub fn queue_balloon(data: &[u8]) {
         balloon.request_stats();
         drop(balloon);
         d.run_ready();
+        events.take();
     });
 }
 
@@ -163,17 +168,20 @@ pub fn queue_multiport(data: &[u8]) {
     let mut b = Bytes::new(data);
     let mut peers = Vec::new();
     let mut ports = Vec::new();
-    for (name, console) in [(None, true), (Some("org.fuzz.port".to_string()), false)] {
+    for (id, name, console) in [("console0", None, true), ("port1", Some("org.fuzz.port".to_string()), false)] {
         let (ours, theirs) = UnixStream::pair().expect("socket pair");
         let _ = theirs.set_nonblocking(true);
         let output = ours.try_clone().expect("clone");
         let Ok(chardev) = Chardev::from_fds("fuzzport", Some(OwnedFd::from(ours)), Some(OwnedFd::from(output))) else {
             return;
         };
-        ports.push(PortBackend { chardev, name, console });
+        ports.push(PortBackend { chardev, id: Some(id.into()), name, console });
         peers.push(theirs);
     }
-    let Ok(console) = MultiportConsole::new(ports, 2) else { return };
+    let Ok(mut console) = MultiportConsole::new(ports, 2) else { return };
+    // Opens and closes reach the monitors' queue, as in microvm.
+    let Ok(events) = GuestEvents::new() else { return };
+    console.report_to(events.clone());
     let (mut d, _) = TestDriver::new(console);
     let mut sink = vec![0u8; 70_000];
     // Port 0's pair, the control pair, port 1's pair: six queues.
@@ -184,6 +192,7 @@ pub fn queue_multiport(data: &[u8]) {
             while matches!(peer.read(&mut sink), Ok(n) if n > 0) {}
         }
         d.run_ready();
+        events.take();
     });
 }
 

@@ -233,6 +233,9 @@ pub struct VirtioSerialConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SerialPortConfig {
     pub chardev: ChardevConfig,
+    /// `-device ...,id=`: the guest's opening and closing of the port is announced
+    /// (QMP VSERPORT_CHANGE) under it.
+    pub id: Option<String>,
     /// `virtserialport,name=`: /dev/virtio-ports/NAME in the guest.
     pub name: Option<String>,
     /// A `virtconsole` (the guest's hvcN).

@@ -36,6 +36,15 @@ pub enum VmEventKind {
     },
     /// `system_powerdown` was asked for (sent before the button is pressed, as QEMU).
     Powerdown,
+    /// The balloon driver reported a new size: `actual` bytes of RAM left to the guest.
+    BalloonChange {
+        actual: u64,
+    },
+    /// The guest opened or closed the virtio-serial port with device id `id`.
+    VserportChange {
+        id: String,
+        open: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@
 //! serial console's stdin.
 
 use crate::exit::{ExitNotifier, VmExit};
+use crate::guest_changes::GuestChanges;
 use crate::monitor::{MonitorServer, Mux, VmControl};
 use crate::signals::StopSignals;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
@@ -24,6 +25,8 @@ pub struct Controller {
     pub poweroff: Option<EventFd>,
     pub no_shutdown: bool,
     pub signals: StopSignals,
+    /// The guest's changes to announce (with a balloon or a virtio-serial port with an id).
+    pub guest_changes: Option<GuestChanges>,
     /// Set once the VM has ended; the main loop then stops.
     pub ended: Option<VmExit>,
 }
@@ -39,6 +42,9 @@ impl MutEventSubscriber for Controller {
             if let Err(e) = ops.add(Events::new(poweroff, EventSet::IN)) {
                 log::error!("event loop: cannot watch the power-off event: {e:?}");
             }
+        }
+        if let Some(changes) = &self.guest_changes {
+            changes.init(ops);
         }
         self.monitors.init(ops);
         for mux in &mut self.muxes {
@@ -65,6 +71,8 @@ impl MutEventSubscriber for Controller {
         } else if fd == self.exit.eventfd().as_raw_fd() {
             // Its reason is already stored; read it so epoll stops reporting it.
             let _ = self.exit.eventfd().read();
+        } else if let Some(kinds) = self.guest_changes.as_mut().and_then(|c| c.process(fd, self.vm.facts.mem_size)) {
+            kinds.into_iter().for_each(|kind| self.vm.machine.announce(kind));
         } else if self.muxes.iter_mut().fold(false, |ours, mux| mux.process(&events, ops, &mut self.vm) | ours) {
             // A mux chardev's event (each mux serves only its own fds).
         } else if !self.monitors.process(&events, ops, &mut self.vm) {
@@ -77,7 +85,10 @@ impl MutEventSubscriber for Controller {
                 self.ended = Some(reason);
             }
         }
-        let events = self.vm.machine.take_events();
+        let mut events = self.vm.machine.take_events();
+        if let Some(changes) = &mut self.guest_changes {
+            events = changes.limit(events, self.ended.is_some());
+        }
         self.monitors.broadcast(&events, ops);
     }
 }

@@ -8,6 +8,7 @@ use crate::device_registry::DeviceHandle;
 use crate::device_thread::DeviceThread;
 use crate::event_loop::Controller;
 use crate::exit::VmExit;
+use crate::guest_changes::GuestChanges;
 use crate::monitor::{Facts, VmControl};
 use crate::serial::{drain, SerialChardev};
 use crate::state::RunState;
@@ -52,6 +53,10 @@ impl Vm {
         let mut manager = MainLoop::new().map_err(Error::EventLoop)?;
         let mut chardevs = inventory.chardevs;
         let mut devices = inventory.registry;
+        // Its timer is made here, before the sandbox (which has no timerfd_create).
+        let guest_changes = inventory.guest_events.map(GuestChanges::new).transpose();
+        let guest_changes =
+            guest_changes.map_err(|source| Error::Io { what: "cannot create the event rate limit's timer", source })?;
         chardevs.extend(crate::monitor::chardev_infos(&config.monitors));
         chardevs.extend(muxes.iter().map(|m| m.info.clone()));
         let serial_chardev = serial.as_ref().map(SerialChardev::chardev);
@@ -131,6 +136,7 @@ impl Vm {
             poweroff: power.poweroff,
             no_shutdown: config.no_shutdown,
             signals,
+            guest_changes,
             ended: None,
         }));
         manager.add_subscriber(controller.clone());

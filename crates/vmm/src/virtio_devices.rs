@@ -13,6 +13,7 @@ use crate::Error;
 use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
 use devices::chardev::{self, Chardev};
+use devices::guest_events::GuestEvents;
 use devices::virtio::balloon::Balloon;
 use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::{Console, MultiportConsole, PortBackend};
@@ -60,6 +61,19 @@ pub struct DeviceInventory {
     pub blocks: Vec<BlockInfo>,
     /// Every device by id, with its typed handle.
     pub registry: DeviceRegistry,
+    /// Where devices report the guest's changes for the monitors (only made when a
+    /// device reports any: the balloon, a virtio-serial port with an id).
+    pub guest_events: Option<Arc<GuestEvents>>,
+}
+
+impl DeviceInventory {
+    fn guest_events(&mut self) -> Result<Arc<GuestEvents>, Error> {
+        if self.guest_events.is_none() {
+            let events = GuestEvents::new().map_err(|source| Error::Io { what: "guest event queue", source })?;
+            self.guest_events = Some(events);
+        }
+        Ok(self.guest_events.clone().expect("just made"))
+    }
 }
 
 /// A chardev as `query-chardev` reports it.
@@ -167,15 +181,25 @@ pub fn create_devices(
                         let filename = chardev_filename(&port.chardev.backend, chardev.pty_path());
                         inventory.chardevs.push(ChardevInfo { label: port.chardev.id.clone(), filename });
                     }
-                    ports.push(PortBackend { chardev, name: port.name.clone(), console: port.console });
+                    ports.push(PortBackend {
+                        chardev,
+                        id: port.id.clone(),
+                        name: port.name.clone(),
+                        console: port.console,
+                    });
                 }
-                let serial = Arc::new(Mutex::new(MultiportConsole::new(ports, cfg.max_ports)?));
+                let mut serial = MultiportConsole::new(ports, cfg.max_ports)?;
+                if cfg.ports.iter().any(|p| p.id.is_some()) {
+                    serial.report_to(inventory.guest_events()?);
+                }
+                let serial = Arc::new(Mutex::new(serial));
                 attach(serial.clone(), "virtio-mmio (virtio-serial)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, None, slot, DeviceHandle::VirtioSerial(serial))?;
             }
             DeviceConfig::Balloon(cfg) => {
-                let balloon =
+                let mut balloon =
                     Balloon::new(cfg.options).map_err(|source| Error::Io { what: "virtio-balloon", source })?;
+                balloon.report_to(inventory.guest_events()?);
                 let balloon = Arc::new(Mutex::new(balloon));
                 attach(balloon.clone(), "virtio-mmio (virtio-balloon)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Balloon(balloon))?;

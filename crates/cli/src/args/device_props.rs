@@ -225,6 +225,12 @@ const MEMORY_MERGE: PropDesc = ignored("merge", Bool, "KSM merging is left to th
 const MEMORY_DUMP: PropDesc = ignored("dump", Bool, "microvm writes no core dumps of guest memory.");
 
 const DEVICE_ID: PropDesc = PropDesc { help: "Optional device id.", ..ID };
+/// A port's id: what QMP names it by.
+const PORT_ID: PropDesc = PropDesc {
+    help: "Optional device id; with multiport, QMP's VSERPORT_CHANGE announces the guest opening and closing \
+           the port under it.",
+    ..ID
+};
 
 /// `-device` drivers.
 pub(super) const DEVICE_KINDS: &[KindDesc] = &[
@@ -278,7 +284,7 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
                 "With other ports or max_ports= (multiport): also /dev/virtio-ports/NAME. A lone virtconsole is a \
                  one-port console, where a name has no effect.",
             ),
-            DEVICE_ID,
+            PORT_ID,
         ],
     },
     KindDesc {
@@ -288,7 +294,7 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
             prop("chardev", Text("ID"), None, "Required: the id of a -chardev."),
             prop("name", Text("NAME"), None, "The guest's /dev/virtio-ports/NAME (e.g. org.qemu.guest_agent.0)."),
             prop("bus", Text("DEVID.0"), None, "The virtio-serial-device (its id, then .0)."),
-            DEVICE_ID,
+            PORT_ID,
         ],
     },
     KindDesc {

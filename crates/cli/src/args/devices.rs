@@ -270,9 +270,9 @@ impl Devices {
                 let Some(chardev) = chardev else {
                     return Err(invalid(DEVICE, &value, "chardev=ID is required (the id of a -chardev)"));
                 };
-                self.check_device_id(id, &value)?;
+                self.check_device_id(id.clone(), &value)?;
                 let console = kind.name == "virtconsole";
-                return self.attach_port(bus, ports::Port { chardev, name: port_name, console, value });
+                return self.attach_port(bus, ports::Port { chardev, id, name: port_name, console, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
             "vhost-user-fs-device" => {

@@ -16,10 +16,12 @@ mod mux_core;
 mod power;
 mod readline;
 mod sockets;
+mod throttle;
 
 pub use commands::{version_banner, Facts, VmControl};
 pub use mux::Mux;
 pub use sockets::SocketError;
+pub use throttle::RateLimit;
 
 use crate::config::{MonitorConfig, MonitorSocket};
 use crate::control::{VmEvent, VmEventKind};
@@ -269,6 +271,10 @@ fn to_qmp(event: &VmEvent) -> qmp::Event {
             ("SHUTDOWN", Some(serde_json::json!({ "guest": guest, "reason": reason })))
         }
         VmEventKind::Powerdown => ("POWERDOWN", None),
+        VmEventKind::BalloonChange { actual } => ("BALLOON_CHANGE", Some(serde_json::json!({ "actual": actual }))),
+        VmEventKind::VserportChange { id, open } => {
+            ("VSERPORT_CHANGE", Some(serde_json::json!({ "id": id, "open": open })))
+        }
     };
     let since = event.at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let mut qmp_event = qmp::Event::new(name, data);

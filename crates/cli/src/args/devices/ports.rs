@@ -22,6 +22,7 @@ const MAX_PORTS: u32 = 31;
 
 pub(super) struct Port {
     pub(super) chardev: String,
+    pub(super) id: Option<String>,
     pub(super) name: Option<String>,
     pub(super) console: bool,
     pub(super) value: String,
@@ -87,7 +88,7 @@ pub(super) fn resolve(
     let mut resolved = Vec::with_capacity(ports.len());
     for port in ports {
         let chardev = chardevs.front_end(&port.chardev, DEVICE, &port.value)?;
-        resolved.push(SerialPortConfig { chardev, name: port.name, console: port.console });
+        resolved.push(SerialPortConfig { chardev, id: port.id, name: port.name, console: port.console });
     }
     if one_console {
         let port = resolved.remove(0);

@@ -414,6 +414,7 @@ fn multiport_virtio_serial() {
     let with = |extra: &[&str]| devs(&[&chardevs[..], extra].concat());
     let port = |id: &str, backend: ChardevBackend, name: Option<&str>, console: bool| SerialPortConfig {
         chardev: ChardevConfig { id: id.into(), backend, logfile: None },
+        id: None,
         name: name.map(Into::into),
         console,
     };

@@ -10,6 +10,7 @@
 //! (frees the backing pages, as a hole punch does).
 
 use super::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use crate::guest_events::{GuestEvent, GuestEvents};
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::sync::{Arc, Mutex};
 use virtio_bindings::virtio_ids::VIRTIO_ID_BALLOON;
@@ -80,6 +81,8 @@ pub struct Balloon {
     /// returning it asks the guest for fresh statistics (`request_stats`), and a device
     /// that returned it at once would make the guest refill it in a tight loop.
     stats_head: Option<u16>,
+    /// Where changes of `actual` go (the monitors' BALLOON_CHANGE); none in tests.
+    events: Option<Arc<GuestEvents>>,
 }
 
 fn lock(state: &Mutex<BalloonState>) -> std::sync::MutexGuard<'_, BalloonState> {
@@ -89,7 +92,20 @@ fn lock(state: &Mutex<BalloonState>) -> std::sync::MutexGuard<'_, BalloonState> 
 impl Balloon {
     pub fn new(options: BalloonOptions) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(BalloonState::default()));
-        Ok(Balloon { activation: Activation::new()?, options, acked: 0, state, broken: false, stats_head: None })
+        Ok(Balloon {
+            activation: Activation::new()?,
+            options,
+            acked: 0,
+            state,
+            broken: false,
+            stats_head: None,
+            events: None,
+        })
+    }
+
+    /// Announces the guest's changes of `actual` through `events`.
+    pub fn report_to(&mut self, events: Arc<GuestEvents>) {
+        self.events = Some(events);
     }
 
     /// The state the monitor reads and sets the target in.
@@ -272,9 +288,14 @@ impl VirtioDevice for Balloon {
 
     /// The driver reports how many pages it holds in `actual` (offset 4); the rest of the
     /// configuration space is the host's.
+    /// A new value is announced, as QEMU's BALLOON_CHANGE (a repeated one is not).
     fn write_config(&mut self, offset: u64, data: &[u8]) {
         if offset == 4 && data.len() == 4 {
-            lock(&self.state).actual_pages = u32::from_le_bytes(data.try_into().expect("4 bytes"));
+            let pages = u32::from_le_bytes(data.try_into().expect("4 bytes"));
+            let old = std::mem::replace(&mut lock(&self.state).actual_pages, pages);
+            if let Some(events) = self.events.as_ref().filter(|_| pages != old) {
+                events.send(GuestEvent::BalloonActual { pages });
+            }
         }
     }
 

@@ -138,3 +138,21 @@ fn a_corrupt_avail_ring_stops_the_device_until_reset() {
     d.notify(0);
     assert_ne!(d.status() & status::DEVICE_NEEDS_RESET, 0);
 }
+
+#[test]
+fn a_new_actual_is_announced_once_and_a_repeated_one_not_at_all() {
+    use crate::guest_events::{GuestEvent, GuestEvents};
+    let events = GuestEvents::new().unwrap();
+    let mut balloon = Balloon::new(BalloonOptions::default()).unwrap();
+    balloon.report_to(events.clone());
+    let (mut d, _) = TestDriver::new(balloon);
+    assert_ne!(d.negotiate(F_STATS_VQ) & status::FEATURES_OK, 0);
+    d.write_reg(0x104, 600);
+    assert_eq!(events.take(), [GuestEvent::BalloonActual { pages: 600 }]);
+    d.write_reg(0x104, 600);
+    assert_eq!(events.take(), [], "the same value again");
+    d.write_reg(0x100, 5);
+    assert_eq!(events.take(), [], "num_pages is the host's");
+    d.write_reg(0x104, 0);
+    assert_eq!(events.take(), [GuestEvent::BalloonActual { pages: 0 }]);
+}

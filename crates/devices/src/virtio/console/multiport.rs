@@ -26,19 +26,22 @@
 //!   port the guest has closed is not read at all (QEMU's
 //!   `virtio_serial_guest_ready` returns 0): it waits in the backend (the
 //!   socket, the pty) and is delivered once the guest opens the port; input
-//!   already read stays with the device meanwhile. QEMU also calls
-//!   `qemu_chr_fe_set_open`, which only spice backends act on (microvm has
-//!   none), and sends the QMP event VSERPORT_CHANGE for a port with an id,
-//!   which microvm does not (yet): the change is logged instead.
+//!   already read stays with the device meanwhile. As QEMU, each PORT_OPEN of
+//!   a port with a device id, and the close a device reset implies for an
+//!   open one, is announced (QMP VSERPORT_CHANGE, through `GuestEvents`).
+//!   QEMU also calls `qemu_chr_fe_set_open`, which only spice backends act
+//!   on (microvm has none).
 //!
 //! Data moves per port exactly as in the one-port console (`transmit`,
 //! `receive`).
 
 use super::{next_chain, receive, transmit, wants_interrupt, TxChain, QUEUE_SIZE};
 use crate::chardev::Chardev;
+use crate::guest_events::{GuestEvent, GuestEvents};
 use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use virtio_bindings::virtio_ids::VIRTIO_ID_CONSOLE;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestMemoryMmap};
@@ -63,6 +66,8 @@ pub const PORT_NAME: u16 = 7;
 /// One port as the VMM sets it up.
 pub struct PortBackend {
     pub chardev: Chardev,
+    /// The port's `-device ...,id=`: its open and close are announced under it.
+    pub id: Option<String>,
     /// `virtserialport,name=`: the guest's /dev/virtio-ports/NAME.
     pub name: Option<String>,
     /// A virtconsole (hvcN) rather than a plain serial port.
@@ -155,6 +160,8 @@ pub struct MultiportConsole {
     multiport: bool,
     /// Control messages for the driver, waiting for control receive buffers.
     control_out: VecDeque<Vec<u8>>,
+    /// Where the guest's opening and closing of ports go; none in tests.
+    events: Option<Arc<GuestEvents>>,
 }
 
 /// One control message, header then `extra` bytes.
@@ -190,7 +197,32 @@ impl MultiportConsole {
             broken: false,
             multiport: false,
             control_out: VecDeque::new(),
+            events: None,
         })
+    }
+
+    /// Announces the guest's opening and closing of ports with an id through `events`.
+    pub fn report_to(&mut self, events: Arc<GuestEvents>) {
+        self.events = Some(events);
+    }
+
+    fn announce(&self, port: usize) {
+        let port = &self.ports[port];
+        if let (Some(events), Some(id)) = (&self.events, &port.backend.id) {
+            events.send(GuestEvent::PortOpen { id: id.clone(), open: port.guest_open });
+        }
+    }
+
+    /// Every port back to its state before the driver: the guest has none open (QEMU's
+    /// `guest_reset`, which announces each one that was).
+    fn reset_ports(&mut self) {
+        for id in 0..self.ports.len() {
+            let was_open = self.ports[id].guest_open;
+            self.ports[id].reset();
+            if was_open {
+                self.announce(id);
+            }
+        }
     }
 
     /// Whether the guest has port `id` open.
@@ -268,6 +300,7 @@ impl MultiportConsole {
                     if port.guest_open { "opened" } else { "closed" },
                     port.backend.chardev.label()
                 );
+                self.announce(id as usize);
             }
             other => log::warn!("virtio-serial: unknown control event {other} for port {id}; dropped"),
         }
@@ -409,14 +442,14 @@ impl VirtioDevice for MultiportConsole {
         self.broken = false;
         self.multiport = ctx.acked_features & F_MULTIPORT != 0;
         self.control_out.clear();
-        self.ports.iter_mut().for_each(Port::reset);
+        self.reset_ports();
         self.activation.activate(ctx)
     }
 
     fn reset(&mut self) -> bool {
         self.activation.deactivate();
         self.control_out.clear();
-        self.ports.iter_mut().for_each(Port::reset);
+        self.reset_ports();
         true
     }
 }

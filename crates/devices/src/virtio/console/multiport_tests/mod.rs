@@ -16,7 +16,7 @@ fn port(name: Option<&str>, console: bool) -> (PortBackend, UnixStream) {
     let input = ours.try_clone().unwrap();
     let chardev = Chardev::from_fds("p", Some(input.into()), Some(ours.into())).unwrap();
     peer.set_nonblocking(true).unwrap();
-    (PortBackend { chardev, name: name.map(Into::into), console }, peer)
+    (PortBackend { chardev, id: None, name: name.map(Into::into), console }, peer)
 }
 
 struct Rig {
@@ -36,7 +36,12 @@ fn rig() -> Rig {
 
 /// `ports` on a device with max_ports 4, activated with MULTIPORT, control receive buffers posted.
 fn rig_with(ports: Vec<PortBackend>, peers: Vec<UnixStream>) -> Rig {
-    let (mut d, dev) = TestDriver::new(MultiportConsole::new(ports, 4).unwrap());
+    rig_of(MultiportConsole::new(ports, 4).unwrap(), peers)
+}
+
+/// `device`, activated with MULTIPORT, control receive buffers posted.
+fn rig_of(device: MultiportConsole, peers: Vec<UnixStream>) -> Rig {
+    let (mut d, dev) = TestDriver::new(device);
     d.activate(F_MULTIPORT, 16);
     let mut rig = Rig { d, dev, peers, control_rx: Vec::new() };
     rig.post_control_buffers(8);

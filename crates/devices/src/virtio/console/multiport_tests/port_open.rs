@@ -77,9 +77,9 @@ fn a_socket_client_connecting_and_leaving_reaches_the_guest_as_port_open() {
     let (port_dev, path) = server(&dir, "port");
     let null = Chardev::open("null", &ChardevBackend::Null).unwrap();
     let ports = vec![
-        PortBackend { chardev: console_dev, name: None, console: true },
-        PortBackend { chardev: port_dev, name: Some("org.test.sock".into()), console: false },
-        PortBackend { chardev: null, name: Some("org.test.null".into()), console: false },
+        PortBackend { chardev: console_dev, id: None, name: None, console: true },
+        PortBackend { chardev: port_dev, id: None, name: Some("org.test.sock".into()), console: false },
+        PortBackend { chardev: null, id: None, name: Some("org.test.null".into()), console: false },
     ];
     let mut rig = rig_with(ports, Vec::new());
     rig.send_control(&control_message(0, DEVICE_READY, 1, &[]));
@@ -157,4 +157,33 @@ fn without_multiport_input_does_not_wait_for_an_open() {
     d.run_events();
     assert_eq!(d.used(0), [(u32::from(head), 3)]);
     assert_eq!(d.read_bytes(buf, 3), b"now");
+}
+
+#[test]
+fn the_guest_opening_and_closing_a_port_with_an_id_is_announced_and_a_reset_closes_it() {
+    use crate::guest_events::{GuestEvent, GuestEvents};
+    let (console, peer0) = port(None, true);
+    let (mut named, peer1) = port(Some("org.test.0"), false);
+    named.id = Some("port1".into());
+    let events = GuestEvents::new().unwrap();
+    let mut device = MultiportConsole::new(vec![console, named], 4).unwrap();
+    device.report_to(events.clone());
+    let mut rig = rig_of(device, vec![peer0, peer1]);
+    let change = |open| GuestEvent::PortOpen { id: "port1".into(), open };
+
+    rig.send_control(&control_message(0, PORT_OPEN, 1, &[]));
+    assert_eq!(events.take(), [], "a port without an id is not announced");
+    rig.send_control(&control_message(1, PORT_OPEN, 1, &[]));
+    assert_eq!(events.take(), [change(true)]);
+    rig.send_control(&control_message(1, PORT_OPEN, 0, &[]));
+    assert_eq!(events.take(), [change(false)]);
+    // As QEMU, every PORT_OPEN is announced, a repeated one too.
+    rig.send_control(&control_message(1, PORT_OPEN, 0, &[]));
+    assert_eq!(events.take(), [change(false)]);
+    rig.send_control(&control_message(1, PORT_OPEN, 1, &[]));
+    assert_eq!(events.take(), [change(true)]);
+    rig.d.reset();
+    assert_eq!(events.take(), [change(false)], "a reset closes the ports the guest had open");
+    rig.d.reset();
+    assert_eq!(events.take(), [], "and only those");
 }
