@@ -1,6 +1,6 @@
 //! virtio-balloon with a real Linux guest (xtask/scenarios/balloon.sh): memory the guest
-//! frees returns to the host with free-page-reporting, and QMP `balloon` shrinks and
-//! restores what the guest can use. Runs directly where /dev/kvm can boot Linux, else in
+//! frees returns to the host with free-page-reporting, QMP `balloon` shrinks and
+//! restores what the guest can use, and BALLOON_CHANGE events report it. Runs directly where /dev/kvm can boot Linux, else in
 //! the nested rig.
 
 use xtask::scenario::run_test_case as run;
@@ -47,4 +47,17 @@ fn freed_memory_returns_to_the_host_and_the_balloon_moves_memtotal() {
     let mib = 1 << 20;
     assert!((250 * mib..=262 * mib).contains(&actual("inflated")), "actual after inflating\n{report}");
     assert!(actual("deflated") >= 504 * mib, "actual after deflating\n{report}");
+
+    // BALLOON_CHANGE followed the driver's reports (at most one a second, the last
+    // always): down to about 256 MiB, and back.
+    let changes: Vec<u64> = qmp
+        .lines()
+        .filter(|l| l.contains("\"event\": \"BALLOON_CHANGE\""))
+        .filter_map(|l| l.split("\"actual\": ").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .collect();
+    assert!(changes.iter().any(|a| (250 * mib..=262 * mib).contains(a)), "no BALLOON_CHANGE near 256 MiB\n{report}");
+    assert!(
+        changes.last().is_some_and(|&a| a >= 504 * mib),
+        "the last BALLOON_CHANGE is not the deflated size\n{report}"
+    );
 }
