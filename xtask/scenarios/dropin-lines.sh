@@ -61,13 +61,24 @@ echo
 cat err.txt
 
 echo "== multiport virtio-serial: two virtconsoles and a named virtserialport"
+# A QMP client (connected before the guest starts: wait=on) sees the guest open and
+# close the named port: VSERPORT_CHANGE.
+trap '' PIPE
+. "$SCENARIOS/lib-qmp.sh"
 "$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
     -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/vports" \
     -chardev stdio,id=con0 -chardev file,id=con1,path=con1.txt -chardev file,id=port,path=port.txt \
     -device virtio-serial-device,max_ports=4 -device virtconsole,chardev=con0 -device virtconsole,chardev=con1 \
-    -device virtserialport,chardev=port,name=org.test.port \
-    -drive id=root,file=test.img,format=raw,if=none -device virtio-blk-device,drive=root < /dev/null
-echo "PORTS-EXIT status=$?"
+    -device virtserialport,chardev=port,name=org.test.port,id=testport \
+    -drive id=root,file=test.img,format=raw,if=none -device virtio-blk-device,drive=root \
+    -qmp unix:"$dir/qmp.sock",server=on,wait=on < /dev/null &
+vmm=$!
+i=0
+while [ ! -S "$dir/qmp.sock" ] && [ $i -lt 100 ] && kill -0 $vmm 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+qmp_connect "$dir/qmp.sock"
+qmp_finish
+echo "PORTS-EXIT status=$status"
 echo "PORT-FILE $(cat port.txt)"
 echo "CON1-FILE $(cat con1.txt)"
+grep -o '"event": "VSERPORT_CHANGE"[^}]*}' "$dir/qmp.txt" | sed 's/^/PORTS-QMP /'
 cd / && rm -rf "$dir"

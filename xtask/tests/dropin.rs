@@ -44,5 +44,9 @@ fn public_lines_boot_linux_and_the_mux_monitor_answers_on_a_pty() {
     ] {
         assert!(has(seen), "no {seen:?}\n{}", case.report());
     }
+    // The guest's echo opened and closed the port with id=testport: VSERPORT_CHANGE, in order.
+    let changes: Vec<&str> = case.output.lines().filter_map(|l| l.strip_prefix("PORTS-QMP ")).collect();
+    let change = |open| format!("\"event\": \"VSERPORT_CHANGE\", \"data\": {{\"id\": \"testport\", \"open\": {open}}}");
+    assert_eq!(changes, [change(true), change(false)], "{}", case.report());
     assert_eq!(case.status, Some(0), "{}", case.report());
 }
