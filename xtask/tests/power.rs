@@ -1,7 +1,7 @@
 //! Issue 10 with real Linux guests (xtask/scenarios/acpi-cloud.sh, i8042-cloud.sh): Debian's
 //! cloud kernel finds its devices through microvm's ACPI tables and powers off through them,
 //! also when asked with system_powerdown; and Ctrl-Alt-Delete typed on -device i8042 reboots
-//! it. Runs directly where /dev/kvm can boot Linux, else in the nested rig.
+//! it, with acpi=off and with acpi=on (the controller then in the DSDT). Runs directly where /dev/kvm can boot Linux, else in the nested rig.
 
 use xtask::scenario::{run_test_case, Case};
 
@@ -44,19 +44,26 @@ fn cloud_kernel_with_acpi_finds_its_devices_and_powers_off() {
 }
 
 #[test]
-fn ctrl_alt_delete_on_the_i8042_reboots_the_cloud_kernel() {
+fn ctrl_alt_delete_on_the_i8042_reboots_the_cloud_kernel_with_and_without_acpi() {
     let Some(case) = run_test_case("i8042-cloud") else {
         return;
     };
     let report = case.report();
-    assert!(case.output.contains("KBD-READY"), "the guest never got ready\n{report}");
-    assert!(
-        case.output.lines().any(|l| l.starts_with("KBD-CHECK inputs=") && l.contains("AT Translated Set 2 keyboard")
-            || l.starts_with("KBD-CHECK inputs=") && l.contains("AT Raw Set 2 keyboard")),
-        "the guest found no AT keyboard\n{report}"
-    );
-    assert_eq!(line(&case, "VMM-EXIT status="), Some("0"), "{report}");
-    let qmp = section(&case, "== qmp");
-    assert!(qmp.contains("\"reason\": \"guest-reset\""), "no SHUTDOWN guest-reset\n{report}");
+    for acpi in ["off", "on"] {
+        let title = format!("== boot acpi={acpi}");
+        let boot = case.output.split(&title).nth(1).unwrap_or_else(|| panic!("no {title}\n{report}"));
+        let boot = boot.split("== boot acpi=").next().unwrap_or(boot);
+        assert!(boot.contains("KBD-READY"), "acpi={acpi}: the guest never got ready\n{report}");
+        assert!(
+            boot.lines().any(|l| l.starts_with("KBD-CHECK inputs=")
+                && (l.contains("AT Translated Set 2 keyboard") || l.contains("AT Raw Set 2 keyboard"))),
+            "acpi={acpi}: the guest found no AT keyboard\n{report}"
+        );
+        // With ACPI, Linux takes the controller from the DSDT instead of probing for it.
+        let through_pnp = boot.lines().any(|l| l.starts_with("KBD-CHECK dmesg") && l.contains("PNP0303"));
+        assert_eq!(through_pnp, acpi == "on", "acpi={acpi}: PNP0303 in dmesg?\n{report}");
+        assert!(boot.contains("VMM-EXIT status=0"), "acpi={acpi}\n{report}");
+        assert!(boot.contains("\"reason\": \"guest-reset\""), "acpi={acpi}: no SHUTDOWN guest-reset\n{report}");
+    }
     assert_eq!(case.status, Some(0), "{report}");
 }

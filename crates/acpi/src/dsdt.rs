@@ -1,7 +1,7 @@
 //! The DSDT: the devices in `\_SB` and the `_S5` sleep state, following
 //! QEMU's `build_dsdt_microvm` (`hw/i386/acpi-microvm.c`).
 
-use crate::machine::{GedLocation, IsaDevice, MachineDescription, VirtioMmioSlot};
+use crate::machine::{GedLocation, IsaDevice, KeyboardController, MachineDescription, VirtioMmioSlot};
 use crate::{AcpiError, OEM_ID, OEM_REVISION, OEM_TABLE_ID, TABLE_HEADER_LEN};
 use acpi_tables::aml::{
     And, Device, EISAName, Equal, Field, FieldAccessType, FieldEntry, FieldLockRule, FieldUpdateRule, If, Interrupt,
@@ -16,7 +16,7 @@ use devices::acpi::{GED_EVENT_POWER_BUTTON, SLP_TYP_S5};
 const DSDT_REVISION: u8 = 2;
 /// `Notify` value for a button press (ACPI 6.x §5.6.6, "Device Object Notification Values").
 const NOTIFY_STATUS_CHANGE: u8 = 0x80;
-/// `_STA` of COM1: present, enabled, shown in the UI, functioning (QEMU's).
+/// `_STA` of COM1 and the keyboard: present, enabled, shown in the UI, functioning (QEMU's).
 const STA_PRESENT_AND_WORKING: u8 = 0x0f;
 /// The event selector is one 32-bit register.
 const GED_SELECTOR_BITS: usize = 32;
@@ -37,12 +37,16 @@ impl Aml for IrqNoFlags {
 pub(crate) fn build(machine: &MachineDescription) -> Result<Vec<u8>, AcpiError> {
     let mut sb = Vec::new();
     if let Some(com1) = &machine.com1 {
-        check_isa_irq("COM1", com1)?;
+        check_isa_irq("COM1", com1.irq)?;
         com1_aml(com1, &mut sb);
     }
     if let Some(rtc) = &machine.rtc {
-        check_isa_irq("RTC", rtc)?;
+        check_isa_irq("RTC", rtc.irq)?;
         rtc_aml(rtc, &mut sb);
+    }
+    if let Some(keyboard) = &machine.keyboard {
+        check_isa_irq("i8042", keyboard.irq)?;
+        keyboard_aml(keyboard, &mut sb);
     }
     ged_aml(&machine.ged, &mut sb);
     power_button_aml(&mut sb);
@@ -60,8 +64,8 @@ pub(crate) fn build(machine: &MachineDescription) -> Result<Vec<u8>, AcpiError> 
 }
 
 /// IRQNoFlags() holds a 16-bit mask of ISA IRQs.
-fn check_isa_irq(what: &'static str, device: &IsaDevice) -> Result<(), AcpiError> {
-    match device.irq {
+fn check_isa_irq(what: &'static str, irq: u32) -> Result<(), AcpiError> {
+    match irq {
         0..16 => Ok(()),
         irq => Err(AcpiError::NotAnIsaIrq { what, irq }),
     }
@@ -92,6 +96,26 @@ fn rtc_aml(rtc: &IsaDevice, sink: &mut Vec<u8>) {
     let hid = EISAName::new("PNP0B00");
     Device::new(Path::new("RTC_"), vec![&Name::new(Path::new("_HID"), &hid), &Name::new(Path::new("_CRS"), &crs)])
         .to_aml_bytes(sink);
+}
+
+/// The keyboard half of the i8042 (QEMU's `i8042_build_aml` also lists a PS/2 mouse on
+/// IRQ 12; microvm's controller has no mouse, and without it Linux leaves the AUX port
+/// alone). Linux's i8042 driver finds the controller through this entry when ACPI is on.
+fn keyboard_aml(keyboard: &KeyboardController, sink: &mut Vec<u8>) {
+    let data = IO::new(keyboard.data_port, keyboard.data_port, 1, 1);
+    let command = IO::new(keyboard.command_port, keyboard.command_port, 1, 1);
+    let irq = IrqNoFlags(keyboard.irq);
+    let crs = ResourceTemplate::new(vec![&data, &command, &irq]);
+    let hid = EISAName::new("PNP0303");
+    Device::new(
+        Path::new("KBD_"),
+        vec![
+            &Name::new(Path::new("_HID"), &hid),
+            &Name::new(Path::new("_STA"), &STA_PRESENT_AND_WORKING),
+            &Name::new(Path::new("_CRS"), &crs),
+        ],
+    )
+    .to_aml_bytes(sink);
 }
 
 /// The GED and its `_EVT` handler: on the GED's interrupt OSPM runs `_EVT`,

@@ -16,7 +16,7 @@ mod madt;
 #[cfg(test)]
 mod tests;
 
-pub use machine::{GedLocation, IoApic, IsaDevice, MachineDescription, VirtioMmioSlot};
+pub use machine::{GedLocation, IoApic, IsaDevice, KeyboardController, MachineDescription, VirtioMmioSlot};
 
 use acpi_tables::rsdp::Rsdp;
 use acpi_tables::xsdt::XSDT;

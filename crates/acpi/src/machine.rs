@@ -2,8 +2,9 @@
 //! with constructors for microvm's fixed addresses and lines.
 
 use arch::layout::{
-    ACPI_GED_GSI, ACPI_GED_START, ACPI_SLEEP_REGS_START, IOAPIC_START, RTC_IRQ, RTC_PORT, SERIAL_COM1_IRQ,
-    SERIAL_COM1_PORT, SERIAL_PORT_LEN, VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START,
+    ACPI_GED_GSI, ACPI_GED_START, ACPI_SLEEP_REGS_START, I8042_COMMAND_PORT, I8042_DATA_PORT, I8042_IRQ, IOAPIC_START,
+    RTC_IRQ, RTC_PORT, SERIAL_COM1_IRQ, SERIAL_COM1_PORT, SERIAL_PORT_LEN, VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOT_SIZE,
+    VIRTIO_MMIO_START,
 };
 
 /// The RTC's `_CRS` claims eight ports from its base, as PC hardware and QEMU
@@ -28,6 +29,8 @@ pub struct MachineDescription {
     pub com1: Option<IsaDevice>,
     /// The CMOS clock of `rtc=on` (`PNP0B00`).
     pub rtc: Option<IsaDevice>,
+    /// The keyboard controller of `-device i8042` (`PNP0303`).
+    pub keyboard: Option<KeyboardController>,
     /// The Generic Event Device (`ACPI0013`) carrying the power button.
     pub ged: GedLocation,
     /// Base of the sleep control, sleep status and reset registers (MMIO).
@@ -46,6 +49,7 @@ impl MachineDescription {
             virtio_slots: Vec::new(),
             com1: None,
             rtc: None,
+            keyboard: None,
             ged: GedLocation::microvm(),
             sleep_registers: ACPI_SLEEP_REGS_START,
         }
@@ -106,6 +110,21 @@ impl IsaDevice {
 
     pub fn rtc() -> Self {
         IsaDevice { port: RTC_PORT, len: RTC_RESERVED_PORTS, irq: RTC_IRQ }
+    }
+}
+
+/// An i8042 keyboard controller: its data and command ports (one byte each, not
+/// adjacent) and its ISA IRQ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyboardController {
+    pub data_port: u16,
+    pub command_port: u16,
+    pub irq: u32,
+}
+
+impl KeyboardController {
+    pub fn microvm() -> Self {
+        KeyboardController { data_port: I8042_DATA_PORT, command_port: I8042_COMMAND_PORT, irq: I8042_IRQ }
     }
 }
 

@@ -4,7 +4,7 @@
 //! methods. iasl cannot read a bare RSDP (it has no table header); the unit
 //! tests check it field by field.
 
-use acpi::{AcpiTable, AcpiTables, IsaDevice, MachineDescription, VirtioMmioSlot};
+use acpi::{AcpiTable, AcpiTables, IsaDevice, KeyboardController, MachineDescription, VirtioMmioSlot};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -130,6 +130,22 @@ fn dsdt_lists_com1_rtc_and_the_power_button_behind_the_ged() {
     assert!(power_button.contains("\"PNP0C0C\""), "{power_button}");
 
     assert!(dsdt.contains("Name (_S5, Package (0x04)"), "{dsdt}");
+}
+
+#[test]
+fn dsdt_lists_the_keyboard_controller_of_device_i8042() {
+    let mut machine = MachineDescription::microvm(1);
+    machine.keyboard = Some(KeyboardController::microvm());
+    let (_, texts) = disassemble_all(&machine, "i8042");
+    let devices = devices(text_of(&texts, "DSDT"));
+    let kbd = device(&devices, "KBD");
+    assert!(kbd.contains("EisaId (\"PNP0303\")"), "{kbd}");
+    assert!(kbd.contains("Name (_STA, 0x0F)"), "{kbd}");
+    for port in ["0x0060", "0x0064"] {
+        assert!(kbd.contains(&format!("{port},             // Range Minimum")), "{port}:\n{kbd}");
+    }
+    let irq = kbd.split("IRQNoFlags ()").nth(1).and_then(|rest| rest.split_whitespace().next());
+    assert_eq!(irq, Some("{1}"), "IRQ 1:\n{kbd}");
 }
 
 #[test]

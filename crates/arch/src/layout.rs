@@ -110,8 +110,13 @@ pub const VIRTIO_MMIO_IRQS: [u32; VIRTIO_MMIO_SLOTS as usize] = [5, 6, 7, 9, 10,
 /// the spec requires, so Linux finds it by scanning 0xE0000..0xFFFFF even
 /// when the boot protocol does not pass its address.
 pub const ACPI_TABLES_START: u64 = 0xe_0000;
+/// Where a real-mode CPU starts (F000:FFF0), and where Linux jumps to reboot through the
+/// BIOS (`machine_real_restart`). With ACPI on and no EFI, Linux's reboot goes there
+/// after its other methods (it picks EFI first on hardware-reduced ACPI), so microvm puts
+/// a stub there that resets through the i8042 (`regs::write_reset_stub`).
+pub const RESET_VECTOR: u64 = 0xf_fff0;
 /// End of the tables' area: the RSDP, DSDT, FADT, MADT and XSDT must fit below it.
-pub const ACPI_TABLES_END: u64 = HIMEM_START;
+pub const ACPI_TABLES_END: u64 = RESET_VECTOR;
 /// The RSDP: what `hvm_start_info.rsdp_paddr` / `boot_params.acpi_rsdp_addr` point to.
 pub const ACPI_RSDP_START: u64 = ACPI_TABLES_START;
 /// Generic Event Device's event selector register (MMIO, 4 bytes), at QEMU
@@ -138,6 +143,7 @@ const _: () = assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
 const _: () = assert!(MIN_MEM_SIZE > HIMEM_START);
 const _: () = assert!(VIRTIO_MMIO_IRQS[VIRTIO_MMIO_SLOTS as usize - 1] < IOAPIC_NUM_PINS);
 const _: () = assert!(ACPI_TABLES_START > EBDA_START && ACPI_TABLES_START % 16 == 0);
+const _: () = assert!(RESET_VECTOR + 16 == HIMEM_START);
 const _: () = assert!(ACPI_GED_GSI < IOAPIC_NUM_PINS && ACPI_GED_GSI != RTC_IRQ && ACPI_GED_GSI != SERIAL_COM1_IRQ);
 // The GED shares its line with no virtio slot.
 const _: () = {

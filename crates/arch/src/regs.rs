@@ -1,11 +1,11 @@
 //! Register state of the boot vCPU for the two entry points microvm supports:
 //! PVH (32-bit protected mode, paging off) and the Linux 64-bit boot protocol
 //! (long mode on identity-mapped page tables). Also the FPU, MSR and LAPIC
-//! state every vCPU starts with.
+//! state every vCPU starts with, and the stub at the real-mode reset vector.
 
 use crate::layout::{
     BOOT_GDT_ENTRIES, BOOT_GDT_START, BOOT_IDT_START, BOOT_STACK_POINTER, PDE_START, PDPTE_START, PML4_START,
-    PVH_INFO_START, ZERO_PAGE_START,
+    PVH_INFO_START, RESET_VECTOR, ZERO_PAGE_START,
 };
 use kvm_bindings::{kvm_fpu, kvm_lapic_state, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -16,6 +16,8 @@ pub enum RegsError {
     WriteGdt,
     #[error("cannot write the boot page tables into guest memory")]
     WritePageTables,
+    #[error("cannot write the reset stub into guest memory")]
+    WriteResetStub,
 }
 
 /// How the boot vCPU enters the kernel.
@@ -89,6 +91,16 @@ pub fn write_boot_gdt(mem: &GuestMemoryMmap) -> Result<(), RegsError> {
         mem.write_obj(*entry, GuestAddress(BOOT_GDT_START + (i * 8) as u64)).map_err(|_| RegsError::WriteGdt)?;
     }
     mem.write_obj(0u64, GuestAddress(BOOT_IDT_START)).map_err(|_| RegsError::WriteGdt)
+}
+
+/// Real-mode code at the reset vector: `mov al, 0xfe; out 0x64, al` (the i8042's reset
+/// pulse, which every microvm machine decodes), then `cli; hlt` in a loop. A guest that
+/// jumps there to reboot ends the VM as a guest reset instead of running zeroes forever.
+const RESET_STUB: [u8; 8] = [0xb0, 0xfe, 0xe6, 0x64, 0xfa, 0xf4, 0xeb, 0xfd];
+
+/// Writes [`RESET_STUB`] at the reset vector (reserved in the memory map).
+pub fn write_reset_stub(mem: &GuestMemoryMmap) -> Result<(), RegsError> {
+    mem.write_slice(&RESET_STUB, GuestAddress(RESET_VECTOR)).map_err(|_| RegsError::WriteResetStub)
 }
 
 /// Identity-maps the first GiB with 2 MiB pages: enough for the 64-bit

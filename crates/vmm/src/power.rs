@@ -9,7 +9,7 @@ use crate::address_map::{Owner, Region, Space};
 use crate::config::VmConfig;
 use crate::vm::irqfd;
 use crate::Error;
-use acpi::{AcpiLayout, IsaDevice, MachineDescription, VirtioMmioSlot};
+use acpi::{AcpiLayout, IsaDevice, KeyboardController, MachineDescription, VirtioMmioSlot};
 use arch::layout::{
     ACPI_GED_GSI, ACPI_GED_LEN, ACPI_GED_START, ACPI_SLEEP_REGS_LEN, ACPI_SLEEP_REGS_START, I8042_COMMAND_PORT,
     I8042_DATA_PORT, I8042_IRQ,
@@ -148,11 +148,14 @@ pub fn describe(config: &VmConfig) -> MachineDescription {
     machine.virtio_slots = (0..config.devices.len() as u32).filter_map(VirtioMmioSlot::microvm).collect();
     machine.com1 = config.serial.as_ref().map(|_| IsaDevice::com1());
     machine.rtc = config.machine.rtc.then(IsaDevice::rtc);
+    machine.keyboard = config.i8042.then(KeyboardController::microvm);
     machine
 }
 
-/// Writes the tables of `config` into guest memory (`acpi=on`).
+/// Writes the tables of `config` into guest memory (`acpi=on`), and the reset stub: on
+/// hardware-reduced ACPI without EFI, Linux reboots by jumping to the BIOS's reset vector.
 pub fn write_tables(config: &VmConfig, mem: &GuestMemoryMmap) -> Result<AcpiLayout, Error> {
+    arch::regs::write_reset_stub(mem)?;
     acpi::build_tables(&describe(config), mem).map_err(Error::Acpi)
 }
 
@@ -184,6 +187,7 @@ mod tests {
         c.serial = Some(SerialConfig::Null);
         c.machine.rtc = true;
         c.machine.pit = false;
+        c.i8042 = true;
         let d = describe(&c);
         assert_eq!(d.vcpu_count, 2);
         assert!(!d.pit);
@@ -193,8 +197,9 @@ mod tests {
         );
         assert_eq!(d.com1, Some(IsaDevice::com1()));
         assert_eq!(d.rtc, Some(IsaDevice::rtc()));
+        assert_eq!(d.keyboard, Some(KeyboardController::microvm()));
         let bare = describe(&config());
-        assert!(bare.virtio_slots.is_empty() && bare.com1.is_none() && bare.rtc.is_none());
+        assert!(bare.virtio_slots.is_empty() && bare.com1.is_none() && bare.rtc.is_none() && bare.keyboard.is_none());
     }
 
     #[test]
