@@ -9,8 +9,13 @@
 //! next guest touch gets a zero page), `MADV_REMOVE` on shared memfd or file memory
 //! (frees the backing pages, as a hole punch does).
 
-use super::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use super::{
+    come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN,
+    VIRTIO_F_VERSION_1,
+};
 use crate::guest_events::{GuestEvent, GuestEvents};
+use crate::guest_warn;
+use crate::noise::LineBudget;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::sync::{Arc, Mutex};
 use virtio_bindings::virtio_ids::VIRTIO_ID_BALLOON;
@@ -30,6 +35,11 @@ pub const F_REPORTING: u64 = 1 << 5;
 pub const PAGE_SIZE: u64 = 4096;
 
 const QUEUE_SIZE: u16 = 256;
+/// Most PFNs of one inflate buffer that are released; the rest are ignored (the buffer is
+/// still completed). Linux sends at most 256 (VIRTIO_BALLOON_ARRAY_PFNS_MAX); without a
+/// bound one buffer the size of guest RAM would cost one madvise per page in a single
+/// turn of the device thread (found by the queue_balloon fuzzer: 40 s for one input).
+const MAX_PFNS_PER_BUFFER: u64 = 256;
 const INFLATE: usize = 0;
 const DEFLATE: usize = 1;
 
@@ -81,6 +91,8 @@ pub struct Balloon {
     /// returning it asks the guest for fresh statistics (`request_stats`), and a device
     /// that returned it at once would make the guest refill it in a tight loop.
     stats_head: Option<u16>,
+    /// Log lines about oversized inflate buffers.
+    oversized_lines: LineBudget,
     /// Where changes of `actual` go (the monitors' BALLOON_CHANGE); none in tests.
     events: Option<Arc<GuestEvents>>,
 }
@@ -99,6 +111,7 @@ impl Balloon {
             state,
             broken: false,
             stats_head: None,
+            oversized_lines: LineBudget::new(),
             events: None,
         })
     }
@@ -145,14 +158,20 @@ impl Balloon {
         (self.acked & F_REPORTING != 0).then_some(2 + usize::from(self.acked & F_STATS_VQ != 0))
     }
 
-    /// Serves every available buffer of `index`.
+    /// Serves the available buffers of `index`, [`CHAINS_PER_TURN`] at most per turn.
     fn process_queue(&mut self, index: usize) {
         let Some(ctx) = self.activation.active.as_mut() else { return };
         let mem = ctx.mem.clone();
         let stats = self.acked & F_STATS_VQ != 0 && index == 2;
         let Some(queue) = ctx.queues.get_mut(index) else { return };
         let mut used_any = false;
+        let mut served = 0;
         loop {
+            if served == CHAINS_PER_TURN {
+                come_back_later(&ctx.queue_events[index]);
+                break;
+            }
+            served += 1;
             let chain = match queue.iter(&mem) {
                 Ok(mut iter) => iter.next(),
                 Err(e) => {
@@ -167,7 +186,18 @@ impl Balloon {
             let Some(chain) = chain else { break };
             let head = chain.head_index();
             let returned = match index {
-                INFLATE => inflate(&mem, chain),
+                INFLATE => {
+                    let (released, ignored) = inflate(&mem, chain);
+                    if ignored > 0 {
+                        guest_warn!(
+                            self.oversized_lines,
+                            "virtio-balloon: an inflate buffer held {} PFNs; the {ignored} past the first \
+                             {MAX_PFNS_PER_BUFFER} were not released",
+                            ignored + MAX_PFNS_PER_BUFFER
+                        );
+                    }
+                    released
+                }
                 DEFLATE => 0,
                 _ if stats => {
                     let mut state = lock(&self.state);
@@ -193,16 +223,23 @@ impl Balloon {
     }
 }
 
-/// The inflate queue: arrays of le32 PFNs the guest gave up. Returns bytes released.
-fn inflate<M: std::ops::Deref<Target = GuestMemoryMmap>>(mem: &GuestMemoryMmap, chain: DescriptorChain<M>) -> u64 {
-    let mut released = 0;
+/// The inflate queue: arrays of le32 PFNs the guest gave up. Returns the bytes released
+/// and how many PFNs past [`MAX_PFNS_PER_BUFFER`] were ignored.
+fn inflate<M: std::ops::Deref<Target = GuestMemoryMmap>>(
+    mem: &GuestMemoryMmap,
+    chain: DescriptorChain<M>,
+) -> (u64, u64) {
+    let (mut released, mut seen) = (0, 0u64);
     for desc in chain.readable() {
-        for i in 0..u64::from(desc.len()) / 4 {
+        let count = u64::from(desc.len()) / 4;
+        let take = count.min(MAX_PFNS_PER_BUFFER.saturating_sub(seen));
+        seen += count;
+        for i in 0..take {
             let Ok(pfn) = mem.read_obj::<u32>(desc.addr().unchecked_add(i * 4)) else { break };
             released += release(mem, GuestAddress(u64::from(pfn) * PAGE_SIZE), PAGE_SIZE);
         }
     }
-    released
+    (released, seen.saturating_sub(MAX_PFNS_PER_BUFFER))
 }
 
 /// The reporting queue: each buffer *is* a free range the guest reports.
