@@ -107,7 +107,7 @@ fn trace_boot_reports_guest_checkpoints() {
 }
 
 /// `-M microvm,rtc=on`: Debian's cloud kernel finds the CMOS clock (rtc0, from rtc_cmos),
-/// reads the host's time from it, and three update events arrive as IRQ 8
+/// reads the host's time from it, and three update events arrive (at least one as IRQ 8)
 /// (guest/initramfs/tests/rtc).
 #[test]
 fn cloud_kernel_finds_the_cmos_clock_and_its_alarm_interrupt() {
@@ -132,5 +132,8 @@ fn cloud_kernel_finds_the_cmos_clock_and_its_alarm_interrupt() {
     let before: u64 = check("irqs_before").parse().unwrap_or_else(|_| panic!("no rtc0 in /proc/interrupts\n{r}"));
     let after: u64 = check("irqs_after").parse().unwrap();
     assert_eq!(check("uie"), "3", "{r}");
-    assert!(after >= before + 3, "IRQ 8 count {before} -> {after} for three events\n{r}");
+    // At least one of the three came as an interrupt on IRQ 8, not all three: Linux's rtc
+    // core serves an alarm whose time has passed by the time it is set (-ETIME) without
+    // one, which a slow guest under load hits (seen once in CI: 0 -> 2 for three events).
+    assert!(after > before, "IRQ 8 count {before} -> {after} for three events\n{r}");
 }

@@ -1,5 +1,6 @@
-/* Three update interrupts from /dev/rtc0 (RTC_UIE_ON; Linux's rtc core serves it with
- * the clock's alarm, so each one is an alarm interrupt on IRQ 8), each awaited at most
+/* Three update events from /dev/rtc0 (RTC_UIE_ON; Linux's rtc core serves it with
+ * the clock's alarm: an alarm interrupt on IRQ 8, or none when the alarm's second has
+ * passed by the time it is set, which the core then serves itself), each awaited at most
  * 5 s. Prints "RTC-CHECK uie=3" or says what failed. For guest/initramfs/tests/rtc. */
 #include <fcntl.h>
 #include <linux/rtc.h>
