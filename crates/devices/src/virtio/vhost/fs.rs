@@ -10,7 +10,7 @@
 //! pending and every later one with EIO, so the guest sees I/O errors
 //! instead of hanging, and the VM keeps running.
 
-use super::{start_vrings, RingAddresses, VhostError};
+use super::{start_vrings, CallRelay, RingAddresses, VhostError};
 use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use ::vhost::vhost_user::message::VhostUserProtocolFeatures;
 use ::vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserVirtioFeatures};
@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// VIRTIO_ID_FS.
 const VIRTIO_ID_FS: u32 = 26;
@@ -32,7 +31,7 @@ pub const TAG_LEN: usize = 36;
 pub const MAX_QUEUE_SIZE: u16 = 1024;
 const OFFERABLE: u64 = VIRTIO_F_VERSION_1 | 1 << VIRTIO_RING_F_EVENT_IDX | 1 << VIRTIO_RING_F_INDIRECT_DESC;
 const PROTOCOL_FEATURES: u64 = VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits();
-const CALL_DATA: u32 = 0x100;
+/// Event data of virtiofsd's socket: past the queue indices and the call relay's.
 const SOCKET_DATA: u32 = 0x200;
 /// FUSE: `struct fuse_in_header` is 40 bytes with `unique` at 8; the reply
 /// header `struct fuse_out_header` { len, error, unique } is 16.
@@ -62,7 +61,7 @@ pub struct VhostUserFs {
     backend_features: u64,
     features: u64,
     activation: Activation,
-    calls: Vec<EventFd>,
+    calls: CallRelay,
     /// The device thread serves the queues itself (with EIO): virtiofsd is gone.
     serving_errors: bool,
     /// virtiofsd has the rings (set at DRIVER_OK, cleared when they are stopped).
@@ -91,8 +90,7 @@ impl VhostUserFs {
             let wanted = offered & VhostUserProtocolFeatures::REPLY_ACK;
             backend.set_protocol_features(wanted).map_err(setup("SET_PROTOCOL_FEATURES"))?;
         }
-        let calls =
-            (0..QUEUES).map(|_| EventFd::new(EFD_NONBLOCK)).collect::<Result<Vec<_>, _>>().map_err(FsError::EventFd)?;
+        let calls = CallRelay::new(QUEUES).map_err(FsError::EventFd)?;
         Ok(VhostUserFs {
             tag: tag.to_owned(),
             queue_sizes: [queue_size; QUEUES],
@@ -118,7 +116,7 @@ impl VhostUserFs {
             backend_features: VIRTIO_F_VERSION_1,
             features: VIRTIO_F_VERSION_1,
             activation: Activation::new().unwrap(),
-            calls: (0..QUEUES).map(|_| EventFd::new(EFD_NONBLOCK).unwrap()).collect(),
+            calls: CallRelay::new(QUEUES).unwrap(),
             serving_errors: true,
             started: false,
         }
@@ -132,7 +130,7 @@ impl VhostUserFs {
     fn start(&mut self) -> Result<(), VhostError> {
         let (Some(ctx), Some(backend)) = (&self.activation.active, &mut self.backend) else { return Ok(()) };
         let features = ctx.acked_features & self.features | self.backend_features & PROTOCOL_FEATURES;
-        start_vrings(&*backend, ctx, features, &self.calls, RingAddresses::Host)?;
+        start_vrings(&*backend, ctx, features, self.calls.eventfds(), RingAddresses::Host)?;
         if features & PROTOCOL_FEATURES != 0 {
             // With protocol features, rings start disabled (vhost-user spec).
             for queue in 0..QUEUES {
@@ -265,11 +263,7 @@ impl VirtioDevice for VhostUserFs {
 impl MutEventSubscriber for VhostUserFs {
     fn init(&mut self, ops: &mut EventOps) {
         self.activation.watch_wake(ops);
-        for (i, call) in self.calls.iter().enumerate() {
-            if let Err(e) = ops.add(Events::with_data(call, CALL_DATA + i as u32, EventSet::IN)) {
-                log::error!("vhost-user-fs: cannot watch virtiofsd's interrupts: {e:?}");
-            }
-        }
+        self.calls.watch(ops, "vhost-user-fs");
         if let Some(backend) = &self.backend {
             // Only the hang-up: reading would interleave with the frontend's replies.
             let socket = Events::with_data_raw(backend.as_raw_fd(), SOCKET_DATA, EventSet::HANG_UP);
@@ -297,14 +291,7 @@ impl MutEventSubscriber for VhostUserFs {
         }
         match events.data() {
             SOCKET_DATA => self.backend_gone(ops),
-            data if data >= CALL_DATA => {
-                if let Some(call) = self.calls.get((data - CALL_DATA) as usize) {
-                    let _ = call.read();
-                }
-                if let Some(ctx) = &self.activation.active {
-                    ctx.interrupt.signal_used_queue();
-                }
-            }
+            _ if self.calls.relay(&events, &self.activation) => {}
             queue => {
                 if let Some(ctx) = &self.activation.active {
                     if let Some(evt) = ctx.queue_events.get(queue as usize) {

@@ -18,11 +18,54 @@ pub mod fs;
 pub mod net;
 pub mod vsock;
 
-use super::ActivateContext;
+use super::{ActivateContext, Activation};
 use ::vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
+use event_manager::{EventOps, EventSet, Events};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
-use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// Event data of the call eventfds on the device thread: after any queue index.
+const CALL_DATA: u32 = 0x100;
+
+/// The backend's "call" eventfds, one per queue, and their relay into the transport's
+/// interrupt on the device thread (see above).
+pub struct CallRelay {
+    calls: Vec<EventFd>,
+}
+
+impl CallRelay {
+    pub fn new(queues: usize) -> std::io::Result<CallRelay> {
+        let calls = (0..queues).map(|_| EventFd::new(EFD_NONBLOCK)).collect::<Result<_, _>>()?;
+        Ok(CallRelay { calls })
+    }
+
+    /// What `start_vrings` hands the backend.
+    pub fn eventfds(&self) -> &[EventFd] {
+        &self.calls
+    }
+
+    /// Watches every call eventfd; `who` names the device in an error.
+    pub fn watch(&self, ops: &mut EventOps, who: &str) {
+        for (i, call) in self.calls.iter().enumerate() {
+            if let Err(e) = ops.add(Events::with_data(call, CALL_DATA + i as u32, EventSet::IN)) {
+                log::error!("{who}: cannot watch the backend's interrupts: {e:?}");
+            }
+        }
+    }
+
+    /// If `events` is a call: consumes it, raises the used-queue interrupt of the active
+    /// device and returns true.
+    pub fn relay(&self, events: &Events, activation: &Activation) -> bool {
+        let index = events.data().checked_sub(CALL_DATA).map(|i| i as usize);
+        let Some(call) = index.and_then(|i| self.calls.get(i)) else { return false };
+        let _ = call.read();
+        if let Some(ctx) = &activation.active {
+            ctx.interrupt.signal_used_queue();
+        }
+        true
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum VhostError {

@@ -5,24 +5,22 @@
 //! through: VHOST_NET_F_VIRTIO_NET_HDR is not asked for); the guest's
 //! offload features still set the tap's offloads.
 
-use super::{start_vrings, RingAddresses, VhostError};
+use super::{start_vrings, CallRelay, RingAddresses, VhostError};
 use crate::virtio::net::{config_space, offered_features, random_mac, tap_offloads, Tap, F_MRG_RXBUF};
 use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use ::vhost::net::VhostNet as VhostNetOps;
 use ::vhost::vhost_kern::net::Net as KernelNetBackend;
-use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
+use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::sync::Arc;
 use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use vm_memory::GuestMemoryMmap;
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 const QUEUE_SIZES: [u16; 2] = [256, 256];
 /// Features the kernel implements (the rest, offloads, MAC and status, are
 /// the tap's or microvm's): offered only when the kernel has them.
 const KERNEL_BITS: u64 =
     VIRTIO_F_VERSION_1 | 1 << VIRTIO_RING_F_EVENT_IDX | 1 << VIRTIO_RING_F_INDIRECT_DESC | F_MRG_RXBUF;
-const CALL_DATA: u32 = 0x100;
 
 pub const VHOST_NET_PATH: &str = "/dev/vhost-net";
 
@@ -49,7 +47,7 @@ pub struct VhostNet<B: VhostNetOps + Send = KernelNet> {
     kernel_features: u64,
     features: u64,
     activation: Activation,
-    calls: Vec<EventFd>,
+    calls: CallRelay,
     running: bool,
 }
 
@@ -76,10 +74,7 @@ impl<B: VhostNetOps + Send> VhostNet<B> {
         let kernel_features =
             backend.get_features().map_err(|source| VhostNetError::Setup { op: "VHOST_GET_FEATURES", source })?;
         let features = offered_features(tap.supports_ufo()) & !(KERNEL_BITS & !kernel_features);
-        let calls = (0..QUEUE_SIZES.len())
-            .map(|_| EventFd::new(EFD_NONBLOCK))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(VhostNetError::EventFd)?;
+        let calls = CallRelay::new(QUEUE_SIZES.len()).map_err(VhostNetError::EventFd)?;
         let activation = Activation::new().map_err(VhostNetError::EventFd)?;
         Ok(VhostNet { tap, mac, backend, kernel_features, features, activation, calls, running: false })
     }
@@ -95,7 +90,13 @@ impl<B: VhostNetOps + Send> VhostNet<B> {
     /// On the device thread: vrings, then the tap as both queues' backend.
     fn start(&mut self) -> Result<(), VhostError> {
         let Some(ctx) = &self.activation.active else { return Ok(()) };
-        start_vrings(&self.backend, ctx, ctx.acked_features & self.kernel_features, &self.calls, RingAddresses::Guest)?;
+        start_vrings(
+            &self.backend,
+            ctx,
+            ctx.acked_features & self.kernel_features,
+            self.calls.eventfds(),
+            RingAddresses::Guest,
+        )?;
         for queue in 0..QUEUE_SIZES.len() {
             self.backend
                 .set_backend(queue, Some(self.tap.file()))
@@ -151,11 +152,7 @@ impl<B: VhostNetOps + Send> VirtioDevice for VhostNet<B> {
 impl<B: VhostNetOps + Send> MutEventSubscriber for VhostNet<B> {
     fn init(&mut self, ops: &mut EventOps) {
         self.activation.watch_wake(ops);
-        for (i, call) in self.calls.iter().enumerate() {
-            if let Err(e) = ops.add(Events::with_data(call, CALL_DATA + i as u32, EventSet::IN)) {
-                log::error!("vhost-net: cannot watch the kernel's interrupts: {e:?}");
-            }
-        }
+        self.calls.watch(ops, "vhost-net");
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
@@ -172,12 +169,7 @@ impl<B: VhostNetOps + Send> MutEventSubscriber for VhostNet<B> {
             }
             return;
         }
-        if let Some(call) = events.data().checked_sub(CALL_DATA).and_then(|i| self.calls.get(i as usize)) {
-            let _ = call.read();
-            if let Some(ctx) = &self.activation.active {
-                ctx.interrupt.signal_used_queue();
-            }
-        }
+        self.calls.relay(&events, &self.activation);
     }
 }
 

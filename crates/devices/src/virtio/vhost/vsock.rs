@@ -3,17 +3,16 @@
 //! the rx and tx queues; the event queue (transport resets, used only on
 //! migration) is the VMM's, and microvm never posts an event.
 
-use super::{start_vrings, RingAddresses, VhostError};
+use super::{start_vrings, CallRelay, RingAddresses, VhostError};
 use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use ::vhost::vhost_kern::vsock::Vsock;
 use ::vhost::vsock::VhostVsock as VhostVsockOps;
-use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
+use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::sync::Arc;
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1 as VERSION_1_BIT;
 use virtio_bindings::virtio_ids::VIRTIO_ID_VSOCK;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use vm_memory::GuestMemoryMmap;
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// rx, tx (the kernel's) and event (the VMM's).
 const QUEUE_SIZES: [u16; 3] = [256, 256, 128];
@@ -25,8 +24,6 @@ const VSOCK_F_SEQPACKET: u64 = 1 << 1;
 /// needs the VMM's help (no IOMMU, no dirty logging).
 const OFFERABLE: u64 =
     VIRTIO_F_VERSION_1 | 1 << VIRTIO_RING_F_EVENT_IDX | 1 << VIRTIO_RING_F_INDIRECT_DESC | VSOCK_F_SEQPACKET;
-/// Event data of the call eventfds: after the queue indices.
-const CALL_DATA: u32 = 0x100;
 
 /// The device node, for messages.
 pub const VHOST_VSOCK_PATH: &str = "/dev/vhost-vsock";
@@ -57,7 +54,7 @@ pub struct VhostVsock<B: VhostVsockOps + Send = KernelVsock> {
     features: u64,
     activation: Activation,
     /// The kernel signals used buffers on these (rx, tx); see `vhost/mod.rs`.
-    calls: Vec<EventFd>,
+    calls: CallRelay,
     running: bool,
 }
 
@@ -81,10 +78,7 @@ impl<B: VhostVsockOps + Send> VhostVsock<B> {
             ::vhost::Error::IoctlError(io) if io.raw_os_error() == Some(libc::EADDRINUSE) => VsockError::CidInUse(cid),
             source => VsockError::Cid { cid, source },
         })?;
-        let calls = (0..KERNEL_QUEUES)
-            .map(|_| EventFd::new(EFD_NONBLOCK))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(VsockError::EventFd)?;
+        let calls = CallRelay::new(KERNEL_QUEUES).map_err(VsockError::EventFd)?;
         let activation = Activation::new().map_err(VsockError::EventFd)?;
         Ok(VhostVsock { cid, backend, features: kernel & OFFERABLE, activation, calls, running: false })
     }
@@ -92,7 +86,13 @@ impl<B: VhostVsockOps + Send> VhostVsock<B> {
     /// On the device thread: the driver set DRIVER_OK; give the kernel the rings.
     fn start(&mut self) -> Result<(), VhostError> {
         let Some(ctx) = &self.activation.active else { return Ok(()) };
-        start_vrings(&self.backend, ctx, ctx.acked_features & self.features, &self.calls, RingAddresses::Guest)?;
+        start_vrings(
+            &self.backend,
+            ctx,
+            ctx.acked_features & self.features,
+            self.calls.eventfds(),
+            RingAddresses::Guest,
+        )?;
         self.backend.start().map_err(|source| VhostError::Ioctl { op: "VHOST_VSOCK_SET_RUNNING", source })?;
         self.running = true;
         Ok(())
@@ -140,11 +140,7 @@ impl<B: VhostVsockOps + Send> VirtioDevice for VhostVsock<B> {
 impl<B: VhostVsockOps + Send> MutEventSubscriber for VhostVsock<B> {
     fn init(&mut self, ops: &mut EventOps) {
         self.activation.watch_wake(ops);
-        for (i, call) in self.calls.iter().enumerate() {
-            if let Err(e) = ops.add(Events::with_data(call, CALL_DATA + i as u32, EventSet::IN)) {
-                log::error!("vhost-vsock: cannot watch the kernel's interrupts: {e:?}");
-            }
-        }
+        self.calls.watch(ops, "vhost-vsock");
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
@@ -160,15 +156,10 @@ impl<B: VhostVsockOps + Send> MutEventSubscriber for VhostVsock<B> {
             }
             return;
         }
-        let data = events.data();
-        if data >= CALL_DATA {
-            if let Some(call) = self.calls.get((data - CALL_DATA) as usize) {
-                let _ = call.read();
-            }
-            if let Some(ctx) = &self.activation.active {
-                ctx.interrupt.signal_used_queue();
-            }
-        } else if let Some(ctx) = &self.activation.active {
+        if self.calls.relay(&events, &self.activation) {
+            return;
+        }
+        if let Some(ctx) = &self.activation.active {
             // The event queue: microvm never sends events, so its buffers stay posted.
             let _ = ctx.queue_events[EVENT_QUEUE].read();
         }

@@ -76,7 +76,7 @@ fn calls_are_relayed_and_kicks_left_to_the_kernel() {
     let (mut driver, dev) = TestDriver::new(device(&fake));
     driver.activate(0, 64);
     assert!(!driver.interrupted());
-    dev.lock().unwrap().calls[1].write(1).unwrap();
+    dev.lock().unwrap().calls.eventfds()[1].write(1).unwrap();
     driver.run_events();
     assert!(driver.interrupted(), "the call reached the irqfd");
     assert_eq!(driver.read_reg(0x60) & 1, 1, "InterruptStatus says used buffer");
