@@ -68,11 +68,12 @@ pub struct DeviceInventory {
 
 impl DeviceInventory {
     fn guest_events(&mut self) -> Result<Arc<GuestEvents>, Error> {
-        if self.guest_events.is_none() {
-            let events = GuestEvents::new().map_err(|source| Error::Io { what: "guest event queue", source })?;
-            self.guest_events = Some(events);
+        if let Some(events) = &self.guest_events {
+            return Ok(events.clone());
         }
-        Ok(self.guest_events.clone().expect("just made"))
+        let events = GuestEvents::new().map_err(|source| Error::Io { what: "guest event queue", source })?;
+        self.guest_events = Some(events.clone());
+        Ok(events)
     }
 }
 
