@@ -1,0 +1,89 @@
+use super::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct State {
+    name: String,
+    regs: Vec<u64>,
+    flag: bool,
+}
+
+fn state() -> State {
+    State { name: "vcpu0".into(), regs: vec![1, u64::MAX, 0x1000], flag: true }
+}
+
+#[test]
+fn round_trip_with_memory_after_the_state() {
+    let (bytes, header) = encode(&state(), MemoryPlacement::Inline { base: 0, len: 256 << 20 }, "0.1.0").unwrap();
+    assert_eq!(&bytes[..8], b"MVMSNAP\0");
+    let off = header.memory_offset.unwrap();
+    assert_eq!(off % MEMORY_ALIGN, 0);
+    assert!(off >= bytes.len() as u64);
+    let (read, decoded): (Header, State) = decode(&bytes).unwrap();
+    assert_eq!(read, header);
+    assert_eq!(read.writer, "0.1.0");
+    assert_eq!(read.memory_len, 256 << 20);
+    assert_eq!(decoded, state());
+}
+
+#[test]
+fn memory_offset_counts_from_the_base() {
+    let base = 0x1234;
+    let (bytes, header) = encode(&state(), MemoryPlacement::Inline { base, len: 4096 }, "x").unwrap();
+    let off = header.memory_offset.unwrap();
+    assert_eq!((base + off) % MEMORY_ALIGN, 0, "the absolute offset can be mapped");
+    assert!(off >= bytes.len() as u64);
+}
+
+#[test]
+fn separate_memory_has_no_offset() {
+    let (bytes, header) = encode(&state(), MemoryPlacement::Separate { len: 4096 }, "x").unwrap();
+    assert_eq!(header.memory_offset, None);
+    let (read, _): (Header, State) = decode(&bytes).unwrap();
+    assert_eq!(read.memory_offset, None);
+}
+
+#[test]
+fn every_flipped_bit_is_caught() {
+    let (bytes, _) = encode(&state(), MemoryPlacement::Separate { len: 4096 }, "0.1.0").unwrap();
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut bad = bytes.clone();
+            bad[i] ^= 1 << bit;
+            assert!(decode::<State>(&bad).is_err(), "byte {i} bit {bit} went unnoticed");
+        }
+    }
+}
+
+#[test]
+fn truncation_anywhere_is_an_error() {
+    let (bytes, _) = encode(&state(), MemoryPlacement::Separate { len: 4096 }, "0.1.0").unwrap();
+    for len in 0..bytes.len() {
+        let e = decode::<State>(&bytes[..len]).unwrap_err();
+        assert!(matches!(e, FormatError::NotASnapshot | FormatError::Truncated { .. }), "{len}: {e}");
+    }
+}
+
+#[test]
+fn other_versions_are_refused_with_both_numbers() {
+    let (mut bytes, _) = encode(&state(), MemoryPlacement::Separate { len: 4096 }, "0.0.9").unwrap();
+    bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
+    let e = decode::<State>(&bytes).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("snapshot format version 7 (written by microvm 0.0.9); this microvm reads version {FORMAT_VERSION}")
+    );
+}
+
+#[test]
+fn a_huge_length_is_refused_before_allocating() {
+    let (mut bytes, _) = encode(&state(), MemoryPlacement::Separate { len: 4096 }, "x").unwrap();
+    bytes[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(decode::<State>(&bytes), Err(FormatError::TooLarge(_))));
+}
+
+#[test]
+fn other_files_are_not_snapshots() {
+    assert!(matches!(decode::<State>(b"\x7fELF\x02\x01\x01"), Err(FormatError::NotASnapshot)));
+    assert!(matches!(decode::<State>(b""), Err(FormatError::NotASnapshot)));
+}
