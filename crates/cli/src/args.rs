@@ -177,6 +177,8 @@ struct Parsed {
     trace_boot: bool,
     trace_boot_json: Option<String>,
     start_paused: bool,
+    /// `-incoming file:PATH[,offset=N]`.
+    incoming: Option<vmm::snapshot::SnapshotSource>,
     name: Option<String>,
     debug_threads: bool,
     uuid: Option<String>,
@@ -291,6 +293,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             }
             Opt::Uuid => p.uuid = Some(control::parse_uuid(&value)?),
             Opt::StartPaused => p.start_paused = true,
+            Opt::Incoming => p.incoming = Some(control::parse_incoming(&value)?),
             Opt::Daemonize => p.daemonize = true,
             Opt::Sandbox => p.sandbox = Some(control::parse_sandbox(&value)?),
             Opt::RunWith => control::parse_run_with(&value, &mut p.jail)?,
@@ -490,6 +493,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         muxes,
         i8042,
         no_shutdown: p.no_shutdown,
+        incoming: p.incoming,
     })
 }
 

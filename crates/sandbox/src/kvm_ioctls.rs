@@ -1,8 +1,11 @@
 //! The KVM ioctl requests the filters name, computed like the kernel's `_IO`/`_IOR` macros
 //! (kvm-ioctls keeps its own private).
 
-use kvm_bindings::{kvm_regs, kvm_sregs, KVMIO};
-use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ};
+use kvm_bindings::{
+    kvm_clock_data, kvm_cpuid2, kvm_debugregs, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_list, kvm_msrs,
+    kvm_pit_state2, kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave, KVMIO,
+};
+use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ, _IOC_WRITE};
 
 const fn request(dir: u32, nr: u32, size: usize) -> u32 {
     ioctl_expr(dir, KVMIO, nr, size as u32) as u32
@@ -11,6 +14,25 @@ const fn request(dir: u32, nr: u32, size: usize) -> u32 {
 pub const KVM_RUN: u32 = request(_IOC_NONE, 0x80, 0);
 pub const KVM_GET_REGS: u32 = request(_IOC_READ, 0x81, std::mem::size_of::<kvm_regs>());
 pub const KVM_GET_SREGS: u32 = request(_IOC_READ, 0x83, std::mem::size_of::<kvm_sregs>());
+
+// Snapshots (QMP `migrate`): what the main thread reads of the VM...
+const RW: u32 = _IOC_READ | _IOC_WRITE;
+pub const KVM_CHECK_EXTENSION: u32 = request(_IOC_NONE, 0x03, 0);
+pub const KVM_GET_MSR_INDEX_LIST: u32 = request(RW, 0x02, std::mem::size_of::<kvm_msr_list>());
+pub const KVM_GET_IRQCHIP: u32 = request(RW, 0x62, std::mem::size_of::<kvm_irqchip>());
+pub const KVM_GET_PIT2: u32 = request(_IOC_READ, 0x9f, std::mem::size_of::<kvm_pit_state2>());
+pub const KVM_GET_CLOCK: u32 = request(_IOC_READ, 0x7c, std::mem::size_of::<kvm_clock_data>());
+// ... and what each vCPU thread reads of itself.
+pub const KVM_GET_MSRS: u32 = request(RW, 0x88, std::mem::size_of::<kvm_msrs>());
+pub const KVM_GET_CPUID2: u32 = request(RW, 0x91, std::mem::size_of::<kvm_cpuid2>());
+pub const KVM_GET_LAPIC: u32 = request(_IOC_READ, 0x8e, std::mem::size_of::<kvm_lapic_state>());
+pub const KVM_GET_MP_STATE: u32 = request(_IOC_READ, 0x98, std::mem::size_of::<kvm_mp_state>());
+pub const KVM_GET_VCPU_EVENTS: u32 = request(_IOC_READ, 0x9f, std::mem::size_of::<kvm_vcpu_events>());
+pub const KVM_GET_DEBUGREGS: u32 = request(_IOC_READ, 0xa1, std::mem::size_of::<kvm_debugregs>());
+pub const KVM_GET_TSC_KHZ: u32 = request(_IOC_NONE, 0xa3, 0);
+pub const KVM_GET_XSAVE: u32 = request(_IOC_READ, 0xa4, std::mem::size_of::<kvm_xsave>());
+pub const KVM_GET_XCRS: u32 = request(_IOC_READ, 0xa6, std::mem::size_of::<kvm_xcrs>());
+pub const KVM_KVMCLOCK_CTRL: u32 = request(_IOC_NONE, 0xad, 0);
 
 #[cfg(test)]
 mod tests {
@@ -21,5 +43,21 @@ mod tests {
         assert_eq!(KVM_RUN, 0xae80);
         assert_eq!(KVM_GET_REGS, 0x8090_ae81);
         assert_eq!(KVM_GET_SREGS, 0x8138_ae83);
+        // Values from the kernel's headers (linux/kvm.h) on x86_64.
+        assert_eq!(KVM_CHECK_EXTENSION, 0xae03);
+        assert_eq!(KVM_GET_MSR_INDEX_LIST, 0xc004_ae02);
+        assert_eq!(KVM_GET_IRQCHIP, 0xc208_ae62);
+        assert_eq!(KVM_GET_PIT2, 0x8070_ae9f);
+        assert_eq!(KVM_GET_CLOCK, 0x8030_ae7c);
+        assert_eq!(KVM_GET_MSRS, 0xc008_ae88);
+        assert_eq!(KVM_GET_CPUID2, 0xc008_ae91);
+        assert_eq!(KVM_GET_LAPIC, 0x8400_ae8e);
+        assert_eq!(KVM_GET_MP_STATE, 0x8004_ae98);
+        assert_eq!(KVM_GET_VCPU_EVENTS, 0x8040_ae9f);
+        assert_eq!(KVM_GET_DEBUGREGS, 0x8080_aea1);
+        assert_eq!(KVM_GET_TSC_KHZ, 0xaea3);
+        assert_eq!(KVM_GET_XSAVE, 0x9000_aea4);
+        assert_eq!(KVM_GET_XCRS, 0x8188_aea6);
+        assert_eq!(KVM_KVMCLOCK_CTRL, 0xaead);
     }
 }

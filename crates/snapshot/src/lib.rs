@@ -42,7 +42,9 @@ pub enum FormatError {
     NotASnapshot,
     #[error("the snapshot file is truncated: {what} needs {needed} bytes, {present} are there")]
     Truncated { what: &'static str, needed: u64, present: u64 },
-    #[error("snapshot format version {found} (written by microvm {writer}); this microvm reads version {FORMAT_VERSION}")]
+    #[error(
+        "snapshot format version {found} (written by microvm {writer}); this microvm reads version {FORMAT_VERSION}"
+    )]
     Version { found: u32, writer: String },
     #[error("the snapshot's state is {0} bytes, more than any microvm writes: the file is corrupt")]
     TooLarge(u64),
@@ -85,7 +87,11 @@ pub fn align_up(pos: u64) -> u64 {
 
 /// Header and content, ready to write at `base`. With inline memory, the memory's offset
 /// (from `base`) is in the header; the caller writes memory there.
-pub fn encode<T: Serialize>(state: &T, memory: MemoryPlacement, writer: &str) -> Result<(Vec<u8>, Header), FormatError> {
+pub fn encode<T: Serialize>(
+    state: &T,
+    memory: MemoryPlacement,
+    writer: &str,
+) -> Result<(Vec<u8>, Header), FormatError> {
     let content = postcard::to_allocvec(state).map_err(FormatError::Encode)?;
     let content_len = content.len() as u64;
     let (memory_offset, memory_len) = match memory {
@@ -144,7 +150,11 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, FormatError> {
         return Err(FormatError::NotASnapshot);
     }
     if bytes.len() < HEADER_LEN {
-        return Err(FormatError::Truncated { what: "the header", needed: HEADER_LEN as u64, present: bytes.len() as u64 });
+        return Err(FormatError::Truncated {
+            what: "the header",
+            needed: HEADER_LEN as u64,
+            present: bytes.len() as u64,
+        });
     }
     let version_field = &bytes[VERSION_FIELD];
     let end = version_field.iter().position(|&b| b == 0).unwrap_or(version_field.len());

@@ -51,6 +51,8 @@ pub struct VmConfig {
     pub i8042: bool,
     /// `-no-shutdown`: a guest power-off stops the vCPUs instead of ending microvm.
     pub no_shutdown: bool,
+    /// `-incoming file:PATH[,offset=N]`: restore this snapshot instead of booting.
+    pub incoming: Option<crate::snapshot::SnapshotSource>,
 }
 
 /// Guest RAM when none is asked for (QEMU's default, `-m` absent).
@@ -84,6 +86,7 @@ impl VmConfig {
             muxes: Vec::new(),
             i8042: false,
             no_shutdown: false,
+            incoming: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::device_thread::{DeviceThread, DeviceThreadError};
 use crate::exit::{ExitNotifier, VmExit};
+use crate::snapshot::{SaveReport, SnapshotError, SnapshotTarget, Snapshotter};
 use crate::state::{IllegalTransition, RunState, StateEvent};
 use crate::vcpu::{VcpuAck, VcpuCommand, VcpuError, VcpuHandle};
 use std::sync::Arc;
@@ -36,6 +37,10 @@ pub enum VmEventKind {
     },
     /// `system_powerdown` was asked for (sent before the button is pressed, as QEMU).
     Powerdown,
+    /// A migration (snapshot) changed status: QEMU's MigrationStatus name.
+    Migration {
+        status: &'static str,
+    },
     /// The balloon driver reported a new size: `actual` bytes of RAM left to the guest.
     BalloonChange {
         actual: u64,
@@ -55,6 +60,8 @@ pub enum ControlError {
     Vcpu(#[from] VcpuError),
     #[error(transparent)]
     Devices(#[from] DeviceThreadError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     /// `cont` after a guest power-off with `-no-shutdown` (QEMU's words).
     #[error("Resetting the Virtual Machine is required")]
     NeedsReset,
@@ -106,7 +113,15 @@ impl Machine {
     }
 
     fn change_state(&mut self, to: RunState, shutdown: Option<&VmExit>) {
-        let Ok(Some(event)) = self.state.transition(to) else { return };
+        let Ok(event) = self.state.transition(to) else { return };
+        let Some(event) = event else {
+            // The one silent change: a paused (or not yet started) VM saved by `migrate`
+            // is already stopped, so no event announces `postmigrate` (as in QEMU).
+            if to == RunState::Postmigrate {
+                self.state = to;
+            }
+            return;
+        };
         let was_running = self.state == RunState::Running;
         self.state = to;
         let kind = match (event, shutdown) {
@@ -210,6 +225,21 @@ impl Machine {
     /// Asks for the VM to end (`quit`, `system_reset`); the main loop then ends it.
     pub fn request_exit(&self, exit: VmExit) {
         self.exit.notify(exit);
+    }
+
+    /// Saves the VM as `target` says. A running VM is stopped first (STOP); whatever it
+    /// was, it is in QEMU's `postmigrate` afterwards, paused, until `cont`. On failure
+    /// the state is unchanged but a running VM stays paused (QEMU's failed migration
+    /// leaves the source paused too, and the error says why).
+    pub fn save(&mut self, snapshotter: &Snapshotter, target: &SnapshotTarget) -> Result<SaveReport, ControlError> {
+        self.check(RunState::Postmigrate)?;
+        if self.state == RunState::Running {
+            self.park()?;
+            self.change_state(RunState::Paused, None);
+        }
+        let report = snapshotter.save(&self.vcpus, target)?;
+        self.change_state(RunState::Postmigrate, None);
+        Ok(report)
     }
 
     /// The VM has ended for `exit`: record it (SHUTDOWN). Threads stop at teardown.

@@ -25,6 +25,7 @@ mod rtc;
 mod run;
 mod serial;
 mod signals;
+pub mod snapshot;
 pub mod startup;
 pub mod state;
 mod threads;
@@ -90,4 +91,6 @@ pub enum Error {
     Acpi(#[source] acpi::AcpiError),
     #[error("{what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::SnapshotError),
 }

@@ -31,9 +31,7 @@ impl Vm {
     pub fn run(self) -> Result<VmExit, Error> {
         let Vm {
             vcpus,
-            vm_fd: _vm_fd,
-            _kvm,
-            mem: _mem,
+            snapshotter,
             pio,
             mmio,
             serial,
@@ -49,6 +47,7 @@ impl Vm {
             clock,
             config,
             boot_trace,
+            restored,
         } = self;
         let mut manager = MainLoop::new().map_err(Error::EventLoop)?;
         let mut chardevs = inventory.chardevs;
@@ -117,7 +116,12 @@ impl Vm {
         if let Err(e) = confined {
             exit.notify(VmExit::DeviceError(e.to_string()));
         }
-        let state = if config.start_paused { RunState::Prelaunch } else { RunState::Running };
+        // A restored VM has run already: with -S it waits paused, as QEMU's after -incoming.
+        let state = match (config.start_paused, restored) {
+            (false, _) => RunState::Running,
+            (true, false) => RunState::Prelaunch,
+            (true, true) => RunState::Paused,
+        };
         let machine = Machine::new(state, handles, device_thread, exit.clone());
         let facts = Facts {
             name: config.name.clone(),
@@ -128,7 +132,7 @@ impl Vm {
             mem_size: config.mem_size,
         };
         let controller = Arc::new(Mutex::new(Controller {
-            vm: VmControl { machine, facts, devices, power: power.control },
+            vm: VmControl { machine, facts, devices, power: power.control, snapshotter, migration: Default::default() },
             monitors,
             muxes,
             exit,

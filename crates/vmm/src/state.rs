@@ -17,6 +17,9 @@ pub enum RunState {
     /// `quit` (or `system_reset`, a signal) ends it. QEMU's `shutdown` state, which
     /// `cont` cannot leave.
     GuestShutdown,
+    /// Paused after its state was saved (`migrate`), as QEMU's source after a migration:
+    /// `cont` resumes it.
+    Postmigrate,
 }
 
 /// The QMP event that announces a state change.
@@ -44,6 +47,7 @@ impl RunState {
             RunState::Running => "running",
             RunState::Paused => "paused",
             RunState::Shutdown | RunState::GuestShutdown => "shutdown",
+            RunState::Postmigrate => "postmigrate",
         }
     }
 
@@ -56,6 +60,14 @@ impl RunState {
             (Shutdown, _) => Err(IllegalTransition { from: self, to }),
             (_, Shutdown) => Ok(Some(StateEvent::Shutdown)),
             (Prelaunch, Prelaunch) | (Running, Running) | (Paused, Paused) | (GuestShutdown, GuestShutdown) => Ok(None),
+            (Postmigrate, Postmigrate) => Ok(None),
+            // Saving a running VM stops it first (STOP); a paused one is already stopped.
+            (Running, Postmigrate) => Ok(Some(StateEvent::Stop)),
+            (Prelaunch | Paused, Postmigrate) => Ok(None),
+            (Postmigrate, Running) => Ok(Some(StateEvent::Resume)),
+            (Postmigrate, Paused) => Ok(None),
+            (Postmigrate, Prelaunch | GuestShutdown) => Err(IllegalTransition { from: self, to }),
+            (GuestShutdown, Postmigrate) => Err(IllegalTransition { from: self, to }),
             // QEMU's `stop` before the first `cont` leaves the VM in prelaunch.
             (Prelaunch, Paused) => Ok(None),
             (Prelaunch | Paused, Running) => Ok(Some(StateEvent::Resume)),
@@ -73,7 +85,7 @@ mod tests {
     use super::RunState::*;
     use super::*;
 
-    const ALL: [RunState; 5] = [Prelaunch, Running, Paused, Shutdown, GuestShutdown];
+    const ALL: [RunState; 6] = [Prelaunch, Running, Paused, Shutdown, GuestShutdown, Postmigrate];
 
     #[test]
     fn every_transition() {
@@ -98,6 +110,12 @@ mod tests {
             (GuestShutdown, Shutdown) => ok(Some(StateEvent::Shutdown)),
             (GuestShutdown, GuestShutdown | Paused) => ok(None),
             (GuestShutdown, Prelaunch | Running) => bad(from, to),
+            (Running, Postmigrate) => ok(Some(StateEvent::Stop)),
+            (Prelaunch | Paused | Postmigrate, Postmigrate) => ok(None),
+            (Postmigrate, Running) => ok(Some(StateEvent::Resume)),
+            (Postmigrate, Paused) => ok(None),
+            (Postmigrate, Shutdown) => ok(Some(StateEvent::Shutdown)),
+            (Postmigrate, Prelaunch | GuestShutdown) | (GuestShutdown, Postmigrate) => bad(from, to),
         };
         for from in ALL {
             for to in ALL {
@@ -109,7 +127,7 @@ mod tests {
     #[test]
     fn names_are_qemus() {
         let names: Vec<_> = ALL.iter().map(|s| s.name()).collect();
-        assert_eq!(names, ["prelaunch", "running", "paused", "shutdown", "shutdown"]);
+        assert_eq!(names, ["prelaunch", "running", "paused", "shutdown", "shutdown", "postmigrate"]);
         let e = Shutdown.transition(Running).unwrap_err();
         assert_eq!(e.to_string(), "the VM cannot go from shutdown to running");
     }

@@ -1,11 +1,13 @@
 //! The VM object: built once by [`Vm::new`] (every KVM object, guest memory, device and
-//! backend, the kernel loaded), then run by `Vm::run` (`run.rs`), which starts its threads
-//! and drives its state through the `Machine` (`control.rs`) until it ends.
+//! backend), then either booted (the kernel loaded, vCPUs at its entry) or restored from
+//! a snapshot (`-incoming`: RAM mapped from the file, every KVM and device state loaded);
+//! then run by `Vm::run` (`run.rs`), which starts its threads and drives its state
+//! through the `Machine` (`control.rs`) until it ends.
 
 use crate::address_map::{kvm_regions, ram_regions, Owner, Region, Space};
 use crate::boot::{build_cmdline, load_kernel};
 use crate::boot_trace::BootTraceConfig;
-use crate::config::{MonitorSocket, SerialConfig, VmConfig};
+use crate::config::{MemoryBackend, MonitorSocket, SerialConfig, VmConfig};
 use crate::device_thread::DeviceEventLoop;
 use crate::exit::{ExitNotifier, VmExit};
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
@@ -15,8 +17,10 @@ use crate::power::{create_power_devices, tables_region, write_tables, PowerDevic
 use crate::rtc::{create_rtc, RtcTicker};
 use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
+use crate::snapshot::memory_file::{map_memory, read_memory};
+use crate::snapshot::{ClockPolicy, LoadedSnapshot, MachineShape, SnapshotError, Snapshotter};
 use crate::startup::StartupClock;
-use crate::vcpu::{CpuidTemplate, Vcpu};
+use crate::vcpu::{CpuidTemplate, Vcpu, XsaveFits};
 use crate::virtio_devices::{create_devices, DeviceInventory};
 use crate::Error;
 use arch::layout::{
@@ -41,9 +45,8 @@ pub struct Vm {
     // Field order is drop order: vCPUs and the VM go before the memory
     // their slots point into.
     pub(crate) vcpus: Vec<Vcpu>,
-    pub(crate) vm_fd: VmFd,
-    pub(crate) _kvm: Kvm,
-    pub(crate) mem: GuestMemoryMmap,
+    /// The KVM objects and guest memory, kept for snapshots.
+    pub(crate) snapshotter: Snapshotter,
     pub(crate) pio: Arc<Bus>,
     pub(crate) mmio: Arc<Bus>,
     pub(crate) serial: Option<SerialChardev>,
@@ -65,6 +68,8 @@ pub struct Vm {
     pub(crate) clock: Arc<StartupClock>,
     pub(crate) config: VmConfig,
     pub(crate) boot_trace: Option<(BootTraceConfig, Arc<GuestCheckpoints>)>,
+    /// Restored from a snapshot (`-incoming`), not booted.
+    pub(crate) restored: bool,
 }
 
 impl Vm {
@@ -100,11 +105,17 @@ impl Vm {
     /// `start` is when the process started (for start-up timing).
     pub fn new(config: &VmConfig, start: Instant) -> Result<Vm, Error> {
         validate(config)?;
+        let shape = MachineShape::of(config);
+        // A snapshot is read and checked before anything is built: a wrong file or
+        // another machine is one line, and nothing of the VM exists yet.
+        let shared_memory = config.memory.is_shareable() && matches!(config.memory.backend, MemoryBackend::File { .. });
+        let incoming =
+            config.incoming.as_ref().map(|source| crate::snapshot::load(source, &shape, shared_memory)).transpose()?;
         // Before any thread exists, so that every thread inherits the mask.
         let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
         let kvm = open_kvm(&kvm_device_path())?;
         let vm = create_vm(&kvm)?;
-        let mem = create_guest_memory(config.mem_size, &config.memory)?;
+        let mem = guest_memory(config, incoming.as_ref())?;
         if config.mem_lock {
             lock_guest_memory(&mem)?;
         }
@@ -157,29 +168,18 @@ impl Vm {
             let inventory = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop, &mut muxes)?;
             (Some(event_loop), inventory)
         };
-        let device_entries = &inventory.cmdline_entries;
-        let auto_entries: &[String] = if config.machine.auto_kernel_cmdline { device_entries } else { &[] };
-        let cmdline = build_cmdline(&config.kernel.cmdline, auto_entries)?;
-        if config.machine.acpi {
-            power.tables = Some(write_tables(config, &mem)?);
-        }
-        let rsdp = power.tables.map(|t| t.rsdp_address);
-        let entry = load_kernel(&mem, config.mem_size, &config.kernel, &cmdline, rsdp)?;
-        arch::mptable::setup_mptable(&mem, config.vcpu_count)?;
-        write_boot_gdt(&mem)?;
-        if let BootEntry::Linux64 { .. } = entry {
-            write_identity_page_tables(&mem)?;
-        }
-
-        let vcpus = create_vcpus(&kvm, &vm, config.vcpu_count, entry, &config.cpu)?;
+        let restored = incoming.is_some();
+        let vcpus = match incoming {
+            None => boot(config, &kvm, &vm, &mem, &inventory, &mut power)?,
+            Some(snapshot) => restore(snapshot, &kvm, &vm, &mut power)?,
+        };
         // Last: a monitor with wait=on blocks here until its client connects.
         let monitors = MonitorServer::open(&config.monitors)?;
         let clock = Arc::new(StartupClock::new(start, config.report_start_time));
+        let acpi_tables = power.tables.map(|t| (t.rsdp_address, t.end));
         Ok(Vm {
             vcpus,
-            vm_fd: vm,
-            _kvm: kvm,
-            mem,
+            snapshotter: Snapshotter { kvm, vm, mem, shape, acpi_tables, shared_memory },
             pio: Arc::new(pio),
             mmio: Arc::new(mmio),
             serial,
@@ -195,6 +195,7 @@ impl Vm {
             clock,
             config: config.clone(),
             boot_trace,
+            restored,
         })
     }
 
@@ -203,6 +204,69 @@ impl Vm {
     pub fn address_map(&self) -> Vec<Region> {
         address_map(self.config.mem_size, self.config.machine.pit, &self.pio, &self.mmio, &self.power)
     }
+}
+
+/// Guest RAM: mapped from the snapshot's file when restoring into default memory (only
+/// the pages the guest touches are read), copied into a memory backend otherwise.
+fn guest_memory(config: &VmConfig, incoming: Option<&LoadedSnapshot>) -> Result<GuestMemoryMmap, Error> {
+    let memory_error = |s: &LoadedSnapshot| {
+        let path = s.path.clone();
+        move |source| Error::Snapshot(SnapshotError::Memory { path, source })
+    };
+    match incoming.and_then(|s| s.memory.as_ref().map(|m| (s, m))) {
+        Some((s, (file, offset))) if config.memory == crate::config::MemoryConfig::default() => {
+            map_memory(file, *offset, config.mem_size).map_err(memory_error(s))
+        }
+        Some((s, (file, offset))) => {
+            let mem = create_guest_memory(config.mem_size, &config.memory)?;
+            read_memory(&mem, file, *offset).map_err(memory_error(s))?;
+            Ok(mem)
+        }
+        None => Ok(create_guest_memory(config.mem_size, &config.memory)?),
+    }
+}
+
+/// A fresh boot: ACPI tables, the kernel and its command line, the MP table and boot
+/// page tables in guest RAM, and vCPUs at the kernel's entry.
+fn boot(
+    config: &VmConfig,
+    kvm: &Kvm,
+    vm: &VmFd,
+    mem: &GuestMemoryMmap,
+    inventory: &DeviceInventory,
+    power: &mut PowerDevices,
+) -> Result<Vec<Vcpu>, Error> {
+    let device_entries = &inventory.cmdline_entries;
+    let auto_entries: &[String] = if config.machine.auto_kernel_cmdline { device_entries } else { &[] };
+    let cmdline = build_cmdline(&config.kernel.cmdline, auto_entries)?;
+    if config.machine.acpi {
+        power.tables = Some(write_tables(config, mem)?);
+    }
+    let rsdp = power.tables.map(|t| t.rsdp_address);
+    let entry = load_kernel(mem, config.mem_size, &config.kernel, &cmdline, rsdp)?;
+    arch::mptable::setup_mptable(mem, config.vcpu_count)?;
+    write_boot_gdt(mem)?;
+    if let BootEntry::Linux64 { .. } = entry {
+        write_identity_page_tables(mem)?;
+    }
+    create_vcpus(kvm, vm, config.vcpu_count, entry, &config.cpu)
+}
+
+/// A restore: guest RAM already holds the kernel and everything it wrote; the KVM
+/// state (interrupt controllers, PIT, clock) and every vCPU's state are loaded, before
+/// any vCPU runs.
+fn restore(snapshot: LoadedSnapshot, kvm: &Kvm, vm: &VmFd, power: &mut PowerDevices) -> Result<Vec<Vcpu>, Error> {
+    let state = snapshot.snapshot;
+    power.tables = state.acpi_tables.map(|(rsdp_address, end)| acpi::AcpiLayout { rsdp_address, end });
+    let fits = XsaveFits::check(kvm)?;
+    state.vm.restore(vm, ClockPolicy::Continue).map_err(SnapshotError::from)?;
+    let mut vcpus = Vec::with_capacity(state.vcpus.len());
+    for saved in &state.vcpus {
+        let vcpu = Vcpu::new(vm, saved.id)?;
+        vcpu.restore_state(saved, fits)?;
+        vcpus.push(vcpu);
+    }
+    Ok(vcpus)
 }
 
 pub(crate) fn address_map(mem_size: u64, pit: bool, pio: &Bus, mmio: &Bus, power: &PowerDevices) -> Vec<Region> {

@@ -238,6 +238,21 @@ pub(super) fn parse_runas(option: &'static str, value: String) -> Result<String,
 
 /// `-uuid`: 8-4-4-4-12 hex digits (either case, as QEMU accepts); returned in
 /// lower case, the canonical form `query-uuid` reports.
+/// `-incoming file:PATH[,offset=N]`: the snapshot to restore. `defer` and network URIs
+/// are refused in one line (microvm restores from files only).
+pub(super) fn parse_incoming(value: &str) -> Result<vmm::snapshot::SnapshotSource, ArgsError> {
+    if value == "defer" {
+        return Err(invalid(
+            "-incoming",
+            value,
+            "microvm restores only from a file given at start: -incoming file:PATH",
+        ));
+    }
+    let (path, offset) =
+        vmm::snapshot::parse_file_uri(value).map_err(|e| invalid("-incoming", value, e.to_string()))?;
+    Ok(vmm::snapshot::SnapshotSource { path, offset, memory: None })
+}
+
 pub(super) fn parse_uuid(value: &str) -> Result<String, ArgsError> {
     let well_formed = value.len() == 36
         && value.bytes().enumerate().all(|(i, b)| match i {

@@ -477,6 +477,16 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         MON_PROPS,
     ),
     opt("-S", &[], Opt::StartPaused, None, Section::Management, "Set up, then wait with the vCPUs stopped until cont."),
+    opt(
+        "-incoming",
+        &[],
+        Opt::Incoming,
+        Some("file:PATH[,offset=N]"),
+        Section::Management,
+        "Restore the snapshot a QMP migrate to file:PATH wrote, instead of booting; the command line must \
+         describe the same machine. The VM runs at once (waits paused with -S). Only file: URIs: there is no \
+         live migration.",
+    ),
     with_props(
         opt(
             "-name",
@@ -638,6 +648,5 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     refused("-vnc", "microvm has no display"),
     refused("-usb", "microvm has no USB"),
     refused("-snapshot", "use a copy of the image"),
-    refused("-incoming", "microvm has no migration"),
     refused("-loadvm", "microvm has no snapshots"),
 ];

@@ -35,6 +35,7 @@ pub(super) enum Opt {
     Name,
     Uuid,
     StartPaused,
+    Incoming,
     Daemonize,
     Pidfile,
     Sandbox,

@@ -329,7 +329,7 @@ fn refused_options_name_the_alternative() {
         "option '-hda' is not supported: use -drive id=ID,file=PATH,format=raw,if=none -device \
          virtio-blk-device,drive=ID"
     );
-    for o in ["-boot", "--boot", "-cdrom", "-snapshot", "-incoming"] {
+    for o in ["-boot", "--boot", "-cdrom", "-snapshot", "-loadvm"] {
         let e = err(&[o, "x"]);
         assert!(matches!(e, ArgsError::RefusedOption { .. }), "{o}: {e:?}");
     }

@@ -2,7 +2,13 @@
 //! timer) and the QMP/HMP monitors, then the exit path (teardown, pidfile removal).
 
 use crate::allow;
-use crate::rules::{eq, Rule};
+use crate::kvm_ioctls::*;
+use crate::rules::{eq, masked, Rule};
+
+/// The flags of the one file the main thread creates: a snapshot (QMP `migrate`),
+/// created or truncated, read-write. musl adds O_LARGEFILE, glibc does not.
+const SNAPSHOT_OPEN: u32 = (libc::O_CREAT | libc::O_TRUNC | libc::O_RDWR | libc::O_CLOEXEC) as u32;
+const ANY_BUT_LARGEFILE: u32 = !(libc::O_LARGEFILE as u32);
 
 pub const MAIN: &[Rule] = &[
     allow!(SYS_epoll_wait),
@@ -20,6 +26,18 @@ pub const MAIN: &[Rule] = &[
     allow!(SYS_getpid),
     allow!(SYS_tgkill),
     allow!(SYS_tkill),
+    // Snapshots (QMP `migrate file:`): the file is created (musl's open, glibc's openat),
+    // sized and written; the VM's interrupt controllers, PIT and clock are read, and the
+    // MSR list and XSAVE size asked of KVM.
+    allow!(SYS_open, "snapshot file", [masked(1, ANY_BUT_LARGEFILE, SNAPSHOT_OPEN)]),
+    allow!(SYS_openat, "snapshot file", [masked(2, ANY_BUT_LARGEFILE, SNAPSHOT_OPEN)]),
+    allow!(SYS_pwrite64),
+    allow!(SYS_ftruncate),
+    allow!(SYS_ioctl, "KVM_CHECK_EXTENSION", [eq(1, KVM_CHECK_EXTENSION)]),
+    allow!(SYS_ioctl, "KVM_GET_MSR_INDEX_LIST", [eq(1, KVM_GET_MSR_INDEX_LIST)]),
+    allow!(SYS_ioctl, "KVM_GET_IRQCHIP", [eq(1, KVM_GET_IRQCHIP)]),
+    allow!(SYS_ioctl, "KVM_GET_PIT2", [eq(1, KVM_GET_PIT2)]),
+    allow!(SYS_ioctl, "KVM_GET_CLOCK", [eq(1, KVM_GET_CLOCK)]),
     // At exit: the pidfile and unix monitor sockets are removed, as QEMU does.
     allow!(SYS_unlink),
     allow!(SYS_unlinkat),

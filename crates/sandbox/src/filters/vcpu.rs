@@ -4,7 +4,7 @@
 //! and a virtio device's activation.
 
 use crate::allow;
-use crate::kvm_ioctls::{KVM_GET_REGS, KVM_GET_SREGS, KVM_RUN};
+use crate::kvm_ioctls::*;
 use crate::rules::{eq, Rule};
 
 pub const VCPU: &[Rule] = &[
@@ -12,6 +12,18 @@ pub const VCPU: &[Rule] = &[
     // Only when the VM fails: the registers go into the error line.
     allow!(SYS_ioctl, "KVM_GET_REGS", [eq(1, KVM_GET_REGS)]),
     allow!(SYS_ioctl, "KVM_GET_SREGS", [eq(1, KVM_GET_SREGS)]),
+    // A snapshot: the parked vCPU reads its own state (registers above, and these).
+    allow!(SYS_ioctl, "KVM_GET_CPUID2", [eq(1, KVM_GET_CPUID2)]),
+    allow!(SYS_ioctl, "KVM_GET_MSRS", [eq(1, KVM_GET_MSRS)]),
+    allow!(SYS_ioctl, "KVM_GET_XSAVE", [eq(1, KVM_GET_XSAVE)]),
+    allow!(SYS_ioctl, "KVM_GET_XCRS", [eq(1, KVM_GET_XCRS)]),
+    allow!(SYS_ioctl, "KVM_GET_DEBUGREGS", [eq(1, KVM_GET_DEBUGREGS)]),
+    allow!(SYS_ioctl, "KVM_GET_LAPIC", [eq(1, KVM_GET_LAPIC)]),
+    allow!(SYS_ioctl, "KVM_GET_MP_STATE", [eq(1, KVM_GET_MP_STATE)]),
+    allow!(SYS_ioctl, "KVM_GET_VCPU_EVENTS", [eq(1, KVM_GET_VCPU_EVENTS)]),
+    allow!(SYS_ioctl, "KVM_GET_TSC_KHZ", [eq(1, KVM_GET_TSC_KHZ)]),
+    // Pausing tells the guest's kvmclock it was stopped, so a long pause is no soft lockup.
+    allow!(SYS_ioctl, "KVM_KVMCLOCK_CTRL", [eq(1, KVM_KVMCLOCK_CTRL)]),
     // virtio-net's activation (a status write) sets the tap's offloads to what the driver
     // acked; moving it to the device thread would delay DRIVER_OK for no narrower list there.
     allow!(SYS_ioctl, "TUNSETOFFLOAD", [eq(1, libc::TUNSETOFFLOAD as u32)]),

@@ -1,7 +1,7 @@
 //! The QMP commands microvm answers, with QEMU's argument and reply shapes (QAPI schema).
 //! Anything else gets CommandNotFound from the dispatcher, so clients fall back cleanly.
 
-use super::{balloon, hmp, power};
+use super::{balloon, hmp, migration, power};
 use crate::control::Machine;
 use crate::device_registry::DeviceRegistry;
 use crate::exit::VmExit;
@@ -27,6 +27,10 @@ pub struct VmControl {
     pub devices: DeviceRegistry,
     /// The power button and keyboard (`system_powerdown`, `send-key`).
     pub power: crate::power::PowerControl,
+    /// What saves the VM (`migrate`).
+    pub snapshotter: crate::snapshot::Snapshotter,
+    /// Migration capabilities and the last migration's outcome.
+    pub migration: migration::Migration,
 }
 
 /// What set-up decided, for the queries.
@@ -84,6 +88,10 @@ const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
     ("system_powerdown", power::system_powerdown),
     ("send-key", power::send_key),
     ("input-send-event", power::input_send_event),
+    ("migrate", migration::migrate),
+    ("query-migrate", migration::query),
+    ("migrate-set-capabilities", migration::set_capabilities),
+    ("query-migrate-capabilities", migration::query_capabilities),
 ];
 
 /// `query-uuid` when no `-uuid` was given (QEMU's answer too).

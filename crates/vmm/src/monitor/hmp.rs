@@ -32,6 +32,7 @@ const INFO_ITEMS: &[(&str, &str)] = &[
     ("block", "show the block devices"),
     ("chardev", "show the character devices"),
     ("cpus", "show infos for each CPU"),
+    ("migrate", "show migration status"),
     ("mtree", "show memory tree"),
     ("qtree", "show device tree"),
     ("status", "show the current VM status (running|paused)"),
@@ -62,6 +63,7 @@ pub fn run_line(vm: &mut VmControl, line: &str) -> String {
         }
         (Some("info"), Some("mtree")) => vm.facts.mtree.replace('\n', "\r\n"),
         (Some("info"), Some("qtree")) => info_qtree(vm),
+        (Some("info"), Some("migrate")) => super::migration::info(vm),
         (Some("info"), Some(other)) => format!("info: unknown or unsupported item '{other}'\r\n"),
         (Some("info"), None) => listing("info ", INFO_ITEMS),
         (Some(name @ ("stop" | "s" | "cont" | "quit" | "c" | "q" | "system_reset")), None) => {
@@ -107,6 +109,7 @@ fn info_status(state: RunState) -> String {
         RunState::Paused => "paused",
         RunState::Prelaunch => "paused (prelaunch)",
         RunState::Shutdown | RunState::GuestShutdown => "paused (shutdown)",
+        RunState::Postmigrate => "paused (postmigrate)",
     };
     format!("VM status: {status}\r\n")
 }

@@ -11,6 +11,7 @@
 mod balloon;
 mod commands;
 mod hmp;
+mod migration;
 mod mux;
 mod mux_core;
 mod power;
@@ -271,6 +272,7 @@ fn to_qmp(event: &VmEvent) -> qmp::Event {
             ("SHUTDOWN", Some(serde_json::json!({ "guest": guest, "reason": reason })))
         }
         VmEventKind::Powerdown => ("POWERDOWN", None),
+        VmEventKind::Migration { status } => ("MIGRATION", Some(serde_json::json!({ "status": status }))),
         VmEventKind::BalloonChange { actual } => ("BALLOON_CHANGE", Some(serde_json::json!({ "actual": actual }))),
         VmEventKind::VserportChange { id, open } => {
             ("VSERPORT_CHANGE", Some(serde_json::json!({ "id": id, "open": open })))

@@ -2,9 +2,11 @@
 //! thread each one runs on, driven by commands (`thread.rs`).
 
 mod guest_errors;
+mod state;
 mod thread;
 
 pub use guest_errors::GuestErrorLog;
+pub use state::{VcpuState, XsaveFits};
 pub use thread::{install_kick_handler, VcpuAck, VcpuCommand, VcpuContext, VcpuHandle, VcpuThreadOptions};
 
 use crate::exit::VmExit;
@@ -24,6 +26,16 @@ pub enum VcpuError {
     Msrs { id: u8, set: usize, total: usize },
     #[error("cannot start the thread of vCPU {id}: {source}")]
     Spawn { id: u8, source: std::io::Error },
+    #[error("cannot read {what} of vCPU {id}: {source}")]
+    Save { id: u8, what: &'static str, source: kvm_ioctls::Error },
+    #[error("KVM refused MSR {index:#x} of vCPU {id} ({set} of {total} restored)")]
+    MsrRefused { id: u8, index: u32, set: usize, total: usize },
+    #[error("vCPU {id}: the snapshot's TSC runs at {saved} kHz, this host's at {here} kHz, and KVM cannot scale it: {source}")]
+    TscScaling { id: u8, saved: u32, here: u32, source: kvm_ioctls::Error },
+    #[error("this host's XSAVE area is {0} bytes (AMX?); microvm snapshots only the 4096-byte area")]
+    XsaveTooLarge(i32),
+    #[error("vCPU {id} is running: pause the VM before saving its state")]
+    NotPaused { id: u8 },
     #[error("vCPU {id} did not {what} within {timeout_ms} ms")]
     NoAck { id: u8, what: &'static str, timeout_ms: u128 },
 }

@@ -9,7 +9,7 @@
 //! EINTR at once. Either way the thread then reads its messages. No kick is repeated.
 
 use super::guest_errors::{Access, GuestErrorLog};
-use super::{Vcpu, VcpuError, UNCLAIMED_READ};
+use super::{Vcpu, VcpuError, VcpuState, UNCLAIMED_READ};
 use crate::exit::{ExitNotifier, VmExit};
 use crate::startup::StartupClock;
 use devices::bus::Bus;
@@ -39,7 +39,7 @@ pub struct VcpuContext {
 }
 
 /// What the owner of a vCPU thread asks of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VcpuCommand {
     /// Leave KVM_RUN and park until `Resume` or `Stop`; acknowledged with `Paused`.
     Pause,
@@ -47,7 +47,13 @@ pub enum VcpuCommand {
     Resume,
     /// End the thread; the acknowledgement is the thread's end (join it).
     Stop,
+    /// Read the whole vCPU state, with these MSRs (only while parked); answered on the
+    /// handle's state channel ([`VcpuHandle::save`]).
+    Save(Arc<[u32]>),
 }
+
+/// A vCPU's answer to `Save`.
+type Saved = Result<Box<VcpuState>, VcpuError>;
 
 /// A vCPU thread's answer to a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +75,7 @@ pub struct VcpuHandle {
     id: u8,
     commands: Sender<VcpuCommand>,
     acks: Receiver<VcpuAck>,
+    saved: Receiver<Saved>,
     tid: Arc<OnceLock<i32>>,
     thread: JoinHandle<()>,
 }
@@ -110,6 +117,7 @@ impl Vcpu {
         let id = self.id;
         let (commands, command_rx) = mpsc::channel();
         let (ack_tx, acks) = mpsc::channel();
+        let (saved_tx, saved) = mpsc::channel();
         let tid = Arc::new(OnceLock::new());
         let thread_tid = tid.clone();
         let exit = ctx.exit.clone();
@@ -124,43 +132,46 @@ impl Vcpu {
             // SAFETY: the gettid system call has no preconditions. The raw syscall, not
             // libc's wrapper: the static musl build resolves that one to a null weak symbol.
             let _ = thread_tid.set(unsafe { libc::syscall(libc::SYS_gettid) } as i32);
-            self.thread_main(&ctx, &command_rx, &ack_tx, options.parked);
+            let channels = Channels { commands: command_rx, acks: ack_tx, saved: saved_tx };
+            self.thread_main(&ctx, &channels, options.parked);
         })
         .map_err(|source| VcpuError::Spawn { id, source })?;
-        Ok(VcpuHandle { id, commands, acks, tid, thread })
+        Ok(VcpuHandle { id, commands, acks, saved, tid, thread })
     }
 
-    fn thread_main(
-        mut self,
-        ctx: &VcpuContext,
-        commands: &Receiver<VcpuCommand>,
-        acks: &Sender<VcpuAck>,
-        parked: bool,
-    ) {
+    fn thread_main(mut self, ctx: &VcpuContext, channels: &Channels, parked: bool) {
         KVM_RUN.with(|cell| cell.set(self.fd.get_kvm_run()));
-        if !parked || wait_for_resume(commands, acks) {
+        if !parked || self.wait_for_resume(channels) {
             if self.id == 0 {
                 ctx.clock.mark_first_run();
             }
-            self.run_loop(ctx, commands, acks);
+            self.run_loop(ctx, channels);
         }
         // The mapping goes with the VcpuFd when `self` drops: the handler must not use it.
         KVM_RUN.with(|cell| cell.set(std::ptr::null_mut()));
     }
 
     /// Runs the guest until a `Stop`, or until the guest or KVM ends the VM.
-    fn run_loop(&mut self, ctx: &VcpuContext, commands: &Receiver<VcpuCommand>, acks: &Sender<VcpuAck>) {
+    fn run_loop(&mut self, ctx: &VcpuContext, channels: &Channels) {
         loop {
             // Messages first: a kick only says "look at your messages".
-            match commands.try_recv() {
+            match channels.commands.try_recv() {
                 Ok(VcpuCommand::Pause) => {
-                    let _ = acks.send(VcpuAck::Paused);
-                    if !wait_for_resume(commands, acks) {
+                    // Tells the guest's kvmclock it was stopped: its watchdogs do not take
+                    // the pause (or a snapshot's age) for a soft lockup. EINVAL for a
+                    // guest without kvmclock, which has nothing to be told.
+                    let _ = self.fd.kvmclock_ctrl();
+                    let _ = channels.acks.send(VcpuAck::Paused);
+                    if !self.wait_for_resume(channels) {
                         return;
                     }
                 }
                 Ok(VcpuCommand::Resume) => {
-                    let _ = acks.send(VcpuAck::Resumed);
+                    let _ = channels.acks.send(VcpuAck::Resumed);
+                }
+                // Only a parked vCPU has a state to save; the owner pauses first.
+                Ok(VcpuCommand::Save(_)) => {
+                    let _ = channels.saved.send(Err(VcpuError::NotPaused { id: self.id }));
                 }
                 Ok(VcpuCommand::Stop) | Err(TryRecvError::Disconnected) => return,
                 Err(TryRecvError::Empty) => {}
@@ -169,7 +180,7 @@ impl Vcpu {
                 ctx.exit.notify(outcome);
                 // Park: the owner stops every thread at teardown, and a Pause sent in the
                 // meantime must still be answered.
-                park_until_stopped(commands, acks);
+                self.park_until_stopped(channels);
                 return;
             }
         }
@@ -240,34 +251,49 @@ fn unclaimed(ctx: &VcpuContext, vcpu: u8, access: Access, addr: u64, data: &[u8]
     }
 }
 
-/// Parked: waits for `Resume` (true) or `Stop` (false). A `Pause` while parked is
-/// answered at once: the thread is already out of KVM_RUN.
-fn wait_for_resume(commands: &Receiver<VcpuCommand>, acks: &Sender<VcpuAck>) -> bool {
-    loop {
-        match commands.recv() {
-            Ok(VcpuCommand::Resume) => {
-                let _ = acks.send(VcpuAck::Resumed);
-                return true;
-            }
-            Ok(VcpuCommand::Pause) => {
-                let _ = acks.send(VcpuAck::Paused);
-            }
-            Ok(VcpuCommand::Stop) | Err(_) => return false,
-        }
-    }
+/// The thread's ends of its channels.
+struct Channels {
+    commands: Receiver<VcpuCommand>,
+    acks: Sender<VcpuAck>,
+    saved: Sender<Saved>,
 }
 
-/// After the guest ended the VM: answers pauses, ignores resumes, ends on `Stop`.
-fn park_until_stopped(commands: &Receiver<VcpuCommand>, acks: &Sender<VcpuAck>) {
-    loop {
-        match commands.recv() {
-            Ok(VcpuCommand::Pause) => {
-                let _ = acks.send(VcpuAck::Paused);
+impl Vcpu {
+    /// Parked: waits for `Resume` (true) or `Stop` (false). A `Pause` while parked is
+    /// answered at once: the thread is already out of KVM_RUN. `Save` is served here.
+    fn wait_for_resume(&mut self, channels: &Channels) -> bool {
+        loop {
+            match channels.commands.recv() {
+                Ok(VcpuCommand::Resume) => {
+                    let _ = channels.acks.send(VcpuAck::Resumed);
+                    return true;
+                }
+                Ok(VcpuCommand::Pause) => {
+                    let _ = channels.acks.send(VcpuAck::Paused);
+                }
+                Ok(VcpuCommand::Save(msrs)) => {
+                    let _ = channels.saved.send(self.save_state(&msrs).map(Box::new));
+                }
+                Ok(VcpuCommand::Stop) | Err(_) => return false,
             }
-            Ok(VcpuCommand::Resume) => {
-                let _ = acks.send(VcpuAck::Resumed);
+        }
+    }
+
+    /// After the guest ended the VM: answers pauses, ignores resumes, ends on `Stop`.
+    fn park_until_stopped(&mut self, channels: &Channels) {
+        loop {
+            match channels.commands.recv() {
+                Ok(VcpuCommand::Pause) => {
+                    let _ = channels.acks.send(VcpuAck::Paused);
+                }
+                Ok(VcpuCommand::Resume) => {
+                    let _ = channels.acks.send(VcpuAck::Resumed);
+                }
+                Ok(VcpuCommand::Save(msrs)) => {
+                    let _ = channels.saved.send(self.save_state(&msrs).map(Box::new));
+                }
+                Ok(VcpuCommand::Stop) | Err(_) => return,
             }
-            Ok(VcpuCommand::Stop) | Err(_) => return,
         }
     }
 }
@@ -317,6 +343,19 @@ impl VcpuHandle {
                     return Err(VcpuError::NoAck { id: self.id, what, timeout_ms: timeout.as_millis() })
                 }
             }
+        }
+    }
+
+    /// Reads the state of this (parked) vCPU on its own thread.
+    pub fn save(&self, msrs: Arc<[u32]>, timeout: Duration) -> Result<Box<VcpuState>, VcpuError> {
+        // A parked thread waits on its channel: no kick is needed (nor wanted: the
+        // kick handler would set immediate_exit under the save's own KVM_RUN).
+        if self.commands.send(VcpuCommand::Save(msrs)).is_err() {
+            return Err(VcpuError::NotPaused { id: self.id });
+        }
+        match self.saved.recv_timeout(timeout) {
+            Ok(saved) => saved,
+            Err(_) => Err(VcpuError::NoAck { id: self.id, what: "save its state", timeout_ms: timeout.as_millis() }),
         }
     }
 

@@ -1,0 +1,268 @@
+//! Snapshots on the host's /dev/kvm with a tiny guest that counts on its serial port:
+//! QMP `stop` + `migrate file:` + `quit`, then a new microvm with `-incoming file:`
+//! goes on counting from the next number (registers, RAM, irqchip and clock restored),
+//! many times and several at once; and every bad input is one line before any guest
+//! instruction runs.
+
+mod common;
+
+use common::qmp::Qmp;
+use common::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Busy-wait turns between the counter's lines: a few ms each here.
+const DELAY: u32 = 10_000;
+
+fn counter(dir: &TempDir) -> PathBuf {
+    dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY))
+}
+
+/// The machine every test saves and restores; `serial` receives the guest's output.
+fn machine(kernel: &Path, serial: &Path, qmp: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = microvm();
+    cmd.args(["-M", "microvm,legacy", "-m", "32m", "-nodefaults", "-kernel"])
+        .arg(kernel)
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .arg("-qmp")
+        .arg(format!("unix:{},server=on,wait=off", qmp.display()))
+        .args(extra);
+    cmd
+}
+
+/// The complete lines of `path` as numbers (a last, unfinished line is left out).
+fn numbers(path: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.lines().map(|l| l.parse().unwrap_or_else(|_| panic!("not a number: {l:?} in {text:?}"))).collect()
+}
+
+fn wait_lines(path: &Path, count: usize) {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while numbers(path).len() < count {
+        assert!(Instant::now() < deadline, "{} never had {count} lines", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The guest's output over several runs, joined: one count, never back nor skipping.
+fn assert_counts_on(outputs: &[&Path]) {
+    let text: String = outputs.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    let numbers: Vec<u64> = complete.lines().map(|l| l.parse().unwrap_or_else(|_| panic!("bad line {l:?}"))).collect();
+    for (i, pair) in numbers.windows(2).enumerate() {
+        assert_eq!(pair[1], pair[0] + 1, "line {i}: {} then {}\n{text}", pair[0], pair[1]);
+    }
+}
+
+/// Boots the counter, lets it count, saves it with QEMU's commands and quits.
+fn take_snapshot(dir: &TempDir, kernel: &Path) -> (PathBuf, PathBuf) {
+    let out = dir.path().join("out0");
+    let sock = dir.path().join("qmp0");
+    let snap = dir.path().join("vm.snap");
+    let vm = Running::spawn(machine(kernel, &out, &sock, &[]));
+    let mut qmp = Qmp::connect(&sock);
+    wait_lines(&out, 3);
+    qmp.execute("stop", json!({})).unwrap();
+    qmp.execute("migrate", json!({ "uri": format!("file:{}", snap.display()) })).unwrap();
+    let info = qmp.execute("query-migrate", json!({})).unwrap();
+    assert_eq!(info["status"], "completed", "{info}");
+    assert_eq!(info["ram"]["total"], 32 << 20);
+    let status = qmp.execute("query-status", json!({})).unwrap();
+    assert_eq!(status["status"], "postmigrate");
+    qmp.execute("quit", json!({})).unwrap();
+    let (status, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
+    (snap, out)
+}
+
+#[test]
+fn a_restored_guest_counts_on_from_where_it_stopped() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-counter");
+    let kernel = counter(&dir);
+    let (snap, out0) = take_snapshot(&dir, &kernel);
+    let saved = numbers(&out0);
+    let out1 = dir.path().join("out1");
+    let sock = dir.path().join("qmp1");
+    let incoming = format!("file:{}", snap.display());
+    let vm = Running::spawn(machine(&kernel, &out1, &sock, &["-incoming", &incoming]));
+    let mut qmp = Qmp::connect(&sock);
+    wait_lines(&out1, 3);
+    assert_eq!(qmp.execute("query-status", json!({})).unwrap()["status"], "running");
+    qmp.execute("quit", json!({})).unwrap();
+    let (status, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
+    assert_counts_on(&[&out0, &out1]);
+    assert!(numbers(&out1).len() >= 2 && saved.len() >= 3);
+}
+
+#[test]
+fn one_snapshot_restores_again_and_again_and_several_at_once() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-clones");
+    let kernel = counter(&dir);
+    let (snap, out0) = take_snapshot(&dir, &kernel);
+    let incoming = format!("file:{}", snap.display());
+    let restore = |n: usize| {
+        let out = dir.path().join(format!("clone{n}"));
+        let sock = dir.path().join(format!("qmpc{n}"));
+        (Running::spawn(machine(&kernel, &out, &sock, &["-incoming", &incoming])), out, sock)
+    };
+    let finish = |(vm, out, sock): (Running, PathBuf, PathBuf)| {
+        let mut qmp = Qmp::connect(&sock);
+        wait_lines(&out, 2);
+        qmp.execute("quit", json!({})).unwrap();
+        let (status, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
+        assert_counts_on(&[&out0, &out]);
+    };
+    for n in 0..5 {
+        finish(restore(n));
+    }
+    let clones: Vec<_> = (10..14).map(restore).collect();
+    for clone in clones {
+        finish(clone);
+    }
+}
+
+#[test]
+fn a_restore_starts_paused_with_dash_s_and_cont_resumes() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-paused");
+    let kernel = counter(&dir);
+    let (snap, out0) = take_snapshot(&dir, &kernel);
+    let out = dir.path().join("out1");
+    let sock = dir.path().join("qmp1");
+    let incoming = format!("file:{}", snap.display());
+    let vm = Running::spawn(machine(&kernel, &out, &sock, &["-incoming", &incoming, "-S"]));
+    let mut qmp = Qmp::connect(&sock);
+    assert_eq!(qmp.execute("query-status", json!({})).unwrap()["status"], "paused");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(numbers(&out).is_empty(), "a paused restore printed");
+    qmp.execute("cont", json!({})).unwrap();
+    wait_lines(&out, 2);
+    qmp.execute("quit", json!({})).unwrap();
+    let _ = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_counts_on(&[&out0, &out]);
+}
+
+#[test]
+fn cont_after_migrate_goes_on_in_the_source() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-cont");
+    let kernel = counter(&dir);
+    let out = dir.path().join("out");
+    let sock = dir.path().join("qmp");
+    let vm = Running::spawn(machine(&kernel, &out, &sock, &[]));
+    let mut qmp = Qmp::connect(&sock);
+    wait_lines(&out, 2);
+    qmp.execute("migrate-set-capabilities", json!({ "capabilities": [{ "capability": "events", "state": true }] }))
+        .unwrap();
+    // A running VM is stopped by the migration (STOP), as QEMU's source is.
+    let snap = dir.path().join("snap");
+    qmp.execute("migrate", json!({ "uri": format!("file:{},offset=0x1000", snap.display()) })).unwrap();
+    let statuses: Vec<String> =
+        (0..3).map(|_| qmp.wait_event("MIGRATION")["data"]["status"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(statuses, ["setup", "active", "completed"]);
+    qmp.wait_event("STOP");
+    let before = numbers(&out).len();
+    qmp.execute("cont", json!({})).unwrap();
+    qmp.wait_event("RESUME");
+    wait_lines(&out, before + 2);
+    qmp.execute("quit", json!({})).unwrap();
+    let _ = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_counts_on(&[&out]);
+    // The offset is kept: the state starts 4 KiB into the file.
+    let bytes = std::fs::read(&snap).unwrap();
+    assert_eq!(&bytes[0x1000..0x1008], b"MVMSNAP\0");
+}
+
+/// Restores `snap` with the counter's command line plus `extra`: must fail in one line.
+fn restore_fails(kernel: &Path, incoming: &str, extra: &[&str], culprits: &[&str]) -> String {
+    let dir = TempDir::new("snapshot-bad");
+    let mut cmd = microvm();
+    cmd.args(["-M", "microvm,legacy", "-m", "32m", "-nodefaults", "-serial", "stdio", "-kernel"])
+        .arg(kernel)
+        .args(["-incoming", incoming])
+        .args(extra);
+    let _ = dir;
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(1), "{}", out.describe());
+    assert!(out.stdout.is_empty(), "the guest ran: {}", out.describe());
+    assert_one_line_error(&out, culprits)
+}
+
+#[test]
+fn bad_snapshots_are_one_line_before_the_guest_runs() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-errors");
+    let kernel = counter(&dir);
+    let (snap, _) = take_snapshot(&dir, &kernel);
+    let good = std::fs::read(&snap).unwrap();
+    let uri = |p: &Path| format!("file:{}", p.display());
+
+    let e = restore_fails(&kernel, &uri(&snap), &["-m", "64m"], &["RAM"]);
+    assert!(e.contains("32 MiB") && e.contains("64 MiB"), "{e}");
+    let e = restore_fails(&kernel, &uri(&snap), &["-smp", "2"], &["vCPUs"]);
+    assert!(e.contains("another machine"), "{e}");
+    let e = restore_fails(&kernel, &uri(&snap), &["-device", "virtio-rng-device"], &["virtio-rng-device"]);
+    assert!(e.contains("another machine"), "{e}");
+
+    let truncated = dir.file("truncated", &good[..good.len() / 2]);
+    restore_fails(&kernel, &uri(&truncated), &[], &["truncated"]);
+    let short_state = dir.file("short", &good[..100]);
+    restore_fails(&kernel, &uri(&short_state), &[], &["truncated"]);
+    let mut flipped = good.clone();
+    flipped[80] ^= 0x40;
+    let corrupt = dir.file("corrupt", &flipped);
+    restore_fails(&kernel, &uri(&corrupt), &[], &["corrupt", "checksum"]);
+    let mut other = good.clone();
+    other[8] = 99;
+    let other = dir.file("version", &other);
+    restore_fails(&kernel, &uri(&other), &[], &["format version 99"]);
+    restore_fails(&kernel, &uri(&kernel), &[], &["not a microvm snapshot"]);
+    restore_fails(&kernel, &uri(&dir.path().join("missing")), &[], &["missing"]);
+    restore_fails(&kernel, "tcp:127.0.0.1:4444", &[], &["file:PATH"]);
+    restore_fails(&kernel, "defer", &[], &["-incoming file:PATH"]);
+}
+
+#[test]
+fn migrate_refuses_what_it_cannot_do() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-qmp-errors");
+    let kernel = counter(&dir);
+    let out = dir.path().join("out");
+    let sock = dir.path().join("qmp");
+    let vm = Running::spawn(machine(&kernel, &out, &sock, &[]));
+    let mut qmp = Qmp::connect(&sock);
+    let e = qmp.execute("migrate", json!({ "uri": "tcp:127.0.0.1:4444" })).unwrap_err();
+    assert!(e.contains("file:PATH"), "{e}");
+    let e = qmp.execute("migrate", json!({ "uri": "file:/nonexistent-dir/x" })).unwrap_err();
+    assert!(e.contains("/nonexistent-dir/x"), "{e}");
+    let failed = qmp.execute("query-migrate", json!({})).unwrap();
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let e = qmp
+        .execute(
+            "migrate-set-capabilities",
+            json!({ "capabilities": [{ "capability": "postcopy-ram", "state": true }] }),
+        )
+        .unwrap_err();
+    assert!(e.contains("postcopy-ram"), "{e}");
+    qmp.execute("quit", json!({})).unwrap();
+    let _ = vm.wait(RUN_TIMEOUT, Instant::now());
+}

@@ -1,0 +1,241 @@
+//! Snapshots: a paused VM written to a state file (and its memory, in the same file or
+//! one of its own), and a new microvm process built from them instead of booting.
+//!
+//! What a snapshot holds (docs/snapshot.md): the machine's shape (what the command line
+//! must describe again), every vCPU's architectural state, the in-kernel interrupt
+//! controllers, PIT and clock, and guest RAM. The state is framed by the `snapshot`
+//! crate (magic, format version, CRC); RAM is written sparse and mapped back MAP_PRIVATE.
+
+pub mod memory_file;
+mod shape;
+mod uri;
+mod vm_state;
+
+pub use shape::{device_kind, MachineShape, ShapeMismatch};
+pub use uri::{parse_file_uri, UriError};
+pub use vm_state::{ClockPolicy, VmState, VmStateError};
+
+use crate::vcpu::{VcpuError, VcpuHandle, VcpuState, XsaveFits};
+use memory_file::{MemoryFileError, WrittenMemory};
+use serde::{Deserialize, Serialize};
+use snapshot::{FormatError, Header, MemoryPlacement, HEADER_LEN};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+/// How long each vCPU may take to hand over its state.
+const SAVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything a snapshot holds but guest RAM.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub shape: MachineShape,
+    pub vcpus: Vec<VcpuState>,
+    pub vm: VmState,
+    /// Where `acpi=on` put its tables (they are in guest RAM): (RSDP, end).
+    pub acpi_tables: Option<(u64, u64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot {}: {source}", .path.display())]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("snapshot {}: {source}", .path.display())]
+    Format { path: PathBuf, source: FormatError },
+    #[error("snapshot {}: {source}", .path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("snapshot {}: {source}", .path.display())]
+    Memory { path: PathBuf, source: MemoryFileError },
+    #[error(transparent)]
+    Shape(#[from] ShapeMismatch),
+    #[error("snapshot {}: guest memory is not in it (saved with x-ignore-shared): restore with the same shared memory-backend-file (share=on)", .0.display())]
+    NoMemory(PathBuf),
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    #[error(transparent)]
+    VmState(#[from] VmStateError),
+    #[error("cannot list the MSRs to save: {0}")]
+    MsrList(#[source] kvm_ioctls::Error),
+    #[error("the snapshot has {saved} vCPU states for {now} vCPUs")]
+    VcpuCount { saved: usize, now: usize },
+}
+
+/// Where a snapshot goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotTarget {
+    pub path: PathBuf,
+    /// Bytes before the state in its file (QEMU's `file:PATH,offset=N`).
+    pub offset: u64,
+    pub memory: MemoryTarget,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemoryTarget {
+    /// After the state, page-aligned, in the same file (QEMU's `migrate file:`).
+    Inline,
+    /// A file of its own (Firecracker's `mem_file_path`).
+    File(PathBuf),
+    /// Not written: guest RAM is a shared backend file that outlives the process
+    /// (QEMU's `x-ignore-shared`).
+    Shared,
+}
+
+/// What a snapshot took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaveReport {
+    pub state_bytes: u64,
+    pub memory: WrittenMemory,
+    pub took: Duration,
+}
+
+/// What a running VM keeps so that it can be saved: the KVM objects, guest memory, and
+/// the machine's description.
+pub struct Snapshotter {
+    pub(crate) kvm: kvm_ioctls::Kvm,
+    pub(crate) vm: kvm_ioctls::VmFd,
+    pub(crate) mem: GuestMemoryMmap,
+    pub(crate) shape: MachineShape,
+    pub(crate) acpi_tables: Option<(u64, u64)>,
+    /// A file-backed `share=on` memory backend: another process can map the same RAM.
+    pub(crate) shared_memory: bool,
+}
+
+impl Snapshotter {
+    /// Whether guest RAM is a shared backend another process can map (x-ignore-shared).
+    pub fn memory_is_shared(&self) -> bool {
+        self.shared_memory
+    }
+
+    /// Saves the VM; every vCPU must be parked (the VM paused) and stays so.
+    pub fn save(&self, vcpus: &[VcpuHandle], target: &SnapshotTarget) -> Result<SaveReport, SnapshotError> {
+        let started = Instant::now();
+        XsaveFits::check(&self.kvm)?;
+        let msrs: Arc<[u32]> = self.kvm.get_msr_index_list().map_err(SnapshotError::MsrList)?.as_slice().into();
+        let vcpus =
+            vcpus.iter().map(|v| v.save(msrs.clone(), SAVE_TIMEOUT).map(|s| *s)).collect::<Result<Vec<_>, _>>()?;
+        let snapshot = Snapshot {
+            shape: self.shape.clone(),
+            vcpus,
+            vm: VmState::save(&self.vm, self.shape.pit)?,
+            acpi_tables: self.acpi_tables,
+        };
+        let mem_len = self.mem.iter().map(|r| r.len()).sum::<u64>();
+        let placement = match target.memory {
+            MemoryTarget::Inline => MemoryPlacement::Inline { base: target.offset, len: mem_len },
+            _ => MemoryPlacement::Separate { len: mem_len },
+        };
+        let path = &target.path;
+        let (bytes, header) = snapshot::encode(&snapshot, placement, env!("CARGO_PKG_VERSION"))
+            .map_err(|source| SnapshotError::Format { path: path.clone(), source })?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SnapshotError::Io { path, source }
+        };
+        let file = create(path)?;
+        file.write_all_at(&bytes, target.offset).map_err(io(path))?;
+        let memory = match (&target.memory, header.memory_offset) {
+            (MemoryTarget::Inline, Some(off)) => {
+                let at = target.offset + off;
+                file.set_len(at + mem_len).map_err(io(path))?;
+                write_memory(&self.mem, &file, at, path)?
+            }
+            (MemoryTarget::File(mem_path), _) => {
+                let mem_file = create(mem_path)?;
+                mem_file.set_len(mem_len).map_err(io(mem_path))?;
+                write_memory(&self.mem, &mem_file, 0, mem_path)?
+            }
+            _ => WrittenMemory::default(),
+        };
+        Ok(SaveReport { state_bytes: bytes.len() as u64, memory, took: started.elapsed() })
+    }
+}
+
+fn create(path: &Path) -> Result<File, SnapshotError> {
+    File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|source| SnapshotError::Open { path: path.to_path_buf(), source })
+}
+
+fn write_memory(mem: &GuestMemoryMmap, file: &File, at: u64, path: &Path) -> Result<WrittenMemory, SnapshotError> {
+    memory_file::write_memory(mem, file, at)
+        .map_err(|source| SnapshotError::Memory { path: path.to_path_buf(), source })
+}
+
+/// A snapshot read and checked against the restoring command line, before anything of
+/// the new VM exists.
+pub struct LoadedSnapshot {
+    pub header: Header,
+    pub snapshot: Snapshot,
+    /// The file holding guest RAM and where it starts; `None`: RAM is a shared backend.
+    pub memory: Option<(File, u64)>,
+    pub path: PathBuf,
+}
+
+/// Where to restore from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSource {
+    pub path: PathBuf,
+    pub offset: u64,
+    /// Guest RAM's own file, when it is not in the state file.
+    pub memory: Option<PathBuf>,
+}
+
+/// Reads a state file at `offset` of `path`: header, checksum, content.
+pub fn read(path: &Path, offset: u64) -> Result<(File, Header, Snapshot), SnapshotError> {
+    let file = File::open(path).map_err(|source| SnapshotError::Open { path: path.to_path_buf(), source })?;
+    let format = |source| SnapshotError::Format { path: path.to_path_buf(), source };
+    let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
+    let mut head = vec![0u8; HEADER_LEN];
+    let got = read_up_to(&file, &mut head, offset).map_err(io)?;
+    let header = snapshot::decode_header(&head[..got]).map_err(format)?;
+    let mut bytes = vec![0u8; HEADER_LEN + header.content_len as usize];
+    let got = read_up_to(&file, &mut bytes, offset).map_err(io)?;
+    let (header, snapshot) = snapshot::decode(&bytes[..got]).map_err(format)?;
+    Ok((file, header, snapshot))
+}
+
+/// Reads into `buf` at `at` until it is full or the file ends; returns how much it read.
+fn read_up_to(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Reads a snapshot for a restore and checks that `shape` (the restoring command line's
+/// machine) is the saved one.
+/// `shared_backend`: guest RAM will be a shared backend file, which holds the memory of a
+/// snapshot saved without it.
+pub fn load(
+    source: &SnapshotSource,
+    shape: &MachineShape,
+    shared_backend: bool,
+) -> Result<LoadedSnapshot, SnapshotError> {
+    let (file, header, snapshot) = read(&source.path, source.offset)?;
+    snapshot.shape.check(shape)?;
+    if snapshot.vcpus.len() != usize::from(shape.vcpu_count) {
+        return Err(SnapshotError::VcpuCount { saved: snapshot.vcpus.len(), now: usize::from(shape.vcpu_count) });
+    }
+    let memory = match (&source.memory, header.memory_offset) {
+        (Some(path), _) => {
+            Some((File::open(path).map_err(|source| SnapshotError::Open { path: path.clone(), source })?, 0))
+        }
+        (None, Some(off)) => Some((file, source.offset + off)),
+        (None, None) if shared_backend => None,
+        (None, None) => return Err(SnapshotError::NoMemory(source.path.clone())),
+    };
+    Ok(LoadedSnapshot { header, snapshot, memory, path: source.path.clone() })
+}
