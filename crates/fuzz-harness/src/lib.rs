@@ -28,7 +28,32 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("queue_balloon", queue_balloon),
     ("queue_multiport", queue_multiport),
     ("legacy_ports", legacy_ports),
+    ("snapshot_state", snapshot_state),
 ];
+
+/// A snapshot's state file as `-incoming` reads it: the frame (magic, version, lengths,
+/// checksum) on the raw input, then the input as content behind a valid frame, decoded
+/// as the VMM's whole `Snapshot` (every vCPU's and the VM's KVM state) and checked
+/// against a machine, as a restore does before building anything.
+pub fn snapshot_state(data: &[u8]) {
+    use vmm::snapshot::{MachineShape, Snapshot};
+    let _ = snapshot::decode::<Snapshot>(data);
+    let (framed, _) = snapshot::frame(data, snapshot::MemoryPlacement::Separate { len: 32 << 20 }, "fuzz");
+    if let Ok((_, state)) = snapshot::decode::<Snapshot>(&framed) {
+        let shape = MachineShape {
+            mem_size: 32 << 20,
+            vcpu_count: 1,
+            pit: true,
+            acpi: false,
+            rtc: false,
+            i8042: false,
+            serial: true,
+            devices: Vec::new(),
+        };
+        let _ = state.shape.check(&shape);
+        let _ = format!("{state:?}");
+    }
+}
 
 /// QMP input as a client sends it: the streaming decoder, then the dispatcher (with the
 /// built-in commands and one that takes arguments) for each value, in both modes.

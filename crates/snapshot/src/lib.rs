@@ -93,6 +93,12 @@ pub fn encode<T: Serialize>(
     writer: &str,
 ) -> Result<(Vec<u8>, Header), FormatError> {
     let content = postcard::to_allocvec(state).map_err(FormatError::Encode)?;
+    Ok(frame(&content, memory, writer))
+}
+
+/// Header and `content` (already encoded), with a valid checksum: what [`encode`] writes,
+/// and how a fuzzer gets arbitrary content past the checksum to the decoder.
+pub fn frame(content: &[u8], memory: MemoryPlacement, writer: &str) -> (Vec<u8>, Header) {
     let content_len = content.len() as u64;
     let (memory_offset, memory_len) = match memory {
         MemoryPlacement::Inline { base, len } => (Some(align_up(base + HEADER_LEN as u64 + content_len) - base), len),
@@ -117,10 +123,10 @@ pub fn encode<T: Serialize>(
     let n = writer_bytes.len().min(version.len());
     version[..n].copy_from_slice(&writer_bytes[..n]);
     bytes.extend_from_slice(&version);
-    bytes.extend_from_slice(&content);
+    bytes.extend_from_slice(content);
     let crc = checksum(&bytes);
     bytes[CRC_FIELD].copy_from_slice(&crc.to_le_bytes());
-    Ok((bytes, header))
+    (bytes, header)
 }
 
 fn checksum(bytes: &[u8]) -> u32 {
