@@ -3,6 +3,7 @@
 
 pub mod cpu_features;
 pub mod cpuid;
+pub mod cpuid_check;
 pub mod layout;
 pub mod memmap;
 pub mod mptable;

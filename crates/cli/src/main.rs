@@ -5,6 +5,7 @@
 mod daemon;
 mod logger;
 mod pidfile;
+mod snapshot_info;
 
 use cli::args::{self, Command, Launch};
 use pidfile::Pidfile;
@@ -24,6 +25,9 @@ fn main() -> ExitCode {
         Ok(argv) => argv,
         Err(bad) => return fail(&format!("argument {bad:?} is not valid UTF-8")),
     };
+    if argv.first().map(String::as_str) == Some("snapshot-info") {
+        return snapshot_info::main(&argv[1..]);
+    }
     let launch = match args::parse(argv) {
         Ok(Command::Run(launch)) => launch,
         Ok(Command::DumpMtree(config)) => {

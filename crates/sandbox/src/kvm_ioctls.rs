@@ -2,8 +2,8 @@
 //! (kvm-ioctls keeps its own private).
 
 use kvm_bindings::{
-    kvm_clock_data, kvm_cpuid2, kvm_debugregs, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_list, kvm_msrs,
-    kvm_pit_state2, kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave, KVMIO,
+    kvm_clock_data, kvm_debugregs, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_list, kvm_msrs, kvm_pit_state2,
+    kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave, KVMIO,
 };
 use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ, _IOC_WRITE};
 
@@ -24,7 +24,6 @@ pub const KVM_GET_PIT2: u32 = request(_IOC_READ, 0x9f, std::mem::size_of::<kvm_p
 pub const KVM_GET_CLOCK: u32 = request(_IOC_READ, 0x7c, std::mem::size_of::<kvm_clock_data>());
 // ... and what each vCPU thread reads of itself.
 pub const KVM_GET_MSRS: u32 = request(RW, 0x88, std::mem::size_of::<kvm_msrs>());
-pub const KVM_GET_CPUID2: u32 = request(RW, 0x91, std::mem::size_of::<kvm_cpuid2>());
 pub const KVM_GET_LAPIC: u32 = request(_IOC_READ, 0x8e, std::mem::size_of::<kvm_lapic_state>());
 pub const KVM_GET_MP_STATE: u32 = request(_IOC_READ, 0x98, std::mem::size_of::<kvm_mp_state>());
 pub const KVM_GET_VCPU_EVENTS: u32 = request(_IOC_READ, 0x9f, std::mem::size_of::<kvm_vcpu_events>());
@@ -50,7 +49,6 @@ mod tests {
         assert_eq!(KVM_GET_PIT2, 0x8070_ae9f);
         assert_eq!(KVM_GET_CLOCK, 0x8030_ae7c);
         assert_eq!(KVM_GET_MSRS, 0xc008_ae88);
-        assert_eq!(KVM_GET_CPUID2, 0xc008_ae91);
         assert_eq!(KVM_GET_LAPIC, 0x8400_ae8e);
         assert_eq!(KVM_GET_MP_STATE, 0x8004_ae98);
         assert_eq!(KVM_GET_VCPU_EVENTS, 0x8040_ae9f);

@@ -18,7 +18,7 @@ use crate::rtc::{create_rtc, RtcTicker};
 use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
 use crate::snapshot::memory_file::{map_memory, read_memory};
-use crate::snapshot::{ClockPolicy, LoadedSnapshot, MachineShape, SnapshotError, Snapshotter};
+use crate::snapshot::{LoadedSnapshot, MachineShape, SnapshotError, Snapshotter};
 use crate::startup::StartupClock;
 use crate::vcpu::{CpuidTemplate, Vcpu, XsaveFits};
 use crate::virtio_devices::{create_devices, DeviceInventory};
@@ -259,12 +259,16 @@ fn restore(snapshot: LoadedSnapshot, kvm: &Kvm, vm: &VmFd, power: &mut PowerDevi
     let state = snapshot.snapshot;
     power.tables = state.acpi_tables.map(|(rsdp_address, end)| acpi::AcpiLayout { rsdp_address, end });
     let fits = XsaveFits::check(kvm)?;
-    state.vm.restore(vm, ClockPolicy::Continue).map_err(SnapshotError::from)?;
     let mut vcpus = Vec::with_capacity(state.vcpus.len());
     for saved in &state.vcpus {
-        let vcpu = Vcpu::new(vm, saved.id)?;
+        vcpus.push(Vcpu::new(vm, saved.id)?);
+    }
+    // Before any state is loaded: a host without the guest's CPU is one clear line.
+    let tsc_here = vcpus.first().and_then(Vcpu::tsc_khz);
+    crate::snapshot::check_host(kvm, &state, tsc_here).map_err(SnapshotError::from)?;
+    state.vm.restore(vm, snapshot.clock).map_err(SnapshotError::from)?;
+    for (vcpu, saved) in vcpus.iter_mut().zip(&state.vcpus) {
         vcpu.restore_state(saved, fits)?;
-        vcpus.push(vcpu);
     }
     Ok(vcpus)
 }
@@ -319,7 +323,7 @@ fn create_vcpus(
     };
     let mut vcpus = Vec::with_capacity(usize::from(count));
     for id in 0..count {
-        let vcpu = Vcpu::new(vm, id)?;
+        let mut vcpu = Vcpu::new(vm, id)?;
         if id == 0 && kvm.check_extension(Cap::GetTscKhz) {
             template.tsc_khz = vcpu.tsc_khz();
         }

@@ -12,6 +12,7 @@
 //!   defaults to readline, the human monitor, which microvm does not have.
 
 use vmm::config::MonitorSocket;
+use vmm::snapshot::ClockPolicy;
 
 use super::devices::{Monitor, MonitorTarget};
 use super::keyval::settings;
@@ -248,9 +249,22 @@ pub(super) fn parse_incoming(value: &str) -> Result<vmm::snapshot::SnapshotSourc
             "microvm restores only from a file given at start: -incoming file:PATH",
         ));
     }
-    let (path, offset) =
-        vmm::snapshot::parse_file_uri(value).map_err(|e| invalid("-incoming", value, e.to_string()))?;
-    Ok(vmm::snapshot::SnapshotSource { path, offset, memory: None })
+    // microvm's own suffix (QEMU has no clock choice on -incoming): the guest's clock
+    // continues from the saved instant (the default, as QEMU), or catches up to the host's.
+    let (uri, clock) = match value.rsplit_once(",clock=") {
+        Some((uri, "continue")) => (uri, ClockPolicy::Continue),
+        Some((uri, "realtime")) => (uri, ClockPolicy::CatchUp),
+        Some((_, other)) => {
+            return Err(invalid(
+                "-incoming",
+                value,
+                format!("clock={other}: expected clock=continue or clock=realtime"),
+            ))
+        }
+        None => (value, ClockPolicy::Continue),
+    };
+    let (path, offset) = vmm::snapshot::parse_file_uri(uri).map_err(|e| invalid("-incoming", value, e.to_string()))?;
+    Ok(vmm::snapshot::SnapshotSource { path, offset, memory: None, clock })
 }
 
 pub(super) fn parse_uuid(value: &str) -> Result<String, ArgsError> {

@@ -13,7 +13,6 @@ pub const VCPU: &[Rule] = &[
     allow!(SYS_ioctl, "KVM_GET_REGS", [eq(1, KVM_GET_REGS)]),
     allow!(SYS_ioctl, "KVM_GET_SREGS", [eq(1, KVM_GET_SREGS)]),
     // A snapshot: the parked vCPU reads its own state (registers above, and these).
-    allow!(SYS_ioctl, "KVM_GET_CPUID2", [eq(1, KVM_GET_CPUID2)]),
     allow!(SYS_ioctl, "KVM_GET_MSRS", [eq(1, KVM_GET_MSRS)]),
     allow!(SYS_ioctl, "KVM_GET_XSAVE", [eq(1, KVM_GET_XSAVE)]),
     allow!(SYS_ioctl, "KVM_GET_XCRS", [eq(1, KVM_GET_XCRS)]),

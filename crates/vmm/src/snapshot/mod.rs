@@ -6,19 +6,22 @@
 //! controllers, PIT and clock, and guest RAM. The state is framed by the `snapshot`
 //! crate (magic, format version, CRC); RAM is written sparse and mapped back MAP_PRIVATE.
 
+mod host_check;
 pub mod memory_file;
 mod shape;
 mod uri;
 mod vm_state;
 
+pub use host_check::{check_host, check_this_host, HostMismatch};
 pub use shape::{device_kind, MachineShape, ShapeMismatch};
+pub use snapshot::Header;
 pub use uri::{parse_file_uri, UriError};
 pub use vm_state::{ClockPolicy, VmState, VmStateError};
 
 use crate::vcpu::{VcpuError, VcpuHandle, VcpuState, XsaveFits};
 use memory_file::{MemoryFileError, WrittenMemory};
 use serde::{Deserialize, Serialize};
-use snapshot::{FormatError, Header, MemoryPlacement, HEADER_LEN};
+use snapshot::{FormatError, MemoryPlacement, HEADER_LEN};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -51,12 +54,16 @@ pub enum SnapshotError {
     Memory { path: PathBuf, source: MemoryFileError },
     #[error(transparent)]
     Shape(#[from] ShapeMismatch),
+    #[error("cannot restore the snapshot on this host: {0}")]
+    Host(#[from] HostMismatch),
     #[error("snapshot {}: guest memory is not in it (saved with x-ignore-shared): restore with the same shared memory-backend-file (share=on)", .0.display())]
     NoMemory(PathBuf),
     #[error(transparent)]
     Vcpu(#[from] VcpuError),
     #[error(transparent)]
     VmState(#[from] VmStateError),
+    #[error(transparent)]
+    Kvm(Box<crate::kvm::KvmError>),
     #[error("cannot list the MSRs to save: {0}")]
     MsrList(#[source] kvm_ioctls::Error),
     #[error("the snapshot has {saved} vCPU states for {now} vCPUs")]
@@ -176,6 +183,7 @@ pub struct LoadedSnapshot {
     /// The file holding guest RAM and where it starts; `None`: RAM is a shared backend.
     pub memory: Option<(File, u64)>,
     pub path: PathBuf,
+    pub clock: ClockPolicy,
 }
 
 /// Where to restore from.
@@ -185,6 +193,8 @@ pub struct SnapshotSource {
     pub offset: u64,
     /// Guest RAM's own file, when it is not in the state file.
     pub memory: Option<PathBuf>,
+    /// How the guest's clock goes on.
+    pub clock: ClockPolicy,
 }
 
 /// Reads a state file at `offset` of `path`: header, checksum, content.
@@ -237,5 +247,5 @@ pub fn load(
         (None, None) if shared_backend => None,
         (None, None) => return Err(SnapshotError::NoMemory(source.path.clone())),
     };
-    Ok(LoadedSnapshot { header, snapshot, memory, path: source.path.clone() })
+    Ok(LoadedSnapshot { header, snapshot, memory, path: source.path.clone(), clock: source.clock })
 }

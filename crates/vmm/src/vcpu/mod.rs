@@ -52,6 +52,10 @@ pub struct CpuidTemplate {
 pub struct Vcpu {
     id: u8,
     fd: VcpuFd,
+    /// The CPUID this vCPU was given, for snapshots. Kept rather than read back with
+    /// KVM_GET_CPUID2: some KVMs (PVM, on the project's machines) answer that with the
+    /// host's CPUID, not the guest's.
+    cpuid: Vec<kvm_cpuid_entry2>,
 }
 
 /// Value a read from an address no device claims returns: all ones, what an
@@ -61,7 +65,7 @@ const UNCLAIMED_READ: u8 = 0xff;
 impl Vcpu {
     pub fn new(vm: &VmFd, id: u8) -> Result<Self, VcpuError> {
         let fd = vm.create_vcpu(u64::from(id)).map_err(|source| VcpuError::Create { id, source })?;
-        Ok(Vcpu { id, fd })
+        Ok(Vcpu { id, fd, cpuid: Vec::new() })
     }
 
     pub fn id(&self) -> u8 {
@@ -77,7 +81,7 @@ impl Vcpu {
     /// (`entry` is `Some` only for it: the others wait for INIT/SIPI in KVM).
     /// Returns the `+FLAG`s of `-cpu` KVM does not offer (left off).
     pub fn configure(
-        &self,
+        &mut self,
         cpuid: &CpuidTemplate,
         count: u8,
         entry: Option<BootEntry>,
@@ -95,6 +99,7 @@ impl Vcpu {
             source: kvm_ioctls::Error::new(libc::E2BIG),
         })?;
         self.fd.set_cpuid2(&cpuid).map_err(err("CPUID"))?;
+        self.cpuid = entries;
 
         let msr_list = boot_msrs();
         let msrs = Msrs::from_entries(&msr_list).map_err(|_| VcpuError::Msrs { id, set: 0, total: msr_list.len() })?;

@@ -6,7 +6,7 @@
 use super::{Vcpu, VcpuError};
 use kvm_bindings::{
     kvm_cpuid_entry2, kvm_debugregs, kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs,
-    kvm_vcpu_events, kvm_xcrs, kvm_xsave, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES,
+    kvm_vcpu_events, kvm_xcrs, kvm_xsave, CpuId, Msrs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +32,13 @@ pub struct VcpuState {
     pub lapic: kvm_lapic_state,
     pub mp_state: kvm_mp_state,
     pub events: kvm_vcpu_events,
+}
+
+impl VcpuState {
+    /// The CPU features the guest was given, by name (QEMU's, or CPUID notation).
+    pub fn feature_names(&self) -> Vec<String> {
+        arch::cpuid_check::feature_names(&self.cpuid)
+    }
 }
 
 /// Proof that this host's KVM XSAVE area fits `kvm_xsave` (4096 bytes): hosts with
@@ -68,10 +75,9 @@ impl Vcpu {
             }
             _ => {}
         }
-        let cpuid = self.fd.get_cpuid2(KVM_MAX_CPUID_ENTRIES).map_err(err("CPUID"))?.as_slice().to_vec();
         Ok(VcpuState {
             id,
-            cpuid,
+            cpuid: self.cpuid.clone(),
             tsc_khz: self.tsc_khz(),
             msrs: self.save_msrs(msr_indices)?,
             regs: self.fd.get_regs().map_err(err("registers"))?,
@@ -114,7 +120,7 @@ impl Vcpu {
     /// Writes a saved state into this (new, never run) vCPU, in the order KVM needs:
     /// CPUID before anything that depends on the features, the TSC frequency before the
     /// MSRs, special registers before the LAPIC (its base), pending events last.
-    pub fn restore_state(&self, state: &VcpuState, _fits: XsaveFits) -> Result<(), VcpuError> {
+    pub fn restore_state(&mut self, state: &VcpuState, _fits: XsaveFits) -> Result<(), VcpuError> {
         let id = self.id;
         let err = |what| move |source| VcpuError::Setup { id, what, source };
         let cpuid = CpuId::from_entries(&state.cpuid).map_err(|_| VcpuError::Setup {
@@ -123,6 +129,7 @@ impl Vcpu {
             source: kvm_ioctls::Error::new(libc::E2BIG),
         })?;
         self.fd.set_cpuid2(&cpuid).map_err(err("CPUID"))?;
+        self.cpuid = state.cpuid.clone();
         if let (Some(saved), Some(here)) = (state.tsc_khz, self.tsc_khz()) {
             if saved != here {
                 self.fd.set_tsc_khz(saved).map_err(|source| VcpuError::TscScaling { id, saved, here, source })?;
