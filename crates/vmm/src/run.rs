@@ -49,6 +49,7 @@ impl Vm {
             clock,
             config,
             boot_trace,
+            api,
         } = self;
         let mut manager = MainLoop::new().map_err(Error::EventLoop)?;
         let mut chardevs = inventory.chardevs;
@@ -130,6 +131,7 @@ impl Vm {
         let controller = Arc::new(Mutex::new(Controller {
             vm: VmControl { machine, facts, devices, power: power.control },
             monitors,
+            api,
             muxes,
             exit,
             reset,
