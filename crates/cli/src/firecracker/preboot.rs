@@ -152,21 +152,22 @@ impl Preboot {
         })
     }
 
-    /// `GET /vm/config`: Firecracker's `FullVmConfiguration`.
+    /// `GET /vm/config`: Firecracker's `FullVmConfiguration`. What is not configured is
+    /// left out rather than `null`, which the OpenAPI file's object types do not allow.
     pub fn full_config(&self) -> Value {
-        json!({
+        let mut config = json!({
             "balloon": self.balloon,
             "drives": self.drives,
             "boot-source": self.boot_source,
-            "cpu-config": null,
             "logger": self.logger,
             "machine-config": self.machine,
-            "metrics": null,
-            "mmds-config": null,
             "network-interfaces": self.nets,
-            "vsock": null,
             "entropy": self.entropy,
-        })
+        });
+        if let Value::Object(map) = &mut config {
+            map.retain(|_, value| !value.is_null());
+        }
+        config
     }
 
     /// What the running VM's API answers from.
