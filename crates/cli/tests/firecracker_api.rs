@@ -136,7 +136,7 @@ fn getting_started_sequence_boots_pauses_resumes_and_ctrl_alt_del_ends_it() {
 fn bad_requests_get_firecrackers_answers() {
     let dir = TempDir::new("fc-bad");
     let socket = dir.path().join("api.sock");
-    let mut vm = firecracker(&socket, &["--http-api-max-payload-size", "1000"]);
+    let mut vm = firecracker(&socket, &["--http-api-max-payload-size", "1000", "--mmds-size-limit", "100"]);
     wait_for_socket(&socket, &mut vm);
     let cases: &[(&str, &str, Option<&str>, &str)] = &[
         ("PUT", "/boot-source", Some("{"), "An error occurred when deserializing the json body of a request: EOF"),
@@ -162,6 +162,9 @@ fn bad_requests_get_firecrackers_answers() {
     let answer = put(&socket, "/boot-source", &big);
     assert_eq!(answer.status, 400);
     assert!(answer.fault().contains("is larger than the limit of 1000 allowed by server"), "{}", answer.fault());
+    let mmds = put(&socket, "/mmds", &json!({ "data": "z".repeat(200) }).to_string());
+    assert_eq!((mmds.status, mmds.fault()), (413, "The MMDS patch request doesn't fit."));
+    assert_eq!(curl(&socket, "GET", "/mmds", None).body, json!({}), "a refused store changes nothing");
     // A stream that is not HTTP is answered and closed, never a hang.
     let mut raw = UnixStream::connect(&socket).unwrap();
     raw.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
@@ -180,6 +183,48 @@ fn bad_requests_get_firecrackers_answers() {
     let started = vm.started;
     let (status, out) = vm.wait(RUN_TIMEOUT, started);
     assert!(status.is_some(), "{}", out.describe());
+    assert_no_panic(&out);
+}
+
+/// The connection that sends `InstanceStart` goes on to the running VM with what it holds:
+/// a request pipelined behind it is answered by the VM's event loop.
+#[test]
+fn a_request_pipelined_after_instance_start_is_answered_by_the_running_vm() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-pipelined");
+    let kernel = dir.file("vmlinux", &tiny_guest::serial_then_spin("spinning\n"));
+    let socket = dir.path().join("api.sock");
+    let mut vm = firecracker(&socket, &[]);
+    wait_for_socket(&socket, &mut vm);
+    assert_eq!(put(&socket, "/boot-source", &json!({ "kernel_image_path": kernel }).to_string()).status, 204);
+    assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
+    // More than 1 KiB: curl sends Expect: 100-continue and waits for 100 Continue.
+    let metadata = json!({ "latest": { "user-data": "x".repeat(3000) } });
+    assert_eq!(put(&socket, "/mmds", &metadata.to_string()).status, 204);
+    let mut raw = UnixStream::connect(&socket).unwrap();
+    raw.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
+    let start = r#"{"action_type": "InstanceStart"}"#;
+    let requests = format!(
+        "PUT /actions HTTP/1.1\r\nContent-Length: {}\r\n\r\n{start}GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        start.len()
+    );
+    raw.write_all(requests.as_bytes()).unwrap();
+    let mut text = String::new();
+    raw.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"), "{text:?}");
+    assert!(text.contains("HTTP/1.1 200 OK\r\n") && text.contains(r#""state":"Running""#), "{text:?}");
+    assert!(vm.wait_for_stdout(b"spinning\n", RUN_TIMEOUT));
+    let stored = curl(&socket, "GET", "/mmds", None);
+    assert_eq!(stored.body, metadata, "the MMDS store is kept across boot");
+    let too_big = json!({ "x": "y".repeat(60_000) });
+    let answer = curl(&socket, "PATCH", "/mmds", Some(&too_big.to_string()));
+    assert_eq!(answer.status, 400, "over the payload limit before the store's: {}", answer.body);
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert_eq!(status.and_then(|s| s.code()), Some(128 + libc::SIGTERM), "{}", out.describe());
     assert_no_panic(&out);
 }
 
