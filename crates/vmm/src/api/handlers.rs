@@ -199,3 +199,7 @@ fn balloon_stats(vm: &VmControl, facts: &ApiFacts) -> Response {
     }
     Response::ok(&stats)
 }
+
+#[cfg(test)]
+#[path = "handlers_tests.rs"]
+mod tests;
