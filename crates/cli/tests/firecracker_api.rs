@@ -268,3 +268,23 @@ fn command_line_errors_are_one_line() {
     cmd.args(["--no-api", "--config-file"]).arg(&vsock);
     assert_one_line_error(&run(cmd), &["vsock"]);
 }
+
+/// Called `firecracker` (a link), the binary takes Firecracker's `--version` and `--help`;
+/// called `microvm`, those stay QEMU's.
+#[test]
+fn the_program_name_selects_the_front_end() {
+    let dir = TempDir::new("fc-name");
+    let link = dir.path().join("firecracker");
+    std::os::unix::fs::symlink(microvm_path(), &link).unwrap();
+    let mut cmd = microvm_at(&link);
+    cmd.arg("--version");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", out.describe());
+    assert!(out.stdout_lossy().starts_with("Firecracker v1.12.0\n"), "{}", out.describe());
+    let mut cmd = microvm_at(&link);
+    cmd.arg("--help");
+    assert!(run(cmd).stdout_lossy().contains("--api-sock PATH"));
+    let mut cmd = microvm();
+    cmd.arg("--version");
+    assert!(run(cmd).stdout_lossy().starts_with("QEMU emulator version"));
+}

@@ -107,11 +107,12 @@ const FLAGS: &[(&str, bool)] = &[
 ];
 
 /// Whether this command line is Firecracker's: the program is called `firecracker` (a
-/// link), or its first argument is one of Firecracker's flags. `--help` and `--version`
+/// link) or as Firecracker's release binaries are (`firecracker-v1.12.0-x86_64`), or its
+/// first argument is one of Firecracker's flags. `--help` and `--version`
 /// alone do not count: QEMU takes them too, and tools ask QEMU for its version that way.
 pub fn selected(argv0: &str, args: &[String]) -> bool {
     let program = argv0.rsplit('/').next().unwrap_or(argv0);
-    if program == "firecracker" {
+    if program == "firecracker" || program.starts_with("firecracker-v") {
         return true;
     }
     let Some(first) = args.first().and_then(|a| a.strip_prefix("--")) else { return false };
@@ -225,6 +226,8 @@ mod tests {
     #[test]
     fn selection() {
         assert!(selected("/usr/bin/firecracker", &[]));
+        assert!(selected("./firecracker-v1.12.0-x86_64", &[]));
+        assert!(!selected("firecracker-containerd", &[]));
         assert!(selected("microvm", &args(&["--api-sock", "/tmp/s"])));
         assert!(selected("microvm", &args(&["--no-api=x"])));
         assert!(!selected("microvm", &args(&["--version"])), "QEMU's --version stays QEMU's");
