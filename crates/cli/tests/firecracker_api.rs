@@ -92,6 +92,10 @@ fn getting_started_sequence_boots_pauses_resumes_and_ctrl_alt_del_ends_it() {
     let machine = curl(&socket, "GET", "/machine-config", None);
     assert_eq!((machine.status, &machine.body["mem_size_mib"]), (200, &json!(32)));
     assert_eq!(put(&socket, "/entropy", "{}").status, 204);
+    let metrics = dir.path().join("metrics.json");
+    assert_eq!(put(&socket, "/metrics", &json!({ "metrics_path": metrics }).to_string()).status, 204);
+    let again = put(&socket, "/metrics", &json!({ "metrics_path": metrics }).to_string());
+    assert_eq!(again.fault(), "Metrics error: Reinitialization of metrics not allowed.");
     let config = curl(&socket, "GET", "/vm/config", None);
     assert_eq!(config.body["drives"][0]["drive_id"], "rootfs");
     assert_eq!(config.body["boot-source"]["boot_args"], "console=ttyS0 reboot=k panic=1 pci=off");
@@ -119,6 +123,9 @@ fn getting_started_sequence_boots_pauses_resumes_and_ctrl_alt_del_ends_it() {
     assert_eq!(late.status, 400);
     assert_eq!(late.fault(), "The requested operation is not supported after starting the microVM.");
     assert_eq!(curl(&socket, "GET", "/machine-config", None).body["vcpu_count"], 1);
+    assert_eq!(put(&socket, "/actions", r#"{"action_type": "FlushMetrics"}"#).status, 204);
+    let line: Value = serde_json::from_str(std::fs::read_to_string(&metrics).unwrap().trim()).unwrap();
+    assert!(line["utc_timestamp_ms"].as_u64().is_some(), "{line}");
     assert_eq!(put(&socket, "/actions", r#"{"action_type": "SendCtrlAltDel"}"#).status, 204);
 
     let started = vm.started;
@@ -151,7 +158,8 @@ fn bad_requests_get_firecrackers_answers() {
         ("PUT", "/actions", Some(r#"{"action_type": "SendCtrlAltDel"}"#), "before starting the microVM"),
         ("PUT", "/actions", Some(r#"{"action_type": "InstanceStart"}"#), "Missing boot source"),
         ("PUT", "/cpu-config", Some("{}"), "custom CPU templates"),
-        ("PUT", "/metrics", Some(r#"{"metrics_path": "/tmp/m"}"#), "metrics"),
+        ("PUT", "/metrics", Some(r#"{"metrics_path": "/nonexistent/m"}"#), "Metrics error: cannot open"),
+        ("PUT", "/actions", Some(r#"{"action_type": "FlushMetrics"}"#), "before starting the microVM"),
     ];
     for (method, path, body, expected) in cases {
         let answer = curl(&socket, method, path, *body);

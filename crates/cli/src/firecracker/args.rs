@@ -23,6 +23,7 @@ pub struct FcArgs {
     pub log_path: Option<PathBuf>,
     pub show_level: bool,
     pub show_log_origin: bool,
+    pub metrics_path: Option<PathBuf>,
     pub no_seccomp: bool,
     pub max_payload: usize,
     /// `--mmds-size-limit`; Firecracker's default is the payload limit.
@@ -43,6 +44,7 @@ impl Default for FcArgs {
             log_path: None,
             show_level: false,
             show_log_origin: false,
+            metrics_path: None,
             no_seccomp: false,
             max_payload: fc_api::http::DEFAULT_MAX_PAYLOAD,
             mmds_size_limit: fc_api::http::DEFAULT_MAX_PAYLOAD,
@@ -158,9 +160,7 @@ pub fn parse(args: &[String]) -> Result<FcCommand, FcArgError> {
             "log-path" => parsed.log_path = Some(value.into()),
             "show-level" => parsed.show_level = true,
             "show-log-origin" => parsed.show_log_origin = true,
-            // Firecracker's metrics are JSON lines microvm does not write yet: refused rather
-            // than an empty file that looks like a VM doing nothing.
-            "metrics-path" => return Err(FcArgError::NotSupported("metrics-path")),
+            "metrics-path" => parsed.metrics_path = Some(value.into()),
             "no-seccomp" => parsed.no_seccomp = true,
             "seccomp-filter" => return Err(FcArgError::SeccompFilter),
             "http-api-max-payload-size" => parsed.max_payload = value.parse().map_err(|_| bad())?,
@@ -203,7 +203,7 @@ Usage: firecracker [--api-sock PATH] [--config-file FILE [--no-api]] [OPTIONS]
   --level LEVEL                     log level: Error, Warning, Info, Debug, Trace, Off
   --log-path PATH                   write the log to PATH
   --show-level, --show-log-origin   accepted; microvm's log lines have their own format
-  --metrics-path PATH               refused: Firecracker's metrics are not written yet
+  --metrics-path PATH               metrics destination (a line per FlushMetrics)
   --no-seccomp                      run without microvm's seccomp filters
   --seccomp-filter FILE             refused: microvm's filters are its own
   --http-api-max-payload-size N     largest request body in bytes (default 51200)

@@ -31,6 +31,8 @@ pub enum FcError {
     Metadata { path: PathBuf, message: String },
     #[error("--log-path: {0}")]
     LogPath(String),
+    #[error("--metrics-path: {0}")]
+    MetricsPath(String),
     #[error(transparent)]
     Server(#[from] server::ServerError),
     #[error(transparent)]
@@ -50,6 +52,15 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
     let mut preboot = Preboot::new(args.id.clone(), !args.no_seccomp, args.mmds_size_limit);
     if let Some(path) = &args.metadata {
         load_metadata(&mut preboot, path)?;
+    }
+    if let Some(path) = &args.metrics_path {
+        let metrics =
+            fc_api::model::Metrics { metrics_path: path.display().to_string(), emit_id: false, properties: None };
+        if let Outcome::Answer(answer) = preboot.handle(fc_api::ApiRequest::PutMetrics(metrics), &apply_logger) {
+            if answer.status >= 300 {
+                return Err(FcError::MetricsPath(answer.fault_message().unwrap_or_default()));
+            }
+        }
     }
     let boot = |preboot: &Preboot| -> Result<Vm, FcError> {
         let mut config = preboot.vm_config()?;

@@ -8,7 +8,7 @@ use fc_api::mmds::{MmdsError, MmdsStore};
 use fc_api::model::*;
 use fc_api::{ApiRequest, Response, NOT_SUPPORTED_PRE_BOOT};
 use serde_json::{json, Value};
-use vmm::api::{snapshot, ApiFacts};
+use vmm::api::{snapshot, ApiFacts, MetricsSink};
 use vmm::config::VmConfig;
 
 /// Firecracker's hybrid vsock (a Unix socket on the host side) does not exist in microvm
@@ -37,6 +37,7 @@ pub struct Preboot {
     balloon: Option<Balloon>,
     entropy: Option<EntropyDevice>,
     logger: Option<Logger>,
+    metrics: Option<(Metrics, MetricsSink)>,
     mmds: MmdsStore,
 }
 
@@ -52,6 +53,7 @@ impl Preboot {
             balloon: None,
             entropy: None,
             logger: None,
+            metrics: None,
             mmds: MmdsStore::new(mmds_size_limit),
         }
     }
@@ -93,9 +95,7 @@ impl Preboot {
                 }
                 Err(e) => Outcome::Answer(Response::bad_request(format!("Logger error: {e}"))),
             },
-            R::PutMetrics(_) | R::Action(ActionType::FlushMetrics) => {
-                Outcome::Answer(Response::bad_request(vmm::api::METRICS_UNAVAILABLE))
-            }
+            R::PutMetrics(m) => Outcome::Answer(self.set_metrics(m)),
             R::PutMmdsConfig(_) => Outcome::Answer(Response::bad_request(
                 "PUT /mmds/config: the guest's access to the MMDS (through a network interface) is not available yet in microvm.",
             )),
@@ -107,7 +107,7 @@ impl Preboot {
             R::PatchMmds(v) => Outcome::Answer(mmds(self.mmds.patch(v))),
             R::LoadSnapshot(params) => Outcome::Answer(snapshot::load(&params)),
             R::Action(ActionType::InstanceStart) => Outcome::Start,
-            R::Action(ActionType::SendCtrlAltDel)
+            R::Action(ActionType::SendCtrlAltDel | ActionType::FlushMetrics)
             | R::PatchVm(_)
             | R::CreateSnapshot(_)
             | R::PatchBalloon(_)
@@ -127,6 +127,20 @@ impl Preboot {
         }
         self.machine = m;
         Ok(())
+    }
+
+    /// Once, as Firecracker: the destination cannot change under a reader.
+    fn set_metrics(&mut self, metrics: Metrics) -> Response {
+        if self.metrics.is_some() {
+            return Response::bad_request("Metrics error: Reinitialization of metrics not allowed.");
+        }
+        match MetricsSink::open(&metrics.metrics_path) {
+            Ok(sink) => {
+                self.metrics = Some((metrics, sink));
+                Response::no_content()
+            }
+            Err(e) => Response::bad_request(format!("Metrics error: cannot open {}: {e}", metrics.metrics_path)),
+        }
     }
 
     fn set_balloon(&mut self, b: Balloon) -> Result<(), ConfigError> {
@@ -161,6 +175,7 @@ impl Preboot {
             "boot-source": self.boot_source,
             "logger": self.logger,
             "machine-config": self.machine,
+            "metrics": self.metrics.as_ref().map(|(m, _)| m),
             "network-interfaces": self.nets,
             "entropy": self.entropy,
         });
@@ -173,7 +188,14 @@ impl Preboot {
     /// What the running VM's API answers from.
     pub fn into_facts(self) -> ApiFacts {
         let vm_config = self.full_config();
-        ApiFacts { id: self.id, machine_config: self.machine, vm_config, balloon: self.balloon, mmds: self.mmds }
+        ApiFacts {
+            id: self.id,
+            machine_config: self.machine,
+            vm_config,
+            balloon: self.balloon,
+            mmds: self.mmds,
+            metrics: self.metrics.map(|(_, sink)| sink),
+        }
     }
 }
 

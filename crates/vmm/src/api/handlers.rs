@@ -43,7 +43,11 @@ pub fn handle(request: ApiRequest, vm: &mut VmControl, facts: &mut ApiFacts) -> 
             send_ctrl_alt_del(vm);
             Response::no_content()
         }
-        R::Action(ActionType::FlushMetrics) => Response::bad_request(METRICS_UNAVAILABLE),
+        R::Action(ActionType::FlushMetrics) => match facts.metrics.as_mut().map(super::MetricsSink::flush) {
+            Some(Ok(())) => Response::no_content(),
+            Some(Err(e)) => Response::bad_request(format!("Metrics error: cannot write the metrics: {e}")),
+            None => Response::bad_request("Metrics error: no metrics destination; PUT /metrics first."),
+        },
         R::Action(ActionType::InstanceStart) => Response::bad_request(NOT_SUPPORTED_POST_BOOT),
         R::GetBalloon => match (&facts.balloon, balloon_state(vm)) {
             (Some(config), Some(_)) => Response::ok(config),
@@ -86,10 +90,6 @@ pub fn handle(request: ApiRequest, vm: &mut VmControl, facts: &mut ApiFacts) -> 
         | R::LoadSnapshot(_) => Response::bad_request(NOT_SUPPORTED_POST_BOOT),
     }
 }
-
-/// Firecracker writes its metrics as JSON lines; microvm does not yet.
-pub const METRICS_UNAVAILABLE: &str =
-    "Firecracker's metrics (PUT /metrics, FlushMetrics) are not supported by microvm.";
 
 const NO_BALLOON: &str = "Balloon config error: No balloon device found.";
 

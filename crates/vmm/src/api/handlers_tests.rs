@@ -30,6 +30,7 @@ fn facts() -> ApiFacts {
         vm_config: json!({"machine-config": {"vcpu_count": 1, "mem_size_mib": 64}}),
         balloon: None,
         mmds: fc_api::mmds::MmdsStore::new(1024),
+        metrics: None,
     }
 }
 

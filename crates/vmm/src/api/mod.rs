@@ -9,8 +9,11 @@
 //! queued answers pass `fc_api::connection::MAX_QUEUED_OUTPUT`.
 
 mod handlers;
-pub use handlers::{instance_info, version, METRICS_UNAVAILABLE};
+pub mod metrics;
 pub mod snapshot;
+
+pub use handlers::{instance_info, version};
+pub use metrics::MetricsSink;
 
 use crate::monitor::VmControl;
 use event_manager::{EventOps, EventSet, Events};
@@ -36,6 +39,8 @@ pub struct ApiFacts {
     pub balloon: Option<Balloon>,
     /// The MMDS data store, kept across boot.
     pub mmds: fc_api::mmds::MmdsStore,
+    /// `PUT /metrics` / `--metrics-path`, written on `FlushMetrics`.
+    pub metrics: Option<MetricsSink>,
 }
 
 /// The API socket of a running VM.
