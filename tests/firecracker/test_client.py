@@ -49,7 +49,7 @@ def firecracker(tmp_path):
 
     socket = tmp_path / "firecracker.socket"
     process = subprocess.Popen([microvm_bin(), "--api-sock", str(socket), "--id", "client-test"],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + DEADLINE
     while not socket.exists():
         assert process.poll() is None, process.stderr.read().decode()
@@ -62,8 +62,10 @@ def firecracker(tmp_path):
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
     process.wait(timeout=DEADLINE)
-    process.stdout.close()
+    errors = process.stderr.read().decode(errors="replace")
     process.stderr.close()
+    print(errors)
+    assert "panicked" not in errors and "seccomp" not in errors, errors
 
 
 def test_configure_start_pause_resume(firecracker, tmp_path):
@@ -84,6 +86,9 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
         == (204, None)
     assert raw(api, "GET", "/balloon")[1]["deflate_on_oom"] is True
     assert raw(api, "PUT", "/entropy", {})[0] == 204
+    metrics = tmp_path / "metrics.fifo"
+    os.mkfifo(metrics)
+    assert raw(api, "PUT", "/metrics", {"metrics_path": str(metrics)})[0] == 204, "a pipe nobody reads yet"
     status, fault = raw(api, "PATCH", "/vm", {"state": "Paused"})
     assert status == 400 and "before starting" in fault["fault_message"]
     with pytest.raises(APIError, match="hybrid vsock"):
@@ -103,6 +108,12 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     assert raw(api, "GET", "/balloon")[1]["amount_mib"] == 8
     assert raw(api, "GET", "/balloon/statistics")[1]["target_mib"] == 8
     assert raw(api, "PATCH", "/balloon/statistics", {"stats_polling_interval_s": 2}) == (204, None)
+    reader = os.open(metrics, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        api.actions.put(action_type="FlushMetrics")
+        assert json.loads(os.read(reader, 4096))["utc_timestamp_ms"] > 0
+    finally:
+        os.close(reader)
     assert api.machine_config.get().json()["mem_size_mib"] == 32
     assert api.vm_config.get().json()["drives"][0]["drive_id"] == "rootfs"
     assert api.mmds.get().json()["latest"]["meta-data"]["instance-id"] == "i-1"

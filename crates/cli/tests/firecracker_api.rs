@@ -187,6 +187,11 @@ fn bad_requests_get_firecrackers_answers() {
     text.clear();
     raw.read_to_string(&mut text).unwrap();
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text:?}");
+    // Idle keep-alive connections (client pools keep up to 20) do not lock new clients out.
+    let idle: Vec<UnixStream> = (0..24).map(|_| UnixStream::connect(&socket).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(curl(&socket, "GET", "/version", None).status, 200);
+    drop(idle);
     vm.signal(libc::SIGTERM);
     let started = vm.started;
     let (status, out) = vm.wait(RUN_TIMEOUT, started);
@@ -224,7 +229,10 @@ fn a_request_pipelined_after_instance_start_is_answered_by_the_running_vm() {
     assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"), "{text:?}");
     assert!(text.contains("HTTP/1.1 200 OK\r\n") && text.contains(r#""state":"Running""#), "{text:?}");
     assert!(vm.wait_for_stdout(b"spinning\n", RUN_TIMEOUT));
+    let idle: Vec<UnixStream> = (0..24).map(|_| UnixStream::connect(&socket).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(50));
     let stored = curl(&socket, "GET", "/mmds", None);
+    drop(idle);
     assert_eq!(stored.body, metadata, "the MMDS store is kept across boot");
     let too_big = json!({ "x": "y".repeat(60_000) });
     let answer = curl(&socket, "PATCH", "/mmds", Some(&too_big.to_string()));

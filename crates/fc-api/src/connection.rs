@@ -135,6 +135,13 @@ impl<S: Read + Write> Connection<S> {
         Ok(())
     }
 
+    /// Between requests with nothing to send: a keep-alive connection the client holds
+    /// for later. A server at its client limit may close it (clients reconnect, as
+    /// after any keep-alive timeout) rather than turn a new client away.
+    pub fn is_idle(&self) -> bool {
+        self.output.is_empty() && self.decoder.is_empty()
+    }
+
     pub fn wants_write(&self) -> bool {
         !self.output.is_empty()
     }

@@ -111,6 +111,11 @@ impl Decoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Nothing of a next request has arrived.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.head.is_none()
+    }
+
     /// How many more bytes the decoder is willing to hold; the connection reads no more
     /// than this, so a client cannot make it buffer without bound.
     pub fn room(&self) -> usize {

@@ -115,7 +115,15 @@ fn accept_all(listener: &UnixListener, clients: &mut Vec<Connection<UnixStream>>
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
-                if clients.len() < MAX_CLIENTS && stream.set_nonblocking(true).is_ok() {
+                if clients.len() >= MAX_CLIENTS {
+                    // Client libraries keep idle keep-alive connections (Python's pools
+                    // up to 20): the oldest idle one goes, else the new one is refused.
+                    match clients.iter().position(Connection::is_idle) {
+                        Some(oldest) => drop(clients.remove(oldest)),
+                        None => continue,
+                    }
+                }
+                if stream.set_nonblocking(true).is_ok() {
                     clients.push(Connection::new(stream, max_payload));
                 }
             }

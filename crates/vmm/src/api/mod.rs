@@ -53,11 +53,14 @@ pub struct ApiServer {
     facts: ApiFacts,
     /// Whether `init` has applied the boot-time balloon size.
     started: bool,
+    accepted: u64,
 }
 
 struct Client {
     conn: Connection<UnixStream>,
     watching_output: bool,
+    /// Accept order, to close the oldest idle client when full.
+    serial: u64,
 }
 
 impl ApiServer {
@@ -69,11 +72,13 @@ impl ApiServer {
         max_payload: usize,
         facts: ApiFacts,
     ) -> ApiServer {
-        let clients = connections
+        let clients: BTreeMap<RawFd, Client> = connections
             .into_iter()
-            .map(|conn| (conn.stream().as_raw_fd(), Client { conn, watching_output: false }))
+            .zip(0..)
+            .map(|(conn, serial)| (conn.stream().as_raw_fd(), Client { conn, watching_output: false, serial }))
             .collect();
-        ApiServer { listener, path, max_payload, clients, facts, started: false }
+        let accepted = clients.len() as u64;
+        ApiServer { listener, path, max_payload, clients, facts, started: false, accepted }
     }
 
     /// Registers the listener and the handed-over clients, and answers what they already
@@ -148,11 +153,23 @@ impl ApiServer {
                     return;
                 }
             };
-            if self.clients.len() >= MAX_CLIENTS || stream.set_nonblocking(true).is_err() {
-                continue; // Dropping the stream closes it.
+            if self.clients.len() >= MAX_CLIENTS {
+                // Client libraries keep idle keep-alive connections (Python's pools up to
+                // 20): the oldest idle one goes, else the new one is refused.
+                let idle = self.clients.iter().filter(|(_, c)| c.conn.is_idle()).min_by_key(|(_, c)| c.serial);
+                match idle.map(|(&fd, _)| fd) {
+                    Some(fd) => self.close(fd, ops),
+                    None => continue, // Dropping the stream closes it.
+                }
+            }
+            if stream.set_nonblocking(true).is_err() {
+                continue;
             }
             let fd = stream.as_raw_fd();
-            self.clients.insert(fd, Client { conn: Connection::new(stream, self.max_payload), watching_output: false });
+            let serial = self.accepted;
+            self.accepted += 1;
+            let conn = Connection::new(stream, self.max_payload);
+            self.clients.insert(fd, Client { conn, watching_output: false, serial });
             watch(ops, fd, EventSet::IN);
         }
     }
