@@ -181,6 +181,10 @@ impl Decoder {
             let value = std::str::from_utf8(header.value).map_err(|_| HttpError::Malformed("header value".into()))?;
             let value = value.trim();
             if header.name.eq_ignore_ascii_case("content-length") {
+                // Digits only (Rust's parse would also take a sign).
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(HttpError::ContentLength);
+                }
                 let n: u64 = value.parse().map_err(|_| HttpError::ContentLength)?;
                 if length.is_some_and(|m| m != n) {
                     return Err(HttpError::ContentLength);
@@ -282,6 +286,8 @@ mod tests {
                 HttpError::PayloadTooLarge { size: 60000, limit: 51200 },
             ),
             (b"PUT /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", HttpError::ContentLength),
+            (b"PUT /x HTTP/1.1\r\nContent-Length: +1\r\n\r\n", HttpError::ContentLength),
+            (b"PUT /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", HttpError::ContentLength),
             (b"PUT /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", HttpError::ContentLength),
             (b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", HttpError::TransferEncoding),
             (b"GET x HTTP/1.1\r\n\r\n", HttpError::Malformed("request target x".into())),
