@@ -115,7 +115,9 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     finally:
         os.close(reader)
     assert api.machine_config.get().json()["mem_size_mib"] == 32
-    assert api.vm_config.get().json()["drives"][0]["drive_id"] == "rootfs"
+    config = api.vm_config.get().json()
+    assert config["drives"][0]["drive_id"] == "rootfs"
+    assert config["balloon"]["amount_mib"] == 8
     assert api.mmds.get().json()["latest"]["meta-data"]["instance-id"] == "i-1"
     with pytest.raises(APIError, match="not supported after starting the microVM"):
         api.boot.put(kernel_image_path=str(guest("counter")))

@@ -169,6 +169,10 @@ fn set_balloon(vm: &mut VmControl, facts: &mut ApiFacts, amount_mib: u32) -> Res
         );
     }
     config.amount_mib = amount_mib;
+    // GET /vm/config shows the balloon as it is now, as Firecracker's does.
+    if let Some(balloon) = facts.vm_config.get_mut("balloon").and_then(|b| b.as_object_mut()) {
+        balloon.insert("amount_mib".into(), amount_mib.into());
+    }
     set_target_pages(vm, u64::from(amount_mib) * PAGES_PER_MIB);
     Response::no_content()
 }
