@@ -304,3 +304,46 @@ fn the_program_name_selects_the_front_end() {
     cmd.arg("--version");
     assert!(run(cmd).stdout_lossy().starts_with("QEMU emulator version"));
 }
+
+/// `InstanceStart` that cannot build the VM answers 400 and leaves the API serving: the
+/// configuration can be corrected and started again; and the process still ends on
+/// SIGTERM (the failed set-up had blocked it for the VM's signalfd).
+#[test]
+fn a_failed_instance_start_can_be_corrected_or_stopped() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-failed-start");
+    let kernel = dir.file("vmlinux", &tiny_guest::serial_then_reset("second try\n"));
+    let boot = json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" }).to_string();
+    for correct in [true, false] {
+        let socket = dir.path().join(format!("api-{correct}.sock"));
+        let mut vm = firecracker(&socket, &[]);
+        wait_for_socket(&socket, &mut vm);
+        let image = dir.file("disk.img", &[0u8; 4096]);
+        let drive = json!({ "drive_id": "data", "path_on_host": image, "is_root_device": false }).to_string();
+        assert_eq!(put(&socket, "/boot-source", &boot).status, 204);
+        assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
+        assert_eq!(put(&socket, "/drives/data", &drive).status, 204);
+        std::fs::remove_file(&image).unwrap();
+        let failed = put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#);
+        assert_eq!(failed.status, 400);
+        assert!(failed.fault().starts_with("Start microvm error: "), "{}", failed.fault());
+        assert_eq!(curl(&socket, "GET", "/", None).body["state"], "Not started");
+        let started = vm.started;
+        if correct {
+            let image = dir.file("disk.img", &[0u8; 4096]);
+            let drive = json!({ "drive_id": "data", "path_on_host": image, "is_root_device": false });
+            assert_eq!(put(&socket, "/drives/data", &drive.to_string()).status, 204);
+            assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+            let (status, out) = vm.wait(RUN_TIMEOUT, started);
+            assert!(status.is_some(), "{}", out.describe());
+            assert_clean_exit(&out, b"second try\n");
+        } else {
+            vm.signal(libc::SIGTERM);
+            let (status, out) = vm.wait(RUN_TIMEOUT, started);
+            assert!(status.is_some(), "SIGTERM did not end the waiting process\n{}", out.describe());
+            assert_no_panic(&out);
+        }
+    }
+}
