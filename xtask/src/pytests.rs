@@ -1,53 +1,59 @@
-//! The Python QMP tests (tests/qmp): QEMU's own client library, `qemu.qmp`, drives microvm
-//! and QEMU's `-M microvm` alike. This module gives them a virtual environment installed
-//! from tests/qmp/requirements.txt, the tiny guests they boot, and runs pytest.
+//! The Python tests: tests/qmp, where QEMU's own client library, `qemu.qmp`, drives microvm
+//! and QEMU's `-M microvm` alike, and tests/firecracker, where a published Firecracker client
+//! drives microvm's Firecracker front end. This module gives each suite a virtual
+//! environment installed from its requirements.txt, the tiny guests they boot, and runs
+//! pytest (ARGS go to the QMP suite, which `cargo xtask pytest ARGS` is for).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use xtask::host::{self, KeyHasher, Result};
 
-const REQUIREMENTS: &str = "tests/qmp/requirements.txt";
+/// Each suite and its requirements.
+const SUITES: &[(&str, &str)] =
+    &[("tests/qmp", "tests/qmp/requirements.txt"), ("tests/firecracker", "tests/firecracker/requirements.txt")];
+
 /// Written last into a venv: one without it was interrupted and is made again.
 const COMPLETE: &str = ".xtask-complete";
 
-/// `python -m pytest tests/qmp [ARGS]` with MICROVM_BIN, TINY_GUESTS and QEMU set.
+/// `python -m pytest SUITE [ARGS]` for each suite, with MICROVM_BIN, TINY_GUESTS and QEMU set.
 pub fn run(args: &[String]) -> Result<()> {
     let root = host::repo_root();
-    let venv = ensure_venv(&root)?;
     let microvm = microvm_bin(&root)?;
     let guests = root.join("target/qmp-guests");
     host::mkdir(&guests)?;
     for (name, elf) in tiny_guest::qmp_test_guests() {
         host::write(&guests.join(format!("{name}.elf")), elf)?;
     }
-    eprintln!("xtask: python QMP tests with {} and qemu-system-x86_64", microvm.display());
-    let status = Command::new(venv.join("bin/python"))
-        .current_dir(&root)
-        .args(["-m", "pytest", "tests/qmp"])
-        .args(args)
-        .env("MICROVM_BIN", &microvm)
-        .env("TINY_GUESTS", &guests)
-        .env("QEMU", "qemu-system-x86_64")
-        .status()
-        .map_err(|e| format!("cannot run pytest: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("python QMP tests failed ({status})"))
+    for (index, &(suite, requirements)) in SUITES.iter().enumerate() {
+        let venv = ensure_venv(&root, requirements)?;
+        eprintln!("xtask: python tests {suite} with {} and qemu-system-x86_64", microvm.display());
+        let status = Command::new(venv.join("bin/python"))
+            .current_dir(&root)
+            .args(["-m", "pytest", suite])
+            .args(if index == 0 { args } else { &[] })
+            .env("MICROVM_BIN", &microvm)
+            .env("TINY_GUESTS", &guests)
+            .env("QEMU", "qemu-system-x86_64")
+            .status()
+            .map_err(|e| format!("cannot run pytest: {e}"))?;
+        if !status.success() {
+            return Err(format!("python tests {suite} failed ({status})"));
+        }
     }
+    Ok(())
 }
 
 /// `${cache}/venv-<hash>`, keyed by the requirements and the interpreter (a venv only
 /// works with the Python that made it), created and filled on first use.
-fn ensure_venv(root: &Path) -> Result<PathBuf> {
-    let requirements = host::read(&root.join(REQUIREMENTS))?;
+fn ensure_venv(root: &Path, requirements_file: &str) -> Result<PathBuf> {
+    let requirements = host::read(&root.join(requirements_file))?;
     let python = host::output(Command::new("python3").arg("--version"))?;
     let key = KeyHasher::default().add("requirements", &requirements).add("python", python.trim()).key();
     let venv = host::cache_dir()?.join(format!("venv-{key}"));
     if venv.join(COMPLETE).exists() {
         return Ok(venv);
     }
-    eprintln!("xtask: installing the QMP tests' Python packages into {}", venv.display());
+    eprintln!("xtask: installing {requirements_file} into {}", venv.display());
     if venv.exists() {
         std::fs::remove_dir_all(&venv).map_err(|e| format!("cannot remove {}: {e}", venv.display()))?;
     }
@@ -56,7 +62,7 @@ fn ensure_venv(root: &Path) -> Result<PathBuf> {
     host::run_logged(
         Command::new(venv.join("bin/pip"))
             .args(["install", "--disable-pip-version-check", "-r"])
-            .arg(root.join(REQUIREMENTS)),
+            .arg(root.join(requirements_file)),
         &log,
         "pip install",
     )?;

@@ -2,3 +2,5 @@
 //! harness (crates/fuzz-harness).
 
 pub mod args;
+pub mod firecracker;
+pub mod logger;

@@ -67,6 +67,20 @@ pub fn init() {
     }
 }
 
+/// Firecracker's `--level` / `PUT /logger` `level`: only lines at or above it are shown
+/// (notices still are).
+pub fn set_level(level: LevelFilter) {
+    LOGGER.level.store(level as usize, Ordering::Relaxed);
+}
+
+/// Firecracker's `--log-path` / `PUT /logger` `log_path`: appended to, as Firecracker
+/// writes to an existing file or named pipe it is given.
+pub fn log_appending_to(path: &Path) -> std::io::Result<()> {
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    *LOGGER.file.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+    Ok(())
+}
+
 /// `-D FILE`: from now on the log goes to `path`, truncated first as QEMU
 /// does; opened before the process daemonizes, so a relative path works.
 pub fn log_to_file(path: &Path) -> std::io::Result<()> {

@@ -3,11 +3,12 @@
 //! exit status. Every failure is reported as one line on stderr.
 
 mod daemon;
-mod logger;
 mod pidfile;
 mod snapshot_info;
 
 use cli::args::{self, Command, Launch};
+use cli::firecracker;
+use cli::logger;
 use pidfile::Pidfile;
 use sandbox::jail::Jail;
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ const REPORT_START_TIME_ENV: &str = "MICROVM_REPORT_START_TIME";
 fn main() -> ExitCode {
     let start = Instant::now();
     logger::init();
+    let argv0 = std::env::args_os().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
     let argv: Result<Vec<String>, _> = std::env::args_os().skip(1).map(|a| a.into_string()).collect();
     let argv = match argv {
         Ok(argv) => argv,
@@ -27,6 +29,9 @@ fn main() -> ExitCode {
     };
     if argv.first().map(String::as_str) == Some("snapshot-info") {
         return snapshot_info::main(&argv[1..]);
+    }
+    if firecracker::args::selected(&argv0, &argv) {
+        return run_firecracker(&argv, start);
     }
     let launch = match args::parse(argv) {
         Ok(Command::Run(launch)) => launch,
@@ -122,6 +127,32 @@ fn run(launch: Launch, start: Instant) -> ExitCode {
     }
     let outcome = vm.run();
     drop(pidfile);
+    exit_status(outcome)
+}
+
+/// Firecracker's command line and API (`cli::firecracker`).
+fn run_firecracker(argv: &[String], start: Instant) -> ExitCode {
+    match firecracker::args::parse(argv) {
+        Ok(firecracker::args::FcCommand::Help) => {
+            print!("{}", firecracker::args::HELP);
+            ExitCode::SUCCESS
+        }
+        Ok(firecracker::args::FcCommand::Version) => {
+            // Firecracker's format, then what this program is.
+            println!("Firecracker v{}", fc_api::model::FIRECRACKER_VERSION);
+            println!("microvm {}: Firecracker's API in front of a KVM VMM", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(firecracker::args::FcCommand::Run(args)) => match firecracker::run(args, start) {
+            Ok(exit) => exit_status(Ok(exit)),
+            Err(e) => fail(&e),
+        },
+        Err(e) => fail(&e),
+    }
+}
+
+/// The process's exit status for how the VM ended.
+fn exit_status(outcome: Result<VmExit, vmm::Error>) -> ExitCode {
     match outcome {
         Ok(VmExit::Reset | VmExit::Shutdown | VmExit::Quit | VmExit::SystemReset) => ExitCode::SUCCESS,
         Ok(VmExit::Signal(sig)) => {

@@ -4,9 +4,11 @@
 //! replays `fuzz/corpus/<target>/*` through them on stable, so CI keeps the corpora passing.
 
 mod bytes;
+mod fc_api;
 mod legacy;
 mod queues;
 
+pub use fc_api::fc_api_input;
 pub use legacy::legacy_ports;
 pub use queues::{queue_balloon, queue_block, queue_console, queue_multiport, queue_net, queue_rng, virtio_mmio};
 
@@ -29,6 +31,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("queue_multiport", queue_multiport),
     ("legacy_ports", legacy_ports),
     ("snapshot_state", snapshot_state),
+    ("fc_api_input", fc_api_input),
 ];
 
 /// A snapshot's state file as `-incoming` reads it: the frame (magic, version, lengths,

@@ -62,6 +62,8 @@ pub enum ControlError {
     Devices(#[from] DeviceThreadError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error("this VM cannot be saved")]
+    NoSnapshotter,
     /// `cont` after a guest power-off with `-no-shutdown` (QEMU's words).
     #[error("Resetting the Virtual Machine is required")]
     NeedsReset,
@@ -87,6 +89,9 @@ pub struct Machine {
     device_thread: Option<DeviceThread>,
     exit: Arc<ExitNotifier>,
     events: Vec<VmEvent>,
+    /// What saves the VM (`migrate`, `/snapshot/create`); `None` only in unit tests of
+    /// the state machine, which have no KVM.
+    snapshotter: Option<Snapshotter>,
 }
 
 impl Machine {
@@ -96,7 +101,18 @@ impl Machine {
         device_thread: Option<DeviceThread>,
         exit: Arc<ExitNotifier>,
     ) -> Self {
-        Machine { state, vcpus, device_thread, exit, events: Vec::new() }
+        Machine { state, vcpus, device_thread, exit, events: Vec::new(), snapshotter: None }
+    }
+
+    /// The machine can be saved with `snapshotter`.
+    pub fn with_snapshotter(mut self, snapshotter: Snapshotter) -> Self {
+        self.snapshotter = Some(snapshotter);
+        self
+    }
+
+    /// Whether guest RAM is a shared file another process can map (x-ignore-shared).
+    pub fn memory_is_shared(&self) -> bool {
+        self.snapshotter.as_ref().is_some_and(Snapshotter::memory_is_shared)
     }
 
     pub fn state(&self) -> RunState {
@@ -231,8 +247,17 @@ impl Machine {
     /// was, it is in QEMU's `postmigrate` afterwards, paused, until `cont`. On failure
     /// the state is unchanged but a running VM stays paused (QEMU's failed migration
     /// leaves the source paused too, and the error says why).
-    pub fn save(&mut self, snapshotter: &Snapshotter, target: &SnapshotTarget) -> Result<SaveReport, ControlError> {
+    pub fn save(&mut self, target: &SnapshotTarget) -> Result<SaveReport, ControlError> {
         self.check(RunState::Postmigrate)?;
+        let Some(snapshotter) = self.snapshotter.take() else {
+            return Err(ControlError::NoSnapshotter);
+        };
+        let saved = self.save_with(&snapshotter, target);
+        self.snapshotter = Some(snapshotter);
+        saved
+    }
+
+    fn save_with(&mut self, snapshotter: &Snapshotter, target: &SnapshotTarget) -> Result<SaveReport, ControlError> {
         if self.state == RunState::Running {
             self.park()?;
             self.change_state(RunState::Paused, None);

@@ -17,6 +17,8 @@ use vmm_sys_util::eventfd::EventFd;
 pub struct Controller {
     pub vm: VmControl,
     pub monitors: MonitorServer,
+    /// Firecracker's API socket, when started as `firecracker`.
+    pub api: Option<crate::api::ApiServer>,
     /// Mux chardevs and human monitors (their commands run on `vm`).
     pub muxes: Vec<Mux>,
     pub exit: Arc<ExitNotifier>,
@@ -47,6 +49,9 @@ impl MutEventSubscriber for Controller {
             changes.init(ops);
         }
         self.monitors.init(ops);
+        if let Some(api) = &mut self.api {
+            api.init(ops, &mut self.vm);
+        }
         for mux in &mut self.muxes {
             mux.init(ops, &mut self.vm);
         }
@@ -75,6 +80,8 @@ impl MutEventSubscriber for Controller {
             kinds.into_iter().for_each(|kind| self.vm.machine.announce(kind));
         } else if self.muxes.iter_mut().fold(false, |ours, mux| mux.process(&events, ops, &mut self.vm) | ours) {
             // A mux chardev's event (each mux serves only its own fds).
+        } else if self.api.as_mut().is_some_and(|api| api.process(&events, ops, &mut self.vm)) {
+            // Firecracker's API socket or one of its clients.
         } else if !self.monitors.process(&events, ops, &mut self.vm) {
             log::warn!("event loop: event on unknown fd {fd}");
             let _ = ops.remove(events);

@@ -48,6 +48,7 @@ impl Vm {
             config,
             boot_trace,
             restored,
+            api,
         } = self;
         let mut manager = MainLoop::new().map_err(Error::EventLoop)?;
         let mut chardevs = inventory.chardevs;
@@ -122,7 +123,7 @@ impl Vm {
             (true, false) => RunState::Prelaunch,
             (true, true) => RunState::Paused,
         };
-        let machine = Machine::new(state, handles, device_thread, exit.clone());
+        let machine = Machine::new(state, handles, device_thread, exit.clone()).with_snapshotter(snapshotter);
         let facts = Facts {
             name: config.name.clone(),
             uuid: config.uuid.clone(),
@@ -132,8 +133,9 @@ impl Vm {
             mem_size: config.mem_size,
         };
         let controller = Arc::new(Mutex::new(Controller {
-            vm: VmControl { machine, facts, devices, power: power.control, snapshotter, migration: Default::default() },
+            vm: VmControl { machine, facts, devices, power: power.control, migration: Default::default() },
             monitors,
+            api,
             muxes,
             exit,
             reset,

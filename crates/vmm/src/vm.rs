@@ -70,9 +70,16 @@ pub struct Vm {
     pub(crate) boot_trace: Option<(BootTraceConfig, Arc<GuestCheckpoints>)>,
     /// Restored from a snapshot (`-incoming`), not booted.
     pub(crate) restored: bool,
+    /// Firecracker's API socket (the Firecracker front end), served next to the monitors.
+    pub(crate) api: Option<crate::api::ApiServer>,
 }
 
 impl Vm {
+    /// Serves Firecracker's API socket while the VM runs (the Firecracker front end).
+    pub fn serve_api(&mut self, api: crate::api::ApiServer) {
+        self.api = Some(api);
+    }
+
     /// Descriptors the VM uses that it did not open itself (a monitor's `fd=N`): the jail
     /// must not close them with the other inherited ones.
     pub fn inherited_fds_in_use(&self) -> Vec<i32> {
@@ -196,6 +203,7 @@ impl Vm {
             config: config.clone(),
             boot_trace,
             restored,
+            api: None,
         })
     }
 

@@ -27,8 +27,6 @@ pub struct VmControl {
     pub devices: DeviceRegistry,
     /// The power button and keyboard (`system_powerdown`, `send-key`).
     pub power: crate::power::PowerControl,
-    /// What saves the VM (`migrate`).
-    pub snapshotter: crate::snapshot::Snapshotter,
     /// Migration capabilities and the last migration's outcome.
     pub migration: migration::Migration,
 }

@@ -45,7 +45,7 @@ pub fn migrate(vm: &mut VmControl, mut args: Arguments) -> Result<Value, QmpErro
     }
     let uri = uri.ok_or_else(|| QmpError::generic("Parameter 'uri' is missing"))?;
     let (path, offset) = parse_file_uri(&uri).map_err(|e| QmpError::generic(e.to_string()))?;
-    let memory = if vm.migration.ignore_shared && vm.snapshotter.memory_is_shared() {
+    let memory = if vm.migration.ignore_shared && vm.machine.memory_is_shared() {
         MemoryTarget::Shared
     } else {
         MemoryTarget::Inline
@@ -53,7 +53,7 @@ pub fn migrate(vm: &mut VmControl, mut args: Arguments) -> Result<Value, QmpErro
     let target = SnapshotTarget { path, offset, memory };
     announce(vm, "setup");
     announce(vm, "active");
-    match vm.machine.save(&vm.snapshotter, &target) {
+    match vm.machine.save(&target) {
         Ok(report) => {
             vm.migration.last = Some(Outcome::Completed(report));
             announce(vm, "completed");

@@ -1,0 +1,125 @@
+//! The Firecracker front end: the same binary started as `firecracker` (or with
+//! Firecracker's flags) takes Firecracker's command line (`args.rs`), serves its REST API
+//! on `--api-sock` before boot (`server.rs`, `preboot.rs`), maps the configuration onto
+//! microvm's `VmConfig` (`vm_config.rs`), and on `InstanceStart` builds and runs the VM as
+//! the QEMU front end does, handing the API socket to the running VM's event loop
+//! (`vmm::api`). `--config-file` boots at once; with `--no-api` there is no socket at all.
+
+pub mod args;
+pub mod preboot;
+pub mod server;
+pub mod vm_config;
+
+use args::FcArgs;
+use fc_api::model::{LogLevel, Logger};
+use preboot::{Outcome, Preboot};
+use std::path::PathBuf;
+use std::time::Instant;
+use vmm::api::ApiServer;
+use vmm::{Vm, VmExit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FcError {
+    #[error("cannot read the config file {path}: {source}")]
+    ReadConfig { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    ConfigFile(#[from] fc_api::config_file::ConfigFileError),
+    /// A configuration request refused, with Firecracker's fault message.
+    #[error("config file: {0}")]
+    Refused(String),
+    #[error("--metadata {path}: {message}")]
+    Metadata { path: PathBuf, message: String },
+    #[error("--log-path: {0}")]
+    LogPath(String),
+    #[error("--metrics-path: {0}")]
+    MetricsPath(String),
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
+    #[error(transparent)]
+    Config(#[from] vm_config::ConfigError),
+    #[error(transparent)]
+    Vm(#[from] vmm::Error),
+}
+
+/// Runs the VM the Firecracker way; the outcome as the QEMU front end gets it.
+pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
+    apply_logger(&Logger {
+        log_path: args.log_path.as_ref().map(|p| p.display().to_string()),
+        level: args.level,
+        ..Default::default()
+    })
+    .map_err(FcError::LogPath)?;
+    let mut preboot = Preboot::new(args.id.clone(), !args.no_seccomp, args.mmds_size_limit);
+    if let Some(path) = &args.metadata {
+        load_metadata(&mut preboot, path)?;
+    }
+    if let Some(path) = &args.metrics_path {
+        let metrics =
+            fc_api::model::Metrics { metrics_path: path.display().to_string(), emit_id: false, properties: None };
+        if let Outcome::Answer(answer) = preboot.handle(fc_api::ApiRequest::PutMetrics(metrics), &apply_logger) {
+            if answer.status >= 300 {
+                return Err(FcError::MetricsPath(answer.fault_message().unwrap_or_default()));
+            }
+        }
+    }
+    let boot = |preboot: &Preboot| -> Result<Vm, FcError> {
+        let mut config = preboot.vm_config()?;
+        config.report_start_time = args.boot_timer;
+        Ok(Vm::new(&config, start)?)
+    };
+    if let Some(path) = &args.config_file {
+        let text = std::fs::read(path).map_err(|source| FcError::ReadConfig { path: path.clone(), source })?;
+        for request in fc_api::config_file::parse(&text)? {
+            match preboot.handle(request, &apply_logger) {
+                Outcome::Answer(answer) if answer.status < 300 => {}
+                Outcome::Answer(answer) => return Err(FcError::Refused(answer.fault_message().unwrap_or_default())),
+                Outcome::Start => {}
+            }
+        }
+        let mut vm = boot(&preboot)?;
+        if !args.no_api {
+            let listener = server::bind(&args.api_sock)?;
+            let api =
+                ApiServer::new(listener, args.api_sock.clone(), Vec::new(), args.max_payload, preboot.into_facts());
+            vm.serve_api(api);
+        }
+        return Ok(vm.run()?);
+    }
+    let listener = server::bind(&args.api_sock)?;
+    let (mut vm, connections) =
+        server::serve_preboot(&listener, args.max_payload, &mut preboot, &apply_logger, |preboot| {
+            boot(preboot).map_err(|e| match e {
+                FcError::Vm(e) => format!("Start microvm error: {e}"),
+                e => e.to_string(),
+            })
+        })?;
+    let api = ApiServer::new(listener, args.api_sock.clone(), connections, args.max_payload, preboot.into_facts());
+    vm.serve_api(api);
+    Ok(vm.run()?)
+}
+
+/// `PUT /logger` and `--level`/`--log-path` on microvm's logger (its own line format:
+/// `show_level` and `show_log_origin` change nothing).
+fn apply_logger(logger: &Logger) -> Result<(), String> {
+    if let Some(path) = &logger.log_path {
+        crate::logger::log_appending_to(path.as_ref()).map_err(|e| format!("cannot open {path}: {e}"))?;
+    }
+    if let Some(level) = logger.level {
+        crate::logger::set_level(match level {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warning => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        });
+    }
+    Ok(())
+}
+
+fn load_metadata(preboot: &mut Preboot, path: &std::path::Path) -> Result<(), FcError> {
+    let error = |message: String| FcError::Metadata { path: path.to_owned(), message };
+    let text = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let value = serde_json::from_slice(&text).map_err(|e| error(e.to_string()))?;
+    preboot.mmds_mut().put(value).map_err(|e| error(e.to_string()))
+}

@@ -1,0 +1,264 @@
+//! The configuration a Firecracker client builds before `InstanceStart`: each request is
+//! checked when it arrives and either changes the configuration whole or not at all (a
+//! refused request leaves nothing half applied), then `InstanceStart` turns it into a
+//! `VmConfig` (`vm_config.rs`).
+
+use super::vm_config::{self, ConfigError, Parts};
+use fc_api::mmds::{MmdsError, MmdsStore};
+use fc_api::model::*;
+use fc_api::{ApiRequest, Response, NOT_SUPPORTED_PRE_BOOT};
+use serde_json::{json, Value};
+use vmm::api::{snapshot, ApiFacts, MetricsSink};
+use vmm::config::VmConfig;
+
+/// Firecracker's hybrid vsock (a Unix socket on the host side) does not exist in microvm
+/// yet; its kernel vhost-vsock is the QEMU front end's `vhost-vsock-device`.
+pub const VSOCK_UNAVAILABLE: &str =
+    "PUT /vsock: Firecracker's hybrid vsock (uds_path) is not available yet in microvm.";
+
+/// What to do after a request.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Answer(Response),
+    /// `InstanceStart`: build and run the VM, then answer 204 (or 400 if it cannot start).
+    Start,
+}
+
+/// Applies `PUT /logger` (the binary's logger); `Err` is the fault message.
+pub type LoggerHook<'a> = &'a dyn Fn(&Logger) -> Result<(), String>;
+
+pub struct Preboot {
+    pub id: String,
+    pub sandbox: bool,
+    boot_source: Option<BootSource>,
+    machine: MachineConfig,
+    drives: Vec<Drive>,
+    nets: Vec<NetworkInterface>,
+    balloon: Option<Balloon>,
+    entropy: Option<EntropyDevice>,
+    logger: Option<Logger>,
+    metrics: Option<(Metrics, MetricsSink)>,
+    mmds: MmdsStore,
+}
+
+impl Preboot {
+    pub fn new(id: String, sandbox: bool, mmds_size_limit: usize) -> Preboot {
+        Preboot {
+            id,
+            sandbox,
+            boot_source: None,
+            machine: MachineConfig::default(),
+            drives: Vec::new(),
+            nets: Vec::new(),
+            balloon: None,
+            entropy: None,
+            logger: None,
+            metrics: None,
+            mmds: MmdsStore::new(mmds_size_limit),
+        }
+    }
+
+    pub fn mmds_mut(&mut self) -> &mut MmdsStore {
+        &mut self.mmds
+    }
+
+    /// Answers one request before boot.
+    pub fn handle(&mut self, request: ApiRequest, logger: LoggerHook) -> Outcome {
+        use ApiRequest as R;
+        let done = |result: Result<(), ConfigError>| match result {
+            Ok(()) => Outcome::Answer(Response::no_content()),
+            Err(e) => Outcome::Answer(Response::bad_request(e)),
+        };
+        match request {
+            R::GetInstanceInfo => Outcome::Answer(Response::ok(&vmm::api::instance_info(&self.id, None))),
+            R::GetVersion => Outcome::Answer(Response::ok(&vmm::api::version())),
+            R::GetVmConfig => Outcome::Answer(Response::ok(&self.full_config())),
+            R::GetMachineConfig => Outcome::Answer(Response::ok(&self.machine)),
+            R::PutMachineConfig(m) => done(self.set_machine(m)),
+            R::PatchMachineConfig(update) => done(self.set_machine(update.apply(&self.machine))),
+            R::PutBootSource(b) => done(vm_config::check_boot_source(&b).map(|()| self.boot_source = Some(b))),
+            R::PutDrive(d) => done(vm_config::check_drive(&d, &self.drives).map(|()| upsert(&mut self.drives, d, |x| &x.drive_id))),
+            R::PutNetworkInterface(n) => {
+                done(vm_config::check_net(&n, &self.nets).map(|()| upsert(&mut self.nets, n, |x| &x.iface_id)))
+            }
+            R::PutBalloon(b) => done(self.set_balloon(b)),
+            R::GetBalloon => match &self.balloon {
+                Some(b) => Outcome::Answer(Response::ok(b)),
+                None => Outcome::Answer(Response::bad_request("Balloon config error: No balloon device found.")),
+            },
+            R::PutEntropy(e) => done(vm_config::check_entropy(&e).map(|()| self.entropy = Some(e))),
+            R::PutVsock(_) => Outcome::Answer(Response::bad_request(VSOCK_UNAVAILABLE)),
+            R::PutLogger(l) => match logger(&l) {
+                Ok(()) => {
+                    self.logger = Some(l);
+                    Outcome::Answer(Response::no_content())
+                }
+                Err(e) => Outcome::Answer(Response::bad_request(format!("Logger error: {e}"))),
+            },
+            R::PutMetrics(m) => Outcome::Answer(self.set_metrics(m)),
+            R::PutMmdsConfig(_) => Outcome::Answer(Response::bad_request(
+                "PUT /mmds/config: the guest's access to the MMDS (through a network interface) is not available yet in microvm.",
+            )),
+            R::PutCpuConfig(_) => Outcome::Answer(Response::bad_request(
+                "PUT /cpu-config: custom CPU templates are not supported by microvm.",
+            )),
+            R::GetMmds => Outcome::Answer(Response::ok(&self.mmds.get())),
+            R::PutMmds(v) => Outcome::Answer(mmds(self.mmds.put(v))),
+            R::PatchMmds(v) => Outcome::Answer(mmds(self.mmds.patch(v))),
+            R::LoadSnapshot(params) => Outcome::Answer(snapshot::load(&params)),
+            R::Action(ActionType::InstanceStart) => Outcome::Start,
+            R::Action(ActionType::SendCtrlAltDel | ActionType::FlushMetrics)
+            | R::PatchVm(_)
+            | R::CreateSnapshot(_)
+            | R::PatchBalloon(_)
+            | R::GetBalloonStats
+            | R::PatchBalloonStats(_)
+            | R::PatchDrive(_)
+            | R::PatchNetworkInterface(_) => Outcome::Answer(Response::bad_request(NOT_SUPPORTED_PRE_BOOT)),
+        }
+    }
+
+    fn set_machine(&mut self, m: MachineConfig) -> Result<(), ConfigError> {
+        vm_config::check_machine(&m)?;
+        if let Some(b) = &self.balloon {
+            if b.amount_mib as usize > m.mem_size_mib {
+                return Err(ConfigError::NotSupported("A balloon larger than guest memory"));
+            }
+        }
+        self.machine = m;
+        Ok(())
+    }
+
+    /// Once, as Firecracker: the destination cannot change under a reader.
+    fn set_metrics(&mut self, metrics: Metrics) -> Response {
+        if self.metrics.is_some() {
+            return Response::bad_request("Metrics error: Reinitialization of metrics not allowed.");
+        }
+        match MetricsSink::open(&metrics.metrics_path) {
+            Ok(sink) => {
+                self.metrics = Some((metrics, sink));
+                Response::no_content()
+            }
+            Err(e) => Response::bad_request(format!("Metrics error: cannot open {}: {e}", metrics.metrics_path)),
+        }
+    }
+
+    fn set_balloon(&mut self, b: Balloon) -> Result<(), ConfigError> {
+        vm_config::check_balloon(&b)?;
+        if b.amount_mib as usize > self.machine.mem_size_mib {
+            return Err(ConfigError::NotSupported("A balloon larger than guest memory"));
+        }
+        self.balloon = Some(b);
+        Ok(())
+    }
+
+    /// The VM to build.
+    pub fn vm_config(&self) -> Result<VmConfig, ConfigError> {
+        vm_config::build(&Parts {
+            boot_source: self.boot_source.as_ref(),
+            machine: &self.machine,
+            drives: &self.drives,
+            nets: &self.nets,
+            balloon: self.balloon.as_ref(),
+            entropy: self.entropy.is_some(),
+            sandbox: self.sandbox,
+            id: &self.id,
+        })
+    }
+
+    /// `GET /vm/config`: Firecracker's `FullVmConfiguration`. What is not configured is
+    /// left out rather than `null`, which the OpenAPI file's object types do not allow.
+    pub fn full_config(&self) -> Value {
+        let mut config = json!({
+            "balloon": self.balloon,
+            "drives": self.drives,
+            "boot-source": self.boot_source,
+            "logger": self.logger,
+            "machine-config": self.machine,
+            "metrics": self.metrics.as_ref().map(|(m, _)| m),
+            "network-interfaces": self.nets,
+            "entropy": self.entropy,
+        });
+        if let Value::Object(map) = &mut config {
+            map.retain(|_, value| !value.is_null());
+        }
+        config
+    }
+
+    /// What the running VM's API answers from.
+    pub fn into_facts(self) -> ApiFacts {
+        let vm_config = self.full_config();
+        ApiFacts {
+            id: self.id,
+            machine_config: self.machine,
+            vm_config,
+            balloon: self.balloon,
+            mmds: self.mmds,
+            metrics: self.metrics.map(|(_, sink)| sink),
+        }
+    }
+}
+
+/// Inserts or replaces (same id, same place) an entry.
+fn upsert<T>(list: &mut Vec<T>, item: T, id: impl Fn(&T) -> &String) {
+    match list.iter().position(|x| id(x) == id(&item)) {
+        Some(i) => list[i] = item,
+        None => list.push(item),
+    }
+}
+
+fn mmds(result: Result<(), MmdsError>) -> Response {
+    match result {
+        Ok(()) => Response::no_content(),
+        Err(e @ MmdsError::TooLarge) => Response::fault(413, e),
+        Err(e) => Response::bad_request(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(p: &mut Preboot, request: ApiRequest) -> Response {
+        match p.handle(request, &|_| Ok(())) {
+            Outcome::Answer(r) => r,
+            Outcome::Start => panic!("unexpected start"),
+        }
+    }
+
+    #[test]
+    fn refused_changes_leave_nothing_behind() {
+        let mut p = Preboot::new("vm".into(), true, 1000);
+        let r = answer(
+            &mut p,
+            ApiRequest::PutMachineConfig(MachineConfig { vcpu_count: 2, mem_size_mib: 256, ..Default::default() }),
+        );
+        assert_eq!(r.status, 204);
+        let r = answer(
+            &mut p,
+            ApiRequest::PatchMachineConfig(MachineConfigUpdate {
+                smt: Some(true),
+                vcpu_count: Some(4),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(r.status, 400);
+        assert_eq!(p.machine.vcpu_count, 2, "the refused PATCH changed nothing");
+        let r = answer(
+            &mut p,
+            ApiRequest::PutBootSource(BootSource {
+                kernel_image_path: "/nonexistent/vmlinux".into(),
+                ..Default::default()
+            }),
+        );
+        assert!(r.fault_message().unwrap().starts_with("Boot source error: The kernel file cannot be opened"));
+        assert!(p.boot_source.is_none());
+        assert_eq!(
+            answer(&mut p, ApiRequest::PatchVm(VmState::Paused)).fault_message().as_deref(),
+            Some(NOT_SUPPORTED_PRE_BOOT)
+        );
+        assert!(matches!(p.vm_config(), Err(ConfigError::NoBootSource)));
+        let info = answer(&mut p, ApiRequest::GetInstanceInfo);
+        assert!(info.body.unwrap().contains(r#""state":"Not started""#));
+    }
+}

@@ -1,0 +1,291 @@
+//! Firecracker's pre-boot configuration → microvm's `VmConfig`: what each field becomes,
+//! and a one-line refusal for what microvm does not do (checked when the request arrives,
+//! so a client learns at `PUT` time, as with Firecracker's own validation).
+
+use fc_api::model::*;
+use std::path::PathBuf;
+use vmm::config::{
+    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, KernelConfig, MemoryBackend, NetConfig,
+    SerialConfig, VmConfig,
+};
+
+/// Firecracker's kernel command line when `boot_args` is not given.
+pub const DEFAULT_BOOT_ARGS: &str =
+    "reboot=k panic=1 nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.dumbkbd swiotlb=noforce";
+
+/// The 2 MiB pages of `huge_pages: "2M"`.
+const HUGE_PAGE_2M: u64 = 2 << 20;
+
+/// Why a request's configuration cannot be used; the fault message of its 400.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Boot source error: The kernel file cannot be opened: {0}")]
+    Kernel(#[source] std::io::Error),
+    #[error("Boot source error: The initrd file cannot be opened: {0}")]
+    Initrd(#[source] std::io::Error),
+    #[error("Drive config error: Unable to open the block device backing file: {0}")]
+    DriveFile(#[source] std::io::Error),
+    #[error("Drive config error: A root block device already exists!")]
+    SecondRoot,
+    #[error(
+        "Drive config error: path_on_host is required (vhost-user-block `socket` drives are not supported by microvm)."
+    )]
+    NoDrivePath,
+    #[error("Network config error: Invalid MAC address {0}.")]
+    Mac(String),
+    #[error("Network config error: The guest MAC address {0} is already in use.")]
+    MacInUse(String),
+    #[error("Machine config error: The number of vCPUs must be greater than 0 and at most {max}.", max = vmm::arch_layout::MAX_VCPUS)]
+    VcpuCount,
+    #[error("Machine config error: The memory size (MiB) must be greater than 0.")]
+    MemorySize,
+    #[error("Missing boot source: PUT /boot-source first.")]
+    NoBootSource,
+    /// Something in Firecracker's API that microvm does not do; names it.
+    #[error("{0} is not supported by microvm.")]
+    NotSupported(&'static str),
+}
+
+pub fn check_machine(m: &MachineConfig) -> Result<(), ConfigError> {
+    if m.vcpu_count == 0 || m.vcpu_count > vmm::arch_layout::MAX_VCPUS {
+        return Err(ConfigError::VcpuCount);
+    }
+    if m.mem_size_mib == 0 || (m.mem_size_mib as u64).checked_mul(1 << 20).is_none() {
+        return Err(ConfigError::MemorySize);
+    }
+    if m.smt {
+        return Err(ConfigError::NotSupported("smt (two hardware threads per core)"));
+    }
+    if m.cpu_template.is_some_and(|t| t != CpuTemplate::None) {
+        return Err(ConfigError::NotSupported("A static CPU template"));
+    }
+    if m.huge_pages == HugePages::Transparent {
+        return Err(ConfigError::NotSupported("huge_pages \"Transparent\""));
+    }
+    Ok(())
+}
+
+pub fn check_boot_source(b: &BootSource) -> Result<(), ConfigError> {
+    std::fs::File::open(&b.kernel_image_path).map_err(ConfigError::Kernel)?;
+    if let Some(initrd) = &b.initrd_path {
+        std::fs::File::open(initrd).map_err(ConfigError::Initrd)?;
+    }
+    Ok(())
+}
+
+/// A new or replaced drive, against the others (by id).
+pub fn check_drive(d: &Drive, others: &[Drive]) -> Result<(), ConfigError> {
+    let Some(path) = &d.path_on_host else { return Err(ConfigError::NoDrivePath) };
+    if d.socket.is_some() {
+        return Err(ConfigError::NotSupported("vhost-user-block (`socket`)"));
+    }
+    if limits(&d.rate_limiter) {
+        return Err(ConfigError::NotSupported("A drive rate limiter"));
+    }
+    if d.is_root_device && others.iter().any(|o| o.is_root_device && o.drive_id != d.drive_id) {
+        return Err(ConfigError::SecondRoot);
+    }
+    let read_only = d.is_read_only.unwrap_or(false);
+    std::fs::OpenOptions::new().read(true).write(!read_only).open(path).map_err(ConfigError::DriveFile)?;
+    Ok(())
+}
+
+pub fn check_net(n: &NetworkInterface, others: &[NetworkInterface]) -> Result<(), ConfigError> {
+    if n.mtu.is_some() {
+        return Err(ConfigError::NotSupported("A network interface `mtu`"));
+    }
+    if limits(&n.rx_rate_limiter) || limits(&n.tx_rate_limiter) {
+        return Err(ConfigError::NotSupported("A network interface rate limiter"));
+    }
+    if let Some(mac) = &n.guest_mac {
+        parse_mac(mac)?;
+        if others
+            .iter()
+            .any(|o| o.iface_id != n.iface_id && o.guest_mac.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(mac)))
+        {
+            return Err(ConfigError::MacInUse(mac.clone()));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_balloon(b: &Balloon) -> Result<(), ConfigError> {
+    if b.free_page_hinting {
+        return Err(ConfigError::NotSupported("Balloon free page hinting"));
+    }
+    Ok(())
+}
+
+pub fn check_entropy(e: &EntropyDevice) -> Result<(), ConfigError> {
+    if limits(&e.rate_limiter) {
+        return Err(ConfigError::NotSupported("An entropy device rate limiter"));
+    }
+    Ok(())
+}
+
+/// `AA:BB:CC:DD:EE:FF`.
+pub fn parse_mac(text: &str) -> Result<[u8; 6], ConfigError> {
+    let bad = || ConfigError::Mac(text.to_owned());
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(mac)
+}
+
+/// Everything accepted before boot, as microvm builds it.
+pub struct Parts<'a> {
+    pub boot_source: Option<&'a BootSource>,
+    pub machine: &'a MachineConfig,
+    pub drives: &'a [Drive],
+    pub nets: &'a [NetworkInterface],
+    pub balloon: Option<&'a Balloon>,
+    pub entropy: bool,
+    pub sandbox: bool,
+    pub id: &'a str,
+}
+
+/// The VM Firecracker would build: its 16550 on stdio, its i8042 (for `SendCtrlAltDel`
+/// and `reboot=k`), no ACPI, drives with the root device first (so it is /dev/vda, as
+/// Firecracker attaches it), then network interfaces, balloon and entropy.
+pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
+    let boot = parts.boot_source.ok_or(ConfigError::NoBootSource)?;
+    let mut cmdline = boot.boot_args.clone().unwrap_or_else(|| DEFAULT_BOOT_ARGS.to_owned());
+    let mut drives: Vec<&Drive> = parts.drives.iter().filter(|d| d.is_root_device).collect();
+    drives.extend(parts.drives.iter().filter(|d| !d.is_root_device));
+    if let Some(root) = drives.first().filter(|d| d.is_root_device) {
+        let device = match &root.partuuid {
+            Some(uuid) => format!("PARTUUID={uuid}"),
+            None => "/dev/vda".to_owned(),
+        };
+        let mode = if root.is_read_only.unwrap_or(false) { "ro" } else { "rw" };
+        cmdline.push_str(&format!(" root={device} {mode}"));
+    }
+    let kernel = KernelConfig {
+        path: PathBuf::from(&boot.kernel_image_path),
+        cmdline,
+        initrd: boot.initrd_path.as_ref().map(PathBuf::from),
+    };
+    let mut config = VmConfig::new(kernel);
+    config.vcpu_count = parts.machine.vcpu_count;
+    config.mem_size = (parts.machine.mem_size_mib as u64) << 20;
+    if parts.machine.huge_pages == HugePages::Hugetlbfs2M {
+        config.memory.backend = MemoryBackend::Memfd { hugetlb: true, hugepage_size: Some(HUGE_PAGE_2M) };
+    }
+    config.serial = Some(SerialConfig::Stdio);
+    config.i8042 = true;
+    config.sandbox = parts.sandbox;
+    config.name = Some(parts.id.to_owned());
+    for drive in drives {
+        config.devices.push(DeviceConfig::Block(BlockConfig {
+            id: drive.drive_id.clone(),
+            path: drive.path_on_host.clone().ok_or(ConfigError::NoDrivePath)?.into(),
+            read_only: drive.is_read_only.unwrap_or(false),
+            cache: match drive.cache_type {
+                CacheType::Unsafe => CacheMode::Unsafe,
+                CacheType::Writeback => CacheMode::Writeback,
+            },
+            serial: None,
+        }));
+    }
+    for net in parts.nets {
+        config.devices.push(DeviceConfig::Net(NetConfig {
+            id: net.iface_id.clone(),
+            ifname: Some(net.host_dev_name.clone()),
+            fd: None,
+            mac: net.guest_mac.as_deref().map(parse_mac).transpose()?,
+            vhost: false,
+        }));
+    }
+    if let Some(balloon) = parts.balloon {
+        config.devices.push(DeviceConfig::Balloon(BalloonConfig {
+            id: Some("balloon0".into()),
+            options: BalloonOptions {
+                deflate_on_oom: balloon.deflate_on_oom,
+                free_page_reporting: balloon.free_page_reporting,
+            },
+        }));
+    }
+    if parts.entropy {
+        config.devices.push(DeviceConfig::Rng);
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn getting_started_config_maps_onto_vm_config() {
+        let boot = BootSource {
+            kernel_image_path: "vmlinux".into(),
+            initrd_path: None,
+            boot_args: Some("console=ttyS0".into()),
+        };
+        let machine = MachineConfig { vcpu_count: 2, mem_size_mib: 1024, ..Default::default() };
+        let data = Drive { drive_id: "data".into(), path_on_host: Some("d.img".into()), ..Default::default() };
+        let root = Drive {
+            drive_id: "rootfs".into(),
+            path_on_host: Some("rootfs.ext4".into()),
+            is_root_device: true,
+            ..Default::default()
+        };
+        let net = NetworkInterface {
+            iface_id: "eth0".into(),
+            host_dev_name: "tap0".into(),
+            guest_mac: Some("AA:FC:00:00:00:01".into()),
+            ..Default::default()
+        };
+        let drives = [data, root];
+        let nets = [net];
+        let parts = Parts {
+            boot_source: Some(&boot),
+            machine: &machine,
+            drives: &drives,
+            nets: &nets,
+            balloon: None,
+            entropy: true,
+            sandbox: true,
+            id: "vm1",
+        };
+        let config = build(&parts).unwrap();
+        assert_eq!(config.kernel.cmdline, "console=ttyS0 root=/dev/vda rw");
+        assert_eq!((config.vcpu_count, config.mem_size), (2, 1 << 30));
+        assert_eq!(config.serial, Some(SerialConfig::Stdio));
+        assert!(config.i8042);
+        assert!(
+            matches!(&config.devices[0], DeviceConfig::Block(b) if b.id == "rootfs" && b.cache == CacheMode::Unsafe)
+        );
+        assert!(matches!(&config.devices[1], DeviceConfig::Block(b) if b.id == "data"));
+        assert!(matches!(&config.devices[2], DeviceConfig::Net(n) if n.mac == Some([0xaa, 0xfc, 0, 0, 0, 1])));
+        assert_eq!(config.devices[3], DeviceConfig::Rng);
+    }
+
+    #[test]
+    fn refusals_name_what_is_missing() {
+        let smt = MachineConfig { smt: true, ..Default::default() };
+        assert_eq!(
+            check_machine(&smt).unwrap_err().to_string(),
+            "smt (two hardware threads per core) is not supported by microvm."
+        );
+        assert!(matches!(
+            check_machine(&MachineConfig { vcpu_count: 0, ..Default::default() }),
+            Err(ConfigError::VcpuCount)
+        ));
+        assert!(matches!(parse_mac("AA:FC:00:00:00"), Err(ConfigError::Mac(_))));
+        assert!(matches!(parse_mac("AA:FC:00:00:00:01:02"), Err(ConfigError::Mac(_))));
+        let limited = NetworkInterface {
+            rx_rate_limiter: Some(RateLimiter { ops: Some(TokenBucket::default()), bandwidth: None }),
+            ..Default::default()
+        };
+        assert!(check_net(&limited, &[]).unwrap_err().to_string().contains("rate limiter"));
+        let unlimited = NetworkInterface { rx_rate_limiter: Some(RateLimiter::default()), ..Default::default() };
+        assert!(check_net(&unlimited, &[]).is_ok(), "an empty rate limiter limits nothing");
+    }
+}

@@ -1,0 +1,349 @@
+//! Firecracker's front end with real peers: `curl --unix-socket` calls in the order of
+//! Firecracker's getting-started guide against the built binary, a tiny guest booted by
+//! `InstanceStart` that shows on the 16550 and resets on `SendCtrlAltDel`, Firecracker's
+//! answers to bad input, and `--no-api --config-file`.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// What curl got: status and body (JSON when there is one).
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Answer {
+    fn fault(&self) -> &str {
+        self.body["fault_message"].as_str().unwrap_or_else(|| panic!("no fault_message in {}", self.body))
+    }
+}
+
+/// One request with curl over the API socket, as the getting-started guide makes them.
+fn curl(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Answer {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "20", "--unix-socket"]).arg(socket);
+    cmd.args(["-X", method, &format!("http://localhost{path}")]);
+    cmd.args(["-H", "Accept: application/json", "-w", "\n%{http_code}"]);
+    if let Some(body) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", body]);
+    }
+    let out = cmd.output().expect("run curl (the Firecracker API tests need curl)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let status: u16 = status.trim().parse().unwrap_or_else(|_| panic!("curl {method} {path}: {text:?} {out:?}"));
+    let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).expect("JSON body") };
+    Answer { status, body }
+}
+
+fn put(socket: &Path, path: &str, body: &str) -> Answer {
+    curl(socket, "PUT", path, Some(body))
+}
+
+fn wait_for_socket(path: &Path, vm: &mut Running) {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while UnixStream::connect(path).is_err() {
+        assert!(Instant::now() < deadline, "no API socket at {}", path.display());
+        if let Ok(Some(status)) = vm.child.try_wait() {
+            panic!("microvm exited before listening: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn firecracker(socket: &Path, extra: &[&str]) -> Running {
+    let mut cmd = microvm();
+    cmd.arg("--api-sock").arg(socket).args(["--id", "fc-test"]).args(extra);
+    Running::spawn(cmd)
+}
+
+/// The set 2 bytes of Ctrl, Alt, Delete pressed, then released in reverse order.
+const CTRL_ALT_DELETE_SET2: &[u8] = &[0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14];
+
+#[test]
+fn getting_started_sequence_boots_pauses_resumes_and_ctrl_alt_del_ends_it() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-getting-started");
+    let guest = tiny_guest::echo_keyboard_bytes_then_reset("ready\n", CTRL_ALT_DELETE_SET2.len() as u32);
+    let kernel = dir.file("vmlinux", &guest);
+    let rootfs = dir.file("rootfs.ext4", &[0u8; 4096]);
+    let socket = dir.path().join("firecracker.socket");
+    let mut vm = firecracker(&socket, &[]);
+    wait_for_socket(&socket, &mut vm);
+
+    let info = curl(&socket, "GET", "/", None);
+    assert_eq!(info.status, 200);
+    assert_eq!(info.body["state"], "Not started");
+    assert_eq!(info.body["id"], "fc-test");
+    assert_eq!(curl(&socket, "GET", "/version", None).body["firecracker_version"], "1.12.0");
+    let boot = json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0 reboot=k panic=1 pci=off" });
+    assert_eq!(put(&socket, "/boot-source", &boot.to_string()).status, 204);
+    let drive = json!({ "drive_id": "rootfs", "path_on_host": rootfs, "is_root_device": true, "is_read_only": false });
+    assert_eq!(put(&socket, "/drives/rootfs", &drive.to_string()).status, 204);
+    assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
+    let machine = curl(&socket, "GET", "/machine-config", None);
+    assert_eq!((machine.status, &machine.body["mem_size_mib"]), (200, &json!(32)));
+    assert_eq!(put(&socket, "/entropy", "{}").status, 204);
+    let metrics = dir.path().join("metrics.json");
+    assert_eq!(put(&socket, "/metrics", &json!({ "metrics_path": metrics }).to_string()).status, 204);
+    let again = put(&socket, "/metrics", &json!({ "metrics_path": metrics }).to_string());
+    assert_eq!(again.fault(), "Metrics error: Reinitialization of metrics not allowed.");
+    let config = curl(&socket, "GET", "/vm/config", None);
+    assert_eq!(config.body["drives"][0]["drive_id"], "rootfs");
+    assert_eq!(config.body["boot-source"]["boot_args"], "console=ttyS0 reboot=k panic=1 pci=off");
+
+    // Before boot: what needs a running VM, and what microvm does not do yet.
+    let paused = curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Paused"}"#));
+    assert_eq!(paused.status, 400);
+    assert_eq!(paused.fault(), "The requested operation is not supported before starting the microVM.");
+    let vsock = put(&socket, "/vsock", r#"{"guest_cid": 3, "uds_path": "/tmp/v.sock"}"#);
+    assert!(vsock.fault().contains("hybrid vsock"), "{}", vsock.fault());
+    let load = put(&socket, "/snapshot/load", r#"{"snapshot_path": "s", "mem_file_path": "m"}"#);
+    assert_eq!(load.fault(), "snapshots are not available yet in this build");
+
+    assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+    assert!(vm.wait_for_stdout(b"ready\n", RUN_TIMEOUT), "the guest did not show on the serial console");
+
+    // After boot, the API keeps answering, from the VM's event loop.
+    assert_eq!(curl(&socket, "GET", "/", None).body["state"], "Running");
+    assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Paused"}"#)).status, 204);
+    assert_eq!(curl(&socket, "GET", "/", None).body["state"], "Paused");
+    let snapshot = put(&socket, "/snapshot/create", r#"{"snapshot_path": "s", "mem_file_path": "m"}"#);
+    assert_eq!(snapshot.fault(), "snapshots are not available yet in this build");
+    assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Resumed"}"#)).status, 204);
+    let late = put(&socket, "/boot-source", &boot.to_string());
+    assert_eq!(late.status, 400);
+    assert_eq!(late.fault(), "The requested operation is not supported after starting the microVM.");
+    assert_eq!(curl(&socket, "GET", "/machine-config", None).body["vcpu_count"], 1);
+    assert_eq!(put(&socket, "/actions", r#"{"action_type": "FlushMetrics"}"#).status, 204);
+    let line: Value = serde_json::from_str(std::fs::read_to_string(&metrics).unwrap().trim()).unwrap();
+    assert!(line["utc_timestamp_ms"].as_u64().is_some(), "{line}");
+    assert_eq!(put(&socket, "/actions", r#"{"action_type": "SendCtrlAltDel"}"#).status, 204);
+
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert!(status.is_some(), "microvm did not exit after Ctrl-Alt-Del\n{}", out.describe());
+    let mut expected = b"ready\n".to_vec();
+    expected.extend_from_slice(CTRL_ALT_DELETE_SET2);
+    assert_clean_exit(&out, &expected);
+    assert!(!socket.exists(), "the API socket is removed at exit");
+}
+
+/// Malformed JSON, unknown fields, wrong types, oversized bodies, wrong methods: each gets
+/// Firecracker's status and a fault message, and the server keeps serving.
+#[test]
+fn bad_requests_get_firecrackers_answers() {
+    let dir = TempDir::new("fc-bad");
+    let socket = dir.path().join("api.sock");
+    let mut vm = firecracker(&socket, &["--http-api-max-payload-size", "1000", "--mmds-size-limit", "100"]);
+    wait_for_socket(&socket, &mut vm);
+    let cases: &[(&str, &str, Option<&str>, &str)] = &[
+        ("PUT", "/boot-source", Some("{"), "An error occurred when deserializing the json body of a request: EOF"),
+        ("PUT", "/boot-source", Some(r#"{"kernel_image_path": "k", "kernel": 1}"#), "unknown field `kernel`"),
+        ("PUT", "/machine-config", Some(r#"{"vcpu_count": "1", "mem_size_mib": 32}"#), "invalid type: string \"1\""),
+        ("PUT", "/machine-config", Some(r#"{"vcpu_count": 0, "mem_size_mib": 32}"#), "Machine config error"),
+        ("PUT", "/machine-config", Some(r#"{"vcpu_count": 2, "mem_size_mib": 32, "smt": true}"#), "smt"),
+        ("PUT", "/boot-source", None, "Empty PUT request."),
+        ("GET", "/nowhere", None, "Invalid request method and/or path: GET /nowhere."),
+        ("DELETE", "/drives/rootfs", None, "Unsupported HTTP method: DELETE."),
+        ("PUT", "/drives/a", Some(r#"{"drive_id": "b", "is_root_device": false}"#), "does not match"),
+        ("PUT", "/actions", Some(r#"{"action_type": "SendCtrlAltDel"}"#), "before starting the microVM"),
+        ("PUT", "/actions", Some(r#"{"action_type": "InstanceStart"}"#), "Missing boot source"),
+        ("PUT", "/cpu-config", Some("{}"), "custom CPU templates"),
+        ("PUT", "/metrics", Some(r#"{"metrics_path": "/nonexistent/m"}"#), "Metrics error: cannot open"),
+        ("PUT", "/actions", Some(r#"{"action_type": "FlushMetrics"}"#), "before starting the microVM"),
+    ];
+    for (method, path, body, expected) in cases {
+        let answer = curl(&socket, method, path, *body);
+        assert_eq!(answer.status, 400, "{method} {path}: {}", answer.body);
+        assert!(answer.fault().contains(expected), "{method} {path}: {:?} lacks {expected:?}", answer.fault());
+    }
+    let big = format!(r#"{{"kernel_image_path": "{}"}}"#, "k".repeat(2000));
+    let answer = put(&socket, "/boot-source", &big);
+    assert_eq!(answer.status, 400);
+    assert!(answer.fault().contains("is larger than the limit of 1000 allowed by server"), "{}", answer.fault());
+    let mmds = put(&socket, "/mmds", &json!({ "data": "z".repeat(200) }).to_string());
+    assert_eq!((mmds.status, mmds.fault()), (413, "The MMDS patch request doesn't fit."));
+    assert_eq!(curl(&socket, "GET", "/mmds", None).body, json!({}), "a refused store changes nothing");
+    // A stream that is not HTTP is answered and closed, never a hang.
+    let mut raw = UnixStream::connect(&socket).unwrap();
+    raw.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
+    raw.write_all(b"\x00\x01 not http\r\n\r\n").unwrap();
+    let mut text = String::new();
+    raw.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text:?}");
+    // Still serving, with keep-alive: two requests on one connection.
+    let mut raw = UnixStream::connect(&socket).unwrap();
+    raw.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
+    raw.write_all(b"GET /version HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    text.clear();
+    raw.read_to_string(&mut text).unwrap();
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text:?}");
+    // Idle keep-alive connections (client pools keep up to 20) do not lock new clients out.
+    let idle: Vec<UnixStream> = (0..24).map(|_| UnixStream::connect(&socket).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(curl(&socket, "GET", "/version", None).status, 200);
+    drop(idle);
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert!(status.is_some(), "{}", out.describe());
+    assert_no_panic(&out);
+}
+
+/// The connection that sends `InstanceStart` goes on to the running VM with what it holds:
+/// a request pipelined behind it is answered by the VM's event loop.
+#[test]
+fn a_request_pipelined_after_instance_start_is_answered_by_the_running_vm() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-pipelined");
+    let kernel = dir.file("vmlinux", &tiny_guest::serial_then_spin("spinning\n"));
+    let socket = dir.path().join("api.sock");
+    let mut vm = firecracker(&socket, &[]);
+    wait_for_socket(&socket, &mut vm);
+    assert_eq!(put(&socket, "/boot-source", &json!({ "kernel_image_path": kernel }).to_string()).status, 204);
+    assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
+    // More than 1 KiB: curl sends Expect: 100-continue and waits for 100 Continue.
+    let metadata = json!({ "latest": { "user-data": "x".repeat(3000) } });
+    assert_eq!(put(&socket, "/mmds", &metadata.to_string()).status, 204);
+    let mut raw = UnixStream::connect(&socket).unwrap();
+    raw.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
+    let start = r#"{"action_type": "InstanceStart"}"#;
+    let requests = format!(
+        "PUT /actions HTTP/1.1\r\nContent-Length: {}\r\n\r\n{start}GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        start.len()
+    );
+    raw.write_all(requests.as_bytes()).unwrap();
+    let mut text = String::new();
+    raw.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"), "{text:?}");
+    assert!(text.contains("HTTP/1.1 200 OK\r\n") && text.contains(r#""state":"Running""#), "{text:?}");
+    assert!(vm.wait_for_stdout(b"spinning\n", RUN_TIMEOUT));
+    let idle: Vec<UnixStream> = (0..24).map(|_| UnixStream::connect(&socket).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let stored = curl(&socket, "GET", "/mmds", None);
+    drop(idle);
+    assert_eq!(stored.body, metadata, "the MMDS store is kept across boot");
+    let too_big = json!({ "x": "y".repeat(60_000) });
+    let answer = curl(&socket, "PATCH", "/mmds", Some(&too_big.to_string()));
+    assert_eq!(answer.status, 400, "over the payload limit before the store's: {}", answer.body);
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert_eq!(status.and_then(|s| s.code()), Some(128 + libc::SIGTERM), "{}", out.describe());
+    assert_no_panic(&out);
+}
+
+#[test]
+fn no_api_config_file_boots_at_once() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-config-file");
+    let kernel = dir.file("vmlinux", &tiny_guest::serial_then_reset("hello from the config file\n"));
+    let config = json!({
+        "boot-source": { "kernel_image_path": kernel, "boot_args": "console=ttyS0" },
+        "drives": [],
+        "machine-config": { "vcpu_count": 1, "mem_size_mib": 32 },
+    });
+    let file = dir.file("vm.json", config.to_string().as_bytes());
+    let mut cmd = microvm();
+    cmd.args(["--no-api", "--config-file"]).arg(&file);
+    let out = run(cmd);
+    assert_clean_exit(&out, b"hello from the config file\n");
+}
+
+#[test]
+fn command_line_errors_are_one_line() {
+    let dir = TempDir::new("fc-cli");
+    let mut cmd = microvm();
+    cmd.args(["--api-sock", "/tmp/x.sock", "--seccomp-filter", "f.bpf"]);
+    assert_one_line_error(&run(cmd), &["--seccomp-filter"]);
+    let mut cmd = microvm();
+    cmd.args(["--no-api", "--id", "x"]);
+    assert_one_line_error(&run(cmd), &["--config-file"]);
+    let bad = dir.file("bad.json", br#"{"boot-source": {"kernel_image_path": "/nonexistent"}, "drives": []}"#);
+    let mut cmd = microvm();
+    cmd.args(["--no-api", "--config-file"]).arg(&bad);
+    assert_one_line_error(&run(cmd), &["kernel file"]);
+    let vsock = dir.file(
+        "vsock.json",
+        br#"{"boot-source": {"kernel_image_path": "/dev/null"}, "drives": [], "vsock": {"guest_cid": 3, "uds_path": "v"}}"#,
+    );
+    let mut cmd = microvm();
+    cmd.args(["--no-api", "--config-file"]).arg(&vsock);
+    assert_one_line_error(&run(cmd), &["vsock"]);
+}
+
+/// Called `firecracker` (a link), the binary takes Firecracker's `--version` and `--help`;
+/// called `microvm`, those stay QEMU's.
+#[test]
+fn the_program_name_selects_the_front_end() {
+    let dir = TempDir::new("fc-name");
+    let link = dir.path().join("firecracker");
+    std::os::unix::fs::symlink(microvm_path(), &link).unwrap();
+    let mut cmd = microvm_at(&link);
+    cmd.arg("--version");
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", out.describe());
+    assert!(out.stdout_lossy().starts_with("Firecracker v1.12.0\n"), "{}", out.describe());
+    let mut cmd = microvm_at(&link);
+    cmd.arg("--help");
+    assert!(run(cmd).stdout_lossy().contains("--api-sock PATH"));
+    let mut cmd = microvm();
+    cmd.arg("--version");
+    assert!(run(cmd).stdout_lossy().starts_with("QEMU emulator version"));
+}
+
+/// `InstanceStart` that cannot build the VM answers 400 and leaves the API serving: the
+/// configuration can be corrected and started again; and the process still ends on
+/// SIGTERM (the failed set-up had blocked it for the VM's signalfd).
+#[test]
+fn a_failed_instance_start_can_be_corrected_or_stopped() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-failed-start");
+    let kernel = dir.file("vmlinux", &tiny_guest::serial_then_reset("second try\n"));
+    let boot = json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" }).to_string();
+    for correct in [true, false] {
+        let socket = dir.path().join(format!("api-{correct}.sock"));
+        let mut vm = firecracker(&socket, &[]);
+        wait_for_socket(&socket, &mut vm);
+        let image = dir.file("disk.img", &[0u8; 4096]);
+        let drive = json!({ "drive_id": "data", "path_on_host": image, "is_root_device": false }).to_string();
+        assert_eq!(put(&socket, "/boot-source", &boot).status, 204);
+        assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
+        assert_eq!(put(&socket, "/drives/data", &drive).status, 204);
+        std::fs::remove_file(&image).unwrap();
+        let failed = put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#);
+        assert_eq!(failed.status, 400);
+        assert!(failed.fault().starts_with("Start microvm error: "), "{}", failed.fault());
+        assert_eq!(curl(&socket, "GET", "/", None).body["state"], "Not started");
+        let started = vm.started;
+        if correct {
+            let image = dir.file("disk.img", &[0u8; 4096]);
+            let drive = json!({ "drive_id": "data", "path_on_host": image, "is_root_device": false });
+            assert_eq!(put(&socket, "/drives/data", &drive.to_string()).status, 204);
+            assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+            let (status, out) = vm.wait(RUN_TIMEOUT, started);
+            assert!(status.is_some(), "{}", out.describe());
+            assert_clean_exit(&out, b"second try\n");
+        } else {
+            vm.signal(libc::SIGTERM);
+            let (status, out) = vm.wait(RUN_TIMEOUT, started);
+            assert!(status.is_some(), "SIGTERM did not end the waiting process\n{}", out.describe());
+            assert_no_panic(&out);
+        }
+    }
+}
