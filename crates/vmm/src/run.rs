@@ -11,6 +11,7 @@ use crate::exit::VmExit;
 use crate::guest_changes::GuestChanges;
 use crate::monitor::{Facts, VmControl};
 use crate::serial::{drain, SerialChardev};
+use crate::startup::step;
 use crate::state::RunState;
 use crate::vcpu::{install_kick_handler, GuestErrorLog, VcpuContext, VcpuThreadOptions};
 use crate::vm::{address_map, Vm};
@@ -86,6 +87,7 @@ impl Vm {
             )),
             None => None,
         };
+        step("main loop");
         let sandbox = Arc::new(Sandbox::new(config.sandbox)?);
         // Every thread (main, virtio, vCPUs) meets here once under its filter: no guest
         // instruction runs, and no guest-driven work is served, before all are confined.
@@ -111,8 +113,10 @@ impl Vm {
             let name = if config.debug_threads { format!("CPU {id}/KVM") } else { format!("vcpu{id}") };
             handles.push(vcpu.spawn(ctx.clone(), VcpuThreadOptions { name, parked: config.start_paused })?);
         }
+        step("threads");
         // The last thread to be confined; then the vCPUs may enter the guest.
         let confined = ctx.sandbox.enter(ThreadKind::Main);
+        step("main filter");
         ctx.start_gate.wait();
         if let Err(e) = confined {
             exit.notify(VmExit::DeviceError(e.to_string()));
@@ -150,6 +154,7 @@ impl Vm {
             }
         };
         let guest_exit = clock.elapsed();
+        step("guest ended");
         {
             let mut controller = lock(&controller);
             // Guest memory is unmapped when this function returns: every vCPU must be out
@@ -157,6 +162,7 @@ impl Vm {
             controller.vm.machine.teardown();
             controller.monitors.flush_before_exit();
         }
+        step("teardown");
         if let Some(chardev) = &serial_chardev {
             drain(chardev, SERIAL_DRAIN_TIMEOUT);
         }

@@ -15,7 +15,7 @@ use crate::power::{create_power_devices, tables_region, write_tables, PowerDevic
 use crate::rtc::{create_rtc, RtcTicker};
 use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
-use crate::startup::StartupClock;
+use crate::startup::{step, StartupClock};
 use crate::vcpu::{CpuidTemplate, Vcpu};
 use crate::virtio_devices::{create_devices, DeviceInventory};
 use crate::Error;
@@ -102,14 +102,18 @@ impl Vm {
         validate(config)?;
         // Before any thread exists, so that every thread inherits the mask.
         let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
+        step("signals");
         let kvm = open_kvm(&kvm_device_path())?;
         let vm = create_vm(&kvm)?;
+        step("KVM_CREATE_VM");
         let mem = create_guest_memory(config.mem_size, &config.memory)?;
         if config.mem_lock {
             lock_guest_memory(&mem)?;
         }
         register_memory(&vm, &mem)?;
+        step("memory");
         create_irqchip(&vm, config.machine.pit)?;
+        step("irqchip");
 
         let exit = Arc::new(ExitNotifier::new().map_err(io_err("cannot create the exit event"))?);
         let reset = EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create the reset event"))?;
@@ -157,6 +161,7 @@ impl Vm {
             let inventory = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop, &mut muxes)?;
             (Some(event_loop), inventory)
         };
+        step("devices");
         let device_entries = &inventory.cmdline_entries;
         let auto_entries: &[String] = if config.machine.auto_kernel_cmdline { device_entries } else { &[] };
         let cmdline = build_cmdline(&config.kernel.cmdline, auto_entries)?;
@@ -171,9 +176,12 @@ impl Vm {
             write_identity_page_tables(&mem)?;
         }
 
+        step("kernel");
         let vcpus = create_vcpus(&kvm, &vm, config.vcpu_count, entry, &config.cpu)?;
+        step("vcpus");
         // Last: a monitor with wait=on blocks here until its client connects.
         let monitors = MonitorServer::open(&config.monitors)?;
+        step("monitors");
         let clock = Arc::new(StartupClock::new(start, config.report_start_time));
         Ok(Vm {
             vcpus,
