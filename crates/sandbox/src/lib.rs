@@ -75,5 +75,6 @@ pub fn program(kind: ThreadKind) -> &'static [seccompiler::sock_filter] {
         ThreadKind::Main => programs::MAIN,
         ThreadKind::Vcpu => programs::VCPU,
         ThreadKind::Virtio => programs::VIRTIO,
+        ThreadKind::Solo => programs::SOLO,
     }
 }

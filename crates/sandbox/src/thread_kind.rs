@@ -10,16 +10,21 @@ pub enum ThreadKind {
     Vcpu,
     /// The virtio device thread.
     Virtio,
+    /// The main thread running the only vCPU itself: a command line with one vCPU and
+    /// nothing for an event loop to serve (no devices, monitors, serial port or timers)
+    /// needs no second thread.
+    Solo,
 }
 
 impl ThreadKind {
-    pub const ALL: [ThreadKind; 3] = [ThreadKind::Main, ThreadKind::Vcpu, ThreadKind::Virtio];
+    pub const ALL: [ThreadKind; 4] = [ThreadKind::Main, ThreadKind::Vcpu, ThreadKind::Virtio, ThreadKind::Solo];
 
     pub fn name(self) -> &'static str {
         match self {
             ThreadKind::Main => "main",
             ThreadKind::Vcpu => "vcpu",
             ThreadKind::Virtio => "virtio",
+            ThreadKind::Solo => "solo",
         }
     }
 }

@@ -125,3 +125,13 @@ fn virtio_filter_kills_a_new_socket() {
 fn virtio_filter_kills_an_executable_mapping() {
     assert_killed_naming(ThreadKind::Virtio, mmap_exec, "mmap");
 }
+
+#[test]
+fn solo_filter_kills_an_open() {
+    assert_killed_naming(ThreadKind::Solo, openat, "openat");
+}
+
+#[test]
+fn solo_filter_kills_an_ioctl_other_than_its_kvm_requests() {
+    assert_killed_naming(ThreadKind::Solo, ioctl_tcgets, "ioctl");
+}

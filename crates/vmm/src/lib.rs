@@ -25,6 +25,7 @@ mod rtc;
 mod run;
 mod serial;
 mod signals;
+pub mod solo;
 pub mod startup;
 pub mod state;
 mod threads;
