@@ -95,7 +95,10 @@ impl Vcpu {
     ) -> Result<Vec<&'static str>, VcpuError> {
         let id = self.id;
         let err = |what| move |source| VcpuError::Setup { id, what, source };
-        let mut entries = cpuid.supported.clone();
+        // Room for the one leaf patch_cpuid may add: growing the copy would be one more
+        // allocation and copy, and musl maps and unmaps each new one here (docs/start-path.md).
+        let mut entries = Vec::with_capacity(cpuid.supported.len() + 1);
+        entries.extend_from_slice(&cpuid.supported);
         let params =
             CpuidParams { vcpu_id: id, vcpu_count: count, tsc_khz: cpuid.tsc_khz, tsc_deadline: cpuid.tsc_deadline };
         patch_cpuid(&mut entries, &params);
