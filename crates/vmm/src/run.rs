@@ -1,6 +1,8 @@
 //! Running a built VM: its threads start, the main thread becomes the event loop (the
 //! controller: VM end, monitors; the serial console's stdin; the CMOS clock's timer),
-//! and when the VM ends every thread is stopped and joined before guest memory goes.
+//! and when the VM ends every thread is stopped and joined before guest memory goes. A
+//! command line with one vCPU and nothing for that loop to serve runs in solo mode instead
+//! (`solo.rs`: the main thread runs the vCPU).
 
 use crate::boot_trace::BootTimes;
 use crate::boot_trace::BootTraceConfig;
