@@ -69,6 +69,10 @@ fn run(launch: Launch, start: Instant) -> ExitCode {
     if std::env::var_os(REPORT_START_TIME_ENV).is_some_and(|v| v == "1") {
         config.report_start_time = true;
     }
+    if config.report_start_time {
+        vmm::startup::record_steps();
+        vmm::startup::step("exec to command line parsed");
+    }
     // Names resolve while /etc is reachable; the inherited descriptors are noted before
     // microvm opens any (the -D file included).
     let jail = match jail.as_ref().map(Jail::prepare).transpose() {
@@ -127,6 +131,10 @@ fn run(launch: Launch, start: Instant) -> ExitCode {
     }
     let outcome = vm.run();
     drop(pidfile);
+    vmm::startup::step("VM dropped");
+    if let Some(line) = vmm::startup::steps_line() {
+        eprintln!("{line}");
+    }
     exit_status(outcome)
 }
 

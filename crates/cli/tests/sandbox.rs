@@ -1,6 +1,6 @@
 //! The sandbox seen from outside a running microvm: with the defaults every thread (main,
-//! vCPUs, virtio) runs under a seccomp filter with no_new_privs; with `-sandbox off` none
-//! does. And the report of `-M microvm,dump-seccomp` for the proposal's two command lines.
+//! vCPUs, virtio, or the one solo thread) runs under a seccomp filter with no_new_privs;
+//! with `-sandbox off` none does. And the report of `-M microvm,dump-seccomp` for the proposal's two command lines.
 
 mod common;
 
@@ -57,6 +57,34 @@ fn every_thread_is_filtered_by_default() {
     assert_eq!(our_threads(&threads), ["microvm", "vcpu0", "vcpu1", "virtio"], "{threads:?}");
     for (name, seccomp, nnp) in &threads {
         assert_eq!((seccomp.as_str(), nnp.as_str()), ("2", "1"), "thread {name}: {threads:?}");
+    }
+}
+
+/// One vCPU and nothing for an event loop to serve: the main thread runs the vCPU itself
+/// (solo mode), under the `solo` filter, and a stop signal still ends the VM in order.
+#[test]
+fn a_solo_vm_is_one_filtered_thread_and_ends_on_a_signal() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    for (guest, signal) in [(tiny_guest::spin_forever(), libc::SIGTERM), (tiny_guest::halt_forever(), libc::SIGINT)] {
+        let dir = TempDir::new("seccomp-solo");
+        let kernel = dir.file("guest.elf", &guest);
+        let mut cmd = microvm();
+        cmd.args(["-M", "microvm", "-m", "32m", "-nodefaults", "-kernel"]).arg(&kernel);
+        let vm = Running::spawn(cmd);
+        // No serial port to say it runs: give it the time a start takes, many times over.
+        std::thread::sleep(Duration::from_millis(300));
+        let threads = thread_confinement(vm.child.id());
+        vm.signal(signal);
+        let started = vm.started;
+        let (status, out) = vm.wait(Duration::from_secs(5), started);
+        assert!(status.is_some(), "microvm did not end on signal {signal}\n{}", out.describe());
+        assert_eq!(out.status.code(), Some(128 + signal), "\n{}", out.describe());
+        assert_eq!(our_threads(&threads), ["microvm"], "{threads:?}");
+        for (name, seccomp, nnp) in &threads {
+            assert_eq!((seccomp.as_str(), nnp.as_str()), ("2", "1"), "thread {name}: {threads:?}");
+        }
     }
 }
 
@@ -130,9 +158,15 @@ fn dump_seccomp_counts_for_the_legacy_mode_line() {
 
 #[test]
 fn dump_seccomp_without_devices_has_no_virtio_thread() {
+    assert_eq!(report_counts(&["-kernel", "/k", "-smp", "2", "-M", "microvm,dump-seccomp"]), PROPOSAL_COUNTS[..2]);
+}
+
+/// One vCPU and nothing else: the main thread runs it (solo mode), under its own list.
+#[test]
+fn dump_seccomp_of_a_solo_line() {
     assert_eq!(
         report_counts(&["-kernel", "/k", "-M", "microvm,dump-seccomp"]),
-        PROPOSAL_COUNTS[..2].iter().map(|l| l.replace("threads (2)", "thread (1)")).collect::<Vec<_>>()
+        ["solo thread (1): 27 system calls, 6 of them with argument conditions"]
     );
 }
 

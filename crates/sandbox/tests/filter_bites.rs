@@ -10,13 +10,13 @@ use std::os::fd::{FromRawFd, OwnedFd};
 /// Runs `call` in a forked child under `kind`'s filter; returns how the child ended and
 /// what it wrote on stderr.
 fn in_filtered_child(kind: ThreadKind, call: fn() -> i64) -> (libc::c_int, String) {
-    // Compiled before the fork: the child only installs and calls.
-    let sandbox = Sandbox::new(true).expect("compile the filters");
+    // The SIGSYS handler is set before the fork: the child only installs and calls.
+    let sandbox = Sandbox::new(true).expect("install the SIGSYS handler");
     let mut pipe = [0; 2];
     // SAFETY: pipe2 writes two descriptors into the array.
     assert_eq!(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: the child only makes system calls (dup2, prctl, seccomp, the call, _exit);
-    // the filter's compilation and all allocation happened before the fork.
+    // the filters are static data and all allocation happened before the fork.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
@@ -124,4 +124,14 @@ fn virtio_filter_kills_a_new_socket() {
 #[test]
 fn virtio_filter_kills_an_executable_mapping() {
     assert_killed_naming(ThreadKind::Virtio, mmap_exec, "mmap");
+}
+
+#[test]
+fn solo_filter_kills_an_open() {
+    assert_killed_naming(ThreadKind::Solo, openat, "openat");
+}
+
+#[test]
+fn solo_filter_kills_an_ioctl_other_than_its_kvm_requests() {
+    assert_killed_naming(ThreadKind::Solo, ioctl_tcgets, "ioctl");
 }

@@ -27,6 +27,7 @@ mod run;
 mod serial;
 mod signals;
 pub mod snapshot;
+pub mod solo;
 pub mod startup;
 pub mod state;
 mod threads;

@@ -1,8 +1,11 @@
 //! Running a built VM: its threads start, the main thread becomes the event loop (the
 //! controller: VM end, monitors; the serial console's stdin; the CMOS clock's timer),
-//! and when the VM ends every thread is stopped and joined before guest memory goes.
+//! and when the VM ends every thread is stopped and joined before guest memory goes. A
+//! command line with one vCPU and nothing for that loop to serve runs in solo mode instead
+//! (`solo.rs`: the main thread runs the vCPU).
 
 use crate::boot_trace::BootTimes;
+use crate::boot_trace::BootTraceConfig;
 use crate::control::Machine;
 use crate::device_registry::DeviceHandle;
 use crate::device_thread::DeviceThread;
@@ -11,24 +14,34 @@ use crate::exit::VmExit;
 use crate::guest_changes::GuestChanges;
 use crate::monitor::{Facts, VmControl};
 use crate::serial::{drain, SerialChardev};
+use crate::startup::step;
+use crate::startup::StartupClock;
 use crate::state::RunState;
 use crate::vcpu::{install_kick_handler, GuestErrorLog, VcpuContext, VcpuThreadOptions};
 use crate::vm::{address_map, Vm};
 use crate::Error;
+use devices::debug_port::GuestCheckpoints;
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use sandbox::{Sandbox, ThreadKind};
+use std::fs::File;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Barrier, Mutex};
 
 /// How long guest serial output may take to reach a slow peer at the end.
 const SERIAL_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 type MainLoop = EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>;
+/// `-trace-boot`: what to write, and the checkpoints the guest reached.
+pub(crate) type BootTrace = (BootTraceConfig, Arc<GuestCheckpoints>);
 
 impl Vm {
     /// Runs the guest until it ends; returns why it ended. With `-S` the vCPUs wait in
     /// prelaunch until a monitor sends `cont`.
     pub fn run(self) -> Result<VmExit, Error> {
+        if crate::solo::runs_solo(&self.config) {
+            return self.run_solo();
+        }
         let Vm {
             vcpus,
             snapshotter,
@@ -78,14 +91,8 @@ impl Vm {
             crate::address_map::format_mtree(&address_map(config.mem_size, config.machine.pit, &pio, &mmio, &power))
         };
 
-        // Files written at exit are opened now: the main thread's filter has no open.
-        let trace_json = match boot_trace.as_ref().and_then(|(trace, _)| trace.json.as_ref()) {
-            Some(path) => Some((
-                path.clone(),
-                std::fs::File::create(path).map_err(|source| Error::Report { path: path.clone(), source })?,
-            )),
-            None => None,
-        };
+        let trace_json = open_trace_json(&boot_trace)?;
+        step("main loop");
         let sandbox = Arc::new(Sandbox::new(config.sandbox)?);
         // Every thread (main, virtio, vCPUs) meets here once under its filter: no guest
         // instruction runs, and no guest-driven work is served, before all are confined.
@@ -111,8 +118,10 @@ impl Vm {
             let name = if config.debug_threads { format!("CPU {id}/KVM") } else { format!("vcpu{id}") };
             handles.push(vcpu.spawn(ctx.clone(), VcpuThreadOptions { name, parked: config.start_paused })?);
         }
+        step("threads");
         // The last thread to be confined; then the vCPUs may enter the guest.
         let confined = ctx.sandbox.enter(ThreadKind::Main);
+        step("main filter");
         ctx.start_gate.wait();
         if let Err(e) = confined {
             exit.notify(VmExit::DeviceError(e.to_string()));
@@ -156,6 +165,7 @@ impl Vm {
             }
         };
         let guest_exit = clock.elapsed();
+        step("guest ended");
         {
             let mut controller = lock(&controller);
             // Guest memory is unmapped when this function returns: every vCPU must be out
@@ -163,6 +173,7 @@ impl Vm {
             controller.vm.machine.teardown();
             controller.monitors.flush_before_exit();
         }
+        step("teardown");
         if let Some(chardev) = &serial_chardev {
             drain(chardev, SERIAL_DRAIN_TIMEOUT);
         }
@@ -170,11 +181,20 @@ impl Vm {
             mux.drain(SERIAL_DRAIN_TIMEOUT);
         }
         let _ = std::io::stdout().flush();
-        if let Some((_, checkpoints)) = &boot_trace {
-            let times = BootTimes::new(clock.first_run().map(|f| f.wall), checkpoints, Some(guest_exit));
-            report_boot_times(&times, trace_json)?;
-        }
+        report_boot_times(&boot_trace, &clock, guest_exit, trace_json)?;
         outcome
+    }
+}
+
+/// The boot trace's JSON file, opened now: files written at exit must be opened before
+/// the main thread's filter (which has no open).
+pub(crate) fn open_trace_json(boot_trace: &Option<BootTrace>) -> Result<Option<(PathBuf, File)>, Error> {
+    match boot_trace.as_ref().and_then(|(trace, _)| trace.json.as_ref()) {
+        Some(path) => {
+            let file = File::create(path).map_err(|source| Error::Report { path: path.clone(), source })?;
+            Ok(Some((path.clone(), file)))
+        }
+        None => Ok(None),
     }
 }
 
@@ -182,7 +202,15 @@ fn lock(controller: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller>
     controller.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn report_boot_times(times: &BootTimes, json: Option<(std::path::PathBuf, std::fs::File)>) -> Result<(), Error> {
+/// With `-trace-boot`, the boot times: logged, and written to the JSON file if asked.
+pub(crate) fn report_boot_times(
+    boot_trace: &Option<BootTrace>,
+    clock: &StartupClock,
+    guest_exit: std::time::Duration,
+    json: Option<(PathBuf, File)>,
+) -> Result<(), Error> {
+    let Some((_, checkpoints)) = boot_trace else { return Ok(()) };
+    let times = BootTimes::new(clock.first_run().map(|f| f.wall), checkpoints, Some(guest_exit));
     log::info!(target: devices::NOTICE, "{}", times.table().trim_end_matches('\n'));
     if let Some((path, mut file)) = json {
         file.write_all(times.json().as_bytes()).map_err(|source| Error::Report { path, source })?;

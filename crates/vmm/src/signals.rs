@@ -53,6 +53,27 @@ impl StopSignals {
     }
 }
 
+/// The calling thread's signal mask without the stop signals, as the kernel's 64-bit set:
+/// what a vCPU run on this thread blocks in KVM_RUN, so that a stop signal arriving then
+/// ends KVM_RUN with EINTR (and, blocked again on return, waits in the signalfd).
+pub fn guest_mask() -> io::Result<[u8; 8]> {
+    // SAFETY: sigset_t is plain data; all-zero is a valid value, filled in below.
+    let mut current: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new set only reads the mask into `current`.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut current) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    for sig in STOP_SIGNALS {
+        // SAFETY: sigdelset writes only the set we own; the signals are valid.
+        unsafe { libc::sigdelset(&mut current, sig) };
+    }
+    // The kernel's set is the first 64 bits of the C library's (both glibc and musl keep
+    // signal n in bit n - 1 of the first words, little-endian).
+    // SAFETY: sigset_t is at least 8 bytes of plain data on x86_64 (128 in both libcs).
+    Ok(unsafe { std::ptr::read_unaligned((&current as *const libc::sigset_t).cast::<[u8; 8]>()) })
+}
+
 impl AsRawFd for StopSignals {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

@@ -1,7 +1,46 @@
-//! Start-up timing: how long from process start to the first KVM_RUN.
+//! Start-up timing: how long from process start to the first KVM_RUN, and with
+//! `--report-start-time` the process CPU at each step of the start and exit paths, so a
+//! change to either can be measured step by step (docs/start-path.md).
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Whether [`step`] records (`--report-start-time`); off, a step costs one atomic load.
+static STEPS_ON: AtomicBool = AtomicBool::new(false);
+/// (step, process CPU since exec when it ended), in the order they ended.
+static STEPS: Mutex<Vec<(&'static str, Duration)>> = Mutex::new(Vec::new());
+
+/// Starts recording steps.
+pub fn record_steps() {
+    STEPS_ON.store(true, Ordering::Relaxed);
+}
+
+/// Notes that `name` has just ended (process CPU since exec), if steps are recorded.
+pub fn step(name: &'static str) {
+    if STEPS_ON.load(Ordering::Relaxed) {
+        let cpu = process_cpu_time();
+        STEPS.lock().unwrap_or_else(|p| p.into_inner()).push((name, cpu));
+    }
+}
+
+/// The recorded steps as one line: each step's own CPU, µs (the first since exec).
+pub fn steps_line() -> Option<String> {
+    if !STEPS_ON.load(Ordering::Relaxed) {
+        return None;
+    }
+    let steps = STEPS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut last = Duration::ZERO;
+    let parts: Vec<String> = steps
+        .iter()
+        .map(|&(name, cpu)| {
+            let own = cpu.saturating_sub(last);
+            last = cpu;
+            format!("{name} {}", own.as_micros())
+        })
+        .collect();
+    Some(format!("microvm: start steps, us of process CPU each: {}; total {}", parts.join(", "), last.as_micros()))
+}
 
 /// Times taken when the boot vCPU first enters the guest.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +65,7 @@ impl StartupClock {
     /// Called by the boot vCPU just before its first KVM_RUN.
     pub fn mark_first_run(&self) {
         let mark = FirstRun { wall: self.start.elapsed(), cpu: process_cpu_time() };
+        step("to first KVM_RUN");
         if self.first_run.set(mark).is_ok() && self.report {
             log::info!(
                 target: devices::NOTICE,
@@ -74,5 +114,17 @@ mod tests {
         clock.mark_first_run();
         assert_eq!(clock.first_run().unwrap().wall, first.wall);
         assert!(first.cpu > Duration::ZERO);
+    }
+
+    #[test]
+    fn steps_are_reported_in_order_once_recorded() {
+        step("before recording");
+        record_steps();
+        step("one");
+        step("two");
+        let line = steps_line().unwrap();
+        assert!(line.starts_with("microvm: start steps, us of process CPU each: "), "{line}");
+        let (one, two) = (line.find("one ").unwrap(), line.find("two ").unwrap());
+        assert!(one < two && !line.contains("before recording"), "{line}");
     }
 }

@@ -19,7 +19,7 @@ use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
 use crate::snapshot::memory_file::{map_memory, read_memory};
 use crate::snapshot::{LoadedSnapshot, MachineShape, SnapshotError, Snapshotter};
-use crate::startup::StartupClock;
+use crate::startup::{step, StartupClock};
 use crate::vcpu::{CpuidTemplate, Vcpu, XsaveFits};
 use crate::virtio_devices::{create_devices, DeviceInventory};
 use crate::Error;
@@ -120,14 +120,18 @@ impl Vm {
             config.incoming.as_ref().map(|source| crate::snapshot::load(source, &shape, shared_memory)).transpose()?;
         // Before any thread exists, so that every thread inherits the mask.
         let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
+        step("signals");
         let kvm = open_kvm(&kvm_device_path())?;
         let vm = create_vm(&kvm)?;
+        step("KVM_CREATE_VM");
         let mem = guest_memory(config, incoming.as_ref())?;
         if config.mem_lock {
             lock_guest_memory(&mem)?;
         }
         register_memory(&vm, &mem)?;
+        step("memory");
         create_irqchip(&vm, config.machine.pit)?;
+        step("irqchip");
 
         let exit = Arc::new(ExitNotifier::new().map_err(io_err("cannot create the exit event"))?);
         let reset = EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create the reset event"))?;
@@ -175,13 +179,16 @@ impl Vm {
             let inventory = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop, &mut muxes)?;
             (Some(event_loop), inventory)
         };
+        step("devices");
         let restored = incoming.is_some();
         let vcpus = match incoming {
             None => boot(config, &kvm, &vm, &mem, &inventory, &mut power)?,
             Some(snapshot) => restore(snapshot, &kvm, &vm, &mut power)?,
         };
+        step("vcpus");
         // Last: a monitor with wait=on blocks here until its client connects.
         let monitors = MonitorServer::open(&config.monitors)?;
+        step("monitors");
         let clock = Arc::new(StartupClock::new(start, config.report_start_time));
         let acpi_tables = power.tables.map(|t| (t.rsdp_address, t.end));
         Ok(Vm {
@@ -257,6 +264,7 @@ fn boot(
     if let BootEntry::Linux64 { .. } = entry {
         write_identity_page_tables(mem)?;
     }
+    step("kernel");
     create_vcpus(kvm, vm, config.vcpu_count, entry, &config.cpu)
 }
 

@@ -7,7 +7,8 @@
 //!   nested rig, or directly where /dev/kvm boots Linux (boot.rs, scenarios/bench-boot.sh);
 //! - I/O: virtio-blk and virtio-net figures (`xtask::bench_io`, its own rig boot);
 //! - QMP: round trips, stop/cont to event, the monitor's memory (qmp.rs);
-//! - sandbox: start CPU with the seccomp filters on and off (sandbox.rs);
+//! - sandbox: start CPU with the seccomp filters on and off, against the floor program's
+//!   (the same KVM calls and nothing else, floor.c), as microvm/floor (sandbox.rs);
 //! - power: the cloud kernel with acpi=on against acpi=off and QEMU's microvm,acpi=on, to
 //!   the init marker and to exit after poweroff (power.rs, scenarios/bench-power.sh).
 //!
@@ -90,7 +91,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let out = if opts.quick { dir.join("quick") } else { host::repo_root().join("docs/benchmarks") };
     host::mkdir(&out)?;
-    eprintln!("[bench] sandbox: {runs} runs each of -sandbox on and off");
+    eprintln!("[bench] sandbox: {runs} rounds of -sandbox on, off and the floor program");
     let mut text = report::markdown(&results);
     match sandbox::run(&vmms[0], &guests, runs) {
         Ok(figures) => text = report::splice_section(&text, "sandbox", &sandbox::markdown(&figures, runs)),

@@ -1,68 +1,121 @@
-//! The seccomp filters' cost at start: microvm with `-sandbox on` (the default) against
-//! `-sandbox off`, same tiny guest (it triple-faults at once, so the VM ends): process CPU
-//! from exec to the first KVM_RUN (`--report-start-time`) and from exec to exit (wait4's
-//! rusage), and wall exec to exit; the two modes alternate so drift hits both alike.
+//! The start run against its floor (issue 19), with the seccomp filters on and off: the
+//! tiny guest (it triple-faults at once, so the VM ends) under microvm with `-sandbox on`
+//! (the default) and `-sandbox off`, and under `kvm-floor` (floor.c: the same KVM calls
+//! microvm makes for this guest and nothing else). Process CPU from exec to the first
+//! KVM_RUN (`--report-start-time`) and from exec to exit (wait4's rusage), wall exec to
+//! exit. The three run in turn, the order rotating every round, so drift of the shared
+//! machine hits all alike; microvm/floor is the median of each round's own ratio.
 //! Firecracker's published target for its start (to API socket) is 8 CPU ms.
 
 use super::local::{cpu_to_first_run_ms, wait4, Guests, Vmm};
 use super::median;
 use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// Medians of one mode, ms.
+/// Medians of one mode, ms (CPU to the first KVM_RUN: microvm only).
 #[derive(Clone, Copy, Debug)]
 pub struct Figures {
     pub cpu_to_run: f64,
     pub cpu_to_exit: f64,
     pub wall_to_exit: f64,
+    /// Median over the rounds of this mode's CPU to exit over the floor's in the same round.
+    pub over_floor: f64,
 }
 
-const MODES: [&str; 2] = ["on", "off"];
+/// What one round runs: microvm with each `-sandbox` mode, then the floor.
+const MODES: [&str; 3] = ["on", "off", "floor"];
 
-pub fn run(microvm: &Vmm, g: &Guests, runs: usize) -> Result<[Figures; 2], String> {
-    let mut samples: [Vec<(f64, f64, f64)>; 2] = Default::default();
+/// One run: (CPU to first KVM_RUN, CPU to exit, wall to exit), ms.
+type Sample = (f64, f64, f64);
+
+pub fn run(microvm: &Vmm, g: &Guests, runs: usize) -> Result<[Figures; 3], String> {
+    let floor = build_floor(g.exit.parent().ok_or("the guest has no directory")?)?;
+    let mut samples: [Vec<Sample>; 3] = Default::default();
     let err_path = g.exit.with_extension("sandbox.stderr");
-    // One warm-up run each, then alternate.
+    // One warm-up round, then `runs` rounds.
     for round in 0..=runs {
-        for (mode, s) in MODES.iter().zip(samples.iter_mut()) {
+        for i in 0..MODES.len() {
+            let mode = (round + i) % MODES.len();
             let err = File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
-            let mut c = microvm.command(&g.exit);
-            c.args(["-sandbox", mode, "--report-start-time"]).stderr(err);
-            let start = Instant::now();
-            let child = c.spawn().map_err(|e| format!("microvm: {e}"))?;
-            let (status, usage) = wait4(child.id())?;
-            let wall = super::ms(start.elapsed());
-            let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
-            if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-                return Err(format!("microvm -sandbox {mode} failed (wait status {status:#x}): {stderr}"));
-            }
-            let tv = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
-            let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
-            let to_run = cpu_to_first_run_ms(&stderr).ok_or(format!("no start time reported: {stderr}"))?;
+            let mut c = if MODES[mode] == "floor" {
+                let mut c = Command::new(&floor);
+                c.arg(&g.exit).stdin(Stdio::null()).stdout(Stdio::null());
+                c
+            } else {
+                let mut c = microvm.command(&g.exit);
+                c.args(["-sandbox", MODES[mode], "--report-start-time"]);
+                c
+            };
+            c.stderr(err);
+            let sample = run_one(&mut c, &err_path, MODES[mode])?;
             if round > 0 {
-                s.push((to_run, cpu, wall));
+                samples[mode].push(sample);
             }
         }
     }
     let _ = std::fs::remove_file(&err_path);
+    let floor_cpu: Vec<f64> = samples[2].iter().map(|s| s.1).collect();
     Ok(samples.map(|s| {
-        let m = |f: fn(&(f64, f64, f64)) -> f64| median(&s.iter().map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN);
-        Figures { cpu_to_run: m(|s| s.0), cpu_to_exit: m(|s| s.1), wall_to_exit: m(|s| s.2) }
+        let m = |f: fn(&Sample) -> f64| median(&s.iter().map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN);
+        let ratios: Vec<f64> = s.iter().zip(&floor_cpu).map(|(s, f)| s.1 / f).collect();
+        Figures {
+            cpu_to_run: m(|s| s.0),
+            cpu_to_exit: m(|s| s.1),
+            wall_to_exit: m(|s| s.2),
+            over_floor: median(&ratios).unwrap_or(f64::NAN),
+        }
     }))
 }
 
-pub fn markdown(f: &[Figures; 2], runs: usize) -> String {
+fn run_one(c: &mut Command, err_path: &Path, mode: &str) -> Result<Sample, String> {
+    let start = Instant::now();
+    let child = c.spawn().map_err(|e| format!("{mode}: {e}"))?;
+    let (status, usage) = wait4(child.id())?;
+    let wall = super::ms(start.elapsed());
+    let stderr = std::fs::read_to_string(err_path).unwrap_or_default();
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(format!("{mode} failed (wait status {status:#x}): {stderr}"));
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    let to_run = if mode == "floor" {
+        f64::NAN
+    } else {
+        cpu_to_first_run_ms(&stderr).ok_or(format!("no start time reported: {stderr}"))?
+    };
+    Ok((to_run, cpu, wall))
+}
+
+/// Compiles floor.c (embedded, so the bench needs no source tree layout) next to the guest.
+fn build_floor(dir: &Path) -> Result<PathBuf, String> {
+    let src = dir.join("kvm-floor.c");
+    let bin = dir.join("kvm-floor");
+    xtask::host::write(&src, include_str!("floor.c"))?;
+    xtask::images::compile_static(&src, &bin)?;
+    Ok(bin)
+}
+
+pub fn markdown(f: &[Figures; 3], runs: usize) -> String {
     let mut out = format!(
-        "### Sandbox: the seccomp filters at start\n\nmicrovm with the exit guest, `-sandbox on` (default) \
-         against `off`, medians of {runs} runs each (alternating): process CPU from exec to the first KVM_RUN \
-         and to exit, wall to exit, ms. Firecracker's published start target: 8 CPU ms to its API socket.\n\n\
-         | `-sandbox` | CPU to first KVM_RUN | CPU to exit | wall to exit |\n| --- | --- | --- | --- |\n"
+        "### Start against the floor, sandbox on and off\n\nThe exit guest under microvm with `-sandbox on` \
+         (default) and `off`, and under `kvm-floor` (xtask/src/bench/floor.c, `cc -static`: the same KVM \
+         calls microvm makes for this guest, nothing else), {runs} rounds of the three in rotating order: \
+         medians of process CPU from exec to the first KVM_RUN and to exit, wall to exit, ms; \
+         CPU to exit over the floor's is the median of the rounds' own ratios. Firecracker's published \
+         start target: 8 CPU ms to its API socket.\n\n\
+         | run | CPU to first KVM_RUN | CPU to exit | wall to exit | CPU to exit / floor |\n\
+         | --- | --- | --- | --- | --- |\n"
     );
-    for (mode, f) in MODES.iter().zip(f) {
-        out += &format!("| {mode} | {:.2} | {:.2} | {:.2} |\n", f.cpu_to_run, f.cpu_to_exit, f.wall_to_exit);
+    let names = ["microvm `-sandbox on`", "microvm `-sandbox off`", "floor (kvm-floor)"];
+    for (name, f) in names.iter().zip(f) {
+        let to_run = if f.cpu_to_run.is_nan() { "—".to_string() } else { format!("{:.2}", f.cpu_to_run) };
+        out +=
+            &format!("| {name} | {to_run} | {:.2} | {:.2} | {:.2}× |\n", f.cpu_to_exit, f.wall_to_exit, f.over_floor);
     }
     out += &format!(
-        "| on − off | {:+.2} | {:+.2} | {:+.2} |\n",
+        "| on − off | {:+.2} | {:+.2} | {:+.2} | |\n",
         f[0].cpu_to_run - f[1].cpu_to_run,
         f[0].cpu_to_exit - f[1].cpu_to_exit,
         f[0].wall_to_exit - f[1].wall_to_exit

@@ -105,7 +105,7 @@ pub(crate) fn cached(
 }
 
 /// Compiles one C file into a static program: neither the guests nor the rig have a libc.
-pub(crate) fn compile_static(src: &Path, bin: &Path) -> Result<()> {
+pub fn compile_static(src: &Path, bin: &Path) -> Result<()> {
     host::output(Command::new("cc").args(["-static", "-O2", "-Wall", "-o"]).arg(bin).arg(src)).map(drop)
 }
 

@@ -38,6 +38,8 @@ pub enum VcpuError {
     NotPaused { id: u8 },
     #[error("vCPU {id} did not {what} within {timeout_ms} ms")]
     NoAck { id: u8, what: &'static str, timeout_ms: u128 },
+    #[error("cannot set the signal mask of vCPU {id} in the guest: {source}")]
+    SignalMask { id: u8, source: std::io::Error },
 }
 
 /// What every vCPU's CPUID derives from.
@@ -72,6 +74,27 @@ impl Vcpu {
         self.id
     }
 
+    /// KVM_SET_SIGNAL_MASK: the signals blocked while this vCPU is in KVM_RUN (`set`, the
+    /// kernel's 64-bit sigset); outside KVM_RUN the thread's own mask applies again.
+    pub(crate) fn set_guest_signal_mask(&self, set: [u8; 8]) -> Result<(), VcpuError> {
+        /// `struct kvm_signal_mask` with the x86_64 kernel's sigset: the set follows the
+        /// length unaligned, at offset 4.
+        #[repr(C)]
+        struct SignalMask {
+            len: u32,
+            set: [u8; 8],
+        }
+        vmm_sys_util::ioctl_iow_nr!(KVM_SET_SIGNAL_MASK, kvm_bindings::KVMIO, 0x8b, kvm_bindings::kvm_signal_mask);
+        let mask = SignalMask { len: 8, set };
+        // SAFETY: the request's argument is a kvm_signal_mask whose `len` bytes of set
+        // follow it, which `mask` is; the kernel only reads it, during the call.
+        let rc = unsafe { vmm_sys_util::ioctl::ioctl_with_ref(&self.fd, KVM_SET_SIGNAL_MASK(), &mask) };
+        if rc < 0 {
+            return Err(VcpuError::SignalMask { id: self.id, source: std::io::Error::last_os_error() });
+        }
+        Ok(())
+    }
+
     /// The guest TSC frequency KVM uses, if it can tell.
     pub fn tsc_khz(&self) -> Option<u32> {
         self.fd.get_tsc_khz().ok().filter(|&khz| khz > 0)
@@ -88,7 +111,10 @@ impl Vcpu {
     ) -> Result<Vec<&'static str>, VcpuError> {
         let id = self.id;
         let err = |what| move |source| VcpuError::Setup { id, what, source };
-        let mut entries = cpuid.supported.clone();
+        // Room for the one leaf patch_cpuid may add: growing the copy would be one more
+        // allocation and copy, and musl maps and unmaps each new one here (docs/start-path.md).
+        let mut entries = Vec::with_capacity(cpuid.supported.len() + 1);
+        entries.extend_from_slice(&cpuid.supported);
         let params =
             CpuidParams { vcpu_id: id, vcpu_count: count, tsc_khz: cpuid.tsc_khz, tsc_deadline: cpuid.tsc_deadline };
         patch_cpuid(&mut entries, &params);

@@ -11,6 +11,7 @@
 use super::guest_errors::{Access, GuestErrorLog};
 use super::{Vcpu, VcpuError, VcpuState, UNCLAIMED_READ};
 use crate::exit::{ExitNotifier, VmExit};
+use crate::signals::StopSignals;
 use crate::startup::StartupClock;
 use devices::bus::Bus;
 use kvm_bindings::kvm_run;
@@ -22,6 +23,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::Killable;
 
 /// Shared by all vCPU threads.
@@ -149,6 +151,31 @@ impl Vcpu {
         }
         // The mapping goes with the VcpuFd when `self` drops: the handler must not use it.
         KVM_RUN.with(|cell| cell.set(std::ptr::null_mut()));
+    }
+
+    /// Runs the guest on the calling (main) thread until it ends the VM, a device does
+    /// (`ctx.exit`), the guest resets through the i8042 (`reset`) or a stop signal arrives
+    /// (`signals`): the solo mode of `crate::solo`, with no thread to kick and no
+    /// commands. The caller has set the guest signal mask, so a stop signal makes KVM_RUN
+    /// return EINTR and then waits, blocked, in the signalfd.
+    pub(crate) fn run_solo(mut self, ctx: &VcpuContext, reset: &EventFd, signals: &StopSignals) -> VmExit {
+        ctx.clock.mark_first_run();
+        loop {
+            if let Some(outcome) = self.run_once(ctx) {
+                return outcome;
+            }
+            // One read each (the fds are non-blocking): exits to the VMM are rare here, as
+            // no device but the i8042's reset port and isa-debug-exit lives on this VM.
+            if let Some(sig) = signals.read() {
+                return VmExit::Signal(sig);
+            }
+            if reset.read().is_ok() {
+                return VmExit::Reset;
+            }
+            if let Some(outcome) = ctx.exit.reason() {
+                return outcome;
+            }
+        }
     }
 
     /// Runs the guest until a `Stop`, or until the guest or KVM ends the VM.

@@ -1,0 +1,14 @@
+//! The main thread when it runs the only vCPU itself (`vmm::solo`): a vCPU's list (in
+//! `lists_of`) plus what the main thread does around KVM_RUN and at the end.
+
+use crate::allow;
+use crate::rules::Rule;
+
+pub const SOLO: &[Rule] = &[
+    // After each exit to the VMM: the signalfd (SIGINT/SIGTERM/SIGHUP end the VM) and the
+    // i8042's reset eventfd.
+    allow!(SYS_read),
+    // At exit: the pidfile is removed, as QEMU does.
+    allow!(SYS_unlink),
+    allow!(SYS_unlinkat),
+];

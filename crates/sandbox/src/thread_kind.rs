@@ -1,0 +1,30 @@
+//! The kinds of thread microvm runs. Shared with `build.rs`, which compiles one seccomp
+//! program per kind, so it uses nothing but `core`.
+
+/// The kinds of thread microvm runs, each with its own allowlist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ThreadKind {
+    /// The main thread: event loop, monitors, exit path.
+    Main,
+    /// A vCPU thread.
+    Vcpu,
+    /// The virtio device thread.
+    Virtio,
+    /// The main thread running the only vCPU itself: a command line with one vCPU and
+    /// nothing for an event loop to serve (no devices, monitors, serial port or timers)
+    /// needs no second thread.
+    Solo,
+}
+
+impl ThreadKind {
+    pub const ALL: [ThreadKind; 4] = [ThreadKind::Main, ThreadKind::Vcpu, ThreadKind::Virtio, ThreadKind::Solo];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadKind::Main => "main",
+            ThreadKind::Vcpu => "vcpu",
+            ThreadKind::Virtio => "virtio",
+            ThreadKind::Solo => "solo",
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Solo mode: the main thread runs the only vCPU itself. A command line with one vCPU and
+//! nothing for an event loop to serve (no virtio device, monitor, mux, serial port, CMOS
+//! clock, ACPI power-off, `-S`) leaves the main loop only the VM's end and the stop
+//! signals to wait for, both of which the vCPU can see between its exits. A second thread
+//! would cost its start, its seccomp filter, the start gate, the kick and the join at the
+//! end: ~0.2 ms of process CPU per start on the project's machine (docs/start-path.md).
+//!
+//! The stop signals stay blocked on the thread (and readable on the signalfd) except
+//! inside KVM_RUN (KVM_SET_SIGNAL_MASK), so one arriving while the guest runs makes KVM_RUN
+//! return EINTR; the thread then finds it on the signalfd, as the main loop would have.
+//! The thread runs under its own filter, `solo`: the vCPU's list plus the main thread's
+//! reads and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
+
+use crate::config::VmConfig;
+use crate::exit::VmExit;
+use crate::run::{open_trace_json, report_boot_times};
+use crate::startup::step;
+use crate::vcpu::{GuestErrorLog, VcpuContext};
+use crate::vm::Vm;
+use crate::Error;
+use sandbox::{Sandbox, ThreadKind};
+use std::io::Write;
+use std::sync::{Arc, Barrier};
+
+/// Whether `config` runs in solo mode (and `dump-seccomp` reports one `solo` thread).
+pub fn runs_solo(config: &VmConfig) -> bool {
+    config.vcpu_count == 1
+        && config.devices.is_empty()
+        && config.monitors.is_empty()
+        && config.muxes.is_empty()
+        && config.serial.is_none()
+        && !config.machine.rtc
+        && !config.machine.acpi
+        && !config.i8042
+        && !config.start_paused
+}
+
+impl Vm {
+    /// `run` for a command line of [`runs_solo`].
+    pub(crate) fn run_solo(self) -> Result<VmExit, Error> {
+        let Vm { mut vcpus, pio, mmio, reset, exit, signals, clock, config, boot_trace, .. } = self;
+        let vcpu = vcpus.pop().ok_or_else(|| Error::Config("solo mode without a vCPU".into()))?;
+        let trace_json = open_trace_json(&boot_trace)?;
+        vcpu.set_guest_signal_mask(
+            crate::signals::guest_mask().map_err(|source| Error::Io { what: "cannot read the signal mask", source })?,
+        )?;
+        let sandbox = Sandbox::new(config.sandbox)?;
+        let ctx = VcpuContext {
+            pio,
+            mmio,
+            exit,
+            clock: clock.clone(),
+            guest_errors: config.guest_errors.then(GuestErrorLog::default),
+            // Alone: nobody to meet.
+            start_gate: Arc::new(Barrier::new(1)),
+            sandbox: Arc::new(sandbox),
+        };
+        step("main loop");
+        ctx.sandbox.enter(ThreadKind::Solo)?;
+        step("main filter");
+        let outcome = vcpu.run_solo(&ctx, &reset, &signals);
+        let guest_exit = clock.elapsed();
+        step("guest ended");
+        let _ = std::io::stdout().flush();
+        report_boot_times(&boot_trace, &clock, guest_exit, trace_json)?;
+        Ok(outcome)
+    }
+}
