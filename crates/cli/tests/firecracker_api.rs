@@ -106,8 +106,10 @@ fn getting_started_sequence_boots_pauses_resumes_and_ctrl_alt_del_ends_it() {
     assert_eq!(paused.fault(), "The requested operation is not supported before starting the microVM.");
     let vsock = put(&socket, "/vsock", r#"{"guest_cid": 3, "uds_path": "/tmp/v.sock"}"#);
     assert!(vsock.fault().contains("hybrid vsock"), "{}", vsock.fault());
-    let load = put(&socket, "/snapshot/load", r#"{"snapshot_path": "s", "mem_file_path": "m"}"#);
-    assert_eq!(load.fault(), "snapshots are not available yet in this build");
+    let missing = dir.path().join("no-such-snapshot");
+    let load = put(&socket, "/snapshot/load", &json!({ "snapshot_path": missing, "mem_file_path": "m" }).to_string());
+    assert!(load.fault().starts_with("Load snapshot error: snapshot "), "{}", load.fault());
+    assert!(load.fault().contains("no-such-snapshot"), "{}", load.fault());
 
     assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
     assert!(vm.wait_for_stdout(b"ready\n", RUN_TIMEOUT), "the guest did not show on the serial console");
@@ -116,8 +118,12 @@ fn getting_started_sequence_boots_pauses_resumes_and_ctrl_alt_del_ends_it() {
     assert_eq!(curl(&socket, "GET", "/", None).body["state"], "Running");
     assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Paused"}"#)).status, 204);
     assert_eq!(curl(&socket, "GET", "/", None).body["state"], "Paused");
-    let snapshot = put(&socket, "/snapshot/create", r#"{"snapshot_path": "s", "mem_file_path": "m"}"#);
-    assert_eq!(snapshot.fault(), "snapshots are not available yet in this build");
+    let (state, mem) = (dir.path().join("state"), dir.path().join("mem"));
+    let snapshot =
+        put(&socket, "/snapshot/create", &json!({ "snapshot_path": state, "mem_file_path": mem }).to_string());
+    assert_eq!(snapshot.status, 204, "{}", snapshot.body);
+    assert_eq!(std::fs::metadata(&mem).unwrap().len(), 32 << 20, "the memory file holds all of RAM (sparse)");
+    assert_eq!(curl(&socket, "GET", "/", None).body["state"], "Paused");
     assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Resumed"}"#)).status, 204);
     let late = put(&socket, "/boot-source", &boot.to_string());
     assert_eq!(late.status, 400);
@@ -345,5 +351,65 @@ fn a_failed_instance_start_can_be_corrected_or_stopped() {
             assert!(status.is_some(), "SIGTERM did not end the waiting process\n{}", out.describe());
             assert_no_panic(&out);
         }
+    }
+}
+
+/// The counter's lines in `out`, without a last unfinished one.
+fn counts(out: &[u8]) -> Vec<u64> {
+    let text = String::from_utf8_lossy(out);
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.lines().map(|l| l.trim().parse().unwrap_or_else(|_| panic!("not a count: {l:?}"))).collect()
+}
+
+#[test]
+fn snapshot_create_then_load_in_a_new_process_goes_on_counting() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-snapshot");
+    let kernel = dir.file("vmlinux", &tiny_guest::counter_on_serial(10_000));
+    let (state, mem) = (dir.path().join("state"), dir.path().join("mem"));
+
+    let socket = dir.path().join("fc1.socket");
+    let mut vm = firecracker(&socket, &[]);
+    wait_for_socket(&socket, &mut vm);
+    let boot = json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" });
+    assert_eq!(put(&socket, "/boot-source", &boot.to_string()).status, 204);
+    assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
+    assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+    assert!(vm.wait_for_stdout(b"0000000003\n", RUN_TIMEOUT), "the guest did not count");
+    assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Paused"}"#)).status, 204);
+    let create = json!({ "snapshot_type": "Full", "snapshot_path": state, "mem_file_path": mem });
+    assert_eq!(put(&socket, "/snapshot/create", &create.to_string()).status, 204);
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (_, first) = vm.wait(RUN_TIMEOUT, started);
+
+    // A new Firecracker-mode process: no configuration, only the load.
+    let socket = dir.path().join("fc2.socket");
+    let mut vm = firecracker(&socket, &[]);
+    wait_for_socket(&socket, &mut vm);
+    let uffd = json!({ "snapshot_path": state, "mem_backend": { "backend_type": "Uffd", "backend_path": "/x" } });
+    assert!(put(&socket, "/snapshot/load", &uffd.to_string()).fault().contains("Uffd"));
+    let unknown_tap = json!({ "snapshot_path": state, "mem_file_path": mem,
+        "network_overrides": [{ "iface_id": "eth9", "host_dev_name": "tap9" }] });
+    let e = put(&socket, "/snapshot/load", &unknown_tap.to_string());
+    assert!(e.fault().contains("'eth9'") && e.fault().contains("network-interfaces"), "{}", e.fault());
+    let load = json!({ "snapshot_path": state, "mem_backend": { "backend_type": "File", "backend_path": mem },
+        "resume_vm": true });
+    assert_eq!(put(&socket, "/snapshot/load", &load.to_string()).status, 204);
+    assert_eq!(curl(&socket, "GET", "/", None).body["state"], "Running");
+    assert_eq!(curl(&socket, "GET", "/vm/config", None).body["machine-config"]["mem_size_mib"], 32);
+    let resumed_from = *counts(&first.stdout).last().expect("counts before the snapshot");
+    let next = format!("{:010}\n", resumed_from + 2);
+    assert!(vm.wait_for_stdout(next.as_bytes(), RUN_TIMEOUT), "the restored guest did not count on");
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (_, second) = vm.wait(RUN_TIMEOUT, started);
+    let mut all = first.stdout.clone();
+    all.extend_from_slice(&second.stdout);
+    let all = counts(&all);
+    for pair in all.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "the count went from {} to {}", pair[0], pair[1]);
     }
 }

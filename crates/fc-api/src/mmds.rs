@@ -27,6 +27,11 @@ impl MmdsStore {
         MmdsStore { data: Value::Null, limit }
     }
 
+    /// The size limit it was made with.
+    pub fn size_limit(&self) -> usize {
+        self.limit
+    }
+
     /// What `GET /mmds` shows (`{}` while empty, as Firecracker).
     pub fn get(&self) -> Value {
         match &self.data {

@@ -326,6 +326,15 @@ pub struct MemoryBackend {
     pub backend_path: String,
 }
 
+/// `drive_overrides` of `/snapshot/load`, as Firecracker's pending change shapes it: the
+/// drive's new backing file.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriveOverride {
+    pub drive_id: String,
+    pub path_on_host: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct NetworkOverride {
     pub iface_id: String,
@@ -365,6 +374,8 @@ pub struct SnapshotLoadParams {
     pub resume_vm: bool,
     #[serde(default)]
     pub network_overrides: Vec<NetworkOverride>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drive_overrides: Vec<DriveOverride>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vsock_override: Option<VsockOverride>,
     #[serde(default)]

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod preboot;
+pub mod restore;
 pub mod server;
 pub mod vm_config;
 
@@ -39,6 +40,8 @@ pub enum FcError {
     Config(#[from] vm_config::ConfigError),
     #[error(transparent)]
     Vm(#[from] vmm::Error),
+    #[error("Load snapshot error: {0}")]
+    Restore(#[from] restore::RestoreError),
 }
 
 /// Runs the VM the Firecracker way; the outcome as the QEMU front end gets it.
@@ -62,8 +65,11 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
             }
         }
     }
-    let boot = |preboot: &Preboot| -> Result<Vm, FcError> {
-        let mut config = preboot.vm_config()?;
+    let boot = |preboot: &mut Preboot| -> Result<Vm, FcError> {
+        let mut config = match preboot.take_load() {
+            Some(load) => restore::load_config(preboot, &load)?,
+            None => preboot.vm_config()?,
+        };
         config.report_start_time = args.boot_timer;
         Ok(Vm::new(&config, start)?)
     };
@@ -76,7 +82,7 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
                 Outcome::Start => {}
             }
         }
-        let mut vm = boot(&preboot)?;
+        let mut vm = boot(&mut preboot)?;
         if !args.no_api {
             let listener = server::bind(&args.api_sock)?;
             let api =
@@ -89,6 +95,7 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
     let (mut vm, connections) =
         server::serve_preboot(&listener, args.max_payload, &mut preboot, &apply_logger, |preboot| {
             boot(preboot).map_err(|e| match e {
+                e @ FcError::Restore(_) => e.to_string(),
                 FcError::Vm(e) => format!("Start microvm error: {e}"),
                 e => e.to_string(),
             })

@@ -20,7 +20,8 @@ pub const VSOCK_UNAVAILABLE: &str =
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
     Answer(Response),
-    /// `InstanceStart`: build and run the VM, then answer 204 (or 400 if it cannot start).
+    /// `InstanceStart`, or `/snapshot/load` (then [`Preboot::take_load`] has its
+    /// parameters): build and run the VM, then answer 204 (or 400 if it cannot start).
     Start,
 }
 
@@ -39,6 +40,8 @@ pub struct Preboot {
     logger: Option<Logger>,
     metrics: Option<(Metrics, MetricsSink)>,
     mmds: MmdsStore,
+    /// A `/snapshot/load` waiting for the start.
+    load: Option<SnapshotLoadParams>,
 }
 
 impl Preboot {
@@ -55,7 +58,18 @@ impl Preboot {
             logger: None,
             metrics: None,
             mmds: MmdsStore::new(mmds_size_limit),
+            load: None,
         }
+    }
+
+    /// An unconfigured front end with this one's id, sandbox choice and MMDS limit.
+    pub fn fresh(&self) -> Preboot {
+        Preboot::new(self.id.clone(), self.sandbox, self.mmds.size_limit())
+    }
+
+    /// The `/snapshot/load` that asked for the start, if one did.
+    pub fn take_load(&mut self) -> Option<SnapshotLoadParams> {
+        self.load.take()
     }
 
     pub fn mmds_mut(&mut self) -> &mut MmdsStore {
@@ -105,7 +119,13 @@ impl Preboot {
             R::GetMmds => Outcome::Answer(Response::ok(&self.mmds.get())),
             R::PutMmds(v) => Outcome::Answer(mmds(self.mmds.put(v))),
             R::PatchMmds(v) => Outcome::Answer(mmds(self.mmds.patch(v))),
-            R::LoadSnapshot(params) => Outcome::Answer(snapshot::load(&params)),
+            R::LoadSnapshot(params) => match snapshot::check_load(&params) {
+                Ok(()) => {
+                    self.load = Some(params);
+                    Outcome::Start
+                }
+                Err(refused) => Outcome::Answer(refused),
+            },
             R::Action(ActionType::InstanceStart) => Outcome::Start,
             R::Action(ActionType::SendCtrlAltDel | ActionType::FlushMetrics)
             | R::PatchVm(_)

@@ -48,7 +48,7 @@ pub fn serve_preboot<T>(
     max_payload: usize,
     preboot: &mut Preboot,
     logger: LoggerHook,
-    mut start: impl FnMut(&Preboot) -> Result<T, String>,
+    mut start: impl FnMut(&mut Preboot) -> Result<T, String>,
 ) -> Result<(T, Vec<Connection<UnixStream>>), ServerError> {
     let mut clients: Vec<Connection<UnixStream>> = Vec::new();
     loop {

@@ -74,7 +74,7 @@ pub fn handle(request: ApiRequest, vm: &mut VmControl, facts: &mut ApiFacts) -> 
         R::PatchNetworkInterface(_) => {
             Response::bad_request("PATCH /network-interfaces (rate limiters) is not supported by microvm.")
         }
-        R::CreateSnapshot(params) => snapshot::create(vm, &params),
+        R::CreateSnapshot(params) => snapshot::create(vm, &facts.vm_config, &params),
         R::PutBootSource(_)
         | R::PutDrive(_)
         | R::PutNetworkInterface(_)

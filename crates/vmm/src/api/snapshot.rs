@@ -1,31 +1,59 @@
-//! `PUT /snapshot/create` and `PUT /snapshot/load`.
-//!
-//! SNAPSHOTS: THE ONE PLACE TO WIRE THEM.
-//! Until the vmm's snapshot/restore lands, both answer 400 with [`UNAVAILABLE`]; the
-//! Firecracker front end's pre-boot loop calls [`load`] too, so wiring these two functions
-//! to the vmm's snapshot code is all the API needs. Firecracker's own rules stay here:
-//! create needs a paused VM, load is pre-boot only (the router has already checked the
-//! body: exactly one of `mem_backend` and `mem_file_path`).
+//! `PUT /snapshot/create` and the checks of `PUT /snapshot/load`, on the same snapshot
+//! code as QMP's `migrate` and `-incoming` (docs/snapshot.md). Firecracker's rules stay
+//! here: create needs a paused VM, load is pre-boot only (the router has already checked
+//! the body: exactly one of `mem_backend` and `mem_file_path`). The load itself builds a
+//! VM, so the Firecracker front end does it (`cli::firecracker::restore`).
 
 use crate::monitor::VmControl;
+use crate::snapshot::{MemoryTarget, SnapshotTarget};
 use crate::state::RunState;
-use fc_api::model::{SnapshotCreateParams, SnapshotLoadParams};
+use fc_api::model::{MemBackendType, SnapshotCreateParams, SnapshotHugePages, SnapshotLoadParams, SnapshotType};
 use fc_api::Response;
+use std::path::PathBuf;
 
-pub const UNAVAILABLE: &str = "snapshots are not available yet in this build";
-
-/// `PUT /snapshot/create` on a running VM.
-pub fn create(vm: &mut VmControl, _params: &SnapshotCreateParams) -> Response {
-    if vm.machine.state() != RunState::Paused {
+/// `PUT /snapshot/create` on a running VM: state to `snapshot_path`, memory to
+/// `mem_file_path`, and the configuration (`GET /vm/config`) inside the state so that
+/// `/snapshot/load` can build the same machine. The VM stays paused.
+pub fn create(vm: &mut VmControl, vm_config: &serde_json::Value, params: &SnapshotCreateParams) -> Response {
+    if !matches!(vm.machine.state(), RunState::Paused | RunState::Postmigrate) {
         // Firecracker's condition, checked first so clients see the same order of errors.
         return Response::bad_request(
             "Create snapshot error: Cannot create a snapshot of a microVM that is not paused.",
         );
     }
-    Response::bad_request(UNAVAILABLE)
+    if params.snapshot_type == SnapshotType::Diff {
+        return Response::bad_request(
+            "Create snapshot error: diff snapshots are not supported by microvm yet; use snapshot_type Full.",
+        );
+    }
+    let target = SnapshotTarget {
+        path: PathBuf::from(&params.snapshot_path),
+        offset: 0,
+        memory: MemoryTarget::File(PathBuf::from(&params.mem_file_path)),
+        front_end_config: Some(vm_config.to_string()),
+    };
+    match vm.machine.save(&target) {
+        Ok(_) => Response::no_content(),
+        Err(e) => Response::bad_request(format!("Create snapshot error: {e}")),
+    }
 }
 
-/// `PUT /snapshot/load` before boot. On success the front end would run the restored VM.
-pub fn load(_params: &SnapshotLoadParams) -> Response {
-    Response::bad_request(UNAVAILABLE)
+/// What `/snapshot/load` asks that microvm refuses, checked before anything is read.
+pub fn check_load(params: &SnapshotLoadParams) -> Result<(), Response> {
+    let refuse = |what: &str| Err(Response::bad_request(format!("Load snapshot error: {what}")));
+    if params.mem_backend.as_ref().is_some_and(|b| b.backend_type == MemBackendType::Uffd) {
+        return refuse("the Uffd memory backend is not supported by microvm: use backend_type File (the file is mapped MAP_PRIVATE, so pages load as the guest touches them)");
+    }
+    if params.enable_diff_snapshots || params.track_dirty_pages {
+        return refuse("dirty page tracking (diff snapshots) is not supported by microvm yet");
+    }
+    if !matches!(params.huge_pages, SnapshotHugePages::Snapshot | SnapshotHugePages::None) {
+        return refuse("huge pages are not supported by microvm's snapshots yet");
+    }
+    Ok(())
+}
+
+/// The memory file a load names (`mem_file_path`, or a File backend's path).
+pub fn load_memory_path(params: &SnapshotLoadParams) -> Option<PathBuf> {
+    params.mem_file_path.as_ref().or(params.mem_backend.as_ref().map(|b| &b.backend_path)).map(PathBuf::from)
 }

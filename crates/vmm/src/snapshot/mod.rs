@@ -40,6 +40,10 @@ pub struct Snapshot {
     pub vm: VmState,
     /// Where `acpi=on` put its tables (they are in guest RAM): (RSDP, end).
     pub acpi_tables: Option<(u64, u64)>,
+    /// The front end's own description of the machine, for a restore that gets no
+    /// command line (Firecracker's `/snapshot/load`: its `GET /vm/config` JSON); `None`
+    /// from QEMU's `migrate`, whose restore names the machine on its command line.
+    pub front_end_config: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +81,8 @@ pub struct SnapshotTarget {
     /// Bytes before the state in its file (QEMU's `file:PATH,offset=N`).
     pub offset: u64,
     pub memory: MemoryTarget,
+    /// Stored as [`Snapshot::front_end_config`].
+    pub front_end_config: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +134,7 @@ impl Snapshotter {
             vcpus,
             vm: VmState::save(&self.vm, self.shape.pit)?,
             acpi_tables: self.acpi_tables,
+            front_end_config: target.front_end_config.clone(),
         };
         let mem_len = self.mem.iter().map(|r| r.len()).sum::<u64>();
         let placement = match target.memory {
