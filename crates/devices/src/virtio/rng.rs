@@ -125,6 +125,19 @@ impl VirtioDevice for Rng {
         self.activation.deactivate();
         true
     }
+    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+        self.activation.queues()
+    }
+    /// Nothing beyond the queue: each request is answered within the turn it is taken.
+    fn save(&mut self) -> Result<super::VirtioState, crate::state::StateError> {
+        Ok(super::VirtioState::Rng)
+    }
+    fn restore(&mut self, state: super::VirtioState) -> Result<(), crate::state::StateError> {
+        match state {
+            super::VirtioState::Rng => Ok(()),
+            other => Err(other.mismatch("virtio-rng")),
+        }
+    }
 }
 
 impl MutEventSubscriber for Rng {

@@ -9,8 +9,10 @@
 //! No mouse: the auxiliary port reports itself absent, so Linux skips it at once.
 
 mod keys;
+mod state;
 
 pub use keys::{Key, KEYS};
+pub use state::{I8042State, PendingWrite};
 
 use crate::bus::BusDevice;
 use crate::EventFdTrigger;
@@ -324,6 +326,14 @@ where
             I8042Port::Data => controller.write_data(byte),
             I8042Port::Command => controller.write_command(byte),
         }
+    }
+
+    fn save(&mut self) -> Result<crate::state::DeviceState, crate::state::StateError> {
+        self.save_controller()
+    }
+
+    fn restore(&mut self, state: crate::state::DeviceState) -> Result<(), crate::state::StateError> {
+        self.restore_controller(state)
     }
 }
 

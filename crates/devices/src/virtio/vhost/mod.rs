@@ -166,5 +166,27 @@ pub fn start_vrings<B: VhostBackend>(
     Ok(())
 }
 
+/// For a snapshot, with the backend stopped (so the kernel no longer moves the rings):
+/// brings the positions of queues `0..count` back into `ctx`'s queues, where the
+/// transport saves them and where `start_vrings` takes them from when the backend is
+/// started again. The kernel holds the next avail index (VHOST_GET_VRING_BASE); the
+/// next used index is the used ring's, in guest memory (the kernel reads it from there
+/// too when it starts).
+pub fn fetch_vring_bases<B: VhostBackend>(
+    backend: &B,
+    ctx: &mut ActivateContext,
+    count: usize,
+) -> Result<(), VhostError> {
+    for (i, queue) in ctx.queues.iter_mut().enumerate().take(count) {
+        let base = backend.get_vring_base(i).map_err(ioctl("VHOST_GET_VRING_BASE"))?;
+        queue.set_next_avail(base as u16);
+        let used = queue.used_idx(&ctx.mem, std::sync::atomic::Ordering::Acquire).map_err(|_| {
+            VhostError::RingOutsideMemory { queue: i, ring: "used ring", addr: queue.used_ring(), len: 4 }
+        })?;
+        queue.set_next_used(used.0);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod fake;
