@@ -187,6 +187,29 @@ mod tests {
         assert_eq!(d.read_reg(0x34), 0, "no second queue");
     }
 
+    /// After a restore the queue goes on, and an interrupt the guest had not
+    /// acknowledged is raised again.
+    #[test]
+    fn requests_and_a_pending_interrupt_survive_a_restore() {
+        let mut d = driver();
+        let a = d.alloc(64, 0);
+        d.add_chain(0, &[(a, 64, true)]);
+        d.notify(0);
+        assert_eq!(d.used(0).len(), 1);
+        assert!(d.interrupted());
+        let state = d.save();
+        let (mut r, _) = d.restored(Rng::new().unwrap(), state).unwrap();
+        assert!(r.interrupted(), "the unacknowledged interrupt is raised once more");
+        assert_eq!(r.read_reg(0x60), 1, "used-buffer interrupt status");
+        r.write_reg(0x64, 1);
+        let b = r.alloc(32, 0);
+        let head = r.add_chain(0, &[(b, 32, true)]);
+        r.notify(0);
+        assert_eq!(r.used(0), vec![(u32::from(head), 32)]);
+        assert_eq!(r.used_idx(0), 2);
+        assert!(r.interrupted());
+    }
+
     #[test]
     fn fills_every_writable_buffer_with_random_bytes() {
         let mut d = driver();
