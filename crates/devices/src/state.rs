@@ -105,3 +105,6 @@ pub fn restore_stateless(state: DeviceState) -> Result<(), StateError> {
         other => Err(other.mismatch("stateless")),
     }
 }
+
+#[cfg(test)]
+mod tests;
