@@ -34,6 +34,8 @@ pub enum StateError {
     Features { acked: u64, offered: u64 },
     #[error("{device}: saved {what} is invalid")]
     Invalid { device: &'static str, what: &'static str },
+    #[error("{device}: a restore needs a device the guest has not driven yet (restore before the guest runs)")]
+    InUse { device: &'static str },
     #[error("cannot reactivate the device: {0}")]
     Activate(#[source] crate::virtio::ActivateError),
     #[error("{device}: {op}: {source}")]

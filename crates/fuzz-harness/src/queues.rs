@@ -49,6 +49,11 @@ pub fn virtio_mmio(data: &[u8]) {
         }
     }
     d.run_ready();
+    // Whatever the guest did, a snapshot of it restores into a freshly built device.
+    let state = d.save();
+    if let Err(e) = d.restored(Rng::new().expect("rng"), state) {
+        panic!("a state the transport saved was refused: {e}");
+    }
 }
 
 /// Chains and notifications on an activated device; `poke` lets a target add its own

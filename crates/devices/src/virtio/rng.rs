@@ -210,6 +210,29 @@ mod tests {
         assert!(r.interrupted());
     }
 
+    /// Before DRIVER_OK a driver may have left anything in the registers: features the
+    /// transport refused, a ready queue whose rings are outside memory. A snapshot then
+    /// restores as it was, and the transport goes on refusing them.
+    #[test]
+    fn a_half_set_up_device_restores_with_what_the_driver_wrote() {
+        let (mut d, _) = TestDriver::new(Rng::new().unwrap());
+        assert_eq!(d.negotiate(1 << 40) & status::FEATURES_OK, 0, "refused");
+        d.setup_queue(0, 16);
+        d.write_reg(0x30, 0);
+        d.write_reg(0x44, 0);
+        d.write_reg(0xa0, 0xffff_f000);
+        d.write_reg(0xa4, 0xff);
+        d.write_reg(0x44, 1);
+        let state = d.save();
+        let (mut r, _) = d.restored(Rng::new().unwrap(), state).unwrap();
+        assert_eq!(r.status() & status::FEATURES_OK, 0);
+        let s = r.status();
+        r.write_reg(0x70, s | status::FEATURES_OK);
+        assert_eq!(r.status() & status::FEATURES_OK, 0, "the features are still refused");
+        r.write_reg(0x30, 0);
+        assert_eq!(r.read_reg(0x44), 1, "the queue is still marked ready");
+    }
+
     #[test]
     fn fills_every_writable_buffer_with_random_bytes() {
         let mut d = driver();

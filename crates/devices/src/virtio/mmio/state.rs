@@ -58,6 +58,11 @@ impl MmioTransport {
     /// with the restored queues, and then gets its own state.
     pub(super) fn restore_state(&mut self, state: DeviceState) -> Result<(), StateError> {
         let DeviceState::Virtio(saved) = state else { return Err(state.mismatch("virtio-mmio")) };
+        // The queues and the device's activation are rebuilt from nothing: a device the
+        // guest already set up would be activated twice.
+        if self.activated || self.status != 0 {
+            return Err(StateError::InUse { device: "virtio-mmio" });
+        }
         let mut device = lock(&self.device);
         let device_type = device.device_type();
         if saved.device_type != device_type {
@@ -68,22 +73,21 @@ impl MmioTransport {
         if saved.queues.len() != n || saved.bad_queue_size.len() != n {
             return Err(StateError::QueueCount { saved: saved.queues.len(), now: n });
         }
+        // Before FEATURES_OK the driver may have written anything (the transport refuses
+        // it then): only accepted features must be offered.
         let offered = device.features() | VIRTIO_F_VERSION_1;
-        if saved.acked_features & !offered != 0 {
+        if saved.status & status::FEATURES_OK != 0 && saved.acked_features & !offered != 0 {
             return Err(StateError::Features { acked: saved.acked_features, offered });
         }
+        let active = if saved.activated { device.active_queues(saved.acked_features).min(n) } else { 0 };
         let mut queues = Vec::with_capacity(n);
         for (index, (q, now)) in saved.queues.iter().zip(&self.queues).enumerate() {
-            queues.push(restored_queue(index, q, now.max_size(), &self.mem)?);
+            queues.push(restored_queue(index, q, now.max_size(), index < active, &self.mem)?);
         }
-        let active = device.active_queues(saved.acked_features).min(n);
         if saved.activated {
             let ok = status::FEATURES_OK | status::DRIVER_OK;
             if saved.status & ok != ok {
                 return Err(StateError::Invalid { device: "virtio-mmio", what: "status (active without DRIVER_OK)" });
-            }
-            if let Some(index) = queues[..active].iter().position(|q| !q.ready()) {
-                return Err(StateError::InvalidQueue { index, why: "not ready, but the device was using it" });
             }
         }
         let mut events = Vec::with_capacity(active);
@@ -127,12 +131,14 @@ impl MmioTransport {
     }
 }
 
-/// A saved queue checked against the rebuilt device's queue of the same index and
-/// against guest memory (the rings of a ready queue must lie in it).
+/// A saved queue checked against the rebuilt device's queue of the same index and, if
+/// the device is `in_use` of it, against guest memory (its rings must lie in it; before
+/// DRIVER_OK a driver may have left any address there, which the transport checks then).
 fn restored_queue(
     index: usize,
     q: &SavedQueue,
     max_size: u16,
+    in_use: bool,
     mem: &vm_memory::GuestMemoryMmap,
 ) -> Result<Queue, StateError> {
     let invalid = |why| StateError::InvalidQueue { index, why };
@@ -143,7 +149,10 @@ fn restored_queue(
         return Err(invalid("its size is not a power of two no larger than the maximum"));
     }
     let queue = Queue::try_from(QueueState::from(*q)).map_err(|_| invalid("a ring address is misaligned"))?;
-    if q.ready && !queue.is_valid(mem) {
+    if in_use && !q.ready {
+        return Err(invalid("not ready, but the device was using it"));
+    }
+    if in_use && !queue.is_valid(mem) {
         return Err(invalid("its rings are not inside guest memory"));
     }
     Ok(queue)
