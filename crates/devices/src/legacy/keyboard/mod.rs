@@ -195,8 +195,12 @@ where
         }
     }
 
+    /// Replies beyond the queue's size are dropped, as QEMU's `ps2_queue` drops them: a
+    /// guest that writes commands without reading the replies cannot grow the queue (nor
+    /// a snapshot, which refuses a longer one).
     fn keyboard_reply(&mut self, bytes: &[u8]) {
-        self.queue.extend(bytes);
+        let room = QUEUE_LEN.saturating_sub(self.queue.len());
+        self.queue.extend(&bytes[..bytes.len().min(room)]);
         self.refill();
     }
 
