@@ -67,6 +67,19 @@ impl CallRelay {
     }
 }
 
+impl CallRelay {
+    /// Relays every call the backend made that the device thread has not yet relayed
+    /// (it is parked for a snapshot): the interrupt status the transport then saves
+    /// includes them, so the restored guest is not left waiting for used buffers.
+    pub fn relay_pending(&self, activation: &Activation) {
+        // Every eventfd is read (no short cut): each pending call is consumed.
+        let pending = self.calls.iter().filter(|call| call.read().is_ok()).count() > 0;
+        if let (true, Some(ctx)) = (pending, &activation.active) {
+            ctx.interrupt.signal_used_queue();
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VhostError {
     #[error("{op}: {source}")]

@@ -179,6 +179,7 @@ impl<B: VhostNetOps + Send> VirtioDevice for VhostNet<B> {
             }
             self.activation.wake();
         }
+        self.calls.relay_pending(&self.activation);
         Ok(VirtioState::VhostNet(VhostNetState { mac: self.mac }))
     }
     /// The kernel gets the restored positions when the device thread starts it.

@@ -211,6 +211,7 @@ impl<B: VhostVsockOps + Send> VirtioDevice for VhostVsock<B> {
             }
             self.activation.wake();
         }
+        self.calls.relay_pending(&self.activation);
         Ok(VirtioState::VhostVsock(VhostVsockState { cid: self.cid }))
     }
     /// The kernel gets the restored positions when the device thread starts it (the

@@ -224,3 +224,20 @@ fn a_transport_reset_waits_for_an_event_buffer() {
     r.notify(EVENT_QUEUE as u32);
     assert!(r.used(EVENT_QUEUE).is_empty(), "one reset only");
 }
+
+/// A call the kernel made while the device thread was parked is in the saved interrupt
+/// status, and the restored guest gets it.
+#[test]
+fn a_call_not_yet_relayed_is_saved_as_a_pending_interrupt() {
+    let fake = FakeVhost::default();
+    let (mut driver, dev) = TestDriver::new(device(&fake));
+    driver.activate(0, 64);
+    assert!(!driver.interrupted());
+    dev.lock().unwrap().calls.eventfds()[0].write(1).unwrap();
+    let state = driver.save();
+    let crate::state::DeviceState::Virtio(t) = &state else { panic!("virtio") };
+    assert_eq!(t.interrupt_status, 1);
+    let (mut r, _) = driver.restored(device(&FakeVhost::default()), state).unwrap();
+    assert!(r.interrupted());
+    assert_eq!(r.read_reg(0x60), 1);
+}
