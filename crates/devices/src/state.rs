@@ -6,9 +6,20 @@
 //! builds the same machine from the same command line, then hands every device its
 //! saved value. Nothing here touches a file.
 //!
-//! Restore happens on the main thread before any vCPU or the device thread runs, after
-//! guest memory holds the saved contents (a virtio restore checks its rings against
-//! it).
+//! When, for the VMM:
+//! - Save with the VM paused: no vCPU in KVM_RUN and the device thread parked between
+//!   turns (no request is then half served). vhost devices stop their kernel backend in
+//!   `save` (VHOST_NET_SET_BACKEND -1, VHOST_VSOCK_SET_RUNNING 0, then
+//!   VHOST_GET_VRING_BASE: ioctls on the calling thread) so that the kernel no longer
+//!   writes guest memory while it is saved; the device thread starts them again on its
+//!   next turn, when the VM resumes.
+//! - Restore on the main thread, into a machine built from the same command line and not
+//!   yet run, before any vCPU or the device thread runs; after guest memory holds the
+//!   saved contents (virtio restores check their rings against it) and after the
+//!   irqchip and LAPICs are restored: a virtio device with a pending interrupt raises
+//!   its irqfd once more, which a later KVM_SET_IRQCHIP/KVM_SET_LAPIC could overwrite.
+//!   Activated virtio devices are re-activated through `activate`, whose wake-up makes
+//!   the device thread watch their queues (and start vhost backends) when it starts.
 
 use crate::acpi::{GedState, SleepState};
 use crate::legacy::{I8042State, RtcState, SerialState};
