@@ -117,9 +117,9 @@ pub enum BlockError {
     Event { path: PathBuf, source: std::io::Error },
 }
 
-/// What a snapshot keeps of a disk beyond its queue: its capacity, so that a restore
-/// onto an image of another size (the guest's partition table and file systems would
-/// no longer match the disk) is refused. The data is the image file's; the snapshot
+/// What a snapshot keeps of a disk beyond its queue: its capacity and whether it is
+/// read-only, so that a restore onto an image of another size (the guest's partition
+/// table and file systems would no longer match the disk) or mode is refused. The data is the image file's; the snapshot
 /// does not copy it.
 ///
 /// No request is ever in flight at a snapshot: each one is served synchronously
@@ -131,6 +131,8 @@ pub enum BlockError {
 pub struct BlockState {
     /// In 512-byte sectors.
     pub capacity: u64,
+    /// The guest was told the disk is read-only (VIRTIO_BLK_F_RO), or that it is not.
+    pub read_only: bool,
 }
 
 pub struct Block {
@@ -186,6 +188,10 @@ impl Block {
     /// Capacity in 512-byte sectors.
     pub fn capacity(&self) -> u64 {
         self.worker.disk.capacity
+    }
+
+    fn read_only(&self) -> bool {
+        self.features & (1 << VIRTIO_BLK_F_RO) != 0
     }
 
     fn process_queue(&mut self) {
@@ -309,13 +315,22 @@ impl VirtioDevice for Block {
         self.activation.queues()
     }
     fn save(&mut self) -> Result<VirtioState, StateError> {
-        Ok(VirtioState::Block(BlockState { capacity: self.capacity() }))
+        Ok(VirtioState::Block(BlockState { capacity: self.capacity(), read_only: self.read_only() }))
     }
     fn restore(&mut self, state: VirtioState) -> Result<(), StateError> {
         let VirtioState::Block(saved) = state else { return Err(state.mismatch("virtio-blk")) };
         if saved.capacity != self.capacity() {
             let (saved, now) = (saved.capacity, self.capacity());
             return Err(StateError::Config { device: "virtio-blk", what: "disk size in sectors", saved, now });
+        }
+        if saved.read_only != self.read_only() {
+            let (saved, now) = (u64::from(saved.read_only), u64::from(self.read_only()));
+            return Err(StateError::Config {
+                device: "virtio-blk",
+                what: "read-only setting (1: readonly=on)",
+                saved,
+                now,
+            });
         }
         Ok(())
     }

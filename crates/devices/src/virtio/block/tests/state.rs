@@ -90,6 +90,18 @@ fn a_disk_of_another_size_is_refused() {
     );
 }
 
+#[test]
+fn a_disk_opened_in_another_mode_is_refused() {
+    let file = TempFile::new(&pattern(16 * 512));
+    let (mut d, _dev) = TestDriver::new(block(&file));
+    d.activate(0, 16);
+    let state = d.save();
+    let image = copy(&file);
+    let read_only = Block::new(options(&image.path, true, CacheMode::Writeback)).unwrap();
+    let err = d.restored(read_only, state).err().unwrap();
+    assert!(matches!(err, StateError::Config { saved: 0, now: 1, .. }), "{err}");
+}
+
 /// Each way a saved transport can disagree with the rebuilt device, refused with its
 /// own error.
 #[test]
