@@ -19,13 +19,16 @@ pub struct TxChainState {
     pub offset: u32,
 }
 
-/// One port's data: host input read but not yet in a guest buffer, and the chain being
-/// sent. Input still in the chardev (a socket, a pty) stays there and is read after the
-/// restore if the restoring command line opens the same backend.
+/// One port's data: host input read but not yet in a guest buffer, the chain being
+/// sent, and output the chardev accepted but its peer had not taken (sent to the
+/// restoring process's chardev first). Input still in the backend (a socket, a pty)
+/// stays there and is read after the restore if the restoring command line opens the
+/// same backend.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConsoleState {
     pub pending: Vec<u8>,
     pub tx: Option<TxChainState>,
+    pub output: Vec<u8>,
 }
 
 pub(super) fn save_tx(tx: &Option<TxChain>) -> Option<TxChainState> {
@@ -50,7 +53,11 @@ pub(super) fn restore_tx(tx: Option<TxChainState>, device: &'static str) -> Resu
 
 impl Console {
     pub(super) fn save_state(&self) -> VirtioState {
-        VirtioState::Console(ConsoleState { pending: self.pending.iter().copied().collect(), tx: save_tx(&self.tx) })
+        VirtioState::Console(ConsoleState {
+            pending: self.pending.iter().copied().collect(),
+            tx: save_tx(&self.tx),
+            output: self.chardev.buffered_output(),
+        })
     }
 
     /// After the transport re-activated the device: the device thread serves the
@@ -59,6 +66,7 @@ impl Console {
         let VirtioState::Console(saved) = state else { return Err(state.mismatch("virtio-console")) };
         self.tx = restore_tx(saved.tx, "virtio-console")?;
         self.pending = saved.pending.into();
+        self.chardev.restore_output(&saved.output);
         Ok(())
     }
 }

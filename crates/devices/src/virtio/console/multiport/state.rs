@@ -20,6 +20,8 @@ pub struct PortState {
     pub host_open: bool,
     pub pending: Vec<u8>,
     pub tx: Option<TxChainState>,
+    /// Output the chardev accepted but its peer had not taken.
+    pub output: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,7 @@ impl MultiportConsole {
                 host_open: p.host_open,
                 pending: p.pending.iter().copied().collect(),
                 tx: save_tx(&p.tx),
+                output: p.backend.chardev.buffered_output(),
             })
             .collect();
         VirtioState::MultiportConsole(MultiportState { control_out: self.control_out.iter().cloned().collect(), ports })
@@ -64,6 +67,7 @@ impl MultiportConsole {
             port.pending = p.pending.into();
             port.tx = tx;
             port.rx_starved = false;
+            port.backend.chardev.restore_output(&p.output);
         }
         self.control_out = saved.control_out.into();
         Ok(())

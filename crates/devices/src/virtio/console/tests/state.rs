@@ -32,7 +32,7 @@ fn bytes_keep_flowing_after_a_restore() {
     peer.write_all(b"typed").unwrap();
     d.run_events();
     let state = d.save();
-    assert_eq!(saved_console(&state), &ConsoleState { pending: b"typed".to_vec(), tx: None });
+    assert_eq!(saved_console(&state), &ConsoleState { pending: b"typed".to_vec(), tx: None, output: Vec::new() });
 
     let (chardev, mut peer2) = peer_chardev();
     let (mut r, _) = d.restored(Console::new(chardev).unwrap(), state).unwrap();
@@ -52,11 +52,12 @@ fn bytes_keep_flowing_after_a_restore() {
     assert_eq!(rx.received, b"typed more");
 }
 
-/// A chain the old chardev had taken part of: the restored device sends the rest and
-/// then gives the buffer back (Linux's hvc waits for it).
+/// A chain the old chardev had taken part of: the restored device sends what the old
+/// peer never got (the old chardev's buffer, then the rest of the chain) and then gives
+/// the buffer back (Linux's hvc waits for it).
 #[test]
 fn a_half_sent_chain_is_finished_after_a_restore() {
-    let (mut d, _, _peer) = with_peer();
+    let (mut d, _, mut peer) = with_peer();
     let data = pattern(1 << 20);
     let a = d.alloc_with(&data);
     let head = d.add_chain(TX, &[(a, data.len() as u32, false)]);
@@ -67,6 +68,10 @@ fn a_half_sent_chain_is_finished_after_a_restore() {
     assert_eq!((tx.head, tx.index, tx.segments.clone()), (head, 0, vec![(a, data.len() as u32)]));
     let sent = tx.offset as usize;
     assert!(sent > 0 && sent < data.len(), "{sent}");
+    assert_eq!(saved_console(&state).output.len(), crate::chardev::OUTPUT_BUFFER, "the old chardev's buffer");
+    // What reached the old peer's socket is delivered there; the rest comes after the restore.
+    let delivered = drain(&mut peer).len();
+    assert_eq!(delivered + crate::chardev::OUTPUT_BUFFER, sent);
 
     let (chardev, mut peer2) = peer_chardev();
     let (mut r, _) = d.restored(Console::new(chardev).unwrap(), state).unwrap();
@@ -75,9 +80,9 @@ fn a_half_sent_chain_is_finished_after_a_restore() {
     assert!(wait_for(&mut r, |r| {
         got.extend(drain(&mut peer2));
         used.extend(r.used(TX));
-        got.len() == data.len() - sent && !used.is_empty()
+        got.len() == data.len() - delivered && !used.is_empty()
     }));
-    assert!(got == data[sent..], "the rest of the chain, in order");
+    assert!(got == data[delivered..], "everything the old peer did not get, in order");
     assert_eq!(used, [(u32::from(head), 0)]);
 }
 
@@ -89,6 +94,7 @@ fn a_bad_saved_chain_is_refused() {
     t.device = VirtioState::Console(ConsoleState {
         pending: Vec::new(),
         tx: Some(TxChainState { head: QUEUE_SIZE, segments: Vec::new(), index: 0, offset: 0 }),
+        output: Vec::new(),
     });
     let (chardev, _peer2) = peer_chardev();
     let err = d.restored(Console::new(chardev).unwrap(), state).err().unwrap();
