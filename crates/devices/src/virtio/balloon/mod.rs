@@ -384,10 +384,9 @@ impl VirtioDevice for Balloon {
     /// The pages the guest gave back stay given back: the memory file has them as
     /// zeroes (or holes), which is what the guest expects of them.
     fn restore(&mut self, state: super::VirtioState) -> Result<(), crate::state::StateError> {
+        // The statistics head is the guest's, taken as it came (the used ring refuses one
+        // beyond the queue when it is given back), so any value is what the device had.
         let super::VirtioState::Balloon(saved) = state else { return Err(state.mismatch("virtio-balloon")) };
-        if saved.stats_head.is_some_and(|h| h >= QUEUE_SIZE) {
-            return Err(crate::state::StateError::Invalid { device: "virtio-balloon", what: "statistics buffer" });
-        }
         let mut state = lock(&self.state);
         state.target_pages = saved.target_pages;
         state.actual_pages = saved.actual_pages;

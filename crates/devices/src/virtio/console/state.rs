@@ -1,6 +1,6 @@
 //! What a snapshot keeps of virtio-console and virtio-serial beyond their queues.
 
-use super::{Console, TxChain, QUEUE_SIZE};
+use super::{Console, TxChain};
 use crate::state::StateError;
 use crate::virtio::VirtioState;
 use serde::{Deserialize, Serialize};
@@ -40,11 +40,12 @@ pub(super) fn save_tx(tx: &Option<TxChain>) -> Option<TxChainState> {
     })
 }
 
-/// Checks a saved chain: its head names a descriptor of the queue and its position is
-/// inside it. The addresses are checked at each use, as a guest's own are.
+/// Checks a saved chain: its position is inside it. The head and the addresses are the
+/// guest's, checked at each use as they were before the snapshot (a head beyond the
+/// queue, which a guest can post, is refused by the used ring).
 pub(super) fn restore_tx(tx: Option<TxChainState>, device: &'static str) -> Result<Option<TxChain>, StateError> {
     let Some(t) = tx else { return Ok(None) };
-    if t.head >= QUEUE_SIZE || t.index > t.segments.len() || t.segments.len() > usize::from(u16::MAX) {
+    if t.index > t.segments.len() {
         return Err(StateError::Invalid { device, what: "transmit chain" });
     }
     let segments = t.segments.into_iter().map(|(a, l)| (GuestAddress(a), l)).collect();

@@ -93,7 +93,7 @@ fn a_bad_saved_chain_is_refused() {
     let DeviceState::Virtio(t) = &mut state else { panic!("virtio") };
     t.device = VirtioState::Console(ConsoleState {
         pending: Vec::new(),
-        tx: Some(TxChainState { head: QUEUE_SIZE, segments: Vec::new(), index: 0, offset: 0 }),
+        tx: Some(TxChainState { head: 0, segments: Vec::new(), index: 1, offset: 0 }),
         output: Vec::new(),
     });
     let (chardev, _peer2) = peer_chardev();
