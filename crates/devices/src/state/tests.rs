@@ -106,3 +106,12 @@ fn every_device_kind_round_trips_through_postcard() {
     );
     assert!(postcard::from_bytes::<Vec<SavedDevice>>(&bytes[..bytes.len() / 2]).is_err(), "a cut file is refused");
 }
+
+/// The VMM carries these across threads and into its own error types.
+#[test]
+fn errors_and_states_can_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<StateError>();
+    send_sync::<DeviceState>();
+    send_sync::<SavedDevice>();
+}
