@@ -56,6 +56,15 @@ impl BusDevice for BootTracePort {
             self.checkpoints.record(code);
         }
     }
+
+    /// Nothing to save: the checkpoints are this process's boot times, not the guest's.
+    fn save(&mut self) -> Result<crate::state::DeviceState, crate::state::StateError> {
+        Ok(crate::state::DeviceState::Stateless)
+    }
+
+    fn restore(&mut self, state: crate::state::DeviceState) -> Result<(), crate::state::StateError> {
+        crate::state::restore_stateless(state)
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod debug_port;
 pub mod guest_events;
 pub mod legacy;
 pub mod noise;
+pub mod state;
 pub mod terminal;
 pub mod virtio;
 
@@ -27,6 +28,11 @@ pub struct EventFdTrigger(EventFd);
 impl EventFdTrigger {
     pub fn new(evt: EventFd) -> Self {
         EventFdTrigger(evt)
+    }
+
+    /// The same line (a device rebuilt from a saved state keeps its interrupt).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        self.0.try_clone().map(EventFdTrigger)
     }
 }
 

@@ -61,4 +61,18 @@ pub fn legacy_ports(data: &[u8]) {
             rtc.timer_expired();
         }
     }
+    // Whatever the guest did, each device's state restores into a freshly built one and
+    // saves the same again.
+    let fresh_controller = Arc::new(Mutex::new(I8042Controller::new(trigger(), trigger())));
+    let mut fresh: [(&mut dyn BusDevice, Box<dyn BusDevice>); 4] = [
+        (&mut serial, Box::new(SerialPort::new(trigger(), Box::new(std::io::sink())))),
+        (&mut rtc, Box::new(Rtc::new(Box::new(move || start), trigger(), NoTimer))),
+        (&mut i8042, Box::new(I8042Reset::new(trigger()))),
+        (&mut data_port, Box::new(I8042PortDevice { controller: fresh_controller, port: I8042Port::Data })),
+    ];
+    for (device, new) in &mut fresh {
+        let state = device.save().expect("legacy devices always save");
+        new.restore(state.clone()).expect("a saved state restores");
+        assert_eq!(new.save().expect("saves"), state, "restored as saved");
+    }
 }

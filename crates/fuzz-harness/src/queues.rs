@@ -49,6 +49,11 @@ pub fn virtio_mmio(data: &[u8]) {
         }
     }
     d.run_ready();
+    // Whatever the guest did, a snapshot of it restores into a freshly built device.
+    let state = d.save();
+    if let Err(e) = d.restored(Rng::new().expect("rng"), state) {
+        panic!("a state the transport saved was refused: {e}");
+    }
 }
 
 /// Chains and notifications on an activated device; `poke` lets a target add its own
@@ -93,9 +98,22 @@ fn drive(d: &mut TestDriver, queues: usize, b: &mut Bytes, mut poke: impl FnMut(
     d.run_ready();
 }
 
+/// Whatever the guest did, a snapshot of the device restores into `fresh`, built as the
+/// restoring process would build it, and the device serves on. (A macro: the device's
+/// event-loop trait is event-manager's, which this crate does not depend on.)
+macro_rules! snapshot_restores {
+    ($d:expr, $fresh:expr) => {{
+        let state = $d.save();
+        if let Err(e) = $d.restored($fresh, state) {
+            panic!("a state the device saved was refused: {e}");
+        }
+    }};
+}
+
 pub fn queue_rng(data: &[u8]) {
     let (mut d, _) = TestDriver::new(Rng::new().expect("rng"));
     drive(&mut d, 1, &mut Bytes::new(data), |_, _| {});
+    snapshot_restores!(d, Rng::new().expect("rng"));
 }
 
 /// A 1 MiB image in the temp dir, made once per process.
@@ -123,7 +141,8 @@ pub fn queue_block(data: &[u8]) {
 
 pub fn queue_net(data: &[u8]) {
     let mut b = Bytes::new(data);
-    let (tap, peer) = Tap::socketpair_for_tests(b.u8() & 1 == 1);
+    let ufo = b.u8() & 1 == 1;
+    let (tap, peer) = Tap::socketpair_for_tests(ufo);
     let Ok(net) = Net::new(tap, None) else { return };
     let mut peer = UnixStream::from(peer);
     let (mut d, _) = TestDriver::new(net);
@@ -136,6 +155,10 @@ pub fn queue_net(data: &[u8]) {
         while matches!(peer.read(&mut sink), Ok(n) if n > 0) {}
         d.run_ready();
     });
+    // The same tap as far as the guest can tell (UFO offered or not).
+    let (tap, _peer) = Tap::socketpair_for_tests(ufo);
+    let Ok(fresh) = Net::new(tap, None) else { return };
+    snapshot_restores!(d, fresh);
 }
 
 /// Inflate, deflate, statistics and (when the input turns it on) free page reporting; the
@@ -160,6 +183,8 @@ pub fn queue_balloon(data: &[u8]) {
         d.run_ready();
         events.take();
     });
+    let Ok(fresh) = Balloon::new(options) else { return };
+    snapshot_restores!(d, fresh);
 }
 
 /// virtio-serial with multiport: a virtconsole and a named port, each on a socket-pair
@@ -194,6 +219,14 @@ pub fn queue_multiport(data: &[u8]) {
         d.run_ready();
         events.take();
     });
+    let null = |name| Chardev::open(name, &devices::chardev::ChardevBackend::Null);
+    let (Ok(console0), Ok(port1)) = (null("c"), null("p")) else { return };
+    let ports = vec![
+        PortBackend { chardev: console0, id: None, name: None, console: true },
+        PortBackend { chardev: port1, id: None, name: Some("org.fuzz.port".into()), console: false },
+    ];
+    let Ok(fresh) = MultiportConsole::new(ports, 2) else { return };
+    snapshot_restores!(d, fresh);
 }
 
 pub fn queue_console(data: &[u8]) {
@@ -212,4 +245,7 @@ pub fn queue_console(data: &[u8]) {
         while matches!(theirs_out.read(&mut sink), Ok(n) if n > 0) {}
         d.run_ready();
     });
+    let Ok(chardev) = Chardev::open("fresh", &devices::chardev::ChardevBackend::Null) else { return };
+    let Ok(fresh) = Console::new(chardev) else { return };
+    snapshot_restores!(d, fresh);
 }

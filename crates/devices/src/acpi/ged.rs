@@ -3,12 +3,22 @@
 //! when the line fires and notifies the ACPI device each set bit stands for.
 
 use crate::bus::BusDevice;
+use crate::state::{DeviceState, StateError};
 use crate::EventFdTrigger;
+use serde::{Deserialize, Serialize};
 use vm_superio::Trigger;
 
 /// Selector bit of the power button event (QEMU's ACPI_GED_PWR_DOWN_EVT): `_EVT`
 /// notifies the `PNP0C0C` device, and the guest's ACPI button driver shuts down.
 pub const GED_EVENT_POWER_BUTTON: u32 = 1 << 1;
+
+/// What a snapshot keeps of the GED: the events the guest has not read yet. An
+/// interrupt raised for them was already delivered to the irqchip, whose state the VMM
+/// saves; nothing else is pending here.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct GedState {
+    pub selector: u32,
+}
 
 /// The event selector register and the interrupt that announces it.
 pub struct GenericEventDevice<T: Trigger = EventFdTrigger> {
@@ -47,6 +57,20 @@ impl<T: Trigger + Send> BusDevice for GenericEventDevice<T> {
 
     /// The selector is read-only.
     fn write(&mut self, _offset: u64, _data: &[u8]) {}
+
+    fn save(&mut self) -> Result<DeviceState, StateError> {
+        Ok(DeviceState::Ged(GedState { selector: self.selector }))
+    }
+
+    fn restore(&mut self, state: DeviceState) -> Result<(), StateError> {
+        match state {
+            DeviceState::Ged(GedState { selector }) => {
+                self.selector = selector;
+                Ok(())
+            }
+            other => Err(other.mismatch("acpi-ged")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +121,22 @@ mod tests {
         dev.press_power_button().unwrap();
         dev.write(0, &[0; 4]);
         assert_eq!(read_selector(&mut dev), GED_EVENT_POWER_BUTTON);
+    }
+
+    #[test]
+    fn a_pending_press_survives_save_and_restore() {
+        let (mut dev, _irq) = ged();
+        dev.press_power_button().unwrap();
+        let saved = dev.save().unwrap();
+        let (mut fresh, irq) = ged();
+        assert_eq!(
+            fresh.restore(DeviceState::Stateless).unwrap_err().to_string(),
+            "the saved state is of kind stateless, but this device is of kind acpi-ged"
+        );
+        fresh.restore(saved).unwrap();
+        assert!(irq.read().is_err(), "restoring raises nothing: the irqchip has the interrupt");
+        assert_eq!(read_selector(&mut fresh), GED_EVENT_POWER_BUTTON);
+        assert_eq!(read_selector(&mut fresh), 0);
     }
 
     #[test]

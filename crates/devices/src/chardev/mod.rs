@@ -27,6 +27,7 @@ mod backend;
 mod endpoint;
 mod listener;
 mod pty;
+mod snapshot;
 
 use crate::terminal::RawTerminal;
 use backend::io_error;

@@ -32,6 +32,15 @@ impl BusDevice for DebugExit {
     fn write(&mut self, _offset: u64, data: &[u8]) {
         (self.exit)(exit_status(data));
     }
+
+    /// Nothing to save: a write ends the VM at once.
+    fn save(&mut self) -> Result<crate::state::DeviceState, crate::state::StateError> {
+        Ok(crate::state::DeviceState::Stateless)
+    }
+
+    fn restore(&mut self, state: crate::state::DeviceState) -> Result<(), crate::state::StateError> {
+        crate::state::restore_stateless(state)
+    }
 }
 
 #[cfg(test)]

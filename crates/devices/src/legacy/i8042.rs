@@ -38,6 +38,15 @@ impl BusDevice for I8042Reset {
             }
         }
     }
+
+    /// Nothing to save: vm-superio's controller holds only its reset event.
+    fn save(&mut self) -> Result<crate::state::DeviceState, crate::state::StateError> {
+        Ok(crate::state::DeviceState::Stateless)
+    }
+
+    fn restore(&mut self, state: crate::state::DeviceState) -> Result<(), crate::state::StateError> {
+        crate::state::restore_stateless(state)
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,6 @@ mod serial;
 
 pub use debug_exit::{exit_status, DebugExit, ExitWith};
 pub use i8042::I8042Reset;
-pub use keyboard::{I8042Controller, I8042Port, I8042PortDevice, Key, KEYS};
-pub use rtc::{host_clock, local_clock, Clock, Rtc, RtcTimer};
-pub use serial::SerialPort;
+pub use keyboard::{I8042Controller, I8042Port, I8042PortDevice, I8042State, Key, PendingWrite, KEYS};
+pub use rtc::{host_clock, local_clock, Clock, Rtc, RtcState, RtcTimer};
+pub use serial::{SerialPort, SerialState};

@@ -17,6 +17,9 @@
 //! runs), the square-wave pin.
 
 mod calendar;
+mod state;
+
+pub use state::RtcState;
 
 use crate::bus::BusDevice;
 use calendar::DateTime;
@@ -426,6 +429,14 @@ impl<T: Trigger + Send, M: RtcTimer> BusDevice for Rtc<T, M> {
             0 => self.index = v & 0x7f,
             _ => self.write_register(self.index, v),
         }
+    }
+
+    fn save(&mut self) -> Result<crate::state::DeviceState, crate::state::StateError> {
+        self.save_device()
+    }
+
+    fn restore(&mut self, state: crate::state::DeviceState) -> Result<(), crate::state::StateError> {
+        self.restore_device(state)
     }
 }
 

@@ -1,9 +1,65 @@
 use crate::bus::BusDevice;
+use crate::state::{DeviceState, StateError};
 use crate::EventFdTrigger;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::io::Write;
 use vm_superio::serial::NoEvents;
 use vm_superio::Serial;
+
+/// vm-superio's `SerialState` (the UART's registers and receive FIFO), mirrored for
+/// serde, plus the host input the FIFO had no room for yet.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SerialState {
+    pub baud_divisor_low: u8,
+    pub baud_divisor_high: u8,
+    pub interrupt_enable: u8,
+    pub interrupt_identification: u8,
+    pub line_control: u8,
+    pub line_status: u8,
+    pub modem_control: u8,
+    pub modem_status: u8,
+    pub scratch: u8,
+    /// The receive FIFO (at most 64 bytes, vm-superio's FIFO size).
+    pub in_buffer: Vec<u8>,
+    /// Typed on the host, not yet in the FIFO.
+    pub pending_input: Vec<u8>,
+}
+
+impl From<vm_superio::serial::SerialState> for SerialState {
+    fn from(s: vm_superio::serial::SerialState) -> Self {
+        SerialState {
+            baud_divisor_low: s.baud_divisor_low,
+            baud_divisor_high: s.baud_divisor_high,
+            interrupt_enable: s.interrupt_enable,
+            interrupt_identification: s.interrupt_identification,
+            line_control: s.line_control,
+            line_status: s.line_status,
+            modem_control: s.modem_control,
+            modem_status: s.modem_status,
+            scratch: s.scratch,
+            in_buffer: s.in_buffer,
+            pending_input: Vec::new(),
+        }
+    }
+}
+
+impl SerialState {
+    fn uart(&self) -> vm_superio::serial::SerialState {
+        vm_superio::serial::SerialState {
+            baud_divisor_low: self.baud_divisor_low,
+            baud_divisor_high: self.baud_divisor_high,
+            interrupt_enable: self.interrupt_enable,
+            interrupt_identification: self.interrupt_identification,
+            line_control: self.line_control,
+            line_status: self.line_status,
+            modem_control: self.modem_control,
+            modem_status: self.modem_status,
+            scratch: self.scratch,
+            in_buffer: self.in_buffer.clone(),
+        }
+    }
+}
 
 /// A 16550A UART (vm-superio's model) whose transmitter writes to `out` and
 /// whose receiver is fed by the VMM's event loop.
@@ -44,6 +100,28 @@ impl SerialPort {
     }
 }
 
+impl SerialPort {
+    fn restore_state(&mut self, state: SerialState) -> Result<(), StateError> {
+        let backend = |op, e: std::io::Error| StateError::Backend { device: "serial", op, source: e };
+        let trigger = self.uart.interrupt_evt().try_clone().map_err(|e| backend("cannot clone its interrupt", e))?;
+        let spare = self.uart.interrupt_evt().try_clone().map_err(|e| backend("cannot clone its interrupt", e))?;
+        // The output stays the one this process opened; only the registers come from the file.
+        let placeholder = Serial::new(spare, Box::new(std::io::sink()) as Box<dyn Write + Send>);
+        let out = std::mem::replace(&mut self.uart, placeholder).into_writer();
+        // from_state refuses an over-full FIFO before using `out`, but takes it by value:
+        // check first so the output is never lost.
+        if state.in_buffer.len() > 64 {
+            self.uart = Serial::new(trigger, out);
+            return Err(StateError::Invalid { device: "serial", what: "receive FIFO (over 64 bytes)" });
+        }
+        // from_state raises the interrupt again if the saved registers say one is pending.
+        self.uart = Serial::from_state(&state.uart(), trigger, NoEvents, out)
+            .map_err(|e| backend("cannot raise its interrupt", std::io::Error::other(format!("{e:?}"))))?;
+        self.pending_input = state.pending_input.into();
+        Ok(())
+    }
+}
+
 impl BusDevice for SerialPort {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
@@ -65,6 +143,19 @@ impl BusDevice for SerialPort {
                 log::warn!("serial: output lost: {e:?}");
                 self.output_failed = true;
             }
+        }
+    }
+
+    fn save(&mut self) -> Result<DeviceState, StateError> {
+        let mut state = SerialState::from(self.uart.state());
+        state.pending_input = self.pending_input.iter().copied().collect();
+        Ok(DeviceState::Serial(state))
+    }
+
+    fn restore(&mut self, state: DeviceState) -> Result<(), StateError> {
+        match state {
+            DeviceState::Serial(state) => self.restore_state(state),
+            other => Err(other.mismatch("serial")),
         }
     }
 }
@@ -131,6 +222,48 @@ mod tests {
         port.read(LSR, &mut byte);
         assert_eq!(byte[0] & LSR_DATA_READY, 0);
         assert!(!port.flush_input());
+    }
+
+    /// Registers, the FIFO and the input waiting for it survive; output keeps going to
+    /// the restoring port's own writer.
+    #[test]
+    fn state_round_trips_into_a_fresh_port() {
+        let (mut dev, _out, _irq) = port();
+        dev.write(3, &[0x80]); // DLAB
+        dev.write(DATA, &[0x0c]); // divisor low: 9600 baud
+        dev.write(3, &[0x03]); // 8N1, DLAB off
+        dev.write(7, &[0x5a]); // scratch
+        dev.write(IER, &[1]);
+        let input: Vec<u8> = (0..100u8).collect();
+        dev.queue_input(&input);
+        let saved = dev.save().unwrap();
+
+        let (mut fresh, out, irq) = port();
+        fresh.restore(saved.clone()).unwrap();
+        assert!(irq.read().is_ok(), "the pending receive interrupt is raised again");
+        assert_eq!(fresh.save().unwrap(), saved);
+        let mut byte = [0u8];
+        fresh.read(7, &mut byte);
+        assert_eq!(byte, [0x5a]);
+        let mut received = Vec::new();
+        while received.len() < input.len() {
+            fresh.read(DATA, &mut byte);
+            received.push(byte[0]);
+        }
+        assert_eq!(received, input);
+        fresh.write(DATA, b"!");
+        assert_eq!(out.0.lock().unwrap().as_slice(), b"!");
+    }
+
+    #[test]
+    fn a_bad_saved_fifo_or_kind_is_refused() {
+        let (mut dev, out, _irq) = port();
+        let DeviceState::Serial(mut state) = dev.save().unwrap() else { panic!("serial state") };
+        state.in_buffer = vec![0; 65];
+        assert!(matches!(dev.restore(DeviceState::Serial(state)), Err(StateError::Invalid { .. })));
+        assert!(matches!(dev.restore(DeviceState::Stateless), Err(StateError::KindMismatch { .. })));
+        dev.write(DATA, b"x");
+        assert_eq!(out.0.lock().unwrap().as_slice(), b"x", "the output survived the refusal");
     }
 
     #[test]

@@ -25,10 +25,23 @@ impl Activation {
         Ok(Activation { wake: EventFd::new(EFD_NONBLOCK)?, active: None, retired: Vec::new() })
     }
 
+    /// The queues of the active device (for `VirtioDevice::active_queues_now`).
+    pub fn queues(&self) -> Option<&[virtio_queue::Queue]> {
+        self.active.as_ref().map(|ctx| ctx.queues.as_slice())
+    }
+
     /// Called by the transport, on a vCPU thread.
     pub fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         self.active = Some(ctx);
         self.wake.write(1).map_err(ActivateError::Wake)
+    }
+
+    /// Makes the event loop run the device's wake-up handler on its next turn (a vhost
+    /// device stopped for a snapshot restarts its backend there).
+    pub fn wake(&self) {
+        if let Err(e) = self.wake.write(1) {
+            log::error!("virtio: cannot wake the device event loop: {e}");
+        }
     }
 
     /// Drops the queues (device reset) and asks the event loop to stop

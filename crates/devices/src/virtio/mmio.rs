@@ -1,8 +1,13 @@
 //! The virtio-mmio transport, register layout version 2 (virtio 1.x §4.2.2).
 //! Every value the guest writes is checked here before a device sees it.
 
+mod state;
+
+pub use state::TransportState;
+
 use super::{status, ActivateContext, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::BusDevice;
+use crate::state::{DeviceState, StateError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
@@ -319,6 +324,14 @@ impl BusDevice for MmioTransport {
             return;
         }
         self.write_register(offset, u32::from_le_bytes(bytes));
+    }
+
+    fn save(&mut self) -> Result<DeviceState, StateError> {
+        self.save_state()
+    }
+
+    fn restore(&mut self, state: DeviceState) -> Result<(), StateError> {
+        self.restore_state(state)
     }
 }
 

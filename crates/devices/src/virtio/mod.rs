@@ -16,11 +16,13 @@ pub mod console;
 pub mod mmio;
 pub mod net;
 pub mod rng;
+mod state;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_driver;
 pub mod vhost;
 
 pub use activation::Activation;
+pub use state::{SavedQueue, VirtioState};
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use virtio_queue::Queue;
@@ -107,6 +109,19 @@ impl Interrupt {
         self.status.fetch_and(!bits, Ordering::SeqCst);
     }
 
+    /// A restored device's interrupt: the saved status bits and reset request. A pending
+    /// interrupt is raised once more, so the guest does not miss it whatever the
+    /// restored irqchip holds (a spurious one costs the driver a status read).
+    pub fn restore(&self, status: u32, needs_reset: bool) {
+        self.status.store(status, Ordering::SeqCst);
+        self.needs_reset.store(needs_reset, Ordering::SeqCst);
+        if status != 0 {
+            if let Err(e) = self.irq.write(1) {
+                log::error!("virtio: cannot inject interrupt: {e}");
+            }
+        }
+    }
+
     /// Device reset: no pending interrupt, no pending reset request.
     pub fn clear(&self) {
         self.status.store(0, Ordering::SeqCst);
@@ -157,6 +172,16 @@ pub trait VirtioDevice: Send {
     /// queues. Returns false if the device cannot be reset, in which case the
     /// transport marks it DEVICE_NEEDS_RESET forever.
     fn reset(&mut self) -> bool;
+    /// The queues the device took at activation, as far as it has served them; None
+    /// before activation. The transport saves their positions after `save`.
+    fn active_queues_now(&self) -> Option<&[Queue]>;
+    /// The device's own state, for a snapshot, with the VM paused and the device thread
+    /// parked (no request in flight). No default: a new device cannot forget it.
+    fn save(&mut self) -> Result<VirtioState, crate::state::StateError>;
+    /// Loads what `save` returned into a device built from the same command line. The
+    /// transport calls it after re-activating the device (if it was active) with the
+    /// restored queues; `KindMismatch` if the state is another kind's.
+    fn restore(&mut self, state: VirtioState) -> Result<(), crate::state::StateError>;
 }
 
 /// Copies `data.len()` bytes of `config` at `offset` into `data`, zero

@@ -125,6 +125,19 @@ impl VirtioDevice for Rng {
         self.activation.deactivate();
         true
     }
+    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+        self.activation.queues()
+    }
+    /// Nothing beyond the queue: each request is answered within the turn it is taken.
+    fn save(&mut self) -> Result<super::VirtioState, crate::state::StateError> {
+        Ok(super::VirtioState::Rng)
+    }
+    fn restore(&mut self, state: super::VirtioState) -> Result<(), crate::state::StateError> {
+        match state {
+            super::VirtioState::Rng => Ok(()),
+            other => Err(other.mismatch("virtio-rng")),
+        }
+    }
 }
 
 impl MutEventSubscriber for Rng {
@@ -172,6 +185,52 @@ mod tests {
         assert_eq!(d.read_reg(0x34), u32::from(QUEUE_SIZE));
         d.write_reg(0x30, 1);
         assert_eq!(d.read_reg(0x34), 0, "no second queue");
+    }
+
+    /// After a restore the queue goes on, and an interrupt the guest had not
+    /// acknowledged is raised again.
+    #[test]
+    fn requests_and_a_pending_interrupt_survive_a_restore() {
+        let mut d = driver();
+        let a = d.alloc(64, 0);
+        d.add_chain(0, &[(a, 64, true)]);
+        d.notify(0);
+        assert_eq!(d.used(0).len(), 1);
+        assert!(d.interrupted());
+        let state = d.save();
+        let (mut r, _) = d.restored(Rng::new().unwrap(), state).unwrap();
+        assert!(r.interrupted(), "the unacknowledged interrupt is raised once more");
+        assert_eq!(r.read_reg(0x60), 1, "used-buffer interrupt status");
+        r.write_reg(0x64, 1);
+        let b = r.alloc(32, 0);
+        let head = r.add_chain(0, &[(b, 32, true)]);
+        r.notify(0);
+        assert_eq!(r.used(0), vec![(u32::from(head), 32)]);
+        assert_eq!(r.used_idx(0), 2);
+        assert!(r.interrupted());
+    }
+
+    /// Before DRIVER_OK a driver may have left anything in the registers: features the
+    /// transport refused, a ready queue whose rings are outside memory. A snapshot then
+    /// restores as it was, and the transport goes on refusing them.
+    #[test]
+    fn a_half_set_up_device_restores_with_what_the_driver_wrote() {
+        let (mut d, _) = TestDriver::new(Rng::new().unwrap());
+        assert_eq!(d.negotiate(1 << 40) & status::FEATURES_OK, 0, "refused");
+        d.setup_queue(0, 16);
+        d.write_reg(0x30, 0);
+        d.write_reg(0x44, 0);
+        d.write_reg(0xa0, 0xffff_f000);
+        d.write_reg(0xa4, 0xff);
+        d.write_reg(0x44, 1);
+        let state = d.save();
+        let (mut r, _) = d.restored(Rng::new().unwrap(), state).unwrap();
+        assert_eq!(r.status() & status::FEATURES_OK, 0);
+        let s = r.status();
+        r.write_reg(0x70, s | status::FEATURES_OK);
+        assert_eq!(r.status() & status::FEATURES_OK, 0, "the features are still refused");
+        r.write_reg(0x30, 0);
+        assert_eq!(r.read_reg(0x44), 1, "the queue is still marked ready");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use super::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use super::{status, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::BusDevice;
+use crate::state::{DeviceState, StateError};
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -23,6 +24,7 @@ const QUEUE_AREA: u64 = 0x10000;
 /// Buffers handed out by `alloc` start here.
 const BUFFER_AREA: u64 = 0x100000;
 
+#[derive(Clone)]
 struct DriverQueue {
     size: u16,
     desc: u64,
@@ -71,8 +73,37 @@ impl TestDriver {
     where
         D: VirtioDevice + MutEventSubscriber + 'static,
     {
+        Self::on_memory(device, events, mem())
+    }
+
+    /// The transport's saved state (its device's included), as the VMM's snapshot takes it.
+    pub fn save(&mut self) -> DeviceState {
+        self.transport.save().expect("the device saves")
+    }
+
+    /// A snapshot restored, as a new process would: `device` (freshly built) on a new
+    /// transport and event loop over this driver's guest memory (which the VMM maps from
+    /// the memory file), given `state`. The driver side goes on where this one was (its
+    /// rings and buffers are in that memory). The loop then runs once, as the device
+    /// thread does when it starts.
+    pub fn restored<D>(&self, device: D, state: DeviceState) -> Result<(Self, Arc<Mutex<D>>), StateError>
+    where
+        D: VirtioDevice + MutEventSubscriber + 'static,
+    {
+        let events = Rc::new(RefCell::new(EventManager::new().unwrap()));
+        let (mut driver, device) = Self::on_memory(device, events, self.mem.clone());
+        driver.transport.restore(state)?;
+        driver.queues = self.queues.clone();
+        driver.next_buffer = self.next_buffer;
+        driver.run_ready();
+        Ok((driver, device))
+    }
+
+    fn on_memory<D>(device: D, events: SharedLoop, mem: GuestMemoryMmap) -> (Self, Arc<Mutex<D>>)
+    where
+        D: VirtioDevice + MutEventSubscriber + 'static,
+    {
         let device = Arc::new(Mutex::new(device));
-        let mem = mem();
         let irq = EventFd::new(EFD_NONBLOCK).unwrap();
         let interrupt = Arc::new(Interrupt::new(irq.try_clone().unwrap()));
         let nqueues = device.lock().unwrap().queue_max_sizes().len();
@@ -287,6 +318,11 @@ impl TestDriver {
         }
         self.queues[queue].used_seen = seen;
         out
+    }
+
+    /// The used ring's index as the device last wrote it.
+    pub fn used_idx(&self, queue: usize) -> u16 {
+        self.mem.read_obj(GuestAddress(self.queues[queue].used + 2)).unwrap()
     }
 
     pub fn read_bytes(&self, addr: u64, len: usize) -> Vec<u8> {

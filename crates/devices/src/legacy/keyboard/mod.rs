@@ -9,8 +9,10 @@
 //! No mouse: the auxiliary port reports itself absent, so Linux skips it at once.
 
 mod keys;
+mod state;
 
 pub use keys::{Key, KEYS};
+pub use state::{I8042State, PendingWrite};
 
 use crate::bus::BusDevice;
 use crate::EventFdTrigger;
@@ -193,8 +195,12 @@ where
         }
     }
 
+    /// Replies beyond the queue's size are dropped, as QEMU's `ps2_queue` drops them: a
+    /// guest that writes commands without reading the replies cannot grow the queue (nor
+    /// a snapshot, which refuses a longer one).
     fn keyboard_reply(&mut self, bytes: &[u8]) {
-        self.queue.extend(bytes);
+        let room = QUEUE_LEN.saturating_sub(self.queue.len());
+        self.queue.extend(&bytes[..bytes.len().min(room)]);
         self.refill();
     }
 
@@ -324,6 +330,14 @@ where
             I8042Port::Data => controller.write_data(byte),
             I8042Port::Command => controller.write_command(byte),
         }
+    }
+
+    fn save(&mut self) -> Result<crate::state::DeviceState, crate::state::StateError> {
+        self.save_controller()
+    }
+
+    fn restore(&mut self, state: crate::state::DeviceState) -> Result<(), crate::state::StateError> {
+        self.restore_controller(state)
     }
 }
 

@@ -142,3 +142,15 @@ fn reset_command_fires_the_reset_event() {
     r.command.write(0, &[0xfe]);
     assert_eq!(r.reset.read().unwrap(), 1);
 }
+
+/// A guest that sends commands and never reads the replies fills the queue and no more.
+#[test]
+fn unread_replies_stop_at_the_queue_size() {
+    let mut rig = rig();
+    for _ in 0..200 {
+        rig.data.write(0, &[KBD_GET_ID]);
+    }
+    assert_eq!(rig.controller.lock().unwrap().queue.len(), QUEUE_LEN);
+    let state = rig.controller.lock().unwrap().save_state();
+    assert!(rig.controller.lock().unwrap().restore_state(state).is_ok(), "a full queue restores");
+}

@@ -1,4 +1,5 @@
 use super::*;
+use crate::state::{DeviceState, StateError};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -250,4 +251,53 @@ fn cmos_ram_index_and_read_only_registers() {
     assert_eq!(h.get(REG_A), 0x7f, "UIP cannot be written");
     h.rtc.write(1, &[]);
     h.rtc.read(1, &mut []);
+}
+
+/// A clock the guest set goes on from its setting after a restore, by the host time
+/// that passed meanwhile; CMOS RAM, the index and register B come back as they were.
+#[test]
+fn a_restored_clock_continues_from_the_guest_setting() {
+    let mut h = Harness::at(LEAP_DAY);
+    h.set(REG_B, B_SET | B_24H);
+    h.set(REG_HOURS, 0x03); // the guest sets 03:34:56
+    h.set(REG_B, B_24H);
+    h.set(0x40, 0xab);
+    h.rtc.write(0, &[0x41]);
+    let saved = h.rtc.save().unwrap();
+
+    let mut later = Harness::at(LEAP_DAY + 3600);
+    later.rtc.restore(saved).unwrap();
+    let mut v = [0u8];
+    later.rtc.read(1, &mut v);
+    assert_eq!(v, [0], "the index register came back (0x41, never written)");
+    assert_eq!(later.get(REG_HOURS), 0x04, "an hour passed on the host: 04:34:56, not the host's 12:34");
+    assert_eq!(later.get(REG_MINUTES), 0x34);
+    assert_eq!(later.get(0x40), 0xab);
+    assert_eq!(later.get(REG_B), B_24H);
+}
+
+/// An update interrupt the guest enabled and had not acknowledged is still asserted,
+/// and the timer is armed for what the restored registers ask.
+#[test]
+fn restore_keeps_the_line_and_arms_the_timer() {
+    let mut h = Harness::at(LEAP_DAY);
+    h.set(REG_A, A_NO_PERIODIC);
+    h.set(REG_B, B_24H | B_UIE);
+    h.fire();
+    assert_eq!(h.irqs(), 1);
+    let saved = h.rtc.save().unwrap();
+    let mut r = Harness::at(LEAP_DAY + 10);
+    r.rtc.restore(saved).unwrap();
+    assert_eq!(r.armed(), None, "the line is up: nothing to arm until C is read");
+    assert_eq!(r.get(REG_C), C_IRQF | C_UF);
+    assert!(r.armed().is_some(), "reading C re-arms the update timer");
+}
+
+#[test]
+fn a_bad_saved_clock_is_refused() {
+    let mut h = Harness::at(LEAP_DAY);
+    let DeviceState::Rtc(mut state) = h.rtc.save().unwrap() else { panic!("rtc state") };
+    state.cmos.truncate(64);
+    assert!(matches!(h.rtc.restore(DeviceState::Rtc(state)), Err(StateError::Invalid { .. })));
+    assert!(matches!(h.rtc.restore(DeviceState::Stateless), Err(StateError::KindMismatch { .. })));
 }

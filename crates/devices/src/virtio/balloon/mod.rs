@@ -25,6 +25,22 @@ use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMma
 #[cfg(test)]
 mod tests;
 
+/// What a snapshot keeps of the balloon beyond its queues.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct BalloonDeviceState {
+    /// The target the host set (`num_pages`) and what the guest says it gave (`actual`).
+    pub target_pages: u32,
+    pub actual_pages: u32,
+    /// The last statistics, and when they came (s since the epoch): `query-balloon`
+    /// and the QOM stats read them.
+    pub stats: [Option<u64>; STAT_NAMES.len()],
+    pub stats_updated_at: u64,
+    pub returned_bytes: u64,
+    /// The statistics buffer the device holds until it wants new statistics: the guest
+    /// posts one and only one, so losing it would end statistics for good.
+    pub stats_head: Option<u16>,
+}
+
 /// Feature bits (virtio 1.x §5.5.3; virtio-bindings has no balloon header).
 pub const F_STATS_VQ: u64 = 1 << 1;
 pub const F_DEFLATE_ON_OOM: u64 = 1 << 2;
@@ -347,6 +363,39 @@ impl VirtioDevice for Balloon {
         self.stats_head = None;
         lock(&self.state).actual_pages = 0;
         true
+    }
+
+    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+        self.activation.queues()
+    }
+
+    fn save(&mut self) -> Result<super::VirtioState, crate::state::StateError> {
+        let state = lock(&self.state);
+        Ok(super::VirtioState::Balloon(BalloonDeviceState {
+            target_pages: state.target_pages,
+            actual_pages: state.actual_pages,
+            stats: state.stats,
+            stats_updated_at: state.stats_updated_at,
+            returned_bytes: state.returned_bytes,
+            stats_head: self.stats_head,
+        }))
+    }
+
+    /// The pages the guest gave back stay given back: the memory file has them as
+    /// zeroes (or holes), which is what the guest expects of them.
+    fn restore(&mut self, state: super::VirtioState) -> Result<(), crate::state::StateError> {
+        // The statistics head is the guest's, taken as it came (the used ring refuses one
+        // beyond the queue when it is given back), so any value is what the device had.
+        let super::VirtioState::Balloon(saved) = state else { return Err(state.mismatch("virtio-balloon")) };
+        let mut state = lock(&self.state);
+        state.target_pages = saved.target_pages;
+        state.actual_pages = saved.actual_pages;
+        state.stats = saved.stats;
+        state.stats_updated_at = saved.stats_updated_at;
+        state.returned_bytes = saved.returned_bytes;
+        drop(state);
+        self.stats_head = saved.stats_head;
+        Ok(())
     }
 }
 

@@ -197,3 +197,54 @@ fn a_new_actual_is_announced_once_and_a_repeated_one_not_at_all() {
     d.write_reg(0x104, 0);
     assert_eq!(events.take(), [GuestEvent::BalloonActual { pages: 0 }]);
 }
+
+/// Target, actual, the statistics and the held statistics buffer survive a restore; the
+/// reporting queue (optional, after the statistics queue) goes on too.
+#[test]
+fn target_actual_and_statistics_survive_a_restore() {
+    let options = BalloonOptions { deflate_on_oom: true, free_page_reporting: true };
+    let features = F_STATS_VQ | F_REPORTING | F_DEFLATE_ON_OOM;
+    let (mut d, balloon) = driver(options, features);
+    balloon.lock().unwrap().set_target(1000);
+    d.write_reg(0x104, 600);
+    let stats = d.alloc_with(&stat(4, 123 << 20));
+    let head = d.add_chain(2, &[(stats, 10, false)]);
+    d.notify(2);
+    let free = d.alloc(3 * 4096, 0x77);
+    d.add_chain(3, &[(free, 3 * 4096, true)]);
+    d.notify(3);
+    assert_eq!(d.used(3).len(), 1);
+    let returned = balloon.lock().unwrap().state().lock().unwrap().returned_bytes;
+    assert!(returned >= 2 * 4096);
+    let saved = d.save();
+
+    let (mut r, restored) = d.restored(Balloon::new(options).unwrap(), saved).unwrap();
+    assert_eq!((r.read_reg(0x100), r.read_reg(0x104)), (1000, 600), "num_pages and actual");
+    let state = restored.lock().unwrap().state();
+    assert_eq!(state.lock().unwrap().stats[4], Some(123 << 20));
+    assert_eq!(state.lock().unwrap().returned_bytes, returned);
+    restored.lock().unwrap().request_stats();
+    assert_eq!(r.used(2), [(u32::from(head), 0)], "the buffer held before the snapshot is given back");
+    let again = r.alloc(3 * 4096, 0x66);
+    r.add_chain(3, &[(again, 3 * 4096, true)]);
+    r.notify(3);
+    assert_eq!(r.used(3).len(), 1);
+    assert_eq!(state.lock().unwrap().returned_bytes, 2 * returned, "reporting goes on");
+    restored.lock().unwrap().set_target(10);
+    assert_eq!(r.read_reg(0x100), 10);
+}
+
+/// A balloon built without free page reporting has one queue fewer than one with it.
+#[test]
+fn a_balloon_built_with_other_options_is_refused() {
+    let with = BalloonOptions { deflate_on_oom: false, free_page_reporting: true };
+    let (mut d, _) = driver(with, F_STATS_VQ | F_REPORTING);
+    let saved = d.save();
+    let err = d.restored(Balloon::new(BalloonOptions::default()).unwrap(), saved).err().unwrap();
+    assert!(matches!(err, crate::state::StateError::QueueCount { saved: 4, now: 3 }), "{err}");
+    let without_oom = BalloonOptions::default();
+    let (mut d, _) = driver(BalloonOptions { deflate_on_oom: true, ..without_oom }, F_DEFLATE_ON_OOM);
+    let saved = d.save();
+    let err = d.restored(Balloon::new(without_oom).unwrap(), saved).err().unwrap();
+    assert!(matches!(err, crate::state::StateError::Features { .. }), "{err}");
+}

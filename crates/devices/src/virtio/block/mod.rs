@@ -32,12 +32,14 @@ mod request;
 mod tests;
 
 use super::{
-    come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN,
-    VIRTIO_F_VERSION_1,
+    come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState,
+    CHAINS_PER_TURN, VIRTIO_F_VERSION_1,
 };
+use crate::state::StateError;
 use disk::Disk;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use request::{GuestError, Worker, ID_BYTES};
+use serde::{Deserialize, Serialize};
 use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use virtio_bindings::virtio_blk::{
@@ -46,7 +48,7 @@ use virtio_bindings::virtio_blk::{
 };
 use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
-use virtio_queue::{QueueOwnedT, QueueT};
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
 
 pub(crate) const QUEUE_SIZE: u16 = 256;
 /// Data segments per request the driver may use: the queue less the header
@@ -115,6 +117,24 @@ pub enum BlockError {
     Event { path: PathBuf, source: std::io::Error },
 }
 
+/// What a snapshot keeps of a disk beyond its queue: its capacity and whether it is
+/// read-only, so that a restore onto an image of another size (the guest's partition
+/// table and file systems would no longer match the disk) or mode is refused. The data is the image file's; the snapshot
+/// does not copy it.
+///
+/// No request is ever in flight at a snapshot: each one is served synchronously
+/// (preadv/pwritev, then the used ring) within one turn of the device thread, and the
+/// VMM saves only with that thread parked between turns. A request the guest posted
+/// but the device has not taken yet is in the avail ring, in guest memory, and is
+/// served after the restore.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct BlockState {
+    /// In 512-byte sectors.
+    pub capacity: u64,
+    /// The guest was told the disk is read-only (VIRTIO_BLK_F_RO), or that it is not.
+    pub read_only: bool,
+}
+
 pub struct Block {
     activation: Activation,
     worker: Worker,
@@ -168,6 +188,10 @@ impl Block {
     /// Capacity in 512-byte sectors.
     pub fn capacity(&self) -> u64 {
         self.worker.disk.capacity
+    }
+
+    fn read_only(&self) -> bool {
+        self.features & (1 << VIRTIO_BLK_F_RO) != 0
     }
 
     fn process_queue(&mut self) {
@@ -286,6 +310,29 @@ impl VirtioDevice for Block {
         self.activation.deactivate();
         self.broken = false;
         true
+    }
+    fn active_queues_now(&self) -> Option<&[Queue]> {
+        self.activation.queues()
+    }
+    fn save(&mut self) -> Result<VirtioState, StateError> {
+        Ok(VirtioState::Block(BlockState { capacity: self.capacity(), read_only: self.read_only() }))
+    }
+    fn restore(&mut self, state: VirtioState) -> Result<(), StateError> {
+        let VirtioState::Block(saved) = state else { return Err(state.mismatch("virtio-blk")) };
+        if saved.capacity != self.capacity() {
+            let (saved, now) = (saved.capacity, self.capacity());
+            return Err(StateError::Config { device: "virtio-blk", what: "disk size in sectors", saved, now });
+        }
+        if saved.read_only != self.read_only() {
+            let (saved, now) = (u64::from(saved.read_only), u64::from(self.read_only()));
+            return Err(StateError::Config {
+                device: "virtio-blk",
+                what: "read-only setting (1: readonly=on)",
+                saved,
+                now,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -737,3 +737,6 @@ fn reset_and_reactivation_serve_again() {
     assert_eq!(run(&mut d, VIRTIO_BLK_T_IN, 2, &[(buf, 512, true)]).0, OK);
     assert_eq!(d.read_bytes(buf, 512), &data[1024..1536]);
 }
+
+#[path = "tests/state.rs"]
+mod state;

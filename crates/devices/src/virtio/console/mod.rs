@@ -21,10 +21,12 @@
 //! devices get their turn in between.
 
 mod multiport;
+mod state;
 #[cfg(test)]
 mod tests;
 
-pub use multiport::{MultiportConsole, PortBackend};
+pub use multiport::{MultiportConsole, MultiportState, PortBackend, PortState};
+pub use state::{ConsoleState, TxChainState};
 
 use super::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::chardev::Chardev;
@@ -307,6 +309,18 @@ impl VirtioDevice for Console {
         self.tx = None;
         self.rx_starved = false;
         true
+    }
+
+    fn active_queues_now(&self) -> Option<&[Queue]> {
+        self.activation.queues()
+    }
+
+    fn save(&mut self) -> Result<super::VirtioState, crate::state::StateError> {
+        Ok(self.save_state())
+    }
+
+    fn restore(&mut self, state: super::VirtioState) -> Result<(), crate::state::StateError> {
+        self.restore_state(state)
     }
 }
 

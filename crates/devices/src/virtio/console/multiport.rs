@@ -35,10 +35,16 @@
 //! Data moves per port exactly as in the one-port console (`transmit`,
 //! `receive`).
 
+mod state;
+
+pub use state::{MultiportState, PortState};
+
 use super::{next_chain, receive, transmit, wants_interrupt, TxChain, QUEUE_SIZE};
 use crate::chardev::Chardev;
 use crate::guest_events::{GuestEvent, GuestEvents};
-use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use crate::virtio::{
+    read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState, VIRTIO_F_VERSION_1,
+};
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -451,6 +457,18 @@ impl VirtioDevice for MultiportConsole {
         self.control_out.clear();
         self.reset_ports();
         true
+    }
+
+    fn active_queues_now(&self) -> Option<&[Queue]> {
+        self.activation.queues()
+    }
+
+    fn save(&mut self) -> Result<VirtioState, crate::state::StateError> {
+        Ok(self.save_state())
+    }
+
+    fn restore(&mut self, state: VirtioState) -> Result<(), crate::state::StateError> {
+        self.restore_state(state)
     }
 }
 

@@ -457,6 +457,23 @@ impl VirtioDevice for Net {
         self.activation.activate(ctx)
     }
 
+    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+        self.activation.queues()
+    }
+
+    fn save(&mut self) -> Result<crate::virtio::VirtioState, crate::state::StateError> {
+        Ok(crate::virtio::VirtioState::Net(super::NetState { mac: self.mac }))
+    }
+
+    fn restore(&mut self, state: crate::virtio::VirtioState) -> Result<(), crate::state::StateError> {
+        let crate::virtio::VirtioState::Net(saved) = state else { return Err(state.mismatch("virtio-net")) };
+        if saved.mac != self.mac {
+            log::info!("virtio-net {}: the guest keeps its MAC address {}", self.tap.name(), format_mac(&saved.mac));
+        }
+        self.mac = saved.mac;
+        Ok(())
+    }
+
     fn reset(&mut self) -> bool {
         if let Some(ctx) = self.activation.active.take() {
             self.retired_events.extend(ctx.queue_events);

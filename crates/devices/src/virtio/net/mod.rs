@@ -18,3 +18,13 @@ mod tx;
 pub(crate) use device::{config_space, offered_features, random_mac, tap_offloads, F_MRG_RXBUF};
 pub use device::{format_mac, Net, NetError};
 pub use tap::{Tap, TapError};
+
+/// What a snapshot keeps of virtio-net beyond its queues: the MAC address the guest
+/// knows (the restoring command line may give none, and a random one would change the
+/// guest's address under it). The tap is whatever the restoring command line opens. A
+/// frame read from the tap but not yet delivered (the guest had no buffer) is dropped:
+/// networks lose packets, and the guest's protocols resend.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct NetState {
+    pub mac: [u8; 6],
+}

@@ -788,3 +788,6 @@ mod real_tap {
         });
     }
 }
+
+#[path = "tests/state.rs"]
+mod state;

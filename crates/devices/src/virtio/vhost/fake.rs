@@ -25,6 +25,7 @@ pub enum Request {
     Running(bool),
     /// VHOST_NET_SET_BACKEND: queue, whether a tap was given.
     NetBackend(usize, bool),
+    GetVringBase(usize),
 }
 
 #[derive(Clone, Default)]
@@ -33,6 +34,8 @@ pub struct FakeVhost {
     pub features: u64,
     /// The request whose name starts with this fails with `fail_errno`.
     pub fail: Option<(&'static str, i32)>,
+    /// What VHOST_GET_VRING_BASE answers for queue q: `vring_base + q`.
+    pub vring_base: u32,
 }
 
 impl FakeVhost {
@@ -84,8 +87,8 @@ impl VhostBackend for FakeVhost {
     fn set_vring_base(&self, queue: usize, base: u16) -> Result<()> {
         self.record(Request::VringBase(queue, base))
     }
-    fn get_vring_base(&self, _: usize) -> Result<u32> {
-        unimplemented!("microvm does not read vring bases back")
+    fn get_vring_base(&self, queue: usize) -> Result<u32> {
+        self.record(Request::GetVringBase(queue)).map(|()| self.vring_base + queue as u32)
     }
     fn set_vring_call(&self, queue: usize, _: &EventFd) -> Result<()> {
         self.record(Request::VringCallFd(queue))

@@ -67,6 +67,19 @@ impl CallRelay {
     }
 }
 
+impl CallRelay {
+    /// Relays every call the backend made that the device thread has not yet relayed
+    /// (it is parked for a snapshot): the interrupt status the transport then saves
+    /// includes them, so the restored guest is not left waiting for used buffers.
+    pub fn relay_pending(&self, activation: &Activation) {
+        // Every eventfd is read (no short cut): each pending call is consumed.
+        let pending = self.calls.iter().filter(|call| call.read().is_ok()).count() > 0;
+        if let (true, Some(ctx)) = (pending, &activation.active) {
+            ctx.interrupt.signal_used_queue();
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VhostError {
     #[error("{op}: {source}")]
@@ -162,6 +175,28 @@ pub fn start_vrings<B: VhostBackend>(
         backend.set_vring_base(i, ctx.queues[i].next_avail()).map_err(ioctl("VHOST_SET_VRING_BASE"))?;
         backend.set_vring_call(i, call).map_err(ioctl("VHOST_SET_VRING_CALL"))?;
         backend.set_vring_kick(i, &ctx.queue_events[i]).map_err(ioctl("VHOST_SET_VRING_KICK"))?;
+    }
+    Ok(())
+}
+
+/// For a snapshot, with the backend stopped (so the kernel no longer moves the rings):
+/// brings the positions of queues `0..count` back into `ctx`'s queues, where the
+/// transport saves them and where `start_vrings` takes them from when the backend is
+/// started again. The kernel holds the next avail index (VHOST_GET_VRING_BASE); the
+/// next used index is the used ring's, in guest memory (the kernel reads it from there
+/// too when it starts).
+pub fn fetch_vring_bases<B: VhostBackend>(
+    backend: &B,
+    ctx: &mut ActivateContext,
+    count: usize,
+) -> Result<(), VhostError> {
+    for (i, queue) in ctx.queues.iter_mut().enumerate().take(count) {
+        let base = backend.get_vring_base(i).map_err(ioctl("VHOST_GET_VRING_BASE"))?;
+        queue.set_next_avail(base as u16);
+        let used = queue.used_idx(&ctx.mem, std::sync::atomic::Ordering::Acquire).map_err(|_| {
+            VhostError::RingOutsideMemory { queue: i, ring: "used ring", addr: queue.used_ring(), len: 4 }
+        })?;
+        queue.set_next_used(used.0);
     }
     Ok(())
 }

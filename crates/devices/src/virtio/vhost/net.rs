@@ -5,9 +5,12 @@
 //! through: VHOST_NET_F_VIRTIO_NET_HDR is not asked for); the guest's
 //! offload features still set the tap's offloads.
 
-use super::{start_vrings, CallRelay, RingAddresses, VhostError};
-use crate::virtio::net::{config_space, offered_features, random_mac, tap_offloads, Tap, F_MRG_RXBUF};
-use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use super::{fetch_vring_bases, start_vrings, CallRelay, RingAddresses, VhostError};
+use crate::state::StateError;
+use crate::virtio::net::{config_space, format_mac, offered_features, random_mac, tap_offloads, Tap, F_MRG_RXBUF};
+use crate::virtio::{
+    read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState, VIRTIO_F_VERSION_1,
+};
 use ::vhost::net::VhostNet as VhostNetOps;
 use ::vhost::vhost_kern::net::Net as KernelNetBackend;
 use event_manager::{EventOps, Events, MutEventSubscriber};
@@ -39,6 +42,15 @@ pub enum VhostNetError {
 }
 
 pub type KernelNet = KernelNetBackend<Arc<GuestMemoryMmap>>;
+
+/// What a snapshot keeps of vhost-net beyond its queues (whose positions the kernel
+/// held; see `fetch_vring_bases`): the MAC address the guest knows. The tap is the
+/// restoring command line's. Frames the kernel had not delivered are lost, as on any
+/// network.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct VhostNetState {
+    pub mac: [u8; 6],
+}
 
 pub struct VhostNet<B: VhostNetOps + Send = KernelNet> {
     tap: Tap,
@@ -146,6 +158,38 @@ impl<B: VhostNetOps + Send> VirtioDevice for VhostNet<B> {
             log::warn!("vhost-net {}: cannot clear the tap's offloads: {e}", self.tap.name());
         }
         true
+    }
+    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+        self.activation.queues()
+    }
+    /// Detaches the tap (the kernel stops moving frames into guest memory, which the
+    /// VMM writes to the memory file next) and fetches where the kernel got to. The
+    /// device thread attaches it again from there on its next turn (when the VM
+    /// resumes). Runs on the caller's thread (the device thread being parked).
+    fn save(&mut self) -> Result<VirtioState, StateError> {
+        let vhost = |source| StateError::Vhost { device: "vhost-net", source };
+        if std::mem::take(&mut self.running) {
+            for queue in 0..QUEUE_SIZES.len() {
+                self.backend
+                    .set_backend(queue, None)
+                    .map_err(|source| vhost(VhostError::Ioctl { op: "VHOST_NET_SET_BACKEND", source }))?;
+            }
+            if let Some(ctx) = self.activation.active.as_mut() {
+                fetch_vring_bases(&self.backend, ctx, QUEUE_SIZES.len()).map_err(vhost)?;
+            }
+            self.activation.wake();
+        }
+        self.calls.relay_pending(&self.activation);
+        Ok(VirtioState::VhostNet(VhostNetState { mac: self.mac }))
+    }
+    /// The kernel gets the restored positions when the device thread starts it.
+    fn restore(&mut self, state: VirtioState) -> Result<(), StateError> {
+        let VirtioState::VhostNet(saved) = state else { return Err(state.mismatch("vhost-net")) };
+        if saved.mac != self.mac {
+            log::info!("vhost-net {}: the guest keeps its MAC address {}", self.tap.name(), format_mac(&saved.mac));
+        }
+        self.mac = saved.mac;
+        Ok(())
     }
 }
 

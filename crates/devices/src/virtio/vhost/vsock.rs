@@ -1,10 +1,16 @@
 //! vhost-vsock: AF_VSOCK between the guest and the host, served by the
 //! host kernel's vhost_vsock module (/dev/vhost-vsock). The kernel serves
 //! the rx and tx queues; the event queue (transport resets, used only on
-//! migration) is the VMM's, and microvm never posts an event.
+//! migration) is the VMM's: after a restore the device posts one transport reset on
+//! it, so the guest drops the connections of the saved VM (their host ends are gone)
+//! and reads its CID again (the restoring command line may give another, e.g. for
+//! clones running side by side).
 
-use super::{start_vrings, CallRelay, RingAddresses, VhostError};
-use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
+use super::{fetch_vring_bases, start_vrings, CallRelay, RingAddresses, VhostError};
+use crate::state::StateError;
+use crate::virtio::{
+    read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState, VIRTIO_F_VERSION_1,
+};
 use ::vhost::vhost_kern::vsock::Vsock;
 use ::vhost::vsock::VhostVsock as VhostVsockOps;
 use event_manager::{EventOps, Events, MutEventSubscriber};
@@ -12,7 +18,8 @@ use std::sync::Arc;
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1 as VERSION_1_BIT;
 use virtio_bindings::virtio_ids::VIRTIO_ID_VSOCK;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
-use vm_memory::GuestMemoryMmap;
+use virtio_queue::QueueT;
+use vm_memory::{Bytes, GuestMemoryMmap};
 
 /// rx, tx (the kernel's) and event (the VMM's).
 const QUEUE_SIZES: [u16; 3] = [256, 256, 128];
@@ -56,7 +63,21 @@ pub struct VhostVsock<B: VhostVsockOps + Send = KernelVsock> {
     /// The kernel signals used buffers on these (rx, tx); see `vhost/mod.rs`.
     calls: CallRelay,
     running: bool,
+    /// Restored from a snapshot: a transport reset event is owed to the guest.
+    reset_owed: bool,
 }
+
+/// What a snapshot keeps of vhost-vsock beyond its queues (whose positions the kernel
+/// held; see `fetch_vring_bases`): the CID the guest had, for information. The restored
+/// device keeps the CID of the restoring command line; the transport reset tells the
+/// guest to read it.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct VhostVsockState {
+    pub cid: u64,
+}
+
+/// VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (virtio 1.2 §5.10.6.7), the event's le32 id.
+const EVENT_TRANSPORT_RESET: u32 = 0;
 
 impl VhostVsock<KernelVsock> {
     /// Opens /dev/vhost-vsock and claims `cid`: on the thread building the VM.
@@ -80,7 +101,15 @@ impl<B: VhostVsockOps + Send> VhostVsock<B> {
         })?;
         let calls = CallRelay::new(KERNEL_QUEUES).map_err(VsockError::EventFd)?;
         let activation = Activation::new().map_err(VsockError::EventFd)?;
-        Ok(VhostVsock { cid, backend, features: kernel & OFFERABLE, activation, calls, running: false })
+        Ok(VhostVsock {
+            cid,
+            backend,
+            features: kernel & OFFERABLE,
+            activation,
+            calls,
+            running: false,
+            reset_owed: false,
+        })
     }
 
     /// On the device thread: the driver set DRIVER_OK; give the kernel the rings.
@@ -96,6 +125,36 @@ impl<B: VhostVsockOps + Send> VhostVsock<B> {
         self.backend.start().map_err(|source| VhostError::Ioctl { op: "VHOST_VSOCK_SET_RUNNING", source })?;
         self.running = true;
         Ok(())
+    }
+
+    /// Posts the owed transport reset in the guest's next event buffer; without one
+    /// (the guest has not posted any yet) it stays owed until the guest kicks the queue.
+    fn send_transport_reset(&mut self) {
+        let Some(ctx) = self.activation.active.as_mut() else { return };
+        if !self.reset_owed {
+            return;
+        }
+        let mem = &ctx.mem;
+        let queue = &mut ctx.queues[EVENT_QUEUE];
+        let Some(chain) = queue.pop_descriptor_chain(mem) else { return };
+        self.reset_owed = false;
+        let head = chain.head_index();
+        let event = EVENT_TRANSPORT_RESET.to_le_bytes();
+        let written = chain
+            .writable()
+            .find(|d| d.len() as usize >= event.len())
+            .is_some_and(|d| mem.write_slice(&event, d.addr()).is_ok());
+        if !written {
+            log::warn!("vhost-vsock: the guest's event buffer cannot hold the transport reset; it was not sent");
+        }
+        let len = if written { event.len() as u32 } else { 0 };
+        if queue.add_used(mem, head, len).is_err() {
+            log::warn!("vhost-vsock: the event queue's used ring is outside guest memory");
+            return;
+        }
+        if queue.needs_notification(mem).unwrap_or(true) {
+            ctx.interrupt.signal_used_queue();
+        }
     }
 
     /// On the device thread: the driver reset the device.
@@ -133,7 +192,37 @@ impl<B: VhostVsockOps + Send> VirtioDevice for VhostVsock<B> {
     fn reset(&mut self) -> bool {
         // The device thread stops the kernel's device when it sees the wake-up.
         self.activation.deactivate();
+        self.reset_owed = false;
         true
+    }
+    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+        self.activation.queues()
+    }
+    /// Stops the kernel's device, so that the rings stay as saved while the VMM writes
+    /// guest memory, and fetches where the kernel got to. The device thread starts it
+    /// again from there on its next turn (when the VM resumes). Runs on the caller's
+    /// thread (the VMM's main thread, the device thread being parked).
+    fn save(&mut self) -> Result<VirtioState, StateError> {
+        let vhost = |source| StateError::Vhost { device: "vhost-vsock", source };
+        if std::mem::take(&mut self.running) {
+            self.backend.stop().map_err(|source| vhost(VhostError::Ioctl { op: "VHOST_VSOCK_SET_RUNNING", source }))?;
+            if let Some(ctx) = self.activation.active.as_mut() {
+                fetch_vring_bases(&self.backend, ctx, KERNEL_QUEUES).map_err(vhost)?;
+            }
+            self.activation.wake();
+        }
+        self.calls.relay_pending(&self.activation);
+        Ok(VirtioState::VhostVsock(VhostVsockState { cid: self.cid }))
+    }
+    /// The kernel gets the restored positions when the device thread starts it (the
+    /// activation's wake-up); the transport reset follows.
+    fn restore(&mut self, state: VirtioState) -> Result<(), StateError> {
+        let VirtioState::VhostVsock(saved) = state else { return Err(state.mismatch("vhost-vsock")) };
+        if saved.cid != self.cid {
+            log::info!("vhost-vsock: the guest had CID {}; it is told to take {} now", saved.cid, self.cid);
+        }
+        self.reset_owed = self.activation.active.is_some();
+        Ok(())
     }
 }
 
@@ -153,6 +242,7 @@ impl<B: VhostVsockOps + Send> MutEventSubscriber for VhostVsock<B> {
                         ctx.interrupt.signal_needs_reset();
                     }
                 }
+                self.send_transport_reset();
             }
             return;
         }
@@ -160,9 +250,10 @@ impl<B: VhostVsockOps + Send> MutEventSubscriber for VhostVsock<B> {
             return;
         }
         if let Some(ctx) = &self.activation.active {
-            // The event queue: microvm never sends events, so its buffers stay posted.
+            // The event queue: buffers stay posted until a restore owes the guest an event.
             let _ = ctx.queue_events[EVENT_QUEUE].read();
         }
+        self.send_transport_reset();
     }
 }
 

@@ -3,6 +3,7 @@
 //! open and close in `port_open`.
 
 mod port_open;
+mod state;
 
 use super::*;
 use crate::virtio::status;

@@ -359,3 +359,5 @@ fn reset_keeps_input_already_read_and_the_device_works_again() {
     send(&mut d, b"after");
     assert_eq!(drain(&mut peer), b"after");
 }
+
+mod state;

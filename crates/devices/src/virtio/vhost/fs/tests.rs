@@ -65,3 +65,25 @@ fn eio_replies_keep_the_guest_kicking_with_event_idx() {
         assert_eq!(driver.avail_event(1), n, "avail_event follows the requests");
     }
 }
+
+/// A snapshot with vhost-user-fs is refused with one line, whether or not the driver
+/// has started it, and so is a restore into one.
+#[test]
+fn snapshots_are_refused_with_one_clear_line() {
+    use crate::bus::BusDevice;
+    let (mut driver, _dev) = TestDriver::new(VhostUserFs::orphan("share"));
+    let err = driver.transport.save().unwrap_err();
+    assert!(matches!(err, crate::state::StateError::Unsupported { device: "vhost-user-fs", .. }));
+    assert_eq!(
+        err.to_string(),
+        "vhost-user-fs cannot be saved or restored: its file system state lives in virtiofsd, which cannot save it \
+         (QEMU refuses too); remove the device to take snapshots"
+    );
+    driver.activate(0, 64);
+    assert!(driver.transport.save().is_err());
+    let mut other = VhostUserFs::orphan("share");
+    assert!(matches!(
+        other.restore(crate::virtio::VirtioState::Rng),
+        Err(crate::state::StateError::Unsupported { .. })
+    ));
+}

@@ -51,3 +51,39 @@ fn a_refused_backend_leaves_the_device_needing_reset() {
     driver.setup_queue(1, 64);
     assert_ne!(driver.driver_ok() & status::DEVICE_NEEDS_RESET, 0);
 }
+
+/// Saving detaches the tap and reads the kernel's positions; the device resumes from
+/// them; a restored device hands them to the kernel before it attaches the tap, and
+/// keeps the guest's MAC.
+#[test]
+fn snapshot_positions_go_through_the_kernel_both_ways() {
+    let fake = FakeVhost { vring_base: 20, ..Default::default() };
+    let (mut driver, _dev) = TestDriver::new(device(&fake));
+    driver.activate(0, 64);
+    fake.taken();
+    let state = driver.save();
+    assert_eq!(
+        fake.taken(),
+        [
+            Request::NetBackend(0, false),
+            Request::NetBackend(1, false),
+            Request::GetVringBase(0),
+            Request::GetVringBase(1)
+        ]
+    );
+    let crate::state::DeviceState::Virtio(t) = &state else { panic!("virtio") };
+    assert_eq!(t.queues.iter().map(|q| q.next_avail).collect::<Vec<_>>(), [20, 21]);
+    driver.run_ready();
+    assert_eq!(fake.taken().last(), Some(&Request::NetBackend(1, true)), "resumed");
+
+    let fresh = FakeVhost::default();
+    let (tap, _peer) = Tap::socketpair_for_tests(false);
+    let clone = VhostNet::new(tap, None, FakeVhost { features: KERNEL, ..fresh.clone() }).unwrap();
+    let (mut r, dev) = driver.restored(clone, state).unwrap();
+    let calls = fresh.taken();
+    let at = |want: Request| calls.iter().position(|c| *c == want).unwrap_or_else(|| panic!("{want:?} in {calls:?}"));
+    assert!(at(Request::VringBase(0, 20)) < at(Request::NetBackend(0, true)));
+    assert!(at(Request::VringBase(1, 21)) < at(Request::NetBackend(1, true)));
+    assert_eq!(dev.lock().unwrap().mac(), [2, 0, 0, 0, 0, 1]);
+    assert_eq!(r.read_reg(0x100), 0x0000_0002);
+}

@@ -157,3 +157,87 @@ fn vring_config_checks_each_ring_against_its_region() {
     let err = super::super::vring_config(&mem, 0, &queue).err().unwrap().to_string();
     assert!(err.contains("used ring"), "{err}");
 }
+
+/// Saving stops the kernel's device and reads where it got to; the device starts again
+/// from there when the device thread next runs (the VM resumes).
+#[test]
+fn save_fetches_the_kernel_positions_and_the_device_resumes_from_them() {
+    let fake = FakeVhost { vring_base: 7, ..Default::default() };
+    let (mut driver, _dev) = TestDriver::new(device(&fake));
+    driver.activate(0, 64);
+    fake.taken();
+    let state = driver.save();
+    assert_eq!(fake.taken(), [Request::Running(false), Request::GetVringBase(0), Request::GetVringBase(1)]);
+    let crate::state::DeviceState::Virtio(t) = &state else { panic!("virtio") };
+    assert_eq!(t.queues.iter().map(|q| q.next_avail).collect::<Vec<_>>(), [7, 8, 0]);
+    assert_eq!(t.device, VirtioState::VhostVsock(VhostVsockState { cid: 42 }));
+    driver.run_ready();
+    let calls = fake.taken();
+    assert!(calls.contains(&Request::VringBase(0, 7)) && calls.contains(&Request::VringBase(1, 8)), "{calls:?}");
+    assert_eq!(calls.last(), Some(&Request::Running(true)));
+}
+
+/// Restored (here with another CID, as a clone beside the original needs): the kernel
+/// gets the saved positions before it runs, and the guest gets a transport reset in the
+/// event buffer it had posted, then reads its new CID.
+#[test]
+fn restore_hands_the_kernel_its_positions_and_the_guest_a_transport_reset() {
+    let fake = FakeVhost { vring_base: 300, ..Default::default() };
+    let (mut driver, _dev) = TestDriver::new(device(&fake));
+    driver.activate(0, 64);
+    let event = driver.alloc(8, 0xee);
+    let head = driver.add_chain(EVENT_QUEUE, &[(event, 8, true)]);
+    driver.kick(EVENT_QUEUE as u32);
+    driver.run_ready();
+    assert!(driver.used(EVENT_QUEUE).is_empty(), "no event without a restore");
+    let state = driver.save();
+
+    let fresh = FakeVhost::default();
+    let clone = VhostVsock::new(43, FakeVhost { features: KERNEL_FEATURES, ..fresh.clone() }).unwrap();
+    fresh.taken();
+    let (mut r, _) = driver.restored(clone, state).unwrap();
+    let calls = fresh.taken();
+    let base = |q| calls.iter().position(|c| *c == Request::VringBase(q, 300 + q as u16));
+    let running = calls.iter().position(|c| *c == Request::Running(true)).expect("started");
+    assert!(base(0).unwrap() < running && base(1).unwrap() < running, "{calls:?}");
+    assert_eq!(r.used(EVENT_QUEUE), [(u32::from(head), 4)]);
+    assert_eq!(r.read_bytes(event, 8), [0, 0, 0, 0, 0xee, 0xee, 0xee, 0xee], "VIRTIO_VSOCK_EVENT_TRANSPORT_RESET");
+    assert!(r.interrupted());
+    assert_eq!(r.read_reg(0x100), 43, "the guest reads its new CID");
+}
+
+/// Without an event buffer at restore, the reset waits for the guest to post one.
+#[test]
+fn a_transport_reset_waits_for_an_event_buffer() {
+    let fake = FakeVhost::default();
+    let (mut driver, _dev) = TestDriver::new(device(&fake));
+    driver.activate(0, 64);
+    let state = driver.save();
+    let (mut r, _) = driver.restored(device(&FakeVhost::default()), state).unwrap();
+    let event = r.alloc(4, 0xee);
+    let head = r.add_chain(EVENT_QUEUE, &[(event, 4, true)]);
+    r.notify(EVENT_QUEUE as u32);
+    assert_eq!(r.used(EVENT_QUEUE), [(u32::from(head), 4)]);
+    assert_eq!(r.read_bytes(event, 4), [0; 4]);
+    let again = r.alloc(4, 0xee);
+    r.add_chain(EVENT_QUEUE, &[(again, 4, true)]);
+    r.notify(EVENT_QUEUE as u32);
+    assert!(r.used(EVENT_QUEUE).is_empty(), "one reset only");
+}
+
+/// A call the kernel made while the device thread was parked is in the saved interrupt
+/// status, and the restored guest gets it.
+#[test]
+fn a_call_not_yet_relayed_is_saved_as_a_pending_interrupt() {
+    let fake = FakeVhost::default();
+    let (mut driver, dev) = TestDriver::new(device(&fake));
+    driver.activate(0, 64);
+    assert!(!driver.interrupted());
+    dev.lock().unwrap().calls.eventfds()[0].write(1).unwrap();
+    let state = driver.save();
+    let crate::state::DeviceState::Virtio(t) = &state else { panic!("virtio") };
+    assert_eq!(t.interrupt_status, 1);
+    let (mut r, _) = driver.restored(device(&FakeVhost::default()), state).unwrap();
+    assert!(r.interrupted());
+    assert_eq!(r.read_reg(0x60), 1);
+}
