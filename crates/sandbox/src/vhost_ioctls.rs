@@ -1,7 +1,7 @@
 //! The vhost ioctl requests the virtio thread's filter names, computed like the kernel's
 //! `_IOW` (linux/vhost.h, VHOST_VIRTIO = 0xAF); the vhost crate keeps its own private.
 
-use vmm_sys_util::ioctl::{ioctl_expr, _IOC_WRITE};
+use vmm_sys_util::ioctl::{ioctl_expr, _IOC_READ, _IOC_WRITE};
 
 const VHOST_VIRTIO: u32 = 0xAF;
 
@@ -24,6 +24,8 @@ pub const VHOST_SET_VRING_KICK: u32 = write(0x20, PAIR);
 pub const VHOST_SET_VRING_CALL: u32 = write(0x21, PAIR);
 pub const VHOST_NET_SET_BACKEND: u32 = write(0x30, PAIR);
 pub const VHOST_VSOCK_SET_RUNNING: u32 = write(0x61, 4);
+/// `_IOWR`: a snapshot reads where the kernel left each vring.
+pub const VHOST_GET_VRING_BASE: u32 = ioctl_expr(_IOC_READ | _IOC_WRITE, VHOST_VIRTIO, 0x12, PAIR as u32) as u32;
 
 #[cfg(test)]
 mod tests {
@@ -41,5 +43,6 @@ mod tests {
         assert_eq!(VHOST_SET_VRING_CALL, 0x4008_af21);
         assert_eq!(VHOST_NET_SET_BACKEND, 0x4008_af30);
         assert_eq!(VHOST_VSOCK_SET_RUNNING, 0x4004_af61);
+        assert_eq!(VHOST_GET_VRING_BASE, 0xc008_af12);
     }
 }

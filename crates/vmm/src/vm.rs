@@ -183,7 +183,7 @@ impl Vm {
         let restored = incoming.is_some();
         let vcpus = match incoming {
             None => boot(config, &kvm, &vm, &mem, &inventory, &mut power)?,
-            Some(snapshot) => restore(snapshot, &kvm, &vm, &mut power)?,
+            Some(snapshot) => restore(snapshot, &kvm, &vm, &mut power, [&pio, &mmio])?,
         };
         step("vcpus");
         // Last: a monitor with wait=on blocks here until its client connects.
@@ -191,11 +191,22 @@ impl Vm {
         step("monitors");
         let clock = Arc::new(StartupClock::new(start, config.report_start_time));
         let acpi_tables = power.tables.map(|t| (t.rsdp_address, t.end));
+        let (pio, mmio) = (Arc::new(pio), Arc::new(mmio));
+        let (buses_pio, buses_mmio) = (pio.clone(), mmio.clone());
         Ok(Vm {
             vcpus,
-            snapshotter: Snapshotter { kvm, vm, mem, shape, acpi_tables, shared_memory },
-            pio: Arc::new(pio),
-            mmio: Arc::new(mmio),
+            snapshotter: Snapshotter {
+                kvm,
+                vm,
+                mem,
+                shape,
+                acpi_tables,
+                shared_memory,
+                pio: buses_pio,
+                mmio: buses_mmio,
+            },
+            pio,
+            mmio,
             serial,
             rtc_ticker,
             device_loop,
@@ -271,7 +282,13 @@ fn boot(
 /// A restore: guest RAM already holds the kernel and everything it wrote; the KVM
 /// state (interrupt controllers, PIT, clock) and every vCPU's state are loaded, before
 /// any vCPU runs.
-fn restore(snapshot: LoadedSnapshot, kvm: &Kvm, vm: &VmFd, power: &mut PowerDevices) -> Result<Vec<Vcpu>, Error> {
+fn restore(
+    snapshot: LoadedSnapshot,
+    kvm: &Kvm,
+    vm: &VmFd,
+    power: &mut PowerDevices,
+    [pio, mmio]: [&Bus; 2],
+) -> Result<Vec<Vcpu>, Error> {
     let state = snapshot.snapshot;
     power.tables = state.acpi_tables.map(|(rsdp_address, end)| acpi::AcpiLayout { rsdp_address, end });
     let fits = XsaveFits::check(kvm)?;
@@ -286,6 +303,10 @@ fn restore(snapshot: LoadedSnapshot, kvm: &Kvm, vm: &VmFd, power: &mut PowerDevi
     for (vcpu, saved) in vcpus.iter_mut().zip(&state.vcpus) {
         vcpu.restore_state(saved, fits)?;
     }
+    // Last: a device re-raising a pending interrupt must find the interrupt controllers
+    // and LAPICs already restored, or their state would overwrite it.
+    pio.restore_all(state.devices.pio).map_err(SnapshotError::from)?;
+    mmio.restore_all(state.devices.mmio).map_err(SnapshotError::from)?;
     Ok(vcpus)
 }
 

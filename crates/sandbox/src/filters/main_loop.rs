@@ -3,6 +3,7 @@
 
 use crate::allow;
 use crate::kvm_ioctls::*;
+use crate::vhost_ioctls::{VHOST_GET_VRING_BASE, VHOST_NET_SET_BACKEND, VHOST_VSOCK_SET_RUNNING};
 use crate::rules::{eq, masked, Rule};
 
 /// The flags of the one file the main thread creates: a snapshot (QMP `migrate`),
@@ -38,6 +39,11 @@ pub const MAIN: &[Rule] = &[
     allow!(SYS_ioctl, "KVM_GET_IRQCHIP", [eq(1, KVM_GET_IRQCHIP)]),
     allow!(SYS_ioctl, "KVM_GET_PIT2", [eq(1, KVM_GET_PIT2)]),
     allow!(SYS_ioctl, "KVM_GET_CLOCK", [eq(1, KVM_GET_CLOCK)]),
+    // ... and a kernel vhost device (vhost-net, vhost-vsock) is stopped and each vring's
+    // position read back (the device thread starts it again on resume).
+    allow!(SYS_ioctl, "VHOST_NET_SET_BACKEND", [eq(1, VHOST_NET_SET_BACKEND)]),
+    allow!(SYS_ioctl, "VHOST_VSOCK_SET_RUNNING", [eq(1, VHOST_VSOCK_SET_RUNNING)]),
+    allow!(SYS_ioctl, "VHOST_GET_VRING_BASE", [eq(1, VHOST_GET_VRING_BASE)]),
     // At exit: the pidfile and unix monitor sockets are removed, as QEMU does.
     allow!(SYS_unlink),
     allow!(SYS_unlinkat),

@@ -19,6 +19,7 @@ pub use uri::{parse_file_uri, UriError};
 pub use vm_state::{ClockPolicy, VmState, VmStateError};
 
 use crate::vcpu::{VcpuError, VcpuHandle, VcpuState, XsaveFits};
+use devices::bus::{Bus, SavedDevice};
 use memory_file::{MemoryFileError, WrittenMemory};
 use serde::{Deserialize, Serialize};
 use snapshot::{FormatError, MemoryPlacement, HEADER_LEN};
@@ -44,6 +45,14 @@ pub struct Snapshot {
     /// command line (Firecracker's `/snapshot/load`: its `GET /vm/config` JSON); `None`
     /// from QEMU's `migrate`, whose restore names the machine on its command line.
     pub front_end_config: Option<String>,
+    /// Every device on the port bus, then on the MMIO bus, in address order.
+    pub devices: DevicesState,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DevicesState {
+    pub pio: Vec<SavedDevice>,
+    pub mmio: Vec<SavedDevice>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +79,8 @@ pub enum SnapshotError {
     Kvm(Box<crate::kvm::KvmError>),
     #[error("cannot list the MSRs to save: {0}")]
     MsrList(#[source] kvm_ioctls::Error),
+    #[error("device state: {0}")]
+    Device(#[from] devices::state::StateError),
     #[error("the snapshot has {saved} vCPU states for {now} vCPUs")]
     VcpuCount { saved: usize, now: usize },
 }
@@ -114,6 +125,8 @@ pub struct Snapshotter {
     pub(crate) acpi_tables: Option<(u64, u64)>,
     /// A file-backed `share=on` memory backend: another process can map the same RAM.
     pub(crate) shared_memory: bool,
+    pub(crate) pio: Arc<Bus>,
+    pub(crate) mmio: Arc<Bus>,
 }
 
 impl Snapshotter {
@@ -135,6 +148,7 @@ impl Snapshotter {
             vm: VmState::save(&self.vm, self.shape.pit)?,
             acpi_tables: self.acpi_tables,
             front_end_config: target.front_end_config.clone(),
+            devices: DevicesState { pio: self.pio.save_all()?, mmio: self.mmio.save_all()? },
         };
         let mem_len = self.mem.iter().map(|r| r.len()).sum::<u64>();
         let placement = match target.memory {
