@@ -9,7 +9,7 @@ use crate::config::{MonitorSocket, SerialConfig, VmConfig};
 use crate::device_thread::DeviceEventLoop;
 use crate::exit::{ExitNotifier, VmExit};
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
-use crate::memory::{create_guest_memory, lock_guest_memory, register_memory};
+use crate::memory::{advise_mergeable, create_guest_memory, lock_guest_memory, register_memory};
 use crate::monitor::{MonitorServer, Mux};
 use crate::power::{create_power_devices, tables_region, write_tables, PowerDevices};
 use crate::rtc::{create_rtc, RtcTicker};
@@ -108,8 +108,11 @@ impl Vm {
         if config.mem_lock {
             lock_guest_memory(&mem)?;
         }
+        if config.machine.mem_merge {
+            advise_mergeable(&mem);
+        }
         register_memory(&vm, &mem)?;
-        create_irqchip(&vm, config.machine.pit)?;
+        create_irqchip(&vm, config.machine.pit, config.machine.pit_reinject)?;
 
         let exit = Arc::new(ExitNotifier::new().map_err(io_err("cannot create the exit event"))?);
         let reset = EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create the reset event"))?;

@@ -196,14 +196,15 @@ impl Devices {
             return Err(invalid(DEVICE, value, "expected a device name, e.g. virtio-blk-device,drive=ID"));
         };
         let Some(kind) = DEVICE_KINDS.iter().find(|k| k.name == driver) else {
-            let reason = match (driver.as_str(), pci_alias(&driver)) {
+            let reason = match (driver.as_str(), mmio_alternative(&driver)) {
                 ("virtio-9p-device" | "virtio-9p-pci", _) => super::options::USE_VIRTIO_FS.to_owned(),
-                (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
-                (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
-                              virtio-serial-device with virtconsole and virtserialport, virtio-rng-device, \
-                              virtio-balloon-device, vhost-vsock-device, vhost-user-fs-device, isa-serial, \
-                              isa-debug-exit and i8042"
-                    .to_owned(),
+                // QEMU's bus-less aliases (virtio-blk) are its PCI devices on x86.
+                (_, Some(ours)) => format!("microvm has no PCI bus yet; use {ours}"),
+                (d, None) if d.contains("pci") => format!(
+                    "microvm has no PCI bus yet, and no virtio-mmio form of this device; it has {}",
+                    device_names()
+                ),
+                (_, None) => format!("unknown device; microvm has {}", device_names()),
             };
             return Err(invalid(DEVICE, value, reason));
         };
@@ -515,18 +516,20 @@ fn not_defined(value: &str, kind: &str, id: &str) -> ArgsError {
     invalid(DEVICE, value, format!("{kind} '{}' is not defined (no -{kind} with id={})", esc(id), esc(id)))
 }
 
-/// QEMU's PCI (and bus-less alias) spellings of our devices.
-fn pci_alias(driver: &str) -> Option<&'static str> {
-    const OURS: [&str; 6] = [
-        "virtio-blk-device",
-        "virtio-net-device",
-        "virtio-serial-device",
-        "virtio-rng-device",
-        "vhost-vsock-device",
-        "virtio-balloon-device",
-    ];
-    let base = driver.strip_suffix("-pci").unwrap_or(driver);
-    OURS.into_iter().find(|ours| ours.strip_suffix("-device") == Some(base))
+/// The `-device` microvm has for QEMU's PCI spelling of a device
+/// (`virtio-blk-pci`, `virtio-net-pci-non-transitional`) or its bus-less
+/// alias (`virtio-blk`): the `-device` kind with the same base name.
+fn mmio_alternative(driver: &str) -> Option<&'static str> {
+    let base = ["-pci-non-transitional", "-pci-transitional", "-pci"]
+        .iter()
+        .find_map(|suffix| driver.strip_suffix(suffix))
+        .unwrap_or(driver);
+    DEVICE_KINDS.iter().map(|k| k.name).find(|ours| ours.strip_suffix("-device") == Some(base))
+}
+
+/// Every `-device` microvm has, for the unknown-device errors.
+fn device_names() -> String {
+    DEVICE_KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 
 /// `mac=` as QEMU spells it: six two-digit hex octets separated by `:` or
