@@ -264,7 +264,15 @@ fn create_vcpus(
         }
         let not_applied = vcpu.configure(&template, count, (id == 0).then_some(entry))?;
         if id == 0 && !not_applied.is_empty() {
-            log::warn!("-cpu: KVM does not offer {} on this host; left off", not_applied.join(", "));
+            use arch::cpu_model_cpuid::{feature_description, unsupported_message};
+            if features.enforce {
+                let model = features.model.as_ref().map_or("host".into(), |m| m.versioned_name());
+                return Err(Error::CpuEnforce {
+                    model,
+                    features: not_applied.iter().map(|f| feature_description(f)).collect(),
+                });
+            }
+            not_applied.iter().for_each(|f| log::warn!("{}", unsupported_message(f)));
         }
         vcpus.push(vcpu);
     }

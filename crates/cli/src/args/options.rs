@@ -203,10 +203,15 @@ pub(super) const OPTIONS: &[OptDesc] = &[
             "-cpu",
             &[],
             Opt::Cpu,
-            Some("host|max[,+FLAG|-FLAG|FLAG=on|off][,pmu=on|off][,migratable=on|off]"),
+            Some("host|max|MODEL[,+FLAG|-FLAG|FLAG=on|off][,enforce][,pmu=on|off][,migratable=on|off]"),
             Section::Machine,
-            "The guest sees the host CPU as KVM exposes it, with these flags turned on (+FLAG, where KVM offers \
-             them) or off (-FLAG): {CPU_FLAGS}. Other flags and properties are accepted and named in one warning.",
+            "The guest's CPU: host (the default) is the host CPU as KVM exposes it; MODEL is one of QEMU's named \
+             models (qemu64, kvm64, Haswell, Skylake-Client, Skylake-Server, Cascadelake-Server, Icelake-Server, \
+             EPYC, EPYC-Rome, EPYC-Milan, with QEMU's -vN versions and -noTSX/-IBRS aliases; -cpu help lists \
+             them). +FLAG/-FLAG turn QEMU's feature flags on or off. A feature the host lacks is left off with \
+             QEMU's warning (host doesn't support requested feature: ...), an error with enforce. Unlike QEMU, \
+             cache and topology leaves stay KVM's and microvm's, and nested VMX capabilities are not modelled. \
+             Other properties are accepted and named in one warning.",
         ),
         Some("model"),
         CPU_PROPS,
