@@ -516,6 +516,8 @@ fn non_empty_path(option: &'static str, value: String) -> Result<String, ArgsErr
 }
 
 #[cfg(test)]
+mod item5_tests;
+#[cfg(test)]
 mod test_util;
 #[cfg(test)]
 mod tests;

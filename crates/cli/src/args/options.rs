@@ -291,7 +291,9 @@ pub(super) const OPTIONS: &[OptDesc] = &[
             Section::Devices,
             "A virtio-mmio device, or the i8042. Devices find their backends by id, defined before or after them; each backend \
              serves one device (rng objects may be shared); a backend no device uses is checked and ignored. \
-             QEMU's PCI names (virtio-blk-pci, virtio-net, ...) are errors: microvm has no PCI bus. Short-form \
+             QEMU's PCI devices (any *-pci*, and bus-less names such as virtio-net) are refused in one line: \
+             microvm has no PCI bus yet; the line names the virtio-mmio device to use where there is one \
+             (virtio-blk-pci: virtio-blk-device). Short-form \
              booleans work here and in -drive, -netdev, -chardev, -object: readonly = readonly=on, \
              nowait = wait=off.",
         ),
@@ -552,7 +554,7 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     refused("-hdb", USE_DRIVE),
     refused("-cdrom", "microvm has no CD-ROM; use a raw image with -drive and virtio-blk-device"),
     refused("-boot", NO_FIRMWARE),
-    refused("-vnc", "microvm has no display"),
+    refused("-vnc", "microvm has no display device, so a VNC server would have nothing to show; use -display none"),
     refused("-usb", "microvm has no USB"),
     refused("-snapshot", "use a copy of the image"),
     refused("-incoming", "microvm has no migration"),
