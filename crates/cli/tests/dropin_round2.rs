@@ -123,3 +123,46 @@ fn vnc_pci_devices_and_legacy_virtio_are_refused_in_one_line() {
         assert!(line.contains(says), "{line}");
     }
 }
+
+/// Reads one line (a JSON message) from a QMP connection.
+fn qmp_line(reader: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    line
+}
+
+/// `-device virtio-keyboard-device` (issue 18 item 8) gets a virtio-mmio slot and takes
+/// QMP's keys (`send-key`, `input-send-event`): they wait in the device for the guest's
+/// driver (this guest has none), and the VM runs on until `quit`.
+#[test]
+fn virtio_keyboard_takes_qmp_keys() {
+    use std::io::{BufReader, Write};
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("vkbd");
+    let kernel = dir.file("spin.elf", &tiny_guest::serial_then_spin("up\n"));
+    let sock = dir.path().join("qmp.sock");
+    let mut cmd = microvm_legacy(&kernel);
+    cmd.args(["-device", "virtio-keyboard-device", "-qmp"]).arg(format!("unix:{},server=on,wait=off", sock.display()));
+    let mut vm = Running::spawn(cmd);
+    assert!(vm.wait_for_stdout(b"up\n", RUN_TIMEOUT), "the guest did not start");
+    let stream = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    stream.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    assert!(qmp_line(&mut reader).contains("\"QMP\""));
+    for request in [
+        r#"{"execute": "qmp_capabilities"}"#,
+        r#"{"execute": "send-key", "arguments": {"keys": [{"type": "qcode", "data": "ctrl"}, {"type": "qcode", "data": "a"}]}}"#,
+        r#"{"execute": "input-send-event", "arguments": {"events": [{"type": "key", "data": {"down": true, "key": {"type": "qcode", "data": "ret"}}}]}}"#,
+    ] {
+        writeln!(writer, "{request}").unwrap();
+        let reply = qmp_line(&mut reader);
+        assert_eq!(reply.trim(), r#"{"return": {}}"#, "{request}");
+    }
+    writeln!(writer, r#"{{"execute": "quit"}}"#).unwrap();
+    let (status, out) = vm.wait(RUN_TIMEOUT, std::time::Instant::now());
+    assert!(status.is_some_and(|s| s.success()), "{}", out.describe());
+    assert_no_panic(&out);
+}

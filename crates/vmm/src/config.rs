@@ -204,6 +204,8 @@ pub enum DeviceConfig {
     /// A multiport virtio-serial-device (several ports, a named port or `max_ports=`).
     SerialPorts(VirtioSerialConfig),
     Rng,
+    /// `-device virtio-keyboard-device`: a virtio-input keyboard for QMP's keys.
+    Keyboard,
     Vsock(VsockConfig),
     Fs(FsConfig),
     Balloon(BalloonConfig),

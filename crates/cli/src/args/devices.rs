@@ -75,6 +75,10 @@ enum Device {
         rng: Option<String>,
         value: String,
     },
+    /// `virtio-keyboard-device`.
+    Keyboard {
+        value: String,
+    },
     Balloon {
         id: Option<String>,
         options: BalloonOptions,
@@ -268,6 +272,7 @@ impl Devices {
                 return self.attach_port(bus, ports::Port { chardev, id, name: port_name, console, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
+            "virtio-keyboard-device" => Device::Keyboard { value },
             "vhost-user-fs-device" => {
                 let (Some(chardev), Some(tag)) = (chardev, tag) else {
                     return Err(invalid(DEVICE, &value, "chardev=ID and tag=TAG are required"));
@@ -432,6 +437,7 @@ impl Devices {
                     DeviceConfig::Fs(FsConfig { socket: path, tag, queue_size, id })
                 }
                 Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
+                Device::Keyboard { .. } => DeviceConfig::Keyboard,
                 Device::Balloon { id, options, .. } => DeviceConfig::Balloon(BalloonConfig { id, options }),
             });
         }
@@ -487,6 +493,7 @@ fn device_value(d: &Device) -> &str {
         | Device::Net { value, .. }
         | Device::Serial { value, .. }
         | Device::Rng { value, .. }
+        | Device::Keyboard { value }
         | Device::Vsock { value, .. }
         | Device::Fs { value, .. }
         | Device::Balloon { value, .. } => value,
