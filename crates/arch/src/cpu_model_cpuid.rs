@@ -124,11 +124,19 @@ pub fn apply_model(
         if model.vendor == Vendor::Amd && (leaf, reg) == (EXT_BASE + 1, Reg::Edx) {
             want |= bits(1, 0, Reg::Edx) & AMD_ALIASES;
         }
+        // On Intel hosts KVM leaves AMD's copies of leaf 1 out of 0x8000_0001 EDX; they are
+        // only copies, so QEMU counts them supported where leaf 1 has them.
+        let copies = if (leaf, reg) == (EXT_BASE + 1, Reg::Edx) {
+            entries.iter().find(|e| e.function == 1 && e.index == 0).map_or(0, |e| e.edx & AMD_ALIASES)
+        } else {
+            0
+        };
         let found = entries.iter_mut().find(|e| e.function == leaf && e.index == subleaf);
-        let have = found.as_ref().map_or(0, |e| {
-            let mut e = **e;
-            *reg_mut(&mut e, reg)
-        });
+        let have = copies
+            | found.as_ref().map_or(0, |e| {
+                let mut e = **e;
+                *reg_mut(&mut e, reg)
+            });
         let lacking = want & !have;
         missing.extend(
             CPU_FLAGS

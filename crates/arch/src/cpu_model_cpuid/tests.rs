@@ -75,6 +75,19 @@ fn the_guest_sees_the_model_identity_and_its_leaves() {
     assert_eq!(get(&e, 0x8000_0007, 0).edx, 0, "no invtsc in a model");
 }
 
+/// On an Intel host KVM's 0x8000_0001 EDX has no copies of leaf 1: an AMD model still
+/// gets them (QEMU adds them too), and nothing is warned about.
+#[test]
+fn amd_models_on_an_intel_host_get_the_leaf_1_copies() {
+    let mut e = generous_host();
+    for x in e.iter_mut().filter(|x| x.function == 0x8000_0001) {
+        x.edx = 0x2c10_0800; // syscall nx pdpe1gb rdtscp lm, as Intel reports
+    }
+    let missing = apply("EPYC", &[], &mut e);
+    assert_eq!(missing, ["mmxext", "fxsr-opt"], "AMD-only bits, named; the copies are not");
+    assert_eq!(get(&e, 0x8000_0001, 0).edx, 0x2fd3_fbff & !((1 << 22) | (1 << 25)));
+}
+
 #[test]
 fn intel_models_on_the_same_host() {
     let mut e = generous_host();
