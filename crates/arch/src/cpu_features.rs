@@ -1,7 +1,9 @@
-//! `-cpu host` feature flags: the CPUID bits microvm lets a command line turn
-//! on or off on top of what KVM supports, with QEMU's names.
+//! `-cpu` feature flags: the CPUID bits microvm lets a command line turn on
+//! or off, with QEMU's names (`cpu_flags.rs`), on top of what KVM supports
+//! (`host`) or of a named model's features (`cpu_models.rs`, applied by
+//! `cpu_model_cpuid.rs`).
 //!
-//! The guest starts from KVM_GET_SUPPORTED_CPUID (QEMU's `-cpu host`). A
+//! With host, the guest starts from KVM_GET_SUPPORTED_CPUID (QEMU's `-cpu host`). A
 //! `-FLAG` clears the bit; a `+FLAG` keeps it, or reports the flag as not
 //! applied when KVM does not offer it (setting a bit KVM does not emulate
 //! would lie to the guest). `pmu=off` hides the performance counters;
@@ -9,6 +11,8 @@
 //! "unmigratable" flags: invtsc).
 
 use kvm_bindings::kvm_cpuid_entry2;
+
+use crate::cpu_models::CpuModel;
 
 /// A CPUID register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,38 +33,7 @@ pub struct CpuFlag {
     pub bit: u32,
 }
 
-const fn flag(name: &'static str, leaf: u32, subleaf: u32, reg: Reg, bit: u32) -> CpuFlag {
-    CpuFlag { name, leaf, subleaf, reg, bit }
-}
-
-/// The flags `-cpu host,+FLAG/-FLAG/FLAG=on|off` applies (QEMU's spelling).
-pub const CPU_FLAGS: &[CpuFlag] = &[
-    flag("vmx", 1, 0, Reg::Ecx, 5),
-    flag("pcid", 1, 0, Reg::Ecx, 17),
-    flag("x2apic", 1, 0, Reg::Ecx, 21),
-    flag("tsc-deadline", 1, 0, Reg::Ecx, 24),
-    flag("aes", 1, 0, Reg::Ecx, 25),
-    flag("avx", 1, 0, Reg::Ecx, 28),
-    flag("rdrand", 1, 0, Reg::Ecx, 30),
-    flag("hypervisor", 1, 0, Reg::Ecx, 31),
-    flag("sgx", 7, 0, Reg::Ebx, 2),
-    flag("avx2", 7, 0, Reg::Ebx, 5),
-    flag("smep", 7, 0, Reg::Ebx, 7),
-    flag("invpcid", 7, 0, Reg::Ebx, 10),
-    flag("rdseed", 7, 0, Reg::Ebx, 18),
-    flag("smap", 7, 0, Reg::Ebx, 20),
-    flag("avx512f", 7, 0, Reg::Ebx, 16),
-    flag("umip", 7, 0, Reg::Ecx, 2),
-    flag("waitpkg", 7, 0, Reg::Ecx, 5),
-    flag("la57", 7, 0, Reg::Ecx, 16),
-    flag("md-clear", 7, 0, Reg::Edx, 10),
-    flag("spec-ctrl", 7, 0, Reg::Edx, 26),
-    flag("arch-capabilities", 7, 0, Reg::Edx, 29),
-    flag("ssbd", 7, 0, Reg::Edx, 31),
-    flag("svm", 0x8000_0001, 0, Reg::Ecx, 2),
-    flag("pdpe1gb", 0x8000_0001, 0, Reg::Edx, 26),
-    flag("invtsc", 0x8000_0007, 0, Reg::Edx, 8),
-];
+pub use crate::cpu_flags::CPU_FLAGS;
 
 /// The SGX enumeration leaf, dropped with `-sgx`.
 const LEAF_SGX: u32 = 0x12;
@@ -73,15 +46,23 @@ const ECX_PDCM_BIT: u32 = 15;
 /// AMD's core performance counter extensions, leaf 0x8000_0001 ECX.
 const ECX_PERFCTR_CORE_BIT: u32 = 23;
 
-/// Looks a flag up by its QEMU name (`_` and `-` are the same, as in QEMU).
+/// Looks a flag up by its QEMU name (`_` and `-` are the same, as in QEMU,
+/// and QEMU's other spellings such as `sse3` for `pni` work too).
 pub fn find_flag(name: &str) -> Option<&'static CpuFlag> {
     let name = name.replace('_', "-");
+    let name =
+        crate::cpu_flags::FLAG_ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name.as_str(), |(_, n)| n);
     CPU_FLAGS.iter().find(|f| f.name == name)
 }
 
-/// What `-cpu host,...` asks for beyond KVM's supported set.
+/// What `-cpu MODEL,...` asks for: a named model (default: host, KVM's
+/// supported set) and flags on top of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CpuFeatures {
+    /// A named model (`Haswell`); `None`: host.
+    pub model: Option<CpuModel>,
+    /// `enforce`: a requested feature the host lacks is an error, not a warning.
+    pub enforce: bool,
     /// Flags turned on (`true`) or off, in command-line order (the last wins).
     pub flags: Vec<(&'static CpuFlag, bool)>,
     /// `pmu=off`: no performance counters.
@@ -90,7 +71,7 @@ pub struct CpuFeatures {
     pub migratable: bool,
 }
 
-fn reg_mut(entry: &mut kvm_cpuid_entry2, reg: Reg) -> &mut u32 {
+pub(crate) fn reg_mut(entry: &mut kvm_cpuid_entry2, reg: Reg) -> &mut u32 {
     match reg {
         Reg::Eax => &mut entry.eax,
         Reg::Ebx => &mut entry.ebx,
@@ -113,25 +94,20 @@ fn set_flag(entries: &mut [kvm_cpuid_entry2], f: &CpuFlag, on: bool) -> bool {
 }
 
 /// Applies `features` to `entries` (KVM's supported CPUID, already patched
-/// for the vCPU); returns the `+FLAG`s KVM does not offer on this host,
-/// which are left off.
-pub fn apply_features(entries: &mut Vec<kvm_cpuid_entry2>, features: &CpuFeatures) -> Vec<&'static str> {
+/// for the vCPU): a named model's CPUID (`cpu_model_cpuid`), or with host
+/// the flags on KVM's set. Returns the requested flags KVM does not offer
+/// on this host, which are left off.
+pub fn apply_features(entries: &mut Vec<kvm_cpuid_entry2>, features: &CpuFeatures) -> Vec<&'static CpuFlag> {
     let mut not_applied = Vec::new();
-    if features.migratable {
-        let explicit = |name| features.flags.iter().any(|(f, _)| f.name == name);
-        for name in ["invtsc"] {
-            if let (Some(f), false) = (find_flag(name), explicit(name)) {
-                set_flag(entries, f, false);
-            }
-        }
+    if let Some(model) = &features.model {
+        not_applied = crate::cpu_model_cpuid::apply_model(entries, model, &features.flags);
+    } else {
+        apply_host_flags(entries, features, &mut not_applied);
     }
-    for &(f, on) in &features.flags {
-        if !set_flag(entries, f, on) {
-            not_applied.push(f.name);
-        }
-        if f.name == "sgx" && !on {
-            entries.retain(|e| e.function != LEAF_SGX);
-        }
+    // The SGX leaf goes with the flag (-sgx, or a model without it).
+    let sgx = find_flag("sgx").expect("in the table");
+    if !entries.iter().any(|e| e.function == sgx.leaf && e.index == sgx.subleaf && e.ebx & (1 << sgx.bit) != 0) {
+        entries.retain(|e| e.function != LEAF_SGX);
     }
     if features.pmu_off {
         for e in entries.iter_mut() {
@@ -144,6 +120,23 @@ pub fn apply_features(entries: &mut Vec<kvm_cpuid_entry2>, features: &CpuFeature
         }
     }
     not_applied
+}
+
+/// `-cpu host,...`: the flags on KVM's supported set.
+fn apply_host_flags(entries: &mut [kvm_cpuid_entry2], features: &CpuFeatures, not_applied: &mut Vec<&'static CpuFlag>) {
+    if features.migratable {
+        let explicit = |name| features.flags.iter().any(|(f, _)| f.name == name);
+        for name in ["invtsc"] {
+            if let (Some(f), false) = (find_flag(name), explicit(name)) {
+                set_flag(entries, f, false);
+            }
+        }
+    }
+    for &(f, on) in &features.flags {
+        if !set_flag(entries, f, on) {
+            not_applied.push(f);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -189,7 +182,9 @@ mod tests {
     #[test]
     fn plus_a_flag_kvm_lacks_is_reported_and_left_off() {
         let mut e = host();
-        assert_eq!(apply_features(&mut e, &with(&[("avx2", true), ("la57", true)])), ["avx2", "la57"]);
+        let names: Vec<_> =
+            apply_features(&mut e, &with(&[("avx2", true), ("la57", true)])).iter().map(|f| f.name).collect();
+        assert_eq!(names, ["avx2", "la57"]);
         assert_eq!(get(&e, 7).ebx & (1 << 5), 0);
         // The last setting of a flag wins.
         let mut e = host();
@@ -224,6 +219,8 @@ mod tests {
             assert!(CPU_FLAGS[i + 1..].iter().all(|g| g.name != f.name), "{}", f.name);
         }
         assert_eq!(find_flag("tsc_deadline").map(|f| f.name), Some("tsc-deadline"));
+        assert_eq!(find_flag("sse3").map(|f| f.name), Some("pni"));
+        assert_eq!(find_flag("sse4_2").map(|f| f.name), Some("sse4.2"));
         assert!(find_flag("nope").is_none());
     }
 }

@@ -84,9 +84,13 @@ mod tests {
     #[test]
     fn names_what_the_host_lacks_and_nothing_else() {
         let host = [entry(1, 0, 1 << 25, 0), entry(7, 1 << 7, 0, 0)];
-        // aes (present), avx (absent), hypervisor (KVM's own), avx2 and bit 3 of leaf 7 EBX (absent).
-        let guest = [entry(1, 0, (1 << 25) | (1 << 28) | (1 << 31), 0), entry(7, (1 << 7) | (1 << 5) | (1 << 3), 0, 0)];
-        assert_eq!(missing_features(&guest, &host), ["avx", "CPUID.07H:EBX[bit 3]", "avx2"]);
+        // aes (present), the reserved bit 16 and avx (absent), hypervisor (KVM's own), bmi1
+        // and avx2 (absent).
+        let guest = [
+            entry(1, 0, (1 << 25) | (1 << 16) | (1 << 28) | (1 << 31), 0),
+            entry(7, (1 << 7) | (1 << 5) | (1 << 3), 0, 0),
+        ];
+        assert_eq!(missing_features(&guest, &host), ["CPUID.01H:ECX[bit 16]", "avx", "bmi1", "avx2"]);
         assert!(missing_features(&host, &host).is_empty());
         let amd = [entry(0x8000_0001, 0, 1 << 2, 0)];
         assert_eq!(missing_features(&amd, &[]), ["svm"]);

@@ -2,6 +2,9 @@
 //! its vCPUs must be given before the first instruction runs.
 
 pub mod cpu_features;
+pub mod cpu_flags;
+pub mod cpu_model_cpuid;
+pub mod cpu_models;
 pub mod cpuid;
 pub mod cpuid_check;
 pub mod layout;

@@ -38,6 +38,7 @@ mod help;
 mod host;
 mod keyval;
 mod machine;
+mod machine_props;
 mod memory;
 mod mux;
 mod options;
@@ -263,11 +264,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Overcommit => p.mem_lock = host::parse_overcommit(&value)?,
             Opt::LogFile => p.log_file = Some(non_empty_path(name, value)?),
             Opt::LogItems => host::parse_log_items(&value, &mut p.log_items)?,
-            Opt::Display => {
-                if value != "none" {
-                    return Err(invalid(name, &value, "only 'none' is supported (microvm has no display)"));
-                }
-            }
+            Opt::Display => machine::parse_display(name, &value)?,
             Opt::Vga => machine::parse_none_only(name, &value, "microvm has no display adapter")?,
             Opt::Parallel => machine::parse_none_only(name, &value, "microvm has no parallel port")?,
             Opt::Net => machine::parse_none_only(
@@ -275,7 +272,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
                 &value,
                 "for a NIC use -netdev tap,id=ID,... with -device virtio-net-device,netdev=ID",
             )?,
-            Opt::Global => machine::parse_global(&value)?,
+            Opt::Global => machine::parse_global(&value, &mut p.machine)?,
             Opt::ReportStartTime => p.report_start_time = true,
             Opt::TraceBoot => p.trace_boot = true,
             Opt::TraceBootJson => p.trace_boot_json = Some(non_empty_path(name, value)?),
@@ -381,6 +378,13 @@ fn warnings(p: &Parsed) -> Vec<String> {
     if let Some(option) = p.firmware {
         out.push(format!("{option}: no firmware runs; the kernel is loaded directly"));
     }
+    if p.machine.pcie {
+        out.push(
+            "-machine pcie=on: microvm has no PCIe host bridge yet, so the guest sees no PCI bus; no PCI device \
+             was asked for (none can be), so nothing is missing"
+                .into(),
+        );
+    }
     out.extend(host::cpu_warning(&p.cpu.ignored));
     if !p.log_items.ignored.is_empty() {
         out.push(format!("-d: only guest_errors has an effect; ignored {}", p.log_items.ignored.join(", ")));
@@ -465,6 +469,8 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
             // QEMU's: the DSDT describes the devices, so the entries go only if asked for.
             auto_kernel_cmdline: p.machine.auto_kernel_cmdline.unwrap_or(defaults.auto_kernel_cmdline && !acpi),
             acpi,
+            pit_reinject: p.machine.pit_reinject.unwrap_or(defaults.pit_reinject),
+            mem_merge: p.machine.mem_merge.unwrap_or(defaults.mem_merge),
         },
         mem_size,
         memory,
@@ -513,6 +519,8 @@ fn non_empty_path(option: &'static str, value: String) -> Result<String, ArgsErr
     Ok(value)
 }
 
+#[cfg(test)]
+mod item5_tests;
 #[cfg(test)]
 mod test_util;
 #[cfg(test)]

@@ -48,6 +48,10 @@ pub(super) fn option_help(desc: &OptDesc, value: &str) -> Option<String> {
         },
         _ => option(&mut out, desc),
     }
+    if desc.opt == Opt::Cpu {
+        out.push('\n');
+        out.push_str(&super::host::cpu_models_help());
+    }
     Some(out)
 }
 
@@ -140,7 +144,6 @@ fn fill(text: &str) -> String {
         .replace("{MIN_MEM}", &format!("{}M", MIN_MEM_SIZE >> 20))
         .replace("{MAX_MEM}", &format!("{}T", MAX_MEM_SIZE >> 40))
         .replace("{MAX_VCPUS}", &MAX_VCPUS.to_string())
-        .replace("{CPU_FLAGS}", &super::host::cpu_flag_names())
         .replace("{LOG_ITEMS}", &super::host::LOG_ITEMS_IGNORED.join(" "))
 }
 

@@ -10,6 +10,7 @@ use devices::guest_events::GuestEvents;
 use devices::virtio::balloon::{Balloon, BalloonOptions};
 use devices::virtio::block::{Block, BlockOptions, CacheMode};
 use devices::virtio::console::{Console, MultiportConsole, PortBackend};
+use devices::virtio::input::VirtioKeyboard;
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
 use devices::virtio::test_driver::TestDriver;
@@ -114,6 +115,21 @@ pub fn queue_rng(data: &[u8]) {
     let (mut d, _) = TestDriver::new(Rng::new().expect("rng"));
     drive(&mut d, 1, &mut Bytes::new(data), |_, _| {});
     snapshot_restores!(d, Rng::new().expect("rng"));
+}
+
+/// The virtio keyboard: its event and status queues, with keys typed by the monitor
+/// (any key, pressed or released) and the driver's config-space selects in between.
+pub fn queue_input(data: &[u8]) {
+    let (mut d, keyboard) = TestDriver::new(VirtioKeyboard::new().expect("keyboard"));
+    drive(&mut d, 2, &mut Bytes::new(data), |d, b| {
+        let keys = devices::legacy::KEYS;
+        let key = keys[usize::from(b.u8()) % keys.len()];
+        keyboard.lock().unwrap_or_else(|p| p.into_inner()).key_event(&key, b.u8() & 1 == 1);
+        let select = u32::from(b.u16());
+        d.transport.write(0x100, &select.to_le_bytes()[..2]);
+        let mut config = [0u8; 8];
+        d.transport.read(0x100 + u64::from(b.u8() % 136), &mut config[..4]);
+    });
 }
 
 /// A 1 MiB image in the temp dir, made once per process.

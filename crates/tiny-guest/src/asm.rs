@@ -165,6 +165,38 @@ impl Asm {
         self.bytes(&[0x89, 0xd7])
     }
 
+    /// `cpuid`: EAX (leaf) and ECX (subleaf) in, EAX..EDX out.
+    pub fn cpuid(&mut self) -> &mut Self {
+        self.bytes(&[0x0f, 0xa2])
+    }
+
+    /// `mov ebp, ebx`
+    pub fn mov_ebp_ebx(&mut self) -> &mut Self {
+        self.bytes(&[0x89, 0xdd])
+    }
+
+    /// `mov esi, ecx`
+    pub fn mov_esi_ecx(&mut self) -> &mut Self {
+        self.bytes(&[0x89, 0xce])
+    }
+
+    /// `mov eax, ebp`
+    pub fn mov_eax_ebp(&mut self) -> &mut Self {
+        self.bytes(&[0x89, 0xe8])
+    }
+
+    /// `out dx, al` four times with `shr eax, 8` between: EAX's four bytes,
+    /// least significant first.
+    pub fn out_dx_eax_bytes(&mut self) -> &mut Self {
+        for i in 0..4 {
+            if i > 0 {
+                self.shr_eax(8);
+            }
+            self.out_dx_al();
+        }
+        self
+    }
+
     /// `mov eax, edi`
     pub fn mov_eax_edi(&mut self) -> &mut Self {
         self.bytes(&[0x89, 0xf8])

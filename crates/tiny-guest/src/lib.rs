@@ -163,6 +163,22 @@ pub fn qmp_test_guests() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// For each `(leaf, subleaf)`: executes CPUID and writes EAX, EBX, ECX and
+/// EDX to COM1 as 16 raw bytes (each register least significant byte first),
+/// then resets: lets a test see the CPUID the guest sees (`-cpu MODEL`).
+pub fn cpuid_on_serial_then_reset(queries: &[(u32, u32)]) -> Vec<u8> {
+    let mut a = Asm::new();
+    for &(leaf, subleaf) in queries {
+        a.mov_eax(leaf).mov_ecx(subleaf).cpuid();
+        // DX is needed for the port: keep EBX, ECX, EDX in EBP, ESI, EDI.
+        a.mov_ebp_ebx().mov_esi_ecx().mov_edi_edx().mov_dx(COM1);
+        a.out_dx_eax_bytes().mov_eax_ebp().out_dx_eax_bytes();
+        a.mov_eax_esi().out_dx_eax_bytes().mov_eax_edi().out_dx_eax_bytes();
+    }
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
 /// Reads I/O port `port` as a byte, a word and a dword, and writes the 7 bytes
 /// read to COM1 (least significant first), then a newline, then resets.
 /// For a port nothing decodes the output is `[0xff; 7]` then `\n`.

@@ -159,11 +159,23 @@ pub struct MachineConfig {
     pub acpi: bool,
     /// CMOS real-time clock on ports 0x70-0x71, IRQ 8 (`rtc=on`; off by default).
     pub rtc: bool,
+    /// The in-kernel PIT re-injects ticks the guest missed (KVM's default, QEMU's
+    /// `kvm-pit.lost_tick_policy=delay`); false drops them (`discard`).
+    pub pit_reinject: bool,
+    /// `mem-merge=on` (QEMU's default): guest RAM is offered to KSM (MADV_MERGEABLE).
+    pub mem_merge: bool,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        MachineConfig { pit: true, auto_kernel_cmdline: true, rtc: false, acpi: false }
+        MachineConfig {
+            pit: true,
+            auto_kernel_cmdline: true,
+            rtc: false,
+            acpi: false,
+            pit_reinject: true,
+            mem_merge: true,
+        }
     }
 }
 
@@ -195,6 +207,8 @@ pub enum DeviceConfig {
     /// A multiport virtio-serial-device (several ports, a named port or `max_ports=`).
     SerialPorts(VirtioSerialConfig),
     Rng,
+    /// `-device virtio-keyboard-device`: a virtio-input keyboard for QMP's keys.
+    Keyboard,
     Vsock(VsockConfig),
     Fs(FsConfig),
     Balloon(BalloonConfig),

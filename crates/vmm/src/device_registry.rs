@@ -9,6 +9,7 @@ use devices::virtio::balloon::Balloon;
 use devices::virtio::block::Block;
 use devices::virtio::console::Console;
 use devices::virtio::console::MultiportConsole;
+use devices::virtio::input::VirtioKeyboard;
 use devices::virtio::net::Net;
 use devices::virtio::rng::Rng;
 use devices::virtio::vhost::fs::VhostUserFs;
@@ -24,6 +25,7 @@ pub enum DeviceHandle {
     Console(Arc<Mutex<Console>>),
     VirtioSerial(Arc<Mutex<MultiportConsole>>),
     Rng(Arc<Mutex<Rng>>),
+    Keyboard(Arc<Mutex<VirtioKeyboard>>),
     Serial(Arc<Mutex<SerialPort>>),
     Vsock(Arc<Mutex<VhostVsock>>),
     VhostNet(Arc<Mutex<VhostNet>>),
@@ -40,6 +42,7 @@ impl DeviceHandle {
             DeviceHandle::Console(_) => "virtconsole",
             DeviceHandle::VirtioSerial(_) => "virtio-serial-device",
             DeviceHandle::Rng(_) => "virtio-rng-device",
+            DeviceHandle::Keyboard(_) => "virtio-keyboard-device",
             DeviceHandle::Serial(_) => "isa-serial",
             DeviceHandle::Vsock(_) => "vhost-vsock-device",
             DeviceHandle::VhostNet(_) => "virtio-net-device",
@@ -80,6 +83,14 @@ impl DeviceRegistry {
     pub fn balloon(&self) -> Option<&Arc<Mutex<Balloon>>> {
         self.devices.iter().find_map(|d| match &d.handle {
             DeviceHandle::Balloon(b) => Some(b),
+            _ => None,
+        })
+    }
+
+    /// The first virtio keyboard, if any: where QMP's keys go.
+    pub fn keyboard(&self) -> Option<&Arc<Mutex<VirtioKeyboard>>> {
+        self.devices.iter().find_map(|d| match &d.handle {
+            DeviceHandle::Keyboard(k) => Some(k),
             _ => None,
         })
     }

@@ -36,6 +36,7 @@ mod virtio_devices;
 mod vm;
 
 pub use arch::cpu_features;
+pub use arch::cpu_models;
 pub use arch::layout as arch_layout;
 pub use exit::VmExit;
 pub use monitor::version_banner;
@@ -45,6 +46,10 @@ pub use vm::Vm;
 pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// `-cpu MODEL,enforce` on a host without some of the model's features
+    /// (QEMU's "Host doesn't support requested features"), each described.
+    #[error("-cpu {model},enforce: the host doesn't support requested features: {}", .features.join(", "))]
+    CpuEnforce { model: String, features: Vec<String> },
     #[error(transparent)]
     Kvm(#[from] kvm::KvmError),
     #[error(transparent)]

@@ -17,6 +17,7 @@ use devices::guest_events::GuestEvents;
 use devices::virtio::balloon::Balloon;
 use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::{Console, MultiportConsole, PortBackend};
+use devices::virtio::input::VirtioKeyboard;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::net::{Net, Tap};
 use devices::virtio::rng::Rng;
@@ -204,6 +205,12 @@ pub fn create_devices(
                 let balloon = Arc::new(Mutex::new(balloon));
                 attach(balloon.clone(), "virtio-mmio (virtio-balloon)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Balloon(balloon))?;
+            }
+            DeviceConfig::Keyboard => {
+                let keyboard = VirtioKeyboard::new().map_err(|source| Error::Io { what: "virtio-keyboard", source })?;
+                let keyboard = Arc::new(Mutex::new(keyboard));
+                attach(keyboard.clone(), "virtio-mmio (virtio-input)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, None, slot, DeviceHandle::Keyboard(keyboard))?;
             }
             DeviceConfig::Rng => {
                 let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;

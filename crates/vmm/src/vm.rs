@@ -11,7 +11,7 @@ use crate::config::{MemoryBackend, MonitorSocket, SerialConfig, VmConfig};
 use crate::device_thread::DeviceEventLoop;
 use crate::exit::{ExitNotifier, VmExit};
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
-use crate::memory::{create_guest_memory, lock_guest_memory, register_memory};
+use crate::memory::{advise_mergeable, create_guest_memory, lock_guest_memory, register_memory};
 use crate::monitor::{MonitorServer, Mux};
 use crate::power::{create_power_devices, tables_region, write_tables, PowerDevices};
 use crate::rtc::{create_rtc, RtcTicker};
@@ -128,9 +128,12 @@ impl Vm {
         if config.mem_lock {
             lock_guest_memory(&mem)?;
         }
+        if config.machine.mem_merge {
+            advise_mergeable(&mem);
+        }
         register_memory(&vm, &mem)?;
         step("memory");
-        create_irqchip(&vm, config.machine.pit)?;
+        create_irqchip(&vm, config.machine.pit, config.machine.pit_reinject)?;
         step("irqchip");
 
         let exit = Arc::new(ExitNotifier::new().map_err(io_err("cannot create the exit event"))?);
@@ -366,7 +369,15 @@ fn create_vcpus(
         }
         let not_applied = vcpu.configure(&template, count, (id == 0).then_some(entry))?;
         if id == 0 && !not_applied.is_empty() {
-            log::warn!("-cpu: KVM does not offer {} on this host; left off", not_applied.join(", "));
+            use arch::cpu_model_cpuid::{feature_description, unsupported_message};
+            if features.enforce {
+                let model = features.model.as_ref().map_or("host".into(), |m| m.versioned_name());
+                return Err(Error::CpuEnforce {
+                    model,
+                    features: not_applied.iter().map(|f| feature_description(f)).collect(),
+                });
+            }
+            not_applied.iter().for_each(|f| log::warn!("{}", unsupported_message(f)));
         }
         vcpus.push(vcpu);
     }

@@ -325,6 +325,12 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         props: &[prop("rng", Text("ID"), None, "An -object rng-random or rng-builtin."), DEVICE_ID],
     },
     KindDesc {
+        name: "virtio-keyboard-device",
+        help: "A virtio-input keyboard: QMP send-key and input-send-event type on it (on it rather than on \
+               -device i8042 when both exist, as QEMU routes keys to the virtio keyboard).",
+        props: &[DEVICE_ID],
+    },
+    KindDesc {
         name: "virtio-balloon-device",
         help: "A memory balloon: QMP balloon and query-balloon; pages the guest gives up go back to the host. \
                At most one.",

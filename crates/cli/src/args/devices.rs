@@ -32,15 +32,17 @@ use vmm::config::{
     BalloonConfig, BalloonOptions, BlockConfig, ChardevBackend, ChardevConfig, DebugExitConfig, DeviceConfig,
     MonitorConfig, MonitorSocket, MuxConfig, NetConfig,
 };
-use vmm::config::{FsConfig, VsockConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN};
+use vmm::config::{FsConfig, VsockConfig};
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
-use super::keyval::{kind_name, kind_settings, Setting};
+use super::keyval::{kind_name, kind_settings};
 use super::mux::ChardevUsers;
 
 mod ports;
+mod values;
 use super::{invalid, unhandled, ArgsError};
+use values::{parse_fs_tag, parse_guest_cid, parse_mac, parse_number, parse_queue_size};
 
 const DEVICE: &str = "-device";
 const NIC: &str = "-nic";
@@ -71,6 +73,10 @@ enum Device {
     },
     Rng {
         rng: Option<String>,
+        value: String,
+    },
+    /// `virtio-keyboard-device`.
+    Keyboard {
         value: String,
     },
     Balloon {
@@ -154,16 +160,6 @@ struct StdioOwner {
     name: String,
 }
 
-/// A number in decimal or `0x` hex (QEMU's integer properties), at most `max`.
-fn parse_number(s: &Setting, max: u64) -> Result<u64, ArgsError> {
-    let v = &s.value;
-    let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => v.parse().ok(),
-    };
-    n.filter(|n| *n <= max).ok_or_else(|| invalid(DEVICE, &s.text, format!("expected a number up to {max:#x}")))
-}
-
 /// `-nic none` (no network card; nothing to do). Other `-nic` forms
 /// would create a netdev and a device in one option; microvm asks for
 /// the two explicit options instead.
@@ -196,14 +192,15 @@ impl Devices {
             return Err(invalid(DEVICE, value, "expected a device name, e.g. virtio-blk-device,drive=ID"));
         };
         let Some(kind) = DEVICE_KINDS.iter().find(|k| k.name == driver) else {
-            let reason = match (driver.as_str(), pci_alias(&driver)) {
+            let reason = match (driver.as_str(), mmio_alternative(&driver)) {
                 ("virtio-9p-device" | "virtio-9p-pci", _) => super::options::USE_VIRTIO_FS.to_owned(),
-                (_, Some(ours)) => format!("microvm has no PCI bus; use {ours}"),
-                (_, None) => "unknown device; microvm has virtio-blk-device, virtio-net-device, \
-                              virtio-serial-device with virtconsole and virtserialport, virtio-rng-device, \
-                              virtio-balloon-device, vhost-vsock-device, vhost-user-fs-device, isa-serial, \
-                              isa-debug-exit and i8042"
-                    .to_owned(),
+                // QEMU's bus-less aliases (virtio-blk) are its PCI devices on x86.
+                (_, Some(ours)) => format!("microvm has no PCI bus yet; use {ours}"),
+                (d, None) if d.contains("pci") => format!(
+                    "microvm has no PCI bus yet, and no virtio-mmio form of this device; it has {}",
+                    device_names()
+                ),
+                (_, None) => format!("unknown device; microvm has {}", device_names()),
             };
             return Err(invalid(DEVICE, value, reason));
         };
@@ -275,6 +272,7 @@ impl Devices {
                 return self.attach_port(bus, ports::Port { chardev, id, name: port_name, console, value });
             }
             "virtio-rng-device" => Device::Rng { rng, value },
+            "virtio-keyboard-device" => Device::Keyboard { value },
             "vhost-user-fs-device" => {
                 let (Some(chardev), Some(tag)) = (chardev, tag) else {
                     return Err(invalid(DEVICE, &value, "chardev=ID and tag=TAG are required"));
@@ -439,6 +437,7 @@ impl Devices {
                     DeviceConfig::Fs(FsConfig { socket: path, tag, queue_size, id })
                 }
                 Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
+                Device::Keyboard { .. } => DeviceConfig::Keyboard,
                 Device::Balloon { id, options, .. } => DeviceConfig::Balloon(BalloonConfig { id, options }),
             });
         }
@@ -494,6 +493,7 @@ fn device_value(d: &Device) -> &str {
         | Device::Net { value, .. }
         | Device::Serial { value, .. }
         | Device::Rng { value, .. }
+        | Device::Keyboard { value }
         | Device::Vsock { value, .. }
         | Device::Fs { value, .. }
         | Device::Balloon { value, .. } => value,
@@ -515,80 +515,24 @@ fn not_defined(value: &str, kind: &str, id: &str) -> ArgsError {
     invalid(DEVICE, value, format!("{kind} '{}' is not defined (no -{kind} with id={})", esc(id), esc(id)))
 }
 
-/// QEMU's PCI (and bus-less alias) spellings of our devices.
-fn pci_alias(driver: &str) -> Option<&'static str> {
-    const OURS: [&str; 6] = [
-        "virtio-blk-device",
-        "virtio-net-device",
-        "virtio-serial-device",
-        "virtio-rng-device",
-        "vhost-vsock-device",
-        "virtio-balloon-device",
-    ];
-    let base = driver.strip_suffix("-pci").unwrap_or(driver);
-    OURS.into_iter().find(|ours| ours.strip_suffix("-device") == Some(base))
+/// The `-device` microvm has for QEMU's PCI spelling of a device
+/// (`virtio-blk-pci`, `virtio-net-pci-non-transitional`) or its bus-less
+/// alias (`virtio-blk`): the `-device` kind with the same base name.
+fn mmio_alternative(driver: &str) -> Option<&'static str> {
+    let base = ["-pci-non-transitional", "-pci-transitional", "-pci"]
+        .iter()
+        .find_map(|suffix| driver.strip_suffix(suffix))
+        .unwrap_or(driver);
+    DEVICE_KINDS.iter().map(|k| k.name).find(|ours| ours.strip_suffix("-device") == Some(base))
 }
 
-/// `mac=` as QEMU spells it: six two-digit hex octets separated by `:` or
-/// `-`; it must be a unicast address the guest can use.
-fn parse_mac(p: &Setting) -> Result<[u8; 6], ArgsError> {
-    let syntax = || invalid(DEVICE, &p.text, "expected six hex octets such as 52:54:00:12:34:56");
-    let b = p.value.as_bytes();
-    if b.len() != 17 {
-        return Err(syntax());
-    }
-    let mut mac = [0u8; 6];
-    for (i, octet) in mac.iter_mut().enumerate() {
-        let pair = &p.value[3 * i..3 * i + 2];
-        if !pair.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return Err(syntax());
-        }
-        *octet = u8::from_str_radix(pair, 16).map_err(|_| syntax())?;
-        if i < 5 && !matches!(b[3 * i + 2], b':' | b'-') {
-            return Err(syntax());
-        }
-    }
-    if mac[0] & 1 != 0 {
-        return Err(invalid(
-            DEVICE,
-            &p.text,
-            "a multicast address cannot be a NIC's MAC (the first octet must be even)",
-        ));
-    }
-    if mac == [0; 6] {
-        return Err(invalid(DEVICE, &p.text, "the all-zero MAC is not valid"));
-    }
-    Ok(mac)
+/// Every `-device` microvm has, for the unknown-device errors.
+fn device_names() -> String {
+    DEVICE_KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
 mod tests;
 
-/// `guest-cid=`: the kernel refuses 0-2 (hypervisor, local, host) and
-/// values of 32 bits or more (U32_MAX is VMADDR_CID_ANY).
-fn parse_guest_cid(s: &Setting) -> Result<u64, ArgsError> {
-    match s.value.parse::<u64>() {
-        Ok(cid) if (3..u64::from(u32::MAX)).contains(&cid) => Ok(cid),
-        _ => Err(invalid(DEVICE, &s.text, "guest-cid must be a number from 3 to 4294967294")),
-    }
-}
-
 /// QEMU's default `queue-size=` of vhost-user-fs-device.
 const FS_QUEUE_SIZE: u16 = 128;
-
-/// `tag=`: what the guest mounts (`mount -t virtiofs TAG DIR`), at most
-/// 36 bytes (the config space's field).
-fn parse_fs_tag(s: &Setting) -> Result<String, ArgsError> {
-    if s.value.is_empty() || s.value.len() > FS_TAG_LEN {
-        return Err(invalid(DEVICE, &s.text, "a tag has 1 to 36 bytes"));
-    }
-    Ok(s.value.clone())
-}
-
-/// `queue-size=`: a power of two up to 1024, as QEMU requires.
-fn parse_queue_size(s: &Setting) -> Result<u16, ArgsError> {
-    match s.value.parse::<u16>() {
-        Ok(n) if n.is_power_of_two() && n <= FS_MAX_QUEUE_SIZE => Ok(n),
-        _ => Err(invalid(DEVICE, &s.text, "queue-size must be a power of two from 1 to 1024")),
-    }
-}

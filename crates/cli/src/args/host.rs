@@ -6,15 +6,18 @@
 //! - accelerators: `-accel A -accel B` and `accel=A:B` are tried in order and
 //!   the first usable one wins. Only kvm is ever usable in microvm, so a list
 //!   with kvm in it runs on KVM and a list without it is an error;
-//! - `-cpu host,+FLAG,-FLAG,FLAG=on|off,pmu=off,migratable=on|off`: what KVM
-//!   can honour is applied (see `arch::cpu_features`), other flags and
-//!   properties are accepted and listed in one warning;
+//! - `-cpu MODEL,+FLAG,-FLAG,FLAG=on|off,pmu=off,migratable=on|off,enforce`:
+//!   host (the default) or one of QEMU's named models (`arch::cpu_models`);
+//!   what KVM can honour is applied (see `arch::cpu_features`), a feature the
+//!   host lacks is one warning in QEMU's words when the VM is built (an error
+//!   with `enforce`), other properties are accepted and listed in one warning;
 //! - `-d ITEM,...`: unknown items are errors, `help` lists them.
 
 use vmm::cpu_features::{find_flag, CpuFeatures, CPU_FLAGS};
+use vmm::cpu_models::{find_model, model_names};
 
 use super::keyval::{elements, parse_bool, settings, ShortForms};
-use super::schema::Value::{Bool, OneOf};
+use super::schema::Value::{Bool, Flag, OneOf, Text};
 use super::schema::{ignored, prop, PropDesc};
 use super::{invalid, unhandled, ArgsError};
 
@@ -23,13 +26,34 @@ const ACCELERATORS: &[&str] = &["kvm", "tcg", "xen", "hvf", "whpx", "nvmm", "qte
 
 /// `-cpu` properties (besides the feature flags, listed from `CPU_FLAGS`).
 pub(super) const CPU_PROPS: &[PropDesc] = &[
-    prop("model", OneOf(&["host", "max"]), Some("host"), "The guest sees the host CPU as KVM exposes it."),
-    prop("pmu", Bool, Some("on"), "off hides the performance counters (CPUID leaf 0xa, PDCM, perfctr-core)."),
+    prop(
+        "model",
+        Text("MODEL"),
+        Some("host"),
+        "host (max is the same): the host CPU as KVM exposes it. Or one of QEMU's named models (-cpu help lists \
+         them): the guest sees the model's vendor, family/model/stepping, model-id and features, each kept only \
+         where KVM supports it (a missing one is a warning in QEMU's words).",
+    ),
+    prop(
+        "enforce",
+        Flag,
+        Some("off"),
+        "A feature the model (or a +FLAG) asks for that the host lacks ends microvm with an error instead of a \
+         warning, as in QEMU.",
+    ),
+    ignored("check", Flag, "QEMU's default: features the host lacks are warned about."),
+    prop(
+        "pmu",
+        Bool,
+        Some("on with host, off with a model (QEMU's defaults)"),
+        "off hides the performance counters (CPUID leaf 0xa, PDCM, perfctr-core).",
+    ),
     prop(
         "migratable",
         Bool,
         Some("KVM's set as is"),
-        "on drops the features that pin a guest to its host (invtsc) unless +invtsc asks for them; off keeps them.",
+        "With host: on drops the features that pin a guest to its host (invtsc) unless +invtsc asks for them; off \
+         keeps them. A model never has invtsc unless asked for.",
     ),
 ];
 
@@ -86,17 +110,22 @@ pub(super) struct CpuOptions {
     pub(super) ignored: Vec<String>,
 }
 
-/// `-cpu host|max[,+FLAG|-FLAG|FLAG=on|off|pmu=|migratable=|...]`; a later
-/// `-cpu` replaces an earlier one, as in QEMU.
+/// `-cpu MODEL[,+FLAG|-FLAG|FLAG=on|off|pmu=|migratable=|enforce|...]`; a
+/// later `-cpu` replaces an earlier one, as in QEMU.
 pub(super) fn parse_cpu(value: &str) -> Result<CpuOptions, ArgsError> {
     const CPU: &str = "-cpu";
     let mut parts = super::keyval::split_list(value).into_iter();
-    let model = parts.next().unwrap_or_default();
-    let model = model.strip_prefix("model=").unwrap_or(&model);
-    if model != "host" && model != "max" {
-        return Err(invalid(CPU, value, "only 'host' and 'max' are supported (the guest sees the host CPU)"));
-    }
+    let name = parts.next().unwrap_or_default();
+    let name = name.strip_prefix("model=").unwrap_or(&name);
     let mut out = CpuOptions::default();
+    if name != "host" && name != "max" {
+        let Some(model) = find_model(name) else {
+            return Err(invalid(CPU, name, "unknown CPU model; -cpu help lists host and QEMU's models microvm has"));
+        };
+        out.features.model = Some(model);
+        // QEMU's default for named models: no PMU (pmu= below overrides it).
+        out.features.pmu_off = true;
+    }
     for part in parts.filter(|p| !p.is_empty()) {
         let (name, on) = match (part.strip_prefix('+'), part.strip_prefix('-'), part.split_once('=')) {
             (Some(name), _, _) => (name.to_owned(), Some(true)),
@@ -107,7 +136,13 @@ pub(super) fn parse_cpu(value: &str) -> Result<CpuOptions, ArgsError> {
         match (name.as_str(), on) {
             ("pmu", Some(on)) => out.features.pmu_off = !on,
             ("migratable", Some(on)) => out.features.migratable = on,
-            ("pmu" | "migratable", None) => return Err(invalid(CPU, &part, super::keyval::BOOL_EXPECTED)),
+            ("enforce", None) if !part.contains('=') => out.features.enforce = true,
+            ("enforce", Some(on)) => out.features.enforce = on,
+            ("check", None) if !part.contains('=') => {}
+            ("check", Some(_)) => {}
+            ("pmu" | "migratable" | "enforce" | "check", None) => {
+                return Err(invalid(CPU, &part, super::keyval::BOOL_EXPECTED))
+            }
             (flag, Some(on)) if find_flag(flag).is_some() => {
                 out.features.flags.push((find_flag(flag).expect("just found"), on));
             }
@@ -117,20 +152,40 @@ pub(super) fn parse_cpu(value: &str) -> Result<CpuOptions, ArgsError> {
     Ok(out)
 }
 
+/// `-cpu help`: the models, as QEMU lists them, and the flags.
+pub(super) fn cpu_models_help() -> String {
+    let mut out = String::from("Available CPUs:\n");
+    out.push_str(&format!("  {:<28} {}\n", "host", "the host CPU as KVM exposes it (the default)"));
+    out.push_str(&format!("  {:<28} {}\n", "max", "as host"));
+    for (name, what) in model_names() {
+        out.push_str(&format!("  {name:<28} {what}\n"));
+    }
+    out.push_str("\nRecognized CPUID flags:\n");
+    let names: Vec<&str> = CPU_FLAGS.iter().map(|f| f.name).collect();
+    let mut line = String::from(" ");
+    for name in names {
+        if line.len() + name.len() + 1 > 78 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from(" ");
+        }
+        line.push(' ');
+        line.push_str(name);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
 /// The warning for `-cpu` settings that have no effect, if any.
 pub(super) fn cpu_warning(ignored: &[String]) -> Option<String> {
     (!ignored.is_empty()).then(|| {
         format!(
-            "-cpu: ignored {} (microvm applies pmu=, migratable= and these flags: {})",
-            ignored.join(", "),
-            cpu_flag_names()
+            "-cpu: ignored {} (microvm applies pmu=, migratable=, enforce and QEMU's feature flags: -cpu help \
+             lists them)",
+            ignored.join(", ")
         )
     })
-}
-
-/// The flag names `-cpu` applies, for help texts and warnings.
-pub(super) fn cpu_flag_names() -> String {
-    CPU_FLAGS.iter().map(|f| f.name).collect::<Vec<_>>().join(" ")
 }
 
 /// One `-accel` (`-accel kvm`, `-accel accel=tcg`): the accelerator's name.
@@ -231,6 +286,7 @@ pub(super) fn parse_log_items(value: &str, items: &mut LogItems) -> Result<(), A
 mod tests {
     use super::super::test_util::*;
     use super::*;
+    use std::ops::Not;
 
     #[test]
     fn accelerators_first_usable_wins() {
@@ -267,14 +323,78 @@ mod tests {
         assert!(f.pmu_off && !f.migratable);
         assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
         assert!(l.warnings[0].starts_with("-cpu: ignored kvm=off, l3-cache=off"), "{:?}", l.warnings);
-        assert!(l.warnings[0].contains("x2apic"));
+        assert!(l.warnings[0].contains("-cpu help lists them"), "{:?}", l.warnings);
         // Only what is given; a later -cpu replaces an earlier one.
         let l = launch(&["-cpu", "host,x2apic=on", "-cpu", "host,migratable=on"]).unwrap();
         assert_eq!(l.vm.cpu, CpuFeatures { migratable: true, ..Default::default() });
         assert!(l.warnings.is_empty());
         assert_eq!(run(&["-cpu", "max"]).unwrap().cpu, CpuFeatures::default());
-        assert_invalid(err(&["-cpu", "qemu64"]), "-cpu", "only 'host' and 'max'");
+        assert_invalid(err(&["-cpu", "Pentium9"]), "-cpu", "unknown CPU model");
         assert_invalid(err(&["-cpu", "host,pmu=maybe"]), "-cpu", "on|off");
+    }
+
+    // Issue 18 item 7: named models, their flags, enforce, QEMU's pmu default.
+    #[test]
+    fn named_cpu_models() {
+        for name in [
+            "qemu64",
+            "kvm64",
+            "Haswell",
+            "Haswell-noTSX",
+            "Haswell-v4",
+            "Skylake-Client",
+            "Skylake-Client-noTSX-IBRS",
+            "Skylake-Server",
+            "Skylake-Server-v5",
+            "Cascadelake-Server",
+            "Cascadelake-Server-noTSX",
+            "Icelake-Server",
+            "Icelake-Server-noTSX",
+            "EPYC",
+            "EPYC-IBPB",
+            "EPYC-Rome",
+            "EPYC-Milan",
+            "EPYC-Milan-v2",
+            "model=EPYC",
+        ] {
+            let c = run(&["-cpu", name]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let model = c.cpu.model.unwrap_or_else(|| panic!("{name}: no model"));
+            assert!(name.ends_with(model.base) || name.contains(model.base), "{name}: {}", model.base);
+            assert!(c.cpu.pmu_off, "{name}: QEMU's models have no PMU by default");
+            assert!(!c.cpu.enforce);
+        }
+        let l = launch(&["-cpu", "Haswell-noTSX,+pcid,-avx2,pmu=on,enforce,check,vendor=AuthenticAMD"]).unwrap();
+        let f = &l.vm.cpu;
+        assert_eq!(f.model.as_ref().map(|m| m.versioned_name()), Some("Haswell-v2".into()));
+        let names: Vec<(&str, bool)> = f.flags.iter().map(|(f, on)| (f.name, *on)).collect();
+        assert_eq!(names, [("pcid", true), ("avx2", false)]);
+        assert!(f.enforce && !f.pmu_off);
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert!(l.warnings[0].starts_with("-cpu: ignored vendor=AuthenticAMD"), "{:?}", l.warnings);
+        assert!(run(&["-cpu", "EPYC,enforce=off"]).unwrap().cpu.enforce.not());
+        assert!(run(&["-cpu", "host,enforce"]).unwrap().cpu.enforce);
+        assert_eq!(run(&["-cpu", "EPYC", "-cpu", "host"]).unwrap().cpu, CpuFeatures::default(), "the last -cpu wins");
+        assert_invalid(err(&["-cpu", "EPYC,enforce=sometimes"]), "-cpu", "on|off");
+    }
+
+    /// `-cpu help` lists host, every model with QEMU's aliases and versions, and the flags.
+    #[test]
+    fn cpu_help_lists_the_models() {
+        let text = match super::super::parse(args(&["-cpu", "help"])).unwrap() {
+            super::super::Command::Help(text) => text,
+            other => panic!("{other:?}"),
+        };
+        for needle in [
+            "Available CPUs:",
+            "  host ",
+            "  Haswell-noTSX                alias of Haswell-v2",
+            "  EPYC-Milan-v2                AMD EPYC-Milan-v2 Processor",
+            "  Skylake-Client-noTSX-IBRS    alias of Skylake-Client-v3",
+            "Recognized CPUID flags:",
+            " avx512f ",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use vmm::arch_layout::{MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE};
 
 use super::keyval::{check, describe, elements, parse_bool, Elem, ShortForms};
-use super::options::{GLOBAL_PROPS, MACHINE_PROPS, MEM_PROPS, SMP_PROPS};
+use super::machine_props::{GLOBAL_PROPS, MACHINE_PROPS, MEM_PROPS, SMP_PROPS};
 use super::{invalid, unhandled, ArgsError, MEM_ALIGN};
 
 /// What `-M` set; `None`: not given (the default applies).
@@ -22,6 +22,12 @@ pub(super) struct MachineOptions {
     /// `memory-backend=ID`: the `-object memory-backend-*` holding guest RAM.
     pub(super) memory_backend: Option<String>,
     pub(super) dump_seccomp: bool,
+    /// `pcie=on`: accepted with a warning (there is no PCI bus to put it on).
+    pub(super) pcie: bool,
+    /// `mem-merge=`: KSM advice on guest RAM.
+    pub(super) mem_merge: Option<bool>,
+    /// `-global kvm-pit.lost_tick_policy=delay|discard`.
+    pub(super) pit_reinject: Option<bool>,
 }
 
 /// `-M`/`-machine [type=]microvm[,prop=value...]`; repeated options merge,
@@ -60,6 +66,8 @@ pub(super) fn parse_machine(option: &'static str, value: &str, m: &mut MachineOp
             "kernel-irqchip" if parse_bool(&s.value) == Some(true) => {}
             "kernel-irqchip" => return Err(invalid(option, &s.text, "only kernel-irqchip=on is supported")),
             "usb" if s.on => return Err(invalid(option, &s.text, "microvm has no USB; use usb=off")),
+            "pcie" => m.pcie = s.on,
+            "mem-merge" => m.mem_merge = Some(s.on),
             // Described as accepted with no effect (the table says why).
             _ if desc.no_effect.is_some() => {}
             name => return Err(unhandled(option, name)),
@@ -219,9 +227,27 @@ pub(super) fn parse_none_only(option: &'static str, value: &str, why: &str) -> R
     }
 }
 
+/// `-display none`: microvm has no display device, so every other display
+/// (`vnc=HOST:N`, gtk, sdl, curses, ...) is refused in one line.
+pub(super) fn parse_display(option: &'static str, value: &str) -> Result<(), ArgsError> {
+    let kind = value.split([',', '=']).next().unwrap_or_default();
+    let reason = match kind {
+        "none" if value == "none" => return Ok(()),
+        "vnc" => {
+            "microvm has no display device, so a VNC server would have nothing to show; use -display none \
+                  (the guest's console is the serial port or a virtconsole)"
+        }
+        _ => {
+            "microvm has no display device; use -display none (the guest's console is the serial port or a \
+              virtconsole)"
+        }
+    };
+    Err(invalid(option, value, reason))
+}
+
 /// `-global DRIVER.PROP=VALUE` (or `driver=D,property=P,value=V`): only the
-/// settings described in `GLOBAL_PROPS`, which all match what microvm does.
-pub(super) fn parse_global(value: &str) -> Result<(), ArgsError> {
+/// settings described in `GLOBAL_PROPS`; an unknown one is named in the error.
+pub(super) fn parse_global(value: &str, m: &mut MachineOptions) -> Result<(), ArgsError> {
     const GLOBAL: &str = "-global";
     let mut parts = (None, None, None);
     let elems = elements(GLOBAL, value, None, ShortForms::FlagsOnly)?;
@@ -243,18 +269,34 @@ pub(super) fn parse_global(value: &str) -> Result<(), ArgsError> {
         }
     };
     let Some(desc) = describe(GLOBAL_PROPS, &key) else {
-        return Err(invalid(GLOBAL, value, "unknown global property; only virtio-mmio.force-legacy=false is accepted"));
-    };
-    match (desc.name, parse_bool(&setting)) {
-        ("virtio-mmio.force-legacy", Some(false)) => Ok(()),
-        ("virtio-mmio.force-legacy", Some(true)) => Err(invalid(
+        let known = GLOBAL_PROPS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ");
+        return Err(invalid(
             GLOBAL,
             value,
-            "the virtio-mmio transport is virtio 1.x only (no legacy devices); use force-legacy=false",
-        )),
-        ("virtio-mmio.force-legacy", None) => Err(invalid(GLOBAL, value, super::keyval::BOOL_EXPECTED)),
-        (name, _) => Err(unhandled(GLOBAL, name)),
+            format!("unknown global property '{}'; microvm knows {known}", key.escape_debug()),
+        ));
+    };
+    match (desc.name, setting.as_str()) {
+        ("kvm-pit.lost_tick_policy", "delay") => m.pit_reinject = Some(true),
+        ("kvm-pit.lost_tick_policy", "discard") => m.pit_reinject = Some(false),
+        ("kvm-pit.lost_tick_policy", _) => {
+            return Err(invalid(GLOBAL, value, "KVM's PIT takes lost_tick_policy=delay or discard"))
+        }
+        ("virtio-mmio.force-legacy", v) => match parse_bool(v) {
+            Some(false) => {}
+            Some(true) => {
+                return Err(invalid(
+                    GLOBAL,
+                    value,
+                    "microvm's virtio-mmio transport is modern only (version 2, virtio 1.x), it has no legacy \
+                     version 1; use force-legacy=off",
+                ))
+            }
+            None => return Err(invalid(GLOBAL, value, super::keyval::BOOL_EXPECTED)),
+        },
+        (name, _) => return Err(unhandled(GLOBAL, name)),
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::backends::OBJECT;
 use super::device_props::OBJECT_KINDS;
 use super::keyval::{kind_name, kind_settings, settings};
 use super::machine::parse_size;
-use super::options::NUMA_PROPS;
+use super::machine_props::NUMA_PROPS;
 use super::{invalid, unhandled, ArgsError, MEM_ALIGN};
 
 const NUMA: &str = "-numa";

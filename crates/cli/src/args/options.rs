@@ -4,7 +4,8 @@
 
 use super::device_props::{CHARDEV_KINDS, DEVICE_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
 use super::host::{CPU_PROPS, OVERCOMMIT_PROPS, RTC_PROPS};
-use super::schema::Value::{Bool, Flag, OneOf, Text};
+use super::machine_props::{GLOBAL_PROPS, MACHINE_PROPS, MEM_PROPS, NUMA_PROPS, SMP_PROPS};
+use super::schema::Value::{Bool, OneOf, Text};
 use super::schema::{ignored, prop, KindDesc, Opt, OptDesc, PropDesc, Props, Section};
 
 const fn opt(
@@ -35,100 +36,6 @@ const fn no_effect(name: &'static str, arg: Option<&'static str>, why: &'static 
 const fn refused(name: &'static str, instead: &'static str) -> OptDesc {
     OptDesc { note: Some(instead), ..opt(name, &[], Opt::Refused, None, Section::Refused, "") }
 }
-
-/// `-M`/`-machine` properties.
-pub(super) const MACHINE_PROPS: &[PropDesc] = &[
-    prop("type", Text("microvm"), Some("microvm"), "The only machine type (also the default without -M)."),
-    prop(
-        "legacy",
-        Flag,
-        Some("off"),
-        "Legacy mode: add the ISA 16550A serial port (COM1, 0x3f8, IRQ 4). Same as isa-serial=on.",
-    ),
-    prop("isa-serial", Bool, Some("on only if -serial is given"), "Legacy mode on or off (QEMU's name)."),
-    prop("pit", Bool, Some("on"), "In-kernel i8254 PIT."),
-    prop(
-        "auto-kernel-cmdline",
-        Bool,
-        Some("on, off with acpi=on"),
-        "Append virtio_mmio.device= entries for the virtio devices to the kernel command line. With acpi=on the \
-         DSDT describes the devices instead; auto-kernel-cmdline=on still appends them (for kernels without ACPI).",
-    ),
-    prop(
-        "rtc",
-        OneOf(&["on", "off", "auto"]),
-        Some("off"),
-        "CMOS real-time clock (MC146818) on ports 0x70-0x71, IRQ 8: the guest gets rtc0, and distribution \
-         kernels skip a slow probe of absent hardware. auto = off, as in QEMU's microvm under KVM.",
-    ),
-    prop(
-        "acpi",
-        OneOf(&["on", "off", "auto"]),
-        Some("auto"),
-        "Hardware-reduced ACPI (docs/acpi.md): RSDP, XSDT, FADT, MADT and a DSDT listing the devices, a Generic \
-         Event Device with the power button (system_powerdown) and the sleep registers (guest poweroff ends \
-         microvm). auto = off, so the default machine and its address map do not change. A kernel without ACPI \
-         finds no virtio device with acpi=on unless auto-kernel-cmdline=on.",
-    ),
-    prop("accel", Text("kvm"), Some("kvm"), "Old spelling of -accel: A:B:... tried in order (see -accel)."),
-    prop("kernel-irqchip", OneOf(&["on"]), Some("on"), "KVM's in-kernel irqchip; only on."),
-    prop(
-        "dump-mtree",
-        Flag,
-        Some("off"),
-        "Build the VM, print every I/O port range and MMIO region the guest can reach (QEMU's `info mtree -f` \
-         layout, with the owner: kvm or microvm) and exit without running it.",
-    ),
-    prop(
-        "memory-backend",
-        Text("ID"),
-        None,
-        "The -object memory-backend-* guest RAM lives in (default: anonymous memory).",
-    ),
-    prop(
-        "dump-seccomp",
-        Flag,
-        Some("off"),
-        "Print each thread the VM would run (main, vCPUs, virtio) with the system calls its seccomp filter \
-         allows and their argument conditions, the host side of the attack surface, and exit without running it.",
-    ),
-    ignored("pic", Bool, "KVM's in-kernel irqchip always has the PIC."),
-    ignored("x-option-roms", Bool, "there is no firmware, so no option ROMs."),
-    ignored("ioapic2", Bool, "there is one IOAPIC."),
-    PropDesc { no_effect: Some("microvm has no USB; usb=on is an error."), ..prop("usb", Bool, Some("off"), "") },
-];
-
-/// `-m` keys.
-pub(super) const MEM_PROPS: &[PropDesc] = &[
-    prop(
-        "size",
-        Text("SIZE"),
-        Some("{DEFAULT_MEM}"),
-        "Guest RAM. A plain number is MiB; suffixes B, K, M, G, T (either case), e.g. 512M, 1.5G. \
-         Range {MIN_MEM}..{MAX_MEM}; rounded up to whole 4 KiB pages.",
-    ),
-    prop("slots", Text("N"), None, "Refused: no memory hotplug."),
-    prop("maxmem", Text("SIZE"), None, "Refused: no memory hotplug."),
-];
-
-/// `-numa` keys.
-pub(super) const NUMA_PROPS: &[PropDesc] = &[
-    prop("type", OneOf(&["node"]), None, "Only node, given once: microvm has one NUMA node."),
-    prop("memdev", Text("ID"), None, "The -object memory-backend-* of the node's (all guest) RAM."),
-    prop("nodeid", OneOf(&["0"]), Some("0"), "Only 0."),
-    ignored("cpus", Text("LIST"), "every vCPU is on the one node."),
-];
-
-/// `-smp` keys.
-pub(super) const SMP_PROPS: &[PropDesc] = &[
-    prop("cpus", Text("N"), Some("1"), "Number of vCPUs, 1..{MAX_VCPUS}."),
-    prop("maxcpus", Text("N"), None, "Must equal cpus (no CPU hotplug)."),
-    prop("sockets", Text("N"), None, "Topology: checked for consistency with cpus, otherwise ignored."),
-    prop("dies", Text("N"), None, "As sockets."),
-    prop("clusters", Text("N"), None, "As sockets."),
-    prop("cores", Text("N"), None, "As sockets."),
-    prop("threads", Text("N"), None, "As sockets."),
-];
 
 /// `-name` properties.
 pub(super) const NAME_PROPS: &[PropDesc] = &[
@@ -229,14 +136,6 @@ const COMPAT_PROPS: &[PropDesc] = &[
     ignored("unstable-output", OneOf(&["accept", "hide"]), "microvm's QMP has no unstable output."),
 ];
 
-/// `-global` settings microvm knows (`DRIVER.PROP=VALUE`).
-pub(super) const GLOBAL_PROPS: &[PropDesc] = &[prop(
-    "virtio-mmio.force-legacy",
-    OneOf(&["false", "off"]),
-    Some("false"),
-    "Accepted, no effect: the transport is always virtio 1.x (modern); true is an error.",
-)];
-
 /// What the refused disk options' users want instead.
 const USE_DRIVE: &str = "use -drive id=ID,file=PATH,format=raw,if=none -device virtio-blk-device,drive=ID";
 /// What 9p users want instead.
@@ -304,10 +203,15 @@ pub(super) const OPTIONS: &[OptDesc] = &[
             "-cpu",
             &[],
             Opt::Cpu,
-            Some("host|max[,+FLAG|-FLAG|FLAG=on|off][,pmu=on|off][,migratable=on|off]"),
+            Some("host|max|MODEL[,+FLAG|-FLAG|FLAG=on|off][,enforce][,pmu=on|off][,migratable=on|off]"),
             Section::Machine,
-            "The guest sees the host CPU as KVM exposes it, with these flags turned on (+FLAG, where KVM offers \
-             them) or off (-FLAG): {CPU_FLAGS}. Other flags and properties are accepted and named in one warning.",
+            "The guest's CPU: host (the default) is the host CPU as KVM exposes it; MODEL is one of QEMU's named \
+             models (qemu64, kvm64, Haswell, Skylake-Client, Skylake-Server, Cascadelake-Server, Icelake-Server, \
+             EPYC, EPYC-Rome, EPYC-Milan, with QEMU's -vN versions and -noTSX/-IBRS aliases; -cpu help lists \
+             them). +FLAG/-FLAG turn QEMU's feature flags on or off. A feature the host lacks is left off with \
+             QEMU's warning (host doesn't support requested feature: ...), an error with enforce. Unlike QEMU, \
+             cache and topology leaves stay KVM's and microvm's, and nested VMX capabilities are not modelled. \
+             Other properties are accepted and named in one warning.",
         ),
         Some("model"),
         CPU_PROPS,
@@ -361,7 +265,8 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         Opt::Display,
         Some("none"),
         Section::Serial,
-        "Accepted: microvm has no display (other values are errors).",
+        "Accepted: microvm has no display device. Other displays (vnc=..., gtk, sdl, curses) are errors, as is \
+         -vnc: QEMU would show a framebuffer the guest does not have here.",
     ),
     OptDesc {
         note: Some("there is no graphics; the serial default is already stdio."),
@@ -386,7 +291,9 @@ pub(super) const OPTIONS: &[OptDesc] = &[
             Section::Devices,
             "A virtio-mmio device, or the i8042. Devices find their backends by id, defined before or after them; each backend \
              serves one device (rng objects may be shared); a backend no device uses is checked and ignored. \
-             QEMU's PCI names (virtio-blk-pci, virtio-net, ...) are errors: microvm has no PCI bus. Short-form \
+             QEMU's PCI devices (any *-pci*, and bus-less names such as virtio-net) are refused in one line: \
+             microvm has no PCI bus yet; the line names the virtio-mmio device to use where there is one \
+             (virtio-blk-pci: virtio-blk-device). Short-form \
              booleans work here and in -drive, -netdev, -chardev, -object: readonly = readonly=on, \
              nowait = wait=off.",
         ),
@@ -627,6 +534,11 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     no_effect("-no-user-config", None, "there are no config files."),
     no_effect("-no-reboot", None, "a guest reset always ends microvm."),
     no_effect("-no-hpet", None, "microvm has no HPET."),
+    no_effect(
+        "-id",
+        Some("N"),
+        "Proxmox's QEMU build takes the VM's number (vmid) for its own tools; microvm has no use for it.",
+    ),
     OptDesc {
         props: Props::List { implied: None, props: MSG_PROPS },
         ..no_effect("-msg", Some("timestamp=on|off"), "see its properties.")
@@ -636,7 +548,14 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         ..no_effect("-compat", Some("[deprecated-input=...][,...]"), "see its properties.")
     },
     with_props(
-        opt("-global", &[], Opt::Global, Some("DRIVER.PROP=VALUE"), Section::NoEffect, "Only the setting below."),
+        opt(
+            "-global",
+            &[],
+            Opt::Global,
+            Some("DRIVER.PROP=VALUE"),
+            Section::Machine,
+            "A default property of a built-in device; only the ones below (others are errors that name them).",
+        ),
         None,
         GLOBAL_PROPS,
     ),
@@ -646,7 +565,7 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     refused("-hdb", USE_DRIVE),
     refused("-cdrom", "microvm has no CD-ROM; use a raw image with -drive and virtio-blk-device"),
     refused("-boot", NO_FIRMWARE),
-    refused("-vnc", "microvm has no display"),
+    refused("-vnc", "microvm has no display device, so a VNC server would have nothing to show; use -display none"),
     refused("-usb", "microvm has no USB"),
     refused("-snapshot", "use a copy of the image"),
     refused("-loadvm", "microvm has no snapshots"),

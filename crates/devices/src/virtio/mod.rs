@@ -13,6 +13,7 @@ mod activation;
 pub mod balloon;
 pub mod block;
 pub mod console;
+pub mod input;
 pub mod mmio;
 pub mod net;
 pub mod rng;

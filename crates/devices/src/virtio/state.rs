@@ -73,6 +73,7 @@ pub enum VirtioState {
     Balloon(BalloonDeviceState),
     VhostVsock(VhostVsockState),
     VhostNet(VhostNetState),
+    Keyboard(super::input::KeyboardState),
 }
 
 impl VirtioState {
@@ -86,6 +87,7 @@ impl VirtioState {
             VirtioState::Balloon(_) => "virtio-balloon",
             VirtioState::VhostVsock(_) => "vhost-vsock",
             VirtioState::VhostNet(_) => "vhost-net",
+            VirtioState::Keyboard(_) => "virtio-keyboard",
         }
     }
 

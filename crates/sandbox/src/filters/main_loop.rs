@@ -3,8 +3,8 @@
 
 use crate::allow;
 use crate::kvm_ioctls::*;
-use crate::vhost_ioctls::{VHOST_GET_VRING_BASE, VHOST_NET_SET_BACKEND, VHOST_VSOCK_SET_RUNNING};
 use crate::rules::{eq, masked, Rule};
+use crate::vhost_ioctls::{VHOST_GET_VRING_BASE, VHOST_NET_SET_BACKEND, VHOST_VSOCK_SET_RUNNING};
 
 /// The flags of the one file the main thread creates: a snapshot (QMP `migrate`),
 /// created or truncated, read-write. musl adds O_LARGEFILE, glibc does not.

@@ -21,7 +21,10 @@ const HELP: &[(&str, &str)] = &[
     ("help|? [cmd]", "show the help"),
     ("info [subcommand]", "show various information about the system state"),
     ("quit|q", "quit the emulator"),
-    ("sendkey keys", "send keys to the VM (e.g. 'sendkey ctrl-alt-delete'; needs -device i8042)"),
+    (
+        "sendkey keys",
+        "send keys to the VM (e.g. 'sendkey ctrl-alt-delete'; needs -device i8042 or virtio-keyboard-device)",
+    ),
     ("stop|s", "stop emulation"),
     ("system_powerdown", "send system power down event"),
     ("system_reset", "reset the system"),

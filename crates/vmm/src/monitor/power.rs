@@ -33,10 +33,10 @@ pub fn send_key(vm: &mut VmControl, mut args: Arguments) -> Result<Value, QmpErr
         .map(|(i, value)| key_value(&format!("keys[{i}]"), value))
         .collect::<Result<Vec<_>, _>>()?;
     for key in &keys {
-        vm.power.key_event(*key, true);
+        key_event(vm, *key, true);
     }
     for key in keys.iter().rev() {
-        vm.power.key_event(*key, false);
+        key_event(vm, *key, false);
     }
     Ok(json!({}))
 }
@@ -69,9 +69,20 @@ pub fn input_send_event(vm: &mut VmControl, mut args: Arguments) -> Result<Value
     }
     // All or nothing: a bad event leaves the keyboard untouched.
     for (key, down) in keys {
-        vm.power.key_event(key, down);
+        key_event(vm, key, down);
     }
     Ok(json!({}))
+}
+
+/// A key goes to the virtio keyboard if there is one (QEMU routes keys to
+/// the virtio-input keyboard over the PS/2 one), else to the i8042's, else
+/// nowhere. It is written into the guest's event buffers here, on the main
+/// thread, under the device's lock.
+fn key_event(vm: &VmControl, key: Key, down: bool) {
+    match vm.devices.keyboard() {
+        Some(keyboard) => keyboard.lock().unwrap_or_else(|p| p.into_inner()).key_event(&key, down),
+        None => vm.power.key_event(key, down),
+    }
 }
 
 fn object(name: &str, value: Value) -> Result<Map<String, Value>, QmpError> {

@@ -10,7 +10,7 @@ pub use state::{VcpuState, XsaveFits};
 pub use thread::{install_kick_handler, VcpuAck, VcpuCommand, VcpuContext, VcpuHandle, VcpuThreadOptions};
 
 use crate::exit::VmExit;
-use arch::cpu_features::{apply_features, CpuFeatures};
+use arch::cpu_features::{apply_features, CpuFeatures, CpuFlag};
 use arch::cpuid::{patch_cpuid, CpuidParams};
 use arch::regs::{boot_fpu, boot_msrs, boot_regs, boot_sregs, configure_lapic, BootEntry};
 use kvm_bindings::{kvm_cpuid_entry2, CpuId, Msrs};
@@ -47,7 +47,7 @@ pub struct CpuidTemplate {
     pub supported: Vec<kvm_cpuid_entry2>,
     pub tsc_khz: Option<u32>,
     pub tsc_deadline: bool,
-    /// `-cpu host,...` flags, applied last.
+    /// `-cpu MODEL,...`: the model and its flags, applied last.
     pub features: CpuFeatures,
 }
 
@@ -102,13 +102,13 @@ impl Vcpu {
 
     /// CPUID, MSRs, FPU and LAPIC for every vCPU; registers for the boot vCPU
     /// (`entry` is `Some` only for it: the others wait for INIT/SIPI in KVM).
-    /// Returns the `+FLAG`s of `-cpu` KVM does not offer (left off).
+    /// Returns the features `-cpu` asked for that KVM does not offer (left off).
     pub fn configure(
         &mut self,
         cpuid: &CpuidTemplate,
         count: u8,
         entry: Option<BootEntry>,
-    ) -> Result<Vec<&'static str>, VcpuError> {
+    ) -> Result<Vec<&'static CpuFlag>, VcpuError> {
         let id = self.id;
         let err = |what| move |source| VcpuError::Setup { id, what, source };
         // Room for the one leaf patch_cpuid may add: growing the copy would be one more

@@ -217,6 +217,19 @@ fn rng() {
     assert_invalid(err(&["-device", "virtio-rng-device,max-bytes=1024,period=1000"]), "-device", "unknown property");
 }
 
+// Issue 18 item 8: the virtio-input keyboard.
+#[test]
+fn virtio_keyboard_device() {
+    assert_eq!(devs(&["-device", "virtio-keyboard-device"]), [DeviceConfig::Keyboard]);
+    assert_eq!(devs(&["-device", "virtio-keyboard-device,id=kbd0"]), [DeviceConfig::Keyboard]);
+    assert_invalid(
+        err(&["-device", "virtio-keyboard-device,id=k", "-device", "virtio-rng-device,id=k"]),
+        "-device",
+        "k",
+    );
+    assert_invalid(err(&["-device", "virtio-keyboard-device,serial=x"]), "-device", "unknown property");
+}
+
 // ---- -device in general ----
 
 #[test]
@@ -224,27 +237,36 @@ fn device_errors() {
     for (alias, ours) in [
         ("virtio-blk", "virtio-blk-device"),
         ("virtio-blk-pci", "virtio-blk-device"),
+        ("virtio-blk-pci-non-transitional", "virtio-blk-device"),
         ("virtio-net", "virtio-net-device"),
         ("virtio-net-pci", "virtio-net-device"),
         ("virtio-serial", "virtio-serial-device"),
         ("virtio-serial-pci", "virtio-serial-device"),
         ("virtio-rng", "virtio-rng-device"),
         ("virtio-rng-pci", "virtio-rng-device"),
+        ("virtio-balloon-pci", "virtio-balloon-device"),
+        ("vhost-user-fs-pci", "vhost-user-fs-device"),
+        ("vhost-vsock-pci-transitional", "vhost-vsock-device"),
+        ("virtio-keyboard-pci", "virtio-keyboard-device"),
     ] {
         assert_invalid(
             err(&["-device", &format!("{alias},drive=d")]),
             "-device",
-            &format!("microvm has no PCI bus; use {ours}"),
+            &format!("microvm has no PCI bus yet; use {ours}"),
         );
+    }
+    // Issue 18 item 8: any -device *-pci* is refused in one line about the PCI bus.
+    for d in ["virtio-tablet-pci", "virtio-scsi-pci,id=scsi0", "pcie-root-port,id=r", "virtio-gpu-pci"] {
+        assert_invalid(err(&["-device", d]), "-device", "microvm has no PCI bus yet, and no virtio-mmio form");
     }
     for d in ["e1000", "isa-debug-port", "virtio-gpu-device", "virtio"] {
         assert_invalid(err(&["-device", d]), "-device", "unknown device");
     }
     assert_eq!(
         err(&["-device", "e1000"]).to_string(),
-        "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, \
-         virtio-net-device, virtio-serial-device with virtconsole and virtserialport, virtio-rng-device, \
-         virtio-balloon-device, vhost-vsock-device, vhost-user-fs-device, isa-serial, isa-debug-exit and i8042"
+        "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, virtio-net-device, \
+         virtio-serial-device, virtconsole, virtserialport, isa-serial, isa-debug-exit, virtio-rng-device, \
+         virtio-keyboard-device, virtio-balloon-device, vhost-user-fs-device, vhost-vsock-device, i8042"
     );
     for d in ["", ",", "drive=d", "driver="] {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");

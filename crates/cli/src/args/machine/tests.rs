@@ -60,6 +60,66 @@ fn machine_pit_and_auto_kernel_cmdline() {
     assert_invalid(err(&["-M", "microvm,auto-kernel-cmdline=1"]), "-M", "on|off");
 }
 
+// Issue 18 item 1 (issue 9 item 5's -machine properties that were missing).
+#[test]
+fn machine_pcie_and_mem_merge() {
+    let l = launch(&["-M", "microvm,pcie=off"]).unwrap();
+    assert_eq!(l.vm, run(&[]).unwrap(), "pcie=off is what microvm is");
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let l = launch(&["-M", "microvm,pcie=on"]).unwrap();
+    assert_eq!(l.vm, run(&[]).unwrap());
+    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    assert!(l.warnings[0].starts_with("-machine pcie=on: microvm has no PCIe host bridge yet"), "{:?}", l.warnings);
+    assert_invalid(err(&["-M", "microvm,pcie=maybe"]), "-M", "on|off");
+
+    assert!(run(&[]).unwrap().machine.mem_merge, "QEMU's default: on");
+    assert!(run(&["-M", "microvm,mem-merge=on"]).unwrap().machine.mem_merge);
+    assert!(!run(&["-M", "microvm,mem-merge=off"]).unwrap().machine.mem_merge);
+    assert!(!run(&["-machine", "mem-merge=no", "-M", "pit=off"]).unwrap().machine.mem_merge);
+    assert_invalid(err(&["-M", "microvm,mem-merge"]), "-M", "needs a value");
+}
+
+// Issue 18 item 2.
+#[test]
+fn globals_kvm_pit_and_virtio_mmio() {
+    assert!(run(&[]).unwrap().machine.pit_reinject, "KVM's default: delay (re-inject)");
+    assert!(!run(&["-global", "kvm-pit.lost_tick_policy=discard"]).unwrap().machine.pit_reinject);
+    assert!(run(&["-global", "kvm-pit.lost_tick_policy=delay"]).unwrap().machine.pit_reinject);
+    let long = ["-global", "driver=kvm-pit,property=lost_tick_policy,value=discard"];
+    assert!(!run(&long).unwrap().machine.pit_reinject);
+    assert_invalid(err(&["-global", "kvm-pit.lost_tick_policy=slew"]), "-global", "delay or discard");
+    for off in ["off", "false", "no"] {
+        let g = format!("virtio-mmio.force-legacy={off}");
+        assert_eq!(run(&["-global", &g]).unwrap(), run(&[]).unwrap(), "{g}");
+    }
+    assert_eq!(
+        err(&["-global", "virtio-mmio.force-legacy=on"]).to_string(),
+        "-global: invalid value 'virtio-mmio.force-legacy=on': microvm's virtio-mmio transport is modern only \
+         (version 2, virtio 1.x), it has no legacy version 1; use force-legacy=off"
+    );
+    assert_eq!(
+        err(&["-global", "isa-fdc.fdtypeA=none"]).to_string(),
+        "-global: invalid value 'isa-fdc.fdtypeA=none': unknown global property 'isa-fdc.fdtypeA'; microvm knows \
+         kvm-pit.lost_tick_policy, virtio-mmio.force-legacy"
+    );
+}
+
+// Issue 18 items 2 and 8: -id (Proxmox) accepted; -display other than none refused in one line.
+#[test]
+fn id_and_display() {
+    assert_eq!(run(&["-id", "100"]).unwrap(), run(&[]).unwrap());
+    assert_eq!(err(&["-id"]), ArgsError::MissingValue("-id"));
+    assert_eq!(run(&["-display", "none"]).unwrap(), run(&[]).unwrap());
+    for d in ["vnc=:0", "vnc=127.0.0.1:1,password=on", "vnc"] {
+        let e = err(&["-display", d]);
+        assert_invalid(e.clone(), "-display", "a VNC server would have nothing to show; use -display none");
+        assert!(!e.to_string().contains('\n'));
+    }
+    for d in ["gtk", "sdl", "curses", "none,gl=on"] {
+        assert_invalid(err(&["-display", d]), "-display", "no display device; use -display none");
+    }
+}
+
 #[test]
 fn machine_acpi_rtc() {
     for m in ["microvm,acpi=off", "microvm,acpi=auto", "microvm,rtc=off", "microvm,rtc=auto", "microvm"] {
