@@ -28,6 +28,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "python3-venv",      // the venv of the Python QMP tests (tests/qmp)
     "libseccomp-dev",    // building virtiofsd (images/virtiofsd.rs), virtio-fs's backend
     "libcap-ng-dev",     // building virtiofsd
+    "curl",              // the Firecracker API tests talk to the API socket as its getting-started guide does
 ];
 
 /// The workspace root (xtask lives one level below it).
