@@ -1,5 +1,5 @@
 """A published Firecracker client (hysn-firecracker-python's `Api`) configures, starts,
-pauses and resumes a tiny guest through microvm's Firecracker front end; every request and
+pauses, resumes, snapshots and restores a tiny guest through microvm's Firecracker front end; every request and
 answer is validated against Firecracker's OpenAPI file when FIRECRACKER_OPENAPI names it."""
 
 import json
@@ -93,14 +93,17 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     assert status == 400 and "before starting" in fault["fault_message"]
     with pytest.raises(APIError, match="hybrid vsock"):
         api.vsock.put(guest_cid=3, uds_path=str(tmp_path / "v.sock"))
-    with pytest.raises(APIError, match="snapshots are not available yet"):
-        api.load_snapshot.put(snapshot_path="s", mem_backend={"backend_type": "File", "backend_path": "m"})
+    with pytest.raises(APIError, match="Load snapshot error: snapshot .*no-such"):
+        api.load_snapshot.put(snapshot_path=str(tmp_path / "no-such"),
+                              mem_backend={"backend_type": "File", "backend_path": "m"})
     api.actions.put(action_type="InstanceStart")
     assert api.describe.get().json()["state"] == "Running"
     api.vm.patch(state="Paused")
     assert api.describe.get().json()["state"] == "Paused"
-    with pytest.raises(APIError, match="snapshots are not available yet"):
-        api.create_snapshot.put(snapshot_type="Full", snapshot_path="s", mem_file_path="m")
+    api.create_snapshot.put(snapshot_type="Full", snapshot_path=str(tmp_path / "state"),
+                            mem_file_path=str(tmp_path / "mem"))
+    assert (tmp_path / "mem").stat().st_size == 32 << 20
+    assert api.describe.get().json()["state"] == "Paused"
     api.vm.patch(state="Resumed")
     status, stats = raw(api, "GET", "/balloon/statistics")
     assert status == 200 and stats["target_pages"] == 0, stats
@@ -122,6 +125,73 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     with pytest.raises(APIError, match="not supported after starting the microVM"):
         api.boot.put(kernel_image_path=str(guest("counter")))
     assert process.poll() is None, "microvm is still running"
+
+
+def start(socket: Path):
+    """A Firecracker-mode microvm whose serial console (stdout) is kept."""
+    process = subprocess.Popen([microvm_bin(), "--api-sock", str(socket)], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + DEADLINE
+    while not socket.exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no API socket"
+        time.sleep(0.01)
+    return process
+
+
+def counts(process, at_least: int) -> list:
+    """Reads the counter guest's lines from `process` until it printed `at_least` more."""
+    values = []
+    deadline = time.monotonic() + DEADLINE
+    while len(values) < at_least:
+        assert time.monotonic() < deadline, f"only {values} printed"
+        line = process.stdout.readline()
+        assert line, "the console closed"
+        values.append(int(line))
+    return values
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=DEADLINE)
+    errors = process.stderr.read().decode(errors="replace")
+    assert "panicked" not in errors and "seccomp" not in errors, errors
+
+
+def test_snapshot_then_restore_in_a_new_process(tmp_path):
+    """The client's own snapshot calls: create on the paused VM, load into a new process
+    that had no configuration, and the guest counts on from where it was."""
+    from firecracker.api import Api
+
+    first = start(tmp_path / "fc1.socket")
+    api = Api(str(tmp_path / "fc1.socket"))
+    api.session.hooks["response"].append(record)
+    api.machine_config.put(vcpu_count=1, mem_size_mib=32)
+    api.boot.put(kernel_image_path=str(guest("counter")), boot_args="console=ttyS0")
+    api.actions.put(action_type="InstanceStart")
+    before = counts(first, 3)
+    api.vm.patch(state="Paused")
+    api.create_snapshot.put(snapshot_type="Full", snapshot_path=str(tmp_path / "state"),
+                            mem_file_path=str(tmp_path / "mem"))
+    api.close()
+    stop(first)
+    rest = first.stdout.read()  # what was printed between the last line read and the pause
+    printed = before + [int(line) for line in rest.split(b"\n") if line.strip().isdigit()]
+
+    second = start(tmp_path / "fc2.socket")
+    api = Api(str(tmp_path / "fc2.socket"))
+    api.session.hooks["response"].append(record)
+    api.load_snapshot.put(snapshot_path=str(tmp_path / "state"),
+                          mem_backend={"backend_type": "File", "backend_path": str(tmp_path / "mem")},
+                          resume_vm=True)
+    assert api.describe.get().json()["state"] == "Running"
+    after = counts(second, 3)
+    api.close()
+    stop(second)
+    # The first number the restored guest completes follows the last the first one did
+    # (a number cut in half by the pause is finished by the restored guest).
+    assert after[0] == printed[-1] + 1, (printed[-5:], after)
+    assert after == list(range(after[0], after[0] + len(after)))
 
 
 def raw(api, method, path, body=None):
