@@ -348,3 +348,61 @@ fn snapshot_info_says_what_the_snapshot_needs() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(bad.stderr.contains("not a microvm snapshot"), "{}", bad.describe());
 }
+
+#[test]
+fn x_ignore_shared_leaves_ram_in_the_shared_backend_file() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-shared");
+    let kernel = counter(&dir);
+    let ram = dir.path().join("ram");
+    let object = format!("memory-backend-file,id=mem,size=32M,mem-path={},share=on", ram.display());
+    let backend = ["-object", object.as_str(), "-numa", "node,memdev=mem"];
+    let (out0, sock) = (dir.path().join("out0"), dir.path().join("qmp0"));
+    let vm = Running::spawn(machine(&kernel, &out0, &sock, &backend));
+    let mut qmp = Qmp::connect(&sock);
+    wait_lines(&out0, 3);
+    let caps = json!({ "capabilities": [{ "capability": "x-ignore-shared", "state": true }] });
+    qmp.execute("migrate-set-capabilities", caps).unwrap();
+    qmp.execute("stop", json!({})).unwrap();
+    let snap = dir.path().join("snap");
+    qmp.execute("migrate", json!({ "uri": format!("file:{}", snap.display()) })).unwrap();
+    qmp.execute("quit", json!({})).unwrap();
+    let _ = vm.wait(RUN_TIMEOUT, Instant::now());
+    // Only the state: RAM stayed in the backend file, which the restore maps again.
+    let size = std::fs::metadata(&snap).unwrap().len();
+    assert!(size < 64 << 10, "the snapshot is {size} bytes: RAM was written");
+
+    let (out1, sock) = (dir.path().join("out1"), dir.path().join("qmp1"));
+    let incoming = format!("file:{}", snap.display());
+    let mut extra = backend.to_vec();
+    extra.extend(["-incoming", incoming.as_str()]);
+    let vm = Running::spawn(machine(&kernel, &out1, &sock, &extra));
+    let mut qmp = Qmp::connect(&sock);
+    wait_lines(&out1, 2);
+    qmp.execute("quit", json!({})).unwrap();
+    let _ = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_counts_on(&[&out0, &out1]);
+
+    // A clone of a template maps the file privately (share=off, as Kata's VM templates):
+    // it counts on from the same state, and its writes do not reach the file.
+    let template = std::fs::read(&ram).unwrap();
+    let private = object.replace("share=on", "share=off");
+    let (out2, sock) = (dir.path().join("out2"), dir.path().join("qmp2"));
+    let vm = Running::spawn(machine(
+        &kernel,
+        &out2,
+        &sock,
+        &["-object", &private, "-numa", "node,memdev=mem", "-incoming", &incoming],
+    ));
+    let mut qmp = Qmp::connect(&sock);
+    wait_lines(&out2, 2);
+    qmp.execute("quit", json!({})).unwrap();
+    let _ = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert!(std::fs::read(&ram).unwrap() == template, "a private clone wrote to the template");
+
+    // Without the backend there is no RAM to restore: one line.
+    let e = restore_fails(&kernel, &incoming, &[], &["x-ignore-shared"]);
+    assert!(e.contains("memory-backend-file"), "{e}");
+}

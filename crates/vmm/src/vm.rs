@@ -115,9 +115,12 @@ impl Vm {
         let shape = MachineShape::of(config);
         // A snapshot is read and checked before anything is built: a wrong file or
         // another machine is one line, and nothing of the VM exists yet.
-        let shared_memory = config.memory.is_shareable() && matches!(config.memory.backend, MemoryBackend::File { .. });
+        // A named file backend outlives the process: x-ignore-shared leaves RAM in it. A
+        // restore maps it again, shared or (clones of a template, as Kata's) private.
+        let file_backend = matches!(&config.memory.backend, MemoryBackend::File { path } if !path.is_dir());
+        let shared_memory = config.memory.is_shareable() && file_backend;
         let incoming =
-            config.incoming.as_ref().map(|source| crate::snapshot::load(source, &shape, shared_memory)).transpose()?;
+            config.incoming.as_ref().map(|source| crate::snapshot::load(source, &shape, file_backend)).transpose()?;
         // Before any thread exists, so that every thread inherits the mask.
         let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
         step("signals");

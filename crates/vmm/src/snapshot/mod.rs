@@ -69,7 +69,7 @@ pub enum SnapshotError {
     Shape(#[from] ShapeMismatch),
     #[error("cannot restore the snapshot on this host: {0}")]
     Host(#[from] HostMismatch),
-    #[error("snapshot {}: guest memory is not in it (saved with x-ignore-shared): restore with the same shared memory-backend-file (share=on)", .0.display())]
+    #[error("snapshot {}: guest memory is not in it (saved with x-ignore-shared): restore with the same memory-backend-file (mem-path=FILE)", .0.display())]
     NoMemory(PathBuf),
     #[error(transparent)]
     Vcpu(#[from] VcpuError),
@@ -247,13 +247,12 @@ fn read_up_to(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
 }
 
 /// Reads a snapshot for a restore and checks that `shape` (the restoring command line's
-/// machine) is the saved one.
-/// `shared_backend`: guest RAM will be a shared backend file, which holds the memory of a
-/// snapshot saved without it.
+/// machine) is the saved one. `file_backend`: guest RAM will be a named backend file,
+/// which holds the memory of a snapshot saved without it (x-ignore-shared).
 pub fn load(
     source: &SnapshotSource,
     shape: &MachineShape,
-    shared_backend: bool,
+    file_backend: bool,
 ) -> Result<LoadedSnapshot, SnapshotError> {
     let (file, header, snapshot) = read(&source.path, source.offset)?;
     snapshot.shape.check(shape)?;
@@ -265,7 +264,7 @@ pub fn load(
             Some((File::open(path).map_err(|source| SnapshotError::Open { path: path.clone(), source })?, 0))
         }
         (None, Some(off)) => Some((file, source.offset + off)),
-        (None, None) if shared_backend => None,
+        (None, None) if file_backend => None,
         (None, None) => return Err(SnapshotError::NoMemory(source.path.clone())),
     };
     Ok(LoadedSnapshot { header, snapshot, memory, path: source.path.clone(), clock: source.clock })
