@@ -180,6 +180,8 @@ struct Parsed {
     start_paused: bool,
     /// `-incoming file:PATH[,offset=N]`.
     incoming: Option<vmm::snapshot::SnapshotSource>,
+    /// `-incoming defer`.
+    incoming_defer: bool,
     name: Option<String>,
     debug_threads: bool,
     uuid: Option<String>,
@@ -290,7 +292,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             }
             Opt::Uuid => p.uuid = Some(control::parse_uuid(&value)?),
             Opt::StartPaused => p.start_paused = true,
-            Opt::Incoming => p.incoming = Some(control::parse_incoming(&value)?),
+            Opt::Incoming => match control::parse_incoming(&value)? {
+                Some(source) => p.incoming = Some(source),
+                None => p.incoming_defer = true,
+            },
             Opt::Daemonize => p.daemonize = true,
             Opt::Sandbox => p.sandbox = Some(control::parse_sandbox(&value)?),
             Opt::RunWith => control::parse_run_with(&value, &mut p.jail)?,
@@ -500,6 +505,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         i8042,
         no_shutdown: p.no_shutdown,
         incoming: p.incoming,
+        incoming_defer: p.incoming_defer,
     })
 }
 

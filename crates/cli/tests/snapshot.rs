@@ -406,3 +406,60 @@ fn x_ignore_shared_leaves_ram_in_the_shared_backend_file() {
     let e = restore_fails(&kernel, &incoming, &[], &["x-ignore-shared"]);
     assert!(e.contains("memory-backend-file"), "{e}");
 }
+
+#[test]
+fn incoming_defer_waits_in_inmigrate_until_migrate_incoming() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-defer");
+    let kernel = counter(&dir);
+    let (snap, out0) = take_snapshot(&dir, &kernel);
+    let uri = format!("file:{}", snap.display());
+
+    // Without -S: runs once the state is loaded (QEMU's autostart).
+    let (out1, sock) = (dir.path().join("out1"), dir.path().join("qmp1"));
+    let vm = Running::spawn(machine(&kernel, &out1, &sock, &["-incoming", "defer"]));
+    let mut qmp = Qmp::connect(&sock);
+    assert_eq!(qmp.execute("query-status", json!({})).unwrap()["status"], "inmigrate");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(numbers(&out1).is_empty(), "the guest ran before its state was loaded");
+    let e = qmp.execute("migrate-incoming", json!({ "uri": "tcp:127.0.0.1:4444" })).unwrap_err();
+    assert!(e.contains("file:PATH"), "{e}");
+    let e = qmp.execute("migrate-incoming", json!({ "uri": format!("file:{}", kernel.display()) })).unwrap_err();
+    assert!(e.contains("not a microvm snapshot"), "{e}");
+    assert_eq!(qmp.execute("query-status", json!({})).unwrap()["status"], "inmigrate", "a failed load changes nothing");
+    qmp.execute("migrate-set-capabilities", json!({ "capabilities": [{ "capability": "events", "state": true }] }))
+        .unwrap();
+    qmp.execute("migrate-incoming", json!({ "uri": uri })).unwrap();
+    qmp.wait_event("RESUME");
+    assert_eq!(qmp.execute("query-status", json!({})).unwrap()["status"], "running");
+    wait_lines(&out1, 2);
+    let e = qmp.execute("migrate-incoming", json!({ "uri": uri })).unwrap_err();
+    assert!(e.contains("'-incoming' was not specified"), "{e}");
+    qmp.execute("quit", json!({})).unwrap();
+    let _ = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_counts_on(&[&out0, &out1]);
+
+    // With -S it waits paused after the load, unless a cont came meanwhile.
+    for cont_first in [false, true] {
+        let out = dir.path().join(format!("out-s-{cont_first}"));
+        let sock = dir.path().join(format!("qmp-s-{cont_first}"));
+        let vm = Running::spawn(machine(&kernel, &out, &sock, &["-incoming", "defer", "-S"]));
+        let mut qmp = Qmp::connect(&sock);
+        if cont_first {
+            qmp.execute("cont", json!({})).unwrap();
+            assert_eq!(qmp.execute("query-status", json!({})).unwrap()["status"], "inmigrate");
+        }
+        qmp.execute("migrate-incoming", json!({ "uri": uri })).unwrap();
+        let status = qmp.execute("query-status", json!({})).unwrap()["status"].clone();
+        assert_eq!(status, if cont_first { "running" } else { "paused" });
+        if !cont_first {
+            qmp.execute("cont", json!({})).unwrap();
+        }
+        wait_lines(&out, 2);
+        qmp.execute("quit", json!({})).unwrap();
+        let _ = vm.wait(RUN_TIMEOUT, Instant::now());
+        assert_counts_on(&[&out0, &out]);
+    }
+}

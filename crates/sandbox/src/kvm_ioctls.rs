@@ -2,8 +2,8 @@
 //! (kvm-ioctls keeps its own private).
 
 use kvm_bindings::{
-    kvm_clock_data, kvm_debugregs, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_list, kvm_msrs, kvm_pit_state2,
-    kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave, KVMIO,
+    kvm_clock_data, kvm_cpuid2, kvm_debugregs, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_list, kvm_msrs,
+    kvm_pit_state2, kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave, KVMIO,
 };
 use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ, _IOC_WRITE};
 
@@ -33,6 +33,25 @@ pub const KVM_GET_XSAVE: u32 = request(_IOC_READ, 0xa4, std::mem::size_of::<kvm_
 pub const KVM_GET_XCRS: u32 = request(_IOC_READ, 0xa6, std::mem::size_of::<kvm_xcrs>());
 pub const KVM_KVMCLOCK_CTRL: u32 = request(_IOC_NONE, 0xad, 0);
 
+// `migrate-incoming` (`-incoming defer`): what the main thread writes into the VM...
+const W: u32 = _IOC_WRITE;
+pub const KVM_GET_SUPPORTED_CPUID: u32 = request(RW, 0x05, std::mem::size_of::<kvm_cpuid2>());
+pub const KVM_SET_IRQCHIP: u32 = request(_IOC_READ, 0x63, std::mem::size_of::<kvm_irqchip>());
+pub const KVM_SET_PIT2: u32 = request(W, 0xa0, std::mem::size_of::<kvm_pit_state2>());
+pub const KVM_SET_CLOCK: u32 = request(W, 0x7b, std::mem::size_of::<kvm_clock_data>());
+// ... and what each parked vCPU thread writes into itself.
+pub const KVM_SET_REGS: u32 = request(W, 0x82, std::mem::size_of::<kvm_regs>());
+pub const KVM_SET_SREGS: u32 = request(W, 0x84, std::mem::size_of::<kvm_sregs>());
+pub const KVM_SET_MSRS: u32 = request(W, 0x89, std::mem::size_of::<kvm_msrs>());
+pub const KVM_SET_LAPIC: u32 = request(W, 0x8f, std::mem::size_of::<kvm_lapic_state>());
+pub const KVM_SET_CPUID2: u32 = request(W, 0x90, std::mem::size_of::<kvm_cpuid2>());
+pub const KVM_SET_MP_STATE: u32 = request(W, 0x99, std::mem::size_of::<kvm_mp_state>());
+pub const KVM_SET_VCPU_EVENTS: u32 = request(W, 0xa0, std::mem::size_of::<kvm_vcpu_events>());
+pub const KVM_SET_DEBUGREGS: u32 = request(W, 0xa2, std::mem::size_of::<kvm_debugregs>());
+pub const KVM_SET_TSC_KHZ: u32 = request(_IOC_NONE, 0xa2, 0);
+pub const KVM_SET_XSAVE: u32 = request(W, 0xa5, std::mem::size_of::<kvm_xsave>());
+pub const KVM_SET_XCRS: u32 = request(W, 0xa7, std::mem::size_of::<kvm_xcrs>());
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +76,20 @@ mod tests {
         assert_eq!(KVM_GET_XSAVE, 0x9000_aea4);
         assert_eq!(KVM_GET_XCRS, 0x8188_aea6);
         assert_eq!(KVM_KVMCLOCK_CTRL, 0xaead);
+        assert_eq!(KVM_GET_SUPPORTED_CPUID, 0xc008_ae05);
+        assert_eq!(KVM_SET_IRQCHIP, 0x8208_ae63);
+        assert_eq!(KVM_SET_PIT2, 0x4070_aea0);
+        assert_eq!(KVM_SET_CLOCK, 0x4030_ae7b);
+        assert_eq!(KVM_SET_REGS, 0x4090_ae82);
+        assert_eq!(KVM_SET_SREGS, 0x4138_ae84);
+        assert_eq!(KVM_SET_MSRS, 0x4008_ae89);
+        assert_eq!(KVM_SET_LAPIC, 0x4400_ae8f);
+        assert_eq!(KVM_SET_CPUID2, 0x4008_ae90);
+        assert_eq!(KVM_SET_MP_STATE, 0x4004_ae99);
+        assert_eq!(KVM_SET_VCPU_EVENTS, 0x4040_aea0);
+        assert_eq!(KVM_SET_DEBUGREGS, 0x4080_aea2);
+        assert_eq!(KVM_SET_TSC_KHZ, 0xaea2);
+        assert_eq!(KVM_SET_XSAVE, 0x5000_aea5);
+        assert_eq!(KVM_SET_XCRS, 0x4188_aea7);
     }
 }

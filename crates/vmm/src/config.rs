@@ -53,6 +53,8 @@ pub struct VmConfig {
     pub no_shutdown: bool,
     /// `-incoming file:PATH[,offset=N]`: restore this snapshot instead of booting.
     pub incoming: Option<crate::snapshot::SnapshotSource>,
+    /// `-incoming defer`: build, then wait (`inmigrate`) for QMP `migrate-incoming`.
+    pub incoming_defer: bool,
 }
 
 /// Guest RAM when none is asked for (QEMU's default, `-m` absent).
@@ -87,6 +89,7 @@ impl VmConfig {
             i8042: false,
             no_shutdown: false,
             incoming: None,
+            incoming_defer: false,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::device_thread::{DeviceThread, DeviceThreadError};
 use crate::exit::{ExitNotifier, VmExit};
-use crate::snapshot::{SaveReport, SnapshotError, SnapshotTarget, Snapshotter};
+use crate::snapshot::{LoadedSnapshot, SaveReport, SnapshotError, SnapshotTarget, Snapshotter};
 use crate::state::{IllegalTransition, RunState, StateEvent};
 use crate::vcpu::{VcpuAck, VcpuCommand, VcpuError, VcpuHandle};
 use std::sync::Arc;
@@ -64,6 +64,9 @@ pub enum ControlError {
     Snapshot(#[from] SnapshotError),
     #[error("this VM cannot be saved")]
     NoSnapshotter,
+    /// QEMU's words for `migrate-incoming` without `-incoming defer`.
+    #[error("'-incoming' was not specified on the command line")]
+    NotIncoming,
     /// `cont` after a guest power-off with `-no-shutdown` (QEMU's words).
     #[error("Resetting the Virtual Machine is required")]
     NeedsReset,
@@ -92,6 +95,9 @@ pub struct Machine {
     /// What saves the VM (`migrate`, `/snapshot/create`); `None` only in unit tests of
     /// the state machine, which have no KVM.
     snapshotter: Option<Snapshotter>,
+    /// In `inmigrate`: whether the VM runs once the incoming state is loaded (no `-S`, or
+    /// a `cont` meanwhile, as QEMU's autostart).
+    autostart: bool,
 }
 
 impl Machine {
@@ -101,7 +107,13 @@ impl Machine {
         device_thread: Option<DeviceThread>,
         exit: Arc<ExitNotifier>,
     ) -> Self {
-        Machine { state, vcpus, device_thread, exit, events: Vec::new(), snapshotter: None }
+        Machine { state, vcpus, device_thread, exit, events: Vec::new(), snapshotter: None, autostart: false }
+    }
+
+    /// `-incoming defer`: whether the VM runs after `migrate-incoming` (no `-S`).
+    pub fn with_autostart(mut self, autostart: bool) -> Self {
+        self.autostart = autostart;
+        self
     }
 
     /// The machine can be saved with `snapshotter`.
@@ -133,7 +145,8 @@ impl Machine {
         let Some(event) = event else {
             // The one silent change: a paused (or not yet started) VM saved by `migrate`
             // is already stopped, so no event announces `postmigrate` (as in QEMU).
-            if to == RunState::Postmigrate {
+            // The other: the incoming state loaded into a VM that waits paused.
+            if to == RunState::Postmigrate || (self.state == RunState::Inmigrate && to == RunState::Paused) {
                 self.state = to;
             }
             return;
@@ -213,6 +226,11 @@ impl Machine {
         if self.state == RunState::GuestShutdown {
             return Err(ControlError::NeedsReset);
         }
+        // QEMU's `cont` while waiting for the incoming state: run once it is loaded.
+        if self.state == RunState::Inmigrate {
+            self.autostart = true;
+            return Ok(());
+        }
         if !self.check(RunState::Running)? {
             return Ok(());
         }
@@ -265,6 +283,50 @@ impl Machine {
         let report = snapshotter.save(&self.vcpus, target)?;
         self.change_state(RunState::Postmigrate, None);
         Ok(report)
+    }
+
+    /// `migrate-incoming`: loads `loaded` into this VM waiting in `inmigrate`, then runs
+    /// it (RESUME) or leaves it paused, as autostart says. A failure leaves it in
+    /// `inmigrate` with the error; what was loaded before it is overwritten by the next try.
+    pub fn restore_incoming(&mut self, loaded: LoadedSnapshot) -> Result<(), ControlError> {
+        if self.state != RunState::Inmigrate {
+            return Err(ControlError::NotIncoming);
+        }
+        let Some(snapshotter) = &self.snapshotter else {
+            return Err(ControlError::NoSnapshotter);
+        };
+        snapshotter.restore_live(&self.vcpus, loaded)?;
+        if self.autostart {
+            self.state_running_after_incoming()
+        } else {
+            self.change_state(RunState::Paused, None);
+            Ok(())
+        }
+    }
+
+    /// The device thread first, then the vCPUs, from the loaded state (as `cont`).
+    fn state_running_after_incoming(&mut self) -> Result<(), ControlError> {
+        if let Some(devices) = &self.device_thread {
+            devices.resume(ACK_TIMEOUT)?;
+        }
+        for vcpu in &self.vcpus {
+            vcpu.send(VcpuCommand::Resume);
+        }
+        for vcpu in &self.vcpus {
+            vcpu.wait_ack(VcpuAck::Resumed, ACK_TIMEOUT)?;
+        }
+        self.change_state(RunState::Running, None);
+        Ok(())
+    }
+
+    /// Whether RAM is a named backend file (which holds an x-ignore-shared snapshot's RAM).
+    pub fn file_backend(&self) -> bool {
+        self.snapshotter.as_ref().is_some_and(Snapshotter::file_backend)
+    }
+
+    /// The shape of the machine a snapshot must have to be loaded here.
+    pub fn shape(&self) -> Option<&crate::snapshot::MachineShape> {
+        self.snapshotter.as_ref().map(Snapshotter::shape)
     }
 
     /// The VM has ended for `exit`: record it (SHUTDOWN). Threads stop at teardown.

@@ -116,7 +116,8 @@ impl Vm {
             let id = vcpu.id();
             // QEMU's thread names with debug-threads=on, so tools that look for them work.
             let name = if config.debug_threads { format!("CPU {id}/KVM") } else { format!("vcpu{id}") };
-            handles.push(vcpu.spawn(ctx.clone(), VcpuThreadOptions { name, parked: config.start_paused })?);
+            let parked = config.start_paused || config.incoming_defer;
+            handles.push(vcpu.spawn(ctx.clone(), VcpuThreadOptions { name, parked })?);
         }
         step("threads");
         // The last thread to be confined; then the vCPUs may enter the guest.
@@ -128,11 +129,14 @@ impl Vm {
         }
         // A restored VM has run already: with -S it waits paused, as QEMU's after -incoming.
         let state = match (config.start_paused, restored) {
+            _ if config.incoming_defer => RunState::Inmigrate,
             (false, _) => RunState::Running,
             (true, false) => RunState::Prelaunch,
             (true, true) => RunState::Paused,
         };
-        let machine = Machine::new(state, handles, device_thread, exit.clone()).with_snapshotter(snapshotter);
+        let machine = Machine::new(state, handles, device_thread, exit.clone())
+            .with_snapshotter(snapshotter)
+            .with_autostart(!config.start_paused);
         let facts = Facts {
             name: config.name.clone(),
             uuid: config.uuid.clone(),

@@ -20,6 +20,9 @@ pub enum RunState {
     /// Paused after its state was saved (`migrate`), as QEMU's source after a migration:
     /// `cont` resumes it.
     Postmigrate,
+    /// `-incoming defer`: built, vCPUs parked, waiting for `migrate-incoming`; then
+    /// running or paused as `-S` and `cont` said (QEMU's `inmigrate`).
+    Inmigrate,
 }
 
 /// The QMP event that announces a state change.
@@ -48,6 +51,7 @@ impl RunState {
             RunState::Paused => "paused",
             RunState::Shutdown | RunState::GuestShutdown => "shutdown",
             RunState::Postmigrate => "postmigrate",
+            RunState::Inmigrate => "inmigrate",
         }
     }
 
@@ -68,6 +72,11 @@ impl RunState {
             (Postmigrate, Paused) => Ok(None),
             (Postmigrate, Prelaunch | GuestShutdown) => Err(IllegalTransition { from: self, to }),
             (GuestShutdown, Postmigrate) => Err(IllegalTransition { from: self, to }),
+            (Inmigrate, Inmigrate) => Ok(None),
+            // The incoming state is loaded: the VM runs (RESUME) or waits paused, silently.
+            (Inmigrate, Running) => Ok(Some(StateEvent::Resume)),
+            (Inmigrate, Paused) => Ok(None),
+            (Inmigrate, _) | (_, Inmigrate) => Err(IllegalTransition { from: self, to }),
             // QEMU's `stop` before the first `cont` leaves the VM in prelaunch.
             (Prelaunch, Paused) => Ok(None),
             (Prelaunch | Paused, Running) => Ok(Some(StateEvent::Resume)),
@@ -85,7 +94,7 @@ mod tests {
     use super::RunState::*;
     use super::*;
 
-    const ALL: [RunState; 6] = [Prelaunch, Running, Paused, Shutdown, GuestShutdown, Postmigrate];
+    const ALL: [RunState; 7] = [Prelaunch, Running, Paused, Shutdown, GuestShutdown, Postmigrate, Inmigrate];
 
     #[test]
     fn every_transition() {
@@ -116,6 +125,10 @@ mod tests {
             (Postmigrate, Paused) => ok(None),
             (Postmigrate, Shutdown) => ok(Some(StateEvent::Shutdown)),
             (Postmigrate, Prelaunch | GuestShutdown) | (GuestShutdown, Postmigrate) => bad(from, to),
+            (Inmigrate, Inmigrate | Paused) => ok(None),
+            (Inmigrate, Running) => ok(Some(StateEvent::Resume)),
+            (Inmigrate, Shutdown) => ok(Some(StateEvent::Shutdown)),
+            (Inmigrate, _) | (_, Inmigrate) => bad(from, to),
         };
         for from in ALL {
             for to in ALL {
@@ -127,7 +140,7 @@ mod tests {
     #[test]
     fn names_are_qemus() {
         let names: Vec<_> = ALL.iter().map(|s| s.name()).collect();
-        assert_eq!(names, ["prelaunch", "running", "paused", "shutdown", "shutdown", "postmigrate"]);
+        assert_eq!(names, ["prelaunch", "running", "paused", "shutdown", "shutdown", "postmigrate", "inmigrate"]);
         let e = Shutdown.transition(Running).unwrap_err();
         assert_eq!(e.to_string(), "the VM cannot go from shutdown to running");
     }

@@ -197,6 +197,7 @@ impl Vm {
         step("monitors");
         let clock = Arc::new(StartupClock::new(start, config.report_start_time));
         let acpi_tables = power.tables.map(|t| (t.rsdp_address, t.end));
+        let host_tsc_khz = vcpus.first().and_then(Vcpu::tsc_khz);
         let (pio, mmio) = (Arc::new(pio), Arc::new(mmio));
         let (buses_pio, buses_mmio) = (pio.clone(), mmio.clone());
         Ok(Vm {
@@ -210,6 +211,9 @@ impl Vm {
                 shared_memory,
                 pio: buses_pio,
                 mmio: buses_mmio,
+                anonymous_memory: config.memory == crate::config::MemoryConfig::default(),
+                host_tsc_khz,
+                file_backed: file_backend,
             },
             pio,
             mmio,

@@ -237,17 +237,12 @@ pub(super) fn parse_runas(option: &'static str, value: String) -> Result<String,
     Ok(value)
 }
 
-/// `-uuid`: 8-4-4-4-12 hex digits (either case, as QEMU accepts); returned in
-/// lower case, the canonical form `query-uuid` reports.
-/// `-incoming file:PATH[,offset=N]`: the snapshot to restore. `defer` and network URIs
-/// are refused in one line (microvm restores from files only).
-pub(super) fn parse_incoming(value: &str) -> Result<vmm::snapshot::SnapshotSource, ArgsError> {
+/// `-incoming file:PATH[,offset=N]`: the snapshot to restore; `None`: `defer` (QMP
+/// `migrate-incoming` names it later). Network URIs are refused in one line (microvm
+/// restores from files only).
+pub(super) fn parse_incoming(value: &str) -> Result<Option<vmm::snapshot::SnapshotSource>, ArgsError> {
     if value == "defer" {
-        return Err(invalid(
-            "-incoming",
-            value,
-            "microvm restores only from a file given at start: -incoming file:PATH",
-        ));
+        return Ok(None);
     }
     // microvm's own suffix (QEMU has no clock choice on -incoming): the guest's clock
     // continues from the saved instant (the default, as QEMU), or catches up to the host's.
@@ -264,9 +259,11 @@ pub(super) fn parse_incoming(value: &str) -> Result<vmm::snapshot::SnapshotSourc
         None => (value, ClockPolicy::Continue),
     };
     let (path, offset) = vmm::snapshot::parse_file_uri(uri).map_err(|e| invalid("-incoming", value, e.to_string()))?;
-    Ok(vmm::snapshot::SnapshotSource { path, offset, memory: None, clock })
+    Ok(Some(vmm::snapshot::SnapshotSource { path, offset, memory: None, clock }))
 }
 
+/// `-uuid`: 8-4-4-4-12 hex digits (either case, as QEMU accepts); returned in
+/// lower case, the canonical form `query-uuid` reports.
 pub(super) fn parse_uuid(value: &str) -> Result<String, ArgsError> {
     let well_formed = value.len() == 36
         && value.bytes().enumerate().all(|(i, b)| match i {

@@ -388,11 +388,11 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         "-incoming",
         &[],
         Opt::Incoming,
-        Some("file:PATH[,offset=N][,clock=continue|realtime]"),
+        Some("file:PATH[,offset=N][,clock=continue|realtime] | defer"),
         Section::Management,
         "Restore the snapshot a QMP migrate to file:PATH wrote, instead of booting; the command line must \
          describe the same machine. The VM runs at once (waits paused with -S). Only file: URIs: there is no \
-         live migration. clock=realtime (microvm's) moves the guest's clock forward by the time since the \
+         live migration. defer: build and wait (inmigrate) for QMP migrate-incoming. clock=realtime (microvm's) moves the guest's clock forward by the time since the \
          snapshot (Firecracker's clock_realtime); the default continues from the saved instant, as QEMU.",
     ),
     with_props(

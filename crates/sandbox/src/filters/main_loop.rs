@@ -10,6 +10,8 @@ use crate::vhost_ioctls::{VHOST_GET_VRING_BASE, VHOST_NET_SET_BACKEND, VHOST_VSO
 /// created or truncated, read-write. musl adds O_LARGEFILE, glibc does not.
 const SNAPSHOT_OPEN: u32 = (libc::O_CREAT | libc::O_TRUNC | libc::O_RDWR | libc::O_CLOEXEC) as u32;
 const ANY_BUT_LARGEFILE: u32 = !(libc::O_LARGEFILE as u32);
+/// ... and of the one it reads: a snapshot (QMP `migrate-incoming`), read-only.
+const SNAPSHOT_READ: u32 = (libc::O_RDONLY | libc::O_CLOEXEC) as u32;
 
 pub const MAIN: &[Rule] = &[
     allow!(SYS_epoll_wait),
@@ -39,6 +41,19 @@ pub const MAIN: &[Rule] = &[
     allow!(SYS_ioctl, "KVM_GET_IRQCHIP", [eq(1, KVM_GET_IRQCHIP)]),
     allow!(SYS_ioctl, "KVM_GET_PIT2", [eq(1, KVM_GET_PIT2)]),
     allow!(SYS_ioctl, "KVM_GET_CLOCK", [eq(1, KVM_GET_CLOCK)]),
+    // `migrate-incoming` (-incoming defer): the snapshot is opened read-only, read, its
+    // size asked, RAM mapped from it over guest RAM (mmap is in the common list), the
+    // host checked (KVM_GET_SUPPORTED_CPUID) and the VM's KVM state written.
+    allow!(SYS_open, "snapshot read", [masked(1, ANY_BUT_LARGEFILE, SNAPSHOT_READ)]),
+    allow!(SYS_openat, "snapshot read", [masked(2, ANY_BUT_LARGEFILE, SNAPSHOT_READ)]),
+    allow!(SYS_pread64),
+    allow!(SYS_fstat),
+    allow!(SYS_newfstatat),
+    allow!(SYS_statx),
+    allow!(SYS_ioctl, "KVM_GET_SUPPORTED_CPUID", [eq(1, KVM_GET_SUPPORTED_CPUID)]),
+    allow!(SYS_ioctl, "KVM_SET_IRQCHIP", [eq(1, KVM_SET_IRQCHIP)]),
+    allow!(SYS_ioctl, "KVM_SET_PIT2", [eq(1, KVM_SET_PIT2)]),
+    allow!(SYS_ioctl, "KVM_SET_CLOCK", [eq(1, KVM_SET_CLOCK)]),
     // ... and a kernel vhost device (vhost-net, vhost-vsock) is stopped and each vring's
     // position read back (the device thread starts it again on resume).
     allow!(SYS_ioctl, "VHOST_NET_SET_BACKEND", [eq(1, VHOST_NET_SET_BACKEND)]),

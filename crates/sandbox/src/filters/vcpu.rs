@@ -21,6 +21,18 @@ pub const VCPU: &[Rule] = &[
     allow!(SYS_ioctl, "KVM_GET_MP_STATE", [eq(1, KVM_GET_MP_STATE)]),
     allow!(SYS_ioctl, "KVM_GET_VCPU_EVENTS", [eq(1, KVM_GET_VCPU_EVENTS)]),
     allow!(SYS_ioctl, "KVM_GET_TSC_KHZ", [eq(1, KVM_GET_TSC_KHZ)]),
+    // `migrate-incoming` (-incoming defer): the parked, never run vCPU loads its state.
+    allow!(SYS_ioctl, "KVM_SET_CPUID2", [eq(1, KVM_SET_CPUID2)]),
+    allow!(SYS_ioctl, "KVM_SET_TSC_KHZ", [eq(1, KVM_SET_TSC_KHZ)]),
+    allow!(SYS_ioctl, "KVM_SET_MP_STATE", [eq(1, KVM_SET_MP_STATE)]),
+    allow!(SYS_ioctl, "KVM_SET_REGS", [eq(1, KVM_SET_REGS)]),
+    allow!(SYS_ioctl, "KVM_SET_SREGS", [eq(1, KVM_SET_SREGS)]),
+    allow!(SYS_ioctl, "KVM_SET_XSAVE", [eq(1, KVM_SET_XSAVE)]),
+    allow!(SYS_ioctl, "KVM_SET_XCRS", [eq(1, KVM_SET_XCRS)]),
+    allow!(SYS_ioctl, "KVM_SET_DEBUGREGS", [eq(1, KVM_SET_DEBUGREGS)]),
+    allow!(SYS_ioctl, "KVM_SET_LAPIC", [eq(1, KVM_SET_LAPIC)]),
+    allow!(SYS_ioctl, "KVM_SET_MSRS", [eq(1, KVM_SET_MSRS)]),
+    allow!(SYS_ioctl, "KVM_SET_VCPU_EVENTS", [eq(1, KVM_SET_VCPU_EVENTS)]),
     // Pausing tells the guest's kvmclock it was stopped, so a long pause is no soft lockup.
     allow!(SYS_ioctl, "KVM_KVMCLOCK_CTRL", [eq(1, KVM_KVMCLOCK_CTRL)]),
     // virtio-net's activation (a status write) sets the tap's offloads to what the driver

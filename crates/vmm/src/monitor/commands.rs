@@ -87,6 +87,7 @@ const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
     ("send-key", power::send_key),
     ("input-send-event", power::input_send_event),
     ("migrate", migration::migrate),
+    ("migrate-incoming", migration::migrate_incoming),
     ("query-migrate", migration::query),
     ("migrate-set-capabilities", migration::set_capabilities),
     ("query-migrate-capabilities", migration::query_capabilities),

@@ -113,6 +113,7 @@ fn info_status(state: RunState) -> String {
         RunState::Prelaunch => "paused (prelaunch)",
         RunState::Shutdown | RunState::GuestShutdown => "paused (shutdown)",
         RunState::Postmigrate => "paused (postmigrate)",
+        RunState::Inmigrate => "paused (inmigrate)",
     };
     format!("VM status: {status}\r\n")
 }

@@ -103,6 +103,39 @@ pub fn map_memory(file: &File, offset: u64, mem_size: u64) -> Result<GuestMemory
     GuestMemoryMmap::from_regions(regions).map_err(|_| MemoryFileError::Layout)
 }
 
+/// Maps `file` at `offset` over the guest RAM `mem` already maps, MAP_FIXED | MAP_PRIVATE:
+/// the same host addresses (so KVM's slots and every device's view stay valid; KVM's MMU
+/// notifier drops what it had mapped of the old pages), now backed by the file.
+pub fn map_over(mem: &GuestMemoryMmap, file: &File, offset: u64) -> Result<(), MemoryFileError> {
+    let present = file.metadata().map_err(MemoryFileError::Read)?.len();
+    let needed = offset + mem.iter().map(|r| r.len()).sum::<u64>();
+    if present < needed {
+        return Err(MemoryFileError::Truncated { needed, present });
+    }
+    let mut pos = offset;
+    for region in mem.iter() {
+        let len = region.len() as usize;
+        // SAFETY: the range is exactly one region vm-memory mapped and owns; replacing its
+        // pages keeps the range mapped (no other mapping is touched), and nothing reads or
+        // writes guest RAM meanwhile: no vCPU has run yet and the devices are idle.
+        let mapped = unsafe {
+            libc::mmap(
+                region.as_ptr().cast(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                std::os::fd::AsRawFd::as_raw_fd(file),
+                pos as libc::off_t,
+            )
+        };
+        if mapped == libc::MAP_FAILED {
+            return Err(MemoryFileError::Read(std::io::Error::last_os_error()));
+        }
+        pos += len as u64;
+    }
+    Ok(())
+}
+
 /// Copies guest RAM from `file` at `offset` into `mem` (already mapped, e.g. a memory
 /// backend the restore must keep): for when the file cannot simply be mapped.
 pub fn read_memory(mem: &GuestMemoryMmap, file: &File, offset: u64) -> Result<(), MemoryFileError> {

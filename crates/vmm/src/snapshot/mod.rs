@@ -7,6 +7,7 @@
 //! crate (magic, format version, CRC); RAM is written sparse and mapped back MAP_PRIVATE.
 
 mod host_check;
+mod live;
 pub mod memory_file;
 mod shape;
 mod uri;
@@ -127,9 +128,25 @@ pub struct Snapshotter {
     pub(crate) shared_memory: bool,
     pub(crate) pio: Arc<Bus>,
     pub(crate) mmio: Arc<Bus>,
+    /// RAM is anonymous (no backend): a live restore maps the file over it.
+    pub(crate) anonymous_memory: bool,
+    /// This host's TSC frequency as KVM told the first vCPU at set-up.
+    pub(crate) host_tsc_khz: Option<u32>,
+    /// RAM is a named backend file (shared or not).
+    pub(crate) file_backed: bool,
 }
 
 impl Snapshotter {
+    /// The machine this VM is, which a snapshot loaded into it must be.
+    pub fn shape(&self) -> &MachineShape {
+        &self.shape
+    }
+
+    /// Whether a named file backend holds RAM (x-ignore-shared snapshots load into it).
+    pub fn file_backend(&self) -> bool {
+        self.file_backed
+    }
+
     /// Whether guest RAM is a shared backend another process can map (x-ignore-shared).
     pub fn memory_is_shared(&self) -> bool {
         self.shared_memory

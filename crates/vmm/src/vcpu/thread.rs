@@ -9,7 +9,7 @@
 //! EINTR at once. Either way the thread then reads its messages. No kick is repeated.
 
 use super::guest_errors::{Access, GuestErrorLog};
-use super::{Vcpu, VcpuError, VcpuState, UNCLAIMED_READ};
+use super::{Vcpu, VcpuError, VcpuState, XsaveFits, UNCLAIMED_READ};
 use crate::exit::{ExitNotifier, VmExit};
 use crate::signals::StopSignals;
 use crate::startup::StartupClock;
@@ -41,7 +41,7 @@ pub struct VcpuContext {
 }
 
 /// What the owner of a vCPU thread asks of it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum VcpuCommand {
     /// Leave KVM_RUN and park until `Resume` or `Stop`; acknowledged with `Paused`.
     Pause,
@@ -52,10 +52,13 @@ pub enum VcpuCommand {
     /// Read the whole vCPU state, with these MSRs (only while parked); answered on the
     /// handle's state channel ([`VcpuHandle::save`]).
     Save(Arc<[u32]>),
+    /// Load this state (only while parked, before the vCPU ever ran: `migrate-incoming`);
+    /// answered on the state channel ([`VcpuHandle::restore`]).
+    Restore(Arc<VcpuState>, XsaveFits),
 }
 
-/// A vCPU's answer to `Save`.
-type Saved = Result<Box<VcpuState>, VcpuError>;
+/// A vCPU's answer to `Save` (its state) or `Restore` (`None`).
+type Saved = Result<Option<Box<VcpuState>>, VcpuError>;
 
 /// A vCPU thread's answer to a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,8 +199,8 @@ impl Vcpu {
                 Ok(VcpuCommand::Resume) => {
                     let _ = channels.acks.send(VcpuAck::Resumed);
                 }
-                // Only a parked vCPU has a state to save; the owner pauses first.
-                Ok(VcpuCommand::Save(_)) => {
+                // Only a parked vCPU has a state to save or load; the owner pauses first.
+                Ok(VcpuCommand::Save(_) | VcpuCommand::Restore(..)) => {
                     let _ = channels.saved.send(Err(VcpuError::NotPaused { id: self.id }));
                 }
                 Ok(VcpuCommand::Stop) | Err(TryRecvError::Disconnected) => return,
@@ -299,7 +302,10 @@ impl Vcpu {
                     let _ = channels.acks.send(VcpuAck::Paused);
                 }
                 Ok(VcpuCommand::Save(msrs)) => {
-                    let _ = channels.saved.send(self.save_state(&msrs).map(Box::new));
+                    let _ = channels.saved.send(self.save_state(&msrs).map(|s| Some(Box::new(s))));
+                }
+                Ok(VcpuCommand::Restore(state, fits)) => {
+                    let _ = channels.saved.send(self.restore_state(&state, fits).map(|()| None));
                 }
                 Ok(VcpuCommand::Stop) | Err(_) => return false,
             }
@@ -317,7 +323,11 @@ impl Vcpu {
                     let _ = channels.acks.send(VcpuAck::Resumed);
                 }
                 Ok(VcpuCommand::Save(msrs)) => {
-                    let _ = channels.saved.send(self.save_state(&msrs).map(Box::new));
+                    let _ = channels.saved.send(self.save_state(&msrs).map(|s| Some(Box::new(s))));
+                }
+                // The guest ended the VM: nothing is loaded into it any more.
+                Ok(VcpuCommand::Restore(..)) => {
+                    let _ = channels.saved.send(Err(VcpuError::NotPaused { id: self.id }));
                 }
                 Ok(VcpuCommand::Stop) | Err(_) => return,
             }
@@ -381,8 +391,23 @@ impl VcpuHandle {
             return Err(VcpuError::NotPaused { id: self.id });
         }
         match self.saved.recv_timeout(timeout) {
-            Ok(saved) => saved,
+            Ok(Ok(Some(saved))) => Ok(saved),
+            Ok(Ok(None)) => Err(VcpuError::NotPaused { id: self.id }),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(VcpuError::NoAck { id: self.id, what: "save its state", timeout_ms: timeout.as_millis() }),
+        }
+    }
+
+    /// Loads `state` into this parked, never run vCPU, on its own thread.
+    pub fn restore(&self, state: Arc<VcpuState>, fits: XsaveFits, timeout: Duration) -> Result<(), VcpuError> {
+        if self.commands.send(VcpuCommand::Restore(state, fits)).is_err() {
+            return Err(VcpuError::NotPaused { id: self.id });
+        }
+        match self.saved.recv_timeout(timeout) {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(_))) => Err(VcpuError::NotPaused { id: self.id }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(VcpuError::NoAck { id: self.id, what: "load its state", timeout_ms: timeout.as_millis() }),
         }
     }
 
