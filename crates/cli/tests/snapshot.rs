@@ -236,7 +236,7 @@ fn bad_snapshots_are_one_line_before_the_guest_runs() {
     restore_fails(&kernel, &uri(&kernel), &[], &["not a microvm snapshot"]);
     restore_fails(&kernel, &uri(&dir.path().join("missing")), &[], &["missing"]);
     restore_fails(&kernel, "tcp:127.0.0.1:4444", &[], &["file:PATH"]);
-    restore_fails(&kernel, "defer", &[], &["-incoming file:PATH"]);
+    restore_fails(&kernel, &format!("{},clock=later", uri(&snap)), &[], &["clock=continue or clock=realtime"]);
 }
 
 #[test]
