@@ -234,6 +234,12 @@ impl Machine {
         if !self.check(RunState::Running)? {
             return Ok(());
         }
+        self.run_threads()
+    }
+
+    /// The device thread first (so a vCPU's first notification is served), then the
+    /// vCPUs; the state becomes `running` (RESUME).
+    fn run_threads(&mut self) -> Result<(), ControlError> {
         if let Some(devices) = &self.device_thread {
             devices.resume(ACK_TIMEOUT)?;
         }
@@ -297,26 +303,11 @@ impl Machine {
         };
         snapshotter.restore_live(&self.vcpus, loaded)?;
         if self.autostart {
-            self.state_running_after_incoming()
+            self.run_threads()
         } else {
             self.change_state(RunState::Paused, None);
             Ok(())
         }
-    }
-
-    /// The device thread first, then the vCPUs, from the loaded state (as `cont`).
-    fn state_running_after_incoming(&mut self) -> Result<(), ControlError> {
-        if let Some(devices) = &self.device_thread {
-            devices.resume(ACK_TIMEOUT)?;
-        }
-        for vcpu in &self.vcpus {
-            vcpu.send(VcpuCommand::Resume);
-        }
-        for vcpu in &self.vcpus {
-            vcpu.wait_ack(VcpuAck::Resumed, ACK_TIMEOUT)?;
-        }
-        self.change_state(RunState::Running, None);
-        Ok(())
     }
 
     /// Whether RAM is a named backend file (which holds an x-ignore-shared snapshot's RAM).

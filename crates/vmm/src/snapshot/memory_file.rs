@@ -103,15 +103,22 @@ pub fn map_memory(file: &File, offset: u64, mem_size: u64) -> Result<GuestMemory
     GuestMemoryMmap::from_regions(regions).map_err(|_| MemoryFileError::Layout)
 }
 
-/// Maps `file` at `offset` over the guest RAM `mem` already maps, MAP_FIXED | MAP_PRIVATE:
-/// the same host addresses (so KVM's slots and every device's view stay valid; KVM's MMU
-/// notifier drops what it had mapped of the old pages), now backed by the file.
-pub fn map_over(mem: &GuestMemoryMmap, file: &File, offset: u64) -> Result<(), MemoryFileError> {
+/// Checks that `file` has all of `mem`'s bytes from `offset` on: a truncated file is an
+/// error here, not a SIGBUS when the guest touches the missing page.
+fn holds_all_of(mem: &GuestMemoryMmap, file: &File, offset: u64) -> Result<(), MemoryFileError> {
     let present = file.metadata().map_err(MemoryFileError::Read)?.len();
     let needed = offset + mem.iter().map(|r| r.len()).sum::<u64>();
     if present < needed {
         return Err(MemoryFileError::Truncated { needed, present });
     }
+    Ok(())
+}
+
+/// Maps `file` at `offset` over the guest RAM `mem` already maps, MAP_FIXED | MAP_PRIVATE:
+/// the same host addresses (so KVM's slots and every device's view stay valid; KVM's MMU
+/// notifier drops what it had mapped of the old pages), now backed by the file.
+pub fn map_over(mem: &GuestMemoryMmap, file: &File, offset: u64) -> Result<(), MemoryFileError> {
+    holds_all_of(mem, file, offset)?;
     let mut pos = offset;
     for region in mem.iter() {
         let len = region.len() as usize;
@@ -139,11 +146,7 @@ pub fn map_over(mem: &GuestMemoryMmap, file: &File, offset: u64) -> Result<(), M
 /// Copies guest RAM from `file` at `offset` into `mem` (already mapped, e.g. a memory
 /// backend the restore must keep): for when the file cannot simply be mapped.
 pub fn read_memory(mem: &GuestMemoryMmap, file: &File, offset: u64) -> Result<(), MemoryFileError> {
-    let present = file.metadata().map_err(MemoryFileError::Read)?.len();
-    let needed = offset + mem.iter().map(|r| r.len()).sum::<u64>();
-    if present < needed {
-        return Err(MemoryFileError::Truncated { needed, present });
-    }
+    holds_all_of(mem, file, offset)?;
     let mut pos = offset;
     for region in mem.iter() {
         let len = region.len() as usize;
