@@ -90,3 +90,25 @@ pub(super) fn tcp_addr(host: &str, port: u16) -> String {
         format!("{host}:{port}")
     }
 }
+
+impl super::Chardev {
+    /// A server takes its next client, if it has none (one at a time, as QEMU).
+    pub(super) fn accept(&mut self) {
+        let super::Kind::Server { listener } = &self.kind else { return };
+        if self.input.is_some() || self.output.is_some() {
+            return;
+        }
+        match listener.accept().and_then(super::socket_endpoints) {
+            Ok((input, output)) => {
+                log::info!("chardev '{}': client connected to {}", self.label, listener.describe());
+                self.input = Some(input);
+                self.output = Some(output);
+                self.input_ended = false;
+                self.output_ended = false;
+                self.clients += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => log::warn!("chardev '{}': cannot accept a client on {}: {e}", self.label, listener.describe()),
+        }
+    }
+}

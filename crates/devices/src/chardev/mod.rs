@@ -578,25 +578,6 @@ impl Chardev {
             _ => log::info!("chardev '{}': connection closed ({why}); further output is dropped", self.label),
         }
     }
-
-    fn accept(&mut self) {
-        let Kind::Server { listener } = &self.kind else { return };
-        if self.input.is_some() || self.output.is_some() {
-            return;
-        }
-        match listener.accept().and_then(socket_endpoints) {
-            Ok((input, output)) => {
-                log::info!("chardev '{}': client connected to {}", self.label, listener.describe());
-                self.input = Some(input);
-                self.output = Some(output);
-                self.input_ended = false;
-                self.output_ended = false;
-                self.clients += 1;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => log::warn!("chardev '{}': cannot accept a client on {}: {e}", self.label, listener.describe()),
-        }
-    }
 }
 
 #[cfg(test)]
