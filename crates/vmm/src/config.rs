@@ -53,6 +53,8 @@ pub struct VmConfig {
     pub no_shutdown: bool,
     /// `-incoming file:PATH[,offset=N]`: restore this snapshot instead of booting.
     pub incoming: Option<crate::snapshot::SnapshotSource>,
+    /// `-device vmgenid` (`acpi=on` only): the VM Generation ID a restore changes.
+    pub vmgenid: Option<crate::vmgenid::VmGenIdConfig>,
 }
 
 /// Guest RAM when none is asked for (QEMU's default, `-m` absent).
@@ -87,6 +89,7 @@ impl VmConfig {
             i8042: false,
             no_shutdown: false,
             incoming: None,
+            vmgenid: None,
         }
     }
 }
