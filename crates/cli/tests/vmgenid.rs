@@ -71,7 +71,10 @@ fn boot_and_save(dir: &TempDir, kernel: &Path, device: &str) -> (PathBuf, [u8; 1
     let vm = Running::spawn(machine(kernel, &out, &sock, &["-device", device]));
     let mut qmp = Qmp::connect(&sock);
     let booted = wait_guid(&out, b"G:");
-    assert_eq!(booted, guest_bytes(&query(&mut qmp)), "the guest reads what QMP reports");
+    let reported = query(&mut qmp);
+    assert_eq!(booted, guest_bytes(&reported), "the guest reads what QMP reports");
+    let hmp = qmp.execute("human-monitor-command", json!({ "command-line": "info vm-generation-id" })).unwrap();
+    assert_eq!(hmp, json!(format!("{reported}\r\n")));
     qmp.execute("stop", json!({})).unwrap();
     qmp.execute("migrate", json!({ "uri": format!("file:{}", snap.display()) })).unwrap();
     quit(vm, &mut qmp);
@@ -136,6 +139,8 @@ fn without_the_device_qmp_answers_as_qemu_and_a_snapshot_must_match() {
     let mut qmp = Qmp::connect(&sock);
     let e = qmp.execute("query-vm-generation-id", json!({})).unwrap_err();
     assert_eq!(e, "VM Generation ID device not found");
+    let hmp = qmp.execute("human-monitor-command", json!({ "command-line": "info vm-generation-id" })).unwrap();
+    assert_eq!(hmp, "Error: VM Generation ID device not found\r\n");
     let snap = dir.path().join("vm.snap");
     qmp.execute("migrate", json!({ "uri": format!("file:{}", snap.display()) })).unwrap();
     quit(vm, &mut qmp);
