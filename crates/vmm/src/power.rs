@@ -207,6 +207,7 @@ mod tests {
         c.machine.rtc = true;
         c.machine.pit = false;
         c.i8042 = true;
+        c.vmgenid = Some(Default::default());
         let d = describe(&c);
         assert_eq!(d.vcpu_count, 2);
         assert!(!d.pit);
@@ -217,8 +218,10 @@ mod tests {
         assert_eq!(d.com1, Some(IsaDevice::com1()));
         assert_eq!(d.rtc, Some(IsaDevice::rtc()));
         assert_eq!(d.keyboard, Some(KeyboardController::microvm()));
+        assert_eq!(d.vmgenid, Some(VMGENID_GUID_START));
         let bare = describe(&config());
         assert!(bare.virtio_slots.is_empty() && bare.com1.is_none() && bare.rtc.is_none() && bare.keyboard.is_none());
+        assert_eq!(bare.vmgenid, None);
     }
 
     #[test]
