@@ -5,16 +5,17 @@ use crate::machine::{GedLocation, IsaDevice, KeyboardController, MachineDescript
 use crate::{AcpiError, OEM_ID, OEM_REVISION, OEM_TABLE_ID, TABLE_HEADER_LEN};
 use acpi_tables::aml::{
     And, Device, EISAName, Equal, Field, FieldAccessType, FieldEntry, FieldLockRule, FieldUpdateRule, If, Interrupt,
-    Local, Memory32Fixed, Method, Name, Notify, OpRegion, OpRegionSpace, Package, Path, ResourceTemplate, Scope, Store,
-    IO, ZERO,
+    Local, Memory32Fixed, Method, Name, Notify, OpRegion, OpRegionSpace, Package, Path, ResourceTemplate, Return,
+    Scope, Store, IO, ZERO,
 };
 use acpi_tables::sdt::Sdt;
 use acpi_tables::{Aml, AmlSink};
-use devices::acpi::{GED_EVENT_POWER_BUTTON, SLP_TYP_S5};
+use devices::acpi::{GED_EVENT_POWER_BUTTON, GED_EVENT_VMGENID, SLP_TYP_S5};
 
 /// DSDT revision 2: AML integers are 64-bit (QEMU's choice too).
 const DSDT_REVISION: u8 = 2;
-/// `Notify` value for a button press (ACPI 6.x §5.6.6, "Device Object Notification Values").
+/// `Notify` value for a button press (ACPI 6.x §5.6.6, "Device Object Notification Values"),
+/// and the one Microsoft's VM Generation ID specification gives for a new generation.
 const NOTIFY_STATUS_CHANGE: u8 = 0x80;
 /// `_STA` of COM1 and the keyboard: present, enabled, shown in the UI, functioning (QEMU's).
 const STA_PRESENT_AND_WORKING: u8 = 0x0f;
@@ -48,8 +49,11 @@ pub(crate) fn build(machine: &MachineDescription) -> Result<Vec<u8>, AcpiError> 
         check_isa_irq("i8042", keyboard.irq)?;
         keyboard_aml(keyboard, &mut sb);
     }
-    ged_aml(&machine.ged, &mut sb);
+    ged_aml(&machine.ged, machine.vmgenid.is_some(), &mut sb);
     power_button_aml(&mut sb);
+    if let Some(address) = machine.vmgenid {
+        vmgenid_aml(address, &mut sb);
+    }
     for slot in &machine.virtio_slots {
         virtio_aml(slot, &mut sb)?;
     }
@@ -120,8 +124,8 @@ fn keyboard_aml(keyboard: &KeyboardController, sink: &mut Vec<u8>) {
 
 /// The GED and its `_EVT` handler: on the GED's interrupt OSPM runs `_EVT`,
 /// which reads (and so clears) the event selector and notifies the power
-/// button when its bit is set.
-fn ged_aml(ged: &GedLocation, sink: &mut Vec<u8>) {
+/// button, and with `vmgenid` the VM Generation ID device, when its bit is set.
+fn ged_aml(ged: &GedLocation, vmgenid: bool, sink: &mut Vec<u8>) {
     // Edge-triggered, active-high, exclusive: the device pulses its line.
     let interrupt = Interrupt::new(true, true, false, false, ged.gsi);
     let crs = ResourceTemplate::new(vec![&interrupt]);
@@ -142,7 +146,16 @@ fn ged_aml(ged: &GedLocation, sink: &mut Vec<u8>) {
     let power_button = Path::new("PWRB");
     let notify = Notify::new(&power_button, &NOTIFY_STATUS_CHANGE);
     let on_power_button = If::new(&power_button_pressed, vec![&notify]);
-    let evt = Method::new(Path::new("_EVT"), 1, true, vec![&read_selector, &on_power_button]);
+    let generation_bit = And::new(&ZERO, &events, &GED_EVENT_VMGENID);
+    let new_generation = Equal::new(&generation_bit, &GED_EVENT_VMGENID);
+    let generation_device = Path::new("VGEN");
+    let notify_generation = Notify::new(&generation_device, &NOTIFY_STATUS_CHANGE);
+    let on_new_generation = If::new(&new_generation, vec![&notify_generation]);
+    let mut body: Vec<&dyn Aml> = vec![&read_selector, &on_power_button];
+    if vmgenid {
+        body.push(&on_new_generation);
+    }
+    let evt = Method::new(Path::new("_EVT"), 1, true, body);
     Device::new(
         Path::new("GED_"),
         vec![
@@ -162,6 +175,29 @@ fn power_button_aml(sink: &mut Vec<u8>) {
     Device::new(
         Path::new("PWRB"),
         vec![&Name::new(Path::new("_HID"), &"PNP0C0C"), &Name::new(Path::new("_UID"), &0u8)],
+    )
+    .to_aml_bytes(sink);
+}
+
+/// The VM Generation ID device, as QEMU's `vmgenid_build_acpi` names it: Linux's
+/// `vmgenid` driver matches the `_CID` "VM_GEN_COUNTER" (or a `_HID` "VMGENCTR"),
+/// evaluates `ADDR` once at probe, maps the 16 bytes there, and on `Notify (VGEN, 0x80)`
+/// reads them again and reseeds the kernel's RNG if they changed. QEMU's `ADDR` adds an
+/// offset to an address its firmware patches in; ours is fixed, so the package is constant.
+fn vmgenid_aml(address: u64, sink: &mut Vec<u8>) {
+    // Microsoft's specification: the low 32 bits of the address first, then the high.
+    let (low, high) = (address as u32, (address >> 32) as u32);
+    let address = Package::new(vec![&low, &high]);
+    let return_address = Return::new(&address);
+    let addr = Method::new(Path::new("ADDR"), 0, false, vec![&return_address]);
+    Device::new(
+        Path::new("VGEN"),
+        vec![
+            &Name::new(Path::new("_HID"), &"QEMUVGID"),
+            &Name::new(Path::new("_CID"), &"VM_GEN_COUNTER"),
+            &Name::new(Path::new("_DDN"), &"VM_GEN_COUNTER"),
+            &addr,
+        ],
     )
     .to_aml_bytes(sink);
 }

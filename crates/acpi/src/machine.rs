@@ -35,6 +35,9 @@ pub struct MachineDescription {
     pub ged: GedLocation,
     /// Base of the sleep control, sleep status and reset registers (MMIO).
     pub sleep_registers: u64,
+    /// Guest-physical address of the 16-byte VM Generation ID (`-device vmgenid`): a
+    /// `VGEN` device whose `ADDR` gives it, notified through the GED.
+    pub vmgenid: Option<u64>,
 }
 
 impl MachineDescription {
@@ -52,6 +55,7 @@ impl MachineDescription {
             keyboard: None,
             ged: GedLocation::microvm(),
             sleep_registers: ACPI_SLEEP_REGS_START,
+            vmgenid: None,
         }
     }
 }

@@ -150,6 +150,30 @@ fn dsdt_grows_by_one_device_per_slot() {
 }
 
 #[test]
+fn vmgenid_adds_its_device_and_addr_returns_both_halves_of_the_address() {
+    let mut machine = MachineDescription::microvm(1);
+    let bare = table(&AcpiTables::build(&machine).unwrap(), "DSDT").to_vec();
+    machine.vmgenid = Some(arch::layout::VMGENID_GUID_START);
+    let dsdt = table(&AcpiTables::build(&machine).unwrap(), "DSDT").to_vec();
+    let has = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    for name in [&b"VGEN"[..], b"QEMUVGID\0", b"VM_GEN_COUNTER\0", b"ADDR"] {
+        assert!(has(&dsdt, name) && !has(&bare, name), "{}", String::from_utf8_lossy(name));
+    }
+    // Return (Package (2) { DWord 0xFE000, Zero }): ReturnOp, PackageOp, length, count.
+    let package = [0xa4, 0x12, 0x08, 0x02, 0x0c, 0x00, 0xe0, 0x0f, 0x00, 0x00];
+    assert!(has(&dsdt, &package), "{dsdt:02x?}");
+    // _EVT tests bit 4 (And (Local0, 0x10)) only when the device exists.
+    let and_bit_4 = [0x7b, 0x60, 0x0a, 0x10, 0x00];
+    assert!(has(&dsdt, &and_bit_4) && !has(&bare, &and_bit_4));
+
+    machine.vmgenid = Some(0x1_2345_6000);
+    let high = table(&AcpiTables::build(&machine).unwrap(), "DSDT").to_vec();
+    // DWord 0x23456000, then One (the high half).
+    let package = [0xa4, 0x12, 0x08, 0x02, 0x0c, 0x00, 0x60, 0x45, 0x23, 0x01];
+    assert!(has(&high, &package), "{high:02x?}");
+}
+
+#[test]
 fn microvm_slots_use_the_layout_addresses_and_lines() {
     let slot = VirtioMmioSlot::microvm(3).unwrap();
     assert_eq!((slot.base, slot.len, slot.gsi), (0xd000_0600, 0x200, 9));

@@ -208,3 +208,42 @@ fn dsdt_methods_and_objects_evaluate_in_acpiexec() {
     assert!(log.contains("[Package] Contains 4 Elements:\n    [Integer] = 0000000000000005"), "_S5:\n{log}");
     assert!(log.contains(r"Evaluation of \_SB.VR02._CRS returned object"), "{log}");
 }
+
+#[test]
+fn dsdt_lists_the_vm_generation_id_device_and_its_address() {
+    let mut machine = MachineDescription::microvm(1);
+    machine.vmgenid = Some(0xfe000);
+    let (tables, texts) = disassemble_all(&machine, "vmgenid");
+    let dsdt = text_of(&texts, "DSDT");
+    let devices = devices(dsdt);
+    let vgen = device(&devices, "VGEN");
+    // Linux's vmgenid driver matches the _CID; QEMU's guests know the _HID.
+    for name in ["Name (_HID, \"QEMUVGID\")", "Name (_CID, \"VM_GEN_COUNTER\")", "Name (_DDN, \"VM_GEN_COUNTER\")"] {
+        assert!(vgen.contains(name), "{name}:\n{vgen}");
+    }
+    assert!(vgen.contains("Method (ADDR, 0, NotSerialized)"), "{vgen}");
+    let ged = device(&devices, "GED");
+    assert!(ged.contains("If (((Local0 & 0x10) == 0x10))") && ged.contains("Notify (VGEN, 0x80)"), "{ged}");
+
+    // ADDR returns the low and the high half of the address, as integers.
+    let dsdt_table = tables.tables().iter().find(|t| t.signature == "DSDT").unwrap();
+    let dir = scratch_dir("vmgenid-exec");
+    std::fs::write(dir.join("DSDT.dat"), &dsdt_table.bytes).unwrap();
+    let (success, log) =
+        run_acpica("acpiexec", &["-b", r"evaluate \_SB.VGEN.ADDR; evaluate \_SB.GED._EVT 0", "DSDT.dat"], &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(success, "acpiexec failed:\n{log}");
+    assert!(!log.contains("AE_") && !log.to_lowercase().contains("error"), "acpiexec reported a problem:\n{log}");
+    assert!(
+        log.contains(
+            "[Package] Contains 2 Elements:\n    [Integer] = 00000000000FE000\n    [Integer] = 0000000000000000"
+        ),
+        "ADDR:\n{log}"
+    );
+}
+
+#[test]
+fn without_vmgenid_the_ged_notifies_only_the_power_button() {
+    let (_, texts) = disassemble_all(&MachineDescription::microvm(1), "no-vmgenid");
+    assert!(!text_of(&texts, "DSDT").contains("VGEN"));
+}

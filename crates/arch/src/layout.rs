@@ -115,8 +115,15 @@ pub const ACPI_TABLES_START: u64 = 0xe_0000;
 /// after its other methods (it picks EFI first on hardware-reduced ACPI), so microvm puts
 /// a stub there that resets through the i8042 (`regs::write_reset_stub`).
 pub const RESET_VECTOR: u64 = 0xf_fff0;
-/// End of the tables' area: the RSDP, DSDT, FADT, MADT and XSDT must fit below it.
-pub const ACPI_TABLES_END: u64 = RESET_VECTOR;
+/// The 16-byte VM Generation ID of `-device vmgenid` (`acpi=on`): the DSDT's `VGEN.ADDR`
+/// points here, and every restore writes a new one. It has the 4 KiB page below the
+/// reset vector's to itself, inside the reserved BIOS area (guest RAM the memory map does
+/// not offer the guest), so Linux's `vmgenid` driver maps a page nothing else shares.
+pub const VMGENID_GUID_START: u64 = 0xf_e000;
+pub const VMGENID_GUID_LEN: u64 = 16;
+/// End of the tables' area: the RSDP, DSDT, FADT, MADT and XSDT must fit below it (about
+/// 1 KiB of 120 KiB).
+pub const ACPI_TABLES_END: u64 = VMGENID_GUID_START;
 /// The RSDP: what `hvm_start_info.rsdp_paddr` / `boot_params.acpi_rsdp_addr` point to.
 pub const ACPI_RSDP_START: u64 = ACPI_TABLES_START;
 /// Generic Event Device's event selector register (MMIO, 4 bytes), at QEMU
@@ -144,6 +151,8 @@ const _: () = assert!(MIN_MEM_SIZE > HIMEM_START);
 const _: () = assert!(VIRTIO_MMIO_IRQS[VIRTIO_MMIO_SLOTS as usize - 1] < IOAPIC_NUM_PINS);
 const _: () = assert!(ACPI_TABLES_START > EBDA_START && ACPI_TABLES_START % 16 == 0);
 const _: () = assert!(RESET_VECTOR + 16 == HIMEM_START);
+// The GUID's page is its own: page-aligned, below the reset stub's page, above the tables.
+const _: () = assert!(VMGENID_GUID_START % 0x1000 == 0 && VMGENID_GUID_START + 0x1000 <= RESET_VECTOR & !0xfff);
 const _: () = assert!(ACPI_GED_GSI < IOAPIC_NUM_PINS && ACPI_GED_GSI != RTC_IRQ && ACPI_GED_GSI != SERIAL_COM1_IRQ);
 // The GED shares its line with no virtio slot.
 const _: () = {

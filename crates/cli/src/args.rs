@@ -397,7 +397,7 @@ fn warnings(p: &Parsed) -> Vec<String> {
     out
 }
 
-fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
+fn finish(mut p: Parsed) -> Result<VmConfig, ArgsError> {
     let kernel = match (p.kernel, p.firmware) {
         (Some(kernel), _) => kernel,
         (None, Some(option)) => return Err(ArgsError::FirmwareWithoutKernel(option)),
@@ -452,6 +452,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
 
     let i8042 = p.devices.i8042;
     let debug_exit = p.devices.debug_exit;
+    let vmgenid = p.devices.vmgenid.take();
     let escape = p.echr.unwrap_or(mux::DEFAULT_ESCAPE);
     let devices::Resolved { devices, monitors, serial: serial_chardev, muxes } =
         p.devices.finish(p.serial_stdio, serial_ref, escape)?;
@@ -467,6 +468,14 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
     }
     let defaults = MachineConfig::default();
     let acpi = p.machine.acpi.unwrap_or(defaults.acpi);
+    // The guest finds the generation ID only through the DSDT; without it the device
+    // would change bytes nobody reads, and clones would believe they were safe.
+    let vmgenid = match vmgenid {
+        Some((_, value)) if !acpi => {
+            return Err(invalid("-device", &value, "vmgenid needs -M microvm,acpi=on (the guest finds it in the DSDT)"))
+        }
+        other => other.map(|(config, _)| config),
+    };
     Ok(VmConfig {
         machine: MachineConfig {
             pit: p.machine.pit.unwrap_or(defaults.pit),
@@ -506,6 +515,7 @@ fn finish(p: Parsed) -> Result<VmConfig, ArgsError> {
         no_shutdown: p.no_shutdown,
         incoming: p.incoming,
         incoming_defer: p.incoming_defer,
+        vmgenid,
     })
 }
 

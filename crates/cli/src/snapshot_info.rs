@@ -56,7 +56,7 @@ fn on_off(b: bool) -> &'static str {
 
 /// The report, one fact a line.
 pub fn describe(path: &str, header: &vmm::snapshot::Header, snapshot: &Snapshot, allocated: u64) -> String {
-    let MachineShape { mem_size, vcpu_count, pit, acpi, rtc, i8042, serial, devices } = &snapshot.shape;
+    let MachineShape { mem_size, vcpu_count, pit, acpi, rtc, i8042, serial, vmgenid, devices } = &snapshot.shape;
     let mut out = String::new();
     let _ = writeln!(out, "snapshot: {path}");
     let _ = writeln!(out, "format version: {} (written by microvm {})", header.format_version, header.writer);
@@ -69,12 +69,13 @@ pub fn describe(path: &str, header: &vmm::snapshot::Header, snapshot: &Snapshot,
     let _ = writeln!(out, "vCPUs: {vcpu_count}");
     let _ = writeln!(
         out,
-        "machine: pit={} acpi={} rtc={} i8042={} serial={}",
+        "machine: pit={} acpi={} rtc={} i8042={} serial={} vmgenid={}",
         on_off(*pit),
         on_off(*acpi),
         on_off(*rtc),
         on_off(*i8042),
-        on_off(*serial)
+        on_off(*serial),
+        on_off(*vmgenid)
     );
     let devices = if devices.is_empty() { "none".to_string() } else { devices.join(", ") };
     let _ = writeln!(out, "devices: {devices}");

@@ -186,6 +186,19 @@ fn acpi_on_adds_the_ged_the_sleep_registers_and_the_tables() {
     assert_eq!(report, expected);
 }
 
+/// `-device vmgenid` adds the GUID's 16 bytes, RAM the memory map reserves.
+#[test]
+fn vmgenid_adds_its_guid_in_ram() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("mtree-vmgenid");
+    let mut line = proposal_line(&dir, "microvm,acpi=on,dump-mtree", false);
+    line.extend(["-device", "vmgenid"].map(String::from));
+    let report = dump(&line);
+    assert!(report.contains("  00000000000fe000-00000000000fe00f (prio 0, ram): vmgenid [ram]\n"), "{report}");
+}
+
 /// `-device i8042` adds the data port to the command port, and nothing else.
 #[test]
 fn i8042_device_adds_only_the_data_port() {

@@ -54,6 +54,7 @@ pub fn snapshot_state(data: &[u8]) {
             rtc: false,
             i8042: false,
             serial: true,
+            vmgenid: false,
             devices: Vec::new(),
         };
         let _ = state.shape.check(&shape);

@@ -274,6 +274,33 @@ pub fn wait_power_button_then_poweroff(ready: &str, pressed: &str) -> Vec<u8> {
     pvh_elf(&a.finish())
 }
 
+/// Where `-device vmgenid` keeps the 16-byte VM generation ID (arch::layout's
+/// VMGENID_GUID_START, what the DSDT's `VGEN.ADDR` returns), and the GED's event bit
+/// for a new one.
+pub const VMGENID_GUID: u32 = 0xf_e000;
+pub const GED_VMGENID: u8 = 1 << 4;
+
+/// Writes `G:`, the 16 raw bytes of the VM generation ID and a newline to COM1, then
+/// polls the GED's event selector until the VMGenID event comes (a restore raises it),
+/// writes `N:`, the 16 bytes again and a newline, and spins: what a guest's `vmgenid`
+/// driver sees, without the interrupt.
+pub fn vmgenid_on_serial_then_wait_for_a_new_one() -> Vec<u8> {
+    let mut a = Asm::new();
+    let print_guid = |a: &mut Asm, tag: &[u8]| {
+        a.out_bytes(COM1, tag);
+        for i in 0..16 {
+            a.load_al(VMGENID_GUID + i).out_dx_al();
+        }
+        a.mov_al(b'\n').out_dx_al();
+    };
+    print_guid(&mut a, b"G:");
+    let poll = a.here();
+    a.load_al(ACPI_GED_SELECTOR).test_al(GED_VMGENID).jcc(Cond::Zero, poll);
+    print_guid(&mut a, b"N:");
+    a.spin();
+    pvh_elf(&a.finish())
+}
+
 /// i8042 ports of `-device i8042`: data, and command/status.
 pub const I8042_DATA: u8 = 0x60;
 pub const I8042_STATUS: u8 = 0x64;

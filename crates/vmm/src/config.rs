@@ -55,6 +55,8 @@ pub struct VmConfig {
     pub incoming: Option<crate::snapshot::SnapshotSource>,
     /// `-incoming defer`: build, then wait (`inmigrate`) for QMP `migrate-incoming`.
     pub incoming_defer: bool,
+    /// `-device vmgenid` (`acpi=on` only): the VM Generation ID a restore changes.
+    pub vmgenid: Option<crate::vmgenid::VmGenIdConfig>,
 }
 
 /// Guest RAM when none is asked for (QEMU's default, `-m` absent).
@@ -90,6 +92,7 @@ impl VmConfig {
             no_shutdown: false,
             incoming: None,
             incoming_defer: false,
+            vmgenid: None,
         }
     }
 }

@@ -34,6 +34,7 @@ mod threads;
 pub mod vcpu;
 mod virtio_devices;
 mod vm;
+pub mod vmgenid;
 
 pub use arch::cpu_features;
 pub use arch::cpu_models;
@@ -96,6 +97,8 @@ pub enum Error {
     Sandbox(#[from] sandbox::Error),
     #[error("cannot build the ACPI tables: {0}")]
     Acpi(#[source] acpi::AcpiError),
+    #[error("guest memory does not cover the VM generation ID at {:#x}", arch::layout::VMGENID_GUID_START)]
+    VmGenId,
     #[error("{what}: {source}")]
     Io { what: &'static str, source: std::io::Error },
     #[error(transparent)]

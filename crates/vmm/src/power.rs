@@ -12,7 +12,7 @@ use crate::Error;
 use acpi::{AcpiLayout, IsaDevice, KeyboardController, MachineDescription, VirtioMmioSlot};
 use arch::layout::{
     ACPI_GED_GSI, ACPI_GED_LEN, ACPI_GED_START, ACPI_SLEEP_REGS_LEN, ACPI_SLEEP_REGS_START, I8042_COMMAND_PORT,
-    I8042_DATA_PORT, I8042_IRQ,
+    I8042_DATA_PORT, I8042_IRQ, VMGENID_GUID_LEN, VMGENID_GUID_START,
 };
 use devices::acpi::{GenericEventDevice, SleepControlRegisters};
 use devices::bus::Bus;
@@ -36,6 +36,14 @@ pub struct PowerDevices {
     pub control: PowerControl,
     /// Where the ACPI tables were written, for `dump-mtree`.
     pub tables: Option<AcpiLayout>,
+    /// The VM generation ID this start wrote (`-device vmgenid`), for
+    /// `query-vm-generation-id`.
+    pub generation: Option<crate::vmgenid::Guid>,
+}
+
+/// `dump-mtree`'s line for the VM generation ID: RAM the memory map reserves.
+pub fn vmgenid_region() -> Region {
+    Region::new(Space::Memory, VMGENID_GUID_START, VMGENID_GUID_LEN, "vmgenid", Owner::Ram)
 }
 
 /// What the host can press or type on.
@@ -57,6 +65,16 @@ pub enum PowerdownRoute {
 }
 
 impl PowerControl {
+    /// A restore wrote a new VM generation ID: the GED tells the guest (`-device vmgenid`
+    /// exists only with `acpi=on`, so there is a GED).
+    pub fn announce_new_generation(&self) {
+        if let Some(ged) = &self.ged {
+            if let Err(e) = lock(ged).announce_new_generation() {
+                log::error!("cannot raise the GED interrupt: {e}");
+            }
+        }
+    }
+
     /// `system_powerdown`: the power button if there is one, else Ctrl-Alt-Delete.
     pub fn powerdown(&self) -> PowerdownRoute {
         if let Some(ged) = &self.ged {
@@ -138,7 +156,7 @@ pub fn create_power_devices(
         control.ged = Some(ged);
         poweroff = Some(s5);
     }
-    Ok(PowerDevices { poweroff, control, tables: None })
+    Ok(PowerDevices { poweroff, control, tables: None, generation: None })
 }
 
 /// The machine as the ACPI tables describe it: what `config` built.
@@ -149,6 +167,7 @@ pub fn describe(config: &VmConfig) -> MachineDescription {
     machine.com1 = config.serial.as_ref().map(|_| IsaDevice::com1());
     machine.rtc = config.machine.rtc.then(IsaDevice::rtc);
     machine.keyboard = config.i8042.then(KeyboardController::microvm);
+    machine.vmgenid = config.vmgenid.map(|_| VMGENID_GUID_START);
     machine
 }
 
@@ -188,6 +207,7 @@ mod tests {
         c.machine.rtc = true;
         c.machine.pit = false;
         c.i8042 = true;
+        c.vmgenid = Some(Default::default());
         let d = describe(&c);
         assert_eq!(d.vcpu_count, 2);
         assert!(!d.pit);
@@ -198,8 +218,10 @@ mod tests {
         assert_eq!(d.com1, Some(IsaDevice::com1()));
         assert_eq!(d.rtc, Some(IsaDevice::rtc()));
         assert_eq!(d.keyboard, Some(KeyboardController::microvm()));
+        assert_eq!(d.vmgenid, Some(VMGENID_GUID_START));
         let bare = describe(&config());
         assert!(bare.virtio_slots.is_empty() && bare.com1.is_none() && bare.rtc.is_none() && bare.keyboard.is_none());
+        assert_eq!(bare.vmgenid, None);
     }
 
     #[test]

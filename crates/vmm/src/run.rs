@@ -144,6 +144,7 @@ impl Vm {
             chardevs,
             blocks: inventory.blocks,
             mem_size: config.mem_size,
+            vmgenid: power.generation,
         };
         let controller = Arc::new(Mutex::new(Controller {
             vm: VmControl { machine, facts, devices, power: power.control, migration: Default::default() },

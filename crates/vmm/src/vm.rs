@@ -13,7 +13,7 @@ use crate::exit::{ExitNotifier, VmExit};
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
 use crate::memory::{advise_mergeable, create_guest_memory, lock_guest_memory, register_memory};
 use crate::monitor::{MonitorServer, Mux};
-use crate::power::{create_power_devices, tables_region, write_tables, PowerDevices};
+use crate::power::{create_power_devices, tables_region, vmgenid_region, write_tables, PowerDevices};
 use crate::rtc::{create_rtc, RtcTicker};
 use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
@@ -191,6 +191,9 @@ impl Vm {
             None => boot(config, &kvm, &vm, &mem, &inventory, &mut power)?,
             Some(snapshot) => restore(snapshot, &kvm, &vm, &mut power, [&pio, &mmio])?,
         };
+        if let Some(vmgenid) = &config.vmgenid {
+            power.generation = Some(crate::vmgenid::start(vmgenid, &mem, restored, &power.control)?);
+        }
         step("vcpus");
         // Last: a monitor with wait=on blocks here until its client connects.
         let monitors = MonitorServer::open(&config.monitors)?;
@@ -323,6 +326,7 @@ fn restore(
 pub(crate) fn address_map(mem_size: u64, pit: bool, pio: &Bus, mmio: &Bus, power: &PowerDevices) -> Vec<Region> {
     let mut regions = ram_regions(mem_size);
     regions.extend(power.tables.as_ref().map(tables_region));
+    regions.extend(power.generation.map(|_| vmgenid_region()));
     regions.extend(kvm_regions(pit));
     for (bus, space) in [(pio, Space::Io), (mmio, Space::Memory)] {
         regions.extend(bus.ranges().map(|(base, len, name)| Region::new(space, base, len, name, Owner::Vmm)));

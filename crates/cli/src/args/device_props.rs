@@ -366,6 +366,21 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         ],
     },
     KindDesc {
+        name: "vmgenid",
+        help: "The VM Generation ID (needs -M microvm,acpi=on): 16 bytes the guest's vmgenid driver watches; \
+               every restore (-incoming) writes a new one and notifies the guest, which reseeds its RNG. \
+               query-vm-generation-id reports it. Not a virtio slot; at most one.",
+        props: &[
+            prop(
+                "guid",
+                Text("auto|UUID"),
+                Some("auto"),
+                "auto: random at boot, new at every restore; a UUID: always this one.",
+            ),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
         name: "i8042",
         help: "The PS/2 keyboard controller (ports 0x60 and 0x64, IRQ 1) with a keyboard: send-key and \
                input-send-event type on it, and system_powerdown sends Ctrl-Alt-Del to it when acpi=off. Not a \

@@ -33,6 +33,7 @@ use vmm::config::{
     MonitorConfig, MonitorSocket, MuxConfig, NetConfig,
 };
 use vmm::config::{FsConfig, VsockConfig};
+use vmm::vmgenid::VmGenIdConfig;
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
 use super::device_props::DEVICE_KINDS;
@@ -42,7 +43,7 @@ use super::mux::ChardevUsers;
 mod ports;
 mod values;
 use super::{invalid, unhandled, ArgsError};
-use values::{parse_fs_tag, parse_guest_cid, parse_mac, parse_number, parse_queue_size};
+use values::{parse_fs_tag, parse_guest_cid, parse_guid, parse_mac, parse_number, parse_queue_size};
 
 const DEVICE: &str = "-device";
 const NIC: &str = "-nic";
@@ -114,6 +115,8 @@ pub(super) struct Devices {
     stdio_owner: Option<StdioOwner>,
     /// `-device isa-debug-exit` (an ISA port, not a virtio slot).
     pub(super) debug_exit: Option<DebugExitConfig>,
+    /// `-device vmgenid` (ACPI, not a virtio slot) and the option value.
+    pub(super) vmgenid: Option<(VmGenIdConfig, String)>,
     /// `-device isa-serial`: its `chardev=` id, if any, and the option value.
     pub(super) isa_serial: Option<(Option<String>, String)>,
 }
@@ -210,6 +213,7 @@ impl Devices {
         let (mut max_ports, mut port_name) = (None, None);
         let mut balloon = BalloonOptions::default();
         let (mut guest_cid, mut tag, mut queue_size) = (None, None, None);
+        let mut guid = None;
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
@@ -245,6 +249,8 @@ impl Devices {
                 "guest-cid" => guest_cid = Some(parse_guest_cid(&s)?),
                 "tag" => tag = Some(parse_fs_tag(&s)?),
                 "queue-size" => queue_size = Some(parse_queue_size(&s)?),
+                "guid" if s.value == "auto" => guid = None,
+                "guid" => guid = Some(parse_guid(&s)?),
                 name => return Err(unhandled(DEVICE, name)),
             }
         }
@@ -319,6 +325,14 @@ impl Devices {
                     return Err(invalid(DEVICE, &value, "there can be only one balloon device"));
                 }
                 Device::Balloon { id: id.clone(), options: balloon, value }
+            }
+            "vmgenid" => {
+                if self.vmgenid.is_some() {
+                    return Err(invalid(DEVICE, &value, "only one vmgenid"));
+                }
+                self.check_device_id(id, &value)?;
+                self.vmgenid = Some((VmGenIdConfig { guid }, value));
+                return Ok(());
             }
             "i8042" => {
                 if self.i8042 {

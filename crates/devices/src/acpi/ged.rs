@@ -11,6 +11,11 @@ use vm_superio::Trigger;
 /// Selector bit of the power button event (QEMU's ACPI_GED_PWR_DOWN_EVT): `_EVT`
 /// notifies the `PNP0C0C` device, and the guest's ACPI button driver shuts down.
 pub const GED_EVENT_POWER_BUTTON: u32 = 1 << 1;
+/// Selector bit of a new VM Generation ID (`-device vmgenid`, raised on every restore):
+/// `_EVT` notifies the `VGEN` device, and Linux's `vmgenid` driver reseeds the kernel's
+/// RNG. QEMU has no GED bit for it (its PC machines use a GPE); bits 0, 2 and 3 are its
+/// memory hotplug, NVDIMM and CPU hotplug events, so this one takes bit 4.
+pub const GED_EVENT_VMGENID: u32 = 1 << 4;
 
 /// What a snapshot keeps of the GED: the events the guest has not read yet. An
 /// interrupt raised for them was already delivered to the irqchip, whose state the VMM
@@ -37,7 +42,18 @@ impl<T: Trigger> GenericEventDevice<T> {
     /// raises the interrupt. A press before the guest has read an earlier
     /// one is one event, as on QEMU.
     pub fn press_power_button(&mut self) -> Result<(), T::E> {
-        self.selector |= GED_EVENT_POWER_BUTTON;
+        self.raise(GED_EVENT_POWER_BUTTON)
+    }
+
+    /// Announces a new VM Generation ID (a restore wrote one). Called after the GED's
+    /// saved state is restored, so the saved selector cannot overwrite the event; the
+    /// interrupt waits in the restored irqchip until a vCPU runs.
+    pub fn announce_new_generation(&mut self) -> Result<(), T::E> {
+        self.raise(GED_EVENT_VMGENID)
+    }
+
+    fn raise(&mut self, event: u32) -> Result<(), T::E> {
+        self.selector |= event;
         self.interrupt.trigger()
     }
 }
@@ -136,6 +152,19 @@ mod tests {
         fresh.restore(saved).unwrap();
         assert!(irq.read().is_err(), "restoring raises nothing: the irqchip has the interrupt");
         assert_eq!(read_selector(&mut fresh), GED_EVENT_POWER_BUTTON);
+        assert_eq!(read_selector(&mut fresh), 0);
+    }
+
+    #[test]
+    fn a_new_generation_adds_its_bit_to_a_restored_selector() {
+        let (mut dev, _irq) = ged();
+        dev.press_power_button().unwrap();
+        let saved = dev.save().unwrap();
+        let (mut fresh, irq) = ged();
+        fresh.restore(saved).unwrap();
+        fresh.announce_new_generation().unwrap();
+        assert_eq!(irq.read().unwrap(), 1);
+        assert_eq!(read_selector(&mut fresh), GED_EVENT_POWER_BUTTON | GED_EVENT_VMGENID);
         assert_eq!(read_selector(&mut fresh), 0);
     }
 

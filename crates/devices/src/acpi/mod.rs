@@ -7,7 +7,7 @@
 mod ged;
 mod sleep;
 
-pub use ged::{GedState, GenericEventDevice, GED_EVENT_POWER_BUTTON};
+pub use ged::{GedState, GenericEventDevice, GED_EVENT_POWER_BUTTON, GED_EVENT_VMGENID};
 pub use sleep::{
     SleepControlRegisters, SleepState, RESET_REGISTER, RESET_VALUE, SLEEP_CONTROL_REGISTER, SLEEP_STATUS_REGISTER,
     SLP_TYP_S5,

@@ -17,6 +17,7 @@ fn vm() -> VmControl {
             chardevs: Vec::new(),
             blocks: Vec::new(),
             mem_size: 64 << 20,
+            vmgenid: None,
         },
         devices: Default::default(),
         power: Default::default(),

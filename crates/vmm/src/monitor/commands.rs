@@ -41,6 +41,8 @@ pub struct Facts {
     pub blocks: Vec<BlockInfo>,
     /// Guest RAM in bytes (`balloon` sizes are relative to it).
     pub mem_size: u64,
+    /// The VM generation ID of `-device vmgenid`, as this start wrote it.
+    pub vmgenid: Option<crate::vmgenid::Guid>,
 }
 
 /// `package` as distributions fill QEMU's (" (Debian 1:7.2+dfsg-7)"): HMP's `info version`
@@ -74,6 +76,7 @@ const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
         args.finish().map(|()| vm.facts.name.as_ref().map_or(json!({}), |name| json!({ "name": name })))
     }),
     ("query-uuid", |vm, args| args.finish().map(|()| json!({ "UUID": vm.facts.uuid.as_deref().unwrap_or(NIL_UUID) }))),
+    ("query-vm-generation-id", |vm, args| args.finish().and_then(|()| query_vm_generation_id(vm.facts.vmgenid))),
     ("query-kvm", |_, args| args.finish().map(|()| json!({ "enabled": true, "present": true }))),
     ("query-target", |_, args| args.finish().map(|()| json!({ "arch": TARGET }))),
     ("query-machines", |_, args| args.finish().map(|()| query_machines())),
@@ -92,6 +95,14 @@ const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
     ("migrate-set-capabilities", migration::set_capabilities),
     ("query-migrate-capabilities", migration::query_capabilities),
 ];
+
+/// `query-vm-generation-id`: QEMU's shape, and QEMU's error without the device.
+fn query_vm_generation_id(guid: Option<crate::vmgenid::Guid>) -> Result<Value, QmpError> {
+    match guid {
+        Some(guid) => Ok(json!({ "guid": guid.to_string() })),
+        None => Err(QmpError::generic("VM Generation ID device not found")),
+    }
+}
 
 /// `query-uuid` when no `-uuid` was given (QEMU's answer too).
 const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
@@ -186,4 +197,25 @@ fn query_block(blocks: &[BlockInfo]) -> Value {
         })
         .collect();
     Value::Array(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vmgenid::Guid;
+
+    #[test]
+    fn query_vm_generation_id_answers_as_qemu() {
+        let guid = Guid::parse("324E6EAF-D1D1-4BF6-BF41-B9BB6C91FB87").unwrap();
+        assert_eq!(
+            query_vm_generation_id(Some(guid)).unwrap(),
+            json!({ "guid": "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87" })
+        );
+        let error = query_vm_generation_id(None).unwrap_err();
+        assert_eq!(
+            (error.class, error.desc.as_str()),
+            (qmp::ErrorClass::GenericError, "VM Generation ID device not found")
+        );
+        assert!(COMMANDS.iter().any(|(name, _)| *name == "query-vm-generation-id"));
+    }
 }

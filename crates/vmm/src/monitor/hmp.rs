@@ -40,6 +40,7 @@ const INFO_ITEMS: &[(&str, &str)] = &[
     ("qtree", "show device tree"),
     ("status", "show the current VM status (running|paused)"),
     ("version", "show the version of QEMU"),
+    ("vm-generation-id", "show the VM Generation ID"),
 ];
 
 fn listing(prefix: &str, items: &[(&str, &str)]) -> String {
@@ -67,6 +68,11 @@ pub fn run_line(vm: &mut VmControl, line: &str) -> String {
         (Some("info"), Some("mtree")) => vm.facts.mtree.replace('\n', "\r\n"),
         (Some("info"), Some("qtree")) => info_qtree(vm),
         (Some("info"), Some("migrate")) => super::migration::info(vm),
+        // QEMU's `hmp_info_vm_generation_id`: the GUID, or the QMP command's error.
+        (Some("info"), Some("vm-generation-id")) => match vm.facts.vmgenid {
+            Some(guid) => format!("{guid}\r\n"),
+            None => "Error: VM Generation ID device not found\r\n".to_owned(),
+        },
         (Some("info"), Some(other)) => format!("info: unknown or unsupported item '{other}'\r\n"),
         (Some("info"), None) => listing("info ", INFO_ITEMS),
         (Some(name @ ("stop" | "s" | "cont" | "quit" | "c" | "q" | "system_reset")), None) => {

@@ -14,6 +14,8 @@ pub struct MachineShape {
     pub rtc: bool,
     pub i8042: bool,
     pub serial: bool,
+    /// `-device vmgenid`: the DSDT in the saved RAM lists it or not.
+    pub vmgenid: bool,
     /// virtio-mmio devices in slot order, by kind.
     pub devices: Vec<String>,
 }
@@ -56,6 +58,7 @@ impl MachineShape {
             rtc: config.machine.rtc,
             i8042: config.i8042,
             serial: config.serial.is_some(),
+            vmgenid: config.vmgenid.is_some(),
             devices: config.devices.iter().map(|d| device_kind(d).to_string()).collect(),
         }
     }
@@ -75,6 +78,7 @@ impl MachineShape {
             ("rtc=", self.rtc, now.rtc),
             ("-device i8042:", self.i8042, now.i8042),
             ("a serial port:", self.serial, now.serial),
+            ("-device vmgenid:", self.vmgenid, now.vmgenid),
         ];
         for (what, saved, here) in flags {
             if saved != here {

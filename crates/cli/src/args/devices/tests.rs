@@ -266,7 +266,7 @@ fn device_errors() {
         err(&["-device", "e1000"]).to_string(),
         "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, virtio-net-device, \
          virtio-serial-device, virtconsole, virtserialport, isa-serial, isa-debug-exit, virtio-rng-device, \
-         virtio-keyboard-device, virtio-balloon-device, vhost-user-fs-device, vhost-vsock-device, i8042"
+         virtio-keyboard-device, virtio-balloon-device, vhost-user-fs-device, vhost-vsock-device, vmgenid, i8042"
     );
     for d in ["", ",", "drive=d", "driver="] {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");
@@ -513,5 +513,25 @@ fn multiport_virtio_serial() {
         e(&["-device", "virtio-serial-device", "-device", "virtserialport,name=x"]),
         "-device",
         "chardev=ID is required",
+    );
+}
+
+#[test]
+fn vmgenid_is_acpi_only_and_takes_auto_or_a_uuid() {
+    use vmm::vmgenid::{Guid, VmGenIdConfig};
+    let acpi = ["-M", "microvm,acpi=on"];
+    let with = |extra: &[&str]| run(&[&acpi[..], extra].concat());
+    let c = with(&["-device", "vmgenid"]).unwrap();
+    assert_eq!((c.vmgenid, c.devices.len()), (Some(VmGenIdConfig { guid: None }), 0), "not a virtio slot");
+    assert_eq!(with(&["-device", "vmgenid,guid=auto,id=vmgenid0"]).unwrap().vmgenid, Some(VmGenIdConfig::default()));
+    let fixed = with(&["-device", "vmgenid,guid=324E6EAF-D1D1-4BF6-BF41-B9BB6C91FB87"]).unwrap().vmgenid.unwrap();
+    assert_eq!(fixed.guid, Guid::parse("324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87"));
+    assert_eq!(run(&[]).unwrap().vmgenid, None);
+    assert_invalid(with(&["-device", "vmgenid,guid=nope"]).unwrap_err(), "-device", "guid must be auto or a UUID");
+    assert_invalid(with(&["-device", "vmgenid", "-device", "vmgenid"]).unwrap_err(), "-device", "only one vmgenid");
+    assert_invalid(with(&["-device", "vmgenid,size=1"]).unwrap_err(), "-device", "it takes guid, id");
+    assert_eq!(
+        err(&["-device", "vmgenid"]).to_string(),
+        "-device: invalid value 'vmgenid': vmgenid needs -M microvm,acpi=on (the guest finds it in the DSDT)"
     );
 }

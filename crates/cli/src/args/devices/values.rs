@@ -6,6 +6,7 @@ use super::super::keyval::Setting;
 use super::super::{invalid, ArgsError};
 use super::DEVICE;
 use vmm::config::{FS_MAX_QUEUE_SIZE, FS_TAG_LEN};
+use vmm::vmgenid::Guid;
 
 /// A number in decimal or `0x` hex (QEMU's integer properties), at most `max`.
 pub(super) fn parse_number(s: &Setting, max: u64) -> Result<u64, ArgsError> {
@@ -73,4 +74,11 @@ pub(super) fn parse_queue_size(s: &Setting) -> Result<u16, ArgsError> {
         Ok(n) if n.is_power_of_two() && n <= FS_MAX_QUEUE_SIZE => Ok(n),
         _ => Err(invalid(DEVICE, &s.text, "queue-size must be a power of two from 1 to 1024")),
     }
+}
+
+/// `guid=`: a UUID, 8-4-4-4-12 hex digits in either case (`auto` is handled by the caller).
+pub(super) fn parse_guid(s: &Setting) -> Result<Guid, ArgsError> {
+    Guid::parse(&s.value).ok_or_else(|| {
+        invalid(DEVICE, &s.text, "guid must be auto or a UUID such as 324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87")
+    })
 }
