@@ -82,7 +82,7 @@ cp "$dir/disk.img" "$dir/disk.snap"
 set -- $(last_tick "$dir/console.txt")
 last=$1
 echo "SNAP-SRC-LAST n=$1 up=$2 boot=$(grep -o 'SNAP-READY boot=[^ ]*' "$dir/console.txt" | cut -d= -f2)"
-echo "SNAP-FILE bytes=$(wc -c < "$dir/vm.snap") allocated-kib=$(du -k "$dir/vm.snap" | cut -f1)"
+echo "SNAP-FILE bytes=$(stat -c %s "$dir/vm.snap") allocated-kib=$(du -k "$dir/vm.snap" | cut -f1)"
 
 # restore NAME DISK CID TAP: starts a restored VM, console in $dir/NAME.txt, input
 # through the fifo $dir/NAME.in; sets $vmm.
