@@ -120,6 +120,27 @@ fn programs_decide_every_call_as_seccompiler_does() {
     }
 }
 
+/// The snapshot file's open, as glibc (openat) and musl (open, with O_LARGEFILE) make it,
+/// passes the main thread's filter whichever libc built the lists; other flags do not.
+#[test]
+fn main_thread_opens_the_snapshot_file_under_either_libc() {
+    use crate::filters::{O_LARGEFILE_X86_64, SNAPSHOT_OPEN};
+    let main = compile::compile(ThreadKind::Main);
+    let open = |nr: i64, flags_arg: usize, flags: u32| {
+        let mut args = [0u64; 6];
+        args[flags_arg] = u64::from(flags);
+        run(&main, &data(nr as u32, AUDIT_ARCH_X86_64, args))
+    };
+    for flags in [SNAPSHOT_OPEN, SNAPSHOT_OPEN | O_LARGEFILE_X86_64] {
+        assert_eq!(open(libc::SYS_open, 1, flags), RET_ALLOW, "open {flags:#x}");
+        assert_eq!(open(libc::SYS_openat, 2, flags), RET_ALLOW, "openat {flags:#x}");
+    }
+    // musl's flags of `migrate` in the rig: O_CLOEXEC|O_LARGEFILE|O_TRUNC|O_CREAT|O_RDWR.
+    assert_eq!(open(libc::SYS_open, 1, 0x88242), RET_ALLOW);
+    assert_ne!(open(libc::SYS_open, 1, libc::O_RDONLY as u32), RET_ALLOW);
+    assert_ne!(open(libc::SYS_open, 1, SNAPSHOT_OPEN | libc::O_APPEND as u32), RET_ALLOW);
+}
+
 /// The lists' programs are short enough that no jump needs the long form; this one is not.
 #[test]
 fn far_targets_go_through_an_unconditional_jump() {

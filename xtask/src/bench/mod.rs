@@ -13,8 +13,9 @@
 //!   the init marker and to exit after poweroff (power.rs, scenarios/bench-power.sh).
 //!
 //! `--only qmp` / `--only power` / `--only sandbox` measures that section alone and rewrites
-//! only it in the report; so does `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
-//! `xtask::bench_vhost`, its own rig boot), which the full run leaves out.
+//! only it in the report; so do `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
+//! `xtask::bench_vhost`, its own rig boot) and `--only snapshot` (save and restore against
+//! QEMU's migration to a file, snapshot.rs, its own rig boot), which the full run leaves out.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
@@ -24,6 +25,7 @@ mod power;
 mod qmp;
 mod report;
 mod sandbox;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,7 +34,7 @@ use xtask::host;
 /// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|vhost]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|vhost|snapshot]";
 
 pub struct Opts {
     /// (host runs, rig boot runs)
@@ -123,7 +125,8 @@ fn only_section(
         // Rig boots: as few runs as the boot section takes.
         "power" => power::markdown(&power::run(boot_runs), boot_runs),
         "vhost" => xtask::bench_vhost::run(boot_runs)?,
-        other => return Err(format!("--only: no section '{other}' (sections: qmp, power, sandbox, vhost)")),
+        "snapshot" => snapshot::markdown(&snapshot::run(boot_runs), boot_runs),
+        other => return Err(format!("--only: no section '{other}' (sections: qmp, power, sandbox, vhost, snapshot)")),
     };
     let path = host::repo_root().join("docs/benchmarks/README.md");
     let report = String::from_utf8_lossy(&host::read(&path)?).into_owned();

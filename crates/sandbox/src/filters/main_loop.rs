@@ -8,12 +8,12 @@ use crate::vhost_ioctls::{VHOST_GET_VRING_BASE, VHOST_NET_SET_BACKEND, VHOST_VSO
 
 /// The flags of the one file the main thread creates: a snapshot (QMP `migrate`),
 /// created or truncated, read-write. musl adds O_LARGEFILE, glibc does not.
-const SNAPSHOT_OPEN: u32 = (libc::O_CREAT | libc::O_TRUNC | libc::O_RDWR | libc::O_CLOEXEC) as u32;
-/// The kernel's O_LARGEFILE on x86_64 (asm-generic's 0100000), spelled out: the filters are
-/// compiled by build.rs, against the build host's `libc`, whose glibc O_LARGEFILE is 0 on
-/// 64-bit; with that mask the musl binary's `open` (which adds the bit) was refused, and
-/// `migrate` ended the VM with SIGSYS.
-const O_LARGEFILE_X86_64: u32 = 0o100000;
+pub(crate) const SNAPSHOT_OPEN: u32 = (libc::O_CREAT | libc::O_TRUNC | libc::O_RDWR | libc::O_CLOEXEC) as u32;
+/// The kernel's x86_64 O_LARGEFILE bit, spelled out: `libc::O_LARGEFILE` is 0 in glibc's
+/// x86_64 headers, and build.rs compiles these lists with the build host's libc (glibc)
+/// even for the static musl binary, whose open() sets this bit, so the musl binary's
+/// `migrate` died of SIGSYS (seen in the rig, xtask/scenarios/snapshot.sh).
+pub(crate) const O_LARGEFILE_X86_64: u32 = 0o100000;
 const ANY_BUT_LARGEFILE: u32 = !O_LARGEFILE_X86_64;
 /// ... and of the one it reads: a snapshot (QMP `migrate-incoming`), read-only.
 const SNAPSHOT_READ: u32 = (libc::O_RDONLY | libc::O_CLOEXEC) as u32;

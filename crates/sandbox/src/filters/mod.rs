@@ -13,6 +13,8 @@ use crate::rules::Rule;
 use crate::ThreadKind;
 
 use common::COMMON;
+#[cfg(test)]
+pub(crate) use main_loop::{O_LARGEFILE_X86_64, SNAPSHOT_OPEN};
 
 /// The lists a thread of `kind` runs under.
 fn lists_of(kind: ThreadKind) -> &'static [&'static [Rule]] {
