@@ -115,9 +115,38 @@ impl Vm {
         let shape = MachineShape::of(config);
         // A snapshot is read and checked before anything is built: a wrong file or
         // another machine is one line, and nothing of the VM exists yet.
-        let shared_memory = config.memory.is_shareable() && matches!(config.memory.backend, MemoryBackend::File { .. });
-        let incoming =
-            config.incoming.as_ref().map(|source| crate::snapshot::load(source, &shape, shared_memory)).transpose()?;
+        let incoming = Self::load_incoming(config)?;
+        Self::build(config, start, shape, incoming)
+    }
+
+    /// Reads and checks the snapshot `config` restores (`-incoming`), if any: what
+    /// [`Vm::new`] does first, and what a clone server does once for all its clones.
+    pub fn load_incoming(config: &VmConfig) -> Result<Option<LoadedSnapshot>, Error> {
+        let shape = MachineShape::of(config);
+        let shared = shared_backend(config);
+        Ok(config.incoming.as_ref().map(|source| crate::snapshot::load(source, &shape, shared)).transpose()?)
+    }
+
+    /// [`Vm::new`] restoring `snapshot`, read and decoded earlier (the clone server reads
+    /// it once and forks a clone per request): only its machine is checked again against
+    /// `config`, so the per-clone work is the KVM calls, the mapping and the devices.
+    pub fn new_restored(config: &VmConfig, start: Instant, snapshot: LoadedSnapshot) -> Result<Vm, Error> {
+        validate(config)?;
+        let shape = MachineShape::of(config);
+        snapshot.snapshot.shape.check(&shape).map_err(SnapshotError::from)?;
+        if snapshot.memory.is_none() && !shared_backend(config) {
+            return Err(SnapshotError::NoMemory(snapshot.path.clone()).into());
+        }
+        Self::build(config, start, shape, Some(snapshot))
+    }
+
+    fn build(
+        config: &VmConfig,
+        start: Instant,
+        shape: MachineShape,
+        incoming: Option<LoadedSnapshot>,
+    ) -> Result<Vm, Error> {
+        let shared_memory = shared_backend(config);
         // Before any thread exists, so that every thread inherits the mask.
         let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
         step("signals");
@@ -233,6 +262,11 @@ impl Vm {
     pub fn address_map(&self) -> Vec<Region> {
         address_map(self.config.mem_size, self.config.machine.pit, &self.pio, &self.mmio, &self.power)
     }
+}
+
+/// Whether guest RAM is a `share=on` file backend another process can map (x-ignore-shared).
+fn shared_backend(config: &VmConfig) -> bool {
+    config.memory.is_shareable() && matches!(config.memory.backend, MemoryBackend::File { .. })
 }
 
 /// Guest RAM: mapped from the snapshot's file when restoring into default memory (only
