@@ -326,6 +326,7 @@ fn restore(
     power: &mut PowerDevices,
     [pio, mmio]: [&Bus; 2],
 ) -> Result<Vec<Vcpu>, Error> {
+    let host_checked = snapshot.host_checked;
     let state = snapshot.snapshot;
     power.tables = state.acpi_tables.map(|(rsdp_address, end)| acpi::AcpiLayout { rsdp_address, end });
     let fits = XsaveFits::check(kvm)?;
@@ -334,8 +335,10 @@ fn restore(
         vcpus.push(Vcpu::new(vm, saved.id)?);
     }
     // Before any state is loaded: a host without the guest's CPU is one clear line.
-    let tsc_here = vcpus.first().and_then(Vcpu::tsc_khz);
-    crate::snapshot::check_host(kvm, &state, tsc_here).map_err(SnapshotError::from)?;
+    if !host_checked {
+        let tsc_here = vcpus.first().and_then(Vcpu::tsc_khz);
+        crate::snapshot::check_host(kvm, &state, tsc_here).map_err(SnapshotError::from)?;
+    }
     state.vm.restore(vm, snapshot.clock).map_err(SnapshotError::from)?;
     for (vcpu, saved) in vcpus.iter_mut().zip(&state.vcpus) {
         vcpu.restore_state(saved, fits)?;

@@ -39,6 +39,8 @@ pub enum CloneServerError {
     Refused(&'static str),
     #[error(transparent)]
     Vm(#[from] vmm::Error),
+    #[error(transparent)]
+    Snapshot(#[from] vmm::snapshot::SnapshotError),
     #[error("cannot listen on {}: {source}", .path.display())]
     Listen { path: PathBuf, source: std::io::Error },
     #[error("the server has {0} threads: it must fork with one")]
@@ -102,7 +104,10 @@ fn serve(args: &[String]) -> Result<ExitCode, CloneServerError> {
         _ => return Err(CloneServerError::NotARun),
     };
     child::refuse_process_options(&launch)?;
-    let loaded = Vm::load_incoming(&launch.vm)?.ok_or(CloneServerError::NotARun)?;
+    let mut loaded = Vm::load_incoming(&launch.vm)?.ok_or(CloneServerError::NotARun)?;
+    // Once for every clone: the CPU features and TSC rate the guest needs are this host's.
+    vmm::snapshot::check_this_host(&loaded.snapshot)?;
+    loaded.host_checked = true;
     let mut template = Template { argv, snapshot: Some(loaded) };
     let threads = thread_count();
     if threads != 1 {

@@ -205,6 +205,10 @@ pub struct LoadedSnapshot {
     pub memory: Option<(File, u64)>,
     pub path: PathBuf,
     pub clock: ClockPolicy,
+    /// This host was already found able to restore it ([`check_this_host`]): a clone
+    /// server checks once for all its clones, which then skip KVM_GET_SUPPORTED_CPUID
+    /// (~0.3 ms of the ~1.3 ms a clone takes here).
+    pub host_checked: bool,
 }
 
 /// Where to restore from.
@@ -268,5 +272,5 @@ pub fn load(
         (None, None) if shared_backend => None,
         (None, None) => return Err(SnapshotError::NoMemory(source.path.clone())),
     };
-    Ok(LoadedSnapshot { header, snapshot, memory, path: source.path.clone(), clock: source.clock })
+    Ok(LoadedSnapshot { header, snapshot, memory, path: source.path.clone(), clock: source.clock, host_checked: false })
 }
