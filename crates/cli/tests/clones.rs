@@ -228,3 +228,52 @@ fn a_hundred_clones_of_one_256_mib_snapshot_each_own_little_memory() {
     }
     drop(server);
 }
+
+/// A restore, its pages recorded as FILE.pages; the next restore prefaults them and
+/// counts on; a list of another snapshot is one warning, and the restore counts on too.
+#[test]
+fn a_page_list_is_recorded_used_and_a_foreign_one_ignored_with_one_warning() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("clones-prefetch");
+    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY));
+    let (snap, out0, _) = take_snapshot(&dir, &kernel, "32m");
+    let restore = |n: usize| {
+        let out = dir.path().join(format!("restore{n}"));
+        let mut cmd = microvm();
+        cmd.args(machine_args(&kernel, "32m")).arg("-serial").arg(format!("file:{}", out.display()));
+        cmd.arg("-incoming").arg(format!("file:{}", snap.display()));
+        (Running::spawn(cmd), out)
+    };
+    let finish = |(vm, out): (Running, PathBuf)| {
+        wait_lines(&out, 2);
+        vm.signal(libc::SIGTERM);
+        let (_, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+        assert_counts_on(&out0, &out);
+        output.stderr
+    };
+    let (vm, out) = restore(1);
+    wait_lines(&out, 1);
+    let mut record = microvm();
+    record.arg("snapshot-pages").arg(vm.child.id().to_string()).arg(&snap);
+    let recorded = run(record);
+    assert!(recorded.status.success(), "{}", recorded.describe());
+    finish((vm, out));
+    let list = std::fs::read_to_string(dir.path().join("vm.snap.pages")).unwrap();
+    // The counter's code page, at least: the guest ran.
+    assert!(list.starts_with("microvm-pages 1 state-crc=") && list.lines().count() >= 2, "{list}");
+    let stderr = finish(restore(2));
+    assert!(!stderr.contains("microvm: prefetch:"), "{stderr}");
+    // The list of another snapshot (its CRC changed): ignored with one warning.
+    let mut lines = list.lines();
+    let head = lines.next().unwrap();
+    let crc_at = head.find("state-crc=").unwrap() + "state-crc=".len();
+    let flipped = if &head[crc_at..crc_at + 1] == "0" { "1" } else { "0" };
+    let head = format!("{}{flipped}{}", &head[..crc_at], &head[crc_at + 1..]);
+    let body: Vec<&str> = lines.collect();
+    std::fs::write(dir.path().join("vm.snap.pages"), format!("{head}\n{}\n", body.join("\n"))).unwrap();
+    let stderr = finish(restore(3));
+    assert_eq!(stderr.lines().filter(|l| l.contains("microvm: prefetch:")).count(), 1, "{stderr}");
+    assert!(stderr.contains("of another snapshot"), "{stderr}");
+}

@@ -278,7 +278,10 @@ fn guest_memory(config: &VmConfig, incoming: Option<&LoadedSnapshot>) -> Result<
     };
     match incoming.and_then(|s| s.memory.as_ref().map(|m| (s, m))) {
         Some((s, (file, offset))) if config.memory == crate::config::MemoryConfig::default() => {
-            map_memory(file, *offset, config.mem_size).map_err(memory_error(s))
+            let mem = map_memory(file, *offset, config.mem_size).map_err(memory_error(s))?;
+            // Before any vCPU runs: the pages its first moments touched (FILE.pages).
+            crate::snapshot::prefetch::prefetch_listed(s, &mem);
+            Ok(mem)
         }
         Some((s, (file, offset))) => {
             let mem = create_guest_memory(config.mem_size, &config.memory)?;

@@ -12,6 +12,7 @@
 
 mod child;
 mod client;
+mod pages;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -49,7 +50,7 @@ pub enum CloneServerError {
     Sys { what: &'static str, source: std::io::Error },
 }
 
-/// `microvm clone-server ...` and `microvm clone ...`: the exit status, or `None` when
+/// `microvm clone-server ...`, `microvm clone ...` and `microvm snapshot-pages ...`: the exit status, or `None` when
 /// `argv` is not one of them.
 pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
     match argv.first().map(String::as_str) {
@@ -58,6 +59,7 @@ pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
             Err(e) => crate::fail(&format!("clone-server: {e}")),
         }),
         Some("clone") => Some(client::main(&argv[1..])),
+        Some("snapshot-pages") => Some(pages::main(&argv[1..])),
         _ => None,
     }
 }
