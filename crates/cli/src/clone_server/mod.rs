@@ -36,7 +36,7 @@ pub enum CloneServerError {
     Args(#[from] cli::args::ArgsError),
     #[error("the machine's command line must describe a VM to run, not -help or -version")]
     NotARun,
-    #[error("the machine's command line must not have {0}: the clone server starts each clone itself")]
+    #[error("{0} is not for clones: the clone server starts each clone itself")]
     Refused(&'static str),
     #[error(transparent)]
     Vm(#[from] vmm::Error),
