@@ -116,6 +116,9 @@ impl Vm {
         // A snapshot is read and checked before anything is built: a wrong file or
         // another machine is one line, and nothing of the VM exists yet.
         let incoming = Self::load_incoming(config)?;
+        if incoming.is_some() {
+            step("snapshot read");
+        }
         Self::build(config, start, shape, incoming)
     }
 
