@@ -9,7 +9,11 @@ use crate::vhost_ioctls::{VHOST_GET_VRING_BASE, VHOST_NET_SET_BACKEND, VHOST_VSO
 /// The flags of the one file the main thread creates: a snapshot (QMP `migrate`),
 /// created or truncated, read-write. musl adds O_LARGEFILE, glibc does not.
 const SNAPSHOT_OPEN: u32 = (libc::O_CREAT | libc::O_TRUNC | libc::O_RDWR | libc::O_CLOEXEC) as u32;
-const ANY_BUT_LARGEFILE: u32 = !(libc::O_LARGEFILE as u32);
+/// The kernel's O_LARGEFILE on x86_64, written out: build.rs compiles these lists with the
+/// build host's libc crate, whose glibc O_LARGEFILE is 0 on x86_64, so `libc::O_LARGEFILE`
+/// masked nothing and the musl binary's `migrate` died of SIGSYS.
+const O_LARGEFILE_X86_64: u32 = 0o100000;
+const ANY_BUT_LARGEFILE: u32 = !O_LARGEFILE_X86_64;
 
 pub const MAIN: &[Rule] = &[
     allow!(SYS_epoll_wait),
