@@ -2,6 +2,7 @@
 //! into a `VmConfig`, builds the VM, runs it, and turns the outcome into an
 //! exit status. Every failure is reported as one line on stderr.
 
+mod clone_server;
 mod daemon;
 mod pidfile;
 mod snapshot_info;
@@ -27,6 +28,9 @@ fn main() -> ExitCode {
         Ok(argv) => argv,
         Err(bad) => return fail(&format!("argument {bad:?} is not valid UTF-8")),
     };
+    if let Some(code) = clone_server::dispatch(&argv) {
+        return code;
+    }
     if argv.first().map(String::as_str) == Some("snapshot-info") {
         return snapshot_info::main(&argv[1..]);
     }

@@ -130,7 +130,7 @@ pub fn frame(content: &[u8], memory: MemoryPlacement, writer: &str) -> (Vec<u8>,
 }
 
 fn checksum(bytes: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
+    let mut hasher = crc32::Crc32::new();
     hasher.update(&bytes[..CRC_FIELD.start]);
     hasher.update(&[0; 4]);
     hasher.update(&bytes[CRC_FIELD.end..]);
@@ -203,6 +203,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(Header, T), FormatEr
     let state = postcard::from_bytes(&framed[HEADER_LEN..]).map_err(FormatError::Decode)?;
     Ok((header, state))
 }
+
+mod crc32;
 
 #[cfg(test)]
 mod tests;

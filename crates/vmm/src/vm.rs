@@ -115,12 +115,42 @@ impl Vm {
         let shape = MachineShape::of(config);
         // A snapshot is read and checked before anything is built: a wrong file or
         // another machine is one line, and nothing of the VM exists yet.
-        // A named file backend outlives the process: x-ignore-shared leaves RAM in it. A
-        // restore maps it again, shared or (clones of a template, as Kata's) private.
-        let file_backend = matches!(&config.memory.backend, MemoryBackend::File { path } if !path.is_dir());
+        let incoming = Self::load_incoming(config)?;
+        if incoming.is_some() {
+            step("snapshot read");
+        }
+        Self::build(config, start, shape, incoming)
+    }
+
+    /// Reads and checks the snapshot `config` restores (`-incoming`), if any: what
+    /// [`Vm::new`] does first, and what a clone server does once for all its clones.
+    pub fn load_incoming(config: &VmConfig) -> Result<Option<LoadedSnapshot>, Error> {
+        let shape = MachineShape::of(config);
+        let file = file_backend(config);
+        Ok(config.incoming.as_ref().map(|source| crate::snapshot::load(source, &shape, file)).transpose()?)
+    }
+
+    /// [`Vm::new`] restoring `snapshot`, read and decoded earlier (the clone server reads
+    /// it once and forks a clone per request): only its machine is checked again against
+    /// `config`, so the per-clone work is the KVM calls, the mapping and the devices.
+    pub fn new_restored(config: &VmConfig, start: Instant, snapshot: LoadedSnapshot) -> Result<Vm, Error> {
+        validate(config)?;
+        let shape = MachineShape::of(config);
+        snapshot.snapshot.shape.check(&shape).map_err(SnapshotError::from)?;
+        if snapshot.memory.is_none() && !file_backend(config) {
+            return Err(SnapshotError::NoMemory(snapshot.path.clone()).into());
+        }
+        Self::build(config, start, shape, Some(snapshot))
+    }
+
+    fn build(
+        config: &VmConfig,
+        start: Instant,
+        shape: MachineShape,
+        incoming: Option<LoadedSnapshot>,
+    ) -> Result<Vm, Error> {
+        let file_backend = file_backend(config);
         let shared_memory = config.memory.is_shareable() && file_backend;
-        let incoming =
-            config.incoming.as_ref().map(|source| crate::snapshot::load(source, &shape, file_backend)).transpose()?;
         // Before any thread exists, so that every thread inherits the mask.
         let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
         step("signals");
@@ -245,6 +275,13 @@ impl Vm {
     }
 }
 
+/// Whether guest RAM is a `share=on` file backend another process can map (x-ignore-shared).
+/// A named file backend outlives the process: x-ignore-shared leaves RAM in it, and a
+/// restore maps it again, shared or (clones of a template, as Kata's) private.
+fn file_backend(config: &VmConfig) -> bool {
+    matches!(&config.memory.backend, MemoryBackend::File { path } if !path.is_dir())
+}
+
 /// Guest RAM: mapped from the snapshot's file when restoring into default memory (only
 /// the pages the guest touches are read), copied into a memory backend otherwise.
 fn guest_memory(config: &VmConfig, incoming: Option<&LoadedSnapshot>) -> Result<GuestMemoryMmap, Error> {
@@ -254,7 +291,10 @@ fn guest_memory(config: &VmConfig, incoming: Option<&LoadedSnapshot>) -> Result<
     };
     match incoming.and_then(|s| s.memory.as_ref().map(|m| (s, m))) {
         Some((s, (file, offset))) if config.memory == crate::config::MemoryConfig::default() => {
-            map_memory(file, *offset, config.mem_size).map_err(memory_error(s))
+            let mem = map_memory(file, *offset, config.mem_size).map_err(memory_error(s))?;
+            // Before any vCPU runs: the pages its first moments touched (FILE.pages).
+            crate::snapshot::prefetch::prefetch_listed(s, &mem);
+            Ok(mem)
         }
         Some((s, (file, offset))) => {
             let mem = create_guest_memory(config.mem_size, &config.memory)?;
@@ -302,6 +342,7 @@ fn restore(
     power: &mut PowerDevices,
     [pio, mmio]: [&Bus; 2],
 ) -> Result<Vec<Vcpu>, Error> {
+    let host_checked = snapshot.host_checked;
     let state = snapshot.snapshot;
     power.tables = state.acpi_tables.map(|(rsdp_address, end)| acpi::AcpiLayout { rsdp_address, end });
     let fits = XsaveFits::check(kvm)?;
@@ -310,8 +351,10 @@ fn restore(
         vcpus.push(Vcpu::new(vm, saved.id)?);
     }
     // Before any state is loaded: a host without the guest's CPU is one clear line.
-    let tsc_here = vcpus.first().and_then(Vcpu::tsc_khz);
-    crate::snapshot::check_host(kvm, &state, tsc_here).map_err(SnapshotError::from)?;
+    if !host_checked {
+        let tsc_here = vcpus.first().and_then(Vcpu::tsc_khz);
+        crate::snapshot::check_host(kvm, &state, tsc_here).map_err(SnapshotError::from)?;
+    }
     state.vm.restore(vm, snapshot.clock).map_err(SnapshotError::from)?;
     for (vcpu, saved) in vcpus.iter_mut().zip(&state.vcpus) {
         vcpu.restore_state(saved, fits)?;

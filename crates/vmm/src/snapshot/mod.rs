@@ -9,6 +9,7 @@
 mod host_check;
 mod live;
 pub mod memory_file;
+pub mod prefetch;
 mod shape;
 mod uri;
 mod vm_state;
@@ -222,6 +223,12 @@ pub struct LoadedSnapshot {
     pub memory: Option<(File, u64)>,
     pub path: PathBuf,
     pub clock: ClockPolicy,
+    /// This host was already found able to restore it ([`check_this_host`]): a clone
+    /// server checks once for all its clones, which then skip KVM_GET_SUPPORTED_CPUID
+    /// (~0.3 ms of the ~1.3 ms a clone takes here).
+    pub host_checked: bool,
+    /// The header's CRC32 of the state: names this snapshot (a page list must match it).
+    pub state_crc: u32,
 }
 
 /// Where to restore from.
@@ -284,5 +291,23 @@ pub fn load(
         (None, None) if file_backend => None,
         (None, None) => return Err(SnapshotError::NoMemory(source.path.clone())),
     };
-    Ok(LoadedSnapshot { header, snapshot, memory, path: source.path.clone(), clock: source.clock })
+    let state_crc = read_state_crc(&source.path, source.offset)?;
+    Ok(LoadedSnapshot {
+        header,
+        snapshot,
+        memory,
+        path: source.path.clone(),
+        clock: source.clock,
+        host_checked: false,
+        state_crc,
+    })
+}
+
+/// The CRC32 field of the header at `offset` of `path` (bytes 12..16, checked by `read`).
+pub fn read_state_crc(path: &Path, offset: u64) -> Result<u32, SnapshotError> {
+    let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(io)?;
+    let mut crc = [0u8; 4];
+    file.read_exact_at(&mut crc, offset + 12).map_err(io)?;
+    Ok(u32::from_le_bytes(crc))
 }

@@ -1,0 +1,210 @@
+//! `microvm clone-server`: one process reads and checks a snapshot once (header, CRC,
+//! decoded state, the machine against the command line, the memory file open), then
+//! starts clones of it on request over a Unix socket. Each clone is a process of its
+//! own, forked from the server after that one-time work, so a clone only makes the KVM
+//! calls, maps the memory file MAP_PRIVATE and starts its devices; it inherits the
+//! decoded state copy-on-write instead of reading it again.
+//!
+//! The server never starts a thread: `fork` copies only the calling thread, and a
+//! clone's threads (vCPUs, virtio) start in the clone, under their seccomp filters, after
+//! the fork. `microvm clone SOCKET ARGS...` is the client (`client.rs`); the protocol
+//! is in docs/snapshot.md ("Clones").
+
+mod child;
+mod client;
+mod pages;
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vmm::snapshot::LoadedSnapshot;
+use vmm::Vm;
+
+pub const SERVER_USAGE: &str =
+    "usage: microvm clone-server --snapshot FILE[,offset=N] --listen SOCKET [-- MICROVM-OPTIONS...]";
+
+/// The longest request line the server reads: a request is a few options.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloneServerError {
+    #[error("{SERVER_USAGE}")]
+    Usage,
+    #[error("the machine's command line: {0}")]
+    Args(#[from] cli::args::ArgsError),
+    #[error("the machine's command line must describe a VM to run, not -help or -version")]
+    NotARun,
+    #[error("{0} is not for clones: the clone server starts each clone itself")]
+    Refused(&'static str),
+    #[error(transparent)]
+    Vm(#[from] vmm::Error),
+    #[error(transparent)]
+    Snapshot(#[from] vmm::snapshot::SnapshotError),
+    #[error("cannot listen on {}: {source}", .path.display())]
+    Listen { path: PathBuf, source: std::io::Error },
+    #[error("the server has {0} threads: it must fork with one")]
+    Threads(usize),
+    #[error("cannot {what}: {source}")]
+    Sys { what: &'static str, source: std::io::Error },
+}
+
+/// `microvm clone-server ...`, `microvm clone ...` and `microvm snapshot-pages ...`: the exit status, or `None` when
+/// `argv` is not one of them.
+pub fn dispatch(argv: &[String]) -> Option<ExitCode> {
+    match argv.first().map(String::as_str) {
+        Some("clone-server") => Some(match serve(&argv[1..]) {
+            Ok(code) => code,
+            Err(e) => crate::fail(&format!("clone-server: {e}")),
+        }),
+        Some("clone") => Some(client::main(&argv[1..])),
+        Some("snapshot-pages") => Some(pages::main(&argv[1..])),
+        _ => None,
+    }
+}
+
+/// The server's options: the snapshot, the socket, the machine's own options.
+struct ServerArgs {
+    snapshot: String,
+    listen: PathBuf,
+    machine: Vec<String>,
+}
+
+fn parse_args(args: &[String]) -> Result<ServerArgs, CloneServerError> {
+    let (mut snapshot, mut listen) = (None, None);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--snapshot" => snapshot = Some(it.next().ok_or(CloneServerError::Usage)?.clone()),
+            "--listen" => listen = Some(PathBuf::from(it.next().ok_or(CloneServerError::Usage)?)),
+            "--" => break,
+            _ => return Err(CloneServerError::Usage),
+        }
+    }
+    let machine = it.cloned().collect();
+    match (snapshot, listen) {
+        (Some(snapshot), Some(listen)) => Ok(ServerArgs { snapshot, listen, machine }),
+        _ => Err(CloneServerError::Usage),
+    }
+}
+
+/// What every clone starts from: the machine's options and the snapshot, read once.
+pub(crate) struct Template {
+    /// The machine's options with `-incoming file:SNAPSHOT` appended.
+    pub(crate) argv: Vec<String>,
+    /// Taken by the clone after the fork (the server keeps its own copy).
+    pub(crate) snapshot: Option<LoadedSnapshot>,
+}
+
+fn serve(args: &[String]) -> Result<ExitCode, CloneServerError> {
+    let ServerArgs { snapshot, listen, machine } = parse_args(args)?;
+    let mut argv = machine;
+    argv.extend(["-incoming".to_string(), format!("file:{snapshot}")]);
+    let launch = match cli::args::parse(argv.clone())? {
+        cli::args::Command::Run(launch) => launch,
+        _ => return Err(CloneServerError::NotARun),
+    };
+    child::refuse_process_options(&launch)?;
+    let mut loaded = Vm::load_incoming(&launch.vm)?.ok_or(CloneServerError::NotARun)?;
+    // Once for every clone: the CPU features and TSC rate the guest needs are this host's.
+    vmm::snapshot::check_this_host(&loaded.snapshot)?;
+    loaded.host_checked = true;
+    let mut template = Template { argv, snapshot: Some(loaded) };
+    let threads = thread_count();
+    if threads != 1 {
+        return Err(CloneServerError::Threads(threads));
+    }
+    // The clones are reaped by the kernel: the server never waits for them.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no other effect.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let _ = std::fs::remove_file(&listen);
+    let listener =
+        UnixListener::bind(&listen).map_err(|source| CloneServerError::Listen { path: listen.clone(), source })?;
+    // For scripts: the snapshot is read and the socket accepts requests.
+    println!("clone-server: listening on {}", listen.display());
+    let _ = std::io::stdout().flush();
+    loop {
+        let (stream, _) = match listener.accept() {
+            Ok(conn) => conn,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(CloneServerError::Sys { what: "accept a connection", source }),
+        };
+        // One connection at a time: a clone forked now inherits only this one, and closes it.
+        if let Served::Clone(code) = serve_connection(stream, &listener, &mut template) {
+            return Ok(code);
+        }
+    }
+}
+
+/// Which process returns from serving a connection.
+enum Served {
+    /// The server: the client hung up, or asked to stop.
+    Server,
+    /// A clone, after its VM ended: the process's exit status.
+    Clone(ExitCode),
+}
+
+fn serve_connection(stream: UnixStream, listener: &UnixListener, template: &mut Template) -> Served {
+    let Ok(read_half) = stream.try_clone() else { return Served::Server };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        match std::io::Read::take(&mut reader, MAX_REQUEST).read_line(&mut line) {
+            Ok(0) | Err(_) => return Served::Server,
+            Ok(_) => {}
+        }
+        let answer = match parse_request(&line) {
+            Ok(Request::Clone(extra)) => {
+                match child::start(template, &extra, &[listener_fd(listener), fd_of(reader.get_ref()), fd_of(&writer)])
+                {
+                    child::Started::Clone(code) => return Served::Clone(code),
+                    child::Started::Ready { pid, took } => {
+                        json!({ "pid": pid, "took-us": took.as_micros() as u64 })
+                    }
+                    child::Started::Failed(error) => json!({ "error": error }),
+                }
+            }
+            Err(error) => json!({ "error": error }),
+        };
+        if writeln!(writer, "{answer}").is_err() {
+            return Served::Server;
+        }
+    }
+}
+
+/// A request: today only "start a clone with these extra options".
+enum Request {
+    Clone(Vec<String>),
+}
+
+fn parse_request(line: &str) -> Result<Request, String> {
+    let value: Value = serde_json::from_str(line.trim()).map_err(|e| format!("not a JSON request: {e}"))?;
+    let Some(object) = value.as_object() else { return Err("a request is a JSON object".into()) };
+    if let Some(key) = object.keys().find(|k| *k != "args") {
+        return Err(format!("unknown member \"{key}\""));
+    }
+    let args = match object.get("args") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|a| a.as_str().map(str::to_string).ok_or("\"args\" must be an array of strings".to_string()))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("\"args\" must be an array of strings".into()),
+    };
+    Ok(Request::Clone(args))
+}
+
+fn fd_of(f: &impl std::os::fd::AsRawFd) -> i32 {
+    f.as_raw_fd()
+}
+
+fn listener_fd(l: &UnixListener) -> i32 {
+    std::os::fd::AsRawFd::as_raw_fd(l)
+}
+
+/// How many threads this process has (`/proc/self/task`).
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}

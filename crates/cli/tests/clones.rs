@@ -1,0 +1,279 @@
+//! Clones of one snapshot on the host's /dev/kvm, with the tiny counting guest: the
+//! clone server (`microvm clone-server`, `microvm clone`) starts clones that each go on
+//! counting from the saved number with their own console and QMP socket; a bad request
+//! or a bad clone is one error line and the server goes on; and many clones of one
+//! 256 MiB snapshot at once each own little memory (smaps_rollup `Private_Dirty`), while
+//! the memory file holds only the pages the guest touched.
+
+mod common;
+
+use common::qmp::Qmp;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Busy-wait turns between the counter's lines: a few ms each here.
+const DELAY: u32 = 10_000;
+
+/// Clones of acceptance point 2, all alive at once. Each is paused except while the test
+/// checks that it counts on: 100 spinning guests on this machine's 2 shared cores would
+/// starve every other job for the test's whole run.
+const DENSE_CLONES: usize = 100;
+
+/// The machine's options, without console or monitor (each clone gets its own).
+fn machine_args(kernel: &Path, mem: &str) -> Vec<String> {
+    ["-M", "microvm,legacy", "-m", mem, "-nodefaults", "-kernel"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([kernel.display().to_string()])
+        .collect()
+}
+
+fn numbers(path: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.lines().map(|l| l.parse().unwrap_or_else(|_| panic!("not a number: {l:?}"))).collect()
+}
+
+fn wait_lines(path: &Path, count: usize) {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while numbers(path).len() < count {
+        assert!(Instant::now() < deadline, "{} never had {count} lines", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The clone's first number follows the snapshot's last.
+fn assert_counts_on(saved: &Path, clone: &Path) {
+    let (before, after) = (numbers(saved), numbers(clone));
+    let (Some(last), Some(first)) = (before.last(), after.first()) else { panic!("no output") };
+    assert_eq!(*first, last + 1, "the clone began at {first}, the snapshot ended at {last}");
+    assert!(after.windows(2).all(|w| w[1] == w[0] + 1), "{after:?}");
+}
+
+/// Boots the counter with `mem` of RAM, lets it count, saves it: (snapshot, output, RAM
+/// pages that were not zero as `query-migrate` counted them).
+fn take_snapshot(dir: &TempDir, kernel: &Path, mem: &str) -> (PathBuf, PathBuf, u64) {
+    let out = dir.path().join("out0");
+    let sock = dir.path().join("qmp0");
+    let snap = dir.path().join("vm.snap");
+    let mut cmd = microvm();
+    cmd.args(machine_args(kernel, mem)).arg("-serial").arg(format!("file:{}", out.display()));
+    cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", sock.display()));
+    let vm = Running::spawn(cmd);
+    let mut qmp = Qmp::connect(&sock);
+    wait_lines(&out, 3);
+    qmp.execute("stop", json!({})).unwrap();
+    qmp.execute("migrate", json!({ "uri": format!("file:{}", snap.display()) })).unwrap();
+    let info = qmp.execute("query-migrate", json!({})).unwrap();
+    assert_eq!(info["status"], "completed", "{info}");
+    let normal = info["ram"]["normal"].as_u64().unwrap();
+    qmp.execute("quit", json!({})).unwrap();
+    let (status, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
+    (snap, out, normal)
+}
+
+/// A clone server for `snap`, listening on `socket` once this returns.
+fn server(snap: &Path, socket: &Path, machine: &[String]) -> Running {
+    let mut cmd = microvm();
+    cmd.arg("clone-server").arg("--snapshot").arg(snap).arg("--listen").arg(socket).arg("--").args(machine);
+    let mut server = Running::spawn(cmd);
+    assert!(server.wait_for_stdout(b"listening", RUN_TIMEOUT), "the clone server did not start");
+    server
+}
+
+/// One request on a connection of its own: the answer.
+fn request(socket: &Path, line: &str) -> Value {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
+    writeln!(stream, "{line}").unwrap();
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("bad answer {answer:?}: {e}"))
+}
+
+/// A clone with its own console file and QMP socket: (pid, console, QMP socket).
+fn clone(socket: &Path, dir: &TempDir, n: usize, extra: &[&str]) -> (i32, PathBuf, PathBuf) {
+    let out = dir.path().join(format!("clone{n}"));
+    let qmp = dir.path().join(format!("qmp-clone{n}"));
+    let mut args = vec!["-serial".to_string(), format!("file:{}", out.display()), "-qmp".to_string()];
+    args.push(format!("unix:{},server=on,wait=off", qmp.display()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let answer = request(socket, &json!({ "args": args }).to_string());
+    let pid = answer["pid"].as_i64().unwrap_or_else(|| panic!("no clone: {answer}")) as i32;
+    (pid, out, qmp)
+}
+
+/// Waits until process `pid` (not a child of the test) is gone.
+fn wait_gone(pid: i32) {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "clone {pid} did not end");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn the_clone_server_starts_clones_that_count_on_each_with_its_own_console_and_monitor() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("clone-server");
+    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY));
+    let (snap, out0, _) = take_snapshot(&dir, &kernel, "32m");
+    let socket = dir.path().join("server");
+    let server = server(&snap, &socket, &machine_args(&kernel, "32m"));
+    let clones: Vec<_> = (0..3).map(|n| clone(&socket, &dir, n, &[])).collect();
+    for (pid, out, qmp) in &clones {
+        let mut qmp = Qmp::connect(qmp);
+        wait_lines(out, 2);
+        assert_eq!(qmp.execute("query-status", json!({})).unwrap()["status"], "running");
+        qmp.execute("quit", json!({})).unwrap();
+        wait_gone(*pid);
+        assert_counts_on(&out0, out);
+    }
+    // -S in the request: restored and paused until `cont`.
+    let (pid, out, qmp) = clone(&socket, &dir, 9, &["-S"]);
+    let mut qmp = Qmp::connect(&qmp);
+    assert_eq!(qmp.execute("query-status", json!({})).unwrap()["status"], "paused");
+    qmp.execute("cont", json!({})).unwrap();
+    wait_lines(&out, 1);
+    qmp.execute("quit", json!({})).unwrap();
+    wait_gone(pid);
+    assert_counts_on(&out0, &out);
+    // Errors are one answer line each, and the server goes on serving.
+    let bad = request(&socket, "{\"args\": [\"-m\", \"64m\"]}");
+    assert!(bad["error"].as_str().unwrap().contains("RAM"), "{bad}");
+    let bad = request(&socket, "{\"args\": [\"-no-such-option\"]}");
+    assert!(bad["error"].as_str().unwrap().contains("-no-such-option"), "{bad}");
+    let bad = request(&socket, "{\"args\": [\"-daemonize\"]}");
+    assert!(bad["error"].as_str().unwrap().contains("-daemonize"), "{bad}");
+    let bad = request(&socket, "not json");
+    assert!(bad["error"].as_str().unwrap().contains("JSON"), "{bad}");
+    let bad = request(&socket, "{\"argv\": []}");
+    assert!(bad["error"].as_str().unwrap().contains("argv"), "{bad}");
+    // The client subcommand.
+    let out = dir.path().join("client-clone");
+    let mut client = microvm();
+    client.arg("clone").arg(&socket).arg("--").arg("-serial").arg(format!("file:{}", out.display()));
+    let qmp_path = dir.path().join("qmp-client");
+    client.arg("-qmp").arg(format!("unix:{},server=on,wait=off", qmp_path.display()));
+    let answer = run(client);
+    assert!(answer.status.success(), "{}", answer.describe());
+    let answer: Value = serde_json::from_str(answer.stdout_lossy().trim()).unwrap();
+    let mut qmp = Qmp::connect(&qmp_path);
+    wait_lines(&out, 1);
+    qmp.execute("quit", json!({})).unwrap();
+    wait_gone(answer["pid"].as_i64().unwrap() as i32);
+    drop(server);
+}
+
+/// `Private_Dirty` of process `pid`, in KiB.
+fn private_dirty_kib(pid: i32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    let line = text.lines().find(|l| l.starts_with("Private_Dirty:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Acceptance point 2.
+#[test]
+fn a_hundred_clones_of_one_256_mib_snapshot_each_own_little_memory() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("clones-dense");
+    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY));
+    let (snap, out0, normal) = take_snapshot(&dir, &kernel, "256m");
+    // The file: its state, then only the pages the guest (and the loader) wrote.
+    let allocated = std::fs::metadata(&snap).unwrap().blocks() * 512;
+    let touched = normal * 4096;
+    assert!(touched > 0 && touched < 64 << 10, "{touched} bytes of RAM were not zero");
+    assert!(
+        allocated >= touched && allocated <= touched + (64 << 10),
+        "{allocated} bytes allocated for {touched} bytes of touched RAM and a few KiB of state"
+    );
+    let socket = dir.path().join("server");
+    let server = server(&snap, &socket, &machine_args(&kernel, "256m"));
+    let started = Instant::now();
+    let clones: Vec<_> = (0..DENSE_CLONES).map(|n| clone(&socket, &dir, n, &["-S"])).collect();
+    let start_time = started.elapsed();
+    let mut monitors: Vec<Qmp> = clones.iter().map(|(_, _, qmp)| Qmp::connect(qmp)).collect();
+    // Each goes on from the saved state: run it until it prints, then pause it again.
+    for ((_, out, _), qmp) in clones.iter().zip(&mut monitors) {
+        qmp.execute("cont", json!({})).unwrap();
+        wait_lines(out, 1);
+        qmp.execute("stop", json!({})).unwrap();
+        assert_counts_on(&out0, out);
+    }
+    // SAFETY: sync(2) has no preconditions: written console files are not dirty memory.
+    unsafe { libc::sync() };
+    let mut own: Vec<u64> = clones.iter().map(|(pid, _, _)| private_dirty_kib(*pid)).collect();
+    own.sort_unstable();
+    let (median, max) = (own[own.len() / 2], own[own.len() - 1]);
+    eprintln!(
+        "{DENSE_CLONES} clones started in {start_time:?}; Private_Dirty per clone: median {median} KiB, max {max} KiB; \
+         memory file {allocated} bytes allocated for {touched} bytes of touched RAM"
+    );
+    // The guest writes no RAM while it counts (registers and a port only), so this is
+    // the VMM's own memory: the issue's goal is 200 KiB.
+    assert!(max <= 200, "a clone owns {max} KiB (median {median} KiB): {own:?}");
+    for ((pid, _, _), mut qmp) in clones.iter().zip(monitors) {
+        qmp.execute("quit", json!({})).unwrap();
+        wait_gone(*pid);
+    }
+    drop(server);
+}
+
+/// A restore, its pages recorded as FILE.pages; the next restore prefaults them and
+/// counts on; a list of another snapshot is one warning, and the restore counts on too.
+#[test]
+fn a_page_list_is_recorded_used_and_a_foreign_one_ignored_with_one_warning() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("clones-prefetch");
+    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY));
+    let (snap, out0, _) = take_snapshot(&dir, &kernel, "32m");
+    let restore = |n: usize| {
+        let out = dir.path().join(format!("restore{n}"));
+        let mut cmd = microvm();
+        cmd.args(machine_args(&kernel, "32m")).arg("-serial").arg(format!("file:{}", out.display()));
+        cmd.arg("-incoming").arg(format!("file:{}", snap.display()));
+        (Running::spawn(cmd), out)
+    };
+    let finish = |(vm, out): (Running, PathBuf)| {
+        wait_lines(&out, 2);
+        vm.signal(libc::SIGTERM);
+        let (_, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+        assert_counts_on(&out0, &out);
+        output.stderr
+    };
+    let (vm, out) = restore(1);
+    wait_lines(&out, 1);
+    let mut record = microvm();
+    record.arg("snapshot-pages").arg(vm.child.id().to_string()).arg(&snap);
+    let recorded = run(record);
+    assert!(recorded.status.success(), "{}", recorded.describe());
+    finish((vm, out));
+    let list = std::fs::read_to_string(dir.path().join("vm.snap.pages")).unwrap();
+    // The counter's code page, at least: the guest ran.
+    assert!(list.starts_with("microvm-pages 1 state-crc=") && list.lines().count() >= 2, "{list}");
+    let stderr = finish(restore(2));
+    assert!(!stderr.contains("microvm: prefetch:"), "{stderr}");
+    // The list of another snapshot (its CRC changed): ignored with one warning.
+    let mut lines = list.lines();
+    let head = lines.next().unwrap();
+    let crc_at = head.find("state-crc=").unwrap() + "state-crc=".len();
+    let flipped = if &head[crc_at..crc_at + 1] == "0" { "1" } else { "0" };
+    let head = format!("{}{flipped}{}", &head[..crc_at], &head[crc_at + 1..]);
+    let body: Vec<&str> = lines.collect();
+    std::fs::write(dir.path().join("vm.snap.pages"), format!("{head}\n{}\n", body.join("\n"))).unwrap();
+    let stderr = finish(restore(3));
+    assert_eq!(stderr.lines().filter(|l| l.contains("microvm: prefetch:")).count(), 1, "{stderr}");
+    assert!(stderr.contains("of another snapshot"), "{stderr}");
+}
