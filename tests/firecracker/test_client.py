@@ -158,12 +158,25 @@ def stop(process):
     assert "panicked" not in errors and "seccomp" not in errors, errors
 
 
-def test_snapshot_then_restore_in_a_new_process(tmp_path):
+@pytest.fixture
+def processes():
+    """Firecracker-mode microvms a test starts, killed and reaped at teardown whatever
+    happened."""
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=DEADLINE)
+
+
+def test_snapshot_then_restore_in_a_new_process(tmp_path, processes):
     """The client's own snapshot calls: create on the paused VM, load into a new process
     that had no configuration, and the guest counts on from where it was."""
     from firecracker.api import Api
 
     first = start(tmp_path / "fc1.socket")
+    processes.append(first)
     api = Api(str(tmp_path / "fc1.socket"))
     api.session.hooks["response"].append(record)
     api.machine_config.put(vcpu_count=1, mem_size_mib=32)
@@ -179,6 +192,7 @@ def test_snapshot_then_restore_in_a_new_process(tmp_path):
     printed = before + [int(line) for line in rest.split(b"\n") if line.strip().isdigit()]
 
     second = start(tmp_path / "fc2.socket")
+    processes.append(second)
     api = Api(str(tmp_path / "fc2.socket"))
     api.session.hooks["response"].append(record)
     api.load_snapshot.put(snapshot_path=str(tmp_path / "state"),
