@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::counter::{numbers, wait_lines};
 use common::qmp::Qmp;
 use common::*;
 use serde_json::{json, Value};
@@ -31,20 +32,6 @@ fn machine_args(kernel: &Path, mem: &str) -> Vec<String> {
         .map(|s| s.to_string())
         .chain([kernel.display().to_string()])
         .collect()
-}
-
-fn numbers(path: &Path) -> Vec<u64> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    complete.lines().map(|l| l.parse().unwrap_or_else(|_| panic!("not a number: {l:?}"))).collect()
-}
-
-fn wait_lines(path: &Path, count: usize) {
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    while numbers(path).len() < count {
-        assert!(Instant::now() < deadline, "{} never had {count} lines", path.display());
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// The clone's first number follows the snapshot's last.

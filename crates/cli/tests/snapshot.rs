@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::counter::{numbers, wait_lines};
 use common::qmp::Qmp;
 use common::*;
 use serde_json::json;
@@ -30,21 +31,6 @@ fn machine(kernel: &Path, serial: &Path, qmp: &Path, extra: &[&str]) -> std::pro
         .arg(format!("unix:{},server=on,wait=off", qmp.display()))
         .args(extra);
     cmd
-}
-
-/// The complete lines of `path` as numbers (a last, unfinished line is left out).
-fn numbers(path: &Path) -> Vec<u64> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    complete.lines().map(|l| l.parse().unwrap_or_else(|_| panic!("not a number: {l:?} in {text:?}"))).collect()
-}
-
-fn wait_lines(path: &Path, count: usize) {
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    while numbers(path).len() < count {
-        assert!(Instant::now() < deadline, "{} never had {count} lines", path.display());
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// The guest's output over several runs, joined: one count, never back nor skipping.
