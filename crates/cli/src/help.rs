@@ -19,10 +19,18 @@ const INTRO: &str = "A minimal KVM virtual machine monitor implementing QEMU's m
     key=value lists ,, is a literal comma. -OPTION help lists an option's properties (-device DRIVER,help: one \
     driver's).";
 
+/// The other ways to run the binary, after the options' usage line.
+const OTHER_USES: &str = "Also: microvm snapshot-info FILE[,offset=N] [--check] (what a snapshot needs, and whether \
+    this host can restore it); microvm clone-server --snapshot FILE --listen SOCKET [-- OPTIONS] and microvm clone \
+    SOCKET [OPTIONS] (clones of one snapshot, docs/snapshot.md); started as firecracker or with Firecracker's \
+    flags (--api-sock, --config-file, ...), Firecracker's command line and REST API (docs/firecracker-api.md).";
+
 /// Text printed for `-h`, `-help` and `--help`.
 pub fn help_text() -> String {
     let mut out = String::from("Usage: microvm -kernel PATH [options]\n\n");
     wrap(&mut out, 0, INTRO);
+    out.push('\n');
+    wrap(&mut out, 0, OTHER_USES);
     for section in Section::ALL {
         out.push('\n');
         out.push_str(section.title());

@@ -568,5 +568,5 @@ pub(super) const OPTIONS: &[OptDesc] = &[
     refused("-vnc", "microvm has no display device, so a VNC server would have nothing to show; use -display none"),
     refused("-usb", "microvm has no USB"),
     refused("-snapshot", "use a copy of the image"),
-    refused("-loadvm", "microvm has no snapshots"),
+    refused("-loadvm", "microvm has no internal (qcow2) snapshots: save with QMP migrate file:PATH, restore with -incoming file:PATH"),
 ];
