@@ -14,12 +14,17 @@ cr=$(printf '\r')
 now() {
     adjtimex | awk '/tv_sec/ {s = $2} /tv_usec/ {u = $2} END {printf "%d.%06d", s, u}'
 }
-# stamp: copies the console, appending this host's time to the guest's clock lines.
+# stamp: copies the console, appending this host's time to the guest's clock lines: taken
+# first, then once more (host-after=) to show what taking it costs here (forks, under TCG
+# in the rig): the stamp is late by about that much.
 stamp() {
     while IFS= read -r line; do
         line=${line%"$cr"}
         case $line in
-        *CLOCK-GUEST*) echo "$line host-date=$(date +%s) host-time=$(now)" ;;
+        *CLOCK-GUEST*)
+            t=$(now)
+            echo "$line host-date=${t%.*} host-time=$t host-after=$(now)"
+            ;;
         *) echo "$line" ;;
         esac
     done

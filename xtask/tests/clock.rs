@@ -25,6 +25,9 @@ struct Sample {
     uptime: f64,
     host_date: i64,
     host_time: f64,
+    /// The host's time taken again right after `host_time`: the difference is what one
+    /// stamp costs, about how late the stamp is.
+    host_after: Option<f64>,
 }
 
 impl Sample {
@@ -46,18 +49,24 @@ fn samples(text: &str) -> Vec<Sample> {
                 uptime: field(line, "uptime=")?.parse().ok()?,
                 host_date: field(line, "host-date=")?.parse().ok()?,
                 host_time: field(line, "host-time=")?.parse().ok()?,
+                host_after: field(line, "host-after=").and_then(|t| t.parse().ok()),
             })
         })
         .collect()
 }
 
-/// How far the restored guest's clock may be from the host's with `clock=realtime`. The
-/// acceptance asks for 1 s; the measure itself costs some: the host stamps a line only
-/// after it crossed the emulated UART and a pipe and a `date` was forked, all under TCG
-/// in the rig (tens to hundreds of ms there), and the guest's clock at boot may already be
-/// a fraction of a second off the host's (the RTC it may start from counts whole seconds).
-/// The test also reports the offset at boot, so a restore is judged against it as well.
+/// How far the restored guest's clock may be from the host's with `clock=realtime`,
+/// measured. The measure is late: the host stamps a line only after it crossed the
+/// emulated UART and a pipe and the guest and the host each forked to read their clock,
+/// all under TCG in the rig, where the clocks themselves run emulated and a fork costs
+/// tenths of a second (the first run: every line, at boot as after the restore, 0.78 to
+/// 0.86 s behind the host's stamp). So the acceptance's 1 s is checked against the offset
+/// the same measure gives at boot (`REALTIME_FROM_BOOT`: the measure's lateness cancels),
+/// and this looser bound is the absolute one, lateness included.
 const REALTIME_BOUND: f64 = 1.5;
+
+/// The acceptance's bound, on the change of the measured offset from boot to restore.
+const REALTIME_FROM_BOOT: f64 = 1.0;
 
 /// The scenario waits 60 s between the save and the first restore; the second restore
 /// starts later still.
@@ -75,12 +84,13 @@ fn a_restored_cloud_kernel_guest_keeps_or_catches_up_its_clock_without_a_soft_lo
     let show = |name: &str, s: &[Sample]| {
         for x in s {
             eprintln!(
-                "CLOCK {name} n={} guest-date={} host-date={} guest-uptime={} offset={:+.3}s",
+                "CLOCK {name} n={} guest-date={} host-date={} guest-uptime={} offset={:+.3}s stamp-cost={}",
                 x.n,
                 x.date,
                 x.host_date,
                 x.uptime,
-                x.offset()
+                x.offset(),
+                x.host_after.map_or("?".into(), |a| format!("{:.3}s", a - x.host_time))
             );
         }
     };
@@ -103,6 +113,11 @@ fn a_restored_cloud_kernel_guest_keeps_or_catches_up_its_clock_without_a_soft_lo
         "clock=realtime: the guest is {:+.3} s off the host's time after the restore (at boot {boot_offset:+.3} s)\n{report}",
         first.offset()
     );
+    assert!(
+        (first.offset() - boot_offset).abs() <= REALTIME_FROM_BOOT,
+        "clock=realtime: the guest's offset from the host went from {boot_offset:+.3} s at boot to {:+.3} s\n{report}",
+        first.offset()
+    );
     // Its uptime moved forward by the wait as well: kvmclock is the guest's monotonic
     // clock too, so CLOCK_MONOTONIC and CLOCK_REALTIME catch up together.
     assert!(first.uptime - last_saved.uptime >= WAIT - 5.0, "clock=realtime: uptime did not catch up\n{report}");
@@ -111,7 +126,7 @@ fn a_restored_cloud_kernel_guest_keeps_or_catches_up_its_clock_without_a_soft_lo
     // the time since the save (the wait, and the first restore's run, at least).
     let lag = -cont[0].offset();
     assert!(
-        lag >= WAIT - 5.0 && lag <= WAIT + 240.0,
+        (WAIT - 5.0..=WAIT + 240.0).contains(&lag),
         "without clock=realtime the guest should be about {WAIT} s behind; it is {lag:.3} s behind\n{report}"
     );
     assert!(cont[0].uptime - last_saved.uptime < 5.0, "without clock=realtime uptime jumped\n{report}");
