@@ -33,7 +33,10 @@ vm() {
     name=$1; shift
     rm -f "$dir/console.fifo"
     mkfifo "$dir/console.fifo"
-    stamp < "$dir/console.fifo" > "$dir/console.txt" &
+    # The file exists before the stamper opens it (that waits for microvm to open the
+    # fifo): lines_wait counts in it from the start.
+    : > "$dir/console.txt"
+    stamp < "$dir/console.fifo" >> "$dir/console.txt" &
     "$MICROVM" -M microvm,legacy,acpi=on -m 256m -smp 1 -kernel "$CLOUD_VMLINUZ" -initrd "$CLOUD_INITRAMFS" \
         -append "console=ttyS0 quiet panic=-1 microvm.run=/tests/clock microvm.end=halt" \
         -qmp unix:"$dir/$name.sock",server=on,wait=off "$@" > "$dir/console.fifo" 2>&1 &

@@ -56,17 +56,20 @@ fn samples(text: &str) -> Vec<Sample> {
 }
 
 /// How far the restored guest's clock may be from the host's with `clock=realtime`,
-/// measured. The measure is late: the host stamps a line only after it crossed the
-/// emulated UART and a pipe and the guest and the host each forked to read their clock,
-/// all under TCG in the rig, where the clocks themselves run emulated and a fork costs
-/// tenths of a second (the first run: every line, at boot as after the restore, 0.78 to
-/// 0.86 s behind the host's stamp). So the acceptance's 1 s is checked against the offset
-/// the same measure gives at boot (`REALTIME_FROM_BOOT`: the measure's lateness cancels),
-/// and this looser bound is the absolute one, lateness included.
-const REALTIME_BOUND: f64 = 1.5;
+/// measured. In the rig the guest's wall clock is off the host's from its boot already,
+/// by a constant that differs between boots (0.78 and 1.40 s behind in two runs, the same
+/// at every line before the save and after the restore), and the stamp is late by the
+/// emulated UART, a pipe and a fork (the stamp's own cost there: 15 to 45 ms). The rig's
+/// clocks run emulated (TCG), and that boot offset is the guest kernel's own business
+/// (it takes its time of day once, early in its boot, which is slow under TCG): a restore
+/// can only keep it. So the absolute bound is 2 s, and the acceptance's 1 s is checked,
+/// tighter, as `REALTIME_FROM_BOOT` against the offset the same measure gives at boot.
+const REALTIME_BOUND: f64 = 2.0;
 
-/// The acceptance's bound, on the change of the measured offset from boot to restore.
-const REALTIME_FROM_BOOT: f64 = 1.0;
+/// How much the measured offset may change from boot to the `clock=realtime` restore
+/// (measured: 0.004 s with the stamp taken first, 0.08 s without): half a second, well
+/// under the acceptance's 1 s and well above what the rig's scheduling adds.
+const REALTIME_FROM_BOOT: f64 = 0.5;
 
 /// The scenario waits 60 s between the save and the first restore; the second restore
 /// starts later still.
