@@ -83,6 +83,12 @@ pub fn describe(path: &str, header: &vmm::snapshot::Header, snapshot: &Snapshot,
         let _ = writeln!(out, "CPU features: {}", vcpu.feature_names().join(" "));
         let tsc = vcpu.tsc_khz.map_or("unknown".to_string(), |khz| format!("{khz} kHz"));
         let _ = writeln!(out, "TSC: {tsc}");
+        let wall = if snapshot.vm.has_wall_clock() {
+            "with the wall-clock time it was saved at (clock=realtime can catch up)"
+        } else {
+            "without a wall-clock time (clock=realtime cannot catch up: the guest clock goes on from the saved instant)"
+        };
+        let _ = writeln!(out, "KVM clock: {wall}");
     }
     out
 }

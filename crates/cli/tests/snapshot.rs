@@ -449,3 +449,34 @@ fn incoming_defer_waits_in_inmigrate_until_migrate_incoming() {
         assert_counts_on(&[&out0, &out]);
     }
 }
+
+#[test]
+fn clock_realtime_catches_up_only_where_the_snapshot_has_a_wall_clock_and_says_so_otherwise() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-clock");
+    let kernel = counter(&dir);
+    let (snap, out0) = take_snapshot(&dir, &kernel);
+    let info = run({
+        let mut cmd = microvm();
+        cmd.arg("snapshot-info").arg(&snap);
+        cmd
+    });
+    let has_wall_clock = info.stdout_lossy().contains("KVM clock: with the wall-clock time");
+    assert!(
+        has_wall_clock || info.stdout_lossy().contains("KVM clock: without a wall-clock time"),
+        "{}",
+        info.describe()
+    );
+    let (out1, sock) = (dir.path().join("out1"), dir.path().join("qmp1"));
+    let incoming = format!("file:{},clock=realtime", snap.display());
+    let vm = Running::spawn(machine(&kernel, &out1, &sock, &["-incoming", &incoming]));
+    let mut qmp = Qmp::connect(&sock);
+    wait_lines(&out1, 2);
+    qmp.execute("quit", json!({})).unwrap();
+    let (_, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_counts_on(&[&out0, &out1]);
+    let warned = output.stderr.matches("clock=realtime: the snapshot holds no wall-clock time").count();
+    assert_eq!(warned, usize::from(!has_wall_clock), "{}", output.describe());
+}

@@ -42,6 +42,12 @@ pub enum ClockPolicy {
 }
 
 impl VmState {
+    /// Whether the saved KVM clock carries the wall-clock time it was read at, which
+    /// `clock=realtime` (Firecracker's `clock_realtime`) needs to catch up from.
+    pub fn has_wall_clock(&self) -> bool {
+        self.clock.flags & KVM_CLOCK_REALTIME != 0
+    }
+
     pub fn save(vm: &VmFd, pit: bool) -> Result<Self, VmStateError> {
         let err = |part| move |source| VmStateError { what: "read", part, source };
         let mut irqchips = Vec::with_capacity(CHIPS.len());
@@ -71,7 +77,17 @@ impl VmState {
         // reports; with it, KVM adds the wall-clock time elapsed since `realtime`.
         clock.flags = match policy {
             ClockPolicy::CatchUp if self.clock.flags & KVM_CLOCK_REALTIME != 0 => KVM_CLOCK_REALTIME,
-            _ => 0,
+            ClockPolicy::CatchUp => {
+                // KVM reports the wall-clock time with its clock only while it runs on its
+                // master clock (a TSC clocksource on the saving host): without it there is
+                // nothing to catch up from, and saying so beats a silent default.
+                log::warn!(
+                    "clock=realtime: the snapshot holds no wall-clock time (the saving host's KVM was not on \
+                     a stable TSC); the guest's clock goes on from the saved instant"
+                );
+                0
+            }
+            ClockPolicy::Continue => 0,
         };
         vm.set_clock(&clock).map_err(err("KVM clock"))
     }
