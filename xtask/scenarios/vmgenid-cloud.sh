@@ -12,9 +12,12 @@ trap '' PIPE
 dir=$(mktemp -d) || exit 1
 vm() {
     name=$1; shift
+    # The console file exists before microvm does: the waits below count its lines at once
+    # (a missing file made the count empty, the wait end, and QMP connect too early).
+    : > "$dir/console.txt"
     "$MICROVM" -M microvm,legacy,acpi=on -m 256m -smp 1 -kernel "$CLOUD_VMLINUZ" -initrd "$CLOUD_INITRAMFS" \
         -append "console=ttyS0 quiet panic=-1 microvm.run=/tests/vmgenid microvm.end=halt" \
-        $vgen -qmp unix:"$dir/$name.sock",server=on,wait=off "$@" > "$dir/console.txt" 2>&1 &
+        $vgen -qmp unix:"$dir/$name.sock",server=on,wait=off "$@" >> "$dir/console.txt" 2>&1 &
     vmm=$!
 }
 # finish NAME: quits over QMP after asking for the generation ID, prints the run's output.
