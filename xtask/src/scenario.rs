@@ -56,6 +56,14 @@ pub struct Ready {
 }
 
 impl Case {
+    /// The text of the scenario's `== NAME` section: from that line to the next `== ` line.
+    pub fn section(&self, name: &str) -> &str {
+        let title = format!("== {name}\n");
+        let start = self.output.find(&title).map_or(self.output.len(), |i| i + title.len());
+        let rest = &self.output[start..];
+        rest.find("\n== ").map_or(rest, |end| &rest[..end])
+    }
+
     pub fn ready(&self) -> Option<Ready> {
         let line = self.output.lines().find_map(|l| l.split("MICROVM-GUEST-READY ").nth(1))?;
         let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k));
@@ -355,6 +363,15 @@ pub fn parse_cases(output: &str) -> Vec<Case> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_section_runs_from_its_title_to_the_next() {
+        let output = "x\n== qmp\n{\"return\": {}}\nmore\n== console boot\nline\n".to_string();
+        let case = Case { name: "t".into(), status: Some(0), ms: None, output };
+        assert_eq!(case.section("qmp"), "{\"return\": {}}\nmore");
+        assert_eq!(case.section("console boot"), "line\n");
+        assert_eq!(case.section("console"), "", "a title is matched whole");
+    }
 
     #[test]
     fn cases_are_split_at_markers() {

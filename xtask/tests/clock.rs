@@ -5,15 +5,7 @@
 //! (nor the pause before the save) makes the guest report a soft lockup. Runs directly
 //! where /dev/kvm can boot Linux, else in the nested rig.
 
-use xtask::scenario::{run_test_case, Case};
-
-/// The text between `== TITLE` and the next `== ` line.
-fn section<'a>(case: &'a Case, title: &str) -> &'a str {
-    let title = format!("== {title}\n");
-    let start = case.output.find(&title).map_or(case.output.len(), |i| i + title.len());
-    let rest = &case.output[start..];
-    rest.find("\n== ").map_or(rest, |end| &rest[..end])
-}
+use xtask::scenario::run_test_case;
 
 /// One `CLOCK-GUEST n=N date=S time=S.U uptime=S host-date=S host-time=S.U` line: the
 /// guest's clock and the host's as the scenario read the line.
@@ -81,9 +73,9 @@ fn a_restored_cloud_kernel_guest_keeps_or_catches_up_its_clock_without_a_soft_lo
         return;
     };
     let report = case.report();
-    let boot = samples(section(&case, "console boot"));
-    let realtime = samples(section(&case, "console realtime"));
-    let cont = samples(section(&case, "console continue"));
+    let boot = samples(case.section("console boot"));
+    let realtime = samples(case.section("console realtime"));
+    let cont = samples(case.section("console continue"));
     let show = |name: &str, s: &[Sample]| {
         for x in s {
             eprintln!(
@@ -135,7 +127,7 @@ fn a_restored_cloud_kernel_guest_keeps_or_catches_up_its_clock_without_a_soft_lo
     assert!(cont[0].uptime - last_saved.uptime < 5.0, "without clock=realtime uptime jumped\n{report}");
 
     for run in ["boot", "realtime", "continue"] {
-        let console = section(&case, &format!("console {run}"));
+        let console = case.section(&format!("console {run}"));
         for bad in ["soft lockup", "watchdog: BUG"] {
             assert!(!console.contains(bad), "{run}: the guest reported '{bad}'\n{report}");
         }

@@ -23,14 +23,6 @@ fn field<'a>(case: &'a Case, prefix: &str, key: &str) -> Option<&'a str> {
     line.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
-/// The text of one `== NAME` section of the scenario's output.
-fn section<'a>(case: &'a Case, name: &str) -> &'a str {
-    let title = format!("== {name}\n");
-    let start = case.output.find(&title).map_or(case.output.len(), |i| i + title.len());
-    let rest = &case.output[start..];
-    rest.find("\n== ").map_or(rest, |end| &rest[..end])
-}
-
 /// The md5sum of the 1 MiB the guest writes to its disk (`yes "microvm snapshot disk
 /// data" | head -c 1048576`).
 const DISK_MD5: &str = "33230f30f9c65f08458fcc2de84f31d3";
@@ -41,7 +33,7 @@ fn a_saved_linux_guest_goes_on_in_new_processes_20_in_turn_and_4_at_once() {
     let report = case.report();
     assert_eq!(case.status, Some(0), "{report}");
     assert!(case.output.contains("SNAP-SRC-STATUS 0"), "the source did not exit 0 after quit\n{report}");
-    assert!(section(&case, "qmp").contains("\"status\": \"completed\""), "query-migrate\n{report}");
+    assert!(case.section("qmp").contains("\"status\": \"completed\""), "query-migrate\n{report}");
 
     // Acceptance 1: the count, boot id and uptime go on from the saved instant.
     let num = |p: &str, k: &str| field(&case, p, k).and_then(|v| v.parse::<f64>().ok());
@@ -53,7 +45,7 @@ fn a_saved_linux_guest_goes_on_in_new_processes_20_in_turn_and_4_at_once() {
     let (up0, up1) = (num("SNAP-SRC-LAST ", "up"), num("SNAP-RESTORED-FIRST ", "up"));
     assert!(matches!((up0, up1), (Some(a), Some(b)) if b >= a && b < a + 1.0), "uptime {up0:?} -> {up1:?}\n{report}");
     assert!(case.output.contains("SNAP-RESTORED-GOES-ON ok"), "{report}");
-    let restored = section(&case, "restored");
+    let restored = case.section("restored");
     assert!(restored.contains("SNAP-ECHO hello-restored"), "the console did not answer\n{report}");
     let tmpfs = format!("SNAP-TMPFS tmpfs-data-{}", boot.unwrap_or("?"));
     assert!(restored.contains(&tmpfs), "the tmpfs file\n{report}");
@@ -61,7 +53,7 @@ fn a_saved_linux_guest_goes_on_in_new_processes_20_in_turn_and_4_at_once() {
     assert!(restored.contains("SNAP-PING ok"), "ping over virtio-net\n{report}");
     assert!(restored.contains("GUEST-VSOCK-TX bytes=65536"), "a new vsock connection\n{report}");
     assert!(restored.contains("GUEST-VSOCK-RX bytes=65536"), "a new vsock connection\n{report}");
-    assert!(section(&case, "rig-vsock").contains("RIG-VSOCK-RX bytes=65536"), "{report}");
+    assert!(case.section("rig-vsock").contains("RIG-VSOCK-RX bytes=65536"), "{report}");
 
     // Acceptance 2: every clone ticks on from the saved count and echoes a line.
     for k in 1..=20 {

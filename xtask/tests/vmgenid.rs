@@ -4,15 +4,7 @@
 //! GED's interrupt having announced each one's new generation ID. Runs directly where
 //! /dev/kvm can boot Linux, else in the nested rig.
 
-use xtask::scenario::{run_test_case, Case};
-
-/// The text between `== TITLE` and the next `== ` line.
-fn section<'a>(case: &'a Case, title: &str) -> &'a str {
-    let title = format!("== {title}\n");
-    let start = case.output.find(&title).map_or(case.output.len(), |i| i + title.len());
-    let rest = &case.output[start..];
-    rest.find("\n== ").map_or(rest, |end| &rest[..end])
-}
+use xtask::scenario::run_test_case;
 
 /// One `VMGENID-URANDOM n=N ged=G bytes=HEX` line.
 #[derive(Debug)]
@@ -47,13 +39,13 @@ fn cloud_kernel_clones_read_different_random_bytes_after_a_restore() {
         return;
     };
     let report = case.report();
-    let boot = section(&case, "console boot");
+    let boot = case.section("console boot");
     assert!(boot.contains("VMGENID-CHECK bound=QEMUVGID:00"), "the vmgenid driver did not bind\n{report}");
     let saved = samples(boot);
     let last_ged = saved.last().unwrap_or_else(|| panic!("no samples at boot\n{report}")).ged;
 
     let clones: Vec<Vec<Sample>> =
-        ["clone1", "clone2"].iter().map(|c| samples(section(&case, &format!("console {c}")))).collect();
+        ["clone1", "clone2"].iter().map(|c| samples(case.section(&format!("console {c}")))).collect();
     for (i, clone) in clones.iter().enumerate() {
         assert!(clone.len() >= 3, "clone {} printed too little\n{report}", i + 1);
         assert!(clone[0].n > saved.last().map_or(0, |s| s.n), "clone {} went back\n{report}", i + 1);
@@ -74,7 +66,7 @@ fn cloud_kernel_clones_read_different_random_bytes_after_a_restore() {
 
     let guids: Vec<&str> = ["qmp boot", "qmp clone1", "qmp clone2"]
         .iter()
-        .map(|s| guid(section(&case, s)).unwrap_or_else(|| panic!("no guid in {s}\n{report}")))
+        .map(|s| guid(case.section(s)).unwrap_or_else(|| panic!("no guid in {s}\n{report}")))
         .collect();
     assert!(guids[0] != guids[1] && guids[1] != guids[2] && guids[0] != guids[2], "{guids:?}\n{report}");
     for run in ["boot", "clone1", "clone2"] {
@@ -84,7 +76,7 @@ fn cloud_kernel_clones_read_different_random_bytes_after_a_restore() {
     // The control, without the device: what the kernel's RNG does on its own. Reported,
     // not asserted (it is the kernel's behaviour, not microvm's).
     let control: Vec<Vec<Sample>> =
-        ["clone-control1", "clone-control2"].iter().map(|c| samples(section(&case, &format!("console {c}")))).collect();
+        ["clone-control1", "clone-control2"].iter().map(|c| samples(case.section(&format!("console {c}")))).collect();
     let same = control[0].iter().filter(|a| control[1].iter().any(|b| b.n == a.n && b.bytes == a.bytes)).count();
     let first_same =
         matches!((control[0].first(), control[1].first()), (Some(a), Some(b)) if a.n == b.n && a.bytes == b.bytes);
