@@ -20,17 +20,9 @@ fn counter(dir: &TempDir) -> PathBuf {
     dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY))
 }
 
-/// The machine every test saves and restores; `serial` receives the guest's output.
+/// The machine every test here saves and restores; `serial` receives the guest's output.
 fn machine(kernel: &Path, serial: &Path, qmp: &Path, extra: &[&str]) -> std::process::Command {
-    let mut cmd = microvm();
-    cmd.args(["-M", "microvm,legacy", "-m", "32m", "-nodefaults", "-kernel"])
-        .arg(kernel)
-        .arg("-serial")
-        .arg(format!("file:{}", serial.display()))
-        .arg("-qmp")
-        .arg(format!("unix:{},server=on,wait=off", qmp.display()))
-        .args(extra);
-    cmd
+    common::counter::machine("microvm,legacy", kernel, serial, qmp, extra)
 }
 
 /// The guest's output over several runs, joined: one count, never back nor skipping.

@@ -12,16 +12,9 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The machine every test here saves and restores; `serial` receives the guest's output.
 fn machine(kernel: &Path, serial: &Path, qmp: &Path, extra: &[&str]) -> std::process::Command {
-    let mut cmd = microvm();
-    cmd.args(["-M", "microvm,legacy,acpi=on", "-m", "32m", "-nodefaults", "-kernel"])
-        .arg(kernel)
-        .arg("-serial")
-        .arg(format!("file:{}", serial.display()))
-        .arg("-qmp")
-        .arg(format!("unix:{},server=on,wait=off", qmp.display()))
-        .args(extra);
-    cmd
+    common::counter::machine("microvm,legacy,acpi=on", kernel, serial, qmp, extra)
 }
 
 /// The GUID after `tag` ("G:" at boot, "N:" after the VMGenID event), once it is there.
