@@ -112,6 +112,11 @@ const FLAGS: &[(&str, bool)] = &[
 /// link) or as Firecracker's release binaries are (`firecracker-v1.12.0-x86_64`), or its
 /// first argument is one of Firecracker's flags. `--help` and `--version`
 /// alone do not count: QEMU takes them too, and tools ask QEMU for its version that way.
+/// Firecracker's rule for an instance id (`--id` of `firecracker` and of `jailer`).
+pub fn valid_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 pub fn selected(argv0: &str, args: &[String]) -> bool {
     let program = argv0.rsplit('/').next().unwrap_or(argv0);
     if program == "firecracker" || program.starts_with("firecracker-v") {
@@ -148,9 +153,7 @@ pub fn parse(args: &[String]) -> Result<FcCommand, FcArgError> {
             "config-file" => parsed.config_file = Some(value.into()),
             "no-api" => parsed.no_api = true,
             "id" => {
-                let ok = (1..=MAX_ID_LEN).contains(&value.len())
-                    && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-                if !ok {
+                if !valid_id(&value) {
                     return Err(FcArgError::BadId);
                 }
                 parsed.id = value;
