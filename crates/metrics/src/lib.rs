@@ -12,7 +12,7 @@
 //! on the thread that already does the work. A [`Gauge`] (`SharedStoreMetric`) reports its
 //! value as it is.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
 
 /// A count reported as the difference since the previous flush.
 #[derive(Debug, Default)]
@@ -258,6 +258,20 @@ pub static PATCH_API: PatchRequestsMetrics = PatchRequestsMetrics::new();
 pub static VMM: VmmMetrics = VmmMetrics::new();
 pub static SECCOMP: SeccompMetrics = SeccompMetrics::new();
 pub static LOGGER: LoggerMetrics = LoggerMetrics::new();
+
+/// The metrics destination's descriptor (-1: none), for the one line a process that a
+/// seccomp filter kills writes on its way out (the SIGSYS handler cannot reach the writer).
+static LAST_LINE_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Records (or with `None`, forgets) the descriptor the dying line goes to.
+pub fn set_last_line_fd(fd: Option<i32>) {
+    LAST_LINE_FD.store(fd.unwrap_or(-1), Relaxed);
+}
+
+/// The descriptor of [`set_last_line_fd`], if any; read in a signal handler (a plain load).
+pub fn last_line_fd() -> Option<i32> {
+    Some(LAST_LINE_FD.load(Relaxed)).filter(|&fd| fd >= 0)
+}
 
 /// The sections of the line, named as in Firecracker's JSON, in its order.
 pub fn sections() -> [(&'static str, Vec<(&'static str, &'static dyn Metric)>); 10] {

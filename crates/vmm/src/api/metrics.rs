@@ -33,6 +33,7 @@ impl MetricsSink {
     /// Opens the destination and makes its timer (armed by [`MetricsSink::start`]).
     pub fn open(path: &str) -> io::Result<MetricsSink> {
         let file = OpenOptions::new().read(true).write(true).create(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+        metrics::set_last_line_fd(Some(file.as_raw_fd()));
         Ok(MetricsSink { file, timer: TimerFd::new()? })
     }
 
@@ -121,6 +122,13 @@ impl RequestCount {
                 fails.inc();
             }
         }
+    }
+}
+
+impl Drop for MetricsSink {
+    fn drop(&mut self) {
+        // The descriptor closes now: no dying line may go to whatever reuses its number.
+        metrics::set_last_line_fd(None);
     }
 }
 
