@@ -273,8 +273,11 @@ pub fn last_line_fd() -> Option<i32> {
     Some(LAST_LINE_FD.load(Relaxed)).filter(|&fd| fd >= 0)
 }
 
+/// A section's fields: each name with its metric.
+pub type Fields = Vec<(&'static str, &'static dyn Metric)>;
+
 /// The sections of the line, named as in Firecracker's JSON, in its order.
-pub fn sections() -> [(&'static str, Vec<(&'static str, &'static dyn Metric)>); 10] {
+pub fn sections() -> [(&'static str, Fields); 10] {
     [
         ("block", BLOCK.fields()),
         ("get_api_requests", GET_API.fields()),

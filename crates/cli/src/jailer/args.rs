@@ -46,7 +46,8 @@ pub struct JailerArgs {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JailerCommand {
-    Run(JailerArgs),
+    /// Boxed: the arguments dwarf the other variants.
+    Run(Box<JailerArgs>),
     Version,
     Help,
 }
@@ -163,7 +164,7 @@ pub fn parse(args: &[String]) -> Result<JailerCommand, JailerArgError> {
     }
     let cgroups = all("cgroup").map(cgroup).collect::<Result<_, _>>()?;
     let limits = all("resource-limit").map(limit).collect::<Result<_, _>>()?;
-    Ok(JailerCommand::Run(JailerArgs {
+    Ok(JailerCommand::Run(Box::new(JailerArgs {
         id,
         exec_file,
         uid,
@@ -177,7 +178,7 @@ pub fn parse(args: &[String]) -> Result<JailerCommand, JailerArgError> {
         new_pid_ns: has("new-pid-ns"),
         limits,
         extra,
-    }))
+    })))
 }
 
 /// A path with only normal components: no root, `.` or `..` to climb out of the hierarchy.
@@ -243,7 +244,7 @@ mod tests {
         let mut a = BASE.to_vec();
         a.extend_from_slice(extra);
         match parse(&args(&a))? {
-            JailerCommand::Run(j) => Ok(j),
+            JailerCommand::Run(j) => Ok(*j),
             other => panic!("{other:?}"),
         }
     }
