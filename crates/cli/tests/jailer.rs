@@ -220,13 +220,31 @@ fn a_jailed_vm_boots_in_its_chroot_netns_and_cgroup_as_the_given_user() {
     drop(setup.dir);
 }
 
-/// Runs the jailer to its own exit (it forks the VM off), output to files in `dir`.
-fn run_detached(setup: &Setup, id: &str, flag: &str) -> (std::process::ExitStatus, PathBuf) {
-    let out = setup.dir.path().join(format!("{id}.out"));
-    let err = std::fs::File::create(setup.dir.path().join(format!("{id}.err"))).unwrap();
-    let mut cmd = setup.command(id, &[flag]);
+/// A VM the jailer forked off with `flag`: the jailer has exited 0, the API socket listens.
+struct Detached {
+    _setup: Setup,
+    root: PathBuf,
+    socket: PathBuf,
+    /// From the jail's pid file.
+    pid: u32,
+    /// The file the jailer's stdout (and so the VM's, unless daemonized) goes to.
+    out: PathBuf,
+}
+
+fn start_detached(tag: &str, flag: &str, message: &str) -> Detached {
+    let setup = Setup::new(tag);
+    let id = format!("{tag}-{}", std::process::id());
+    setup.furnish(&id, &tiny_guest::serial_then_halt(message));
+    let out = setup.dir.path().join("jailer.out");
+    let err = std::fs::File::create(setup.dir.path().join("jailer.err")).unwrap();
+    let mut cmd = setup.command(&id, &[flag]);
     cmd.stdin(Stdio::null()).stdout(std::fs::File::create(&out).unwrap()).stderr(err);
-    (cmd.status().expect("run the jailer"), out)
+    assert!(cmd.status().expect("run the jailer").success(), "the jailer's own exit is 0 once the VM runs");
+    let root = setup.root(&id);
+    let socket = root.join("run/firecracker.socket");
+    wait_for_path(&socket);
+    let pid = std::fs::read_to_string(root.join("firecracker.pid")).unwrap().parse().unwrap();
+    Detached { _setup: setup, root, socket, pid, out }
 }
 
 #[test]
@@ -234,18 +252,11 @@ fn daemonize_leaves_the_vm_running_in_its_own_session_with_stdio_on_dev_null() {
     if !root_tests_enabled() {
         return;
     }
-    let setup = Setup::new("jailer-daemon");
-    let id = format!("daemon-{}", std::process::id());
-    setup.furnish(&id, &tiny_guest::serial_then_halt("daemon\n"));
-    let (status, _) = run_detached(&setup, &id, "--daemonize");
-    assert!(status.success(), "the jailer's own exit is 0 once the daemon runs");
-    let root = setup.root(&id);
-    let socket = root.join("run/firecracker.socket");
-    wait_for_path(&socket);
-    let pid: u32 = std::fs::read_to_string(root.join("firecracker.pid")).unwrap().parse().unwrap();
-    boot(&socket);
-    assert_eq!(curl(&socket, "GET", "/", None).body["state"], "Running");
-    assert_jailed(pid, &root);
+    let vm = start_detached("daemon", "--daemonize", "daemon\n");
+    let pid = vm.pid;
+    boot(&vm.socket);
+    assert_eq!(curl(&vm.socket, "GET", "/", None).body["state"], "Running");
+    assert_jailed(pid, &vm.root);
     assert_eq!(std::fs::read_link(format!("/proc/{pid}/fd/0")).unwrap(), Path::new("/dev/null"));
     assert_eq!(std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap(), Path::new("/dev/null"));
     // SAFETY: getsid reads another process's session id.
@@ -259,23 +270,16 @@ fn new_pid_ns_makes_the_vm_pid_1_of_its_namespace() {
     if !root_tests_enabled() {
         return;
     }
-    let setup = Setup::new("jailer-pidns");
-    let id = format!("pidns-{}", std::process::id());
-    setup.furnish(&id, &tiny_guest::serial_then_halt("pid one\n"));
-    let (status, out) = run_detached(&setup, &id, "--new-pid-ns");
-    assert!(status.success(), "the jailer exits 0 once its child runs");
-    let root = setup.root(&id);
-    let socket = root.join("run/firecracker.socket");
-    wait_for_path(&socket);
-    let pid: u32 = std::fs::read_to_string(root.join("firecracker.pid")).unwrap().parse().unwrap();
+    let vm = start_detached("pidns", "--new-pid-ns", "pid one\n");
+    let pid = vm.pid;
     assert_eq!(status_field(pid, "NSpid"), format!("{pid}\t1"), "pid 1 in a namespace of its own");
-    boot(&socket);
+    boot(&vm.socket);
     let deadline = Instant::now() + RUN_TIMEOUT;
-    while !std::fs::read_to_string(&out).unwrap().contains("pid one\n") {
+    while !std::fs::read_to_string(&vm.out).unwrap().contains("pid one\n") {
         assert!(Instant::now() < deadline, "the guest did not write");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_jailed(pid, &root);
+    assert_jailed(pid, &vm.root);
     stop(pid);
 }
 

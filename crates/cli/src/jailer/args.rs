@@ -5,6 +5,7 @@
 //! `=` (`--id=vm1`). Every error is one line, in the words of Firecracker's jailer where it
 //! has them.
 
+use crate::firecracker::args::{next_flag, FlagError};
 use std::path::{Component, Path, PathBuf};
 
 /// Firecracker's jailer defaults.
@@ -54,12 +55,8 @@ pub enum JailerCommand {
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JailerArgError {
-    #[error("Found argument '{0}' which wasn't expected, or isn't valid in this context.")]
-    Unknown(String),
-    #[error("Argument '{0}' requires a value.")]
-    MissingValue(&'static str),
-    #[error("Argument '{0}' does not take a value.")]
-    UnexpectedValue(&'static str),
+    #[error(transparent)]
+    Flag(#[from] FlagError),
     #[error("Argument '{0}' required, but not found.")]
     Required(&'static str),
     #[error("Invalid instance ID: it must be 1 to 64 characters, alphanumeric or '-'.")]
@@ -117,21 +114,7 @@ pub fn parse(args: &[String]) -> Result<JailerCommand, JailerArgError> {
             extra.extend(iter.by_ref().cloned());
             break;
         }
-        let Some(body) = arg.strip_prefix("--") else { return Err(JailerArgError::Unknown(arg.clone())) };
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_owned())),
-            None => (body, None),
-        };
-        let Some(&(flag, takes)) = FLAGS.iter().find(|(f, _)| *f == name) else {
-            return Err(JailerArgError::Unknown(arg.clone()));
-        };
-        let value = match (takes, inline) {
-            (true, Some(v)) => v,
-            (true, None) => iter.next().cloned().ok_or(JailerArgError::MissingValue(flag))?,
-            (false, Some(_)) => return Err(JailerArgError::UnexpectedValue(flag)),
-            (false, None) => String::new(),
-        };
-        found.push((flag, value));
+        found.push(next_flag(arg, &mut iter, FLAGS)?);
     }
     let has = |flag: &str| found.iter().any(|(f, _)| *f == flag);
     if has("help") {
@@ -294,9 +277,9 @@ mod tests {
         assert_eq!(parse(&args(&["--id", &"x".repeat(65)])).unwrap_err(), JailerArgError::BadId);
         assert_eq!(parse(&args(&["--id", "a"])).unwrap_err(), JailerArgError::Required("exec-file"));
         assert_eq!(e(&["--uid", "-1"]), JailerArgError::BadUid("-1".into()));
-        assert_eq!(e(&["--bogus"]), JailerArgError::Unknown("--bogus".into()));
-        assert_eq!(e(&["--netns"]), JailerArgError::MissingValue("netns"));
-        assert_eq!(e(&["--daemonize=yes"]), JailerArgError::UnexpectedValue("daemonize"));
+        assert_eq!(e(&["--bogus"]), JailerArgError::Flag(FlagError::Unknown("--bogus".into())));
+        assert_eq!(e(&["--netns"]), JailerArgError::Flag(FlagError::MissingValue("netns")));
+        assert_eq!(e(&["--daemonize=yes"]), JailerArgError::Flag(FlagError::UnexpectedValue("daemonize")));
         assert_eq!(e(&["--cgroup", "cpu.max"]), JailerArgError::CgroupFormat("cpu.max".into()));
         assert_eq!(e(&["--cgroup", "../x.max=1"]), JailerArgError::CgroupFile("../x.max=1".into()));
         assert_eq!(e(&["--cgroup-version", "3"]), JailerArgError::CgroupVersion("3".into()));
