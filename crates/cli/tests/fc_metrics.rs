@@ -125,3 +125,38 @@ fn lines_come_every_period_without_a_flush_request() {
     let (status, out) = vm.wait(RUN_TIMEOUT, started);
     assert!(status.is_some(), "{}", out.describe());
 }
+
+/// `--no-api --config-file --metrics-path`: no socket, but the start, periodic and end lines.
+#[test]
+fn without_an_api_socket_the_metrics_path_still_gets_its_lines() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-metrics-no-api");
+    let message = "no api\n";
+    let kernel = dir.file("vmlinux", &tiny_guest::serial_then_halt(message));
+    let config = json!({
+        "boot-source": { "kernel_image_path": kernel, "boot_args": "console=ttyS0" },
+        "drives": [],
+        "machine-config": { "vcpu_count": 1, "mem_size_mib": 32 },
+    });
+    let file = dir.file("vm.json", config.to_string().as_bytes());
+    let metrics = dir.path().join("metrics.json");
+    let mut cmd = microvm();
+    cmd.env("MICROVM_METRICS_PERIOD_MS", "100").args(["--no-api", "--config-file"]).arg(&file);
+    cmd.arg("--metrics-path").arg(&metrics);
+    let mut vm = Running::spawn(cmd);
+    assert!(vm.wait_for_stdout(message.as_bytes(), RUN_TIMEOUT), "the guest did not write");
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while lines(&metrics).len() < 3 {
+        assert!(Instant::now() < deadline, "fewer than 3 lines: {:?}", lines(&metrics));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert!(status.is_some(), "{}", out.describe());
+    let written = lines(&metrics);
+    assert_eq!(sum(&written, "uart", "write_count"), message.len() as u64, "{}", out.describe());
+    assert_eq!(sum(&written, "vcpu", "exit_io_out"), message.len() as u64);
+}
