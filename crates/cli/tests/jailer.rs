@@ -110,6 +110,7 @@ fn status_field(pid: u32, name: &str) -> String {
 fn assert_jailed(pid: u32, root: &Path) {
     assert_eq!(status_field(pid, "Uid"), format!("{UID}\t{UID}\t{UID}\t{UID}"));
     assert_eq!(status_field(pid, "Gid"), format!("{GID}\t{GID}\t{GID}\t{GID}"));
+    assert_eq!(status_field(pid, "Groups"), GID.to_string(), "no group but gid");
     let theirs = std::fs::metadata(format!("/proc/{pid}/root")).unwrap();
     let jail = std::fs::metadata(root).unwrap();
     assert_eq!((theirs.dev(), theirs.ino()), (jail.dev(), jail.ino()), "the process's / is the jail");

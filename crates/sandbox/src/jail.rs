@@ -216,14 +216,20 @@ fn drop_privileges(ids: Option<(u32, u32)>) -> Result<(), JailError> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
     if let Some((uid, gid)) = ids {
-        // SAFETY: plain id-changing calls; the group list is one gid we own.
-        unsafe {
-            check("setgroups", libc::setgroups(1, &gid).into())?;
-            check("setresgid", libc::setresgid(gid, gid, gid).into())?;
-            check("setresuid", libc::setresuid(uid, uid, uid).into())?;
-        }
+        set_ids(uid, gid)?;
     }
     clear_capabilities()
+}
+
+/// The user's ids for good: the group list is `gid` alone, then the real, effective and
+/// saved gid and uid (the `jailer` front end's drop to `--uid`/`--gid` too).
+pub fn set_ids(uid: u32, gid: u32) -> Result<(), JailError> {
+    // SAFETY: plain id-changing calls; the group list is one gid we own.
+    unsafe {
+        check("setgroups", libc::setgroups(1, &gid).into())?;
+        check("setresgid", libc::setresgid(gid, gid, gid).into())?;
+        check("setresuid", libc::setresuid(uid, uid, uid).into())
+    }
 }
 
 /// capset with every set empty (what setresuid already did for a non-root user).

@@ -14,7 +14,7 @@
 //! 5. with `--daemonize`, two forks and a new session, stdio on /dev/null; with
 //!    `--new-pid-ns`, a clone into a new PID namespace whose pid 1 is the exec file;
 //! 6. the exec file's pid goes to `/<exec file name>.pid` in the jail, and the process
-//!    drops to uid:gid and execs `/<exec file name> --id ID --start-time-us ...
+//!    drops to uid:gid (its only group gid) and execs `/<exec file name> --id ID --start-time-us ...
 //!    --start-time-cpu-us ... --parent-cpu-time-us ...` then the arguments after `--`.
 
 pub mod args;
@@ -27,7 +27,6 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +63,8 @@ pub enum JailerError {
     NewPidNs(#[source] io::Error),
     #[error("Failed to write the pid file {}: {source}", .path.display())]
     PidFile { path: PathBuf, source: io::Error },
+    #[error("Failed to become uid {uid}, gid {gid}: {source}")]
+    Ids { uid: u32, gid: u32, source: sandbox::jail::JailError },
     #[error("Failed to exec {}: {source}", .path.display())]
     Exec { path: PathBuf, source: io::Error },
 }
@@ -159,18 +160,32 @@ fn jail(args: &JailerArgs) -> Result<std::convert::Infallible, JailerError> {
     } else {
         write_pid_file(&pid_file, std::process::id() as i32)?;
     }
-    let cpu_us = now_us(libc::CLOCK_PROCESS_CPUTIME_ID);
-    let source = std::process::Command::new(&jailed)
-        .env_clear()
-        .args(["--id", &args.id])
-        .args(["--start-time-us", &start_us.to_string()])
-        .args(["--start-time-cpu-us", &cpu_us.to_string()])
-        .args(["--parent-cpu-time-us", &cpu_us.to_string()])
-        .args(&args.extra)
-        .uid(args.uid)
-        .gid(args.gid)
-        .exec();
-    Err(JailerError::Exec { path: jailed, source })
+    let cpu_us = now_us(libc::CLOCK_PROCESS_CPUTIME_ID).to_string();
+    let mut argv = vec![jailed.display().to_string(), "--id".into(), args.id.clone()];
+    argv.extend(["--start-time-us".into(), start_us.to_string(), "--start-time-cpu-us".into(), cpu_us.clone()]);
+    argv.extend(["--parent-cpu-time-us".into(), cpu_us]);
+    argv.extend(args.extra.iter().cloned());
+    sandbox::jail::set_ids(args.uid, args.gid).map_err(|source| JailerError::Ids {
+        uid: args.uid,
+        gid: args.gid,
+        source,
+    })?;
+    Err(JailerError::Exec { source: exec(&jailed, &argv), path: jailed })
+}
+
+/// execve with an empty environment (Firecracker's jailer clears it); returns why not.
+fn exec(path: &Path, argv: &[String]) -> io::Error {
+    let Ok(args) = argv.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<Vec<_>, _>>() else {
+        return io::Error::from(io::ErrorKind::InvalidInput);
+    };
+    let mut pointers: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    pointers.push(std::ptr::null());
+    let env: [*const libc::c_char; 1] = [std::ptr::null()];
+    let file = c_path(path);
+    // SAFETY: the path, every argument and both arrays are NUL-terminated and outlive the
+    // call; on success it does not return.
+    unsafe { libc::execve(file.as_ptr(), pointers.as_ptr(), env.as_ptr()) };
+    io::Error::last_os_error()
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, JailerError> {
