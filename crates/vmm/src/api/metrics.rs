@@ -146,9 +146,13 @@ fn line(now: SystemTime) -> Value {
     let ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     line.insert("utc_timestamp_ms".into(), ms.into());
     for (section, fields) in metrics::sections() {
-        let fields: Map<String, Value> =
-            fields.into_iter().map(|(name, metric)| (name.to_owned(), metric.flush_value().into())).collect();
-        line.insert(section.to_owned(), Value::Object(fields));
+        // Inserted one by one: collecting into the map would sort first, code the binary
+        // does not otherwise carry.
+        let mut values = Map::new();
+        for (name, metric) in fields {
+            values.insert(name.to_owned(), metric.flush_value().into());
+        }
+        line.insert(section.to_owned(), Value::Object(values));
     }
     Value::Object(line)
 }
