@@ -9,6 +9,8 @@
 //! - QMP: round trips, stop/cont to event, the monitor's memory (qmp.rs);
 //! - sandbox: start CPU with the seccomp filters on and off, against the floor program's
 //!   (the same KVM calls and nothing else, floor.c), as microvm/floor (sandbox.rs);
+//! - clones: one snapshot restored and cloned over and over, against a fresh start and
+//!   QEMU's `-incoming` (clones.rs);
 //! - power: the cloud kernel with acpi=on against acpi=off and QEMU's microvm,acpi=on, to
 //!   the init marker and to exit after poweroff (power.rs, scenarios/bench-power.sh).
 //!
@@ -20,6 +22,7 @@
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
 mod boot;
+mod clones;
 mod local;
 mod power;
 mod qmp;
@@ -34,7 +37,10 @@ use xtask::host;
 /// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|vhost|snapshot]";
+const USAGE: &str =
+    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|vhost|snapshot]";
+/// Clones and restores per run for the clones section's p50/p99 (1,000 at the default 20 runs).
+const CLONES_PER_RUN: usize = 50;
 
 pub struct Opts {
     /// (host runs, rig boot runs)
@@ -99,6 +105,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Ok(figures) => text = report::splice_section(&text, "sandbox", &sandbox::markdown(&figures, runs)),
         Err(e) => eprintln!("[bench] sandbox not measured: {e}"),
     }
+    eprintln!("[bench] clones: {} clones and restores", runs * CLONES_PER_RUN);
+    let clones = clones::run(&microvm, &dir, runs, runs * CLONES_PER_RUN);
+    text = report::splice_section(&text, "clones", &clones::markdown(&clones, runs));
     host::write(&out.join("README.md"), text)?;
     host::write(&out.join("chart.svg"), report::svg(&results))?;
     if !opts.quick {
@@ -122,11 +131,16 @@ fn only_section(
     let text = match section {
         "qmp" => qmp::markdown(&qmp::run(vmms, guests, dir, runs), runs),
         "sandbox" => sandbox::markdown(&sandbox::run(&vmms[0], guests, runs)?, runs),
+        "clones" => clones::markdown(&clones::run(&vmms[0].bin, dir, runs, runs * CLONES_PER_RUN), runs),
         // Rig boots: as few runs as the boot section takes.
         "power" => power::markdown(&power::run(boot_runs), boot_runs),
         "vhost" => xtask::bench_vhost::run(boot_runs)?,
         "snapshot" => snapshot::markdown(&snapshot::run(boot_runs), boot_runs),
-        other => return Err(format!("--only: no section '{other}' (sections: qmp, power, sandbox, vhost, snapshot)")),
+        other => {
+            return Err(format!(
+                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, vhost, snapshot)"
+            ))
+        }
     };
     let path = host::repo_root().join("docs/benchmarks/README.md");
     let report = String::from_utf8_lossy(&host::read(&path)?).into_owned();
