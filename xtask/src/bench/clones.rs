@@ -270,12 +270,7 @@ pub fn run(bin: &Path, dir: &Path, runs: usize, clones: usize) -> Result<CloneFi
     let dir = dir.join("clones");
     let _ = std::fs::remove_dir_all(&dir);
     xtask::host::mkdir(&dir)?;
-    let mut f = CloneFigures {
-        load: std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
-        ..Default::default()
-    };
+    let mut f = CloneFigures { load: super::load_average(), ..Default::default() };
     let kernel = dir.join("counter.elf");
     xtask::host::write(&kernel, tiny_guest::counter_on_serial(DELAY))?;
     let m = machine(&kernel);
