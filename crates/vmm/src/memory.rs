@@ -75,9 +75,7 @@ pub fn create_guest_memory(mem_size: u64, config: &MemoryConfig) -> Result<Guest
         let builder = match &file {
             Some(file) => {
                 let fd = file.try_clone().map_err(|source| MemoryError::Resize { size: mem_size, source })?;
-                builder
-                    .with_file_offset(FileOffset::new(fd, offset))
-                    .with_mmap_flags(noreserve | sharing | populate)
+                builder.with_file_offset(FileOffset::new(fd, offset)).with_mmap_flags(noreserve | sharing | populate)
             }
             None => builder.with_mmap_flags(libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | sharing | populate),
         };
