@@ -19,12 +19,15 @@
 //! `xtask::bench_vhost`, its own rig boot) and `--only snapshot` (save and restore against
 //! QEMU's migration to a file, snapshot.rs, its own rig boot) and `--only hugepages` (a
 //! Linux boot and a memory-touching workload on 2 MiB pages and on default memory,
-//! hugepages.rs, its own rig boot), which the full run leaves out.
+//! hugepages.rs, its own rig boot) and `--only firecracker` (boot and restore through
+//! Firecracker's API against QMP, firecracker.rs, its own rig boot), which the full run
+//! leaves out.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
 mod boot;
 mod clones;
+mod firecracker;
 mod hugepages;
 mod local;
 mod power;
@@ -41,7 +44,7 @@ use xtask::host;
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
 const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|hugepages|vhost|snapshot]";
+    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|snapshot]";
 /// Clones and restores per run for the clones section's p50/p99 (1,000 at the default 20 runs).
 const CLONES_PER_RUN: usize = 50;
 
@@ -134,6 +137,7 @@ fn only_section(
     let text = match section {
         "qmp" => qmp::markdown(&qmp::run(vmms, guests, dir, runs), runs),
         "sandbox" => sandbox::markdown(&sandbox::run(&vmms[0], guests, runs)?, runs),
+        "firecracker" => firecracker::markdown(&firecracker::run(boot_runs), boot_runs),
         "hugepages" => hugepages::markdown(&hugepages::run(boot_runs), boot_runs),
         "clones" => clones::markdown(&clones::run(&vmms[0].bin, dir, runs, runs * CLONES_PER_RUN), runs),
         // Rig boots: as few runs as the boot section takes.
@@ -142,7 +146,7 @@ fn only_section(
         "snapshot" => snapshot::markdown(&snapshot::run(boot_runs), boot_runs),
         other => {
             return Err(format!(
-                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, hugepages, vhost, snapshot)"
+                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, snapshot)"
             ))
         }
     };
