@@ -31,6 +31,8 @@ const DELAY: u32 = 200;
 const MEM: &str = "256m";
 /// Idle clones alive at once for the memory figure.
 const IDLE_CLONES: usize = 50;
+/// The working set of the prefetch figure's guest (`tiny_guest::touch_then_count_on_serial`).
+const WORKING_SET_MIB: u32 = 64;
 /// How long any one step may take before the bench gives up on it.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -68,6 +70,8 @@ pub struct CloneFigures {
     pub touched_kib: u64,
     /// Cold page cache exec → first line, without and with the page list.
     pub cold: (Latency, Latency),
+    /// The same for a guest that reads a working set of WORKING_SET_MIB before each line.
+    pub cold_working_set: (Latency, Latency),
     pub qemu_error: Option<String>,
     pub load: Option<String>,
 }
@@ -215,7 +219,9 @@ fn private_dirty(pid: u32) -> Option<f64> {
 }
 
 fn drop_from_page_cache(path: &Path) -> Result<(), String> {
-    let f = File::open(path).map_err(|e| e.to_string())?;
+    let f = File::options().read(true).write(true).open(path).map_err(|e| e.to_string())?;
+    // Dirty pages (a snapshot just written) are not dropped: write them back first.
+    f.sync_data().map_err(|e| e.to_string())?;
     // SAFETY: a valid fd; the advice only affects the page cache.
     match unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) } {
         0 => Ok(()),
@@ -335,6 +341,9 @@ pub fn run(bin: &Path, dir: &Path, runs: usize, clones: usize) -> Result<CloneFi
     f.cold = (Latency::of(without), Latency::of(with));
     let _ = std::fs::remove_file(&pages);
 
+    eprintln!("[bench] clones: {runs} cold-cache restores of a {WORKING_SET_MIB} MiB working set, without and with the page list");
+    f.cold_working_set = working_set(bin, &dir, runs)?;
+
     eprintln!("[bench] clones: {runs} restores to running, microvm and QEMU");
     let mut mine = Vec::new();
     let qemu_snap = dir.join("qemu.snap");
@@ -361,6 +370,39 @@ pub fn run(bin: &Path, dir: &Path, runs: usize, clones: usize) -> Result<CloneFi
     }
     f.running = (Latency::of(mine), (!qemu_ms.is_empty()).then(|| Latency::of(qemu_ms)));
     Ok(f)
+}
+
+/// Cold-cache exec → first line of a guest that reads WORKING_SET_MIB of its RAM before
+/// each line, without and with the page list `microvm snapshot-pages` recorded.
+fn working_set(bin: &Path, dir: &Path, runs: usize) -> Result<(Latency, Latency), String> {
+    let kernel = dir.join("touch.elf");
+    xtask::host::write(&kernel, tiny_guest::touch_then_count_on_serial(WORKING_SET_MIB, DELAY))?;
+    let m = machine(&kernel);
+    let (snap, out, fifo) = (dir.join("touch.snap"), dir.join("touch-out"), dir.join("touch-console"));
+    let mut cmd = Command::new(bin);
+    cmd.args(&m).args(serial(&out)).stdin(Stdio::null()).stdout(Stdio::null());
+    save(cmd, "microvm", dir, &out, &format!("file:{}", snap.display()))?;
+    let restore: Vec<String> =
+        m.iter().cloned().chain(["-incoming".into(), format!("file:{}", snap.display())]).collect();
+    let (_, child) = to_first_line(bin, &restore, &fifo, true)?;
+    let child = child.ok_or("no restore to record")?;
+    let rec =
+        Command::new(bin).arg("snapshot-pages").arg(child.id().to_string()).arg(&snap).stdout(Stdio::null()).status();
+    stop(child);
+    let (pages, aside) = (PathBuf::from(format!("{}.pages", snap.display())), dir.join("touch.pages.aside"));
+    if !rec.map(|s| s.success()).unwrap_or(false) || !pages.exists() {
+        return Err("microvm snapshot-pages recorded no list of the working set".into());
+    }
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        std::fs::rename(&pages, &aside).map_err(|e| e.to_string())?;
+        drop_from_page_cache(&snap)?;
+        without.push(to_first_line(bin, &restore, &fifo, false)?.0);
+        std::fs::rename(&aside, &pages).map_err(|e| e.to_string())?;
+        drop_from_page_cache(&snap)?;
+        with.push(to_first_line(bin, &restore, &fifo, false)?.0);
+    }
+    Ok((Latency::of(without), Latency::of(with)))
 }
 
 /// Private_Dirty (KiB) of idle clones, median and max, and of one plain restore: a guest
@@ -436,6 +478,11 @@ pub fn markdown(figures: &Result<CloneFigures, String>, runs: usize) -> String {
         "| cold page cache (`POSIX_FADV_DONTNEED`), exec → first line, without / with `FILE.pages` | {} / {} | |\n",
         lat(&f.cold.0),
         lat(&f.cold.1)
+    );
+    s += &format!(
+        "| the same, a guest reading a {WORKING_SET_MIB} MiB working set before each line (`touch_then_count_on_serial`) | {} / {} | |\n",
+        lat(&f.cold_working_set.0),
+        lat(&f.cold_working_set.1)
     );
     s += "\n| memory | KiB | goal |\n| --- | ---: | --- |\n";
     s += &format!(
