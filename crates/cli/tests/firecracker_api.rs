@@ -320,12 +320,7 @@ fn snapshot_create_then_load_in_a_new_process_goes_on_counting() {
     let (state, mem) = (dir.path().join("state"), dir.path().join("mem"));
 
     let socket = dir.path().join("fc1.socket");
-    let mut vm = firecracker(&socket, &[]);
-    wait_for_socket(&socket, &mut vm);
-    let boot = json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" });
-    assert_eq!(put(&socket, "/boot-source", &boot.to_string()).status, 204);
-    assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
-    assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+    let mut vm = start_tiny_guest(&socket, &kernel);
     assert!(vm.wait_for_stdout(b"0000000003\n", RUN_TIMEOUT), "the guest did not count");
     assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Paused"}"#)).status, 204);
     let create = json!({ "snapshot_type": "Full", "snapshot_path": state, "mem_file_path": mem });
@@ -375,12 +370,7 @@ fn each_snapshot_load_gives_the_guest_a_new_generation_id() {
     let kernel = dir.file("vmlinux", &tiny_guest::vmgenid_on_serial_then_wait_for_a_new_one());
     let (state, mem) = (dir.path().join("state"), dir.path().join("mem"));
     let socket = dir.path().join("fc.socket");
-    let mut vm = firecracker(&socket, &[]);
-    wait_for_socket(&socket, &mut vm);
-    let boot = json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" });
-    assert_eq!(put(&socket, "/boot-source", &boot.to_string()).status, 204);
-    assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
-    assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+    let mut vm = start_tiny_guest(&socket, &kernel);
     let printed = vm.wait_for_stdout_that(|seen| guid_in(seen, b"G:").is_some(), RUN_TIMEOUT);
     assert!(printed, "the guest printed no generation ID");
     assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Paused"}"#)).status, 204);

@@ -320,26 +320,7 @@ pub fn run(bin: &Path, dir: &Path, runs: usize, clones: usize) -> Result<CloneFi
     (f.clone_kib, f.restore_kib) = idle_memory(bin, &dir)?;
 
     eprintln!("[bench] clones: {runs} cold-cache restores without and with the page list");
-    let (_, child) = to_first_line(bin, &restore_args, &fifo, true)?;
-    let child = child.ok_or("no restore to record")?;
-    std::thread::sleep(Duration::from_millis(50));
-    let rec = Command::new(bin).arg("snapshot-pages").arg(child.id().to_string()).arg(&snap).status();
-    stop(child);
-    let (pages, aside) = (PathBuf::from(format!("{}.pages", snap.display())), dir.join("pages.aside"));
-    if !rec.map(|s| s.success()).unwrap_or(false) || !pages.exists() {
-        return Err("microvm snapshot-pages recorded no list".into());
-    }
-    let (mut without, mut with) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        std::fs::rename(&pages, &aside).map_err(|e| e.to_string())?;
-        drop_from_page_cache(&snap)?;
-        without.push(to_first_line(bin, &restore_args, &fifo, false)?.0);
-        std::fs::rename(&aside, &pages).map_err(|e| e.to_string())?;
-        drop_from_page_cache(&snap)?;
-        with.push(to_first_line(bin, &restore_args, &fifo, false)?.0);
-    }
-    f.cold = (Latency::of(without), Latency::of(with));
-    let _ = std::fs::remove_file(&pages);
+    f.cold = cold_restores(bin, &dir, &snap, &restore_args, runs)?;
 
     eprintln!("[bench] clones: {runs} cold-cache restores of a {WORKING_SET_MIB} MiB working set, without and with the page list");
     f.cold_working_set = working_set(bin, &dir, runs)?;
@@ -378,30 +359,45 @@ fn working_set(bin: &Path, dir: &Path, runs: usize) -> Result<(Latency, Latency)
     let kernel = dir.join("touch.elf");
     xtask::host::write(&kernel, tiny_guest::touch_then_count_on_serial(WORKING_SET_MIB, DELAY))?;
     let m = machine(&kernel);
-    let (snap, out, fifo) = (dir.join("touch.snap"), dir.join("touch-out"), dir.join("touch-console"));
+    let (snap, out) = (dir.join("touch.snap"), dir.join("touch-out"));
     let mut cmd = Command::new(bin);
     cmd.args(&m).args(serial(&out)).stdin(Stdio::null()).stdout(Stdio::null());
     save(cmd, "microvm", dir, &out, &format!("file:{}", snap.display()))?;
     let restore: Vec<String> =
         m.iter().cloned().chain(["-incoming".into(), format!("file:{}", snap.display())]).collect();
-    let (_, child) = to_first_line(bin, &restore, &fifo, true)?;
+    cold_restores(bin, dir, &snap, &restore, runs)
+}
+
+/// Records the page list of one restore of `snap` (`microvm snapshot-pages` once its first
+/// line is out), then times `runs` cold-cache restores (exec → first line) without and
+/// with it, alternating.
+fn cold_restores(
+    bin: &Path,
+    dir: &Path,
+    snap: &Path,
+    restore: &[String],
+    runs: usize,
+) -> Result<(Latency, Latency), String> {
+    let fifo = dir.join("cold-console");
+    let (_, child) = to_first_line(bin, restore, &fifo, true)?;
     let child = child.ok_or("no restore to record")?;
     let rec =
-        Command::new(bin).arg("snapshot-pages").arg(child.id().to_string()).arg(&snap).stdout(Stdio::null()).status();
+        Command::new(bin).arg("snapshot-pages").arg(child.id().to_string()).arg(snap).stdout(Stdio::null()).status();
     stop(child);
-    let (pages, aside) = (PathBuf::from(format!("{}.pages", snap.display())), dir.join("touch.pages.aside"));
+    let (pages, aside) = (PathBuf::from(format!("{}.pages", snap.display())), dir.join("pages.aside"));
     if !rec.map(|s| s.success()).unwrap_or(false) || !pages.exists() {
-        return Err("microvm snapshot-pages recorded no list of the working set".into());
+        return Err(format!("microvm snapshot-pages recorded no list for {}", snap.display()));
     }
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         std::fs::rename(&pages, &aside).map_err(|e| e.to_string())?;
-        drop_from_page_cache(&snap)?;
-        without.push(to_first_line(bin, &restore, &fifo, false)?.0);
+        drop_from_page_cache(snap)?;
+        without.push(to_first_line(bin, restore, &fifo, false)?.0);
         std::fs::rename(&aside, &pages).map_err(|e| e.to_string())?;
-        drop_from_page_cache(&snap)?;
-        with.push(to_first_line(bin, &restore, &fifo, false)?.0);
+        drop_from_page_cache(snap)?;
+        with.push(to_first_line(bin, restore, &fifo, false)?.0);
     }
+    let _ = std::fs::remove_file(&pages);
     Ok((Latency::of(without), Latency::of(with)))
 }
 
