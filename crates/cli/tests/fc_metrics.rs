@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::fc::*;
+use common::firecracker::*;
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::fc::*;
+use common::firecracker::*;
 use common::*;
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
