@@ -106,7 +106,11 @@ fn jail(args: &JailerArgs) -> Result<std::convert::Infallible, JailerError> {
         join_netns(path)?;
     }
     set_limits(&args.limits)?;
-    let mounts = std::fs::read_to_string("/proc/mounts").map_err(cgroup::CgroupError::Mounts);
+    // Only cgroup v2 is written (cgroup.rs); v1 needs no mount table to be refused.
+    let mounts = match args.cgroup_version {
+        2 => std::fs::read_to_string("/proc/mounts").map_err(cgroup::CgroupError::Mounts)?,
+        _ => String::new(),
+    };
     let parent = args.parent_cgroup.clone().unwrap_or_else(|| name.clone());
     let request = cgroup::CgroupRequest {
         version: args.cgroup_version,
@@ -114,11 +118,7 @@ fn jail(args: &JailerArgs) -> Result<std::convert::Infallible, JailerError> {
         parent: &parent,
         properties: &args.cgroups,
     };
-    if request.version == 2 {
-        cgroup::apply(&request, &mounts?)?;
-    } else {
-        cgroup::apply(&request, "")?;
-    }
+    cgroup::apply(&request, &mounts)?;
     let dev_null = args.daemonize.then(|| File::options().read(true).write(true).open("/dev/null"));
     let dev_null = dev_null.transpose().map_err(JailerError::DevNull)?;
 
@@ -130,7 +130,7 @@ fn jail(args: &JailerArgs) -> Result<std::convert::Infallible, JailerError> {
     }
     for (path, major, minor, required) in DEVICES {
         match make_device(path, major, minor, args.uid, args.gid) {
-            Err(e) if !required => eprintln!("jailer: warning: {e}; MMDS version 2 will not be available to use."),
+            Err(e) if !required => eprintln!("jailer: warning: {e}"),
             result => result?,
         }
     }
