@@ -284,10 +284,13 @@ pub struct BlockConfig {
     pub cache: CacheMode,
     /// `virtio-blk-device,serial=`: what the guest reads with GET_ID.
     pub serial: Option<String>,
+    /// Rate limits (`-drive throttling.*`, Firecracker's `rate_limiter`).
+    pub limits: DriveLimits,
 }
 
 /// QEMU's `cache=` modes; the block device defines what each means.
-pub use devices::virtio::block::CacheMode;
+pub use devices::virtio::block::{CacheMode, DriveLimits};
+pub use devices::rate_limiter::{BucketConfig, LimiterConfig};
 
 /// `-netdev tap,id=,ifname=,script=no,downscript=no` + `-device virtio-net-device,netdev=[,mac=]`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -72,6 +72,7 @@ pub(super) fn block(id: &str, path: &str) -> DeviceConfig {
         read_only: false,
         cache: CacheMode::Writeback,
         serial: None,
+        limits: Default::default(),
     })
 }
 

@@ -5,8 +5,8 @@
 use fc_api::model::*;
 use std::path::PathBuf;
 use vmm::config::{
-    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, KernelConfig, MemoryBackend, NetConfig,
-    SerialConfig, VmConfig,
+    BalloonConfig, BalloonOptions, BlockConfig, BucketConfig, CacheMode, DeviceConfig, DriveLimits, KernelConfig,
+    LimiterConfig, MemoryBackend, NetConfig, SerialConfig, VmConfig,
 };
 
 /// Firecracker's kernel command line when `boot_args` is not given.
@@ -79,9 +79,6 @@ pub fn check_drive(d: &Drive, others: &[Drive]) -> Result<(), ConfigError> {
     if d.socket.is_some() {
         return Err(ConfigError::NotSupported("vhost-user-block (`socket`)"));
     }
-    if limits(&d.rate_limiter) {
-        return Err(ConfigError::NotSupported("A drive rate limiter"));
-    }
     if d.is_root_device && others.iter().any(|o| o.is_root_device && o.drive_id != d.drive_id) {
         return Err(ConfigError::SecondRoot);
     }
@@ -121,6 +118,25 @@ pub fn check_entropy(e: &EntropyDevice) -> Result<(), ConfigError> {
         return Err(ConfigError::NotSupported("An entropy device rate limiter"));
     }
     Ok(())
+}
+
+/// A `rate_limiter` body as the devices' limiter takes it (the same fields; a bucket of
+/// size 0 or refill_time 0 limits nothing, as in Firecracker).
+pub fn limiter(r: &Option<RateLimiter>) -> LimiterConfig {
+    let bucket = |b: &Option<TokenBucket>| {
+        b.map(|b| BucketConfig {
+            size: b.size,
+            one_time_burst: b.one_time_burst.unwrap_or(0),
+            refill_time_ms: b.refill_time,
+        })
+    };
+    let r = r.unwrap_or_default();
+    LimiterConfig { bandwidth: bucket(&r.bandwidth), ops: bucket(&r.ops) }
+}
+
+/// A drive's `rate_limiter`: one limiter on every request.
+pub fn drive_limits(r: &Option<RateLimiter>) -> DriveLimits {
+    DriveLimits { total: limiter(r), ..DriveLimits::default() }
 }
 
 /// `AA:BB:CC:DD:EE:FF`.
@@ -196,6 +212,7 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
                 CacheType::Writeback => CacheMode::Writeback,
             },
             serial: None,
+            limits: drive_limits(&drive.rate_limiter),
         }));
     }
     for net in parts.nets {

@@ -21,7 +21,8 @@ fn drive_properties() {
             path: "/images/root.img".into(),
             read_only: false,
             cache: CacheMode::Writeback,
-            serial: None
+            serial: None,
+            limits: Default::default(),
         }
     );
     for ro in ["readonly", "readonly=on", "read-only=on", "readonly=yes", "readonly=off,read-only=on"] {

@@ -50,7 +50,7 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 fn options(path: &Path, read_only: bool, cache: CacheMode) -> BlockOptions {
-    BlockOptions { id: "disk0".into(), path: path.to_path_buf(), read_only, cache }
+    BlockOptions { id: "disk0".into(), path: path.to_path_buf(), read_only, cache, limits: DriveLimits::default() }
 }
 
 fn driver_for(opts: BlockOptions, features: u64) -> TestDriver {
@@ -740,3 +740,5 @@ fn reset_and_reactivation_serve_again() {
 
 #[path = "tests/state.rs"]
 mod state;
+#[path = "tests/throttle.rs"]
+mod throttle;
