@@ -212,7 +212,9 @@ pub enum DeviceConfig {
     Console(ConsoleConfig),
     /// A multiport virtio-serial-device (several ports, a named port or `max_ports=`).
     SerialPorts(VirtioSerialConfig),
-    Rng,
+    /// virtio-rng, with Firecracker's `entropy` `rate_limiter` (unlimited from QEMU's
+    /// command line, which has no limit for it).
+    Rng(LimiterConfig),
     /// `-device virtio-keyboard-device`: a virtio-input keyboard for QMP's keys.
     Keyboard,
     Vsock(VsockConfig),
@@ -304,6 +306,17 @@ pub struct NetConfig {
     pub mac: Option<[u8; 6]>,
     /// `vhost=on`: the host kernel's vhost_net moves the frames.
     pub vhost: bool,
+    /// Rate limits (Firecracker's `rx_rate_limiter`, `tx_rate_limiter`); none with vhost.
+    pub limits: NetLimits,
+}
+
+/// A NIC's rate limits, each direction its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Frames to the guest.
+    pub rx: LimiterConfig,
+    /// Frames from the guest.
+    pub tx: LimiterConfig,
 }
 
 /// `-device virtio-serial-device` + `-device virtconsole,chardev=ID`.

@@ -424,7 +424,14 @@ impl Devices {
                 }
                 Device::Net { netdev, mac, value } => {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
-                    DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, fd: n.fd, mac, vhost: n.vhost })
+                    DeviceConfig::Net(NetConfig {
+                        id: n.id,
+                        ifname: n.ifname,
+                        fd: n.fd,
+                        mac,
+                        vhost: n.vhost,
+                        limits: Default::default(),
+                    })
                 }
                 Device::Serial { ports, max_ports, .. } => ports::resolve(ports, max_ports, &mut chardevs)?,
                 Device::Rng { rng, value } => {
@@ -433,7 +440,7 @@ impl Devices {
                             return Err(not_defined(&value, "object", &rng));
                         }
                     }
-                    DeviceConfig::Rng
+                    DeviceConfig::Rng(Default::default())
                 }
                 Device::Fs { chardev, tag, queue_size, id, value } => {
                     let backend = chardevs.vhost_user(&chardev, DEVICE, &value)?;

@@ -24,7 +24,7 @@ mod waker;
 mod tests;
 
 use serde::{Deserialize, Serialize};
-pub use waker::Waker;
+pub use waker::{Gate, Waker};
 
 const NANOS_PER_MILLI: u128 = 1_000_000;
 

@@ -1,6 +1,7 @@
 //! The device side of a rate limiter: the clock its buckets read and the timer that wakes
 //! the device thread when a blocked bucket has refilled.
 
+use super::{LimiterConfig, RateLimiter};
 use crate::oneshot_timer::{acknowledge_expiry, OneShotTimer};
 use event_manager::{EventOps, EventSet, Events};
 use std::io;
@@ -65,5 +66,46 @@ impl Waker {
         acknowledge_expiry(events.fd());
         self.blocked = false;
         true
+    }
+}
+
+/// A device's one limiter with its waker (net rx, net tx, rng): what the data path asks
+/// before each request.
+pub struct Gate {
+    /// `None` when unlimited: the data path then costs one branch per request.
+    limiter: Option<Box<RateLimiter>>,
+    pub waker: Waker,
+}
+
+impl Gate {
+    pub fn new(config: &LimiterConfig) -> io::Result<Gate> {
+        let waker = Waker::new()?;
+        let limiter = config.limits().then(|| Box::new(RateLimiter::new(config, waker.now())));
+        Ok(Gate { limiter, waker })
+    }
+
+    /// New limits, with full buckets; a device blocked by the old ones is unblocked.
+    pub fn set(&mut self, config: &LimiterConfig) {
+        self.limiter = config.limits().then(|| Box::new(RateLimiter::new(config, self.waker.now())));
+        self.waker.cancel();
+    }
+
+    /// Whether the device waits for the refill timer.
+    pub fn blocked(&self) -> bool {
+        self.waker.blocked()
+    }
+
+    /// Spends `ops` and `bytes` and returns true if they fit; else spends nothing, arms
+    /// the timer for when they will, and returns false. `bytes` is only asked for when
+    /// the device is limited (counting a chain's bytes walks its descriptors).
+    pub fn admit(&mut self, ops: u64, bytes: impl FnOnce() -> u64) -> bool {
+        let Some(limiter) = self.limiter.as_mut() else { return true };
+        match limiter.consume(ops, bytes(), self.waker.now()) {
+            None => true,
+            Some(wait) => {
+                self.waker.sleep(wait);
+                false
+            }
+        }
     }
 }

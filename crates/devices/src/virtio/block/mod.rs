@@ -206,12 +206,12 @@ impl Block {
     }
 
     /// Replaces the rate limits (Firecracker's `PATCH /drives`, QMP's
-    /// `block_set_io_throttle`), with full buckets, and serves at once whatever waited
-    /// for the old ones.
+    /// `block_set_io_throttle`), with full buckets. Called off the device thread: that
+    /// thread is woken to serve whatever waited for the old ones.
     pub fn set_limits(&mut self, limits: &DriveLimits) {
         self.throttle = Throttle::new(limits, self.waker.now());
         self.waker.cancel();
-        self.process_queue();
+        self.activation.wake();
     }
 
     fn read_only(&self) -> bool {

