@@ -101,3 +101,47 @@ fn machine_config_vm_config_and_mmds_after_boot() {
     assert_eq!(handle(ApiRequest::PatchMmds(json!({"b": "x".repeat(2000)})), &mut vm, &mut facts).status, 413);
     assert_eq!(handle(ApiRequest::GetMmds, &mut vm, &mut facts).body.as_deref(), Some(r#"{"a":1}"#));
 }
+
+/// `PATCH /drives` after boot: the drive's limiter changes bucket by bucket, and the
+/// configuration that `GET /vm/config` shows and snapshots store says so.
+#[test]
+fn patch_drive_updates_the_rate_limiter_and_the_stored_configuration() {
+    use devices::virtio::block::{Block, BlockOptions, CacheMode};
+    use fc_api::model::{PartialDrive, RateLimiter, TokenBucket};
+    let image = std::env::temp_dir().join(format!("microvm-patch-drive-{}", std::process::id()));
+    std::fs::write(&image, vec![0u8; 4096]).unwrap();
+    let block = Block::new(BlockOptions {
+        id: "data".into(),
+        path: image.clone(),
+        read_only: false,
+        cache: CacheMode::Writeback,
+        limits: Default::default(),
+    })
+    .unwrap();
+    let (mut vm, mut facts) = (vm(), facts());
+    vm.devices
+        .insert(Some("data".into()), None, crate::device_registry::DeviceHandle::Block(Arc::new(block.into())))
+        .unwrap();
+    let ops = json!({"size": 10, "refill_time": 100});
+    facts.vm_config["drives"] =
+        json!([{"drive_id": "data", "is_root_device": false, "rate_limiter": {"ops": ops}}]);
+    let bucket = Some(TokenBucket { size: 1_000_000, one_time_burst: None, refill_time: 100 });
+    let patch = |id: &str, path: Option<&str>| PartialDrive {
+        drive_id: id.into(),
+        path_on_host: path.map(Into::into),
+        rate_limiter: Some(RateLimiter { bandwidth: bucket, ops: None }),
+    };
+    assert_eq!(handle(ApiRequest::PatchDrive(patch("data", None)), &mut vm, &mut facts), Response::no_content());
+    let config = handle(ApiRequest::GetVmConfig, &mut vm, &mut facts);
+    let config: serde_json::Value = serde_json::from_str(config.body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        config["drives"][0]["rate_limiter"],
+        json!({"bandwidth": {"size": 1_000_000, "refill_time": 100}, "ops": ops}),
+        "the bandwidth bucket is added, the ops bucket kept"
+    );
+    let unknown = handle(ApiRequest::PatchDrive(patch("nope", None)), &mut vm, &mut facts);
+    assert_eq!(unknown.status, 400);
+    let new_file = handle(ApiRequest::PatchDrive(patch("data", Some("/other.img"))), &mut vm, &mut facts);
+    assert_eq!(new_file.status, 400);
+    let _ = std::fs::remove_file(image);
+}
