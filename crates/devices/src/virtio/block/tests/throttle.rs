@@ -96,3 +96,28 @@ fn new_limits_apply_at_once_and_release_what_waited() {
     assert_eq!(d.used(0).len(), 2, "lifting the limit serves the waiting requests");
     assert!(d.interrupted());
 }
+
+/// The data path's cost with no limit, to compare with a build without rate limiters:
+/// `cargo test -p devices --release --lib unlimited_read_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn unlimited_read_cost() {
+    let file = TempFile::new(&pattern(64 * 512));
+    let mut d = driver(&file);
+    let buf = d.alloc(512, 0);
+    let hdr = header(&mut d, VIRTIO_BLK_T_IN, 0);
+    let status = d.alloc(1, 0);
+    let rounds = 20_000u32;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        // Four requests a kick (12 of the 16 descriptors), the same buffers each time.
+        for _ in 0..4 {
+            d.add_chain(0, &[(hdr, 16, false), (buf, 512, true), (status, 1, true)]);
+        }
+        d.kick(0);
+        d.run_ready();
+        assert_eq!(d.used(0).len(), 4);
+    }
+    let per_request = start.elapsed() / (rounds * 4);
+    println!("virtio-blk unlimited: {per_request:?} per one-sector read (whole path, test driver included)");
+}
