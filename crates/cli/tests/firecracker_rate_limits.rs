@@ -31,7 +31,8 @@ fn drive_and_entropy_limiters_are_set_patched_and_survive_a_snapshot() {
     let drive = json!({ "drive_id": "data", "path_on_host": data, "is_root_device": false,
         "rate_limiter": { "ops": ops } });
     assert_eq!(put(&socket, "/drives/data", &drive.to_string()).status, 204);
-    let entropy = json!({ "rate_limiter": { "bandwidth": { "size": 1000, "one_time_burst": 4096, "refill_time": 100 } } });
+    let entropy =
+        json!({ "rate_limiter": { "bandwidth": { "size": 1000, "one_time_burst": 4096, "refill_time": 100 } } });
     assert_eq!(put(&socket, "/entropy", &entropy.to_string()).status, 204);
     // Before boot, as in Firecracker, PATCH is refused (PUT replaces instead).
     assert_eq!(curl(&socket, "PATCH", "/drives/data", Some(r#"{"drive_id": "data"}"#)).status, 400);

@@ -290,9 +290,9 @@ pub struct BlockConfig {
     pub limits: DriveLimits,
 }
 
+pub use devices::rate_limiter::{BucketConfig, LimiterConfig};
 /// QEMU's `cache=` modes; the block device defines what each means.
 pub use devices::virtio::block::{CacheMode, DriveLimits};
-pub use devices::rate_limiter::{BucketConfig, LimiterConfig};
 
 /// `-netdev tap,id=,ifname=,script=no,downscript=no` + `-device virtio-net-device,netdev=[,mac=]`.
 #[derive(Clone, Debug, PartialEq, Eq)]

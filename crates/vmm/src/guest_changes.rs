@@ -4,8 +4,8 @@
 
 use crate::control::{VmEvent, VmEventKind};
 use crate::monitor::RateLimit;
-use devices::oneshot_timer::OneShotTimer;
 use devices::guest_events::{GuestEvent, GuestEvents};
+use devices::oneshot_timer::OneShotTimer;
 use devices::virtio::balloon::PAGE_SIZE;
 use event_manager::{EventOps, EventSet, Events};
 use std::io;

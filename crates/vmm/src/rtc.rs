@@ -2,8 +2,8 @@
 //! watches, armed by the device for its next update, alarm or periodic event while the
 //! guest has one enabled. The device itself is `devices::legacy::Rtc`.
 
-use devices::oneshot_timer::{acknowledge_expiry, OneShotTimer};
 use devices::legacy::{host_clock, local_clock, Rtc};
+use devices::oneshot_timer::{acknowledge_expiry, OneShotTimer};
 use devices::EventFdTrigger;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::io;

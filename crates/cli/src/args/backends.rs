@@ -178,7 +178,9 @@ impl Backends {
                 return Err(invalid(
                     DRIVE,
                     value,
-                    format!("throttling group '{group}' already has a drive; microvm does not share limits between drives"),
+                    format!(
+                        "throttling group '{group}' already has a drive; microvm does not share limits between drives"
+                    ),
                 ));
             }
             self.throttle_groups.push(group.clone());

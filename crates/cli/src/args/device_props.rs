@@ -30,7 +30,12 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
     prop("snapshot", Bool, Some("off"), "Only off."),
     PropDesc {
         aliases: &["bps"],
-        ..prop("throttling.bps-total", Text("N"), None, "Rate limit on all requests, in bytes per second (docs/dropin.md).")
+        ..prop(
+            "throttling.bps-total",
+            Text("N"),
+            None,
+            "Rate limit on all requests, in bytes per second (docs/dropin.md).",
+        )
     },
     PropDesc {
         aliases: &["bps_rd"],
@@ -42,7 +47,12 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
     },
     PropDesc {
         aliases: &["iops"],
-        ..prop("throttling.iops-total", Text("N"), None, "Rate limit on all requests, in requests per second (docs/dropin.md).")
+        ..prop(
+            "throttling.iops-total",
+            Text("N"),
+            None,
+            "Rate limit on all requests, in requests per second (docs/dropin.md).",
+        )
     },
     PropDesc {
         aliases: &["iops_rd"],
@@ -50,7 +60,12 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
     },
     PropDesc {
         aliases: &["iops_wr"],
-        ..prop("throttling.iops-write", Text("N"), None, "Rate limit on writes, in requests per second (docs/dropin.md).")
+        ..prop(
+            "throttling.iops-write",
+            Text("N"),
+            None,
+            "Rate limit on writes, in requests per second (docs/dropin.md).",
+        )
     },
     PropDesc {
         aliases: &["bps_max"],
@@ -78,35 +93,75 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
     },
     PropDesc {
         aliases: &["bps_max_length"],
-        ..prop("throttling.bps-total-max-length", Text("SECONDS"), Some("1"), "How long the burst of throttling.bps-total-max lasts.")
+        ..prop(
+            "throttling.bps-total-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.bps-total-max lasts.",
+        )
     },
     PropDesc {
         aliases: &["bps_rd_max_length"],
-        ..prop("throttling.bps-read-max-length", Text("SECONDS"), Some("1"), "How long the burst of throttling.bps-read-max lasts.")
+        ..prop(
+            "throttling.bps-read-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.bps-read-max lasts.",
+        )
     },
     PropDesc {
         aliases: &["bps_wr_max_length"],
-        ..prop("throttling.bps-write-max-length", Text("SECONDS"), Some("1"), "How long the burst of throttling.bps-write-max lasts.")
+        ..prop(
+            "throttling.bps-write-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.bps-write-max lasts.",
+        )
     },
     PropDesc {
         aliases: &["iops_max_length"],
-        ..prop("throttling.iops-total-max-length", Text("SECONDS"), Some("1"), "How long the burst of throttling.iops-total-max lasts.")
+        ..prop(
+            "throttling.iops-total-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.iops-total-max lasts.",
+        )
     },
     PropDesc {
         aliases: &["iops_rd_max_length"],
-        ..prop("throttling.iops-read-max-length", Text("SECONDS"), Some("1"), "How long the burst of throttling.iops-read-max lasts.")
+        ..prop(
+            "throttling.iops-read-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.iops-read-max lasts.",
+        )
     },
     PropDesc {
         aliases: &["iops_wr_max_length"],
-        ..prop("throttling.iops-write-max-length", Text("SECONDS"), Some("1"), "How long the burst of throttling.iops-write-max lasts.")
+        ..prop(
+            "throttling.iops-write-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.iops-write-max lasts.",
+        )
     },
     PropDesc {
         aliases: &["iops_size"],
-        ..prop("throttling.iops-size", Text("BYTES"), None, "A request of more bytes counts as several for the iops limits.")
+        ..prop(
+            "throttling.iops-size",
+            Text("BYTES"),
+            None,
+            "A request of more bytes counts as several for the iops limits.",
+        )
     },
     PropDesc {
         aliases: &["group"],
-        ..prop("throttling.group", Text("NAME"), None, "Accepted for one drive only: a group shared by several drives is refused.")
+        ..prop(
+            "throttling.group",
+            Text("NAME"),
+            None,
+            "Accepted for one drive only: a group shared by several drives is refused.",
+        )
     },
 ];
 

@@ -54,4 +54,3 @@ pub fn firecracker(socket: &Path, extra: &[&str]) -> Running {
     cmd.arg("--api-sock").arg(socket).args(["--id", "fc-test"]).args(extra);
     Running::spawn(cmd)
 }
-

@@ -19,9 +19,9 @@
 //!   never pays twice.
 //! - A bucket with size 0 or refill_time 0 limits nothing (Firecracker's rule).
 
-mod waker;
 #[cfg(test)]
 mod tests;
+mod waker;
 
 use serde::{Deserialize, Serialize};
 pub use waker::{Gate, Waker};

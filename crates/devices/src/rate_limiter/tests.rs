@@ -116,10 +116,7 @@ fn the_long_run_rate_is_size_over_refill_time() {
 
 #[test]
 fn empty_buckets_limit_nothing() {
-    for config in [
-        LimiterConfig::default(),
-        LimiterConfig { bandwidth: bucket(0, 100), ops: bucket(10, 0) },
-    ] {
+    for config in [LimiterConfig::default(), LimiterConfig { bandwidth: bucket(0, 100), ops: bucket(10, 0) }] {
         assert!(!config.limits());
         let mut l = RateLimiter::new(&config, 0);
         assert!(!l.limits());

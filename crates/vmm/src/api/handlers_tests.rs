@@ -123,8 +123,7 @@ fn patch_drive_updates_the_rate_limiter_and_the_stored_configuration() {
         .insert(Some("data".into()), None, crate::device_registry::DeviceHandle::Block(Arc::new(block.into())))
         .unwrap();
     let ops = json!({"size": 10, "refill_time": 100});
-    facts.vm_config["drives"] =
-        json!([{"drive_id": "data", "is_root_device": false, "rate_limiter": {"ops": ops}}]);
+    facts.vm_config["drives"] = json!([{"drive_id": "data", "is_root_device": false, "rate_limiter": {"ops": ops}}]);
     let bucket = Some(TokenBucket { size: 1_000_000, one_time_burst: None, refill_time: 100 });
     let patch = |id: &str, path: Option<&str>| PartialDrive {
         drive_id: id.into(),

@@ -197,7 +197,11 @@ fn rng() {
     for o in
         ["rng-random,id=r", "rng-random,id=r,filename=/dev/random", "rng-builtin,id=r", "qom-type=rng-builtin,id=r"]
     {
-        assert_eq!(devs(&["-device", "virtio-rng-device,rng=r", "-object", o]), [DeviceConfig::Rng(Default::default())], "{o}");
+        assert_eq!(
+            devs(&["-device", "virtio-rng-device,rng=r", "-object", o]),
+            [DeviceConfig::Rng(Default::default())],
+            "{o}"
+        );
     }
     // An unused object is fine.
     assert_eq!(devs(&["-object", "rng-builtin,id=r"]), []);
@@ -307,7 +311,12 @@ fn device_errors() {
             "-device",
             "virtio-rng-device,rng=x",
         ]),
-        [block("x", "f"), net("x", None, None), console("x", ChardevBackend::Pty), DeviceConfig::Rng(Default::default()),]
+        [
+            block("x", "f"),
+            net("x", None, None),
+            console("x", ChardevBackend::Pty),
+            DeviceConfig::Rng(Default::default()),
+        ]
     );
     assert_invalid(err(&["-device", "virtio-rng-device,id=9"]), "-device", "an id is a letter");
 }

@@ -27,6 +27,7 @@
 //!   logged once per device.
 
 mod disk;
+pub mod qemu_throttle;
 mod request;
 #[cfg(test)]
 mod tests;

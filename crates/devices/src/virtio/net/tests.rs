@@ -789,7 +789,7 @@ mod real_tap {
     }
 }
 
-#[path = "tests/state.rs"]
-mod state;
 #[path = "tests/ratelimit.rs"]
 mod ratelimit;
+#[path = "tests/state.rs"]
+mod state;
