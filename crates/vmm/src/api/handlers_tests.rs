@@ -144,3 +144,28 @@ fn patch_drive_updates_the_rate_limiter_and_the_stored_configuration() {
     assert_eq!(new_file.status, 400);
     let _ = std::fs::remove_file(image);
 }
+
+/// `PATCH /network-interfaces` after boot: each direction's limiter, bucket by bucket.
+#[test]
+fn patch_network_interface_updates_rx_and_tx_limiters() {
+    use devices::virtio::net::{Net, Tap};
+    use fc_api::model::{PartialNetworkInterface, RateLimiter, TokenBucket};
+    let (tap, _peer) = Tap::socketpair_for_tests(false);
+    let net = Net::new(tap, None).unwrap();
+    let (mut vm, mut facts) = (vm(), facts());
+    vm.devices
+        .insert(Some("eth0".into()), None, crate::device_registry::DeviceHandle::Net(Arc::new(net.into())))
+        .unwrap();
+    facts.vm_config["network-interfaces"] = json!([{"iface_id": "eth0", "host_dev_name": "tap0"}]);
+    let ops = Some(RateLimiter {
+        bandwidth: None,
+        ops: Some(TokenBucket { size: 5, one_time_burst: None, refill_time: 10 }),
+    });
+    let patch = PartialNetworkInterface { iface_id: "eth0".into(), rx_rate_limiter: ops, tx_rate_limiter: None };
+    assert_eq!(handle(ApiRequest::PatchNetworkInterface(patch), &mut vm, &mut facts), Response::no_content());
+    let nic = &facts.vm_config["network-interfaces"][0];
+    assert_eq!(nic["rx_rate_limiter"], json!({"ops": {"size": 5, "refill_time": 10}}));
+    assert!(nic.get("tx_rate_limiter").is_none(), "an untouched direction stays unlimited");
+    let unknown = PartialNetworkInterface { iface_id: "eth9".into(), ..Default::default() };
+    assert_eq!(handle(ApiRequest::PatchNetworkInterface(unknown), &mut vm, &mut facts).status, 400);
+}

@@ -63,7 +63,7 @@ impl Throttle {
         M: Deref<Target = GuestMemoryMmap> + Clone,
     {
         let mut descs = chain.clone();
-        let Some(first) = descs.next() else { return None };
+        let first = descs.next()?;
         // An unreadable header is the request's own error, served (and failed) at once.
         let kind: u32 = mem.read_obj(first.addr()).unwrap_or(u32::MAX);
         let all: u64 = u64::from(first.len()) + descs.map(|d| u64::from(d.len())).sum::<u64>();
