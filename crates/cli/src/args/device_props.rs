@@ -34,16 +34,16 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
             "throttling.bps-total",
             Text("N"),
             None,
-            "Rate limit on all requests, in bytes per second (docs/dropin.md).",
+            "Rate limit on all requests, in bytes per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).",
         )
     },
     PropDesc {
         aliases: &["bps_rd"],
-        ..prop("throttling.bps-read", Text("N"), None, "Rate limit on reads, in bytes per second (docs/dropin.md).")
+        ..prop("throttling.bps-read", Text("N"), None, "Rate limit on reads, in bytes per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).")
     },
     PropDesc {
         aliases: &["bps_wr"],
-        ..prop("throttling.bps-write", Text("N"), None, "Rate limit on writes, in bytes per second (docs/dropin.md).")
+        ..prop("throttling.bps-write", Text("N"), None, "Rate limit on writes, in bytes per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).")
     },
     PropDesc {
         aliases: &["iops"],
@@ -51,12 +51,12 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
             "throttling.iops-total",
             Text("N"),
             None,
-            "Rate limit on all requests, in requests per second (docs/dropin.md).",
+            "Rate limit on all requests, in requests per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).",
         )
     },
     PropDesc {
         aliases: &["iops_rd"],
-        ..prop("throttling.iops-read", Text("N"), None, "Rate limit on reads, in requests per second (docs/dropin.md).")
+        ..prop("throttling.iops-read", Text("N"), None, "Rate limit on reads, in requests per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).")
     },
     PropDesc {
         aliases: &["iops_wr"],
@@ -64,7 +64,7 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
             "throttling.iops-write",
             Text("N"),
             None,
-            "Rate limit on writes, in requests per second (docs/dropin.md).",
+            "Rate limit on writes, in requests per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).",
         )
     },
     PropDesc {
