@@ -77,3 +77,45 @@ fn throttled_drives_start_and_qmp_changes_their_limits() {
     let (status, out) = vm.wait(RUN_TIMEOUT, started);
     assert!(status.is_some_and(|s| s.success()), "{}", out.describe());
 }
+
+/// Runs the tiny virtio-blk driver guest (12 one-page reads, one at a time) on a drive
+/// with `throttling` appended to its `-drive`; returns the time from its `go` to its
+/// `done`, as the host sees its serial output.
+fn twelve_reads(throttling: &str) -> std::time::Duration {
+    let dir = TempDir::new("block-throttle-reads");
+    let kernel = dir.file("vmlinux", &tiny_guest::virtio_blk_reads_then_reset(tiny_guest::VIRTIO_MMIO_SLOT0, 12));
+    let disk = dir.file("disk.img", &[0u8; 65536]);
+    let drive = format!("id=d,file={},format=raw,if=none{throttling}", disk.display());
+    let mut cmd = microvm();
+    cmd.args(["-M", "microvm,legacy", "-m", "32m", "-nodefaults", "-serial", "stdio", "-kernel"]).arg(&kernel);
+    cmd.args(["-drive", &drive, "-device", "virtio-blk-device,drive=d"]);
+    let mut vm = Running::spawn(cmd);
+    assert!(vm.wait_for_stdout(b"go\n", RUN_TIMEOUT), "the guest did not start");
+    let start = std::time::Instant::now();
+    assert!(vm.wait_for_stdout(b"............\ndone\n", RUN_TIMEOUT), "the reads did not all complete");
+    let took = start.elapsed();
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert!(status.is_some_and(|s| s.success()), "{}", out.describe());
+    took
+}
+
+/// The guest's own driver through the real KVM path: 12 reads, one at a time, on a drive
+/// limited to 20 requests a second (a bucket of 2, then one every 50 ms) take at least the
+/// 500 ms of the 10 refills; on one limited to 40960 bytes a second (a bucket of one 4 KiB
+/// read, then one every 100 ms) the 1.1 s of 11 refills; unlimited, a few milliseconds.
+/// None fails (each read completes, then `done`).
+#[test]
+fn a_guest_driver_is_held_to_the_drive_limits() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let free = twelve_reads("");
+    let ops = twelve_reads(",throttling.iops-total=20");
+    let bytes = twelve_reads(",bps=40960");
+    eprintln!("12 reads: unlimited {free:?}, iops-total=20 {ops:?}, bps=40960 {bytes:?}");
+    let ms = std::time::Duration::from_millis;
+    assert!(ops >= ms(490), "iops-total=20: 12 reads in {ops:?}");
+    assert!(bytes >= ms(1090), "bps=40960: 12 reads in {bytes:?}");
+    assert!(free + ms(300) < ops, "unlimited {free:?}, limited {ops:?}");
+}
