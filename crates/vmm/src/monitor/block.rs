@@ -6,7 +6,7 @@
 
 use super::commands::VmControl;
 use crate::device_registry::DeviceHandle;
-use devices::virtio::block::qemu_throttle::{modern_name, QemuThrottle};
+use devices::virtio::block::qemu_throttle::{modern_name, QemuThrottle, ThrottleError, VALUE_MAX};
 use qmp::{Arguments, ErrorClass, QmpError};
 use serde_json::{json, Value};
 
@@ -29,12 +29,12 @@ const OPTIONAL: [&str; 13] = [
 ];
 
 fn set(settings: &mut QemuThrottle, name: &str, value: i64) -> Result<(), QmpError> {
-    let bad = || QmpError::generic("bps/iops/max values must be within [0, 1000000000000000]");
+    let bad = || QmpError::generic(format!("bps/iops/max values must be within [0, {VALUE_MAX}]"));
     let value = u64::try_from(value).map_err(|_| bad())?;
     let modern = modern_name(name).unwrap_or_default();
     match settings.set(&modern, value) {
         Ok(_) => Ok(()),
-        Err(devices::virtio::block::qemu_throttle::ThrottleError::TooLarge(_)) => Err(bad()),
+        Err(ThrottleError::TooLarge(_)) => Err(bad()),
         Err(e) => Err(QmpError::generic(e.to_string())),
     }
 }
