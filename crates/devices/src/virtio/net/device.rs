@@ -99,7 +99,7 @@ pub enum NetError {
     )]
     InvalidMac(String),
     #[error("virtio-net: cannot create an eventfd: {0}")]
-    Event(#[source] std::io::Error),
+    Event(std::io::Error),
     #[error("virtio-net: cannot create a rate limiter's timer: {0}")]
     Timer(#[source] std::io::Error),
 }
