@@ -23,13 +23,12 @@
 mod tests;
 mod waker;
 
-use serde::{Deserialize, Serialize};
 pub use waker::{Gate, Waker};
 
 const NANOS_PER_MILLI: u128 = 1_000_000;
 
 /// One bucket as configured: Firecracker's `TokenBucket` fields.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BucketConfig {
     /// Tokens (bytes or requests) the bucket holds when full.
     pub size: u64,
@@ -47,7 +46,7 @@ impl BucketConfig {
 }
 
 /// A limiter as configured: an optional bucket for bytes and one for requests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LimiterConfig {
     pub bandwidth: Option<BucketConfig>,
     pub ops: Option<BucketConfig>,

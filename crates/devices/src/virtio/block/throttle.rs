@@ -3,7 +3,6 @@
 //! counted as `ceil(bytes / ops_size)` operations when `throttling.iops-size` is set.
 
 use crate::rate_limiter::{LimiterConfig, RateLimiter};
-use serde::{Deserialize, Serialize};
 use std::ops::Deref;
 use virtio_bindings::virtio_blk::{VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT};
 use virtio_queue::DescriptorChain;
@@ -13,7 +12,7 @@ use vm_memory::{Bytes, GuestMemoryMmap};
 const NOT_DATA: u64 = 16 + 1;
 
 /// The limits a drive is given, at start or at run time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DriveLimits {
     /// Every request (Firecracker's `rate_limiter`; QEMU's `bps-total`, `iops-total`).
     pub total: LimiterConfig,
