@@ -14,6 +14,8 @@ pub mod debug_port;
 pub mod guest_events;
 pub mod legacy;
 pub mod noise;
+pub mod oneshot_timer;
+pub mod rate_limiter;
 pub mod state;
 pub mod terminal;
 pub mod virtio;

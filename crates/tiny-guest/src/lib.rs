@@ -11,9 +11,11 @@
 
 pub mod asm;
 pub mod elf;
+mod virtio_blk;
 
 pub use asm::{Asm, Cond, Label};
 pub use elf::{elf_without_pvh_note, pvh_elf, LOAD_ADDR};
+pub use virtio_blk::{virtio_blk_reads_then_reset, READ_BYTES, VIRTIO_MMIO_SLOT0};
 
 /// Data port of the legacy 16550A UART (COM1).
 pub const COM1: u16 = 0x3f8;

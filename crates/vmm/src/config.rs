@@ -212,7 +212,9 @@ pub enum DeviceConfig {
     Console(ConsoleConfig),
     /// A multiport virtio-serial-device (several ports, a named port or `max_ports=`).
     SerialPorts(VirtioSerialConfig),
-    Rng,
+    /// virtio-rng, with Firecracker's `entropy` `rate_limiter` (unlimited from QEMU's
+    /// command line, which has no limit for it).
+    Rng(LimiterConfig),
     /// `-device virtio-keyboard-device`: a virtio-input keyboard for QMP's keys.
     Keyboard,
     Vsock(VsockConfig),
@@ -284,10 +286,13 @@ pub struct BlockConfig {
     pub cache: CacheMode,
     /// `virtio-blk-device,serial=`: what the guest reads with GET_ID.
     pub serial: Option<String>,
+    /// Rate limits (`-drive throttling.*`, Firecracker's `rate_limiter`).
+    pub limits: DriveLimits,
 }
 
+pub use devices::rate_limiter::{BucketConfig, LimiterConfig};
 /// QEMU's `cache=` modes; the block device defines what each means.
-pub use devices::virtio::block::CacheMode;
+pub use devices::virtio::block::{CacheMode, DriveLimits};
 
 /// `-netdev tap,id=,ifname=,script=no,downscript=no` + `-device virtio-net-device,netdev=[,mac=]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -301,6 +306,17 @@ pub struct NetConfig {
     pub mac: Option<[u8; 6]>,
     /// `vhost=on`: the host kernel's vhost_net moves the frames.
     pub vhost: bool,
+    /// Rate limits (Firecracker's `rx_rate_limiter`, `tx_rate_limiter`); none with vhost.
+    pub limits: NetLimits,
+}
+
+/// A NIC's rate limits, each direction its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Frames to the guest.
+    pub rx: LimiterConfig,
+    /// Frames from the guest.
+    pub tx: LimiterConfig,
 }
 
 /// `-device virtio-serial-device` + `-device virtconsole,chardev=ID`.

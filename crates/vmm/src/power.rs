@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn description_follows_the_configuration() {
         let mut c = config();
-        c.devices = vec![DeviceConfig::Rng, DeviceConfig::Rng];
+        c.devices = vec![DeviceConfig::Rng(Default::default()), DeviceConfig::Rng(Default::default())];
         c.serial = Some(SerialConfig::Null);
         c.machine.rtc = true;
         c.machine.pit = false;

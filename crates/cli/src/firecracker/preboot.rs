@@ -100,7 +100,11 @@ impl Preboot {
                 Some(b) => Outcome::Answer(Response::ok(b)),
                 None => Outcome::Answer(Response::bad_request("Balloon config error: No balloon device found.")),
             },
-            R::PutEntropy(e) => done(vm_config::check_entropy(&e).map(|()| self.entropy = Some(e))),
+            R::PutEntropy(e) => {
+                // Nothing in it is refused: its rate limiter is microvm's too.
+                self.entropy = Some(e);
+                Outcome::Answer(Response::no_content())
+            }
             R::PutVsock(_) => Outcome::Answer(Response::bad_request(VSOCK_UNAVAILABLE)),
             R::PutLogger(l) => match logger(&l) {
                 Ok(()) => {
@@ -180,7 +184,7 @@ impl Preboot {
             drives: &self.drives,
             nets: &self.nets,
             balloon: self.balloon.as_ref(),
-            entropy: self.entropy.is_some(),
+            entropy: self.entropy.as_ref(),
             sandbox: self.sandbox,
             id: &self.id,
         })

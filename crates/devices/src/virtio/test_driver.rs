@@ -281,6 +281,12 @@ impl TestDriver {
         self.events.borrow_mut().run_with_timeout(10).unwrap();
     }
 
+    /// Serves the events ready now, without waiting; returns how many there were (0: the
+    /// device left the loop idle).
+    pub fn run_turn_count(&mut self) -> usize {
+        self.events.borrow_mut().run_with_timeout(0).unwrap()
+    }
+
     /// Runs the loop while events are ready, without waiting for more (every event a
     /// test or fuzz input causes is ready at once); panics if it never settles.
     pub fn run_ready(&mut self) {

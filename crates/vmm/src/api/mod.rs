@@ -10,6 +10,7 @@
 
 mod handlers;
 pub mod metrics;
+pub mod rate_limits;
 pub mod snapshot;
 
 pub use handlers::{instance_info, version};

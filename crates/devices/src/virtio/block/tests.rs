@@ -50,7 +50,7 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 fn options(path: &Path, read_only: bool, cache: CacheMode) -> BlockOptions {
-    BlockOptions { id: "disk0".into(), path: path.to_path_buf(), read_only, cache }
+    BlockOptions { id: "disk0".into(), path: path.to_path_buf(), read_only, cache, limits: DriveLimits::default() }
 }
 
 fn driver_for(opts: BlockOptions, features: u64) -> TestDriver {
@@ -742,3 +742,5 @@ fn reset_and_reactivation_serve_again() {
 mod metrics_counted;
 #[path = "tests/state.rs"]
 mod state;
+#[path = "tests/throttle.rs"]
+mod throttle;

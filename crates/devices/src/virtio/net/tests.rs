@@ -789,6 +789,8 @@ mod real_tap {
     }
 }
 
+#[path = "tests/ratelimit.rs"]
+mod ratelimit;
 #[path = "tests/state.rs"]
 mod state;
 

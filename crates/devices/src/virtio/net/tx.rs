@@ -62,3 +62,13 @@ where
     }
     Ok(())
 }
+
+/// The bytes of `chain`'s frame, its virtio-net header left out: what a TX rate limit
+/// counts (as Firecracker does).
+pub fn frame_len<M>(chain: &DescriptorChain<M>) -> u64
+where
+    M: Deref<Target = GuestMemoryMmap> + Clone,
+{
+    let all: u64 = chain.clone().map(|d| u64::from(d.len())).sum();
+    all.saturating_sub(VNET_HDR_LEN as u64)
+}
