@@ -6,12 +6,13 @@
 use super::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use super::{status, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::BusDevice;
+use crate::guest_memory::GuestMemoryMmap;
 use crate::state::{DeviceState, StateError};
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 pub const VIRTQ_DESC_F_NEXT: u16 = 1;
@@ -50,7 +51,7 @@ pub struct TestDriver {
 type SharedLoop = Rc<RefCell<EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>>>;
 
 pub fn mem() -> GuestMemoryMmap {
-    GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_SIZE as usize)]).unwrap()
+    crate::guest_memory::untracked(&[(GuestAddress(0), MEM_SIZE as usize)])
 }
 
 impl TestDriver {

@@ -50,7 +50,7 @@ pub fn migrate(vm: &mut VmControl, mut args: Arguments) -> Result<Value, QmpErro
     } else {
         MemoryTarget::Inline
     };
-    let target = SnapshotTarget { path, offset, memory, front_end_config: None };
+    let target = SnapshotTarget { path, offset, memory, front_end_config: None, diff: false };
     announce(vm, "setup");
     announce(vm, "active");
     match vm.machine.save(&target) {
