@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::firecracker::*;
 use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -12,56 +13,6 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// What curl got: status and body (JSON when there is one).
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-impl Answer {
-    fn fault(&self) -> &str {
-        self.body["fault_message"].as_str().unwrap_or_else(|| panic!("no fault_message in {}", self.body))
-    }
-}
-
-/// One request with curl over the API socket, as the getting-started guide makes them.
-fn curl(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Answer {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "--max-time", "20", "--unix-socket"]).arg(socket);
-    cmd.args(["-X", method, &format!("http://localhost{path}")]);
-    cmd.args(["-H", "Accept: application/json", "-w", "\n%{http_code}"]);
-    if let Some(body) = body {
-        cmd.args(["-H", "Content-Type: application/json", "--data-binary", body]);
-    }
-    let out = cmd.output().expect("run curl (the Firecracker API tests need curl)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let status: u16 = status.trim().parse().unwrap_or_else(|_| panic!("curl {method} {path}: {text:?} {out:?}"));
-    let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).expect("JSON body") };
-    Answer { status, body }
-}
-
-fn put(socket: &Path, path: &str, body: &str) -> Answer {
-    curl(socket, "PUT", path, Some(body))
-}
-
-fn wait_for_socket(path: &Path, vm: &mut Running) {
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    while UnixStream::connect(path).is_err() {
-        assert!(Instant::now() < deadline, "no API socket at {}", path.display());
-        if let Ok(Some(status)) = vm.child.try_wait() {
-            panic!("microvm exited before listening: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn firecracker(socket: &Path, extra: &[&str]) -> Running {
-    let mut cmd = microvm();
-    cmd.arg("--api-sock").arg(socket).args(["--id", "fc-test"]).args(extra);
-    Running::spawn(cmd)
-}
 
 /// The set 2 bytes of Ctrl, Alt, Delete pressed, then released in reverse order.
 const CTRL_ALT_DELETE_SET2: &[u8] = &[0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14];

@@ -155,6 +155,31 @@ impl Asm {
         self.bytes(&[0x46])
     }
 
+    /// `mov ebx, imm32`
+    pub fn mov_ebx(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0xbb]).imm32(v)
+    }
+
+    /// `mov eax, [ebx]`
+    pub fn load_eax_at_ebx(&mut self) -> &mut Self {
+        self.bytes(&[0x8b, 0x03])
+    }
+
+    /// `mov [ebx], esi`
+    pub fn store_esi_at_ebx(&mut self) -> &mut Self {
+        self.bytes(&[0x89, 0x33])
+    }
+
+    /// `add ebx, imm32`
+    pub fn add_ebx(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xc3]).imm32(v)
+    }
+
+    /// `cmp ebx, imm32`
+    pub fn cmp_ebx(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xfb]).imm32(v)
+    }
+
     /// `mov eax, esi`
     pub fn mov_eax_esi(&mut self) -> &mut Self {
         self.bytes(&[0x89, 0xf0])
@@ -287,6 +312,12 @@ impl Asm {
     pub fn jcc(&mut self, cond: Cond, target: Label) -> &mut Self {
         let rel = self.rel8_to(target, 2);
         self.bytes(&[0x70 + cond as u8, rel])
+    }
+
+    /// `jcc short $+2+n`: skip the next `n` bytes when `cond` holds.
+    pub fn jcc_over(&mut self, cond: Cond, n: u8) -> &mut Self {
+        assert!(n <= 127);
+        self.bytes(&[0x70 + cond as u8, n])
     }
 
     /// `jmp $`: spin on this instruction forever.

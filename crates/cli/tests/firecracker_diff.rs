@@ -1,0 +1,167 @@
+//! Firecracker's diff snapshots through its API (`curl --unix-socket`), on the host's
+//! /dev/kvm with a tiny guest that dirties one known page a turn and prints what it finds
+//! there (`tiny_guest::page_writer_on_serial`): a Full snapshot, the guest runs on, a Diff
+//! snapshot whose file holds the dirtied pages and little else, `microvm rebase-snap`, and
+//! a restore of the merged memory that goes on from the diff's instant with the memory
+//! it had. And the refusals: a diff without a base or without tracking, a diff's memory
+//! loaded unmerged.
+
+mod common;
+
+use common::firecracker::*;
+use common::*;
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where the guest writes, and how many pages a lap (inside the 32 MiB guest).
+const REGION: u32 = 16 << 20;
+const PAGES: u64 = 256;
+const PAGE: u64 = 4096;
+/// Turns of busy waiting between two pages: a few hundred pages a second here.
+const DELAY: u32 = 1000;
+
+/// The guest's complete lines: (what the page held, the turn).
+fn lines(out: &[u8]) -> Vec<(u64, u64)> {
+    let text = String::from_utf8_lossy(out);
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    let number = |s: &str, l: &str| s.parse().unwrap_or_else(|_| panic!("not a page line: {l:?}"));
+    complete
+        .lines()
+        .map(|l| {
+            let (old, n) = l.split_once(' ').unwrap_or_else(|| panic!("not a page line: {l:?}"));
+            (number(old, l), number(n, l))
+        })
+        .collect()
+}
+
+fn last_turn(out: &[u8]) -> u64 {
+    lines(out).last().expect("the guest printed nothing").1
+}
+
+/// Every turn follows the one before, and each page held what the guest stored there a
+/// lap before (nothing in the first lap).
+fn assert_memory_consistent(all: &[(u64, u64)]) {
+    for (i, &(old, n)) in all.iter().enumerate() {
+        assert_eq!(n, i as u64 + 1, "turn {} follows turn {}", n, i);
+        assert_eq!(old, n.saturating_sub(PAGES), "turn {n} found {old} in its page, not {}", n.saturating_sub(PAGES));
+    }
+}
+
+fn allocated(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+fn set_state(socket: &Path, state: &str) {
+    let body = json!({ "state": state }).to_string();
+    assert_eq!(curl(socket, "PATCH", "/vm", Some(&body)).status, 204, "PATCH /vm {state}");
+}
+
+fn create(socket: &Path, kind: &str, state: &Path, mem: &Path) -> Answer {
+    let body = json!({ "snapshot_type": kind, "snapshot_path": state, "mem_file_path": mem });
+    put(socket, "/snapshot/create", &body.to_string())
+}
+
+fn load(socket: &Path, state: &Path, mem: &Path) -> Answer {
+    let body = json!({ "snapshot_path": state, "mem_backend": { "backend_type": "File", "backend_path": mem },
+        "resume_vm": true });
+    put(socket, "/snapshot/load", &body.to_string())
+}
+
+#[test]
+fn diff_snapshot_holds_the_dirtied_pages_and_restores_merged() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-diff");
+    let kernel = dir.file("vmlinux", &tiny_guest::page_writer_on_serial(REGION, PAGES as u32, DELAY));
+    let path = |name: &str| dir.path().join(name);
+    let (base_state, base_mem, diff_state, diff_mem) = (path("base"), path("base.mem"), path("diff"), path("diff.mem"));
+
+    let socket = path("fc1.socket");
+    let mut vm = firecracker(&socket, &[]);
+    wait_for_socket(&socket, &mut vm);
+    let boot = json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" });
+    assert_eq!(put(&socket, "/boot-source", &boot.to_string()).status, 204);
+    let machine = r#"{"vcpu_count": 1, "mem_size_mib": 32, "track_dirty_pages": true}"#;
+    assert_eq!(put(&socket, "/machine-config", machine).status, 204);
+    assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+    // More than a lap: every page of the region holds data in the base.
+    assert!(vm.wait_for_stdout(format!(" {:010}\n", PAGES + 40).as_bytes(), RUN_TIMEOUT), "the guest did not run");
+    set_state(&socket, "Paused");
+
+    let no_base = create(&socket, "Diff", &diff_state, &diff_mem);
+    assert_eq!(no_base.status, 400);
+    assert!(no_base.fault().contains("take a Full snapshot first"), "{}", no_base.fault());
+    assert_eq!(create(&socket, "Full", &base_state, &base_mem).status, 204);
+    let base_turn = last_turn(vm.stdout_now(Duration::from_millis(200)));
+
+    set_state(&socket, "Resumed");
+    assert!(
+        vm.wait_for_stdout(format!(" {:010}\n", base_turn + 100).as_bytes(), RUN_TIMEOUT),
+        "no turns after the base"
+    );
+    set_state(&socket, "Paused");
+    let diff = create(&socket, "Diff", &diff_state, &diff_mem);
+    assert_eq!(diff.status, 204, "{}", diff.body);
+    let diff_turn = last_turn(vm.stdout_now(Duration::from_millis(200)));
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (_, first) = vm.wait(RUN_TIMEOUT, started);
+
+    // One page a turn since the base: the diff holds those (and its 4 KiB tag).
+    let dirtied = (diff_turn - base_turn).min(PAGES) * PAGE;
+    let (diff_size, base_size) = (allocated(&diff_mem), allocated(&base_mem));
+    eprintln!(
+        "dirtied {} KiB over {} turns; diff file {} KiB allocated; base {} KiB",
+        dirtied >> 10,
+        diff_turn - base_turn,
+        diff_size >> 10,
+        base_size >> 10
+    );
+    assert!(diff_size.abs_diff(dirtied) <= dirtied / 10, "diff file {diff_size} bytes for {dirtied} dirtied");
+    assert!(base_size >= PAGES * PAGE, "the base holds the whole region: {base_size}");
+
+    // A new process: the diff's memory alone, and the base's memory alone, are refused.
+    let socket = path("fc2.socket");
+    let mut vm = firecracker(&socket, &[]);
+    wait_for_socket(&socket, &mut vm);
+    let unmerged = load(&socket, &diff_state, &diff_mem);
+    assert_eq!(unmerged.status, 400);
+    assert!(
+        unmerged.fault().contains("microvm rebase-snap")
+            && unmerged.fault().contains("holds only the pages of diff snapshot"),
+        "{}",
+        unmerged.fault()
+    );
+    let base_only = load(&socket, &diff_state, &base_mem);
+    assert_eq!(base_only.status, 400);
+    assert!(base_only.fault().contains("is of snapshot"), "{}", base_only.fault());
+
+    let rebase = run({
+        let mut cmd = microvm();
+        cmd.arg("rebase-snap").arg("--base-file").arg(&base_mem).arg("--diff-file").arg(&diff_mem);
+        cmd
+    });
+    assert!(rebase.status.success(), "{}", rebase.describe());
+
+    assert_eq!(load(&socket, &diff_state, &base_mem).status, 204);
+    // A lap and more after the diff: every page is read back once more.
+    let past = format!(" {:010}\n", diff_turn + PAGES + 5);
+    assert!(vm.wait_for_stdout(past.as_bytes(), RUN_TIMEOUT), "the restored guest did not go on");
+    // Loaded without tracking: a diff is Firecracker's 400.
+    set_state(&socket, "Paused");
+    let untracked = create(&socket, "Diff", &path("diff2"), &path("diff2.mem"));
+    assert_eq!(untracked.status, 400);
+    assert_eq!(
+        untracked.fault(),
+        "Create snapshot error: Diff snapshots are not allowed on uVMs with dirty page tracking disabled."
+    );
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (_, second) = vm.wait(RUN_TIMEOUT, started);
+    let mut all = first.stdout.clone();
+    all.extend_from_slice(&second.stdout);
+    assert_memory_consistent(&lines(&all));
+}
