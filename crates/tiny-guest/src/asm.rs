@@ -160,9 +160,24 @@ impl Asm {
         self.bytes(&[0xbb]).imm32(v)
     }
 
-    /// `mov eax, [ebx]`
-    pub fn load_eax_at_ebx(&mut self) -> &mut Self {
-        self.bytes(&[0x8b, 0x03])
+    /// `mov ebp, imm32`
+    pub fn mov_ebp(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0xbd]).imm32(v)
+    }
+
+    /// `mov eax, [ebp+0]`
+    pub fn load_eax_at_ebp(&mut self) -> &mut Self {
+        self.bytes(&[0x8b, 0x45, 0x00])
+    }
+
+    /// `add ebp, imm32`
+    pub fn add_ebp(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xc5]).imm32(v)
+    }
+
+    /// `cmp ebp, imm32`
+    pub fn cmp_ebp(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xfd]).imm32(v)
     }
 
     /// `mov [ebx], esi`
