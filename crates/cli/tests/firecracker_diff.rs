@@ -129,6 +129,13 @@ fn diff_snapshot_holds_the_dirtied_pages_and_restores_merged() {
     assert!(diff_size.abs_diff(dirtied) <= dirtied / 10, "diff file {diff_size} bytes for {dirtied} dirtied");
     assert!(base_size >= base_turn * PAGE, "the base holds the pages written before it: {base_size}");
 
+    let info = run({
+        let mut cmd = microvm();
+        cmd.arg("snapshot-info").arg(&diff_state);
+        cmd
+    });
+    assert!(info.stdout_lossy().contains("type: diff of snapshot"), "{}", info.describe());
+
     // A new process: the diff's memory alone, and the base's memory alone, are refused.
     let socket = path("fc2.socket");
     let mut vm = firecracker(&socket, &[]);

@@ -73,6 +73,12 @@ pub struct Lineage {
 /// The format version that added [`Lineage`].
 const LINEAGE_SINCE: u32 = 2;
 
+/// Frames `snapshot` in the current format (the state, then its lineage): header and
+/// content, to write at the placement's base.
+pub fn encode(snapshot: &Snapshot, placement: MemoryPlacement, writer: &str) -> Result<(Vec<u8>, Header), FormatError> {
+    snapshot::encode(&(snapshot, &snapshot.lineage), placement, writer)
+}
+
 /// Decodes a state file's bytes (from its header on), of any format this microvm reads.
 pub fn decode(bytes: &[u8]) -> Result<(Header, Snapshot), FormatError> {
     let (header, mut snapshot, lineage) = snapshot::decode_extended::<Snapshot, Lineage>(bytes, LINEAGE_SINCE)?;
@@ -241,7 +247,7 @@ impl Snapshotter {
             _ => MemoryPlacement::Separate { len: mem_len },
         };
         let path = &target.path;
-        let (bytes, header) = snapshot::encode(&(&snapshot, &snapshot.lineage), placement, env!("CARGO_PKG_VERSION"))
+        let (bytes, header) = encode(&snapshot, placement, env!("CARGO_PKG_VERSION"))
             .map_err(|source| SnapshotError::Format { path: path.clone(), source })?;
         let crc = state_crc(&bytes);
         let io = |path: &Path| {
