@@ -15,7 +15,8 @@
 //! `--only qmp` / `--only power` / `--only sandbox` measures that section alone and rewrites
 //! only it in the report; so do `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
 //! `xtask::bench_vhost`, its own rig boot) and `--only snapshot` (save and restore against
-//! QEMU's migration to a file, snapshot.rs, its own rig boot), which the full run leaves out.
+//! QEMU's migration to a file, snapshot.rs, its own rig boot; then microvm's diff snapshots
+//! on the host's /dev/kvm, snapshot_diff.rs), which the full run leaves out.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
@@ -26,6 +27,7 @@ mod qmp;
 mod report;
 mod sandbox;
 mod snapshot;
+mod snapshot_diff;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,7 +58,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let guests = local::Guests::write(&dir)?;
     let vmms = [local::Vmm::microvm(&microvm), local::Vmm::qemu(&qemu)];
     if let Some(section) = &opts.only {
-        return only_section(section, &vmms, &guests, &dir, (runs, boot_runs));
+        return only_section(section, (&vmms, &microvm), &guests, &dir, (runs, boot_runs));
     }
 
     eprintln!("[bench] start: {runs} runs per VMM (+1 warm-up)");
@@ -114,7 +116,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// `--only SECTION`: measures one section and rewrites it in docs/benchmarks/README.md.
 fn only_section(
     section: &str,
-    vmms: &[local::Vmm; 2],
+    (vmms, microvm): (&[local::Vmm; 2], &std::path::Path),
     guests: &local::Guests,
     dir: &std::path::Path,
     (runs, boot_runs): (usize, usize),
@@ -125,7 +127,10 @@ fn only_section(
         // Rig boots: as few runs as the boot section takes.
         "power" => power::markdown(&power::run(boot_runs), boot_runs),
         "vhost" => xtask::bench_vhost::run(boot_runs)?,
-        "snapshot" => snapshot::markdown(&snapshot::run(boot_runs), boot_runs),
+        "snapshot" => {
+            let diff = snapshot_diff::markdown(&snapshot_diff::run(microvm, &dir.join("diff"), runs));
+            snapshot::markdown(&snapshot::run(boot_runs), boot_runs) + "\n" + &diff
+        }
         other => return Err(format!("--only: no section '{other}' (sections: qmp, power, sandbox, vhost, snapshot)")),
     };
     let path = host::repo_root().join("docs/benchmarks/README.md");
