@@ -224,10 +224,11 @@ impl Snapshotter {
     /// Saves the VM; every vCPU must be parked (the VM paused) and stays so.
     pub fn save(&self, vcpus: &[VcpuHandle], target: &SnapshotTarget) -> Result<SaveReport, SnapshotError> {
         let started = Instant::now();
-        // Taken now: whatever fails below, the logs may be cleared, so no diff may follow.
-        let base = self.diff_base.take();
         let tracking = devices::guest_memory::is_tracked(&self.mem);
-        let diff_of = if target.diff { Some(self.check_diff(target, tracking, base)?) } else { None };
+        // A refused diff clears nothing: the base stays.
+        let diff_of = if target.diff { Some(self.check_diff(target, tracking, self.diff_base.get())?) } else { None };
+        // From here a failure may have cleared the logs: no diff may follow it.
+        self.diff_base.set(None);
         XsaveFits::check(&self.kvm)?;
         let msrs: Arc<[u32]> = self.kvm.get_msr_index_list().map_err(SnapshotError::MsrList)?.as_slice().into();
         let vcpus =
