@@ -516,8 +516,7 @@ fn finish(mut p: Parsed) -> Result<VmConfig, ArgsError> {
         incoming: p.incoming,
         incoming_defer: p.incoming_defer,
         vmgenid,
-        // QEMU's interface has no diff snapshots: only Firecracker's API asks for tracking.
-        track_dirty_pages: false,
+        track_dirty_pages: p.machine.track_dirty_pages,
     })
 }
 

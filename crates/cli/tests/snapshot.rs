@@ -250,7 +250,8 @@ fn edit_state(snap: &Path, to: &Path, edit: impl FnOnce(&mut vmm::snapshot::Snap
     let bytes = std::fs::read(snap).unwrap();
     let (header, mut state) = vmm::snapshot::decode(&bytes).unwrap();
     edit(&mut state);
-    let placement = snapshot::MemoryPlacement::Inline { base: 0, len: header.memory_len };
+    let placement =
+        snapshot::MemoryPlacement::Inline { base: 0, len: header.memory_len, align: snapshot::MEMORY_ALIGN };
     let (state_bytes, new_header) = vmm::snapshot::encode(&state, placement, &header.writer).unwrap();
     assert_eq!(new_header.memory_offset, header.memory_offset);
     let mut out = state_bytes;

@@ -77,9 +77,11 @@ pub struct Header {
 /// Where guest memory goes relative to the state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemoryPlacement {
-    /// In this file, at the first [`MEMORY_ALIGN`] boundary after the state (counting
-    /// from the file's start, `base` bytes before the header).
-    Inline { base: u64, len: u64 },
+    /// In this file, at the first multiple of `align` (of [`MEMORY_ALIGN`]; larger for
+    /// snapshots a diff may be merged into, whose memory must start at the same offset
+    /// whatever their state's length) after the state, counting from the file's start,
+    /// `base` bytes before the header.
+    Inline { base: u64, len: u64, align: u64 },
     /// In a file of its own (Firecracker's `mem_file_path`), or shared and not saved.
     Separate { len: u64 },
 }
@@ -105,7 +107,10 @@ pub fn encode<T: Serialize>(
 pub fn frame(content: &[u8], memory: MemoryPlacement, writer: &str) -> (Vec<u8>, Header) {
     let content_len = content.len() as u64;
     let (memory_offset, memory_len) = match memory {
-        MemoryPlacement::Inline { base, len } => (Some(align_up(base + HEADER_LEN as u64 + content_len) - base), len),
+        MemoryPlacement::Inline { base, len, align } => {
+            let align = align.max(MEMORY_ALIGN).next_multiple_of(MEMORY_ALIGN);
+            (Some((base + HEADER_LEN as u64 + content_len).next_multiple_of(align) - base), len)
+        }
         MemoryPlacement::Separate { len } => (None, len),
     };
     let header = Header {

@@ -14,7 +14,8 @@ fn state() -> State {
 
 #[test]
 fn round_trip_with_memory_after_the_state() {
-    let (bytes, header) = encode(&state(), MemoryPlacement::Inline { base: 0, len: 256 << 20 }, "0.1.0").unwrap();
+    let (bytes, header) =
+        encode(&state(), MemoryPlacement::Inline { base: 0, len: 256 << 20, align: MEMORY_ALIGN }, "0.1.0").unwrap();
     assert_eq!(&bytes[..8], b"MVMSNAP\0");
     let off = header.memory_offset.unwrap();
     assert_eq!(off % MEMORY_ALIGN, 0);
@@ -29,7 +30,8 @@ fn round_trip_with_memory_after_the_state() {
 #[test]
 fn memory_offset_counts_from_the_base() {
     let base = 0x1234;
-    let (bytes, header) = encode(&state(), MemoryPlacement::Inline { base, len: 4096 }, "x").unwrap();
+    let (bytes, header) =
+        encode(&state(), MemoryPlacement::Inline { base, len: 4096, align: MEMORY_ALIGN }, "x").unwrap();
     let off = header.memory_offset.unwrap();
     assert_eq!((base + off) % MEMORY_ALIGN, 0, "the absolute offset can be mapped");
     assert!(off >= bytes.len() as u64);
@@ -104,4 +106,15 @@ fn an_extension_is_read_from_newer_files_and_defaulted_in_older_ones() {
     old[12..16].copy_from_slice(&crc.to_le_bytes());
     let (header, got, ext) = decode_extended::<State, u32>(&old, FORMAT_VERSION).unwrap();
     assert_eq!((header.format_version, got, ext), (1, state(), 0));
+}
+
+/// A larger alignment puts memory at the same offset for states of different lengths.
+#[test]
+fn memory_aligned_to_a_mib_starts_at_the_same_offset_for_any_small_state() {
+    let placement = MemoryPlacement::Inline { base: 0, len: 4096, align: 1 << 20 };
+    let (_, short) = encode(&state(), placement, "x").unwrap();
+    let longer = State { regs: vec![7; 300], ..state() };
+    let (_, long) = encode(&longer, placement, "x").unwrap();
+    assert_eq!(short.memory_offset, Some(1 << 20));
+    assert_eq!(long.memory_offset, short.memory_offset);
 }

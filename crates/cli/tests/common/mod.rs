@@ -6,6 +6,7 @@
 
 pub mod counter;
 pub mod firecracker;
+pub mod pages;
 pub mod qmp;
 
 use std::io::Read;

@@ -63,25 +63,26 @@ impl MemoryTag {
         })
     }
 
-    /// Writes the tag at `mem_len` of `file` (right after guest RAM), a page of its own.
-    pub fn write(&self, file: &File, mem_len: u64) -> std::io::Result<()> {
-        file.set_len(mem_len + TAG_LEN)?;
-        file.write_all_at(&self.encode(), mem_len)
+    /// Writes the tag at `at` of `file` (right after guest RAM), a page of its own that
+    /// ends the file.
+    pub fn write(&self, file: &File, at: u64) -> std::io::Result<()> {
+        file.set_len(at + TAG_LEN)?;
+        file.write_all_at(&self.encode(), at)
     }
 
-    /// The tag after `mem_len` bytes of RAM in `file`, if it has one (files written by
+    /// The tag at `at` of `file` (right after guest RAM), if it has one (files written by
     /// microvm before tags, or by another tool, have none).
-    pub fn read(file: &File, mem_len: u64) -> std::io::Result<Option<Self>> {
-        if file.metadata()?.len() < mem_len + TAG_LEN {
+    pub fn read(file: &File, at: u64) -> std::io::Result<Option<Self>> {
+        if file.metadata()?.len() < at + TAG_LEN {
             return Ok(None);
         }
         let mut bytes = [0u8; 20];
-        file.read_exact_at(&mut bytes, mem_len)?;
+        file.read_exact_at(&mut bytes, at)?;
         Ok(Self::decode(&bytes))
     }
 
     /// The tag of a file that ends with one (what `rebase-snap` reads, knowing no state
-    /// file): the tag and the RAM length before it.
+    /// file): the tag and where it starts.
     pub fn read_last(file: &File) -> std::io::Result<Option<(Self, u64)>> {
         let len = file.metadata()?.len();
         let Some(mem_len) = len.checked_sub(TAG_LEN) else { return Ok(None) };

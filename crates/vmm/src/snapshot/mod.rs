@@ -142,7 +142,7 @@ pub enum DiffRefused {
     NotTracking,
     #[error("a diff snapshot needs a base: take a Full snapshot first (or restore one with dirty page tracking on)")]
     NoBase,
-    #[error("a diff snapshot's memory goes to a file of its own (Firecracker's mem_file_path)")]
+    #[error("a diff snapshot writes the dirtied pages of guest memory: not with x-ignore-shared")]
     NeedsFile,
     #[error("diff snapshots are not supported with {0}: the kernel writes guest memory for it, and neither KVM's dirty log nor microvm sees those writes")]
     WrittenBehind(String),
@@ -244,7 +244,10 @@ impl Snapshotter {
         };
         let mem_len = self.mem.iter().map(|r| r.len()).sum::<u64>();
         let placement = match target.memory {
-            MemoryTarget::Inline => MemoryPlacement::Inline { base: target.offset, len: mem_len },
+            MemoryTarget::Inline => {
+                let align = if tracking { MERGEABLE_MEMORY_ALIGN } else { snapshot::MEMORY_ALIGN };
+                MemoryPlacement::Inline { base: target.offset, len: mem_len, align }
+            }
             _ => MemoryPlacement::Separate { len: mem_len },
         };
         let path = &target.path;
@@ -257,35 +260,18 @@ impl Snapshotter {
         };
         let file = create(path)?;
         file.write_all_at(&bytes, target.offset).map_err(io(path))?;
+        let lineage = (crc, diff_of);
         let memory = match (&target.memory, header.memory_offset) {
             (MemoryTarget::Inline, Some(off)) => {
                 let at = target.offset + off;
                 file.set_len(at + mem_len).map_err(io(path))?;
-                write_memory(&self.mem, &file, at, path)?
+                // Tagged only when a diff may follow (tracking): other files keep their layout.
+                self.write_ram((&file, at, path), tracking, lineage)?
             }
             (MemoryTarget::File(mem_path), _) => {
-                let dirty_error = |source| SnapshotError::Dirty { path: mem_path.clone(), source };
-                // Read (and cleared) for a full snapshot too: the next diff counts from here.
-                let dirty = if tracking {
-                    DirtyPages::take(&self.vm, &self.mem).map_err(dirty_error)?
-                } else {
-                    Default::default()
-                };
                 let mem_file = create(mem_path)?;
                 mem_file.set_len(mem_len).map_err(io(mem_path))?;
-                let (written, tag) = match diff_of {
-                    Some(base) => {
-                        let data = dirty.write(&self.mem, &mem_file, 0).map_err(dirty_error)?;
-                        (WrittenMemory { data, zero: mem_len - data }, MemoryTag::diff(crc, base))
-                    }
-                    None => (write_memory(&self.mem, &mem_file, 0, mem_path)?, MemoryTag::full(crc)),
-                };
-                tag.write(&mem_file, mem_len)
-                    .map_err(|source| SnapshotError::Tag { path: mem_path.clone(), source })?;
-                if tracking {
-                    self.diff_base.set(Some(crc));
-                }
-                written
+                self.write_ram((&mem_file, 0, mem_path), true, lineage)?
             }
             _ => WrittenMemory::default(),
         };
@@ -293,13 +279,51 @@ impl Snapshotter {
     }
 }
 
+/// Where inline memory starts in a snapshot taken with dirty-page tracking: a base and its
+/// diffs then lay memory out at the same offset (their states differ by a few bytes), so
+/// `rebase-snap` merges them by copying the diff's data extents, its state included.
+const MERGEABLE_MEMORY_ALIGN: u64 = 1 << 20;
+
 impl Snapshotter {
+    /// Writes guest RAM to `file` at `at` (all of it, or a diff's dirty pages), then with
+    /// `tag` the memory tag after it; `lineage`: this snapshot's CRC and its diff base.
+    /// With tracking, both dirty logs are read and cleared (for a full snapshot too: the
+    /// next diff counts from here) and this snapshot becomes the base.
+    fn write_ram(
+        &self,
+        (file, at, path): (&File, u64, &Path),
+        tag: bool,
+        (crc, diff_of): (u32, Option<u32>),
+    ) -> Result<WrittenMemory, SnapshotError> {
+        let tracking = devices::guest_memory::is_tracked(&self.mem);
+        let mem_len = self.mem.iter().map(|r| r.len()).sum::<u64>();
+        let dirty_error = |source| SnapshotError::Dirty { path: path.to_path_buf(), source };
+        let dirty =
+            if tracking { DirtyPages::take(&self.vm, &self.mem).map_err(dirty_error)? } else { Default::default() };
+        let (written, memory_tag) = match diff_of {
+            Some(base) => {
+                let data = dirty.write(&self.mem, file, at).map_err(dirty_error)?;
+                (WrittenMemory { data, zero: mem_len - data }, MemoryTag::diff(crc, base))
+            }
+            None => (write_memory(&self.mem, file, at, path)?, MemoryTag::full(crc)),
+        };
+        if tag {
+            memory_tag
+                .write(file, at + mem_len)
+                .map_err(|source| SnapshotError::Tag { path: path.to_path_buf(), source })?;
+        }
+        if tracking {
+            self.diff_base.set(Some(crc));
+        }
+        Ok(written)
+    }
+
     /// Whether a diff can be taken to `target`; the base it is a diff of.
     fn check_diff(&self, target: &SnapshotTarget, tracking: bool, base: Option<u32>) -> Result<u32, DiffRefused> {
         if !tracking {
             return Err(DiffRefused::NotTracking);
         }
-        if !matches!(target.memory, MemoryTarget::File(_)) {
+        if target.memory == MemoryTarget::Shared {
             return Err(DiffRefused::NeedsFile);
         }
         // Kernel vhost devices (and virtiofsd) write guest RAM through their own mapping.
@@ -406,7 +430,11 @@ pub fn load(
             check_memory_tag(&file, path, header.memory_len, state_crc, snapshot.lineage)?;
             Some((file, 0))
         }
-        (None, Some(off)) => Some((file, source.offset + off)),
+        (None, Some(off)) => {
+            let at = source.offset + off;
+            check_memory_tag(&file, &source.path, at + header.memory_len, state_crc, snapshot.lineage)?;
+            Some((file, at))
+        }
         (None, None) if file_backend => None,
         (None, None) => return Err(SnapshotError::NoMemory(source.path.clone())),
     };
@@ -421,13 +449,13 @@ pub fn load(
     })
 }
 
-/// Checks that the memory file `file` holds all of the guest memory of the snapshot
-/// named `state` (its tag, `memory_tag.rs`): a diff's own file, unmerged, is refused, and
-/// so is another snapshot's memory. A file without a tag (older microvm, another tool)
-/// is taken as it is for a full snapshot.
-fn check_memory_tag(file: &File, path: &Path, mem_len: u64, state: u32, lineage: Lineage) -> Result<(), SnapshotError> {
+/// Checks that `file`, whose guest memory ends at `tag_at`, holds all of the guest memory
+/// of the snapshot named `state` (its tag, `memory_tag.rs`): a diff's own file, unmerged,
+/// is refused, and so is another snapshot's memory. A file without a tag (older microvm,
+/// another tool, a snapshot taken without tracking) is taken as it is for a full one.
+fn check_memory_tag(file: &File, path: &Path, tag_at: u64, state: u32, lineage: Lineage) -> Result<(), SnapshotError> {
     let path = path.to_path_buf();
-    match MemoryTag::read(file, mem_len) {
+    match MemoryTag::read(file, tag_at) {
         Err(source) => Err(SnapshotError::Tag { path, source }),
         Ok(Some(tag)) if tag.snapshot != state => Err(SnapshotError::OtherMemory { path, found: tag.snapshot, state }),
         Ok(Some(tag)) if !tag.complete => {

@@ -5,6 +5,11 @@
 //! the diff's guest memory in full, and its tag says so, so the diff's state file loads
 //! with it (docs/snapshot.md, "Diff snapshots").
 //!
+//! A snapshot file of QEMU's interface (`migrate file:`, state and memory in one file)
+//! merges the same way: taken with tracking, its memory starts at the same offset as its
+//! base's, so the diff's header and state, data extents too, replace the base's, and the
+//! merged file is the diff's snapshot, whole.
+//!
 //! Unlike Firecracker's tool, the tags are checked first (`memory_tag.rs`): the diff must
 //! be a diff, and the base the snapshot it is a diff of, so a merge onto the wrong base
 //! (which would give a guest whose memory is two snapshots mixed) is refused.
@@ -32,6 +37,8 @@ pub enum RebaseError {
     WrongBase { path: PathBuf, found: u32, complete: bool, base: u32 },
     #[error("the base holds {base} bytes of guest memory and the diff {diff}: they are of different machines")]
     Size { base: u64, diff: u64 },
+    #[error("the base's guest memory starts at byte {base:?} of its file and the diff's at {diff:?} (None: a memory file of its own): they cannot be merged")]
+    Layout { base: Option<u64>, diff: Option<u64> },
 }
 
 /// What a merge did.
@@ -66,6 +73,11 @@ pub fn rebase(base: &Path, diff: &Path) -> Result<Rebased, RebaseError> {
     if base_len != diff_len {
         return Err(RebaseError::Size { base: base_len, diff: diff_len });
     }
+    let (base_memory, diff_memory) =
+        (inline_memory(&base_file).map_err(io(base))?, inline_memory(&diff_file).map_err(io(diff))?);
+    if base_memory != diff_memory {
+        return Err(RebaseError::Layout { base: base_memory, diff: diff_memory });
+    }
     let mut copied = 0;
     let mut buf = vec![0u8; CHUNK];
     let mut at = 0;
@@ -86,6 +98,17 @@ pub fn rebase(base: &Path, diff: &Path) -> Result<Rebased, RebaseError> {
     base_file.sync_all().map_err(io(base))?;
     debug_assert_eq!(base_file.metadata().map(|m| m.len()).ok(), Some(base_len + TAG_LEN));
     Ok(Rebased { copied, snapshot: tag.snapshot })
+}
+
+/// Where guest memory starts in a snapshot file holding its state too (its header's
+/// memory offset); `None` for a memory file of its own.
+fn inline_memory(file: &File) -> std::io::Result<Option<u64>> {
+    let mut head = [0u8; snapshot::HEADER_LEN];
+    match file.read_exact_at(&mut head, 0) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        other => other?,
+    }
+    Ok(snapshot::decode_header(&head).ok().and_then(|h| h.memory_offset))
 }
 
 /// The next data extent of `file` at or after `from`, cut at `limit` (the tag after guest
