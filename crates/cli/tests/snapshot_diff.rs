@@ -3,7 +3,8 @@
 //! `x-diff-snapshot` capability for the diff, on the host's /dev/kvm with the page-writing
 //! tiny guest. The diff file holds its state, the dirtied pages and its tag; `microvm
 //! rebase-snap` merges it into the base file, which then restores (`-incoming file:`) the
-//! guest of the diff's instant; the unmerged diff is refused in one line.
+//! guest of the diff's instant, with tracking again for a second diff; the unmerged diff
+//! is refused in one line, and a diff without tracking.
 
 mod common;
 
@@ -58,7 +59,7 @@ fn a_diff_migrate_merged_into_its_base_restores_the_guest_of_its_instant() {
     let dir = TempDir::new("qmp-diff");
     let kernel = dir.file("vmlinux", &guest());
     let path = |name: &str| dir.path().join(name);
-    let (base, diff, out0, out1) = (path("base.snap"), path("diff.snap"), path("out0"), path("out1"));
+    let (base, diff, out0) = (path("base.snap"), path("diff.snap"), path("out0"));
 
     let vm = Running::spawn(machine("microvm,legacy,track-dirty-pages=on", &kernel, &out0, &path("qmp0"), &[]));
     let mut qmp = Qmp::connect(&path("qmp0"));
@@ -85,25 +86,41 @@ fn a_diff_migrate_merged_into_its_base_restores_the_guest_of_its_instant() {
     assert_holds_about(&diff, (diff_turn - base_turn) * PAGE + state);
 
     // Unmerged, the diff is refused before the guest runs.
-    let restore = |file: &Path, serial: &Path, qmp: &Path| {
+    let restore = |machine_type: &str, file: &Path, serial: &Path, qmp: &Path| {
         let incoming = format!("file:{}", file.display());
-        machine("microvm,legacy", &kernel, serial, qmp, &["-incoming", &incoming])
+        machine(machine_type, &kernel, serial, qmp, &["-incoming", &incoming])
     };
-    let out = run(restore(&diff, &path("bad"), &path("qmp-bad")));
+    let out = run(restore("microvm,legacy", &diff, &path("bad"), &path("qmp-bad")));
     assert_eq!(out.status.code(), Some(1), "{}", out.describe());
     assert_one_line_error(&out, &["microvm rebase-snap"]);
 
     rebase_snap(&base, &diff);
-    // The merged file restores without tracking: a diff of it is refused.
-    let vm = Running::spawn(restore(&base, &out1, &path("qmp1")));
+    // The merged file restores with tracking: the next diff counts from it.
+    let out1 = path("out1");
+    let vm = Running::spawn(restore("microvm,legacy,track-dirty-pages=on", &base, &out1, &path("qmp1")));
     let mut qmp = Qmp::connect(&path("qmp1"));
     // Until the restored guest has read back the pages written last before the diff.
     wait_turn(&[&out0, &out1], diff_turn + BEHIND + 5);
     set_diff(&mut qmp);
-    let e = stop_and_migrate(&mut qmp, &[&out0, &out1], &path("diff2.snap")).unwrap_err();
+    let diff2 = path("diff2.snap");
+    let diff2_turn = stop_and_migrate(&mut qmp, &[&out0, &out1], &diff2).unwrap();
+    qmp.execute("quit", json!({})).unwrap();
+    let (status, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
+    assert!(diff2_turn < PAGES, "{diff2_turn} turns: the guest went round its region");
+    assert_holds_about(&diff2, (diff2_turn - diff_turn) * PAGE + state);
+
+    // Merged onto the first merge; restored without tracking: a diff of it is refused.
+    rebase_snap(&base, &diff2);
+    let out2 = path("out2");
+    let vm = Running::spawn(restore("microvm,legacy", &base, &out2, &path("qmp2")));
+    let mut qmp = Qmp::connect(&path("qmp2"));
+    wait_turn(&[&out0, &out1, &out2], diff2_turn + BEHIND + 5);
+    set_diff(&mut qmp);
+    let e = stop_and_migrate(&mut qmp, &[&out0, &out1, &out2], &path("diff3.snap")).unwrap_err();
     assert!(e.contains("dirty page tracking disabled"), "{e}");
     qmp.execute("quit", json!({})).unwrap();
     let (status, output) = vm.wait(RUN_TIMEOUT, Instant::now());
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
-    assert_memory_consistent(&lines(&serial_output(&[&out0, &out1])));
+    assert_memory_consistent(&lines(&serial_output(&[&out0, &out1, &out2])));
 }

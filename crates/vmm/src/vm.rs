@@ -218,11 +218,9 @@ impl Vm {
         step("devices");
         let restored = incoming.is_some();
         // A restore with dirty-page tracking counts the next diff from the snapshot it
-        // restored, when that one's memory is a file of its own (Firecracker's).
-        let diff_base = incoming
-            .as_ref()
-            .filter(|s| config.track_dirty_pages && s.memory.is_some() && s.header.memory_offset.is_none())
-            .map(|s| s.state_crc);
+        // restored (unless RAM is a shared backend the snapshot did not hold).
+        let diff_base =
+            incoming.as_ref().filter(|s| config.track_dirty_pages && s.memory.is_some()).map(|s| s.state_crc);
         let vcpus = match incoming {
             None => boot(config, &kvm, &vm, &mem, &inventory, &mut power)?,
             Some(snapshot) => restore(snapshot, &kvm, &vm, &mut power, [&pio, &mmio])?,
