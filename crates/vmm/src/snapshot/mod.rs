@@ -157,8 +157,8 @@ pub struct SnapshotTarget {
     pub memory: MemoryTarget,
     /// Stored as [`Snapshot::front_end_config`].
     pub front_end_config: Option<String>,
-    /// Only the pages written since the last snapshot (Firecracker's `Diff`): needs
-    /// dirty-page tracking and a memory file of its own.
+    /// Only the pages written since the last snapshot (Firecracker's `Diff`, QMP's
+    /// `x-diff-snapshot`): needs dirty-page tracking, and memory that is written.
     pub diff: bool,
 }
 
@@ -199,9 +199,9 @@ pub struct Snapshotter {
     pub(crate) host_tsc_khz: Option<u32>,
     /// RAM is a named backend file (shared or not).
     pub(crate) file_backed: bool,
-    /// With dirty-page tracking: the state CRC of the last snapshot saved (or restored)
-    /// with its memory in a file of its own, which the dirty logs count from; `None`
-    /// before any, or after a save failed (the logs may have been cleared by it).
+    /// With dirty-page tracking: the state CRC of the last snapshot saved or restored
+    /// (with its memory written, not x-ignore-shared), which the dirty logs count from;
+    /// `None` before any, or after a save failed (the logs may have been cleared by it).
     pub(crate) diff_base: std::cell::Cell<Option<u32>>,
 }
 
