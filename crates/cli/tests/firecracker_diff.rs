@@ -42,13 +42,8 @@ fn diff_snapshot_holds_the_dirtied_pages_and_restores_merged() {
     let (base_state, base_mem, diff_state, diff_mem) = (path("base"), path("base.mem"), path("diff"), path("diff.mem"));
 
     let socket = path("fc1.socket");
-    let mut vm = firecracker(&socket, &[]);
-    wait_for_socket(&socket, &mut vm);
-    let boot = json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" });
-    assert_eq!(put(&socket, "/boot-source", &boot.to_string()).status, 204);
     let machine = r#"{"vcpu_count": 1, "mem_size_mib": 32, "track_dirty_pages": true}"#;
-    assert_eq!(put(&socket, "/machine-config", machine).status, 204);
-    assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+    let mut vm = start_tiny_guest_with(&socket, &kernel, machine);
     // A few hundred pages hold data in the base.
     assert!(vm.wait_for_stdout(format!(" {:010}\n", 300).as_bytes(), RUN_TIMEOUT), "the guest did not run");
     set_state(&socket, "Paused");
