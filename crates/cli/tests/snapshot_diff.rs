@@ -124,3 +124,26 @@ fn a_diff_migrate_merged_into_its_base_restores_the_guest_of_its_instant() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
     assert_memory_consistent(&lines(&serial_output(&[&out0, &out1, &out2])));
 }
+
+/// `rebase-snap`'s own errors are one line: a flag missing, a file that is not there, a
+/// file that is no diff.
+#[test]
+fn rebase_snap_errors_are_one_line() {
+    let dir = TempDir::new("rebase-errors");
+    let rebase = |args: &[&str]| {
+        let mut cmd = microvm();
+        cmd.arg("rebase-snap").args(args);
+        run(cmd)
+    };
+    let out = rebase(&["--base-file", "a"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.describe());
+    assert_one_line_error(&out, &["--diff-file"]);
+    let missing = dir.path().join("missing.mem");
+    let out = rebase(&["--base-file", "a", "--diff-file", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.describe());
+    assert_one_line_error(&out, &["missing.mem"]);
+    let plain = dir.file("plain.mem", &[0u8; 8192]);
+    let out = rebase(&["--base-file", plain.to_str().unwrap(), "--diff-file", plain.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.describe());
+    assert_one_line_error(&out, &["not a microvm diff snapshot"]);
+}

@@ -226,7 +226,8 @@ impl Snapshotter {
         let started = Instant::now();
         let tracking = devices::guest_memory::is_tracked(&self.mem);
         // A refused diff clears nothing: the base stays.
-        let diff_of = if target.diff { Some(self.check_diff(target, tracking, self.diff_base.get())?) } else { None };
+        let diff_of =
+            if target.diff { Some(check_diff(&self.shape, target, tracking, self.diff_base.get())?) } else { None };
         // From here a failure may have cleared the logs: no diff may follow it.
         self.diff_base.set(None);
         XsaveFits::check(&self.kvm)?;
@@ -317,21 +318,26 @@ impl Snapshotter {
         }
         Ok(written)
     }
+}
 
-    /// Whether a diff can be taken to `target`; the base it is a diff of.
-    fn check_diff(&self, target: &SnapshotTarget, tracking: bool, base: Option<u32>) -> Result<u32, DiffRefused> {
-        if !tracking {
-            return Err(DiffRefused::NotTracking);
-        }
-        if target.memory == MemoryTarget::Shared {
-            return Err(DiffRefused::NeedsFile);
-        }
-        // Kernel vhost devices (and virtiofsd) write guest RAM through their own mapping.
-        if let Some(kind) = self.shape.devices.iter().find(|d| d.contains("vhost")) {
-            return Err(DiffRefused::WrittenBehind(kind.clone()));
-        }
-        base.ok_or(DiffRefused::NoBase)
+/// Whether a diff of the machine `shape` can be taken to `target`; the base it is a diff of.
+fn check_diff(
+    shape: &MachineShape,
+    target: &SnapshotTarget,
+    tracking: bool,
+    base: Option<u32>,
+) -> Result<u32, DiffRefused> {
+    if !tracking {
+        return Err(DiffRefused::NotTracking);
     }
+    if target.memory == MemoryTarget::Shared {
+        return Err(DiffRefused::NeedsFile);
+    }
+    // Kernel vhost devices (and virtiofsd) write guest RAM through their own mapping.
+    if let Some(kind) = shape.devices.iter().find(|d| d.contains("vhost")) {
+        return Err(DiffRefused::WrittenBehind(kind.clone()));
+    }
+    base.ok_or(DiffRefused::NoBase)
 }
 
 /// The CRC32 field of a framed state (what names a snapshot).
@@ -474,4 +480,33 @@ pub fn read_state_crc(path: &Path, offset: u64) -> Result<u32, SnapshotError> {
     let mut crc = [0u8; 4];
     file.read_exact_at(&mut crc, offset + 12).map_err(io)?;
     Ok(u32::from_le_bytes(crc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The refusals come in Firecracker's order (tracking first), a vhost device is
+    /// named, and only then is a missing base the reason.
+    #[test]
+    fn a_diff_is_refused_for_each_reason_in_turn() {
+        let mut shape = MachineShape::of(&crate::config::VmConfig::new(crate::config::KernelConfig {
+            path: "k".into(),
+            cmdline: String::new(),
+            initrd: None,
+        }));
+        let target =
+            |memory| SnapshotTarget { path: "s".into(), offset: 0, memory, front_end_config: None, diff: true };
+        let file = target(MemoryTarget::File("m".into()));
+        assert!(matches!(check_diff(&shape, &file, false, Some(1)), Err(DiffRefused::NotTracking)));
+        assert!(matches!(
+            check_diff(&shape, &target(MemoryTarget::Shared), true, Some(1)),
+            Err(DiffRefused::NeedsFile)
+        ));
+        assert!(matches!(check_diff(&shape, &file, true, None), Err(DiffRefused::NoBase)));
+        assert_eq!(check_diff(&shape, &target(MemoryTarget::Inline), true, Some(7)).unwrap(), 7);
+        shape.devices.push("vhost-vsock-device".into());
+        let e = check_diff(&shape, &file, true, Some(1)).unwrap_err();
+        assert!(e.to_string().contains("vhost-vsock-device"), "{e}");
+    }
 }
