@@ -84,7 +84,8 @@ fn getting_started_sequence_boots_pauses_resumes_and_ctrl_alt_del_ends_it() {
     assert_eq!(late.fault(), "The requested operation is not supported after starting the microVM.");
     assert_eq!(curl(&socket, "GET", "/machine-config", None).body["vcpu_count"], 1);
     assert_eq!(put(&socket, "/actions", r#"{"action_type": "FlushMetrics"}"#).status, 204);
-    let line: Value = serde_json::from_str(std::fs::read_to_string(&metrics).unwrap().trim()).unwrap();
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert!(line["utc_timestamp_ms"].as_u64().is_some(), "{line}");
     assert_eq!(put(&socket, "/actions", r#"{"action_type": "SendCtrlAltDel"}"#).status, 204);
 

@@ -117,6 +117,7 @@ impl Worker {
     }
 
     pub(super) fn complain(&mut self, kind: GuestError) {
+        metrics::BLOCK.invalid_reqs_count.inc();
         let bit = 1u32 << kind as u32;
         if self.logged & bit == 0 {
             self.logged |= bit;
@@ -200,6 +201,10 @@ impl Worker {
                 let offset = self.check_range(sector, writable_len)?;
                 self.gather(mem, true, 0, writable_len)?;
                 let done = self.disk.read(&mut self.iovs.0, offset);
+                if done.is_ok() {
+                    metrics::BLOCK.read_count.inc();
+                    metrics::BLOCK.read_bytes.add(writable_len);
+                }
                 Ok(self.io_outcome(done, "read", writable_len as u32))
             }
             VIRTIO_BLK_T_OUT => {
@@ -212,10 +217,15 @@ impl Worker {
                 let offset = self.check_range(sector, out_len)?;
                 self.gather(mem, false, HEADER_SIZE, out_len)?;
                 let done = self.disk.write(&mut self.iovs.0, offset);
+                if done.is_ok() {
+                    metrics::BLOCK.write_count.inc();
+                    metrics::BLOCK.write_bytes.add(out_len);
+                }
                 Ok(self.io_outcome(done, "write", 0))
             }
             VIRTIO_BLK_T_FLUSH => {
                 let done = self.disk.flush();
+                metrics::BLOCK.flush_count.inc();
                 Ok(self.io_outcome(done, "flush", 0))
             }
             VIRTIO_BLK_T_GET_ID => {
@@ -261,6 +271,7 @@ impl Worker {
         match done {
             Ok(()) => (VIRTIO_BLK_S_OK, written),
             Err(e) => {
+                metrics::BLOCK.execute_fails.inc();
                 // A host-side failure (EIO, ENOSPC...): worth every line.
                 log::error!("virtio-blk {}: {what} failed: {e}", self.name);
                 (VIRTIO_BLK_S_IOERR, 0)

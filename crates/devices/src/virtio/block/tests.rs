@@ -761,5 +761,7 @@ fn reset_and_reactivation_serve_again() {
     assert_eq!(d.read_bytes(buf, 512), &data[1024..1536]);
 }
 
+#[path = "tests/metrics.rs"]
+mod metrics_counted;
 #[path = "tests/state.rs"]
 mod state;

@@ -241,16 +241,24 @@ impl Net {
             served += 1;
             match tx::gather(mem, chain, tx_buf) {
                 Ok(()) => {
+                    metrics::NET.tx_count.inc();
                     if let Err(e) = tap.write(tx_buf) {
+                        metrics::NET.tap_write_fails.inc();
+                        metrics::NET.tx_fails.inc();
                         if first_time(complained, Complaint::TxWrite) {
                             log::warn!(
                                 "virtio-net {}: writing to the tap failed ({e}); frame dropped (further failures are not logged)",
                                 tap.name()
                             );
                         }
+                    } else {
+                        // The frame without its virtio-net header, as the guest sent it.
+                        metrics::NET.tx_packets_count.inc();
+                        metrics::NET.tx_bytes_count.add(tx_buf.len().saturating_sub(VNET_HDR_LEN) as u64);
                     }
                 }
                 Err(why) => {
+                    metrics::NET.tx_malformed_frames.inc();
                     if first_time(complained, Complaint::TxMalformed) {
                         log::warn!(
                             "virtio-net {}: malformed TX chain ({why}); dropped (further malformed chains are not logged)",
@@ -314,6 +322,7 @@ impl Net {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Err(e) => {
+                            metrics::NET.tap_read_fails.inc();
                             log::error!(
                                 "virtio-net {}: reading the tap failed ({e}); the guest receives nothing more",
                                 tap.name()
@@ -338,10 +347,14 @@ impl Net {
             }
             match delivery {
                 Delivery::Delivered(_) => {
+                    metrics::NET.rx_count.inc();
+                    metrics::NET.rx_packets_count.inc();
+                    metrics::NET.rx_bytes_count.add(len.saturating_sub(VNET_HDR_LEN) as u64);
                     *rx_pending = None;
                     used = true;
                 }
                 Delivery::TooBig { capacity } => {
+                    metrics::NET.rx_fails.inc();
                     *rx_pending = None;
                     if first_time(complained, Complaint::RxTooBig) {
                         let how = if *mergeable { "the RX ring holds" } else { "an RX chain holds (no MRG_RXBUF)" };
@@ -440,6 +453,7 @@ impl VirtioDevice for Net {
 
     fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
         if ctx.queues.len() != 2 || ctx.queue_events.len() != 2 {
+            metrics::NET.activate_fails.inc();
             return Err(ActivateError::Backend(format!("virtio-net: {} queues given, 2 needed", ctx.queues.len())));
         }
         let acked = ctx.acked_features;
@@ -517,6 +531,7 @@ impl MutEventSubscriber for Net {
                 );
                 self.tap_failed = true;
             } else {
+                metrics::NET.rx_tap_event_count.inc();
                 self.process_rx();
             }
         } else {
@@ -525,8 +540,14 @@ impl MutEventSubscriber for Net {
                 let _ = evt.read();
             }
             match queue {
-                RX_QUEUE => self.process_rx(),
-                TX_QUEUE => self.process_tx(),
+                RX_QUEUE => {
+                    metrics::NET.rx_queue_event_count.inc();
+                    self.process_rx();
+                }
+                TX_QUEUE => {
+                    metrics::NET.tx_queue_event_count.inc();
+                    self.process_tx();
+                }
                 _ => {}
             }
         }

@@ -791,3 +791,6 @@ mod real_tap {
 
 #[path = "tests/state.rs"]
 mod state;
+
+#[path = "tests/metrics.rs"]
+mod metrics_counted;
