@@ -5,6 +5,7 @@
 mod clone_server;
 mod daemon;
 mod pidfile;
+mod rebase_snap;
 mod snapshot_info;
 
 use cli::args::{self, Command, Launch};
@@ -33,6 +34,9 @@ fn main() -> ExitCode {
     }
     if argv.first().map(String::as_str) == Some("snapshot-info") {
         return snapshot_info::main(&argv[1..]);
+    }
+    if argv.first().map(String::as_str) == Some("rebase-snap") {
+        return rebase_snap::main(&argv[1..]);
     }
     if cli::jailer::args::selected(&argv0) {
         return run_jailer(&argv);

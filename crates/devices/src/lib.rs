@@ -12,6 +12,7 @@ pub mod bus;
 pub mod chardev;
 pub mod debug_port;
 pub mod guest_events;
+pub mod guest_memory;
 pub mod legacy;
 pub mod noise;
 pub mod oneshot_timer;

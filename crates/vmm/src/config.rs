@@ -57,6 +57,10 @@ pub struct VmConfig {
     pub incoming_defer: bool,
     /// `-device vmgenid` (`acpi=on` only): the VM Generation ID a restore changes.
     pub vmgenid: Option<crate::vmgenid::VmGenIdConfig>,
+    /// Dirty-page tracking (Firecracker's `track_dirty_pages`): KVM logs the guest's
+    /// writes and each RAM region a bitmap of the VMM's, so that a diff snapshot writes
+    /// only the pages changed since the last snapshot (docs/snapshot.md). Off: no cost.
+    pub track_dirty_pages: bool,
 }
 
 /// Guest RAM when none is asked for (QEMU's default, `-m` absent).
@@ -93,6 +97,7 @@ impl VmConfig {
             incoming: None,
             incoming_defer: false,
             vmgenid: None,
+            track_dirty_pages: false,
         }
     }
 }

@@ -14,6 +14,7 @@ use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, V
 use devices::bus::Bus;
 use devices::chardev::{self, Chardev};
 use devices::guest_events::GuestEvents;
+use devices::guest_memory::GuestMemoryMmap;
 use devices::virtio::balloon::Balloon;
 use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::{Console, MultiportConsole, PortBackend};
@@ -28,7 +29,6 @@ use devices::virtio::{Interrupt, VirtioDevice};
 use event_manager::{MutEventSubscriber, SubscriberOps};
 use kvm_ioctls::{IoEventAddress, VmFd};
 use std::sync::{Arc, Mutex};
-use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// Where one device lives in the guest.

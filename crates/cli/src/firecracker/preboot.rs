@@ -32,7 +32,7 @@ pub struct Preboot {
     pub id: String,
     pub sandbox: bool,
     boot_source: Option<BootSource>,
-    machine: MachineConfig,
+    pub(super) machine: MachineConfig,
     drives: Vec<Drive>,
     nets: Vec<NetworkInterface>,
     balloon: Option<Balloon>,

@@ -163,6 +163,7 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
     let mut config = VmConfig::new(kernel);
     config.vcpu_count = parts.machine.vcpu_count;
     config.mem_size = (parts.machine.mem_size_mib as u64) << 20;
+    config.track_dirty_pages = parts.machine.track_dirty_pages;
     if parts.machine.huge_pages == HugePages::Hugetlbfs2M {
         config.memory.backend = MemoryBackend::Memfd { hugetlb: true, hugepage_size: Some(HUGE_PAGE_2M) };
     }

@@ -6,13 +6,14 @@ use super::{
     come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN,
     VIRTIO_F_VERSION_1,
 };
+use crate::guest_memory::GuestMemoryMmap;
 use crate::guest_warn;
 use crate::noise::LineBudget;
 use crate::rate_limiter::{Gate, LimiterConfig};
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use virtio_bindings::virtio_ids::VIRTIO_ID_RNG;
 use virtio_queue::{QueueOwnedT, QueueT};
-use vm_memory::{Bytes, GuestMemoryMmap};
+use vm_memory::Bytes;
 
 const QUEUE_SIZE: u16 = 256;
 /// Most bytes served per request: bounds the host buffer a guest can make

@@ -10,6 +10,7 @@
 
 use super::disk::{Disk, IoVecs, SECTOR_SIZE};
 use super::{MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG};
+use crate::guest_memory::GuestMemoryMmap;
 use std::ops::Deref;
 use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_FLUSH,
@@ -17,7 +18,7 @@ use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 };
 use virtio_queue::DescriptorChain;
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend};
 
 const HEADER_SIZE: u64 = 16;
 /// Size of one discard / write-zeroes segment
@@ -335,6 +336,11 @@ impl Worker {
         for_each_range(descs, skip, len, |addr, n| {
             for slice in GuestMemoryBackend::get_slices(mem, addr, n as usize) {
                 let slice = slice.map_err(|_| GuestError::OutsideMemory)?;
+                if writable {
+                    // The kernel fills it through the raw pointer (preadv): vm-memory
+                    // cannot see that write, so it is marked here.
+                    crate::guest_memory::mark_written(&slice);
+                }
                 iovs.push(libc::iovec { iov_base: slice.ptr_guard_mut().as_ptr().cast(), iov_len: slice.len() });
             }
             Ok(())

@@ -744,3 +744,5 @@ mod metrics_counted;
 mod state;
 #[path = "tests/throttle.rs"]
 mod throttle;
+#[path = "tests/tracking.rs"]
+mod tracking;

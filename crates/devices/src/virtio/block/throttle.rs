@@ -2,11 +2,12 @@
 //! `throttling.*` with limits on all requests, on reads and on writes, each request
 //! counted as `ceil(bytes / ops_size)` operations when `throttling.iops-size` is set.
 
+use crate::guest_memory::GuestMemoryMmap;
 use crate::rate_limiter::{LimiterConfig, RateLimiter};
 use std::ops::Deref;
 use virtio_bindings::virtio_blk::{VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT};
 use virtio_queue::DescriptorChain;
-use vm_memory::{Bytes, GuestMemoryMmap};
+use vm_memory::Bytes;
 
 /// Header (16 bytes) and status byte: what a request moves besides its data.
 const NOT_DATA: u64 = 16 + 1;

@@ -2,9 +2,10 @@
 //! (virtio-net header first) for the tap.
 
 use super::tap::VNET_HDR_LEN;
+use crate::guest_memory::GuestMemoryMmap;
 use std::ops::Deref;
 use virtio_queue::DescriptorChain;
-use vm_memory::{Bytes, GuestMemoryMmap};
+use vm_memory::Bytes;
 
 /// Largest chain accepted: the header plus a 64 KiB GSO frame.
 pub const MAX_TX_PACKET: usize = 65562;
