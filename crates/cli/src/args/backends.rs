@@ -96,6 +96,8 @@ pub(super) struct Backends {
     pub(super) chardevs: Vec<Chardev>,
     /// Ids of the `-object`s (all rng backends).
     pub(super) rng_objects: Vec<String>,
+    /// `-fsdev`s and the fsdevs of `-virtfs` (`ninep.rs`).
+    pub(super) fsdevs: Vec<super::ninep::Fsdev>,
 }
 
 /// The kind `value` names among `kinds`, or `None` (with the name, if any).
