@@ -11,6 +11,8 @@
 
 pub mod asm;
 pub mod elf;
+pub mod ninep;
+pub mod virtio;
 
 pub use asm::{Asm, Cond, Label};
 pub use elf::{elf_without_pvh_note, pvh_elf, LOAD_ADDR};

@@ -4,50 +4,10 @@
 use super::*;
 use crate::virtio::test_driver::TestDriver;
 use std::path::PathBuf;
+use tiny_guest::ninep::{self as wire, Msg};
 
-const RLERROR: u8 = 7;
+const RLERROR: u8 = wire::ty::RLERROR;
 const ROOT: u32 = 0;
-
-/// A 9P message under construction: type, tag, then little-endian fields.
-struct Msg(Vec<u8>);
-
-impl Msg {
-    fn new(kind: u8, tag: u16) -> Msg {
-        let mut b = vec![0, 0, 0, 0, kind];
-        b.extend_from_slice(&tag.to_le_bytes());
-        Msg(b)
-    }
-    fn u16(mut self, v: u16) -> Msg {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn u32(mut self, v: u32) -> Msg {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn u64(mut self, v: u64) -> Msg {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn s(self, v: &str) -> Msg {
-        self.bytes_s(v.as_bytes())
-    }
-    fn bytes_s(mut self, v: &[u8]) -> Msg {
-        self = self.u16(v.len() as u16);
-        self.0.extend_from_slice(v);
-        self
-    }
-    fn data(mut self, v: &[u8]) -> Msg {
-        self = self.u32(v.len() as u32);
-        self.0.extend_from_slice(v);
-        self
-    }
-    fn done(mut self) -> Vec<u8> {
-        let len = self.0.len() as u32;
-        self.0[..4].copy_from_slice(&len.to_le_bytes());
-        self.0
-    }
-}
 
 /// A folder of its own under the temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -84,9 +44,9 @@ impl Session {
         d.activate(VIRTIO_9P_MOUNT_TAG, 16);
         let reply = d.alloc(REPLY_ROOM, 0);
         let mut s = Session { d, reply, tag: 0 };
-        let r = s.rpc(|t| Msg::new(100, t).u32(8192).s("9P2000.L"));
+        let r = s.rpc(|t| wire::version(t, 8192));
         assert_eq!(r[4], 101, "Rversion");
-        let r = s.rpc(|t| Msg::new(104, t).u32(ROOT).u32(!0).s("root").s("").u32(0));
+        let r = s.rpc(|t| wire::attach(t, ROOT));
         assert_eq!(r[4], 105, "Rattach");
         s
     }
@@ -109,46 +69,40 @@ impl Session {
 
     /// The errno of an Rlerror answer, or None for any other answer.
     fn errno(answer: &[u8]) -> Option<i32> {
-        (answer[4] == RLERROR).then(|| i32::from_le_bytes(answer[7..11].try_into().unwrap()))
+        wire::errno(answer).map(|e| e as i32)
     }
 
     fn walk(&mut self, from: u32, to: u32, names: &[&str]) -> Vec<u8> {
-        self.rpc(|t| {
-            let mut m = Msg::new(110, t).u32(from).u32(to).u16(names.len() as u16);
-            for n in names {
-                m = m.s(n);
-            }
-            m
-        })
+        self.rpc(|t| wire::walk(t, from, to, names))
     }
     fn lopen(&mut self, fid: u32, flags: i32) -> Vec<u8> {
-        self.rpc(|t| Msg::new(12, t).u32(fid).u32(flags as u32))
+        self.rpc(|t| wire::lopen(t, fid, flags as u32))
     }
     fn read(&mut self, fid: u32, count: u32) -> Vec<u8> {
-        let r = self.rpc(|t| Msg::new(116, t).u32(fid).u64(0).u32(count));
+        let r = self.rpc(|t| wire::read(t, fid, count));
         match Session::errno(&r) {
             None => r[11..].to_vec(),
             Some(e) => panic!("Tread failed: errno {e}"),
         }
     }
     fn write(&mut self, fid: u32, data: &[u8]) -> Vec<u8> {
-        self.rpc(|t| Msg::new(118, t).u32(fid).u64(0).data(data))
+        self.rpc(|t| wire::write(t, fid, data))
     }
     fn lcreate(&mut self, dir: u32, name: &str) -> Vec<u8> {
-        self.rpc(|t| Msg::new(14, t).u32(dir).s(name).u32(libc::O_RDWR as u32).u32(0o644).u32(0))
+        self.rpc(|t| wire::lcreate(t, dir, name))
     }
     fn mkdir(&mut self, dir: u32, name: &str) -> Vec<u8> {
-        self.rpc(|t| Msg::new(72, t).u32(dir).s(name).u32(0o755).u32(0))
+        self.rpc(|t| wire::mkdir(t, dir, name))
     }
     fn renameat(&mut self, from_dir: u32, from: &str, to_dir: u32, to: &str) -> Vec<u8> {
-        self.rpc(|t| Msg::new(74, t).u32(from_dir).s(from).u32(to_dir).s(to))
+        self.rpc(|t| wire::renameat(t, from_dir, from, to_dir, to))
     }
     fn unlinkat(&mut self, dir: u32, name: &str) -> Vec<u8> {
-        self.rpc(|t| Msg::new(76, t).u32(dir).s(name).u32(0))
+        self.rpc(|t| wire::unlinkat(t, dir, name))
     }
     /// Names in a directory fid (opened for reading first).
     fn readdir(&mut self, fid: u32) -> Vec<String> {
-        let r = self.rpc(|t| Msg::new(40, t).u32(fid).u64(0).u32(8192));
+        let r = self.rpc(|t| wire::readdir(t, fid, 8192));
         assert_eq!(Session::errno(&r), None);
         let mut names = Vec::new();
         let mut at = 11;
@@ -244,7 +198,7 @@ fn symlinks_made_on_the_host_are_not_followed() {
         assert_eq!(Session::errno(&s.walk(ROOT, fid, &[link])), None);
         assert_eq!(Session::errno(&s.lopen(fid, libc::O_RDONLY)), Some(libc::ELOOP), "{link}");
         assert_eq!(Session::errno(&s.lopen(fid, libc::O_RDWR | libc::O_TRUNC)), Some(libc::ELOOP));
-        let r = s.rpc(|t| Msg::new(26, t).u32(fid).u32(1).u32(0o777).u32(0).u32(0).u64(0).u64(0).u64(0).u64(0).u64(0));
+        let r = s.rpc(|t| Msg::new(wire::ty::TSETATTR, t).u32(fid).u32(1).u32(0o777).u32(0).u32(0).u64(0).u64(0).u64(0).u64(0).u64(0));
         assert!(Session::errno(&r).is_some(), "chmod through {link} fails");
     }
     assert_eq!(std::fs::read(outer.0.join("secret")).unwrap(), b"outside");
@@ -314,7 +268,7 @@ fn an_answer_too_big_for_the_guest_buffer_is_an_error_not_a_cut_message() {
     let mut s = Session::open(&dir.0, false);
     assert_eq!(Session::errno(&s.walk(ROOT, 1, &["big"])), None);
     assert_eq!(Session::errno(&s.lopen(1, libc::O_RDONLY)), None);
-    let req = Msg::new(116, 99).u32(1).u64(0).u32(4096).done();
+    let req = wire::read(99, 1, 4096).done();
     let a = s.d.alloc_with(&req);
     let small = s.d.alloc(64, 0);
     s.d.add_chain(0, &[(a, req.len() as u32, false), (small, 64, true)]);
