@@ -27,7 +27,11 @@ fn a_9p_share_is_read_and_written_from_both_sides_and_stays_closed() {
     let field = |k: &str| passwd.split_whitespace().find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='));
     assert!(field("via-link").is_some(), "{r}");
     assert_eq!(field("via-link"), field("guest-own"), "the link leads to the guest's /etc/passwd\n{r}");
-    assert_eq!(value(&case, "RIG-9P-PARENT"), Some("err ro secret share test.img"), "nothing new beside the share\n{r}");
+    assert_eq!(
+        value(&case, "RIG-9P-PARENT"),
+        Some("err ro secret share test.img"),
+        "nothing new beside the share\n{r}"
+    );
     assert_eq!(value(&case, "RIG-9P-SECRET"), Some("rig secret"), "{r}");
     assert_eq!(value(&case, "GUEST-9P-RO-READ"), Some("read only"), "{r}");
     let ro = value(&case, "GUEST-9P-RO-WRITE").unwrap_or_default();

@@ -95,8 +95,7 @@ fn a_readonly_share_is_read_but_not_written() {
     if !kvm_tests_enabled() {
         return;
     }
-    let (dir, answers) =
-        run_session(&["-virtfs", "local,path=SHARE,mount_tag=host0,security_model=none,readonly=on"]);
+    let (dir, answers) = run_session(&["-virtfs", "local,path=SHARE,mount_tag=host0,security_model=none,readonly=on"]);
     check_reads_and_escapes(&answers);
     assert_eq!(errno(&answers[6]), Some(EROFS), "Tlcreate");
     assert!(!dir.path().join("share/new").exists());

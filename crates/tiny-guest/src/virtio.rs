@@ -53,8 +53,8 @@ pub fn virtio_requests_echoed_then_reset(features: [u32; 2], requests: &[Vec<u8>
     }
     store(&mut a, MMIO + QUEUE_READY, 1);
     store(&mut a, MMIO + STATUS, 0xf); // DRIVER_OK
-    // Every chain is descriptors 0 (the request) and 1 (the answer), so every avail ring
-    // entry is head 0, which zeroed RAM already holds.
+                                       // Every chain is descriptors 0 (the request) and 1 (the answer), so every avail ring
+                                       // entry is head 0, which zeroed RAM already holds.
     store(&mut a, DESC + 16, REPLY);
     store(&mut a, DESC + 20, 0);
     store(&mut a, DESC + 24, REPLY_LEN);

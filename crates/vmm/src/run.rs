@@ -36,7 +36,12 @@ fn spawn_ninep(
     sandbox: &Arc<Sandbox>,
 ) -> Result<(), Error> {
     let (failed, ended) = (exit.clone(), exit.clone());
-    let start = sandbox::ThreadStart { name: format!("9p-{id}"), kind: ThreadKind::Ninep, sandbox: sandbox.clone(), gate: None };
+    let start = sandbox::ThreadStart {
+        name: format!("9p-{id}"),
+        kind: ThreadKind::Ninep,
+        sandbox: sandbox.clone(),
+        gate: None,
+    };
     let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
     sandbox::spawn(start, on_failure, move || {
         if let Err(e) = worker.run() {

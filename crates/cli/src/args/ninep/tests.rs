@@ -8,10 +8,20 @@ fn share(id: &str, path: &str, tag: &str, read_only: bool) -> DeviceConfig {
 
 #[test]
 fn fsdev_and_its_device() {
-    let line = ["-fsdev", "local,id=fs0,path=/srv/share,security_model=none", "-device", "virtio-9p-device,fsdev=fs0,mount_tag=hostshare"];
+    let line = [
+        "-fsdev",
+        "local,id=fs0,path=/srv/share,security_model=none",
+        "-device",
+        "virtio-9p-device,fsdev=fs0,mount_tag=hostshare",
+    ];
     assert_eq!(devs(&line), [share("fs0", "/srv/share", "hostshare", false)]);
     // The device may come first, as with every backend; readonly and passthrough.
-    let line = ["-device", "virtio-9p-device,fsdev=ro,mount_tag=t", "-fsdev", "local,id=ro,path=/x,security_model=passthrough,readonly=on"];
+    let line = [
+        "-device",
+        "virtio-9p-device,fsdev=ro,mount_tag=t",
+        "-fsdev",
+        "local,id=ro,path=/x,security_model=passthrough,readonly=on",
+    ];
     assert_eq!(devs(&line), [share("ro", "/x", "t", true)]);
 }
 
@@ -19,7 +29,8 @@ fn fsdev_and_its_device() {
 fn virtfs_is_both_in_one_option_with_the_tag_as_default_id() {
     let line = ["-virtfs", "local,path=/srv,mount_tag=host0,security_model=none"];
     assert_eq!(devs(&line), [share("host0", "/srv", "host0", false)]);
-    let line = ["-virtfs", "local,path=/srv,mount_tag=t,security_model=passthrough,id=fs1,readonly=on,writeout=immediate"];
+    let line =
+        ["-virtfs", "local,path=/srv,mount_tag=t,security_model=passthrough,id=fs1,readonly=on,writeout=immediate"];
     assert_eq!(devs(&line), [share("fs1", "/srv", "t", true)]);
 }
 
@@ -31,7 +42,11 @@ fn one_line_errors() {
         (&["-fsdev", "local,id=f,path=/x"], "-fsdev", "security_model=none or security_model=passthrough is required"),
         (&["-fsdev", "local,id=f,path=/x,security_model=bogus"], "-fsdev", "expected security_model=none"),
         (&["-fsdev", "local,id=f,path=/x,security_model=mapped-xattr"], "-fsdev", "keeps no mapped credentials"),
-        (&["-virtfs", "local,path=/x,mount_tag=t,security_model=mapped-file"], "-virtfs", "keeps no mapped credentials"),
+        (
+            &["-virtfs", "local,path=/x,mount_tag=t,security_model=mapped-file"],
+            "-virtfs",
+            "keeps no mapped credentials",
+        ),
         (&["-fsdev", "proxy,id=f,sock_fd=3"], "-fsdev", "only the local driver"),
         (&["-virtfs", "local,path=/x,security_model=none"], "-virtfs", "mount_tag=TAG is required"),
         (&["-device", "virtio-9p-device,fsdev=nope,mount_tag=t"], "-device", "fsdev 'nope' is not defined"),
@@ -46,7 +61,11 @@ fn one_line_errors() {
     }
     let long = "t".repeat(256);
     let dev = format!("virtio-9p-device,fsdev=f,mount_tag={long}");
-    assert_invalid(err(&["-fsdev", "local,id=f,path=/x,security_model=none", "-device", &dev]), "-device", "1 to 255 bytes");
+    assert_invalid(
+        err(&["-fsdev", "local,id=f,path=/x,security_model=none", "-device", &dev]),
+        "-device",
+        "1 to 255 bytes",
+    );
 }
 
 #[test]
@@ -60,7 +79,8 @@ fn an_fsdev_serves_one_device_and_ids_are_unique() {
 
 #[test]
 fn the_jail_and_9p_do_not_mix() {
-    let line = ["-kernel", "k", "-virtfs", "local,path=/x,mount_tag=t,security_model=none", "-run-with", "chroot=/var/empty"];
+    let line =
+        ["-kernel", "k", "-virtfs", "local,path=/x,mount_tag=t,security_model=none", "-run-with", "chroot=/var/empty"];
     match parse(args(&line)) {
         Err(e @ ArgsError::InvalidValue { .. }) => assert!(e.to_string().contains("-run-with chroot"), "{e}"),
         Err(e) => panic!("{e}"),

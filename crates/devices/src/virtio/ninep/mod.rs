@@ -43,13 +43,7 @@ impl Virtio9p {
         let tag = &tag.as_bytes()[..tag.len().min(MAX_TAG_LEN)];
         let mut config = (tag.len() as u16).to_le_bytes().to_vec();
         config.extend_from_slice(tag);
-        Ok(Virtio9p {
-            activation: Activation::new()?,
-            config,
-            link,
-            broken: false,
-            used_ring_lines: LineBudget::new(),
-        })
+        Ok(Virtio9p { activation: Activation::new()?, config, link, broken: false, used_ring_lines: LineBudget::new() })
     }
 
     fn process_queue(&mut self) {

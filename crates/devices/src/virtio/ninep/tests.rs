@@ -198,7 +198,9 @@ fn symlinks_made_on_the_host_are_not_followed() {
         assert_eq!(Session::errno(&s.walk(ROOT, fid, &[link])), None);
         assert_eq!(Session::errno(&s.lopen(fid, libc::O_RDONLY)), Some(libc::ELOOP), "{link}");
         assert_eq!(Session::errno(&s.lopen(fid, libc::O_RDWR | libc::O_TRUNC)), Some(libc::ELOOP));
-        let r = s.rpc(|t| Msg::new(wire::ty::TSETATTR, t).u32(fid).u32(1).u32(0o777).u32(0).u32(0).u64(0).u64(0).u64(0).u64(0).u64(0));
+        let r = s.rpc(|t| {
+            Msg::new(wire::ty::TSETATTR, t).u32(fid).u32(1).u32(0o777).u32(0).u32(0).u64(0).u64(0).u64(0).u64(0).u64(0)
+        });
         assert!(Session::errno(&r).is_some(), "chmod through {link} fails");
     }
     assert_eq!(std::fs::read(outer.0.join("secret")).unwrap(), b"outside");

@@ -151,7 +151,10 @@ impl Worker {
             .restrict_self()
             .map_err(error)?;
         if status.ruleset == RulesetStatus::NotEnforced {
-            log::warn!("9p share {}: this kernel has no Landlock; the 9p thread is confined by its checks only", self.path.display());
+            log::warn!(
+                "9p share {}: this kernel has no Landlock; the 9p thread is confined by its checks only",
+                self.path.display()
+            );
         }
         Ok(())
     }
