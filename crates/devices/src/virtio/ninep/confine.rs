@@ -10,9 +10,9 @@
 //! `readonly=on` is enforced here too: every request that would change the share is
 //! answered EROFS, as QEMU's readonly export does.
 
-/// 9P2000.L message types (Linux's `include/net/9p/9p.h`) this module looks into.
+/// 9P2000.L message types (Linux's `include/net/9p/9p.h`) this module looks into or answers.
 mod ty {
-    pub const TLERROR_R: u8 = 7;
+    pub const RLERROR: u8 = 7;
     pub const TLOPEN: u8 = 12;
     pub const TLCREATE: u8 = 14;
     pub const TSYMLINK: u8 = 16;
@@ -169,7 +169,7 @@ fn changes_the_share(kind: u8, f: &mut Fields) -> Result<bool, Refusal> {
 pub fn rlerror(tag: u16, errno: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + 4);
     out.extend_from_slice(&11u32.to_le_bytes());
-    out.push(ty::TLERROR_R);
+    out.push(ty::RLERROR);
     out.extend_from_slice(&tag.to_le_bytes());
     out.extend_from_slice(&errno.to_le_bytes());
     out
