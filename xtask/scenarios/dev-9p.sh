@@ -10,7 +10,9 @@ printf 'from the rig' > "$dir/share/hello"
 printf 'read only' > "$dir/ro/kept"
 ln -s "$dir/secret" "$dir/share/hostsecret"
 ln -s /etc/passwd "$dir/share/passwd"
-echo "RIG-ETC-PASSWD $(md5sum < /etc/passwd | cut -d' ' -f1)"
+# The rig's initramfs has no /etc/passwd: give it one, so the link has a host file to leak.
+[ -e /etc/passwd ] || { mkdir -p /etc && echo "rig:x:0:0:rig only:/:/bin/sh" > /etc/passwd; } || exit 1
+echo "RIG-ETC-PASSWD $(cat /etc/passwd | md5sum | cut -d' ' -f1)"
 "$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
     -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/ninep" \
     -chardev stdio,id=con0 -device virtio-serial-device -device virtconsole,chardev=con0 \
