@@ -11,6 +11,7 @@ use devices::virtio::console::Console;
 use devices::virtio::console::MultiportConsole;
 use devices::virtio::input::VirtioKeyboard;
 use devices::virtio::net::Net;
+use devices::virtio::ninep::Virtio9p;
 use devices::virtio::rng::Rng;
 use devices::virtio::vhost::fs::VhostUserFs;
 use devices::virtio::vhost::net::VhostNet;
@@ -30,6 +31,7 @@ pub enum DeviceHandle {
     Vsock(Arc<Mutex<VhostVsock>>),
     VhostNet(Arc<Mutex<VhostNet>>),
     Fs(Arc<Mutex<VhostUserFs>>),
+    NineP(Arc<Mutex<Virtio9p>>),
     Balloon(Arc<Mutex<Balloon>>),
 }
 
@@ -47,6 +49,7 @@ impl DeviceHandle {
             DeviceHandle::Vsock(_) => "vhost-vsock-device",
             DeviceHandle::VhostNet(_) => "virtio-net-device",
             DeviceHandle::Fs(_) => "vhost-user-fs-device",
+            DeviceHandle::NineP(_) => "virtio-9p-device",
             DeviceHandle::Balloon(_) => "virtio-balloon-device",
         }
     }

@@ -16,6 +16,7 @@ pub mod console;
 pub mod input;
 pub mod mmio;
 pub mod net;
+pub mod ninep;
 pub mod rng;
 mod state;
 #[cfg(any(test, feature = "test-util"))]
