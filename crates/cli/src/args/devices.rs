@@ -424,7 +424,7 @@ impl Devices {
                 }
                 Device::Net { netdev, mac, value } => {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
-                    DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, fd: n.fd, mac, vhost: n.vhost })
+                    DeviceConfig::Net(NetConfig { id: n.id, backend: n.backend, mac, vhost: n.vhost })
                 }
                 Device::Serial { ports, max_ports, .. } => ports::resolve(ports, max_ports, &mut chardevs)?,
                 Device::Rng { rng, value } => {

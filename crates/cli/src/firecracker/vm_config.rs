@@ -5,8 +5,8 @@
 use fc_api::model::*;
 use std::path::PathBuf;
 use vmm::config::{
-    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, KernelConfig, MemoryBackend, NetConfig,
-    SerialConfig, VmConfig,
+    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, KernelConfig, MemoryBackend, NetBackend,
+    NetConfig, SerialConfig, VmConfig,
 };
 
 /// Firecracker's kernel command line when `boot_args` is not given.
@@ -201,8 +201,7 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
     for net in parts.nets {
         config.devices.push(DeviceConfig::Net(NetConfig {
             id: net.iface_id.clone(),
-            ifname: Some(net.host_dev_name.clone()),
-            fd: None,
+            backend: NetBackend::Tap { ifname: Some(net.host_dev_name.clone()), fd: None },
             mac: net.guest_mac.as_deref().map(parse_mac).transpose()?,
             vhost: false,
         }));

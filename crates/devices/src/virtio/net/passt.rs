@@ -43,7 +43,7 @@ pub fn spawn(args: &[String], name: &str) -> Result<Passt, PasstError> {
     let theirs: OwnedFd = theirs.into();
     let fd = theirs.as_raw_fd();
     let mut cmd = Command::new(PASST);
-    cmd.args(["--foreground", "--one-off", "--quiet", "--fd", &fd.to_string()])
+    cmd.args(["--foreground", "--one-off", "--quiet", "--stderr", "--fd", &fd.to_string()])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
