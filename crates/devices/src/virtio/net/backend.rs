@@ -195,6 +195,14 @@ impl Backend {
         }
     }
 
+    /// What an error or hang-up on the fd most likely means, for the log.
+    pub fn hang_up_reason(&self) -> &'static str {
+        match self {
+            Backend::Tap(_) => "the tap reports an error or hang-up (interface deleted?)",
+            _ => "the socket's peer closed it or failed (its own message says why)",
+        }
+    }
+
     /// Whether frames carry the virtio-net header, so offloads can be offered.
     pub fn has_vnet_hdr(&self) -> bool {
         matches!(self, Backend::Tap(_))

@@ -537,8 +537,9 @@ impl MutEventSubscriber for Net {
         } else if events.fd() == self.tap.as_raw_fd() {
             if events.event_set().intersects(EventSet::ERROR | EventSet::HANG_UP) {
                 log::error!(
-                    "virtio-net {}: the tap reports an error or hang-up (interface deleted?); the guest's network is down",
-                    self.tap.name()
+                    "virtio-net {}: {}; the guest's network is down",
+                    self.tap.name(),
+                    self.tap.hang_up_reason()
                 );
                 self.tap_failed = true;
             } else {

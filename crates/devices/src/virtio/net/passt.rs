@@ -43,10 +43,13 @@ pub fn spawn(args: &[String], name: &str) -> Result<Passt, PasstError> {
     let theirs: OwnedFd = theirs.into();
     let fd = theirs.as_raw_fd();
     let mut cmd = Command::new(PASST);
-    cmd.args(["--foreground", "--one-off", "--quiet", "--stderr", "--fd", &fd.to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+    cmd.args(["--foreground", "--one-off", "--quiet", "--stderr", "--fd", &fd.to_string()]);
+    // SAFETY: geteuid only reads the process's credentials.
+    if unsafe { libc::geteuid() } == 0 {
+        // What passt does as root anyway; said explicitly, it does not warn about it.
+        cmd.args(["--runas", "nobody"]);
+    }
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null());
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes async-signal-safe system calls on its own state.
     unsafe {
