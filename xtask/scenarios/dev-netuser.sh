@@ -11,7 +11,7 @@ if [ ! -d /rig ] && [ -z "$DEV_NET_NS" ]; then
 fi
 dir=$(mktemp -d) && cp "$GUEST_ROOTFS" "$dir/test.img" || exit 1
 ip link set lo up
-ip tuntap add dev mvup0 mode tap || exit 1
+ip tuntap add dev mvup0 mode tap 2>/dev/null || tunctl -t mvup0 >/dev/null || exit 1
 ip addr add 192.0.2.1/24 dev mvup0 && ip link set mvup0 up && ip route add default via 192.0.2.254 || exit 1
 echo "nameserver 127.0.0.1" > "$dir/resolv.conf"
 if [ -d /rig ]; then cp "$dir/resolv.conf" /etc/resolv.conf; else mount --bind "$dir/resolv.conf" /etc/resolv.conf; fi

@@ -317,39 +317,6 @@ fn attach<D: EventDevice + 'static>(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_are_consecutive_windows_with_their_own_irq() {
-        assert_eq!(slot(0), Slot { addr: 0xd000_0000, irq: 5 });
-        assert_eq!(slot(3), Slot { addr: 0xd000_0600, irq: 9 }, "IRQ 8 is the RTC's");
-        assert_eq!(slot(7), Slot { addr: 0xd000_0e00, irq: 13 });
-        assert!(slot(VIRTIO_MMIO_SLOTS - 1).irq < arch::layout::IOAPIC_NUM_PINS);
-    }
-
-    #[test]
-    fn cmdline_entry_uses_linux_syntax() {
-        assert_eq!(cmdline_entry(slot(1)), "virtio_mmio.device=512@0xd0000200:6");
-    }
-
-    /// `-chardev file,append=on` keeps the file's contents; QEMU's default truncates.
-    #[test]
-    fn file_chardev_honours_append() {
-        let path = std::env::temp_dir().join(format!("microvm-append-{}.log", std::process::id()));
-        for (append, want) in [(true, "old\n"), (false, "")] {
-            std::fs::write(&path, "old\n").unwrap();
-            let backend = ChardevBackend::File { path: path.clone(), append };
-            let cfg = ChardevConfig { id: "f".into(), backend, logfile: None };
-            let chardev = open_chardev(&cfg, &mut []).unwrap();
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), want, "append={append}");
-            drop(chardev);
-        }
-        std::fs::remove_file(&path).unwrap();
-    }
-}
-
 /// Opens (or, for `-netdev user`, starts) a net device's backend. Here, on
 /// the main thread before any filter exists: connecting, accepting, and
 /// forking passt are no calls of the device thread's.
@@ -383,4 +350,37 @@ fn open_net_backend(cfg: &NetConfig) -> Result<Backend, Error> {
             Backend::Stream(passt.socket)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_consecutive_windows_with_their_own_irq() {
+        assert_eq!(slot(0), Slot { addr: 0xd000_0000, irq: 5 });
+        assert_eq!(slot(3), Slot { addr: 0xd000_0600, irq: 9 }, "IRQ 8 is the RTC's");
+        assert_eq!(slot(7), Slot { addr: 0xd000_0e00, irq: 13 });
+        assert!(slot(VIRTIO_MMIO_SLOTS - 1).irq < arch::layout::IOAPIC_NUM_PINS);
+    }
+
+    #[test]
+    fn cmdline_entry_uses_linux_syntax() {
+        assert_eq!(cmdline_entry(slot(1)), "virtio_mmio.device=512@0xd0000200:6");
+    }
+
+    /// `-chardev file,append=on` keeps the file's contents; QEMU's default truncates.
+    #[test]
+    fn file_chardev_honours_append() {
+        let path = std::env::temp_dir().join(format!("microvm-append-{}.log", std::process::id()));
+        for (append, want) in [(true, "old\n"), (false, "")] {
+            std::fs::write(&path, "old\n").unwrap();
+            let backend = ChardevBackend::File { path: path.clone(), append };
+            let cfg = ChardevConfig { id: "f".into(), backend, logfile: None };
+            let chardev = open_chardev(&cfg, &mut []).unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), want, "append={append}");
+            drop(chardev);
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -14,7 +14,9 @@
 //!
 //! `--only qmp` / `--only power` / `--only sandbox` measures that section alone and rewrites
 //! only it in the report; so do `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
-//! `xtask::bench_vhost`, its own rig boot) and `--only snapshot` (save and restore against
+//! `xtask::bench_vhost`, its own rig boot), `--only netuser` (TCP over `-netdev user`,
+//! passt against QEMU's libslirp: `xtask::bench_netuser`, its own rig boot) and
+//! `--only snapshot` (save and restore against
 //! QEMU's migration to a file, snapshot.rs, its own rig boot), which the full run leaves out.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
@@ -34,7 +36,8 @@ use xtask::host;
 /// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|vhost|snapshot]";
+const USAGE: &str =
+    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|vhost|netuser|snapshot]";
 
 pub struct Opts {
     /// (host runs, rig boot runs)
@@ -125,8 +128,13 @@ fn only_section(
         // Rig boots: as few runs as the boot section takes.
         "power" => power::markdown(&power::run(boot_runs), boot_runs),
         "vhost" => xtask::bench_vhost::run(boot_runs)?,
+        "netuser" => xtask::bench_netuser::run(boot_runs)?,
         "snapshot" => snapshot::markdown(&snapshot::run(boot_runs), boot_runs),
-        other => return Err(format!("--only: no section '{other}' (sections: qmp, power, sandbox, vhost, snapshot)")),
+        other => {
+            return Err(format!(
+                "--only: no section '{other}' (sections: qmp, power, sandbox, vhost, netuser, snapshot)"
+            ))
+        }
     };
     let path = host::repo_root().join("docs/benchmarks/README.md");
     let report = String::from_utf8_lossy(&host::read(&path)?).into_owned();

@@ -1,0 +1,25 @@
+//! User-mode networking benchmark (`cargo xtask bench --only netuser`): TCP MB/s both
+//! ways over `-netdev user`, microvm (passt) against QEMU's `-M microvm` (libslirp) in
+//! ONE rig run (scenario bench-netuser). Prints numbers, no threshold.
+
+use crate::bench_vhost::{figures_of, medians_table};
+use crate::host::Result;
+
+const FIGURES: [(&str, &str); 2] = [
+    ("tcp-guest-to-host", "TCP guest → rig over -netdev user, 64 MiB (MB/s)"),
+    ("tcp-host-to-guest", "TCP rig → guest over -netdev user, 64 MiB (MB/s)"),
+];
+const SETUPS: [&str; 2] = ["microvm-user", "qemu-user"];
+
+/// Runs the scenario (`runs` rounds) and returns a Markdown table of medians.
+pub fn run(runs: usize) -> Result<String> {
+    let runs = runs.max(1).to_string();
+    let samples = figures_of("bench-netuser", &runs)?;
+    let header = format!("| -netdev user, median of {runs} (rig clock) | microvm (passt) | QEMU (libslirp) |");
+    let mut t = medians_table(&samples, &header, &SETUPS, &FIGURES);
+    t += "\nThe same guest under both (xtask/scenarios/bench-netuser.sh): the minimal kernel, 1 vCPU, \
+          256 MiB, virtio-net on `-netdev user` with QEMU's default network; the guest takes its address \
+          by DHCP and talks to busybox `nc` on the rig through the gateway address 10.0.2.2, which both \
+          map to the rig's loopback. Times by the guest's /proc/uptime.\n";
+    Ok(t)
+}
