@@ -46,8 +46,9 @@ pub fn spawn(args: &[String], name: &str) -> Result<Passt, PasstError> {
     cmd.args(["--foreground", "--one-off", "--quiet", "--stderr", "--fd", &fd.to_string()]);
     // SAFETY: geteuid only reads the process's credentials.
     if unsafe { libc::geteuid() } == 0 {
-        // What passt does as root anyway; said explicitly, it does not warn about it.
-        cmd.args(["--runas", "nobody"]);
+        // What passt does as root anyway (nobody's ids, numeric: a host without
+        // /etc/passwd has no name to look up); said explicitly, it does not warn.
+        cmd.args(["--runas", "65534:65534"]);
     }
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null());
     // SAFETY: the closure runs in the child between fork and exec and only

@@ -109,16 +109,23 @@ impl FrameWriter {
     }
 
     /// Writes the rest of the pending record; `Ok` with `is_blocked` still
-    /// true when the socket is full again.
+    /// true when the socket is full again. On an error the record is
+    /// dropped: the stream is broken, and later frames must not wait for it.
     pub fn flush(&mut self, dst: &mut impl Write) -> io::Result<()> {
         while self.is_blocked() {
-            match dst.write(&self.pending[self.done..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            let err = match dst.write(&self.pending[self.done..]) {
+                Ok(0) => io::ErrorKind::WriteZero.into(),
+                Ok(n) => {
+                    self.done += n;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
-            }
+                Err(e) => e,
+            };
+            self.pending.clear();
+            self.done = 0;
+            return Err(err);
         }
         Ok(())
     }
@@ -256,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn a_write_error_is_returned() {
+    fn a_write_error_is_returned_and_the_frame_dropped() {
         struct Broken;
         impl Write for Broken {
             fn write(&mut self, _: &[u8]) -> io::Result<usize> {
@@ -269,5 +276,6 @@ mod tests {
         let mut writer = FrameWriter::default();
         let e = writer.write_frame(&mut Broken, &[1; 20]).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        assert!(!writer.is_blocked(), "a broken stream must not hold the next frames back");
     }
 }
