@@ -259,3 +259,58 @@ fn without_passt_installed_the_error_is_one_line_saying_to_install_it() {
     let error = assert_one_line_error(&out, &["n0"]);
     assert!(error.contains("needs passt, which is not installed (apt install passt"), "{error}");
 }
+
+/// A VM with a `-netdev user` NIC is saved and restored: the restoring command line
+/// names the backend, as for a tap. With `-netdev user` again the restored VM gets a new
+/// passt of its own; with `-netdev dgram` it sends to a host socket instead. The guest
+/// (counting on its serial port) goes on where it stopped either way.
+#[test]
+fn a_snapshot_restores_with_the_backend_the_restoring_line_names() {
+    use common::counter::{machine, wait_lines};
+    use common::qmp::Qmp;
+    use serde_json::json;
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("netuser-snap");
+    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(10_000));
+    let nic = |netdev: &str| {
+        ["-netdev".to_string(), netdev.to_string(), "-device".into(), "virtio-net-device,netdev=n0".into()]
+    };
+    let user = nic("user,id=n0");
+    let user: Vec<&str> = user.iter().map(String::as_str).collect();
+    let (out0, qmp0, snap) = (dir.path().join("out0"), dir.path().join("qmp0"), dir.path().join("vm.snap"));
+    let vm = Running::spawn(machine("microvm,legacy", &kernel, &out0, &qmp0, &user));
+    let mut qmp = Qmp::connect(&qmp0);
+    wait_lines(&out0, 3);
+    qmp.execute("stop", json!({})).unwrap();
+    qmp.execute("migrate", json!({ "uri": format!("file:{}", snap.display()) })).unwrap();
+    qmp.execute("quit", json!({})).unwrap();
+    let (status, output) = vm.wait(Duration::from_secs(10), Instant::now());
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
+    let saved = std::fs::read_to_string(&out0).unwrap();
+
+    let peer = dir.path().join("peer.sock");
+    let _peer = std::os::unix::net::UnixDatagram::bind(&peer).unwrap();
+    let dgram = nic(&format!("dgram,id=n0,remote.type=unix,remote.path={}", peer.display()));
+    let dgram: Vec<&str> = dgram.iter().map(String::as_str).collect();
+    for (name, netdev) in [("user", &user), ("dgram", &dgram)] {
+        let (out, sock) = (dir.path().join(format!("out-{name}")), dir.path().join(format!("qmp-{name}")));
+        let mut args = netdev.to_vec();
+        let incoming = format!("file:{}", snap.display());
+        args.extend(["-incoming", &incoming]);
+        let vm = Running::spawn(machine("microvm,legacy", &kernel, &out, &sock, &args));
+        let mut qmp = Qmp::connect(&sock);
+        wait_lines(&out, 2);
+        // The saved output and the restored one, joined (the save may fall mid-line).
+        let text = saved.clone() + &std::fs::read_to_string(&out).unwrap();
+        let complete = &text[..text.rfind('\n').unwrap()];
+        let counts: Vec<u64> = complete.lines().map(|l| l.parse().unwrap()).collect();
+        assert!(counts.windows(2).all(|w| w[1] == w[0] + 1), "{name}: the count goes on: {counts:?}");
+        let passts = passt_children(vm.child.id()).len();
+        assert_eq!(passts, usize::from(name == "user"), "{name}: passt children");
+        qmp.execute("quit", json!({})).unwrap();
+        let (status, output) = vm.wait(Duration::from_secs(10), Instant::now());
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{name}: {}", output.describe());
+    }
+}
