@@ -2,14 +2,12 @@
 # -netdev user benchmark (xtask/src/bench_netuser.rs): the same guest (guest/rootfs/tests/
 # bench-netuser) under microvm (passt) and QEMU's -M microvm (libslirp), $BENCH_RUNS
 # rounds, alternating. Both map the gateway 10.0.2.2 to the rig's loopback, where nc
-# serves ports 5001 (sink) and 5002 (64 MiB source). passt needs an interface with a
-# default route: a tap nobody reads stands in for the rig's missing uplink.
+# serves ports 5001 (sink) and 5002 (64 MiB source). What passt needs: lib-passt.sh.
 if [ ! -d /rig ] && [ -z "$BENCH_NET_NS" ]; then
     BENCH_NET_NS=1 exec unshare -n sh "$0" "$@"
 fi
-ip link set lo up
-ip tuntap add dev mvup0 mode tap 2>/dev/null || tunctl -t mvup0 >/dev/null || exit 1
-ip addr add 192.0.2.1/24 dev mvup0 && ip link set mvup0 up && ip route add default via 192.0.2.254 || exit 1
+. "$SCENARIOS/lib-passt.sh"
+passt_host || exit 1
 nc -ll -p 5001 -e sh -c 'cat > /dev/null' &
 nc -ll -p 5002 -e head -c 67108864 /dev/zero &
 append="console=ttyS0 root=/dev/vda ro quiet panic=-1 microvm.run=/tests/bench-netuser"
@@ -17,7 +15,7 @@ disk="id=root,file=$GUEST_ROOTFS,format=raw,if=none,readonly=on"
 i=1
 while [ $i -le "${BENCH_RUNS:-1}" ]; do
     echo "== bench-io vmm=microvm-user run=$i"
-    PATH="$(dirname "$PASST"):$PATH" "$MICROVM" -M microvm,legacy -m 256m -smp 1 -kernel "$GUEST_VMLINUX" \
+    $IN_ROOT "$MICROVM" -M microvm,legacy -m 256m -smp 1 -kernel "$GUEST_VMLINUX" \
         -nodefaults -serial stdio -append "$append" -drive "$disk" -device virtio-blk-device,drive=root \
         -netdev user,id=n0 -device virtio-net-device,netdev=n0
     echo "== bench-io vmm=qemu-user run=$i"
@@ -28,4 +26,4 @@ while [ $i -le "${BENCH_RUNS:-1}" ]; do
     i=$((i + 1))
 done
 kill %1 %2 2>/dev/null
-ip link del mvup0 2>/dev/null
+passt_host_done

@@ -3,16 +3,14 @@
 # its address by DHCP, resolves rig.test through passt's DNS forwarding (to dnsone, a
 # one-name DNS server on the rig's 127.0.0.1), reaches the rig's server on port 5001
 # through the gateway address, and serves port 22, which a rig client reaches through
-# hostfwd=tcp:127.0.0.1:2222-:22. passt refuses to start without an interface with a
-# default route to copy from: a tap nobody reads stands in for the rig's missing uplink.
-# In direct mode all of this happens in fresh network and mount namespaces.
+# hostfwd=tcp:127.0.0.1:2222-:22. What passt needs from the rig: lib-passt.sh. In
+# direct mode all of this happens in fresh network and mount namespaces.
 if [ ! -d /rig ] && [ -z "$DEV_NET_NS" ]; then
     DEV_NET_NS=1 exec unshare -n -m sh "$0" "$@"
 fi
 dir=$(mktemp -d) && cp "$GUEST_ROOTFS" "$dir/test.img" || exit 1
-ip link set lo up
-ip tuntap add dev mvup0 mode tap 2>/dev/null || tunctl -t mvup0 >/dev/null || exit 1
-ip addr add 192.0.2.1/24 dev mvup0 && ip link set mvup0 up && ip route add default via 192.0.2.254 || exit 1
+. "$SCENARIOS/lib-passt.sh"
+passt_host || exit 1
 echo "nameserver 127.0.0.1" > "$dir/resolv.conf"
 if [ -d /rig ]; then cp "$dir/resolv.conf" /etc/resolv.conf; else mount --bind "$dir/resolv.conf" /etc/resolv.conf; fi
 "$DNSONE" 127.0.0.1 53 rig.test 192.0.2.77 &
@@ -27,7 +25,7 @@ nc -l -p 5001 -e sh -c 'echo HOST-SAYS-HELLO' &
     done
     echo "HOSTFWD-CLIENT-GOT nothing"
 ) &
-PATH="$(dirname "$PASST"):$PATH" "$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
+$IN_ROOT "$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
     -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/netuser" \
     -chardev stdio,id=con0 -device virtio-serial-device -device virtconsole,chardev=con0 \
     -drive id=root,file="$dir/test.img",format=raw,if=none -device virtio-blk-device,drive=root \
@@ -36,6 +34,6 @@ status=$?
 echo "VMM-EXIT status=$status"
 wait %3 2>/dev/null
 kill %1 %2 2>/dev/null
-ip link del mvup0 2>/dev/null
+passt_host_done
 rm -rf "$dir"
 exit $status
