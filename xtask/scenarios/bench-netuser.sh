@@ -15,7 +15,7 @@ disk="id=root,file=$GUEST_ROOTFS,format=raw,if=none,readonly=on"
 i=1
 while [ $i -le "${BENCH_RUNS:-1}" ]; do
     echo "== bench-io vmm=microvm-user run=$i"
-    $IN_ROOT "$MICROVM" -M microvm,legacy -m 256m -smp 1 -kernel "$GUEST_VMLINUX" \
+    "$MICROVM" -M microvm,legacy -m 256m -smp 1 -kernel "$GUEST_VMLINUX" \
         -nodefaults -serial stdio -append "$append" -drive "$disk" -device virtio-blk-device,drive=root \
         -netdev user,id=n0 -device virtio-net-device,netdev=n0
     echo "== bench-io vmm=qemu-user run=$i"

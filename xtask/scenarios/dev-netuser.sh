@@ -25,7 +25,7 @@ nc -l -p 5001 -e sh -c 'echo HOST-SAYS-HELLO' &
     done
     echo "HOSTFWD-CLIENT-GOT nothing"
 ) &
-$IN_ROOT "$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
+"$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
     -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/netuser" \
     -chardev stdio,id=con0 -device virtio-serial-device -device virtconsole,chardev=con0 \
     -drive id=root,file="$dir/test.img",format=raw,if=none -device virtio-blk-device,drive=root \

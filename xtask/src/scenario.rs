@@ -248,6 +248,12 @@ fn env(
         ("E2FSCK", &["/usr/sbin/e2fsck"]),
         ("PASST", &["/usr/bin/passt", "/usr/bin/passt.avx2"]),
     ];
+    if let Some((scripts, list)) = pack.as_mut() {
+        if mentions(scripts, "PASST") {
+            // guest/rig/init: / becomes an ordinary mount, which passt's sandbox needs.
+            list.push(("/rig/real-root".into(), PathBuf::from("/dev/null")));
+        }
+    }
     for (var, paths) in tools {
         if let Some((scripts, list)) = pack.as_mut() {
             if mentions(scripts, var) {
