@@ -1,10 +1,10 @@
 # timeout: 420
 # -netdev user: microvm starts passt, the real guest (guest/rootfs/tests/netuser) takes
-# its address by DHCP, resolves rig.test through passt's DNS forwarding (to dnsone, a
-# one-name DNS server on the rig's 192.0.2.1; on 127.0.0.1 the queries arrived but
-# Debian 12's passt brought no answer back to the guest), reaches the rig's server on
-# port 5001 through the gateway address, and serves port 22, which a rig client reaches
-# through hostfwd=tcp:127.0.0.1:2222-:22. What passt needs from the rig: lib-passt.sh.
+# its address by DHCP, resolves rig.test through the DNS address the lease names (the
+# rig's resolver is dnsone, a one-name DNS server on 127.0.0.1, which passt offers the
+# guest as the gateway address), reaches the rig's server on port 5001 through the
+# gateway address, and serves port 22, which a rig client reaches through
+# hostfwd=tcp:127.0.0.1:2222-:22. What passt needs from the rig: lib-passt.sh.
 # In direct mode all of this happens in fresh network and mount namespaces.
 if [ ! -d /rig ] && [ -z "$DEV_NET_NS" ]; then
     DEV_NET_NS=1 exec unshare -n -m sh "$0" "$@"
@@ -12,9 +12,9 @@ fi
 dir=$(mktemp -d) && cp "$GUEST_ROOTFS" "$dir/test.img" || exit 1
 . "$SCENARIOS/lib-passt.sh"
 passt_host || exit 1
-echo "nameserver 192.0.2.1" > "$dir/resolv.conf"
+echo "nameserver 127.0.0.1" > "$dir/resolv.conf"
 if [ -d /rig ]; then cp "$dir/resolv.conf" /etc/resolv.conf; else mount --bind "$dir/resolv.conf" /etc/resolv.conf; fi
-"$DNSONE" 192.0.2.1 53 rig.test 192.0.2.77 &
+"$DNSONE" 127.0.0.1 53 rig.test 192.0.2.77 &
 nc -l -p 5001 -e sh -c 'echo HOST-SAYS-HELLO' &
 # The host client: passt accepts at once and resets if the guest is not listening yet,
 # so it tries until the guest's greeting comes back.

@@ -146,12 +146,12 @@ fn free_port() -> u16 {
 #[test]
 fn passt_gives_qemus_addresses_forwards_host_ports_and_maps_the_gateway_to_the_host() {
     let fwd_port = free_port();
-    let args = passt_args(&format!("user,id=n,hostfwd=tcp:127.0.0.1:{fwd_port}-:22,ipv6=off"));
+    let args = passt_args(&format!("user,id=n,hostfwd=tcp:127.0.0.1:{fwd_port}-:22,ipv6=off,dns=10.0.2.3"));
     let mut socket = Backend::Stream(passt::spawn(&args, "test").expect("passt (apt install passt)").socket);
     let guest = Ipv4Addr::new(10, 0, 2, 15);
     let gateway = Ipv4Addr::new(10, 0, 2, 2);
 
-    // DHCP: the guest's address, the router and the DNS server of QEMU's user network.
+    // DHCP: the guest's address, the router and (dns= given) the DNS server of QEMU's user network.
     socket.write(&dhcp_discover()).unwrap();
     let (yiaddr, options, gw_mac) = wait_frame(&mut socket, |f| {
         let (_, _, proto, udp) = ipv4(f)?;

@@ -76,8 +76,11 @@ const USER_PROPS: &[PropDesc] = &[
     prop(
         "dns",
         Text("ADDR"),
-        Some("net+3"),
-        "The DNS address the guest is given; passt forwards queries to it to the host's resolver (--dns-forward).",
+        None,
+        "The DNS address the guest is given; passt forwards queries to it to the host's first resolver \
+         (--dns-forward). Without it passt gives the host's resolvers, a loopback one (127.0.0.53) as the \
+         gateway address (QEMU gives net+3). With a loopback host resolver, Debian 12's passt answers \
+         forwarded queries from the gateway address, which resolvers drop: leave dns= out there.",
     ),
     prop("ipv4", Bool, Some("on"), "off: IPv6 only (passt -6)."),
     prop("ipv6", Bool, Some("on"), "off: IPv4 only (passt -4). With on, passt copies the host's IPv6 set-up."),
@@ -107,7 +110,7 @@ pub(super) const DGRAM: KindDesc = KindDesc {
 pub(super) const USER: KindDesc = KindDesc {
     name: "user",
     help: "User-mode networking without root: microvm starts passt (which must be installed) as a sandboxed child \
-           process; QEMU's defaults (10.0.2.15, gateway .2, DNS .3).",
+           process; QEMU's addresses (10.0.2.15, gateway .2), the host's DNS resolvers.",
     props: USER_PROPS,
 };
 
@@ -243,8 +246,9 @@ pub(super) fn user(settings: Vec<Setting>, value: &str) -> Result<NetBackend, Ar
     }
     let (base, bits) = net;
     let nth = |n: u32| Ipv4Addr::from(u32::from(base) + n);
-    let (host, guest, dns) = (host.unwrap_or(nth(2)), guest.unwrap_or(nth(15)), dns.unwrap_or(nth(3)));
-    for (name, addr) in [("host", host), ("dhcpstart", guest), ("dns", dns)] {
+    let (host, guest) = (host.unwrap_or(nth(2)), guest.unwrap_or(nth(15)));
+    for (name, addr) in [("host", Some(host)), ("dhcpstart", Some(guest)), ("dns", dns)] {
+        let Some(addr) = addr else { continue };
         if mask(u32::from(addr), bits) != u32::from(base) {
             return Err(invalid(NETDEV, value, format!("{name}={addr} is outside net={base}/{bits}")));
         }
@@ -255,8 +259,10 @@ pub(super) fn user(settings: Vec<Setting>, value: &str) -> Result<NetBackend, Ar
         arg("--address", guest.to_string());
         arg("--netmask", bits.to_string());
         arg("--gateway", host.to_string());
-        arg("--dns", dns.to_string());
-        arg("--dns-forward", dns.to_string());
+        if let Some(dns) = dns {
+            arg("--dns", dns.to_string());
+            arg("--dns-forward", dns.to_string());
+        }
     }
     if !search.is_empty() {
         arg("--search", search.join(" "));
