@@ -252,6 +252,13 @@ impl Backend {
         }
     }
 
+    /// True when a stream socket's reader holds a whole frame already read
+    /// from the socket: the fd may not be readable, so the device must not
+    /// stop reading for its budget until these are taken.
+    pub fn has_buffered_frame(&self) -> bool {
+        matches!(self, Backend::Stream(s) if s.reader.has_frame())
+    }
+
     /// True while a stream socket holds part of a frame: transmit waits
     /// (the guest's chains stay queued) until the socket is writable.
     pub fn tx_blocked(&self) -> bool {

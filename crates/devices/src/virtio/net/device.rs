@@ -312,10 +312,13 @@ impl Net {
             let len = match *rx_pending {
                 Some(len) => len,
                 None => {
-                    if budget == 0 || *tap_failed {
+                    // Frames a stream socket's reader already holds are taken
+                    // past the budget (at most a buffer's worth): no readable
+                    // event would bring the device back for them.
+                    if (budget == 0 && !tap.has_buffered_frame()) || *tap_failed {
                         break;
                     }
-                    budget -= 1;
+                    budget = budget.saturating_sub(1);
                     match tap.read(rx_buf) {
                         Ok(n) if n < VNET_HDR_LEN + 14 || n > rx_buf.len() => {
                             if first_time(complained, Complaint::RxBadFrame) {

@@ -53,6 +53,13 @@ impl FrameReader {
         Ok((have >= LEN_PREFIX + len).then_some(len))
     }
 
+    /// True when a whole frame is buffered: the socket may be empty (so its fd
+    /// is not readable) while frames wait here, and the reader must take them
+    /// without waiting for the next readable event.
+    pub fn has_frame(&self) -> bool {
+        matches!(self.complete(), Ok(Some(_)))
+    }
+
     /// Copies the next frame into `out` (at least `max_frame` bytes) and
     /// returns its length, reading `src` only when no complete frame is
     /// buffered. `Io(WouldBlock)` when the socket has no more bytes for now.
@@ -175,9 +182,13 @@ mod tests {
             let mut src = chunked(&stream, size, false);
             let mut reader = FrameReader::new(2000);
             let mut out = vec![0; 2000];
-            for f in &frames {
+            for (i, f) in frames.iter().enumerate() {
                 let n = reader.read_frame(&mut src, &mut out).unwrap();
                 assert_eq!(&out[..n], &f[..], "pieces of {size}");
+                // One read of the whole stream buffers every later frame.
+                if size == stream.len() {
+                    assert_eq!(reader.has_frame(), i + 1 < frames.len());
+                }
             }
             let e = reader.read_frame(&mut src, &mut out).unwrap_err();
             assert!(matches!(e, StreamError::Io(ref e) if e.kind() == io::ErrorKind::WouldBlock), "{e}");
