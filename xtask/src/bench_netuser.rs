@@ -9,13 +9,13 @@ const FIGURES: [(&str, &str); 2] = [
     ("tcp-guest-to-host", "TCP guest → rig over -netdev user, 64 MiB (MB/s)"),
     ("tcp-host-to-guest", "TCP rig → guest over -netdev user, 64 MiB (MB/s)"),
 ];
-const SETUPS: [&str; 2] = ["microvm-user", "qemu-user"];
+const SETUPS: [&str; 3] = ["microvm-user", "qemu-passt", "qemu-user"];
 
 /// Runs the scenario (`runs` rounds) and returns a Markdown table of medians.
 pub fn run(runs: usize) -> Result<String> {
     let runs = runs.max(1).to_string();
     let samples = figures_of("bench-netuser", &runs)?;
-    let header = format!("| -netdev user, median of {runs} (rig clock) | microvm (passt) | QEMU (libslirp) |");
+    let header = format!("| -netdev user, median of {runs} (rig clock) | microvm (passt) | QEMU -netdev stream to passt | QEMU (libslirp) |");
     let mut t = medians_table(&samples, &header, &SETUPS, &FIGURES);
     t += "\nThe same guest under both (xtask/scenarios/bench-netuser.sh): the minimal kernel, 1 vCPU, \
           256 MiB, virtio-net on `-netdev user` with QEMU's default network; the guest takes its address \
