@@ -22,41 +22,60 @@ const SETUPS: [&str; 4] = ["microvm-vhost-off", "microvm-vhost-on", "qemu-vhost-
 /// Runs the scenario (`runs` rounds) and returns a Markdown table of medians.
 pub fn run(runs: usize) -> Result<String> {
     let runs = runs.max(1).to_string();
+    Ok(table(&figures_of("bench-vhost", &runs)?, &runs))
+}
+
+/// Runs `scenario` (`runs` rounds, BENCH_RUNS) and returns its BENCH-IO samples.
+pub fn figures_of(scenario: &str, runs: &str) -> Result<Vec<(String, String, f64)>> {
     let mut live = |s: &str| eprint!("{s}");
-    let session = scenario::run(&["bench-vhost"], &[("BENCH_RUNS", &runs)], &mut live)?
+    let session = scenario::run(&[scenario], &[("BENCH_RUNS", runs)], &mut live)?
         .ok_or("MICROVM_TEST_MODE=skip: no benchmark")?;
-    let case = session.cases.into_iter().find(|c| c.name == "bench-vhost").ok_or("bench-vhost printed no markers")?;
+    let case =
+        session.cases.into_iter().find(|c| c.name == scenario).ok_or(format!("{scenario} printed no markers"))?;
     if case.status != Some(0) {
-        return Err(format!("bench-vhost failed\n{}", case.report()));
+        return Err(format!("{scenario} failed\n{}", case.report()));
     }
     let samples = parse(&case.output);
     if samples.is_empty() {
-        return Err(format!("bench-vhost: no BENCH-IO figures\n{}", case.report()));
+        return Err(format!("{scenario}: no BENCH-IO figures\n{}", case.report()));
     }
-    Ok(table(&samples, &runs))
+    Ok(samples)
 }
 
 fn table(samples: &[(String, String, f64)], runs: &str) -> String {
-    let median = |setup: &str, fig: &str| {
-        let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == setup && s.1 == fig).map(|s| s.2).collect();
-        v.sort_by(f64::total_cmp);
-        (!v.is_empty()).then(|| v[v.len() / 2])
-    };
-    let mut t = format!(
+    let header = format!(
         "| vhost devices, median of {runs} (rig clock) | microvm, vhost-net off | microvm, vhost-net on | \
-         QEMU, vhost-net off | QEMU, vhost-net on |\n| --- | ---: | ---: | ---: | ---: |\n"
+         QEMU, vhost-net off | QEMU, vhost-net on |"
     );
-    for (fig, label) in FIGURES {
-        let cells: Vec<String> =
-            SETUPS.iter().map(|s| median(s, fig).map_or("–".to_string(), |x| format!("{x:.1}"))).collect();
-        t += &format!("| {label} | {} |\n", cells.join(" | "));
-    }
+    let mut t = medians_table(samples, &header, &SETUPS, &FIGURES);
     t += "\nThe same guest under both (xtask/scenarios/bench-vhost.sh): the minimal kernel, 1 vCPU, 512 MiB \
           in a shared memfd, vhost-vsock (the rig's kernel), virtio-fs through the same virtiofsd \
           (--cache=auto), virtio-net on a tap with vhost=off and vhost=on. vsock: the rig's vsockio; \
           files: `dd` with 1 MiB blocks (fsync on write, caches dropped before the read); TCP: busybox \
           `nc`. vsock and virtio-fs figures do not depend on vhost-net: the two columns of a VMM are two \
           samples of them. Times by the guest's /proc/uptime.\n";
+    t
+}
+
+/// A Markdown table under `header` (one column per set-up): for each figure, the median
+/// of its samples under each set-up ("–" where there is none).
+pub fn medians_table(
+    samples: &[(String, String, f64)],
+    header: &str,
+    setups: &[&str],
+    figures: &[(&str, &str)],
+) -> String {
+    let median = |setup: &str, fig: &str| {
+        let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == setup && s.1 == fig).map(|s| s.2).collect();
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    };
+    let mut t = format!("{header}\n| --- |{}\n", " ---: |".repeat(setups.len()));
+    for (fig, label) in figures {
+        let cells: Vec<String> =
+            setups.iter().map(|s| median(s, fig).map_or("–".to_string(), |x| format!("{x:.1}"))).collect();
+        t += &format!("| {label} | {} |\n", cells.join(" | "));
+    }
     t
 }
 

@@ -29,6 +29,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "libseccomp-dev",    // building virtiofsd (images/virtiofsd.rs), virtio-fs's backend
     "libcap-ng-dev",     // building virtiofsd
     "curl",              // the Firecracker API tests talk to the API socket as its getting-started guide does
+    "passt",             // -netdev user's network stack (microvm starts it; tests and the rig use it)
 ];
 
 /// The workspace root (xtask lives one level below it).

@@ -2,6 +2,7 @@
 //! rig and the scenario runner. The integration tests in xtask/tests use it directly.
 
 pub mod bench_io;
+pub mod bench_netuser;
 pub mod bench_vhost;
 pub mod binary;
 pub mod cpio;

@@ -16,6 +16,8 @@
 //! | GUEST_ROOTFS    | ext4 root disk of the device scenarios (copy it)  |
 //! | UNIXCAT         | stdin/stdout to a Unix socket (guest/tools)       |
 //! | VSOCKIO         | AF_VSOCK test program (guest/tools/vsockio.c)     |
+//! | DNSONE          | a DNS server of one name (guest/tools/dnsone.c)   |
+//! | PASST           | passt, for -netdev user (on PATH for microvm)     |
 //! | VIRTIOFSD       | virtiofsd (built when a script mentions it)       |
 //! | DEBUGFS, E2FSCK | e2fsprogs tools, to check a disk image outside    |
 //! | SCENARIOS       | the directory of the scripts                      |
@@ -203,7 +205,7 @@ fn env(
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
     let i = &p.images;
-    let files: [(&str, &PathBuf, &str); 10] = [
+    let files: [(&str, &PathBuf, &str); 11] = [
         ("MICROVM", &p.microvm, "/rig/bin/microvm"),
         ("GUEST_VMLINUX", &i.kernel.vmlinux, "/rig/images/vmlinux"),
         ("GUEST_BZIMAGE", &i.kernel.bzimage, "/rig/images/bzImage"),
@@ -214,6 +216,7 @@ fn env(
         ("GUEST_ROOTFS", &i.rootfs, "/rig/images/rootfs.ext4"),
         ("UNIXCAT", &i.unixcat, "/rig/bin/unixcat"),
         ("VSOCKIO", &i.vsockio, "/rig/bin/vsockio"),
+        ("DNSONE", &i.dnsone, "/rig/bin/dnsone"),
     ];
     let qemu = format!("/usr/bin/{}", rig::QEMU);
     let mut vars = Vec::new();
@@ -237,20 +240,33 @@ fn env(
         }
     }
     vars.push(("QEMU".into(), qemu));
-    // Host tools at the same path inside the rig: e2fsprogs to check a guest's disk from
-    // outside, curl for Firecracker's API.
-    // curl: the Firecracker API's client in its getting-started guide.
-    let tools = [("DEBUGFS", "/usr/sbin/debugfs"), ("E2FSCK", "/usr/sbin/e2fsck"), ("CURL", "/usr/bin/curl")];
-    for (var, tool) in tools {
+    // Host tools at the same paths inside the rig: e2fsprogs to check a guest's disk from
+    // outside, curl (Firecracker's API client in its getting-started guide) and passt (whose
+    // /usr/bin/passt runs passt.avx2 where the CPU has AVX2); the variable names the first.
+    let tools: [(&str, &[&str]); 4] = [
+        ("DEBUGFS", &["/usr/sbin/debugfs"]),
+        ("E2FSCK", &["/usr/sbin/e2fsck"]),
+        ("CURL", &["/usr/bin/curl"]),
+        ("PASST", &["/usr/bin/passt", "/usr/bin/passt.avx2"]),
+    ];
+    if let Some((scripts, list)) = pack.as_mut() {
+        if mentions(scripts, "PASST") {
+            // guest/rig/init: / becomes an ordinary mount, which passt's sandbox needs.
+            list.push(("/rig/real-root".into(), PathBuf::from("/dev/null")));
+        }
+    }
+    for (var, paths) in tools {
         if let Some((scripts, list)) = pack.as_mut() {
             if mentions(scripts, var) {
-                match rig::binary_files(Path::new(tool)) {
-                    Ok(f) => list.extend(f),
-                    Err(e) => eprintln!("[xtask] {tool} not packed into the rig: {e}"),
+                for tool in paths {
+                    match rig::binary_files(Path::new(tool)) {
+                        Ok(f) => list.extend(f),
+                        Err(e) => eprintln!("[xtask] {tool} not packed into the rig: {e}"),
+                    }
                 }
             }
         }
-        vars.push((var.into(), tool.into()));
+        vars.push((var.into(), paths[0].into()));
     }
     // virtiofsd: built (once, cached) only for the scripts that use it; same path in L2.
     if pack.as_ref().is_none_or(|(scripts, _)| mentions(scripts, "VIRTIOFSD")) {

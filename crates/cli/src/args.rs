@@ -41,6 +41,7 @@ mod machine;
 mod machine_props;
 mod memory;
 mod mux;
+mod netdev;
 mod ninep;
 mod options;
 mod schema;

@@ -317,17 +317,14 @@ pub use devices::rate_limiter::{BucketConfig, LimiterConfig};
 /// QEMU's `cache=` modes; the block device defines what each means.
 pub use devices::virtio::block::{CacheMode, DriveLimits};
 
-/// `-netdev tap,id=,ifname=,script=no,downscript=no` + `-device virtio-net-device,netdev=[,mac=]`.
+/// `-netdev TYPE,id=,...` + `-device virtio-net-device,netdev=[,mac=]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetConfig {
     pub id: String,
-    /// An existing (persistent) tap; `None` creates one named by the kernel from `tap%d`.
-    pub ifname: Option<String>,
-    /// `-netdev tap,fd=N`: an open tap the process inherited (ifname is then `None`).
-    pub fd: Option<i32>,
+    pub backend: NetBackend,
     /// Guest MAC; `None` picks a locally administered one.
     pub mac: Option<[u8; 6]>,
-    /// `vhost=on`: the host kernel's vhost_net moves the frames.
+    /// `vhost=on`: the host kernel's vhost_net moves the frames (tap only).
     pub vhost: bool,
     /// Rate limits (Firecracker's `rx_rate_limiter`, `tx_rate_limiter`); none with vhost.
     pub limits: NetLimits,
@@ -341,6 +338,25 @@ pub struct NetLimits {
     /// Frames from the guest.
     pub tx: LimiterConfig,
 }
+
+/// Where a virtio-net device's frames go (`-netdev` types; docs/dropin.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetBackend {
+    /// `-netdev tap`: an existing (persistent) tap `ifname`, `None` creating one
+    /// named by the kernel from `tap%d`; or `fd=N`, an open tap the process
+    /// inherited (ifname is then `None`).
+    Tap { ifname: Option<String>, fd: Option<i32> },
+    /// `-netdev stream`: QEMU's length-prefixed frames on a stream socket;
+    /// `server`: listen and wait for one peer before the guest starts.
+    Stream { server: bool, addr: SocketAddress },
+    /// `-netdev dgram`: one frame per datagram, to `remote`, from `local`.
+    Dgram { local: Option<SocketAddress>, remote: SocketAddress },
+    /// `-netdev user`: a passt child with these options (the front end
+    /// translated QEMU's).
+    User { passt_args: Vec<String> },
+}
+
+pub use devices::virtio::net::SocketAddress;
 
 /// `-device virtio-serial-device` + `-device virtconsole,chardev=ID`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -70,6 +70,10 @@ pub enum Error {
     Tap(#[from] devices::virtio::net::TapError),
     #[error(transparent)]
     Net(#[from] devices::virtio::net::NetError),
+    #[error("netdev {id}: {source}")]
+    NetSocket { id: String, source: devices::virtio::net::SocketError },
+    #[error("netdev {id}: {source}")]
+    Passt { id: String, source: devices::virtio::net::passt::PasstError },
     #[error(transparent)]
     Chardev(#[from] devices::chardev::ChardevError),
     #[error(transparent)]

@@ -4,7 +4,9 @@
 //! device event loop. Also produces the `virtio_mmio.device=` kernel
 //! command-line entries that tell the guest where the devices are.
 
-use crate::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, DeviceConfig, NinePConfig};
+use crate::config::{
+    BlockConfig, CacheMode, ChardevBackend, ChardevConfig, DeviceConfig, NetBackend, NetConfig, NinePConfig,
+};
 use crate::device_registry::{DeviceHandle, DeviceRegistry};
 use crate::device_thread::DeviceEventLoop;
 use crate::kvm::KvmError;
@@ -20,7 +22,7 @@ use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::{Console, MultiportConsole, PortBackend};
 use devices::virtio::input::VirtioKeyboard;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
-use devices::virtio::net::{Net, Tap};
+use devices::virtio::net::{passt, Backend, DgramSocket, Net, StreamSocket, Tap};
 use devices::virtio::ninep::{self, Virtio9p};
 use devices::virtio::rng::Rng;
 use devices::virtio::vhost::fs::VhostUserFs;
@@ -144,16 +146,11 @@ pub fn create_devices(
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Block(disk))?;
             }
             DeviceConfig::Net(cfg) => {
-                let tap = match cfg.fd {
-                    Some(fd) => Tap::from_fd(fd),
-                    None => Tap::open(cfg.ifname.as_deref()),
-                };
-                let tap = tap?;
-                if cfg.ifname.is_none() && cfg.fd.is_none() {
-                    // As QEMU does: the user needs the name to configure the host side.
-                    log::info!(target: devices::NOTICE, "microvm: netdev {} uses tap device {}", cfg.id, tap.name());
-                }
+                let backend = open_net_backend(cfg)?;
                 if cfg.vhost {
+                    let Backend::Tap(tap) = backend else {
+                        return Err(Error::Config(format!("netdev {}: vhost=on needs a tap", cfg.id)));
+                    };
                     let net = VhostNet::open(tap, cfg.mac, mem)
                         .map_err(|source| Error::VhostNet { id: cfg.id.clone(), source })?;
                     let net = Arc::new(Mutex::new(net));
@@ -162,7 +159,7 @@ pub fn create_devices(
                     inventory.cmdline_entries.push(cmdline_entry(slot));
                     continue;
                 }
-                let mut net = Net::new(tap, cfg.mac)?;
+                let mut net = Net::new(backend, cfg.mac)?;
                 net.set_limits(&cfg.limits.rx, &cfg.limits.tx);
                 let net = Arc::new(Mutex::new(net));
                 attach(net.clone(), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
@@ -339,6 +336,41 @@ fn attach<D: EventDevice + 'static>(
     let handler: Arc<Mutex<dyn MutEventSubscriber + Send>> = device;
     event_loop.add_subscriber(handler);
     Ok(())
+}
+
+/// Opens (or, for `-netdev user`, starts) a net device's backend. Here, on
+/// the main thread before any filter exists: connecting, accepting, and
+/// forking passt are no calls of the device thread's.
+fn open_net_backend(cfg: &NetConfig) -> Result<Backend, Error> {
+    let socket_err = |source| Error::NetSocket { id: cfg.id.clone(), source };
+    Ok(match &cfg.backend {
+        NetBackend::Tap { ifname, fd } => {
+            let tap = match fd {
+                Some(fd) => Tap::from_fd(*fd),
+                None => Tap::open(ifname.as_deref()),
+            }?;
+            if ifname.is_none() && fd.is_none() {
+                // As QEMU does: the user needs the name to configure the host side.
+                log::info!(target: devices::NOTICE, "microvm: netdev {} uses tap device {}", cfg.id, tap.name());
+            }
+            Backend::Tap(tap)
+        }
+        NetBackend::Stream { server: true, addr } => {
+            log::info!(target: devices::NOTICE, "microvm: netdev {} waits for a connection on {addr}", cfg.id);
+            Backend::Stream(StreamSocket::accept(addr).map_err(socket_err)?)
+        }
+        NetBackend::Stream { server: false, addr } => Backend::Stream(StreamSocket::connect(addr).map_err(socket_err)?),
+        NetBackend::Dgram { local, remote } => {
+            Backend::Dgram(DgramSocket::open(local.as_ref(), remote).map_err(socket_err)?)
+        }
+        NetBackend::User { passt_args } => {
+            let name = format!("{} (passt)", cfg.id);
+            let passt =
+                passt::spawn(passt_args, &name).map_err(|source| Error::Passt { id: cfg.id.clone(), source })?;
+            log::debug!("netdev {}: passt runs as pid {}", cfg.id, passt.pid);
+            Backend::Stream(passt.socket)
+        }
+    })
 }
 
 #[cfg(test)]

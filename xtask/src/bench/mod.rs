@@ -16,13 +16,14 @@
 //!
 //! `--only qmp` / `--only power` / `--only sandbox` measures that section alone and rewrites
 //! only it in the report; so do `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
-//! `xtask::bench_vhost`, its own rig boot) and `--only snapshot` (save and restore against
-//! QEMU's migration to a file, snapshot.rs, its own rig boot; then microvm's diff snapshots
-//! on the host's /dev/kvm, snapshot_diff.rs) and `--only hugepages` (a
-//! Linux boot and a memory-touching workload on 2 MiB pages and on default memory,
-//! hugepages.rs, its own rig boot) and `--only firecracker` (boot and restore through
-//! Firecracker's API against QMP, firecracker.rs, its own rig boot), which the full run
-//! leaves out.
+//! `xtask::bench_vhost`, its own rig boot), `--only netuser` (TCP over `-netdev user`,
+//! passt against QEMU's libslirp: `xtask::bench_netuser`, its own rig boot) and `--only
+//! snapshot` (save and restore against QEMU's migration to a file, snapshot.rs, its own rig
+//! boot; then microvm's diff snapshots on the host's /dev/kvm, snapshot_diff.rs) and
+//! `--only hugepages` (a Linux boot and a memory-touching workload on 2 MiB pages and on
+//! default memory, hugepages.rs, its own rig boot) and `--only firecracker` (boot and
+//! restore through Firecracker's API against QMP, firecracker.rs, its own rig boot), which
+//! the full run leaves out.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
@@ -46,7 +47,7 @@ use xtask::host;
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
 const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|snapshot]";
+    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|netuser|snapshot]";
 /// Clones and restores per run for the clones section's p50/p99 (1,000 at the default 20 runs).
 const CLONES_PER_RUN: usize = 50;
 
@@ -145,13 +146,14 @@ fn only_section(
         // Rig boots: as few runs as the boot section takes.
         "power" => power::markdown(&power::run(boot_runs), boot_runs),
         "vhost" => xtask::bench_vhost::run(boot_runs)?,
+        "netuser" => xtask::bench_netuser::run(boot_runs)?,
         "snapshot" => {
             let diff = snapshot_diff::markdown(&snapshot_diff::run(&vmms[0].bin, &dir.join("diff"), runs));
             snapshot::markdown(&snapshot::run(boot_runs), boot_runs) + "\n" + &diff
         }
         other => {
             return Err(format!(
-                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, snapshot)"
+                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, netuser, snapshot)"
             ))
         }
     };

@@ -33,6 +33,8 @@ pub struct Images {
     pub unixcat: PathBuf,
     /// static AF_VSOCK test program (guest/tools/vsockio.c), also inside the rootfs
     pub vsockio: PathBuf,
+    /// static one-name DNS server (guest/tools/dnsone.c) for the -netdev user scenario
+    pub dnsone: PathBuf,
 }
 
 impl Images {
@@ -50,6 +52,7 @@ impl Images {
             rootfs: rootfs::ensure(&cache)?,
             unixcat: rootfs::ensure_unixcat(&cache)?,
             vsockio: rootfs::ensure_vsockio(&cache)?,
+            dnsone: rootfs::ensure_dnsone(&cache)?,
         })
     }
 

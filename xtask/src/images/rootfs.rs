@@ -72,21 +72,28 @@ pub fn ensure(cache: &Path) -> Result<PathBuf> {
 /// `<cache>/vsockio-<key>/vsockio`: guest/tools/vsockio.c, static: both ends of the
 /// vhost-vsock scenario (in the rootfs as /bin/vsockio, in the rig as $VSOCKIO).
 pub fn ensure_vsockio(cache: &Path) -> Result<PathBuf> {
-    let src = host::repo_root().join("guest/tools/vsockio.c");
-    let text = host::read(&src)?;
-    let libc = host::dpkg_version("libc6-dev").unwrap_or_default();
-    let key = KeyHasher::default().add("source", &text).add("libc6-dev", &libc).key();
-    let dir = cached(cache, "vsockio", &key, |_, out| compile_static(&src, &out.join("vsockio")))?;
-    Ok(dir.join("vsockio"))
+    ensure_tool(cache, "vsockio")
 }
 
 /// `<cache>/unixcat-<key>/unixcat`: guest/tools/unixcat.c, static, for scenarios that
 /// talk to a Unix-socket chardev inside the rig (busybox nc has no Unix sockets).
 pub fn ensure_unixcat(cache: &Path) -> Result<PathBuf> {
-    let src = host::repo_root().join("guest/tools/unixcat.c");
+    ensure_tool(cache, "unixcat")
+}
+
+/// `<cache>/dnsone-<key>/dnsone`: guest/tools/dnsone.c, static, the one-name DNS
+/// server the -netdev user scenario runs in the rig (busybox-static has no dnsd).
+pub fn ensure_dnsone(cache: &Path) -> Result<PathBuf> {
+    ensure_tool(cache, "dnsone")
+}
+
+/// `<cache>/NAME-<key>/NAME`: guest/tools/NAME.c compiled static, cached on its source
+/// and the C library's version.
+fn ensure_tool(cache: &Path, name: &str) -> Result<PathBuf> {
+    let src = host::repo_root().join(format!("guest/tools/{name}.c"));
     let text = host::read(&src)?;
     let libc = host::dpkg_version("libc6-dev").unwrap_or_default();
     let key = KeyHasher::default().add("source", &text).add("libc6-dev", &libc).key();
-    let dir = cached(cache, "unixcat", &key, |_, out| compile_static(&src, &out.join("unixcat")))?;
-    Ok(dir.join("unixcat"))
+    let dir = cached(cache, name, &key, |_, out| compile_static(&src, &out.join(name)))?;
+    Ok(dir.join(name))
 }

@@ -4,13 +4,13 @@
 
 use std::path::PathBuf;
 
-use vmm::config::{CacheMode, ChardevBackend, DriveLimits, LogFile, MonitorSocket};
+use vmm::config::{CacheMode, ChardevBackend, DriveLimits, LogFile, MonitorSocket, NetBackend};
 
 use super::control::{parse_port, socket_mode, tcp_host};
 use super::device_props::{CHARDEV_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
 use super::keyval::{kind_name, kind_settings, settings, Setting};
 use super::schema::KindDesc;
-use super::{invalid, unhandled, ArgsError};
+use super::{invalid, netdev, unhandled, ArgsError};
 
 pub(super) const DRIVE: &str = "-drive";
 pub(super) const NETDEV: &str = "-netdev";
@@ -30,10 +30,9 @@ pub(super) struct Drive {
 
 pub(super) struct Netdev {
     pub(super) id: String,
-    pub(super) ifname: Option<String>,
-    /// `vhost=on`.
+    pub(super) backend: NetBackend,
+    /// `vhost=on` (tap only).
     pub(super) vhost: bool,
-    pub(super) fd: Option<i32>,
 }
 
 pub(super) struct Chardev {
@@ -191,21 +190,54 @@ impl Backends {
         Ok(())
     }
 
-    /// `-netdev tap,id=ID[,ifname=NAME][,script=no][,downscript=no][,vhost=off]...`
+    /// `-netdev tap|user|stream|dgram,id=ID,...`.
     pub(super) fn netdev(&mut self, value: &str) -> Result<(), ArgsError> {
         let kind = match find_kind(NETDEV, value, "type", NETDEV_KINDS)? {
             Ok(kind) => kind,
-            Err(Some(_)) => {
+            Err(Some(name)) if name == "socket" => {
                 return Err(invalid(
                     NETDEV,
                     value,
-                    "only -netdev tap is supported (no user-mode networking, bridge helper or sockets)",
+                    "-netdev socket is not supported; use its successors -netdev stream (connect=/listen=) or \
+                     -netdev dgram (udp=)",
                 ))
             }
+            Err(Some(_)) => {
+                return Err(invalid(NETDEV, value, "only -netdev tap, user, stream and dgram are supported"))
+            }
             Err(None) => {
-                return Err(invalid(NETDEV, value, "expected tap,id=ID[,ifname=NAME],script=no,downscript=no"))
+                return Err(invalid(NETDEV, value, "expected tap|user|stream|dgram,id=ID,... (see -netdev help)"))
             }
         };
+        let settings = kind_settings(NETDEV, value, "type", kind)?;
+        let id = settings.iter().find(|s| s.name() == "id").map(|s| s.id(NETDEV)).transpose()?;
+        let backend = match kind.name {
+            "stream" => Some(netdev::stream(settings, value)?),
+            "dgram" => Some(netdev::dgram(settings, value)?),
+            "user" => Some(netdev::user(settings, value)?),
+            _ => None,
+        };
+        if let Some(backend) = backend {
+            let id = self.netdev_id(id, value)?;
+            self.netdevs.push(Netdev { id, backend, vhost: false });
+            return Ok(());
+        }
+        self.tap(kind, value)
+    }
+
+    /// A new netdev's id: given, and not taken.
+    fn netdev_id(&self, id: Option<String>, value: &str) -> Result<String, ArgsError> {
+        let Some(id) = id else {
+            return Err(invalid(NETDEV, value, "id= is required (-device virtio-net-device,netdev=ID refers to it)"));
+        };
+        if self.netdevs.iter().any(|n| n.id == id) {
+            return Err(invalid(NETDEV, value, format!("duplicate id '{id}'")));
+        }
+        Ok(id)
+    }
+
+    /// `-netdev tap,id=ID[,ifname=NAME][,script=no][,downscript=no][,vhost=off]...`
+    fn tap(&mut self, kind: &'static KindDesc, value: &str) -> Result<(), ArgsError> {
         let mut id = None;
         let mut ifname = None;
         let mut vhost = false;
@@ -240,16 +272,11 @@ impl Backends {
                 name => return Err(unhandled(NETDEV, name)),
             }
         }
-        let Some(id) = id else {
-            return Err(invalid(NETDEV, value, "id= is required (-device virtio-net-device,netdev=ID refers to it)"));
-        };
-        if self.netdevs.iter().any(|n| n.id == id) {
-            return Err(invalid(NETDEV, value, format!("duplicate id '{id}'")));
-        }
+        let id = self.netdev_id(id, value)?;
         if fd.is_some() && ifname.is_some() {
             return Err(invalid(NETDEV, value, "give fd= or ifname=, not both (the fd is already an interface)"));
         }
-        self.netdevs.push(Netdev { id, ifname, fd, vhost });
+        self.netdevs.push(Netdev { id, backend: NetBackend::Tap { ifname, fd }, vhost });
         Ok(())
     }
 

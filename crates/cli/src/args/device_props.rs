@@ -193,11 +193,16 @@ const TAP_PROPS: &[PropDesc] = &[
 ];
 
 /// `-netdev` types.
-pub(super) const NETDEV_KINDS: &[KindDesc] = &[KindDesc {
-    name: "tap",
-    help: "A tap backend. Other types (user, bridge, socket, ...) are errors.",
-    props: TAP_PROPS,
-}];
+pub(super) const NETDEV_KINDS: &[KindDesc] = &[
+    KindDesc {
+        name: "tap",
+        help: "A tap backend. Types other than these four (bridge, socket, vhost-user, ...) are errors.",
+        props: TAP_PROPS,
+    },
+    super::netdev::USER,
+    super::netdev::STREAM,
+    super::netdev::DGRAM,
+];
 
 /// The `id=` of a backend that devices refer to.
 const REQUIRED_ID: PropDesc = PropDesc { help: "Required; devices refer to it.", ..ID };

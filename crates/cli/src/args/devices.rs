@@ -464,8 +464,7 @@ impl Devices {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
                     DeviceConfig::Net(NetConfig {
                         id: n.id,
-                        ifname: n.ifname,
-                        fd: n.fd,
+                        backend: n.backend,
                         mac,
                         vhost: n.vhost,
                         limits: Default::default(),

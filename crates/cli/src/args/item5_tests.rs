@@ -133,7 +133,7 @@ fn drive_index_detect_zeroes_media_cdrom_and_serial() {
 fn netdev_tap_fd_and_virtio_net_packed_mq_off() {
     let c = run(&["-netdev", "tap,id=n,fd=3", "-device", "virtio-net-device,netdev=n,packed=off,mq=off"]).unwrap();
     let Some(DeviceConfig::Net(n)) = c.devices.first() else { panic!("{:?}", c.devices) };
-    assert_eq!(n.fd, Some(3));
+    assert!(matches!(n.backend, vmm::config::NetBackend::Tap { fd: Some(3), .. }), "{n:?}");
     assert_invalid(
         err(&["-netdev", "tap,id=n,fd=3", "-device", "virtio-net-device,netdev=n,packed=on"]),
         "-device",

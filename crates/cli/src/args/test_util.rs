@@ -79,8 +79,7 @@ pub(super) fn block(id: &str, path: &str) -> DeviceConfig {
 pub(super) fn net(id: &str, ifname: Option<&str>, mac: Option<[u8; 6]>) -> DeviceConfig {
     DeviceConfig::Net(NetConfig {
         id: id.into(),
-        ifname: ifname.map(Into::into),
-        fd: None,
+        backend: vmm::config::NetBackend::Tap { ifname: ifname.map(Into::into), fd: None },
         mac,
         vhost: false,
         limits: Default::default(),

@@ -6,8 +6,8 @@ use fc_api::model::*;
 use std::path::PathBuf;
 use vmm::api::rate_limits::{drive_limits, limiter};
 use vmm::config::{
-    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, KernelConfig, MemoryBackend, NetConfig,
-    NetLimits, SerialConfig, VmConfig,
+    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, KernelConfig, MemoryBackend, NetBackend,
+    NetConfig, NetLimits, SerialConfig, VmConfig,
 };
 use vmm::vmgenid::VmGenIdConfig;
 
@@ -194,8 +194,7 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
     for net in parts.nets {
         config.devices.push(DeviceConfig::Net(NetConfig {
             id: net.iface_id.clone(),
-            ifname: Some(net.host_dev_name.clone()),
-            fd: None,
+            backend: NetBackend::Tap { ifname: Some(net.host_dev_name.clone()), fd: None },
             mac: net.guest_mac.as_deref().map(parse_mac).transpose()?,
             vhost: false,
             limits: NetLimits { rx: limiter(&net.rx_rate_limiter), tx: limiter(&net.tx_rate_limiter) },

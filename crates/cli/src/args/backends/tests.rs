@@ -1,7 +1,15 @@
 use super::super::test_util::*;
 use super::*;
 use std::path::PathBuf;
-use vmm::config::{BlockConfig, ChardevBackend, DeviceConfig, LogFile, NetConfig, SerialConfig};
+use vmm::config::{BlockConfig, ChardevBackend, DeviceConfig, LogFile, NetBackend, NetConfig, SerialConfig};
+
+/// A tap netdev's ifname (panics on other backends).
+fn ifname(n: &NetConfig) -> Option<&str> {
+    match &n.backend {
+        NetBackend::Tap { ifname, .. } => ifname.as_deref(),
+        other => panic!("{other:?}"),
+    }
+}
 
 // ---- -drive ----
 
@@ -155,20 +163,19 @@ fn netdev_properties() {
         nic("tap,id=n,ifname=vmtap0,script=no,downscript=no,vhost=off", dev),
         NetConfig {
             id: "n".into(),
-            ifname: Some("vmtap0".into()),
-            fd: None,
+            backend: NetBackend::Tap { ifname: Some("vmtap0".into()), fd: None },
             mac: None,
             vhost: false,
             limits: Default::default(),
         }
     );
     for extra in ["", ",script=,downscript=", ",queues=1", ",vnet_hdr=on", ",vhost=off", ",novhost"] {
-        assert_eq!(nic(&format!("tap,id=n{extra}"), dev).ifname, None, "{extra}");
+        assert_eq!(ifname(&nic(&format!("tap,id=n{extra}"), dev)), None, "{extra}");
     }
     assert_eq!(nic("type=tap,id=n", dev).id, "n");
     assert_eq!(nic("id=n,type=tap", dev).id, "n");
-    assert_eq!(nic("tap,id=n,ifname=tap%d", dev).ifname.as_deref(), Some("tap%d"));
-    assert_eq!(nic("tap,id=n,ifname=abcdefghijklmno", dev).ifname.as_deref(), Some("abcdefghijklmno"));
+    assert_eq!(ifname(&nic("tap,id=n,ifname=tap%d", dev)), Some("tap%d"));
+    assert_eq!(ifname(&nic("tap,id=n,ifname=abcdefghijklmno", dev)), Some("abcdefghijklmno"));
     for (mac, want) in [
         ("52:54:00:12:34:56", [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]),
         ("52-54-00-12-34-56", [0x52, 0x54, 0x00, 0x12, 0x34, 0x56]),
@@ -181,13 +188,14 @@ fn netdev_properties() {
 
 #[test]
 fn netdev_errors() {
-    for t in ["user", "bridge", "socket", "vde", "l2tpv3", "stream", "vhost-user", "TAP"] {
+    for t in ["bridge", "vde", "l2tpv3", "vhost-user", "TAP"] {
         let e = err(&["-netdev", &format!("{t},id=n")]);
-        assert_invalid(e.clone(), "-netdev", "only -netdev tap is supported");
+        assert_invalid(e.clone(), "-netdev", "only -netdev tap, user, stream and dgram are supported");
         assert!(e.to_string().starts_with(&format!("-netdev: invalid value '{t},id=n'")));
     }
-    assert_invalid(err(&["-netdev", "id=n"]), "-netdev", "expected tap");
-    assert_invalid(err(&["-netdev", ""]), "-netdev", "expected tap");
+    assert_invalid(err(&["-netdev", "socket,id=n,listen=:1234"]), "-netdev", "use its successors -netdev stream");
+    assert_invalid(err(&["-netdev", "id=n"]), "-netdev", "expected tap|user|stream|dgram");
+    assert_invalid(err(&["-netdev", ""]), "-netdev", "expected tap|user|stream|dgram");
     for s in ["script=/etc/qemu-ifup", "downscript=/etc/qemu-ifdown", "script=yes", "downscript=on"] {
         assert_invalid(err(&["-netdev", &format!("tap,id=n,{s}")]), "-netdev", "never runs network scripts");
     }
@@ -197,8 +205,7 @@ fn netdev_errors() {
             d,
             [DeviceConfig::Net(NetConfig {
                 id: "n".into(),
-                ifname: Some("t0".into()),
-                fd: None,
+                backend: NetBackend::Tap { ifname: Some("t0".into()), fd: None },
                 mac: None,
                 vhost: true,
                 limits: Default::default(),
@@ -447,7 +454,7 @@ fn drive_media_index_detect_zeroes_and_serial() {
 fn tap_fd_and_net_queue_properties() {
     let devs = devs(&["-netdev", "tap,id=n,fd=3", "-device", "virtio-net-device,netdev=n,packed=off,mq=off"]);
     let [DeviceConfig::Net(n)] = devs.as_slice() else { panic!("{devs:?}") };
-    assert_eq!((n.fd, n.ifname.as_deref()), (Some(3), None));
+    assert_eq!(n.backend, NetBackend::Tap { ifname: None, fd: Some(3) });
     let with = |props: &str| err(&["-netdev", "tap,id=n", "-device", &format!("virtio-net-device,netdev=n,{props}")]);
     assert_invalid(with("packed=on"), "-device", "packed virtqueues are not supported; use packed=off");
     assert_invalid(with("mq=on"), "-device", "use mq=off");

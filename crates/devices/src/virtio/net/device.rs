@@ -1,8 +1,10 @@
 //! The virtio-net device model: queues, features, configuration space, and
-//! the event handler that moves frames between the queues and the tap.
+//! the event handler that moves frames between the queues and the backend
+//! (a tap or a socket, `backend.rs`; "tap" below means either).
 
+use super::backend::Backend;
 use super::rx::{self, Delivery, Scratch};
-use super::tap::{Tap, VNET_HDR_LEN};
+use super::tap::VNET_HDR_LEN;
 use super::tx::{self, MAX_TX_PACKET};
 use crate::rate_limiter::{Gate, LimiterConfig};
 use crate::virtio::{
@@ -50,6 +52,16 @@ pub const F_EVENT_IDX: u64 = bit(VIRTIO_RING_F_EVENT_IDX);
 /// What the device offers: QEMU's tap-backed defaults minus the control
 /// queue and multiqueue. UFO only if the tap takes it (QEMU's probe).
 pub(crate) fn offered_features(ufo: bool) -> u64 {
+    offloads_offered(true, ufo)
+}
+
+/// What the device offers on a backend with (`vnet_hdr`) or without the
+/// virtio-net header: without it no offload can reach the other side, so
+/// none is offered (QEMU's socket netdevs alike).
+fn offloads_offered(vnet_hdr: bool, ufo: bool) -> u64 {
+    if !vnet_hdr {
+        return VIRTIO_F_VERSION_1 | F_MAC | F_MRG_RXBUF | F_STATUS | F_EVENT_IDX;
+    }
     let base = VIRTIO_F_VERSION_1
         | F_CSUM
         | F_GUEST_CSUM
@@ -133,14 +145,15 @@ enum Complaint {
 enum TapWatch {
     /// Not registered yet (before `init`).
     Unregistered,
-    /// Registered; true if asking for readable events.
-    Reading(bool),
+    /// Registered, asking for these events (readable while frames can go
+    /// to the guest; writable while a stream socket holds part of a frame).
+    Watching(EventSet),
     /// The tap failed or disappeared: unregistered for good.
     Gone,
 }
 
 pub struct Net {
-    tap: Tap,
+    tap: Backend,
     mac: [u8; 6],
     features: u64,
     activation: Activation,
@@ -173,16 +186,17 @@ pub struct Net {
 }
 
 impl Net {
-    /// A virtio-net device on `tap`, with the given MAC address or a random
-    /// locally administered one (02:xx:xx:xx:xx:xx).
-    pub fn new(tap: Tap, mac: Option<[u8; 6]>) -> Result<Net, NetError> {
+    /// A virtio-net device on `tap` (a `Tap` or another `Backend`), with the
+    /// given MAC address or a random locally administered one (02:xx:xx:xx:xx:xx).
+    pub fn new(tap: impl Into<Backend>, mac: Option<[u8; 6]>) -> Result<Net, NetError> {
+        let tap = tap.into();
         let mac = match mac {
             Some(mac) if mac[0] & 1 != 0 || mac == [0; 6] => return Err(NetError::InvalidMac(format_mac(&mac))),
             Some(mac) => mac,
             None => random_mac(),
         };
         Ok(Net {
-            features: offered_features(tap.supports_ufo()),
+            features: offloads_offered(tap.has_vnet_hdr(), tap.supports_ufo()),
             tap,
             mac,
             activation: Activation::new().map_err(NetError::Event)?,
@@ -233,6 +247,11 @@ impl Net {
         let mut served = 0;
         let _ = queue.disable_notification(mem);
         loop {
+            if tap.tx_blocked() {
+                // The socket is full: the chains wait in the ring (kicks
+                // stay off) until it is writable again.
+                break;
+            }
             if served == CHAINS_PER_TURN {
                 // Kicks stay off: the device comes back for the rest on the next turn.
                 come_back_later(&ctx.queue_events[TX_QUEUE]);
@@ -340,10 +359,13 @@ impl Net {
             let len = match *rx_pending {
                 Some(len) => len,
                 None => {
-                    if budget == 0 || *tap_failed {
+                    // Frames a stream socket's reader already holds are taken
+                    // past the budget (at most a buffer's worth): no readable
+                    // event would bring the device back for them.
+                    if (budget == 0 && !tap.has_buffered_frame()) || *tap_failed {
                         break;
                     }
-                    budget -= 1;
+                    budget = budget.saturating_sub(1);
                     match tap.read(rx_buf) {
                         Ok(n) if n < VNET_HDR_LEN + 14 || n > rx_buf.len() => {
                             if first_time(complained, Complaint::RxBadFrame) {
@@ -438,19 +460,25 @@ impl Net {
         }
     }
 
-    /// Watches the tap for readable frames only while they can go somewhere.
+    /// Watches the tap for readable frames only while they can go somewhere,
+    /// and for room to write only while a frame waits for it.
     fn update_tap_watch(&mut self, ops: &mut EventOps) {
-        let TapWatch::Reading(reading) = self.tap_watch else { return };
+        let TapWatch::Watching(watched) = self.tap_watch else { return };
         if self.tap_failed {
             let _ = ops.remove(Events::new(&self.tap, EventSet::empty()));
             self.tap_watch = TapWatch::Gone;
             return;
         }
-        let want = self.activation.active.is_some() && !self.rx_broken && self.rx_pending.is_none();
-        if want != reading {
-            let set = if want { EventSet::IN } else { EventSet::empty() };
+        let mut set = EventSet::empty();
+        if self.activation.active.is_some() && !self.rx_broken && self.rx_pending.is_none() {
+            set |= EventSet::IN;
+        }
+        if self.tap.tx_blocked() {
+            set |= EventSet::OUT;
+        }
+        if set != watched {
             match ops.modify(Events::with_data(&self.tap, TAP_EVENT, set)) {
-                Ok(()) => self.tap_watch = TapWatch::Reading(want),
+                Ok(()) => self.tap_watch = TapWatch::Watching(set),
                 Err(e) => log::error!("virtio-net {}: cannot change the tap's watch: {e:?}", self.tap.name()),
             }
         }
@@ -562,7 +590,7 @@ impl MutEventSubscriber for Net {
         // Registered from the start, reading only once the guest is there:
         // errors and hang-ups (the interface deleted) still arrive.
         match ops.add(Events::with_data(&self.tap, TAP_EVENT, EventSet::empty())) {
-            Ok(()) => self.tap_watch = TapWatch::Reading(false),
+            Ok(()) => self.tap_watch = TapWatch::Watching(EventSet::empty()),
             Err(e) => {
                 log::error!("virtio-net {}: cannot watch the tap: {e:?}", self.tap.name());
                 self.tap_watch = TapWatch::Gone;
@@ -584,13 +612,26 @@ impl MutEventSubscriber for Net {
         } else if events.fd() == self.tap.as_raw_fd() {
             if events.event_set().intersects(EventSet::ERROR | EventSet::HANG_UP) {
                 log::error!(
-                    "virtio-net {}: the tap reports an error or hang-up (interface deleted?); the guest's network is down",
-                    self.tap.name()
+                    "virtio-net {}: {}; the guest's network is down",
+                    self.tap.name(),
+                    self.tap.hang_up_reason()
                 );
                 self.tap_failed = true;
             } else {
-                metrics::NET.rx_tap_event_count.inc();
-                self.process_rx();
+                if events.event_set().contains(EventSet::OUT) {
+                    if let Err(e) = self.tap.flush() {
+                        log::error!(
+                            "virtio-net {}: writing failed ({e}); the guest's network is down",
+                            self.tap.name()
+                        );
+                        self.tap_failed = true;
+                    }
+                    self.process_tx();
+                }
+                if events.event_set().contains(EventSet::IN) {
+                    metrics::NET.rx_tap_event_count.inc();
+                    self.process_rx();
+                }
             }
         } else {
             let queue = events.data() as usize;

@@ -1,27 +1,38 @@
-//! virtio-net over a TAP device (virtio 1.x §5.1): one RX and one TX queue,
-//! no control queue. Frames cross the tap with the guest's own 12-byte
+//! virtio-net (virtio 1.x §5.1): one RX and one TX queue, no control queue.
+//! On a TAP device frames cross with the guest's own 12-byte
 //! `virtio_net_hdr_v1` in front (IFF_VNET_HDR), so checksum and TSO offloads
-//! work end to end: the device only fills num_buffers on receive.
+//! work end to end: the device only fills num_buffers on receive. On a
+//! socket (`-netdev stream|dgram|user`) bare Ethernet frames cross, and no
+//! offload is offered.
 //!
 //! - `tap`: opening /dev/net/tun (`Tap::open`), offload settings.
+//! - `backend`: the tap or a socket behind the device; `stream`: QEMU's
+//!   length-prefixed framing on stream sockets; `passt`: starting passt for
+//!   `-netdev user`.
 //! - `device`: `Net`, the `VirtioDevice` and its event handler, which also
 //!   watches the tap fd.
 //! - `rx`, `tx`: moving one frame between the tap and descriptor chains.
 
+mod backend;
 mod device;
+pub mod passt;
 mod rx;
+#[cfg(test)]
+mod socket_tests;
+mod stream;
 mod tap;
 #[cfg(test)]
 mod tests;
 mod tx;
 
+pub use backend::{Backend, DgramSocket, SocketAddress, SocketError, StreamSocket};
 pub(crate) use device::{config_space, offered_features, random_mac, tap_offloads, F_MRG_RXBUF};
 pub use device::{format_mac, Net, NetError};
 pub use tap::{Tap, TapError};
 
 /// What a snapshot keeps of virtio-net beyond its queues: the MAC address the guest
 /// knows (the restoring command line may give none, and a random one would change the
-/// guest's address under it). The tap is whatever the restoring command line opens. A
+/// guest's address under it). The tap (or socket) is whatever the restoring command line opens. A
 /// frame read from the tap but not yet delivered (the guest had no buffer) is dropped:
 /// networks lose packets, and the guest's protocols resend.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
