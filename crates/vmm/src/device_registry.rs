@@ -9,6 +9,7 @@ use devices::virtio::balloon::Balloon;
 use devices::virtio::block::Block;
 use devices::virtio::console::Console;
 use devices::virtio::console::MultiportConsole;
+use devices::virtio::hvsock::HybridVsock;
 use devices::virtio::input::VirtioKeyboard;
 use devices::virtio::net::Net;
 use devices::virtio::rng::Rng;
@@ -28,6 +29,7 @@ pub enum DeviceHandle {
     Keyboard(Arc<Mutex<VirtioKeyboard>>),
     Serial(Arc<Mutex<SerialPort>>),
     Vsock(Arc<Mutex<VhostVsock>>),
+    HybridVsock(Arc<Mutex<HybridVsock>>),
     VhostNet(Arc<Mutex<VhostNet>>),
     Fs(Arc<Mutex<VhostUserFs>>),
     Balloon(Arc<Mutex<Balloon>>),
@@ -45,6 +47,8 @@ impl DeviceHandle {
             DeviceHandle::Keyboard(_) => "virtio-keyboard-device",
             DeviceHandle::Serial(_) => "isa-serial",
             DeviceHandle::Vsock(_) => "vhost-vsock-device",
+            // Not a QEMU device: the Firecracker front end's.
+            DeviceHandle::HybridVsock(_) => "hybrid-vsock",
             DeviceHandle::VhostNet(_) => "virtio-net-device",
             DeviceHandle::Fs(_) => "vhost-user-fs-device",
             DeviceHandle::Balloon(_) => "virtio-balloon-device",
