@@ -91,8 +91,10 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     assert raw(api, "PUT", "/metrics", {"metrics_path": str(metrics)})[0] == 204, "a pipe nobody reads yet"
     status, fault = raw(api, "PATCH", "/vm", {"state": "Paused"})
     assert status == 400 and "before starting" in fault["fault_message"]
-    with pytest.raises(APIError, match="hybrid vsock"):
-        api.vsock.put(guest_cid=3, uds_path=str(tmp_path / "v.sock"))
+    with pytest.raises(APIError, match="Vsock config error: guest_cid 2"):
+        api.vsock.put(guest_cid=2, uds_path=str(tmp_path / "v.sock"))
+    api.vsock.put(guest_cid=3, uds_path=str(tmp_path / "v.sock"))
+    assert raw(api, "GET", "/vm/config")[1]["vsock"] == {"guest_cid": 3, "uds_path": str(tmp_path / "v.sock")}
     with pytest.raises(APIError, match="Load snapshot error: snapshot .*no-such"):
         api.load_snapshot.put(snapshot_path=str(tmp_path / "no-such"),
                               mem_backend={"backend_type": "File", "backend_path": "m"})

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 pub mod counter;
+pub mod fc;
 pub mod qmp;
 
 use std::io::Read;
