@@ -1,0 +1,40 @@
+# timeout: 1200
+# Firecracker's hybrid vsock (issue 17), microvm in Firecracker mode (--no-api
+# --config-file): AF_VSOCK in the guest, Unix sockets in the rig, no /dev/vhost-vsock.
+# Guest-initiated: the rig program ($VSOCKIO serve-unix) listens on <uds_path>_5000, the
+# guest (guest/rootfs/tests/hvsock) connects to CID 2 port 5000; both exchange 64 MiB each
+# way and print byte counts and sums, then the guest opens and closes 1000 connections.
+# Host-initiated: the guest listens on port 6000 and the rig ($VSOCKIO connect-unix)
+# connects to uds_path with CONNECT 6000; the same exchange and 1000 cycles. microvm's
+# descriptor count is printed during the first connection and after the last cycle.
+dir=$(mktemp -d) && cp "$GUEST_ROOTFS" "$dir/test.img" || exit 1
+uds="$dir/v.sock"
+cat > "$dir/vm.json" <<JSON
+{
+  "boot-source": {
+    "kernel_image_path": "$GUEST_VMLINUX",
+    "boot_args": "console=ttyS0 quiet panic=-1 microvm.run=/tests/hvsock"
+  },
+  "drives": [{"drive_id": "root", "path_on_host": "$dir/test.img", "is_root_device": true, "is_read_only": false}],
+  "machine-config": {"vcpu_count": 1, "mem_size_mib": 256},
+  "vsock": {"guest_cid": 3, "uds_path": "$uds"}
+}
+JSON
+"$VSOCKIO" serve-unix "${uds}_5000" 67108864 1000 > "$dir/rig.txt" 2>&1 &
+rig=$!
+"$MICROVM" --no-api --config-file "$dir/vm.json" &
+vmm=$!
+i=0
+while ! grep -q RIG-HVSOCK-ACCEPTED "$dir/rig.txt" && [ $i -lt 3000 ]; do sleep 0.1; i=$((i + 1)); done
+echo "MICROVM-FDS-CONNECTED $(ls /proc/$vmm/fd | wc -l)"
+wait $rig
+"$VSOCKIO" connect-unix "$uds" 6000 67108864 1000 > "$dir/rig2.txt" 2>&1
+sleep 1
+echo "MICROVM-FDS-AFTER $(ls /proc/$vmm/fd | wc -l)"
+echo
+echo "== rig"
+cat "$dir/rig.txt" "$dir/rig2.txt"
+wait $vmm
+status=$?
+rm -rf "$dir"
+exit $status
