@@ -11,7 +11,8 @@ mod queues;
 pub use fc_api::fc_api_input;
 pub use legacy::legacy_ports;
 pub use queues::{
-    queue_balloon, queue_block, queue_console, queue_input, queue_multiport, queue_net, queue_rng, virtio_mmio,
+    queue_balloon, queue_block, queue_console, queue_input, queue_multiport, queue_net, queue_rng, queue_vsock,
+    virtio_mmio,
 };
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,6 +33,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("queue_balloon", queue_balloon),
     ("queue_multiport", queue_multiport),
     ("queue_input", queue_input),
+    ("queue_vsock", queue_vsock),
     ("legacy_ports", legacy_ports),
     ("snapshot_state", snapshot_state),
     ("fc_api_input", fc_api_input),
