@@ -97,10 +97,8 @@ impl HybridVsock {
     pub(super) fn host_event(&mut self, key: Key, set: EventSet, ops: &mut EventOps) {
         let Some(conn) = self.conns.get_mut(&key) else { return };
         let gone = set.intersects(EventSet::HANG_UP | EventSet::ERROR | EventSet::READ_HANG_UP);
-        if conn.has_pending() && (set.contains(EventSet::OUT) || gone) {
-            if !self.flush(key, ops) {
-                return;
-            }
+        if conn.has_pending() && (set.contains(EventSet::OUT) || gone) && !self.flush(key, ops) {
+            return;
         }
         let Some(conn) = self.conns.get_mut(&key) else { return };
         if (set.contains(EventSet::IN) || gone) && conn.wants_input() && !conn.readable {

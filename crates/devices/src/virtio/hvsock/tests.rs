@@ -260,7 +260,7 @@ fn the_guest_is_sent_a_credit_update_as_the_host_consumes() {
         updates.extend(g.recv().into_iter().filter(|(h, _)| h.op == op::CREDIT_UPDATE).map(|(h, _)| h.fwd_cnt));
     }
     assert!(!updates.is_empty(), "a guest that used its whole window hears the host took it");
-    assert!(updates.iter().all(|&f| f >= CONN_BUF / 2 && f <= CONN_BUF), "{updates:?}");
+    assert!(updates.iter().all(|f| (CONN_BUF / 2..=CONN_BUF).contains(f)), "{updates:?}");
 }
 
 #[test]
