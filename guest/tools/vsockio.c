@@ -72,6 +72,8 @@ static void exchange(int s, uint64_t total, uint64_t seed) {
     size_t pending = 0, offset = 0;
     int reading = 1;
     fcntl(s, F_SETFL, O_NONBLOCK);
+    if (total == 0)
+        shutdown(s, SHUT_WR); /* nothing to send: the peer's read ends at once */
     while (reading || sent < total || pending) {
         struct pollfd p = {.fd = s, .events = (reading ? POLLIN : 0) | (sent < total || pending ? POLLOUT : 0)};
         if (poll(&p, 1, -1) < 0)

@@ -6,7 +6,8 @@
 # way and print byte counts and sums, then the guest opens and closes 1000 connections.
 # Host-initiated: the guest listens on port 6000 and the rig ($VSOCKIO connect-unix)
 # connects to uds_path with CONNECT 6000; the same exchange and 1000 cycles. microvm's
-# descriptor count is printed during the first connection and after the last cycle.
+# descriptor count is printed during the first connection and after each side's cycles
+# (the guest then waits for one last connection to port 6001 before it ends the VM).
 dir=$(mktemp -d) && cp "$GUEST_ROOTFS" "$dir/test.img" || exit 1
 uds="$dir/v.sock"
 cat > "$dir/vm.json" <<JSON
@@ -28,9 +29,12 @@ i=0
 while ! grep -q RIG-HVSOCK-ACCEPTED "$dir/rig.txt" && [ $i -lt 3000 ]; do sleep 0.1; i=$((i + 1)); done
 echo "MICROVM-FDS-CONNECTED $(ls /proc/$vmm/fd | wc -l)"
 wait $rig
+echo "MICROVM-FDS-GUEST-CYCLES $(ls /proc/$vmm/fd | wc -l)"
 "$VSOCKIO" connect-unix "$uds" 6000 67108864 1000 > "$dir/rig2.txt" 2>&1
 sleep 1
-echo "MICROVM-FDS-AFTER $(ls /proc/$vmm/fd | wc -l)"
+echo "MICROVM-FDS-HOST-CYCLES $(ls /proc/$vmm/fd | wc -l)"
+# The guest waits on port 6001 for this one before it ends the VM.
+"$VSOCKIO" connect-unix "$uds" 6001 0 0 > /dev/null 2>&1
 echo
 echo "== rig"
 cat "$dir/rig.txt" "$dir/rig2.txt"
