@@ -23,7 +23,9 @@ cat > "$dir/vm.json" <<JSON
 JSON
 "$VSOCKIO" serve-unix "${uds}_5000" 67108864 1000 > "$dir/rig.txt" 2>&1 &
 rig=$!
-"$MICROVM" --no-api --config-file "$dir/vm.json" &
+# The guest's console goes to a file, shown whole at the end: the serial port writes a
+# byte at a time, which the lines this script prints meanwhile would split.
+"$MICROVM" --no-api --config-file "$dir/vm.json" > "$dir/guest.txt" &
 vmm=$!
 i=0
 while ! grep -q RIG-HVSOCK-ACCEPTED "$dir/rig.txt" && [ $i -lt 3000 ]; do sleep 0.1; i=$((i + 1)); done
@@ -35,10 +37,13 @@ sleep 1
 echo "MICROVM-FDS-HOST-CYCLES $(ls /proc/$vmm/fd | wc -l)"
 # The guest waits on port 6001 for this one before it ends the VM.
 "$VSOCKIO" connect-unix "$uds" 6001 0 0 > /dev/null 2>&1
+wait $vmm
+status=$?
+echo
+echo "== guest"
+cat "$dir/guest.txt"
 echo
 echo "== rig"
 cat "$dir/rig.txt" "$dir/rig2.txt"
-wait $vmm
-status=$?
 rm -rf "$dir"
 exit $status
