@@ -237,8 +237,11 @@ fn env(
         }
     }
     vars.push(("QEMU".into(), qemu));
-    // e2fsprogs tools that check a guest's disk from outside: same path inside the rig.
-    for (var, tool) in [("DEBUGFS", "/usr/sbin/debugfs"), ("E2FSCK", "/usr/sbin/e2fsck")] {
+    // Host tools at the same path inside the rig: e2fsprogs to check a guest's disk from
+    // outside, curl for Firecracker's API.
+    // curl: the Firecracker API's client in its getting-started guide.
+    let tools = [("DEBUGFS", "/usr/sbin/debugfs"), ("E2FSCK", "/usr/sbin/e2fsck"), ("CURL", "/usr/bin/curl")];
+    for (var, tool) in tools {
         if let Some((scripts, list)) = pack.as_mut() {
             if mentions(scripts, var) {
                 match rig::binary_files(Path::new(tool)) {

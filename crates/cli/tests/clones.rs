@@ -264,3 +264,74 @@ fn a_page_list_is_recorded_used_and_a_foreign_one_ignored_with_one_warning() {
     assert_eq!(stderr.lines().filter(|l| l.contains("microvm: prefetch:")).count(), 1, "{stderr}");
     assert!(stderr.contains("of another snapshot"), "{stderr}");
 }
+
+/// Resident KiB of `pid`'s mapping of `size_kib` (the guest's RAM).
+fn ram_rss_kib(pid: u32, size_kib: u64) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let kib = |l: &str, key: &str| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok();
+    let mut in_ram = false;
+    for line in smaps.lines() {
+        if let Some(size) = kib(line, "Size:") {
+            in_ram = size == size_kib;
+        }
+        if let (true, Some(rss)) = (in_ram, kib(line, "Rss:")) {
+            return rss;
+        }
+    }
+    0
+}
+
+/// Issue 22 item 7: a restore with a page list maps the listed working set itself, while
+/// the guest runs or waits: restored paused (`-S`, so the guest touches nothing), the
+/// RAM mapping holds the 16 MiB working set with the list and almost nothing without.
+#[test]
+fn the_listed_working_set_is_faulted_in_without_the_guest() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    const MIB: u64 = 16;
+    let dir = TempDir::new("clones-working-set");
+    let kernel = dir.file("touch.elf", &tiny_guest::touch_then_count_on_serial(MIB as u32, DELAY));
+    let (snap, _, _) = take_snapshot(&dir, &kernel, "64m");
+    let restore = |n: usize, paused: bool| {
+        let out = dir.path().join(format!("restore{n}"));
+        let mut cmd = microvm();
+        cmd.args(machine_args(&kernel, "64m")).arg("-serial").arg(format!("file:{}", out.display()));
+        cmd.arg("-incoming").arg(format!("file:{}", snap.display()));
+        if paused {
+            cmd.arg("-S");
+        }
+        (Running::spawn(cmd), out)
+    };
+    // A running restore reads its whole working set before its first line: record then.
+    let (vm, out) = restore(0, false);
+    wait_lines(&out, 1);
+    let mut record = microvm();
+    record.arg("snapshot-pages").arg(vm.child.id().to_string()).arg(&snap);
+    assert!(run(record).status.success());
+    drop(vm);
+    let resident = |with_list: bool| {
+        let pages = dir.path().join("vm.snap.pages");
+        let aside = dir.path().join("pages.aside");
+        if !with_list {
+            std::fs::rename(&pages, &aside).unwrap();
+        }
+        let (vm, _) = restore(usize::from(with_list) + 1, true);
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        let mut kib = ram_rss_kib(vm.child.id(), 64 << 10);
+        while with_list && kib < MIB << 10 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            kib = ram_rss_kib(vm.child.id(), 64 << 10);
+        }
+        if !with_list {
+            std::thread::sleep(Duration::from_millis(300));
+            kib = ram_rss_kib(vm.child.id(), 64 << 10);
+            std::fs::rename(&aside, &pages).unwrap();
+        }
+        kib
+    };
+    let with = resident(true);
+    assert!(with >= MIB << 10, "with the list, {with} KiB of RAM resident, want the {MIB} MiB working set");
+    let without = resident(false);
+    assert!(without < 1024, "without the list, a paused restore maps {without} KiB of its RAM");
+}

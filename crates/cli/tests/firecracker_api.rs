@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::fc::*;
+use common::firecracker::*;
 use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -318,12 +318,7 @@ fn snapshot_create_then_load_in_a_new_process_goes_on_counting() {
     let (state, mem) = (dir.path().join("state"), dir.path().join("mem"));
 
     let socket = dir.path().join("fc1.socket");
-    let mut vm = firecracker(&socket, &[]);
-    wait_for_socket(&socket, &mut vm);
-    let boot = json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" });
-    assert_eq!(put(&socket, "/boot-source", &boot.to_string()).status, 204);
-    assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
-    assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+    let mut vm = start_tiny_guest(&socket, &kernel);
     assert!(vm.wait_for_stdout(b"0000000003\n", RUN_TIMEOUT), "the guest did not count");
     assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Paused"}"#)).status, 204);
     let create = json!({ "snapshot_type": "Full", "snapshot_path": state, "mem_file_path": mem });
@@ -358,5 +353,50 @@ fn snapshot_create_then_load_in_a_new_process_goes_on_counting() {
     let all = counts(&all);
     for pair in all.windows(2) {
         assert_eq!(pair[1], pair[0] + 1, "the count went from {} to {}", pair[0], pair[1]);
+    }
+}
+
+/// Issue 22 item 1: Firecracker's front end gives the guest a VM Generation ID, as
+/// Firecracker does, and every `/snapshot/load` shows a new one and raises the GED's
+/// VMGenID event before the guest runs; two loads of one snapshot get different IDs.
+#[test]
+fn each_snapshot_load_gives_the_guest_a_new_generation_id() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-vmgenid");
+    let kernel = dir.file("vmlinux", &tiny_guest::vmgenid_on_serial_then_wait_for_a_new_one());
+    let (state, mem) = (dir.path().join("state"), dir.path().join("mem"));
+    let socket = dir.path().join("fc.socket");
+    let mut vm = start_tiny_guest(&socket, &kernel);
+    let printed = vm.wait_for_stdout_that(|seen| guid_in(seen, b"G:").is_some(), RUN_TIMEOUT);
+    assert!(printed, "the guest printed no generation ID");
+    assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Paused"}"#)).status, 204);
+    let create = json!({ "snapshot_type": "Full", "snapshot_path": state, "mem_file_path": mem });
+    assert_eq!(put(&socket, "/snapshot/create", &create.to_string()).status, 204);
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (_, booted) = vm.wait(RUN_TIMEOUT, started);
+    let first = guid_in(&booted.stdout, b"G:").expect("the boot's GUID");
+    assert_ne!(first, [0; 16], "a VM generation ID at boot");
+    assert!(guid_in(&booted.stdout, b"N:").is_none(), "no VMGenID event before a restore");
+
+    let mut seen = vec![first];
+    for n in 0..2 {
+        let socket = dir.path().join(format!("load{n}.socket"));
+        let mut vm = firecracker(&socket, &[]);
+        wait_for_socket(&socket, &mut vm);
+        let load = json!({ "snapshot_path": state, "mem_backend": { "backend_type": "File", "backend_path": mem },
+            "resume_vm": true });
+        assert_eq!(put(&socket, "/snapshot/load", &load.to_string()).status, 204);
+        let announced = vm.wait_for_stdout_that(|seen| guid_in(seen, b"N:").is_some(), RUN_TIMEOUT);
+        assert!(announced, "load {n}: the guest saw no VMGenID event");
+        vm.signal(libc::SIGTERM);
+        let started = vm.started;
+        let (_, restored) = vm.wait(RUN_TIMEOUT, started);
+        let new = guid_in(&restored.stdout, b"N:")
+            .unwrap_or_else(|| panic!("load {n}: no whole GUID after N: in {:?}", restored.stdout));
+        assert!(!seen.contains(&new), "load {n}: the generation ID {new:02x?} was seen before");
+        seen.push(new);
     }
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::fc::*;
+use common::firecracker::*;
 use common::*;
 use serde_json::json;
 use std::io::{Read, Write};

@@ -17,12 +17,9 @@ fn machine(kernel: &Path, serial: &Path, qmp: &Path, extra: &[&str]) -> std::pro
     common::counter::machine("microvm,legacy,acpi=on", kernel, serial, qmp, extra)
 }
 
-/// The GUID after `tag` ("G:" at boot, "N:" after the VMGenID event), once it is there.
+/// The GUID after `tag` in the guest's console file, once it is there.
 fn guid_after(path: &Path, tag: &[u8]) -> Option<[u8; 16]> {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let at = bytes.windows(tag.len()).position(|w| w == tag)? + tag.len();
-    // The 16 raw bytes and the newline after them.
-    bytes.get(at..at + 17).filter(|line| line[16] == b'\n').map(|line| line[..16].try_into().unwrap())
+    guid_in(&std::fs::read(path).unwrap_or_default(), tag)
 }
 
 fn wait_guid(path: &Path, tag: &[u8]) -> [u8; 16] {

@@ -197,6 +197,31 @@ impl Asm {
         self
     }
 
+    /// `mov edi, imm32`
+    pub fn mov_edi(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0xbf]).bytes(&v.to_le_bytes())
+    }
+
+    /// `add edi, imm32`
+    pub fn add_edi(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xc7]).bytes(&v.to_le_bytes())
+    }
+
+    /// `cmp edi, imm32`
+    pub fn cmp_edi(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xff]).bytes(&v.to_le_bytes())
+    }
+
+    /// `mov [edi], al`
+    pub fn store_al_at_edi(&mut self) -> &mut Self {
+        self.bytes(&[0x88, 0x07])
+    }
+
+    /// `add al, [edi]`
+    pub fn add_al_from_edi(&mut self) -> &mut Self {
+        self.bytes(&[0x02, 0x07])
+    }
+
     /// `mov eax, edi`
     pub fn mov_eax_edi(&mut self) -> &mut Self {
         self.bytes(&[0x89, 0xf8])

@@ -141,6 +141,31 @@ pub fn counter_on_serial(delay: u32) -> Vec<u8> {
     pvh_elf(&a.finish())
 }
 
+/// Where [`touch_then_count_on_serial`] keeps its working set: from 4 MiB, above the
+/// guest's code, page tables and boot data.
+pub const WORKING_SET_START: u32 = 0x40_0000;
+
+/// Writes a byte into every 4 KiB page of `mib` MiB from [`WORKING_SET_START`], then
+/// counts as [`counter_on_serial`] does, reading one byte of every one of those pages
+/// before each line: after a restore, its first line comes only once the whole working
+/// set is back in memory, so it times what a snapshot's page faults (or a prefetch of
+/// them) cost.
+pub fn touch_then_count_on_serial(mib: u32, delay: u32) -> Vec<u8> {
+    let end = WORKING_SET_START + (mib << 20);
+    let mut a = Asm::new();
+    a.mov_al(0x5a).mov_edi(WORKING_SET_START);
+    let fill = a.here();
+    a.store_al_at_edi().add_edi(4096).cmp_edi(end).jcc(Cond::NotZero, fill);
+    a.xor_esi_esi();
+    let top = a.here();
+    a.mov_edi(WORKING_SET_START);
+    let sum = a.here();
+    a.add_al_from_edi().add_edi(4096).cmp_edi(end).jcc(Cond::NotZero, sum);
+    a.inc_esi().mov_eax_esi().out_decimal_eax(COM1).mov_al(b'\n').out_dx_al();
+    a.delay(delay).jmp_near(top);
+    pvh_elf(&a.finish())
+}
+
 /// Prints `msg` on COM1, waits `delay` turns, then triple-faults like
 /// [`serial_then_triple_fault`]: a guest reset that QEMU's microvm (which has no i8042)
 /// and microvm both see, late enough for a monitor client to be connected.

@@ -24,6 +24,13 @@ pub enum MemoryError {
     Memfd { hugetlb: bool, source: std::io::Error },
     #[error("memory backend mem-path {}: {source}", .path.display())]
     File { path: PathBuf, source: std::io::Error },
+    #[error(
+        "not enough free huge pages for {size} bytes of guest RAM: {need} pages of {page_kib} kB needed, {free} free \
+         (reserve more: echo N > /sys/kernel/mm/hugepages/hugepages-{page_kib}kB/nr_hugepages)"
+    )]
+    HugePages { size: u64, page_kib: u64, need: u64, free: u64 },
+    #[error("guest RAM of {size} bytes is not a whole number of {page_kib} kB huge pages (as in QEMU, -m must be a multiple of the page size)")]
+    HugePageAlignment { size: u64, page_kib: u64 },
     #[error("cannot size guest memory to {size} bytes: {source}")]
     Resize { size: u64, source: std::io::Error },
     #[error("cannot preallocate {size} bytes of guest memory: {source}")]
@@ -47,9 +54,18 @@ pub fn create_guest_memory(mem_size: u64, config: &MemoryConfig) -> Result<Guest
         MemoryBackend::Memfd { hugetlb, hugepage_size } => Some(create_memfd(*hugetlb, *hugepage_size)?),
         MemoryBackend::File { path } => Some(open_mem_path(path)?),
     };
+    // Huge pages are mapped without MAP_NORESERVE, as QEMU maps them: the kernel then
+    // reserves every page at mmap, so a host short of them fails here, with a line that
+    // says so, instead of the guest or the kernel loader faulting on a page that is not
+    // there (SIGBUS, or a loader "unable to read" the kernel).
+    let huge_page = file.as_ref().and_then(huge_page_size);
+    if let Some(page) = huge_page.filter(|&page| mem_size % page != 0) {
+        return Err(MemoryError::HugePageAlignment { size: mem_size, page_kib: page / 1024 });
+    }
     if let Some(file) = &file {
         size_file(file, mem_size, config.prealloc)?;
     }
+    let noreserve = if huge_page.is_some() { 0 } else { libc::MAP_NORESERVE };
     let sharing = if config.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
     let populate = if config.prealloc { libc::MAP_POPULATE } else { 0 };
     let mut regions = Vec::new();
@@ -59,13 +75,16 @@ pub fn create_guest_memory(mem_size: u64, config: &MemoryConfig) -> Result<Guest
         let builder = match &file {
             Some(file) => {
                 let fd = file.try_clone().map_err(|source| MemoryError::Resize { size: mem_size, source })?;
-                builder
-                    .with_file_offset(FileOffset::new(fd, offset))
-                    .with_mmap_flags(libc::MAP_NORESERVE | sharing | populate)
+                builder.with_file_offset(FileOffset::new(fd, offset)).with_mmap_flags(noreserve | sharing | populate)
             }
             None => builder.with_mmap_flags(libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | sharing | populate),
         };
-        let mapping = builder.build().map_err(|source| MemoryError::MapBackend { size: mem_size, source })?;
+        let mapping = builder.build().map_err(|source| match (huge_page, &source) {
+            (Some(page), vm_memory::mmap::MmapRegionError::Mmap(e)) if e.raw_os_error() == Some(libc::ENOMEM) => {
+                huge_pages_error(mem_size, page)
+            }
+            _ => MemoryError::MapBackend { size: mem_size, source },
+        })?;
         let region = GuestRegionMmap::new(mapping, addr)
             .ok_or(MemoryError::Map { size: mem_size, source: vm_memory::mmap::FromRangesError::InvalidGuestRegion })?;
         regions.push(region);
@@ -93,6 +112,36 @@ fn create_memfd(hugetlb: bool, hugepage_size: Option<u64>) -> Result<File, Memor
     }
     // SAFETY: memfd_create returned a new descriptor nothing else owns.
     Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// `HUGETLBFS_MAGIC` of statfs(2): memfds made with MFD_HUGETLB live on it too.
+const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
+
+/// The huge page size of a file on hugetlbfs (a hugetlb memfd, a file under a hugetlbfs
+/// mount): its file system's block size.
+fn huge_page_size(file: &File) -> Option<u64> {
+    // SAFETY: statfs is plain data, all-zero is valid; the pointer is to a local.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a descriptor we own and a pointer to a local statfs.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } != 0 || fs.f_type as i64 != HUGETLBFS_MAGIC {
+        return None;
+    }
+    Some(fs.f_bsize as u64)
+}
+
+/// The pages of `page` bytes nobody holds or has reserved, from sysfs (the kernel's
+/// own count: free minus reserved).
+fn free_huge_pages(page: u64) -> u64 {
+    let read = |name: &str| -> u64 {
+        let path = format!("/sys/kernel/mm/hugepages/hugepages-{}kB/{name}", page / 1024);
+        std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    };
+    read("free_hugepages").saturating_sub(read("resv_hugepages"))
+}
+
+/// What the mmap's ENOMEM means for a hugetlb mapping: the reservation failed.
+fn huge_pages_error(size: u64, page: u64) -> MemoryError {
+    MemoryError::HugePages { size, page_kib: page / 1024, need: size.div_ceil(page), free: free_huge_pages(page) }
 }
 
 /// A directory (QEMU's -mem-path /dev/hugepages, /dev/shm) gets an unnamed

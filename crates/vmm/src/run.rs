@@ -62,6 +62,7 @@ impl Vm {
             boot_trace,
             restored,
             api,
+            prefetch,
         } = self;
         let mut manager = MainLoop::new().map_err(Error::EventLoop)?;
         let mut chardevs = inventory.chardevs;
@@ -126,6 +127,11 @@ impl Vm {
         ctx.start_gate.wait();
         if let Err(e) = confined {
             exit.notify(VmExit::DeviceError(e.to_string()));
+        }
+        // The guest runs now; its working set (read ahead at set-up) is mapped meanwhile.
+        if let Some(runs) = &prefetch {
+            let bytes = crate::snapshot::prefetch::prefault(&snapshotter.mem, runs);
+            log::debug!("prefetch: {bytes} bytes of guest RAM faulted in while the guest runs");
         }
         // A restored VM has run already: with -S it waits paused, as QEMU's after -incoming.
         let state = match (config.start_paused, restored) {

@@ -38,7 +38,12 @@ pub fn runs_solo(config: &VmConfig) -> bool {
 impl Vm {
     /// `run` for a command line of [`runs_solo`].
     pub(crate) fn run_solo(self) -> Result<VmExit, Error> {
-        let Vm { mut vcpus, pio, mmio, reset, exit, signals, clock, config, boot_trace, .. } = self;
+        let Vm { mut vcpus, pio, mmio, reset, exit, signals, clock, config, boot_trace, snapshotter, prefetch, .. } =
+            self;
+        // No second thread to fault the working set in while the guest runs: now.
+        if let Some(runs) = &prefetch {
+            crate::snapshot::prefetch::prefault(&snapshotter.mem, runs);
+        }
         let vcpu = vcpus.pop().ok_or_else(|| Error::Config("solo mode without a vCPU".into()))?;
         let trace_json = open_trace_json(&boot_trace)?;
         vcpu.set_guest_signal_mask(

@@ -18,6 +18,7 @@ use crate::rtc::{create_rtc, RtcTicker};
 use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
 use crate::snapshot::memory_file::{map_memory, read_memory};
+use crate::snapshot::prefetch;
 use crate::snapshot::{LoadedSnapshot, MachineShape, SnapshotError, Snapshotter};
 use crate::startup::{step, StartupClock};
 use crate::vcpu::{CpuidTemplate, Vcpu, XsaveFits};
@@ -72,6 +73,9 @@ pub struct Vm {
     pub(crate) restored: bool,
     /// Firecracker's API socket (the Firecracker front end), served next to the monitors.
     pub(crate) api: Option<crate::api::ApiServer>,
+    /// A restore's working-set list (`FILE.pages`): read ahead at set-up, faulted in by
+    /// the main thread while the vCPUs already run.
+    pub(crate) prefetch: Option<crate::snapshot::prefetch::Runs>,
 }
 
 impl Vm {
@@ -157,7 +161,7 @@ impl Vm {
         let kvm = open_kvm(&kvm_device_path())?;
         let vm = create_vm(&kvm)?;
         step("KVM_CREATE_VM");
-        let mem = guest_memory(config, incoming.as_ref())?;
+        let (mem, prefetch) = guest_memory(config, incoming.as_ref())?;
         if config.mem_lock {
             lock_guest_memory(&mem)?;
         }
@@ -265,6 +269,7 @@ impl Vm {
             boot_trace,
             restored,
             api: None,
+            prefetch,
         })
     }
 
@@ -283,8 +288,13 @@ fn file_backend(config: &VmConfig) -> bool {
 }
 
 /// Guest RAM: mapped from the snapshot's file when restoring into default memory (only
-/// the pages the guest touches are read), copied into a memory backend otherwise.
-fn guest_memory(config: &VmConfig, incoming: Option<&LoadedSnapshot>) -> Result<GuestMemoryMmap, Error> {
+/// the pages the guest touches are read), copied into a memory backend otherwise. With
+/// a working-set list beside the snapshot, its pages are read ahead now (asynchronous
+/// I/O) and returned, for the main thread to fault in once the vCPUs run.
+fn guest_memory(
+    config: &VmConfig,
+    incoming: Option<&LoadedSnapshot>,
+) -> Result<(GuestMemoryMmap, Option<prefetch::Runs>), Error> {
     let memory_error = |s: &LoadedSnapshot| {
         let path = s.path.clone();
         move |source| Error::Snapshot(SnapshotError::Memory { path, source })
@@ -292,16 +302,18 @@ fn guest_memory(config: &VmConfig, incoming: Option<&LoadedSnapshot>) -> Result<
     match incoming.and_then(|s| s.memory.as_ref().map(|m| (s, m))) {
         Some((s, (file, offset))) if config.memory == crate::config::MemoryConfig::default() => {
             let mem = map_memory(file, *offset, config.mem_size).map_err(memory_error(s))?;
-            // Before any vCPU runs: the pages its first moments touched (FILE.pages).
-            crate::snapshot::prefetch::prefetch_listed(s, &mem);
-            Ok(mem)
+            let runs = prefetch::listed(s);
+            if let Some(runs) = &runs {
+                prefetch::read_ahead(&mem, runs);
+            }
+            Ok((mem, runs))
         }
         Some((s, (file, offset))) => {
             let mem = create_guest_memory(config.mem_size, &config.memory)?;
             read_memory(&mem, file, *offset).map_err(memory_error(s))?;
-            Ok(mem)
+            Ok((mem, None))
         }
-        None => Ok(create_guest_memory(config.mem_size, &config.memory)?),
+        None => Ok((create_guest_memory(config.mem_size, &config.memory)?, None)),
     }
 }
 

@@ -34,7 +34,7 @@ impl Guests {
 
 pub struct Vmm {
     pub name: &'static str,
-    bin: PathBuf,
+    pub bin: PathBuf,
     args: &'static [&'static str],
 }
 

@@ -9,17 +9,26 @@
 //! - QMP: round trips, stop/cont to event, the monitor's memory (qmp.rs);
 //! - sandbox: start CPU with the seccomp filters on and off, against the floor program's
 //!   (the same KVM calls and nothing else, floor.c), as microvm/floor (sandbox.rs);
+//! - clones: one snapshot restored and cloned over and over, against a fresh start and
+//!   QEMU's `-incoming` (clones.rs);
 //! - power: the cloud kernel with acpi=on against acpi=off and QEMU's microvm,acpi=on, to
 //!   the init marker and to exit after poweroff (power.rs, scenarios/bench-power.sh).
 //!
 //! `--only qmp` / `--only power` / `--only sandbox` measures that section alone and rewrites
 //! only it in the report; so do `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
 //! `xtask::bench_vhost`, its own rig boot) and `--only snapshot` (save and restore against
-//! QEMU's migration to a file, snapshot.rs, its own rig boot), which the full run leaves out.
+//! QEMU's migration to a file, snapshot.rs, its own rig boot) and `--only hugepages` (a
+//! Linux boot and a memory-touching workload on 2 MiB pages and on default memory,
+//! hugepages.rs, its own rig boot) and `--only firecracker` (boot and restore through
+//! Firecracker's API against QMP, firecracker.rs, its own rig boot), which the full run
+//! leaves out.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
 mod boot;
+mod clones;
+mod firecracker;
+mod hugepages;
 mod local;
 mod power;
 mod qmp;
@@ -34,7 +43,10 @@ use xtask::host;
 /// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|vhost|snapshot]";
+const USAGE: &str =
+    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|snapshot]";
+/// Clones and restores per run for the clones section's p50/p99 (1,000 at the default 20 runs).
+const CLONES_PER_RUN: usize = 50;
 
 pub struct Opts {
     /// (host runs, rig boot runs)
@@ -99,6 +111,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Ok(figures) => text = report::splice_section(&text, "sandbox", &sandbox::markdown(&figures, runs)),
         Err(e) => eprintln!("[bench] sandbox not measured: {e}"),
     }
+    eprintln!("[bench] clones: {} clones and restores", runs * CLONES_PER_RUN);
+    let clones = clones::run(&microvm, &dir, runs, runs * CLONES_PER_RUN);
+    text = report::splice_section(&text, "clones", &clones::markdown(&clones, runs));
     host::write(&out.join("README.md"), text)?;
     host::write(&out.join("chart.svg"), report::svg(&results))?;
     if !opts.quick {
@@ -122,11 +137,18 @@ fn only_section(
     let text = match section {
         "qmp" => qmp::markdown(&qmp::run(vmms, guests, dir, runs), runs),
         "sandbox" => sandbox::markdown(&sandbox::run(&vmms[0], guests, runs)?, runs),
+        "firecracker" => firecracker::markdown(&firecracker::run(boot_runs), boot_runs),
+        "hugepages" => hugepages::markdown(&hugepages::run(boot_runs), boot_runs),
+        "clones" => clones::markdown(&clones::run(&vmms[0].bin, dir, runs, runs * CLONES_PER_RUN), runs),
         // Rig boots: as few runs as the boot section takes.
         "power" => power::markdown(&power::run(boot_runs), boot_runs),
         "vhost" => xtask::bench_vhost::run(boot_runs)?,
         "snapshot" => snapshot::markdown(&snapshot::run(boot_runs), boot_runs),
-        other => return Err(format!("--only: no section '{other}' (sections: qmp, power, sandbox, vhost, snapshot)")),
+        other => {
+            return Err(format!(
+                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, snapshot)"
+            ))
+        }
     };
     let path = host::repo_root().join("docs/benchmarks/README.md");
     let report = String::from_utf8_lossy(&host::read(&path)?).into_owned();
@@ -165,6 +187,32 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         }
     }
     Ok(opts)
+}
+
+/// `/proc/loadavg`'s first three fields: how busy the host was when a section started
+/// (rig and wall-clock figures grow with the load of the machine's other users).
+pub fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+/// Runs rig scenario `name` with `BENCH_RUNS=runs`, echoing xtask's lines and those that
+/// contain `marker` as they come: the one case it printed.
+pub fn rig_scenario(name: &str, runs: usize, marker: &str) -> Result<xtask::scenario::Case, String> {
+    let runs = runs.to_string();
+    let mut pending = String::new();
+    let mut live = |s: &str| {
+        pending += s;
+        while let Some((line, rest)) = pending.split_once('\n') {
+            if line.starts_with("[xtask]") || line.contains(marker) {
+                eprintln!("{line}");
+            }
+            pending = rest.to_string();
+        }
+    };
+    let session =
+        xtask::scenario::run(&[name], &[("BENCH_RUNS", &runs)], &mut live)?.ok_or("MICROVM_TEST_MODE=skip")?;
+    session.cases.into_iter().next().ok_or(format!("{name} printed no @@CASE markers"))
 }
 
 /// Median (upper middle of an even count) of values; None if empty.

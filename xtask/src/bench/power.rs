@@ -6,7 +6,6 @@
 //! `cargo xtask bench --only power` measures it alone.
 
 use super::median;
-use xtask::scenario;
 
 /// The section's figures, and how busy the host was when they were taken (rig times grow
 /// with the load of the machine's other users).
@@ -32,23 +31,8 @@ pub struct Row {
 }
 
 pub fn run(runs: usize) -> Result<PowerFigures, String> {
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
-    let runs = runs.to_string();
-    let mut pending = String::new();
-    let mut live = |s: &str| {
-        pending += s;
-        while let Some((line, rest)) = pending.split_once('\n') {
-            if line.starts_with("[xtask]") || line.contains("@@POWER ") {
-                eprintln!("{line}");
-            }
-            pending = rest.to_string();
-        }
-    };
-    let session =
-        scenario::run(&["bench-power"], &[("BENCH_RUNS", &runs)], &mut live)?.ok_or("MICROVM_TEST_MODE=skip")?;
-    let case = session.cases.first().ok_or("bench-power printed no @@CASE markers")?;
+    let load = super::load_average();
+    let case = super::rig_scenario("bench-power", runs, "@@POWER ")?;
     let rows = parse(&case.output);
     if rows.iter().all(|r| r.ok == 0) {
         return Err(format!("no boot reached the marker and exited 0\n{}", case.report()));

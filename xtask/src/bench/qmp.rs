@@ -8,7 +8,7 @@ use super::median;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `query-status` round trips per VMM; enough for a stable p99.
@@ -27,18 +27,23 @@ pub struct QmpFigures {
     pub rss_added_kib: f64,
 }
 
-struct Session {
-    child: Child,
+/// A VMM with a connected, negotiated monitor; killed when dropped.
+pub(super) struct Session {
+    pub child: Child,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
 }
 
 impl Session {
     fn start(vmm: &Vmm, kernel: &Path, sock: &Path) -> Result<Session, String> {
+        Session::spawn(vmm.command(kernel), vmm.name, sock)
+    }
+
+    /// Starts `cmd` with a QMP server on `sock` and negotiates capabilities.
+    pub(super) fn spawn(mut cmd: Command, name: &str, sock: &Path) -> Result<Session, String> {
         let _ = std::fs::remove_file(sock);
-        let mut cmd = vmm.command(kernel);
         cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", sock.display())).stderr(Stdio::null());
-        let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", vmm.name))?;
+        let mut child = cmd.spawn().map_err(|e| format!("{name}: {e}"))?;
         let deadline = Instant::now() + SOCKET_TIMEOUT;
         let stream = loop {
             match UnixStream::connect(sock) {
@@ -47,7 +52,7 @@ impl Session {
                 Err(e) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("{}: no QMP socket at {}: {e}", vmm.name, sock.display()));
+                    return Err(format!("{name}: no QMP socket at {}: {e}", sock.display()));
                 }
             }
         };
@@ -76,6 +81,17 @@ impl Session {
     fn command(&mut self, command: &str) -> Result<(), String> {
         self.send(command)?;
         self.until(|l| l.contains("\"return\"") || l.contains("\"error\""))
+    }
+
+    /// Sends one request (a JSON object) and returns its reply line, skipping events.
+    pub(super) fn execute(&mut self, request: &str) -> Result<String, String> {
+        writeln!(self.writer, "{request}").map_err(|e| e.to_string())?;
+        loop {
+            let line = self.line()?;
+            if line.contains("\"return\"") || line.contains("\"error\"") {
+                return Ok(line);
+            }
+        }
     }
 
     fn until(&mut self, done: impl Fn(&str) -> bool) -> Result<(), String> {

@@ -8,6 +8,7 @@ use vmm::config::{
     BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, HybridVsockConfig, KernelConfig,
     MemoryBackend, NetConfig, SerialConfig, VmConfig,
 };
+use vmm::vmgenid::VmGenIdConfig;
 
 /// Firecracker's kernel command line when `boot_args` is not given.
 pub const DEFAULT_BOOT_ARGS: &str =
@@ -205,11 +206,13 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
     }
     config.serial = Some(SerialConfig::Stdio);
     config.i8042 = true;
-    // No VMGenID, although Firecracker has one on by default: there it lives in
-    // Firecracker's own ACPI tables, and this front end builds the machine without ACPI
-    // (MP table, virtio devices on the kernel command line, as Firecracker's guests are
-    // configured), so no DSDT could tell the guest where the GUID is. docs/snapshot.md.
-    config.vmgenid = None;
+    // As Firecracker 1.8 and later on x86: hardware-reduced ACPI tables (the DSDT lists
+    // the virtio devices) *and* the devices on the kernel command line with an MP table,
+    // so kernels built with or without ACPI find them; and a VM Generation ID, always on
+    // as in Firecracker, so every restore of a snapshot makes the guest kernel reseed.
+    config.machine.acpi = true;
+    config.machine.auto_kernel_cmdline = true;
+    config.vmgenid = Some(VmGenIdConfig { guid: None });
     config.sandbox = parts.sandbox;
     config.name = Some(parts.id.to_owned());
     for drive in drives {
@@ -299,7 +302,8 @@ mod tests {
         assert_eq!((config.vcpu_count, config.mem_size), (2, 1 << 30));
         assert_eq!(config.serial, Some(SerialConfig::Stdio));
         assert!(config.i8042);
-        assert!(!config.machine.acpi && config.vmgenid.is_none(), "no ACPI, so no DSDT for a VMGenID");
+        assert!(config.machine.acpi && config.machine.auto_kernel_cmdline, "ACPI and the command line's devices");
+        assert_eq!(config.vmgenid, Some(VmGenIdConfig { guid: None }), "a new generation ID at every restore");
         assert!(
             matches!(&config.devices[0], DeviceConfig::Block(b) if b.id == "rootfs" && b.cache == CacheMode::Unsafe)
         );

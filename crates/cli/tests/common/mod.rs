@@ -5,7 +5,7 @@
 #![allow(dead_code)] // Each test binary uses its own subset.
 
 pub mod counter;
-pub mod fc;
+pub mod firecracker;
 pub mod qmp;
 
 use std::io::Read;
@@ -203,9 +203,15 @@ impl Running {
     /// Waits until stdout contains `needle`; false if the process closed
     /// stdout or `timeout` passed first.
     pub fn wait_for_stdout(&mut self, needle: &[u8], timeout: Duration) -> bool {
+        self.wait_for_stdout_that(|seen| seen.windows(needle.len()).any(|w| w == needle), timeout)
+    }
+
+    /// Waits until `done` holds for everything stdout has shown; false if the process
+    /// closed stdout or `timeout` passed first.
+    pub fn wait_for_stdout_that(&mut self, done: impl Fn(&[u8]) -> bool, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.stdout_seen.windows(needle.len()).any(|w| w == needle) {
+            if done(&self.stdout_seen) {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -314,4 +320,12 @@ pub fn assert_clean_exit(out: &Output, expected: &[u8]) {
         out.describe()
     );
     assert!(out.stderr.trim().is_empty(), "unexpected stderr output\n{}", out.describe());
+}
+
+/// The GUID `tiny_guest::vmgenid_on_serial_then_wait_for_a_new_one` printed after `tag`
+/// ("G:" at boot, "N:" after the VMGenID event) in its console output, once it is there.
+pub fn guid_in(bytes: &[u8], tag: &[u8]) -> Option<[u8; 16]> {
+    let at = bytes.windows(tag.len()).position(|w| w == tag)? + tag.len();
+    // The 16 raw bytes and the newline after them.
+    bytes.get(at..at + 17).filter(|line| line[16] == b'\n').map(|line| line[..16].try_into().unwrap())
 }

@@ -18,7 +18,12 @@ const ANY_BUT_LARGEFILE: u32 = !O_LARGEFILE_X86_64;
 /// ... and of the one it reads: a snapshot (QMP `migrate-incoming`), read-only.
 const SNAPSHOT_READ: u32 = (libc::O_RDONLY | libc::O_CLOEXEC) as u32;
 
+/// madvise's MADV_POPULATE_READ (Linux 5.14), which the libc crate does not name yet.
+const MADV_POPULATE_READ: u32 = 22;
+
 pub const MAIN: &[Rule] = &[
+    // A restore's working set (FILE.pages) faulted in while the vCPUs run.
+    allow!(SYS_madvise, "MADV_POPULATE_READ", [eq(2, MADV_POPULATE_READ)]),
     allow!(SYS_epoll_wait),
     allow!(SYS_epoll_pwait),
     allow!(SYS_epoll_ctl),

@@ -171,13 +171,10 @@ pub fn read_list(path: &Path, expected: Identity) -> Result<Runs, PrefetchError>
     Ok(runs)
 }
 
-/// Faults the pages of `runs` into `mem` (mapped from the snapshot) for reading: the
-/// page cache reads them now, and this process's page table maps them, so the guest's
-/// first accesses cost an EPT fill only. Falls back to MADV_WILLNEED (read-ahead only)
-/// on kernels without MADV_POPULATE_READ. Returns the bytes advised.
-pub fn prefault(mem: &GuestMemoryMmap, runs: &Runs) -> u64 {
+/// Applies `advice` to the host range of every run of `runs` in `mem` (mapped from the
+/// snapshot); stops at the first refusal. Returns the bytes advised.
+fn advise(mem: &GuestMemoryMmap, runs: &Runs, advice: libc::c_int) -> u64 {
     let mut advised = 0;
-    let mut advice = MADV_POPULATE_READ;
     for &(first, count) in runs {
         let (mut at, mut left) = (first * PAGE, count * PAGE);
         // A run may cross from one RAM range (below the 32-bit gap) into the next.
@@ -188,16 +185,11 @@ pub fn prefault(mem: &GuestMemoryMmap, runs: &Runs) -> u64 {
                 let n = left.min(region_start + len - at);
                 let host = region.as_ptr().wrapping_add((at - region_start) as usize);
                 // SAFETY: [host, host + n) lies inside this region's mapping (checked
-                // above), and madvise with these advices only reads the file into it.
-                let mut rc = unsafe { libc::madvise(host.cast(), n as usize, advice) };
-                if rc != 0 && advice == MADV_POPULATE_READ {
-                    advice = libc::MADV_WILLNEED;
-                    // SAFETY: as above.
-                    rc = unsafe { libc::madvise(host.cast(), n as usize, advice) };
+                // above), and these advices only read the file into it.
+                if unsafe { libc::madvise(host.cast(), n as usize, advice) } != 0 {
+                    return advised;
                 }
-                if rc == 0 {
-                    advised += n;
-                }
+                advised += n;
                 at += n;
                 left -= n;
             }
@@ -207,21 +199,31 @@ pub fn prefault(mem: &GuestMemoryMmap, runs: &Runs) -> u64 {
     advised
 }
 
-/// Prefaults the pages listed beside `loaded`'s file, if there is a list; a list that
+/// Starts reading the pages of `runs` into the page cache (MADV_WILLNEED: the kernel
+/// queues the reads and returns), so that a cold cache is being filled while the VM is
+/// still being set up and the guest starts. Returns the bytes advised.
+pub fn read_ahead(mem: &GuestMemoryMmap, runs: &Runs) -> u64 {
+    advise(mem, runs, libc::MADV_WILLNEED)
+}
+
+/// Faults the pages of `runs` into this process's page table for reading
+/// (MADV_POPULATE_READ), so that the guest's first accesses cost an EPT fill only and
+/// not a host page fault each; the main thread does it while the vCPUs already run
+/// (a page the guest reaches first it faults in itself). Kernels before 5.14 lack the
+/// advice: the read-ahead alone then. Returns the bytes faulted in.
+pub fn prefault(mem: &GuestMemoryMmap, runs: &Runs) -> u64 {
+    advise(mem, runs, MADV_POPULATE_READ)
+}
+
+/// The working-set list beside `loaded`'s file, if there is one it can use; a list that
 /// cannot be used is one warning, and the restore goes on without it.
-pub fn prefetch_listed(loaded: &super::LoadedSnapshot, mem: &GuestMemoryMmap) {
+pub fn listed(loaded: &super::LoadedSnapshot) -> Option<Runs> {
     let path = list_path(&loaded.path);
     if !path.exists() {
-        return;
+        return None;
     }
     let identity = Identity { state_crc: loaded.state_crc, memory_len: loaded.header.memory_len };
-    match read_list(&path, identity) {
-        Ok(runs) => {
-            let advised = prefault(mem, &runs);
-            log::debug!("prefetch: {advised} bytes of guest RAM faulted in from {}", path.display());
-        }
-        Err(e) => log::warn!("prefetch: {e}; restoring without it"),
-    }
+    read_list(&path, identity).map_err(|e| log::warn!("prefetch: {e}; restoring without it")).ok()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
-//! The Firecracker front end's API as its users reach it: `curl --unix-socket`, the way
-//! Firecracker's getting-started guide makes each request.
+//! Firecracker's API as its users drive it: `curl --unix-socket` requests, in the shape of
+//! Firecracker's getting-started guide, against a microvm started with `--api-sock`.
 
-use super::{microvm, Running, RUN_TIMEOUT};
+use super::*;
 use serde_json::Value;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -56,4 +56,16 @@ pub fn firecracker(socket: &Path, extra: &[&str]) -> Running {
     let mut cmd = microvm();
     cmd.arg("--api-sock").arg(socket).args(["--id", "fc-test"]).args(extra);
     Running::spawn(cmd)
+}
+
+/// A Firecracker-mode microvm on `socket` that has booted the tiny guest `kernel` (1 vCPU,
+/// 32 MiB, the console on its stdout) through the API.
+pub fn start_tiny_guest(socket: &Path, kernel: &Path) -> Running {
+    let mut vm = firecracker(socket, &[]);
+    wait_for_socket(socket, &mut vm);
+    let boot = serde_json::json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" });
+    assert_eq!(put(socket, "/boot-source", &boot.to_string()).status, 204);
+    assert_eq!(put(socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
+    assert_eq!(put(socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+    vm
 }
