@@ -1,4 +1,5 @@
-//! Firecracker's hybrid vsock through its API, with curl: `PUT /vsock` builds the device,
+//! Firecracker's hybrid vsock through its API, with curl (and the QEMU front end's
+//! microvm-only `-device hybrid-vsock-device`): `PUT /vsock` builds the device,
 //! `GET /vm/config` shows it, its listener serves `CONNECT` lines on the device thread
 //! (under its seccomp filter), and a snapshot load moves it with `vsock_override`. The
 //! tiny guests have no vsock driver, so a `CONNECT` ends with the stream closed (the
@@ -87,6 +88,35 @@ fn put_vsock_builds_the_device_and_a_snapshot_load_moves_its_socket() {
     assert_eq!(config["vsock"]["uds_path"], json!(moved));
     assert_eq!(config["vsock"]["guest_cid"], 3);
     connect_is_closed(&moved);
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert!(status.is_some(), "{}", out.describe());
+    assert!(!out.stderr.contains("seccomp"), "{}", out.describe());
+}
+
+/// The QEMU front end offers the same device under a microvm-only name; a socket path in
+/// the way is one line at start.
+#[test]
+fn the_qemu_front_end_builds_it_as_hybrid_vsock_device() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("qemu-hvsock");
+    let kernel = dir.file("vmlinux", &tiny_guest::counter_on_serial(10_000));
+    let uds = dir.path().join("v.sock");
+    let device = format!("hybrid-vsock-device,guest-cid=3,uds-path={}", uds.display());
+    let mut cmd = microvm_legacy(&kernel);
+    cmd.args(["-device", &device]);
+    let mut vm = Running::spawn(cmd);
+    assert!(vm.wait_for_stdout(b"0000000003\n", RUN_TIMEOUT), "the guest did not count");
+    connect_is_closed(&uds);
+
+    // The same path again, while the first VM holds it.
+    let mut cmd = microvm_legacy(&kernel);
+    cmd.args(["-device", &device]);
+    let line = assert_one_line_error(&run(cmd), &["v.sock"]);
+    assert!(line.contains("Address already in use") || line.contains("in use"), "{line}");
     vm.signal(libc::SIGTERM);
     let started = vm.started;
     let (status, out) = vm.wait(RUN_TIMEOUT, started);

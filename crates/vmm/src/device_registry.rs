@@ -47,8 +47,8 @@ impl DeviceHandle {
             DeviceHandle::Keyboard(_) => "virtio-keyboard-device",
             DeviceHandle::Serial(_) => "isa-serial",
             DeviceHandle::Vsock(_) => "vhost-vsock-device",
-            // Not a QEMU device: the Firecracker front end's.
-            DeviceHandle::HybridVsock(_) => "hybrid-vsock",
+            // microvm's own name (QEMU has no hybrid vsock); the Firecracker front end's PUT /vsock.
+            DeviceHandle::HybridVsock(_) => "hybrid-vsock-device",
             DeviceHandle::VhostNet(_) => "virtio-net-device",
             DeviceHandle::Fs(_) => "vhost-user-fs-device",
             DeviceHandle::Balloon(_) => "virtio-balloon-device",
