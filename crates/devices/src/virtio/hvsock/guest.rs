@@ -2,14 +2,13 @@
 
 use super::conn::{Conn, Key, State};
 use super::packet::{self, op, Header, HDR_LEN, HOST_CID, MAX_PAYLOAD, SHUTDOWN_BOTH, SHUTDOWN_SEND, TYPE_STREAM};
-use super::{HybridVsock, MAX_CONNECTIONS, MAX_CONTROL, RX, TX};
+use super::{host, HybridVsock, MAX_CONNECTIONS, MAX_CONTROL, RX, TX};
 use crate::guest_warn;
 use crate::virtio::{come_back_later, CHAINS_PER_TURN};
 use event_manager::EventOps;
 use std::ffi::OsString;
 use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use virtio_queue::{QueueOwnedT, QueueT};
 
@@ -135,9 +134,9 @@ impl HybridVsock {
         if self.conns.len() >= MAX_CONNECTIONS {
             return self.reset_conn(key, ops);
         }
-        let stream = match UnixStream::connect(self.listener_path(key.host_port)) {
-            Ok(s) if s.set_nonblocking(true).is_ok() => s,
-            _ => return self.reset_conn(key, ops),
+        // A full backlog refuses like a missing listener: the guest retries as it sees fit.
+        let Ok(stream) = host::connect_now(&self.listener_path(key.host_port)) else {
+            return self.reset_conn(key, ops);
         };
         let fd = stream.as_raw_fd();
         let mut conn = Conn::new(stream, key, State::Established, Some(h));

@@ -7,7 +7,10 @@ use super::{Handshake, HybridVsock, MAX_CONNECTIONS, MAX_HANDSHAKES};
 use event_manager::{EventOps, EventSet, Events};
 use std::io::{ErrorKind, Read};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 /// Host-side ports of host-initiated connections start here (as Firecracker's), far from
 /// the ports guests listen on.
@@ -24,6 +27,36 @@ pub fn parse_connect(line: &[u8]) -> Option<u32> {
     }
     let port = words.next()?.parse().ok()?;
     words.next().is_none().then_some(port)
+}
+
+/// Connects to the Unix socket at `path` without blocking: a listener whose backlog is full
+/// refuses at once (EAGAIN) rather than holding the device thread, which serves every
+/// device (std's `UnixStream::connect` would wait for room).
+pub fn connect_now(path: &Path) -> std::io::Result<UnixStream> {
+    let bytes = path.as_os_str().as_bytes();
+    let mut addr = libc::sockaddr_un { sun_family: libc::AF_UNIX as libc::sa_family_t, sun_path: [0; 108] };
+    // The path and its terminating NUL must fit.
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(std::io::Error::from(ErrorKind::InvalidInput));
+    }
+    for (to, &from) in addr.sun_path.iter_mut().zip(bytes) {
+        *to = from as libc::c_char;
+    }
+    let flags = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    // SAFETY: socket() takes no pointers; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, flags, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is the socket just created, owned by nothing else; the stream closes it.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_un that outlives the call, and `len` is within it.
+    let rc = unsafe { libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stream)
 }
 
 impl HybridVsock {

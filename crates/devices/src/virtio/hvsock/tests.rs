@@ -443,3 +443,40 @@ fn many_connect_close_cycles_leave_nothing_behind() {
     }
     assert_eq!(g.dev.lock().unwrap().connections(), 0);
 }
+
+/// A host listener that does not accept, its backlog full: the guest's connection is
+/// refused at once, and the device thread (every device's) is not held.
+#[test]
+fn a_host_listener_with_a_full_backlog_refuses_without_blocking() {
+    let mut g = guest();
+    let path = g.dev.lock().unwrap().listener_path(77);
+    // std listens with a long backlog; this one holds a single pending connection.
+    // SAFETY: socket() takes no pointers.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0);
+    // SAFETY: `fd` is the new socket, owned by nothing else.
+    let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut addr = libc::sockaddr_un { sun_family: libc::AF_UNIX as libc::sa_family_t, sun_path: [0; 108] };
+    for (to, &from) in addr.sun_path.iter_mut().zip(path.as_os_str().as_encoded_bytes()) {
+        *to = from as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: a valid sockaddr_un of the length given.
+    assert_eq!(unsafe { libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len) }, 0);
+    // SAFETY: no pointers.
+    assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
+    let mut refused = false;
+    for port in 0..4 {
+        g.send(g.hdr(op::REQUEST, 3000 + port, 77), &[]);
+        match g.recv_one().0.op {
+            op::RESPONSE => {}
+            op::RST => {
+                refused = true;
+                break;
+            }
+            other => panic!("op {other}"),
+        }
+    }
+    assert!(refused, "a full backlog refuses the guest's connection");
+    drop(listener);
+}
