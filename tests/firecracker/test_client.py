@@ -78,14 +78,17 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     rootfs.write_bytes(bytes(4096))
     api.machine_config.put(vcpu_count=1, mem_size_mib=32)
     api.boot.put(kernel_image_path=str(guest("counter")), boot_args="console=ttyS0 reboot=k panic=1")
-    api.drive.put(drive_id="rootfs", path_on_host=str(rootfs), is_root_device=True, is_read_only=False)
+    bandwidth = {"size": 10000000, "refill_time": 1000}
+    api.drive.put(drive_id="rootfs", path_on_host=str(rootfs), is_root_device=True, is_read_only=False,
+                  rate_limiter={"bandwidth": bandwidth})
     api.logger.put(level="Warning")
     api.mmds.put(latest={"meta-data": {"instance-id": "i-1"}})
     assert raw(api, "PATCH", "/mmds", {"latest": {"meta-data": {"ami-id": "a"}}})[0] == 204
     assert raw(api, "PUT", "/balloon", {"amount_mib": 0, "deflate_on_oom": True, "stats_polling_interval_s": 1}) \
         == (204, None)
     assert raw(api, "GET", "/balloon")[1]["deflate_on_oom"] is True
-    assert raw(api, "PUT", "/entropy", {})[0] == 204
+    entropy_limit = {"ops": {"size": 100, "one_time_burst": 50, "refill_time": 1000}}
+    assert raw(api, "PUT", "/entropy", {"rate_limiter": entropy_limit})[0] == 204
     metrics = tmp_path / "metrics.fifo"
     os.mkfifo(metrics)
     assert raw(api, "PUT", "/metrics", {"metrics_path": str(metrics)})[0] == 204, "a pipe nobody reads yet"
@@ -116,17 +119,35 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     reader = os.open(metrics, os.O_RDONLY | os.O_NONBLOCK)
     try:
         api.actions.put(action_type="FlushMetrics")
-        assert json.loads(os.read(reader, 4096))["utc_timestamp_ms"] > 0
+        # The line written at start waits in the pipe too (as with Firecracker): read all.
+        text = b""
+        while chunk := read_available(reader):
+            text += chunk
+        lines = [json.loads(line) for line in text.decode().splitlines()]
+        assert len(lines) >= 2 and all(line["utc_timestamp_ms"] > 0 for line in lines), lines
+        assert sum(line["put_api_requests"]["actions_count"] for line in lines) == 1, "InstanceStart"
     finally:
         os.close(reader)
     assert api.machine_config.get().json()["mem_size_mib"] == 32
+    ops = {"size": 50, "refill_time": 100}
+    api.drive.patch(drive_id="rootfs", rate_limiter={"ops": ops})
     config = api.vm_config.get().json()
     assert config["drives"][0]["drive_id"] == "rootfs"
+    assert config["drives"][0]["rate_limiter"] == {"bandwidth": bandwidth, "ops": ops}, config["drives"]
+    assert config["entropy"]["rate_limiter"] == entropy_limit
     assert config["balloon"]["amount_mib"] == 8
     assert api.mmds.get().json()["latest"]["meta-data"]["instance-id"] == "i-1"
     with pytest.raises(APIError, match="not supported after starting the microVM"):
         api.boot.put(kernel_image_path=str(guest("counter")))
     assert process.poll() is None, "microvm is still running"
+
+
+def read_available(fd: int) -> bytes:
+    """What a non-blocking pipe holds now (b"" once empty)."""
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return b""
 
 
 def start(socket: Path):

@@ -8,7 +8,7 @@ use crate::layout::{
     PVH_INFO_START, RESET_VECTOR, ZERO_PAGE_START,
 };
 use kvm_bindings::{kvm_fpu, kvm_lapic_state, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegsError {
@@ -86,7 +86,7 @@ fn segment(index: usize) -> kvm_segment {
 }
 
 /// Writes the GDT and an empty IDT used by the entry state.
-pub fn write_boot_gdt(mem: &GuestMemoryMmap) -> Result<(), RegsError> {
+pub fn write_boot_gdt<M: GuestMemory>(mem: &M) -> Result<(), RegsError> {
     for (i, entry) in BOOT_GDT.iter().enumerate() {
         mem.write_obj(*entry, GuestAddress(BOOT_GDT_START + (i * 8) as u64)).map_err(|_| RegsError::WriteGdt)?;
     }
@@ -99,13 +99,13 @@ pub fn write_boot_gdt(mem: &GuestMemoryMmap) -> Result<(), RegsError> {
 const RESET_STUB: [u8; 8] = [0xb0, 0xfe, 0xe6, 0x64, 0xfa, 0xf4, 0xeb, 0xfd];
 
 /// Writes [`RESET_STUB`] at the reset vector (reserved in the memory map).
-pub fn write_reset_stub(mem: &GuestMemoryMmap) -> Result<(), RegsError> {
+pub fn write_reset_stub<M: GuestMemory>(mem: &M) -> Result<(), RegsError> {
     mem.write_slice(&RESET_STUB, GuestAddress(RESET_VECTOR)).map_err(|_| RegsError::WriteResetStub)
 }
 
 /// Identity-maps the first GiB with 2 MiB pages: enough for the 64-bit
 /// entry, whose kernel builds its own tables right away.
-pub fn write_identity_page_tables(mem: &GuestMemoryMmap) -> Result<(), RegsError> {
+pub fn write_identity_page_tables<M: GuestMemory>(mem: &M) -> Result<(), RegsError> {
     let err = |_| RegsError::WritePageTables;
     mem.write_obj(PDPTE_START | 0x03, GuestAddress(PML4_START)).map_err(err)?;
     mem.write_obj(PDE_START | 0x03, GuestAddress(PDPTE_START)).map_err(err)?;
@@ -226,8 +226,8 @@ pub fn configure_lapic(state: &mut kvm_lapic_state) {
 mod tests {
     use super::*;
 
-    fn mem() -> GuestMemoryMmap {
-        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap()
+    fn mem() -> vm_memory::GuestMemoryMmap {
+        vm_memory::GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap()
     }
 
     #[test]

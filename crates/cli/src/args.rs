@@ -516,6 +516,7 @@ fn finish(mut p: Parsed) -> Result<VmConfig, ArgsError> {
         incoming: p.incoming,
         incoming_defer: p.incoming_defer,
         vmgenid,
+        track_dirty_pages: p.machine.track_dirty_pages,
     })
 }
 

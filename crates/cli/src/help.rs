@@ -22,7 +22,8 @@ const INTRO: &str = "A minimal KVM virtual machine monitor implementing QEMU's m
 /// The other ways to run the binary, after the options' usage line.
 const OTHER_USES: &str = "Also: microvm snapshot-info FILE[,offset=N] [--check] (what a snapshot needs, and whether \
     this host can restore it); microvm clone-server --snapshot FILE --listen SOCKET [-- OPTIONS] and microvm clone \
-    SOCKET [OPTIONS] (clones of one snapshot, docs/snapshot.md); started as firecracker or with Firecracker's \
+    SOCKET [OPTIONS] (clones of one snapshot, docs/snapshot.md); microvm rebase-snap --base-file BASE --diff-file \
+    DIFF (merges a diff snapshot's memory into its base's, as Firecracker's tool); started as firecracker or with Firecracker's \
     flags (--api-sock, --config-file, ...), Firecracker's command line and REST API (docs/firecracker-api.md).";
 
 /// Text printed for `-h`, `-help` and `--help`.

@@ -3,4 +3,5 @@
 
 pub mod args;
 pub mod firecracker;
+pub mod jailer;
 pub mod logger;

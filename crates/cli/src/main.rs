@@ -5,6 +5,7 @@
 mod clone_server;
 mod daemon;
 mod pidfile;
+mod rebase_snap;
 mod snapshot_info;
 
 use cli::args::{self, Command, Launch};
@@ -33,6 +34,12 @@ fn main() -> ExitCode {
     }
     if argv.first().map(String::as_str) == Some("snapshot-info") {
         return snapshot_info::main(&argv[1..]);
+    }
+    if argv.first().map(String::as_str) == Some("rebase-snap") {
+        return rebase_snap::main(&argv[1..]);
+    }
+    if cli::jailer::args::selected(&argv0) {
+        return run_jailer(&argv);
     }
     if firecracker::args::selected(&argv0, &argv) {
         return run_firecracker(&argv, start);
@@ -160,6 +167,30 @@ fn run_firecracker(argv: &[String], start: Instant) -> ExitCode {
             Err(e) => fail(&e),
         },
         Err(e) => fail(&e),
+    }
+}
+
+/// `jailer`: Firecracker's jailer flags; returns only if the jail could not be entered.
+fn run_jailer(argv: &[String]) -> ExitCode {
+    use cli::jailer::{self, args::JailerCommand};
+    match jailer::args::parse(argv) {
+        Ok(JailerCommand::Help) => {
+            print!("{}", jailer::args::HELP);
+            ExitCode::SUCCESS
+        }
+        Ok(JailerCommand::Version) => {
+            println!("Jailer v{}", fc_api::model::FIRECRACKER_VERSION);
+            println!("microvm {}: Firecracker's jailer in front of a KVM VMM", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(JailerCommand::Run(args)) => {
+            eprintln!("jailer: {}", jailer::run(&args));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("jailer: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

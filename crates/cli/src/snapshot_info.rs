@@ -66,6 +66,13 @@ pub fn describe(path: &str, header: &vmm::snapshot::Header, snapshot: &Snapshot,
     };
     let _ =
         writeln!(out, "RAM: {} MiB, {memory}; {} KiB of the file allocated on disk", mem_size >> 20, allocated >> 10);
+    let kind = match snapshot.lineage.diff_of {
+        Some(base) => {
+            format!("diff of snapshot {base:08x}: its memory must be merged into that one's (microvm rebase-snap)")
+        }
+        None => "full".into(),
+    };
+    let _ = writeln!(out, "type: {kind}");
     let _ = writeln!(out, "vCPUs: {vcpu_count}");
     let _ = writeln!(
         out,

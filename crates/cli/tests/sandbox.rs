@@ -73,9 +73,14 @@ fn a_solo_vm_is_one_filtered_thread_and_ends_on_a_signal() {
         let mut cmd = microvm();
         cmd.args(["-M", "microvm", "-m", "32m", "-nodefaults", "-kernel"]).arg(&kernel);
         let vm = Running::spawn(cmd);
-        // No serial port to say it runs: give it the time a start takes, many times over.
-        std::thread::sleep(Duration::from_millis(300));
-        let threads = thread_confinement(vm.child.id());
+        // No serial port to say it runs: wait until its thread is filtered (a start takes
+        // a few ms; a loaded machine may take far longer), at most RUN_TIMEOUT.
+        let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+        let mut threads = thread_confinement(vm.child.id());
+        while threads.iter().any(|(_, seccomp, _)| seccomp != "2") && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            threads = thread_confinement(vm.child.id());
+        }
         vm.signal(signal);
         let started = vm.started;
         let (status, out) = vm.wait(Duration::from_secs(5), started);

@@ -248,10 +248,11 @@ fn migrate_refuses_what_it_cannot_do() {
 /// Rewrites the state of `snap` (same length: only fixed-size fields change) with `edit`.
 fn edit_state(snap: &Path, to: &Path, edit: impl FnOnce(&mut vmm::snapshot::Snapshot)) {
     let bytes = std::fs::read(snap).unwrap();
-    let (header, mut state) = snapshot::decode::<vmm::snapshot::Snapshot>(&bytes).unwrap();
+    let (header, mut state) = vmm::snapshot::decode(&bytes).unwrap();
     edit(&mut state);
-    let placement = snapshot::MemoryPlacement::Inline { base: 0, len: header.memory_len };
-    let (state_bytes, new_header) = snapshot::encode(&state, placement, &header.writer).unwrap();
+    let placement =
+        snapshot::MemoryPlacement::Inline { base: 0, len: header.memory_len, align: snapshot::MEMORY_ALIGN };
+    let (state_bytes, new_header) = vmm::snapshot::encode(&state, placement, &header.writer).unwrap();
     assert_eq!(new_header.memory_offset, header.memory_offset);
     let mut out = state_bytes;
     out.extend_from_slice(&bytes[out.len()..]);
@@ -307,7 +308,15 @@ fn snapshot_info_says_what_the_snapshot_needs() {
     });
     assert!(out.status.success(), "{}", out.describe());
     let text = out.stdout_lossy();
-    for line in ["format version: 1", "RAM: 32 MiB", "vCPUs: 1", "machine: pit=on acpi=off", "devices: none", "TSC: "] {
+    for line in [
+        "format version: 2",
+        "type: full",
+        "RAM: 32 MiB",
+        "vCPUs: 1",
+        "machine: pit=on acpi=off",
+        "devices: none",
+        "TSC: ",
+    ] {
         assert!(text.contains(line), "{line:?} missing:\n{text}");
     }
     // The file is sparse: a 32 MiB guest that touched a few pages takes KiBs on disk.

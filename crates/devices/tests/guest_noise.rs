@@ -9,7 +9,7 @@ use devices::virtio::rng::Rng;
 use devices::virtio::{status, Interrupt};
 use log::{LevelFilter, Log, Metadata, Record};
 use std::sync::{Arc, Mutex};
-use vm_memory::{GuestAddress, GuestMemoryMmap};
+use vm_memory::GuestAddress;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -38,7 +38,7 @@ fn a_hundred_thousand_bad_register_writes_log_a_few_lines() {
     log::set_logger(&CAPTURE).unwrap();
     log::set_max_level(LevelFilter::Trace);
 
-    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+    let mem = devices::guest_memory::untracked(&[(GuestAddress(0), 1 << 20)]);
     let irq = EventFd::new(EFD_NONBLOCK).unwrap();
     let interrupt = Arc::new(Interrupt::new(irq));
     let events = vec![EventFd::new(EFD_NONBLOCK).unwrap()];

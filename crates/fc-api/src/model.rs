@@ -37,18 +37,6 @@ pub struct RateLimiter {
     pub ops: Option<TokenBucket>,
 }
 
-impl RateLimiter {
-    /// Whether it limits anything (`{}` and all-null buckets do not).
-    pub fn limits(&self) -> bool {
-        self.bandwidth.is_some() || self.ops.is_some()
-    }
-}
-
-/// Whether an optional rate limiter limits anything.
-pub fn limits(limiter: &Option<RateLimiter>) -> bool {
-    limiter.as_ref().is_some_and(RateLimiter::limits)
-}
-
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum CacheType {
     #[default]

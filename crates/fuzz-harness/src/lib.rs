@@ -45,8 +45,11 @@ pub const TARGETS: &[(&str, Body)] = &[
 /// against a machine, as a restore does before building anything.
 pub fn snapshot_state(data: &[u8]) {
     use vmm::snapshot::{MachineShape, Snapshot};
-    let _ = snapshot::decode::<Snapshot>(data);
+    let _ = vmm::snapshot::decode(data);
     let (framed, _) = snapshot::frame(data, snapshot::MemoryPlacement::Separate { len: 32 << 20 }, "fuzz");
+    // As the current format (the state, then its lineage), and the state alone (what a
+    // version 1 file holds: the corpus's contents).
+    let _ = vmm::snapshot::decode(&framed);
     if let Ok((_, state)) = snapshot::decode::<Snapshot>(&framed) {
         let shape = MachineShape {
             mem_size: 32 << 20,
@@ -115,8 +118,7 @@ pub fn kernel_loader(data: &[u8]) {
         return;
     }
     let mem_size = 64 << 20;
-    let mem = vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(vm_memory::GuestAddress(0), mem_size as usize)])
-        .expect("guest memory");
+    let mem = devices::guest_memory::untracked(&[(vm_memory::GuestAddress(0), mem_size as usize)]);
     let cmdline_text = String::from_utf8_lossy(data.split(|&b| b == b'\n').next().unwrap_or_default());
     if let Ok(cmdline) = vmm::boot::build_cmdline(&cmdline_text.chars().take(256).collect::<String>(), &[]) {
         let kernel = vmm::config::KernelConfig { path: path.clone(), cmdline: String::new(), initrd: None };

@@ -159,11 +159,12 @@ fn open_fds() -> Result<Vec<RawFd>, JailError> {
 
 /// `setrlimit`'s resource type differs between glibc and musl.
 #[cfg(target_env = "gnu")]
-type Resource = libc::__rlimit_resource_t;
+pub type Resource = libc::__rlimit_resource_t;
 #[cfg(not(target_env = "gnu"))]
-type Resource = libc::c_int;
+pub type Resource = libc::c_int;
 
-fn set_limit(resource: Resource, value: u64) -> Result<(), JailError> {
+/// Sets both the soft and the hard limit (the `jailer` front end's `--resource-limit` too).
+pub fn set_limit(resource: Resource, value: u64) -> Result<(), JailError> {
     let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
     // SAFETY: setrlimit reads our struct.
     check("setrlimit", unsafe { libc::setrlimit(resource, &limit) }.into())
@@ -174,8 +175,8 @@ fn path(p: &Path) -> CString {
 }
 
 /// A private mount namespace whose root is `dir`: pivot_root, or chroot where the current
-/// root cannot be pivoted away (an initramfs).
-fn enter_root(dir: &Path) -> Result<(), JailError> {
+/// root cannot be pivoted away (an initramfs). The `jailer` front end's chroot too.
+pub fn enter_root(dir: &Path) -> Result<(), JailError> {
     let dir_c = path(dir);
     let dot = c".";
     // SAFETY: unshare and mount take flags and NUL-terminated strings we own.
@@ -215,14 +216,20 @@ fn drop_privileges(ids: Option<(u32, u32)>) -> Result<(), JailError> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
     if let Some((uid, gid)) = ids {
-        // SAFETY: plain id-changing calls; the group list is one gid we own.
-        unsafe {
-            check("setgroups", libc::setgroups(1, &gid).into())?;
-            check("setresgid", libc::setresgid(gid, gid, gid).into())?;
-            check("setresuid", libc::setresuid(uid, uid, uid).into())?;
-        }
+        set_ids(uid, gid)?;
     }
     clear_capabilities()
+}
+
+/// The user's ids for good: the group list is `gid` alone, then the real, effective and
+/// saved gid and uid (the `jailer` front end's drop to `--uid`/`--gid` too).
+pub fn set_ids(uid: u32, gid: u32) -> Result<(), JailError> {
+    // SAFETY: plain id-changing calls; the group list is one gid we own.
+    unsafe {
+        check("setgroups", libc::setgroups(1, &gid).into())?;
+        check("setresgid", libc::setresgid(gid, gid, gid).into())?;
+        check("setresuid", libc::setresuid(uid, uid, uid).into())
+    }
 }
 
 /// capset with every set empty (what setresuid already did for a non-root user).

@@ -2,8 +2,8 @@
 //! (kvm-ioctls keeps its own private).
 
 use kvm_bindings::{
-    kvm_clock_data, kvm_cpuid2, kvm_debugregs, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_list, kvm_msrs,
-    kvm_pit_state2, kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave, KVMIO,
+    kvm_clock_data, kvm_cpuid2, kvm_debugregs, kvm_dirty_log, kvm_irqchip, kvm_lapic_state, kvm_mp_state, kvm_msr_list,
+    kvm_msrs, kvm_pit_state2, kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xcrs, kvm_xsave, KVMIO,
 };
 use vmm_sys_util::ioctl::{ioctl_expr, _IOC_NONE, _IOC_READ, _IOC_WRITE};
 
@@ -22,6 +22,8 @@ pub const KVM_GET_MSR_INDEX_LIST: u32 = request(RW, 0x02, std::mem::size_of::<kv
 pub const KVM_GET_IRQCHIP: u32 = request(RW, 0x62, std::mem::size_of::<kvm_irqchip>());
 pub const KVM_GET_PIT2: u32 = request(_IOC_READ, 0x9f, std::mem::size_of::<kvm_pit_state2>());
 pub const KVM_GET_CLOCK: u32 = request(_IOC_READ, 0x7c, std::mem::size_of::<kvm_clock_data>());
+/// Diff snapshots: the guest's writes since the last snapshot (read and cleared).
+pub const KVM_GET_DIRTY_LOG: u32 = request(_IOC_WRITE, 0x42, std::mem::size_of::<kvm_dirty_log>());
 // ... and what each vCPU thread reads of itself.
 pub const KVM_GET_MSRS: u32 = request(RW, 0x88, std::mem::size_of::<kvm_msrs>());
 pub const KVM_GET_LAPIC: u32 = request(_IOC_READ, 0x8e, std::mem::size_of::<kvm_lapic_state>());
@@ -67,6 +69,7 @@ mod tests {
         assert_eq!(KVM_GET_IRQCHIP, 0xc208_ae62);
         assert_eq!(KVM_GET_PIT2, 0x8070_ae9f);
         assert_eq!(KVM_GET_CLOCK, 0x8030_ae7c);
+        assert_eq!(KVM_GET_DIRTY_LOG, 0x4010_ae42);
         assert_eq!(KVM_GET_MSRS, 0xc008_ae88);
         assert_eq!(KVM_GET_LAPIC, 0x8400_ae8e);
         assert_eq!(KVM_GET_MP_STATE, 0x8004_ae98);

@@ -3,7 +3,8 @@
 //! call again: the filter traps it again while SIGSYS is blocked (it is, inside its own
 //! handler), and the kernel then kills the whole process with SIGSYS. So the process dies
 //! by SIGSYS, as with SECCOMP_RET_KILL_PROCESS, and the handler needs no call of its own
-//! besides `write`.
+//! besides `write` (and `clock_gettime`, on every list). With Firecracker's metrics on, it
+//! first writes their last line, `seccomp.num_faults` 1, as Firecracker's handler does.
 
 use crate::syscall_names::syscall_name;
 use crate::ThreadKind;
@@ -98,6 +99,23 @@ fn report_line(kind: Option<ThreadKind>, nr: i64, args: [u64; 3]) -> Line {
     line
 }
 
+/// The wall clock in milliseconds, without allocating.
+fn now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the struct we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Firecracker's metrics line reduced to what a dying process knows: the fault.
+fn metrics_line(now_ms: u64) -> Line {
+    let mut line = Line { buf: [0; LINE_MAX], len: 0 };
+    line.push(b"{\"utc_timestamp_ms\":");
+    line.push_number(now_ms);
+    line.push(b",\"seccomp\":{\"num_faults\":1}}\n");
+    line
+}
+
 extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo_t; for SIGSYS its union holds `_sigsys`,
     // which SigsysInfo lays out as the kernel does on x86_64.
@@ -116,6 +134,12 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, context: 
     let line = report_line(KIND.with(Cell::get), nr, shown);
     // SAFETY: writes `len` initialised bytes of our buffer to stderr.
     let _ = unsafe { libc::write(2, line.buf.as_ptr().cast(), line.len) };
+    metrics::SECCOMP.num_faults.set(1);
+    if let Some(fd) = metrics::last_line_fd() {
+        let line = metrics_line(now_ms());
+        // SAFETY: as above, to the metrics file's descriptor.
+        let _ = unsafe { libc::write(fd, line.buf.as_ptr().cast(), line.len) };
+    }
     // SAFETY: re-issues the call the filter just refused, with its own arguments: the
     // filter's verdict depends only on them, so it is refused again, now with SIGSYS
     // blocked, and the kernel ends the process with SIGSYS. The call never runs.
@@ -154,6 +178,51 @@ pub fn install_handler() -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dying_metrics_line_is_firecrackers_json() {
+        let line = metrics_line(1_700_000_000_123);
+        assert_eq!(
+            std::str::from_utf8(&line.buf[..line.len]).unwrap(),
+            "{\"utc_timestamp_ms\":1700000000123,\"seccomp\":{\"num_faults\":1}}\n"
+        );
+    }
+
+    /// A process that makes a refused call writes the metrics line, then dies by SIGSYS:
+    /// this test runs itself again as that process (the filter is for good).
+    #[test]
+    fn a_refused_call_writes_the_metrics_line_before_the_process_dies() {
+        const CHILD: &str = "MICROVM_TEST_SIGSYS_METRICS";
+        if let Some(path) = std::env::var_os(CHILD) {
+            let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            metrics::set_last_line_fd(Some(std::os::fd::AsRawFd::as_raw_fd(&file)));
+            let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: setrlimit reads our struct; no core file for the expected death.
+            unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+            let sandbox = crate::Sandbox::new(true).unwrap();
+            sandbox.enter(ThreadKind::Vcpu).unwrap();
+            // Not on the vCPU list.
+            // SAFETY: getppid has no preconditions; the filter refuses it anyway.
+            unsafe { libc::getppid() };
+            unreachable!("the refused call returned");
+        }
+        let path = std::env::temp_dir().join(format!("microvm-sigsys-metrics-{}", std::process::id()));
+        std::fs::write(&path, "").unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "sigsys::tests::a_refused_call_writes_the_metrics_line_before_the_process_dies"])
+            .env(CHILD, &path)
+            .output()
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("system call getppid"), "{out:?}");
+        assert!(
+            text.starts_with("{\"utc_timestamp_ms\":") && text.ends_with(",\"seccomp\":{\"num_faults\":1}}\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_line_names_the_call_and_the_thread() {

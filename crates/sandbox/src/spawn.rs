@@ -36,6 +36,8 @@ where
             return;
         }
         if let Err(payload) = catch_unwind(AssertUnwindSafe(body)) {
+            // Firecracker's `vmm.panic_count` is a flag (1 once any thread panicked).
+            metrics::VMM.panic_count.set(1);
             on_failure(format!("the {} thread panicked: {}", kind.name(), panic_message(&*payload)));
         }
     })

@@ -12,7 +12,7 @@
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 8 | magic `MVMSNAP\0` |
-//! | 8 | 4 | format version ([`FORMAT_VERSION`]) |
+//! | 8 | 4 | format version ([`FORMAT_VERSION`]; [`OLDEST_FORMAT_VERSION`] and later are read) |
 //! | 12 | 4 | CRC32 (IEEE) of the header with this field zero, then the content |
 //! | 16 | 8 | content length |
 //! | 24 | 8 | memory offset in this file, from `base`; 0 when memory is in a file of its own or not saved |
@@ -24,9 +24,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub const MAGIC: [u8; 8] = *b"MVMSNAP\0";
-/// Bumped whenever the content's shape changes: an older or newer file is refused with
-/// both numbers named, never decoded into the wrong fields.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the content's shape changes: a newer file, or one older than
+/// [`OLDEST_FORMAT_VERSION`], is refused with both numbers named, never decoded into the
+/// wrong fields. The reader ([`Header::format_version`]) decides how to decode older
+/// content. Version 2 appended the snapshot's lineage (full, or diff of which base).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this microvm still reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 64;
 const VERSION_FIELD: std::ops::Range<usize> = 40..64;
 const CRC_FIELD: std::ops::Range<usize> = 12..16;
@@ -43,7 +47,7 @@ pub enum FormatError {
     #[error("the snapshot file is truncated: {what} needs {needed} bytes, {present} are there")]
     Truncated { what: &'static str, needed: u64, present: u64 },
     #[error(
-        "snapshot format version {found} (written by microvm {writer}); this microvm reads version {FORMAT_VERSION}"
+        "snapshot format version {found} (written by microvm {writer}); this microvm reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
     )]
     Version { found: u32, writer: String },
     #[error("the snapshot's state is {0} bytes, more than any microvm writes: the file is corrupt")]
@@ -73,9 +77,11 @@ pub struct Header {
 /// Where guest memory goes relative to the state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemoryPlacement {
-    /// In this file, at the first [`MEMORY_ALIGN`] boundary after the state (counting
-    /// from the file's start, `base` bytes before the header).
-    Inline { base: u64, len: u64 },
+    /// In this file, at the first multiple of `align` (of [`MEMORY_ALIGN`]; larger for
+    /// snapshots a diff may be merged into, whose memory must start at the same offset
+    /// whatever their state's length) after the state, counting from the file's start,
+    /// `base` bytes before the header.
+    Inline { base: u64, len: u64, align: u64 },
     /// In a file of its own (Firecracker's `mem_file_path`), or shared and not saved.
     Separate { len: u64 },
 }
@@ -101,7 +107,10 @@ pub fn encode<T: Serialize>(
 pub fn frame(content: &[u8], memory: MemoryPlacement, writer: &str) -> (Vec<u8>, Header) {
     let content_len = content.len() as u64;
     let (memory_offset, memory_len) = match memory {
-        MemoryPlacement::Inline { base, len } => (Some(align_up(base + HEADER_LEN as u64 + content_len) - base), len),
+        MemoryPlacement::Inline { base, len, align } => {
+            let align = align.max(MEMORY_ALIGN).next_multiple_of(MEMORY_ALIGN);
+            (Some((base + HEADER_LEN as u64 + content_len).next_multiple_of(align) - base), len)
+        }
         MemoryPlacement::Separate { len } => (None, len),
     };
     let header = Header {
@@ -166,7 +175,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, FormatError> {
     let end = version_field.iter().position(|&b| b == 0).unwrap_or(version_field.len());
     let writer = String::from_utf8_lossy(&version_field[..end]).into_owned();
     let format_version = u32_at(bytes, 8);
-    if format_version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&format_version) {
         return Err(FormatError::Version { found: format_version, writer });
     }
     let content_len = u64_at(bytes, 16);
@@ -184,6 +193,30 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, FormatError> {
 /// Reads header and state from `bytes` (the file from the header on): checks magic,
 /// version, length and checksum, then decodes the content as `T`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(Header, T), FormatError> {
+    let (header, content) = checked_content(bytes)?;
+    let state = postcard::from_bytes(content).map_err(FormatError::Decode)?;
+    Ok((header, state))
+}
+
+/// [`decode`] for content that grew: `T`, then (from format `since` on) `U`, which an
+/// older file lacks and gets as `U::default()`. The writer encodes the pair `(T, U)`
+/// (postcard lays a tuple out as its fields one after another).
+pub fn decode_extended<T: DeserializeOwned, U: DeserializeOwned + Default>(
+    bytes: &[u8],
+    since: u32,
+) -> Result<(Header, T, U), FormatError> {
+    let (header, content) = checked_content(bytes)?;
+    if header.format_version < since {
+        let state = postcard::from_bytes(content).map_err(FormatError::Decode)?;
+        return Ok((header, state, U::default()));
+    }
+    let (state, rest) = postcard::take_from_bytes(content).map_err(FormatError::Decode)?;
+    let extension = postcard::from_bytes(rest).map_err(FormatError::Decode)?;
+    Ok((header, state, extension))
+}
+
+/// The header and the content it frames, every check but the decoding done.
+fn checked_content(bytes: &[u8]) -> Result<(Header, &[u8]), FormatError> {
     let header = decode_header(bytes)?;
     let needed = HEADER_LEN as u64 + header.content_len;
     if (bytes.len() as u64) < needed {
@@ -200,8 +233,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(Header, T), FormatEr
             return Err(FormatError::MemoryOffset(off));
         }
     }
-    let state = postcard::from_bytes(&framed[HEADER_LEN..]).map_err(FormatError::Decode)?;
-    Ok((header, state))
+    Ok((header, &framed[HEADER_LEN..]))
 }
 
 mod crc32;

@@ -14,7 +14,8 @@ fn state() -> State {
 
 #[test]
 fn round_trip_with_memory_after_the_state() {
-    let (bytes, header) = encode(&state(), MemoryPlacement::Inline { base: 0, len: 256 << 20 }, "0.1.0").unwrap();
+    let (bytes, header) =
+        encode(&state(), MemoryPlacement::Inline { base: 0, len: 256 << 20, align: MEMORY_ALIGN }, "0.1.0").unwrap();
     assert_eq!(&bytes[..8], b"MVMSNAP\0");
     let off = header.memory_offset.unwrap();
     assert_eq!(off % MEMORY_ALIGN, 0);
@@ -29,7 +30,8 @@ fn round_trip_with_memory_after_the_state() {
 #[test]
 fn memory_offset_counts_from_the_base() {
     let base = 0x1234;
-    let (bytes, header) = encode(&state(), MemoryPlacement::Inline { base, len: 4096 }, "x").unwrap();
+    let (bytes, header) =
+        encode(&state(), MemoryPlacement::Inline { base, len: 4096, align: MEMORY_ALIGN }, "x").unwrap();
     let off = header.memory_offset.unwrap();
     assert_eq!((base + off) % MEMORY_ALIGN, 0, "the absolute offset can be mapped");
     assert!(off >= bytes.len() as u64);
@@ -71,7 +73,9 @@ fn other_versions_are_refused_with_both_numbers() {
     let e = decode::<State>(&bytes).unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!("snapshot format version 7 (written by microvm 0.0.9); this microvm reads version {FORMAT_VERSION}")
+        format!(
+            "snapshot format version 7 (written by microvm 0.0.9); this microvm reads versions 1 to {FORMAT_VERSION}"
+        )
     );
 }
 
@@ -86,4 +90,31 @@ fn a_huge_length_is_refused_before_allocating() {
 fn other_files_are_not_snapshots() {
     assert!(matches!(decode::<State>(b"\x7fELF\x02\x01\x01"), Err(FormatError::NotASnapshot)));
     assert!(matches!(decode::<State>(b""), Err(FormatError::NotASnapshot)));
+}
+
+/// Content that grew in a later format: an older file's content gets the default
+/// extension, a newer one's is decoded after the state.
+#[test]
+fn an_extension_is_read_from_newer_files_and_defaulted_in_older_ones() {
+    let (bytes, _) = encode(&(state(), 42u32), MemoryPlacement::Separate { len: 4096 }, "x").unwrap();
+    let (_, got, ext) = decode_extended::<State, u32>(&bytes, FORMAT_VERSION).unwrap();
+    assert_eq!((got, ext), (state(), 42));
+    let (mut old, _) = encode(&state(), MemoryPlacement::Separate { len: 4096 }, "x").unwrap();
+    old[8..12].copy_from_slice(&1u32.to_le_bytes());
+    // The CRC covers the version field: sum it again as version 1's writer did.
+    let crc = checksum(&old);
+    old[12..16].copy_from_slice(&crc.to_le_bytes());
+    let (header, got, ext) = decode_extended::<State, u32>(&old, FORMAT_VERSION).unwrap();
+    assert_eq!((header.format_version, got, ext), (1, state(), 0));
+}
+
+/// A larger alignment puts memory at the same offset for states of different lengths.
+#[test]
+fn memory_aligned_to_a_mib_starts_at_the_same_offset_for_any_small_state() {
+    let placement = MemoryPlacement::Inline { base: 0, len: 4096, align: 1 << 20 };
+    let (_, short) = encode(&state(), placement, "x").unwrap();
+    let longer = State { regs: vec![7; 300], ..state() };
+    let (_, long) = encode(&longer, placement, "x").unwrap();
+    assert_eq!(short.memory_offset, Some(1 << 20));
+    assert_eq!(long.memory_offset, short.memory_offset);
 }

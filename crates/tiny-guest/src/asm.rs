@@ -155,6 +155,46 @@ impl Asm {
         self.bytes(&[0x46])
     }
 
+    /// `mov ebx, imm32`
+    pub fn mov_ebx(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0xbb]).imm32(v)
+    }
+
+    /// `mov ebp, imm32`
+    pub fn mov_ebp(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0xbd]).imm32(v)
+    }
+
+    /// `mov eax, [ebp+0]`
+    pub fn load_eax_at_ebp(&mut self) -> &mut Self {
+        self.bytes(&[0x8b, 0x45, 0x00])
+    }
+
+    /// `add ebp, imm32`
+    pub fn add_ebp(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xc5]).imm32(v)
+    }
+
+    /// `cmp ebp, imm32`
+    pub fn cmp_ebp(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xfd]).imm32(v)
+    }
+
+    /// `mov [ebx], esi`
+    pub fn store_esi_at_ebx(&mut self) -> &mut Self {
+        self.bytes(&[0x89, 0x33])
+    }
+
+    /// `add ebx, imm32`
+    pub fn add_ebx(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xc3]).imm32(v)
+    }
+
+    /// `cmp ebx, imm32`
+    pub fn cmp_ebx(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xfb]).imm32(v)
+    }
+
     /// `mov eax, esi`
     pub fn mov_eax_esi(&mut self) -> &mut Self {
         self.bytes(&[0x89, 0xf0])
@@ -312,6 +352,12 @@ impl Asm {
     pub fn jcc(&mut self, cond: Cond, target: Label) -> &mut Self {
         let rel = self.rel8_to(target, 2);
         self.bytes(&[0x70 + cond as u8, rel])
+    }
+
+    /// `jcc short $+2+n`: skip the next `n` bytes when `cond` holds.
+    pub fn jcc_over(&mut self, cond: Cond, n: u8) -> &mut Self {
+        assert!(n <= 127);
+        self.bytes(&[0x70 + cond as u8, n])
     }
 
     /// `jmp $`: spin on this instruction forever.

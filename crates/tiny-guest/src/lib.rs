@@ -11,9 +11,11 @@
 
 pub mod asm;
 pub mod elf;
+mod virtio_blk;
 
 pub use asm::{Asm, Cond, Label};
 pub use elf::{elf_without_pvh_note, pvh_elf, LOAD_ADDR};
+pub use virtio_blk::{virtio_blk_reads_then_reset, READ_BYTES, VIRTIO_MMIO_SLOT0};
 
 /// Data port of the legacy 16550A UART (COM1).
 pub const COM1: u16 = 0x3f8;
@@ -137,6 +139,29 @@ pub fn counter_on_serial(delay: u32) -> Vec<u8> {
     a.xor_esi_esi();
     let top = a.here();
     a.inc_esi().mov_eax_esi().out_decimal_eax(COM1).mov_al(b'\n').out_dx_al();
+    a.delay(delay).jmp_near(top);
+    pvh_elf(&a.finish())
+}
+
+/// A guest whose memory tells where it is, for diff snapshots. Turn `n` (from 1) stores
+/// `n` at the start of page `(n - 1) % pages` of the `pages` pages from `region`, after
+/// reading the page it wrote `behind` turns earlier and printing what it found there and
+/// `n` on COM1 as `OOOOOOOOOO NNNNNNNNNN\n` (10 digits each); then it waits `delay`. So
+/// each turn dirties one known page, and every line must read `n - behind` (0 for the
+/// first `behind` turns): anything else is memory the guest did not leave there, as a
+/// restore that lost or mixed pages would give. `behind` < `pages`.
+pub fn page_writer_on_serial(region: u32, pages: u32, behind: u32, delay: u32) -> Vec<u8> {
+    assert!(behind < pages);
+    let end = region + pages * 4096;
+    let mut a = Asm::new();
+    // ebx: the page this turn writes; ebp: the one it reads, `behind` pages back (mod).
+    a.xor_esi_esi().mov_ebx(region).mov_ebp(region + (pages - behind) * 4096);
+    let top = a.here();
+    a.inc_esi().load_eax_at_ebp().out_decimal_eax(COM1).mov_al(b' ').out_dx_al();
+    a.mov_eax_esi().out_decimal_eax(COM1).mov_al(b'\n').out_dx_al();
+    // Each pointer goes back to the first page past the last (`mov r32, imm32`: 5 bytes).
+    a.store_esi_at_ebx().add_ebx(4096).cmp_ebx(end).jcc_over(Cond::NotZero, 5).mov_ebx(region);
+    a.add_ebp(4096).cmp_ebp(end).jcc_over(Cond::NotZero, 5).mov_ebp(region);
     a.delay(delay).jmp_near(top);
     pvh_elf(&a.finish())
 }

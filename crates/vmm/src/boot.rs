@@ -8,6 +8,7 @@ use arch::layout::{
 };
 use arch::memmap::{low_ram_end, memory_map, MemoryMapEntry};
 use arch::regs::BootEntry;
+use devices::guest_memory::GuestMemoryMmap;
 use linux_loader::configurator::linux::LinuxBootConfigurator;
 use linux_loader::configurator::pvh::PvhBootConfigurator;
 use linux_loader::configurator::{BootConfigurator, BootParams};
@@ -18,7 +19,7 @@ use linux_loader::loader::{load_cmdline, BzImage, Cmdline, Elf, KernelLoader};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Address, Bytes, GuestAddress};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
@@ -236,7 +237,7 @@ mod tests {
     use super::*;
 
     fn mem(size: u64) -> GuestMemoryMmap {
-        GuestMemoryMmap::from_ranges(&arch::memmap::guest_ram_ranges(size)).unwrap()
+        devices::guest_memory::untracked(&arch::memmap::guest_ram_ranges(size))
     }
 
     #[test]

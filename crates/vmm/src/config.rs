@@ -57,6 +57,10 @@ pub struct VmConfig {
     pub incoming_defer: bool,
     /// `-device vmgenid` (`acpi=on` only): the VM Generation ID a restore changes.
     pub vmgenid: Option<crate::vmgenid::VmGenIdConfig>,
+    /// Dirty-page tracking (Firecracker's `track_dirty_pages`): KVM logs the guest's
+    /// writes and each RAM region a bitmap of the VMM's, so that a diff snapshot writes
+    /// only the pages changed since the last snapshot (docs/snapshot.md). Off: no cost.
+    pub track_dirty_pages: bool,
 }
 
 /// Guest RAM when none is asked for (QEMU's default, `-m` absent).
@@ -93,6 +97,7 @@ impl VmConfig {
             incoming: None,
             incoming_defer: false,
             vmgenid: None,
+            track_dirty_pages: false,
         }
     }
 }
@@ -212,7 +217,9 @@ pub enum DeviceConfig {
     Console(ConsoleConfig),
     /// A multiport virtio-serial-device (several ports, a named port or `max_ports=`).
     SerialPorts(VirtioSerialConfig),
-    Rng,
+    /// virtio-rng, with Firecracker's `entropy` `rate_limiter` (unlimited from QEMU's
+    /// command line, which has no limit for it).
+    Rng(LimiterConfig),
     /// `-device virtio-keyboard-device`: a virtio-input keyboard for QMP's keys.
     Keyboard,
     Vsock(VsockConfig),
@@ -299,10 +306,13 @@ pub struct BlockConfig {
     pub cache: CacheMode,
     /// `virtio-blk-device,serial=`: what the guest reads with GET_ID.
     pub serial: Option<String>,
+    /// Rate limits (`-drive throttling.*`, Firecracker's `rate_limiter`).
+    pub limits: DriveLimits,
 }
 
+pub use devices::rate_limiter::{BucketConfig, LimiterConfig};
 /// QEMU's `cache=` modes; the block device defines what each means.
-pub use devices::virtio::block::CacheMode;
+pub use devices::virtio::block::{CacheMode, DriveLimits};
 
 /// `-netdev tap,id=,ifname=,script=no,downscript=no` + `-device virtio-net-device,netdev=[,mac=]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -316,6 +326,17 @@ pub struct NetConfig {
     pub mac: Option<[u8; 6]>,
     /// `vhost=on`: the host kernel's vhost_net moves the frames.
     pub vhost: bool,
+    /// Rate limits (Firecracker's `rx_rate_limiter`, `tx_rate_limiter`); none with vhost.
+    pub limits: NetLimits,
+}
+
+/// A NIC's rate limits, each direction its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Frames to the guest.
+    pub rx: LimiterConfig,
+    /// Frames from the guest.
+    pub tx: LimiterConfig,
 }
 
 /// `-device virtio-serial-device` + `-device virtconsole,chardev=ID`.

@@ -4,8 +4,8 @@
 
 use crate::control::{VmEvent, VmEventKind};
 use crate::monitor::RateLimit;
-use crate::oneshot_timer::OneShotTimer;
 use devices::guest_events::{GuestEvent, GuestEvents};
+use devices::oneshot_timer::OneShotTimer;
 use devices::virtio::balloon::PAGE_SIZE;
 use event_manager::{EventOps, EventSet, Events};
 use std::io;
@@ -36,7 +36,7 @@ impl GuestChanges {
     /// that announce them (`mem_size`: the guest's RAM, for the balloon's `actual`).
     pub fn process(&mut self, fd: RawFd, mem_size: u64) -> Option<Vec<VmEventKind>> {
         if fd == self.timer.as_raw_fd() {
-            crate::oneshot_timer::acknowledge_expiry(fd);
+            devices::oneshot_timer::acknowledge_expiry(fd);
             return Some(Vec::new());
         }
         if fd != self.queue.eventfd().as_raw_fd() {

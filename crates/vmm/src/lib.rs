@@ -20,7 +20,6 @@ pub mod host_surface;
 mod kvm;
 mod memory;
 mod monitor;
-mod oneshot_timer;
 pub mod power;
 mod rtc;
 mod run;

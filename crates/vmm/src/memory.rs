@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{MemoryBackend, MemoryConfig};
 use arch::memmap::guest_ram_ranges;
-use kvm_bindings::kvm_userspace_memory_region;
+use devices::guest_memory;
+use devices::guest_memory::{GuestMemoryMmap, GuestRegionMmap};
+use kvm_bindings::{kvm_userspace_memory_region, KVM_MEM_LOG_DIRTY_PAGES};
 use kvm_ioctls::VmFd;
 use vm_memory::mmap::MmapRegionBuilder;
-use vm_memory::{FileOffset, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap};
+use vm_memory::{FileOffset, GuestMemoryBackend, GuestMemoryRegion};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
@@ -43,10 +45,11 @@ pub enum MemoryError {
 
 /// Maps guest RAM as `config` says. The default maps it as vm-memory does,
 /// MAP_NORESERVE | MAP_PRIVATE anonymous memory: host memory is only used
-/// for pages the guest touches, so a large `-m` is free.
-pub fn create_guest_memory(mem_size: u64, config: &MemoryConfig) -> Result<GuestMemoryMmap, MemoryError> {
+/// for pages the guest touches, so a large `-m` is free. `track`: each region gets a
+/// dirty bitmap for the VMM's own writes (dirty-page tracking, docs/snapshot.md).
+pub fn create_guest_memory(mem_size: u64, config: &MemoryConfig, track: bool) -> Result<GuestMemoryMmap, MemoryError> {
     if *config == MemoryConfig::default() {
-        return GuestMemoryMmap::from_ranges(&guest_ram_ranges(mem_size))
+        return guest_memory::anonymous(&guest_ram_ranges(mem_size), track)
             .map_err(|source| MemoryError::Map { size: mem_size, source });
     }
     let file = match &config.backend {
@@ -71,7 +74,8 @@ pub fn create_guest_memory(mem_size: u64, config: &MemoryConfig) -> Result<Guest
     let mut regions = Vec::new();
     let mut offset = 0u64;
     for (addr, size) in guest_ram_ranges(mem_size) {
-        let builder = MmapRegionBuilder::new(size).with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE);
+        let builder = MmapRegionBuilder::new_with_bitmap(size, guest_memory::bitmap_for(size, track))
+            .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE);
         let builder = match &file {
             Some(file) => {
                 let fd = file.try_clone().map_err(|source| MemoryError::Resize { size: mem_size, source })?;
@@ -173,13 +177,17 @@ fn size_file(file: &File, size: u64, prealloc: bool) -> Result<(), MemoryError> 
     Ok(())
 }
 
+/// Registers each region of `mem` as KVM slot 0, 1, ... (in guest-address order, the
+/// order `dirty::DirtyLog` reads them back in). A region with a dirty bitmap (tracking
+/// on) is registered with KVM_MEM_LOG_DIRTY_PAGES, so KVM logs the guest's writes too.
 pub fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), MemoryError> {
     for (slot, region) in mem.iter().enumerate() {
         let slot = slot as u32;
         let host = region.as_ptr() as u64;
+        let flags = if region.bitmap().is_some() { KVM_MEM_LOG_DIRTY_PAGES } else { 0 };
         let region = kvm_userspace_memory_region {
             slot,
-            flags: 0,
+            flags,
             guest_phys_addr: region.start_addr().0,
             memory_size: region.len(),
             userspace_addr: host,
@@ -235,7 +243,7 @@ mod tests {
     /// vhost-user backend relies on.
     #[test]
     fn shared_memfd_is_visible_through_its_fd() {
-        let mem = create_guest_memory(16 * MIB, &shared_memfd()).unwrap();
+        let mem = create_guest_memory(16 * MIB, &shared_memfd(), false).unwrap();
         mem.write_obj(0x1234_5678u32, GuestAddress(8 * MIB)).unwrap();
         let region = mem.iter().next().unwrap();
         let fd = region.file_offset().expect("a memfd region has its fd").file();
@@ -249,7 +257,7 @@ mod tests {
     fn private_file_mapping_does_not_write_the_file() {
         let dir = std::env::temp_dir();
         let config = MemoryConfig { backend: MemoryBackend::File { path: dir }, shared: false, prealloc: true };
-        let mem = create_guest_memory(4 * MIB, &config).unwrap();
+        let mem = create_guest_memory(4 * MIB, &config, false).unwrap();
         mem.write_obj(0xffu8, GuestAddress(MIB)).unwrap();
         let region = mem.iter().next().unwrap();
         let mut byte = [1u8];
@@ -262,7 +270,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("microvm-mem-{}", std::process::id()));
         let config =
             MemoryConfig { backend: MemoryBackend::File { path: path.clone() }, shared: true, prealloc: false };
-        let mem = create_guest_memory(8 * MIB, &config).unwrap();
+        let mem = create_guest_memory(8 * MIB, &config, false).unwrap();
         mem.write_obj(7u8, GuestAddress(0)).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 8 * MIB);
         assert_eq!(std::fs::read(&path).unwrap()[0], 7);
@@ -273,7 +281,7 @@ mod tests {
     fn missing_mem_path_directory_names_the_path() {
         let path = PathBuf::from("/nonexistent-microvm/dir/file");
         let config = MemoryConfig { backend: MemoryBackend::File { path }, shared: true, prealloc: false };
-        let err = create_guest_memory(4 * MIB, &config).unwrap_err().to_string();
+        let err = create_guest_memory(4 * MIB, &config, false).unwrap_err().to_string();
         assert!(err.contains("/nonexistent-microvm/dir/file"), "{err}");
     }
 }

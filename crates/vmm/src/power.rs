@@ -16,11 +16,11 @@ use arch::layout::{
 };
 use devices::acpi::{GenericEventDevice, SleepControlRegisters};
 use devices::bus::Bus;
+use devices::guest_memory::GuestMemoryMmap;
 use devices::legacy::{I8042Controller, I8042Port, I8042PortDevice, I8042Reset, Key};
 use devices::EventFdTrigger;
 use kvm_ioctls::VmFd;
 use std::sync::{Arc, Mutex};
-use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// Names on the bus (and in `dump-mtree`), as QEMU names these regions.
@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn description_follows_the_configuration() {
         let mut c = config();
-        c.devices = vec![DeviceConfig::Rng, DeviceConfig::Rng];
+        c.devices = vec![DeviceConfig::Rng(Default::default()), DeviceConfig::Rng(Default::default())];
         c.serial = Some(SerialConfig::Null);
         c.machine.rtc = true;
         c.machine.pit = false;

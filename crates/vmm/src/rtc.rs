@@ -2,24 +2,15 @@
 //! watches, armed by the device for its next update, alarm or periodic event while the
 //! guest has one enabled. The device itself is `devices::legacy::Rtc`.
 
-use crate::oneshot_timer::{acknowledge_expiry, OneShotTimer};
-use devices::legacy::{host_clock, local_clock, Rtc, RtcTimer};
+use devices::legacy::{host_clock, local_clock, Rtc};
+use devices::oneshot_timer::{acknowledge_expiry, OneShotTimer};
 use devices::EventFdTrigger;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 pub type CmosRtc = Rtc<EventFdTrigger, OneShotTimer>;
-
-impl RtcTimer for OneShotTimer {
-    fn arm(&mut self, after: Option<Duration>) {
-        if let Err(e) = OneShotTimer::arm(self, after) {
-            log::warn!("rtc: cannot set its timer: {e}");
-        }
-    }
-}
 
 /// Builds the clock, raising `irq` (an irqfd on IRQ 8), and the subscriber that serves
 /// its timer. `localtime`: `-rtc base=localtime` (else UTC).

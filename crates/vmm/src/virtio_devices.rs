@@ -14,6 +14,7 @@ use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, V
 use devices::bus::Bus;
 use devices::chardev::{self, Chardev};
 use devices::guest_events::GuestEvents;
+use devices::guest_memory::GuestMemoryMmap;
 use devices::virtio::balloon::Balloon;
 use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::{Console, MultiportConsole, PortBackend};
@@ -29,7 +30,6 @@ use devices::virtio::{Interrupt, VirtioDevice};
 use event_manager::{MutEventSubscriber, SubscriberOps};
 use kvm_ioctls::{IoEventAddress, VmFd};
 use std::sync::{Arc, Mutex};
-use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// Where one device lives in the guest.
@@ -159,7 +159,8 @@ pub fn create_devices(
                     inventory.cmdline_entries.push(cmdline_entry(slot));
                     continue;
                 }
-                let net = Net::new(tap, cfg.mac)?;
+                let mut net = Net::new(tap, cfg.mac)?;
+                net.set_limits(&cfg.limits.rx, &cfg.limits.tx);
                 let net = Arc::new(Mutex::new(net));
                 attach(net.clone(), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Net(net))?;
@@ -213,8 +214,8 @@ pub fn create_devices(
                 attach(keyboard.clone(), "virtio-mmio (virtio-input)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, None, slot, DeviceHandle::Keyboard(keyboard))?;
             }
-            DeviceConfig::Rng => {
-                let rng = Rng::new().map_err(|source| Error::Io { what: "virtio-rng", source })?;
+            DeviceConfig::Rng(limits) => {
+                let rng = Rng::limited(limits).map_err(|source| Error::Io { what: "virtio-rng", source })?;
                 let rng = Arc::new(Mutex::new(rng));
                 attach(rng.clone(), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, None, slot, DeviceHandle::Rng(rng))?;
@@ -294,7 +295,7 @@ pub(crate) fn open_chardev(cfg: &ChardevConfig, muxes: &mut [Mux]) -> Result<Cha
 fn block_options(cfg: &BlockConfig) -> BlockOptions {
     // GET_ID answers the serial when one is given, as QEMU's serial= does.
     let id = cfg.serial.clone().unwrap_or_else(|| cfg.id.clone());
-    BlockOptions { id, path: cfg.path.clone(), read_only: cfg.read_only, cache: cfg.cache }
+    BlockOptions { id, path: cfg.path.clone(), read_only: cfg.read_only, cache: cfg.cache, limits: cfg.limits }
 }
 
 fn attach<D: EventDevice + 'static>(

@@ -31,13 +31,13 @@ use arch::layout::{
 use arch::regs::{write_boot_gdt, write_identity_page_tables, BootEntry};
 use devices::bus::{Bus, BusDevice};
 use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
+use devices::guest_memory::GuestMemoryMmap;
 use devices::legacy::DebugExit;
 use devices::EventFdTrigger;
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// One microVM, from set-up to teardown. Fields are filled by `new`; `run` moves the
@@ -221,6 +221,10 @@ impl Vm {
         };
         step("devices");
         let restored = incoming.is_some();
+        // A restore with dirty-page tracking counts the next diff from the snapshot it
+        // restored (unless RAM is a shared backend the snapshot did not hold).
+        let diff_base =
+            incoming.as_ref().filter(|s| config.track_dirty_pages && s.memory.is_some()).map(|s| s.state_crc);
         let vcpus = match incoming {
             None => boot(config, &kvm, &vm, &mem, &inventory, &mut power)?,
             Some(snapshot) => restore(snapshot, &kvm, &vm, &mut power, [&pio, &mmio])?,
@@ -251,6 +255,7 @@ impl Vm {
                 anonymous_memory: config.memory == crate::config::MemoryConfig::default(),
                 host_tsc_khz,
                 file_backed: file_backend,
+                diff_base: std::cell::Cell::new(diff_base),
             },
             pio,
             mmio,
@@ -301,7 +306,7 @@ fn guest_memory(
     };
     match incoming.and_then(|s| s.memory.as_ref().map(|m| (s, m))) {
         Some((s, (file, offset))) if config.memory == crate::config::MemoryConfig::default() => {
-            let mem = map_memory(file, *offset, config.mem_size).map_err(memory_error(s))?;
+            let mem = map_memory(file, *offset, config.mem_size, config.track_dirty_pages).map_err(memory_error(s))?;
             let runs = prefetch::listed(s);
             if let Some(runs) = &runs {
                 prefetch::read_ahead(&mem, runs);
@@ -309,11 +314,11 @@ fn guest_memory(
             Ok((mem, runs))
         }
         Some((s, (file, offset))) => {
-            let mem = create_guest_memory(config.mem_size, &config.memory)?;
+            let mem = create_guest_memory(config.mem_size, &config.memory, config.track_dirty_pages)?;
             read_memory(&mem, file, *offset).map_err(memory_error(s))?;
             Ok((mem, None))
         }
-        None => Ok((create_guest_memory(config.mem_size, &config.memory)?, None)),
+        None => Ok((create_guest_memory(config.mem_size, &config.memory, config.track_dirty_pages)?, None)),
     }
 }
 

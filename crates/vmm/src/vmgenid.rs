@@ -7,8 +7,9 @@
 use crate::power::PowerControl;
 use crate::Error;
 use arch::layout::VMGENID_GUID_START;
+use devices::guest_memory::GuestMemoryMmap;
 use std::fmt;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress};
 
 /// A GUID in RFC 4122 byte order: the order it is printed in, and `guid=` is given in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn start_writes_the_guid_where_the_dsdt_points() {
-        let mem = crate::memory::create_guest_memory(2 << 20, &Default::default()).unwrap();
+        let mem = crate::memory::create_guest_memory(2 << 20, &Default::default(), false).unwrap();
         let fixed = Guid::parse("00112233-4455-6677-8899-aabbccddeeff").unwrap();
         let guid = start(&VmGenIdConfig { guid: Some(fixed) }, &mem, false, &PowerControl::default()).unwrap();
         assert_eq!(guid, fixed);

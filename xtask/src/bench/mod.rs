@@ -17,7 +17,8 @@
 //! `--only qmp` / `--only power` / `--only sandbox` measures that section alone and rewrites
 //! only it in the report; so do `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
 //! `xtask::bench_vhost`, its own rig boot) and `--only snapshot` (save and restore against
-//! QEMU's migration to a file, snapshot.rs, its own rig boot) and `--only hugepages` (a
+//! QEMU's migration to a file, snapshot.rs, its own rig boot; then microvm's diff snapshots
+//! on the host's /dev/kvm, snapshot_diff.rs) and `--only hugepages` (a
 //! Linux boot and a memory-touching workload on 2 MiB pages and on default memory,
 //! hugepages.rs, its own rig boot) and `--only firecracker` (boot and restore through
 //! Firecracker's API against QMP, firecracker.rs, its own rig boot), which the full run
@@ -35,6 +36,7 @@ mod qmp;
 mod report;
 mod sandbox;
 mod snapshot;
+mod snapshot_diff;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,7 +145,10 @@ fn only_section(
         // Rig boots: as few runs as the boot section takes.
         "power" => power::markdown(&power::run(boot_runs), boot_runs),
         "vhost" => xtask::bench_vhost::run(boot_runs)?,
-        "snapshot" => snapshot::markdown(&snapshot::run(boot_runs), boot_runs),
+        "snapshot" => {
+            let diff = snapshot_diff::markdown(&snapshot_diff::run(&vmms[0].bin, &dir.join("diff"), runs));
+            snapshot::markdown(&snapshot::run(boot_runs), boot_runs) + "\n" + &diff
+        }
         other => {
             return Err(format!(
                 "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, snapshot)"

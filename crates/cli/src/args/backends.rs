@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use vmm::config::{CacheMode, ChardevBackend, LogFile, MonitorSocket};
+use vmm::config::{CacheMode, ChardevBackend, DriveLimits, LogFile, MonitorSocket};
 
 use super::control::{parse_port, socket_mode, tcp_host};
 use super::device_props::{CHARDEV_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
@@ -22,6 +22,7 @@ pub(super) struct Drive {
     pub(super) path: PathBuf,
     pub(super) read_only: bool,
     pub(super) cache: CacheMode,
+    pub(super) limits: DriveLimits,
     /// `if=none` was written (see `devices.rs` on unused drives).
     pub(super) if_none: bool,
     pub(super) value: String,
@@ -96,6 +97,8 @@ pub(super) struct Backends {
     pub(super) chardevs: Vec<Chardev>,
     /// Ids of the `-object`s (all rng backends).
     pub(super) rng_objects: Vec<String>,
+    /// The `throttling.group` names given so far (one drive each).
+    pub(super) throttle_groups: Vec<String>,
 }
 
 /// The kind `value` names among `kinds`, or `None` (with the name, if any).
@@ -118,8 +121,11 @@ impl Backends {
         let mut cache = CacheMode::default();
         let mut if_none = false;
         let mut cdrom = false;
-        refuse_throttling(value)?;
+        let mut throttling = throttling::Throttling::default();
         for s in settings(DRIVE, value, None, DRIVE_PROPS, DRIVE)? {
+            if throttling.take(&s)? {
+                continue;
+            }
             match s.name() {
                 "id" => id = Some(s.id(DRIVE)?),
                 "file" => path = Some(s.path(DRIVE)?),
@@ -164,7 +170,22 @@ impl Backends {
         }
         // A CD-ROM is a read-only disk to the guest.
         let read_only = read_only || cdrom;
-        self.drives.push(Drive { id, path, read_only, cache, if_none, value: value.to_owned() });
+        let limits = throttling.limits(value)?;
+        if let Some(group) = &throttling.group {
+            // QEMU's groups share one budget among their drives; microvm's limits are
+            // per drive, so a group can only have one.
+            if self.throttle_groups.iter().any(|g| g == group) {
+                return Err(invalid(
+                    DRIVE,
+                    value,
+                    format!(
+                        "throttling group '{group}' already has a drive; microvm does not share limits between drives"
+                    ),
+                ));
+            }
+            self.throttle_groups.push(group.clone());
+        }
+        self.drives.push(Drive { id, path, read_only, cache, limits, if_none, value: value.to_owned() });
         Ok(())
     }
 
@@ -370,18 +391,6 @@ fn parse_fd(option: &'static str, s: &Setting) -> Result<i32, ArgsError> {
     s.value.parse().map_err(|_| invalid(option, &s.text, "expected a file descriptor number"))
 }
 
-/// QEMU's I/O throttling keys (`throttling.*`, and the old `bps=`, `iops=`
-/// family): one clear error naming what `-drive` takes instead.
-fn refuse_throttling(value: &str) -> Result<(), ArgsError> {
-    let throttle = super::keyval::split_list(value).into_iter().find(|e| {
-        let key = e.split('=').next().unwrap_or_default();
-        key.starts_with("throttling.") || key.starts_with("bps") || key.starts_with("iops")
-    });
-    let Some(element) = throttle else { return Ok(()) };
-    let supported: Vec<&str> = DRIVE_PROPS.iter().map(|p| p.name).collect();
-    Err(invalid(DRIVE, &element, format!("I/O throttling is not supported; -drive takes {}", supported.join(", "))))
-}
-
 /// `ifname=` as Linux accepts it (`dev_valid_name`): 1 to 15 bytes, not
 /// `.` or `..`, no `/`, `:` or whitespace (nor, here, control characters).
 /// A `%d` lets the kernel pick the number.
@@ -401,3 +410,4 @@ fn check_ifname(s: &Setting) -> Result<String, ArgsError> {
 
 #[cfg(test)]
 mod tests;
+mod throttling;

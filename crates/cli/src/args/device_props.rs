@@ -28,6 +28,141 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
     ignored("aio", OneOf(&["threads", "native", "io_uring"]), "the I/O engine is the block device's own."),
     ignored("discard", OneOf(&["unmap", "ignore", "on", "off"]), "discard handling is the block device's own."),
     prop("snapshot", Bool, Some("off"), "Only off."),
+    PropDesc {
+        aliases: &["bps"],
+        ..prop(
+            "throttling.bps-total",
+            Text("N"),
+            None,
+            "Rate limit on all requests, in bytes per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).",
+        )
+    },
+    PropDesc {
+        aliases: &["bps_rd"],
+        ..prop("throttling.bps-read", Text("N"), None, "Rate limit on reads, in bytes per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).")
+    },
+    PropDesc {
+        aliases: &["bps_wr"],
+        ..prop("throttling.bps-write", Text("N"), None, "Rate limit on writes, in bytes per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).")
+    },
+    PropDesc {
+        aliases: &["iops"],
+        ..prop(
+            "throttling.iops-total",
+            Text("N"),
+            None,
+            "Rate limit on all requests, in requests per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).",
+        )
+    },
+    PropDesc {
+        aliases: &["iops_rd"],
+        ..prop("throttling.iops-read", Text("N"), None, "Rate limit on reads, in requests per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).")
+    },
+    PropDesc {
+        aliases: &["iops_wr"],
+        ..prop(
+            "throttling.iops-write",
+            Text("N"),
+            None,
+            "Rate limit on writes, in requests per second, metered by a token bucket where QEMU has a leaky one (docs/dropin.md).",
+        )
+    },
+    PropDesc {
+        aliases: &["bps_max"],
+        ..prop("throttling.bps-total-max", Text("N"), None, "Burst rate for throttling.bps-total.")
+    },
+    PropDesc {
+        aliases: &["bps_rd_max"],
+        ..prop("throttling.bps-read-max", Text("N"), None, "Burst rate for throttling.bps-read.")
+    },
+    PropDesc {
+        aliases: &["bps_wr_max"],
+        ..prop("throttling.bps-write-max", Text("N"), None, "Burst rate for throttling.bps-write.")
+    },
+    PropDesc {
+        aliases: &["iops_max"],
+        ..prop("throttling.iops-total-max", Text("N"), None, "Burst rate for throttling.iops-total.")
+    },
+    PropDesc {
+        aliases: &["iops_rd_max"],
+        ..prop("throttling.iops-read-max", Text("N"), None, "Burst rate for throttling.iops-read.")
+    },
+    PropDesc {
+        aliases: &["iops_wr_max"],
+        ..prop("throttling.iops-write-max", Text("N"), None, "Burst rate for throttling.iops-write.")
+    },
+    PropDesc {
+        aliases: &["bps_max_length"],
+        ..prop(
+            "throttling.bps-total-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.bps-total-max lasts.",
+        )
+    },
+    PropDesc {
+        aliases: &["bps_rd_max_length"],
+        ..prop(
+            "throttling.bps-read-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.bps-read-max lasts.",
+        )
+    },
+    PropDesc {
+        aliases: &["bps_wr_max_length"],
+        ..prop(
+            "throttling.bps-write-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.bps-write-max lasts.",
+        )
+    },
+    PropDesc {
+        aliases: &["iops_max_length"],
+        ..prop(
+            "throttling.iops-total-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.iops-total-max lasts.",
+        )
+    },
+    PropDesc {
+        aliases: &["iops_rd_max_length"],
+        ..prop(
+            "throttling.iops-read-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.iops-read-max lasts.",
+        )
+    },
+    PropDesc {
+        aliases: &["iops_wr_max_length"],
+        ..prop(
+            "throttling.iops-write-max-length",
+            Text("SECONDS"),
+            Some("1"),
+            "How long the burst of throttling.iops-write-max lasts.",
+        )
+    },
+    PropDesc {
+        aliases: &["iops_size"],
+        ..prop(
+            "throttling.iops-size",
+            Text("BYTES"),
+            None,
+            "A request of more bytes counts as several for the iops limits.",
+        )
+    },
+    PropDesc {
+        aliases: &["group"],
+        ..prop(
+            "throttling.group",
+            Text("NAME"),
+            None,
+            "Accepted for one drive only: a group shared by several drives is refused.",
+        )
+    },
 ];
 
 const TAP_PROPS: &[PropDesc] = &[

@@ -416,7 +416,7 @@ impl Devices {
                 ));
             }
         }
-        let Backends { drives, netdevs, chardevs, rng_objects } = self.backends;
+        let Backends { drives, netdevs, chardevs, rng_objects, .. } = self.backends;
         let mut drives: Vec<_> = drives.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
         let mut netdevs: Vec<_> = netdevs.into_iter().map(|n| (n.id.clone(), Some(n))).collect();
         let mut chardevs = ChardevUsers::new(chardevs, escape);
@@ -434,12 +434,19 @@ impl Devices {
             out.push(match device {
                 Device::Block { drive, serial, value } => {
                     let d = take(&mut drives, &drive, &value, "drive")?;
-                    let (id, path, read_only, cache) = (d.id, d.path, d.read_only, d.cache);
-                    DeviceConfig::Block(BlockConfig { id, path, read_only, cache, serial })
+                    let (id, path, read_only, cache, limits) = (d.id, d.path, d.read_only, d.cache, d.limits);
+                    DeviceConfig::Block(BlockConfig { id, path, read_only, cache, serial, limits })
                 }
                 Device::Net { netdev, mac, value } => {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
-                    DeviceConfig::Net(NetConfig { id: n.id, ifname: n.ifname, fd: n.fd, mac, vhost: n.vhost })
+                    DeviceConfig::Net(NetConfig {
+                        id: n.id,
+                        ifname: n.ifname,
+                        fd: n.fd,
+                        mac,
+                        vhost: n.vhost,
+                        limits: Default::default(),
+                    })
                 }
                 Device::Serial { ports, max_ports, .. } => ports::resolve(ports, max_ports, &mut chardevs)?,
                 Device::Rng { rng, value } => {
@@ -448,7 +455,7 @@ impl Devices {
                             return Err(not_defined(&value, "object", &rng));
                         }
                     }
-                    DeviceConfig::Rng
+                    DeviceConfig::Rng(Default::default())
                 }
                 Device::Fs { chardev, tag, queue_size, id, value } => {
                     let backend = chardevs.vhost_user(&chardev, DEVICE, &value)?;

@@ -126,7 +126,6 @@ fn drive_index_detect_zeroes_media_cdrom_and_serial() {
     assert!(b.read_only, "media=cdrom is a read-only disk");
     assert_eq!(b.serial.as_deref(), Some("abc"));
     assert_invalid(err(&["-drive", "id=d,file=x.qcow2,format=qcow2,if=none"]), "-drive", "only format=raw");
-    assert_invalid(err(&["-drive", "id=d,file=x,if=none,throttling.iops-total=100"]), "-drive", "throttling");
     help_says(&["index=", "detect-zeroes=", "media=", "serial="]);
 }
 

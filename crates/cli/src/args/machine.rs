@@ -28,6 +28,8 @@ pub(super) struct MachineOptions {
     pub(super) mem_merge: Option<bool>,
     /// `-global kvm-pit.lost_tick_policy=delay|discard`.
     pub(super) pit_reinject: Option<bool>,
+    /// `track-dirty-pages=on`: dirty-page tracking for diff snapshots (microvm's own).
+    pub(super) track_dirty_pages: bool,
 }
 
 /// `-M`/`-machine [type=]microvm[,prop=value...]`; repeated options merge,
@@ -68,6 +70,7 @@ pub(super) fn parse_machine(option: &'static str, value: &str, m: &mut MachineOp
             "usb" if s.on => return Err(invalid(option, &s.text, "microvm has no USB; use usb=off")),
             "pcie" => m.pcie = s.on,
             "mem-merge" => m.mem_merge = Some(s.on),
+            "track-dirty-pages" => m.track_dirty_pages = s.on,
             // Described as accepted with no effect (the table says why).
             _ if desc.no_effect.is_some() => {}
             name => return Err(unhandled(option, name)),

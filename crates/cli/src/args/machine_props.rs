@@ -62,6 +62,14 @@ pub(super) const MACHINE_PROPS: &[PropDesc] = &[
         "Print each thread the VM would run (main, vCPUs, virtio) with the system calls its seccomp filter \
          allows and their argument conditions, the host side of the attack surface, and exit without running it.",
     ),
+    prop(
+        "track-dirty-pages",
+        Bool,
+        Some("off"),
+        "microvm's own (QEMU tracks dirty pages only during a live migration): log the pages the guest and the \
+         VMM write from the start, so that a migrate with the x-diff-snapshot capability writes only those since \
+         the last snapshot (docs/snapshot.md, Diff snapshots). Off: no cost.",
+    ),
     ignored("pic", Bool, "KVM's in-kernel irqchip always has the PIC."),
     ignored("x-option-roms", Bool, "there is no firmware, so no option ROMs."),
     ignored("ioapic2", Bool, "there is one IOAPIC."),

@@ -72,11 +72,19 @@ pub(super) fn block(id: &str, path: &str) -> DeviceConfig {
         read_only: false,
         cache: CacheMode::Writeback,
         serial: None,
+        limits: Default::default(),
     })
 }
 
 pub(super) fn net(id: &str, ifname: Option<&str>, mac: Option<[u8; 6]>) -> DeviceConfig {
-    DeviceConfig::Net(NetConfig { id: id.into(), ifname: ifname.map(Into::into), fd: None, mac, vhost: false })
+    DeviceConfig::Net(NetConfig {
+        id: id.into(),
+        ifname: ifname.map(Into::into),
+        fd: None,
+        mac,
+        vhost: false,
+        limits: Default::default(),
+    })
 }
 
 pub(super) fn console(id: &str, backend: ChardevBackend) -> DeviceConfig {

@@ -62,12 +62,8 @@ pub enum FcCommand {
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FcArgError {
-    #[error("Found argument '{0}' which wasn't expected, or isn't valid in this context.")]
-    Unknown(String),
-    #[error("Argument '{0}' requires a value.")]
-    MissingValue(&'static str),
-    #[error("Argument '{0}' does not take a value.")]
-    UnexpectedValue(&'static str),
+    #[error(transparent)]
+    Flag(#[from] FlagError),
     #[error("Argument '--{flag}': invalid value '{value}'.")]
     BadValue { flag: &'static str, value: String },
     #[error("Argument '--no-api' requires '--config-file'.")]
@@ -112,6 +108,11 @@ const FLAGS: &[(&str, bool)] = &[
 /// link) or as Firecracker's release binaries are (`firecracker-v1.12.0-x86_64`), or its
 /// first argument is one of Firecracker's flags. `--help` and `--version`
 /// alone do not count: QEMU takes them too, and tools ask QEMU for its version that way.
+/// Firecracker's rule for an instance id (`--id` of `firecracker` and of `jailer`).
+pub fn valid_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 pub fn selected(argv0: &str, args: &[String]) -> bool {
     let program = argv0.rsplit('/').next().unwrap_or(argv0);
     if program == "firecracker" || program.starts_with("firecracker-v") {
@@ -122,35 +123,55 @@ pub fn selected(argv0: &str, args: &[String]) -> bool {
     name != "help" && name != "version" && FLAGS.iter().any(|(flag, _)| *flag == name)
 }
 
+/// Why a flag could not be read, in Firecracker's words (its two programs share them).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error("Found argument '{0}' which wasn't expected, or isn't valid in this context.")]
+    Unknown(String),
+    #[error("Argument '{0}' requires a value.")]
+    MissingValue(&'static str),
+    #[error("Argument '{0}' does not take a value.")]
+    UnexpectedValue(&'static str),
+}
+
+/// Reads the flag `arg` (`--name`, `--name value` or `--name=value`) of `flags` (name,
+/// takes a value), taking its value from `rest` when it follows; a flag without a value
+/// gets "". Firecracker's and its jailer's command lines are read alike.
+pub fn next_flag<'a>(
+    arg: &str,
+    rest: &mut impl Iterator<Item = &'a String>,
+    flags: &[(&'static str, bool)],
+) -> Result<(&'static str, String), FlagError> {
+    let Some(body) = arg.strip_prefix("--") else { return Err(FlagError::Unknown(arg.to_owned())) };
+    let (name, inline) = match body.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_owned())),
+        None => (body, None),
+    };
+    let Some(&(flag, takes_value)) = flags.iter().find(|(f, _)| *f == name) else {
+        return Err(FlagError::Unknown(arg.to_owned()));
+    };
+    match (takes_value, inline) {
+        (true, Some(v)) => Ok((flag, v)),
+        (true, None) => rest.next().cloned().map(|v| (flag, v)).ok_or(FlagError::MissingValue(flag)),
+        (false, Some(_)) => Err(FlagError::UnexpectedValue(flag)),
+        (false, None) => Ok((flag, String::new())),
+    }
+}
+
 pub fn parse(args: &[String]) -> Result<FcCommand, FcArgError> {
     let mut parsed = FcArgs::default();
     let mut iter = args.iter();
     let mut help = false;
     let mut version = false;
     while let Some(arg) = iter.next() {
-        let Some(body) = arg.strip_prefix("--") else { return Err(FcArgError::Unknown(arg.clone())) };
-        let (name, inline) = match body.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_owned())),
-            None => (body, None),
-        };
-        let Some(&(flag, takes_value)) = FLAGS.iter().find(|(f, _)| *f == name) else {
-            return Err(FcArgError::Unknown(arg.clone()));
-        };
-        let value = match (takes_value, inline) {
-            (true, Some(v)) => v,
-            (true, None) => iter.next().cloned().ok_or(FcArgError::MissingValue(flag))?,
-            (false, Some(_)) => return Err(FcArgError::UnexpectedValue(flag)),
-            (false, None) => String::new(),
-        };
+        let (flag, value) = next_flag(arg, &mut iter, FLAGS)?;
         let bad = || FcArgError::BadValue { flag, value: value.clone() };
         match flag {
             "api-sock" => parsed.api_sock = value.into(),
             "config-file" => parsed.config_file = Some(value.into()),
             "no-api" => parsed.no_api = true,
             "id" => {
-                let ok = (1..=MAX_ID_LEN).contains(&value.len())
-                    && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-                if !ok {
+                if !valid_id(&value) {
                     return Err(FcArgError::BadId);
                 }
                 parsed.id = value;
@@ -175,7 +196,7 @@ pub fn parse(args: &[String]) -> Result<FcCommand, FcArgError> {
             "enable-pci" | "snapshot-version" | "describe-snapshot" => return Err(FcArgError::NotSupported(flag)),
             "version" => version = true,
             "help" => help = true,
-            _ => return Err(FcArgError::Unknown(arg.clone())),
+            _ => return Err(FlagError::Unknown(arg.clone()).into()),
         }
     }
     if help {
@@ -260,10 +281,10 @@ mod tests {
     fn errors() {
         assert_eq!(parse(&args(&["--no-api"])), Err(FcArgError::NoApiWithoutConfig));
         assert_eq!(parse(&args(&["--seccomp-filter", "f"])), Err(FcArgError::SeccompFilter));
-        assert_eq!(parse(&args(&["--api-sock"])), Err(FcArgError::MissingValue("api-sock")));
-        assert_eq!(parse(&args(&["--no-seccomp=1"])), Err(FcArgError::UnexpectedValue("no-seccomp")));
+        assert_eq!(parse(&args(&["--api-sock"])), Err(FcArgError::Flag(FlagError::MissingValue("api-sock"))));
+        assert_eq!(parse(&args(&["--no-seccomp=1"])), Err(FcArgError::Flag(FlagError::UnexpectedValue("no-seccomp"))));
         assert_eq!(parse(&args(&["--id", "a b"])), Err(FcArgError::BadId));
-        assert_eq!(parse(&args(&["-kernel"])), Err(FcArgError::Unknown("-kernel".into())));
+        assert_eq!(parse(&args(&["-kernel"])), Err(FcArgError::Flag(FlagError::Unknown("-kernel".into()))));
         assert!(matches!(parse(&args(&["--level", "loud"])), Err(FcArgError::BadValue { flag: "level", .. })));
     }
 }

@@ -88,6 +88,9 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
             let api =
                 ApiServer::new(listener, args.api_sock.clone(), Vec::new(), args.max_payload, preboot.into_facts());
             vm.serve_api(api);
+        } else if args.metrics_path.is_some() {
+            // No socket, but the metrics' periodic lines.
+            vm.serve_api(ApiServer::without_socket(preboot.into_facts()));
         }
         return Ok(vm.run()?);
     }

@@ -27,7 +27,7 @@ pub struct Preboot {
     pub id: String,
     pub sandbox: bool,
     boot_source: Option<BootSource>,
-    machine: MachineConfig,
+    pub(super) machine: MachineConfig,
     drives: Vec<Drive>,
     nets: Vec<NetworkInterface>,
     balloon: Option<Balloon>,
@@ -97,7 +97,11 @@ impl Preboot {
                 Some(b) => Outcome::Answer(Response::ok(b)),
                 None => Outcome::Answer(Response::bad_request("Balloon config error: No balloon device found.")),
             },
-            R::PutEntropy(e) => done(vm_config::check_entropy(&e).map(|()| self.entropy = Some(e))),
+            R::PutEntropy(e) => {
+                // Nothing in it is refused: its rate limiter is microvm's too.
+                self.entropy = Some(e);
+                Outcome::Answer(Response::no_content())
+            }
             R::PutVsock(v) => done(vm_config::check_vsock(&v).map(|()| self.vsock = Some(v))),
             R::PutLogger(l) => match logger(&l) {
                 Ok(()) => {
@@ -177,7 +181,7 @@ impl Preboot {
             drives: &self.drives,
             nets: &self.nets,
             balloon: self.balloon.as_ref(),
-            entropy: self.entropy.is_some(),
+            entropy: self.entropy.as_ref(),
             vsock: self.vsock.as_ref(),
             sandbox: self.sandbox,
             id: &self.id,

@@ -100,6 +100,8 @@ pub fn load_config(preboot: &mut Preboot, params: &SnapshotLoadParams) -> Result
             }
         }
     }
+    // As Firecracker: tracking is what the load asks for, not what the saved VM had.
+    restored.machine.track_dirty_pages = params.track_dirty_pages || params.enable_diff_snapshots;
     let mut vm = restored.vm_config()?;
     vm.incoming = Some(SnapshotSource {
         path: path.to_owned(),

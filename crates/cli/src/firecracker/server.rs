@@ -10,6 +10,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use vmm::api::RequestCount;
 
 /// Clients served at once before boot; more are closed on accept.
 const MAX_CLIENTS: usize = 16;
@@ -80,10 +81,12 @@ pub fn serve_preboot<T>(
             }
             while alive {
                 let Some(request) = conn.next_request() else { break };
+                let counted = request.as_ref().ok().and_then(RequestCount::of);
                 let answer = match request.map(|r| preboot.handle(r, logger)) {
                     Err(answer) | Ok(Outcome::Answer(answer)) => answer,
                     Ok(Outcome::Start) => match start(preboot) {
                         Ok(vm) => {
+                            counted.inspect(|c| c.answered(204));
                             if conn.respond(&Response::no_content()).is_err() {
                                 clients.swap_remove(index);
                             }
@@ -96,6 +99,7 @@ pub fn serve_preboot<T>(
                         }
                     },
                 };
+                counted.inspect(|c| c.answered(answer.status));
                 alive = conn.respond(&answer).is_ok();
             }
             alive = alive && conn.flush().is_ok() && !conn.is_done();

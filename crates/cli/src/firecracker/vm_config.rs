@@ -4,9 +4,10 @@
 
 use fc_api::model::*;
 use std::path::PathBuf;
+use vmm::api::rate_limits::{drive_limits, limiter};
 use vmm::config::{
     BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, HybridVsockConfig, KernelConfig,
-    MemoryBackend, NetConfig, SerialConfig, VmConfig,
+    MemoryBackend, NetConfig, NetLimits, SerialConfig, VmConfig,
 };
 use vmm::vmgenid::VmGenIdConfig;
 
@@ -88,9 +89,6 @@ pub fn check_drive(d: &Drive, others: &[Drive]) -> Result<(), ConfigError> {
     if d.socket.is_some() {
         return Err(ConfigError::NotSupported("vhost-user-block (`socket`)"));
     }
-    if limits(&d.rate_limiter) {
-        return Err(ConfigError::NotSupported("A drive rate limiter"));
-    }
     if d.is_root_device && others.iter().any(|o| o.is_root_device && o.drive_id != d.drive_id) {
         return Err(ConfigError::SecondRoot);
     }
@@ -102,9 +100,6 @@ pub fn check_drive(d: &Drive, others: &[Drive]) -> Result<(), ConfigError> {
 pub fn check_net(n: &NetworkInterface, others: &[NetworkInterface]) -> Result<(), ConfigError> {
     if n.mtu.is_some() {
         return Err(ConfigError::NotSupported("A network interface `mtu`"));
-    }
-    if limits(&n.rx_rate_limiter) || limits(&n.tx_rate_limiter) {
-        return Err(ConfigError::NotSupported("A network interface rate limiter"));
     }
     if let Some(mac) = &n.guest_mac {
         parse_mac(mac)?;
@@ -121,13 +116,6 @@ pub fn check_net(n: &NetworkInterface, others: &[NetworkInterface]) -> Result<()
 pub fn check_balloon(b: &Balloon) -> Result<(), ConfigError> {
     if b.free_page_hinting {
         return Err(ConfigError::NotSupported("Balloon free page hinting"));
-    }
-    Ok(())
-}
-
-pub fn check_entropy(e: &EntropyDevice) -> Result<(), ConfigError> {
-    if limits(&e.rate_limiter) {
-        return Err(ConfigError::NotSupported("An entropy device rate limiter"));
     }
     Ok(())
 }
@@ -171,7 +159,7 @@ pub struct Parts<'a> {
     pub drives: &'a [Drive],
     pub nets: &'a [NetworkInterface],
     pub balloon: Option<&'a Balloon>,
-    pub entropy: bool,
+    pub entropy: Option<&'a EntropyDevice>,
     pub vsock: Option<&'a Vsock>,
     pub sandbox: bool,
     pub id: &'a str,
@@ -201,6 +189,7 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
     let mut config = VmConfig::new(kernel);
     config.vcpu_count = parts.machine.vcpu_count;
     config.mem_size = (parts.machine.mem_size_mib as u64) << 20;
+    config.track_dirty_pages = parts.machine.track_dirty_pages;
     if parts.machine.huge_pages == HugePages::Hugetlbfs2M {
         config.memory.backend = MemoryBackend::Memfd { hugetlb: true, hugepage_size: Some(HUGE_PAGE_2M) };
     }
@@ -225,6 +214,7 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
                 CacheType::Writeback => CacheMode::Writeback,
             },
             serial: None,
+            limits: drive_limits(&drive.rate_limiter),
         }));
     }
     for net in parts.nets {
@@ -234,6 +224,7 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
             fd: None,
             mac: net.guest_mac.as_deref().map(parse_mac).transpose()?,
             vhost: false,
+            limits: NetLimits { rx: limiter(&net.rx_rate_limiter), tx: limiter(&net.tx_rate_limiter) },
         }));
     }
     if let Some(balloon) = parts.balloon {
@@ -245,8 +236,8 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
             },
         }));
     }
-    if parts.entropy {
-        config.devices.push(DeviceConfig::Rng);
+    if let Some(entropy) = parts.entropy {
+        config.devices.push(DeviceConfig::Rng(limiter(&entropy.rate_limiter)));
     }
     if let Some(vsock) = parts.vsock {
         config.devices.push(DeviceConfig::HybridVsock(HybridVsockConfig {
@@ -261,6 +252,7 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vmm::config::{BucketConfig, DriveLimits, LimiterConfig};
 
     #[test]
     fn getting_started_config_maps_onto_vm_config() {
@@ -292,7 +284,7 @@ mod tests {
             drives: &drives,
             nets: &nets,
             balloon: None,
-            entropy: true,
+            entropy: Some(&EntropyDevice::default()),
             vsock: Some(&vsock),
             sandbox: true,
             id: "vm1",
@@ -309,7 +301,7 @@ mod tests {
         );
         assert!(matches!(&config.devices[1], DeviceConfig::Block(b) if b.id == "data"));
         assert!(matches!(&config.devices[2], DeviceConfig::Net(n) if n.mac == Some([0xaa, 0xfc, 0, 0, 0, 1])));
-        assert_eq!(config.devices[3], DeviceConfig::Rng);
+        assert_eq!(config.devices[3], DeviceConfig::Rng(Default::default()));
         assert_eq!(
             config.devices[4],
             DeviceConfig::HybridVsock(HybridVsockConfig {
@@ -344,12 +336,59 @@ mod tests {
         ));
         assert!(matches!(parse_mac("AA:FC:00:00:00"), Err(ConfigError::Mac(_))));
         assert!(matches!(parse_mac("AA:FC:00:00:00:01:02"), Err(ConfigError::Mac(_))));
-        let limited = NetworkInterface {
-            rx_rate_limiter: Some(RateLimiter { ops: Some(TokenBucket::default()), bandwidth: None }),
+    }
+
+    #[test]
+    fn rate_limiters_reach_drives_nics_and_the_entropy_device() {
+        let boot = BootSource { kernel_image_path: "vmlinux".into(), ..Default::default() };
+        let machine = MachineConfig { vcpu_count: 1, mem_size_mib: 128, ..Default::default() };
+        let bytes = Some(RateLimiter {
+            bandwidth: Some(TokenBucket { size: 1_000_000, one_time_burst: None, refill_time: 100 }),
+            ops: None,
+        });
+        let ops = Some(RateLimiter {
+            bandwidth: None,
+            ops: Some(TokenBucket { size: 10, one_time_burst: Some(20), refill_time: 1000 }),
+        });
+        let drives = [Drive {
+            drive_id: "d".into(),
+            path_on_host: Some("d.img".into()),
+            rate_limiter: bytes,
             ..Default::default()
+        }];
+        let nets = [NetworkInterface {
+            iface_id: "eth0".into(),
+            host_dev_name: "tap0".into(),
+            rx_rate_limiter: ops,
+            tx_rate_limiter: bytes,
+            ..Default::default()
+        }];
+        assert!(check_net(&nets[0], &[]).is_ok());
+        let entropy = EntropyDevice { rate_limiter: ops };
+        let parts = Parts {
+            boot_source: Some(&boot),
+            machine: &machine,
+            drives: &drives,
+            nets: &nets,
+            balloon: None,
+            entropy: Some(&entropy),
+            vsock: None,
+            sandbox: true,
+            id: "vm1",
         };
-        assert!(check_net(&limited, &[]).unwrap_err().to_string().contains("rate limiter"));
-        let unlimited = NetworkInterface { rx_rate_limiter: Some(RateLimiter::default()), ..Default::default() };
-        assert!(check_net(&unlimited, &[]).is_ok(), "an empty rate limiter limits nothing");
+        let config = build(&parts).unwrap();
+        let one_mb = LimiterConfig {
+            bandwidth: Some(BucketConfig { size: 1_000_000, one_time_burst: 0, refill_time_ms: 100 }),
+            ops: None,
+        };
+        let ten_ops = LimiterConfig {
+            bandwidth: None,
+            ops: Some(BucketConfig { size: 10, one_time_burst: 20, refill_time_ms: 1000 }),
+        };
+        let DeviceConfig::Block(b) = &config.devices[0] else { panic!("{:?}", config.devices) };
+        assert_eq!(b.limits, DriveLimits { total: one_mb, ..Default::default() });
+        let DeviceConfig::Net(n) = &config.devices[1] else { panic!("{:?}", config.devices) };
+        assert_eq!(n.limits, NetLimits { rx: ten_ops, tx: one_mb });
+        assert_eq!(config.devices[2], DeviceConfig::Rng(ten_ops));
     }
 }

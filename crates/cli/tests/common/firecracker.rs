@@ -61,11 +61,16 @@ pub fn firecracker(socket: &Path, extra: &[&str]) -> Running {
 /// A Firecracker-mode microvm on `socket` that has booted the tiny guest `kernel` (1 vCPU,
 /// 32 MiB, the console on its stdout) through the API.
 pub fn start_tiny_guest(socket: &Path, kernel: &Path) -> Running {
+    start_tiny_guest_with(socket, kernel, r#"{"vcpu_count": 1, "mem_size_mib": 32}"#)
+}
+
+/// [`start_tiny_guest`] with `machine` as its `/machine-config`.
+pub fn start_tiny_guest_with(socket: &Path, kernel: &Path, machine: &str) -> Running {
     let mut vm = firecracker(socket, &[]);
     wait_for_socket(socket, &mut vm);
     let boot = serde_json::json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" });
     assert_eq!(put(socket, "/boot-source", &boot.to_string()).status, 204);
-    assert_eq!(put(socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
+    assert_eq!(put(socket, "/machine-config", machine).status, 204);
     assert_eq!(put(socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
     vm
 }

@@ -6,6 +6,7 @@
 
 pub mod counter;
 pub mod firecracker;
+pub mod pages;
 pub mod qmp;
 
 use std::io::Read;
@@ -220,6 +221,16 @@ impl Running {
                 Err(_) => return false,
             }
         }
+    }
+
+    /// Everything the process has written to stdout so far, after `settle` for output
+    /// still on its way (a paused VM's last lines).
+    pub fn stdout_now(&mut self, settle: Duration) -> &[u8] {
+        let deadline = Instant::now() + settle;
+        while let Ok(chunk) = self.stdout_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            self.stdout_seen.extend_from_slice(&chunk);
+        }
+        &self.stdout_seen
     }
 
     /// Sends `signal` to the process.

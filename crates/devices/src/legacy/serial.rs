@@ -4,7 +4,7 @@ use crate::EventFdTrigger;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::io::Write;
-use vm_superio::serial::NoEvents;
+use vm_superio::serial::SerialEvents;
 use vm_superio::Serial;
 
 /// vm-superio's `SerialState` (the UART's registers and receive FIFO), mirrored for
@@ -61,10 +61,27 @@ impl SerialState {
     }
 }
 
+/// Counts the guest's bytes in and out for Firecracker's `uart` metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct UartCounters;
+
+impl SerialEvents for UartCounters {
+    fn buffer_read(&self) {
+        metrics::UART.read_count.inc();
+    }
+    fn out_byte(&self) {
+        metrics::UART.write_count.inc();
+    }
+    fn tx_lost_byte(&self) {
+        metrics::UART.missed_write_count.inc();
+    }
+    fn in_buffer_empty(&self) {}
+}
+
 /// A 16550A UART (vm-superio's model) whose transmitter writes to `out` and
 /// whose receiver is fed by the VMM's event loop.
 pub struct SerialPort {
-    uart: Serial<EventFdTrigger, NoEvents, Box<dyn Write + Send>>,
+    uart: Serial<EventFdTrigger, UartCounters, Box<dyn Write + Send>>,
     /// Host input the guest has not had room for yet: the UART's FIFO is
     /// small, and nothing typed may be lost.
     pending_input: VecDeque<u8>,
@@ -73,7 +90,11 @@ pub struct SerialPort {
 
 impl SerialPort {
     pub fn new(interrupt: EventFdTrigger, out: Box<dyn Write + Send>) -> Self {
-        SerialPort { uart: Serial::new(interrupt, out), pending_input: VecDeque::new(), output_failed: false }
+        SerialPort {
+            uart: Serial::with_events(interrupt, UartCounters, out),
+            pending_input: VecDeque::new(),
+            output_failed: false,
+        }
     }
 
     /// Queues host input for the guest and moves as much as fits into the
@@ -106,16 +127,16 @@ impl SerialPort {
         let trigger = self.uart.interrupt_evt().try_clone().map_err(|e| backend("cannot clone its interrupt", e))?;
         let spare = self.uart.interrupt_evt().try_clone().map_err(|e| backend("cannot clone its interrupt", e))?;
         // The output stays the one this process opened; only the registers come from the file.
-        let placeholder = Serial::new(spare, Box::new(std::io::sink()) as Box<dyn Write + Send>);
+        let placeholder = Serial::with_events(spare, UartCounters, Box::new(std::io::sink()) as Box<dyn Write + Send>);
         let out = std::mem::replace(&mut self.uart, placeholder).into_writer();
         // from_state refuses an over-full FIFO before using `out`, but takes it by value:
         // check first so the output is never lost.
         if state.in_buffer.len() > 64 {
-            self.uart = Serial::new(trigger, out);
+            self.uart = Serial::with_events(trigger, UartCounters, out);
             return Err(StateError::Invalid { device: "serial", what: "receive FIFO (over 64 bytes)" });
         }
         // from_state raises the interrupt again if the saved registers say one is pending.
-        self.uart = Serial::from_state(&state.uart(), trigger, NoEvents, out)
+        self.uart = Serial::from_state(&state.uart(), trigger, UartCounters, out)
             .map_err(|e| backend("cannot raise its interrupt", std::io::Error::other(format!("{e:?}"))))?;
         self.pending_input = state.pending_input.into();
         Ok(())

@@ -56,7 +56,13 @@ fn every_device_kind_round_trips_through_postcard() {
     let vhost_net = VhostNet::new(vhost_tap, None, FakeVhost::default()).unwrap();
     let image = std::env::temp_dir().join(format!("microvm-state-test-{}", std::process::id()));
     std::fs::write(&image, vec![0u8; 4096]).unwrap();
-    let opts = BlockOptions { id: "d".into(), path: image.clone(), read_only: false, cache: CacheMode::Writeback };
+    let opts = BlockOptions {
+        id: "d".into(),
+        path: image.clone(),
+        read_only: false,
+        cache: CacheMode::Writeback,
+        limits: Default::default(),
+    };
     let block = Block::new(opts).unwrap();
     std::fs::remove_file(&image).unwrap();
     let devices = [

@@ -12,12 +12,13 @@ use std::collections::VecDeque;
 
 use super::{come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice};
 use super::{CHAINS_PER_TURN, VIRTIO_F_VERSION_1};
+use crate::guest_memory::GuestMemoryMmap;
 use crate::guest_warn;
 use crate::legacy::Key;
 use crate::noise::LineBudget;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use virtio_queue::{QueueOwnedT, QueueT};
-use vm_memory::{Bytes, GuestMemoryMmap};
+use vm_memory::Bytes;
 
 /// VIRTIO_ID_INPUT.
 pub const VIRTIO_ID_INPUT: u32 = 18;

@@ -7,10 +7,10 @@ pub use state::TransportState;
 
 use super::{status, ActivateContext, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::BusDevice;
+use crate::guest_memory::GuestMemoryMmap;
 use crate::state::{DeviceState, StateError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use virtio_queue::{Queue, QueueT};
-use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 const MAGIC_VALUE: u32 = 0x7472_6976; // "virt"

@@ -27,9 +27,9 @@ mod vsock_event;
 pub use activation::Activation;
 pub use state::{SavedQueue, VirtioState};
 
+use crate::guest_memory::GuestMemoryMmap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use virtio_queue::Queue;
-use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
 /// Most descriptor chains a device serves from one queue in one turn of the shared device

@@ -1,15 +1,19 @@
-//! virtio-rng: fills the guest's buffers from the host's getrandom().
+//! virtio-rng: fills the guest's buffers from the host's getrandom(), within an optional
+//! rate limit (Firecracker's `entropy` `rate_limiter`): a request over the budget waits in
+//! the ring until the limit's timer fires.
 
 use super::{
     come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN,
     VIRTIO_F_VERSION_1,
 };
+use crate::guest_memory::GuestMemoryMmap;
 use crate::guest_warn;
 use crate::noise::LineBudget;
+use crate::rate_limiter::{Gate, LimiterConfig};
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use virtio_bindings::virtio_ids::VIRTIO_ID_RNG;
 use virtio_queue::{QueueOwnedT, QueueT};
-use vm_memory::{Bytes, GuestMemoryMmap};
+use vm_memory::Bytes;
 
 const QUEUE_SIZE: u16 = 256;
 /// Most bytes served per request: bounds the host buffer a guest can make
@@ -21,15 +25,29 @@ pub struct Rng {
     /// Set once the device stopped serving its queue (needs a reset).
     broken: bool,
     used_ring_lines: LineBudget,
+    gate: Gate,
 }
 
 impl Rng {
     pub fn new() -> std::io::Result<Self> {
-        Ok(Rng { activation: Activation::new()?, broken: false, used_ring_lines: LineBudget::new() })
+        Self::limited(&LimiterConfig::default())
+    }
+
+    /// A device whose requests (ops) and bytes are limited by `limits`.
+    pub fn limited(limits: &LimiterConfig) -> std::io::Result<Self> {
+        Ok(Rng {
+            activation: Activation::new()?,
+            broken: false,
+            used_ring_lines: LineBudget::new(),
+            gate: Gate::new(limits)?,
+        })
     }
 
     fn process_queue(&mut self) {
         let Some(ctx) = self.activation.active.as_mut() else { return };
+        if self.gate.blocked() {
+            return;
+        }
         let mem = ctx.mem.clone();
         let queue = &mut ctx.queues[0];
         let mut used_any = false;
@@ -52,6 +70,11 @@ impl Rng {
                 }
             };
             let Some(chain) = chain else { break };
+            if !self.gate.admit(1, || request_len(&chain)) {
+                // Left in the ring until the gate's timer fires.
+                queue.go_to_previous_position();
+                break;
+            }
             let head = chain.head_index();
             let written = fill_chain(&mem, chain);
             if queue.add_used(&mem, head, written).is_err() {
@@ -65,6 +88,15 @@ impl Rng {
             ctx.interrupt.signal_used_queue();
         }
     }
+}
+
+/// The bytes `chain` asks for, as [`fill_chain`] serves them: what a rate limit counts.
+fn request_len<M>(chain: &virtio_queue::DescriptorChain<M>) -> u64
+where
+    M: std::ops::Deref<Target = GuestMemoryMmap> + Clone,
+{
+    let asked: u64 = chain.clone().writable().map(|d| u64::from(d.len())).sum();
+    asked.min(MAX_REQUEST as u64)
 }
 
 /// Fills the device-writable descriptors of `chain`; returns bytes written.
@@ -123,6 +155,7 @@ impl VirtioDevice for Rng {
     }
     fn reset(&mut self) -> bool {
         self.activation.deactivate();
+        self.gate.waker.cancel();
         true
     }
     fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
@@ -143,9 +176,16 @@ impl VirtioDevice for Rng {
 impl MutEventSubscriber for Rng {
     fn init(&mut self, ops: &mut EventOps) {
         self.activation.watch_wake(ops);
+        self.gate.waker.watch(ops);
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
+        if self.gate.waker.is_expiry(&events) {
+            if !self.broken {
+                self.process_queue();
+            }
+            return;
+        }
         if self.activation.is_wake_event(&events) {
             if self.activation.on_wake(ops) {
                 self.process_queue();
@@ -373,5 +413,32 @@ mod tests {
         assert_eq!(two, [0, 0]);
         d.transport.write(0x70, &[1]);
         assert_eq!(d.status(), 0);
+    }
+
+    /// Firecracker's `entropy` `rate_limiter`: 1000 bytes, then 100 bytes every 100 ms;
+    /// a request over the budget waits in the ring and is served in full later.
+    #[test]
+    fn a_bandwidth_limit_holds_requests_back_without_shortening_them() {
+        let limits = LimiterConfig {
+            bandwidth: Some(crate::rate_limiter::BucketConfig { size: 1000, one_time_burst: 0, refill_time_ms: 1000 }),
+            ops: None,
+        };
+        let (mut d, _) = TestDriver::new(Rng::limited(&limits).unwrap());
+        d.activate(0, 16);
+        for _ in 0..3 {
+            let a = d.alloc(400, 0);
+            d.add_chain(0, &[(a, 400, true)]);
+        }
+        let start = std::time::Instant::now();
+        d.notify(0);
+        assert_eq!(d.used(0).len(), 2, "800 of the 1000 bytes; the third request waits");
+        let mut later = Vec::new();
+        while later.is_empty() && start.elapsed() < std::time::Duration::from_secs(5) {
+            d.run_turn();
+            later = d.used(0);
+        }
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].1, 400, "served in full");
+        assert!(start.elapsed() >= std::time::Duration::from_millis(200), "200 bytes at 1000/s");
     }
 }

@@ -6,12 +6,13 @@
 use super::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use super::{status, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::BusDevice;
+use crate::guest_memory::GuestMemoryMmap;
 use crate::state::{DeviceState, StateError};
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 pub const VIRTQ_DESC_F_NEXT: u16 = 1;
@@ -50,7 +51,7 @@ pub struct TestDriver {
 type SharedLoop = Rc<RefCell<EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>>>;
 
 pub fn mem() -> GuestMemoryMmap {
-    GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_SIZE as usize)]).unwrap()
+    crate::guest_memory::untracked(&[(GuestAddress(0), MEM_SIZE as usize)])
 }
 
 impl TestDriver {
@@ -59,6 +60,30 @@ impl TestDriver {
         D: VirtioDevice + MutEventSubscriber + 'static,
     {
         Self::on_loop(device, Rc::new(RefCell::new(EventManager::new().unwrap())))
+    }
+
+    /// [`TestDriver::new`] on guest memory with dirty-page tracking (a bitmap per region).
+    pub fn tracked<D>(device: D) -> (Self, Arc<Mutex<D>>)
+    where
+        D: VirtioDevice + MutEventSubscriber + 'static,
+    {
+        let mem = crate::guest_memory::anonymous(&[(GuestAddress(0), MEM_SIZE as usize)], true).unwrap();
+        Self::on_memory(device, Rc::new(RefCell::new(EventManager::new().unwrap())), mem)
+    }
+
+    /// The pages written through vm-memory (or marked) since the last call, then cleared:
+    /// page numbers of the tracked memory of [`TestDriver::tracked`].
+    pub fn take_dirty_pages(&self) -> Vec<u64> {
+        use vm_memory::GuestMemoryBackend;
+        let region = self.mem.iter().next().expect("one region");
+        let bitmap = (**region).bitmap().as_ref().expect("memory from TestDriver::tracked");
+        let words = bitmap.get_and_reset();
+        (0..words.len() as u64 * 64).filter(|&p| words[(p / 64) as usize] & (1 << (p % 64)) != 0).collect()
+    }
+
+    /// Where queue `queue`'s used ring is.
+    pub fn used_ring(&self, queue: usize) -> u64 {
+        self.queues[queue].used
     }
 
     /// A driver for `device`, which serves on the same event loop as `other`'s device.
@@ -279,6 +304,12 @@ impl TestDriver {
     /// One turn of the (possibly shared) event loop: every ready event served once.
     pub fn run_turn(&mut self) {
         self.events.borrow_mut().run_with_timeout(10).unwrap();
+    }
+
+    /// Serves the events ready now, without waiting; returns how many there were (0: the
+    /// device left the loop idle).
+    pub fn run_turn_count(&mut self) -> usize {
+        self.events.borrow_mut().run_with_timeout(0).unwrap()
     }
 
     /// Runs the loop while events are ready, without waiting for more (every event a

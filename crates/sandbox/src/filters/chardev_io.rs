@@ -11,7 +11,8 @@ pub const CHARDEV_IO: &[Rule] = &[
     // A server socket accepting its next client.
     allow!(SYS_accept4),
     // Polling a shared stdin; a pty's reconnect timer (and the main loop's own timers: the
-    // CMOS clock's, the event rate limit's).
+    // CMOS clock's, the event rate limit's; on the virtio thread the refill timers of
+    // rate-limited devices).
     allow!(SYS_poll),
     allow!(SYS_timerfd_settime),
     allow!(SYS_ioctl, "FIONBIO", [eq(1, libc::FIONBIO as u32)]),

@@ -51,6 +51,9 @@ pub const MAIN: &[Rule] = &[
     allow!(SYS_ioctl, "KVM_GET_IRQCHIP", [eq(1, KVM_GET_IRQCHIP)]),
     allow!(SYS_ioctl, "KVM_GET_PIT2", [eq(1, KVM_GET_PIT2)]),
     allow!(SYS_ioctl, "KVM_GET_CLOCK", [eq(1, KVM_GET_CLOCK)]),
+    // Firecracker's diff snapshots (and any snapshot with dirty-page tracking on): the
+    // guest's writes since the last one, read and cleared slot by slot.
+    allow!(SYS_ioctl, "KVM_GET_DIRTY_LOG", [eq(1, KVM_GET_DIRTY_LOG)]),
     // `migrate-incoming` (-incoming defer): the snapshot is opened read-only, read, its
     // size asked, RAM mapped from it over guest RAM (mmap is in the common list), the
     // host checked (KVM_GET_SUPPORTED_CPUID) and the VM's KVM state written.

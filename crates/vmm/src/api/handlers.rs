@@ -3,7 +3,7 @@
 //! i8042 the Firecracker front end always adds, the balloon requests are `balloon` and the
 //! balloon's statistics. Pre-boot-only requests get Firecracker's post-boot refusal.
 
-use super::{snapshot, ApiFacts};
+use super::{rate_limits, snapshot, ApiFacts};
 use crate::monitor::VmControl;
 use crate::state::RunState;
 use devices::legacy::Key;
@@ -68,12 +68,8 @@ pub fn handle(request: ApiRequest, vm: &mut VmControl, facts: &mut ApiFacts) -> 
         R::GetMmds => Response::ok(&facts.mmds.get()),
         R::PutMmds(value) => mmds(facts.mmds.put(value)),
         R::PatchMmds(value) => mmds(facts.mmds.patch(value)),
-        R::PatchDrive(_) => Response::bad_request(
-            "PATCH /drives (a new backing file or rate limiter after boot) is not supported by microvm.",
-        ),
-        R::PatchNetworkInterface(_) => {
-            Response::bad_request("PATCH /network-interfaces (rate limiters) is not supported by microvm.")
-        }
+        R::PatchDrive(patch) => rate_limits::patch_drive(vm, facts, patch),
+        R::PatchNetworkInterface(patch) => rate_limits::patch_net(vm, facts, patch),
         R::CreateSnapshot(params) => snapshot::create(vm, &facts.vm_config, &params),
         R::PutBootSource(_)
         | R::PutDrive(_)

@@ -10,10 +10,11 @@
 
 mod handlers;
 pub mod metrics;
+pub mod rate_limits;
 pub mod snapshot;
 
 pub use handlers::{instance_info, version};
-pub use metrics::MetricsSink;
+pub use metrics::{MetricsSink, RequestCount};
 
 use crate::monitor::VmControl;
 use event_manager::{EventOps, EventSet, Events};
@@ -39,15 +40,17 @@ pub struct ApiFacts {
     pub balloon: Option<Balloon>,
     /// The MMDS data store, kept across boot.
     pub mmds: fc_api::mmds::MmdsStore,
-    /// `PUT /metrics` / `--metrics-path`, written on `FlushMetrics`.
+    /// `PUT /metrics` / `--metrics-path`: written at start, every period, on `FlushMetrics`
+    /// and at the end (`metrics.rs`).
     pub metrics: Option<MetricsSink>,
 }
 
-/// The API socket of a running VM.
+/// The API socket of a running VM, and the metrics' timer.
 pub struct ApiServer {
-    listener: UnixListener,
+    /// None with `--no-api`, where only the metrics are served.
+    listener: Option<UnixListener>,
     /// Removed when the server goes (at exit), as Firecracker leaves no socket behind.
-    path: PathBuf,
+    path: Option<PathBuf>,
     max_payload: usize,
     clients: BTreeMap<RawFd, Client>,
     facts: ApiFacts,
@@ -78,7 +81,20 @@ impl ApiServer {
             .map(|(conn, serial)| (conn.stream().as_raw_fd(), Client { conn, watching_output: false, serial }))
             .collect();
         let accepted = clients.len() as u64;
-        ApiServer { listener, path, max_payload, clients, facts, started: false, accepted }
+        ApiServer { listener: Some(listener), path: Some(path), max_payload, clients, facts, started: false, accepted }
+    }
+
+    /// `--no-api`: no socket, only the metrics' periodic lines (if `facts` has them).
+    pub fn without_socket(facts: ApiFacts) -> ApiServer {
+        ApiServer {
+            listener: None,
+            path: None,
+            max_payload: 0,
+            clients: BTreeMap::new(),
+            facts,
+            started: false,
+            accepted: 0,
+        }
     }
 
     /// Registers the listener and the handed-over clients, and answers what they already
@@ -87,8 +103,18 @@ impl ApiServer {
         if !self.started {
             self.started = true;
             handlers::apply_boot_balloon(vm, &self.facts);
+            if let Some(sink) = &mut self.facts.metrics {
+                if let Err(e) = sink.start() {
+                    log::warn!("metrics: cannot write the metrics: {e}");
+                }
+            }
         }
-        watch(ops, self.listener.as_raw_fd(), EventSet::IN);
+        if let Some(sink) = &self.facts.metrics {
+            watch(ops, sink.timer_fd(), EventSet::IN);
+        }
+        if let Some(listener) = &self.listener {
+            watch(ops, listener.as_raw_fd(), EventSet::IN);
+        }
         let fds: Vec<RawFd> = self.clients.keys().copied().collect();
         for fd in fds {
             watch(ops, fd, EventSet::IN);
@@ -99,8 +125,12 @@ impl ApiServer {
     /// Serves an epoll event on one of the API's descriptors; false if it is not ours.
     pub fn process(&mut self, events: &Events, ops: &mut EventOps, vm: &mut VmControl) -> bool {
         let fd = events.fd();
-        if fd == self.listener.as_raw_fd() {
+        if self.listener.as_ref().is_some_and(|l| l.as_raw_fd() == fd) {
             self.accept(ops);
+            return true;
+        }
+        if let Some(sink) = self.facts.metrics.as_mut().filter(|s| s.timer_fd() == fd) {
+            sink.on_timer();
             return true;
         }
         let Some(client) = self.clients.get_mut(&fd) else { return false };
@@ -122,7 +152,12 @@ impl ApiServer {
         let mut result = Ok(());
         while let Some(request) = client.conn.next_request() {
             let answer = match request {
-                Ok(request) => handlers::handle(request, vm, &mut self.facts),
+                Ok(request) => {
+                    let counted = RequestCount::of(&request);
+                    let answer = handlers::handle(request, vm, &mut self.facts);
+                    counted.inspect(|c| c.answered(answer.status));
+                    answer
+                }
                 Err(answer) => answer,
             };
             result = client.conn.respond(&answer);
@@ -145,7 +180,8 @@ impl ApiServer {
 
     fn accept(&mut self, ops: &mut EventOps) {
         loop {
-            let stream = match self.listener.accept() {
+            let Some(listener) = &self.listener else { return };
+            let stream = match listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -185,7 +221,15 @@ impl ApiServer {
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // The last line: what happened since the previous one, and how the VM ended.
+        if let Some(sink) = self.facts.metrics.as_mut().filter(|_| self.started) {
+            if let Err(e) = sink.flush() {
+                log::warn!("metrics: cannot write the metrics: {e}");
+            }
+        }
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

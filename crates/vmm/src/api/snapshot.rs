@@ -2,7 +2,9 @@
 //! code as QMP's `migrate` and `-incoming` (docs/snapshot.md). Firecracker's rules stay
 //! here: create needs a paused VM, load is pre-boot only (the router has already checked
 //! the body: exactly one of `mem_backend` and `mem_file_path`). The load itself builds a
-//! VM, so the Firecracker front end does it (`cli::firecracker::restore`).
+//! VM, so the Firecracker front end does it (`cli::firecracker::restore`), with dirty-page
+//! tracking when the load asks for it (`track_dirty_pages`, or the older
+//! `enable_diff_snapshots`).
 
 use crate::monitor::VmControl;
 use crate::snapshot::{MemoryTarget, SnapshotTarget};
@@ -21,16 +23,12 @@ pub fn create(vm: &mut VmControl, vm_config: &serde_json::Value, params: &Snapsh
             "Create snapshot error: Cannot create a snapshot of a microVM that is not paused.",
         );
     }
-    if params.snapshot_type == SnapshotType::Diff {
-        return Response::bad_request(
-            "Create snapshot error: diff snapshots are not supported by microvm yet; use snapshot_type Full.",
-        );
-    }
     let target = SnapshotTarget {
         path: PathBuf::from(&params.snapshot_path),
         offset: 0,
         memory: MemoryTarget::File(PathBuf::from(&params.mem_file_path)),
         front_end_config: Some(vm_config.to_string()),
+        diff: params.snapshot_type == SnapshotType::Diff,
     };
     match vm.machine.save(&target) {
         Ok(_) => Response::no_content(),
@@ -43,9 +41,6 @@ pub fn check_load(params: &SnapshotLoadParams) -> Result<(), Response> {
     let refuse = |what: &str| Err(Response::bad_request(format!("Load snapshot error: {what}")));
     if params.mem_backend.as_ref().is_some_and(|b| b.backend_type == MemBackendType::Uffd) {
         return refuse("the Uffd memory backend is not supported by microvm: use backend_type File (the file is mapped MAP_PRIVATE, so pages load as the guest touches them)");
-    }
-    if params.enable_diff_snapshots || params.track_dirty_pages {
-        return refuse("dirty page tracking (diff snapshots) is not supported by microvm yet");
     }
     if !matches!(params.huge_pages, SnapshotHugePages::Snapshot | SnapshotHugePages::None) {
         return refuse("huge pages are not supported by microvm's snapshots yet");

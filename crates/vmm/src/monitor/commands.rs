@@ -1,7 +1,7 @@
 //! The QMP commands microvm answers, with QEMU's argument and reply shapes (QAPI schema).
 //! Anything else gets CommandNotFound from the dispatcher, so clients fall back cleanly.
 
-use super::{balloon, hmp, migration, power};
+use super::{balloon, block, hmp, migration, power};
 use crate::control::Machine;
 use crate::device_registry::DeviceRegistry;
 use crate::exit::VmExit;
@@ -82,6 +82,7 @@ const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
     ("query-machines", |_, args| args.finish().map(|()| query_machines())),
     ("query-chardev", |vm, args| args.finish().map(|()| query_chardev(&vm.facts.chardevs))),
     ("query-block", |vm, args| args.finish().map(|()| query_block(&vm.facts.blocks))),
+    ("block_set_io_throttle", block::set_io_throttle),
     ("human-monitor-command", hmp::human_monitor_command),
     ("balloon", balloon::set_target),
     ("query-balloon", balloon::query),

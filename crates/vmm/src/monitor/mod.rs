@@ -9,6 +9,7 @@
 //! (it never reads) is dropped. So no client can stall the VM or the other clients.
 
 mod balloon;
+mod block;
 mod commands;
 mod hmp;
 mod migration;

@@ -16,7 +16,7 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(2);
 impl Snapshotter {
     /// Loads `loaded` into this VM, whose vCPUs (`vcpus`) are parked and never ran.
     pub fn restore_live(&self, vcpus: &[VcpuHandle], loaded: LoadedSnapshot) -> Result<(), SnapshotError> {
-        let LoadedSnapshot { snapshot: state, memory, path, clock, .. } = loaded;
+        let LoadedSnapshot { snapshot: state, memory, path, clock, state_crc, .. } = loaded;
         let fits = XsaveFits::check(&self.kvm)?;
         check_host(&self.kvm, &state, self.host_tsc_khz)?;
         let memory_error = |source| SnapshotError::Memory { path: path.clone(), source };
@@ -34,6 +34,11 @@ impl Snapshotter {
         }
         self.pio.restore_all(state.devices.pio)?;
         self.mmio.restore_all(state.devices.mmio)?;
+        // With tracking, the next diff counts from the snapshot just loaded (its memory was
+        // mapped or copied without marking anything, and no vCPU has run).
+        if memory.is_some() && devices::guest_memory::is_tracked(&self.mem) {
+            self.diff_base.set(Some(state_crc));
+        }
         Ok(())
     }
 }

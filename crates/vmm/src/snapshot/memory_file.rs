@@ -5,10 +5,11 @@
 //! not its RAM size, and clones of one snapshot share the file's page cache.
 
 use arch::memmap::guest_ram_ranges;
+use devices::guest_memory::{GuestMemoryMmap, GuestRegionMmap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use vm_memory::mmap::MmapRegionBuilder;
-use vm_memory::{FileOffset, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap};
+use vm_memory::{FileOffset, GuestMemoryBackend, GuestMemoryRegion};
 
 /// The unit of the zero-page check and of the holes.
 const PAGE: usize = 4096;
@@ -80,8 +81,8 @@ fn is_zero(bytes: &[u8]) -> bool {
 
 /// Maps `mem_size` bytes of guest RAM from `file` at `offset`, MAP_PRIVATE: reads come
 /// from the file (its page cache, shared by every clone), the guest's writes stay in
-/// this process.
-pub fn map_memory(file: &File, offset: u64, mem_size: u64) -> Result<GuestMemoryMmap, MemoryFileError> {
+/// this process. `track`: each region gets a dirty bitmap (dirty-page tracking).
+pub fn map_memory(file: &File, offset: u64, mem_size: u64, track: bool) -> Result<GuestMemoryMmap, MemoryFileError> {
     let present = file.metadata().map_err(MemoryFileError::Read)?.len();
     let needed = offset + mem_size;
     if present < needed {
@@ -91,7 +92,7 @@ pub fn map_memory(file: &File, offset: u64, mem_size: u64) -> Result<GuestMemory
     let mut pos = offset;
     for (addr, size) in guest_ram_ranges(mem_size) {
         let fd = file.try_clone().map_err(MemoryFileError::Read)?;
-        let mapping = MmapRegionBuilder::new(size)
+        let mapping = MmapRegionBuilder::new_with_bitmap(size, devices::guest_memory::bitmap_for(size, track))
             .with_mmap_prot(libc::PROT_READ | libc::PROT_WRITE)
             .with_file_offset(FileOffset::new(fd, pos))
             .with_mmap_flags(libc::MAP_NORESERVE | libc::MAP_PRIVATE)
@@ -168,7 +169,7 @@ mod tests {
     #[test]
     fn zero_pages_become_holes_and_the_rest_reads_back() {
         let size = 64 << 20;
-        let mem = GuestMemoryMmap::from_ranges(&guest_ram_ranges(size)).unwrap();
+        let mem = devices::guest_memory::untracked(&guest_ram_ranges(size));
         mem.write_obj(0xdead_beefu32, GuestAddress(0x1000)).unwrap();
         mem.write_slice(&[7u8; 3 * PAGE], GuestAddress(0x10_0000)).unwrap();
         mem.write_obj(1u8, GuestAddress(size - 1)).unwrap();
@@ -182,16 +183,16 @@ mod tests {
         // Allocated blocks: the five pages, not 64 MiB (the file system may round up).
         let allocated = file.metadata().unwrap().blocks() * 512;
         assert!(allocated < 1 << 20, "{allocated} bytes allocated for 20 KiB of data");
-        let restored = map_memory(&file, offset, size).unwrap();
+        let restored = map_memory(&file, offset, size, false).unwrap();
         assert_eq!(restored.read_obj::<u32>(GuestAddress(0x1000)).unwrap(), 0xdead_beef);
         assert_eq!(restored.read_obj::<u8>(GuestAddress(0x10_0000 + 2 * PAGE as u64)).unwrap(), 7);
         assert_eq!(restored.read_obj::<u8>(GuestAddress(size - 1)).unwrap(), 1);
         assert_eq!(restored.read_obj::<u64>(GuestAddress(0x20_0000)).unwrap(), 0);
         // MAP_PRIVATE: the restored guest's writes do not reach the file.
         restored.write_obj(0u32, GuestAddress(0x1000)).unwrap();
-        let again = map_memory(&file, offset, size).unwrap();
+        let again = map_memory(&file, offset, size, false).unwrap();
         assert_eq!(again.read_obj::<u32>(GuestAddress(0x1000)).unwrap(), 0xdead_beef);
-        let copy = GuestMemoryMmap::from_ranges(&guest_ram_ranges(size)).unwrap();
+        let copy = devices::guest_memory::untracked(&guest_ram_ranges(size));
         read_memory(&copy, &file, offset).unwrap();
         assert_eq!(copy.read_obj::<u32>(GuestAddress(0x1000)).unwrap(), 0xdead_beef);
         std::fs::remove_file(&dir).unwrap();
@@ -202,7 +203,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("microvm-memfile-short-{}", std::process::id()));
         let file = File::options().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
         file.set_len(4096).unwrap();
-        let e = map_memory(&file, 0, 64 << 20).unwrap_err();
+        let e = map_memory(&file, 0, 64 << 20, false).unwrap_err();
         assert!(matches!(e, MemoryFileError::Truncated { needed, present: 4096 } if needed == 64 << 20));
         std::fs::remove_file(&path).unwrap();
     }

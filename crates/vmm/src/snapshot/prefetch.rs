@@ -14,11 +14,12 @@
 //! match, or cannot be read, is ignored with one warning: it never changes what the guest
 //! sees, only which pages are read early.
 
+use devices::guest_memory::GuestMemoryMmap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
 const PAGE: u64 = 4096;
 /// The list's first word and version.
@@ -255,7 +256,7 @@ mod tests {
         let file = File::options().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
         file.set_len(size).unwrap();
         file.write_all_at(&[9u8; 4096], 5 * PAGE).unwrap();
-        let mem = super::super::memory_file::map_memory(&file, 0, size).unwrap();
+        let mem = super::super::memory_file::map_memory(&file, 0, size, false).unwrap();
         assert_eq!(prefault(&mem, &vec![(4, 3)]), 3 * PAGE);
         let mine = record(std::process::id() as i32, &path, 0).unwrap();
         assert!(mine.iter().any(|&(first, count)| first <= 5 && 5 < first + count), "{mine:?}");

@@ -36,7 +36,7 @@ pub fn device_kind(device: &DeviceConfig) -> &'static str {
         DeviceConfig::Net(_) => "virtio-net-device",
         DeviceConfig::Console(_) => "virtconsole",
         DeviceConfig::SerialPorts(_) => "virtio-serial-device",
-        DeviceConfig::Rng => "virtio-rng-device",
+        DeviceConfig::Rng(_) => "virtio-rng-device",
         DeviceConfig::Vsock(_) => "vhost-vsock-device",
         DeviceConfig::HybridVsock(_) => "hybrid-vsock-device",
         DeviceConfig::Fs(_) => "vhost-user-fs-device",
@@ -119,7 +119,7 @@ mod tests {
             "the snapshot is of another machine: it has RAM of 128 MiB, this command line 256 MiB"
         );
         let mut with_rng = config();
-        with_rng.devices.push(DeviceConfig::Rng);
+        with_rng.devices.push(DeviceConfig::Rng(Default::default()));
         let e = saved.check(&MachineShape::of(&with_rng)).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -148,6 +148,7 @@ impl Vcpu {
 
     /// Logs the register state (for the bug report) and builds the exit reason.
     fn failure(&self, message: String) -> VmExit {
+        metrics::VCPU.failures.inc();
         log::error!("vcpu{}: {message}; {}", self.id, self.describe_state());
         VmExit::VcpuError { vcpu: self.id, message }
     }

@@ -190,7 +190,9 @@ impl Vcpu {
                     // Tells the guest's kvmclock it was stopped: its watchdogs do not take
                     // the pause (or a snapshot's age) for a soft lockup. EINVAL for a
                     // guest without kvmclock, which has nothing to be told.
-                    let _ = self.fd.kvmclock_ctrl();
+                    if self.fd.kvmclock_ctrl().is_err() {
+                        metrics::VCPU.kvmclock_ctrl_fails.inc();
+                    }
                     let _ = channels.acks.send(VcpuAck::Paused);
                     if !self.wait_for_resume(channels) {
                         return;
@@ -221,6 +223,7 @@ impl Vcpu {
         let id = self.id;
         let outcome = match self.fd.run() {
             Ok(VcpuExit::IoIn(port, data)) => {
+                metrics::VCPU.exit_io_in.inc();
                 if !ctx.pio.read(u64::from(port), data) {
                     data.fill(UNCLAIMED_READ);
                     unclaimed(ctx, id, Access::PortRead, u64::from(port), data);
@@ -228,12 +231,14 @@ impl Vcpu {
                 return None;
             }
             Ok(VcpuExit::IoOut(port, data)) => {
+                metrics::VCPU.exit_io_out.inc();
                 if !ctx.pio.write(u64::from(port), data) {
                     unclaimed(ctx, id, Access::PortWrite, u64::from(port), data);
                 }
                 return None;
             }
             Ok(VcpuExit::MmioRead(addr, data)) => {
+                metrics::VCPU.exit_mmio_read.inc();
                 if !ctx.mmio.read(addr, data) {
                     data.fill(UNCLAIMED_READ);
                     unclaimed(ctx, id, Access::MmioRead, addr, data);
@@ -241,6 +246,7 @@ impl Vcpu {
                 return None;
             }
             Ok(VcpuExit::MmioWrite(addr, data)) => {
+                metrics::VCPU.exit_mmio_write.inc();
                 if !ctx.mmio.write(addr, data) {
                     unclaimed(ctx, id, Access::MmioWrite, addr, data);
                 }

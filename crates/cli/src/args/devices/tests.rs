@@ -89,7 +89,7 @@ fn device_order_is_command_line_order_and_backends_may_follow() {
     assert_eq!(
         d,
         [
-            DeviceConfig::Rng,
+            DeviceConfig::Rng(Default::default()),
             net("n1", Some("vm1"), Some([0x52, 0x54, 0, 0, 0, 1])),
             // The console takes its virtio-serial-device's place.
             console("c", ChardevBackend::Stdio),
@@ -182,7 +182,7 @@ fn consoles_sit_in_their_serial_devices_slots() {
 
 #[test]
 fn rng() {
-    assert_eq!(devs(&["-device", "virtio-rng-device"]), [DeviceConfig::Rng]);
+    assert_eq!(devs(&["-device", "virtio-rng-device"]), [DeviceConfig::Rng(Default::default())]);
     assert_eq!(
         devs(&[
             "-object",
@@ -192,12 +192,16 @@ fn rng() {
             "-device",
             "virtio-rng-device,rng=rng0,id=second",
         ]),
-        [DeviceConfig::Rng, DeviceConfig::Rng]
+        [DeviceConfig::Rng(Default::default()), DeviceConfig::Rng(Default::default())]
     );
     for o in
         ["rng-random,id=r", "rng-random,id=r,filename=/dev/random", "rng-builtin,id=r", "qom-type=rng-builtin,id=r"]
     {
-        assert_eq!(devs(&["-device", "virtio-rng-device,rng=r", "-object", o]), [DeviceConfig::Rng], "{o}");
+        assert_eq!(
+            devs(&["-device", "virtio-rng-device,rng=r", "-object", o]),
+            [DeviceConfig::Rng(Default::default())],
+            "{o}"
+        );
     }
     // An unused object is fine.
     assert_eq!(devs(&["-object", "rng-builtin,id=r"]), []);
@@ -273,7 +277,7 @@ fn device_errors() {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");
     }
     // The first element names the driver even with driver= later on.
-    assert_eq!(devs(&["-device", "driver=virtio-rng-device"]), [DeviceConfig::Rng]);
+    assert_eq!(devs(&["-device", "driver=virtio-rng-device"]), [DeviceConfig::Rng(Default::default())]);
     // Device ids share one namespace.
     assert_invalid(
         err(&["-device", "virtio-rng-device,id=x", "-device", "virtio-rng-device,id=x"]),
@@ -308,7 +312,12 @@ fn device_errors() {
             "-device",
             "virtio-rng-device,rng=x",
         ]),
-        [block("x", "f"), net("x", None, None), console("x", ChardevBackend::Pty), DeviceConfig::Rng,]
+        [
+            block("x", "f"),
+            net("x", None, None),
+            console("x", ChardevBackend::Pty),
+            DeviceConfig::Rng(Default::default()),
+        ]
     );
     assert_invalid(err(&["-device", "virtio-rng-device,id=9"]), "-device", "an id is a letter");
 }

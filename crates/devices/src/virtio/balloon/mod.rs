@@ -14,13 +14,14 @@ use super::{
     VIRTIO_F_VERSION_1,
 };
 use crate::guest_events::{GuestEvent, GuestEvents};
+use crate::guest_memory::GuestMemoryMmap;
 use crate::guest_warn;
 use crate::noise::LineBudget;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::sync::{Arc, Mutex};
 use virtio_bindings::virtio_ids::VIRTIO_ID_BALLOON;
 use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 
 #[cfg(test)]
 mod tests;

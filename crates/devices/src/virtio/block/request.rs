@@ -10,6 +10,7 @@
 
 use super::disk::{Disk, IoVecs, SECTOR_SIZE};
 use super::{MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG};
+use crate::guest_memory::GuestMemoryMmap;
 use std::ops::Deref;
 use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_FLUSH,
@@ -17,7 +18,7 @@ use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 };
 use virtio_queue::DescriptorChain;
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend};
 
 const HEADER_SIZE: u64 = 16;
 /// Size of one discard / write-zeroes segment
@@ -116,6 +117,7 @@ impl Worker {
     }
 
     pub(super) fn complain(&mut self, kind: GuestError) {
+        metrics::BLOCK.invalid_reqs_count.inc();
         let bit = 1u32 << kind as u32;
         if self.logged & bit == 0 {
             self.logged |= bit;
@@ -199,6 +201,10 @@ impl Worker {
                 let offset = self.check_range(sector, writable_len)?;
                 self.gather(mem, true, 0, writable_len)?;
                 let done = self.disk.read(&mut self.iovs.0, offset);
+                if done.is_ok() {
+                    metrics::BLOCK.read_count.inc();
+                    metrics::BLOCK.read_bytes.add(writable_len);
+                }
                 Ok(self.io_outcome(done, "read", writable_len as u32))
             }
             VIRTIO_BLK_T_OUT => {
@@ -211,10 +217,15 @@ impl Worker {
                 let offset = self.check_range(sector, out_len)?;
                 self.gather(mem, false, HEADER_SIZE, out_len)?;
                 let done = self.disk.write(&mut self.iovs.0, offset);
+                if done.is_ok() {
+                    metrics::BLOCK.write_count.inc();
+                    metrics::BLOCK.write_bytes.add(out_len);
+                }
                 Ok(self.io_outcome(done, "write", 0))
             }
             VIRTIO_BLK_T_FLUSH => {
                 let done = self.disk.flush();
+                metrics::BLOCK.flush_count.inc();
                 Ok(self.io_outcome(done, "flush", 0))
             }
             VIRTIO_BLK_T_GET_ID => {
@@ -260,6 +271,7 @@ impl Worker {
         match done {
             Ok(()) => (VIRTIO_BLK_S_OK, written),
             Err(e) => {
+                metrics::BLOCK.execute_fails.inc();
                 // A host-side failure (EIO, ENOSPC...): worth every line.
                 log::error!("virtio-blk {}: {what} failed: {e}", self.name);
                 (VIRTIO_BLK_S_IOERR, 0)
@@ -324,6 +336,11 @@ impl Worker {
         for_each_range(descs, skip, len, |addr, n| {
             for slice in GuestMemoryBackend::get_slices(mem, addr, n as usize) {
                 let slice = slice.map_err(|_| GuestError::OutsideMemory)?;
+                if writable {
+                    // The kernel fills it through the raw pointer (preadv): vm-memory
+                    // cannot see that write, so it is marked here.
+                    crate::guest_memory::mark_written(&slice);
+                }
                 iovs.push(libc::iovec { iov_base: slice.ptr_guard_mut().as_ptr().cast(), iov_len: slice.len() });
             }
             Ok(())

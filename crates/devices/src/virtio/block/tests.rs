@@ -50,7 +50,7 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 fn options(path: &Path, read_only: bool, cache: CacheMode) -> BlockOptions {
-    BlockOptions { id: "disk0".into(), path: path.to_path_buf(), read_only, cache }
+    BlockOptions { id: "disk0".into(), path: path.to_path_buf(), read_only, cache, limits: DriveLimits::default() }
 }
 
 fn driver_for(opts: BlockOptions, features: u64) -> TestDriver {
@@ -738,5 +738,11 @@ fn reset_and_reactivation_serve_again() {
     assert_eq!(d.read_bytes(buf, 512), &data[1024..1536]);
 }
 
+#[path = "tests/metrics.rs"]
+mod metrics_counted;
 #[path = "tests/state.rs"]
 mod state;
+#[path = "tests/throttle.rs"]
+mod throttle;
+#[path = "tests/tracking.rs"]
+mod tracking;

@@ -30,11 +30,12 @@ pub use state::{ConsoleState, TxChainState};
 
 use super::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::chardev::Chardev;
+use crate::guest_memory::GuestMemoryMmap;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::collections::VecDeque;
 use virtio_bindings::virtio_ids::VIRTIO_ID_CONSOLE;
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Address, Bytes, GuestAddress};
 
 pub(super) const QUEUE_SIZE: u16 = 128;
 const VRING_AVAIL_F_NO_INTERRUPT: u16 = virtio_bindings::virtio_ring::VRING_AVAIL_F_NO_INTERRUPT as u16;

@@ -42,6 +42,7 @@ pub use state::{MultiportState, PortState};
 use super::{next_chain, receive, transmit, wants_interrupt, TxChain, QUEUE_SIZE};
 use crate::chardev::Chardev;
 use crate::guest_events::{GuestEvent, GuestEvents};
+use crate::guest_memory::GuestMemoryMmap;
 use crate::virtio::{
     read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState, VIRTIO_F_VERSION_1,
 };
@@ -50,7 +51,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use virtio_bindings::virtio_ids::VIRTIO_ID_CONSOLE;
 use virtio_queue::{Queue, QueueT};
-use vm_memory::{Bytes, GuestMemoryMmap};
+use vm_memory::Bytes;
 
 /// VIRTIO_CONSOLE_F_MULTIPORT.
 pub const F_MULTIPORT: u64 = 1 << 1;

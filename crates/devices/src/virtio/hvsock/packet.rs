@@ -1,9 +1,10 @@
 //! The virtio-vsock packet (virtio 1.2 §5.10.6): a 44-byte header, then for `OP_RW` the
 //! payload, read from a TX chain or written into an RX chain.
 
+use crate::guest_memory::GuestMemoryMmap;
 use std::ops::Deref;
 use virtio_queue::DescriptorChain;
-use vm_memory::{Address, Bytes, GuestMemoryMmap};
+use vm_memory::{Address, Bytes};
 
 /// `struct virtio_vsock_hdr`, packed, little-endian.
 pub const HDR_LEN: usize = 44;

@@ -139,7 +139,7 @@ fn restored_queue(
     q: &SavedQueue,
     max_size: u16,
     in_use: bool,
-    mem: &vm_memory::GuestMemoryMmap,
+    mem: &crate::guest_memory::GuestMemoryMmap,
 ) -> Result<Queue, StateError> {
     let invalid = |why| StateError::InvalidQueue { index, why };
     if q.max_size != max_size {

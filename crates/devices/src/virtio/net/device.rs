@@ -4,6 +4,7 @@
 use super::rx::{self, Delivery, Scratch};
 use super::tap::{Tap, VNET_HDR_LEN};
 use super::tx::{self, MAX_TX_PACKET};
+use crate::rate_limiter::{Gate, LimiterConfig};
 use crate::virtio::{
     come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN,
     VIRTIO_F_VERSION_1,
@@ -99,6 +100,8 @@ pub enum NetError {
     InvalidMac(String),
     #[error("virtio-net: cannot create an eventfd: {0}")]
     Event(std::io::Error),
+    #[error("virtio-net: cannot create a rate limiter's timer: {0}")]
+    Timer(#[source] std::io::Error),
 }
 
 /// struct virtio_net_config: mac, status (link up), max_virtqueue_pairs (1).
@@ -154,6 +157,14 @@ pub struct Net {
     /// Length of a frame read from the tap and not yet delivered: the guest
     /// had no buffers. While it is there, the tap is not read.
     rx_pending: Option<usize>,
+    /// The pending frame has been charged to the RX rate limit (it may still wait for
+    /// buffers: it is not charged twice).
+    rx_paid: bool,
+    /// Rate limits on frames to the guest and from it. A frame over the RX budget stays
+    /// pending (the tap unwatched) and one over the TX budget in the ring, until the
+    /// gate's timer fires.
+    rx_gate: Gate,
+    tx_gate: Gate,
     rx_scratch: Scratch,
     rx_broken: bool,
     tx_buf: Vec<u8>,
@@ -181,6 +192,9 @@ impl Net {
             tap_failed: false,
             rx_buf: vec![0; RX_BUFFER_LEN],
             rx_pending: None,
+            rx_paid: false,
+            rx_gate: Gate::new(&LimiterConfig::default()).map_err(NetError::Timer)?,
+            tx_gate: Gate::new(&LimiterConfig::default()).map_err(NetError::Timer)?,
             rx_scratch: Scratch::default(),
             rx_broken: false,
             tx_buf: Vec::with_capacity(MAX_TX_PACKET),
@@ -197,10 +211,19 @@ impl Net {
         self.tap.name()
     }
 
+    /// Sets the RX and TX rate limits (at start, or Firecracker's `PATCH
+    /// /network-interfaces`), with full buckets. Called off the device thread at run
+    /// time: that thread is woken to serve what waited for the old limits.
+    pub fn set_limits(&mut self, rx: &LimiterConfig, tx: &LimiterConfig) {
+        self.rx_gate.set(rx);
+        self.tx_gate.set(tx);
+        self.activation.wake();
+    }
+
     fn process_tx(&mut self) {
-        let Net { activation, tap, tx_buf, tx_broken, complained, .. } = self;
+        let Net { activation, tap, tx_buf, tx_broken, complained, tx_gate, .. } = self;
         let Some(ctx) = activation.active.as_mut() else { return };
-        if *tx_broken {
+        if *tx_broken || tx_gate.blocked() {
             return;
         }
         let mem = &ctx.mem;
@@ -238,19 +261,32 @@ impl Net {
                 }
             };
             let head = chain.head_index();
+            if !tx_gate.admit(1, || tx::frame_len(&chain)) {
+                // Left in the ring, kicks off, until the gate's timer fires.
+                queue.go_to_previous_position();
+                break;
+            }
             served += 1;
             match tx::gather(mem, chain, tx_buf) {
                 Ok(()) => {
+                    metrics::NET.tx_count.inc();
                     if let Err(e) = tap.write(tx_buf) {
+                        metrics::NET.tap_write_fails.inc();
+                        metrics::NET.tx_fails.inc();
                         if first_time(complained, Complaint::TxWrite) {
                             log::warn!(
                                 "virtio-net {}: writing to the tap failed ({e}); frame dropped (further failures are not logged)",
                                 tap.name()
                             );
                         }
+                    } else {
+                        // The frame without its virtio-net header, as the guest sent it.
+                        metrics::NET.tx_packets_count.inc();
+                        metrics::NET.tx_bytes_count.add(tx_buf.len().saturating_sub(VNET_HDR_LEN) as u64);
                     }
                 }
                 Err(why) => {
+                    metrics::NET.tx_malformed_frames.inc();
                     if first_time(complained, Complaint::TxMalformed) {
                         log::warn!(
                             "virtio-net {}: malformed TX chain ({why}); dropped (further malformed chains are not logged)",
@@ -278,7 +314,18 @@ impl Net {
 
     fn process_rx(&mut self) {
         let Net {
-            activation, tap, mergeable, rx_buf, rx_pending, rx_scratch, rx_broken, tap_failed, complained, ..
+            activation,
+            tap,
+            mergeable,
+            rx_buf,
+            rx_pending,
+            rx_paid,
+            rx_gate,
+            rx_scratch,
+            rx_broken,
+            tap_failed,
+            complained,
+            ..
         } = self;
         let Some(ctx) = activation.active.as_mut() else { return };
         if *rx_broken {
@@ -314,6 +361,7 @@ impl Net {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Err(e) => {
+                            metrics::NET.tap_read_fails.inc();
                             log::error!(
                                 "virtio-net {}: reading the tap failed ({e}); the guest receives nothing more",
                                 tap.name()
@@ -324,6 +372,13 @@ impl Net {
                     }
                 }
             };
+            if !*rx_paid {
+                if !rx_gate.admit(1, || len.saturating_sub(VNET_HDR_LEN) as u64) {
+                    // Pending, the tap unwatched, until the gate's timer fires.
+                    break;
+                }
+                *rx_paid = true;
+            }
             let mut malformed = 0;
             let delivery = rx::deliver(mem, queue, &mut rx_buf[..len], *mergeable, rx_scratch, &mut malformed);
             if malformed > 0 {
@@ -338,11 +393,17 @@ impl Net {
             }
             match delivery {
                 Delivery::Delivered(_) => {
+                    metrics::NET.rx_count.inc();
+                    metrics::NET.rx_packets_count.inc();
+                    metrics::NET.rx_bytes_count.add(len.saturating_sub(VNET_HDR_LEN) as u64);
                     *rx_pending = None;
+                    *rx_paid = false;
                     used = true;
                 }
                 Delivery::TooBig { capacity } => {
+                    metrics::NET.rx_fails.inc();
                     *rx_pending = None;
+                    *rx_paid = false;
                     if first_time(complained, Complaint::RxTooBig) {
                         let how = if *mergeable { "the RX ring holds" } else { "an RX chain holds (no MRG_RXBUF)" };
                         log::warn!(
@@ -440,6 +501,7 @@ impl VirtioDevice for Net {
 
     fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
         if ctx.queues.len() != 2 || ctx.queue_events.len() != 2 {
+            metrics::NET.activate_fails.inc();
             return Err(ActivateError::Backend(format!("virtio-net: {} queues given, 2 needed", ctx.queues.len())));
         }
         let acked = ctx.acked_features;
@@ -452,6 +514,7 @@ impl VirtioDevice for Net {
         })?;
         self.mergeable = acked & F_MRG_RXBUF != 0;
         self.rx_pending = None;
+        self.rx_paid = false;
         self.rx_broken = false;
         self.tx_broken = false;
         self.activation.activate(ctx)
@@ -480,6 +543,9 @@ impl VirtioDevice for Net {
         }
         self.activation.deactivate();
         self.rx_pending = None;
+        self.rx_paid = false;
+        self.rx_gate.waker.cancel();
+        self.tx_gate.waker.cancel();
         self.mergeable = false;
         if let Err(e) = self.tap.set_offload(0) {
             log::warn!("virtio-net {}: cannot clear the tap's offloads: {e}", self.tap.name());
@@ -491,6 +557,8 @@ impl VirtioDevice for Net {
 impl MutEventSubscriber for Net {
     fn init(&mut self, ops: &mut EventOps) {
         self.activation.watch_wake(ops);
+        self.rx_gate.waker.watch(ops);
+        self.tx_gate.waker.watch(ops);
         // Registered from the start, reading only once the guest is there:
         // errors and hang-ups (the interface deleted) still arrive.
         match ops.add(Events::with_data(&self.tap, TAP_EVENT, EventSet::empty())) {
@@ -509,6 +577,10 @@ impl MutEventSubscriber for Net {
                 self.process_tx();
                 self.process_rx();
             }
+        } else if self.rx_gate.waker.is_expiry(&events) {
+            self.process_rx();
+        } else if self.tx_gate.waker.is_expiry(&events) {
+            self.process_tx();
         } else if events.fd() == self.tap.as_raw_fd() {
             if events.event_set().intersects(EventSet::ERROR | EventSet::HANG_UP) {
                 log::error!(
@@ -517,6 +589,7 @@ impl MutEventSubscriber for Net {
                 );
                 self.tap_failed = true;
             } else {
+                metrics::NET.rx_tap_event_count.inc();
                 self.process_rx();
             }
         } else {
@@ -525,8 +598,14 @@ impl MutEventSubscriber for Net {
                 let _ = evt.read();
             }
             match queue {
-                RX_QUEUE => self.process_rx(),
-                TX_QUEUE => self.process_tx(),
+                RX_QUEUE => {
+                    metrics::NET.rx_queue_event_count.inc();
+                    self.process_rx();
+                }
+                TX_QUEUE => {
+                    metrics::NET.tx_queue_event_count.inc();
+                    self.process_tx();
+                }
                 _ => {}
             }
         }

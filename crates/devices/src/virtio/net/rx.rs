@@ -3,9 +3,10 @@
 //! VIRTIO_NET_F_MRG_RXBUF is negotiated (virtio 1.x §5.1.6.4).
 
 use super::tap::VNET_HDR_LEN;
+use crate::guest_memory::GuestMemoryMmap;
 use std::sync::atomic::Ordering;
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
-use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
+use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 
 /// Offset of num_buffers in `virtio_net_hdr_v1`.
 const NUM_BUFFERS: usize = 10;

@@ -789,5 +789,10 @@ mod real_tap {
     }
 }
 
+#[path = "tests/ratelimit.rs"]
+mod ratelimit;
 #[path = "tests/state.rs"]
 mod state;
+
+#[path = "tests/metrics.rs"]
+mod metrics_counted;

@@ -2,9 +2,10 @@
 //! (virtio-net header first) for the tap.
 
 use super::tap::VNET_HDR_LEN;
+use crate::guest_memory::GuestMemoryMmap;
 use std::ops::Deref;
 use virtio_queue::DescriptorChain;
-use vm_memory::{Bytes, GuestMemoryMmap};
+use vm_memory::Bytes;
 
 /// Largest chain accepted: the header plus a 64 KiB GSO frame.
 pub const MAX_TX_PACKET: usize = 65562;
@@ -61,4 +62,14 @@ where
         return Err(Malformed::TooShort(buf.len()));
     }
     Ok(())
+}
+
+/// The bytes of `chain`'s frame, its virtio-net header left out: what a TX rate limit
+/// counts (as Firecracker does).
+pub fn frame_len<M>(chain: &DescriptorChain<M>) -> u64
+where
+    M: Deref<Target = GuestMemoryMmap> + Clone,
+{
+    let all: u64 = chain.clone().map(|d| u64::from(d.len())).sum();
+    all.saturating_sub(VNET_HDR_LEN as u64)
 }

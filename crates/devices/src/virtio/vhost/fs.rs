@@ -11,6 +11,7 @@
 //! instead of hanging, and the VM keeps running.
 
 use super::{start_vrings, CallRelay, RingAddresses, VhostError};
+use crate::guest_memory::GuestMemoryMmap;
 use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use ::vhost::vhost_user::message::VhostUserProtocolFeatures;
 use ::vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserVirtioFeatures};
@@ -20,7 +21,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
-use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Address, Bytes, GuestAddress};
 
 /// VIRTIO_ID_FS.
 const VIRTIO_ID_FS: u32 = 26;

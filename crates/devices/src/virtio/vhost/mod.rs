@@ -19,10 +19,11 @@ pub mod net;
 pub mod vsock;
 
 use super::{ActivateContext, Activation};
+use crate::guest_memory::GuestMemoryMmap;
 use ::vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use event_manager::{EventOps, EventSet, Events};
 use virtio_queue::{Queue, QueueT};
-use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// Event data of the call eventfds on the device thread: after any queue index.

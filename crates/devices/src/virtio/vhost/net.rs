@@ -6,6 +6,7 @@
 //! offload features still set the tap's offloads.
 
 use super::{fetch_vring_bases, start_vrings, CallRelay, RingAddresses, VhostError};
+use crate::guest_memory::GuestMemoryMmap;
 use crate::state::StateError;
 use crate::virtio::net::{config_space, format_mac, offered_features, random_mac, tap_offloads, Tap, F_MRG_RXBUF};
 use crate::virtio::{
@@ -17,7 +18,6 @@ use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::sync::Arc;
 use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
-use vm_memory::GuestMemoryMmap;
 
 const QUEUE_SIZES: [u16; 2] = [256, 256];
 /// Features the kernel implements (the rest, offloads, MAC and status, are

@@ -7,6 +7,7 @@
 //! clones running side by side).
 
 use super::{fetch_vring_bases, start_vrings, CallRelay, RingAddresses, VhostError};
+use crate::guest_memory::GuestMemoryMmap;
 use crate::state::StateError;
 use crate::virtio::vsock_event::post_transport_reset;
 use crate::virtio::{
@@ -19,7 +20,6 @@ use std::sync::Arc;
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1 as VERSION_1_BIT;
 use virtio_bindings::virtio_ids::VIRTIO_ID_VSOCK;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
-use vm_memory::GuestMemoryMmap;
 
 /// rx, tx (the kernel's) and event (the VMM's).
 const QUEUE_SIZES: [u16; 3] = [256, 256, 128];

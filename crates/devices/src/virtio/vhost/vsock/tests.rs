@@ -141,11 +141,10 @@ fn rings_outside_guest_memory_are_refused() {
 
 #[test]
 fn vring_config_checks_each_ring_against_its_region() {
-    let mem = vm_memory::GuestMemoryMmap::<()>::from_ranges(&[
+    let mem = crate::guest_memory::untracked(&[
         (vm_memory::GuestAddress(0), 0x10000),
         (vm_memory::GuestAddress(0x20000), 0x10000),
-    ])
-    .unwrap();
+    ]);
     let mut queue = virtio_queue::Queue::new(16).unwrap();
     queue.set_size(16);
     queue.set_desc_table_address(Some(0x1000), Some(0));

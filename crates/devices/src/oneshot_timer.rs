@@ -1,5 +1,5 @@
-//! A one-shot timerfd for the main thread's event loop (the CMOS clock's next event, the
-//! end of a rate-limited event's second).
+//! A one-shot timerfd for an event loop (the CMOS clock's next event, the end of a QMP
+//! rate-limited event's second, a virtio device's rate limiter refilling).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -49,5 +49,14 @@ pub fn acknowledge_expiry(fd: RawFd) {
 impl AsRawFd for OneShotTimer {
     fn as_raw_fd(&self) -> RawFd {
         self.timer.as_raw_fd()
+    }
+}
+
+/// The CMOS clock's timer (`-M microvm,rtc=on`) is one of these.
+impl crate::legacy::RtcTimer for OneShotTimer {
+    fn arm(&mut self, after: Option<Duration>) {
+        if let Err(e) = OneShotTimer::arm(self, after) {
+            log::warn!("rtc: cannot set its timer: {e}");
+        }
     }
 }
