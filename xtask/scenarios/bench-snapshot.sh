@@ -7,7 +7,8 @@
 # when `migrate` comes: QEMU carries the run state over, so a guest stopped before its
 # save would wait for `cont` after the restore. Per saved guest (one per VMM and size):
 #   @@SNAPSAVE vmm=<microvm|qemu> mem=<MiB> total_ms=<query-migrate total-time> file_kib=<allocated> file_bytes=<size>
-# then BENCH_RUNS restores of that file, each:
+# then BENCH_RUNS restores of that file (for microvm, then as many with the page list of
+# one more restore's first second, vmm=microvm-pages), each:
 #   @@SNAPRESTORE vmm=.. mem=.. run=<i> first_us=<exec to first byte on the console> rss_kib=<VmRSS> anon_kib=<RssAnon> kvm_run_us=<microvm: main to first KVM_RUN> status=<ok|...>
 # RSS is read 1 s after the first byte, while the restored guest goes on ticking.
 trap '' PIPE
@@ -19,7 +20,7 @@ A="console=ttyS0 quiet panic=-1 microvm.run=/tests/tick microvm.end=halt"
 # args VMM MiB: the guest's command line under each VMM (the same for save and restore).
 args() {
     case $1 in
-        microvm) echo "$MICROVM" -M microvm -m "$2"m -smp 1 -nodefaults -serial stdio ;;
+        microvm | microvm-pages) echo "$MICROVM" -M microvm -m "$2"m -smp 1 -nodefaults -serial stdio ;;
         qemu) echo "$QEMU" -M microvm -accel kvm -cpu host -m "$2"m -smp 1 -nodefaults -no-user-config \
             -display none -serial stdio ;;
     esac
@@ -63,10 +64,11 @@ save() {
     rm -f "$dir/in"
     echo "@@SNAPSAVE vmm=$1 mem=$2 total_ms=${total:--1} file_kib=$(du -k "$3" | cut -f1) file_bytes=$(stat -c %s "$3")"
 }
-# restore VMM MiB FILE RUN
+# restore VMM MiB FILE RUN [record]: with `record`, the restore's pages are listed as
+# FILE.pages (microvm snapshot-pages) 1 s after its first byte, for the microvm-pages rows.
 restore() {
     case $1 in
-        microvm) incoming="file:$3" extra=--report-start-time ;;
+        microvm | microvm-pages) incoming="file:$3" extra=--report-start-time ;;
         qemu) incoming="exec:cat $3" extra= ;;
     esac
     rm -f "$dir/out" "$dir/first"
@@ -87,6 +89,7 @@ restore() {
     kill -0 $vmm 2>/dev/null || st=ended
     rss=$(grep VmRSS /proc/$vmm/status 2>/dev/null | tr -s ' ' | cut -d' ' -f2)
     anon=$(grep RssAnon /proc/$vmm/status 2>/dev/null | tr -s ' ' | cut -d' ' -f2)
+    [ "$5" = record ] && "$MICROVM" snapshot-pages $vmm "$3" > /dev/null
     first=-1
     [ -s "$dir/first" ] && first=$((($(cat "$dir/first") - t0) / 1000))
     # TERM: microvm then prints its start steps (--report-start-time) on the way out.
@@ -107,6 +110,16 @@ for mem in 256 2048; do
             restore $v $mem "$dir/$v.snap" $r
             r=$((r + 1))
         done
+        if [ $v = microvm ]; then
+            # The same file again, with the working set of its first moments prefetched.
+            restore microvm $mem "$dir/$v.snap" -1 record > /dev/null
+            r=0
+            while [ $r -lt "$runs" ]; do
+                restore microvm-pages $mem "$dir/$v.snap" $r
+                r=$((r + 1))
+            done
+            rm -f "$dir/$v.snap.pages"
+        fi
         rm -f "$dir/$v.snap"
     done
 done

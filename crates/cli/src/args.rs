@@ -41,6 +41,7 @@ mod machine;
 mod machine_props;
 mod memory;
 mod mux;
+mod ninep;
 mod options;
 mod schema;
 mod serial;
@@ -318,6 +319,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Object if memory::is_memory_object(&value) => p.memory.object(&value)?,
             Opt::Object => p.devices.backends.object(&value)?,
             Opt::Nic => devices::nic(&value)?,
+            Opt::Fsdev => p.devices.fsdev(&value)?,
+            Opt::Virtfs => p.devices.virtfs(&value)?,
             Opt::NoAcpi => p.machine.acpi = Some(false),
             Opt::NoShutdown => p.no_shutdown = true,
         }
@@ -330,6 +333,16 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
     let log_file = p.log_file.clone().map(PathBuf::from);
     let mut warnings = warnings(&p);
     let mut vm = finish(p)?;
+    if let (Some(_), Some(DeviceConfig::NineP(share))) =
+        (&jail, vm.devices.iter().find(|d| matches!(d, DeviceConfig::NineP(_))))
+    {
+        return Err(invalid(
+            ninep::FSDEV,
+            &share.id,
+            "a 9p share cannot be used with -run-with chroot=/user= (-chroot, -runas): the jail's Landlock \
+             ruleset allows no file access, so the 9p server could open nothing; share the folder with virtio-fs",
+        ));
+    }
     if daemonize && detach_stdio(&mut vm) {
         warnings.push(
             "-daemonize: the daemon has no terminal, so stdio chardevs are connected to nothing (QEMU refuses \

@@ -60,6 +60,23 @@ fn every_thread_is_filtered_by_default() {
     }
 }
 
+/// A 9p share's server thread is filtered like the others (it also enters Landlock).
+#[test]
+fn the_9p_thread_is_filtered() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let share = TempDir::new("seccomp-9p-share");
+    let virtfs = format!("local,path={},mount_tag=t,security_model=none", share.path().display());
+    let threads = confinement_of_running_vm("seccomp-9p", &["-virtfs", &virtfs]);
+    let mut names = our_threads(&threads);
+    names.sort_unstable();
+    assert_eq!(names, ["9p-t", "microvm", "vcpu0", "vcpu1", "virtio"], "{threads:?}");
+    for (name, seccomp, nnp) in &threads {
+        assert_eq!((seccomp.as_str(), nnp.as_str()), ("2", "1"), "thread {name}: {threads:?}");
+    }
+}
+
 /// One vCPU and nothing for an event loop to serve: the main thread runs the vCPU itself
 /// (solo mode), under the `solo` filter, and a stop signal still ends the VM in order.
 #[test]
@@ -164,6 +181,18 @@ fn dump_seccomp_counts_for_the_legacy_mode_line() {
 #[test]
 fn dump_seccomp_without_devices_has_no_virtio_thread() {
     assert_eq!(report_counts(&["-kernel", "/k", "-smp", "2", "-M", "microvm,dump-seccomp"]), PROPOSAL_COUNTS[..2]);
+}
+
+/// Each 9p share adds a server thread with its own list of file calls (and no access to
+/// guest memory, the devices or KVM).
+#[test]
+fn dump_seccomp_of_9p_shares() {
+    let shares = ["-virtfs", "local,path=/a,mount_tag=a,security_model=none"];
+    let second = ["-virtfs", "local,path=/b,mount_tag=b,security_model=none"];
+    let line = [&["-kernel", "/k", "-smp", "2", "-M", "microvm,dump-seccomp"][..], &shares, &second].concat();
+    let mut want = PROPOSAL_COUNTS.to_vec();
+    want.push("ninep threads (2): 44 system calls, 6 of them with argument conditions");
+    assert_eq!(report_counts(&line), want);
 }
 
 /// One vCPU and nothing else: the main thread runs it (solo mode), under its own list.

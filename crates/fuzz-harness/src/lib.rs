@@ -6,10 +6,12 @@
 mod bytes;
 mod fc_api;
 mod legacy;
+mod ninep;
 mod queues;
 
 pub use fc_api::fc_api_input;
 pub use legacy::legacy_ports;
+pub use ninep::{ninep_requests, queue_9p};
 pub use queues::{
     queue_balloon, queue_block, queue_console, queue_input, queue_multiport, queue_net, queue_rng, queue_vsock,
     virtio_mmio,
@@ -34,6 +36,8 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("queue_multiport", queue_multiport),
     ("queue_input", queue_input),
     ("queue_vsock", queue_vsock),
+    ("queue_9p", queue_9p),
+    ("ninep_requests", ninep_requests),
     ("legacy_ports", legacy_ports),
     ("snapshot_state", snapshot_state),
     ("fc_api_input", fc_api_input),

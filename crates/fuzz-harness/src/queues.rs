@@ -59,7 +59,12 @@ pub fn virtio_mmio(data: &[u8]) {
 
 /// Chains and notifications on an activated device; `poke` lets a target add its own
 /// steps (a frame arriving on the tap, chardev input).
-fn drive(d: &mut TestDriver, queues: usize, b: &mut Bytes, mut poke: impl FnMut(&mut TestDriver, &mut Bytes)) {
+pub(crate) fn drive(
+    d: &mut TestDriver,
+    queues: usize,
+    b: &mut Bytes,
+    mut poke: impl FnMut(&mut TestDriver, &mut Bytes),
+) {
     // Any subset of what the device offers (a refused set is the transport's business,
     // which virtio_mmio covers).
     let offered = d.device_features();

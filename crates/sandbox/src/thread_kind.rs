@@ -10,6 +10,8 @@ pub enum ThreadKind {
     Vcpu,
     /// The virtio device thread.
     Virtio,
+    /// A virtio-9p device's server thread: the only one that touches the shared folder.
+    Ninep,
     /// The main thread running the only vCPU itself: a command line with one vCPU and
     /// nothing for an event loop to serve (no devices, monitors, serial port or timers)
     /// needs no second thread.
@@ -17,13 +19,15 @@ pub enum ThreadKind {
 }
 
 impl ThreadKind {
-    pub const ALL: [ThreadKind; 4] = [ThreadKind::Main, ThreadKind::Vcpu, ThreadKind::Virtio, ThreadKind::Solo];
+    pub const ALL: [ThreadKind; 5] =
+        [ThreadKind::Main, ThreadKind::Vcpu, ThreadKind::Virtio, ThreadKind::Ninep, ThreadKind::Solo];
 
     pub fn name(self) -> &'static str {
         match self {
             ThreadKind::Main => "main",
             ThreadKind::Vcpu => "vcpu",
             ThreadKind::Virtio => "virtio",
+            ThreadKind::Ninep => "ninep",
             ThreadKind::Solo => "solo",
         }
     }

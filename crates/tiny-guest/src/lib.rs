@@ -11,6 +11,8 @@
 
 pub mod asm;
 pub mod elf;
+pub mod ninep;
+pub mod virtio;
 mod virtio_blk;
 
 pub use asm::{Asm, Cond, Label};

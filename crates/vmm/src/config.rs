@@ -227,8 +227,26 @@ pub enum DeviceConfig {
     /// the host, served by microvm itself.
     HybridVsock(HybridVsockConfig),
     Fs(FsConfig),
+    /// `-fsdev local` + `-device virtio-9p-device` (or `-virtfs`).
+    NineP(NinePConfig),
     Balloon(BalloonConfig),
 }
+
+/// `-fsdev local,id=,path=,security_model=` + `-device virtio-9p-device,fsdev=,mount_tag=`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NinePConfig {
+    /// The shared host directory.
+    pub path: PathBuf,
+    /// What the guest mounts; 1..=NINEP_TAG_LEN bytes.
+    pub tag: String,
+    /// `readonly=on`: every change is answered EROFS.
+    pub read_only: bool,
+    /// The `-fsdev`'s id, for messages and the monitor.
+    pub id: String,
+}
+
+/// The longest 9p mount tag.
+pub use devices::virtio::ninep::MAX_TAG_LEN as NINEP_TAG_LEN;
 
 /// `-chardev socket,id=,path=` + `-device vhost-user-fs-device,chardev=,tag=`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use devices::virtio::console::MultiportConsole;
 use devices::virtio::hvsock::HybridVsock;
 use devices::virtio::input::VirtioKeyboard;
 use devices::virtio::net::Net;
+use devices::virtio::ninep::Virtio9p;
 use devices::virtio::rng::Rng;
 use devices::virtio::vhost::fs::VhostUserFs;
 use devices::virtio::vhost::net::VhostNet;
@@ -32,6 +33,7 @@ pub enum DeviceHandle {
     HybridVsock(Arc<Mutex<HybridVsock>>),
     VhostNet(Arc<Mutex<VhostNet>>),
     Fs(Arc<Mutex<VhostUserFs>>),
+    NineP(Arc<Mutex<Virtio9p>>),
     Balloon(Arc<Mutex<Balloon>>),
 }
 
@@ -51,6 +53,7 @@ impl DeviceHandle {
             DeviceHandle::HybridVsock(_) => "hybrid-vsock-device",
             DeviceHandle::VhostNet(_) => "virtio-net-device",
             DeviceHandle::Fs(_) => "vhost-user-fs-device",
+            DeviceHandle::NineP(_) => "virtio-9p-device",
             DeviceHandle::Balloon(_) => "virtio-balloon-device",
         }
     }

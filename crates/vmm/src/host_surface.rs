@@ -13,6 +13,10 @@ pub fn threads(config: &VmConfig) -> Vec<(ThreadKind, usize)> {
     if !config.devices.is_empty() {
         threads.push((ThreadKind::Virtio, 1));
     }
+    let shares = config.devices.iter().filter(|d| matches!(d, crate::config::DeviceConfig::NineP(_))).count();
+    if shares > 0 {
+        threads.push((ThreadKind::Ninep, shares));
+    }
     threads
 }
 

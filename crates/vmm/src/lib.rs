@@ -82,6 +82,8 @@ pub enum Error {
     VhostNet { id: String, source: devices::virtio::vhost::net::VhostNetError },
     #[error("vhost-user-fs-device {tag}: {source}")]
     Fs { tag: String, source: devices::virtio::vhost::fs::FsError },
+    #[error("-fsdev {id}: {source}")]
+    NineP { id: String, source: devices::virtio::ninep::NinepError },
     #[error("{name}: {source}")]
     Transport { name: &'static str, source: devices::virtio::mmio::TransportError },
     #[error("cannot write the boot trace to {}: {source}", .path.display())]

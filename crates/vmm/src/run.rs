@@ -28,6 +28,30 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier, Mutex};
 
+/// Starts one virtio-9p server thread; its failure ends the VM with the reason.
+fn spawn_ninep(
+    id: String,
+    worker: devices::virtio::ninep::Worker,
+    exit: &Arc<crate::exit::ExitNotifier>,
+    sandbox: &Arc<Sandbox>,
+) -> Result<(), Error> {
+    let (failed, ended) = (exit.clone(), exit.clone());
+    let start = sandbox::ThreadStart {
+        name: format!("9p-{id}"),
+        kind: ThreadKind::Ninep,
+        sandbox: sandbox.clone(),
+        gate: None,
+    };
+    let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
+    sandbox::spawn(start, on_failure, move || {
+        if let Err(e) = worker.run() {
+            ended.notify(VmExit::DeviceError(e.to_string()));
+        }
+    })
+    .map_err(|source| Error::Io { what: "cannot start a 9p server thread", source })?;
+    Ok(())
+}
+
 /// How long guest serial output may take to reach a slow peer at the end.
 const SERIAL_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -101,6 +125,13 @@ impl Vm {
         let device_thread = device_loop
             .map(|l| DeviceThread::spawn(l, exit.clone(), sandbox.clone(), start_gate.clone()))
             .transpose()?;
+        // The 9p servers need no start gate: each confines itself (seccomp, then Landlock)
+        // before it takes a request, and requests come only from the gated virtio thread.
+        // They are not joined: they never touch guest memory, and each ends when its
+        // device (the other end of its channel) is dropped.
+        for (id, worker) in inventory.ninep_workers {
+            spawn_ninep(id, worker, &exit, &sandbox)?;
+        }
         install_kick_handler().map_err(|source| Error::Io { what: "cannot install the vCPU kick handler", source })?;
         let guest_errors = config.guest_errors.then(GuestErrorLog::default);
         let ctx = Arc::new(VcpuContext {

@@ -4,7 +4,7 @@
 //! device event loop. Also produces the `virtio_mmio.device=` kernel
 //! command-line entries that tell the guest where the devices are.
 
-use crate::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, DeviceConfig};
+use crate::config::{BlockConfig, CacheMode, ChardevBackend, ChardevConfig, DeviceConfig, NinePConfig};
 use crate::device_registry::{DeviceHandle, DeviceRegistry};
 use crate::device_thread::DeviceEventLoop;
 use crate::kvm::KvmError;
@@ -22,6 +22,7 @@ use devices::virtio::hvsock::HybridVsock;
 use devices::virtio::input::VirtioKeyboard;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::net::{Net, Tap};
+use devices::virtio::ninep::{self, Virtio9p};
 use devices::virtio::rng::Rng;
 use devices::virtio::vhost::fs::VhostUserFs;
 use devices::virtio::vhost::net::VhostNet;
@@ -66,6 +67,9 @@ pub struct DeviceInventory {
     /// Where devices report the guest's changes for the monitors (only made when a
     /// device reports any: the balloon, a virtio-serial port with an id).
     pub guest_events: Option<Arc<GuestEvents>>,
+    /// Each virtio-9p device's server, by its fsdev id: `Vm::run` starts it on a thread
+    /// of its own (kind `ninep`).
+    pub ninep_workers: Vec<(String, ninep::Worker)>,
 }
 
 impl DeviceInventory {
@@ -227,6 +231,12 @@ pub fn create_devices(
                 attach(fs.clone(), "virtio-mmio (vhost-user-fs)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Fs(fs))?;
             }
+            DeviceConfig::NineP(cfg) => {
+                let device = open_ninep(cfg, &mut inventory)?;
+                let device = Arc::new(Mutex::new(device));
+                attach(device.clone(), "virtio-mmio (virtio-9p)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::NineP(device))?;
+            }
             DeviceConfig::Vsock(cfg) => {
                 let vsock = VhostVsock::open(cfg.cid, mem)?;
                 let vsock = Arc::new(Mutex::new(vsock));
@@ -242,6 +252,14 @@ pub fn create_devices(
         inventory.cmdline_entries.push(cmdline_entry(slot));
     }
     Ok(inventory)
+}
+
+/// Opens the share and its server now, so a missing or unreadable folder fails at set-up.
+fn open_ninep(cfg: &NinePConfig, inventory: &mut DeviceInventory) -> Result<Virtio9p, Error> {
+    let (link, worker) =
+        ninep::pair(&cfg.path, cfg.read_only).map_err(|source| Error::NineP { id: cfg.id.clone(), source })?;
+    inventory.ninep_workers.push((cfg.id.clone(), worker));
+    Virtio9p::new(&cfg.tag, link).map_err(|source| Error::Io { what: "virtio-9p", source })
 }
 
 fn register(inventory: &mut DeviceInventory, id: Option<&str>, slot: Slot, handle: DeviceHandle) -> Result<(), Error> {

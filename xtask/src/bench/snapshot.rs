@@ -129,7 +129,10 @@ pub fn markdown(figures: &Result<SnapshotFigures, String>, runs: usize) -> Strin
          rest being the guest's way to its next line. RSS: the restoring VMM's \
          VmRSS 1 s after that byte (RssAnon, the memory it owns alone, beside it: microvm maps \
          the file MAP_PRIVATE, so the guest pages it only reads are the page cache's, shared \
-         by every restore of the file). File: allocated size (apparent size).\n\n"
+         by every restore of the file). File: allocated size (apparent size). The \
+         prefetched row restores the same file with the page list `microvm snapshot-pages` \
+         recorded in one more restore's first second (`FILE.pages`: read ahead at set-up, \
+         faulted in while the guest runs).\n\n"
     );
     match figures {
         Err(e) => s += &format!("Not measured: {}\n", e.lines().next().unwrap_or("")),
@@ -142,7 +145,11 @@ pub fn markdown(figures: &Result<SnapshotFigures, String>, runs: usize) -> Strin
             let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0}"));
             let mib = |kib: Option<u64>| kib.map_or("—".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
             for r in rows {
-                let vmm = if r.vmm == "qemu" { "QEMU -M microvm" } else { "microvm" };
+                let vmm = match r.vmm.as_str() {
+                    "qemu" => "QEMU -M microvm",
+                    "microvm-pages" => "microvm, working set prefetched (`FILE.pages`)",
+                    _ => "microvm",
+                };
                 s += &format!(
                     "| {vmm} | {} MiB | {} | {} | {} | {} | {} | {} | {} | {}/{} |\n",
                     r.mem_mib,

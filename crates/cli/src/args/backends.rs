@@ -99,6 +99,8 @@ pub(super) struct Backends {
     pub(super) rng_objects: Vec<String>,
     /// The `throttling.group` names given so far (one drive each).
     pub(super) throttle_groups: Vec<String>,
+    /// `-fsdev`s and the fsdevs of `-virtfs` (`ninep.rs`).
+    pub(super) fsdevs: Vec<super::ninep::Fsdev>,
 }
 
 /// The kind `value` names among `kinds`, or `None` (with the name, if any).

@@ -492,6 +492,12 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         ],
     },
     KindDesc {
+        name: "virtio-9p-device",
+        help: "A host directory shared over 9P2000.L (mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR), \
+               served by microvm itself on a thread confined to the directory. Not saved in snapshots.",
+        props: &[super::ninep::FSDEV_REF, super::ninep::DEVICE_MOUNT_TAG, DEVICE_ID],
+    },
+    KindDesc {
         name: "vhost-vsock-device",
         help: "AF_VSOCK sockets between guest and host, served by the host kernel's vhost_vsock \
                (/dev/vhost-vsock).",

@@ -33,7 +33,7 @@ use vmm::config::{
     BalloonConfig, BalloonOptions, BlockConfig, ChardevBackend, ChardevConfig, DebugExitConfig, DeviceConfig,
     MonitorConfig, MonitorSocket, MuxConfig, NetConfig,
 };
-use vmm::config::{FsConfig, HybridVsockConfig, VsockConfig};
+use vmm::config::{FsConfig, HybridVsockConfig, NinePConfig, VsockConfig};
 use vmm::vmgenid::VmGenIdConfig;
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
@@ -99,6 +99,12 @@ enum Device {
         cid: u64,
         uds_path: PathBuf,
         id: Option<String>,
+        value: String,
+    },
+    /// `virtio-9p-device,fsdev=ID,mount_tag=TAG` (or a `-virtfs`).
+    NineP {
+        fsdev: String,
+        tag: String,
         value: String,
     },
     /// `vhost-vsock-device,guest-cid=N`.
@@ -204,7 +210,6 @@ impl Devices {
         };
         let Some(kind) = DEVICE_KINDS.iter().find(|k| k.name == driver) else {
             let reason = match (driver.as_str(), mmio_alternative(&driver)) {
-                ("virtio-9p-device" | "virtio-9p-pci", _) => super::options::USE_VIRTIO_FS.to_owned(),
                 // QEMU's bus-less aliases (virtio-blk) are its PCI devices on x86.
                 (_, Some(ours)) => format!("microvm has no PCI bus yet; use {ours}"),
                 (d, None) if d.contains("pci") => format!(
@@ -222,6 +227,7 @@ impl Devices {
         let mut balloon = BalloonOptions::default();
         let (mut guest_cid, mut tag, mut queue_size, mut uds_path) = (None, None, None, None);
         let mut guid = None;
+        let (mut fsdev, mut mount_tag) = (None, None);
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
@@ -260,6 +266,8 @@ impl Devices {
                 "queue-size" => queue_size = Some(parse_queue_size(&s)?),
                 "guid" if s.value == "auto" => guid = None,
                 "guid" => guid = Some(parse_guid(&s)?),
+                "fsdev" => fsdev = Some(s.reference(DEVICE)?),
+                "mount_tag" => mount_tag = Some(super::ninep::parse_mount_tag(DEVICE, &s)?),
                 name => return Err(unhandled(DEVICE, name)),
             }
         }
@@ -293,6 +301,12 @@ impl Devices {
                     return Err(invalid(DEVICE, &value, "chardev=ID and tag=TAG are required"));
                 };
                 Device::Fs { chardev, tag, queue_size: queue_size.unwrap_or(FS_QUEUE_SIZE), id: id.clone(), value }
+            }
+            "virtio-9p-device" => {
+                let (Some(fsdev), Some(tag)) = (fsdev, mount_tag) else {
+                    return Err(invalid(DEVICE, &value, "fsdev=ID and mount_tag=TAG are required"));
+                };
+                Device::NineP { fsdev, tag, value }
             }
             "vhost-vsock-device" => {
                 let Some(cid) = guest_cid else {
@@ -364,6 +378,29 @@ impl Devices {
         Ok(())
     }
 
+    /// `-fsdev local,...`.
+    pub(super) fn fsdev(&mut self, value: &str) -> Result<(), ArgsError> {
+        let fsdev = super::ninep::fsdev(value)?;
+        self.add_fsdev(fsdev, super::ninep::FSDEV, value)
+    }
+
+    /// `-virtfs local,...`: an fsdev and its device, in this option's slot.
+    pub(super) fn virtfs(&mut self, value: &str) -> Result<(), ArgsError> {
+        let (fsdev, tag) = super::ninep::virtfs(value)?;
+        let id = fsdev.id.clone();
+        self.add_fsdev(fsdev, super::ninep::VIRTFS, value)?;
+        self.devices.push(Device::NineP { fsdev: id, tag, value: value.to_owned() });
+        Ok(())
+    }
+
+    fn add_fsdev(&mut self, fsdev: super::ninep::Fsdev, option: &'static str, value: &str) -> Result<(), ArgsError> {
+        if self.backends.fsdevs.iter().any(|f| f.id == fsdev.id) {
+            return Err(invalid(option, value, format!("duplicate fsdev id '{}'", esc(&fsdev.id))));
+        }
+        self.backends.fsdevs.push(fsdev);
+        Ok(())
+    }
+
     fn check_device_id(&mut self, id: Option<String>, value: &str) -> Result<(), ArgsError> {
         if let Some(id) = id {
             if self.device_ids.contains(&id) {
@@ -416,7 +453,8 @@ impl Devices {
                 ));
             }
         }
-        let Backends { drives, netdevs, chardevs, rng_objects, .. } = self.backends;
+        let Backends { drives, netdevs, chardevs, rng_objects, fsdevs, .. } = self.backends;
+        let mut fsdevs: Vec<_> = fsdevs.into_iter().map(|f| (f.id.clone(), Some(f))).collect();
         let mut drives: Vec<_> = drives.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
         let mut netdevs: Vec<_> = netdevs.into_iter().map(|n| (n.id.clone(), Some(n))).collect();
         let mut chardevs = ChardevUsers::new(chardevs, escape);
@@ -471,6 +509,10 @@ impl Devices {
                         ));
                     };
                     DeviceConfig::Fs(FsConfig { socket: path, tag, queue_size, id })
+                }
+                Device::NineP { fsdev, tag, value } => {
+                    let f = take(&mut fsdevs, &fsdev, &value, "fsdev")?;
+                    DeviceConfig::NineP(NinePConfig { path: f.path, tag, read_only: f.read_only, id: f.id })
                 }
                 Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
                 Device::HybridVsock { cid, uds_path, id, .. } => {
@@ -536,6 +578,7 @@ fn device_value(d: &Device) -> &str {
         | Device::Vsock { value, .. }
         | Device::HybridVsock { value, .. }
         | Device::Fs { value, .. }
+        | Device::NineP { value, .. }
         | Device::Balloon { value, .. } => value,
     }
 }

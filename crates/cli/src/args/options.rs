@@ -138,11 +138,6 @@ const COMPAT_PROPS: &[PropDesc] = &[
 
 /// What the refused disk options' users want instead.
 const USE_DRIVE: &str = "use -drive id=ID,file=PATH,format=raw,if=none -device virtio-blk-device,drive=ID";
-/// What 9p users want instead.
-pub(super) const USE_VIRTIO_FS: &str = "microvm has no 9p; share a directory with virtio-fs: run virtiofsd \
-     --socket-path=PATH --shared-dir=DIR, then -chardev socket,id=ID,path=PATH -device \
-     vhost-user-fs-device,chardev=ID,tag=TAG and -object memory-backend-memfd,id=mem,size=RAM,share=on \
-     -machine memory-backend=mem";
 const NO_FIRMWARE: &str = "there is no firmware; microvm boots -kernel directly";
 
 /// Every top-level option: the parser looks options up here, `-help` lists them.
@@ -559,8 +554,28 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         None,
         GLOBAL_PROPS,
     ),
-    refused("-fsdev", USE_VIRTIO_FS),
-    refused("-virtfs", USE_VIRTIO_FS),
+    with_kinds(
+        opt(
+            "-fsdev",
+            &[],
+            Opt::Fsdev,
+            Some("local,id=ID,path=DIR,security_model=none|passthrough[,readonly=on]"),
+            Section::Devices,
+            "A host directory for -device virtio-9p-device,fsdev=ID.",
+        ),
+        super::ninep::FSDEV_KINDS,
+    ),
+    with_kinds(
+        opt(
+            "-virtfs",
+            &[],
+            Opt::Virtfs,
+            Some("local,path=DIR,mount_tag=TAG,security_model=none|passthrough[,readonly=on][,id=ID]"),
+            Section::Devices,
+            "A 9p share: -fsdev local and -device virtio-9p-device in one option.",
+        ),
+        super::ninep::VIRTFS_KINDS,
+    ),
     refused("-hda", USE_DRIVE),
     refused("-hdb", USE_DRIVE),
     refused("-cdrom", "microvm has no CD-ROM; use a raw image with -drive and virtio-blk-device"),

@@ -45,6 +45,9 @@ pub(super) enum Opt {
     Qmp,
     QmpPretty,
     Mon,
+    /// `-fsdev`, `-virtfs`: 9p shares.
+    Fsdev,
+    Virtfs,
     /// `-monitor`: a human monitor.
     Monitor,
     /// `-echr N`: the mux escape key.

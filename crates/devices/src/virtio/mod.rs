@@ -17,6 +17,7 @@ pub mod hvsock;
 pub mod input;
 pub mod mmio;
 pub mod net;
+pub mod ninep;
 pub mod rng;
 mod state;
 #[cfg(any(test, feature = "test-util"))]

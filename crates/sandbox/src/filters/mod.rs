@@ -5,6 +5,7 @@
 mod chardev_io;
 mod common;
 mod main_loop;
+mod ninep;
 mod solo;
 mod vcpu;
 mod virtio;
@@ -23,6 +24,7 @@ fn lists_of(kind: ThreadKind) -> &'static [&'static [Rule]] {
         ThreadKind::Main => &[COMMON, CHARDEV_IO, main_loop::MAIN],
         ThreadKind::Vcpu => &[COMMON, vcpu::VCPU],
         ThreadKind::Virtio => &[COMMON, CHARDEV_IO, virtio::VIRTIO],
+        ThreadKind::Ninep => &[COMMON, ninep::NINEP],
         ThreadKind::Solo => &[COMMON, vcpu::VCPU, solo::SOLO],
     }
 }

@@ -270,8 +270,8 @@ fn device_errors() {
         err(&["-device", "e1000"]).to_string(),
         "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, virtio-net-device, \
          virtio-serial-device, virtconsole, virtserialport, isa-serial, isa-debug-exit, virtio-rng-device, \
-         virtio-keyboard-device, virtio-balloon-device, vhost-user-fs-device, vhost-vsock-device, hybrid-vsock-device, \
-         vmgenid, i8042"
+         virtio-keyboard-device, virtio-balloon-device, vhost-user-fs-device, virtio-9p-device, vhost-vsock-device, \
+         hybrid-vsock-device, vmgenid, i8042"
     );
     for d in ["", ",", "drive=d", "driver="] {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");
@@ -388,18 +388,6 @@ fn vhost_vsock_device() {
     }
     assert_invalid(err(&["-device", "vhost-vsock-device"]), "-device", "guest-cid=N is required");
     assert_invalid(err(&["-device", "vhost-vsock-pci,guest-cid=3"]), "-device", "use vhost-vsock-device");
-}
-
-#[test]
-fn nine_p_points_to_virtio_fs() {
-    for d in ["virtio-9p-device,fsdev=fs0,mount_tag=share", "virtio-9p-pci,fsdev=f,mount_tag=t"] {
-        assert_invalid(err(&["-device", d]), "-device", "vhost-user-fs-device");
-    }
-    for opt in ["-fsdev", "-virtfs"] {
-        let e = err(&[opt, "local,id=fs0,path=/tmp,security_model=none"]);
-        assert!(matches!(e, ArgsError::RefusedOption { .. }), "{e:?}");
-        assert!(e.to_string().contains("virtiofsd"), "{e}");
-    }
 }
 
 #[test]

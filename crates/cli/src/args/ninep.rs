@@ -1,0 +1,166 @@
+//! 9p shares: `-fsdev local,...` (a backend `-device virtio-9p-device,fsdev=ID` takes) and
+//! `-virtfs local,...` (QEMU's shorthand for both). The device itself is in `devices.rs`.
+//!
+//! Decisions (each also stated in `-help` and docs/dropin.md):
+//! - Only the `local` driver (QEMU's others, `proxy` and `synth`, are gone or test-only).
+//! - `security_model` is required, as in QEMU. `none` and `passthrough` are accepted and
+//!   behave alike: the server runs as microvm's user, files it creates belong to that user,
+//!   and the guest's chown/chmod reach the host file (chown succeeds when microvm is root).
+//!   QEMU's `passthrough` also creates files as the guest's user; microvm's server (the
+//!   `p9` crate) does not. `mapped-xattr` and `mapped-file` (credentials kept in xattrs or
+//!   hidden files) are refused in one line: the server has no such store.
+
+use std::path::PathBuf;
+
+use super::keyval::{kind_name, kind_settings, Setting};
+use super::schema::Value::{Bool, OneOf, Text};
+use super::schema::{ignored, prop, KindDesc, PropDesc, ID};
+use super::{invalid, unhandled, ArgsError};
+use vmm::config::NINEP_TAG_LEN;
+
+pub(super) const FSDEV: &str = "-fsdev";
+pub(super) const VIRTFS: &str = "-virtfs";
+
+const SECURITY_MODEL: PropDesc = prop(
+    "security_model",
+    OneOf(&["none", "passthrough", "mapped-xattr", "mapped-file"]),
+    None,
+    "Required, as in QEMU. none and passthrough: the guest sees the host's owners and modes; files it creates \
+     belong to microvm's user (QEMU's passthrough creates them as the guest's user); chmod/chown go to the host \
+     file. mapped-xattr and mapped-file are refused: microvm's server keeps no mapped credentials.",
+);
+const PATH: PropDesc = prop("path", Text("DIR"), None, "Required: the host directory the guest sees.");
+const READONLY: PropDesc =
+    prop("readonly", Bool, Some("off"), "on: every change (write, create, rename, chmod...) fails with EROFS.");
+const MOUNT_TAG: PropDesc =
+    prop("mount_tag", Text("TAG"), None, "Required: what the guest mounts (mount -t 9p -o trans=virtio TAG DIR).");
+const IGNORED: &[PropDesc] = &[
+    ignored("writeout", OneOf(&["immediate"]), "writes already reach the host file before the guest's call returns."),
+    ignored("fmode", Text("MODE"), "only the mapped models use it, and they are refused."),
+    ignored("dmode", Text("MODE"), "only the mapped models use it, and they are refused."),
+    ignored("multidevs", OneOf(&["remap", "forbid", "warn"]), "inode numbers are the host's, as with warn."),
+];
+
+/// `-fsdev` drivers.
+pub(super) const FSDEV_KINDS: &[KindDesc] = &[KindDesc {
+    name: "local",
+    help: "A host directory for -device virtio-9p-device,fsdev=ID. The 9p server stays inside it: names are \
+           single components (no ..), host symlinks are not followed, and its thread is under Landlock.",
+    props: &[
+        PropDesc { help: "Required; -device virtio-9p-device,fsdev=ID refers to it.", ..ID },
+        PATH,
+        SECURITY_MODEL,
+        READONLY,
+        IGNORED[0],
+        IGNORED[1],
+        IGNORED[2],
+        IGNORED[3],
+    ],
+}];
+
+/// `-virtfs` drivers: an `-fsdev` and its device in one option.
+pub(super) const VIRTFS_KINDS: &[KindDesc] = &[KindDesc {
+    name: "local",
+    help: "-fsdev local plus -device virtio-9p-device in one option, as QEMU's -virtfs.",
+    props: &[
+        PATH,
+        MOUNT_TAG,
+        SECURITY_MODEL,
+        READONLY,
+        PropDesc { help: "The fsdev's id (default: the mount tag).", ..ID },
+        IGNORED[0],
+        IGNORED[1],
+        IGNORED[2],
+        IGNORED[3],
+    ],
+}];
+
+/// The `-device virtio-9p-device` properties besides `id=`.
+pub(super) const FSDEV_REF: PropDesc = prop("fsdev", Text("ID"), None, "Required: the id of an -fsdev local.");
+pub(super) const DEVICE_MOUNT_TAG: PropDesc = MOUNT_TAG;
+
+/// A `-fsdev` waiting for its device.
+pub(super) struct Fsdev {
+    pub(super) id: String,
+    pub(super) path: PathBuf,
+    pub(super) read_only: bool,
+}
+
+/// `-fsdev local,id=ID,path=DIR,security_model=none|passthrough[,readonly=on]`.
+pub(super) fn fsdev(value: &str) -> Result<Fsdev, ArgsError> {
+    let local = parse(FSDEV, value, FSDEV_KINDS)?;
+    let Some(id) = local.id else {
+        return Err(invalid(FSDEV, value, "id=ID is required (-device virtio-9p-device,fsdev=ID refers to it)"));
+    };
+    if local.tag.is_some() {
+        return Err(unhandled(FSDEV, "mount_tag"));
+    }
+    Ok(Fsdev { id, path: local.path, read_only: local.read_only })
+}
+
+/// `-virtfs local,path=DIR,mount_tag=TAG,security_model=...[,id=ID][,readonly=on]`: the
+/// fsdev (its id `id=` or, as in QEMU, the mount tag) and the tag of its device.
+pub(super) fn virtfs(value: &str) -> Result<(Fsdev, String), ArgsError> {
+    let local = parse(VIRTFS, value, VIRTFS_KINDS)?;
+    let Some(tag) = local.tag else {
+        return Err(invalid(VIRTFS, value, "mount_tag=TAG is required (what the guest mounts)"));
+    };
+    let id = local.id.unwrap_or_else(|| tag.clone());
+    Ok((Fsdev { id, path: local.path, read_only: local.read_only }, tag))
+}
+
+struct Local {
+    id: Option<String>,
+    path: PathBuf,
+    read_only: bool,
+    tag: Option<String>,
+}
+
+fn parse(option: &'static str, value: &str, kinds: &'static [KindDesc]) -> Result<Local, ArgsError> {
+    let driver = kind_name(option, value, "driver")?;
+    let Some(kind) = kinds.iter().find(|k| Some(k.name) == driver.as_deref()) else {
+        return Err(invalid(option, value, "only the local driver: local,path=DIR,security_model=none,..."));
+    };
+    let (mut id, mut path, mut model, mut read_only, mut tag) = (None, None, None, false, None);
+    for s in kind_settings(option, value, "driver", kind)? {
+        match s.name() {
+            "id" => id = Some(s.id(option)?),
+            "path" => path = Some(s.path(option)?),
+            "security_model" => model = Some(security_model(option, &s)?),
+            "readonly" => read_only = s.on,
+            "mount_tag" => tag = Some(parse_mount_tag(option, &s)?),
+            name => return Err(unhandled(option, name)),
+        }
+    }
+    let Some(path) = path else {
+        return Err(invalid(option, value, "path=DIR is required (the host directory to share)"));
+    };
+    if model.is_none() {
+        return Err(invalid(option, value, "security_model=none or security_model=passthrough is required"));
+    }
+    Ok(Local { id, path, read_only, tag })
+}
+
+fn security_model(option: &'static str, s: &Setting) -> Result<(), ArgsError> {
+    match s.value.as_str() {
+        "none" | "passthrough" => Ok(()),
+        "mapped-xattr" | "mapped" | "mapped-file" => Err(invalid(
+            option,
+            &s.text,
+            "microvm's 9p server keeps no mapped credentials; use security_model=none (files belong to \
+             microvm's user), or virtio-fs (virtiofsd) for per-guest-user ownership",
+        )),
+        _ => Err(invalid(option, &s.text, "expected security_model=none or security_model=passthrough")),
+    }
+}
+
+/// `mount_tag=`: 1 to NINEP_TAG_LEN bytes, as QEMU's MAX_TAG_LEN.
+pub(super) fn parse_mount_tag(option: &'static str, s: &Setting) -> Result<String, ArgsError> {
+    if s.value.is_empty() || s.value.len() > NINEP_TAG_LEN {
+        return Err(invalid(option, &s.text, format!("a mount tag has 1 to {NINEP_TAG_LEN} bytes")));
+    }
+    Ok(s.value.clone())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+//! virtio-9p on the host's /dev/kvm (issue 18 item 6): a tiny guest drives the device in
+//! slot 0 as a driver would and echoes every answer to the serial port; the test checks
+//! what the guest read and what the share holds afterwards. The sandbox is on (the
+//! default), so the 9p thread runs under its seccomp list and Landlock.
+
+mod common;
+
+use common::*;
+use tiny_guest::ninep::{self as wire, errno, split_answers};
+use tiny_guest::virtio::virtio_requests_echoed_then_reset;
+
+/// VIRTIO_9P_MOUNT_TAG in the low word, VIRTIO_F_VERSION_1 (bit 32) in the high word.
+const FEATURES: [u32; 2] = [1, 1];
+const O_RDONLY: u32 = 0;
+const EPERM: u32 = 1;
+const EROFS: u32 = 30;
+const ELOOP: u32 = 40;
+
+/// The session every test runs: read the host's file, write one, and try to leave.
+fn session() -> Vec<Vec<u8>> {
+    vec![
+        wire::version(1, 8192).done(),
+        wire::attach(2, 0).done(),
+        wire::walk(3, 0, 1, &["hello"]).done(),
+        wire::lopen(4, 1, O_RDONLY).done(),
+        wire::read(5, 1, 100).done(),
+        wire::walk(6, 0, 2, &[]).done(),
+        wire::lcreate(7, 2, "new").done(),
+        wire::write(8, 2, b"from the guest").done(),
+        wire::walk(9, 0, 3, &[".."]).done(),
+        wire::walk(10, 0, 4, &["passwd"]).done(),
+        wire::lopen(11, 4, O_RDONLY).done(),
+    ]
+}
+
+/// Runs the session against a fresh share with `args` (which name SHARE for its path).
+fn run_session(args: &[&str]) -> (TempDir, Vec<Vec<u8>>) {
+    let dir = TempDir::new("9p");
+    let share = dir.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::write(share.join("hello"), b"from the host").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", share.join("passwd")).unwrap();
+    let kernel = dir.file("9p.elf", &virtio_requests_echoed_then_reset(FEATURES, &session()));
+    let mut cmd = microvm_legacy(&kernel);
+    cmd.args(args.iter().map(|a| a.replace("SHARE", share.to_str().unwrap())));
+    let out = run(cmd);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", out.describe());
+    assert!(out.stderr.trim().is_empty(), "{}", out.describe());
+    let answers: Vec<Vec<u8>> = split_answers(&out.stdout).into_iter().map(<[u8]>::to_vec).collect();
+    assert_eq!(answers.len(), session().len(), "one answer per request\n{}", out.describe());
+    (dir, answers)
+}
+
+/// What every spelling must show: the host's file read, the escapes refused.
+fn check_reads_and_escapes(answers: &[Vec<u8>]) {
+    assert_eq!(answers[0][4], 101, "Rversion");
+    assert_eq!(errno(&answers[1]), None, "Rattach");
+    assert_eq!(errno(&answers[3]), None, "Rlopen");
+    assert_eq!(&answers[4][11..], b"from the host", "Rread carries the host's file");
+    assert_eq!(errno(&answers[8]), Some(EPERM), "a walk to .. is refused");
+    assert_eq!(errno(&answers[9]), None, "the walk reaches the link itself");
+    assert_eq!(errno(&answers[10]), Some(ELOOP), "the host symlink to /etc/passwd is not followed");
+}
+
+#[test]
+fn fsdev_and_virtio_9p_device_serve_the_share() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let (dir, answers) = run_session(&[
+        "-fsdev",
+        "local,id=fs0,path=SHARE,security_model=none",
+        "-device",
+        "virtio-9p-device,fsdev=fs0,mount_tag=host0",
+    ]);
+    check_reads_and_escapes(&answers);
+    assert_eq!(errno(&answers[7]), None, "Rwrite");
+    assert_eq!(std::fs::read(dir.path().join("share/new")).unwrap(), b"from the guest");
+    assert!(!dir.path().join("new").exists());
+}
+
+#[test]
+fn virtfs_serves_the_share() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let (dir, answers) = run_session(&["-virtfs", "local,path=SHARE,mount_tag=host0,security_model=passthrough"]);
+    check_reads_and_escapes(&answers);
+    assert_eq!(std::fs::read(dir.path().join("share/new")).unwrap(), b"from the guest");
+}
+
+#[test]
+fn a_readonly_share_is_read_but_not_written() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let (dir, answers) = run_session(&["-virtfs", "local,path=SHARE,mount_tag=host0,security_model=none,readonly=on"]);
+    check_reads_and_escapes(&answers);
+    assert_eq!(errno(&answers[6]), Some(EROFS), "Tlcreate");
+    assert!(!dir.path().join("share/new").exists());
+}
+
+#[test]
+fn a_missing_share_is_one_line_before_the_guest_runs() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("9p-missing");
+    let kernel = dir.file("k.elf", &tiny_guest::serial_then_reset("never\n"));
+    let mut cmd = microvm_legacy(&kernel);
+    cmd.args(["-virtfs", "local,path=/nonexistent/share,mount_tag=t,security_model=none"]);
+    let out = run(cmd);
+    assert_no_panic(&out);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "the guest never ran");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    assert!(lines[0].contains("-fsdev t: 9p share /nonexistent/share: No such file or directory"), "{}", out.stderr);
+}

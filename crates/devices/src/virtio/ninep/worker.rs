@@ -1,0 +1,161 @@
+//! The 9p server's own thread. The device (on the shared virtio thread) copies each request
+//! out of guest memory and hands it here; this thread alone touches the shared folder, so
+//! it alone is put under Landlock (per thread in Linux) and a seccomp list of file calls.
+//! The device waits for each answer, so a paused virtio thread leaves this one idle too.
+
+use super::confine::{self, Refusal};
+use std::io::Cursor;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+
+/// The largest 9P message the server takes or makes (the `p9` crate's msize: 64 KiB of
+/// data plus headers). Larger requests are cut here, as the server would cut them.
+pub const MAX_MESSAGE: usize = 64 * 1024 + 24;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NinepError {
+    #[error("9p share {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("9p share {path} is not a directory")]
+    NotADirectory { path: PathBuf },
+    #[error("9p share {path}: cannot start the 9p server: {source}")]
+    Server {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("9p share {path}: landlock: {source}")]
+    Landlock {
+        path: PathBuf,
+        #[source]
+        source: landlock::RulesetError,
+    },
+}
+
+/// Answers requests: the confinement checks, then the `p9` server.
+pub struct Responder {
+    server: p9::Server,
+    read_only: bool,
+}
+
+impl Responder {
+    /// A server rooted at `path`, which must be a directory.
+    pub fn new(path: &Path, read_only: bool) -> Result<Responder, NinepError> {
+        let meta = std::fs::metadata(path).map_err(|source| NinepError::Open { path: path.into(), source })?;
+        if !meta.is_dir() {
+            return Err(NinepError::NotADirectory { path: path.into() });
+        }
+        // No id maps: the guest sees the host's numbers (security_model=none/passthrough).
+        let server = p9::Server::new(path, Default::default(), Default::default())
+            .map_err(|source| NinepError::Server { path: path.into(), source })?;
+        Ok(Responder { server, read_only })
+    }
+
+    /// The answer to one request (never empty: what the server cannot frame is an Rlerror).
+    pub fn answer(&mut self, request: &[u8]) -> Vec<u8> {
+        let tag = confine::tag_of(request);
+        if let Err(refusal) = confine::check(request, self.read_only) {
+            return confine::rlerror(tag, refusal.errno());
+        }
+        let mut out = Vec::new();
+        match self.server.handle_message(&mut Cursor::new(request), &mut out) {
+            Ok(()) if !out.is_empty() => out,
+            _ => confine::rlerror(tag, Refusal::Malformed.errno()),
+        }
+    }
+}
+
+/// The device's end: one request out, its answer back.
+pub struct Link {
+    requests: SyncSender<Vec<u8>>,
+    replies: Receiver<Vec<u8>>,
+}
+
+impl Link {
+    /// The answer to `request`; `None` once the worker has ended.
+    pub fn ask(&self, request: Vec<u8>) -> Option<Vec<u8>> {
+        self.requests.send(request).ok()?;
+        self.replies.recv().ok()
+    }
+}
+
+/// The worker thread's body: serves requests until the device (its `Link`) is dropped.
+pub struct Worker {
+    responder: Responder,
+    share: OwnedFd,
+    path: PathBuf,
+    read_only: bool,
+    requests: Receiver<Vec<u8>>,
+    replies: SyncSender<Vec<u8>>,
+}
+
+/// Opens the share and its server; the worker is started by the caller (the VMM under its
+/// seccomp filter, tests on a plain thread).
+pub fn pair(path: &Path, read_only: bool) -> Result<(Link, Worker), NinepError> {
+    let responder = Responder::new(path, read_only)?;
+    let share = open_path(path)?;
+    let (requests, request_rx) = mpsc::sync_channel(1);
+    let (reply_tx, replies) = mpsc::sync_channel(1);
+    let worker = Worker { responder, share, path: path.into(), read_only, requests: request_rx, replies: reply_tx };
+    Ok((Link { requests, replies }, worker))
+}
+
+/// An O_PATH fd of the share: Landlock's rule names the directory by it, so the rule holds
+/// whatever the path resolves to later.
+fn open_path(path: &Path) -> Result<OwnedFd, NinepError> {
+    let open_error = |source| NinepError::Open { path: path.into(), source };
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| open_error(std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+    // SAFETY: a NUL-terminated path; the result is checked and owned below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(open_error(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+impl Worker {
+    /// Confines the calling thread to the share (Landlock), then serves until the device
+    /// is gone. A kernel without Landlock is no error: the name checks and the O_NOFOLLOW
+    /// lookups still stand (one line says so).
+    pub fn run(mut self) -> Result<(), NinepError> {
+        self.confine()?;
+        while let Ok(request) = self.requests.recv() {
+            if self.replies.send(self.responder.answer(&request)).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Restricts this thread's file access to beneath the share, reads only when read-only.
+    pub(crate) fn confine(&self) -> Result<(), NinepError> {
+        use landlock::{Access, AccessFs, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI};
+        let abi = ABI::V5;
+        let allowed = if self.read_only { AccessFs::from_read(abi) } else { AccessFs::from_all(abi) };
+        let error = |source| NinepError::Landlock { path: self.path.clone(), source };
+        let status = Ruleset::default()
+            .handle_access(AccessFs::from_all(abi))
+            .map_err(error)?
+            .create()
+            .map_err(error)?
+            .add_rule(PathBeneath::new(&self.share, allowed))
+            .map_err(error)?
+            .restrict_self()
+            .map_err(error)?;
+        if status.ruleset == RulesetStatus::NotEnforced {
+            log::warn!(
+                "9p share {}: this kernel has no Landlock; the 9p thread is confined by its checks only",
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
+}
