@@ -1,9 +1,14 @@
-/* vsockio: both ends of the vhost-vsock acceptance test (issue 11), one static program
- * built by xtask (src/images/rootfs.rs), in the guest's rootfs as /bin/vsockio and in
- * the rig as $VSOCKIO.
+/* vsockio: both ends of the vsock acceptance tests (issue 11's vhost-vsock, issue 17's
+ * hybrid vsock), one static program built by xtask (src/images/rootfs.rs), in the guest's
+ * rootfs as /bin/vsockio and in the rig as $VSOCKIO.
  *
- *   vsockio serve PORT BYTES CYCLES     (rig: listens on any CID)
- *   vsockio connect CID PORT BYTES CYCLES   (guest: CID 2 is the host)
+ *   vsockio serve PORT BYTES CYCLES          (rig, AF_VSOCK: listens on any CID)
+ *   vsockio connect CID PORT BYTES CYCLES    (guest, AF_VSOCK: CID 2 is the host)
+ *   vsockio listen PORT BYTES CYCLES         (guest, AF_VSOCK: the host connects)
+ *   vsockio serve-unix PATH BYTES CYCLES     (rig, hybrid vsock: listens on the Unix
+ *                                             socket PATH = <uds_path>_<port>)
+ *   vsockio connect-unix PATH PORT BYTES CYCLES  (rig, hybrid vsock: connects to PATH =
+ *                                             uds_path, writes CONNECT PORT, reads OK)
  *
  * First connection: both ends send BYTES of their own pseudo-random stream while
  * receiving the other's, full duplex, and print the byte counts and FNV-1a sums of what
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
 
@@ -66,6 +72,8 @@ static void exchange(int s, uint64_t total, uint64_t seed) {
     size_t pending = 0, offset = 0;
     int reading = 1;
     fcntl(s, F_SETFL, O_NONBLOCK);
+    if (total == 0)
+        shutdown(s, SHUT_WR); /* nothing to send: the peer's read ends at once */
     while (reading || sent < total || pending) {
         struct pollfd p = {.fd = s, .events = (reading ? POLLIN : 0) | (sent < total || pending ? POLLOUT : 0)};
         if (poll(&p, 1, -1) < 0)
@@ -113,19 +121,42 @@ static void drain(int s) {
     }
 }
 
-static int serve(unsigned port, uint64_t bytes, int cycles) {
+/* The rig's stream (serve, serve-unix, connect-unix) and the guest's (connect, listen)
+ * differ, so a transfer that echoed or swapped them shows in the sums. */
+static const uint64_t RIG_SEED = 0x5249475249475249ULL, GUEST_SEED = 0x4755455354475545ULL;
+
+static int vsock_listener(unsigned port) {
     struct sockaddr_vm a = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
     int l = socket(AF_VSOCK, SOCK_STREAM, 0);
     if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 16) < 0)
         die("listen");
-    printf("%s-LISTENING port=%u\n", prefix, port);
+    return l;
+}
+
+static struct sockaddr_un unix_addr(const char *path) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    return a;
+}
+
+static int unix_listener(const char *path) {
+    struct sockaddr_un a = unix_addr(path);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    unlink(path);
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 16) < 0)
+        die("listen");
+    return l;
+}
+
+static int serve(int l, uint64_t bytes, int cycles, uint64_t seed) {
+    printf("%s-LISTENING\n", prefix);
     fflush(stdout);
     int s = accept(l, NULL, NULL);
     if (s < 0)
         die("accept");
     printf("%s-ACCEPTED\n", prefix);
     fflush(stdout);
-    exchange(s, bytes, 0x5249475249475249ULL);
+    exchange(s, bytes, seed);
     close(s);
     int before = fd_count();
     for (int i = 0; i < cycles; i++) {
@@ -139,17 +170,67 @@ static int serve(unsigned port, uint64_t bytes, int cycles) {
     return 0;
 }
 
-static int connect_to(unsigned cid, unsigned port, uint64_t bytes, int cycles) {
-    struct sockaddr_vm a = {.svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port};
+/* Where a client connects: an AF_VSOCK address, or the hybrid vsock's Unix socket and
+ * the guest port its CONNECT line names. */
+struct target {
+    const char *path;
+    unsigned cid, port;
+};
+
+/* Firecracker's handshake: CONNECT <port>\n, answered OK <host port>\n once the guest
+ * accepted; the socket just closes if nothing listens there (yet). */
+static int connect_unix(const struct target *t) {
+    struct sockaddr_un a = unix_addr(t->path);
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (s >= 0)
+            close(s);
+        return -1;
+    }
+    char line[64];
+    int n = snprintf(line, sizeof line, "CONNECT %u\n", t->port);
+    if (write(s, line, n) != n) {
+        close(s);
+        return -1;
+    }
+    size_t got = 0;
+    while (got < sizeof line - 1 && read(s, line + got, 1) == 1 && line[got] != '\n')
+        got++;
+    line[got] = 0;
+    if (strncmp(line, "OK ", 3) != 0) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+static int open_conn(const struct target *t) {
+    if (t->path)
+        return connect_unix(t);
+    struct sockaddr_vm a = {.svm_family = AF_VSOCK, .svm_cid = t->cid, .svm_port = t->port};
     int s = socket(AF_VSOCK, SOCK_STREAM, 0);
-    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0)
+    if (s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+static int client(const struct target *t, uint64_t bytes, int cycles, uint64_t seed) {
+    int s = open_conn(t);
+    /* The first connection may come before the guest listens: try for a minute. */
+    for (int i = 0; s < 0 && t->path && i < 600; i++) {
+        usleep(100000);
+        s = open_conn(t);
+    }
+    if (s < 0)
         die("connect");
-    exchange(s, bytes, 0x4755455354475545ULL);
+    exchange(s, bytes, seed);
     close(s);
     int before = fd_count();
     for (int i = 0; i < cycles; i++) {
-        s = socket(AF_VSOCK, SOCK_STREAM, 0);
-        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0)
+        s = open_conn(t);
+        if (s < 0)
             die("connect (cycles)");
         close(s);
     }
@@ -160,12 +241,27 @@ static int connect_to(unsigned cid, unsigned port, uint64_t bytes, int cycles) {
 int main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[1], "serve")) {
         prefix = "RIG-VSOCK";
-        return serve(atoi(argv[2]), strtoull(argv[3], NULL, 0), atoi(argv[4]));
+        return serve(vsock_listener(atoi(argv[2])), strtoull(argv[3], NULL, 0), atoi(argv[4]), RIG_SEED);
+    }
+    if (argc == 5 && !strcmp(argv[1], "listen")) {
+        prefix = "GUEST-VSOCK-LISTEN";
+        return serve(vsock_listener(atoi(argv[2])), strtoull(argv[3], NULL, 0), atoi(argv[4]), GUEST_SEED);
+    }
+    if (argc == 5 && !strcmp(argv[1], "serve-unix")) {
+        prefix = "RIG-HVSOCK";
+        return serve(unix_listener(argv[2]), strtoull(argv[3], NULL, 0), atoi(argv[4]), RIG_SEED);
     }
     if (argc == 6 && !strcmp(argv[1], "connect")) {
         prefix = "GUEST-VSOCK";
-        return connect_to(atoi(argv[2]), atoi(argv[3]), strtoull(argv[4], NULL, 0), atoi(argv[5]));
+        struct target t = {.cid = atoi(argv[2]), .port = atoi(argv[3])};
+        return client(&t, strtoull(argv[4], NULL, 0), atoi(argv[5]), GUEST_SEED);
     }
-    fprintf(stderr, "usage: vsockio serve PORT BYTES CYCLES | vsockio connect CID PORT BYTES CYCLES\n");
+    if (argc == 6 && !strcmp(argv[1], "connect-unix")) {
+        prefix = "RIG-HVSOCK-CONNECT";
+        struct target t = {.path = argv[2], .port = atoi(argv[3])};
+        return client(&t, strtoull(argv[4], NULL, 0), atoi(argv[5]), RIG_SEED);
+    }
+    fprintf(stderr, "usage: vsockio serve PORT BYTES CYCLES | connect CID PORT BYTES CYCLES | listen PORT BYTES "
+                    "CYCLES | serve-unix PATH BYTES CYCLES | connect-unix PATH PORT BYTES CYCLES\n");
     return 2;
 }

@@ -1,5 +1,6 @@
 //! Acceptance of the vhost devices (issue 11) with a real Linux guest in the rig, whose
-//! kernel loads vhost_vsock and vhost_net (xtask/src/images/cloud.rs, RIG_MODULES). One
+//! kernel loads vhost_vsock and vhost_net (xtask/src/images/cloud.rs, RIG_MODULES), and of
+//! Firecracker's hybrid vsock (issue 17), the same vsock exchange without the kernel's vhost. One
 //! scenario (xtask/scenarios/*.sh) and one rig boot per test, as in devices.rs.
 
 use xtask::scenario::{self, Case};
@@ -24,6 +25,32 @@ fn field<'a>(case: &'a Case, prefix: &str, key: &str) -> Option<&'a str> {
 
 const MIB64: &str = "67108864";
 
+/// One exchange of `vsockio` (guest/tools/vsockio.c): `a` and `b`, the two ends' prefixes,
+/// each sent and received 64 MiB, what one sent the other received (FNV-1a sums), and the
+/// 1000 connect/close cycles after it left both ends' descriptor counts unchanged.
+fn assert_exchange_and_cycles(case: &Case, a: &str, b: &str) {
+    let report = case.report();
+    for side in [a, b] {
+        for dir in ["TX", "RX"] {
+            let line = format!("{side}-{dir}");
+            assert_eq!(field(case, &line, "bytes"), Some(MIB64), "{line}\n{report}");
+        }
+    }
+    let a_tx = field(case, &format!("{a}-TX"), "sum");
+    assert!(a_tx.is_some(), "{report}");
+    assert_eq!(a_tx, field(case, &format!("{b}-RX"), "sum"), "{a} -> {b}: data differs\n{report}");
+    let b_tx = field(case, &format!("{b}-TX"), "sum");
+    assert_eq!(b_tx, field(case, &format!("{a}-RX"), "sum"), "{b} -> {a}: data differs\n{report}");
+    assert_ne!(a_tx, b_tx, "each end sends its own stream\n{report}");
+    for side in [a, b] {
+        let fds = format!("{side}-FDS");
+        assert_eq!(field(case, &fds, "cycles"), Some("1000"), "{fds}\n{report}");
+        let before = field(case, &fds, "before");
+        assert!(before.is_some_and(|n| n.parse::<i32>().is_ok_and(|n| n > 0)), "{fds}\n{report}");
+        assert_eq!(before, field(case, &fds, "after"), "{fds}: descriptors leaked\n{report}");
+    }
+}
+
 /// Acceptance 1: 64 MiB each way over AF_VSOCK with matching sums, 1000 connect/close
 /// cycles that leave both ends' descriptor counts unchanged, and a second VM with the
 /// same CID failing with one line.
@@ -31,24 +58,7 @@ const MIB64: &str = "67108864";
 fn vsock_moves_64_mib_each_way_and_refuses_a_second_vm_with_the_same_cid() {
     let Some(case) = run("dev-vsock") else { return };
     let report = case.report();
-    for (prefix, what) in [
-        ("GUEST-VSOCK-TX", "guest sent"),
-        ("GUEST-VSOCK-RX", "guest received"),
-        ("RIG-VSOCK-TX", "rig sent"),
-        ("RIG-VSOCK-RX", "rig received"),
-    ] {
-        assert_eq!(field(&case, prefix, "bytes"), Some(MIB64), "{what}\n{report}");
-    }
-    let guest_tx = field(&case, "GUEST-VSOCK-TX", "sum");
-    assert!(guest_tx.is_some(), "{report}");
-    assert_eq!(guest_tx, field(&case, "RIG-VSOCK-RX", "sum"), "guest -> rig data differs\n{report}");
-    assert_eq!(field(&case, "RIG-VSOCK-TX", "sum"), field(&case, "GUEST-VSOCK-RX", "sum"), "rig -> guest\n{report}");
-    for side in ["GUEST-VSOCK-FDS", "RIG-VSOCK-FDS"] {
-        assert_eq!(field(&case, side, "cycles"), Some("1000"), "{side}\n{report}");
-        let before = field(&case, side, "before");
-        assert!(before.is_some_and(|n| n.parse::<i32>().is_ok_and(|n| n > 0)), "{side}\n{report}");
-        assert_eq!(before, field(&case, side, "after"), "{side}: descriptors leaked\n{report}");
-    }
+    assert_exchange_and_cycles(&case, "GUEST-VSOCK", "RIG-VSOCK");
     let second = case.output.split("SECOND-VM-BEGIN").nth(1).and_then(|s| s.split("SECOND-VM-END").next());
     let lines: Vec<&str> = second.unwrap_or("").lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 1, "the second VM printed {lines:?}\n{report}");
@@ -58,6 +68,29 @@ fn vsock_moves_64_mib_each_way_and_refuses_a_second_vm_with_the_same_cid() {
     assert!(status.is_some_and(|s| s != "0"), "the second VM did not fail\n{report}");
     assert!(case.output.contains("MICROVM-GUEST-RUN-EXIT status=0"), "{report}");
     assert_eq!(case.status, Some(0), "the first VM did not exit 0\n{report}");
+}
+
+/// Issue 17, acceptance 4 (first part): Firecracker's hybrid vsock, microvm in Firecracker
+/// mode with no /dev/vhost-vsock: 64 MiB each way on a guest-initiated connection (the
+/// guest's AF_VSOCK to the rig's `<uds_path>_5000`) and on a host-initiated one (the rig's
+/// `CONNECT 6000` on uds_path to the guest's listener), 1000 connect/close cycles each way,
+/// and microvm holding no more descriptors after them than during the first connection.
+#[test]
+fn hybrid_vsock_moves_64_mib_each_way_both_directions_of_connect() {
+    let Some(case) = run("dev-hvsock") else { return };
+    let report = case.report();
+    assert_exchange_and_cycles(&case, "GUEST-VSOCK", "RIG-HVSOCK");
+    assert_exchange_and_cycles(&case, "RIG-HVSOCK-CONNECT", "GUEST-VSOCK-LISTEN");
+    // Counted while microvm runs (a count of 0 would mean it was gone).
+    let fds = |key: &str| value(&case, key).and_then(|n| n.parse::<u32>().ok()).filter(|&n| n > 0);
+    let during = fds("MICROVM-FDS-CONNECTED").unwrap_or_else(|| panic!("{report}"));
+    for after in ["MICROVM-FDS-GUEST-CYCLES", "MICROVM-FDS-HOST-CYCLES"] {
+        let n = fds(after).unwrap_or_else(|| panic!("no {after}\n{report}"));
+        assert!(n <= during, "microvm kept descriptors after the cycles: {during} -> {n} ({after})\n{report}");
+    }
+    assert!(!case.output.contains("seccomp"), "{report}");
+    assert!(case.output.contains("MICROVM-GUEST-RUN-EXIT status=0"), "{report}");
+    assert_eq!(case.status, Some(0), "microvm did not exit 0\n{report}");
 }
 
 fn value<'a>(case: &'a Case, key: &str) -> Option<&'a str> {

@@ -13,7 +13,8 @@ pub use fc_api::fc_api_input;
 pub use legacy::legacy_ports;
 pub use ninep::{ninep_requests, queue_9p};
 pub use queues::{
-    queue_balloon, queue_block, queue_console, queue_input, queue_multiport, queue_net, queue_rng, virtio_mmio,
+    queue_balloon, queue_block, queue_console, queue_input, queue_multiport, queue_net, queue_rng, queue_vsock,
+    virtio_mmio,
 };
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,6 +35,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("queue_balloon", queue_balloon),
     ("queue_multiport", queue_multiport),
     ("queue_input", queue_input),
+    ("queue_vsock", queue_vsock),
     ("queue_9p", queue_9p),
     ("ninep_requests", ninep_requests),
     ("legacy_ports", legacy_ports),

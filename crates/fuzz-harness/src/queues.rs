@@ -271,3 +271,96 @@ pub fn queue_console(data: &[u8]) {
     let Ok(fresh) = Console::new(chardev) else { return };
     snapshot_restores!(d, fresh);
 }
+
+/// Firecracker's hybrid vsock with real Unix sockets on the host side: besides the raw
+/// chains of `drive`, the input sends well-formed packets (any op, ports, flags, window
+/// and length, now and then from a foreign CID), posts rx buffers, connects host processes
+/// with any first line (`CONNECT <port>` or not), and writes to or closes the host ends
+/// of connections, whose listeners wait at `<uds_path>_0` to `_3`.
+pub fn queue_vsock(data: &[u8]) {
+    use devices::virtio::hvsock::packet::{Header, HDR_LEN, HOST_CID, TYPE_STREAM};
+    use devices::virtio::hvsock::HybridVsock;
+    use std::os::unix::net::UnixListener;
+    const CID: u64 = 3;
+    let Ok(dir) = vmm_sys_util::tempdir::TempDir::new() else { return };
+    let uds = dir.as_path().join("v.sock");
+    let Ok(vsock) = HybridVsock::new(CID, &uds) else { return };
+    let listeners: Vec<UnixListener> = (0..4)
+        .filter_map(|port| {
+            let listener = UnixListener::bind(vsock.listener_path(port)).ok()?;
+            listener.set_nonblocking(true).ok()?;
+            Some(listener)
+        })
+        .collect();
+    let mut peers: Vec<UnixStream> = Vec::new();
+    let mut sink = vec![0u8; 70_000];
+    let (mut d, _) = TestDriver::new(vsock);
+    let mut b = Bytes::new(data);
+    drive(&mut d, 3, &mut b, |d, b| {
+        match b.u8() % 4 {
+            0 => {
+                // A guest packet as a driver lays it out, on the tx queue.
+                let ports = [0, 1, 2, 3, 1 << 30, (1 << 30) + 1];
+                let payload = b.slice(255);
+                let header = Header {
+                    src_cid: if b.u8() % 8 == 0 { b.u64() } else { CID },
+                    dst_cid: HOST_CID,
+                    src_port: u32::from(b.u8() % 4),
+                    dst_port: ports[usize::from(b.u8()) % ports.len()],
+                    len: if b.u8() % 8 == 0 { b.u32() } else { payload.len() as u32 },
+                    kind: if b.u8() % 8 == 0 { b.u16() } else { TYPE_STREAM },
+                    op: u16::from(b.u8() % 9),
+                    flags: u32::from(b.u8() % 4),
+                    buf_alloc: b.u32(),
+                    fwd_cnt: b.u32(),
+                };
+                let mut packet = header.encode().to_vec();
+                packet.extend_from_slice(payload);
+                let addr = d.alloc_with(&packet);
+                d.add_chain(1, &[(addr, packet.len() as u32, false)]);
+                d.kick(1);
+            }
+            1 => {
+                // rx buffers of any size the input says (Linux posts 4 KiB + a header).
+                let len = if b.u8() % 4 == 0 { u32::from(b.u16()) } else { 4096 + HDR_LEN as u32 };
+                let addr = d.alloc(len, 0);
+                d.add_chain(0, &[(addr, len, true)]);
+                d.kick(0);
+            }
+            2 => {
+                // A host process connecting with whatever first line.
+                if peers.len() < 16 {
+                    if let Ok(mut s) = UnixStream::connect(&uds) {
+                        let _ = s.set_nonblocking(true);
+                        let _ = s.write(b.slice(32));
+                        peers.push(s);
+                    }
+                }
+            }
+            _ => {
+                // A host end writes, or closes.
+                for listener in &listeners {
+                    while let Ok((s, _)) = listener.accept() {
+                        let _ = s.set_nonblocking(true);
+                        peers.push(s);
+                    }
+                }
+                if !peers.is_empty() {
+                    let i = usize::from(b.u8()) % peers.len();
+                    if b.u8() % 2 == 0 {
+                        let _ = peers[i].write(b.slice(255));
+                    } else {
+                        peers.swap_remove(i);
+                    }
+                }
+            }
+        }
+        d.run_ready();
+        for peer in &mut peers {
+            while matches!(peer.read(&mut sink), Ok(n) if n > 0) {}
+        }
+        d.run_ready();
+    });
+    let Ok(fresh) = HybridVsock::new(CID, &dir.as_path().join("restored.sock")) else { return };
+    snapshot_restores!(d, fresh);
+}

@@ -223,6 +223,9 @@ pub enum DeviceConfig {
     /// `-device virtio-keyboard-device`: a virtio-input keyboard for QMP's keys.
     Keyboard,
     Vsock(VsockConfig),
+    /// Firecracker's hybrid vsock (`PUT /vsock`): AF_VSOCK in the guest, Unix sockets on
+    /// the host, served by microvm itself.
+    HybridVsock(HybridVsockConfig),
     Fs(FsConfig),
     /// `-fsdev local` + `-device virtio-9p-device` (or `-virtfs`).
     NineP(NinePConfig),
@@ -265,6 +268,18 @@ pub struct VsockConfig {
     /// The guest's context id, 3..u32::MAX (checked by the CLI).
     pub cid: u64,
     /// `id=`, for the monitor.
+    pub id: Option<String>,
+}
+
+/// Firecracker's `PUT /vsock {guest_cid, uds_path}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HybridVsockConfig {
+    /// The guest's context id, 3..u32::MAX (the device checks it).
+    pub cid: u64,
+    /// The host side: host processes connect here (`CONNECT <port>`), and a guest
+    /// connecting to port P reaches `<uds_path>_P`.
+    pub uds_path: PathBuf,
+    /// Firecracker's `vsock_id`.
     pub id: Option<String>,
 }
 

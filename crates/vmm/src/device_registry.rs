@@ -9,6 +9,7 @@ use devices::virtio::balloon::Balloon;
 use devices::virtio::block::Block;
 use devices::virtio::console::Console;
 use devices::virtio::console::MultiportConsole;
+use devices::virtio::hvsock::HybridVsock;
 use devices::virtio::input::VirtioKeyboard;
 use devices::virtio::net::Net;
 use devices::virtio::ninep::Virtio9p;
@@ -29,6 +30,7 @@ pub enum DeviceHandle {
     Keyboard(Arc<Mutex<VirtioKeyboard>>),
     Serial(Arc<Mutex<SerialPort>>),
     Vsock(Arc<Mutex<VhostVsock>>),
+    HybridVsock(Arc<Mutex<HybridVsock>>),
     VhostNet(Arc<Mutex<VhostNet>>),
     Fs(Arc<Mutex<VhostUserFs>>),
     NineP(Arc<Mutex<Virtio9p>>),
@@ -47,6 +49,8 @@ impl DeviceHandle {
             DeviceHandle::Keyboard(_) => "virtio-keyboard-device",
             DeviceHandle::Serial(_) => "isa-serial",
             DeviceHandle::Vsock(_) => "vhost-vsock-device",
+            // microvm's own name (QEMU has no hybrid vsock); the Firecracker front end's PUT /vsock.
+            DeviceHandle::HybridVsock(_) => "hybrid-vsock-device",
             DeviceHandle::VhostNet(_) => "virtio-net-device",
             DeviceHandle::Fs(_) => "vhost-user-fs-device",
             DeviceHandle::NineP(_) => "virtio-9p-device",

@@ -80,6 +80,8 @@ pub enum Error {
     Console(#[from] devices::virtio::console::ConsoleError),
     #[error("vhost-vsock-device: {0}")]
     Vsock(#[from] devices::virtio::vhost::vsock::VsockError),
+    #[error("vsock: {0}")]
+    HybridVsock(#[from] devices::virtio::hvsock::HybridVsockError),
     #[error("netdev {id}: vhost=on: {source}")]
     VhostNet { id: String, source: devices::virtio::vhost::net::VhostNetError },
     #[error("vhost-user-fs-device {tag}: {source}")]

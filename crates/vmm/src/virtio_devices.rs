@@ -20,6 +20,7 @@ use devices::guest_memory::GuestMemoryMmap;
 use devices::virtio::balloon::Balloon;
 use devices::virtio::block::{Block, BlockOptions};
 use devices::virtio::console::{Console, MultiportConsole, PortBackend};
+use devices::virtio::hvsock::HybridVsock;
 use devices::virtio::input::VirtioKeyboard;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::net::{passt, Backend, DgramSocket, Net, StreamSocket, Tap};
@@ -238,6 +239,11 @@ pub fn create_devices(
                 let vsock = Arc::new(Mutex::new(vsock));
                 attach(vsock.clone(), "virtio-mmio (vhost-vsock)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Vsock(vsock))?;
+            }
+            DeviceConfig::HybridVsock(cfg) => {
+                let vsock = Arc::new(Mutex::new(HybridVsock::new(cfg.cid, &cfg.uds_path)?));
+                attach(vsock.clone(), "virtio-mmio (hybrid vsock)", slot, vm, mem, mmio, event_loop)?;
+                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::HybridVsock(vsock))?;
             }
         }
         inventory.cmdline_entries.push(cmdline_entry(slot));

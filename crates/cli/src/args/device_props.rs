@@ -512,6 +512,18 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         ],
     },
     KindDesc {
+        name: "hybrid-vsock-device",
+        help: "microvm's own (QEMU has no such device): Firecracker's hybrid vsock, AF_VSOCK in the guest and \
+               Unix sockets on the host, served by microvm (no /dev/vhost-vsock). A host process connects to \
+               uds-path and writes CONNECT <port>, then reads OK <host port>; a guest connecting to host port P \
+               reaches <uds-path>_P (docs/firecracker-api.md, PUT /vsock).",
+        props: &[
+            prop("guest-cid", Text("N"), None, "Required: the guest's address, 3..4294967294."),
+            prop("uds-path", Text("PATH"), None, "Required: where microvm listens; it must not exist yet."),
+            DEVICE_ID,
+        ],
+    },
+    KindDesc {
         name: "vmgenid",
         help: "The VM Generation ID (needs -M microvm,acpi=on): 16 bytes the guest's vmgenid driver watches; \
                every restore (-incoming) writes a new one and notifies the guest, which reseeds its RNG. \

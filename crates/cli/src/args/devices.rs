@@ -28,11 +28,12 @@
 //! - A monitor (`-mon`, `-qmp chardev:`) takes its chardev like a device
 //!   does: a chardev serves one of them.
 
+use std::path::PathBuf;
 use vmm::config::{
     BalloonConfig, BalloonOptions, BlockConfig, ChardevBackend, ChardevConfig, DebugExitConfig, DeviceConfig,
     MonitorConfig, MonitorSocket, MuxConfig, NetConfig,
 };
-use vmm::config::{FsConfig, NinePConfig, VsockConfig};
+use vmm::config::{FsConfig, HybridVsockConfig, NinePConfig, VsockConfig};
 use vmm::vmgenid::VmGenIdConfig;
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
@@ -90,6 +91,13 @@ enum Device {
         chardev: String,
         tag: String,
         queue_size: u16,
+        id: Option<String>,
+        value: String,
+    },
+    /// `hybrid-vsock-device,guest-cid=N,uds-path=PATH`.
+    HybridVsock {
+        cid: u64,
+        uds_path: PathBuf,
         id: Option<String>,
         value: String,
     },
@@ -217,7 +225,7 @@ impl Devices {
         let (mut serial, mut iobase, mut iosize) = (None, None, None);
         let (mut max_ports, mut port_name) = (None, None);
         let mut balloon = BalloonOptions::default();
-        let (mut guest_cid, mut tag, mut queue_size) = (None, None, None);
+        let (mut guest_cid, mut tag, mut queue_size, mut uds_path) = (None, None, None, None);
         let mut guid = None;
         let (mut fsdev, mut mount_tag) = (None, None);
         for s in kind_settings(DEVICE, value, "driver", kind)? {
@@ -253,6 +261,7 @@ impl Devices {
                 "deflate-on-oom" => balloon.deflate_on_oom = s.on,
                 "free-page-reporting" => balloon.free_page_reporting = s.on,
                 "guest-cid" => guest_cid = Some(parse_guest_cid(&s)?),
+                "uds-path" => uds_path = Some(PathBuf::from(&s.value)).filter(|p| !p.as_os_str().is_empty()),
                 "tag" => tag = Some(parse_fs_tag(&s)?),
                 "queue-size" => queue_size = Some(parse_queue_size(&s)?),
                 "guid" if s.value == "auto" => guid = None,
@@ -308,6 +317,12 @@ impl Devices {
                     ));
                 };
                 Device::Vsock { cid, id: id.clone(), value }
+            }
+            "hybrid-vsock-device" => {
+                let (Some(cid), Some(uds_path)) = (guest_cid, uds_path) else {
+                    return Err(invalid(DEVICE, &value, "guest-cid=N and uds-path=PATH are required"));
+                };
+                Device::HybridVsock { cid, uds_path, id: id.clone(), value }
             }
             "isa-serial" => {
                 if self.isa_serial.is_some() {
@@ -499,6 +514,9 @@ impl Devices {
                     DeviceConfig::NineP(NinePConfig { path: f.path, tag, read_only: f.read_only, id: f.id })
                 }
                 Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
+                Device::HybridVsock { cid, uds_path, id, .. } => {
+                    DeviceConfig::HybridVsock(HybridVsockConfig { cid, uds_path, id })
+                }
                 Device::Keyboard { .. } => DeviceConfig::Keyboard,
                 Device::Balloon { id, options, .. } => DeviceConfig::Balloon(BalloonConfig { id, options }),
             });
@@ -557,6 +575,7 @@ fn device_value(d: &Device) -> &str {
         | Device::Rng { value, .. }
         | Device::Keyboard { value }
         | Device::Vsock { value, .. }
+        | Device::HybridVsock { value, .. }
         | Device::Fs { value, .. }
         | Device::NineP { value, .. }
         | Device::Balloon { value, .. } => value,

@@ -11,11 +11,6 @@ use serde_json::{json, Value};
 use vmm::api::{snapshot, ApiFacts, MetricsSink};
 use vmm::config::VmConfig;
 
-/// Firecracker's hybrid vsock (a Unix socket on the host side) does not exist in microvm
-/// yet; its kernel vhost-vsock is the QEMU front end's `vhost-vsock-device`.
-pub const VSOCK_UNAVAILABLE: &str =
-    "PUT /vsock: Firecracker's hybrid vsock (uds_path) is not available yet in microvm.";
-
 /// What to do after a request.
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
@@ -37,6 +32,7 @@ pub struct Preboot {
     nets: Vec<NetworkInterface>,
     balloon: Option<Balloon>,
     entropy: Option<EntropyDevice>,
+    vsock: Option<Vsock>,
     logger: Option<Logger>,
     metrics: Option<(Metrics, MetricsSink)>,
     mmds: MmdsStore,
@@ -55,6 +51,7 @@ impl Preboot {
             nets: Vec::new(),
             balloon: None,
             entropy: None,
+            vsock: None,
             logger: None,
             metrics: None,
             mmds: MmdsStore::new(mmds_size_limit),
@@ -105,7 +102,7 @@ impl Preboot {
                 self.entropy = Some(e);
                 Outcome::Answer(Response::no_content())
             }
-            R::PutVsock(_) => Outcome::Answer(Response::bad_request(VSOCK_UNAVAILABLE)),
+            R::PutVsock(v) => done(vm_config::check_vsock(&v).map(|()| self.vsock = Some(v))),
             R::PutLogger(l) => match logger(&l) {
                 Ok(()) => {
                     self.logger = Some(l);
@@ -185,6 +182,7 @@ impl Preboot {
             nets: &self.nets,
             balloon: self.balloon.as_ref(),
             entropy: self.entropy.as_ref(),
+            vsock: self.vsock.as_ref(),
             sandbox: self.sandbox,
             id: &self.id,
         })
@@ -202,6 +200,7 @@ impl Preboot {
             "metrics": self.metrics.as_ref().map(|(m, _)| m),
             "network-interfaces": self.nets,
             "entropy": self.entropy,
+            "vsock": self.vsock,
         });
         if let Value::Object(map) = &mut config {
             map.retain(|_, value| !value.is_null());

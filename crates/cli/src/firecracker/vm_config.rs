@@ -6,8 +6,8 @@ use fc_api::model::*;
 use std::path::PathBuf;
 use vmm::api::rate_limits::{drive_limits, limiter};
 use vmm::config::{
-    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, KernelConfig, MemoryBackend, NetBackend,
-    NetConfig, NetLimits, SerialConfig, VmConfig,
+    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, HybridVsockConfig, KernelConfig,
+    MemoryBackend, NetBackend, NetConfig, NetLimits, SerialConfig, VmConfig,
 };
 use vmm::vmgenid::VmGenIdConfig;
 
@@ -43,6 +43,14 @@ pub enum ConfigError {
     MemorySize,
     #[error("Missing boot source: PUT /boot-source first.")]
     NoBootSource,
+    #[error("Vsock config error: guest_cid {0} is reserved (it must be 3 or more, and below 4294967295).")]
+    VsockCid(u32),
+    #[error("Vsock config error: uds_path is empty.")]
+    VsockPathEmpty,
+    #[error(
+        "Vsock config error: uds_path {0} exists (remove it first, as with Firecracker: the device listens there)."
+    )]
+    VsockPathExists(String),
     /// Something in Firecracker's API that microvm does not do; names it.
     #[error("{0} is not supported by microvm.")]
     NotSupported(&'static str),
@@ -112,6 +120,23 @@ pub fn check_balloon(b: &Balloon) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The CID a guest can take (0-2 are the hypervisor, local and host addresses; u32::MAX
+/// is VMADDR_CID_ANY), and a socket path the device can listen on. Firecracker binds the
+/// socket at `PUT /vsock`; microvm binds it when it builds the VM and checks here that
+/// nothing is in the way, so the client still learns at `PUT` time.
+pub fn check_vsock(v: &Vsock) -> Result<(), ConfigError> {
+    if v.guest_cid < 3 || v.guest_cid == u32::MAX {
+        return Err(ConfigError::VsockCid(v.guest_cid));
+    }
+    if v.uds_path.is_empty() {
+        return Err(ConfigError::VsockPathEmpty);
+    }
+    if std::fs::symlink_metadata(&v.uds_path).is_ok() {
+        return Err(ConfigError::VsockPathExists(v.uds_path.clone()));
+    }
+    Ok(())
+}
+
 /// `AA:BB:CC:DD:EE:FF`.
 pub fn parse_mac(text: &str) -> Result<[u8; 6], ConfigError> {
     let bad = || ConfigError::Mac(text.to_owned());
@@ -135,13 +160,14 @@ pub struct Parts<'a> {
     pub nets: &'a [NetworkInterface],
     pub balloon: Option<&'a Balloon>,
     pub entropy: Option<&'a EntropyDevice>,
+    pub vsock: Option<&'a Vsock>,
     pub sandbox: bool,
     pub id: &'a str,
 }
 
 /// The VM Firecracker would build: its 16550 on stdio, its i8042 (for `SendCtrlAltDel`
 /// and `reboot=k`), no ACPI, drives with the root device first (so it is /dev/vda, as
-/// Firecracker attaches it), then network interfaces, balloon and entropy.
+/// Firecracker attaches it), then network interfaces, balloon, entropy and vsock.
 pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
     let boot = parts.boot_source.ok_or(ConfigError::NoBootSource)?;
     let mut cmdline = boot.boot_args.clone().unwrap_or_else(|| DEFAULT_BOOT_ARGS.to_owned());
@@ -212,6 +238,13 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
     if let Some(entropy) = parts.entropy {
         config.devices.push(DeviceConfig::Rng(limiter(&entropy.rate_limiter)));
     }
+    if let Some(vsock) = parts.vsock {
+        config.devices.push(DeviceConfig::HybridVsock(HybridVsockConfig {
+            cid: u64::from(vsock.guest_cid),
+            uds_path: PathBuf::from(&vsock.uds_path),
+            id: vsock.vsock_id.clone(),
+        }));
+    }
     Ok(config)
 }
 
@@ -243,6 +276,7 @@ mod tests {
         };
         let drives = [data, root];
         let nets = [net];
+        let vsock = Vsock { vsock_id: Some("vsock0".into()), guest_cid: 3, uds_path: "/tmp/v.sock".into() };
         let parts = Parts {
             boot_source: Some(&boot),
             machine: &machine,
@@ -250,6 +284,7 @@ mod tests {
             nets: &nets,
             balloon: None,
             entropy: Some(&EntropyDevice::default()),
+            vsock: Some(&vsock),
             sandbox: true,
             id: "vm1",
         };
@@ -266,6 +301,25 @@ mod tests {
         assert!(matches!(&config.devices[1], DeviceConfig::Block(b) if b.id == "data"));
         assert!(matches!(&config.devices[2], DeviceConfig::Net(n) if n.mac == Some([0xaa, 0xfc, 0, 0, 0, 1])));
         assert_eq!(config.devices[3], DeviceConfig::Rng(Default::default()));
+        assert_eq!(
+            config.devices[4],
+            DeviceConfig::HybridVsock(HybridVsockConfig {
+                cid: 3,
+                uds_path: "/tmp/v.sock".into(),
+                id: Some("vsock0".into())
+            })
+        );
+    }
+
+    #[test]
+    fn vsock_refusals() {
+        let v = |cid, path: &str| Vsock { vsock_id: None, guest_cid: cid, uds_path: path.into() };
+        for cid in [0, 1, 2, u32::MAX] {
+            assert!(matches!(check_vsock(&v(cid, "/nonexistent/v.sock")), Err(ConfigError::VsockCid(c)) if c == cid));
+        }
+        assert!(check_vsock(&v(3, "/nonexistent/v.sock")).is_ok());
+        assert!(matches!(check_vsock(&v(3, "")), Err(ConfigError::VsockPathEmpty)));
+        assert!(matches!(check_vsock(&v(3, "/")), Err(ConfigError::VsockPathExists(_))));
     }
 
     #[test]
@@ -317,6 +371,7 @@ mod tests {
             nets: &nets,
             balloon: None,
             entropy: Some(&entropy),
+            vsock: None,
             sandbox: true,
             id: "vm1",
         };

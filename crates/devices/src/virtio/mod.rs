@@ -13,6 +13,7 @@ mod activation;
 pub mod balloon;
 pub mod block;
 pub mod console;
+pub mod hvsock;
 pub mod input;
 pub mod mmio;
 pub mod net;
@@ -22,6 +23,7 @@ mod state;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_driver;
 pub mod vhost;
+mod vsock_event;
 
 pub use activation::Activation;
 pub use state::{SavedQueue, VirtioState};

@@ -4,6 +4,7 @@
 use super::balloon::BalloonDeviceState;
 use super::block::BlockState;
 use super::console::{ConsoleState, MultiportState};
+use super::hvsock::HybridVsockState;
 use super::net::NetState;
 use super::vhost::net::VhostNetState;
 use super::vhost::vsock::VhostVsockState;
@@ -74,6 +75,8 @@ pub enum VirtioState {
     VhostVsock(VhostVsockState),
     VhostNet(VhostNetState),
     Keyboard(super::input::KeyboardState),
+    /// Firecracker's hybrid vsock (last: a variant's number is its saved form).
+    HybridVsock(HybridVsockState),
 }
 
 impl VirtioState {
@@ -86,6 +89,7 @@ impl VirtioState {
             VirtioState::Rng => "virtio-rng",
             VirtioState::Balloon(_) => "virtio-balloon",
             VirtioState::VhostVsock(_) => "vhost-vsock",
+            VirtioState::HybridVsock(_) => "hybrid vsock",
             VirtioState::VhostNet(_) => "vhost-net",
             VirtioState::Keyboard(_) => "virtio-keyboard",
         }

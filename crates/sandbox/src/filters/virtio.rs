@@ -37,6 +37,12 @@ pub const VIRTIO: &[Rule] = &[
     allow!(SYS_ioctl, "VHOST_SET_VRING_CALL", [eq(1, VHOST_SET_VRING_CALL)]),
     allow!(SYS_ioctl, "VHOST_NET_SET_BACKEND", [eq(1, VHOST_NET_SET_BACKEND)]),
     allow!(SYS_ioctl, "VHOST_VSOCK_SET_RUNNING", [eq(1, VHOST_VSOCK_SET_RUNNING)]),
+    // Firecracker's hybrid vsock: a guest connecting to host port P is connected to the
+    // Unix socket `<uds_path>_P` (accepting host connections is in the chardev list), and
+    // a guest's half-close is passed on with shutdown(SHUT_WR).
+    allow!(SYS_socket, "AF_UNIX", [eq(0, libc::AF_UNIX as u32)]),
+    allow!(SYS_connect),
+    allow!(SYS_shutdown),
     // vhost-user (virtiofsd): the frontend's messages, with fds (memory table, eventfds).
     allow!(SYS_sendmsg),
     allow!(SYS_recvmsg),

@@ -38,6 +38,7 @@ pub fn device_kind(device: &DeviceConfig) -> &'static str {
         DeviceConfig::SerialPorts(_) => "virtio-serial-device",
         DeviceConfig::Rng(_) => "virtio-rng-device",
         DeviceConfig::Vsock(_) => "vhost-vsock-device",
+        DeviceConfig::HybridVsock(_) => "hybrid-vsock-device",
         DeviceConfig::Fs(_) => "vhost-user-fs-device",
         DeviceConfig::NineP(_) => "virtio-9p-device",
         DeviceConfig::Balloon(_) => "virtio-balloon-device",

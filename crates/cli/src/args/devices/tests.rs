@@ -270,7 +270,8 @@ fn device_errors() {
         err(&["-device", "e1000"]).to_string(),
         "-device: invalid value 'e1000': unknown device; microvm has virtio-blk-device, virtio-net-device, \
          virtio-serial-device, virtconsole, virtserialport, isa-serial, isa-debug-exit, virtio-rng-device, \
-         virtio-keyboard-device, virtio-balloon-device, vhost-user-fs-device, virtio-9p-device, vhost-vsock-device, vmgenid, i8042"
+         virtio-keyboard-device, virtio-balloon-device, vhost-user-fs-device, virtio-9p-device, vhost-vsock-device, \
+         hybrid-vsock-device, vmgenid, i8042"
     );
     for d in ["", ",", "drive=d", "driver="] {
         assert_invalid(err(&["-device", d]), "-device", "expected a device name");
@@ -354,6 +355,23 @@ fn help_text_names_the_devices() {
         "-nic none",
     ] {
         assert!(h.contains(word), "help text lacks {word}");
+    }
+}
+
+#[test]
+fn hybrid_vsock_device() {
+    use vmm::config::HybridVsockConfig;
+    assert_eq!(
+        devs(&["-device", "hybrid-vsock-device,guest-cid=3,uds-path=/run/v.sock,id=v"]),
+        [DeviceConfig::HybridVsock(HybridVsockConfig { cid: 3, uds_path: "/run/v.sock".into(), id: Some("v".into()) })]
+    );
+    assert_invalid(err(&["-device", "hybrid-vsock-device,guest-cid=2,uds-path=/v"]), "-device", "3 to 4294967294");
+    for line in [
+        "hybrid-vsock-device,guest-cid=3",
+        "hybrid-vsock-device,uds-path=/v",
+        "hybrid-vsock-device,guest-cid=3,uds-path=",
+    ] {
+        assert_invalid(err(&["-device", line]), "-device", "guest-cid=N and uds-path=PATH are required");
     }
 }
 

@@ -9,6 +9,7 @@
 use super::{fetch_vring_bases, start_vrings, CallRelay, RingAddresses, VhostError};
 use crate::guest_memory::GuestMemoryMmap;
 use crate::state::StateError;
+use crate::virtio::vsock_event::post_transport_reset;
 use crate::virtio::{
     read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState, VIRTIO_F_VERSION_1,
 };
@@ -19,8 +20,6 @@ use std::sync::Arc;
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1 as VERSION_1_BIT;
 use virtio_bindings::virtio_ids::VIRTIO_ID_VSOCK;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
-use virtio_queue::QueueT;
-use vm_memory::Bytes;
 
 /// rx, tx (the kernel's) and event (the VMM's).
 const QUEUE_SIZES: [u16; 3] = [256, 256, 128];
@@ -77,9 +76,6 @@ pub struct VhostVsockState {
     pub cid: u64,
 }
 
-/// VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (virtio 1.2 §5.10.6.7), the event's le32 id.
-const EVENT_TRANSPORT_RESET: u32 = 0;
-
 impl VhostVsock<KernelVsock> {
     /// Opens /dev/vhost-vsock and claims `cid`: on the thread building the VM.
     pub fn open(cid: u64, mem: &GuestMemoryMmap) -> Result<Self, VsockError> {
@@ -132,29 +128,8 @@ impl<B: VhostVsockOps + Send> VhostVsock<B> {
     /// (the guest has not posted any yet) it stays owed until the guest kicks the queue.
     fn send_transport_reset(&mut self) {
         let Some(ctx) = self.activation.active.as_mut() else { return };
-        if !self.reset_owed {
-            return;
-        }
-        let mem = &ctx.mem;
-        let queue = &mut ctx.queues[EVENT_QUEUE];
-        let Some(chain) = queue.pop_descriptor_chain(mem) else { return };
-        self.reset_owed = false;
-        let head = chain.head_index();
-        let event = EVENT_TRANSPORT_RESET.to_le_bytes();
-        let written = chain
-            .writable()
-            .find(|d| d.len() as usize >= event.len())
-            .is_some_and(|d| mem.write_slice(&event, d.addr()).is_ok());
-        if !written {
-            log::warn!("vhost-vsock: the guest's event buffer cannot hold the transport reset; it was not sent");
-        }
-        let len = if written { event.len() as u32 } else { 0 };
-        if queue.add_used(mem, head, len).is_err() {
-            log::warn!("vhost-vsock: the event queue's used ring is outside guest memory");
-            return;
-        }
-        if queue.needs_notification(mem).unwrap_or(true) {
-            ctx.interrupt.signal_used_queue();
+        if self.reset_owed && post_transport_reset(ctx, EVENT_QUEUE, "vhost-vsock") {
+            self.reset_owed = false;
         }
     }
 
