@@ -36,7 +36,19 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
         Ok(_) => return Err(ServerError::NotASocket(shown)),
         Err(_) => {}
     }
-    let listener = UnixListener::bind(path).map_err(|source| ServerError::Bind { path: shown.clone(), source })?;
+    // Bound under a temporary name and renamed into place once it listens: the path
+    // appears only when a connect to it can succeed. Clients (Firecracker's SDKs, its
+    // getting-started guide's scripts) wait for the file and then connect at once; bound
+    // in place, a client that came between bind(2) and listen(2) was refused.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp).map_err(|source| ServerError::Bind { path: shown.clone(), source })?;
+    if let Err(source) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ServerError::Bind { path: shown, source });
+    }
     listener.set_nonblocking(true).map_err(|source| ServerError::Io { what: "non-blocking listener", source })?;
     Ok(listener)
 }
