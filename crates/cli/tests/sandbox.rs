@@ -165,7 +165,7 @@ fn report_counts(args: &[&str]) -> Vec<String> {
 const PROPOSAL_COUNTS: [&str; 3] = [
     "main thread (1): 42 system calls, 8 of them with argument conditions",
     "vcpu threads (2): 24 system calls, 6 of them with argument conditions",
-    "virtio thread (1): 42 system calls, 7 of them with argument conditions",
+    "virtio thread (1): 43 system calls, 8 of them with argument conditions",
 ];
 
 #[test]

@@ -4,22 +4,31 @@
 use super::{LimiterConfig, RateLimiter};
 use crate::oneshot_timer::{acknowledge_expiry, OneShotTimer};
 use event_manager::{EventOps, EventSet, Events};
-use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// One per limited device: a monotonic clock and a one-shot timerfd. While the timer is
 /// armed the device is blocked, and it serves nothing until the timer fires (a guest kick
-/// meanwhile finds the budget still short, so it is not worth looking).
+/// meanwhile finds the budget still short, so it is not worth looking). The timerfd is
+/// made the first time a limit blocks the device: an unlimited device (every one a
+/// command line does not limit) costs no descriptor and no system call at start.
 pub struct Waker {
     origin: Instant,
-    timer: OneShotTimer,
+    timer: Option<OneShotTimer>,
+    /// The timer exists but the device's event loop does not watch it yet.
+    unwatched: bool,
     blocked: bool,
 }
 
+impl Default for Waker {
+    fn default() -> Self {
+        Waker { origin: Instant::now(), timer: None, unwatched: false, blocked: false }
+    }
+}
+
 impl Waker {
-    pub fn new() -> io::Result<Waker> {
-        Ok(Waker { origin: Instant::now(), timer: OneShotTimer::new()?, blocked: false })
+    pub fn new() -> Waker {
+        Waker::default()
     }
 
     /// Nanoseconds since the waker was made: the buckets' clock.
@@ -32,9 +41,23 @@ impl Waker {
         self.blocked
     }
 
-    /// Blocks the device for `ns` nanoseconds: the timer fires then.
+    /// Blocks the device for `ns` nanoseconds: the timer fires then. Called while the
+    /// device serves its queue, inside its `process`, whose end `watch`es a new timer.
     pub fn sleep(&mut self, ns: u64) {
-        if let Err(e) = self.timer.arm(Some(Duration::from_nanos(ns))) {
+        if self.timer.is_none() {
+            match OneShotTimer::new() {
+                Ok(timer) => {
+                    self.timer = Some(timer);
+                    self.unwatched = true;
+                }
+                Err(e) => {
+                    log::error!("rate limiter: cannot create the refill timer: {e}; serving unlimited");
+                    return;
+                }
+            }
+        }
+        let Some(timer) = &mut self.timer else { return };
+        if let Err(e) = timer.arm(Some(Duration::from_nanos(ns))) {
             // Without the timer the queue would never be looked at again.
             log::error!("rate limiter: cannot arm the refill timer: {e}; serving unlimited");
             return;
@@ -44,15 +67,20 @@ impl Waker {
 
     /// Unblocks the device at once (its limits changed).
     pub fn cancel(&mut self) {
-        if self.blocked {
-            let _ = self.timer.arm(None);
-            self.blocked = false;
+        if let (true, Some(timer)) = (self.blocked, &mut self.timer) {
+            let _ = timer.arm(None);
         }
+        self.blocked = false;
     }
 
-    /// For the device's `MutEventSubscriber::init`.
-    pub fn watch(&self, ops: &mut EventOps) {
-        if let Err(e) = ops.add(Events::new(&self.timer, EventSet::IN)) {
+    /// Adds the timer to the device's event loop once it exists: from the device's
+    /// `MutEventSubscriber::init` and at the end of each `process`.
+    pub fn watch(&mut self, ops: &mut EventOps) {
+        let Some(timer) = &self.timer else { return };
+        if !std::mem::take(&mut self.unwatched) {
+            return;
+        }
+        if let Err(e) = ops.add(Events::new(timer, EventSet::IN)) {
             log::error!("rate limiter: cannot watch the refill timer: {e:?}");
         }
     }
@@ -60,7 +88,7 @@ impl Waker {
     /// Whether `events` is the timer's; if so the expiry is consumed and the device is
     /// unblocked.
     pub fn is_expiry(&mut self, events: &Events) -> bool {
-        if events.fd() != self.timer.as_raw_fd() {
+        if self.timer.as_ref().is_none_or(|t| events.fd() != t.as_raw_fd()) {
             return false;
         }
         acknowledge_expiry(events.fd());
@@ -78,10 +106,10 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(config: &LimiterConfig) -> io::Result<Gate> {
-        let waker = Waker::new()?;
+    pub fn new(config: &LimiterConfig) -> Gate {
+        let waker = Waker::new();
         let limiter = config.limits().then(|| Box::new(RateLimiter::new(config, waker.now())));
-        Ok(Gate { limiter, waker })
+        Gate { limiter, waker }
     }
 
     /// New limits, with full buckets; a device blocked by the old ones is unblocked.

@@ -39,7 +39,7 @@ impl Rng {
             activation: Activation::new()?,
             broken: false,
             used_ring_lines: LineBudget::new(),
-            gate: Gate::new(limits)?,
+            gate: Gate::new(limits),
         })
     }
 
@@ -184,20 +184,20 @@ impl MutEventSubscriber for Rng {
             if !self.broken {
                 self.process_queue();
             }
-            return;
-        }
-        if self.activation.is_wake_event(&events) {
+        } else if self.activation.is_wake_event(&events) {
             if self.activation.on_wake(ops) {
                 self.process_queue();
             }
-            return;
+        } else {
+            if let Some(ctx) = &self.activation.active {
+                let _ = ctx.queue_events[0].read();
+            }
+            if !self.broken {
+                self.process_queue();
+            }
         }
-        if let Some(ctx) = &self.activation.active {
-            let _ = ctx.queue_events[0].read();
-        }
-        if !self.broken {
-            self.process_queue();
-        }
+        // A limit that blocked for the first time made the refill timer.
+        self.gate.waker.watch(ops);
     }
 }
 

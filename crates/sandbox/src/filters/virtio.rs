@@ -22,6 +22,13 @@ pub const VIRTIO: &[Rule] = &[
     allow!(SYS_fallocate),
     // virtio-rng.
     allow!(SYS_getrandom),
+    // A rate limit's refill timer, made the first time the limit blocks its device (an
+    // unlimited device makes none): CLOCK_MONOTONIC, close-on-exec, as vmm-sys-util asks.
+    allow!(
+        SYS_timerfd_create,
+        "CLOCK_MONOTONIC",
+        [eq(0, libc::CLOCK_MONOTONIC as u32), eq(1, libc::TFD_CLOEXEC as u32)]
+    ),
     // virtio-balloon returns pages of file- or memfd-backed guest RAM (MADV_DONTNEED, for
     // anonymous RAM, is in the common list).
     allow!(SYS_madvise, "MADV_REMOVE", [eq(2, libc::MADV_REMOVE as u32)]),

@@ -164,7 +164,7 @@ impl Block {
     pub fn new(cfg: BlockOptions) -> Result<Block, BlockError> {
         let disk = Disk::open(&cfg)?;
         let activation = Activation::new().map_err(|source| BlockError::Event { path: cfg.path.clone(), source })?;
-        let waker = Waker::new().map_err(|source| BlockError::Event { path: cfg.path.clone(), source })?;
+        let waker = Waker::new();
         let throttle = Throttle::new(&cfg.limits, waker.now());
         let mut id = [0u8; ID_BYTES];
         let n = cfg.id.len().min(ID_BYTES);
@@ -382,18 +382,18 @@ impl MutEventSubscriber for Block {
     fn process(&mut self, events: Events, ops: &mut EventOps) {
         if self.waker.is_expiry(&events) {
             self.process_queue();
-            return;
-        }
-        if self.activation.is_wake_event(&events) {
+        } else if self.activation.is_wake_event(&events) {
             if self.activation.on_wake(ops) {
                 self.process_queue();
             }
-            return;
+        } else {
+            if let Some(ctx) = &self.activation.active {
+                let _ = ctx.queue_events[0].read();
+                metrics::BLOCK.queue_event_count.inc();
+            }
+            self.process_queue();
         }
-        if let Some(ctx) = &self.activation.active {
-            let _ = ctx.queue_events[0].read();
-            metrics::BLOCK.queue_event_count.inc();
-        }
-        self.process_queue();
+        // A limit that blocked for the first time made the refill timer.
+        self.waker.watch(ops);
     }
 }

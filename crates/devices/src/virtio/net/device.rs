@@ -207,8 +207,8 @@ impl Net {
             rx_buf: vec![0; RX_BUFFER_LEN],
             rx_pending: None,
             rx_paid: false,
-            rx_gate: Gate::new(&LimiterConfig::default()).map_err(NetError::Timer)?,
-            tx_gate: Gate::new(&LimiterConfig::default()).map_err(NetError::Timer)?,
+            rx_gate: Gate::new(&LimiterConfig::default()),
+            tx_gate: Gate::new(&LimiterConfig::default()),
             rx_scratch: Scratch::default(),
             rx_broken: false,
             tx_buf: Vec::with_capacity(MAX_TX_PACKET),
@@ -651,5 +651,8 @@ impl MutEventSubscriber for Net {
             }
         }
         self.update_tap_watch(ops);
+        // A limit that blocked for the first time made its refill timer.
+        self.rx_gate.waker.watch(ops);
+        self.tx_gate.waker.watch(ops);
     }
 }

@@ -18,6 +18,7 @@ mod device;
 pub mod passt;
 mod rx;
 #[cfg(test)]
+#[path = "tests/sockets.rs"]
 mod socket_tests;
 mod stream;
 mod tap;
