@@ -6,8 +6,8 @@ use fc_api::model::*;
 use std::path::PathBuf;
 use vmm::api::rate_limits::{drive_limits, limiter};
 use vmm::config::{
-    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, KernelConfig, MemoryBackend, NetConfig,
-    NetLimits, SerialConfig, VmConfig,
+    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, Engine, KernelConfig, MemoryBackend,
+    NetConfig, NetLimits, SerialConfig, VmConfig,
 };
 use vmm::vmgenid::VmGenIdConfig;
 
@@ -188,6 +188,11 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
             },
             serial: None,
             limits: drive_limits(&drive.rate_limiter),
+            // As Firecracker: Async is its io_uring engine.
+            engine: match drive.io_engine.unwrap_or_default() {
+                IoEngine::Sync => Engine::Sync,
+                IoEngine::Async => Engine::IoUring,
+            },
         }));
     }
     for net in parts.nets {

@@ -20,6 +20,9 @@ pub const VIRTIO: &[Rule] = &[
     allow!(SYS_fdatasync),
     allow!(SYS_fsync),
     allow!(SYS_fallocate),
+    // Block, aio=io_uring: submitting a batch to the drive's ring (set up, restricted to
+    // READV/WRITEV/FSYNC and given its eventfd when the drive is created, before any filter).
+    allow!(SYS_io_uring_enter),
     // virtio-rng.
     allow!(SYS_getrandom),
     // virtio-balloon returns pages of file- or memfd-backed guest RAM (MADV_DONTNEED, for

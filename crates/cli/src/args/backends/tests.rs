@@ -1,7 +1,7 @@
 use super::super::test_util::*;
 use super::*;
 use std::path::PathBuf;
-use vmm::config::{BlockConfig, ChardevBackend, DeviceConfig, LogFile, NetConfig, SerialConfig};
+use vmm::config::{BlockConfig, ChardevBackend, DeviceConfig, Engine, LogFile, NetConfig, SerialConfig};
 
 // ---- -drive ----
 
@@ -23,6 +23,7 @@ fn drive_properties() {
             cache: CacheMode::Writeback,
             serial: None,
             limits: Default::default(),
+            engine: Engine::Sync,
         }
     );
     for ro in ["readonly", "readonly=on", "read-only=on", "readonly=yes", "readonly=off,read-only=on"] {
