@@ -233,7 +233,12 @@ mod tests {
             boot_args: Some("console=ttyS0".into()),
         };
         let machine = MachineConfig { vcpu_count: 2, mem_size_mib: 1024, ..Default::default() };
-        let data = Drive { drive_id: "data".into(), path_on_host: Some("d.img".into()), ..Default::default() };
+        let data = Drive {
+            drive_id: "data".into(),
+            path_on_host: Some("d.img".into()),
+            io_engine: Some(IoEngine::Async),
+            ..Default::default()
+        };
         let root = Drive {
             drive_id: "rootfs".into(),
             path_on_host: Some("rootfs.ext4".into()),
@@ -266,9 +271,10 @@ mod tests {
         assert!(config.machine.acpi && config.machine.auto_kernel_cmdline, "ACPI and the command line's devices");
         assert_eq!(config.vmgenid, Some(VmGenIdConfig { guid: None }), "a new generation ID at every restore");
         assert!(
-            matches!(&config.devices[0], DeviceConfig::Block(b) if b.id == "rootfs" && b.cache == CacheMode::Unsafe)
+            matches!(&config.devices[0], DeviceConfig::Block(b) if b.id == "rootfs" && b.cache == CacheMode::Unsafe && b.engine == Engine::Sync)
         );
-        assert!(matches!(&config.devices[1], DeviceConfig::Block(b) if b.id == "data"));
+        // Firecracker's Async engine is its io_uring one.
+        assert!(matches!(&config.devices[1], DeviceConfig::Block(b) if b.id == "data" && b.engine == Engine::IoUring));
         assert!(matches!(&config.devices[2], DeviceConfig::Net(n) if n.mac == Some([0xaa, 0xfc, 0, 0, 0, 1])));
         assert_eq!(config.devices[3], DeviceConfig::Rng(Default::default()));
     }
