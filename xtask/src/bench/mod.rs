@@ -14,7 +14,8 @@
 //! - power: the cloud kernel with acpi=on against acpi=off and QEMU's microvm,acpi=on, to
 //!   the init marker and to exit after poweroff (power.rs, scenarios/bench-power.sh).
 //!
-//! `--only qmp` / `--only power` / `--only sandbox` measures that section alone and rewrites
+//! `--only qmp` / `--only power` / `--only sandbox` / `--only io` (the I/O rig boot, each
+//! block engine against QEMU's same `aio=`) measures that section alone and rewrites
 //! only it in the report; so do `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
 //! `xtask::bench_vhost`, its own rig boot) and `--only snapshot` (save and restore against
 //! QEMU's migration to a file, snapshot.rs, its own rig boot) and `--only hugepages` (a
@@ -44,7 +45,7 @@ use xtask::host;
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
 const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|snapshot]";
+    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|snapshot|io]";
 /// Clones and restores per run for the clones section's p50/p99 (1,000 at the default 20 runs).
 const CLONES_PER_RUN: usize = 50;
 
@@ -144,9 +145,10 @@ fn only_section(
         "power" => power::markdown(&power::run(boot_runs), boot_runs),
         "vhost" => xtask::bench_vhost::run(boot_runs)?,
         "snapshot" => snapshot::markdown(&snapshot::run(boot_runs), boot_runs),
+        "io" => xtask::bench_io::run(boot_runs)?,
         other => {
             return Err(format!(
-                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, snapshot)"
+                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, snapshot, io)"
             ))
         }
     };
