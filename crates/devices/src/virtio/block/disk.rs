@@ -164,7 +164,7 @@ impl Disk {
     /// Whether O_DIRECT (if the file is open with it) takes these buffers at
     /// this offset as they are.
     pub(super) fn direct_aligned(&self, iovs: &[libc::iovec], offset: u64) -> bool {
-        self.direct.is_none_or(|align| aligned(iovs, offset, align))
+        self.direct.map_or(true, |align| aligned(iovs, offset, align))
     }
 
     /// Reads `offset..` of the disk into the buffers of `iovs`.

@@ -40,14 +40,22 @@ pub(super) enum Op {
     Flush,
 }
 
+/// What the device needs to finish a request the ring carries out.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Queued {
+    /// The chain's head, for the used ring.
+    pub(super) head: u16,
+    /// The chain's status byte.
+    pub(super) status: GuestAddress,
+    pub(super) op: Op,
+    /// Bytes the request moves; anything else is an error.
+    pub(super) len: u32,
+}
+
 /// One request in flight. The iovecs stay here (pointing into guest memory)
 /// until the kernel is done with them.
 struct Slot {
-    head: u16,
-    status: GuestAddress,
-    op: Op,
-    /// Bytes the request moves; anything else is an error.
-    len: u32,
+    request: Queued,
     iovs: Vec<libc::iovec>,
 }
 
@@ -144,12 +152,9 @@ impl Uring {
     pub(super) fn push(
         &mut self,
         fd: RawFd,
-        op: Op,
         offset: u64,
         iovs: &mut Vec<libc::iovec>,
-        head: u16,
-        status: GuestAddress,
-        len: u32,
+        request: Queued,
     ) -> io::Result<()> {
         if self.ring.submission().is_full() {
             // Entries leave the ring only at io_uring_enter: make room.
@@ -160,13 +165,13 @@ impl Uring {
         std::mem::swap(&mut mine, iovs);
         iovs.clear();
         let fd = types::Fd(fd);
-        let entry = match op {
+        let entry = match request.op {
             Op::Read => opcode::Readv::new(fd, mine.as_ptr(), mine.len() as u32).offset(offset).build(),
             Op::Write => opcode::Writev::new(fd, mine.as_ptr(), mine.len() as u32).offset(offset).build(),
             Op::Flush => opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build(),
         }
         .user_data(u64::from(index));
-        self.slots[usize::from(index)] = Some(Slot { head, status, op, len, iovs: mine });
+        self.slots[usize::from(index)] = Some(Slot { request, iovs: mine });
         // SAFETY: the iovecs the entry points to live in the slot until its
         // completion is reaped, and their buffers in guest memory as long.
         if unsafe { self.ring.submission().push(&entry) }.is_err() {
@@ -203,7 +208,8 @@ impl Uring {
             iovs.clear();
             self.spare.push(iovs);
             let result = if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as u32) };
-            done(Completion { head: slot.head, status: slot.status, op: slot.op, len: slot.len, result });
+            let Queued { head, status, op, len } = slot.request;
+            done(Completion { head, status, op, len, result });
         }
     }
 

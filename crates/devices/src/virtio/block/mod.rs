@@ -249,7 +249,12 @@ impl Block {
                 Err(e) => broken = Some(e),
             }
         };
-        let drained = if all { uring.drain(&mut finish) } else { Ok(uring.reap(&mut finish)) };
+        let drained = if all {
+            uring.drain(&mut finish)
+        } else {
+            uring.reap(&mut finish);
+            Ok(())
+        };
         self.worker.uring = Some(uring);
         if let Some(ctx) = self.activation.active.as_mut() {
             if used && ctx.queues[0].needs_notification(&ctx.mem).unwrap_or(true) {

@@ -9,7 +9,7 @@
 //! descriptor must come before every writable one.
 
 use super::disk::{Disk, IoVecs, IOV_MAX, SECTOR_SIZE};
-use super::engine::{Completion, Op, Uring};
+use super::engine::{Completion, Op, Queued, Uring};
 use super::CacheMode;
 use super::{MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG};
 use std::ops::Deref;
@@ -217,7 +217,8 @@ impl Worker {
             return false;
         }
         let (head, status) = self.current;
-        match uring.push(self.disk.fd(), op, offset, &mut self.iovs.0, head, status, len as u32) {
+        let request = Queued { head, status, op, len: len as u32 };
+        match uring.push(self.disk.fd(), offset, &mut self.iovs.0, request) {
             Ok(()) => true,
             Err(e) => {
                 log::warn!("virtio-blk {}: cannot queue on io_uring ({e}); serving synchronously", self.name);
