@@ -75,7 +75,8 @@ pub fn pattern_byte(i: usize) -> u8 {
 /// each followed by `.`: writes [`READ_BYTES`] of [`pattern_byte`] at
 /// [`PATTERN_SECTOR`], reads them back into another buffer, and writes that buffer at
 /// [`COPY_SECTOR`]. The host finds the pattern twice in the image only if the write
-/// reached it and the read returned it. Then `\ndone\n` and an i8042 reset.
+/// reached it and the read returned it. Then a device reset (status 0), `\ndone\n` and
+/// an i8042 reset.
 pub fn virtio_blk_write_read_copy(mmio: u32) -> Vec<u8> {
     let mut a = Asm::new();
     bring_up(&mut a, mmio);
@@ -101,6 +102,8 @@ pub fn virtio_blk_write_read_copy(mmio: u32) -> Vec<u8> {
         a.jcc(Cond::NotZero, poll);
         a.mov_dx(COM1).mov_al(b'.').out_dx_al();
     }
+    // A driver reset, as Linux's on reboot: the device's reset runs on this vCPU's thread.
+    write32(&mut a, mmio + STATUS, 0);
     a.out_bytes(COM1, b"\ndone\n").i8042_reset().halt_forever();
     pvh_elf(&a.finish())
 }

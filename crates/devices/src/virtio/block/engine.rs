@@ -194,9 +194,16 @@ impl Uring {
         Ok(())
     }
 
-    /// Takes every finished request off the completion ring.
-    pub(super) fn reap(&mut self, mut done: impl FnMut(Completion)) {
+    /// Takes every finished request off the completion ring, on the device thread
+    /// (which the eventfd woke: it is read so that epoll stops reporting it).
+    pub(super) fn reap(&mut self, done: impl FnMut(Completion)) {
         let _ = self.event.read();
+        self.take_finished(done);
+    }
+
+    /// Takes every finished request off the completion ring. Reads only memory: it
+    /// runs on any thread (a vCPU's, for a reset), whose filter may not allow `read`.
+    fn take_finished(&mut self, mut done: impl FnMut(Completion)) {
         let mut finished = Vec::new();
         for cqe in self.ring.completion() {
             finished.push((cqe.user_data(), cqe.result()));
@@ -214,13 +221,15 @@ impl Uring {
     }
 
     /// Waits until nothing is in flight, completing each request through `done`.
-    /// Runs on threads whose filters do not allow io_uring_enter (the VMM's, for a
-    /// snapshot): everything was submitted at the end of the device's last turn,
-    /// and the kernel posts completions without the device thread's help.
+    /// Runs on threads whose filters allow neither io_uring_enter nor `read` (the
+    /// VMM's for a snapshot, a vCPU's for a reset): everything was submitted at the
+    /// end of the device's last turn, and the kernel posts completions without the
+    /// device thread's help. The eventfd is left as it is: the device thread's next
+    /// turn reads it and finds nothing more to complete.
     pub(super) fn drain(&mut self, mut done: impl FnMut(Completion)) -> io::Result<()> {
         let start = Instant::now();
         loop {
-            self.reap(&mut done);
+            self.take_finished(&mut done);
             if self.in_flight() == 0 {
                 return Ok(());
             }
