@@ -17,10 +17,7 @@ fn write_read_copy(props: &str) -> Vec<u8> {
     let kernel = dir.file("vmlinux", &tiny_guest::virtio_blk_write_read_copy(tiny_guest::VIRTIO_MMIO_SLOT0));
     let disk = dir.file("disk.img", &[0u8; IMAGE]);
     let drive = format!("id=d,file={},format=raw,if=none{props}", disk.display());
-    let mut cmd = microvm();
-    cmd.args(["-M", "microvm,legacy", "-m", "32m", "-nodefaults", "-serial", "stdio", "-kernel"]).arg(&kernel);
-    cmd.args(["-drive", &drive, "-device", "virtio-blk-device,drive=d"]);
-    let mut vm = Running::spawn(cmd);
+    let mut vm = Running::spawn(tiny_block_vm(&kernel, &drive));
     assert!(vm.wait_for_stdout(b"go\n", RUN_TIMEOUT), "{props}: the guest did not start");
     assert!(vm.wait_for_stdout(b"...\ndone\n", RUN_TIMEOUT), "{props}: the requests did not all complete");
     let started = vm.started;
