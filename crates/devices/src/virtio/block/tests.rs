@@ -753,3 +753,5 @@ mod metrics_counted;
 mod state;
 #[path = "tests/throttle.rs"]
 mod throttle;
+#[path = "tests/bench.rs"]
+mod bench;

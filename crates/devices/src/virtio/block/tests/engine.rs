@@ -175,3 +175,14 @@ fn unsafe_cache_flush_is_answered_without_the_ring() {
     assert_eq!(d.read_bytes(status, 1)[0], OK);
     assert_eq!(in_flight(&dev), 0);
 }
+
+#[test]
+#[ignore = "a measurement, not a test"]
+fn io_uring_engine_requests_per_second() {
+    use super::bench::requests_per_second;
+    let file = TempFile::new(&pattern(32 * 4096));
+    let (mut d, _dev) = uring_driver(&file);
+    let reads = requests_per_second(&mut d, VIRTIO_BLK_T_IN);
+    let writes = requests_per_second(&mut d, VIRTIO_BLK_T_OUT);
+    eprintln!("BENCH io_uring: {reads:.0} reads/s, {writes:.0} writes/s (4 KiB, batches of 32)");
+}
