@@ -1,10 +1,11 @@
 //! Each block engine on the real binary and /dev/kvm, with the sandbox on (the
 //! default): the tiny guest's own virtio-blk driver writes a pattern, reads it back
-//! and writes what it read elsewhere; the host finds the pattern in both places. The
-//! mapping of Firecracker's `io_engine` is tested with its API (vm_config.rs).
+//! and writes what it read elsewhere; the host finds the pattern in both places. Also
+//! through Firecracker's API (`curl --unix-socket`), with `io_engine` Sync and Async.
 
 mod common;
 
+use common::firecracker::{firecracker, put, wait_for_socket};
 use common::*;
 use tiny_guest::{pattern_byte, COPY_SECTOR, PATTERN_SECTOR, READ_BYTES};
 
@@ -85,4 +86,35 @@ fn aio_native_without_direct_is_refused_as_qemu_does() {
         err.contains("aio=native was specified, but it requires cache.direct=on, which was not specified."),
         "{err}"
     );
+}
+
+/// Firecracker's `io_engine`: `Async` is io_uring (as in Firecracker), `Sync` the sync
+/// engine; the same guest through a drive configured with `curl --unix-socket`.
+#[test]
+fn firecracker_io_engines_write_and_read_back() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    for engine in ["Sync", "Async"] {
+        let dir = TempDir::new("block-engines-fc");
+        let kernel = dir.file("vmlinux", &tiny_guest::virtio_blk_write_read_copy(tiny_guest::VIRTIO_MMIO_SLOT0));
+        let disk = dir.file("disk.img", &[0u8; IMAGE]);
+        let socket = dir.path().join("firecracker.socket");
+        let mut vm = firecracker(&socket, &[]);
+        wait_for_socket(&socket, &mut vm);
+        let boot = serde_json::json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" });
+        assert_eq!(put(&socket, "/boot-source", &boot.to_string()).status, 204);
+        let drive = serde_json::json!({
+            "drive_id": "data", "path_on_host": disk, "is_root_device": false, "io_engine": engine,
+            "cache_type": "Writeback",
+        });
+        assert_eq!(put(&socket, "/drives/data", &drive.to_string()).status, 204, "{engine}");
+        assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
+        assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+        assert!(vm.wait_for_stdout(b"...\ndone\n", RUN_TIMEOUT), "{engine}: the requests did not all complete");
+        let started = vm.started;
+        let (status, out) = vm.wait(RUN_TIMEOUT, started);
+        assert!(status.is_some_and(|s| s.success()), "{engine}: {}", out.describe());
+        assert_pattern_twice(&std::fs::read(&disk).unwrap(), engine);
+    }
 }

@@ -745,6 +745,8 @@ fn reset_and_reactivation_serve_again() {
     assert_eq!(d.read_bytes(buf, 512), &data[1024..1536]);
 }
 
+#[path = "tests/bench.rs"]
+mod bench;
 #[path = "tests/engine.rs"]
 mod engine_uring;
 #[path = "tests/metrics.rs"]
@@ -753,5 +755,3 @@ mod metrics_counted;
 mod state;
 #[path = "tests/throttle.rs"]
 mod throttle;
-#[path = "tests/bench.rs"]
-mod bench;
