@@ -29,7 +29,15 @@ scratch() {
 }
 i=1
 while [ $i -le "${BENCH_RUNS:-1}" ]; do
-    for aio in ${BENCH_AIO:-threads io_uring}; do
+    # Every other run takes the engines in reverse order, so that a drift of the rig
+    # (it warms up, a neighbour's load comes and goes) does not always favour the last.
+    engines=${BENCH_AIO:-threads io_uring}
+    if [ $((i % 2)) = 0 ]; then
+        reversed=
+        for e in $engines; do reversed="$e $reversed"; done
+        engines=$reversed
+    fi
+    for aio in $engines; do
         scratch
         echo "== bench-io vmm=microvm-$aio run=$i"
         "$MICROVM" -M microvm,legacy -m 512m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults -serial stdio \
