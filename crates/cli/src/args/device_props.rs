@@ -29,9 +29,10 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
         "aio",
         OneOf(&["threads", "native", "io_uring"]),
         Some("threads"),
-        "How requests reach the image. threads: served on the device thread with preadv/pwritev (microvm's \
-         default, as fast as io_uring there and with no pool of threads); io_uring: queued on an io_uring; \
-         native: io_uring too (no Linux AIO), needs cache=none or directsync as in QEMU.",
+        "How requests reach the image. threads (microvm's default; QEMU's is a thread pool): served \
+         with preadv/pwritev on the device thread, no pool, measured as fast as io_uring for one queue \
+         (docs/dropin.md); io_uring: queued on an io_uring; native: io_uring too (no Linux AIO), needs \
+         cache=none or directsync as in QEMU.",
     ),
     ignored("discard", OneOf(&["unmap", "ignore", "on", "off"]), "discard handling is the block device's own."),
     prop("snapshot", Bool, Some("off"), "Only off."),
