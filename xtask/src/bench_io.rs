@@ -7,51 +7,80 @@ use crate::host::Result;
 use crate::scenario;
 
 /// Figures as the guest names them, in table order, with their labels.
-const FIGURES: [(&str, &str); 4] = [
+const FIGURES: [(&str, &str); 6] = [
     ("disk-read", "disk sequential read, 1 MiB direct"),
     ("disk-write", "disk sequential write, 1 MiB direct"),
+    ("disk-read-4k", "disk sequential read, 4 KiB direct"),
+    ("disk-write-4k", "disk sequential write, 4 KiB direct"),
     ("tcp-guest-to-host", "TCP guest → rig (64 MiB)"),
     ("tcp-host-to-guest", "TCP rig → guest (64 MiB)"),
 ];
 
-/// Runs the benchmark (`runs` guest runs per VMM) and returns a Markdown table of
-/// median MB/s, microvm and QEMU side by side, with their ratio.
+/// The scratch disk's `aio=` modes, each run under both VMMs (microvm's `threads` is its
+/// sync engine, QEMU's a thread pool).
+const ENGINES: [&str; 2] = ["threads", "io_uring"];
+
+/// Runs the benchmark (`runs` guest runs per VMM and engine) and returns a Markdown table
+/// of median MB/s, microvm and QEMU side by side for each engine, with their ratio.
 pub fn run(runs: usize) -> Result<String> {
     let runs = runs.max(1).to_string();
     let mut live = |s: &str| eprint!("{s}");
-    let session = scenario::run(&["bench-io"], &[("BENCH_RUNS", &runs)], &mut live)?
-        .ok_or("MICROVM_TEST_MODE=skip: no benchmark")?;
+    let engines = ENGINES.join(" ");
+    let env = [("BENCH_RUNS", runs.as_str()), ("BENCH_AIO", engines.as_str())];
+    let session = scenario::run(&["bench-io"], &env, &mut live)?.ok_or("MICROVM_TEST_MODE=skip: no benchmark")?;
     let case = session.cases.into_iter().find(|c| c.name == "bench-io").ok_or("bench-io printed no markers")?;
     if case.status != Some(0) {
         return Err(format!("bench-io failed\n{}", case.report()));
     }
     let samples = parse(&case.output);
+    if samples.is_empty() {
+        return Err(format!("bench-io: no BENCH-IO figures\n{}", case.report()));
+    }
+    let mut out = table(&samples, &runs);
+    for engine in ENGINES {
+        if case.output.contains(&format!("QEMU-FAILED aio={engine}")) {
+            out += &format!("\nQEMU did not run with aio={engine} (built without it?): its column is empty.\n");
+        }
+    }
+    out += "\nThe same guest under both (xtask/scenarios/bench-io.sh): the minimal kernel, 1 vCPU, \
+            512 MiB, its ext4 rootfs read-only on vda, a raw 256 MiB scratch image on vdb with the \
+            column's `aio=` (on the rig's tmpfs, written full afresh before each VMM's run, so no VMM \
+            pays for the first allocation of the file's pages), virtio-net on a tap (QEMU: \
+            vhost=off). Disk: `dd` with O_DIRECT blocks, one request at a time (256 MiB in 1 MiB, \
+            16 MiB in 4 KiB); TCP: busybox `nc` to and from the rig. Times by the guest's \
+            /proc/uptime.\n";
+    Ok(out)
+}
+
+/// The Markdown table of medians: one row per figure, microvm, QEMU and their ratio for
+/// each engine.
+fn table(samples: &[(String, String, f64)], runs: &str) -> String {
     let median = |vmm: &str, fig: &str| {
         let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == vmm && s.1 == fig).map(|s| s.2).collect();
         v.sort_by(f64::total_cmp);
         (!v.is_empty()).then(|| v[v.len() / 2])
     };
-    let mut table = format!(
-        "| I/O, median of {runs} (MB/s, rig clock) | microvm | QEMU -M microvm | microvm / QEMU |\n| --- | ---: | ---: | ---: |\n"
-    );
+    let mut out = format!("| I/O, median of {runs} (MB/s, rig clock) |");
+    let mut rule = "| --- |".to_string();
+    for engine in ENGINES {
+        out += &format!(" microvm aio={engine} | QEMU aio={engine} | microvm / QEMU |");
+        rule += " ---: | ---: | ---: |";
+    }
+    out += &format!("\n{rule}\n");
+    let show = |x: Option<f64>| x.map_or("–".to_string(), |x| format!("{x:.1}"));
     for (fig, label) in FIGURES {
-        let (m, q) = (median("microvm", fig), median("qemu", fig));
-        let show = |x: Option<f64>| x.map_or("–".to_string(), |x| format!("{x:.1}"));
-        let ratio = match (m, q) {
-            (Some(m), Some(q)) if q > 0.0 => format!("{:.2}", m / q),
-            _ => "–".into(),
-        };
-        table += &format!("| {label} | {} | {} | {ratio} |\n", show(m), show(q));
+        out += &format!("| {label} |");
+        for engine in ENGINES {
+            let (m, q) = (median(&format!("microvm-{engine}"), fig), median(&format!("qemu-{engine}"), fig));
+            let ratio = match (m, q) {
+                (Some(m), Some(q)) if q > 0.0 => format!("{:.2}", m / q),
+                _ => "–".into(),
+            };
+            out += &format!(" {} | {} | {ratio} |", show(m), show(q));
+        }
+        out += "\n";
     }
-    if samples.is_empty() {
-        return Err(format!("bench-io: no BENCH-IO figures\n{}", case.report()));
-    }
-    table += "\nThe same guest under both (xtask/scenarios/bench-io.sh): the minimal kernel, 1 vCPU, \
-              512 MiB, its ext4 rootfs read-only on vda, a raw 256 MiB scratch image on vdb (on the rig's \
-              tmpfs, written full afresh before each VMM's run, so no VMM pays for the first allocation of \
-              the file's pages), virtio-net on a tap (QEMU: vhost=off). Disk: `dd` with 1 MiB O_DIRECT \
-              blocks; TCP: busybox `nc` to and from the rig. Times by the guest's /proc/uptime.\n";
-    Ok(table)
+    out
 }
 
 /// (vmm, figure, MB/s) from "== bench-io vmm=V run=N" sections and "BENCH-IO fig x" lines.
@@ -78,5 +107,14 @@ mod tests {
         let text = "== bench-io vmm=microvm run=1\nBENCH-IO disk-read 120.5\n== bench-io vmm=qemu run=1\nBENCH-IO disk-read 100.0\n";
         let s = super::parse(text);
         assert_eq!(s, vec![("microvm".into(), "disk-read".into(), 120.5), ("qemu".into(), "disk-read".into(), 100.0)]);
+    }
+
+    #[test]
+    fn each_engine_has_its_columns() {
+        let text = "== bench-io vmm=microvm-threads run=1\nBENCH-IO disk-read-4k 10.0\n\
+                    == bench-io vmm=qemu-threads run=1\nBENCH-IO disk-read-4k 8.0\n\
+                    == bench-io vmm=microvm-io_uring run=1\nBENCH-IO disk-read-4k 9.0\n";
+        let t = super::table(&super::parse(text), "1");
+        assert!(t.contains("| disk sequential read, 4 KiB direct | 10.0 | 8.0 | 1.25 | 9.0 | – | – |"), "{t}");
     }
 }

@@ -86,10 +86,7 @@ fn twelve_reads(throttling: &str) -> std::time::Duration {
     let kernel = dir.file("vmlinux", &tiny_guest::virtio_blk_reads_then_reset(tiny_guest::VIRTIO_MMIO_SLOT0, 12));
     let disk = dir.file("disk.img", &[0u8; 65536]);
     let drive = format!("id=d,file={},format=raw,if=none{throttling}", disk.display());
-    let mut cmd = microvm();
-    cmd.args(["-M", "microvm,legacy", "-m", "32m", "-nodefaults", "-serial", "stdio", "-kernel"]).arg(&kernel);
-    cmd.args(["-drive", &drive, "-device", "virtio-blk-device,drive=d"]);
-    let mut vm = Running::spawn(cmd);
+    let mut vm = Running::spawn(tiny_block_vm(&kernel, &drive));
     assert!(vm.wait_for_stdout(b"go\n", RUN_TIMEOUT), "the guest did not start");
     let start = std::time::Instant::now();
     assert!(vm.wait_for_stdout(b"............\ndone\n", RUN_TIMEOUT), "the reads did not all complete");

@@ -155,6 +155,7 @@ pub fn queue_block(data: &[u8]) {
         read_only: b.u8() & 1 == 1,
         cache: CacheMode::Writeback,
         limits: Default::default(),
+        engine: Default::default(),
     };
     let Ok(block) = Block::new(options) else { return };
     let (mut d, _) = TestDriver::new(block);

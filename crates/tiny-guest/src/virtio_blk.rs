@@ -28,6 +28,8 @@ const AVAIL: u32 = 0x20_1000;
 const USED: u32 = 0x20_2000;
 const HEADER: u32 = 0x20_3000;
 const DATA: u32 = 0x20_4000;
+/// Where the write-then-read guest reads back into.
+const DATA2: u32 = 0x20_5000;
 const STATUS_BYTE: u32 = 0x20_6000;
 const QUEUE_SIZE: u32 = 8;
 
@@ -43,33 +45,7 @@ fn write32(a: &mut Asm, addr: u32, value: u32) {
 pub fn virtio_blk_reads_then_reset(mmio: u32, count: u32) -> Vec<u8> {
     assert!(count > 0 && count < 0x1_0000, "the used index is 16 bits");
     let mut a = Asm::new();
-    for status in [0, 1, 3] {
-        write32(&mut a, mmio + STATUS, status);
-    }
-    // VIRTIO_F_VERSION_1 (bit 32) and nothing else.
-    write32(&mut a, mmio + DRIVER_FEATURES_SEL, 1);
-    write32(&mut a, mmio + DRIVER_FEATURES, 1);
-    write32(&mut a, mmio + DRIVER_FEATURES_SEL, 0);
-    write32(&mut a, mmio + DRIVER_FEATURES, 0);
-    write32(&mut a, mmio + STATUS, 11); // + FEATURES_OK
-    write32(&mut a, mmio + QUEUE_SEL, 0);
-    write32(&mut a, mmio + QUEUE_NUM, QUEUE_SIZE);
-    for (reg, addr) in [(QUEUE_DESC, DESC), (QUEUE_AVAIL, AVAIL), (QUEUE_USED, USED)] {
-        write32(&mut a, mmio + reg, addr);
-        write32(&mut a, mmio + reg + 4, 0);
-    }
-    write32(&mut a, mmio + QUEUE_READY, 1);
-    write32(&mut a, mmio + STATUS, 15); // + DRIVER_OK
-                                        // One chain: header (readable), data (writable), status byte (writable). Each
-                                        // descriptor: le64 addr, le32 len, le16 flags (1 NEXT, 2 WRITE), le16 next.
-    for (i, (addr, len, flags, next)) in
-        [(HEADER, 16, 1, 1), (DATA, READ_BYTES, 3, 2), (STATUS_BYTE, 1, 2, 0)].into_iter().enumerate()
-    {
-        let at = DESC + 16 * i as u32;
-        write32(&mut a, at, addr);
-        write32(&mut a, at + 8, len);
-        write32(&mut a, at + 12, flags | next << 16);
-    }
+    bring_up(&mut a, mmio);
     a.out_bytes(COM1, b"go\n").xor_esi_esi();
     let next = a.here();
     // avail.idx = ++esi (flags 0): `inc esi; mov eax, esi; shl eax, 16`.
@@ -83,4 +59,84 @@ pub fn virtio_blk_reads_then_reset(mmio: u32, count: u32) -> Vec<u8> {
     a.bytes(&[0x81, 0xfe]).bytes(&count.to_le_bytes()).jcc(Cond::NotZero, next);
     a.out_bytes(COM1, b"\ndone\n").i8042_reset().halt_forever();
     pvh_elf(&a.finish())
+}
+
+/// Sector the write-then-read guest writes its pattern to.
+pub const PATTERN_SECTOR: u64 = 8;
+/// Sector it writes what it read back to.
+pub const COPY_SECTOR: u64 = 16;
+
+/// The bytes the write-then-read guest writes: byte `i` is `i % 256`.
+pub fn pattern_byte(i: usize) -> u8 {
+    i as u8
+}
+
+/// Brings the device at `mmio` up, writes `go\n`, then three requests, one at a time,
+/// each followed by `.`: writes [`READ_BYTES`] of [`pattern_byte`] at
+/// [`PATTERN_SECTOR`], reads them back into another buffer, and writes that buffer at
+/// [`COPY_SECTOR`]. The host finds the pattern twice in the image only if the write
+/// reached it and the read returned it. Then a device reset (status 0), `\ndone\n` and
+/// an i8042 reset.
+pub fn virtio_blk_write_read_copy(mmio: u32) -> Vec<u8> {
+    let mut a = Asm::new();
+    bring_up(&mut a, mmio);
+    // The pattern: each byte of the (page-aligned) buffer is its address's low byte.
+    a.mov_edi(DATA);
+    let fill = a.here();
+    a.mov_eax_edi().store_al_at_edi().add_edi(1).cmp_edi(DATA + READ_BYTES).jcc(Cond::NotZero, fill);
+    a.out_bytes(COM1, b"go\n");
+    // (type, sector, buffer, buffer descriptor flags: NEXT, + WRITE for a read)
+    let requests = [(1, PATTERN_SECTOR, DATA, 1), (0, PATTERN_SECTOR, DATA2, 3), (1, COPY_SECTOR, DATA2, 1)];
+    for (n, (kind, sector, buffer, flags)) in requests.into_iter().enumerate() {
+        write32(&mut a, HEADER, kind);
+        write32(&mut a, HEADER + 8, sector as u32);
+        write32(&mut a, DESC + 16, buffer);
+        write32(&mut a, DESC + 16 + 12, flags | 2 << 16);
+        let idx = n as u32 + 1;
+        // avail.idx (the upper half; flags 0); every ring entry is head 0.
+        write32(&mut a, AVAIL, idx << 16);
+        write32(&mut a, mmio + QUEUE_NOTIFY, 0);
+        let poll = a.here();
+        // Until used.idx == idx: `cmp ax, imm16`.
+        a.load_eax(USED).shr_eax(16).bytes(&[0x66, 0x3d]).bytes(&(idx as u16).to_le_bytes());
+        a.jcc(Cond::NotZero, poll);
+        a.mov_dx(COM1).mov_al(b'.').out_dx_al();
+    }
+    // A driver reset, as Linux's on reboot: the device's reset runs on this vCPU's thread.
+    write32(&mut a, mmio + STATUS, 0);
+    a.out_bytes(COM1, b"\ndone\n").i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// The driver's side of the handshake: VERSION_1 only, queue 0 of [`QUEUE_SIZE`] at
+/// DESC/AVAIL/USED, DRIVER_OK, and the one chain every request uses: header
+/// (readable), data (writable for reads), status byte (writable).
+fn bring_up(a: &mut Asm, mmio: u32) {
+    for status in [0, 1, 3] {
+        write32(a, mmio + STATUS, status);
+    }
+    // VIRTIO_F_VERSION_1 (bit 32) and nothing else.
+    write32(a, mmio + DRIVER_FEATURES_SEL, 1);
+    write32(a, mmio + DRIVER_FEATURES, 1);
+    write32(a, mmio + DRIVER_FEATURES_SEL, 0);
+    write32(a, mmio + DRIVER_FEATURES, 0);
+    write32(a, mmio + STATUS, 11); // + FEATURES_OK
+    write32(a, mmio + QUEUE_SEL, 0);
+    write32(a, mmio + QUEUE_NUM, QUEUE_SIZE);
+    for (reg, addr) in [(QUEUE_DESC, DESC), (QUEUE_AVAIL, AVAIL), (QUEUE_USED, USED)] {
+        write32(a, mmio + reg, addr);
+        write32(a, mmio + reg + 4, 0);
+    }
+    write32(a, mmio + QUEUE_READY, 1);
+    write32(a, mmio + STATUS, 15); // + DRIVER_OK
+                                   // One chain: header (readable), data (writable), status byte (writable). Each
+                                   // descriptor: le64 addr, le32 len, le16 flags (1 NEXT, 2 WRITE), le16 next.
+    for (i, (addr, len, flags, next)) in
+        [(HEADER, 16, 1, 1), (DATA, READ_BYTES, 3, 2), (STATUS_BYTE, 1, 2, 0)].into_iter().enumerate()
+    {
+        let at = DESC + 16 * i as u32;
+        write32(a, at, addr);
+        write32(a, at + 8, len);
+        write32(a, at + 12, flags | next << 16);
+    }
 }

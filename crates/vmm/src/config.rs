@@ -326,11 +326,13 @@ pub struct BlockConfig {
     pub serial: Option<String>,
     /// Rate limits (`-drive throttling.*`, Firecracker's `rate_limiter`).
     pub limits: DriveLimits,
+    /// How requests are submitted (`-drive aio=`, Firecracker's `io_engine`).
+    pub engine: Engine,
 }
 
 pub use devices::rate_limiter::{BucketConfig, LimiterConfig};
 /// QEMU's `cache=` modes; the block device defines what each means.
-pub use devices::virtio::block::{CacheMode, DriveLimits};
+pub use devices::virtio::block::{CacheMode, DriveLimits, Engine};
 
 /// `-netdev TYPE,id=,...` + `-device virtio-net-device,netdev=[,mac=]`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -310,7 +310,14 @@ pub(crate) fn open_chardev(cfg: &ChardevConfig, muxes: &mut [Mux]) -> Result<Cha
 fn block_options(cfg: &BlockConfig) -> BlockOptions {
     // GET_ID answers the serial when one is given, as QEMU's serial= does.
     let id = cfg.serial.clone().unwrap_or_else(|| cfg.id.clone());
-    BlockOptions { id, path: cfg.path.clone(), read_only: cfg.read_only, cache: cfg.cache, limits: cfg.limits }
+    BlockOptions {
+        id,
+        path: cfg.path.clone(),
+        read_only: cfg.read_only,
+        cache: cfg.cache,
+        limits: cfg.limits,
+        engine: cfg.engine,
+    }
 }
 
 fn attach<D: EventDevice + 'static>(

@@ -14,7 +14,8 @@
 //! - power: the cloud kernel with acpi=on against acpi=off and QEMU's microvm,acpi=on, to
 //!   the init marker and to exit after poweroff (power.rs, scenarios/bench-power.sh).
 //!
-//! `--only qmp` / `--only power` / `--only sandbox` measures that section alone and rewrites
+//! `--only qmp` / `--only power` / `--only sandbox` / `--only io` (the I/O rig boot, each
+//! block engine against QEMU's same `aio=`) measures that section alone and rewrites
 //! only it in the report; so do `--only vhost` (vsock, virtio-fs, vhost-net against QEMU:
 //! `xtask::bench_vhost`, its own rig boot), `--only netuser` (TCP over `-netdev user`,
 //! passt against QEMU's libslirp: `xtask::bench_netuser`, its own rig boot) and `--only
@@ -47,7 +48,7 @@ use xtask::host;
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
 const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|netuser|snapshot]";
+    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|netuser|snapshot|io]";
 /// Clones and restores per run for the clones section's p50/p99 (1,000 at the default 20 runs).
 const CLONES_PER_RUN: usize = 50;
 
@@ -151,9 +152,10 @@ fn only_section(
             let diff = snapshot_diff::markdown(&snapshot_diff::run(&vmms[0].bin, &dir.join("diff"), runs));
             snapshot::markdown(&snapshot::run(boot_runs), boot_runs) + "\n" + &diff
         }
+        "io" => xtask::bench_io::run(boot_runs)?,
         other => {
             return Err(format!(
-                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, netuser, snapshot)"
+                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, netuser, snapshot, io)"
             ))
         }
     };

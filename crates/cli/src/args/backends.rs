@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use vmm::config::{CacheMode, ChardevBackend, DriveLimits, LogFile, MonitorSocket, NetBackend};
+use vmm::config::{CacheMode, ChardevBackend, DriveLimits, Engine, LogFile, MonitorSocket, NetBackend};
 
 use super::control::{parse_port, socket_mode, tcp_host};
 use super::device_props::{CHARDEV_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
@@ -23,6 +23,7 @@ pub(super) struct Drive {
     pub(super) read_only: bool,
     pub(super) cache: CacheMode,
     pub(super) limits: DriveLimits,
+    pub(super) engine: Engine,
     /// `if=none` was written (see `devices.rs` on unused drives).
     pub(super) if_none: bool,
     pub(super) value: String,
@@ -120,6 +121,7 @@ impl Backends {
         let mut path = None;
         let mut read_only = false;
         let mut cache = CacheMode::default();
+        let mut aio = None;
         let mut if_none = false;
         let mut cdrom = false;
         let mut throttling = throttling::Throttling::default();
@@ -155,6 +157,7 @@ impl Backends {
                 }
                 "readonly" => read_only = s.on,
                 "cache" => cache = parse_cache(&s)?,
+                "aio" => aio = Some(s.value.clone()),
                 "snapshot" if s.on => return Err(invalid(DRIVE, &s.text, "snapshot=on is not supported")),
                 "snapshot" => {}
                 name => return Err(unhandled(DRIVE, name)),
@@ -169,6 +172,7 @@ impl Backends {
         if self.drives.iter().any(|d| d.id == id) {
             return Err(invalid(DRIVE, value, format!("duplicate id '{id}'")));
         }
+        let engine = parse_aio(aio.as_deref(), cache)?;
         // A CD-ROM is a read-only disk to the guest.
         let read_only = read_only || cdrom;
         let limits = throttling.limits(value)?;
@@ -186,7 +190,7 @@ impl Backends {
             }
             self.throttle_groups.push(group.clone());
         }
-        self.drives.push(Drive { id, path, read_only, cache, limits, if_none, value: value.to_owned() });
+        self.drives.push(Drive { id, path, read_only, cache, limits, engine, if_none, value: value.to_owned() });
         Ok(())
     }
 
@@ -409,6 +413,26 @@ fn parse_cache(s: &Setting) -> Result<CacheMode, ArgsError> {
         "directsync" => CacheMode::Directsync,
         "unsafe" => CacheMode::Unsafe,
         _ => return Err(invalid(DRIVE, &s.text, "expected writeback, writethrough, none, directsync or unsafe")),
+    })
+}
+
+/// `aio=`: which engine serves the drive (docs/dropin.md). `threads` is the sync
+/// engine (no pool of its own); `native` is io_uring, Linux AIO's successor, with
+/// QEMU's rule that it needs O_DIRECT.
+fn parse_aio(aio: Option<&str>, cache: CacheMode) -> Result<Engine, ArgsError> {
+    Ok(match aio {
+        None | Some("threads") => Engine::Sync,
+        Some("io_uring") => Engine::IoUring,
+        Some("native") if matches!(cache, CacheMode::None | CacheMode::Directsync) => Engine::IoUring,
+        Some("native") => {
+            // QEMU's own words (block/file-posix.c).
+            return Err(invalid(
+                DRIVE,
+                "aio=native",
+                "aio=native was specified, but it requires cache.direct=on, which was not specified.",
+            ));
+        }
+        Some(other) => return Err(invalid(DRIVE, other, "expected threads, native or io_uring")),
     })
 }
 

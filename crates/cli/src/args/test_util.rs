@@ -73,6 +73,7 @@ pub(super) fn block(id: &str, path: &str) -> DeviceConfig {
         cache: CacheMode::Writeback,
         serial: None,
         limits: Default::default(),
+        engine: Default::default(),
     })
 }
 

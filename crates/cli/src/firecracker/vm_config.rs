@@ -6,7 +6,7 @@ use fc_api::model::*;
 use std::path::PathBuf;
 use vmm::api::rate_limits::{drive_limits, limiter};
 use vmm::config::{
-    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, HybridVsockConfig, KernelConfig,
+    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, Engine, HybridVsockConfig, KernelConfig,
     MemoryBackend, NetBackend, NetConfig, NetLimits, SerialConfig, VmConfig,
 };
 use vmm::vmgenid::VmGenIdConfig;
@@ -215,6 +215,11 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
             },
             serial: None,
             limits: drive_limits(&drive.rate_limiter),
+            // As Firecracker: Async is its io_uring engine.
+            engine: match drive.io_engine.unwrap_or_default() {
+                IoEngine::Sync => Engine::Sync,
+                IoEngine::Async => Engine::IoUring,
+            },
         }));
     }
     for net in parts.nets {
@@ -261,7 +266,12 @@ mod tests {
             boot_args: Some("console=ttyS0".into()),
         };
         let machine = MachineConfig { vcpu_count: 2, mem_size_mib: 1024, ..Default::default() };
-        let data = Drive { drive_id: "data".into(), path_on_host: Some("d.img".into()), ..Default::default() };
+        let data = Drive {
+            drive_id: "data".into(),
+            path_on_host: Some("d.img".into()),
+            io_engine: Some(IoEngine::Async),
+            ..Default::default()
+        };
         let root = Drive {
             drive_id: "rootfs".into(),
             path_on_host: Some("rootfs.ext4".into()),
@@ -296,9 +306,10 @@ mod tests {
         assert!(config.machine.acpi && config.machine.auto_kernel_cmdline, "ACPI and the command line's devices");
         assert_eq!(config.vmgenid, Some(VmGenIdConfig { guid: None }), "a new generation ID at every restore");
         assert!(
-            matches!(&config.devices[0], DeviceConfig::Block(b) if b.id == "rootfs" && b.cache == CacheMode::Unsafe)
+            matches!(&config.devices[0], DeviceConfig::Block(b) if b.id == "rootfs" && b.cache == CacheMode::Unsafe && b.engine == Engine::Sync)
         );
-        assert!(matches!(&config.devices[1], DeviceConfig::Block(b) if b.id == "data"));
+        // Firecracker's Async engine is its io_uring one.
+        assert!(matches!(&config.devices[1], DeviceConfig::Block(b) if b.id == "data" && b.engine == Engine::IoUring));
         assert!(matches!(&config.devices[2], DeviceConfig::Net(n) if n.mac == Some([0xaa, 0xfc, 0, 0, 0, 1])));
         assert_eq!(config.devices[3], DeviceConfig::Rng(Default::default()));
         assert_eq!(

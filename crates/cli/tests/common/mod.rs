@@ -95,6 +95,15 @@ pub fn microvm() -> Command {
     microvm_at(microvm_path())
 }
 
+/// A tiny guest `kernel` that drives its virtio-blk device itself (tiny_guest's
+/// `virtio_blk_*`), on the drive `-drive DRIVE` (id `d`), its output on stdout.
+pub fn tiny_block_vm(kernel: &Path, drive: &str) -> Command {
+    let mut cmd = microvm();
+    cmd.args(["-M", "microvm,legacy", "-m", "32m", "-nodefaults", "-serial", "stdio", "-kernel"]).arg(kernel);
+    cmd.args(["-drive", drive, "-device", "virtio-blk-device,drive=d"]);
+    cmd
+}
+
 /// [`microvm`] for a copy of the binary at `program`.
 pub fn microvm_at(program: &Path) -> Command {
     let mut cmd = Command::new(program);

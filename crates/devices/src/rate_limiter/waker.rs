@@ -88,7 +88,7 @@ impl Waker {
     /// Whether `events` is the timer's; if so the expiry is consumed and the device is
     /// unblocked.
     pub fn is_expiry(&mut self, events: &Events) -> bool {
-        if self.timer.as_ref().is_none_or(|t| events.fd() != t.as_raw_fd()) {
+        if self.timer.as_ref().map_or(true, |t| events.fd() != t.as_raw_fd()) {
             return false;
         }
         acknowledge_expiry(events.fd());

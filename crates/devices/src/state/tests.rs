@@ -62,6 +62,7 @@ fn every_device_kind_round_trips_through_postcard() {
         read_only: false,
         cache: CacheMode::Writeback,
         limits: Default::default(),
+        engine: Default::default(),
     };
     let block = Block::new(opts).unwrap();
     std::fs::remove_file(&image).unwrap();

@@ -20,6 +20,9 @@ pub const VIRTIO: &[Rule] = &[
     allow!(SYS_fdatasync),
     allow!(SYS_fsync),
     allow!(SYS_fallocate),
+    // Block, aio=io_uring: submitting a batch to the drive's ring (set up, restricted to
+    // READV/WRITEV/FSYNC and given its eventfd when the drive is created, before any filter).
+    allow!(SYS_io_uring_enter),
     // virtio-rng.
     allow!(SYS_getrandom),
     // A rate limit's refill timer, made the first time the limit blocks its device (an

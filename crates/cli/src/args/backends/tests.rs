@@ -1,7 +1,7 @@
 use super::super::test_util::*;
 use super::*;
 use std::path::PathBuf;
-use vmm::config::{BlockConfig, ChardevBackend, DeviceConfig, LogFile, NetBackend, NetConfig, SerialConfig};
+use vmm::config::{BlockConfig, ChardevBackend, DeviceConfig, Engine, LogFile, NetBackend, NetConfig, SerialConfig};
 
 /// A tap netdev's ifname (panics on other backends).
 fn ifname(n: &NetConfig) -> Option<&str> {
@@ -31,6 +31,7 @@ fn drive_properties() {
             cache: CacheMode::Writeback,
             serial: None,
             limits: Default::default(),
+            engine: Engine::Sync,
         }
     );
     for ro in ["readonly", "readonly=on", "read-only=on", "readonly=yes", "readonly=off,read-only=on"] {
@@ -49,19 +50,22 @@ fn drive_properties() {
     ] {
         assert_eq!(drive(&format!("id=d,file=f,if=none,cache={c}")).cache, want);
     }
-    // Accepted without effect; format= and if= may be left out.
-    for extra in [
-        "media=disk",
-        "aio=threads",
-        "aio=native",
-        "aio=io_uring",
-        "discard=unmap",
-        "discard=ignore",
-        "discard=on",
-        "discard=off",
-        "snapshot=off",
-        "format=raw",
+    // aio= chooses the engine: threads is the sync one (the default), native is
+    // io_uring and needs O_DIRECT, as QEMU's Linux AIO does.
+    for (aio, want) in [
+        ("", Engine::Sync),
+        (",aio=threads", Engine::Sync),
+        (",aio=io_uring", Engine::IoUring),
+        (",aio=native,cache=none", Engine::IoUring),
+        (",cache=directsync,aio=native", Engine::IoUring),
+        (",aio=io_uring,cache=unsafe", Engine::IoUring),
     ] {
+        assert_eq!(drive(&format!("id=d,file=f,if=none{aio}")).engine, want, "{aio}");
+    }
+    // Accepted without effect; format= and if= may be left out.
+    for extra in
+        ["media=disk", "discard=unmap", "discard=ignore", "discard=on", "discard=off", "snapshot=off", "format=raw"]
+    {
         assert_eq!(drive(&format!("id=d,file=f,{extra}")).id, "d", "{extra}");
     }
     // QEMU's ",," escape, a trailing comma, the last value winning.
@@ -105,6 +109,14 @@ fn drive_errors() {
     assert_eq!(e.to_string(), "-drive: invalid value 'id=d,file=b,if=none': duplicate id 'd'");
     assert_invalid(err(&["-drive", "id=d,file=f,cache=sometimes"]), "-drive", "writeback");
     assert_invalid(err(&["-drive", "id=d,file=f,aio=posix"]), "-drive", "threads");
+    for cache in ["", ",cache=writeback", ",cache=writethrough", ",cache=unsafe"] {
+        let e = err(&["-drive", &format!("id=d,file=f,aio=native{cache}")]);
+        assert_invalid(
+            e,
+            "-drive",
+            "aio=native was specified, but it requires cache.direct=on, which was not specified.",
+        );
+    }
     assert_invalid(err(&["-drive", "id=d,file=f,discard=maybe"]), "-drive", "unmap");
     assert_invalid(err(&["-drive", "id=d,file=f,snapshot=on"]), "-drive", "snapshot=on");
     assert_invalid(err(&["-drive", "id=d,file=f,snapshot"]), "-drive", "snapshot=on");

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub(super) const SECTOR_SIZE: u64 = 512;
 /// Most iovecs one preadv/pwritev takes (UIO_MAXIOV).
-const IOV_MAX: usize = libc::UIO_MAXIOV as usize;
+pub(super) const IOV_MAX: usize = libc::UIO_MAXIOV as usize;
 /// Alignment assumed for O_DIRECT when the kernel does not report it
 /// (statx STATX_DIOALIGN, Linux 6.1+): a page is enough for every device.
 const DEFAULT_DIO_ALIGN: u64 = 4096;
@@ -152,8 +152,19 @@ impl Disk {
         self.direct.is_some()
     }
 
-    fn fd(&self) -> RawFd {
+    /// The image's descriptor (also for requests queued on a ring).
+    pub(super) fn fd(&self) -> RawFd {
         self.file.as_raw_fd()
+    }
+
+    pub(super) fn cache(&self) -> CacheMode {
+        self.cache
+    }
+
+    /// Whether O_DIRECT (if the file is open with it) takes these buffers at
+    /// this offset as they are.
+    pub(super) fn direct_aligned(&self, iovs: &[libc::iovec], offset: u64) -> bool {
+        self.direct.map_or(true, |align| aligned(iovs, offset, align))
     }
 
     /// Reads `offset..` of the disk into the buffers of `iovs`.

@@ -8,7 +8,9 @@
 //! meaning (any layout, as virtio 1.x requires), but every readable
 //! descriptor must come before every writable one.
 
-use super::disk::{Disk, IoVecs, SECTOR_SIZE};
+use super::disk::{Disk, IoVecs, IOV_MAX, SECTOR_SIZE};
+use super::engine::{Completion, Op, Queued, Uring};
+use super::CacheMode;
 use super::{MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG};
 use crate::guest_memory::GuestMemoryMmap;
 use std::ops::Deref;
@@ -100,6 +102,11 @@ pub(super) struct Worker {
     logged: u32,
     /// The drive id, for log lines.
     pub(super) name: String,
+    /// The io_uring engine's ring; `None` serves every request synchronously.
+    pub(super) uring: Option<Box<Uring>>,
+    /// The used-ring head and status byte of the chain being served, for a
+    /// request queued on the ring.
+    current: (u16, GuestAddress),
 }
 
 impl Worker {
@@ -113,6 +120,8 @@ impl Worker {
             iovs: IoVecs(Vec::with_capacity(usize::from(super::QUEUE_SIZE))),
             logged: 0,
             name,
+            uring: None,
+            current: (0, GuestAddress(0)),
         }
     }
 
@@ -127,12 +136,14 @@ impl Worker {
 
     /// Serves one chain; returns the length for its used-ring entry: the
     /// bytes written to its device-writable buffers (data and status), or 0
-    /// if the chain is too broken to carry a status.
-    pub(super) fn serve<M>(&mut self, mem: &GuestMemoryMmap, chain: DescriptorChain<M>) -> u32
+    /// if the chain is too broken to carry a status; `None` when the request
+    /// was queued on the ring (`complete` finishes it).
+    pub(super) fn serve<M>(&mut self, mem: &GuestMemoryMmap, chain: DescriptorChain<M>) -> Option<u32>
     where
         M: Deref<Target = GuestMemoryMmap>,
     {
         self.descs.clear();
+        let head = chain.head_index();
         let mut cut = false;
         for d in chain {
             self.descs.push(Desc { addr: d.addr(), len: d.len(), writable: d.is_write_only() });
@@ -144,19 +155,77 @@ impl Worker {
             Ok(addr) => addr,
             Err(kind) => {
                 self.complain(kind);
-                return 0;
+                return Some(0);
             }
         };
-        let (status_byte, written) = self.execute(mem).unwrap_or_else(|kind| {
-            self.complain(kind);
-            (if matches!(kind, GuestError::UnknownType) { VIRTIO_BLK_S_UNSUPP } else { VIRTIO_BLK_S_IOERR }, 0)
-        });
+        self.current = (head, status);
+        let (status_byte, written) = match self.execute(mem) {
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => return None,
+            Err(kind) => {
+                self.complain(kind);
+                (if matches!(kind, GuestError::UnknownType) { VIRTIO_BLK_S_UNSUPP } else { VIRTIO_BLK_S_IOERR }, 0)
+            }
+        };
         self.iovs.0.clear();
+        Some(self.finish(mem, status, status_byte, written))
+    }
+
+    /// Writes the status byte; returns the used length.
+    fn finish(&mut self, mem: &GuestMemoryMmap, status: GuestAddress, status_byte: u32, written: u32) -> u32 {
         if mem.write_obj(status_byte as u8, status).is_err() {
             self.complain(GuestError::StatusOutsideMemory);
             return 0;
         }
         written + 1
+    }
+
+    /// Finishes a request the ring completed: counts it, writes its status
+    /// byte; returns its head and used length.
+    pub(super) fn complete(&mut self, mem: &GuestMemoryMmap, done: &Completion) -> (u16, u32) {
+        let what = match done.op {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Flush => "flush",
+        };
+        let ok = done.outcome();
+        if ok.is_ok() {
+            let bytes = u64::from(done.len);
+            match done.op {
+                Op::Read => {
+                    metrics::BLOCK.read_count.inc();
+                    metrics::BLOCK.read_bytes.add(bytes);
+                }
+                Op::Write => {
+                    metrics::BLOCK.write_count.inc();
+                    metrics::BLOCK.write_bytes.add(bytes);
+                }
+                Op::Flush => {}
+            }
+        }
+        let written = if done.op == Op::Read { done.len } else { 0 };
+        let (status_byte, written) = self.io_outcome(ok, what, written);
+        (done.head, self.finish(mem, done.status, status_byte, written))
+    }
+
+    /// Queues the gathered request on the ring, if the engine has one and the
+    /// request suits it; `false`: serve it here.
+    fn queue(&mut self, op: Op, offset: u64, len: u64) -> bool {
+        let Some(uring) = self.uring.as_mut() else { return false };
+        // O_DIRECT on buffers it cannot take, or more iovecs than one call
+        // takes: the sync path knows how to split or bounce those.
+        if self.iovs.0.len() > IOV_MAX || (op != Op::Flush && !self.disk.direct_aligned(&self.iovs.0, offset)) {
+            return false;
+        }
+        let (head, status) = self.current;
+        let request = Queued { head, status, op, len: len as u32 };
+        match uring.push(self.disk.fd(), offset, &mut self.iovs.0, request) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("virtio-blk {}: cannot queue on io_uring ({e}); serving synchronously", self.name);
+                false
+            }
+        }
     }
 
     /// The status byte: the last byte of the last descriptor, which must be
@@ -176,7 +245,7 @@ impl Worker {
         Ok(addr)
     }
 
-    fn execute(&mut self, mem: &GuestMemoryMmap) -> Result<Outcome, GuestError> {
+    fn execute(&mut self, mem: &GuestMemoryMmap) -> Result<Option<Outcome>, GuestError> {
         let readable = self.descs.iter().take_while(|d| !d.writable).count();
         if self.descs[readable..].iter().any(|d| !d.writable) {
             return Err(GuestError::ReadableAfterWritable);
@@ -200,12 +269,15 @@ impl Worker {
                 }
                 let offset = self.check_range(sector, writable_len)?;
                 self.gather(mem, true, 0, writable_len)?;
+                if self.queue(Op::Read, offset, writable_len) {
+                    return Ok(None);
+                }
                 let done = self.disk.read(&mut self.iovs.0, offset);
                 if done.is_ok() {
                     metrics::BLOCK.read_count.inc();
                     metrics::BLOCK.read_bytes.add(writable_len);
                 }
-                Ok(self.io_outcome(done, "read", writable_len as u32))
+                Ok(Some(self.io_outcome(done, "read", writable_len as u32)))
             }
             VIRTIO_BLK_T_OUT => {
                 if self.disk.read_only {
@@ -216,17 +288,24 @@ impl Worker {
                 }
                 let offset = self.check_range(sector, out_len)?;
                 self.gather(mem, false, HEADER_SIZE, out_len)?;
+                if self.queue(Op::Write, offset, out_len) {
+                    return Ok(None);
+                }
                 let done = self.disk.write(&mut self.iovs.0, offset);
                 if done.is_ok() {
                     metrics::BLOCK.write_count.inc();
                     metrics::BLOCK.write_bytes.add(out_len);
                 }
-                Ok(self.io_outcome(done, "write", 0))
+                Ok(Some(self.io_outcome(done, "write", 0)))
             }
             VIRTIO_BLK_T_FLUSH => {
-                let done = self.disk.flush();
                 metrics::BLOCK.flush_count.inc();
-                Ok(self.io_outcome(done, "flush", 0))
+                self.iovs.0.clear();
+                if self.disk.cache() != CacheMode::Unsafe && self.queue(Op::Flush, 0, 0) {
+                    return Ok(None);
+                }
+                let done = self.disk.flush();
+                Ok(Some(self.io_outcome(done, "flush", 0)))
             }
             VIRTIO_BLK_T_GET_ID => {
                 if out_len != 0 {
@@ -235,7 +314,7 @@ impl Worker {
                 let n = writable_len.min(ID_BYTES as u64) as usize;
                 let id = self.id;
                 self.copy_to_guest(mem, &id[..n])?;
-                Ok((VIRTIO_BLK_S_OK, n as u32))
+                Ok(Some((VIRTIO_BLK_S_OK, n as u32)))
             }
             VIRTIO_BLK_T_DISCARD | VIRTIO_BLK_T_WRITE_ZEROES => {
                 if self.disk.read_only {
@@ -243,12 +322,12 @@ impl Worker {
                 }
                 let discard = kind == VIRTIO_BLK_T_DISCARD;
                 if !(if discard { self.discard } else { self.write_zeroes }) {
-                    return Ok((VIRTIO_BLK_S_UNSUPP, 0));
+                    return Ok(Some((VIRTIO_BLK_S_UNSUPP, 0)));
                 }
                 if writable_len != 0 {
                     return Err(GuestError::WrongDirection);
                 }
-                self.discard_or_zero(mem, discard, out_len)
+                self.discard_or_zero(mem, discard, out_len).map(Some)
             }
             _ => Err(GuestError::UnknownType),
         }

@@ -50,7 +50,14 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 fn options(path: &Path, read_only: bool, cache: CacheMode) -> BlockOptions {
-    BlockOptions { id: "disk0".into(), path: path.to_path_buf(), read_only, cache, limits: DriveLimits::default() }
+    BlockOptions {
+        id: "disk0".into(),
+        path: path.to_path_buf(),
+        read_only,
+        cache,
+        limits: DriveLimits::default(),
+        engine: Engine::Sync,
+    }
 }
 
 fn driver_for(opts: BlockOptions, features: u64) -> TestDriver {
@@ -738,6 +745,10 @@ fn reset_and_reactivation_serve_again() {
     assert_eq!(d.read_bytes(buf, 512), &data[1024..1536]);
 }
 
+#[path = "tests/bench.rs"]
+mod bench;
+#[path = "tests/engine.rs"]
+mod engine_uring;
 #[path = "tests/metrics.rs"]
 mod metrics_counted;
 #[path = "tests/state.rs"]

@@ -1,0 +1,245 @@
+//! How block requests reach the image: the `sync` engine serves each one with
+//! preadv/pwritev on the device thread (see `disk.rs`); the `io_uring` engine
+//! queues reads, writes and flushes on an io_uring and completes them when the
+//! ring's eventfd (watched by the device thread's epoll) says so.
+//!
+//! The ring is set up when the device is created, disabled until it is restricted
+//! to the three operations the device uses (READV, WRITEV, FSYNC): what is
+//! submitted through a ring does not pass the thread's seccomp filter, so the
+//! kernel's own restriction list stands in for it.
+
+use io_uring::{opcode, register::Restriction, types, IoUring};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+use vm_memory::GuestAddress;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// The engine a drive's requests go through (`-drive aio=`, Firecracker's
+/// `io_engine`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// preadv/pwritev on the device thread, one request at a time.
+    #[default]
+    Sync,
+    /// Reads, writes and flushes queued on an io_uring, many in flight.
+    IoUring,
+}
+
+/// Requests in flight at most on one drive, as QEMU's io_uring ring: more
+/// gains nothing on one queue, and the rest wait in the avail ring (served
+/// as completions free slots).
+pub(super) const MAX_IN_FLIGHT: usize = 128;
+/// How long a drain (snapshot, reset) waits for the kernel before giving up.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    Read,
+    Write,
+    Flush,
+}
+
+/// What the device needs to finish a request the ring carries out.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Queued {
+    /// The chain's head, for the used ring.
+    pub(super) head: u16,
+    /// The chain's status byte.
+    pub(super) status: GuestAddress,
+    pub(super) op: Op,
+    /// Bytes the request moves; anything else is an error.
+    pub(super) len: u32,
+}
+
+/// One request in flight. The iovecs stay here (pointing into guest memory)
+/// until the kernel is done with them.
+struct Slot {
+    request: Queued,
+    iovs: Vec<libc::iovec>,
+}
+
+/// A request the kernel finished.
+pub(super) struct Completion {
+    pub(super) head: u16,
+    pub(super) status: GuestAddress,
+    pub(super) op: Op,
+    pub(super) len: u32,
+    /// The bytes moved, or the error.
+    pub(super) result: io::Result<u32>,
+}
+
+impl Completion {
+    /// Whether the request did all it was asked: a short transfer is an error
+    /// (the range was checked against the disk, so it means the image shrank
+    /// or the host failed).
+    pub(super) fn outcome(&self) -> io::Result<()> {
+        match &self.result {
+            Ok(n) if *n == self.len || self.op == Op::Flush => Ok(()),
+            Ok(n) => {
+                Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("short transfer: {n} of {} bytes", self.len)))
+            }
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+}
+
+pub(super) struct Uring {
+    ring: IoUring,
+    /// Written by the kernel on each completion; watched by the device's epoll.
+    event: EventFd,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u16>,
+    /// Spare iovec vectors, swapped with the worker's so nothing is allocated
+    /// per request once they have grown.
+    spare: Vec<Vec<libc::iovec>>,
+    /// Entries pushed since the last io_uring_enter.
+    pending: bool,
+    /// In flight at most: MAX_IN_FLIGHT, less in tests (a test queue cannot hold
+    /// that many chains).
+    limit: usize,
+}
+
+// SAFETY: the raw iovec pointers point into the guest memory mapping, which the
+// device holds for as long as any request is in flight (reset and snapshot drain
+// first); the ring itself is only ever used under the device's mutex.
+unsafe impl Send for Uring {}
+
+impl Uring {
+    pub(super) fn new() -> io::Result<Uring> {
+        let ring = IoUring::builder().setup_r_disabled().build(MAX_IN_FLIGHT as u32)?;
+        let submitter = ring.submitter();
+        // Before the restrictions, which forbid every later io_uring_register.
+        let event = EventFd::new(EFD_NONBLOCK)?;
+        submitter.register_eventfd(event.as_raw_fd())?;
+        let mut allowed = [
+            Restriction::sqe_op(opcode::Readv::CODE),
+            Restriction::sqe_op(opcode::Writev::CODE),
+            Restriction::sqe_op(opcode::Fsync::CODE),
+        ];
+        submitter.register_restrictions(&mut allowed)?;
+        submitter.register_enable_rings()?;
+        Ok(Uring {
+            ring,
+            event,
+            slots: (0..MAX_IN_FLIGHT).map(|_| None).collect(),
+            free: (0..MAX_IN_FLIGHT as u16).rev().collect(),
+            spare: Vec::new(),
+            pending: false,
+            limit: MAX_IN_FLIGHT,
+        })
+    }
+
+    pub(super) fn event(&self) -> &EventFd {
+        &self.event
+    }
+
+    pub(super) fn in_flight(&self) -> usize {
+        MAX_IN_FLIGHT - self.free.len()
+    }
+
+    pub(super) fn full(&self) -> bool {
+        self.in_flight() >= self.limit
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_IN_FLIGHT);
+    }
+
+    /// Queues one request; `iovs` is taken (and replaced with an empty vector)
+    /// for the read or write buffers. Submitted at the next `submit`.
+    pub(super) fn push(
+        &mut self,
+        fd: RawFd,
+        offset: u64,
+        iovs: &mut Vec<libc::iovec>,
+        request: Queued,
+    ) -> io::Result<()> {
+        if self.ring.submission().is_full() {
+            // Entries leave the ring only at io_uring_enter: make room.
+            self.ring.submit()?;
+        }
+        let index = self.free.pop().ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))?;
+        let mut mine = self.spare.pop().unwrap_or_default();
+        std::mem::swap(&mut mine, iovs);
+        iovs.clear();
+        let fd = types::Fd(fd);
+        let entry = match request.op {
+            Op::Read => opcode::Readv::new(fd, mine.as_ptr(), mine.len() as u32).offset(offset).build(),
+            Op::Write => opcode::Writev::new(fd, mine.as_ptr(), mine.len() as u32).offset(offset).build(),
+            Op::Flush => opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build(),
+        }
+        .user_data(u64::from(index));
+        self.slots[usize::from(index)] = Some(Slot { request, iovs: mine });
+        // SAFETY: the iovecs the entry points to live in the slot until its
+        // completion is reaped, and their buffers in guest memory as long.
+        if unsafe { self.ring.submission().push(&entry) }.is_err() {
+            // Not reached: the ring had room a moment ago.
+            if let Some(slot) = self.slots[usize::from(index)].take() {
+                *iovs = slot.iovs;
+            }
+            self.free.push(index);
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
+        self.pending = true;
+        Ok(())
+    }
+
+    /// Hands what was queued to the kernel (one io_uring_enter per batch).
+    pub(super) fn submit(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.pending) {
+            self.ring.submit()?;
+        }
+        Ok(())
+    }
+
+    /// Takes every finished request off the completion ring, on the device thread
+    /// (which the eventfd woke: it is read so that epoll stops reporting it).
+    pub(super) fn reap(&mut self, done: impl FnMut(Completion)) {
+        let _ = self.event.read();
+        self.take_finished(done);
+    }
+
+    /// Takes every finished request off the completion ring. Reads only memory: it
+    /// runs on any thread (a vCPU's, for a reset), whose filter may not allow `read`.
+    fn take_finished(&mut self, mut done: impl FnMut(Completion)) {
+        let mut finished = Vec::new();
+        for cqe in self.ring.completion() {
+            finished.push((cqe.user_data(), cqe.result()));
+        }
+        for (index, res) in finished {
+            let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::take) else { continue };
+            self.free.push(index as u16);
+            let mut iovs = slot.iovs;
+            iovs.clear();
+            self.spare.push(iovs);
+            let result = if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as u32) };
+            let Queued { head, status, op, len } = slot.request;
+            done(Completion { head, status, op, len, result });
+        }
+    }
+
+    /// Waits until nothing is in flight, completing each request through `done`.
+    /// Runs on threads whose filters allow neither io_uring_enter nor `read` (the
+    /// VMM's for a snapshot, a vCPU's for a reset): everything was submitted at the
+    /// end of the device's last turn, and the kernel posts completions without the
+    /// device thread's help. The eventfd is left as it is: the device thread's next
+    /// turn reads it and finds nothing more to complete.
+    pub(super) fn drain(&mut self, mut done: impl FnMut(Completion)) -> io::Result<()> {
+        let start = Instant::now();
+        loop {
+            self.take_finished(&mut done);
+            if self.in_flight() == 0 {
+                return Ok(());
+            }
+            if start.elapsed() > DRAIN_TIMEOUT {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{} requests still in flight", self.in_flight()),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
