@@ -60,12 +60,13 @@ pub fn markdown(figures: &Result<FcFigures, String>, runs: usize) -> String {
     let mut s = format!(
         "## Firecracker's API and QMP\n\nThe minimal kernel with the initramfs counting on its console, \
          1 vCPU, 256 MiB, median of {runs} runs in the rig (xtask/scenarios/bench-fc.sh): booted \
-         through Firecracker's API (microvm as `firecracker`; curl: boot source, machine config, \
+         through Firecracker's API (microvm as `firecracker`; curl: boot source, machine config; \
          InstanceStart) and through QMP (`-M microvm,legacy,acpi=on -device i8042 -device vmgenid`, \
          the devices of Firecracker's machine, with `-S`; unixcat sends `cont`), then a snapshot \
          of each restored (`/snapshot/load` with `resume_vm` to a process already listening; \
-         `-incoming file:`). Request → marker: from launching the client (curl, unixcat) to \
-         the console marker (`MICROVM-GUEST-READY`; after a restore, the first line); exec → \
+         `-incoming file:`). Request → marker: from launching the client that sends the timed \
+         request (unixcat under both front ends: curl's own start in the TCG-run rig would \
+         count against the API) to the console marker (`MICROVM-GUEST-READY`; after a restore, the first line); exec → \
          marker: from starting microvm, the API's configuration calls included.\n\n"
     );
     match figures {
