@@ -162,6 +162,7 @@ pub fn create_devices(
                 }
                 let mut net = Net::new(backend, cfg.mac)?;
                 net.set_limits(&cfg.limits.rx, &cfg.limits.tx);
+                net.count_as(&cfg.id);
                 let net = Arc::new(Mutex::new(net));
                 attach(net.clone(), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Net(net))?;

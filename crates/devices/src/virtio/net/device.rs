@@ -13,6 +13,7 @@ use crate::virtio::{
 };
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
 use virtio_bindings::virtio_net as vn;
 use virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
@@ -183,6 +184,9 @@ pub struct Net {
     tx_buf: Vec<u8>,
     tx_broken: bool,
     complained: u32,
+    /// Its `net_<iface_id>` metrics (Firecracker's per-interface section); see
+    /// [`Net::count_as`].
+    metrics: Arc<metrics::NetMetrics>,
 }
 
 impl Net {
@@ -214,7 +218,14 @@ impl Net {
             tx_buf: Vec::with_capacity(MAX_TX_PACKET),
             tx_broken: false,
             complained: 0,
+            metrics: metrics::NET_DEVICES.register(""),
         })
+    }
+
+    /// Counts this device under `iface_id` too: its own `net_<iface_id>` section in
+    /// Firecracker's metrics (until then it counts in the aggregate `net` only).
+    pub fn count_as(&mut self, iface_id: &str) {
+        self.metrics = metrics::NET_DEVICES.register(iface_id);
     }
 
     pub fn mac(&self) -> [u8; 6] {
@@ -288,10 +299,10 @@ impl Net {
             served += 1;
             match tx::gather(mem, chain, tx_buf) {
                 Ok(()) => {
-                    metrics::NET.tx_count.inc();
+                    self.metrics.tx_count.inc();
                     if let Err(e) = tap.write(tx_buf) {
-                        metrics::NET.tap_write_fails.inc();
-                        metrics::NET.tx_fails.inc();
+                        self.metrics.tap_write_fails.inc();
+                        self.metrics.tx_fails.inc();
                         if first_time(complained, Complaint::TxWrite) {
                             log::warn!(
                                 "virtio-net {}: writing to the tap failed ({e}); frame dropped (further failures are not logged)",
@@ -300,12 +311,12 @@ impl Net {
                         }
                     } else {
                         // The frame without its virtio-net header, as the guest sent it.
-                        metrics::NET.tx_packets_count.inc();
-                        metrics::NET.tx_bytes_count.add(tx_buf.len().saturating_sub(VNET_HDR_LEN) as u64);
+                        self.metrics.tx_packets_count.inc();
+                        self.metrics.tx_bytes_count.add(tx_buf.len().saturating_sub(VNET_HDR_LEN) as u64);
                     }
                 }
                 Err(why) => {
-                    metrics::NET.tx_malformed_frames.inc();
+                    self.metrics.tx_malformed_frames.inc();
                     if first_time(complained, Complaint::TxMalformed) {
                         log::warn!(
                             "virtio-net {}: malformed TX chain ({why}); dropped (further malformed chains are not logged)",
@@ -383,7 +394,7 @@ impl Net {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Err(e) => {
-                            metrics::NET.tap_read_fails.inc();
+                            self.metrics.tap_read_fails.inc();
                             log::error!(
                                 "virtio-net {}: reading the tap failed ({e}); the guest receives nothing more",
                                 tap.name()
@@ -415,15 +426,15 @@ impl Net {
             }
             match delivery {
                 Delivery::Delivered(_) => {
-                    metrics::NET.rx_count.inc();
-                    metrics::NET.rx_packets_count.inc();
-                    metrics::NET.rx_bytes_count.add(len.saturating_sub(VNET_HDR_LEN) as u64);
+                    self.metrics.rx_count.inc();
+                    self.metrics.rx_packets_count.inc();
+                    self.metrics.rx_bytes_count.add(len.saturating_sub(VNET_HDR_LEN) as u64);
                     *rx_pending = None;
                     *rx_paid = false;
                     used = true;
                 }
                 Delivery::TooBig { capacity } => {
-                    metrics::NET.rx_fails.inc();
+                    self.metrics.rx_fails.inc();
                     *rx_pending = None;
                     *rx_paid = false;
                     if first_time(complained, Complaint::RxTooBig) {
@@ -529,7 +540,7 @@ impl VirtioDevice for Net {
 
     fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
         if ctx.queues.len() != 2 || ctx.queue_events.len() != 2 {
-            metrics::NET.activate_fails.inc();
+            self.metrics.activate_fails.inc();
             return Err(ActivateError::Backend(format!("virtio-net: {} queues given, 2 needed", ctx.queues.len())));
         }
         let acked = ctx.acked_features;
@@ -629,7 +640,7 @@ impl MutEventSubscriber for Net {
                     self.process_tx();
                 }
                 if events.event_set().contains(EventSet::IN) {
-                    metrics::NET.rx_tap_event_count.inc();
+                    self.metrics.rx_tap_event_count.inc();
                     self.process_rx();
                 }
             }
@@ -640,11 +651,11 @@ impl MutEventSubscriber for Net {
             }
             match queue {
                 RX_QUEUE => {
-                    metrics::NET.rx_queue_event_count.inc();
+                    self.metrics.rx_queue_event_count.inc();
                     self.process_rx();
                 }
                 TX_QUEUE => {
-                    metrics::NET.tx_queue_event_count.inc();
+                    self.metrics.tx_queue_event_count.inc();
                     self.process_tx();
                 }
                 _ => {}
