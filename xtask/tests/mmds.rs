@@ -16,7 +16,9 @@ fn a_guest_gets_a_v2_token_then_reads_what_the_host_stored() {
     let Some(case) = run("fc-mmds") else { return };
     let report = case.report();
     assert_eq!(case.status, Some(0), "{report}");
-    for call in ["boot-source", "drives/rootfs", "machine-config", "network-interfaces/eth0", "mmds/config", "mmds", "actions"] {
+    for call in
+        ["boot-source", "drives/rootfs", "machine-config", "network-interfaces/eth0", "mmds/config", "mmds", "actions"]
+    {
         let ok = format!("FC-CALL {call} 204");
         assert!(case.output.lines().any(|l| l.starts_with(&ok)), "{call} did not answer 204\n{report}");
     }
