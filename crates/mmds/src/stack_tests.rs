@@ -249,6 +249,24 @@ fn keep_alive_then_close_ends_the_connection_both_ways() {
 }
 
 #[test]
+fn after_our_fin_is_acknowledged_the_guest_may_still_talk_then_close() {
+    let mut g = Guest::new(&mmds(Version::V1));
+    g.connect();
+    let (_, fin) = g.exchange("GET /latest HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(fin);
+    // Our FIN acknowledged alone (FIN-WAIT-2 on our side), then more bytes and the FIN.
+    g.send(ACK, &[]);
+    assert!(g.replies().is_empty());
+    g.send(ACK | PSH, b"late bytes");
+    let r = g.replies();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].flags, r[0].ack), (ACK, g.seq), "acknowledged, not answered");
+    g.send(ACK | FIN, &[]);
+    assert_eq!(g.replies().len(), 1, "the FIN's ACK");
+    assert_eq!(g.stack.connections(), 0);
+}
+
+#[test]
 fn the_guest_closing_first_still_gets_its_answer() {
     let mut g = Guest::new(&mmds(Version::V1));
     g.connect();

@@ -209,7 +209,10 @@ impl Conn {
         if !self.is_established() {
             return None;
         }
-        let sent = self.snd_nxt.wrapping_sub(self.snd_una) as usize - usize::from(self.fin_sent);
+        // Bytes sent and unacknowledged; our FIN, once sent and until acknowledged, is
+        // counted by the sequence numbers but is no byte of `output`.
+        let fin_in_flight = self.fin_sent && !self.fin_acked;
+        let sent = self.snd_nxt.wrapping_sub(self.snd_una) as usize - usize::from(fin_in_flight);
         let window = self.snd_wnd as usize;
         if sent < self.output.len() && sent < window {
             let n = (self.output.len() - sent).min(self.mss).min(window - sent);
