@@ -335,7 +335,14 @@ mod tests {
         let boot = BootSource { kernel_image_path: kernel.display().to_string(), ..Default::default() };
         assert_eq!(answer(&mut p, ApiRequest::PutBootSource(boot)).status, 204);
         let vm = p.vm_config().unwrap();
+        // What a snapshot stores (`GET /vm/config`) brings it back on a load (restore.rs).
+        let mut restored = p.fresh();
+        for request in fc_api::config_file::parse(p.full_config().to_string().as_bytes()).unwrap() {
+            assert_eq!(restored.handle(request, &|_| Ok(())), Outcome::Answer(Response::no_content()));
+        }
         std::fs::remove_file(&kernel).unwrap();
+        assert_eq!(restored.full_config()["mmds-config"], p.full_config()["mmds-config"]);
+        assert_eq!(restored.mmds().settings().version, mmds::Version::V2);
         let nets: Vec<_> = vm
             .devices
             .iter()
