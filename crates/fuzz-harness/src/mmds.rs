@@ -3,8 +3,8 @@
 //! for `detour`, ARP and TCP headers at the fuzzer's mercy; odd, the harness opens a
 //! connection to port 80 and the rest is the TCP stream's bytes, cut into segments at
 //! the fuzzer's lengths, so the HTTP parser and the V1/V2 answers are reached. Bit 1
-//! picks V2. Every frame the stack answers with must be a whole Ethernet frame, to the
-//! guest's MAC, no larger than a standard MTU allows.
+//! picks V2. Every frame the stack answers with must be a whole Ethernet frame, to a MAC
+//! address a guest frame named as its sender, no larger than a standard MTU allows.
 
 use mmds::{Mmds, MmdsStack, Settings, Version, DEFAULT_IPV4};
 
@@ -19,6 +19,8 @@ pub fn mmds_frames(data: &[u8]) {
 /// The body; `seen` gets every frame the stack answered with.
 fn run(data: &[u8], seen: &mut Vec<Vec<u8>>) {
     let Some((&mode, mut rest)) = data.split_first() else { return };
+    // The source addresses of the guest's frames: the only places an answer may go.
+    let mut senders = vec![GUEST_MAC];
     let store = Mmds::new(4096);
     let _ = store.put(serde_json::json!({"latest": {"meta-data": {"ami-id": "ami-1", "n": 1}}}));
     let version = if mode & 2 != 0 { Version::V2 } else { Version::V1 };
@@ -27,36 +29,44 @@ fn run(data: &[u8], seen: &mut Vec<Vec<u8>>) {
     if mode & 1 == 0 {
         while rest.len() >= 2 {
             let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 2);
-            let _ = stack.detour(&rest[2..2 + len]);
-            drain(&mut stack, seen);
+            let frame = &rest[2..2 + len];
+            // The Ethernet source, and an ARP request's sender address (where a reply
+            // goes, as Linux sends it).
+            for range in [6..12, 22..28] {
+                if let Some(src) = frame.get(range) {
+                    senders.push(src.try_into().unwrap_or_default());
+                }
+            }
+            let _ = stack.detour(frame);
+            drain(&mut stack, &senders, seen);
             rest = &rest[2 + len..];
         }
         return;
     }
     let mut seq = 1000u32;
     stack.detour(&segment(seq, 0, 0x02, &[]));
-    let Some(ack) = drain(&mut stack, seen).map(|synack| seq_of(&synack).wrapping_add(1)) else { return };
+    let Some(ack) = drain(&mut stack, &senders, seen).map(|synack| seq_of(&synack).wrapping_add(1)) else { return };
     seq = seq.wrapping_add(1);
     while let Some((&cut, tail)) = rest.split_first() {
         let n = usize::from(cut).min(tail.len());
         stack.detour(&segment(seq, ack, 0x18, &tail[..n]));
         seq = seq.wrapping_add(n as u32);
-        drain(&mut stack, seen);
+        drain(&mut stack, &senders, seen);
         rest = &tail[n..];
         if n == 0 {
             break;
         }
     }
     stack.detour(&segment(seq, ack, 0x11, &[]));
-    drain(&mut stack, seen);
+    drain(&mut stack, &senders, seen);
 }
 
 /// Takes every frame the stack has for the guest, checking each; the first one, if any.
-fn drain(stack: &mut MmdsStack, seen: &mut Vec<Vec<u8>>) -> Option<Vec<u8>> {
+fn drain(stack: &mut MmdsStack, senders: &[[u8; 6]], seen: &mut Vec<Vec<u8>>) -> Option<Vec<u8>> {
     let mut first = None;
     while let Some(frame) = stack.next_frame() {
         assert!((14..=MAX_FRAME).contains(&frame.len()), "a {}-byte frame", frame.len());
-        assert_eq!(&frame[..6], &GUEST_MAC, "to the guest");
+        assert!(senders.iter().any(|mac| frame[..6] == mac[..]), "to {:02x?}, which sent nothing", &frame[..6]);
         first.get_or_insert_with(|| frame.clone());
         seen.push(frame);
     }
