@@ -345,7 +345,12 @@ pub struct NetConfig {
     pub vhost: bool,
     /// Rate limits (Firecracker's `rx_rate_limiter`, `tx_rate_limiter`); none with vhost.
     pub limits: NetLimits,
+    /// Firecracker's MMDS served on this interface (`PUT /mmds/config`); not with vhost,
+    /// whose frames never pass through the VMM.
+    pub mmds: Option<MmdsAttachment>,
 }
+
+pub use devices::virtio::net::MmdsAttachment;
 
 /// A NIC's rate limits, each direction its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -152,6 +152,9 @@ pub fn create_devices(
                     let Backend::Tap(tap) = backend else {
                         return Err(Error::Config(format!("netdev {}: vhost=on needs a tap", cfg.id)));
                     };
+                    if cfg.mmds.is_some() {
+                        return Err(Error::Config(format!("netdev {}: the MMDS needs vhost=off", cfg.id)));
+                    }
                     let net = VhostNet::open(tap, cfg.mac, mem)
                         .map_err(|source| Error::VhostNet { id: cfg.id.clone(), source })?;
                     let net = Arc::new(Mutex::new(net));
@@ -163,6 +166,9 @@ pub fn create_devices(
                 let mut net = Net::new(backend, cfg.mac)?;
                 net.set_limits(&cfg.limits.rx, &cfg.limits.tx);
                 net.count_as(&cfg.id);
+                if let Some(mmds) = &cfg.mmds {
+                    net.set_mmds(mmds);
+                }
                 let net = Arc::new(Mutex::new(net));
                 attach(net.clone(), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
                 register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Net(net))?;

@@ -484,6 +484,7 @@ impl Devices {
                         mac,
                         vhost: n.vhost,
                         limits: Default::default(),
+                        mmds: None,
                     })
                 }
                 Device::Serial { ports, max_ports, .. } => ports::resolve(ports, max_ports, &mut chardevs)?,
