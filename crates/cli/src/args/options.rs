@@ -326,13 +326,19 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         opt("-object", &[], Opt::Object, Some("TYPE,id=ID[,prop=value...]"), Section::Devices, "A backend object."),
         OBJECT_KINDS,
     ),
-    opt(
-        "-nic",
-        &[],
-        Opt::Nic,
-        Some("none"),
-        Section::Devices,
-        "Accepted (no NIC). Other -nic forms are errors: use -netdev with -device virtio-net-device.",
+    with_props(
+        opt(
+            "-nic",
+            &[],
+            Opt::Nic,
+            Some("TYPE[,prop=value...][,model=virtio-net-device][,mac=MAC] | none"),
+            Section::Devices,
+            "A -netdev TYPE (user, tap, stream, dgram; its properties, see -netdev help) and the \
+             virtio-net-device that uses it, in one option, as QEMU's -nic. id= names the netdev (default \
+             __org.qemu.nicN). none: no NIC.",
+        ),
+        None,
+        super::devices::NIC_PROPS,
     ),
     with_kinds(
         opt(
