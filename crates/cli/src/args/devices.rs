@@ -500,7 +500,13 @@ impl Devices {
                 }
                 Device::NineP { fsdev, tag, value } => {
                     let f = take(&mut fsdevs, &fsdev, &value, "fsdev")?;
-                    DeviceConfig::NineP(NinePConfig { path: f.path, tag, read_only: f.read_only, id: f.id })
+                    DeviceConfig::NineP(NinePConfig {
+                        path: f.path,
+                        tag,
+                        read_only: f.read_only,
+                        id: f.id,
+                        security_model: f.security_model,
+                    })
                 }
                 Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
                 Device::HybridVsock { cid, uds_path, id, .. } => {
