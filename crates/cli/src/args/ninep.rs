@@ -7,8 +7,10 @@
 //!   microvm's user. `passthrough`: to the guest user who created them, with the guest's
 //!   mode (devices' `ninep/creds.rs`), which needs microvm to run as root, as QEMU does;
 //!   without the rights such a creation fails with EPERM. With both, the guest's
-//!   chown/chmod reach the host file. `mapped-xattr` and `mapped-file` (credentials kept
-//!   in xattrs or hidden files) are refused in one line: the server has no such store.
+//!   chown/chmod reach the host file. `mapped-xattr` (and its old name `mapped`): the
+//!   guest's owners and modes in the files' `user.virtfs.*` xattrs, as QEMU keeps them
+//!   (`ninep/mapped.rs`). `mapped-file` (credentials in hidden `.virtfs_metadata` files) is
+//!   refused in one line.
 
 use std::path::PathBuf;
 
@@ -24,12 +26,14 @@ pub(super) const VIRTFS: &str = "-virtfs";
 
 const SECURITY_MODEL: PropDesc = prop(
     "security_model",
-    OneOf(&["none", "passthrough", "mapped-xattr", "mapped-file"]),
+    OneOf(&["none", "passthrough", "mapped-xattr", "mapped", "mapped-file"]),
     None,
     "Required, as in QEMU. The guest sees the host's owners and modes, and its chmod/chown go to the host file. \
      none: files the guest creates belong to microvm's user. passthrough: to the guest user who creates them, \
      with the guest's mode, as QEMU's; microvm must run as root for it (otherwise creating as another user fails \
-     with EPERM). mapped-xattr and mapped-file are refused: microvm's server keeps no mapped credentials.",
+     with EPERM). mapped-xattr (or mapped): host files stay microvm's (created 0600, directories 0700) and the \
+     guest's owners and modes, chmod and chown live in their user.virtfs.* xattrs, as QEMU keeps them. \
+     mapped-file is refused.",
 );
 const PATH: PropDesc = prop("path", Text("DIR"), None, "Required: the host directory the guest sees.");
 const READONLY: PropDesc =
@@ -89,7 +93,7 @@ pub(super) struct Fsdev {
     pub(super) security_model: SecurityModel,
 }
 
-/// `-fsdev local,id=ID,path=DIR,security_model=none|passthrough[,readonly=on]`.
+/// `-fsdev local,id=ID,path=DIR,security_model=none|passthrough|mapped-xattr[,readonly=on]`.
 pub(super) fn fsdev(value: &str) -> Result<Fsdev, ArgsError> {
     let local = parse(FSDEV, value, FSDEV_KINDS)?;
     let Some(id) = local.id else {
@@ -140,7 +144,7 @@ fn parse(option: &'static str, value: &str, kinds: &'static [KindDesc]) -> Resul
         return Err(invalid(option, value, "path=DIR is required (the host directory to share)"));
     };
     let Some(model) = model else {
-        return Err(invalid(option, value, "security_model=none or security_model=passthrough is required"));
+        return Err(invalid(option, value, "security_model=none, passthrough or mapped-xattr is required"));
     };
     Ok(Local { id, path, read_only, tag, model })
 }
@@ -149,13 +153,14 @@ fn security_model(option: &'static str, s: &Setting) -> Result<SecurityModel, Ar
     match s.value.as_str() {
         "none" => Ok(SecurityModel::None),
         "passthrough" => Ok(SecurityModel::Passthrough),
-        "mapped-xattr" | "mapped" | "mapped-file" => Err(invalid(
+        "mapped-xattr" | "mapped" => Ok(SecurityModel::MappedXattr),
+        "mapped-file" => Err(invalid(
             option,
             &s.text,
-            "microvm's 9p server keeps no mapped credentials; use security_model=none (files belong to \
-             microvm's user), or virtio-fs (virtiofsd) for per-guest-user ownership",
+            "microvm keeps no credentials in hidden files; use security_model=mapped-xattr (the same \
+             credentials in xattrs)",
         )),
-        _ => Err(invalid(option, &s.text, "expected security_model=none or security_model=passthrough")),
+        _ => Err(invalid(option, &s.text, "expected security_model=none, passthrough or mapped-xattr")),
     }
 }
 

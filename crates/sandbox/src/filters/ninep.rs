@@ -48,4 +48,8 @@ pub const NINEP: &[Rule] = &[
     allow!(SYS_umask),
     allow!(SYS_setfsuid),
     allow!(SYS_setfsgid),
+    // security_model=mapped-xattr (ninep/mapped.rs): the guest's owners and modes in the
+    // files' user.virtfs.* attributes, reached through /proc/self/fd.
+    allow!(SYS_getxattr),
+    allow!(SYS_setxattr),
 ];

@@ -318,4 +318,5 @@ fn snapshots_are_refused_in_one_line() {
     assert!(!e.contains('\n'));
 }
 
+mod mapped;
 mod passthrough;

@@ -5,6 +5,7 @@
 
 use super::confine::{self, Refusal};
 use super::creds::{self, AsOwner, Creds};
+use super::mapped::Mapped;
 use std::io::Cursor;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -53,6 +54,8 @@ pub enum SecurityModel {
     None,
     /// The creating guest user's (`creds.rs`).
     Passthrough,
+    /// microvm's user's, the guest's owners and modes kept in xattrs (`mapped.rs`).
+    MappedXattr,
 }
 
 /// Answers requests: the confinement checks, then the `p9` server.
@@ -61,6 +64,8 @@ pub struct Responder {
     read_only: bool,
     /// With passthrough: the guest user of each fid.
     creds: Option<Creds>,
+    /// With mapped-xattr: the fids' users and paths.
+    mapped: Option<Mapped>,
 }
 
 impl Responder {
@@ -79,7 +84,11 @@ impl Responder {
         let server = p9::Server::new(path, Default::default(), Default::default())
             .map_err(|source| NinepError::Server { path: path.into(), source })?;
         let creds = (model == SecurityModel::Passthrough).then(Creds::default);
-        Ok(Responder { server, read_only, creds })
+        let mapped = match model {
+            SecurityModel::MappedXattr => Some(Mapped::new(open_path(path)?)),
+            _ => None,
+        };
+        Ok(Responder { server, read_only, creds, mapped })
     }
 
     /// The answer to one request (never empty: what the server cannot frame is an Rlerror).
@@ -87,6 +96,9 @@ impl Responder {
         let tag = confine::tag_of(request);
         if let Err(refusal) = confine::check(request, self.read_only) {
             return confine::rlerror(tag, refusal.errno());
+        }
+        if self.mapped.is_some() {
+            return self.answer_mapped(request, tag);
         }
         let owner = self.creds.as_ref().and_then(|c| c.creator(request));
         let as_owner = match owner.map(AsOwner::take).transpose() {
@@ -103,6 +115,23 @@ impl Responder {
                 }
                 out
             }
+            _ => confine::rlerror(tag, Refusal::Malformed.errno()),
+        }
+    }
+}
+
+impl Responder {
+    /// mapped-xattr: the request as `mapped.rs` rewrites it, then its credential part.
+    fn answer_mapped(&mut self, request: &[u8], tag: u16) -> Vec<u8> {
+        let mut rewritten = request.to_vec();
+        let Some(mapped) = self.mapped.as_mut() else { return confine::rlerror(tag, Refusal::Malformed.errno()) };
+        let pending = match mapped.before(&mut rewritten) {
+            Ok(p) => p,
+            Err(errno) => return confine::rlerror(tag, errno),
+        };
+        let mut out = Vec::new();
+        match self.server.handle_message(&mut Cursor::new(&rewritten), &mut out) {
+            Ok(()) if !out.is_empty() => mapped.after(&rewritten, pending, out),
             _ => confine::rlerror(tag, Refusal::Malformed.errno()),
         }
     }
