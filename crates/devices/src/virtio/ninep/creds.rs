@@ -20,6 +20,7 @@
 //! created, as QEMU's passthrough answers when its chown fails; chmod and chown
 //! (Tsetattr) reach the host file and fail there the same way.
 
+use super::msg::parts;
 use std::collections::HashMap;
 
 /// 9P2000.L message types (Linux's `include/net/9p/9p.h`) this module looks into.
@@ -50,31 +51,6 @@ pub struct Owner {
     pub gid: u32,
 }
 
-/// A little-endian reader over a message body (after the 7-byte header).
-struct Body<'a>(&'a [u8]);
-
-impl Body<'_> {
-    fn u16(&mut self) -> Option<u16> {
-        let (b, rest) = self.0.split_first_chunk::<2>()?;
-        self.0 = rest;
-        Some(u16::from_le_bytes(*b))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        let (b, rest) = self.0.split_first_chunk::<4>()?;
-        self.0 = rest;
-        Some(u32::from_le_bytes(*b))
-    }
-    fn string(&mut self) -> Option<()> {
-        let len = usize::from(self.u16()?);
-        self.0 = self.0.get(len..)?;
-        Some(())
-    }
-}
-
-fn parts(message: &[u8]) -> Option<(u8, Body<'_>)> {
-    Some((*message.get(4)?, Body(message.get(super::confine::HEADER_LEN..)?)))
-}
-
 impl Creds {
     /// Who `request` creates as, if it creates (Tlcreate, Tmkdir) on a fid whose guest
     /// user is known.
@@ -99,7 +75,7 @@ impl Creds {
         let (Some((kind, mut b)), Some(answered)) = (parts(request), answer.get(4)) else { return };
         match (kind, *answered) {
             (ty::TATTACH, ty::RATTACH) => {
-                let (Some(fid), Some(_afid), Some(()), Some(()), Some(uid)) =
+                let (Some(fid), Some(_afid), Some(_), Some(_), Some(uid)) =
                     (b.u32(), b.u32(), b.string(), b.string(), b.u32())
                 else {
                     return;

@@ -15,6 +15,7 @@
 //! attributes through the fid's own descriptor.
 
 use super::creds::Creds;
+use super::msg::parts;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
@@ -70,31 +71,6 @@ pub struct Mapped {
     paths: HashMap<u32, Vec<Vec<u8>>>,
 }
 
-/// A reader over a message body.
-struct Body<'a>(&'a [u8]);
-
-impl<'a> Body<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, tail) = (self.0.get(..n)?, self.0.get(n..)?);
-        self.0 = tail;
-        Some(head)
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn string(&mut self) -> Option<&'a [u8]> {
-        let len = usize::from(self.u16()?);
-        self.take(len)
-    }
-}
-
-fn body(message: &[u8]) -> Option<(u8, Body<'_>)> {
-    Some((*message.get(4)?, Body(message.get(HEADER..)?)))
-}
-
 /// Writes `v` at `at` of `buf` (little-endian), if it fits.
 fn put_u32(buf: &mut [u8], at: usize, v: u32) {
     if let Some(b) = buf.get_mut(at..at + 4) {
@@ -110,7 +86,7 @@ impl Mapped {
     /// Rewrites `request` for the server, doing its credential part here; `Err(errno)` when
     /// that part fails (the request is then answered with it).
     pub fn before(&mut self, request: &mut Vec<u8>) -> Result<Option<Pending>, u32> {
-        let Some((kind, mut b)) = body(request) else { return Ok(None) };
+        let Some((kind, mut b)) = parts(request) else { return Ok(None) };
         let owner = self.creds.creator(request);
         match kind {
             ty::TLCREATE | ty::TMKDIR => {
@@ -212,7 +188,7 @@ impl Mapped {
 
     /// Keeps each fid's path as the server's fids move.
     fn follow(&mut self, request: &[u8], answer: &[u8]) {
-        let (Some((kind, mut b)), Some(answered)) = (body(request), answer.get(4).copied()) else { return };
+        let (Some((kind, mut b)), Some(answered)) = (parts(request), answer.get(4).copied()) else { return };
         match (kind, answered) {
             (ty::TATTACH, ty::RATTACH) => {
                 if let Some(fid) = b.u32() {
@@ -222,7 +198,7 @@ impl Mapped {
             (ty::TWALK, ty::RWALK) => {
                 let (Some(fid), Some(newfid), Some(count)) = (b.u32(), b.u32(), b.u16()) else { return };
                 let names: Option<Vec<Vec<u8>>> = (0..count).map(|_| b.string().map(<[u8]>::to_vec)).collect();
-                let walked = body(answer).and_then(|(_, mut a)| a.u16());
+                let walked = parts(answer).and_then(|(_, mut a)| a.u16());
                 if let (Some(mut path), Some(names)) = (self.paths.get(&fid).cloned(), names) {
                     if count == 0 || walked == Some(count) {
                         path.extend(names);

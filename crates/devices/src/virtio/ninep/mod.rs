@@ -9,6 +9,7 @@
 pub mod confine;
 pub mod creds;
 pub mod mapped;
+mod msg;
 pub mod worker;
 
 use super::{come_back_later, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN};
