@@ -85,7 +85,7 @@ impl Mapped {
 
     /// Rewrites `request` for the server, doing its credential part here; `Err(errno)` when
     /// that part fails (the request is then answered with it).
-    pub fn before(&mut self, request: &mut Vec<u8>) -> Result<Option<Pending>, u32> {
+    pub fn before(&mut self, request: &mut [u8]) -> Result<Option<Pending>, u32> {
         let Some((kind, mut b)) = parts(request) else { return Ok(None) };
         let owner = self.creds.creator(request);
         match kind {
