@@ -8,9 +8,8 @@
 //! - `id=` names the netdev, as in QEMU; without it the netdev is QEMU's
 //!   `__org.qemu.nicN` (N counts the `-nic` options), an id no `-netdev` can take.
 //! - The NIC is `virtio-net-device` (`model=virtio`, QEMU's name for "the machine's virtio
-//!   NIC", means the same); any other model is refused in one line. QEMU's microvm has no
-//!   such default: there a `-nic` without a model it can place is left unconnected with a
-//!   warning, which no user wants.
+//!   NIC", means the same); any other model is refused in one line. In QEMU the machine
+//!   creates a `-nic`'s NIC on its own bus, and warns when it creates none.
 //! - The NIC takes its virtio slot where the `-nic` is on the command line, as a `-device`
 //!   there would.
 
