@@ -243,6 +243,8 @@ pub struct NinePConfig {
     pub read_only: bool,
     /// The `-fsdev`'s id, for messages and the monitor.
     pub id: String,
+    /// `security_model=`: whose the files the guest creates are.
+    pub security_model: devices::virtio::ninep::SecurityModel,
 }
 
 /// The longest 9p mount tag.

@@ -260,8 +260,8 @@ pub fn create_devices(
 
 /// Opens the share and its server now, so a missing or unreadable folder fails at set-up.
 fn open_ninep(cfg: &NinePConfig, inventory: &mut DeviceInventory) -> Result<Virtio9p, Error> {
-    let (link, worker) =
-        ninep::pair(&cfg.path, cfg.read_only).map_err(|source| Error::NineP { id: cfg.id.clone(), source })?;
+    let (link, worker) = ninep::pair_with(&cfg.path, cfg.read_only, cfg.security_model)
+        .map_err(|source| Error::NineP { id: cfg.id.clone(), source })?;
     inventory.ninep_workers.push((cfg.id.clone(), worker));
     Virtio9p::new(&cfg.tag, link).map_err(|source| Error::Io { what: "virtio-9p", source })
 }

@@ -1,4 +1,4 @@
-//! The `-device` option (the virtio-mmio devices), `-nic none`, and the
+//! The `-device` option (the virtio-mmio devices), `-nic` (`nic.rs`), and the
 //! resolution of devices and monitors to their backends (`backends.rs`).
 //!
 //! As in QEMU, devices find their backends by id once the whole command line
@@ -41,6 +41,8 @@ use super::device_props::DEVICE_KINDS;
 use super::keyval::{kind_name, kind_settings};
 use super::mux::ChardevUsers;
 
+mod nic;
+pub(super) use nic::NIC_PROPS;
 mod ports;
 mod values;
 use super::{invalid, unhandled, ArgsError};
@@ -175,20 +177,6 @@ struct StdioOwner {
     value: String,
     /// How the error message names it: `-chardev id=a`, `-qmp stdio`.
     name: String,
-}
-
-/// `-nic none` (no network card; nothing to do). Other `-nic` forms
-/// would create a netdev and a device in one option; microvm asks for
-/// the two explicit options instead.
-pub(super) fn nic(value: &str) -> Result<(), ArgsError> {
-    if value == "none" {
-        return Ok(());
-    }
-    Err(invalid(
-        NIC,
-        value,
-        "only -nic none is supported; use -netdev tap,id=ID,... with -device virtio-net-device,netdev=ID",
-    ))
 }
 
 impl Devices {
@@ -513,7 +501,13 @@ impl Devices {
                 }
                 Device::NineP { fsdev, tag, value } => {
                     let f = take(&mut fsdevs, &fsdev, &value, "fsdev")?;
-                    DeviceConfig::NineP(NinePConfig { path: f.path, tag, read_only: f.read_only, id: f.id })
+                    DeviceConfig::NineP(NinePConfig {
+                        path: f.path,
+                        tag,
+                        read_only: f.read_only,
+                        id: f.id,
+                        security_model: f.security_model,
+                    })
                 }
                 Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
                 Device::HybridVsock { cid, uds_path, id, .. } => {
