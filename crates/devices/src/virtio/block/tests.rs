@@ -57,6 +57,7 @@ fn options(path: &Path, read_only: bool, cache: CacheMode) -> BlockOptions {
         cache,
         limits: DriveLimits::default(),
         engine: Engine::Sync,
+        image: Default::default(),
     }
 }
 
