@@ -6,8 +6,9 @@
 use crate::host::Result;
 use crate::scenario;
 
-/// Figures as the guest names them, in table order, with their labels.
-const FIGURES: [(&str, &str); 6] = [
+/// Figures as the guest names them, in table order, with their labels (the disk ones
+/// first: the qcow2 benchmark shows those).
+pub(crate) const FIGURES: [(&str, &str); 6] = [
     ("disk-read", "disk sequential read, 1 MiB direct"),
     ("disk-write", "disk sequential write, 1 MiB direct"),
     ("disk-read-4k", "disk sequential read, 4 KiB direct"),
@@ -55,11 +56,6 @@ pub fn run(runs: usize) -> Result<String> {
 /// The Markdown table of medians: one row per figure, microvm, QEMU and their ratio for
 /// each engine.
 fn table(samples: &[(String, String, f64)], runs: &str) -> String {
-    let median = |vmm: &str, fig: &str| {
-        let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == vmm && s.1 == fig).map(|s| s.2).collect();
-        v.sort_by(f64::total_cmp);
-        (!v.is_empty()).then(|| v[v.len() / 2])
-    };
     let mut out = format!("| I/O, median of {runs} (MB/s, rig clock) |");
     let mut rule = "| --- |".to_string();
     for engine in ENGINES {
@@ -71,7 +67,8 @@ fn table(samples: &[(String, String, f64)], runs: &str) -> String {
     for (fig, label) in FIGURES {
         out += &format!("| {label} |");
         for engine in ENGINES {
-            let (m, q) = (median(&format!("microvm-{engine}"), fig), median(&format!("qemu-{engine}"), fig));
+            let (m, q) =
+                (median(samples, &format!("microvm-{engine}"), fig), median(samples, &format!("qemu-{engine}"), fig));
             let ratio = match (m, q) {
                 (Some(m), Some(q)) if q > 0.0 => format!("{:.2}", m / q),
                 _ => "–".into(),
@@ -81,6 +78,13 @@ fn table(samples: &[(String, String, f64)], runs: &str) -> String {
         out += "\n";
     }
     out
+}
+
+/// The median of one VMM's samples of one figure.
+pub(crate) fn median(samples: &[(String, String, f64)], vmm: &str, fig: &str) -> Option<f64> {
+    let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == vmm && s.1 == fig).map(|s| s.2).collect();
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| v[v.len() / 2])
 }
 
 /// (vmm, figure, MB/s) from "== bench-io vmm=V run=N" sections and "BENCH-IO fig x" lines.
