@@ -181,6 +181,9 @@ pub struct Block {
     /// The ring was full when the queue still had requests: served again after
     /// the next completions.
     starved: bool,
+    /// `snapshot=on`: the guest's writes live in a temporary overlay no restore could
+    /// find, so the VM cannot be saved.
+    overlay: bool,
 }
 
 impl Block {
@@ -233,7 +236,8 @@ impl Block {
         }
         worker.discard = discard;
         worker.write_zeroes = write_zeroes;
-        Ok(Block { activation, worker, features, config, broken: false, throttle, waker, starved: false })
+        let overlay = cfg.image.snapshot;
+        Ok(Block { activation, worker, features, config, broken: false, throttle, waker, starved: false, overlay })
     }
 
     /// Capacity in 512-byte sectors.
@@ -436,6 +440,14 @@ impl VirtioDevice for Block {
         self.activation.queues()
     }
     fn save(&mut self) -> Result<VirtioState, StateError> {
+        if self.overlay {
+            // Refused before anything is written: the restored guest would find its disk
+            // without the writes it made (QEMU's migration would reopen a new overlay too).
+            return Err(StateError::Unsupported {
+                device: "virtio-blk",
+                why: "a snapshot=on drive keeps the guest's writes in a temporary overlay that a restore cannot reopen",
+            });
+        }
         self.complete(true).map_err(|source| StateError::Backend {
             device: "virtio-blk",
             op: "waiting for requests in flight",

@@ -144,6 +144,9 @@ fn snapshot_on_serves_writes_from_an_overlay_and_leaves_the_image() {
         expect[1024..3072].fill(0xe7);
         assert_eq!(d.read_bytes(r, 4096), expect, "{format:?}: the guest reads its writes");
         assert_eq!(run(&mut d, VIRTIO_BLK_T_FLUSH, 0, &[]), (OK, 1));
+        // A VM with such a drive cannot be saved: a restore would not find the overlay.
+        let refused = dev.lock().unwrap().save().unwrap_err().to_string();
+        assert!(refused.contains("snapshot=on"), "{refused}");
         // The image is only read (a shared lock): another reader may open it meanwhile.
         let mut second = options(&file.path, true, CacheMode::Writeback);
         second.image.format = format;
