@@ -165,6 +165,45 @@ fn qcow2_is_clean_after_quit() {
     assert_reads_as(dir.path(), "top.qcow2", &with_pattern(chain), "after quit");
 }
 
+/// A VM snapshot (QMP `migrate`) writes the metadata back first, on the main thread
+/// under its filter: the image is whole while the VM still holds it. A snapshot=on
+/// drive refuses the snapshot in one error.
+#[test]
+fn a_vm_snapshot_leaves_the_qcow2_whole_and_snapshot_on_refuses_it() {
+    if !kvm_tests_enabled() || !have_qemu_img() {
+        return;
+    }
+    let dir = TempDir::new("qcow2-migrate");
+    let chain = make_chain(dir.path());
+    let kernel = dir.file("vmlinux", &tiny_guest::virtio_blk_write_read_copy_then_halt(VIRTIO_MMIO_SLOT0));
+    let top = dir.path().join("top.qcow2");
+    for snapshot in [false, true] {
+        let socket = dir.path().join("qmp.sock");
+        let drive =
+            format!("id=d,file={},format=qcow2,if=none,snapshot={}", top.display(), ["off", "on"][snapshot as usize]);
+        let mut cmd = tiny_block_vm(&kernel, &drive);
+        cmd.env("TMPDIR", dir.path()).args(["-qmp", &format!("unix:{},server=on,wait=off", socket.display())]);
+        let mut vm = Running::spawn(cmd);
+        assert!(vm.wait_for_stdout(b"...\ndone\n", RUN_TIMEOUT), "the requests did not all complete");
+        let mut qmp = Qmp::connect(&socket);
+        let saved = qmp.execute("migrate", json!({ "uri": format!("file:{}", dir.path().join("vm.snap").display()) }));
+        if snapshot {
+            let e = saved.unwrap_err();
+            assert!(e.contains("snapshot=on"), "{e}");
+        } else {
+            saved.unwrap();
+            assert_check_clean(dir.path(), "top.qcow2");
+            assert_reads_as(dir.path(), "top.qcow2", &with_pattern(chain.clone()), "after migrate");
+        }
+        assert_eq!(qmp.execute("quit", json!({})), Ok(json!({})));
+        let started = vm.started;
+        let (status, out) = vm.wait(RUN_TIMEOUT, started);
+        assert!(status.is_some_and(|s| s.success()), "{}", out.describe());
+        std::fs::remove_file(&socket).ok();
+    }
+    assert_reads_as(dir.path(), "top.qcow2", &with_pattern(chain), "snapshot=on left it");
+}
+
 /// snapshot=on: the guest's writes succeed but go to a temporary overlay; the image,
 /// raw or qcow2, is left as it was, and nothing is left in $TMPDIR.
 #[test]
