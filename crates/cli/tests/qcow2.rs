@@ -265,6 +265,16 @@ fn bad_qcow2_inputs_are_one_clear_line() {
     let cut = dir.file("cut.qcow2", &std::fs::read(&top).unwrap()[..512]);
     let line = refused(&format!("id=d,file={},format=qcow2,if=none", cut.display()), &["cut.qcow2"]);
     assert!(!line.chars().any(char::is_control) && line.contains("corrupt"), "{line:?}");
+    // A qcow2 image without format= is raw, as the line says (nothing is probed), with a
+    // warning that QEMU would have probed it.
+    let out = run(tiny_block_vm(Path::new("/nonexistent/vmlinux"), &format!("id=d,file={},if=none", top.display())));
+    assert!(
+        out.stderr.contains("a qcow2 image used as raw") && out.stderr.contains("add format=qcow2"),
+        "{}",
+        out.describe()
+    );
+    let out = run(tiny_block_vm(Path::new("/nonexistent/vmlinux"), &format!("id=d,file={},if=none", raw.display())));
+    assert!(!out.stderr.contains("qcow2"), "a raw image is not taken for qcow2: {}", out.describe());
     // Formats other than raw and qcow2 are named in the refusal.
     let line = refused(&format!("id=d,file={},format=vmdk,if=none", raw.display()), &["vmdk"]);
     assert!(line.contains("format=qcow2"), "{line}");

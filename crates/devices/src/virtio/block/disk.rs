@@ -3,7 +3,7 @@
 //! the `snapshot=on` overlay). Opening (with the checks and the one-line errors
 //! the VMM shows), probing what the file system supports, and the I/O itself.
 
-use super::image::Image;
+use super::image::{looks_like_qcow2, Image};
 use super::{BlockError, BlockOptions, CacheMode};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -142,6 +142,13 @@ impl Disk {
         } else {
             None
         };
+        if image.is_none() && !direct && looks_like_qcow2(&file) {
+            log::warn!(
+                "virtio-blk: {}: a qcow2 image used as raw (nothing is probed; format=raw is the default): \
+                 the guest sees its qcow2 metadata; add format=qcow2",
+                path.display()
+            );
+        }
         let size = image.as_ref().map_or(size, |i| i.size());
         let direct = direct.then(|| dio_alignment(&file));
         // A hole punched past the end of the file changes nothing but tells

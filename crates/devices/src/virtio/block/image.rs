@@ -208,6 +208,15 @@ impl Image {
     }
 }
 
+/// Whether a file used as raw starts like a qcow2 image: QEMU would have probed it, so a
+/// command line without `format=` deserves a word (read through the drive's descriptor,
+/// which the caller knows is not O_DIRECT).
+pub(super) fn looks_like_qcow2(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut magic = [0u8; 4];
+    file.read_exact_at(&mut magic, 0).is_ok() && magic == QCOW2_MAGIC
+}
+
 /// Refuses a file that is not qcow2 before imago parses it, so a raw image given
 /// format=qcow2 gets a plain answer.
 /// Read through a descriptor of its own: the drive's may be O_DIRECT, which a
