@@ -330,11 +330,13 @@ pub struct BlockConfig {
     pub limits: DriveLimits,
     /// How requests are submitted (`-drive aio=`, Firecracker's `io_engine`).
     pub engine: Engine,
+    /// `-drive format=,snapshot=,discard=` (Firecracker's drives are raw).
+    pub image: ImageOptions,
 }
 
 pub use devices::rate_limiter::{BucketConfig, LimiterConfig};
 /// QEMU's `cache=` modes; the block device defines what each means.
-pub use devices::virtio::block::{CacheMode, DriveLimits, Engine};
+pub use devices::virtio::block::{CacheMode, DriveLimits, Engine, ImageFormat, ImageOptions};
 
 /// `-netdev TYPE,id=,...` + `-device virtio-net-device,netdev=[,mac=]`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -324,6 +324,7 @@ fn block_options(cfg: &BlockConfig) -> BlockOptions {
         cache: cfg.cache,
         limits: cfg.limits,
         engine: cfg.engine,
+        image: cfg.image,
     }
 }
 

@@ -461,8 +461,8 @@ impl Devices {
                 Device::Block { drive, serial, value } => {
                     let d = take(&mut drives, &drive, &value, "drive")?;
                     let (id, path, read_only, cache, limits) = (d.id, d.path, d.read_only, d.cache, d.limits);
-                    let engine = d.engine;
-                    DeviceConfig::Block(BlockConfig { id, path, read_only, cache, serial, limits, engine })
+                    let (engine, image) = (d.engine, d.image);
+                    DeviceConfig::Block(BlockConfig { id, path, read_only, cache, serial, limits, engine, image })
                 }
                 Device::Net { netdev, mac, value } => {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
