@@ -160,6 +160,94 @@ fn the_clone_server_starts_clones_that_count_on_each_with_its_own_console_and_mo
     drop(server);
 }
 
+/// The processes whose parent is `parent` (from each `/proc/PID/stat`).
+fn children(parent: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "PID (COMM) STATE PPID ...": the command may hold spaces and parentheses.
+        let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+        if after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The one clone of `server` other than `running`, waiting for a request.
+fn waiting_clone(server: i32, running: &[i32]) -> i32 {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    loop {
+        let waiting: Vec<i32> = children(server).into_iter().filter(|p| !running.contains(p)).collect();
+        match waiting.as_slice() {
+            [one] => return *one,
+            [] => assert!(Instant::now() < deadline, "the server has no waiting clone"),
+            more => panic!("the server has {} waiting clones: {more:?}", more.len()),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// What process `pid`'s descriptors are (`/proc/PID/fd` link targets).
+fn descriptors(pid: i32) -> Vec<String> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten();
+    fds.filter_map(|fd| std::fs::read_link(fd.path()).ok()).map(|t| t.display().to_string()).collect()
+}
+
+/// The server keeps one clone forked ahead, its KVM VM and vCPU already made (so a
+/// request pays only for the devices, the saved state and the threads): the next request
+/// is served by that very process, and another one waits for the request after. A request
+/// asking for another memory setting than the one prepared still restores (the clone makes
+/// its VM again), and the waiting clone ends with the server.
+#[test]
+fn a_clone_waits_with_its_vm_made_serves_the_next_request_and_ends_with_the_server() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("clone-waiting");
+    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY));
+    let (snap, out0, _) = take_snapshot(&dir, &kernel, "32m");
+    let socket = dir.path().join("server");
+    let server = server(&snap, &socket, &machine_args(&kernel, "32m"));
+    let server_pid = server.child.id() as i32;
+    let first = waiting_clone(server_pid, &[]);
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while !descriptors(first).iter().any(|d| d.contains("kvm-vcpu:0")) {
+        assert!(Instant::now() < deadline, "the waiting clone made no vCPU: {:?}", descriptors(first));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(descriptors(first).iter().any(|d| d.contains("kvm-vm")), "{:?}", descriptors(first));
+    let (pid, out, qmp) = clone(&socket, &dir, 0, &[]);
+    assert_eq!(pid, first, "the request was not served by the clone that waited");
+    let second = waiting_clone(server_pid, &[pid]);
+    let mut qmp = Qmp::connect(&qmp);
+    wait_lines(&out, 2);
+    qmp.execute("quit", json!({})).unwrap();
+    wait_gone(pid);
+    assert_counts_on(&out0, &out);
+    // Locked memory was not what the waiting clone prepared: it makes its VM again.
+    let (pid, out, qmp) = clone(&socket, &dir, 1, &["-overcommit", "mem-lock=on"]);
+    assert_eq!(pid, second);
+    let third = waiting_clone(server_pid, &[pid]);
+    let mut qmp = Qmp::connect(&qmp);
+    wait_lines(&out, 2);
+    let locked = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked_kib: u64 =
+        locked.lines().find_map(|l| l.strip_prefix("VmLck:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
+    assert!(locked_kib >= 32 << 10, "the clone locked {locked_kib} KiB, not its 32 MiB of RAM");
+    qmp.execute("quit", json!({})).unwrap();
+    wait_gone(pid);
+    assert_counts_on(&out0, &out);
+    // A bad request is answered by the waiting clone, and another takes its place.
+    let bad = request(&socket, "{\"args\": [\"-m\", \"64m\"]}");
+    assert!(bad["error"].as_str().unwrap().contains("RAM"), "{bad}");
+    wait_gone(third);
+    let fourth = waiting_clone(server_pid, &[]);
+    drop(server);
+    wait_gone(fourth);
+}
+
 /// `Private_Dirty` of process `pid`, in KiB.
 fn private_dirty_kib(pid: i32) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
