@@ -153,6 +153,7 @@ fn wait_for_request(template: &mut Template, mut request: File, server: File) ->
     };
     drop(request);
     vmm::startup::step("waiting for the request");
+    vmm::startup::count_cpu_from_now();
     run_clone(template, &extra, server, Instant::now(), prepared)
 }
 
