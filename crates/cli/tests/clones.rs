@@ -199,7 +199,8 @@ fn descriptors(pid: i32) -> Vec<String> {
 /// request pays only for the devices, the saved state and the threads): the next request
 /// is served by that very process, and another one waits for the request after. A request
 /// asking for another memory setting than the one prepared still restores (the clone makes
-/// its VM again), and the waiting clone ends with the server.
+/// its VM again), a waiting clone killed before its request is replaced, and the waiting
+/// clone ends with the server.
 #[test]
 fn a_clone_waits_with_its_vm_made_serves_the_next_request_and_ends_with_the_server() {
     if !kvm_tests_enabled() {
@@ -243,9 +244,21 @@ fn a_clone_waits_with_its_vm_made_serves_the_next_request_and_ends_with_the_serv
     let bad = request(&socket, "{\"args\": [\"-m\", \"64m\"]}");
     assert!(bad["error"].as_str().unwrap().contains("RAM"), "{bad}");
     wait_gone(third);
+    // A waiting clone killed before its request: the request goes to a new one.
     let fourth = waiting_clone(server_pid, &[]);
-    drop(server);
+    // SAFETY: kill(2) on a process this test's server started; no memory is involved.
+    unsafe { libc::kill(fourth, libc::SIGKILL) };
     wait_gone(fourth);
+    let (pid, out, qmp) = clone(&socket, &dir, 2, &[]);
+    assert_ne!(pid, fourth);
+    let sixth = waiting_clone(server_pid, &[pid]);
+    let mut qmp = Qmp::connect(&qmp);
+    wait_lines(&out, 2);
+    qmp.execute("quit", json!({})).unwrap();
+    wait_gone(pid);
+    assert_counts_on(&out0, &out);
+    drop(server);
+    wait_gone(sixth);
 }
 
 /// `Private_Dirty` of process `pid`, in KiB.
