@@ -195,6 +195,16 @@ fn descriptors(pid: i32) -> Vec<String> {
     fds.filter_map(|fd| std::fs::read_link(fd.path()).ok()).map(|t| t.display().to_string()).collect()
 }
 
+/// Waits until process `pid` holds a KVM VM and its vCPU 0.
+fn wait_until_vm_made(pid: i32) {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while !descriptors(pid).iter().any(|d| d.contains("kvm-vcpu:0")) {
+        assert!(Instant::now() < deadline, "clone {pid} made no vCPU: {:?}", descriptors(pid));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(descriptors(pid).iter().any(|d| d.contains("kvm-vm")), "{:?}", descriptors(pid));
+}
+
 /// The server keeps one clone forked ahead, its KVM VM and vCPU already made (so a
 /// request pays only for the devices, the saved state and the threads): the next request
 /// is served by that very process, and another one waits for the request after. A request
@@ -213,15 +223,12 @@ fn a_clone_waits_with_its_vm_made_serves_the_next_request_and_ends_with_the_serv
     let server = server(&snap, &socket, &machine_args(&kernel, "32m"));
     let server_pid = server.child.id() as i32;
     let first = waiting_clone(server_pid, &[]);
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    while !descriptors(first).iter().any(|d| d.contains("kvm-vcpu:0")) {
-        assert!(Instant::now() < deadline, "the waiting clone made no vCPU: {:?}", descriptors(first));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(descriptors(first).iter().any(|d| d.contains("kvm-vm")), "{:?}", descriptors(first));
+    wait_until_vm_made(first);
     let (pid, out, qmp) = clone(&socket, &dir, 0, &[]);
     assert_eq!(pid, first, "the request was not served by the clone that waited");
+    // The next one makes its VM once this clone's set-up is over, without a request.
     let second = waiting_clone(server_pid, &[pid]);
+    wait_until_vm_made(second);
     let mut qmp = Qmp::connect(&qmp);
     wait_lines(&out, 2);
     qmp.execute("quit", json!({})).unwrap();

@@ -73,12 +73,21 @@ pub struct Vm {
     /// A restore's working-set list (`FILE.pages`): read ahead at set-up, faulted in by
     /// the main thread while the vCPUs already run.
     pub(crate) prefetch: Option<crate::snapshot::prefetch::Runs>,
+    /// Closed once every thread is confined and the vCPUs may run ([`Vm::close_once_running`]).
+    pub(crate) running_signal: Option<std::os::fd::OwnedFd>,
 }
 
 impl Vm {
     /// Serves Firecracker's API socket while the VM runs (the Firecracker front end).
     pub fn serve_api(&mut self, api: crate::api::ApiServer) {
         self.api = Some(api);
+    }
+
+    /// Closes `fd` once the VM's set-up is over: every thread confined under its filter,
+    /// the vCPUs free to run. The clone server's next clone waits for this end of file
+    /// before it makes its own VM, so the two do not share the CPU while this one starts.
+    pub fn close_once_running(&mut self, fd: std::os::fd::OwnedFd) {
+        self.running_signal = Some(fd);
     }
 
     /// Descriptors the VM uses that it did not open itself (a monitor's `fd=N`): the jail
@@ -280,6 +289,7 @@ impl Vm {
             restored,
             api: None,
             prefetch,
+            running_signal: None,
         })
     }
 

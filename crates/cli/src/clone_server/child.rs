@@ -1,7 +1,8 @@
 //! One clone: forked from the server before its request (the waiting clone), it makes
-//! the machine's half of its VM at once (`Vm::prepare_restore`: the KVM VM, guest memory
-//! mapped from the snapshot, interrupt controllers, vCPUs), then waits for the request's
-//! options on a pipe. With them it adds the request's options to the machine's (read
+//! the machine's half of its VM (`Vm::prepare_restore`: the KVM VM, guest memory mapped
+//! from the snapshot, interrupt controllers, vCPUs) once the previous clone's set-up is
+//! over (or at once when its request comes first), then waits for the request's options
+//! on a pipe. With them it adds the request's options to the machine's (read
 //! once by the server), builds the rest of its VM (`Vm::new_restored`: devices, the saved
 //! state loaded), tells the server through a second pipe that it is ready (or why not),
 //! and runs until its VM ends. The server waits for that word, so its answer means
@@ -29,6 +30,8 @@ pub(super) struct Waiting {
     pid: i32,
     request: File,
     report: File,
+    /// Its end of file: the clone's set-up is over (`Vm::close_once_running`).
+    running: File,
 }
 
 /// What `fork_waiting` returned in which process.
@@ -43,8 +46,9 @@ pub(super) enum Forked {
 
 /// What `start` returned.
 pub(super) enum Started {
-    /// The clone's pid, and request → ready.
-    Ready { pid: i32, took: Duration },
+    /// The clone's pid, request → ready, and the pipe whose end of file says its set-up
+    /// is over (for the next clone to wait on).
+    Ready { pid: i32, took: Duration, running: File },
     /// The clone's one-line error (it has exited).
     Failed(String),
     /// The waiting clone had ended before the request reached it.
@@ -79,9 +83,12 @@ fn pipe() -> std::io::Result<(File, File)> {
 
 /// Forks the next clone, which prepares its machine and waits for a request; `close` are
 /// the server's descriptors the clone must not keep (the listening socket, the client's
-/// connection).
-pub(super) fn fork_waiting(template: &mut Template, close: &[i32]) -> Forked {
-    let ((request_read, request_write), (report_read, report_write)) = match pipe().and_then(|a| Ok((a, pipe()?))) {
+/// connection). `after`: the previous clone's running pipe, whose end of file the new one
+/// waits for (or for a request) before it makes its VM, so the two do not compete for the
+/// CPU while the previous one starts.
+pub(super) fn fork_waiting(template: &mut Template, close: &[i32], after: Option<File>) -> Forked {
+    let pipes = pipe().and_then(|a| Ok((a, pipe()?, pipe()?)));
+    let ((request_read, request_write), (report_read, report_write), (running_read, running_write)) = match pipes {
         Ok(pipes) => pipes,
         Err(e) => return Forked::Failed(format!("cannot create a pipe: {e}")),
     };
@@ -92,23 +99,31 @@ pub(super) fn fork_waiting(template: &mut Template, close: &[i32]) -> Forked {
         return Forked::Failed(format!("cannot fork: {}", std::io::Error::last_os_error()));
     }
     if pid == 0 {
-        drop((request_write, report_read));
+        drop((request_write, report_read, running_read));
         for &fd in close {
             // SAFETY: these are the server's descriptors, which this process never uses;
             // the Rust objects owning them in this copy are never used either.
             unsafe { libc::close(fd) };
         }
-        return Forked::Clone(wait_for_request(template, request_read, report_write));
+        let pipes = ClonePipes { request: request_read, report: report_write, running: running_write };
+        return Forked::Clone(wait_for_request(template, pipes, after));
     }
     // Closed here at once, so that the clone's exit is the report's end of file, and no
     // later clone inherits them.
-    drop((request_read, report_write));
-    Forked::Waiting(Waiting { pid, request: request_write, report: report_read })
+    drop((request_read, report_write, running_write, after));
+    Forked::Waiting(Waiting { pid, request: request_write, report: report_read, running: running_read })
+}
+
+/// The clone's ends of its pipes.
+struct ClonePipes {
+    request: File,
+    report: File,
+    running: File,
 }
 
 /// Hands `extra` to the waiting clone and waits until it is running (or failed).
 pub(super) fn start(waiting: Waiting, extra: &[String]) -> Started {
-    let Waiting { pid, mut request, report } = waiting;
+    let Waiting { pid, mut request, report, running } = waiting;
     let sent = Instant::now();
     let mut message = vec![REQUEST];
     message.extend(serde_json::to_vec(extra).unwrap_or_default());
@@ -121,14 +136,16 @@ pub(super) fn start(waiting: Waiting, extra: &[String]) -> Started {
     let _ = { report }.read_to_end(&mut report_bytes);
     let took = sent.elapsed();
     match report_bytes.split_first() {
-        Some((&READY, _)) => Started::Ready { pid, took },
+        Some((&READY, _)) => Started::Ready { pid, took, running },
         Some((&FAILED, line)) => Started::Failed(String::from_utf8_lossy(line).trim_end().to_string()),
         _ => Started::Failed("the clone ended before it was ready".into()),
     }
 }
 
-/// The waiting clone's life: prepares its machine, waits, builds the rest, runs.
-fn wait_for_request(template: &mut Template, mut request: File, server: File) -> ExitCode {
+/// The waiting clone's life: waits for the previous clone's set-up (or a request),
+/// prepares its machine, waits for the request, builds the rest, runs.
+fn wait_for_request(template: &mut Template, pipes: ClonePipes, after: Option<File>) -> ExitCode {
+    let ClonePipes { mut request, report: server, running } = pipes;
     // Its own session: a signal meant for the server's terminal or process group does
     // not reach the clones, and the clone's SIGCHLD is its own again.
     // SAFETY: setsid and signal have no memory-safety preconditions; this child of the
@@ -140,6 +157,9 @@ fn wait_for_request(template: &mut Template, mut request: File, server: File) ->
     if template.report_start_time {
         vmm::startup::record_steps();
         vmm::startup::step("fork");
+    }
+    if let Some(after) = after {
+        wait_readable(&after, &request);
     }
     // A failure here is not reported yet: the request's build makes the machine again
     // and reports what fails then.
@@ -154,14 +174,27 @@ fn wait_for_request(template: &mut Template, mut request: File, server: File) ->
     drop(request);
     vmm::startup::step("waiting for the request");
     vmm::startup::count_cpu_from_now();
-    run_clone(template, &extra, server, Instant::now(), prepared)
+    run_clone(template, &extra, (server, running), Instant::now(), prepared)
+}
+
+/// Blocks until `a` or `b` is readable or at its end of file (or polling fails).
+fn wait_readable(a: &File, b: &File) {
+    use std::os::fd::AsRawFd;
+    let mut fds = [a, b].map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+    loop {
+        // SAFETY: two valid pollfds for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
+        }
+    }
 }
 
 /// The clone's life once asked for: builds its VM, reports, runs it.
 fn run_clone(
     template: &mut Template,
     extra: &[String],
-    mut server: File,
+    (mut server, running): (File, File),
     asked: Instant,
     prepared: Option<PreparedVm>,
 ) -> ExitCode {
@@ -203,10 +236,11 @@ fn run_clone(
     let Some(snapshot) = template.snapshot.take() else {
         return failed(server, &"the server's snapshot is gone");
     };
-    let vm = match Vm::new_restored(&config, asked, snapshot, prepared) {
+    let mut vm = match Vm::new_restored(&config, asked, snapshot, prepared) {
         Ok(vm) => vm,
         Err(e) => return failed(server, &e),
     };
+    vm.close_once_running(running.into());
     let _ = server.write_all(&[READY]);
     drop(server);
     let outcome = vm.run();

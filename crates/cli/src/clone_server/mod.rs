@@ -137,7 +137,7 @@ fn serve(args: &[String]) -> Result<ExitCode, CloneServerError> {
     let listener =
         UnixListener::bind(&listen).map_err(|source| CloneServerError::Listen { path: listen.clone(), source })?;
     // The first clone waits, its machine made, before the server says it listens.
-    let mut waiting = match child::fork_waiting(&mut template, &[listener_fd(&listener)]) {
+    let mut waiting = match child::fork_waiting(&mut template, &[listener_fd(&listener)], None) {
         child::Forked::Waiting(w) => Some(w),
         child::Forked::Clone(code) => return Ok(code),
         child::Forked::Failed(what) => return Err(CloneServerError::Fork(what)),
@@ -182,17 +182,17 @@ fn serve_connection(
             Ok(0) | Err(_) => return Served::Server,
             Ok(_) => {}
         }
-        let answer = match parse_request(&line) {
+        let (answer, running) = match parse_request(&line) {
             Ok(Request::Clone(extra)) => match start_clone(template, waiting, &extra, &close) {
                 Ok(started) => started,
                 Err(code) => return Served::Clone(code),
             },
-            Err(error) => json!({ "error": error }),
+            Err(error) => (json!({ "error": error }), None),
         };
         let answered = writeln!(writer, "{answer}").is_ok();
-        // The next clone prepares its machine while the client reads the answer.
+        // The next clone, which makes its VM once this one's set-up is over.
         if waiting.is_none() {
-            match child::fork_waiting(template, &close) {
+            match child::fork_waiting(template, &close, running) {
                 child::Forked::Waiting(w) => *waiting = Some(w),
                 child::Forked::Clone(code) => return Served::Clone(code),
                 // The next request forks again, and answers this error if it persists.
@@ -206,32 +206,33 @@ fn serve_connection(
 }
 
 /// Starts a clone with `extra` options: the waiting one, or a new one when there is none
-/// or it has ended. The answer, or in a clone its exit status.
+/// or it has ended. The answer and the started clone's running pipe, or in a clone its
+/// exit status.
 fn start_clone(
     template: &mut Template,
     waiting: &mut Option<child::Waiting>,
     extra: &[String],
     close: &[i32],
-) -> Result<Value, ExitCode> {
+) -> Result<(Value, Option<std::fs::File>), ExitCode> {
     for _ in 0..2 {
         let next = match waiting.take() {
             Some(w) => w,
-            None => match child::fork_waiting(template, close) {
+            None => match child::fork_waiting(template, close, None) {
                 child::Forked::Waiting(w) => w,
                 child::Forked::Clone(code) => return Err(code),
-                child::Forked::Failed(error) => return Ok(json!({ "error": error })),
+                child::Forked::Failed(error) => return Ok((json!({ "error": error }), None)),
             },
         };
         match child::start(next, extra) {
-            child::Started::Ready { pid, took } => {
-                return Ok(json!({ "pid": pid, "took-us": took.as_micros() as u64 }))
+            child::Started::Ready { pid, took, running } => {
+                return Ok((json!({ "pid": pid, "took-us": took.as_micros() as u64 }), Some(running)))
             }
-            child::Started::Failed(error) => return Ok(json!({ "error": error })),
+            child::Started::Failed(error) => return Ok((json!({ "error": error }), None)),
             // Killed while it waited: once more with a new one.
             child::Started::Gone => continue,
         }
     }
-    Ok(json!({ "error": "the clone ended before it was asked for" }))
+    Ok((json!({ "error": "the clone ended before it was asked for" }), None))
 }
 
 /// A request: today only "start a clone with these extra options".
