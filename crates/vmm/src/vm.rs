@@ -162,8 +162,9 @@ impl Vm {
     }
 
     /// The machine's half of restoring `snapshot` with `config` (KVM VM, memory mapped,
-    /// interrupt controllers, vCPUs created; no state loaded, no device, no thread), made
-    /// ahead of [`Vm::new_restored`] by a clone waiting for its request.
+    /// interrupt controllers, vCPUs created with the saved state that does not count time;
+    /// nothing that does, no device, no thread), made ahead of [`Vm::new_restored`] by a
+    /// clone waiting for its request.
     pub fn prepare_restore(config: &VmConfig, snapshot: &LoadedSnapshot) -> Result<PreparedVm, Error> {
         validate(config)?;
         PreparedVm::make(config, Some(snapshot), true)
