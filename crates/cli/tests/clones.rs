@@ -96,6 +96,26 @@ fn clone(socket: &Path, dir: &TempDir, n: usize, extra: &[&str]) -> (i32, PathBu
     (pid, out, qmp)
 }
 
+/// The counter saved with 32 MiB in `dir` and a clone server of it: (its socket, the
+/// saved run's console, the server).
+fn counter_server(dir: &TempDir) -> (PathBuf, PathBuf, Running) {
+    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY));
+    let (snap, out0, _) = take_snapshot(dir, &kernel, "32m");
+    let socket = dir.path().join("server");
+    let server = server(&snap, &socket, &machine_args(&kernel, "32m"));
+    (socket, out0, server)
+}
+
+/// Lets clone `pid` print two lines, quits it over QMP and checks it counted on from the
+/// snapshot whose run printed `out0`.
+fn quit_after_counting_on(out0: &Path, (pid, out, qmp): (i32, PathBuf, PathBuf)) {
+    let mut qmp = Qmp::connect(&qmp);
+    wait_lines(&out, 2);
+    qmp.execute("quit", json!({})).unwrap();
+    wait_gone(pid);
+    assert_counts_on(out0, &out);
+}
+
 /// Waits until process `pid` (not a child of the test) is gone.
 fn wait_gone(pid: i32) {
     let deadline = Instant::now() + RUN_TIMEOUT;
@@ -111,10 +131,7 @@ fn the_clone_server_starts_clones_that_count_on_each_with_its_own_console_and_mo
         return;
     }
     let dir = TempDir::new("clone-server");
-    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY));
-    let (snap, out0, _) = take_snapshot(&dir, &kernel, "32m");
-    let socket = dir.path().join("server");
-    let server = server(&snap, &socket, &machine_args(&kernel, "32m"));
+    let (socket, out0, server) = counter_server(&dir);
     let clones: Vec<_> = (0..3).map(|n| clone(&socket, &dir, n, &[])).collect();
     for (pid, out, qmp) in &clones {
         let mut qmp = Qmp::connect(qmp);
@@ -217,36 +234,26 @@ fn a_clone_waits_with_its_vm_made_serves_the_next_request_and_ends_with_the_serv
         return;
     }
     let dir = TempDir::new("clone-waiting");
-    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY));
-    let (snap, out0, _) = take_snapshot(&dir, &kernel, "32m");
-    let socket = dir.path().join("server");
-    let server = server(&snap, &socket, &machine_args(&kernel, "32m"));
+    let (socket, out0, server) = counter_server(&dir);
     let server_pid = server.child.id() as i32;
     let first = waiting_clone(server_pid, &[]);
     wait_until_vm_made(first);
-    let (pid, out, qmp) = clone(&socket, &dir, 0, &[]);
-    assert_eq!(pid, first, "the request was not served by the clone that waited");
+    let started = clone(&socket, &dir, 0, &[]);
+    assert_eq!(started.0, first, "the request was not served by the clone that waited");
     // The next one makes its VM once this clone's set-up is over, without a request.
-    let second = waiting_clone(server_pid, &[pid]);
+    let second = waiting_clone(server_pid, &[started.0]);
     wait_until_vm_made(second);
-    let mut qmp = Qmp::connect(&qmp);
-    wait_lines(&out, 2);
-    qmp.execute("quit", json!({})).unwrap();
-    wait_gone(pid);
-    assert_counts_on(&out0, &out);
+    quit_after_counting_on(&out0, started);
     // Locked memory was not what the waiting clone prepared: it makes its VM again.
     let (pid, out, qmp) = clone(&socket, &dir, 1, &["-overcommit", "mem-lock=on"]);
     assert_eq!(pid, second);
     let third = waiting_clone(server_pid, &[pid]);
-    let mut qmp = Qmp::connect(&qmp);
-    wait_lines(&out, 2);
+    wait_lines(&out, 1);
     let locked = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let locked_kib: u64 =
         locked.lines().find_map(|l| l.strip_prefix("VmLck:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
     assert!(locked_kib >= 32 << 10, "the clone locked {locked_kib} KiB, not its 32 MiB of RAM");
-    qmp.execute("quit", json!({})).unwrap();
-    wait_gone(pid);
-    assert_counts_on(&out0, &out);
+    quit_after_counting_on(&out0, (pid, out, qmp));
     // A bad request is answered by the waiting clone, and another takes its place.
     let bad = request(&socket, "{\"args\": [\"-m\", \"64m\"]}");
     assert!(bad["error"].as_str().unwrap().contains("RAM"), "{bad}");
@@ -256,14 +263,10 @@ fn a_clone_waits_with_its_vm_made_serves_the_next_request_and_ends_with_the_serv
     // SAFETY: kill(2) on a process this test's server started; no memory is involved.
     unsafe { libc::kill(fourth, libc::SIGKILL) };
     wait_gone(fourth);
-    let (pid, out, qmp) = clone(&socket, &dir, 2, &[]);
-    assert_ne!(pid, fourth);
-    let sixth = waiting_clone(server_pid, &[pid]);
-    let mut qmp = Qmp::connect(&qmp);
-    wait_lines(&out, 2);
-    qmp.execute("quit", json!({})).unwrap();
-    wait_gone(pid);
-    assert_counts_on(&out0, &out);
+    let started = clone(&socket, &dir, 2, &[]);
+    assert_ne!(started.0, fourth);
+    let sixth = waiting_clone(server_pid, &[started.0]);
+    quit_after_counting_on(&out0, started);
     drop(server);
     wait_gone(sixth);
 }
