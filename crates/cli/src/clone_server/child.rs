@@ -159,7 +159,9 @@ fn wait_for_request(template: &mut Template, pipes: ClonePipes, after: Option<Fi
         vmm::startup::step("fork");
     }
     if let Some(after) = after {
-        wait_readable(&after, &request);
+        if server_gone(&after, &request) {
+            return ExitCode::SUCCESS;
+        }
     }
     // A failure here is not reported yet: the request's build makes the machine again
     // and reports what fails then.
@@ -177,15 +179,18 @@ fn wait_for_request(template: &mut Template, pipes: ClonePipes, after: Option<Fi
     run_clone(template, &extra, (server, running), Instant::now(), prepared)
 }
 
-/// Blocks until `a` or `b` is readable or at its end of file (or polling fails).
-fn wait_readable(a: &File, b: &File) {
+/// Blocks until the previous clone's running pipe (`after`) is at its end of file or the
+/// request pipe is readable; true when the server ended instead (the request pipe hung up
+/// with nothing in it), so the clone need not make a VM only to exit.
+fn server_gone(after: &File, request: &File) -> bool {
     use std::os::fd::AsRawFd;
-    let mut fds = [a, b].map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+    let mut fds = [after, request].map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 });
     loop {
         // SAFETY: two valid pollfds for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
         if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return;
+            let asked = fds[1].revents;
+            return asked & libc::POLLHUP != 0 && asked & libc::POLLIN == 0;
         }
     }
 }
