@@ -18,6 +18,7 @@ pub mod input;
 pub mod mmio;
 pub mod net;
 pub mod ninep;
+pub mod queue;
 pub mod rng;
 mod state;
 #[cfg(any(test, feature = "test-util"))]
