@@ -16,7 +16,7 @@ use std::os::fd::AsRawFd;
 use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
 use virtio_bindings::virtio_net as vn;
 use virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
-use virtio_queue::{QueueOwnedT, QueueT};
+
 use vmm_sys_util::eventfd::EventFd;
 
 pub const RX_QUEUE: usize = 0;
@@ -548,7 +548,7 @@ impl VirtioDevice for Net {
         self.activation.activate(ctx)
     }
 
-    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+    fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
 

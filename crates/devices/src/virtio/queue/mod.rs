@@ -52,16 +52,17 @@ impl Virtqueue {
         if !packed {
             return Virtqueue::Split(queue);
         }
-        let mut ring = PackedRing::new(
-            queue.size(),
-            queue.desc_table(),
-            queue.avail_ring(),
-            queue.used_ring(),
-            queue.next_avail(),
-            queue.next_used(),
-        );
-        ring.set_event_idx(queue.event_idx_enabled());
-        Virtqueue::Packed { ring, max_size: queue.max_size() }
+        Virtqueue::Packed { ring: packed_ring(&queue), max_size: queue.max_size() }
+    }
+
+    /// Whether the rings `queue`'s registers describe, in the negotiated layout, lie in
+    /// `mem` (what the transport checks at DRIVER_OK and on a restore).
+    pub fn registers_valid<M: GuestMemory>(queue: &Queue, packed: bool, mem: &M) -> bool {
+        if packed {
+            packed_ring(queue).is_valid(mem)
+        } else {
+            queue.is_valid(mem)
+        }
     }
 
     pub fn is_packed(&self) -> bool {
@@ -164,6 +165,23 @@ impl Virtqueue {
         }
     }
 
+    pub fn set_next_used(&mut self, next_used: u16) {
+        match self {
+            Virtqueue::Split(q) => q.set_next_used(next_used),
+            // The vhost devices' restore path only: they never run packed rings.
+            Virtqueue::Packed { .. } => {}
+        }
+    }
+
+    /// The used index in guest memory (a split ring's; a packed ring has none in memory,
+    /// its device's position is the answer).
+    pub fn used_idx<M: GuestMemory>(&self, mem: &M, order: Ordering) -> Result<Wrapping<u16>, QueueError> {
+        match self {
+            Virtqueue::Split(q) => Ok(q.used_idx(mem, order)?),
+            Virtqueue::Packed { ring, .. } => Ok(Wrapping(ring.next_used())),
+        }
+    }
+
     /// How far the driver has made entries available: a split ring's avail index, a
     /// packed ring's counter past its last available slot in a row.
     pub fn avail_idx<M: GuestMemory>(&self, mem: &M, order: Ordering) -> Result<Wrapping<u16>, QueueError> {
@@ -234,6 +252,19 @@ impl Virtqueue {
             Virtqueue::Packed { ring, .. } => Ok(ring.disable_notification(mem)?),
         }
     }
+}
+
+fn packed_ring(queue: &Queue) -> PackedRing {
+    let mut ring = PackedRing::new(
+        queue.size(),
+        queue.desc_table(),
+        queue.avail_ring(),
+        queue.used_ring(),
+        queue.next_avail(),
+        queue.next_used(),
+    );
+    ring.set_event_idx(queue.event_idx_enabled());
+    ring
 }
 
 /// The available chains of a [`Virtqueue`].
