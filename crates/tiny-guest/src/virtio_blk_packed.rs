@@ -41,7 +41,7 @@ pub fn virtio_blk_packed_write_read_copy(mmio: u32) -> Vec<u8> {
         // The head (i = 0) last: its flags make the whole chain available.
         for (i, (addr, len, flags)) in chain.into_iter().enumerate().rev() {
             let counter = start + i as u32;
-            let wrap = (counter / QUEUE_SIZE) % 2 == 0;
+            let wrap = (counter / QUEUE_SIZE).is_multiple_of(2);
             let flags = flags | if wrap { F_AVAIL } else { F_USED };
             let at = DESC + 16 * (counter % QUEUE_SIZE);
             write32(&mut a, at, addr);
@@ -53,7 +53,7 @@ pub fn virtio_blk_packed_write_read_copy(mmio: u32) -> Vec<u8> {
         write32(&mut a, mmio + crate::virtio_blk::QUEUE_NOTIFY, 0);
         // The used descriptor goes to the head's slot (requests complete in order).
         let head = DESC + 16 * (start % QUEUE_SIZE);
-        let used = if (start / QUEUE_SIZE) % 2 == 0 { F_AVAIL | F_USED } else { 0 };
+        let used = if (start / QUEUE_SIZE).is_multiple_of(2) { F_AVAIL | F_USED } else { 0 };
         let poll = a.here();
         // `and eax, AVAIL|USED` on the flags half; until it is the used pattern.
         a.load_eax(head + 12).shr_eax(16);

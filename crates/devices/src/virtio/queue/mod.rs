@@ -3,6 +3,8 @@
 //! from the negotiated VIRTIO_F_RING_PACKED. The methods are the split queue's, so a device
 //! serves either layout with the same code; the chains both produce read alike.
 
+#[cfg(test)]
+mod bench_tests;
 mod packed;
 
 pub use packed::{PackedChain, PackedError, PackedRing};

@@ -280,7 +280,7 @@ impl PackedRing {
         let taken = self.in_flight.get_mut(usize::from(id)).ok_or(PackedError::UnknownId(id))?;
         // A buffer taken before a snapshot restore: its slot count was not saved; every
         // device microvm saves with such a buffer (the balloon's statistics) posts one
-        // descriptor, which is what this assumes (docs/virtio.md).
+        // descriptor, which is what this assumes (docs/dropin.md, "Packed virtqueues").
         let slots = std::mem::replace(taken, 0).max(1);
         let slot = self.slot_addr(self.next_used);
         mem.write_obj(len.to_le(), slot.unchecked_add(DESC_LEN)).map_err(|_| PackedError::Memory(slot.0))?;

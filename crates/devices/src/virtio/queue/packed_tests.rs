@@ -9,6 +9,9 @@ const DRIVER_EVENT: u64 = 0x3000;
 const DEVICE_EVENT: u64 = 0x3010;
 const BUF: u64 = 0x10000;
 
+/// A ring descriptor as the tests write it: addr, len, flags (AVAIL/USED added).
+type RawDesc = (u64, u32, u16);
+
 /// The driver's side of one packed ring.
 struct Driver {
     mem: GuestMemoryMmap,
@@ -46,7 +49,7 @@ impl Driver {
 
     /// Writes raw ring descriptors (addr, len, flags without AVAIL/USED) for buffer `id`,
     /// the head's flags last.
-    fn post_raw(&mut self, descs: &[(u64, u32, u16)], id: u16) {
+    fn post_raw(&mut self, descs: &[RawDesc], id: u16) {
         let start = self.next;
         for (i, &(addr, len, flags)) in descs.iter().enumerate().rev() {
             let at = start.wrapping_add(i as u16);
@@ -169,7 +172,7 @@ fn malformed_rings_are_errors_and_nothing_moves() {
     assert_eq!(ring.pop(&d.mem).unwrap_err(), PackedError::ChainTooLong(0));
     assert_eq!(ring.next_avail(), 0);
 
-    let cases: [(&[(u64, u32, u16)], PackedError); 5] = [
+    let cases: [(&[RawDesc], PackedError); 5] = [
         (&[(0x8000, 0, F_INDIRECT)], PackedError::IndirectLength { addr: 0x8000, len: 0 }),
         (&[(0x8000, 20, F_INDIRECT)], PackedError::IndirectLength { addr: 0x8000, len: 20 }),
         (&[(0x8000, 16 * 5, F_INDIRECT)], PackedError::IndirectLength { addr: 0x8000, len: 80 }),
