@@ -266,6 +266,27 @@ mod tests {
         assert!(r.restored(Rng::new().unwrap(), state).is_err());
     }
 
+    /// A packed ring is checked in its own layout at DRIVER_OK: a driver event structure
+    /// on a 2-byte boundary (fine for a split avail ring) is refused, the device asks
+    /// for a reset and serves nothing.
+    #[test]
+    fn a_misaligned_packed_ring_is_refused_at_driver_ok() {
+        use crate::virtio::queue::VIRTIO_F_RING_PACKED;
+        for packed in [false, true] {
+            let (mut d, _) = TestDriver::new(Rng::new().unwrap());
+            d.transport.offer_packed_ring(true);
+            let features = if packed { VIRTIO_F_RING_PACKED } else { 0 };
+            assert_ne!(d.negotiate(features) & status::FEATURES_OK, 0);
+            d.setup_queue(0, 4);
+            d.write_reg(0x30, 0);
+            d.write_reg(0x44, 0);
+            d.write_reg(0x90, 0x3_0002);
+            d.write_reg(0x44, 1);
+            let refused = d.driver_ok() & status::DEVICE_NEEDS_RESET != 0;
+            assert_eq!(refused, packed, "packed={packed}: only the packed layout needs 4-byte alignment");
+        }
+    }
+
     /// After a restore the queue goes on, and an interrupt the guest had not
     /// acknowledged is raised again.
     #[test]
