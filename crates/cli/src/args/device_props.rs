@@ -373,6 +373,9 @@ const MEMORY_MERGE: PropDesc = ignored("merge", Bool, "KSM merging is left to th
 const MEMORY_DUMP: PropDesc = ignored("dump", Bool, "microvm writes no core dumps of guest memory.");
 
 const DEVICE_ID: PropDesc = PropDesc { help: "Optional device id.", ..ID };
+/// `packed=on` on a device whose rings kernel vhost (or virtiofsd through it) runs.
+pub(super) const VHOST_NOT_PACKED: &str =
+    "packed=on is not supported with vhost: the kernel's vhost has no packed virtqueue; use packed=off";
 /// QEMU's `packed=` of every virtio device (default off, as in QEMU).
 const PACKED: PropDesc = prop(
     "packed",

@@ -37,7 +37,7 @@ use vmm::config::{FsConfig, HybridVsockConfig, NinePConfig, VsockConfig};
 use vmm::vmgenid::VmGenIdConfig;
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
-use super::device_props::DEVICE_KINDS;
+use super::device_props::{DEVICE_KINDS, VHOST_NOT_PACKED};
 use super::keyval::{kind_name, kind_settings};
 use super::mux::ChardevUsers;
 
@@ -53,10 +53,6 @@ const NIC: &str = "-nic";
 fn esc(s: &str) -> String {
     s.escape_debug().to_string()
 }
-
-/// `packed=on` on a device whose rings kernel vhost (or virtiofsd through it) runs.
-const VHOST_NOT_PACKED: &str =
-    "packed=on is not supported with vhost: the kernel's vhost has no packed virtqueue; use packed=off";
 
 /// A `-device` waiting for its backend to be looked up.
 enum Device {
