@@ -496,7 +496,7 @@ fn finish(mut p: Parsed) -> Result<VmConfig, ArgsError> {
     let debug_exit = p.devices.debug_exit;
     let vmgenid = p.devices.vmgenid.take();
     let escape = p.echr.unwrap_or(mux::DEFAULT_ESCAPE);
-    let devices::Resolved { devices, monitors, serial: serial_chardev, muxes } =
+    let devices::Resolved { devices, packed_rings, monitors, serial: serial_chardev, muxes } =
         p.devices.finish(p.serial_stdio, serial_ref, escape)?;
     let serial = match serial_chardev {
         Some(chardev) if serial.is_some() => Some(SerialConfig::Chardev(chardev)),
@@ -559,6 +559,7 @@ fn finish(mut p: Parsed) -> Result<VmConfig, ArgsError> {
         incoming_defer: p.incoming_defer,
         vmgenid,
         track_dirty_pages: p.machine.track_dirty_pages,
+        packed_rings,
     })
 }
 

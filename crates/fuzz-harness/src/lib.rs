@@ -8,12 +8,14 @@ mod fc_api;
 mod legacy;
 mod mmds;
 mod ninep;
+mod packed;
 mod queues;
 
 pub use fc_api::fc_api_input;
 pub use legacy::legacy_ports;
 pub use mmds::mmds_frames;
 pub use ninep::{ninep_requests, queue_9p};
+pub use packed::packed_ring;
 pub use queues::{
     queue_balloon, queue_block, queue_console, queue_input, queue_multiport, queue_net, queue_rng, queue_vsock,
     virtio_mmio,
@@ -39,6 +41,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("queue_input", queue_input),
     ("queue_vsock", queue_vsock),
     ("queue_9p", queue_9p),
+    ("packed_ring", packed_ring),
     ("ninep_requests", ninep_requests),
     ("legacy_ports", legacy_ports),
     ("snapshot_state", snapshot_state),

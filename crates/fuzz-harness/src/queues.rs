@@ -66,7 +66,9 @@ pub(crate) fn drive(
     mut poke: impl FnMut(&mut TestDriver, &mut Bytes),
 ) {
     // Any subset of what the device offers (a refused set is the transport's business,
-    // which virtio_mmio covers).
+    // which virtio_mmio covers), packed ring included: with VIRTIO_F_RING_PACKED acked the
+    // descriptors written below are read as a packed ring's.
+    d.transport.offer_packed_ring(true);
     let offered = d.device_features();
     d.activate(b.u64() & offered, QUEUE_SIZE);
     let payload = b.slice(255);

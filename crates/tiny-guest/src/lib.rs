@@ -14,6 +14,7 @@ pub mod elf;
 pub mod ninep;
 pub mod virtio;
 mod virtio_blk;
+mod virtio_blk_packed;
 
 pub use asm::{Asm, Cond, Label};
 pub use elf::{elf_without_pvh_note, pvh_elf, LOAD_ADDR};
@@ -21,6 +22,7 @@ pub use virtio_blk::{
     pattern_byte, virtio_blk_reads_then_reset, virtio_blk_write_read_copy, virtio_blk_write_read_copy_then_halt,
     COPY_SECTOR, PATTERN_SECTOR, READ_BYTES, VIRTIO_MMIO_SLOT0,
 };
+pub use virtio_blk_packed::virtio_blk_packed_write_read_copy;
 
 /// Data port of the legacy 16550A UART (COM1).
 pub const COM1: u16 = 0x3f8;

@@ -16,22 +16,22 @@ const DRIVER_FEATURES_SEL: u32 = 0x024;
 const QUEUE_SEL: u32 = 0x030;
 const QUEUE_NUM: u32 = 0x038;
 const QUEUE_READY: u32 = 0x044;
-const QUEUE_NOTIFY: u32 = 0x050;
-const STATUS: u32 = 0x070;
+pub(crate) const QUEUE_NOTIFY: u32 = 0x050;
+pub(crate) const STATUS: u32 = 0x070;
 const QUEUE_DESC: u32 = 0x080;
 const QUEUE_AVAIL: u32 = 0x090;
 const QUEUE_USED: u32 = 0x0a0;
 
 // Where the driver keeps its queue and request, in guest RAM above the code.
-const DESC: u32 = 0x20_0000;
+pub(crate) const DESC: u32 = 0x20_0000;
 const AVAIL: u32 = 0x20_1000;
 const USED: u32 = 0x20_2000;
-const HEADER: u32 = 0x20_3000;
-const DATA: u32 = 0x20_4000;
+pub(crate) const HEADER: u32 = 0x20_3000;
+pub(crate) const DATA: u32 = 0x20_4000;
 /// Where the write-then-read guest reads back into.
-const DATA2: u32 = 0x20_5000;
-const STATUS_BYTE: u32 = 0x20_6000;
-const QUEUE_SIZE: u32 = 8;
+pub(crate) const DATA2: u32 = 0x20_5000;
+pub(crate) const STATUS_BYTE: u32 = 0x20_6000;
+pub(crate) const QUEUE_SIZE: u32 = 8;
 
 fn write32(a: &mut Asm, addr: u32, value: u32) {
     a.mov_eax(value).store_eax(addr);
@@ -122,16 +122,15 @@ fn write_read_copy(mmio: u32, reset: bool) -> Vec<u8> {
     pvh_elf(&a.finish())
 }
 
-/// The driver's side of the handshake: VERSION_1 only, queue 0 of [`QUEUE_SIZE`] at
-/// DESC/AVAIL/USED, DRIVER_OK, and the one chain every request uses: header
-/// (readable), data (writable for reads), status byte (writable).
-fn bring_up(a: &mut Asm, mmio: u32) {
+/// The status handshake with feature bits 32.. `high_features` (none below 32) and queue 0
+/// of [`QUEUE_SIZE`] at DESC/AVAIL/USED (a packed ring: its ring and the driver's and
+/// device's event structures), up to DRIVER_OK.
+pub(crate) fn bring_up_registers(a: &mut Asm, mmio: u32, high_features: u32) {
     for status in [0, 1, 3] {
         write32(a, mmio + STATUS, status);
     }
-    // VIRTIO_F_VERSION_1 (bit 32) and nothing else.
     write32(a, mmio + DRIVER_FEATURES_SEL, 1);
-    write32(a, mmio + DRIVER_FEATURES, 1);
+    write32(a, mmio + DRIVER_FEATURES, high_features);
     write32(a, mmio + DRIVER_FEATURES_SEL, 0);
     write32(a, mmio + DRIVER_FEATURES, 0);
     write32(a, mmio + STATUS, 11); // + FEATURES_OK
@@ -143,8 +142,16 @@ fn bring_up(a: &mut Asm, mmio: u32) {
     }
     write32(a, mmio + QUEUE_READY, 1);
     write32(a, mmio + STATUS, 15); // + DRIVER_OK
-                                   // One chain: header (readable), data (writable), status byte (writable). Each
-                                   // descriptor: le64 addr, le32 len, le16 flags (1 NEXT, 2 WRITE), le16 next.
+}
+
+/// The driver's side of the handshake: VERSION_1 only, queue 0 of [`QUEUE_SIZE`] at
+/// DESC/AVAIL/USED, DRIVER_OK, and the one chain every request uses: header
+/// (readable), data (writable for reads), status byte (writable).
+fn bring_up(a: &mut Asm, mmio: u32) {
+    // VIRTIO_F_VERSION_1 (bit 32) and nothing else.
+    bring_up_registers(a, mmio, 1);
+    // One chain: header (readable), data (writable), status byte (writable). Each
+    // descriptor: le64 addr, le32 len, le16 flags (1 NEXT, 2 WRITE), le16 next.
     for (i, (addr, len, flags, next)) in
         [(HEADER, 16, 1, 1), (DATA, READ_BYTES, 3, 2), (STATUS_BYTE, 1, 2, 0)].into_iter().enumerate()
     {

@@ -20,6 +20,9 @@ pub struct VmConfig {
     pub report_start_time: bool,
     /// virtio-mmio devices, one slot each, in this order.
     pub devices: Vec<DeviceConfig>,
+    /// `packed=on`: the indices in `devices` whose transport also offers the packed
+    /// virtqueue (VIRTIO_F_RING_PACKED). Never a vhost device's (the front ends refuse it).
+    pub packed_rings: Vec<usize>,
     /// Boot-time breakdown (`-trace-boot`); `None` adds no port and costs nothing.
     pub trace_boot: Option<crate::boot_trace::BootTraceConfig>,
     /// `-S`: build everything, then wait in `prelaunch` until a monitor sends `cont`.
@@ -98,6 +101,7 @@ impl VmConfig {
             incoming_defer: false,
             vmgenid: None,
             track_dirty_pages: false,
+            packed_rings: Vec::new(),
         }
     }
 }

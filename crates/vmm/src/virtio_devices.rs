@@ -40,10 +40,16 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 pub struct Slot {
     pub addr: u64,
     pub irq: u32,
+    /// `packed=on`: the transport offers VIRTIO_F_RING_PACKED.
+    pub packed: bool,
 }
 
 pub fn slot(index: u32) -> Slot {
-    Slot { addr: VIRTIO_MMIO_START + u64::from(index) * VIRTIO_MMIO_SLOT_SIZE, irq: VIRTIO_MMIO_IRQS[index as usize] }
+    Slot {
+        addr: VIRTIO_MMIO_START + u64::from(index) * VIRTIO_MMIO_SLOT_SIZE,
+        irq: VIRTIO_MMIO_IRQS[index as usize],
+        packed: false,
+    }
 }
 
 /// The kernel command-line entry describing a slot (Linux's
@@ -121,6 +127,7 @@ impl BlockInfo {
 /// Builds every configured device; returns what they are.
 pub fn create_devices(
     configs: &[DeviceConfig],
+    packed_rings: &[usize],
     vm: &VmFd,
     mem: &GuestMemoryMmap,
     mmio: &mut Bus,
@@ -135,7 +142,7 @@ pub fn create_devices(
     }
     let mut inventory = DeviceInventory::default();
     for (index, config) in configs.iter().enumerate() {
-        let slot = slot(index as u32);
+        let slot = Slot { packed: packed_rings.contains(&index), ..slot(index as u32) };
         match config {
             DeviceConfig::Block(cfg) => {
                 let disk = Block::new(block_options(cfg))?;
@@ -350,8 +357,9 @@ fn attach<D: EventDevice + 'static>(
         queue_events.push(evt);
     }
     let model: Arc<Mutex<dyn VirtioDevice>> = device.clone();
-    let transport = MmioTransport::new(model, mem.clone(), Arc::new(Interrupt::new(irq)), queue_events)
+    let mut transport = MmioTransport::new(model, mem.clone(), Arc::new(Interrupt::new(irq)), queue_events)
         .map_err(|source| Error::Transport { name, source })?;
+    transport.offer_packed_ring(slot.packed);
     mmio.insert(slot.addr, VIRTIO_MMIO_SLOT_SIZE, name, Arc::new(Mutex::new(transport)))
         .map_err(|source| Error::Bus { name, source })?;
     let handler: Arc<Mutex<dyn MutEventSubscriber + Send>> = device;
@@ -400,9 +408,9 @@ mod tests {
 
     #[test]
     fn slots_are_consecutive_windows_with_their_own_irq() {
-        assert_eq!(slot(0), Slot { addr: 0xd000_0000, irq: 5 });
-        assert_eq!(slot(3), Slot { addr: 0xd000_0600, irq: 9 }, "IRQ 8 is the RTC's");
-        assert_eq!(slot(7), Slot { addr: 0xd000_0e00, irq: 13 });
+        assert_eq!(slot(0), Slot { addr: 0xd000_0000, irq: 5, packed: false });
+        assert_eq!(slot(3), Slot { addr: 0xd000_0600, irq: 9, packed: false }, "IRQ 8 is the RTC's");
+        assert_eq!(slot(7), Slot { addr: 0xd000_0e00, irq: 13, packed: false });
         assert!(slot(VIRTIO_MMIO_SLOTS - 1).irq < arch::layout::IOAPIC_NUM_PINS);
     }
 

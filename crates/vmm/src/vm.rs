@@ -231,7 +231,15 @@ impl Vm {
             (None, DeviceInventory::default())
         } else {
             let mut event_loop = DeviceEventLoop::new().map_err(Error::EventLoop)?;
-            let inventory = create_devices(&config.devices, &vm, &mem, &mut mmio, &mut event_loop, &mut muxes)?;
+            let inventory = create_devices(
+                &config.devices,
+                &config.packed_rings,
+                &vm,
+                &mem,
+                &mut mmio,
+                &mut event_loop,
+                &mut muxes,
+            )?;
             (Some(event_loop), inventory)
         };
         step("devices");

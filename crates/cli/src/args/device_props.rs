@@ -397,6 +397,17 @@ const MEMORY_MERGE: PropDesc = ignored("merge", Bool, "KSM merging is left to th
 const MEMORY_DUMP: PropDesc = ignored("dump", Bool, "microvm writes no core dumps of guest memory.");
 
 const DEVICE_ID: PropDesc = PropDesc { help: "Optional device id.", ..ID };
+/// `packed=on` on a device whose rings kernel vhost (or virtiofsd through it) runs.
+pub(super) const VHOST_NOT_PACKED: &str =
+    "packed=on is not supported with vhost: the kernel's vhost has no packed virtqueue; use packed=off";
+/// QEMU's `packed=` of every virtio device (default off, as in QEMU).
+const PACKED: PropDesc = prop(
+    "packed",
+    Bool,
+    Some("off"),
+    "on: also offer the virtio 1.1 packed virtqueue (VIRTIO_F_RING_PACKED); the guest's driver picks the layout. \
+     Not with vhost (vhost-vsock, vhost-user-fs, -netdev tap,vhost=on): kernel vhost has no packed ring.",
+);
 /// A port's id: what QMP names it by.
 const PORT_ID: PropDesc = PropDesc {
     help: "Optional device id; with multiport, QMP's VSERPORT_CHANGE announces the guest opening and closing \
@@ -417,6 +428,7 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
                 None,
                 "What the guest reads as the disk's serial (GET_ID, first 20 bytes); without it, the drive id.",
             ),
+            PACKED,
             DEVICE_ID,
         ],
     },
@@ -431,8 +443,8 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
                 None,
                 "Six hex octets (':' or '-'), unicast; without it a locally administered MAC is picked.",
             ),
-            prop("packed", Bool, Some("off"), "Only off: split virtqueues."),
             prop("mq", Bool, Some("off"), "Only off: one queue pair."),
+            PACKED,
             DEVICE_ID,
         ],
     },
@@ -441,7 +453,11 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         help: "One virtio-mmio slot carrying the virtconsoles and virtserialports after it (a port goes to the \
                first earlier one without ports, else the last, unless bus= says). One virtconsole alone is a \
                one-port console; otherwise QEMU's multiport virtio-serial.",
-        props: &[prop("max_ports", Text("N"), Some("31"), "Ports the guest may see, 1..31 (multiport)."), DEVICE_ID],
+        props: &[
+            prop("max_ports", Text("N"), Some("31"), "Ports the guest may see, 1..31 (multiport)."),
+            PACKED,
+            DEVICE_ID,
+        ],
     },
     KindDesc {
         name: "virtconsole",
@@ -494,13 +510,13 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
     KindDesc {
         name: "virtio-rng-device",
         help: "An entropy source; it always draws from getrandom(2).",
-        props: &[prop("rng", Text("ID"), None, "An -object rng-random or rng-builtin."), DEVICE_ID],
+        props: &[prop("rng", Text("ID"), None, "An -object rng-random or rng-builtin."), PACKED, DEVICE_ID],
     },
     KindDesc {
         name: "virtio-keyboard-device",
         help: "A virtio-input keyboard: QMP send-key and input-send-event type on it (on it rather than on \
                -device i8042 when both exist, as QEMU routes keys to the virtio keyboard).",
-        props: &[DEVICE_ID],
+        props: &[PACKED, DEVICE_ID],
     },
     KindDesc {
         name: "virtio-balloon-device",
@@ -514,6 +530,7 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
                 Some("off"),
                 "The guest reports free memory (in 2 MiB and larger blocks), which goes back to the host.",
             ),
+            PACKED,
             DEVICE_ID,
         ],
     },
@@ -525,6 +542,7 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
             prop("chardev", Text("ID"), None, "Required: a -chardev socket,path= on virtiofsd's --socket-path."),
             prop("tag", Text("TAG"), None, "Required: what the guest mounts (mount -t virtiofs TAG DIR); 1-36 bytes."),
             prop("queue-size", Text("N"), Some("128"), "Request queue size: a power of two up to 1024."),
+            PACKED,
             DEVICE_ID,
         ],
     },
@@ -532,7 +550,7 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         name: "virtio-9p-device",
         help: "A host directory shared over 9P2000.L (mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR), \
                served by microvm itself on a thread confined to the directory. Not saved in snapshots.",
-        props: &[super::ninep::FSDEV_REF, super::ninep::DEVICE_MOUNT_TAG, DEVICE_ID],
+        props: &[super::ninep::FSDEV_REF, super::ninep::DEVICE_MOUNT_TAG, PACKED, DEVICE_ID],
     },
     KindDesc {
         name: "vhost-vsock-device",
@@ -540,6 +558,7 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
                (/dev/vhost-vsock).",
         props: &[
             prop("guest-cid", Text("N"), None, "Required: the guest's address, 3..4294967294, unique on the host."),
+            PACKED,
             DEVICE_ID,
         ],
     },
@@ -552,6 +571,7 @@ pub(super) const DEVICE_KINDS: &[KindDesc] = &[
         props: &[
             prop("guest-cid", Text("N"), None, "Required: the guest's address, 3..4294967294."),
             prop("uds-path", Text("PATH"), None, "Required: where microvm listens; it must not exist yet."),
+            PACKED,
             DEVICE_ID,
         ],
     },

@@ -37,7 +37,7 @@ use vmm::config::{FsConfig, HybridVsockConfig, NinePConfig, VsockConfig};
 use vmm::vmgenid::VmGenIdConfig;
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
-use super::device_props::DEVICE_KINDS;
+use super::device_props::{DEVICE_KINDS, VHOST_NOT_PACKED};
 use super::keyval::{kind_name, kind_settings};
 use super::mux::ChardevUsers;
 
@@ -122,6 +122,8 @@ enum Device {
 pub(super) struct Devices {
     pub(super) backends: Backends,
     devices: Vec<Device>,
+    /// The indices in `devices` given `packed=on`.
+    packed_rings: Vec<usize>,
     device_ids: Vec<String>,
     /// `-qmp` and `-mon`, in command-line order.
     monitors: Vec<Monitor>,
@@ -140,6 +142,8 @@ pub(super) struct Devices {
 /// The devices, the monitors, the serial port's chardev and the muxes, resolved.
 pub(super) struct Resolved {
     pub(super) devices: Vec<DeviceConfig>,
+    /// `VmConfig::packed_rings`.
+    pub(super) packed_rings: Vec<usize>,
     pub(super) monitors: Vec<MonitorConfig>,
     pub(super) serial: Option<ChardevConfig>,
     pub(super) muxes: Vec<MuxConfig>,
@@ -216,15 +220,17 @@ impl Devices {
         let (mut guest_cid, mut tag, mut queue_size, mut uds_path) = (None, None, None, None);
         let mut guid = None;
         let (mut fsdev, mut mount_tag) = (None, None);
+        let mut packed = false;
         for s in kind_settings(DEVICE, value, "driver", kind)? {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
                 "drive" => drive = Some(s.reference(DEVICE)?),
                 "serial" => serial = Some(s.value.clone()),
-                "packed" | "mq" if !s.on => {}
-                "packed" => {
-                    return Err(invalid(DEVICE, &s.text, "packed virtqueues are not supported; use packed=off"))
+                "packed" if s.on && matches!(kind.name, "vhost-vsock-device" | "vhost-user-fs-device") => {
+                    return Err(invalid(DEVICE, &s.text, VHOST_NOT_PACKED));
                 }
+                "packed" => packed = s.on,
+                "mq" if !s.on => {}
                 "mq" => return Err(invalid(DEVICE, &s.text, "multiqueue is not supported; use mq=off")),
                 // COM1's: index 0, port 0x3f8, IRQ 4.
                 "iobase" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 0x3f8 => {}
@@ -362,6 +368,9 @@ impl Devices {
             name => return Err(unhandled(DEVICE, name)),
         };
         self.check_device_id(id, device_value(&device))?;
+        if packed {
+            self.packed_rings.push(self.devices.len());
+        }
         self.devices.push(device);
         Ok(())
     }
@@ -456,7 +465,7 @@ impl Devices {
             SerialRequest::None => None,
         };
         let mut out = Vec::with_capacity(self.devices.len());
-        for device in self.devices {
+        for (index, device) in self.devices.into_iter().enumerate() {
             out.push(match device {
                 Device::Block { drive, serial, value } => {
                     let d = take(&mut drives, &drive, &value, "drive")?;
@@ -466,6 +475,9 @@ impl Devices {
                 }
                 Device::Net { netdev, mac, value } => {
                     let n = take(&mut netdevs, &netdev, &value, "netdev")?;
+                    if n.vhost && self.packed_rings.contains(&index) {
+                        return Err(invalid(DEVICE, &value, VHOST_NOT_PACKED));
+                    }
                     DeviceConfig::Net(NetConfig {
                         id: n.id,
                         backend: n.backend,
@@ -551,7 +563,8 @@ impl Devices {
             };
             monitors.push(MonitorConfig { socket: socket.0, pretty: m.pretty, label: socket.1 });
         }
-        Ok(Resolved { devices: out, monitors, serial: serial_chardev, muxes: chardevs.muxes })
+        let packed_rings = self.packed_rings;
+        Ok(Resolved { devices: out, packed_rings, monitors, serial: serial_chardev, muxes: chardevs.muxes })
     }
 }
 

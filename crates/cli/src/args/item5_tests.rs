@@ -138,12 +138,43 @@ fn netdev_tap_fd_and_virtio_net_packed_mq_off() {
     let c = run(&["-netdev", "tap,id=n,fd=3", "-device", "virtio-net-device,netdev=n,packed=off,mq=off"]).unwrap();
     let Some(DeviceConfig::Net(n)) = c.devices.first() else { panic!("{:?}", c.devices) };
     assert!(matches!(n.backend, vmm::config::NetBackend::Tap { fd: Some(3), .. }), "{n:?}");
-    assert_invalid(
-        err(&["-netdev", "tap,id=n,fd=3", "-device", "virtio-net-device,netdev=n,packed=on"]),
-        "-device",
-        "packed",
-    );
+    assert!(c.packed_rings.is_empty(), "packed=off (the default) offers split rings only");
     help_says(&["fd=", "packed=", "mq="]);
+}
+
+#[test]
+fn packed_on_for_the_devices_microvm_serves_refused_for_vhost() {
+    let c = run(&[
+        "-drive",
+        "id=d,file=disk.img,format=raw,if=none",
+        "-device",
+        "virtio-blk-device,drive=d,packed=on",
+        "-netdev",
+        "tap,id=n,fd=3",
+        "-device",
+        "virtio-net-device,netdev=n,packed=off",
+        "-device",
+        "virtio-rng-device,packed=on",
+        "-chardev",
+        "null,id=c",
+        "-device",
+        "virtio-serial-device,packed=on",
+        "-device",
+        "virtconsole,chardev=c",
+    ])
+    .unwrap();
+    assert_eq!(c.packed_rings, [0, 2, 3], "{:?}", c.devices);
+    for (device, netdev) in [
+        ("vhost-vsock-device,guest-cid=3,packed=on", None),
+        ("vhost-user-fs-device,chardev=c,tag=t,packed=on", None),
+        ("virtio-net-device,netdev=n,packed=on", Some("tap,id=n,fd=3,vhost=on")),
+    ] {
+        let mut args = vec!["-chardev", "socket,id=c,path=/tmp/v.sock", "-device", device];
+        if let Some(n) = netdev {
+            args.extend(["-netdev", n]);
+        }
+        assert_invalid(err(&args), "-device", "kernel's vhost has no packed virtqueue");
+    }
 }
 
 #[test]

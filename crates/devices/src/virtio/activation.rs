@@ -26,7 +26,7 @@ impl Activation {
     }
 
     /// The queues of the active device (for `VirtioDevice::active_queues_now`).
-    pub fn queues(&self) -> Option<&[virtio_queue::Queue]> {
+    pub fn queues(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.active.as_ref().map(|ctx| ctx.queues.as_slice())
     }
 

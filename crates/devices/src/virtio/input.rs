@@ -17,7 +17,7 @@ use crate::guest_warn;
 use crate::legacy::Key;
 use crate::noise::LineBudget;
 use event_manager::{EventOps, Events, MutEventSubscriber};
-use virtio_queue::{QueueOwnedT, QueueT};
+
 use vm_memory::Bytes;
 
 /// VIRTIO_ID_INPUT.
@@ -209,7 +209,7 @@ impl VirtioKeyboard {
 
 /// Writes `event` into the first writable descriptor of `chain` big enough
 /// for it; returns the bytes written (0 if none was).
-fn write_event<M>(mem: &GuestMemoryMmap, chain: virtio_queue::DescriptorChain<M>, event: &[u8; 8]) -> u32
+fn write_event<M>(mem: &GuestMemoryMmap, chain: crate::virtio::queue::Chain<M>, event: &[u8; 8]) -> u32
 where
     M: std::ops::Deref<Target = GuestMemoryMmap>,
 {
@@ -261,7 +261,7 @@ impl VirtioDevice for VirtioKeyboard {
         self.pending.clear();
         true
     }
-    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+    fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
     fn save(&mut self) -> Result<super::VirtioState, crate::state::StateError> {

@@ -5,6 +5,7 @@ mod state;
 
 pub use state::TransportState;
 
+use super::queue::{Virtqueue, VIRTIO_F_RING_PACKED};
 use super::{status, ActivateContext, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::BusDevice;
 use crate::guest_memory::GuestMemoryMmap;
@@ -64,6 +65,8 @@ pub struct MmioTransport {
     /// Set once a bad access has been logged, so a misbehaving guest cannot
     /// flood the host log.
     complained: bool,
+    /// `packed=on`: VIRTIO_F_RING_PACKED is offered.
+    packed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +108,24 @@ impl MmioTransport {
             queue_sel: 0,
             activated: false,
             complained: false,
+            packed: false,
         })
+    }
+
+    /// `packed=on`: offers the packed ring layout (VIRTIO_F_RING_PACKED); the driver's
+    /// choice decides each activation's layout. Off by default, as in QEMU.
+    pub fn offer_packed_ring(&mut self, on: bool) {
+        self.packed = on;
+    }
+
+    pub fn offers_packed_ring(&self) -> bool {
+        self.packed
+    }
+
+    /// What the device offers, with the transport's own bits.
+    fn offered_features(&self) -> u64 {
+        let packed = if self.packed { VIRTIO_F_RING_PACKED } else { 0 };
+        lock(&self.device).features() | VIRTIO_F_VERSION_1 | packed
     }
 
     pub fn device(&self) -> &Arc<Mutex<dyn VirtioDevice>> {
@@ -134,7 +154,7 @@ impl MmioTransport {
             REG_DEVICE_ID => lock(&self.device).device_type(),
             REG_VENDOR_ID => VENDOR_ID,
             REG_DEVICE_FEATURES => {
-                let features = lock(&self.device).features() | VIRTIO_F_VERSION_1;
+                let features = self.offered_features();
                 match self.device_features_sel {
                     0 => features as u32,
                     1 => (features >> 32) as u32,
@@ -219,7 +239,7 @@ impl MmioTransport {
         }
         let mut new_status = value & !status::DEVICE_NEEDS_RESET;
         if added & status::FEATURES_OK != 0 {
-            let offered = lock(&self.device).features() | VIRTIO_F_VERSION_1;
+            let offered = self.offered_features();
             if self.acked_features & !offered != 0 || self.acked_features & VIRTIO_F_VERSION_1 == 0 {
                 // Leaving FEATURES_OK unset tells the driver the features were refused.
                 new_status &= !status::FEATURES_OK;
@@ -234,7 +254,10 @@ impl MmioTransport {
     fn activate(&mut self) {
         let sizes: Vec<u16> = self.queues.iter().map(|q| q.max_size()).collect();
         let active = lock(&self.device).active_queues(self.acked_features).min(self.queues.len());
-        let usable = |(i, q): (usize, &Queue)| q.ready() && !self.bad_queue_size[i] && q.is_valid(&self.mem);
+        let packed = self.acked_features & VIRTIO_F_RING_PACKED != 0;
+        let usable = |(i, q): (usize, &Queue)| {
+            q.ready() && !self.bad_queue_size[i] && Virtqueue::registers_valid(q, packed, &self.mem)
+        };
         if let Some(index) = self.queues[..active].iter().enumerate().position(|iq| !usable(iq)) {
             self.complain(format!("queue {index} is not ready or not valid at DRIVER_OK"));
             self.needs_reset();
@@ -258,7 +281,7 @@ impl MmioTransport {
         let ctx = ActivateContext {
             mem: self.mem.clone(),
             acked_features: self.acked_features,
-            queues,
+            queues: queues.into_iter().map(|q| Virtqueue::from_registers(q, packed)).collect(),
             queue_events: events,
             interrupt: self.interrupt.clone(),
         };

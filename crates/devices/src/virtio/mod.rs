@@ -18,6 +18,7 @@ pub mod input;
 pub mod mmio;
 pub mod net;
 pub mod ninep;
+pub mod queue;
 pub mod rng;
 mod state;
 #[cfg(any(test, feature = "test-util"))]
@@ -29,8 +30,8 @@ pub use activation::Activation;
 pub use state::{SavedQueue, VirtioState};
 
 use crate::guest_memory::GuestMemoryMmap;
+use crate::virtio::queue::Virtqueue;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use virtio_queue::Queue;
 use vmm_sys_util::eventfd::EventFd;
 
 /// Most descriptor chains a device serves from one queue in one turn of the shared device
@@ -138,7 +139,7 @@ pub struct ActivateContext {
     pub mem: GuestMemoryMmap,
     pub acked_features: u64,
     /// One per queue, in queue-index order, already validated.
-    pub queues: Vec<Queue>,
+    pub queues: Vec<Virtqueue>,
     /// The ioeventfds the guest's notifications arrive on, one per queue.
     pub queue_events: Vec<EventFd>,
     pub interrupt: std::sync::Arc<Interrupt>,
@@ -178,7 +179,7 @@ pub trait VirtioDevice: Send {
     fn reset(&mut self) -> bool;
     /// The queues the device took at activation, as far as it has served them; None
     /// before activation. The transport saves their positions after `save`.
-    fn active_queues_now(&self) -> Option<&[Queue]>;
+    fn active_queues_now(&self) -> Option<&[Virtqueue]>;
     /// The device's own state, for a snapshot, with the VM paused and the device thread
     /// parked (no request in flight). No default: a new device cannot forget it.
     fn save(&mut self) -> Result<VirtioState, crate::state::StateError>;

@@ -6,13 +6,17 @@ use super::block::BlockState;
 use super::console::{ConsoleState, MultiportState};
 use super::hvsock::HybridVsockState;
 use super::net::NetState;
+use super::queue::Virtqueue;
 use super::vhost::net::VhostNetState;
 use super::vhost::vsock::VhostVsockState;
 use serde::{Deserialize, Serialize};
 use virtio_queue::{Queue, QueueState};
 
-/// virtio-queue's `QueueState`, for serde: one split virtqueue as the driver set it up
-/// and as far as the device has gone.
+/// virtio-queue's `QueueState`, for serde: one virtqueue as the driver set it up and as
+/// far as the device has gone. A packed ring (the transport's acked VIRTIO_F_RING_PACKED
+/// says which) is saved in the same fields: its descriptor ring, driver and device event
+/// structures in `desc_table`, `avail_ring`, `used_ring`, its positions as free-running
+/// slot counters (`queue/packed.rs`), so the saved form did not change.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SavedQueue {
     pub max_size: u16,
@@ -26,6 +30,25 @@ pub struct SavedQueue {
     /// The next used ring entry the device will fill.
     pub next_used: u16,
     pub event_idx_enabled: bool,
+}
+
+impl From<&Virtqueue> for SavedQueue {
+    fn from(q: &Virtqueue) -> Self {
+        match q {
+            Virtqueue::Split(q) => SavedQueue::from(q),
+            Virtqueue::Packed { ring, max_size } => SavedQueue {
+                max_size: *max_size,
+                size: ring.size(),
+                ready: true,
+                desc_table: ring.desc_table(),
+                avail_ring: ring.driver_event(),
+                used_ring: ring.device_event(),
+                next_avail: ring.next_avail(),
+                next_used: ring.next_used(),
+                event_idx_enabled: ring.event_idx_enabled(),
+            },
+        }
+    }
 }
 
 impl From<&Queue> for SavedQueue {

@@ -12,7 +12,7 @@ use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::{Address, Bytes, GuestAddress};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 pub const VIRTQ_DESC_F_NEXT: u16 = 1;
@@ -34,6 +34,8 @@ struct DriverQueue {
     next_desc: u16,
     avail_idx: u16,
     used_seen: u16,
+    /// Packed ring: ring slots each posted buffer id took.
+    packed_slots: Vec<u16>,
 }
 
 pub struct TestDriver {
@@ -117,6 +119,7 @@ impl TestDriver {
     {
         let events = Rc::new(RefCell::new(EventManager::new().unwrap()));
         let (mut driver, device) = Self::on_memory(device, events, self.mem.clone());
+        driver.transport.offer_packed_ring(self.transport.offers_packed_ring());
         driver.transport.restore(state)?;
         driver.queues = self.queues.clone();
         driver.next_buffer = self.next_buffer;
@@ -188,7 +191,8 @@ impl TestDriver {
             self.write_reg(reg + 4, (addr >> 32) as u32);
         }
         self.write_reg(0x44, 1);
-        let q = DriverQueue { size, desc, avail, used, next_desc: 0, avail_idx: 0, used_seen: 0 };
+        let packed_slots = vec![0; usize::from(size)];
+        let q = DriverQueue { size, desc, avail, used, next_desc: 0, avail_idx: 0, used_seen: 0, packed_slots };
         let i = index as usize;
         if self.queues.len() <= i {
             self.queues.resize_with(i + 1, || DriverQueue {
@@ -199,9 +203,61 @@ impl TestDriver {
                 next_desc: 0,
                 avail_idx: 0,
                 used_seen: 0,
+                packed_slots: Vec::new(),
             });
         }
         self.queues[i] = q;
+    }
+
+    /// Packed ring (VIRTIO_F_RING_PACKED acked): posts buffer `id` made of `bufs` (addr,
+    /// len, device-writable) in the next ring slots, the head's flags written last. The
+    /// queue's descriptor area is the ring; `next_desc` counts slots free-running.
+    pub fn post_packed(&mut self, queue: usize, bufs: &[(u64, u32, bool)], id: u16) {
+        let q = &mut self.queues[queue];
+        let start = q.next_desc;
+        let mut head_flags = 0;
+        for (i, &(addr, len, write)) in bufs.iter().enumerate() {
+            let at = start.wrapping_add(i as u16);
+            let wrap = (at / q.size) % 2 == 0;
+            let mut flags = if wrap { 1 << 7 } else { 1 << 15 };
+            flags |= if i + 1 < bufs.len() { VIRTQ_DESC_F_NEXT } else { 0 };
+            flags |= if write { VIRTQ_DESC_F_WRITE } else { 0 };
+            let slot = q.desc + 16 * u64::from(at % q.size);
+            let mut raw = [0u8; 14];
+            raw[..8].copy_from_slice(&addr.to_le_bytes());
+            raw[8..12].copy_from_slice(&len.to_le_bytes());
+            raw[12..14].copy_from_slice(&id.to_le_bytes());
+            self.mem.write_slice(&raw, GuestAddress(slot)).unwrap();
+            if i == 0 {
+                head_flags = flags;
+            } else {
+                self.mem.write_obj(flags, GuestAddress(slot + 14)).unwrap();
+            }
+        }
+        let head = q.desc + 16 * u64::from(start % q.size);
+        self.mem.write_obj(head_flags, GuestAddress(head + 14)).unwrap();
+        q.packed_slots[usize::from(id)] = bufs.len() as u16;
+        q.next_desc = start.wrapping_add(bufs.len() as u16);
+    }
+
+    /// Packed ring: the used descriptors the device wrote since the last call, (id, len).
+    pub fn packed_used(&mut self, queue: usize) -> Vec<(u16, u32)> {
+        let mut out = Vec::new();
+        let q = &mut self.queues[queue];
+        for _ in 0..q.size {
+            let slot = GuestAddress(q.desc + 16 * u64::from(q.used_seen % q.size));
+            let flags: u16 = self.mem.read_obj(slot.unchecked_add(14)).unwrap();
+            let wrap = (q.used_seen / q.size) % 2 == 0;
+            if (flags & (1 << 7) != 0) != wrap || (flags & (1 << 15) != 0) != wrap {
+                break;
+            }
+            let id: u16 = self.mem.read_obj(slot.unchecked_add(12)).unwrap();
+            let len: u32 = self.mem.read_obj(slot.unchecked_add(8)).unwrap();
+            out.push((id, len));
+            let slots = q.packed_slots.get(usize::from(id)).copied().unwrap_or(1).max(1);
+            q.used_seen = q.used_seen.wrapping_add(slots);
+        }
+        out
     }
 
     /// Sets DRIVER_OK and lets the device's event loop pick the queues up.

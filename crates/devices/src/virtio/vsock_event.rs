@@ -4,7 +4,7 @@
 //! CID again (virtio 1.2 §5.10.6.7).
 
 use super::ActivateContext;
-use virtio_queue::QueueT;
+
 use vm_memory::Bytes;
 
 /// VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, the event's le32 id.

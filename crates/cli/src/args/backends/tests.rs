@@ -475,7 +475,6 @@ fn tap_fd_and_net_queue_properties() {
     let [DeviceConfig::Net(n)] = devs.as_slice() else { panic!("{devs:?}") };
     assert_eq!(n.backend, NetBackend::Tap { ifname: None, fd: Some(3) });
     let with = |props: &str| err(&["-netdev", "tap,id=n", "-device", &format!("virtio-net-device,netdev=n,{props}")]);
-    assert_invalid(with("packed=on"), "-device", "packed virtqueues are not supported; use packed=off");
     assert_invalid(with("mq=on"), "-device", "use mq=off");
 }
 

@@ -17,10 +17,11 @@ use crate::guest_events::{GuestEvent, GuestEvents};
 use crate::guest_memory::GuestMemoryMmap;
 use crate::guest_warn;
 use crate::noise::LineBudget;
+use crate::virtio::queue::Chain;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::sync::{Arc, Mutex};
 use virtio_bindings::virtio_ids::VIRTIO_ID_BALLOON;
-use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT};
+
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 
 #[cfg(test)]
@@ -242,10 +243,7 @@ impl Balloon {
 
 /// The inflate queue: arrays of le32 PFNs the guest gave up. Returns the bytes released
 /// and how many PFNs past [`MAX_PFNS_PER_BUFFER`] were ignored.
-fn inflate<M: std::ops::Deref<Target = GuestMemoryMmap>>(
-    mem: &GuestMemoryMmap,
-    chain: DescriptorChain<M>,
-) -> (u64, u64) {
+fn inflate<M: std::ops::Deref<Target = GuestMemoryMmap>>(mem: &GuestMemoryMmap, chain: Chain<M>) -> (u64, u64) {
     let (mut released, mut seen) = (0, 0u64);
     for desc in chain.readable() {
         let count = u64::from(desc.len()) / 4;
@@ -260,14 +258,14 @@ fn inflate<M: std::ops::Deref<Target = GuestMemoryMmap>>(
 }
 
 /// The reporting queue: each buffer *is* a free range the guest reports.
-fn report<M: std::ops::Deref<Target = GuestMemoryMmap>>(mem: &GuestMemoryMmap, chain: DescriptorChain<M>) -> u64 {
+fn report<M: std::ops::Deref<Target = GuestMemoryMmap>>(mem: &GuestMemoryMmap, chain: Chain<M>) -> u64 {
     chain.map(|desc| release(mem, desc.addr(), u64::from(desc.len()))).sum()
 }
 
 /// The statistics queue: packed (tag, value) pairs.
 fn read_stats<M: std::ops::Deref<Target = GuestMemoryMmap>>(
     mem: &GuestMemoryMmap,
-    chain: DescriptorChain<M>,
+    chain: Chain<M>,
     stats: &mut [Option<u64>; STAT_NAMES.len()],
 ) {
     for desc in chain.readable() {
@@ -366,7 +364,7 @@ impl VirtioDevice for Balloon {
         true
     }
 
-    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+    fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
 

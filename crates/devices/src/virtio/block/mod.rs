@@ -48,6 +48,7 @@ use super::{
 };
 use crate::rate_limiter::Waker;
 use crate::state::StateError;
+use crate::virtio::queue::Virtqueue;
 use disk::Disk;
 pub use engine::Engine;
 use engine::Uring;
@@ -66,7 +67,6 @@ use virtio_bindings::virtio_blk::{
 };
 use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
 
 pub(crate) const QUEUE_SIZE: u16 = 256;
 /// Data segments per request the driver may use: the queue less the header
@@ -436,7 +436,7 @@ impl VirtioDevice for Block {
         self.broken = false;
         true
     }
-    fn active_queues_now(&self) -> Option<&[Queue]> {
+    fn active_queues_now(&self) -> Option<&[Virtqueue]> {
         self.activation.queues()
     }
     fn save(&mut self) -> Result<VirtioState, StateError> {

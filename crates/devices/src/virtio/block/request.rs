@@ -13,6 +13,7 @@ use super::engine::{Completion, Op, Queued, Uring};
 use super::CacheMode;
 use super::{MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG};
 use crate::guest_memory::GuestMemoryMmap;
+use crate::virtio::queue::Chain;
 use std::ops::Deref;
 use std::sync::Arc;
 use virtio_bindings::virtio_blk::{
@@ -20,7 +21,7 @@ use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES,
     VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
 };
-use virtio_queue::DescriptorChain;
+
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend};
 
 const HEADER_SIZE: u64 = 16;
@@ -142,7 +143,7 @@ impl Worker {
     /// bytes written to its device-writable buffers (data and status), or 0
     /// if the chain is too broken to carry a status; `None` when the request
     /// was queued on the ring (`complete` finishes it).
-    pub(super) fn serve<M>(&mut self, mem: &GuestMemoryMmap, chain: DescriptorChain<M>) -> Option<u32>
+    pub(super) fn serve<M>(&mut self, mem: &GuestMemoryMmap, chain: Chain<M>) -> Option<u32>
     where
         M: Deref<Target = GuestMemoryMmap>,
     {

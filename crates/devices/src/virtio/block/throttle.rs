@@ -4,9 +4,10 @@
 
 use crate::guest_memory::GuestMemoryMmap;
 use crate::rate_limiter::{LimiterConfig, RateLimiter};
+use crate::virtio::queue::Chain;
 use std::ops::Deref;
 use virtio_bindings::virtio_blk::{VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT};
-use virtio_queue::DescriptorChain;
+
 use vm_memory::Bytes;
 
 /// Header (16 bytes) and status byte: what a request moves besides its data.
@@ -58,7 +59,7 @@ impl Throttle {
     /// Spends what `chain`'s request costs if every bucket it draws on has it; else
     /// spends nothing and returns the nanoseconds to wait. Flushes, discards and GET_ID
     /// count as one operation of no data, on the total limits only.
-    pub(super) fn admit<M>(&mut self, mem: &GuestMemoryMmap, chain: &DescriptorChain<M>, now: u64) -> Option<u64>
+    pub(super) fn admit<M>(&mut self, mem: &GuestMemoryMmap, chain: &Chain<M>, now: u64) -> Option<u64>
     where
         M: Deref<Target = GuestMemoryMmap> + Clone,
     {

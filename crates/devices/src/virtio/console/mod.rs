@@ -31,10 +31,11 @@ pub use state::{ConsoleState, TxChainState};
 use super::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::chardev::Chardev;
 use crate::guest_memory::GuestMemoryMmap;
+use crate::virtio::queue::Virtqueue;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::collections::VecDeque;
 use virtio_bindings::virtio_ids::VIRTIO_ID_CONSOLE;
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+
 use vm_memory::{Address, Bytes, GuestAddress};
 
 pub(super) const QUEUE_SIZE: u16 = 128;
@@ -151,7 +152,7 @@ impl Console {
 /// used_event (EVENT_IDX) or, without it, VRING_AVAIL_F_NO_INTERRUPT, which
 /// virtio-queue does not look at (a driver that polls a queue sets it to
 /// spare itself an interrupt per completed buffer).
-pub(super) fn wants_interrupt(mem: &GuestMemoryMmap, queue: &mut Queue) -> bool {
+pub(super) fn wants_interrupt(mem: &GuestMemoryMmap, queue: &mut Virtqueue) -> bool {
     // Called in any case: it also resets virtio-queue's EVENT_IDX accounting.
     if !queue.needs_notification(mem).unwrap_or(true) {
         return false;
@@ -166,8 +167,8 @@ pub(super) fn wants_interrupt(mem: &GuestMemoryMmap, queue: &mut Queue) -> bool 
 /// Next chain of `queue`, or an error if its avail ring is corrupt.
 pub(super) fn next_chain<'m>(
     mem: &'m GuestMemoryMmap,
-    queue: &mut Queue,
-) -> Result<Option<virtio_queue::DescriptorChain<&'m GuestMemoryMmap>>, String> {
+    queue: &mut Virtqueue,
+) -> Result<Option<crate::virtio::queue::Chain<&'m GuestMemoryMmap>>, String> {
     match queue.iter(mem) {
         Ok(mut iter) => Ok(iter.next()),
         Err(e) => Err(format!("bad avail ring ({e})")),
@@ -177,7 +178,7 @@ pub(super) fn next_chain<'m>(
 /// Sends the transmitq's buffers to the chardev, resuming a half-sent chain.
 pub(super) fn transmit(
     mem: &GuestMemoryMmap,
-    queue: &mut Queue,
+    queue: &mut Virtqueue,
     current: &mut Option<TxChain>,
     chardev: &mut Chardev,
 ) -> Result<Progress, String> {
@@ -230,7 +231,7 @@ pub(super) fn transmit(
 /// in `pending`, and `starved` is set.
 pub(super) fn receive(
     mem: &GuestMemoryMmap,
-    queue: &mut Queue,
+    queue: &mut Virtqueue,
     pending: &mut VecDeque<u8>,
     starved: &mut bool,
     chardev: &mut Chardev,
@@ -312,7 +313,7 @@ impl VirtioDevice for Console {
         true
     }
 
-    fn active_queues_now(&self) -> Option<&[Queue]> {
+    fn active_queues_now(&self) -> Option<&[Virtqueue]> {
         self.activation.queues()
     }
 

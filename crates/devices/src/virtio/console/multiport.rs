@@ -43,6 +43,7 @@ use super::{next_chain, receive, transmit, wants_interrupt, TxChain, QUEUE_SIZE}
 use crate::chardev::Chardev;
 use crate::guest_events::{GuestEvent, GuestEvents};
 use crate::guest_memory::GuestMemoryMmap;
+use crate::virtio::queue::Virtqueue;
 use crate::virtio::{
     read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState, VIRTIO_F_VERSION_1,
 };
@@ -50,7 +51,7 @@ use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use virtio_bindings::virtio_ids::VIRTIO_ID_CONSOLE;
-use virtio_queue::{Queue, QueueT};
+
 use vm_memory::Bytes;
 
 /// VIRTIO_CONSOLE_F_MULTIPORT.
@@ -314,7 +315,7 @@ impl MultiportConsole {
     }
 
     /// Reads the driver's control messages, then delivers ours.
-    fn serve_control(&mut self, mem: &GuestMemoryMmap, queues: &mut [Queue]) -> Result<bool, String> {
+    fn serve_control(&mut self, mem: &GuestMemoryMmap, queues: &mut [Virtqueue]) -> Result<bool, String> {
         let mut used = false;
         while let Some(chain) = next_chain(mem, &mut queues[CONTROL_TX])? {
             let head = chain.head_index();
@@ -460,7 +461,7 @@ impl VirtioDevice for MultiportConsole {
         true
     }
 
-    fn active_queues_now(&self) -> Option<&[Queue]> {
+    fn active_queues_now(&self) -> Option<&[Virtqueue]> {
         self.activation.queues()
     }
 

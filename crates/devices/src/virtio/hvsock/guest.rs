@@ -10,7 +10,6 @@ use std::ffi::OsString;
 use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use virtio_queue::{QueueOwnedT, QueueT};
 
 impl HybridVsock {
     /// Takes the guest's packets, at most a turn's worth, while the control packets owed

@@ -283,7 +283,7 @@ impl VirtioDevice for HybridVsock {
         self.reset_owed = false;
         true
     }
-    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+    fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
     fn save(&mut self) -> Result<VirtioState, StateError> {

@@ -2,8 +2,9 @@
 //! payload, read from a TX chain or written into an RX chain.
 
 use crate::guest_memory::GuestMemoryMmap;
+use crate::virtio::queue::Chain;
 use std::ops::Deref;
-use virtio_queue::DescriptorChain;
+
 use vm_memory::{Address, Bytes};
 
 /// `struct virtio_vsock_hdr`, packed, little-endian.
@@ -103,7 +104,7 @@ impl std::fmt::Display for Malformed {
 
 /// Reads the packet of a TX chain: its header, and its payload into `payload` (the
 /// header's `len` bytes, which the chain must hold).
-pub fn gather<M>(mem: &GuestMemoryMmap, chain: DescriptorChain<M>, payload: &mut Vec<u8>) -> Result<Header, Malformed>
+pub fn gather<M>(mem: &GuestMemoryMmap, chain: Chain<M>, payload: &mut Vec<u8>) -> Result<Header, Malformed>
 where
     M: Deref<Target = GuestMemoryMmap>,
 {
@@ -152,7 +153,7 @@ where
 
 /// The device-writable buffers of an RX chain, in order, or None if the chain has a
 /// readable buffer or cannot hold a header.
-pub fn rx_buffers<M>(chain: DescriptorChain<M>) -> Option<Vec<(vm_memory::GuestAddress, usize)>>
+pub fn rx_buffers<M>(chain: Chain<M>) -> Option<Vec<(vm_memory::GuestAddress, usize)>>
 where
     M: Deref<Target = GuestMemoryMmap>,
 {

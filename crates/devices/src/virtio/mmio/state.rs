@@ -4,6 +4,7 @@
 
 use super::{lock, MmioTransport};
 use crate::state::{DeviceState, StateError};
+use crate::virtio::queue::{Virtqueue, VIRTIO_F_RING_PACKED};
 use crate::virtio::{status, ActivateContext, SavedQueue, VirtioState, VIRTIO_F_VERSION_1};
 use serde::{Deserialize, Serialize};
 use virtio_queue::{Queue, QueueState, QueueT};
@@ -36,7 +37,12 @@ impl MmioTransport {
         // First: a vhost device brings its queues' positions back from the kernel here.
         let device_state = device.save()?;
         let taken = if self.activated { device.active_queues_now().unwrap_or(&[]) } else { &[] };
-        let queues = self.queues.iter().enumerate().map(|(i, q)| SavedQueue::from(taken.get(i).unwrap_or(q))).collect();
+        let queues = self
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| taken.get(i).map_or_else(|| SavedQueue::from(q), SavedQueue::from))
+            .collect();
         Ok(DeviceState::Virtio(TransportState {
             device_type: device.device_type(),
             status: self.status,
@@ -75,14 +81,16 @@ impl MmioTransport {
         }
         // Before FEATURES_OK the driver may have written anything (the transport refuses
         // it then): only accepted features must be offered.
-        let offered = device.features() | VIRTIO_F_VERSION_1;
+        let offered = device.features() | VIRTIO_F_VERSION_1 | if self.packed { VIRTIO_F_RING_PACKED } else { 0 };
         if saved.status & status::FEATURES_OK != 0 && saved.acked_features & !offered != 0 {
             return Err(StateError::Features { acked: saved.acked_features, offered });
         }
         let active = if saved.activated { device.active_queues(saved.acked_features).min(n) } else { 0 };
+        // Only an accepted feature set says the layout (the check above holds it).
+        let packed = saved.status & status::FEATURES_OK != 0 && saved.acked_features & VIRTIO_F_RING_PACKED != 0;
         let mut queues = Vec::with_capacity(n);
         for (index, (q, now)) in saved.queues.iter().zip(&self.queues).enumerate() {
-            queues.push(restored_queue(index, q, now.max_size(), index < active, &self.mem)?);
+            queues.push(restored_queue(index, q, now.max_size(), index < active && packed, index < active, &self.mem)?);
         }
         if saved.activated {
             let ok = status::FEATURES_OK | status::DRIVER_OK;
@@ -109,7 +117,7 @@ impl MmioTransport {
         if saved.activated {
             // As at DRIVER_OK: the device takes the queues in use, the transport keeps
             // fresh ones for a later reset and re-activation (and the optional ones).
-            let taken: Vec<Queue> = queues.drain(..active).collect();
+            let taken = queues.drain(..active).map(|q| Virtqueue::from_registers(q, packed)).collect();
             let fresh = self.queues[..active].iter().filter_map(|q| Queue::new(q.max_size()).ok());
             self.queues = fresh.chain(queues).collect();
             let ctx = ActivateContext {
@@ -138,6 +146,7 @@ fn restored_queue(
     index: usize,
     q: &SavedQueue,
     max_size: u16,
+    packed: bool,
     in_use: bool,
     mem: &crate::guest_memory::GuestMemoryMmap,
 ) -> Result<Queue, StateError> {
@@ -152,7 +161,7 @@ fn restored_queue(
     if in_use && !q.ready {
         return Err(invalid("not ready, but the device was using it"));
     }
-    if in_use && !queue.is_valid(mem) {
+    if in_use && !Virtqueue::registers_valid(&queue, packed, mem) {
         return Err(invalid("its rings are not inside guest memory"));
     }
     Ok(queue)

@@ -15,7 +15,6 @@ use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
-use virtio_queue::{QueueOwnedT, QueueT};
 use vmm_sys_util::eventfd::EventFd;
 
 // What the device offers and shows: its features, config space and MAC address.
@@ -477,7 +476,7 @@ impl VirtioDevice for Net {
         self.activation.activate(ctx)
     }
 
-    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+    fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
 

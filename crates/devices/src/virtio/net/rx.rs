@@ -4,8 +4,9 @@
 
 use super::tap::VNET_HDR_LEN;
 use crate::guest_memory::GuestMemoryMmap;
+use crate::virtio::queue::Virtqueue;
 use std::sync::atomic::Ordering;
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+
 use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 
 /// Offset of num_buffers in `virtio_net_hdr_v1`.
@@ -41,7 +42,7 @@ pub struct Scratch {
 /// in `malformed`; the frame goes to the next chains.
 pub fn deliver(
     mem: &GuestMemoryMmap,
-    queue: &mut Queue,
+    queue: &mut Virtqueue,
     frame: &mut [u8],
     mergeable: bool,
     scratch: &mut Scratch,
@@ -141,7 +142,7 @@ pub fn deliver(
 /// enable_notification would use next_avail, which lags behind when some
 /// buffers were seen but were not enough). Returns true if buffers arrived
 /// meanwhile, so the caller must try again instead of waiting.
-pub fn wait_for_buffers(mem: &GuestMemoryMmap, queue: &mut Queue, seen_avail: u16) -> Result<bool, String> {
+pub fn wait_for_buffers(mem: &GuestMemoryMmap, queue: &mut Virtqueue, seen_avail: u16) -> Result<bool, String> {
     let next = queue.next_avail();
     queue.set_next_avail(seen_avail);
     let more = queue.enable_notification(mem);

@@ -796,3 +796,5 @@ mod state;
 
 #[path = "tests/metrics.rs"]
 mod metrics_counted;
+#[path = "tests/packed.rs"]
+mod packed;

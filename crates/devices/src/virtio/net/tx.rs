@@ -3,8 +3,9 @@
 
 use super::tap::VNET_HDR_LEN;
 use crate::guest_memory::GuestMemoryMmap;
+use crate::virtio::queue::Chain;
 use std::ops::Deref;
-use virtio_queue::DescriptorChain;
+
 use vm_memory::Bytes;
 
 /// Largest chain accepted: the header plus a 64 KiB GSO frame.
@@ -36,7 +37,7 @@ impl std::fmt::Display for Malformed {
 }
 
 /// Copies the frame of `chain` (header included) into `buf`.
-pub fn gather<M>(mem: &GuestMemoryMmap, chain: DescriptorChain<M>, buf: &mut Vec<u8>) -> Result<(), Malformed>
+pub fn gather<M>(mem: &GuestMemoryMmap, chain: Chain<M>, buf: &mut Vec<u8>) -> Result<(), Malformed>
 where
     M: Deref<Target = GuestMemoryMmap>,
 {
@@ -66,7 +67,7 @@ where
 
 /// The bytes of `chain`'s frame, its virtio-net header left out: what a TX rate limit
 /// counts (as Firecracker does).
-pub fn frame_len<M>(chain: &DescriptorChain<M>) -> u64
+pub fn frame_len<M>(chain: &Chain<M>) -> u64
 where
     M: Deref<Target = GuestMemoryMmap> + Clone,
 {

@@ -17,8 +17,9 @@ use super::{read_config_bytes, VIRTIO_F_VERSION_1};
 use crate::guest_memory::GuestMemoryMmap;
 use crate::guest_warn;
 use crate::noise::LineBudget;
+use crate::virtio::queue::Chain;
 use event_manager::{EventOps, Events, MutEventSubscriber};
-use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT};
+
 use vm_memory::Bytes;
 pub use worker::{pair, pair_with, Link, NinepError, Responder, SecurityModel, Worker, MAX_MESSAGE};
 
@@ -94,7 +95,7 @@ impl Virtio9p {
 /// written, or `None` if the server is gone. An answer that does not fit the guest's
 /// buffers becomes an `Rlerror` (ENOBUFS), and a request that cannot be read from guest
 /// memory is answered EFAULT, so the guest's waiting call always completes.
-fn serve_chain<M>(mem: &GuestMemoryMmap, chain: DescriptorChain<M>, link: &Link) -> Option<u32>
+fn serve_chain<M>(mem: &GuestMemoryMmap, chain: Chain<M>, link: &Link) -> Option<u32>
 where
     M: std::ops::Deref<Target = GuestMemoryMmap>,
 {
@@ -149,7 +150,7 @@ impl VirtioDevice for Virtio9p {
         self.activation.deactivate();
         true
     }
-    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+    fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
     fn save(&mut self) -> Result<super::VirtioState, crate::state::StateError> {

@@ -12,6 +12,7 @@
 
 use super::{start_vrings, CallRelay, RingAddresses, VhostError};
 use crate::guest_memory::GuestMemoryMmap;
+use crate::virtio::queue::Virtqueue;
 use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use ::vhost::vhost_user::message::VhostUserProtocolFeatures;
 use ::vhost::vhost_user::{Frontend, VhostUserFrontend, VhostUserVirtioFeatures};
@@ -20,7 +21,7 @@ use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+
 use vm_memory::{Address, Bytes, GuestAddress};
 
 /// VIRTIO_ID_FS.
@@ -195,7 +196,7 @@ impl VhostUserFs {
     }
 }
 
-fn fail_queue(mem: &GuestMemoryMmap, queue: &mut Queue) -> bool {
+fn fail_queue(mem: &GuestMemoryMmap, queue: &mut Virtqueue) -> bool {
     let mut used_any = false;
     loop {
         used_any |= fail_available(mem, queue);
@@ -206,7 +207,7 @@ fn fail_queue(mem: &GuestMemoryMmap, queue: &mut Queue) -> bool {
     }
 }
 
-fn fail_available(mem: &GuestMemoryMmap, queue: &mut Queue) -> bool {
+fn fail_available(mem: &GuestMemoryMmap, queue: &mut Virtqueue) -> bool {
     let mut used_any = false;
     while let Some(chain) = queue.iter(mem).ok().and_then(|mut it| it.next()) {
         let head = chain.head_index();
@@ -259,7 +260,7 @@ impl VirtioDevice for VhostUserFs {
         self.activation.deactivate();
         true
     }
-    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+    fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
     fn save(&mut self) -> Result<crate::virtio::VirtioState, crate::state::StateError> {

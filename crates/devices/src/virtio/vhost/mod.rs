@@ -20,9 +20,10 @@ pub mod vsock;
 
 use super::{ActivateContext, Activation};
 use crate::guest_memory::GuestMemoryMmap;
+use crate::virtio::queue::Virtqueue;
 use ::vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use event_manager::{EventOps, EventSet, Events};
-use virtio_queue::{Queue, QueueT};
+
 use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -109,7 +110,7 @@ pub fn memory_table(mem: &GuestMemoryMmap) -> Vec<VhostUserMemoryRegionInfo> {
 /// The split-ring layout of `queue` (virtio 1.x §2.7), checked to lie in
 /// guest RAM: the kernel translates only each ring's start address, so a
 /// ring running off its region would have it touch whatever follows.
-pub fn vring_config(mem: &GuestMemoryMmap, index: usize, queue: &Queue) -> Result<VringConfigData, VhostError> {
+pub fn vring_config(mem: &GuestMemoryMmap, index: usize, queue: &Virtqueue) -> Result<VringConfigData, VhostError> {
     let size = u64::from(queue.size());
     let rings = [
         ("descriptor table", queue.desc_table(), 16 * size),

@@ -159,7 +159,7 @@ impl<B: VhostNetOps + Send> VirtioDevice for VhostNet<B> {
         }
         true
     }
-    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+    fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
     /// Detaches the tap (the kernel stops moving frames into guest memory, which the

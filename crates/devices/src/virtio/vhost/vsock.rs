@@ -171,7 +171,7 @@ impl<B: VhostVsockOps + Send> VirtioDevice for VhostVsock<B> {
         self.reset_owed = false;
         true
     }
-    fn active_queues_now(&self) -> Option<&[virtio_queue::Queue]> {
+    fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
     /// Stops the kernel's device, so that the rings stay as saved while the VMM writes
