@@ -114,6 +114,13 @@ pub struct MuxConfig {
     pub escape: u8,
 }
 
+pub use crate::chardev_config::{ChardevBackend, ChardevConfig, LogFile};
+/// Each virtio device kind's config is its descriptor's (`device_kinds/`).
+pub use crate::device_kinds::{
+    BalloonConfig, BalloonOptions, BlockConfig, ConsoleConfig, DeviceConfig, FsConfig, HybridVsockConfig, NetBackend,
+    NetConfig, NetLimits, NinePConfig, SerialPortConfig, SocketAddress, VirtioSerialConfig, VsockConfig,
+    FS_MAX_QUEUE_SIZE, FS_TAG_LEN, NINEP_TAG_LEN,
+};
 pub use arch::cpu_features::CpuFeatures;
 
 /// `-device isa-debug-exit,iobase=,iosize=` (QEMU's defaults: 0x501, 2).
@@ -209,224 +216,9 @@ pub enum SerialConfig {
     Chardev(ChardevConfig),
 }
 
-/// A virtio-mmio device, in command-line order (which is slot order).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DeviceConfig {
-    Block(BlockConfig),
-    Net(NetConfig),
-    Console(ConsoleConfig),
-    /// A multiport virtio-serial-device (several ports, a named port or `max_ports=`).
-    SerialPorts(VirtioSerialConfig),
-    /// virtio-rng, with Firecracker's `entropy` `rate_limiter` (unlimited from QEMU's
-    /// command line, which has no limit for it).
-    Rng(LimiterConfig),
-    /// `-device virtio-keyboard-device`: a virtio-input keyboard for QMP's keys.
-    Keyboard,
-    Vsock(VsockConfig),
-    /// Firecracker's hybrid vsock (`PUT /vsock`): AF_VSOCK in the guest, Unix sockets on
-    /// the host, served by microvm itself.
-    HybridVsock(HybridVsockConfig),
-    Fs(FsConfig),
-    /// `-fsdev local` + `-device virtio-9p-device` (or `-virtfs`).
-    NineP(NinePConfig),
-    Balloon(BalloonConfig),
-}
-
-/// `-fsdev local,id=,path=,security_model=` + `-device virtio-9p-device,fsdev=,mount_tag=`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NinePConfig {
-    /// The shared host directory.
-    pub path: PathBuf,
-    /// What the guest mounts; 1..=NINEP_TAG_LEN bytes.
-    pub tag: String,
-    /// `readonly=on`: every change is answered EROFS.
-    pub read_only: bool,
-    /// The `-fsdev`'s id, for messages and the monitor.
-    pub id: String,
-}
-
-/// The longest 9p mount tag.
-pub use devices::virtio::ninep::MAX_TAG_LEN as NINEP_TAG_LEN;
-
-/// `-chardev socket,id=,path=` + `-device vhost-user-fs-device,chardev=,tag=`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FsConfig {
-    /// virtiofsd's socket.
-    pub socket: PathBuf,
-    /// What the guest mounts; 1..=FS_TAG_LEN bytes.
-    pub tag: String,
-    pub queue_size: u16,
-    pub id: Option<String>,
-}
-
-/// The limits of `FsConfig`, the device's.
-pub use devices::virtio::vhost::fs::{MAX_QUEUE_SIZE as FS_MAX_QUEUE_SIZE, TAG_LEN as FS_TAG_LEN};
-
-/// `-device vhost-vsock-device,guest-cid=N`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VsockConfig {
-    /// The guest's context id, 3..u32::MAX (checked by the CLI).
-    pub cid: u64,
-    /// `id=`, for the monitor.
-    pub id: Option<String>,
-}
-
-/// Firecracker's `PUT /vsock {guest_cid, uds_path}`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HybridVsockConfig {
-    /// The guest's context id, 3..u32::MAX (the device checks it).
-    pub cid: u64,
-    /// The host side: host processes connect here (`CONNECT <port>`), and a guest
-    /// connecting to port P reaches `<uds_path>_P`.
-    pub uds_path: PathBuf,
-    /// Firecracker's `vsock_id`.
-    pub id: Option<String>,
-}
-
-/// `-device virtio-serial-device[,max_ports=N]` with its `virtconsole`s and
-/// `virtserialport`s, as QEMU's multiport virtio-serial.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VirtioSerialConfig {
-    /// What the guest reads as max_nr_ports (at least `ports.len()`).
-    pub max_ports: u32,
-    pub ports: Vec<SerialPortConfig>,
-}
-
-/// One port of a virtio-serial-device.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SerialPortConfig {
-    pub chardev: ChardevConfig,
-    /// `-device ...,id=`: the guest's opening and closing of the port is announced
-    /// (QMP VSERPORT_CHANGE) under it.
-    pub id: Option<String>,
-    /// `virtserialport,name=`: /dev/virtio-ports/NAME in the guest.
-    pub name: Option<String>,
-    /// A `virtconsole` (the guest's hvcN).
-    pub console: bool,
-}
-/// `-device virtio-balloon-device[,id=][,deflate-on-oom=on][,free-page-reporting=on]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BalloonConfig {
-    pub id: Option<String>,
-    pub options: BalloonOptions,
-}
-
-pub use devices::virtio::balloon::BalloonOptions;
-
-/// `-drive id=,file=,format=raw,if=none[,readonly=on][,cache=]` + `-device virtio-blk-device,drive=`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlockConfig {
-    /// The drive id; also the serial number the guest reads with GET_ID
-    /// unless `serial` is given.
-    pub id: String,
-    pub path: PathBuf,
-    pub read_only: bool,
-    pub cache: CacheMode,
-    /// `virtio-blk-device,serial=`: what the guest reads with GET_ID.
-    pub serial: Option<String>,
-    /// Rate limits (`-drive throttling.*`, Firecracker's `rate_limiter`).
-    pub limits: DriveLimits,
-    /// How requests are submitted (`-drive aio=`, Firecracker's `io_engine`).
-    pub engine: Engine,
-}
-
 pub use devices::rate_limiter::{BucketConfig, LimiterConfig};
 /// QEMU's `cache=` modes; the block device defines what each means.
 pub use devices::virtio::block::{CacheMode, DriveLimits, Engine};
-
-/// `-netdev TYPE,id=,...` + `-device virtio-net-device,netdev=[,mac=]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NetConfig {
-    pub id: String,
-    pub backend: NetBackend,
-    /// Guest MAC; `None` picks a locally administered one.
-    pub mac: Option<[u8; 6]>,
-    /// `vhost=on`: the host kernel's vhost_net moves the frames (tap only).
-    pub vhost: bool,
-    /// Rate limits (Firecracker's `rx_rate_limiter`, `tx_rate_limiter`); none with vhost.
-    pub limits: NetLimits,
-}
-
-/// A NIC's rate limits, each direction its own.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NetLimits {
-    /// Frames to the guest.
-    pub rx: LimiterConfig,
-    /// Frames from the guest.
-    pub tx: LimiterConfig,
-}
-
-/// Where a virtio-net device's frames go (`-netdev` types; docs/dropin.md).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NetBackend {
-    /// `-netdev tap`: an existing (persistent) tap `ifname`, `None` creating one
-    /// named by the kernel from `tap%d`; or `fd=N`, an open tap the process
-    /// inherited (ifname is then `None`).
-    Tap { ifname: Option<String>, fd: Option<i32> },
-    /// `-netdev stream`: QEMU's length-prefixed frames on a stream socket;
-    /// `server`: listen and wait for one peer before the guest starts.
-    Stream { server: bool, addr: SocketAddress },
-    /// `-netdev dgram`: one frame per datagram, to `remote`, from `local`.
-    Dgram { local: Option<SocketAddress>, remote: SocketAddress },
-    /// `-netdev user`: a passt child with these options (the front end
-    /// translated QEMU's).
-    User { passt_args: Vec<String> },
-}
-
-pub use devices::virtio::net::SocketAddress;
-
-/// `-device virtio-serial-device` + `-device virtconsole,chardev=ID`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConsoleConfig {
-    pub chardev: ChardevConfig,
-}
-
-/// `-chardev BACKEND,id=ID,...`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChardevConfig {
-    pub id: String,
-    pub backend: ChardevBackend,
-    /// `logfile=PATH[,logappend=on]`: a copy of the output goes there.
-    pub logfile: Option<LogFile>,
-}
-
-/// A chardev's output log; truncated first unless `append`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogFile {
-    pub path: PathBuf,
-    pub append: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChardevBackend {
-    /// Output discarded, no input.
-    Null,
-    Stdio,
-    /// A new pseudo-terminal; its path is printed on stderr.
-    Pty,
-    /// Output written to a file; no input.
-    File {
-        path: PathBuf,
-        /// `append=on`: keep what the file holds; off (QEMU's default) truncates it first.
-        append: bool,
-    },
-    /// A Unix socket: listen (`server`) or connect. With `wait`, the VM
-    /// does not start until a client connects.
-    Socket {
-        path: PathBuf,
-        server: bool,
-        wait: bool,
-    },
-    /// A front end of `VmConfig::muxes[N]`.
-    MuxPort(usize),
-    /// A TCP socket (`socket,host=H,port=P`), as `Socket` otherwise.
-    Tcp {
-        host: String,
-        port: u16,
-        server: bool,
-        wait: bool,
-    },
-}
 
 /// Where guest RAM lives: `-object memory-backend-*` selected by `-machine
 /// memory-backend=` or `-numa node,memdev=`, `-mem-path`, `-mem-prealloc`.

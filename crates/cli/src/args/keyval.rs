@@ -136,6 +136,12 @@ impl Setting {
         }
     }
 
+    /// As the device kinds take it (`vmm::device_kinds::DeviceArgs`).
+    pub(super) fn prop(&self) -> vmm::device_kinds::Prop {
+        let (name, value, on, text) = (self.desc.name, self.value.clone(), self.on, self.text.clone());
+        vmm::device_kinds::Prop { name, value, on, text }
+    }
+
     /// A reference to another option's id (`drive=`, `chardev=`, ...).
     pub(super) fn reference(&self, option: &'static str) -> Result<String, ArgsError> {
         if self.value.is_empty() {
