@@ -52,6 +52,10 @@ impl DeviceKind for Balloon {
         Ok(Parsed::Slot { config: DeviceConfig::Balloon(BalloonConfig { id: id.clone(), options }), id, backend: None })
     }
 
+    fn syscalls(&self) -> &'static [&'static str] {
+        &["madvise"]
+    }
+
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
         let DeviceConfig::Balloon(cfg) = config else { return Err(wrong_config(DESC.name)) };
         let mut balloon = devices::virtio::balloon::Balloon::new(cfg.options)

@@ -65,6 +65,10 @@ impl DeviceKind for Block {
         Ok(())
     }
 
+    fn syscalls(&self) -> &'static [&'static str] {
+        &["preadv", "pwritev", "fdatasync", "fsync", "fallocate", "io_uring_enter", "timerfd_create"]
+    }
+
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
         let DeviceConfig::Block(cfg) = config else { return Err(wrong_config(DESC.name)) };
         let disk = devices::virtio::block::Block::new(block_options(cfg))?;

@@ -98,6 +98,10 @@ impl DeviceKind for Fs {
         }
     }
 
+    fn syscalls(&self) -> &'static [&'static str] {
+        &["sendmsg", "recvmsg"]
+    }
+
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
         let DeviceConfig::Fs(cfg) = config else { return Err(wrong_config(DESC.name)) };
         // Connects and negotiates now: a virtiofsd that is not there fails before the guest runs.

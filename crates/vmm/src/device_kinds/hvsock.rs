@@ -52,6 +52,10 @@ impl DeviceKind for HybridVsock {
         Ok(Parsed::Slot { config, id, backend: None })
     }
 
+    fn syscalls(&self) -> &'static [&'static str] {
+        &["socket", "connect", "shutdown", "accept4", "recvfrom", "sendto"]
+    }
+
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
         let DeviceConfig::HybridVsock(cfg) = config else { return Err(wrong_config(DESC.name)) };
         // Binds uds_path now: a path in use fails before the guest runs.

@@ -192,6 +192,13 @@ pub trait DeviceKind: Sync {
         None
     }
 
+    /// The system calls its data path makes on the `virtio` thread beyond reading and
+    /// writing its eventfds (its filter, `crates/sandbox/src/filters/virtio.rs`, must
+    /// allow each: the table's test checks).
+    fn syscalls(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// `Some(why)`: a command line may hold one device of this kind only.
     fn at_most_one(&self) -> Option<&'static str> {
         None

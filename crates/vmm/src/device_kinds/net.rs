@@ -133,6 +133,10 @@ impl DeviceKind for Net {
         Ok(())
     }
 
+    fn syscalls(&self) -> &'static [&'static str] {
+        &["readv", "writev", "timerfd_create", "ioctl"]
+    }
+
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
         let DeviceConfig::Net(cfg) = config else { return Err(wrong_config(DESC.name)) };
         let backend = open_backend(cfg)?;

@@ -27,6 +27,10 @@ impl DeviceKind for Rng {
         Ok(Parsed::Slot { config: DeviceConfig::Rng(Default::default()), id: args.id()?, backend })
     }
 
+    fn syscalls(&self) -> &'static [&'static str] {
+        &["getrandom", "timerfd_create"]
+    }
+
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
         let DeviceConfig::Rng(limits) = config else { return Err(wrong_config(DESC.name)) };
         let rng =

@@ -126,3 +126,15 @@ fn a_kind_names_the_thread_it_needs() {
     let threads: Vec<_> = KINDS.iter().filter_map(|k| k.thread().map(|t| (k.names()[0], t))).collect();
     assert_eq!(threads, [("virtio-9p-device", ThreadKind::Ninep)]);
 }
+
+/// What a kind says its data path calls, the `virtio` thread's filter allows.
+#[test]
+fn the_virtio_filter_allows_what_each_kind_calls() {
+    let allowed = sandbox::report::allowed(ThreadKind::Virtio);
+    for kind in KINDS {
+        for call in kind.syscalls() {
+            assert!(allowed.contains_key(call), "{}: the virtio thread may not call {call}", kind.names()[0]);
+        }
+    }
+    assert!(!allowed.contains_key("execve"), "the check can fail");
+}

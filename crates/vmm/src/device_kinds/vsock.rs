@@ -40,6 +40,10 @@ impl DeviceKind for Vsock {
         Ok(Parsed::Slot { config: DeviceConfig::Vsock(VsockConfig { cid, id: id.clone() }), id, backend: None })
     }
 
+    fn syscalls(&self) -> &'static [&'static str] {
+        &["ioctl"]
+    }
+
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
         let DeviceConfig::Vsock(cfg) = config else { return Err(wrong_config(DESC.name)) };
         // Claims the CID now: one in use fails before the guest runs.
