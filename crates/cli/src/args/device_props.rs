@@ -1,5 +1,6 @@
-//! The properties of `-device`, `-drive`, `-netdev`, `-chardev` and
-//! `-object`: the one place each is described (see `schema.rs`).
+//! The properties of `-drive`, `-netdev`, `-chardev` and `-object`: the one
+//! place each is described (see `schema.rs`). A `-device` kind's are in its
+//! descriptor (`vmm::device_kinds`).
 
 use super::schema::Value::{Bool, OneOf, Text};
 use super::schema::{ignored, prop, KindDesc, PropDesc, ID};

@@ -174,7 +174,11 @@ impl Devices {
             return self.platform(desc, settings, value);
         };
         let args = DeviceArgs::new(value, settings.iter().map(Setting::prop).collect());
-        match kind.parse(desc.name, &args).map_err(prop_error)? {
+        let parsed = kind.parse(desc.name, &args).map_err(prop_error)?;
+        if let Some(name) = args.unread() {
+            return Err(unhandled(DEVICE, name));
+        }
+        match parsed {
             Parsed::Slot { config, id, backend } => {
                 if let Some(why) = kind.at_most_one() {
                     if self.devices.iter().any(|d| matches!(d, Device::Slot { kind: k, .. } if same(*k, kind))) {

@@ -6,6 +6,7 @@
 //! (`device_kinds/*.rs`) holds its own; the CLI's parser, `-help` and `-device help` read
 //! the same tables (`cli/src/args/schema.rs`).
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 /// One kind of an option with kinds: a `-device` driver, a `-chardev` backend, a
@@ -90,16 +91,27 @@ pub struct DeviceArgs {
     /// The whole option value, for messages about it.
     pub value: String,
     props: Vec<Prop>,
+    /// The names a kind's parse asked for (see [`DeviceArgs::unread`]).
+    asked: RefCell<Vec<String>>,
 }
 
 impl DeviceArgs {
     pub fn new(value: &str, props: Vec<Prop>) -> Self {
-        DeviceArgs { value: value.to_owned(), props }
+        DeviceArgs { value: value.to_owned(), props, asked: RefCell::default() }
     }
 
     /// The property `name`, if given (the last one wins, as in QEMU).
     pub fn get(&self, name: &str) -> Option<&Prop> {
+        self.asked.borrow_mut().push(name.to_owned());
         self.props.iter().rev().find(|p| p.name == name)
+    }
+
+    /// A given property the kind's parse never asked for: one its description lists but
+    /// its parse does not handle (a bug, which the front end reports rather than drop
+    /// the property silently).
+    pub fn unread(&self) -> Option<&'static str> {
+        let asked = self.asked.borrow();
+        self.props.iter().map(|p| p.name).find(|name| !asked.iter().any(|a| a == name))
     }
 
     /// An error about the whole value.

@@ -53,7 +53,9 @@ fn every_kind_round_trips_its_config_through_its_properties() {
         let examples = kind.examples();
         assert!(!examples.is_empty(), "{} has no example", kind.names()[0]);
         for ex in examples {
-            let parsed = kind.parse(ex.name, &args(ex.name, ex.props)).unwrap_or_else(|e| panic!("{}: {e}", ex.name));
+            let given = args(ex.name, ex.props);
+            let parsed = kind.parse(ex.name, &given).unwrap_or_else(|e| panic!("{}: {e}", ex.name));
+            assert_eq!(given.unread(), None, "{}: a property its parse ignores", ex.name);
             let Parsed::Slot { mut config, backend, .. } = parsed else { panic!("{} is a slot", ex.name) };
             match (backend, ex.backend) {
                 (Some(wanted), Some(given)) => {
@@ -72,6 +74,14 @@ fn every_kind_round_trips_its_config_through_its_properties() {
     }
     // vhost-net is its own shape: its saved state does not load into a virtio-net.
     assert!(shapes.contains(&"virtio-net-device (vhost)"));
+}
+
+#[test]
+fn a_property_no_parse_asks_for_is_reported() {
+    let given = args("virtio-rng-device", &[("id", "r"), ("rng", "o")]);
+    assert_eq!(given.unread(), Some("id"));
+    let _ = given.get("id");
+    assert_eq!(given.unread(), Some("rng"));
 }
 
 #[test]
