@@ -173,7 +173,7 @@ impl Devices {
         let Some(kind) = device_kinds::lookup(desc.name) else {
             return self.platform(desc, settings, value);
         };
-        let args = DeviceArgs::new(value, settings.iter().map(Setting::prop).collect());
+        let args = DeviceArgs::new(value, settings.into_iter().map(Setting::into_prop).collect());
         let parsed = kind.parse(desc.name, &args).map_err(prop_error)?;
         if let Some(name) = args.unread() {
             return Err(unhandled(DEVICE, name));

@@ -137,9 +137,8 @@ impl Setting {
     }
 
     /// As the device kinds take it (`vmm::device_kinds::DeviceArgs`).
-    pub(super) fn prop(&self) -> vmm::device_kinds::Prop {
-        let (name, value, on, text) = (self.desc.name, self.value.clone(), self.on, self.text.clone());
-        vmm::device_kinds::Prop { name, value, on, text }
+    pub(super) fn into_prop(self) -> vmm::device_kinds::Prop {
+        vmm::device_kinds::Prop { name: self.desc.name, value: self.value, on: self.on, text: self.text }
     }
 
     /// A reference to another option's id (`drive=`, `chardev=`, ...).

@@ -123,7 +123,7 @@ fn parse(option: &'static str, value: &str, kinds: &'static [KindDesc]) -> Resul
             "path" => path = Some(s.path(option)?),
             "security_model" => model = Some(security_model(option, &s)?),
             "readonly" => read_only = s.on,
-            "mount_tag" => tag = Some(parse_mount_tag(option, &s)?),
+            "mount_tag" => tag = Some(parse_mount_tag(option, s)?),
             name => return Err(unhandled(option, name)),
         }
     }
@@ -150,8 +150,8 @@ fn security_model(option: &'static str, s: &Setting) -> Result<(), ArgsError> {
 }
 
 /// `mount_tag=`: the device's rule (`vmm::device_kinds`).
-fn parse_mount_tag(option: &'static str, s: &Setting) -> Result<String, ArgsError> {
-    vmm::device_kinds::ninep_mount_tag(&s.prop()).map_err(|e| invalid(option, &e.text, e.reason))
+fn parse_mount_tag(option: &'static str, s: Setting) -> Result<String, ArgsError> {
+    vmm::device_kinds::ninep_mount_tag(&s.into_prop()).map_err(|e| invalid(option, &e.text, e.reason))
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 //! the same tables (`cli/src/args/schema.rs`).
 
 use std::cell::RefCell;
-use std::path::PathBuf;
 
 /// One kind of an option with kinds: a `-device` driver, a `-chardev` backend, a
 /// `-netdev` type, an `-object` type.
@@ -92,7 +91,7 @@ pub struct DeviceArgs {
     pub value: String,
     props: Vec<Prop>,
     /// The names a kind's parse asked for (see [`DeviceArgs::unread`]).
-    asked: RefCell<Vec<String>>,
+    asked: RefCell<Vec<&'static str>>,
 }
 
 impl DeviceArgs {
@@ -101,8 +100,8 @@ impl DeviceArgs {
     }
 
     /// The property `name`, if given (the last one wins, as in QEMU).
-    pub fn get(&self, name: &str) -> Option<&Prop> {
-        self.asked.borrow_mut().push(name.to_owned());
+    pub fn get(&self, name: &'static str) -> Option<&Prop> {
+        self.asked.borrow_mut().push(name);
         self.props.iter().rev().find(|p| p.name == name)
     }
 
@@ -111,7 +110,7 @@ impl DeviceArgs {
     /// the property silently).
     pub fn unread(&self) -> Option<&'static str> {
         let asked = self.asked.borrow();
-        self.props.iter().map(|p| p.name).find(|name| !asked.iter().any(|a| a == name))
+        self.props.iter().map(|p| p.name).find(|name| !asked.contains(name))
     }
 
     /// An error about the whole value.
@@ -120,12 +119,12 @@ impl DeviceArgs {
     }
 
     /// A boolean property, `false` when absent.
-    pub fn on(&self, name: &str) -> bool {
+    pub fn on(&self, name: &'static str) -> bool {
         self.get(name).is_some_and(|p| p.on)
     }
 
     /// Free text, as written.
-    pub fn text(&self, name: &str) -> Option<String> {
+    pub fn text(&self, name: &'static str) -> Option<String> {
         self.get(name).map(|p| p.value.clone())
     }
 
@@ -142,23 +141,19 @@ impl DeviceArgs {
     }
 
     /// A reference to another option's id (`drive=`, `chardev=`, ...).
-    pub fn reference(&self, name: &str) -> Result<Option<String>, PropError> {
+    pub fn reference(&self, name: &'static str) -> Result<Option<String>, PropError> {
         match self.get(name) {
             Some(p) if p.value.is_empty() => Err(p.error("needs an id")),
             p => Ok(p.map(|p| p.value.clone())),
         }
     }
 
-    /// A path; empty is an error.
-    pub fn path(&self, name: &str) -> Result<Option<PathBuf>, PropError> {
-        match self.get(name) {
-            Some(p) if p.value.is_empty() => Err(p.error("empty path")),
-            p => Ok(p.map(|p| PathBuf::from(&p.value))),
-        }
-    }
-
     /// A property run through `parse` when given.
-    pub fn parsed<T>(&self, name: &str, parse: impl Fn(&Prop) -> Result<T, PropError>) -> Result<Option<T>, PropError> {
+    pub fn parsed<T>(
+        &self,
+        name: &'static str,
+        parse: impl Fn(&Prop) -> Result<T, PropError>,
+    ) -> Result<Option<T>, PropError> {
         self.get(name).map(parse).transpose()
     }
 
