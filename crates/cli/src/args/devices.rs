@@ -55,10 +55,13 @@ fn esc(s: &str) -> String {
 }
 
 /// A `-device` waiting for its backend to be looked up.
+// Unboxed: a boxed config is one more allocation per device on the start path, for a
+// list of at most a few slots.
+#[allow(clippy::large_enum_variant)]
 enum Device {
     /// A virtio slot its kind parsed; `backend`, if any, is looked up in `finish` and
     /// handed to the kind's `bind`.
-    Slot { kind: &'static dyn DeviceKind, config: Box<DeviceConfig>, backend: Option<BackendRef>, value: String },
+    Slot { kind: &'static dyn DeviceKind, config: DeviceConfig, backend: Option<BackendRef>, value: String },
     /// `virtio-serial-device`, with the ports attached to it.
     Serial { id: Option<String>, max_ports: Option<u32>, ports: Vec<ports::Port> },
 }
@@ -186,7 +189,7 @@ impl Devices {
                     }
                 }
                 self.check_device_id(id, value)?;
-                self.devices.push(Device::Slot { kind, config: Box::new(config), backend, value: value.to_owned() });
+                self.devices.push(Device::Slot { kind, config, backend, value: value.to_owned() });
             }
             Parsed::SerialBus { id, max_ports } => {
                 self.check_device_id(id.clone(), value)?;
@@ -290,7 +293,7 @@ impl Devices {
         let Parsed::Slot { config, backend, .. } = kind.parse("virtio-9p-device", &args).map_err(prop_error)? else {
             return Err(unhandled(DEVICE, "virtio-9p-device"));
         };
-        self.devices.push(Device::Slot { kind, config: Box::new(config), backend, value: value.to_owned() });
+        self.devices.push(Device::Slot { kind, config, backend, value: value.to_owned() });
         Ok(())
     }
 
@@ -400,9 +403,9 @@ impl Devices {
                         BackendKind::RngObject => return Err(not_defined(&value, "object", &backend.id)),
                     };
                     kind.bind(&mut config, resolved, &value).map_err(prop_error)?;
-                    *config
+                    config
                 }
-                Device::Slot { config, .. } => *config,
+                Device::Slot { config, .. } => config,
                 Device::Serial { ports, max_ports, .. } => ports::resolve(ports, max_ports, &mut chardevs)?,
             });
         }

@@ -6,7 +6,7 @@
 //! (`device_kinds/*.rs`) holds its own; the CLI's parser, `-help` and `-device help` read
 //! the same tables (`cli/src/args/schema.rs`).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 
 /// One kind of an option with kinds: a `-device` driver, a `-chardev` backend, a
 /// `-netdev` type, an `-object` type.
@@ -90,18 +90,21 @@ pub struct DeviceArgs {
     /// The whole option value, for messages about it.
     pub value: String,
     props: Vec<Prop>,
-    /// The names a kind's parse asked for (see [`DeviceArgs::unread`]).
-    asked: RefCell<Vec<&'static str>>,
+    /// Bit i: the kind's parse asked for `props[i]` (see [`DeviceArgs::unread`]); a
+    /// bitmask rather than a list, so that parsing allocates nothing for it.
+    asked: Cell<u64>,
 }
 
 impl DeviceArgs {
     pub fn new(value: &str, props: Vec<Prop>) -> Self {
-        DeviceArgs { value: value.to_owned(), props, asked: RefCell::default() }
+        DeviceArgs { value: value.to_owned(), props, asked: Cell::new(0) }
     }
 
     /// The property `name`, if given (the last one wins, as in QEMU).
     pub fn get(&self, name: &'static str) -> Option<&Prop> {
-        self.asked.borrow_mut().push(name);
+        let same = |(_, p): &(usize, &Prop)| p.name == name;
+        let asked = self.props.iter().enumerate().filter(same).fold(0, |bits, (i, _)| bits | bit(i));
+        self.asked.set(self.asked.get() | asked);
         self.props.iter().rev().find(|p| p.name == name)
     }
 
@@ -109,8 +112,8 @@ impl DeviceArgs {
     /// its parse does not handle (a bug, which the front end reports rather than drop
     /// the property silently).
     pub fn unread(&self) -> Option<&'static str> {
-        let asked = self.asked.borrow();
-        self.props.iter().map(|p| p.name).find(|name| !asked.contains(name))
+        let asked = self.asked.get();
+        self.props.iter().enumerate().find(|(i, _)| *i < 64 && asked & bit(*i) == 0).map(|(_, p)| p.name)
     }
 
     /// An error about the whole value.
@@ -161,6 +164,12 @@ impl DeviceArgs {
     pub fn required<T>(&self, found: Option<T>, what: &str) -> Result<T, PropError> {
         found.ok_or_else(|| self.error(what.to_owned()))
     }
+}
+
+/// Property `i`'s bit in `DeviceArgs::asked`; none past 64 properties (more than any
+/// `-device` value holds in practice): those are not checked.
+fn bit(i: usize) -> u64 {
+    1u64.checked_shl(i as u32).unwrap_or(0)
 }
 
 impl Prop {
