@@ -12,24 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
-DEADLINE = 30
-
-
-def microvm_bin() -> str:
-    path = os.environ.get("MICROVM_BIN") or str(REPO / "target/debug/microvm")
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"no microvm binary (MICROVM_BIN): {path!r}")
-    return path
-
-
-def guest(name: str) -> Path:
-    directory = os.environ.get("TINY_GUESTS") or str(REPO / "target/qmp-guests")
-    path = Path(directory) / f"{name}.elf"
-    if not path.exists():
-        pytest.fail(f"no tiny guest {path} (cargo run -p tiny-guest -- write DIR; TINY_GUESTS=DIR)")
-    return path
-
+from fcvm import DEADLINE, counts, guest, microvm_bin, start, stop
 
 # Every exchange the client made: (method, path, request body, status, answer body).
 EXCHANGES = []
@@ -151,49 +134,6 @@ def read_available(fd: int) -> bytes:
         return b""
 
 
-def start(socket: Path):
-    """A Firecracker-mode microvm whose serial console (stdout) is kept."""
-    process = subprocess.Popen([microvm_bin(), "--api-sock", str(socket)], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + DEADLINE
-    while not socket.exists():
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, "no API socket"
-        time.sleep(0.01)
-    return process
-
-
-def counts(process, at_least: int) -> list:
-    """Reads the counter guest's lines from `process` until it printed `at_least` more."""
-    values = []
-    deadline = time.monotonic() + DEADLINE
-    while len(values) < at_least:
-        assert time.monotonic() < deadline, f"only {values} printed"
-        line = process.stdout.readline()
-        assert line, "the console closed"
-        values.append(int(line))
-    return values
-
-
-def stop(process):
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=DEADLINE)
-    errors = process.stderr.read().decode(errors="replace")
-    assert "panicked" not in errors and "seccomp" not in errors, errors
-
-
-@pytest.fixture
-def processes():
-    """Firecracker-mode microvms a test starts, killed and reaped at teardown whatever
-    happened."""
-    started = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=DEADLINE)
-
-
 def test_snapshot_then_restore_in_a_new_process(tmp_path, processes):
     """The client's own snapshot calls: create on the paused VM, load into a new process
     that had no configuration, and the guest counts on from where it was."""
@@ -211,9 +151,7 @@ def test_snapshot_then_restore_in_a_new_process(tmp_path, processes):
     api.create_snapshot.put(snapshot_type="Full", snapshot_path=str(tmp_path / "state"),
                             mem_file_path=str(tmp_path / "mem"))
     api.close()
-    stop(first)
-    rest = first.stdout.read()  # what was printed between the last line read and the pause
-    printed = before + [int(line) for line in rest.split(b"\n") if line.strip().isdigit()]
+    printed = before + stop(first)  # with what was printed between the last line read and the pause
 
     second = start(tmp_path / "fc2.socket")
     processes.append(second)

@@ -55,22 +55,29 @@ pub fn run(runs: usize) -> Result<String> {
 /// The Markdown table of medians: one row per figure, microvm, QEMU and their ratio for
 /// each engine.
 fn table(samples: &[(String, String, f64)], runs: &str) -> String {
+    table_of(samples, &format!("I/O, median of {runs} (MB/s, rig clock)"), &FIGURES, &ENGINES)
+}
+
+/// A table of medians titled `title`: one row per `(figure, label)`, and for each engine a
+/// microvm and a QEMU column (samples of vmm `microvm-<engine>` / `qemu-<engine>`) and
+/// their ratio. Shared with the fio section (xtask::bench_fio).
+pub fn table_of(samples: &[(String, String, f64)], title: &str, figures: &[(&str, &str)], engines: &[&str]) -> String {
     let median = |vmm: &str, fig: &str| {
         let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == vmm && s.1 == fig).map(|s| s.2).collect();
         v.sort_by(f64::total_cmp);
         (!v.is_empty()).then(|| v[v.len() / 2])
     };
-    let mut out = format!("| I/O, median of {runs} (MB/s, rig clock) |");
+    let mut out = format!("| {title} |");
     let mut rule = "| --- |".to_string();
-    for engine in ENGINES {
+    for engine in engines {
         out += &format!(" microvm aio={engine} | QEMU aio={engine} | microvm / QEMU |");
         rule += " ---: | ---: | ---: |";
     }
     out += &format!("\n{rule}\n");
     let show = |x: Option<f64>| x.map_or("–".to_string(), |x| format!("{x:.1}"));
-    for (fig, label) in FIGURES {
+    for (fig, label) in figures {
         out += &format!("| {label} |");
-        for engine in ENGINES {
+        for engine in engines {
             let (m, q) = (median(&format!("microvm-{engine}"), fig), median(&format!("qemu-{engine}"), fig));
             let ratio = match (m, q) {
                 (Some(m), Some(q)) if q > 0.0 => format!("{:.2}", m / q),
@@ -85,15 +92,30 @@ fn table(samples: &[(String, String, f64)], runs: &str) -> String {
 
 /// (vmm, figure, MB/s) from "== bench-io vmm=V run=N" sections and "BENCH-IO fig x" lines.
 pub fn parse(output: &str) -> Vec<(String, String, f64)> {
+    parse_marked(output, "bench-io", "BENCH-IO", |_, values| values.first().and_then(|v| v.parse().ok()))
+}
+
+/// (vmm, figure, value) from "== SECTION vmm=V ..." headers and "MARKER fig v1 v2 ..."
+/// lines, the value picked from a line's numbers by `pick(fig, numbers)`.
+pub fn parse_marked(
+    output: &str,
+    section: &str,
+    marker: &str,
+    pick: impl Fn(&str, &[&str]) -> Option<f64>,
+) -> Vec<(String, String, f64)> {
+    let header = format!("== {section} vmm=");
+    let marker = format!("{marker} ");
     let mut vmm = String::new();
     let mut out = Vec::new();
     for line in output.lines() {
-        if let Some(rest) = line.strip_prefix("== bench-io vmm=") {
+        if let Some(rest) = line.strip_prefix(&header) {
             vmm = rest.split_whitespace().next().unwrap_or("").to_string();
-        } else if let Some(rest) = line.split("BENCH-IO ").nth(1) {
-            let mut w = rest.split_whitespace();
-            if let (Some(fig), Some(Ok(v))) = (w.next(), w.next().map(str::parse)) {
-                out.push((vmm.clone(), fig.to_string(), v));
+        } else if let Some(rest) = line.split(&marker).nth(1) {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            if let Some((fig, values)) = words.split_first() {
+                if let Some(v) = pick(fig, values) {
+                    out.push((vmm.clone(), fig.to_string(), v));
+                }
             }
         }
     }

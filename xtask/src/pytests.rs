@@ -8,9 +8,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use xtask::host::{self, KeyHasher, Result};
 
-/// Each suite and its requirements.
-const SUITES: &[(&str, &str)] =
-    &[("tests/qmp", "tests/qmp/requirements.txt"), ("tests/firecracker", "tests/firecracker/requirements.txt")];
+/// One suite's directory and what its venv holds.
+struct Suite {
+    dir: &'static str,
+    requirements: &'static str,
+    /// Installed after `requirements` with `--ignore-requires-python --no-deps`: packages
+    /// that declare a newer Python than Debian 12's 3.11 but run on it (each file says why).
+    any_python: Option<&'static str>,
+}
+
+const SUITES: &[Suite] = &[
+    Suite { dir: "tests/qmp", requirements: "tests/qmp/requirements.txt", any_python: None },
+    Suite {
+        dir: "tests/firecracker",
+        requirements: "tests/firecracker/requirements.txt",
+        any_python: Some("tests/firecracker/requirements-any-python.txt"),
+    },
+];
 
 /// Written last into a venv: one without it was interrupted and is made again.
 const COMPLETE: &str = ".xtask-complete";
@@ -24,12 +38,12 @@ pub fn run(args: &[String]) -> Result<()> {
     for (name, elf) in tiny_guest::qmp_test_guests() {
         host::write(&guests.join(format!("{name}.elf")), elf)?;
     }
-    for (index, &(suite, requirements)) in SUITES.iter().enumerate() {
-        let venv = ensure_venv(&root, requirements)?;
-        eprintln!("xtask: python tests {suite} with {} and qemu-system-x86_64", microvm.display());
+    for (index, suite) in SUITES.iter().enumerate() {
+        let venv = ensure_venv(&root, suite)?;
+        eprintln!("xtask: python tests {} with {} and qemu-system-x86_64", suite.dir, microvm.display());
         let status = Command::new(venv.join("bin/python"))
             .current_dir(&root)
-            .args(["-m", "pytest", suite])
+            .args(["-m", "pytest", suite.dir])
             .args(if index == 0 { args } else { &[] })
             .env("MICROVM_BIN", &microvm)
             .env("TINY_GUESTS", &guests)
@@ -37,7 +51,7 @@ pub fn run(args: &[String]) -> Result<()> {
             .status()
             .map_err(|e| format!("cannot run pytest: {e}"))?;
         if !status.success() {
-            return Err(format!("python tests {suite} failed ({status})"));
+            return Err(format!("python tests {} failed ({status})", suite.dir));
         }
     }
     Ok(())
@@ -45,10 +59,19 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// `${cache}/venv-<hash>`, keyed by the requirements and the interpreter (a venv only
 /// works with the Python that made it), created and filled on first use.
-fn ensure_venv(root: &Path, requirements_file: &str) -> Result<PathBuf> {
+fn ensure_venv(root: &Path, suite: &Suite) -> Result<PathBuf> {
+    let requirements_file = suite.requirements;
     let requirements = host::read(&root.join(requirements_file))?;
+    let any_python = match suite.any_python {
+        Some(file) => host::read(&root.join(file))?,
+        None => Vec::new(),
+    };
     let python = host::output(Command::new("python3").arg("--version"))?;
-    let key = KeyHasher::default().add("requirements", &requirements).add("python", python.trim()).key();
+    let key = KeyHasher::default()
+        .add("requirements", &requirements)
+        .add("any-python", &any_python)
+        .add("python", python.trim())
+        .key();
     let venv = host::cache_dir()?.join(format!("venv-{key}"));
     if venv.join(COMPLETE).exists() {
         return Ok(venv);
@@ -66,6 +89,15 @@ fn ensure_venv(root: &Path, requirements_file: &str) -> Result<PathBuf> {
         &log,
         "pip install",
     )?;
+    if let Some(file) = suite.any_python {
+        host::run_logged(
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--disable-pip-version-check", "--ignore-requires-python", "--no-deps", "-r"])
+                .arg(root.join(file)),
+            &log,
+            "pip install --ignore-requires-python",
+        )?;
+    }
     host::write(&venv.join(COMPLETE), "")?;
     Ok(venv)
 }

@@ -19,6 +19,8 @@
 //! | DNSONE          | a DNS server of one name (guest/tools/dnsone.c)   |
 //! | PASST           | passt, for -netdev user (on PATH for microvm)     |
 //! | VIRTIOFSD       | virtiofsd (built when a script mentions it)       |
+//! | FIO_INITRAMFS   | CLOUD_INITRAMFS + static fio and bench-fio (built |
+//! |                 | when a script mentions it)                        |
 //! | DEBUGFS, E2FSCK | e2fsprogs tools, to check a disk image outside    |
 //! | SCENARIOS       | the directory of the scripts                      |
 //!
@@ -281,6 +283,21 @@ fn env(
                 vars.push(("VIRTIOFSD".into(), bin.to_string_lossy().into_owned()));
             }
             Err(e) => eprintln!("[xtask] no virtiofsd: {e}"),
+        }
+    }
+    // fio's initramfs: built (once, cached) only for the scripts that use it.
+    if pack.as_ref().is_none_or(|(scripts, _)| mentions(scripts, "FIO_INITRAMFS")) {
+        match host::cache_dir().and_then(|cache| crate::images::fio::ensure(&cache, &i.cloud_initramfs)) {
+            Ok(image) => {
+                let rig_path = "/rig/images/fio-initramfs.cpio.gz";
+                if let Some((_, list)) = pack.as_mut() {
+                    list.push((rig_path.into(), image.clone()));
+                    vars.push(("FIO_INITRAMFS".into(), rig_path.into()));
+                } else {
+                    vars.push(("FIO_INITRAMFS".into(), image.to_string_lossy().into_owned()));
+                }
+            }
+            Err(e) => eprintln!("[xtask] no fio initramfs: {e}"),
         }
     }
     let dir = if pack.is_some() { "/rig/scenarios".into() } else { scenarios_dir().to_string_lossy().into_owned() };

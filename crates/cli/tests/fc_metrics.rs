@@ -160,3 +160,39 @@ fn without_an_api_socket_the_metrics_path_still_gets_its_lines() {
     assert_eq!(sum(&written, "uart", "write_count"), message.len() as u64, "{}", out.describe());
     assert_eq!(sum(&written, "vcpu", "exit_io_out"), message.len() as u64);
 }
+
+/// Per-drive sections as Firecracker writes them: the guest reads the first drive 5 times;
+/// `block_rootfs` has those reads, `block_scratch` none, and the aggregate `block` their sum.
+#[test]
+fn each_drive_has_its_own_section_beside_the_aggregate() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-metrics-drives");
+    let reads = 5;
+    let kernel = dir.file("vmlinux", &tiny_guest::virtio_blk_reads_then_reset(tiny_guest::VIRTIO_MMIO_SLOT0, reads));
+    let rootfs = dir.file("rootfs.img", &[0u8; 65536]);
+    let scratch = dir.file("scratch.img", &[0u8; 65536]);
+    let drive = |id: &str, path: &Path, root: bool| json!({ "drive_id": id, "path_on_host": path, "is_root_device": root, "is_read_only": false });
+    let config = json!({
+        "boot-source": { "kernel_image_path": kernel, "boot_args": "console=ttyS0" },
+        "drives": [drive("rootfs", &rootfs, true), drive("scratch", &scratch, false)],
+        "machine-config": { "vcpu_count": 1, "mem_size_mib": 32 },
+    });
+    let file = dir.file("vm.json", config.to_string().as_bytes());
+    let metrics = dir.path().join("metrics.json");
+    let mut cmd = microvm();
+    cmd.args(["--no-api", "--config-file"]).arg(&file).arg("--metrics-path").arg(&metrics);
+    let vm = Running::spawn(cmd);
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert!(status.is_some(), "{}", out.describe());
+    assert!(out.stdout_lossy().contains("done"), "{}", out.describe());
+    let written = lines(&metrics);
+    let expected = u64::from(reads);
+    assert_eq!(sum(&written, "block_rootfs", "read_count"), expected, "{written:?}");
+    assert_eq!(sum(&written, "block_rootfs", "read_bytes"), expected * u64::from(tiny_guest::READ_BYTES));
+    assert_eq!(sum(&written, "block_scratch", "read_count"), 0);
+    assert_eq!(sum(&written, "block", "read_count"), expected);
+    assert_eq!(sum(&written, "block", "read_bytes"), sum(&written, "block_rootfs", "read_bytes"));
+}

@@ -6,11 +6,13 @@
 mod bytes;
 mod fc_api;
 mod legacy;
+mod mmds;
 mod ninep;
 mod queues;
 
 pub use fc_api::fc_api_input;
 pub use legacy::legacy_ports;
+pub use mmds::mmds_frames;
 pub use ninep::{ninep_requests, queue_9p};
 pub use queues::{
     queue_balloon, queue_block, queue_console, queue_input, queue_multiport, queue_net, queue_rng, queue_vsock,
@@ -41,6 +43,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("legacy_ports", legacy_ports),
     ("snapshot_state", snapshot_state),
     ("fc_api_input", fc_api_input),
+    ("mmds_frames", mmds_frames),
 ];
 
 /// A snapshot's state file as `-incoming` reads it: the frame (magic, version, lengths,

@@ -5,6 +5,11 @@
 //! the vCPU threads, the API and the sandbox all increment the same statics without a
 //! module cycle; `vmm::api::metrics` writes them out.
 //!
+//! `block` and `net` are per device as in Firecracker: each device counts into its own group,
+//! registered under its id in [`BLOCK_DEVICES`] / [`NET_DEVICES`], and a line carries one
+//! section per named device (`block_<drive_id>`, `net_<iface_id>`) beside the aggregate
+//! (`block`, `net`), which is their sum: the hot path stays one atomic add.
+//!
 //! A [`Counter`] is two relaxed atomics, as Firecracker's `SharedIncMetric`: the running
 //! count and the count at the last flush; a flush reports the difference (Firecracker's
 //! counters are deltas since the previous line). Relaxed is enough: each counter is read on
@@ -13,6 +18,7 @@
 //! value as it is.
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// A count reported as the difference since the previous flush.
 #[derive(Debug, Default)]
@@ -84,6 +90,64 @@ impl Metric for Gauge {
     }
 }
 
+/// A section's struct, as [`PerDevice`] needs it.
+pub trait Group {
+    fn fresh() -> Self;
+    fn fields(&self) -> Vec<(&'static str, &dyn Metric)>;
+}
+
+/// The groups of one device kind, each under its device's id (`""`: a device without one,
+/// counted in the aggregate only).
+pub struct PerDevice<G> {
+    devices: Mutex<Vec<(String, Arc<G>)>>,
+}
+
+impl<G: Group> Default for PerDevice<G> {
+    fn default() -> Self {
+        PerDevice::new()
+    }
+}
+
+impl<G: Group> PerDevice<G> {
+    pub const fn new() -> PerDevice<G> {
+        PerDevice { devices: Mutex::new(Vec::new()) }
+    }
+
+    /// The group a device with `id` counts into: the one registered before under the same
+    /// id (a device built again, as on restore, goes on counting), else a new one.
+    pub fn register(&self, id: &str) -> Arc<G> {
+        let mut devices = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, group)) = devices.iter().find(|(name, _)| name == id) {
+            return group.clone();
+        }
+        let group = Arc::new(G::fresh());
+        devices.push((id.to_owned(), group.clone()));
+        group
+    }
+
+    /// This flush's values: the aggregate section `kind` (the sum over every device), then
+    /// `kind_<id>` for each named device. Each counter's delta is taken once.
+    fn flush(&self, kind: &str) -> Vec<(String, Values)> {
+        let devices = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut total: Values = G::fresh().fields().iter().map(|(name, _)| (*name, 0)).collect();
+        let mut sections = vec![];
+        for (id, group) in devices.iter() {
+            let values: Values = group.fields().iter().map(|(name, metric)| (*name, metric.flush_value())).collect();
+            for (sum, (_, value)) in total.iter_mut().zip(&values) {
+                sum.1 = sum.1.saturating_add(*value);
+            }
+            if !id.is_empty() {
+                sections.push((format!("{kind}_{id}"), values));
+            }
+        }
+        sections.insert(0, (kind.to_owned(), total));
+        sections
+    }
+}
+
+/// One section's fields and their values in this flush.
+pub type Values = Vec<(&'static str, u64)>;
+
 /// One section of the line: a struct of named metrics, listed once for the flush.
 macro_rules! group {
     ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident: $kind:ident,)* }) => {
@@ -101,6 +165,16 @@ macro_rules! group {
             /// Every field with its name, in Firecracker's order.
             pub fn fields(&self) -> Vec<(&'static str, &dyn Metric)> {
                 vec![$((stringify!($field), &self.$field as &dyn Metric),)*]
+            }
+        }
+
+        impl Group for $name {
+            fn fresh() -> $name {
+                $name::new()
+            }
+
+            fn fields(&self) -> Vec<(&'static str, &dyn Metric)> {
+                $name::fields(self)
             }
         }
     };
@@ -121,7 +195,7 @@ group!(
 );
 
 group!(
-    /// `block`: every virtio-blk device together.
+    /// `block` / `block_<drive_id>`: one virtio-blk device, or all of them together.
     BlockMetrics {
         activate_fails: Counter,
         /// Requests the device could not parse (bad chain, direction, range, type).
@@ -138,8 +212,8 @@ group!(
 );
 
 group!(
-    /// `net`: every virtio-net device together (not vhost-net, whose data path is the
-    /// kernel's).
+    /// `net` / `net_<iface_id>`: one virtio-net device, or all of them together (not
+    /// vhost-net, whose data path is the kernel's).
     NetMetrics {
         activate_fails: Counter,
         rx_queue_event_count: Counter,
@@ -249,8 +323,8 @@ group!(
 );
 
 pub static VCPU: VcpuMetrics = VcpuMetrics::new();
-pub static BLOCK: BlockMetrics = BlockMetrics::new();
-pub static NET: NetMetrics = NetMetrics::new();
+pub static BLOCK_DEVICES: PerDevice<BlockMetrics> = PerDevice::new();
+pub static NET_DEVICES: PerDevice<NetMetrics> = PerDevice::new();
 pub static UART: UartMetrics = UartMetrics::new();
 pub static GET_API: GetRequestsMetrics = GetRequestsMetrics::new();
 pub static PUT_API: PutRequestsMetrics = PutRequestsMetrics::new();
@@ -273,23 +347,24 @@ pub fn last_line_fd() -> Option<i32> {
     Some(LAST_LINE_FD.load(Relaxed)).filter(|&fd| fd >= 0)
 }
 
-/// A section's fields: each name with its metric.
-pub type Fields = Vec<(&'static str, &'static dyn Metric)>;
-
-/// The sections of the line, named as in Firecracker's JSON, in its order.
-pub fn sections() -> [(&'static str, Fields); 10] {
-    [
-        ("block", BLOCK.fields()),
-        ("get_api_requests", GET_API.fields()),
-        ("logger", LOGGER.fields()),
-        ("net", NET.fields()),
-        ("patch_api_requests", PATCH_API.fields()),
-        ("put_api_requests", PUT_API.fields()),
-        ("seccomp", SECCOMP.fields()),
-        ("uart", UART.fields()),
-        ("vcpu", VCPU.fields()),
-        ("vmm", VMM.fields()),
-    ]
+/// The sections of one line with their values, named as in Firecracker's JSON, in its
+/// order (each device's own section after its kind's aggregate). Counters' deltas are
+/// taken: one flusher calls this.
+pub fn flush() -> Vec<(String, Values)> {
+    fn values(fields: Vec<(&'static str, &dyn Metric)>) -> Values {
+        fields.into_iter().map(|(name, metric)| (name, metric.flush_value())).collect()
+    }
+    let mut line = BLOCK_DEVICES.flush("block");
+    line.push(("get_api_requests".into(), values(GET_API.fields())));
+    line.push(("logger".into(), values(LOGGER.fields())));
+    line.extend(NET_DEVICES.flush("net"));
+    line.push(("patch_api_requests".into(), values(PATCH_API.fields())));
+    line.push(("put_api_requests".into(), values(PUT_API.fields())));
+    line.push(("seccomp".into(), values(SECCOMP.fields())));
+    line.push(("uart".into(), values(UART.fields())));
+    line.push(("vcpu".into(), values(VCPU.fields())));
+    line.push(("vmm".into(), values(VMM.fields())));
+    line
 }
 
 #[cfg(test)]
@@ -320,7 +395,24 @@ mod tests {
     fn fields_carry_firecrackers_names() {
         let names: Vec<&str> = VCPU.fields().iter().map(|(n, _)| *n).collect();
         assert_eq!(&names[..5], ["exit_io_in", "exit_io_out", "exit_mmio_read", "exit_mmio_write", "failures"]);
-        assert!(BLOCK.fields().iter().any(|(n, _)| *n == "read_bytes"));
-        assert!(NET.fields().iter().any(|(n, _)| *n == "tx_packets_count"));
+        assert!(BlockMetrics::new().fields().iter().any(|(n, _)| *n == "read_bytes"));
+        assert!(NetMetrics::new().fields().iter().any(|(n, _)| *n == "tx_packets_count"));
+    }
+
+    #[test]
+    fn each_named_device_has_its_section_and_the_aggregate_is_their_sum() {
+        let kinds: PerDevice<BlockMetrics> = PerDevice::new();
+        let (a, b, anonymous) = (kinds.register("rootfs"), kinds.register("scratch"), kinds.register(""));
+        a.read_bytes.add(512);
+        b.read_bytes.add(4096);
+        anonymous.read_bytes.add(1);
+        assert!(Arc::ptr_eq(&a, &kinds.register("rootfs")), "one group per id");
+        let line = kinds.flush("block");
+        let names: Vec<&str> = line.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["block", "block_rootfs", "block_scratch"]);
+        let read_bytes = |i: usize| line[i].1.iter().find(|(n, _)| *n == "read_bytes").unwrap().1;
+        assert_eq!((read_bytes(0), read_bytes(1), read_bytes(2)), (4609, 512, 4096));
+        // Deltas: the next flush starts from zero.
+        assert!(kinds.flush("block").iter().all(|(_, values)| values.iter().all(|(_, v)| *v == 0)));
     }
 }

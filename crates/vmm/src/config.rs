@@ -117,9 +117,9 @@ pub struct MuxConfig {
 pub use crate::chardev_config::{ChardevBackend, ChardevConfig, LogFile};
 /// Each virtio device kind's config is its descriptor's (`device_kinds/`).
 pub use crate::device_kinds::{
-    BalloonConfig, BalloonOptions, BlockConfig, ConsoleConfig, DeviceConfig, FsConfig, HybridVsockConfig, NetBackend,
-    NetConfig, NetLimits, NinePConfig, SerialPortConfig, SocketAddress, VirtioSerialConfig, VsockConfig,
-    FS_MAX_QUEUE_SIZE, FS_TAG_LEN, NINEP_TAG_LEN,
+    BalloonConfig, BalloonOptions, BlockConfig, ConsoleConfig, DeviceConfig, FsConfig, HybridVsockConfig,
+    MmdsAttachment, NetBackend, NetConfig, NetLimits, NinePConfig, SerialPortConfig, SocketAddress, VirtioSerialConfig,
+    VsockConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN, NINEP_TAG_LEN,
 };
 pub use arch::cpu_features::CpuFeatures;
 

@@ -23,8 +23,9 @@
 //! boot; then microvm's diff snapshots on the host's /dev/kvm, snapshot_diff.rs) and
 //! `--only hugepages` (a Linux boot and a memory-touching workload on 2 MiB pages and on
 //! default memory, hugepages.rs, its own rig boot) and `--only firecracker` (boot and
-//! restore through Firecracker's API against QMP, firecracker.rs, its own rig boot), which
-//! the full run leaves out.
+//! restore through Firecracker's API against QMP, firecracker.rs, its own rig boot) and
+//! `--only fio` (fio in a Linux guest on each block engine against QEMU's same `aio=`:
+//! `xtask::bench_fio`, its own rig boot), which the full run leaves out.
 //! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
 //! `--no-io` skips the I/O rig boot (the report then says so).
 
@@ -48,7 +49,7 @@ use xtask::host;
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
 const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|netuser|snapshot|io]";
+    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|netuser|snapshot|io|fio]";
 /// Clones and restores per run for the clones section's p50/p99 (1,000 at the default 20 runs).
 const CLONES_PER_RUN: usize = 50;
 
@@ -153,9 +154,10 @@ fn only_section(
             snapshot::markdown(&snapshot::run(boot_runs), boot_runs) + "\n" + &diff
         }
         "io" => xtask::bench_io::run(boot_runs)?,
+        "fio" => xtask::bench_fio::run(boot_runs)?,
         other => {
             return Err(format!(
-                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, netuser, snapshot, io)"
+                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, netuser, snapshot, io, fio)"
             ))
         }
     };

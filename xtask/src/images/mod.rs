@@ -8,6 +8,7 @@
 pub mod bzimage;
 pub mod cloud;
 pub mod cloud_initramfs;
+pub mod fio;
 pub mod initramfs;
 pub mod kernel;
 pub mod rootfs;

@@ -385,7 +385,14 @@ impl Devices {
                         BackendKind::Netdev => {
                             let n = take(&mut netdevs, &backend.id, &value, "netdev")?;
                             let (id, backend, vhost) = (n.id, n.backend, n.vhost);
-                            KindBackend::Netdev(NetConfig { id, backend, mac: None, vhost, limits: Default::default() })
+                            KindBackend::Netdev(NetConfig {
+                                id,
+                                backend,
+                                mac: None,
+                                vhost,
+                                limits: Default::default(),
+                                mmds: None,
+                            })
                         }
                         BackendKind::VhostUserChardev => {
                             let chardev = match chardevs.vhost_user(&backend.id, DEVICE, &value)? {

@@ -84,6 +84,7 @@ pub(super) fn net(id: &str, ifname: Option<&str>, mac: Option<[u8; 6]>) -> Devic
         mac,
         vhost: false,
         limits: Default::default(),
+        mmds: None,
     })
 }
 

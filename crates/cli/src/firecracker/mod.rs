@@ -131,5 +131,5 @@ fn load_metadata(preboot: &mut Preboot, path: &std::path::Path) -> Result<(), Fc
     let error = |message: String| FcError::Metadata { path: path.to_owned(), message };
     let text = std::fs::read(path).map_err(|e| error(e.to_string()))?;
     let value = serde_json::from_slice(&text).map_err(|e| error(e.to_string()))?;
-    preboot.mmds_mut().put(value).map_err(|e| error(e.to_string()))
+    preboot.mmds().put(value).map_err(|e| error(e.to_string()))
 }

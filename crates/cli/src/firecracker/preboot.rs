@@ -4,7 +4,7 @@
 //! `VmConfig` (`vm_config.rs`).
 
 use super::vm_config::{self, ConfigError, Parts};
-use fc_api::mmds::{MmdsError, MmdsStore};
+use fc_api::mmds::{Mmds, MmdsError};
 use fc_api::model::*;
 use fc_api::{ApiRequest, Response, NOT_SUPPORTED_PRE_BOOT};
 use serde_json::{json, Value};
@@ -35,7 +35,9 @@ pub struct Preboot {
     vsock: Option<Vsock>,
     logger: Option<Logger>,
     metrics: Option<(Metrics, MetricsSink)>,
-    mmds: MmdsStore,
+    /// The store, shared with the interfaces `mmds_config` lists once they exist.
+    mmds: Mmds,
+    mmds_config: Option<MmdsConfig>,
     /// A `/snapshot/load` waiting for the start.
     load: Option<SnapshotLoadParams>,
 }
@@ -54,7 +56,8 @@ impl Preboot {
             vsock: None,
             logger: None,
             metrics: None,
-            mmds: MmdsStore::new(mmds_size_limit),
+            mmds: Mmds::new(mmds_size_limit),
+            mmds_config: None,
             load: None,
         }
     }
@@ -69,8 +72,8 @@ impl Preboot {
         self.load.take()
     }
 
-    pub fn mmds_mut(&mut self) -> &mut MmdsStore {
-        &mut self.mmds
+    pub fn mmds(&self) -> &Mmds {
+        &self.mmds
     }
 
     /// Answers one request before boot.
@@ -88,7 +91,9 @@ impl Preboot {
             R::PutMachineConfig(m) => done(self.set_machine(m)),
             R::PatchMachineConfig(update) => done(self.set_machine(update.apply(&self.machine))),
             R::PutBootSource(b) => done(vm_config::check_boot_source(&b).map(|()| self.boot_source = Some(b))),
-            R::PutDrive(d) => done(vm_config::check_drive(&d, &self.drives).map(|()| upsert(&mut self.drives, d, |x| &x.drive_id))),
+            R::PutDrive(d) => {
+                done(vm_config::check_drive(&d, &self.drives).map(|()| upsert(&mut self.drives, d, |x| &x.drive_id)))
+            }
             R::PutNetworkInterface(n) => {
                 done(vm_config::check_net(&n, &self.nets).map(|()| upsert(&mut self.nets, n, |x| &x.iface_id)))
             }
@@ -111,9 +116,7 @@ impl Preboot {
                 Err(e) => Outcome::Answer(Response::bad_request(format!("Logger error: {e}"))),
             },
             R::PutMetrics(m) => Outcome::Answer(self.set_metrics(m)),
-            R::PutMmdsConfig(_) => Outcome::Answer(Response::bad_request(
-                "PUT /mmds/config: the guest's access to the MMDS (through a network interface) is not available yet in microvm.",
-            )),
+            R::PutMmdsConfig(c) => done(self.set_mmds_config(c)),
             R::PutCpuConfig(_) => Outcome::Answer(Response::bad_request(
                 "PUT /cpu-config: custom CPU templates are not supported by microvm.",
             )),
@@ -137,6 +140,20 @@ impl Preboot {
             | R::PatchDrive(_)
             | R::PatchNetworkInterface(_) => Outcome::Answer(Response::bad_request(NOT_SUPPORTED_PRE_BOOT)),
         }
+    }
+
+    /// `PUT /mmds/config`: which interfaces serve the MMDS, at which address, how.
+    fn set_mmds_config(&mut self, config: MmdsConfig) -> Result<(), ConfigError> {
+        vm_config::check_mmds_config(&config, &self.nets)?;
+        self.mmds.set_settings(mmds::Settings {
+            version: match config.version {
+                MmdsVersion::V1 => mmds::Version::V1,
+                MmdsVersion::V2 => mmds::Version::V2,
+            },
+            imds_compat: config.imds_compat,
+        });
+        self.mmds_config = Some(config);
+        Ok(())
     }
 
     fn set_machine(&mut self, m: MachineConfig) -> Result<(), ConfigError> {
@@ -183,6 +200,7 @@ impl Preboot {
             balloon: self.balloon.as_ref(),
             entropy: self.entropy.as_ref(),
             vsock: self.vsock.as_ref(),
+            mmds: self.mmds_config.as_ref().map(|c| (c, &self.mmds)),
             sandbox: self.sandbox,
             id: &self.id,
         })
@@ -201,6 +219,7 @@ impl Preboot {
             "network-interfaces": self.nets,
             "entropy": self.entropy,
             "vsock": self.vsock,
+            "mmds-config": self.mmds_config,
         });
         if let Value::Object(map) = &mut config {
             map.retain(|_, value| !value.is_null());
@@ -283,5 +302,59 @@ mod tests {
         assert!(matches!(p.vm_config(), Err(ConfigError::NoBootSource)));
         let info = answer(&mut p, ApiRequest::GetInstanceInfo);
         assert!(info.body.unwrap().contains(r#""state":"Not started""#));
+    }
+
+    #[test]
+    fn mmds_config_names_existing_interfaces_and_attaches_the_store_to_them() {
+        let mut p = Preboot::new("vm".into(), true, 1000);
+        let config = |ids: &[&str], ip: Option<[u8; 4]>| {
+            ApiRequest::PutMmdsConfig(MmdsConfig {
+                version: MmdsVersion::V2,
+                network_interfaces: ids.iter().map(|s| s.to_string()).collect(),
+                ipv4_address: ip.map(Into::into),
+                imds_compat: false,
+            })
+        };
+        let fault = |p: &mut Preboot, r| answer(p, r).fault_message().unwrap_or_default();
+        assert!(fault(&mut p, config(&[], None)).contains("is empty"));
+        assert!(
+            fault(&mut p, config(&["eth1"], None)).contains("does not correspond to any existing network interface")
+        );
+        for id in ["eth0", "eth1"] {
+            let net =
+                NetworkInterface { iface_id: id.into(), host_dev_name: format!("tap-{id}"), ..Default::default() };
+            assert_eq!(answer(&mut p, ApiRequest::PutNetworkInterface(net)).status, 204);
+        }
+        assert_eq!(fault(&mut p, config(&["eth1"], Some([10, 0, 0, 1]))), "The MMDS IPv4 address is not link local.");
+        assert_eq!(p.mmds().settings().version, mmds::Version::V1, "refused: nothing changed");
+        assert_eq!(answer(&mut p, config(&["eth1"], Some([169, 254, 170, 2]))).status, 204);
+        assert_eq!(p.mmds().settings().version, mmds::Version::V2);
+        assert_eq!(p.full_config()["mmds-config"]["network_interfaces"], json!(["eth1"]));
+        let kernel = std::env::temp_dir().join(format!("microvm-mmds-kernel-{}", std::process::id()));
+        std::fs::write(&kernel, b"not a kernel, but a file").unwrap();
+        let boot = BootSource { kernel_image_path: kernel.display().to_string(), ..Default::default() };
+        assert_eq!(answer(&mut p, ApiRequest::PutBootSource(boot)).status, 204);
+        let vm = p.vm_config().unwrap();
+        // What a snapshot stores (`GET /vm/config`) brings it back on a load (restore.rs).
+        let mut restored = p.fresh();
+        for request in fc_api::config_file::parse(p.full_config().to_string().as_bytes()).unwrap() {
+            assert_eq!(restored.handle(request, &|_| Ok(())), Outcome::Answer(Response::no_content()));
+        }
+        std::fs::remove_file(&kernel).unwrap();
+        assert_eq!(restored.full_config()["mmds-config"], p.full_config()["mmds-config"]);
+        assert_eq!(restored.mmds().settings().version, mmds::Version::V2);
+        let nets: Vec<_> = vm
+            .devices
+            .iter()
+            .filter_map(|d| match d {
+                vmm::config::DeviceConfig::Net(n) => Some((n.id.as_str(), n.mmds.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(nets.len(), 2);
+        assert_eq!(nets[0], ("eth0", None), "not listed: no MMDS");
+        let attached = nets[1].1.as_ref().expect("eth1 serves the MMDS");
+        assert_eq!(attached.ipv4, std::net::Ipv4Addr::new(169, 254, 170, 2));
+        assert!(attached.mmds == *p.mmds(), "the API's own store, shared");
     }
 }

@@ -2,12 +2,13 @@
 //! and a one-line refusal for what microvm does not do (checked when the request arrives,
 //! so a client learns at `PUT` time, as with Firecracker's own validation).
 
+use fc_api::mmds::Mmds;
 use fc_api::model::*;
 use std::path::PathBuf;
 use vmm::api::rate_limits::{drive_limits, limiter};
 use vmm::config::{
     BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, Engine, HybridVsockConfig, KernelConfig,
-    MemoryBackend, NetBackend, NetConfig, NetLimits, SerialConfig, VmConfig,
+    MemoryBackend, MmdsAttachment, NetBackend, NetConfig, NetLimits, SerialConfig, VmConfig,
 };
 use vmm::vmgenid::VmGenIdConfig;
 
@@ -51,9 +52,30 @@ pub enum ConfigError {
         "Vsock config error: uds_path {0} exists (remove it first, as with Firecracker: the device listens there)."
     )]
     VsockPathExists(String),
+    #[error("The list of network interface IDs that allow forwarding MMDS requests is empty.")]
+    MmdsNoInterface,
+    #[error("The list of network interface IDs provided contains at least one ID that does not correspond to any existing network interface.")]
+    MmdsUnknownInterface,
+    #[error("The MMDS IPv4 address is not link local.")]
+    MmdsNotLinkLocal,
     /// Something in Firecracker's API that microvm does not do; names it.
     #[error("{0} is not supported by microvm.")]
     NotSupported(&'static str),
+}
+
+/// `PUT /mmds/config`, with Firecracker's checks: interfaces already configured, a
+/// link-local address (169.254.0.0/16).
+pub fn check_mmds_config(c: &MmdsConfig, nets: &[NetworkInterface]) -> Result<(), ConfigError> {
+    if c.network_interfaces.is_empty() {
+        return Err(ConfigError::MmdsNoInterface);
+    }
+    if !c.network_interfaces.iter().all(|id| nets.iter().any(|n| &n.iface_id == id)) {
+        return Err(ConfigError::MmdsUnknownInterface);
+    }
+    if c.ipv4_address.is_some_and(|ip| !ip.is_link_local()) {
+        return Err(ConfigError::MmdsNotLinkLocal);
+    }
+    Ok(())
 }
 
 pub fn check_machine(m: &MachineConfig) -> Result<(), ConfigError> {
@@ -161,6 +183,8 @@ pub struct Parts<'a> {
     pub balloon: Option<&'a Balloon>,
     pub entropy: Option<&'a EntropyDevice>,
     pub vsock: Option<&'a Vsock>,
+    /// `PUT /mmds/config` and the store its interfaces serve.
+    pub mmds: Option<(&'a MmdsConfig, &'a Mmds)>,
     pub sandbox: bool,
     pub id: &'a str,
 }
@@ -229,6 +253,9 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
             mac: net.guest_mac.as_deref().map(parse_mac).transpose()?,
             vhost: false,
             limits: NetLimits { rx: limiter(&net.rx_rate_limiter), tx: limiter(&net.tx_rate_limiter) },
+            mmds: parts.mmds.filter(|(c, _)| c.network_interfaces.contains(&net.iface_id)).map(|(c, mmds)| {
+                MmdsAttachment { mmds: mmds.clone(), ipv4: c.ipv4_address.unwrap_or(mmds::DEFAULT_IPV4) }
+            }),
         }));
     }
     if let Some(balloon) = parts.balloon {
@@ -295,6 +322,7 @@ mod tests {
             balloon: None,
             entropy: Some(&EntropyDevice::default()),
             vsock: Some(&vsock),
+            mmds: None,
             sandbox: true,
             id: "vm1",
         };
@@ -383,6 +411,7 @@ mod tests {
             balloon: None,
             entropy: Some(&entropy),
             vsock: None,
+            mmds: None,
             sandbox: true,
             id: "vm1",
         };

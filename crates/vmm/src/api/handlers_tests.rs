@@ -31,7 +31,7 @@ fn facts() -> ApiFacts {
         machine_config: MachineConfig { mem_size_mib: 64, ..Default::default() },
         vm_config: json!({"machine-config": {"vcpu_count": 1, "mem_size_mib": 64}}),
         balloon: None,
-        mmds: fc_api::mmds::MmdsStore::new(1024),
+        mmds: fc_api::mmds::Mmds::new(1024),
         metrics: None,
     }
 }

@@ -145,14 +145,14 @@ fn line(now: SystemTime) -> Value {
     let mut line = Map::new();
     let ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
     line.insert("utc_timestamp_ms".into(), ms.into());
-    for (section, fields) in metrics::sections() {
+    for (section, fields) in metrics::flush() {
         // Inserted one by one: collecting into the map would sort first, code the binary
         // does not otherwise carry.
         let mut values = Map::new();
-        for (name, metric) in fields {
-            values.insert(name.to_owned(), metric.flush_value().into());
+        for (name, value) in fields {
+            values.insert(name.to_owned(), value.into());
         }
-        line.insert(section.to_owned(), Value::Object(values));
+        line.insert(section, Value::Object(values));
     }
     Value::Object(line)
 }

@@ -38,8 +38,8 @@ pub struct ApiFacts {
     pub vm_config: serde_json::Value,
     /// `PUT /balloon`'s configuration; `amount_mib` follows `PATCH /balloon`.
     pub balloon: Option<Balloon>,
-    /// The MMDS data store, kept across boot.
-    pub mmds: fc_api::mmds::MmdsStore,
+    /// The MMDS data store, kept across boot and shared with the interfaces that serve it.
+    pub mmds: fc_api::mmds::Mmds,
     /// `PUT /metrics` / `--metrics-path`: written at start, every period, on `FlushMetrics`
     /// and at the end (`metrics.rs`).
     pub metrics: Option<MetricsSink>,

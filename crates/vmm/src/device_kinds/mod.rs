@@ -37,7 +37,7 @@ use devices::rate_limiter::LimiterConfig;
 pub use fs::{FsConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN};
 pub use hvsock::HybridVsockConfig;
 use kvm_ioctls::VmFd;
-pub use net::{NetBackend, NetConfig, NetLimits, SocketAddress};
+pub use net::{MmdsAttachment, NetBackend, NetConfig, NetLimits, SocketAddress};
 pub use ninep::{mount_tag as ninep_mount_tag, MOUNT_TAG as NINEP_MOUNT_TAG};
 pub use ninep::{NinePConfig, NINEP_TAG_LEN};
 pub use props::{DeviceArgs, KindDesc, Prop, PropDesc, PropError};

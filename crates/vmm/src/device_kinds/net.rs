@@ -38,7 +38,12 @@ pub struct NetConfig {
     pub vhost: bool,
     /// Rate limits (Firecracker's `rx_rate_limiter`, `tx_rate_limiter`); none with vhost.
     pub limits: NetLimits,
+    /// Firecracker's MMDS served on this interface (`PUT /mmds/config`); not with vhost,
+    /// whose frames never pass through the VMM.
+    pub mmds: Option<MmdsAttachment>,
 }
+
+pub use devices::virtio::net::MmdsAttachment;
 
 /// A NIC's rate limits, each direction its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,6 +126,7 @@ impl DeviceKind for Net {
             mac,
             vhost: false,
             limits: Default::default(),
+            mmds: None,
         };
         let backend = BackendRef { kind: BackendKind::Netdev, id: netdev };
         Ok(Parsed::Slot { config: DeviceConfig::Net(config), id, backend: Some(backend) })
@@ -144,12 +150,19 @@ impl DeviceKind for Net {
             let NetIo::Tap(tap) = backend else {
                 return Err(Error::Config(format!("netdev {}: vhost=on needs a tap", cfg.id)));
             };
+            if cfg.mmds.is_some() {
+                return Err(Error::Config(format!("netdev {}: the MMDS needs vhost=off", cfg.id)));
+            }
             let net = VhostNet::open(tap, cfg.mac, ctx.mem)
                 .map_err(|source| Error::VhostNet { id: cfg.id.clone(), source })?;
             return ctx.add(net, "virtio-mmio (vhost-net)", DESC.name, Some(&cfg.id));
         }
         let mut net = devices::virtio::net::Net::new(backend, cfg.mac)?;
         net.set_limits(&cfg.limits.rx, &cfg.limits.tx);
+        net.count_as(&cfg.id);
+        if let Some(mmds) = &cfg.mmds {
+            net.set_mmds(mmds);
+        }
         ctx.add(net, "virtio-mmio (virtio-net)", DESC.name, Some(&cfg.id))
     }
 
@@ -169,6 +182,7 @@ impl DeviceKind for Net {
             mac: None,
             vhost: true,
             limits: Default::default(),
+            mmds: None,
         };
         let config = NetConfig { mac: Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]), ..netdev.clone() };
         vec![super::Example {

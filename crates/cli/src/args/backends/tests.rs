@@ -179,6 +179,7 @@ fn netdev_properties() {
             mac: None,
             vhost: false,
             limits: Default::default(),
+            mmds: None,
         }
     );
     for extra in ["", ",script=,downscript=", ",queues=1", ",vnet_hdr=on", ",vhost=off", ",novhost"] {
@@ -221,6 +222,7 @@ fn netdev_errors() {
                 mac: None,
                 vhost: true,
                 limits: Default::default(),
+                mmds: None,
             })]
         );
     }

@@ -54,7 +54,7 @@ impl Rig {
 #[test]
 fn linux_probe_finds_a_controller_without_a_mouse() {
     let mut r = rig();
-    assert_eq!(r.drain(), [], "nothing to flush at power-on");
+    assert_eq!(r.drain(), [0u8; 0], "nothing to flush at power-on");
     r.command.write(0, &[CMD_SELF_TEST]);
     assert_eq!(r.drain(), [SELF_TEST_PASSED]);
     r.command.write(0, &[CMD_READ_CONFIG]);
@@ -109,13 +109,13 @@ fn disabled_keyboard_holds_its_bytes_and_a_stopped_one_drops_keys() {
     r.command.write(0, &[CMD_DISABLE_KEYBOARD]);
     let a = Key::by_qcode("a").unwrap();
     r.controller.lock().unwrap().key_event(a, true);
-    assert_eq!(r.drain(), []);
+    assert_eq!(r.drain(), [0u8; 0]);
     r.command.write(0, &[CMD_ENABLE_KEYBOARD]);
     assert_eq!(r.drain(), [0x1c]);
     r.data.write(0, &[KBD_RESET_DISABLE]);
     assert_eq!(r.drain(), [KBD_ACK]);
     r.controller.lock().unwrap().key_event(a, true);
-    assert_eq!(r.drain(), [], "not scanning");
+    assert_eq!(r.drain(), [0u8; 0], "not scanning");
     r.data.write(0, &[KBD_ENABLE]);
     r.controller.lock().unwrap().key_event(a, false);
     assert_eq!(r.drain(), [KBD_ACK, 0xf0, 0x1c]);

@@ -397,7 +397,7 @@ impl VirtioDevice for Block {
     }
     fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
         if ctx.queues.len() != 1 {
-            metrics::BLOCK.activate_fails.inc();
+            self.worker.metrics.activate_fails.inc();
             return Err(ActivateError::Backend(format!("virtio-blk has 1 queue, got {}", ctx.queues.len())));
         }
         let event_idx = ctx.acked_features & (1 << VIRTIO_RING_F_EVENT_IDX) != 0;
@@ -471,7 +471,7 @@ impl MutEventSubscriber for Block {
         } else {
             let turn = self.activation.single_queue_turn(&events, ops);
             if turn == super::QueueTurn::Kicked && self.activation.active.is_some() {
-                metrics::BLOCK.queue_event_count.inc();
+                self.worker.metrics.queue_event_count.inc();
             }
             if turn.serves(self.broken) {
                 self.process_queue();

@@ -14,6 +14,7 @@ use super::CacheMode;
 use super::{MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG};
 use crate::guest_memory::GuestMemoryMmap;
 use std::ops::Deref;
+use std::sync::Arc;
 use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_T_DISCARD, VIRTIO_BLK_T_FLUSH,
     VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES,
@@ -102,6 +103,8 @@ pub(super) struct Worker {
     logged: u32,
     /// The drive id, for log lines.
     pub(super) name: String,
+    /// Its `block_<id>` metrics (Firecracker's per-drive section).
+    pub(super) metrics: Arc<metrics::BlockMetrics>,
     /// The io_uring engine's ring; `None` serves every request synchronously.
     pub(super) uring: Option<Box<Uring>>,
     /// The used-ring head and status byte of the chain being served, for a
@@ -119,6 +122,7 @@ impl Worker {
             descs: Vec::with_capacity(usize::from(super::QUEUE_SIZE)),
             iovs: IoVecs(Vec::with_capacity(usize::from(super::QUEUE_SIZE))),
             logged: 0,
+            metrics: metrics::BLOCK_DEVICES.register(&name),
             name,
             uring: None,
             current: (0, GuestAddress(0)),
@@ -126,7 +130,7 @@ impl Worker {
     }
 
     pub(super) fn complain(&mut self, kind: GuestError) {
-        metrics::BLOCK.invalid_reqs_count.inc();
+        self.metrics.invalid_reqs_count.inc();
         let bit = 1u32 << kind as u32;
         if self.logged & bit == 0 {
             self.logged |= bit;
@@ -193,12 +197,12 @@ impl Worker {
             let bytes = u64::from(done.len);
             match done.op {
                 Op::Read => {
-                    metrics::BLOCK.read_count.inc();
-                    metrics::BLOCK.read_bytes.add(bytes);
+                    self.metrics.read_count.inc();
+                    self.metrics.read_bytes.add(bytes);
                 }
                 Op::Write => {
-                    metrics::BLOCK.write_count.inc();
-                    metrics::BLOCK.write_bytes.add(bytes);
+                    self.metrics.write_count.inc();
+                    self.metrics.write_bytes.add(bytes);
                 }
                 Op::Flush => {}
             }
@@ -274,8 +278,8 @@ impl Worker {
                 }
                 let done = self.disk.read(&mut self.iovs.0, offset);
                 if done.is_ok() {
-                    metrics::BLOCK.read_count.inc();
-                    metrics::BLOCK.read_bytes.add(writable_len);
+                    self.metrics.read_count.inc();
+                    self.metrics.read_bytes.add(writable_len);
                 }
                 Ok(Some(self.io_outcome(done, "read", writable_len as u32)))
             }
@@ -293,13 +297,13 @@ impl Worker {
                 }
                 let done = self.disk.write(&mut self.iovs.0, offset);
                 if done.is_ok() {
-                    metrics::BLOCK.write_count.inc();
-                    metrics::BLOCK.write_bytes.add(out_len);
+                    self.metrics.write_count.inc();
+                    self.metrics.write_bytes.add(out_len);
                 }
                 Ok(Some(self.io_outcome(done, "write", 0)))
             }
             VIRTIO_BLK_T_FLUSH => {
-                metrics::BLOCK.flush_count.inc();
+                self.metrics.flush_count.inc();
                 self.iovs.0.clear();
                 if self.disk.cache() != CacheMode::Unsafe && self.queue(Op::Flush, 0, 0) {
                     return Ok(None);
@@ -350,7 +354,7 @@ impl Worker {
         match done {
             Ok(()) => (VIRTIO_BLK_S_OK, written),
             Err(e) => {
-                metrics::BLOCK.execute_fails.inc();
+                self.metrics.execute_fails.inc();
                 // A host-side failure (EIO, ENOSPC...): worth every line.
                 log::error!("virtio-blk {}: {what} failed: {e}", self.name);
                 (VIRTIO_BLK_S_IOERR, 0)

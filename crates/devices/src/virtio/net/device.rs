@@ -3,21 +3,23 @@
 //! (a tap or a socket, `backend.rs`; "tap" below means either).
 
 use super::backend::Backend;
+use super::mmds::{Detour, MmdsAttachment};
 use super::rx::{self, Delivery, Scratch};
 use super::tap::VNET_HDR_LEN;
 use super::tx::{self, MAX_TX_PACKET};
 use crate::rate_limiter::{Gate, LimiterConfig};
 use crate::virtio::{
     come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN,
-    VIRTIO_F_VERSION_1,
 };
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
-use virtio_bindings::virtio_net as vn;
-use virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
 use virtio_queue::{QueueOwnedT, QueueT};
 use vmm_sys_util::eventfd::EventFd;
+
+// What the device offers and shows: its features, config space and MAC address.
+pub(crate) use super::features::*;
 
 pub const RX_QUEUE: usize = 0;
 pub const TX_QUEUE: usize = 1;
@@ -31,79 +33,6 @@ const RX_BUDGET: usize = 256;
 /// Event data of the tap fd (queue events carry their queue index).
 const TAP_EVENT: u32 = 0x7461_7000;
 
-const fn bit(b: u32) -> u64 {
-    1 << b
-}
-pub const F_CSUM: u64 = bit(vn::VIRTIO_NET_F_CSUM);
-pub const F_GUEST_CSUM: u64 = bit(vn::VIRTIO_NET_F_GUEST_CSUM);
-pub const F_MAC: u64 = bit(vn::VIRTIO_NET_F_MAC);
-pub const F_GUEST_TSO4: u64 = bit(vn::VIRTIO_NET_F_GUEST_TSO4);
-pub const F_GUEST_TSO6: u64 = bit(vn::VIRTIO_NET_F_GUEST_TSO6);
-pub const F_GUEST_ECN: u64 = bit(vn::VIRTIO_NET_F_GUEST_ECN);
-pub const F_GUEST_UFO: u64 = bit(vn::VIRTIO_NET_F_GUEST_UFO);
-pub const F_HOST_TSO4: u64 = bit(vn::VIRTIO_NET_F_HOST_TSO4);
-pub const F_HOST_TSO6: u64 = bit(vn::VIRTIO_NET_F_HOST_TSO6);
-pub const F_HOST_ECN: u64 = bit(vn::VIRTIO_NET_F_HOST_ECN);
-pub const F_HOST_UFO: u64 = bit(vn::VIRTIO_NET_F_HOST_UFO);
-pub const F_MRG_RXBUF: u64 = bit(vn::VIRTIO_NET_F_MRG_RXBUF);
-pub const F_STATUS: u64 = bit(vn::VIRTIO_NET_F_STATUS);
-pub const F_EVENT_IDX: u64 = bit(VIRTIO_RING_F_EVENT_IDX);
-
-/// What the device offers: QEMU's tap-backed defaults minus the control
-/// queue and multiqueue. UFO only if the tap takes it (QEMU's probe).
-pub(crate) fn offered_features(ufo: bool) -> u64 {
-    offloads_offered(true, ufo)
-}
-
-/// What the device offers on a backend with (`vnet_hdr`) or without the
-/// virtio-net header: without it no offload can reach the other side, so
-/// none is offered (QEMU's socket netdevs alike).
-fn offloads_offered(vnet_hdr: bool, ufo: bool) -> u64 {
-    if !vnet_hdr {
-        return VIRTIO_F_VERSION_1 | F_MAC | F_MRG_RXBUF | F_STATUS | F_EVENT_IDX;
-    }
-    let base = VIRTIO_F_VERSION_1
-        | F_CSUM
-        | F_GUEST_CSUM
-        | F_MAC
-        | F_GUEST_TSO4
-        | F_GUEST_TSO6
-        | F_GUEST_ECN
-        | F_HOST_TSO4
-        | F_HOST_TSO6
-        | F_HOST_ECN
-        | F_MRG_RXBUF
-        | F_STATUS
-        | F_EVENT_IDX;
-    if ufo {
-        base | F_GUEST_UFO | F_HOST_UFO
-    } else {
-        base
-    }
-}
-
-/// The tap offloads (TUN_F_*) matching what the guest can receive. The
-/// kernel only segments-offloads along with checksum offload.
-pub fn tap_offloads(acked: u64) -> libc::c_uint {
-    if acked & F_GUEST_CSUM == 0 {
-        return 0;
-    }
-    let mut flags = libc::TUN_F_CSUM;
-    if acked & F_GUEST_TSO4 != 0 {
-        flags |= libc::TUN_F_TSO4;
-    }
-    if acked & F_GUEST_TSO6 != 0 {
-        flags |= libc::TUN_F_TSO6;
-    }
-    if acked & F_GUEST_ECN != 0 && acked & (F_GUEST_TSO4 | F_GUEST_TSO6) != 0 {
-        flags |= libc::TUN_F_TSO_ECN;
-    }
-    if acked & F_GUEST_UFO != 0 {
-        flags |= libc::TUN_F_UFO;
-    }
-    flags
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     #[error(
@@ -114,19 +43,6 @@ pub enum NetError {
     Event(std::io::Error),
     #[error("virtio-net: cannot create a rate limiter's timer: {0}")]
     Timer(#[source] std::io::Error),
-}
-
-/// struct virtio_net_config: mac, status (link up), max_virtqueue_pairs (1).
-pub(crate) fn config_space(mac: &[u8; 6]) -> [u8; 10] {
-    let mut config = [0u8; 10];
-    config[..6].copy_from_slice(mac);
-    config[6..8].copy_from_slice(&(vn::VIRTIO_NET_S_LINK_UP as u16).to_le_bytes());
-    config[8..10].copy_from_slice(&1u16.to_le_bytes());
-    config
-}
-
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// Things logged once per device, so a misbehaving guest or a broken tap
@@ -183,6 +99,11 @@ pub struct Net {
     tx_buf: Vec<u8>,
     tx_broken: bool,
     complained: u32,
+    /// Its `net_<iface_id>` metrics (Firecracker's per-interface section); see
+    /// [`Net::count_as`].
+    metrics: Arc<metrics::NetMetrics>,
+    /// Firecracker's MMDS, on an interface `PUT /mmds/config` lists.
+    mmds: Option<Detour>,
 }
 
 impl Net {
@@ -214,7 +135,15 @@ impl Net {
             tx_buf: Vec::with_capacity(MAX_TX_PACKET),
             tx_broken: false,
             complained: 0,
+            metrics: metrics::NET_DEVICES.register(""),
+            mmds: None,
         })
+    }
+
+    /// Counts this device under `iface_id` too: its own `net_<iface_id>` section in
+    /// Firecracker's metrics (until then it counts in the aggregate `net` only).
+    pub fn count_as(&mut self, iface_id: &str) {
+        self.metrics = metrics::NET_DEVICES.register(iface_id);
     }
 
     pub fn mac(&self) -> [u8; 6] {
@@ -234,8 +163,13 @@ impl Net {
         self.activation.wake();
     }
 
+    /// Serves the MMDS on this interface (before the guest runs).
+    pub fn set_mmds(&mut self, attachment: &MmdsAttachment) {
+        self.mmds = Some(Detour::new(attachment));
+    }
+
     fn process_tx(&mut self) {
-        let Net { activation, tap, tx_buf, tx_broken, complained, tx_gate, .. } = self;
+        let Net { activation, tap, tx_buf, tx_broken, complained, tx_gate, mmds, .. } = self;
         let Some(ctx) = activation.active.as_mut() else { return };
         if *tx_broken || tx_gate.blocked() {
             return;
@@ -287,11 +221,12 @@ impl Net {
             }
             served += 1;
             match tx::gather(mem, chain, tx_buf) {
+                Ok(()) if mmds.as_mut().is_some_and(|m| m.take(tx_buf)) => {}
                 Ok(()) => {
-                    metrics::NET.tx_count.inc();
+                    self.metrics.tx_count.inc();
                     if let Err(e) = tap.write(tx_buf) {
-                        metrics::NET.tap_write_fails.inc();
-                        metrics::NET.tx_fails.inc();
+                        self.metrics.tap_write_fails.inc();
+                        self.metrics.tx_fails.inc();
                         if first_time(complained, Complaint::TxWrite) {
                             log::warn!(
                                 "virtio-net {}: writing to the tap failed ({e}); frame dropped (further failures are not logged)",
@@ -300,12 +235,12 @@ impl Net {
                         }
                     } else {
                         // The frame without its virtio-net header, as the guest sent it.
-                        metrics::NET.tx_packets_count.inc();
-                        metrics::NET.tx_bytes_count.add(tx_buf.len().saturating_sub(VNET_HDR_LEN) as u64);
+                        self.metrics.tx_packets_count.inc();
+                        self.metrics.tx_bytes_count.add(tx_buf.len().saturating_sub(VNET_HDR_LEN) as u64);
                     }
                 }
                 Err(why) => {
-                    metrics::NET.tx_malformed_frames.inc();
+                    self.metrics.tx_malformed_frames.inc();
                     if first_time(complained, Complaint::TxMalformed) {
                         log::warn!(
                             "virtio-net {}: malformed TX chain ({why}); dropped (further malformed chains are not logged)",
@@ -344,6 +279,7 @@ impl Net {
             rx_broken,
             tap_failed,
             complained,
+            mmds,
             ..
         } = self;
         let Some(ctx) = activation.active.as_mut() else { return };
@@ -356,6 +292,10 @@ impl Net {
         let mut failure = None;
         let mut budget = RX_BUDGET;
         loop {
+            if rx_pending.is_none() {
+                // The MMDS's answers first: they wait in the VMM, not in the tap.
+                *rx_pending = mmds.as_mut().and_then(|m| m.next_rx(rx_buf));
+            }
             let len = match *rx_pending {
                 Some(len) => len,
                 None => {
@@ -383,7 +323,7 @@ impl Net {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                         Err(e) => {
-                            metrics::NET.tap_read_fails.inc();
+                            self.metrics.tap_read_fails.inc();
                             log::error!(
                                 "virtio-net {}: reading the tap failed ({e}); the guest receives nothing more",
                                 tap.name()
@@ -415,15 +355,15 @@ impl Net {
             }
             match delivery {
                 Delivery::Delivered(_) => {
-                    metrics::NET.rx_count.inc();
-                    metrics::NET.rx_packets_count.inc();
-                    metrics::NET.rx_bytes_count.add(len.saturating_sub(VNET_HDR_LEN) as u64);
+                    self.metrics.rx_count.inc();
+                    self.metrics.rx_packets_count.inc();
+                    self.metrics.rx_bytes_count.add(len.saturating_sub(VNET_HDR_LEN) as u64);
                     *rx_pending = None;
                     *rx_paid = false;
                     used = true;
                 }
                 Delivery::TooBig { capacity } => {
-                    metrics::NET.rx_fails.inc();
+                    self.metrics.rx_fails.inc();
                     *rx_pending = None;
                     *rx_paid = false;
                     if first_time(complained, Complaint::RxTooBig) {
@@ -498,17 +438,6 @@ fn first_time(complained: &mut u32, what: Complaint) -> bool {
     first
 }
 
-pub(crate) fn random_mac() -> [u8; 6] {
-    let mut mac = [0x02, 0, 0, 0, 0, 0];
-    // SAFETY: getrandom writes at most 5 bytes into the array's tail.
-    let n = unsafe { libc::getrandom(mac[1..].as_mut_ptr().cast(), 5, 0) };
-    if n != 5 {
-        let bytes = vmm_sys_util::rand::rand_bytes(5);
-        mac[1..].copy_from_slice(&bytes);
-    }
-    mac
-}
-
 impl VirtioDevice for Net {
     fn device_type(&self) -> u32 {
         VIRTIO_ID_NET
@@ -529,7 +458,7 @@ impl VirtioDevice for Net {
 
     fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
         if ctx.queues.len() != 2 || ctx.queue_events.len() != 2 {
-            metrics::NET.activate_fails.inc();
+            self.metrics.activate_fails.inc();
             return Err(ActivateError::Backend(format!("virtio-net: {} queues given, 2 needed", ctx.queues.len())));
         }
         let acked = ctx.acked_features;
@@ -629,7 +558,7 @@ impl MutEventSubscriber for Net {
                     self.process_tx();
                 }
                 if events.event_set().contains(EventSet::IN) {
-                    metrics::NET.rx_tap_event_count.inc();
+                    self.metrics.rx_tap_event_count.inc();
                     self.process_rx();
                 }
             }
@@ -640,15 +569,18 @@ impl MutEventSubscriber for Net {
             }
             match queue {
                 RX_QUEUE => {
-                    metrics::NET.rx_queue_event_count.inc();
+                    self.metrics.rx_queue_event_count.inc();
                     self.process_rx();
                 }
                 TX_QUEUE => {
-                    metrics::NET.tx_queue_event_count.inc();
+                    self.metrics.tx_queue_event_count.inc();
                     self.process_tx();
                 }
                 _ => {}
             }
+        }
+        if self.mmds.as_ref().is_some_and(|m| m.answered) {
+            self.process_rx();
         }
         self.update_tap_watch(ops);
         // A limit that blocked for the first time made its refill timer.

@@ -11,10 +11,18 @@
 //!   `-netdev user`.
 //! - `device`: `Net`, the `VirtioDevice` and its event handler, which also
 //!   watches the tap fd.
+//! - `features`: the feature bits, tap offloads, config space and MAC address.
 //! - `rx`, `tx`: moving one frame between the tap and descriptor chains.
+//! - `mmds`: Firecracker's MMDS on an interface: the guest's frames for it are
+//!   answered by the `mmds` crate's stack instead of going to the tap.
 
 mod backend;
 mod device;
+mod features;
+mod mmds;
+#[cfg(test)]
+#[path = "tests/mmds.rs"]
+mod mmds_tests;
 pub mod passt;
 mod rx;
 #[cfg(test)]
@@ -27,8 +35,10 @@ mod tests;
 mod tx;
 
 pub use backend::{Backend, DgramSocket, SocketAddress, SocketError, StreamSocket};
-pub(crate) use device::{config_space, offered_features, random_mac, tap_offloads, F_MRG_RXBUF};
-pub use device::{format_mac, Net, NetError};
+pub use device::{Net, NetError};
+pub use features::format_mac;
+pub(crate) use features::{config_space, offered_features, random_mac, tap_offloads, F_MRG_RXBUF};
+pub use mmds::MmdsAttachment;
 pub use tap::{Tap, TapError};
 
 /// What a snapshot keeps of virtio-net beyond its queues: the MAC address the guest
