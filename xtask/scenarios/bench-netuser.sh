@@ -1,4 +1,4 @@
-# timeout: 1500
+# timeout: 3000
 # -netdev user benchmark (xtask/src/bench_netuser.rs): the same guest (guest/rootfs/tests/
 # bench-netuser) under microvm (passt) and QEMU's -M microvm (libslirp), $BENCH_RUNS
 # rounds, alternating. Both map the gateway 10.0.2.2 to the rig's loopback, where nc
@@ -15,7 +15,7 @@ disk="id=root,file=$GUEST_ROOTFS,format=raw,if=none,readonly=on"
 i=1
 while [ $i -le "${BENCH_RUNS:-1}" ]; do
     echo "== bench-io vmm=qemu-user run=$i"
-    "$QEMU" -M microvm,acpi=off,rtc=off -accel kvm -cpu host -m 256m -smp 1 \
+    timeout 600 "$QEMU" -M microvm,acpi=off,rtc=off -accel kvm -cpu host -m 256m -smp 1 \
         -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
         -kernel "$GUEST_VMLINUX" -append "$append reboot=t" -drive "$disk" -device virtio-blk-device,drive=root \
         -netdev user,id=n0 -device virtio-net-device,netdev=n0
@@ -25,14 +25,14 @@ while [ $i -le "${BENCH_RUNS:-1}" ]; do
     rm -f /tmp/passt-bench.sock
     "$PASST" --foreground --one-off --quiet --runas 65534:65534 --socket /tmp/passt-bench.sock &
     sleep 1
-    "$QEMU" -M microvm,acpi=off,rtc=off -accel kvm -cpu host -m 256m -smp 1 \
+    timeout 600 "$QEMU" -M microvm,acpi=off,rtc=off -accel kvm -cpu host -m 256m -smp 1 \
         -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
         -kernel "$GUEST_VMLINUX" -append "$append reboot=t" -drive "$disk" -device virtio-blk-device,drive=root \
         -netdev stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/passt-bench.sock \
         -device virtio-net-device,netdev=n0
     wait $! 2>/dev/null
     echo "== bench-io vmm=microvm-user run=$i"
-    timeout 300 "$MICROVM" -M microvm,legacy -m 256m -smp 1 -kernel "$GUEST_VMLINUX" \
+    timeout 600 "$MICROVM" -M microvm,legacy -m 256m -smp 1 -kernel "$GUEST_VMLINUX" \
         -nodefaults -serial stdio -append "$append" -drive "$disk" -device virtio-blk-device,drive=root \
         -netdev user,id=n0 -device virtio-net-device,netdev=n0
     i=$((i + 1))

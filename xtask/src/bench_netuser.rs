@@ -20,7 +20,8 @@ pub fn run(runs: usize) -> Result<String> {
     t += "\nThe same guest under all three (xtask/scenarios/bench-netuser.sh): the minimal kernel, 1 vCPU, \
           256 MiB, virtio-net; it takes its address by DHCP and talks to busybox `nc` on the rig through its \
           gateway, which each maps to the rig's loopback (passt run by QEMU keeps passt's own addressing, \
-          copied from the rig). 64 MiB each way, host to guest first; microvm is cut off after 300 s. \
+          copied from the rig). 64 MiB each way, host to guest first; a transfer not done in 240 s gives \
+          no figure (the guest says how far it got). \
           Times by the guest's /proc/uptime. \"–\": no figure (the transfer did not finish).\n";
     Ok(t)
 }

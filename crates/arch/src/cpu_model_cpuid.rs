@@ -8,7 +8,8 @@
 //! (QEMU turns it on for every model with KVM's irqchip), the bits the CPU
 //! sets at run time (OSXSAVE, OSPKE), microvm's topology (HTT, leaves 4,
 //! 0xb, 0x8000_0008 ECX, 0x8000_001e) and the leaves a model does not
-//! describe (caches, the KVM leaves), which stay as KVM reports them. Where
+//! describe (caches, the KVM leaves), which stay as KVM reports them, but for the
+//! optional SVM features (leaf 0x8000_000a EDX), which no model has. Where
 //! the model's highest leaf is above KVM's, KVM's is kept: microvm does not
 //! make up leaves KVM has no data for.
 
@@ -22,6 +23,8 @@ use crate::cpu_models::{CpuModel, Vendor};
 const AMD_ALIASES: u32 = 0x0183_f3ff;
 const EXT_BASE: u32 = 0x8000_0000;
 const BRAND_LEAVES: [u32; 3] = [0x8000_0002, 0x8000_0003, 0x8000_0004];
+/// AMD's SVM leaf: revision, ASIDs, and in EDX the optional SVM features.
+const SVM_LEAF: u32 = 0x8000_000a;
 /// XSAVE state components (leaf 0xd subleaf 0 EAX) and the flag each needs.
 const XSAVE_COMPONENTS: &[(u32, &str)] = &[
     (2, "avx"),
@@ -146,6 +149,17 @@ pub fn apply_model(
         if let Some(e) = found {
             let r = reg_mut(e, reg);
             *r = (want & have) | (*r & kept_from_kvm(leaf, subleaf, reg));
+        }
+    }
+
+    // SVM's own leaf: QEMU's models define none of its optional features (npt, nrip-save,
+    // ...: its FEAT_SVM word is empty), so a model's guest sees none of the host's; without
+    // the svm flag the leaf is all zero, as QEMU leaves it.
+    let svm = requested.iter().any(|f| f.name == "svm");
+    if let Some(e) = entries.iter_mut().find(|e| e.function == SVM_LEAF) {
+        e.edx = 0;
+        if !svm {
+            (e.eax, e.ebx, e.ecx) = (0, 0, 0);
         }
     }
 

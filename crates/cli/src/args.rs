@@ -319,7 +319,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::Chardev => p.devices.chardev(&value)?,
             Opt::Object if memory::is_memory_object(&value) => p.memory.object(&value)?,
             Opt::Object => p.devices.backends.object(&value)?,
-            Opt::Nic => devices::nic(&value)?,
+            Opt::Nic => p.devices.nic(&value)?,
             Opt::Fsdev => p.devices.fsdev(&value)?,
             Opt::Virtfs => p.devices.virtfs(&value)?,
             Opt::NoAcpi => p.machine.acpi = Some(false),

@@ -35,12 +35,18 @@ fn session() -> Vec<Vec<u8>> {
 
 /// Runs the session against a fresh share with `args` (which name SHARE for its path).
 fn run_session(args: &[&str]) -> (TempDir, Vec<Vec<u8>>) {
+    run_requests(args, &session())
+}
+
+/// Runs `requests` against a fresh share (writable by anyone) with `args`.
+fn run_requests(args: &[&str], requests: &[Vec<u8>]) -> (TempDir, Vec<Vec<u8>>) {
     let dir = TempDir::new("9p");
     let share = dir.path().join("share");
     std::fs::create_dir(&share).unwrap();
+    std::fs::set_permissions(&share, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     std::fs::write(share.join("hello"), b"from the host").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", share.join("passwd")).unwrap();
-    let kernel = dir.file("9p.elf", &virtio_requests_echoed_then_reset(FEATURES, &session()));
+    let kernel = dir.file("9p.elf", &virtio_requests_echoed_then_reset(FEATURES, requests));
     let mut cmd = microvm_legacy(&kernel);
     cmd.args(args.iter().map(|a| a.replace("SHARE", share.to_str().unwrap())));
     let out = run(cmd);
@@ -48,7 +54,7 @@ fn run_session(args: &[&str]) -> (TempDir, Vec<Vec<u8>>) {
     assert!(out.status.success(), "{}", out.describe());
     assert!(out.stderr.trim().is_empty(), "{}", out.describe());
     let answers: Vec<Vec<u8>> = split_answers(&out.stdout).into_iter().map(<[u8]>::to_vec).collect();
-    assert_eq!(answers.len(), session().len(), "one answer per request\n{}", out.describe());
+    assert_eq!(answers.len(), requests.len(), "one answer per request\n{}", out.describe());
     (dir, answers)
 }
 
@@ -88,6 +94,39 @@ fn virtfs_serves_the_share() {
     let (dir, answers) = run_session(&["-virtfs", "local,path=SHARE,mount_tag=host0,security_model=passthrough"]);
     check_reads_and_escapes(&answers);
     assert_eq!(std::fs::read(dir.path().join("share/new")).unwrap(), b"from the guest");
+}
+
+/// security_model=passthrough with the sandbox on: a guest user (attached as uid 1234, as
+/// Linux's v9fs attaches each user) creates a file with its group 4321 and mode 0640, and
+/// the host file is theirs with that mode. Needs microvm to be root, as QEMU's
+/// passthrough does (devices' ninep/tests/passthrough.rs covers the case without rights).
+#[test]
+fn passthrough_creates_as_the_guest_user() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: skipping passthrough, which needs microvm to be root");
+        return;
+    }
+    let user = |tag: u16| wire::Msg::new(wire::ty::TATTACH, tag).u32(0).u32(!0).s("u").s("").u32(1234).done();
+    let create = |tag: u16| wire::Msg::new(wire::ty::TLCREATE, tag).u32(2).s("mine").u32(1).u32(0o640).u32(4321).done();
+    let requests = vec![
+        wire::version(1, 8192).done(),
+        user(2),
+        wire::walk(3, 0, 2, &[]).done(),
+        create(4),
+        wire::write(5, 2, b"x").done(),
+    ];
+    let (dir, answers) =
+        run_requests(&["-virtfs", "local,path=SHARE,mount_tag=host0,security_model=passthrough"], &requests);
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(errno(a), None, "request {i}");
+    }
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir.path().join("share/mine")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode()), (1234, 4321, 0o100640));
 }
 
 #[test]

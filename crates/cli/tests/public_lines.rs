@@ -6,8 +6,8 @@
 //! are not available that line runs without its NIC, saying so.
 //!
 //! Issue 18, acceptance 2, adds the lines (virtme-ng, hermit-os, asterinas,
-//! melange, Proxmox, qemus/qemu) that use what its items 1, 2, 6 (9p), 7 and 8 built;
-//! each test names where its line comes from.
+//! melange, Proxmox, qemus/qemu, ms-jpq/lab) that use what its items 1, 2, 3 (`-nic`),
+//! 6 (9p), 7 and 8 built; each test names where its line comes from.
 
 mod common;
 
@@ -473,4 +473,48 @@ fn qemus_qemu_kvm_options_and_cpu_model() {
         assert_eq!(out.stdout, b"qemus\n");
         assert_only_warnings(&out.stderr, warning.as_slice());
     }
+}
+
+/// ms-jpq/lab (layers/qemu/usr/local/opt/qemu/bin/microvm.sh, commit 991a2987): its
+/// microvm runner's line, whose NICs are `-nic tap,script=no,downscript=no,
+/// model=virtio-net-device,br=$BRIDGE` (br= without helper=, which QEMU ignores) and a
+/// second `-nic tap,...,ifname=$MACVTAP`; the console a virtconsole on stdio, the disk
+/// `aio=threads,discard=unmap`. Run in a network namespace of its own, where microvm
+/// creates both taps; the tiny guest prints on COM1 (the line has no serial port, so
+/// the guest's line is not seen: the run ends by its reset, status 0).
+#[test]
+fn ms_jpq_lab_line_with_two_tap_nics() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    if !netns_available() {
+        eprintln!("no network namespaces here: skipping ms-jpq/lab's -nic tap line");
+        return;
+    }
+    let dir = TempDir::new("msjpq");
+    let kernel = dir.file("vmlinuz", &tiny_guest::serial_then_reset("lab\n"));
+    dir.file("initrd", b"not really an initrd");
+    dir.file("cloudimg.raw", &vec![0u8; 1 << 20]);
+    let mut args = split(
+        "-nodefaults -no-user-config -nographic \
+         -machine microvm,x-option-roms=off,pit=off,pic=off,isa-serial=off,rtc=off,accel=kvm -no-acpi -cpu host \
+         -smp cpus=1 -m size=1G -kernel K -initrd initrd -append",
+    );
+    args.push("reboot=triple console=hvc0 root=/dev/vda".into());
+    args.extend(split(
+        "-device virtio-serial-device -device virtconsole,chardev=con0 -chardev stdio,id=con0 \
+         -device virtio-rng-device \
+         -nic tap,script=no,downscript=no,model=virtio-net-device,br=br0 \
+         -nic tap,script=no,downscript=no,model=virtio-net-device,ifname=macvtap0 \
+         -drive if=none,discard=unmap,format=raw,aio=threads,id=dri0,file=cloudimg.raw \
+         -device virtio-blk-device,drive=dri0",
+    ));
+    let mut cmd = Command::new("unshare");
+    cmd.current_dir(dir.path()).args(["--net", "--"]).arg(microvm_path());
+    cmd.args(args.iter().map(|a| if a == "K" { kernel.display().to_string() } else { a.clone() }));
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", out.describe());
+    // The first tap has no ifname=: the kernel named it, and microvm says which.
+    assert_eq!(out.stderr.trim(), "microvm: netdev __org.qemu.nic0 uses tap device tap0", "{}", out.describe());
 }

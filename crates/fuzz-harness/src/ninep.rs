@@ -3,9 +3,10 @@
 //! (the confinement checks, then the `p9` crate); `queue_9p` lays chains out in guest
 //! memory and notifies, with the server on its own Landlock-confined thread as in the VMM.
 //! Both end by checking that nothing outside the share changed: an escape is a finding.
+//! The first byte chooses `readonly=` and the security model.
 
 use crate::bytes::Bytes;
-use devices::virtio::ninep::{pair, Responder, Virtio9p};
+use devices::virtio::ninep::{pair_with, Responder, SecurityModel, Virtio9p};
 use devices::virtio::test_driver::TestDriver;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -36,6 +37,16 @@ fn fresh_share() -> PathBuf {
     share
 }
 
+/// The security model bits 1-2 of `b` choose (passthrough's and mapped-xattr's request
+/// handling is fuzzed as well as none's).
+fn model(b: u8) -> SecurityModel {
+    match (b >> 1) & 3 {
+        1 => SecurityModel::Passthrough,
+        2 => SecurityModel::MappedXattr,
+        _ => SecurityModel::None,
+    }
+}
+
 /// Panics (a finding) if anything beside the share changed.
 fn nothing_escaped(parent: &Path) {
     let mut names: Vec<_> = std::fs::read_dir(parent).expect("parent").map(|e| e.expect("entry").file_name()).collect();
@@ -46,7 +57,8 @@ fn nothing_escaped(parent: &Path) {
 
 pub fn ninep_requests(data: &[u8]) {
     let share = fresh_share();
-    let Ok(mut server) = Responder::new(&share, data.first().is_some_and(|b| b & 1 == 1)) else { return };
+    let first = data.first().copied().unwrap_or(0);
+    let Ok(mut server) = Responder::with_model(&share, first & 1 == 1, model(first)) else { return };
     let mut rest = data.get(1..).unwrap_or_default();
     for _ in 0..64 {
         if rest.len() < 4 {
@@ -66,7 +78,8 @@ pub fn ninep_requests(data: &[u8]) {
 pub fn queue_9p(data: &[u8]) {
     let share = fresh_share();
     let mut b = Bytes::new(data);
-    let Ok((link, worker)) = pair(&share, b.u8() & 1 == 1) else { return };
+    let first = b.u8();
+    let Ok((link, worker)) = pair_with(&share, first & 1 == 1, model(first)) else { return };
     let server = std::thread::spawn(move || worker.run());
     {
         let (mut d, _) = TestDriver::new(Virtio9p::new("fuzz", link).expect("virtio-9p"));

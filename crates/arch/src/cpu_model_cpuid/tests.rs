@@ -19,7 +19,17 @@ fn generous_host() -> Vec<kvm_cpuid_entry2> {
     }
     e.push(kvm_cpuid_entry2 { eax: 0x4000_0001, ..leaf(0x4000_0000, 0, 0) });
     e.push(kvm_cpuid_entry2 { eax: 0x8000_0021, ..leaf(0x8000_0000, 0, 0) });
-    for f in [0x8000_0001, 0x8000_0002, 0x8000_0003, 0x8000_0004, 0x8000_0007, 0x8000_0008, 0x8000_001e, 0x8000_0021] {
+    for f in [
+        0x8000_0001,
+        0x8000_0002,
+        0x8000_0003,
+        0x8000_0004,
+        0x8000_0007,
+        0x8000_0008,
+        0x8000_000a,
+        0x8000_001e,
+        0x8000_0021,
+    ] {
         e.push(leaf(f, 0, u32::MAX));
     }
     e
@@ -174,4 +184,19 @@ fn apply_features_with_a_model() {
     assert_eq!(get(&e, 0x8000_0001, 0).ecx & (1 << 23), 0, "perfctr-core goes with pmu=off");
     assert_eq!(get(&e, 1, 0).ecx & (1 << 15), 0);
     assert!(e.iter().all(|x| x.function != 0x12));
+}
+
+/// The host's optional SVM features (npt, ...) are no model's: Linux showed npt,
+/// vmcb_clean and flushbyasid under -cpu qemu64 in the rig until they were cleared.
+#[test]
+fn no_model_gets_the_hosts_svm_features() {
+    for (model, flags, svm) in
+        [("EPYC", &[][..], true), ("qemu64", &[][..], true), ("EPYC", &[("svm", false)][..], false)]
+    {
+        let mut e = generous_host();
+        apply(model, flags, &mut e);
+        let l = get(&e, 0x8000_000a, 0);
+        assert_eq!(l.edx, 0, "{model} {flags:?}");
+        assert_eq!(l.eax != 0, svm, "{model} {flags:?}: the revision stays KVM's only with svm");
+    }
 }

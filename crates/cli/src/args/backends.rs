@@ -196,6 +196,12 @@ impl Backends {
 
     /// `-netdev tap|user|stream|dgram,id=ID,...`.
     pub(super) fn netdev(&mut self, value: &str) -> Result<(), ArgsError> {
+        self.netdev_or(value, None)
+    }
+
+    /// A `-netdev` whose id, when `value` gives none, is `default_id` (`-nic`'s
+    /// generated one, QEMU's `__org.qemu.nicN`, which no user id can be).
+    pub(super) fn netdev_or(&mut self, value: &str, default_id: Option<String>) -> Result<(), ArgsError> {
         let kind = match find_kind(NETDEV, value, "type", NETDEV_KINDS)? {
             Ok(kind) => kind,
             Err(Some(name)) if name == "socket" => {
@@ -215,6 +221,7 @@ impl Backends {
         };
         let settings = kind_settings(NETDEV, value, "type", kind)?;
         let id = settings.iter().find(|s| s.name() == "id").map(|s| s.id(NETDEV)).transpose()?;
+        let id = id.or(default_id);
         let backend = match kind.name {
             "stream" => Some(netdev::stream(settings, value)?),
             "dgram" => Some(netdev::dgram(settings, value)?),
@@ -226,7 +233,7 @@ impl Backends {
             self.netdevs.push(Netdev { id, backend, vhost: false });
             return Ok(());
         }
-        self.tap(kind, value)
+        self.tap(kind, value, id)
     }
 
     /// A new netdev's id: given, and not taken.
@@ -241,14 +248,13 @@ impl Backends {
     }
 
     /// `-netdev tap,id=ID[,ifname=NAME][,script=no][,downscript=no][,vhost=off]...`
-    fn tap(&mut self, kind: &'static KindDesc, value: &str) -> Result<(), ArgsError> {
-        let mut id = None;
+    fn tap(&mut self, kind: &'static KindDesc, value: &str, id: Option<String>) -> Result<(), ArgsError> {
         let mut ifname = None;
         let mut vhost = false;
         let mut fd = None;
         for s in kind_settings(NETDEV, value, "type", kind)? {
             match s.name() {
-                "id" => id = Some(s.id(NETDEV)?),
+                "id" => {} // read by netdev_or
                 "fd" => fd = Some(parse_fd(NETDEV, &s)?),
                 "ifname" => ifname = Some(check_ifname(&s)?),
                 // An empty script is QEMU's other spelling of no; without

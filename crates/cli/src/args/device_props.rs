@@ -199,6 +199,12 @@ const TAP_PROPS: &[PropDesc] = &[
         "An open tap inherited from the caller (as libvirt and Kata pass one), opened with IFF_TAP, IFF_NO_PI \
          and IFF_VNET_HDR; instead of ifname=.",
     ),
+    ignored(
+        "br",
+        Text("BRIDGE"),
+        "QEMU uses it only with helper= (qemu-bridge-helper), which microvm never runs: attach the tap to the \
+         bridge beforehand.",
+    ),
 ];
 
 /// `-netdev` types.

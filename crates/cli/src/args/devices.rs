@@ -1,4 +1,4 @@
-//! The `-device` option (the virtio-mmio devices), `-nic none`, and the
+//! The `-device` option (the virtio-mmio devices), `-nic` (`nic.rs`), and the
 //! resolution of devices and monitors to their backends (`backends.rs`).
 //!
 //! As in QEMU, devices find their backends by id once the whole command line
@@ -41,6 +41,8 @@ use super::device_props::DEVICE_KINDS;
 use super::keyval::{kind_name, kind_settings, Setting};
 use super::mux::ChardevUsers;
 
+mod nic;
+pub(super) use nic::NIC_PROPS;
 mod ports;
 mod values;
 use super::{invalid, unhandled, ArgsError};
@@ -126,20 +128,6 @@ struct StdioOwner {
     value: String,
     /// How the error message names it: `-chardev id=a`, `-qmp stdio`.
     name: String,
-}
-
-/// `-nic none` (no network card; nothing to do). Other `-nic` forms
-/// would create a netdev and a device in one option; microvm asks for
-/// the two explicit options instead.
-pub(super) fn nic(value: &str) -> Result<(), ArgsError> {
-    if value == "none" {
-        return Ok(());
-    }
-    Err(invalid(
-        NIC,
-        value,
-        "only -nic none is supported; use -netdev tap,id=ID,... with -device virtio-net-device,netdev=ID",
-    ))
 }
 
 impl Devices {
@@ -287,12 +275,20 @@ impl Devices {
         let id = fsdev.id.clone();
         self.add_fsdev(fsdev, super::ninep::VIRTFS, value)?;
         // The device the 9p kind makes of -device virtio-9p-device,fsdev=ID,mount_tag=TAG.
-        let prop = |name, value: String| Prop { name, text: format!("{name}={value}"), value, on: false };
-        let args = DeviceArgs::new(value, vec![prop("fsdev", id), prop("mount_tag", tag)]);
-        let kind = device_kinds::lookup("virtio-9p-device").ok_or_else(|| unhandled(DEVICE, "virtio-9p-device"))?;
-        let Parsed::Slot { config, backend, .. } = kind.parse("virtio-9p-device", &args).map_err(prop_error)? else {
-            return Err(unhandled(DEVICE, "virtio-9p-device"));
+        self.implied_device("virtio-9p-device", vec![implied_prop("fsdev", id), implied_prop("mount_tag", tag)], value)
+    }
+
+    /// The `-device name` another option implies (`-virtfs`, `-nic`), with these
+    /// properties, in that option's slot; `value`, the option's, for messages.
+    pub(super) fn implied_device(&mut self, name: &str, props: Vec<Prop>, value: &str) -> Result<(), ArgsError> {
+        let args = DeviceArgs::new(value, props);
+        let kind = device_kinds::lookup(name).ok_or_else(|| unhandled(DEVICE, name))?;
+        let Parsed::Slot { config, backend, .. } = kind.parse(name, &args).map_err(prop_error)? else {
+            return Err(unhandled(DEVICE, name));
         };
+        if let Some(name) = args.unread() {
+            return Err(unhandled(DEVICE, name));
+        }
         self.devices.push(Device::Slot { kind, config, backend, value: value.to_owned() });
         Ok(())
     }
@@ -403,8 +399,8 @@ impl Devices {
                         }
                         BackendKind::Fsdev => {
                             let f = take(&mut fsdevs, &backend.id, &value, "fsdev")?;
-                            let (path, read_only, id) = (f.path, f.read_only, f.id);
-                            KindBackend::Fsdev(NinePConfig { path, tag: String::new(), read_only, id })
+                            let (path, read_only, id, security_model) = (f.path, f.read_only, f.id, f.security_model);
+                            KindBackend::Fsdev(NinePConfig { path, tag: String::new(), read_only, id, security_model })
                         }
                         BackendKind::RngObject if rng_objects.contains(&backend.id) => KindBackend::RngObject,
                         BackendKind::RngObject => return Err(not_defined(&value, "object", &backend.id)),
@@ -460,6 +456,11 @@ fn monitor_chardev(socket: MonitorSocket) -> ChardevBackend {
         MonitorSocket::Stdio => ChardevBackend::Stdio,
         other => super::serial::socket_backend(other),
     }
+}
+
+/// A property an option implies, written as `name=value` in messages.
+fn implied_prop(name: &'static str, value: String) -> Prop {
+    Prop { name, text: format!("{name}={value}"), value, on: false }
 }
 
 /// Two descriptors are the same kind.

@@ -175,5 +175,9 @@ fn help_covers_issue_18_options() {
         "no PCI bus",
         "enforce[=on|off]",
         "-cpu help lists",
+        // Item 3's -nic (netdev + NIC in one option) and item 6's passthrough.
+        "-nic TYPE[,prop=value...][,model=virtio-net-device][,mac=MAC]",
+        "__org.qemu.nicN",
+        "passthrough: to the guest user who creates them",
     ]);
 }

@@ -3,12 +3,14 @@
 //!
 //! Decisions (each also stated in `-help` and docs/dropin.md):
 //! - Only the `local` driver (QEMU's others, `proxy` and `synth`, are gone or test-only).
-//! - `security_model` is required, as in QEMU. `none` and `passthrough` are accepted and
-//!   behave alike: the server runs as microvm's user, files it creates belong to that user,
-//!   and the guest's chown/chmod reach the host file (chown succeeds when microvm is root).
-//!   QEMU's `passthrough` also creates files as the guest's user; microvm's server (the
-//!   `p9` crate) does not. `mapped-xattr` and `mapped-file` (credentials kept in xattrs or
-//!   hidden files) are refused in one line: the server has no such store.
+//! - `security_model` is required, as in QEMU. `none`: files the guest creates belong to
+//!   microvm's user. `passthrough`: to the guest user who created them, with the guest's
+//!   mode (devices' `ninep/creds.rs`), which needs microvm to run as root, as QEMU does;
+//!   without the rights such a creation fails with EPERM. With both, the guest's
+//!   chown/chmod reach the host file. `mapped-xattr` (and its old name `mapped`): the
+//!   guest's owners and modes in the files' `user.virtfs.*` xattrs, as QEMU keeps them
+//!   (`ninep/mapped.rs`). `mapped-file` (credentials in hidden `.virtfs_metadata` files) is
+//!   refused in one line.
 
 use std::path::PathBuf;
 
@@ -16,17 +18,21 @@ use super::keyval::{kind_name, kind_settings, Setting};
 use super::schema::Value::{Bool, OneOf, Text};
 use super::schema::{ignored, prop, KindDesc, PropDesc, ID};
 use super::{invalid, unhandled, ArgsError};
+use devices::virtio::ninep::SecurityModel;
 
 pub(super) const FSDEV: &str = "-fsdev";
 pub(super) const VIRTFS: &str = "-virtfs";
 
 const SECURITY_MODEL: PropDesc = prop(
     "security_model",
-    OneOf(&["none", "passthrough", "mapped-xattr", "mapped-file"]),
+    OneOf(&["none", "passthrough", "mapped-xattr", "mapped", "mapped-file"]),
     None,
-    "Required, as in QEMU. none and passthrough: the guest sees the host's owners and modes; files it creates \
-     belong to microvm's user (QEMU's passthrough creates them as the guest's user); chmod/chown go to the host \
-     file. mapped-xattr and mapped-file are refused: microvm's server keeps no mapped credentials.",
+    "Required, as in QEMU. The guest sees the host's owners and modes, and its chmod/chown go to the host file. \
+     none: files the guest creates belong to microvm's user. passthrough: to the guest user who creates them, \
+     with the guest's mode, as QEMU's; microvm must run as root for it (otherwise creating as another user fails \
+     with EPERM). mapped-xattr (or mapped): host files stay microvm's (created 0600, directories 0700) and the \
+     guest's owners and modes, chmod and chown live in their user.virtfs.* xattrs, as QEMU keeps them. \
+     mapped-file is refused.",
 );
 const PATH: PropDesc = prop("path", Text("DIR"), None, "Required: the host directory the guest sees.");
 const READONLY: PropDesc =
@@ -79,9 +85,10 @@ pub(super) struct Fsdev {
     pub(super) id: String,
     pub(super) path: PathBuf,
     pub(super) read_only: bool,
+    pub(super) security_model: SecurityModel,
 }
 
-/// `-fsdev local,id=ID,path=DIR,security_model=none|passthrough[,readonly=on]`.
+/// `-fsdev local,id=ID,path=DIR,security_model=none|passthrough|mapped-xattr[,readonly=on]`.
 pub(super) fn fsdev(value: &str) -> Result<Fsdev, ArgsError> {
     let local = parse(FSDEV, value, FSDEV_KINDS)?;
     let Some(id) = local.id else {
@@ -90,7 +97,7 @@ pub(super) fn fsdev(value: &str) -> Result<Fsdev, ArgsError> {
     if local.tag.is_some() {
         return Err(unhandled(FSDEV, "mount_tag"));
     }
-    Ok(Fsdev { id, path: local.path, read_only: local.read_only })
+    Ok(Fsdev { id, path: local.path, read_only: local.read_only, security_model: local.model })
 }
 
 /// `-virtfs local,path=DIR,mount_tag=TAG,security_model=...[,id=ID][,readonly=on]`: the
@@ -101,7 +108,7 @@ pub(super) fn virtfs(value: &str) -> Result<(Fsdev, String), ArgsError> {
         return Err(invalid(VIRTFS, value, "mount_tag=TAG is required (what the guest mounts)"));
     };
     let id = local.id.unwrap_or_else(|| tag.clone());
-    Ok((Fsdev { id, path: local.path, read_only: local.read_only }, tag))
+    Ok((Fsdev { id, path: local.path, read_only: local.read_only, security_model: local.model }, tag))
 }
 
 struct Local {
@@ -109,6 +116,7 @@ struct Local {
     path: PathBuf,
     read_only: bool,
     tag: Option<String>,
+    model: SecurityModel,
 }
 
 fn parse(option: &'static str, value: &str, kinds: &'static [KindDesc]) -> Result<Local, ArgsError> {
@@ -130,22 +138,24 @@ fn parse(option: &'static str, value: &str, kinds: &'static [KindDesc]) -> Resul
     let Some(path) = path else {
         return Err(invalid(option, value, "path=DIR is required (the host directory to share)"));
     };
-    if model.is_none() {
-        return Err(invalid(option, value, "security_model=none or security_model=passthrough is required"));
-    }
-    Ok(Local { id, path, read_only, tag })
+    let Some(model) = model else {
+        return Err(invalid(option, value, "security_model=none, passthrough or mapped-xattr is required"));
+    };
+    Ok(Local { id, path, read_only, tag, model })
 }
 
-fn security_model(option: &'static str, s: &Setting) -> Result<(), ArgsError> {
+fn security_model(option: &'static str, s: &Setting) -> Result<SecurityModel, ArgsError> {
     match s.value.as_str() {
-        "none" | "passthrough" => Ok(()),
-        "mapped-xattr" | "mapped" | "mapped-file" => Err(invalid(
+        "none" => Ok(SecurityModel::None),
+        "passthrough" => Ok(SecurityModel::Passthrough),
+        "mapped-xattr" | "mapped" => Ok(SecurityModel::MappedXattr),
+        "mapped-file" => Err(invalid(
             option,
             &s.text,
-            "microvm's 9p server keeps no mapped credentials; use security_model=none (files belong to \
-             microvm's user), or virtio-fs (virtiofsd) for per-guest-user ownership",
+            "microvm keeps no credentials in hidden files; use security_model=mapped-xattr (the same \
+             credentials in xattrs)",
         )),
-        _ => Err(invalid(option, &s.text, "expected security_model=none or security_model=passthrough")),
+        _ => Err(invalid(option, &s.text, "expected security_model=none, passthrough or mapped-xattr")),
     }
 }
 

@@ -326,13 +326,19 @@ pub(super) const OPTIONS: &[OptDesc] = &[
         opt("-object", &[], Opt::Object, Some("TYPE,id=ID[,prop=value...]"), Section::Devices, "A backend object."),
         OBJECT_KINDS,
     ),
-    opt(
-        "-nic",
-        &[],
-        Opt::Nic,
-        Some("none"),
-        Section::Devices,
-        "Accepted (no NIC). Other -nic forms are errors: use -netdev with -device virtio-net-device.",
+    with_props(
+        opt(
+            "-nic",
+            &[],
+            Opt::Nic,
+            Some("TYPE[,prop=value...][,model=virtio-net-device][,mac=MAC] | none"),
+            Section::Devices,
+            "A -netdev TYPE (user, tap, stream, dgram; its properties, see -netdev help) and the \
+             virtio-net-device that uses it, in one option, as QEMU's -nic. id= names the netdev (default \
+             __org.qemu.nicN). none: no NIC.",
+        ),
+        None,
+        super::devices::NIC_PROPS,
     ),
     with_kinds(
         opt(
@@ -559,7 +565,7 @@ pub(super) const OPTIONS: &[OptDesc] = &[
             "-fsdev",
             &[],
             Opt::Fsdev,
-            Some("local,id=ID,path=DIR,security_model=none|passthrough[,readonly=on]"),
+            Some("local,id=ID,path=DIR,security_model=none|passthrough|mapped-xattr[,readonly=on]"),
             Section::Devices,
             "A host directory for -device virtio-9p-device,fsdev=ID.",
         ),
@@ -570,7 +576,7 @@ pub(super) const OPTIONS: &[OptDesc] = &[
             "-virtfs",
             &[],
             Opt::Virtfs,
-            Some("local,path=DIR,mount_tag=TAG,security_model=none|passthrough[,readonly=on][,id=ID]"),
+            Some("local,path=DIR,mount_tag=TAG,security_model=none|passthrough|mapped-xattr[,readonly=on][,id=ID]"),
             Section::Devices,
             "A 9p share: -fsdev local and -device virtio-9p-device in one option.",
         ),

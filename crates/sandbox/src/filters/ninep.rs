@@ -41,4 +41,15 @@ pub const NINEP: &[Rule] = &[
     allow!(SYS_renameat2),
     allow!(SYS_linkat),
     allow!(SYS_readlinkat),
+    // security_model=passthrough (devices' ninep/creds.rs): a umask of the thread's own at
+    // start, and the creating guest user's ids as the thread's file-system ids around each
+    // creation (per thread in Linux; they give no other right than file access as that user).
+    allow!(SYS_unshare, "CLONE_FS", [eq(0, libc::CLONE_FS as u32)]),
+    allow!(SYS_umask),
+    allow!(SYS_setfsuid),
+    allow!(SYS_setfsgid),
+    // security_model=mapped-xattr (ninep/mapped.rs): the guest's owners and modes in the
+    // files' user.virtfs.* attributes, reached through /proc/self/fd.
+    allow!(SYS_getxattr),
+    allow!(SYS_setxattr),
 ];

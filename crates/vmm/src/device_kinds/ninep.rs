@@ -6,7 +6,7 @@ use super::DeviceConfig;
 use super::{wrong_config, Backend, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
 use crate::virtio_devices::BuildCtx;
 use crate::Error;
-use devices::virtio::ninep::{self, Virtio9p};
+use devices::virtio::ninep::{self, SecurityModel, Virtio9p};
 use sandbox::ThreadKind;
 use std::path::PathBuf;
 
@@ -34,7 +34,7 @@ pub fn mount_tag(p: &Prop) -> Result<String, PropError> {
 }
 
 /// `-fsdev local,id=,path=,security_model=` + `-device virtio-9p-device,fsdev=,mount_tag=`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NinePConfig {
     /// The shared host directory.
     pub path: PathBuf,
@@ -44,6 +44,8 @@ pub struct NinePConfig {
     pub read_only: bool,
     /// The `-fsdev`'s id, for messages and the monitor.
     pub id: String,
+    /// `security_model=`: whose the files the guest creates are.
+    pub security_model: SecurityModel,
 }
 
 /// The longest 9p mount tag.
@@ -64,7 +66,7 @@ impl DeviceKind for NineP {
             return Err(args.error("fsdev=ID and mount_tag=TAG are required"));
         };
         // The share comes with the fsdev (bind).
-        let config = NinePConfig { path: Default::default(), tag, read_only: false, id: String::new() };
+        let config = NinePConfig { tag, ..Default::default() };
         let backend = BackendRef { kind: BackendKind::Fsdev, id: fsdev };
         Ok(Parsed::Slot { config: DeviceConfig::NineP(config), id, backend: Some(backend) })
     }
@@ -79,8 +81,8 @@ impl DeviceKind for NineP {
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
         let DeviceConfig::NineP(cfg) = config else { return Err(wrong_config(DESC.name)) };
         // Opens the share and its server now, so a missing or unreadable folder fails at set-up.
-        let (link, worker) =
-            ninep::pair(&cfg.path, cfg.read_only).map_err(|source| Error::NineP { id: cfg.id.clone(), source })?;
+        let (link, worker) = ninep::pair_with(&cfg.path, cfg.read_only, cfg.security_model)
+            .map_err(|source| Error::NineP { id: cfg.id.clone(), source })?;
         ctx.inventory.ninep_workers.push((cfg.id.clone(), worker));
         let device = Virtio9p::new(&cfg.tag, link).map_err(|source| Error::Io { what: "virtio-9p", source })?;
         ctx.add(device, "virtio-mmio (virtio-9p)", DESC.name, Some(&cfg.id))
@@ -92,7 +94,13 @@ impl DeviceKind for NineP {
 
     #[cfg(test)]
     fn examples(&self) -> Vec<super::Example> {
-        let share = NinePConfig { path: "/srv".into(), tag: String::new(), read_only: true, id: "fs0".into() };
+        let share = NinePConfig {
+            path: "/srv".into(),
+            tag: String::new(),
+            read_only: true,
+            id: "fs0".into(),
+            security_model: SecurityModel::MappedXattr,
+        };
         let config = NinePConfig { tag: "host".into(), ..share.clone() };
         vec![super::Example {
             name: DESC.name,

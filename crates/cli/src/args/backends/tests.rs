@@ -281,14 +281,6 @@ fn netdev_errors() {
     assert_invalid(err(&["-device", "virtio-net-device,netdev=n,mac=00:00:00:00:00:00"]), "-device", "all-zero");
 }
 
-#[test]
-fn nic() {
-    assert_eq!(devs(&["-nic", "none"]), []);
-    for n in ["user", "tap,ifname=tap0", "", "none,model=virtio"] {
-        assert_invalid(err(&["-nic", n]), "-nic", "-netdev tap");
-    }
-}
-
 // ---- -chardev and the console ----
 
 /// The chardev of `-chardev spec` on a console.

@@ -352,7 +352,7 @@ fn help_text_names_the_devices() {
         "pty,id=",
         "file,id=",
         "socket,id=",
-        "-nic none",
+        "-nic TYPE",
     ] {
         assert!(h.contains(word), "help text lacks {word}");
     }

@@ -1,9 +1,10 @@
 use super::super::test_util::*;
 use super::super::{parse, ArgsError, Command};
+use devices::virtio::ninep::SecurityModel::{self, MappedXattr, None as Mine, Passthrough};
 use vmm::config::{DeviceConfig, NinePConfig};
 
-fn share(id: &str, path: &str, tag: &str, read_only: bool) -> DeviceConfig {
-    DeviceConfig::NineP(NinePConfig { path: path.into(), tag: tag.into(), read_only, id: id.into() })
+fn share(id: &str, path: &str, tag: &str, read_only: bool, security_model: SecurityModel) -> DeviceConfig {
+    DeviceConfig::NineP(NinePConfig { path: path.into(), tag: tag.into(), read_only, id: id.into(), security_model })
 }
 
 #[test]
@@ -14,7 +15,7 @@ fn fsdev_and_its_device() {
         "-device",
         "virtio-9p-device,fsdev=fs0,mount_tag=hostshare",
     ];
-    assert_eq!(devs(&line), [share("fs0", "/srv/share", "hostshare", false)]);
+    assert_eq!(devs(&line), [share("fs0", "/srv/share", "hostshare", false, Mine)]);
     // The device may come first, as with every backend; readonly and passthrough.
     let line = [
         "-device",
@@ -22,16 +23,24 @@ fn fsdev_and_its_device() {
         "-fsdev",
         "local,id=ro,path=/x,security_model=passthrough,readonly=on",
     ];
-    assert_eq!(devs(&line), [share("ro", "/x", "t", true)]);
+    assert_eq!(devs(&line), [share("ro", "/x", "t", true, Passthrough)]);
+}
+
+#[test]
+fn mapped_xattr_and_its_old_name() {
+    for model in ["mapped-xattr", "mapped"] {
+        let line = ["-virtfs", &format!("local,path=/srv,mount_tag=t,security_model={model}")];
+        assert_eq!(devs(&line), [share("t", "/srv", "t", false, MappedXattr)], "{model}");
+    }
 }
 
 #[test]
 fn virtfs_is_both_in_one_option_with_the_tag_as_default_id() {
     let line = ["-virtfs", "local,path=/srv,mount_tag=host0,security_model=none"];
-    assert_eq!(devs(&line), [share("host0", "/srv", "host0", false)]);
+    assert_eq!(devs(&line), [share("host0", "/srv", "host0", false, Mine)]);
     let line =
         ["-virtfs", "local,path=/srv,mount_tag=t,security_model=passthrough,id=fs1,readonly=on,writeout=immediate"];
-    assert_eq!(devs(&line), [share("fs1", "/srv", "t", true)]);
+    assert_eq!(devs(&line), [share("fs1", "/srv", "t", true, Passthrough)]);
 }
 
 #[test]
@@ -39,13 +48,12 @@ fn one_line_errors() {
     let cases: &[(&[&str], &str, &str)] = &[
         (&["-fsdev", "local,id=fs0,security_model=none"], "-fsdev", "path=DIR is required"),
         (&["-fsdev", "local,path=/x,security_model=none"], "-fsdev", "id=ID is required"),
-        (&["-fsdev", "local,id=f,path=/x"], "-fsdev", "security_model=none or security_model=passthrough is required"),
+        (&["-fsdev", "local,id=f,path=/x"], "-fsdev", "security_model=none, passthrough or mapped-xattr is required"),
         (&["-fsdev", "local,id=f,path=/x,security_model=bogus"], "-fsdev", "expected security_model=none"),
-        (&["-fsdev", "local,id=f,path=/x,security_model=mapped-xattr"], "-fsdev", "keeps no mapped credentials"),
         (
             &["-virtfs", "local,path=/x,mount_tag=t,security_model=mapped-file"],
             "-virtfs",
-            "keeps no mapped credentials",
+            "use security_model=mapped-xattr",
         ),
         (&["-fsdev", "proxy,id=f,sock_fd=3"], "-fsdev", "only the local driver"),
         (&["-virtfs", "local,path=/x,security_model=none"], "-virtfs", "mount_tag=TAG is required"),

@@ -7,6 +7,9 @@
 //! guest mounts by (`mount -t 9p -o trans=virtio TAG DIR`).
 
 pub mod confine;
+pub mod creds;
+pub mod mapped;
+mod msg;
 pub mod worker;
 
 use super::{come_back_later, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN};
@@ -17,7 +20,7 @@ use crate::noise::LineBudget;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT};
 use vm_memory::Bytes;
-pub use worker::{pair, Link, NinepError, Responder, Worker, MAX_MESSAGE};
+pub use worker::{pair, pair_with, Link, NinepError, Responder, SecurityModel, Worker, MAX_MESSAGE};
 
 /// virtio's device id for 9P transport.
 pub const VIRTIO_ID_9P: u32 = 9;

@@ -38,8 +38,21 @@ const REPLY_ROOM: u32 = MAX_MESSAGE as u32;
 
 impl Session {
     fn open(share: &std::path::Path, read_only: bool) -> Session {
-        let (link, worker) = pair(share, read_only).unwrap();
-        std::thread::spawn(move || worker.run().unwrap());
+        Session::open_with(share, read_only, SecurityModel::None, || {})
+    }
+
+    /// A session whose worker thread runs `first` (e.g. dropping its rights), then serves.
+    fn open_with(
+        share: &std::path::Path,
+        read_only: bool,
+        model: SecurityModel,
+        first: impl FnOnce() + Send + 'static,
+    ) -> Session {
+        let (link, worker) = pair_with(share, read_only, model).unwrap();
+        std::thread::spawn(move || {
+            first();
+            worker.run().unwrap()
+        });
         let (mut d, _) = TestDriver::new(Virtio9p::new("share", link).unwrap());
         d.activate(VIRTIO_9P_MOUNT_TAG, 16);
         let reply = d.alloc(REPLY_ROOM, 0);
@@ -304,3 +317,6 @@ fn snapshots_are_refused_in_one_line() {
     assert!(e.starts_with("virtio-9p cannot be saved or restored: "), "{e}");
     assert!(!e.contains('\n'));
 }
+
+mod mapped;
+mod passthrough;

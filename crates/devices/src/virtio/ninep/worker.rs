@@ -4,6 +4,8 @@
 //! The device waits for each answer, so a paused virtio thread leaves this one idle too.
 
 use super::confine::{self, Refusal};
+use super::creds::{self, AsOwner, Creds};
+use super::mapped::Mapped;
 use std::io::Cursor;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -30,6 +32,12 @@ pub enum NinepError {
         #[source]
         source: std::io::Error,
     },
+    #[error("9p share {path}: security_model=passthrough: cannot give the 9p thread a umask of its own: {source}")]
+    Umask {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("9p share {path}: landlock: {source}")]
     Landlock {
         path: PathBuf,
@@ -38,15 +46,36 @@ pub enum NinepError {
     },
 }
 
+/// QEMU's `security_model=`: whose files the guest creates are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SecurityModel {
+    /// microvm's user's (QEMU's `none`).
+    #[default]
+    None,
+    /// The creating guest user's (`creds.rs`).
+    Passthrough,
+    /// microvm's user's, the guest's owners and modes kept in xattrs (`mapped.rs`).
+    MappedXattr,
+}
+
 /// Answers requests: the confinement checks, then the `p9` server.
 pub struct Responder {
     server: p9::Server,
     read_only: bool,
+    /// With passthrough: the guest user of each fid.
+    creds: Option<Creds>,
+    /// With mapped-xattr: the fids' users and paths.
+    mapped: Option<Mapped>,
 }
 
 impl Responder {
     /// A server rooted at `path`, which must be a directory.
     pub fn new(path: &Path, read_only: bool) -> Result<Responder, NinepError> {
+        Responder::with_model(path, read_only, SecurityModel::None)
+    }
+
+    /// The same, creating files as `model` says.
+    pub fn with_model(path: &Path, read_only: bool, model: SecurityModel) -> Result<Responder, NinepError> {
         let meta = std::fs::metadata(path).map_err(|source| NinepError::Open { path: path.into(), source })?;
         if !meta.is_dir() {
             return Err(NinepError::NotADirectory { path: path.into() });
@@ -54,7 +83,12 @@ impl Responder {
         // No id maps: the guest sees the host's numbers (security_model=none/passthrough).
         let server = p9::Server::new(path, Default::default(), Default::default())
             .map_err(|source| NinepError::Server { path: path.into(), source })?;
-        Ok(Responder { server, read_only })
+        let creds = (model == SecurityModel::Passthrough).then(Creds::default);
+        let mapped = match model {
+            SecurityModel::MappedXattr => Some(Mapped::new(open_path(path)?)),
+            _ => None,
+        };
+        Ok(Responder { server, read_only, creds, mapped })
     }
 
     /// The answer to one request (never empty: what the server cannot frame is an Rlerror).
@@ -63,9 +97,41 @@ impl Responder {
         if let Err(refusal) = confine::check(request, self.read_only) {
             return confine::rlerror(tag, refusal.errno());
         }
+        if self.mapped.is_some() {
+            return self.answer_mapped(request, tag);
+        }
+        let owner = self.creds.as_ref().and_then(|c| c.creator(request));
+        let as_owner = match owner.map(AsOwner::take).transpose() {
+            Ok(guard) => guard,
+            Err(errno) => return confine::rlerror(tag, errno),
+        };
         let mut out = Vec::new();
-        match self.server.handle_message(&mut Cursor::new(request), &mut out) {
-            Ok(()) if !out.is_empty() => out,
+        let answered = self.server.handle_message(&mut Cursor::new(request), &mut out);
+        drop(as_owner);
+        match answered {
+            Ok(()) if !out.is_empty() => {
+                if let Some(creds) = &mut self.creds {
+                    creds.observe(request, &out);
+                }
+                out
+            }
+            _ => confine::rlerror(tag, Refusal::Malformed.errno()),
+        }
+    }
+}
+
+impl Responder {
+    /// mapped-xattr: the request as `mapped.rs` rewrites it, then its credential part.
+    fn answer_mapped(&mut self, request: &[u8], tag: u16) -> Vec<u8> {
+        let mut rewritten = request.to_vec();
+        let Some(mapped) = self.mapped.as_mut() else { return confine::rlerror(tag, Refusal::Malformed.errno()) };
+        let pending = match mapped.before(&mut rewritten) {
+            Ok(p) => p,
+            Err(errno) => return confine::rlerror(tag, errno),
+        };
+        let mut out = Vec::new();
+        match self.server.handle_message(&mut Cursor::new(&rewritten), &mut out) {
+            Ok(()) if !out.is_empty() => mapped.after(&rewritten, pending, out),
             _ => confine::rlerror(tag, Refusal::Malformed.errno()),
         }
     }
@@ -93,16 +159,23 @@ pub struct Worker {
     read_only: bool,
     requests: Receiver<Vec<u8>>,
     replies: SyncSender<Vec<u8>>,
+    model: SecurityModel,
 }
 
 /// Opens the share and its server; the worker is started by the caller (the VMM under its
 /// seccomp filter, tests on a plain thread).
 pub fn pair(path: &Path, read_only: bool) -> Result<(Link, Worker), NinepError> {
-    let responder = Responder::new(path, read_only)?;
+    pair_with(path, read_only, SecurityModel::None)
+}
+
+/// [`pair`] with a security model.
+pub fn pair_with(path: &Path, read_only: bool, model: SecurityModel) -> Result<(Link, Worker), NinepError> {
+    let responder = Responder::with_model(path, read_only, model)?;
     let share = open_path(path)?;
     let (requests, request_rx) = mpsc::sync_channel(1);
     let (reply_tx, replies) = mpsc::sync_channel(1);
-    let worker = Worker { responder, share, path: path.into(), read_only, requests: request_rx, replies: reply_tx };
+    let worker =
+        Worker { responder, share, path: path.into(), read_only, requests: request_rx, replies: reply_tx, model };
     Ok((Link { requests, replies }, worker))
 }
 
@@ -126,6 +199,9 @@ impl Worker {
     /// is gone. A kernel without Landlock is no error: the name checks and the O_NOFOLLOW
     /// lookups still stand (one line says so).
     pub fn run(mut self) -> Result<(), NinepError> {
+        if self.model == SecurityModel::Passthrough {
+            creds::own_umask().map_err(|source| NinepError::Umask { path: self.path.clone(), source })?;
+        }
         self.confine()?;
         while let Ok(request) = self.requests.recv() {
             if self.replies.send(self.responder.answer(&request)).is_err() {
