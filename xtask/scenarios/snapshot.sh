@@ -8,7 +8,8 @@
 #      echoed, "check" shows the tmpfs file, the disk's md5sum, a ping over virtio-net
 #      (tap mvtap0, 169.254.0.1/16 in the rig) and a new vhost-vsock connection;
 #   2. the same snapshot restored 20 times one after another, then 4 at once (each its
-#      own disk copy, CID and tap); each clone must tick on and echo a line.
+#      own disk copy, CID and tap); each clone must tick on and echo a line;
+#   3. one clone of `microvm clone-server` (its VM made before the request), the same.
 # Prints SNAP-SRC-LAST, SNAP-RESTORED-FIRST, CLONE lines, and the consoles in sections.
 trap '' PIPE
 if [ ! -d /rig ] && [ -z "$SNAP_NS" ]; then
@@ -24,11 +25,13 @@ ip addr add 169.254.0.1/16 dev mvtap0 || exit 1
 
 # vm DISK CID TAP ARGS..: execs microvm with the command line every VM of this scenario
 # shares; the clones differ only in host resources (disk copy, vsock CID, tap). Run in the
-# background, so $! is microvm's pid.
+# background, so $! is microvm's pid. $VM_PREFIX (unquoted, no spaces in its words) goes
+# before the machine's options: a clone server's own.
 vm() {
     disk=$1 cid=$2 tap=$3
     shift 3
-    exec "$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
+    # shellcheck disable=SC2086
+    exec "$MICROVM" $VM_PREFIX -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
         -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/snapshot" \
         -chardev stdio,id=con0 -device virtio-serial-device -device virtconsole,chardev=con0 \
         -drive id=root,file="$disk",format=raw,if=none -device virtio-blk-device,drive=root \
@@ -154,8 +157,30 @@ for p in $pids; do
 done
 for p in $pids; do kill -TERM $p; wait $p; done
 
+# --- 3: a clone of the clone server: forked ahead, its VM made before the request; the
+# machine's options are the server's (console on the server's stdio, its own disk copy)
+cp "$dir/disk.snap" "$dir/cs.img"
+mkfifo "$dir/cs.in"
+sleep 3600 > "$dir/cs.in" &
+holders="$holders $!"
+VM_PREFIX="clone-server --snapshot $dir/vm.snap --listen $dir/cs.sock --"
+vm "$dir/cs.img" 42 mvtap0 < "$dir/cs.in" > "$dir/cs.txt" 2>&1 &
+server=$!
+VM_PREFIX=
+if wait_for "$dir/cs.txt" 'clone-server: listening' 600 $server; then
+    answer=$("$MICROVM" clone "$dir/cs.sock")
+    echo "CLONE-SERVER-ANSWER $answer"
+    pid=$(echo "$answer" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+    echo "CLONE server=1 $(goes_on cs "${pid:-0}")"
+    [ -n "$pid" ] && kill -TERM "$pid"
+else
+    echo "CLONE server=1 no-server"
+fi
+kill $server 2>/dev/null
+wait $server 2>/dev/null
+
 kill $holders 2>/dev/null
-for f in console restored seq1 seq20 par1 par4; do
+for f in console restored seq1 seq20 par1 par4 cs; do
     echo "== $f"
     cat "$dir/$f.txt"
 done

@@ -6,8 +6,9 @@
 use crate::host::Result;
 use crate::scenario;
 
-/// Figures as the guest names them, in table order, with their labels.
-const FIGURES: [(&str, &str); 6] = [
+/// Figures as the guest names them, in table order, with their labels (the disk ones
+/// first: the qcow2 benchmark shows those).
+pub(crate) const FIGURES: [(&str, &str); 6] = [
     ("disk-read", "disk sequential read, 1 MiB direct"),
     ("disk-write", "disk sequential write, 1 MiB direct"),
     ("disk-read-4k", "disk sequential read, 4 KiB direct"),
@@ -62,11 +63,6 @@ fn table(samples: &[(String, String, f64)], runs: &str) -> String {
 /// microvm and a QEMU column (samples of vmm `microvm-<engine>` / `qemu-<engine>`) and
 /// their ratio. Shared with the fio section (xtask::bench_fio).
 pub fn table_of(samples: &[(String, String, f64)], title: &str, figures: &[(&str, &str)], engines: &[&str]) -> String {
-    let median = |vmm: &str, fig: &str| {
-        let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == vmm && s.1 == fig).map(|s| s.2).collect();
-        v.sort_by(f64::total_cmp);
-        (!v.is_empty()).then(|| v[v.len() / 2])
-    };
     let mut out = format!("| {title} |");
     let mut rule = "| --- |".to_string();
     for engine in engines {
@@ -78,7 +74,8 @@ pub fn table_of(samples: &[(String, String, f64)], title: &str, figures: &[(&str
     for (fig, label) in figures {
         out += &format!("| {label} |");
         for engine in engines {
-            let (m, q) = (median(&format!("microvm-{engine}"), fig), median(&format!("qemu-{engine}"), fig));
+            let (m, q) =
+                (median(samples, &format!("microvm-{engine}"), fig), median(samples, &format!("qemu-{engine}"), fig));
             let ratio = match (m, q) {
                 (Some(m), Some(q)) if q > 0.0 => format!("{:.2}", m / q),
                 _ => "–".into(),
@@ -88,6 +85,13 @@ pub fn table_of(samples: &[(String, String, f64)], title: &str, figures: &[(&str
         out += "\n";
     }
     out
+}
+
+/// The median of one VMM's samples of one figure.
+pub(crate) fn median(samples: &[(String, String, f64)], vmm: &str, fig: &str) -> Option<f64> {
+    let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == vmm && s.1 == fig).map(|s| s.2).collect();
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| v[v.len() / 2])
 }
 
 /// (vmm, figure, MB/s) from "== bench-io vmm=V run=N" sections and "BENCH-IO fig x" lines.

@@ -23,6 +23,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "busybox-static",    // userland of the guest initramfs and of the rig
     "cpio",              // not used by xtask (it writes cpio itself); handy to inspect images
     "qemu-system-x86",   // the nested rig (TCG with SVM) and the reference VMM
+    "qemu-utils",        // qemu-img: qcow2 images made, checked and compared by the qcow2 tests
     "e2fsprogs",         // mke2fs for disk images in virtio-blk scenarios
     "acpica-tools",      // iasl: the acpi crate's tests disassemble the tables it builds
     "python3-venv",      // the venv of the Python QMP tests (tests/qmp)

@@ -4,6 +4,7 @@
 pub mod bench_fio;
 pub mod bench_io;
 pub mod bench_netuser;
+pub mod bench_qcow2;
 pub mod bench_vhost;
 pub mod binary;
 pub mod cpio;

@@ -22,6 +22,7 @@
 //! | FIO_INITRAMFS   | CLOUD_INITRAMFS + static fio and bench-fio (built |
 //! |                 | when a script mentions it)                        |
 //! | DEBUGFS, E2FSCK | e2fsprogs tools, to check a disk image outside    |
+//! | QEMU_IMG        | qemu-img: makes, checks, flattens qcow2 images    |
 //! | SCENARIOS       | the directory of the scripts                      |
 //!
 //! In the rig, a file is packed only if some selected script (or a `lib-*.sh` helper it
@@ -244,12 +245,14 @@ fn env(
     vars.push(("QEMU".into(), qemu));
     // Host tools at the same paths inside the rig: e2fsprogs to check a guest's disk from
     // outside, curl (Firecracker's API client in its getting-started guide) and passt (whose
-    // /usr/bin/passt runs passt.avx2 where the CPU has AVX2); the variable names the first.
-    let tools: [(&str, &[&str]); 4] = [
+    // /usr/bin/passt runs passt.avx2 where the CPU has AVX2), qemu-img to make and check
+    // qcow2 images; the variable names the first.
+    let tools: [(&str, &[&str]); 5] = [
         ("DEBUGFS", &["/usr/sbin/debugfs"]),
         ("E2FSCK", &["/usr/sbin/e2fsck"]),
         ("CURL", &["/usr/bin/curl"]),
         ("PASST", &["/usr/bin/passt", "/usr/bin/passt.avx2"]),
+        ("QEMU_IMG", &["/usr/bin/qemu-img"]),
     ];
     if let Some((scripts, list)) = pack.as_mut() {
         if mentions(scripts, "PASST") {
@@ -320,7 +323,11 @@ fn sourced_libs(text: &str) -> Result<String> {
 }
 
 fn mentions(scripts: &str, var: &str) -> bool {
-    scripts.contains(&format!("${var}")) || scripts.contains(&format!("${{{var}"))
+    // The whole name: $QEMU is not mentioned by $QEMU_IMG.
+    let name_goes_on = |rest: &str| rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    [format!("${var}"), format!("${{{var}")]
+        .iter()
+        .any(|m| scripts.match_indices(m.as_str()).any(|(at, _)| !name_goes_on(&scripts[at + m.len()..])))
 }
 
 /// Direct mode: `sh run-case.sh NAME TIMEOUT` on the host, with a backstop timeout.
@@ -419,6 +426,13 @@ mod tests {
         assert!(cases[0].output.contains("reboot: Restarting"));
         assert_eq!((cases[1].name.as_str(), cases[1].status), ("b", None));
         assert_eq!(cases[1].ready(), None);
+    }
+
+    #[test]
+    fn a_variable_is_mentioned_by_its_whole_name() {
+        assert!(mentions("\"$QEMU\" -M microvm", "QEMU") && mentions("${QEMU} -M", "QEMU"));
+        assert!(!mentions("\"$QEMU_IMG\" check x", "QEMU") && !mentions("${QEMU_IMG}", "QEMU"));
+        assert!(mentions("$QEMU_IMG check; $QEMU -M", "QEMU") && mentions("$QEMU_IMG check", "QEMU_IMG"));
     }
 
     #[test]

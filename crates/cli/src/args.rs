@@ -211,7 +211,32 @@ struct Parsed {
 
 /// Parses the command line, without argv[0].
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsError> {
-    let mut p = Parsed::default();
+    let mut partial = Partial::default();
+    match partial.add(args)? {
+        Some(done) => Ok(done),
+        None => partial.finish(),
+    }
+}
+
+/// A command line read in parts: the options of each part are taken as if they followed
+/// the earlier ones on one command line. The clone server reads the machine's options
+/// once, and each clone adds only its request's before [`Partial::finish`].
+#[derive(Default)]
+pub struct Partial(Parsed);
+
+impl Partial {
+    /// Reads `args`; `Some` when one of them ends parsing (`-help`, `-version`, a help query).
+    pub fn add<I: IntoIterator<Item = String>>(&mut self, args: I) -> Result<Option<Command>, ArgsError> {
+        read_options(&mut self.0, args)
+    }
+
+    /// The command the options read so far describe.
+    pub fn finish(self) -> Result<Command, ArgsError> {
+        finish_command(self.0)
+    }
+}
+
+fn read_options<I: IntoIterator<Item = String>>(p: &mut Parsed, args: I) -> Result<Option<Command>, ArgsError> {
     let mut args = args.into_iter();
 
     while let Some(arg) = args.next() {
@@ -226,12 +251,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
         }
         let value = if desc.takes_value() { args.next().ok_or(ArgsError::MissingValue(name))? } else { String::new() };
         if let Some(text) = help::option_help(desc, &value) {
-            return Ok(Command::Help(text));
+            return Ok(Some(Command::Help(text)));
         }
 
         match desc.opt {
-            Opt::Help => return Ok(Command::Help(help_text())),
-            Opt::Version => return Ok(Command::Version),
+            Opt::Help => return Ok(Some(Command::Help(help_text()))),
+            Opt::Version => return Ok(Some(Command::Version)),
             Opt::Refused => unreachable!("handled above"),
             Opt::Machine => machine::parse_machine(name, &value, &mut p.machine)?,
             Opt::Mem => p.mem_size = Some(machine::parse_mem(&value)?),
@@ -289,7 +314,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             }
             Opt::Name => {
                 let name = control::parse_name(&value)?;
-                p.name = name.guest.or(p.name);
+                p.name = name.guest.or(p.name.take());
                 p.debug_threads = name.debug_threads.unwrap_or(p.debug_threads);
             }
             Opt::Uuid => p.uuid = Some(control::parse_uuid(&value)?),
@@ -326,7 +351,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ArgsErr
             Opt::NoShutdown => p.no_shutdown = true,
         }
     }
+    Ok(None)
+}
 
+fn finish_command(p: Parsed) -> Result<Command, ArgsError> {
     let (dump_mtree, dump_seccomp) = (p.machine.dump_mtree, p.machine.dump_seccomp);
     let daemonize = p.daemonize;
     let pidfile = p.pidfile.clone().map(PathBuf::from);

@@ -96,6 +96,26 @@ fn clone(socket: &Path, dir: &TempDir, n: usize, extra: &[&str]) -> (i32, PathBu
     (pid, out, qmp)
 }
 
+/// The counter saved with 32 MiB in `dir` and a clone server of it: (its socket, the
+/// saved run's console, the server).
+fn counter_server(dir: &TempDir) -> (PathBuf, PathBuf, Running) {
+    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY));
+    let (snap, out0, _) = take_snapshot(dir, &kernel, "32m");
+    let socket = dir.path().join("server");
+    let server = server(&snap, &socket, &machine_args(&kernel, "32m"));
+    (socket, out0, server)
+}
+
+/// Lets clone `pid` print two lines, quits it over QMP and checks it counted on from the
+/// snapshot whose run printed `out0`.
+fn quit_after_counting_on(out0: &Path, (pid, out, qmp): (i32, PathBuf, PathBuf)) {
+    let mut qmp = Qmp::connect(&qmp);
+    wait_lines(&out, 2);
+    qmp.execute("quit", json!({})).unwrap();
+    wait_gone(pid);
+    assert_counts_on(out0, &out);
+}
+
 /// Waits until process `pid` (not a child of the test) is gone.
 fn wait_gone(pid: i32) {
     let deadline = Instant::now() + RUN_TIMEOUT;
@@ -111,10 +131,7 @@ fn the_clone_server_starts_clones_that_count_on_each_with_its_own_console_and_mo
         return;
     }
     let dir = TempDir::new("clone-server");
-    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(DELAY));
-    let (snap, out0, _) = take_snapshot(&dir, &kernel, "32m");
-    let socket = dir.path().join("server");
-    let server = server(&snap, &socket, &machine_args(&kernel, "32m"));
+    let (socket, out0, server) = counter_server(&dir);
     let clones: Vec<_> = (0..3).map(|n| clone(&socket, &dir, n, &[])).collect();
     for (pid, out, qmp) in &clones {
         let mut qmp = Qmp::connect(qmp);
@@ -158,6 +175,100 @@ fn the_clone_server_starts_clones_that_count_on_each_with_its_own_console_and_mo
     qmp.execute("quit", json!({})).unwrap();
     wait_gone(answer["pid"].as_i64().unwrap() as i32);
     drop(server);
+}
+
+/// The processes whose parent is `parent` (from each `/proc/PID/stat`).
+fn children(parent: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "PID (COMM) STATE PPID ...": the command may hold spaces and parentheses.
+        let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+        if after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The one clone of `server` other than `running`, waiting for a request.
+fn waiting_clone(server: i32, running: &[i32]) -> i32 {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    loop {
+        let waiting: Vec<i32> = children(server).into_iter().filter(|p| !running.contains(p)).collect();
+        match waiting.as_slice() {
+            [one] => return *one,
+            [] => assert!(Instant::now() < deadline, "the server has no waiting clone"),
+            more => panic!("the server has {} waiting clones: {more:?}", more.len()),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// What process `pid`'s descriptors are (`/proc/PID/fd` link targets).
+fn descriptors(pid: i32) -> Vec<String> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten();
+    fds.filter_map(|fd| std::fs::read_link(fd.path()).ok()).map(|t| t.display().to_string()).collect()
+}
+
+/// Waits until process `pid` holds a KVM VM and its vCPU 0.
+fn wait_until_vm_made(pid: i32) {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while !descriptors(pid).iter().any(|d| d.contains("kvm-vcpu:0")) {
+        assert!(Instant::now() < deadline, "clone {pid} made no vCPU: {:?}", descriptors(pid));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(descriptors(pid).iter().any(|d| d.contains("kvm-vm")), "{:?}", descriptors(pid));
+}
+
+/// The server keeps one clone forked ahead, its KVM VM and vCPU already made (so a
+/// request pays only for the devices, the saved state and the threads): the next request
+/// is served by that very process, and another one waits for the request after. A request
+/// asking for another memory setting than the one prepared still restores (the clone makes
+/// its VM again), a waiting clone killed before its request is replaced, and the waiting
+/// clone ends with the server.
+#[test]
+fn a_clone_waits_with_its_vm_made_serves_the_next_request_and_ends_with_the_server() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("clone-waiting");
+    let (socket, out0, server) = counter_server(&dir);
+    let server_pid = server.child.id() as i32;
+    let first = waiting_clone(server_pid, &[]);
+    wait_until_vm_made(first);
+    let started = clone(&socket, &dir, 0, &[]);
+    assert_eq!(started.0, first, "the request was not served by the clone that waited");
+    // The next one makes its VM once this clone's set-up is over, without a request.
+    let second = waiting_clone(server_pid, &[started.0]);
+    wait_until_vm_made(second);
+    quit_after_counting_on(&out0, started);
+    // Locked memory was not what the waiting clone prepared: it makes its VM again.
+    let (pid, out, qmp) = clone(&socket, &dir, 1, &["-overcommit", "mem-lock=on"]);
+    assert_eq!(pid, second);
+    let third = waiting_clone(server_pid, &[pid]);
+    wait_lines(&out, 1);
+    let locked = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked_kib: u64 =
+        locked.lines().find_map(|l| l.strip_prefix("VmLck:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
+    assert!(locked_kib >= 32 << 10, "the clone locked {locked_kib} KiB, not its 32 MiB of RAM");
+    quit_after_counting_on(&out0, (pid, out, qmp));
+    // A bad request is answered by the waiting clone, and another takes its place.
+    let bad = request(&socket, "{\"args\": [\"-m\", \"64m\"]}");
+    assert!(bad["error"].as_str().unwrap().contains("RAM"), "{bad}");
+    wait_gone(third);
+    // A waiting clone killed before its request: the request goes to a new one.
+    let fourth = waiting_clone(server_pid, &[]);
+    // SAFETY: kill(2) on a process this test's server started; no memory is involved.
+    unsafe { libc::kill(fourth, libc::SIGKILL) };
+    wait_gone(fourth);
+    let started = clone(&socket, &dir, 2, &[]);
+    assert_ne!(started.0, fourth);
+    let sixth = waiting_clone(server_pid, &[started.0]);
+    quit_after_counting_on(&out0, started);
+    drop(server);
+    wait_gone(sixth);
 }
 
 /// `Private_Dirty` of process `pid`, in KiB.

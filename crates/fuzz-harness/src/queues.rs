@@ -156,6 +156,7 @@ pub fn queue_block(data: &[u8]) {
         cache: CacheMode::Writeback,
         limits: Default::default(),
         engine: Default::default(),
+        image: Default::default(),
     };
     let Ok(block) = Block::new(options) else { return };
     let (mut d, _) = TestDriver::new(block);

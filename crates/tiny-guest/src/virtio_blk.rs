@@ -78,6 +78,16 @@ pub fn pattern_byte(i: usize) -> u8 {
 /// reached it and the read returned it. Then a device reset (status 0), `\ndone\n` and
 /// an i8042 reset.
 pub fn virtio_blk_write_read_copy(mmio: u32) -> Vec<u8> {
+    write_read_copy(mmio, true)
+}
+
+/// [`virtio_blk_write_read_copy`] without the reset at the end: the guest halts after
+/// `\ndone\n`, so the VM runs until the host ends it (QMP `quit`, a signal).
+pub fn virtio_blk_write_read_copy_then_halt(mmio: u32) -> Vec<u8> {
+    write_read_copy(mmio, false)
+}
+
+fn write_read_copy(mmio: u32, reset: bool) -> Vec<u8> {
     let mut a = Asm::new();
     bring_up(&mut a, mmio);
     // The pattern: each byte of the (page-aligned) buffer is its address's low byte.
@@ -104,7 +114,11 @@ pub fn virtio_blk_write_read_copy(mmio: u32) -> Vec<u8> {
     }
     // A driver reset, as Linux's on reboot: the device's reset runs on this vCPU's thread.
     write32(&mut a, mmio + STATUS, 0);
-    a.out_bytes(COM1, b"\ndone\n").i8042_reset().halt_forever();
+    a.out_bytes(COM1, b"\ndone\n");
+    if reset {
+        a.i8042_reset();
+    }
+    a.halt_forever();
     pvh_elf(&a.finish())
 }
 

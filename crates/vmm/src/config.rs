@@ -218,7 +218,7 @@ pub enum SerialConfig {
 
 pub use devices::rate_limiter::{BucketConfig, LimiterConfig};
 /// QEMU's `cache=` modes; the block device defines what each means.
-pub use devices::virtio::block::{CacheMode, DriveLimits, Engine};
+pub use devices::virtio::block::{CacheMode, DriveLimits, Engine, ImageFormat, ImageOptions};
 
 /// Where guest RAM lives: `-object memory-backend-*` selected by `-machine
 /// memory-backend=` or `-numa node,memdev=`, `-mem-path`, `-mem-prealloc`.

@@ -23,6 +23,7 @@ mod kvm;
 mod memory;
 mod monitor;
 pub mod power;
+mod prepared;
 mod rtc;
 mod run;
 mod serial;
@@ -42,6 +43,7 @@ pub use arch::cpu_models;
 pub use arch::layout as arch_layout;
 pub use exit::VmExit;
 pub use monitor::version_banner;
+pub use prepared::PreparedVm;
 pub use vm::Vm;
 
 #[derive(Debug, thiserror::Error)]

@@ -87,6 +87,7 @@ impl Vm {
             restored,
             api,
             prefetch,
+            running_signal,
         } = self;
         let mut manager = MainLoop::new().map_err(Error::EventLoop)?;
         let mut chardevs = inventory.chardevs;
@@ -156,6 +157,7 @@ impl Vm {
         let confined = ctx.sandbox.enter(ThreadKind::Main);
         step("main filter");
         ctx.start_gate.wait();
+        drop(running_signal);
         if let Err(e) = confined {
             exit.notify(VmExit::DeviceError(e.to_string()));
         }

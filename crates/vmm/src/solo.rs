@@ -38,8 +38,21 @@ pub fn runs_solo(config: &VmConfig) -> bool {
 impl Vm {
     /// `run` for a command line of [`runs_solo`].
     pub(crate) fn run_solo(self) -> Result<VmExit, Error> {
-        let Vm { mut vcpus, pio, mmio, reset, exit, signals, clock, config, boot_trace, snapshotter, prefetch, .. } =
-            self;
+        let Vm {
+            mut vcpus,
+            pio,
+            mmio,
+            reset,
+            exit,
+            signals,
+            clock,
+            config,
+            boot_trace,
+            snapshotter,
+            prefetch,
+            running_signal,
+            ..
+        } = self;
         // No second thread to fault the working set in while the guest runs: now.
         if let Some(runs) = &prefetch {
             crate::snapshot::prefetch::prefault(&snapshotter.mem, runs);
@@ -63,6 +76,7 @@ impl Vm {
         step("main loop");
         ctx.sandbox.enter(ThreadKind::Solo)?;
         step("main filter");
+        drop(running_signal);
         let outcome = vcpu.run_solo(&ctx, &reset, &signals);
         let guest_exit = clock.elapsed();
         step("guest ended");

@@ -11,15 +11,12 @@ use crate::config::{MemoryBackend, MonitorSocket, SerialConfig, VmConfig};
 use crate::device_kinds::create_devices;
 use crate::device_thread::DeviceEventLoop;
 use crate::exit::{ExitNotifier, VmExit};
-use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
-use crate::memory::{advise_mergeable, create_guest_memory, lock_guest_memory, register_memory};
 use crate::monitor::{MonitorServer, Mux};
 use crate::power::{create_power_devices, tables_region, vmgenid_region, write_tables, PowerDevices};
+use crate::prepared::PreparedVm;
 use crate::rtc::{create_rtc, RtcTicker};
 use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
-use crate::snapshot::memory_file::{map_memory, read_memory};
-use crate::snapshot::prefetch;
 use crate::snapshot::{LoadedSnapshot, MachineShape, SnapshotError, Snapshotter};
 use crate::startup::{step, StartupClock};
 use crate::vcpu::{CpuidTemplate, Vcpu, XsaveFits};
@@ -77,12 +74,21 @@ pub struct Vm {
     /// A restore's working-set list (`FILE.pages`): read ahead at set-up, faulted in by
     /// the main thread while the vCPUs already run.
     pub(crate) prefetch: Option<crate::snapshot::prefetch::Runs>,
+    /// Closed once every thread is confined and the vCPUs may run ([`Vm::close_once_running`]).
+    pub(crate) running_signal: Option<std::os::fd::OwnedFd>,
 }
 
 impl Vm {
     /// Serves Firecracker's API socket while the VM runs (the Firecracker front end).
     pub fn serve_api(&mut self, api: crate::api::ApiServer) {
         self.api = Some(api);
+    }
+
+    /// Closes `fd` once the VM's set-up is over: every thread confined under its filter,
+    /// the vCPUs free to run. The clone server's next clone waits for this end of file
+    /// before it makes its own VM, so the two do not share the CPU while this one starts.
+    pub fn close_once_running(&mut self, fd: std::os::fd::OwnedFd) {
+        self.running_signal = Some(fd);
     }
 
     /// Descriptors the VM uses that it did not open itself (a monitor's `fd=N`): the jail
@@ -124,7 +130,7 @@ impl Vm {
         if incoming.is_some() {
             step("snapshot read");
         }
-        Self::build(config, start, shape, incoming)
+        Self::build(config, start, shape, incoming, None)
     }
 
     /// Reads and checks the snapshot `config` restores (`-incoming`), if any: what
@@ -137,15 +143,32 @@ impl Vm {
 
     /// [`Vm::new`] restoring `snapshot`, read and decoded earlier (the clone server reads
     /// it once and forks a clone per request): only its machine is checked again against
-    /// `config`, so the per-clone work is the KVM calls, the mapping and the devices.
-    pub fn new_restored(config: &VmConfig, start: Instant, snapshot: LoadedSnapshot) -> Result<Vm, Error> {
+    /// `config`, so the per-clone work is the KVM calls, the mapping and the devices, and
+    /// only the devices and the state's loading when `prepared` (made by
+    /// [`Vm::prepare_restore`] before the request) fits `config`'s machine; one that does
+    /// not is dropped and the machine made again.
+    pub fn new_restored(
+        config: &VmConfig,
+        start: Instant,
+        snapshot: LoadedSnapshot,
+        prepared: Option<PreparedVm>,
+    ) -> Result<Vm, Error> {
         validate(config)?;
         let shape = MachineShape::of(config);
         snapshot.snapshot.shape.check(&shape).map_err(SnapshotError::from)?;
         if snapshot.memory.is_none() && !file_backend(config) {
             return Err(SnapshotError::NoMemory(snapshot.path.clone()).into());
         }
-        Self::build(config, start, shape, Some(snapshot))
+        Self::build(config, start, shape, Some(snapshot), prepared.filter(|p| p.fits(config)))
+    }
+
+    /// The machine's half of restoring `snapshot` with `config` (KVM VM, memory mapped,
+    /// interrupt controllers, vCPUs created with the saved state that does not count time;
+    /// nothing that does, no device, no thread), made ahead of [`Vm::new_restored`] by a
+    /// clone waiting for its request.
+    pub fn prepare_restore(config: &VmConfig, snapshot: &LoadedSnapshot) -> Result<PreparedVm, Error> {
+        validate(config)?;
+        PreparedVm::make(config, Some(snapshot), true)
     }
 
     fn build(
@@ -153,26 +176,18 @@ impl Vm {
         start: Instant,
         shape: MachineShape,
         incoming: Option<LoadedSnapshot>,
+        prepared: Option<PreparedVm>,
     ) -> Result<Vm, Error> {
         let file_backend = file_backend(config);
         let shared_memory = config.memory.is_shareable() && file_backend;
         // Before any thread exists, so that every thread inherits the mask.
         let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
         step("signals");
-        let kvm = open_kvm(&kvm_device_path())?;
-        let vm = create_vm(&kvm)?;
-        step("KVM_CREATE_VM");
-        let (mem, prefetch) = guest_memory(config, incoming.as_ref())?;
-        if config.mem_lock {
-            lock_guest_memory(&mem)?;
-        }
-        if config.machine.mem_merge {
-            advise_mergeable(&mem);
-        }
-        register_memory(&vm, &mem)?;
-        step("memory");
-        create_irqchip(&vm, config.machine.pit, config.machine.pit_reinject)?;
-        step("irqchip");
+        let prepared = match prepared {
+            Some(prepared) => prepared,
+            None => PreparedVm::make(config, incoming.as_ref(), false)?,
+        };
+        let PreparedVm { vcpus: created, vm, kvm, mem, prefetch, .. } = prepared;
 
         let exit = Arc::new(ExitNotifier::new().map_err(io_err("cannot create the exit event"))?);
         let reset = EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create the reset event"))?;
@@ -228,7 +243,7 @@ impl Vm {
             incoming.as_ref().filter(|s| config.track_dirty_pages && s.memory.is_some()).map(|s| s.state_crc);
         let vcpus = match incoming {
             None => boot(config, &kvm, &vm, &mem, &inventory, &mut power)?,
-            Some(snapshot) => restore(snapshot, &kvm, &vm, &mut power, [&pio, &mmio])?,
+            Some(snapshot) => restore(snapshot, &kvm, &vm, created, &mut power, [&pio, &mmio])?,
         };
         if let Some(vmgenid) = &config.vmgenid {
             power.generation = Some(crate::vmgenid::start(vmgenid, &mem, restored, &power.control)?);
@@ -276,6 +291,7 @@ impl Vm {
             restored,
             api: None,
             prefetch,
+            running_signal: None,
         })
     }
 
@@ -291,36 +307,6 @@ impl Vm {
 /// restore maps it again, shared or (clones of a template, as Kata's) private.
 fn file_backend(config: &VmConfig) -> bool {
     matches!(&config.memory.backend, MemoryBackend::File { path } if !path.is_dir())
-}
-
-/// Guest RAM: mapped from the snapshot's file when restoring into default memory (only
-/// the pages the guest touches are read), copied into a memory backend otherwise. With
-/// a working-set list beside the snapshot, its pages are read ahead now (asynchronous
-/// I/O) and returned, for the main thread to fault in once the vCPUs run.
-fn guest_memory(
-    config: &VmConfig,
-    incoming: Option<&LoadedSnapshot>,
-) -> Result<(GuestMemoryMmap, Option<prefetch::Runs>), Error> {
-    let memory_error = |s: &LoadedSnapshot| {
-        let path = s.path.clone();
-        move |source| Error::Snapshot(SnapshotError::Memory { path, source })
-    };
-    match incoming.and_then(|s| s.memory.as_ref().map(|m| (s, m))) {
-        Some((s, (file, offset))) if config.memory == crate::config::MemoryConfig::default() => {
-            let mem = map_memory(file, *offset, config.mem_size, config.track_dirty_pages).map_err(memory_error(s))?;
-            let runs = prefetch::listed(s);
-            if let Some(runs) = &runs {
-                prefetch::read_ahead(&mem, runs);
-            }
-            Ok((mem, runs))
-        }
-        Some((s, (file, offset))) => {
-            let mem = create_guest_memory(config.mem_size, &config.memory, config.track_dirty_pages)?;
-            read_memory(&mem, file, *offset).map_err(memory_error(s))?;
-            Ok((mem, None))
-        }
-        None => Ok((create_guest_memory(config.mem_size, &config.memory, config.track_dirty_pages)?, None)),
-    }
 }
 
 /// A fresh boot: ACPI tables, the kernel and its command line, the MP table and boot
@@ -357,6 +343,7 @@ fn restore(
     snapshot: LoadedSnapshot,
     kvm: &Kvm,
     vm: &VmFd,
+    created: Vec<Vcpu>,
     power: &mut PowerDevices,
     [pio, mmio]: [&Bus; 2],
 ) -> Result<Vec<Vcpu>, Error> {
@@ -364,9 +351,11 @@ fn restore(
     let state = snapshot.snapshot;
     power.tables = state.acpi_tables.map(|(rsdp_address, end)| acpi::AcpiLayout { rsdp_address, end });
     let fits = XsaveFits::check(kvm)?;
-    let mut vcpus = Vec::with_capacity(state.vcpus.len());
-    for saved in &state.vcpus {
-        vcpus.push(Vcpu::new(vm, saved.id)?);
+    // A clone's were made ahead with their untimed state (`PreparedVm`); else made now.
+    let prepared = !created.is_empty() && created.iter().map(Vcpu::id).eq(state.vcpus.iter().map(|v| v.id));
+    let mut vcpus = created;
+    if !prepared {
+        vcpus = state.vcpus.iter().map(|saved| Vcpu::new(vm, saved.id)).collect::<Result<_, _>>()?;
     }
     // Before any state is loaded: a host without the guest's CPU is one clear line.
     if !host_checked {
@@ -375,7 +364,10 @@ fn restore(
     }
     state.vm.restore(vm, snapshot.clock).map_err(SnapshotError::from)?;
     for (vcpu, saved) in vcpus.iter_mut().zip(&state.vcpus) {
-        vcpu.restore_state(saved, fits)?;
+        if !prepared {
+            vcpu.restore_untimed(saved, fits)?;
+        }
+        vcpu.restore_timed(saved)?;
     }
     // Last: a device re-raising a pending interrupt must find the interrupt controllers
     // and LAPICs already restored, or their state would overwrite it.

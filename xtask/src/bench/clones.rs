@@ -74,6 +74,19 @@ pub struct CloneFigures {
     pub cold_working_set: (Latency, Latency),
     pub qemu_error: Option<String>,
     pub load: Option<String>,
+    pub cpu: CpuFigures,
+}
+
+/// Process CPU, µs: exec → first KVM_RUN of a fresh start and of a restore (alternating),
+/// the median of each round's restore/fresh ratio, a clone's request → first KVM_RUN, and
+/// the server's own CPU per request.
+#[derive(Debug, Default)]
+pub struct CpuFigures {
+    pub fresh: Latency,
+    pub restore: Latency,
+    pub restore_ratio: f64,
+    pub clone: Latency,
+    pub server_per_request: Option<f64>,
 }
 
 /// The machine's options, without console or monitor.
@@ -145,23 +158,49 @@ fn stop(mut child: Child) {
 
 /// exec → first console line of `args` (a fresh start or a restore); the child if kept.
 fn to_first_line(bin: &Path, args: &[String], fifo: &Path, keep: bool) -> Result<(f64, Option<Child>), String> {
-    let console = Console::new(fifo)?;
-    let t = Instant::now();
-    let child = Command::new(bin)
-        .args(args)
-        .args(serial(fifo))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", bin.display()))?;
-    let at = console.first_byte();
-    let ms = super::ms(at.map_err(|e| format!("{e}: {bin:?} {args:?}"))? - t);
+    let (ms, child) = timed_first_line(bin, args, fifo, false)?;
     if keep {
         return Ok((ms, Some(child)));
     }
     stop(child);
     Ok((ms, None))
+}
+
+/// The environment variable that makes microvm log its first KVM_RUN's CPU (`--report-start-time`).
+const REPORT_START_TIME: &str = "MICROVM_REPORT_START_TIME";
+
+/// exec → first console line, and the process CPU exec → first KVM_RUN microvm reported
+/// (µs), the VMM then ended.
+fn first_line_and_cpu(bin: &Path, args: &[String], fifo: &Path) -> Result<(f64, f64), String> {
+    let (ms, child) = timed_first_line(bin, args, fifo, true)?;
+    let mut child = child;
+    let _ = child.kill();
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let cpu = first_run_cpu(&String::from_utf8_lossy(&output.stderr)).next();
+    Ok((ms, cpu.ok_or(format!("no first KVM_RUN line from {args:?}"))?))
+}
+
+fn timed_first_line(bin: &Path, args: &[String], fifo: &Path, report: bool) -> Result<(f64, Child), String> {
+    let console = Console::new(fifo)?;
+    let t = Instant::now();
+    let mut cmd = Command::new(bin);
+    cmd.args(args).args(serial(fifo)).stdin(Stdio::null()).stdout(Stdio::null());
+    if report {
+        cmd.env(REPORT_START_TIME, "1").stderr(Stdio::piped());
+    } else {
+        cmd.stderr(Stdio::null());
+    }
+    let child = cmd.spawn().map_err(|e| format!("{}: {e}", bin.display()))?;
+    let at = console.first_byte();
+    Ok((super::ms(at.map_err(|e| format!("{e}: {bin:?} {args:?}"))? - t), child))
+}
+
+/// The CPU µs of each "first KVM_RUN after W us wall (...), C us CPU" line in `log`.
+fn first_run_cpu(log: &str) -> impl Iterator<Item = f64> + '_ {
+    log.lines().filter(|l| l.contains("first KVM_RUN after")).filter_map(|l| {
+        let before = &l[..l.find(" us CPU")?];
+        before[before.rfind(' ')? + 1..].parse().ok()
+    })
 }
 
 /// `"key": N` in a QMP reply.
@@ -231,18 +270,27 @@ fn drop_from_page_cache(path: &Path) -> Result<(), String> {
 
 /// A clone server for `snap`, once it listens on `sock`.
 fn server(bin: &Path, snap: &Path, sock: &Path, machine: &[String]) -> Result<Child, String> {
-    let mut child = Command::new(bin)
-        .args(["clone-server", "--snapshot"])
-        .arg(snap)
-        .arg("--listen")
-        .arg(sock)
-        .arg("--")
-        .args(machine)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
+    start_server(bin, snap, sock, machine, None)
+}
+
+/// A clone server as [`server`], with `MICROVM_REPORT_START_TIME=1` and its stderr (and
+/// so its clones') in `log`.
+fn server_logging(bin: &Path, snap: &Path, sock: &Path, machine: &[String], log: &Path) -> Result<Child, String> {
+    start_server(bin, snap, sock, machine, Some(log))
+}
+
+fn start_server(bin: &Path, snap: &Path, sock: &Path, machine: &[String], log: Option<&Path>) -> Result<Child, String> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["clone-server", "--snapshot"]).arg(snap).arg("--listen").arg(sock).arg("--").args(machine);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    match log {
+        Some(log) => {
+            let err = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+            cmd.env(REPORT_START_TIME, "1").stderr(err)
+        }
+        None => cmd.stderr(Stdio::null()),
+    };
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line).map_err(|e| e.to_string())?;
     if !line.contains("listening") {
@@ -250,6 +298,17 @@ fn server(bin: &Path, snap: &Path, sock: &Path, machine: &[String]) -> Result<Ch
         return Err(format!("the clone server did not start: {line:?}"));
     }
     Ok(child)
+}
+
+/// Waits for `child`; its user + system CPU in µs (wait4's rusage).
+fn wait_usage(child: Child) -> Option<f64> {
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our unwaited child; status and usage are valid for writing.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let us = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
+    (pid > 0).then(|| us(usage.ru_utime) + us(usage.ru_stime))
 }
 
 /// One clone with `args`: its pid.
@@ -290,13 +349,22 @@ pub fn run(bin: &Path, dir: &Path, runs: usize, clones: usize) -> Result<CloneFi
         m.iter().cloned().chain(["-incoming".into(), format!("file:{}", snap.display())]).collect();
 
     eprintln!("[bench] clones: {runs} alternating fresh starts and restores");
-    let (mut fresh, mut restore) = (Vec::new(), Vec::new());
+    let (mut fresh, mut restore, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut fresh_cpu, mut restore_cpu) = (Vec::new(), Vec::new());
     to_first_line(bin, &restore_args, &fifo, false)?; // warm-up: page cache, binary
     for _ in 0..runs {
-        fresh.push(to_first_line(bin, &m, &fifo, false)?.0);
-        restore.push(to_first_line(bin, &restore_args, &fifo, false)?.0);
+        let (ms, cpu) = first_line_and_cpu(bin, &m, &fifo)?;
+        fresh.push(ms);
+        fresh_cpu.push(cpu);
+        let (ms, restored) = first_line_and_cpu(bin, &restore_args, &fifo)?;
+        restore.push(ms);
+        restore_cpu.push(restored);
+        ratios.push(restored / cpu);
     }
     (f.fresh, f.restore) = (Latency::of(fresh), Latency::of(restore));
+    f.cpu.fresh = Latency::of(fresh_cpu);
+    f.cpu.restore = Latency::of(restore_cpu);
+    f.cpu.restore_ratio = Latency::of(ratios).p50;
 
     eprintln!("[bench] clones: {clones} restores, then {clones} clone-server clones");
     let ms: Result<Vec<f64>, String> =
@@ -315,6 +383,21 @@ pub fn run(bin: &Path, dir: &Path, runs: usize, clones: usize) -> Result<CloneFi
     }
     f.clones = Latency::of(ms);
     stop(srv);
+    // Process CPU request → first KVM_RUN of each clone (it logs it to the server's
+    // stderr), and the server's own CPU per request (wait4), in a run of their own.
+    let log = dir.join("server.log");
+    let mut srv = server_logging(bin, &snap, &sock, &m, &log)?;
+    for _ in 0..runs {
+        let console = Console::new(&fifo)?;
+        let pid = request_clone(&sock, &serial(&fifo))?;
+        console.first_byte()?;
+        end_clone(pid);
+    }
+    let _ = srv.kill();
+    let usage = wait_usage(srv);
+    let text = String::from_utf8_lossy(&xtask::host::read(&log)?).into_owned();
+    f.cpu.clone = Latency::of(first_run_cpu(&text).collect());
+    f.cpu.server_per_request = usage.map(|us| us / runs as f64);
 
     eprintln!("[bench] clones: memory of {IDLE_CLONES} idle clones");
     (f.clone_kib, f.restore_kib) = idle_memory(bin, &dir)?;
@@ -479,6 +562,21 @@ pub fn markdown(figures: &Result<CloneFigures, String>, runs: usize) -> String {
         "| the same, a guest reading a {WORKING_SET_MIB} MiB working set before each line (`touch_then_count_on_serial`) | {} / {} | |\n",
         lat(&f.cold_working_set.0),
         lat(&f.cold_working_set.1)
+    );
+    let c = &f.cpu;
+    s += &format!(
+        "\n| process CPU to the first KVM_RUN (`MICROVM_REPORT_START_TIME=1`), µs | p50 | goal |\n| --- | ---: | --- |\n\
+         | fresh start, exec → | {:.0} | |\n\
+         | restore, exec → (alternating with the fresh start) | {:.0}: {:.2} × the fresh start (median of each round's ratio) | ≤ 1.1 × |\n\
+         | clone, its request → (n={}) | {:.0}: {:.2} × the fresh start's | ≤ 0.5 × |\n\
+         | the server's own CPU per request (wait4, whole run / requests) | {} | |\n",
+        c.fresh.p50,
+        c.restore.p50,
+        c.restore_ratio,
+        c.clone.n,
+        c.clone.p50,
+        c.clone.p50 / c.fresh.p50,
+        c.server_per_request.map_or("not measured".into(), |us| format!("{us:.0}")),
     );
     s += "\n| memory | KiB | goal |\n| --- | ---: | --- |\n";
     s += &format!(

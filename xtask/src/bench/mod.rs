@@ -21,7 +21,8 @@
 //! passt against QEMU's libslirp: `xtask::bench_netuser`, its own rig boot) and `--only
 //! snapshot` (save and restore against QEMU's migration to a file, snapshot.rs, its own rig
 //! boot; then microvm's diff snapshots on the host's /dev/kvm, snapshot_diff.rs) and
-//! `--only hugepages` (a Linux boot and a memory-touching workload on 2 MiB pages and on
+//! `--only qcow2` (the disk figures on raw and on qcow2, microvm's and QEMU's:
+//! `xtask::bench_qcow2`, its own rig boot, only with --only), `--only hugepages` (a Linux boot and a memory-touching workload on 2 MiB pages and on
 //! default memory, hugepages.rs, its own rig boot) and `--only firecracker` (boot and
 //! restore through Firecracker's API against QMP, firecracker.rs, its own rig boot) and
 //! `--only fio` (fio in a Linux guest on each block engine against QEMU's same `aio=`:
@@ -49,7 +50,7 @@ use xtask::host;
 const RUNS: (usize, usize) = (20, 10);
 const QUICK_RUNS: (usize, usize) = (5, 3);
 const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|netuser|snapshot|io|fio]";
+    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|netuser|snapshot|io|qcow2|fio]";
 /// Clones and restores per run for the clones section's p50/p99 (1,000 at the default 20 runs).
 const CLONES_PER_RUN: usize = 50;
 
@@ -154,10 +155,11 @@ fn only_section(
             snapshot::markdown(&snapshot::run(boot_runs), boot_runs) + "\n" + &diff
         }
         "io" => xtask::bench_io::run(boot_runs)?,
+        "qcow2" => xtask::bench_qcow2::run(boot_runs)?,
         "fio" => xtask::bench_fio::run(boot_runs)?,
         other => {
             return Err(format!(
-                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, netuser, snapshot, io, fio)"
+                "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, netuser, snapshot, io, qcow2, fio)"
             ))
         }
     };

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use vmm::config::{CacheMode, ChardevBackend, DriveLimits, Engine, LogFile, MonitorSocket, NetBackend};
+use vmm::config::{
+    CacheMode, ChardevBackend, DriveLimits, Engine, ImageFormat, ImageOptions, LogFile, MonitorSocket, NetBackend,
+};
 
 use super::control::{parse_port, socket_mode, tcp_host};
 use super::device_props::{CHARDEV_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
@@ -24,6 +26,8 @@ pub(super) struct Drive {
     pub(super) cache: CacheMode,
     pub(super) limits: DriveLimits,
     pub(super) engine: Engine,
+    /// `format=`, `snapshot=`, `discard=`.
+    pub(super) image: ImageOptions,
     /// `if=none` was written (see `devices.rs` on unused drives).
     pub(super) if_none: bool,
     pub(super) value: String,
@@ -115,13 +119,14 @@ fn find_kind(
 }
 
 impl Backends {
-    /// `-drive id=ID,file=PATH[,format=raw][,if=none][,readonly=on|off][,cache=MODE]...`
+    /// `-drive id=ID,file=PATH[,format=raw|qcow2][,if=none][,readonly=on|off][,cache=MODE]...`
     pub(super) fn drive(&mut self, value: &str) -> Result<(), ArgsError> {
         let mut id = None;
         let mut path = None;
         let mut read_only = false;
         let mut cache = CacheMode::default();
         let mut aio = None;
+        let mut image = ImageOptions::default();
         let mut if_none = false;
         let mut cdrom = false;
         let mut throttling = throttling::Throttling::default();
@@ -132,17 +137,26 @@ impl Backends {
             match s.name() {
                 "id" => id = Some(s.id(DRIVE)?),
                 "file" => path = Some(s.path(DRIVE)?),
-                // No probing: a missing format= means raw, the only one.
-                "format" if s.value == "raw" => {}
+                // No probing: a missing format= means raw.
+                "format" if s.value == "raw" => image.format = ImageFormat::Raw,
+                "format" if s.value == "qcow2" => image.format = ImageFormat::Qcow2,
                 "format" => {
                     return Err(invalid(
                         DRIVE,
                         &s.text,
                         format!(
-                            "only format=raw is supported, not {}; convert the image with qemu-img convert -O raw",
+                            "only format=raw and format=qcow2 are supported, not {}; convert the image with \
+                             qemu-img convert -O qcow2",
                             s.value.escape_debug()
                         ),
                     ))
+                }
+                "discard" => {
+                    image.discard = Some(match s.value.as_str() {
+                        "unmap" | "on" => true,
+                        "ignore" | "off" => false,
+                        _ => return Err(invalid(DRIVE, &s.text, "expected discard=unmap, on, ignore or off")),
+                    })
                 }
                 "media" if s.value == "cdrom" => cdrom = true,
                 "media" if s.value == "disk" => cdrom = false,
@@ -158,8 +172,7 @@ impl Backends {
                 "readonly" => read_only = s.on,
                 "cache" => cache = parse_cache(&s)?,
                 "aio" => aio = Some(s.value.clone()),
-                "snapshot" if s.on => return Err(invalid(DRIVE, &s.text, "snapshot=on is not supported")),
-                "snapshot" => {}
+                "snapshot" => image.snapshot = s.on,
                 name => return Err(unhandled(DRIVE, name)),
             }
         }
@@ -190,7 +203,7 @@ impl Backends {
             }
             self.throttle_groups.push(group.clone());
         }
-        self.drives.push(Drive { id, path, read_only, cache, limits, engine, if_none, value: value.to_owned() });
+        self.drives.push(Drive { id, path, read_only, cache, limits, engine, image, if_none, value: value.to_owned() });
         Ok(())
     }
 

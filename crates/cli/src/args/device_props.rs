@@ -8,8 +8,14 @@ use super::schema::{ignored, prop, KindDesc, PropDesc, ID};
 /// `-drive` properties.
 pub(super) const DRIVE_PROPS: &[PropDesc] = &[
     PropDesc { help: "Required; -device virtio-blk-device,drive=ID refers to it.", ..ID },
-    prop("file", Text("PATH"), None, "Required. The raw image."),
-    prop("format", OneOf(&["raw"]), Some("raw"), "Only raw (nothing is probed); qcow2 and others are errors."),
+    prop("file", Text("PATH"), None, "Required. The image."),
+    prop(
+        "format",
+        OneOf(&["raw", "qcow2"]),
+        Some("raw"),
+        "raw or qcow2 (nothing is probed). qcow2 with its backing chain (opened read-only, relative names from \
+         the image's directory, the header's backing_fmt), served with aio=threads.",
+    ),
     prop("if", OneOf(&["none"]), None, "Only none: microvm has no IDE/SCSI/PCI bus."),
     PropDesc { aliases: &["read-only"], ..prop("readonly", Bool, Some("off"), "The guest cannot write.") },
     prop(
@@ -35,8 +41,20 @@ pub(super) const DRIVE_PROPS: &[PropDesc] = &[
          (docs/dropin.md); io_uring: queued on an io_uring; native: io_uring too (no Linux AIO), needs \
          cache=none or directsync as in QEMU.",
     ),
-    ignored("discard", OneOf(&["unmap", "ignore", "on", "off"]), "discard handling is the block device's own."),
-    prop("snapshot", Bool, Some("off"), "Only off."),
+    prop(
+        "discard",
+        OneOf(&["unmap", "ignore", "on", "off"]),
+        None,
+        "unmap/on: the guest's discards free space in the image (holes in a raw file, clusters in qcow2); \
+         ignore/off: no discard offered. Default: unmap for raw (microvm's behaviour), ignore for qcow2 (QEMU's).",
+    ),
+    prop(
+        "snapshot",
+        Bool,
+        Some("off"),
+        "on: the image is opened read-only and the guest's writes go to a temporary qcow2 overlay in $TMPDIR \
+         or /var/tmp, dropped when the VM ends.",
+    ),
     PropDesc {
         aliases: &["bps"],
         ..prop(

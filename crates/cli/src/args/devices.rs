@@ -374,9 +374,18 @@ impl Devices {
                     let resolved = match backend.kind {
                         BackendKind::Drive => {
                             let d = take(&mut drives, &backend.id, &value, "drive")?;
-                            let (id, path, read_only, cache, limits, engine) =
-                                (d.id, d.path, d.read_only, d.cache, d.limits, d.engine);
-                            KindBackend::Drive(BlockConfig { id, path, read_only, cache, serial: None, limits, engine })
+                            let (id, path, read_only, cache, limits) = (d.id, d.path, d.read_only, d.cache, d.limits);
+                            let (engine, image, serial) = (d.engine, d.image, None);
+                            KindBackend::Drive(BlockConfig {
+                                id,
+                                path,
+                                read_only,
+                                cache,
+                                serial,
+                                limits,
+                                engine,
+                                image,
+                            })
                         }
                         BackendKind::Netdev => {
                             let n = take(&mut netdevs, &backend.id, &value, "netdev")?;

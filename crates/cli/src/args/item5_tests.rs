@@ -125,7 +125,11 @@ fn drive_index_detect_zeroes_media_cdrom_and_serial() {
     let Some(DeviceConfig::Block(b)) = c.devices.first() else { panic!("{:?}", c.devices) };
     assert!(b.read_only, "media=cdrom is a read-only disk");
     assert_eq!(b.serial.as_deref(), Some("abc"));
-    assert_invalid(err(&["-drive", "id=d,file=x.qcow2,format=qcow2,if=none"]), "-drive", "only format=raw");
+    assert_invalid(
+        err(&["-drive", "id=d,file=x.vmdk,format=vmdk,if=none"]),
+        "-drive",
+        "only format=raw and format=qcow2",
+    );
     help_says(&["index=", "detect-zeroes=", "media=", "serial="]);
 }
 

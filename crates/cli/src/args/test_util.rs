@@ -74,6 +74,7 @@ pub(super) fn block(id: &str, path: &str) -> DeviceConfig {
         serial: None,
         limits: Default::default(),
         engine: Default::default(),
+        image: Default::default(),
     })
 }
 

@@ -573,3 +573,31 @@ fn daemonize_connects_stdio_chardevs_to_nothing() {
     let l = launch(&["-M", "microvm,legacy", "-serial", "stdio"]).unwrap();
     assert_eq!((l.vm.serial, l.warnings.len()), (Some(SerialConfig::Stdio), 0));
 }
+
+// ---- a command line read in parts (the clone server) ----
+
+/// The machine's options read once and a request's added later make the command the whole
+/// line makes; a later part is checked against the earlier ones (COM1 given twice), and
+/// `-version` in a later part ends parsing as it would on one line.
+#[test]
+fn a_command_line_read_in_two_parts_is_the_same_command() {
+    let machine = args(&["-M", "microvm,legacy", "-m", "256m", "-nodefaults", "-kernel", "vmlinux"]);
+    let machine: Vec<String> = machine.into_iter().chain(args(&["-incoming", "file:/x.snap"])).collect();
+    let request = args(&["-serial", "file:/run/c1.log", "-qmp", "unix:/run/c1.qmp,server=on,wait=off", "-S"]);
+    let whole = parse(machine.iter().chain(&request).cloned()).unwrap();
+    let mut parts = Partial::default();
+    assert_eq!(parts.add(machine.clone()).unwrap(), None);
+    assert_eq!(parts.add(request).unwrap(), None);
+    assert_eq!(parts.finish().unwrap(), whole);
+    let Command::Run(launch) = whole else { panic!("not a run") };
+    assert!(launch.vm.start_paused && launch.vm.incoming.is_some() && launch.vm.serial.is_some());
+
+    let mut parts = Partial::default();
+    assert_eq!(parts.add(args(&["-kernel", "vmlinux", "-serial", "stdio"])).unwrap(), None);
+    let twice = parts.add(args(&["-serial", "file:/x"])).unwrap_err();
+    assert!(twice.to_string().contains("more than once"), "{twice}");
+
+    let mut parts = Partial::default();
+    assert_eq!(parts.add(machine).unwrap(), None);
+    assert_eq!(parts.add(args(&["-version"])).unwrap(), Some(Command::Version));
+}

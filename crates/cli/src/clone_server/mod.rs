@@ -44,6 +44,8 @@ pub enum CloneServerError {
     Snapshot(#[from] vmm::snapshot::SnapshotError),
     #[error("cannot listen on {}: {source}", .path.display())]
     Listen { path: PathBuf, source: std::io::Error },
+    #[error("cannot start a clone: {0}")]
+    Fork(String),
     #[error("the server has {0} threads: it must fork with one")]
     Threads(usize),
     #[error("cannot {what}: {source}")]
@@ -91,10 +93,16 @@ fn parse_args(args: &[String]) -> Result<ServerArgs, CloneServerError> {
 
 /// What every clone starts from: the machine's options and the snapshot, read once.
 pub(crate) struct Template {
-    /// The machine's options with `-incoming file:SNAPSHOT` appended.
-    pub(crate) argv: Vec<String>,
+    /// The machine's options with `-incoming file:SNAPSHOT` appended, parsed once; each
+    /// clone takes its copy and adds its request's options.
+    pub(crate) options: Option<cli::args::Partial>,
+    /// The machine those options describe, for a waiting clone to prepare its VM with.
+    pub(crate) config: vmm::config::VmConfig,
     /// Taken by the clone after the fork (the server keeps its own copy).
     pub(crate) snapshot: Option<LoadedSnapshot>,
+    /// `MICROVM_REPORT_START_TIME=1` (or `--report-start-time` among the machine's
+    /// options): each clone prints its steps' CPU when it ends.
+    pub(crate) report_start_time: bool,
 }
 
 fn serve(args: &[String]) -> Result<ExitCode, CloneServerError> {
@@ -110,7 +118,14 @@ fn serve(args: &[String]) -> Result<ExitCode, CloneServerError> {
     // Once for every clone: the CPU features and TSC rate the guest needs are this host's.
     vmm::snapshot::check_this_host(&loaded.snapshot)?;
     loaded.host_checked = true;
-    let mut template = Template { argv, snapshot: Some(loaded) };
+    let mut options = cli::args::Partial::default();
+    if options.add(argv)?.is_some() {
+        return Err(CloneServerError::NotARun);
+    }
+    let report_start_time =
+        launch.vm.report_start_time || std::env::var_os(crate::REPORT_START_TIME_ENV).is_some_and(|v| v == "1");
+    let mut template =
+        Template { options: Some(options), config: launch.vm, snapshot: Some(loaded), report_start_time };
     let threads = thread_count();
     if threads != 1 {
         return Err(CloneServerError::Threads(threads));
@@ -121,6 +136,12 @@ fn serve(args: &[String]) -> Result<ExitCode, CloneServerError> {
     let _ = std::fs::remove_file(&listen);
     let listener =
         UnixListener::bind(&listen).map_err(|source| CloneServerError::Listen { path: listen.clone(), source })?;
+    // The first clone waits, its machine made, before the server says it listens.
+    let mut waiting = match child::fork_waiting(&mut template, &[listener_fd(&listener)], None) {
+        child::Forked::Waiting(w) => Some(w),
+        child::Forked::Clone(code) => return Ok(code),
+        child::Forked::Failed(what) => return Err(CloneServerError::Fork(what)),
+    };
     // For scripts: the snapshot is read and the socket accepts requests.
     println!("clone-server: listening on {}", listen.display());
     let _ = std::io::stdout().flush();
@@ -131,7 +152,7 @@ fn serve(args: &[String]) -> Result<ExitCode, CloneServerError> {
             Err(source) => return Err(CloneServerError::Sys { what: "accept a connection", source }),
         };
         // One connection at a time: a clone forked now inherits only this one, and closes it.
-        if let Served::Clone(code) = serve_connection(stream, &listener, &mut template) {
+        if let Served::Clone(code) = serve_connection(stream, &listener, &mut template, &mut waiting) {
             return Ok(code);
         }
     }
@@ -145,33 +166,73 @@ enum Served {
     Clone(ExitCode),
 }
 
-fn serve_connection(stream: UnixStream, listener: &UnixListener, template: &mut Template) -> Served {
+fn serve_connection(
+    stream: UnixStream,
+    listener: &UnixListener,
+    template: &mut Template,
+    waiting: &mut Option<child::Waiting>,
+) -> Served {
     let Ok(read_half) = stream.try_clone() else { return Served::Server };
     let mut reader = BufReader::new(read_half);
     let mut writer = stream;
+    let close = [listener_fd(listener), fd_of(reader.get_ref()), fd_of(&writer)];
     loop {
         let mut line = String::new();
         match std::io::Read::take(&mut reader, MAX_REQUEST).read_line(&mut line) {
             Ok(0) | Err(_) => return Served::Server,
             Ok(_) => {}
         }
-        let answer = match parse_request(&line) {
-            Ok(Request::Clone(extra)) => {
-                match child::start(template, &extra, &[listener_fd(listener), fd_of(reader.get_ref()), fd_of(&writer)])
-                {
-                    child::Started::Clone(code) => return Served::Clone(code),
-                    child::Started::Ready { pid, took } => {
-                        json!({ "pid": pid, "took-us": took.as_micros() as u64 })
-                    }
-                    child::Started::Failed(error) => json!({ "error": error }),
-                }
-            }
-            Err(error) => json!({ "error": error }),
+        let (answer, running) = match parse_request(&line) {
+            Ok(Request::Clone(extra)) => match start_clone(template, waiting, &extra, &close) {
+                Ok(started) => started,
+                Err(code) => return Served::Clone(code),
+            },
+            Err(error) => (json!({ "error": error }), None),
         };
-        if writeln!(writer, "{answer}").is_err() {
+        let answered = writeln!(writer, "{answer}").is_ok();
+        // The next clone, which makes its VM once this one's set-up is over.
+        if waiting.is_none() {
+            match child::fork_waiting(template, &close, running) {
+                child::Forked::Waiting(w) => *waiting = Some(w),
+                child::Forked::Clone(code) => return Served::Clone(code),
+                // The next request forks again, and answers this error if it persists.
+                child::Forked::Failed(what) => log::warn!("clone-server: {what}"),
+            }
+        }
+        if !answered {
             return Served::Server;
         }
     }
+}
+
+/// Starts a clone with `extra` options: the waiting one, or a new one when there is none
+/// or it has ended. The answer and the started clone's running pipe, or in a clone its
+/// exit status.
+fn start_clone(
+    template: &mut Template,
+    waiting: &mut Option<child::Waiting>,
+    extra: &[String],
+    close: &[i32],
+) -> Result<(Value, Option<std::fs::File>), ExitCode> {
+    for _ in 0..2 {
+        let next = match waiting.take() {
+            Some(w) => w,
+            None => match child::fork_waiting(template, close, None) {
+                child::Forked::Waiting(w) => w,
+                child::Forked::Clone(code) => return Err(code),
+                child::Forked::Failed(error) => return Ok((json!({ "error": error }), None)),
+            },
+        };
+        match child::start(next, extra) {
+            child::Started::Ready { pid, took, running } => {
+                return Ok((json!({ "pid": pid, "took-us": took.as_micros() as u64 }), Some(running)))
+            }
+            child::Started::Failed(error) => return Ok((json!({ "error": error }), None)),
+            // Killed while it waited: once more with a new one.
+            child::Started::Gone => continue,
+        }
+    }
+    Ok((json!({ "error": "the clone ended before it was asked for" }), None))
 }
 
 /// A request: today only "start a clone with these extra options".

@@ -244,6 +244,8 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
                 IoEngine::Sync => Engine::Sync,
                 IoEngine::Async => Engine::IoUring,
             },
+            // Firecracker's drives are raw files.
+            image: Default::default(),
         }));
     }
     for net in parts.nets {

@@ -63,6 +63,7 @@ fn every_device_kind_round_trips_through_postcard() {
         cache: CacheMode::Writeback,
         limits: Default::default(),
         engine: Default::default(),
+        image: Default::default(),
     };
     let block = Block::new(opts).unwrap();
     std::fs::remove_file(&image).unwrap();

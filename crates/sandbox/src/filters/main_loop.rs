@@ -72,6 +72,11 @@ pub const MAIN: &[Rule] = &[
     allow!(SYS_ioctl, "VHOST_NET_SET_BACKEND", [eq(1, VHOST_NET_SET_BACKEND)]),
     allow!(SYS_ioctl, "VHOST_VSOCK_SET_RUNNING", [eq(1, VHOST_VSOCK_SET_RUNNING)]),
     allow!(SYS_ioctl, "VHOST_GET_VRING_BASE", [eq(1, VHOST_GET_VRING_BASE)]),
+    // A qcow2 drive's metadata cache (L2 tables, refcount blocks) written back when the
+    // drive is dropped at exit and before a snapshot is saved (the device thread is
+    // parked or gone by then); freeing discarded clusters may read a refcount block in.
+    allow!(SYS_pwritev),
+    allow!(SYS_preadv),
     // At exit: the pidfile and unix monitor sockets are removed, as QEMU does.
     allow!(SYS_unlink),
     allow!(SYS_unlinkat),

@@ -118,6 +118,7 @@ fn patch_drive_updates_the_rate_limiter_and_the_stored_configuration() {
         cache: CacheMode::Writeback,
         limits: Default::default(),
         engine: Default::default(),
+        image: Default::default(),
     })
     .unwrap();
     let (mut vm, mut facts) = (vm(), facts());

@@ -6,7 +6,7 @@ use super::{wrong_config, Backend, BackendKind, BackendRef, DeviceArgs, DeviceKi
 use crate::virtio_devices::{BlockInfo, BuildCtx};
 use crate::Error;
 use devices::virtio::block::BlockOptions;
-use devices::virtio::block::{CacheMode, DriveLimits, Engine};
+use devices::virtio::block::{CacheMode, DriveLimits, Engine, ImageOptions};
 use std::path::PathBuf;
 
 pub(super) const DESC: KindDesc = KindDesc {
@@ -39,6 +39,8 @@ pub struct BlockConfig {
     pub limits: DriveLimits,
     /// How requests are submitted (`-drive aio=`, Firecracker's `io_engine`).
     pub engine: Engine,
+    /// `-drive format=,snapshot=,discard=` (Firecracker's drives are raw).
+    pub image: ImageOptions,
 }
 
 pub(super) struct Block;
@@ -101,5 +103,6 @@ fn block_options(cfg: &BlockConfig) -> BlockOptions {
         cache: cfg.cache,
         limits: cfg.limits,
         engine: cfg.engine,
+        image: cfg.image,
     }
 }

@@ -390,6 +390,11 @@ pub struct SnapshotSource {
 
 /// Reads a state file at `offset` of `path`: header, checksum, content.
 pub fn read(path: &Path, offset: u64) -> Result<(File, Header, Snapshot), SnapshotError> {
+    read_with_crc(path, offset).map(|(file, header, snapshot, _)| (file, header, snapshot))
+}
+
+/// [`read`], and the state's CRC32 (the snapshot's name) from the header it checked.
+fn read_with_crc(path: &Path, offset: u64) -> Result<(File, Header, Snapshot, u32), SnapshotError> {
     let file = File::open(path).map_err(|source| SnapshotError::Open { path: path.to_path_buf(), source })?;
     let format = |source| SnapshotError::Format { path: path.to_path_buf(), source };
     let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
@@ -399,7 +404,12 @@ pub fn read(path: &Path, offset: u64) -> Result<(File, Header, Snapshot), Snapsh
     let mut bytes = vec![0u8; HEADER_LEN + header.content_len as usize];
     let got = read_up_to(&file, &mut bytes, offset).map_err(io)?;
     let (header, snapshot) = decode(&bytes[..got]).map_err(format)?;
-    Ok((file, header, snapshot))
+    Ok((file, header, snapshot, state_crc_of(&bytes)))
+}
+
+/// The CRC32 field of a header (bytes 12..16).
+fn state_crc_of(header: &[u8]) -> u32 {
+    u32::from_le_bytes([header[12], header[13], header[14], header[15]])
 }
 
 /// Reads into `buf` at `at` until it is full or the file ends; returns how much it read.
@@ -424,12 +434,11 @@ pub fn load(
     shape: &MachineShape,
     file_backend: bool,
 ) -> Result<LoadedSnapshot, SnapshotError> {
-    let (file, header, snapshot) = read(&source.path, source.offset)?;
+    let (file, header, snapshot, state_crc) = read_with_crc(&source.path, source.offset)?;
     snapshot.shape.check(shape)?;
     if snapshot.vcpus.len() != usize::from(shape.vcpu_count) {
         return Err(SnapshotError::VcpuCount { saved: snapshot.vcpus.len(), now: usize::from(shape.vcpu_count) });
     }
-    let state_crc = read_state_crc(&source.path, source.offset)?;
     let memory = match (&source.memory, header.memory_offset) {
         (Some(path), _) => {
             let file = File::open(path).map_err(|source| SnapshotError::Open { path: path.clone(), source })?;
@@ -477,9 +486,9 @@ fn check_memory_tag(file: &File, path: &Path, tag_at: u64, state: u32, lineage: 
 pub fn read_state_crc(path: &Path, offset: u64) -> Result<u32, SnapshotError> {
     let io = |source| SnapshotError::Io { path: path.to_path_buf(), source };
     let file = File::open(path).map_err(io)?;
-    let mut crc = [0u8; 4];
-    file.read_exact_at(&mut crc, offset + 12).map_err(io)?;
-    Ok(u32::from_le_bytes(crc))
+    let mut crc = [0u8; 16];
+    file.read_exact_at(&mut crc[12..], offset + 12).map_err(io)?;
+    Ok(state_crc_of(&crc))
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ fn drive_properties() {
             serial: None,
             limits: Default::default(),
             engine: Engine::Sync,
+            image: Default::default(),
         }
     );
     for ro in ["readonly", "readonly=on", "read-only=on", "readonly=yes", "readonly=off,read-only=on"] {
@@ -62,6 +63,15 @@ fn drive_properties() {
     ] {
         assert_eq!(drive(&format!("id=d,file=f,if=none{aio}")).engine, want, "{aio}");
     }
+    // format=, snapshot= and discard= go to the block device as they are.
+    let image = |props: &str| drive(&format!("id=d,file=f,if=none{props}")).image;
+    assert_eq!(image(""), ImageOptions { format: ImageFormat::Raw, snapshot: false, discard: None });
+    assert_eq!(image(",format=qcow2").format, ImageFormat::Qcow2);
+    assert_eq!(image(",format=raw").format, ImageFormat::Raw);
+    assert!(image(",snapshot=on").snapshot && image(",snapshot").snapshot && !image(",snapshot=off").snapshot);
+    for (discard, want) in [("unmap", true), ("on", true), ("ignore", false), ("off", false)] {
+        assert_eq!(image(&format!(",discard={discard}")).discard, Some(want), "{discard}");
+    }
     // Accepted without effect; format= and if= may be left out.
     for extra in
         ["media=disk", "discard=unmap", "discard=ignore", "discard=on", "discard=off", "snapshot=off", "format=raw"]
@@ -77,19 +87,23 @@ fn drive_properties() {
 
 #[test]
 fn drive_errors() {
-    let e = err(&["-drive", "id=d,file=f,format=qcow2,if=none"]);
+    let e = err(&["-drive", "id=d,file=f,format=vmdk,if=none"]);
     assert_eq!(
         e.to_string(),
-        "-drive: invalid value 'format=qcow2': only format=raw is supported, not qcow2; convert the image with \
-         qemu-img convert -O raw"
+        "-drive: invalid value 'format=vmdk': only format=raw and format=qcow2 are supported, not vmdk; convert the \
+         image with qemu-img convert -O qcow2"
     );
     // Throttling values are plain numbers, as QEMU's (no size suffixes); the rest of
     // throttling.* is in backends/throttling.rs.
     let e = err(&["-drive", "id=d,file=f,if=none,throttling.bps-read=1M"]);
     assert_invalid(e.clone(), "-drive", "expected a number");
     assert!(e.to_string().contains("'throttling.bps-read=1M'"), "{e}");
-    for f in ["qcow2", "vmdk", "", "RAW"] {
-        assert_invalid(err(&["-drive", &format!("id=d,file=f,format={f}")]), "-drive", "only format=raw");
+    for f in ["qcow", "vmdk", "", "RAW", "QCOW2"] {
+        assert_invalid(
+            err(&["-drive", &format!("id=d,file=f,format={f}")]),
+            "-drive",
+            "only format=raw and format=qcow2",
+        );
     }
     for i in ["virtio", "ide", "scsi", "sd", "pflash", "mtd", ""] {
         assert_invalid(
@@ -118,8 +132,7 @@ fn drive_errors() {
         );
     }
     assert_invalid(err(&["-drive", "id=d,file=f,discard=maybe"]), "-drive", "unmap");
-    assert_invalid(err(&["-drive", "id=d,file=f,snapshot=on"]), "-drive", "snapshot=on");
-    assert_invalid(err(&["-drive", "id=d,file=f,snapshot"]), "-drive", "snapshot=on");
+    assert_invalid(err(&["-drive", "id=d,file=f,snapshot=maybe"]), "-drive", "on|off");
     assert_invalid(err(&["-drive", "id=d,file=f,readonly=maybe"]), "-drive", "on|off");
     assert_invalid(err(&["-drive", "id=d,file=f,=x"]), "-drive", "empty property name");
     // A bare first element is a short-form flag, not a file name.

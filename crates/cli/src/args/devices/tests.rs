@@ -325,7 +325,7 @@ fn device_errors() {
 #[test]
 fn first_error_wins_over_later_device_errors() {
     // A syntax error in an option is reported before a missing backend.
-    let e = err(&["-device", "virtio-blk-device,drive=nope", "-drive", "id=d,file=f,format=qcow2"]);
+    let e = err(&["-device", "virtio-blk-device,drive=nope", "-drive", "id=d,file=f,format=vmdk"]);
     assert_invalid(e, "-drive", "format=raw");
     // And a missing kernel before any device resolution.
     assert_eq!(parse(args(&["-device", "virtio-blk-device,drive=nope"])), Err(ArgsError::MissingKernel));

@@ -1,7 +1,9 @@
 //! The backing store of a virtio-blk device: a raw image in a regular file or
-//! a host block device. Opening (with the checks and the one-line errors the
-//! VMM shows), probing what the file system supports, and the I/O itself.
+//! a host block device, or an image behind a format layer (`image.rs`: qcow2,
+//! the `snapshot=on` overlay). Opening (with the checks and the one-line errors
+//! the VMM shows), probing what the file system supports, and the I/O itself.
 
+use super::image::{looks_like_qcow2, Image};
 use super::{BlockError, BlockOptions, CacheMode};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -17,6 +19,8 @@ pub(super) const IOV_MAX: usize = libc::UIO_MAXIOV as usize;
 const DEFAULT_DIO_ALIGN: u64 = 4096;
 /// Size of the zero buffer WRITE_ZEROES falls back to writing.
 const ZERO_CHUNK: usize = 64 << 10;
+/// qcow2's default cluster size, the discard granularity hinted for qcow2 drives.
+const QCOW2_CLUSTER: u64 = 64 << 10;
 
 /// An iovec list pointing into guest memory, rebuilt for every request.
 pub(super) struct IoVecs(pub(super) Vec<libc::iovec>);
@@ -54,6 +58,9 @@ pub(super) struct Disk {
     /// One-time host-side warnings already given.
     warned_discard: bool,
     warned_direct: bool,
+    /// Set when I/O goes through a format layer (qcow2, `snapshot=on`): every request
+    /// is served by it, `file` then only holds the lock.
+    image: Option<Box<Image>>,
 }
 
 fn is_disk(ft: std::fs::FileType) -> bool {
@@ -76,6 +83,8 @@ impl Disk {
     pub(super) fn open(opts: &BlockOptions) -> Result<Disk, BlockError> {
         let path = &opts.path;
         let read_only = opts.read_only;
+        // snapshot=on: the guest's writes go to the overlay, never to this file.
+        let file_read_only = read_only || opts.image.snapshot;
         // Refuse FIFOs, sockets, directories before open() (a FIFO would block).
         let meta = std::fs::metadata(path).map_err(|e| open_error(path, read_only, e))?;
         if !is_disk(meta.file_type()) {
@@ -90,20 +99,21 @@ impl Disk {
         if dsync {
             flags |= libc::O_DSYNC;
         }
-        let file = OpenOptions::new().read(true).write(!read_only).custom_flags(flags).open(path).map_err(|e| {
-            if direct && e.raw_os_error() == Some(libc::EINVAL) {
-                BlockError::DirectUnsupported { path: path.clone() }
-            } else {
-                open_error(path, read_only, e)
-            }
-        })?;
+        let file =
+            OpenOptions::new().read(true).write(!file_read_only).custom_flags(flags).open(path).map_err(|e| {
+                if direct && e.raw_os_error() == Some(libc::EINVAL) {
+                    BlockError::DirectUnsupported { path: path.clone() }
+                } else {
+                    open_error(path, read_only, e)
+                }
+            })?;
         // The path may have changed between stat and open: check what we got.
         let meta = file.metadata().map_err(|e| open_error(path, read_only, e))?;
         if !is_disk(meta.file_type()) {
             return Err(BlockError::NotADisk { path: path.clone() });
         }
-        lock(&file, read_only).map_err(|e| match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => BlockError::Locked { path: path.clone(), read_only },
+        lock(&file, file_read_only).map_err(|e| match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => BlockError::Locked { path: path.clone(), read_only: file_read_only },
             _ => BlockError::Open { path: path.clone(), source: e },
         })?;
         let block_device = meta.file_type().is_block_device();
@@ -117,7 +127,7 @@ impl Disk {
         } else {
             meta.len()
         };
-        if size % SECTOR_SIZE != 0 {
+        if size % SECTOR_SIZE != 0 && !opts.image.formatted() {
             log::warn!(
                 "virtio-blk: {}: size {size} is not a multiple of {SECTOR_SIZE}; \
                  the last {} bytes are not visible to the guest",
@@ -125,12 +135,30 @@ impl Disk {
                 size % SECTOR_SIZE
             );
         }
+        let image = if opts.image.formatted() {
+            let image = Image::open(&file, path, &opts.image, opts.cache, read_only)
+                .map_err(|source| BlockError::Image { path: path.clone(), source })?;
+            Some(Box::new(image))
+        } else {
+            None
+        };
+        if image.is_none() && !direct && looks_like_qcow2(&file) {
+            log::warn!(
+                "virtio-blk: {}: a qcow2 image used as raw (nothing is probed; format=raw is the default): \
+                 the guest sees its qcow2 metadata; add format=qcow2",
+                path.display()
+            );
+        }
+        let size = image.as_ref().map_or(size, |i| i.size());
         let direct = direct.then(|| dio_alignment(&file));
         // A hole punched past the end of the file changes nothing but tells
         // whether the file system supports it. Block devices do (discard /
         // zero-out); if one does not, discard degrades to a no-op at first use.
-        let punch_hole = !read_only && (block_device || probe_punch_hole(&file, size));
-        let discard_alignment = (meta.blksize().clamp(SECTOR_SIZE, 1 << 20) / SECTOR_SIZE) as u32;
+        let punch_hole =
+            !read_only && opts.image.discard_on() && (image.is_some() || block_device || probe_punch_hole(&file, size));
+        // A format deallocates whole clusters: qcow2's default size is the hint.
+        let granule = if image.is_some() { QCOW2_CLUSTER } else { meta.blksize() };
+        let discard_alignment = (granule.clamp(SECTOR_SIZE, 1 << 20) / SECTOR_SIZE) as u32;
         Ok(Disk {
             file,
             path: path.clone(),
@@ -144,7 +172,14 @@ impl Disk {
             zeroes: Vec::new(),
             warned_discard: false,
             warned_direct: false,
+            image,
         })
+    }
+
+    /// Whether I/O goes through a format layer (which has no descriptor of its own
+    /// for an io_uring to use).
+    pub(super) fn formatted(&self) -> bool {
+        self.image.is_some()
     }
 
     #[cfg(test)]
@@ -178,6 +213,9 @@ impl Disk {
     }
 
     fn transfer(&mut self, iovs: &mut [libc::iovec], offset: u64, write: bool) -> io::Result<()> {
+        if let Some(image) = &self.image {
+            return if write { image.write(iovs, offset) } else { image.read(iovs, offset) };
+        }
         let mut pos = Progress { start: 0, offset };
         let Some(align) = self.direct else {
             return transfer(self.fd(), iovs, &mut pos, write);
@@ -220,10 +258,18 @@ impl Disk {
 
     /// Makes written data durable, as the cache mode asks.
     pub(super) fn flush(&self) -> io::Result<()> {
+        if let Some(image) = &self.image {
+            return image.flush();
+        }
         if self.cache == CacheMode::Unsafe {
             return Ok(());
         }
         self.file.sync_data()
+    }
+
+    /// Writes a format layer's metadata cache back (nothing to do for raw).
+    pub(super) fn write_back(&self) -> io::Result<()> {
+        self.image.as_ref().map_or(Ok(()), |image| image.write_back())
     }
 
     /// After a metadata-only change (fallocate): O_DSYNC does not cover it.
@@ -239,6 +285,9 @@ impl Disk {
     pub(super) fn discard(&mut self, offset: u64, len: u64) -> io::Result<()> {
         if !self.punch_hole || len == 0 {
             return Ok(());
+        }
+        if let Some(image) = &mut self.image {
+            return image.discard(offset, len);
         }
         match fallocate(self.fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset, len) {
             Ok(()) => self.sync_if_writethrough(),
@@ -260,6 +309,9 @@ impl Disk {
     pub(super) fn write_zeroes(&mut self, offset: u64, len: u64, unmap: bool) -> io::Result<()> {
         if len == 0 {
             return Ok(());
+        }
+        if let Some(image) = &mut self.image {
+            return image.write_zeroes(offset, len, unmap && self.punch_hole);
         }
         if unmap && self.punch_hole {
             match fallocate(self.fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset, len) {
@@ -379,7 +431,7 @@ fn probe_punch_hole(file: &File, size: u64) -> bool {
 
 /// Another VM (or this one, twice) writing the same image corrupts it, as
 /// QEMU's image locking also refuses: writers lock exclusively, readers shared.
-fn lock(file: &File, read_only: bool) -> io::Result<()> {
+pub(super) fn lock(file: &File, read_only: bool) -> io::Result<()> {
     let op = if read_only { libc::LOCK_SH } else { libc::LOCK_EX };
     // SAFETY: flock on an fd we own; no memory is touched.
     if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } < 0 {

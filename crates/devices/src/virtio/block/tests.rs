@@ -57,6 +57,7 @@ fn options(path: &Path, read_only: bool, cache: CacheMode) -> BlockOptions {
         cache,
         limits: DriveLimits::default(),
         engine: Engine::Sync,
+        image: Default::default(),
     }
 }
 
@@ -751,6 +752,8 @@ mod bench;
 mod engine_uring;
 #[path = "tests/metrics.rs"]
 mod metrics_counted;
+#[path = "tests/qcow2.rs"]
+mod qcow2;
 #[path = "tests/state.rs"]
 mod state;
 #[path = "tests/throttle.rs"]
