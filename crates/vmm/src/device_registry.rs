@@ -4,58 +4,33 @@
 //! NIC, a chardev's id for a console; a device without one is kept but cannot be named.
 
 use crate::virtio_devices::Slot;
-use devices::legacy::SerialPort;
 use devices::virtio::balloon::Balloon;
-use devices::virtio::block::Block;
-use devices::virtio::console::Console;
-use devices::virtio::console::MultiportConsole;
-use devices::virtio::hvsock::HybridVsock;
 use devices::virtio::input::VirtioKeyboard;
-use devices::virtio::net::Net;
-use devices::virtio::ninep::Virtio9p;
-use devices::virtio::rng::Rng;
-use devices::virtio::vhost::fs::VhostUserFs;
-use devices::virtio::vhost::net::VhostNet;
-use devices::virtio::vhost::vsock::VhostVsock;
+use std::any::Any;
 use std::sync::{Arc, Mutex};
 
-/// One device, by type.
+/// One device: its QEMU type name and the device itself, which the code that knows its
+/// type takes back with [`DeviceHandle::get`]. Untyped so that a new device kind needs
+/// no variant here (its descriptor, `device_kinds/`, names it).
 #[derive(Clone)]
-pub enum DeviceHandle {
-    Block(Arc<Mutex<Block>>),
-    Net(Arc<Mutex<Net>>),
-    Console(Arc<Mutex<Console>>),
-    VirtioSerial(Arc<Mutex<MultiportConsole>>),
-    Rng(Arc<Mutex<Rng>>),
-    Keyboard(Arc<Mutex<VirtioKeyboard>>),
-    Serial(Arc<Mutex<SerialPort>>),
-    Vsock(Arc<Mutex<VhostVsock>>),
-    HybridVsock(Arc<Mutex<HybridVsock>>),
-    VhostNet(Arc<Mutex<VhostNet>>),
-    Fs(Arc<Mutex<VhostUserFs>>),
-    NineP(Arc<Mutex<Virtio9p>>),
-    Balloon(Arc<Mutex<Balloon>>),
+pub struct DeviceHandle {
+    type_name: &'static str,
+    device: Arc<dyn Any + Send + Sync>,
 }
 
 impl DeviceHandle {
+    pub fn new<D: Send + 'static>(type_name: &'static str, device: Arc<Mutex<D>>) -> Self {
+        DeviceHandle { type_name, device }
+    }
+
     /// QEMU's device type name.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            DeviceHandle::Block(_) => "virtio-blk-device",
-            DeviceHandle::Net(_) => "virtio-net-device",
-            DeviceHandle::Console(_) => "virtconsole",
-            DeviceHandle::VirtioSerial(_) => "virtio-serial-device",
-            DeviceHandle::Rng(_) => "virtio-rng-device",
-            DeviceHandle::Keyboard(_) => "virtio-keyboard-device",
-            DeviceHandle::Serial(_) => "isa-serial",
-            DeviceHandle::Vsock(_) => "vhost-vsock-device",
-            // microvm's own name (QEMU has no hybrid vsock); the Firecracker front end's PUT /vsock.
-            DeviceHandle::HybridVsock(_) => "hybrid-vsock-device",
-            DeviceHandle::VhostNet(_) => "virtio-net-device",
-            DeviceHandle::Fs(_) => "vhost-user-fs-device",
-            DeviceHandle::NineP(_) => "virtio-9p-device",
-            DeviceHandle::Balloon(_) => "virtio-balloon-device",
-        }
+        self.type_name
+    }
+
+    /// The device, if it is a `D`.
+    pub fn get<D: Send + 'static>(&self) -> Option<Arc<Mutex<D>>> {
+        self.device.clone().downcast::<Mutex<D>>().ok()
     }
 }
 
@@ -87,19 +62,18 @@ impl DeviceRegistry {
     }
 
     /// The balloon, if there is one (there is at most one).
-    pub fn balloon(&self) -> Option<&Arc<Mutex<Balloon>>> {
-        self.devices.iter().find_map(|d| match &d.handle {
-            DeviceHandle::Balloon(b) => Some(b),
-            _ => None,
-        })
+    pub fn balloon(&self) -> Option<Arc<Mutex<Balloon>>> {
+        self.devices.iter().find_map(|d| d.handle.get())
     }
 
     /// The first virtio keyboard, if any: where QMP's keys go.
-    pub fn keyboard(&self) -> Option<&Arc<Mutex<VirtioKeyboard>>> {
-        self.devices.iter().find_map(|d| match &d.handle {
-            DeviceHandle::Keyboard(k) => Some(k),
-            _ => None,
-        })
+    pub fn keyboard(&self) -> Option<Arc<Mutex<VirtioKeyboard>>> {
+        self.devices.iter().find_map(|d| d.handle.get())
+    }
+
+    /// The device `id`, if it is a `D`.
+    pub fn get_as<D: Send + 'static>(&self, id: &str) -> Option<Arc<Mutex<D>>> {
+        self.get(id).and_then(DeviceHandle::get)
     }
 
     pub fn get(&self, id: &str) -> Option<&DeviceHandle> {
@@ -115,11 +89,12 @@ impl DeviceRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use devices::virtio::rng::Rng;
 
     #[test]
     fn devices_are_found_by_id_and_ids_are_unique() {
         let mut registry = DeviceRegistry::default();
-        let rng = || DeviceHandle::Rng(Arc::new(Mutex::new(Rng::new().unwrap())));
+        let rng = || DeviceHandle::new("virtio-rng-device", Arc::new(Mutex::new(Rng::new().unwrap())));
         registry.insert(Some("rng0".into()), None, rng()).unwrap();
         registry.insert(None, None, rng()).unwrap();
         registry.insert(None, None, rng()).unwrap();
@@ -130,5 +105,7 @@ mod tests {
             "duplicate device id 'rng0'"
         );
         assert_eq!(registry.iter().count(), 3);
+        assert!(registry.get_as::<Rng>("rng0").is_some(), "the handle gives its device back by type");
+        assert!(registry.get_as::<Balloon>("rng0").is_none(), "and nothing of another type");
     }
 }

@@ -13,9 +13,13 @@ pub fn threads(config: &VmConfig) -> Vec<(ThreadKind, usize)> {
     if !config.devices.is_empty() {
         threads.push((ThreadKind::Virtio, 1));
     }
-    let shares = config.devices.iter().filter(|d| matches!(d, crate::config::DeviceConfig::NineP(_))).count();
-    if shares > 0 {
-        threads.push((ThreadKind::Ninep, shares));
+    // Each device whose kind runs a thread of its own (a 9p share's server).
+    for device in &config.devices {
+        let Some(kind) = crate::device_kinds::kind_of(device).thread() else { continue };
+        match threads.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => threads.push((kind, 1)),
+        }
     }
     threads
 }

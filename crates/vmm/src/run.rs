@@ -103,7 +103,7 @@ impl Vm {
             if let Some(info) = &serial.info {
                 chardevs.insert(0, info.clone());
             }
-            devices.insert(Some("serial0".into()), None, DeviceHandle::Serial(serial.port.clone()))?;
+            devices.insert(Some("serial0".into()), None, DeviceHandle::new("isa-serial", serial.port.clone()))?;
             // Its chardev (stdio in raw mode, a pty, a socket, ...) is served here.
             manager.add_subscriber(Arc::new(Mutex::new(serial)));
         }

@@ -4,31 +4,20 @@
 //! device event loop. Also produces the `virtio_mmio.device=` kernel
 //! command-line entries that tell the guest where the devices are.
 
-use crate::config::{
-    BlockConfig, CacheMode, ChardevBackend, ChardevConfig, DeviceConfig, NetBackend, NetConfig, NinePConfig,
-};
+use crate::chardev_config::{ChardevBackend, ChardevConfig};
 use crate::device_registry::{DeviceHandle, DeviceRegistry};
 use crate::device_thread::DeviceEventLoop;
 use crate::kvm::KvmError;
 use crate::monitor::Mux;
 use crate::Error;
-use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
+use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
 use devices::bus::Bus;
 use devices::chardev::{self, Chardev};
 use devices::guest_events::GuestEvents;
 use devices::guest_memory::GuestMemoryMmap;
-use devices::virtio::balloon::Balloon;
-use devices::virtio::block::{Block, BlockOptions};
-use devices::virtio::console::{Console, MultiportConsole, PortBackend};
-use devices::virtio::hvsock::HybridVsock;
-use devices::virtio::input::VirtioKeyboard;
+use devices::virtio::block::CacheMode;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
-use devices::virtio::net::{passt, Backend, DgramSocket, Net, StreamSocket, Tap};
-use devices::virtio::ninep::{self, Virtio9p};
-use devices::virtio::rng::Rng;
-use devices::virtio::vhost::fs::VhostUserFs;
-use devices::virtio::vhost::net::VhostNet;
-use devices::virtio::vhost::vsock::VhostVsock;
+use devices::virtio::ninep;
 use devices::virtio::{Interrupt, VirtioDevice};
 use event_manager::{MutEventSubscriber, SubscriberOps};
 use kvm_ioctls::{IoEventAddress, VmFd};
@@ -60,7 +49,7 @@ pub fn cmdline_entry(slot: Slot) -> String {
 
 /// A device that implements both halves: the transport's model and the
 /// event loop's handler.
-trait EventDevice: VirtioDevice + MutEventSubscriber {}
+pub(crate) trait EventDevice: VirtioDevice + MutEventSubscriber {}
 impl<T: VirtioDevice + MutEventSubscriber> EventDevice for T {}
 
 /// What the devices are, for the kernel command line and the monitor's queries.
@@ -81,7 +70,7 @@ pub struct DeviceInventory {
 }
 
 impl DeviceInventory {
-    fn guest_events(&mut self) -> Result<Arc<GuestEvents>, Error> {
+    pub(crate) fn guest_events(&mut self) -> Result<Arc<GuestEvents>, Error> {
         if let Some(events) = &self.guest_events {
             return Ok(events.clone());
         }
@@ -124,157 +113,56 @@ impl BlockInfo {
     }
 }
 
-/// Builds every configured device; returns what they are.
-pub fn create_devices(
-    configs: &[DeviceConfig],
-    packed_rings: &[usize],
-    vm: &VmFd,
-    mem: &GuestMemoryMmap,
-    mmio: &mut Bus,
-    event_loop: &mut DeviceEventLoop,
-    muxes: &mut [Mux],
-) -> Result<DeviceInventory, Error> {
-    if configs.len() > VIRTIO_MMIO_SLOTS as usize {
-        return Err(Error::Config(format!(
-            "{} virtio devices requested, but microvm has {VIRTIO_MMIO_SLOTS} virtio-mmio slots",
-            configs.len()
-        )));
+/// What a device kind's `build` works with: its slot, the VM, and the inventory it adds
+/// itself to.
+pub struct BuildCtx<'a> {
+    pub(crate) slot: Slot,
+    vm: &'a VmFd,
+    pub(crate) mem: &'a GuestMemoryMmap,
+    mmio: &'a mut Bus,
+    event_loop: &'a mut DeviceEventLoop,
+    muxes: &'a mut [Mux],
+    pub(crate) inventory: &'a mut DeviceInventory,
+}
+
+impl<'a> BuildCtx<'a> {
+    pub(crate) fn new(
+        slot: Slot,
+        vm: &'a VmFd,
+        mem: &'a GuestMemoryMmap,
+        mmio: &'a mut Bus,
+        event_loop: &'a mut DeviceEventLoop,
+        muxes: &'a mut [Mux],
+        inventory: &'a mut DeviceInventory,
+    ) -> Self {
+        BuildCtx { slot, vm, mem, mmio, event_loop, muxes, inventory }
     }
-    let mut inventory = DeviceInventory::default();
-    for (index, config) in configs.iter().enumerate() {
-        let slot = Slot { packed: packed_rings.contains(&index), ..slot(index as u32) };
-        match config {
-            DeviceConfig::Block(cfg) => {
-                let disk = Block::new(block_options(cfg))?;
-                let size = std::fs::metadata(&cfg.path).map_or(0, |m| m.len());
-                let (id, path) = (cfg.id.clone(), cfg.path.clone());
-                inventory.blocks.push(BlockInfo { id, path, read_only: cfg.read_only, cache: cfg.cache, size });
-                let disk = Arc::new(Mutex::new(disk));
-                attach(disk.clone(), "virtio-mmio (virtio-blk)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Block(disk))?;
-            }
-            DeviceConfig::Net(cfg) => {
-                let backend = open_net_backend(cfg)?;
-                if cfg.vhost {
-                    let Backend::Tap(tap) = backend else {
-                        return Err(Error::Config(format!("netdev {}: vhost=on needs a tap", cfg.id)));
-                    };
-                    if cfg.mmds.is_some() {
-                        return Err(Error::Config(format!("netdev {}: the MMDS needs vhost=off", cfg.id)));
-                    }
-                    let net = VhostNet::open(tap, cfg.mac, mem)
-                        .map_err(|source| Error::VhostNet { id: cfg.id.clone(), source })?;
-                    let net = Arc::new(Mutex::new(net));
-                    attach(net.clone(), "virtio-mmio (vhost-net)", slot, vm, mem, mmio, event_loop)?;
-                    register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::VhostNet(net))?;
-                    inventory.cmdline_entries.push(cmdline_entry(slot));
-                    continue;
-                }
-                let mut net = Net::new(backend, cfg.mac)?;
-                net.set_limits(&cfg.limits.rx, &cfg.limits.tx);
-                net.count_as(&cfg.id);
-                if let Some(mmds) = &cfg.mmds {
-                    net.set_mmds(mmds);
-                }
-                let net = Arc::new(Mutex::new(net));
-                attach(net.clone(), "virtio-mmio (virtio-net)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::Net(net))?;
-            }
-            DeviceConfig::Console(cfg) => {
-                let chardev = open_chardev(&cfg.chardev, muxes)?;
-                // A mux's front end is not a chardev of its own: the mux is listed.
-                if !matches!(cfg.chardev.backend, ChardevBackend::MuxPort(_)) {
-                    let filename = chardev_filename(&cfg.chardev.backend, chardev.pty_path());
-                    inventory.chardevs.push(ChardevInfo { label: cfg.chardev.id.clone(), filename });
-                }
-                let console = Console::new(chardev)?;
-                let console = Arc::new(Mutex::new(console));
-                attach(console.clone(), "virtio-mmio (virtio-console)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, Some(&cfg.chardev.id), slot, DeviceHandle::Console(console))?;
-            }
-            DeviceConfig::SerialPorts(cfg) => {
-                let mut ports = Vec::with_capacity(cfg.ports.len());
-                for port in &cfg.ports {
-                    let chardev = open_chardev(&port.chardev, muxes)?;
-                    if !matches!(port.chardev.backend, ChardevBackend::MuxPort(_)) {
-                        let filename = chardev_filename(&port.chardev.backend, chardev.pty_path());
-                        inventory.chardevs.push(ChardevInfo { label: port.chardev.id.clone(), filename });
-                    }
-                    ports.push(PortBackend {
-                        chardev,
-                        id: port.id.clone(),
-                        name: port.name.clone(),
-                        console: port.console,
-                    });
-                }
-                let mut serial = MultiportConsole::new(ports, cfg.max_ports)?;
-                if cfg.ports.iter().any(|p| p.id.is_some()) {
-                    serial.report_to(inventory.guest_events()?);
-                }
-                let serial = Arc::new(Mutex::new(serial));
-                attach(serial.clone(), "virtio-mmio (virtio-serial)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, None, slot, DeviceHandle::VirtioSerial(serial))?;
-            }
-            DeviceConfig::Balloon(cfg) => {
-                let mut balloon =
-                    Balloon::new(cfg.options).map_err(|source| Error::Io { what: "virtio-balloon", source })?;
-                balloon.report_to(inventory.guest_events()?);
-                let balloon = Arc::new(Mutex::new(balloon));
-                attach(balloon.clone(), "virtio-mmio (virtio-balloon)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Balloon(balloon))?;
-            }
-            DeviceConfig::Keyboard => {
-                let keyboard = VirtioKeyboard::new().map_err(|source| Error::Io { what: "virtio-keyboard", source })?;
-                let keyboard = Arc::new(Mutex::new(keyboard));
-                attach(keyboard.clone(), "virtio-mmio (virtio-input)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, None, slot, DeviceHandle::Keyboard(keyboard))?;
-            }
-            DeviceConfig::Rng(limits) => {
-                let rng = Rng::limited(limits).map_err(|source| Error::Io { what: "virtio-rng", source })?;
-                let rng = Arc::new(Mutex::new(rng));
-                attach(rng.clone(), "virtio-mmio (virtio-rng)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, None, slot, DeviceHandle::Rng(rng))?;
-            }
-            DeviceConfig::Fs(cfg) => {
-                let fs = VhostUserFs::connect(&cfg.socket, &cfg.tag, cfg.queue_size)
-                    .map_err(|source| Error::Fs { tag: cfg.tag.clone(), source })?;
-                let fs = Arc::new(Mutex::new(fs));
-                attach(fs.clone(), "virtio-mmio (vhost-user-fs)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Fs(fs))?;
-            }
-            DeviceConfig::NineP(cfg) => {
-                let device = open_ninep(cfg, &mut inventory)?;
-                let device = Arc::new(Mutex::new(device));
-                attach(device.clone(), "virtio-mmio (virtio-9p)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, Some(&cfg.id), slot, DeviceHandle::NineP(device))?;
-            }
-            DeviceConfig::Vsock(cfg) => {
-                let vsock = VhostVsock::open(cfg.cid, mem)?;
-                let vsock = Arc::new(Mutex::new(vsock));
-                attach(vsock.clone(), "virtio-mmio (vhost-vsock)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::Vsock(vsock))?;
-            }
-            DeviceConfig::HybridVsock(cfg) => {
-                let vsock = Arc::new(Mutex::new(HybridVsock::new(cfg.cid, &cfg.uds_path)?));
-                attach(vsock.clone(), "virtio-mmio (hybrid vsock)", slot, vm, mem, mmio, event_loop)?;
-                register(&mut inventory, cfg.id.as_deref(), slot, DeviceHandle::HybridVsock(vsock))?;
-            }
+
+    /// Puts `device` in the slot (transport on the MMIO bus as `bus_name`, its handler
+    /// on the device thread) and in the registry as `type_name`, under `id` if any.
+    pub(crate) fn add<D: EventDevice + 'static>(
+        &mut self,
+        device: D,
+        bus_name: &'static str,
+        type_name: &'static str,
+        id: Option<&str>,
+    ) -> Result<(), Error> {
+        let device = Arc::new(Mutex::new(device));
+        attach(device.clone(), bus_name, self.slot, self.vm, self.mem, self.mmio, self.event_loop)?;
+        let handle = DeviceHandle::new(type_name, device);
+        Ok(self.inventory.registry.insert(id.map(str::to_owned), Some(self.slot), handle)?)
+    }
+
+    /// Opens a front end's chardev, listed for `query-chardev` unless it is a mux's
+    /// front end (the mux is listed).
+    pub(crate) fn chardev(&mut self, cfg: &ChardevConfig) -> Result<Chardev, Error> {
+        let chardev = open_chardev(cfg, self.muxes)?;
+        if !matches!(cfg.backend, ChardevBackend::MuxPort(_)) {
+            let filename = chardev_filename(&cfg.backend, chardev.pty_path());
+            self.inventory.chardevs.push(ChardevInfo { label: cfg.id.clone(), filename });
         }
-        inventory.cmdline_entries.push(cmdline_entry(slot));
+        Ok(chardev)
     }
-    Ok(inventory)
-}
-
-/// Opens the share and its server now, so a missing or unreadable folder fails at set-up.
-fn open_ninep(cfg: &NinePConfig, inventory: &mut DeviceInventory) -> Result<Virtio9p, Error> {
-    let (link, worker) = ninep::pair_with(&cfg.path, cfg.read_only, cfg.security_model)
-        .map_err(|source| Error::NineP { id: cfg.id.clone(), source })?;
-    inventory.ninep_workers.push((cfg.id.clone(), worker));
-    Virtio9p::new(&cfg.tag, link).map_err(|source| Error::Io { what: "virtio-9p", source })
-}
-
-fn register(inventory: &mut DeviceInventory, id: Option<&str>, slot: Slot, handle: DeviceHandle) -> Result<(), Error> {
-    Ok(inventory.registry.insert(id.map(str::to_owned), Some(slot), handle)?)
 }
 
 /// QEMU's `query-chardev` filename of a backend.
@@ -321,20 +209,6 @@ pub(crate) fn open_chardev(cfg: &ChardevConfig, muxes: &mut [Mux]) -> Result<Cha
     Ok(chardev)
 }
 
-fn block_options(cfg: &BlockConfig) -> BlockOptions {
-    // GET_ID answers the serial when one is given, as QEMU's serial= does.
-    let id = cfg.serial.clone().unwrap_or_else(|| cfg.id.clone());
-    BlockOptions {
-        id,
-        path: cfg.path.clone(),
-        read_only: cfg.read_only,
-        cache: cfg.cache,
-        limits: cfg.limits,
-        engine: cfg.engine,
-        image: cfg.image,
-    }
-}
-
 fn attach<D: EventDevice + 'static>(
     device: Arc<Mutex<D>>,
     name: &'static str,
@@ -367,41 +241,6 @@ fn attach<D: EventDevice + 'static>(
     Ok(())
 }
 
-/// Opens (or, for `-netdev user`, starts) a net device's backend. Here, on
-/// the main thread before any filter exists: connecting, accepting, and
-/// forking passt are no calls of the device thread's.
-fn open_net_backend(cfg: &NetConfig) -> Result<Backend, Error> {
-    let socket_err = |source| Error::NetSocket { id: cfg.id.clone(), source };
-    Ok(match &cfg.backend {
-        NetBackend::Tap { ifname, fd } => {
-            let tap = match fd {
-                Some(fd) => Tap::from_fd(*fd),
-                None => Tap::open(ifname.as_deref()),
-            }?;
-            if ifname.is_none() && fd.is_none() {
-                // As QEMU does: the user needs the name to configure the host side.
-                log::info!(target: devices::NOTICE, "microvm: netdev {} uses tap device {}", cfg.id, tap.name());
-            }
-            Backend::Tap(tap)
-        }
-        NetBackend::Stream { server: true, addr } => {
-            log::info!(target: devices::NOTICE, "microvm: netdev {} waits for a connection on {addr}", cfg.id);
-            Backend::Stream(StreamSocket::accept(addr).map_err(socket_err)?)
-        }
-        NetBackend::Stream { server: false, addr } => Backend::Stream(StreamSocket::connect(addr).map_err(socket_err)?),
-        NetBackend::Dgram { local, remote } => {
-            Backend::Dgram(DgramSocket::open(local.as_ref(), remote).map_err(socket_err)?)
-        }
-        NetBackend::User { passt_args } => {
-            let name = format!("{} (passt)", cfg.id);
-            let passt =
-                passt::spawn(passt_args, &name).map_err(|source| Error::Passt { id: cfg.id.clone(), source })?;
-            log::debug!("netdev {}: passt runs as pid {}", cfg.id, passt.pid);
-            Backend::Stream(passt.socket)
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,7 +250,7 @@ mod tests {
         assert_eq!(slot(0), Slot { addr: 0xd000_0000, irq: 5, packed: false });
         assert_eq!(slot(3), Slot { addr: 0xd000_0600, irq: 9, packed: false }, "IRQ 8 is the RTC's");
         assert_eq!(slot(7), Slot { addr: 0xd000_0e00, irq: 13, packed: false });
-        assert!(slot(VIRTIO_MMIO_SLOTS - 1).irq < arch::layout::IOAPIC_NUM_PINS);
+        assert!(slot(arch::layout::VIRTIO_MMIO_SLOTS - 1).irq < arch::layout::IOAPIC_NUM_PINS);
     }
 
     #[test]

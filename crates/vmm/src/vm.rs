@@ -8,6 +8,7 @@ use crate::address_map::{kvm_regions, ram_regions, Owner, Region, Space};
 use crate::boot::{build_cmdline, load_kernel};
 use crate::boot_trace::BootTraceConfig;
 use crate::config::{MemoryBackend, MonitorSocket, SerialConfig, VmConfig};
+use crate::device_kinds::create_devices;
 use crate::device_thread::DeviceEventLoop;
 use crate::exit::{ExitNotifier, VmExit};
 use crate::monitor::{MonitorServer, Mux};
@@ -19,7 +20,7 @@ use crate::signals::StopSignals;
 use crate::snapshot::{LoadedSnapshot, MachineShape, SnapshotError, Snapshotter};
 use crate::startup::{step, StartupClock};
 use crate::vcpu::{CpuidTemplate, Vcpu, XsaveFits};
-use crate::virtio_devices::{create_devices, DeviceInventory};
+use crate::virtio_devices::DeviceInventory;
 use crate::Error;
 use arch::layout::{
     MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, RTC_IRQ, RTC_PORT, RTC_PORT_LEN, SERIAL_COM1_IRQ, SERIAL_COM1_PORT,

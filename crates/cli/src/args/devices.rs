@@ -28,17 +28,18 @@
 //! - A monitor (`-mon`, `-qmp chardev:`) takes its chardev like a device
 //!   does: a chardev serves one of them.
 
-use std::path::PathBuf;
 use vmm::config::{
-    BalloonConfig, BalloonOptions, BlockConfig, ChardevBackend, ChardevConfig, DebugExitConfig, DeviceConfig,
-    MonitorConfig, MonitorSocket, MuxConfig, NetConfig,
+    BlockConfig, ChardevBackend, ChardevConfig, DebugExitConfig, DeviceConfig, MonitorConfig, MonitorSocket, MuxConfig,
+    NetConfig, NinePConfig,
 };
-use vmm::config::{FsConfig, HybridVsockConfig, NinePConfig, VsockConfig};
+use vmm::device_kinds::props::VHOST_NOT_PACKED;
+use vmm::device_kinds::{self, Backend as KindBackend, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc};
+use vmm::device_kinds::{Parsed, Prop, PropError};
 use vmm::vmgenid::VmGenIdConfig;
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
-use super::device_props::{DEVICE_KINDS, VHOST_NOT_PACKED};
-use super::keyval::{kind_name, kind_settings};
+use super::device_props::DEVICE_KINDS;
+use super::keyval::{kind_name, kind_settings, Setting};
 use super::mux::ChardevUsers;
 
 mod nic;
@@ -46,7 +47,7 @@ pub(super) use nic::NIC_PROPS;
 mod ports;
 mod values;
 use super::{invalid, unhandled, ArgsError};
-use values::{parse_fs_tag, parse_guest_cid, parse_guid, parse_mac, parse_number, parse_queue_size};
+use values::{parse_guid, parse_number};
 
 const DEVICE: &str = "-device";
 const NIC: &str = "-nic";
@@ -57,64 +58,15 @@ fn esc(s: &str) -> String {
 }
 
 /// A `-device` waiting for its backend to be looked up.
+// Unboxed: a boxed config is one more allocation per device on the start path, for a
+// list of at most a few slots.
+#[allow(clippy::large_enum_variant)]
 enum Device {
-    Block {
-        drive: String,
-        serial: Option<String>,
-        value: String,
-    },
-    Net {
-        netdev: String,
-        mac: Option<[u8; 6]>,
-        value: String,
-    },
+    /// A virtio slot its kind parsed; `backend`, if any, is looked up in `finish` and
+    /// handed to the kind's `bind`.
+    Slot { kind: &'static dyn DeviceKind, config: DeviceConfig, backend: Option<BackendRef>, value: String },
     /// `virtio-serial-device`, with the ports attached to it.
-    Serial {
-        id: Option<String>,
-        value: String,
-        max_ports: Option<u32>,
-        ports: Vec<ports::Port>,
-    },
-    Rng {
-        rng: Option<String>,
-        value: String,
-    },
-    /// `virtio-keyboard-device`.
-    Keyboard {
-        value: String,
-    },
-    Balloon {
-        id: Option<String>,
-        options: BalloonOptions,
-        value: String,
-    },
-    /// `vhost-user-fs-device,chardev=ID,tag=TAG`.
-    Fs {
-        chardev: String,
-        tag: String,
-        queue_size: u16,
-        id: Option<String>,
-        value: String,
-    },
-    /// `hybrid-vsock-device,guest-cid=N,uds-path=PATH`.
-    HybridVsock {
-        cid: u64,
-        uds_path: PathBuf,
-        id: Option<String>,
-        value: String,
-    },
-    /// `virtio-9p-device,fsdev=ID,mount_tag=TAG` (or a `-virtfs`).
-    NineP {
-        fsdev: String,
-        tag: String,
-        value: String,
-    },
-    /// `vhost-vsock-device,guest-cid=N`.
-    Vsock {
-        cid: u64,
-        id: Option<String>,
-        value: String,
-    },
+    Serial { id: Option<String>, max_ports: Option<u32>, ports: Vec<ports::Port> },
 }
 
 /// Everything the device options declared, in command-line order.
@@ -122,7 +74,7 @@ enum Device {
 pub(super) struct Devices {
     pub(super) backends: Backends,
     devices: Vec<Device>,
-    /// The indices in `devices` given `packed=on`.
+    /// The indices in `devices` given `packed=on` (`VmConfig::packed_rings`).
     packed_rings: Vec<usize>,
     device_ids: Vec<String>,
     /// `-qmp` and `-mon`, in command-line order.
@@ -194,13 +146,14 @@ impl Devices {
         Ok(())
     }
 
-    /// `-device DRIVER[,prop=value...]`.
+    /// `-device DRIVER[,prop=value...]`: a virtio kind's descriptor parses it, or it is
+    /// one of the platform devices (`platform`).
     pub(super) fn device(&mut self, value: &str) -> Result<(), ArgsError> {
         let driver = kind_name(DEVICE, value, "driver")?.filter(|d| !d.is_empty());
         let Some(driver) = driver else {
             return Err(invalid(DEVICE, value, "expected a device name, e.g. virtio-blk-device,drive=ID"));
         };
-        let Some(kind) = DEVICE_KINDS.iter().find(|k| k.name == driver) else {
+        let Some(desc) = DEVICE_KINDS.iter().find(|k| k.name == driver) else {
             let reason = match (driver.as_str(), mmio_alternative(&driver)) {
                 // QEMU's bus-less aliases (virtio-blk) are its PCI devices on x86.
                 (_, Some(ours)) => format!("microvm has no PCI bus yet; use {ours}"),
@@ -212,26 +165,54 @@ impl Devices {
             };
             return Err(invalid(DEVICE, value, reason));
         };
-        let (mut id, mut drive, mut netdev, mut mac, mut chardev, mut bus, mut rng) =
-            (None, None, None, None, None, None, None);
-        let (mut serial, mut iobase, mut iosize) = (None, None, None);
-        let (mut max_ports, mut port_name) = (None, None);
-        let mut balloon = BalloonOptions::default();
-        let (mut guest_cid, mut tag, mut queue_size, mut uds_path) = (None, None, None, None);
-        let mut guid = None;
-        let (mut fsdev, mut mount_tag) = (None, None);
-        let mut packed = false;
-        for s in kind_settings(DEVICE, value, "driver", kind)? {
+        let settings = kind_settings(DEVICE, value, "driver", desc)?;
+        let Some(kind) = device_kinds::lookup(desc.name) else {
+            return self.platform(desc, settings, value);
+        };
+        let args = DeviceArgs::new(value, settings.into_iter().map(Setting::into_prop).collect());
+        // `packed=` is the transport's, read here for every virtio kind (`props::PACKED`).
+        let packed = args.get("packed").filter(|p| p.on);
+        if let (Some(p), Some(why)) = (packed, kind.packed_refusal()) {
+            return Err(invalid(DEVICE, &p.text, why));
+        }
+        if packed.is_some() {
+            self.packed_rings.push(self.devices.len());
+        }
+        let parsed = kind.parse(desc.name, &args).map_err(prop_error)?;
+        if let Some(name) = args.unread() {
+            return Err(unhandled(DEVICE, name));
+        }
+        match parsed {
+            Parsed::Slot { config, id, backend } => {
+                if let Some(why) = kind.at_most_one() {
+                    if self.devices.iter().any(|d| matches!(d, Device::Slot { kind: k, .. } if same(*k, kind))) {
+                        return Err(invalid(DEVICE, value, why));
+                    }
+                }
+                self.check_device_id(id, value)?;
+                self.devices.push(Device::Slot { kind, config, backend, value: value.to_owned() });
+            }
+            Parsed::SerialBus { id, max_ports } => {
+                self.check_device_id(id.clone(), value)?;
+                self.devices.push(Device::Serial { id, max_ports, ports: Vec::new() });
+            }
+            Parsed::SerialPort(port) => {
+                self.check_device_id(port.id.clone(), value)?;
+                let bus = port.bus.clone();
+                let (chardev, id, name, console) = (port.chardev, port.id, port.name, port.console);
+                return self.attach_port(bus, ports::Port { chardev, id, name, console, value: value.to_owned() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The `-device`s that are not virtio slots (`vmm::device_kinds`'s `platform.rs`
+    /// describes them): each sets its own field of the VM's config.
+    fn platform(&mut self, kind: &KindDesc, settings: Vec<Setting>, value: &str) -> Result<(), ArgsError> {
+        let (mut id, mut chardev, mut iobase, mut iosize, mut guid) = (None, None, None, None, None);
+        for s in settings {
             match s.name() {
                 "id" => id = Some(s.id(DEVICE)?),
-                "drive" => drive = Some(s.reference(DEVICE)?),
-                "serial" => serial = Some(s.value.clone()),
-                "packed" if s.on && matches!(kind.name, "vhost-vsock-device" | "vhost-user-fs-device") => {
-                    return Err(invalid(DEVICE, &s.text, VHOST_NOT_PACKED));
-                }
-                "packed" => packed = s.on,
-                "mq" if !s.on => {}
-                "mq" => return Err(invalid(DEVICE, &s.text, "multiqueue is not supported; use mq=off")),
                 // COM1's: index 0, port 0x3f8, IRQ 4.
                 "iobase" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 0x3f8 => {}
                 "irq" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 4 => {}
@@ -244,87 +225,21 @@ impl Devices {
                     ))
                 }
                 "iobase" => iobase = Some(parse_number(&s, 0xffff)?),
-                "max_ports" => max_ports = Some(ports::parse_max_ports(&s)?),
-                "name" => port_name = Some(s.value.clone()),
                 "iosize" => iosize = Some(parse_number(&s, 8)?),
-                "netdev" => netdev = Some(s.reference(DEVICE)?),
-                "mac" => mac = Some(parse_mac(&s)?),
                 "chardev" => chardev = Some(s.reference(DEVICE)?),
-                "bus" => bus = Some(s.reference(DEVICE)?),
-                "rng" => rng = Some(s.reference(DEVICE)?),
-                "deflate-on-oom" => balloon.deflate_on_oom = s.on,
-                "free-page-reporting" => balloon.free_page_reporting = s.on,
-                "guest-cid" => guest_cid = Some(parse_guest_cid(&s)?),
-                "uds-path" => uds_path = Some(PathBuf::from(&s.value)).filter(|p| !p.as_os_str().is_empty()),
-                "tag" => tag = Some(parse_fs_tag(&s)?),
-                "queue-size" => queue_size = Some(parse_queue_size(&s)?),
                 "guid" if s.value == "auto" => guid = None,
                 "guid" => guid = Some(parse_guid(&s)?),
-                "fsdev" => fsdev = Some(s.reference(DEVICE)?),
-                "mount_tag" => mount_tag = Some(super::ninep::parse_mount_tag(DEVICE, &s)?),
                 name => return Err(unhandled(DEVICE, name)),
             }
         }
         let value = value.to_owned();
-        let device = match kind.name {
-            "virtio-blk-device" => {
-                let Some(drive) = drive else {
-                    return Err(invalid(DEVICE, &value, "drive=ID is required (the id of a -drive)"));
-                };
-                Device::Block { drive, serial, value }
-            }
-            "virtio-net-device" => {
-                let Some(netdev) = netdev else {
-                    return Err(invalid(DEVICE, &value, "netdev=ID is required (the id of a -netdev)"));
-                };
-                Device::Net { netdev, mac, value }
-            }
-            "virtio-serial-device" => Device::Serial { id: id.clone(), value, max_ports, ports: Vec::new() },
-            "virtconsole" | "virtserialport" => {
-                let Some(chardev) = chardev else {
-                    return Err(invalid(DEVICE, &value, "chardev=ID is required (the id of a -chardev)"));
-                };
-                self.check_device_id(id.clone(), &value)?;
-                let console = kind.name == "virtconsole";
-                return self.attach_port(bus, ports::Port { chardev, id, name: port_name, console, value });
-            }
-            "virtio-rng-device" => Device::Rng { rng, value },
-            "virtio-keyboard-device" => Device::Keyboard { value },
-            "vhost-user-fs-device" => {
-                let (Some(chardev), Some(tag)) = (chardev, tag) else {
-                    return Err(invalid(DEVICE, &value, "chardev=ID and tag=TAG are required"));
-                };
-                Device::Fs { chardev, tag, queue_size: queue_size.unwrap_or(FS_QUEUE_SIZE), id: id.clone(), value }
-            }
-            "virtio-9p-device" => {
-                let (Some(fsdev), Some(tag)) = (fsdev, mount_tag) else {
-                    return Err(invalid(DEVICE, &value, "fsdev=ID and mount_tag=TAG are required"));
-                };
-                Device::NineP { fsdev, tag, value }
-            }
-            "vhost-vsock-device" => {
-                let Some(cid) = guest_cid else {
-                    return Err(invalid(
-                        DEVICE,
-                        &value,
-                        "guest-cid=N is required (the guest's vsock address, 3 or more)",
-                    ));
-                };
-                Device::Vsock { cid, id: id.clone(), value }
-            }
-            "hybrid-vsock-device" => {
-                let (Some(cid), Some(uds_path)) = (guest_cid, uds_path) else {
-                    return Err(invalid(DEVICE, &value, "guest-cid=N and uds-path=PATH are required"));
-                };
-                Device::HybridVsock { cid, uds_path, id: id.clone(), value }
-            }
+        match kind.name {
             "isa-serial" => {
                 if self.isa_serial.is_some() {
                     return Err(invalid(DEVICE, &value, "microvm has one serial port (COM1)"));
                 }
                 self.check_device_id(id, &value)?;
                 self.isa_serial = Some((chardev, value));
-                return Ok(());
             }
             "isa-debug-exit" => {
                 let defaults = DebugExitConfig::default();
@@ -341,13 +256,6 @@ impl Devices {
                     iobase: iobase.map_or(defaults.iobase, |b| b as u16),
                     iosize: iosize as u8,
                 });
-                return Ok(());
-            }
-            "virtio-balloon-device" => {
-                if self.devices.iter().any(|d| matches!(d, Device::Balloon { .. })) {
-                    return Err(invalid(DEVICE, &value, "there can be only one balloon device"));
-                }
-                Device::Balloon { id: id.clone(), options: balloon, value }
             }
             "vmgenid" => {
                 if self.vmgenid.is_some() {
@@ -355,7 +263,6 @@ impl Devices {
                 }
                 self.check_device_id(id, &value)?;
                 self.vmgenid = Some((VmGenIdConfig { guid }, value));
-                return Ok(());
             }
             "i8042" => {
                 if self.i8042 {
@@ -363,15 +270,9 @@ impl Devices {
                 }
                 self.check_device_id(id, &value)?;
                 self.i8042 = true;
-                return Ok(());
             }
             name => return Err(unhandled(DEVICE, name)),
-        };
-        self.check_device_id(id, device_value(&device))?;
-        if packed {
-            self.packed_rings.push(self.devices.len());
         }
-        self.devices.push(device);
         Ok(())
     }
 
@@ -386,7 +287,22 @@ impl Devices {
         let (fsdev, tag) = super::ninep::virtfs(value)?;
         let id = fsdev.id.clone();
         self.add_fsdev(fsdev, super::ninep::VIRTFS, value)?;
-        self.devices.push(Device::NineP { fsdev: id, tag, value: value.to_owned() });
+        // The device the 9p kind makes of -device virtio-9p-device,fsdev=ID,mount_tag=TAG.
+        self.implied_device("virtio-9p-device", vec![implied_prop("fsdev", id), implied_prop("mount_tag", tag)], value)
+    }
+
+    /// The `-device name` another option implies (`-virtfs`, `-nic`), with these
+    /// properties, in that option's slot; `value`, the option's, for messages.
+    pub(super) fn implied_device(&mut self, name: &str, props: Vec<Prop>, value: &str) -> Result<(), ArgsError> {
+        let args = DeviceArgs::new(value, props);
+        let kind = device_kinds::lookup(name).ok_or_else(|| unhandled(DEVICE, name))?;
+        let Parsed::Slot { config, backend, .. } = kind.parse(name, &args).map_err(prop_error)? else {
+            return Err(unhandled(DEVICE, name));
+        };
+        if let Some(name) = args.unread() {
+            return Err(unhandled(DEVICE, name));
+        }
+        self.devices.push(Device::Slot { kind, config, backend, value: value.to_owned() });
         Ok(())
     }
 
@@ -467,66 +383,58 @@ impl Devices {
         let mut out = Vec::with_capacity(self.devices.len());
         for (index, device) in self.devices.into_iter().enumerate() {
             out.push(match device {
-                Device::Block { drive, serial, value } => {
-                    let d = take(&mut drives, &drive, &value, "drive")?;
-                    let (id, path, read_only, cache, limits) = (d.id, d.path, d.read_only, d.cache, d.limits);
-                    let (engine, image) = (d.engine, d.image);
-                    DeviceConfig::Block(BlockConfig { id, path, read_only, cache, serial, limits, engine, image })
-                }
-                Device::Net { netdev, mac, value } => {
-                    let n = take(&mut netdevs, &netdev, &value, "netdev")?;
-                    if n.vhost && self.packed_rings.contains(&index) {
-                        return Err(invalid(DEVICE, &value, VHOST_NOT_PACKED));
-                    }
-                    DeviceConfig::Net(NetConfig {
-                        id: n.id,
-                        backend: n.backend,
-                        mac,
-                        vhost: n.vhost,
-                        limits: Default::default(),
-                        mmds: None,
-                    })
-                }
-                Device::Serial { ports, max_ports, .. } => ports::resolve(ports, max_ports, &mut chardevs)?,
-                Device::Rng { rng, value } => {
-                    if let Some(rng) = rng {
-                        if !rng_objects.contains(&rng) {
-                            return Err(not_defined(&value, "object", &rng));
+                Device::Slot { kind, mut config, backend: Some(backend), value } => {
+                    let resolved = match backend.kind {
+                        BackendKind::Drive => {
+                            let d = take(&mut drives, &backend.id, &value, "drive")?;
+                            let (id, path, read_only, cache, limits) = (d.id, d.path, d.read_only, d.cache, d.limits);
+                            let (engine, image, serial) = (d.engine, d.image, None);
+                            KindBackend::Drive(BlockConfig {
+                                id,
+                                path,
+                                read_only,
+                                cache,
+                                serial,
+                                limits,
+                                engine,
+                                image,
+                            })
                         }
-                    }
-                    DeviceConfig::Rng(Default::default())
-                }
-                Device::Fs { chardev, tag, queue_size, id, value } => {
-                    let backend = chardevs.vhost_user(&chardev, DEVICE, &value)?;
-                    let Backend::Plain(ChardevBackend::Socket { path, server: false, .. }) = backend else {
-                        return Err(invalid(
-                            DEVICE,
-                            &value,
-                            format!(
-                                "chardev '{}' must be a client socket, -chardev socket,id=ID,path=PATH, on \
-                                 virtiofsd's --socket-path",
-                                esc(&chardev)
-                            ),
-                        ));
+                        BackendKind::Netdev => {
+                            let n = take(&mut netdevs, &backend.id, &value, "netdev")?;
+                            if n.vhost && self.packed_rings.contains(&index) {
+                                return Err(invalid(DEVICE, &value, VHOST_NOT_PACKED));
+                            }
+                            let (id, backend, vhost) = (n.id, n.backend, n.vhost);
+                            KindBackend::Netdev(NetConfig {
+                                id,
+                                backend,
+                                mac: None,
+                                vhost,
+                                limits: Default::default(),
+                                mmds: None,
+                            })
+                        }
+                        BackendKind::VhostUserChardev => {
+                            let chardev = match chardevs.vhost_user(&backend.id, DEVICE, &value)? {
+                                Backend::Plain(plain) => Some(plain),
+                                _ => None,
+                            };
+                            KindBackend::Chardev { id: backend.id, backend: chardev }
+                        }
+                        BackendKind::Fsdev => {
+                            let f = take(&mut fsdevs, &backend.id, &value, "fsdev")?;
+                            let (path, read_only, id, security_model) = (f.path, f.read_only, f.id, f.security_model);
+                            KindBackend::Fsdev(NinePConfig { path, tag: String::new(), read_only, id, security_model })
+                        }
+                        BackendKind::RngObject if rng_objects.contains(&backend.id) => KindBackend::RngObject,
+                        BackendKind::RngObject => return Err(not_defined(&value, "object", &backend.id)),
                     };
-                    DeviceConfig::Fs(FsConfig { socket: path, tag, queue_size, id })
+                    kind.bind(&mut config, resolved, &value).map_err(prop_error)?;
+                    config
                 }
-                Device::NineP { fsdev, tag, value } => {
-                    let f = take(&mut fsdevs, &fsdev, &value, "fsdev")?;
-                    DeviceConfig::NineP(NinePConfig {
-                        path: f.path,
-                        tag,
-                        read_only: f.read_only,
-                        id: f.id,
-                        security_model: f.security_model,
-                    })
-                }
-                Device::Vsock { cid, id, .. } => DeviceConfig::Vsock(VsockConfig { cid, id }),
-                Device::HybridVsock { cid, uds_path, id, .. } => {
-                    DeviceConfig::HybridVsock(HybridVsockConfig { cid, uds_path, id })
-                }
-                Device::Keyboard { .. } => DeviceConfig::Keyboard,
-                Device::Balloon { id, options, .. } => DeviceConfig::Balloon(BalloonConfig { id, options }),
+                Device::Slot { config, .. } => config,
+                Device::Serial { ports, max_ports, .. } => ports::resolve(ports, max_ports, &mut chardevs)?,
             });
         }
         if let Some(d) = drives.iter().filter_map(|(_, d)| d.as_ref()).find(|d| !d.if_none) {
@@ -576,19 +484,19 @@ fn monitor_chardev(socket: MonitorSocket) -> ChardevBackend {
     }
 }
 
-fn device_value(d: &Device) -> &str {
-    match d {
-        Device::Block { value, .. }
-        | Device::Net { value, .. }
-        | Device::Serial { value, .. }
-        | Device::Rng { value, .. }
-        | Device::Keyboard { value }
-        | Device::Vsock { value, .. }
-        | Device::HybridVsock { value, .. }
-        | Device::Fs { value, .. }
-        | Device::NineP { value, .. }
-        | Device::Balloon { value, .. } => value,
-    }
+/// A property an option implies, written as `name=value` in messages.
+fn implied_prop(name: &'static str, value: String) -> Prop {
+    Prop { name, text: format!("{name}={value}"), value, on: false }
+}
+
+/// Two descriptors are the same kind.
+fn same(a: &dyn DeviceKind, b: &dyn DeviceKind) -> bool {
+    a.names() == b.names()
+}
+
+/// A kind's complaint about a `-device`, as the command line's error.
+fn prop_error(e: PropError) -> ArgsError {
+    invalid(DEVICE, &e.text, e.reason)
 }
 
 /// Takes the backend named `id` (of `kind`) out of `list` for the device
@@ -624,6 +532,3 @@ fn device_names() -> String {
 
 #[cfg(test)]
 mod tests;
-
-/// QEMU's default `queue-size=` of vhost-user-fs-device.
-const FS_QUEUE_SIZE: u16 = 128;

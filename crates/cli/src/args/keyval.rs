@@ -136,6 +136,11 @@ impl Setting {
         }
     }
 
+    /// As the device kinds take it (`vmm::device_kinds::DeviceArgs`).
+    pub(super) fn into_prop(self) -> vmm::device_kinds::Prop {
+        vmm::device_kinds::Prop { name: self.desc.name, value: self.value, on: self.on, text: self.text }
+    }
+
     /// A reference to another option's id (`drive=`, `chardev=`, ...).
     pub(super) fn reference(&self, option: &'static str) -> Result<String, ArgsError> {
         if self.value.is_empty() {

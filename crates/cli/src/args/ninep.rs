@@ -19,7 +19,6 @@ use super::schema::Value::{Bool, OneOf, Text};
 use super::schema::{ignored, prop, KindDesc, PropDesc, ID};
 use super::{invalid, unhandled, ArgsError};
 use devices::virtio::ninep::SecurityModel;
-use vmm::config::NINEP_TAG_LEN;
 
 pub(super) const FSDEV: &str = "-fsdev";
 pub(super) const VIRTFS: &str = "-virtfs";
@@ -38,8 +37,8 @@ const SECURITY_MODEL: PropDesc = prop(
 const PATH: PropDesc = prop("path", Text("DIR"), None, "Required: the host directory the guest sees.");
 const READONLY: PropDesc =
     prop("readonly", Bool, Some("off"), "on: every change (write, create, rename, chmod...) fails with EROFS.");
-const MOUNT_TAG: PropDesc =
-    prop("mount_tag", Text("TAG"), None, "Required: what the guest mounts (mount -t 9p -o trans=virtio TAG DIR).");
+/// `-virtfs`'s `mount_tag=` is its device's.
+use vmm::device_kinds::NINEP_MOUNT_TAG as MOUNT_TAG;
 const IGNORED: &[PropDesc] = &[
     ignored("writeout", OneOf(&["immediate"]), "writes already reach the host file before the guest's call returns."),
     ignored("fmode", Text("MODE"), "only the mapped models use it, and they are refused."),
@@ -80,10 +79,6 @@ pub(super) const VIRTFS_KINDS: &[KindDesc] = &[KindDesc {
         IGNORED[3],
     ],
 }];
-
-/// The `-device virtio-9p-device` properties besides `id=`.
-pub(super) const FSDEV_REF: PropDesc = prop("fsdev", Text("ID"), None, "Required: the id of an -fsdev local.");
-pub(super) const DEVICE_MOUNT_TAG: PropDesc = MOUNT_TAG;
 
 /// A `-fsdev` waiting for its device.
 pub(super) struct Fsdev {
@@ -136,7 +131,7 @@ fn parse(option: &'static str, value: &str, kinds: &'static [KindDesc]) -> Resul
             "path" => path = Some(s.path(option)?),
             "security_model" => model = Some(security_model(option, &s)?),
             "readonly" => read_only = s.on,
-            "mount_tag" => tag = Some(parse_mount_tag(option, &s)?),
+            "mount_tag" => tag = Some(parse_mount_tag(option, s)?),
             name => return Err(unhandled(option, name)),
         }
     }
@@ -164,12 +159,9 @@ fn security_model(option: &'static str, s: &Setting) -> Result<SecurityModel, Ar
     }
 }
 
-/// `mount_tag=`: 1 to NINEP_TAG_LEN bytes, as QEMU's MAX_TAG_LEN.
-pub(super) fn parse_mount_tag(option: &'static str, s: &Setting) -> Result<String, ArgsError> {
-    if s.value.is_empty() || s.value.len() > NINEP_TAG_LEN {
-        return Err(invalid(option, &s.text, format!("a mount tag has 1 to {NINEP_TAG_LEN} bytes")));
-    }
-    Ok(s.value.clone())
+/// `mount_tag=`: the device's rule (`vmm::device_kinds`).
+fn parse_mount_tag(option: &'static str, s: Setting) -> Result<String, ArgsError> {
+    vmm::device_kinds::ninep_mount_tag(&s.into_prop()).map_err(|e| invalid(option, &e.text, e.reason))
 }
 
 #[cfg(test)]

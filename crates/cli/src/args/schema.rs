@@ -152,59 +152,6 @@ pub(super) enum Props {
     Kinds(&'static [KindDesc]),
 }
 
-/// One kind of an option with kinds: a `-device` driver, a `-chardev`
-/// backend, a `-netdev` type, an `-object` type.
-pub(super) struct KindDesc {
-    pub(super) name: &'static str,
-    pub(super) help: &'static str,
-    pub(super) props: &'static [PropDesc],
-}
-
-/// One property of an option's value.
-#[derive(Clone, Copy)]
-pub(super) struct PropDesc {
-    pub(super) name: &'static str,
-    pub(super) aliases: &'static [&'static str],
-    pub(super) value: Value,
-    /// The default, as written in `-help`; `None`: no default (required, or
-    /// absent means "not set").
-    pub(super) default: Option<&'static str>,
-    pub(super) help: &'static str,
-    /// `Some(why)`: accepted with no effect; the parser checks the value
-    /// and drops it.
-    pub(super) no_effect: Option<&'static str>,
-}
-
-/// What a property's value is.
-#[derive(Clone, Copy)]
-pub(super) enum Value {
-    /// on|off (and QEMU's other spellings).
-    Bool,
-    /// A boolean that may also be written bare (`legacy` = `legacy=on`) in
-    /// the options that otherwise need `key=value`.
-    Flag,
-    /// Free text, shown as this placeholder (`PATH`, `ID`, `N`).
-    Text(&'static str),
-    /// One of these words. With an effect, the handler checks the value
-    /// (it knows why a value is refused); with no effect, `keyval` does.
-    OneOf(&'static [&'static str]),
-}
-
-/// A property with an effect, `help` saying what it does.
-pub(super) const fn prop(
-    name: &'static str,
-    value: Value,
-    default: Option<&'static str>,
-    help: &'static str,
-) -> PropDesc {
-    PropDesc { name, aliases: &[], value, default, help, no_effect: None }
-}
-
-/// A property accepted with no effect, `why` saying why.
-pub(super) const fn ignored(name: &'static str, value: Value, why: &'static str) -> PropDesc {
-    PropDesc { name, aliases: &[], value, default: None, help: "", no_effect: Some(why) }
-}
-
-/// `id=ID`, which every backend and device has.
-pub(super) const ID: PropDesc =
-    prop("id", Value::Text("ID"), None, "A letter, then letters, digits, '-', '.', '_'; unique per option.");
+/// The property descriptions are the device kinds' (`vmm::device_kinds`), so that each
+/// `-device` kind's file holds its own; every option here uses the same shape.
+pub(super) use vmm::device_kinds::props::{ignored, prop, KindDesc, PropDesc, Value, ID};

@@ -66,6 +66,19 @@ impl Activation {
         events.fd() == self.wake.as_raw_fd()
     }
 
+    /// The dispatch of a one-queue device (block, rng, 9p) for an event that is not one
+    /// of its own fds: its activation's wake-up (handled here) or its queue's
+    /// notification (read here).
+    pub fn single_queue_turn(&mut self, events: &Events, ops: &mut EventOps) -> QueueTurn {
+        if self.is_wake_event(events) {
+            return QueueTurn::Woken { active: self.on_wake(ops) };
+        }
+        if let Some(ctx) = &self.active {
+            let _ = ctx.queue_events[0].read();
+        }
+        QueueTurn::Kicked
+    }
+
     /// Handles the wake-up: starts watching every queue event, each with its
     /// queue index as the event data. Returns true if the device is active.
     pub fn on_wake(&mut self, ops: &mut EventOps) -> bool {
@@ -86,5 +99,25 @@ impl Activation {
             let _ = ops.add(Events::with_data(evt, index as u32, EventSet::IN));
         }
         true
+    }
+}
+
+/// What [`Activation::single_queue_turn`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueTurn {
+    /// The activation's wake-up; `active`: the device now has its queue.
+    Woken { active: bool },
+    /// The guest notified the queue.
+    Kicked,
+}
+
+impl QueueTurn {
+    /// Whether the device serves its queue now: when activated, or when kicked unless it
+    /// met a corrupt ring (`broken`, which only a reset and a new activation clear).
+    pub fn serves(self, broken: bool) -> bool {
+        match self {
+            QueueTurn::Woken { active } => active,
+            QueueTurn::Kicked => !broken,
+        }
     }
 }

@@ -26,7 +26,7 @@ pub mod test_driver;
 pub mod vhost;
 mod vsock_event;
 
-pub use activation::Activation;
+pub use activation::{Activation, QueueTurn};
 pub use state::{SavedQueue, VirtioState};
 
 use crate::guest_memory::GuestMemoryMmap;
@@ -199,3 +199,17 @@ pub fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8]) {
         data[..n].copy_from_slice(&src[..n]);
     }
 }
+
+/// `VirtioDevice::save` and `restore` of a device kind whose state a snapshot cannot
+/// hold: both refuse with `StateError::Unsupported`, naming the device and why.
+macro_rules! unsaveable {
+    ($device:literal, $why:literal) => {
+        fn save(&mut self) -> Result<$crate::virtio::VirtioState, $crate::state::StateError> {
+            Err($crate::state::StateError::Unsupported { device: $device, why: $why })
+        }
+        fn restore(&mut self, _state: $crate::virtio::VirtioState) -> Result<(), $crate::state::StateError> {
+            Err($crate::state::StateError::Unsupported { device: $device, why: $why })
+        }
+    };
+}
+pub(crate) use unsaveable;

@@ -184,17 +184,8 @@ impl MutEventSubscriber for Rng {
             if !self.broken {
                 self.process_queue();
             }
-        } else if self.activation.is_wake_event(&events) {
-            if self.activation.on_wake(ops) {
-                self.process_queue();
-            }
-        } else {
-            if let Some(ctx) = &self.activation.active {
-                let _ = ctx.queue_events[0].read();
-            }
-            if !self.broken {
-                self.process_queue();
-            }
+        } else if self.activation.single_queue_turn(&events, ops).serves(self.broken) {
+            self.process_queue();
         }
         // A limit that blocked for the first time made the refill timer.
         self.gate.waker.watch(ops);

@@ -123,7 +123,11 @@ fn patch_drive_updates_the_rate_limiter_and_the_stored_configuration() {
     .unwrap();
     let (mut vm, mut facts) = (vm(), facts());
     vm.devices
-        .insert(Some("data".into()), None, crate::device_registry::DeviceHandle::Block(Arc::new(block.into())))
+        .insert(
+            Some("data".into()),
+            None,
+            crate::device_registry::DeviceHandle::new("virtio-blk-device", Arc::new(block.into())),
+        )
         .unwrap();
     let ops = json!({"size": 10, "refill_time": 100});
     facts.vm_config["drives"] = json!([{"drive_id": "data", "is_root_device": false, "rate_limiter": {"ops": ops}}]);
@@ -157,7 +161,11 @@ fn patch_network_interface_updates_rx_and_tx_limiters() {
     let net = Net::new(tap, None).unwrap();
     let (mut vm, mut facts) = (vm(), facts());
     vm.devices
-        .insert(Some("eth0".into()), None, crate::device_registry::DeviceHandle::Net(Arc::new(net.into())))
+        .insert(
+            Some("eth0".into()),
+            None,
+            crate::device_registry::DeviceHandle::new("virtio-net-device", Arc::new(net.into())),
+        )
         .unwrap();
     facts.vm_config["network-interfaces"] = json!([{"iface_id": "eth0", "host_dev_name": "tap0"}]);
     let ops = Some(RateLimiter {

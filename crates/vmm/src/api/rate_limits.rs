@@ -5,8 +5,9 @@
 
 use super::ApiFacts;
 use crate::config::{BucketConfig, DriveLimits, LimiterConfig};
-use crate::device_registry::DeviceHandle;
 use crate::monitor::VmControl;
+use devices::virtio::block::Block;
+use devices::virtio::net::Net;
 use fc_api::model::{PartialDrive, PartialNetworkInterface, RateLimiter, TokenBucket};
 use fc_api::Response;
 use serde_json::Value;
@@ -68,7 +69,7 @@ pub(super) fn patch_drive(vm: &VmControl, facts: &mut ApiFacts, patch: PartialDr
             "Drive update error: a new backing file (path_on_host) after boot is not supported by microvm.",
         );
     }
-    let Some(DeviceHandle::Block(block)) = vm.devices.get(&patch.drive_id) else {
+    let Some(block) = vm.devices.get_as::<Block>(&patch.drive_id) else {
         return Response::bad_request(format!("Drive update error: no drive with id {}.", patch.drive_id));
     };
     let Some(entry) = entry(facts, "drives", "drive_id", &patch.drive_id) else {
@@ -82,7 +83,7 @@ pub(super) fn patch_drive(vm: &VmControl, facts: &mut ApiFacts, patch: PartialDr
 
 /// `PATCH /network-interfaces/{id}` after boot: its RX and TX rate limiters.
 pub(super) fn patch_net(vm: &VmControl, facts: &mut ApiFacts, patch: PartialNetworkInterface) -> Response {
-    let Some(DeviceHandle::Net(net)) = vm.devices.get(&patch.iface_id) else {
+    let Some(net) = vm.devices.get_as::<Net>(&patch.iface_id) else {
         return Response::bad_request(format!(
             "Network interface update error: no network interface with id {}.",
             patch.iface_id

@@ -13,7 +13,7 @@ fn no_balloon() -> QmpError {
     QmpError::new(ErrorClass::DeviceNotActive, "No balloon device has been activated")
 }
 
-fn balloon(vm: &VmControl) -> Result<&Arc<Mutex<devices::virtio::balloon::Balloon>>, QmpError> {
+fn balloon(vm: &VmControl) -> Result<Arc<Mutex<devices::virtio::balloon::Balloon>>, QmpError> {
     vm.devices.balloon().ok_or_else(no_balloon)
 }
 
@@ -54,7 +54,7 @@ pub fn qom_get(vm: &mut VmControl, mut args: Arguments) -> Result<Value, QmpErro
     let property: String = args.required("property")?;
     args.finish()?;
     let is_balloon = vm.devices.iter().any(|d| {
-        matches!(d.handle, crate::device_registry::DeviceHandle::Balloon(_))
+        d.handle.get::<devices::virtio::balloon::Balloon>().is_some()
             && d.id.as_deref().is_some_and(|id| path == id || path == format!("/machine/peripheral/{id}"))
     });
     if !is_balloon {

@@ -5,8 +5,8 @@
 //! has no effect (microvm's limits are per drive: docs/dropin.md).
 
 use super::commands::VmControl;
-use crate::device_registry::DeviceHandle;
 use devices::virtio::block::qemu_throttle::{modern_name, QemuThrottle, ThrottleError, VALUE_MAX};
+use devices::virtio::block::Block;
 use qmp::{Arguments, ErrorClass, QmpError};
 use serde_json::{json, Value};
 
@@ -59,7 +59,7 @@ pub fn set_io_throttle(vm: &mut VmControl, mut args: Arguments) -> Result<Value,
         _ => return Err(QmpError::generic("Need exactly one of 'device' and 'id'")),
     };
     let limits = settings.limits().map_err(|e| QmpError::generic(e.to_string()))?;
-    let Some(DeviceHandle::Block(block)) = vm.devices.get(&name) else {
+    let Some(block) = vm.devices.get_as::<Block>(&name) else {
         return Err(QmpError::new(ErrorClass::DeviceNotFound, format!("Device '{name}' not found")));
     };
     block.lock().unwrap_or_else(|p| p.into_inner()).set_limits(&limits);

@@ -28,22 +28,9 @@ pub struct ShapeMismatch {
     pub now: String,
 }
 
-/// QEMU's `-device` name of a device kind.
+/// A device's shape tag: QEMU's `-device` name of its kind (its descriptor's).
 pub fn device_kind(device: &DeviceConfig) -> &'static str {
-    match device {
-        DeviceConfig::Block(_) => "virtio-blk-device",
-        DeviceConfig::Net(n) if n.vhost => "virtio-net-device (vhost)",
-        DeviceConfig::Net(_) => "virtio-net-device",
-        DeviceConfig::Console(_) => "virtconsole",
-        DeviceConfig::SerialPorts(_) => "virtio-serial-device",
-        DeviceConfig::Rng(_) => "virtio-rng-device",
-        DeviceConfig::Vsock(_) => "vhost-vsock-device",
-        DeviceConfig::HybridVsock(_) => "hybrid-vsock-device",
-        DeviceConfig::Fs(_) => "vhost-user-fs-device",
-        DeviceConfig::NineP(_) => "virtio-9p-device",
-        DeviceConfig::Balloon(_) => "virtio-balloon-device",
-        DeviceConfig::Keyboard => "virtio-keyboard-device",
-    }
+    crate::device_kinds::kind_of(device).shape(device)
 }
 
 fn on_off(b: bool) -> String {

@@ -18,8 +18,7 @@ use super::super::keyval::{elements, settings, Elem, ShortForms};
 use super::super::schema::Value::Text;
 use super::super::schema::{prop, PropDesc};
 use super::super::{invalid, ArgsError};
-use super::values::parse_mac;
-use super::{Device, Devices, NIC};
+use super::{Devices, NIC};
 
 /// The properties `-nic` keeps for its NIC; the others go to the netdev.
 pub(in super::super) const NIC_PROPS: &[PropDesc] = &[
@@ -45,7 +44,8 @@ impl Devices {
         let (mut mac, mut model) = (None, None);
         for s in settings(NIC, &join(&nic), None, NIC_PROPS, NIC)? {
             match s.name() {
-                "mac" => mac = Some(parse_mac(&s).map_err(|e| renamed(e, "", value))?),
+                // Checked by the NIC's kind, as virtio-net-device's mac=.
+                "mac" => mac = Some(s.into_prop()),
                 _ => model = Some(s.value.clone()),
             }
         }
@@ -62,8 +62,9 @@ impl Devices {
         self.backends.netdev_or(&netdev_value, Some(default_id)).map_err(|e| renamed(e, &netdev_value, value))?;
         // netdev_or pushed the netdev last (it fails otherwise).
         let id = self.backends.netdevs.last().map(|n| n.id.clone()).unwrap_or_default();
-        self.devices.push(Device::Net { netdev: id, mac, value: value.to_owned() });
-        Ok(())
+        let netdev = vmm::device_kinds::Prop { name: "netdev", text: format!("netdev={id}"), value: id, on: false };
+        let props = std::iter::once(netdev).chain(mac).collect();
+        self.implied_device("virtio-net-device", props, value).map_err(|e| renamed(e, &netdev_value, value))
     }
 }
 

@@ -12,13 +12,12 @@
 
 use vmm::config::{ConsoleConfig, DeviceConfig, SerialPortConfig, VirtioSerialConfig};
 
-use super::super::keyval::Setting;
 use super::super::mux::ChardevUsers;
 use super::super::{invalid, ArgsError};
 use super::{esc, Device, Devices, DEVICE};
 
 /// QEMU's default and largest max_ports.
-const MAX_PORTS: u32 = 31;
+use vmm::device_kinds::SERIAL_MAX_PORTS as MAX_PORTS;
 
 pub(super) struct Port {
     pub(super) chardev: String,
@@ -26,13 +25,6 @@ pub(super) struct Port {
     pub(super) name: Option<String>,
     pub(super) console: bool,
     pub(super) value: String,
-}
-
-pub(super) fn parse_max_ports(s: &Setting) -> Result<u32, ArgsError> {
-    match s.value.parse::<u32>() {
-        Ok(n @ 1..=MAX_PORTS) => Ok(n),
-        _ => Err(invalid(DEVICE, &s.text, format!("max_ports is 1 to {MAX_PORTS}"))),
-    }
 }
 
 impl Devices {

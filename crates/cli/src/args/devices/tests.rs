@@ -550,3 +550,24 @@ fn vmgenid_is_acpi_only_and_takes_auto_or_a_uuid() {
         "-device: invalid value 'vmgenid': vmgenid needs -M microvm,acpi=on (the guest finds it in the DSDT)"
     );
 }
+
+// ---- the device kinds' table (vmm::device_kinds) ----
+
+/// Every kind in the table is one `-device help` lists, with its own properties in
+/// `-device NAME,help`, and one the parser knows (a missing property is its error, never
+/// "unknown device" or an unhandled property).
+#[test]
+fn every_device_kind_is_listed_with_its_properties_and_parsed() {
+    let Ok(super::super::Command::Help(all)) = parse(args(&["-device", "help"])) else { panic!("-device help") };
+    for kind in vmm::device_kinds::DEVICE_KINDS {
+        assert!(all.contains(kind.name), "-device help lacks {}", kind.name);
+        let Ok(super::super::Command::Help(own)) = parse(args(&["-device", &format!("{},help", kind.name)])) else {
+            panic!("{},help", kind.name)
+        };
+        for p in kind.props {
+            assert!(own.contains(&format!("{}=", p.name)), "{} help lacks {}", kind.name, p.name);
+        }
+        let err = parse(args(&["-kernel", "k", "-device", kind.name])).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(!err.contains("unknown device") && !err.contains("microvm bug"), "{}: {err}", kind.name);
+    }
+}

@@ -505,16 +505,14 @@ impl MutEventSubscriber for Block {
         }
         if self.waker.is_expiry(&events) {
             self.process_queue();
-        } else if self.activation.is_wake_event(&events) {
-            if self.activation.on_wake(ops) {
-                self.process_queue();
-            }
         } else {
-            if let Some(ctx) = &self.activation.active {
-                let _ = ctx.queue_events[0].read();
+            let turn = self.activation.single_queue_turn(&events, ops);
+            if turn == super::QueueTurn::Kicked && self.activation.active.is_some() {
                 self.worker.metrics.queue_event_count.inc();
             }
-            self.process_queue();
+            if turn.serves(self.broken) {
+                self.process_queue();
+            }
         }
         // A limit that blocked for the first time made the refill timer.
         self.waker.watch(ops);

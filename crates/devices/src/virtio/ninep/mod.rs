@@ -153,20 +153,13 @@ impl VirtioDevice for Virtio9p {
     fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
-    fn save(&mut self) -> Result<super::VirtioState, crate::state::StateError> {
-        Err(NINEP_UNSUPPORTED)
-    }
-    fn restore(&mut self, _state: super::VirtioState) -> Result<(), crate::state::StateError> {
-        Err(NINEP_UNSUPPORTED)
-    }
+    // The guest's open files are host descriptors in the server's fid table, which a
+    // snapshot cannot carry; QEMU likewise refuses to migrate while a 9p export is mounted.
+    super::unsaveable!(
+        "virtio-9p",
+        "the guest's open files are host descriptors of the 9p server (QEMU also refuses to migrate a mounted 9p export)"
+    );
 }
-
-/// The guest's open files are host descriptors in the server's fid table, which a snapshot
-/// cannot carry; QEMU likewise refuses to migrate while a 9p export is mounted.
-const NINEP_UNSUPPORTED: crate::state::StateError = crate::state::StateError::Unsupported {
-    device: "virtio-9p",
-    why: "the guest's open files are host descriptors of the 9p server (QEMU also refuses to migrate a mounted 9p export)",
-};
 
 impl MutEventSubscriber for Virtio9p {
     fn init(&mut self, ops: &mut EventOps) {
@@ -174,16 +167,7 @@ impl MutEventSubscriber for Virtio9p {
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
-        if self.activation.is_wake_event(&events) {
-            if self.activation.on_wake(ops) {
-                self.process_queue();
-            }
-            return;
-        }
-        if let Some(ctx) = &self.activation.active {
-            let _ = ctx.queue_events[0].read();
-        }
-        if !self.broken {
+        if self.activation.single_queue_turn(&events, ops).serves(self.broken) {
             self.process_queue();
         }
     }

@@ -263,20 +263,13 @@ impl VirtioDevice for VhostUserFs {
     fn active_queues_now(&self) -> Option<&[crate::virtio::queue::Virtqueue]> {
         self.activation.queues()
     }
-    fn save(&mut self) -> Result<crate::virtio::VirtioState, crate::state::StateError> {
-        Err(FS_UNSUPPORTED)
-    }
-    fn restore(&mut self, _state: crate::virtio::VirtioState) -> Result<(), crate::state::StateError> {
-        Err(FS_UNSUPPORTED)
-    }
+    // The file system's state (open files, FUSE requests in flight, the inode table) lives
+    // in virtiofsd, which has no way to hand it over; QEMU refuses to migrate vhost-user-fs too.
+    crate::virtio::unsaveable!(
+        "vhost-user-fs",
+        "its file system state lives in virtiofsd, which cannot save it (QEMU refuses too); remove the device to take snapshots"
+    );
 }
-
-/// The file system's state (open files, FUSE requests in flight, the inode table) lives in
-/// virtiofsd, which has no way to hand it over; QEMU refuses to migrate vhost-user-fs too.
-const FS_UNSUPPORTED: crate::state::StateError = crate::state::StateError::Unsupported {
-    device: "vhost-user-fs",
-    why: "its file system state lives in virtiofsd, which cannot save it (QEMU refuses too); remove the device to take snapshots",
-};
 
 impl MutEventSubscriber for VhostUserFs {
     fn init(&mut self, ops: &mut EventOps) {

@@ -1,0 +1,227 @@
+//! `-device virtio-net-device,netdev=ID` (with its `-netdev`), Firecracker's network
+//! interfaces; with `-netdev tap,vhost=on`, the host kernel's vhost-net.
+
+use super::props::{prop, Prop, Value, DEVICE_ID, PACKED};
+use super::DeviceConfig;
+use super::{wrong_config, Backend, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
+use crate::virtio_devices::BuildCtx;
+use crate::Error;
+use devices::rate_limiter::LimiterConfig;
+use devices::virtio::net::{passt, Backend as NetIo, DgramSocket, StreamSocket, Tap};
+use devices::virtio::vhost::net::VhostNet;
+
+pub(super) const DESC: KindDesc = KindDesc {
+    name: "virtio-net-device",
+    help: "A NIC.",
+    props: &[
+        prop("netdev", Value::Text("ID"), None, "Required: the id of a -netdev."),
+        prop(
+            "mac",
+            Value::Text("52:54:00:12:34:56"),
+            None,
+            "Six hex octets (':' or '-'), unicast; without it a locally administered MAC is picked.",
+        ),
+        prop("mq", Value::Bool, Some("off"), "Only off: one queue pair."),
+        PACKED,
+        DEVICE_ID,
+    ],
+};
+
+/// `-netdev TYPE,id=,...` + `-device virtio-net-device,netdev=[,mac=]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    pub id: String,
+    pub backend: NetBackend,
+    /// Guest MAC; `None` picks a locally administered one.
+    pub mac: Option<[u8; 6]>,
+    /// `vhost=on`: the host kernel's vhost_net moves the frames (tap only).
+    pub vhost: bool,
+    /// Rate limits (Firecracker's `rx_rate_limiter`, `tx_rate_limiter`); none with vhost.
+    pub limits: NetLimits,
+    /// Firecracker's MMDS served on this interface (`PUT /mmds/config`); not with vhost,
+    /// whose frames never pass through the VMM.
+    pub mmds: Option<MmdsAttachment>,
+}
+
+pub use devices::virtio::net::MmdsAttachment;
+
+/// A NIC's rate limits, each direction its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Frames to the guest.
+    pub rx: LimiterConfig,
+    /// Frames from the guest.
+    pub tx: LimiterConfig,
+}
+
+/// Where a virtio-net device's frames go (`-netdev` types; docs/dropin.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetBackend {
+    /// `-netdev tap`: an existing (persistent) tap `ifname`, `None` creating one
+    /// named by the kernel from `tap%d`; or `fd=N`, an open tap the process
+    /// inherited (ifname is then `None`).
+    Tap { ifname: Option<String>, fd: Option<i32> },
+    /// `-netdev stream`: QEMU's length-prefixed frames on a stream socket;
+    /// `server`: listen and wait for one peer before the guest starts.
+    Stream { server: bool, addr: SocketAddress },
+    /// `-netdev dgram`: one frame per datagram, to `remote`, from `local`.
+    Dgram { local: Option<SocketAddress>, remote: SocketAddress },
+    /// `-netdev user`: a passt child with these options (the front end
+    /// translated QEMU's).
+    User { passt_args: Vec<String> },
+}
+
+pub use devices::virtio::net::SocketAddress;
+
+pub(super) struct Net;
+
+/// `mac=` as QEMU spells it: six two-digit hex octets separated by `:` or `-`; it must
+/// be a unicast address the guest can use.
+fn mac(p: &Prop) -> Result<[u8; 6], PropError> {
+    let syntax = || p.error("expected six hex octets such as 52:54:00:12:34:56");
+    let b = p.value.as_bytes();
+    if b.len() != 17 {
+        return Err(syntax());
+    }
+    let mut mac = [0u8; 6];
+    for (i, octet) in mac.iter_mut().enumerate() {
+        let pair = &p.value[3 * i..3 * i + 2];
+        if !pair.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(syntax());
+        }
+        *octet = u8::from_str_radix(pair, 16).map_err(|_| syntax())?;
+        if i < 5 && !matches!(b[3 * i + 2], b':' | b'-') {
+            return Err(syntax());
+        }
+    }
+    if mac[0] & 1 != 0 {
+        return Err(p.error("a multicast address cannot be a NIC's MAC (the first octet must be even)"));
+    }
+    if mac == [0; 6] {
+        return Err(p.error("the all-zero MAC is not valid"));
+    }
+    Ok(mac)
+}
+
+impl DeviceKind for Net {
+    fn names(&self) -> &'static [&'static str] {
+        &[DESC.name]
+    }
+
+    fn parse(&self, _name: &str, args: &DeviceArgs) -> Result<Parsed, PropError> {
+        if let Some(p) = args.get("mq").filter(|p| p.on) {
+            return Err(p.error("multiqueue is not supported; use mq=off"));
+        }
+        let id = args.id()?;
+        let mac = args.parsed("mac", mac)?;
+        let netdev = args.reference("netdev")?;
+        let netdev = args.required(netdev, "netdev=ID is required (the id of a -netdev)")?;
+        // The rest comes with the netdev (bind).
+        let config = NetConfig {
+            id: String::new(),
+            backend: NetBackend::Tap { ifname: None, fd: None },
+            mac,
+            vhost: false,
+            limits: Default::default(),
+            mmds: None,
+        };
+        let backend = BackendRef { kind: BackendKind::Netdev, id: netdev };
+        Ok(Parsed::Slot { config: DeviceConfig::Net(config), id, backend: Some(backend) })
+    }
+
+    fn bind(&self, config: &mut DeviceConfig, backend: Backend, _value: &str) -> Result<(), PropError> {
+        if let (DeviceConfig::Net(cfg), Backend::Netdev(netdev)) = (config, backend) {
+            *cfg = NetConfig { mac: cfg.mac, ..netdev };
+        }
+        Ok(())
+    }
+
+    fn syscalls(&self) -> &'static [&'static str] {
+        &["readv", "writev", "timerfd_create", "ioctl"]
+    }
+
+    fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
+        let DeviceConfig::Net(cfg) = config else { return Err(wrong_config(DESC.name)) };
+        let backend = open_backend(cfg)?;
+        if cfg.vhost {
+            let NetIo::Tap(tap) = backend else {
+                return Err(Error::Config(format!("netdev {}: vhost=on needs a tap", cfg.id)));
+            };
+            if cfg.mmds.is_some() {
+                return Err(Error::Config(format!("netdev {}: the MMDS needs vhost=off", cfg.id)));
+            }
+            let net = VhostNet::open(tap, cfg.mac, ctx.mem)
+                .map_err(|source| Error::VhostNet { id: cfg.id.clone(), source })?;
+            return ctx.add(net, "virtio-mmio (vhost-net)", DESC.name, Some(&cfg.id));
+        }
+        let mut net = devices::virtio::net::Net::new(backend, cfg.mac)?;
+        net.set_limits(&cfg.limits.rx, &cfg.limits.tx);
+        net.count_as(&cfg.id);
+        if let Some(mmds) = &cfg.mmds {
+            net.set_mmds(mmds);
+        }
+        ctx.add(net, "virtio-mmio (virtio-net)", DESC.name, Some(&cfg.id))
+    }
+
+    fn shape(&self, config: &DeviceConfig) -> &'static str {
+        match config {
+            // Another device model: a vhost-net's saved state cannot load into a virtio-net.
+            DeviceConfig::Net(n) if n.vhost => "virtio-net-device (vhost)",
+            _ => DESC.name,
+        }
+    }
+
+    #[cfg(test)]
+    fn examples(&self) -> Vec<super::Example> {
+        let netdev = NetConfig {
+            id: "n0".into(),
+            backend: NetBackend::Tap { ifname: Some("tap0".into()), fd: None },
+            mac: None,
+            vhost: true,
+            limits: Default::default(),
+            mmds: None,
+        };
+        let config = NetConfig { mac: Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]), ..netdev.clone() };
+        vec![super::Example {
+            name: DESC.name,
+            props: &[("netdev", "n0"), ("mac", "52:54:00:12:34:56")],
+            backend: Some(Backend::Netdev(netdev)),
+            config: DeviceConfig::Net(config),
+        }]
+    }
+}
+
+/// Opens (or, for `-netdev user`, starts) the NIC's backend. Here, on the main thread
+/// before any filter exists: connecting, accepting, and forking passt are no calls of
+/// the device thread's.
+fn open_backend(cfg: &NetConfig) -> Result<NetIo, Error> {
+    let socket_err = |source| Error::NetSocket { id: cfg.id.clone(), source };
+    Ok(match &cfg.backend {
+        NetBackend::Tap { ifname, fd } => {
+            let tap = match fd {
+                Some(fd) => Tap::from_fd(*fd),
+                None => Tap::open(ifname.as_deref()),
+            }?;
+            if ifname.is_none() && fd.is_none() {
+                // As QEMU does: the user needs the name to configure the host side.
+                log::info!(target: devices::NOTICE, "microvm: netdev {} uses tap device {}", cfg.id, tap.name());
+            }
+            NetIo::Tap(tap)
+        }
+        NetBackend::Stream { server: true, addr } => {
+            log::info!(target: devices::NOTICE, "microvm: netdev {} waits for a connection on {addr}", cfg.id);
+            NetIo::Stream(StreamSocket::accept(addr).map_err(socket_err)?)
+        }
+        NetBackend::Stream { server: false, addr } => NetIo::Stream(StreamSocket::connect(addr).map_err(socket_err)?),
+        NetBackend::Dgram { local, remote } => {
+            NetIo::Dgram(DgramSocket::open(local.as_ref(), remote).map_err(socket_err)?)
+        }
+        NetBackend::User { passt_args } => {
+            let name = format!("{} (passt)", cfg.id);
+            let passt =
+                passt::spawn(passt_args, &name).map_err(|source| Error::Passt { id: cfg.id.clone(), source })?;
+            log::debug!("netdev {}: passt runs as pid {}", cfg.id, passt.pid);
+            NetIo::Stream(passt.socket)
+        }
+    })
+}

@@ -1,0 +1,54 @@
+//! `-device virtio-rng-device`: entropy from getrandom(2) (Firecracker's `entropy`, with
+//! its rate limit).
+
+use super::props::{prop, Value, DEVICE_ID, PACKED};
+use super::DeviceConfig;
+use super::{wrong_config, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
+use crate::virtio_devices::BuildCtx;
+use crate::Error;
+
+pub(super) const DESC: KindDesc = KindDesc {
+    name: "virtio-rng-device",
+    help: "An entropy source; it always draws from getrandom(2).",
+    props: &[prop("rng", Value::Text("ID"), None, "An -object rng-random or rng-builtin."), PACKED, DEVICE_ID],
+};
+
+pub(super) struct Rng;
+
+impl DeviceKind for Rng {
+    fn names(&self) -> &'static [&'static str] {
+        &[DESC.name]
+    }
+
+    fn parse(&self, _name: &str, args: &DeviceArgs) -> Result<Parsed, PropError> {
+        // The object only has to exist: every rng draws from the same pool.
+        let backend = args.reference("rng")?.map(|id| BackendRef { kind: BackendKind::RngObject, id });
+        // No limit from QEMU's command line, which has none for it.
+        Ok(Parsed::Slot { config: DeviceConfig::Rng(Default::default()), id: args.id()?, backend })
+    }
+
+    fn syscalls(&self) -> &'static [&'static str] {
+        &["getrandom", "timerfd_create"]
+    }
+
+    fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
+        let DeviceConfig::Rng(limits) = config else { return Err(wrong_config(DESC.name)) };
+        let rng =
+            devices::virtio::rng::Rng::limited(limits).map_err(|source| Error::Io { what: "virtio-rng", source })?;
+        ctx.add(rng, "virtio-mmio (virtio-rng)", DESC.name, None)
+    }
+
+    #[cfg(test)]
+    fn examples(&self) -> Vec<super::Example> {
+        let config = DeviceConfig::Rng(Default::default());
+        vec![
+            super::Example { name: DESC.name, props: &[], backend: None, config: config.clone() },
+            super::Example {
+                name: DESC.name,
+                props: &[("rng", "r0")],
+                backend: Some(super::Backend::RngObject),
+                config,
+            },
+        ]
+    }
+}
