@@ -4,9 +4,8 @@
 //! each of the disk's `aio=` modes: 4 KiB random read and write (IOPS) and 1 MiB
 //! sequential read and write (MB/s), at queue depth 1 and 32.
 
-use crate::bench_io::{parse_marked, table_of};
+use crate::bench_io::{parse_marked, run_engines, table_of};
 use crate::host::Result;
-use crate::scenario;
 
 /// Jobs as guest/fio/bench-fio names them, in table order, with their labels.
 const FIGURES: [(&str, &str); 8] = [
@@ -27,18 +26,7 @@ const ENGINES: [&str; 2] = ["threads", "io_uring"];
 /// Runs the benchmark (`runs` guest runs per VMM and engine) and returns its Markdown.
 pub fn run(runs: usize) -> Result<String> {
     let runs = runs.max(1).to_string();
-    let mut live = |s: &str| eprint!("{s}");
-    let engines = ENGINES.join(" ");
-    let env = [("BENCH_RUNS", runs.as_str()), ("BENCH_AIO", engines.as_str())];
-    let session = scenario::run(&["bench-fio"], &env, &mut live)?.ok_or("MICROVM_TEST_MODE=skip: no benchmark")?;
-    let case = session.cases.into_iter().find(|c| c.name == "bench-fio").ok_or("bench-fio printed no markers")?;
-    if case.status != Some(0) {
-        return Err(format!("bench-fio failed\n{}", case.report()));
-    }
-    let samples = parse(&case.output);
-    if samples.is_empty() {
-        return Err(format!("bench-fio: no BENCH-FIO figures\n{}", case.report()));
-    }
+    let (case, samples) = run_engines("bench-fio", "BENCH-FIO", &runs, &ENGINES, parse)?;
     let title = format!("fio in the guest, median of {runs} (rig clock)");
     let mut out = table_of(&samples, &title, &FIGURES, &ENGINES);
     for line in case.output.lines().filter(|l| l.contains("BENCH-FIO-ERROR") || l.contains("QEMU-FAILED")) {

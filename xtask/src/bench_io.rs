@@ -25,18 +25,7 @@ const ENGINES: [&str; 2] = ["threads", "io_uring"];
 /// of median MB/s, microvm and QEMU side by side for each engine, with their ratio.
 pub fn run(runs: usize) -> Result<String> {
     let runs = runs.max(1).to_string();
-    let mut live = |s: &str| eprint!("{s}");
-    let engines = ENGINES.join(" ");
-    let env = [("BENCH_RUNS", runs.as_str()), ("BENCH_AIO", engines.as_str())];
-    let session = scenario::run(&["bench-io"], &env, &mut live)?.ok_or("MICROVM_TEST_MODE=skip: no benchmark")?;
-    let case = session.cases.into_iter().find(|c| c.name == "bench-io").ok_or("bench-io printed no markers")?;
-    if case.status != Some(0) {
-        return Err(format!("bench-io failed\n{}", case.report()));
-    }
-    let samples = parse(&case.output);
-    if samples.is_empty() {
-        return Err(format!("bench-io: no BENCH-IO figures\n{}", case.report()));
-    }
+    let (case, samples) = run_engines("bench-io", "BENCH-IO", &runs, &ENGINES, parse)?;
     let mut out = table(&samples, &runs);
     for engine in ENGINES {
         if case.output.contains(&format!("QEMU-FAILED aio={engine}")) {
@@ -51,6 +40,34 @@ pub fn run(runs: usize) -> Result<String> {
             16 MiB in 4 KiB); TCP: busybox `nc` to and from the rig. Times by the guest's \
             /proc/uptime.\n";
     Ok(out)
+}
+
+/// One figure of one run: (vmm, figure, value).
+pub type Sample = (String, String, f64);
+
+/// Runs rig scenario `name` with BENCH_RUNS=`runs` and BENCH_AIO=`engines`; its case and
+/// the samples `parse` reads from it, an error if the script failed or gave no `marker`
+/// figure. Shared with the fio section (xtask::bench_fio).
+pub fn run_engines(
+    name: &str,
+    marker: &str,
+    runs: &str,
+    engines: &[&str],
+    parse: fn(&str) -> Vec<Sample>,
+) -> Result<(scenario::Case, Vec<Sample>)> {
+    let mut live = |s: &str| eprint!("{s}");
+    let engines = engines.join(" ");
+    let env = [("BENCH_RUNS", runs), ("BENCH_AIO", engines.as_str())];
+    let session = scenario::run(&[name], &env, &mut live)?.ok_or("MICROVM_TEST_MODE=skip: no benchmark")?;
+    let case = session.cases.into_iter().find(|c| c.name == name).ok_or(format!("{name} printed no markers"))?;
+    if case.status != Some(0) {
+        return Err(format!("{name} failed\n{}", case.report()));
+    }
+    let samples = parse(&case.output);
+    if samples.is_empty() {
+        return Err(format!("{name}: no {marker} figures\n{}", case.report()));
+    }
+    Ok((case, samples))
 }
 
 /// The Markdown table of medians: one row per figure, microvm, QEMU and their ratio for
