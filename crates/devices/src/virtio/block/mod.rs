@@ -36,6 +36,8 @@
 mod disk;
 mod engine;
 mod image;
+#[cfg(test)]
+mod packed_tests;
 pub mod qemu_throttle;
 mod request;
 #[cfg(test)]
