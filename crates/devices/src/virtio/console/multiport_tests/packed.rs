@@ -37,8 +37,13 @@ fn packed_rig() -> PackedRig {
     d.transport.offer_packed_ring(true);
     d.activate(F_MULTIPORT | VIRTIO_F_RING_PACKED, SIZE);
     let queues = dev.lock().unwrap().queue_max_sizes().len();
-    let mut rig =
-        PackedRig { d, dev, peers: vec![peer0, peer1], ids: (0..queues).map(|_| Ids(0)).collect(), control_rx: vec![0; 4] };
+    let mut rig = PackedRig {
+        d,
+        dev,
+        peers: vec![peer0, peer1],
+        ids: (0..queues).map(|_| Ids(0)).collect(),
+        control_rx: vec![0; 4],
+    };
     rig.post_control_buffers();
     rig
 }
