@@ -75,7 +75,7 @@ impl PackedRig {
     }
 
     /// Sends `bytes` to the host on `port`, in two descriptors.
-    fn to_host(&mut self, port: usize, bytes: &[u8]) -> Vec<u8> {
+    fn host_gets(&mut self, port: usize, bytes: &[u8]) -> Vec<u8> {
         let (_, tx) = port_queues(port);
         let half = bytes.len() / 2;
         let (a, b) = (self.d.alloc_with(&bytes[..half]), self.d.alloc_with(&bytes[half..]));
@@ -90,7 +90,7 @@ impl PackedRig {
     }
 
     /// The host writes `bytes` on `port`; returns what one posted 32-byte guest buffer got.
-    fn to_guest(&mut self, port: usize, bytes: &[u8]) -> Vec<u8> {
+    fn guest_gets(&mut self, port: usize, bytes: &[u8]) -> Vec<u8> {
         let (rx, _) = port_queues(port);
         let buf = self.d.alloc(32, 0);
         let id = self.ids[rx].next();
@@ -129,9 +129,9 @@ fn the_handshake_and_port_data_go_through_packed_rings_as_they_wrap() {
     for round in 0..6u8 {
         for port in 0..2 {
             let out = format!("round {round} to host on port {port}");
-            assert_eq!(rig.to_host(port, out.as_bytes()), out.as_bytes(), "round {round}, port {port}");
+            assert_eq!(rig.host_gets(port, out.as_bytes()), out.as_bytes(), "round {round}, port {port}");
             let back = format!("r{round} to guest p{port}");
-            assert_eq!(rig.to_guest(port, back.as_bytes()), back.as_bytes(), "round {round}, port {port}");
+            assert_eq!(rig.guest_gets(port, back.as_bytes()), back.as_bytes(), "round {round}, port {port}");
         }
     }
     assert!(rig.d.interrupted() && rig.d.status() & status::DEVICE_NEEDS_RESET == 0);
