@@ -1,4 +1,4 @@
-# timeout: 3000
+# timeout: 7200
 # -netdev user benchmark (xtask/src/bench_netuser.rs): the same guest (guest/rootfs/tests/
 # bench-netuser) under microvm (passt) and QEMU's -M microvm (libslirp), $BENCH_RUNS
 # rounds, alternating. Both map the gateway 10.0.2.2 to the rig's loopback, where nc
