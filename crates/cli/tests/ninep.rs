@@ -96,6 +96,14 @@ fn virtfs_serves_the_share() {
     assert_eq!(std::fs::read(dir.path().join("share/new")).unwrap(), b"from the guest");
 }
 
+/// A guest user's session: attached as uid 1234 (as Linux's v9fs attaches each user), it
+/// creates "mine" with its group 4321 and mode 0640 (fid 2 becomes the file) and writes.
+fn guest_user_creates() -> Vec<Vec<u8>> {
+    let user = wire::Msg::new(wire::ty::TATTACH, 2).u32(0).u32(!0).s("u").s("").u32(1234).done();
+    let create = wire::Msg::new(wire::ty::TLCREATE, 4).u32(2).s("mine").u32(1).u32(0o640).u32(4321).done();
+    vec![wire::version(1, 8192).done(), user, wire::walk(3, 0, 2, &[]).done(), create, wire::write(5, 2, b"x").done()]
+}
+
 /// security_model=passthrough with the sandbox on: a guest user (attached as uid 1234, as
 /// Linux's v9fs attaches each user) creates a file with its group 4321 and mode 0640, and
 /// the host file is theirs with that mode. Needs microvm to be root, as QEMU's
@@ -110,15 +118,7 @@ fn passthrough_creates_as_the_guest_user() {
         eprintln!("not root: skipping passthrough, which needs microvm to be root");
         return;
     }
-    let user = |tag: u16| wire::Msg::new(wire::ty::TATTACH, tag).u32(0).u32(!0).s("u").s("").u32(1234).done();
-    let create = |tag: u16| wire::Msg::new(wire::ty::TLCREATE, tag).u32(2).s("mine").u32(1).u32(0o640).u32(4321).done();
-    let requests = vec![
-        wire::version(1, 8192).done(),
-        user(2),
-        wire::walk(3, 0, 2, &[]).done(),
-        create(4),
-        wire::write(5, 2, b"x").done(),
-    ];
+    let requests = guest_user_creates();
     let (dir, answers) =
         run_requests(&["-virtfs", "local,path=SHARE,mount_tag=host0,security_model=passthrough"], &requests);
     for (i, a) in answers.iter().enumerate() {
@@ -166,17 +166,9 @@ fn mapped_xattr_keeps_the_guests_credentials_in_xattrs() {
     if !kvm_tests_enabled() {
         return;
     }
-    let user = |tag: u16| wire::Msg::new(wire::ty::TATTACH, tag).u32(0).u32(!0).s("u").s("").u32(1234).done();
-    let create = |tag: u16| wire::Msg::new(wire::ty::TLCREATE, tag).u32(2).s("mine").u32(1).u32(0o640).u32(4321).done();
-    let requests = vec![
-        wire::version(1, 8192).done(),
-        user(2),
-        wire::walk(3, 0, 2, &[]).done(),
-        create(4),
-        wire::write(5, 2, b"x").done(),
-        // Tgetattr (24) of the new file, every basic field.
-        wire::Msg::new(24, 6).u32(2).u64(0x7ff).done(),
-    ];
+    let mut requests = guest_user_creates();
+    // Tgetattr (24) of the new file, every basic field.
+    requests.push(wire::Msg::new(24, 6).u32(2).u64(0x7ff).done());
     let (dir, answers) =
         run_requests(&["-virtfs", "local,path=SHARE,mount_tag=host0,security_model=mapped-xattr"], &requests);
     for (i, a) in answers.iter().enumerate() {
