@@ -11,13 +11,13 @@
 //! The thread runs under its own filter, `solo`: the vCPU's list plus the main thread's
 //! reads and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
 
+use crate::boot_trace::{open_trace_json, report_boot_times};
 use crate::config::VmConfig;
+use crate::error::Error;
 use crate::exit::VmExit;
-use crate::run::{open_trace_json, report_boot_times};
 use crate::startup::step;
 use crate::vcpu::{GuestErrorLog, VcpuContext};
 use crate::vm::Vm;
-use crate::Error;
 use sandbox::{Sandbox, ThreadKind};
 use std::io::Write;
 use std::sync::{Arc, Barrier};

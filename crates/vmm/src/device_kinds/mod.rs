@@ -24,10 +24,11 @@ mod vsock;
 
 use crate::chardev_config::ChardevBackend;
 use crate::device_thread::DeviceEventLoop;
-use crate::monitor::Mux;
+use crate::error::Error;
+use crate::monitor::mux::Mux;
+use crate::slot::{cmdline_entry, slot, Slot};
 pub use crate::virtio_devices::BuildCtx;
-use crate::virtio_devices::{cmdline_entry, slot, DeviceInventory, Slot};
-use crate::Error;
+use crate::virtio_devices::DeviceInventory;
 use arch::layout::VIRTIO_MMIO_SLOTS;
 pub use balloon::{BalloonConfig, BalloonOptions};
 pub use block::BlockConfig;

@@ -4,8 +4,8 @@
 use super::props::{prop, Prop, Value, DEVICE_ID, PACKED};
 use super::DeviceConfig;
 use super::{wrong_config, Backend, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
+use crate::error::Error;
 use crate::virtio_devices::BuildCtx;
-use crate::Error;
 use devices::rate_limiter::LimiterConfig;
 use devices::virtio::net::{passt, Backend as NetIo, DgramSocket, StreamSocket, Tap};
 use devices::virtio::vhost::net::VhostNet;

@@ -1,0 +1,78 @@
+//! The crate-wide error: what building or running a VM can fail with, each
+//! module's own error carried as its source. In a file of its own so the modules that
+//! return it do not depend on the crate root, which declares them all.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// `-cpu MODEL,enforce` on a host without some of the model's features
+    /// (QEMU's "Host doesn't support requested features"), each described.
+    #[error("-cpu {model},enforce: the host doesn't support requested features: {}", .features.join(", "))]
+    CpuEnforce { model: String, features: Vec<String> },
+    #[error(transparent)]
+    Kvm(#[from] crate::kvm::KvmError),
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
+    #[error(transparent)]
+    Boot(#[from] crate::boot::BootError),
+    #[error("cannot write the MP table: {0}")]
+    Mptable(#[from] arch::mptable::MptableError),
+    #[error("cannot write boot CPU state: {0}")]
+    Regs(#[from] arch::regs::RegsError),
+    #[error(transparent)]
+    Vcpu(#[from] crate::vcpu::VcpuError),
+    #[error("cannot place device {name}: {source}")]
+    Bus { name: &'static str, source: devices::bus::BusError },
+    #[error(transparent)]
+    Block(#[from] devices::virtio::block::BlockError),
+    #[error(transparent)]
+    Tap(#[from] devices::virtio::net::TapError),
+    #[error(transparent)]
+    Net(#[from] devices::virtio::net::NetError),
+    #[error("netdev {id}: {source}")]
+    NetSocket { id: String, source: devices::virtio::net::SocketError },
+    #[error("netdev {id}: {source}")]
+    Passt { id: String, source: devices::virtio::net::passt::PasstError },
+    #[error(transparent)]
+    Chardev(#[from] devices::chardev::ChardevError),
+    #[error(transparent)]
+    Console(#[from] devices::virtio::console::ConsoleError),
+    #[error("vhost-vsock-device: {0}")]
+    Vsock(#[from] devices::virtio::vhost::vsock::VsockError),
+    #[error("vsock: {0}")]
+    HybridVsock(#[from] devices::virtio::hvsock::HybridVsockError),
+    #[error("netdev {id}: vhost=on: {source}")]
+    VhostNet { id: String, source: devices::virtio::vhost::net::VhostNetError },
+    #[error("vhost-user-fs-device {tag}: {source}")]
+    Fs { tag: String, source: devices::virtio::vhost::fs::FsError },
+    #[error("-fsdev {id}: {source}")]
+    NineP { id: String, source: devices::virtio::ninep::NinepError },
+    #[error("{name}: {source}")]
+    Transport { name: &'static str, source: devices::virtio::mmio::TransportError },
+    #[error("cannot write the boot trace to {}: {source}", .path.display())]
+    Report { path: std::path::PathBuf, source: std::io::Error },
+    #[error("event loop: {0}")]
+    EventLoop(#[source] event_manager::Error),
+    #[error(transparent)]
+    DuplicateDevice(#[from] crate::device_registry::DuplicateId),
+    #[error(transparent)]
+    Monitor(#[from] crate::monitor::sockets::SocketError),
+    #[error(transparent)]
+    DeviceThread(#[from] crate::device_thread::DeviceThreadError),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::Error),
+    #[error("cannot build the ACPI tables: {0}")]
+    Acpi(#[source] acpi::AcpiError),
+    #[error("guest memory does not cover the VM generation ID at {:#x}", arch::layout::VMGENID_GUID_START)]
+    VmGenId,
+    #[error("{what}: {source}")]
+    Io { what: &'static str, source: std::io::Error },
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+}
+
+/// Maps an I/O error of the named step to [`Error::Io`].
+pub(crate) fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { what, source }
+}
