@@ -2,7 +2,7 @@
 //! configuration.
 
 use crate::config::{ChardevBackend, ChardevConfig};
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use devices::chardev::{self, Chardev};
 
 /// Opens a chardev backend. A server socket with `wait=on` blocks here
@@ -11,9 +11,7 @@ use devices::chardev::{self, Chardev};
 /// attaches it to its mux.
 pub(crate) fn open_backend(cfg: &ChardevConfig) -> Result<Chardev, Error> {
     let backend = match &cfg.backend {
-        ChardevBackend::MuxPort(_) => {
-            return Err(Error::Config(format!("chardev {}: a mux's front end has no backend of its own", cfg.id)))
-        }
+        ChardevBackend::MuxPort(_) => return Err(ConfigError::MuxFrontEnd { id: cfg.id.clone() }.into()),
         ChardevBackend::Null => chardev::ChardevBackend::Null,
         ChardevBackend::Stdio => chardev::ChardevBackend::Stdio,
         ChardevBackend::Pty => chardev::ChardevBackend::Pty,

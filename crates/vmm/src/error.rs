@@ -2,10 +2,12 @@
 //! module's own error carried as its source. In a file of its own so the modules that
 //! return it do not depend on the crate root, which declares them all.
 
+use arch::layout::{MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, VIRTIO_MMIO_SLOTS};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     /// `-cpu MODEL,enforce` on a host without some of the model's features
     /// (QEMU's "Host doesn't support requested features"), each described.
     #[error("-cpu {model},enforce: the host doesn't support requested features: {}", .features.join(", "))]
@@ -75,4 +77,30 @@ pub enum Error {
 /// Maps an I/O error of the named step to [`Error::Io`].
 pub(crate) fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { what, source }
+}
+
+/// A configuration set-up refuses. The front ends check most of these first, with
+/// their own words; set-up checks again so a `VmConfig` from any caller is safe.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("guest memory of {} MiB is out of range ({} MiB to {} GiB)", .size >> 20, MIN_MEM_SIZE >> 20, MAX_MEM_SIZE >> 30)]
+    MemorySize { size: u64 },
+    #[error("{count} vCPUs is out of range (1 to {MAX_VCPUS})")]
+    VcpuCount { count: u8 },
+    #[error("{count} virtio devices requested, but microvm has {VIRTIO_MMIO_SLOTS} virtio-mmio slots")]
+    TooManyDevices { count: usize },
+    /// A kind's `build` handed another kind's config: a bug in the device table.
+    #[error("{kind}: handed another kind's config")]
+    WrongKind { kind: &'static str },
+    #[error("netdev {id}: vhost=on needs a tap")]
+    VhostNeedsTap { id: String },
+    #[error("netdev {id}: the MMDS needs vhost=off")]
+    MmdsWithVhost { id: String },
+    #[error("chardev {id}: no mux {index}")]
+    NoMux { id: String, index: usize },
+    #[error("chardev {id}: a mux's front end has no backend of its own")]
+    MuxFrontEnd { id: String },
+    /// Solo mode chosen for a VM without a vCPU: a bug in `runs_solo`.
+    #[error("solo mode without a vCPU")]
+    NoVcpu,
 }

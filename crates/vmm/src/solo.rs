@@ -13,7 +13,7 @@
 
 use crate::boot_trace::{open_trace_json, report_boot_times};
 use crate::config::VmConfig;
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::exit::VmExit;
 use crate::startup::step;
 use crate::vcpu::{GuestErrorLog, VcpuContext};
@@ -57,7 +57,7 @@ impl Vm {
         if let Some(runs) = &prefetch {
             crate::snapshot::prefetch::prefault(&snapshotter.mem, runs);
         }
-        let vcpu = vcpus.pop().ok_or_else(|| Error::Config("solo mode without a vCPU".into()))?;
+        let vcpu = vcpus.pop().ok_or_else(|| Error::from(ConfigError::NoVcpu))?;
         let trace_json = open_trace_json(&boot_trace)?;
         vcpu.set_guest_signal_mask(
             crate::signals::guest_mask().map_err(|source| Error::Io { what: "cannot read the signal mask", source })?,

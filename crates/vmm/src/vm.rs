@@ -10,7 +10,7 @@ use crate::boot_trace::BootTraceConfig;
 use crate::config::{MemoryBackend, MonitorSocket, SerialConfig, VmConfig};
 use crate::device_kinds::create_devices;
 use crate::device_thread::DeviceEventLoop;
-use crate::error::{io_err, Error};
+use crate::error::{io_err, ConfigError, Error};
 use crate::exit::{ExitNotifier, VmExit};
 use crate::irqfd::irqfd;
 use crate::monitor::{MonitorServer, Mux};
@@ -101,15 +101,10 @@ impl Vm {
 
 fn validate(config: &VmConfig) -> Result<(), Error> {
     if !(MIN_MEM_SIZE..=MAX_MEM_SIZE).contains(&config.mem_size) {
-        return Err(Error::Config(format!(
-            "guest memory of {} MiB is out of range ({} MiB to {} GiB)",
-            config.mem_size >> 20,
-            MIN_MEM_SIZE >> 20,
-            MAX_MEM_SIZE >> 30
-        )));
+        return Err(ConfigError::MemorySize { size: config.mem_size }.into());
     }
     if !(1..=MAX_VCPUS).contains(&config.vcpu_count) {
-        return Err(Error::Config(format!("{} vCPUs is out of range (1 to {MAX_VCPUS})", config.vcpu_count)));
+        return Err(ConfigError::VcpuCount { count: config.vcpu_count }.into());
     }
     Ok(())
 }

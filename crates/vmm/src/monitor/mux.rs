@@ -16,7 +16,7 @@ use crate::chardevs::open_backend;
 use crate::config::MuxConfig;
 use crate::config::{ChardevBackend, ChardevConfig};
 use crate::device_info::{chardev_filename, ChardevInfo};
-use crate::error::{io_err, Error};
+use crate::error::{io_err, ConfigError, Error};
 use crate::exit::VmExit;
 use devices::chardev::{Chardev, EVENT_DATA_BASE, OUTPUT_BUFFER};
 use event_manager::{EventOps, Events};
@@ -205,7 +205,7 @@ impl Mux {
 pub(crate) fn open_chardev(cfg: &ChardevConfig, muxes: &mut [Mux]) -> Result<Chardev, Error> {
     match &cfg.backend {
         ChardevBackend::MuxPort(n) => {
-            let mux = muxes.get_mut(*n).ok_or_else(|| Error::Config(format!("chardev {}: no mux {n}", cfg.id)))?;
+            let mux = muxes.get_mut(*n).ok_or_else(|| ConfigError::NoMux { id: cfg.id.clone(), index: *n })?;
             mux.attach(&cfg.id)
         }
         _ => open_backend(cfg),
