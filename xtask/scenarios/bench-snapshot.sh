@@ -8,8 +8,8 @@
 # save would wait for `cont` after the restore. Per saved file (microvm: BENCH_INSTANTS
 # files of one boot, below; QEMU: one):
 #   @@SNAPSAVE vmm=<microvm|qemu> mem=<MiB> instant=<k> total_ms=<query-migrate total-time> file_kib=<allocated> file_bytes=<size>
-# then BENCH_RUNS rounds restoring each file once (for microvm, then as many with the page
-# list of one more restore's first second, vmm=microvm-pages), each:
+# then BENCH_RUNS rounds restoring each file once (microvm: both sizes in each round; then
+# as many with the page list of one more restore's first second, vmm=microvm-pages), each:
 #   @@SNAPRESTORE vmm=.. mem=.. file=.. run=<i> first_us=<exec to first byte on the console> rss_kib=<VmRSS> anon_kib=<RssAnon> kvm_run_us=<microvm: main to first KVM_RUN> npf=<KVM's pf_taken at that byte, -1 without debugfs> status=<ok|...>
 # RSS is read 1 s after the first byte, while the restored guest goes on ticking.
 trap '' PIPE
@@ -135,27 +135,40 @@ restore() {
     echo "@@SNAPRESTORE vmm=$1 mem=$2 file=${3##*/} run=$4 first_us=$first rss_kib=${rss:--1} anon_kib=${anon:--1} kvm_run_us=${kvm_run:--1} npf=${npf:--1} status=$st"
     [ $st = ok ] || head -c 2000 "$dir/err"
 }
-for mem in 256 2048; do
-    for v in microvm qemu; do
-        save $v $mem "$dir/$v.snap"
-        # microvm: every instant once a round, so the rounds' medians mix the instants alike.
-        files="$dir/$v.snap"
-        [ $v = microvm ] && files=$(k=0; while [ $k -lt "$instants" ]; do echo "$dir/$v.snap.$k"; k=$((k + 1)); done)
-        r=0
-        while [ $r -lt "$runs" ]; do
-            for f in $files; do restore $v $mem "$f" $r; done
-            r=$((r + 1))
-        done
-        if [ $v = microvm ]; then
-            # The same files again, with the working set of their first moments prefetched.
-            for f in $files; do restore microvm $mem "$f" -1 record > /dev/null; done
-            r=0
-            while [ $r -lt "$runs" ]; do
-                for f in $files; do restore microvm-pages $mem "$f" $r; done
-                r=$((r + 1))
-            done
-        fi
-        rm -f $files "$dir"/*.pages
+# files MiB: microvm's snapshots of that size, one per instant.
+files() {
+    k=0
+    while [ $k -lt "$instants" ]; do
+        echo "$dir/microvm-$1.snap.$k"
+        k=$((k + 1))
     done
+}
+# rounds VMM: BENCH_RUNS rounds, each restoring every instant of both sizes once: the sizes
+# alternate, so a change in the host's load (it is shared) falls on both alike.
+rounds() {
+    r=0
+    while [ $r -lt "$runs" ]; do
+        for mem in 256 2048; do
+            for f in $(files $mem); do restore $1 $mem "$f" $r; done
+        done
+        r=$((r + 1))
+    done
+}
+for mem in 256 2048; do save microvm $mem "$dir/microvm-$mem.snap"; done
+rounds microvm
+# The same files again, with the working set of their first moments prefetched.
+for mem in 256 2048; do
+    for f in $(files $mem); do restore microvm $mem "$f" -1 record > /dev/null; done
+done
+rounds microvm-pages
+rm -f "$dir"/microvm-*
+for mem in 256 2048; do
+    save qemu $mem "$dir/qemu.snap"
+    r=0
+    while [ $r -lt "$runs" ]; do
+        restore qemu $mem "$dir/qemu.snap" $r
+        r=$((r + 1))
+    done
+    rm -f "$dir/qemu.snap"
 done
 rm -rf "$dir"

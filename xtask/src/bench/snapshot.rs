@@ -148,8 +148,9 @@ pub fn markdown(figures: &Result<SnapshotFigures, String>, runs: usize) -> Strin
          the guest first, at several instants of one boot a second of ticking apart, `cont` \
          between; QEMU once, to `exec:cat > FILE`, live, then paused; both guests run when it \
          comes, as QEMU carries the run state over and would leave a guest paused before its \
-         save waiting for `cont`), then each file restored {runs} times, in rounds, with the \
-         same command line (`-incoming file:FILE` / `-incoming \"exec:cat FILE\"`); medians \
+         save waiting for `cont`), then each file restored {runs} times, in rounds (microvm's \
+         two sizes alternating in each, so a change in the shared host's load falls on both \
+         alike), with the same command line (`-incoming file:FILE` / `-incoming \"exec:cat FILE\"`); medians \
          over every restore of a row, times by the rig's clock \
          (xtask/scenarios/bench-snapshot.sh). Save: query-migrate's `total-time`. Restore: \
          exec of the restoring VMM to the first byte the restored guest prints; for microvm \
