@@ -15,7 +15,7 @@
 trap '' PIPE
 . "$SCENARIOS/lib-qmp.sh"
 runs=${BENCH_RUNS:-10}
-instants=${BENCH_INSTANTS:-3}
+instants=${BENCH_INSTANTS:-5}
 # KVM's per-VM counters (pf_taken), where this may mount debugfs (the rig; root).
 [ -d /sys/kernel/debug/kvm ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 stamp() { { read -r _; read -r _; read -r _ _ T _; } < /proc/timer_list; }
