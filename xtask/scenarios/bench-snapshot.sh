@@ -1,4 +1,4 @@
-# timeout: 2400
+# timeout: 3600
 # `cargo xtask bench --only snapshot`: the minimal kernel with the initramfs guest ticking
 # every millisecond on ttyS0 (guest/initramfs/tests/tick), 1 vCPU, 256 MiB and 2 GiB,
 # under microvm (QMP `migrate file:FILE`, which stops the guest first; `cont`, again; `quit`;
