@@ -22,7 +22,7 @@ use crate::vm::{address_map, Vm};
 use crate::Error;
 use devices::debug_port::GuestCheckpoints;
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
-use sandbox::{Sandbox, ThreadKind};
+use sandbox::{Sandbox, ThreadKind, ThreadStart};
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
@@ -49,6 +49,21 @@ fn spawn_ninep(
         }
     })
     .map_err(|source| Error::Io { what: "cannot start a 9p server thread", source })?;
+    Ok(())
+}
+
+/// Starts one worker of a drive's `aio=threads` pool under the `aio-worker` filter.
+fn spawn_pool_worker(
+    name: String,
+    worker: devices::virtio::block::PoolWorker,
+    exit: &Arc<crate::exit::ExitNotifier>,
+    sandbox: &Arc<Sandbox>,
+) -> Result<(), Error> {
+    let failed = exit.clone();
+    let start = sandbox::ThreadStart { name, kind: ThreadKind::AioWorker, sandbox: sandbox.clone(), gate: None };
+    let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
+    sandbox::spawn(start, on_failure, move || worker.run())
+        .map_err(|source| Error::Io { what: "cannot start an aio=threads pool worker", source })?;
     Ok(())
 }
 
@@ -122,10 +137,29 @@ impl Vm {
         let sandbox = Arc::new(Sandbox::new(config.sandbox)?);
         // Every thread (main, virtio, vCPUs) meets here once under its filter: no guest
         // instruction runs, and no guest-driven work is served, before all are confined.
-        let start_gate = Arc::new(Barrier::new(vcpus.len() + 1 + usize::from(device_loop.is_some())));
+        let device_threads = usize::from(device_loop.is_some()) + inventory.iothreads.len();
+        let start_gate = Arc::new(Barrier::new(vcpus.len() + 1 + device_threads));
         let device_thread = device_loop
             .map(|l| DeviceThread::spawn(l, exit.clone(), sandbox.clone(), start_gate.clone()))
             .transpose()?;
+        let mut iothreads = Vec::with_capacity(inventory.iothreads.len());
+        for (id, event_loop) in inventory.iothreads {
+            let start = ThreadStart {
+                name: id,
+                kind: ThreadKind::Iothread,
+                sandbox: sandbox.clone(),
+                gate: Some(start_gate.clone()),
+            };
+            iothreads.push(DeviceThread::spawn_as(event_loop, start, exit.clone())?);
+        }
+        // The pool workers need no start gate either: their jobs come only from gated
+        // device threads. Each ends when its pool is dropped (after the pool waited for
+        // its jobs, which write into guest memory).
+        for (id, workers) in inventory.pool_workers {
+            for (n, worker) in workers.into_iter().enumerate() {
+                spawn_pool_worker(format!("aio-{id}-{n}"), worker, &exit, &sandbox)?;
+            }
+        }
         // The 9p servers need no start gate: each confines itself (seccomp, then Landlock)
         // before it takes a request, and requests come only from the gated virtio thread.
         // They are not joined: they never touch guest memory, and each ends when its
@@ -174,6 +208,7 @@ impl Vm {
             (true, true) => RunState::Paused,
         };
         let machine = Machine::new(state, handles, device_thread, exit.clone())
+            .with_iothreads(iothreads)
             .with_snapshotter(snapshotter)
             .with_autostart(!config.start_paused);
         let facts = Facts {

@@ -145,22 +145,22 @@ fn has(features: u64, bit: u32) -> bool {
     features & (1 << bit) != 0
 }
 
-#[path = "tests/requests.rs"]
-mod requests;
-#[path = "tests/features.rs"]
-mod features;
 #[path = "tests/bench.rs"]
 mod bench;
 #[path = "tests/engine.rs"]
 mod engine_uring;
+#[path = "tests/features.rs"]
+mod features;
+#[path = "tests/metrics.rs"]
+mod metrics_counted;
 #[path = "tests/multiqueue.rs"]
 mod multiqueue;
 #[path = "tests/pool.rs"]
 mod pool;
-#[path = "tests/metrics.rs"]
-mod metrics_counted;
 #[path = "tests/qcow2.rs"]
 mod qcow2;
+#[path = "tests/requests.rs"]
+mod requests;
 #[path = "tests/state.rs"]
 mod state;
 #[path = "tests/throttle.rs"]
