@@ -6,8 +6,8 @@
 
 mod common;
 
+use common::block::assert_pattern_twice;
 use common::*;
-use tiny_guest::{pattern_byte, COPY_SECTOR, PATTERN_SECTOR, READ_BYTES};
 
 const IMAGE: usize = 65536;
 
@@ -31,16 +31,6 @@ fn write_read_copy_on(queue: u32, drive_props: &str, device_props: &str) -> Vec<
     let (status, out) = vm.wait(RUN_TIMEOUT, started);
     assert!(status.is_some_and(|s| s.success()), "{what}: {}", out.describe());
     std::fs::read(&disk).unwrap()
-}
-
-fn assert_pattern_twice(image: &[u8], what: &str) {
-    let len = READ_BYTES as usize;
-    let want: Vec<u8> = (0..len).map(pattern_byte).collect();
-    let at = |sector: u64| (sector * 512) as usize;
-    assert_eq!(&image[at(PATTERN_SECTOR)..at(PATTERN_SECTOR) + len], &want[..], "{what}: the write");
-    assert_eq!(&image[at(COPY_SECTOR)..at(COPY_SECTOR) + len], &want[..], "{what}: what the read returned");
-    let written = image.iter().filter(|&&b| b != 0).count();
-    assert_eq!(written, 2 * want.iter().filter(|&&b| b != 0).count(), "{what}: nothing written elsewhere");
 }
 
 #[test]

@@ -28,42 +28,29 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier, Mutex};
 
-/// Starts one virtio-9p server thread; its failure ends the VM with the reason.
-fn spawn_ninep(
-    id: String,
-    worker: devices::virtio::ninep::Worker,
+/// Starts a detached thread of `kind` (no start gate: its work comes only from gated
+/// threads) running `body`; a failure it returns, or its filter's or a panic, ends the VM
+/// with the reason. `what` names it in the error if it cannot start.
+fn spawn_detached<B>(
+    name: String,
+    kind: ThreadKind,
+    what: &'static str,
     exit: &Arc<crate::exit::ExitNotifier>,
     sandbox: &Arc<Sandbox>,
-) -> Result<(), Error> {
+    body: B,
+) -> Result<(), Error>
+where
+    B: FnOnce() -> Result<(), String> + Send + 'static,
+{
     let (failed, ended) = (exit.clone(), exit.clone());
-    let start = sandbox::ThreadStart {
-        name: format!("9p-{id}"),
-        kind: ThreadKind::Ninep,
-        sandbox: sandbox.clone(),
-        gate: None,
-    };
+    let start = ThreadStart { name, kind, sandbox: sandbox.clone(), gate: None };
     let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
     sandbox::spawn(start, on_failure, move || {
-        if let Err(e) = worker.run() {
-            ended.notify(VmExit::DeviceError(e.to_string()));
+        if let Err(e) = body() {
+            ended.notify(VmExit::DeviceError(e));
         }
     })
-    .map_err(|source| Error::Io { what: "cannot start a 9p server thread", source })?;
-    Ok(())
-}
-
-/// Starts one worker of a drive's `aio=threads` pool under the `aio-worker` filter.
-fn spawn_pool_worker(
-    name: String,
-    worker: devices::virtio::block::PoolWorker,
-    exit: &Arc<crate::exit::ExitNotifier>,
-    sandbox: &Arc<Sandbox>,
-) -> Result<(), Error> {
-    let failed = exit.clone();
-    let start = sandbox::ThreadStart { name, kind: ThreadKind::AioWorker, sandbox: sandbox.clone(), gate: None };
-    let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
-    sandbox::spawn(start, on_failure, move || worker.run())
-        .map_err(|source| Error::Io { what: "cannot start an aio=threads pool worker", source })?;
+    .map_err(|source| Error::Io { what, source })?;
     Ok(())
 }
 
@@ -157,7 +144,11 @@ impl Vm {
         // its jobs, which write into guest memory).
         for (id, workers) in inventory.pool_workers {
             for (n, worker) in workers.into_iter().enumerate() {
-                spawn_pool_worker(format!("aio-{id}-{n}"), worker, &exit, &sandbox)?;
+                let (name, what) = (format!("aio-{id}-{n}"), "cannot start an aio=threads pool worker");
+                spawn_detached(name, ThreadKind::AioWorker, what, &exit, &sandbox, move || {
+                    worker.run();
+                    Ok(())
+                })?;
             }
         }
         // The 9p servers need no start gate: each confines itself (seccomp, then Landlock)
@@ -165,7 +156,10 @@ impl Vm {
         // They are not joined: they never touch guest memory, and each ends when its
         // device (the other end of its channel) is dropped.
         for (id, worker) in inventory.ninep_workers {
-            spawn_ninep(id, worker, &exit, &sandbox)?;
+            let (name, what) = (format!("9p-{id}"), "cannot start a 9p server thread");
+            spawn_detached(name, ThreadKind::Ninep, what, &exit, &sandbox, move || {
+                worker.run().map_err(|e| e.to_string())
+            })?;
         }
         install_kick_handler().map_err(|source| Error::Io { what: "cannot install the vCPU kick handler", source })?;
         let guest_errors = config.guest_errors.then(GuestErrorLog::default);

@@ -38,9 +38,15 @@ pub enum Engine {
 pub(super) trait InFlight: Send {
     /// Written when requests finish; watched by the device thread's epoll.
     fn event(&self) -> &EventFd;
-    fn in_flight(&self) -> usize;
+    /// Which request indexes are in flight.
+    fn slots(&self) -> &Slots;
+    fn in_flight(&self) -> usize {
+        MAX_IN_FLIGHT - self.slots().free.len()
+    }
     /// No room for one more request: the rest wait in the avail ring.
-    fn full(&self) -> bool;
+    fn full(&self) -> bool {
+        self.in_flight() >= self.slots().limit
+    }
     /// Queues one request; `iovs` is taken (and replaced with an empty vector) for
     /// the read or write buffers. Carried out from the next `submit`.
     fn push(&mut self, fd: RawFd, offset: u64, iovs: &mut Vec<libc::iovec>, request: Queued) -> io::Result<()>;
@@ -56,6 +62,36 @@ pub(super) trait InFlight: Send {
     /// Fewer in flight than the engine's own bound (a test queue holds few chains).
     #[cfg(test)]
     fn set_limit(&mut self, limit: usize);
+}
+
+/// The indexes an engine gives its requests in flight (the ring's user data, the pool's
+/// job number), at most [`MAX_IN_FLIGHT`] of them.
+pub(super) struct Slots {
+    free: Vec<u16>,
+    /// In flight at most: MAX_IN_FLIGHT, less in tests (a test queue cannot hold
+    /// that many chains).
+    limit: usize,
+}
+
+impl Slots {
+    pub(super) fn new() -> Slots {
+        Slots { free: (0..MAX_IN_FLIGHT as u16).rev().collect(), limit: MAX_IN_FLIGHT }
+    }
+
+    /// A free index; `WouldBlock` when every one is in flight.
+    pub(super) fn take(&mut self) -> io::Result<u16> {
+        self.free.pop().ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))
+    }
+
+    /// `index`'s request is done (or was never handed over).
+    pub(super) fn give_back(&mut self, index: u16) {
+        self.free.push(index);
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_IN_FLIGHT);
+    }
 }
 
 /// Requests in flight at most on one drive, as QEMU's io_uring ring: more
@@ -125,15 +161,12 @@ pub(super) struct Uring {
     /// Written by the kernel on each completion; watched by the device's epoll.
     event: EventFd,
     slots: Vec<Option<Slot>>,
-    free: Vec<u16>,
+    indexes: Slots,
     /// Spare iovec vectors, swapped with the worker's so nothing is allocated
     /// per request once they have grown.
     spare: Vec<Vec<libc::iovec>>,
     /// Entries pushed since the last io_uring_enter.
     pending: bool,
-    /// In flight at most: MAX_IN_FLIGHT, less in tests (a test queue cannot hold
-    /// that many chains).
-    limit: usize,
 }
 
 // SAFETY: the raw iovec pointers point into the guest memory mapping, which the
@@ -159,10 +192,9 @@ impl Uring {
             ring,
             event,
             slots: (0..MAX_IN_FLIGHT).map(|_| None).collect(),
-            free: (0..MAX_IN_FLIGHT as u16).rev().collect(),
+            indexes: Slots::new(),
             spare: Vec::new(),
             pending: false,
-            limit: MAX_IN_FLIGHT,
         })
     }
 
@@ -175,7 +207,7 @@ impl Uring {
         }
         for (index, res) in finished {
             let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::take) else { continue };
-            self.free.push(index as u16);
+            self.indexes.give_back(index as u16);
             let mut iovs = slot.iovs;
             iovs.clear();
             self.spare.push(iovs);
@@ -219,17 +251,13 @@ impl InFlight for Uring {
         &self.event
     }
 
-    fn in_flight(&self) -> usize {
-        MAX_IN_FLIGHT - self.free.len()
-    }
-
-    fn full(&self) -> bool {
-        self.in_flight() >= self.limit
+    fn slots(&self) -> &Slots {
+        &self.indexes
     }
 
     #[cfg(test)]
     fn set_limit(&mut self, limit: usize) {
-        self.limit = limit.min(MAX_IN_FLIGHT);
+        self.indexes.set_limit(limit);
     }
 
     fn push(&mut self, fd: RawFd, offset: u64, iovs: &mut Vec<libc::iovec>, request: Queued) -> io::Result<()> {
@@ -237,7 +265,7 @@ impl InFlight for Uring {
             // Entries leave the ring only at io_uring_enter: make room.
             self.ring.submit()?;
         }
-        let index = self.free.pop().ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))?;
+        let index = self.indexes.take()?;
         let mut mine = self.spare.pop().unwrap_or_default();
         std::mem::swap(&mut mine, iovs);
         iovs.clear();
@@ -256,7 +284,7 @@ impl InFlight for Uring {
             if let Some(slot) = self.slots[usize::from(index)].take() {
                 *iovs = slot.iovs;
             }
-            self.free.push(index);
+            self.indexes.give_back(index);
             return Err(io::Error::from(io::ErrorKind::WouldBlock));
         }
         self.pending = true;

@@ -11,7 +11,7 @@
 //! write-zeroes and GET_ID stay on the device thread, as with io_uring.
 
 use super::disk::{transfer, Progress};
-use super::engine::{drain_within, Completion, InFlight, Op, Queued, MAX_IN_FLIGHT};
+use super::engine::{drain_within, Completion, InFlight, Op, Queued, Slots, MAX_IN_FLIGHT};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
@@ -77,14 +77,13 @@ pub(super) struct Pool {
     shared: Arc<Shared>,
     /// The request of each job in flight, by its index.
     requests: Vec<Option<Queued>>,
-    free: Vec<u16>,
+    indexes: Slots,
     /// Spare iovec vectors, so nothing is allocated per request once they have grown.
     spare: Vec<IoVecs>,
     /// Queued since the last `submit`.
     pending: Vec<Job>,
     /// Reused by `take_finished`.
     finished: Vec<Done>,
-    limit: usize,
     /// Not yet handed to the VMM.
     workers: Vec<PoolWorker>,
 }
@@ -154,11 +153,10 @@ impl Pool {
         Ok(Pool {
             shared,
             requests: (0..MAX_IN_FLIGHT).map(|_| None).collect(),
-            free: (0..MAX_IN_FLIGHT as u16).rev().collect(),
+            indexes: Slots::new(),
             spare: Vec::new(),
             pending: Vec::new(),
             finished: Vec::new(),
-            limit: MAX_IN_FLIGHT,
             workers,
         })
     }
@@ -174,7 +172,7 @@ impl Pool {
         let mut finished = std::mem::take(&mut self.finished);
         for Done { index, iovs, result } in finished.drain(..) {
             let Some(request) = self.requests.get_mut(usize::from(index)).and_then(Option::take) else { continue };
-            self.free.push(index);
+            self.indexes.give_back(index);
             let mut iovs = iovs;
             iovs.0.clear();
             self.spare.push(iovs);
@@ -189,21 +187,17 @@ impl InFlight for Pool {
         &self.shared.event
     }
 
-    fn in_flight(&self) -> usize {
-        MAX_IN_FLIGHT - self.free.len()
-    }
-
-    fn full(&self) -> bool {
-        self.in_flight() >= self.limit
+    fn slots(&self) -> &Slots {
+        &self.indexes
     }
 
     #[cfg(test)]
     fn set_limit(&mut self, limit: usize) {
-        self.limit = limit.min(MAX_IN_FLIGHT);
+        self.indexes.set_limit(limit);
     }
 
     fn push(&mut self, fd: RawFd, offset: u64, iovs: &mut Vec<libc::iovec>, request: Queued) -> io::Result<()> {
-        let index = self.free.pop().ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))?;
+        let index = self.indexes.take()?;
         let mut mine = self.spare.pop().unwrap_or(IoVecs(Vec::new()));
         std::mem::swap(&mut mine.0, iovs);
         iovs.clear();
