@@ -140,7 +140,7 @@ impl Vm {
             iothreads.push(DeviceThread::spawn_as(event_loop, start, exit.clone())?);
         }
         // The pool workers need no start gate either: their jobs come only from gated
-        // device threads. Each ends when its pool is dropped (after the pool waited for
+        // device threads. Each ends when its pool is dropped (after the drive waited for
         // its jobs, which write into guest memory).
         for (id, workers) in inventory.pool_workers {
             for (n, worker) in workers.into_iter().enumerate() {

@@ -540,6 +540,16 @@ impl VirtioDevice for Block {
     }
 }
 
+impl Drop for Block {
+    /// What the engine still carries out writes into guest memory (which the activation
+    /// holds) through the image's descriptor (which the disk holds): both must outlive it.
+    fn drop(&mut self) {
+        if let Err(e) = self.complete(true) {
+            log::error!("virtio-blk {}: at exit: {e}", self.worker.name);
+        }
+    }
+}
+
 impl MutEventSubscriber for Block {
     fn init(&mut self, ops: &mut EventOps) {
         self.activation.watch_wake(ops);

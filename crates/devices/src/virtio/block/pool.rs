@@ -234,15 +234,16 @@ impl InFlight for Pool {
 }
 
 impl Drop for Pool {
+    /// The device drained the pool already (`Block`'s drop); the workers end now. Jobs
+    /// left only when no worker ever started: they are dropped under the same lock a
+    /// starting worker takes, so none runs after the drive is gone.
     fn drop(&mut self) {
-        // The jobs write into guest memory: let them end before whatever holds it goes
-        // (unless no worker was ever started to run them).
-        if self.shared.lock().running > 0 {
-            if let Err(e) = self.drain(&mut |_| {}) {
-                log::error!("virtio-blk: pool: {e}");
-            }
+        let mut state = self.shared.lock();
+        state.stop = true;
+        if state.running == 0 {
+            state.jobs.clear();
         }
-        self.shared.lock().stop = true;
+        drop(state);
         self.shared.work.notify_all();
     }
 }

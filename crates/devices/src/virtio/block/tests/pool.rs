@@ -168,6 +168,30 @@ fn reset_waits_for_the_pool() {
     assert_eq!(in_flight(&dev), 0);
 }
 
+/// A drive dropped (the VM ending) with requests in the pool waits for them first: they
+/// write into guest memory and through the image's descriptor, which go with it.
+#[test]
+fn dropping_the_drive_waits_for_the_pool() {
+    let n = 32;
+    let file = TempFile::new(&vec![0u8; n * 512]);
+    let (mut d, dev) = pool_driver(&file);
+    start_workers(&dev);
+    for i in 0..n {
+        let b = guest_buffer(&mut d, &[i as u8 + 1; 512]);
+        submit(&mut d, VIRTIO_BLK_T_OUT, i as u64, &[(b, 512, false)]);
+    }
+    d.kick(0);
+    d.run_turn_count();
+    drop((d, dev));
+    let contents = file.contents();
+    for i in 0..n {
+        assert!(
+            contents[i * 512..(i + 1) * 512].iter().all(|&b| b == i as u8 + 1),
+            "sector {i} written before the drop"
+        );
+    }
+}
+
 #[test]
 #[ignore = "a measurement, not a test"]
 fn threads_engine_requests_per_second() {
