@@ -19,8 +19,8 @@ mod virtio_blk_packed;
 pub use asm::{Asm, Cond, Label};
 pub use elf::{elf_without_pvh_note, pvh_elf, LOAD_ADDR};
 pub use virtio_blk::{
-    pattern_byte, virtio_blk_reads_then_reset, virtio_blk_write_read_copy, virtio_blk_write_read_copy_then_halt,
-    COPY_SECTOR, PATTERN_SECTOR, READ_BYTES, VIRTIO_MMIO_SLOT0,
+    pattern_byte, virtio_blk_reads_then_reset, virtio_blk_write_read_copy, virtio_blk_write_read_copy_on_queue,
+    virtio_blk_write_read_copy_then_halt, COPY_SECTOR, PATTERN_SECTOR, READ_BYTES, VIRTIO_MMIO_SLOT0,
 };
 pub use virtio_blk_packed::virtio_blk_packed_write_read_copy;
 

@@ -19,31 +19,33 @@ use crate::state::RunState;
 use crate::vcpu::{install_kick_handler, GuestErrorLog, VcpuContext, VcpuThreadOptions};
 use crate::vm::{address_map, Vm};
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
-use sandbox::{Sandbox, ThreadKind};
+use sandbox::{Sandbox, ThreadKind, ThreadStart};
 use std::io::Write;
 use std::sync::{Arc, Barrier, Mutex};
 
-/// Starts one virtio-9p server thread; its failure ends the VM with the reason.
-fn spawn_ninep(
-    id: String,
-    worker: devices::virtio::ninep::Worker,
+/// Starts a detached thread of `kind` (no start gate: its work comes only from gated
+/// threads) running `body`; a failure it returns, or its filter's or a panic, ends the VM
+/// with the reason. `what` names it in the error if it cannot start.
+fn spawn_detached<B>(
+    name: String,
+    kind: ThreadKind,
+    what: &'static str,
     exit: &Arc<crate::exit::ExitNotifier>,
     sandbox: &Arc<Sandbox>,
-) -> Result<(), Error> {
+    body: B,
+) -> Result<(), Error>
+where
+    B: FnOnce() -> Result<(), String> + Send + 'static,
+{
     let (failed, ended) = (exit.clone(), exit.clone());
-    let start = sandbox::ThreadStart {
-        name: format!("9p-{id}"),
-        kind: ThreadKind::Ninep,
-        sandbox: sandbox.clone(),
-        gate: None,
-    };
+    let start = ThreadStart { name, kind, sandbox: sandbox.clone(), gate: None };
     let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
     sandbox::spawn(start, on_failure, move || {
-        if let Err(e) = worker.run() {
-            ended.notify(VmExit::DeviceError(e.to_string()));
+        if let Err(e) = body() {
+            ended.notify(VmExit::DeviceError(e));
         }
     })
-    .map_err(|source| Error::Io { what: "cannot start a 9p server thread", source })?;
+    .map_err(|source| Error::Io { what, source })?;
     Ok(())
 }
 
@@ -115,16 +117,42 @@ impl Vm {
         let sandbox = Arc::new(Sandbox::new(config.sandbox)?);
         // Every thread (main, virtio, vCPUs) meets here once under its filter: no guest
         // instruction runs, and no guest-driven work is served, before all are confined.
-        let start_gate = Arc::new(Barrier::new(vcpus.len() + 1 + usize::from(device_loop.is_some())));
+        let device_threads = usize::from(device_loop.is_some()) + inventory.iothreads.len();
+        let start_gate = Arc::new(Barrier::new(vcpus.len() + 1 + device_threads));
         let device_thread = device_loop
             .map(|l| DeviceThread::spawn(l, exit.clone(), sandbox.clone(), start_gate.clone()))
             .transpose()?;
+        let mut iothreads = Vec::with_capacity(inventory.iothreads.len());
+        for (id, event_loop) in inventory.iothreads {
+            let start = ThreadStart {
+                name: id,
+                kind: ThreadKind::Iothread,
+                sandbox: sandbox.clone(),
+                gate: Some(start_gate.clone()),
+            };
+            iothreads.push(DeviceThread::spawn_as(event_loop, start, exit.clone())?);
+        }
+        // The pool workers need no start gate either: their jobs come only from gated
+        // device threads. Each ends when its pool is dropped (after the drive waited for
+        // its jobs, which write into guest memory).
+        for (id, workers) in inventory.pool_workers {
+            for (n, worker) in workers.into_iter().enumerate() {
+                let (name, what) = (format!("aio-{id}-{n}"), "cannot start an aio=threads pool worker");
+                spawn_detached(name, ThreadKind::AioWorker, what, &exit, &sandbox, move || {
+                    worker.run();
+                    Ok(())
+                })?;
+            }
+        }
         // The 9p servers need no start gate: each confines itself (seccomp, then Landlock)
         // before it takes a request, and requests come only from the gated virtio thread.
         // They are not joined: they never touch guest memory, and each ends when its
         // device (the other end of its channel) is dropped.
         for (id, worker) in inventory.ninep_workers {
-            spawn_ninep(id, worker, &exit, &sandbox)?;
+            let (name, what) = (format!("9p-{id}"), "cannot start a 9p server thread");
+            spawn_detached(name, ThreadKind::Ninep, what, &exit, &sandbox, move || {
+                worker.run().map_err(|e| e.to_string())
+            })?;
         }
         install_kick_handler().map_err(|source| Error::Io { what: "cannot install the vCPU kick handler", source })?;
         let guest_errors = config.guest_errors.then(GuestErrorLog::default);
@@ -167,6 +195,7 @@ impl Vm {
             (true, true) => RunState::Paused,
         };
         let machine = Machine::new(state, handles, device_thread, exit.clone())
+            .with_iothreads(iothreads)
             .with_snapshotter(snapshotter)
             .with_autostart(!config.start_paused);
         let facts = Facts {

@@ -17,6 +17,7 @@ use devices::bus::Bus;
 use devices::chardev::Chardev;
 use devices::guest_events::GuestEvents;
 use devices::guest_memory::GuestMemoryMmap;
+use devices::virtio::block::PoolWorker;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::ninep;
 use devices::virtio::{Interrupt, VirtioDevice};
@@ -45,6 +46,16 @@ pub struct DeviceInventory {
     /// Each virtio-9p device's server, by its fsdev id: `Vm::run` starts it on a thread
     /// of its own (kind `ninep`).
     pub ninep_workers: Vec<(String, ninep::Worker)>,
+    /// Each `aio=threads` drive's pool workers, by drive id: `Vm::run` starts each on a
+    /// thread of its own (kind `aio-worker`).
+    pub pool_workers: Vec<(String, Vec<PoolWorker>)>,
+    /// The event loop of each `-object iothread` a device names, by its id, in the order
+    /// first named: `Vm::run` runs each on a thread of its own (kind `iothread`). An
+    /// iothread no device names gets none (nothing would run on it).
+    pub iothreads: Vec<(String, DeviceEventLoop)>,
+    /// A device's handler went to the shared `virtio` thread's loop: without one (every
+    /// device on an iothread) that thread is not started.
+    pub uses_virtio_thread: bool,
 }
 
 impl DeviceInventory {
@@ -92,8 +103,38 @@ impl<'a> BuildCtx<'a> {
         type_name: &'static str,
         id: Option<&str>,
     ) -> Result<(), Error> {
+        self.add_on(device, bus_name, type_name, id, None)
+    }
+
+    /// [`Self::add`], the handler on the event loop of `iothread` (made when first named)
+    /// instead of the device thread's when one is given.
+    pub(crate) fn add_on<D: EventDevice + 'static>(
+        &mut self,
+        device: D,
+        bus_name: &'static str,
+        type_name: &'static str,
+        id: Option<&str>,
+        iothread: Option<&str>,
+    ) -> Result<(), Error> {
+        let event_loop = match iothread {
+            None => {
+                self.inventory.uses_virtio_thread = true;
+                &mut *self.event_loop
+            }
+            Some(name) => {
+                let loops = &mut self.inventory.iothreads;
+                let at = match loops.iter().position(|(n, _)| n == name) {
+                    Some(at) => at,
+                    None => {
+                        loops.push((name.to_owned(), DeviceEventLoop::new().map_err(Error::EventLoop)?));
+                        loops.len() - 1
+                    }
+                };
+                &mut loops[at].1
+            }
+        };
         let device = Arc::new(Mutex::new(device));
-        attach(device.clone(), bus_name, self.slot, self.vm, self.mem, self.mmio, self.event_loop)?;
+        attach(device.clone(), bus_name, self.slot, self.vm, self.mem, self.mmio, event_loop)?;
         let handle = DeviceHandle::new(type_name, device);
         Ok(self.inventory.registry.insert(id.map(str::to_owned), Some(self.slot), handle)?)
     }

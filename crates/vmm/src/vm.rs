@@ -232,7 +232,8 @@ impl Vm {
                 &mut event_loop,
                 &mut muxes,
             )?;
-            (Some(event_loop), inventory)
+            // Every device on an iothread: the virtio thread would serve nothing.
+            (inventory.uses_virtio_thread.then_some(event_loop), inventory)
         };
         step("devices");
         let restored = incoming.is_some();

@@ -348,7 +348,7 @@ impl Devices {
                 ));
             }
         }
-        let Backends { drives, netdevs, chardevs, rng_objects, fsdevs, .. } = self.backends;
+        let Backends { drives, netdevs, chardevs, rng_objects, iothreads, fsdevs, .. } = self.backends;
         let mut fsdevs: Vec<_> = fsdevs.into_iter().map(|f| (f.id.clone(), Some(f))).collect();
         let mut drives: Vec<_> = drives.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
         let mut netdevs: Vec<_> = netdevs.into_iter().map(|n| (n.id.clone(), Some(n))).collect();
@@ -380,6 +380,8 @@ impl Devices {
                                 limits,
                                 engine,
                                 image,
+                                num_queues: None,
+                                iothread: None,
                             })
                         }
                         BackendKind::Netdev => {
@@ -413,6 +415,13 @@ impl Devices {
                         BackendKind::RngObject => return Err(not_defined(&value, "object", &backend.id)),
                     };
                     kind.bind(&mut config, resolved, &value).map_err(prop_error)?;
+                    if let DeviceConfig::Block(BlockConfig { iothread: Some(name), .. }) = &config {
+                        if !iothreads.contains(name) {
+                            // QEMU's words for a link to an object that does not exist.
+                            let why = format!("Property 'virtio-blk-device.iothread' can't find value '{name}'");
+                            return Err(invalid(DEVICE, &value, why));
+                        }
+                    }
                     config
                 }
                 Device::Slot { config, .. } => config,
@@ -512,5 +521,7 @@ fn device_names() -> String {
     DEVICE_KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 
+#[cfg(test)]
+mod block_queues;
 #[cfg(test)]
 mod tests;

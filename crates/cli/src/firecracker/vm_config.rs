@@ -246,6 +246,9 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
             },
             // Firecracker's drives are raw files.
             image: Default::default(),
+            // Firecracker's drives have one queue, served on its one device thread.
+            num_queues: None,
+            iothread: None,
         }));
     }
     for net in parts.nets {

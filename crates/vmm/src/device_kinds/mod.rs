@@ -191,6 +191,14 @@ pub trait DeviceKind: Sync {
         None
     }
 
+    /// The threads of its own a device of this kind with `config` runs, and how many:
+    /// [`Self::thread`]'s one unless the config asks for more (an `aio=threads` drive's
+    /// pool). An iothread is not the device's own: several devices may share it.
+    fn threads(&self, config: &DeviceConfig) -> Option<(ThreadKind, usize)> {
+        let _ = config;
+        self.thread().map(|kind| (kind, 1))
+    }
+
     /// The system calls its data path makes on the `virtio` thread beyond reading and
     /// writing its eventfds (its filter, `crates/sandbox/src/filters/virtio.rs`, must
     /// allow each: the table's test checks).

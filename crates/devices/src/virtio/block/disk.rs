@@ -349,9 +349,9 @@ impl Disk {
 
 /// Where a vectored transfer stands: the first iovec not yet done (partly
 /// done ones are trimmed in place) and the file offset it goes to.
-struct Progress {
-    start: usize,
-    offset: u64,
+pub(super) struct Progress {
+    pub(super) start: usize,
+    pub(super) offset: u64,
 }
 
 impl Progress {
@@ -363,7 +363,7 @@ impl Progress {
 
 /// preadv/pwritev until every buffer of `iovs` is done. Short transfers are
 /// resumed; end of file is an error (the caller checked the range).
-fn transfer(fd: RawFd, iovs: &mut [libc::iovec], pos: &mut Progress, write: bool) -> io::Result<()> {
+pub(super) fn transfer(fd: RawFd, iovs: &mut [libc::iovec], pos: &mut Progress, write: bool) -> io::Result<()> {
     while pos.start < iovs.len() {
         let rest = &iovs[pos.start..];
         let count = rest.len().min(IOV_MAX) as libc::c_int;

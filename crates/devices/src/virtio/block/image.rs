@@ -68,7 +68,7 @@ impl ImageOptions {
     }
 
     /// Whether I/O goes through the format layer rather than straight to the file.
-    pub(super) fn formatted(&self) -> bool {
+    pub fn formatted(&self) -> bool {
         self.format != ImageFormat::Raw || self.snapshot
     }
 }
