@@ -73,6 +73,9 @@ impl Vm {
             start_gate: Arc::new(Barrier::new(1)),
             sandbox: Arc::new(sandbox),
         };
+        // The start-up code's pages go back once the VM has run a while (footprint).
+        crate::resident_text::release_later()
+            .map_err(|source| Error::Io { what: "cannot arm the text release", source })?;
         step("main loop");
         ctx.sandbox.enter(ThreadKind::Solo)?;
         step("main filter");
