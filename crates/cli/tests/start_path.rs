@@ -1,6 +1,7 @@
 //! The start path's own costs (docs/start-path.md): between `main` and the first KVM_RUN
 //! of a solo VM, microvm makes no system call for its allocator (`start_arena.rs`) or for
-//! std's stack-overflow handler (`entry.rs`), and what the entry keeps of std's start-up
+//! std's stack-overflow handler (`entry.rs`), opens no signalfd or exit eventfd that only
+//! an event loop would watch (`vmm/src/solo.rs`), and what the entry keeps of std's start-up
 //! still holds: descriptors 0-2 open on /dev/null when the caller closed them, SIGPIPE
 //! ignored. Counted with strace, the real peer that sees every call.
 
@@ -50,6 +51,9 @@ fn the_start_path_makes_no_allocator_or_runtime_system_calls() {
     let name = |line: &&str| line.split('(').next().unwrap_or_default().to_string();
     let unwanted: Vec<&&str> = calls.iter().filter(|l| NOT_ON_THE_START_PATH.contains(&name(l).as_str())).collect();
     assert!(unwanted.is_empty(), "allocator or runtime calls on the start path: {unwanted:#?}\n{trace}");
+    // Solo mode: no signalfd, and of the eventfds only the i8042 reset port's.
+    let fds: Vec<String> = calls.iter().map(name).filter(|n| n == "signalfd4" || n == "eventfd2").collect();
+    assert_eq!(fds, ["eventfd2"], "{calls:#?}");
     // The only mappings: guest RAM and the vCPU's kvm_run area.
     let mmaps: Vec<&&str> = calls.iter().filter(|l| name(l) == "mmap").collect();
     assert_eq!(mmaps.len(), 2, "{mmaps:#?}");

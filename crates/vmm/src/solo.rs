@@ -5,11 +5,12 @@
 //! would cost its start, its seccomp filter, the start gate, the kick and the join at the
 //! end: ~0.2 ms of process CPU per start on the project's machine (docs/start-path.md).
 //!
-//! The stop signals stay blocked on the thread (and readable on the signalfd) except
-//! inside KVM_RUN (KVM_SET_SIGNAL_MASK), so one arriving while the guest runs makes KVM_RUN
-//! return EINTR; the thread then finds it on the signalfd, as the main loop would have.
-//! The thread runs under its own filter, `solo`: the vCPU's list plus the main thread's
-//! reads and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
+//! The stop signals stay blocked on the thread except inside KVM_RUN
+//! (KVM_SET_SIGNAL_MASK), so one arriving while the guest runs makes KVM_RUN return EINTR
+//! and stays pending; the thread then takes it with sigtimedwait. Nothing waits on an
+//! event loop here, so `Vm::build` opens no signalfd and no exit eventfd for a solo VM.
+//! The thread runs under its own filter, `solo`: the vCPU's list plus sigtimedwait, the
+//! reset eventfd's read and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
 
 use crate::config::VmConfig;
 use crate::exit::VmExit;
