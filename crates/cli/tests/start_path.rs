@@ -14,6 +14,18 @@ use std::process::{Command, Stdio};
 /// System calls that would mean an allocator or runtime set-up on the start path.
 const NOT_ON_THE_START_PATH: [&str; 5] = ["brk", "munmap", "mprotect", "sigaltstack", "mremap"];
 
+/// The start bench's command line, up to its `-kernel` path.
+const SOLO_LINE: [&str; 6] = ["-M", "microvm", "-m", "128m", "-nodefaults", "-kernel"];
+
+/// A solo VM of the tiny guest that halts for good, in its own temp dir (kept alive with it).
+fn halting_vm(tag: &str) -> (TempDir, Command) {
+    let dir = TempDir::new(tag);
+    let kernel = dir.file("halt.elf", &tiny_guest::halt_forever());
+    let mut cmd = Command::new(microvm_path());
+    cmd.args(SOLO_LINE).arg(&kernel);
+    (dir, cmd)
+}
+
 fn strace_available() -> bool {
     let found = Command::new("strace").arg("-V").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
     if !found {
@@ -42,7 +54,7 @@ fn the_start_path_makes_no_allocator_or_runtime_system_calls() {
     let log = dir.path().join("strace.log");
     let mut cmd = Command::new("strace");
     cmd.arg("-qq").arg("-o").arg(&log).arg(microvm_path());
-    cmd.args(["-M", "microvm", "-m", "128m", "-nodefaults", "-kernel"]).arg(&kernel);
+    cmd.args(SOLO_LINE).arg(&kernel);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(0), "{}", out.describe());
@@ -66,10 +78,7 @@ fn closed_standard_descriptors_are_opened_on_dev_null_and_sigpipe_is_ignored() {
     if !kvm_tests_enabled() {
         return;
     }
-    let dir = TempDir::new("start-fds");
-    let kernel = dir.file("halt.elf", &tiny_guest::halt_forever());
-    let mut cmd = Command::new(microvm_path());
-    cmd.args(["-M", "microvm", "-m", "128m", "-nodefaults", "-kernel"]).arg(&kernel);
+    let (_dir, mut cmd) = halting_vm("start-fds");
     // SAFETY: between fork and exec only close(2), which is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
@@ -133,10 +142,7 @@ fn a_solo_vm_gives_its_start_up_code_back_once_it_has_run_a_while() {
     if !kvm_tests_enabled() {
         return;
     }
-    let dir = TempDir::new("start-text");
-    let kernel = dir.file("halt.elf", &tiny_guest::halt_forever());
-    let mut cmd = Command::new(microvm_path());
-    cmd.args(["-M", "microvm", "-m", "128m", "-nodefaults", "-kernel"]).arg(&kernel);
+    let (_dir, mut cmd) = halting_vm("start-text");
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // The most the start path left resident, read every few ms until the release is due
     // (vmm::resident_text: 100 ms after the first KVM_RUN), then what stays.
