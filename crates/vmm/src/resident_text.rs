@@ -10,13 +10,13 @@
 //! runs afterwards maps its own windows again with one fault each. MADV_RANDOM does not
 //! help: Linux 6.x faults around regardless of it (measured).
 //!
-//! When: [`RELEASE_AFTER`] after the vCPU first runs, from a SIGALRM handler (the only
-//! thread is in KVM_RUN; the signal makes it return EINTR, which the run loop already
-//! takes as "go on"). A VM that ends sooner, like the start bench's, never pays the
-//! re-faults of its exit path; one that lives longer pays them once.
-//!
-//! Only solo mode (`solo.rs`) does it for now: with more threads a process-directed
-//! SIGALRM could land on a thread whose blocking call does not expect EINTR.
+//! When: [`RELEASE_AFTER`] after the VM starts to run. In solo mode (`solo.rs`) from a
+//! SIGALRM handler: the only thread is in KVM_RUN, and the signal makes it return EINTR,
+//! which the run loop already takes as "go on". With threads, the main loop does it
+//! itself ([`release_now`]) once its wait times out (`run.rs`): no signal, which could
+//! interrupt another thread's blocking call. A VM that ends sooner, like the start
+//! bench's, never pays the re-faults of its exit path; one that lives longer pays them
+//! once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -70,9 +70,19 @@ fn note_read_only_segments() {
     unsafe { libc::dl_iterate_phdr(Some(first_object), std::ptr::null_mut()) };
 }
 
-/// SIGALRM: unmaps the read-only segments (madvise is async-signal-safe, and allowed on
-/// every thread by the sandbox's common list).
+/// Unmaps the executable's read-only segments now (the main loop of a VM with threads).
+pub(crate) fn release_now() {
+    note_read_only_segments();
+    release();
+}
+
 extern "C" fn on_alarm(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    release();
+}
+
+/// Unmaps the noted read-only segments (madvise is async-signal-safe, and allowed on
+/// every thread by the sandbox's common list, so SIGALRM's handler may call this).
+fn release() {
     for (start, len) in &RANGES {
         let (start, len) = (start.load(Ordering::Relaxed), len.load(Ordering::Relaxed));
         if len > 0 {
