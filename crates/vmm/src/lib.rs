@@ -29,6 +29,7 @@ mod memory;
 mod monitor;
 pub mod power;
 mod prepared;
+mod resident_text;
 mod rtc;
 mod run;
 mod serial;

@@ -222,9 +222,23 @@ impl Vm {
         }));
         manager.add_subscriber(controller.clone());
 
+        // The start-up code's pages go back once the VM has run a while (footprint):
+        // until then the loop's wait times out when that is due.
+        let mut release_due = Some(std::time::Instant::now() + crate::resident_text::RELEASE_AFTER);
         let outcome = loop {
-            if let Err(e) = manager.run() {
+            let waited = match release_due {
+                Some(due) => {
+                    let left = due.saturating_duration_since(std::time::Instant::now());
+                    manager.run_with_timeout(i32::try_from(left.as_millis()).unwrap_or(i32::MAX).saturating_add(1))
+                }
+                None => manager.run(),
+            };
+            if let Err(e) = waited {
                 break Err(Error::EventLoop(e));
+            }
+            if release_due.is_some_and(|due| std::time::Instant::now() >= due) {
+                crate::resident_text::release_now();
+                release_due = None;
             }
             if let Some(reason) = lock(&controller).ended.clone() {
                 break Ok(reason);

@@ -5,11 +5,12 @@
 //! would cost its start, its seccomp filter, the start gate, the kick and the join at the
 //! end: ~0.2 ms of process CPU per start on the project's machine (docs/start-path.md).
 //!
-//! The stop signals stay blocked on the thread (and readable on the signalfd) except
-//! inside KVM_RUN (KVM_SET_SIGNAL_MASK), so one arriving while the guest runs makes KVM_RUN
-//! return EINTR; the thread then finds it on the signalfd, as the main loop would have.
-//! The thread runs under its own filter, `solo`: the vCPU's list plus the main thread's
-//! reads and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
+//! The stop signals stay blocked on the thread except inside KVM_RUN
+//! (KVM_SET_SIGNAL_MASK), so one arriving while the guest runs makes KVM_RUN return EINTR
+//! and stays pending; the thread then takes it with sigtimedwait. Nothing waits on an
+//! event loop here, so `Vm::build` opens no signalfd and no exit eventfd for a solo VM.
+//! The thread runs under its own filter, `solo`: the vCPU's list plus sigtimedwait, the
+//! reset eventfd's read and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
 
 use crate::boot_trace::{open_trace_json, report_boot_times};
 use crate::config::VmConfig;
@@ -73,6 +74,9 @@ impl Vm {
             start_gate: Arc::new(Barrier::new(1)),
             sandbox: Arc::new(sandbox),
         };
+        // The start-up code's pages go back once the VM has run a while (footprint).
+        crate::resident_text::release_later()
+            .map_err(|source| Error::Io { what: "cannot arm the text release", source })?;
         step("main loop");
         ctx.sandbox.enter(ThreadKind::Solo)?;
         step("main filter");

@@ -171,8 +171,11 @@ impl Vm {
     ) -> Result<Vm, Error> {
         let file_backend = file_backend(config);
         let shared_memory = config.memory.is_shareable() && file_backend;
+        // Solo mode has no event loop to wake: no signalfd, no exit eventfd (solo.rs).
+        let solo = crate::solo::runs_solo(config);
         // Before any thread exists, so that every thread inherits the mask.
-        let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
+        let signals = if solo { StopSignals::block_only() } else { StopSignals::install() };
+        let signals = signals.map_err(io_err("cannot set up signal handling"))?;
         step("signals");
         let prepared = match prepared {
             Some(prepared) => prepared,
@@ -180,7 +183,11 @@ impl Vm {
         };
         let PreparedVm { vcpus: created, vm, kvm, mem, prefetch, .. } = prepared;
 
-        let exit = Arc::new(ExitNotifier::new().map_err(io_err("cannot create the exit event"))?);
+        let exit = match solo {
+            true => ExitNotifier::unwatched(),
+            false => ExitNotifier::new().map_err(io_err("cannot create the exit event"))?,
+        };
+        let exit = Arc::new(exit);
         let reset = EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create the reset event"))?;
         let mut pio = Bus::new();
         let mut mmio = Bus::new();
