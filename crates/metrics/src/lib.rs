@@ -1,6 +1,7 @@
 //! The counters behind Firecracker's metrics (`--metrics-path`, `PUT /metrics`): one static
 //! group per section of Firecracker's JSON line (`vcpu`, `block`, `net`, `uart`, the API's
-//! `get_api_requests`/`put_api_requests`/`patch_api_requests`, `vmm`, `seccomp`, `logger`),
+//! `get_api_requests`/`put_api_requests`/`patch_api_requests`, `vmm`, `seccomp`, `logger`,
+//! `signals`, and in `devices` `mmds`, `vsock`, `entropy`, `balloon`, `i8042`),
 //! each field named as Firecracker names it. The crate has no dependency, so the devices,
 //! the vCPU threads, the API and the sandbox all increment the same statics without a
 //! module cycle; `vmm::api::metrics` writes them out.
@@ -180,6 +181,10 @@ macro_rules! group {
     };
 }
 
+// After the macro, which it uses: the devices' sections Firecracker keeps beside them.
+mod devices;
+pub use devices::{BalloonMetrics, EntropyMetrics, I8042Metrics, MmdsMetrics, VsockMetrics};
+
 group!(
     /// `vcpu`: exits handled by the VMM, counted on the vCPU threads.
     VcpuMetrics {
@@ -322,6 +327,23 @@ group!(
     }
 );
 
+group!(
+    /// `signals`: the signals microvm handles. The deadly ones are gauges, 0 or 1 (the
+    /// process ends at the first), as in Firecracker.
+    SignalMetrics {
+        sigbus: Gauge,
+        sigsegv: Gauge,
+        sigxfsz: Gauge,
+        sigxcpu: Gauge,
+        /// Always 0: microvm ignores SIGPIPE (a write to a closed pipe or socket fails with
+        /// EPIPE instead), so none is ever delivered.
+        sigpipe: Counter,
+        /// SIGHUP received (it ends the VM in an orderly way).
+        sighup: Gauge,
+        sigill: Gauge,
+    }
+);
+
 pub static VCPU: VcpuMetrics = VcpuMetrics::new();
 pub static BLOCK_DEVICES: PerDevice<BlockMetrics> = PerDevice::new();
 pub static NET_DEVICES: PerDevice<NetMetrics> = PerDevice::new();
@@ -332,6 +354,12 @@ pub static PATCH_API: PatchRequestsMetrics = PatchRequestsMetrics::new();
 pub static VMM: VmmMetrics = VmmMetrics::new();
 pub static SECCOMP: SeccompMetrics = SeccompMetrics::new();
 pub static LOGGER: LoggerMetrics = LoggerMetrics::new();
+pub static MMDS: MmdsMetrics = MmdsMetrics::new();
+pub static VSOCK: VsockMetrics = VsockMetrics::new();
+pub static ENTROPY: EntropyMetrics = EntropyMetrics::new();
+pub static BALLOON: BalloonMetrics = BalloonMetrics::new();
+pub static I8042: I8042Metrics = I8042Metrics::new();
+pub static SIGNALS: SignalMetrics = SignalMetrics::new();
 
 /// The metrics destination's descriptor (-1: none), for the one line a process that a
 /// seccomp filter kills writes on its way out (the SIGSYS handler cannot reach the writer).
@@ -354,16 +382,22 @@ pub fn flush() -> Vec<(String, Values)> {
     fn values(fields: Vec<(&'static str, &dyn Metric)>) -> Values {
         fields.into_iter().map(|(name, metric)| (name, metric.flush_value())).collect()
     }
-    let mut line = BLOCK_DEVICES.flush("block");
+    let mut line = vec![("balloon".into(), values(BALLOON.fields()))];
+    line.extend(BLOCK_DEVICES.flush("block"));
+    line.push(("entropy".into(), values(ENTROPY.fields())));
     line.push(("get_api_requests".into(), values(GET_API.fields())));
+    line.push(("i8042".into(), values(I8042.fields())));
     line.push(("logger".into(), values(LOGGER.fields())));
+    line.push(("mmds".into(), values(MMDS.fields())));
     line.extend(NET_DEVICES.flush("net"));
     line.push(("patch_api_requests".into(), values(PATCH_API.fields())));
     line.push(("put_api_requests".into(), values(PUT_API.fields())));
     line.push(("seccomp".into(), values(SECCOMP.fields())));
+    line.push(("signals".into(), values(SIGNALS.fields())));
     line.push(("uart".into(), values(UART.fields())));
     line.push(("vcpu".into(), values(VCPU.fields())));
     line.push(("vmm".into(), values(VMM.fields())));
+    line.push(("vsock".into(), values(VSOCK.fields())));
     line
 }
 
@@ -397,6 +431,44 @@ mod tests {
         assert_eq!(&names[..5], ["exit_io_in", "exit_io_out", "exit_mmio_read", "exit_mmio_write", "failures"]);
         assert!(BlockMetrics::new().fields().iter().any(|(n, _)| *n == "read_bytes"));
         assert!(NetMetrics::new().fields().iter().any(|(n, _)| *n == "tx_packets_count"));
+    }
+
+    #[test]
+    fn the_line_has_firecrackers_sections_and_fields() {
+        let line = flush();
+        let names: Vec<&str> = line.iter().map(|(n, _)| n.as_str()).collect();
+        for section in ["balloon", "entropy", "i8042", "mmds", "signals", "vsock", "uart", "vcpu"] {
+            assert!(names.contains(&section), "{section} missing from {names:?}");
+        }
+        let fields = |section: &str| -> Vec<&str> {
+            line.iter().find(|(n, _)| n == section).unwrap().1.iter().map(|(f, _)| *f).collect()
+        };
+        assert_eq!(
+            fields("mmds"),
+            [
+                "rx_accepted",
+                "rx_accepted_err",
+                "rx_accepted_unusual",
+                "rx_bad_eth",
+                "rx_invalid_token",
+                "rx_no_token",
+                "rx_count",
+                "tx_bytes",
+                "tx_count",
+                "tx_errors",
+                "tx_frames",
+                "connections_created",
+                "connections_destroyed"
+            ]
+        );
+        assert_eq!(fields("signals"), ["sigbus", "sigsegv", "sigxfsz", "sigxcpu", "sigpipe", "sighup", "sigill"]);
+        assert_eq!(
+            fields("i8042"),
+            ["error_count", "missed_read_count", "missed_write_count", "read_count", "reset_count", "write_count"]
+        );
+        assert_eq!(fields("vsock").len(), 20);
+        assert_eq!(fields("entropy").len(), 7);
+        assert_eq!(fields("balloon").len(), 12);
     }
 
     #[test]

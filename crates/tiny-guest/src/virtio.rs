@@ -37,6 +37,23 @@ fn store(a: &mut Asm, addr: u32, value: u32) {
 /// Drives the device in slot 0 with `features` (low word, high word), sends `requests`
 /// one by one and echoes each answer to COM1, then resets.
 pub fn virtio_requests_echoed_then_reset(features: [u32; 2], requests: &[Vec<u8>]) -> Vec<u8> {
+    let mut a = requests_in_turn(features, requests, Some(echo_framed));
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// As [`virtio_requests_echoed_then_reset`], for devices whose answers are not framed
+/// (virtio-rng's random bytes, a balloon's empty used buffers): nothing is echoed; once
+/// every request is answered, `done` is written to COM1 and the guest halts (the test
+/// ends the VM, having read what the VMM counted).
+pub fn virtio_requests_then_halt(features: [u32; 2], requests: &[Vec<u8>], done: &str) -> Vec<u8> {
+    let mut a = requests_in_turn(features, requests, None);
+    a.out_bytes(COM1, done.as_bytes()).halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// The driver: set-up, then each request sent and waited for, `after_each` run on its answer.
+fn requests_in_turn(features: [u32; 2], requests: &[Vec<u8>], after_each: Option<fn(&mut Asm)>) -> Asm {
     let mut a = Asm::new();
     store(&mut a, MMIO + STATUS, 1); // ACKNOWLEDGE
     store(&mut a, MMIO + STATUS, 3); // DRIVER
@@ -76,10 +93,11 @@ pub fn virtio_requests_echoed_then_reset(features: [u32; 2], requests: &[Vec<u8>
         a.load_eax(USED).shr_eax(16);
         a.bytes(&[0x3d]).bytes(&sent.to_le_bytes()); // cmp eax, sent
         a.jcc(Cond::NotZero, wait);
-        echo_framed(&mut a);
+        if let Some(after) = after_each {
+            after(&mut a);
+        }
     }
-    a.i8042_reset().halt_forever();
-    pvh_elf(&a.finish())
+    a
 }
 
 /// Writes the answer at REPLY to COM1: as many bytes as its first 32-bit word says.

@@ -49,7 +49,12 @@ impl StopSignals {
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         // SAFETY: reads at most `size` bytes into `info`.
         let n = unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
-        (n as usize == size).then_some(info.ssi_signo as i32)
+        let sig = (n as usize == size).then_some(info.ssi_signo as i32);
+        if sig == Some(libc::SIGHUP) {
+            // Firecracker's `signals.sighup`: the VM ends on it, so it is 0 or 1.
+            metrics::SIGNALS.sighup.set(1);
+        }
+        sig
     }
 }
 

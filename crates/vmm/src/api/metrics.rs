@@ -34,6 +34,8 @@ impl MetricsSink {
     pub fn open(path: &str) -> io::Result<MetricsSink> {
         let file = OpenOptions::new().read(true).write(true).create(true).custom_flags(libc::O_NONBLOCK).open(path)?;
         metrics::set_last_line_fd(Some(file.as_raw_fd()));
+        // A fatal signal from now on writes its `signals` line there before the end.
+        sandbox::install_fatal_signal_handlers()?;
         Ok(MetricsSink { file, timer: TimerFd::new()? })
     }
 

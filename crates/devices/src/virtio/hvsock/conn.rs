@@ -176,6 +176,7 @@ impl Conn {
         let reply = written.min(self.reply_left);
         self.reply_left -= reply;
         self.fwd_cnt = self.fwd_cnt.wrapping_add((written - reply) as u32);
+        metrics::VSOCK.tx_bytes_count.add((written - reply) as u64);
         self.pending.drain(..written);
         if self.pending.is_empty() {
             // Give back what a burst from the guest made the buffer grow to.

@@ -68,6 +68,7 @@ impl HybridVsock {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
+                    metrics::VSOCK.muxer_event_fails.inc();
                     log::warn!("hybrid vsock: cannot accept on {}: {e}", self.uds_path.display());
                     return;
                 }
@@ -77,6 +78,7 @@ impl HybridVsock {
                 continue;
             }
             if let Err(e) = ops.add(Events::new(&stream, EventSet::IN)) {
+                metrics::VSOCK.conn_event_fails.inc();
                 log::error!("hybrid vsock: cannot watch a host connection: {e:?}");
                 continue;
             }
@@ -114,6 +116,7 @@ impl HybridVsock {
         self.control.push_back(request);
         self.by_fd.insert(fd, key);
         self.conns.insert(key, conn);
+        metrics::VSOCK.conns_added.inc();
     }
 
     fn free_host_port(&mut self, guest_port: u32) -> u32 {
@@ -146,14 +149,14 @@ impl HybridVsock {
         let Some(conn) = self.conns.get_mut(&key) else { return false };
         match conn.flush() {
             Flush::Broken => {
+                metrics::VSOCK.tx_flush_fails.inc();
                 self.reset_conn(key, ops);
                 return false;
             }
             Flush::Partial => {}
             Flush::Done => {
                 if conn.guest_shutdown & SHUTDOWN_BOTH == SHUTDOWN_BOTH {
-                    // The guest closed: it waits for our RST to free its socket.
-                    self.reset_conn(key, ops);
+                    self.close_conn(key, ops);
                     return false;
                 }
                 if conn.guest_shutdown & SHUTDOWN_SEND != 0 {

@@ -156,15 +156,26 @@ impl HybridVsock {
 
     /// Drops a connection, unwatching its stream first (event-manager must forget an fd
     /// before it is closed and its number reused).
-    fn remove(&mut self, key: Key, ops: &mut EventOps) {
-        if let Some(conn) = self.conns.remove(&key) {
-            self.by_fd.remove(&conn.stream.as_raw_fd());
-            unwatch(conn, ops);
-        }
+    /// True if there was one.
+    fn remove(&mut self, key: Key, ops: &mut EventOps) -> bool {
+        let Some(conn) = self.conns.remove(&key) else { return false };
+        self.by_fd.remove(&conn.stream.as_raw_fd());
+        unwatch(conn, ops);
+        metrics::VSOCK.conns_removed.inc();
+        true
     }
 
-    /// Drops a connection and tells the guest so.
+    /// Drops a connection the device gives up on (a broken peer, a bad packet) and tells
+    /// the guest so; an RST for a connection that never was (a refused REQUEST) kills none.
     fn reset_conn(&mut self, key: Key, ops: &mut EventOps) {
+        if self.remove(key, ops) {
+            metrics::VSOCK.conns_killed.inc();
+        }
+        self.control.push_back(self.reply(key, packet::op::RST));
+    }
+
+    /// Ends a connection both sides closed: the guest waits for our RST to free its socket.
+    fn close_conn(&mut self, key: Key, ops: &mut EventOps) {
         self.remove(key, ops);
         self.control.push_back(self.reply(key, packet::op::RST));
     }
@@ -195,7 +206,10 @@ impl HybridVsock {
             };
             match result {
                 Ok(()) => conn.watched = (!want.is_empty()).then_some(want),
-                Err(e) => log::error!("hybrid vsock: cannot watch a host connection: {e:?}"),
+                Err(e) => {
+                    metrics::VSOCK.conn_event_fails.inc();
+                    log::error!("hybrid vsock: cannot watch a host connection: {e:?}")
+                }
             }
         }
     }
@@ -243,6 +257,19 @@ impl HybridVsock {
     }
 }
 
+/// Firecracker's per-queue event counts and failures (the event queue has no count).
+fn count_queue_event(queue: usize, read: bool) {
+    let m = &metrics::VSOCK;
+    match (queue, read) {
+        (RX, true) => m.rx_queue_event_count.inc(),
+        (RX, false) => m.rx_queue_event_fails.inc(),
+        (TX, true) => m.tx_queue_event_count.inc(),
+        (TX, false) => m.tx_queue_event_fails.inc(),
+        (_, false) => m.ev_queue_event_fails.inc(),
+        _ => {}
+    }
+}
+
 fn unwatch(conn: Conn, ops: &mut EventOps) {
     if let Some(now) = conn.watched {
         if let Err(e) = ops.remove(Events::new(&conn.stream, now)) {
@@ -266,15 +293,20 @@ impl VirtioDevice for HybridVsock {
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         read_config_bytes(&self.cid.to_le_bytes(), offset, data);
     }
+    /// The config space is read-only: a write is refused (Firecracker counts it).
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {
+        metrics::VSOCK.cfg_fails.inc();
+    }
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         self.broken = false;
-        self.activation.activate(ctx)
+        self.activation.activate(ctx).inspect_err(|_| metrics::VSOCK.activate_fails.inc())
     }
     /// Every connection ends (the host peers see their streams close); the device thread
     /// unwatches and drops them on its next turn.
     fn reset(&mut self) -> bool {
         self.activation.deactivate();
         self.by_fd.clear();
+        metrics::VSOCK.conns_removed.add(self.conns.len() as u64);
         self.retired.extend(std::mem::take(&mut self.conns).into_values());
         self.control.clear();
         self.credit_owed.clear();
@@ -333,7 +365,7 @@ impl MutEventSubscriber for HybridVsock {
         }
         if let Some(queue) = self.queue_of(fd) {
             if let Some(ctx) = &self.activation.active {
-                let _ = ctx.queue_events[queue].read();
+                count_queue_event(queue, ctx.queue_events[queue].read().is_ok());
             }
             if queue == EVENT {
                 self.send_transport_reset();

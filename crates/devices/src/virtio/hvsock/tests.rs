@@ -480,3 +480,42 @@ fn a_host_listener_with_a_full_backlog_refuses_without_blocking() {
     assert!(refused, "a full backlog refuses the guest's connection");
     drop(listener);
 }
+
+/// Firecracker's `vsock` section moves with the traffic: the counters are the process's,
+/// shared with the tests beside this one, so each check is a lower bound on what this
+/// test adds.
+#[test]
+fn the_vsock_metrics_count_packets_bytes_and_connections() {
+    let m = &metrics::VSOCK;
+    let read = || {
+        [
+            &m.tx_packets_count,
+            &m.rx_packets_count,
+            &m.tx_bytes_count,
+            &m.rx_bytes_count,
+            &m.conns_added,
+            &m.conns_removed,
+            &m.tx_queue_event_count,
+            &m.cfg_fails,
+        ]
+        .map(|c| c.total())
+    };
+    let before = read();
+    let mut g = guest();
+    let (_l, mut peer) = g.connect(1027, 52);
+    g.send(g.hdr(op::RW, 1027, 52), b"twelve bytes");
+    let mut got = [0u8; 12];
+    peer.read_exact(&mut got).unwrap();
+    peer.write_all(b"seven b").unwrap();
+    assert_eq!(g.recv_one().1, b"seven b");
+    g.send(Header { flags: SHUTDOWN_BOTH, ..g.hdr(op::SHUTDOWN, 1027, 52) }, &[]);
+    assert_eq!(g.recv_one().0.op, op::RST);
+    g.d.write_reg(0x100, 1); // the config space (guest_cid) is read-only
+    let added: Vec<u64> = read().iter().zip(before).map(|(a, b)| a - b).collect();
+    // REQUEST, RW, SHUTDOWN from the guest; RESPONSE, RW, RST to it.
+    assert!(added[0] >= 3 && added[1] >= 3, "packets {added:?}");
+    assert!(added[2] >= 12 && added[3] >= 7, "bytes {added:?}");
+    assert!(added[4] >= 1 && added[5] >= 1, "connections {added:?}");
+    assert!(added[6] >= 3, "tx kicks {added:?}");
+    assert!(added[7] >= 1, "config write {added:?}");
+}
