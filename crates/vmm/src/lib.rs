@@ -40,6 +40,7 @@ pub mod vmgenid;
 
 pub use arch::cpu_features;
 pub use arch::cpu_models;
+pub use arch::cpu_template;
 pub use arch::layout as arch_layout;
 pub use exit::VmExit;
 pub use monitor::version_banner;
@@ -54,6 +55,9 @@ pub enum Error {
     /// (QEMU's "Host doesn't support requested features"), each described.
     #[error("-cpu {model},enforce: the host doesn't support requested features: {}", .features.join(", "))]
     CpuEnforce { model: String, features: Vec<String> },
+    /// A custom CPU template (`PUT /cpu-config`) asked for what KVM does not offer.
+    #[error(transparent)]
+    CpuTemplate(#[from] arch::cpu_template::TemplateError),
     #[error(transparent)]
     Kvm(#[from] kvm::KvmError),
     #[error(transparent)]

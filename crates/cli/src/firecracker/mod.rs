@@ -6,6 +6,7 @@
 //! (`vmm::api`). `--config-file` boots at once; with `--no-api` there is no socket at all.
 
 pub mod args;
+pub mod cpu_config;
 pub mod preboot;
 pub mod restore;
 pub mod server;
