@@ -76,6 +76,12 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     assert raw(api, "GET", "/balloon")[1]["deflate_on_oom"] is True
     entropy_limit = {"ops": {"size": 100, "one_time_burst": 50, "refill_time": 1000}}
     assert raw(api, "PUT", "/entropy", {"rate_limiter": entropy_limit})[0] == 204
+    # A custom CPU template: the hypervisor bit (leaf 1 ECX 31) cleared, the rest kept.
+    template = {"kvm_capabilities": ["!36"], "cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0", "flags": 0,
+                "modifiers": [{"register": "ecx", "bitmap": "0b0" + "x" * 31}]}]}
+    assert raw(api, "PUT", "/cpu-config", template) == (204, None)
+    status, fault = raw(api, "PUT", "/cpu-config", {"msr_modifiers": [{"addr": "0x10", "bitmap": "0b2"}]})
+    assert status == 400 and "as a bitmap" in fault["fault_message"], fault
     metrics = tmp_path / "metrics.fifo"
     os.mkfifo(metrics)
     assert raw(api, "PUT", "/metrics", {"metrics_path": str(metrics)})[0] == 204, "a pipe nobody reads yet"
@@ -124,6 +130,7 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     assert config["drives"][0]["rate_limiter"] == {"bandwidth": bandwidth, "ops": ops}, config["drives"]
     assert config["entropy"]["rate_limiter"] == entropy_limit
     assert config["balloon"]["amount_mib"] == 8
+    assert config["cpu-config"] == template, config
     assert api.mmds.get().json()["latest"]["meta-data"]["instance-id"] == "i-1"
     with pytest.raises(APIError, match="not supported after starting the microVM"):
         api.boot.put(kernel_image_path=str(guest("counter")))
