@@ -1,6 +1,6 @@
 //! The sections of Firecracker's line for its smaller devices (`mmds`, `vsock`,
-//! `entropy`, `balloon`, `i8042`): one group each, every field named and ordered as in
-//! Firecracker (src/vmm/src/logger/metrics.rs and each device's metrics.rs), including
+//! `entropy`, `balloon`, `i8042`): one group each, every field named as in Firecracker and
+//! listed in its order (src/vmm/src/logger/metrics.rs and each device's metrics.rs), including
 //! those microvm never moves, so that a consumer finds every field it expects.
 
 use super::{Counter, Group, Metric};
