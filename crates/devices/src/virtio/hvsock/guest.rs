@@ -2,7 +2,7 @@
 
 use super::conn::{Conn, Key, State};
 use super::packet::{self, op, Header, HDR_LEN, HOST_CID, MAX_PAYLOAD, SHUTDOWN_BOTH, SHUTDOWN_SEND, TYPE_STREAM};
-use super::{host, HybridVsock, MAX_CONNECTIONS, MAX_CONTROL, RX, TX};
+use super::{host, start_close_deadline, HybridVsock, MAX_CONNECTIONS, MAX_CONTROL, RX, TX};
 use crate::guest_warn;
 use crate::virtio::{come_back_later, CHAINS_PER_TURN};
 use event_manager::EventOps;
@@ -251,11 +251,17 @@ impl HybridVsock {
             self.payload.resize(want, 0);
             match conn.stream.read(&mut self.payload[..want]) {
                 Ok(0) => {
-                    // The peer will send no more; the guest can still send until it closes.
+                    // The peer will send no more; the guest can still send until it closes,
+                    // unless the peer closed its whole end: then, as in Firecracker, both
+                    // directions are shut and the guest owes its RST within CLOSE_TIMEOUT.
                     conn.host_eof = true;
                     conn.readable = false;
                     let mut h = conn.header(op::SHUTDOWN, self.cid);
                     h.flags = SHUTDOWN_SEND;
+                    if conn.host_gone {
+                        h.flags = SHUTDOWN_BOTH;
+                        start_close_deadline(conn, &mut self.close_timer, &mut self.close_timer_at);
+                    }
                     return Some(h);
                 }
                 Ok(n) => {

@@ -3,7 +3,7 @@
 
 use super::conn::{Conn, Flush, Key, State};
 use super::packet::{op, SHUTDOWN_BOTH, SHUTDOWN_SEND};
-use super::{Handshake, HybridVsock, MAX_CONNECTIONS, MAX_HANDSHAKES};
+use super::{start_close_deadline, Handshake, HybridVsock, MAX_CONNECTIONS, MAX_HANDSHAKES};
 use event_manager::{EventOps, EventSet, Events};
 use std::io::{ErrorKind, Read};
 use std::net::Shutdown;
@@ -133,6 +133,18 @@ impl HybridVsock {
     pub(super) fn host_event(&mut self, key: Key, set: EventSet, ops: &mut EventOps) {
         let Some(conn) = self.conns.get_mut(&key) else { return };
         let gone = set.intersects(EventSet::HANG_UP | EventSet::ERROR | EventSet::READ_HANG_UP);
+        if set.intersects(EventSet::HANG_UP | EventSet::ERROR) && !conn.host_gone {
+            // The peer closed its whole end. Once its last bytes are read (at its EOF, in
+            // `next_packet`) the guest is told both directions are shut; if that EOF was
+            // read already (the peer had shut only its sending side), it is told now.
+            conn.host_gone = true;
+            if conn.host_eof && conn.state == State::Established {
+                let mut h = conn.header(op::SHUTDOWN, self.cid);
+                h.flags = SHUTDOWN_BOTH;
+                start_close_deadline(conn, &mut self.close_timer, &mut self.close_timer_at);
+                self.control.push_back(h);
+            }
+        }
         if conn.has_pending() && (set.contains(EventSet::OUT) || gone) && !self.flush(key, ops) {
             return;
         }

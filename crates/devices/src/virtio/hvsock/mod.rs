@@ -26,12 +26,14 @@ use super::{
     read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState, VIRTIO_F_VERSION_1,
 };
 use crate::noise::LineBudget;
+use crate::oneshot_timer::{acknowledge_expiry, OneShotTimer};
 use crate::state::StateError;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 use virtio_bindings::virtio_ids::VIRTIO_ID_VSOCK;
 
 /// rx, tx and event, as Firecracker's.
@@ -47,6 +49,9 @@ const MAX_HANDSHAKES: usize = 64;
 /// Control packets (RESPONSE, RST, ...) owed to the guest beyond which the tx queue is left
 /// until the guest takes them: a guest that posts no rx buffers cannot make the list grow.
 const MAX_CONTROL: usize = 256;
+/// How long a guest told that its host peer closed has to answer with its RST before the
+/// device kills the connection: Firecracker's CONN_SHUTDOWN_TIMEOUT_MS.
+pub const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2000);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HybridVsockError {
@@ -60,6 +65,8 @@ pub enum HybridVsockError {
     Cid(u64),
     #[error("cannot create an eventfd: {0}")]
     EventFd(#[source] std::io::Error),
+    #[error("cannot create the connections' close timer: {0}")]
+    Timer(#[source] std::io::Error),
 }
 
 /// What a snapshot keeps beyond the queues: the CID and socket the guest had. Connections
@@ -99,6 +106,11 @@ pub struct HybridVsock {
     retired: Vec<Conn>,
     /// Set once a corrupt ring stopped the device (until the driver resets it).
     broken: bool,
+    /// Fires at the earliest `Conn::close_deadline` (made here, on the thread building the
+    /// VM, so the device thread only arms it).
+    close_timer: OneShotTimer,
+    /// The deadline the timer is armed for, if it is.
+    close_timer_at: Option<Instant>,
     payload: Vec<u8>,
     bad_packet_lines: LineBudget,
     ring_lines: LineBudget,
@@ -130,6 +142,8 @@ impl HybridVsock {
             reset_owed: false,
             retired: Vec::new(),
             broken: false,
+            close_timer: OneShotTimer::new().map_err(HybridVsockError::Timer)?,
+            close_timer_at: None,
             payload: Vec::new(),
             bad_packet_lines: LineBudget::new(),
             ring_lines: LineBudget::new(),
@@ -190,6 +204,24 @@ impl HybridVsock {
             kind: packet::TYPE_STREAM,
             op,
             ..Header::default()
+        }
+    }
+
+    /// The close timer fired: every connection whose guest did not answer its host
+    /// peer's close in time is killed (an RST tells the guest), and the timer is armed
+    /// for the next deadline.
+    fn on_close_timer(&mut self, ops: &mut EventOps) {
+        acknowledge_expiry(self.close_timer.as_raw_fd());
+        let now = Instant::now();
+        let expired: Vec<Key> =
+            self.conns.values().filter(|c| c.close_deadline.is_some_and(|d| d <= now)).map(|c| c.key).collect();
+        for key in expired {
+            self.reset_conn(key, ops);
+        }
+        self.close_timer_at = self.conns.values().filter_map(|c| c.close_deadline).min();
+        let after = self.close_timer_at.map(|d| d.saturating_duration_since(now));
+        if let Err(e) = self.close_timer.arm(after) {
+            log::error!("hybrid vsock: cannot arm the close timer: {e}");
         }
     }
 
@@ -270,6 +302,19 @@ fn count_queue_event(queue: usize, read: bool) {
     }
 }
 
+/// Gives `conn` its close deadline (the guest was just told its host peer closed) and arms
+/// `timer` for it unless it is armed already (for an earlier deadline: they only grow).
+fn start_close_deadline(conn: &mut Conn, timer: &mut OneShotTimer, timer_at: &mut Option<Instant>) {
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    conn.close_deadline = Some(deadline);
+    if timer_at.is_none() {
+        match timer.arm(Some(CLOSE_TIMEOUT)) {
+            Ok(()) => *timer_at = Some(deadline),
+            Err(e) => log::error!("hybrid vsock: cannot arm the close timer: {e}"),
+        }
+    }
+}
+
 fn unwatch(conn: Conn, ops: &mut EventOps) {
     if let Some(now) = conn.watched {
         if let Err(e) = ops.remove(Events::new(&conn.stream, now)) {
@@ -340,6 +385,9 @@ impl MutEventSubscriber for HybridVsock {
         if let Err(e) = ops.add(Events::new(&self.listener, EventSet::IN)) {
             log::error!("hybrid vsock: cannot watch {}: {e:?}", self.uds_path.display());
         }
+        if let Err(e) = ops.add(Events::new(&self.close_timer, EventSet::IN)) {
+            log::error!("hybrid vsock: cannot watch the close timer: {e:?}");
+        }
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
@@ -356,6 +404,11 @@ impl MutEventSubscriber for HybridVsock {
         }
         if fd == self.listener.as_raw_fd() {
             self.accept(ops);
+            return;
+        }
+        if fd == self.close_timer.as_raw_fd() {
+            self.on_close_timer(ops);
+            self.serve(false, ops);
             return;
         }
         if self.handshakes.contains_key(&fd) {

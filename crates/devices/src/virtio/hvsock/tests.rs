@@ -316,12 +316,60 @@ fn a_half_close_either_way_keeps_the_other_direction() {
     peer.write_all(b"reply").unwrap();
     let (h, data) = g.recv_one();
     assert_eq!((h.op, data.as_slice()), (op::RW, &b"reply"[..]));
-    // The host closes: the guest is told the host sends no more.
+    // The host closes its whole end: the guest is told both directions are shut (as
+    // Firecracker tells it) and answers with its RST.
     drop(peer);
     let (h, _) = g.recv_one();
-    assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_SEND));
+    assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_BOTH));
     g.send(g.hdr(op::RST, 1027, 52), &[]);
     assert_eq!(g.dev.lock().unwrap().connections(), 0);
+}
+
+/// A host peer that only shuts its sending side leaves the guest able to send (the guest
+/// is told SHUTDOWN_SEND); when it then closes the rest the guest is told both, and a
+/// guest that never answers with its RST has the connection killed after CLOSE_TIMEOUT
+/// (Firecracker's 2 s), an RST telling it so.
+#[test]
+fn a_guest_that_does_not_finish_a_host_close_is_reset_after_the_timeout() {
+    let killed = metrics::VSOCK.conns_killed.total();
+    let mut g = guest();
+    let (_l, mut peer) = g.connect(1029, 52);
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    let (h, _) = g.recv_one();
+    assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_SEND));
+    g.send(g.hdr(op::RW, 1029, 52), b"still");
+    let mut got = [0u8; 5];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"still", "the guest's direction stays open");
+    let told = std::time::Instant::now();
+    drop(peer);
+    let (h, _) = g.recv_one();
+    assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_BOTH));
+    // The guest says nothing: an RST comes once the timeout is over, not before.
+    let mut rst = Vec::new();
+    while rst.is_empty() && told.elapsed() < CLOSE_TIMEOUT * 3 {
+        std::thread::sleep(Duration::from_millis(50));
+        rst = g.recv();
+    }
+    assert!(told.elapsed() >= CLOSE_TIMEOUT, "killed early, after {:?}", told.elapsed());
+    assert_eq!(rst.len(), 1, "{rst:?}");
+    assert_eq!((rst[0].0.op, rst[0].0.src_port, rst[0].0.dst_port), (op::RST, 52, 1029));
+    assert_eq!(g.dev.lock().unwrap().connections(), 0);
+    assert!(metrics::VSOCK.conns_killed.total() > killed);
+}
+
+/// A guest that answers the host's close at once is not reset again when the timer fires.
+#[test]
+fn a_guest_that_finishes_a_host_close_is_left_alone() {
+    let mut g = guest();
+    let (_l, peer) = g.connect(1030, 52);
+    drop(peer);
+    let (h, _) = g.recv_one();
+    assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_BOTH));
+    g.send(g.hdr(op::RST, 1030, 52), &[]);
+    assert_eq!(g.dev.lock().unwrap().connections(), 0);
+    std::thread::sleep(CLOSE_TIMEOUT + Duration::from_millis(200));
+    assert!(g.recv().is_empty(), "nothing more for the guest");
 }
 
 #[test]
@@ -437,7 +485,7 @@ fn many_connect_close_cycles_leave_nothing_behind() {
         let (peer, _) = listener.accept().unwrap();
         drop(peer);
         let (h, _) = g.recv_one();
-        assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_SEND));
+        assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_BOTH), "the host closed its whole end");
         g.send(Header { flags: SHUTDOWN_BOTH, ..g.hdr(op::SHUTDOWN, 5000 + i, 9) }, &[]);
         assert_eq!(g.recv_one().0.op, op::RST);
     }
