@@ -156,6 +156,10 @@ def test_snapshot_then_restore_in_a_new_process(tmp_path, processes):
     api.session.hooks["response"].append(record)
     api.machine_config.put(vcpu_count=1, mem_size_mib=32)
     api.boot.put(kernel_image_path=str(guest("counter")), boot_args="console=ttyS0")
+    # A CPU template travels in the snapshot's configuration (the vCPUs' CPUID with it).
+    template = {"cpuid_modifiers": [{"leaf": "0x0", "subleaf": "0x0", "flags": 0,
+                "modifiers": [{"register": "ebx", "bitmap": "0b" + "x" * 31 + "1"}]}]}
+    assert raw(api, "PUT", "/cpu-config", template) == (204, None)
     api.actions.put(action_type="InstanceStart")
     before = counts(first, 3)
     api.vm.patch(state="Paused")
@@ -172,6 +176,7 @@ def test_snapshot_then_restore_in_a_new_process(tmp_path, processes):
                           mem_backend={"backend_type": "File", "backend_path": str(tmp_path / "mem")},
                           resume_vm=True)
     assert api.describe.get().json()["state"] == "Running"
+    assert raw(api, "GET", "/vm/config")[1]["cpu-config"] == template
     after = counts(second, 3)
     api.close()
     stop(second)
