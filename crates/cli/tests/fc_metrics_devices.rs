@@ -69,7 +69,13 @@ fn the_signals_section_records_a_sighup() {
     let dir = TempDir::new("fc-metrics-sighup");
     let (mut vm, metrics) = start(&dir, &tiny_guest::serial_then_halt("up\n"), json!({}));
     assert!(vm.wait_for_stdout(b"up\n", RUN_TIMEOUT), "the guest did not write");
-    assert_eq!(lines(&metrics).last().unwrap()["signals"]["sighup"], 0);
+    // The line written at start (it may come just after the guest's first output).
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+    while lines(&metrics).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no line written at start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(lines(&metrics)[0]["signals"]["sighup"], 0);
     vm.signal(libc::SIGHUP);
     let started = vm.started;
     let (status, out) = vm.wait(RUN_TIMEOUT, started);
@@ -104,4 +110,64 @@ fn the_entropy_section_counts_the_guests_requests_and_bytes() {
     assert_eq!(sum(&written, "entropy", "entropy_rate_limiter_throttled"), 0);
     assert_eq!(sum(&written, "entropy", "entropy_event_fails"), 0);
     assert_eq!(sum(&written, "entropy", "host_rng_fails"), 0);
+}
+
+/// `latencies_us`: a pause, a resume and a Full snapshot through the API set their fields
+/// (the API level at least the VMM's part, both above zero); a load into a new process
+/// sets `load_snapshot` and `vmm_load_snapshot`. Values, not deltas: a later line shows
+/// them again.
+#[test]
+fn the_latencies_section_times_pause_resume_snapshot_and_load() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    use common::firecracker::*;
+    let dir = TempDir::new("fc-metrics-latencies");
+    let kernel = dir.file("vmlinux", &tiny_guest::serial_then_halt("up\n"));
+    let socket = dir.path().join("api.sock");
+    let metrics = dir.path().join("metrics.json");
+    let mut vm = firecracker(&socket, &["--metrics-path", metrics.to_str().unwrap()]);
+    wait_for_socket(&socket, &mut vm);
+    let boot = json!({ "kernel_image_path": kernel, "boot_args": "console=ttyS0" });
+    assert_eq!(put(&socket, "/boot-source", &boot.to_string()).status, 204);
+    assert_eq!(put(&socket, "/machine-config", r#"{"vcpu_count": 1, "mem_size_mib": 32}"#).status, 204);
+    assert_eq!(put(&socket, "/actions", r#"{"action_type": "InstanceStart"}"#).status, 204);
+    assert!(vm.wait_for_stdout(b"up\n", RUN_TIMEOUT), "the guest did not write");
+    let flush = |socket: &Path| assert_eq!(put(socket, "/actions", r#"{"action_type": "FlushMetrics"}"#).status, 204);
+    flush(&socket);
+    let before = lines(&metrics).pop().unwrap();
+    assert_eq!(before["latencies_us"]["pause_vm"], 0, "nothing paused yet: {before}");
+    assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Paused"}"#)).status, 204);
+    let (state, mem) = (dir.path().join("state"), dir.path().join("mem"));
+    let create = json!({ "snapshot_type": "Full", "snapshot_path": state, "mem_file_path": mem });
+    assert_eq!(put(&socket, "/snapshot/create", &create.to_string()).status, 204);
+    assert_eq!(curl(&socket, "PATCH", "/vm", Some(r#"{"state": "Resumed"}"#)).status, 204);
+    flush(&socket);
+    flush(&socket);
+    let written = lines(&metrics);
+    for line in &written[written.len() - 2..] {
+        let l = &line["latencies_us"];
+        for op in ["pause_vm", "resume_vm", "full_create_snapshot"] {
+            let (api, vmm) = (l[op].as_u64().unwrap(), l[format!("vmm_{op}")].as_u64().unwrap());
+            assert!(vmm > 0 && api >= vmm, "{op}: {l}");
+        }
+        assert_eq!((&l["diff_create_snapshot"], &l["load_snapshot"]), (&json!(0), &json!(0)), "{l}");
+    }
+    vm.signal(libc::SIGTERM);
+    let since = vm.started;
+    let _ = vm.wait(RUN_TIMEOUT, since);
+
+    let socket = dir.path().join("api2.sock");
+    let metrics = dir.path().join("metrics2.json");
+    let mut vm = firecracker(&socket, &["--metrics-path", metrics.to_str().unwrap()]);
+    wait_for_socket(&socket, &mut vm);
+    let load = json!({ "snapshot_path": state, "mem_backend": { "backend_type": "File", "backend_path": mem }, "resume_vm": true });
+    assert_eq!(put(&socket, "/snapshot/load", &load.to_string()).status, 204);
+    flush(&socket);
+    let l = lines(&metrics).pop().unwrap()["latencies_us"].clone();
+    let (api, vmm) = (l["load_snapshot"].as_u64().unwrap(), l["vmm_load_snapshot"].as_u64().unwrap());
+    assert!(vmm > 0 && api >= vmm, "{l}");
+    vm.signal(libc::SIGTERM);
+    let since = vm.started;
+    let _ = vm.wait(RUN_TIMEOUT, since);
 }

@@ -1,7 +1,8 @@
 //! The counters behind Firecracker's metrics (`--metrics-path`, `PUT /metrics`): one static
 //! group per section of Firecracker's JSON line (`vcpu`, `block`, `net`, `uart`, the API's
 //! `get_api_requests`/`put_api_requests`/`patch_api_requests`, `vmm`, `seccomp`, `logger`,
-//! `signals`, and in `devices` `mmds`, `vsock`, `entropy`, `balloon`, `i8042`),
+//! `signals`, `latencies_us`, and in `devices` `mmds`, `vsock`, `entropy`, `balloon`,
+//! `i8042`),
 //! each field named as Firecracker names it. The crate has no dependency, so the devices,
 //! the vCPU threads, the API and the sandbox all increment the same statics without a
 //! module cycle; `vmm::api::metrics` writes them out.
@@ -344,6 +345,30 @@ group!(
     }
 );
 
+group!(
+    /// `latencies_us`: how long the last of each operation took, in microseconds (values,
+    /// as Firecracker's SharedStoreMetric: a line shows the last one, however old). The
+    /// API level runs from the parsed request to its answer; `vmm_` is the VMM's own part
+    /// (the pause, the snapshot written, the VM rebuilt from the snapshot).
+    LatencyMetrics {
+        full_create_snapshot: Gauge,
+        diff_create_snapshot: Gauge,
+        load_snapshot: Gauge,
+        pause_vm: Gauge,
+        resume_vm: Gauge,
+        vmm_full_create_snapshot: Gauge,
+        vmm_diff_create_snapshot: Gauge,
+        vmm_load_snapshot: Gauge,
+        vmm_pause_vm: Gauge,
+        vmm_resume_vm: Gauge,
+    }
+);
+
+/// Sets `gauge` to the microseconds since `since` (a `latencies_us` field).
+pub fn record_latency(gauge: &Gauge, since: std::time::Instant) {
+    gauge.set(u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX));
+}
+
 pub static VCPU: VcpuMetrics = VcpuMetrics::new();
 pub static BLOCK_DEVICES: PerDevice<BlockMetrics> = PerDevice::new();
 pub static NET_DEVICES: PerDevice<NetMetrics> = PerDevice::new();
@@ -360,6 +385,7 @@ pub static ENTROPY: EntropyMetrics = EntropyMetrics::new();
 pub static BALLOON: BalloonMetrics = BalloonMetrics::new();
 pub static I8042: I8042Metrics = I8042Metrics::new();
 pub static SIGNALS: SignalMetrics = SignalMetrics::new();
+pub static LATENCIES: LatencyMetrics = LatencyMetrics::new();
 
 /// The metrics destination's descriptor (-1: none), for the one line a process that a
 /// seccomp filter kills writes on its way out (the SIGSYS handler cannot reach the writer).
@@ -387,6 +413,7 @@ pub fn flush() -> Vec<(String, Values)> {
     line.push(("entropy".into(), values(ENTROPY.fields())));
     line.push(("get_api_requests".into(), values(GET_API.fields())));
     line.push(("i8042".into(), values(I8042.fields())));
+    line.push(("latencies_us".into(), values(LATENCIES.fields())));
     line.push(("logger".into(), values(LOGGER.fields())));
     line.push(("mmds".into(), values(MMDS.fields())));
     line.extend(NET_DEVICES.flush("net"));
@@ -437,7 +464,7 @@ mod tests {
     fn the_line_has_firecrackers_sections_and_fields() {
         let line = flush();
         let names: Vec<&str> = line.iter().map(|(n, _)| n.as_str()).collect();
-        for section in ["balloon", "entropy", "i8042", "mmds", "signals", "vsock", "uart", "vcpu"] {
+        for section in ["balloon", "entropy", "i8042", "latencies_us", "mmds", "signals", "vsock", "uart", "vcpu"] {
             assert!(names.contains(&section), "{section} missing from {names:?}");
         }
         let fields = |section: &str| -> Vec<&str> {
@@ -469,6 +496,7 @@ mod tests {
         assert_eq!(fields("vsock").len(), 20);
         assert_eq!(fields("entropy").len(), 7);
         assert_eq!(fields("balloon").len(), 12);
+        assert_eq!(fields("latencies_us").len(), 10);
     }
 
     #[test]

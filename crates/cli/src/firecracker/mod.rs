@@ -67,12 +67,22 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
         }
     }
     let boot = |preboot: &mut Preboot| -> Result<Vm, FcError> {
-        let mut config = match preboot.take_load() {
-            Some(load) => restore::load_config(preboot, &load)?,
+        // `latencies_us.load_snapshot`: the load from its request to the VM rebuilt;
+        // `vmm_load_snapshot` the rebuilding alone.
+        let started = std::time::Instant::now();
+        let load = preboot.take_load();
+        let mut config = match &load {
+            Some(load) => restore::load_config(preboot, load)?,
             None => preboot.vm_config()?,
         };
         config.report_start_time = args.boot_timer;
-        Ok(Vm::new(&config, start)?)
+        let building = std::time::Instant::now();
+        let vm = Vm::new(&config, start)?;
+        if load.is_some() {
+            metrics::record_latency(&metrics::LATENCIES.vmm_load_snapshot, building);
+            metrics::record_latency(&metrics::LATENCIES.load_snapshot, started);
+        }
+        Ok(vm)
     };
     if let Some(path) = &args.config_file {
         let text = std::fs::read(path).map_err(|source| FcError::ReadConfig { path: path.clone(), source })?;

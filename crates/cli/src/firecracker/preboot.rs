@@ -71,6 +71,13 @@ impl Preboot {
         Preboot::new(self.id.clone(), self.sandbox, self.mmds.size_limit())
     }
 
+    /// Takes `other`'s logger and metrics destination: the process's own, which a
+    /// snapshot's configuration does not carry (a load's configuration replaces the rest).
+    pub fn keep_process_settings(&mut self, other: &mut Preboot) {
+        self.logger = other.logger.take();
+        self.metrics = other.metrics.take();
+    }
+
     /// The `/snapshot/load` that asked for the start, if one did.
     pub fn take_load(&mut self) -> Option<SnapshotLoadParams> {
         self.load.take()

@@ -127,6 +127,19 @@ impl RequestCount {
     }
 }
 
+/// The API-level `latencies_us` field a request sets once answered, if it has one.
+pub fn api_latency(request: &ApiRequest) -> Option<&'static metrics::Gauge> {
+    use fc_api::model::{SnapshotType, VmState};
+    let l = &metrics::LATENCIES;
+    match request {
+        ApiRequest::PatchVm(VmState::Paused) => Some(&l.pause_vm),
+        ApiRequest::PatchVm(VmState::Resumed) => Some(&l.resume_vm),
+        ApiRequest::CreateSnapshot(p) if p.snapshot_type == SnapshotType::Diff => Some(&l.diff_create_snapshot),
+        ApiRequest::CreateSnapshot(_) => Some(&l.full_create_snapshot),
+        _ => None,
+    }
+}
+
 impl Drop for MetricsSink {
     fn drop(&mut self) {
         // The descriptor closes now: no dying line may go to whatever reuses its number.
