@@ -4,7 +4,7 @@
 //! `-cpu` features (`cpu_features.rs`), so the template has the last word, as in
 //! Firecracker. The strings are parsed here, once, when the request arrives.
 
-use crate::cpu_features::{reg_mut, Reg};
+use crate::cpu_flags::{reg_mut, Reg};
 use kvm_bindings::kvm_cpuid_entry2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,28 +4,23 @@
 //! command line with one vCPU and nothing for that loop to serve runs in solo mode instead
 //! (`solo.rs`: the main thread runs the vCPU).
 
-use crate::boot_trace::BootTimes;
-use crate::boot_trace::BootTraceConfig;
+use crate::boot_trace::{open_trace_json, report_boot_times};
 use crate::control::Machine;
 use crate::device_registry::DeviceHandle;
 use crate::device_thread::DeviceThread;
+use crate::error::Error;
 use crate::event_loop::Controller;
 use crate::exit::VmExit;
 use crate::guest_changes::GuestChanges;
 use crate::monitor::{Facts, VmControl};
 use crate::serial::{drain, SerialChardev};
 use crate::startup::step;
-use crate::startup::StartupClock;
 use crate::state::RunState;
 use crate::vcpu::{install_kick_handler, GuestErrorLog, VcpuContext, VcpuThreadOptions};
 use crate::vm::{address_map, Vm};
-use crate::Error;
-use devices::debug_port::GuestCheckpoints;
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use sandbox::{Sandbox, ThreadKind};
-use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Arc, Barrier, Mutex};
 
 /// Starts one virtio-9p server thread; its failure ends the VM with the reason.
@@ -56,8 +51,6 @@ fn spawn_ninep(
 const SERIAL_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 type MainLoop = EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>;
-/// `-trace-boot`: what to write, and the checkpoints the guest reached.
-pub(crate) type BootTrace = (BootTraceConfig, Arc<GuestCheckpoints>);
 
 impl Vm {
     /// Runs the guest until it ends; returns why it ended. With `-S` the vCPUs wait in
@@ -230,34 +223,6 @@ impl Vm {
     }
 }
 
-/// The boot trace's JSON file, opened now: files written at exit must be opened before
-/// the main thread's filter (which has no open).
-pub(crate) fn open_trace_json(boot_trace: &Option<BootTrace>) -> Result<Option<(PathBuf, File)>, Error> {
-    match boot_trace.as_ref().and_then(|(trace, _)| trace.json.as_ref()) {
-        Some(path) => {
-            let file = File::create(path).map_err(|source| Error::Report { path: path.clone(), source })?;
-            Ok(Some((path.clone(), file)))
-        }
-        None => Ok(None),
-    }
-}
-
 fn lock(controller: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
     controller.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// With `-trace-boot`, the boot times: logged, and written to the JSON file if asked.
-pub(crate) fn report_boot_times(
-    boot_trace: &Option<BootTrace>,
-    clock: &StartupClock,
-    guest_exit: std::time::Duration,
-    json: Option<(PathBuf, File)>,
-) -> Result<(), Error> {
-    let Some((_, checkpoints)) = boot_trace else { return Ok(()) };
-    let times = BootTimes::new(clock.first_run().map(|f| f.wall), checkpoints, Some(guest_exit));
-    log::info!(target: devices::NOTICE, "{}", times.table().trim_end_matches('\n'));
-    if let Some((path, mut file)) = json {
-        file.write_all(times.json().as_bytes()).map_err(|source| Error::Report { path, source })?;
-    }
-    Ok(())
 }

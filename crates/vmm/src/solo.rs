@@ -11,13 +11,13 @@
 //! The thread runs under its own filter, `solo`: the vCPU's list plus the main thread's
 //! reads and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
 
+use crate::boot_trace::{open_trace_json, report_boot_times};
 use crate::config::VmConfig;
+use crate::error::{ConfigError, Error};
 use crate::exit::VmExit;
-use crate::run::{open_trace_json, report_boot_times};
 use crate::startup::step;
 use crate::vcpu::{GuestErrorLog, VcpuContext};
 use crate::vm::Vm;
-use crate::Error;
 use sandbox::{Sandbox, ThreadKind};
 use std::io::Write;
 use std::sync::{Arc, Barrier};
@@ -57,7 +57,7 @@ impl Vm {
         if let Some(runs) = &prefetch {
             crate::snapshot::prefetch::prefault(&snapshotter.mem, runs);
         }
-        let vcpu = vcpus.pop().ok_or_else(|| Error::Config("solo mode without a vCPU".into()))?;
+        let vcpu = vcpus.pop().ok_or_else(|| Error::from(ConfigError::NoVcpu))?;
         let trace_json = open_trace_json(&boot_trace)?;
         vcpu.set_guest_signal_mask(
             crate::signals::guest_mask().map_err(|source| Error::Io { what: "cannot read the signal mask", source })?,

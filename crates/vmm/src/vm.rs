@@ -10,7 +10,9 @@ use crate::boot_trace::BootTraceConfig;
 use crate::config::{MemoryBackend, MonitorSocket, SerialConfig, VmConfig};
 use crate::device_kinds::create_devices;
 use crate::device_thread::DeviceEventLoop;
+use crate::error::{io_err, ConfigError, Error};
 use crate::exit::{ExitNotifier, VmExit};
+use crate::irqfd::irqfd;
 use crate::monitor::{MonitorServer, Mux};
 use crate::power::{create_power_devices, tables_region, vmgenid_region, write_tables, PowerDevices};
 use crate::prepared::PreparedVm;
@@ -21,7 +23,6 @@ use crate::snapshot::{LoadedSnapshot, MachineShape, SnapshotError, Snapshotter};
 use crate::startup::{step, StartupClock};
 use crate::vcpu::{CpuidTemplate, Vcpu, XsaveFits};
 use crate::virtio_devices::DeviceInventory;
-use crate::Error;
 use arch::layout::{
     MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, RTC_IRQ, RTC_PORT, RTC_PORT_LEN, SERIAL_COM1_IRQ, SERIAL_COM1_PORT,
     SERIAL_PORT_LEN,
@@ -31,7 +32,6 @@ use devices::bus::{Bus, BusDevice};
 use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
 use devices::guest_memory::GuestMemoryMmap;
 use devices::legacy::DebugExit;
-use devices::EventFdTrigger;
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::sync::{Arc, Mutex};
@@ -99,21 +99,12 @@ impl Vm {
     }
 }
 
-fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { what, source }
-}
-
 fn validate(config: &VmConfig) -> Result<(), Error> {
     if !(MIN_MEM_SIZE..=MAX_MEM_SIZE).contains(&config.mem_size) {
-        return Err(Error::Config(format!(
-            "guest memory of {} MiB is out of range ({} MiB to {} GiB)",
-            config.mem_size >> 20,
-            MIN_MEM_SIZE >> 20,
-            MAX_MEM_SIZE >> 30
-        )));
+        return Err(ConfigError::MemorySize { size: config.mem_size }.into());
     }
     if !(1..=MAX_VCPUS).contains(&config.vcpu_count) {
-        return Err(Error::Config(format!("{} vCPUs is out of range (1 to {MAX_VCPUS})", config.vcpu_count)));
+        return Err(ConfigError::VcpuCount { count: config.vcpu_count }.into());
     }
     Ok(())
 }
@@ -403,13 +394,6 @@ fn add_device(
     dev: Arc<Mutex<dyn BusDevice>>,
 ) -> Result<(), Error> {
     bus.insert(base, len, name, dev).map_err(|source| Error::Bus { name, source })
-}
-
-/// An edge-triggered interrupt line: writing the eventfd injects `gsi` in the kernel.
-pub(crate) fn irqfd(vm: &VmFd, gsi: u32, what: &'static str) -> Result<EventFdTrigger, Error> {
-    let irq = EventFd::new(EFD_NONBLOCK).map_err(io_err("eventfd"))?;
-    vm.register_irqfd(&irq, gsi).map_err(|source| crate::kvm::KvmError::Ioctl { what, source })?;
-    Ok(EventFdTrigger::new(irq))
 }
 
 fn create_serial(vm: &VmFd, backend: &SerialConfig, muxes: &mut [Mux]) -> Result<SerialChardev, Error> {

@@ -11,11 +11,11 @@ use vmm::config::{
 use super::control::{parse_port, socket_mode, tcp_host};
 use super::device_props::{CHARDEV_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
 use super::keyval::{kind_name, kind_settings, settings, Setting};
+use super::netdev::NETDEV;
 use super::schema::KindDesc;
 use super::{invalid, netdev, unhandled, ArgsError};
 
 pub(super) const DRIVE: &str = "-drive";
-pub(super) const NETDEV: &str = "-netdev";
 pub(super) const CHARDEV: &str = "-chardev";
 pub(super) const OBJECT: &str = "-object";
 

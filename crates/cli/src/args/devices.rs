@@ -38,12 +38,12 @@ use vmm::device_kinds::{Parsed, Prop, PropError};
 use vmm::vmgenid::VmGenIdConfig;
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
+use super::control::{Monitor, MonitorTarget};
 use super::device_props::DEVICE_KINDS;
 use super::keyval::{kind_name, kind_settings, Setting};
 use super::mux::ChardevUsers;
 
-mod nic;
-pub(super) use nic::NIC_PROPS;
+pub(super) mod nic;
 mod ports;
 mod values;
 use super::{invalid, unhandled, ArgsError};
@@ -108,24 +108,6 @@ pub(super) enum SerialRequest {
     Chardev(&'static str, String, String),
     /// `-serial mon:stdio`: a mux on stdio shared with a human monitor.
     MonStdio,
-}
-
-/// A QMP monitor whose chardev (if it names one) is looked up in `finish`.
-pub(super) struct Monitor {
-    /// `-qmp`, `-mon` or `-monitor`, and its value, for messages.
-    pub(super) option: &'static str,
-    pub(super) value: String,
-    pub(super) target: MonitorTarget,
-    pub(super) pretty: bool,
-    /// The human monitor (readline HMP) rather than QMP.
-    pub(super) human: bool,
-}
-
-pub(super) enum MonitorTarget {
-    /// `-qmp unix:...`, `tcp:...`, `stdio`.
-    Socket(MonitorSocket),
-    /// `-mon chardev=ID` or `-qmp chardev:ID`.
-    Chardev(String),
 }
 
 struct StdioOwner {

@@ -3,8 +3,9 @@
 use super::props::{prop, Value, DEVICE_ID, PACKED};
 use super::DeviceConfig;
 use super::{wrong_config, Backend, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
-use crate::virtio_devices::{BlockInfo, BuildCtx};
-use crate::Error;
+use crate::device_info::BlockInfo;
+use crate::error::Error;
+use crate::virtio_devices::BuildCtx;
 use devices::virtio::block::BlockOptions;
 use devices::virtio::block::{CacheMode, DriveLimits, Engine, ImageOptions};
 use std::path::PathBuf;

@@ -24,10 +24,11 @@ mod vsock;
 
 use crate::chardev_config::ChardevBackend;
 use crate::device_thread::DeviceEventLoop;
-use crate::monitor::Mux;
+use crate::error::{ConfigError, Error};
+use crate::monitor::mux::Mux;
+use crate::slot::{cmdline_entry, slot, Slot};
 pub use crate::virtio_devices::BuildCtx;
-use crate::virtio_devices::{cmdline_entry, slot, DeviceInventory, Slot};
-use crate::Error;
+use crate::virtio_devices::DeviceInventory;
 use arch::layout::VIRTIO_MMIO_SLOTS;
 pub use balloon::{BalloonConfig, BalloonOptions};
 pub use block::BlockConfig;
@@ -134,10 +135,7 @@ pub fn create_devices(
     muxes: &mut [Mux],
 ) -> Result<DeviceInventory, Error> {
     if configs.len() > VIRTIO_MMIO_SLOTS as usize {
-        return Err(Error::Config(format!(
-            "{} virtio devices requested, but microvm has {VIRTIO_MMIO_SLOTS} virtio-mmio slots",
-            configs.len()
-        )));
+        return Err(ConfigError::TooManyDevices { count: configs.len() }.into());
     }
     let mut inventory = DeviceInventory::default();
     for (index, config) in configs.iter().enumerate() {
@@ -287,7 +285,7 @@ pub struct Example {
 
 /// A kind's `build` handed a config of another kind (a bug in [`kind_of`]).
 fn wrong_config(kind: &'static str) -> Error {
-    Error::Config(format!("{kind}: handed another kind's config"))
+    ConfigError::WrongKind { kind }.into()
 }
 
 #[cfg(test)]
