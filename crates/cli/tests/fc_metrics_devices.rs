@@ -171,3 +171,46 @@ fn the_latencies_section_times_pause_resume_snapshot_and_load() {
     let since = vm.started;
     let _ = vm.wait(RUN_TIMEOUT, since);
 }
+
+/// `api_server`: with the jailer's start times on the command line, the time to serve the
+/// API socket (here started "a second before") and the CPU time with the parent's.
+#[test]
+fn the_api_server_section_reports_the_startup_time_from_the_jailers_flags() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    use common::firecracker::*;
+    let dir = TempDir::new("fc-metrics-api-server");
+    let kernel = dir.file("vmlinux", &tiny_guest::serial_then_halt("up\n"));
+    let config = json!({
+        "boot-source": { "kernel_image_path": kernel, "boot_args": "console=ttyS0" },
+        "drives": [],
+        "machine-config": { "vcpu_count": 1, "mem_size_mib": 32 },
+    });
+    let file = dir.file("vm.json", config.to_string().as_bytes());
+    let (socket, metrics) = (dir.path().join("api.sock"), dir.path().join("metrics.json"));
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the struct we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let a_second_ago = (ts.tv_sec as u64 - 1) * 1_000_000 + ts.tv_nsec as u64 / 1000;
+    let mut cmd = microvm();
+    cmd.arg("--api-sock").arg(&socket).arg("--config-file").arg(&file).arg("--metrics-path").arg(&metrics);
+    cmd.args([
+        "--start-time-us",
+        &a_second_ago.to_string(),
+        "--start-time-cpu-us",
+        "0",
+        "--parent-cpu-time-us",
+        "5000",
+    ]);
+    let mut vm = Running::spawn(cmd);
+    wait_for_socket(&socket, &mut vm);
+    assert_eq!(put(&socket, "/actions", r#"{"action_type": "FlushMetrics"}"#).status, 204);
+    let l = lines(&metrics).pop().unwrap()["api_server"].clone();
+    let wall = l["process_startup_time_us"].as_u64().unwrap();
+    assert!((1_000_000..RUN_TIMEOUT.as_micros() as u64).contains(&wall), "{l}");
+    assert!(l["process_startup_time_cpu_us"].as_u64().unwrap() > 5000, "the parent's and its own: {l}");
+    vm.signal(libc::SIGTERM);
+    let since = vm.started;
+    let _ = vm.wait(RUN_TIMEOUT, since);
+}

@@ -1,7 +1,7 @@
 //! The counters behind Firecracker's metrics (`--metrics-path`, `PUT /metrics`): one static
 //! group per section of Firecracker's JSON line (`vcpu`, `block`, `net`, `uart`, the API's
 //! `get_api_requests`/`put_api_requests`/`patch_api_requests`, `vmm`, `seccomp`, `logger`,
-//! `signals`, `latencies_us`, and in `devices` `mmds`, `vsock`, `entropy`, `balloon`,
+//! `signals`, `latencies_us`, `api_server`, and in `devices` `mmds`, `vsock`, `entropy`, `balloon`,
 //! `i8042`),
 //! each field named as Firecracker names it. The crate has no dependency, so the devices,
 //! the vCPU threads, the API and the sandbox all increment the same statics without a
@@ -364,6 +364,16 @@ group!(
     }
 );
 
+group!(
+    /// `api_server`: how long the process took to serve its API socket, from the jailer's
+    /// `--start-time-us` (wall, CLOCK_MONOTONIC) and `--start-time-cpu-us` plus
+    /// `--parent-cpu-time-us` (CPU). Values; 0 without those flags, as in Firecracker.
+    ApiServerMetrics {
+        process_startup_time_us: Gauge,
+        process_startup_time_cpu_us: Gauge,
+    }
+);
+
 /// Sets `gauge` to the microseconds since `since` (a `latencies_us` field).
 pub fn record_latency(gauge: &Gauge, since: std::time::Instant) {
     gauge.set(u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX));
@@ -386,6 +396,7 @@ pub static BALLOON: BalloonMetrics = BalloonMetrics::new();
 pub static I8042: I8042Metrics = I8042Metrics::new();
 pub static SIGNALS: SignalMetrics = SignalMetrics::new();
 pub static LATENCIES: LatencyMetrics = LatencyMetrics::new();
+pub static API_SERVER: ApiServerMetrics = ApiServerMetrics::new();
 
 /// The metrics destination's descriptor (-1: none), for the one line a process that a
 /// seccomp filter kills writes on its way out (the SIGSYS handler cannot reach the writer).
@@ -408,7 +419,8 @@ pub fn flush() -> Vec<(String, Values)> {
     fn values(fields: Vec<(&'static str, &dyn Metric)>) -> Values {
         fields.into_iter().map(|(name, metric)| (name, metric.flush_value())).collect()
     }
-    let mut line = vec![("balloon".into(), values(BALLOON.fields()))];
+    let mut line = vec![("api_server".into(), values(API_SERVER.fields()))];
+    line.push(("balloon".into(), values(BALLOON.fields())));
     line.extend(BLOCK_DEVICES.flush("block"));
     line.push(("entropy".into(), values(ENTROPY.fields())));
     line.push(("get_api_requests".into(), values(GET_API.fields())));
@@ -464,7 +476,9 @@ mod tests {
     fn the_line_has_firecrackers_sections_and_fields() {
         let line = flush();
         let names: Vec<&str> = line.iter().map(|(n, _)| n.as_str()).collect();
-        for section in ["balloon", "entropy", "i8042", "latencies_us", "mmds", "signals", "vsock", "uart", "vcpu"] {
+        for section in
+            ["api_server", "balloon", "entropy", "i8042", "latencies_us", "mmds", "signals", "vsock", "uart", "vcpu"]
+        {
             assert!(names.contains(&section), "{section} missing from {names:?}");
         }
         let fields = |section: &str| -> Vec<&str> {
