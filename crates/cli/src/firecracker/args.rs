@@ -63,7 +63,8 @@ impl Default for FcArgs {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FcCommand {
-    Run(FcArgs),
+    /// Boxed: the arguments are large beside the other, empty, variants.
+    Run(Box<FcArgs>),
     Version,
     Help,
 }
@@ -216,7 +217,7 @@ pub fn parse(args: &[String]) -> Result<FcCommand, FcArgError> {
     if parsed.no_api && parsed.config_file.is_none() {
         return Err(FcArgError::NoApiWithoutConfig);
     }
-    Ok(FcCommand::Run(parsed))
+    Ok(FcCommand::Run(Box::new(parsed)))
 }
 
 pub const HELP: &str = "\
