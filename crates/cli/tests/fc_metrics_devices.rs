@@ -97,7 +97,7 @@ fn the_entropy_section_counts_the_guests_requests_and_bytes() {
     let dir = TempDir::new("fc-metrics-entropy");
     // VIRTIO_F_VERSION_1 (bit 32); each request's readable part is ignored by the device,
     // which fills the 4 KiB writable buffer after it.
-    let guest = tiny_guest::virtio::virtio_requests_then_halt([0, 1], &[vec![0; 4], vec![0; 4]], "done\n");
+    let guest = tiny_guest::virtio::virtio_requests_then_halt([0, 1], 1, &[vec![0; 4], vec![0; 4]], "done\n");
     let (mut vm, metrics) = start(&dir, &guest, json!({ "entropy": {} }));
     assert!(vm.wait_for_stdout(b"done\n", RUN_TIMEOUT), "the guest's requests were not answered");
     vm.signal(libc::SIGTERM);
@@ -110,6 +110,33 @@ fn the_entropy_section_counts_the_guests_requests_and_bytes() {
     assert_eq!(sum(&written, "entropy", "entropy_rate_limiter_throttled"), 0);
     assert_eq!(sum(&written, "entropy", "entropy_event_fails"), 0);
     assert_eq!(sum(&written, "entropy", "host_rng_fails"), 0);
+}
+
+/// The guest's balloon driver (the only virtio device: slot 0) gives one page back on
+/// the inflate queue: one inflate turn counted, no deflate, no statistics.
+#[test]
+fn the_balloon_section_counts_the_guests_inflate() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("fc-metrics-balloon");
+    // VIRTIO_F_VERSION_1 only: the inflate and deflate queues. The request is one PFN
+    // (the page at 3 MiB, which the guest does not use).
+    let pfn = (3u32 << 20) / 4096;
+    let guest = tiny_guest::virtio::virtio_requests_then_halt([0, 1], 2, &[pfn.to_le_bytes().to_vec()], "done\n");
+    let balloon = json!({ "balloon": { "amount_mib": 0, "deflate_on_oom": false } });
+    let (mut vm, metrics) = start(&dir, &guest, balloon);
+    assert!(vm.wait_for_stdout(b"done\n", RUN_TIMEOUT), "the inflate buffer was not returned");
+    vm.signal(libc::SIGTERM);
+    let started = vm.started;
+    let (status, out) = vm.wait(RUN_TIMEOUT, started);
+    assert!(status.is_some(), "{}", out.describe());
+    let written = lines(&metrics);
+    assert_eq!(sum(&written, "balloon", "inflate_count"), 1, "{written:?}");
+    assert_eq!(sum(&written, "balloon", "deflate_count"), 0);
+    assert_eq!(sum(&written, "balloon", "stats_updates_count"), 0);
+    assert_eq!(sum(&written, "balloon", "event_fails"), 0);
+    assert_eq!(sum(&written, "balloon", "activate_fails"), 0);
 }
 
 /// `latencies_us`: a pause, a resume and a Full snapshot through the API set their fields

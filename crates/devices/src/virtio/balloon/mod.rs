@@ -182,12 +182,6 @@ impl Balloon {
         let mem = ctx.mem.clone();
         let stats = self.acked & F_STATS_VQ != 0 && index == 2;
         let Some(queue) = ctx.queues.get_mut(index) else { return };
-        // Firecracker counts each inflate and deflate queue turn.
-        match index {
-            INFLATE => metrics::BALLOON.inflate_count.inc(),
-            DEFLATE => metrics::BALLOON.deflate_count.inc(),
-            _ => {}
-        }
         let mut used_any = false;
         let mut served = 0;
         loop {
@@ -250,6 +244,13 @@ impl Balloon {
                 return;
             }
             used_any = true;
+        }
+        // Firecracker counts each inflate and deflate queue event; here each turn that
+        // served buffers (the device's wake-up also looks at every queue, finding none).
+        match index {
+            INFLATE if used_any => metrics::BALLOON.inflate_count.inc(),
+            DEFLATE if used_any => metrics::BALLOON.deflate_count.inc(),
+            _ => {}
         }
         if used_any && queue.needs_notification(&mem).unwrap_or(true) {
             ctx.interrupt.signal_used_queue();
