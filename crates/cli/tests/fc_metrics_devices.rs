@@ -1,8 +1,8 @@
-//! Firecracker's `i8042`, `signals` and `entropy` metrics sections from a running tiny
-//! guest (`--no-api --config-file --metrics-path`): each counter moves by exactly what the
-//! guest or the host did. (`mmds` is checked in the rig, with a Linux guest's requests:
-//! xtask/tests/mmds.rs; `vsock`, `balloon` and the rest of `mmds` by the devices' unit
-//! tests, whose drivers speak their queues.)
+//! Firecracker's `i8042`, `signals`, `entropy`, `balloon`, `latencies_us` and `api_server`
+//! metrics sections from a running tiny guest: each counter moves by what the guest, the
+//! API client or the host did. (`mmds` is checked in the rig, with a Linux guest's
+//! requests: xtask/tests/mmds.rs; `vsock` and the rest of `mmds` by the devices' unit
+//! tests, whose drivers speak their queues: the tiny guests have no vsock driver.)
 
 mod common;
 
