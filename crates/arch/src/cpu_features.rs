@@ -51,6 +51,8 @@ pub struct CpuFeatures {
     pub pmu_off: bool,
     /// `migratable=on` given: drop the unmigratable features unless asked for.
     pub migratable: bool,
+    /// Firecracker's custom CPU template (`PUT /cpu-config`), applied after all the above.
+    pub template: crate::cpu_template::CpuTemplate,
 }
 
 fn set_flag(entries: &mut [kvm_cpuid_entry2], f: &CpuFlag, on: bool) -> bool {

@@ -177,7 +177,7 @@ fn run_firecracker(argv: &[String], start: Instant) -> ExitCode {
             println!("microvm {}: Firecracker's API in front of a KVM VMM", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(firecracker::args::FcCommand::Run(args)) => match firecracker::run(args, start) {
+        Ok(firecracker::args::FcCommand::Run(args)) => match firecracker::run(*args, start) {
             Ok(exit) => exit_status(Ok(exit)),
             Err(e) => fail(&e),
         },

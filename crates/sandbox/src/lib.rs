@@ -12,6 +12,7 @@
 mod compile;
 #[cfg(test)]
 mod compile_tests;
+mod fatal;
 pub mod filters;
 pub mod jail;
 mod kvm_ioctls;
@@ -23,6 +24,7 @@ mod syscall_names;
 mod thread_kind;
 mod vhost_ioctls;
 
+pub use fatal::install_handlers as install_fatal_signal_handlers;
 pub use spawn::{spawn, ThreadStart};
 pub use syscall_names::syscall_name;
 pub use thread_kind::ThreadKind;

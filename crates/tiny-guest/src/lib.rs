@@ -236,6 +236,20 @@ pub fn cpuid_on_serial_then_reset(queries: &[(u32, u32)]) -> Vec<u8> {
     pvh_elf(&a.finish())
 }
 
+/// For each MSR: executes RDMSR and writes EAX then EDX (the low then the high half) to
+/// COM1 as 8 raw bytes, least significant first, then resets: lets a test see an MSR's
+/// value as the guest reads it (a custom CPU template's `msr_modifiers`).
+pub fn msrs_on_serial_then_reset(msrs: &[u32]) -> Vec<u8> {
+    let mut a = Asm::new();
+    for &msr in msrs {
+        a.mov_ecx(msr).bytes(&[0x0f, 0x32]); // rdmsr: EDX:EAX
+        a.mov_edi_edx().mov_dx(COM1).out_dx_eax_bytes();
+        a.mov_eax_edi().out_dx_eax_bytes();
+    }
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
 /// Reads I/O port `port` as a byte, a word and a dword, and writes the 7 bytes
 /// read to COM1 (least significant first), then a newline, then resets.
 /// For a port nothing decodes the output is `[0xff; 7]` then `\n`.

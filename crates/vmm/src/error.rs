@@ -12,6 +12,9 @@ pub enum Error {
     /// (QEMU's "Host doesn't support requested features"), each described.
     #[error("-cpu {model},enforce: the host doesn't support requested features: {}", .features.join(", "))]
     CpuEnforce { model: String, features: Vec<String> },
+    /// A custom CPU template (`PUT /cpu-config`) asked for what KVM does not offer.
+    #[error(transparent)]
+    CpuTemplate(#[from] arch::cpu_template::TemplateError),
     #[error(transparent)]
     Kvm(#[from] crate::kvm::KvmError),
     #[error(transparent)]

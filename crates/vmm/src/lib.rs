@@ -47,6 +47,7 @@ pub mod vmgenid;
 
 pub use arch::cpu_features;
 pub use arch::cpu_models;
+pub use arch::cpu_template;
 pub use arch::layout as arch_layout;
 pub use error::Error;
 pub use exit::VmExit;

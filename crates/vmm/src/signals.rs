@@ -57,6 +57,15 @@ impl StopSignals {
 
     /// The pending stop signal, if any (taken: it is not pending afterwards).
     pub fn read(&self) -> Option<i32> {
+        let sig = self.take();
+        if sig == Some(libc::SIGHUP) {
+            // Firecracker's `signals.sighup`: the VM ends on it, so it is 0 or 1.
+            metrics::SIGNALS.sighup.set(1);
+        }
+        sig
+    }
+
+    fn take(&self) -> Option<i32> {
         let Some(fd) = &self.fd else {
             let set = stop_set();
             let now = libc::timespec { tv_sec: 0, tv_nsec: 0 };

@@ -416,6 +416,10 @@ fn create_vcpus(
     entry: BootEntry,
     features: &arch::cpu_features::CpuFeatures,
 ) -> Result<Vec<Vcpu>, Error> {
+    // A custom CPU template's `kvm_capabilities` (Firecracker checks them before the vCPUs).
+    if let Some(cap) = features.template.required_capabilities().find(|&c| kvm.check_extension_raw(c.into()) <= 0) {
+        return Err(arch::cpu_template::TemplateError::MissingCapability(cap).into());
+    }
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|source| crate::kvm::KvmError::Ioctl { what: "KVM_GET_SUPPORTED_CPUID", source })?;
