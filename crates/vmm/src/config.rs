@@ -70,6 +70,21 @@ pub struct VmConfig {
 pub const DEFAULT_MEM_SIZE: u64 = 128 << 20;
 
 impl VmConfig {
+    /// Whether this VM runs in solo mode (`solo.rs`: one vCPU and nothing for an event
+    /// loop to serve, so the main thread runs the vCPU), and `dump-seccomp` reports one
+    /// `solo` thread.
+    pub fn runs_solo(&self) -> bool {
+        self.vcpu_count == 1
+            && self.devices.is_empty()
+            && self.monitors.is_empty()
+            && self.muxes.is_empty()
+            && self.serial.is_none()
+            && !self.machine.rtc
+            && !self.machine.acpi
+            && !self.i8042
+            && !self.start_paused
+    }
+
     /// A VM that boots `kernel` with QEMU's defaults: 128 MiB, one vCPU, no devices, no
     /// serial port, the sandbox on. The CLI and tests change what they need from here.
     pub fn new(kernel: KernelConfig) -> Self {

@@ -103,7 +103,7 @@ pub enum ConfigError {
     NoMux { id: String, index: usize },
     #[error("chardev {id}: a mux's front end has no backend of its own")]
     MuxFrontEnd { id: String },
-    /// Solo mode chosen for a VM without a vCPU: a bug in `runs_solo`.
+    /// Solo mode chosen for a VM without a vCPU: a bug in `VmConfig::runs_solo`.
     #[error("solo mode without a vCPU")]
     NoVcpu,
 }

@@ -6,7 +6,7 @@ use sandbox::ThreadKind;
 
 /// The thread kinds `config` runs and how many threads of each.
 pub fn threads(config: &VmConfig) -> Vec<(ThreadKind, usize)> {
-    if crate::solo::runs_solo(config) {
+    if config.runs_solo() {
         return vec![(ThreadKind::Solo, 1)];
     }
     let mut threads = vec![(ThreadKind::Main, 1), (ThreadKind::Vcpu, usize::from(config.vcpu_count))];

@@ -58,7 +58,7 @@ impl Vm {
     /// Runs the guest until it ends; returns why it ended. With `-S` the vCPUs wait in
     /// prelaunch until a monitor sends `cont`.
     pub fn run(self) -> Result<VmExit, Error> {
-        if crate::solo::runs_solo(&self.config) {
+        if self.config.runs_solo() {
             return self.run_solo();
         }
         let Vm {

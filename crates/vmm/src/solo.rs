@@ -13,7 +13,6 @@
 //! reset eventfd's read and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
 
 use crate::boot_trace::{open_trace_json, report_boot_times};
-use crate::config::VmConfig;
 use crate::error::{ConfigError, Error};
 use crate::exit::VmExit;
 use crate::startup::step;
@@ -23,21 +22,8 @@ use sandbox::{Sandbox, ThreadKind};
 use std::io::Write;
 use std::sync::{Arc, Barrier};
 
-/// Whether `config` runs in solo mode (and `dump-seccomp` reports one `solo` thread).
-pub fn runs_solo(config: &VmConfig) -> bool {
-    config.vcpu_count == 1
-        && config.devices.is_empty()
-        && config.monitors.is_empty()
-        && config.muxes.is_empty()
-        && config.serial.is_none()
-        && !config.machine.rtc
-        && !config.machine.acpi
-        && !config.i8042
-        && !config.start_paused
-}
-
 impl Vm {
-    /// `run` for a command line of [`runs_solo`].
+    /// `run` for a command line of [`crate::config::VmConfig::runs_solo`].
     pub(crate) fn run_solo(self) -> Result<VmExit, Error> {
         let Vm {
             mut vcpus,

@@ -172,7 +172,7 @@ impl Vm {
         let file_backend = file_backend(config);
         let shared_memory = config.memory.is_shareable() && file_backend;
         // Solo mode has no event loop to wake: no signalfd, no exit eventfd (solo.rs).
-        let solo = crate::solo::runs_solo(config);
+        let solo = config.runs_solo();
         // Before any thread exists, so that every thread inherits the mask.
         let signals = if solo { StopSignals::block_only() } else { StopSignals::install() };
         let signals = signals.map_err(io_err("cannot set up signal handling"))?;
