@@ -1,6 +1,7 @@
 """A published Firecracker client (hysn-firecracker-python's `Api`) configures, starts,
 pauses, resumes, snapshots and restores a tiny guest through microvm's Firecracker front end; every request and
-answer is validated against Firecracker's OpenAPI file when FIRECRACKER_OPENAPI names it."""
+answer is validated against Firecracker's OpenAPI file (tests/firecracker/openapi/, or the copy
+FIRECRACKER_OPENAPI names)."""
 
 import json
 import os
@@ -12,7 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from fcvm import DEADLINE, counts, guest, microvm_bin, start, stop
+from fcvm import DEADLINE, REPO, counts, guest, microvm_bin, start, stop
+
+# Firecracker's file as committed (openapi/SOURCE.md says which version and where from).
+OPENAPI = REPO / "tests/firecracker/openapi/firecracker.yaml"
 
 # Every exchange the client made: (method, path, request body, status, answer body).
 EXCHANGES = []
@@ -72,6 +76,12 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     assert raw(api, "GET", "/balloon")[1]["deflate_on_oom"] is True
     entropy_limit = {"ops": {"size": 100, "one_time_burst": 50, "refill_time": 1000}}
     assert raw(api, "PUT", "/entropy", {"rate_limiter": entropy_limit})[0] == 204
+    # A custom CPU template: the hypervisor bit (leaf 1 ECX 31) cleared, the rest kept.
+    template = {"kvm_capabilities": ["!36"], "cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0", "flags": 0,
+                "modifiers": [{"register": "ecx", "bitmap": "0b0" + "x" * 31}]}]}
+    assert raw(api, "PUT", "/cpu-config", template) == (204, None)
+    status, fault = raw(api, "PUT", "/cpu-config", {"msr_modifiers": [{"addr": "0x10", "bitmap": "0b2"}]})
+    assert status == 400 and "as a bitmap" in fault["fault_message"], fault
     metrics = tmp_path / "metrics.fifo"
     os.mkfifo(metrics)
     assert raw(api, "PUT", "/metrics", {"metrics_path": str(metrics)})[0] == 204, "a pipe nobody reads yet"
@@ -120,6 +130,7 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     assert config["drives"][0]["rate_limiter"] == {"bandwidth": bandwidth, "ops": ops}, config["drives"]
     assert config["entropy"]["rate_limiter"] == entropy_limit
     assert config["balloon"]["amount_mib"] == 8
+    assert config["cpu-config"] == template, config
     assert api.mmds.get().json()["latest"]["meta-data"]["instance-id"] == "i-1"
     with pytest.raises(APIError, match="not supported after starting the microVM"):
         api.boot.put(kernel_image_path=str(guest("counter")))
@@ -145,6 +156,10 @@ def test_snapshot_then_restore_in_a_new_process(tmp_path, processes):
     api.session.hooks["response"].append(record)
     api.machine_config.put(vcpu_count=1, mem_size_mib=32)
     api.boot.put(kernel_image_path=str(guest("counter")), boot_args="console=ttyS0")
+    # A CPU template travels in the snapshot's configuration (the vCPUs' CPUID with it).
+    template = {"cpuid_modifiers": [{"leaf": "0x0", "subleaf": "0x0", "flags": 0,
+                "modifiers": [{"register": "ebx", "bitmap": "0b" + "x" * 31 + "1"}]}]}
+    assert raw(api, "PUT", "/cpu-config", template) == (204, None)
     api.actions.put(action_type="InstanceStart")
     before = counts(first, 3)
     api.vm.patch(state="Paused")
@@ -161,6 +176,7 @@ def test_snapshot_then_restore_in_a_new_process(tmp_path, processes):
                           mem_backend={"backend_type": "File", "backend_path": str(tmp_path / "mem")},
                           resume_vm=True)
     assert api.describe.get().json()["state"] == "Running"
+    assert raw(api, "GET", "/vm/config")[1]["cpu-config"] == template
     after = counts(second, 3)
     api.close()
     stop(second)
@@ -193,35 +209,48 @@ def operation_for(spec, method, path):
     return None
 
 
-def test_every_exchange_matches_the_openapi_file(firecracker, tmp_path):
-    path = os.environ.get("FIRECRACKER_OPENAPI")
-    if not path:
-        pytest.skip("FIRECRACKER_OPENAPI does not name a copy of Firecracker's firecracker.yaml")
+def test_every_exchange_matches_the_openapi_file(firecracker, tmp_path, processes):
+    """Both scenarios above, every exchange checked against the file: a request body it
+    accepts, or one it rejects that microvm refused too (the tests send some bad ones on
+    purpose), and each answer against the schema of its status."""
+    path = os.environ.get("FIRECRACKER_OPENAPI") or OPENAPI
     import jsonschema
     import yaml
 
     spec = yaml.safe_load(Path(path).read_text())
     EXCHANGES.clear()
     test_configure_start_pause_resume(firecracker, tmp_path)
+    (tmp_path / "restore").mkdir()
+    test_snapshot_then_restore_in_a_new_process(tmp_path / "restore", processes)
     assert EXCHANGES, "the client made no request"
 
-    def check(instance, schema, what):
+    def problem(instance, schema):
         document = {"definitions": spec["definitions"], **schema}
         try:
             # Swagger 2.0 schemas are JSON Schema draft 4; the file's own schema check
             # (jsonschema.validate's) is skipped: it would run once per exchange.
             jsonschema.Draft4Validator(document).validate(instance)
         except jsonschema.ValidationError as e:
-            pytest.fail(f"{what}: {e.message}\n{json.dumps(instance)}")
+            return e.message
+        return None
 
+    def check(instance, schema, what):
+        if (message := problem(instance, schema)) is not None:
+            pytest.fail(f"{what}: {message}\n{json.dumps(instance)}")
+
+    refused_as_the_file_says = 0
     for method, url, body, status, answer in EXCHANGES:
         operation = operation_for(spec, method, url)
         assert operation is not None, f"{method} {url} is not in the OpenAPI file"
         if body is not None:
             parameter = next(p for p in operation.get("parameters", []) if p.get("in") == "body")
-            check(body, parameter["schema"], f"request {method} {url}")
+            if (message := problem(body, parameter["schema"])) is not None:
+                assert status == 400, f"{method} {url}: the file rejects the body ({message}), microvm answered {status}"
+                refused_as_the_file_says += 1
         schema = schema_for(spec, operation, status)
         if status == 204:
             assert answer is None, f"{method} {url}: 204 with a body"
         elif schema is not None:
             check(answer, schema, f"answer {status} to {method} {url}")
+    # The vsock with guest_cid 2 (the file's minimum is 3).
+    assert refused_as_the_file_says >= 1

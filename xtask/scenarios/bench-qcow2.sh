@@ -6,7 +6,8 @@
 # raw file is written full beforehand (no VMM pays for the host's first allocation of its
 # pages); the qcow2 image is new for each run (64 KiB clusters, no preallocation), so its
 # writes allocate clusters as a fresh cloud-image overlay's do, and its reads then read
-# what was written. Both VMMs use aio=threads (microvm's sync engine, QEMU's pool).
+# what was written. Both VMMs use aio=threads (QEMU's pool; microvm serves a qcow2 drive
+# synchronously whatever aio= says).
 dir=$(mktemp -d) || exit 1
 append="console=ttyS0 root=/dev/vda ro quiet panic=-1 microvm.run=/tests/bench-io"
 disks() {

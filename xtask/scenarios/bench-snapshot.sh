@@ -1,19 +1,23 @@
-# timeout: 2400
+# timeout: 3600
 # `cargo xtask bench --only snapshot`: the minimal kernel with the initramfs guest ticking
 # every millisecond on ttyS0 (guest/initramfs/tests/tick), 1 vCPU, 256 MiB and 2 GiB,
-# under microvm (QMP `migrate file:FILE`, which stops the guest first, then `quit`;
+# under microvm (QMP `migrate file:FILE`, which stops the guest first; `cont`, again; `quit`;
 # restore with `-incoming file:FILE`) and QEMU's -M microvm (`migrate exec:cat > FILE`:
 # live, then stopped; `quit`; restore with `-incoming "exec:cat FILE"`). The guest runs
 # when `migrate` comes: QEMU carries the run state over, so a guest stopped before its
-# save would wait for `cont` after the restore. Per saved guest (one per VMM and size):
-#   @@SNAPSAVE vmm=<microvm|qemu> mem=<MiB> total_ms=<query-migrate total-time> file_kib=<allocated> file_bytes=<size>
-# then BENCH_RUNS restores of that file (for microvm, then as many with the page list of
-# one more restore's first second, vmm=microvm-pages), each:
-#   @@SNAPRESTORE vmm=.. mem=.. run=<i> first_us=<exec to first byte on the console> rss_kib=<VmRSS> anon_kib=<RssAnon> kvm_run_us=<microvm: main to first KVM_RUN> status=<ok|...>
+# save would wait for `cont` after the restore. Per saved file (microvm: BENCH_INSTANTS
+# files of one boot, below; QEMU: one):
+#   @@SNAPSAVE vmm=<microvm|qemu> mem=<MiB> instant=<k> total_ms=<query-migrate total-time> file_kib=<allocated> file_bytes=<size>
+# then BENCH_RUNS rounds restoring each file once (microvm: both sizes in each round; then
+# as many with the page list of one more restore's first second, vmm=microvm-pages), each:
+#   @@SNAPRESTORE vmm=.. mem=.. file=.. run=<i> first_us=<exec to first byte on the console> rss_kib=<VmRSS> anon_kib=<RssAnon> kvm_run_us=<microvm: main to first KVM_RUN> npf=<KVM's pf_taken at that byte, -1 without debugfs> status=<ok|...>
 # RSS is read 1 s after the first byte, while the restored guest goes on ticking.
 trap '' PIPE
 . "$SCENARIOS/lib-qmp.sh"
 runs=${BENCH_RUNS:-10}
+instants=${BENCH_INSTANTS:-5}
+# KVM's per-VM counters (pf_taken), where this may mount debugfs (the rig; root).
+[ -d /sys/kernel/debug/kvm ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 stamp() { { read -r _; read -r _; read -r _ _ T _; } < /proc/timer_list; }
 dir=$(mktemp -d)
 A="console=ttyS0 quiet panic=-1 microvm.run=/tests/tick microvm.end=halt"
@@ -25,11 +29,15 @@ args() {
             -display none -serial stdio ;;
     esac
 }
-# save VMM MiB FILE: boots the guest, lets it tick, saves it to FILE, quits.
+# save VMM MiB FILE: boots the guest, lets it tick, saves it to FILE, quits. microvm saves
+# `instants` snapshots of one boot, FILE.0, FILE.1, ... a second of ticking apart (`cont`
+# after each): what a restored guest does before its first line depends on the instant
+# it was saved at (measured: 150 against 750 KVM page faults for two instants of one
+# 256 MiB guest), so one instant per size would compare instants, not sizes.
 save() {
     # The last save's console goes first: the new VMM truncates it only once it runs, and
     # the wait below must not find the old ticks.
-    rm -f "$dir/qmp.sock" "$dir/in" "$3" "$dir/console.txt"
+    rm -f "$dir/qmp.sock" "$dir/in" "$3"* "$dir/console.txt"
     $(args $1 $2) -kernel "$GUEST_VMLINUX" -initrd "$GUEST_INITRAMFS" -append "$A" \
         -qmp unix:"$dir/qmp.sock",server=on,wait=off < /dev/null > "$dir/console.txt" 2>&1 &
     vmm=$!
@@ -44,25 +52,35 @@ save() {
     grep -q 'TICK 200[^0-9]' "$dir/console.txt" || head -c 1000 "$dir/console.txt"
     while [ ! -S "$dir/qmp.sock" ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i + 1)); done
     qmp_connect "$dir/qmp.sock"
-    case $1 in
-        microvm) uri="file:$3" ;;
-        qemu) uri="exec:cat > $3" ;;
-    esac
-    qmp '{"execute": "migrate", "arguments": {"uri": "'"$uri"'"}}'
-    i=0
-    total=
-    while [ -z "$total" ] && [ $i -lt 600 ]; do
-        sleep 0.1
-        qmp '{"execute": "query-migrate"}'
-        total=$(grep -o '"status": "completed".*' "$dir/qmp.txt" | grep -o '"total-time": [0-9]*' | head -n 1 | cut -d' ' -f2)
-        i=$((i + 1))
+    k=0
+    while :; do
+        case $1 in
+            microvm) f="$3.$k" uri="file:$3.$k" ;;
+            qemu) f="$3" uri="exec:cat > $3" ;;
+        esac
+        # Only the answers after this migrate: the earlier ones are of the earlier saves.
+        seen=$(wc -l < "$dir/qmp.txt")
+        qmp '{"execute": "migrate", "arguments": {"uri": "'"$uri"'"}}'
+        i=0
+        total=
+        while [ -z "$total" ] && [ $i -lt 600 ]; do
+            sleep 0.1
+            qmp '{"execute": "query-migrate"}'
+            total=$(tail -n +$((seen + 1)) "$dir/qmp.txt" | grep -o '"status": "completed".*' |
+                grep -o '"total-time": [0-9]*' | head -n 1 | cut -d' ' -f2)
+            i=$((i + 1))
+        done
+        stamp
+        echo "@@SNAPNOTE vmm=$1 mem=$2 saved after $(((T - b0) / 1000000)) ms at $(grep -o 'TICK [0-9]*' "$dir/console.txt" | tail -n 1)"
+        echo "@@SNAPSAVE vmm=$1 mem=$2 instant=$k total_ms=${total:--1} file_kib=$(du -k "$f" | cut -f1) file_bytes=$(stat -c %s "$f")"
+        k=$((k + 1))
+        [ $1 = microvm ] && [ $k -lt "$instants" ] || break
+        qmp '{"execute": "cont"}'
+        sleep 1
     done
-    stamp
-    echo "@@SNAPNOTE vmm=$1 mem=$2 saved after $(((T - b0) / 1000000)) ms"
     qmp '{"execute": "quit"}'
     qmp_finish
     rm -f "$dir/in"
-    echo "@@SNAPSAVE vmm=$1 mem=$2 total_ms=${total:--1} file_kib=$(du -k "$3" | cut -f1) file_bytes=$(stat -c %s "$3")"
 }
 # restore VMM MiB FILE RUN [record]: with `record`, the restore's pages are listed as
 # FILE.pages (microvm snapshot-pages) 1 s after its first byte, for the microvm-pages rows.
@@ -71,16 +89,30 @@ restore() {
         microvm | microvm-pages) incoming="file:$3" extra=--report-start-time ;;
         qemu) incoming="exec:cat $3" extra= ;;
     esac
-    rm -f "$dir/out" "$dir/first"
+    rm -f "$dir/out" "$dir/first" "$dir/pid" "$dir/npf"
     mkfifo "$dir/out"
-    # The first byte stamps; the rest is drained so the guest never blocks on its console.
-    { head -c 1 > /dev/null; stamp; echo $T > "$dir/first"; cat > /dev/null; } < "$dir/out" &
+    # The first byte stamps, then KVM's count of the guest's page faults so far (debugfs,
+    # read with builtins only, so it is the first byte's instant); the rest is drained so
+    # the guest never blocks on its console.
+    {
+        head -c 1 > /dev/null
+        stamp
+        echo $T > "$dir/first"
+        npf=
+        read -r p < "$dir/pid"
+        for d in /sys/kernel/debug/kvm/$p-*; do
+            [ -r "$d/pf_taken" ] && read -r npf < "$d/pf_taken"
+        done
+        echo "${npf:--1}" > "$dir/npf"
+        cat > /dev/null
+    } < "$dir/out" &
     reader=$!
     stamp
     t0=$T
     $(args $1 $2) -kernel "$GUEST_VMLINUX" -initrd "$GUEST_INITRAMFS" -append "$A" \
         -incoming "$incoming" $extra < /dev/null > "$dir/out" 2> "$dir/err" &
     vmm=$!
+    echo $vmm > "$dir/pid"
     i=0
     while [ ! -s "$dir/first" ] && [ $i -lt 300 ] && kill -0 $vmm 2>/dev/null; do sleep 0.02; i=$((i + 1)); done
     sleep 1
@@ -95,32 +127,48 @@ restore() {
     # TERM: microvm then prints its start steps (--report-start-time) on the way out.
     kill $vmm 2>/dev/null
     wait $vmm 2>/dev/null
-    [ $4 = 0 ] && [ $1 = microvm ] && echo "@@SNAPNOTE vmm=$1 mem=$2 $(grep 'start steps' "$dir/err")"
+    [ "$4" = 0 ] && [ "${3##*.}" = 0 ] && [ $1 = microvm ] && echo "@@SNAPNOTE vmm=$1 mem=$2 $(grep 'start steps' "$dir/err")"
     kill $reader 2>/dev/null
     wait $reader 2>/dev/null
     kvm_run=$(grep -o 'first KVM_RUN after [0-9]*' "$dir/err" | grep -o '[0-9]*$')
-    echo "@@SNAPRESTORE vmm=$1 mem=$2 run=$4 first_us=$first rss_kib=${rss:--1} anon_kib=${anon:--1} kvm_run_us=${kvm_run:--1} status=$st"
+    npf=$(cat "$dir/npf" 2>/dev/null)
+    echo "@@SNAPRESTORE vmm=$1 mem=$2 file=${3##*/} run=$4 first_us=$first rss_kib=${rss:--1} anon_kib=${anon:--1} kvm_run_us=${kvm_run:--1} npf=${npf:--1} status=$st"
     [ $st = ok ] || head -c 2000 "$dir/err"
 }
-for mem in 256 2048; do
-    for v in microvm qemu; do
-        save $v $mem "$dir/$v.snap"
-        r=0
-        while [ $r -lt "$runs" ]; do
-            restore $v $mem "$dir/$v.snap" $r
-            r=$((r + 1))
-        done
-        if [ $v = microvm ]; then
-            # The same file again, with the working set of its first moments prefetched.
-            restore microvm $mem "$dir/$v.snap" -1 record > /dev/null
-            r=0
-            while [ $r -lt "$runs" ]; do
-                restore microvm-pages $mem "$dir/$v.snap" $r
-                r=$((r + 1))
-            done
-            rm -f "$dir/$v.snap.pages"
-        fi
-        rm -f "$dir/$v.snap"
+# files MiB: microvm's snapshots of that size, one per instant.
+files() {
+    k=0
+    while [ $k -lt "$instants" ]; do
+        echo "$dir/microvm-$1.snap.$k"
+        k=$((k + 1))
     done
+}
+# rounds VMM: BENCH_RUNS rounds, each restoring every instant of both sizes once: the sizes
+# alternate, so a change in the host's load (it is shared) falls on both alike.
+rounds() {
+    r=0
+    while [ $r -lt "$runs" ]; do
+        for mem in 256 2048; do
+            for f in $(files $mem); do restore $1 $mem "$f" $r; done
+        done
+        r=$((r + 1))
+    done
+}
+for mem in 256 2048; do save microvm $mem "$dir/microvm-$mem.snap"; done
+rounds microvm
+# The same files again, with the working set of their first moments prefetched.
+for mem in 256 2048; do
+    for f in $(files $mem); do restore microvm $mem "$f" -1 record > /dev/null; done
+done
+rounds microvm-pages
+rm -f "$dir"/microvm-*
+for mem in 256 2048; do
+    save qemu $mem "$dir/qemu.snap"
+    r=0
+    while [ $r -lt "$runs" ]; do
+        restore qemu $mem "$dir/qemu.snap" $r
+        r=$((r + 1))
+    done
+    rm -f "$dir/qemu.snap"
 done
 rm -rf "$dir"

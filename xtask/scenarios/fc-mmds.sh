@@ -7,7 +7,8 @@
 # InstanceStart and a PATCH /mmds after boot. The guest prints what it read; it then
 # reboots, which ends microvm.
 # Lines: "FC-CALL <what> <http status> <body>", "FC-STORED <value>", "FC-EXIT status=N",
-# then "== console" and the guest's console.
+# then "== console" and the guest's console, then "== metrics" and the metrics file
+# (PUT /metrics before the start: Firecracker's JSON lines, the `mmds` section's counts).
 . "$SCENARIOS/lib-fc.sh"
 fc_dir
 put() {
@@ -22,6 +23,7 @@ put machine-config '{"vcpu_count": 1, "mem_size_mib": 256}'
 put network-interfaces/eth0 '{"iface_id": "eth0", "guest_mac": "06:00:AC:10:00:02", "host_dev_name": "tap0"}'
 put mmds/config '{"version": "V2", "network_interfaces": ["eth0"]}'
 put mmds "{\"latest\": {\"meta-data\": {\"secret\": \"$value\", \"zone\": \"rig-a\"}}}"
+put metrics "{\"metrics_path\": \"$dir/metrics.json\"}"
 put actions '{"action_type": "InstanceStart"}'
 put mmds '{"latest": {"late": "patched-after-boot"}}' PATCH
 call mmds-get -X GET 'http://localhost/mmds'
@@ -32,4 +34,6 @@ wait $vmm
 echo "FC-EXIT status=$?"
 echo "== console"
 cat "$dir/console.txt"
+echo "== metrics"
+cat "$dir/metrics.json"
 rm -rf "$dir"

@@ -17,8 +17,8 @@ pub(crate) const FIGURES: [(&str, &str); 6] = [
     ("tcp-host-to-guest", "TCP rig → guest (64 MiB)"),
 ];
 
-/// The scratch disk's `aio=` modes, each run under both VMMs (microvm's `threads` is its
-/// sync engine, QEMU's a thread pool).
+/// The scratch disk's `aio=` modes, each run under both VMMs (`threads` is a thread pool in
+/// both; microvm's default sync engine, which takes no `aio=`, has no column).
 const ENGINES: [&str; 2] = ["threads", "io_uring"];
 
 /// Runs the benchmark (`runs` guest runs per VMM and engine) and returns a Markdown table

@@ -14,26 +14,8 @@ use kvm_bindings::kvm_cpuid_entry2;
 
 use crate::cpu_models::CpuModel;
 
-/// A CPUID register.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reg {
-    Eax,
-    Ebx,
-    Ecx,
-    Edx,
-}
-
-/// One feature flag: QEMU's name and where its bit lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CpuFlag {
-    pub name: &'static str,
-    pub leaf: u32,
-    pub subleaf: u32,
-    pub reg: Reg,
-    pub bit: u32,
-}
-
-pub use crate::cpu_flags::CPU_FLAGS;
+use crate::cpu_flags::reg_mut;
+pub use crate::cpu_flags::{CpuFlag, Reg, CPU_FLAGS};
 
 /// The SGX enumeration leaf, dropped with `-sgx`.
 const LEAF_SGX: u32 = 0x12;
@@ -69,15 +51,8 @@ pub struct CpuFeatures {
     pub pmu_off: bool,
     /// `migratable=on` given: drop the unmigratable features unless asked for.
     pub migratable: bool,
-}
-
-pub(crate) fn reg_mut(entry: &mut kvm_cpuid_entry2, reg: Reg) -> &mut u32 {
-    match reg {
-        Reg::Eax => &mut entry.eax,
-        Reg::Ebx => &mut entry.ebx,
-        Reg::Ecx => &mut entry.ecx,
-        Reg::Edx => &mut entry.edx,
-    }
+    /// Firecracker's custom CPU template (`PUT /cpu-config`), applied after all the above.
+    pub template: crate::cpu_template::CpuTemplate,
 }
 
 fn set_flag(entries: &mut [kvm_cpuid_entry2], f: &CpuFlag, on: bool) -> bool {

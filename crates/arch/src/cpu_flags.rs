@@ -7,7 +7,36 @@
 //! and, in 0x8000_0001 EDX, the copies of leaf 1 EDX bits AMD keeps there
 //! (QEMU's "AMD aliases", applied from leaf 1 by `cpu_model_cpuid.rs`).
 
-use crate::cpu_features::{CpuFlag, Reg};
+use kvm_bindings::kvm_cpuid_entry2;
+
+/// A CPUID register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reg {
+    Eax,
+    Ebx,
+    Ecx,
+    Edx,
+}
+
+/// One feature flag: QEMU's name and where its bit lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuFlag {
+    pub name: &'static str,
+    pub leaf: u32,
+    pub subleaf: u32,
+    pub reg: Reg,
+    pub bit: u32,
+}
+
+/// The register `reg` of a CPUID entry.
+pub(crate) fn reg_mut(entry: &mut kvm_cpuid_entry2, reg: Reg) -> &mut u32 {
+    match reg {
+        Reg::Eax => &mut entry.eax,
+        Reg::Ebx => &mut entry.ebx,
+        Reg::Ecx => &mut entry.ecx,
+        Reg::Edx => &mut entry.edx,
+    }
+}
 
 const fn flag(name: &'static str, leaf: u32, subleaf: u32, reg: Reg, bit: u32) -> CpuFlag {
     CpuFlag { name, leaf, subleaf, reg, bit }

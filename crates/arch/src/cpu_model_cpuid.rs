@@ -15,8 +15,8 @@
 
 use kvm_bindings::kvm_cpuid_entry2;
 
-use crate::cpu_features::{reg_mut, CpuFlag, Reg};
 use crate::cpu_flags::{feature_words, CPU_FLAGS};
+use crate::cpu_flags::{reg_mut, CpuFlag, Reg};
 use crate::cpu_models::{CpuModel, Vendor};
 
 /// The leaf 1 EDX bits AMD repeats in 0x8000_0001 EDX (QEMU's CPUID_EXT2_AMD_ALIASES).

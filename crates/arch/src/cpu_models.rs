@@ -12,7 +12,7 @@
 //! its own and leaves that MSR to KVM. `cpu_model_cpuid.rs` turns a model
 //! into CPUID entries.
 
-use crate::cpu_features::CpuFlag;
+use crate::cpu_flags::CpuFlag;
 
 /// The vendor string in CPUID leaf 0 (and 0x8000_0000).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! used an instruction the new host lacks would fault at a random later point; a restore
 //! refuses instead, naming the features (QEMU's CPUID notation where microvm has no name).
 
-use crate::cpu_features::{Reg, CPU_FLAGS};
+use crate::cpu_flags::{Reg, CPU_FLAGS};
 use kvm_bindings::kvm_cpuid_entry2;
 
 /// (leaf, subleaf, register) words that hold feature bits.

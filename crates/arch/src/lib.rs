@@ -5,6 +5,7 @@ pub mod cpu_features;
 pub mod cpu_flags;
 pub mod cpu_model_cpuid;
 pub mod cpu_models;
+pub mod cpu_template;
 pub mod cpuid;
 pub mod cpuid_check;
 pub mod layout;

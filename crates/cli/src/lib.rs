@@ -2,6 +2,7 @@
 //! harness (crates/fuzz-harness).
 
 pub mod args;
+mod clock;
 pub mod firecracker;
 pub mod jailer;
 pub mod logger;

@@ -1,30 +1,45 @@
 //! `microvm`: the command-line front end. Parses a QEMU-style command line
 //! into a `VmConfig`, builds the VM, runs it, and turns the outcome into an
 //! exit status. Every failure is reported as one line on stderr.
+//!
+//! No std start-up: the C library calls `entry::main` (why: `entry.rs`).
+
+// The unit tests' harness brings its own `main`.
+#![cfg_attr(not(test), no_main)]
 
 mod clone_server;
 mod daemon;
+mod entry;
 mod pidfile;
 mod rebase_snap;
 mod snapshot_info;
+mod start_arena;
 
 use cli::args::{self, Command, Launch};
 use cli::firecracker;
 use cli::logger;
+use entry::ExitCode;
 use pidfile::Pidfile;
 use sandbox::jail::Jail;
-use std::process::ExitCode;
+use std::ffi::OsString;
 use std::time::Instant;
 use vmm::{Vm, VmExit};
+
+/// Start-up's allocations cost no system call (`start_arena.rs`).
+#[global_allocator]
+static ALLOCATOR: start_arena::StartArena<{ start_arena::ARENA_SIZE }> = start_arena::StartArena::new();
 
 /// Set to 1 to print the start-up time, like `--report-start-time`.
 const REPORT_START_TIME_ENV: &str = "MICROVM_REPORT_START_TIME";
 
-fn main() -> ExitCode {
+/// What `main` is in a program with std's start-up: `args` is the whole argv.
+#[cfg_attr(test, allow(dead_code))]
+fn run_main(args: Vec<OsString>) -> ExitCode {
     let start = Instant::now();
     logger::init();
-    let argv0 = std::env::args_os().next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
-    let argv: Result<Vec<String>, _> = std::env::args_os().skip(1).map(|a| a.into_string()).collect();
+    let mut args = args.into_iter();
+    let argv0 = args.next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let argv: Result<Vec<String>, _> = args.map(|a| a.into_string()).collect();
     let argv = match argv {
         Ok(argv) => argv,
         Err(bad) => return fail(&format!("argument {bad:?} is not valid UTF-8")),
@@ -162,7 +177,7 @@ fn run_firecracker(argv: &[String], start: Instant) -> ExitCode {
             println!("microvm {}: Firecracker's API in front of a KVM VMM", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(firecracker::args::FcCommand::Run(args)) => match firecracker::run(args, start) {
+        Ok(firecracker::args::FcCommand::Run(args)) => match firecracker::run(*args, start) {
             Ok(exit) => exit_status(Ok(exit)),
             Err(e) => fail(&e),
         },

@@ -2,8 +2,8 @@
 //! name and flags, on microvm's memory files (`vmm::snapshot::rebase`): merges a diff
 //! snapshot's memory into its base's, in place.
 
+use crate::entry::ExitCode;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 pub const USAGE: &str = "usage: microvm rebase-snap --base-file BASE_MEMORY_FILE --diff-file DIFF_MEMORY_FILE";
 

@@ -2,9 +2,9 @@
 //! host (format and writer version, RAM, vCPUs, devices, CPU features, TSC frequency),
 //! and with `--check` whether this host can restore it, without building anything.
 
+use crate::entry::ExitCode;
 use std::fmt::Write;
 use std::path::Path;
-use std::process::ExitCode;
 use vmm::snapshot::{MachineShape, Snapshot};
 
 pub const USAGE: &str = "usage: microvm snapshot-info FILE[,offset=N] [--check]";

@@ -5,9 +5,9 @@
 
 mod common;
 
+use common::block::assert_pattern_twice;
 use common::firecracker::{firecracker, put, wait_for_socket};
 use common::*;
-use tiny_guest::{pattern_byte, COPY_SECTOR, PATTERN_SECTOR, READ_BYTES};
 
 const IMAGE: usize = 65536;
 
@@ -25,20 +25,6 @@ fn write_read_copy(props: &str) -> Vec<u8> {
     let (status, out) = vm.wait(RUN_TIMEOUT, started);
     assert!(status.is_some_and(|s| s.success()), "{props}: {}", out.describe());
     std::fs::read(&disk).unwrap()
-}
-
-fn assert_pattern_twice(image: &[u8], props: &str) {
-    let len = READ_BYTES as usize;
-    let want: Vec<u8> = (0..len).map(pattern_byte).collect();
-    let at = |sector: u64| (sector * 512) as usize;
-    assert_eq!(&image[at(PATTERN_SECTOR)..at(PATTERN_SECTOR) + len], &want[..], "{props}: the write");
-    assert_eq!(&image[at(COPY_SECTOR)..at(COPY_SECTOR) + len], &want[..], "{props}: what the read returned");
-    let elsewhere = image
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !(at(PATTERN_SECTOR)..at(PATTERN_SECTOR) + len).contains(i))
-        .filter(|(i, _)| !(at(COPY_SECTOR)..at(COPY_SECTOR) + len).contains(i));
-    assert!(elsewhere.clone().all(|(_, &b)| b == 0), "{props}: nothing written elsewhere");
 }
 
 #[test]

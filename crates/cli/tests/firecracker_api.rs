@@ -116,7 +116,7 @@ fn bad_requests_get_firecrackers_answers() {
         ("PUT", "/drives/a", Some(r#"{"drive_id": "b", "is_root_device": false}"#), "does not match"),
         ("PUT", "/actions", Some(r#"{"action_type": "SendCtrlAltDel"}"#), "before starting the microVM"),
         ("PUT", "/actions", Some(r#"{"action_type": "InstanceStart"}"#), "Missing boot source"),
-        ("PUT", "/cpu-config", Some("{}"), "custom CPU templates"),
+        ("PUT", "/cpu-config", Some(r#"{"reg_modifiers": [{"addr": "0x1", "bitmap": "0b1"}]}"#), "reg_modifiers"),
         ("PUT", "/metrics", Some(r#"{"metrics_path": "/nonexistent/m"}"#), "Metrics error: cannot open"),
         ("PUT", "/actions", Some(r#"{"action_type": "FlushMetrics"}"#), "before starting the microVM"),
     ];

@@ -77,6 +77,28 @@ fn the_9p_thread_is_filtered() {
     }
 }
 
+/// An iothread and the workers of an `aio=threads` pool are filtered like the others,
+/// and exist only with the options that ask for them.
+#[test]
+fn iothreads_and_pool_workers_are_filtered() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("seccomp-iothread-disk");
+    let disk = dir.file("disk.img", &[0u8; 65536]);
+    let drive = format!("id=d,file={},format=raw,if=none,aio=threads", disk.display());
+    let device = "virtio-blk-device,drive=d,iothread=io0,num-queues=2";
+    let extra = ["-object", "iothread,id=io0", "-object", "iothread,id=unused", "-drive", &drive, "-device", device];
+    let threads = confinement_of_running_vm("seccomp-iothread", &extra);
+    let mut names = our_threads(&threads);
+    names.sort_unstable();
+    let want = ["aio-d-0", "aio-d-1", "aio-d-2", "aio-d-3", "io0", "microvm", "vcpu0", "vcpu1", "virtio"];
+    assert_eq!(names, want, "{threads:?}");
+    for (name, seccomp, nnp) in &threads {
+        assert_eq!((seccomp.as_str(), nnp.as_str()), ("2", "1"), "thread {name}: {threads:?}");
+    }
+}
+
 /// One vCPU and nothing for an event loop to serve: the main thread runs the vCPU itself
 /// (solo mode), under the `solo` filter, and a stop signal still ends the VM in order.
 #[test]
@@ -169,8 +191,8 @@ const PROPOSAL_COUNTS: [&str; 3] = [
 ];
 
 /// aio=io_uring submits on the virtio thread: io_uring_enter is in its filter and in no
-/// other thread's, and the ring's set-up calls are in none (the ring is made with the
-/// drive, before any filter).
+/// other thread's (but an iothread's, which serves drives the same way), and the ring's
+/// set-up calls are in none (the ring is made with the drive, before any filter).
 #[test]
 fn only_the_virtio_thread_may_enter_io_uring() {
     let out = run({
@@ -219,12 +241,36 @@ fn dump_seccomp_of_9p_shares() {
     assert_eq!(report_counts(&line), want);
 }
 
+/// An iothread runs the virtio thread's block part (no sockets, vhost, rng or chardevs);
+/// two drives share it; an `aio=threads` drive adds four workers with three calls of their
+/// own. With every device on an iothread there is no virtio thread.
+#[test]
+fn dump_seccomp_of_an_iothread_and_a_pool() {
+    let head = ["-kernel", "/k", "-smp", "2", "-M", "microvm,dump-seccomp", "-object", "iothread,id=io0"];
+    let pooled =
+        ["-drive", "id=d,file=/d.img,if=none,aio=threads", "-device", "virtio-blk-device,drive=d,iothread=io0"];
+    let second =
+        ["-drive", "id=e,file=/e.img,if=none", "-device", "virtio-blk-device,drive=e,iothread=io0,num-queues=4"];
+    let want = [
+        PROPOSAL_COUNTS[0],
+        PROPOSAL_COUNTS[1],
+        "iothread thread (1): 31 system calls, 6 of them with argument conditions",
+        "aio-worker threads (4): 22 system calls, 5 of them with argument conditions",
+    ];
+    assert_eq!(report_counts(&[&head[..], &pooled, &second].concat()), want);
+    // A device on the virtio thread brings it back.
+    let rng = ["-device", "virtio-rng-device"];
+    let mut with_virtio = want.to_vec();
+    with_virtio.insert(2, PROPOSAL_COUNTS[2]);
+    assert_eq!(report_counts(&[&head[..], &pooled, &rng].concat()), with_virtio);
+}
+
 /// One vCPU and nothing else: the main thread runs it (solo mode), under its own list.
 #[test]
 fn dump_seccomp_of_a_solo_line() {
     assert_eq!(
         report_counts(&["-kernel", "/k", "-M", "microvm,dump-seccomp"]),
-        ["solo thread (1): 27 system calls, 6 of them with argument conditions"]
+        ["solo thread (1): 28 system calls, 6 of them with argument conditions"]
     );
 }
 

@@ -79,6 +79,44 @@ fn a_restored_guest_counts_on_from_where_it_stopped() {
     assert!(numbers(&out1).len() >= 2 && saved.len() >= 3);
 }
 
+/// A drive with four queues on an iothread and an `aio=threads` pool: `stop` parks the
+/// iothread with the virtio thread (the snapshot is taken), and the restored VM, built
+/// from the same options (its iothread and workers started again), counts on.
+#[test]
+fn a_vm_with_an_iothread_and_a_pool_saves_and_restores() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-iothread");
+    let kernel = counter(&dir);
+    let disk = dir.file("disk.img", &[0u8; 65536]);
+    let drive = format!("id=d,file={},format=raw,if=none,aio=threads", disk.display());
+    let device = "virtio-blk-device,drive=d,num-queues=4,iothread=io0";
+    let options = ["-object", "iothread,id=io0", "-drive", &drive, "-device", device];
+    let (out0, sock0, snap) = (dir.path().join("out0"), dir.path().join("qmp0"), dir.path().join("vm.snap"));
+    let vm = Running::spawn(machine(&kernel, &out0, &sock0, &options));
+    let mut qmp = Qmp::connect(&sock0);
+    wait_lines(&out0, 3);
+    qmp.execute("stop", json!({})).unwrap();
+    qmp.execute("migrate", json!({ "uri": format!("file:{}", snap.display()) })).unwrap();
+    assert_eq!(qmp.execute("query-migrate", json!({})).unwrap()["status"], "completed");
+    qmp.execute("quit", json!({})).unwrap();
+    let (status, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
+
+    let (out1, sock1) = (dir.path().join("out1"), dir.path().join("qmp1"));
+    let incoming = format!("file:{}", snap.display());
+    let restored = [&options[..], &["-incoming", &incoming]].concat();
+    let vm = Running::spawn(machine(&kernel, &out1, &sock1, &restored));
+    let mut qmp = Qmp::connect(&sock1);
+    wait_lines(&out1, 3);
+    assert_eq!(qmp.execute("query-status", json!({})).unwrap()["status"], "running");
+    qmp.execute("quit", json!({})).unwrap();
+    let (status, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
+    assert_counts_on(&[&out0, &out1]);
+}
+
 #[test]
 fn one_snapshot_restores_again_and_again_and_several_at_once() {
     if !kvm_tests_enabled() {

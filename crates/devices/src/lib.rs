@@ -18,6 +18,7 @@ pub mod noise;
 pub mod oneshot_timer;
 pub mod rate_limiter;
 pub mod state;
+pub mod state_error;
 pub mod terminal;
 pub mod virtio;
 

@@ -450,20 +450,50 @@ pub struct MmdsConfig {
     pub imds_compat: bool,
 }
 
-/// `PUT /cpu-config`: Firecracker's custom CPU template, kept as sent (microvm refuses it).
+/// `PUT /cpu-config`: Firecracker's custom CPU template, kept as sent (`GET /vm/config`
+/// shows it so); its strings are parsed into `arch::cpu_template` when it arrives. The
+/// aarch64 parts (`reg_modifiers`, `vcpu_features`) are only checked for shape: microvm
+/// refuses them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CpuConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kvm_capabilities: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cpuid_modifiers: Vec<Value>,
+    pub cpuid_modifiers: Vec<CpuidLeafModifier>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub msr_modifiers: Vec<Value>,
+    pub msr_modifiers: Vec<MsrModifier>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reg_modifiers: Vec<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vcpu_features: Vec<Value>,
+}
+
+/// One CPUID leaf's changes: numbers as strings ("0x1", "0b1" or "1"), `flags` KVM's
+/// `kvm_cpuid_entry2.flags`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuidLeafModifier {
+    pub leaf: String,
+    pub subleaf: String,
+    pub flags: u32,
+    pub modifiers: Vec<CpuidRegisterModifier>,
+}
+
+/// A register of a CPUID leaf and its tri-state bitmap ("0b" and 32 of `0`, `1`, `x`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuidRegisterModifier {
+    pub register: String,
+    pub bitmap: String,
+}
+
+/// An MSR's address and its 64-bit tri-state bitmap.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MsrModifier {
+    pub addr: String,
+    pub bitmap: String,
 }
 
 /// `GET /`'s `state`, with Firecracker's spelling.

@@ -159,6 +159,7 @@ pub fn queue_block(data: &[u8]) {
         limits: Default::default(),
         engine: Default::default(),
         image: Default::default(),
+        num_queues: 1,
     };
     let Ok(block) = Block::new(options) else { return };
     let (mut d, _) = TestDriver::new(block);

@@ -1,6 +1,8 @@
 //! The counters behind Firecracker's metrics (`--metrics-path`, `PUT /metrics`): one static
 //! group per section of Firecracker's JSON line (`vcpu`, `block`, `net`, `uart`, the API's
-//! `get_api_requests`/`put_api_requests`/`patch_api_requests`, `vmm`, `seccomp`, `logger`),
+//! `get_api_requests`/`put_api_requests`/`patch_api_requests`, `vmm`, `seccomp`, `logger`,
+//! `signals`, `latencies_us`, `api_server`, and in `devices` `mmds`, `vsock`, `entropy`, `balloon`,
+//! `i8042`),
 //! each field named as Firecracker names it. The crate has no dependency, so the devices,
 //! the vCPU threads, the API and the sandbox all increment the same statics without a
 //! module cycle; `vmm::api::metrics` writes them out.
@@ -180,6 +182,10 @@ macro_rules! group {
     };
 }
 
+// After the macro, which it uses: the devices' sections Firecracker keeps beside them.
+mod devices;
+pub use devices::{BalloonMetrics, EntropyMetrics, I8042Metrics, MmdsMetrics, VsockMetrics};
+
 group!(
     /// `vcpu`: exits handled by the VMM, counted on the vCPU threads.
     VcpuMetrics {
@@ -322,6 +328,57 @@ group!(
     }
 );
 
+group!(
+    /// `signals`: the signals microvm handles. The deadly ones are gauges, 0 or 1 (the
+    /// process ends at the first), as in Firecracker.
+    SignalMetrics {
+        sigbus: Gauge,
+        sigsegv: Gauge,
+        sigxfsz: Gauge,
+        sigxcpu: Gauge,
+        /// Always 0: microvm ignores SIGPIPE (a write to a closed pipe or socket fails with
+        /// EPIPE instead), so none is ever delivered.
+        sigpipe: Counter,
+        /// SIGHUP received (it ends the VM in an orderly way).
+        sighup: Gauge,
+        sigill: Gauge,
+    }
+);
+
+group!(
+    /// `latencies_us`: how long the last of each operation took, in microseconds (values,
+    /// as Firecracker's SharedStoreMetric: a line shows the last one, however old). The
+    /// API level runs from the parsed request to its answer; `vmm_` is the VMM's own part
+    /// (the pause, the snapshot written, the VM rebuilt from the snapshot).
+    LatencyMetrics {
+        full_create_snapshot: Gauge,
+        diff_create_snapshot: Gauge,
+        load_snapshot: Gauge,
+        pause_vm: Gauge,
+        resume_vm: Gauge,
+        vmm_full_create_snapshot: Gauge,
+        vmm_diff_create_snapshot: Gauge,
+        vmm_load_snapshot: Gauge,
+        vmm_pause_vm: Gauge,
+        vmm_resume_vm: Gauge,
+    }
+);
+
+group!(
+    /// `api_server`: how long the process took to serve its API socket, from the jailer's
+    /// `--start-time-us` (wall, CLOCK_MONOTONIC) and `--start-time-cpu-us` plus
+    /// `--parent-cpu-time-us` (CPU). Values; 0 without those flags, as in Firecracker.
+    ApiServerMetrics {
+        process_startup_time_us: Gauge,
+        process_startup_time_cpu_us: Gauge,
+    }
+);
+
+/// Sets `gauge` to the microseconds since `since` (a `latencies_us` field).
+pub fn record_latency(gauge: &Gauge, since: std::time::Instant) {
+    gauge.set(u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX));
+}
+
 pub static VCPU: VcpuMetrics = VcpuMetrics::new();
 pub static BLOCK_DEVICES: PerDevice<BlockMetrics> = PerDevice::new();
 pub static NET_DEVICES: PerDevice<NetMetrics> = PerDevice::new();
@@ -332,6 +389,14 @@ pub static PATCH_API: PatchRequestsMetrics = PatchRequestsMetrics::new();
 pub static VMM: VmmMetrics = VmmMetrics::new();
 pub static SECCOMP: SeccompMetrics = SeccompMetrics::new();
 pub static LOGGER: LoggerMetrics = LoggerMetrics::new();
+pub static MMDS: MmdsMetrics = MmdsMetrics::new();
+pub static VSOCK: VsockMetrics = VsockMetrics::new();
+pub static ENTROPY: EntropyMetrics = EntropyMetrics::new();
+pub static BALLOON: BalloonMetrics = BalloonMetrics::new();
+pub static I8042: I8042Metrics = I8042Metrics::new();
+pub static SIGNALS: SignalMetrics = SignalMetrics::new();
+pub static LATENCIES: LatencyMetrics = LatencyMetrics::new();
+pub static API_SERVER: ApiServerMetrics = ApiServerMetrics::new();
 
 /// The metrics destination's descriptor (-1: none), for the one line a process that a
 /// seccomp filter kills writes on its way out (the SIGSYS handler cannot reach the writer).
@@ -354,16 +419,24 @@ pub fn flush() -> Vec<(String, Values)> {
     fn values(fields: Vec<(&'static str, &dyn Metric)>) -> Values {
         fields.into_iter().map(|(name, metric)| (name, metric.flush_value())).collect()
     }
-    let mut line = BLOCK_DEVICES.flush("block");
+    let mut line = vec![("api_server".into(), values(API_SERVER.fields()))];
+    line.push(("balloon".into(), values(BALLOON.fields())));
+    line.extend(BLOCK_DEVICES.flush("block"));
+    line.push(("entropy".into(), values(ENTROPY.fields())));
     line.push(("get_api_requests".into(), values(GET_API.fields())));
+    line.push(("i8042".into(), values(I8042.fields())));
+    line.push(("latencies_us".into(), values(LATENCIES.fields())));
     line.push(("logger".into(), values(LOGGER.fields())));
+    line.push(("mmds".into(), values(MMDS.fields())));
     line.extend(NET_DEVICES.flush("net"));
     line.push(("patch_api_requests".into(), values(PATCH_API.fields())));
     line.push(("put_api_requests".into(), values(PUT_API.fields())));
     line.push(("seccomp".into(), values(SECCOMP.fields())));
+    line.push(("signals".into(), values(SIGNALS.fields())));
     line.push(("uart".into(), values(UART.fields())));
     line.push(("vcpu".into(), values(VCPU.fields())));
     line.push(("vmm".into(), values(VMM.fields())));
+    line.push(("vsock".into(), values(VSOCK.fields())));
     line
 }
 
@@ -397,6 +470,47 @@ mod tests {
         assert_eq!(&names[..5], ["exit_io_in", "exit_io_out", "exit_mmio_read", "exit_mmio_write", "failures"]);
         assert!(BlockMetrics::new().fields().iter().any(|(n, _)| *n == "read_bytes"));
         assert!(NetMetrics::new().fields().iter().any(|(n, _)| *n == "tx_packets_count"));
+    }
+
+    #[test]
+    fn the_line_has_firecrackers_sections_and_fields() {
+        let line = flush();
+        let names: Vec<&str> = line.iter().map(|(n, _)| n.as_str()).collect();
+        for section in
+            ["api_server", "balloon", "entropy", "i8042", "latencies_us", "mmds", "signals", "vsock", "uart", "vcpu"]
+        {
+            assert!(names.contains(&section), "{section} missing from {names:?}");
+        }
+        let fields = |section: &str| -> Vec<&str> {
+            line.iter().find(|(n, _)| n == section).unwrap().1.iter().map(|(f, _)| *f).collect()
+        };
+        assert_eq!(
+            fields("mmds"),
+            [
+                "rx_accepted",
+                "rx_accepted_err",
+                "rx_accepted_unusual",
+                "rx_bad_eth",
+                "rx_invalid_token",
+                "rx_no_token",
+                "rx_count",
+                "tx_bytes",
+                "tx_count",
+                "tx_errors",
+                "tx_frames",
+                "connections_created",
+                "connections_destroyed"
+            ]
+        );
+        assert_eq!(fields("signals"), ["sigbus", "sigsegv", "sigxfsz", "sigxcpu", "sigpipe", "sighup", "sigill"]);
+        assert_eq!(
+            fields("i8042"),
+            ["error_count", "missed_read_count", "missed_write_count", "read_count", "reset_count", "write_count"]
+        );
+        assert_eq!(fields("vsock").len(), 20);
+        assert_eq!(fields("entropy").len(), 7);
+        assert_eq!(fields("balloon").len(), 12);
+        assert_eq!(fields("latencies_us").len(), 10);
     }
 
     #[test]

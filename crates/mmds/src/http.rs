@@ -147,8 +147,14 @@ pub fn answer(request: &Request, store: &MmdsStore, settings: Settings, tokens: 
         "GET" => {
             if settings.version == Version::V2 {
                 match request.header(&TOKEN_HEADERS) {
-                    None => return Answer::text(401, "No MMDS token provided. Use `X-metadata-token` or `X-aws-ec2-metadata-token` header to specify the session token."),
-                    Some((_, token)) if !tokens.is_valid(token) => return Answer::text(401, "MMDS token not valid."),
+                    None => {
+                        metrics::MMDS.rx_no_token.inc();
+                        return Answer::text(401, "No MMDS token provided. Use `X-metadata-token` or `X-aws-ec2-metadata-token` header to specify the session token.");
+                    }
+                    Some((_, token)) if !tokens.is_valid(token) => {
+                        metrics::MMDS.rx_invalid_token.inc();
+                        return Answer::text(401, "MMDS token not valid.");
+                    }
                     Some(_) => {}
                 }
             }

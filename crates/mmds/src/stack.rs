@@ -38,8 +38,11 @@ impl MmdsStack {
     /// Takes `frame` (Ethernet, as the guest sent it) if it is the MMDS's: true means it
     /// must not go to the tap.
     pub fn detour(&mut self, frame: &[u8]) -> bool {
-        let Some(eth) = packet::ethernet(frame) else { return false };
-        match eth.ethertype {
+        let Some(eth) = packet::ethernet(frame) else {
+            metrics::MMDS.rx_bad_eth.inc();
+            return false;
+        };
+        let taken = match eth.ethertype {
             ETHERTYPE_ARP => match packet::arp_request(eth.payload) {
                 Some(request) if request.target == self.ip => {
                     self.queue_control(packet::arp_reply(&request, MAC));
@@ -49,9 +52,9 @@ impl MmdsStack {
             },
             ETHERTYPE_IPV4 if packet::ipv4_destination(eth.payload) == Some(self.ip) => {
                 // The address is the MMDS's alone: what it does not serve is dropped here.
-                if let Some(ip) = packet::ipv4(eth.payload) {
-                    if ip.protocol == PROTO_TCP && !ip.fragment {
-                        if let Some(seg) = packet::tcp(ip.payload) {
+                match packet::ipv4(eth.payload) {
+                    Some(ip) if ip.protocol == PROTO_TCP && !ip.fragment => match packet::tcp(ip.payload) {
+                        Some(seg) => {
                             let ends = Endpoints {
                                 local_mac: MAC,
                                 local_ip: self.ip,
@@ -62,17 +65,25 @@ impl MmdsStack {
                             };
                             self.on_segment(ends, &seg);
                         }
-                    }
+                        None => metrics::MMDS.rx_accepted_err.inc(),
+                    },
+                    Some(_) => metrics::MMDS.rx_accepted_unusual.inc(),
+                    None => metrics::MMDS.rx_accepted_err.inc(),
                 }
                 true
             }
             _ => false,
+        };
+        if taken {
+            metrics::MMDS.rx_accepted.inc();
         }
+        taken
     }
 
     fn on_segment(&mut self, ends: Endpoints, seg: &Tcp) {
         self.clock += 1;
         if seg.dst_port != PORT {
+            metrics::MMDS.rx_accepted_unusual.inc();
             self.refuse(&ends, seg);
             return;
         }
@@ -83,12 +94,15 @@ impl MmdsStack {
             // A new SYN on a port whose connection we still hold: the guest moved on.
             Some(i) if fresh_syn && self.conns[i].is_established() => {
                 self.conns.swap_remove(i);
+                metrics::MMDS.connections_destroyed.inc();
                 self.open(ends, seg);
             }
             Some(i) => {
+                metrics::MMDS.rx_count.inc();
                 let conn = &mut self.conns[i];
                 conn.last_active = self.clock;
                 if conn.on_segment(seg, &self.mmds) == Verdict::Done {
+                    metrics::MMDS.connections_destroyed.inc();
                     let mut conn = self.conns.swap_remove(i);
                     if conn.ack_due() {
                         // The guest's last FIN is owed its ACK.
@@ -97,7 +111,10 @@ impl MmdsStack {
                 }
             }
             None if fresh_syn => self.open(ends, seg),
-            None => self.refuse(&ends, seg),
+            None => {
+                metrics::MMDS.rx_accepted_unusual.inc();
+                self.refuse(&ends, seg)
+            }
         }
     }
 
@@ -105,6 +122,7 @@ impl MmdsStack {
         if self.conns.len() >= MAX_CONNECTIONS {
             if let Some(stalest) = (0..self.conns.len()).min_by_key(|&i| self.conns[i].last_active) {
                 let evicted = self.conns.swap_remove(stalest);
+                metrics::MMDS.connections_destroyed.inc();
                 self.queue_control(evicted.reset());
             }
         }
@@ -116,6 +134,8 @@ impl MmdsStack {
             Err(_) => (self.clock as u32).wrapping_mul(0x9e37_79b9),
         };
         self.conns.push(Conn::accept(ends, syn, iss, self.clock));
+        metrics::MMDS.rx_count.inc();
+        metrics::MMDS.connections_created.inc();
     }
 
     /// RFC 9293's reset for a segment no connection takes (a reset is never answered).
@@ -140,6 +160,14 @@ impl MmdsStack {
 
     /// The next frame for the guest (Ethernet, no virtio-net header), if the MMDS has one.
     pub fn next_frame(&mut self) -> Option<Vec<u8>> {
+        let frame = self.next_owed();
+        if frame.is_some() {
+            metrics::MMDS.tx_count.inc();
+        }
+        frame
+    }
+
+    fn next_owed(&mut self) -> Option<Vec<u8>> {
         if let Some(frame) = self.control.pop_front() {
             return Some(frame);
         }

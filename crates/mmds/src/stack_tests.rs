@@ -336,3 +336,52 @@ fn connections_are_bounded_and_a_bad_request_closes() {
     let (text, fin) = g.exchange("NOT HTTP AT ALL\r\n\r\n");
     assert!(text.starts_with("HTTP/1.1 400") && fin, "{text}");
 }
+
+/// Firecracker's `mmds` metrics section moves with what the guest does. The counters are
+/// the process's, shared with the tests running beside this one: each check is a lower
+/// bound on what this test alone adds.
+#[test]
+fn the_mmds_metrics_count_frames_connections_and_tokens() {
+    let m = &metrics::MMDS;
+    let read = || {
+        [
+            &m.rx_accepted,
+            &m.rx_bad_eth,
+            &m.rx_no_token,
+            &m.rx_invalid_token,
+            &m.rx_count,
+            &m.tx_count,
+            &m.connections_created,
+            &m.connections_destroyed,
+            &m.rx_accepted_unusual,
+        ]
+        .map(|c| c.total())
+    };
+    let before = read();
+    let store = mmds(Version::V2);
+    let mut g = Guest::new(&store);
+    assert!(!g.stack.detour(&[0u8; 10]), "too short for Ethernet");
+    let get = "GET /latest HTTP/1.1\r\n";
+    assert_eq!(g.request(&format!("{get}\r\n")).0, 401);
+    assert_eq!(g.request(&format!("{get}X-metadata-token: {}\r\n\r\n", "0".repeat(64))).0, 401);
+    // A new SYN from the same port: the guest moved on, the old connection is destroyed.
+    g.seq = g.seq.wrapping_add(100_000);
+    g.connect();
+    // TCP to another port: reset, and counted as unusual.
+    let frame = packet::tcp_frame(
+        &guest_ends(50000, 81),
+        &Segment { seq: 1, ack: 0, flags: SYN, window: 1000, mss: None, data: &[] },
+    );
+    assert!(g.stack.detour(&frame));
+    let added: Vec<u64> = read().iter().zip(before).map(|(a, b)| a - b).collect();
+    // Three handshakes (SYN, ACK), two requests, the stranger's SYN: 9 frames taken, 8 of
+    // them by connections; the MMDS answered each SYN and request.
+    assert!(added[0] >= 9, "rx_accepted {added:?}");
+    assert!(added[1] >= 1, "rx_bad_eth {added:?}");
+    assert!(added[2] >= 1 && added[3] >= 1, "no token, invalid token {added:?}");
+    assert!(added[4] >= 8, "rx_count {added:?}");
+    assert!(added[5] >= 5, "tx_count {added:?}");
+    assert!(added[6] >= 3, "connections_created {added:?}");
+    assert!(added[7] >= 1, "connections_destroyed {added:?}");
+    assert!(added[8] >= 1, "rx_accepted_unusual {added:?}");
+}

@@ -1,5 +1,6 @@
 //! microvm's host-side confinement: each thread runs under a seccomp allowlist for its kind
-//! (main/event loop with the monitors, vCPU, virtio device thread, 9p server), installed after set-up
+//! (main/event loop with the monitors, vCPU, virtio device thread, iothread, a
+//! block pool's worker, 9p server), installed after set-up
 //! and before the guest runs. A call outside the list ends the process with SIGSYS after
 //! one line that names the call and the thread (see `sigsys`).
 //!
@@ -11,6 +12,7 @@
 mod compile;
 #[cfg(test)]
 mod compile_tests;
+mod fatal;
 pub mod filters;
 pub mod jail;
 mod kvm_ioctls;
@@ -22,6 +24,7 @@ mod syscall_names;
 mod thread_kind;
 mod vhost_ioctls;
 
+pub use fatal::install_handlers as install_fatal_signal_handlers;
 pub use spawn::{spawn, ThreadStart};
 pub use syscall_names::syscall_name;
 pub use thread_kind::ThreadKind;
@@ -77,5 +80,7 @@ pub fn program(kind: ThreadKind) -> &'static [seccompiler::sock_filter] {
         ThreadKind::Virtio => programs::VIRTIO,
         ThreadKind::Ninep => programs::NINEP,
         ThreadKind::Solo => programs::SOLO,
+        ThreadKind::Iothread => programs::IOTHREAD,
+        ThreadKind::AioWorker => programs::AIO_WORKER,
     }
 }

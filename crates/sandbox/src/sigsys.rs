@@ -37,19 +37,23 @@ struct SigsysInfo {
 /// A line assembled without allocating (the handler may interrupt the allocator).
 const LINE_MAX: usize = 256;
 
-struct Line {
-    buf: [u8; LINE_MAX],
-    len: usize,
+pub(crate) struct Line {
+    pub(crate) buf: [u8; LINE_MAX],
+    pub(crate) len: usize,
 }
 
 impl Line {
-    fn push(&mut self, s: &[u8]) {
+    pub(crate) fn new() -> Line {
+        Line { buf: [0; LINE_MAX], len: 0 }
+    }
+
+    pub(crate) fn push(&mut self, s: &[u8]) {
         let n = s.len().min(self.buf.len() - self.len);
         self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
         self.len += n;
     }
 
-    fn push_number(&mut self, mut n: u64) {
+    pub(crate) fn push_number(&mut self, mut n: u64) {
         let mut digits = [0u8; 20];
         let mut i = digits.len();
         loop {
@@ -84,7 +88,7 @@ impl Line {
 /// `microvm: seccomp: the vcpu thread made system call fcntl (72, 0x3, 0x406, 0x3), which its
 /// allowlist does not have; ending with SIGSYS`.
 fn report_line(kind: Option<ThreadKind>, nr: i64, args: [u64; 3]) -> Line {
-    let mut line = Line { buf: [0; LINE_MAX], len: 0 };
+    let mut line = Line::new();
     line.push(b"microvm: seccomp: the ");
     line.push(kind.map_or("unfiltered", ThreadKind::name).as_bytes());
     line.push(b" thread made system call ");
@@ -100,7 +104,7 @@ fn report_line(kind: Option<ThreadKind>, nr: i64, args: [u64; 3]) -> Line {
 }
 
 /// The wall clock in milliseconds, without allocating.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes the struct we own.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
@@ -109,7 +113,7 @@ fn now_ms() -> u64 {
 
 /// Firecracker's metrics line reduced to what a dying process knows: the fault.
 fn metrics_line(now_ms: u64) -> Line {
-    let mut line = Line { buf: [0; LINE_MAX], len: 0 };
+    let mut line = Line::new();
     line.push(b"{\"utc_timestamp_ms\":");
     line.push_number(now_ms);
     line.push(b",\"seccomp\":{\"num_faults\":1}}\n");

@@ -16,11 +16,23 @@ pub enum ThreadKind {
     /// nothing for an event loop to serve (no devices, monitors, serial port or timers)
     /// needs no second thread.
     Solo,
+    /// An `-object iothread`: an event loop of its own serving the queues of the drives
+    /// that name it (`virtio-blk-device,iothread=`), instead of the `virtio` thread.
+    Iothread,
+    /// A worker of a drive's `aio=threads` pool: reads, writes and flushes, nothing else.
+    AioWorker,
 }
 
 impl ThreadKind {
-    pub const ALL: [ThreadKind; 5] =
-        [ThreadKind::Main, ThreadKind::Vcpu, ThreadKind::Virtio, ThreadKind::Ninep, ThreadKind::Solo];
+    pub const ALL: [ThreadKind; 7] = [
+        ThreadKind::Main,
+        ThreadKind::Vcpu,
+        ThreadKind::Virtio,
+        ThreadKind::Ninep,
+        ThreadKind::Solo,
+        ThreadKind::Iothread,
+        ThreadKind::AioWorker,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -29,6 +41,8 @@ impl ThreadKind {
             ThreadKind::Virtio => "virtio",
             ThreadKind::Ninep => "ninep",
             ThreadKind::Solo => "solo",
+            ThreadKind::Iothread => "iothread",
+            ThreadKind::AioWorker => "aio-worker",
         }
     }
 }

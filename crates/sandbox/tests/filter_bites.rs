@@ -135,3 +135,29 @@ fn solo_filter_kills_an_open() {
 fn solo_filter_kills_an_ioctl_other_than_its_kvm_requests() {
     assert_killed_naming(ThreadKind::Solo, ioctl_tcgets, "ioctl");
 }
+
+fn read_stdin() -> i64 {
+    let mut byte = 0u8;
+    // SAFETY: reads at most one byte into `byte` (if it ever ran).
+    unsafe { libc::syscall(libc::SYS_read, 0, &mut byte as *mut u8, 1) }
+}
+
+fn fallocate() -> i64 {
+    // SAFETY: no memory; refused before it runs.
+    unsafe { libc::syscall(libc::SYS_fallocate, 0, 0, 0, 512) }
+}
+
+/// An iothread serves drives only: the virtio thread's sockets (hybrid vsock) are not
+/// its.
+#[test]
+fn iothread_filter_kills_a_new_socket() {
+    assert_killed_naming(ThreadKind::Iothread, socket_inet, "socket");
+}
+
+/// A pool worker is handed transfers and flushes: not even `read` (its wake-ups are
+/// futexes), nor the device thread's discards.
+#[test]
+fn aio_worker_filter_kills_a_read_and_a_fallocate() {
+    assert_killed_naming(ThreadKind::AioWorker, read_stdin, "read");
+    assert_killed_naming(ThreadKind::AioWorker, fallocate, "fallocate");
+}

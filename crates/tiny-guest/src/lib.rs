@@ -19,8 +19,8 @@ mod virtio_blk_packed;
 pub use asm::{Asm, Cond, Label};
 pub use elf::{elf_without_pvh_note, pvh_elf, LOAD_ADDR};
 pub use virtio_blk::{
-    pattern_byte, virtio_blk_reads_then_reset, virtio_blk_write_read_copy, virtio_blk_write_read_copy_then_halt,
-    COPY_SECTOR, PATTERN_SECTOR, READ_BYTES, VIRTIO_MMIO_SLOT0,
+    pattern_byte, virtio_blk_reads_then_reset, virtio_blk_write_read_copy, virtio_blk_write_read_copy_on_queue,
+    virtio_blk_write_read_copy_then_halt, COPY_SECTOR, PATTERN_SECTOR, READ_BYTES, VIRTIO_MMIO_SLOT0,
 };
 pub use virtio_blk_packed::virtio_blk_packed_write_read_copy;
 
@@ -231,6 +231,20 @@ pub fn cpuid_on_serial_then_reset(queries: &[(u32, u32)]) -> Vec<u8> {
         a.mov_ebp_ebx().mov_esi_ecx().mov_edi_edx().mov_dx(COM1);
         a.out_dx_eax_bytes().mov_eax_ebp().out_dx_eax_bytes();
         a.mov_eax_esi().out_dx_eax_bytes().mov_eax_edi().out_dx_eax_bytes();
+    }
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// For each MSR: executes RDMSR and writes EAX then EDX (the low then the high half) to
+/// COM1 as 8 raw bytes, least significant first, then resets: lets a test see an MSR's
+/// value as the guest reads it (a custom CPU template's `msr_modifiers`).
+pub fn msrs_on_serial_then_reset(msrs: &[u32]) -> Vec<u8> {
+    let mut a = Asm::new();
+    for &msr in msrs {
+        a.mov_ecx(msr).bytes(&[0x0f, 0x32]); // rdmsr: EDX:EAX
+        a.mov_edi_edx().mov_dx(COM1).out_dx_eax_bytes();
+        a.mov_eax_edi().out_dx_eax_bytes();
     }
     a.i8042_reset().halt_forever();
     pvh_elf(&a.finish())

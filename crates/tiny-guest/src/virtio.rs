@@ -17,6 +17,8 @@ const REQUEST: u32 = 0x20_3000;
 const REPLY: u32 = 0x20_4000;
 const REPLY_LEN: u32 = 0x1000;
 const QUEUE_SIZE: u32 = 8;
+/// The rings of queues after the first, 12 KiB each.
+const OTHER_RINGS: u32 = 0x21_0000;
 
 /// virtio-mmio registers (virtio 1.x §4.2.2) and status bits.
 const DRIVER_FEATURES: u32 = 0x20;
@@ -37,6 +39,25 @@ fn store(a: &mut Asm, addr: u32, value: u32) {
 /// Drives the device in slot 0 with `features` (low word, high word), sends `requests`
 /// one by one and echoes each answer to COM1, then resets.
 pub fn virtio_requests_echoed_then_reset(features: [u32; 2], requests: &[Vec<u8>]) -> Vec<u8> {
+    let mut a = requests_in_turn(features, 1, requests, Some(echo_framed));
+    a.i8042_reset().halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// As [`virtio_requests_echoed_then_reset`], for devices whose answers are not framed
+/// (virtio-rng's random bytes, a balloon's empty used buffers): nothing is echoed; once
+/// every request is answered on queue 0, `done` is written to COM1 and the guest halts
+/// (the test ends the VM, having read what the VMM counted). `queues` are set up (a
+/// device refuses DRIVER_OK until all of its queues are: a balloon has two); only queue 0
+/// carries requests.
+pub fn virtio_requests_then_halt(features: [u32; 2], queues: u32, requests: &[Vec<u8>], done: &str) -> Vec<u8> {
+    let mut a = requests_in_turn(features, queues, requests, None);
+    a.out_bytes(COM1, done.as_bytes()).halt_forever();
+    pvh_elf(&a.finish())
+}
+
+/// The driver: set-up, then each request sent and waited for, `after_each` run on its answer.
+fn requests_in_turn(features: [u32; 2], queues: u32, requests: &[Vec<u8>], after_each: Option<fn(&mut Asm)>) -> Asm {
     let mut a = Asm::new();
     store(&mut a, MMIO + STATUS, 1); // ACKNOWLEDGE
     store(&mut a, MMIO + STATUS, 3); // DRIVER
@@ -52,6 +73,17 @@ pub fn virtio_requests_echoed_then_reset(features: [u32; 2], requests: &[Vec<u8>
         store(&mut a, MMIO + reg + 4, 0);
     }
     store(&mut a, MMIO + QUEUE_READY, 1);
+    // The other queues: rings of their own, above the first one's buffers, never used.
+    for q in 1..queues {
+        let base = OTHER_RINGS + (q - 1) * 0x3000;
+        store(&mut a, MMIO + QUEUE_SEL, q);
+        store(&mut a, MMIO + QUEUE_NUM, QUEUE_SIZE);
+        for (reg, addr) in [(QUEUE_DESC, base), (QUEUE_AVAIL, base + 0x1000), (QUEUE_USED, base + 0x2000)] {
+            store(&mut a, MMIO + reg, addr);
+            store(&mut a, MMIO + reg + 4, 0);
+        }
+        store(&mut a, MMIO + QUEUE_READY, 1);
+    }
     store(&mut a, MMIO + STATUS, 0xf); // DRIVER_OK
                                        // Every chain is descriptors 0 (the request) and 1 (the answer), so every avail ring
                                        // entry is head 0, which zeroed RAM already holds.
@@ -76,10 +108,11 @@ pub fn virtio_requests_echoed_then_reset(features: [u32; 2], requests: &[Vec<u8>
         a.load_eax(USED).shr_eax(16);
         a.bytes(&[0x3d]).bytes(&sent.to_le_bytes()); // cmp eax, sent
         a.jcc(Cond::NotZero, wait);
-        echo_framed(&mut a);
+        if let Some(after) = after_each {
+            after(&mut a);
+        }
     }
-    a.i8042_reset().halt_forever();
-    pvh_elf(&a.finish())
+    a
 }
 
 /// Writes the answer at REPLY to COM1: as many bytes as its first 32-bit word says.

@@ -78,18 +78,38 @@ pub fn pattern_byte(i: usize) -> u8 {
 /// reached it and the read returned it. Then a device reset (status 0), `\ndone\n` and
 /// an i8042 reset.
 pub fn virtio_blk_write_read_copy(mmio: u32) -> Vec<u8> {
-    write_read_copy(mmio, true)
+    write_read_copy(mmio, true, 0)
+}
+
+/// VIRTIO_BLK_F_MQ, which a driver acks to use more than one request queue.
+const VIRTIO_BLK_F_MQ: u32 = 1 << 12;
+/// Where queue 0 lives when the requests go to another queue: set up (every queue must
+/// be, with F_MQ) but never used.
+const IDLE_RINGS: [u32; 3] = [0x21_0000, 0x21_1000, 0x21_2000];
+
+/// [`virtio_blk_write_read_copy`] on request queue `queue` of a multiqueue device (of
+/// `queue + 1` queues at least: the driver acks VIRTIO_BLK_F_MQ and sets up queues
+/// `0..=queue`, the device must have exactly that many): each request is kicked on that
+/// queue's notification and polled on that queue's used ring, so the guest finishes only
+/// if the device completed them there.
+pub fn virtio_blk_write_read_copy_on_queue(mmio: u32, queue: u32) -> Vec<u8> {
+    assert!(queue > 0 && queue < 8, "queue 0 is virtio_blk_write_read_copy");
+    write_read_copy(mmio, true, queue)
 }
 
 /// [`virtio_blk_write_read_copy`] without the reset at the end: the guest halts after
 /// `\ndone\n`, so the VM runs until the host ends it (QMP `quit`, a signal).
 pub fn virtio_blk_write_read_copy_then_halt(mmio: u32) -> Vec<u8> {
-    write_read_copy(mmio, false)
+    write_read_copy(mmio, false, 0)
 }
 
-fn write_read_copy(mmio: u32, reset: bool) -> Vec<u8> {
+fn write_read_copy(mmio: u32, reset: bool, queue: u32) -> Vec<u8> {
     let mut a = Asm::new();
-    bring_up(&mut a, mmio);
+    if queue == 0 {
+        bring_up(&mut a, mmio);
+    } else {
+        bring_up_on(&mut a, mmio, VIRTIO_BLK_F_MQ, queue);
+    }
     // The pattern: each byte of the (page-aligned) buffer is its address's low byte.
     a.mov_edi(DATA);
     let fill = a.here();
@@ -105,7 +125,7 @@ fn write_read_copy(mmio: u32, reset: bool) -> Vec<u8> {
         let idx = n as u32 + 1;
         // avail.idx (the upper half; flags 0); every ring entry is head 0.
         write32(&mut a, AVAIL, idx << 16);
-        write32(&mut a, mmio + QUEUE_NOTIFY, 0);
+        write32(&mut a, mmio + QUEUE_NOTIFY, queue);
         let poll = a.here();
         // Until used.idx == idx: `cmp ax, imm16`.
         a.load_eax(USED).shr_eax(16).bytes(&[0x66, 0x3d]).bytes(&(idx as u16).to_le_bytes());
@@ -126,21 +146,31 @@ fn write_read_copy(mmio: u32, reset: bool) -> Vec<u8> {
 /// of [`QUEUE_SIZE`] at DESC/AVAIL/USED (a packed ring: its ring and the driver's and
 /// device's event structures), up to DRIVER_OK.
 pub(crate) fn bring_up_registers(a: &mut Asm, mmio: u32, high_features: u32) {
+    bring_up_queues(a, mmio, [0, high_features], 0);
+}
+
+/// The handshake with feature bits `features` (low word, high word) and queues
+/// `0..=queue`: `queue` at DESC/AVAIL/USED, the ones before it at [`IDLE_RINGS`] (each
+/// the same rings: no request is ever posted there).
+fn bring_up_queues(a: &mut Asm, mmio: u32, features: [u32; 2], queue: u32) {
     for status in [0, 1, 3] {
         write32(a, mmio + STATUS, status);
     }
     write32(a, mmio + DRIVER_FEATURES_SEL, 1);
-    write32(a, mmio + DRIVER_FEATURES, high_features);
+    write32(a, mmio + DRIVER_FEATURES, features[1]);
     write32(a, mmio + DRIVER_FEATURES_SEL, 0);
-    write32(a, mmio + DRIVER_FEATURES, 0);
+    write32(a, mmio + DRIVER_FEATURES, features[0]);
     write32(a, mmio + STATUS, 11); // + FEATURES_OK
-    write32(a, mmio + QUEUE_SEL, 0);
-    write32(a, mmio + QUEUE_NUM, QUEUE_SIZE);
-    for (reg, addr) in [(QUEUE_DESC, DESC), (QUEUE_AVAIL, AVAIL), (QUEUE_USED, USED)] {
-        write32(a, mmio + reg, addr);
-        write32(a, mmio + reg + 4, 0);
+    for q in 0..=queue {
+        write32(a, mmio + QUEUE_SEL, q);
+        write32(a, mmio + QUEUE_NUM, QUEUE_SIZE);
+        let rings = if q == queue { [DESC, AVAIL, USED] } else { IDLE_RINGS };
+        for (reg, addr) in [QUEUE_DESC, QUEUE_AVAIL, QUEUE_USED].into_iter().zip(rings) {
+            write32(a, mmio + reg, addr);
+            write32(a, mmio + reg + 4, 0);
+        }
+        write32(a, mmio + QUEUE_READY, 1);
     }
-    write32(a, mmio + QUEUE_READY, 1);
     write32(a, mmio + STATUS, 15); // + DRIVER_OK
 }
 
@@ -148,8 +178,13 @@ pub(crate) fn bring_up_registers(a: &mut Asm, mmio: u32, high_features: u32) {
 /// DESC/AVAIL/USED, DRIVER_OK, and the one chain every request uses: header
 /// (readable), data (writable for reads), status byte (writable).
 fn bring_up(a: &mut Asm, mmio: u32) {
-    // VIRTIO_F_VERSION_1 (bit 32) and nothing else.
-    bring_up_registers(a, mmio, 1);
+    bring_up_on(a, mmio, 0, 0);
+}
+
+/// [`bring_up`] with feature bits `low_features` too, requests on queue `queue`.
+fn bring_up_on(a: &mut Asm, mmio: u32, low_features: u32, queue: u32) {
+    // VIRTIO_F_VERSION_1 (bit 32) and `low_features`.
+    bring_up_queues(a, mmio, [low_features, 1], queue);
     // One chain: header (readable), data (writable), status byte (writable). Each
     // descriptor: le64 addr, le32 len, le16 flags (1 NEXT, 2 WRITE), le16 next.
     for (i, (addr, len, flags, next)) in

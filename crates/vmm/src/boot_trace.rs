@@ -3,15 +3,46 @@
 //! when the guest ended, all relative to process start. Off by default: then
 //! no port is added and nothing is recorded.
 
+pub use crate::config::BootTraceConfig;
+use crate::error::Error;
+use crate::startup::StartupClock;
 use devices::debug_port::GuestCheckpoints;
 use std::fmt::Write;
+use std::fs::File;
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BootTraceConfig {
-    /// Also write the figures as JSON to this file.
-    pub json: Option<PathBuf>,
+/// `-trace-boot`: what to write, and the checkpoints the guest reached.
+pub(crate) type BootTrace = (BootTraceConfig, Arc<GuestCheckpoints>);
+
+/// The boot trace's JSON file, opened now: files written at exit must be opened before
+/// the main thread's filter (which has no open).
+pub(crate) fn open_trace_json(boot_trace: &Option<BootTrace>) -> Result<Option<(PathBuf, File)>, Error> {
+    match boot_trace.as_ref().and_then(|(trace, _)| trace.json.as_ref()) {
+        Some(path) => {
+            let file = File::create(path).map_err(|source| Error::Report { path: path.clone(), source })?;
+            Ok(Some((path.clone(), file)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// With `-trace-boot`, the boot times: logged, and written to the JSON file if asked.
+pub(crate) fn report_boot_times(
+    boot_trace: &Option<BootTrace>,
+    clock: &StartupClock,
+    guest_exit: std::time::Duration,
+    json: Option<(PathBuf, File)>,
+) -> Result<(), Error> {
+    let Some((_, checkpoints)) = boot_trace else { return Ok(()) };
+    let times = BootTimes::new(clock.first_run().map(|f| f.wall), checkpoints, Some(guest_exit));
+    log::info!(target: devices::NOTICE, "{}", times.table().trim_end_matches('\n'));
+    if let Some((path, mut file)) = json {
+        file.write_all(times.json().as_bytes()).map_err(|source| Error::Report { path, source })?;
+    }
+    Ok(())
 }
 
 /// The four points, each `None` when it was not reached or not reported.

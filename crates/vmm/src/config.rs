@@ -24,7 +24,7 @@ pub struct VmConfig {
     /// virtqueue (VIRTIO_F_RING_PACKED). Never a vhost device's (the front ends refuse it).
     pub packed_rings: Vec<usize>,
     /// Boot-time breakdown (`-trace-boot`); `None` adds no port and costs nothing.
-    pub trace_boot: Option<crate::boot_trace::BootTraceConfig>,
+    pub trace_boot: Option<BootTraceConfig>,
     /// `-S`: build everything, then wait in `prelaunch` until a monitor sends `cont`.
     pub start_paused: bool,
     /// `-name NAME[,debug-threads=on]`: reported by `query-name`.
@@ -59,7 +59,7 @@ pub struct VmConfig {
     /// `-incoming defer`: build, then wait (`inmigrate`) for QMP `migrate-incoming`.
     pub incoming_defer: bool,
     /// `-device vmgenid` (`acpi=on` only): the VM Generation ID a restore changes.
-    pub vmgenid: Option<crate::vmgenid::VmGenIdConfig>,
+    pub vmgenid: Option<crate::guid::VmGenIdConfig>,
     /// Dirty-page tracking (Firecracker's `track_dirty_pages`): KVM logs the guest's
     /// writes and each RAM region a bitmap of the VMM's, so that a diff snapshot writes
     /// only the pages changed since the last snapshot (docs/snapshot.md). Off: no cost.
@@ -70,6 +70,21 @@ pub struct VmConfig {
 pub const DEFAULT_MEM_SIZE: u64 = 128 << 20;
 
 impl VmConfig {
+    /// Whether this VM runs in solo mode (`solo.rs`: one vCPU and nothing for an event
+    /// loop to serve, so the main thread runs the vCPU), and `dump-seccomp` reports one
+    /// `solo` thread.
+    pub fn runs_solo(&self) -> bool {
+        self.vcpu_count == 1
+            && self.devices.is_empty()
+            && self.monitors.is_empty()
+            && self.muxes.is_empty()
+            && self.serial.is_none()
+            && !self.machine.rtc
+            && !self.machine.acpi
+            && !self.i8042
+            && !self.start_paused
+    }
+
     /// A VM that boots `kernel` with QEMU's defaults: 128 MiB, one vCPU, no devices, no
     /// serial port, the sandbox on. The CLI and tests change what they need from here.
     pub fn new(kernel: KernelConfig) -> Self {
@@ -255,4 +270,11 @@ impl MemoryConfig {
     pub fn is_shareable(&self) -> bool {
         self.shared && !matches!(self.backend, MemoryBackend::Anonymous)
     }
+}
+
+/// `-trace-boot[=json=FILE]`: the boot-time breakdown of `boot_trace.rs`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BootTraceConfig {
+    /// Also write the figures as JSON to this file.
+    pub json: Option<PathBuf>,
 }

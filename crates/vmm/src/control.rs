@@ -90,6 +90,8 @@ pub struct Machine {
     state: RunState,
     vcpus: Vec<VcpuHandle>,
     device_thread: Option<DeviceThread>,
+    /// The `-object iothread`s' threads, parked and run with the `virtio` thread.
+    iothreads: Vec<DeviceThread>,
     exit: Arc<ExitNotifier>,
     events: Vec<VmEvent>,
     /// What saves the VM (`migrate`, `/snapshot/create`); `None` only in unit tests of
@@ -107,7 +109,29 @@ impl Machine {
         device_thread: Option<DeviceThread>,
         exit: Arc<ExitNotifier>,
     ) -> Self {
-        Machine { state, vcpus, device_thread, exit, events: Vec::new(), snapshotter: None, autostart: false }
+        let iothreads = Vec::new();
+        Machine {
+            state,
+            vcpus,
+            device_thread,
+            iothreads,
+            exit,
+            events: Vec::new(),
+            snapshotter: None,
+            autostart: false,
+        }
+    }
+
+    /// The iothreads' threads, which serve their drives as the `virtio` thread serves the
+    /// other devices.
+    pub fn with_iothreads(mut self, iothreads: Vec<DeviceThread>) -> Self {
+        self.iothreads = iothreads;
+        self
+    }
+
+    /// Every device thread: the `virtio` thread, then the iothreads.
+    fn device_threads(&self) -> impl Iterator<Item = &DeviceThread> {
+        self.device_thread.iter().chain(&self.iothreads)
     }
 
     /// `-incoming defer`: whether the VM runs after `migrate-incoming` (no `-S`).
@@ -201,17 +225,16 @@ impl Machine {
         Ok(())
     }
 
-    /// Every vCPU out of KVM_RUN and parked, then the device thread; on failure
-    /// everything runs again.
+    /// Every vCPU out of KVM_RUN and parked, then the device threads (no request is taken
+    /// from any queue while parked); on failure everything runs again.
     fn park(&mut self) -> Result<(), ControlError> {
         for vcpu in &self.vcpus {
             vcpu.send(VcpuCommand::Pause);
         }
         let acked = self.vcpus.iter().try_for_each(|vcpu| vcpu.wait_ack(VcpuAck::Paused, ACK_TIMEOUT));
-        let parked = acked.map_err(ControlError::from).and_then(|()| match &self.device_thread {
-            Some(devices) => devices.pause(ACK_TIMEOUT).map_err(ControlError::from),
-            None => Ok(()),
-        });
+        let parked = acked
+            .map_err(ControlError::from)
+            .and_then(|()| self.device_threads().try_for_each(|t| t.pause(ACK_TIMEOUT)).map_err(ControlError::from));
         if let Err(e) = parked {
             // Half paused is no state at all: let everything run again.
             self.wake_all();
@@ -240,7 +263,7 @@ impl Machine {
     /// The device thread first (so a vCPU's first notification is served), then the
     /// vCPUs; the state becomes `running` (RESUME).
     fn run_threads(&mut self) -> Result<(), ControlError> {
-        if let Some(devices) = &self.device_thread {
+        for devices in self.device_threads() {
             devices.resume(ACK_TIMEOUT)?;
         }
         for vcpu in &self.vcpus {
@@ -254,7 +277,7 @@ impl Machine {
     }
 
     fn wake_all(&self) {
-        if let Some(devices) = &self.device_thread {
+        for devices in self.device_threads() {
             let _ = devices.resume(ACK_TIMEOUT);
         }
         for vcpu in &self.vcpus {
@@ -339,9 +362,10 @@ impl Machine {
                 log::warn!("vCPU {id} did not stop in time");
             }
         }
-        if let Some(devices) = self.device_thread.take() {
+        for devices in self.device_thread.take().into_iter().chain(self.iothreads.drain(..)) {
+            let name = devices.name().to_owned();
             if !devices.stop(STOP_TIMEOUT) {
-                log::warn!("the virtio device thread did not stop in time");
+                log::warn!("the {name} device thread did not stop in time");
             }
         }
     }

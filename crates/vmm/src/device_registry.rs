@@ -3,7 +3,7 @@
 //! Ids are the ones the command line gave: a drive's id for a disk, a netdev's id for a
 //! NIC, a chardev's id for a console; a device without one is kept but cannot be named.
 
-use crate::virtio_devices::Slot;
+use crate::slot::Slot;
 use devices::virtio::balloon::Balloon;
 use devices::virtio::input::VirtioKeyboard;
 use std::any::Any;

@@ -1,6 +1,7 @@
 //! The `virtio` thread: one `event-manager` loop that owns every virtio device's data
 //! path (queue ioeventfds, tap fds, chardev fds), and a control channel through which
-//! the VM pauses, resumes and stops it.
+//! the VM pauses, resumes and stops it. Each `-object iothread` a drive names is another
+//! such thread (kind `iothread`), serving only the drives that name it.
 //!
 //! Pausing parks the thread inside the control handler, so no queue is served. Guest
 //! notifications that arrive meanwhile stay pending on their ioeventfds (epoll is
@@ -30,10 +31,10 @@ enum Command {
 pub enum DeviceThreadError {
     #[error("cannot create the device thread's control eventfd: {0}")]
     EventFd(#[source] std::io::Error),
-    #[error("cannot start the virtio device thread: {0}")]
-    Spawn(#[source] std::io::Error),
-    #[error("the virtio device thread did not {what} within {timeout_ms} ms")]
-    NoAck { what: &'static str, timeout_ms: u128 },
+    #[error("cannot start the {name} device thread: {source}")]
+    Spawn { name: String, source: std::io::Error },
+    #[error("the {name} device thread did not {what} within {timeout_ms} ms")]
+    NoAck { name: String, what: &'static str, timeout_ms: u128 },
 }
 
 /// The VM's side of the device thread.
@@ -42,6 +43,8 @@ pub struct DeviceThread {
     wake: EventFd,
     acks: Receiver<Command>,
     thread: JoinHandle<()>,
+    /// The thread's name (`virtio`, or the iothread's id), for messages.
+    name: String,
 }
 
 /// Runs on the device thread, inside its event loop.
@@ -101,13 +104,23 @@ impl MutEventSubscriber for Control {
 }
 
 impl DeviceThread {
-    /// Starts the thread serving `event_loop` under the virtio filter, once every thread
-    /// has met at `start_gate`. A failing loop (or a panic) ends the VM through `exit`.
+    /// Starts the `virtio` thread serving `event_loop` under the virtio filter, once every
+    /// thread has met at `start_gate`. A failing loop (or a panic) ends the VM through `exit`.
     pub fn spawn(
-        mut event_loop: DeviceEventLoop,
+        event_loop: DeviceEventLoop,
         exit: Arc<ExitNotifier>,
         sandbox: Arc<Sandbox>,
         start_gate: Arc<Barrier>,
+    ) -> Result<Self, DeviceThreadError> {
+        let start = ThreadStart { name: "virtio".into(), kind: ThreadKind::Virtio, sandbox, gate: Some(start_gate) };
+        Self::spawn_as(event_loop, start, exit)
+    }
+
+    /// Starts a thread serving `event_loop` as `start` says (an iothread's name and kind).
+    pub fn spawn_as(
+        mut event_loop: DeviceEventLoop,
+        start: ThreadStart,
+        exit: Arc<ExitNotifier>,
     ) -> Result<Self, DeviceThreadError> {
         let wake = EventFd::new(EFD_NONBLOCK).map_err(DeviceThreadError::EventFd)?;
         let (commands, command_rx) = mpsc::channel();
@@ -122,23 +135,24 @@ impl DeviceThread {
         event_loop.add_subscriber(Arc::new(Mutex::new(control)));
         let failed = exit.clone();
         let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
-        let start = ThreadStart { name: "virtio".into(), kind: ThreadKind::Virtio, sandbox, gate: Some(start_gate) };
+        let name = start.name.clone();
+        let thread_name = name.clone();
         let thread = sandbox::spawn(start, on_failure, move || {
             while !stop.load(Ordering::Acquire) {
                 if let Err(e) = event_loop.run() {
-                    exit.notify(VmExit::DeviceError(format!("virtio event loop failed: {e:?}")));
+                    exit.notify(VmExit::DeviceError(format!("{thread_name} event loop failed: {e:?}")));
                     return;
                 }
             }
         })
-        .map_err(DeviceThreadError::Spawn)?;
-        Ok(DeviceThread { commands, wake, acks, thread })
+        .map_err(|source| DeviceThreadError::Spawn { name: name.clone(), source })?;
+        Ok(DeviceThread { commands, wake, acks, thread, name })
     }
 
     fn send(&self, command: Command) {
         if self.commands.send(command).is_ok() {
             if let Err(e) = self.wake.write(1) {
-                log::error!("cannot wake the virtio thread (fd {}): {e}", self.wake.as_raw_fd());
+                log::error!("cannot wake the {} thread (fd {}): {e}", self.name, self.wake.as_raw_fd());
             }
         }
     }
@@ -153,10 +167,16 @@ impl DeviceThread {
                 // The thread has ended (its loop failed): nothing is served any more.
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 Err(RecvTimeoutError::Timeout) => {
-                    return Err(DeviceThreadError::NoAck { what, timeout_ms: timeout.as_millis() })
+                    let name = self.name.clone();
+                    return Err(DeviceThreadError::NoAck { name, what, timeout_ms: timeout.as_millis() });
                 }
             }
         }
+    }
+
+    /// `virtio`, or the iothread's id.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Parks the thread: no queue is served until [`DeviceThread::resume`].

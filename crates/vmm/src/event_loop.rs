@@ -35,7 +35,8 @@ pub struct Controller {
 
 impl MutEventSubscriber for Controller {
     fn init(&mut self, ops: &mut EventOps) {
-        for fd in [self.exit.eventfd().as_raw_fd(), self.reset.as_raw_fd(), self.signals.as_raw_fd()] {
+        let exit = self.exit.eventfd().map(AsRawFd::as_raw_fd);
+        for fd in [exit, Some(self.reset.as_raw_fd()), self.signals.fd()].into_iter().flatten() {
             if let Err(e) = ops.add(Events::new_raw(fd, EventSet::IN)) {
                 log::error!("event loop: cannot watch fd {fd}: {e:?}");
             }
@@ -69,13 +70,13 @@ impl MutEventSubscriber for Controller {
             } else if let Err(e) = self.vm.machine.guest_shutdown() {
                 self.exit.notify(VmExit::DeviceError(format!("cannot stop after the guest powered off: {e}")));
             }
-        } else if fd == self.signals.as_raw_fd() {
+        } else if Some(fd) == self.signals.fd() {
             if let Some(sig) = self.signals.read() {
                 self.exit.notify(VmExit::Signal(sig));
             }
-        } else if fd == self.exit.eventfd().as_raw_fd() {
+        } else if let Some(evt) = self.exit.eventfd().filter(|evt| evt.as_raw_fd() == fd) {
             // Its reason is already stored; read it so epoll stops reporting it.
-            let _ = self.exit.eventfd().read();
+            let _ = evt.read();
         } else if let Some(kinds) = self.guest_changes.as_mut().and_then(|c| c.process(fd, self.vm.facts.mem_size)) {
             kinds.into_iter().for_each(|kind| self.vm.machine.announce(kind));
         } else if self.muxes.iter_mut().fold(false, |ours, mux| mux.process(&events, ops, &mut self.vm) | ours) {

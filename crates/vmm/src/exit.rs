@@ -28,13 +28,20 @@ pub enum VmExit {
 
 /// The first reason reported wins; the eventfd wakes the main thread.
 pub struct ExitNotifier {
-    evt: EventFd,
+    /// `None` in solo mode: nothing waits, the vCPU loop asks [`ExitNotifier::reason`].
+    evt: Option<EventFd>,
     reason: Mutex<Option<VmExit>>,
 }
 
 impl ExitNotifier {
     pub fn new() -> std::io::Result<Self> {
-        Ok(ExitNotifier { evt: EventFd::new(libc::EFD_NONBLOCK)?, reason: Mutex::new(None) })
+        Ok(ExitNotifier { evt: Some(EventFd::new(libc::EFD_NONBLOCK)?), reason: Mutex::new(None) })
+    }
+
+    /// A notifier with no eventfd, for solo mode, whose only thread looks at the reason
+    /// after each exit from KVM_RUN (no event loop to wake).
+    pub fn unwatched() -> Self {
+        ExitNotifier { evt: None, reason: Mutex::new(None) }
     }
 
     pub fn notify(&self, reason: VmExit) {
@@ -43,7 +50,7 @@ impl ExitNotifier {
             *current = Some(reason);
         }
         drop(current);
-        if let Err(e) = self.evt.write(1) {
+        if let Some(Err(e)) = self.evt.as_ref().map(|evt| evt.write(1)) {
             log::error!("cannot wake the main thread: {e}");
         }
     }
@@ -52,8 +59,9 @@ impl ExitNotifier {
         self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub fn eventfd(&self) -> &EventFd {
-        &self.evt
+    /// What wakes the main thread; `None` for [`ExitNotifier::unwatched`].
+    pub fn eventfd(&self) -> Option<&EventFd> {
+        self.evt.as_ref()
     }
 }
 
@@ -68,6 +76,15 @@ mod tests {
         n.notify(VmExit::Reset);
         n.notify(VmExit::Signal(15));
         assert_eq!(n.reason(), Some(VmExit::Reset));
-        assert_eq!(n.eventfd().read().unwrap(), 2);
+        assert_eq!(n.eventfd().unwrap().read().unwrap(), 2);
+    }
+
+    #[test]
+    fn an_unwatched_notifier_keeps_the_first_reason_without_an_eventfd() {
+        let n = ExitNotifier::unwatched();
+        assert!(n.eventfd().is_none());
+        n.notify(VmExit::DebugExit { status: 3 });
+        n.notify(VmExit::Reset);
+        assert_eq!(n.reason(), Some(VmExit::DebugExit { status: 3 }));
     }
 }

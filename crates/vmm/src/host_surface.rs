@@ -6,19 +6,34 @@ use sandbox::ThreadKind;
 
 /// The thread kinds `config` runs and how many threads of each.
 pub fn threads(config: &VmConfig) -> Vec<(ThreadKind, usize)> {
-    if crate::solo::runs_solo(config) {
+    if config.runs_solo() {
         return vec![(ThreadKind::Solo, 1)];
     }
     let mut threads = vec![(ThreadKind::Main, 1), (ThreadKind::Vcpu, usize::from(config.vcpu_count))];
-    if !config.devices.is_empty() {
+    // Unless every device is a drive on an iothread.
+    let on_iothread =
+        |d: &crate::config::DeviceConfig| matches!(d, crate::config::DeviceConfig::Block(b) if b.iothread.is_some());
+    if config.devices.iter().any(|d| !on_iothread(d)) {
         threads.push((ThreadKind::Virtio, 1));
     }
-    // Each device whose kind runs a thread of its own (a 9p share's server).
+    // Each iothread a drive names, once however many drives share it.
+    let mut iothreads: Vec<&str> = Vec::new();
     for device in &config.devices {
-        let Some(kind) = crate::device_kinds::kind_of(device).thread() else { continue };
+        if let crate::config::DeviceConfig::Block(b) = device {
+            if let Some(name) = b.iothread.as_deref().filter(|n| !iothreads.contains(n)) {
+                iothreads.push(name);
+            }
+        }
+    }
+    if !iothreads.is_empty() {
+        threads.push((ThreadKind::Iothread, iothreads.len()));
+    }
+    // Each device whose kind runs threads of its own (a 9p share's server, a pool's workers).
+    for device in &config.devices {
+        let Some((kind, count)) = crate::device_kinds::kind_of(device).threads(device) else { continue };
         match threads.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, n)) => *n += 1,
-            None => threads.push((kind, 1)),
+            Some((_, n)) => *n += count,
+            None => threads.push((kind, count)),
         }
     }
     threads

@@ -7,8 +7,8 @@
 
 use crate::address_map::{Owner, Region, Space};
 use crate::config::VmConfig;
-use crate::vm::irqfd;
-use crate::Error;
+use crate::error::{io_err, Error};
+use crate::irqfd::irqfd;
 use acpi::{AcpiLayout, IsaDevice, KeyboardController, MachineDescription, VirtioMmioSlot};
 use arch::layout::{
     ACPI_GED_GSI, ACPI_GED_LEN, ACPI_GED_START, ACPI_SLEEP_REGS_LEN, ACPI_SLEEP_REGS_START, I8042_COMMAND_PORT,
@@ -38,7 +38,7 @@ pub struct PowerDevices {
     pub tables: Option<AcpiLayout>,
     /// The VM generation ID this start wrote (`-device vmgenid`), for
     /// `query-vm-generation-id`.
-    pub generation: Option<crate::vmgenid::Guid>,
+    pub generation: Option<crate::guid::Guid>,
 }
 
 /// `dump-mtree`'s line for the VM generation ID: RAM the memory map reserves.
@@ -101,10 +101,6 @@ impl PowerControl {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { what, source }
 }
 
 fn eventfd() -> Result<EventFd, Error> {

@@ -10,13 +10,13 @@
 //! the state is loaded, at the request).
 
 use crate::config::VmConfig;
+use crate::error::Error;
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
 use crate::memory::{advise_mergeable, create_guest_memory, lock_guest_memory, register_memory};
 use crate::snapshot::memory_file::{map_memory, read_memory};
 use crate::snapshot::{prefetch, LoadedSnapshot, SnapshotError};
 use crate::startup::step;
 use crate::vcpu::{Vcpu, VcpuError, VcpuState, XsaveFits};
-use crate::Error;
 use devices::guest_memory::GuestMemoryMmap;
 use kvm_ioctls::{Kvm, VmFd};
 

@@ -4,51 +4,48 @@
 //! command line with one vCPU and nothing for that loop to serve runs in solo mode instead
 //! (`solo.rs`: the main thread runs the vCPU).
 
-use crate::boot_trace::BootTimes;
-use crate::boot_trace::BootTraceConfig;
+use crate::boot_trace::{open_trace_json, report_boot_times};
 use crate::control::Machine;
 use crate::device_registry::DeviceHandle;
 use crate::device_thread::DeviceThread;
+use crate::error::Error;
 use crate::event_loop::Controller;
 use crate::exit::VmExit;
 use crate::guest_changes::GuestChanges;
 use crate::monitor::{Facts, VmControl};
 use crate::serial::{drain, SerialChardev};
 use crate::startup::step;
-use crate::startup::StartupClock;
 use crate::state::RunState;
 use crate::vcpu::{install_kick_handler, GuestErrorLog, VcpuContext, VcpuThreadOptions};
 use crate::vm::{address_map, Vm};
-use crate::Error;
-use devices::debug_port::GuestCheckpoints;
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
-use sandbox::{Sandbox, ThreadKind};
-use std::fs::File;
+use sandbox::{Sandbox, ThreadKind, ThreadStart};
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Arc, Barrier, Mutex};
 
-/// Starts one virtio-9p server thread; its failure ends the VM with the reason.
-fn spawn_ninep(
-    id: String,
-    worker: devices::virtio::ninep::Worker,
+/// Starts a detached thread of `kind` (no start gate: its work comes only from gated
+/// threads) running `body`; a failure it returns, or its filter's or a panic, ends the VM
+/// with the reason. `what` names it in the error if it cannot start.
+fn spawn_detached<B>(
+    name: String,
+    kind: ThreadKind,
+    what: &'static str,
     exit: &Arc<crate::exit::ExitNotifier>,
     sandbox: &Arc<Sandbox>,
-) -> Result<(), Error> {
+    body: B,
+) -> Result<(), Error>
+where
+    B: FnOnce() -> Result<(), String> + Send + 'static,
+{
     let (failed, ended) = (exit.clone(), exit.clone());
-    let start = sandbox::ThreadStart {
-        name: format!("9p-{id}"),
-        kind: ThreadKind::Ninep,
-        sandbox: sandbox.clone(),
-        gate: None,
-    };
+    let start = ThreadStart { name, kind, sandbox: sandbox.clone(), gate: None };
     let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
     sandbox::spawn(start, on_failure, move || {
-        if let Err(e) = worker.run() {
-            ended.notify(VmExit::DeviceError(e.to_string()));
+        if let Err(e) = body() {
+            ended.notify(VmExit::DeviceError(e));
         }
     })
-    .map_err(|source| Error::Io { what: "cannot start a 9p server thread", source })?;
+    .map_err(|source| Error::Io { what, source })?;
     Ok(())
 }
 
@@ -56,14 +53,12 @@ fn spawn_ninep(
 const SERIAL_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 type MainLoop = EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>>;
-/// `-trace-boot`: what to write, and the checkpoints the guest reached.
-pub(crate) type BootTrace = (BootTraceConfig, Arc<GuestCheckpoints>);
 
 impl Vm {
     /// Runs the guest until it ends; returns why it ended. With `-S` the vCPUs wait in
     /// prelaunch until a monitor sends `cont`.
     pub fn run(self) -> Result<VmExit, Error> {
-        if crate::solo::runs_solo(&self.config) {
+        if self.config.runs_solo() {
             return self.run_solo();
         }
         let Vm {
@@ -122,16 +117,42 @@ impl Vm {
         let sandbox = Arc::new(Sandbox::new(config.sandbox)?);
         // Every thread (main, virtio, vCPUs) meets here once under its filter: no guest
         // instruction runs, and no guest-driven work is served, before all are confined.
-        let start_gate = Arc::new(Barrier::new(vcpus.len() + 1 + usize::from(device_loop.is_some())));
+        let device_threads = usize::from(device_loop.is_some()) + inventory.iothreads.len();
+        let start_gate = Arc::new(Barrier::new(vcpus.len() + 1 + device_threads));
         let device_thread = device_loop
             .map(|l| DeviceThread::spawn(l, exit.clone(), sandbox.clone(), start_gate.clone()))
             .transpose()?;
+        let mut iothreads = Vec::with_capacity(inventory.iothreads.len());
+        for (id, event_loop) in inventory.iothreads {
+            let start = ThreadStart {
+                name: id,
+                kind: ThreadKind::Iothread,
+                sandbox: sandbox.clone(),
+                gate: Some(start_gate.clone()),
+            };
+            iothreads.push(DeviceThread::spawn_as(event_loop, start, exit.clone())?);
+        }
+        // The pool workers need no start gate either: their jobs come only from gated
+        // device threads. Each ends when its pool is dropped (after the drive waited for
+        // its jobs, which write into guest memory).
+        for (id, workers) in inventory.pool_workers {
+            for (n, worker) in workers.into_iter().enumerate() {
+                let (name, what) = (format!("aio-{id}-{n}"), "cannot start an aio=threads pool worker");
+                spawn_detached(name, ThreadKind::AioWorker, what, &exit, &sandbox, move || {
+                    worker.run();
+                    Ok(())
+                })?;
+            }
+        }
         // The 9p servers need no start gate: each confines itself (seccomp, then Landlock)
         // before it takes a request, and requests come only from the gated virtio thread.
         // They are not joined: they never touch guest memory, and each ends when its
         // device (the other end of its channel) is dropped.
         for (id, worker) in inventory.ninep_workers {
-            spawn_ninep(id, worker, &exit, &sandbox)?;
+            let (name, what) = (format!("9p-{id}"), "cannot start a 9p server thread");
+            spawn_detached(name, ThreadKind::Ninep, what, &exit, &sandbox, move || {
+                worker.run().map_err(|e| e.to_string())
+            })?;
         }
         install_kick_handler().map_err(|source| Error::Io { what: "cannot install the vCPU kick handler", source })?;
         let guest_errors = config.guest_errors.then(GuestErrorLog::default);
@@ -174,6 +195,7 @@ impl Vm {
             (true, true) => RunState::Paused,
         };
         let machine = Machine::new(state, handles, device_thread, exit.clone())
+            .with_iothreads(iothreads)
             .with_snapshotter(snapshotter)
             .with_autostart(!config.start_paused);
         let facts = Facts {
@@ -200,9 +222,23 @@ impl Vm {
         }));
         manager.add_subscriber(controller.clone());
 
+        // The start-up code's pages go back once the VM has run a while (footprint):
+        // until then the loop's wait times out when that is due.
+        let mut release_due = Some(std::time::Instant::now() + crate::resident_text::RELEASE_AFTER);
         let outcome = loop {
-            if let Err(e) = manager.run() {
+            let waited = match release_due {
+                Some(due) => {
+                    let left = due.saturating_duration_since(std::time::Instant::now());
+                    manager.run_with_timeout(i32::try_from(left.as_millis()).unwrap_or(i32::MAX).saturating_add(1))
+                }
+                None => manager.run(),
+            };
+            if let Err(e) = waited {
                 break Err(Error::EventLoop(e));
+            }
+            if release_due.is_some_and(|due| std::time::Instant::now() >= due) {
+                crate::resident_text::release_now();
+                release_due = None;
             }
             if let Some(reason) = lock(&controller).ended.clone() {
                 break Ok(reason);
@@ -230,34 +266,6 @@ impl Vm {
     }
 }
 
-/// The boot trace's JSON file, opened now: files written at exit must be opened before
-/// the main thread's filter (which has no open).
-pub(crate) fn open_trace_json(boot_trace: &Option<BootTrace>) -> Result<Option<(PathBuf, File)>, Error> {
-    match boot_trace.as_ref().and_then(|(trace, _)| trace.json.as_ref()) {
-        Some(path) => {
-            let file = File::create(path).map_err(|source| Error::Report { path: path.clone(), source })?;
-            Ok(Some((path.clone(), file)))
-        }
-        None => Ok(None),
-    }
-}
-
 fn lock(controller: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
     controller.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// With `-trace-boot`, the boot times: logged, and written to the JSON file if asked.
-pub(crate) fn report_boot_times(
-    boot_trace: &Option<BootTrace>,
-    clock: &StartupClock,
-    guest_exit: std::time::Duration,
-    json: Option<(PathBuf, File)>,
-) -> Result<(), Error> {
-    let Some((_, checkpoints)) = boot_trace else { return Ok(()) };
-    let times = BootTimes::new(clock.first_run().map(|f| f.wall), checkpoints, Some(guest_exit));
-    log::info!(target: devices::NOTICE, "{}", times.table().trim_end_matches('\n'));
-    if let Some((path, mut file)) = json {
-        file.write_all(times.json().as_bytes()).map_err(|source| Error::Report { path, source })?;
-    }
-    Ok(())
 }

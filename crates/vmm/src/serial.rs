@@ -12,9 +12,10 @@
 //! FIFO (held in the port's own queue while the FIFO is full).
 
 use crate::config::{ChardevBackend, ChardevConfig, SerialConfig};
-use crate::monitor::Mux;
-use crate::virtio_devices::{chardev_filename, open_chardev, ChardevInfo};
-use crate::Error;
+use crate::error::Error;
+
+use crate::device_info::{chardev_filename, ChardevInfo};
+use crate::monitor::mux::{open_chardev, Mux};
 use devices::chardev::Chardev;
 use devices::legacy::SerialPort;
 use devices::EventFdTrigger;

@@ -1,6 +1,9 @@
 //! SIGINT, SIGTERM and SIGHUP arrive as readable events on a signalfd, so the
 //! event loop ends the VM in an orderly way (terminal restored, output
-//! flushed) instead of the process dying wherever it was.
+//! flushed) instead of the process dying wherever it was. In solo mode there is no event
+//! loop to wake: the signals stay blocked and pending, and the vCPU loop takes one with
+//! sigtimedwait after KVM_RUN returns (no signalfd: one anonymous inode less to create
+//! and close on every start, docs/start-path.md).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -8,7 +11,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 pub struct StopSignals {
-    fd: OwnedFd,
+    /// The signalfd; `None` in solo mode ([`StopSignals::block_only`]).
+    fd: Option<OwnedFd>,
 }
 
 fn stop_set() -> libc::sigset_t {
@@ -27,29 +31,60 @@ impl StopSignals {
     /// Blocks the stop signals in this thread and every thread it creates
     /// afterwards (call it before spawning vCPUs), and opens the signalfd.
     pub fn install() -> io::Result<Self> {
+        let mut signals = Self::block_only()?;
         let set = stop_set();
-        // SAFETY: plain libc calls on a valid, initialised sigset.
-        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        // SAFETY: as above; -1 asks for a new descriptor.
+        // SAFETY: a valid, initialised sigset; -1 asks for a new descriptor.
         let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: signalfd returned a fresh descriptor that nothing else owns.
-        Ok(StopSignals { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        signals.fd = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        Ok(signals)
     }
 
-    /// The pending stop signal, if any.
+    /// Blocks the stop signals as [`StopSignals::install`] does, without a signalfd: for
+    /// solo mode, whose only thread polls with [`StopSignals::read`].
+    pub fn block_only() -> io::Result<Self> {
+        let set = stop_set();
+        // SAFETY: plain libc call on a valid, initialised sigset.
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(StopSignals { fd: None })
+    }
+
+    /// The pending stop signal, if any (taken: it is not pending afterwards).
     pub fn read(&self) -> Option<i32> {
+        let sig = self.take();
+        if sig == Some(libc::SIGHUP) {
+            // Firecracker's `signals.sighup`: the VM ends on it, so it is 0 or 1.
+            metrics::SIGNALS.sighup.set(1);
+        }
+        sig
+    }
+
+    fn take(&self) -> Option<i32> {
+        let Some(fd) = &self.fd else {
+            let set = stop_set();
+            let now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: a valid set and timeout; no siginfo asked for. A zero timeout only
+            // takes a signal already pending (EAGAIN otherwise).
+            let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &now) };
+            return (sig > 0).then_some(sig);
+        };
         // SAFETY: signalfd_siginfo is plain data; all-zero is a valid value.
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         // SAFETY: reads at most `size` bytes into `info`.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+        let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
         (n as usize == size).then_some(info.ssi_signo as i32)
+    }
+
+    /// The signalfd an event loop watches; `None` in solo mode.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(AsRawFd::as_raw_fd)
     }
 }
 
@@ -72,10 +107,4 @@ pub fn guest_mask() -> io::Result<[u8; 8]> {
     // signal n in bit n - 1 of the first words, little-endian).
     // SAFETY: sigset_t is at least 8 bytes of plain data on x86_64 (128 in both libcs).
     Ok(unsafe { std::ptr::read_unaligned((&current as *const libc::sigset_t).cast::<[u8; 8]>()) })
-}
-
-impl AsRawFd for StopSignals {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
 }

@@ -5,38 +5,25 @@
 //! would cost its start, its seccomp filter, the start gate, the kick and the join at the
 //! end: ~0.2 ms of process CPU per start on the project's machine (docs/start-path.md).
 //!
-//! The stop signals stay blocked on the thread (and readable on the signalfd) except
-//! inside KVM_RUN (KVM_SET_SIGNAL_MASK), so one arriving while the guest runs makes KVM_RUN
-//! return EINTR; the thread then finds it on the signalfd, as the main loop would have.
-//! The thread runs under its own filter, `solo`: the vCPU's list plus the main thread's
-//! reads and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
+//! The stop signals stay blocked on the thread except inside KVM_RUN
+//! (KVM_SET_SIGNAL_MASK), so one arriving while the guest runs makes KVM_RUN return EINTR
+//! and stays pending; the thread then takes it with sigtimedwait. Nothing waits on an
+//! event loop here, so `Vm::build` opens no signalfd and no exit eventfd for a solo VM.
+//! The thread runs under its own filter, `solo`: the vCPU's list plus sigtimedwait, the
+//! reset eventfd's read and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
 
-use crate::config::VmConfig;
+use crate::boot_trace::{open_trace_json, report_boot_times};
+use crate::error::{ConfigError, Error};
 use crate::exit::VmExit;
-use crate::run::{open_trace_json, report_boot_times};
 use crate::startup::step;
 use crate::vcpu::{GuestErrorLog, VcpuContext};
 use crate::vm::Vm;
-use crate::Error;
 use sandbox::{Sandbox, ThreadKind};
 use std::io::Write;
 use std::sync::{Arc, Barrier};
 
-/// Whether `config` runs in solo mode (and `dump-seccomp` reports one `solo` thread).
-pub fn runs_solo(config: &VmConfig) -> bool {
-    config.vcpu_count == 1
-        && config.devices.is_empty()
-        && config.monitors.is_empty()
-        && config.muxes.is_empty()
-        && config.serial.is_none()
-        && !config.machine.rtc
-        && !config.machine.acpi
-        && !config.i8042
-        && !config.start_paused
-}
-
 impl Vm {
-    /// `run` for a command line of [`runs_solo`].
+    /// `run` for a command line of [`crate::config::VmConfig::runs_solo`].
     pub(crate) fn run_solo(self) -> Result<VmExit, Error> {
         let Vm {
             mut vcpus,
@@ -57,7 +44,7 @@ impl Vm {
         if let Some(runs) = &prefetch {
             crate::snapshot::prefetch::prefault(&snapshotter.mem, runs);
         }
-        let vcpu = vcpus.pop().ok_or_else(|| Error::Config("solo mode without a vCPU".into()))?;
+        let vcpu = vcpus.pop().ok_or_else(|| Error::from(ConfigError::NoVcpu))?;
         let trace_json = open_trace_json(&boot_trace)?;
         vcpu.set_guest_signal_mask(
             crate::signals::guest_mask().map_err(|source| Error::Io { what: "cannot read the signal mask", source })?,
@@ -73,6 +60,9 @@ impl Vm {
             start_gate: Arc::new(Barrier::new(1)),
             sandbox: Arc::new(sandbox),
         };
+        // The start-up code's pages go back once the VM has run a while (footprint).
+        crate::resident_text::release_later()
+            .map_err(|source| Error::Io { what: "cannot arm the text release", source })?;
         step("main loop");
         ctx.sandbox.enter(ThreadKind::Solo)?;
         step("main filter");

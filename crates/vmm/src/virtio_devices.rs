@@ -5,17 +5,19 @@
 //! command-line entries that tell the guest where the devices are.
 
 use crate::chardev_config::{ChardevBackend, ChardevConfig};
+use crate::device_info::{chardev_filename, BlockInfo, ChardevInfo};
 use crate::device_registry::{DeviceHandle, DeviceRegistry};
 use crate::device_thread::DeviceEventLoop;
+use crate::error::Error;
 use crate::kvm::KvmError;
-use crate::monitor::Mux;
-use crate::Error;
-use arch::layout::{VIRTIO_MMIO_IRQS, VIRTIO_MMIO_SLOT_SIZE, VIRTIO_MMIO_START};
+use crate::monitor::mux::Mux;
+use crate::slot::Slot;
+use arch::layout::VIRTIO_MMIO_SLOT_SIZE;
 use devices::bus::Bus;
-use devices::chardev::{self, Chardev};
+use devices::chardev::Chardev;
 use devices::guest_events::GuestEvents;
 use devices::guest_memory::GuestMemoryMmap;
-use devices::virtio::block::CacheMode;
+use devices::virtio::block::PoolWorker;
 use devices::virtio::mmio::{MmioTransport, REG_QUEUE_NOTIFY};
 use devices::virtio::ninep;
 use devices::virtio::{Interrupt, VirtioDevice};
@@ -23,29 +25,6 @@ use event_manager::{MutEventSubscriber, SubscriberOps};
 use kvm_ioctls::{IoEventAddress, VmFd};
 use std::sync::{Arc, Mutex};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
-
-/// Where one device lives in the guest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Slot {
-    pub addr: u64,
-    pub irq: u32,
-    /// `packed=on`: the transport offers VIRTIO_F_RING_PACKED.
-    pub packed: bool,
-}
-
-pub fn slot(index: u32) -> Slot {
-    Slot {
-        addr: VIRTIO_MMIO_START + u64::from(index) * VIRTIO_MMIO_SLOT_SIZE,
-        irq: VIRTIO_MMIO_IRQS[index as usize],
-        packed: false,
-    }
-}
-
-/// The kernel command-line entry describing a slot (Linux's
-/// VIRTIO_MMIO_CMDLINE_DEVICES syntax: size@base:irq).
-pub fn cmdline_entry(slot: Slot) -> String {
-    format!("virtio_mmio.device={}@{:#x}:{}", VIRTIO_MMIO_SLOT_SIZE, slot.addr, slot.irq)
-}
 
 /// A device that implements both halves: the transport's model and the
 /// event loop's handler.
@@ -67,6 +46,16 @@ pub struct DeviceInventory {
     /// Each virtio-9p device's server, by its fsdev id: `Vm::run` starts it on a thread
     /// of its own (kind `ninep`).
     pub ninep_workers: Vec<(String, ninep::Worker)>,
+    /// Each `aio=threads` drive's pool workers, by drive id: `Vm::run` starts each on a
+    /// thread of its own (kind `aio-worker`).
+    pub pool_workers: Vec<(String, Vec<PoolWorker>)>,
+    /// The event loop of each `-object iothread` a device names, by its id, in the order
+    /// first named: `Vm::run` runs each on a thread of its own (kind `iothread`). An
+    /// iothread no device names gets none (nothing would run on it).
+    pub iothreads: Vec<(String, DeviceEventLoop)>,
+    /// A device's handler went to the shared `virtio` thread's loop: without one (every
+    /// device on an iothread) that thread is not started.
+    pub uses_virtio_thread: bool,
 }
 
 impl DeviceInventory {
@@ -77,39 +66,6 @@ impl DeviceInventory {
         let events = GuestEvents::new().map_err(|source| Error::Io { what: "guest event queue", source })?;
         self.guest_events = Some(events.clone());
         Ok(events)
-    }
-}
-
-/// A chardev as `query-chardev` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChardevInfo {
-    pub label: String,
-    /// QEMU's description: `stdio`, `pty:/dev/pts/N`, `file`, `unix:PATH,server=on`.
-    pub filename: String,
-}
-
-/// A disk as `query-block` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlockInfo {
-    pub id: String,
-    pub path: std::path::PathBuf,
-    pub read_only: bool,
-    pub cache: CacheMode,
-    /// Bytes, when set-up read it.
-    pub size: u64,
-}
-
-impl BlockInfo {
-    /// QEMU's `BlockdevCacheInfo` for the cache mode.
-    pub fn cache_info(&self) -> serde_json::Value {
-        let (writeback, direct, no_flush) = match self.cache {
-            CacheMode::Writeback => (true, false, false),
-            CacheMode::Writethrough => (false, false, false),
-            CacheMode::None => (true, true, false),
-            CacheMode::Directsync => (false, true, false),
-            CacheMode::Unsafe => (true, false, true),
-        };
-        serde_json::json!({ "writeback": writeback, "direct": direct, "no-flush": no_flush })
     }
 }
 
@@ -147,8 +103,38 @@ impl<'a> BuildCtx<'a> {
         type_name: &'static str,
         id: Option<&str>,
     ) -> Result<(), Error> {
+        self.add_on(device, bus_name, type_name, id, None)
+    }
+
+    /// [`Self::add`], the handler on the event loop of `iothread` (made when first named)
+    /// instead of the device thread's when one is given.
+    pub(crate) fn add_on<D: EventDevice + 'static>(
+        &mut self,
+        device: D,
+        bus_name: &'static str,
+        type_name: &'static str,
+        id: Option<&str>,
+        iothread: Option<&str>,
+    ) -> Result<(), Error> {
+        let event_loop = match iothread {
+            None => {
+                self.inventory.uses_virtio_thread = true;
+                &mut *self.event_loop
+            }
+            Some(name) => {
+                let loops = &mut self.inventory.iothreads;
+                let at = match loops.iter().position(|(n, _)| n == name) {
+                    Some(at) => at,
+                    None => {
+                        loops.push((name.to_owned(), DeviceEventLoop::new().map_err(Error::EventLoop)?));
+                        loops.len() - 1
+                    }
+                };
+                &mut loops[at].1
+            }
+        };
         let device = Arc::new(Mutex::new(device));
-        attach(device.clone(), bus_name, self.slot, self.vm, self.mem, self.mmio, self.event_loop)?;
+        attach(device.clone(), bus_name, self.slot, self.vm, self.mem, self.mmio, event_loop)?;
         let handle = DeviceHandle::new(type_name, device);
         Ok(self.inventory.registry.insert(id.map(str::to_owned), Some(self.slot), handle)?)
     }
@@ -156,57 +142,13 @@ impl<'a> BuildCtx<'a> {
     /// Opens a front end's chardev, listed for `query-chardev` unless it is a mux's
     /// front end (the mux is listed).
     pub(crate) fn chardev(&mut self, cfg: &ChardevConfig) -> Result<Chardev, Error> {
-        let chardev = open_chardev(cfg, self.muxes)?;
+        let chardev = crate::monitor::mux::open_chardev(cfg, self.muxes)?;
         if !matches!(cfg.backend, ChardevBackend::MuxPort(_)) {
             let filename = chardev_filename(&cfg.backend, chardev.pty_path());
             self.inventory.chardevs.push(ChardevInfo { label: cfg.id.clone(), filename });
         }
         Ok(chardev)
     }
-}
-
-/// QEMU's `query-chardev` filename of a backend.
-pub(crate) fn chardev_filename(backend: &ChardevBackend, pty: Option<&std::path::Path>) -> String {
-    match backend {
-        ChardevBackend::Null => "null".into(),
-        ChardevBackend::Stdio => "stdio".into(),
-        ChardevBackend::Pty => format!("pty:{}", pty.map(|p| p.display().to_string()).unwrap_or_default()),
-        ChardevBackend::File { .. } => "file".into(),
-        ChardevBackend::Socket { path, server, .. } => {
-            format!("unix:{}{}", path.display(), if *server { ",server=on" } else { "" })
-        }
-        ChardevBackend::Tcp { host, port, server, .. } => {
-            format!("tcp:{host}:{port}{}", if *server { ",server=on" } else { "" })
-        }
-        ChardevBackend::MuxPort(_) => "mux".into(),
-    }
-}
-
-/// Opens a chardev backend. A server socket with `wait=on` blocks here
-/// until its client connects, before any vCPU runs, as in QEMU.
-/// A front end of a mux (`MuxPort`) is attached to its mux in `muxes`.
-pub(crate) fn open_chardev(cfg: &ChardevConfig, muxes: &mut [Mux]) -> Result<Chardev, Error> {
-    let backend = match &cfg.backend {
-        ChardevBackend::MuxPort(n) => {
-            let mux = muxes.get_mut(*n).ok_or_else(|| Error::Config(format!("chardev {}: no mux {n}", cfg.id)))?;
-            return mux.attach(&cfg.id);
-        }
-        ChardevBackend::Null => chardev::ChardevBackend::Null,
-        ChardevBackend::Stdio => chardev::ChardevBackend::Stdio,
-        ChardevBackend::Pty => chardev::ChardevBackend::Pty,
-        ChardevBackend::File { path, append } => chardev::ChardevBackend::File { path: path.clone(), append: *append },
-        ChardevBackend::Socket { path, server, wait } => {
-            chardev::ChardevBackend::Socket { path: path.clone(), server: *server, wait: *wait }
-        }
-        ChardevBackend::Tcp { host, port, server, wait } => {
-            chardev::ChardevBackend::Tcp { host: host.clone(), port: *port, server: *server, wait: *wait }
-        }
-    };
-    let mut chardev = Chardev::open(&cfg.id, &backend)?;
-    if let Some(log) = &cfg.logfile {
-        chardev.set_logfile(&log.path, log.append)?;
-    }
-    Ok(chardev)
 }
 
 fn attach<D: EventDevice + 'static>(
@@ -239,37 +181,4 @@ fn attach<D: EventDevice + 'static>(
     let handler: Arc<Mutex<dyn MutEventSubscriber + Send>> = device;
     event_loop.add_subscriber(handler);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_are_consecutive_windows_with_their_own_irq() {
-        assert_eq!(slot(0), Slot { addr: 0xd000_0000, irq: 5, packed: false });
-        assert_eq!(slot(3), Slot { addr: 0xd000_0600, irq: 9, packed: false }, "IRQ 8 is the RTC's");
-        assert_eq!(slot(7), Slot { addr: 0xd000_0e00, irq: 13, packed: false });
-        assert!(slot(arch::layout::VIRTIO_MMIO_SLOTS - 1).irq < arch::layout::IOAPIC_NUM_PINS);
-    }
-
-    #[test]
-    fn cmdline_entry_uses_linux_syntax() {
-        assert_eq!(cmdline_entry(slot(1)), "virtio_mmio.device=512@0xd0000200:6");
-    }
-
-    /// `-chardev file,append=on` keeps the file's contents; QEMU's default truncates.
-    #[test]
-    fn file_chardev_honours_append() {
-        let path = std::env::temp_dir().join(format!("microvm-append-{}.log", std::process::id()));
-        for (append, want) in [(true, "old\n"), (false, "")] {
-            std::fs::write(&path, "old\n").unwrap();
-            let backend = ChardevBackend::File { path: path.clone(), append };
-            let cfg = ChardevConfig { id: "f".into(), backend, logfile: None };
-            let chardev = open_chardev(&cfg, &mut []).unwrap();
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), want, "append={append}");
-            drop(chardev);
-        }
-        std::fs::remove_file(&path).unwrap();
-    }
 }

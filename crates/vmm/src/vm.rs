@@ -10,7 +10,9 @@ use crate::boot_trace::BootTraceConfig;
 use crate::config::{MemoryBackend, MonitorSocket, SerialConfig, VmConfig};
 use crate::device_kinds::create_devices;
 use crate::device_thread::DeviceEventLoop;
+use crate::error::{io_err, ConfigError, Error};
 use crate::exit::{ExitNotifier, VmExit};
+use crate::irqfd::irqfd;
 use crate::monitor::{MonitorServer, Mux};
 use crate::power::{create_power_devices, tables_region, vmgenid_region, write_tables, PowerDevices};
 use crate::prepared::PreparedVm;
@@ -21,7 +23,6 @@ use crate::snapshot::{LoadedSnapshot, MachineShape, SnapshotError, Snapshotter};
 use crate::startup::{step, StartupClock};
 use crate::vcpu::{CpuidTemplate, Vcpu, XsaveFits};
 use crate::virtio_devices::DeviceInventory;
-use crate::Error;
 use arch::layout::{
     MAX_MEM_SIZE, MAX_VCPUS, MIN_MEM_SIZE, RTC_IRQ, RTC_PORT, RTC_PORT_LEN, SERIAL_COM1_IRQ, SERIAL_COM1_PORT,
     SERIAL_PORT_LEN,
@@ -31,7 +32,6 @@ use devices::bus::{Bus, BusDevice};
 use devices::debug_port::{BootTracePort, GuestCheckpoints, BOOT_TRACE_PORT};
 use devices::guest_memory::GuestMemoryMmap;
 use devices::legacy::DebugExit;
-use devices::EventFdTrigger;
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::sync::{Arc, Mutex};
@@ -99,21 +99,12 @@ impl Vm {
     }
 }
 
-fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { what, source }
-}
-
 fn validate(config: &VmConfig) -> Result<(), Error> {
     if !(MIN_MEM_SIZE..=MAX_MEM_SIZE).contains(&config.mem_size) {
-        return Err(Error::Config(format!(
-            "guest memory of {} MiB is out of range ({} MiB to {} GiB)",
-            config.mem_size >> 20,
-            MIN_MEM_SIZE >> 20,
-            MAX_MEM_SIZE >> 30
-        )));
+        return Err(ConfigError::MemorySize { size: config.mem_size }.into());
     }
     if !(1..=MAX_VCPUS).contains(&config.vcpu_count) {
-        return Err(Error::Config(format!("{} vCPUs is out of range (1 to {MAX_VCPUS})", config.vcpu_count)));
+        return Err(ConfigError::VcpuCount { count: config.vcpu_count }.into());
     }
     Ok(())
 }
@@ -180,8 +171,11 @@ impl Vm {
     ) -> Result<Vm, Error> {
         let file_backend = file_backend(config);
         let shared_memory = config.memory.is_shareable() && file_backend;
+        // Solo mode has no event loop to wake: no signalfd, no exit eventfd (solo.rs).
+        let solo = config.runs_solo();
         // Before any thread exists, so that every thread inherits the mask.
-        let signals = StopSignals::install().map_err(io_err("cannot set up signal handling"))?;
+        let signals = if solo { StopSignals::block_only() } else { StopSignals::install() };
+        let signals = signals.map_err(io_err("cannot set up signal handling"))?;
         step("signals");
         let prepared = match prepared {
             Some(prepared) => prepared,
@@ -189,7 +183,11 @@ impl Vm {
         };
         let PreparedVm { vcpus: created, vm, kvm, mem, prefetch, .. } = prepared;
 
-        let exit = Arc::new(ExitNotifier::new().map_err(io_err("cannot create the exit event"))?);
+        let exit = match solo {
+            true => ExitNotifier::unwatched(),
+            false => ExitNotifier::new().map_err(io_err("cannot create the exit event"))?,
+        };
+        let exit = Arc::new(exit);
         let reset = EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create the reset event"))?;
         let mut pio = Bus::new();
         let mut mmio = Bus::new();
@@ -241,7 +239,8 @@ impl Vm {
                 &mut event_loop,
                 &mut muxes,
             )?;
-            (Some(event_loop), inventory)
+            // Every device on an iothread: the virtio thread would serve nothing.
+            (inventory.uses_virtio_thread.then_some(event_loop), inventory)
         };
         step("devices");
         let restored = incoming.is_some();
@@ -405,13 +404,6 @@ fn add_device(
     bus.insert(base, len, name, dev).map_err(|source| Error::Bus { name, source })
 }
 
-/// An edge-triggered interrupt line: writing the eventfd injects `gsi` in the kernel.
-pub(crate) fn irqfd(vm: &VmFd, gsi: u32, what: &'static str) -> Result<EventFdTrigger, Error> {
-    let irq = EventFd::new(EFD_NONBLOCK).map_err(io_err("eventfd"))?;
-    vm.register_irqfd(&irq, gsi).map_err(|source| crate::kvm::KvmError::Ioctl { what, source })?;
-    Ok(EventFdTrigger::new(irq))
-}
-
 fn create_serial(vm: &VmFd, backend: &SerialConfig, muxes: &mut [Mux]) -> Result<SerialChardev, Error> {
     let irq = irqfd(vm, SERIAL_COM1_IRQ, "irqfd registration for the serial port")?;
     SerialChardev::open(backend, irq, muxes)
@@ -424,6 +416,10 @@ fn create_vcpus(
     entry: BootEntry,
     features: &arch::cpu_features::CpuFeatures,
 ) -> Result<Vec<Vcpu>, Error> {
+    // A custom CPU template's `kvm_capabilities` (Firecracker checks them before the vCPUs).
+    if let Some(cap) = features.template.required_capabilities().find(|&c| kvm.check_extension_raw(c.into()) <= 0) {
+        return Err(arch::cpu_template::TemplateError::MissingCapability(cap).into());
+    }
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|source| crate::kvm::KvmError::Ioctl { what: "KVM_GET_SUPPORTED_CPUID", source })?;

@@ -1,8 +1,9 @@
 //! Snapshot and restore against QEMU: xtask/scenarios/bench-snapshot.sh saves the minimal
-//! kernel's ticking guest (256 MiB and 2 GiB, 1 vCPU) under microvm (`migrate file:`) and
-//! QEMU's -M microvm (`migrate "exec:cat > FILE"`), then restores each file several times
-//! (`-incoming file:` / `-incoming "exec:cat FILE"`), in one rig boot (or directly where
-//! /dev/kvm boots Linux). `cargo xtask bench --only snapshot` measures it.
+//! kernel's ticking guest (256 MiB and 2 GiB, 1 vCPU) under microvm (`migrate file:`, at
+//! several instants of one boot) and QEMU's -M microvm (`migrate "exec:cat > FILE"`), then
+//! restores each file several times (`-incoming file:` / `-incoming "exec:cat FILE"`), in
+//! one rig boot (or directly where /dev/kvm boots Linux). `cargo xtask bench --only
+//! snapshot` measures it.
 
 use super::median;
 use xtask::scenario;
@@ -20,15 +21,24 @@ pub struct SnapshotFigures {
 pub struct Row {
     pub vmm: String,
     pub mem_mib: u64,
-    /// query-migrate's total-time of the save, ms.
+    /// query-migrate's total-time of the save, ms (median over the instants saved).
     pub save_ms: Option<f64>,
-    /// The snapshot file: allocated KiB and apparent bytes.
+    /// How many files (instants of one boot) the restores were spread over.
+    pub instants: usize,
+    /// The snapshot file: allocated KiB and apparent bytes (the last instant's).
     pub file_kib: Option<u64>,
     pub file_bytes: Option<u64>,
     /// Medians over the restores that printed and kept running.
     pub restore_ms: Option<f64>,
     /// microvm only (`--report-start-time`): its main() to the first KVM_RUN, ms.
     pub kvm_run_ms: Option<f64>,
+    /// microvm only: the rest of each restore (the guest's way to its next line), ms.
+    pub after_run_ms: Option<f64>,
+    /// KVM's page faults (debugfs `pf_taken`) by the first byte, where debugfs was there.
+    pub npf: Option<u64>,
+    /// The restores whose guest took fewer than [`MANY_FAULTS`] faults by its first byte,
+    /// and those that took more: how many, and their median restore time (ms).
+    pub by_faults: [(usize, Option<f64>); 2],
     pub rss_kib: Option<u64>,
     pub anon_kib: Option<u64>,
     pub ok: usize,
@@ -60,8 +70,24 @@ pub fn run(runs: usize) -> Result<SnapshotFigures, String> {
     Ok(SnapshotFigures { rows, load })
 }
 
-/// One row's restores: ms to first output, VmRSS KiB, RssAnon KiB, ms to first KVM_RUN.
-type Samples = (Vec<f64>, Vec<u64>, Vec<u64>, Vec<f64>);
+/// Where the fault counts by the first output split in two in every run so far (tens to
+/// about 200 against 500 to 900: docs/snapshot.md, "Restore time and guest size"), so
+/// each size's restores are compared with the other's of the same kind.
+pub const MANY_FAULTS: u64 = 400;
+
+/// One row's restores that printed and kept running.
+#[derive(Default)]
+struct Samples {
+    restore_ms: Vec<f64>,
+    rss_kib: Vec<u64>,
+    anon_kib: Vec<u64>,
+    kvm_run_ms: Vec<f64>,
+    after_run_ms: Vec<f64>,
+    npf: Vec<u64>,
+    /// Restore ms of the restores with fewer than, and at least, MANY_FAULTS faults.
+    by_faults: [Vec<f64>; 2],
+    save_ms: Vec<f64>,
+}
 
 /// `key=value` of one marker line's rest.
 fn field<'a>(rest: &'a str, key: &str) -> Option<&'a str> {
@@ -89,7 +115,8 @@ pub fn parse(output: &str) -> Vec<Row> {
     for line in output.lines() {
         if let Some(rest) = line.split("@@SNAPSAVE ").nth(1) {
             let i = row_of(&mut rows, &mut samples, rest);
-            rows[i].save_ms = num(rest, "total_ms").map(|n| n as f64);
+            rows[i].instants += 1;
+            samples[i].save_ms.extend(num(rest, "total_ms").map(|n| n as f64));
             rows[i].file_kib = num(rest, "file_kib").map(|n| n as u64);
             rows[i].file_bytes = num(rest, "file_bytes").map(|n| n as u64);
         } else if let Some(rest) = line.split("@@SNAPRESTORE ").nth(1) {
@@ -97,19 +124,32 @@ pub fn parse(output: &str) -> Vec<Row> {
             rows[i].runs += 1;
             let first = num(rest, "first_us");
             if let (Some(us), Some("ok")) = (first, field(rest, "status")) {
-                samples[i].0.push(us as f64 / 1e3);
-                samples[i].1.extend(num(rest, "rss_kib").map(|n| n as u64));
-                samples[i].2.extend(num(rest, "anon_kib").map(|n| n as u64));
-                samples[i].3.extend(num(rest, "kvm_run_us").map(|us| us as f64 / 1e3));
+                let s = &mut samples[i];
+                let ms = us as f64 / 1e3;
+                s.restore_ms.push(ms);
+                s.rss_kib.extend(num(rest, "rss_kib").map(|n| n as u64));
+                s.anon_kib.extend(num(rest, "anon_kib").map(|n| n as u64));
+                if let Some(run_ms) = num(rest, "kvm_run_us").map(|us| us as f64 / 1e3) {
+                    s.kvm_run_ms.push(run_ms);
+                    s.after_run_ms.push(ms - run_ms);
+                }
+                if let Some(npf) = num(rest, "npf").map(|n| n as u64) {
+                    s.npf.push(npf);
+                    s.by_faults[usize::from(npf >= MANY_FAULTS)].push(ms);
+                }
             }
         }
     }
-    for (row, (ms, rss, anon, kvm_run)) in rows.iter_mut().zip(samples) {
-        row.ok = ms.len();
-        row.restore_ms = median(&ms);
-        row.kvm_run_ms = median(&kvm_run);
-        row.rss_kib = median(&rss);
-        row.anon_kib = median(&anon);
+    for (row, s) in rows.iter_mut().zip(samples) {
+        row.ok = s.restore_ms.len();
+        row.save_ms = median(&s.save_ms);
+        row.restore_ms = median(&s.restore_ms);
+        row.kvm_run_ms = median(&s.kvm_run_ms);
+        row.after_run_ms = median(&s.after_run_ms);
+        row.npf = median(&s.npf);
+        row.by_faults = s.by_faults.map(|v| (v.len(), median(&v)));
+        row.rss_kib = median(&s.rss_kib);
+        row.anon_kib = median(&s.anon_kib);
     }
     rows
 }
@@ -118,21 +158,27 @@ pub fn markdown(figures: &Result<SnapshotFigures, String>, runs: usize) -> Strin
     let mut s = String::from("## Snapshot and restore\n\n");
     s += &format!(
         "The minimal kernel with the initramfs guest printing a line about every millisecond on \
-         ttyS0, 1 vCPU, saved once per VMM and size while it ticks (QMP `migrate`: microvm to \
-         `file:FILE`, pausing the guest first; QEMU to `exec:cat > FILE`, live, then paused; \
-         both guests run when it comes, as QEMU carries the run state over and would leave a \
-         guest paused before its save waiting for `cont`), then restored {runs} times with the \
-         same command line (`-incoming file:FILE` / `-incoming \"exec:cat FILE\"`); medians, \
-         times by the rig's clock (xtask/scenarios/bench-snapshot.sh). Save: query-migrate's \
-         `total-time`. Restore: exec of the restoring VMM to the first byte the restored guest \
-         prints; for microvm also its main() to the first KVM_RUN (`--report-start-time`), the \
-         rest being the guest's way to its next line. RSS: the restoring VMM's \
-         VmRSS 1 s after that byte (RssAnon, the memory it owns alone, beside it: microvm maps \
-         the file MAP_PRIVATE, so the guest pages it only reads are the page cache's, shared \
-         by every restore of the file). File: allocated size (apparent size). The \
-         prefetched row restores the same file with the page list `microvm snapshot-pages` \
-         recorded in one more restore's first second (`FILE.pages`: read ahead at set-up, \
-         faulted in while the guest runs).\n\n"
+         ttyS0, 1 vCPU, saved while it ticks (QMP `migrate`: microvm to `file:FILE`, pausing \
+         the guest first, at several instants of one boot a second of ticking apart, `cont` \
+         between; QEMU once, to `exec:cat > FILE`, live, then paused; both guests run when it \
+         comes, as QEMU carries the run state over and would leave a guest paused before its \
+         save waiting for `cont`), then each file restored {runs} times, in rounds (microvm's \
+         two sizes alternating in each, so a change in the shared host's load falls on both \
+         alike), with the same command line (`-incoming file:FILE` / `-incoming \"exec:cat FILE\"`); medians \
+         over every restore of a row, times by the rig's clock \
+         (xtask/scenarios/bench-snapshot.sh). Save: query-migrate's `total-time`. Restore: \
+         exec of the restoring VMM to the first byte the restored guest prints; for microvm \
+         also its main() to the first KVM_RUN (`--report-start-time`) and the rest, the \
+         guest's way to its next line, which is mostly its page faults in KVM (debugfs \
+         `pf_taken` at that byte: every page the guest touches after a restore is a fault, \
+         and how many come before the next line depends on the instant it was saved at, \
+         not on its RAM size; docs/snapshot.md, \"Restore time and guest size\"). RSS: \
+         the restoring VMM's VmRSS 1 s after that byte (RssAnon, the memory it owns alone, \
+         beside it: microvm maps the file MAP_PRIVATE, so the guest pages it only reads are \
+         the page cache's, shared by every restore of the file). File: allocated size \
+         (apparent size). The prefetched row restores the same files with the page list \
+         `microvm snapshot-pages` recorded in one more restore's first second \
+         (`FILE.pages`: read ahead at set-up, faulted in while the guest runs).\n\n"
     );
     match figures {
         Err(e) => s += &format!("Not measured: {}\n", e.lines().next().unwrap_or("")),
@@ -140,22 +186,22 @@ pub fn markdown(figures: &Result<SnapshotFigures, String>, runs: usize) -> Strin
             if let Some(load) = load {
                 s += &format!("Host load average when the run started: {load}.\n\n");
             }
-            s += "| VMM | guest RAM | save (ms) | restore → first output (ms) | of it, to first KVM_RUN (ms) | RSS after restore (MiB) | of it RssAnon (MiB) | file allocated (MiB) | file size (MiB) | restores ok |\n\
-                  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+            s += "| VMM | guest RAM | files × restores | save (ms) | restore → first output (ms) | of it, to first KVM_RUN (ms) | after it (ms) | KVM page faults by the first output | RSS after restore (MiB) | of it RssAnon (MiB) | file allocated (MiB) | file size (MiB) | restores ok |\n\
+                  | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
             let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0}"));
             let mib = |kib: Option<u64>| kib.map_or("—".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
+            let count = |n: Option<u64>| n.map_or("—".to_string(), |n| n.to_string());
             for r in rows {
-                let vmm = match r.vmm.as_str() {
-                    "qemu" => "QEMU -M microvm",
-                    "microvm-pages" => "microvm, working set prefetched (`FILE.pages`)",
-                    _ => "microvm",
-                };
                 s += &format!(
-                    "| {vmm} | {} MiB | {} | {} | {} | {} | {} | {} | {} | {}/{} |\n",
+                    "| {} | {} MiB | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |\n",
+                    vmm_name(&r.vmm),
                     r.mem_mib,
+                    files_by_runs(rows, r),
                     ms(r.save_ms),
                     ms(r.restore_ms),
                     ms(r.kvm_run_ms),
+                    ms(r.after_run_ms),
+                    count(r.npf),
                     mib(r.rss_kib),
                     mib(r.anon_kib),
                     mib(r.file_kib),
@@ -164,7 +210,61 @@ pub fn markdown(figures: &Result<SnapshotFigures, String>, runs: usize) -> Strin
                     r.runs
                 );
             }
+            s += &size_ratios(rows);
         }
+    }
+    s
+}
+
+fn vmm_name(vmm: &str) -> &'static str {
+    match vmm {
+        "qemu" => "QEMU -M microvm",
+        "microvm-pages" => "microvm, working set prefetched (`FILE.pages`)",
+        _ => "microvm",
+    }
+}
+
+/// "files × restores of each": the prefetched row restores its plain row's files.
+fn files_by_runs(rows: &[Row], r: &Row) -> String {
+    let files = match r.instants {
+        0 => rows.iter().find(|o| o.vmm == "microvm" && o.mem_mib == r.mem_mib).map_or(1, |o| o.instants.max(1)),
+        n => n,
+    };
+    format!("{files} × {}", r.runs / files)
+}
+
+/// Issue 16's goal, restore time within 20% between sizes: each microvm row's largest
+/// guest against its smallest, over all its restores and then among the restores whose
+/// guests took alike many page faults before their first line.
+fn size_ratios(rows: &[Row]) -> String {
+    let mut s = String::new();
+    for vmm in ["microvm", "microvm-pages"] {
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.vmm == vmm && r.restore_ms.is_some()).collect();
+        let (Some(small), Some(large)) = (mine.iter().min_by_key(|r| r.mem_mib), mine.iter().max_by_key(|r| r.mem_mib))
+        else {
+            continue;
+        };
+        if large.mem_mib <= small.mem_mib {
+            continue;
+        }
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.2} ×", b / a),
+            _ => "—".to_string(),
+        };
+        let kind = |i: usize| {
+            let ((na, a), (nb, b)) = (small.by_faults[i], large.by_faults[i]);
+            format!("{} ({nb} and {na} restores)", ratio(a, b))
+        };
+        s += &format!(
+            "\n{}: restore at {} MiB is {} the restore at {} MiB (goal ≤ 1.2 ×); among the restores whose \
+             guest took fewer than {MANY_FAULTS} KVM page faults by its first output, {}; among the others, {}.\n",
+            vmm_name(vmm),
+            large.mem_mib,
+            ratio(small.restore_ms, large.restore_ms),
+            small.mem_mib,
+            kind(0),
+            kind(1)
+        );
     }
     s
 }
@@ -175,27 +275,56 @@ mod tests {
 
     #[test]
     fn saves_and_restores_are_grouped_and_failures_counted() {
-        let out = "@@SNAPSAVE vmm=microvm mem=256 total_ms=40 file_kib=20480 file_bytes=268439552\n\
-            @@SNAPRESTORE vmm=microvm mem=256 run=0 first_us=9000 rss_kib=6144 anon_kib=2048 kvm_run_us=4000 status=ok\n\
-            @@SNAPRESTORE vmm=microvm mem=256 run=1 first_us=-1 rss_kib=-1 anon_kib=-1 status=no-output\n\
-            @@SNAPRESTORE vmm=microvm mem=256 run=2 first_us=11000 rss_kib=7168 anon_kib=3072 status=ok\n\
+        let out = "@@SNAPSAVE vmm=microvm mem=256 instant=0 total_ms=40 file_kib=20480 file_bytes=268439552\n\
+            @@SNAPSAVE vmm=microvm mem=256 instant=1 total_ms=50 file_kib=2048 file_bytes=268439552\n\
+            @@SNAPRESTORE vmm=microvm mem=256 file=microvm.snap.0 run=0 first_us=9000 rss_kib=6144 anon_kib=2048 kvm_run_us=4000 npf=150 status=ok\n\
+            @@SNAPRESTORE vmm=microvm mem=256 file=microvm.snap.1 run=0 first_us=-1 rss_kib=-1 anon_kib=-1 npf=-1 status=no-output\n\
+            @@SNAPRESTORE vmm=microvm mem=256 file=microvm.snap.0 run=1 first_us=11000 rss_kib=7168 anon_kib=3072 kvm_run_us=5000 npf=700 status=ok\n\
+            @@SNAPRESTORE vmm=microvm mem=256 file=microvm.snap.1 run=1 first_us=10000 rss_kib=7168 anon_kib=3072 kvm_run_us=3000 npf=-1 status=ok\n\
+            @@SNAPRESTORE vmm=microvm-pages mem=256 file=microvm.snap.0 run=0 first_us=8000 rss_kib=7168 anon_kib=3072 kvm_run_us=3000 npf=80 status=ok\n\
+            @@SNAPRESTORE vmm=microvm-pages mem=256 file=microvm.snap.1 run=0 first_us=8000 rss_kib=7168 anon_kib=3072 kvm_run_us=3000 npf=80 status=ok\n\
             noise\n\
-            @@SNAPSAVE vmm=qemu mem=256 total_ms=-1 file_kib=10240 file_bytes=10485760\n\
-            @@SNAPRESTORE vmm=qemu mem=256 run=0 first_us=150000 rss_kib=40960 anon_kib=30720 status=ok\n";
+            @@SNAPSAVE vmm=qemu mem=256 instant=0 total_ms=-1 file_kib=10240 file_bytes=10485760\n\
+            @@SNAPRESTORE vmm=qemu mem=256 file=qemu.snap run=0 first_us=150000 rss_kib=40960 anon_kib=30720 npf=-1 status=ok\n\
+            @@SNAPSAVE vmm=microvm mem=2048 instant=0 total_ms=900 file_kib=51200 file_bytes=2147487744\n\
+            @@SNAPRESTORE vmm=microvm mem=2048 file=microvm.snap.0 run=0 first_us=12000 rss_kib=7168 anon_kib=3072 kvm_run_us=4000 npf=700 status=ok\n";
         let rows = parse(out);
-        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.len(), 4);
         let m = &rows[0];
         assert_eq!(
-            (m.save_ms, m.file_kib, m.restore_ms, m.rss_kib, m.ok, m.runs),
-            (Some(40.0), Some(20480), Some(11.0), Some(7168), 2, 3)
+            (m.instants, m.save_ms, m.file_kib, m.restore_ms, m.rss_kib, m.ok, m.runs),
+            (2, Some(50.0), Some(2048), Some(10.0), Some(7168), 3, 4)
         );
-        assert_eq!((rows[1].vmm.as_str(), rows[1].save_ms, rows[1].restore_ms), ("qemu", None, Some(150.0)));
+        // Per restore: 9-4, 11-5, 10-3 ms after the first KVM_RUN; the count only where read.
+        assert_eq!((m.kvm_run_ms, m.after_run_ms, m.npf), (Some(4.0), Some(6.0), Some(700)));
+        assert_eq!(
+            (rows[2].vmm.as_str(), rows[2].save_ms, rows[2].restore_ms, rows[2].npf),
+            ("qemu", None, Some(150.0), None)
+        );
         let text = markdown(&Ok(SnapshotFigures { rows, load: Some("1.00 2.00 3.00".into()) }), 3);
-        assert!(text.contains("| microvm | 256 MiB | 40 | 11 | 4 | 7.0 | 3.0 | 20.0 | 256.0 | 2/3 |"), "{text}");
         assert!(
-            text.contains("| QEMU -M microvm | 256 MiB | — | 150 | — | 40.0 | 30.0 | 10.0 | 10.0 | 1/1 |"),
+            text.contains("| microvm | 256 MiB | 2 × 2 | 50 | 10 | 4 | 6 | 700 | 7.0 | 3.0 | 2.0 | 256.0 | 3/4 |"),
             "{text}"
         );
+        assert!(
+            text.contains("| microvm, working set prefetched (`FILE.pages`) | 256 MiB | 2 × 1 | — | 8 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| QEMU -M microvm | 256 MiB | 1 × 1 | — | 150 | — | — | — | 40.0 | 30.0 | 10.0 | 10.0 | 1/1 |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "microvm: restore at 2048 MiB is 1.20 × the restore at 256 MiB (goal ≤ 1.2 ×); among the restores whose \
+                 guest took fewer than 400 KVM page faults by its first output, — (0 and 1 restores); among the \
+                 others, 1.09 × (1 and 1 restores)."
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("prefetched (`FILE.pages`): restore at"), "one size only: no ratio\n{text}");
         assert!(markdown(&Err("rig failed\nmore".into()), 2).contains("Not measured: rig failed\n"));
     }
 }

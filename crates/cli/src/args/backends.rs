@@ -11,11 +11,11 @@ use vmm::config::{
 use super::control::{parse_port, socket_mode, tcp_host};
 use super::device_props::{CHARDEV_KINDS, DRIVE_PROPS, NETDEV_KINDS, OBJECT_KINDS};
 use super::keyval::{kind_name, kind_settings, settings, Setting};
+use super::netdev::NETDEV;
 use super::schema::KindDesc;
 use super::{invalid, netdev, unhandled, ArgsError};
 
 pub(super) const DRIVE: &str = "-drive";
-pub(super) const NETDEV: &str = "-netdev";
 pub(super) const CHARDEV: &str = "-chardev";
 pub(super) const OBJECT: &str = "-object";
 
@@ -99,8 +99,10 @@ pub(super) struct Backends {
     pub(super) drives: Vec<Drive>,
     pub(super) netdevs: Vec<Netdev>,
     pub(super) chardevs: Vec<Chardev>,
-    /// Ids of the `-object`s (all rng backends).
+    /// Ids of the rng `-object`s.
     pub(super) rng_objects: Vec<String>,
+    /// Ids of the `-object iothread`s.
+    pub(super) iothreads: Vec<String>,
     /// The `throttling.group` names given so far (one drive each).
     pub(super) throttle_groups: Vec<String>,
     /// `-fsdev`s and the fsdevs of `-virtfs` (`ninep.rs`).
@@ -394,9 +396,10 @@ impl Backends {
     /// `-object rng-random,id=ID[,filename=/dev/urandom]` or
     /// `-object rng-builtin,id=ID`: accepted as backends for virtio-rng-device,
     /// which always draws from getrandom(2), the same pool as those files.
+    /// `-object iothread,id=ID`: a thread `virtio-blk-device,iothread=ID` serves on.
     pub(super) fn object(&mut self, value: &str) -> Result<(), ArgsError> {
         let Ok(kind) = find_kind(OBJECT, value, "qom-type", OBJECT_KINDS)? else {
-            return Err(invalid(OBJECT, value, "supported objects: rng-random, rng-builtin, memory-backend-memfd, memory-backend-file, memory-backend-ram"));
+            return Err(invalid(OBJECT, value, "supported objects: rng-random, rng-builtin, iothread, memory-backend-memfd, memory-backend-file, memory-backend-ram"));
         };
         let mut id = None;
         for s in kind_settings(OBJECT, value, "qom-type", kind)? {
@@ -416,10 +419,15 @@ impl Backends {
         let Some(id) = id else {
             return Err(invalid(OBJECT, value, "id= is required"));
         };
-        if self.rng_objects.contains(&id) {
+        // One namespace for every -object's id, as QEMU's /objects.
+        if self.rng_objects.contains(&id) || self.iothreads.contains(&id) {
             return Err(invalid(OBJECT, value, format!("duplicate id '{id}'")));
         }
-        self.rng_objects.push(id);
+        if kind.name == "iothread" {
+            self.iothreads.push(id);
+        } else {
+            self.rng_objects.push(id);
+        }
         Ok(())
     }
 }
@@ -435,12 +443,14 @@ fn parse_cache(s: &Setting) -> Result<CacheMode, ArgsError> {
     })
 }
 
-/// `aio=`: which engine serves the drive (docs/dropin.md). `threads` is the sync
-/// engine (no pool of its own); `native` is io_uring, Linux AIO's successor, with
-/// QEMU's rule that it needs O_DIRECT.
+/// `aio=`: which engine serves the drive (docs/dropin.md). Without it, the sync engine
+/// (the fastest measured at one request at a time); `threads` is a pool of worker
+/// threads, as QEMU's; `native` is io_uring, Linux AIO's successor, with QEMU's rule
+/// that it needs O_DIRECT.
 fn parse_aio(aio: Option<&str>, cache: CacheMode) -> Result<Engine, ArgsError> {
     Ok(match aio {
-        None | Some("threads") => Engine::Sync,
+        None => Engine::Sync,
+        Some("threads") => Engine::Threads,
         Some("io_uring") => Engine::IoUring,
         Some("native") if matches!(cache, CacheMode::None | CacheMode::Directsync) => Engine::IoUring,
         Some("native") => {

@@ -14,11 +14,28 @@
 use vmm::config::MonitorSocket;
 use vmm::snapshot::ClockPolicy;
 
-use super::devices::{Monitor, MonitorTarget};
 use super::keyval::settings;
 use super::options::{MON_PROPS, NAME_PROPS, QMP_TCP_PROPS, QMP_UNIX_PROPS, RUN_WITH_PROPS, SANDBOX_PROPS};
 use super::{invalid, unhandled, ArgsError};
 use sandbox::jail::JailConfig;
+
+/// A QMP monitor whose chardev (if it names one) is looked up in `finish`.
+pub(super) struct Monitor {
+    /// `-qmp`, `-mon` or `-monitor`, and its value, for messages.
+    pub(super) option: &'static str,
+    pub(super) value: String,
+    pub(super) target: MonitorTarget,
+    pub(super) pretty: bool,
+    /// The human monitor (readline HMP) rather than QMP.
+    pub(super) human: bool,
+}
+
+pub(super) enum MonitorTarget {
+    /// `-qmp unix:...`, `tcp:...`, `stdio`.
+    Socket(MonitorSocket),
+    /// `-mon chardev=ID` or `-qmp chardev:ID`.
+    Chardev(String),
+}
 
 const MON: &str = "-mon";
 

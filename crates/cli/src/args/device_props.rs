@@ -345,6 +345,18 @@ pub(super) const OBJECT_KINDS: &[KindDesc] = &[
     },
     KindDesc { name: "rng-builtin", help: "As rng-random.", props: &[REQUIRED_ID] },
     KindDesc {
+        name: "iothread",
+        help: "A thread of its own for the drives that name it (virtio-blk-device,iothread=ID), instead of the \
+               shared virtio thread; started only if a drive names it.",
+        props: &[
+            REQUIRED_ID,
+            ignored("poll-max-ns", Text("NS"), "the iothread waits in epoll; it never busy-polls."),
+            ignored("poll-grow", Text("N"), "the iothread never busy-polls."),
+            ignored("poll-shrink", Text("N"), "the iothread never busy-polls."),
+            ignored("aio-max-batch", Text("N"), "a batch is what the queues hold (at most 64 chains a turn)."),
+        ],
+    },
+    KindDesc {
         name: "memory-backend-memfd",
         help: "Guest RAM in a memfd, which vhost-user backends (virtiofsd) can map; select it with -machine \
                memory-backend=ID or -numa node,memdev=ID.",

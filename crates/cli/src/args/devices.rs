@@ -38,12 +38,12 @@ use vmm::device_kinds::{Parsed, Prop, PropError};
 use vmm::vmgenid::VmGenIdConfig;
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
+use super::control::{Monitor, MonitorTarget};
 use super::device_props::DEVICE_KINDS;
 use super::keyval::{kind_name, kind_settings, Setting};
 use super::mux::ChardevUsers;
 
-mod nic;
-pub(super) use nic::NIC_PROPS;
+pub(super) mod nic;
 mod ports;
 mod values;
 use super::{invalid, unhandled, ArgsError};
@@ -108,24 +108,6 @@ pub(super) enum SerialRequest {
     Chardev(&'static str, String, String),
     /// `-serial mon:stdio`: a mux on stdio shared with a human monitor.
     MonStdio,
-}
-
-/// A QMP monitor whose chardev (if it names one) is looked up in `finish`.
-pub(super) struct Monitor {
-    /// `-qmp`, `-mon` or `-monitor`, and its value, for messages.
-    pub(super) option: &'static str,
-    pub(super) value: String,
-    pub(super) target: MonitorTarget,
-    pub(super) pretty: bool,
-    /// The human monitor (readline HMP) rather than QMP.
-    pub(super) human: bool,
-}
-
-pub(super) enum MonitorTarget {
-    /// `-qmp unix:...`, `tcp:...`, `stdio`.
-    Socket(MonitorSocket),
-    /// `-mon chardev=ID` or `-qmp chardev:ID`.
-    Chardev(String),
 }
 
 struct StdioOwner {
@@ -366,7 +348,7 @@ impl Devices {
                 ));
             }
         }
-        let Backends { drives, netdevs, chardevs, rng_objects, fsdevs, .. } = self.backends;
+        let Backends { drives, netdevs, chardevs, rng_objects, iothreads, fsdevs, .. } = self.backends;
         let mut fsdevs: Vec<_> = fsdevs.into_iter().map(|f| (f.id.clone(), Some(f))).collect();
         let mut drives: Vec<_> = drives.into_iter().map(|d| (d.id.clone(), Some(d))).collect();
         let mut netdevs: Vec<_> = netdevs.into_iter().map(|n| (n.id.clone(), Some(n))).collect();
@@ -398,6 +380,8 @@ impl Devices {
                                 limits,
                                 engine,
                                 image,
+                                num_queues: None,
+                                iothread: None,
                             })
                         }
                         BackendKind::Netdev => {
@@ -431,6 +415,13 @@ impl Devices {
                         BackendKind::RngObject => return Err(not_defined(&value, "object", &backend.id)),
                     };
                     kind.bind(&mut config, resolved, &value).map_err(prop_error)?;
+                    if let DeviceConfig::Block(BlockConfig { iothread: Some(name), .. }) = &config {
+                        if !iothreads.contains(name) {
+                            // QEMU's words for a link to an object that does not exist.
+                            let why = format!("Property 'virtio-blk-device.iothread' can't find value '{name}'");
+                            return Err(invalid(DEVICE, &value, why));
+                        }
+                    }
                     config
                 }
                 Device::Slot { config, .. } => config,
@@ -530,5 +521,7 @@ fn device_names() -> String {
     DEVICE_KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 
+#[cfg(test)]
+mod block_queues;
 #[cfg(test)]
 mod tests;

@@ -6,11 +6,13 @@ use std::net::Ipv4Addr;
 
 use vmm::config::{NetBackend, SocketAddress};
 
-use super::backends::NETDEV;
 use super::keyval::Setting;
 use super::schema::Value::{Bool, OneOf, Text};
 use super::schema::{prop, KindDesc, PropDesc, ID};
 use super::{invalid, unhandled, ArgsError};
+
+/// The option, as messages name it.
+pub(super) const NETDEV: &str = "-netdev";
 
 const NETDEV_ID: PropDesc = PropDesc { help: "Required; -device virtio-net-device,netdev=ID refers to it.", ..ID };
 /// QEMU takes vhost= on these too (and ignores it); on is an error here.

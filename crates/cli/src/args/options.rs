@@ -338,7 +338,7 @@ pub(super) const OPTIONS: &[OptDesc] = &[
              __org.qemu.nicN). none: no NIC.",
         ),
         None,
-        super::devices::NIC_PROPS,
+        super::devices::nic::NIC_PROPS,
     ),
     with_kinds(
         opt(

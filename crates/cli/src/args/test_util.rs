@@ -75,6 +75,8 @@ pub(super) fn block(id: &str, path: &str) -> DeviceConfig {
         limits: Default::default(),
         engine: Default::default(),
         image: Default::default(),
+        num_queues: None,
+        iothread: None,
     })
 }
 

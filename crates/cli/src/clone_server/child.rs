@@ -9,11 +9,11 @@
 //! "restored, and running or paused as the options say".
 
 use super::{CloneServerError, Template};
+use crate::entry::ExitCode;
 use cli::args::{Command, Launch};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use vmm::{PreparedVm, Vm};
 

@@ -2,10 +2,10 @@
 //! extra options (its console, QMP socket, ...), prints the server's answer line and
 //! exits 0 when a clone was started.
 
+use crate::entry::ExitCode;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::ExitCode;
 
 pub const CLIENT_USAGE: &str = "usage: microvm clone SOCKET [--] [MICROVM-OPTIONS...]";
 

@@ -14,11 +14,11 @@ mod child;
 mod client;
 mod pages;
 
+use crate::entry::ExitCode;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use vmm::snapshot::LoadedSnapshot;
 use vmm::Vm;
 

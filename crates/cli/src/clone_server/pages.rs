@@ -2,8 +2,8 @@
 //! restore of FILE running as process PID has touched so far, as FILE.pages; later
 //! restores of FILE fault them in before their vCPUs run (vmm::snapshot::prefetch).
 
+use crate::entry::ExitCode;
 use std::path::Path;
-use std::process::ExitCode;
 use vmm::snapshot::prefetch::{format_list, list_path, record, Identity};
 
 pub const USAGE: &str = "usage: microvm snapshot-pages PID FILE[,offset=N]";

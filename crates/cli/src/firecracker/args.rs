@@ -30,6 +30,11 @@ pub struct FcArgs {
     pub mmds_size_limit: usize,
     /// `--metadata FILE`: the MMDS store's first contents.
     pub metadata: Option<PathBuf>,
+    /// The jailer's `--start-time-us` (CLOCK_MONOTONIC), `--start-time-cpu-us` (its process
+    /// CPU clock) and `--parent-cpu-time-us`: the `api_server` metrics' starting points.
+    pub start_time_us: Option<u64>,
+    pub start_time_cpu_us: Option<u64>,
+    pub parent_cpu_time_us: Option<u64>,
 }
 
 impl Default for FcArgs {
@@ -49,13 +54,17 @@ impl Default for FcArgs {
             max_payload: fc_api::http::DEFAULT_MAX_PAYLOAD,
             mmds_size_limit: fc_api::http::DEFAULT_MAX_PAYLOAD,
             metadata: None,
+            start_time_us: None,
+            start_time_cpu_us: None,
+            parent_cpu_time_us: None,
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FcCommand {
-    Run(FcArgs),
+    /// Boxed: the arguments are large beside the other, empty, variants.
+    Run(Box<FcArgs>),
     Version,
     Help,
 }
@@ -188,9 +197,9 @@ pub fn parse(args: &[String]) -> Result<FcCommand, FcArgError> {
             "mmds-size-limit" => parsed.mmds_size_limit = value.parse().map_err(|_| bad())?,
             "metadata" => parsed.metadata = Some(value.into()),
             // The jailer passes its start times; they only feed Firecracker's metrics.
-            "start-time-us" | "start-time-cpu-us" | "parent-cpu-time-us" => {
-                value.parse::<u64>().map_err(|_| bad())?;
-            }
+            "start-time-us" => parsed.start_time_us = Some(value.parse().map_err(|_| bad())?),
+            "start-time-cpu-us" => parsed.start_time_cpu_us = Some(value.parse().map_err(|_| bad())?),
+            "parent-cpu-time-us" => parsed.parent_cpu_time_us = Some(value.parse().map_err(|_| bad())?),
             // A log filter by module: microvm's log has no module names to filter on.
             "module" => {}
             "enable-pci" | "snapshot-version" | "describe-snapshot" => return Err(FcArgError::NotSupported(flag)),
@@ -208,7 +217,7 @@ pub fn parse(args: &[String]) -> Result<FcCommand, FcArgError> {
     if parsed.no_api && parsed.config_file.is_none() {
         return Err(FcArgError::NoApiWithoutConfig);
     }
-    Ok(FcCommand::Run(parsed))
+    Ok(FcCommand::Run(Box::new(parsed)))
 }
 
 pub const HELP: &str = "\

@@ -6,6 +6,7 @@
 //! (`vmm::api`). `--config-file` boots at once; with `--no-api` there is no socket at all.
 
 pub mod args;
+pub mod cpu_config;
 pub mod preboot;
 pub mod restore;
 pub mod server;
@@ -66,12 +67,22 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
         }
     }
     let boot = |preboot: &mut Preboot| -> Result<Vm, FcError> {
-        let mut config = match preboot.take_load() {
-            Some(load) => restore::load_config(preboot, &load)?,
+        // `latencies_us.load_snapshot`: the load from its request to the VM rebuilt;
+        // `vmm_load_snapshot` the rebuilding alone.
+        let started = std::time::Instant::now();
+        let load = preboot.take_load();
+        let mut config = match &load {
+            Some(load) => restore::load_config(preboot, load)?,
             None => preboot.vm_config()?,
         };
         config.report_start_time = args.boot_timer;
-        Ok(Vm::new(&config, start)?)
+        let building = std::time::Instant::now();
+        let vm = Vm::new(&config, start)?;
+        if load.is_some() {
+            metrics::record_latency(&metrics::LATENCIES.vmm_load_snapshot, building);
+            metrics::record_latency(&metrics::LATENCIES.load_snapshot, started);
+        }
+        Ok(vm)
     };
     if let Some(path) = &args.config_file {
         let text = std::fs::read(path).map_err(|source| FcError::ReadConfig { path: path.clone(), source })?;
@@ -85,6 +96,7 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
         let mut vm = boot(&mut preboot)?;
         if !args.no_api {
             let listener = server::bind(&args.api_sock)?;
+            report_startup(&args);
             let api =
                 ApiServer::new(listener, args.api_sock.clone(), Vec::new(), args.max_payload, preboot.into_facts());
             vm.serve_api(api);
@@ -95,6 +107,7 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
         return Ok(vm.run()?);
     }
     let listener = server::bind(&args.api_sock)?;
+    report_startup(&args);
     let (mut vm, connections) =
         server::serve_preboot(&listener, args.max_payload, &mut preboot, &apply_logger, |preboot| {
             boot(preboot).map_err(|e| match e {
@@ -132,4 +145,17 @@ fn load_metadata(preboot: &mut Preboot, path: &std::path::Path) -> Result<(), Fc
     let text = std::fs::read(path).map_err(|e| error(e.to_string()))?;
     let value = serde_json::from_slice(&text).map_err(|e| error(e.to_string()))?;
     preboot.mmds().put(value).map_err(|e| error(e.to_string()))
+}
+
+/// Firecracker's `api_server` metrics, once the API socket is served: the time since the
+/// jailer's start and the CPU time since then (its own included), when it passed them.
+fn report_startup(args: &FcArgs) {
+    use crate::clock::now_us;
+    if let Some(start) = args.start_time_us {
+        metrics::API_SERVER.process_startup_time_us.set(now_us(libc::CLOCK_MONOTONIC).saturating_sub(start));
+    }
+    if let Some(start) = args.start_time_cpu_us {
+        let cpu = now_us(libc::CLOCK_PROCESS_CPUTIME_ID).saturating_sub(start);
+        metrics::API_SERVER.process_startup_time_cpu_us.set(cpu + args.parent_cpu_time_us.unwrap_or(0));
+    }
 }

@@ -10,6 +10,7 @@ use fc_api::{ApiRequest, Response, NOT_SUPPORTED_PRE_BOOT};
 use serde_json::{json, Value};
 use vmm::api::{snapshot, ApiFacts, MetricsSink};
 use vmm::config::VmConfig;
+use vmm::cpu_template::CpuTemplate;
 
 /// What to do after a request.
 #[derive(Debug, PartialEq)]
@@ -38,6 +39,8 @@ pub struct Preboot {
     /// The store, shared with the interfaces `mmds_config` lists once they exist.
     mmds: Mmds,
     mmds_config: Option<MmdsConfig>,
+    /// `PUT /cpu-config` as sent (for `GET /vm/config`) and as parsed.
+    cpu_config: Option<(CpuConfig, CpuTemplate)>,
     /// A `/snapshot/load` waiting for the start.
     load: Option<SnapshotLoadParams>,
 }
@@ -58,6 +61,7 @@ impl Preboot {
             metrics: None,
             mmds: Mmds::new(mmds_size_limit),
             mmds_config: None,
+            cpu_config: None,
             load: None,
         }
     }
@@ -65,6 +69,13 @@ impl Preboot {
     /// An unconfigured front end with this one's id, sandbox choice and MMDS limit.
     pub fn fresh(&self) -> Preboot {
         Preboot::new(self.id.clone(), self.sandbox, self.mmds.size_limit())
+    }
+
+    /// Takes `other`'s logger and metrics destination: the process's own, which a
+    /// snapshot's configuration does not carry (a load's configuration replaces the rest).
+    pub fn keep_process_settings(&mut self, other: &mut Preboot) {
+        self.logger = other.logger.take();
+        self.metrics = other.metrics.take();
     }
 
     /// The `/snapshot/load` that asked for the start, if one did.
@@ -117,9 +128,7 @@ impl Preboot {
             },
             R::PutMetrics(m) => Outcome::Answer(self.set_metrics(m)),
             R::PutMmdsConfig(c) => done(self.set_mmds_config(c)),
-            R::PutCpuConfig(_) => Outcome::Answer(Response::bad_request(
-                "PUT /cpu-config: custom CPU templates are not supported by microvm.",
-            )),
+            R::PutCpuConfig(c) => done(super::cpu_config::template(&c).map(|t| self.cpu_config = Some((c, t)))),
             R::GetMmds => Outcome::Answer(Response::ok(&self.mmds.get())),
             R::PutMmds(v) => Outcome::Answer(mmds(self.mmds.put(v))),
             R::PatchMmds(v) => Outcome::Answer(mmds(self.mmds.patch(v))),
@@ -201,6 +210,7 @@ impl Preboot {
             entropy: self.entropy.as_ref(),
             vsock: self.vsock.as_ref(),
             mmds: self.mmds_config.as_ref().map(|c| (c, &self.mmds)),
+            cpu_template: self.cpu_config.as_ref().map(|(_, t)| t),
             sandbox: self.sandbox,
             id: &self.id,
         })
@@ -220,6 +230,7 @@ impl Preboot {
             "entropy": self.entropy,
             "vsock": self.vsock,
             "mmds-config": self.mmds_config,
+            "cpu-config": self.cpu_config.as_ref().map(|(c, _)| c),
         });
         if let Value::Object(map) = &mut config {
             map.retain(|_, value| !value.is_null());

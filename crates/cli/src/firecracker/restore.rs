@@ -110,6 +110,8 @@ pub fn load_config(preboot: &mut Preboot, params: &SnapshotLoadParams) -> Result
         clock: if params.clock_realtime { ClockPolicy::CatchUp } else { ClockPolicy::Continue },
     });
     vm.start_paused = !params.resume_vm;
+    // `PUT /metrics` (or --metrics-path) and `PUT /logger` before the load stay.
+    restored.keep_process_settings(preboot);
     *preboot = restored;
     Ok(vm)
 }

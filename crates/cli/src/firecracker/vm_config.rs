@@ -3,6 +3,7 @@
 //! so a client learns at `PUT` time, as with Firecracker's own validation).
 
 use fc_api::mmds::Mmds;
+use fc_api::model::CpuTemplate as StaticTemplate;
 use fc_api::model::*;
 use std::path::PathBuf;
 use vmm::api::rate_limits::{drive_limits, limiter};
@@ -58,6 +59,14 @@ pub enum ConfigError {
     MmdsUnknownInterface,
     #[error("The MMDS IPv4 address is not link local.")]
     MmdsNotLinkLocal,
+    /// A custom CPU template's bitmap, number or register that does not parse.
+    #[error("Cpu config error: {0}")]
+    CpuTemplate(#[source] vmm::cpu_template::TemplateError),
+    /// Firecracker's static templates mask the host CPU's own model with AWS instance
+    /// types' feature sets; none of microvm's named models (QEMU's) is that, so none is
+    /// substituted.
+    #[error("Machine config error: cpu_template {0:?} (a static CPU template) is not supported by microvm; describe the CPU with PUT /cpu-config (a custom template) instead.")]
+    StaticTemplate(StaticTemplate),
     /// Something in Firecracker's API that microvm does not do; names it.
     #[error("{0} is not supported by microvm.")]
     NotSupported(&'static str),
@@ -88,8 +97,8 @@ pub fn check_machine(m: &MachineConfig) -> Result<(), ConfigError> {
     if m.smt {
         return Err(ConfigError::NotSupported("smt (two hardware threads per core)"));
     }
-    if m.cpu_template.is_some_and(|t| t != CpuTemplate::None) {
-        return Err(ConfigError::NotSupported("A static CPU template"));
+    if let Some(template) = m.cpu_template.filter(|&t| t != StaticTemplate::None) {
+        return Err(ConfigError::StaticTemplate(template));
     }
     if m.huge_pages == HugePages::Transparent {
         return Err(ConfigError::NotSupported("huge_pages \"Transparent\""));
@@ -185,6 +194,8 @@ pub struct Parts<'a> {
     pub vsock: Option<&'a Vsock>,
     /// `PUT /mmds/config` and the store its interfaces serve.
     pub mmds: Option<(&'a MmdsConfig, &'a Mmds)>,
+    /// `PUT /cpu-config`'s template, applied to every vCPU after microvm's CPUID.
+    pub cpu_template: Option<&'a vmm::cpu_template::CpuTemplate>,
     pub sandbox: bool,
     pub id: &'a str,
 }
@@ -212,6 +223,7 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
     };
     let mut config = VmConfig::new(kernel);
     config.vcpu_count = parts.machine.vcpu_count;
+    config.cpu.template = parts.cpu_template.cloned().unwrap_or_default();
     config.mem_size = (parts.machine.mem_size_mib as u64) << 20;
     config.track_dirty_pages = parts.machine.track_dirty_pages;
     if parts.machine.huge_pages == HugePages::Hugetlbfs2M {
@@ -246,6 +258,9 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
             },
             // Firecracker's drives are raw files.
             image: Default::default(),
+            // Firecracker's drives have one queue, served on its one device thread.
+            num_queues: None,
+            iothread: None,
         }));
     }
     for net in parts.nets {
@@ -325,6 +340,7 @@ mod tests {
             entropy: Some(&EntropyDevice::default()),
             vsock: Some(&vsock),
             mmds: None,
+            cpu_template: None,
             sandbox: true,
             id: "vm1",
         };
@@ -374,6 +390,10 @@ mod tests {
             check_machine(&MachineConfig { vcpu_count: 0, ..Default::default() }),
             Err(ConfigError::VcpuCount)
         ));
+        let t2 = MachineConfig { cpu_template: Some(StaticTemplate::T2), ..Default::default() };
+        assert!(check_machine(&t2).unwrap_err().to_string().contains("cpu_template T2 (a static CPU template)"));
+        let none = MachineConfig { cpu_template: Some(StaticTemplate::None), ..Default::default() };
+        assert!(check_machine(&none).is_ok());
         assert!(matches!(parse_mac("AA:FC:00:00:00"), Err(ConfigError::Mac(_))));
         assert!(matches!(parse_mac("AA:FC:00:00:00:01:02"), Err(ConfigError::Mac(_))));
     }
@@ -414,6 +434,7 @@ mod tests {
             entropy: Some(&entropy),
             vsock: None,
             mmds: None,
+            cpu_template: None,
             sandbox: true,
             id: "vm1",
         };

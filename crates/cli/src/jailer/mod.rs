@@ -20,6 +20,7 @@
 pub mod args;
 pub mod cgroup;
 
+use crate::clock::now_us;
 use args::{JailerArgs, Limit};
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -194,13 +195,6 @@ fn canonical(path: &Path) -> Result<PathBuf, JailerError> {
 
 /// A clock in microseconds: Firecracker's jailer passes its monotonic start and its CPU
 /// time to the exec file, which microvm takes as opaque.
-fn now_us(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes the struct we own.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
-}
-
 /// Every descriptor but stdio: nothing the caller left open reaches the VM.
 fn close_inherited() {
     // SAFETY: close_range closes descriptors only; nothing in this single-threaded process

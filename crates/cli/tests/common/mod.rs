@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
+pub mod block;
 pub mod counter;
 pub mod firecracker;
 pub mod pages;

@@ -1,6 +1,6 @@
 use crate::bus::BusDevice;
 use crate::EventFdTrigger;
-use vm_superio::I8042Device;
+use vm_superio::{I8042Device, Trigger};
 
 /// vm-superio numbers i8042 registers from the data port 0x60; the command
 /// port 0x64 is its offset 4.
@@ -12,6 +12,42 @@ const COMMAND_REGISTER: u8 = 4;
 /// replies a reset-only model never gives; the reboot path only waits for
 /// the input buffer to be empty, so the reset command goes through at once.
 const STATUS_OUTPUT_FULL: u8 = 0x01;
+
+/// The command that pulses the CPU reset line (what vm-superio turns into the event).
+const CPU_RESET: u8 = 0xfe;
+
+/// Counts a read of `width` bytes in Firecracker's `i8042` section, which takes one-byte
+/// accesses and counts others as missed (both controllers here answer them anyway).
+pub(crate) fn count_read(width: usize) {
+    if width == 1 {
+        metrics::I8042.read_count.inc();
+    } else {
+        metrics::I8042.missed_read_count.inc();
+    }
+}
+
+/// Counts a write of `width` bytes; `command` is the byte written to port 0x64.
+pub(crate) fn count_write(width: usize, command: Option<u8>) {
+    if width != 1 {
+        metrics::I8042.missed_write_count.inc();
+        return;
+    }
+    metrics::I8042.write_count.inc();
+    if command == Some(CPU_RESET) {
+        metrics::I8042.reset_count.inc();
+    }
+}
+
+/// Hands a command vm-superio models (the CPU reset) to its controller.
+pub(crate) fn pulse<T: Trigger>(controller: &mut I8042Device<T>, command: u8)
+where
+    T::E: std::fmt::Display,
+{
+    if let Err(e) = controller.write(COMMAND_REGISTER, command) {
+        metrics::I8042.error_count.inc();
+        log::error!("i8042: cannot signal the reset: {e}");
+    }
+}
 
 /// The i8042 command port alone: the CPU reset command (0xFE) fires the
 /// reset event. Nothing else of the keyboard controller is modelled, so
@@ -29,14 +65,16 @@ impl I8042Reset {
 impl BusDevice for I8042Reset {
     fn read(&mut self, _offset: u64, data: &mut [u8]) {
         data.fill(STATUS_OUTPUT_FULL);
+        count_read(data.len());
     }
 
     fn write(&mut self, _offset: u64, data: &[u8]) {
-        if let Some(&command) = data.first() {
-            if let Err(e) = self.controller.write(COMMAND_REGISTER, command) {
-                log::error!("i8042: cannot signal the reset: {e}");
-            }
-        }
+        let &[command] = data else {
+            count_write(data.len(), None);
+            return;
+        };
+        count_write(1, Some(command));
+        pulse(&mut self.controller, command);
     }
 
     /// Nothing to save: vm-superio's controller holds only its reset event.
@@ -66,5 +104,26 @@ mod tests {
         assert_eq!(status[0] & 0x01, 1, "output stuck full: drivers find no controller");
         dev.write(0, &[0xfe]);
         assert_eq!(evt.read().unwrap(), 1);
+    }
+
+    /// Firecracker's `i8042` section: bytes read and written, resets, wide accesses
+    /// missed. Other tests of this process may count too, so each check is a lower bound.
+    #[test]
+    fn accesses_and_resets_are_counted() {
+        let m = &metrics::I8042;
+        let before = [m.read_count.total(), m.write_count.total(), m.reset_count.total()];
+        let missed = [m.missed_read_count.total(), m.missed_write_count.total()];
+        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
+        let mut dev = I8042Reset::new(EventFdTrigger::new(evt.try_clone().unwrap()));
+        dev.read(0, &mut [0u8]);
+        dev.read(0, &mut [0u8; 2]);
+        dev.write(0, &[0xd1]);
+        dev.write(0, &[0xfe]);
+        dev.write(0, &[0xfe, 0]);
+        assert!(m.read_count.total() > before[0]);
+        assert!(m.write_count.total() >= before[1] + 2);
+        assert!(m.reset_count.total() > before[2]);
+        assert!(m.missed_read_count.total() > missed[0] && m.missed_write_count.total() > missed[1]);
+        assert_eq!(evt.read().unwrap(), 1, "the wide write was not a reset");
     }
 }

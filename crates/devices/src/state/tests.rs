@@ -64,6 +64,7 @@ fn every_device_kind_round_trips_through_postcard() {
         limits: Default::default(),
         engine: Default::default(),
         image: Default::default(),
+        num_queues: 1,
     };
     let block = Block::new(opts).unwrap();
     std::fs::remove_file(&image).unwrap();

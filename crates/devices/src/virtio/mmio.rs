@@ -1,9 +1,10 @@
 //! The virtio-mmio transport, register layout version 2 (virtio 1.x §4.2.2).
 //! Every value the guest writes is checked here before a device sees it.
 
+pub mod saved;
 mod state;
 
-pub use state::TransportState;
+pub use saved::TransportState;
 
 use super::queue::{Virtqueue, VIRTIO_F_RING_PACKED};
 use super::{status, ActivateContext, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1};

@@ -13,6 +13,7 @@ mod activation;
 pub mod balloon;
 pub mod block;
 pub mod console;
+pub(crate) mod errors;
 pub mod hvsock;
 pub mod input;
 pub mod mmio;
@@ -27,6 +28,7 @@ pub mod vhost;
 mod vsock_event;
 
 pub use activation::{Activation, QueueTurn};
+pub use errors::ActivateError;
 pub use state::{SavedQueue, VirtioState};
 
 use crate::guest_memory::GuestMemoryMmap;
@@ -143,14 +145,6 @@ pub struct ActivateContext {
     /// The ioeventfds the guest's notifications arrive on, one per queue.
     pub queue_events: Vec<EventFd>,
     pub interrupt: std::sync::Arc<Interrupt>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ActivateError {
-    #[error("{0}")]
-    Backend(String),
-    #[error("cannot wake the device event loop: {0}")]
-    Wake(std::io::Error),
 }
 
 /// A virtio device model, independent of the transport.

@@ -2,6 +2,7 @@
 //! threads that serve chardevs, the chardev list). To give a new thread its list: add a
 //! [`ThreadKind`], a file here, and a line in [`lists_of`].
 
+mod block;
 mod chardev_io;
 mod common;
 mod main_loop;
@@ -23,7 +24,9 @@ fn lists_of(kind: ThreadKind) -> &'static [&'static [Rule]] {
     match kind {
         ThreadKind::Main => &[COMMON, CHARDEV_IO, main_loop::MAIN],
         ThreadKind::Vcpu => &[COMMON, vcpu::VCPU],
-        ThreadKind::Virtio => &[COMMON, CHARDEV_IO, virtio::VIRTIO],
+        ThreadKind::Virtio => &[COMMON, CHARDEV_IO, block::EVENT_LOOP, block::BLOCK, virtio::VIRTIO],
+        ThreadKind::Iothread => &[COMMON, block::EVENT_LOOP, block::BLOCK, block::IOTHREAD],
+        ThreadKind::AioWorker => &[COMMON, block::AIO_WORKER],
         ThreadKind::Ninep => &[COMMON, ninep::NINEP],
         ThreadKind::Solo => &[COMMON, vcpu::VCPU, solo::SOLO],
     }

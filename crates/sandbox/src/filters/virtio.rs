@@ -5,33 +5,14 @@ use crate::allow;
 use crate::rules::{eq, Rule};
 use crate::vhost_ioctls::*;
 
+/// What the `virtio` thread adds to the event loop and the block data path
+/// (`block.rs`, which it shares with the iothreads).
 pub const VIRTIO: &[Rule] = &[
-    // The event loop (glibc's epoll_wait, musl's epoll_pwait).
-    allow!(SYS_epoll_wait),
-    allow!(SYS_epoll_pwait),
-    allow!(SYS_epoll_ctl),
-    // eventfds, taps, chardevs (their socket calls are in the chardev list).
-    allow!(SYS_read),
+    // Taps, chardevs (their socket calls are in the chardev list).
     allow!(SYS_readv),
     allow!(SYS_writev),
-    // Block: requests, flushes, discard and write-zeroes.
-    allow!(SYS_preadv),
-    allow!(SYS_pwritev),
-    allow!(SYS_fdatasync),
-    allow!(SYS_fsync),
-    allow!(SYS_fallocate),
-    // Block, aio=io_uring: submitting a batch to the drive's ring (set up, restricted to
-    // READV/WRITEV/FSYNC and given its eventfd when the drive is created, before any filter).
-    allow!(SYS_io_uring_enter),
     // virtio-rng.
     allow!(SYS_getrandom),
-    // A rate limit's refill timer, made the first time the limit blocks its device (an
-    // unlimited device makes none): CLOCK_MONOTONIC, close-on-exec, as vmm-sys-util asks.
-    allow!(
-        SYS_timerfd_create,
-        "CLOCK_MONOTONIC",
-        [eq(0, libc::CLOCK_MONOTONIC as u32), eq(1, libc::TFD_CLOEXEC as u32)]
-    ),
     // virtio-balloon returns pages of file- or memfd-backed guest RAM (MADV_DONTNEED, for
     // anonymous RAM, is in the common list).
     allow!(SYS_madvise, "MADV_REMOVE", [eq(2, libc::MADV_REMOVE as u32)]),

@@ -37,8 +37,18 @@ pub fn handle(request: ApiRequest, vm: &mut VmControl, facts: &mut ApiFacts) -> 
         R::GetVersion => Response::ok(&version()),
         R::GetVmConfig => Response::ok(&facts.vm_config),
         R::GetMachineConfig => Response::ok(&facts.machine_config),
-        R::PatchVm(VmState::Paused) => control(vm.machine.pause()),
-        R::PatchVm(VmState::Resumed) => control(vm.machine.resume()),
+        R::PatchVm(VmState::Paused) => {
+            let started = std::time::Instant::now();
+            let result = vm.machine.pause();
+            metrics::record_latency(&metrics::LATENCIES.vmm_pause_vm, started);
+            control(result)
+        }
+        R::PatchVm(VmState::Resumed) => {
+            let started = std::time::Instant::now();
+            let result = vm.machine.resume();
+            metrics::record_latency(&metrics::LATENCIES.vmm_resume_vm, started);
+            control(result)
+        }
         R::Action(ActionType::SendCtrlAltDel) => {
             send_ctrl_alt_del(vm);
             Response::no_content()

@@ -119,6 +119,7 @@ fn patch_drive_updates_the_rate_limiter_and_the_stored_configuration() {
         limits: Default::default(),
         engine: Default::default(),
         image: Default::default(),
+        num_queues: 1,
     })
     .unwrap();
     let (mut vm, mut facts) = (vm(), facts());

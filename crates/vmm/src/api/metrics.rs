@@ -34,6 +34,8 @@ impl MetricsSink {
     pub fn open(path: &str) -> io::Result<MetricsSink> {
         let file = OpenOptions::new().read(true).write(true).create(true).custom_flags(libc::O_NONBLOCK).open(path)?;
         metrics::set_last_line_fd(Some(file.as_raw_fd()));
+        // A fatal signal from now on writes its `signals` line there before the end.
+        sandbox::install_fatal_signal_handlers()?;
         Ok(MetricsSink { file, timer: TimerFd::new()? })
     }
 
@@ -122,6 +124,19 @@ impl RequestCount {
                 fails.inc();
             }
         }
+    }
+}
+
+/// The API-level `latencies_us` field a request sets once answered, if it has one.
+pub fn api_latency(request: &ApiRequest) -> Option<&'static metrics::Gauge> {
+    use fc_api::model::{SnapshotType, VmState};
+    let l = &metrics::LATENCIES;
+    match request {
+        ApiRequest::PatchVm(VmState::Paused) => Some(&l.pause_vm),
+        ApiRequest::PatchVm(VmState::Resumed) => Some(&l.resume_vm),
+        ApiRequest::CreateSnapshot(p) if p.snapshot_type == SnapshotType::Diff => Some(&l.diff_create_snapshot),
+        ApiRequest::CreateSnapshot(_) => Some(&l.full_create_snapshot),
+        _ => None,
     }
 }
 

@@ -154,8 +154,12 @@ impl ApiServer {
             let answer = match request {
                 Ok(request) => {
                     let counted = RequestCount::of(&request);
+                    let latency = metrics::api_latency(&request).map(|gauge| (gauge, std::time::Instant::now()));
                     let answer = handlers::handle(request, vm, &mut self.facts);
                     counted.inspect(|c| c.answered(answer.status));
+                    if let Some((gauge, started)) = latency {
+                        ::metrics::record_latency(gauge, started);
+                    }
                     answer
                 }
                 Err(answer) => answer,

@@ -30,7 +30,12 @@ pub fn create(vm: &mut VmControl, vm_config: &serde_json::Value, params: &Snapsh
         front_end_config: Some(vm_config.to_string()),
         diff: params.snapshot_type == SnapshotType::Diff,
     };
-    match vm.machine.save(&target) {
+    let started = std::time::Instant::now();
+    let saved = vm.machine.save(&target);
+    let latencies = &metrics::LATENCIES;
+    let latency = if target.diff { &latencies.vmm_diff_create_snapshot } else { &latencies.vmm_full_create_snapshot };
+    metrics::record_latency(latency, started);
+    match saved {
         Ok(_) => Response::no_content(),
         Err(e) => Response::bad_request(format!("Create snapshot error: {e}")),
     }

@@ -3,10 +3,12 @@
 use super::props::{prop, Value, DEVICE_ID, PACKED};
 use super::DeviceConfig;
 use super::{wrong_config, Backend, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
-use crate::virtio_devices::{BlockInfo, BuildCtx};
-use crate::Error;
+use crate::device_info::BlockInfo;
+use crate::error::Error;
+use crate::virtio_devices::BuildCtx;
 use devices::virtio::block::BlockOptions;
-use devices::virtio::block::{CacheMode, DriveLimits, Engine, ImageOptions};
+use devices::virtio::block::{CacheMode, DriveLimits, Engine, ImageOptions, MAX_QUEUES, POOL_WORKERS};
+use sandbox::ThreadKind;
 use std::path::PathBuf;
 
 pub(super) const DESC: KindDesc = KindDesc {
@@ -20,10 +22,27 @@ pub(super) const DESC: KindDesc = KindDesc {
             None,
             "What the guest reads as the disk's serial (GET_ID, first 20 bytes); without it, the drive id.",
         ),
+        prop(
+            "num-queues",
+            Value::Text("N"),
+            Some("1"),
+            "Request queues, 1 to 16 (VIRTIO_BLK_F_MQ with more than one); Linux uses at most one per CPU.",
+        ),
+        prop(
+            "iothread",
+            Value::Text("ID"),
+            None,
+            "The -object iothread serving the drive's queues; without it, the shared virtio thread.",
+        ),
+        prop("iothread-vq-mapping", Value::Text("LIST"), None, "Not supported: use iothread=ID."),
         PACKED,
         DEVICE_ID,
     ],
 };
+
+/// QEMU 9's per-queue iothreads, refused for the one iothread microvm serves a drive on.
+const NO_VQ_MAPPING: &str =
+    "iothread-vq-mapping is not supported: use iothread=ID (every queue of the drive on that iothread)";
 
 /// `-drive id=,file=,format=raw,if=none[,readonly=on][,cache=]` + `-device virtio-blk-device,drive=`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,6 +61,12 @@ pub struct BlockConfig {
     pub engine: Engine,
     /// `-drive format=,snapshot=,discard=` (Firecracker's drives are raw).
     pub image: ImageOptions,
+    /// `virtio-blk-device,num-queues=`; `None`: one, QEMU's default on virtio-mmio (and
+    /// Firecracker's only).
+    pub num_queues: Option<u16>,
+    /// `virtio-blk-device,iothread=`: the `-object iothread` whose thread serves the
+    /// drive; `None`: the `virtio` thread.
+    pub iothread: Option<String>,
 }
 
 pub(super) struct Block;
@@ -55,17 +80,36 @@ impl DeviceKind for Block {
         let id = args.id()?;
         let drive = args.reference("drive")?;
         let drive = args.required(drive, "drive=ID is required (the id of a -drive)")?;
+        if let Some(p) = args.get("iothread-vq-mapping") {
+            return Err(p.error(NO_VQ_MAPPING));
+        }
+        let num_queues = args.parsed("num-queues", |p| match p.value.parse::<u16>() {
+            Ok(n) if (1..=MAX_QUEUES).contains(&n) => Ok(n),
+            _ => Err(p.error(format!("num-queues must be a number from 1 to {MAX_QUEUES}"))),
+        })?;
+        let iothread = args.reference("iothread")?;
         // The rest comes with the drive (bind).
-        let config = BlockConfig { serial: args.text("serial"), ..Default::default() };
+        let config = BlockConfig { serial: args.text("serial"), num_queues, iothread, ..Default::default() };
         let backend = BackendRef { kind: BackendKind::Drive, id: drive };
         Ok(Parsed::Slot { config: DeviceConfig::Block(config), id, backend: Some(backend) })
     }
 
     fn bind(&self, config: &mut DeviceConfig, backend: Backend, _value: &str) -> Result<(), PropError> {
         if let (DeviceConfig::Block(cfg), Backend::Drive(drive)) = (config, backend) {
-            *cfg = BlockConfig { serial: cfg.serial.take(), ..drive };
+            let (serial, num_queues, iothread) = (cfg.serial.take(), cfg.num_queues, cfg.iothread.take());
+            *cfg = BlockConfig { serial, num_queues, iothread, ..drive };
         }
         Ok(())
+    }
+
+    fn threads(&self, config: &DeviceConfig) -> Option<(ThreadKind, usize)> {
+        match config {
+            // A formatted drive is served synchronously whatever aio= says (no pool).
+            DeviceConfig::Block(cfg) if cfg.engine == Engine::Threads && !cfg.image.formatted() => {
+                Some((ThreadKind::AioWorker, POOL_WORKERS))
+            }
+            _ => None,
+        }
     }
 
     fn syscalls(&self) -> &'static [&'static str] {
@@ -74,23 +118,36 @@ impl DeviceKind for Block {
 
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
         let DeviceConfig::Block(cfg) = config else { return Err(wrong_config(DESC.name)) };
-        let disk = devices::virtio::block::Block::new(block_options(cfg))?;
+        let mut disk = devices::virtio::block::Block::new(block_options(cfg))?;
         let size = std::fs::metadata(&cfg.path).map_or(0, |m| m.len());
         let (id, path) = (cfg.id.clone(), cfg.path.clone());
         ctx.inventory.blocks.push(BlockInfo { id, path, read_only: cfg.read_only, cache: cfg.cache, size });
-        ctx.add(disk, "virtio-mmio (virtio-blk)", DESC.name, Some(&cfg.id))
+        let workers = disk.take_pool_workers();
+        if !workers.is_empty() {
+            ctx.inventory.pool_workers.push((cfg.id.clone(), workers));
+        }
+        ctx.add_on(disk, "virtio-mmio (virtio-blk)", DESC.name, Some(&cfg.id), cfg.iothread.as_deref())
     }
 
     #[cfg(test)]
     fn examples(&self) -> Vec<super::Example> {
         let drive = BlockConfig { id: "d0".into(), path: "/img".into(), read_only: true, ..Default::default() };
         let config = BlockConfig { serial: Some("SN1".into()), ..drive.clone() };
-        vec![super::Example {
-            name: DESC.name,
-            props: &[("drive", "d0"), ("serial", "SN1")],
-            backend: Some(Backend::Drive(drive)),
-            config: DeviceConfig::Block(config),
-        }]
+        let mq = BlockConfig { num_queues: Some(4), iothread: Some("io0".into()), ..drive.clone() };
+        vec![
+            super::Example {
+                name: DESC.name,
+                props: &[("drive", "d0"), ("serial", "SN1")],
+                backend: Some(Backend::Drive(drive.clone())),
+                config: DeviceConfig::Block(config),
+            },
+            super::Example {
+                name: DESC.name,
+                props: &[("drive", "d0"), ("num-queues", "4"), ("iothread", "io0")],
+                backend: Some(Backend::Drive(drive)),
+                config: DeviceConfig::Block(mq),
+            },
+        ]
     }
 }
 
@@ -105,5 +162,6 @@ fn block_options(cfg: &BlockConfig) -> BlockOptions {
         limits: cfg.limits,
         engine: cfg.engine,
         image: cfg.image,
+        num_queues: cfg.num_queues.unwrap_or(1),
     }
 }

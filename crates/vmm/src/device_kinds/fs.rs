@@ -4,8 +4,8 @@ use super::props::{prop, Prop, Value, DEVICE_ID, PACKED};
 use super::DeviceConfig;
 use super::{wrong_config, Backend, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
 use crate::chardev_config::ChardevBackend;
+use crate::error::Error;
 use crate::virtio_devices::BuildCtx;
-use crate::Error;
 use devices::virtio::vhost::fs::VhostUserFs;
 use std::path::PathBuf;
 

@@ -4,8 +4,8 @@
 use super::props::{prop, Value, DEVICE_ID, PACKED};
 use super::DeviceConfig;
 use super::{wrong_config, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
+use crate::error::Error;
 use crate::virtio_devices::BuildCtx;
-use crate::Error;
 use std::path::PathBuf;
 
 pub(super) const DESC: KindDesc = KindDesc {

@@ -3,8 +3,8 @@
 use super::props::{DEVICE_ID, PACKED};
 use super::DeviceConfig;
 use super::{DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
+use crate::error::Error;
 use crate::virtio_devices::BuildCtx;
-use crate::Error;
 use devices::virtio::input::VirtioKeyboard;
 
 pub(super) const DESC: KindDesc = KindDesc {

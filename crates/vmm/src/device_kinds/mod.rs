@@ -24,10 +24,11 @@ mod vsock;
 
 use crate::chardev_config::ChardevBackend;
 use crate::device_thread::DeviceEventLoop;
-use crate::monitor::Mux;
+use crate::error::{ConfigError, Error};
+use crate::monitor::mux::Mux;
+use crate::slot::{cmdline_entry, slot, Slot};
 pub use crate::virtio_devices::BuildCtx;
-use crate::virtio_devices::{cmdline_entry, slot, DeviceInventory, Slot};
-use crate::Error;
+use crate::virtio_devices::DeviceInventory;
 use arch::layout::VIRTIO_MMIO_SLOTS;
 pub use balloon::{BalloonConfig, BalloonOptions};
 pub use block::BlockConfig;
@@ -134,10 +135,7 @@ pub fn create_devices(
     muxes: &mut [Mux],
 ) -> Result<DeviceInventory, Error> {
     if configs.len() > VIRTIO_MMIO_SLOTS as usize {
-        return Err(Error::Config(format!(
-            "{} virtio devices requested, but microvm has {VIRTIO_MMIO_SLOTS} virtio-mmio slots",
-            configs.len()
-        )));
+        return Err(ConfigError::TooManyDevices { count: configs.len() }.into());
     }
     let mut inventory = DeviceInventory::default();
     for (index, config) in configs.iter().enumerate() {
@@ -191,6 +189,14 @@ pub trait DeviceKind: Sync {
     /// thread, if any (`docs/sandbox.md`).
     fn thread(&self) -> Option<ThreadKind> {
         None
+    }
+
+    /// The threads of its own a device of this kind with `config` runs, and how many:
+    /// [`Self::thread`]'s one unless the config asks for more (an `aio=threads` drive's
+    /// pool). An iothread is not the device's own: several devices may share it.
+    fn threads(&self, config: &DeviceConfig) -> Option<(ThreadKind, usize)> {
+        let _ = config;
+        self.thread().map(|kind| (kind, 1))
     }
 
     /// The system calls its data path makes on the `virtio` thread beyond reading and
@@ -287,7 +293,7 @@ pub struct Example {
 
 /// A kind's `build` handed a config of another kind (a bug in [`kind_of`]).
 fn wrong_config(kind: &'static str) -> Error {
-    Error::Config(format!("{kind}: handed another kind's config"))
+    ConfigError::WrongKind { kind }.into()
 }
 
 #[cfg(test)]

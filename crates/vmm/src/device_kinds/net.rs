@@ -4,8 +4,8 @@
 use super::props::{prop, Prop, Value, DEVICE_ID, PACKED};
 use super::DeviceConfig;
 use super::{wrong_config, Backend, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
+use crate::error::{ConfigError, Error};
 use crate::virtio_devices::BuildCtx;
-use crate::Error;
 use devices::rate_limiter::LimiterConfig;
 use devices::virtio::net::{passt, Backend as NetIo, DgramSocket, StreamSocket, Tap};
 use devices::virtio::vhost::net::VhostNet;
@@ -145,10 +145,10 @@ impl DeviceKind for Net {
         let backend = open_backend(cfg)?;
         if cfg.vhost {
             let NetIo::Tap(tap) = backend else {
-                return Err(Error::Config(format!("netdev {}: vhost=on needs a tap", cfg.id)));
+                return Err(ConfigError::VhostNeedsTap { id: cfg.id.clone() }.into());
             };
             if cfg.mmds.is_some() {
-                return Err(Error::Config(format!("netdev {}: the MMDS needs vhost=off", cfg.id)));
+                return Err(ConfigError::MmdsWithVhost { id: cfg.id.clone() }.into());
             }
             let net = VhostNet::open(tap, cfg.mac, ctx.mem)
                 .map_err(|source| Error::VhostNet { id: cfg.id.clone(), source })?;

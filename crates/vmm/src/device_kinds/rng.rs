@@ -4,8 +4,8 @@
 use super::props::{prop, Value, DEVICE_ID, PACKED};
 use super::DeviceConfig;
 use super::{wrong_config, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
+use crate::error::Error;
 use crate::virtio_devices::BuildCtx;
-use crate::Error;
 
 pub(super) const DESC: KindDesc = KindDesc {
     name: "virtio-rng-device",

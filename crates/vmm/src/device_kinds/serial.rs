@@ -7,8 +7,8 @@ use super::props::{prop, PropDesc, Value, DEVICE_ID, ID, PACKED};
 use super::DeviceConfig;
 use super::{wrong_config, DeviceArgs, DeviceKind, KindDesc, Parsed, PortRequest, PropError};
 use crate::chardev_config::ChardevConfig;
+use crate::error::Error;
 use crate::virtio_devices::BuildCtx;
-use crate::Error;
 use devices::virtio::console::{Console, MultiportConsole, PortBackend};
 
 /// QEMU's default and largest `max_ports`.

@@ -3,7 +3,7 @@
 //! target (guest RAM minus what the balloon should hold), `query-balloon` reports what
 //! the guest says it has left.
 
-use super::commands::VmControl;
+use super::vm_control::VmControl;
 use devices::virtio::balloon::{BalloonState, PAGE_SIZE, STAT_NAMES};
 use qmp::{Arguments, ErrorClass, QmpError};
 use serde_json::{json, Map, Value};

@@ -4,7 +4,7 @@
 //! `device` or `id`. The limits apply at once, with full buckets; `group` is accepted and
 //! has no effect (microvm's limits are per drive: docs/dropin.md).
 
-use super::commands::VmControl;
+use super::vm_control::VmControl;
 use devices::virtio::block::qemu_throttle::{modern_name, QemuThrottle, ThrottleError, VALUE_MAX};
 use devices::virtio::block::Block;
 use qmp::{Arguments, ErrorClass, QmpError};

@@ -1,76 +1,27 @@
 //! The QMP commands microvm answers, with QEMU's argument and reply shapes (QAPI schema).
 //! Anything else gets CommandNotFound from the dispatcher, so clients fall back cleanly.
 
+use super::vm_control::{version, VmControl};
 use super::{balloon, block, hmp, migration, power};
-use crate::control::Machine;
-use crate::device_registry::DeviceRegistry;
+use crate::device_info::{BlockInfo, ChardevInfo};
 use crate::exit::VmExit;
 use crate::state::RunState;
-use crate::virtio_devices::{BlockInfo, ChardevInfo};
 use arch::layout::MAX_VCPUS;
-use qmp::{Arguments, Dispatcher, QmpError};
+use qmp::{Dispatcher, QmpError};
 use serde_json::{json, Value};
-
-/// The QEMU release whose microvm machine and QMP shapes microvm follows; reported in
-/// the greeting and `query-version` (clients gate features on it). microvm's own version
-/// is in `package`.
-pub const QEMU_VERSION: qmp::VersionTriple = qmp::VersionTriple { major: 9, minor: 2, micro: 0 };
 
 /// QMP's `target` for every CPU and for `query-target`.
 const TARGET: &str = "x86_64";
-
-/// What the commands act on and report: the machine and the facts fixed at set-up.
-pub struct VmControl {
-    pub machine: Machine,
-    pub facts: Facts,
-    /// Every device by id, for commands that act on one.
-    pub devices: DeviceRegistry,
-    /// The power button and keyboard (`system_powerdown`, `send-key`).
-    pub power: crate::power::PowerControl,
-    /// Migration capabilities and the last migration's outcome.
-    pub migration: migration::Migration,
-}
-
-/// What set-up decided, for the queries.
-pub struct Facts {
-    pub name: Option<String>,
-    pub uuid: Option<String>,
-    /// The `dump-mtree` text, for `info mtree`.
-    pub mtree: String,
-    pub chardevs: Vec<ChardevInfo>,
-    pub blocks: Vec<BlockInfo>,
-    /// Guest RAM in bytes (`balloon` sizes are relative to it).
-    pub mem_size: u64,
-    /// The VM generation ID of `-device vmgenid`, as this start wrote it.
-    pub vmgenid: Option<crate::vmgenid::Guid>,
-}
-
-/// `package` as distributions fill QEMU's (" (Debian 1:7.2+dfsg-7)"): HMP's `info version`
-/// prints it right after the version numbers.
-pub fn version() -> qmp::VersionInfo {
-    qmp::VersionInfo { qemu: QEMU_VERSION, package: format!(" (microvm {})", env!("CARGO_PKG_VERSION")) }
-}
-
-/// `-version`'s first line, in QEMU's format so scripts that parse `version X.Y.Z` from it
-/// read the QEMU release microvm follows, with microvm's own version as the package.
-pub fn version_banner() -> String {
-    let v = version();
-    format!("QEMU emulator version {}.{}.{}{}", v.qemu.major, v.qemu.minor, v.qemu.micro, v.package)
-}
-
-pub fn greeting() -> qmp::Greeting {
-    qmp::Greeting { version: version() }
-}
 
 /// Every command, in `query-commands` order. Those without arguments reject any
 /// (QEMU's "Parameter 'x' is unexpected").
 const COMMANDS: &[(&str, qmp::Handler<VmControl>)] = &[
     ("query-version", |_, args| args.finish().map(|()| json!(version()))),
     ("query-status", |vm, args| args.finish().map(|()| query_status(vm.machine.state()))),
-    ("stop", |vm, args| args.finish().and_then(|()| control(vm.machine.pause()))),
-    ("cont", |vm, args| args.finish().and_then(|()| control(vm.machine.resume()))),
-    ("quit", |vm, args| args.finish().map(|()| exit(vm, VmExit::Quit))),
-    ("system_reset", |vm, args| args.finish().map(|()| exit(vm, VmExit::SystemReset))),
+    ("stop", |vm, args| args.finish().and_then(|()| vm.stop())),
+    ("cont", |vm, args| args.finish().and_then(|()| vm.cont())),
+    ("quit", |vm, args| args.finish().map(|()| vm.exit(VmExit::Quit))),
+    ("system_reset", |vm, args| args.finish().map(|()| vm.exit(VmExit::SystemReset))),
     ("query-cpus-fast", |vm, args| args.finish().map(|()| query_cpus_fast(vm))),
     ("query-name", |vm, args| {
         args.finish().map(|()| vm.facts.name.as_ref().map_or(json!({}), |name| json!({ "name": name })))
@@ -114,21 +65,6 @@ pub fn dispatcher() -> Dispatcher<VmControl> {
         dispatcher.register(name, handler).expect("command names are unique and not built in");
     }
     dispatcher
-}
-
-/// Runs a command by name, as HMP does for `stop`, `cont`, `quit`.
-pub fn run(vm: &mut VmControl, name: &str) -> Result<Value, QmpError> {
-    let (_, handler) = COMMANDS.iter().find(|(n, _)| *n == name).expect("HMP names a registered command");
-    handler(vm, Arguments::new(serde_json::Map::new()))
-}
-
-fn control(result: Result<(), crate::control::ControlError>) -> Result<Value, QmpError> {
-    result.map(|()| json!({})).map_err(|e| QmpError::generic(e.to_string()))
-}
-
-fn exit(vm: &mut VmControl, why: VmExit) -> Value {
-    vm.machine.request_exit(why);
-    json!({})
 }
 
 pub fn query_status(state: RunState) -> Value {

@@ -2,7 +2,8 @@
 //! on the same handlers as their QMP twins and printed as QEMU prints them (lines end
 //! in `\r\n`, as QEMU's monitor output does).
 
-use super::commands::{self, VmControl};
+use super::vm_control::{version, VmControl};
+use crate::exit::VmExit;
 use crate::state::RunState;
 use qmp::{Arguments, QmpError};
 use serde_json::Value;
@@ -62,7 +63,7 @@ pub fn run_line(vm: &mut VmControl, line: &str) -> String {
         (Some("info"), Some("status")) => info_status(vm.machine.state()),
         (Some("info"), Some("cpus")) => info_cpus(vm),
         (Some("info"), Some("version")) => {
-            let v = commands::version();
+            let v = version();
             format!("{}.{}.{}{}\r\n", v.qemu.major, v.qemu.minor, v.qemu.micro, v.package)
         }
         (Some("info"), Some("mtree")) => vm.facts.mtree.replace('\n', "\r\n"),
@@ -82,7 +83,13 @@ pub fn run_line(vm: &mut VmControl, line: &str) -> String {
                 "s" => "stop",
                 other => other,
             };
-            match commands::run(vm, command) {
+            let done = match command {
+                "stop" => vm.stop(),
+                "cont" => vm.cont(),
+                "quit" => Ok(vm.exit(VmExit::Quit)),
+                _ => Ok(vm.exit(VmExit::SystemReset)),
+            };
+            match done {
                 Ok(_) => String::new(),
                 Err(e) => format!("Error: {}\r\n", e.desc),
             }

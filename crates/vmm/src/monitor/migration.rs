@@ -4,9 +4,9 @@
 //! migration; `query-migrate` and the `MIGRATION` event (with the `events` capability)
 //! report it in QEMU's shapes.
 
-use super::commands::VmControl;
+use super::vm_control::{Outcome, VmControl};
 use crate::control::VmEventKind;
-use crate::snapshot::{parse_file_uri, ClockPolicy, MemoryTarget, SaveReport, SnapshotSource, SnapshotTarget};
+use crate::snapshot::{parse_file_uri, ClockPolicy, MemoryTarget, SnapshotSource, SnapshotTarget};
 use qmp::{Arguments, QmpError};
 use serde_json::{json, Map, Value};
 
@@ -15,25 +15,6 @@ use serde_json::{json, Map, Value};
 /// `-M microvm,track-dirty-pages=on`, `migrate` writes only the pages written since the
 /// last snapshot (docs/snapshot.md, "Diff snapshots").
 const CAPABILITIES: [&str; 3] = ["events", "x-ignore-shared", "x-diff-snapshot"];
-
-/// What the monitors know of migrations.
-#[derive(Debug, Default)]
-pub struct Migration {
-    /// `events`: MIGRATION events are sent (QEMU sends none without it).
-    pub events: bool,
-    /// `x-ignore-shared`: RAM in a shared backend file is not written; the restoring
-    /// process maps the same file.
-    pub ignore_shared: bool,
-    /// `x-diff-snapshot`: a diff snapshot, of the pages written since the last one.
-    pub diff: bool,
-    last: Option<Outcome>,
-}
-
-#[derive(Debug)]
-enum Outcome {
-    Completed(SaveReport),
-    Failed(String),
-}
 
 /// `migrate uri=file:PATH[,offset=N]`.
 pub fn migrate(vm: &mut VmControl, mut args: Arguments) -> Result<Value, QmpError> {

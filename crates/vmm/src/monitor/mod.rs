@@ -13,17 +13,18 @@ mod block;
 mod commands;
 mod hmp;
 mod migration;
-mod mux;
+pub(crate) mod mux;
 mod mux_core;
 mod power;
 mod readline;
-mod sockets;
+pub(crate) mod sockets;
 mod throttle;
+mod vm_control;
 
-pub use commands::{version_banner, Facts, VmControl};
 pub use mux::Mux;
 pub use sockets::SocketError;
 pub use throttle::RateLimit;
+pub use vm_control::{version_banner, Facts, VmControl};
 
 use crate::config::{MonitorConfig, MonitorSocket};
 use crate::control::{VmEvent, VmEventKind};
@@ -103,7 +104,7 @@ impl MonitorServer {
 
     fn add_client(&mut self, index: usize, monitor: &mut Monitor, stream: Stream) -> Option<RawFd> {
         let fd = stream.input_fd();
-        let conn = match qmp::Connection::new(stream, &commands::greeting(), monitor.pretty) {
+        let conn = match qmp::Connection::new(stream, &vm_control::greeting(), monitor.pretty) {
             Ok(conn) => conn,
             Err(e) => {
                 log::warn!("monitor: cannot greet a client: {e}");
@@ -237,7 +238,7 @@ impl Monitor {
 
 /// The monitors' chardevs as `query-chardev` lists them: a `-mon` under its chardev's id,
 /// a `-qmp` as QEMU names it (`compat_monitorN`).
-pub fn chardev_infos(configs: &[MonitorConfig]) -> Vec<crate::virtio_devices::ChardevInfo> {
+pub fn chardev_infos(configs: &[MonitorConfig]) -> Vec<crate::device_info::ChardevInfo> {
     let mut unnamed = 0;
     configs
         .iter()
@@ -254,7 +255,7 @@ pub fn chardev_infos(configs: &[MonitorConfig]) -> Vec<crate::virtio_devices::Ch
                 MonitorSocket::Stdio => "stdio".into(),
                 MonitorSocket::Fd(fd) => format!("fd:{fd}"),
             };
-            crate::virtio_devices::ChardevInfo { label, filename }
+            crate::device_info::ChardevInfo { label, filename }
         })
         .collect()
 }

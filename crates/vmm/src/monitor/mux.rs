@@ -12,10 +12,12 @@ use super::hmp;
 use super::mux_core::{MuxAction, MuxCore};
 use super::readline::{Edit, Readline, PROMPT};
 use super::VmControl;
+use crate::chardevs::open_backend;
 use crate::config::MuxConfig;
+use crate::config::{ChardevBackend, ChardevConfig};
+use crate::device_info::{chardev_filename, ChardevInfo};
+use crate::error::{io_err, ConfigError, Error};
 use crate::exit::VmExit;
-use crate::virtio_devices::{chardev_filename, open_chardev, ChardevInfo};
-use crate::Error;
 use devices::chardev::{Chardev, EVENT_DATA_BASE, OUTPUT_BUFFER};
 use event_manager::{EventOps, Events};
 use std::os::unix::net::UnixStream;
@@ -38,14 +40,10 @@ pub struct Mux {
     pub info: ChardevInfo,
 }
 
-fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { what, source }
-}
-
 impl Mux {
     /// Opens the backend (a server socket with wait=on blocks here, as in QEMU).
     pub fn open(cfg: &MuxConfig) -> Result<Mux, Error> {
-        let backend = open_chardev(&cfg.chardev, &mut [])?;
+        let backend = open_backend(&cfg.chardev)?;
         let info = ChardevInfo {
             label: cfg.chardev.id.clone(),
             filename: chardev_filename(&cfg.chardev.backend, backend.pty_path()),
@@ -65,8 +63,8 @@ impl Mux {
 
     /// A new guest front end: the chardev its device uses.
     pub fn attach(&mut self, label: &str) -> Result<Chardev, Error> {
-        let (device_end, mux_end) = UnixStream::pair().map_err(io("cannot create a mux socketpair"))?;
-        let dup = |s: &UnixStream| s.try_clone().map_err(io("cannot duplicate a mux socket"));
+        let (device_end, mux_end) = UnixStream::pair().map_err(io_err("cannot create a mux socketpair"))?;
+        let dup = |s: &UnixStream| s.try_clone().map_err(io_err("cannot duplicate a mux socket"));
         let ours = Chardev::from_fds(&self.info.label, Some(dup(&mux_end)?.into()), Some(mux_end.into()))?;
         self.guests.push(ours);
         self.core = MuxCore::new(self.guests.len(), self.monitor, self.escape);
@@ -151,7 +149,7 @@ impl Mux {
             MuxAction::ToBackend(text) => self.say(&text),
             MuxAction::MonitorFocused { first } => {
                 if first {
-                    let v = super::commands::version();
+                    let v = super::vm_control::version();
                     let (major, minor, micro) = (v.qemu.major, v.qemu.minor, v.qemu.micro);
                     self.say(&format!("QEMU {major}.{minor}.{micro} monitor - type 'help' for more information\r\n"));
                 } else {
@@ -199,5 +197,17 @@ impl Mux {
 
     fn say(&mut self, text: &str) {
         self.backend.write_output(text.as_bytes());
+    }
+}
+
+/// Opens a front end's chardev: its own backend, or, for a mux's front end (`MuxPort`),
+/// a port of its mux in `muxes`.
+pub(crate) fn open_chardev(cfg: &ChardevConfig, muxes: &mut [Mux]) -> Result<Chardev, Error> {
+    match &cfg.backend {
+        ChardevBackend::MuxPort(n) => {
+            let mux = muxes.get_mut(*n).ok_or_else(|| ConfigError::NoMux { id: cfg.id.clone(), index: *n })?;
+            mux.attach(&cfg.id)
+        }
+        _ => open_backend(cfg),
     }
 }

@@ -2,7 +2,7 @@
 //! `send-key`, `input-send-event`, with QEMU's argument shapes (QAPI `KeyValue`,
 //! `InputEvent`), and their HMP forms (`system_powerdown`, `sendkey ctrl-alt-delete`).
 
-use super::commands::VmControl;
+use super::vm_control::VmControl;
 use crate::control::VmEventKind;
 use devices::legacy::Key;
 use qmp::{Arguments, QmpError};

@@ -11,9 +11,10 @@ pub use thread::{install_kick_handler, VcpuAck, VcpuCommand, VcpuContext, VcpuHa
 
 use crate::exit::VmExit;
 use arch::cpu_features::{apply_features, CpuFeatures, CpuFlag};
+use arch::cpu_template::{MsrModifier, TemplateError};
 use arch::cpuid::{patch_cpuid, CpuidParams};
 use arch::regs::{boot_fpu, boot_msrs, boot_regs, boot_sregs, configure_lapic, BootEntry};
-use kvm_bindings::{kvm_cpuid_entry2, CpuId, Msrs};
+use kvm_bindings::{kvm_cpuid_entry2, kvm_msr_entry, CpuId, Msrs};
 use kvm_ioctls::{VcpuFd, VmFd};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,10 @@ pub enum VcpuError {
     NoAck { id: u8, what: &'static str, timeout_ms: u128 },
     #[error("cannot set the signal mask of vCPU {id} in the guest: {source}")]
     SignalMask { id: u8, source: std::io::Error },
+    /// The custom CPU template changes a leaf or an MSR KVM does not have (Firecracker's
+    /// message, which names it).
+    #[error("{source}")]
+    Template { id: u8, source: arch::cpu_template::TemplateError },
 }
 
 /// What every vCPU's CPUID derives from.
@@ -119,6 +124,8 @@ impl Vcpu {
             CpuidParams { vcpu_id: id, vcpu_count: count, tsc_khz: cpuid.tsc_khz, tsc_deadline: cpuid.tsc_deadline };
         patch_cpuid(&mut entries, &params);
         let not_applied = apply_features(&mut entries, &cpuid.features);
+        let template = &cpuid.features.template;
+        template.apply_cpuid(&mut entries).map_err(|source| VcpuError::Template { id, source })?;
         let cpuid = CpuId::from_entries(&entries).map_err(|_| VcpuError::Setup {
             id,
             what: "CPUID",
@@ -133,6 +140,9 @@ impl Vcpu {
         if set != msr_list.len() {
             return Err(VcpuError::Msrs { id, set, total: msr_list.len() });
         }
+        for modifier in &template.msrs {
+            self.apply_msr_modifier(modifier)?;
+        }
         self.fd.set_fpu(&boot_fpu()).map_err(err("FPU"))?;
         let mut lapic = self.fd.get_lapic().map_err(err("LAPIC"))?;
         configure_lapic(&mut lapic);
@@ -144,6 +154,25 @@ impl Vcpu {
             self.fd.set_regs(&boot_regs(entry)).map_err(err("registers"))?;
         }
         Ok(not_applied)
+    }
+
+    /// A custom template's MSR change: the MSR as KVM has it now (after the boot MSRs),
+    /// its bits changed, written back. An MSR KVM neither reads nor writes is refused.
+    fn apply_msr_modifier(&self, m: &MsrModifier) -> Result<(), VcpuError> {
+        let id = self.id;
+        let refused = || VcpuError::Template { id, source: TemplateError::MsrNotSupported(m.addr) };
+        let entry = kvm_msr_entry { index: m.addr, ..Default::default() };
+        let mut msrs = Msrs::from_entries(&[entry]).map_err(|_| refused())?;
+        // KVM_GET_MSRS answers how many it read: 0 for an MSR it does not have.
+        if self.fd.get_msrs(&mut msrs).map_err(|_| refused())? != 1 {
+            return Err(refused());
+        }
+        let data = m.bitmap.apply(msrs.as_slice()[0].data);
+        let msrs = Msrs::from_entries(&[kvm_msr_entry { data, ..entry }]).map_err(|_| refused())?;
+        if self.fd.set_msrs(&msrs).map_err(|_| refused())? != 1 {
+            return Err(refused());
+        }
+        Ok(())
     }
 
     /// Logs the register state (for the bug report) and builds the exit reason.

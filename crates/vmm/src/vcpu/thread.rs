@@ -167,7 +167,7 @@ impl Vcpu {
             if let Some(outcome) = self.run_once(ctx) {
                 return outcome;
             }
-            // One read each (the fds are non-blocking): exits to the VMM are rare here, as
+            // One call each, none blocking: exits to the VMM are rare here, as
             // no device but the i8042's reset port and isa-debug-exit lives on this VM.
             if let Some(sig) = signals.read() {
                 return VmExit::Signal(sig);

@@ -33,6 +33,8 @@ fn drive_properties() {
             limits: Default::default(),
             engine: Engine::Sync,
             image: Default::default(),
+            num_queues: None,
+            iothread: None,
         }
     );
     for ro in ["readonly", "readonly=on", "read-only=on", "readonly=yes", "readonly=off,read-only=on"] {
@@ -51,11 +53,11 @@ fn drive_properties() {
     ] {
         assert_eq!(drive(&format!("id=d,file=f,if=none,cache={c}")).cache, want);
     }
-    // aio= chooses the engine: threads is the sync one (the default), native is
+    // aio= chooses the engine: the sync one without it, threads a pool, native is
     // io_uring and needs O_DIRECT, as QEMU's Linux AIO does.
     for (aio, want) in [
         ("", Engine::Sync),
-        (",aio=threads", Engine::Sync),
+        (",aio=threads", Engine::Threads),
         (",aio=io_uring", Engine::IoUring),
         (",aio=native,cache=none", Engine::IoUring),
         (",cache=directsync,aio=native", Engine::IoUring),
@@ -164,7 +166,7 @@ fn virtio_blk_device_errors() {
     );
     assert_invalid(err(&["-device", "virtio-blk-device"]), "-device", "drive=ID is required");
     assert_invalid(err(&["-device", "virtio-blk-device,drive="]), "-device", "needs an id");
-    assert_invalid(err(&["-device", "virtio-blk-device,drive=d,num-queues=2"]), "-device", "unknown property");
+    assert_invalid(err(&["-device", "virtio-blk-device,drive=d,queue-size=2"]), "-device", "unknown property");
     // A drive id names -drive ids only.
     assert_invalid(
         err(&["-netdev", "tap,id=d", "-device", "virtio-blk-device,drive=d"]),

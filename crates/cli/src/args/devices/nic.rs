@@ -13,8 +13,8 @@
 //! - The NIC takes its virtio slot where the `-nic` is on the command line, as a `-device`
 //!   there would.
 
-use super::super::backends::NETDEV;
 use super::super::keyval::{elements, settings, Elem, ShortForms};
+use super::super::netdev::NETDEV;
 use super::super::schema::Value::Text;
 use super::super::schema::{prop, PropDesc};
 use super::super::{invalid, ArgsError};

@@ -212,7 +212,7 @@ fn rng() {
         "-device: invalid value 'virtio-rng-device,rng=rng0': object 'rng0' is not defined (no -object with id=rng0)"
     );
     assert_invalid(err(&["-object", "rng-random,id=r,filename=/dev/hwrng"]), "-object", "getrandom");
-    for o in ["rng-egd,id=r,chardev=c", "iothread,id=io", "", "id=r"] {
+    for o in ["rng-egd,id=r,chardev=c", "throttle-group,id=t", "", "id=r"] {
         assert_invalid(err(&["-object", o]), "-object", "supported objects: rng-random");
     }
     assert_invalid(err(&["-object", "rng-builtin"]), "-object", "id= is required");

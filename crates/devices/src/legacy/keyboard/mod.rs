@@ -20,9 +20,6 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use vm_superio::{I8042Device, Trigger};
 
-/// vm-superio's offset of the command register (0x64 from the data port 0x60).
-const SUPERIO_COMMAND_REGISTER: u8 = 4;
-
 /// Status register bits.
 const STATUS_OUTPUT_FULL: u8 = 0x01;
 const STATUS_SYSTEM: u8 = 0x04;
@@ -231,9 +228,7 @@ where
             CMD_WRITE_AUX => self.pending = Pending::AuxDevice,
             // 0xFE (pulse the reset line) and everything vm-superio knows.
             other => {
-                if let Err(e) = self.reset.write(SUPERIO_COMMAND_REGISTER, other) {
-                    log::error!("i8042: cannot signal the reset: {e}");
-                }
+                super::i8042::pulse(&mut self.reset, other);
             }
         }
     }
@@ -321,10 +316,12 @@ where
         if let Some(first) = data.first_mut() {
             *first = byte;
         }
+        super::i8042::count_read(data.len());
     }
 
     fn write(&mut self, _offset: u64, data: &[u8]) {
         let Some(&byte) = data.first() else { return };
+        super::i8042::count_write(data.len(), (self.port == I8042Port::Command).then_some(byte));
         let mut controller = self.controller.lock().unwrap_or_else(|p| p.into_inner());
         match self.port {
             I8042Port::Data => controller.write_data(byte),

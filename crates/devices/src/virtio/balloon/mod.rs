@@ -193,6 +193,7 @@ impl Balloon {
             let chain = match queue.iter(&mem) {
                 Ok(mut iter) => iter.next(),
                 Err(e) => {
+                    metrics::BALLOON.event_fails.inc();
                     if !self.broken {
                         log::warn!("virtio-balloon: bad avail ring ({e}); device needs reset");
                         self.broken = true;
@@ -219,21 +220,37 @@ impl Balloon {
                 DEFLATE => 0,
                 _ if stats => {
                     let mut state = lock(&self.state);
-                    read_stats(&mem, chain, &mut state.stats);
+                    if !read_stats(&mem, chain, &mut state.stats) {
+                        metrics::BALLOON.stats_update_fails.inc();
+                    }
                     state.stats_updated_at =
                         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
                     drop(state);
+                    metrics::BALLOON.stats_updates_count.inc();
                     self.stats_head = Some(head);
                     continue;
                 }
-                _ => report(&mem, chain),
+                _ => {
+                    let freed = report(&mem, chain);
+                    metrics::BALLOON.free_page_report_count.inc();
+                    metrics::BALLOON.free_page_report_freed.add(freed);
+                    freed
+                }
             };
             lock(&self.state).returned_bytes += returned;
             if queue.add_used(&mem, head, 0).is_err() {
+                metrics::BALLOON.event_fails.inc();
                 log::warn!("virtio-balloon: used ring is outside guest memory");
                 return;
             }
             used_any = true;
+        }
+        // Firecracker counts each inflate and deflate queue event; here each turn that
+        // served buffers (the device's wake-up also looks at every queue, finding none).
+        match index {
+            INFLATE if used_any => metrics::BALLOON.inflate_count.inc(),
+            DEFLATE if used_any => metrics::BALLOON.deflate_count.inc(),
+            _ => {}
         }
         if used_any && queue.needs_notification(&mem).unwrap_or(true) {
             ctx.interrupt.signal_used_queue();
@@ -262,16 +279,17 @@ fn report<M: std::ops::Deref<Target = GuestMemoryMmap>>(mem: &GuestMemoryMmap, c
     chain.map(|desc| release(mem, desc.addr(), u64::from(desc.len()))).sum()
 }
 
-/// The statistics queue: packed (tag, value) pairs.
+/// The statistics queue: packed (tag, value) pairs. False if a buffer is outside guest
+/// memory (what was read before it is kept).
 fn read_stats<M: std::ops::Deref<Target = GuestMemoryMmap>>(
     mem: &GuestMemoryMmap,
     chain: Chain<M>,
     stats: &mut [Option<u64>; STAT_NAMES.len()],
-) {
+) -> bool {
     for desc in chain.readable() {
         let mut buf = vec![0u8; (desc.len() as usize).min(STAT_SIZE * 64)];
         if mem.read_slice(&mut buf, desc.addr()).is_err() {
-            return;
+            return false;
         }
         for entry in buf.chunks_exact(STAT_SIZE) {
             let tag = u16::from_le_bytes([entry[0], entry[1]]) as usize;
@@ -281,6 +299,7 @@ fn read_stats<M: std::ops::Deref<Target = GuestMemoryMmap>>(
             }
         }
     }
+    true
 }
 
 /// Gives `len` bytes of guest RAM at `addr` back to the host, whole pages only, never
@@ -354,7 +373,7 @@ impl VirtioDevice for Balloon {
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         self.acked = ctx.acked_features;
         self.broken = false;
-        self.activation.activate(ctx)
+        self.activation.activate(ctx).inspect_err(|_| metrics::BALLOON.activate_fails.inc())
     }
 
     fn reset(&mut self) -> bool {

@@ -277,3 +277,39 @@ fn a_held_statistics_buffer_comes_back_on_a_restored_packed_ring() {
     r.notify(0);
     assert_eq!(r.packed_used(0), [(1, 0)]);
 }
+
+/// Firecracker's `balloon` section: each inflate and deflate turn, each statistics buffer,
+/// each reported range and its bytes. The counters are the process's (other tests count
+/// too): each check is a lower bound on what this test adds.
+#[test]
+fn the_balloon_metrics_count_each_queue() {
+    let m = &metrics::BALLOON;
+    let read = || {
+        [
+            &m.inflate_count,
+            &m.deflate_count,
+            &m.stats_updates_count,
+            &m.free_page_report_count,
+            &m.free_page_report_freed,
+        ]
+        .map(|c| c.total())
+    };
+    let before = read();
+    let options = BalloonOptions { deflate_on_oom: false, free_page_reporting: true };
+    let (mut d, _) = driver(options, F_STATS_VQ | F_REPORTING);
+    let page = d.alloc(4096, 0);
+    let list = d.alloc_with(&pfns(&[(page / PAGE_SIZE) as u32]));
+    d.add_chain(0, &[(list, 4, false)]);
+    d.notify(0);
+    d.add_chain(1, &[(list, 4, false)]);
+    d.notify(1);
+    let stats = d.alloc_with(&stat(4, 1));
+    d.add_chain(2, &[(stats, 10, false)]);
+    d.notify(2);
+    let free = d.alloc(2 * 4096, 0);
+    d.add_chain(3, &[(free, 2 * 4096, true)]);
+    d.notify(3);
+    let added: Vec<u64> = read().iter().zip(before).map(|(a, b)| a - b).collect();
+    assert!(added[..4].iter().all(|&n| n >= 1), "{added:?}");
+    assert!(added[4] >= 2 * 4096, "{added:?}");
+}

@@ -3,7 +3,7 @@
 //! the `snapshot=on` overlay). Opening (with the checks and the one-line errors
 //! the VMM shows), probing what the file system supports, and the I/O itself.
 
-use super::image::{looks_like_qcow2, Image};
+use super::image::{lock, looks_like_qcow2, Image};
 use super::{BlockError, BlockOptions, CacheMode};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -349,9 +349,9 @@ impl Disk {
 
 /// Where a vectored transfer stands: the first iovec not yet done (partly
 /// done ones are trimmed in place) and the file offset it goes to.
-struct Progress {
-    start: usize,
-    offset: u64,
+pub(super) struct Progress {
+    pub(super) start: usize,
+    pub(super) offset: u64,
 }
 
 impl Progress {
@@ -363,7 +363,7 @@ impl Progress {
 
 /// preadv/pwritev until every buffer of `iovs` is done. Short transfers are
 /// resumed; end of file is an error (the caller checked the range).
-fn transfer(fd: RawFd, iovs: &mut [libc::iovec], pos: &mut Progress, write: bool) -> io::Result<()> {
+pub(super) fn transfer(fd: RawFd, iovs: &mut [libc::iovec], pos: &mut Progress, write: bool) -> io::Result<()> {
     while pos.start < iovs.len() {
         let rest = &iovs[pos.start..];
         let count = rest.len().min(IOV_MAX) as libc::c_int;
@@ -427,17 +427,6 @@ fn dio_alignment(file: &File) -> DirectAlign {
 
 fn probe_punch_hole(file: &File, size: u64) -> bool {
     fallocate(file.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, size, SECTOR_SIZE).is_ok()
-}
-
-/// Another VM (or this one, twice) writing the same image corrupts it, as
-/// QEMU's image locking also refuses: writers lock exclusively, readers shared.
-pub(super) fn lock(file: &File, read_only: bool) -> io::Result<()> {
-    let op = if read_only { libc::LOCK_SH } else { libc::LOCK_EX };
-    // SAFETY: flock on an fd we own; no memory is touched.
-    if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 fn fallocate(fd: RawFd, mode: libc::c_int, offset: u64, len: u64) -> io::Result<()> {

@@ -1,7 +1,10 @@
 //! How block requests reach the image: the `sync` engine serves each one with
 //! preadv/pwritev on the device thread (see `disk.rs`); the `io_uring` engine
 //! queues reads, writes and flushes on an io_uring and completes them when the
-//! ring's eventfd (watched by the device thread's epoll) says so.
+//! ring's eventfd (watched by the device thread's epoll) says so; the `threads`
+//! engine (`pool.rs`) hands them to a pool of worker threads, completed through
+//! the pool's eventfd the same way. Both engines with requests in flight are an
+//! [`InFlight`] to the device.
 //!
 //! The ring is set up when the device is created, disabled until it is restricted
 //! to the three operations the device uses (READV, WRITEV, FSYNC): what is
@@ -24,14 +27,80 @@ pub enum Engine {
     Sync,
     /// Reads, writes and flushes queued on an io_uring, many in flight.
     IoUring,
+    /// Reads, writes and flushes handed to a pool of worker threads, many in flight
+    /// (QEMU's `aio=threads`).
+    Threads,
+}
+
+/// What the device does with an engine that carries requests out while its thread
+/// goes on (io_uring, the thread pool): queue them, hand a batch over, take the
+/// finished ones when the engine's eventfd fires, and wait for all (snapshot, reset).
+pub(super) trait InFlight: Send {
+    /// Written when requests finish; watched by the device thread's epoll.
+    fn event(&self) -> &EventFd;
+    /// Which request indexes are in flight.
+    fn slots(&self) -> &Slots;
+    fn in_flight(&self) -> usize {
+        MAX_IN_FLIGHT - self.slots().free.len()
+    }
+    /// No room for one more request: the rest wait in the avail ring.
+    fn full(&self) -> bool {
+        self.in_flight() >= self.slots().limit
+    }
+    /// Queues one request; `iovs` is taken (and replaced with an empty vector) for
+    /// the read or write buffers. Carried out from the next `submit`.
+    fn push(&mut self, fd: RawFd, offset: u64, iovs: &mut Vec<libc::iovec>, request: Queued) -> io::Result<()>;
+    /// Hands what was queued over (one system call or one wake-up per batch).
+    fn submit(&mut self) -> io::Result<()>;
+    /// Takes every finished request, on the device thread (which the eventfd woke: it
+    /// is read so that epoll stops reporting it).
+    fn reap(&mut self, done: &mut dyn FnMut(Completion));
+    /// Waits until nothing is in flight, completing each request through `done`. Runs
+    /// on threads whose filters allow neither `read` nor the engine's own calls (the
+    /// VMM's for a snapshot, a vCPU's for a reset): it only reads memory and sleeps.
+    fn drain(&mut self, done: &mut dyn FnMut(Completion)) -> io::Result<()>;
+    /// Fewer in flight than the engine's own bound (a test queue holds few chains).
+    #[cfg(test)]
+    fn set_limit(&mut self, limit: usize);
+}
+
+/// The indexes an engine gives its requests in flight (the ring's user data, the pool's
+/// job number), at most [`MAX_IN_FLIGHT`] of them.
+pub(super) struct Slots {
+    free: Vec<u16>,
+    /// In flight at most: MAX_IN_FLIGHT, less in tests (a test queue cannot hold
+    /// that many chains).
+    limit: usize,
+}
+
+impl Slots {
+    pub(super) fn new() -> Slots {
+        Slots { free: (0..MAX_IN_FLIGHT as u16).rev().collect(), limit: MAX_IN_FLIGHT }
+    }
+
+    /// A free index; `WouldBlock` when every one is in flight.
+    pub(super) fn take(&mut self) -> io::Result<u16> {
+        self.free.pop().ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))
+    }
+
+    /// `index`'s request is done (or was never handed over).
+    pub(super) fn give_back(&mut self, index: u16) {
+        self.free.push(index);
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_IN_FLIGHT);
+    }
 }
 
 /// Requests in flight at most on one drive, as QEMU's io_uring ring: more
 /// gains nothing on one queue, and the rest wait in the avail ring (served
 /// as completions free slots).
 pub(super) const MAX_IN_FLIGHT: usize = 128;
-/// How long a drain (snapshot, reset) waits for the kernel before giving up.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a drain (snapshot, reset) waits for the kernel or the workers before
+/// giving up.
+pub(super) const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Op {
@@ -43,6 +112,8 @@ pub(super) enum Op {
 /// What the device needs to finish a request the ring carries out.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Queued {
+    /// The queue the chain came from, whose used ring it goes back to.
+    pub(super) queue: u16,
     /// The chain's head, for the used ring.
     pub(super) head: u16,
     /// The chain's status byte.
@@ -61,6 +132,7 @@ struct Slot {
 
 /// A request the kernel finished.
 pub(super) struct Completion {
+    pub(super) queue: u16,
     pub(super) head: u16,
     pub(super) status: GuestAddress,
     pub(super) op: Op,
@@ -89,15 +161,12 @@ pub(super) struct Uring {
     /// Written by the kernel on each completion; watched by the device's epoll.
     event: EventFd,
     slots: Vec<Option<Slot>>,
-    free: Vec<u16>,
+    indexes: Slots,
     /// Spare iovec vectors, swapped with the worker's so nothing is allocated
     /// per request once they have grown.
     spare: Vec<Vec<libc::iovec>>,
     /// Entries pushed since the last io_uring_enter.
     pending: bool,
-    /// In flight at most: MAX_IN_FLIGHT, less in tests (a test queue cannot hold
-    /// that many chains).
-    limit: usize,
 }
 
 // SAFETY: the raw iovec pointers point into the guest memory mapping, which the
@@ -123,44 +192,80 @@ impl Uring {
             ring,
             event,
             slots: (0..MAX_IN_FLIGHT).map(|_| None).collect(),
-            free: (0..MAX_IN_FLIGHT as u16).rev().collect(),
+            indexes: Slots::new(),
             spare: Vec::new(),
             pending: false,
-            limit: MAX_IN_FLIGHT,
         })
     }
 
-    pub(super) fn event(&self) -> &EventFd {
+    /// Takes every finished request off the completion ring. Reads only memory: it
+    /// runs on any thread (a vCPU's, for a reset), whose filter may not allow `read`.
+    fn take_finished(&mut self, done: &mut dyn FnMut(Completion)) {
+        let mut finished = Vec::new();
+        for cqe in self.ring.completion() {
+            finished.push((cqe.user_data(), cqe.result()));
+        }
+        for (index, res) in finished {
+            let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::take) else { continue };
+            self.indexes.give_back(index as u16);
+            let mut iovs = slot.iovs;
+            iovs.clear();
+            self.spare.push(iovs);
+            let result = if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as u32) };
+            done(slot.request.completed(result));
+        }
+    }
+}
+
+impl Queued {
+    pub(super) fn completed(self, result: io::Result<u32>) -> Completion {
+        let Queued { queue, head, status, op, len } = self;
+        Completion { queue, head, status, op, len, result }
+    }
+}
+
+/// Waits until `engine` has nothing in flight, `take` completing what finished.
+pub(super) fn drain_within<E: InFlight + ?Sized>(
+    engine: &mut E,
+    done: &mut dyn FnMut(Completion),
+    take: impl Fn(&mut E, &mut dyn FnMut(Completion)),
+) -> io::Result<()> {
+    let start = Instant::now();
+    loop {
+        take(engine, &mut *done);
+        if engine.in_flight() == 0 {
+            return Ok(());
+        }
+        if start.elapsed() > DRAIN_TIMEOUT {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{} requests still in flight", engine.in_flight()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl InFlight for Uring {
+    fn event(&self) -> &EventFd {
         &self.event
     }
 
-    pub(super) fn in_flight(&self) -> usize {
-        MAX_IN_FLIGHT - self.free.len()
-    }
-
-    pub(super) fn full(&self) -> bool {
-        self.in_flight() >= self.limit
+    fn slots(&self) -> &Slots {
+        &self.indexes
     }
 
     #[cfg(test)]
-    pub(super) fn set_limit(&mut self, limit: usize) {
-        self.limit = limit.min(MAX_IN_FLIGHT);
+    fn set_limit(&mut self, limit: usize) {
+        self.indexes.set_limit(limit);
     }
 
-    /// Queues one request; `iovs` is taken (and replaced with an empty vector)
-    /// for the read or write buffers. Submitted at the next `submit`.
-    pub(super) fn push(
-        &mut self,
-        fd: RawFd,
-        offset: u64,
-        iovs: &mut Vec<libc::iovec>,
-        request: Queued,
-    ) -> io::Result<()> {
+    fn push(&mut self, fd: RawFd, offset: u64, iovs: &mut Vec<libc::iovec>, request: Queued) -> io::Result<()> {
         if self.ring.submission().is_full() {
             // Entries leave the ring only at io_uring_enter: make room.
             self.ring.submit()?;
         }
-        let index = self.free.pop().ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))?;
+        let index = self.indexes.take()?;
         let mut mine = self.spare.pop().unwrap_or_default();
         std::mem::swap(&mut mine, iovs);
         iovs.clear();
@@ -179,67 +284,30 @@ impl Uring {
             if let Some(slot) = self.slots[usize::from(index)].take() {
                 *iovs = slot.iovs;
             }
-            self.free.push(index);
+            self.indexes.give_back(index);
             return Err(io::Error::from(io::ErrorKind::WouldBlock));
         }
         self.pending = true;
         Ok(())
     }
 
-    /// Hands what was queued to the kernel (one io_uring_enter per batch).
-    pub(super) fn submit(&mut self) -> io::Result<()> {
+    /// One io_uring_enter per batch.
+    fn submit(&mut self) -> io::Result<()> {
         if std::mem::take(&mut self.pending) {
             self.ring.submit()?;
         }
         Ok(())
     }
 
-    /// Takes every finished request off the completion ring, on the device thread
-    /// (which the eventfd woke: it is read so that epoll stops reporting it).
-    pub(super) fn reap(&mut self, done: impl FnMut(Completion)) {
+    fn reap(&mut self, done: &mut dyn FnMut(Completion)) {
         let _ = self.event.read();
         self.take_finished(done);
     }
 
-    /// Takes every finished request off the completion ring. Reads only memory: it
-    /// runs on any thread (a vCPU's, for a reset), whose filter may not allow `read`.
-    fn take_finished(&mut self, mut done: impl FnMut(Completion)) {
-        let mut finished = Vec::new();
-        for cqe in self.ring.completion() {
-            finished.push((cqe.user_data(), cqe.result()));
-        }
-        for (index, res) in finished {
-            let Some(slot) = self.slots.get_mut(index as usize).and_then(Option::take) else { continue };
-            self.free.push(index as u16);
-            let mut iovs = slot.iovs;
-            iovs.clear();
-            self.spare.push(iovs);
-            let result = if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as u32) };
-            let Queued { head, status, op, len } = slot.request;
-            done(Completion { head, status, op, len, result });
-        }
-    }
-
-    /// Waits until nothing is in flight, completing each request through `done`.
-    /// Runs on threads whose filters allow neither io_uring_enter nor `read` (the
-    /// VMM's for a snapshot, a vCPU's for a reset): everything was submitted at the
-    /// end of the device's last turn, and the kernel posts completions without the
-    /// device thread's help. The eventfd is left as it is: the device thread's next
-    /// turn reads it and finds nothing more to complete.
-    pub(super) fn drain(&mut self, mut done: impl FnMut(Completion)) -> io::Result<()> {
-        let start = Instant::now();
-        loop {
-            self.take_finished(&mut done);
-            if self.in_flight() == 0 {
-                return Ok(());
-            }
-            if start.elapsed() > DRAIN_TIMEOUT {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("{} requests still in flight", self.in_flight()),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+    /// Everything was submitted at the end of the device's last turn, and the kernel
+    /// posts completions without the device thread's help. The eventfd is left as it
+    /// is: the device thread's next turn reads it and finds nothing more to complete.
+    fn drain(&mut self, done: &mut dyn FnMut(Completion)) -> io::Result<()> {
+        drain_within(self, done, Uring::take_finished)
     }
 }

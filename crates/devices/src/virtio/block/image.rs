@@ -19,7 +19,6 @@
 //! - The `snapshot=on` overlay is an unnamed file (O_TMPFILE) in `$TMPDIR` or
 //!   `/var/tmp`, as QEMU picks: it vanishes when the process ends, even by SIGKILL.
 
-use super::disk::lock;
 use super::CacheMode;
 use imago::file::File as ImagoFile;
 use imago::format::gate::ImplicitOpenGate;
@@ -30,6 +29,7 @@ use imago::{FormatAccess, FormatCreateBuilder, FormatDriverBuilder, StorageOpenO
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -68,7 +68,7 @@ impl ImageOptions {
     }
 
     /// Whether I/O goes through the format layer rather than straight to the file.
-    pub(super) fn formatted(&self) -> bool {
+    pub fn formatted(&self) -> bool {
         self.format != ImageFormat::Raw || self.snapshot
     }
 }
@@ -304,4 +304,15 @@ impl ImplicitOpenGate<ImagoFile> for Gate {
         })?;
         ImagoFile::from_open_file(file, opts.direct(self.direct))
     }
+}
+
+/// Another VM (or this one, twice) writing the same image corrupts it, as
+/// QEMU's image locking also refuses: writers lock exclusively, readers shared.
+pub(super) fn lock(file: &File, read_only: bool) -> io::Result<()> {
+    let op = if read_only { libc::LOCK_SH } else { libc::LOCK_EX };
+    // SAFETY: flock on an fd we own; no memory is touched.
+    if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

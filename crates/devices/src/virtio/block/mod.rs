@@ -1,14 +1,17 @@
 //! virtio-blk (virtio 1.x §5.2) on a raw image (a regular file or a host
 //! block device) or a qcow2 image (`image.rs`).
 //!
-//! One request queue, served on the device event loop thread through one of
-//! two engines (`engine.rs`): `sync`, where preadv/pwritev go straight
-//! between the file and guest memory within the turn, or `io_uring`, where
-//! reads, writes and flushes are queued on a ring (one io_uring_enter per
-//! batch) and completed when its eventfd fires. Neither copies data or
-//! allocates per request once the scratch vectors have grown. Completions
-//! of one batch are signalled with one interrupt, subject to the driver's
-//! suppression (EVENT_IDX or the used-ring flag).
+//! One request queue, or `num-queues=N` of them (VIRTIO_BLK_F_MQ), all served
+//! on the device's event loop thread (the shared `virtio` thread or an
+//! iothread) through one of three engines (`engine.rs`): `sync`, where
+//! preadv/pwritev go straight between the file and guest memory within the
+//! turn; `io_uring`, where reads, writes and flushes are queued on a ring (one
+//! io_uring_enter per batch) and completed when its eventfd fires; `threads`
+//! (`pool.rs`), where they are handed to a pool of worker threads, completed
+//! the same way. None copies data or allocates per request once the scratch
+//! vectors have grown. A request completes on the queue it came from;
+//! completions of one batch are signalled with one interrupt, subject to the
+//! driver's suppression (EVENT_IDX or the used-ring flag) on each queue.
 //!
 //! Decisions:
 //! - The guest sees 512-byte logical blocks whatever the host's alignment;
@@ -35,9 +38,11 @@
 
 mod disk;
 mod engine;
+mod error;
 mod image;
 #[cfg(test)]
 mod packed_tests;
+mod pool;
 pub mod qemu_throttle;
 mod request;
 #[cfg(test)]
@@ -54,8 +59,11 @@ use crate::virtio::queue::Virtqueue;
 use disk::Disk;
 pub use engine::Engine;
 use engine::Uring;
+pub use error::BlockError;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 pub use image::{ImageError, ImageFormat, ImageOptions};
+use pool::Pool;
+pub use pool::{PoolWorker, POOL_WORKERS};
 use request::{GuestError, Worker, ID_BYTES};
 use serde::{Deserialize, Serialize};
 use std::mem::{offset_of, size_of};
@@ -64,13 +72,17 @@ use std::path::PathBuf;
 pub use throttle::DriveLimits;
 use throttle::Throttle;
 use virtio_bindings::virtio_blk::{
-    virtio_blk_config, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO,
-    VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES,
+    virtio_blk_config, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_MQ,
+    VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES,
 };
 use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 
 pub(crate) const QUEUE_SIZE: u16 = 256;
+/// Request queues at most (`num-queues=`): QEMU allows up to its 1024 virtqueues, but
+/// Linux's driver uses no more queues than CPUs and each costs an ioeventfd, so more
+/// than 16 only costs host resources on a microvm.
+pub const MAX_QUEUES: u16 = 16;
 /// Data segments per request the driver may use: the queue less the header
 /// and status descriptors (what the spec recommends without indirect
 /// descriptors; with them, longer chains are served too).
@@ -120,31 +132,8 @@ pub struct BlockOptions {
     pub engine: Engine,
     /// Format, `snapshot=on`, discard.
     pub image: ImageOptions,
-}
-
-/// Why a drive cannot be opened; each message is one line naming the file.
-#[derive(Debug, thiserror::Error)]
-pub enum BlockError {
-    #[error("drive {}: no such file or directory", .path.display())]
-    Missing { path: PathBuf },
-    #[error("drive {}: permission denied (opening it {})", .path.display(), if *.read_only { "read-only" } else { "read-write; with readonly=on reading may be allowed" })]
-    PermissionDenied { path: PathBuf, read_only: bool },
-    #[error("drive {}: on a read-only file system (use readonly=on)", .path.display())]
-    ReadOnlyFilesystem { path: PathBuf },
-    #[error("drive {}: not a regular file or block device", .path.display())]
-    NotADisk { path: PathBuf },
-    #[error("drive {}: the file system does not support O_DIRECT, which cache=none and cache=directsync need (use cache=writeback or writethrough)", .path.display())]
-    DirectUnsupported { path: PathBuf },
-    #[error("drive {}: locked by another process {} (two VMs must not share a writable image)", .path.display(), if *.read_only { "that writes it" } else { "using it" })]
-    Locked { path: PathBuf, read_only: bool },
-    #[error("drive {}: {source}", .path.display())]
-    Open { path: PathBuf, source: std::io::Error },
-    #[error("drive {}: cannot create the device's event: {source}", .path.display())]
-    Event { path: PathBuf, source: std::io::Error },
-    #[error("drive {}: {source}", .path.display())]
-    Image { path: PathBuf, source: ImageError },
-    #[error("drive {}: cannot set up io_uring (aio=io_uring; the host kernel may forbid it: try aio=threads): {source}", .path.display())]
-    Uring { path: PathBuf, source: std::io::Error },
+    /// Request queues, 1 to [`MAX_QUEUES`] (VIRTIO_BLK_F_MQ offered for more than one).
+    pub num_queues: u16,
 }
 
 /// What a snapshot keeps of a disk beyond its queue: its capacity and whether it is
@@ -154,10 +143,12 @@ pub enum BlockError {
 ///
 /// No request is in flight at a snapshot: the sync engine serves each one within one
 /// turn of the device thread, and the VMM saves only with that thread parked between
-/// turns; with io_uring, `save` first waits for what the ring holds and completes it
-/// into the used ring (as the device thread would have). A request the guest posted
-/// but the device has not taken yet is in the avail ring, in guest memory, and is
-/// served after the restore.
+/// turns; with io_uring or the thread pool, `save` first waits for what the engine
+/// holds and completes it into the used ring of the queue it came from (as the device
+/// thread would have). A request the guest posted but the device has not taken yet is
+/// in an avail ring, in guest memory, and is served after the restore. Every queue's
+/// position is the transport's to save, so a multiqueue drive's state is the same
+/// (the transport refuses a restore with another queue count).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct BlockState {
     /// In 512-byte sectors.
@@ -169,6 +160,10 @@ pub struct BlockState {
 pub struct Block {
     activation: Activation,
     worker: Worker,
+    /// One entry per request queue.
+    queue_sizes: Vec<u16>,
+    /// `aio=threads`: the pool's workers until the VMM takes them to start them.
+    pool_workers: Vec<PoolWorker>,
     features: u64,
     config: Vec<u8>,
     /// Set once the device stopped serving its queue (needs a reset).
@@ -180,8 +175,8 @@ pub struct Block {
     /// for an unlimited drive, so that limits set at run time need no new descriptor
     /// (nor a timerfd_create on the sandboxed device thread).
     waker: Waker,
-    /// The ring was full when the queue still had requests: served again after
-    /// the next completions.
+    /// The engine was full when a queue still had requests: every queue is served
+    /// again after the next completions.
     starved: bool,
     /// `snapshot=on`: the guest's writes live in a temporary overlay no restore could
     /// find, so the VM cannot be saved.
@@ -192,6 +187,9 @@ impl Block {
     /// Opens the image (read-only if asked, O_DIRECT / O_DSYNC as the cache
     /// mode says), locks it and probes discard support.
     pub fn new(cfg: BlockOptions) -> Result<Block, BlockError> {
+        if !(1..=MAX_QUEUES).contains(&cfg.num_queues) {
+            return Err(BlockError::NumQueues { path: cfg.path.clone(), n: cfg.num_queues });
+        }
         let disk = Disk::open(&cfg)?;
         let activation = Activation::new().map_err(|source| BlockError::Event { path: cfg.path.clone(), source })?;
         let waker = Waker::new();
@@ -211,6 +209,10 @@ impl Block {
         if cfg.cache.has_volatile_cache() {
             features |= 1 << VIRTIO_BLK_F_FLUSH;
         }
+        // As QEMU: one queue is the plain device, whose config num_queues says 1 anyway.
+        if cfg.num_queues > 1 {
+            features |= 1 << VIRTIO_BLK_F_MQ;
+        }
         let discard = !disk.read_only && disk.punch_hole;
         // Always possible on a writable disk: emulated by writing zeroes if
         // the file system cannot fallocate them.
@@ -224,22 +226,52 @@ impl Block {
         if write_zeroes {
             features |= 1 << VIRTIO_BLK_F_WRITE_ZEROES;
         }
-        let config = config_space(&disk, discard, write_zeroes);
+        let config = config_space(&disk, discard, write_zeroes, cfg.num_queues);
         let formatted = disk.formatted();
         let mut worker = Worker::new(disk, id, cfg.id);
-        if cfg.engine == Engine::IoUring && formatted {
-            log::warn!(
-                "virtio-blk {}: aio=io_uring does not apply to format=qcow2 or snapshot=on; serving it with aio=threads",
-                worker.name
-            );
-        } else if cfg.engine == Engine::IoUring {
-            let ring = Uring::new().map_err(|source| BlockError::Uring { path: cfg.path.clone(), source })?;
-            worker.uring = Some(Box::new(ring));
+        let path = || cfg.path.clone();
+        let mut pool_workers = Vec::new();
+        match cfg.engine {
+            Engine::IoUring | Engine::Threads if formatted => log::warn!(
+                "virtio-blk {}: aio={} does not apply to format=qcow2 or snapshot=on; serving it synchronously",
+                worker.name,
+                if cfg.engine == Engine::IoUring { "io_uring" } else { "threads" }
+            ),
+            Engine::IoUring => {
+                let ring = Uring::new().map_err(|source| BlockError::Uring { path: path(), source })?;
+                worker.engine = Some(Box::new(ring));
+            }
+            Engine::Threads => {
+                let mut pool = Pool::new().map_err(|source| BlockError::Pool { path: path(), source })?;
+                pool_workers = pool.take_workers();
+                worker.engine = Some(Box::new(pool));
+            }
+            Engine::Sync => {}
         }
         worker.discard = discard;
         worker.write_zeroes = write_zeroes;
         let overlay = cfg.image.snapshot;
-        Ok(Block { activation, worker, features, config, broken: false, throttle, waker, starved: false, overlay })
+        let queue_sizes = vec![QUEUE_SIZE; usize::from(cfg.num_queues)];
+        let starved = false;
+        Ok(Block {
+            activation,
+            worker,
+            queue_sizes,
+            pool_workers,
+            features,
+            config,
+            broken: false,
+            throttle,
+            waker,
+            starved,
+            overlay,
+        })
+    }
+
+    /// The `aio=threads` pool's workers, for the VMM to start each on a thread of its
+    /// own (kind `aio-worker`); none for the other engines, or once taken.
+    pub fn take_pool_workers(&mut self) -> Vec<PoolWorker> {
+        std::mem::take(&mut self.pool_workers)
     }
 
     /// Capacity in 512-byte sectors.
@@ -259,27 +291,32 @@ impl Block {
     /// Completes what the ring finished (everything in flight if `all`): status
     /// bytes, used ring, one interrupt.
     fn complete(&mut self, all: bool) -> std::io::Result<()> {
-        let Some(mut uring) = self.worker.uring.take() else { return Ok(()) };
-        let mut used = false;
+        let Some(mut engine) = self.worker.engine.take() else { return Ok(()) };
+        // Bit q: queue q has new used entries.
+        let mut used = 0u32;
         let mut broken = None;
         let worker = &mut self.worker;
         let mut finish = |done: engine::Completion| {
             let Some(ctx) = self.activation.active.as_mut() else { return };
             let (head, len) = worker.complete(&ctx.mem, &done);
-            match ctx.queues[0].add_used(&ctx.mem, head, len) {
-                Ok(()) => used = true,
+            let Some(queue) = ctx.queues.get_mut(usize::from(done.queue)) else { return };
+            match queue.add_used(&ctx.mem, head, len) {
+                Ok(()) => used |= 1 << done.queue,
                 Err(e) => broken = Some(e),
             }
         };
         let drained = if all {
-            uring.drain(&mut finish)
+            engine.drain(&mut finish)
         } else {
-            uring.reap(&mut finish);
+            engine.reap(&mut finish);
             Ok(())
         };
-        self.worker.uring = Some(uring);
+        self.worker.engine = Some(engine);
         if let Some(ctx) = self.activation.active.as_mut() {
-            if used && ctx.queues[0].needs_notification(&ctx.mem).unwrap_or(true) {
+            let notify = ctx.queues.iter_mut().enumerate().filter(|(q, _)| used & (1 << q) != 0);
+            // Every queue's used_event is checked (EVENT_IDX must see each update).
+            let wanted = notify.fold(false, |any, (_, q)| q.needs_notification(&ctx.mem).unwrap_or(true) || any);
+            if wanted {
                 ctx.interrupt.signal_used_queue();
             }
             if let Some(e) = broken {
@@ -295,7 +332,14 @@ impl Block {
         self.features & (1 << VIRTIO_BLK_F_RO) != 0
     }
 
-    fn process_queue(&mut self) {
+    /// Serves every queue (activation, a rate limit's or the engine's room back).
+    fn process_all(&mut self) {
+        for q in 0..self.activation.queues().map_or(0, <[Virtqueue]>::len) {
+            self.process_queue(q);
+        }
+    }
+
+    fn process_queue(&mut self, q: usize) {
         // A blocked rate limit: the waker's timer brings the device back.
         if self.broken || self.waker.blocked() {
             return;
@@ -304,7 +348,7 @@ impl Block {
         // Borrowed, not cloned: a GuestMemoryMmap clone allocates.
         let ActivateContext { mem, queues, interrupt, queue_events, .. } = ctx;
         let mem = &*mem;
-        let queue = &mut queues[0];
+        let Some(queue) = queues.get_mut(q) else { return };
         let mut used_any = false;
         let mut broken = None;
         let mut served = 0;
@@ -317,10 +361,10 @@ impl Block {
             loop {
                 if served == CHAINS_PER_TURN {
                     // Kicks stay off: the device comes back for the rest on the next turn.
-                    come_back_later(&queue_events[0]);
+                    come_back_later(&queue_events[q]);
                     break 'batch;
                 }
-                if self.worker.uring.as_ref().is_some_and(|u| u.full()) {
+                if self.worker.engine.as_ref().is_some_and(|e| e.full()) {
                     // Kicks stay off: the next completion brings the device back.
                     self.starved = true;
                     break 'batch;
@@ -350,7 +394,7 @@ impl Block {
                     self.worker.complain(GuestError::BadHead);
                     continue;
                 }
-                let Some(len) = self.worker.serve(mem, chain) else { continue };
+                let Some(len) = self.worker.serve(mem, q as u16, chain) else { continue };
                 if let Err(e) = queue.add_used(mem, head, len) {
                     broken = Some(format!("cannot write the used ring ({e})"));
                     break 'batch;
@@ -367,9 +411,9 @@ impl Block {
                 }
             }
         }
-        if let Some(uring) = self.worker.uring.as_mut() {
-            if let Err(e) = uring.submit() {
-                broken = broken.or(Some(format!("cannot submit to io_uring ({e})")));
+        if let Some(engine) = self.worker.engine.as_mut() {
+            if let Err(e) = engine.submit() {
+                broken = broken.or(Some(format!("cannot hand requests to the engine ({e})")));
             }
         }
         if used_any && queue.needs_notification(mem).unwrap_or(true) {
@@ -384,13 +428,14 @@ impl Block {
 }
 
 /// The configuration space (struct virtio_blk_config), little-endian.
-fn config_space(disk: &Disk, discard: bool, write_zeroes: bool) -> Vec<u8> {
+fn config_space(disk: &Disk, discard: bool, write_zeroes: bool, num_queues: u16) -> Vec<u8> {
     type C = virtio_blk_config;
     let mut c = vec![0u8; size_of::<C>()];
     let mut put = |at: usize, bytes: &[u8]| c[at..at + bytes.len()].copy_from_slice(bytes);
     put(offset_of!(C, capacity), &disk.capacity.to_le_bytes());
     put(offset_of!(C, seg_max), &SEG_MAX.to_le_bytes());
     put(offset_of!(C, blk_size), &(disk::SECTOR_SIZE as u32).to_le_bytes());
+    put(offset_of!(C, num_queues), &num_queues.to_le_bytes());
     if discard {
         put(offset_of!(C, max_discard_sectors), &MAX_DISCARD_SECTORS.to_le_bytes());
         put(offset_of!(C, max_discard_seg), &MAX_DISCARD_SEG.to_le_bytes());
@@ -409,7 +454,16 @@ impl VirtioDevice for Block {
         VIRTIO_ID_BLOCK
     }
     fn queue_max_sizes(&self) -> &[u16] {
-        &[QUEUE_SIZE]
+        &self.queue_sizes
+    }
+    /// Without VIRTIO_BLK_F_MQ the driver sets up the first queue only (virtio 1.x
+    /// §5.2.5).
+    fn active_queues(&self, acked_features: u64) -> usize {
+        if acked_features & (1 << VIRTIO_BLK_F_MQ) != 0 {
+            self.queue_sizes.len()
+        } else {
+            1
+        }
     }
     fn features(&self) -> u64 {
         self.features
@@ -418,12 +472,15 @@ impl VirtioDevice for Block {
         read_config_bytes(&self.config, offset, data);
     }
     fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
-        if ctx.queues.len() != 1 {
+        let want = self.active_queues(ctx.acked_features);
+        if ctx.queues.len() != want {
             self.worker.metrics.activate_fails.inc();
-            return Err(ActivateError::Backend(format!("virtio-blk has 1 queue, got {}", ctx.queues.len())));
+            return Err(ActivateError::Backend(format!("virtio-blk has {want} queues, got {}", ctx.queues.len())));
         }
         let event_idx = ctx.acked_features & (1 << VIRTIO_RING_F_EVENT_IDX) != 0;
-        ctx.queues[0].set_event_idx(event_idx);
+        for queue in &mut ctx.queues {
+            queue.set_event_idx(event_idx);
+        }
         self.broken = false;
         self.activation.activate(ctx)
     }
@@ -485,35 +542,52 @@ impl VirtioDevice for Block {
     }
 }
 
+impl Drop for Block {
+    /// What the engine still carries out writes into guest memory (which the activation
+    /// holds) through the image's descriptor (which the disk holds): both must outlive it.
+    fn drop(&mut self) {
+        if let Err(e) = self.complete(true) {
+            log::error!("virtio-blk {}: at exit: {e}", self.worker.name);
+        }
+    }
+}
+
 impl MutEventSubscriber for Block {
     fn init(&mut self, ops: &mut EventOps) {
         self.activation.watch_wake(ops);
         self.waker.watch(ops);
-        if let Some(uring) = &self.worker.uring {
-            if let Err(e) = ops.add(Events::new(uring.event(), EventSet::IN)) {
-                log::error!("virtio-blk {}: cannot watch the io_uring's eventfd: {e:?}", self.worker.name);
+        if let Some(engine) = &self.worker.engine {
+            if let Err(e) = ops.add(Events::new(engine.event(), EventSet::IN)) {
+                log::error!("virtio-blk {}: cannot watch the engine's eventfd: {e:?}", self.worker.name);
             }
         }
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
-        if self.worker.uring.as_ref().is_some_and(|u| u.event().as_raw_fd() == events.fd()) {
+        if self.worker.engine.as_ref().is_some_and(|e| e.event().as_raw_fd() == events.fd()) {
             // Reaping cannot fail; only a drain waits.
             let _ = self.complete(false);
             if std::mem::take(&mut self.starved) {
-                self.process_queue();
+                self.process_all();
             }
             return;
         }
         if self.waker.is_expiry(&events) {
-            self.process_queue();
-        } else {
-            let turn = self.activation.single_queue_turn(&events, ops);
-            if turn == super::QueueTurn::Kicked && self.activation.active.is_some() {
-                self.worker.metrics.queue_event_count.inc();
+            self.process_all();
+        } else if self.activation.is_wake_event(&events) {
+            // Activated (a reset clears `broken`), or the limits changed: every queue.
+            if self.activation.on_wake(ops) {
+                self.process_all();
             }
-            if turn.serves(self.broken) {
-                self.process_queue();
+        } else if let Some(ctx) = &self.activation.active {
+            // A queue's notification, registered with its index as the event data.
+            let q = events.data() as usize;
+            if let Some(evt) = ctx.queue_events.get(q) {
+                let _ = evt.read();
+                self.worker.metrics.queue_event_count.inc();
+                if !self.broken {
+                    self.process_queue(q);
+                }
             }
         }
         // A limit that blocked for the first time made the refill timer.

@@ -49,6 +49,7 @@ impl Image {
             limits: DriveLimits::default(),
             engine,
             image: Default::default(),
+            num_queues: 1,
         })
         .unwrap()
     }

@@ -9,7 +9,7 @@
 //! descriptor must come before every writable one.
 
 use super::disk::{Disk, IoVecs, IOV_MAX, SECTOR_SIZE};
-use super::engine::{Completion, Op, Queued, Uring};
+use super::engine::{Completion, InFlight, Op, Queued};
 use super::CacheMode;
 use super::{MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, MAX_WRITE_ZEROES_SECTORS, MAX_WRITE_ZEROES_SEG};
 use crate::guest_memory::GuestMemoryMmap;
@@ -106,11 +106,12 @@ pub(super) struct Worker {
     pub(super) name: String,
     /// Its `block_<id>` metrics (Firecracker's per-drive section).
     pub(super) metrics: Arc<metrics::BlockMetrics>,
-    /// The io_uring engine's ring; `None` serves every request synchronously.
-    pub(super) uring: Option<Box<Uring>>,
-    /// The used-ring head and status byte of the chain being served, for a
-    /// request queued on the ring.
-    current: (u16, GuestAddress),
+    /// The io_uring engine's ring or the threads engine's pool; `None` serves
+    /// every request synchronously.
+    pub(super) engine: Option<Box<dyn InFlight>>,
+    /// The queue, used-ring head and status byte of the chain being served, for
+    /// a request handed to the engine.
+    current: (u16, u16, GuestAddress),
 }
 
 impl Worker {
@@ -125,8 +126,8 @@ impl Worker {
             logged: 0,
             metrics: metrics::BLOCK_DEVICES.register(&name),
             name,
-            uring: None,
-            current: (0, GuestAddress(0)),
+            engine: None,
+            current: (0, 0, GuestAddress(0)),
         }
     }
 
@@ -143,7 +144,7 @@ impl Worker {
     /// bytes written to its device-writable buffers (data and status), or 0
     /// if the chain is too broken to carry a status; `None` when the request
     /// was queued on the ring (`complete` finishes it).
-    pub(super) fn serve<M>(&mut self, mem: &GuestMemoryMmap, chain: Chain<M>) -> Option<u32>
+    pub(super) fn serve<M>(&mut self, mem: &GuestMemoryMmap, queue: u16, chain: Chain<M>) -> Option<u32>
     where
         M: Deref<Target = GuestMemoryMmap>,
     {
@@ -163,7 +164,7 @@ impl Worker {
                 return Some(0);
             }
         };
-        self.current = (head, status);
+        self.current = (queue, head, status);
         let (status_byte, written) = match self.execute(mem) {
             Ok(Some(outcome)) => outcome,
             Ok(None) => return None,
@@ -213,21 +214,21 @@ impl Worker {
         (done.head, self.finish(mem, done.status, status_byte, written))
     }
 
-    /// Queues the gathered request on the ring, if the engine has one and the
-    /// request suits it; `false`: serve it here.
+    /// Hands the gathered request to the engine, if it has one (a ring or a pool)
+    /// and the request suits it; `false`: serve it here.
     fn queue(&mut self, op: Op, offset: u64, len: u64) -> bool {
-        let Some(uring) = self.uring.as_mut() else { return false };
+        let Some(engine) = self.engine.as_mut() else { return false };
         // O_DIRECT on buffers it cannot take, or more iovecs than one call
         // takes: the sync path knows how to split or bounce those.
         if self.iovs.0.len() > IOV_MAX || (op != Op::Flush && !self.disk.direct_aligned(&self.iovs.0, offset)) {
             return false;
         }
-        let (head, status) = self.current;
-        let request = Queued { head, status, op, len: len as u32 };
-        match uring.push(self.disk.fd(), offset, &mut self.iovs.0, request) {
+        let (queue, head, status) = self.current;
+        let request = Queued { queue, head, status, op, len: len as u32 };
+        match engine.push(self.disk.fd(), offset, &mut self.iovs.0, request) {
             Ok(()) => true,
             Err(e) => {
-                log::warn!("virtio-blk {}: cannot queue on io_uring ({e}); serving synchronously", self.name);
+                log::warn!("virtio-blk {}: cannot queue the request ({e}); serving it synchronously", self.name);
                 false
             }
         }

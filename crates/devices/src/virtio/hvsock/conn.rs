@@ -50,6 +50,12 @@ pub struct Conn {
     pub guest_shutdown: u32,
     /// The host peer will send no more (its end read 0): the guest was sent SHUTDOWN.
     pub host_eof: bool,
+    /// The host peer closed its whole end (EPOLLHUP): the guest is told both directions
+    /// are shut and owes its RST by `close_deadline`.
+    pub host_gone: bool,
+    /// When a guest that was told the host closed must have answered with its RST, else
+    /// the device kills the connection (Firecracker's CONN_SHUTDOWN_TIMEOUT_MS).
+    pub close_deadline: Option<std::time::Instant>,
     /// The host peer may have data: its input is not watched until a read would block.
     pub readable: bool,
     /// A CREDIT_REQUEST is out and unanswered.
@@ -86,6 +92,8 @@ impl Conn {
             peer_fwd_cnt: 0,
             guest_shutdown: 0,
             host_eof: false,
+            host_gone: false,
+            close_deadline: None,
             readable: false,
             credit_requested: false,
             credit_update_owed: false,
@@ -176,6 +184,7 @@ impl Conn {
         let reply = written.min(self.reply_left);
         self.reply_left -= reply;
         self.fwd_cnt = self.fwd_cnt.wrapping_add((written - reply) as u32);
+        metrics::VSOCK.tx_bytes_count.add((written - reply) as u64);
         self.pending.drain(..written);
         if self.pending.is_empty() {
             // Give back what a burst from the guest made the buffer grow to.
@@ -191,7 +200,9 @@ impl Conn {
 
     /// What epoll should watch: input while wanted and not already known to be readable
     /// (a level-triggered readable fd the guest has no room for would spin the loop),
-    /// output while something waits for the peer.
+    /// output while something waits for the peer, and after the peer's EOF its hang-up (a
+    /// peer that only shut its sending side may still close the rest; EPOLLHUP is level
+    /// triggered too, so it is dropped once seen).
     pub fn interest(&self) -> EventSet {
         let mut set = EventSet::empty();
         if self.wants_input() && !self.readable {
@@ -199,6 +210,9 @@ impl Conn {
         }
         if self.has_pending() {
             set |= EventSet::OUT;
+        }
+        if self.host_eof && !self.host_gone && self.state == State::Established {
+            set |= EventSet::HANG_UP;
         }
         set
     }

@@ -2,7 +2,7 @@
 
 use super::conn::{Conn, Key, State};
 use super::packet::{self, op, Header, HDR_LEN, HOST_CID, MAX_PAYLOAD, SHUTDOWN_BOTH, SHUTDOWN_SEND, TYPE_STREAM};
-use super::{host, HybridVsock, MAX_CONNECTIONS, MAX_CONTROL, RX, TX};
+use super::{host, start_close_deadline, HybridVsock, MAX_CONNECTIONS, MAX_CONTROL, RX, TX};
 use crate::guest_warn;
 use crate::virtio::{come_back_later, CHAINS_PER_TURN};
 use event_manager::EventOps;
@@ -42,7 +42,10 @@ impl HybridVsock {
             }
             used_any = true;
             match parsed {
-                Ok(header) => self.handle_packet(header, &payload, ops),
+                Ok(header) => {
+                    metrics::VSOCK.tx_packets_count.inc();
+                    self.handle_packet(header, &payload, ops)
+                }
                 Err(why) => guest_warn!(self.bad_packet_lines, "hybrid vsock: dropped a tx packet: {why}"),
             }
             self.payload = payload;
@@ -113,7 +116,9 @@ impl HybridVsock {
                     self.credit_owed.push_back(key);
                 }
             }
-            (op::RST, _) => self.remove(key, ops),
+            (op::RST, _) => {
+                self.remove(key, ops);
+            }
             // A REQUEST on an open connection, data before it is established or after the
             // guest's own SHUTDOWN, an unknown op: the connection is reset.
             _ => self.reset_conn(key, ops),
@@ -143,6 +148,7 @@ impl HybridVsock {
         self.control.push_back(response);
         self.by_fd.insert(fd, key);
         self.conns.insert(key, conn);
+        metrics::VSOCK.conns_added.inc();
     }
 
     /// Puts our packets in the guest's rx buffers: control packets first, then credit
@@ -186,6 +192,9 @@ impl HybridVsock {
                 guest_warn!(self.ring_lines, "hybrid vsock: an rx buffer is outside guest memory; a packet was lost");
             }
             let Some(ctx) = self.activation.active.as_mut() else { return };
+            if written {
+                metrics::VSOCK.rx_packets_count.inc();
+            }
             let used = if written { (HDR_LEN + len) as u32 } else { 0 };
             if ctx.queues[RX].add_used(&mem, head, used).is_err() {
                 return self.stop_serving(format_args!("rx used ring outside guest memory"));
@@ -242,14 +251,21 @@ impl HybridVsock {
             self.payload.resize(want, 0);
             match conn.stream.read(&mut self.payload[..want]) {
                 Ok(0) => {
-                    // The peer will send no more; the guest can still send until it closes.
+                    // The peer will send no more; the guest can still send until it closes,
+                    // unless the peer closed its whole end: then, as in Firecracker, both
+                    // directions are shut and the guest owes its RST within CLOSE_TIMEOUT.
                     conn.host_eof = true;
                     conn.readable = false;
                     let mut h = conn.header(op::SHUTDOWN, self.cid);
                     h.flags = SHUTDOWN_SEND;
+                    if conn.host_gone {
+                        h.flags = SHUTDOWN_BOTH;
+                        start_close_deadline(conn, &mut self.close_timer, &mut self.close_timer_at);
+                    }
                     return Some(h);
                 }
                 Ok(n) => {
+                    metrics::VSOCK.rx_bytes_count.add(n as u64);
                     conn.tx_cnt = conn.tx_cnt.wrapping_add(n as u32);
                     self.ready.push_back(key);
                     let mut h = conn.header(op::RW, self.cid);
@@ -259,7 +275,10 @@ impl HybridVsock {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => conn.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => self.ready.push_back(key),
                 Err(_) => {
-                    self.remove(key, ops);
+                    metrics::VSOCK.rx_read_fails.inc();
+                    if self.remove(key, ops) {
+                        metrics::VSOCK.conns_killed.inc();
+                    }
                     return Some(self.reply(key, op::RST));
                 }
             }

@@ -3,7 +3,7 @@
 
 use super::conn::{Conn, Flush, Key, State};
 use super::packet::{op, SHUTDOWN_BOTH, SHUTDOWN_SEND};
-use super::{Handshake, HybridVsock, MAX_CONNECTIONS, MAX_HANDSHAKES};
+use super::{start_close_deadline, Handshake, HybridVsock, MAX_CONNECTIONS, MAX_HANDSHAKES};
 use event_manager::{EventOps, EventSet, Events};
 use std::io::{ErrorKind, Read};
 use std::net::Shutdown;
@@ -68,6 +68,7 @@ impl HybridVsock {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
+                    metrics::VSOCK.muxer_event_fails.inc();
                     log::warn!("hybrid vsock: cannot accept on {}: {e}", self.uds_path.display());
                     return;
                 }
@@ -77,6 +78,7 @@ impl HybridVsock {
                 continue;
             }
             if let Err(e) = ops.add(Events::new(&stream, EventSet::IN)) {
+                metrics::VSOCK.conn_event_fails.inc();
                 log::error!("hybrid vsock: cannot watch a host connection: {e:?}");
                 continue;
             }
@@ -114,6 +116,7 @@ impl HybridVsock {
         self.control.push_back(request);
         self.by_fd.insert(fd, key);
         self.conns.insert(key, conn);
+        metrics::VSOCK.conns_added.inc();
     }
 
     fn free_host_port(&mut self, guest_port: u32) -> u32 {
@@ -130,6 +133,18 @@ impl HybridVsock {
     pub(super) fn host_event(&mut self, key: Key, set: EventSet, ops: &mut EventOps) {
         let Some(conn) = self.conns.get_mut(&key) else { return };
         let gone = set.intersects(EventSet::HANG_UP | EventSet::ERROR | EventSet::READ_HANG_UP);
+        if set.intersects(EventSet::HANG_UP | EventSet::ERROR) && !conn.host_gone {
+            // The peer closed its whole end. Once its last bytes are read (at its EOF, in
+            // `next_packet`) the guest is told both directions are shut; if that EOF was
+            // read already (the peer had shut only its sending side), it is told now.
+            conn.host_gone = true;
+            if conn.host_eof && conn.state == State::Established {
+                let mut h = conn.header(op::SHUTDOWN, self.cid);
+                h.flags = SHUTDOWN_BOTH;
+                start_close_deadline(conn, &mut self.close_timer, &mut self.close_timer_at);
+                self.control.push_back(h);
+            }
+        }
         if conn.has_pending() && (set.contains(EventSet::OUT) || gone) && !self.flush(key, ops) {
             return;
         }
@@ -146,14 +161,14 @@ impl HybridVsock {
         let Some(conn) = self.conns.get_mut(&key) else { return false };
         match conn.flush() {
             Flush::Broken => {
+                metrics::VSOCK.tx_flush_fails.inc();
                 self.reset_conn(key, ops);
                 return false;
             }
             Flush::Partial => {}
             Flush::Done => {
                 if conn.guest_shutdown & SHUTDOWN_BOTH == SHUTDOWN_BOTH {
-                    // The guest closed: it waits for our RST to free its socket.
-                    self.reset_conn(key, ops);
+                    self.close_conn(key, ops);
                     return false;
                 }
                 if conn.guest_shutdown & SHUTDOWN_SEND != 0 {

@@ -26,12 +26,14 @@ use super::{
     read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState, VIRTIO_F_VERSION_1,
 };
 use crate::noise::LineBudget;
+use crate::oneshot_timer::{acknowledge_expiry, OneShotTimer};
 use crate::state::StateError;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 use virtio_bindings::virtio_ids::VIRTIO_ID_VSOCK;
 
 /// rx, tx and event, as Firecracker's.
@@ -47,6 +49,9 @@ const MAX_HANDSHAKES: usize = 64;
 /// Control packets (RESPONSE, RST, ...) owed to the guest beyond which the tx queue is left
 /// until the guest takes them: a guest that posts no rx buffers cannot make the list grow.
 const MAX_CONTROL: usize = 256;
+/// How long a guest told that its host peer closed has to answer with its RST before the
+/// device kills the connection: Firecracker's CONN_SHUTDOWN_TIMEOUT_MS.
+pub const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2000);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HybridVsockError {
@@ -60,6 +65,8 @@ pub enum HybridVsockError {
     Cid(u64),
     #[error("cannot create an eventfd: {0}")]
     EventFd(#[source] std::io::Error),
+    #[error("cannot create the connections' close timer: {0}")]
+    Timer(#[source] std::io::Error),
 }
 
 /// What a snapshot keeps beyond the queues: the CID and socket the guest had. Connections
@@ -99,6 +106,11 @@ pub struct HybridVsock {
     retired: Vec<Conn>,
     /// Set once a corrupt ring stopped the device (until the driver resets it).
     broken: bool,
+    /// Fires at the earliest `Conn::close_deadline` (made here, on the thread building the
+    /// VM, so the device thread only arms it).
+    close_timer: OneShotTimer,
+    /// The deadline the timer is armed for, if it is.
+    close_timer_at: Option<Instant>,
     payload: Vec<u8>,
     bad_packet_lines: LineBudget,
     ring_lines: LineBudget,
@@ -130,6 +142,8 @@ impl HybridVsock {
             reset_owed: false,
             retired: Vec::new(),
             broken: false,
+            close_timer: OneShotTimer::new().map_err(HybridVsockError::Timer)?,
+            close_timer_at: None,
             payload: Vec::new(),
             bad_packet_lines: LineBudget::new(),
             ring_lines: LineBudget::new(),
@@ -156,15 +170,26 @@ impl HybridVsock {
 
     /// Drops a connection, unwatching its stream first (event-manager must forget an fd
     /// before it is closed and its number reused).
-    fn remove(&mut self, key: Key, ops: &mut EventOps) {
-        if let Some(conn) = self.conns.remove(&key) {
-            self.by_fd.remove(&conn.stream.as_raw_fd());
-            unwatch(conn, ops);
-        }
+    /// True if there was one.
+    fn remove(&mut self, key: Key, ops: &mut EventOps) -> bool {
+        let Some(conn) = self.conns.remove(&key) else { return false };
+        self.by_fd.remove(&conn.stream.as_raw_fd());
+        unwatch(conn, ops);
+        metrics::VSOCK.conns_removed.inc();
+        true
     }
 
-    /// Drops a connection and tells the guest so.
+    /// Drops a connection the device gives up on (a broken peer, a bad packet) and tells
+    /// the guest so; an RST for a connection that never was (a refused REQUEST) kills none.
     fn reset_conn(&mut self, key: Key, ops: &mut EventOps) {
+        if self.remove(key, ops) {
+            metrics::VSOCK.conns_killed.inc();
+        }
+        self.control.push_back(self.reply(key, packet::op::RST));
+    }
+
+    /// Ends a connection both sides closed: the guest waits for our RST to free its socket.
+    fn close_conn(&mut self, key: Key, ops: &mut EventOps) {
         self.remove(key, ops);
         self.control.push_back(self.reply(key, packet::op::RST));
     }
@@ -182,6 +207,24 @@ impl HybridVsock {
         }
     }
 
+    /// The close timer fired: every connection whose guest did not answer its host
+    /// peer's close in time is killed (an RST tells the guest), and the timer is armed
+    /// for the next deadline.
+    fn on_close_timer(&mut self, ops: &mut EventOps) {
+        acknowledge_expiry(self.close_timer.as_raw_fd());
+        let now = Instant::now();
+        let expired: Vec<Key> =
+            self.conns.values().filter(|c| c.close_deadline.is_some_and(|d| d <= now)).map(|c| c.key).collect();
+        for key in expired {
+            self.reset_conn(key, ops);
+        }
+        self.close_timer_at = self.conns.values().filter_map(|c| c.close_deadline).min();
+        let after = self.close_timer_at.map(|d| d.saturating_duration_since(now));
+        if let Err(e) = self.close_timer.arm(after) {
+            log::error!("hybrid vsock: cannot arm the close timer: {e}");
+        }
+    }
+
     /// Makes epoll watch what each connection needs now.
     fn sync_watches(&mut self, ops: &mut EventOps) {
         for conn in self.conns.values_mut() {
@@ -195,7 +238,10 @@ impl HybridVsock {
             };
             match result {
                 Ok(()) => conn.watched = (!want.is_empty()).then_some(want),
-                Err(e) => log::error!("hybrid vsock: cannot watch a host connection: {e:?}"),
+                Err(e) => {
+                    metrics::VSOCK.conn_event_fails.inc();
+                    log::error!("hybrid vsock: cannot watch a host connection: {e:?}")
+                }
             }
         }
     }
@@ -243,6 +289,32 @@ impl HybridVsock {
     }
 }
 
+/// Firecracker's per-queue event counts and failures (the event queue has no count).
+fn count_queue_event(queue: usize, read: bool) {
+    let m = &metrics::VSOCK;
+    match (queue, read) {
+        (RX, true) => m.rx_queue_event_count.inc(),
+        (RX, false) => m.rx_queue_event_fails.inc(),
+        (TX, true) => m.tx_queue_event_count.inc(),
+        (TX, false) => m.tx_queue_event_fails.inc(),
+        (_, false) => m.ev_queue_event_fails.inc(),
+        _ => {}
+    }
+}
+
+/// Gives `conn` its close deadline (the guest was just told its host peer closed) and arms
+/// `timer` for it unless it is armed already (for an earlier deadline: they only grow).
+fn start_close_deadline(conn: &mut Conn, timer: &mut OneShotTimer, timer_at: &mut Option<Instant>) {
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    conn.close_deadline = Some(deadline);
+    if timer_at.is_none() {
+        match timer.arm(Some(CLOSE_TIMEOUT)) {
+            Ok(()) => *timer_at = Some(deadline),
+            Err(e) => log::error!("hybrid vsock: cannot arm the close timer: {e}"),
+        }
+    }
+}
+
 fn unwatch(conn: Conn, ops: &mut EventOps) {
     if let Some(now) = conn.watched {
         if let Err(e) = ops.remove(Events::new(&conn.stream, now)) {
@@ -266,15 +338,20 @@ impl VirtioDevice for HybridVsock {
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         read_config_bytes(&self.cid.to_le_bytes(), offset, data);
     }
+    /// The config space is read-only: a write is refused (Firecracker counts it).
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {
+        metrics::VSOCK.cfg_fails.inc();
+    }
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         self.broken = false;
-        self.activation.activate(ctx)
+        self.activation.activate(ctx).inspect_err(|_| metrics::VSOCK.activate_fails.inc())
     }
     /// Every connection ends (the host peers see their streams close); the device thread
     /// unwatches and drops them on its next turn.
     fn reset(&mut self) -> bool {
         self.activation.deactivate();
         self.by_fd.clear();
+        metrics::VSOCK.conns_removed.add(self.conns.len() as u64);
         self.retired.extend(std::mem::take(&mut self.conns).into_values());
         self.control.clear();
         self.credit_owed.clear();
@@ -308,6 +385,9 @@ impl MutEventSubscriber for HybridVsock {
         if let Err(e) = ops.add(Events::new(&self.listener, EventSet::IN)) {
             log::error!("hybrid vsock: cannot watch {}: {e:?}", self.uds_path.display());
         }
+        if let Err(e) = ops.add(Events::new(&self.close_timer, EventSet::IN)) {
+            log::error!("hybrid vsock: cannot watch the close timer: {e:?}");
+        }
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
@@ -326,6 +406,11 @@ impl MutEventSubscriber for HybridVsock {
             self.accept(ops);
             return;
         }
+        if fd == self.close_timer.as_raw_fd() {
+            self.on_close_timer(ops);
+            self.serve(false, ops);
+            return;
+        }
         if self.handshakes.contains_key(&fd) {
             self.read_handshake(fd, ops);
             self.serve(false, ops);
@@ -333,7 +418,7 @@ impl MutEventSubscriber for HybridVsock {
         }
         if let Some(queue) = self.queue_of(fd) {
             if let Some(ctx) = &self.activation.active {
-                let _ = ctx.queue_events[queue].read();
+                count_queue_event(queue, ctx.queue_events[queue].read().is_ok());
             }
             if queue == EVENT {
                 self.send_transport_reset();

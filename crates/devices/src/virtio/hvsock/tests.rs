@@ -316,12 +316,60 @@ fn a_half_close_either_way_keeps_the_other_direction() {
     peer.write_all(b"reply").unwrap();
     let (h, data) = g.recv_one();
     assert_eq!((h.op, data.as_slice()), (op::RW, &b"reply"[..]));
-    // The host closes: the guest is told the host sends no more.
+    // The host closes its whole end: the guest is told both directions are shut (as
+    // Firecracker tells it) and answers with its RST.
     drop(peer);
     let (h, _) = g.recv_one();
-    assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_SEND));
+    assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_BOTH));
     g.send(g.hdr(op::RST, 1027, 52), &[]);
     assert_eq!(g.dev.lock().unwrap().connections(), 0);
+}
+
+/// A host peer that only shuts its sending side leaves the guest able to send (the guest
+/// is told SHUTDOWN_SEND); when it then closes the rest the guest is told both, and a
+/// guest that never answers with its RST has the connection killed after CLOSE_TIMEOUT
+/// (Firecracker's 2 s), an RST telling it so.
+#[test]
+fn a_guest_that_does_not_finish_a_host_close_is_reset_after_the_timeout() {
+    let killed = metrics::VSOCK.conns_killed.total();
+    let mut g = guest();
+    let (_l, mut peer) = g.connect(1029, 52);
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    let (h, _) = g.recv_one();
+    assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_SEND));
+    g.send(g.hdr(op::RW, 1029, 52), b"still");
+    let mut got = [0u8; 5];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"still", "the guest's direction stays open");
+    let told = std::time::Instant::now();
+    drop(peer);
+    let (h, _) = g.recv_one();
+    assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_BOTH));
+    // The guest says nothing: an RST comes once the timeout is over, not before.
+    let mut rst = Vec::new();
+    while rst.is_empty() && told.elapsed() < CLOSE_TIMEOUT * 3 {
+        std::thread::sleep(Duration::from_millis(50));
+        rst = g.recv();
+    }
+    assert!(told.elapsed() >= CLOSE_TIMEOUT, "killed early, after {:?}", told.elapsed());
+    assert_eq!(rst.len(), 1, "{rst:?}");
+    assert_eq!((rst[0].0.op, rst[0].0.src_port, rst[0].0.dst_port), (op::RST, 52, 1029));
+    assert_eq!(g.dev.lock().unwrap().connections(), 0);
+    assert!(metrics::VSOCK.conns_killed.total() > killed);
+}
+
+/// A guest that answers the host's close at once is not reset again when the timer fires.
+#[test]
+fn a_guest_that_finishes_a_host_close_is_left_alone() {
+    let mut g = guest();
+    let (_l, peer) = g.connect(1030, 52);
+    drop(peer);
+    let (h, _) = g.recv_one();
+    assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_BOTH));
+    g.send(g.hdr(op::RST, 1030, 52), &[]);
+    assert_eq!(g.dev.lock().unwrap().connections(), 0);
+    std::thread::sleep(CLOSE_TIMEOUT + Duration::from_millis(200));
+    assert!(g.recv().is_empty(), "nothing more for the guest");
 }
 
 #[test]
@@ -437,7 +485,7 @@ fn many_connect_close_cycles_leave_nothing_behind() {
         let (peer, _) = listener.accept().unwrap();
         drop(peer);
         let (h, _) = g.recv_one();
-        assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_SEND));
+        assert_eq!((h.op, h.flags), (op::SHUTDOWN, SHUTDOWN_BOTH), "the host closed its whole end");
         g.send(Header { flags: SHUTDOWN_BOTH, ..g.hdr(op::SHUTDOWN, 5000 + i, 9) }, &[]);
         assert_eq!(g.recv_one().0.op, op::RST);
     }
@@ -479,4 +527,43 @@ fn a_host_listener_with_a_full_backlog_refuses_without_blocking() {
     }
     assert!(refused, "a full backlog refuses the guest's connection");
     drop(listener);
+}
+
+/// Firecracker's `vsock` section moves with the traffic: the counters are the process's,
+/// shared with the tests beside this one, so each check is a lower bound on what this
+/// test adds.
+#[test]
+fn the_vsock_metrics_count_packets_bytes_and_connections() {
+    let m = &metrics::VSOCK;
+    let read = || {
+        [
+            &m.tx_packets_count,
+            &m.rx_packets_count,
+            &m.tx_bytes_count,
+            &m.rx_bytes_count,
+            &m.conns_added,
+            &m.conns_removed,
+            &m.tx_queue_event_count,
+            &m.cfg_fails,
+        ]
+        .map(|c| c.total())
+    };
+    let before = read();
+    let mut g = guest();
+    let (_l, mut peer) = g.connect(1027, 52);
+    g.send(g.hdr(op::RW, 1027, 52), b"twelve bytes");
+    let mut got = [0u8; 12];
+    peer.read_exact(&mut got).unwrap();
+    peer.write_all(b"seven b").unwrap();
+    assert_eq!(g.recv_one().1, b"seven b");
+    g.send(Header { flags: SHUTDOWN_BOTH, ..g.hdr(op::SHUTDOWN, 1027, 52) }, &[]);
+    assert_eq!(g.recv_one().0.op, op::RST);
+    g.d.write_reg(0x100, 1); // the config space (guest_cid) is read-only
+    let added: Vec<u64> = read().iter().zip(before).map(|(a, b)| a - b).collect();
+    // REQUEST, RW, SHUTDOWN from the guest; RESPONSE, RW, RST to it.
+    assert!(added[0] >= 3 && added[1] >= 3, "packets {added:?}");
+    assert!(added[2] >= 12 && added[3] >= 7, "bytes {added:?}");
+    assert!(added[4] >= 1 && added[5] >= 1, "connections {added:?}");
+    assert!(added[6] >= 3, "tx kicks {added:?}");
+    assert!(added[7] >= 1, "config write {added:?}");
 }

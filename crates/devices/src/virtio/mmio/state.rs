@@ -2,34 +2,12 @@
 //! the device's own state; and the restore that checks all of it against the rebuilt
 //! device before anything changes.
 
+use super::saved::TransportState;
 use super::{lock, MmioTransport};
 use crate::state::{DeviceState, StateError};
 use crate::virtio::queue::{Virtqueue, VIRTIO_F_RING_PACKED};
-use crate::virtio::{status, ActivateContext, SavedQueue, VirtioState, VIRTIO_F_VERSION_1};
-use serde::{Deserialize, Serialize};
+use crate::virtio::{status, ActivateContext, SavedQueue, VIRTIO_F_VERSION_1};
 use virtio_queue::{Queue, QueueState, QueueT};
-
-/// One virtio-mmio slot as saved.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct TransportState {
-    /// VIRTIO_ID_* of the device: a restore into another kind is refused with it.
-    pub device_type: u32,
-    pub status: u32,
-    pub device_features_sel: u32,
-    pub driver_features_sel: u32,
-    pub acked_features: u64,
-    pub queue_sel: u32,
-    /// The driver set DRIVER_OK and the device took the queues.
-    pub activated: bool,
-    pub interrupt_status: u32,
-    pub needs_reset: bool,
-    /// Every queue of the device, in index order. For an activated device the ones it
-    /// took are saved where the device has got to.
-    pub queues: Vec<SavedQueue>,
-    /// Queues whose size the driver set to one the device refused.
-    pub bad_queue_size: Vec<bool>,
-    pub device: VirtioState,
-}
 
 impl MmioTransport {
     pub(super) fn save_state(&mut self) -> Result<DeviceState, StateError> {

@@ -51,9 +51,13 @@ pub enum SocketError {
     Setup { addr: SocketAddress, source: io::Error },
 }
 
+/// The device's receive buffer, what one read from any backend may fill. Tap reads: the largest GSO frame (a 64 KiB IP datagram, Ethernet and VLAN
+/// headers) plus the virtio-net header, with room to spare.
+pub const RX_BUFFER_LEN: usize = 17 * 4096;
+
 /// Largest Ethernet frame a socket backend passes: what fits the device's
 /// receive buffer after the header (QEMU's NET_BUFSIZE, 4 KiB + 64 KiB, too).
-pub const MAX_SOCKET_FRAME: usize = super::device::RX_BUFFER_LEN - VNET_HDR_LEN;
+pub const MAX_SOCKET_FRAME: usize = RX_BUFFER_LEN - VNET_HDR_LEN;
 
 /// A connected stream socket with QEMU's length-prefixed framing.
 pub struct StreamSocket {

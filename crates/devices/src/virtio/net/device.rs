@@ -2,7 +2,7 @@
 //! the event handler that moves frames between the queues and the backend
 //! (a tap or a socket, `backend.rs`; "tap" below means either).
 
-use super::backend::Backend;
+use super::backend::{Backend, RX_BUFFER_LEN};
 use super::mmds::{Detour, MmdsAttachment};
 use super::rx::{self, Delivery, Scratch};
 use super::tap::VNET_HDR_LEN;
@@ -23,9 +23,6 @@ pub(crate) use super::features::*;
 pub const RX_QUEUE: usize = 0;
 pub const TX_QUEUE: usize = 1;
 const QUEUE_SIZE: u16 = 256;
-/// Tap reads: the largest GSO frame (a 64 KiB IP datagram, Ethernet and VLAN
-/// headers) plus the virtio-net header, with room to spare.
-pub const RX_BUFFER_LEN: usize = 17 * 4096;
 /// Frames read from the tap per event before other events get a turn; the
 /// tap stays readable (level-triggered), so the rest follow.
 const RX_BUDGET: usize = 256;

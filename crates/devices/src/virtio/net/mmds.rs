@@ -41,9 +41,14 @@ impl Detour {
         let frame = self.stack.next_frame()?;
         let len = VNET_HDR_LEN + frame.len();
         // The stack's frames are at most an MSS of 1460 bytes plus headers.
-        let dst = buf.get_mut(..len)?;
+        let Some(dst) = buf.get_mut(..len) else {
+            metrics::MMDS.tx_errors.inc();
+            return None;
+        };
         dst[..VNET_HDR_LEN].fill(0);
         dst[VNET_HDR_LEN..].copy_from_slice(&frame);
+        metrics::MMDS.tx_frames.inc();
+        metrics::MMDS.tx_bytes.add(frame.len() as u64);
         Some(len)
     }
 }

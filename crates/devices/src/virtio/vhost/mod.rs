@@ -24,6 +24,7 @@ use crate::virtio::queue::Virtqueue;
 use ::vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use event_manager::{EventOps, EventSet, Events};
 
+pub use crate::virtio::errors::VhostError;
 use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -80,14 +81,6 @@ impl CallRelay {
             ctx.interrupt.signal_used_queue();
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum VhostError {
-    #[error("{op}: {source}")]
-    Ioctl { op: &'static str, source: ::vhost::Error },
-    #[error("queue {queue}: the {ring} ({addr:#x}, {len} bytes) is not inside one guest RAM region")]
-    RingOutsideMemory { queue: usize, ring: &'static str, addr: u64, len: u64 },
 }
 
 fn ioctl(op: &'static str) -> impl FnOnce(::vhost::Error) -> VhostError {

@@ -17,7 +17,7 @@ fn uring_driver(file: &TempFile) -> (TestDriver, std::sync::Arc<std::sync::Mutex
 }
 
 fn in_flight(dev: &std::sync::Mutex<Block>) -> usize {
-    dev.lock().unwrap().worker.uring.as_ref().expect("an io_uring drive").in_flight()
+    dev.lock().unwrap().worker.engine.as_ref().expect("an io_uring drive").in_flight()
 }
 
 /// Runs the event loop until `n` requests are in the used ring (completions come
@@ -87,7 +87,7 @@ fn short_read_is_ioerr() {
 
 #[test]
 fn completion_outcomes() {
-    let done = |op, len, result| Completion { head: 0, status: GuestAddress(0), op, len, result };
+    let done = |op, len, result| Completion { queue: 0, head: 0, status: GuestAddress(0), op, len, result };
     assert!(done(Op::Read, 512, Ok(512)).outcome().is_ok());
     assert!(done(Op::Write, 512, Ok(511)).outcome().is_err(), "a short write is an error");
     assert!(done(Op::Flush, 0, Ok(0)).outcome().is_ok());
@@ -104,7 +104,7 @@ fn in_flight_is_bounded_and_everything_completes() {
     let (limit, n) = (8, 80);
     let file = TempFile::new(&pattern(n * 512));
     let (mut d, dev) = uring_driver(&file);
-    dev.lock().unwrap().worker.uring.as_mut().unwrap().set_limit(limit);
+    dev.lock().unwrap().worker.engine.as_mut().unwrap().set_limit(limit);
     let mut posted = Vec::new();
     for i in 0..n {
         let out = d.alloc(512, 0);

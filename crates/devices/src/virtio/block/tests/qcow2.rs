@@ -133,7 +133,7 @@ fn snapshot_on_serves_writes_from_an_overlay_and_leaves_the_image() {
         // aio=io_uring does not apply to a formatted drive: served synchronously.
         let opts = BlockOptions { image, engine: Engine::IoUring, ..options(&file.path, false, CacheMode::Writeback) };
         let (mut d, dev) = TestDriver::new(Block::new(opts).unwrap());
-        assert!(dev.lock().unwrap().worker.uring.is_none(), "{format:?}");
+        assert!(dev.lock().unwrap().worker.engine.is_none(), "{format:?}");
         assert!(!has(d.device_features(), VIRTIO_BLK_F_RO), "{format:?}: the guest may write");
         d.activate(0, 16);
         let w = guest_buffer(&mut d, &[0xe7; 2048]);
