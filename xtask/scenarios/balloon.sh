@@ -50,9 +50,6 @@ qmp '{"execute": "query-balloon", "id": "deflated"}'
 sleep 1
 qmp '{"execute": "quit"}'
 qmp_finish
-echo "== qmp"
-cat "$dir/qmp.txt"
-echo "== console"
-cat "$dir/console.txt"
+qmp_logs
 rm -rf "$dir"
 exit $status

@@ -6,27 +6,17 @@
 # engine is fio's io_uring with O_DIRECT in every case. 1 vCPU, 512 MiB, ISA serial
 # console, acpi=on (Debian's virtio_mmio finds its devices only in the DSDT); QEMU has no
 # i8042, so its guest resets by triple fault (reboot=t).
-# Each VMM run gets a scratch image written full beforehand (see bench-io.sh: a first
-# write into a sparse tmpfs file pays for the host's page allocation).
+# Each VMM run gets a scratch image written full beforehand, and the engines' order
+# alternates from run to run (lib-bench.sh says why).
+. "$SCENARIOS/lib-bench.sh"
 dir=$(mktemp -d) || exit 1
 append="console=ttyS0 quiet panic=-1 fio.seconds=${FIO_SECONDS:-5} microvm.run=/tests/bench-fio"
-scratch() {
-    rm -f "$dir/scratch.img"
-    dd if=/dev/zero of="$dir/scratch.img" bs=1M count=256 2>/dev/null || exit 1
-}
 disk() {
     echo -drive "id=scratch,file=$dir/scratch.img,format=raw,if=none,aio=$1" -device virtio-blk-device,drive=scratch
 }
 i=1
 while [ $i -le "${BENCH_RUNS:-1}" ]; do
-    engines=${BENCH_AIO:-threads io_uring}
-    # Every other run takes the engines in reverse order (see bench-io.sh).
-    if [ $((i % 2)) = 0 ]; then
-        reversed=
-        for e in $engines; do reversed="$e $reversed"; done
-        engines=$reversed
-    fi
-    for aio in $engines; do
+    for aio in $(engines_of_run $i); do
         scratch
         echo "== bench-fio vmm=microvm-$aio run=$i"
         "$MICROVM" -M microvm,legacy,acpi=on -m 512m -smp 1 -kernel "$CLOUD_VMLINUX" -initrd "$FIO_INITRAMFS" \

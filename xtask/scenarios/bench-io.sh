@@ -5,12 +5,12 @@
 # QEMU's -M microvm, alternately, $BENCH_RUNS times each, for each scratch-disk engine
 # of $BENCH_AIO (aio= modes; default threads and io_uring). Both use the ISA serial
 # console; QEMU has no i8042, so its guest resets by triple fault (reboot=t).
-# Each VMM run gets a scratch image written full beforehand: a first write into a sparse
-# tmpfs file pays for the host's page allocation, which would land on whichever VMM
-# wrote the file first (it once made microvm's writes look half as fast as QEMU's).
+# Each VMM run gets a scratch image written full beforehand, and the engines' order
+# alternates from run to run (lib-bench.sh says why).
 if [ ! -d /rig ] && [ -z "$BENCH_NET_NS" ]; then
     BENCH_NET_NS=1 exec unshare -n sh "$0" "$@"
 fi
+. "$SCENARIOS/lib-bench.sh"
 dir=$(mktemp -d) || exit 1
 ip tuntap add dev mvtap0 mode tap 2>/dev/null || tunctl -t mvtap0 >/dev/null || exit 1
 ip addr add 169.254.0.1/16 dev mvtap0 && ip link set mvtap0 up || exit 1
@@ -22,22 +22,9 @@ disks() {
     echo -drive "id=root,file=$GUEST_ROOTFS,format=raw,if=none,readonly=on" -device virtio-blk-device,drive=root \
         -drive "id=scratch,file=$dir/scratch.img,format=raw,if=none,aio=$1" -device virtio-blk-device,drive=scratch
 }
-# A fresh, fully allocated 256 MiB scratch disk.
-scratch() {
-    rm -f "$dir/scratch.img"
-    dd if=/dev/zero of="$dir/scratch.img" bs=1M count=256 2>/dev/null || exit 1
-}
 i=1
 while [ $i -le "${BENCH_RUNS:-1}" ]; do
-    # Every other run takes the engines in reverse order, so that a drift of the rig
-    # (it warms up, a neighbour's load comes and goes) does not always favour the last.
-    engines=${BENCH_AIO:-threads io_uring}
-    if [ $((i % 2)) = 0 ]; then
-        reversed=
-        for e in $engines; do reversed="$e $reversed"; done
-        engines=$reversed
-    fi
-    for aio in $engines; do
+    for aio in $(engines_of_run $i); do
         scratch
         echo "== bench-io vmm=microvm-$aio run=$i"
         "$MICROVM" -M microvm,legacy -m 512m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults -serial stdio \

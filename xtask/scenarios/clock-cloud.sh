@@ -44,15 +44,7 @@ vm() {
 }
 # finish NAME: quits over QMP, prints the run's console (stamped) and QMP replies.
 finish() {
-    qmp '{"execute": "quit"}'
-    vmm_end_within 600 QUIT
-    qmp_finish
-    echo "VMM-EXIT-$1 status=$status"
-    echo "== console $1"
-    cat "$dir/console.txt"
-    echo "== qmp $1"
-    cat "$dir/qmp.txt"
-    rm -f "$dir/in" "$dir/console.txt" "$dir/qmp.txt"
+    qmp_quit_run "$1"
 }
 # lines_wait N: until the console has N clock lines (or 120 s pass, or microvm ends).
 lines_wait() {

@@ -3,6 +3,7 @@
 # mounted by the guest's own v9fs client (guest/rootfs/tests/ninep). The rig writes the
 # share before the boot and reads what the guest wrote after it; escapes are tried from
 # inside (.., a host symlink to a host-only file and one to /etc/passwd).
+. "$SCENARIOS/lib-run.sh"
 dir=$(mktemp -d) && cp "$GUEST_ROOTFS" "$dir/test.img" || exit 1
 mkdir -p "$dir/share" "$dir/ro"
 echo "rig secret" > "$dir/secret"
@@ -22,11 +23,7 @@ echo "RIG-ETC-PASSWD $(cat /etc/passwd | md5sum | cut -d' ' -f1)"
     -virtfs local,path="$dir/ro",mount_tag=ro9p,security_model=none,readonly=on \
     2> "$dir/err"
 status=$?
-echo
-echo "RUN-STATUS $status"
-echo "== stderr"
-cat "$dir/err"
-echo "== end"
+run_report $status "$dir/err"
 echo "RIG-9P-MOVED $(cat "$dir/share/dir/moved" 2>/dev/null)"
 echo "RIG-9P-GONE $([ -e "$dir/share/gone" ] && echo present || echo absent)"
 echo "RIG-9P-PARENT $(ls "$dir" | tr '\n' ' ')"

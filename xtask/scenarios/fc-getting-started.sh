@@ -8,20 +8,9 @@
 # the same configuration boots the same guest, which reboots by itself.
 # Lines: "FC-CALL <what> <http status>", "FC-READY <marker line>", "FC-EXIT api status=N",
 # "FC-EXIT config-file status=N", then "== console api" and "== console config-file".
-dir=$(mktemp -d)
-cp "$GUEST_ROOTFS" "$dir/rootfs.ext4" || exit 1
-ln -s "$MICROVM" "$dir/firecracker"
-S="$dir/firecracker.socket"
-call() {
-    what=$1
-    shift
-    code=$("$CURL" -sS -o "$dir/body" -w '%{http_code}' --unix-socket "$S" "$@")
-    echo "FC-CALL $what $code $(cat "$dir/body" 2>/dev/null)"
-}
-"$dir/firecracker" --api-sock "$S" > "$dir/console-api.txt" 2>&1 &
-vmm=$!
-i=0
-while [ ! -S "$S" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+. "$SCENARIOS/lib-fc.sh"
+fc_dir
+fc_start "$dir/console-api.txt"
 # `cat` reads the silent console: the guest waits for Ctrl-Alt-Delete.
 ARGS="console=ttyS0 reboot=k panic=1 pci=off quiet microvm.run=cat"
 call boot-source -X PUT 'http://localhost/boot-source' -H 'Accept: application/json' \

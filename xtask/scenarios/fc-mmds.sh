@@ -9,23 +9,12 @@
 # Lines: "FC-CALL <what> <http status> <body>", "FC-STORED <value>", "FC-EXIT status=N",
 # then "== console" and the guest's console, then "== metrics" and the metrics file
 # (PUT /metrics before the start: Firecracker's JSON lines, the `mmds` section's counts).
-dir=$(mktemp -d)
-cp "$GUEST_ROOTFS" "$dir/rootfs.ext4" || exit 1
-ln -s "$MICROVM" "$dir/firecracker"
-S="$dir/firecracker.socket"
-call() {
-    what=$1
-    shift
-    code=$("$CURL" -sS -o "$dir/body" -w '%{http_code}' --unix-socket "$S" "$@")
-    echo "FC-CALL $what $code $(cat "$dir/body" 2>/dev/null)"
-}
+. "$SCENARIOS/lib-fc.sh"
+fc_dir
 put() {
     call "$1" -X "${3:-PUT}" "http://localhost/$1" -H 'Content-Type: application/json' -d "$2"
 }
-"$dir/firecracker" --api-sock "$S" > "$dir/console.txt" 2>&1 &
-vmm=$!
-i=0
-while [ ! -S "$S" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+fc_start "$dir/console.txt"
 value="s3cr3t-$$-$(date +%s)"
 echo "FC-STORED $value"
 put boot-source "{\"kernel_image_path\": \"$GUEST_VMLINUX\", \"boot_args\": \"console=ttyS0 reboot=k panic=1 pci=off quiet microvm.run=/tests/mmds\"}"

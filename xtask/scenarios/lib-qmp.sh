@@ -40,3 +40,23 @@ qmp_finish() {
     exec 3>&-
     wait
 }
+
+# qmp_logs [NAME]: prints the QMP replies and events ("== qmp NAME") and the console
+# ("== console NAME"), the sections the tests read.
+qmp_logs() {
+    echo "== qmp${1:+ $1}"
+    cat "$dir/qmp.txt"
+    echo "== console${1:+ $1}"
+    cat "$dir/console.txt"
+}
+
+# qmp_quit_run NAME: quits over QMP (microvm given 60 s to end), prints VMM-EXIT-NAME and
+# the run's logs, and removes them for the next run in $dir.
+qmp_quit_run() {
+    qmp '{"execute": "quit"}'
+    vmm_end_within 600 QUIT
+    qmp_finish
+    echo "VMM-EXIT-$1 status=$status"
+    qmp_logs "$1"
+    rm -f "$dir/in" "$dir/console.txt" "$dir/qmp.txt"
+}

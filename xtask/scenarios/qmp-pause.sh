@@ -36,9 +36,6 @@ done
 echo "PAUSE-CHECK final=$(last)"
 qmp '{"execute": "quit"}'
 qmp_finish
-echo "== qmp"
-cat "$dir/qmp.txt"
-echo "== console"
-cat "$dir/console.txt"
+qmp_logs
 rm -rf "$dir"
 exit $status

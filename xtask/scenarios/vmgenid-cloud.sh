@@ -23,15 +23,7 @@ vm() {
 # finish NAME: quits over QMP after asking for the generation ID, prints the run's output.
 finish() {
     qmp '{"execute": "query-vm-generation-id", "id": "genid"}'
-    qmp '{"execute": "quit"}'
-    vmm_end_within 600 QUIT
-    qmp_finish
-    echo "VMM-EXIT-$1 status=$status"
-    echo "== console $1"
-    cat "$dir/console.txt"
-    echo "== qmp $1"
-    cat "$dir/qmp.txt"
-    rm -f "$dir/in" "$dir/console.txt" "$dir/qmp.txt"
+    qmp_quit_run "$1"
 }
 
 # snapshot_and_clone PREFIX: boots, saves after three lines, restores two clones.

@@ -23,6 +23,7 @@
 //! |                 | when a script mentions it)                        |
 //! | DEBUGFS, E2FSCK | e2fsprogs tools, to check a disk image outside    |
 //! | QEMU_IMG        | qemu-img: makes, checks, flattens qcow2 images    |
+//! | GETFATTR        | getfattr (Debian's attr): a 9p share's xattrs     |
 //! | SCENARIOS       | the directory of the scripts                      |
 //!
 //! In the rig, a file is packed only if some selected script (or a `lib-*.sh` helper it
@@ -246,13 +247,15 @@ fn env(
     // Host tools at the same paths inside the rig: e2fsprogs to check a guest's disk from
     // outside, curl (Firecracker's API client in its getting-started guide) and passt (whose
     // /usr/bin/passt runs passt.avx2 where the CPU has AVX2), qemu-img to make and check
-    // qcow2 images; the variable names the first.
-    let tools: [(&str, &[&str]); 5] = [
+    // qcow2 images, getfattr (Debian's attr) to read the xattrs of a 9p share; the
+    // variable names the first.
+    let tools: [(&str, &[&str]); 6] = [
         ("DEBUGFS", &["/usr/sbin/debugfs"]),
         ("E2FSCK", &["/usr/sbin/e2fsck"]),
         ("CURL", &["/usr/bin/curl"]),
         ("PASST", &["/usr/bin/passt", "/usr/bin/passt.avx2"]),
         ("QEMU_IMG", &["/usr/bin/qemu-img"]),
+        ("GETFATTR", &["/usr/bin/getfattr"]),
     ];
     if let Some((scripts, list)) = pack.as_mut() {
         if mentions(scripts, "PASST") {

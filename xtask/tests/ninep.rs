@@ -44,3 +44,70 @@ fn a_9p_share_is_read_and_written_from_both_sides_and_stays_closed() {
     let stderr = case.output.split("== stderr").nth(1).and_then(|s| s.split("== end").next()).unwrap_or("x");
     assert!(stderr.trim().is_empty(), "microvm logged: {stderr}\n{r}");
 }
+
+/// An xattr of getfattr's hex dump (`name=0x..` pairs): the 4-byte little-endian value QEMU
+/// writes.
+fn xattr(line: &str, name: &str) -> Option<u32> {
+    let hex = line.split_whitespace().find_map(|kv| kv.strip_prefix(name)?.strip_prefix("=0x"))?;
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(u32::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// The two security models with real Linux (xtask/scenarios/dev-9p-models.sh, guest/rootfs/
+/// tests/ninep-models). The minimal guest kernel has no CONFIG_MULTIUSER: every owner in
+/// that guest is 0 (its chown to 1234 sets 0, and the rig's 4321 shows as 0), so owners
+/// other than root are the tiny-guest tests' (crates/cli/tests/ninep.rs); here the modes
+/// tell the models apart. passthrough: the guest's chmod is the host file's mode.
+/// mapped-xattr: the host files stay microvm's (root's, 0600/0700) and the guest's
+/// credentials are in QEMU's user.virtfs.* xattrs, whose modes a new mount shows back.
+/// Both: the rig reads the guest's file and the guest the rig's, and the rig's links out of
+/// the share lead nowhere.
+#[test]
+fn security_models_passthrough_and_mapped_xattr_in_a_linux_guest() {
+    let Some(case) = run("dev-9p-models") else { return };
+    let r = case.report();
+    let v = |key: &str| value(&case, key).unwrap_or_default().to_owned();
+    for m in ["pt", "mx"] {
+        assert_eq!(v(&format!("GUEST-{m}-READ")), "from the rig", "{m}\n{r}");
+        // The rig's 0640 file (owned by 4321:4322, which this guest shows as 0).
+        assert_eq!(v(&format!("GUEST-{m}-RIGFILE")), "0:0 640", "{m}: the rig's mode\n{r}");
+        assert_eq!(v(&format!("GUEST-{m}-FILE")), "0:0 751", "{m}: the guest sees its chmod\n{r}");
+        assert_eq!(v(&format!("GUEST-{m}-DIR")), "0:0 705", "{m}\n{r}");
+        assert_eq!(v(&format!("RIG-{m}-READ")), "from the guest", "{m}: the rig reads the guest's file\n{r}");
+        assert_eq!(v(&format!("GUEST-{m}-OUTFILE")), "refused", "{m}: a link out of the share\n{r}");
+        assert_eq!(v(&format!("GUEST-{m}-OUTDIR")), "refused", "{m}\n{r}");
+        // The p9 server refuses to create FIFOs and symlinks (EACCES) under every model:
+        // the guest gets one clean error and nothing is left on the host.
+        assert!(v(&format!("GUEST-{m}-FIFO")).starts_with("refused"), "{m}\n{r}");
+        assert!(v(&format!("GUEST-{m}-SYMLINK")).starts_with("refused"), "{m}\n{r}");
+        let listed = v(&format!("RIG-{m}-LS"));
+        let names: Vec<&str> = listed.split_whitespace().collect();
+        assert_eq!(names, ["dir", "file", "from-rig", "outdir", "outfile"], "{m}\n{r}");
+    }
+    // passthrough: the guest's modes on the host files.
+    assert_eq!(v("RIG-pt-FILE"), "0:0 751", "{r}");
+    assert_eq!(v("RIG-pt-DIR"), "0:0 705", "{r}");
+    // mapped-xattr: the host files stay microvm's, the guest's values are in the xattrs.
+    assert_eq!(v("RIG-mx-FILE"), "0:0 600", "{r}");
+    assert_eq!(v("RIG-mx-DIR"), "0:0 700", "{r}");
+    for (f, mode, kind) in [("file", 0o751, 0o100000), ("dir", 0o705, 0o040000)] {
+        let line = v(&format!("RIG-mx-XATTR-{f}"));
+        assert_eq!(xattr(&line, "user.virtfs.uid"), Some(0), "{f}: {line}\n{r}");
+        assert_eq!(xattr(&line, "user.virtfs.gid"), Some(0), "{f}: {line}\n{r}");
+        let stored = xattr(&line, "user.virtfs.mode").unwrap_or_default();
+        assert_eq!((stored & 0o7777, stored & 0o170000), (mode, kind), "{f}: {line}\n{r}");
+    }
+    // A new mount caches nothing: 751 and 705 come from the xattrs (the host has 600/700).
+    assert_eq!(v("GUEST-mx-REMOUNT-FILE"), "0:0 751", "after a remount\n{r}");
+    assert_eq!(v("GUEST-mx-REMOUNT-DIR"), "0:0 705", "{r}");
+    assert_eq!(v("GUEST-mx-REMOUNT-READ"), "from the guest", "{r}");
+    assert_eq!(v("RIG-9P-PARENT"), "err mx outside pt secret test.img", "nothing new beside the shares\n{r}");
+    assert_eq!(v("RIG-9P-OUTSIDE"), "kept rig secret", "the rig's files beside the shares are untouched\n{r}");
+    assert!(case.output.contains("GUEST-9P-MODELS-DONE"), "{r}");
+    assert_eq!(v("RUN-STATUS"), "0", "{r}");
+    let stderr = case.output.split("== stderr").nth(1).and_then(|s| s.split("== end").next()).unwrap_or("x");
+    assert!(stderr.trim().is_empty(), "microvm logged: {stderr}\n{r}");
+}

@@ -580,6 +580,8 @@ fn non_empty_path(option: &'static str, value: String) -> Result<String, ArgsErr
 }
 
 #[cfg(test)]
+mod error_form_tests;
+#[cfg(test)]
 mod item5_tests;
 #[cfg(test)]
 mod test_util;

@@ -96,6 +96,14 @@ fn virtfs_serves_the_share() {
     assert_eq!(std::fs::read(dir.path().join("share/new")).unwrap(), b"from the guest");
 }
 
+/// A guest user's session: attached as uid 1234 (as Linux's v9fs attaches each user), it
+/// creates "mine" with its group 4321 and mode 0640 (fid 2 becomes the file) and writes.
+fn guest_user_creates() -> Vec<Vec<u8>> {
+    let user = wire::Msg::new(wire::ty::TATTACH, 2).u32(0).u32(!0).s("u").s("").u32(1234).done();
+    let create = wire::Msg::new(wire::ty::TLCREATE, 4).u32(2).s("mine").u32(1).u32(0o640).u32(4321).done();
+    vec![wire::version(1, 8192).done(), user, wire::walk(3, 0, 2, &[]).done(), create, wire::write(5, 2, b"x").done()]
+}
+
 /// security_model=passthrough with the sandbox on: a guest user (attached as uid 1234, as
 /// Linux's v9fs attaches each user) creates a file with its group 4321 and mode 0640, and
 /// the host file is theirs with that mode. Needs microvm to be root, as QEMU's
@@ -110,15 +118,7 @@ fn passthrough_creates_as_the_guest_user() {
         eprintln!("not root: skipping passthrough, which needs microvm to be root");
         return;
     }
-    let user = |tag: u16| wire::Msg::new(wire::ty::TATTACH, tag).u32(0).u32(!0).s("u").s("").u32(1234).done();
-    let create = |tag: u16| wire::Msg::new(wire::ty::TLCREATE, tag).u32(2).s("mine").u32(1).u32(0o640).u32(4321).done();
-    let requests = vec![
-        wire::version(1, 8192).done(),
-        user(2),
-        wire::walk(3, 0, 2, &[]).done(),
-        create(4),
-        wire::write(5, 2, b"x").done(),
-    ];
+    let requests = guest_user_creates();
     let (dir, answers) =
         run_requests(&["-virtfs", "local,path=SHARE,mount_tag=host0,security_model=passthrough"], &requests);
     for (i, a) in answers.iter().enumerate() {
@@ -156,4 +156,43 @@ fn a_missing_share_is_one_line_before_the_guest_runs() {
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{}", out.stderr);
     assert!(lines[0].contains("-fsdev t: 9p share /nonexistent/share: No such file or directory"), "{}", out.stderr);
+}
+
+/// security_model=mapped-xattr with the sandbox on: the same guest user's creation leaves
+/// a host file that is microvm's (mode 0600), with the guest's uid, gid and mode in QEMU's
+/// user.virtfs.* xattrs, and Rgetattr shows the guest its own values.
+#[test]
+fn mapped_xattr_keeps_the_guests_credentials_in_xattrs() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let mut requests = guest_user_creates();
+    // Tgetattr (24) of the new file, every basic field.
+    requests.push(wire::Msg::new(24, 6).u32(2).u64(0x7ff).done());
+    let (dir, answers) =
+        run_requests(&["-virtfs", "local,path=SHARE,mount_tag=host0,security_model=mapped-xattr"], &requests);
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(errno(a), None, "request {i}");
+    }
+    // Rgetattr: header[7] valid[8] qid[13], then mode, uid, gid.
+    let field = |at: usize| u32::from_le_bytes(answers[5][at..at + 4].try_into().unwrap());
+    assert_eq!((field(28), field(32), field(36)), (0o100640, 1234, 4321), "what the guest sees");
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.path().join("share/mine");
+    let m = std::fs::metadata(&path).unwrap();
+    // SAFETY: geteuid and getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    assert_eq!((m.uid(), m.gid(), m.mode()), (uid, gid, 0o100600), "the host file stays microvm's");
+    let xattr = |name: &str| {
+        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let c_name = std::ffi::CString::new(name).unwrap();
+        let mut v = [0u8; 4];
+        // SAFETY: both strings are NUL-terminated and `v` is writable for its length.
+        let n = unsafe { libc::getxattr(c_path.as_ptr(), c_name.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+        assert_eq!(n, 4, "{name}");
+        u32::from_le_bytes(v)
+    };
+    assert_eq!(xattr("user.virtfs.uid"), 1234);
+    assert_eq!(xattr("user.virtfs.gid"), 4321);
+    assert_eq!(xattr("user.virtfs.mode"), 0o100640);
 }

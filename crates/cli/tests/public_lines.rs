@@ -5,9 +5,9 @@
 //! network namespace made for the test (`unshare --net`); where namespaces
 //! are not available that line runs without its NIC, saying so.
 //!
-//! Issue 18, acceptance 2, adds the lines (virtme-ng, hermit-os, asterinas,
-//! melange, Proxmox, qemus/qemu, ms-jpq/lab) that use what its items 1, 2, 3 (`-nic`),
-//! 6 (9p), 7 and 8 built; each test names where its line comes from.
+//! Issue 18, acceptance 2, adds the lines (virtme-ng, hermit-os, asterinas, melange,
+//! Proxmox, qemus/qemu, ms-jpq/lab, Kata, smolBSD) that use what its items 1, 2, 3
+//! (`-netdev user`, `-nic`), 6 (9p), 7 and 8 built; each test names its line's source.
 
 mod common;
 
@@ -526,4 +526,71 @@ fn ms_jpq_lab_line_with_two_tap_nics() {
     assert!(out.status.success(), "{}", out.describe());
     // The first tap has no ifname=: the kernel named it, and microvm says which.
     assert_eq!(out.stderr.trim(), "microvm: netdev __org.qemu.nic0 uses tap device tap0", "{}", out.describe());
+}
+
+/// Kata Containers: the QEMU line Kata's runtime starts for a sandbox (as recorded in
+/// zhaojizhuang/kata-note, qemu/run-vm-with-qemu.md) with `q35` replaced by microvm, its
+/// sizes made small, and its PCI devices (bridges, root ports, virtio-*-pci) left out: the
+/// `kernel_irqchip` spelling, `-uuid`, `-rtc driftfix=slew`, the PIT's `discard` policy and
+/// RAM in a memfd. Its memory-hotplug `slots=,maxmem=` is refused in one line (no hotplug).
+#[test]
+fn kata_sandbox_line_on_microvm() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("kata");
+    let kernel = dir.file("vmlinux.container", &tiny_guest::serial_then_reset("kata\n"));
+    let line_with = |memory: &str| {
+        let mut args = split(&format!(
+            "-name sandbox-41cb9247,debug-threads=on -uuid e62392aa-df4d-4482-b269-622a8d89fc51 \
+             -machine microvm,accel=kvm,kernel_irqchip=on -cpu host,pmu=off -m {memory} -serial mon:stdio \
+             -object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-device,rng=rng0 \
+             -rtc base=utc,driftfix=slew,clock=host -global kvm-pit.lost_tick_policy=discard -vga none \
+             -no-user-config -nodefaults -nographic --no-reboot \
+             -object memory-backend-memfd,id=dimm0,size=256M -numa node,memdev=dimm0 -kernel K -append"
+        ));
+        args.push("root=/dev/vda1 ro console=ttyS0".into());
+        args.extend(split("-smp 2 -qmp unix:kata-qmp.sock,server=on,wait=off"));
+        run(line(dir.path(), &kernel, &args))
+    };
+    assert_clean_exit(&line_with("256M"), b"kata\n");
+    let hotplug = line_with("256M,slots=10,maxmem=386044M");
+    assert!(!hotplug.status.success());
+    assert_eq!(hotplug.stderr.lines().count(), 1, "{}", hotplug.describe());
+    assert!(hotplug.stderr.contains("no memory hotplug"), "{}", hotplug.describe());
+}
+
+/// smolBSD (NetBSDfr/smolBSD, startnb.sh): its x86_64 line with a 9p share (`-w`), a
+/// port forward (`-p`) over `-netdev user,ipv6=off`, a second drive, the virtio console
+/// multiplexed on stdio plus one socket port (`-n 1`), `pic=off`, `+invtsc` and
+/// `-rtc base=localtime`; P is a free port. The NetBSD kernel is a tiny guest here.
+#[test]
+fn smolbsd_line_with_share_port_forward_and_console_ports() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("smolbsd");
+    let kernel = dir.file("netbsd-SMOL", &tiny_guest::serial_then_reset("smolBSD\n"));
+    dir.file("rescue-amd64.img", &[0u8; 4096]);
+    dir.file("data.img", &[0u8; 4096]);
+    std::fs::create_dir(dir.path().join("share")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut args = split(
+        "-smp 1 -accel kvm -M microvm,rtc=on,acpi=off,pic=off -m 256 -cpu host,+invtsc -kernel K \
+         -drive if=none,file=rescue-amd64.img,format=raw,id=hd-u0 -device virtio-blk-device,drive=hd-u0 -append",
+    );
+    args.push("console=viocon root=NAME=rescueroot -z".into());
+    args.extend(split(&format!(
+        "-global virtio-mmio.force-legacy=false \
+         -fsdev local,path=share,security_model=none,id=shar-u0 -device virtio-9p-device,fsdev=shar-u0,mount_tag=shar-u0 \
+         -drive if=none,file=data.img,format=raw,id=hd-u1 -device virtio-blk-device,drive=hd-u1 \
+         -device virtio-net-device,netdev=net-u0 -netdev user,id=net-u0,ipv6=off,hostfwd=tcp::{port}-:22 \
+         -display none -pidfile qemu-rescue.pid -chardev stdio,signal=off,mux=on,id=char0 \
+         -device virtio-serial-device,max_ports=2 -device virtconsole,chardev=char0,name=char0 \
+         -chardev socket,path=s-u-p1.sock,server=on,wait=off,id=sock-u-p1 \
+         -device virtconsole,chardev=sock-u-p1,name=sock-u-p1 -rtc base=localtime"
+    )));
+    let out = run(line(dir.path(), &kernel, &args));
+    assert!(out.status.success(), "{}", out.describe());
+    assert_only_warnings(&without_passt_notes(&out.stderr), &[]);
 }

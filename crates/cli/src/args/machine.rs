@@ -39,7 +39,10 @@ pub(super) fn parse_machine(option: &'static str, value: &str, m: &mut MachineOp
         return Err(invalid(option, value, "expected microvm[,property=value...]"));
     }
     for elem in elements(option, value, Some("type"), ShortForms::FlagsOnly)? {
-        let Some(desc) = describe(MACHINE_PROPS, &elem.key) else {
+        // QEMU takes '_' for '-' in machine property names (vl.c's legacy spelling, which
+        // Kata's runtime writes: `kernel_irqchip=on`).
+        let desc = describe(MACHINE_PROPS, &elem.key).or_else(|| describe(MACHINE_PROPS, &elem.key.replace('_', "-")));
+        let Some(desc) = desc else {
             return Err(ArgsError::UnknownMachineProperty { option, property: elem.key });
         };
         let s = check(option, desc, elem)?;

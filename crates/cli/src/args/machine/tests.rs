@@ -202,6 +202,19 @@ fn dump_mtree_builds_the_same_config_but_does_not_run() {
     assert!(matches!(parse(["-M", "microvm,dump-mtree=off", "-kernel", "k"].map(String::from)), Ok(Command::Run(_))));
 }
 
+/// QEMU reads `_` as `-` in machine property names; an unknown one is named as written.
+#[test]
+fn machine_property_names_take_underscores_as_qemu_does() {
+    let dashes = run(&["-M", "microvm,kernel-irqchip=on,mem-merge=off,isa-serial=off"]).unwrap();
+    let underscores = run(&["-M", "microvm,kernel_irqchip=on,mem_merge=off,isa_serial=off"]).unwrap();
+    assert_eq!(underscores, dashes);
+    assert!(!underscores.machine.mem_merge);
+    let e = err(&["-M", "microvm,kernel_irqchip=off"]);
+    assert!(e.to_string().contains("only kernel-irqchip=on is supported"), "{e}");
+    let e = err(&["-M", "microvm,dump_tree"]);
+    assert_eq!(e, ArgsError::UnknownMachineProperty { option: "-M", property: "dump_tree".into() });
+}
+
 #[test]
 fn machine_unknown_property() {
     let e = err(&["-M", "microvm,dump-tree"]);

@@ -40,6 +40,8 @@ mod disk;
 mod engine;
 mod error;
 mod image;
+#[cfg(test)]
+mod packed_tests;
 mod pool;
 pub mod qemu_throttle;
 mod request;

@@ -10,27 +10,7 @@
 //! `readonly=on` is enforced here too: every request that would change the share is
 //! answered EROFS, as QEMU's readonly export does.
 
-/// 9P2000.L message types (Linux's `include/net/9p/9p.h`) this module looks into or answers.
-mod ty {
-    pub const RLERROR: u8 = 7;
-    pub const TLOPEN: u8 = 12;
-    pub const TLCREATE: u8 = 14;
-    pub const TSYMLINK: u8 = 16;
-    pub const TMKNOD: u8 = 18;
-    pub const TRENAME: u8 = 20;
-    pub const TSETATTR: u8 = 26;
-    pub const TXATTRCREATE: u8 = 32;
-    pub const TLINK: u8 = 70;
-    pub const TMKDIR: u8 = 72;
-    pub const TRENAMEAT: u8 = 74;
-    pub const TUNLINKAT: u8 = 76;
-    pub const TWALK: u8 = 110;
-    pub const TWRITE: u8 = 118;
-    pub const TREMOVE: u8 = 122;
-}
-
-/// Size, type and tag: the header of every 9P message.
-pub const HEADER_LEN: usize = 7;
+use super::msg::{ty, HEADER_LEN};
 
 /// Open flags (Linux's, which 9P2000.L carries as they are) that change a file.
 const WRITE_FLAGS: u32 = (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC | libc::O_APPEND | libc::O_CREAT) as u32;

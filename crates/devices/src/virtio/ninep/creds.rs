@@ -20,20 +20,8 @@
 //! created, as QEMU's passthrough answers when its chown fails; chmod and chown
 //! (Tsetattr) reach the host file and fail there the same way.
 
-use super::msg::parts;
+use super::msg::{parts, ty};
 use std::collections::HashMap;
-
-/// 9P2000.L message types (Linux's `include/net/9p/9p.h`) this module looks into.
-mod ty {
-    pub const TLCREATE: u8 = 14;
-    pub const TMKDIR: u8 = 72;
-    pub const TATTACH: u8 = 104;
-    pub const RATTACH: u8 = 105;
-    pub const TWALK: u8 = 110;
-    pub const RWALK: u8 = 111;
-    pub const TCLUNK: u8 = 120;
-    pub const TREMOVE: u8 = 122;
-}
 
 /// `n_uname` when the client sent none (Linux's P9_NONUNAME).
 const NO_UNAME: u32 = !0;

@@ -15,29 +15,11 @@
 //! attributes through the fid's own descriptor.
 
 use super::creds::Creds;
-use super::msg::parts;
+use super::msg::{parts, ty, HEADER_LEN as HEADER};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
-mod ty {
-    pub const TLCREATE: u8 = 14;
-    pub const RLCREATE: u8 = 15;
-    pub const TGETATTR: u8 = 24;
-    pub const RGETATTR: u8 = 25;
-    pub const TSETATTR: u8 = 26;
-    pub const TMKDIR: u8 = 72;
-    pub const RMKDIR: u8 = 73;
-    pub const TRENAMEAT: u8 = 74;
-    pub const RRENAMEAT: u8 = 75;
-    pub const TATTACH: u8 = 104;
-    pub const RATTACH: u8 = 105;
-    pub const TWALK: u8 = 110;
-    pub const RWALK: u8 = 111;
-    pub const TCLUNK: u8 = 120;
-    pub const TREMOVE: u8 = 122;
-}
 
 const UID: &str = "user.virtfs.uid";
 const GID: &str = "user.virtfs.gid";
@@ -50,7 +32,6 @@ const DIR_MODE: u32 = 0o700;
 const SET_MODE: u32 = 0x1;
 const SET_UID: u32 = 0x2;
 const SET_GID: u32 = 0x4;
-const HEADER: usize = super::confine::HEADER_LEN;
 /// Rgetattr: valid[8] qid[13], then mode, uid, gid (4 each), nlink[8], rdev[8].
 const GETATTR_MODE_AT: usize = HEADER + 8 + 13;
 const GETATTR_RDEV_AT: usize = GETATTR_MODE_AT + 12 + 8;

@@ -2,6 +2,7 @@
 //! handshake, data on a second port, and malformed control messages; port
 //! open and close in `port_open`.
 
+mod packed;
 mod port_open;
 mod state;
 

@@ -3,11 +3,8 @@
 //! (0600 files, 0700 directories), and Rgetattr shows the stored ones.
 
 use super::*;
+use crate::virtio::ninep::msg::ty::{TGETATTR, TRENAMEAT, TSETATTR};
 use std::os::unix::fs::MetadataExt;
-
-const TGETATTR: u8 = 24;
-const TSETATTR: u8 = 26;
-const TRENAMEAT: u8 = 74;
 
 fn attach_as(s: &mut Session, fid: u32, uid: u32) {
     let r = s.rpc(|t| Msg::new(wire::ty::TATTACH, t).u32(fid).u32(!0).s("user").s("").u32(uid));

@@ -4,10 +4,8 @@
 //! These need root (CAP_SETUID, CAP_CHOWN), as passthrough does.
 
 use super::*;
+use crate::virtio::ninep::msg::ty::TCLUNK;
 use std::os::unix::fs::MetadataExt;
-
-/// Tclunk (Linux's include/net/9p/9p.h).
-const TCLUNK: u8 = 120;
 
 /// Tattach of `fid` to the share's root as guest user `uid`.
 fn attach_as(s: &mut Session, fid: u32, uid: u32) {

@@ -1,0 +1,41 @@
+# timeout: 300
+# 9p security models (issue 18 item 6): one share with security_model=passthrough, one
+# with mapped-xattr, mounted by the guest's own v9fs client (guest/rootfs/tests/
+# ninep-models), microvm run as root as passthrough needs. The rig writes a file of
+# another owner into each before the boot; after it, it reads the owners, modes and
+# user.virtfs.* xattrs (getfattr, QEMU's names) of what the guest made.
+. "$SCENARIOS/lib-run.sh"
+dir=$(mktemp -d) && cp "$GUEST_ROOTFS" "$dir/test.img" || exit 1
+mkdir -p "$dir/pt" "$dir/mx" "$dir/outside"
+echo "rig secret" > "$dir/secret"
+echo "beside the share" > "$dir/outside/kept"
+for m in pt mx; do
+    printf 'from the rig' > "$dir/$m/from-rig"
+    chown 4321:4322 "$dir/$m/from-rig" && chmod 0640 "$dir/$m/from-rig" || exit 1
+    ln -s "$dir/secret" "$dir/$m/outfile"
+    ln -s "$dir/outside" "$dir/$m/outdir"
+done
+"$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
+    -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/ninep-models" \
+    -chardev stdio,id=con0 -device virtio-serial-device -device virtconsole,chardev=con0 \
+    -drive id=root,file="$dir/test.img",format=raw,if=none -device virtio-blk-device,drive=root \
+    -fsdev local,id=fs0,path="$dir/pt",security_model=passthrough \
+    -device virtio-9p-device,fsdev=fs0,mount_tag=pt \
+    -virtfs local,path="$dir/mx",mount_tag=mx,security_model=mapped-xattr \
+    2> "$dir/err"
+status=$?
+run_report $status "$dir/err"
+ids() { stat -c '%u:%g %a' "$1" 2>&1; }
+for m in pt mx; do
+    echo "RIG-$m-FILE $(ids "$dir/$m/file")"
+    echo "RIG-$m-DIR $(ids "$dir/$m/dir")"
+    echo "RIG-$m-READ $(cat "$dir/$m/file")"
+    echo "RIG-$m-LS $(ls "$dir/$m" | tr '\n' ' ')"
+done
+for f in file dir; do
+    echo "RIG-mx-XATTR-$f $(cd "$dir/mx" && "$GETFATTR" -d -e hex -m '^user\.virtfs\.' "$f" 2>&1 | grep = | sort | tr '\n' ' ')"
+done
+echo "RIG-9P-PARENT $(ls "$dir" | tr '\n' ' ')"
+echo "RIG-9P-OUTSIDE $(ls "$dir/outside" | tr '\n' ' ')$(cat "$dir/secret")"
+rm -rf "$dir"
+exit $status
