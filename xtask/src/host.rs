@@ -31,6 +31,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "libcap-ng-dev",     // building virtiofsd
     "curl",              // the Firecracker API tests talk to the API socket as its getting-started guide does
     "passt",             // -netdev user's network stack (microvm starts it; tests and the rig use it)
+    "attr",              // getfattr: the 9p rig test reads mapped-xattr's user.virtfs.* from the host
+    "strace",            // the start-path test checks which system calls a start makes
 ];
 
 /// The workspace root (xtask lives one level below it).
