@@ -7,7 +7,9 @@
 //! Adding a virtio device kind (docs/ARCHITECTURE.md, "Adding a device kind"): its
 //! implementation in `crates/devices`, one file here, and this table (its `mod`, its
 //! config's `pub use`, its `DeviceConfig` variant, its `kind_of` arm, its entries in
-//! `DEVICE_KINDS` and `KINDS`). `config.rs` re-exports the configs.
+//! `DEVICE_KINDS` and `KINDS`). `config.rs` re-exports the configs. A platform device
+//! (not a virtio slot) is one file in `platform/` and its entries in `platform.rs`'s table
+//! and in `DEVICE_KINDS`.
 
 mod balloon;
 mod block;
@@ -41,6 +43,7 @@ use kvm_ioctls::VmFd;
 pub use net::{MmdsAttachment, NetBackend, NetConfig, NetLimits, SocketAddress};
 pub use ninep::{mount_tag as ninep_mount_tag, MOUNT_TAG as NINEP_MOUNT_TAG};
 pub use ninep::{NinePConfig, NINEP_TAG_LEN};
+pub use platform::{platform_kind, DebugExitConfig, PlatformConfig, PlatformDevice, PlatformKind, PLATFORM_KINDS};
 pub use props::{DeviceArgs, KindDesc, Prop, PropDesc, PropError};
 use sandbox::ThreadKind;
 pub use serial::MAX_PORTS as SERIAL_MAX_PORTS;
@@ -72,8 +75,8 @@ pub enum DeviceConfig {
 }
 
 /// Every `-device` name with its help and properties, in `-device help`'s order: the
-/// virtio kinds' (see [`KINDS`]) and the platform devices' (not virtio slots, which the
-/// front end handles itself: `platform.rs`).
+/// virtio kinds' (see [`KINDS`]) and the platform devices' (not virtio slots: see
+/// [`PLATFORM_KINDS`], `platform.rs`).
 pub static DEVICE_KINDS: &[KindDesc] = &[
     block::DESC,
     net::DESC,
@@ -147,7 +150,8 @@ pub fn create_devices(
     Ok(inventory)
 }
 
-/// The virtio kind of a `-device` name; `None` for the platform devices and unknown names.
+/// The virtio kind of a `-device` name; `None` for the platform devices ([`platform_kind`])
+/// and unknown names.
 pub fn lookup(name: &str) -> Option<&'static dyn DeviceKind> {
     KINDS.iter().copied().find(|k| k.names().contains(&name))
 }
