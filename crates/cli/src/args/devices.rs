@@ -77,7 +77,10 @@ pub(super) struct Devices {
     device_ids: Vec<String>,
     /// `-qmp` and `-mon`, in command-line order.
     monitors: Vec<Monitor>,
-    /// `-device i8042` was given (it takes no slot, so it is not in `devices`).
+    /// The platform `-device`s given so far (each at most once; they take no slot, so
+    /// they are not in `devices`: each sets one of the fields below).
+    platform_kinds: Vec<&'static str>,
+    /// `-device i8042` was given.
     pub(super) i8042: bool,
     /// What owns stdin, if anything (see the module docs).
     stdio_owner: Option<StdioOwner>,
@@ -195,16 +198,11 @@ impl Devices {
             return Err(unhandled(DEVICE, name));
         }
         let value = args.value.clone();
-        let taken = match config {
-            PlatformConfig::IsaSerial { .. } => self.isa_serial.is_some(),
-            PlatformConfig::DebugExit(_) => self.debug_exit.is_some(),
-            PlatformConfig::VmGenId(_) => self.vmgenid.is_some(),
-            PlatformConfig::I8042 => self.i8042,
-        };
-        if taken {
+        if self.platform_kinds.contains(&kind.desc().name) {
             return Err(invalid(DEVICE, &value, kind.at_most_one()));
         }
         self.check_device_id(id, &value)?;
+        self.platform_kinds.push(kind.desc().name);
         match config {
             PlatformConfig::IsaSerial { chardev } => self.isa_serial = Some((chardev, value)),
             PlatformConfig::DebugExit(config) => self.debug_exit = Some(config),

@@ -80,7 +80,7 @@ fn every_platform_kind_round_trips_its_config_through_its_properties() {
 #[test]
 fn platform_kinds_refuse_what_the_machine_lacks() {
     let refused = |name: &str, props: &[(&'static str, &'static str)]| {
-        let e = platform_kind(name).unwrap().parse(&args(name, props)).err().expect("refused");
+        let e = platform_kind(name).unwrap().parse(&args(name, props)).expect_err("refused");
         (e.text, e.reason)
     };
     let com1 = "microvm's one serial port is COM1: index=0,iobase=0x3f8,irq=4";
