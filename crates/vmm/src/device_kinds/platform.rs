@@ -1,31 +1,17 @@
 //! The `-device`s that are not virtio slots: ISA ports and ACPI pieces the machine has at
-//! fixed places, one file each (`platform/`). Each descriptor holds its names, properties
-//! and help and turns its checked properties into a [`PlatformConfig`]; the front end only
-//! puts that config in its `VmConfig` field (`i8042`, `debug_exit`, `vmgenid`, the serial
-//! port), since these are not built into slots.
+//! fixed places, one file each (`platform/`), listed in `mod.rs`'s `PLATFORM_KINDS`. Each
+//! descriptor holds its names, properties and help and turns its checked properties into a
+//! [`PlatformConfig`]; the front end only puts that config in its `VmConfig` field
+//! (`i8042`, `debug_exit`, `vmgenid`, the serial port), since these are not built into
+//! slots. This file holds what they share and imports none of them (each imports it).
 
-mod debug_exit;
-mod i8042;
-mod isa_serial;
-mod vmgenid;
+pub(super) mod debug_exit;
+pub(super) mod i8042;
+pub(super) mod isa_serial;
+pub(super) mod vmgenid;
 
-use super::{DeviceArgs, KindDesc, PropError};
+use crate::device_kinds::props::{DeviceArgs, KindDesc, PropError};
 use crate::guid::VmGenIdConfig;
-pub use debug_exit::DebugExitConfig;
-
-pub(super) const ISA_SERIAL: KindDesc = isa_serial::DESC;
-pub(super) const DEBUG_EXIT: KindDesc = debug_exit::DESC;
-pub(super) const VMGENID: KindDesc = vmgenid::DESC;
-pub(super) const I8042: KindDesc = i8042::DESC;
-
-/// Every platform device kind.
-pub static PLATFORM_KINDS: &[&dyn PlatformKind] =
-    &[&isa_serial::IsaSerial, &debug_exit::DebugExit, &vmgenid::VmGenId, &i8042::I8042];
-
-/// The platform kind of a `-device` name; `None` for the virtio kinds and unknown names.
-pub fn platform_kind(name: &str) -> Option<&'static dyn PlatformKind> {
-    PLATFORM_KINDS.iter().copied().find(|k| k.desc().name == name)
-}
 
 /// One platform device kind: at most one of each on a command line (it sits at fixed
 /// ports or a fixed ACPI place).
@@ -69,4 +55,17 @@ pub enum PlatformConfig {
 pub struct PlatformExample {
     pub props: &'static [(&'static str, &'static str)],
     pub device: PlatformDevice,
+}
+
+/// `-device isa-debug-exit,iobase=,iosize=` (QEMU's defaults: 0x501, 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DebugExitConfig {
+    pub iobase: u16,
+    pub iosize: u8,
+}
+
+impl Default for DebugExitConfig {
+    fn default() -> Self {
+        DebugExitConfig { iobase: 0x501, iosize: 2 }
+    }
 }

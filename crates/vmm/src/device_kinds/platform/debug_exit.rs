@@ -1,10 +1,9 @@
 //! `-device isa-debug-exit`: QEMU's test-exit port.
 
-use super::{PlatformConfig, PlatformDevice, PlatformKind};
-use crate::device_kinds::props::{prop, Value, DEVICE_ID};
-use crate::device_kinds::{DeviceArgs, KindDesc, PropError};
+use super::{DebugExitConfig, PlatformConfig, PlatformDevice, PlatformKind};
+use crate::device_kinds::props::{prop, DeviceArgs, KindDesc, PropError, Value, DEVICE_ID};
 
-pub(super) const DESC: KindDesc = KindDesc {
+pub(crate) const DESC: KindDesc = KindDesc {
     name: "isa-debug-exit",
     help: "QEMU's test-exit port (not a virtio device): a guest write of V ends microvm with status \
            (V << 1) | 1. The port exists only when asked for.",
@@ -15,20 +14,7 @@ pub(super) const DESC: KindDesc = KindDesc {
     ],
 };
 
-/// `-device isa-debug-exit,iobase=,iosize=` (QEMU's defaults: 0x501, 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DebugExitConfig {
-    pub iobase: u16,
-    pub iosize: u8,
-}
-
-impl Default for DebugExitConfig {
-    fn default() -> Self {
-        DebugExitConfig { iobase: 0x501, iosize: 2 }
-    }
-}
-
-pub(super) struct DebugExit;
+pub(crate) struct DebugExit;
 
 impl PlatformKind for DebugExit {
     fn desc(&self) -> &'static KindDesc {

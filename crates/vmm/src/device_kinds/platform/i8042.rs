@@ -1,10 +1,9 @@
 //! `-device i8042`: the PS/2 keyboard controller with a keyboard.
 
 use super::{PlatformConfig, PlatformDevice, PlatformKind};
-use crate::device_kinds::props::DEVICE_ID;
-use crate::device_kinds::{DeviceArgs, KindDesc, PropError};
+use crate::device_kinds::props::{DeviceArgs, KindDesc, PropError, DEVICE_ID};
 
-pub(super) const DESC: KindDesc = KindDesc {
+pub(crate) const DESC: KindDesc = KindDesc {
     name: "i8042",
     help: "The PS/2 keyboard controller (ports 0x60 and 0x64, IRQ 1) with a keyboard: send-key and \
            input-send-event type on it, and system_powerdown sends Ctrl-Alt-Del to it when acpi=off. Not a \
@@ -12,7 +11,7 @@ pub(super) const DESC: KindDesc = KindDesc {
     props: &[DEVICE_ID],
 };
 
-pub(super) struct I8042;
+pub(crate) struct I8042;
 
 impl PlatformKind for I8042 {
     fn desc(&self) -> &'static KindDesc {

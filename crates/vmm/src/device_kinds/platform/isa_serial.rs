@@ -1,10 +1,9 @@
 //! `-device isa-serial`: the 16550A at COM1, the one serial port microvm has.
 
 use super::{PlatformConfig, PlatformDevice, PlatformKind};
-use crate::device_kinds::props::{prop, Value, DEVICE_ID};
-use crate::device_kinds::{DeviceArgs, KindDesc, PropError};
+use crate::device_kinds::props::{prop, DeviceArgs, KindDesc, PropError, Value, DEVICE_ID};
 
-pub(super) const DESC: KindDesc = KindDesc {
+pub(crate) const DESC: KindDesc = KindDesc {
     name: "isa-serial",
     help: "The 16550A (COM1, 0x3f8, IRQ 4; not a virtio device): turns legacy mode on. Without chardev= it is \
            connected to nothing; with -serial as well (other than none), an error: there is one port.",
@@ -21,7 +20,7 @@ pub(super) const DESC: KindDesc = KindDesc {
 /// (written in any number form), so a QEMU command line spelling them out still works.
 const COM1: [(&str, u64); 3] = [("index", 0), ("iobase", 0x3f8), ("irq", 4)];
 
-pub(super) struct IsaSerial;
+pub(crate) struct IsaSerial;
 
 impl PlatformKind for IsaSerial {
     fn desc(&self) -> &'static KindDesc {

@@ -2,11 +2,10 @@
 //! `vmgenid.rs`).
 
 use super::{PlatformConfig, PlatformDevice, PlatformKind};
-use crate::device_kinds::props::{prop, Value, DEVICE_ID};
-use crate::device_kinds::{DeviceArgs, KindDesc, PropError};
+use crate::device_kinds::props::{prop, DeviceArgs, KindDesc, PropError, Value, DEVICE_ID};
 use crate::guid::{Guid, VmGenIdConfig};
 
-pub(super) const DESC: KindDesc = KindDesc {
+pub(crate) const DESC: KindDesc = KindDesc {
     name: "vmgenid",
     help: "The VM Generation ID (needs -M microvm,acpi=on): 16 bytes the guest's vmgenid driver watches; \
            every restore (-incoming) writes a new one and notifies the guest, which reseeds its RNG. \
@@ -22,7 +21,7 @@ pub(super) const DESC: KindDesc = KindDesc {
     ],
 };
 
-pub(super) struct VmGenId;
+pub(crate) struct VmGenId;
 
 impl PlatformKind for VmGenId {
     fn desc(&self) -> &'static KindDesc {
