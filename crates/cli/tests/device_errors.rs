@@ -1,6 +1,7 @@
-//! Bad host input for the virtio devices: one clear line on stderr, a non-zero status,
-//! and the guest never runs. Backends (image, tap, chardev) are opened before the guest
-//! starts, so a tiny guest is enough; the devices never see it.
+//! Bad host input for the virtio devices, and bad values for the platform ones: one clear
+//! line on stderr, a non-zero status, and the guest never runs. Backends (image, tap,
+//! chardev) are opened before the guest starts, so a tiny guest is enough; the devices
+//! never see it.
 
 mod common;
 
@@ -147,4 +148,43 @@ fn more_devices_than_slots() {
     }
     let line = assert_refused(&run_with(&good_kernel(&dir), &args), &["slot", "virtio"]);
     assert!(line.contains('8'), "does not say how many slots there are: {line}");
+}
+
+/// The platform devices (not virtio slots) refuse what the machine lacks with these exact
+/// lines, whether their own descriptor (a port other than COM1, iosize=0, a bad GUID) or
+/// the front end (a second one, a duplicate id) refuses; the guest never runs.
+#[test]
+fn platform_devices_refuse_with_exact_lines() {
+    let dir = TempDir::new("platform");
+    let kernel = good_kernel(&dir);
+    let com1 = "microvm's one serial port is COM1: index=0,iobase=0x3f8,irq=4";
+    let cases: &[(&[&str], String)] = &[
+        (&["-device", "isa-serial,irq=3"], format!("invalid value 'irq=3': {com1}")),
+        (&["-device", "isa-serial,index=1,irq=4"], format!("invalid value 'index=1': {com1}")),
+        (&["-device", "isa-serial,iobase=zz"], "invalid value 'iobase=zz': expected a number up to 0xffff".into()),
+        (
+            &["-device", "isa-serial", "-device", "isa-serial"],
+            "invalid value 'isa-serial': microvm has one serial port (COM1)".into(),
+        ),
+        (
+            &["-device", "isa-debug-exit,iosize=0"],
+            "invalid value 'isa-debug-exit,iosize=0': iosize must be 1 to 8".into(),
+        ),
+        (
+            &["-device", "isa-debug-exit,id=a", "-device", "i8042,id=a"],
+            "invalid value 'i8042,id=a': duplicate id 'a'".into(),
+        ),
+        (
+            &["-device", "i8042", "-device", "i8042"],
+            "invalid value 'i8042': there is one i8042 (ports 0x60 and 0x64 are taken)".into(),
+        ),
+        (
+            &["-M", "microvm,acpi=on", "-device", "vmgenid,guid=x"],
+            "invalid value 'guid=x': guid must be auto or a UUID such as 324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87".into(),
+        ),
+    ];
+    for (args, reason) in cases {
+        let line = assert_refused(&run_with(&kernel, args), &[reason]);
+        assert_eq!(line, format!("microvm: -device: {reason}"), "{args:?}");
+    }
 }

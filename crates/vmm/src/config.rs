@@ -134,26 +134,13 @@ pub struct MuxConfig {
 }
 
 pub use crate::chardev_config::{ChardevBackend, ChardevConfig, LogFile};
-/// Each virtio device kind's config is its descriptor's (`device_kinds/`).
+/// Each device kind's config is its descriptor's (`device_kinds/`).
 pub use crate::device_kinds::{
-    BalloonConfig, BalloonOptions, BlockConfig, ConsoleConfig, DeviceConfig, FsConfig, HybridVsockConfig,
-    MmdsAttachment, NetBackend, NetConfig, NetLimits, NinePConfig, SerialPortConfig, SocketAddress, VirtioSerialConfig,
-    VsockConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN, NINEP_TAG_LEN,
+    BalloonConfig, BalloonOptions, BlockConfig, ConsoleConfig, DebugExitConfig, DeviceConfig, FsConfig,
+    HybridVsockConfig, MmdsAttachment, NetBackend, NetConfig, NetLimits, NinePConfig, SerialPortConfig, SocketAddress,
+    VirtioSerialConfig, VsockConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN, NINEP_TAG_LEN,
 };
 pub use arch::cpu_features::CpuFeatures;
-
-/// `-device isa-debug-exit,iobase=,iosize=` (QEMU's defaults: 0x501, 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DebugExitConfig {
-    pub iobase: u16,
-    pub iosize: u8,
-}
-
-impl Default for DebugExitConfig {
-    fn default() -> Self {
-        DebugExitConfig { iobase: 0x501, iosize: 2 }
-    }
-}
 
 /// One QMP monitor.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -33,8 +33,8 @@ use vmm::config::{
     NetConfig, NinePConfig,
 };
 use vmm::device_kinds::props::VHOST_NOT_PACKED;
-use vmm::device_kinds::{self, Backend as KindBackend, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc};
-use vmm::device_kinds::{Parsed, Prop, PropError};
+use vmm::device_kinds::{self, Backend as KindBackend, BackendKind, BackendRef, DeviceArgs, DeviceKind};
+use vmm::device_kinds::{Parsed, PlatformConfig, PlatformDevice, PlatformKind, Prop, PropError};
 use vmm::vmgenid::VmGenIdConfig;
 
 use super::backends::{Backend, Backends, CHARDEV, DRIVE};
@@ -45,9 +45,7 @@ use super::mux::ChardevUsers;
 
 pub(super) mod nic;
 mod ports;
-mod values;
 use super::{invalid, unhandled, ArgsError};
-use values::{parse_guid, parse_number};
 
 const DEVICE: &str = "-device";
 const NIC: &str = "-nic";
@@ -79,7 +77,10 @@ pub(super) struct Devices {
     device_ids: Vec<String>,
     /// `-qmp` and `-mon`, in command-line order.
     monitors: Vec<Monitor>,
-    /// `-device i8042` was given (it takes no slot, so it is not in `devices`).
+    /// The platform `-device`s given so far (each at most once; they take no slot, so
+    /// they are not in `devices`: each sets one of the fields below).
+    platform_kinds: Vec<&'static str>,
+    /// `-device i8042` was given.
     pub(super) i8042: bool,
     /// What owns stdin, if anything (see the module docs).
     stdio_owner: Option<StdioOwner>,
@@ -128,8 +129,8 @@ impl Devices {
         Ok(())
     }
 
-    /// `-device DRIVER[,prop=value...]`: a virtio kind's descriptor parses it, or it is
-    /// one of the platform devices (`platform`).
+    /// `-device DRIVER[,prop=value...]`: its kind's descriptor parses it (a virtio kind's,
+    /// or a platform device's: `platform`).
     pub(super) fn device(&mut self, value: &str) -> Result<(), ArgsError> {
         let driver = kind_name(DEVICE, value, "driver")?.filter(|d| !d.is_empty());
         let Some(driver) = driver else {
@@ -148,10 +149,11 @@ impl Devices {
             return Err(invalid(DEVICE, value, reason));
         };
         let settings = kind_settings(DEVICE, value, "driver", desc)?;
-        let Some(kind) = device_kinds::lookup(desc.name) else {
-            return self.platform(desc, settings, value);
-        };
         let args = DeviceArgs::new(value, settings.into_iter().map(Setting::into_prop).collect());
+        if let Some(kind) = device_kinds::platform_kind(desc.name) {
+            return self.platform(kind, &args);
+        }
+        let kind = device_kinds::lookup(desc.name).ok_or_else(|| unhandled(DEVICE, desc.name))?;
         // `packed=` is the transport's, read here for every virtio kind (`props::PACKED`).
         let packed = args.get("packed").filter(|p| p.on);
         if let (Some(p), Some(why)) = (packed, kind.packed_refusal()) {
@@ -188,72 +190,24 @@ impl Devices {
         Ok(())
     }
 
-    /// The `-device`s that are not virtio slots (`vmm::device_kinds`'s `platform.rs`
-    /// describes them): each sets its own field of the VM's config.
-    fn platform(&mut self, kind: &KindDesc, settings: Vec<Setting>, value: &str) -> Result<(), ArgsError> {
-        let (mut id, mut chardev, mut iobase, mut iosize, mut guid) = (None, None, None, None, None);
-        for s in settings {
-            match s.name() {
-                "id" => id = Some(s.id(DEVICE)?),
-                // COM1's: index 0, port 0x3f8, IRQ 4.
-                "iobase" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 0x3f8 => {}
-                "irq" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 4 => {}
-                "index" if kind.name == "isa-serial" && parse_number(&s, 0xffff)? == 0 => {}
-                "iobase" | "irq" | "index" if kind.name == "isa-serial" => {
-                    return Err(invalid(
-                        DEVICE,
-                        &s.text,
-                        "microvm's one serial port is COM1: index=0,iobase=0x3f8,irq=4",
-                    ))
-                }
-                "iobase" => iobase = Some(parse_number(&s, 0xffff)?),
-                "iosize" => iosize = Some(parse_number(&s, 8)?),
-                "chardev" => chardev = Some(s.reference(DEVICE)?),
-                "guid" if s.value == "auto" => guid = None,
-                "guid" => guid = Some(parse_guid(&s)?),
-                name => return Err(unhandled(DEVICE, name)),
-            }
+    /// A `-device` that is not a virtio slot: its kind (`vmm::device_kinds::platform`)
+    /// parses it; this puts its config in its own field of the VM's config.
+    fn platform(&mut self, kind: &'static dyn PlatformKind, args: &DeviceArgs) -> Result<(), ArgsError> {
+        let PlatformDevice { id, config } = kind.parse(args).map_err(prop_error)?;
+        if let Some(name) = args.unread() {
+            return Err(unhandled(DEVICE, name));
         }
-        let value = value.to_owned();
-        match kind.name {
-            "isa-serial" => {
-                if self.isa_serial.is_some() {
-                    return Err(invalid(DEVICE, &value, "microvm has one serial port (COM1)"));
-                }
-                self.check_device_id(id, &value)?;
-                self.isa_serial = Some((chardev, value));
-            }
-            "isa-debug-exit" => {
-                let defaults = DebugExitConfig::default();
-                let iosize = iosize.unwrap_or(u64::from(defaults.iosize));
-                if iosize == 0 {
-                    return Err(invalid(DEVICE, &value, "iosize must be 1 to 8"));
-                }
-                if self.debug_exit.is_some() {
-                    return Err(invalid(DEVICE, &value, "only one isa-debug-exit"));
-                }
-                self.check_device_id(id, &value)?;
-                // Both fit: parse_number capped them.
-                self.debug_exit = Some(DebugExitConfig {
-                    iobase: iobase.map_or(defaults.iobase, |b| b as u16),
-                    iosize: iosize as u8,
-                });
-            }
-            "vmgenid" => {
-                if self.vmgenid.is_some() {
-                    return Err(invalid(DEVICE, &value, "only one vmgenid"));
-                }
-                self.check_device_id(id, &value)?;
-                self.vmgenid = Some((VmGenIdConfig { guid }, value));
-            }
-            "i8042" => {
-                if self.i8042 {
-                    return Err(invalid(DEVICE, &value, "there is one i8042 (ports 0x60 and 0x64 are taken)"));
-                }
-                self.check_device_id(id, &value)?;
-                self.i8042 = true;
-            }
-            name => return Err(unhandled(DEVICE, name)),
+        let value = args.value.clone();
+        if self.platform_kinds.contains(&kind.desc().name) {
+            return Err(invalid(DEVICE, &value, kind.at_most_one()));
+        }
+        self.check_device_id(id, &value)?;
+        self.platform_kinds.push(kind.desc().name);
+        match config {
+            PlatformConfig::IsaSerial { chardev } => self.isa_serial = Some((chardev, value)),
+            PlatformConfig::DebugExit(config) => self.debug_exit = Some(config),
+            PlatformConfig::VmGenId(config) => self.vmgenid = Some((config, value)),
+            PlatformConfig::I8042 => self.i8042 = true,
         }
         Ok(())
     }

@@ -7,7 +7,9 @@
 //! Adding a virtio device kind (docs/ARCHITECTURE.md, "Adding a device kind"): its
 //! implementation in `crates/devices`, one file here, and this table (its `mod`, its
 //! config's `pub use`, its `DeviceConfig` variant, its `kind_of` arm, its entries in
-//! `DEVICE_KINDS` and `KINDS`). `config.rs` re-exports the configs.
+//! `DEVICE_KINDS` and `KINDS`). `config.rs` re-exports the configs. A platform device
+//! (not a virtio slot) is one file in `platform/`, its `mod` and `PlatformConfig` variant in
+//! `platform.rs`, and its entries in `DEVICE_KINDS` and `PLATFORM_KINDS`.
 
 mod balloon;
 mod block;
@@ -41,6 +43,7 @@ use kvm_ioctls::VmFd;
 pub use net::{MmdsAttachment, NetBackend, NetConfig, NetLimits, SocketAddress};
 pub use ninep::{mount_tag as ninep_mount_tag, MOUNT_TAG as NINEP_MOUNT_TAG};
 pub use ninep::{NinePConfig, NINEP_TAG_LEN};
+pub use platform::{DebugExitConfig, PlatformConfig, PlatformDevice, PlatformKind};
 pub use props::{DeviceArgs, KindDesc, Prop, PropDesc, PropError};
 use sandbox::ThreadKind;
 pub use serial::MAX_PORTS as SERIAL_MAX_PORTS;
@@ -72,16 +75,16 @@ pub enum DeviceConfig {
 }
 
 /// Every `-device` name with its help and properties, in `-device help`'s order: the
-/// virtio kinds' (see [`KINDS`]) and the platform devices' (not virtio slots, which the
-/// front end handles itself: `platform.rs`).
+/// virtio kinds' (see [`KINDS`]) and the platform devices' (not virtio slots: see
+/// [`PLATFORM_KINDS`], `platform.rs`).
 pub static DEVICE_KINDS: &[KindDesc] = &[
     block::DESC,
     net::DESC,
     serial::BUS,
     serial::CONSOLE,
     serial::PORT,
-    platform::ISA_SERIAL,
-    platform::DEBUG_EXIT,
+    platform::isa_serial::DESC,
+    platform::debug_exit::DESC,
     rng::DESC,
     keyboard::DESC,
     balloon::DESC,
@@ -89,8 +92,8 @@ pub static DEVICE_KINDS: &[KindDesc] = &[
     ninep::DESC,
     vsock::DESC,
     hvsock::DESC,
-    platform::VMGENID,
-    platform::I8042,
+    platform::vmgenid::DESC,
+    platform::i8042::DESC,
 ];
 
 /// Every virtio device kind.
@@ -105,6 +108,14 @@ pub static KINDS: &[&dyn DeviceKind] = &[
     &ninep::NineP,
     &vsock::Vsock,
     &hvsock::HybridVsock,
+];
+
+/// Every platform device kind (`platform.rs`): not a virtio slot, at most one of each.
+pub static PLATFORM_KINDS: &[&dyn PlatformKind] = &[
+    &platform::isa_serial::IsaSerial,
+    &platform::debug_exit::DebugExit,
+    &platform::vmgenid::VmGenId,
+    &platform::i8042::I8042,
 ];
 
 /// The kind that built `config`.
@@ -147,9 +158,15 @@ pub fn create_devices(
     Ok(inventory)
 }
 
-/// The virtio kind of a `-device` name; `None` for the platform devices and unknown names.
+/// The virtio kind of a `-device` name; `None` for the platform devices ([`platform_kind`])
+/// and unknown names.
 pub fn lookup(name: &str) -> Option<&'static dyn DeviceKind> {
     KINDS.iter().copied().find(|k| k.names().contains(&name))
+}
+
+/// The platform kind of a `-device` name; `None` for the virtio kinds and unknown names.
+pub fn platform_kind(name: &str) -> Option<&'static dyn PlatformKind> {
+    PLATFORM_KINDS.iter().copied().find(|k| k.desc().name == name)
 }
 
 /// The properties of `-device name`, if microvm has it.

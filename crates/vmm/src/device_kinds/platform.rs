@@ -1,54 +1,71 @@
 //! The `-device`s that are not virtio slots: ISA ports and ACPI pieces the machine has at
-//! fixed places. Only their descriptions are here; the front end turns each into its
-//! `VmConfig` field (`i8042`, `debug_exit`, `vmgenid`, the serial port).
+//! fixed places, one file each (`platform/`), listed in `mod.rs`'s `PLATFORM_KINDS`. Each
+//! descriptor holds its names, properties and help and turns its checked properties into a
+//! [`PlatformConfig`]; the front end only puts that config in its `VmConfig` field
+//! (`i8042`, `debug_exit`, `vmgenid`, the serial port), since these are not built into
+//! slots. This file holds what they share and imports none of them (each imports it).
 
-use super::props::{prop, Value, DEVICE_ID};
-use super::KindDesc;
+pub(super) mod debug_exit;
+pub(super) mod i8042;
+pub(super) mod isa_serial;
+pub(super) mod vmgenid;
 
-pub(super) const ISA_SERIAL: KindDesc = KindDesc {
-    name: "isa-serial",
-    help: "The 16550A (COM1, 0x3f8, IRQ 4; not a virtio device): turns legacy mode on. Without chardev= it is \
-           connected to nothing; with -serial as well (other than none), an error: there is one port.",
-    props: &[
-        prop("chardev", Value::Text("ID"), None, "The -chardev it talks on."),
-        prop("index", Value::OneOf(&["0"]), Some("0"), "Only 0 (COM1)."),
-        prop("iobase", Value::OneOf(&["0x3f8"]), Some("0x3f8"), "Only COM1's."),
-        prop("irq", Value::OneOf(&["4"]), Some("4"), "Only COM1's."),
-        DEVICE_ID,
-    ],
-};
+use crate::device_kinds::props::{DeviceArgs, KindDesc, PropError};
+use crate::guid::VmGenIdConfig;
 
-pub(super) const DEBUG_EXIT: KindDesc = KindDesc {
-    name: "isa-debug-exit",
-    help: "QEMU's test-exit port (not a virtio device): a guest write of V ends microvm with status \
-           (V << 1) | 1. The port exists only when asked for.",
-    props: &[
-        prop("iobase", Value::Text("PORT"), Some("0x501"), "The I/O port (decimal or 0x hex)."),
-        prop("iosize", Value::Text("N"), Some("2"), "How many ports from iobase, 1..8."),
-        DEVICE_ID,
-    ],
-};
+/// One platform device kind: at most one of each on a command line (it sits at fixed
+/// ports or a fixed ACPI place).
+pub trait PlatformKind: Sync {
+    /// Its `-device` name, help and properties (also listed in `DEVICE_KINDS`).
+    fn desc(&self) -> &'static KindDesc;
 
-pub(super) const VMGENID: KindDesc = KindDesc {
-    name: "vmgenid",
-    help: "The VM Generation ID (needs -M microvm,acpi=on): 16 bytes the guest's vmgenid driver watches; \
-           every restore (-incoming) writes a new one and notifies the guest, which reseeds its RNG. \
-           query-vm-generation-id reports it. Not a virtio slot; at most one.",
-    props: &[
-        prop(
-            "guid",
-            Value::Text("auto|UUID"),
-            Some("auto"),
-            "auto: random at boot, new at every restore; a UUID: always this one.",
-        ),
-        DEVICE_ID,
-    ],
-};
+    /// `-device name,...`'s properties (checked against its description) → its config.
+    fn parse(&self, args: &DeviceArgs) -> Result<PlatformDevice, PropError>;
 
-pub(super) const I8042: KindDesc = KindDesc {
-    name: "i8042",
-    help: "The PS/2 keyboard controller (ports 0x60 and 0x64, IRQ 1) with a keyboard: send-key and \
-           input-send-event type on it, and system_powerdown sends Ctrl-Alt-Del to it when acpi=off. Not a \
-           virtio slot; at most one. Without it only the controller's reset command (port 0x64) exists.",
-    props: &[DEVICE_ID],
-};
+    /// Why a second one is refused.
+    fn at_most_one(&self) -> &'static str;
+
+    /// Configs with the properties that give them, for the table's consistency test.
+    #[cfg(test)]
+    fn examples(&self) -> Vec<PlatformExample>;
+}
+
+/// What one platform `-device` adds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformDevice {
+    /// The `-device`'s own `id=`.
+    pub id: Option<String>,
+    pub config: PlatformConfig,
+}
+
+/// A platform device's config, which the front end puts in its `VmConfig` field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlatformConfig {
+    /// `-device isa-serial`: COM1, talking on this `-chardev` (`None`: on nothing).
+    IsaSerial {
+        chardev: Option<String>,
+    },
+    DebugExit(DebugExitConfig),
+    VmGenId(VmGenIdConfig),
+    I8042,
+}
+
+/// A platform kind's example for the consistency test.
+#[cfg(test)]
+pub struct PlatformExample {
+    pub props: &'static [(&'static str, &'static str)],
+    pub device: PlatformDevice,
+}
+
+/// `-device isa-debug-exit,iobase=,iosize=` (QEMU's defaults: 0x501, 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DebugExitConfig {
+    pub iobase: u16,
+    pub iosize: u8,
+}
+
+impl Default for DebugExitConfig {
+    fn default() -> Self {
+        DebugExitConfig { iobase: 0x501, iosize: 2 }
+    }
+}

@@ -191,6 +191,16 @@ impl Prop {
         PropError { text: self.text.clone(), reason: reason.into() }
     }
 
+    /// A number in decimal or `0x` hex (QEMU's integer properties), at most `max`.
+    pub fn number(&self, max: u64) -> Result<u64, PropError> {
+        let v = &self.value;
+        let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => v.parse().ok(),
+        };
+        n.filter(|n| *n <= max).ok_or_else(|| self.error(format!("expected a number up to {max:#x}")))
+    }
+
     /// `guest-cid=`: the kernel refuses 0-2 (hypervisor, local, host) and values of 32
     /// bits or more (U32_MAX is VMADDR_CID_ANY).
     pub fn guest_cid(&self) -> Result<u64, PropError> {

@@ -1,5 +1,6 @@
-//! The table is consistent: every name described once and owned by one kind, and every
-//! kind's properties give back its config (through its backend), with a shape tag.
+//! The table is consistent: every name described once and owned by one kind (virtio or
+//! platform), and every kind's properties give back its config (through its backend), with
+//! a shape tag for the virtio ones.
 
 use super::*;
 
@@ -33,9 +34,8 @@ fn every_name_is_described_once_and_owned_by_one_kind() {
         assert!(DEVICE_KINDS[..i].iter().all(|e| e.name != d.name), "{} described twice", d.name);
         assert!(!d.help.is_empty(), "{} has no help", d.name);
         let owners = KINDS.iter().filter(|k| k.names().contains(&d.name)).count();
-        let platform =
-            [platform::ISA_SERIAL.name, platform::DEBUG_EXIT.name, platform::VMGENID.name, platform::I8042.name];
-        assert_eq!(owners + usize::from(platform.contains(&d.name)), 1, "{} must have exactly one owner", d.name);
+        let platform = PLATFORM_KINDS.iter().filter(|k| k.desc().name == d.name).count();
+        assert_eq!(owners + platform, 1, "{} must have exactly one owner", d.name);
         assert!(d.props.iter().any(|p| p.name == "id"), "{} takes no id=", d.name);
     }
     for kind in KINDS {
@@ -44,6 +44,65 @@ fn every_name_is_described_once_and_owned_by_one_kind() {
             assert!(std::ptr::eq(lookup(name).unwrap().names(), kind.names()));
         }
     }
+    for kind in PLATFORM_KINDS {
+        let name = kind.desc().name;
+        // The description `-device help` shows is the one the kind parses with.
+        let shown = desc(name).unwrap_or_else(|| panic!("{name} is not in DEVICE_KINDS"));
+        let props = |d: &KindDesc| d.props.iter().map(|p| p.name).collect::<Vec<_>>();
+        assert_eq!((shown.help, props(shown)), (kind.desc().help, props(kind.desc())), "{name}");
+        assert_eq!(platform_kind(name).map(|k| k.desc().name), Some(name));
+        assert!(lookup(name).is_none(), "{name} is not a virtio slot");
+        assert!(!kind.at_most_one().is_empty());
+    }
+}
+
+#[test]
+fn every_platform_kind_round_trips_its_config_through_its_properties() {
+    let mut configs = Vec::new();
+    for kind in PLATFORM_KINDS {
+        let name = kind.desc().name;
+        let examples = kind.examples();
+        assert!(!examples.is_empty(), "{name} has no example");
+        for ex in examples {
+            let given = args(name, ex.props);
+            let device = kind.parse(&given).unwrap_or_else(|e| panic!("{name} {:?}: {e}", ex.props));
+            assert_eq!(given.unread(), None, "{name}: a property its parse ignores");
+            assert_eq!(device, ex.device, "{name} {:?}", ex.props);
+            configs.push(std::mem::discriminant(&device.config));
+        }
+    }
+    configs.dedup();
+    assert_eq!(configs.len(), PLATFORM_KINDS.len(), "each kind gives its own config");
+}
+
+/// What a platform kind refuses, with the text (the property, or the whole value) and
+/// the reason the command line reports.
+#[test]
+fn platform_kinds_refuse_what_the_machine_lacks() {
+    let refused = |name: &str, props: &[(&'static str, &'static str)]| {
+        let e = platform_kind(name).unwrap().parse(&args(name, props)).expect_err("refused");
+        (e.text, e.reason)
+    };
+    let com1 = "microvm's one serial port is COM1: index=0,iobase=0x3f8,irq=4";
+    assert_eq!(refused("isa-serial", &[("irq", "3")]), ("irq=3".into(), com1.into()));
+    assert_eq!(refused("isa-serial", &[("index", "1")]), ("index=1".into(), com1.into()));
+    assert_eq!(refused("isa-serial", &[("iobase", "x")]), ("iobase=x".into(), "expected a number up to 0xffff".into()));
+    assert_eq!(refused("isa-serial", &[("chardev", "")]), ("chardev=".into(), "needs an id".into()));
+    assert_eq!(
+        refused("isa-debug-exit", &[("iosize", "0")]),
+        ("isa-debug-exit".into(), "iosize must be 1 to 8".into())
+    );
+    assert_eq!(
+        refused("isa-debug-exit", &[("iosize", "9")]),
+        ("iosize=9".into(), "expected a number up to 0x8".into())
+    );
+    assert_eq!(
+        refused("isa-debug-exit", &[("iobase", "0x10000")]),
+        ("iobase=0x10000".into(), "expected a number up to 0xffff".into())
+    );
+    let guid = "guid must be auto or a UUID such as 324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87";
+    assert_eq!(refused("vmgenid", &[("guid", "324e6eaf")]), ("guid=324e6eaf".into(), guid.into()));
+    assert_eq!(refused("i8042", &[("id", "1kbc")]).0, "id=1kbc");
 }
 
 #[test]
