@@ -9,7 +9,6 @@ use super::ctrl::{self, Layout};
 use super::datapath::Pair;
 use super::mmds::{Detour, MmdsAttachment};
 use super::rx::Scratch;
-use super::tap::Tap;
 use super::tx::MAX_TX_PACKET;
 use crate::rate_limiter::{Gate, LimiterConfig};
 use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice};
@@ -114,10 +113,11 @@ impl Net {
         Net::with_pairs(vec![tap.into()], mac, Layout::SINGLE)
     }
 
-    /// `mq=on`: one queue pair per queue of a multiqueue tap (`Tap::open_queues`), and
-    /// the control queue. Every tap queue but the first is detached until the guest
+    /// `mq=on`: one queue pair per queue of a multiqueue tap (`Tap::open_queues`; one
+    /// backend of any kind gives one pair, as QEMU offers MQ with one pair), and the
+    /// control queue. Every tap queue but the first is detached until the guest
     /// enables its pair.
-    pub fn multiqueue(taps: Vec<Tap>, mac: Option<[u8; 6]>) -> Result<Net, NetError> {
+    pub fn multiqueue(taps: Vec<Backend>, mac: Option<[u8; 6]>) -> Result<Net, NetError> {
         let max_pairs = u16::try_from(taps.len())
             .ok()
             .filter(|n| (1..=MAX_QUEUE_PAIRS).contains(n))
@@ -129,11 +129,7 @@ impl Net {
                 source,
             })?;
         }
-        let mut net = Net::with_pairs(
-            taps.into_iter().map(Backend::from).collect(),
-            mac,
-            Layout { max_pairs, multiqueue: true },
-        )?;
+        let mut net = Net::with_pairs(taps, mac, Layout { max_pairs, multiqueue: true })?;
         for pair in net.pairs.iter_mut().skip(1) {
             pair.attached = false;
         }
