@@ -502,6 +502,10 @@ fn parse_queues(s: &Setting) -> Result<u16, ArgsError> {
     let max = devices::virtio::net::MAX_QUEUE_PAIRS;
     match s.value.parse::<u16>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(invalid(NETDEV, &s.text, format!("queues must be a whole number from 1 to {max} (a tap's most queues)"))),
+        _ => Err(invalid(
+            NETDEV,
+            &s.text,
+            format!("queues must be a whole number from 1 to {max} (a tap's most queues)"),
+        )),
     }
 }

@@ -3,7 +3,7 @@
 //! limits and the MMDS are the device's, shared by every pair.
 
 use super::backend::Backend;
-use super::device::{first_time, Complaint, Net, TapWatch, RX_BUFFER_LEN, RX_BUDGET, RX_QUEUE, TX_QUEUE};
+use super::device::{first_time, Complaint, Net, TapWatch, RX_BUDGET, RX_BUFFER_LEN, RX_QUEUE, TX_QUEUE};
 use super::rx::{self, Delivery};
 use super::tap::VNET_HDR_LEN;
 use super::tx;
@@ -282,5 +282,4 @@ impl Net {
             ctx.interrupt.signal_needs_reset();
         }
     }
-
 }

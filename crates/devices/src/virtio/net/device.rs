@@ -415,7 +415,9 @@ impl VirtioDevice for Net {
         let (mac, pairs) = match state {
             VirtioState::Net(saved) if !self.layout.multiqueue => (saved.mac, 1),
             VirtioState::MultiqueueNet(saved) if self.layout.multiqueue => (saved.mac, saved.pairs),
-            other => return Err(other.mismatch(if self.layout.multiqueue { "virtio-net (mq=on)" } else { "virtio-net" })),
+            other => {
+                return Err(other.mismatch(if self.layout.multiqueue { "virtio-net (mq=on)" } else { "virtio-net" }))
+            }
         };
         if !(1..=self.layout.max_pairs).contains(&pairs) {
             return Err(crate::state::StateError::Invalid { device: "virtio-net", what: "enabled queue pairs" });

@@ -43,8 +43,8 @@ mod tx;
 pub use backend::{Backend, DgramSocket, SocketAddress, SocketError, StreamSocket};
 pub use device::{Net, NetError};
 pub use features::format_mac;
-pub(crate) use features::{config_space, offered_features, random_mac, tap_offloads, F_MQ, F_MRG_RXBUF};
 pub use features::MAX_QUEUE_PAIRS;
+pub(crate) use features::{config_space, offered_features, random_mac, tap_offloads, F_MQ, F_MRG_RXBUF};
 pub use mmds::MmdsAttachment;
 pub use tap::{Tap, TapError};
 

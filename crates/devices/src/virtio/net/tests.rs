@@ -487,5 +487,7 @@ mod state;
 
 #[path = "tests/metrics.rs"]
 mod metrics_counted;
+#[path = "tests/multiqueue.rs"]
+mod multiqueue;
 #[path = "tests/packed.rs"]
 mod packed;

@@ -143,16 +143,17 @@ impl<B: VhostNetOps + Send> VhostNet<B> {
         let mut kernel_features = u64::MAX;
         for (_, backend) in &pairs {
             backend.set_owner().map_err(|source| VhostNetError::Setup { op: "VHOST_SET_OWNER", source })?;
-            kernel_features &= backend
-                .get_features()
-                .map_err(|source| VhostNetError::Setup { op: "VHOST_GET_FEATURES", source })?;
+            kernel_features &=
+                backend.get_features().map_err(|source| VhostNetError::Setup { op: "VHOST_GET_FEATURES", source })?;
         }
         let ufo = pairs[0].0.supports_ufo();
         let features = (offered_features(ufo) & !(KERNEL_BITS & !kernel_features)) | layout.features();
         let calls = CallRelay::new(2 * pairs.len()).map_err(VhostNetError::EventFd)?;
         let activation = Activation::new().map_err(VhostNetError::EventFd)?;
-        let pairs =
-            pairs.into_iter().map(|(tap, backend)| VhostPair { tap, backend, attached: true, running: false }).collect();
+        let pairs = pairs
+            .into_iter()
+            .map(|(tap, backend)| VhostPair { tap, backend, attached: true, running: false })
+            .collect();
         Ok(VhostNet {
             pairs,
             queue_sizes: layout.queue_sizes(),
@@ -324,7 +325,9 @@ impl<B: VhostNetOps + Send> VirtioDevice for VhostNet<B> {
         let (mac, pairs) = match state {
             VirtioState::VhostNet(saved) if !self.layout.multiqueue => (saved.mac, 1),
             VirtioState::MultiqueueNet(saved) if self.layout.multiqueue => (saved.mac, saved.pairs),
-            other => return Err(other.mismatch(if self.layout.multiqueue { "vhost-net (mq=on)" } else { "vhost-net" })),
+            other => {
+                return Err(other.mismatch(if self.layout.multiqueue { "vhost-net (mq=on)" } else { "vhost-net" }))
+            }
         };
         if !(1..=self.layout.max_pairs).contains(&pairs) {
             return Err(StateError::Invalid { device: "vhost-net", what: "enabled queue pairs" });

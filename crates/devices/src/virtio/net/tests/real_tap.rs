@@ -308,3 +308,6 @@ fn tap_offloads_follow_the_features_the_guest_acked() {
         assert_eq!(ethtool_get("mvtest4", ETHTOOL_GTSO), 0);
     });
 }
+
+#[path = "real_tap_mq.rs"]
+mod multiqueue;
