@@ -1,0 +1,4 @@
+# timeout: 480
+# dev-net-mq.sh with vhost=on: one /dev/vhost-net per queue pair, each on its queue
+# of the multiqueue tap; the control queue stays in microvm.
+NET_VHOST=on exec sh "$SCENARIOS/dev-net-mq.sh"
