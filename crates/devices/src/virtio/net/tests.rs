@@ -485,6 +485,8 @@ mod ratelimit;
 #[path = "tests/state.rs"]
 mod state;
 
+#[path = "tests/bench.rs"]
+mod bench;
 #[path = "tests/metrics.rs"]
 mod metrics_counted;
 #[path = "tests/multiqueue.rs"]

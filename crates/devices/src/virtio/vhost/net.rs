@@ -176,13 +176,15 @@ impl<B: VhostNetOps + Send> VhostNet<B> {
         self.pairs[0].tap.name()
     }
 
-    /// On the device thread: each pair the driver set up gets its vrings, then its tap
-    /// queue as both queues' backend.
+    /// On the device thread: each enabled pair not yet running gets its vrings, then its
+    /// tap queue as both queues' backend. Only enabled pairs: the kernel refuses a
+    /// detached tap queue as a backend (its poll reports an error).
     fn start(&mut self) -> Result<(), VhostError> {
         let Some(ctx) = &self.activation.active else { return Ok(()) };
         let features = ctx.acked_features & self.kernel_features;
         let calls = self.calls.eventfds();
-        for (k, pair) in self.pairs.iter_mut().enumerate().take(self.layout.pairs(ctx.acked_features)) {
+        let enabled = self.enabled.min(self.layout.pairs(ctx.acked_features));
+        for (k, pair) in self.pairs.iter_mut().enumerate().take(enabled).filter(|(_, p)| !p.running) {
             let first = 2 * k;
             start_vrings_from(&pair.backend, ctx, first, features, &calls[first..first + 2], RingAddresses::Guest)?;
             for vring in 0..2 {
@@ -197,11 +199,26 @@ impl<B: VhostNetOps + Send> VhostNet<B> {
 
     /// On the device thread: detach the taps so the kernel stops touching the rings.
     fn stop(&mut self) {
-        for pair in &mut self.pairs {
-            if std::mem::take(&mut pair.running) {
-                for vring in 0..2 {
-                    if let Err(e) = pair.backend.set_backend(vring, None) {
-                        log::error!("vhost-net {}: cannot stop a queue: {e}", pair.tap.name());
+        self.stop_from(0);
+    }
+
+    /// Stops the pairs from `first` on. The kernel's positions in their rings are
+    /// brought back into the queues, where a later `start` takes them from (a pair the
+    /// guest disables and enables again goes on where it was).
+    fn stop_from(&mut self, first: usize) {
+        for (k, pair) in self.pairs.iter_mut().enumerate().skip(first) {
+            if !std::mem::take(&mut pair.running) {
+                continue;
+            }
+            for vring in 0..2 {
+                if let Err(e) = pair.backend.set_backend(vring, None) {
+                    log::error!("vhost-net {}: cannot stop a queue: {e}", pair.tap.name());
+                }
+            }
+            if first > 0 {
+                if let Some(ctx) = self.activation.active.as_mut() {
+                    if let Err(e) = fetch_vring_bases_from(&pair.backend, ctx, 2 * k, 2) {
+                        log::error!("vhost-net {}: cannot read queue pair {k}'s positions: {e}", pair.tap.name());
                     }
                 }
             }
@@ -241,8 +258,22 @@ impl<B: VhostNetOps + Send> VhostNet<B> {
             }
         }
         if let Some(n) = wanted {
+            // Pairs turned off stop before their tap queues are detached; pairs turned
+            // on start once theirs are attached.
             self.enabled = usize::from(n);
+            self.stop_from(self.enabled);
             self.sync_attached();
+            self.start_or_fail();
+        }
+    }
+
+    /// [`Self::start`], a failure leaving the device needing a reset.
+    fn start_or_fail(&mut self) {
+        if let Err(e) = self.start() {
+            log::error!("vhost-net {}: cannot start: {e}; the device needs a reset", self.tap_name());
+            if let Some(ctx) = &self.activation.active {
+                ctx.interrupt.signal_needs_reset();
+            }
         }
     }
 }
@@ -356,12 +387,7 @@ impl<B: VhostNetOps + Send> MutEventSubscriber for VhostNet<B> {
             let active = self.activation.on_wake_watching(ops, |i| Some(i) == ctrl);
             self.sync_attached();
             if active {
-                if let Err(e) = self.start() {
-                    log::error!("vhost-net {}: cannot start: {e}; the device needs a reset", self.tap_name());
-                    if let Some(ctx) = &self.activation.active {
-                        ctx.interrupt.signal_needs_reset();
-                    }
-                }
+                self.start_or_fail();
                 self.process_ctrl();
             }
             return;
