@@ -219,6 +219,14 @@ impl Backend {
         }
     }
 
+    /// The tap, if the backend is one.
+    pub fn tap(&self) -> Option<&Tap> {
+        match self {
+            Backend::Tap(tap) => Some(tap),
+            _ => None,
+        }
+    }
+
     /// Attaches or detaches a multiqueue tap's queue (`Tap::set_queue_attached`); a
     /// socket has one queue, always there.
     pub fn set_queue_attached(&self, on: bool) -> io::Result<()> {

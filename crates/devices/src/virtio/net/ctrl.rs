@@ -13,7 +13,7 @@
 //! - Anything else (MAC_ADDR_SET, ANNOUNCE, VLAN, offloads, RSS, the RX_EXTRA
 //!   commands): ERR, as QEMU answers a class whose feature is not negotiated.
 
-use super::features::{F_CTRL_VQ, F_MQ, MULTIQUEUE_FEATURES};
+use super::features::{F_CTRL_VQ, F_MQ, MAX_QUEUE_PAIRS, MULTIQUEUE_FEATURES};
 use crate::guest_memory::GuestMemoryMmap;
 use crate::virtio::queue::Virtqueue;
 use virtio_bindings::virtio_net as vn;
@@ -37,6 +37,13 @@ pub struct Layout {
 
 impl Layout {
     pub const SINGLE: Layout = Layout { max_pairs: 1, multiqueue: false };
+
+    /// `mq=on` with `pairs` queue pairs, if that many are possible (1 to
+    /// [`MAX_QUEUE_PAIRS`]).
+    pub fn multiqueue(pairs: usize) -> Option<Layout> {
+        let max_pairs = u16::try_from(pairs).ok().filter(|n| (1..=MAX_QUEUE_PAIRS).contains(n))?;
+        Some(Layout { max_pairs, multiqueue: true })
+    }
 
     /// The maximum size of every queue, in index order.
     pub fn queue_sizes(&self) -> Vec<u16> {
@@ -169,6 +176,9 @@ mod tests {
         assert_eq!(Layout::SINGLE.queue_sizes(), vec![DATA_QUEUE_SIZE; 2]);
         assert_eq!(Layout::SINGLE.features(), 0);
         assert_eq!(Layout::SINGLE.active_queues(F_MQ | F_CTRL_VQ), 2);
+        assert_eq!(Layout::multiqueue(4), Some(mq));
+        assert_eq!(Layout::multiqueue(0), None);
+        assert_eq!(Layout::multiqueue(usize::from(MAX_QUEUE_PAIRS) + 1), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::ctrl::{self, Layout};
 use super::datapath::Pair;
 use super::mmds::{Detour, MmdsAttachment};
 use super::rx::Scratch;
+use super::tap::{detach_after_first, DetachError};
 use super::tx::MAX_TX_PACKET;
 use crate::rate_limiter::{Gate, LimiterConfig};
 use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice};
@@ -45,8 +46,8 @@ pub enum NetError {
     Timer(#[source] std::io::Error),
     #[error("virtio-net: {given} queue pairs: between 1 and {MAX_QUEUE_PAIRS} are possible")]
     QueuePairs { given: usize },
-    #[error("virtio-net: cannot detach queue {queue} of tap {tap} until the guest enables it: {source}")]
-    DetachQueue { tap: String, queue: usize, source: std::io::Error },
+    #[error("virtio-net: {0}")]
+    DetachQueue(#[from] DetachError),
 }
 
 /// Things logged once per device, so a misbehaving guest or a broken tap
@@ -118,18 +119,9 @@ impl Net {
     /// control queue. Every tap queue but the first is detached until the guest
     /// enables its pair.
     pub fn multiqueue(taps: Vec<Backend>, mac: Option<[u8; 6]>) -> Result<Net, NetError> {
-        let max_pairs = u16::try_from(taps.len())
-            .ok()
-            .filter(|n| (1..=MAX_QUEUE_PAIRS).contains(n))
-            .ok_or(NetError::QueuePairs { given: taps.len() })?;
-        for (queue, tap) in taps.iter().enumerate().skip(1) {
-            tap.set_queue_attached(false).map_err(|source| NetError::DetachQueue {
-                tap: tap.name().to_string(),
-                queue,
-                source,
-            })?;
-        }
-        let mut net = Net::with_pairs(taps, mac, Layout { max_pairs, multiqueue: true })?;
+        let layout = Layout::multiqueue(taps.len()).ok_or(NetError::QueuePairs { given: taps.len() })?;
+        detach_after_first(taps.iter().filter_map(Backend::tap))?;
+        let mut net = Net::with_pairs(taps, mac, layout)?;
         for pair in net.pairs.iter_mut().skip(1) {
             pair.attached = false;
         }

@@ -46,7 +46,8 @@ pub use features::format_mac;
 pub use features::MAX_QUEUE_PAIRS;
 pub(crate) use features::{config_space, offered_features, random_mac, tap_offloads, F_MQ, F_MRG_RXBUF};
 pub use mmds::MmdsAttachment;
-pub use tap::{Tap, TapError};
+pub(crate) use tap::detach_after_first;
+pub use tap::{DetachError, Tap, TapError};
 
 /// What a snapshot keeps of virtio-net beyond its queues: the MAC address the guest
 /// knows (the restoring command line may give none, and a random one would change the

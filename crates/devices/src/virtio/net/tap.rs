@@ -46,6 +46,25 @@ pub enum TapError {
     Ioctl { what: String, op: &'static str, source: io::Error },
 }
 
+/// A multiqueue device's tap queue that could not be detached at set-up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot detach queue {queue} of tap {tap} until the guest enables it: {source}")]
+pub struct DetachError {
+    pub tap: String,
+    pub queue: usize,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Detaches every queue of a multiqueue tap but the first: a multiqueue device's pairs
+/// start disabled, and the kernel must not steer frames to queues nobody reads.
+pub fn detach_after_first<'a>(queues: impl Iterator<Item = &'a Tap>) -> Result<(), DetachError> {
+    for (queue, tap) in queues.enumerate().skip(1) {
+        tap.set_queue_attached(false).map_err(|source| DetachError { tap: tap.name.clone(), queue, source })?;
+    }
+    Ok(())
+}
+
 /// An open tap, non-blocking, close-on-exec, with 12-byte virtio-net headers.
 #[derive(Debug)]
 pub struct Tap {

@@ -16,6 +16,7 @@ use crate::virtio::net::{
     config_space, format_mac, offered_features, random_mac, tap_offloads, MultiqueueNetState, Tap, F_MQ, F_MRG_RXBUF,
     MAX_QUEUE_PAIRS,
 };
+use crate::virtio::net::{detach_after_first, DetachError};
 use crate::virtio::{
     read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState, VIRTIO_F_VERSION_1,
 };
@@ -47,8 +48,8 @@ pub enum VhostNetError {
     EventFd(std::io::Error),
     #[error("{given} queue pairs: between 1 and {MAX_QUEUE_PAIRS} are possible")]
     QueuePairs { given: usize },
-    #[error("cannot detach queue {queue} of tap {tap} until the guest enables it: {source}")]
-    DetachQueue { tap: String, queue: usize, source: std::io::Error },
+    #[error(transparent)]
+    DetachQueue(#[from] DetachError),
 }
 
 pub type KernelNet = KernelNetBackend<Arc<GuestMemoryMmap>>;
@@ -95,7 +96,8 @@ impl VhostNet<KernelNet> {
 
     /// `mq=on`: one /dev/vhost-net per queue of the multiqueue tap (as QEMU opens them).
     pub fn open_multiqueue(taps: Vec<Tap>, mac: Option<[u8; 6]>, mem: &GuestMemoryMmap) -> Result<Self, VhostNetError> {
-        let pairs = taps.into_iter().map(|tap| Ok((tap, open_kernel(mem)?))).collect::<Result<Vec<_>, _>>()?;
+        let pairs =
+            taps.into_iter().map(|tap| Ok((tap, open_kernel(mem)?))).collect::<Result<Vec<_>, VhostNetError>>()?;
         Self::multiqueue(pairs, mac)
     }
 }
@@ -116,18 +118,9 @@ impl<B: VhostNetOps + Send> VhostNet<B> {
     /// `mq=on` over the queues of one multiqueue tap, each with its backend. The tap
     /// queues but the first are detached until the guest enables their pairs.
     pub fn multiqueue(pairs: Vec<(Tap, B)>, mac: Option<[u8; 6]>) -> Result<Self, VhostNetError> {
-        let max_pairs = u16::try_from(pairs.len())
-            .ok()
-            .filter(|n| (1..=MAX_QUEUE_PAIRS).contains(n))
-            .ok_or(VhostNetError::QueuePairs { given: pairs.len() })?;
-        for (queue, (tap, _)) in pairs.iter().enumerate().skip(1) {
-            tap.set_queue_attached(false).map_err(|source| VhostNetError::DetachQueue {
-                tap: tap.name().to_string(),
-                queue,
-                source,
-            })?;
-        }
-        let mut net = Self::with_pairs(pairs, mac, Layout { max_pairs, multiqueue: true })?;
+        let layout = Layout::multiqueue(pairs.len()).ok_or(VhostNetError::QueuePairs { given: pairs.len() })?;
+        detach_after_first(pairs.iter().map(|(tap, _)| tap))?;
+        let mut net = Self::with_pairs(pairs, mac, layout)?;
         for pair in net.pairs.iter_mut().skip(1) {
             pair.attached = false;
         }
