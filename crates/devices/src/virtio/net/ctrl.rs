@@ -16,6 +16,7 @@
 use super::features::{F_CTRL_VQ, F_MQ, MAX_QUEUE_PAIRS, MULTIQUEUE_FEATURES};
 use crate::guest_memory::GuestMemoryMmap;
 use crate::virtio::queue::Virtqueue;
+use crate::virtio::ActivateContext;
 use virtio_bindings::virtio_net as vn;
 use vm_memory::Bytes;
 
@@ -157,6 +158,20 @@ pub fn serve(
         used = true;
     }
     Ok(used)
+}
+
+/// One turn of the control queue at `index` of `ctx`: its commands served and the
+/// driver interrupted if it wants; the pair count of the last accepted VQ_PAIRS_SET.
+pub fn turn(ctx: &mut ActivateContext, index: usize, layout: Layout) -> Result<Option<u16>, CtrlError> {
+    let mq_acked = ctx.acked_features & F_MQ != 0;
+    let mut wanted = None;
+    let queue = &mut ctx.queues[index];
+    if serve(&ctx.mem, queue, layout, mq_acked, |n| wanted = Some(n))?
+        && queue.needs_notification(&ctx.mem).unwrap_or(true)
+    {
+        ctx.interrupt.signal_used_queue();
+    }
+    Ok(wanted)
 }
 
 #[cfg(test)]

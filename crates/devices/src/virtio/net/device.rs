@@ -202,22 +202,15 @@ impl Net {
     fn process_ctrl(&mut self) {
         let Some(ctx) = self.activation.active.as_mut() else { return };
         let Some(index) = self.ctrl.filter(|_| !self.ctrl_broken) else { return };
-        let mq_acked = ctx.acked_features & F_MQ != 0;
-        let mut wanted = None;
-        let served = ctrl::serve(&ctx.mem, &mut ctx.queues[index], self.layout, mq_acked, |n| wanted = Some(n));
-        match served {
-            Ok(true) => {
-                if ctx.queues[index].needs_notification(&ctx.mem).unwrap_or(true) {
-                    ctx.interrupt.signal_used_queue();
-                }
-            }
-            Ok(false) => {}
+        let wanted = match ctrl::turn(ctx, index, self.layout) {
+            Ok(wanted) => wanted,
             Err(e) => {
                 log::warn!("virtio-net {}: {e}; the control queue is stopped until a reset", self.pairs[0].tap.name());
                 self.ctrl_broken = true;
                 ctx.interrupt.signal_needs_reset();
+                None
             }
-        }
+        };
         if let Some(n) = wanted {
             self.enabled = usize::from(n);
             self.sync_attached();

@@ -13,7 +13,7 @@ use crate::guest_memory::GuestMemoryMmap;
 use crate::state::StateError;
 use crate::virtio::net::ctrl::{self, Layout};
 use crate::virtio::net::{
-    config_space, format_mac, offered_features, random_mac, tap_offloads, MultiqueueNetState, Tap, F_MQ, F_MRG_RXBUF,
+    config_space, format_mac, offered_features, random_mac, tap_offloads, MultiqueueNetState, Tap, F_MRG_RXBUF,
     MAX_QUEUE_PAIRS,
 };
 use crate::virtio::net::{detach_after_first, DetachError};
@@ -237,19 +237,15 @@ impl<B: VhostNetOps + Send> VhostNet<B> {
         let Some(ctx) = self.activation.active.as_mut() else { return };
         let Some(index) = self.ctrl else { return };
         let _ = ctx.queue_events[index].read();
-        let mq_acked = ctx.acked_features & F_MQ != 0;
-        let mut wanted = None;
-        match ctrl::serve(&ctx.mem, &mut ctx.queues[index], self.layout, mq_acked, |n| wanted = Some(n)) {
-            Ok(true) if ctx.queues[index].needs_notification(&ctx.mem).unwrap_or(true) => {
-                ctx.interrupt.signal_used_queue()
-            }
-            Ok(_) => {}
+        let wanted = match ctrl::turn(ctx, index, self.layout) {
+            Ok(wanted) => wanted,
             Err(e) => {
                 log::warn!("vhost-net {}: {e}; the device needs a reset", self.pairs[0].tap.name());
                 self.ctrl = None;
                 ctx.interrupt.signal_needs_reset();
+                None
             }
-        }
+        };
         if let Some(n) = wanted {
             // Pairs turned off stop before their tap queues are detached; pairs turned
             // on start once theirs are attached.
