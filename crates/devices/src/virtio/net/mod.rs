@@ -44,7 +44,7 @@ pub use backend::{Backend, DgramSocket, SocketAddress, SocketError, StreamSocket
 pub use device::{Net, NetError};
 pub use features::format_mac;
 pub use features::MAX_QUEUE_PAIRS;
-pub(crate) use features::{config_space, offered_features, random_mac, tap_offloads, F_MQ, F_MRG_RXBUF};
+pub(crate) use features::{config_space, offered_features, random_mac, tap_offloads, F_MRG_RXBUF};
 pub use mmds::MmdsAttachment;
 pub(crate) use tap::detach_after_first;
 pub use tap::{DetachError, Tap, TapError};

@@ -2,9 +2,10 @@
 
 use super::super::fake::{FakeVhost, Request};
 use super::*;
-use crate::virtio::net::F_MQ;
 use crate::virtio::status;
 use crate::virtio::test_driver::TestDriver;
+
+const F_MQ: u64 = 1 << virtio_bindings::virtio_net::VIRTIO_NET_F_MQ;
 
 /// What Linux 6.12's vhost_net offers, minus the bits microvm must never pass on.
 const KERNEL: u64 = VIRTIO_F_VERSION_1 | 1 << VIRTIO_RING_F_EVENT_IDX | F_MRG_RXBUF;
