@@ -27,10 +27,13 @@ nc -l -p 5002 -e cat "$dir/l2tx.bin" &
     -netdev tap,id=tap0,ifname=mvtap0,script=no,downscript=no,queues=4${NET_VHOST:+,vhost=$NET_VHOST} \
     -device virtio-net-device,netdev=tap0,mq=on &
 vmm=$!
-# Waits (up to 120 s) for the guest to print $1.
+# Waits (up to 600 tries) for the guest to print $1, or for microvm to end.
 guest_said() {
     i=0
-    while ! grep -q "$1" "$dir/guest.txt" 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
+    while ! grep -q "$1" "$dir/guest.txt" 2>/dev/null && kill -0 $vmm 2>/dev/null && [ $i -lt 600 ]; do
+        sleep 0.2
+        i=$((i + 1))
+    done
 }
 i=0
 while [ ! -d /sys/class/net/mvtap0 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
