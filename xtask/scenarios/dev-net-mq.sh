@@ -1,4 +1,4 @@
-# timeout: 600
+# timeout: 900
 # Multiqueue virtio-net: microvm creates tap mvtap0 with 4 queues (queues=4, behind
 # virtio-net-device,mq=on; busybox's ip cannot make a multiqueue tap beforehand) and
 # this script gives it 169.254.0.1/16 once it exists. The guest
@@ -27,13 +27,15 @@ nc -l -p 5002 -e cat "$dir/l2tx.bin" &
     -netdev tap,id=tap0,ifname=mvtap0,script=no,downscript=no,queues=4${NET_VHOST:+,vhost=$NET_VHOST} \
     -device virtio-net-device,netdev=tap0,mq=on &
 vmm=$!
-# Waits (up to 600 tries) for the guest to print $1, or for microvm to end.
+# Waits (up to 600 tries) for the guest to print $1, or for microvm to end; shows the
+# line, or the console's end when it gives up.
 guest_said() {
     i=0
     while ! grep -q "$1" "$dir/guest.txt" 2>/dev/null && kill -0 $vmm 2>/dev/null && [ $i -lt 600 ]; do
         sleep 0.2
         i=$((i + 1))
     done
+    grep -m1 "$1" "$dir/guest.txt" || { echo "L2-NOT-SEEN $1"; tail -5 "$dir/guest.txt"; }
 }
 i=0
 while [ ! -d /sys/class/net/mvtap0 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
