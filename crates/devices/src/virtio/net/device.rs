@@ -65,7 +65,7 @@ pub(super) enum Complaint {
 /// A tap fd in the event loop.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum TapWatch {
-    /// Not registered yet (before `init`).
+    /// Not registered: before `init`, or a detached queue of a multiqueue tap.
     Unregistered,
     /// Registered, asking for these events (readable while frames can go
     /// to the guest; writable while a stream socket holds part of a frame).
@@ -247,14 +247,29 @@ impl Net {
     }
 
     /// Watches each tap for readable frames only while they can go somewhere,
-    /// and for room to write only while a frame waits for it.
+    /// and for room to write only while a frame waits for it. A detached tap queue is
+    /// not in the event loop at all: the kernel reports it as an error (tun's poll).
     fn update_tap_watch(&mut self, ops: &mut EventOps) {
         let active = self.activation.active.is_some();
         for (k, pair) in self.pairs.iter_mut().enumerate() {
-            let TapWatch::Watching(watched) = pair.watch else { continue };
-            if pair.failed {
+            let data = TAP_EVENT + k as u32;
+            let watched = match pair.watch {
+                TapWatch::Gone => continue,
+                TapWatch::Unregistered if !pair.attached || pair.failed => continue,
+                TapWatch::Unregistered => match ops.add(Events::with_data(&pair.tap, data, EventSet::empty())) {
+                    Ok(()) => EventSet::empty(),
+                    Err(e) => {
+                        log::error!("virtio-net {}: cannot watch tap queue {k}: {e:?}", pair.tap.name());
+                        pair.watch = TapWatch::Gone;
+                        continue;
+                    }
+                },
+                TapWatch::Watching(set) => set,
+            };
+            pair.watch = TapWatch::Watching(watched);
+            if pair.failed || !pair.attached {
                 let _ = ops.remove(Events::new(&pair.tap, EventSet::empty()));
-                pair.watch = TapWatch::Gone;
+                pair.watch = if pair.failed { TapWatch::Gone } else { TapWatch::Unregistered };
                 continue;
             }
             let mut set = EventSet::empty();
@@ -265,7 +280,7 @@ impl Net {
                 set |= EventSet::OUT;
             }
             if set != watched {
-                match ops.modify(Events::with_data(&pair.tap, TAP_EVENT + k as u32, set)) {
+                match ops.modify(Events::with_data(&pair.tap, data, set)) {
                     Ok(()) => pair.watch = TapWatch::Watching(set),
                     Err(e) => log::error!("virtio-net {}: cannot change the tap's watch: {e:?}", pair.tap.name()),
                 }
@@ -443,16 +458,9 @@ impl MutEventSubscriber for Net {
         self.rx_gate.waker.watch(ops);
         self.tx_gate.waker.watch(ops);
         // Registered from the start, reading only once the guest is there:
-        // errors and hang-ups (the interface deleted) still arrive.
-        for (k, pair) in self.pairs.iter_mut().enumerate() {
-            match ops.add(Events::with_data(&pair.tap, TAP_EVENT + k as u32, EventSet::empty())) {
-                Ok(()) => pair.watch = TapWatch::Watching(EventSet::empty()),
-                Err(e) => {
-                    log::error!("virtio-net {}: cannot watch the tap: {e:?}", pair.tap.name());
-                    pair.watch = TapWatch::Gone;
-                }
-            }
-        }
+        // errors and hang-ups (the interface deleted) still arrive. The detached
+        // queues of a multiqueue tap wait until their pairs are enabled.
+        self.update_tap_watch(ops);
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
