@@ -129,7 +129,16 @@ pub fn serve(
             Ok(mut iter) => iter.next(),
             Err(e) => return Err(CtrlError::AvailRing(e.to_string())),
         };
-        let Some(chain) = chain else { break };
+        let Some(chain) = chain else {
+            // With EVENT_IDX the driver kicks only when its avail index passes the
+            // avail_event this publishes: without it, no later command would be
+            // kicked (Linux spins on the answer). Look again: one may have come.
+            match queue.enable_notification(mem) {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => return Err(CtrlError::AvailRing(e.to_string())),
+            }
+        };
         let head = chain.head_index();
         let mut command = [0u8; COMMAND_PREFIX];
         let mut read = 0;

@@ -283,7 +283,7 @@ impl<B: VhostNetOps + Send> VirtioDevice for VhostNet<B> {
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         read_config_bytes(&config_space(&self.mac, self.layout.max_pairs), offset, data);
     }
-    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+    fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
         if ctx.acked_features & VIRTIO_F_VERSION_1 == 0 {
             return Err(ActivateError::Backend("vhost-net: the driver did not accept VERSION_1".into()));
         }
@@ -294,6 +294,12 @@ impl<B: VhostNetOps + Send> VirtioDevice for VhostNet<B> {
         }
         self.enabled = 1;
         self.ctrl = self.layout.ctrl_index(ctx.acked_features);
+        // The control queue is served here: it publishes avail_event (EVENT_IDX), or
+        // the driver would stop kicking it.
+        let event_idx = ctx.acked_features & 1 << VIRTIO_RING_F_EVENT_IDX != 0;
+        if let Some(queue) = self.ctrl.and_then(|i| ctx.queues.get_mut(i)) {
+            queue.set_event_idx(event_idx);
+        }
         self.activation.activate(ctx)
     }
     fn reset(&mut self) -> bool {

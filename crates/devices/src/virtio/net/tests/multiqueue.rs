@@ -122,6 +122,19 @@ fn pairs_carry_traffic_only_once_enabled_and_each_on_its_own_tap_queue() {
     assert!(d.used(2).is_empty());
 }
 
+/// With EVENT_IDX the driver kicks the control queue only when its avail index passes
+/// the avail_event the device published (Linux then spins on the answer): after each
+/// command the device asks to be kicked for the next one.
+#[test]
+fn with_event_idx_the_control_queue_asks_for_the_next_kick() {
+    let (mut d, _peers, dev) = mq_driver(F_MQ | F_CTRL_VQ | F_EVENT_IDX);
+    for (round, n) in [1u16, 3, 2].into_iter().enumerate() {
+        assert_eq!(set_pairs(&mut d, n), OK);
+        assert_eq!(dev.lock().unwrap().enabled_pairs(), usize::from(n));
+        assert_eq!(d.avail_event(CTRL), round as u16 + 1, "command {round}");
+    }
+}
+
 #[test]
 fn bad_pair_counts_and_unknown_commands_are_refused_and_change_nothing() {
     let (mut d, _peers, dev) = mq_driver(F_MQ | F_CTRL_VQ);

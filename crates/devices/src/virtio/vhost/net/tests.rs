@@ -113,7 +113,8 @@ fn each_pair_has_its_own_backend_and_the_control_queue_is_answered_here() {
     assert_ne!(driver.device_features() & (F_MQ | 1 << vn::VIRTIO_NET_F_CTRL_VQ), 0);
     assert_eq!(driver.read_reg(0x108) & 0xffff, 2, "max_virtqueue_pairs");
     fakes.iter().for_each(|f| assert_eq!(f.taken(), [Request::SetOwner]));
-    driver.activate(F_MQ | 1 << vn::VIRTIO_NET_F_CTRL_VQ | F_MRG_RXBUF, 64);
+    let event_idx = 1 << VIRTIO_RING_F_EVENT_IDX;
+    driver.activate(F_MQ | 1 << vn::VIRTIO_NET_F_CTRL_VQ | F_MRG_RXBUF | event_idx, 64);
     // Only pair 0 runs until the guest enables more: the kernel refuses a detached tap
     // queue as a backend.
     assert!(fakes[0].calls.lock().unwrap().contains(&Request::NetBackend(1, true)));
@@ -127,9 +128,10 @@ fn each_pair_has_its_own_backend_and_the_control_queue_is_answered_here() {
     };
     assert_eq!(set_pairs(&mut driver, 2), vn::VIRTIO_NET_OK as u8);
     assert_eq!(driver.used(4).len(), 1);
+    assert_eq!(driver.avail_event(4), 1, "the control queue asks to be kicked for the next command");
     for (k, fake) in fakes.iter().enumerate() {
         let calls = fake.taken();
-        assert_eq!(calls[0], Request::SetFeatures(VIRTIO_F_VERSION_1 | F_MRG_RXBUF), "pair {k}");
+        assert_eq!(calls[0], Request::SetFeatures(VIRTIO_F_VERSION_1 | F_MRG_RXBUF | event_idx), "pair {k}");
         // The test driver puts queue q's descriptor table at 0x10000 * (q + 1).
         for vring in 0..2 {
             let desc = 0x10000 * (2 * k as u64 + vring as u64 + 1);
