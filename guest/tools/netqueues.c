@@ -1,8 +1,11 @@
 /* The guest's side of the multiqueue scenario (busybox has no ethtool):
  *   netqueues IFACE set N   ETHTOOL_SCHANNELS combined=N (virtio_net sends the
  *                           device VQ_PAIRS_SET); prints the channel limits first
- *   netqueues IFACE stats   the driver's per-queue packet counters (ETHTOOL_GSTATS),
- *                           one "MQ-STAT NAME VALUE" line each
+ *   netqueues IFACE stats   the driver's per-queue counters (ETHTOOL_GSTATS) of
+ *                           packets and kicks, one "MQ-STAT NAME VALUE" line each
+ *                           (Linux 6.12 reports per-queue packets through netlink
+ *                           only; its ethtool kicks count the notifications each
+ *                           queue sent the device)
  * Linux's virtio_net enables min(max pairs, online CPUs) pairs at probe: with the
  * rig's one vCPU that is one, hence the explicit set. */
 #include <linux/ethtool.h>
@@ -72,7 +75,7 @@ static int stats(void) {
     for (unsigned i = 0; i < n; i++) {
         char name[ETH_GSTRING_LEN + 1] = {0};
         memcpy(name, names->data + i * ETH_GSTRING_LEN, ETH_GSTRING_LEN);
-        if (strstr(name, "packets"))
+        if (strstr(name, "packets") || strstr(name, "kicks"))
             printf("MQ-STAT %s %llu\n", name, (unsigned long long)values->data[i]);
     }
     return 0;

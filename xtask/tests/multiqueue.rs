@@ -12,9 +12,11 @@ fn value<'a>(case: &'a Case, key: &str) -> Option<&'a str> {
     case.output.lines().find_map(|l| l.split(&prefix).nth(1)).map(str::trim)
 }
 
-/// The guest driver's packet counter of each queue in `dir` ("rx" or "tx"): the
-/// `MQ-STAT NAME VALUE` lines whose NAME starts with `dir` and holds the queue's
-/// number (virtio_net's `rx_queue_1_packets`, or `rx1_packets` in newer kernels).
+/// The guest driver's kick counter of each queue in `dir` ("rx" or "tx"): the
+/// `MQ-STAT NAME VALUE` lines whose NAME starts with `dir`, holds the queue's number
+/// and ends in `_kicks` (Linux 6.12's `rx1_kicks`; its per-queue packet counts are
+/// netlink's only). A transmit queue kicks when it sends; a receive queue once when
+/// the driver fills it as the pair is enabled, then as it refills what it received.
 fn per_queue(case: &Case, dir: &str) -> Vec<(u32, u64)> {
     let mut counts: Vec<(u32, u64)> = case
         .output
@@ -23,7 +25,7 @@ fn per_queue(case: &Case, dir: &str) -> Vec<(u32, u64)> {
         .filter_map(|l| {
             let (name, value) = l.split_once(' ')?;
             let rest = name.strip_prefix(dir)?;
-            if !name.ends_with("_packets") {
+            if !name.ends_with("_kicks") {
                 return None;
             }
             let digits: String =
@@ -54,10 +56,10 @@ fn assert_four_pairs_carry_tcp(name: &str) {
     let l2 = value(&case, "L2-TX-MD5").unwrap_or_else(|| panic!("{r}"));
     assert_eq!(value(&case, "GUEST-RX-BYTES"), Some("16777216"), "L2→guest length\n{r}");
     assert_eq!(value(&case, "GUEST-RX-MD5"), Some(l2), "L2→guest data differ\n{r}");
-    for dir in ["rx", "tx"] {
+    for (dir, fill) in [("rx", 1), ("tx", 0)] {
         let counts = per_queue(&case, dir);
         assert_eq!(counts.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 1, 2, 3], "{dir} queues\n{r}");
-        let busy = counts.iter().filter(|c| c.1 > 0).count();
+        let busy = counts.iter().filter(|c| c.1 > fill).count();
         assert!(busy >= 2, "{dir}: 8 flows over 4 pairs used only {busy}: {counts:?}\n{r}");
     }
     assert_eq!(value(&case, "MICROVM-GUEST-RUN-EXIT"), Some("status=0"), "{r}");
