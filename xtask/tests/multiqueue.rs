@@ -15,8 +15,10 @@ fn value<'a>(case: &'a Case, key: &str) -> Option<&'a str> {
 /// The guest driver's kick counter of each queue in `dir` ("rx" or "tx"): the
 /// `MQ-STAT NAME VALUE` lines whose NAME starts with `dir`, holds the queue's number
 /// and ends in `_kicks` (Linux 6.12's `rx1_kicks`; its per-queue packet counts are
-/// netlink's only). A transmit queue kicks when it sends; a receive queue once when
-/// the driver fills it as the pair is enabled, then as it refills what it received.
+/// netlink's only). A transmit queue kicks when it sends; a receive queue when the
+/// driver fills it as the pair is enabled, later only when the device asks (EVENT_IDX),
+/// so its kicks do not measure what it received: that the host's flows spread over
+/// the receive queues is the unit test's (net/tests/real_tap_mq.rs, a real tap).
 fn per_queue(case: &Case, dir: &str) -> Vec<(u32, u64)> {
     let mut counts: Vec<(u32, u64)> = case
         .output
@@ -56,12 +58,13 @@ fn assert_four_pairs_carry_tcp(name: &str) {
     let l2 = value(&case, "L2-TX-MD5").unwrap_or_else(|| panic!("{r}"));
     assert_eq!(value(&case, "GUEST-RX-BYTES"), Some("16777216"), "L2→guest length\n{r}");
     assert_eq!(value(&case, "GUEST-RX-MD5"), Some(l2), "L2→guest data differ\n{r}");
-    for (dir, fill) in [("rx", 1), ("tx", 0)] {
-        let counts = per_queue(&case, dir);
-        assert_eq!(counts.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 1, 2, 3], "{dir} queues\n{r}");
-        let busy = counts.iter().filter(|c| c.1 > fill).count();
-        assert!(busy >= 2, "{dir}: 8 flows over 4 pairs used only {busy}: {counts:?}\n{r}");
-    }
+    let rx = per_queue(&case, "rx");
+    assert_eq!(rx.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 1, 2, 3], "rx queues\n{r}");
+    assert!(rx.iter().all(|c| c.1 > 0), "every enabled pair's receive queue is filled: {rx:?}\n{r}");
+    let tx = per_queue(&case, "tx");
+    assert_eq!(tx.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 1, 2, 3], "tx queues\n{r}");
+    let busy = tx.iter().filter(|c| c.1 > 0).count();
+    assert!(busy >= 2, "8 flows over 4 pairs were sent on {busy} of them: {tx:?}\n{r}");
     assert_eq!(value(&case, "MICROVM-GUEST-RUN-EXIT"), Some("status=0"), "{r}");
     assert_eq!(case.status, Some(0), "{r}");
 }
