@@ -99,6 +99,9 @@ pub enum ConfigError {
     VhostNeedsTap { id: String },
     #[error("netdev {id}: the MMDS needs vhost=off")]
     MmdsWithVhost { id: String },
+    /// A netdev that opened nothing: every netdev opens at least one backend.
+    #[error("netdev {id}: no backend was opened")]
+    NoBackend { id: String },
     #[error("chardev {id}: no mux {index}")]
     NoMux { id: String, index: usize },
     #[error("chardev {id}: a mux's front end has no backend of its own")]

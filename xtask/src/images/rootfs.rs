@@ -1,5 +1,6 @@
 //! The ext4 root filesystem of the virtio device scenarios: busybox-static, one symlink
-//! per applet, guest/rootfs/init as /sbin/init and guest/rootfs/tests/* in /tests.
+//! per applet, guest/rootfs/init as /sbin/init, guest/rootfs/tests/* in /tests, and the
+//! static test programs vsockio and netqueues (guest/tools) in /bin.
 //! Built with `mkfs.ext4 -d DIR` (e2fsprogs), which needs no root and no loop device.
 //! Scenarios boot it with `root=/dev/vda` and no initramfs, so the minimal kernel's
 //! built-in virtio-blk and ext4 mount it. They must copy it first: the guest writes it.
@@ -27,9 +28,11 @@ pub fn ensure(cache: &Path) -> Result<PathBuf> {
     let busybox = host::dpkg_version("busybox-static").ok_or("busybox-static is not installed")?;
     let mke2fs = host::dpkg_version("e2fsprogs").ok_or("e2fsprogs is not installed")?;
     let vsockio = ensure_vsockio(cache)?;
+    let netqueues = ensure_tool(cache, "netqueues")?;
     let mut key = KeyHasher::default();
     key.add("recipe", RECIPE).add("init", &init).add("busybox", &busybox).add("e2fsprogs", &mke2fs);
     key.add("vsockio", &host::read(&vsockio)?);
+    key.add("netqueues", &host::read(&netqueues)?);
     for (name, text) in &tests {
         key.add(name, text);
     }
@@ -52,6 +55,8 @@ pub fn ensure(cache: &Path) -> Result<PathBuf> {
         };
         exe(&root.join("sbin/init"), &init)?;
         exe(&root.join("bin/vsockio"), &host::read(&vsockio)?)?;
+        // The multiqueue scenario's ETHTOOL_SCHANNELS and per-queue counters.
+        exe(&root.join("bin/netqueues"), &host::read(&netqueues)?)?;
         for (name, text) in &tests {
             exe(&root.join("tests").join(name), text)?;
         }

@@ -38,6 +38,8 @@ pub(super) struct Netdev {
     pub(super) backend: NetBackend,
     /// `vhost=on` (tap only).
     pub(super) vhost: bool,
+    /// `queues=N` (tap only; 1 otherwise).
+    pub(super) queues: u16,
 }
 
 pub(super) struct Chardev {
@@ -245,7 +247,7 @@ impl Backends {
         };
         if let Some(backend) = backend {
             let id = self.netdev_id(id, value)?;
-            self.netdevs.push(Netdev { id, backend, vhost: false });
+            self.netdevs.push(Netdev { id, backend, vhost: false, queues: 1 });
             return Ok(());
         }
         self.tap(kind, value, id)
@@ -267,6 +269,7 @@ impl Backends {
         let mut ifname = None;
         let mut vhost = false;
         let mut fd = None;
+        let mut queues = 1;
         for s in kind_settings(NETDEV, value, "type", kind)? {
             match s.name() {
                 "id" => {} // read by netdev_or
@@ -284,8 +287,15 @@ impl Backends {
                     ))
                 }
                 "vhost" => vhost = s.on,
-                "queues" if s.value == "1" => {}
-                "queues" => return Err(invalid(NETDEV, &s.text, "multiqueue is not supported; use queues=1")),
+                "queues" => queues = parse_queues(&s)?,
+                "fds" | "vhostfds" => {
+                    return Err(invalid(
+                        NETDEV,
+                        &s.text,
+                        "inherited multiqueue tap fds are not supported; give ifname= and queues=N (microvm opens \
+                         the queues), or one tap with fd=",
+                    ))
+                }
                 "vnet_hdr" if s.on => {}
                 "vnet_hdr" => {
                     return Err(invalid(
@@ -301,7 +311,10 @@ impl Backends {
         if fd.is_some() && ifname.is_some() {
             return Err(invalid(NETDEV, value, "give fd= or ifname=, not both (the fd is already an interface)"));
         }
-        self.netdevs.push(Netdev { id, backend: NetBackend::Tap { ifname, fd }, vhost });
+        if fd.is_some() && queues > 1 {
+            return Err(invalid(NETDEV, value, "fd= is one tap queue: queues=N needs ifname= (or none)"));
+        }
+        self.netdevs.push(Netdev { id, backend: NetBackend::Tap { ifname, fd }, vhost, queues });
         Ok(())
     }
 
@@ -493,3 +506,16 @@ fn check_ifname(s: &Setting) -> Result<String, ArgsError> {
 #[cfg(test)]
 mod tests;
 mod throttling;
+
+/// `queues=N` of `-netdev tap`: 1 to the tun driver's limit on a tap's queues.
+fn parse_queues(s: &Setting) -> Result<u16, ArgsError> {
+    let max = devices::virtio::net::MAX_QUEUE_PAIRS;
+    match s.value.parse::<u16>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(
+            NETDEV,
+            &s.text,
+            format!("queues must be a whole number from 1 to {max} (a tap's most queues)"),
+        )),
+    }
+}

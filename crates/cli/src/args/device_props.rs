@@ -208,7 +208,15 @@ const TAP_PROPS: &[PropDesc] = &[
         Some("off"),
         "on: the host kernel's vhost_net (/dev/vhost-net) moves the frames between guest memory and the tap.",
     ),
-    prop("queues", OneOf(&["1"]), Some("1"), "Only 1 (no multiqueue)."),
+    prop(
+        "queues",
+        Text("N"),
+        Some("1"),
+        "Queues of a multiqueue tap (IFF_MULTI_QUEUE), 1 to 256: -device virtio-net-device,mq=on gives the guest \
+         one queue pair per queue (with vhost=on one /dev/vhost-net each).",
+    ),
+    prop("fds", Text("A:B"), None, "Not supported: inherited multiqueue taps; give ifname= and queues=N."),
+    prop("vhostfds", Text("A:B"), None, "Not supported, as fds=."),
     prop("vnet_hdr", Bool, Some("on"), "Only on: microvm always uses the virtio-net header."),
     prop(
         "fd",

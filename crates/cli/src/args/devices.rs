@@ -343,12 +343,14 @@ impl Devices {
                             if n.vhost && self.packed_rings.contains(&index) {
                                 return Err(invalid(DEVICE, &value, VHOST_NOT_PACKED));
                             }
-                            let (id, backend, vhost) = (n.id, n.backend, n.vhost);
+                            let (id, backend, vhost, queues) = (n.id, n.backend, n.vhost, n.queues);
                             KindBackend::Netdev(NetConfig {
                                 id,
                                 backend,
                                 mac: None,
                                 vhost,
+                                queues,
+                                mq: false,
                                 limits: Default::default(),
                                 mmds: None,
                             })

@@ -86,6 +86,8 @@ pub(super) fn net(id: &str, ifname: Option<&str>, mac: Option<[u8; 6]>) -> Devic
         backend: vmm::config::NetBackend::Tap { ifname: ifname.map(Into::into), fd: None },
         mac,
         vhost: false,
+        queues: 1,
+        mq: false,
         limits: Default::default(),
         mmds: None,
     })

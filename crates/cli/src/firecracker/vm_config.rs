@@ -269,6 +269,9 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
             backend: NetBackend::Tap { ifname: Some(net.host_dev_name.clone()), fd: None },
             mac: net.guest_mac.as_deref().map(parse_mac).transpose()?,
             vhost: false,
+            // Firecracker's interfaces have one queue pair.
+            queues: 1,
+            mq: false,
             limits: NetLimits { rx: limiter(&net.rx_rate_limiter), tx: limiter(&net.tx_rate_limiter) },
             mmds: parts.mmds.filter(|(c, _)| c.network_interfaces.contains(&net.iface_id)).map(|(c, mmds)| {
                 MmdsAttachment { mmds: mmds.clone(), ipv4: c.ipv4_address.unwrap_or(mmds::DEFAULT_IPV4) }

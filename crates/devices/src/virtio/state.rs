@@ -5,7 +5,7 @@ use super::balloon::BalloonDeviceState;
 use super::block::BlockState;
 use super::console::{ConsoleState, MultiportState};
 use super::hvsock::HybridVsockState;
-use super::net::NetState;
+use super::net::{MultiqueueNetState, NetState};
 use super::queue::Virtqueue;
 use super::vhost::net::VhostNetState;
 use super::vhost::vsock::VhostVsockState;
@@ -98,8 +98,10 @@ pub enum VirtioState {
     VhostVsock(VhostVsockState),
     VhostNet(VhostNetState),
     Keyboard(super::input::KeyboardState),
-    /// Firecracker's hybrid vsock (last: a variant's number is its saved form).
+    /// Firecracker's hybrid vsock.
     HybridVsock(HybridVsockState),
+    /// virtio-net or vhost-net with `mq=on` (last: a variant's number is its saved form).
+    MultiqueueNet(MultiqueueNetState),
 }
 
 impl VirtioState {
@@ -115,6 +117,7 @@ impl VirtioState {
             VirtioState::HybridVsock(_) => "hybrid vsock",
             VirtioState::VhostNet(_) => "vhost-net",
             VirtioState::Keyboard(_) => "virtio-keyboard",
+            VirtioState::MultiqueueNet(_) => "virtio-net (mq=on)",
         }
     }
 

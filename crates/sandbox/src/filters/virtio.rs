@@ -28,6 +28,10 @@ pub const VIRTIO: &[Rule] = &[
     allow!(SYS_ioctl, "VHOST_SET_VRING_CALL", [eq(1, VHOST_SET_VRING_CALL)]),
     allow!(SYS_ioctl, "VHOST_NET_SET_BACKEND", [eq(1, VHOST_NET_SET_BACKEND)]),
     allow!(SYS_ioctl, "VHOST_VSOCK_SET_RUNNING", [eq(1, VHOST_VSOCK_SET_RUNNING)]),
+    // Multiqueue virtio-net (mq=on): the guest's VQ_PAIRS_SET on the control queue
+    // attaches or detaches the queues of the tap (the extra queues are detached at
+    // set-up, before any filter).
+    allow!(SYS_ioctl, "TUNSETQUEUE", [eq(1, libc::TUNSETQUEUE as u32)]),
     // Firecracker's hybrid vsock: a guest connecting to host port P is connected to the
     // Unix socket `<uds_path>_P` (accepting host connections is in the chardev list), and
     // a guest's half-close is passed on with shutdown(SHUT_WR).

@@ -21,7 +21,13 @@ pub(super) const DESC: KindDesc = KindDesc {
             None,
             "Six hex octets (':' or '-'), unicast; without it a locally administered MAC is picked.",
         ),
-        prop("mq", Value::Bool, Some("off"), "Only off: one queue pair."),
+        prop(
+            "mq",
+            Value::Bool,
+            Some("off"),
+            "on: one queue pair per queue of the netdev (-netdev tap,queues=N) and a control queue, through which \
+             the guest enables them (VIRTIO_NET_F_MQ); off: one pair.",
+        ),
         PACKED,
         DEVICE_ID,
     ],
@@ -36,6 +42,10 @@ pub struct NetConfig {
     pub mac: Option<[u8; 6]>,
     /// `vhost=on`: the host kernel's vhost_net moves the frames (tap only).
     pub vhost: bool,
+    /// `-netdev tap,queues=N`: the tap's queues (1 for every other netdev).
+    pub queues: u16,
+    /// The device's `mq=on`: a queue pair per tap queue, and the control queue.
+    pub mq: bool,
     /// Rate limits (Firecracker's `rx_rate_limiter`, `tx_rate_limiter`); none with vhost.
     pub limits: NetLimits,
     /// Firecracker's MMDS served on this interface (`PUT /mmds/config`); not with vhost,
@@ -109,9 +119,7 @@ impl DeviceKind for Net {
     }
 
     fn parse(&self, _name: &str, args: &DeviceArgs) -> Result<Parsed, PropError> {
-        if let Some(p) = args.get("mq").filter(|p| p.on) {
-            return Err(p.error("multiqueue is not supported; use mq=off"));
-        }
+        let mq = args.get("mq").is_some_and(|p| p.on);
         let id = args.id()?;
         let mac = args.parsed("mac", mac)?;
         let netdev = args.reference("netdev")?;
@@ -122,6 +130,8 @@ impl DeviceKind for Net {
             backend: NetBackend::Tap { ifname: None, fd: None },
             mac,
             vhost: false,
+            queues: 1,
+            mq,
             limits: Default::default(),
             mmds: None,
         };
@@ -131,7 +141,7 @@ impl DeviceKind for Net {
 
     fn bind(&self, config: &mut DeviceConfig, backend: Backend, _value: &str) -> Result<(), PropError> {
         if let (DeviceConfig::Net(cfg), Backend::Netdev(netdev)) = (config, backend) {
-            *cfg = NetConfig { mac: cfg.mac, ..netdev };
+            *cfg = NetConfig { mac: cfg.mac, mq: cfg.mq, ..netdev };
         }
         Ok(())
     }
@@ -142,19 +152,45 @@ impl DeviceKind for Net {
 
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
         let DeviceConfig::Net(cfg) = config else { return Err(wrong_config(DESC.name)) };
-        let backend = open_backend(cfg)?;
+        let mut backends = open_backend(cfg)?;
+        if !cfg.mq && backends.len() > 1 {
+            // QEMU alike: without MQ the guest uses one pair; the other tap queues are
+            // closed, which detaches them, so the kernel steers nothing to them.
+            log::warn!(
+                "netdev {}: queues={} but its virtio-net-device has mq=off: the guest uses one queue pair \
+                 (add mq=on to use them all)",
+                cfg.id,
+                backends.len()
+            );
+            backends.truncate(1);
+        }
         if cfg.vhost {
-            let NetIo::Tap(tap) = backend else {
-                return Err(ConfigError::VhostNeedsTap { id: cfg.id.clone() }.into());
-            };
+            let taps = backends
+                .into_iter()
+                .map(|b| match b {
+                    NetIo::Tap(tap) => Ok(tap),
+                    _ => Err(Error::from(ConfigError::VhostNeedsTap { id: cfg.id.clone() })),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             if cfg.mmds.is_some() {
                 return Err(ConfigError::MmdsWithVhost { id: cfg.id.clone() }.into());
             }
-            let net = VhostNet::open(tap, cfg.mac, ctx.mem)
-                .map_err(|source| Error::VhostNet { id: cfg.id.clone(), source })?;
+            let vhost_err = |source| Error::VhostNet { id: cfg.id.clone(), source };
+            let net = if cfg.mq {
+                VhostNet::open_multiqueue(taps, cfg.mac, ctx.mem)
+            } else {
+                let tap = taps.into_iter().next().ok_or_else(|| no_backend(cfg))?;
+                VhostNet::open(tap, cfg.mac, ctx.mem)
+            }
+            .map_err(vhost_err)?;
             return ctx.add(net, "virtio-mmio (vhost-net)", DESC.name, Some(&cfg.id));
         }
-        let mut net = devices::virtio::net::Net::new(backend, cfg.mac)?;
+        let mut net = if cfg.mq {
+            devices::virtio::net::Net::multiqueue(backends, cfg.mac)?
+        } else {
+            let backend = backends.into_iter().next().ok_or_else(|| no_backend(cfg))?;
+            devices::virtio::net::Net::new(backend, cfg.mac)?
+        };
         net.set_limits(&cfg.limits.rx, &cfg.limits.tx);
         net.count_as(&cfg.id);
         if let Some(mmds) = &cfg.mmds {
@@ -178,35 +214,42 @@ impl DeviceKind for Net {
             backend: NetBackend::Tap { ifname: Some("tap0".into()), fd: None },
             mac: None,
             vhost: true,
+            queues: 4,
+            mq: false,
             limits: Default::default(),
             mmds: None,
         };
-        let config = NetConfig { mac: Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]), ..netdev.clone() };
+        let config = NetConfig { mac: Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]), mq: true, ..netdev.clone() };
         vec![super::Example {
             name: DESC.name,
-            props: &[("netdev", "n0"), ("mac", "52:54:00:12:34:56")],
+            props: &[("netdev", "n0"), ("mac", "52:54:00:12:34:56"), ("mq", "on")],
             backend: Some(Backend::Netdev(netdev)),
             config: DeviceConfig::Net(config),
         }]
     }
 }
 
-/// Opens (or, for `-netdev user`, starts) the NIC's backend. Here, on the main thread
-/// before any filter exists: connecting, accepting, and forking passt are no calls of
-/// the device thread's.
-fn open_backend(cfg: &NetConfig) -> Result<NetIo, Error> {
+/// A netdev that opened nothing (cannot happen: every netdev opens at least one).
+fn no_backend(cfg: &NetConfig) -> Error {
+    ConfigError::NoBackend { id: cfg.id.clone() }.into()
+}
+
+/// Opens (or, for `-netdev user`, starts) the NIC's backend: one per queue of a
+/// multiqueue tap. Here, on the main thread before any filter exists: connecting,
+/// accepting, and forking passt are no calls of the device thread's.
+fn open_backend(cfg: &NetConfig) -> Result<Vec<NetIo>, Error> {
     let socket_err = |source| Error::NetSocket { id: cfg.id.clone(), source };
-    Ok(match &cfg.backend {
+    Ok(vec![match &cfg.backend {
         NetBackend::Tap { ifname, fd } => {
-            let tap = match fd {
-                Some(fd) => Tap::from_fd(*fd),
-                None => Tap::open(ifname.as_deref()),
-            }?;
-            if ifname.is_none() && fd.is_none() {
+            let taps = match fd {
+                Some(fd) => vec![Tap::from_fd(*fd)?],
+                None => Tap::open_queues(ifname.as_deref(), cfg.queues)?,
+            };
+            if let (None, None, Some(tap)) = (ifname, fd, taps.first()) {
                 // As QEMU does: the user needs the name to configure the host side.
                 log::info!(target: devices::NOTICE, "microvm: netdev {} uses tap device {}", cfg.id, tap.name());
             }
-            NetIo::Tap(tap)
+            return Ok(taps.into_iter().map(NetIo::Tap).collect());
         }
         NetBackend::Stream { server: true, addr } => {
             log::info!(target: devices::NOTICE, "microvm: netdev {} waits for a connection on {addr}", cfg.id);
@@ -223,5 +266,5 @@ fn open_backend(cfg: &NetConfig) -> Result<NetIo, Error> {
             log::debug!("netdev {}: passt runs as pid {}", cfg.id, passt.pid);
             NetIo::Stream(passt.socket)
         }
-    })
+    }])
 }

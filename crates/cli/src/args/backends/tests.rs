@@ -193,6 +193,8 @@ fn netdev_properties() {
             backend: NetBackend::Tap { ifname: Some("vmtap0".into()), fd: None },
             mac: None,
             vhost: false,
+            queues: 1,
+            mq: false,
             limits: Default::default(),
             mmds: None,
         }
@@ -201,6 +203,13 @@ fn netdev_properties() {
         assert_eq!(ifname(&nic(&format!("tap,id=n{extra}"), dev)), None, "{extra}");
     }
     assert_eq!(nic("type=tap,id=n", dev).id, "n");
+    // Multiqueue: the netdev's queues and the device's mq=on, each its own (as QEMU).
+    let mq = nic("tap,id=n,ifname=t0,queues=4,vhost=on", "virtio-net-device,netdev=n,mq=on");
+    assert_eq!((mq.queues, mq.mq, mq.vhost), (4, true, true));
+    let mq = nic("tap,id=n,queues=4", dev);
+    assert_eq!((mq.queues, mq.mq), (4, false));
+    let mq = nic("tap,id=n", "virtio-net-device,netdev=n,mq=on");
+    assert_eq!((mq.queues, mq.mq), (1, true));
     assert_eq!(nic("id=n,type=tap", dev).id, "n");
     assert_eq!(ifname(&nic("tap,id=n,ifname=tap%d", dev)), Some("tap%d"));
     assert_eq!(ifname(&nic("tap,id=n,ifname=abcdefghijklmno", dev)), Some("abcdefghijklmno"));
@@ -236,13 +245,21 @@ fn netdev_errors() {
                 backend: NetBackend::Tap { ifname: Some("t0".into()), fd: None },
                 mac: None,
                 vhost: true,
+                queues: 1,
+                mq: false,
                 limits: Default::default(),
                 mmds: None,
             })]
         );
     }
     assert_invalid(err(&["-netdev", "tap,id=n,vhost=2"]), "-netdev", "on|off");
-    assert_invalid(err(&["-netdev", "tap,id=n,queues=4"]), "-netdev", "multiqueue");
+    for q in ["0", "257", "-1", "x", ""] {
+        assert_invalid(err(&["-netdev", &format!("tap,id=n,queues={q}")]), "-netdev", "from 1 to 256");
+    }
+    assert_invalid(err(&["-netdev", "tap,id=n,fd=3,queues=2"]), "-netdev", "queues=N needs ifname=");
+    for fds in ["fds=3:4", "vhostfds=5:6"] {
+        assert_invalid(err(&["-netdev", &format!("tap,id=n,{fds}")]), "-netdev", "give ifname= and queues=N");
+    }
     assert_invalid(err(&["-netdev", "tap,id=n,vnet_hdr=off"]), "-netdev", "vnet_hdr=on");
     assert_invalid(err(&["-netdev", "tap,id=n,fd=3,ifname=t"]), "-netdev", "not both");
     assert_invalid(err(&["-netdev", "tap,id=n,fd=x"]), "-netdev", "file descriptor number");
@@ -473,11 +490,12 @@ fn drive_media_index_detect_zeroes_and_serial() {
 
 #[test]
 fn tap_fd_and_net_queue_properties() {
-    let devs = devs(&["-netdev", "tap,id=n,fd=3", "-device", "virtio-net-device,netdev=n,packed=off,mq=off"]);
-    let [DeviceConfig::Net(n)] = devs.as_slice() else { panic!("{devs:?}") };
+    let fd = devs(&["-netdev", "tap,id=n,fd=3", "-device", "virtio-net-device,netdev=n,packed=off,mq=off"]);
+    let [DeviceConfig::Net(n)] = fd.as_slice() else { panic!("{fd:?}") };
     assert_eq!(n.backend, NetBackend::Tap { ifname: None, fd: Some(3) });
-    let with = |props: &str| err(&["-netdev", "tap,id=n", "-device", &format!("virtio-net-device,netdev=n,{props}")]);
-    assert_invalid(with("mq=on"), "-device", "use mq=off");
+    let mq = devs(&["-netdev", "tap,id=n,queues=2", "-device", "virtio-net-device,netdev=n,mq=on"]);
+    let [DeviceConfig::Net(n)] = mq.as_slice() else { panic!("{mq:?}") };
+    assert_eq!((n.queues, n.mq), (2, true));
 }
 
 #[test]

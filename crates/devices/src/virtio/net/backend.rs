@@ -223,6 +223,23 @@ impl Backend {
         }
     }
 
+    /// The tap, if the backend is one.
+    pub fn tap(&self) -> Option<&Tap> {
+        match self {
+            Backend::Tap(tap) => Some(tap),
+            _ => None,
+        }
+    }
+
+    /// Attaches or detaches a multiqueue tap's queue (`Tap::set_queue_attached`); a
+    /// socket has one queue, always there.
+    pub fn set_queue_attached(&self, on: bool) -> io::Result<()> {
+        match self {
+            Backend::Tap(tap) => tap.set_queue_attached(on),
+            _ => Ok(()),
+        }
+    }
+
     /// Reads one frame into `buf` with a virtio-net header in front (the
     /// tap's own, or zeros), returning the length with the header.
     /// `WouldBlock` when there is none; the peer closing is `BrokenPipe`.

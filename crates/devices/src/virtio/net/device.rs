@@ -1,18 +1,19 @@
 //! The virtio-net device model: queues, features, configuration space, and
 //! the event handler that moves frames between the queues and the backend
-//! (a tap or a socket, `backend.rs`; "tap" below means either).
+//! (a tap or a socket, `backend.rs`; "tap" below means either). With `mq=on`
+//! several queue pairs, each with its own tap queue (`datapath.rs`), and the
+//! control queue (`ctrl.rs`).
 
-use super::backend::{Backend, RX_BUFFER_LEN};
+use super::backend::Backend;
+use super::ctrl::{self, Layout};
+use super::datapath::Pair;
 use super::mmds::{Detour, MmdsAttachment};
-use super::rx::{self, Delivery, Scratch};
-use super::tap::VNET_HDR_LEN;
-use super::tx::{self, MAX_TX_PACKET};
+use super::rx::Scratch;
+use super::tap::{detach_after_first, DetachError};
+use super::tx::MAX_TX_PACKET;
 use crate::rate_limiter::{Gate, LimiterConfig};
-use crate::virtio::{
-    come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN,
-};
+use crate::virtio::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice};
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use virtio_bindings::virtio_ids::VIRTIO_ID_NET;
 use vmm_sys_util::eventfd::EventFd;
@@ -20,13 +21,14 @@ use vmm_sys_util::eventfd::EventFd;
 // What the device offers and shows: its features, config space and MAC address.
 pub(crate) use super::features::*;
 
+/// Queue indices within a pair (pair k's are 2k and 2k+1).
 pub const RX_QUEUE: usize = 0;
 pub const TX_QUEUE: usize = 1;
-const QUEUE_SIZE: u16 = 256;
 /// Frames read from the tap per event before other events get a turn; the
 /// tap stays readable (level-triggered), so the rest follow.
-const RX_BUDGET: usize = 256;
-/// Event data of the tap fd (queue events carry their queue index).
+pub(super) const RX_BUDGET: usize = 256;
+/// Event data of pair k's tap fd is TAP_EVENT + k (queue events carry their queue
+/// index, which is far below).
 const TAP_EVENT: u32 = 0x7461_7000;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,23 +41,28 @@ pub enum NetError {
     Event(std::io::Error),
     #[error("virtio-net: cannot create a rate limiter's timer: {0}")]
     Timer(#[source] std::io::Error),
+    #[error("virtio-net: {given} queue pairs: between 1 and {MAX_QUEUE_PAIRS} are possible")]
+    QueuePairs { given: usize },
+    #[error("virtio-net: {0}")]
+    DetachQueue(#[from] DetachError),
 }
 
 /// Things logged once per device, so a misbehaving guest or a broken tap
 /// cannot flood the host log.
 #[derive(Clone, Copy)]
-enum Complaint {
+pub(super) enum Complaint {
     TxMalformed = 0,
     TxWrite,
     RxMalformed,
     RxTooBig,
     RxBadFrame,
+    TapQueue,
 }
 
-/// The tap fd in the event loop.
+/// A tap fd in the event loop.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum TapWatch {
-    /// Not registered yet (before `init`).
+pub(super) enum TapWatch {
+    /// Not registered: before `init`, or a detached queue of a multiqueue tap.
     Unregistered,
     /// Registered, asking for these events (readable while frames can go
     /// to the guest; writable while a stream socket holds part of a frame).
@@ -65,71 +72,82 @@ enum TapWatch {
 }
 
 pub struct Net {
-    tap: Backend,
+    /// One per queue pair; pair 0's is the only one without `mq=on`.
+    pub(super) pairs: Vec<Pair>,
+    layout: Layout,
+    queue_sizes: Vec<u16>,
+    /// Pairs the guest uses: 1 from activation on, until its VQ_PAIRS_SET.
+    enabled: usize,
+    /// Where the control queue is in the activation's queues, if negotiated.
+    ctrl: Option<usize>,
+    ctrl_broken: bool,
     mac: [u8; 6],
     features: u64,
-    activation: Activation,
+    pub(super) activation: Activation,
     /// Queue events of an activation that was reset, kept open until the
     /// event loop has unregistered them: once closed, their fd numbers
     /// could no longer be removed from epoll and might be reused.
     retired_events: Vec<EventFd>,
-    mergeable: bool,
-    tap_watch: TapWatch,
-    /// Set when the tap cannot be read any more; the event handler then
-    /// unregisters it.
-    tap_failed: bool,
-    rx_buf: Vec<u8>,
-    /// Length of a frame read from the tap and not yet delivered: the guest
-    /// had no buffers. While it is there, the tap is not read.
-    rx_pending: Option<usize>,
-    /// The pending frame has been charged to the RX rate limit (it may still wait for
-    /// buffers: it is not charged twice).
-    rx_paid: bool,
-    /// Rate limits on frames to the guest and from it. A frame over the RX budget stays
-    /// pending (the tap unwatched) and one over the TX budget in the ring, until the
-    /// gate's timer fires.
-    rx_gate: Gate,
-    tx_gate: Gate,
-    rx_scratch: Scratch,
-    rx_broken: bool,
-    tx_buf: Vec<u8>,
-    tx_broken: bool,
-    complained: u32,
+    pub(super) mergeable: bool,
+    /// Rate limits on frames to the guest and from it, over all pairs. A frame over
+    /// the RX budget stays pending (its tap unwatched) and one over the TX budget in
+    /// the ring, until the gate's timer fires.
+    pub(super) rx_gate: Gate,
+    pub(super) tx_gate: Gate,
+    pub(super) rx_scratch: Scratch,
+    pub(super) tx_buf: Vec<u8>,
+    pub(super) complained: u32,
     /// Its `net_<iface_id>` metrics (Firecracker's per-interface section); see
     /// [`Net::count_as`].
-    metrics: Arc<metrics::NetMetrics>,
+    pub(super) metrics: Arc<metrics::NetMetrics>,
     /// Firecracker's MMDS, on an interface `PUT /mmds/config` lists.
-    mmds: Option<Detour>,
+    pub(super) mmds: Option<Detour>,
 }
 
 impl Net {
     /// A virtio-net device on `tap` (a `Tap` or another `Backend`), with the
     /// given MAC address or a random locally administered one (02:xx:xx:xx:xx:xx).
     pub fn new(tap: impl Into<Backend>, mac: Option<[u8; 6]>) -> Result<Net, NetError> {
-        let tap = tap.into();
+        Net::with_pairs(vec![tap.into()], mac, Layout::SINGLE)
+    }
+
+    /// `mq=on`: one queue pair per queue of a multiqueue tap (`Tap::open_queues`; one
+    /// backend of any kind gives one pair, as QEMU offers MQ with one pair), and the
+    /// control queue. Every tap queue but the first is detached until the guest
+    /// enables its pair.
+    pub fn multiqueue(taps: Vec<Backend>, mac: Option<[u8; 6]>) -> Result<Net, NetError> {
+        let layout = Layout::multiqueue(taps.len()).ok_or(NetError::QueuePairs { given: taps.len() })?;
+        detach_after_first(taps.iter().filter_map(Backend::tap))?;
+        let mut net = Net::with_pairs(taps, mac, layout)?;
+        for pair in net.pairs.iter_mut().skip(1) {
+            pair.attached = false;
+        }
+        Ok(net)
+    }
+
+    fn with_pairs(taps: Vec<Backend>, mac: Option<[u8; 6]>, layout: Layout) -> Result<Net, NetError> {
         let mac = match mac {
             Some(mac) if mac[0] & 1 != 0 || mac == [0; 6] => return Err(NetError::InvalidMac(format_mac(&mac))),
             Some(mac) => mac,
             None => random_mac(),
         };
+        let first = &taps[0];
         Ok(Net {
-            features: offloads_offered(tap.has_vnet_hdr(), tap.supports_ufo()),
-            tap,
+            features: offloads_offered(first.has_vnet_hdr(), first.supports_ufo()) | layout.features(),
+            pairs: taps.into_iter().map(Pair::new).collect(),
+            queue_sizes: layout.queue_sizes(),
+            layout,
+            enabled: 1,
+            ctrl: None,
+            ctrl_broken: false,
             mac,
             activation: Activation::new().map_err(NetError::Event)?,
             retired_events: Vec::new(),
             mergeable: false,
-            tap_watch: TapWatch::Unregistered,
-            tap_failed: false,
-            rx_buf: vec![0; RX_BUFFER_LEN],
-            rx_pending: None,
-            rx_paid: false,
             rx_gate: Gate::new(&LimiterConfig::default()),
             tx_gate: Gate::new(&LimiterConfig::default()),
             rx_scratch: Scratch::default(),
-            rx_broken: false,
             tx_buf: Vec::with_capacity(MAX_TX_PACKET),
-            tx_broken: false,
             complained: 0,
             metrics: metrics::NET_DEVICES.register(""),
             mmds: None,
@@ -147,7 +165,12 @@ impl Net {
     }
 
     pub fn tap_name(&self) -> &str {
-        self.tap.name()
+        self.pairs[0].tap.name()
+    }
+
+    /// Queue pairs the guest has enabled (1 until its driver asks for more).
+    pub fn enabled_pairs(&self) -> usize {
+        self.enabled
     }
 
     /// Sets the RX and TX rate limits (at start, or Firecracker's `PATCH
@@ -164,258 +187,100 @@ impl Net {
         self.mmds = Some(Detour::new(attachment));
     }
 
-    fn process_tx(&mut self) {
-        let Net { activation, tap, tx_buf, tx_broken, complained, tx_gate, mmds, .. } = self;
-        let Some(ctx) = activation.active.as_mut() else { return };
-        if *tx_broken || tx_gate.blocked() {
-            return;
+    fn serve_all(&mut self) {
+        for k in 0..self.enabled {
+            self.process_tx(k);
+            self.process_rx(k);
         }
-        let mem = &ctx.mem;
-        let queue = &mut ctx.queues[TX_QUEUE];
-        let mut used = false;
-        let mut failure = None;
-        let mut served = 0;
-        let _ = queue.disable_notification(mem);
-        loop {
-            if tap.tx_blocked() {
-                // The socket is full: the chains wait in the ring (kicks
-                // stay off) until it is writable again.
-                break;
+    }
+
+    /// Answers the control queue's commands; pairs enabled or disabled there get
+    /// their tap queues attached or detached at once.
+    fn process_ctrl(&mut self) {
+        let Some(ctx) = self.activation.active.as_mut() else { return };
+        let Some(index) = self.ctrl.filter(|_| !self.ctrl_broken) else { return };
+        let wanted = match ctrl::turn(ctx, index, self.layout) {
+            Ok(wanted) => wanted,
+            Err(e) => {
+                log::warn!("virtio-net {}: {e}; the control queue is stopped until a reset", self.pairs[0].tap.name());
+                self.ctrl_broken = true;
+                ctx.interrupt.signal_needs_reset();
+                None
             }
-            if served == CHAINS_PER_TURN {
-                // Kicks stay off: the device comes back for the rest on the next turn.
-                come_back_later(&ctx.queue_events[TX_QUEUE]);
-                break;
+        };
+        if let Some(n) = wanted {
+            self.enabled = usize::from(n);
+            self.sync_attached();
+            self.serve_all();
+        }
+    }
+
+    /// Attaches the tap queues of the enabled pairs and detaches the others (on the
+    /// device thread). A pair turned off drops the frame it held for the guest.
+    fn sync_attached(&mut self) {
+        let enabled = if self.activation.active.is_some() { self.enabled } else { 1 };
+        for (k, pair) in self.pairs.iter_mut().enumerate().skip(1) {
+            let wanted = k < enabled;
+            if !wanted {
+                pair.rx_pending = None;
+                pair.rx_paid = false;
             }
-            let chain = match queue.iter(mem) {
-                Ok(mut iter) => iter.next(),
+            if pair.attached == wanted {
+                continue;
+            }
+            match pair.tap.set_queue_attached(wanted) {
+                Ok(()) => pair.attached = wanted,
                 Err(e) => {
-                    failure = Some(format!("bad TX avail ring ({e})"));
-                    break;
+                    if first_time(&mut self.complained, Complaint::TapQueue) {
+                        log::warn!(
+                            "virtio-net {}: cannot {} tap queue {k}: {e} (further failures are not logged)",
+                            pair.tap.name(),
+                            if wanted { "attach" } else { "detach" }
+                        );
+                    }
                 }
-            };
-            let Some(chain) = chain else {
-                // Re-enable notifications, and look again: the guest may have
-                // added a chain while they were off.
-                match queue.enable_notification(mem) {
-                    Ok(true) => {
-                        let _ = queue.disable_notification(mem);
+            }
+        }
+    }
+
+    /// Watches each tap for readable frames only while they can go somewhere,
+    /// and for room to write only while a frame waits for it. A detached tap queue is
+    /// not in the event loop at all: the kernel reports it as an error (tun's poll).
+    fn update_tap_watch(&mut self, ops: &mut EventOps) {
+        let active = self.activation.active.is_some();
+        for (k, pair) in self.pairs.iter_mut().enumerate() {
+            let data = TAP_EVENT + k as u32;
+            let watched = match pair.watch {
+                TapWatch::Gone => continue,
+                TapWatch::Unregistered if !pair.attached || pair.failed => continue,
+                TapWatch::Unregistered => match ops.add(Events::with_data(&pair.tap, data, EventSet::empty())) {
+                    Ok(()) => EventSet::empty(),
+                    Err(e) => {
+                        log::error!("virtio-net {}: cannot watch tap queue {k}: {e:?}", pair.tap.name());
+                        pair.watch = TapWatch::Gone;
                         continue;
                     }
-                    Ok(false) => break,
-                    Err(e) => {
-                        failure = Some(format!("cannot enable TX notifications ({e})"));
-                        break;
-                    }
-                }
-            };
-            let head = chain.head_index();
-            if !tx_gate.admit(1, || tx::frame_len(&chain)) {
-                // Left in the ring, kicks off, until the gate's timer fires.
-                queue.go_to_previous_position();
-                break;
-            }
-            served += 1;
-            match tx::gather(mem, chain, tx_buf) {
-                Ok(()) if mmds.as_mut().is_some_and(|m| m.take(tx_buf)) => {}
-                Ok(()) => {
-                    self.metrics.tx_count.inc();
-                    if let Err(e) = tap.write(tx_buf) {
-                        self.metrics.tap_write_fails.inc();
-                        self.metrics.tx_fails.inc();
-                        if first_time(complained, Complaint::TxWrite) {
-                            log::warn!(
-                                "virtio-net {}: writing to the tap failed ({e}); frame dropped (further failures are not logged)",
-                                tap.name()
-                            );
-                        }
-                    } else {
-                        // The frame without its virtio-net header, as the guest sent it.
-                        self.metrics.tx_packets_count.inc();
-                        self.metrics.tx_bytes_count.add(tx_buf.len().saturating_sub(VNET_HDR_LEN) as u64);
-                    }
-                }
-                Err(why) => {
-                    self.metrics.tx_malformed_frames.inc();
-                    if first_time(complained, Complaint::TxMalformed) {
-                        log::warn!(
-                            "virtio-net {}: malformed TX chain ({why}); dropped (further malformed chains are not logged)",
-                            tap.name()
-                        );
-                    }
-                }
-            }
-            if let Err(e) = queue.add_used(mem, head, 0) {
-                failure = Some(format!("cannot return TX chain {head} ({e})"));
-                break;
-            }
-            used = true;
-        }
-        if used && queue.needs_notification(mem).unwrap_or(true) {
-            ctx.interrupt.signal_used_queue();
-        }
-        if let Some(why) = failure {
-            // The guest's ring is corrupt: stop serving TX until a reset.
-            log::warn!("virtio-net {}: {why}; TX stopped, the device needs a reset", tap.name());
-            *tx_broken = true;
-            ctx.interrupt.signal_needs_reset();
-        }
-    }
-
-    fn process_rx(&mut self) {
-        let Net {
-            activation,
-            tap,
-            mergeable,
-            rx_buf,
-            rx_pending,
-            rx_paid,
-            rx_gate,
-            rx_scratch,
-            rx_broken,
-            tap_failed,
-            complained,
-            mmds,
-            ..
-        } = self;
-        let Some(ctx) = activation.active.as_mut() else { return };
-        if *rx_broken {
-            return;
-        }
-        let mem = &ctx.mem;
-        let queue = &mut ctx.queues[RX_QUEUE];
-        let mut used = false;
-        let mut failure = None;
-        let mut budget = RX_BUDGET;
-        loop {
-            if rx_pending.is_none() {
-                // The MMDS's answers first: they wait in the VMM, not in the tap.
-                *rx_pending = mmds.as_mut().and_then(|m| m.next_rx(rx_buf));
-            }
-            let len = match *rx_pending {
-                Some(len) => len,
-                None => {
-                    // Frames a stream socket's reader already holds are taken
-                    // past the budget (at most a buffer's worth): no readable
-                    // event would bring the device back for them.
-                    if (budget == 0 && !tap.has_buffered_frame()) || *tap_failed {
-                        break;
-                    }
-                    budget = budget.saturating_sub(1);
-                    match tap.read(rx_buf) {
-                        Ok(n) if n < VNET_HDR_LEN + 14 || n > rx_buf.len() => {
-                            if first_time(complained, Complaint::RxBadFrame) {
-                                log::warn!(
-                                    "virtio-net {}: the tap gave a frame of {n} bytes; dropped (further such frames are not logged)",
-                                    tap.name()
-                                );
-                            }
-                            continue;
-                        }
-                        Ok(n) => {
-                            *rx_pending = Some(n);
-                            n
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => {
-                            self.metrics.tap_read_fails.inc();
-                            log::error!(
-                                "virtio-net {}: reading the tap failed ({e}); the guest receives nothing more",
-                                tap.name()
-                            );
-                            *tap_failed = true;
-                            break;
-                        }
-                    }
-                }
-            };
-            if !*rx_paid {
-                if !rx_gate.admit(1, || len.saturating_sub(VNET_HDR_LEN) as u64) {
-                    // Pending, the tap unwatched, until the gate's timer fires.
-                    break;
-                }
-                *rx_paid = true;
-            }
-            let mut malformed = 0;
-            let delivery = rx::deliver(mem, queue, &mut rx_buf[..len], *mergeable, rx_scratch, &mut malformed);
-            if malformed > 0 {
-                used = true;
-                if first_time(complained, Complaint::RxMalformed) {
-                    log::warn!(
-                        "virtio-net {}: malformed RX chain (device-readable buffer, outside guest memory, looping, or \
-                         smaller than the {VNET_HDR_LEN}-byte header); returned empty (further ones are not logged)",
-                        tap.name()
-                    );
-                }
-            }
-            match delivery {
-                Delivery::Delivered(_) => {
-                    self.metrics.rx_count.inc();
-                    self.metrics.rx_packets_count.inc();
-                    self.metrics.rx_bytes_count.add(len.saturating_sub(VNET_HDR_LEN) as u64);
-                    *rx_pending = None;
-                    *rx_paid = false;
-                    used = true;
-                }
-                Delivery::TooBig { capacity } => {
-                    self.metrics.rx_fails.inc();
-                    *rx_pending = None;
-                    *rx_paid = false;
-                    if first_time(complained, Complaint::RxTooBig) {
-                        let how = if *mergeable { "the RX ring holds" } else { "an RX chain holds (no MRG_RXBUF)" };
-                        log::warn!(
-                            "virtio-net {}: a {len}-byte frame does not fit: {how} {capacity} bytes; dropped (further drops are not logged)",
-                            tap.name()
-                        );
-                    }
-                }
-                Delivery::NoBuffers { seen_avail } => match rx::wait_for_buffers(mem, queue, seen_avail) {
-                    Ok(true) => continue,
-                    // The frame stays pending and the tap unwatched until the
-                    // guest posts buffers and notifies.
-                    Ok(false) => break,
-                    Err(why) => {
-                        failure = Some(why);
-                        break;
-                    }
                 },
-                Delivery::Broken(why) => {
-                    failure = Some(why);
-                    break;
-                }
+                TapWatch::Watching(set) => set,
+            };
+            pair.watch = TapWatch::Watching(watched);
+            if pair.failed || !pair.attached {
+                let _ = ops.remove(Events::new(&pair.tap, EventSet::empty()));
+                pair.watch = if pair.failed { TapWatch::Gone } else { TapWatch::Unregistered };
+                continue;
             }
-        }
-        if used && queue.needs_notification(mem).unwrap_or(true) {
-            ctx.interrupt.signal_used_queue();
-        }
-        if let Some(why) = failure {
-            log::warn!("virtio-net {}: {why}; RX stopped, the device needs a reset", tap.name());
-            *rx_broken = true;
-            ctx.interrupt.signal_needs_reset();
-        }
-    }
-
-    /// Watches the tap for readable frames only while they can go somewhere,
-    /// and for room to write only while a frame waits for it.
-    fn update_tap_watch(&mut self, ops: &mut EventOps) {
-        let TapWatch::Watching(watched) = self.tap_watch else { return };
-        if self.tap_failed {
-            let _ = ops.remove(Events::new(&self.tap, EventSet::empty()));
-            self.tap_watch = TapWatch::Gone;
-            return;
-        }
-        let mut set = EventSet::empty();
-        if self.activation.active.is_some() && !self.rx_broken && self.rx_pending.is_none() {
-            set |= EventSet::IN;
-        }
-        if self.tap.tx_blocked() {
-            set |= EventSet::OUT;
-        }
-        if set != watched {
-            match ops.modify(Events::with_data(&self.tap, TAP_EVENT, set)) {
-                Ok(()) => self.tap_watch = TapWatch::Watching(set),
-                Err(e) => log::error!("virtio-net {}: cannot change the tap's watch: {e:?}", self.tap.name()),
+            let mut set = EventSet::empty();
+            if active && k < self.enabled && !pair.rx_broken && pair.rx_pending.is_none() {
+                set |= EventSet::IN;
+            }
+            if pair.tap.tx_blocked() {
+                set |= EventSet::OUT;
+            }
+            if set != watched {
+                match ops.modify(Events::with_data(&pair.tap, data, set)) {
+                    Ok(()) => pair.watch = TapWatch::Watching(set),
+                    Err(e) => log::error!("virtio-net {}: cannot change the tap's watch: {e:?}", pair.tap.name()),
+                }
             }
         }
     }
@@ -425,9 +290,53 @@ impl Net {
             let _ = ops.remove(Events::new(&evt, EventSet::IN));
         }
     }
+
+    /// Pair `k`'s tap reported `set`.
+    fn tap_event(&mut self, k: usize, set: EventSet) {
+        let pair = &mut self.pairs[k];
+        if set.intersects(EventSet::ERROR | EventSet::HANG_UP) {
+            log::error!("virtio-net {}: {}; the guest's network is down", pair.tap.name(), pair.tap.hang_up_reason());
+            pair.failed = true;
+            return;
+        }
+        if set.contains(EventSet::OUT) {
+            if let Err(e) = pair.tap.flush() {
+                log::error!("virtio-net {}: writing failed ({e}); the guest's network is down", pair.tap.name());
+                pair.failed = true;
+            }
+            self.process_tx(k);
+        }
+        if set.contains(EventSet::IN) {
+            self.metrics.rx_tap_event_count.inc();
+            self.process_rx(k);
+        }
+    }
+
+    /// The guest notified queue `queue`.
+    fn queue_event(&mut self, queue: usize) {
+        if let Some(evt) = self.activation.active.as_ref().and_then(|ctx| ctx.queue_events.get(queue)) {
+            let _ = evt.read();
+        }
+        if Some(queue) == self.ctrl {
+            self.process_ctrl();
+            return;
+        }
+        // A disabled pair is not served: the driver must not use it (virtio 1.x §5.1.6.5.5).
+        let k = queue / 2;
+        if k >= self.enabled {
+            return;
+        }
+        if queue % 2 == RX_QUEUE {
+            self.metrics.rx_queue_event_count.inc();
+            self.process_rx(k);
+        } else {
+            self.metrics.tx_queue_event_count.inc();
+            self.process_tx(k);
+        }
+    }
 }
 
-fn first_time(complained: &mut u32, what: Complaint) -> bool {
+pub(super) fn first_time(complained: &mut u32, what: Complaint) -> bool {
     let bit = 1u32 << what as u32;
     let first = *complained & bit == 0;
     *complained |= bit;
@@ -440,7 +349,11 @@ impl VirtioDevice for Net {
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
-        &[QUEUE_SIZE, QUEUE_SIZE]
+        &self.queue_sizes
+    }
+
+    fn active_queues(&self, acked_features: u64) -> usize {
+        self.layout.active_queues(acked_features)
     }
 
     fn features(&self) -> u64 {
@@ -449,27 +362,34 @@ impl VirtioDevice for Net {
 
     /// struct virtio_net_config: mac, status, max_virtqueue_pairs.
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        read_config_bytes(&config_space(&self.mac), offset, data);
+        read_config_bytes(&config_space(&self.mac, self.layout.max_pairs), offset, data);
     }
 
     fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
-        if ctx.queues.len() != 2 || ctx.queue_events.len() != 2 {
-            self.metrics.activate_fails.inc();
-            return Err(ActivateError::Backend(format!("virtio-net: {} queues given, 2 needed", ctx.queues.len())));
-        }
         let acked = ctx.acked_features;
+        let needed = self.layout.active_queues(acked);
+        if ctx.queues.len() != needed || ctx.queue_events.len() != needed {
+            self.metrics.activate_fails.inc();
+            return Err(ActivateError::Backend(format!(
+                "virtio-net: {} queues given, {needed} needed",
+                ctx.queues.len()
+            )));
+        }
         let event_idx = acked & F_EVENT_IDX != 0;
         for queue in &mut ctx.queues {
             queue.set_event_idx(event_idx);
         }
-        self.tap.set_offload(tap_offloads(acked)).map_err(|e| {
-            ActivateError::Backend(format!("virtio-net: cannot set the offloads of tap {}: {e}", self.tap.name()))
-        })?;
+        for pair in &self.pairs {
+            pair.tap.set_offload(tap_offloads(acked)).map_err(|e| {
+                ActivateError::Backend(format!("virtio-net: cannot set the offloads of tap {}: {e}", pair.tap.name()))
+            })?;
+        }
         self.mergeable = acked & F_MRG_RXBUF != 0;
-        self.rx_pending = None;
-        self.rx_paid = false;
-        self.rx_broken = false;
-        self.tx_broken = false;
+        self.pairs.iter_mut().for_each(Pair::clear);
+        // Only the first pair until the driver's VQ_PAIRS_SET (virtio 1.x §5.1.6.5.5).
+        self.enabled = 1;
+        self.ctrl = self.layout.ctrl_index(acked);
+        self.ctrl_broken = false;
         self.activation.activate(ctx)
     }
 
@@ -478,15 +398,34 @@ impl VirtioDevice for Net {
     }
 
     fn save(&mut self) -> Result<crate::virtio::VirtioState, crate::state::StateError> {
-        Ok(crate::virtio::VirtioState::Net(super::NetState { mac: self.mac }))
+        Ok(match self.layout.multiqueue {
+            false => crate::virtio::VirtioState::Net(super::NetState { mac: self.mac }),
+            true => crate::virtio::VirtioState::MultiqueueNet(super::MultiqueueNetState {
+                mac: self.mac,
+                pairs: self.enabled as u16,
+            }),
+        })
     }
 
     fn restore(&mut self, state: crate::virtio::VirtioState) -> Result<(), crate::state::StateError> {
-        let crate::virtio::VirtioState::Net(saved) = state else { return Err(state.mismatch("virtio-net")) };
-        if saved.mac != self.mac {
-            log::info!("virtio-net {}: the guest keeps its MAC address {}", self.tap.name(), format_mac(&saved.mac));
+        use crate::virtio::VirtioState;
+        let (mac, pairs) = match state {
+            VirtioState::Net(saved) if !self.layout.multiqueue => (saved.mac, 1),
+            VirtioState::MultiqueueNet(saved) if self.layout.multiqueue => (saved.mac, saved.pairs),
+            other => {
+                return Err(other.mismatch(if self.layout.multiqueue { "virtio-net (mq=on)" } else { "virtio-net" }))
+            }
+        };
+        if !(1..=self.layout.max_pairs).contains(&pairs) {
+            return Err(crate::state::StateError::Invalid { device: "virtio-net", what: "enabled queue pairs" });
         }
-        self.mac = saved.mac;
+        if mac != self.mac {
+            log::info!("virtio-net {}: the guest keeps its MAC address {}", self.tap_name(), format_mac(&mac));
+        }
+        self.mac = mac;
+        self.enabled = usize::from(pairs);
+        // The device thread attaches the enabled pairs' tap queues on its next turn.
+        self.activation.wake();
         Ok(())
     }
 
@@ -495,13 +434,16 @@ impl VirtioDevice for Net {
             self.retired_events.extend(ctx.queue_events);
         }
         self.activation.deactivate();
-        self.rx_pending = None;
-        self.rx_paid = false;
+        self.pairs.iter_mut().for_each(Pair::clear);
+        self.enabled = 1;
+        self.ctrl = None;
         self.rx_gate.waker.cancel();
         self.tx_gate.waker.cancel();
         self.mergeable = false;
-        if let Err(e) = self.tap.set_offload(0) {
-            log::warn!("virtio-net {}: cannot clear the tap's offloads: {e}", self.tap.name());
+        for pair in &self.pairs {
+            if let Err(e) = pair.tap.set_offload(0) {
+                log::warn!("virtio-net {}: cannot clear the tap's offloads: {e}", pair.tap.name());
+            }
         }
         true
     }
@@ -513,70 +455,32 @@ impl MutEventSubscriber for Net {
         self.rx_gate.waker.watch(ops);
         self.tx_gate.waker.watch(ops);
         // Registered from the start, reading only once the guest is there:
-        // errors and hang-ups (the interface deleted) still arrive.
-        match ops.add(Events::with_data(&self.tap, TAP_EVENT, EventSet::empty())) {
-            Ok(()) => self.tap_watch = TapWatch::Watching(EventSet::empty()),
-            Err(e) => {
-                log::error!("virtio-net {}: cannot watch the tap: {e:?}", self.tap.name());
-                self.tap_watch = TapWatch::Gone;
-            }
-        }
+        // errors and hang-ups (the interface deleted) still arrive. The detached
+        // queues of a multiqueue tap wait until their pairs are enabled.
+        self.update_tap_watch(ops);
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
         self.unregister_retired(ops);
+        let tap = events.data().checked_sub(TAP_EVENT).map(|k| k as usize).filter(|&k| k < self.pairs.len());
         if self.activation.is_wake_event(&events) {
-            if self.activation.on_wake(ops) {
-                self.process_tx();
-                self.process_rx();
+            let active = self.activation.on_wake(ops);
+            self.sync_attached();
+            if active {
+                self.serve_all();
+                self.process_ctrl();
             }
         } else if self.rx_gate.waker.is_expiry(&events) {
-            self.process_rx();
+            (0..self.enabled).for_each(|k| self.process_rx(k));
         } else if self.tx_gate.waker.is_expiry(&events) {
-            self.process_tx();
-        } else if events.fd() == self.tap.as_raw_fd() {
-            if events.event_set().intersects(EventSet::ERROR | EventSet::HANG_UP) {
-                log::error!(
-                    "virtio-net {}: {}; the guest's network is down",
-                    self.tap.name(),
-                    self.tap.hang_up_reason()
-                );
-                self.tap_failed = true;
-            } else {
-                if events.event_set().contains(EventSet::OUT) {
-                    if let Err(e) = self.tap.flush() {
-                        log::error!(
-                            "virtio-net {}: writing failed ({e}); the guest's network is down",
-                            self.tap.name()
-                        );
-                        self.tap_failed = true;
-                    }
-                    self.process_tx();
-                }
-                if events.event_set().contains(EventSet::IN) {
-                    self.metrics.rx_tap_event_count.inc();
-                    self.process_rx();
-                }
-            }
+            (0..self.enabled).for_each(|k| self.process_tx(k));
+        } else if let Some(k) = tap {
+            self.tap_event(k, events.event_set());
         } else {
-            let queue = events.data() as usize;
-            if let Some(evt) = self.activation.active.as_ref().and_then(|ctx| ctx.queue_events.get(queue)) {
-                let _ = evt.read();
-            }
-            match queue {
-                RX_QUEUE => {
-                    self.metrics.rx_queue_event_count.inc();
-                    self.process_rx();
-                }
-                TX_QUEUE => {
-                    self.metrics.tx_queue_event_count.inc();
-                    self.process_tx();
-                }
-                _ => {}
-            }
+            self.queue_event(events.data() as usize);
         }
         if self.mmds.as_ref().is_some_and(|m| m.answered) {
-            self.process_rx();
+            self.process_rx(0);
         }
         self.update_tap_watch(ops);
         // A limit that blocked for the first time made its refill timer.

@@ -22,9 +22,17 @@ pub const F_HOST_UFO: u64 = bit(vn::VIRTIO_NET_F_HOST_UFO);
 pub const F_MRG_RXBUF: u64 = bit(vn::VIRTIO_NET_F_MRG_RXBUF);
 pub const F_STATUS: u64 = bit(vn::VIRTIO_NET_F_STATUS);
 pub const F_EVENT_IDX: u64 = bit(VIRTIO_RING_F_EVENT_IDX);
+pub const F_CTRL_VQ: u64 = bit(vn::VIRTIO_NET_F_CTRL_VQ);
+pub const F_MQ: u64 = bit(vn::VIRTIO_NET_F_MQ);
+/// What `mq=on` adds to the offer: the control queue, whose VQ_PAIRS_SET command
+/// enables the pairs beyond the first, and `max_virtqueue_pairs` in config space.
+pub const MULTIQUEUE_FEATURES: u64 = F_CTRL_VQ | F_MQ;
+/// Most queue pairs: the tun driver's limit on a tap's queues (MAX_TAP_QUEUES).
+pub const MAX_QUEUE_PAIRS: u16 = 256;
 
 /// What the device offers: QEMU's tap-backed defaults minus the control
-/// queue and multiqueue. UFO only if the tap takes it (QEMU's probe).
+/// queue and multiqueue (`mq=on` adds them: [`MULTIQUEUE_FEATURES`]). UFO only if
+/// the tap takes it (QEMU's probe).
 pub(crate) fn offered_features(ufo: bool) -> u64 {
     offloads_offered(true, ufo)
 }
@@ -78,12 +86,13 @@ pub fn tap_offloads(acked: u64) -> libc::c_uint {
     flags
 }
 
-/// struct virtio_net_config: mac, status (link up), max_virtqueue_pairs (1).
-pub(crate) fn config_space(mac: &[u8; 6]) -> [u8; 10] {
+/// struct virtio_net_config: mac, status (link up), max_virtqueue_pairs (read by the
+/// driver only with VIRTIO_NET_F_MQ; 1 without multiqueue).
+pub(crate) fn config_space(mac: &[u8; 6], max_pairs: u16) -> [u8; 10] {
     let mut config = [0u8; 10];
     config[..6].copy_from_slice(mac);
     config[6..8].copy_from_slice(&(vn::VIRTIO_NET_S_LINK_UP as u16).to_le_bytes());
-    config[8..10].copy_from_slice(&1u16.to_le_bytes());
+    config[8..10].copy_from_slice(&max_pairs.to_le_bytes());
     config
 }
 

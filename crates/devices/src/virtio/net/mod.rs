@@ -1,4 +1,5 @@
-//! virtio-net (virtio 1.x §5.1): one RX and one TX queue, no control queue.
+//! virtio-net (virtio 1.x §5.1): one RX and one TX queue and no control queue, or with
+//! `mq=on` N queue pairs on the N queues of a multiqueue tap and a control queue.
 //! On a TAP device frames cross with the guest's own 12-byte
 //! `virtio_net_hdr_v1` in front (IFF_VNET_HDR), so checksum and TSO offloads
 //! work end to end: the device only fills num_buffers on receive. On a
@@ -12,11 +13,16 @@
 //! - `device`: `Net`, the `VirtioDevice` and its event handler, which also
 //!   watches the tap fd.
 //! - `features`: the feature bits, tap offloads, config space and MAC address.
+//! - `ctrl`: the queue layout of `mq=on` and the control queue's commands (shared
+//!   with vhost-net, whose control queue stays in microvm).
+//! - `datapath`: one queue pair's frames between its queues and its tap queue.
 //! - `rx`, `tx`: moving one frame between the tap and descriptor chains.
 //! - `mmds`: Firecracker's MMDS on an interface: the guest's frames for it are
 //!   answered by the `mmds` crate's stack instead of going to the tap.
 
 mod backend;
+pub(crate) mod ctrl;
+mod datapath;
 mod device;
 mod features;
 mod mmds;
@@ -37,9 +43,11 @@ mod tx;
 pub use backend::{Backend, DgramSocket, SocketAddress, SocketError, StreamSocket};
 pub use device::{Net, NetError};
 pub use features::format_mac;
+pub use features::MAX_QUEUE_PAIRS;
 pub(crate) use features::{config_space, offered_features, random_mac, tap_offloads, F_MRG_RXBUF};
 pub use mmds::MmdsAttachment;
-pub use tap::{Tap, TapError};
+pub(crate) use tap::detach_after_first;
+pub use tap::{DetachError, Tap, TapError};
 
 /// What a snapshot keeps of virtio-net beyond its queues: the MAC address the guest
 /// knows (the restoring command line may give none, and a random one would change the
@@ -49,4 +57,15 @@ pub use tap::{Tap, TapError};
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct NetState {
     pub mac: [u8; 6],
+}
+
+/// What a snapshot keeps of a virtio-net or vhost-net device with `mq=on`: the MAC
+/// address, and how many queue pairs the guest enabled (its VQ_PAIRS_SET), so the
+/// restored device serves, and attaches the tap queues of, the same pairs. A device
+/// of its own in the saved state (not a field added to [`NetState`]), so snapshots of
+/// single-queue devices made before multiqueue still load.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MultiqueueNetState {
+    pub mac: [u8; 6],
+    pub pairs: u16,
 }

@@ -34,6 +34,8 @@ pub enum TapError {
     InvalidName { name: String, why: &'static str },
     #[error("cannot open tap {0}: an interface of that name exists but is not a single-queue tap device")]
     NotATap(String),
+    #[error("cannot open tap {0} with queues>1: an interface of that name exists but is not a multiqueue tap (create it with `ip tuntap add ... multi_queue`)")]
+    NotAMultiqueueTap(String),
     #[error("cannot open {0}: the kernel's tun driver lacks virtio-net header support (IFF_VNET_HDR)")]
     NoVnetHeader(String),
     #[error("fd {fd} is not an open tap (TUNGETIFF fails on it)")]
@@ -42,6 +44,25 @@ pub enum TapError {
     TapFdFlags { fd: RawFd },
     #[error("cannot open {what}: {op} failed: {source}")]
     Ioctl { what: String, op: &'static str, source: io::Error },
+}
+
+/// A multiqueue device's tap queue that could not be detached at set-up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot detach queue {queue} of tap {tap} until the guest enables it: {source}")]
+pub struct DetachError {
+    pub tap: String,
+    pub queue: usize,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Detaches every queue of a multiqueue tap but the first: a multiqueue device's pairs
+/// start disabled, and the kernel must not steer frames to queues nobody reads.
+pub fn detach_after_first<'a>(queues: impl Iterator<Item = &'a Tap>) -> Result<(), DetachError> {
+    for (queue, tap) in queues.enumerate().skip(1) {
+        tap.set_queue_attached(false).map_err(|source| DetachError { tap: tap.name.clone(), queue, source })?;
+    }
+    Ok(())
 }
 
 /// An open tap, non-blocking, close-on-exec, with 12-byte virtio-net headers.
@@ -61,6 +82,27 @@ impl Tap {
     /// name the kernel picks from "tap%d". The interface is left as it is
     /// (down, no address, unless a persistent tap was configured).
     pub fn open(ifname: Option<&str>) -> Result<Tap, TapError> {
+        Tap::open_queue(ifname, false)
+    }
+
+    /// `queues` queues of one multiqueue tap (IFF_MULTI_QUEUE, QEMU's `-netdev
+    /// tap,queues=N`): the first is opened as [`Tap::open`] does, the others attach to
+    /// the interface it named. One queue opens a single-queue tap, as QEMU does, so a
+    /// persistent tap made without `multi_queue` still works.
+    pub fn open_queues(ifname: Option<&str>, queues: u16) -> Result<Vec<Tap>, TapError> {
+        if queues <= 1 {
+            return Ok(vec![Tap::open(ifname)?]);
+        }
+        let first = Tap::open_queue(ifname, true)?;
+        let name = first.name.clone();
+        let mut taps = vec![first];
+        for _ in 1..queues {
+            taps.push(Tap::open_queue(Some(&name), true)?);
+        }
+        Ok(taps)
+    }
+
+    fn open_queue(ifname: Option<&str>, multi_queue: bool) -> Result<Tap, TapError> {
         if let Some(name) = ifname {
             validate_name(name)?;
         }
@@ -91,7 +133,8 @@ impl Tap {
 
         let requested = ifname.unwrap_or(DEFAULT_NAME);
         let mut ifr = ifreq_with_name(requested);
-        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
+        let multi = if multi_queue { libc::IFF_MULTI_QUEUE } else { 0 };
+        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR | multi) as libc::c_short;
         // SAFETY: TUNSETIFF reads and writes back one struct ifreq, which we own.
         let ret = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut ifr as *mut libc::ifreq) };
         if ret < 0 {
@@ -99,6 +142,9 @@ impl Tap {
             return Err(match e.raw_os_error() {
                 Some(libc::EPERM | libc::EACCES) => TapError::PermissionDenied(what),
                 Some(libc::EBUSY) => TapError::Busy(requested.to_string()),
+                Some(libc::EINVAL) if interface_exists(requested) && multi_queue => {
+                    TapError::NotAMultiqueueTap(requested.to_string())
+                }
                 Some(libc::EINVAL) if interface_exists(requested) => TapError::NotATap(requested.to_string()),
                 Some(libc::EINVAL | libc::ENFILE) if requested.contains('%') => TapError::InvalidName {
                     name: requested.to_string(),
@@ -112,6 +158,26 @@ impl Tap {
         }
         let name = name_from_ifreq(&ifr);
         Tap::configure(file, name)
+    }
+
+    /// Attaches this queue of a multiqueue tap to its interface (`on`), or detaches it
+    /// (TUNSETQUEUE): the kernel steers the host's frames only to attached queues, so a
+    /// queue pair the guest has not enabled must not be attached, or the frames of
+    /// the flows steered to it would wait unread (QEMU detaches them too). A detached
+    /// queue drops what it held.
+    pub fn set_queue_attached(&self, on: bool) -> io::Result<()> {
+        if !self.is_tap {
+            return Ok(());
+        }
+        let mut ifr = ifreq_with_name("");
+        let flag = if on { libc::IFF_ATTACH_QUEUE } else { libc::IFF_DETACH_QUEUE };
+        ifr.ifr_ifru.ifru_flags = flag as libc::c_short;
+        // SAFETY: TUNSETQUEUE reads one struct ifreq, which we own.
+        let ret = unsafe { libc::ioctl(self.file.as_raw_fd(), libc::TUNSETQUEUE, &mut ifr as *mut libc::ifreq) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Takes over an open tap the process inherited as `fd` (`-netdev

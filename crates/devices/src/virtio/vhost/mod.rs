@@ -28,8 +28,9 @@ pub use crate::virtio::errors::VhostError;
 use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-/// Event data of the call eventfds on the device thread: after any queue index.
-const CALL_DATA: u32 = 0x100;
+/// Event data of the call eventfds on the device thread: after any queue index (a
+/// multiqueue vhost-net has up to 513 queues).
+const CALL_DATA: u32 = 0x1_0000;
 
 /// The backend's "call" eventfds, one per queue, and their relay into the transport's
 /// interrupt on the device thread (see above).
@@ -149,10 +150,23 @@ pub fn start_vrings<B: VhostBackend>(
     calls: &[EventFd],
     addresses: RingAddresses,
 ) -> Result<(), VhostError> {
+    start_vrings_from(backend, ctx, 0, features, calls, addresses)
+}
+
+/// [`start_vrings`] for the backend that serves queues `first..first + calls.len()`
+/// of `ctx` as its vrings 0.. (one /dev/vhost-net per queue pair of a multiqueue NIC).
+pub fn start_vrings_from<B: VhostBackend>(
+    backend: &B,
+    ctx: &ActivateContext,
+    first: usize,
+    features: u64,
+    calls: &[EventFd],
+    addresses: RingAddresses,
+) -> Result<(), VhostError> {
     let mut configs = calls
         .iter()
         .enumerate()
-        .map(|(i, _)| vring_config(&ctx.mem, i, &ctx.queues[i]))
+        .map(|(i, _)| vring_config(&ctx.mem, first + i, &ctx.queues[first + i]))
         .collect::<Result<Vec<_>, _>>()?;
     if addresses == RingAddresses::Host {
         for config in &mut configs {
@@ -167,9 +181,9 @@ pub fn start_vrings<B: VhostBackend>(
     for (i, (config, call)) in configs.iter().zip(calls).enumerate() {
         backend.set_vring_num(i, config.queue_size).map_err(ioctl("VHOST_SET_VRING_NUM"))?;
         backend.set_vring_addr(i, config).map_err(ioctl("VHOST_SET_VRING_ADDR"))?;
-        backend.set_vring_base(i, ctx.queues[i].next_avail()).map_err(ioctl("VHOST_SET_VRING_BASE"))?;
+        backend.set_vring_base(i, ctx.queues[first + i].next_avail()).map_err(ioctl("VHOST_SET_VRING_BASE"))?;
         backend.set_vring_call(i, call).map_err(ioctl("VHOST_SET_VRING_CALL"))?;
-        backend.set_vring_kick(i, &ctx.queue_events[i]).map_err(ioctl("VHOST_SET_VRING_KICK"))?;
+        backend.set_vring_kick(i, &ctx.queue_events[first + i]).map_err(ioctl("VHOST_SET_VRING_KICK"))?;
     }
     Ok(())
 }
@@ -185,8 +199,19 @@ pub fn fetch_vring_bases<B: VhostBackend>(
     ctx: &mut ActivateContext,
     count: usize,
 ) -> Result<(), VhostError> {
-    for (i, queue) in ctx.queues.iter_mut().enumerate().take(count) {
-        let base = backend.get_vring_base(i).map_err(ioctl("VHOST_GET_VRING_BASE"))?;
+    fetch_vring_bases_from(backend, ctx, 0, count)
+}
+
+/// [`fetch_vring_bases`] for the backend whose vrings 0.. are `ctx`'s queues `first..`.
+pub fn fetch_vring_bases_from<B: VhostBackend>(
+    backend: &B,
+    ctx: &mut ActivateContext,
+    first: usize,
+    count: usize,
+) -> Result<(), VhostError> {
+    for (vring, queue) in ctx.queues.iter_mut().skip(first).take(count).enumerate() {
+        let i = first + vring;
+        let base = backend.get_vring_base(vring).map_err(ioctl("VHOST_GET_VRING_BASE"))?;
         queue.set_next_avail(base as u16);
         let used = queue.used_idx(&ctx.mem, std::sync::atomic::Ordering::Acquire).map_err(|_| {
             VhostError::RingOutsideMemory { queue: i, ring: "used ring", addr: queue.used_ring(), len: 4 }
