@@ -318,8 +318,13 @@ fn a_hundred_clones_of_one_256_mib_snapshot_each_own_little_memory() {
          memory file {allocated} bytes allocated for {touched} bytes of touched RAM"
     );
     // The guest writes no RAM while it counts (registers and a port only), so this is
-    // the VMM's own memory: the issue's goal is 200 KiB.
-    assert!(max <= 200, "a clone owns {max} KiB (median {median} KiB): {own:?}");
+    // the VMM's own memory: the issue's goal is 200 KiB, for the binary users run (the
+    // release build: `cargo xtask bench --only clones` measures it, 88-96 KiB). A debug
+    // build, which `cargo test` runs, owns more: its unoptimised frames leave ~80 KiB of
+    // the main thread's stack dirty (measured: 76-80 KiB of 188-204), so it is allowed
+    // that much more.
+    let limit = if cfg!(debug_assertions) { 200 + 16 } else { 200 };
+    assert!(max <= limit, "a clone owns {max} KiB (median {median} KiB, limit {limit}): {own:?}");
     for ((pid, _, _), mut qmp) in clones.iter().zip(monitors) {
         qmp.execute("quit", json!({})).unwrap();
         wait_gone(*pid);
