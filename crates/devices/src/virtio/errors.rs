@@ -5,8 +5,19 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActivateError {
-    #[error("{0}")]
-    Backend(String),
+    /// The transport handed over another number of queues than the features call for.
+    #[error("{device}: {given} queues given, {needed} needed")]
+    QueueCount { device: &'static str, given: usize, needed: usize },
+    /// A device whose kernel backend speaks only virtio 1.x, driven by a legacy driver.
+    #[error("{device}: the driver did not accept VERSION_1")]
+    NoVersion1 { device: &'static str },
+    #[error("{device}: cannot set the offloads of tap {tap}: {source}")]
+    TapOffload {
+        device: &'static str,
+        tap: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot wake the device event loop: {0}")]
     Wake(std::io::Error),
 }

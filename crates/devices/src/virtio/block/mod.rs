@@ -475,7 +475,7 @@ impl VirtioDevice for Block {
         let want = self.active_queues(ctx.acked_features);
         if ctx.queues.len() != want {
             self.worker.metrics.activate_fails.inc();
-            return Err(ActivateError::Backend(format!("virtio-blk has {want} queues, got {}", ctx.queues.len())));
+            return Err(ActivateError::QueueCount { device: "virtio-blk", given: ctx.queues.len(), needed: want });
         }
         let event_idx = ctx.acked_features & (1 << VIRTIO_RING_F_EVENT_IDX) != 0;
         for queue in &mut ctx.queues {

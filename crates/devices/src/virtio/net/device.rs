@@ -370,18 +370,17 @@ impl VirtioDevice for Net {
         let needed = self.layout.active_queues(acked);
         if ctx.queues.len() != needed || ctx.queue_events.len() != needed {
             self.metrics.activate_fails.inc();
-            return Err(ActivateError::Backend(format!(
-                "virtio-net: {} queues given, {needed} needed",
-                ctx.queues.len()
-            )));
+            return Err(ActivateError::QueueCount { device: "virtio-net", given: ctx.queues.len(), needed });
         }
         let event_idx = acked & F_EVENT_IDX != 0;
         for queue in &mut ctx.queues {
             queue.set_event_idx(event_idx);
         }
         for pair in &self.pairs {
-            pair.tap.set_offload(tap_offloads(acked)).map_err(|e| {
-                ActivateError::Backend(format!("virtio-net: cannot set the offloads of tap {}: {e}", pair.tap.name()))
+            pair.tap.set_offload(tap_offloads(acked)).map_err(|source| ActivateError::TapOffload {
+                device: "virtio-net",
+                tap: pair.tap.name().to_string(),
+                source,
             })?;
         }
         self.mergeable = acked & F_MRG_RXBUF != 0;

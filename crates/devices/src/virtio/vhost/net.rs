@@ -285,11 +285,13 @@ impl<B: VhostNetOps + Send> VirtioDevice for VhostNet<B> {
     }
     fn activate(&mut self, mut ctx: ActivateContext) -> Result<(), ActivateError> {
         if ctx.acked_features & VIRTIO_F_VERSION_1 == 0 {
-            return Err(ActivateError::Backend("vhost-net: the driver did not accept VERSION_1".into()));
+            return Err(ActivateError::NoVersion1 { device: "vhost-net" });
         }
         for pair in &self.pairs {
-            pair.tap.set_offload(tap_offloads(ctx.acked_features)).map_err(|e| {
-                ActivateError::Backend(format!("vhost-net: cannot set the offloads of tap {}: {e}", pair.tap.name()))
+            pair.tap.set_offload(tap_offloads(ctx.acked_features)).map_err(|source| ActivateError::TapOffload {
+                device: "vhost-net",
+                tap: pair.tap.name().to_string(),
+                source,
             })?;
         }
         self.enabled = 1;

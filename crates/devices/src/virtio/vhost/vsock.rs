@@ -17,7 +17,6 @@ use ::vhost::vhost_kern::vsock::Vsock;
 use ::vhost::vsock::VhostVsock as VhostVsockOps;
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::sync::Arc;
-use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1 as VERSION_1_BIT;
 use virtio_bindings::virtio_ids::VIRTIO_ID_VSOCK;
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 
@@ -159,9 +158,7 @@ impl<B: VhostVsockOps + Send> VirtioDevice for VhostVsock<B> {
     }
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         if ctx.acked_features & VIRTIO_F_VERSION_1 == 0 {
-            return Err(ActivateError::Backend(format!(
-                "vhost-vsock: the driver did not accept feature {VERSION_1_BIT}"
-            )));
+            return Err(ActivateError::NoVersion1 { device: "vhost-vsock" });
         }
         self.activation.activate(ctx)
     }
