@@ -10,11 +10,11 @@ fn every_engine_writes_an_ext4_image_that_reads_back_and_checks_clean() {
     let Some(case) = run("blk-engines") else { return };
     let r = case.report();
     assert_eq!(case.status, Some(0), "{r}");
-    // Each mode's lines come after its "== aio=MODE" header.
+    // Each mode's lines come after its "== aio=MODE" header (`Case::section`).
     let section = |mode: &str| {
-        let header = format!("== aio={mode}\n");
-        let rest = case.output.split(&header).nth(1).unwrap_or_else(|| panic!("no {header}{r}"));
-        rest.split("\n== ").next().unwrap_or("").to_owned()
+        let s = case.section(&format!("aio={mode}"));
+        assert!(!s.is_empty(), "no == aio={mode}\n{r}");
+        s
     };
     let value = |text: &str, key: &str| text.lines().find_map(|l| l.split(key).nth(1)).map(|v| v.trim().to_owned());
     for mode in ["threads", "io_uring", "native"] {
@@ -23,11 +23,11 @@ fn every_engine_writes_an_ext4_image_that_reads_back_and_checks_clean() {
             eprintln!("aio=native: the rig's scratch file system has no O_DIRECT; not run");
             continue;
         }
-        assert_eq!(value(&s, &format!("VMM-EXIT {mode} ")).as_deref(), Some("status=0"), "{mode}\n{r}");
-        let guest = value(&s, "GUEST-SHA256 ").unwrap_or_else(|| panic!("{mode}: no guest checksum\n{r}"));
+        assert_eq!(value(s, &format!("VMM-EXIT {mode} ")).as_deref(), Some("status=0"), "{mode}\n{r}");
+        let guest = value(s, "GUEST-SHA256 ").unwrap_or_else(|| panic!("{mode}: no guest checksum\n{r}"));
         assert_eq!(guest.len(), 64, "{mode}\n{r}");
-        assert_eq!(value(&s, &format!("HOST-SHA256 {mode} ")), Some(guest), "{mode}: debugfs found other data\n{r}");
-        assert_eq!(value(&s, &format!("E2FSCK-STATUS {mode} ")).as_deref(), Some("0"), "{mode}: e2fsck\n{r}");
+        assert_eq!(value(s, &format!("HOST-SHA256 {mode} ")), Some(guest), "{mode}: debugfs found other data\n{r}");
+        assert_eq!(value(s, &format!("E2FSCK-STATUS {mode} ")).as_deref(), Some("0"), "{mode}: e2fsck\n{r}");
         assert!(!s.contains("skipping journal recovery"), "{mode}: the guest left the journal dirty\n{r}");
     }
 }
