@@ -20,8 +20,45 @@ impl Answer {
     }
 }
 
-/// One request with curl over the API socket, as the getting-started guide makes them.
+/// One request with curl over the API socket, as the getting-started guide makes them,
+/// checked against Firecracker's OpenAPI file (crates/fc-openapi: a body the file rejects
+/// must get 400, every answer matches its status's schema): the test fails here, naming
+/// the exchange, when it does not.
 pub fn curl(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Answer {
+    let (answer, exchange) = exchange(socket, method, path, body);
+    if let Err(mismatch) = spec().check(&exchange) {
+        panic!("{exchange}\ndoes not match Firecracker's OpenAPI file: {}", chain(&mismatch));
+    }
+    answer
+}
+
+/// [`curl`] for a request a test sends outside the file on purpose (a method or path the
+/// file does not have, a body that is not JSON): the check is that it got Firecracker's
+/// 400 fault. One the file does describe fails here: it must go through [`curl`].
+pub fn curl_outside(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Answer {
+    let (answer, exchange) = exchange(socket, method, path, body);
+    if let Err(mismatch) = spec().check_outside(&exchange) {
+        panic!("{exchange}\nsent outside Firecracker's OpenAPI file: {}", chain(&mismatch));
+    }
+    answer
+}
+
+fn spec() -> &'static fc_openapi::Spec {
+    fc_openapi::Spec::shared().unwrap_or_else(|e| panic!("Firecracker's OpenAPI file: {}", chain(e)))
+}
+
+/// An error with its sources, one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    text
+}
+
+fn exchange(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (Answer, fc_openapi::Exchange) {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "20", "--unix-socket"]).arg(socket);
     cmd.args(["-X", method, &format!("http://localhost{path}")]);
@@ -31,10 +68,17 @@ pub fn curl(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Answ
     }
     let out = cmd.output().expect("run curl (the Firecracker API tests need curl)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let (answer, status) = text.rsplit_once('\n').unwrap_or(("", &text));
     let status: u16 = status.trim().parse().unwrap_or_else(|_| panic!("curl {method} {path}: {text:?} {out:?}"));
-    let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).expect("JSON body") };
-    Answer { status, body }
+    let parsed = if answer.is_empty() { Value::Null } else { serde_json::from_str(answer).expect("JSON body") };
+    let exchange = fc_openapi::Exchange {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        request: body.map(str::to_owned),
+        status,
+        answer: (!answer.is_empty()).then(|| answer.to_owned()),
+    };
+    (Answer { status, body: parsed }, exchange)
 }
 
 pub fn put(socket: &Path, path: &str, body: &str) -> Answer {
