@@ -268,6 +268,17 @@ impl Spec {
     }
 }
 
+/// An error with its sources on one line, for a test's panic message.
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    text
+}
+
 fn parse_answer(exchange: &Exchange) -> Result<Option<Value>, Mismatch> {
     let status = exchange.status;
     match exchange.answer.as_deref().map(str::trim) {

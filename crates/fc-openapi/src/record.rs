@@ -7,7 +7,7 @@
 //! (Firecracker's answers are one line; the scenarios' request bodies too). A JSON value
 //! carries its own end, so no separator or escaping is needed in shell.
 
-use crate::Exchange;
+use crate::{Exchange, LoadError, Mismatch, Spec, Verdict};
 use serde_json::Value;
 
 /// What starts a recorded exchange's line.
@@ -27,6 +27,40 @@ pub enum LineError {
     },
     #[error("text after the answer: {0:?}")]
     Trailing(String),
+}
+
+/// Why the recorded exchanges of an output do not all pass.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordedError {
+    #[error("Firecracker's OpenAPI file")]
+    Load(#[source] &'static LoadError),
+    #[error("the recorded exchange {line:?} cannot be read")]
+    Line {
+        line: String,
+        #[source]
+        source: LineError,
+    },
+    #[error("{exchange}\ndoes not match Firecracker's OpenAPI file")]
+    Mismatch {
+        exchange: Box<Exchange>,
+        #[source]
+        source: Mismatch,
+    },
+}
+
+/// Checks every exchange recorded in `output` against the file [`Spec::shared`] reads,
+/// stopping at the first that does not match; on success, how each one matched.
+pub fn check_all(output: &str) -> Result<Vec<(Exchange, Verdict)>, RecordedError> {
+    let spec = Spec::shared().map_err(RecordedError::Load)?;
+    let mut checked = Vec::new();
+    for recorded in exchanges(output) {
+        let exchange = recorded.map_err(|(line, source)| RecordedError::Line { line, source })?;
+        match spec.check(&exchange) {
+            Ok(verdict) => checked.push((exchange, verdict)),
+            Err(source) => return Err(RecordedError::Mismatch { exchange: Box::new(exchange), source }),
+        }
+    }
+    Ok(checked)
 }
 
 /// Every exchange recorded in `output` (lines that start with [`MARKER`], anywhere in a

@@ -163,3 +163,19 @@ fn the_rig_line_format_round_trips_bodies_with_spaces() {
     assert!(matches!(record::parse("PUT /x nan - -"), Err(record::LineError::Status(_))));
     assert!(matches!(record::parse("PUT /x 204 {\"a\" -"), Err(record::LineError::Body { what: "request", .. })));
 }
+
+#[test]
+fn recorded_output_is_checked_exchange_by_exchange_and_the_first_mismatch_named() {
+    let good = "FC-CALL x 204\nFC-EXCHANGE PUT /vsock 204 {\"guest_cid\": 3, \"uds_path\": \"/v\"} -\n\
+        FC-EXCHANGE PUT /vsock 400 {\"guest_cid\": 2, \"uds_path\": \"/v\"} {\"fault_message\": \"cid\"}\n";
+    let checked = record::check_all(good).unwrap();
+    assert_eq!(checked.len(), 2);
+    assert!(matches!(checked[1].1, Verdict::RefusedAsTheFileSays(_)));
+    let bad = format!("{good}FC-EXCHANGE GET / 200 - {{\"state\": \"Up\"}}\nFC-EXCHANGE GET /x 200 - -\n");
+    let error = record::check_all(&bad).unwrap_err();
+    let text = fc_openapi::describe(&error);
+    assert!(text.starts_with("GET / -> 200 {\"state\":\"Up\"}\ndoes not match"), "{text}");
+    assert!(text.ends_with("/state: \"Up\" is not one of [\"Not started\",\"Running\",\"Paused\"]"), "{text}");
+    let unreadable = record::check_all("FC-EXCHANGE PUT /vsock two - -\n").unwrap_err();
+    assert!(matches!(unreadable, record::RecordedError::Line { .. }), "{unreadable:?}");
+}

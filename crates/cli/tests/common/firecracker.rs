@@ -27,7 +27,7 @@ impl Answer {
 pub fn curl(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Answer {
     let (answer, exchange) = exchange(socket, method, path, body);
     if let Err(mismatch) = spec().check(&exchange) {
-        panic!("{exchange}\ndoes not match Firecracker's OpenAPI file: {}", chain(&mismatch));
+        panic!("{exchange}\ndoes not match Firecracker's OpenAPI file: {}", fc_openapi::describe(&mismatch));
     }
     answer
 }
@@ -38,24 +38,13 @@ pub fn curl(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Answ
 pub fn curl_outside(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Answer {
     let (answer, exchange) = exchange(socket, method, path, body);
     if let Err(mismatch) = spec().check_outside(&exchange) {
-        panic!("{exchange}\nsent outside Firecracker's OpenAPI file: {}", chain(&mismatch));
+        panic!("{exchange}\nsent outside Firecracker's OpenAPI file: {}", fc_openapi::describe(&mismatch));
     }
     answer
 }
 
 fn spec() -> &'static fc_openapi::Spec {
-    fc_openapi::Spec::shared().unwrap_or_else(|e| panic!("Firecracker's OpenAPI file: {}", chain(e)))
-}
-
-/// An error with its sources, one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(&format!(": {e}"));
-        source = e.source();
-    }
-    text
+    fc_openapi::Spec::shared().unwrap_or_else(|e| panic!("Firecracker's OpenAPI file: {}", fc_openapi::describe(e)))
 }
 
 fn exchange(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (Answer, fc_openapi::Exchange) {
