@@ -10,7 +10,6 @@ import subprocess
 import time
 
 import pytest
-import requests
 
 from fcvm import DEADLINE, check_exchange, counts, guest, microvm_bin, openapi, start, stop
 
