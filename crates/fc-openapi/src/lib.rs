@@ -191,10 +191,9 @@ impl Spec {
 
     /// Checks an exchange the file describes (module documentation: the rule).
     pub fn check(&self, exchange: &Exchange) -> Result<Verdict, Mismatch> {
-        let operation = self.operation(&exchange.method, &exchange.path).ok_or_else(|| Mismatch::NotInTheFile {
-            method: exchange.method.clone(),
-            path: exchange.path.clone(),
-        })?;
+        let operation = self
+            .operation(&exchange.method, &exchange.path)
+            .ok_or_else(|| Mismatch::NotInTheFile { method: exchange.method.clone(), path: exchange.path.clone() })?;
         let verdict = self.request(operation, exchange)?;
         self.answer(operation, exchange)?;
         Ok(verdict)
@@ -215,7 +214,8 @@ impl Spec {
         let answer = parse_answer(exchange)?.ok_or(Mismatch::MissingAnswer { status: 400 })?;
         let error = Value::String("#/definitions/Error".into());
         let schema = Value::Object(Map::from_iter([("$ref".to_owned(), error)]));
-        schema::validate(&answer, &schema, &self.definitions).map_err(|problem| Mismatch::Answer { status: 400, problem })?;
+        schema::validate(&answer, &schema, &self.definitions)
+            .map_err(|problem| Mismatch::Answer { status: 400, problem })?;
         fault_message(&answer, 400)
     }
 
@@ -259,7 +259,8 @@ impl Spec {
         }
         if let Some(schema) = documented.get("schema") {
             let answer = answer.as_ref().ok_or(Mismatch::MissingAnswer { status })?;
-            schema::validate(answer, schema, &self.definitions).map_err(|problem| Mismatch::Answer { status, problem })?;
+            schema::validate(answer, schema, &self.definitions)
+                .map_err(|problem| Mismatch::Answer { status, problem })?;
         }
         match answer {
             Some(answer) if status >= 400 => fault_message(&answer, status),

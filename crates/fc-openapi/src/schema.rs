@@ -85,7 +85,11 @@ impl Validator<'_> {
                 "enum" => {
                     let allowed = value.as_array().map(|a| a.contains(instance)).unwrap_or(false);
                     if !allowed {
-                        return Err(Problem::NotInEnum { at: at.clone(), found: instance.clone(), allowed: value.clone() });
+                        return Err(Problem::NotInEnum {
+                            at: at.clone(),
+                            found: instance.clone(),
+                            allowed: value.clone(),
+                        });
                     }
                 }
                 "minimum" | "maximum" => bound(instance, schema, keyword, value, at)?,
@@ -124,7 +128,13 @@ impl Validator<'_> {
     /// `additionalProperties`: false refuses names `properties` does not list; a schema
     /// checks their values. (Draft 4's `patternProperties` would also exempt names; the
     /// file has none, and it is refused as unsupported.)
-    fn additional(&self, instance: &Value, schema: &Map<String, Value>, rule: &Value, at: &Pointer) -> Result<(), Problem> {
+    fn additional(
+        &self,
+        instance: &Value,
+        schema: &Map<String, Value>,
+        rule: &Value,
+        at: &Pointer,
+    ) -> Result<(), Problem> {
         let Some(object) = instance.as_object() else { return Ok(()) };
         let listed = schema.get("properties").and_then(Value::as_object);
         for (name, value) in object {
@@ -195,7 +205,13 @@ fn required(instance: &Value, names: &Value, at: &Pointer) -> Result<(), Problem
     Ok(())
 }
 
-fn bound(instance: &Value, schema: &Map<String, Value>, keyword: &str, limit: &Value, at: &Pointer) -> Result<(), Problem> {
+fn bound(
+    instance: &Value,
+    schema: &Map<String, Value>,
+    keyword: &str,
+    limit: &Value,
+    at: &Pointer,
+) -> Result<(), Problem> {
     let (Some(found), Some(bound)) = (instance.as_f64(), limit.as_f64()) else { return Ok(()) };
     let minimum = keyword == "minimum";
     let exclusive_key = if minimum { "exclusiveMinimum" } else { "exclusiveMaximum" };

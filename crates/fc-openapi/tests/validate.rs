@@ -42,8 +42,10 @@ fn the_schema_subset_rejects_what_draft_4_rejects() {
     assert_eq!(nested.unwrap_err().to_string(), "/list/1/size: -1 is below the minimum 0");
     let long = check(json!({"id": "a", "list": [{"size": 1}, {"size": 1}, {"size": 1}]}), object.clone());
     assert!(matches!(long, Err(Problem::Length { keyword: "maxItems", count: 3, .. })), "{long:?}");
-    assert!(matches!(check(json!({"size": 1, "name": "long"}), json!({"$ref": "#/definitions/Bucket"})),
-        Err(Problem::Length { keyword: "maxLength", .. })));
+    assert!(matches!(
+        check(json!({"size": 1, "name": "long"}), json!({"$ref": "#/definitions/Bucket"})),
+        Err(Problem::Length { keyword: "maxLength", .. })
+    ));
     // A u64 past 2^53 is compared exactly, not rounded down into range.
     let huge = check(json!(u64::MAX), json!({"type": "integer", "maximum": 18446744073709551614u64}));
     assert!(matches!(huge, Err(Problem::AboveMaximum { .. })), "{huge:?}");
@@ -51,8 +53,10 @@ fn the_schema_subset_rejects_what_draft_4_rejects() {
     // A keyword it does not implement fails loudly rather than passing.
     let pattern = check(json!("x"), json!({"type": "string", "pattern": "^y$"}));
     assert!(matches!(&pattern, Err(Problem::UnsupportedKeyword { keyword, .. }) if keyword == "pattern"));
-    assert!(matches!(check(json!(1), json!({"allOf": [{"type": "integer"}, {"maximum": 0}]})),
-        Err(Problem::AboveMaximum { .. })));
+    assert!(matches!(
+        check(json!(1), json!({"allOf": [{"type": "integer"}, {"maximum": 0}]})),
+        Err(Problem::AboveMaximum { .. })
+    ));
     // `additionalProperties` as a schema checks the values it lets in.
     let map = json!({"type": "object", "additionalProperties": {"type": "integer"}});
     assert_eq!(check(json!({"a": 1}), map.clone()), Ok(()));
@@ -78,7 +82,10 @@ fn firecrackers_file_is_read_and_concrete_paths_find_their_operation() {
     let spec = spec();
     let drive = spec.operation("PUT", "/drives/rootfs").expect("PUT /drives/{drive_id}");
     assert_eq!(drive["operationId"], "putGuestDriveByID");
-    assert_eq!(spec.operation("patch", "/network-interfaces/eth0").unwrap()["operationId"], "patchGuestNetworkInterfaceByID");
+    assert_eq!(
+        spec.operation("patch", "/network-interfaces/eth0").unwrap()["operationId"],
+        "patchGuestNetworkInterfaceByID"
+    );
     assert_eq!(spec.operation("GET", "/").unwrap()["operationId"], "describeInstance");
     assert_eq!(spec.operation("GET", "/mmds?x=1").unwrap()["operationId"], "getMmds");
     assert!(spec.operation("GET", "/drives/rootfs").is_none(), "the file has no GET on drives");
@@ -132,7 +139,8 @@ fn requests_outside_the_file_are_checked_only_on_purpose_and_must_get_the_fault(
     let unknown = exchange("GET", "/drives/x", None, 400, fault.clone());
     assert!(matches!(spec.check(&unknown), Err(Mismatch::NotInTheFile { .. })), "not silently passed");
     spec.check_outside(&unknown).unwrap();
-    let malformed = Exchange { request: Some("{\"vcpu_count\":".into()), ..exchange("PUT", "/machine-config", None, 400, fault) };
+    let malformed =
+        Exchange { request: Some("{\"vcpu_count\":".into()), ..exchange("PUT", "/machine-config", None, 400, fault) };
     assert!(matches!(spec.check(&malformed), Err(Mismatch::RequestNotJson(_))));
     spec.check_outside(&malformed).unwrap();
     let accepted = Exchange { status: 204, answer: None, ..malformed.clone() };
