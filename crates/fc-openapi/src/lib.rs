@@ -165,6 +165,12 @@ impl Spec {
         .as_ref()
     }
 
+    /// Every operation's `operationId`, for a test that means to cover them all.
+    pub fn operation_ids(&self) -> Vec<&str> {
+        let operations = self.paths.values().filter_map(Value::as_object).flat_map(|ops| ops.values());
+        operations.filter_map(|op| op.get("operationId").and_then(Value::as_str)).collect()
+    }
+
     /// The file's operation for `method` on a concrete `path` (a query string is ignored):
     /// `{name}` segments match any one segment, and a literal path wins over a template.
     pub fn operation(&self, method: &str, path: &str) -> Option<&Map<String, Value>> {
