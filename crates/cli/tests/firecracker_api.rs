@@ -147,6 +147,7 @@ fn bad_requests_get_firecrackers_answers() {
     let mut text = String::new();
     raw.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text:?}");
+    check_raw(&[("(not HTTP)", "", None)], &text);
     // Still serving, with keep-alive: two requests on one connection.
     let mut raw = UnixStream::connect(&socket).unwrap();
     raw.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
@@ -154,6 +155,7 @@ fn bad_requests_get_firecrackers_answers() {
     text.clear();
     raw.read_to_string(&mut text).unwrap();
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text:?}");
+    check_raw(&[("GET", "/version", None), ("GET", "/", None)], &text);
     // Idle keep-alive connections (client pools keep up to 20) do not lock new clients out.
     let idle: Vec<UnixStream> = (0..24).map(|_| UnixStream::connect(&socket).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(50));
@@ -195,6 +197,7 @@ fn a_request_pipelined_after_instance_start_is_answered_by_the_running_vm() {
     raw.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"), "{text:?}");
     assert!(text.contains("HTTP/1.1 200 OK\r\n") && text.contains(r#""state":"Running""#), "{text:?}");
+    check_raw(&[("PUT", "/actions", Some(start)), ("GET", "/", None)], &text);
     assert!(vm.wait_for_stdout(b"spinning\n", RUN_TIMEOUT));
     let idle: Vec<UnixStream> = (0..24).map(|_| UnixStream::connect(&socket).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(50));
