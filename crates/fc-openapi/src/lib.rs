@@ -165,6 +165,26 @@ impl Spec {
         .as_ref()
     }
 
+    /// Every schema of the file (definitions, body parameters, answers) with the keywords
+    /// in it that the validator does not implement: `(where, keyword)`.
+    pub fn unsupported_keywords(&self) -> Vec<(String, String)> {
+        let mut schemas: Vec<(String, &Value)> =
+            self.definitions.iter().map(|(name, schema)| (format!("#/definitions/{name}"), schema)).collect();
+        for (path, operations) in &self.paths {
+            for (method, operation) in operations.as_object().into_iter().flatten() {
+                let parameters = operation.get("parameters").and_then(Value::as_array).into_iter().flatten();
+                let bodies = parameters.filter_map(|p| p.get("schema"));
+                let answers = operation.get("responses").and_then(Value::as_object).into_iter().flatten();
+                let answers = answers.filter_map(|(_, r)| r.get("schema"));
+                schemas.extend(bodies.chain(answers).map(|s| (format!("{method} {path}"), s)));
+            }
+        }
+        let each = schemas
+            .into_iter()
+            .map(|(at, s)| schema::unsupported_keywords(s).into_iter().map(move |k| (at.clone(), k)));
+        each.flatten().collect()
+    }
+
     /// Every operation's `operationId`, for a test that means to cover them all.
     pub fn operation_ids(&self) -> Vec<&str> {
         let operations = self.paths.values().filter_map(Value::as_object).flat_map(|ops| ops.values());

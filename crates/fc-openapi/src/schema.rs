@@ -63,6 +63,47 @@ pub fn validate(instance: &Value, schema: &Value, definitions: &Map<String, Valu
     Validator { definitions }.check(instance, schema, &Pointer(String::new()))
 }
 
+/// The validation keywords `schema` uses, at any depth, that [`validate`] does not
+/// implement: a whole file can be vetted at once, not only the parts an instance reaches.
+pub fn unsupported_keywords(schema: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let Some(schema) = schema.as_object() else { return found };
+    for (keyword, value) in schema {
+        let nested: Vec<&Value> = match keyword.as_str() {
+            "properties" => value.as_object().map(|p| p.values().collect()).unwrap_or_default(),
+            "items" | "allOf" => value.as_array().map(|a| a.iter().collect()).unwrap_or_else(|| vec![value]),
+            "additionalProperties" => vec![value],
+            k if SUPPORTED.contains(&k) || ANNOTATIONS.contains(&k) || k.starts_with("x-") => Vec::new(),
+            other => {
+                found.push(other.to_owned());
+                Vec::new()
+            }
+        };
+        nested.into_iter().for_each(|n| found.extend(unsupported_keywords(n)));
+    }
+    found
+}
+
+/// The keywords [`validate`] checks.
+const SUPPORTED: &[&str] = &[
+    "$ref",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "enum",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "items",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+    "allOf",
+];
+
 struct Validator<'a> {
     definitions: &'a Map<String, Value>,
 }
@@ -261,4 +302,31 @@ fn length(instance: &Value, keyword: &str, limit: &Value, at: &Pointer) -> Resul
         _ => "maxLength",
     };
     Err(Problem::Length { at: at.clone(), keyword, count, limit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// SUPPORTED (what a file is vetted against) and the validator's keywords are one set.
+    #[test]
+    fn every_supported_keyword_is_checked_and_no_other() {
+        let definitions = Map::from_iter([("D".to_owned(), json!({}))]);
+        for keyword in SUPPORTED {
+            let value = match *keyword {
+                "$ref" => json!("#/definitions/D"),
+                "type" => json!("null"),
+                "properties" | "additionalProperties" | "items" => json!({}),
+                "required" | "enum" | "allOf" => json!([]),
+                "exclusiveMinimum" | "exclusiveMaximum" => json!(false),
+                _ => json!(0),
+            };
+            let result = validate(&Value::Null, &json!({ *keyword: value }), &definitions);
+            assert!(!matches!(result, Err(Problem::UnsupportedKeyword { .. })), "{keyword}: {result:?}");
+        }
+        let other = validate(&Value::Null, &json!({"not": {}}), &definitions);
+        assert!(matches!(other, Err(Problem::UnsupportedKeyword { .. })));
+        assert_eq!(unsupported_keywords(&json!({"not": {}})), ["not"]);
+    }
 }

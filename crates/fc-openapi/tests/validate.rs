@@ -95,6 +95,13 @@ fn firecrackers_file_is_read_and_concrete_paths_find_their_operation() {
 }
 
 #[test]
+fn every_keyword_of_firecrackers_file_is_one_the_validator_checks() {
+    assert_eq!(spec().unsupported_keywords(), Vec::<(String, String)>::new());
+    let nested = json!({"type": "object", "properties": {"a": {"type": "array", "items": {"pattern": "x"}}}});
+    assert_eq!(fc_openapi::schema::unsupported_keywords(&nested), ["pattern"]);
+}
+
+#[test]
 fn the_exchange_rule_is_the_python_tests_rule() {
     let spec = spec();
     let fault = || Some(json!({"fault_message": "bad"}));
