@@ -133,27 +133,36 @@ pub enum RequestError {
     InvalidPathMethod { method: Method, path: String },
     #[error("An error occurred when deserializing the json body of a request: {0}.")]
     Json(#[from] serde_json::Error),
-    /// Firecracker's messages for a missing or superfluous body and other fixed answers.
-    #[error("{0}")]
-    Generic(String),
+    #[error("GET request cannot have a body.")]
+    GetWithBody,
+    #[error("Empty PUT request.")]
+    EmptyPut,
+    /// No body, or (`PATCH /machine-config`) one that changes nothing.
+    #[error("Empty PATCH request.")]
+    EmptyPatch,
+    #[error("The id from the path does not match the id from the body!")]
+    IdMismatch,
+    /// The interfaces' own words, which name both ids.
+    #[error("The id from the path [{path}] does not match the id from the body [{body}]!")]
+    IfaceIdMismatch { path: String, body: String },
+    #[error("Unrecognized GET request path `{0}`.")]
+    UnrecognizedGet(String),
+    #[error("Unrecognized PUT request path `{0}`.")]
+    UnrecognizedPut(String),
+    #[error("Missing snapshot operation type.")]
+    MissingSnapshotOperation,
     /// In Firecracker's API, not in microvm.
     #[error("{0} is not supported by microvm.")]
     NotSupported(&'static str),
 }
 
-impl RequestError {
-    fn generic(text: impl Into<String>) -> RequestError {
-        RequestError::Generic(text.into())
-    }
-}
-
 /// Firecracker's answers for a body where none belongs and none where one must be.
 fn method_error(method: Method) -> RequestError {
-    RequestError::generic(match method {
-        Method::Get => "GET request cannot have a body.",
-        Method::Put => "Empty PUT request.",
-        Method::Patch => "Empty PATCH request.",
-    })
+    match method {
+        Method::Get => RequestError::GetWithBody,
+        Method::Put => RequestError::EmptyPut,
+        Method::Patch => RequestError::EmptyPatch,
+    }
 }
 
 fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, RequestError> {
@@ -215,7 +224,7 @@ impl Asked<'_> {
         let path_id = checked_id(self.second)?;
         let value: T = self.json()?;
         if id(&value) != path_id {
-            return Err(RequestError::generic("The id from the path does not match the id from the body!"));
+            return Err(RequestError::IdMismatch);
         }
         Ok(value)
     }
@@ -225,7 +234,7 @@ impl Asked<'_> {
         let path_id = checked_id(self.second)?;
         let value: T = self.json()?;
         if id(&value) != path_id {
-            return Err(id_mismatch(path_id, id(&value)));
+            return Err(RequestError::IfaceIdMismatch { path: path_id.to_owned(), body: id(&value).to_owned() });
         }
         Ok(value)
     }
@@ -296,9 +305,7 @@ static ROUTES: &[Route] = {
         route(Get, "balloon", Sub::None, |_| Ok(R::GetBalloon)),
         route(Get, "balloon", Sub::Is("statistics"), |_| Ok(R::GetBalloonStats)),
         route(Get, "balloon", Sub::Is("hinting"), not_supported!("Balloon free page hinting")),
-        route(Get, "balloon", Sub::Any, |a| {
-            Err(RequestError::generic(format!("Unrecognized GET request path `{}`.", a.other())))
-        }),
+        route(Get, "balloon", Sub::Any, |a| Err(RequestError::UnrecognizedGet(a.other().to_owned()))),
         route(Get, "hotplug", Sub::Any, not_supported!("Memory hot-plug")),
         route(Put, "actions", Sub::Any, |a| Ok(R::Action(a.json::<InstanceActionInfo>()?.action_type))),
         route(Put, "balloon", Sub::Any, |a| Ok(R::PutBalloon(a.json()?))),
@@ -310,15 +317,13 @@ static ROUTES: &[Route] = {
         route(Put, "metrics", Sub::Any, |a| Ok(R::PutMetrics(a.json()?))),
         route(Put, "mmds", Sub::None, |a| Ok(R::PutMmds(a.json()?))),
         route(Put, "mmds", Sub::Is("config"), |a| Ok(R::PutMmdsConfig(a.json()?))),
-        route(Put, "mmds", Sub::Any, |a| {
-            Err(RequestError::generic(format!("Unrecognized PUT request path `{}`.", a.other())))
-        }),
+        route(Put, "mmds", Sub::Any, |a| Err(RequestError::UnrecognizedPut(a.other().to_owned()))),
         route(Put, "network-interfaces", Sub::Any, |a| {
             Ok(R::PutNetworkInterface(a.with_iface_id(|n: &NetworkInterface| &n.iface_id)?))
         }),
         route(Put, "snapshot", Sub::Is("create"), |a| Ok(R::CreateSnapshot(a.json()?))),
         route(Put, "snapshot", Sub::Is("load"), |a| Ok(R::LoadSnapshot(snapshot_load(a.body?)?))),
-        route(Put, "snapshot", Sub::None, |_| Err(RequestError::generic("Missing snapshot operation type."))),
+        route(Put, "snapshot", Sub::None, |_| Err(RequestError::MissingSnapshotOperation)),
         route(Put, "snapshot", Sub::Any, |a| {
             Err(RequestError::InvalidPathMethod { method: a.method, path: format!("/snapshot/{}", a.other()) })
         }),
@@ -334,7 +339,7 @@ static ROUTES: &[Route] = {
         route(Patch, "machine-config", Sub::Any, |a| {
             let update: MachineConfigUpdate = a.json()?;
             if update.is_empty() {
-                return Err(RequestError::generic("Empty PATCH request."));
+                return Err(RequestError::EmptyPatch);
             }
             Ok(R::PatchMachineConfig(update))
         }),
@@ -347,10 +352,6 @@ static ROUTES: &[Route] = {
         route(Patch, "hotplug", Sub::Any, not_supported!("Memory hot-plug")),
     ]
 };
-
-fn id_mismatch(path: &str, body: &str) -> RequestError {
-    RequestError::generic(format!("The id from the path [{path}] does not match the id from the body [{body}]!"))
-}
 
 /// Exactly one of `mem_backend` and `mem_file_path`, with Firecracker's messages.
 fn snapshot_load(body: &[u8]) -> Result<SnapshotLoadParams, RequestError> {
