@@ -359,9 +359,8 @@ mod tests {
         assert_eq!(
             config.devices[4],
             DeviceConfig::HybridVsock(HybridVsockConfig {
-                cid: 3,
-                uds_path: "/tmp/v.sock".into(),
-                id: Some("vsock0".into())
+                id: Some("vsock0".into()),
+                ..HybridVsockConfig::new(3, "/tmp/v.sock")
             })
         );
     }
