@@ -300,6 +300,23 @@ mod tests {
     use super::*;
     use vmm::config::{BucketConfig, DriveLimits, LimiterConfig};
 
+    /// A boot source and machine and nothing else: each test sets what it configures.
+    fn parts<'a>(boot: &'a BootSource, machine: &'a MachineConfig) -> Parts<'a> {
+        Parts {
+            boot_source: Some(boot),
+            machine,
+            drives: &[],
+            nets: &[],
+            balloon: None,
+            entropy: None,
+            vsock: None,
+            mmds: None,
+            cpu_template: None,
+            sandbox: true,
+            id: "vm1",
+        }
+    }
+
     #[test]
     fn getting_started_config_maps_onto_vm_config() {
         let boot = BootSource {
@@ -330,17 +347,11 @@ mod tests {
         let nets = [net];
         let vsock = Vsock { vsock_id: Some("vsock0".into()), guest_cid: 3, uds_path: "/tmp/v.sock".into() };
         let parts = Parts {
-            boot_source: Some(&boot),
-            machine: &machine,
             drives: &drives,
             nets: &nets,
-            balloon: None,
             entropy: Some(&EntropyDevice::default()),
             vsock: Some(&vsock),
-            mmds: None,
-            cpu_template: None,
-            sandbox: true,
-            id: "vm1",
+            ..parts(&boot, &machine)
         };
         let config = build(&parts).unwrap();
         assert_eq!(config.kernel.cmdline, "console=ttyS0 root=/dev/vda rw");
@@ -405,17 +416,12 @@ mod tests {
         let balloon = Balloon { deflate_on_oom: true, ..Default::default() };
         let vsock = Vsock { vsock_id: Some("vsock0".into()), guest_cid: 3, uds_path: "/tmp/v.sock".into() };
         let parts = Parts {
-            boot_source: Some(&boot),
-            machine: &machine,
             drives: &[root],
             nets: &[net],
             balloon: Some(&balloon),
             entropy: Some(&EntropyDevice::default()),
             vsock: Some(&vsock),
-            mmds: None,
-            cpu_template: None,
-            sandbox: true,
-            id: "vm1",
+            ..parts(&boot, &machine)
         };
         let firecracker = build(&parts).unwrap();
         assert_eq!(firecracker.devices, qemu.vm.devices);
@@ -482,19 +488,7 @@ mod tests {
         }];
         assert!(check_net(&nets[0], &[]).is_ok());
         let entropy = EntropyDevice { rate_limiter: ops };
-        let parts = Parts {
-            boot_source: Some(&boot),
-            machine: &machine,
-            drives: &drives,
-            nets: &nets,
-            balloon: None,
-            entropy: Some(&entropy),
-            vsock: None,
-            mmds: None,
-            cpu_template: None,
-            sandbox: true,
-            id: "vm1",
-        };
+        let parts = Parts { drives: &drives, nets: &nets, entropy: Some(&entropy), ..parts(&boot, &machine) };
         let config = build(&parts).unwrap();
         let one_mb = LimiterConfig {
             bandwidth: Some(BucketConfig { size: 1_000_000, one_time_burst: 0, refill_time_ms: 100 }),
