@@ -348,6 +348,54 @@ mod tests {
         assert!(matches!(p.apply(ApiRequest::GetBalloon, &|_| Ok(())), Err(Refusal::NoBalloon)));
     }
 
+    /// Every request the verb table lets through before boot has an arm here: none falls
+    /// to the post-boot refusal, and each one the table refuses gets it.
+    #[test]
+    fn the_verb_table_and_the_pre_boot_handler_agree() {
+        use fc_api::route::Allowed;
+        use ApiRequest as R;
+        let requests = vec![
+            R::GetInstanceInfo,
+            R::GetVersion,
+            R::GetVmConfig,
+            R::GetMachineConfig,
+            R::PutMachineConfig(MachineConfig::default()),
+            R::PatchMachineConfig(MachineConfigUpdate { vcpu_count: Some(2), ..Default::default() }),
+            R::PutBootSource(BootSource::default()),
+            R::PutDrive(Drive::default()),
+            R::PatchDrive(PartialDrive::default()),
+            R::PutNetworkInterface(NetworkInterface::default()),
+            R::PatchNetworkInterface(PartialNetworkInterface::default()),
+            R::PutVsock(Vsock { vsock_id: None, guest_cid: 3, uds_path: "/nonexistent/v.sock".into() }),
+            R::GetBalloon,
+            R::PutBalloon(Balloon::default()),
+            R::PatchBalloon(BalloonUpdate { amount_mib: 1 }),
+            R::GetBalloonStats,
+            R::PatchBalloonStats(BalloonStatsUpdate { stats_polling_interval_s: 1 }),
+            R::PutEntropy(EntropyDevice::default()),
+            R::Action(ActionType::InstanceStart),
+            R::Action(ActionType::SendCtrlAltDel),
+            R::Action(ActionType::FlushMetrics),
+            R::PatchVm(VmState::Paused),
+            R::CreateSnapshot(serde_json::from_value(json!({"snapshot_path": "s", "mem_file_path": "m"})).unwrap()),
+            R::LoadSnapshot(serde_json::from_value(json!({"snapshot_path": "s", "mem_file_path": "m"})).unwrap()),
+            R::PutLogger(Logger::default()),
+            R::PutMetrics(Metrics { metrics_path: "/nonexistent/m".into(), emit_id: false, properties: None }),
+            R::GetMmds,
+            R::PutMmds(json!({})),
+            R::PatchMmds(json!({})),
+            R::PutMmdsConfig(serde_json::from_value(json!({"network_interfaces": []})).unwrap()),
+            R::PutCpuConfig(CpuConfig::default()),
+        ];
+        for request in requests {
+            let allowed = request.verb().allowed;
+            let name = format!("{request:?}");
+            let result = Preboot::new("vm".into(), true, 1000).apply(request, &|_| Ok(()));
+            let refused = matches!(result, Err(Refusal::AfterBootOnly));
+            assert_eq!(refused, allowed == Allowed::PostBoot, "{name}: {allowed:?}");
+        }
+    }
+
     #[test]
     fn refused_changes_leave_nothing_behind() {
         let mut p = Preboot::new("vm".into(), true, 1000);
