@@ -157,7 +157,9 @@ pub(super) fn start(waiting: Waiting, extra: &[String]) -> Started {
     let took = sent.elapsed();
     match report_bytes.split_first() {
         Some((&READY, _)) => Started::Ready { pid, took, running },
-        Some((&FAILED, line)) => Started::Failed(StartError::Reported(String::from_utf8_lossy(line).trim_end().to_owned())),
+        Some((&FAILED, line)) => {
+            Started::Failed(StartError::Reported(String::from_utf8_lossy(line).trim_end().to_owned()))
+        }
         _ => Started::Failed(StartError::Ended),
     }
 }

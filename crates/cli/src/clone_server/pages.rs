@@ -56,7 +56,8 @@ fn run(pid: i32, file: &str) -> Result<String, PagesError> {
     let runs = record(pid, path, offset + memory_offset)?;
     let list = list_path(path);
     let identity = Identity { state_crc, memory_len: header.memory_len };
-    std::fs::write(&list, format_list(identity, &runs)).map_err(|source| PagesError::Write { path: list.clone(), source })?;
+    std::fs::write(&list, format_list(identity, &runs))
+        .map_err(|source| PagesError::Write { path: list.clone(), source })?;
     let pages: u64 = runs.iter().map(|(_, n)| n).sum();
     Ok(format!("{pages} pages in {} runs written to {}", runs.len(), list.display()))
 }

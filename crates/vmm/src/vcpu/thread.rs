@@ -126,7 +126,8 @@ impl Vcpu {
         let tid = Arc::new(OnceLock::new());
         let thread_tid = tid.clone();
         let exit = ctx.exit.clone();
-        let on_failure = move |failure: ThreadFailure| exit.notify(VmExit::VcpuError { vcpu: id, error: failure.into() });
+        let on_failure =
+            move |failure: ThreadFailure| exit.notify(VmExit::VcpuError { vcpu: id, error: failure.into() });
         let start = ThreadStart {
             name: options.name,
             kind: ThreadKind::Vcpu,
