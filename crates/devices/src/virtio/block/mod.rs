@@ -60,6 +60,7 @@ use disk::Disk;
 pub use engine::Engine;
 use engine::Uring;
 pub use error::BlockError;
+use error::QueueFault;
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 pub use image::{ImageError, ImageFormat, ImageOptions};
 use pool::Pool;
@@ -320,7 +321,7 @@ impl Block {
                 ctx.interrupt.signal_used_queue();
             }
             if let Some(e) = broken {
-                log::warn!("virtio-blk {}: cannot write the used ring ({e}); device needs reset", self.worker.name);
+                log::warn!("virtio-blk {}: {}; device needs reset", self.worker.name, QueueFault::Used(e));
                 self.broken = true;
                 ctx.interrupt.signal_needs_reset();
             }
@@ -355,7 +356,7 @@ impl Block {
         'batch: loop {
             // No kicks while we are draining the ring anyway.
             if let Err(e) = queue.disable_notification(mem) {
-                broken = Some(format!("cannot write the used ring ({e})"));
+                broken = Some(QueueFault::Used(e));
                 break;
             }
             loop {
@@ -373,7 +374,7 @@ impl Block {
                     Ok(mut iter) => iter.next(),
                     Err(e) => {
                         // A corrupt avail ring: stop serving rather than guess.
-                        broken = Some(format!("bad avail ring ({e})"));
+                        broken = Some(QueueFault::Avail(e));
                         break 'batch;
                     }
                 };
@@ -396,7 +397,7 @@ impl Block {
                 }
                 let Some(len) = self.worker.serve(mem, q as u16, chain) else { continue };
                 if let Err(e) = queue.add_used(mem, head, len) {
-                    broken = Some(format!("cannot write the used ring ({e})"));
+                    broken = Some(QueueFault::Used(e));
                     break 'batch;
                 }
                 used_any = true;
@@ -406,14 +407,14 @@ impl Block {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(e) => {
-                    broken = Some(format!("cannot write the used ring ({e})"));
+                    broken = Some(QueueFault::Used(e));
                     break;
                 }
             }
         }
         if let Some(engine) = self.worker.engine.as_mut() {
             if let Err(e) = engine.submit() {
-                broken = broken.or(Some(format!("cannot hand requests to the engine ({e})")));
+                broken = broken.or(Some(QueueFault::Engine(e)));
             }
         }
         if used_any && queue.needs_notification(mem).unwrap_or(true) {
