@@ -3,7 +3,8 @@
 //! std's stack-overflow handler (`entry.rs`), opens no signalfd or exit eventfd that only
 //! an event loop would watch (`vmm/src/solo.rs`), and what the entry keeps of std's start-up
 //! still holds: descriptors 0-2 open on /dev/null when the caller closed them, SIGPIPE
-//! ignored; 100 ms after the start, its code pages are given back (`vmm/src/resident_text.rs`).
+//! ignored; 100 ms after the start, its code pages are given back (`vmm/src/resident_text.rs`);
+//! the process CPU clock is read only for `--report-start-time` (`vmm/src/startup.rs`).
 //! Counted with strace, the real peer that sees every call, and /proc/PID/smaps.
 
 mod common;
@@ -67,6 +68,9 @@ fn the_start_path_makes_no_allocator_or_runtime_system_calls() {
     // Solo mode: no signalfd, and of the eventfds only the i8042 reset port's.
     let fds: Vec<String> = calls.iter().map(name).filter(|n| n == "signalfd4" || n == "eventfd2").collect();
     assert_eq!(fds, ["eventfd2"], "{calls:#?}");
+    // The process CPU clock is a system call; only --report-start-time reads it.
+    let clocks: Vec<&&str> = calls.iter().filter(|l| l.contains("CLOCK_PROCESS_CPUTIME_ID")).collect();
+    assert!(clocks.is_empty(), "a start that reports nothing read its CPU clock: {clocks:#?}");
     // The only mappings: guest RAM and the vCPU's kvm_run area.
     let mmaps: Vec<&&str> = calls.iter().filter(|l| name(l) == "mmap").collect();
     assert_eq!(mmaps.len(), 2, "{mmaps:#?}");
