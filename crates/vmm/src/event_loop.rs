@@ -22,7 +22,8 @@ pub struct Controller {
     /// Mux chardevs and human monitors (their commands run on `vm`).
     pub muxes: Vec<Mux>,
     pub exit: Arc<ExitNotifier>,
-    pub reset: EventFd,
+    /// `None` in solo mode, which has no controller anyway (`Vm::reset`).
+    pub reset: Option<EventFd>,
     /// The guest entered S5 (`acpi=on`): the VM ends, or with `no_shutdown` parks.
     pub poweroff: Option<EventFd>,
     pub no_shutdown: bool,
@@ -36,7 +37,8 @@ pub struct Controller {
 impl MutEventSubscriber for Controller {
     fn init(&mut self, ops: &mut EventOps) {
         let exit = self.exit.eventfd().map(AsRawFd::as_raw_fd);
-        for fd in [exit, Some(self.reset.as_raw_fd()), self.signals.fd()].into_iter().flatten() {
+        let reset = self.reset.as_ref().map(AsRawFd::as_raw_fd);
+        for fd in [exit, reset, self.signals.fd()].into_iter().flatten() {
             if let Err(e) = ops.add(Events::new_raw(fd, EventSet::IN)) {
                 log::error!("event loop: cannot watch fd {fd}: {e:?}");
             }
@@ -60,8 +62,8 @@ impl MutEventSubscriber for Controller {
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
         let fd = events.fd();
-        if fd == self.reset.as_raw_fd() {
-            let _ = self.reset.read();
+        if let Some(reset) = self.reset.as_ref().filter(|r| r.as_raw_fd() == fd) {
+            let _ = reset.read();
             self.exit.notify(VmExit::Reset);
         } else if let Some(poweroff) = self.poweroff.as_ref().filter(|p| p.as_raw_fd() == fd) {
             let _ = poweroff.read();

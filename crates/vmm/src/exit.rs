@@ -100,6 +100,20 @@ impl ExitNotifier {
     }
 }
 
+/// A reset line that ends the VM through the notifier itself, for solo mode: the i8042's
+/// reset command needs no eventfd when the only thread asks [`ExitNotifier::reason`]
+/// after each exit anyway (`vcpu/thread.rs`, `run_solo`).
+pub struct ResetByNotifier(pub Arc<ExitNotifier>);
+
+impl vm_superio::Trigger for ResetByNotifier {
+    type E = std::convert::Infallible;
+
+    fn trigger(&self) -> Result<(), Self::E> {
+        self.0.notify(VmExit::Reset);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +126,17 @@ mod tests {
         n.notify(VmExit::Signal(15));
         assert!(matches!(n.reason(), Some(VmExit::Reset)));
         assert_eq!(n.eventfd().unwrap().read().unwrap(), 2);
+    }
+
+    #[test]
+    fn the_i8042_reset_command_ends_a_solo_vm_through_the_notifier() {
+        use devices::bus::BusDevice;
+        let n = Arc::new(ExitNotifier::unwatched());
+        let mut port = devices::legacy::I8042Reset::new(ResetByNotifier(n.clone()));
+        port.write(0, &[0xd1]);
+        assert!(n.reason().is_none(), "not the reset command");
+        port.write(0, &[0xfe]);
+        assert!(matches!(n.reason(), Some(VmExit::Reset)));
     }
 
     #[test]

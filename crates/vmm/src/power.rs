@@ -8,6 +8,7 @@
 use crate::address_map::{Owner, Region, Space};
 use crate::config::VmConfig;
 use crate::error::{io_err, Error};
+use crate::exit::{ExitNotifier, ResetByNotifier};
 use crate::irqfd::irqfd;
 use acpi::{AcpiLayout, IsaDevice, KeyboardController, MachineDescription, VirtioMmioSlot};
 use arch::layout::{
@@ -15,7 +16,7 @@ use arch::layout::{
     I8042_DATA_PORT, I8042_IRQ, VMGENID_GUID_LEN, VMGENID_GUID_START,
 };
 use devices::acpi::{GenericEventDevice, SleepControlRegisters};
-use devices::bus::Bus;
+use devices::bus::{Bus, BusDevice};
 use devices::guest_memory::GuestMemoryMmap;
 use devices::legacy::{I8042Controller, I8042Port, I8042PortDevice, I8042Reset, Key};
 use devices::EventFdTrigger;
@@ -107,27 +108,26 @@ fn eventfd() -> Result<EventFd, Error> {
     EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create a power eventfd"))
 }
 
-fn insert(
-    bus: &mut Bus,
-    base: u64,
-    len: u64,
-    name: &'static str,
-    dev: Arc<Mutex<dyn devices::bus::BusDevice>>,
-) -> Result<(), Error> {
+fn insert(bus: &mut Bus, base: u64, len: u64, name: &'static str, dev: Arc<Mutex<dyn BusDevice>>) -> Result<(), Error> {
     bus.insert(base, len, name, dev).map_err(|source| Error::Bus { name, source })
 }
 
 /// Builds the power devices of `config` onto the buses. `reset` is the VMM's reset
-/// event (the main loop turns it into `VmExit::Reset`).
+/// event (the main loop turns it into `VmExit::Reset`); `None` in solo mode, where the
+/// i8042's reset port, the only one there (`VmConfig::runs_solo`), tells `exit` itself.
 pub fn create_power_devices(
     config: &VmConfig,
     vm: &VmFd,
     pio: &mut Bus,
     mmio: &mut Bus,
-    reset: &EventFd,
+    reset: Option<&EventFd>,
+    exit: &Arc<ExitNotifier>,
 ) -> Result<PowerDevices, Error> {
     let mut control = PowerControl::default();
-    let reset_trigger = || reset.try_clone().map(EventFdTrigger::new).map_err(io_err("eventfd"));
+    let reset_trigger = || {
+        let reset = reset.ok_or_else(|| std::io::Error::other("a solo VM has no reset event"));
+        reset.and_then(EventFd::try_clone).map(EventFdTrigger::new).map_err(io_err("eventfd"))
+    };
     if config.i8042 {
         let irq = irqfd(vm, I8042_IRQ, "irqfd registration for the i8042")?;
         let controller = Arc::new(Mutex::new(I8042Controller::new(reset_trigger()?, irq)));
@@ -137,8 +137,11 @@ pub fn create_power_devices(
         }
         control.keyboard = Some(controller);
     } else {
-        let dev = I8042Reset::new(reset_trigger()?);
-        insert(pio, u64::from(I8042_COMMAND_PORT), 1, I8042_NAME, Arc::new(Mutex::new(dev)))?;
+        let dev: Arc<Mutex<dyn BusDevice>> = match reset {
+            Some(_) => Arc::new(Mutex::new(I8042Reset::new(reset_trigger()?))),
+            None => Arc::new(Mutex::new(I8042Reset::new(ResetByNotifier(exit.clone())))),
+        };
+        insert(pio, u64::from(I8042_COMMAND_PORT), 1, I8042_NAME, dev)?;
     }
     let mut poweroff = None;
     if config.machine.acpi {

@@ -8,9 +8,11 @@
 //! The stop signals stay blocked on the thread except inside KVM_RUN
 //! (KVM_SET_SIGNAL_MASK), so one arriving while the guest runs makes KVM_RUN return EINTR
 //! and stays pending; the thread then takes it with sigtimedwait. Nothing waits on an
-//! event loop here, so `Vm::build` opens no signalfd and no exit eventfd for a solo VM.
-//! The thread runs under its own filter, `solo`: the vCPU's list plus sigtimedwait, the
-//! reset eventfd's read and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
+//! event loop here, so `Vm::build` opens no signalfd, no exit eventfd and no reset
+//! eventfd for a solo VM: the i8042's reset command tells the exit notifier directly
+//! (`exit::ResetByNotifier`), which the thread asks after each exit.
+//! The thread runs under its own filter, `solo`: the vCPU's list plus sigtimedwait and
+//! pidfile removal (`crates/sandbox/src/filters/solo.rs`).
 
 use crate::boot_trace::{open_trace_json, report_boot_times};
 use crate::error::{ConfigError, Error};
@@ -29,7 +31,6 @@ impl Vm {
             mut vcpus,
             pio,
             mmio,
-            reset,
             exit,
             signals,
             clock,
@@ -67,7 +68,7 @@ impl Vm {
         ctx.sandbox.enter(ThreadKind::Solo)?;
         step("main filter");
         drop(running_signal);
-        let outcome = vcpu.run_solo(&ctx, &reset, &signals);
+        let outcome = vcpu.run_solo(&ctx, &signals);
         let guest_exit = clock.elapsed();
         step("guest ended");
         let _ = std::io::stdout().flush();

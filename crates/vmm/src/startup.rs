@@ -56,8 +56,9 @@ pub struct FirstRun {
     /// Wall time since `StartupClock::new` (called first thing in `main`).
     pub wall: Duration,
     /// CPU time of the whole process since exec (CLOCK_PROCESS_CPUTIME_ID), or since a
-    /// clone's request.
-    pub cpu: Duration,
+    /// clone's request; read only when it is reported (`--report-start-time`): the
+    /// clock is a system call, which a start that does not report need not make.
+    pub cpu: Option<Duration>,
 }
 
 pub struct StartupClock {
@@ -74,14 +75,15 @@ impl StartupClock {
     /// Called by the boot vCPU just before its first KVM_RUN.
     pub fn mark_first_run(&self) {
         let origin = Duration::from_nanos(CPU_ORIGIN_NS.load(Ordering::Relaxed));
-        let mark = FirstRun { wall: self.start.elapsed(), cpu: process_cpu_time().saturating_sub(origin) };
+        let cpu = self.report.then(|| process_cpu_time().saturating_sub(origin));
+        let mark = FirstRun { wall: self.start.elapsed(), cpu };
         step("to first KVM_RUN");
-        if self.first_run.set(mark).is_ok() && self.report {
+        if let (Ok(()), Some(cpu)) = (self.first_run.set(mark), cpu) {
             log::info!(
                 target: devices::NOTICE,
                 "microvm: first KVM_RUN after {} us wall (since main), {} us CPU (since exec){}",
                 mark.wall.as_micros(),
-                mark.cpu.as_micros(),
+                cpu.as_micros(),
                 if origin.is_zero() { "" } else { "; a clone: both since its request" }
             );
         }
@@ -117,14 +119,22 @@ mod tests {
 
     #[test]
     fn first_mark_is_kept() {
-        let clock = StartupClock::new(Instant::now(), false);
+        let clock = StartupClock::new(Instant::now(), true);
         assert!(clock.first_run().is_none());
         clock.mark_first_run();
         let first = clock.first_run().unwrap();
         std::thread::sleep(Duration::from_millis(2));
         clock.mark_first_run();
         assert_eq!(clock.first_run().unwrap().wall, first.wall);
-        assert!(first.cpu > Duration::ZERO);
+        assert!(first.cpu.is_some_and(|cpu| cpu > Duration::ZERO));
+    }
+
+    #[test]
+    fn a_start_that_does_not_report_reads_no_process_clock() {
+        let clock = StartupClock::new(Instant::now(), false);
+        clock.mark_first_run();
+        let first = clock.first_run().unwrap();
+        assert!(first.cpu.is_none() && first.wall > Duration::ZERO);
     }
 
     #[test]

@@ -59,7 +59,9 @@ pub struct Vm {
     pub(crate) monitors: MonitorServer,
     /// Mux chardevs and human monitors, served by the controller.
     pub(crate) muxes: Vec<Mux>,
-    pub(crate) reset: EventFd,
+    /// The i8042's (and ACPI's) reset event the main loop watches; `None` in solo mode,
+    /// where the reset ends the VM through `exit` ([`crate::exit::ResetByNotifier`]).
+    pub(crate) reset: Option<EventFd>,
     /// The power-off event, the power button and keyboard, the ACPI tables' place.
     pub(crate) power: PowerDevices,
     pub(crate) exit: Arc<ExitNotifier>,
@@ -188,10 +190,14 @@ impl Vm {
             false => ExitNotifier::new().map_err(io_err("cannot create the exit event"))?,
         };
         let exit = Arc::new(exit);
-        let reset = EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create the reset event"))?;
+        // Solo: the i8042's reset goes straight to the notifier the vCPU loop asks.
+        let reset = match solo {
+            true => None,
+            false => Some(EventFd::new(EFD_NONBLOCK).map_err(io_err("cannot create the reset event"))?),
+        };
         let mut pio = Bus::new();
         let mut mmio = Bus::new();
-        let mut power = create_power_devices(config, &vm, &mut pio, &mut mmio, &reset)?;
+        let mut power = create_power_devices(config, &vm, &mut pio, &mut mmio, reset.as_ref(), &exit)?;
         let boot_trace = match &config.trace_boot {
             Some(trace) => {
                 let checkpoints = Arc::new(GuestCheckpoints::new(start));

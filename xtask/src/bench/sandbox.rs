@@ -136,5 +136,9 @@ pub fn markdown(f: &[Figures; 3], runs: usize) -> String {
         f[0].cpu_to_exit - f[1].cpu_to_exit,
         f[0].wall_to_exit - f[1].wall_to_exit
     );
+    // The ratio moves with what else runs on the machine (docs/start-path.md): say how busy it was.
+    if let Some(load) = super::load_average() {
+        out += &format!("\nLoad average when the section ended: {load}.\n");
+    }
     out
 }

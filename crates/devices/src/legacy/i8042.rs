@@ -52,17 +52,23 @@ where
 /// The i8042 command port alone: the CPU reset command (0xFE) fires the
 /// reset event. Nothing else of the keyboard controller is modelled, so
 /// nothing else is exposed, and the guest's driver sees no keyboard.
-pub struct I8042Reset {
-    controller: I8042Device<EventFdTrigger>,
+///
+/// The event is any trigger: an eventfd the main loop watches, or in solo mode one
+/// that tells the only thread directly (no eventfd to make, dup and close at start).
+pub struct I8042Reset<T: Trigger = EventFdTrigger> {
+    controller: I8042Device<T>,
 }
 
-impl I8042Reset {
-    pub fn new(reset: EventFdTrigger) -> Self {
+impl<T: Trigger> I8042Reset<T> {
+    pub fn new(reset: T) -> Self {
         I8042Reset { controller: I8042Device::new(reset) }
     }
 }
 
-impl BusDevice for I8042Reset {
+impl<T: Trigger + Send> BusDevice for I8042Reset<T>
+where
+    T::E: std::fmt::Display,
+{
     fn read(&mut self, _offset: u64, data: &mut [u8]) {
         data.fill(STATUS_OUTPUT_FULL);
         count_read(data.len());

@@ -23,7 +23,6 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::signal::Killable;
 
 /// Shared by all vCPU threads.
@@ -157,24 +156,21 @@ impl Vcpu {
         KVM_RUN.with(|cell| cell.set(std::ptr::null_mut()));
     }
 
-    /// Runs the guest on the calling (main) thread until it ends the VM, a device does
-    /// (`ctx.exit`), the guest resets through the i8042 (`reset`) or a stop signal arrives
+    /// Runs the guest on the calling (main) thread until it ends the VM, a device does or
+    /// the guest resets through the i8042 (both through `ctx.exit`), or a stop signal arrives
     /// (`signals`): the solo mode of `crate::solo`, with no thread to kick and no
     /// commands. The caller has set the guest signal mask, so a stop signal makes KVM_RUN
     /// return EINTR and then waits, blocked, in the signalfd.
-    pub(crate) fn run_solo(mut self, ctx: &VcpuContext, reset: &EventFd, signals: &StopSignals) -> VmExit {
+    pub(crate) fn run_solo(mut self, ctx: &VcpuContext, signals: &StopSignals) -> VmExit {
         ctx.clock.mark_first_run();
         loop {
             if let Some(outcome) = self.run_once(ctx) {
                 return outcome;
             }
-            // One call each, none blocking: exits to the VMM are rare here, as
-            // no device but the i8042's reset port and isa-debug-exit lives on this VM.
+            // One call, not blocking, and a look at the notifier: exits to the VMM are rare
+            // here, as no device but the i8042's reset port and isa-debug-exit lives on this VM.
             if let Some(sig) = signals.read() {
                 return VmExit::Signal(sig);
-            }
-            if reset.read().is_ok() {
-                return VmExit::Reset;
             }
             if let Some(outcome) = ctx.exit.reason() {
                 return outcome;
