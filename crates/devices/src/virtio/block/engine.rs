@@ -86,6 +86,9 @@ pub(super) trait InFlight: Send {
     /// Fewer in flight than the engine's own bound (a test queue holds few chains).
     #[cfg(test)]
     fn set_limit(&mut self, limit: usize);
+    /// Batches handed over so far (io_uring_enter calls, pool wake-ups).
+    #[cfg(test)]
+    fn submits(&self) -> usize;
 }
 
 /// The indexes an engine gives its requests in flight (the ring's user data, the pool's
@@ -196,7 +199,7 @@ pub(super) struct Uring {
     file: RawFd,
     /// io_uring_enter calls made, for the tests that count them per batch.
     #[cfg(test)]
-    pub(super) enters: usize,
+    enters: usize,
 }
 
 // SAFETY: the raw iovec pointers point into the guest memory mapping, which the
@@ -307,6 +310,11 @@ impl InFlight for Uring {
     #[cfg(test)]
     fn set_limit(&mut self, limit: usize) {
         self.indexes.set_limit(limit);
+    }
+
+    #[cfg(test)]
+    fn submits(&self) -> usize {
+        self.enters
     }
 
     fn push(&mut self, fd: RawFd, offset: u64, iovs: &mut Vec<libc::iovec>, request: Queued) -> io::Result<()> {

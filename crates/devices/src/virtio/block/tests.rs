@@ -145,6 +145,8 @@ fn has(features: u64, bit: u32) -> bool {
     features & (1 << bit) != 0
 }
 
+#[path = "tests/batching.rs"]
+mod batching;
 #[path = "tests/bench.rs"]
 mod bench;
 #[path = "tests/engine.rs"]
