@@ -15,13 +15,58 @@
 . "$SCENARIOS/lib-bench.sh"
 dir=$(mktemp -d) || exit 1
 append="console=ttyS0 quiet panic=-1 fio.seconds=${FIO_SECONDS:-5} ${FIO_JOBS:+fio.jobs=$FIO_JOBS }microvm.run=/tests/bench-fio"
+# threads_cpu PID: "comm ticks" for each thread of PID (user + system, clock ticks), then
+# the rig's own "idle" and "all" ticks (every CPU, from /proc/stat).
+threads_cpu() {
+    for t in /proc/$1/task/*; do
+        s=$(cat "$t/stat" 2>/dev/null) || continue
+        comm=${s#*(}
+        comm=$(echo "${comm%)*}" | tr ' ' '_')
+        set -- ${s##*) }
+        echo "$comm $((${12} + ${13}))"
+    done
+    set -- $(head -1 /proc/stat)
+    echo "idle $(($5 + $6))"
+    echo "all $(($2 + $3 + $4 + $5 + $6 + $7 + $8 + $9))"
+}
+# vmm_run COMMAND...: runs the VMM with its console copied through; for each fio job
+# (from the guest's BENCH-FIO-BEGIN to its result line) adds a line
+#   BENCH-CPU <job> all=<ms> idle=<ms> <thread>=<ms>...
+# with the rig's CPU time over the job and what the VMM's threads took of it: what bounds
+# a job when the rig's CPU, not the VMM, is the limit.
+vmm_run() {
+    rm -f "$dir/console"
+    mkfifo "$dir/console" || exit 1
+    "$@" >"$dir/console" 2>&1 &
+    pid=$!
+    while IFS= read -r line; do
+        echo "$line"
+        case "$line" in
+            *BENCH-FIO-BEGIN*) threads_cpu $pid >"$dir/cpu0" ;;
+            *"BENCH-FIO "*)
+                threads_cpu $pid >"$dir/cpu1"
+                job=${line#*BENCH-FIO }
+                awk -v job="${job%% *}" -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" '
+                    FNR == NR { before[$1] += $2; next }
+                    { after[$1] += $2 }
+                    END {
+                        out = "BENCH-CPU " job " all=" int((after["all"] - before["all"]) * 1000 / hz) \
+                            " idle=" int((after["idle"] - before["idle"]) * 1000 / hz)
+                        for (t in after) if (t != "all" && t != "idle") out = out " " t "=" int((after[t] - before[t]) * 1000 / hz)
+                        print out
+                    }' "$dir/cpu0" "$dir/cpu1"
+                ;;
+        esac
+    done <"$dir/console"
+    wait $pid
+}
 disk() {
     echo -drive "id=scratch,file=$dir/scratch.img,format=raw,if=none,aio=$1" -device virtio-blk-device,drive=scratch
 }
 microvm() { # BINARY NAME AIO
     scratch
     echo "== bench-fio vmm=$2-$3 run=$i"
-    "$1" -M microvm,legacy,acpi=on -m 512m -smp 1 -kernel "$CLOUD_VMLINUX" -initrd "$FIO_INITRAMFS" \
+    vmm_run "$1" -M microvm,legacy,acpi=on -m 512m -smp 1 -kernel "$CLOUD_VMLINUX" -initrd "$FIO_INITRAMFS" \
         -nodefaults -serial stdio -append "$append" $(disk "$3")
 }
 i=1
@@ -33,7 +78,7 @@ while [ $i -le "${BENCH_RUNS:-1}" ]; do
         microvm "$MICROVM" microvm "$aio"
         scratch
         echo "== bench-fio vmm=qemu-$aio run=$i"
-        "$QEMU" -M microvm,acpi=on,rtc=off -accel kvm -cpu host -m 512m -smp 1 \
+        vmm_run "$QEMU" -M microvm,acpi=on,rtc=off -accel kvm -cpu host -m 512m -smp 1 \
             -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
             -kernel "$CLOUD_VMLINUX" -initrd "$FIO_INITRAMFS" -append "$append reboot=t" $(disk "$aio") ||
             echo "QEMU-FAILED aio=$aio"
