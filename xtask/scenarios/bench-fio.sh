@@ -10,8 +10,8 @@
 # alternates from run to run (lib-bench.sh says why).
 # $FIO_JOBS (e.g. randread-4k-qd1,randread-4k-qd32) runs only those jobs. With
 # $MICROVM_BASELINE (another microvm binary, packed by xtask when the host's environment
-# names one) each run also runs it, as vmm microvm-baseline-<aio>, just before microvm:
-# old and new builds alternate in one rig run.
+# names one) each run also runs it, as vmm microvm-baseline-<aio>, next to microvm (before
+# it on odd runs, after it on even ones): old and new builds alternate in one rig run.
 . "$SCENARIOS/lib-bench.sh"
 dir=$(mktemp -d) || exit 1
 append="console=ttyS0 quiet panic=-1 fio.seconds=${FIO_SECONDS:-5} ${FIO_JOBS:+fio.jobs=$FIO_JOBS }microvm.run=/tests/bench-fio"
@@ -72,10 +72,15 @@ microvm() { # BINARY NAME AIO
 i=1
 while [ $i -le "${BENCH_RUNS:-1}" ]; do
     for aio in $(engines_of_run $i); do
-        if [ -n "${MICROVM_BASELINE:-}" ]; then
+        if [ -z "${MICROVM_BASELINE:-}" ]; then
+            microvm "$MICROVM" microvm "$aio"
+        elif [ $((i % 2)) = 1 ]; then
+            microvm "$MICROVM_BASELINE" microvm-baseline "$aio"
+            microvm "$MICROVM" microvm "$aio"
+        else
+            microvm "$MICROVM" microvm "$aio"
             microvm "$MICROVM_BASELINE" microvm-baseline "$aio"
         fi
-        microvm "$MICROVM" microvm "$aio"
         scratch
         echo "== bench-fio vmm=qemu-$aio run=$i"
         vmm_run "$QEMU" -M microvm,acpi=on,rtc=off -accel kvm -cpu host -m 512m -smp 1 \
