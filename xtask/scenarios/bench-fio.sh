@@ -83,7 +83,8 @@ while [ $i -le "${BENCH_RUNS:-1}" ]; do
         fi
         scratch
         echo "== bench-fio vmm=qemu-$aio run=$i"
-        vmm_run "$QEMU" -M microvm,acpi=on,rtc=off -accel kvm -cpu host -m 512m -smp 1 \
+        # debug-threads: QEMU's threads by name in BENCH-CPU (its vCPU apart from the rest).
+        vmm_run "$QEMU" -name qemu,debug-threads=on -M microvm,acpi=on,rtc=off -accel kvm -cpu host -m 512m -smp 1 \
             -nodefaults -no-user-config -nographic -serial stdio -no-reboot \
             -kernel "$CLOUD_VMLINUX" -initrd "$FIO_INITRAMFS" -append "$append reboot=t" $(disk "$aio") ||
             echo "QEMU-FAILED aio=$aio"
