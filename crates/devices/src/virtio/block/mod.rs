@@ -238,7 +238,7 @@ impl Block {
                 if cfg.engine == Engine::IoUring { "io_uring" } else { "threads" }
             ),
             Engine::IoUring => {
-                let ring = Uring::new(worker.disk.fd()).map_err(|source| BlockError::Uring { path: path(), source })?;
+                let ring = Uring::new().map_err(|source| BlockError::Uring { path: path(), source })?;
                 worker.engine = Some(Box::new(ring));
             }
             Engine::Threads => {
