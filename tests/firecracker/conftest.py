@@ -1,6 +1,28 @@
 import pytest
+import requests
 
-from fcvm import DEADLINE
+from fcvm import DEADLINE, check_exchange, openapi, record
+
+
+@pytest.fixture(autouse=True)
+def exchanges(monkeypatch):
+    """Every exchange any client makes in a test (both clients send through a
+    `requests.Session`), checked against Firecracker's OpenAPI file when the test ends: a
+    mismatch fails it, naming the exchange. Yields the list, for tests that look at it."""
+    recorded = []
+    hook = record(recorded)
+    send = requests.Session.send
+
+    def recording_send(session, request, **kwargs):
+        response = send(session, request, **kwargs)
+        hook(response)
+        return response
+
+    monkeypatch.setattr(requests.Session, "send", recording_send)
+    yield recorded
+    spec = openapi()
+    for exchange in recorded:
+        check_exchange(spec, *exchange)
 
 
 @pytest.fixture

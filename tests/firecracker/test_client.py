@@ -1,33 +1,17 @@
 """A published Firecracker client (hysn-firecracker-python's `Api`) configures, starts,
 pauses, resumes, snapshots and restores a tiny guest through microvm's Firecracker front end; every request and
 answer is validated against Firecracker's OpenAPI file (tests/firecracker/openapi/, or the copy
-FIRECRACKER_OPENAPI names)."""
+FIRECRACKER_OPENAPI names) by conftest.py's `exchanges` fixture, with fcvm.py's check."""
 
 import json
 import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
-import requests
 
-from fcvm import DEADLINE, REPO, counts, guest, microvm_bin, start, stop
-
-# Firecracker's file as committed (openapi/SOURCE.md says which version and where from).
-OPENAPI = REPO / "tests/firecracker/openapi/firecracker.yaml"
-
-# Every exchange the client made: (method, path, request body, status, answer body).
-EXCHANGES = []
-
-
-def record(response, *args, **kwargs):
-    request = response.request
-    path = request.path_url.split("?")[0]
-    body = json.loads(request.body) if request.body else None
-    answer = response.json() if response.content else None
-    EXCHANGES.append((request.method, path, body, response.status_code, answer))
+from fcvm import DEADLINE, check_exchange, counts, guest, microvm_bin, openapi, start, stop
 
 
 @pytest.fixture
@@ -43,7 +27,6 @@ def firecracker(tmp_path):
         assert time.monotonic() < deadline, "no API socket"
         time.sleep(0.01)
     api = Api(str(socket))
-    api.session.hooks["response"].append(record)
     yield api, process
     api.close()
     if process.poll() is None:
@@ -55,7 +38,7 @@ def firecracker(tmp_path):
     assert "panicked" not in errors and "seccomp" not in errors, errors
 
 
-def test_configure_start_pause_resume(firecracker, tmp_path):
+def test_configure_start_pause_resume(firecracker, tmp_path, exchanges):
     from firecracker.exceptions import APIError
 
     api, process = firecracker
@@ -89,6 +72,9 @@ def test_configure_start_pause_resume(firecracker, tmp_path):
     assert status == 400 and "before starting" in fault["fault_message"]
     with pytest.raises(APIError, match="Vsock config error: guest_cid 2"):
         api.vsock.put(guest_cid=2, uds_path=str(tmp_path / "v.sock"))
+    # The file's minimum is 3: a body it rejects, refused as it must be.
+    assert exchanges[-1][2] == {"guest_cid": 2, "uds_path": str(tmp_path / "v.sock")}
+    assert check_exchange(openapi(), *exchanges[-1])
     api.vsock.put(guest_cid=3, uds_path=str(tmp_path / "v.sock"))
     assert raw(api, "GET", "/vm/config")[1]["vsock"] == {"guest_cid": 3, "uds_path": str(tmp_path / "v.sock")}
     with pytest.raises(APIError, match="Load snapshot error: snapshot .*no-such"):
@@ -153,7 +139,6 @@ def test_snapshot_then_restore_in_a_new_process(tmp_path, processes):
     first = start(tmp_path / "fc1.socket")
     processes.append(first)
     api = Api(str(tmp_path / "fc1.socket"))
-    api.session.hooks["response"].append(record)
     api.machine_config.put(vcpu_count=1, mem_size_mib=32)
     api.boot.put(kernel_image_path=str(guest("counter")), boot_args="console=ttyS0")
     # A CPU template travels in the snapshot's configuration (the vCPUs' CPUID with it).
@@ -171,7 +156,6 @@ def test_snapshot_then_restore_in_a_new_process(tmp_path, processes):
     second = start(tmp_path / "fc2.socket")
     processes.append(second)
     api = Api(str(tmp_path / "fc2.socket"))
-    api.session.hooks["response"].append(record)
     api.load_snapshot.put(snapshot_path=str(tmp_path / "state"),
                           mem_backend={"backend_type": "File", "backend_path": str(tmp_path / "mem")},
                           resume_vm=True)
@@ -192,65 +176,26 @@ def raw(api, method, path, body=None):
     return response.status_code, (response.json() if response.content else None)
 
 
-def schema_for(spec, operation, status):
-    responses = operation.get("responses", {})
-    answer = responses.get(status) or responses.get(str(status)) or responses.get("default")
-    return answer.get("schema") if answer else None
-
-
-def operation_for(spec, method, path):
-    """The OpenAPI operation of a concrete path (`/drives/rootfs` matches `/drives/{drive_id}`)."""
-    parts = path.rstrip("/").split("/") if path != "/" else [""]
-    for template, operations in spec["paths"].items():
-        tparts = template.rstrip("/").split("/") if template != "/" else [""]
-        if len(tparts) == len(parts) and all(t == p or t.startswith("{") for t, p in zip(tparts, parts)):
-            if method.lower() in operations:
-                return operations[method.lower()]
-    return None
-
-
-def test_every_exchange_matches_the_openapi_file(firecracker, tmp_path, processes):
-    """Both scenarios above, every exchange checked against the file: a request body it
-    accepts, or one it rejects that microvm refused too (the tests send some bad ones on
-    purpose), and each answer against the schema of its status."""
-    path = os.environ.get("FIRECRACKER_OPENAPI") or OPENAPI
-    import jsonschema
-    import yaml
-
-    spec = yaml.safe_load(Path(path).read_text())
-    EXCHANGES.clear()
-    test_configure_start_pause_resume(firecracker, tmp_path)
-    (tmp_path / "restore").mkdir()
-    test_snapshot_then_restore_in_a_new_process(tmp_path / "restore", processes)
-    assert EXCHANGES, "the client made no request"
-
-    def problem(instance, schema):
-        document = {"definitions": spec["definitions"], **schema}
-        try:
-            # Swagger 2.0 schemas are JSON Schema draft 4; the file's own schema check
-            # (jsonschema.validate's) is skipped: it would run once per exchange.
-            jsonschema.Draft4Validator(document).validate(instance)
-        except jsonschema.ValidationError as e:
-            return e.message
-        return None
-
-    def check(instance, schema, what):
-        if (message := problem(instance, schema)) is not None:
-            pytest.fail(f"{what}: {message}\n{json.dumps(instance)}")
-
-    refused_as_the_file_says = 0
-    for method, url, body, status, answer in EXCHANGES:
-        operation = operation_for(spec, method, url)
-        assert operation is not None, f"{method} {url} is not in the OpenAPI file"
-        if body is not None:
-            parameter = next(p for p in operation.get("parameters", []) if p.get("in") == "body")
-            if (message := problem(body, parameter["schema"])) is not None:
-                assert status == 400, f"{method} {url}: the file rejects the body ({message}), microvm answered {status}"
-                refused_as_the_file_says += 1
-        schema = schema_for(spec, operation, status)
-        if status == 204:
-            assert answer is None, f"{method} {url}: 204 with a body"
-        elif schema is not None:
-            check(answer, schema, f"answer {status} to {method} {url}")
-    # The vsock with guest_cid 2 (the file's minimum is 3).
-    assert refused_as_the_file_says >= 1
+def test_the_exchange_check_refuses_what_the_file_refuses():
+    """fcvm.check_exchange, which every test's exchanges go through, fails on a bad body that
+    was accepted, a wrong answer, 204 with a body, an undocumented path or a silent 400."""
+    spec = openapi()
+    vsock = {"guest_cid": 2, "uds_path": "/v.sock"}
+    fault = {"fault_message": "reserved"}
+    assert check_exchange(spec, "PUT", "/vsock", vsock, 400, fault) is True
+    assert check_exchange(spec, "PUT", "/vsock", {**vsock, "guest_cid": 3}, 204, None) is False
+    info = {"app_name": "Firecracker", "id": "x", "state": "Running", "vmm_version": "1"}
+    assert check_exchange(spec, "GET", "/", None, 200, info) is False
+    wrong = [
+        (("PUT", "/vsock", vsock, 204, None), "the file rejects the body"),
+        (("PUT", "/actions", None, 204, None), "requires a body"),
+        (("PUT", "/actions", {"action_type": "Reboot"}, 204, None), "the file rejects the body"),
+        (("GET", "/", None, 200, {**info, "state": "Booting"}), "the answer"),
+        (("GET", "/", None, 200, {"state": "Running"}), "the answer"),
+        (("PUT", "/vsock", {**vsock, "guest_cid": 3}, 204, {}), "204 with a body"),
+        (("PUT", "/vsock", {**vsock, "guest_cid": 3}, 400, {}), "no fault_message"),
+        (("GET", "/nowhere", None, 400, fault), "not in the OpenAPI file"),
+    ]
+    for exchange, why in wrong:
+        with pytest.raises(AssertionError, match=why):
+            check_exchange(spec, *exchange)

@@ -4,7 +4,8 @@ restores a tiny guest through microvm's Firecracker front end.
 
 pyrecracker declares Python >= 3.12 but its code runs on Debian 12's 3.11 (nothing in it
 needs 3.12), so it is installed with `--ignore-requires-python` (requirements-any-python.txt);
-`cargo xtask pytest` does that."""
+`cargo xtask pytest` does that. Every exchange it makes is checked against Firecracker's OpenAPI
+file by conftest.py's `exchanges` fixture, as test_client.py's are."""
 
 import pytest
 from requests.exceptions import HTTPError
@@ -19,7 +20,7 @@ from pyrecracker.client_types import (  # noqa: E402
     SnapshotLoadParams, SnapshotType, VMState)
 
 
-def test_configure_start_pause_snapshot_restore(tmp_path, processes):
+def test_configure_start_pause_snapshot_restore(tmp_path, processes, exchanges):
     first = start(tmp_path / "fc1.socket")
     processes.append(first)
     client = FirecrackerClient(str(tmp_path / "fc1.socket"))
@@ -59,6 +60,10 @@ def test_configure_start_pause_snapshot_restore(tmp_path, processes):
     stop(second)
     assert after[0] == printed[-1] + 1, (printed[-5:], after)
     assert after == list(range(after[0], after[0] + 3))
+    # pyrecracker's own session is recorded (and so checked at the end): its load too.
+    load = [e for e in exchanges if e[1] == "/snapshot/load"]
+    assert len(load) == 1 and load[0][2]["mem_file_path"] == str(tmp_path / "mem") and load[0][3] == 204, load
+    assert [e[3] for e in exchanges].count(400) == 2, exchanges
 
 
 def test_load_refused_for_a_missing_snapshot(tmp_path, processes):

@@ -41,12 +41,43 @@ marked() {
 }
 end() { kill -9 "$(cat "$dir/$1.pid")" 2> /dev/null; wait 2> /dev/null; }
 socket() { n=0; while [ ! -S "$1" ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done; }
-api() { "$CURL" -sS -o /dev/null --unix-socket "$S" -X "$1" "http://localhost$2" -H 'Content-Type: application/json' -d "$3"; }
+# Each API request and its answer are kept in $dir/x.<k>.* and printed as an FC-EXCHANGE
+# line (lib-fc.sh's format) by `exchanges` once a round's times are taken, so the
+# recording adds no process to what is timed; bench/firecracker.rs checks them against
+# Firecracker's OpenAPI file.
+k=0
+keep() {
+    k=$((k + 1))
+    echo "$1 $2" > "$dir/x.$k.meta"
+    printf '%s' "$3" > "$dir/x.$k.req"
+}
+api() {
+    keep "$@"
+    "$CURL" -sS -o "$dir/x.$k.body" -w '%{http_code}' --unix-socket "$S" -X "$1" "http://localhost$2" \
+        -H 'Content-Type: application/json' -d "$3" > "$dir/x.$k.code"
+}
 # The timed requests go through unixcat, as QMP's do: curl's own start (dozens of shared
 # libraries, in the TCG-run rig) would otherwise count against the API.
 http() {
+    keep "$@"
     printf '%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' \
-        "$1" "$2" "${#3}" "$3" | "$UNIXCAT" "$S" > /dev/null
+        "$1" "$2" "${#3}" "$3" | "$UNIXCAT" "$S" > "$dir/x.$k.raw"
+}
+exchanges() {
+    i=1
+    while [ "$i" -le "$k" ]; do
+        x="$dir/x.$i"
+        if [ -f "$x.raw" ]; then
+            head -n 1 "$x.raw" | cut -d ' ' -f 2 > "$x.code"
+            tr -d '\r' < "$x.raw" | sed '1,/^$/d' > "$x.body"
+        fi
+        request=$(tr '\n' ' ' < "$x.req")
+        answer=$(tr '\n' ' ' < "$x.body" 2> /dev/null)
+        echo "FC-EXCHANGE $(cat "$x.meta") $(cat "$x.code") ${request:--} ${answer:--}"
+        rm -f "$x".*
+        i=$((i + 1))
+    done
+    k=0
 }
 qmp_send() { printf '{"execute": "qmp_capabilities"}\n%s\n' "$1" | "$UNIXCAT" "$Q" > /dev/null; }
 line() { echo "@@FC what=$1 via=$2 run=$round exec_us=$((($4 - $3) / 1000)) call_us=$((($4 - $5) / 1000))"; }
@@ -75,6 +106,7 @@ while [ "$round" -lt "$runs" ]; do
     http PUT /snapshot/load "{\"snapshot_path\": \"$dir/fc.state\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"$dir/fc.mem\"}, \"resume_vm\": true}"
     line restore api "$t0" "$(marked fcload)" "$ts"
     end fcload
+    exchanges
 
     Q="$dir/qmp.sock"
     rm -f "$Q" "$dir/q.snap"

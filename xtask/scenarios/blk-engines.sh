@@ -5,6 +5,7 @@
 # lives debugfs dumps the file (HOST-SHA256) and `e2fsck -fn` checks the ext4 image the
 # guest wrote through that engine (E2FSCK-STATUS, 0 = clean). aio=native needs O_DIRECT,
 # which the scratch directory's file system may lack: then O_DIRECT-UNSUPPORTED.
+. "$SCENARIOS/lib-image.sh"
 dir=$(mktemp -d) || exit 1
 for mode in threads io_uring native; do
     props="aio=$mode"
@@ -23,11 +24,6 @@ for mode in threads io_uring native; do
         -chardev stdio,id=con0 -device virtio-serial-device -device virtconsole,chardev=con0 \
         -drive "id=root,file=$dir/test.img,format=raw,if=none,$props" -device virtio-blk-device,drive=root
     echo "VMM-EXIT $mode status=$?"
-    rm -f "$dir/data.bin"
-    "$DEBUGFS" -R "dump /data.bin $dir/data.bin" "$dir/test.img" 2>&1
-    set -- $(sha256sum "$dir/data.bin")
-    echo "HOST-SHA256 $mode $1"
-    "$E2FSCK" -fn "$dir/test.img" 2>&1
-    echo "E2FSCK-STATUS $mode $?"
+    check_image "$mode" "$dir/test.img"
 done
 rm -rf "$dir"

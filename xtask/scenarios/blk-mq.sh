@@ -8,6 +8,7 @@
 # /sys/block/vda/mq) and its online/possible CPUs, writes 4 MiB of random data to
 # /data.bin, syncs and prints its sha256 (GUEST-SHA256); then debugfs dumps the file
 # (HOST-SHA256) and `e2fsck -fn` checks the image (E2FSCK-STATUS, 0 = clean).
+. "$SCENARIOS/lib-image.sh"
 dir=$(mktemp -d) || exit 1
 # Run by the guest's init with sh -c; no spaces on the kernel command line, so ${IFS}.
 run='echo${IFS}MQ-QUEUES${IFS}$(ls${IFS}/sys/block/vda/mq|wc${IFS}-l);echo${IFS}CPUS${IFS}online=$(cat${IFS}/sys/devices/system/cpu/online)${IFS}possible=$(cat${IFS}/sys/devices/system/cpu/possible);/tests/blk-write'
@@ -23,11 +24,6 @@ for mode in sync threads io_uring; do
         -drive "id=root,file=$dir/test.img,format=raw,if=none$props" \
         -device virtio-blk-device,drive=root,num-queues=4,iothread=io0
     echo "VMM-EXIT $mode status=$?"
-    rm -f "$dir/data.bin"
-    "$DEBUGFS" -R "dump /data.bin $dir/data.bin" "$dir/test.img" 2>&1
-    set -- $(sha256sum "$dir/data.bin")
-    echo "HOST-SHA256 $mode $1"
-    "$E2FSCK" -fn "$dir/test.img" 2>&1
-    echo "E2FSCK-STATUS $mode $?"
+    check_image "$mode" "$dir/test.img"
 done
 rm -rf "$dir"

@@ -19,10 +19,28 @@ fc_start() {
     while [ ! -S "$S" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 }
 
-# call WHAT CURL-ARGS...: one API call; prints "FC-CALL WHAT <http status> <body>".
+# call WHAT CURL-ARGS...: one API call; prints "FC-CALL WHAT <http status> <body>", then
+# the exchange for the xtask test to check against Firecracker's OpenAPI file
+# (crates/fc-openapi/src/record.rs): "FC-EXCHANGE <method> <path> <status> <request> <answer>",
+# each body one line of JSON or "-". Method, path and body are read from the curl
+# arguments (-X, the http://localhost URL, -d), so the calls stay the guide's.
 call() {
     what=$1
     shift
+    method= request=- path=/ prev=
+    for arg in "$@"; do
+        case "$prev" in
+            -X) method=$arg ;;
+            -d | --data | --data-binary) request=$(printf '%s' "${arg:--}" | tr '\n' ' ') ;;
+        esac
+        case "$arg" in http://localhost*) path=${arg#http://localhost} ;; esac
+        prev=$arg
+    done
+    # Without -X, curl sends GET, or POST when there is a body.
+    [ -z "$method" ] && method=GET && [ "$request" != - ] && method=POST
+    rm -f "$dir/body"
     code=$("$CURL" -sS -o "$dir/body" -w '%{http_code}' --unix-socket "$S" "$@")
-    echo "FC-CALL $what $code $(cat "$dir/body" 2>/dev/null)"
+    answer=$(tr '\n' ' ' < "$dir/body" 2>/dev/null)
+    echo "FC-CALL $what $code $answer"
+    echo "FC-EXCHANGE $method ${path:-/} $code $request ${answer:--}"
 }

@@ -65,11 +65,7 @@ pub fn medians_table(
     setups: &[&str],
     figures: &[(&str, &str)],
 ) -> String {
-    let median = |setup: &str, fig: &str| {
-        let mut v: Vec<f64> = samples.iter().filter(|s| s.0 == setup && s.1 == fig).map(|s| s.2).collect();
-        v.sort_by(f64::total_cmp);
-        (!v.is_empty()).then(|| v[v.len() / 2])
-    };
+    let median = |setup: &str, fig: &str| crate::bench_io::median(samples, setup, fig);
     let mut t = format!("{header}\n| --- |{}\n", " ---: |".repeat(setups.len()));
     for (fig, label) in figures {
         let cells: Vec<String> =

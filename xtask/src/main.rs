@@ -17,7 +17,8 @@ usage: cargo xtask <command>
                   print how long the boot took
   test [ARGS]     cargo test --workspace [ARGS] (unit tests, /dev/kvm tests, rig tests),
                   then the Python QMP tests (tests/qmp) against microvm and QEMU
-  pytest [ARGS]   only the Python QMP tests: python -m pytest tests/qmp [ARGS]
+  pytest [ARGS]   only the Python tests: tests/qmp [ARGS], then tests/firecracker;
+                  pytest tests/firecracker [ARGS]: that suite alone
   images          build the guest images if needed and print their paths
   binary          build the static microvm binary and print its path
   scenario NAME.. run xtask/scenarios/NAME.sh (one rig boot for all) and summarize

@@ -3,8 +3,8 @@
 //! `PUT /mmds/config` V2 on eth0 and `PUT /mmds` through the API; in the guest, busybox
 //! nc to 169.254.169.254 over the kernel's virtio-net driver: refused without a token,
 //! a token from `PUT /latest/api/token`, the stored value with it, and a key the host
-//! patched in after boot; Firecracker's `mmds` metrics count what the guest did. One rig
-//! boot.
+//! patched in after boot; Firecracker's `mmds` metrics count what the guest did; every API
+//! call's exchange matches Firecracker's OpenAPI file (issue 17 acceptance 3). One rig boot.
 
 use xtask::scenario::run_test_case as run;
 
@@ -31,6 +31,11 @@ fn a_guest_gets_a_v2_token_then_reads_what_the_host_stored() {
     let Some(case) = run("fc-mmds") else { return };
     let report = case.report();
     assert_eq!(case.status, Some(0), "{report}");
+    // Every API call, checked against Firecracker's OpenAPI file, none missed.
+    let checked = fc_openapi::record::check_all(&case.output)
+        .unwrap_or_else(|e| panic!("{}\n{report}", fc_openapi::describe(&e)));
+    let calls = case.output.lines().filter(|l| l.starts_with("FC-CALL ")).count();
+    assert!(checked.len() == calls && calls >= 10, "{} of {calls} calls recorded\n{report}", checked.len());
     for call in
         ["boot-source", "drives/rootfs", "machine-config", "network-interfaces/eth0", "mmds/config", "mmds", "actions"]
     {

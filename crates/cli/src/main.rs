@@ -217,8 +217,8 @@ fn exit_status(outcome: Result<VmExit, vmm::Error>) -> ExitCode {
             eprintln!("microvm: terminating on signal {sig}");
             ExitCode::from(128u8.saturating_add(sig as u8))
         }
-        Ok(VmExit::VcpuError { vcpu, message }) => fail(&format!("vcpu{vcpu}: {message}")),
-        Ok(VmExit::DeviceError(message)) => fail(&message),
+        Ok(VmExit::VcpuError { vcpu, error }) => fail(&format!("vcpu{vcpu}: {error}")),
+        Ok(VmExit::DeviceError(error)) => fail(&error),
         // The status is what exit(2) keeps of it, as with QEMU's exit((V << 1) | 1).
         Ok(VmExit::DebugExit { status }) => ExitCode::from(status as u8),
         Err(e) => fail(&e),

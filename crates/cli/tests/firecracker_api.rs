@@ -104,15 +104,23 @@ fn bad_requests_get_firecrackers_answers() {
     let socket = dir.path().join("api.sock");
     let mut vm = firecracker(&socket, &["--http-api-max-payload-size", "1000", "--mmds-size-limit", "100"]);
     wait_for_socket(&socket, &mut vm);
-    let cases: &[(&str, &str, Option<&str>, &str)] = &[
+    // Outside Firecracker's OpenAPI file on purpose (not JSON, no such path or method):
+    // checked to get its 400 fault rather than against the file.
+    let outside: &[(&str, &str, Option<&str>, &str)] = &[
         ("PUT", "/boot-source", Some("{"), "An error occurred when deserializing the json body of a request: EOF"),
+        ("GET", "/nowhere", None, "Invalid request method and/or path: GET /nowhere."),
+        ("DELETE", "/drives/rootfs", None, "Unsupported HTTP method: DELETE."),
+    ];
+    for (method, path, body, expected) in outside {
+        let answer = curl_outside(&socket, method, path, *body);
+        assert!(answer.fault().contains(expected), "{method} {path}: {:?} lacks {expected:?}", answer.fault());
+    }
+    let cases: &[(&str, &str, Option<&str>, &str)] = &[
         ("PUT", "/boot-source", Some(r#"{"kernel_image_path": "k", "kernel": 1}"#), "unknown field `kernel`"),
         ("PUT", "/machine-config", Some(r#"{"vcpu_count": "1", "mem_size_mib": 32}"#), "invalid type: string \"1\""),
         ("PUT", "/machine-config", Some(r#"{"vcpu_count": 0, "mem_size_mib": 32}"#), "Machine config error"),
         ("PUT", "/machine-config", Some(r#"{"vcpu_count": 2, "mem_size_mib": 32, "smt": true}"#), "smt"),
         ("PUT", "/boot-source", None, "Empty PUT request."),
-        ("GET", "/nowhere", None, "Invalid request method and/or path: GET /nowhere."),
-        ("DELETE", "/drives/rootfs", None, "Unsupported HTTP method: DELETE."),
         ("PUT", "/drives/a", Some(r#"{"drive_id": "b", "is_root_device": false}"#), "does not match"),
         ("PUT", "/actions", Some(r#"{"action_type": "SendCtrlAltDel"}"#), "before starting the microVM"),
         ("PUT", "/actions", Some(r#"{"action_type": "InstanceStart"}"#), "Missing boot source"),
@@ -139,6 +147,7 @@ fn bad_requests_get_firecrackers_answers() {
     let mut text = String::new();
     raw.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text:?}");
+    check_raw(&[("(not HTTP)", "", None)], &text);
     // Still serving, with keep-alive: two requests on one connection.
     let mut raw = UnixStream::connect(&socket).unwrap();
     raw.set_read_timeout(Some(RUN_TIMEOUT)).unwrap();
@@ -146,6 +155,7 @@ fn bad_requests_get_firecrackers_answers() {
     text.clear();
     raw.read_to_string(&mut text).unwrap();
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text:?}");
+    check_raw(&[("GET", "/version", None), ("GET", "/", None)], &text);
     // Idle keep-alive connections (client pools keep up to 20) do not lock new clients out.
     let idle: Vec<UnixStream> = (0..24).map(|_| UnixStream::connect(&socket).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(50));
@@ -187,6 +197,7 @@ fn a_request_pipelined_after_instance_start_is_answered_by_the_running_vm() {
     raw.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"), "{text:?}");
     assert!(text.contains("HTTP/1.1 200 OK\r\n") && text.contains(r#""state":"Running""#), "{text:?}");
+    check_raw(&[("PUT", "/actions", Some(start)), ("GET", "/", None)], &text);
     assert!(vm.wait_for_stdout(b"spinning\n", RUN_TIMEOUT));
     let idle: Vec<UnixStream> = (0..24).map(|_| UnixStream::connect(&socket).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(50));

@@ -53,8 +53,14 @@ pub struct Request {
 /// which the connection is closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
+    /// httparse's reason (its no_std build has no `std::error::Error` to chain).
     #[error("Invalid HTTP request: {0}.")]
-    Malformed(String),
+    Malformed(httparse::Error),
+    #[error("Invalid HTTP request: header value.")]
+    HeaderValue,
+    /// Neither `/path` nor `scheme://host/path` (the first 64 characters).
+    #[error("Invalid HTTP request: request target {0}.")]
+    Target(String),
     #[error("Unsupported HTTP method: {0}.")]
     Method(String),
     #[error("Unsupported HTTP version: HTTP/1.{0}.")]
@@ -162,7 +168,7 @@ impl Decoder {
             Ok(httparse::Status::Partial) if self.buf.len() > MAX_HEAD => return Err(HttpError::HeadTooLong),
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLong),
-            Err(e) => return Err(HttpError::Malformed(e.to_string())),
+            Err(e) => return Err(HttpError::Malformed(e)),
         };
         if used > MAX_HEAD {
             return Err(HttpError::HeadTooLong);
@@ -178,7 +184,7 @@ impl Decoder {
         let mut length: Option<u64> = None;
         let mut expect = false;
         for header in request.headers.iter() {
-            let value = std::str::from_utf8(header.value).map_err(|_| HttpError::Malformed("header value".into()))?;
+            let value = std::str::from_utf8(header.value).map_err(|_| HttpError::HeaderValue)?;
             let value = value.trim();
             if header.name.eq_ignore_ascii_case("content-length") {
                 // Digits only (Rust's parse would also take a sign).
@@ -219,7 +225,7 @@ fn abs_path(target: &str) -> Result<String, HttpError> {
         None => target,
     };
     if !rest.starts_with('/') {
-        return Err(HttpError::Malformed(format!("request target {}", rest.chars().take(64).collect::<String>())));
+        return Err(HttpError::Target(rest.chars().take(64).collect()));
     }
     let path = rest.split(['?', '#']).next().unwrap_or("/");
     Ok(path.to_owned())
@@ -290,7 +296,7 @@ mod tests {
             (b"PUT /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", HttpError::ContentLength),
             (b"PUT /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", HttpError::ContentLength),
             (b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", HttpError::TransferEncoding),
-            (b"GET x HTTP/1.1\r\n\r\n", HttpError::Malformed("request target x".into())),
+            (b"GET x HTTP/1.1\r\n\r\n", HttpError::Target("x".into())),
         ];
         for (input, error) in cases {
             let out = decode_all(input, DEFAULT_MAX_PAYLOAD);

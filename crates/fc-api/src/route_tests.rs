@@ -110,3 +110,48 @@ fn logger_levels_as_firecracker_reads_them() {
     }
     assert!(fault(Method::Put, "/logger", Some(r#"{"level": "loud"}"#)).contains("Invalid LevelFilter"));
 }
+
+#[test]
+fn routes_firecracker_answers_on_its_own() {
+    // Paths routed on their second segment, and those that only answer.
+    assert_eq!(fault(Method::Get, "/balloon/x", None), "Unrecognized GET request path `x`.");
+    assert_eq!(fault(Method::Put, "/mmds/x", Some("{}")), "Unrecognized PUT request path `x`.");
+    assert_eq!(fault(Method::Get, "/vm", None), "Invalid request method and/or path: GET /vm.");
+    assert_eq!(
+        fault(Method::Patch, "/balloon/hinting", None),
+        "Balloon free page hinting is not supported by microvm."
+    );
+    assert_eq!(fault(Method::Get, "/hotplug/memory", None), "Memory hot-plug is not supported by microvm.");
+    // Only PUT and PATCH paths are told their body is missing.
+    assert_eq!(fault(Method::Put, "/version", None), "Invalid request method and/or path: PUT /version.");
+    assert_eq!(fault(Method::Put, "/pmem", None), "Empty PUT request.");
+    assert_eq!(
+        fault(Method::Put, "/balloon/hinting", None),
+        "Invalid request method and/or path: PUT /balloon/hinting."
+    );
+    let stats = parse(&request(Method::Patch, "/balloon/statistics", Some(r#"{"stats_polling_interval_s": 5}"#)));
+    assert_eq!(stats.unwrap(), ApiRequest::PatchBalloonStats(BalloonStatsUpdate { stats_polling_interval_s: 5 }));
+}
+
+#[test]
+fn each_verb_says_when_firecracker_takes_it() {
+    let drive = ApiRequest::PutDrive(Drive::default());
+    assert_eq!(drive.verb().allowed, Allowed::PreBoot);
+    assert_eq!(drive.verb().refusal(true), Some(NOT_SUPPORTED_POST_BOOT));
+    assert_eq!(drive.verb().refusal(false), None);
+    let pause = ApiRequest::PatchVm(VmState::Paused);
+    assert_eq!(pause.verb().refusal(false), Some(NOT_SUPPORTED_PRE_BOOT));
+    assert_eq!(pause.verb().refusal(true), None);
+    let mmds = ApiRequest::PatchMmds(Value::Null);
+    assert_eq!((mmds.verb().refusal(false), mmds.verb().refusal(true)), (None, None));
+    // Actions by their type: InstanceStart before boot, the others after.
+    assert_eq!(ApiRequest::Action(ActionType::InstanceStart).verb().allowed, Allowed::PreBoot);
+    assert_eq!(ApiRequest::Action(ActionType::SendCtrlAltDel).verb().allowed, Allowed::PostBoot);
+    // The metrics count a PUT's failures, a GET's requests only, and no snapshot.
+    let put = drive.verb();
+    assert!(std::ptr::eq(put.count.unwrap(), &metrics::PUT_API.drive_count));
+    assert!(std::ptr::eq(put.fails.unwrap(), &metrics::PUT_API.drive_fails));
+    let get = ApiRequest::GetMmds.verb();
+    assert!(std::ptr::eq(get.count.unwrap(), &metrics::GET_API.mmds_count) && get.fails.is_none());
+    assert!(ApiRequest::PatchVm(VmState::Resumed).verb().count.is_none());
+}

@@ -42,7 +42,7 @@ pub enum JailError {
     #[error("jail: {what}: {source}")]
     Sys { what: &'static str, source: io::Error },
     #[error("jail: landlock: {0}")]
-    Landlock(String),
+    Landlock(#[source] landlock::RulesetError),
 }
 
 /// A resolved jail, ready to enter.
@@ -258,16 +258,15 @@ fn clear_capabilities() -> Result<(), JailError> {
 fn restrict_with_landlock() -> Result<(), JailError> {
     use landlock::{Access, AccessFs, AccessNet, Ruleset, RulesetAttr, ABI};
     let abi = ABI::V6;
-    let error = |e: landlock::RulesetError| JailError::Landlock(e.to_string());
     Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
-        .map_err(error)?
+        .map_err(JailError::Landlock)?
         .handle_access(AccessNet::from_all(abi))
-        .map_err(error)?
+        .map_err(JailError::Landlock)?
         .create()
-        .map_err(error)?
+        .map_err(JailError::Landlock)?
         .restrict_self()
-        .map_err(error)?;
+        .map_err(JailError::Landlock)?;
     Ok(())
 }
 

@@ -25,7 +25,7 @@ mod thread_kind;
 mod vhost_ioctls;
 
 pub use fatal::install_handlers as install_fatal_signal_handlers;
-pub use spawn::{spawn, ThreadStart};
+pub use spawn::{spawn, ThreadFailure, ThreadStart};
 pub use syscall_names::syscall_name;
 pub use thread_kind::ThreadKind;
 

@@ -137,8 +137,8 @@ pub use crate::chardev_config::{ChardevBackend, ChardevConfig, LogFile};
 /// Each device kind's config is its descriptor's (`device_kinds/`).
 pub use crate::device_kinds::{
     BalloonConfig, BalloonOptions, BlockConfig, ConsoleConfig, DebugExitConfig, DeviceConfig, FsConfig,
-    HybridVsockConfig, MmdsAttachment, NetBackend, NetConfig, NetLimits, NinePConfig, SerialPortConfig, SocketAddress,
-    VirtioSerialConfig, VsockConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN, NINEP_TAG_LEN,
+    HybridVsockConfig, MmdsAttachment, NetBackend, NetConfig, NetLimits, NinePConfig, RngConfig, SerialPortConfig,
+    SocketAddress, VirtioSerialConfig, VsockConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN, NINEP_TAG_LEN,
 };
 pub use arch::cpu_features::CpuFeatures;
 

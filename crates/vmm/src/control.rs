@@ -432,13 +432,15 @@ mod tests {
 
     #[test]
     fn every_exit_has_a_qemu_shutdown_cause() {
+        let panicked = sandbox::ThreadFailure::Panicked { thread: "virtio", message: "x".into() };
         let causes = [
             (VmExit::Reset, (true, "guest-reset")),
             (VmExit::Shutdown, (true, "guest-shutdown")),
             (VmExit::Signal(15), (false, "host-signal")),
             (VmExit::Quit, (false, "host-qmp-quit")),
             (VmExit::SystemReset, (false, "host-qmp-system-reset")),
-            (VmExit::DeviceError("x".into()), (false, "host-error")),
+            (VmExit::DeviceError(panicked.into()), (false, "host-error")),
+            (VmExit::VcpuError { vcpu: 0, error: crate::exit::VcpuFailure::Internal }, (false, "host-error")),
         ];
         for (exit, cause) in causes {
             assert_eq!(shutdown_cause(&exit), cause, "{exit:?}");

@@ -7,9 +7,9 @@
 //! notifications that arrive meanwhile stay pending on their ioeventfds (epoll is
 //! level-triggered), and are served as soon as the thread resumes.
 
-use crate::exit::{ExitNotifier, VmExit};
+use crate::exit::{DeviceFailure, ExitNotifier, VmExit};
 use event_manager::{EventManager, EventOps, EventSet, Events, MutEventSubscriber, SubscriberOps};
-use sandbox::{Sandbox, ThreadKind, ThreadStart};
+use sandbox::{Sandbox, ThreadFailure, ThreadKind, ThreadStart};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -134,13 +134,14 @@ impl DeviceThread {
         };
         event_loop.add_subscriber(Arc::new(Mutex::new(control)));
         let failed = exit.clone();
-        let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
+        let on_failure = move |failure: ThreadFailure| failed.notify(VmExit::DeviceError(failure.into()));
         let name = start.name.clone();
         let thread_name = name.clone();
         let thread = sandbox::spawn(start, on_failure, move || {
             while !stop.load(Ordering::Acquire) {
                 if let Err(e) = event_loop.run() {
-                    exit.notify(VmExit::DeviceError(format!("{thread_name} event loop failed: {e:?}")));
+                    let failure = DeviceFailure::EventLoop { thread: thread_name, source: Arc::new(e) };
+                    exit.notify(VmExit::DeviceError(failure));
                     return;
                 }
             }
@@ -255,6 +256,6 @@ mod tests {
 
         thread.pause(second).unwrap();
         assert!(thread.stop(second), "a paused thread stops and is joined");
-        assert_eq!(exit.reason(), None);
+        assert!(exit.reason().is_none());
     }
 }

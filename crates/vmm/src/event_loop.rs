@@ -1,7 +1,7 @@
 //! The main thread's event loop subscribers: the controller (VM end, monitors) and the
 //! serial console's stdin.
 
-use crate::exit::{ExitNotifier, VmExit};
+use crate::exit::{DeviceFailure, ExitNotifier, VmExit};
 use crate::guest_changes::GuestChanges;
 use crate::monitor::{MonitorServer, Mux, VmControl};
 use crate::signals::StopSignals;
@@ -68,7 +68,7 @@ impl MutEventSubscriber for Controller {
             if !self.no_shutdown {
                 self.exit.notify(VmExit::Shutdown);
             } else if let Err(e) = self.vm.machine.guest_shutdown() {
-                self.exit.notify(VmExit::DeviceError(format!("cannot stop after the guest powered off: {e}")));
+                self.exit.notify(VmExit::DeviceError(DeviceFailure::GuestShutdown(Arc::new(e))));
             }
         } else if Some(fd) == self.signals.fd() {
             if let Some(sig) = self.signals.read() {

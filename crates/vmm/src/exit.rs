@@ -1,10 +1,12 @@
 //! How a running VM ends, and how whoever notices tells the main thread.
 
-use std::sync::Mutex;
+use sandbox::ThreadFailure;
+use std::sync::{Arc, Mutex};
 use vmm_sys_util::eventfd::EventFd;
 
-/// Why the VM stopped.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why the VM stopped. `Clone` (the first reason is stored and read by whoever asks), so
+/// the errors it holds are shared.
+#[derive(Clone, Debug)]
 pub enum VmExit {
     /// The guest reset the machine (i8042 reset, KVM reset event, triple fault). Like
     /// QEMU with `-no-reboot`, a reset ends the VM.
@@ -18,12 +20,45 @@ pub enum VmExit {
     /// A monitor sent `system_reset`; like a guest reset, it ends the VM.
     SystemReset,
     /// A vCPU hit something it cannot continue from.
-    VcpuError { vcpu: u8, message: String },
+    VcpuError { vcpu: u8, error: VcpuFailure },
     /// The device side of the VMM cannot go on.
-    DeviceError(String),
+    DeviceError(DeviceFailure),
     /// The guest wrote V to `-device isa-debug-exit`: the process ends with
     /// status (V << 1) | 1, as QEMU's does.
     DebugExit { status: u32 },
+}
+
+/// Why a vCPU cannot go on; the CLI prints it after `vcpuN: `.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum VcpuFailure {
+    #[error("guest reported system event {0}")]
+    SystemEvent(u32),
+    #[error("KVM internal error (instruction emulation failed)")]
+    Internal,
+    #[error("KVM could not enter the guest (hardware reason {reason:#x}, cpu {cpu})")]
+    FailEntry { reason: u64, cpu: u32 },
+    /// An exit microvm does not handle, as kvm-ioctls prints it (the exit borrows the
+    /// vCPU's run area, so its text is kept).
+    #[error("unexpected KVM exit {0}")]
+    UnexpectedExit(String),
+    #[error("KVM_RUN failed: {0}")]
+    Run(#[source] kvm_ioctls::Error),
+    #[error(transparent)]
+    Thread(#[from] ThreadFailure),
+}
+
+/// Why the device side of the VMM cannot go on.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum DeviceFailure {
+    /// A device thread (or the main thread's confinement) failed.
+    #[error(transparent)]
+    Thread(#[from] ThreadFailure),
+    #[error("{thread} event loop failed: {source:?}")]
+    EventLoop { thread: String, source: Arc<event_manager::Error> },
+    #[error(transparent)]
+    Ninep(Arc<devices::virtio::ninep::NinepError>),
+    #[error("cannot stop after the guest powered off: {0}")]
+    GuestShutdown(#[source] Arc<crate::control::ControlError>),
 }
 
 /// The first reason reported wins; the eventfd wakes the main thread.
@@ -72,10 +107,10 @@ mod tests {
     #[test]
     fn first_reason_wins_and_every_notification_wakes() {
         let n = ExitNotifier::new().unwrap();
-        assert_eq!(n.reason(), None);
+        assert!(n.reason().is_none());
         n.notify(VmExit::Reset);
         n.notify(VmExit::Signal(15));
-        assert_eq!(n.reason(), Some(VmExit::Reset));
+        assert!(matches!(n.reason(), Some(VmExit::Reset)));
         assert_eq!(n.eventfd().unwrap().read().unwrap(), 2);
     }
 
@@ -85,6 +120,20 @@ mod tests {
         assert!(n.eventfd().is_none());
         n.notify(VmExit::DebugExit { status: 3 });
         n.notify(VmExit::Reset);
-        assert_eq!(n.reason(), Some(VmExit::DebugExit { status: 3 }));
+        assert!(matches!(n.reason(), Some(VmExit::DebugExit { status: 3 })));
+    }
+
+    #[test]
+    fn a_failure_keeps_its_cause_and_the_line_the_cli_prints() {
+        use std::error::Error;
+        let panicked = ThreadFailure::Panicked { thread: "virtio", message: "boom".into() };
+        let exit = VmExit::DeviceError(panicked.into());
+        let VmExit::DeviceError(failure) = exit.clone() else { panic!() };
+        assert_eq!(failure.to_string(), "the virtio thread panicked: boom");
+        let run = VcpuFailure::Run(kvm_ioctls::Error::new(libc::EFAULT));
+        assert!(run.to_string().starts_with("KVM_RUN failed: "), "{run}");
+        assert!(run.source().is_some_and(|s| s.downcast_ref::<kvm_ioctls::Error>().is_some()));
+        let entry = VcpuFailure::FailEntry { reason: 0x21, cpu: 1 };
+        assert_eq!(entry.to_string(), "KVM could not enter the guest (hardware reason 0x21, cpu 1)");
     }
 }

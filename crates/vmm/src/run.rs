@@ -10,7 +10,7 @@ use crate::device_registry::DeviceHandle;
 use crate::device_thread::DeviceThread;
 use crate::error::Error;
 use crate::event_loop::Controller;
-use crate::exit::VmExit;
+use crate::exit::{DeviceFailure, VmExit};
 use crate::guest_changes::GuestChanges;
 use crate::monitor::{Facts, VmControl};
 use crate::serial::{drain, SerialChardev};
@@ -19,7 +19,7 @@ use crate::state::RunState;
 use crate::vcpu::{install_kick_handler, GuestErrorLog, VcpuContext, VcpuThreadOptions};
 use crate::vm::{address_map, Vm};
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
-use sandbox::{Sandbox, ThreadKind, ThreadStart};
+use sandbox::{Sandbox, ThreadFailure, ThreadKind, ThreadStart};
 use std::io::Write;
 use std::sync::{Arc, Barrier, Mutex};
 
@@ -35,11 +35,11 @@ fn spawn_detached<B>(
     body: B,
 ) -> Result<(), Error>
 where
-    B: FnOnce() -> Result<(), String> + Send + 'static,
+    B: FnOnce() -> Result<(), DeviceFailure> + Send + 'static,
 {
     let (failed, ended) = (exit.clone(), exit.clone());
     let start = ThreadStart { name, kind, sandbox: sandbox.clone(), gate: None };
-    let on_failure = move |message| failed.notify(VmExit::DeviceError(message));
+    let on_failure = move |failure: ThreadFailure| failed.notify(VmExit::DeviceError(failure.into()));
     sandbox::spawn(start, on_failure, move || {
         if let Err(e) = body() {
             ended.notify(VmExit::DeviceError(e));
@@ -151,7 +151,7 @@ impl Vm {
         for (id, worker) in inventory.ninep_workers {
             let (name, what) = (format!("9p-{id}"), "cannot start a 9p server thread");
             spawn_detached(name, ThreadKind::Ninep, what, &exit, &sandbox, move || {
-                worker.run().map_err(|e| e.to_string())
+                worker.run().map_err(|e| DeviceFailure::Ninep(Arc::new(e)))
             })?;
         }
         install_kick_handler().map_err(|source| Error::Io { what: "cannot install the vCPU kick handler", source })?;
@@ -180,7 +180,7 @@ impl Vm {
         ctx.start_gate.wait();
         drop(running_signal);
         if let Err(e) = confined {
-            exit.notify(VmExit::DeviceError(e.to_string()));
+            exit.notify(VmExit::DeviceError(ThreadFailure::Confine(Arc::new(e)).into()));
         }
         // The guest runs now; its working set (read ahead at set-up) is mapped meanwhile.
         if let Some(runs) = &prefetch {

@@ -2,7 +2,8 @@
 //! the minimal kernel's counting guest through the API (InstanceStart) and through QMP
 //! (`-S`, `cont`), and restores a snapshot of it through each (`/snapshot/load` with
 //! `resume_vm`, `-incoming file:`), in turns, in one rig boot (or directly where /dev/kvm
-//! boots Linux). `cargo xtask bench --only firecracker` measures it.
+//! boots Linux). `cargo xtask bench --only firecracker` measures it; every API exchange of
+//! the run is checked against Firecracker's OpenAPI file (crates/fc-openapi).
 
 use super::median;
 
@@ -28,6 +29,12 @@ pub fn run(runs: usize) -> Result<FcFigures, String> {
     let rows = parse(&case.output);
     if rows.iter().all(|r| r.ok == 0) {
         return Err(format!("no run reached its marker\n{}", case.report()));
+    }
+    // Figures of requests that microvm answered outside Firecracker's file would not count.
+    match fc_openapi::record::check_all(&case.output) {
+        Ok(checked) if !checked.is_empty() => {}
+        Ok(_) => return Err(format!("no API exchange recorded\n{}", case.report())),
+        Err(e) => return Err(format!("{}\n{}", fc_openapi::describe(&e), case.report())),
     }
     Ok(FcFigures { rows, load })
 }

@@ -323,37 +323,18 @@ impl Devices {
                     let resolved = match backend.kind {
                         BackendKind::Drive => {
                             let d = take(&mut drives, &backend.id, &value, "drive")?;
-                            let (id, path, read_only, cache, limits) = (d.id, d.path, d.read_only, d.cache, d.limits);
-                            let (engine, image, serial) = (d.engine, d.image, None);
-                            KindBackend::Drive(BlockConfig {
-                                id,
-                                path,
-                                read_only,
-                                cache,
-                                serial,
-                                limits,
-                                engine,
-                                image,
-                                num_queues: None,
-                                iothread: None,
-                            })
+                            let (read_only, cache, limits, engine, image) =
+                                (d.read_only, d.cache, d.limits, d.engine, d.image);
+                            let drive = BlockConfig::new(d.id, d.path);
+                            KindBackend::Drive(BlockConfig { read_only, cache, limits, engine, image, ..drive })
                         }
                         BackendKind::Netdev => {
                             let n = take(&mut netdevs, &backend.id, &value, "netdev")?;
                             if n.vhost && self.packed_rings.contains(&index) {
                                 return Err(invalid(DEVICE, &value, VHOST_NOT_PACKED));
                             }
-                            let (id, backend, vhost, queues) = (n.id, n.backend, n.vhost, n.queues);
-                            KindBackend::Netdev(NetConfig {
-                                id,
-                                backend,
-                                mac: None,
-                                vhost,
-                                queues,
-                                mq: false,
-                                limits: Default::default(),
-                                mmds: None,
-                            })
+                            let (vhost, queues) = (n.vhost, n.queues);
+                            KindBackend::Netdev(NetConfig { vhost, queues, ..NetConfig::new(n.id, n.backend) })
                         }
                         BackendKind::VhostUserChardev => {
                             let chardev = match chardevs.vhost_user(&backend.id, DEVICE, &value)? {

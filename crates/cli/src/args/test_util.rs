@@ -2,9 +2,7 @@
 
 use std::path::PathBuf;
 
-use vmm::config::{
-    BlockConfig, CacheMode, ChardevBackend, ChardevConfig, ConsoleConfig, DeviceConfig, NetConfig, VmConfig,
-};
+use vmm::config::{BlockConfig, ChardevBackend, ChardevConfig, ConsoleConfig, DeviceConfig, NetConfig, VmConfig};
 
 use super::{parse, ArgsError, Command, Launch};
 
@@ -65,32 +63,15 @@ pub(super) fn devs(extra: &[&str]) -> Vec<DeviceConfig> {
     run(extra).unwrap_or_else(|e| panic!("{extra:?}: {e}")).devices
 }
 
+/// A drive with no settings: the kind's defaults.
 pub(super) fn block(id: &str, path: &str) -> DeviceConfig {
-    DeviceConfig::Block(BlockConfig {
-        id: id.into(),
-        path: path.into(),
-        read_only: false,
-        cache: CacheMode::Writeback,
-        serial: None,
-        limits: Default::default(),
-        engine: Default::default(),
-        image: Default::default(),
-        num_queues: None,
-        iothread: None,
-    })
+    DeviceConfig::Block(BlockConfig::new(id, path))
 }
 
+/// A tap NIC with the kind's defaults but for its MAC.
 pub(super) fn net(id: &str, ifname: Option<&str>, mac: Option<[u8; 6]>) -> DeviceConfig {
-    DeviceConfig::Net(NetConfig {
-        id: id.into(),
-        backend: vmm::config::NetBackend::Tap { ifname: ifname.map(Into::into), fd: None },
-        mac,
-        vhost: false,
-        queues: 1,
-        mq: false,
-        limits: Default::default(),
-        mmds: None,
-    })
+    let tap = vmm::config::NetBackend::Tap { ifname: ifname.map(Into::into), fd: None };
+    DeviceConfig::Net(NetConfig { mac, ..NetConfig::new(id, tap) })
 }
 
 pub(super) fn console(id: &str, backend: ChardevBackend) -> DeviceConfig {

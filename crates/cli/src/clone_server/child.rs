@@ -41,7 +41,27 @@ pub(super) enum Forked {
     /// In the clone, once its VM has ended (or it was never asked for): the exit status.
     Clone(ExitCode),
     /// In the server: no clone could be forked.
-    Failed(String),
+    Failed(ForkError),
+}
+
+/// Why the server could not fork a clone.
+#[derive(Debug, thiserror::Error)]
+pub enum ForkError {
+    #[error("cannot create a pipe: {0}")]
+    Pipe(#[source] std::io::Error),
+    #[error("cannot fork: {0}")]
+    Fork(#[source] std::io::Error),
+}
+
+/// Why an asked-for clone is not running.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StartError {
+    /// The clone's own one-line error, as it wrote it on its report pipe before it
+    /// exited: text from another process, so kept as text.
+    #[error("{0}")]
+    Reported(String),
+    #[error("the clone ended before it was ready")]
+    Ended,
 }
 
 /// What `start` returned.
@@ -49,8 +69,8 @@ pub(super) enum Started {
     /// The clone's pid, request → ready, and the pipe whose end of file says its set-up
     /// is over (for the next clone to wait on).
     Ready { pid: i32, took: Duration, running: File },
-    /// The clone's one-line error (it has exited).
-    Failed(String),
+    /// Why not (it has exited).
+    Failed(StartError),
     /// The waiting clone had ended before the request reached it.
     Gone,
 }
@@ -90,13 +110,13 @@ pub(super) fn fork_waiting(template: &mut Template, close: &[i32], after: Option
     let pipes = pipe().and_then(|a| Ok((a, pipe()?, pipe()?)));
     let ((request_read, request_write), (report_read, report_write), (running_read, running_write)) = match pipes {
         Ok(pipes) => pipes,
-        Err(e) => return Forked::Failed(format!("cannot create a pipe: {e}")),
+        Err(e) => return Forked::Failed(ForkError::Pipe(e)),
     };
     // SAFETY: the server has one thread (checked before it listens, and it starts none),
     // so the child is a complete copy and no lock can be held by a thread that is gone.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Forked::Failed(format!("cannot fork: {}", std::io::Error::last_os_error()));
+        return Forked::Failed(ForkError::Fork(std::io::Error::last_os_error()));
     }
     if pid == 0 {
         drop((request_write, report_read, running_read));
@@ -137,8 +157,10 @@ pub(super) fn start(waiting: Waiting, extra: &[String]) -> Started {
     let took = sent.elapsed();
     match report_bytes.split_first() {
         Some((&READY, _)) => Started::Ready { pid, took, running },
-        Some((&FAILED, line)) => Started::Failed(String::from_utf8_lossy(line).trim_end().to_string()),
-        _ => Started::Failed("the clone ended before it was ready".into()),
+        Some((&FAILED, line)) => {
+            Started::Failed(StartError::Reported(String::from_utf8_lossy(line).trim_end().to_owned()))
+        }
+        _ => Started::Failed(StartError::Ended),
     }
 }
 

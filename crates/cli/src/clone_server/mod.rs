@@ -45,7 +45,7 @@ pub enum CloneServerError {
     #[error("cannot listen on {}: {source}", .path.display())]
     Listen { path: PathBuf, source: std::io::Error },
     #[error("cannot start a clone: {0}")]
-    Fork(String),
+    Fork(#[source] child::ForkError),
     #[error("the server has {0} threads: it must fork with one")]
     Threads(usize),
     #[error("cannot {what}: {source}")]
@@ -187,7 +187,7 @@ fn serve_connection(
                 Ok(started) => started,
                 Err(code) => return Served::Clone(code),
             },
-            Err(error) => (json!({ "error": error }), None),
+            Err(error) => (json!({ "error": error.to_string() }), None),
         };
         let answered = writeln!(writer, "{answer}").is_ok();
         // The next clone, which makes its VM once this one's set-up is over.
@@ -220,14 +220,14 @@ fn start_clone(
             None => match child::fork_waiting(template, close, None) {
                 child::Forked::Waiting(w) => w,
                 child::Forked::Clone(code) => return Err(code),
-                child::Forked::Failed(error) => return Ok((json!({ "error": error }), None)),
+                child::Forked::Failed(error) => return Ok((json!({ "error": error.to_string() }), None)),
             },
         };
         match child::start(next, extra) {
             child::Started::Ready { pid, took, running } => {
                 return Ok((json!({ "pid": pid, "took-us": took.as_micros() as u64 }), Some(running)))
             }
-            child::Started::Failed(error) => return Ok((json!({ "error": error }), None)),
+            child::Started::Failed(error) => return Ok((json!({ "error": error.to_string() }), None)),
             // Killed while it waited: once more with a new one.
             child::Started::Gone => continue,
         }
@@ -240,19 +240,32 @@ enum Request {
     Clone(Vec<String>),
 }
 
-fn parse_request(line: &str) -> Result<Request, String> {
-    let value: Value = serde_json::from_str(line.trim()).map_err(|e| format!("not a JSON request: {e}"))?;
-    let Some(object) = value.as_object() else { return Err("a request is a JSON object".into()) };
+/// Why a request line is refused: its text is the answer's `"error"`.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    #[error("not a JSON request: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("a request is a JSON object")]
+    NotAnObject,
+    /// The member's name, as the client sent it.
+    #[error("unknown member \"{0}\"")]
+    UnknownMember(String),
+    #[error("\"args\" must be an array of strings")]
+    Args,
+}
+
+fn parse_request(line: &str) -> Result<Request, RequestError> {
+    let value: Value = serde_json::from_str(line.trim()).map_err(RequestError::Json)?;
+    let Some(object) = value.as_object() else { return Err(RequestError::NotAnObject) };
     if let Some(key) = object.keys().find(|k| *k != "args") {
-        return Err(format!("unknown member \"{key}\""));
+        return Err(RequestError::UnknownMember(key.clone()));
     }
     let args = match object.get("args") {
         None => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|a| a.as_str().map(str::to_string).ok_or("\"args\" must be an array of strings".to_string()))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err("\"args\" must be an array of strings".into()),
+        Some(Value::Array(items)) => {
+            items.iter().map(|a| a.as_str().map(str::to_string).ok_or(RequestError::Args)).collect::<Result<_, _>>()?
+        }
+        Some(_) => return Err(RequestError::Args),
     };
     Ok(Request::Clone(args))
 }
@@ -268,4 +281,27 @@ fn listener_fd(l: &UnixListener) -> i32 {
 /// How many threads this process has (`/proc/self/task`).
 fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_request, Request, RequestError};
+    use std::error::Error;
+
+    #[test]
+    fn a_request_is_an_object_with_args_strings_and_each_refusal_says_why() {
+        let Ok(Request::Clone(args)) = parse_request("{\"args\": [\"-S\", \"-m\"]}\n") else { panic!() };
+        assert_eq!(args, ["-S", "-m"]);
+        let Ok(Request::Clone(args)) = parse_request("{}") else { panic!() };
+        assert!(args.is_empty());
+        // The answers' texts, as before they were typed; JSON's own error stays its source.
+        let e = parse_request("not json").err().unwrap();
+        assert!(matches!(e, RequestError::Json(_)) && e.source().is_some(), "{e:?}");
+        assert!(e.to_string().starts_with("not a JSON request: expected"), "{e}");
+        let refused = |line: &str| parse_request(line).err().unwrap().to_string();
+        assert_eq!(refused("[1]"), "a request is a JSON object");
+        assert_eq!(refused("{\"argv\": []}"), "unknown member \"argv\"");
+        assert_eq!(refused("{\"args\": [1]}"), "\"args\" must be an array of strings");
+        assert_eq!(refused("{\"args\": \"-S\"}"), "\"args\" must be an array of strings");
+    }
 }

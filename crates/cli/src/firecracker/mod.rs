@@ -14,7 +14,7 @@ pub mod vm_config;
 
 use args::FcArgs;
 use fc_api::model::{LogLevel, Logger};
-use preboot::{Outcome, Preboot};
+use preboot::{LoggerError, Preboot, Refusal};
 use std::path::PathBuf;
 use std::time::Instant;
 use vmm::api::ApiServer;
@@ -28,13 +28,13 @@ pub enum FcError {
     ConfigFile(#[from] fc_api::config_file::ConfigFileError),
     /// A configuration request refused, with Firecracker's fault message.
     #[error("config file: {0}")]
-    Refused(String),
-    #[error("--metadata {path}: {message}")]
-    Metadata { path: PathBuf, message: String },
+    Refused(#[source] Refusal),
+    #[error("--metadata {path}: {source}")]
+    Metadata { path: PathBuf, source: MetadataError },
     #[error("--log-path: {0}")]
-    LogPath(String),
+    LogPath(#[source] LoggerError),
     #[error("--metrics-path: {0}")]
-    MetricsPath(String),
+    MetricsPath(#[source] Refusal),
     #[error(transparent)]
     Server(#[from] server::ServerError),
     #[error(transparent)]
@@ -43,6 +43,35 @@ pub enum FcError {
     Vm(#[from] vmm::Error),
     #[error("Load snapshot error: {0}")]
     Restore(#[from] restore::RestoreError),
+}
+
+/// Why `--metadata`'s file cannot fill the MMDS.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    #[error("{0}")]
+    Store(#[source] fc_api::mmds::MmdsError),
+}
+
+/// Why `InstanceStart` (or a load) could not build the VM: the 400's fault message.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("Start microvm error: {0}")]
+    Vm(#[source] vmm::Error),
+    #[error(transparent)]
+    Front(FcError),
+}
+
+impl From<FcError> for StartError {
+    fn from(e: FcError) -> StartError {
+        match e {
+            FcError::Vm(e) => StartError::Vm(e),
+            e => StartError::Front(e),
+        }
+    }
 }
 
 /// Runs the VM the Firecracker way; the outcome as the QEMU front end gets it.
@@ -60,11 +89,7 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
     if let Some(path) = &args.metrics_path {
         let metrics =
             fc_api::model::Metrics { metrics_path: path.display().to_string(), emit_id: false, properties: None };
-        if let Outcome::Answer(answer) = preboot.handle(fc_api::ApiRequest::PutMetrics(metrics), &apply_logger) {
-            if answer.status >= 300 {
-                return Err(FcError::MetricsPath(answer.fault_message().unwrap_or_default()));
-            }
-        }
+        preboot.apply(fc_api::ApiRequest::PutMetrics(metrics), &apply_logger).map_err(FcError::MetricsPath)?;
     }
     let boot = |preboot: &mut Preboot| -> Result<Vm, FcError> {
         // `latencies_us.load_snapshot`: the load from its request to the VM rebuilt;
@@ -87,11 +112,7 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
     if let Some(path) = &args.config_file {
         let text = std::fs::read(path).map_err(|source| FcError::ReadConfig { path: path.clone(), source })?;
         for request in fc_api::config_file::parse(&text)? {
-            match preboot.handle(request, &apply_logger) {
-                Outcome::Answer(answer) if answer.status < 300 => {}
-                Outcome::Answer(answer) => return Err(FcError::Refused(answer.fault_message().unwrap_or_default())),
-                Outcome::Start => {}
-            }
+            preboot.apply(request, &apply_logger).map_err(FcError::Refused)?;
         }
         let mut vm = boot(&mut preboot)?;
         if !args.no_api {
@@ -110,11 +131,7 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
     report_startup(&args);
     let (mut vm, connections) =
         server::serve_preboot(&listener, args.max_payload, &mut preboot, &apply_logger, |preboot| {
-            boot(preboot).map_err(|e| match e {
-                e @ FcError::Restore(_) => e.to_string(),
-                FcError::Vm(e) => format!("Start microvm error: {e}"),
-                e => e.to_string(),
-            })
+            boot(preboot).map_err(StartError::from)
         })?;
     let api = ApiServer::new(listener, args.api_sock.clone(), connections, args.max_payload, preboot.into_facts());
     vm.serve_api(api);
@@ -123,9 +140,10 @@ pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
 
 /// `PUT /logger` and `--level`/`--log-path` on microvm's logger (its own line format:
 /// `show_level` and `show_log_origin` change nothing).
-fn apply_logger(logger: &Logger) -> Result<(), String> {
+fn apply_logger(logger: &Logger) -> Result<(), LoggerError> {
     if let Some(path) = &logger.log_path {
-        crate::logger::log_appending_to(path.as_ref()).map_err(|e| format!("cannot open {path}: {e}"))?;
+        crate::logger::log_appending_to(path.as_ref())
+            .map_err(|source| LoggerError::Open { path: path.clone(), source })?;
     }
     if let Some(level) = logger.level {
         crate::logger::set_level(match level {
@@ -141,10 +159,10 @@ fn apply_logger(logger: &Logger) -> Result<(), String> {
 }
 
 fn load_metadata(preboot: &mut Preboot, path: &std::path::Path) -> Result<(), FcError> {
-    let error = |message: String| FcError::Metadata { path: path.to_owned(), message };
-    let text = std::fs::read(path).map_err(|e| error(e.to_string()))?;
-    let value = serde_json::from_slice(&text).map_err(|e| error(e.to_string()))?;
-    preboot.mmds().put(value).map_err(|e| error(e.to_string()))
+    let error = |source| FcError::Metadata { path: path.to_owned(), source };
+    let text = std::fs::read(path).map_err(|e| error(MetadataError::Read(e)))?;
+    let value = serde_json::from_slice(&text).map_err(|e| error(MetadataError::Json(e)))?;
+    preboot.mmds().put(value).map_err(|e| error(MetadataError::Store(e)))
 }
 
 /// Firecracker's `api_server` metrics, once the API socket is served: the time since the

@@ -21,8 +21,54 @@ pub enum Outcome {
     Start,
 }
 
-/// Applies `PUT /logger` (the binary's logger); `Err` is the fault message.
-pub type LoggerHook<'a> = &'a dyn Fn(&Logger) -> Result<(), String>;
+/// Applies `PUT /logger` (the binary's logger).
+pub type LoggerHook<'a> = &'a dyn Fn(&Logger) -> Result<(), LoggerError>;
+
+/// Why the logger cannot take a `PUT /logger` (or `--log-path`).
+#[derive(Debug, thiserror::Error)]
+pub enum LoggerError {
+    #[error("cannot open {path}: {source}")]
+    Open { path: String, source: std::io::Error },
+}
+
+/// Why `PUT /metrics` (or `--metrics-path`) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// Once, as Firecracker: the destination cannot change under a reader.
+    #[error("Reinitialization of metrics not allowed.")]
+    Reinitialized,
+    #[error("cannot open {path}: {source}")]
+    Open { path: String, source: std::io::Error },
+}
+
+/// Why a request before boot is refused; its fault message, as Firecracker words it. A
+/// refused request changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("Logger error: {0}")]
+    Logger(#[source] LoggerError),
+    #[error("Metrics error: {0}")]
+    Metrics(#[source] MetricsError),
+    #[error(transparent)]
+    Mmds(#[from] MmdsError),
+    #[error("Balloon config error: No balloon device found.")]
+    NoBalloon,
+    /// A request Firecracker takes only once the VM runs (its `Verb` row says so).
+    #[error("{NOT_SUPPORTED_PRE_BOOT}")]
+    AfterBootOnly,
+}
+
+impl Refusal {
+    /// Its answer: 413 for an MMDS store past its limit, as Firecracker, else 400.
+    pub fn answer(&self) -> Response {
+        match self {
+            Refusal::Mmds(MmdsError::TooLarge) => Response::fault(413, self),
+            _ => Response::bad_request(self),
+        }
+    }
+}
 
 pub struct Preboot {
     pub id: String,
@@ -89,66 +135,71 @@ impl Preboot {
 
     /// Answers one request before boot.
     pub fn handle(&mut self, request: ApiRequest, logger: LoggerHook) -> Outcome {
+        self.apply(request, logger).unwrap_or_else(|refusal| Outcome::Answer(refusal.answer()))
+    }
+
+    /// One request before boot: applied whole, or refused with nothing changed. What
+    /// Firecracker takes only after boot is refused by its `Verb` row before this looks
+    /// at it.
+    pub fn apply(&mut self, request: ApiRequest, logger: LoggerHook) -> Result<Outcome, Refusal> {
         use ApiRequest as R;
-        let done = |result: Result<(), ConfigError>| match result {
-            Ok(()) => Outcome::Answer(Response::no_content()),
-            Err(e) => Outcome::Answer(Response::bad_request(e)),
-        };
+        if request.verb().refusal(false).is_some() {
+            return Err(Refusal::AfterBootOnly);
+        }
+        let answer = |response| Ok(Outcome::Answer(response));
         match request {
-            R::GetInstanceInfo => Outcome::Answer(Response::ok(&vmm::api::instance_info(&self.id, None))),
-            R::GetVersion => Outcome::Answer(Response::ok(&vmm::api::version())),
-            R::GetVmConfig => Outcome::Answer(Response::ok(&self.full_config())),
-            R::GetMachineConfig => Outcome::Answer(Response::ok(&self.machine)),
-            R::PutMachineConfig(m) => done(self.set_machine(m)),
-            R::PatchMachineConfig(update) => done(self.set_machine(update.apply(&self.machine))),
-            R::PutBootSource(b) => done(vm_config::check_boot_source(&b).map(|()| self.boot_source = Some(b))),
+            R::GetInstanceInfo => return answer(Response::ok(&vmm::api::instance_info(&self.id, None))),
+            R::GetVersion => return answer(Response::ok(&vmm::api::version())),
+            R::GetVmConfig => return answer(Response::ok(&self.full_config())),
+            R::GetMachineConfig => return answer(Response::ok(&self.machine)),
+            R::GetBalloon => return answer(Response::ok(self.balloon.as_ref().ok_or(Refusal::NoBalloon)?)),
+            R::GetMmds => return answer(Response::ok(&self.mmds.get())),
+            R::PutMachineConfig(m) => self.set_machine(m)?,
+            R::PatchMachineConfig(update) => self.set_machine(update.apply(&self.machine))?,
+            R::PutBootSource(b) => {
+                vm_config::check_boot_source(&b)?;
+                self.boot_source = Some(b);
+            }
             R::PutDrive(d) => {
-                done(vm_config::check_drive(&d, &self.drives).map(|()| upsert(&mut self.drives, d, |x| &x.drive_id)))
+                vm_config::check_drive(&d, &self.drives)?;
+                upsert(&mut self.drives, d, |x| &x.drive_id);
             }
             R::PutNetworkInterface(n) => {
-                done(vm_config::check_net(&n, &self.nets).map(|()| upsert(&mut self.nets, n, |x| &x.iface_id)))
+                vm_config::check_net(&n, &self.nets)?;
+                upsert(&mut self.nets, n, |x| &x.iface_id);
             }
-            R::PutBalloon(b) => done(self.set_balloon(b)),
-            R::GetBalloon => match &self.balloon {
-                Some(b) => Outcome::Answer(Response::ok(b)),
-                None => Outcome::Answer(Response::bad_request("Balloon config error: No balloon device found.")),
-            },
-            R::PutEntropy(e) => {
-                // Nothing in it is refused: its rate limiter is microvm's too.
-                self.entropy = Some(e);
-                Outcome::Answer(Response::no_content())
+            R::PutBalloon(b) => self.set_balloon(b)?,
+            // Nothing in it is refused: its rate limiter is microvm's too.
+            R::PutEntropy(e) => self.entropy = Some(e),
+            R::PutVsock(v) => {
+                vm_config::check_vsock(&v)?;
+                self.vsock = Some(v);
             }
-            R::PutVsock(v) => done(vm_config::check_vsock(&v).map(|()| self.vsock = Some(v))),
-            R::PutLogger(l) => match logger(&l) {
-                Ok(()) => {
-                    self.logger = Some(l);
-                    Outcome::Answer(Response::no_content())
-                }
-                Err(e) => Outcome::Answer(Response::bad_request(format!("Logger error: {e}"))),
-            },
-            R::PutMetrics(m) => Outcome::Answer(self.set_metrics(m)),
-            R::PutMmdsConfig(c) => done(self.set_mmds_config(c)),
-            R::PutCpuConfig(c) => done(super::cpu_config::template(&c).map(|t| self.cpu_config = Some((c, t)))),
-            R::GetMmds => Outcome::Answer(Response::ok(&self.mmds.get())),
-            R::PutMmds(v) => Outcome::Answer(mmds(self.mmds.put(v))),
-            R::PatchMmds(v) => Outcome::Answer(mmds(self.mmds.patch(v))),
+            R::PutLogger(l) => {
+                logger(&l).map_err(Refusal::Logger)?;
+                self.logger = Some(l);
+            }
+            R::PutMetrics(m) => self.set_metrics(m).map_err(Refusal::Metrics)?,
+            R::PutMmdsConfig(c) => self.set_mmds_config(c)?,
+            R::PutCpuConfig(c) => {
+                let template = super::cpu_config::template(&c)?;
+                self.cpu_config = Some((c, template));
+            }
+            R::PutMmds(v) => self.mmds.put(v)?,
+            R::PatchMmds(v) => self.mmds.patch(v)?,
+            // vmm's check words its own answer.
             R::LoadSnapshot(params) => match snapshot::check_load(&params) {
                 Ok(()) => {
                     self.load = Some(params);
-                    Outcome::Start
+                    return Ok(Outcome::Start);
                 }
-                Err(refused) => Outcome::Answer(refused),
+                Err(refused) => return answer(refused),
             },
-            R::Action(ActionType::InstanceStart) => Outcome::Start,
-            R::Action(ActionType::SendCtrlAltDel | ActionType::FlushMetrics)
-            | R::PatchVm(_)
-            | R::CreateSnapshot(_)
-            | R::PatchBalloon(_)
-            | R::GetBalloonStats
-            | R::PatchBalloonStats(_)
-            | R::PatchDrive(_)
-            | R::PatchNetworkInterface(_) => Outcome::Answer(Response::bad_request(NOT_SUPPORTED_PRE_BOOT)),
+            R::Action(ActionType::InstanceStart) => return Ok(Outcome::Start),
+            // Taken only after boot: refused above.
+            _ => return Err(Refusal::AfterBootOnly),
         }
+        answer(Response::no_content())
     }
 
     /// `PUT /mmds/config`: which interfaces serve the MMDS, at which address, how.
@@ -177,17 +228,14 @@ impl Preboot {
     }
 
     /// Once, as Firecracker: the destination cannot change under a reader.
-    fn set_metrics(&mut self, metrics: Metrics) -> Response {
+    fn set_metrics(&mut self, metrics: Metrics) -> Result<(), MetricsError> {
         if self.metrics.is_some() {
-            return Response::bad_request("Metrics error: Reinitialization of metrics not allowed.");
+            return Err(MetricsError::Reinitialized);
         }
-        match MetricsSink::open(&metrics.metrics_path) {
-            Ok(sink) => {
-                self.metrics = Some((metrics, sink));
-                Response::no_content()
-            }
-            Err(e) => Response::bad_request(format!("Metrics error: cannot open {}: {e}", metrics.metrics_path)),
-        }
+        let sink = MetricsSink::open(&metrics.metrics_path)
+            .map_err(|source| MetricsError::Open { path: metrics.metrics_path.clone(), source })?;
+        self.metrics = Some((metrics, sink));
+        Ok(())
     }
 
     fn set_balloon(&mut self, b: Balloon) -> Result<(), ConfigError> {
@@ -260,14 +308,6 @@ fn upsert<T>(list: &mut Vec<T>, item: T, id: impl Fn(&T) -> &String) {
     }
 }
 
-fn mmds(result: Result<(), MmdsError>) -> Response {
-    match result {
-        Ok(()) => Response::no_content(),
-        Err(e @ MmdsError::TooLarge) => Response::fault(413, e),
-        Err(e) => Response::bad_request(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +316,83 @@ mod tests {
         match p.handle(request, &|_| Ok(())) {
             Outcome::Answer(r) => r,
             Outcome::Start => panic!("unexpected start"),
+        }
+    }
+
+    /// Each refusal is a typed error whose source chain keeps the cause, and whose answer
+    /// is Firecracker's status and fault message.
+    #[test]
+    fn refusals_are_typed_and_answer_firecrackers_words() {
+        use std::error::Error as _;
+        let mut p = Preboot::new("vm".into(), true, 16);
+        let refusal = p.apply(ApiRequest::PatchVm(VmState::Paused), &|_| Ok(())).unwrap_err();
+        assert!(matches!(refusal, Refusal::AfterBootOnly));
+        assert_eq!(refusal.answer().fault_message().as_deref(), Some(NOT_SUPPORTED_PRE_BOOT));
+        let broken = |_: &Logger| {
+            let source = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+            Err(LoggerError::Open { path: "/log".into(), source })
+        };
+        let refusal = p.apply(ApiRequest::PutLogger(Logger::default()), &broken).unwrap_err();
+        assert_eq!(refusal.to_string(), "Logger error: cannot open /log: permission denied");
+        let cause = refusal.source().and_then(|e| e.source()).expect("the logger's cause");
+        assert_eq!(cause.to_string(), "permission denied");
+        assert!(p.full_config().get("logger").is_none(), "refused: not recorded");
+        let metrics = Metrics { metrics_path: "/nonexistent/m".into(), emit_id: false, properties: None };
+        let refusal = p.apply(ApiRequest::PutMetrics(metrics), &|_| Ok(())).unwrap_err();
+        assert!(matches!(refusal, Refusal::Metrics(MetricsError::Open { .. })), "{refusal:?}");
+        assert!(refusal.to_string().starts_with("Metrics error: cannot open /nonexistent/m: "), "{refusal}");
+        let refusal =
+            p.apply(ApiRequest::PutMmds(json!({"key": "longer than sixteen bytes"})), &|_| Ok(())).unwrap_err();
+        assert!(matches!(refusal, Refusal::Mmds(MmdsError::TooLarge)));
+        assert_eq!(refusal.answer().status, 413);
+        assert!(matches!(p.apply(ApiRequest::GetBalloon, &|_| Ok(())), Err(Refusal::NoBalloon)));
+    }
+
+    /// Every request the verb table lets through before boot has an arm here: none falls
+    /// to the post-boot refusal, and each one the table refuses gets it.
+    #[test]
+    fn the_verb_table_and_the_pre_boot_handler_agree() {
+        use fc_api::route::Allowed;
+        use ApiRequest as R;
+        let requests = vec![
+            R::GetInstanceInfo,
+            R::GetVersion,
+            R::GetVmConfig,
+            R::GetMachineConfig,
+            R::PutMachineConfig(MachineConfig::default()),
+            R::PatchMachineConfig(MachineConfigUpdate { vcpu_count: Some(2), ..Default::default() }),
+            R::PutBootSource(BootSource::default()),
+            R::PutDrive(Drive::default()),
+            R::PatchDrive(PartialDrive::default()),
+            R::PutNetworkInterface(NetworkInterface::default()),
+            R::PatchNetworkInterface(PartialNetworkInterface::default()),
+            R::PutVsock(Vsock { vsock_id: None, guest_cid: 3, uds_path: "/nonexistent/v.sock".into() }),
+            R::GetBalloon,
+            R::PutBalloon(Balloon::default()),
+            R::PatchBalloon(BalloonUpdate { amount_mib: 1 }),
+            R::GetBalloonStats,
+            R::PatchBalloonStats(BalloonStatsUpdate { stats_polling_interval_s: 1 }),
+            R::PutEntropy(EntropyDevice::default()),
+            R::Action(ActionType::InstanceStart),
+            R::Action(ActionType::SendCtrlAltDel),
+            R::Action(ActionType::FlushMetrics),
+            R::PatchVm(VmState::Paused),
+            R::CreateSnapshot(serde_json::from_value(json!({"snapshot_path": "s", "mem_file_path": "m"})).unwrap()),
+            R::LoadSnapshot(serde_json::from_value(json!({"snapshot_path": "s", "mem_file_path": "m"})).unwrap()),
+            R::PutLogger(Logger::default()),
+            R::PutMetrics(Metrics { metrics_path: "/nonexistent/m".into(), emit_id: false, properties: None }),
+            R::GetMmds,
+            R::PutMmds(json!({})),
+            R::PatchMmds(json!({})),
+            R::PutMmdsConfig(serde_json::from_value(json!({"network_interfaces": []})).unwrap()),
+            R::PutCpuConfig(CpuConfig::default()),
+        ];
+        for request in requests {
+            let allowed = request.verb().allowed;
+            let name = format!("{request:?}");
+            let result = Preboot::new("vm".into(), true, 1000).apply(request, &|_| Ok(()));
+            let refused = matches!(result, Err(Refusal::AfterBootOnly));
+            assert_eq!(refused, allowed == Allowed::PostBoot, "{name}: {allowed:?}");
         }
     }
 

@@ -5,7 +5,7 @@
 //! and the same `VmConfig` the configuration gives at `InstanceStart` is built, restored
 //! from the snapshot instead of booted (`-incoming` underneath).
 
-use super::preboot::{Outcome, Preboot};
+use super::preboot::{Preboot, Refusal};
 use fc_api::model::SnapshotLoadParams;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ pub enum RestoreError {
     #[error("vsock_override: the snapshot has no vsock device")]
     NoVsock,
     #[error("the snapshot's configuration is refused: {0}")]
-    Refused(String),
+    Refused(#[source] Refusal),
     #[error(transparent)]
     Config(#[from] super::vm_config::ConfigError),
 }
@@ -94,11 +94,7 @@ pub fn load_config(preboot: &mut Preboot, params: &SnapshotLoadParams) -> Result
     let config = overridden_config(&stored, params)?;
     let mut restored = preboot.fresh();
     for request in fc_api::config_file::parse(config.to_string().as_bytes())? {
-        if let Outcome::Answer(answer) = restored.handle(request, &|_| Ok(())) {
-            if answer.status >= 300 {
-                return Err(RestoreError::Refused(answer.fault_message().unwrap_or_default()));
-            }
-        }
+        restored.apply(request, &|_| Ok(())).map_err(RestoreError::Refused)?;
     }
     // As Firecracker: tracking is what the load asks for, not what the saved VM had.
     restored.machine.track_dirty_pages = params.track_dirty_pages || params.enable_diff_snapshots;

@@ -54,14 +54,14 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
 }
 
 /// Serves until `InstanceStart` succeeds: `start` builds the VM from the configuration
-/// (its `Err` is the 400's fault message, and serving goes on). Returns the VM and the
+/// (its `Err`'s text is the 400's fault message, and serving goes on). Returns the VM and the
 /// open connections (the starter's 204 queued on its own).
-pub fn serve_preboot<T>(
+pub fn serve_preboot<T, E: std::fmt::Display>(
     listener: &UnixListener,
     max_payload: usize,
     preboot: &mut Preboot,
     logger: LoggerHook,
-    mut start: impl FnMut(&mut Preboot) -> Result<T, String>,
+    mut start: impl FnMut(&mut Preboot) -> Result<T, E>,
 ) -> Result<(T, Vec<Connection<UnixStream>>), ServerError> {
     let mut clients: Vec<Connection<UnixStream>> = Vec::new();
     loop {

@@ -8,8 +8,8 @@ use fc_api::model::*;
 use std::path::PathBuf;
 use vmm::api::rate_limits::{drive_limits, limiter};
 use vmm::config::{
-    BalloonConfig, BalloonOptions, BlockConfig, CacheMode, DeviceConfig, Engine, HybridVsockConfig, KernelConfig,
-    MemoryBackend, MmdsAttachment, NetBackend, NetConfig, NetLimits, SerialConfig, VmConfig,
+    BalloonConfig, BlockConfig, CacheMode, DeviceConfig, Engine, HybridVsockConfig, KernelConfig, MemoryBackend,
+    MmdsAttachment, NetBackend, NetConfig, NetLimits, RngConfig, SerialConfig, VmConfig,
 };
 use vmm::vmgenid::VmGenIdConfig;
 
@@ -240,61 +240,56 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
     config.vmgenid = Some(VmGenIdConfig { guid: None });
     config.sandbox = parts.sandbox;
     config.name = Some(parts.id.to_owned());
+    // Each device is its kind's config with its defaults (`vmm::device_kinds`, what
+    // `-device` gives) and what Firecracker's JSON says over them; where Firecracker's
+    // behaviour is not the kind's default, the comment says so.
     for drive in drives {
+        let path = drive.path_on_host.clone().ok_or(ConfigError::NoDrivePath)?;
         config.devices.push(DeviceConfig::Block(BlockConfig {
-            id: drive.drive_id.clone(),
-            path: drive.path_on_host.clone().ok_or(ConfigError::NoDrivePath)?.into(),
             read_only: drive.is_read_only.unwrap_or(false),
+            // Firecracker's default is Unsafe (flushes ignored), not the kind's (QEMU's)
+            // writeback.
             cache: match drive.cache_type {
                 CacheType::Unsafe => CacheMode::Unsafe,
                 CacheType::Writeback => CacheMode::Writeback,
             },
-            serial: None,
             limits: drive_limits(&drive.rate_limiter),
-            // As Firecracker: Async is its io_uring engine.
+            // Sync is both Firecracker's default and the kind's; Async is Firecracker's
+            // io_uring engine. The rest is the kind's default and Firecracker's only
+            // choice: a raw file, one queue, served on the one device thread.
             engine: match drive.io_engine.unwrap_or_default() {
                 IoEngine::Sync => Engine::Sync,
                 IoEngine::Async => Engine::IoUring,
             },
-            // Firecracker's drives are raw files.
-            image: Default::default(),
-            // Firecracker's drives have one queue, served on its one device thread.
-            num_queues: None,
-            iothread: None,
+            ..BlockConfig::new(drive.drive_id.clone(), path)
         }));
     }
     for net in parts.nets {
+        // The kind's default is Firecracker's only choice: one queue pair, no vhost-net.
+        let tap = NetBackend::Tap { ifname: Some(net.host_dev_name.clone()), fd: None };
         config.devices.push(DeviceConfig::Net(NetConfig {
-            id: net.iface_id.clone(),
-            backend: NetBackend::Tap { ifname: Some(net.host_dev_name.clone()), fd: None },
             mac: net.guest_mac.as_deref().map(parse_mac).transpose()?,
-            vhost: false,
-            // Firecracker's interfaces have one queue pair.
-            queues: 1,
-            mq: false,
             limits: NetLimits { rx: limiter(&net.rx_rate_limiter), tx: limiter(&net.tx_rate_limiter) },
             mmds: parts.mmds.filter(|(c, _)| c.network_interfaces.contains(&net.iface_id)).map(|(c, mmds)| {
                 MmdsAttachment { mmds: mmds.clone(), ipv4: c.ipv4_address.unwrap_or(mmds::DEFAULT_IPV4) }
             }),
+            ..NetConfig::new(net.iface_id.clone(), tap)
         }));
     }
     if let Some(balloon) = parts.balloon {
-        config.devices.push(DeviceConfig::Balloon(BalloonConfig {
-            id: Some("balloon0".into()),
-            options: BalloonOptions {
-                deflate_on_oom: balloon.deflate_on_oom,
-                free_page_reporting: balloon.free_page_reporting,
-            },
-        }));
+        // `amount_mib` and the statistics are the API's (`vmm::api`), not the device's.
+        let mut device = BalloonConfig { id: Some("balloon0".into()), ..Default::default() };
+        device.options.deflate_on_oom = balloon.deflate_on_oom;
+        device.options.free_page_reporting = balloon.free_page_reporting;
+        config.devices.push(DeviceConfig::Balloon(device));
     }
     if let Some(entropy) = parts.entropy {
-        config.devices.push(DeviceConfig::Rng(limiter(&entropy.rate_limiter)));
+        config.devices.push(DeviceConfig::Rng(RngConfig::limited(limiter(&entropy.rate_limiter))));
     }
     if let Some(vsock) = parts.vsock {
         config.devices.push(DeviceConfig::HybridVsock(HybridVsockConfig {
-            cid: u64::from(vsock.guest_cid),
-            uds_path: PathBuf::from(&vsock.uds_path),
             id: vsock.vsock_id.clone(),
+            ..HybridVsockConfig::new(u64::from(vsock.guest_cid), &vsock.uds_path)
         }));
     }
     Ok(config)
@@ -304,6 +299,23 @@ pub fn build(parts: &Parts) -> Result<VmConfig, ConfigError> {
 mod tests {
     use super::*;
     use vmm::config::{BucketConfig, DriveLimits, LimiterConfig};
+
+    /// A boot source and machine and nothing else: each test sets what it configures.
+    fn parts<'a>(boot: &'a BootSource, machine: &'a MachineConfig) -> Parts<'a> {
+        Parts {
+            boot_source: Some(boot),
+            machine,
+            drives: &[],
+            nets: &[],
+            balloon: None,
+            entropy: None,
+            vsock: None,
+            mmds: None,
+            cpu_template: None,
+            sandbox: true,
+            id: "vm1",
+        }
+    }
 
     #[test]
     fn getting_started_config_maps_onto_vm_config() {
@@ -335,17 +347,11 @@ mod tests {
         let nets = [net];
         let vsock = Vsock { vsock_id: Some("vsock0".into()), guest_cid: 3, uds_path: "/tmp/v.sock".into() };
         let parts = Parts {
-            boot_source: Some(&boot),
-            machine: &machine,
             drives: &drives,
             nets: &nets,
-            balloon: None,
             entropy: Some(&EntropyDevice::default()),
             vsock: Some(&vsock),
-            mmds: None,
-            cpu_template: None,
-            sandbox: true,
-            id: "vm1",
+            ..parts(&boot, &machine)
         };
         let config = build(&parts).unwrap();
         assert_eq!(config.kernel.cmdline, "console=ttyS0 root=/dev/vda rw");
@@ -360,15 +366,69 @@ mod tests {
         // Firecracker's Async engine is its io_uring one.
         assert!(matches!(&config.devices[1], DeviceConfig::Block(b) if b.id == "data" && b.engine == Engine::IoUring));
         assert!(matches!(&config.devices[2], DeviceConfig::Net(n) if n.mac == Some([0xaa, 0xfc, 0, 0, 0, 1])));
-        assert_eq!(config.devices[3], DeviceConfig::Rng(Default::default()));
+        assert_eq!(config.devices[3], DeviceConfig::Rng(RngConfig::default()));
         assert_eq!(
             config.devices[4],
             DeviceConfig::HybridVsock(HybridVsockConfig {
-                cid: 3,
-                uds_path: "/tmp/v.sock".into(),
-                id: Some("vsock0".into())
+                id: Some("vsock0".into()),
+                ..HybridVsockConfig::new(3, "/tmp/v.sock")
             })
         );
+    }
+
+    /// Each device Firecracker's JSON configures is its kind's config with the kind's own
+    /// defaults wherever Firecracker says nothing: exactly what the QEMU front end's
+    /// `-device` gives for the same settings (queue count, engine, image, iothread, queue
+    /// pairs, vhost...), so a property added to a kind reaches both front ends alike.
+    #[test]
+    fn kinds_defaults_reach_firecracker_devices() {
+        let argv = [
+            "-kernel",
+            "vmlinux",
+            // Firecracker's cache_type defaults to Unsafe: the one setting said here.
+            "-drive",
+            "id=rootfs,file=rootfs.ext4,if=none,cache=unsafe",
+            "-device",
+            "virtio-blk-device,drive=rootfs",
+            "-netdev",
+            "tap,id=eth0,ifname=tap0",
+            "-device",
+            "virtio-net-device,netdev=eth0",
+            "-device",
+            "virtio-balloon-device,id=balloon0,deflate-on-oom=on",
+            "-device",
+            "virtio-rng-device",
+            "-device",
+            "hybrid-vsock-device,guest-cid=3,uds-path=/tmp/v.sock,id=vsock0",
+        ];
+        let crate::args::Command::Run(qemu) = crate::args::parse(argv.map(String::from)).unwrap() else {
+            panic!("not a run")
+        };
+        let boot = BootSource { kernel_image_path: "vmlinux".into(), ..Default::default() };
+        let machine = MachineConfig { vcpu_count: 1, mem_size_mib: 128, ..Default::default() };
+        let root = Drive {
+            drive_id: "rootfs".into(),
+            path_on_host: Some("rootfs.ext4".into()),
+            is_root_device: true,
+            ..Default::default()
+        };
+        let net = NetworkInterface { iface_id: "eth0".into(), host_dev_name: "tap0".into(), ..Default::default() };
+        let balloon = Balloon { deflate_on_oom: true, ..Default::default() };
+        let vsock = Vsock { vsock_id: Some("vsock0".into()), guest_cid: 3, uds_path: "/tmp/v.sock".into() };
+        let parts = Parts {
+            drives: &[root],
+            nets: &[net],
+            balloon: Some(&balloon),
+            entropy: Some(&EntropyDevice::default()),
+            vsock: Some(&vsock),
+            ..parts(&boot, &machine)
+        };
+        let firecracker = build(&parts).unwrap();
+        assert_eq!(firecracker.devices, qemu.vm.devices);
+        let DeviceConfig::Block(drive) = &firecracker.devices[0] else { panic!("{:?}", firecracker.devices) };
+        assert_eq!((drive.num_queues, drive.engine, &drive.iothread), (None, Engine::Sync, &None), "one queue, sync");
+        let DeviceConfig::Net(nic) = &firecracker.devices[1] else { panic!("{:?}", firecracker.devices) };
+        assert_eq!((nic.queues, nic.mq, nic.vhost), (1, false, false), "one queue pair, no vhost-net");
     }
 
     #[test]
@@ -428,19 +488,7 @@ mod tests {
         }];
         assert!(check_net(&nets[0], &[]).is_ok());
         let entropy = EntropyDevice { rate_limiter: ops };
-        let parts = Parts {
-            boot_source: Some(&boot),
-            machine: &machine,
-            drives: &drives,
-            nets: &nets,
-            balloon: None,
-            entropy: Some(&entropy),
-            vsock: None,
-            mmds: None,
-            cpu_template: None,
-            sandbox: true,
-            id: "vm1",
-        };
+        let parts = Parts { drives: &drives, nets: &nets, entropy: Some(&entropy), ..parts(&boot, &machine) };
         let config = build(&parts).unwrap();
         let one_mb = LimiterConfig {
             bandwidth: Some(BucketConfig { size: 1_000_000, one_time_burst: 0, refill_time_ms: 100 }),
@@ -454,6 +502,6 @@ mod tests {
         assert_eq!(b.limits, DriveLimits { total: one_mb, ..Default::default() });
         let DeviceConfig::Net(n) = &config.devices[1] else { panic!("{:?}", config.devices) };
         assert_eq!(n.limits, NetLimits { rx: ten_ops, tx: one_mb });
-        assert_eq!(config.devices[2], DeviceConfig::Rng(ten_ops));
+        assert_eq!(config.devices[2], DeviceConfig::Rng(RngConfig::limited(ten_ops)));
     }
 }

@@ -131,13 +131,18 @@ impl SerialPort {
         let out = std::mem::replace(&mut self.uart, placeholder).into_writer();
         // from_state refuses an over-full FIFO before using `out`, but takes it by value:
         // check first so the output is never lost.
+        let full_fifo = || StateError::Invalid { device: "serial", what: "receive FIFO (over 64 bytes)" };
         if state.in_buffer.len() > 64 {
             self.uart = Serial::with_events(trigger, UartCounters, out);
-            return Err(StateError::Invalid { device: "serial", what: "receive FIFO (over 64 bytes)" });
+            return Err(full_fifo());
         }
         // from_state raises the interrupt again if the saved registers say one is pending.
-        self.uart = Serial::from_state(&state.uart(), trigger, UartCounters, out)
-            .map_err(|e| backend("cannot raise its interrupt", std::io::Error::other(format!("{e:?}"))))?;
+        self.uart = Serial::from_state(&state.uart(), trigger, UartCounters, out).map_err(|e| match e {
+            vm_superio::serial::Error::Trigger(e) | vm_superio::serial::Error::IOError(e) => {
+                backend("cannot raise its interrupt", e)
+            }
+            vm_superio::serial::Error::FullFifo => full_fifo(),
+        })?;
         self.pending_input = state.pending_input.into();
         Ok(())
     }

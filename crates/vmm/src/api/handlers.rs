@@ -1,7 +1,8 @@
 //! What each Firecracker request does to a running VM, on the handlers the QMP commands
 //! use: `PATCH /vm` is `stop`/`cont`, `SendCtrlAltDel` is `send-key ctrl-alt-delete` on the
 //! i8042 the Firecracker front end always adds, the balloon requests are `balloon` and the
-//! balloon's statistics. Pre-boot-only requests get Firecracker's post-boot refusal.
+//! balloon's statistics. Pre-boot-only requests (their `Verb` row in fc-api's route.rs)
+//! get Firecracker's post-boot refusal.
 
 use super::{rate_limits, snapshot, ApiFacts};
 use crate::monitor::VmControl;
@@ -32,6 +33,9 @@ const FC_STAT_NAMES: [&str; STAT_NAMES.len()] = [
 
 pub fn handle(request: ApiRequest, vm: &mut VmControl, facts: &mut ApiFacts) -> Response {
     use ApiRequest as R;
+    if let Some(refusal) = request.verb().refusal(true) {
+        return Response::bad_request(refusal);
+    }
     match request {
         R::GetInstanceInfo => Response::ok(&instance_info(&facts.id, Some(vm.machine.state()))),
         R::GetVersion => Response::ok(&version()),
@@ -58,7 +62,6 @@ pub fn handle(request: ApiRequest, vm: &mut VmControl, facts: &mut ApiFacts) -> 
             Some(Err(e)) => Response::bad_request(format!("Metrics error: cannot write the metrics: {e}")),
             None => Response::bad_request("Metrics error: no metrics destination; PUT /metrics first."),
         },
-        R::Action(ActionType::InstanceStart) => Response::bad_request(NOT_SUPPORTED_POST_BOOT),
         R::GetBalloon => match (&facts.balloon, balloon_state(vm)) {
             (Some(config), Some(_)) => Response::ok(config),
             _ => Response::bad_request(NO_BALLOON),
@@ -81,19 +84,8 @@ pub fn handle(request: ApiRequest, vm: &mut VmControl, facts: &mut ApiFacts) -> 
         R::PatchDrive(patch) => rate_limits::patch_drive(vm, facts, patch),
         R::PatchNetworkInterface(patch) => rate_limits::patch_net(vm, facts, patch),
         R::CreateSnapshot(params) => snapshot::create(vm, &facts.vm_config, &params),
-        R::PutBootSource(_)
-        | R::PutDrive(_)
-        | R::PutNetworkInterface(_)
-        | R::PutMachineConfig(_)
-        | R::PatchMachineConfig(_)
-        | R::PutVsock(_)
-        | R::PutBalloon(_)
-        | R::PutEntropy(_)
-        | R::PutLogger(_)
-        | R::PutMetrics(_)
-        | R::PutMmdsConfig(_)
-        | R::PutCpuConfig(_)
-        | R::LoadSnapshot(_) => Response::bad_request(NOT_SUPPORTED_POST_BOOT),
+        // Taken only before boot: refused above by its `Verb` row.
+        _ => Response::bad_request(NOT_SUPPORTED_POST_BOOT),
     }
 }
 

@@ -89,31 +89,10 @@ pub struct RequestCount {
 }
 
 impl RequestCount {
+    /// The counters of `request`'s `Verb` row (fc-api's route.rs), if Firecracker counts it.
     pub fn of(request: &ApiRequest) -> Option<RequestCount> {
-        use metrics::{GET_API as G, PATCH_API as PA, PUT_API as P};
-        use ApiRequest as R;
-        let (count, fails) = match request {
-            R::GetInstanceInfo => (&G.instance_info_count, None),
-            R::GetMachineConfig => (&G.machine_cfg_count, None),
-            R::GetMmds => (&G.mmds_count, None),
-            R::GetVersion => (&G.vmm_version_count, None),
-            R::Action(_) => (&P.actions_count, Some(&P.actions_fails)),
-            R::PutBootSource(_) => (&P.boot_source_count, Some(&P.boot_source_fails)),
-            R::PutDrive(_) => (&P.drive_count, Some(&P.drive_fails)),
-            R::PutLogger(_) => (&P.logger_count, Some(&P.logger_fails)),
-            R::PutMachineConfig(_) => (&P.machine_cfg_count, Some(&P.machine_cfg_fails)),
-            R::PutCpuConfig(_) => (&P.cpu_cfg_count, Some(&P.cpu_cfg_fails)),
-            R::PutMetrics(_) => (&P.metrics_count, Some(&P.metrics_fails)),
-            R::PutNetworkInterface(_) => (&P.network_count, Some(&P.network_fails)),
-            R::PutMmds(_) | R::PutMmdsConfig(_) => (&P.mmds_count, Some(&P.mmds_fails)),
-            R::PutVsock(_) => (&P.vsock_count, Some(&P.vsock_fails)),
-            R::PatchDrive(_) => (&PA.drive_count, Some(&PA.drive_fails)),
-            R::PatchNetworkInterface(_) => (&PA.network_count, Some(&PA.network_fails)),
-            R::PatchMachineConfig(_) => (&PA.machine_cfg_count, Some(&PA.machine_cfg_fails)),
-            R::PatchMmds(_) => (&PA.mmds_count, Some(&PA.mmds_fails)),
-            _ => return None,
-        };
-        Some(RequestCount { count, fails })
+        let verb = request.verb();
+        Some(RequestCount { count: verb.count?, fails: verb.fails })
     }
 
     /// Counts the request once it is answered with `status`.

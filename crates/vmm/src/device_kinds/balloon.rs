@@ -29,7 +29,9 @@ pub(super) const DESC: KindDesc = KindDesc {
 };
 
 /// `-device virtio-balloon-device[,id=][,deflate-on-oom=on][,free-page-reporting=on]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Default` is the kind's defaults (no id, every option off), for a front end to set
+/// what its user gave over.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BalloonConfig {
     pub id: Option<String>,
     pub options: BalloonOptions,

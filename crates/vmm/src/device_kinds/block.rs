@@ -69,6 +69,17 @@ pub struct BlockConfig {
     pub iothread: Option<String>,
 }
 
+impl BlockConfig {
+    /// The drive `id` on the file `path` with this kind's defaults for the rest: what
+    /// `-drive id=ID,file=PATH,if=none` + `-device virtio-blk-device,drive=ID` give
+    /// (read-write, QEMU's writeback cache, the sync engine, a raw image, no limits, one
+    /// queue on the `virtio` thread, the drive id as serial). A front end sets what its
+    /// user gave over it, so a property added here reaches every front end by default.
+    pub fn new(id: impl Into<String>, path: impl Into<PathBuf>) -> BlockConfig {
+        BlockConfig { id: id.into(), path: path.into(), ..Default::default() }
+    }
+}
+
 pub(super) struct Block;
 
 impl DeviceKind for Block {

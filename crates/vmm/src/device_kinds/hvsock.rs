@@ -34,6 +34,14 @@ pub struct HybridVsockConfig {
     pub id: Option<String>,
 }
 
+impl HybridVsockConfig {
+    /// The device for guest `cid` listening on `uds_path`, with this kind's defaults for
+    /// the rest (no id); a front end sets what its user gave over it.
+    pub fn new(cid: u64, uds_path: impl Into<PathBuf>) -> HybridVsockConfig {
+        HybridVsockConfig { cid, uds_path: uds_path.into(), id: None }
+    }
+}
+
 pub(super) struct HybridVsock;
 
 impl DeviceKind for HybridVsock {
@@ -45,11 +53,12 @@ impl DeviceKind for HybridVsock {
         let id = args.id()?;
         let cid = args.parsed("guest-cid", |p| p.guest_cid())?;
         // An empty path counts as missing.
-        let uds_path = args.text("uds-path").filter(|p| !p.is_empty()).map(Into::into);
+        let uds_path = args.text("uds-path").filter(|p| !p.is_empty()).map(PathBuf::from);
         let (Some(cid), Some(uds_path)) = (cid, uds_path) else {
             return Err(args.error("guest-cid=N and uds-path=PATH are required"));
         };
-        let config = DeviceConfig::HybridVsock(HybridVsockConfig { cid, uds_path, id: id.clone() });
+        let config =
+            DeviceConfig::HybridVsock(HybridVsockConfig { id: id.clone(), ..HybridVsockConfig::new(cid, uds_path) });
         Ok(Parsed::Slot { config, id, backend: None })
     }
 

@@ -36,7 +36,6 @@ pub use balloon::{BalloonConfig, BalloonOptions};
 pub use block::BlockConfig;
 use devices::bus::Bus;
 use devices::guest_memory::GuestMemoryMmap;
-use devices::rate_limiter::LimiterConfig;
 pub use fs::{FsConfig, FS_MAX_QUEUE_SIZE, FS_TAG_LEN};
 pub use hvsock::HybridVsockConfig;
 use kvm_ioctls::VmFd;
@@ -45,6 +44,7 @@ pub use ninep::{mount_tag as ninep_mount_tag, MOUNT_TAG as NINEP_MOUNT_TAG};
 pub use ninep::{NinePConfig, NINEP_TAG_LEN};
 pub use platform::{DebugExitConfig, PlatformConfig, PlatformDevice, PlatformKind};
 pub use props::{DeviceArgs, KindDesc, Prop, PropDesc, PropError};
+pub use rng::RngConfig;
 use sandbox::ThreadKind;
 pub use serial::MAX_PORTS as SERIAL_MAX_PORTS;
 pub use serial::{ConsoleConfig, SerialPortConfig, VirtioSerialConfig};
@@ -59,9 +59,8 @@ pub enum DeviceConfig {
     Console(ConsoleConfig),
     /// A multiport virtio-serial-device (several ports, a named port or `max_ports=`).
     SerialPorts(VirtioSerialConfig),
-    /// virtio-rng, with Firecracker's `entropy` `rate_limiter` (unlimited from QEMU's
-    /// command line, which has no limit for it).
-    Rng(LimiterConfig),
+    /// virtio-rng (Firecracker's `entropy`).
+    Rng(RngConfig),
     /// `-device virtio-keyboard-device`: a virtio-input keyboard for QMP's keys.
     Keyboard,
     Vsock(VsockConfig),

@@ -53,6 +53,26 @@ pub struct NetConfig {
     pub mmds: Option<MmdsAttachment>,
 }
 
+impl NetConfig {
+    /// The NIC `id` on `backend` with this kind's defaults for the rest: what a
+    /// `-netdev` of one queue + `-device virtio-net-device,netdev=ID` give (a picked MAC,
+    /// frames through microvm rather than vhost-net, one queue pair, no limits, no MMDS).
+    /// A front end sets what its user gave over it, so a property added here reaches
+    /// every front end by default.
+    pub fn new(id: impl Into<String>, backend: NetBackend) -> NetConfig {
+        NetConfig {
+            id: id.into(),
+            backend,
+            mac: None,
+            vhost: false,
+            queues: 1,
+            mq: false,
+            limits: NetLimits::default(),
+            mmds: None,
+        }
+    }
+}
+
 pub use devices::virtio::net::MmdsAttachment;
 
 /// A NIC's rate limits, each direction its own.
@@ -125,16 +145,7 @@ impl DeviceKind for Net {
         let netdev = args.reference("netdev")?;
         let netdev = args.required(netdev, "netdev=ID is required (the id of a -netdev)")?;
         // The rest comes with the netdev (bind).
-        let config = NetConfig {
-            id: String::new(),
-            backend: NetBackend::Tap { ifname: None, fd: None },
-            mac,
-            vhost: false,
-            queues: 1,
-            mq,
-            limits: Default::default(),
-            mmds: None,
-        };
+        let config = NetConfig { mac, mq, ..NetConfig::new(String::new(), NetBackend::Tap { ifname: None, fd: None }) };
         let backend = BackendRef { kind: BackendKind::Netdev, id: netdev };
         Ok(Parsed::Slot { config: DeviceConfig::Net(config), id, backend: Some(backend) })
     }
@@ -209,16 +220,8 @@ impl DeviceKind for Net {
 
     #[cfg(test)]
     fn examples(&self) -> Vec<super::Example> {
-        let netdev = NetConfig {
-            id: "n0".into(),
-            backend: NetBackend::Tap { ifname: Some("tap0".into()), fd: None },
-            mac: None,
-            vhost: true,
-            queues: 4,
-            mq: false,
-            limits: Default::default(),
-            mmds: None,
-        };
+        let tap = NetBackend::Tap { ifname: Some("tap0".into()), fd: None };
+        let netdev = NetConfig { vhost: true, queues: 4, ..NetConfig::new("n0", tap) };
         let config = NetConfig { mac: Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]), mq: true, ..netdev.clone() };
         vec![super::Example {
             name: DESC.name,

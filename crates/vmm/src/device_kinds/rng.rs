@@ -6,12 +6,29 @@ use super::DeviceConfig;
 use super::{wrong_config, BackendKind, BackendRef, DeviceArgs, DeviceKind, KindDesc, Parsed, PropError};
 use crate::error::Error;
 use crate::virtio_devices::BuildCtx;
+use devices::rate_limiter::LimiterConfig;
 
 pub(super) const DESC: KindDesc = KindDesc {
     name: "virtio-rng-device",
     help: "An entropy source; it always draws from getrandom(2).",
     props: &[prop("rng", Value::Text("ID"), None, "An -object rng-random or rng-builtin."), PACKED, DEVICE_ID],
 };
+
+/// `-device virtio-rng-device`, Firecracker's `PUT /entropy`. `Default` is the kind's
+/// defaults (unlimited: QEMU's command line has no limit for it), for a front end to set
+/// what its user gave over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RngConfig {
+    /// Firecracker's `rate_limiter`.
+    pub limits: LimiterConfig,
+}
+
+impl RngConfig {
+    /// The kind's defaults with Firecracker's `rate_limiter`.
+    pub fn limited(limits: LimiterConfig) -> RngConfig {
+        RngConfig { limits }
+    }
+}
 
 pub(super) struct Rng;
 
@@ -32,9 +49,9 @@ impl DeviceKind for Rng {
     }
 
     fn build(&self, config: &DeviceConfig, ctx: &mut BuildCtx) -> Result<(), Error> {
-        let DeviceConfig::Rng(limits) = config else { return Err(wrong_config(DESC.name)) };
-        let rng =
-            devices::virtio::rng::Rng::limited(limits).map_err(|source| Error::Io { what: "virtio-rng", source })?;
+        let DeviceConfig::Rng(cfg) = config else { return Err(wrong_config(DESC.name)) };
+        let rng = devices::virtio::rng::Rng::limited(&cfg.limits)
+            .map_err(|source| Error::Io { what: "virtio-rng", source })?;
         ctx.add(rng, "virtio-mmio (virtio-rng)", DESC.name, None)
     }
 

@@ -9,7 +9,7 @@ pub use guest_errors::GuestErrorLog;
 pub use state::{VcpuState, XsaveFits};
 pub use thread::{install_kick_handler, VcpuAck, VcpuCommand, VcpuContext, VcpuHandle, VcpuThreadOptions};
 
-use crate::exit::VmExit;
+use crate::exit::{VcpuFailure, VmExit};
 use arch::cpu_features::{apply_features, CpuFeatures, CpuFlag};
 use arch::cpu_template::{MsrModifier, TemplateError};
 use arch::cpuid::{patch_cpuid, CpuidParams};
@@ -176,10 +176,10 @@ impl Vcpu {
     }
 
     /// Logs the register state (for the bug report) and builds the exit reason.
-    fn failure(&self, message: String) -> VmExit {
+    fn failure(&self, error: VcpuFailure) -> VmExit {
         metrics::VCPU.failures.inc();
-        log::error!("vcpu{}: {message}; {}", self.id, self.describe_state());
-        VmExit::VcpuError { vcpu: self.id, message }
+        log::error!("vcpu{}: {error}; {}", self.id, self.describe_state());
+        VmExit::VcpuError { vcpu: self.id, error }
     }
 
     fn describe_state(&self) -> String {

@@ -10,13 +10,13 @@
 
 use super::guest_errors::{Access, GuestErrorLog};
 use super::{Vcpu, VcpuError, VcpuState, XsaveFits, UNCLAIMED_READ};
-use crate::exit::{ExitNotifier, VmExit};
+use crate::exit::{ExitNotifier, VcpuFailure, VmExit};
 use crate::signals::StopSignals;
 use crate::startup::StartupClock;
 use devices::bus::Bus;
 use kvm_bindings::kvm_run;
 use kvm_ioctls::VcpuExit;
-use sandbox::{Sandbox, ThreadKind, ThreadStart};
+use sandbox::{Sandbox, ThreadFailure, ThreadKind, ThreadStart};
 use std::cell::Cell;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -126,7 +126,8 @@ impl Vcpu {
         let tid = Arc::new(OnceLock::new());
         let thread_tid = tid.clone();
         let exit = ctx.exit.clone();
-        let on_failure = move |message| exit.notify(VmExit::VcpuError { vcpu: id, message });
+        let on_failure =
+            move |failure: ThreadFailure| exit.notify(VmExit::VcpuError { vcpu: id, error: failure.into() });
         let start = ThreadStart {
             name: options.name,
             kind: ThreadKind::Vcpu,
@@ -258,22 +259,20 @@ impl Vcpu {
             Ok(VcpuExit::SystemEvent(kind, _)) => match kind {
                 kvm_bindings::KVM_SYSTEM_EVENT_RESET => VmExit::Reset,
                 kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN => VmExit::Shutdown,
-                other => self.failure(format!("guest reported system event {other}")),
+                other => self.failure(VcpuFailure::SystemEvent(other)),
             },
-            Ok(VcpuExit::InternalError) => self.failure("KVM internal error (instruction emulation failed)".into()),
-            Ok(VcpuExit::FailEntry(reason, cpu)) => {
-                self.failure(format!("KVM could not enter the guest (hardware reason {reason:#x}, cpu {cpu})"))
-            }
+            Ok(VcpuExit::InternalError) => self.failure(VcpuFailure::Internal),
+            Ok(VcpuExit::FailEntry(reason, cpu)) => self.failure(VcpuFailure::FailEntry { reason, cpu }),
             Ok(other) => {
-                let message = format!("unexpected KVM exit {other:?}");
-                self.failure(message)
+                let exit = format!("{other:?}");
+                self.failure(VcpuFailure::UnexpectedExit(exit))
             }
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 // A kick: clear the flag its handler set, then read the messages.
                 self.fd.set_kvm_immediate_exit(0);
                 return None;
             }
-            Err(e) => self.failure(format!("KVM_RUN failed: {e}")),
+            Err(e) => self.failure(VcpuFailure::Run(e)),
         };
         Some(outcome)
     }

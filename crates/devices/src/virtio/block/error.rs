@@ -1,6 +1,7 @@
-//! Why a drive cannot be opened.
+//! Why a drive cannot be opened, and why a running one stops serving its queues.
 
 use super::{ImageError, MAX_QUEUES};
+use crate::virtio::queue::QueueError;
 use std::path::PathBuf;
 
 /// Why a drive cannot be opened; each message is one line naming the file.
@@ -30,4 +31,16 @@ pub enum BlockError {
     Pool { path: PathBuf, source: std::io::Error },
     #[error("drive {}: num-queues={n}: must be from 1 to {MAX_QUEUES}", .path.display())]
     NumQueues { path: PathBuf, n: u16 },
+}
+
+/// Why a drive stops serving its queues until the driver resets it: a ring the guest
+/// broke, or an engine that refuses requests. Logged once, then DEVICE_NEEDS_RESET.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum QueueFault {
+    #[error("bad avail ring ({0})")]
+    Avail(#[source] QueueError),
+    #[error("cannot write the used ring ({0})")]
+    Used(#[source] QueueError),
+    #[error("cannot hand requests to the engine ({0})")]
+    Engine(#[source] std::io::Error),
 }

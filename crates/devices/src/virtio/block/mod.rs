@@ -61,6 +61,7 @@ use disk::Disk;
 pub use engine::Engine;
 use engine::Uring;
 pub use error::BlockError;
+use error::QueueFault;
 pub use image::{ImageError, ImageFormat, ImageOptions};
 use pool::Pool;
 pub use pool::{PoolWorker, POOL_WORKERS};
@@ -315,7 +316,7 @@ impl Block {
         'batch: loop {
             // No kicks while we are draining the ring anyway.
             if let Err(e) = queue.disable_notification(mem) {
-                broken = Some(format!("cannot write the used ring ({e})"));
+                broken = Some(QueueFault::Used(e));
                 break;
             }
             loop {
@@ -333,7 +334,7 @@ impl Block {
                     Ok(mut iter) => iter.next(),
                     Err(e) => {
                         // A corrupt avail ring: stop serving rather than guess.
-                        broken = Some(format!("bad avail ring ({e})"));
+                        broken = Some(QueueFault::Avail(e));
                         break 'batch;
                     }
                 };
@@ -356,7 +357,7 @@ impl Block {
                 }
                 let Some(len) = self.worker.serve(mem, q as u16, chain) else { continue };
                 if let Err(e) = queue.add_used(mem, head, len) {
-                    broken = Some(format!("cannot write the used ring ({e})"));
+                    broken = Some(QueueFault::Used(e));
                     break 'batch;
                 }
                 used_any = true;
@@ -366,14 +367,14 @@ impl Block {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(e) => {
-                    broken = Some(format!("cannot write the used ring ({e})"));
+                    broken = Some(QueueFault::Used(e));
                     break;
                 }
             }
         }
         if let Some(engine) = self.worker.engine.as_mut() {
             if let Err(e) = engine.submit() {
-                broken = broken.or(Some(format!("cannot hand requests to the engine ({e})")));
+                broken = broken.or(Some(QueueFault::Engine(e)));
             }
         }
         // What the engine finished within the submit joins the chains served here: one
@@ -381,7 +382,7 @@ impl Block {
         let used = u32::from(used_any) << q | self.complete(Reap::Ready).0;
         self.notify(used);
         if let Some(why) = broken {
-            self.needs_reset(&why);
+            self.needs_reset(why);
         }
     }
 }

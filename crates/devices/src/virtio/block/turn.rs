@@ -9,6 +9,7 @@
 //! return to epoll and a `read`, and reaches the guest in the interrupt of the chains
 //! that asked for it.
 
+use super::error::QueueFault;
 use super::{engine, Block};
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::io;
@@ -56,7 +57,7 @@ impl Block {
         };
         self.worker.engine = Some(engine);
         if let Some(e) = broken {
-            self.needs_reset(&format!("cannot write the used ring ({e})"));
+            self.needs_reset(QueueFault::Used(e));
         }
         (used, drained)
     }
@@ -85,7 +86,7 @@ impl Block {
     }
 
     /// The device stops serving its queues until the driver resets it.
-    pub(super) fn needs_reset(&mut self, why: &str) {
+    pub(super) fn needs_reset(&mut self, why: QueueFault) {
         log::warn!("virtio-blk {}: {why}; device needs reset", self.worker.name);
         self.broken = true;
         if let Some(ctx) = &self.activation.active {

@@ -31,7 +31,7 @@ pub use state::{ConsoleState, TxChainState};
 use super::{read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::chardev::Chardev;
 use crate::guest_memory::GuestMemoryMmap;
-use crate::virtio::queue::Virtqueue;
+use crate::virtio::queue::{QueueError, Virtqueue};
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use std::collections::VecDeque;
 use virtio_bindings::virtio_ids::VIRTIO_ID_CONSOLE;
@@ -53,6 +53,23 @@ const CONFIG_SIZE: usize = 12;
 pub enum ConsoleError {
     #[error("virtio-console: cannot create its activation eventfd: {0}")]
     Activation(#[source] std::io::Error),
+}
+
+/// Why a console stops serving its queues until the driver resets it: a ring is not what
+/// the guest promised. Only ever made once per device (it is then broken), so the data
+/// path's success returns carry no more than before.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum QueueFault {
+    #[error("bad avail ring ({0})")]
+    Avail(#[source] QueueError),
+    #[error("cannot complete transmit chain {head} ({source})")]
+    Transmit { head: u16, source: QueueError },
+    #[error("cannot complete receive chain {head} ({source})")]
+    Receive { head: u16, source: QueueError },
+    #[error("control transmit chain {head} ({source})")]
+    ControlTransmit { head: u16, source: QueueError },
+    #[error("control receive chain {head} ({source})")]
+    ControlReceive { head: u16, source: QueueError },
 }
 
 /// A transmit chain the chardev has not taken all of yet.
@@ -168,10 +185,10 @@ pub(super) fn wants_interrupt(mem: &GuestMemoryMmap, queue: &mut Virtqueue) -> b
 pub(super) fn next_chain<'m>(
     mem: &'m GuestMemoryMmap,
     queue: &mut Virtqueue,
-) -> Result<Option<crate::virtio::queue::Chain<&'m GuestMemoryMmap>>, String> {
+) -> Result<Option<crate::virtio::queue::Chain<&'m GuestMemoryMmap>>, QueueFault> {
     match queue.iter(mem) {
         Ok(mut iter) => Ok(iter.next()),
-        Err(e) => Err(format!("bad avail ring ({e})")),
+        Err(e) => Err(QueueFault::Avail(e)),
     }
 }
 
@@ -181,7 +198,7 @@ pub(super) fn transmit(
     queue: &mut Virtqueue,
     current: &mut Option<TxChain>,
     chardev: &mut Chardev,
-) -> Result<Progress, String> {
+) -> Result<Progress, QueueFault> {
     let mut progress = Progress::default();
     let mut budget = BUDGET;
     let mut buf = vec![0u8; CHUNK];
@@ -220,7 +237,7 @@ pub(super) fn transmit(
         }
         let head = tx.head;
         *current = None;
-        queue.add_used(mem, head, 0).map_err(|e| format!("cannot complete transmit chain {head} ({e})"))?;
+        queue.add_used(mem, head, 0).map_err(|source| QueueFault::Transmit { head, source })?;
         progress.used = true;
     }
     Ok(progress)
@@ -235,7 +252,7 @@ pub(super) fn receive(
     pending: &mut VecDeque<u8>,
     starved: &mut bool,
     chardev: &mut Chardev,
-) -> Result<Progress, String> {
+) -> Result<Progress, QueueFault> {
     let mut progress = Progress::default();
     let mut delivered = 0;
     let mut buf = vec![0u8; CHUNK];
@@ -274,7 +291,7 @@ pub(super) fn receive(
         }
         pending.drain(..written);
         delivered += written;
-        queue.add_used(mem, head, written as u32).map_err(|e| format!("cannot complete receive chain {head} ({e})"))?;
+        queue.add_used(mem, head, written as u32).map_err(|source| QueueFault::Receive { head, source })?;
         progress.used = true;
     }
     Ok(progress)

@@ -39,7 +39,7 @@ mod state;
 
 pub use state::{MultiportState, PortState};
 
-use super::{next_chain, receive, transmit, wants_interrupt, TxChain, QUEUE_SIZE};
+use super::{next_chain, receive, transmit, wants_interrupt, QueueFault, TxChain, QUEUE_SIZE};
 use crate::chardev::Chardev;
 use crate::guest_events::{GuestEvent, GuestEvents};
 use crate::guest_memory::GuestMemoryMmap;
@@ -315,7 +315,7 @@ impl MultiportConsole {
     }
 
     /// Reads the driver's control messages, then delivers ours.
-    fn serve_control(&mut self, mem: &GuestMemoryMmap, queues: &mut [Virtqueue]) -> Result<bool, String> {
+    fn serve_control(&mut self, mem: &GuestMemoryMmap, queues: &mut [Virtqueue]) -> Result<bool, QueueFault> {
         let mut used = false;
         while let Some(chain) = next_chain(mem, &mut queues[CONTROL_TX])? {
             let head = chain.head_index();
@@ -328,7 +328,7 @@ impl MultiportConsole {
                 }
                 msg.extend_from_slice(&buf);
             }
-            queues[CONTROL_TX].add_used(mem, head, 0).map_err(|e| format!("control transmit chain {head} ({e})"))?;
+            queues[CONTROL_TX].add_used(mem, head, 0).map_err(|source| QueueFault::ControlTransmit { head, source })?;
             used = true;
             self.control(&msg);
         }
@@ -349,7 +349,7 @@ impl MultiportConsole {
             }
             queues[CONTROL_RX]
                 .add_used(mem, head, written as u32)
-                .map_err(|e| format!("control receive chain {head} ({e})"))?;
+                .map_err(|source| QueueFault::ControlReceive { head, source })?;
             self.control_out.pop_front();
             rx_used = true;
         }

@@ -15,7 +15,7 @@
 
 use super::features::{F_CTRL_VQ, F_MQ, MAX_QUEUE_PAIRS, MULTIQUEUE_FEATURES};
 use crate::guest_memory::GuestMemoryMmap;
-use crate::virtio::queue::Virtqueue;
+use crate::virtio::queue::{QueueError, Virtqueue};
 use crate::virtio::ActivateContext;
 use virtio_bindings::virtio_net as vn;
 use vm_memory::Bytes;
@@ -88,9 +88,9 @@ impl Layout {
 #[derive(Debug, thiserror::Error)]
 pub enum CtrlError {
     #[error("bad control avail ring ({0})")]
-    AvailRing(String),
-    #[error("cannot return control chain {head} ({why})")]
-    UsedRing { head: u16, why: String },
+    AvailRing(#[source] QueueError),
+    #[error("cannot return control chain {head} ({source})")]
+    UsedRing { head: u16, source: QueueError },
 }
 
 /// The answer to one command, and a new count of pairs if it asked for one.
@@ -127,7 +127,7 @@ pub fn serve(
     loop {
         let chain = match queue.iter(mem) {
             Ok(mut iter) => iter.next(),
-            Err(e) => return Err(CtrlError::AvailRing(e.to_string())),
+            Err(e) => return Err(CtrlError::AvailRing(e)),
         };
         let Some(chain) = chain else {
             // With EVENT_IDX the driver kicks only when its avail index passes the
@@ -136,7 +136,7 @@ pub fn serve(
             match queue.enable_notification(mem) {
                 Ok(true) => continue,
                 Ok(false) => break,
-                Err(e) => return Err(CtrlError::AvailRing(e.to_string())),
+                Err(e) => return Err(CtrlError::AvailRing(e)),
             }
         };
         let head = chain.head_index();
@@ -163,7 +163,7 @@ pub fn serve(
             }
             _ => 0,
         };
-        queue.add_used(mem, head, written).map_err(|e| CtrlError::UsedRing { head, why: e.to_string() })?;
+        queue.add_used(mem, head, written).map_err(|source| CtrlError::UsedRing { head, source })?;
         used = true;
     }
     Ok(used)

@@ -5,6 +5,7 @@
 use super::backend::Backend;
 use super::backend::RX_BUFFER_LEN;
 use super::device::{first_time, Complaint, Net, TapWatch, RX_BUDGET, RX_QUEUE, TX_QUEUE};
+use super::fault::QueueFault;
 use super::rx::{self, Delivery};
 use super::tap::VNET_HDR_LEN;
 use super::tx;
@@ -85,7 +86,7 @@ impl Net {
             let chain = match queue.iter(mem) {
                 Ok(mut iter) => iter.next(),
                 Err(e) => {
-                    failure = Some(format!("bad TX avail ring ({e})"));
+                    failure = Some(QueueFault::TxAvail(e));
                     break;
                 }
             };
@@ -99,7 +100,7 @@ impl Net {
                     }
                     Ok(false) => break,
                     Err(e) => {
-                        failure = Some(format!("cannot enable TX notifications ({e})"));
+                        failure = Some(QueueFault::TxNotifications(e));
                         break;
                     }
                 }
@@ -140,8 +141,8 @@ impl Net {
                     }
                 }
             }
-            if let Err(e) = queue.add_used(mem, head, 0) {
-                failure = Some(format!("cannot return TX chain {head} ({e})"));
+            if let Err(source) = queue.add_used(mem, head, 0) {
+                failure = Some(QueueFault::TxReturn { head, source });
                 break;
             }
             used = true;
@@ -238,7 +239,7 @@ impl Net {
                 }
             }
             match delivery {
-                Delivery::Delivered(_) => {
+                Delivery::Delivered => {
                     metrics.rx_count.inc();
                     metrics.rx_packets_count.inc();
                     metrics.rx_bytes_count.add(len.saturating_sub(VNET_HDR_LEN) as u64);
@@ -269,7 +270,7 @@ impl Net {
                     }
                 },
                 Delivery::Broken(why) => {
-                    failure = Some(why);
+                    failure = Some(*why);
                     break;
                 }
             }

@@ -16,7 +16,8 @@
 //! - `ctrl`: the queue layout of `mq=on` and the control queue's commands (shared
 //!   with vhost-net, whose control queue stays in microvm).
 //! - `datapath`: one queue pair's frames between its queues and its tap queue.
-//! - `rx`, `tx`: moving one frame between the tap and descriptor chains.
+//! - `rx`, `tx`: moving one frame between the tap and descriptor chains; `fault`: why
+//!   a direction stops until a reset (a ring the guest broke).
 //! - `mmds`: Firecracker's MMDS on an interface: the guest's frames for it are
 //!   answered by the `mmds` crate's stack instead of going to the tap.
 
@@ -24,6 +25,7 @@ mod backend;
 pub(crate) mod ctrl;
 mod datapath;
 mod device;
+mod fault;
 mod features;
 mod mmds;
 #[cfg(test)]
@@ -31,6 +33,9 @@ mod mmds;
 mod mmds_tests;
 pub mod passt;
 mod rx;
+#[cfg(test)]
+#[path = "tests/rx.rs"]
+mod rx_tests;
 #[cfg(test)]
 #[path = "tests/sockets.rs"]
 mod socket_tests;

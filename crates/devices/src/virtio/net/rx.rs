@@ -2,6 +2,7 @@
 //! into the guest's RX buffers, spanning several descriptor chains when
 //! VIRTIO_NET_F_MRG_RXBUF is negotiated (virtio 1.x §5.1.6.4).
 
+use super::fault::QueueFault;
 use super::tap::VNET_HDR_LEN;
 use crate::guest_memory::GuestMemoryMmap;
 use crate::virtio::queue::Virtqueue;
@@ -13,18 +14,25 @@ use vm_memory::{Bytes, GuestAddress, GuestMemory, Permissions};
 const NUM_BUFFERS: usize = 10;
 
 /// What became of a frame.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Delivery {
-    /// Written to the guest, in this many chains.
-    Delivered(u16),
+    /// Written to the guest (its header's num_buffers says in how many chains).
+    Delivered,
     /// The guest has not posted enough buffers yet: nothing was consumed.
     /// `seen_avail` is the avail index the attempt saw.
     NoBuffers { seen_avail: u16 },
     /// The frame can never fit: one chain is too small and MRG_RXBUF is off,
     /// or the whole ring is too small. Nothing was consumed; drop the frame.
     TooBig { capacity: usize },
-    /// The queue cannot be served any more (bad avail index or used ring).
-    Broken(String),
+    /// The queue cannot be served any more (bad avail index or used ring). Boxed: made
+    /// once in a device's life, it keeps `Delivery` two words, returned in registers.
+    Broken(Box<QueueFault>),
+}
+
+/// `Delivery::Broken`, out of line: the data path only branches to it.
+#[cold]
+fn broken(error: QueueFault) -> Delivery {
+    Delivery::Broken(Box::new(error))
 }
 
 /// Buffers reused from frame to frame.
@@ -63,12 +71,12 @@ pub fn deliver(
             }
             let chain = match queue.iter(mem) {
                 Ok(mut iter) => iter.next(),
-                Err(e) => return Delivery::Broken(format!("bad RX avail ring ({e})")),
+                Err(e) => return broken(QueueFault::RxAvail(e)),
             };
             let Some(chain) = chain else {
                 let seen = match queue.avail_idx(mem, Ordering::Acquire) {
                     Ok(idx) => idx.0,
-                    Err(e) => return Delivery::Broken(format!("RX avail ring unreadable ({e})")),
+                    Err(e) => return broken(QueueFault::RxAvailIndex(e)),
                 };
                 queue.set_next_avail(start);
                 if seen.wrapping_sub(start) >= queue.size() {
@@ -100,8 +108,8 @@ pub fn deliver(
                 *malformed += 1;
                 scratch.segments.truncate(first_segment);
                 for head in scratch.chains.iter().map(|&(h, _)| h).chain(std::iter::once(head)) {
-                    if let Err(e) = queue.add_used(mem, head, 0) {
-                        return Delivery::Broken(format!("cannot return RX buffer {head} ({e})"));
+                    if let Err(source) = queue.add_used(mem, head, 0) {
+                        return broken(QueueFault::RxReturn { head, source });
                     }
                 }
                 continue 'attempt;
@@ -123,17 +131,17 @@ pub fn deliver(
                 }
                 // The range was checked above; guest memory does not shrink.
                 if mem.write_slice(&frame[offset..offset + n], addr).is_err() {
-                    return Delivery::Broken(format!("RX buffer at {:#x} became unwritable", addr.0));
+                    return broken(QueueFault::RxUnwritable(addr));
                 }
                 offset += n;
                 written += n;
             }
             first_segment = end;
-            if let Err(e) = queue.add_used(mem, head, written as u32) {
-                return Delivery::Broken(format!("cannot return RX buffer {head} ({e})"));
+            if let Err(source) = queue.add_used(mem, head, written as u32) {
+                return broken(QueueFault::RxReturn { head, source });
             }
         }
-        return Delivery::Delivered(count);
+        return Delivery::Delivered;
     }
 }
 
@@ -142,10 +150,10 @@ pub fn deliver(
 /// enable_notification would use next_avail, which lags behind when some
 /// buffers were seen but were not enough). Returns true if buffers arrived
 /// meanwhile, so the caller must try again instead of waiting.
-pub fn wait_for_buffers(mem: &GuestMemoryMmap, queue: &mut Virtqueue, seen_avail: u16) -> Result<bool, String> {
+pub fn wait_for_buffers(mem: &GuestMemoryMmap, queue: &mut Virtqueue, seen_avail: u16) -> Result<bool, QueueFault> {
     let next = queue.next_avail();
     queue.set_next_avail(seen_avail);
     let more = queue.enable_notification(mem);
     queue.set_next_avail(next);
-    more.map_err(|e| format!("cannot enable RX notifications ({e})"))
+    more.map_err(QueueFault::RxNotifications)
 }

@@ -8,17 +8,24 @@ use std::time::Instant;
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress};
 
-const SIZE: u16 = 256;
+pub(crate) const SIZE: u16 = 256;
 const DESC: u64 = 0x1000;
-const AVAIL: u64 = 0x3000;
+pub(crate) const AVAIL: u64 = 0x3000;
 const USED: u64 = 0x4000;
 const ROUNDS: u32 = 4096;
 
 fn ring() -> (crate::guest_memory::GuestMemoryMmap, Queue) {
+    full_ring(64)
+}
+
+/// A 256-entry split ring in 1 MiB of guest memory, every entry a one-descriptor chain of
+/// a device-writable buffer of `len` bytes (at most 3 KiB), all of them in the avail ring
+/// but not yet published: the measurement sets the avail index.
+pub(crate) fn full_ring(len: u32) -> (crate::guest_memory::GuestMemoryMmap, Queue) {
     let mem = crate::guest_memory::untracked(&[(GuestAddress(0), 1 << 20)]);
     for i in 0..u64::from(SIZE) {
-        mem.write_obj(0x10000 + i * 64, GuestAddress(DESC + 16 * i)).unwrap();
-        mem.write_obj(64u32, GuestAddress(DESC + 16 * i + 8)).unwrap();
+        mem.write_obj(0x10000 + i * u64::from(len), GuestAddress(DESC + 16 * i)).unwrap();
+        mem.write_obj(len, GuestAddress(DESC + 16 * i + 8)).unwrap();
         mem.write_obj(2u16, GuestAddress(DESC + 16 * i + 12)).unwrap();
         mem.write_obj(i as u16, GuestAddress(AVAIL + 4 + 2 * i)).unwrap();
     }

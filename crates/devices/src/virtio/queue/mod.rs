@@ -4,7 +4,7 @@
 //! serves either layout with the same code; the chains both produce read alike.
 
 #[cfg(test)]
-mod bench_tests;
+pub(crate) mod bench_tests;
 mod packed;
 
 pub use packed::{PackedChain, PackedError, PackedRing};

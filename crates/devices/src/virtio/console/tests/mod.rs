@@ -332,6 +332,20 @@ fn an_avail_index_that_jumps_stops_the_device_and_asks_for_reset() {
 }
 
 #[test]
+fn a_jumped_avail_index_is_a_typed_fault_with_its_cause() {
+    use crate::virtio::queue::bench_tests::{full_ring, AVAIL};
+    use std::error::Error;
+    let (mem, queue) = full_ring(64);
+    let mut queue = Virtqueue::from(queue);
+    mem.write_obj(1000u16, vm_memory::GuestAddress(AVAIL + 2)).unwrap();
+    let fault = next_chain(&mem, &mut queue).err().expect("a jumped avail index was served");
+    assert!(matches!(fault, QueueFault::Avail(_)), "{fault:?}");
+    // The line the device logs, as before the fault was typed; virtio-queue's error under it.
+    assert!(fault.to_string().starts_with("bad avail ring ("), "{fault}");
+    assert!(fault.source().is_some(), "{fault:?}");
+}
+
+#[test]
 fn a_head_index_beyond_the_queue_stops_the_device() {
     let (mut d, _, _peer) = with_peer();
     d.publish(TX, 200);
