@@ -4,7 +4,7 @@
 //! each of the disk's `aio=` modes: 4 KiB random read and write (IOPS) and 1 MiB
 //! sequential read and write (MB/s), at queue depth 1 and 32.
 
-use crate::bench_io::{parse_marked, run_engines, table_of};
+use crate::bench_io::{median, parse_marked, run_engines, table_of};
 use crate::host::Result;
 
 /// Jobs as guest/fio/bench-fio names them, in table order, with their labels.
@@ -24,11 +24,28 @@ const FIGURES: [(&str, &str); 8] = [
 const ENGINES: [&str; 2] = ["threads", "io_uring"];
 
 /// Runs the benchmark (`runs` guest runs per VMM and engine) and returns its Markdown.
+///
+/// For quicker comparisons while working on an engine, the host's environment may narrow
+/// it: `BENCH_AIO` (e.g. `io_uring`) runs only those engines, `FIO_JOBS` (e.g.
+/// `randread-4k-qd1,randread-4k-qd32`) only those jobs, and `MICROVM_BASELINE` (the path
+/// of another microvm binary) runs that binary too, alternating with this one, and adds a
+/// table of this build against it.
 pub fn run(runs: usize) -> Result<String> {
     let runs = runs.max(1).to_string();
-    let (case, samples) = run_engines("bench-fio", "BENCH-FIO", &runs, &ENGINES, parse)?;
+    let chosen = std::env::var("BENCH_AIO").unwrap_or_default();
+    let named: Vec<&str> = chosen.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    let engines: Vec<&str> = ENGINES.into_iter().filter(|e| named.is_empty() || named.contains(e)).collect();
+    if engines.is_empty() {
+        return Err(format!("BENCH_AIO={chosen:?} names none of the engines {ENGINES:?}"));
+    }
+    let jobs = std::env::var("FIO_JOBS").unwrap_or_default();
+    let (case, samples) = run_engines("bench-fio", "BENCH-FIO", &runs, &engines, &[("FIO_JOBS", &jobs)], parse)?;
     let title = format!("fio in the guest, median of {runs} (rig clock)");
-    let mut out = table_of(&samples, &title, &FIGURES, &ENGINES);
+    let mut out = table_of(&samples, &title, &FIGURES, &engines);
+    if samples.iter().any(|s| s.0.starts_with("microvm-baseline-")) {
+        out += "\n";
+        out += &against_baseline(&samples, &engines);
+    }
     for line in case.output.lines().filter(|l| l.contains("BENCH-FIO-ERROR") || l.contains("QEMU-FAILED")) {
         out += &format!("\n{}\n", line.trim());
     }
@@ -39,6 +56,23 @@ pub fn run(runs: usize) -> Result<String> {
             The rig runs the guest under TCG-emulated SVM, so absolute figures are far below \
             hardware's; the ratio of one run is what carries over.\n";
     Ok(out)
+}
+
+/// This build's medians against `MICROVM_BASELINE`'s, per engine, for the jobs run.
+fn against_baseline(samples: &[(String, String, f64)], engines: &[&str]) -> String {
+    let mut out = String::from("| against the baseline binary (median) | baseline | this build | this / baseline |\n");
+    out += "| --- | ---: | ---: | ---: |\n";
+    for engine in engines {
+        for (job, label) in FIGURES {
+            let base = median(samples, &format!("microvm-baseline-{engine}"), job);
+            let this = median(samples, &format!("microvm-{engine}"), job);
+            if let (Some(b), Some(t)) = (base, this) {
+                let ratio = if b > 0.0 { format!("{:.2}", t / b) } else { "–".into() };
+                out += &format!("| {label}, aio={engine} | {b:.1} | {t:.1} | {ratio} |\n");
+            }
+        }
+    }
+    out
 }
 
 /// (vmm, job, value): IOPS for the 4 KiB jobs, MB/s for the 1 MiB ones, from

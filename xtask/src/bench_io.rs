@@ -25,7 +25,7 @@ const ENGINES: [&str; 2] = ["threads", "io_uring"];
 /// of median MB/s, microvm and QEMU side by side for each engine, with their ratio.
 pub fn run(runs: usize) -> Result<String> {
     let runs = runs.max(1).to_string();
-    let (case, samples) = run_engines("bench-io", "BENCH-IO", &runs, &ENGINES, parse)?;
+    let (case, samples) = run_engines("bench-io", "BENCH-IO", &runs, &ENGINES, &[], parse)?;
     let mut out = table(&samples, &runs);
     for engine in ENGINES {
         if case.output.contains(&format!("QEMU-FAILED aio={engine}")) {
@@ -53,11 +53,13 @@ pub fn run_engines(
     marker: &str,
     runs: &str,
     engines: &[&str],
+    extra: &[(&str, &str)],
     parse: fn(&str) -> Vec<Sample>,
 ) -> Result<(scenario::Case, Vec<Sample>)> {
     let mut live = |s: &str| eprint!("{s}");
     let engines = engines.join(" ");
-    let env = [("BENCH_RUNS", runs), ("BENCH_AIO", engines.as_str())];
+    let mut env = vec![("BENCH_RUNS", runs), ("BENCH_AIO", engines.as_str())];
+    env.extend_from_slice(extra);
     let session = scenario::run(&[name], &env, &mut live)?.ok_or("MICROVM_TEST_MODE=skip: no benchmark")?;
     let case = session.cases.into_iter().find(|c| c.name == name).ok_or(format!("{name} printed no markers"))?;
     if case.status != Some(0) {

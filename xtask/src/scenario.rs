@@ -25,6 +25,8 @@
 //! | QEMU_IMG        | qemu-img: makes, checks, flattens qcow2 images    |
 //! | GETFATTR        | getfattr (Debian's attr): a 9p share's xattrs     |
 //! | SCENARIOS       | the directory of the scripts                      |
+//! | MICROVM_BASELINE| another microvm binary to compare with (only when |
+//! |                 | the host's environment names one: A/B benches)    |
 //!
 //! In the rig, a file is packed only if some selected script (or a `lib-*.sh` helper it
 //! sources) mentions its variable.
@@ -232,6 +234,18 @@ fn env(
                     list.push((rig_path.to_string(), host_path.clone()));
                 }
                 vars.push((var.to_string(), rig_path.to_string()));
+            }
+        }
+    }
+    if let Some(baseline) = std::env::var_os("MICROVM_BASELINE").filter(|b| !b.is_empty()) {
+        let host_path = PathBuf::from(baseline);
+        match pack.as_mut() {
+            None => vars.push(("MICROVM_BASELINE".into(), host_path.to_string_lossy().into_owned())),
+            Some((scripts, list)) => {
+                if mentions(scripts, "MICROVM_BASELINE") {
+                    list.push(("/rig/bin/microvm-baseline".into(), host_path));
+                    vars.push(("MICROVM_BASELINE".into(), "/rig/bin/microvm-baseline".into()));
+                }
             }
         }
     }

@@ -423,6 +423,12 @@ impl TestDriver {
         self.irq.read().is_ok()
     }
 
+    /// How many times the device raised its interrupt since the last call (the irqfd
+    /// counts its writes).
+    pub fn interrupts(&self) -> u64 {
+        self.irq.read().unwrap_or(0)
+    }
+
     /// The used ring's avail_event field (VIRTIO_RING_F_EVENT_IDX): the
     /// device wants a notification once the avail index passes it.
     pub fn avail_event(&self, queue: usize) -> u16 {

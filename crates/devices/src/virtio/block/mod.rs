@@ -48,6 +48,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 mod throttle;
+mod turn;
 
 use super::{
     come_back_later, read_config_bytes, ActivateContext, ActivateError, Activation, VirtioDevice, VirtioState,
@@ -61,17 +62,16 @@ pub use engine::Engine;
 use engine::Uring;
 pub use error::BlockError;
 use error::QueueFault;
-use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 pub use image::{ImageError, ImageFormat, ImageOptions};
 use pool::Pool;
 pub use pool::{PoolWorker, POOL_WORKERS};
 use request::{GuestError, Worker, ID_BYTES};
 use serde::{Deserialize, Serialize};
 use std::mem::{offset_of, size_of};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 pub use throttle::DriveLimits;
 use throttle::Throttle;
+use turn::Reap;
 use virtio_bindings::virtio_blk::{
     virtio_blk_config, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_DISCARD, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_MQ,
     VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_WRITE_ZEROES,
@@ -289,46 +289,6 @@ impl Block {
         self.activation.wake();
     }
 
-    /// Completes what the ring finished (everything in flight if `all`): status
-    /// bytes, used ring, one interrupt.
-    fn complete(&mut self, all: bool) -> std::io::Result<()> {
-        let Some(mut engine) = self.worker.engine.take() else { return Ok(()) };
-        // Bit q: queue q has new used entries.
-        let mut used = 0u32;
-        let mut broken = None;
-        let worker = &mut self.worker;
-        let mut finish = |done: engine::Completion| {
-            let Some(ctx) = self.activation.active.as_mut() else { return };
-            let (head, len) = worker.complete(&ctx.mem, &done);
-            let Some(queue) = ctx.queues.get_mut(usize::from(done.queue)) else { return };
-            match queue.add_used(&ctx.mem, head, len) {
-                Ok(()) => used |= 1 << done.queue,
-                Err(e) => broken = Some(e),
-            }
-        };
-        let drained = if all {
-            engine.drain(&mut finish)
-        } else {
-            engine.reap(&mut finish);
-            Ok(())
-        };
-        self.worker.engine = Some(engine);
-        if let Some(ctx) = self.activation.active.as_mut() {
-            let notify = ctx.queues.iter_mut().enumerate().filter(|(q, _)| used & (1 << q) != 0);
-            // Every queue's used_event is checked (EVENT_IDX must see each update).
-            let wanted = notify.fold(false, |any, (_, q)| q.needs_notification(&ctx.mem).unwrap_or(true) || any);
-            if wanted {
-                ctx.interrupt.signal_used_queue();
-            }
-            if let Some(e) = broken {
-                log::warn!("virtio-blk {}: {}; device needs reset", self.worker.name, QueueFault::Used(e));
-                self.broken = true;
-                ctx.interrupt.signal_needs_reset();
-            }
-        }
-        drained
-    }
-
     fn read_only(&self) -> bool {
         self.features & (1 << VIRTIO_BLK_F_RO) != 0
     }
@@ -347,7 +307,7 @@ impl Block {
         }
         let Some(ctx) = self.activation.active.as_mut() else { return };
         // Borrowed, not cloned: a GuestMemoryMmap clone allocates.
-        let ActivateContext { mem, queues, interrupt, queue_events, .. } = ctx;
+        let ActivateContext { mem, queues, queue_events, .. } = ctx;
         let mem = &*mem;
         let Some(queue) = queues.get_mut(q) else { return };
         let mut used_any = false;
@@ -417,13 +377,12 @@ impl Block {
                 broken = broken.or(Some(QueueFault::Engine(e)));
             }
         }
-        if used_any && queue.needs_notification(mem).unwrap_or(true) {
-            interrupt.signal_used_queue();
-        }
+        // What the engine finished within the submit joins the chains served here: one
+        // interrupt for the batch.
+        let used = u32::from(used_any) << q | self.complete(Reap::Ready).0;
+        self.notify(used);
         if let Some(why) = broken {
-            log::warn!("virtio-blk {}: {why}; device needs reset", self.worker.name);
-            self.broken = true;
-            interrupt.signal_needs_reset();
+            self.needs_reset(why);
         }
     }
 }
@@ -487,7 +446,7 @@ impl VirtioDevice for Block {
     }
     fn reset(&mut self) -> bool {
         // The ring's requests write into guest memory: let them finish first.
-        if let Err(e) = self.complete(true) {
+        if let Err(e) = self.complete_all() {
             log::error!("virtio-blk {}: reset: {e}", self.worker.name);
             return false;
         }
@@ -508,7 +467,7 @@ impl VirtioDevice for Block {
                 why: "a snapshot=on drive keeps the guest's writes in a temporary overlay that a restore cannot reopen",
             });
         }
-        self.complete(true).map_err(|source| StateError::Backend {
+        self.complete_all().map_err(|source| StateError::Backend {
             device: "virtio-blk",
             op: "waiting for requests in flight",
             source,
@@ -547,51 +506,8 @@ impl Drop for Block {
     /// What the engine still carries out writes into guest memory (which the activation
     /// holds) through the image's descriptor (which the disk holds): both must outlive it.
     fn drop(&mut self) {
-        if let Err(e) = self.complete(true) {
+        if let Err(e) = self.complete_all() {
             log::error!("virtio-blk {}: at exit: {e}", self.worker.name);
         }
-    }
-}
-
-impl MutEventSubscriber for Block {
-    fn init(&mut self, ops: &mut EventOps) {
-        self.activation.watch_wake(ops);
-        self.waker.watch(ops);
-        if let Some(engine) = &self.worker.engine {
-            if let Err(e) = ops.add(Events::new(engine.event(), EventSet::IN)) {
-                log::error!("virtio-blk {}: cannot watch the engine's eventfd: {e:?}", self.worker.name);
-            }
-        }
-    }
-
-    fn process(&mut self, events: Events, ops: &mut EventOps) {
-        if self.worker.engine.as_ref().is_some_and(|e| e.event().as_raw_fd() == events.fd()) {
-            // Reaping cannot fail; only a drain waits.
-            let _ = self.complete(false);
-            if std::mem::take(&mut self.starved) {
-                self.process_all();
-            }
-            return;
-        }
-        if self.waker.is_expiry(&events) {
-            self.process_all();
-        } else if self.activation.is_wake_event(&events) {
-            // Activated (a reset clears `broken`), or the limits changed: every queue.
-            if self.activation.on_wake(ops) {
-                self.process_all();
-            }
-        } else if let Some(ctx) = &self.activation.active {
-            // A queue's notification, registered with its index as the event data.
-            let q = events.data() as usize;
-            if let Some(evt) = ctx.queue_events.get(q) {
-                let _ = evt.read();
-                self.worker.metrics.queue_event_count.inc();
-                if !self.broken {
-                    self.process_queue(q);
-                }
-            }
-        }
-        // A limit that blocked for the first time made the refill timer.
-        self.waker.watch(ops);
     }
 }

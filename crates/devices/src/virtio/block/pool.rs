@@ -86,6 +86,9 @@ pub(super) struct Pool {
     finished: Vec<Done>,
     /// Not yet handed to the VMM.
     workers: Vec<PoolWorker>,
+    /// Batches handed to the workers, for the tests that count them.
+    #[cfg(test)]
+    batches: usize,
 }
 
 /// One worker thread's body: [`PoolWorker::run`] until the pool is dropped.
@@ -158,6 +161,8 @@ impl Pool {
             pending: Vec::new(),
             finished: Vec::new(),
             workers,
+            #[cfg(test)]
+            batches: 0,
         })
     }
 
@@ -196,6 +201,11 @@ impl InFlight for Pool {
         self.indexes.set_limit(limit);
     }
 
+    #[cfg(test)]
+    fn submits(&self) -> usize {
+        self.batches
+    }
+
     fn push(&mut self, fd: RawFd, offset: u64, iovs: &mut Vec<libc::iovec>, request: Queued) -> io::Result<()> {
         let index = self.indexes.take()?;
         let mut mine = self.spare.pop().unwrap_or(IoVecs(Vec::new()));
@@ -211,6 +221,10 @@ impl InFlight for Pool {
         let n = self.pending.len();
         if n == 0 {
             return Ok(());
+        }
+        #[cfg(test)]
+        {
+            self.batches += 1;
         }
         self.shared.lock().jobs.extend(self.pending.drain(..));
         if n == 1 {

@@ -25,9 +25,14 @@ struct TempFile {
 
 impl TempFile {
     fn new(contents: &[u8]) -> TempFile {
+        TempFile::new_in(&std::env::temp_dir(), contents)
+    }
+
+    fn new_in(dir: &Path, contents: &[u8]) -> TempFile {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!("microvm-blk-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join(name);
         std::fs::write(&path, contents).unwrap();
         std::fs::File::open(&path).unwrap().sync_all().unwrap();
         TempFile { path }
@@ -145,6 +150,8 @@ fn has(features: u64, bit: u32) -> bool {
     features & (1 << bit) != 0
 }
 
+#[path = "tests/batching.rs"]
+mod batching;
 #[path = "tests/bench.rs"]
 mod bench;
 #[path = "tests/engine.rs"]
