@@ -107,13 +107,14 @@ pub fn create(paths: &FidPaths, how: How, request: &[u8]) -> Vec<u8> {
 fn create_real(paths: &FidPaths, req: &NodeRequest) -> io::Result<libc::stat> {
     let dir = paths.open(req.dir)?;
     let name = c_name(req.name)?;
-    // SAFETY (both calls): NUL-terminated strings, a directory descriptor we own (an O_PATH
-    // one serves as the base of *at calls); the results are checked below.
     let r = match req.node {
         Node::Symlink { target } => {
             let target = c_name(target)?;
+            // SAFETY: NUL-terminated strings and a directory descriptor we own (an O_PATH
+            // one serves as the base of *at calls); the result is checked below.
             unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }
         }
+        // SAFETY: a NUL-terminated name in a directory descriptor we own; checked below.
         Node::Special { mode, rdev } => unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, rdev) },
     };
     if r < 0 {
