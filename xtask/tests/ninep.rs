@@ -149,3 +149,33 @@ fn security_models_passthrough_and_mapped_xattr_in_a_linux_guest() {
     let stderr = case.output.split("== stderr").nth(1).and_then(|s| s.split("== end").next()).unwrap_or("x");
     assert!(stderr.trim().is_empty(), "microvm logged: {stderr}\n{r}");
 }
+
+/// Owners other than root from real Linux (xtask/scenarios/dev-9p-owners.sh, guest/rootfs/
+/// tests/ninep-owners), on the minimal kernel with CONFIG_MULTIUSER: the guest's root
+/// chowns a file and a directory to 1000:1000 and guest user 1000 creates a file in that
+/// directory. passthrough: the host files are 1000's. mapped-xattr: they stay root's (the
+/// rig runs microvm as root) with 1000 in user.virtfs.uid/gid. `ls -n` in the guest shows
+/// 1000:1000 for all three, on a new mount too.
+#[test]
+fn owners_other_than_root_in_a_multiuser_linux_guest() {
+    let Some(case) = run("dev-9p-owners") else { return };
+    let r = case.report();
+    let v = |key: &str| value(&case, key).unwrap_or_default().to_owned();
+    let all_1000 = "1000:1000 1000:1000 1000:1000";
+    for m in ["pt", "mx"] {
+        assert_eq!(v(&format!("GUEST-{m}-SU")), "1000", "{m}: the guest user ran\n{r}");
+        assert_eq!(v(&format!("GUEST-{m}-OWNERS")), all_1000, "{m}\n{r}");
+        assert_eq!(v(&format!("GUEST-{m}-REMOUNT-OWNERS")), all_1000, "{m}: after a remount\n{r}");
+    }
+    assert_eq!(v("RIG-pt-OWNERS"), all_1000, "passthrough: the real owners on the host\n{r}");
+    assert_eq!(v("RIG-mx-OWNERS"), "0:0 0:0 0:0", "mapped-xattr: the host files stay microvm's\n{r}");
+    for f in ["chowned", "home", "home/mine"] {
+        let line = v(&format!("RIG-mx-XATTR-{f}"));
+        assert_eq!(xattr(&line, "user.virtfs.uid"), Some(1000), "{f}: {line}\n{r}");
+        assert_eq!(xattr(&line, "user.virtfs.gid"), Some(1000), "{f}: {line}\n{r}");
+    }
+    assert!(case.output.contains("GUEST-9P-OWNERS-DONE"), "{r}");
+    assert_eq!(v("RUN-STATUS"), "0", "{r}");
+    let stderr = case.output.split("== stderr").nth(1).and_then(|s| s.split("== end").next()).unwrap_or("x");
+    assert!(stderr.trim().is_empty(), "microvm logged: {stderr}\n{r}");
+}
