@@ -189,4 +189,15 @@ mod tests {
             assert!(text.lines().any(|l| l.trim() == must), "microvm.config lacks {must}");
         }
     }
+
+    /// The variant's fragment adds only what it is for, and the default kernel lacks it
+    /// (else the variant would be a second copy of the same kernel).
+    #[test]
+    fn multiuser_fragment_adds_multiuser_only() {
+        let text = fs::read_to_string(multiuser_fragment_path()).unwrap();
+        let options: Vec<&str> = text.lines().map(str::trim).filter(|l| l.starts_with("CONFIG_")).collect();
+        assert_eq!(options, ["CONFIG_MULTIUSER=y"]);
+        let base = fs::read_to_string(fragment_path()).unwrap();
+        assert!(!base.contains("CONFIG_MULTIUSER=y"), "microvm.config has MULTIUSER already");
+    }
 }
