@@ -7,6 +7,8 @@
 //! | MICROVM         | the static microvm binary                         |
 //! | GUEST_VMLINUX   | minimal 6.12 kernel, ELF with PVH note            |
 //! | GUEST_BZIMAGE   | the same kernel as bzImage                        |
+//! | GUEST_VMLINUX_MULTIUSER | the same with CONFIG_MULTIUSER (guest users |
+//! |                 | other than root; built when a script mentions it) |
 //! | GUEST_INITRAMFS | busybox initramfs printing MICROVM-GUEST-READY    |
 //! | CLOUD_VMLINUZ   | Debian's cloud kernel, bzImage                    |
 //! | CLOUD_VMLINUX   | the ELF extracted from it                         |
@@ -147,7 +149,10 @@ pub fn run(names: &[&str], extra_env: &[(&str, &str)], live: &mut dyn FnMut(&str
     match mode {
         Mode::Direct => {
             for (name, text) in &scripts {
-                let vars = env(p, None, extra_env);
+                let mut vars = env(p, None, extra_env);
+                if mentions(text, MULTIUSER_VAR) {
+                    vars.push((MULTIUSER_VAR.into(), multiuser_kernel()?.to_string_lossy().into_owned()));
+                }
                 let t = timeout(text);
                 let out = run_direct(name, t, &vars, live)?;
                 session.cases.extend(parse_cases(&out));
@@ -305,6 +310,18 @@ fn env(
             Err(e) => eprintln!("[xtask] no virtiofsd: {e}"),
         }
     }
+    // The minimal kernel with CONFIG_MULTIUSER: built (once, cached) only for the scripts
+    // that use it (in the direct mode, `run` adds it per script).
+    if let Some((_, list)) = pack.as_mut().filter(|(scripts, _)| mentions(scripts, MULTIUSER_VAR)) {
+        match multiuser_kernel() {
+            Ok(vmlinux) => {
+                let rig_path = "/rig/images/vmlinux-multiuser";
+                list.push((rig_path.into(), vmlinux));
+                vars.push((MULTIUSER_VAR.into(), rig_path.into()));
+            }
+            Err(e) => eprintln!("[xtask] no multiuser kernel: {e}"),
+        }
+    }
     // fio's initramfs: built (once, cached) only for the scripts that use it.
     if pack.as_ref().is_none_or(|(scripts, _)| mentions(scripts, "FIO_INITRAMFS")) {
         match host::cache_dir().and_then(|cache| crate::images::fio::ensure(&cache, &i.cloud_initramfs)) {
@@ -337,6 +354,14 @@ fn sourced_libs(text: &str) -> Result<String> {
         }
     }
     Ok(libs)
+}
+
+/// The variable naming the multiuser kernel (guest/kernel/multiuser.config).
+const MULTIUSER_VAR: &str = "GUEST_VMLINUX_MULTIUSER";
+
+/// The multiuser kernel's vmlinux, built the first time a script asks.
+fn multiuser_kernel() -> Result<PathBuf> {
+    Ok(crate::images::kernel::ensure_multiuser(&host::cache_dir()?)?.vmlinux)
 }
 
 fn mentions(scripts: &str, var: &str) -> bool {

@@ -196,3 +196,87 @@ fn mapped_xattr_keeps_the_guests_credentials_in_xattrs() {
     assert_eq!(xattr("user.virtfs.gid"), 4321);
     assert_eq!(xattr("user.virtfs.mode"), 0o100640);
 }
+
+/// `ln -s`, `mkfifo`, `mknod c 1 3` and `ln` as Linux's v9fs sends them, then what the
+/// guest reads back: the answers, and the share on the host, per security model.
+fn nodes_session() -> Vec<Vec<u8>> {
+    vec![
+        wire::version(1, 8192).done(),
+        wire::attach(2, 0).done(),
+        wire::symlink(3, 0, "ln", "/etc/passwd", 0).done(),
+        wire::mknod(4, 0, "pipe", libc::S_IFIFO | 0o640, (0, 0), 0).done(),
+        wire::mknod(5, 0, "null", libc::S_IFCHR | 0o666, (1, 3), 0).done(),
+        wire::walk(6, 0, 1, &["ln"]).done(),
+        wire::readlink(7, 1).done(),
+        wire::walk(8, 0, 2, &["hello"]).done(),
+        wire::link(9, 0, 2, "hello2").done(),
+        wire::walk(10, 0, 3, &["pipe"]).done(),
+        wire::lopen(11, 3, O_RDONLY).done(),
+        wire::getattr(12, 3).done(),
+        wire::walk(13, 0, 4, &["null"]).done(),
+        wire::getattr(14, 4).done(),
+        wire::lopen(15, 4, O_RDONLY).done(),
+        // Through the new link: the walk stops at it (one qid of two).
+        wire::walk(16, 0, 5, &["ln", "passwd"]).done(),
+    ]
+}
+
+/// Symlinks, FIFOs, device nodes and hard links on `/dev/kvm` with the sandbox on (the 9p
+/// thread's symlinkat and mknodat): the real objects under none and passthrough (microvm
+/// is root here, so the device node is made too), plain files with the type in xattrs
+/// under mapped-xattr; the guest sees each as what it made, and the server opens neither
+/// a host FIFO nor a host device node.
+#[test]
+fn the_guest_makes_symlinks_fifos_device_nodes_and_hard_links() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: skipping, device nodes and passthrough need microvm to be root");
+        return;
+    }
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let null_dev = libc::makedev(1, 3);
+    for model in ["none", "passthrough", "mapped-xattr"] {
+        let virtfs = format!("local,path=SHARE,mount_tag=host0,security_model={model}");
+        let (dir, a) = run_requests(&["-virtfs", &virtfs], &nodes_session());
+        let share = dir.path().join("share");
+        for i in [2, 3, 4, 5, 7, 8, 9, 12, 13] {
+            assert_eq!(errno(&a[i]), None, "{model}: request {i}");
+        }
+        assert_eq!(wire::readlink_target(&a[6]), Some(&b"/etc/passwd"[..]), "{model}: Rreadlink");
+        let fifo = wire::getattr_fields(&a[11]).unwrap();
+        assert_eq!(fifo.0 & libc::S_IFMT, libc::S_IFIFO, "{model}: the guest sees a FIFO");
+        let node = wire::getattr_fields(&a[13]).unwrap();
+        // none: the mode less microvm's umask, as QEMU's none.
+        let perms = if model == "none" { node.0 & 0o7777 } else { 0o666 };
+        assert_eq!((node.0, node.3), (libc::S_IFCHR | perms, null_dev), "{model}: and a device");
+        let stop = &a[15];
+        assert_eq!((stop[4], u16::from_le_bytes([stop[7], stop[8]])), (111, 1), "{model}: Rwalk stops at the link");
+        let (hello, hello2) = (share.join("hello"), share.join("hello2"));
+        assert_eq!(std::fs::metadata(&hello).unwrap().ino(), std::fs::metadata(&hello2).unwrap().ino(), "{model}");
+        let ln = std::fs::symlink_metadata(share.join("ln")).unwrap();
+        let pipe = std::fs::symlink_metadata(share.join("pipe")).unwrap();
+        let null = std::fs::symlink_metadata(share.join("null")).unwrap();
+        if model == "mapped-xattr" {
+            // Plain host files, microvm's: the link's target is its content.
+            for m in [&ln, &pipe, &null] {
+                assert_eq!(m.mode(), libc::S_IFREG | 0o600, "{model}");
+            }
+            assert_eq!(std::fs::read(share.join("ln")).unwrap(), b"/etc/passwd");
+            assert_eq!(errno(&a[10]), None, "{model}: the host FIFO is a file");
+            assert_eq!(errno(&a[14]), None, "{model}: the host device node is a file");
+        } else {
+            assert!(ln.file_type().is_symlink(), "{model}");
+            assert_eq!(std::fs::read_link(share.join("ln")).unwrap().to_str(), Some("/etc/passwd"));
+            assert!(pipe.file_type().is_fifo(), "{model}");
+            assert!(null.file_type().is_char_device() && null.rdev() == null_dev, "{model}");
+            assert_eq!(errno(&a[10]), Some(EPERM), "{model}: the server does not open a host FIFO");
+            assert_eq!(errno(&a[14]), Some(EPERM), "{model}: nor a host device node");
+        }
+        if model == "passthrough" {
+            assert_eq!(pipe.mode(), libc::S_IFIFO | 0o640, "passthrough: the guest's mode exactly");
+        }
+    }
+}

@@ -7,8 +7,13 @@ pub mod ty {
     pub const RLERROR: u8 = 7;
     pub const TLOPEN: u8 = 12;
     pub const TLCREATE: u8 = 14;
+    pub const TSYMLINK: u8 = 16;
+    pub const TMKNOD: u8 = 18;
+    pub const TREADLINK: u8 = 22;
+    pub const TGETATTR: u8 = 24;
     pub const TSETATTR: u8 = 26;
     pub const TREADDIR: u8 = 40;
+    pub const TLINK: u8 = 70;
     pub const TMKDIR: u8 = 72;
     pub const TRENAMEAT: u8 = 74;
     pub const TUNLINKAT: u8 = 76;
@@ -102,6 +107,45 @@ pub fn lcreate(tag: u16, fid: u32, name: &str) -> Msg {
 /// Tmkdir of `name` in directory `fid`, 0755.
 pub fn mkdir(tag: u16, fid: u32, name: &str) -> Msg {
     Msg::new(ty::TMKDIR, tag).u32(fid).s(name).u32(0o755).u32(0)
+}
+
+/// Tsymlink: `name` in directory `fid` pointing to `target`, group `gid`.
+pub fn symlink(tag: u16, fid: u32, name: &str, target: &str, gid: u32) -> Msg {
+    Msg::new(ty::TSYMLINK, tag).u32(fid).s(name).s(target).u32(gid)
+}
+
+/// Tmknod: `name` in directory `fid` with `mode` (type bits included), device
+/// `major`:`minor`, group `gid`.
+pub fn mknod(tag: u16, fid: u32, name: &str, mode: u32, (major, minor): (u32, u32), gid: u32) -> Msg {
+    Msg::new(ty::TMKNOD, tag).u32(fid).s(name).u32(mode).u32(major).u32(minor).u32(gid)
+}
+
+/// Tlink: a new name `name` in directory `dir` for the file of `fid`.
+pub fn link(tag: u16, dir: u32, fid: u32, name: &str) -> Msg {
+    Msg::new(ty::TLINK, tag).u32(dir).u32(fid).s(name)
+}
+
+/// Treadlink of `fid`.
+pub fn readlink(tag: u16, fid: u32) -> Msg {
+    Msg::new(ty::TREADLINK, tag).u32(fid)
+}
+
+/// Tgetattr of `fid`, every basic field.
+pub fn getattr(tag: u16, fid: u32) -> Msg {
+    Msg::new(ty::TGETATTR, tag).u32(fid).u64(0x7ff)
+}
+
+/// An Rgetattr's (mode, uid, gid, rdev).
+pub fn getattr_fields(answer: &[u8]) -> Option<(u32, u32, u32, u64)> {
+    let u32_at = |i: usize| Some(u32::from_le_bytes(answer.get(i..i + 4)?.try_into().ok()?));
+    let rdev = u64::from_le_bytes(answer.get(48..56)?.try_into().ok()?);
+    Some((u32_at(28)?, u32_at(32)?, u32_at(36)?, rdev))
+}
+
+/// An Rreadlink's target.
+pub fn readlink_target(answer: &[u8]) -> Option<&[u8]> {
+    let len = usize::from(u16::from_le_bytes(answer.get(7..9)?.try_into().ok()?));
+    answer.get(9..9 + len)
 }
 
 /// Trenameat of `from` in `from_dir` to `to` in `to_dir`.

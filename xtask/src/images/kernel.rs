@@ -36,28 +36,44 @@ pub fn patch_path() -> PathBuf {
     host::repo_root().join("guest/kernel/boot-trace.patch")
 }
 
+/// The fragment of the multiuser variant, merged on top of microvm.config.
+pub fn multiuser_fragment_path() -> PathBuf {
+    host::repo_root().join("guest/kernel/multiuser.config")
+}
+
 pub fn ensure(cache: &Path) -> Result<MinimalKernel> {
-    let fragment_path = fragment_path();
-    let fragment = host::read(&fragment_path)?;
+    ensure_variant(cache, "kernel", &[fragment_path()])
+}
+
+/// The same kernel with CONFIG_MULTIUSER (guest/kernel/multiuser.config), cached apart and
+/// built only for the scenarios that name it (GUEST_VMLINUX_MULTIUSER): guest users other
+/// than root, which the default kernel leaves out to stay small.
+pub fn ensure_multiuser(cache: &Path) -> Result<MinimalKernel> {
+    ensure_variant(cache, "kernel-multiuser", &[fragment_path(), multiuser_fragment_path()])
+}
+
+/// The kernel of `fragments`, merged in order, cached as `<name>-<key>`.
+fn ensure_variant(cache: &Path, name: &str, fragments: &[PathBuf]) -> Result<MinimalKernel> {
     let patch = host::read(&patch_path())?;
     let source = host::dpkg_version(SOURCE_PKG).ok_or_else(|| format!("{SOURCE_PKG} is not installed"))?;
     // The compiler is an input too: a different gcc makes a different (if equivalent) kernel.
     let gcc = host::output(Command::new("gcc").arg("--version"))?;
-    let key = KeyHasher::default()
-        .add("recipe", RECIPE)
-        .add("fragment", &fragment)
-        .add("patch", &patch)
-        .add("source", &source)
-        .add("gcc", gcc.lines().next().unwrap_or(""))
-        .key();
-    let dir = cached(cache, "kernel", &key, |staging, out| build(staging, out, &fragment_path))?;
+    let mut key = KeyHasher::default();
+    key.add("recipe", RECIPE);
+    // The default kernel's key is what it was before variants existed (one "fragment").
+    for (i, path) in fragments.iter().enumerate() {
+        let label = if i == 0 { "fragment".to_string() } else { format!("fragment{i}") };
+        key.add(&label, &host::read(path)?);
+    }
+    let key = key.add("patch", &patch).add("source", &source).add("gcc", gcc.lines().next().unwrap_or("")).key();
+    let dir = cached(cache, name, &key, |staging, out| build(staging, out, fragments))?;
     let vmlinux = dir.join("vmlinux");
     let data = host::read(&vmlinux)?;
     let pvh_entry = pvh_entry(&data).map_err(|e| format!("{}: {e}", vmlinux.display()))?;
     Ok(MinimalKernel { bzimage: dir.join("bzImage"), config: dir.join("config"), vmlinux, pvh_entry, dir })
 }
 
-fn build(staging: &Path, out: &Path, fragment: &Path) -> Result<()> {
+fn build(staging: &Path, out: &Path, fragments: &[PathBuf]) -> Result<()> {
     let log = staging.join("build.log");
     let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     eprintln!("xtask: building the minimal guest kernel (about 4 min on 2 cores); log: {}", log.display());
@@ -83,20 +99,23 @@ fn build(staging: &Path, out: &Path, fragment: &Path) -> Result<()> {
     };
     host::run_logged(&mut make(&["tinyconfig"]), &log, "make tinyconfig")?;
     host::run_logged(
-        Command::new("scripts/kconfig/merge_config.sh").current_dir(&src).args(["-m", ".config"]).arg(fragment),
+        Command::new("scripts/kconfig/merge_config.sh").current_dir(&src).args(["-m", ".config"]).args(fragments),
         &log,
-        "merging guest/kernel/microvm.config",
+        "merging guest/kernel/*.config",
     )?;
     host::run_logged(&mut make(&["olddefconfig"]), &log, "make olddefconfig")?;
 
     // Kconfig silently drops an option whose dependencies are off: catch that here rather
     // than with a guest that cannot find its disk.
     let config = fs::read_to_string(src.join(".config")).map_err(|e| format!("reading .config: {e}"))?;
-    let wanted = fs::read_to_string(fragment).map_err(|e| e.to_string())?;
+    let mut wanted = String::new();
+    for fragment in fragments {
+        wanted += &fs::read_to_string(fragment).map_err(|e| e.to_string())?;
+    }
     let dropped = config_mismatches(&wanted, &config);
     if !dropped.is_empty() {
         return Err(format!(
-            "make olddefconfig did not keep {} of guest/kernel/microvm.config (add their dependencies to it): {}; config: {}",
+            "make olddefconfig did not keep {} of guest/kernel/*.config (add their dependencies to it): {}; config: {}",
             dropped.len(),
             dropped.join(", "),
             src.join(".config").display()
@@ -169,5 +188,16 @@ mod tests {
         for must in ["CONFIG_PVH=y", "CONFIG_VIRTIO_MMIO=y", "# CONFIG_PCI is not set", "# CONFIG_ACPI is not set"] {
             assert!(text.lines().any(|l| l.trim() == must), "microvm.config lacks {must}");
         }
+    }
+
+    /// The variant's fragment adds only what it is for, and the default kernel lacks it
+    /// (else the variant would be a second copy of the same kernel).
+    #[test]
+    fn multiuser_fragment_adds_multiuser_only() {
+        let text = fs::read_to_string(multiuser_fragment_path()).unwrap();
+        let options: Vec<&str> = text.lines().map(str::trim).filter(|l| l.starts_with("CONFIG_")).collect();
+        assert_eq!(options, ["CONFIG_MULTIUSER=y"]);
+        let base = fs::read_to_string(fragment_path()).unwrap();
+        assert!(!base.contains("CONFIG_MULTIUSER=y"), "microvm.config has MULTIUSER already");
     }
 }

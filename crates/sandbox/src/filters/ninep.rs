@@ -41,6 +41,10 @@ pub const NINEP: &[Rule] = &[
     allow!(SYS_renameat2),
     allow!(SYS_linkat),
     allow!(SYS_readlinkat),
+    // The guest's symlinks, FIFOs and device nodes (devices' ninep/nodes.rs): the real
+    // object under none and passthrough (mapped-xattr makes a plain file with openat).
+    allow!(SYS_symlinkat),
+    allow!(SYS_mknodat),
     // security_model=passthrough (devices' ninep/creds.rs): a umask of the thread's own at
     // start, and the creating guest user's ids as the thread's file-system ids around each
     // creation (per thread in Linux; they give no other right than file access as that user).

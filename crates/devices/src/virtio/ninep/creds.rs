@@ -13,7 +13,7 @@
 //!
 //! The uid is the fid's: Linux's v9fs attaches each guest user (`access=user`, its default
 //! for 9P2000.L) with `n_uname` set to the uid, and a walk's new fid keeps it; the gid is
-//! in the Tlcreate or Tmkdir itself. A fid attached without `n_uname` creates as microvm.
+//! in the creating request itself (Tlcreate, Tmkdir, Tsymlink, Tmknod). A fid attached without `n_uname` creates as microvm.
 //!
 //! Taking another user's ids needs CAP_SETUID and CAP_SETGID (microvm run as root, as QEMU
 //! needs for passthrough). Without them the creation is answered EPERM and nothing is
@@ -40,19 +40,23 @@ pub struct Owner {
 }
 
 impl Creds {
-    /// Who `request` creates as, if it creates (Tlcreate, Tmkdir) on a fid whose guest
-    /// user is known.
+    /// Who `request` creates as, if it creates (Tlcreate, Tmkdir, Tsymlink, Tmknod) in a
+    /// directory fid whose guest user is known.
     pub fn creator(&self, request: &[u8]) -> Option<Owner> {
         let (kind, mut b) = parts(request)?;
-        let fid = match kind {
-            ty::TLCREATE | ty::TMKDIR => b.u32()?,
-            _ => return None,
-        };
-        b.string()?;
-        if kind == ty::TLCREATE {
-            b.u32()?; // flags
+        if !matches!(kind, ty::TLCREATE | ty::TMKDIR | ty::TSYMLINK | ty::TMKNOD) {
+            return None;
         }
-        b.u32()?; // mode
+        let fid = b.u32()?;
+        b.string()?; // the name
+                     // What lies between the name and the gid: flags and mode; mode; the target; mode,
+                     // major and minor.
+        match kind {
+            ty::TLCREATE => b.take(8)?,
+            ty::TMKDIR => b.take(4)?,
+            ty::TSYMLINK => b.string()?,
+            _ => b.take(12)?,
+        };
         let gid = b.u32()?;
         let uid = *self.uid_of_fid.get(&fid)?;
         Some(Owner { uid, gid })

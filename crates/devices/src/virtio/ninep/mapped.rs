@@ -6,20 +6,20 @@
 //! and the guest's chmod and chown change the attributes, not the host file. What the guest
 //! reads (Rgetattr) is the host's, with each attribute present put in its place.
 //!
-//! The `p9` server keeps its descriptors to itself, so this module follows the path of each
-//! fid (attach, walks, the fid a Tlcreate turns into the new file, renames) and reaches the
-//! file through the share's descriptor, one component at a time with O_NOFOLLOW (as the
-//! server does), to read or write its attributes through `/proc/self/fd`. Where microvm
-//! differs: a fid whose file was removed, or moved by the host behind the guest's back,
-//! shows the host's owner and mode (the path no longer leads to it); QEMU reads the
-//! attributes through the fid's own descriptor.
+//! The `p9` server keeps its descriptors to itself, so this module reaches a fid's file by
+//! the path `paths.rs` follows, to read or write its attributes through `/proc/self/fd`.
+//! Where microvm differs: a fid whose file was removed, or moved by the host behind the
+//! guest's back, shows the host's owner and mode (the path no longer leads to it); QEMU
+//! reads the attributes through the fid's own descriptor. The symlinks, FIFOs and device
+//! nodes the guest makes are regular host files with their type in `user.virtfs.mode`
+//! (`nodes.rs`).
 
 use super::creds::Creds;
 use super::msg::{parts, ty, HEADER_LEN as HEADER};
-use std::collections::HashMap;
+use super::paths::{c_name, errno, proc_path, FidPaths};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 const UID: &str = "user.virtfs.uid";
 const GID: &str = "user.virtfs.gid";
@@ -45,11 +45,9 @@ pub enum Pending {
 }
 
 /// The state of one share's session.
+#[derive(Default)]
 pub struct Mapped {
-    share: OwnedFd,
-    creds: Creds,
-    /// Each fid's path below the share, one component per entry.
-    paths: HashMap<u32, Vec<Vec<u8>>>,
+    pub(super) creds: Creds,
 }
 
 /// Writes `v` at `at` of `buf` (little-endian), if it fits.
@@ -60,13 +58,9 @@ fn put_u32(buf: &mut [u8], at: usize, v: u32) {
 }
 
 impl Mapped {
-    pub fn new(share: OwnedFd) -> Mapped {
-        Mapped { share, creds: Creds::default(), paths: HashMap::new() }
-    }
-
     /// Rewrites `request` for the server, doing its credential part here; `Err(errno)` when
     /// that part fails (the request is then answered with it).
-    pub fn before(&mut self, request: &mut [u8]) -> Result<Option<Pending>, u32> {
+    pub fn before(&mut self, paths: &FidPaths, request: &mut [u8]) -> Result<Option<Pending>, u32> {
         let Some((kind, mut b)) = parts(request) else { return Ok(None) };
         let owner = self.creds.creator(request);
         match kind {
@@ -94,7 +88,7 @@ impl Mapped {
                 if ours == 0 {
                     return Ok(None);
                 }
-                let file = self.open(fid).map_err(errno)?;
+                let file = paths.open(fid).map_err(errno)?;
                 let set = |name, on, v: u32| if on { set_xattr(&file, name, &v.to_le_bytes()) } else { Ok(()) };
                 set(MODE, valid & SET_MODE != 0, mode).map_err(errno)?;
                 set(UID, valid & SET_UID != 0, uid).map_err(errno)?;
@@ -108,148 +102,89 @@ impl Mapped {
         }
     }
 
-    /// Finishes `pending` on the server's `answer` and follows the fids; returns the answer
-    /// the guest gets.
-    pub fn after(&mut self, request: &[u8], pending: Option<Pending>, mut answer: Vec<u8>) -> Vec<u8> {
+    /// Finishes `pending` on the server's `answer` and follows the fids' users; returns the
+    /// answer the guest gets.
+    pub fn after(
+        &mut self,
+        paths: &FidPaths,
+        request: &[u8],
+        pending: Option<Pending>,
+        mut answer: Vec<u8>,
+    ) -> Vec<u8> {
         let tag = super::confine::tag_of(request);
         match (pending, answer.get(4).copied()) {
             (Some(Pending::Create { dir, name, uid, gid, mode }), Some(ty::RLCREATE | ty::RMKDIR)) => {
-                if let Err(e) = self.store(dir, &name, uid, gid, mode) {
+                if let Err(e) = store(paths, dir, &name, uid, gid, mode) {
                     // As QEMU: a creation whose credentials cannot be kept is undone.
-                    self.undo(dir, &name, mode);
+                    undo(paths, dir, &name, mode);
                     return super::confine::rlerror(tag, errno(e));
                 }
             }
-            (Some(Pending::GetAttr { fid }), Some(ty::RGETATTR)) => self.show(fid, &mut answer),
+            (Some(Pending::GetAttr { fid }), Some(ty::RGETATTR)) => show(paths, fid, &mut answer),
             _ => {}
         }
         self.creds.observe(request, &answer);
-        self.follow(request, &answer);
         answer
     }
+}
 
-    fn store(&self, dir: u32, name: &[u8], uid: Option<u32>, gid: u32, mode: u32) -> io::Result<()> {
-        let mut path = self.paths.get(&dir).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?.clone();
-        path.push(name.to_vec());
-        let file = open_beneath(&self.share, &path)?;
-        // SAFETY: geteuid has no preconditions; a fid attached without a user creates as
-        // microvm's, as QEMU's mapped model records its own ids then.
-        let uid = uid.unwrap_or_else(|| unsafe { libc::geteuid() });
-        set_xattr(&file, UID, &uid.to_le_bytes())?;
-        set_xattr(&file, GID, &gid.to_le_bytes())?;
-        set_xattr(&file, MODE, &mode.to_le_bytes())
-    }
+fn store(paths: &FidPaths, dir: u32, name: &[u8], uid: Option<u32>, gid: u32, mode: u32) -> io::Result<()> {
+    let mut path = paths.get(dir)?.clone();
+    path.push(name.to_vec());
+    store_on(&paths.open_path(&path)?, Stored { uid, gid, mode, rdev: None })
+}
 
-    fn undo(&self, dir: u32, name: &[u8], mode: u32) {
-        let (Some(path), Ok(name)) = (self.paths.get(&dir), CString::new(name)) else { return };
-        let Ok(dir) = open_beneath(&self.share, path) else { return };
-        let flags = if mode & libc::S_IFMT == libc::S_IFDIR { libc::AT_REMOVEDIR } else { 0 };
-        // SAFETY: a NUL-terminated name in a directory fd we own; the result is not needed.
-        unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) };
-    }
+/// The guest's credentials of a file it creates, as QEMU's mapped model stores them.
+pub struct Stored {
+    /// `None` for a fid attached without a user: microvm's own, as QEMU records its ids then.
+    pub uid: Option<u32>,
+    pub gid: u32,
+    /// The file's type bits with the guest's permission bits.
+    pub mode: u32,
+    /// Device nodes' (and every Tmknod's, as QEMU): the host's `makedev` of the guest's numbers.
+    pub rdev: Option<u64>,
+}
 
-    /// Puts the stored credentials into an Rgetattr.
-    fn show(&self, fid: u32, answer: &mut [u8]) {
-        let Ok(file) = self.open(fid) else { return };
-        for (i, name) in [MODE, UID, GID].into_iter().enumerate() {
-            if let Some(v) = get_xattr::<4>(&file, name) {
-                put_u32(answer, GETATTR_MODE_AT + 4 * i, u32::from_le_bytes(v));
-            }
-        }
-        if let (Some(v), Some(b)) = (get_xattr::<8>(&file, RDEV), answer.get_mut(GETATTR_RDEV_AT..GETATTR_RDEV_AT + 8))
-        {
-            b.copy_from_slice(&v);
-        }
-    }
-
-    fn open(&self, fid: u32) -> io::Result<OwnedFd> {
-        let path = self.paths.get(&fid).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
-        open_beneath(&self.share, path)
-    }
-
-    /// Keeps each fid's path as the server's fids move.
-    fn follow(&mut self, request: &[u8], answer: &[u8]) {
-        let (Some((kind, mut b)), Some(answered)) = (parts(request), answer.get(4).copied()) else { return };
-        match (kind, answered) {
-            (ty::TATTACH, ty::RATTACH) => {
-                if let Some(fid) = b.u32() {
-                    self.paths.insert(fid, Vec::new());
-                }
-            }
-            (ty::TWALK, ty::RWALK) => {
-                let (Some(fid), Some(newfid), Some(count)) = (b.u32(), b.u32(), b.u16()) else { return };
-                let names: Option<Vec<Vec<u8>>> = (0..count).map(|_| b.string().map(<[u8]>::to_vec)).collect();
-                let walked = parts(answer).and_then(|(_, mut a)| a.u16());
-                if let (Some(mut path), Some(names)) = (self.paths.get(&fid).cloned(), names) {
-                    if count == 0 || walked == Some(count) {
-                        path.extend(names);
-                        self.paths.insert(newfid, path);
-                    }
-                }
-            }
-            (ty::TLCREATE, ty::RLCREATE) => {
-                let (Some(fid), Some(name)) = (b.u32(), b.string()) else { return };
-                if let Some(path) = self.paths.get_mut(&fid) {
-                    path.push(name.to_vec());
-                }
-            }
-            (ty::TRENAMEAT, ty::RRENAMEAT) => {
-                let (Some(old_dir), Some(old), Some(new_dir), Some(new)) = (b.u32(), b.string(), b.u32(), b.string())
-                else {
-                    return;
-                };
-                let (Some(mut from), Some(mut to)) =
-                    (self.paths.get(&old_dir).cloned(), self.paths.get(&new_dir).cloned())
-                else {
-                    return;
-                };
-                from.push(old.to_vec());
-                to.push(new.to_vec());
-                for path in self.paths.values_mut() {
-                    if path.starts_with(&from) {
-                        let rest = path.split_off(from.len());
-                        *path = to.iter().cloned().chain(rest).collect();
-                    }
-                }
-            }
-            (ty::TCLUNK | ty::TREMOVE, _) => {
-                if let Some(fid) = b.u32() {
-                    self.paths.remove(&fid);
-                }
-            }
-            _ => {}
-        }
+/// Writes `stored` into `file`'s user.virtfs.* attributes.
+pub fn store_on(file: &impl AsRawFd, stored: Stored) -> io::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    let uid = stored.uid.unwrap_or_else(|| unsafe { libc::geteuid() });
+    set_xattr(file, UID, &uid.to_le_bytes())?;
+    set_xattr(file, GID, &stored.gid.to_le_bytes())?;
+    set_xattr(file, MODE, &stored.mode.to_le_bytes())?;
+    match stored.rdev {
+        Some(rdev) => set_xattr(file, RDEV, &rdev.to_le_bytes()),
+        None => Ok(()),
     }
 }
 
-fn errno(e: io::Error) -> u32 {
-    e.raw_os_error().unwrap_or(libc::EIO) as u32
+/// The guest's mode of a file (type bits included), if it has one stored.
+pub fn stored_mode(file: &impl AsRawFd) -> Option<u32> {
+    get_xattr::<4>(file, MODE).map(u32::from_le_bytes)
 }
 
-/// `path` below `share`, each component looked up with O_NOFOLLOW (a symlink is reached as
-/// itself and cannot be walked through), as an O_PATH descriptor.
-fn open_beneath(share: &OwnedFd, path: &[Vec<u8>]) -> io::Result<OwnedFd> {
-    let mut at = share.try_clone()?;
-    for name in path {
-        let name = CString::new(name.as_slice()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: a NUL-terminated name relative to a directory fd we own; checked below.
-        let fd =
-            unsafe { libc::openat(at.as_raw_fd(), name.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
+fn undo(paths: &FidPaths, dir: u32, name: &[u8], mode: u32) {
+    let (Ok(path), Ok(name)) = (paths.get(dir), c_name(name)) else { return };
+    let Ok(dir) = paths.open_path(path) else { return };
+    let flags = if mode & libc::S_IFMT == libc::S_IFDIR { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: a NUL-terminated name in a directory fd we own; the result is not needed.
+    unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) };
+}
+
+/// Puts the stored credentials into an Rgetattr.
+fn show(paths: &FidPaths, fid: u32, answer: &mut [u8]) {
+    let Ok(file) = paths.open(fid) else { return };
+    for (i, name) in [MODE, UID, GID].into_iter().enumerate() {
+        if let Some(v) = get_xattr::<4>(&file, name) {
+            put_u32(answer, GETATTR_MODE_AT + 4 * i, u32::from_le_bytes(v));
         }
-        // SAFETY: just opened, owned by nothing else.
-        at = unsafe { OwnedFd::from_raw_fd(fd) };
     }
-    Ok(at)
+    if let (Some(v), Some(b)) = (get_xattr::<8>(&file, RDEV), answer.get_mut(GETATTR_RDEV_AT..GETATTR_RDEV_AT + 8)) {
+        b.copy_from_slice(&v);
+    }
 }
 
-/// The file behind an O_PATH descriptor, for the path-based xattr calls.
-fn proc_path(file: &OwnedFd) -> CString {
-    CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap_or_default()
-}
-
-fn set_xattr(file: &OwnedFd, name: &str, value: &[u8]) -> io::Result<()> {
+fn set_xattr(file: &impl AsRawFd, name: &str, value: &[u8]) -> io::Result<()> {
     let (path, name) = (proc_path(file), CString::new(name).unwrap_or_default());
     // SAFETY: NUL-terminated path and name, a value of `value.len()` bytes.
     let r = unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
@@ -260,7 +195,7 @@ fn set_xattr(file: &OwnedFd, name: &str, value: &[u8]) -> io::Result<()> {
 }
 
 /// An attribute of exactly `N` bytes, if the file has one.
-fn get_xattr<const N: usize>(file: &OwnedFd, name: &str) -> Option<[u8; N]> {
+fn get_xattr<const N: usize>(file: &impl AsRawFd, name: &str) -> Option<[u8; N]> {
     let (path, name) = (proc_path(file), CString::new(name).ok()?);
     let mut v = [0u8; N];
     // SAFETY: NUL-terminated path and name; the kernel writes at most N bytes into `v`.

@@ -10,6 +10,8 @@ pub mod confine;
 pub mod creds;
 pub mod mapped;
 mod msg;
+mod nodes;
+mod paths;
 pub mod worker;
 
 use super::{come_back_later, ActivateContext, ActivateError, Activation, VirtioDevice, CHAINS_PER_TURN};

@@ -10,8 +10,12 @@ pub mod ty {
     pub const TLCREATE: u8 = 14;
     pub const RLCREATE: u8 = 15;
     pub const TSYMLINK: u8 = 16;
+    pub const RSYMLINK: u8 = 17;
     pub const TMKNOD: u8 = 18;
+    pub const RMKNOD: u8 = 19;
     pub const TRENAME: u8 = 20;
+    pub const TREADLINK: u8 = 22;
+    pub const RREADLINK: u8 = 23;
     pub const TGETATTR: u8 = 24;
     pub const RGETATTR: u8 = 25;
     pub const TSETATTR: u8 = 26;
@@ -22,6 +26,7 @@ pub mod ty {
     pub const TRENAMEAT: u8 = 74;
     pub const RRENAMEAT: u8 = 75;
     pub const TUNLINKAT: u8 = 76;
+    pub const TVERSION: u8 = 100;
     pub const TATTACH: u8 = 104;
     pub const RATTACH: u8 = 105;
     pub const TWALK: u8 = 110;

@@ -319,4 +319,5 @@ fn snapshots_are_refused_in_one_line() {
 }
 
 mod mapped;
+mod nodes;
 mod passthrough;

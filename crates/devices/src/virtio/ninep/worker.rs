@@ -6,6 +6,8 @@
 use super::confine::{self, Refusal};
 use super::creds::{self, AsOwner, Creds};
 use super::mapped::Mapped;
+use super::nodes::{self, How};
+use super::paths::FidPaths;
 use std::io::Cursor;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -58,13 +60,16 @@ pub enum SecurityModel {
     MappedXattr,
 }
 
-/// Answers requests: the confinement checks, then the `p9` server.
+/// Answers requests: the confinement checks, then the `p9` server, or `nodes.rs` for what
+/// the server refuses.
 pub struct Responder {
     server: p9::Server,
     read_only: bool,
+    /// Each fid's path, for what microvm does on a fid's file itself.
+    paths: FidPaths,
     /// With passthrough: the guest user of each fid.
     creds: Option<Creds>,
-    /// With mapped-xattr: the fids' users and paths.
+    /// With mapped-xattr: the fids' users.
     mapped: Option<Mapped>,
 }
 
@@ -84,11 +89,8 @@ impl Responder {
         let server = p9::Server::new(path, Default::default(), Default::default())
             .map_err(|source| NinepError::Server { path: path.into(), source })?;
         let creds = (model == SecurityModel::Passthrough).then(Creds::default);
-        let mapped = match model {
-            SecurityModel::MappedXattr => Some(Mapped::new(open_path(path)?)),
-            _ => None,
-        };
-        Ok(Responder { server, read_only, creds, mapped })
+        let mapped = (model == SecurityModel::MappedXattr).then(Mapped::default);
+        Ok(Responder { server, read_only, paths: FidPaths::new(open_path(path)?), creds, mapped })
     }
 
     /// The answer to one request (never empty: what the server cannot frame is an Rlerror).
@@ -97,9 +99,40 @@ impl Responder {
         if let Err(refusal) = confine::check(request, self.read_only) {
             return confine::rlerror(tag, refusal.errno());
         }
-        if self.mapped.is_some() {
-            return self.answer_mapped(request, tag);
+        let answer = match self.answer_here(request) {
+            Some(answer) => answer,
+            None if self.mapped.is_some() => self.answer_mapped(request, tag),
+            None => self.answer_server(request, tag),
+        };
+        self.paths.follow(request, &answer);
+        answer
+    }
+
+    /// What microvm answers in the server's place (`nodes.rs`), if `request` is one.
+    fn answer_here(&mut self, request: &[u8]) -> Option<Vec<u8>> {
+        let tag = confine::tag_of(request);
+        if let Some(errno) = nodes::refuse_special(&self.paths, request) {
+            return Some(confine::rlerror(tag, errno));
         }
+        if let Some(mapped) = &self.mapped {
+            if nodes::is_creation(request) {
+                let uid = mapped.creds.creator(request).map(|o| o.uid);
+                return Some(nodes::create(&self.paths, How::Mapped { uid }, request));
+            }
+            return nodes::readlink_mapped(&self.paths, request);
+        }
+        if !nodes::is_creation(request) {
+            return None;
+        }
+        let owner = self.creds.as_ref().and_then(|c| c.creator(request));
+        Some(match owner.map(AsOwner::take).transpose() {
+            Ok(_as_owner) => nodes::create(&self.paths, How::Real, request),
+            Err(errno) => confine::rlerror(tag, errno),
+        })
+    }
+
+    /// none and passthrough: the server's answer, made as the creating guest user.
+    fn answer_server(&mut self, request: &[u8], tag: u16) -> Vec<u8> {
         let owner = self.creds.as_ref().and_then(|c| c.creator(request));
         let as_owner = match owner.map(AsOwner::take).transpose() {
             Ok(guard) => guard,
@@ -125,13 +158,13 @@ impl Responder {
     fn answer_mapped(&mut self, request: &[u8], tag: u16) -> Vec<u8> {
         let mut rewritten = request.to_vec();
         let Some(mapped) = self.mapped.as_mut() else { return confine::rlerror(tag, Refusal::Malformed.errno()) };
-        let pending = match mapped.before(&mut rewritten) {
+        let pending = match mapped.before(&self.paths, &mut rewritten) {
             Ok(p) => p,
             Err(errno) => return confine::rlerror(tag, errno),
         };
         let mut out = Vec::new();
         match self.server.handle_message(&mut Cursor::new(&rewritten), &mut out) {
-            Ok(()) if !out.is_empty() => mapped.after(&rewritten, pending, out),
+            Ok(()) if !out.is_empty() => mapped.after(&self.paths, &rewritten, pending, out),
             _ => confine::rlerror(tag, Refusal::Malformed.errno()),
         }
     }

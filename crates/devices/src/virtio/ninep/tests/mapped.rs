@@ -6,7 +6,7 @@ use super::*;
 use crate::virtio::ninep::msg::ty::{TGETATTR, TRENAMEAT, TSETATTR};
 use std::os::unix::fs::MetadataExt;
 
-fn attach_as(s: &mut Session, fid: u32, uid: u32) {
+pub(super) fn attach_as(s: &mut Session, fid: u32, uid: u32) {
     let r = s.rpc(|t| Msg::new(wire::ty::TATTACH, t).u32(fid).u32(!0).s("user").s("").u32(uid));
     assert_eq!(r[4], 105, "Rattach: {r:?}");
 }
@@ -24,7 +24,7 @@ fn setattr(s: &mut Session, fid: u32, valid: u32, mode: u32, uid: u32, gid: u32)
 }
 
 /// A user.virtfs.* attribute of a host file, as QEMU reads it (little-endian u32).
-fn xattr(path: &std::path::Path, name: &str) -> Option<u32> {
+pub(super) fn xattr(path: &std::path::Path, name: &str) -> Option<u32> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let n = std::ffi::CString::new(name).unwrap();
     let mut v = [0u8; 4];
@@ -41,12 +41,12 @@ fn set_xattr(path: &std::path::Path, name: &str, v: u32) {
     assert_eq!(unsafe { libc::setxattr(c.as_ptr(), n.as_ptr(), v.as_ptr().cast(), 4, 0) }, 0);
 }
 
-fn host(path: &std::path::Path) -> (u32, u32, u32) {
+pub(super) fn host(path: &std::path::Path) -> (u32, u32, u32) {
     let m = std::fs::symlink_metadata(path).unwrap();
     (m.mode(), m.uid(), m.gid())
 }
 
-fn me() -> (u32, u32) {
+pub(super) fn me() -> (u32, u32) {
     // SAFETY: no preconditions.
     unsafe { (libc::geteuid(), libc::getegid()) }
 }

@@ -39,7 +39,7 @@ fn owner(path: &std::path::Path) -> (u32, u32, u32) {
     (m.uid(), m.gid(), m.mode())
 }
 
-fn root() -> bool {
+pub(super) fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
