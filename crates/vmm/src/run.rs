@@ -112,6 +112,13 @@ impl Vm {
             crate::address_map::format_mtree(&address_map(config.mem_size, config.machine.pit, &pio, &mmio, &power))
         };
 
+        // The working set of a listed snapshot, mapped for the guest before it runs where
+        // KVM can (KVM_PRE_FAULT_MEMORY); else faulted in while it runs, below.
+        let mapped_ahead = match (&prefetch, vcpus.first()) {
+            (Some(list), Some(vcpu)) => crate::snapshot::prefetch::map_ahead(vcpu, &snapshotter.mem, list),
+            _ => false,
+        };
+
         let trace_json = open_trace_json(&boot_trace)?;
         step("main loop");
         let sandbox = Arc::new(Sandbox::new(config.sandbox)?);
@@ -183,8 +190,8 @@ impl Vm {
             exit.notify(VmExit::DeviceError(e.to_string()));
         }
         // The guest runs now; its working set (read ahead at set-up) is mapped meanwhile.
-        if let Some(runs) = &prefetch {
-            let bytes = crate::snapshot::prefetch::prefault(&snapshotter.mem, runs);
+        if let Some(list) = prefetch.as_ref().filter(|_| !mapped_ahead) {
+            let bytes = crate::snapshot::prefetch::prefault(&snapshotter.mem, &list.runs);
             log::debug!("prefetch: {bytes} bytes of guest RAM faulted in while the guest runs");
         }
         // A restored VM has run already: with -S it waits paused, as QEMU's after -incoming.

@@ -40,9 +40,12 @@ impl Vm {
             running_signal,
             ..
         } = self;
-        // No second thread to fault the working set in while the guest runs: now.
-        if let Some(runs) = &prefetch {
-            crate::snapshot::prefetch::prefault(&snapshotter.mem, runs);
+        // No second thread to fault the working set in while the guest runs: now, mapped
+        // for the guest too where KVM can.
+        if let (Some(list), Some(vcpu)) = (&prefetch, vcpus.first()) {
+            if !crate::snapshot::prefetch::map_ahead(vcpu, &snapshotter.mem, list) {
+                crate::snapshot::prefetch::prefault(&snapshotter.mem, &list.runs);
+            }
         }
         let vcpu = vcpus.pop().ok_or_else(|| Error::from(ConfigError::NoVcpu))?;
         let trace_json = open_trace_json(&boot_trace)?;

@@ -73,7 +73,7 @@ pub struct Vm {
     pub(crate) api: Option<crate::api::ApiServer>,
     /// A restore's working-set list (`FILE.pages`): read ahead at set-up, faulted in by
     /// the main thread while the vCPUs already run.
-    pub(crate) prefetch: Option<crate::snapshot::prefetch::Runs>,
+    pub(crate) prefetch: Option<crate::snapshot::prefetch::PageList>,
     /// Closed once every thread is confined and the vCPUs may run ([`Vm::close_once_running`]).
     pub(crate) running_signal: Option<std::os::fd::OwnedFd>,
 }

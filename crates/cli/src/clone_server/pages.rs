@@ -37,10 +37,15 @@ fn run(pid: i32, file: &str) -> Result<String, String> {
         return Err(format!("{}: its memory is in a file of its own: only inline memory is recorded", path.display()));
     };
     let state_crc = vmm::snapshot::read_state_crc(path, offset).map_err(|e| e.to_string())?;
-    let runs = record(pid, path, offset + memory_offset).map_err(|e| e.to_string())?;
+    let pages = record(pid, path, offset + memory_offset).map_err(|e| e.to_string())?;
     let list = list_path(path);
     let identity = Identity { state_crc, memory_len: header.memory_len };
-    std::fs::write(&list, format_list(identity, &runs)).map_err(|e| format!("{}: {e}", list.display()))?;
-    let pages: u64 = runs.iter().map(|(_, n)| n).sum();
-    Ok(format!("{pages} pages in {} runs written to {}", runs.len(), list.display()))
+    std::fs::write(&list, format_list(identity, &pages)).map_err(|e| format!("{}: {e}", list.display()))?;
+    let written: u64 = pages.written.iter().map(|(_, n)| n).sum();
+    Ok(format!(
+        "{} pages in {} runs ({written} written) written to {}",
+        pages.pages(),
+        pages.runs.len(),
+        list.display()
+    ))
 }
