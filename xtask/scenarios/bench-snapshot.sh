@@ -61,14 +61,14 @@ save() {
         # console decides here, whatever the VMM's pid says), then half a second for its
         # last line to be out and its vCPU idle.
         i=0
-        while ! grep -q "SAVEPOINT round=$((k + 1))\$" "$dir/console.txt" 2>/dev/null && [ $i -lt 3000 ]; do
+        while ! grep -qw "SAVEPOINT round=$((k + 1))" "$dir/console.txt" 2>/dev/null && [ $i -lt 3000 ]; do
             sleep 0.1
             i=$((i + 1))
         done
         sleep 0.5
         stamp
         echo "@@SNAPNOTE vmm=$1 mem=$2 at the save point of round $((k + 1)) after $(((T - b0) / 1000000)) ms: $(grep -c TICK "$dir/console.txt") lines"
-        grep -q "SAVEPOINT round=$((k + 1))" "$dir/console.txt" || head -c 1000 "$dir/console.txt"
+        grep -qw "SAVEPOINT round=$((k + 1))" "$dir/console.txt" || head -c 1000 "$dir/console.txt"
         case $1 in
             microvm) f="$3.$k" uri="file:$3.$k" ;;
             qemu) f="$3" uri="exec:cat > $3" ;;
