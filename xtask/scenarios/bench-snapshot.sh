@@ -92,8 +92,11 @@ save() {
         echo "next" >&4
     done
     qmp '{"execute": "quit"}'
+    # Bounded, and said: a run of this scenario once went silent after its last save.
+    vmm_end_within 600 "@@SNAPNOTE vmm=$1 mem=$2 QUIT"
     qmp_finish
     exec 4>&-
+    echo "@@SNAPNOTE vmm=$1 mem=$2 saved and quit"
     rm -f "$dir/in" "$dir/con"
 }
 # restore VMM MiB FILE RUN [record]: with `record`, the restore's pages are listed as
@@ -109,7 +112,7 @@ restore() {
     # read with builtins only, so it is the first byte's instant); the rest is drained so
     # the guest never blocks on its console.
     {
-        head -c 1 > /dev/null
+        dd bs=1 count=1 of=/dev/null 2> /dev/null
         stamp
         echo $T > "$dir/first"
         npf=
@@ -152,6 +155,7 @@ restore() {
     [ -s "$dir/first" ] && first=$((($(cat "$dir/first") - t0) / 1000))
     # TERM: microvm then prints its start steps (--report-start-time) on the way out.
     kill $vmm 2>/dev/null
+    vmm_end_within 100 "@@SNAPNOTE vmm=$1 mem=$2 file=${3##*/} SIGTERM"
     wait $vmm 2>/dev/null
     [ "$4" = 0 ] && [ "${3##*.}" = 0 ] && [ $1 = microvm ] && echo "@@SNAPNOTE vmm=$1 mem=$2 $(grep 'start steps' "$dir/err")"
     kill $reader $writer 2>/dev/null
