@@ -80,6 +80,7 @@ impl Vm {
             config,
             boot_trace,
             restored,
+            restored_clock,
             api,
             prefetch,
             running_signal,
@@ -172,6 +173,12 @@ impl Vm {
             start_gate,
             sandbox,
         });
+        // A restore's clock now, just before the vCPU threads start (the last step that
+        // can fail before the gate): the guest's time goes on from the saved instant at its
+        // first instruction, not from before the set-up above.
+        if let Some(clock) = restored_clock {
+            clock.set(&snapshotter.vm).map_err(|e| Error::from(crate::snapshot::SnapshotError::from(e)))?;
+        }
         let mut handles = Vec::with_capacity(vcpus.len());
         for vcpu in vcpus {
             let id = vcpu.id();

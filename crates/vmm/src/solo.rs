@@ -38,6 +38,7 @@ impl Vm {
             snapshotter,
             prefetch,
             running_signal,
+            restored_clock,
             ..
         } = self;
         // No second thread to fault the working set in while the guest runs: now, mapped
@@ -67,6 +68,11 @@ impl Vm {
         crate::resident_text::release_later()
             .map_err(|source| Error::Io { what: "cannot arm the text release", source })?;
         step("main loop");
+        // A restore's clock last, as in `run`: the guest's time goes on from the saved
+        // instant at its first instruction.
+        if let Some(clock) = restored_clock {
+            clock.set(&snapshotter.vm).map_err(|e| Error::from(crate::snapshot::SnapshotError::from(e)))?;
+        }
         ctx.sandbox.enter(ThreadKind::Solo)?;
         step("main filter");
         drop(running_signal);
