@@ -99,6 +99,24 @@ save() {
     echo "@@SNAPNOTE vmm=$1 mem=$2 saved and quit"
     rm -f "$dir/in" "$dir/con"
 }
+# A stall names itself: each step below stamps $dir/step; a watchdog prints every
+# process's state and wait channel when a step is a minute old (once per step).
+step() { echo "$*" > "$dir/step"; }
+watchdog() {
+    told=
+    while [ -d "$dir" ]; do
+        sleep 10
+        [ -n "$(find "$dir/step" -mmin +1 2>/dev/null)" ] || continue
+        now=$(cat "$dir/step" 2>/dev/null)
+        [ "$now" = "$told" ] && continue
+        told=$now
+        echo "@@SNAPNOTE stall: over a minute at: $now"
+        for p in /proc/[0-9]*; do
+            read -r _ c st _ < "$p/stat" 2>/dev/null || continue
+            echo "@@SNAPNOTE stall: ${p#/proc/} $st $c wchan=$(cat "$p/wchan" 2>/dev/null) $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-100)"
+        done
+    done
+}
 # restore VMM MiB FILE RUN [record]: with `record`, the restore's pages are listed as
 # FILE.pages (microvm snapshot-pages) 1 s after its first byte, for the microvm-pages rows.
 restore() {
@@ -136,6 +154,7 @@ restore() {
         done
     } > "$dir/con" &
     writer=$!
+    step "restore $1 $2 ${3##*/} run $4"
     stamp
     t0=$T
     $(args $1 $2) -kernel "$GUEST_VMLINUX" -initrd "$GUEST_INITRAMFS" -append "$A" \
@@ -186,6 +205,8 @@ rounds() {
         r=$((r + 1))
     done
 }
+watchdog &
+watch=$!
 for mem in 256 2048; do save microvm $mem "$dir/microvm-$mem.snap"; done
 rounds microvm
 # The same files again, with the working set of their first moments prefetched.
@@ -203,4 +224,5 @@ for mem in 256 2048; do
     done
     rm -f "$dir/qemu.snap"
 done
+kill $watch 2>/dev/null
 rm -rf "$dir"

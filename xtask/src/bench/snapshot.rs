@@ -179,8 +179,9 @@ pub fn markdown(figures: &Result<SnapshotFigures, String>, runs: usize) -> Strin
          file MAP_PRIVATE, so the guest pages it only reads are the page cache's, shared by \
          every restore of the file). File: allocated size (apparent size). The prefetched \
          row restores the same files with the page list `microvm snapshot-pages` recorded in \
-         one more restore's first second (`FILE.pages`: read ahead at set-up, faulted in \
-         while the guest runs).\n\n"
+         one more restore's first second (`FILE.pages`: read ahead at set-up; its written pages \
+         copied and every page mapped into the second-level page table before the guest \
+         runs, KVM_PRE_FAULT_MEMORY, which the rig's Linux 6.12 has).\n\n"
     );
     match figures {
         Err(e) => s += &format!("Not measured: {}\n", e.lines().next().unwrap_or("")),
