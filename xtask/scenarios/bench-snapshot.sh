@@ -42,6 +42,7 @@ args() {
 # size (with the ticking guest saved at arbitrary instants it was 37 to 807 KVM page
 # faults, whatever the size: docs/snapshot.md, "Restore time and guest size").
 save() {
+    step "save $1 $2"
     # The last save's console goes first: the new VMM truncates it only once it runs, and
     # the wait below must not find the old lines.
     rm -f "$dir/qmp.sock" "$dir/in" "$dir/con" "$3"* "$dir/console.txt"
@@ -99,7 +100,7 @@ save() {
     echo "@@SNAPNOTE vmm=$1 mem=$2 saved and quit"
     rm -f "$dir/in" "$dir/con"
 }
-# A stall names itself: each step below stamps $dir/step; a watchdog prints every
+# A stall names itself: each step below (and each save) stamps $dir/step; a watchdog prints every
 # process's state and wait channel when a step is a minute old (once per step).
 step() { echo "$*" > "$dir/step"; }
 watchdog() {
@@ -205,8 +206,8 @@ rounds() {
         r=$((r + 1))
     done
 }
-watchdog &
-watch=$!
+# Not a child of this shell: lib-qmp's qmp_finish waits for every child.
+(watchdog & echo $! > "$dir/watchdog.pid")
 for mem in 256 2048; do save microvm $mem "$dir/microvm-$mem.snap"; done
 rounds microvm
 # The same files again, with the working set of their first moments prefetched.
@@ -224,5 +225,5 @@ for mem in 256 2048; do
     done
     rm -f "$dir/qemu.snap"
 done
-kill $watch 2>/dev/null
+kill "$(cat "$dir/watchdog.pid")" 2>/dev/null
 rm -rf "$dir"
