@@ -102,19 +102,23 @@ save() {
 }
 # A stall names itself: each step below (and each save) stamps $dir/step; a watchdog prints every
 # process's state and wait channel when a step is a minute old (once per step).
-step() { echo "$*" > "$dir/step"; }
+# (seconds of uptime first: busybox's find may lack -mmin).
+step() { read -r stepped_at _ < /proc/uptime; echo "${stepped_at%.*} $*" > "$dir/step"; }
 watchdog() {
     told=
     while [ -d "$dir" ]; do
         sleep 10
-        [ -n "$(find "$dir/step" -mmin +1 2>/dev/null)" ] || continue
-        now=$(cat "$dir/step" 2>/dev/null)
-        [ "$now" = "$told" ] && continue
-        told=$now
+        read -r since now < "$dir/step" 2>/dev/null || continue
+        read -r up _ < /proc/uptime
+        [ $((${up%.*} - since)) -ge 60 ] || continue
+        [ "$since $now" = "$told" ] && continue
+        told="$since $now"
         echo "@@SNAPNOTE stall: over a minute at: $now"
+        # User processes only (a kernel thread's command line is empty).
         for p in /proc/[0-9]*; do
             read -r _ c st _ < "$p/stat" 2>/dev/null || continue
-            echo "@@SNAPNOTE stall: ${p#/proc/} $st $c wchan=$(cat "$p/wchan" 2>/dev/null) $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-100)"
+            line=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-100)
+            [ -n "$line" ] && echo "@@SNAPNOTE stall: ${p#/proc/} $st $c wchan=$(cat "$p/wchan" 2>/dev/null) $line"
         done
     done
 }
