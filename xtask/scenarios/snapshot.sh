@@ -98,15 +98,51 @@ restore() {
     vmm=$!
 }
 # goes_on NAME PID: waits for a tick after the saved one, then for the echo of a line.
+# Every wait is bounded, so a restore that stalls names itself (CI once saw this scenario
+# silent after its 18th restore in turn until the 900 s limit).
 goes_on() {
     next=$((last + 1))
     wait_for "$dir/$1.txt" "SNAP-TICK $((last + 10)) " 600 "$2" || { echo "no-ticks"; return; }
-    echo "hello-$1" > "$dir/$1.in"
+    # Read-write: opening a fifo for writing alone waits for a reader, forever if the
+    # VMM has just ended.
+    echo "hello-$1" 1<> "$dir/$1.in"
     wait_for "$dir/$1.txt" "SNAP-ECHO hello-$1" 300 "$2" || { echo "no-echo"; return; }
     first=$(grep 'SNAP-TICK' "$dir/$1.txt" | head -n 1 | sed 's/.*SNAP-TICK \([0-9]*\) .*/\1/')
     [ "$first" = "$next" ] || { echo "first-tick-$first"; return; }
     echo ok
 }
+
+# vmm_state NAME PID: what a VMM that did not do what it should is doing: each thread's
+# state and kernel wait channel, KVM's counters of its VM, the end of its console.
+vmm_state() {
+    echo "SNAP-STATE $1 pid=$2 at $(now_ms) ms: $(grep State /proc/$2/status 2>/dev/null || echo ended)"
+    for t in /proc/$2/task/*; do
+        [ -r "$t/stat" ] || continue
+        echo "SNAP-STATE $1 thread $(cut -d' ' -f1-3 "$t/stat") wchan=$(cat "$t/wchan" 2>/dev/null)"
+        sed "s/^/SNAP-STATE $1   /" "$t/stack" 2>/dev/null | head -n 12
+    done
+    for d in /sys/kernel/debug/kvm/$2-*; do
+        [ -d "$d" ] || continue
+        for c in exits halt_exits halt_wakeup pf_taken irq_injections signal_exits; do
+            [ -r "$d/$c" ] && echo "SNAP-STATE $1 kvm $c=$(cat "$d/$c")"
+        done
+    done
+    echo "SNAP-STATE $1 console, last lines:"
+    tail -n 5 "$dir/$1.txt" | sed "s/^/SNAP-STATE $1   /"
+}
+# stop NAME PID: SIGTERM, and the VMM must end within 10 s; else its state, and SIGKILL.
+stop() {
+    kill -TERM "$2" 2>/dev/null
+    i=0
+    while kill -0 "$2" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$2" 2>/dev/null; then
+        echo "SNAP-STALL $1: microvm (pid $2) still runs 10 s after SIGTERM"
+        vmm_state "$1" "$2"
+        kill -KILL "$2"
+    fi
+    wait "$2"
+}
+[ -d /sys/kernel/debug/kvm ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 
 # --- 1: one restore, checked in depth
 "$VSOCKIO" serve 5000 65536 3 > "$dir/rig-vsock.txt" 2>&1 &
@@ -121,8 +157,7 @@ wait_for "$dir/restored.txt" 'GUEST-VSOCK-FDS\|GUEST-VSOCK-ERROR' 600 $vmm
 set -- $(grep 'SNAP-TICK' "$dir/restored.txt" | head -n 1 | sed 's/.*SNAP-TICK \([0-9]*\) boot=\([^ ]*\) up=\([0-9.]*\).*/\1 \2 \3/')
 echo "SNAP-RESTORED-FIRST n=$1 up=$3 boot=$2"
 echo "SNAP-RSS-KIB $(grep VmRSS /proc/$vmm/status | tr -s ' ' | cut -d' ' -f2)"
-kill -TERM $vmm
-wait $vmm
+stop restored $vmm
 echo "SNAP-RESTORED-STATUS $?"
 kill $rig 2>/dev/null
 wait $rig 2>/dev/null
@@ -130,11 +165,13 @@ wait $rig 2>/dev/null
 # --- 2a: 20 restores one after another, each on a fresh disk copy
 k=1
 while [ $k -le 20 ]; do
+    echo "SNAP-PROGRESS seq=$k restoring at $(now_ms) ms"
     cp "$dir/disk.snap" "$dir/clone.img"
     restore seq$k "$dir/clone.img" 42 mvtap0
-    echo "CLONE seq=$k $(goes_on seq$k $vmm)"
-    kill -TERM $vmm
-    wait $vmm
+    r=$(goes_on seq$k $vmm)
+    echo "CLONE seq=$k $r"
+    [ "$r" = ok ] || vmm_state seq$k $vmm
+    stop seq$k $vmm
     k=$((k + 1))
 done
 
@@ -143,19 +180,27 @@ pids=
 for k in 1 2 3 4; do
     cp "$dir/disk.snap" "$dir/par$k.img"
 done
+echo "SNAP-PROGRESS par restoring at $(now_ms) ms"
 for k in 1 2 3 4; do
     restore par$k "$dir/par$k.img" $((42 + k)) mvtap$k
     pids="$pids $vmm"
 done
 k=1
 for p in $pids; do
-    echo "CLONE par=$k $(goes_on par$k $p)"
+    r=$(goes_on par$k $p)
+    echo "CLONE par=$k $r"
+    [ "$r" = ok ] || vmm_state par$k $p
     k=$((k + 1))
 done
 for p in $pids; do
     echo "CLONE-ALIVE pid=$p $(kill -0 $p 2>/dev/null && echo yes || echo no)"
 done
-for p in $pids; do kill -TERM $p; wait $p; done
+k=1
+for p in $pids; do
+    stop par$k $p
+    k=$((k + 1))
+done
+echo "SNAP-PROGRESS clone server at $(now_ms) ms"
 
 # --- 3: a clone of the clone server: forked ahead, its VM made before the request; the
 # machine's options are the server's (console on the server's stdio, its own disk copy)

@@ -188,3 +188,81 @@ fn emulation_failure_is_reported_with_registers() {
     let rip = format!("{:x}", tiny_guest::LOAD_ADDR + 4 + 3 * msg.len() as u64);
     assert!(stderr.contains(&rip), "stderr lacks the faulting RIP {rip:#}\n{}", out.describe());
 }
+
+/// Console input while the guest prints: the main thread queues the input into the
+/// 16550A while a vCPU writes the guest's output through it. Their locks once crossed
+/// and deadlocked microvm (output stopped, SIGTERM unheard), which a restored guest
+/// answering its console hit in the rig. Here the counter prints all the time and a
+/// byte comes every millisecond for 3 s: the output must still grow at the end, and
+/// SIGTERM must end microvm.
+#[test]
+fn console_input_while_the_guest_prints_never_stops_either() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("serial-input");
+    let kernel = dir.file("counter.elf", &tiny_guest::counter_on_serial(100));
+    let mut child = microvm_legacy(&kernel).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end && stdin.write_all(b"x").is_ok() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    // Its stderr drained too (kept: what it said), or a full pipe would block microvm.
+    let mut stderr = child.stderr.take().unwrap();
+    let said = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stderr.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    writer.join().unwrap();
+    let at_end = seen.load(std::sync::atomic::Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(500));
+    let later = seen.load(std::sync::atomic::Ordering::Relaxed);
+    // Where each thread waits, for the message if the output stopped.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .map(|t| {
+                    let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+                    format!(
+                        "{} {} wchan={}",
+                        read("comm").trim(),
+                        read("stat").split(' ').nth(2).unwrap_or("?"),
+                        read("wchan")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ended = None;
+    while ended.is_none() && Instant::now() < deadline {
+        ended = child.try_wait().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if ended.is_none() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    assert!(later > at_end, "the guest's output stopped at {at_end} bytes while input came; threads: {threads:?}");
+    assert!(ended.is_some(), "microvm did not end within 10 s of SIGTERM");
+    let said = said.join().unwrap();
+    assert!(said.lines().count() < 5, "{said}");
+}

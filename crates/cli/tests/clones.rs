@@ -42,8 +42,18 @@ fn assert_counts_on(saved: &Path, clone: &Path) {
     assert!(after.windows(2).all(|w| w[1] == w[0] + 1), "{after:?}");
 }
 
-/// Boots the counter with `mem` of RAM, lets it count, saves it: (snapshot, output, RAM
-/// pages that were not zero as `query-migrate` counted them).
+/// Waits until `path` holds `count` complete lines, whatever they say.
+fn wait_newlines(path: &Path, count: usize) {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while std::fs::read(path).unwrap_or_default().iter().filter(|&&b| b == b'\n').count() < count {
+        assert!(Instant::now() < deadline, "{} never had {count} lines", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Boots the guest (the counter, or any that prints lines) with `mem` of RAM, lets it
+/// print, saves it: (snapshot, output, RAM pages that were not zero as `query-migrate`
+/// counted them).
 fn take_snapshot(dir: &TempDir, kernel: &Path, mem: &str) -> (PathBuf, PathBuf, u64) {
     let out = dir.path().join("out0");
     let sock = dir.path().join("qmp0");
@@ -53,7 +63,7 @@ fn take_snapshot(dir: &TempDir, kernel: &Path, mem: &str) -> (PathBuf, PathBuf, 
     cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", sock.display()));
     let vm = Running::spawn(cmd);
     let mut qmp = Qmp::connect(&sock);
-    wait_lines(&out, 3);
+    wait_newlines(&out, 3);
     qmp.execute("stop", json!({})).unwrap();
     qmp.execute("migrate", json!({ "uri": format!("file:{}", snap.display()) })).unwrap();
     let info = qmp.execute("query-migrate", json!({})).unwrap();
@@ -365,7 +375,7 @@ fn a_page_list_is_recorded_used_and_a_foreign_one_ignored_with_one_warning() {
     finish((vm, out));
     let list = std::fs::read_to_string(dir.path().join("vm.snap.pages")).unwrap();
     // The counter's code page, at least: the guest ran.
-    assert!(list.starts_with("microvm-pages 1 state-crc=") && list.lines().count() >= 2, "{list}");
+    assert!(list.starts_with("microvm-pages 2 state-crc=") && list.lines().count() >= 2, "{list}");
     let stderr = finish(restore(2));
     assert!(!stderr.contains("microvm: prefetch:"), "{stderr}");
     // The list of another snapshot (its CRC changed): ignored with one warning.
@@ -383,6 +393,11 @@ fn a_page_list_is_recorded_used_and_a_foreign_one_ignored_with_one_warning() {
 
 /// Resident KiB of `pid`'s mapping of `size_kib` (the guest's RAM).
 fn ram_rss_kib(pid: u32, size_kib: u64) -> u64 {
+    ram_smaps_kib(pid, size_kib, "Rss:")
+}
+
+/// One `/proc/PID/smaps` figure (`key`, e.g. "Rss:") of `pid`'s mapping of `size_kib`.
+fn ram_smaps_kib(pid: u32, size_kib: u64, key: &str) -> u64 {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let kib = |l: &str, key: &str| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok();
     let mut in_ram = false;
@@ -390,8 +405,8 @@ fn ram_rss_kib(pid: u32, size_kib: u64) -> u64 {
         if let Some(size) = kib(line, "Size:") {
             in_ram = size == size_kib;
         }
-        if let (true, Some(rss)) = (in_ram, kib(line, "Rss:")) {
-            return rss;
+        if let (true, Some(n)) = (in_ram, kib(line, key)) {
+            return n;
         }
     }
     0
@@ -450,4 +465,72 @@ fn the_listed_working_set_is_faulted_in_without_the_guest() {
     assert!(with >= MIB << 10, "with the list, {with} KiB of RAM resident, want the {MIB} MiB working set");
     let without = resident(false);
     assert!(without < 1024, "without the list, a paused restore maps {without} KiB of its RAM");
+}
+
+/// The pages a restored guest wrote are listed as written (`w FIRST COUNT`), and a later
+/// restore copies them out of the file before the guest runs: restored paused (`-S`, the
+/// guest touches nothing), its RAM mapping holds them as its own (Anonymous) with the
+/// list, and nothing of its own without. Where KVM has KVM_PRE_FAULT_MEMORY the listed
+/// pages are mapped for the guest too, else it says it left them to the guest.
+#[test]
+fn pages_a_restored_guest_wrote_are_listed_and_copied_before_the_next_one_runs() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("clones-written");
+    // One new page a turn from 8 MiB, a few hundred a second.
+    let kernel = dir.file("writer.elf", &tiny_guest::page_writer_on_serial(8 << 20, 4096, 64, 1000));
+    let (snap, _, _) = take_snapshot(&dir, &kernel, "32m");
+    let restore = |n: usize, paused: bool| {
+        let out = dir.path().join(format!("restore{n}"));
+        let mut cmd = microvm();
+        cmd.args(machine_args(&kernel, "32m")).arg("-serial").arg(format!("file:{}", out.display()));
+        cmd.arg("-incoming").arg(format!("file:{}", snap.display())).env("MICROVM_LOG", "debug");
+        if paused {
+            cmd.arg("-S");
+        }
+        (Running::spawn(cmd), out)
+    };
+    let (vm, out) = restore(0, false);
+    wait_newlines(&out, 20);
+    let mut record = microvm();
+    record.arg("snapshot-pages").arg(vm.child.id().to_string()).arg(&snap);
+    assert!(run(record).status.success());
+    drop(vm);
+    let list = std::fs::read_to_string(dir.path().join("vm.snap.pages")).unwrap();
+    let written: u64 = list
+        .lines()
+        .filter_map(|l| l.strip_prefix("w "))
+        .map(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap())
+        .sum();
+    // 20 lines, 20 new pages at least (and its stack, where it keeps one).
+    assert!(written >= 20, "{written} pages listed as written\n{list}");
+    let anon = |with_list: bool| {
+        let (pages, aside) = (dir.path().join("vm.snap.pages"), dir.path().join("pages.aside"));
+        if !with_list {
+            std::fs::rename(&pages, &aside).unwrap();
+        }
+        let (vm, _) = restore(usize::from(with_list) + 1, true);
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        let mut kib = ram_smaps_kib(vm.child.id(), 32 << 10, "Anonymous:");
+        while with_list && kib < written * 4 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            kib = ram_smaps_kib(vm.child.id(), 32 << 10, "Anonymous:");
+        }
+        if !with_list {
+            std::thread::sleep(Duration::from_millis(300));
+            kib = ram_smaps_kib(vm.child.id(), 32 << 10, "Anonymous:");
+            std::fs::rename(&aside, &pages).unwrap();
+        }
+        vm.signal(libc::SIGTERM);
+        let (_, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+        (kib, output.stderr)
+    };
+    let (with, stderr) = anon(true);
+    assert!(with >= written * 4, "with the list, {with} KiB of RAM its own, want the {written} written pages");
+    let mapped = stderr.contains("bytes mapped for the guest before it runs");
+    let refused = stderr.contains("prefetch: KVM_PRE_FAULT_MEMORY at");
+    assert!(mapped != refused, "mapped ahead or refused, one of them\n{stderr}");
+    let (without, _) = anon(false);
+    assert!(without < 64, "without the list, {without} KiB of RAM its own, paused");
 }

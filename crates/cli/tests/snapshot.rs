@@ -519,3 +519,40 @@ fn clock_realtime_catches_up_only_where_the_snapshot_has_a_wall_clock_and_says_s
     let warned = output.stderr.matches("clock=realtime: the snapshot holds no wall-clock time").count();
     assert_eq!(warned, usize::from(!has_wall_clock), "{}", output.describe());
 }
+
+/// A restore's guest time goes on from the saved instant when its vCPUs start, not
+/// from when the restore began: here the set-up waits 2 s for a monitor client
+/// (`wait=on`) after the state is loaded, the guest is saved again as soon as it runs,
+/// and its KVM clock moved on by much less than those 2 s.
+#[test]
+fn the_guest_clock_starts_with_the_vcpus_not_with_the_restore() {
+    if !kvm_tests_enabled() {
+        return;
+    }
+    let dir = TempDir::new("snapshot-clock-late");
+    let kernel = counter(&dir);
+    let (snap, _) = take_snapshot(&dir, &kernel);
+    let (out1, sock, held) = (dir.path().join("out1"), dir.path().join("qmp1"), dir.path().join("held"));
+    let held_arg = format!("unix:{},server=on,wait=on", held.display());
+    let incoming = format!("file:{}", snap.display());
+    let vm = Running::spawn(machine(&kernel, &out1, &sock, &["-incoming", &incoming, "-qmp", &held_arg]));
+    std::thread::sleep(Duration::from_secs(2));
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let _client = loop {
+        match std::os::unix::net::UnixStream::connect(&held) {
+            Ok(s) => break s,
+            Err(e) => assert!(Instant::now() < deadline, "cannot connect to {}: {e}", held.display()),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut qmp = Qmp::connect(&sock);
+    qmp.execute("stop", json!({})).unwrap();
+    let again = dir.path().join("again.snap");
+    qmp.execute("migrate", json!({ "uri": format!("file:{}", again.display()) })).unwrap();
+    qmp.execute("quit", json!({})).unwrap();
+    let (status, output) = vm.wait(RUN_TIMEOUT, Instant::now());
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output.describe());
+    let clock = |path: &Path| vmm::snapshot::read(path, 0).unwrap().2.vm.clock.clock;
+    let ran_ms = clock(&again).saturating_sub(clock(&snap)) / 1_000_000;
+    assert!(ran_ms < 1000, "the guest clock moved on {ran_ms} ms between the saves");
+}

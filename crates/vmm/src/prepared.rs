@@ -30,7 +30,7 @@ pub struct PreparedVm {
     pub(crate) kvm: Kvm,
     pub(crate) mem: GuestMemoryMmap,
     /// A restore's working-set list, already being read ahead.
-    pub(crate) prefetch: Option<prefetch::Runs>,
+    pub(crate) prefetch: Option<prefetch::PageList>,
     /// What it was made for: the settings of `VmConfig` this half depends on.
     made_for: MachineKey,
 }
@@ -111,7 +111,7 @@ impl PreparedVm {
 fn guest_memory(
     config: &VmConfig,
     incoming: Option<&LoadedSnapshot>,
-) -> Result<(GuestMemoryMmap, Option<prefetch::Runs>), Error> {
+) -> Result<(GuestMemoryMmap, Option<prefetch::PageList>), Error> {
     let memory_error = |s: &LoadedSnapshot| {
         let path = s.path.clone();
         move |source| Error::Snapshot(SnapshotError::Memory { path, source })
@@ -119,11 +119,11 @@ fn guest_memory(
     match incoming.and_then(|s| s.memory.as_ref().map(|m| (s, m))) {
         Some((s, (file, offset))) if config.memory == crate::config::MemoryConfig::default() => {
             let mem = map_memory(file, *offset, config.mem_size, config.track_dirty_pages).map_err(memory_error(s))?;
-            let runs = prefetch::listed(s);
-            if let Some(runs) = &runs {
-                prefetch::read_ahead(&mem, runs);
+            let list = prefetch::listed(s);
+            if let Some(list) = &list {
+                prefetch::read_ahead(&mem, &list.runs);
             }
-            Ok((mem, runs))
+            Ok((mem, list))
         }
         Some((s, (file, offset))) => {
             let mem = create_guest_memory(config.mem_size, &config.memory, config.track_dirty_pages)?;

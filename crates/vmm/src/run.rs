@@ -80,6 +80,7 @@ impl Vm {
             config,
             boot_trace,
             restored,
+            restored_clock,
             api,
             prefetch,
             running_signal,
@@ -110,6 +111,13 @@ impl Vm {
             String::new()
         } else {
             crate::address_map::format_mtree(&address_map(config.mem_size, config.machine.pit, &pio, &mmio, &power))
+        };
+
+        // The working set of a listed snapshot, mapped for the guest before it runs where
+        // KVM can (KVM_PRE_FAULT_MEMORY); else faulted in while it runs, below.
+        let mapped_ahead = match (&prefetch, vcpus.first()) {
+            (Some(list), Some(vcpu)) => crate::snapshot::prefetch::map_ahead(vcpu, &snapshotter.mem, list),
+            _ => false,
         };
 
         let trace_json = open_trace_json(&boot_trace)?;
@@ -165,6 +173,12 @@ impl Vm {
             start_gate,
             sandbox,
         });
+        // A restore's clock now, just before the vCPU threads start (the last step that
+        // can fail before the gate): the guest's time goes on from the saved instant at its
+        // first instruction, not from before the set-up above.
+        if let Some(clock) = restored_clock {
+            clock.set(&snapshotter.vm).map_err(|e| Error::from(crate::snapshot::SnapshotError::from(e)))?;
+        }
         let mut handles = Vec::with_capacity(vcpus.len());
         for vcpu in vcpus {
             let id = vcpu.id();
@@ -183,8 +197,8 @@ impl Vm {
             exit.notify(VmExit::DeviceError(ThreadFailure::Confine(Arc::new(e)).into()));
         }
         // The guest runs now; its working set (read ahead at set-up) is mapped meanwhile.
-        if let Some(runs) = &prefetch {
-            let bytes = crate::snapshot::prefetch::prefault(&snapshotter.mem, runs);
+        if let Some(list) = prefetch.as_ref().filter(|_| !mapped_ahead) {
+            let bytes = crate::snapshot::prefetch::prefault(&snapshotter.mem, &list.runs);
             log::debug!("prefetch: {bytes} bytes of guest RAM faulted in while the guest runs");
         }
         // A restored VM has run already: with -S it waits paused, as QEMU's after -incoming.

@@ -102,10 +102,15 @@ impl SerialChardev {
     /// Moves what input there is into the UART, flushes output, and brings
     /// the watched fds up to date.
     fn serve(&mut self, ops: &mut EventOps) {
-        let mut chardev = lock(&self.chardev);
         let mut buf = [0u8; READ_CHUNK];
         loop {
-            match chardev.read_input(&mut buf) {
+            // Never both locks at once this way round: a vCPU writing to the port holds
+            // the port's lock and then takes the chardev's (`ChardevWriter`), so input
+            // queued under the chardev's lock deadlocked the two threads whenever the
+            // guest printed while input came (a restored guest answering its console:
+            // the VMM hung, deaf to SIGTERM).
+            let read = lock(&self.chardev).read_input(&mut buf);
+            match read {
                 Ok(0) => break,
                 Ok(n) => lock(&self.port).queue_input(&buf[..n]),
                 Err(e) => {
@@ -114,6 +119,7 @@ impl SerialChardev {
                 }
             }
         }
+        let mut chardev = lock(&self.chardev);
         chardev.flush_output();
         chardev.sync_watches(ops, true);
     }

@@ -39,11 +39,15 @@ impl Vm {
             snapshotter,
             prefetch,
             running_signal,
+            restored_clock,
             ..
         } = self;
-        // No second thread to fault the working set in while the guest runs: now.
-        if let Some(runs) = &prefetch {
-            crate::snapshot::prefetch::prefault(&snapshotter.mem, runs);
+        // No second thread to fault the working set in while the guest runs: now, mapped
+        // for the guest too where KVM can.
+        if let (Some(list), Some(vcpu)) = (&prefetch, vcpus.first()) {
+            if !crate::snapshot::prefetch::map_ahead(vcpu, &snapshotter.mem, list) {
+                crate::snapshot::prefetch::prefault(&snapshotter.mem, &list.runs);
+            }
         }
         let vcpu = vcpus.pop().ok_or_else(|| Error::from(ConfigError::NoVcpu))?;
         let trace_json = open_trace_json(&boot_trace)?;
@@ -65,6 +69,11 @@ impl Vm {
         crate::resident_text::release_later()
             .map_err(|source| Error::Io { what: "cannot arm the text release", source })?;
         step("main loop");
+        // A restore's clock last, as in `run`: the guest's time goes on from the saved
+        // instant at its first instruction.
+        if let Some(clock) = restored_clock {
+            clock.set(&snapshotter.vm).map_err(|e| Error::from(crate::snapshot::SnapshotError::from(e)))?;
+        }
         ctx.sandbox.enter(ThreadKind::Solo)?;
         step("main filter");
         drop(running_signal);

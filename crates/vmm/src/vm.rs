@@ -71,11 +71,13 @@ pub struct Vm {
     pub(crate) boot_trace: Option<(BootTraceConfig, Arc<GuestCheckpoints>)>,
     /// Restored from a snapshot (`-incoming`), not booted.
     pub(crate) restored: bool,
+    /// A restore's KVM clock, set just before the vCPUs first run (`snapshot::vm_state`).
+    pub(crate) restored_clock: Option<crate::snapshot::RestoredClock>,
     /// Firecracker's API socket (the Firecracker front end), served next to the monitors.
     pub(crate) api: Option<crate::api::ApiServer>,
     /// A restore's working-set list (`FILE.pages`): read ahead at set-up, faulted in by
     /// the main thread while the vCPUs already run.
-    pub(crate) prefetch: Option<crate::snapshot::prefetch::Runs>,
+    pub(crate) prefetch: Option<crate::snapshot::prefetch::PageList>,
     /// Closed once every thread is confined and the vCPUs may run ([`Vm::close_once_running`]).
     pub(crate) running_signal: Option<std::os::fd::OwnedFd>,
 }
@@ -254,9 +256,12 @@ impl Vm {
         // restored (unless RAM is a shared backend the snapshot did not hold).
         let diff_base =
             incoming.as_ref().filter(|s| config.track_dirty_pages && s.memory.is_some()).map(|s| s.state_crc);
-        let vcpus = match incoming {
-            None => boot(config, &kvm, &vm, &mem, &inventory, &mut power)?,
-            Some(snapshot) => restore(snapshot, &kvm, &vm, created, &mut power, [&pio, &mmio])?,
+        let (vcpus, restored_clock) = match incoming {
+            None => (boot(config, &kvm, &vm, &mem, &inventory, &mut power)?, None),
+            Some(snapshot) => {
+                let (vcpus, clock) = restore(snapshot, &kvm, &vm, created, &mut power, [&pio, &mmio])?;
+                (vcpus, Some(clock))
+            }
         };
         if let Some(vmgenid) = &config.vmgenid {
             power.generation = Some(crate::vmgenid::start(vmgenid, &mem, restored, &power.control)?);
@@ -302,6 +307,7 @@ impl Vm {
             config: config.clone(),
             boot_trace,
             restored,
+            restored_clock,
             api: None,
             prefetch,
             running_signal: None,
@@ -359,7 +365,7 @@ fn restore(
     created: Vec<Vcpu>,
     power: &mut PowerDevices,
     [pio, mmio]: [&Bus; 2],
-) -> Result<Vec<Vcpu>, Error> {
+) -> Result<(Vec<Vcpu>, crate::snapshot::RestoredClock), Error> {
     let host_checked = snapshot.host_checked;
     let state = snapshot.snapshot;
     power.tables = state.acpi_tables.map(|(rsdp_address, end)| acpi::AcpiLayout { rsdp_address, end });
@@ -375,7 +381,8 @@ fn restore(
         let tsc_here = vcpus.first().and_then(Vcpu::tsc_khz);
         crate::snapshot::check_host(kvm, &state, tsc_here).map_err(SnapshotError::from)?;
     }
-    state.vm.restore(vm, snapshot.clock).map_err(SnapshotError::from)?;
+    // The clock last, as the vCPUs start (`Vm::restored_clock`).
+    state.vm.restore_chips(vm).map_err(SnapshotError::from)?;
     for (vcpu, saved) in vcpus.iter_mut().zip(&state.vcpus) {
         if !prepared {
             vcpu.restore_untimed(saved, fits)?;
@@ -386,7 +393,7 @@ fn restore(
     // and LAPICs already restored, or their state would overwrite it.
     pio.restore_all(state.devices.pio).map_err(SnapshotError::from)?;
     mmio.restore_all(state.devices.mmio).map_err(SnapshotError::from)?;
-    Ok(vcpus)
+    Ok((vcpus, state.vm.clock(snapshot.clock)))
 }
 
 pub(crate) fn address_map(mem_size: u64, pit: bool, pio: &Bus, mmio: &Bus, power: &PowerDevices) -> Vec<Region> {

@@ -53,13 +53,18 @@ fn run(pid: i32, file: &str) -> Result<String, PagesError> {
         return Err(PagesError::SeparateMemory(path.to_path_buf()));
     };
     let state_crc = vmm::snapshot::read_state_crc(path, offset)?;
-    let runs = record(pid, path, offset + memory_offset)?;
+    let pages = record(pid, path, offset + memory_offset)?;
     let list = list_path(path);
     let identity = Identity { state_crc, memory_len: header.memory_len };
-    std::fs::write(&list, format_list(identity, &runs))
+    std::fs::write(&list, format_list(identity, &pages))
         .map_err(|source| PagesError::Write { path: list.clone(), source })?;
-    let pages: u64 = runs.iter().map(|(_, n)| n).sum();
-    Ok(format!("{pages} pages in {} runs written to {}", runs.len(), list.display()))
+    let written: u64 = pages.written.iter().map(|(_, n)| n).sum();
+    Ok(format!(
+        "{} pages in {} runs ({written} written) written to {}",
+        pages.pages(),
+        pages.runs.len(),
+        list.display()
+    ))
 }
 
 #[cfg(test)]

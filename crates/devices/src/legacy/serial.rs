@@ -109,7 +109,9 @@ impl SerialPort {
         while !self.pending_input.is_empty() {
             let (front, _) = self.pending_input.as_slices();
             match self.uart.enqueue_raw_bytes(front) {
-                Ok(0) => break,
+                // A full FIFO is the guest not reading yet: the input waits here (it
+                // used to be one warning line per chunk of input, a flood on stderr).
+                Ok(0) | Err(vm_superio::serial::Error::FullFifo) => break,
                 Ok(n) => drop(self.pending_input.drain(..n)),
                 Err(e) => {
                     log::warn!("serial: cannot raise the receive interrupt: {e:?}");

@@ -21,7 +21,7 @@ pub use host_check::{check_host, check_this_host, HostMismatch};
 pub use shape::{device_kind, MachineShape, ShapeMismatch};
 pub use snapshot::Header;
 pub use uri::{parse_file_uri, UriError};
-pub use vm_state::{ClockPolicy, VmState, VmStateError};
+pub use vm_state::{ClockPolicy, RestoredClock, VmState, VmStateError};
 
 use crate::vcpu::{VcpuError, VcpuHandle, VcpuState, XsaveFits};
 use devices::bus::{Bus, SavedDevice};

@@ -2,6 +2,7 @@
 //! thread each one runs on, driven by commands (`thread.rs`).
 
 mod guest_errors;
+mod pre_fault;
 mod state;
 mod thread;
 
