@@ -57,8 +57,10 @@ pub enum DeviceFailure {
     EventLoop { thread: String, source: Arc<event_manager::Error> },
     #[error(transparent)]
     Ninep(Arc<devices::virtio::ninep::NinepError>),
+    /// The controller's error (a `control::ControlError`), kept whole as the source but
+    /// not named: the controller sits above this module and reports through it.
     #[error("cannot stop after the guest powered off: {0}")]
-    GuestShutdown(#[source] Arc<crate::control::ControlError>),
+    GuestShutdown(#[source] Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// The first reason reported wins; the eventfd wakes the main thread.

@@ -2,59 +2,13 @@
 //! tap's frames (with the MMDS's answers on pair 0) into its receive queue. The rate
 //! limits and the MMDS are the device's, shared by every pair.
 
-use super::backend::Backend;
-use super::backend::RX_BUFFER_LEN;
-use super::device::{first_time, Complaint, Net, TapWatch, RX_BUDGET, RX_QUEUE, TX_QUEUE};
+use super::device::{first_time, Complaint, Net, RX_BUDGET, RX_QUEUE, TX_QUEUE};
 use super::fault::QueueFault;
+use super::pair::Pair;
 use super::rx::{self, Delivery};
 use super::tap::VNET_HDR_LEN;
 use super::tx;
 use crate::virtio::{come_back_later, CHAINS_PER_TURN};
-
-/// One receive/transmit queue pair and the tap queue (or socket) behind it.
-pub(super) struct Pair {
-    pub(super) tap: Backend,
-    pub(super) watch: TapWatch,
-    /// Set when the tap cannot be read any more; the event handler then
-    /// unregisters it.
-    pub(super) failed: bool,
-    /// Whether the tap queue is attached to its interface (a multiqueue tap's queues
-    /// beyond those the guest enabled are detached).
-    pub(super) attached: bool,
-    pub(super) rx_buf: Vec<u8>,
-    /// Length of a frame read from the tap and not yet delivered: the guest
-    /// had no buffers. While it is there, the tap is not read.
-    pub(super) rx_pending: Option<usize>,
-    /// The pending frame has been charged to the RX rate limit (it may still wait for
-    /// buffers: it is not charged twice).
-    pub(super) rx_paid: bool,
-    pub(super) rx_broken: bool,
-    pub(super) tx_broken: bool,
-}
-
-impl Pair {
-    pub(super) fn new(tap: Backend) -> Pair {
-        Pair {
-            tap,
-            watch: TapWatch::Unregistered,
-            failed: false,
-            attached: true,
-            rx_buf: vec![0; RX_BUFFER_LEN],
-            rx_pending: None,
-            rx_paid: false,
-            rx_broken: false,
-            tx_broken: false,
-        }
-    }
-
-    /// A new activation (or a reset): nothing pending, nothing broken.
-    pub(super) fn clear(&mut self) {
-        self.rx_pending = None;
-        self.rx_paid = false;
-        self.rx_broken = false;
-        self.tx_broken = false;
-    }
-}
 
 impl Net {
     /// Sends pair `k`'s transmit queue to its tap.

@@ -6,8 +6,8 @@
 
 use super::backend::Backend;
 use super::ctrl::{self, Layout};
-use super::datapath::Pair;
 use super::mmds::{Detour, MmdsAttachment};
+use super::pair::{Pair, TapWatch};
 use super::rx::Scratch;
 use super::tap::{detach_after_first, DetachError};
 use super::tx::MAX_TX_PACKET;
@@ -57,18 +57,6 @@ pub(super) enum Complaint {
     RxTooBig,
     RxBadFrame,
     TapQueue,
-}
-
-/// A tap fd in the event loop.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum TapWatch {
-    /// Not registered: before `init`, or a detached queue of a multiqueue tap.
-    Unregistered,
-    /// Registered, asking for these events (readable while frames can go
-    /// to the guest; writable while a stream socket holds part of a frame).
-    Watching(EventSet),
-    /// The tap failed or disappeared: unregistered for good.
-    Gone,
 }
 
 pub struct Net {

@@ -31,6 +31,7 @@ mod mmds;
 #[cfg(test)]
 #[path = "tests/mmds.rs"]
 mod mmds_tests;
+mod pair;
 pub mod passt;
 mod rx;
 #[cfg(test)]
