@@ -16,16 +16,10 @@ for m in pt mx; do
     ln -s "$dir/secret" "$dir/$m/outfile"
     ln -s "$dir/outside" "$dir/$m/outdir"
 done
-"$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
-    -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/ninep-models" \
-    -chardev stdio,id=con0 -device virtio-serial-device -device virtconsole,chardev=con0 \
-    -drive id=root,file="$dir/test.img",format=raw,if=none -device virtio-blk-device,drive=root \
+run_guest "$GUEST_VMLINUX" ninep-models \
     -fsdev local,id=fs0,path="$dir/pt",security_model=passthrough \
     -device virtio-9p-device,fsdev=fs0,mount_tag=pt \
-    -virtfs local,path="$dir/mx",mount_tag=mx,security_model=mapped-xattr \
-    2> "$dir/err"
-status=$?
-run_report $status "$dir/err"
+    -virtfs local,path="$dir/mx",mount_tag=mx,security_model=mapped-xattr
 ids() { stat -c '%u:%g %a' "$1" 2>&1; }
 for m in pt mx; do
     echo "RIG-$m-FILE $(ids "$dir/$m/file")"

@@ -7,15 +7,9 @@
 . "$SCENARIOS/lib-run.sh"
 dir=$(mktemp -d) && cp "$GUEST_ROOTFS" "$dir/test.img" || exit 1
 mkdir -p "$dir/pt" "$dir/mx"
-"$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX_MULTIUSER" -nodefaults \
-    -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/ninep-owners" \
-    -chardev stdio,id=con0 -device virtio-serial-device -device virtconsole,chardev=con0 \
-    -drive id=root,file="$dir/test.img",format=raw,if=none -device virtio-blk-device,drive=root \
+run_guest "$GUEST_VMLINUX_MULTIUSER" ninep-owners \
     -virtfs local,path="$dir/pt",mount_tag=pt,security_model=passthrough \
-    -virtfs local,path="$dir/mx",mount_tag=mx,security_model=mapped-xattr \
-    2> "$dir/err"
-status=$?
-run_report $status "$dir/err"
+    -virtfs local,path="$dir/mx",mount_tag=mx,security_model=mapped-xattr
 for m in pt mx; do
     echo "RIG-$m-OWNERS $(cd "$dir/$m" && stat -c '%u:%g' chowned home home/mine | tr '\n' ' ')"
 done

@@ -14,16 +14,10 @@ ln -s /etc/passwd "$dir/share/passwd"
 # The rig's initramfs has no /etc/passwd: give it one, so the link has a host file to leak.
 [ -e /etc/passwd ] || { mkdir -p /etc && echo "rig:x:0:0:rig only:/:/bin/sh" > /etc/passwd; } || exit 1
 echo "RIG-ETC-PASSWD $(cat /etc/passwd | md5sum | cut -d' ' -f1)"
-"$MICROVM" -M microvm -m 256m -smp 1 -kernel "$GUEST_VMLINUX" -nodefaults \
-    -append "console=hvc0 root=/dev/vda rw quiet panic=-1 microvm.run=/tests/ninep" \
-    -chardev stdio,id=con0 -device virtio-serial-device -device virtconsole,chardev=con0 \
-    -drive id=root,file="$dir/test.img",format=raw,if=none -device virtio-blk-device,drive=root \
+run_guest "$GUEST_VMLINUX" ninep \
     -fsdev local,id=fs0,path="$dir/share",security_model=none \
     -device virtio-9p-device,fsdev=fs0,mount_tag=host9p \
-    -virtfs local,path="$dir/ro",mount_tag=ro9p,security_model=none,readonly=on \
-    2> "$dir/err"
-status=$?
-run_report $status "$dir/err"
+    -virtfs local,path="$dir/ro",mount_tag=ro9p,security_model=none,readonly=on
 echo "RIG-9P-MOVED $(cat "$dir/share/dir/moved" 2>/dev/null)"
 echo "RIG-9P-GONE $([ -e "$dir/share/gone" ] && echo present || echo absent)"
 echo "RIG-9P-PARENT $(ls "$dir" | tr '\n' ' ')"
