@@ -10,8 +10,8 @@ use vmm_sys_util::ioctl::ioctl_with_mut_ref;
 
 vmm_sys_util::ioctl_iowr_nr!(KVM_PRE_FAULT_MEMORY, kvm_bindings::KVMIO, 0xd5, kvm_pre_fault_memory);
 
-/// How often one call may come back interrupted (a pending signal) without progress
-/// before the range is given up: the guest then faults the rest in itself.
+/// How often, in all, the calls for one range may come back interrupted (a pending
+/// signal) before the range is given up: the guest then faults the rest in itself.
 const RETRIES: u32 = 8;
 
 impl Vcpu {
