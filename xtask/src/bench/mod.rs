@@ -26,9 +26,12 @@
 //! default memory, hugepages.rs, its own rig boot) and `--only firecracker` (boot and
 //! restore through Firecracker's API against QMP, firecracker.rs, its own rig boot) and
 //! `--only fio` (fio in a Linux guest on each block engine against QEMU's same `aio=`:
-//! `xtask::bench_fio`, its own rig boot), which the full run leaves out.
-//! `--quick` takes a few runs and writes to target/bench/quick/ instead of docs/;
-//! `--no-io` skips the I/O rig boot (the report then says so).
+//! `xtask::bench_fio`, its own rig boot).
+//! The full run measures every section in one go (issue 19: one run on a quiet machine),
+//! each rig section with its own number of runs (`RIG_RUNS`: a fio or snapshot run takes
+//! minutes in the rig); a section that fails says so in the report, the others still run.
+//! `--runs N` sets every count; `--quick` takes a few runs and writes to target/bench/quick/
+//! instead of docs/; `--no-io` skips the rig sections (the report then says so).
 
 mod boot;
 mod clones;
@@ -46,17 +49,37 @@ use std::path::PathBuf;
 use std::time::Duration;
 use xtask::host;
 
-/// Runs per measurement: host-side ones are cheap, rig boots take a second or more each.
-const RUNS: (usize, usize) = (20, 10);
-const QUICK_RUNS: (usize, usize) = (5, 3);
+/// Runs per host-side measurement (cheap: the start run is a few ms).
+const RUNS: usize = 20;
+const QUICK_RUNS: usize = 5;
+/// Runs per rig section, by section: a rig boot takes seconds to minutes (fio's jobs and
+/// the snapshot's restores most), so each gets what its figures need and no more.
+const RIG_RUNS: [(&str, usize); 10] = [
+    ("boot", 10),
+    ("io", 3),
+    ("power", 5),
+    ("vhost", 3),
+    ("snapshot", 10),
+    ("firecracker", 5),
+    ("hugepages", 5),
+    ("netuser", 3),
+    ("qcow2", 3),
+    ("fio", 2),
+];
+/// The most runs any rig section takes with `--quick`.
+const QUICK_RIG_RUNS: usize = 2;
+/// The rig sections a full run measures after the report's own, in this order.
+const EXTRA_SECTIONS: [&str; 7] = ["vhost", "snapshot", "firecracker", "hugepages", "netuser", "qcow2", "fio"];
 const USAGE: &str =
     "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|netuser|snapshot|io|qcow2|fio]";
 /// Clones and restores per run for the clones section's p50/p99 (1,000 at the default 20 runs).
 const CLONES_PER_RUN: usize = 50;
 
 pub struct Opts {
-    /// (host runs, rig boot runs)
-    runs: (usize, usize),
+    /// Runs per host-side measurement.
+    runs: usize,
+    /// `--runs N`: every rig section's count too, instead of `RIG_RUNS`.
+    rig_runs: Option<usize>,
     quick: bool,
     no_io: bool,
     /// Measure one section and splice it into the existing report.
@@ -69,12 +92,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let microvm = xtask::binary::ensure_static()?;
     let qemu = PathBuf::from("/usr/bin/qemu-system-x86_64");
     let machine = report::Machine::probe(&qemu);
-    let (runs, boot_runs) = opts.runs;
+    let runs = opts.runs;
+    let rig = |section: &str| opts.rig_runs_of(section);
     let dir = host::repo_root().join("target/bench");
     let guests = local::Guests::write(&dir)?;
     let vmms = [local::Vmm::microvm(&microvm), local::Vmm::qemu(&qemu)];
     if let Some(section) = &opts.only {
-        return only_section(section, &vmms, &guests, &dir, (runs, boot_runs));
+        return only_section(section, &vmms, &guests, &dir, (runs, rig(section)));
     }
 
     eprintln!("[bench] start: {runs} runs per VMM (+1 warm-up)");
@@ -84,21 +108,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let start_trace = local::start_trace(&vmms[0], &guests, runs)?;
     eprintln!("[bench] density: {} VMs per VMM and concurrency", runs * 4);
     let density = local::density(&vmms, &guests, runs * 4)?;
+    let boot_runs = rig("boot");
     eprintln!("[bench] boot: {boot_runs} runs per VMM (one rig boot where /dev/kvm cannot boot Linux)");
-    let boot = boot::run(boot_runs);
+    let boot = if opts.no_io { Err(NO_RIG.to_string()) } else { boot::run(boot_runs) };
     if let Err(e) = &boot {
         eprintln!("[bench] boot not measured: {e}");
     }
-    let io = io_figures(boot_runs, opts.no_io);
+    let io = io_figures(rig("io"), opts.no_io);
     eprintln!("[bench] QMP: {runs} stop/cont pairs per VMM");
     let qmp = qmp::run(&vmms, &guests, &dir, runs);
-    eprintln!("[bench] power: {boot_runs} runs per configuration (one more rig boot)");
-    let power = power::run(boot_runs);
+    let power_runs = rig("power");
+    eprintln!("[bench] power: {power_runs} runs per configuration (one more rig boot)");
+    let power = if opts.no_io { Err(NO_RIG.to_string()) } else { power::run(power_runs) };
 
     let results = report::Results {
         machine,
         runs,
         boot_runs,
+        power_runs,
         vmm_lines: (vmms[0].describe(), vmms[1].describe()),
         start,
         start_trace,
@@ -120,6 +147,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     eprintln!("[bench] clones: {} clones and restores", runs * CLONES_PER_RUN);
     let clones = clones::run(&microvm, &dir, runs, runs * CLONES_PER_RUN);
     text = report::splice_section(&text, "clones", &clones::markdown(&clones, runs));
+    for section in EXTRA_SECTIONS {
+        let n = rig(section);
+        let began = std::time::Instant::now();
+        eprintln!("[bench] {section}: {n} runs (its own rig boot)");
+        let figures =
+            if opts.no_io { Err(NO_RIG.to_string()) } else { rig_section(section, &vmms[0], &dir, (runs, n)) };
+        let figures = figures.unwrap_or_else(|e| {
+            eprintln!("[bench] {section} not measured: {e}");
+            format!("**Not measured in this run: {e}.**\n")
+        });
+        eprintln!("[bench] {section} took {:.1} min", began.elapsed().as_secs_f64() / 60.0);
+        text = report::splice_section(&text, section, &figures);
+    }
     host::write(&out.join("README.md"), text)?;
     host::write(&out.join("chart.svg"), report::svg(&results))?;
     if !opts.quick {
@@ -138,25 +178,15 @@ fn only_section(
     vmms: &[local::Vmm; 2],
     guests: &local::Guests,
     dir: &std::path::Path,
-    (runs, boot_runs): (usize, usize),
+    (runs, rig_runs): (usize, usize),
 ) -> Result<(), String> {
     let text = match section {
         "qmp" => qmp::markdown(&qmp::run(vmms, guests, dir, runs), runs),
         "sandbox" => sandbox::markdown(&sandbox::run(&vmms[0], guests, runs)?, runs),
-        "firecracker" => firecracker::markdown(&firecracker::run(boot_runs), boot_runs),
-        "hugepages" => hugepages::markdown(&hugepages::run(boot_runs), boot_runs),
         "clones" => clones::markdown(&clones::run(&vmms[0].bin, dir, runs, runs * CLONES_PER_RUN), runs),
-        // Rig boots: as few runs as the boot section takes.
-        "power" => power::markdown(&power::run(boot_runs), boot_runs),
-        "vhost" => xtask::bench_vhost::run(boot_runs)?,
-        "netuser" => xtask::bench_netuser::run(boot_runs)?,
-        "snapshot" => {
-            let diff = snapshot_diff::markdown(&snapshot_diff::run(&vmms[0].bin, &dir.join("diff"), runs));
-            snapshot::markdown(&snapshot::run(boot_runs), boot_runs) + "\n" + &diff
-        }
-        "io" => xtask::bench_io::run(boot_runs)?,
-        "qcow2" => xtask::bench_qcow2::run(boot_runs)?,
-        "fio" => xtask::bench_fio::run(boot_runs)?,
+        "power" => power::markdown(&power::run(rig_runs), rig_runs),
+        "io" => xtask::bench_io::run(rig_runs)?,
+        other if EXTRA_SECTIONS.contains(&other) => rig_section(other, &vmms[0], dir, (runs, rig_runs))?,
         other => {
             return Err(format!(
                 "--only: no section '{other}' (sections: qmp, power, sandbox, clones, firecracker, hugepages, vhost, netuser, snapshot, io, qcow2, fio)"
@@ -170,17 +200,53 @@ fn only_section(
     Ok(())
 }
 
+/// One of `EXTRA_SECTIONS`, each its own rig boot of `rig_runs` runs: its report text.
+fn rig_section(
+    section: &str,
+    microvm: &local::Vmm,
+    dir: &std::path::Path,
+    (runs, rig_runs): (usize, usize),
+) -> Result<String, String> {
+    Ok(match section {
+        "firecracker" => firecracker::markdown(&firecracker::run(rig_runs), rig_runs),
+        "hugepages" => hugepages::markdown(&hugepages::run(rig_runs), rig_runs),
+        "vhost" => xtask::bench_vhost::run(rig_runs)?,
+        "netuser" => xtask::bench_netuser::run(rig_runs)?,
+        "snapshot" => {
+            // Then microvm's diff snapshots, on the host's /dev/kvm: host-side runs.
+            let diff = snapshot_diff::markdown(&snapshot_diff::run(&microvm.bin, &dir.join("diff"), runs));
+            snapshot::markdown(&snapshot::run(rig_runs), rig_runs) + "\n" + &diff
+        }
+        "qcow2" => xtask::bench_qcow2::run(rig_runs)?,
+        "fio" => xtask::bench_fio::run(rig_runs)?,
+        other => return Err(format!("no rig section '{other}'")),
+    })
+}
+
+/// Why `--no-io` leaves a rig section out.
+const NO_RIG: &str = "not measured in this run (--no-io)";
+
 /// The virtio I/O figures (xtask::bench_io, its own rig boot), unless --no-io.
 fn io_figures(runs: usize, skip: bool) -> Result<String, String> {
     if skip {
-        return Err("not measured in this run (--no-io)".into());
+        return Err(NO_RIG.into());
     }
     eprintln!("[bench] I/O: {runs} runs per VMM (xtask::bench_io, one more rig boot)");
     xtask::bench_io::run(runs)
 }
 
+impl Opts {
+    /// Runs for rig section `section`: `--runs N`, else its `RIG_RUNS` entry (at most
+    /// `QUICK_RIG_RUNS` with `--quick`).
+    fn rig_runs_of(&self, section: &str) -> usize {
+        let default = RIG_RUNS.iter().find(|(s, _)| *s == section).map_or(RIG_RUNS[0].1, |(_, n)| *n);
+        let default = if self.quick { default.min(QUICK_RIG_RUNS) } else { default };
+        self.rig_runs.unwrap_or(default)
+    }
+}
+
 fn parse_args(args: &[String]) -> Result<Opts, String> {
-    let mut opts = Opts { runs: RUNS, quick: false, no_io: false, only: None };
+    let mut opts = Opts { runs: RUNS, rig_runs: None, quick: false, no_io: false, only: None };
     let mut it = args.iter().map(String::as_str);
     while let Some(arg) = it.next() {
         match arg {
@@ -194,7 +260,8 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                 let v = it.next().ok_or(format!("--runs needs a value\n{USAGE}"))?;
                 let n =
                     v.parse().ok().filter(|&n| n > 0).ok_or(format!("--runs wants a positive integer, not '{v}'"))?;
-                opts.runs = (n, n);
+                opts.runs = n;
+                opts.rig_runs = Some(n);
             }
             _ => return Err(format!("unknown bench argument '{arg}'\n{USAGE}")),
         }
@@ -251,9 +318,22 @@ mod tests {
     fn arguments() {
         assert_eq!(parse_args(&args(&[])).unwrap().runs, RUNS);
         assert_eq!(parse_args(&args(&["--quick"])).unwrap().runs, QUICK_RUNS);
-        assert_eq!(parse_args(&args(&["--runs", "12"])).unwrap().runs, (12, 12));
+        let twelve = parse_args(&args(&["--runs", "12"])).unwrap();
+        assert_eq!((twelve.runs, twelve.rig_runs_of("fio"), twelve.rig_runs_of("boot")), (12, 12, 12));
         assert!(parse_args(&args(&["--runs", "0"])).is_err());
         assert!(parse_args(&args(&["start"])).is_err());
+    }
+
+    #[test]
+    fn every_rig_section_has_its_own_count() {
+        let full = parse_args(&args(&[])).unwrap();
+        let quick = parse_args(&args(&["--quick"])).unwrap();
+        for section in EXTRA_SECTIONS.iter().chain(&["boot", "io", "power"]) {
+            let n = RIG_RUNS.iter().find(|(s, _)| s == section).map(|(_, n)| *n);
+            assert_eq!(Some(full.rig_runs_of(section)), n, "{section} has no RIG_RUNS entry");
+            assert!(quick.rig_runs_of(section) <= QUICK_RIG_RUNS);
+        }
+        assert_eq!(full.rig_runs_of("fio"), 2);
     }
 
     #[test]

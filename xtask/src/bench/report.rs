@@ -48,6 +48,7 @@ pub struct Results {
     pub machine: Machine,
     pub runs: usize,
     pub boot_runs: usize,
+    pub power_runs: usize,
     /// The two tiny-guest command lines.
     pub vmm_lines: (String, String),
     /// microvm's own vmm_init_end and guest_exit for the start guest, ms.
@@ -132,7 +133,7 @@ pub fn markdown(r: &Results) -> String {
          ![chart](chart.svg)\n\n{}\n\
          Ratios are from the same run. Lower is better except density; \"ahead by\" is QEMU/microvm \
          (density: microvm/QEMU).\n\n## Machine\n\n\
-         | | |\n| --- | --- |\n| CPUs (nproc) | {} |\n| CPU | {} |\n| kernel | {} |\n| microvm | git {} (static release build) |\n| QEMU | {} |\n| load average at start | {} |\n| runs | {} per host figure (median), {} boots per VMM in the rig |\n\n",
+         | | |\n| --- | --- |\n| CPUs (nproc) | {} |\n| CPU | {} |\n| kernel | {} |\n| microvm | git {} (static release build) |\n| QEMU | {} |\n| load average at start | {} |\n| runs | {} per host figure (median), {} boots per VMM in the rig's boot section (each rig section says its own) |\n\n",
         m.date, summary(r), m.nproc, m.cpu, m.kernel, m.rev, m.qemu, m.load, r.runs, r.boot_runs
     );
     s += &format!(
@@ -248,7 +249,7 @@ pub fn markdown(r: &Results) -> String {
         }
     }
     s += &format!("\n{}", splice_section("", "qmp", &super::qmp::markdown(&r.qmp, r.runs)));
-    s += &format!("\n{}", splice_section("", "power", &super::power::markdown(&r.power, r.boot_runs)));
+    s += &format!("\n{}", splice_section("", "power", &super::power::markdown(&r.power, r.power_runs)));
     s += "\n## I/O\n\n";
     // A section of its own: `--only io` rewrites it.
     let io = match &r.io {
