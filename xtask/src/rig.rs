@@ -31,6 +31,17 @@ const QEMU_ARGS: &[&str] = &[
     "-nodefaults", "-nographic", "-serial", "stdio", "-no-reboot",
 ];
 const APPEND: &str = "console=ttyS0 quiet panic=-1";
+/// A rig that prints nothing for this long while its QEMU burns (almost) no CPU has
+/// stalled, and would only sit out the scenario's timeout (up to an hour). Seen in bench
+/// runs on 2026-12-07, three times: the rig's vCPU halted and QEMU's next timer deadline
+/// 14 hours away, so the rig's kernel had armed no timer at all, though its scripts were
+/// sleeping on timers (a rig problem: nothing in L2 can stop L1's clock). A working rig
+/// under TCG uses CPU all the time: its scenarios poll, and every guest tick is emulated.
+const STALL_AFTER: Duration = Duration::from_secs(180);
+/// The QEMU CPU time over `STALL_AFTER` below which the rig counts as idle.
+const STALL_CPU: Duration = Duration::from_secs(3);
+/// What a stalled rig's error starts with: callers may run it again.
+pub const STALLED: &str = "rig stalled";
 
 /// What one rig boot carries and runs.
 pub struct RigRun {
@@ -129,10 +140,24 @@ fn boot(
     let deadline = start + run.timeout;
     let (mut output, mut stderr, mut open, mut ready_after) = (String::new(), String::new(), 2, None);
     let mut unescape = Unescape::default();
+    let mut silence = Silence::new(child.id());
     while open > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        if let Some(idle) = silence.stalled() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{STALLED}: no console output for {} s, QEMU used {:.1} s of CPU in them (killed); log: {}\n{}",
+                STALL_AFTER.as_secs(),
+                idle.as_secs_f64(),
+                log_path.display(),
+                tail(&output, 40)
+            ));
+        }
+        match rx.recv_timeout(left.min(STALL_AFTER / 6)) {
+            Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => continue,
             Ok(Chunk::Out(bytes)) => {
+                silence.heard();
                 let _ = log.write_all(&bytes);
                 let text = unescape.feed(&String::from_utf8_lossy(&bytes));
                 live(&text);
@@ -175,6 +200,49 @@ fn boot(
             if stderr.trim().is_empty() { String::new() } else { format!("\nQEMU stderr: {}", tail(&stderr, 10)) }
         )),
     }
+}
+
+/// How long the rig has been silent, and what CPU its QEMU used meanwhile.
+struct Silence {
+    pid: u32,
+    since: Instant,
+    cpu_then: Option<Duration>,
+}
+
+impl Silence {
+    fn new(pid: u32) -> Self {
+        Silence { pid, since: Instant::now(), cpu_then: cpu_time(pid) }
+    }
+
+    /// Console output came: the silence starts again now.
+    fn heard(&mut self) {
+        if self.since.elapsed() >= STALL_AFTER / 6 {
+            *self = Silence::new(self.pid);
+        }
+    }
+
+    /// The CPU QEMU used over the silence, if it lasted `STALL_AFTER` with less than
+    /// `STALL_CPU`; a longer silence with CPU in it starts a new window.
+    fn stalled(&mut self) -> Option<Duration> {
+        if self.since.elapsed() < STALL_AFTER {
+            return None;
+        }
+        let used = cpu_time(self.pid)?.checked_sub(self.cpu_then?)?;
+        if used < STALL_CPU {
+            return Some(used);
+        }
+        *self = Silence::new(self.pid);
+        None
+    }
+}
+
+/// User and system CPU of process `pid` (/proc/PID/stat, in clock ticks of 10 ms).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn pump(mut stream: Box<dyn Read + Send>, is_err: bool, tx: mpsc::Sender<Chunk>) {
@@ -264,6 +332,21 @@ pub fn qemu_files() -> Result<Vec<(String, PathBuf)>> {
 
 #[cfg(test)]
 mod tests {
+    use super::{cpu_time, Duration, Instant};
+
+    #[test]
+    fn a_process_cpu_time_is_read_and_grows() {
+        let me = std::process::id();
+        let before = cpu_time(me).expect("our own /proc/PID/stat");
+        let spin = Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(cpu_time(me).unwrap() > before, "100 ms of spinning showed no CPU");
+        assert!(cpu_time(u32::MAX).is_none());
+    }
+
     #[test]
     fn escapes_are_stripped_across_chunks() {
         let raw = "\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS\r\nok";
