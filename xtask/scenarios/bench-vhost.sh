@@ -25,8 +25,9 @@ backends() {
     "$VIRTIOFSD" --socket-path="$dir/vfs.sock" --shared-dir="$dir/share" --cache=auto \
         --sandbox=none --seccomp=none > /dev/null 2>&1 &
     vfsd=$!
-    i=0
-    while [ ! -S "$dir/vfs.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    # Not i: shell functions share the script's variables, and i counts the rounds below.
+    w=0
+    while [ ! -S "$dir/vfs.sock" ] && [ $w -lt 100 ]; do sleep 0.1; w=$((w + 1)); done
     "$VSOCKIO" serve 5000 67108864 0 > /dev/null 2>&1 &
     vsk=$!
     sleep 0.2
