@@ -213,15 +213,23 @@ fn rig_section(
     Ok(match section {
         "firecracker" => firecracker::markdown(&firecracker::run(rig_runs), rig_runs),
         "hugepages" => hugepages::markdown(&hugepages::run(rig_runs), rig_runs),
-        "vhost" => xtask::bench_vhost::run(rig_runs)?,
-        "netuser" => xtask::bench_netuser::run(rig_runs)?,
+        "vhost" => format!("## vhost devices\n\n{}", xtask::bench_vhost::run(rig_runs)?),
+        "netuser" => format!(
+            "## -netdev user throughput\n\n{}\nWhy the rig's sink sends one byte first, and a 9-round run: \
+             [docs/dropin.md](../dropin.md).\n",
+            xtask::bench_netuser::run(rig_runs)?
+        ),
         "snapshot" => {
             // Then microvm's diff snapshots, on the host's /dev/kvm: host-side runs.
             let diff = snapshot_diff::markdown(&snapshot_diff::run(&microvm.bin, &dir.join("diff"), runs));
             snapshot::markdown(&snapshot::run(rig_runs), rig_runs) + "\n" + &diff
         }
-        "qcow2" => xtask::bench_qcow2::run(rig_runs)?,
-        "fio" => xtask::bench_fio::run(rig_runs)?,
+        "qcow2" => format!("## qcow2\n\n{}", xtask::bench_qcow2::run(rig_runs)?),
+        "fio" => format!(
+            "## fio in the guest\n\n{}\nWhat bounds these figures in the rig, and the narrower runs behind issue 19's \
+             engine work: [fio-notes.md](fio-notes.md).\n",
+            xtask::bench_fio::run(rig_runs)?
+        ),
         other => return Err(format!("no rig section '{other}'")),
     })
 }
