@@ -4,7 +4,10 @@
 //! microvm makes for this guest and nothing else). Process CPU from exec to the first
 //! KVM_RUN (`--report-start-time`) and from exec to exit (wait4's rusage), wall exec to
 //! exit. The three run in turn, the order rotating every round, so drift of the shared
-//! machine hits all alike; microvm/floor is the median of each round's own ratio.
+//! machine hits all alike; microvm/floor is the median of each round's own ratio. Each
+//! measured run comes right after an unmeasured one of the same command line: what ran just
+//! before moves a run's CPU (microvm's by ~150 µs after another program, the floor's by
+//! ~25: docs/start-path.md), and a host starting VMs runs one microvm after another.
 //! CPU and wall to exit come from runs without `--report-start-time` (its per-step clock
 //! reads and its report cost microvm ~3.5% of the run, which the floor does not pay);
 //! each round also runs both modes with it, for the CPU to the first KVM_RUN.
@@ -57,6 +60,10 @@ pub fn run(microvm: &Vmm, g: &Guests, runs: usize) -> Result<[Figures; 3], Strin
                 }
                 c
             };
+            c.stderr(err);
+            // The lead-in: the same command line once, unmeasured.
+            run_one(&mut c, &err_path, MODES[mode], mode >= REPORTING)?;
+            let err = File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
             c.stderr(err);
             let sample = run_one(&mut c, &err_path, MODES[mode], mode >= REPORTING)?;
             if round > 0 {
@@ -117,8 +124,9 @@ pub fn markdown(f: &[Figures; 3], runs: usize) -> String {
         "### Start against the floor, sandbox on and off\n\nThe exit guest under microvm with `-sandbox on` \
          (default) and `off`, and under `kvm-floor` (xtask/src/bench/floor.c, `cc -static`: the same KVM \
          calls microvm makes for this guest, nothing else), {runs} rounds of the three in rotating order: \
-         medians of process CPU to exit and wall to exit, ms, and CPU to exit over the floor's, the median \
-         of the rounds' own ratios; CPU from exec to the first KVM_RUN from one more run of each mode per \
+         each measured run right after an unmeasured one of the same command line (what ran just \
+         before moves a start's CPU: docs/start-path.md); medians of process CPU to exit and wall to exit, ms, \
+         and CPU to exit over the floor's, the median of the rounds' own ratios; CPU from exec to the first KVM_RUN from one more run of each mode per \
          round with `--report-start-time` (whose clock reads and report the others do not pay). Firecracker's published \
          start target: 8 CPU ms to its API socket.\n\n\
          | run | CPU to first KVM_RUN | CPU to exit | wall to exit | CPU to exit / floor |\n\
