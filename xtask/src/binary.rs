@@ -7,6 +7,8 @@
 //! 1.9 ms of CPU here (perf stat -r 60, docs/start-path.md). glibc with +crt-static is the
 //! fallback, so a toolchain without the musl target still builds.
 
+pub mod start_order;
+
 use crate::elf::Elf;
 use crate::host::{self, Result};
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ pub fn ensure_static() -> Result<PathBuf> {
         .arg(&target_dir)
         // musl links statically by default; glibc needs asking.
         .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", start_order::link_flags(&root, &target_dir))
         // RUSTFLAGS would override the per-target flags above (and is set by some
         // developers' shells); a separate --target-dir keeps this build from thrashing
         // the normal debug build's cache.

@@ -21,6 +21,8 @@ usage: cargo xtask <command>
                   pytest tests/firecracker [ARGS]: that suite alone
   images          build the guest images if needed and print their paths
   binary          build the static microvm binary and print its path
+  start-order     write xtask/start-order.txt (the functions one start runs, in order, for
+                  the static binary's link; needs valgrind)
   scenario NAME.. run xtask/scenarios/NAME.sh (one rig boot for all) and summarize
   deps            install the Debian packages the above need (as root)
   bench [--quick] [--runs N] [--no-io]
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Some("pytest") => host::ensure_packages().and_then(|()| pytests::run(&args[1..])),
         Some("images") => images(),
         Some("binary") => binary::ensure_static().map(|b| println!("{}", b.display())),
+        Some("start-order") => start_order(),
         Some("scenario") => demo::scenarios(&args[1..]),
         Some("deps") => host::ensure_packages(),
         Some("bench") => bench::run(&args[1..]),
@@ -87,4 +90,17 @@ fn test(args: &[String]) -> Result<()> {
         (false, Ok(())) => Err(format!("cargo test --workspace failed ({status})")),
         (false, Err(e)) => Err(format!("cargo test --workspace failed ({status}); {e}")),
     }
+}
+
+/// `cargo xtask start-order`: one start of the static binary on the guest that ends at once,
+/// under callgrind, written as the link's start order (xtask/src/binary/start_order.rs).
+fn start_order() -> Result<()> {
+    let bin = binary::ensure_static()?;
+    let dir = host::repo_root().join("target/start-order");
+    host::mkdir(&dir)?;
+    let guest = dir.join("triple-fault.elf");
+    host::write(&guest, tiny_guest::serial_then_triple_fault(""))?;
+    let n = binary::start_order::write(&bin, &guest)?;
+    println!("{n} functions written to {}; `cargo xtask binary` links with them", binary::start_order::LIST);
+    Ok(())
 }
