@@ -110,7 +110,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let density = local::density(&vmms, &guests, runs * 4)?;
     let boot_runs = rig("boot");
     eprintln!("[bench] boot: {boot_runs} runs per VMM (one rig boot where /dev/kvm cannot boot Linux)");
-    let boot = if opts.no_io { Err(NO_RIG.to_string()) } else { again_if_stalled("boot", || boot::run(boot_runs)) };
+    let boot = rig_measure("boot", opts.no_io, || boot::run(boot_runs));
     if let Err(e) = &boot {
         eprintln!("[bench] boot not measured: {e}");
     }
@@ -119,7 +119,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let qmp = qmp::run(&vmms, &guests, &dir, runs);
     let power_runs = rig("power");
     eprintln!("[bench] power: {power_runs} runs per configuration (one more rig boot)");
-    let power = if opts.no_io { Err(NO_RIG.to_string()) } else { again_if_stalled("power", || power::run(power_runs)) };
+    let power = rig_measure("power", opts.no_io, || power::run(power_runs));
 
     let results = report::Results {
         machine,
@@ -151,11 +151,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let n = rig(section);
         let began = std::time::Instant::now();
         eprintln!("[bench] {section}: {n} runs (its own rig boot)");
-        let figures = if opts.no_io {
-            Err(NO_RIG.to_string())
-        } else {
-            again_if_stalled(section, || rig_section(section, &vmms[0], &dir, (runs, n)))
-        };
+        let figures = rig_measure(section, opts.no_io, || rig_section(section, &vmms[0], &dir, (runs, n)));
         let figures = figures.unwrap_or_else(|e| {
             eprintln!("[bench] {section} not measured: {e}");
             format!("**Not measured in this run: {e}.**\n")
@@ -234,10 +230,13 @@ fn rig_section(
     })
 }
 
-/// Runs a rig section, and once more if the rig stalled (`xtask::rig::STALLED`: the rig's
-/// own clock stopped, not what the section measures), so one stall costs a section its
-/// time, not its figures.
-fn again_if_stalled<T>(section: &str, mut measure: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+/// Runs a rig section unless `--no-io` (`skip`), and once more if the rig stalled
+/// (`xtask::rig::STALLED`: the rig's own clock stopped, not what the section measures),
+/// so one stall costs a section its time, not its figures.
+fn rig_measure<T>(section: &str, skip: bool, mut measure: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    if skip {
+        return Err("not measured in this run (--no-io)".into());
+    }
     match measure() {
         Err(e) if e.contains(xtask::rig::STALLED) => {
             eprintln!("[bench] {section}: the rig stalled, measuring it again: {}", e.lines().next().unwrap_or(""));
@@ -247,16 +246,10 @@ fn again_if_stalled<T>(section: &str, mut measure: impl FnMut() -> Result<T, Str
     }
 }
 
-/// Why `--no-io` leaves a rig section out.
-const NO_RIG: &str = "not measured in this run (--no-io)";
-
 /// The virtio I/O figures (xtask::bench_io, its own rig boot), unless --no-io.
 fn io_figures(runs: usize, skip: bool) -> Result<String, String> {
-    if skip {
-        return Err(NO_RIG.into());
-    }
     eprintln!("[bench] I/O: {runs} runs per VMM (xtask::bench_io, one more rig boot)");
-    again_if_stalled("io", || xtask::bench_io::run(runs))
+    rig_measure("io", skip, || xtask::bench_io::run(runs))
 }
 
 impl Opts {

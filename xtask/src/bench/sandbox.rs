@@ -44,10 +44,12 @@ pub fn run(microvm: &Vmm, g: &Guests, runs: usize) -> Result<[Figures; 3], Strin
     let mut samples: [Vec<Sample>; 5] = Default::default();
     let err_path = g.exit.with_extension("sandbox.stderr");
     // One warm-up round, then `runs` rounds.
+    // Each run's stderr in a file of its own (read back for the reported start time).
+    let fresh_err = || File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()));
     for round in 0..=runs {
         for i in 0..MODES.len() {
             let mode = (round + i) % MODES.len();
-            let err = File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
+            let err = fresh_err()?;
             let mut c = if MODES[mode] == "floor" {
                 let mut c = Command::new(&floor);
                 c.arg(&g.exit).stdin(Stdio::null()).stdout(Stdio::null());
@@ -63,8 +65,7 @@ pub fn run(microvm: &Vmm, g: &Guests, runs: usize) -> Result<[Figures; 3], Strin
             c.stderr(err);
             // The lead-in: the same command line once, unmeasured.
             run_one(&mut c, &err_path, MODES[mode], mode >= REPORTING)?;
-            let err = File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
-            c.stderr(err);
+            c.stderr(fresh_err()?);
             let sample = run_one(&mut c, &err_path, MODES[mode], mode >= REPORTING)?;
             if round > 0 {
                 samples[mode].push(sample);
