@@ -21,7 +21,7 @@ usage: cargo xtask <command>
                   pytest tests/firecracker [ARGS]: that suite alone
   images          build the guest images if needed and print their paths
   binary          build the static microvm binary and print its path
-  start-order     write xtask/start-order.txt (the functions one start runs, in order, for
+  start-order     write xtask/start-order.txt (the functions one start runs, together, for
                   the static binary's link; needs valgrind)
   scenario NAME.. run xtask/scenarios/NAME.sh (one rig boot for all) and summarize
   deps            install the Debian packages the above need (as root)

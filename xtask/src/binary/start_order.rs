@@ -1,12 +1,13 @@
 //! The start path's functions linked first and together. A start of the tiny guest runs
 //! ~220 functions spread over 2.8 MB of text, and the kernel maps text in 64 KiB windows
-//! around each fault: laid out in the order a start runs them, they fill a few windows.
+//! around each fault: laid out together, they fill a few windows.
 //! GNU ld 2.40 cannot order sections, so the musl binary is linked with the toolchain's own
 //! rust-lld (its `gcc-ld/ld.lld`), which can (`--symbol-ordering-file`). Measured on the
 //! tiny guest (docs/start-path.md): page faults 95 (GNU ld) → 84 (lld) → 69 (lld, ordered).
 //!
 //! The list is `xtask/start-order.txt`, written by `cargo xtask start-order` (callgrind of
-//! one start, functions in the order they first run). Rust's symbol names carry a hash of
+//! one start: the functions it ran, in the order the profile names them, which is not the
+//! order they ran: what counts is that they sit together). Rust's symbol names carry a hash of
 //! the crate's build settings and the compiler version, not of the code, so the list
 //! outlives most changes; a name that no longer exists is skipped (the function falls back
 //! to the default place), and a new start-path function is merely not ordered until the
@@ -56,8 +57,8 @@ fn fnv1a(data: &[u8]) -> u64 {
 }
 
 /// `cargo xtask start-order GUEST`: runs one start of `microvm` on GUEST (a tiny guest that
-/// ends at once) under callgrind and writes the functions it ran, in the order they first
-/// ran, to `LIST`. `-sandbox off`: valgrind's own system calls are not in the filter.
+/// ends at once) under callgrind and writes the functions it ran to `LIST`, in the order
+/// the profile first names them. `-sandbox off`: valgrind's own system calls are not in the filter.
 pub fn write(microvm: &Path, guest: &Path) -> Result<usize> {
     let out = std::env::temp_dir().join(format!("microvm-start-order.{}", std::process::id()));
     let status = Command::new("valgrind")
@@ -74,16 +75,12 @@ pub fn write(microvm: &Path, guest: &Path) -> Result<usize> {
         return Err(format!("valgrind: {status}"));
     }
     let names = first_run_order(&text);
-    let mut list = String::new();
-    for name in &names {
-        list += name;
-        list.push('\n');
-    }
-    host::write(&host::repo_root().join(LIST), list)?;
+    host::write(&host::repo_root().join(LIST), names.join("\n") + "\n")?;
     Ok(names.len())
 }
 
-/// Function names of a callgrind profile in the order they first appear. Callgrind names
+/// Function names of a callgrind profile in the order they first appear (the profile's
+/// order, not the run's: the same start listed from two builds comes out in two orders). Callgrind names
 /// a function in full once (`fn=(7) name`, also `cfn=`) and by its number after; names of
 /// code without a symbol (`0x…`) are left out.
 fn first_run_order(profile: &str) -> Vec<String> {
