@@ -270,7 +270,7 @@ fn dump_seccomp_of_an_iothread_and_a_pool() {
 fn dump_seccomp_of_a_solo_line() {
     assert_eq!(
         report_counts(&["-kernel", "/k", "-M", "microvm,dump-seccomp"]),
-        ["solo thread (1): 27 system calls, 6 of them with argument conditions"]
+        ["solo thread (1): 23 system calls, 6 of them with argument conditions"]
     );
 }
 

@@ -11,8 +11,8 @@
 //! event loop here, so `Vm::build` opens no signalfd, no exit eventfd and no reset
 //! eventfd for a solo VM: the i8042's reset command tells the exit notifier directly
 //! (`exit::ResetByNotifier`), which the thread asks after each exit.
-//! The thread runs under its own filter, `solo`: the vCPU's list plus sigtimedwait and
-//! pidfile removal (`crates/sandbox/src/filters/solo.rs`).
+//! The thread runs under its own filter, `solo`: KVM_RUN and the error line's registers,
+//! sigtimedwait and pidfile removal (`crates/sandbox/src/filters/solo.rs`).
 
 use crate::boot_trace::{open_trace_json, report_boot_times};
 use crate::error::{ConfigError, Error};

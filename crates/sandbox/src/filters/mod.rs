@@ -23,12 +23,12 @@ fn lists_of(kind: ThreadKind) -> &'static [&'static [Rule]] {
     use chardev_io::CHARDEV_IO;
     match kind {
         ThreadKind::Main => &[COMMON, CHARDEV_IO, main_loop::MAIN],
-        ThreadKind::Vcpu => &[COMMON, vcpu::VCPU],
+        ThreadKind::Vcpu => &[COMMON, vcpu::RUN, vcpu::VCPU],
         ThreadKind::Virtio => &[COMMON, CHARDEV_IO, block::EVENT_LOOP, block::BLOCK, virtio::VIRTIO],
         ThreadKind::Iothread => &[COMMON, block::EVENT_LOOP, block::BLOCK, block::IOTHREAD],
         ThreadKind::AioWorker => &[COMMON, block::AIO_WORKER],
         ThreadKind::Ninep => &[COMMON, ninep::NINEP],
-        ThreadKind::Solo => &[COMMON, vcpu::VCPU, solo::SOLO],
+        ThreadKind::Solo => &[COMMON, vcpu::RUN, solo::SOLO],
     }
 }
 

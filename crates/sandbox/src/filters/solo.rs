@@ -1,5 +1,8 @@
-//! The main thread when it runs the only vCPU itself (`vmm::solo`): a vCPU's list (in
-//! `lists_of`) plus what the main thread does around KVM_RUN and at the end.
+//! The main thread when it runs the only vCPU itself (`vmm::solo`): running the guest (the
+//! vCPU's `RUN` list, in `lists_of`) plus what the main thread does around KVM_RUN and at
+//! the end. Not the rest of a vCPU thread's list: a solo VM has no device, chardev, CMOS
+//! clock, monitor or snapshot for the thread to serve, and the filter is installed on
+//! every start (each instruction costs its JIT; docs/start-path.md).
 
 use crate::allow;
 use crate::rules::Rule;
