@@ -62,7 +62,8 @@ fn fnv1a(data: &[u8]) -> u64 {
 pub fn write(microvm: &Path, guest: &Path) -> Result<usize> {
     let out = std::env::temp_dir().join(format!("microvm-start-order.{}", std::process::id()));
     let status = Command::new("valgrind")
-        .args(["--tool=callgrind", "--demangle=no"])
+        // `--show-below-main`: musl's __libc_start_main by its name, not "(below main)".
+        .args(["--tool=callgrind", "--demangle=no", "--show-below-main=yes"])
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(microvm)
         .args(["-M", "microvm", "-m", "128m", "-nodefaults", "-sandbox", "off", "-kernel"])
@@ -74,15 +75,50 @@ pub fn write(microvm: &Path, guest: &Path) -> Result<usize> {
     if !status.success() {
         return Err(format!("valgrind: {status}"));
     }
-    let names = first_run_order(&text);
+    let symbols = symbols(microvm)?;
+    let mut names: Vec<String> = Vec::new();
+    for name in first_run_order(&text) {
+        let name = resolve(&name, &symbols).unwrap_or(name);
+        if !name.starts_with("0x") && !names.contains(&name) {
+            names.push(name);
+        }
+    }
     host::write(&host::repo_root().join(LIST), names.join("\n") + "\n")?;
     Ok(names.len())
 }
 
+/// The binary's symbols by address (`nm -n`): (address, name), ascending.
+fn symbols(binary: &Path) -> Result<Vec<(u64, String)>> {
+    let out = Command::new("nm")
+        .args(["-n", "--defined-only"])
+        .arg(binary)
+        .output()
+        .map_err(|e| format!("cannot run nm (apt-get install binutils): {e}"))?;
+    if !out.status.success() {
+        return Err(format!("nm {}: {}", binary.display(), out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (addr, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
+            kind.eq_ignore_ascii_case("t").then(|| Some((u64::from_str_radix(addr, 16).ok()?, name.to_string())))?
+        })
+        .collect())
+}
+
+/// The function holding callgrind's `0x…` (code whose symbol has no size, as musl's
+/// assembly `_start`, `memcpy` and `memset`): the nearest text symbol at or below it.
+fn resolve(name: &str, symbols: &[(u64, String)]) -> Option<String> {
+    let addr = u64::from_str_radix(name.strip_prefix("0x")?, 16).ok()?;
+    let at = symbols.partition_point(|(a, _)| *a <= addr).checked_sub(1)?;
+    Some(symbols[at].1.clone())
+}
+
 /// Function names of a callgrind profile in the order they first appear (the profile's
 /// order, not the run's: the same start listed from two builds comes out in two orders). Callgrind names
-/// a function in full once (`fn=(7) name`, also `cfn=`) and by its number after; names of
-/// code without a symbol (`0x…`) are left out.
+/// a function in full once (`fn=(7) name`, also `cfn=`) and by its number after; code
+/// without a symbol's size comes as its address (`0x…`), which [`resolve`] names.
 fn first_run_order(profile: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for line in profile.lines() {
@@ -93,7 +129,7 @@ fn first_run_order(profile: &str) -> Vec<String> {
             continue;
         };
         let name = name.trim();
-        if !name.is_empty() && !name.starts_with("0x") && !names.iter().any(|n| n == name) {
+        if !name.is_empty() && !names.iter().any(|n| n == name) {
             names.push(name.to_string());
         }
     }
@@ -108,7 +144,19 @@ mod tests {
     fn functions_come_in_the_order_they_first_ran() {
         let profile = "fn=(1) _start_c\ncalls=1 0\ncfn=(2) main\nfn=(2)\ncfn=(3) 0x0000000000401000\n\
                        cfn=(1)\nfn=(4) _ZN3foo3bar17h0123456789abcdefE\n";
-        assert_eq!(first_run_order(profile), ["_start_c", "main", "_ZN3foo3bar17h0123456789abcdefE"]);
+        assert_eq!(
+            first_run_order(profile),
+            ["_start_c", "main", "0x0000000000401000", "_ZN3foo3bar17h0123456789abcdefE"]
+        );
+    }
+
+    #[test]
+    fn an_address_is_named_by_the_function_below_it() {
+        let symbols = [(0x1000, "_start".to_string()), (0x1040, "memcpy".to_string())];
+        assert_eq!(resolve("0x0000000000001000", &symbols).as_deref(), Some("_start"));
+        assert_eq!(resolve("0x000000000000107f", &symbols).as_deref(), Some("memcpy"));
+        assert_eq!(resolve("0x0000000000000fff", &symbols), None);
+        assert_eq!(resolve("main", &symbols), None);
     }
 
     #[test]
