@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use std::time::Duration;
 
 /// Guest RAM for the smaps tests: a size no other mapping of microvm has.
 const RAM_MIB: u64 = 72;
@@ -46,6 +47,13 @@ fn mem_merge_advises_ksm_on_guest_ram() {
         }
         let mut vm = Running::spawn(cmd);
         assert!(vm.wait_for_stdout(b"up\n", RUN_TIMEOUT), "{machine:?}: the guest did not start");
+        // The advice comes 100 ms after the VM starts to run (vmm's after_start; a start
+        // that ends sooner makes none: tests/start_path.rs); `off` never advises.
+        let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+        std::thread::sleep(Duration::from_millis(300));
+        while mergeable && !guest_ram_mergeable(vm.child.id()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert_eq!(guest_ram_mergeable(vm.child.id()), mergeable, "{machine:?}");
         vm.signal(libc::SIGTERM);
         let (status, out) = vm.wait(RUN_TIMEOUT, std::time::Instant::now());

@@ -3,7 +3,8 @@
 //! std's stack-overflow handler (`entry.rs`), opens no signalfd, exit or reset eventfd
 //! that only an event loop would watch (`vmm/src/solo.rs`), and what the entry keeps of std's start-up
 //! still holds: descriptors 0-2 open on /dev/null when the caller closed them, SIGPIPE
-//! ignored; 100 ms after the start, its code pages are given back (`vmm/src/resident_text.rs`);
+//! ignored; 100 ms after the start, its code pages are given back and guest RAM is offered
+//! to KSM, not before the guest runs (`vmm/src/after_start.rs`);
 //! the process CPU clock is read only for `--report-start-time` (`vmm/src/startup.rs`).
 //! Counted with strace, the real peer that sees every call, and /proc/PID/smaps.
 
@@ -71,6 +72,9 @@ fn the_start_path_makes_no_allocator_or_runtime_system_calls() {
     // The process CPU clock is a system call; only --report-start-time reads it.
     let clocks: Vec<&&str> = calls.iter().filter(|l| l.contains("CLOCK_PROCESS_CPUTIME_ID")).collect();
     assert!(clocks.is_empty(), "a start that reports nothing read its CPU clock: {clocks:#?}");
+    // mem-merge=on (the default): the KSM advice waits until the VM has run a while.
+    let advice: Vec<&&str> = calls.iter().filter(|l| l.contains("MADV_MERGEABLE")).collect();
+    assert!(advice.is_empty(), "KSM advice before the first KVM_RUN: {advice:#?}");
     // The only mappings: guest RAM and the vCPU's kvm_run area.
     let mmaps: Vec<&&str> = calls.iter().filter(|l| name(l) == "mmap").collect();
     assert_eq!(mmaps.len(), 2, "{mmaps:#?}");
@@ -163,8 +167,8 @@ fn a_vm_gives_its_start_up_code_back_once_it_has_run_a_while() {
 /// The largest Rss of microvm's text seen while `cmd` starts, and its Rss once that has
 /// dropped below half of it (or, if it never does within 10 s, the last reading), KiB.
 /// Polled every 2 ms rather than read at fixed instants: on a loaded machine the start
-/// alone can take longer than the release's 100 ms delay (vmm::resident_text: 100 ms after
-/// the first KVM_RUN), and a fixed 60 ms window then saw no start at all.
+/// alone can take longer than the release's 100 ms delay (vmm::after_start: 100 ms after
+/// the VM starts to run), and a fixed 60 ms window then saw no start at all.
 fn text_rss_during_and_after_start(mut cmd: Command) -> (u64, u64) {
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

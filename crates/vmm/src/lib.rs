@@ -6,6 +6,7 @@
 //! resets, a vCPU fails, a monitor quits or a signal arrives.
 
 pub mod address_map;
+mod after_start;
 pub mod api;
 pub mod boot;
 pub mod boot_trace;

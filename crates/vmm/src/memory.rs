@@ -199,18 +199,6 @@ pub fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), MemoryErr
     Ok(())
 }
 
-/// `-machine mem-merge=on` (QEMU's default): lets KSM merge identical guest
-/// pages. Advice only, as in QEMU: a host without KSM, or a shared mapping
-/// (which KSM skips), changes nothing, so a failure is logged and not fatal.
-pub fn advise_mergeable(mem: &GuestMemoryMmap) {
-    for region in mem.iter() {
-        // SAFETY: the range is a live mapping owned by `mem`; the advice does not change its contents.
-        if unsafe { libc::madvise(region.as_ptr().cast(), region.len() as usize, libc::MADV_MERGEABLE) } != 0 {
-            log::debug!("mem-merge: madvise(MADV_MERGEABLE): {}", std::io::Error::last_os_error());
-        }
-    }
-}
-
 /// `-overcommit mem-lock=on`: faults in and locks every page of guest RAM, so
 /// the guest never waits for the host to page it in (QEMU locks the whole
 /// process with mlockall; guest RAM is what matters).

@@ -12,7 +12,7 @@
 use crate::config::VmConfig;
 use crate::error::Error;
 use crate::kvm::{create_irqchip, create_vm, kvm_device_path, open_kvm};
-use crate::memory::{advise_mergeable, create_guest_memory, lock_guest_memory, register_memory};
+use crate::memory::{create_guest_memory, lock_guest_memory, register_memory};
 use crate::snapshot::memory_file::{map_memory, read_memory};
 use crate::snapshot::{prefetch, LoadedSnapshot, SnapshotError};
 use crate::startup::step;
@@ -76,9 +76,7 @@ impl PreparedVm {
         if config.mem_lock {
             lock_guest_memory(&mem)?;
         }
-        if config.machine.mem_merge {
-            advise_mergeable(&mem);
-        }
+        // `mem-merge=on`'s KSM advice waits until the VM has run a while (after_start.rs).
         register_memory(&vm, &mem)?;
         step("memory");
         create_irqchip(&vm, config.machine.pit, config.machine.pit_reinject)?;

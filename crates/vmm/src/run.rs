@@ -201,6 +201,7 @@ impl Vm {
             let bytes = crate::snapshot::prefetch::prefault(&snapshotter.mem, &list.runs);
             log::debug!("prefetch: {bytes} bytes of guest RAM faulted in while the guest runs");
         }
+        crate::after_start::note(&snapshotter.mem, config.machine.mem_merge);
         // A restored VM has run already: with -S it waits paused, as QEMU's after -incoming.
         let state = match (config.start_paused, restored) {
             _ if config.incoming_defer => RunState::Inmigrate,
@@ -236,9 +237,10 @@ impl Vm {
         }));
         manager.add_subscriber(controller.clone());
 
-        // The start-up code's pages go back once the VM has run a while (footprint):
-        // until then the loop's wait times out when that is due.
-        let mut release_due = Some(std::time::Instant::now() + crate::resident_text::RELEASE_AFTER);
+        // The start-up code's pages go back, and guest RAM is offered to KSM, once the VM
+        // has run a while (`after_start.rs`): until then the loop's wait times out when
+        // that is due. (What to advise was noted before the snapshotter moved.)
+        let mut release_due = Some(std::time::Instant::now() + crate::after_start::AFTER);
         let outcome = loop {
             let waited = match release_due {
                 Some(due) => {
@@ -251,7 +253,7 @@ impl Vm {
                 break Err(Error::EventLoop(e));
             }
             if release_due.is_some_and(|due| std::time::Instant::now() >= due) {
-                crate::resident_text::release_now();
+                crate::after_start::run_now();
                 release_due = None;
             }
             if let Some(reason) = lock(&controller).ended.clone() {

@@ -65,9 +65,11 @@ impl Vm {
             start_gate: Arc::new(Barrier::new(1)),
             sandbox: Arc::new(sandbox),
         };
-        // The start-up code's pages go back once the VM has run a while (footprint).
-        crate::resident_text::release_later()
-            .map_err(|source| Error::Io { what: "cannot arm the text release", source })?;
+        // The start-up code's pages go back, and guest RAM is offered to KSM, once the VM
+        // has run a while.
+        crate::after_start::note(&snapshotter.mem, config.machine.mem_merge);
+        crate::after_start::arm()
+            .map_err(|source| Error::Io { what: "cannot arm the work after the start", source })?;
         step("main loop");
         // A restore's clock last, as in `run`: the guest's time goes on from the saved
         // instant at its first instruction.

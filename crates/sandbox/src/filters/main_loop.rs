@@ -24,6 +24,8 @@ const MADV_POPULATE_READ: u32 = 22;
 pub const MAIN: &[Rule] = &[
     // A restore's working set (FILE.pages) faulted in while the vCPUs run.
     allow!(SYS_madvise, "MADV_POPULATE_READ", [eq(2, MADV_POPULATE_READ)]),
+    // `mem-merge=on`: guest RAM offered to KSM once the VM has run a while (vmm's after_start).
+    allow!(SYS_madvise, "MADV_MERGEABLE", [eq(2, libc::MADV_MERGEABLE as u32)]),
     allow!(SYS_epoll_wait),
     allow!(SYS_epoll_pwait),
     allow!(SYS_epoll_ctl),

@@ -1,0 +1,91 @@
+//! Start-up work that waits until the VM has run a while ([`AFTER`] after it starts to
+//! run): what a VM that ends sooner (the start bench's, a failed boot, a function that
+//! returns at once) would pay for and never use.
+//! - The binary's start-up code pages go back (`resident_text.rs`: the VMM's footprint).
+//! - `mem-merge=on` (QEMU's default) offers guest RAM to KSM (MADV_MERGEABLE). QEMU
+//!   advises when it allocates RAM; here the advice, its registration with KSM and the
+//!   matching work at exit cost ~20 µs of the tiny guest's ~2 ms start (docs/start-path.md),
+//!   and KSM's scanner (by default 100 pages every 20 ms, `/sys/kernel/mm/ksm/`) would not
+//!   have merged anything of a VM in its first 100 ms anyway.
+//!
+//! In solo mode (`solo.rs`) from a SIGALRM handler: the only thread is in KVM_RUN, and the
+//! signal makes it return EINTR, which the run loop already takes as "go on". With threads,
+//! the main loop does it itself ([`run_now`]) once its wait times out (`run.rs`): no
+//! signal, which could interrupt another thread's blocking call.
+
+use devices::guest_memory::GuestMemoryMmap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+
+/// How long after the VM starts to run the deferred work is done.
+pub const AFTER: Duration = Duration::from_millis(100);
+
+/// Guest RAM regions there is room to note (microvm maps one, or two around the 32-bit
+/// gap); a VM with more is advised at once instead.
+const MAX_REGIONS: usize = 4;
+
+/// (start, length) of each guest RAM region to offer KSM, written before the work is
+/// armed and only read by it (a signal handler may: atomics, no locks).
+static MERGEABLE: [(AtomicUsize, AtomicUsize); MAX_REGIONS] =
+    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; MAX_REGIONS];
+
+/// Notes what to do: `mem`'s regions for KSM when `merge` (`-machine mem-merge=on`).
+/// Called on the only thread before it arms the work, or before the main loop runs.
+pub(crate) fn note(mem: &GuestMemoryMmap, merge: bool) {
+    crate::resident_text::note_read_only_segments();
+    let regions = || mem.iter().filter(|_| merge).map(|r| (r.as_ptr() as usize, r.len() as usize));
+    if regions().count() > MAX_REGIONS {
+        regions().for_each(|(start, len)| advise_mergeable(start, len));
+        return;
+    }
+    let mut regions = regions();
+    for slot in &MERGEABLE {
+        let (start, len) = regions.next().unwrap_or((0, 0));
+        slot.0.store(start, Ordering::Relaxed);
+        slot.1.store(len, Ordering::Relaxed);
+    }
+}
+
+/// Solo mode: installs the SIGALRM handler and arms a one-shot timer of [`AFTER`].
+/// Called on the only thread, after [`note`] and before its filter.
+pub(crate) fn arm() -> std::io::Result<()> {
+    vmm_sys_util::signal::register_signal_handler(libc::SIGALRM, on_alarm)
+        .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))?;
+    let value = libc::timeval { tv_sec: 0, tv_usec: AFTER.as_micros() as libc::suseconds_t };
+    let timer = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: value };
+    // SAFETY: setitimer reads `timer` and writes nothing (null old value).
+    if unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Does the noted work now (the main loop of a VM with threads).
+pub(crate) fn run_now() {
+    run();
+}
+
+extern "C" fn on_alarm(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    run();
+}
+
+/// madvise only (async-signal-safe; the main and solo filters allow both advices).
+fn run() {
+    crate::resident_text::release();
+    for (start, len) in &MERGEABLE {
+        let (start, len) = (start.load(Ordering::Relaxed), len.load(Ordering::Relaxed));
+        if len > 0 {
+            advise_mergeable(start, len);
+        }
+    }
+}
+
+/// Advice only, as in QEMU: a host without KSM, or a shared mapping (which KSM skips),
+/// changes nothing, so a failure is not an error (and a signal handler cannot log).
+fn advise_mergeable(start: usize, len: usize) {
+    // SAFETY: the range is a guest RAM region the VM maps for as long as it runs (a
+    // restore's memory file is mapped over the same range); the advice does not change
+    // its contents.
+    unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_MERGEABLE) };
+}
