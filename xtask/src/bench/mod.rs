@@ -138,7 +138,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let out = if opts.quick { dir.join("quick") } else { host::repo_root().join("docs/benchmarks") };
     host::mkdir(&out)?;
-    eprintln!("[bench] sandbox: {runs} rounds of -sandbox on, off and the floor program");
+    eprintln!("[bench] sandbox: {} blocks of {runs} rounds of -sandbox on, off and the floor program", sandbox::BLOCKS);
     let mut text = report::markdown(&results);
     match sandbox::run(&vmms[0], &guests, runs) {
         Ok(figures) => text = report::splice_section(&text, "sandbox", &sandbox::markdown(&figures, runs)),

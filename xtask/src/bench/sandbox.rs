@@ -4,7 +4,9 @@
 //! microvm makes for this guest and nothing else). Process CPU from exec to the first
 //! KVM_RUN (`--report-start-time`) and from exec to exit (wait4's rusage), wall exec to
 //! exit. The three run in turn, the order rotating every round, so drift of the shared
-//! machine hits all alike; microvm/floor is the median of each round's own ratio. Each
+//! machine hits all alike; microvm/floor is the median of each round's own ratio over a
+//! block of rounds (issue 19's measure: 20), taken [`BLOCKS`] times, as one block's figure
+//! moves by several percent from block to block on a quiet machine. Each
 //! measured run comes right after an unmeasured one of the same command line: what ran just
 //! before moves a run's CPU (microvm's by ~150 µs after another program, the floor's by
 //! ~25: docs/start-path.md), and a host starting VMs runs one microvm after another.
@@ -20,14 +22,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+/// Blocks of `runs` rounds the section takes; each block gives CPU to exit over the floor's
+/// as the median of its rounds' own ratios.
+pub const BLOCKS: usize = 10;
+
 /// Medians of one mode, ms (CPU to the first KVM_RUN: microvm only).
 #[derive(Clone, Copy, Debug)]
 pub struct Figures {
     pub cpu_to_run: f64,
     pub cpu_to_exit: f64,
     pub wall_to_exit: f64,
-    /// Median over the rounds of this mode's CPU to exit over the floor's in the same round.
+    /// This mode's CPU to exit over the floor's: the median of the blocks' figures (each
+    /// the median of its rounds' own ratios), and the lowest and highest block.
     pub over_floor: f64,
+    pub over_floor_range: (f64, f64),
 }
 
 /// What one round runs: microvm with each `-sandbox` mode, the floor, then microvm again
@@ -43,10 +51,10 @@ pub fn run(microvm: &Vmm, g: &Guests, runs: usize) -> Result<[Figures; 3], Strin
     let floor = build_floor(g.exit.parent().ok_or("the guest has no directory")?)?;
     let mut samples: [Vec<Sample>; 5] = Default::default();
     let err_path = g.exit.with_extension("sandbox.stderr");
-    // One warm-up round, then `runs` rounds.
+    // One warm-up round, then `BLOCKS` blocks of `runs` rounds.
     // Each run's stderr in a file of its own (read back for the reported start time).
     let fresh_err = || File::create(&err_path).map_err(|e| format!("{}: {e}", err_path.display()));
-    for round in 0..=runs {
+    for round in 0..=runs * BLOCKS {
         for i in 0..MODES.len() {
             let mode = (round + i) % MODES.len();
             let err = fresh_err()?;
@@ -78,11 +86,15 @@ pub fn run(microvm: &Vmm, g: &Guests, runs: usize) -> Result<[Figures; 3], Strin
         |s: &[Sample], f: fn(&Sample) -> f64| median(&s.iter().map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN);
     let figures = |plain: &[Sample], reporting: Option<&[Sample]>| {
         let ratios: Vec<f64> = plain.iter().zip(&floor_cpu).map(|(s, f)| s.1 / f).collect();
+        let blocks: Vec<f64> = ratios.chunks(runs.max(1)).filter_map(median).collect();
+        let lowest = blocks.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = blocks.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         Figures {
             cpu_to_run: reporting.map_or(f64::NAN, |r| medians(r, |s| s.0)),
             cpu_to_exit: medians(plain, |s| s.1),
             wall_to_exit: medians(plain, |s| s.2),
-            over_floor: median(&ratios).unwrap_or(f64::NAN),
+            over_floor: median(&blocks).unwrap_or(f64::NAN),
+            over_floor_range: (lowest, highest),
         }
     };
     Ok([
@@ -121,13 +133,16 @@ fn build_floor(dir: &Path) -> Result<PathBuf, String> {
 }
 
 pub fn markdown(f: &[Figures; 3], runs: usize) -> String {
+    let blocks = BLOCKS;
     let mut out = format!(
         "### Start against the floor, sandbox on and off\n\nThe exit guest under microvm with `-sandbox on` \
          (default) and `off`, and under `kvm-floor` (xtask/src/bench/floor.c, `cc -static`: the same KVM \
-         calls microvm makes for this guest, nothing else), {runs} rounds of the three in rotating order: \
-         each measured run right after an unmeasured one of the same command line (what ran just \
-         before moves a start's CPU: docs/start-path.md); medians of process CPU to exit and wall to exit, ms, \
-         and CPU to exit over the floor's, the median of the rounds' own ratios; CPU from exec to the first KVM_RUN from one more run of each mode per \
+         calls microvm makes for this guest, nothing else), {blocks} blocks of {runs} rounds of the three in \
+         rotating order: each measured run right after an unmeasured one of the same command line (what ran just \
+         before moves a start's CPU: docs/start-path.md); medians of process CPU to exit and wall to exit, ms; \
+         CPU to exit over the floor's: in each block the median of its rounds' own ratios, here the median of \
+         the {blocks} blocks and their range (one block's figure moves by several percent from block to block \
+         on a quiet machine); CPU from exec to the first KVM_RUN from one more run of each mode per \
          round with `--report-start-time` (whose clock reads and report the others do not pay). Firecracker's published \
          start target: 8 CPU ms to its API socket.\n\n\
          | run | CPU to first KVM_RUN | CPU to exit | wall to exit | CPU to exit / floor |\n\
@@ -136,8 +151,13 @@ pub fn markdown(f: &[Figures; 3], runs: usize) -> String {
     let names = ["microvm `-sandbox on`", "microvm `-sandbox off`", "floor (kvm-floor)"];
     for (name, f) in names.iter().zip(f) {
         let to_run = if f.cpu_to_run.is_nan() { "—".to_string() } else { format!("{:.2}", f.cpu_to_run) };
-        out +=
-            &format!("| {name} | {to_run} | {:.2} | {:.2} | {:.2}× |\n", f.cpu_to_exit, f.wall_to_exit, f.over_floor);
+        let (lo, hi) = f.over_floor_range;
+        let ratio = if name.starts_with("floor") {
+            format!("{:.2}×", f.over_floor)
+        } else {
+            format!("{:.2}× ({lo:.2}–{hi:.2}×)", f.over_floor)
+        };
+        out += &format!("| {name} | {to_run} | {:.2} | {:.2} | {ratio} |\n", f.cpu_to_exit, f.wall_to_exit);
     }
     out += &format!(
         "| on − off | {:+.2} | {:+.2} | {:+.2} | |\n",
