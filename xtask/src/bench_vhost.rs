@@ -48,6 +48,15 @@ fn table(samples: &[(String, String, f64)], runs: &str) -> String {
          QEMU, vhost-net off | QEMU, vhost-net on |"
     );
     let mut t = medians_table(samples, &header, &SETUPS, &FIGURES);
+    // With vhost-net on for both: the kernel's vhost on every device that has it.
+    for (fig, what) in [
+        ("vsock-both-ways", "vhost: vsock, 64 MiB each way at once (MB/s)"),
+        ("fs-read", "vhost: virtio-fs sequential read, 64 MiB, cold (MB/s)"),
+        ("tcp-host-to-guest", "vhost: TCP rig → guest, vhost-net on (MB/s)"),
+    ] {
+        let median = |setup: &str| crate::bench_io::median(samples, setup, fig);
+        t += &crate::headline::line(what, median("microvm-vhost-on"), median("qemu-vhost-on"), false);
+    }
     t += "\nThe same guest under both (xtask/scenarios/bench-vhost.sh): the minimal kernel, 1 vCPU, 512 MiB \
           in a shared memfd, vhost-vsock (the rig's kernel), virtio-fs through the same virtiofsd \
           (--cache=auto), virtio-net on a tap with vhost=off and vhost=on. vsock: the rig's vsockio; \

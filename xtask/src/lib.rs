@@ -9,6 +9,7 @@ pub mod bench_vhost;
 pub mod binary;
 pub mod cpio;
 pub mod elf;
+pub mod headline;
 pub mod host;
 pub mod images;
 pub mod rig;

@@ -164,7 +164,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !opts.quick {
         let readme = host::repo_root().join("README.md");
         let text = String::from_utf8_lossy(&host::read(&readme)?).into_owned();
-        host::write(&readme, report::splice_readme(&text, &report::summary(&results))?)?;
+        host::write(&readme, report::splice_readme(&text, &report::readme_table(&text))?)?;
     }
     println!("{}", report::summary(&results));
     println!("report: {}", out.join("README.md").display());
@@ -193,8 +193,12 @@ fn only_section(
         }
     };
     let path = host::repo_root().join("docs/benchmarks/README.md");
-    let report = String::from_utf8_lossy(&host::read(&path)?).into_owned();
-    host::write(&path, report::splice_section(&report, section, &text))?;
+    let report = report::splice_section(&String::from_utf8_lossy(&host::read(&path)?), section, &text);
+    host::write(&path, &report)?;
+    // README's table carries the section's headline figures: its rows follow.
+    let readme = host::repo_root().join("README.md");
+    let old = String::from_utf8_lossy(&host::read(&readme)?).into_owned();
+    host::write(&readme, report::splice_readme(&old, &report::readme_table(&report))?)?;
     println!("{text}");
     Ok(())
 }

@@ -99,6 +99,9 @@ pub fn markdown(figures: &Result<PowerFigures, String>, runs: usize) -> String {
                 let vmm = if r.vmm == "qemu" { "QEMU -M microvm" } else { "microvm" };
                 s += &format!("| {vmm} | {} | {} | {} | {}/{} |\n", r.acpi, f(r.ready_ms), f(r.exit_ms), r.ok, r.runs);
             }
+            let exit = |vmm: &str| rows.iter().find(|r| r.vmm == vmm && r.acpi == "on")?.exit_ms;
+            let what = "power: cloud kernel, acpi=on, exec → exit after poweroff (ms)";
+            s += &xtask::headline::line(what, exit("microvm"), exit("qemu"), true);
         }
     }
     s

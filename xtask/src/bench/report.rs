@@ -295,6 +295,18 @@ fn xml(t: &str) -> String {
     t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+/// README's table: the report's summary table (`summary`, from the last full run) and a
+/// row for each section's headline figures (`xtask::headline`), in the report's order.
+pub fn readme_table(report: &str) -> String {
+    let mut lines = report.lines().skip_while(|l| !l.starts_with("| median | microvm | QEMU -M microvm |"));
+    let mut table: String = lines.by_ref().take_while(|l| l.starts_with('|')).map(|l| format!("{l}\n")).collect();
+    for h in xtask::headline::parse(report) {
+        let row: Row = (h.what, "", h.microvm, h.peer, h.lower_better);
+        let _ = writeln!(table, "| {} | {} | {} | {} |", row.0, num(row.2), num(row.3), ratio(&row));
+    }
+    table
+}
+
 const BEGIN: &str = "<!-- bench:begin (cargo xtask bench rewrites this part) -->";
 const END: &str = "<!-- bench:end -->";
 
@@ -338,6 +350,18 @@ mod tests {
         assert_eq!(first, "# r\n\n<!-- section:qmp -->\none\n<!-- /section:qmp -->\n");
         let second = splice_section(&format!("{first}tail\n"), "qmp", "two\n");
         assert_eq!(second, "# r\n\n<!-- section:qmp -->\ntwo\n<!-- /section:qmp -->\ntail\n");
+    }
+
+    #[test]
+    fn readmes_table_is_the_summary_and_the_headlines() {
+        let report = format!(
+            "# r\n\n| median | microvm | QEMU -M microvm | microvm ahead by |\n| --- | ---: | ---: | ---: |\n\
+             | start (ms) | 2.0 | 30 | 15.0× |\n\ntext\n{}",
+            xtask::headline::line("fio, QD 32 (IOPS)", Some(7352.0), Some(4387.0), false)
+        );
+        let table = readme_table(&report);
+        assert!(table.starts_with("| median |") && table.contains("| start (ms) | 2.0 | 30 | 15.0× |\n"), "{table}");
+        assert!(table.ends_with("| fio, QD 32 (IOPS) | 7352 | 4387 | 1.7× |\n"), "{table}");
     }
 
     #[test]

@@ -165,6 +165,10 @@ pub fn markdown(f: &[Figures; 3], runs: usize) -> String {
         f[0].cpu_to_exit - f[1].cpu_to_exit,
         f[0].wall_to_exit - f[1].wall_to_exit
     );
+    for (mode, m) in ["on", "off"].iter().zip(f) {
+        let what = format!("start: CPU to exit, -sandbox {mode}, QEMU column = floor program (ms)");
+        out += &xtask::headline::line(&what, Some(m.cpu_to_exit), Some(f[2].cpu_to_exit), true);
+    }
     // The ratio moves with what else runs on the machine (docs/start-path.md): say how busy it was.
     if let Some(load) = super::load_average() {
         out += &format!("\nLoad average when the section ended: {load}.\n");

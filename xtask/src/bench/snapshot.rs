@@ -218,6 +218,11 @@ pub fn markdown(figures: &Result<SnapshotFigures, String>, runs: usize) -> Strin
                 );
             }
             s += &size_ratios(rows);
+            let restore = |vmm: &str, mib: u64| rows.iter().find(|r| r.vmm == vmm && r.mem_mib == mib)?.restore_ms;
+            for mib in [256, 2048] {
+                let what = format!("snapshot: restore to first output, {mib} MiB (ms)");
+                s += &xtask::headline::line(&what, restore("microvm", mib), restore("qemu", mib), true);
+            }
         }
     }
     s
