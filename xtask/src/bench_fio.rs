@@ -43,9 +43,9 @@ pub fn run(runs: usize) -> Result<String> {
     let title = format!("fio in the guest, median of {runs} (rig clock)");
     let mut out = table_of(&samples, &title, &FIGURES, &engines);
     for engine in &engines {
-        let median = |vmm: &str| median(&samples, &format!("{vmm}-{engine}"), "randread-4k-qd32");
+        let iops = |vmm: &str| median(&samples, &format!("{vmm}-{engine}"), "randread-4k-qd32");
         let what = format!("fio: 4 KiB random read, QD 32, aio={engine} (IOPS)");
-        out += &crate::headline::line(&what, median("microvm"), median("qemu"), false);
+        out += &crate::headline::line(&what, iops("microvm"), iops("qemu"), false);
     }
     if samples.iter().any(|s| s.0.starts_with("microvm-baseline-")) {
         out += "\n";
