@@ -22,7 +22,7 @@ use entry::ExitCode;
 use pidfile::Pidfile;
 use sandbox::jail::Jail;
 use std::ffi::OsString;
-use std::time::Instant;
+use vmm::startup::StartInstant;
 use vmm::{Vm, VmExit};
 
 /// Start-up's allocations cost no system call (`start_arena.rs`).
@@ -35,7 +35,7 @@ const REPORT_START_TIME_ENV: &str = "MICROVM_REPORT_START_TIME";
 /// What `main` is in a program with std's start-up: `args` is the whole argv.
 #[cfg_attr(test, allow(dead_code))]
 fn run_main(args: Vec<OsString>) -> ExitCode {
-    let start = Instant::now();
+    let start = StartInstant::now();
     logger::init();
     let mut args = args.into_iter();
     let argv0 = args.next().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
@@ -90,7 +90,7 @@ fn run_main(args: Vec<OsString>) -> ExitCode {
 }
 
 /// Builds and runs the VM of `launch`: daemonized, with a pidfile, as asked.
-fn run(launch: Launch, start: Instant) -> ExitCode {
+fn run(launch: Launch, start: StartInstant) -> ExitCode {
     let Launch { vm: mut config, daemonize, pidfile, jail, log_file, warnings } = launch;
     if std::env::var_os(REPORT_START_TIME_ENV).is_some_and(|v| v == "1") {
         config.report_start_time = true;
@@ -165,7 +165,7 @@ fn run(launch: Launch, start: Instant) -> ExitCode {
 }
 
 /// Firecracker's command line and API (`cli::firecracker`).
-fn run_firecracker(argv: &[String], start: Instant) -> ExitCode {
+fn run_firecracker(argv: &[String], start: StartInstant) -> ExitCode {
     match firecracker::args::parse(argv) {
         Ok(firecracker::args::FcCommand::Help) => {
             print!("{}", firecracker::args::HELP);

@@ -61,14 +61,41 @@ pub struct FirstRun {
     pub cpu: Option<Duration>,
 }
 
+/// A moment on CLOCK_MONOTONIC, read with the system call where std's `Instant` reads the
+/// vDSO. The vDSO's first use looks its symbols up, which in a start of the tiny guest
+/// costs four page faults (the vDSO's pages, the kernel's clock page, two 64 KiB windows of
+/// microvm's read-only data for the names it compares) for a clock a start reads three
+/// times (main, the first KVM_RUN, the guest's end), where the system call costs ~0.3 µs
+/// (docs/start-path.md). Code that reads the clock often (the event loop, timers) uses
+/// `Instant`.
+#[derive(Clone, Copy, Debug)]
+pub struct StartInstant(Duration);
+
+impl StartInstant {
+    pub fn now() -> Self {
+        StartInstant(clock(libc::CLOCK_MONOTONIC))
+    }
+
+    pub fn elapsed(self) -> Duration {
+        clock(libc::CLOCK_MONOTONIC).saturating_sub(self.0)
+    }
+
+    /// The same moment as an `Instant`, for code that counts from it with `Instant`s
+    /// (`-trace-boot`'s guest checkpoints); both clocks are CLOCK_MONOTONIC.
+    pub fn as_instant(self) -> Instant {
+        let now = Instant::now();
+        now.checked_sub(self.elapsed()).unwrap_or(now)
+    }
+}
+
 pub struct StartupClock {
-    start: Instant,
+    start: StartInstant,
     report: bool,
     first_run: OnceLock<FirstRun>,
 }
 
 impl StartupClock {
-    pub fn new(start: Instant, report: bool) -> Self {
+    pub fn new(start: StartInstant, report: bool) -> Self {
         StartupClock { start, report, first_run: OnceLock::new() }
     }
 
@@ -94,19 +121,20 @@ impl StartupClock {
         self.start.elapsed()
     }
 
-    pub fn start(&self) -> Instant {
-        self.start
-    }
-
     pub fn first_run(&self) -> Option<FirstRun> {
         self.first_run.get().copied()
     }
 }
 
 fn process_cpu_time() -> Duration {
+    clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// Clock `id` by the system call (not the vDSO: see [`StartInstant`]); zero if it fails.
+fn clock(id: libc::clockid_t) -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes only into the timespec we pass.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    let rc = unsafe { libc::syscall(libc::SYS_clock_gettime, id, &mut ts) };
     if rc != 0 {
         return Duration::ZERO;
     }
@@ -119,7 +147,7 @@ mod tests {
 
     #[test]
     fn first_mark_is_kept() {
-        let clock = StartupClock::new(Instant::now(), true);
+        let clock = StartupClock::new(StartInstant::now(), true);
         assert!(clock.first_run().is_none());
         clock.mark_first_run();
         let first = clock.first_run().unwrap();
@@ -130,8 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn the_start_instant_keeps_time_with_instant() {
+        let start = StartInstant::now();
+        std::thread::sleep(Duration::from_millis(5));
+        let same = start.as_instant();
+        let (by_syscall, by_instant) = (start.elapsed(), same.elapsed());
+        assert!(by_syscall >= Duration::from_millis(5), "{by_syscall:?}");
+        assert!(by_instant.abs_diff(by_syscall) < Duration::from_millis(2), "{by_instant:?} {by_syscall:?}");
+    }
+
+    #[test]
     fn a_start_that_does_not_report_reads_no_process_clock() {
-        let clock = StartupClock::new(Instant::now(), false);
+        let clock = StartupClock::new(StartInstant::now(), false);
         clock.mark_first_run();
         let first = clock.first_run().unwrap();
         assert!(first.cpu.is_none() && first.wall > Duration::ZERO);

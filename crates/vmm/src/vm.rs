@@ -20,7 +20,7 @@ use crate::rtc::{create_rtc, RtcTicker};
 use crate::serial::SerialChardev;
 use crate::signals::StopSignals;
 use crate::snapshot::{LoadedSnapshot, MachineShape, SnapshotError, Snapshotter};
-use crate::startup::{step, StartupClock};
+use crate::startup::{step, StartInstant, StartupClock};
 use crate::vcpu::{CpuidTemplate, Vcpu, XsaveFits};
 use crate::virtio_devices::DeviceInventory;
 use arch::layout::{
@@ -35,7 +35,6 @@ use devices::legacy::DebugExit;
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// One microVM, from set-up to teardown. Fields are filled by `new`; `run` moves the
@@ -116,7 +115,7 @@ fn validate(config: &VmConfig) -> Result<(), Error> {
 impl Vm {
     /// Does every piece of set-up, so that `run` only starts threads.
     /// `start` is when the process started (for start-up timing).
-    pub fn new(config: &VmConfig, start: Instant) -> Result<Vm, Error> {
+    pub fn new(config: &VmConfig, start: StartInstant) -> Result<Vm, Error> {
         validate(config)?;
         let shape = MachineShape::of(config);
         // A snapshot is read and checked before anything is built: a wrong file or
@@ -144,7 +143,7 @@ impl Vm {
     /// not is dropped and the machine made again.
     pub fn new_restored(
         config: &VmConfig,
-        start: Instant,
+        start: StartInstant,
         snapshot: LoadedSnapshot,
         prepared: Option<PreparedVm>,
     ) -> Result<Vm, Error> {
@@ -168,7 +167,7 @@ impl Vm {
 
     fn build(
         config: &VmConfig,
-        start: Instant,
+        start: StartInstant,
         shape: MachineShape,
         incoming: Option<LoadedSnapshot>,
         prepared: Option<PreparedVm>,
@@ -202,7 +201,7 @@ impl Vm {
         let mut power = create_power_devices(config, &vm, &mut pio, &mut mmio, reset.as_ref(), &exit)?;
         let boot_trace = match &config.trace_boot {
             Some(trace) => {
-                let checkpoints = Arc::new(GuestCheckpoints::new(start));
+                let checkpoints = Arc::new(GuestCheckpoints::new(start.as_instant()));
                 let port = BootTracePort::new(checkpoints.clone());
                 add_device(&mut pio, u64::from(BOOT_TRACE_PORT), 1, "boot-trace", Arc::new(Mutex::new(port)))?;
                 Some((trace.clone(), checkpoints))

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+use vmm::startup::StartInstant;
 use vmm::{PreparedVm, Vm};
 
 /// The first byte a clone sends when its VM is built.
@@ -198,7 +199,7 @@ fn wait_for_request(template: &mut Template, pipes: ClonePipes, after: Option<Fi
     drop(request);
     vmm::startup::step("waiting for the request");
     vmm::startup::count_cpu_from_now();
-    run_clone(template, &extra, (server, running), Instant::now(), prepared)
+    run_clone(template, &extra, (server, running), StartInstant::now(), prepared)
 }
 
 /// Blocks until the previous clone's running pipe (`after`) is at its end of file or the
@@ -222,7 +223,7 @@ fn run_clone(
     template: &mut Template,
     extra: &[String],
     (mut server, running): (File, File),
-    asked: Instant,
+    asked: StartInstant,
     prepared: Option<PreparedVm>,
 ) -> ExitCode {
     let failed = |mut server: File, e: &dyn std::fmt::Display| {

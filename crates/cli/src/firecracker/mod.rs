@@ -16,8 +16,8 @@ use args::FcArgs;
 use fc_api::model::{LogLevel, Logger};
 use preboot::{LoggerError, Preboot, Refusal};
 use std::path::PathBuf;
-use std::time::Instant;
 use vmm::api::ApiServer;
+use vmm::startup::StartInstant;
 use vmm::{Vm, VmExit};
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ impl From<FcError> for StartError {
 }
 
 /// Runs the VM the Firecracker way; the outcome as the QEMU front end gets it.
-pub fn run(args: FcArgs, start: Instant) -> Result<VmExit, FcError> {
+pub fn run(args: FcArgs, start: StartInstant) -> Result<VmExit, FcError> {
     apply_logger(&Logger {
         log_path: args.log_path.as_ref().map(|p| p.display().to_string()),
         level: args.level,
