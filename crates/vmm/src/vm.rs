@@ -436,7 +436,7 @@ fn create_vcpus(
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|source| crate::kvm::KvmError::Ioctl { what: "KVM_GET_SUPPORTED_CPUID", source })?;
     let mut template = CpuidTemplate {
-        supported: supported.as_slice().to_vec(),
+        supported,
         tsc_khz: None,
         tsc_deadline: kvm.check_extension(Cap::TscDeadlineTimer),
         features: features.clone(),

@@ -50,7 +50,8 @@ pub enum VcpuError {
 
 /// What every vCPU's CPUID derives from.
 pub struct CpuidTemplate {
-    pub supported: Vec<kvm_cpuid_entry2>,
+    /// KVM_GET_SUPPORTED_CPUID's buffer as it came: each vCPU copies its entries once.
+    pub supported: CpuId,
     pub tsc_khz: Option<u32>,
     pub tsc_deadline: bool,
     /// `-cpu MODEL,...`: the model and its flags, applied last.
@@ -119,8 +120,9 @@ impl Vcpu {
         let err = |what| move |source| VcpuError::Setup { id, what, source };
         // Room for the one leaf patch_cpuid may add: growing the copy would be one more
         // allocation and copy, and musl maps and unmaps each new one here (docs/start-path.md).
-        let mut entries = Vec::with_capacity(cpuid.supported.len() + 1);
-        entries.extend_from_slice(&cpuid.supported);
+        let supported = cpuid.supported.as_slice();
+        let mut entries = Vec::with_capacity(supported.len() + 1);
+        entries.extend_from_slice(supported);
         let params =
             CpuidParams { vcpu_id: id, vcpu_count: count, tsc_khz: cpuid.tsc_khz, tsc_deadline: cpuid.tsc_deadline };
         patch_cpuid(&mut entries, &params);
@@ -133,6 +135,9 @@ impl Vcpu {
             source: kvm_ioctls::Error::new(libc::E2BIG),
         })?;
         self.fd.set_cpuid2(&cpuid).map_err(err("CPUID"))?;
+        // Now, while it is the start arena's latest allocation: its room goes back for the
+        // buffers below (start_arena.rs).
+        drop(cpuid);
         self.cpuid = entries;
 
         let msr_list = boot_msrs();
