@@ -68,6 +68,11 @@ impl Vmm {
         }
     }
 
+    /// The same VMM and options, run from `bin`.
+    pub(super) fn with_bin(&self, bin: PathBuf) -> Vmm {
+        Vmm { name: self.name, bin, args: self.args }
+    }
+
     pub(super) fn command(&self, kernel: &Path) -> Command {
         let mut c = Command::new(&self.bin);
         c.args(self.args).arg("-kernel").arg(kernel).stdin(Stdio::null()).stdout(Stdio::null());

@@ -13,6 +13,9 @@
 //! CPU and wall to exit come from runs without `--report-start-time` (its per-step clock
 //! reads and its report cost microvm ~3.5% of the run, which the floor does not pay);
 //! each round also runs both modes with it, for the CPU to the first KVM_RUN.
+//! Both programs run from copies made for the section (an installed binary's state): how
+//! a binary came into the page cache moves its start by up to ~5% (written by a copy or
+//! read back by exec's faults, docs/start-path.md), so the two must come the same way.
 //! Firecracker's published target for its start (to API socket) is 8 CPU ms.
 
 use super::local::{cpu_to_first_run_ms, wait4, Guests, Vmm};
@@ -48,7 +51,9 @@ const REPORTING: usize = 3;
 type Sample = (f64, f64, f64);
 
 pub fn run(microvm: &Vmm, g: &Guests, runs: usize) -> Result<[Figures; 3], String> {
-    let floor = build_floor(g.exit.parent().ok_or("the guest has no directory")?)?;
+    let dir = g.exit.parent().ok_or("the guest has no directory")?;
+    let floor = installed(&build_floor(dir)?, &dir.join("start-floor"))?;
+    let microvm = &microvm.with_bin(installed(&microvm.bin, &dir.join("start-microvm"))?);
     let mut samples: [Vec<Sample>; 5] = Default::default();
     let err_path = g.exit.with_extension("sandbox.stderr");
     // One warm-up round, then `BLOCKS` blocks of `runs` rounds.
@@ -123,6 +128,16 @@ fn run_one(c: &mut Command, err_path: &Path, mode: &str, reporting: bool) -> Res
     Ok((to_run, cpu, wall))
 }
 
+/// A fresh copy of `bin` at `to`, written and synced as an installer would: the page
+/// cache then holds it as written, whichever way `bin` itself got there (the linker's
+/// output, or read back by exec after the cache dropped it).
+fn installed(bin: &Path, to: &Path) -> Result<PathBuf, String> {
+    let _ = std::fs::remove_file(to);
+    std::fs::copy(bin, to).map_err(|e| format!("cannot copy {} to {}: {e}", bin.display(), to.display()))?;
+    File::open(to).and_then(|f| f.sync_all()).map_err(|e| format!("{}: {e}", to.display()))?;
+    Ok(to.to_path_buf())
+}
+
 /// Compiles floor.c (embedded, so the bench needs no source tree layout) next to the guest.
 fn build_floor(dir: &Path) -> Result<PathBuf, String> {
     let src = dir.join("kvm-floor.c");
@@ -137,7 +152,8 @@ pub fn markdown(f: &[Figures; 3], runs: usize) -> String {
     let mut out = format!(
         "### Start against the floor, sandbox on and off\n\nThe exit guest under microvm with `-sandbox on` \
          (default) and `off`, and under `kvm-floor` (xtask/src/bench/floor.c, `cc -static`: the same KVM \
-         calls microvm makes for this guest, nothing else), {blocks} blocks of {runs} rounds of the three in \
+         calls microvm makes for this guest, nothing else), both run from copies written and synced for the \
+         section (how a binary came into the page cache moves its start by up to ~5%: docs/start-path.md), {blocks} blocks of {runs} rounds of the three in \
          rotating order: each measured run right after an unmeasured one of the same command line (what ran just \
          before moves a start's CPU: docs/start-path.md); medians of process CPU to exit and wall to exit, ms; \
          CPU to exit over the floor's: in each block the median of its rounds' own ratios, here the median of \
