@@ -14,7 +14,7 @@
 //! signal, which could interrupt another thread's blocking call.
 
 use devices::guest_memory::GuestMemoryMmap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::Duration;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
@@ -30,6 +30,10 @@ const MAX_REGIONS: usize = 4;
 static MERGEABLE: [(AtomicUsize, AtomicUsize); MAX_REGIONS] =
     [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; MAX_REGIONS];
 
+/// The errno of a refused advice (0: none), for [`log_refusal`]: the advice may run in a
+/// signal handler, which cannot log.
+static REFUSED: AtomicI32 = AtomicI32::new(0);
+
 /// Notes what to do: `mem`'s regions for KSM when `merge` (`-machine mem-merge=on`).
 /// Called on the only thread before it arms the work, or before the main loop runs.
 pub(crate) fn note(mem: &GuestMemoryMmap, merge: bool) {
@@ -37,6 +41,7 @@ pub(crate) fn note(mem: &GuestMemoryMmap, merge: bool) {
     let regions = || mem.iter().filter(|_| merge).map(|r| (r.as_ptr() as usize, r.len() as usize));
     if regions().count() > MAX_REGIONS {
         regions().for_each(|(start, len)| advise_mergeable(start, len));
+        log_refusal();
         return;
     }
     let mut regions = regions();
@@ -64,10 +69,33 @@ pub(crate) fn arm() -> std::io::Result<()> {
 /// Does the noted work now (the main loop of a VM with threads).
 pub(crate) fn run_now() {
     run();
+    log_refusal();
+}
+
+/// A refused advice (a host without KSM, guest RAM on hugetlbfs), at debug level: the
+/// advice is a hint, so nothing else happens (QEMU ignores the result). Solo mode calls
+/// it once the guest has ended.
+pub(crate) fn log_refusal() {
+    let errno = REFUSED.swap(0, Ordering::Relaxed);
+    if errno != 0 {
+        log::debug!("mem-merge: MADV_MERGEABLE refused: {}", std::io::Error::from_raw_os_error(errno));
+    }
 }
 
 extern "C" fn on_alarm(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    run();
+    preserving_errno(run);
+}
+
+/// Runs `f` and puts errno back: the code a signal interrupted may be between a failed
+/// call and its reading of errno.
+fn preserving_errno(f: impl FnOnce()) {
+    // SAFETY: __errno_location returns this thread's errno, valid for the thread's life.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { *errno };
+    f();
+    // SAFETY: as above.
+    unsafe { *errno = saved };
 }
 
 /// madvise only (async-signal-safe; the main and solo filters allow both advices).
@@ -82,10 +110,42 @@ fn run() {
 }
 
 /// Advice only, as in QEMU: a host without KSM, or a shared mapping (which KSM skips),
-/// changes nothing, so a failure is not an error (and a signal handler cannot log).
+/// changes nothing, so a failure is not an error; its errno is kept for [`log_refusal`].
 fn advise_mergeable(start: usize, len: usize) {
+    if let Err(errno) = madvise_mergeable(start, len) {
+        REFUSED.store(errno, Ordering::Relaxed);
+    }
+}
+
+/// The advice; `Err(errno)` if refused.
+fn madvise_mergeable(start: usize, len: usize) -> Result<(), i32> {
     // SAFETY: the range is a guest RAM region the VM maps for as long as it runs (a
     // restore's memory file is mapped over the same range); the advice does not change
     // its contents.
-    unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_MERGEABLE) };
+    if unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_MERGEABLE) } == 0 {
+        return Ok(());
+    }
+    // SAFETY: __errno_location returns this thread's errno, valid for the thread's life.
+    Err(unsafe { *libc::__errno_location() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_advice_gives_its_errno() {
+        // Not page-aligned: EINVAL whether or not the host has KSM.
+        assert_eq!(madvise_mergeable(1, 4096), Err(libc::EINVAL));
+    }
+
+    #[test]
+    fn the_alarms_work_leaves_errno_as_it_was() {
+        // SAFETY: this thread's errno.
+        unsafe { *libc::__errno_location() = libc::EAGAIN };
+        // SAFETY: closing no descriptor; it fails with EBADF.
+        preserving_errno(|| assert_eq!(unsafe { libc::close(-1) }, -1));
+        // SAFETY: as above.
+        assert_eq!(unsafe { *libc::__errno_location() }, libc::EAGAIN);
+    }
 }

@@ -81,6 +81,7 @@ impl Vm {
         drop(running_signal);
         let outcome = vcpu.run_solo(&ctx, &signals);
         let guest_exit = clock.elapsed();
+        crate::after_start::log_refusal();
         step("guest ended");
         let _ = std::io::stdout().flush();
         report_boot_times(&boot_trace, &clock, guest_exit, trace_json)?;
