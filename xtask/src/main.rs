@@ -25,9 +25,10 @@ usage: cargo xtask <command>
                   the static binary's link; needs valgrind)
   scenario NAME.. run xtask/scenarios/NAME.sh (one rig boot for all) and summarize
   deps            install the Debian packages the above need (as root)
-  bench [--quick] [--runs N] [--no-io]
+  bench [--quick] [--runs N] [--no-io] [--only SECTION] [--readme]
                   microvm vs QEMU -M microvm: start, footprint, density, boot; writes
-                  docs/benchmarks/ and the table in README.md
+                  docs/benchmarks/ and the table in README.md (--readme: only the table,
+                  from the report as it is)
 
 environment: MICROVM_CACHE_DIR (default ~/.cache/microvm), MICROVM_TEST_MODE=auto|direct|rig|skip,
              MICROVM_BIN (use this microvm binary instead of building one)";

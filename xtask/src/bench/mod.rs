@@ -71,7 +71,7 @@ const QUICK_RIG_RUNS: usize = 2;
 /// The rig sections a full run measures after the report's own, in this order.
 const EXTRA_SECTIONS: [&str; 7] = ["vhost", "snapshot", "firecracker", "hugepages", "netuser", "qcow2", "fio"];
 const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|netuser|snapshot|io|qcow2|fio]";
+    "usage: cargo xtask bench [--quick] [--runs N] [--no-io] [--readme] [--only qmp|power|sandbox|clones|firecracker|hugepages|vhost|netuser|snapshot|io|qcow2|fio]";
 /// Clones and restores per run for the clones section's p50/p99 (1,000 at the default 20 runs).
 const CLONES_PER_RUN: usize = 50;
 
@@ -84,10 +84,16 @@ pub struct Opts {
     no_io: bool,
     /// Measure one section and splice it into the existing report.
     only: Option<String>,
+    /// `--readme`: measure nothing; README's table rebuilt from the report as it is.
+    readme: bool,
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let opts = parse_args(args)?;
+    if opts.readme {
+        let report = host::read(&host::repo_root().join("docs/benchmarks/README.md"))?;
+        return refresh_readme(&String::from_utf8_lossy(&report));
+    }
     host::ensure_packages()?;
     let microvm = xtask::binary::ensure_static()?;
     let qemu = PathBuf::from("/usr/bin/qemu-system-x86_64");
@@ -159,12 +165,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         eprintln!("[bench] {section} took {:.1} min", began.elapsed().as_secs_f64() / 60.0);
         text = report::splice_section(&text, section, &figures);
     }
-    host::write(&out.join("README.md"), text)?;
+    host::write(&out.join("README.md"), &text)?;
     host::write(&out.join("chart.svg"), report::svg(&results))?;
     if !opts.quick {
-        let readme = host::repo_root().join("README.md");
-        let text = String::from_utf8_lossy(&host::read(&readme)?).into_owned();
-        host::write(&readme, report::splice_readme(&text, &report::readme_table(&text))?)?;
+        refresh_readme(&text)?;
     }
     println!("{}", report::summary(&results));
     println!("report: {}", out.join("README.md").display());
@@ -196,11 +200,16 @@ fn only_section(
     let report = report::splice_section(&String::from_utf8_lossy(&host::read(&path)?), section, &text);
     host::write(&path, &report)?;
     // README's table carries the section's headline figures: its rows follow.
-    let readme = host::repo_root().join("README.md");
-    let old = String::from_utf8_lossy(&host::read(&readme)?).into_owned();
-    host::write(&readme, report::splice_readme(&old, &report::readme_table(&report))?)?;
+    refresh_readme(&report)?;
     println!("{text}");
     Ok(())
+}
+
+/// README's table rebuilt from `report` (the whole report as just written).
+fn refresh_readme(report: &str) -> Result<(), String> {
+    let readme = host::repo_root().join("README.md");
+    let old = String::from_utf8_lossy(&host::read(&readme)?).into_owned();
+    host::write(&readme, report::splice_readme(&old, &report::readme_table(report))?)
 }
 
 /// One of `EXTRA_SECTIONS`, each its own rig boot of `rig_runs` runs: its report text.
@@ -267,7 +276,7 @@ impl Opts {
 }
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
-    let mut opts = Opts { runs: RUNS, rig_runs: None, quick: false, no_io: false, only: None };
+    let mut opts = Opts { runs: RUNS, rig_runs: None, quick: false, no_io: false, only: None, readme: false };
     let mut it = args.iter().map(String::as_str);
     while let Some(arg) = it.next() {
         match arg {
@@ -276,6 +285,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
                 opts.runs = QUICK_RUNS;
             }
             "--no-io" => opts.no_io = true,
+            "--readme" => opts.readme = true,
             "--only" => opts.only = Some(it.next().ok_or(format!("--only needs a section\n{USAGE}"))?.to_owned()),
             "--runs" | "-n" => {
                 let v = it.next().ok_or(format!("--runs needs a value\n{USAGE}"))?;
@@ -343,6 +353,7 @@ mod tests {
         assert_eq!((twelve.runs, twelve.rig_runs_of("fio"), twelve.rig_runs_of("boot")), (12, 12, 12));
         assert!(parse_args(&args(&["--runs", "0"])).is_err());
         assert!(parse_args(&args(&["start"])).is_err());
+        assert!(parse_args(&args(&["--readme"])).unwrap().readme && !parse_args(&args(&[])).unwrap().readme);
     }
 
     #[test]
