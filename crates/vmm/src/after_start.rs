@@ -13,8 +13,9 @@
 //! the main loop does it itself ([`run_now`]) once its wait times out (`run.rs`): no
 //! signal, which could interrupt another thread's blocking call.
 
+use crate::noted_ranges::NotedRanges;
 use devices::guest_memory::GuestMemoryMmap;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
@@ -26,9 +27,8 @@ pub const AFTER: Duration = Duration::from_millis(100);
 const MAX_REGIONS: usize = 4;
 
 /// (start, length) of each guest RAM region to offer KSM, written before the work is
-/// armed and only read by it (a signal handler may: atomics, no locks).
-static MERGEABLE: [(AtomicUsize, AtomicUsize); MAX_REGIONS] =
-    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; MAX_REGIONS];
+/// armed and only read by it.
+static MERGEABLE: NotedRanges<MAX_REGIONS> = NotedRanges::new();
 
 /// The errno of a refused advice (0: none), for [`log_refusal`]: the advice may run in a
 /// signal handler, which cannot log.
@@ -44,12 +44,7 @@ pub(crate) fn note(mem: &GuestMemoryMmap, merge: bool) {
         log_refusal();
         return;
     }
-    let mut regions = regions();
-    for slot in &MERGEABLE {
-        let (start, len) = regions.next().unwrap_or((0, 0));
-        slot.0.store(start, Ordering::Relaxed);
-        slot.1.store(len, Ordering::Relaxed);
-    }
+    MERGEABLE.set(regions());
 }
 
 /// Solo mode: installs the SIGALRM handler and arms a one-shot timer of [`AFTER`].
@@ -101,12 +96,7 @@ fn preserving_errno(f: impl FnOnce()) {
 /// madvise only (async-signal-safe; the main and solo filters allow both advices).
 fn run() {
     crate::resident_text::release();
-    for (start, len) in &MERGEABLE {
-        let (start, len) = (start.load(Ordering::Relaxed), len.load(Ordering::Relaxed));
-        if len > 0 {
-            advise_mergeable(start, len);
-        }
-    }
+    MERGEABLE.for_each(advise_mergeable);
 }
 
 /// Advice only, as in QEMU: a host without KSM, or a shared mapping (which KSM skips),

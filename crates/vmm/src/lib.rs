@@ -28,6 +28,7 @@ mod irqfd;
 mod kvm;
 mod memory;
 mod monitor;
+mod noted_ranges;
 pub mod power;
 mod prepared;
 mod resident_text;

@@ -14,7 +14,7 @@
 //! like the start bench's, never pays the re-faults of its exit path; one that lives longer
 //! pays them once.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::noted_ranges::NotedRanges;
 
 /// Read-only PT_LOAD segments a static or dynamic executable has (headers, text, rodata).
 const MAX_RANGES: usize = 4;
@@ -22,8 +22,7 @@ const PAGE: usize = 4096;
 
 /// (start, length) of each of the executable's read-only segments, page-aligned, written
 /// before the handler is installed and only read by it.
-static RANGES: [(AtomicUsize, AtomicUsize); MAX_RANGES] =
-    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; MAX_RANGES];
+static RANGES: NotedRanges<MAX_RANGES> = NotedRanges::new();
 
 /// The executable (the first object `dl_iterate_phdr` reports): its PT_LOAD segments
 /// that are not writable, whole pages only (a page shared with a writable segment would
@@ -35,12 +34,11 @@ pub(crate) fn note_read_only_segments() {
         // SAFETY: as above.
         let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
         let segments = headers.iter().filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W == 0);
-        for (slot, h) in RANGES.iter().zip(segments) {
+        RANGES.set(segments.map(|h| {
             let begin = (info.dlpi_addr as usize).wrapping_add(h.p_vaddr as usize);
             let (start, end) = (begin & !(PAGE - 1), (begin + h.p_memsz as usize) & !(PAGE - 1));
-            slot.0.store(start, Ordering::Relaxed);
-            slot.1.store(end.saturating_sub(start), Ordering::Relaxed);
-        }
+            (start, end.saturating_sub(start))
+        }));
         1 // the executable only
     }
     // SAFETY: the callback only reads what it is given and writes atomics.
@@ -50,12 +48,9 @@ pub(crate) fn note_read_only_segments() {
 /// Unmaps the noted read-only segments (madvise is async-signal-safe, and allowed on
 /// every thread by the sandbox's common list, so SIGALRM's handler may call this).
 pub(crate) fn release() {
-    for (start, len) in &RANGES {
-        let (start, len) = (start.load(Ordering::Relaxed), len.load(Ordering::Relaxed));
-        if len > 0 {
-            // SAFETY: the range is whole pages of the executable's own read-only file
-            // mapping: dropping them only makes the next access fault the file's bytes in.
-            unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-        }
-    }
+    RANGES.for_each(|start, len| {
+        // SAFETY: the range is whole pages of the executable's own read-only file
+        // mapping: dropping them only makes the next access fault the file's bytes in.
+        unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+    });
 }
