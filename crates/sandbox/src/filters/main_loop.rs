@@ -21,11 +21,14 @@ const SNAPSHOT_READ: u32 = (libc::O_RDONLY | libc::O_CLOEXEC) as u32;
 /// madvise's MADV_POPULATE_READ (Linux 5.14), which the libc crate does not name yet.
 const MADV_POPULATE_READ: u32 = 22;
 
+/// The work done once the VM has run a while (vmm's after_start), by the main loop or, in
+/// solo mode, from the SIGALRM handler: `mem-merge=on` offers guest RAM to KSM. (The text
+/// release's MADV_DONTNEED is on the common list.)
+pub const AFTER_START: &[Rule] = &[allow!(SYS_madvise, "MADV_MERGEABLE", [eq(2, libc::MADV_MERGEABLE as u32)])];
+
 pub const MAIN: &[Rule] = &[
     // A restore's working set (FILE.pages) faulted in while the vCPUs run.
     allow!(SYS_madvise, "MADV_POPULATE_READ", [eq(2, MADV_POPULATE_READ)]),
-    // `mem-merge=on`: guest RAM offered to KSM once the VM has run a while (vmm's after_start).
-    allow!(SYS_madvise, "MADV_MERGEABLE", [eq(2, libc::MADV_MERGEABLE as u32)]),
     allow!(SYS_epoll_wait),
     allow!(SYS_epoll_pwait),
     allow!(SYS_epoll_ctl),

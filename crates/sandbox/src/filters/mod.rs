@@ -22,13 +22,13 @@ pub(crate) use main_loop::{O_LARGEFILE_X86_64, SNAPSHOT_OPEN};
 fn lists_of(kind: ThreadKind) -> &'static [&'static [Rule]] {
     use chardev_io::CHARDEV_IO;
     match kind {
-        ThreadKind::Main => &[COMMON, CHARDEV_IO, main_loop::MAIN],
+        ThreadKind::Main => &[COMMON, CHARDEV_IO, main_loop::MAIN, main_loop::AFTER_START],
         ThreadKind::Vcpu => &[COMMON, vcpu::RUN, vcpu::VCPU],
         ThreadKind::Virtio => &[COMMON, CHARDEV_IO, block::EVENT_LOOP, block::BLOCK, virtio::VIRTIO],
         ThreadKind::Iothread => &[COMMON, block::EVENT_LOOP, block::BLOCK, block::IOTHREAD],
         ThreadKind::AioWorker => &[COMMON, block::AIO_WORKER],
         ThreadKind::Ninep => &[COMMON, ninep::NINEP],
-        ThreadKind::Solo => &[COMMON, vcpu::RUN, solo::SOLO],
+        ThreadKind::Solo => &[COMMON, vcpu::RUN, solo::SOLO, main_loop::AFTER_START],
     }
 }
 

@@ -5,16 +5,13 @@
 //! every start (each instruction costs its JIT; docs/start-path.md).
 
 use crate::allow;
-use crate::rules::{eq, Rule};
+use crate::rules::Rule;
 
 pub const SOLO: &[Rule] = &[
     // After each exit to the VMM: a pending SIGINT/SIGTERM/SIGHUP (blocked outside
     // KVM_RUN, no signalfd: vmm/src/signals.rs) ends the VM. (No `read`: the i8042's
     // reset tells the exit notifier, with no eventfd to read: vmm/src/exit.rs.)
     allow!(SYS_rt_sigtimedwait),
-    // `mem-merge=on`: guest RAM offered to KSM from the SIGALRM handler once the VM has run
-    // a while (vmm's after_start).
-    allow!(SYS_madvise, "MADV_MERGEABLE", [eq(2, libc::MADV_MERGEABLE as u32)]),
     // At exit: the pidfile is removed, as QEMU does.
     allow!(SYS_unlink),
     allow!(SYS_unlinkat),
